@@ -1,0 +1,19 @@
+/* daemon/embed.h - files compiled into the binaries at build time (scripts/embed.c):
+ * the database migrations and the inbox page. Tables end with a NULL name. */
+#ifndef HUB_EMBED_H
+#define HUB_EMBED_H
+
+#include <stddef.h>
+
+struct hub_embed_file {
+	const char *name; /* base name, e.g. "0001_init.sql" */
+	const char *data; /* NUL-terminated */
+	size_t len;
+};
+
+/* db/migrations/*.sql, in file name order. */
+extern const struct hub_embed_file hub_embedded_migrations[];
+/* web/*, the agent inbox page. */
+extern const struct hub_embed_file hub_embedded_web[];
+
+#endif

@@ -1,0 +1,99 @@
+/* daemon/http.h - the HTTP/1.1 server of hubd: uv_tcp + llhttp, keep-alive and pipelining,
+ * limits on header size, body size and header/body/idle time, a router with path
+ * parameters, JSON error bodies, per-route metrics, and hand-over of websocket upgrades.
+ * Knows nothing about webhooks, the database or libwebsockets (llhttp.h and
+ * libwebsockets.h never meet: the ws module gets a plain fd). */
+#ifndef HUB_HTTP_H
+#define HUB_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "lib/pool.h"
+
+struct hub_http;
+struct hub_http_req;
+struct hub_metrics;
+
+struct hub_http_limits {
+	size_t header_max;     /* request line + headers, bytes → 431 */
+	size_t body_max;       /* → 413 */
+	int header_timeout_ms; /* from the first byte of a request to the end of its headers */
+	int body_timeout_ms;   /* from the end of headers to the end of the body */
+	int idle_timeout_ms;   /* keep-alive connection with no request in progress */
+	int max_connections;   /* beyond: accepted and closed at once */
+};
+
+/* A request handler. It must eventually call hub_http_req_respond() (or _error, or
+ * _upgrade) exactly once, now or later from the loop; until then req stays valid even if
+ * the client goes away (responding to a gone client is then a no-op). */
+typedef void hub_http_handler(struct hub_http_req *req, void *data);
+
+struct hub_http_route {
+	const char *method;  /* "GET", "POST"; GET routes also answer HEAD */
+	const char *pattern; /* "/webhooks/whatsapp/{channel}": {name} matches one segment */
+	const char *name;    /* the route's label in metrics, e.g. "webhook_whatsapp" */
+	hub_http_handler *fn;
+};
+
+/* routes (with nroutes entries) must outlive the server; data is passed to handlers;
+ * metrics may be NULL. Does not listen yet. */
+int hub_http_new(uv_loop_t *loop, const struct hub_http_limits *limits,
+		 const struct hub_http_route *routes, size_t nroutes, void *data,
+		 struct hub_metrics *metrics, struct hub_http **out) HUB_MUSTCHECK;
+/* Binds and listens on "host:port" ("127.0.0.1:8080", "[::1]:8080", port 0 = any free).
+ * 0 or a negative errno with err filled. */
+int hub_http_listen(struct hub_http *h, const char *addr, struct hub_err *err) HUB_MUSTCHECK;
+/* The bound port (after listen), for tests with port 0. */
+int hub_http_port(const struct hub_http *h);
+/* Applies new limits to new requests (SIGHUP). */
+void hub_http_set_limits(struct hub_http *h, const struct hub_http_limits *limits);
+size_t hub_http_connections(const struct hub_http *h);
+/* Stops accepting, closes idle keep-alive connections, answers new requests on open
+ * connections with "Connection: close", and calls cb once no request is in flight (or when
+ * deadline_ms passes: then the rest are cut). Idempotent. */
+void hub_http_drain(struct hub_http *h, int deadline_ms, void (*cb)(void *data), void *data);
+/* Closes every connection and handle, frees h, then calls cb (may be NULL). */
+void hub_http_close(struct hub_http *h, void (*cb)(void *data), void *data);
+
+/* Request accessors: slices valid until the response is sent. */
+struct hub_str hub_http_req_method(const struct hub_http_req *req);
+struct hub_str hub_http_req_path(const struct hub_http_req *req);   /* without the query */
+struct hub_str hub_http_req_body(const struct hub_http_req *req);
+/* Header value by case-insensitive name; HUB_STR_NULL when absent. */
+struct hub_str hub_http_req_header(const struct hub_http_req *req, const char *name);
+/* Path parameter of the matched route ("channel"); percent-decoded. */
+struct hub_str hub_http_req_param(const struct hub_http_req *req, const char *name);
+/* Query parameter ("hub.challenge"), percent-decoded; HUB_STR_NULL when absent. */
+struct hub_str hub_http_req_query(const struct hub_http_req *req, const char *name);
+/* The request's arena, released after the response is sent. */
+struct hub_pool *hub_http_req_pool(struct hub_http_req *req);
+/* Ids for log lines: "conn=42 req=7". */
+uint64_t hub_http_req_conn_id(const struct hub_http_req *req);
+uint64_t hub_http_req_id(const struct hub_http_req *req);
+
+/* Adds a response header (before respond). name and value are copied. */
+void hub_http_req_add_header(struct hub_http_req *req, const char *name, const char *value);
+/* Sends the response (body copied) and finishes req. */
+void hub_http_req_respond(struct hub_http_req *req, int status, const char *content_type,
+			  struct hub_str body);
+/* {"error":{"code":"bad_signature","message":"..."}} with status. */
+void hub_http_req_error(struct hub_http_req *req, int status, const char *code,
+			const char *fmt, ...) HUB_PRINTF(4, 5);
+/* The status that an errno of the one error space maps to (-EBADMSG 400, -EPERM 401,
+ * -ENOENT 404, -EMSGSIZE 413, -ENOTCONN/-ECONNRESET/-ETIMEDOUT/-EAGAIN 503, else 500). */
+int hub_http_status_for(int err);
+
+/* Hands the connection over (websocket upgrade): cb gets a dup()ed fd that it owns and
+ * the bytes of this request (and anything after it) read so far; the server forgets the
+ * connection. Returns 0 (cb has run) or a negative errno (then respond normally). */
+typedef void hub_http_upgrade_cb(int fd, const char *buf, size_t len, void *data);
+int hub_http_req_upgrade(struct hub_http_req *req, hub_http_upgrade_cb *cb,
+			 void *data) HUB_MUSTCHECK;
+
+#endif

@@ -1,0 +1,66 @@
+/* daemon/store.h - asynchronous PostgreSQL access for hubd.
+ * A pool of libpq connections driven by uv_poll with a FIFO of waiting queries; nothing
+ * here blocks the loop. Connections that break are re-opened with backoff.
+ * Knows nothing about HTTP, websockets or what the queries mean. */
+#ifndef HUB_STORE_H
+#define HUB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "lib/err.h"
+#include "lib/mem.h"
+
+struct hub_store;
+
+struct hub_store_opts {
+	const char *conninfo;     /* libpq URL or key=value string; copied */
+	int pool_size;            /* connections, >= 1 */
+	int connect_timeout_ms;   /* one connection attempt */
+	int statement_timeout_ms; /* sent as the server-side statement_timeout */
+	int queue_max;            /* queries waiting for a connection; beyond: -EAGAIN */
+	int queue_timeout_ms;     /* a query that waited this long for a connection: -ETIMEDOUT */
+};
+
+struct hub_store_stats {
+	int size;      /* configured connections */
+	int connected; /* open and usable */
+	int busy;      /* running a query */
+	int waiting;   /* queries queued for a connection */
+	unsigned long long queries_total, errors_total;
+};
+
+/* The result of one query: res is the last PGresult of the command (a tuples or command
+ * result), owned by the store and valid only during the callback; NULL when status < 0.
+ * status: 0; -EIO the server answered with an error (logged with its SQLSTATE, never the
+ * parameters); -ENOTCONN/-ECONNRESET the database is unavailable; -ETIMEDOUT; -EAGAIN the
+ * queue is full; -ECANCELED the store is closing. */
+typedef void hub_store_cb(int status, PGresult *res, void *data);
+
+/* Creates the pool and starts connecting (asynchronously). 0 or a negative errno. */
+int hub_store_new(uv_loop_t *loop, const struct hub_store_opts *opts, struct hub_store **out,
+		  struct hub_err *err) HUB_MUSTCHECK;
+/* Runs sql with nparams text parameters (NULL entries are SQL NULL; copied, so the caller
+ * may free them on return) on a pooled connection, in autocommit (one statement is one
+ * transaction). Returns 0 and later calls cb exactly once, on the loop; or returns a
+ * negative errno (-ENOTCONN when no connection is up and the last attempt failed,
+ * -EAGAIN when the queue is full, -ECANCELED while closing) and never calls cb. */
+int hub_store_query(struct hub_store *st, const char *sql, int nparams,
+		    const char *const *params, hub_store_cb *cb, void *data) HUB_MUSTCHECK;
+/* True while at least one connection is open and answered its last query. */
+bool hub_store_ready(const struct hub_store *st);
+void hub_store_stats(const struct hub_store *st, struct hub_store_stats *out);
+/* Fails waiting and running queries with -ECANCELED (their callbacks run), closes every
+ * connection and handle, frees st, then calls cb (may be NULL). Idempotent. */
+void hub_store_close(struct hub_store *st, void (*cb)(void *data), void *data);
+
+/* Applies the embedded migrations (daemon/embed.h) that conninfo's database has not
+ * recorded yet, each in its own transaction, under a PostgreSQL advisory lock so that
+ * instances starting together are safe. Blocking: for start-up and hubctl only.
+ * Returns the number applied (>= 0) or a negative errno with err filled. */
+int hub_store_migrate(const char *conninfo, struct hub_err *err) HUB_MUSTCHECK;
+
+#endif

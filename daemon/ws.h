@@ -1,0 +1,50 @@
+/* daemon/ws.h - the agents' websocket server: libwebsockets 4.1 on hubd's own libuv loop,
+ * taking over upgraded connections from the HTTP server (same port), subprotocol
+ * bayge.v1, JWT authentication as the first frame, and delivery of a tenant's events to
+ * that tenant's authenticated sockets only.
+ * Knows nothing about llhttp or webhooks; it only sees fds and frames. */
+#ifndef HUB_WS_H
+#define HUB_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+struct hub_ws;
+struct hub_store;
+struct hub_metrics;
+
+struct hub_ws_opts {
+	struct hub_str jwt_secret; /* copied */
+	int auth_timeout_ms;       /* no valid auth frame by then: closed (1008) */
+	size_t max_frame;          /* bytes of one incoming message; beyond: closed (1009) */
+	size_t send_queue_max;     /* bytes queued for one socket; beyond: closed (1008) */
+	int ping_interval_ms;      /* keepalive ping; two missed pongs close the socket */
+};
+
+/* Creates the lws context on loop (foreign loop) and its vhost. store is used to read the
+ * tenant's last event id for "hello"; metrics may be NULL. */
+int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store *store,
+	       struct hub_metrics *metrics, struct hub_ws **out, struct hub_err *err) HUB_MUSTCHECK;
+/* Live reload of timeouts, limits and the secret (new sockets and new frames). */
+void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts);
+/* Takes over an accepted connection whose HTTP upgrade request (len bytes at buf, at most
+ * 2048) was already read: fd is owned by ws from now on, even on error. 0 or -errno. */
+int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len) HUB_MUSTCHECK;
+/* Queues one event for every authenticated socket of tenant:
+ * {"type":"event","id":N,"event":"message.created","data":{...}} with data_json as is. */
+void hub_ws_publish(struct hub_ws *ws, struct hub_str tenant, int64_t event_id,
+		    struct hub_str event, struct hub_str data_json);
+size_t hub_ws_clients(const struct hub_ws *ws);
+/* Closes every socket with 1001 "going away" and tears lws down on the loop (two-phase, see
+ * INTEGRATION.md); cb runs once everything is closed. hub_ws_finish() must then be called
+ * after uv_run() returns, before uv_loop_close(). */
+void hub_ws_close(struct hub_ws *ws, void (*cb)(void *data), void *data);
+void hub_ws_finish(struct hub_ws *ws);
+
+#endif

@@ -1,0 +1,40 @@
+/* lib/jwt.h - the access tokens of agents and admins: HS256 JSON Web Tokens (RFC 7519)
+ * with claims sub (user), tid (tenant), role and exp. Only HS256 is accepted: alg none,
+ * other algorithms, bad signatures, malformed or expired tokens are refused.
+ * Pure: no I/O, the caller gives the time. */
+#ifndef HUB_JWT_H
+#define HUB_JWT_H
+
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+enum hub_role {
+	HUB_ROLE_AGENT = 1,
+	HUB_ROLE_ADMIN,
+};
+
+#define HUB_JWT_ID_MAX 128 /* bytes of sub and tid, NUL included */
+
+struct hub_jwt_claims {
+	char sub[HUB_JWT_ID_MAX]; /* the user id */
+	char tid[HUB_JWT_ID_MAX]; /* the tenant id */
+	enum hub_role role;
+	int64_t exp; /* Unix seconds */
+};
+
+/* "agent"/"admin" → 0; else -EINVAL. */
+int hub_role_parse(const char *name, enum hub_role *out) HUB_MUSTCHECK;
+const char *hub_role_name(enum hub_role role);
+
+/* Appends the signed token to out. -EINVAL for an empty secret or bad claims. */
+int hub_jwt_sign(struct hub_buf *out, struct hub_str secret,
+		 const struct hub_jwt_claims *claims) HUB_MUSTCHECK;
+/* Verifies token against secret at time now (Unix seconds) and fills out.
+ * -EBADMSG malformed; -EPERM wrong algorithm or bad signature; -EKEYEXPIRED expired.
+ * err says which, without echoing the token. */
+int hub_jwt_verify(struct hub_str token, struct hub_str secret, int64_t now,
+		   struct hub_jwt_claims *out, struct hub_err *err) HUB_MUSTCHECK;
+
+#endif
