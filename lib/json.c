@@ -246,6 +246,20 @@ int hub_json_parse(struct hub_pool *pool, struct hub_str text, int max_tokens,
 		hub_json_linecol(text, v.i, &line, &col);
 		return hub_err_set(err, -EBADMSG, "%d:%d: %s", line, col, v.why);
 	}
+	v.i = 0;
+	skip_ws(&v);
+	if (v.s[v.i] != '{' && v.s[v.i] != '[' && v.s[v.i] != '"') {
+		/* a bare number or literal: strict jsmn wants a delimiter after it */
+		size_t end = v.n;
+		while (end > v.i && strchr(" \t\r\n", v.s[end - 1]))
+			end--;
+		doc->src = text.p;
+		doc->len = text.len;
+		doc->n = 1;
+		doc->tok = hub_pool_calloc(pool, 1, sizeof(*doc->tok));
+		doc->tok[0] = (struct hub_json_tok){ HUB_JSON_PRIMITIVE, (int)v.i, (int)end, 0, -1 };
+		return 0;
+	}
 	jsmn_init(&parser);
 	n = jsmn_parse(&parser, text.p, text.len, NULL, 0);
 	if (n < 0)

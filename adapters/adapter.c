@@ -1,0 +1,180 @@
+/* adapters/adapter.c - the adapter registry and what every adapter shares: the event list,
+ * names, the JSON form of an event, phone normalization. Pure. */
+#include "adapters/adapter.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "lib/json.h"
+
+extern const struct hub_adapter hub_adapter_whatsapp;
+
+static const struct hub_adapter *const adapters[] = {
+	&hub_adapter_whatsapp,
+};
+
+const struct hub_adapter *hub_adapter_find(const char *name)
+{
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(adapters); i++)
+		if (strcmp(adapters[i]->name, name) == 0)
+			return adapters[i];
+	return NULL;
+}
+
+const struct hub_adapter *hub_adapter_for(enum hub_channel_kind kind)
+{
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(adapters); i++)
+		if (adapters[i]->kind == kind)
+			return adapters[i];
+	return NULL;
+}
+
+struct hub_event *hub_event_list_push(struct hub_event_list *list, struct hub_pool *pool)
+{
+	if (list->n == list->cap) {
+		size_t cap = list->cap ? 2 * list->cap : 8;
+		struct hub_event *items = hub_pool_calloc(pool, cap, sizeof(*items));
+		if (list->n)
+			memcpy(items, list->items, list->n * sizeof(*items));
+		list->items = items;
+		list->cap = cap;
+	}
+	return &list->items[list->n++];
+}
+
+const char *hub_event_kind_name(enum hub_event_kind kind)
+{
+	static const char *const names[] = {
+		[HUB_EVENT_MESSAGE] = "message", [HUB_EVENT_STATUS] = "status",
+		[HUB_EVENT_EDIT] = "edit",       [HUB_EVENT_DELETE] = "delete",
+		[HUB_EVENT_REACTION] = "reaction", [HUB_EVENT_ECHO] = "echo",
+	};
+	if (kind < HUB_EVENT_MESSAGE || kind > HUB_EVENT_ECHO)
+		return "?";
+	return names[kind];
+}
+
+const char *hub_msg_type_name(enum hub_msg_type type)
+{
+	static const char *const names[] = {
+		[HUB_MSG_TEXT] = "text",         [HUB_MSG_IMAGE] = "image",
+		[HUB_MSG_AUDIO] = "audio",       [HUB_MSG_VIDEO] = "video",
+		[HUB_MSG_DOCUMENT] = "document", [HUB_MSG_STICKER] = "sticker",
+		[HUB_MSG_LOCATION] = "location", [HUB_MSG_CONTACT] = "contact",
+		[HUB_MSG_REACTION] = "reaction", [HUB_MSG_INTERACTIVE] = "interactive",
+		[HUB_MSG_UNSUPPORTED] = "unsupported",
+	};
+	if (type < HUB_MSG_TEXT || type > HUB_MSG_UNSUPPORTED)
+		return "unsupported";
+	return names[type];
+}
+
+static void jw_str_or_null(struct hub_jw *jw, const char *key, struct hub_str s)
+{
+	hub_jw_key(jw, key);
+	if (s.p && s.len)
+		hub_jw_str(jw, s);
+	else
+		hub_jw_null(jw);
+}
+
+void hub_event_to_json(const struct hub_event *ev, struct hub_buf *out)
+{
+	struct hub_jw jw;
+
+	hub_jw_init(&jw, out);
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "kind");
+	hub_jw_cstr(&jw, hub_event_kind_name(ev->kind));
+	if (ev->kind == HUB_EVENT_STATUS) {
+		const struct hub_status_update *st = &ev->status;
+		jw_str_or_null(&jw, "external_id", st->external_id);
+		jw_str_or_null(&jw, "recipient", st->recipient);
+		jw_str_or_null(&jw, "status", st->status);
+		hub_jw_key(&jw, "platform_ts");
+		hub_jw_int(&jw, st->platform_ts);
+		jw_str_or_null(&jw, "error", st->error);
+		hub_jw_obj_close(&jw);
+		return;
+	}
+	const struct hub_inbound_msg *m = &ev->msg;
+	hub_jw_key(&jw, "channel_kind");
+	hub_jw_cstr(&jw, hub_channel_kind_name(m->channel_kind));
+	hub_jw_key(&jw, "channel_id");
+	hub_jw_cstr(&jw, m->channel_id);
+	jw_str_or_null(&jw, "external_id", m->external_id);
+	jw_str_or_null(&jw, "sender_external_id", m->sender_external_id);
+	jw_str_or_null(&jw, "sender_phone", m->sender_phone);
+	jw_str_or_null(&jw, "sender_profile_name", m->sender_profile_name);
+	jw_str_or_null(&jw, "sender_username", m->sender_username);
+	hub_jw_key(&jw, "platform_ts");
+	hub_jw_int(&jw, m->platform_ts);
+	hub_jw_key(&jw, "type");
+	hub_jw_cstr(&jw, hub_msg_type_name(m->type));
+	jw_str_or_null(&jw, "text", m->text);
+	if (m->media.platform_id.len) {
+		hub_jw_key(&jw, "media");
+		hub_jw_obj_open(&jw);
+		jw_str_or_null(&jw, "platform_id", m->media.platform_id);
+		jw_str_or_null(&jw, "mime", m->media.mime);
+		jw_str_or_null(&jw, "caption", m->media.caption);
+		jw_str_or_null(&jw, "filename", m->media.filename);
+		hub_jw_obj_close(&jw);
+	}
+	if (m->location.present) {
+		hub_jw_key(&jw, "location");
+		hub_jw_obj_open(&jw);
+		hub_jw_key(&jw, "lat");
+		hub_jw_double(&jw, m->location.lat);
+		hub_jw_key(&jw, "lon");
+		hub_jw_double(&jw, m->location.lon);
+		jw_str_or_null(&jw, "name", m->location.name);
+		hub_jw_obj_close(&jw);
+	}
+	jw_str_or_null(&jw, "reply_to_external_id", m->reply_to_external_id);
+	jw_str_or_null(&jw, "raw_type", m->raw_type);
+	hub_jw_obj_close(&jw);
+}
+
+int hub_phone_normalize(struct hub_pool *pool, struct hub_str in, struct hub_str *out)
+{
+	char digits[32];
+	size_t n = 0;
+	bool plus = false;
+
+	for (size_t i = 0; i < in.len; i++) {
+		char c = in.p[i];
+		if (c >= '0' && c <= '9') {
+			if (n >= sizeof(digits) - 1)
+				return -EINVAL;
+			digits[n++] = c;
+		} else if (c == '+' && n == 0 && !plus) {
+			plus = true;
+		} else if (c == ' ' || c == '-' || c == '(' || c == ')' || c == '.' ||
+			   c == '\t') {
+			continue;
+		} else {
+			return -EINVAL;
+		}
+	}
+	digits[n] = '\0';
+	if (!plus) {
+		if (n == 11 && digits[0] == '8') {
+			/* Kazakh and Russian national form: 8 701 123 45 67 */
+			digits[0] = '7';
+		} else if (n == 10 && (digits[0] == '7' || digits[0] == '9')) {
+			/* without the trunk prefix: 701 123 45 67, 912 345 67 89 */
+			memmove(digits + 1, digits, n + 1);
+			digits[0] = '7';
+			n++;
+		}
+	}
+	/* E.164: at most 15 digits; shorter than 8 is no mobile or landline number */
+	if (n < 8 || n > 15 || digits[0] == '0')
+		return -EINVAL;
+	char *e = hub_pool_alloc(pool, n + 2);
+	e[0] = '+';
+	memcpy(e + 1, digits, n + 1);
+	*out = (struct hub_str){ e, n + 1 };
+	return 0;
+}

@@ -1,0 +1,86 @@
+/* config/config.h - hubd's configuration: a JSON file walked by one table of keys into an
+ * immutable, reference-counted snapshot (nginx builds a new cycle on reload; so do we).
+ * Every error is collected in compiler format (FILE:LINE:COL: key.path: message).
+ * Secrets may come from the environment or from files. Knows nothing about the daemon. */
+#ifndef HUB_CONFIG_H
+#define HUB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/buf.h"
+#include "lib/channel.h"
+#include "lib/log.h"
+
+struct hub_config;
+
+/* The settings: public values, owned by the snapshot, read-only. */
+struct hub_settings {
+	struct {
+		enum hub_log_level level;
+	} log;
+	struct {
+		const char *listen; /* "127.0.0.1:8080" */
+		size_t body_max;
+		size_t header_max;
+		int header_timeout_ms;
+		int body_timeout_ms;
+		int idle_timeout_ms;
+		int max_connections;
+		int drain_timeout_ms;
+	} http;
+	struct {
+		const char *url; /* libpq URL or key=value conninfo (secret) */
+		int pool_size;
+		int connect_timeout_ms;
+		int statement_timeout_ms;
+		int queue_max;
+		int queue_timeout_ms;
+	} database;
+	struct {
+		const char *url; /* NULL: no Redis, the instance runs alone (secret) */
+	} redis;
+	struct {
+		const char *jwt_secret; /* secret */
+	} auth;
+	struct {
+		int auth_timeout_ms;
+		size_t max_frame;
+		size_t send_queue_max;
+		int ping_interval_ms;
+	} ws;
+};
+
+struct hub_tenant {
+	const char *id;   /* "demo": [a-z0-9_-], as in tokens' tid */
+	const char *name; /* the company's name */
+};
+
+/* Reads and validates path. On success 0 and *out (one reference). On failure a negative
+ * errno (-ENOENT, -EINVAL ...) and every problem appended to errors, one per line. */
+int hub_config_load(const char *path, struct hub_config **out,
+		    struct hub_buf *errors) HUB_MUSTCHECK;
+/* The same from text; name is used in messages only. */
+int hub_config_parse(const char *name, struct hub_str text, struct hub_config **out,
+		     struct hub_buf *errors) HUB_MUSTCHECK;
+
+struct hub_config *hub_config_ref(struct hub_config *cfg);
+void hub_config_unref(struct hub_config *cfg); /* NULL-safe */
+
+const char *hub_config_path(const struct hub_config *cfg);
+const struct hub_settings *hub_config_settings(const struct hub_config *cfg);
+/* The channel with that public id, or NULL. */
+const struct hub_channel *hub_config_channel(const struct hub_config *cfg, struct hub_str id);
+/* i-th channel or tenant, NULL past the end. */
+const struct hub_channel *hub_config_channel_at(const struct hub_config *cfg, size_t i);
+const struct hub_tenant *hub_config_tenant_at(const struct hub_config *cfg, size_t i);
+const struct hub_tenant *hub_config_tenant(const struct hub_config *cfg, const char *id);
+
+/* Appends to out the names of keys that differ between old and new and only take effect
+ * after a restart (one ", "-separated list); returns how many. */
+size_t hub_config_restart_keys(const struct hub_config *old, const struct hub_config *new_cfg,
+			       struct hub_buf *out);
+/* Appends the effective configuration as JSON with every secret replaced by "<redacted>". */
+void hub_config_dump(const struct hub_config *cfg, struct hub_buf *out);
+
+#endif

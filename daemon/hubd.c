@@ -1,0 +1,522 @@
+/* daemon/hubd.c - main() of hubd: the process's state (struct hubd), start-up, the route
+ * table, SIGHUP reload and SIGTERM drain. Fatal at start-up, forgiving at reload, clean at
+ * exit (pgbouncer, kresd). The only file that knows every module. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "daemon/http.h"
+#include "daemon/ingest.h"
+#include "daemon/metrics.h"
+#include "daemon/notify.h"
+#include "daemon/redis.h"
+#include "daemon/store.h"
+#include "daemon/ws.h"
+#include "lib/log.h"
+
+#define TAG "main"
+#define DEFAULT_CONFIG "/etc/hubd/hubd.json"
+
+struct hubd {
+	uv_loop_t loop;
+	const char *config_path;
+	struct hub_config *cfg;
+	struct hub_metrics *metrics;
+	struct hub_store *store;
+	struct hub_redis *redis; /* NULL without redis.url */
+	struct hub_http *http;
+	struct hub_ws *ws;
+	struct hub_ingest *ingest;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t watchdog;
+	int syncs_pending; /* channel upserts not answered yet */
+	bool sync_failed;  /* one failed before the first READY=1 */
+	bool ready;
+	bool stopping;
+	int exit_code;
+};
+
+static const struct hub_ws_opts *ws_opts(const struct hub_settings *s, struct hub_ws_opts *o)
+{
+	o->jwt_secret = hub_str_from(s->auth.jwt_secret);
+	o->auth_timeout_ms = s->ws.auth_timeout_ms;
+	o->max_frame = s->ws.max_frame;
+	o->send_queue_max = s->ws.send_queue_max;
+	o->ping_interval_ms = s->ws.ping_interval_ms;
+	return o;
+}
+
+static const struct hub_http_limits *http_limits(const struct hub_settings *s,
+						 struct hub_http_limits *l)
+{
+	l->header_max = s->http.header_max;
+	l->body_max = s->http.body_max;
+	l->header_timeout_ms = s->http.header_timeout_ms;
+	l->body_timeout_ms = s->http.body_timeout_ms;
+	l->idle_timeout_ms = s->http.idle_timeout_ms;
+	l->max_connections = s->http.max_connections;
+	return l;
+}
+
+/* ---- routes ---- */
+
+static void on_healthz(struct hub_http_req *req, void *data)
+{
+	(void)data;
+	hub_http_req_respond(req, 200, "application/json", HUB_STR("{\"status\":\"ok\"}"));
+}
+
+static void on_readyz(struct hub_http_req *req, void *data)
+{
+	struct hubd *h = data;
+	bool db = hub_store_ready(h->store);
+	const char *redis = !h->redis ? "off" : hub_redis_ready(h->redis) ? "up" : "down";
+	bool ok = h->ready && !h->stopping && db && strcmp(redis, "down") != 0;
+	struct hub_buf body = HUB_BUF_INIT;
+
+	hub_buf_addf(&body, "{\"status\":\"%s\",\"database\":\"%s\",\"redis\":\"%s\"}",
+		     h->stopping ? "stopping" : ok ? "ready" : "not_ready", db ? "up" : "down",
+		     redis);
+	hub_http_req_respond(req, ok ? 200 : 503, "application/json", hub_buf_str(&body));
+	hub_buf_release(&body);
+}
+
+static void on_metrics(struct hub_http_req *req, void *data)
+{
+	struct hubd *h = data;
+	struct hub_buf body = HUB_BUF_INIT;
+
+	hub_metrics_render(h->metrics, &body);
+	hub_http_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8",
+			     hub_buf_str(&body));
+	hub_buf_release(&body);
+}
+
+static void on_upgraded(int fd, const char *buf, size_t len, void *data)
+{
+	struct hubd *h = data;
+
+	if (hub_ws_adopt(h->ws, fd, buf, len) < 0)
+		hub_log_warn("ws", "could not adopt an upgraded connection");
+}
+
+static void on_ws(struct hub_http_req *req, void *data)
+{
+	struct hubd *h = data;
+
+	if (!hub_str_caseeqs(hub_http_req_header(req, "Upgrade"), "websocket")) {
+		hub_http_req_error(req, 426, "upgrade_required",
+				   "this endpoint speaks websocket (subprotocol bayge.v1)");
+		return;
+	}
+	if (h->stopping) {
+		hub_http_req_error(req, 503, "stopping", "the server is shutting down");
+		return;
+	}
+	if (hub_http_req_upgrade(req, on_upgraded, h) < 0)
+		hub_http_req_error(req, 400, "bad_upgrade", "the upgrade request is too large");
+}
+
+static void on_webhook_get(struct hub_http_req *req, void *data)
+{
+	hub_ingest_handle_get(((struct hubd *)data)->ingest, req);
+}
+
+static void on_webhook_post(struct hub_http_req *req, void *data)
+{
+	hub_ingest_handle_post(((struct hubd *)data)->ingest, req);
+}
+
+static const struct hub_http_route routes[] = {
+	{ "GET", "/healthz", "healthz", on_healthz },
+	{ "GET", "/readyz", "readyz", on_readyz },
+	{ "GET", "/metrics", "metrics", on_metrics },
+	{ "GET", "/ws", "ws", on_ws },
+	{ "GET", "/webhooks/{platform}/{channel}", "webhook_handshake", on_webhook_get },
+	{ "POST", "/webhooks/{platform}/{channel}", "webhook", on_webhook_post },
+};
+
+/* ---- events ---- */
+
+static void on_publish(void *data, struct hub_str tenant, int64_t event_id, struct hub_str event,
+		       struct hub_str data_json)
+{
+	struct hubd *h = data;
+
+	hub_ws_publish(h->ws, tenant, event_id, event, data_json);
+}
+
+/* ---- gauges ---- */
+
+static double gauge_db(void *data, int which)
+{
+	struct hub_store_stats st;
+
+	hub_store_stats(((struct hubd *)data)->store, &st);
+	switch (which) {
+	case 0: return st.size;
+	case 1: return st.connected;
+	case 2: return st.busy;
+	default: return st.waiting;
+	}
+}
+
+static double gauge_db_size(void *data) { return gauge_db(data, 0); }
+static double gauge_db_connected(void *data) { return gauge_db(data, 1); }
+static double gauge_db_busy(void *data) { return gauge_db(data, 2); }
+static double gauge_db_waiting(void *data) { return gauge_db(data, 3); }
+
+static double gauge_redis_up(void *data)
+{
+	struct hubd *h = data;
+
+	return h->redis && hub_redis_ready(h->redis);
+}
+
+/* ---- channel sync: the config's tenants and channels exist in the database ---- */
+
+static void start_listening(struct hubd *h);
+
+static void on_channel_synced(int status, PGresult *res, void *data)
+{
+	struct hubd *h = data;
+
+	(void)res;
+	if (status < 0 && status != -ECANCELED) {
+		hub_log_err(TAG, "could not sync a channel to the database: %s", strerror(-status));
+		h->sync_failed |= !h->ready;
+	}
+	if (h->syncs_pending > 0 && --h->syncs_pending == 0 && !h->ready && !h->stopping) {
+		if (h->sync_failed) {
+			h->exit_code = 1;
+			uv_stop(&h->loop);
+			return;
+		}
+		start_listening(h);
+	}
+}
+
+/* Upserts every tenant and channel of cfg (at start-up READY waits for them; on reload new
+ * channels reach the database before their first webhook can). Returns how many queries
+ * were queued, or the first error. */
+static int sync_channels(struct hubd *h, struct hub_config *cfg)
+{
+	static const char sql[] = "SELECT hub_upsert_channel($1, $2, $3, $4, $5)";
+	const struct hub_channel *ch;
+	int n = 0;
+
+	for (size_t i = 0; (ch = hub_config_channel_at(cfg, i)) != NULL; i++) {
+		const struct hub_tenant *t = hub_config_tenant(cfg, ch->tenant);
+		const char *params[] = { ch->tenant, t->name, ch->id,
+					 hub_channel_kind_name(ch->kind), ch->account_id };
+		int ret = hub_store_query(h->store, sql, 5, params, on_channel_synced, h);
+		if (ret < 0) {
+			hub_log_err(TAG, "channel=%s: cannot sync to the database: %s", ch->id,
+				    strerror(-ret));
+			return ret;
+		}
+		n++;
+	}
+	h->syncs_pending += n;
+	return n;
+}
+
+/* ---- lifecycle ---- */
+
+static void on_watchdog(uv_timer_t *t)
+{
+	(void)t;
+	hub_notify("WATCHDOG=1");
+}
+
+static void start_listening(struct hubd *h)
+{
+	const struct hub_settings *s = hub_config_settings(h->cfg);
+	struct hub_err err = HUB_ERR_INIT;
+	char status[160];
+
+	if (hub_http_listen(h->http, s->http.listen, &err) < 0) {
+		hub_log_err(TAG, "cannot listen on %s: %s", s->http.listen, err.msg);
+		h->exit_code = 1;
+		uv_stop(&h->loop);
+		return;
+	}
+	h->ready = true;
+	hub_log_info(TAG, "ready on %s (pid %d)", s->http.listen, (int)getpid());
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s\nMAINPID=%d",
+		 s->http.listen, (int)getpid());
+	hub_notify(status);
+}
+
+static void reload(struct hubd *h)
+{
+	struct hub_buf errors = HUB_BUF_INIT, restart = HUB_BUF_INIT;
+	struct hub_config *cfg = NULL;
+	struct hub_http_limits limits;
+	struct hub_ws_opts wo;
+
+	hub_notify("RELOADING=1");
+	hub_log_info(TAG, "reloading %s", h->config_path);
+	if (hub_config_load(h->config_path, &cfg, &errors) < 0) {
+		/* errors name file:line:col and the key; they never contain secret values */
+		hub_log_err(TAG, "reload failed, keeping the running configuration:\n%s",
+			    errors.p);
+		goto out;
+	}
+	if (hub_config_restart_keys(h->cfg, cfg, &restart))
+		hub_log_warn(TAG, "reload: changes to %s take effect after a restart", restart.p);
+	const struct hub_settings *s = hub_config_settings(cfg);
+	hub_log_set_level(s->log.level);
+	hub_http_set_limits(h->http, http_limits(s, &limits));
+	hub_ws_set_opts(h->ws, ws_opts(s, &wo));
+	hub_ingest_set_config(h->ingest, cfg);
+	if (sync_channels(h, cfg) < 0)
+		hub_log_err(TAG, "reload: some channels are not in the database yet");
+	hub_config_unref(h->cfg);
+	h->cfg = cfg;
+	cfg = NULL;
+	hub_log_info(TAG, "reloaded (log level %s)", hub_log_level_name(s->log.level));
+out:
+	hub_config_unref(cfg);
+	hub_buf_release(&errors);
+	hub_buf_release(&restart);
+	hub_notify("READY=1");
+}
+
+static void on_closed_handle(uv_handle_t *handle)
+{
+	(void)handle;
+}
+
+static void on_ws_closed(void *data)
+{
+	struct hubd *h = data;
+
+	hub_store_close(h->store, NULL, NULL);
+	h->store = NULL;
+	if (h->redis)
+		hub_redis_close(h->redis, NULL, NULL);
+	h->redis = NULL;
+}
+
+static void on_drained(void *data)
+{
+	struct hubd *h = data;
+
+	hub_log_info(TAG, "drained; closing");
+	hub_http_close(h->http, NULL, NULL);
+	h->http = NULL;
+	hub_ws_close(h->ws, on_ws_closed, h);
+	uv_close((uv_handle_t *)&h->sig_term, on_closed_handle);
+	uv_close((uv_handle_t *)&h->sig_int, on_closed_handle);
+	uv_close((uv_handle_t *)&h->sig_hup, on_closed_handle);
+	uv_close((uv_handle_t *)&h->watchdog, on_closed_handle);
+}
+
+static void stop(struct hubd *h)
+{
+	const struct hub_settings *s = hub_config_settings(h->cfg);
+
+	if (h->stopping)
+		return;
+	h->stopping = true;
+	hub_notify("STOPPING=1");
+	hub_log_info(TAG, "stopping: draining for up to %d ms", s->http.drain_timeout_ms);
+	hub_http_drain(h->http, s->http.drain_timeout_ms, on_drained, h);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+	struct hubd *h = sig->data;
+
+	if (signum == SIGHUP) {
+		if (!h->stopping)
+			reload(h);
+		return;
+	}
+	if (h->stopping) {
+		hub_log_info(TAG, "already stopping");
+		return;
+	}
+	hub_log_info(TAG, "%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	stop(h);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: hubd [-c FILE]\n"
+		   "  -c FILE   configuration (default " DEFAULT_CONFIG ")\n"
+		   "  -h        this help\n"
+		   "SIGHUP reloads the configuration, SIGTERM drains and exits.\n");
+}
+
+static int start(struct hubd *h)
+{
+	const struct hub_settings *s = hub_config_settings(h->cfg);
+	struct hub_err err = HUB_ERR_INIT;
+	struct hub_http_limits limits;
+	struct hub_ws_opts wo;
+	int ret;
+
+	ret = hub_store_migrate(s->database.url, &err);
+	if (ret < 0) {
+		hub_log_err(TAG, "database migrations failed: %s", err.msg);
+		return ret;
+	}
+	if (ret > 0)
+		hub_log_info(TAG, "applied %d database migrations", ret);
+
+	h->metrics = hub_metrics_new();
+	struct hub_store_opts so = {
+		.conninfo = s->database.url,
+		.pool_size = s->database.pool_size,
+		.connect_timeout_ms = s->database.connect_timeout_ms,
+		.statement_timeout_ms = s->database.statement_timeout_ms,
+		.queue_max = s->database.queue_max,
+		.queue_timeout_ms = s->database.queue_timeout_ms,
+	};
+	ret = hub_store_new(&h->loop, &so, &h->store, &err);
+	if (ret < 0) {
+		hub_log_err(TAG, "database: %s", err.msg);
+		return ret;
+	}
+	if (s->redis.url) {
+		struct hub_redis_opts ro = { .url = s->redis.url };
+		ret = hub_redis_new(&h->loop, &ro, &h->redis, &err);
+		if (ret < 0) {
+			hub_log_err(TAG, "redis: %s", err.msg);
+			return ret;
+		}
+	}
+	ret = hub_ws_new(&h->loop, ws_opts(s, &wo), h->store, h->metrics, &h->ws, &err);
+	if (ret < 0) {
+		hub_log_err(TAG, "websockets: %s", err.msg);
+		return ret;
+	}
+	h->ingest = hub_ingest_new(h->store, h->cfg, h->metrics, on_publish, h);
+	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
+			   h->metrics, &h->http);
+	if (ret < 0) {
+		hub_log_err(TAG, "http: %s", strerror(-ret));
+		return ret;
+	}
+	hub_metrics_gauge(h->metrics, "hub_db_pool_size", "Configured database connections",
+			  gauge_db_size, h);
+	hub_metrics_gauge(h->metrics, "hub_db_pool_connected", "Open database connections",
+			  gauge_db_connected, h);
+	hub_metrics_gauge(h->metrics, "hub_db_pool_busy", "Database connections running a query",
+			  gauge_db_busy, h);
+	hub_metrics_gauge(h->metrics, "hub_db_pool_waiting", "Queries waiting for a connection",
+			  gauge_db_waiting, h);
+	hub_metrics_gauge(h->metrics, "hub_redis_up", "1 while Redis answers", gauge_redis_up, h);
+
+	uv_signal_init(&h->loop, &h->sig_term);
+	uv_signal_init(&h->loop, &h->sig_int);
+	uv_signal_init(&h->loop, &h->sig_hup);
+	h->sig_term.data = h->sig_int.data = h->sig_hup.data = h;
+	uv_signal_start(&h->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&h->sig_int, on_signal, SIGINT);
+	uv_signal_start(&h->sig_hup, on_signal, SIGHUP);
+	uv_timer_init(&h->loop, &h->watchdog);
+	uint64_t wd = hub_notify_watchdog_ms();
+	if (wd)
+		uv_timer_start(&h->watchdog, on_watchdog, wd / 2, wd / 2);
+
+	ret = sync_channels(h, h->cfg);
+	if (ret < 0)
+		return ret;
+	if (ret == 0)
+		start_listening(h);
+	return 0;
+}
+
+/* Closes whatever start() left open after a start-up failure. */
+static void on_walk_close(uv_handle_t *handle, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(handle))
+		uv_close(handle, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct hubd h = { .config_path = DEFAULT_CONFIG };
+	struct hub_buf errors = HUB_BUF_INIT;
+	int opt, ret;
+
+	while ((opt = getopt(argc, argv, "c:h")) != -1) {
+		switch (opt) {
+		case 'c':
+			h.config_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (hub_config_load(h.config_path, &h.cfg, &errors) < 0) {
+		fprintf(stderr, "%s", errors.p);
+		hub_log_err(TAG, "invalid configuration, not starting");
+		hub_buf_release(&errors);
+		return 1;
+	}
+	hub_buf_release(&errors);
+	hub_log_set_level(hub_config_settings(h.cfg)->log.level);
+	hub_log_info(TAG, "hubd starting (config %s)", h.config_path);
+	ret = uv_loop_init(&h.loop);
+	if (ret < 0) {
+		hub_log_err(TAG, "uv_loop_init: %s", uv_strerror(ret));
+		return 1;
+	}
+	ret = start(&h);
+	if (ret < 0)
+		h.exit_code = 1;
+	else
+		uv_run(&h.loop, UV_RUN_DEFAULT);
+
+	if (h.exit_code && !h.stopping) {
+		/* start-up failed: tear down what exists, quietly */
+		h.stopping = true;
+		if (h.http)
+			hub_http_close(h.http, NULL, NULL);
+		if (h.ws)
+			hub_ws_close(h.ws, NULL, NULL);
+		if (h.store)
+			hub_store_close(h.store, NULL, NULL);
+		if (h.redis)
+			hub_redis_close(h.redis, NULL, NULL);
+		uv_walk(&h.loop, on_walk_close, NULL);
+		uv_run(&h.loop, UV_RUN_DEFAULT);
+	}
+	/* libwebsockets is destroyed in two phases on a foreign loop (INTEGRATION.md) */
+	if (h.ws) {
+		hub_ws_finish(h.ws);
+		uv_run(&h.loop, UV_RUN_DEFAULT);
+	}
+	hub_ingest_free(h.ingest);
+	hub_metrics_free(h.metrics);
+	ret = uv_loop_close(&h.loop);
+	if (ret < 0) {
+		hub_log_err(TAG, "event loop not empty at exit: %s", uv_strerror(ret));
+		h.exit_code = 1;
+	}
+	if (!h.exit_code)
+		hub_log_info(TAG, "stopped");
+	hub_config_unref(h.cfg);
+	return h.exit_code;
+}

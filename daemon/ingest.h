@@ -1,0 +1,38 @@
+/* daemon/ingest.h - the webhook endpoints: /webhooks/{platform}/{channel}.
+ * GET answers the platform's verification handshake; POST verifies the signature on the raw
+ * body, parses it through the platform's adapter, stores every message in PostgreSQL and
+ * answers 200 only after COMMIT (503 while the database is unavailable, so the platform
+ * retries), then hands the committed events to the publish callback.
+ * Knows nothing about websockets or Redis: it only calls publish. */
+#ifndef HUB_INGEST_H
+#define HUB_INGEST_H
+
+#include <stdint.h>
+
+#include "lib/buf.h"
+
+struct hub_ingest;
+struct hub_store;
+struct hub_config;
+struct hub_metrics;
+struct hub_http_req;
+
+/* A committed event: tenant, its per-tenant id, name ("message.created") and data JSON. */
+typedef void hub_ingest_publish_fn(void *data, struct hub_str tenant, int64_t event_id,
+				   struct hub_str event, struct hub_str data_json);
+
+/* store and metrics must outlive the ingest; cfg is referenced (hub_ingest_set_config
+ * replaces it). */
+struct hub_ingest *hub_ingest_new(struct hub_store *store, struct hub_config *cfg,
+				  struct hub_metrics *metrics, hub_ingest_publish_fn *publish,
+				  void *data);
+/* The snapshot for new requests; requests in flight keep the one they started with. */
+void hub_ingest_set_config(struct hub_ingest *ing, struct hub_config *cfg);
+/* Frees ing (NULL-safe). No request may be in flight (the HTTP server has drained). */
+void hub_ingest_free(struct hub_ingest *ing);
+
+/* HTTP handlers; route parameters "platform" and "channel". */
+void hub_ingest_handle_get(struct hub_ingest *ing, struct hub_http_req *req);
+void hub_ingest_handle_post(struct hub_ingest *ing, struct hub_http_req *req);
+
+#endif

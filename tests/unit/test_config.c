@@ -1,0 +1,233 @@
+/* tests/unit/test_config.c - the config table walker: values, defaults, every error with
+ * file:line:col and key path, secrets from the environment and files, redaction. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+
+#define BASE_DB "\"database\": {\"url\": \"postgresql:///hub\"},\n"
+#define BASE_AUTH "\"auth\": {\"jwt_secret\": \"0123456789abcdef0123\"}"
+
+static struct hub_config *parse_ok(const char *text)
+{
+	struct hub_buf errors = HUB_BUF_INIT;
+	struct hub_config *cfg = NULL;
+	int ret = hub_config_parse("t.json", hub_str_from(text), &cfg, &errors);
+
+	if (ret < 0)
+		fprintf(stderr, "%s", errors.p);
+	assert_int_equal(ret, 0);
+	hub_buf_release(&errors);
+	return cfg;
+}
+
+/* Parses text, expects failure, returns the error text (caller frees). */
+static char *parse_fail(const char *text)
+{
+	struct hub_buf errors = HUB_BUF_INIT;
+	struct hub_config *cfg = NULL;
+
+	assert_int_equal(hub_config_parse("t.json", hub_str_from(text), &cfg, &errors), -EINVAL);
+	assert_null(cfg);
+	return hub_buf_detach(&errors, NULL);
+}
+
+static void test_defaults_and_values(void **state)
+{
+	struct hub_config *cfg;
+	const struct hub_settings *s;
+
+	(void)state;
+	cfg = parse_ok("{" BASE_DB "\"http\": {\"body_max\": 2048, \"listen\": \"[::1]:9000\"},\n"
+		       BASE_AUTH ", \"log\": {\"level\": \"debug\"}}");
+	s = hub_config_settings(cfg);
+	assert_int_equal(s->http.body_max, 2048);
+	assert_string_equal(s->http.listen, "[::1]:9000");
+	assert_int_equal(s->http.header_max, 16 << 10);
+	assert_int_equal(s->http.idle_timeout_ms, 60000);
+	assert_int_equal(s->log.level, HUB_LOG_DEBUG);
+	assert_string_equal(s->database.url, "postgresql:///hub");
+	assert_int_equal(s->database.pool_size, 8);
+	assert_null(s->redis.url);
+	assert_int_equal(s->ws.auth_timeout_ms, 5000);
+	assert_null(hub_config_channel_at(cfg, 0));
+	hub_config_unref(cfg);
+}
+
+static void test_every_error_is_reported_with_position(void **state)
+{
+	char *errors;
+
+	(void)state;
+	errors = parse_fail("{\n"
+			    "  \"http\": {\"body_max\": 10, \"bogus\": 1, \"listen\": \"host\"},\n"
+			    "  \"log\": {\"level\": 3},\n"
+			    "  \"database\": {\"pool_size\": \"8\"},\n"
+			    "  \"extra\": true\n"
+			    "}\n");
+	assert_non_null(strstr(errors,
+			       "t.json:2:24: http.body_max: must be between 1024 and 67108864\n"));
+	assert_non_null(strstr(errors, "t.json:2:28: http.bogus: unknown key\n"));
+	assert_non_null(strstr(errors, "t.json:2:50: http.listen: must be IP:PORT"));
+	assert_non_null(strstr(errors, "t.json:3:20: log.level: must be a string\n"));
+	assert_non_null(strstr(errors, "t.json:4:29: database.pool_size: must be an integer\n"));
+	assert_non_null(strstr(errors, "t.json:5:3: extra: unknown key\n"));
+	assert_non_null(strstr(errors, "database.url: required (or set HUB_DATABASE_URL)"));
+	assert_non_null(strstr(errors, "auth.jwt_secret: required (or set HUB_JWT_SECRET)"));
+	free(errors);
+}
+
+static void test_syntax_error_names_line_and_column(void **state)
+{
+	char *errors;
+
+	(void)state;
+	errors = parse_fail("{\n  \"http\": {\"listen\": \"127.0.0.1:1\",}\n}");
+	assert_string_equal(errors, "t.json:2:36: expected a string key\n");
+	free(errors);
+}
+
+static void test_environment_overrides_secrets(void **state)
+{
+	struct hub_config *cfg;
+
+	(void)state;
+	setenv("HUB_DATABASE_URL", "postgresql://env/hub", 1);
+	setenv("HUB_JWT_SECRET", "from-the-environment-0123", 1);
+	cfg = parse_ok("{" BASE_DB BASE_AUTH "}");
+	assert_string_equal(hub_config_settings(cfg)->database.url, "postgresql://env/hub");
+	assert_string_equal(hub_config_settings(cfg)->auth.jwt_secret,
+			    "from-the-environment-0123");
+	hub_config_unref(cfg);
+	/* and they satisfy "required" */
+	cfg = parse_ok("{}");
+	hub_config_unref(cfg);
+	unsetenv("HUB_DATABASE_URL");
+	unsetenv("HUB_JWT_SECRET");
+}
+
+static void test_secret_from_file(void **state)
+{
+	char path[] = "/tmp/hub-test-secret-XXXXXX";
+	int fd = mkstemp(path);
+	struct hub_buf text = HUB_BUF_INIT;
+	struct hub_config *cfg;
+	char *errors;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "file-secret-0123456789\n", 23), 23);
+	close(fd);
+	hub_buf_addf(&text, "{" BASE_DB "\"auth\": {\"jwt_secret_file\": \"%s\"}}", path);
+	cfg = parse_ok(text.p);
+	assert_string_equal(hub_config_settings(cfg)->auth.jwt_secret, "file-secret-0123456789");
+	hub_config_unref(cfg);
+	unlink(path);
+	hub_buf_reset(&text);
+	hub_buf_addf(&text, "{" BASE_DB "\"auth\": {\"jwt_secret_file\": \"%s\"}}", path);
+	errors = parse_fail(text.p);
+	assert_non_null(strstr(errors, "auth.jwt_secret_file: cannot read"));
+	free(errors);
+	errors = parse_fail("{" BASE_DB "\"auth\": {\"jwt_secret\": \"short\"}}");
+	assert_non_null(strstr(errors, "auth.jwt_secret: must be at least 16 bytes"));
+	free(errors);
+	hub_buf_release(&text);
+}
+
+static void test_channels_and_tenants(void **state)
+{
+	struct hub_config *cfg;
+	const struct hub_channel *ch;
+	char *errors;
+
+	(void)state;
+	cfg = parse_ok("{" BASE_DB BASE_AUTH ",\n"
+		       "\"tenants\": [{\"id\": \"demo\", \"name\": \"Demo\"}],\n"
+		       "\"channels\": [{\"id\": \"demo-whatsapp\", \"tenant\": \"demo\", "
+		       "\"kind\": \"whatsapp\", \"account_id\": \"1065\", \"app_secret\": \"s\", "
+		       "\"verify_token\": \"v\"}]}");
+	ch = hub_config_channel(cfg, HUB_STR("demo-whatsapp"));
+	assert_non_null(ch);
+	assert_int_equal(ch->kind, HUB_CHANNEL_WHATSAPP);
+	assert_string_equal(ch->account_id, "1065");
+	assert_true(ch->enabled);
+	assert_null(ch->access_token);
+	assert_null(hub_config_channel(cfg, HUB_STR("nope")));
+	assert_string_equal(hub_config_tenant(cfg, "demo")->name, "Demo");
+	hub_config_unref(cfg);
+
+	errors = parse_fail("{" BASE_DB BASE_AUTH ",\n"
+			    "\"tenants\": [{\"id\": \"Demo!\", \"name\": \"D\"}],\n"
+			    "\"channels\": [{\"id\": \"c\", \"tenant\": \"other\", \"kind\": \"fax\", "
+			    "\"account_id\": \"1\", \"app_secret\": \"s\"}, 5]}");
+	assert_non_null(strstr(errors, "tenants[0].id: must be 1 to 64 of a-z"));
+	assert_non_null(strstr(errors, "channels[0].kind: must be one of whatsapp"));
+	assert_non_null(strstr(errors, "channels[0].tenant: no tenant \"other\" in tenants"));
+	assert_non_null(strstr(errors, "channels[1]: must be an object"));
+	free(errors);
+}
+
+static void test_restart_keys_and_redacted_dump(void **state)
+{
+	struct hub_config *a, *b;
+	struct hub_buf out = HUB_BUF_INIT;
+
+	(void)state;
+	a = parse_ok("{" BASE_DB BASE_AUTH "}");
+	b = parse_ok("{\"database\": {\"url\": \"postgresql:///other\", \"pool_size\": 2},"
+		     "\"http\": {\"body_max\": 4096}," BASE_AUTH "}");
+	assert_int_equal(hub_config_restart_keys(a, b, &out), 2);
+	assert_string_equal(out.p, "database.url, database.pool_size");
+	hub_buf_reset(&out);
+	hub_config_dump(b, &out);
+	assert_null(strstr(out.p, "0123456789abcdef0123"));
+	assert_null(strstr(out.p, "postgresql:///other"));
+	assert_non_null(strstr(out.p, "\"auth.jwt_secret\":\"<redacted>\""));
+	assert_non_null(strstr(out.p, "\"http.body_max\":4096"));
+	hub_buf_release(&out);
+	hub_config_unref(a);
+	hub_config_unref(b);
+}
+
+static void test_example_configs_are_valid(void **state)
+{
+	struct hub_buf errors = HUB_BUF_INIT;
+	struct hub_config *cfg = NULL;
+
+	(void)state;
+	assert_int_equal(hub_config_load("config/dev.json", &cfg, &errors), 0);
+	hub_config_unref(cfg);
+	/* The example reads its secrets from files under /etc/hubd; every other key is
+	 * valid, so the only complaints are about those files (and what they would fill). */
+	assert_int_equal(hub_config_load("config/hubd.example.json", &cfg, &errors), -EINVAL);
+	for (char *line = strtok(errors.p, "\n"); line; line = strtok(NULL, "\n"))
+		assert_true(strstr(line, "_file: cannot read /etc/hubd/") ||
+			    strstr(line, "verify_token: required"));
+	hub_buf_release(&errors);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults_and_values),
+		cmocka_unit_test(test_every_error_is_reported_with_position),
+		cmocka_unit_test(test_syntax_error_names_line_and_column),
+		cmocka_unit_test(test_environment_overrides_secrets),
+		cmocka_unit_test(test_secret_from_file),
+		cmocka_unit_test(test_channels_and_tenants),
+		cmocka_unit_test(test_restart_keys_and_redacted_dump),
+		cmocka_unit_test(test_example_configs_are_valid),
+	};
+	unsetenv("HUB_DATABASE_URL");
+	unsetenv("HUB_JWT_SECRET");
+	unsetenv("HUB_REDIS_URL");
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
