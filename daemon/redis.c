@@ -484,8 +484,11 @@ static void on_handshake_reply(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	conn_got(c);
 	if (rep->type == REDIS_REPLY_ERROR) {
-		hub_log_err(TAG, "%s: %s refused the handshake: %.120s", c->name, c->r->addr,
-			    reply_error(rep));
+		/* Redis's words ("WRONGPASS ...") never repeat the password. Once, like
+		 * conn_retry's warning. */
+		if (!c->warned)
+			hub_log_err(TAG, "%s: %s refused AUTH/SELECT: %.120s", c->name,
+				    c->r->addr, reply_error(rep));
 		conn_fail(c, "AUTH/SELECT refused");
 	}
 }
