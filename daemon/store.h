@@ -39,6 +39,11 @@ struct hub_store_stats {
  * parameters); -ENOTCONN/-ECONNRESET the database is unavailable; -ETIMEDOUT; -EAGAIN the
  * queue is full; -ECANCELED the store is closing. */
 typedef void hub_store_cb(int status, PGresult *res, void *data);
+/* Also: -ENOENT when the server raised SQLSTATE P0002 (no_data_found, as our SQL functions
+ * do for an unknown or disabled channel); -ETIMEDOUT for statement_timeout (57014) and for
+ * a running query with no answer; -ECONNRESET for SQLSTATE class 08 and 57P0x. A running
+ * query that fails with -ECONNRESET, -ETIMEDOUT or -ECANCELED may still have committed:
+ * callers rely on idempotent SQL (e.g. hub_ingest_inbound), never on the store retrying. */
 
 /* Creates the pool and starts connecting (asynchronously). 0 or a negative errno. */
 int hub_store_new(uv_loop_t *loop, const struct hub_store_opts *opts, struct hub_store **out,
