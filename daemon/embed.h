@@ -1,5 +1,5 @@
 /* daemon/embed.h - files compiled into the binaries at build time (scripts/embed.c):
- * the database migrations and the inbox page. Tables end with a NULL name. */
+ * the database migrations. Tables end with a NULL name. */
 #ifndef HUB_EMBED_H
 #define HUB_EMBED_H
 
@@ -11,9 +11,7 @@ struct hub_embed_file {
 	size_t len;
 };
 
-/* db/migrations/*.sql, in file name order. */
+/* The .sql files of db/migrations/, in file name order. */
 extern const struct hub_embed_file hub_embedded_migrations[];
-/* web/*, the agent inbox page. */
-extern const struct hub_embed_file hub_embedded_web[];
 
 #endif

@@ -13,11 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* embed.h's comments contain "/" "*" (db/migrations/<star>.sql): until it is fixed. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "daemon/embed.h"
-#pragma GCC diagnostic pop
 #include "lib/buf.h"
 #include "lib/log.h"
 
