@@ -340,6 +340,13 @@ static void client_send_json(struct client *c, const struct hub_buf *json)
 	frame_unref(f);
 }
 
+static bool is_number(const struct hub_json_doc *doc, int i)
+{
+	double d;
+
+	return hub_json_is(doc, i, HUB_JSON_PRIMITIVE) && hub_json_double(doc, i, &d) == 0;
+}
+
 /* {"type":"error","ref":<ref>,"code":code,"message":message}; ref is -1 for null. */
 static void client_send_error(struct client *c, const struct hub_json_doc *doc, int ref,
 			      struct hub_pool *pool, const char *code, const char *message)
@@ -357,10 +364,7 @@ static void client_send_error(struct client *c, const struct hub_json_doc *doc, 
 	if (ref >= 0 && hub_json_is(doc, ref, HUB_JSON_STRING) &&
 	    hub_json_string(doc, ref, pool, &s) == 0)
 		hub_jw_str(&w, s);
-	else if (ref >= 0 && hub_json_is(doc, ref, HUB_JSON_PRIMITIVE) &&
-		 !hub_json_is_null(doc, ref) && (doc->src[doc->tok[ref].start] == '-' ||
-						(doc->src[doc->tok[ref].start] >= '0' &&
-						 doc->src[doc->tok[ref].start] <= '9')))
+	else if (ref >= 0 && is_number(doc, ref))
 		hub_jw_raw(&w, hub_json_raw(doc, ref));
 	else
 		hub_jw_null(&w);
