@@ -1,0 +1,1018 @@
+/* daemon/ws.c - the agents' websocket server: libwebsockets 4.1 on hubd's libuv loop
+ * (foreign loop), fed with sockets the HTTP server already accepted; JWT auth as the first
+ * frame, per-tenant fan-out of shared refcounted frames, bounded send queues, pings.
+ * Knows nothing about llhttp, webhooks or what events mean: data_json is passed through. */
+#include "daemon/ws.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h> /* before libwebsockets.h: lws declares its libuv helpers only then */
+#include <libwebsockets.h>
+
+#include "daemon/metrics.h"
+#include "daemon/store.h"
+#include "lib/json.h"
+#include "lib/jwt.h"
+#include "lib/log.h"
+#include "lib/pool.h"
+
+#define TAG "ws"
+#define WS_PROTOCOL "bayge.v1"
+#define WS_ADOPT_MAX 2048       /* bytes lws replays from an adopted socket */
+#define WS_RX_CHUNK 4096        /* lws delivers a message in pieces of at most this */
+#define WS_TX_PACKET 65536      /* bytes lws hands to one send() */
+#define WS_JSON_TOKENS 1024     /* tokens of one client message */
+#define WS_WRITE_BUDGET 65536   /* bytes written in one WRITEABLE before yielding */
+#define WS_CLOSE_GRACE_S 2      /* a socket asked to close is killed after this */
+#define WS_DRAIN_MS 1000        /* at shutdown: wait this long for close handshakes */
+#define WS_TENANT_BUCKETS 1024
+/* RFC 6455 11.7 registry: 1013 Try Again Later (not in lws 4.1's enum) */
+#define WS_CLOSE_TRY_AGAIN ((enum lws_close_status)1013)
+
+static const char hello_sql[] = "SELECT last_event_id FROM tenant_stream WHERE tenant_id = $1";
+
+/* An intrusive doubly linked list (circular, with a head node). */
+struct link {
+	struct link *prev, *next;
+};
+
+static void link_init(struct link *h)
+{
+	h->prev = h->next = h;
+}
+
+static bool link_empty(const struct link *h)
+{
+	return h->next == h;
+}
+
+static void link_add_tail(struct link *h, struct link *n)
+{
+	n->prev = h->prev;
+	n->next = h;
+	h->prev->next = n;
+	h->prev = n;
+}
+
+static void link_del(struct link *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = n;
+}
+
+/* One encoded text frame, shared by every socket that sends it. */
+struct frame {
+	unsigned refs;
+	int64_t event_id; /* > 0 for events: hello drops those the client already has */
+	size_t len;       /* bytes of JSON after the LWS_PRE headroom */
+	unsigned char data[]; /* LWS_PRE headroom, then the JSON */
+};
+
+struct qent {
+	struct qent *next;
+	struct frame *f;
+};
+
+struct tenant {
+	struct tenant *next;  /* hash chain */
+	struct link clients;  /* authenticated clients of this tenant */
+	char tid[HUB_JWT_ID_MAX];
+};
+
+struct hello_req;
+
+struct client {
+	struct link all;    /* in ws->clients */
+	struct link peers;  /* in tenant->clients once authenticated */
+	struct hub_ws *ws;
+	struct lws *wsi;
+	struct tenant *tenant;     /* NULL until authenticated */
+	struct hello_req *hello;   /* the store query in flight, if any */
+	uint64_t id;               /* for logs */
+	struct hub_buf rx;         /* the message being assembled */
+	struct qent *head, *tail;  /* send queue */
+	size_t queued;             /* bytes of JSON in the queue */
+	struct hub_jwt_claims claims;
+	bool authed;         /* a valid token was presented */
+	bool hello_pending;  /* authed, "hello" not queued yet: hold the queue */
+	bool ping_pending;
+	bool closing;        /* close_code/close_reason go out from the timer */
+	int close_code;
+	char close_reason[124]; /* RFC 6455 5.5: a control payload is at most 125 bytes */
+	const char *close_kind; /* metrics label */
+	uint64_t auth_deadline; /* uv_now ms */
+	uint64_t last_seen;     /* uv_now ms of the last pong or frame */
+	uint64_t next_ping;     /* uv_now ms */
+};
+
+/* The store callback may run after the socket closed: it finds c == NULL then. */
+struct hello_req {
+	struct client *c;
+};
+
+/* lws' per-session data: just where our client lives. */
+struct pss {
+	struct client *c;
+};
+
+struct hub_ws {
+	uv_loop_t *loop;
+	struct lws_context *ctx; /* set to NULL by lws when fully destroyed */
+	struct lws_vhost *vh;
+	struct hub_store *store;
+	struct hub_metrics *metrics;
+	struct hub_ws_opts opts;
+	struct hub_buf secret;   /* opts.jwt_secret points here */
+	struct link clients;
+	size_t nclients, nauthed;
+	uint64_t next_id;
+	struct tenant *buckets[WS_TENANT_BUCKETS];
+	uv_timer_t timer;        /* shutdown: drain deadline, then context destroy */
+	bool timer_init;
+	bool closing, destroyed;
+	void (*close_cb)(void *data);
+	void *close_data;
+	struct lws_protocols protocols[2];
+};
+
+static void on_drain_timer(uv_timer_t *t);
+
+/* lws logs go into ours: errors and warnings as warnings, the rest at debug. lws at these
+ * levels logs states and pointers, never frame payloads. */
+static void on_lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	/* 4.1.6 logs every readbuf adoption at error level: it is the normal path for us. */
+	if ((level & (LLL_ERR | LLL_WARN)) && !strstr(line, "adopt_socket_readbuf"))
+		hub_log_warn("lws", "%.*s", (int)n, line);
+	else
+		hub_log_debug("lws", "%.*s", (int)n, line);
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void count_close(struct hub_ws *ws, const char *kind)
+{
+	char labels[64];
+
+	if (!ws->metrics)
+		return;
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", kind);
+	hub_metrics_count(ws->metrics, "ws_closes", "Websocket connections closed, by reason",
+			  labels, 1);
+}
+
+static double on_gauge_clients(void *data)
+{
+	return (double)((struct hub_ws *)data)->nclients;
+}
+
+static double on_gauge_authed(void *data)
+{
+	return (double)((struct hub_ws *)data)->nauthed;
+}
+
+/* Frames */
+
+static struct frame *frame_new(const struct hub_buf *json, int64_t event_id)
+{
+	struct frame *f = hub_xmalloc(sizeof(*f) + LWS_PRE + json->len);
+
+	f->refs = 1;
+	f->event_id = event_id;
+	f->len = json->len;
+	memcpy(f->data + LWS_PRE, json->p, json->len);
+	return f;
+}
+
+static void frame_unref(struct frame *f)
+{
+	if (f && --f->refs == 0)
+		free(f);
+}
+
+/* Tenants: a fixed hash of the tenants that have authenticated sockets here. */
+
+static unsigned tenant_hash(struct hub_str tid)
+{
+	unsigned h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < tid.len; i++)
+		h = (h ^ (unsigned char)tid.p[i]) * 16777619u;
+	return h % WS_TENANT_BUCKETS;
+}
+
+static struct tenant *tenant_find(struct hub_ws *ws, struct hub_str tid)
+{
+	struct tenant *t;
+
+	if (tid.len >= HUB_JWT_ID_MAX)
+		return NULL;
+	for (t = ws->buckets[tenant_hash(tid)]; t; t = t->next)
+		if (strlen(t->tid) == tid.len && memcmp(t->tid, tid.p, tid.len) == 0)
+			return t;
+	return NULL;
+}
+
+static void tenant_join(struct hub_ws *ws, struct client *c)
+{
+	struct hub_str tid = hub_str_from(c->claims.tid);
+	struct tenant *t = tenant_find(ws, tid);
+
+	if (!t) {
+		unsigned h = tenant_hash(tid);
+
+		t = hub_xcalloc(1, sizeof(*t));
+		memcpy(t->tid, tid.p, tid.len + 1);
+		link_init(&t->clients);
+		t->next = ws->buckets[h];
+		ws->buckets[h] = t;
+	}
+	link_add_tail(&t->clients, &c->peers);
+	c->tenant = t;
+}
+
+static void tenant_leave(struct hub_ws *ws, struct client *c)
+{
+	struct tenant *t = c->tenant, **pp;
+
+	if (!t)
+		return;
+	link_del(&c->peers);
+	c->tenant = NULL;
+	if (!link_empty(&t->clients))
+		return;
+	for (pp = &ws->buckets[tenant_hash(hub_str_from(t->tid))]; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	}
+	free(t);
+}
+
+/* Clients */
+
+static void queue_drop(struct client *c)
+{
+	while (c->head) {
+		struct qent *q = c->head;
+
+		c->head = q->next;
+		frame_unref(q->f);
+		free(q);
+	}
+	c->tail = NULL;
+	c->queued = 0;
+}
+
+/* Asks lws for a WRITEABLE unless the queue is held for "hello". */
+static void want_write(struct client *c)
+{
+	if (c->ping_pending || (c->head && !c->hello_pending))
+		lws_callback_on_writable(c->wsi);
+}
+
+/* Closes c with code and reason: the queue is freed now (memory must not grow while the
+ * close handshake runs) and the close starts from c's lws timer, which fires at once.
+ * Why the timer: in lws 4.1.6 a WRITEABLE callback returning -1 counts as a failed write
+ * and drops the socket without a close frame, while a TIMER callback returning -1 goes
+ * through the ws close handshake with the reason set by lws_close_reason(); lws then
+ * kills a peer that does not take the close frame within 5 s. */
+static void client_close(struct client *c, int code, const char *reason, const char *kind)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->close_code = code;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	c->close_kind = kind;
+	queue_drop(c);
+	hub_log_debug(TAG, "conn=%llu: closing %d %s", (unsigned long long)c->id, code, kind);
+	lws_set_timer_usecs(c->wsi, 1);
+}
+
+/* Appends f (taking a reference) to c's queue; over send_queue_max, closes c instead. */
+static void client_send(struct client *c, struct frame *f)
+{
+	struct qent *q;
+
+	if (c->closing)
+		return;
+	if (c->queued + f->len > c->ws->opts.send_queue_max) {
+		hub_log_warn(TAG, "conn=%llu tenant=%s: send queue over %zu bytes: closing",
+			     (unsigned long long)c->id, c->claims.tid, c->ws->opts.send_queue_max);
+		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue overflow",
+			     "queue_overflow");
+		return;
+	}
+	q = hub_xmalloc(sizeof(*q));
+	q->next = NULL;
+	q->f = f;
+	f->refs++;
+	if (c->tail)
+		c->tail->next = q;
+	else
+		c->head = q;
+	c->tail = q;
+	c->queued += f->len;
+	want_write(c);
+}
+
+static void client_send_json(struct client *c, const struct hub_buf *json)
+{
+	struct frame *f = frame_new(json, 0);
+
+	client_send(c, f);
+	frame_unref(f);
+}
+
+static bool is_number(const struct hub_json_doc *doc, int i)
+{
+	double d;
+
+	return hub_json_is(doc, i, HUB_JSON_PRIMITIVE) && hub_json_double(doc, i, &d) == 0;
+}
+
+/* {"type":"error","ref":<ref>,"code":code,"message":message}; ref is -1 for null. */
+static void client_send_error(struct client *c, const struct hub_json_doc *doc, int ref,
+			      struct hub_pool *pool, const char *code, const char *message)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_jw w;
+	struct hub_str s;
+
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "type");
+	hub_jw_cstr(&w, "error");
+	hub_jw_key(&w, "ref");
+	/* A ref is echoed when it is a string or a number; anything else becomes null. */
+	if (ref >= 0 && hub_json_is(doc, ref, HUB_JSON_STRING) &&
+	    hub_json_string(doc, ref, pool, &s) == 0)
+		hub_jw_str(&w, s);
+	else if (ref >= 0 && is_number(doc, ref))
+		hub_jw_raw(&w, hub_json_raw(doc, ref));
+	else
+		hub_jw_null(&w);
+	hub_jw_key(&w, "code");
+	hub_jw_cstr(&w, code);
+	hub_jw_key(&w, "message");
+	hub_jw_cstr(&w, message);
+	hub_jw_obj_close(&w);
+	client_send_json(c, &b);
+	hub_buf_release(&b);
+}
+
+/* Queues {"type":"hello","last_event_id":N} in front of whatever was held for it and drops
+ * held events the client gets through N (resume fetches them). */
+static void client_hello(struct client *c, int64_t last)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct qent **pp, *q;
+	struct frame *f;
+
+	c->hello_pending = false;
+	if (c->closing)
+		return;
+	for (pp = &c->head; (q = *pp) != NULL;) {
+		if (q->f->event_id > 0 && q->f->event_id <= last) {
+			*pp = q->next;
+			c->queued -= q->f->len;
+			frame_unref(q->f);
+			free(q);
+		} else {
+			pp = &q->next;
+		}
+	}
+	c->tail = NULL;
+	for (q = c->head; q; q = q->next)
+		c->tail = q;
+
+	hub_buf_addf(&b, "{\"type\":\"hello\",\"last_event_id\":%lld}", (long long)last);
+	f = frame_new(&b, 0);
+	q = hub_xmalloc(sizeof(*q));
+	q->f = f; /* the reference of frame_new moves to the queue */
+	q->next = c->head;
+	c->head = q;
+	if (!c->tail)
+		c->tail = q;
+	c->queued += f->len;
+	hub_buf_release(&b);
+	want_write(c);
+}
+
+static void on_hello_result(int status, PGresult *res, void *data)
+{
+	struct hello_req *req = data;
+	struct client *c = req->c;
+	int64_t last = 0;
+
+	free(req);
+	if (!c)
+		return; /* the socket closed meanwhile */
+	c->hello = NULL;
+	if (status < 0) {
+		hub_log_warn(TAG, "conn=%llu tenant=%s: reading last event id: %s",
+			     (unsigned long long)c->id, c->claims.tid, strerror(-status));
+		client_close(c, WS_CLOSE_TRY_AGAIN, "try again later", "store_error");
+		return;
+	}
+	if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) {
+		char *end;
+		long long v = strtoll(PQgetvalue(res, 0, 0), &end, 10);
+
+		if (*end == '\0' && v >= 0)
+			last = v;
+	}
+	client_hello(c, last);
+}
+
+/* The next time something is due for c: auth deadline, token expiry, ping. */
+static void client_arm_timer(struct client *c)
+{
+	struct hub_ws *ws = c->ws;
+	uint64_t now = uv_now(ws->loop), due = c->next_ping;
+
+	if (c->closing)
+		return;
+	if (!c->authed) {
+		if (c->auth_deadline < due)
+			due = c->auth_deadline;
+	} else {
+		uint64_t w = wall_ms(), exp_ms = (uint64_t)c->claims.exp * 1000;
+		uint64_t exp_due = exp_ms > w ? now + (exp_ms - w) : now;
+
+		if (exp_due < due)
+			due = exp_due;
+	}
+	lws_set_timer_usecs(c->wsi, (lws_usec_t)(due > now ? due - now : 1) * 1000);
+}
+
+/* 0, or -1 to close c (with the reason set). */
+static int on_client_timer(struct client *c)
+{
+	struct hub_ws *ws = c->ws;
+	uint64_t now = uv_now(ws->loop);
+	uint64_t interval = (uint64_t)ws->opts.ping_interval_ms;
+
+	if (c->closing) {
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason, strlen(c->close_reason));
+		return -1;
+	}
+	if (!c->authed && now >= c->auth_deadline) {
+		hub_log_debug(TAG, "conn=%llu: auth timeout", (unsigned long long)c->id);
+		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "auth timeout", "auth_timeout");
+		return 0;
+	}
+	if (c->authed && (int64_t)(wall_ms() / 1000) >= c->claims.exp) {
+		hub_log_debug(TAG, "conn=%llu tenant=%s: token expired", (unsigned long long)c->id,
+			      c->claims.tid);
+		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired",
+			     "token_expired");
+		return 0;
+	}
+	if (now - c->last_seen >= 2 * interval) {
+		hub_log_debug(TAG, "conn=%llu: no pong for two intervals", (unsigned long long)c->id);
+		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "ping timeout", "ping_timeout");
+		return 0;
+	}
+	if (now >= c->next_ping) {
+		c->ping_pending = true;
+		c->next_ping = now + interval;
+		want_write(c);
+	}
+	client_arm_timer(c);
+	return 0;
+}
+
+static struct client *client_new(struct hub_ws *ws, struct lws *wsi)
+{
+	struct client *c = hub_xcalloc(1, sizeof(*c));
+	uint64_t now = uv_now(ws->loop);
+
+	c->ws = ws;
+	c->wsi = wsi;
+	c->id = ++ws->next_id;
+	hub_buf_init(&c->rx);
+	link_init(&c->peers);
+	link_add_tail(&ws->clients, &c->all);
+	c->auth_deadline = now + (uint64_t)ws->opts.auth_timeout_ms;
+	c->last_seen = now;
+	c->next_ping = now + (uint64_t)ws->opts.ping_interval_ms;
+	c->close_kind = "peer";
+	ws->nclients++;
+	client_arm_timer(c);
+	return c;
+}
+
+static void client_free(struct client *c)
+{
+	struct hub_ws *ws = c->ws;
+
+	hub_log_debug(TAG, "conn=%llu: closed (%s)", (unsigned long long)c->id, c->close_kind);
+	count_close(ws, c->close_kind);
+	if (c->hello)
+		c->hello->c = NULL;
+	if (c->authed)
+		ws->nauthed--;
+	tenant_leave(ws, c);
+	link_del(&c->all);
+	ws->nclients--;
+	queue_drop(c);
+	hub_buf_release(&c->rx);
+	free(c);
+	/* At shutdown the last socket gone ends the drain early. */
+	if (ws->closing && ws->nclients == 0 && ws->timer_init && !ws->destroyed) {
+		int r = uv_timer_start(&ws->timer, on_drain_timer, 0, 0);
+
+		hub_assert(r == 0);
+	}
+}
+
+/* Messages */
+
+/* The first frame: {"type":"auth","token":"<JWT>"}. 0, or -1 after choosing a close. */
+static int client_auth(struct client *c, struct hub_pool *pool, const struct hub_json_doc *doc)
+{
+	struct hub_ws *ws = c->ws;
+	struct hub_err err = HUB_ERR_INIT;
+	struct hub_str type, token;
+	const char *reason;
+	int i, ret;
+
+	i = hub_json_get(doc, 0, "type");
+	if (i < 0 || hub_json_string(doc, i, pool, &type) < 0 || !hub_str_eqs(type, "auth")) {
+		c->close_kind = "auth_required";
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				 (unsigned char *)"auth required", 13);
+		return -1;
+	}
+	i = hub_json_get(doc, 0, "token");
+	if (i < 0 || hub_json_string(doc, i, pool, &token) < 0) {
+		ret = hub_err_set(&err, -EBADMSG, "malformed token: no token string");
+	} else {
+		ret = hub_jwt_verify(token, hub_buf_str(&ws->secret), (int64_t)(wall_ms() / 1000),
+				     &c->claims, &err);
+	}
+	if (ret < 0) {
+		if (ret == -EKEYEXPIRED)
+			reason = "token expired";
+		else if (ret == -EPERM && hub_str_startswith(hub_str_from(err.msg),
+							     "unsupported token algorithm"))
+			reason = "unsupported token algorithm";
+		else if (ret == -EPERM)
+			reason = "bad token signature";
+		else
+			reason = "malformed token";
+		/* err says why without the token; still only the short reason goes to the wire. */
+		hub_log_info(TAG, "conn=%llu: auth refused: %s", (unsigned long long)c->id, err.msg);
+		c->close_kind = "bad_token";
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)reason,
+				 strlen(reason));
+		return -1;
+	}
+
+	c->authed = true;
+	c->hello_pending = true;
+	ws->nauthed++;
+	tenant_join(ws, c);
+	hub_log_debug(TAG, "conn=%llu tenant=%s user=%s role=%s: authenticated",
+		      (unsigned long long)c->id, c->claims.tid, c->claims.sub,
+		      hub_role_name(c->claims.role));
+	client_arm_timer(c);
+
+	if (!ws->store) {
+		client_hello(c, 0);
+		return 0;
+	}
+	{
+		const char *params[1] = { c->claims.tid };
+		struct hello_req *req = hub_xmalloc(sizeof(*req));
+
+		req->c = c;
+		ret = hub_store_query(ws->store, hello_sql, 1, params, on_hello_result, req);
+		if (ret < 0) {
+			free(req);
+			hub_log_warn(TAG, "conn=%llu tenant=%s: reading last event id: %s",
+				     (unsigned long long)c->id, c->claims.tid, strerror(-ret));
+			c->close_kind = "store_error";
+			lws_close_reason(c->wsi, WS_CLOSE_TRY_AGAIN,
+					 (unsigned char *)"try again later", 15);
+			return -1;
+		}
+		c->hello = req;
+	}
+	return 0;
+}
+
+/* One whole message in c->rx. 0, or -1 to close (the reason is set). */
+static int client_message(struct client *c, bool binary)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_json_doc doc;
+	struct hub_str type;
+	int ret = 0, i;
+
+	if (binary || hub_json_parse(&pool, hub_buf_str(&c->rx), WS_JSON_TOKENS, &doc, NULL) < 0) {
+		if (!c->authed) {
+			c->close_kind = "auth_required";
+			lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+					 (unsigned char *)"auth required", 13);
+			ret = -1;
+			goto out;
+		}
+		memset(&doc, 0, sizeof(doc));
+		client_send_error(c, &doc, -1, &pool, "bad_json",
+				  binary ? "binary frames are not supported"
+					 : "the frame is not valid JSON");
+		goto out;
+	}
+	if (!c->authed) {
+		ret = client_auth(c, &pool, &doc);
+		goto out;
+	}
+	i = hub_json_get(&doc, 0, "type");
+	if (i >= 0 && hub_json_string(&doc, i, &pool, &type) == 0 && hub_str_eqs(type, "auth")) {
+		client_send_error(c, &doc, hub_json_get(&doc, 0, "ref"), &pool,
+				  "already_authenticated", "this socket is already authenticated");
+		goto out;
+	}
+	/* Commands (resume, send, read, assign, mode, typing) come in a later issue. */
+	client_send_error(c, &doc, hub_json_get(&doc, 0, "ref"), &pool, "unknown_command",
+			  "unknown command type");
+out:
+	hub_pool_release(&pool);
+	return ret;
+}
+
+static int client_receive(struct client *c, const void *in, size_t len)
+{
+	struct hub_ws *ws = c->ws;
+	int ret;
+
+	c->last_seen = uv_now(ws->loop);
+	if (c->closing)
+		return 0;
+	if (lws_is_first_fragment(c->wsi))
+		hub_buf_reset(&c->rx);
+	if (c->rx.len + len > ws->opts.max_frame) {
+		hub_log_info(TAG, "conn=%llu: message over %zu bytes", (unsigned long long)c->id,
+			     ws->opts.max_frame);
+		c->close_kind = "too_big";
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+				 (unsigned char *)"message too big", 15);
+		return -1;
+	}
+	hub_buf_add(&c->rx, in, len);
+	if (!lws_is_final_fragment(c->wsi))
+		return 0;
+	ret = client_message(c, lws_frame_is_binary(c->wsi));
+	hub_buf_reset(&c->rx);
+	return ret;
+}
+
+/* Writes what is queued: a ping, then frames until the pipe chokes or the budget
+ * is spent. Asking for WRITEABLE again while anything is left is what carries a burst
+ * through without client traffic (lws 4.1.6 otherwise waits for the next I/O). */
+static int client_writeable(struct client *c)
+{
+	unsigned char ping[LWS_PRE + 4];
+	size_t written = 0;
+
+	if (c->closing)
+		return 0; /* the close goes out from the timer: see client_close() */
+	if (c->ping_pending) {
+		c->ping_pending = false;
+		/* Not empty: lws 4.1.6 never reports a pong with an empty payload. */
+		memcpy(ping + LWS_PRE, "ping", 4);
+		if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
+			return -1;
+		want_write(c);
+		return 0;
+	}
+	while (c->head && !c->hello_pending && written < WS_WRITE_BUDGET) {
+		struct qent *q = c->head;
+		struct frame *f = q->f;
+		int n;
+
+		/* lws writes the frame header into the headroom: the same bytes for every
+		 * socket, and it copies what the kernel does not take, so sharing is safe. */
+		n = lws_write(c->wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT);
+		if (n < (int)f->len)
+			return -1;
+		c->head = q->next;
+		if (!c->head)
+			c->tail = NULL;
+		c->queued -= f->len;
+		written += f->len;
+		frame_unref(f);
+		free(q);
+		if (lws_send_pipe_choked(c->wsi))
+			break;
+	}
+	want_write(c);
+	return 0;
+}
+
+static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		  size_t len)
+{
+	struct lws_context *ctx = lws_get_context(wsi);
+	struct hub_ws *ws = ctx ? lws_context_user(ctx) : NULL;
+	struct pss *pss = user;
+	struct client *c = pss ? pss->c : NULL;
+
+	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED:
+		if (!ws || ws->closing || !pss)
+			return -1;
+		pss->c = client_new(ws, wsi);
+		hub_log_debug(TAG, "conn=%llu: websocket established", (unsigned long long)
+			      pss->c->id);
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		return c ? client_receive(c, in, len) : -1;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (c)
+			c->last_seen = uv_now(ws->loop);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return c ? client_writeable(c) : 0;
+	case LWS_CALLBACK_TIMER:
+		return c ? on_client_timer(c) : 0;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (c && !c->closing)
+			c->close_kind = "peer";
+		return 0;
+	case LWS_CALLBACK_CLOSED:
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (c) {
+			pss->c = NULL;
+			client_free(c);
+		}
+		return 0;
+	case LWS_CALLBACK_HTTP:
+		/* The HTTP server hands us upgrades only; anything else is closed. */
+		return -1;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* Public API */
+
+static void set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
+{
+	hub_buf_reset(&ws->secret);
+	hub_buf_addstr(&ws->secret, opts->jwt_secret);
+	ws->opts = *opts;
+	ws->opts.jwt_secret = hub_buf_str(&ws->secret);
+	if (ws->opts.auth_timeout_ms < 1)
+		ws->opts.auth_timeout_ms = 1;
+	if (ws->opts.ping_interval_ms < 1)
+		ws->opts.ping_interval_ms = 1;
+}
+
+int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store *store,
+	       struct hub_metrics *metrics, struct hub_ws **out, struct hub_err *err)
+{
+	struct lws_context_creation_info info;
+	void *foreign_loops[1] = { loop };
+	struct hub_ws *ws;
+	int ret;
+
+	if (opts->jwt_secret.len == 0)
+		return hub_err_set(err, -EINVAL, "ws: empty jwt secret");
+	if (opts->max_frame == 0 || opts->send_queue_max == 0)
+		return hub_err_set(err, -EINVAL, "ws: max_frame and send_queue_max must be > 0");
+
+	ws = hub_xcalloc(1, sizeof(*ws));
+	ws->loop = loop;
+	ws->store = store;
+	ws->metrics = metrics;
+	hub_buf_init(&ws->secret);
+	set_opts(ws, opts);
+	link_init(&ws->clients);
+
+	lws_set_log_level(LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_USER, on_lws_log);
+
+	ws->protocols[0] = (struct lws_protocols){
+		.name = WS_PROTOCOL,
+		.callback = on_lws,
+		.per_session_data_size = sizeof(struct pss),
+		.rx_buffer_size = WS_RX_CHUNK,
+		.tx_packet_size = WS_TX_PACKET,
+	};
+
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	info.foreign_loops = foreign_loops;
+	info.pcontext = &ws->ctx;
+	info.user = ws;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.gid = -1;
+	info.uid = -1;
+	ws->ctx = lws_create_context(&info);
+	if (!ws->ctx) {
+		ret = hub_err_set(err, -EIO, "ws: cannot create the libwebsockets context "
+				  "(is libwebsockets-evlib-uv installed?)");
+		goto fail;
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = ws->protocols;
+	info.vhost_name = "hub-ws";
+	info.options = LWS_SERVER_OPTION_LIBUV;
+	ws->vh = lws_create_vhost(ws->ctx, &info);
+	/* A context on a foreign loop may come back already being torn down: the vhost is the
+	 * real test (lws issues #2129, #2171). */
+	if (!ws->vh) {
+		ret = hub_err_set(err, -EIO, "ws: cannot create the libwebsockets vhost");
+		goto fail;
+	}
+
+	if (uv_timer_init(loop, &ws->timer) < 0) {
+		ret = hub_err_set(err, -EIO, "ws: uv_timer_init failed");
+		goto fail;
+	}
+	ws->timer.data = ws;
+	ws->timer_init = true;
+
+	if (metrics) {
+		hub_metrics_gauge(metrics, "hub_ws_clients", "Open agent websockets",
+				  on_gauge_clients, ws);
+		hub_metrics_gauge(metrics, "hub_ws_authenticated",
+				  "Authenticated agent websockets", on_gauge_authed, ws);
+	}
+	*out = ws;
+	return 0;
+fail:
+	/* Start-up failure: tear lws down as far as possible without running the caller's
+	 * loop; the caller exits anyway. */
+	if (ws->ctx)
+		lws_context_destroy(ws->ctx);
+	if (ws->ctx)
+		lws_context_destroy(ws->ctx);
+	hub_buf_release(&ws->secret);
+	if (!ws->ctx)
+		free(ws);
+	return ret;
+}
+
+void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
+{
+	struct hub_buf keep = HUB_BUF_INIT;
+	struct hub_ws_opts o = *opts;
+
+	if (o.jwt_secret.len == 0) {
+		hub_log_warn(TAG, "empty jwt secret in reload: keeping the previous one");
+		hub_buf_addstr(&keep, hub_buf_str(&ws->secret));
+		o.jwt_secret = hub_buf_str(&keep);
+	}
+	set_opts(ws, &o);
+	hub_buf_release(&keep);
+}
+
+int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len)
+{
+	struct lws *wsi;
+
+	if (ws->closing || !ws->vh) {
+		close(fd);
+		return -ECANCELED;
+	}
+	if (len > WS_ADOPT_MAX) {
+		close(fd);
+		return -EMSGSIZE;
+	}
+	/* lws closes fd itself when adoption fails. */
+	wsi = lws_adopt_socket_vhost_readbuf(ws->vh, fd, buf, len);
+	if (!wsi) {
+		hub_log_debug(TAG, "fd=%d: adoption failed or closed at once", fd);
+		return -EIO;
+	}
+	return 0;
+}
+
+void hub_ws_publish(struct hub_ws *ws, struct hub_str tenant, int64_t event_id,
+		    struct hub_str event, struct hub_str data_json)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_jw w;
+	struct tenant *t;
+	struct frame *f;
+	struct link *l, *next;
+
+	if (ws->closing)
+		return;
+	t = tenant_find(ws, tenant);
+	if (!t)
+		return;
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "type");
+	hub_jw_cstr(&w, "event");
+	hub_jw_key(&w, "id");
+	hub_jw_int(&w, event_id);
+	hub_jw_key(&w, "event");
+	hub_jw_str(&w, event);
+	hub_jw_key(&w, "data");
+	if (data_json.len)
+		hub_jw_raw(&w, data_json);
+	else
+		hub_jw_null(&w);
+	hub_jw_obj_close(&w);
+	f = frame_new(&b, event_id > 0 ? event_id : 0);
+	hub_buf_release(&b);
+	/* client_send may close (never free) a client: the list stays intact. */
+	for (l = t->clients.next; l != &t->clients; l = next) {
+		next = l->next;
+		client_send(hub_container_of(l, struct client, peers), f);
+	}
+	frame_unref(f);
+}
+
+size_t hub_ws_clients(const struct hub_ws *ws)
+{
+	return ws->nclients;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct hub_ws *ws = h->data;
+
+	ws->timer_init = false;
+	if (ws->close_cb)
+		ws->close_cb(ws->close_data);
+}
+
+/* Phase one of the teardown, from a loop callback (never a signal handler, never inside an
+ * lws callback): lws closes what is left and its handles; uv_run() can then return. */
+static void on_drain_timer(uv_timer_t *t)
+{
+	struct hub_ws *ws = t->data;
+
+	if (ws->destroyed)
+		return;
+	ws->destroyed = true;
+	if (ws->nclients)
+		hub_log_info(TAG, "%zu sockets did not finish closing: dropping them",
+			     ws->nclients);
+	if (ws->ctx)
+		lws_context_destroy(ws->ctx);
+	uv_close((uv_handle_t *)&ws->timer, on_timer_closed);
+}
+
+void hub_ws_close(struct hub_ws *ws, void (*cb)(void *data), void *data)
+{
+	struct link *l;
+	int r;
+
+	if (ws->closing)
+		return;
+	ws->closing = true;
+	ws->close_cb = cb;
+	ws->close_data = data;
+	hub_log_info(TAG, "closing %zu sockets", ws->nclients);
+	for (l = ws->clients.next; l != &ws->clients; l = l->next)
+		client_close(hub_container_of(l, struct client, all), LWS_CLOSE_STATUS_GOINGAWAY,
+			     "going away", "shutdown");
+	r = uv_timer_start(&ws->timer, on_drain_timer, ws->nclients ? WS_DRAIN_MS : 0, 0);
+	hub_assert(r == 0);
+}
+
+void hub_ws_finish(struct hub_ws *ws)
+{
+	if (!ws)
+		return;
+	hub_assert(!ws->timer_init);
+	/* Phase two (lws issues #1969, #2595): the loop has stopped, lws can free itself. */
+	for (int i = 0; ws->ctx && i < 4; i++) {
+		lws_context_destroy(ws->ctx);
+		uv_run(ws->loop, UV_RUN_NOWAIT);
+	}
+	if (ws->ctx)
+		hub_log_err(TAG, "libwebsockets context not fully destroyed");
+	hub_assert(link_empty(&ws->clients));
+	for (size_t i = 0; i < WS_TENANT_BUCKETS; i++)
+		hub_assert(!ws->buckets[i]);
+	hub_buf_release(&ws->secret);
+	free(ws);
+}
