@@ -9,14 +9,12 @@ import hashlib
 import http.server
 import json
 import os
-import signal
 import socketserver
 import struct
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -152,6 +152,7 @@ class Hubd:
         self.log_path = os.path.join(directory, name + ".stderr")
         self.port = int(cfg["http"]["listen"].rsplit(":", 1)[1])
         self.proc = None
+        self.expected_rc = 0   # the exit code HubTestCase's cleanup accepts
         self.notes = []        # every VAR=VALUE line received on NOTIFY_SOCKET, in order
         self._cursor = 0       # wait_notify() looks at notes from here on
         self._ndir = None
