@@ -1,0 +1,175 @@
+#!/bin/bash
+# scripts/run-dev.sh - `make run`: a private PostgreSQL (./var/pg, port 54329) and Redis
+# (./var/redis, port 63799), role and database `hub`, migrations, then build/hubd with
+# config/dev.json in the foreground. Ctrl-C stops hubd, Redis and PostgreSQL (those this
+# script started); a second run reuses ./var/. Works as root (PostgreSQL then runs as the
+# `postgres` user) and as a normal user.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${BUILD:-build}
+CONFIG=${CONFIG:-config/dev.json}
+VAR=$ROOT/var
+PGDIR=$VAR/pg
+PGDATA=$PGDIR/data
+PGPORT=54329
+REDIS_DIR=$VAR/redis
+REDIS_PORT=63799
+PGBIN=/usr/lib/postgresql/15/bin
+
+PG_STARTED=0
+REDIS_STARTED=0
+HUBD_PID=
+
+say() { printf 'run-dev: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# PostgreSQL's programs refuse to run as root: run them as `postgres` then.
+as_pg() {
+	if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+psql_admin() {
+	"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres \
+		-d postgres -tAc "$1"
+}
+
+# As root, the postgres user must be able to reach ./var/pg: give it traverse (o+x) on the
+# ancestors that lack it, and say so.
+ensure_pg_can_reach() {
+	is_root || return 0
+	local d=$1
+	while [ "$d" != / ]; do
+		if ! runuser -u postgres -- test -x "$d"; then
+			say "giving other users traverse permission (o+x) on $d for the postgres user"
+			chmod o+x "$d"
+		fi
+		d=$(dirname "$d")
+	done
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT
+	trap "" INT TERM     # a second Ctrl-C must not cut the clean-up short
+	if [ -n "$HUBD_PID" ] && kill -0 "$HUBD_PID" 2>/dev/null; then
+		say "stopping hubd (pid $HUBD_PID)"
+		kill -TERM "$HUBD_PID" 2>/dev/null || true
+		wait "$HUBD_PID" 2>/dev/null || true
+	fi
+	if [ "$REDIS_STARTED" = 1 ]; then
+		say "stopping Redis"
+		redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+	fi
+	if [ "$PG_STARTED" = 1 ]; then
+		say "stopping PostgreSQL"
+		as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+[ -x "$BUILD/hubd" ] && [ -x "$BUILD/hubctl" ] || die "$BUILD/hubd or hubctl missing: run make all"
+[ -x "$PGBIN/postgres" ] || die "$PGBIN/postgres missing: apt-get install postgresql"
+command -v redis-server >/dev/null || die "redis-server missing: apt-get install redis-server"
+
+LISTEN=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["http"]["listen"])' "$CONFIG")
+HTTP_HOST=${LISTEN%:*}
+HTTP_PORT=${LISTEN##*:}
+
+# --- PostgreSQL ---
+mkdir -p "$PGDIR"
+if is_root; then
+	chown postgres:postgres "$PGDIR"
+	ensure_pg_can_reach "$PGDIR"
+fi
+chmod 700 "$PGDIR"
+if [ ! -f "$PGDATA/PG_VERSION" ]; then
+	say "initdb $PGDATA"
+	as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C \
+		--no-instructions >"$PGDIR/initdb.log" 2>&1 || {
+		cat "$PGDIR/initdb.log" >&2; die "initdb failed"; }
+fi
+if as_pg "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+	say "reusing the running PostgreSQL of $PGDATA (left running at exit)"
+else
+	say "starting PostgreSQL on 127.0.0.1:$PGPORT"
+	as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDIR/postgres.log" -w -t 60 \
+		-o "-p $PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=''" \
+		start >/dev/null || { tail -n 20 "$PGDIR/postgres.log" >&2; die "PostgreSQL did not start"; }
+	PG_STARTED=1
+fi
+[ -n "$(psql_admin "SELECT 1 FROM pg_roles WHERE rolname = 'hub'")" ] ||
+	psql_admin "CREATE ROLE hub LOGIN"
+[ -n "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = 'hub'")" ] ||
+	psql_admin "CREATE DATABASE hub OWNER hub"
+
+# --- Redis ---
+mkdir -p "$REDIS_DIR"
+if [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
+	say "reusing the Redis on port $REDIS_PORT (left running at exit)"
+else
+	say "starting Redis on 127.0.0.1:$REDIS_PORT"
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" --save '' \
+		--appendonly no --daemonize yes --pidfile "$REDIS_DIR/redis.pid" \
+		--logfile "$REDIS_DIR/redis.log"
+	REDIS_STARTED=1
+	for _ in $(seq 100); do
+		[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+		sleep 0.1
+	done
+	[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] || die "Redis did not start"
+fi
+
+# --- hubd ---
+"$BUILD/hubctl" -c "$CONFIG" migrate
+"$BUILD/hubd" -c "$CONFIG" &
+HUBD_PID=$!
+
+# The status code of GET $1 (empty when nothing answers).
+http_status() {
+	local line=
+	exec 3<>"/dev/tcp/$HTTP_HOST/$HTTP_PORT" || return 0
+	printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$1" "$LISTEN" >&3
+	IFS= read -r -t 5 line <&3 || true
+	while IFS= read -r -t 5 _ <&3; do :; done   # the rest, until hubd closes (HTTP/1.0)
+	exec 3<&- 3>&-
+	set -- $line
+	echo "${2:-}"
+}
+
+for _ in $(seq 300); do
+	kill -0 "$HUBD_PID" 2>/dev/null || { wait "$HUBD_PID" || true; HUBD_PID=; die "hubd exited"; }
+	[ "$(http_status /healthz 2>/dev/null)" = 200 ] && break
+	sleep 0.1
+done
+[ "$(http_status /healthz 2>/dev/null)" = 200 ] || die "hubd did not answer /healthz within 30 s"
+
+TOKEN=$("$BUILD/hubctl" -c "$CONFIG" token --tenant demo --user agent-1 --role agent --ttl 86400)
+BASE=http://$LISTEN
+cat <<EOF
+
+Bayge Hub is running (hubd pid $HUBD_PID). Ctrl-C stops hubd, Redis and PostgreSQL.
+  health     $BASE/healthz
+  readiness  $BASE/readyz
+  metrics    $BASE/metrics
+  live inbox ws://$LISTEN/ws   (subprotocol bayge.v1)
+  webhook    $BASE/webhooks/whatsapp/demo-whatsapp
+  agent token for tenant demo (24 h):
+    $TOKEN
+Try:
+  $BUILD/hubctl -c $CONFIG simulate whatsapp demo-whatsapp --from +77011234567 --name Aigerim 'Сәлеметсіз бе!'
+
+EOF
+
+set +e
+wait "$HUBD_PID"
+rc=$?
+HUBD_PID=
+say "hubd exited with $rc"
+exit "$rc"

@@ -1,0 +1,234 @@
+"""tests/integration/test_foundation.py - hubd as a process and an HTTP server: config
+errors (hubctl check-config), start-up, health/readiness/metrics, slow and pipelining
+clients, SIGTERM drain, SIGHUP reload, two instances migrating one database at once.
+"""
+import os
+import re
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from support import httpc, hubd, util  # noqa: E402
+from support.case import HubTestCase  # noqa: E402
+
+NO_DB = "postgresql://nobody@127.0.0.1:1/none"
+
+
+def line_of(text, needle):
+    """1-based number of the first line of text containing needle."""
+    for i, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return i
+    raise AssertionError("%r not in the config" % needle)
+
+
+class CheckConfig(HubTestCase):
+    needs_hubd = False
+    needs_hubctl = True
+    needs_pg = False
+
+    def check(self, overrides):
+        """Writes the test config with overrides; returns (path, text, CompletedProcess)."""
+        path = self.write_config(self.config(overrides, db_url=NO_DB))
+        with open(path) as f:
+            text = f.read()
+        return path, text, self.hubctl("check-config", path)
+
+    def assert_error(self, r, path, line, key):
+        self.assertEqual(r.returncode, 1, r.stderr)
+        rx = r"^%s:%d:\d+: %s: \S" % (re.escape(path), line, re.escape(key))
+        self.assertRegex(r.stderr, re.compile(rx, re.M))
+
+    def test_valid_configs_pass(self):
+        r = self.hubctl("check-config", os.path.join(util.ROOT, "config", "dev.json"))
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        path, _, r = self.check({})            # the harness's own config is valid too
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+
+    def test_unknown_key(self):
+        path, text, r = self.check({"http.bodymax": 1024})
+        self.assert_error(r, path, line_of(text, '"bodymax"'), "http.bodymax")
+
+    def test_wrong_type(self):
+        path, text, r = self.check({"http.body_max": "big"})
+        self.assert_error(r, path, line_of(text, '"body_max"'), "http.body_max")
+
+    def test_out_of_range(self):
+        path, text, r = self.check({"http.body_max": 1})
+        self.assert_error(r, path, line_of(text, '"body_max"'), "http.body_max")
+
+    def test_every_error_is_reported(self):
+        path, text, r = self.check({"http.body_max": 1, "ws.max_frame": "x",
+                                    "database.pool": 3})
+        self.assert_error(r, path, line_of(text, '"body_max"'), "http.body_max")
+        self.assert_error(r, path, line_of(text, '"max_frame"'), "ws.max_frame")
+        self.assert_error(r, path, line_of(text, '"pool"'), "database.pool")
+
+    def test_bad_json_names_line_and_column(self):
+        path = os.path.join(self.out, "broken.json")
+        with open(path, "w") as f:
+            f.write('{\n  "log": { "level": "info" },\n  "http": {,\n}\n')
+        r = self.hubctl("check-config", path)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, re.compile(r"^%s:3:\d+: " % re.escape(path), re.M))
+
+    def test_errors_do_not_echo_secrets(self):
+        path, text, r = self.check({"auth.jwt_secret": ["not", "a", "string-secret-xyz"]})
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("auth.jwt_secret", r.stderr)
+        self.assertNotIn("string-secret-xyz", r.stderr)
+
+
+class Startup(HubTestCase):
+    def test_ready_health_and_metrics(self):
+        h = self.start_hubd()
+        self.assertRegex(h.log(), r"<6>\[\w+ *\] ready on 127\.0\.0\.1:%d" % h.port)
+        r = httpc.get(h.port, "/healthz")
+        self.assertEqual(r.status, 200)
+        r = httpc.get(h.port, "/readyz")
+        self.assertEqual(r.status, 200)
+        r = httpc.get(h.port, "/metrics")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.headers.get("content-type", "").startswith("text/plain"), r)
+        m = r.text
+        self.assertIn("# TYPE hub_http_requests_total counter", m)
+        self.assertRegex(m, r'hub_http_requests_total\{[^}]*route="healthz"[^}]*'
+                            r'code="200"[^}]*\} [1-9]')
+        self.assertRegex(m, r"hub_http_request_duration_seconds_bucket\{")
+        for gauge in ("hub_http_connections", "hub_ws_clients", "hub_db_pool_"):
+            self.assertIn(gauge, m)
+        # the config's tenants and channels are upserted at start
+        self.assertEqual(self.count("channels", "public_id IN ('demo-whatsapp', "
+                                                "'acme-whatsapp')"), 2)
+
+    def test_unknown_route_is_json_404(self):
+        h = self.start_hubd()
+        r = httpc.get(h.port, "/no/such/thing")
+        self.assertEqual(r.status, 404)
+        err = r.json()["error"]
+        self.assertIsInstance(err["code"], str)
+        self.assertIsInstance(err["message"], str)
+        h.assert_alive()
+
+    def test_bad_config_at_start_exits_1_with_a_message(self):
+        cfg = self.config({"http.no_such_key": 1})
+        h = self.start_hubd(cfg, wait=False)
+        h.expected_rc = 1
+        self.assertEqual(h.wait_exit(60), 1)
+        self.assertIn(h.config_path, h.log())
+        self.assertIn("http.no_such_key", h.log())
+
+    def test_env_overrides_database_url(self):
+        cfg = self.config({"database.url": NO_DB})
+        h = self.start_hubd(cfg, env={"HUB_DATABASE_URL": self.pg.url(self.db)})
+        self.assertEqual(httpc.get(h.port, "/readyz").status, 200)
+
+    def test_two_instances_migrate_one_fresh_database_at_once(self):
+        a = self.start_hubd(name="hubd-a", wait=False)
+        b = self.start_hubd(hubd.merge(a.cfg, {"http.listen": "127.0.0.1:%d"
+                                               % util.free_port()}),
+                            name="hubd-b", wait=False)
+        a.wait_ready(60)
+        b.wait_ready(60)
+        for h in (a, b):
+            h.assert_alive()
+            body, _, sig = self.text_webhook(h)
+            self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        self.assertEqual(self.count("messages"), 2)
+
+
+class SlowAndPipelined(HubTestCase):
+    def test_slowloris_is_cut_off_while_others_are_served(self):
+        h = self.start_hubd(overrides={"http.header_timeout_ms": 500})
+        head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 400
+        with httpc.RawConn(h.port) as slow:
+            deadline = util.Deadline(15)
+            sent = 0
+            while not slow.peer_closed(0.1):        # one byte every 100 ms
+                self.assertFalse(deadline.expired(), "slow client never cut off")
+                self.assertLess(sent, len(head), "slow client sent all its bytes")
+                if not slow.send(head[sent:sent + 1]):
+                    break
+                sent += 1
+                if sent == 3:                       # meanwhile another client is served
+                    self.assertEqual(httpc.get(h.port, "/healthz").status, 200)
+            if slow.buf:
+                self.assertTrue(slow.buf.startswith(b"HTTP/1.1 408"), slow.buf[:100])
+        h.assert_alive()
+
+    def test_pipelined_requests_answered_in_order(self):
+        h = self.start_hubd()
+        with httpc.RawConn(h.port) as c:
+            c.send(httpc.format_request("GET", "/healthz") +
+                   httpc.format_request("GET", "/no/such/route") +
+                   httpc.format_request("GET", "/metrics"))
+            self.assertEqual(c.read_response().status, 200)
+            self.assertEqual(c.read_response().status, 404)
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertIn(b"hub_http_requests_total", r.body)
+        h.assert_alive()
+
+    def test_oversized_headers_refused_and_still_serving(self):
+        h = self.start_hubd(overrides={"http.header_max": 8192})
+        with httpc.RawConn(h.port) as c:
+            c.send(httpc.format_request("GET", "/healthz", headers={"X-Big": "b" * 9000}))
+            r = c.read_response()
+            self.assertIn(r.status, (431, 400))
+        h.assert_alive()
+
+
+class Signals(HubTestCase):
+    def test_sigterm_drains_in_flight_requests_and_exits_0(self):
+        h = self.start_hubd()
+        body, wamid, sig = self.text_webhook(h)
+        agent = self.agent(h)
+        req = httpc.format_request("POST", "/webhooks/whatsapp/demo-whatsapp", body,
+                                   {"Content-Type": "application/json",
+                                    "X-Hub-Signature-256": sig})
+        cut = len(req) - len(body) // 2
+        with httpc.RawConn(h.port) as inflight:
+            inflight.send(req[:cut])                # headers and half the body
+            ping = httpc.RawConn(h.port)            # and an idle keep-alive connection
+            ping.send(httpc.format_request("GET", "/healthz"))
+            self.assertEqual(ping.read_response().status, 200)
+            h.send_signal(signal.SIGTERM)
+            h.wait_notify("STOPPING=1")
+            inflight.send(req[cut:])
+            self.assertEqual(inflight.read_response().status, 200)
+            ping.close()
+        self.assertEqual(agent.wait_close(15)[0], 1001)
+        self.assertEqual(h.wait_exit(30), 0)
+        self.assertEqual(self.psql("SELECT external_id FROM messages"), wamid)
+
+    def test_sighup_changes_log_level_and_a_bad_config_keeps_the_old(self):
+        h = self.start_hubd()
+        httpc.get(h.port, "/healthz")
+        self.assertEqual(h.count_log(r"<7>"), 0)
+        h.reload(hubd.merge(h.cfg, {"log.level": "debug"}))
+        httpc.get(h.port, "/healthz")
+        self.assertGreater(h.count_log(r"<7>"), 0)
+
+        h.reload(hubd.merge(h.cfg, {"http.no_such_key": 1}))     # refused, kept running
+        self.assertIn("http.no_such_key", h.log())
+        h.assert_alive()
+        before = h.count_log(r"<7>")
+        httpc.get(h.port, "/healthz")
+        self.assertGreater(h.count_log(r"<7>"), before, "the old (debug) config was lost")
+
+    def test_sighup_applies_body_max_live(self):
+        h = self.start_hubd()
+        body, _, sig = self.text_webhook(h, text="x" * 3000 + os.urandom(4).hex())
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        h.reload(hubd.merge(h.cfg, {"http.body_max": 2048}))
+        body, _, sig = self.text_webhook(h, text="y" * 3000 + os.urandom(4).hex())
+        before = self.counts()
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 413)
+        self.assert_unchanged(before)
+        h.assert_alive()
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()

@@ -1,0 +1,96 @@
+"""tests/support/util.py - paths, free ports, deadlines and running things as `postgres`.
+
+Shared by every other support module; knows nothing about hubd.
+"""
+import os
+import pwd
+import socket
+import time
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(TESTS)
+FIXTURES = os.path.join(TESTS, "fixtures")
+OUT = os.environ.get("HUBT_OUT") or os.path.join(TESTS, "out")
+PG_BIN = os.environ.get("HUBT_PG_BIN", "/usr/lib/postgresql/15/bin")
+
+
+def build_dir():
+    """The build whose hubd/hubctl the tests drive (env HUBT_BUILD, default build-asan)."""
+    b = os.environ.get("HUBT_BUILD", "build-asan")
+    return b if os.path.isabs(b) else os.path.join(ROOT, b)
+
+
+def fixture(rel):
+    """Bytes of tests/fixtures/<rel>."""
+    with open(os.path.join(FIXTURES, rel), "rb") as f:
+        return f.read()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks at random)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Deadline:
+    """A point in time; remaining() never goes below 0."""
+
+    def __init__(self, seconds):
+        self.end = time.monotonic() + seconds
+
+    def remaining(self):
+        return max(0.0, self.end - time.monotonic())
+
+    def expired(self):
+        return time.monotonic() >= self.end
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    """Polls pred() until it returns a true value (returned) or raises TimeoutError naming
+    what (a string or a function returning one). For conditions with no event to wait on (a port answering, a row appearing)."""
+    d = Deadline(timeout)
+    while True:
+        v = pred()
+        if v:
+            return v
+        if d.expired():
+            raise TimeoutError("timed out after %.1f s waiting for %s"
+                               % (timeout, what() if callable(what) else what))
+        time.sleep(interval)
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def postgres_user():
+    """(uid, gid) to run PostgreSQL as: `postgres` when we are root, else ourselves."""
+    if not is_root():
+        return None
+    pw = pwd.getpwnam("postgres")
+    return pw.pw_uid, pw.pw_gid
+
+
+def chown_for_postgres(path):
+    ids = postgres_user()
+    if ids:
+        os.chown(path, ids[0], ids[1])
+
+
+def popen_user_kwargs():
+    """subprocess.Popen keyword arguments that drop to `postgres` when we are root."""
+    ids = postgres_user()
+    if not ids:
+        return {}
+    return {"user": ids[0], "group": ids[1], "extra_groups": []}
+
+
+def tail(path, lines=60):
+    """The last lines of a text file, for failure messages ('' when missing)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
