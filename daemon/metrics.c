@@ -1,5 +1,5 @@
 /* daemon/metrics.c - see metrics.h. Small linked lists in registration order: a few dozen
- * series, looked up by pointer first (callers pass the same static strings every time).
+ * series, looked up by name.
  * Knows nothing about HTTP beyond the labels of hub_metrics_http. */
 #include "daemon/metrics.h"
 
@@ -16,14 +16,12 @@ static const double buckets[] = {
 
 struct series {
 	struct series *next;
-	const char *key; /* the caller's pointer, for the fast lookup */
 	char *labels;    /* NULL: no labels */
 	double value;
 };
 
 struct family {
 	struct family *next;
-	const char *key;
 	char *name; /* "hub_http_requests_total" */
 	char *help;
 	struct series *series, **tail;
@@ -36,7 +34,6 @@ struct code_count {
 
 struct route_stat {
 	struct route_stat *next;
-	const char *key;
 	char *route;
 	uint64_t bucket[NBUCKETS]; /* not cumulative; summed at render time */
 	uint64_t count;
@@ -107,10 +104,9 @@ void hub_metrics_free(struct hub_metrics *m)
 	free(m);
 }
 
-static bool same(const char *key, const char *copy, const char *s)
+/* By content, never by pointer: callers may reuse one buffer for different labels. */
+static bool same(const char *copy, const char *s)
 {
-	if (key == s)
-		return true;
 	if (!copy || !s)
 		return copy == s;
 	return strcmp(copy, s) == 0;
@@ -128,8 +124,7 @@ void hub_metrics_count(struct hub_metrics *m, const char *name, const char *help
 		size_t n = strlen(name);
 
 		/* f->name is "hub_" name "_total" */
-		if (f->key == name ||
-		    (strncmp(f->name + 4, name, n) == 0 && strcmp(f->name + 4 + n, "_total") == 0))
+		if ((strncmp(f->name + 4, name, n) == 0 && strcmp(f->name + 4 + n, "_total") == 0))
 			break;
 	}
 	if (!f) {
@@ -137,7 +132,6 @@ void hub_metrics_count(struct hub_metrics *m, const char *name, const char *help
 
 		hub_buf_addf(&b, "hub_%s_total", name);
 		f = hub_xcalloc(1, sizeof(*f));
-		f->key = name;
 		f->name = hub_buf_detach(&b, NULL);
 		f->help = hub_xstrdup(help ? help : "");
 		f->tail = &f->series;
@@ -145,11 +139,10 @@ void hub_metrics_count(struct hub_metrics *m, const char *name, const char *help
 		m->ftail = &f->next;
 	}
 	for (s = f->series; s; s = s->next)
-		if (same(s->key, s->labels, labels))
+		if (same(s->labels, labels))
 			break;
 	if (!s) {
 		s = hub_xcalloc(1, sizeof(*s));
-		s->key = labels;
 		s->labels = labels ? hub_xstrdup(labels) : NULL;
 		*f->tail = s;
 		f->tail = &s->next;
@@ -167,11 +160,10 @@ void hub_metrics_http(struct hub_metrics *m, const char *route, int status, doub
 	if (!route)
 		route = "unrouted";
 	for (r = m->routes; r; r = r->next)
-		if (same(r->key, r->route, route))
+		if (same(r->route, route))
 			break;
 	if (!r) {
 		r = hub_xcalloc(1, sizeof(*r));
-		r->key = route;
 		r->route = hub_xstrdup(route);
 		*m->rtail = r;
 		m->rtail = &r->next;
@@ -272,7 +264,7 @@ static void add_value(struct hub_buf *out, double v)
 	else if (v == (double)(int64_t)v && fabs(v) < 9e15)
 		hub_buf_addf(out, " %lld\n", (long long)v);
 	else
-		hub_buf_addf(out, " %.17g\n", v);
+		hub_buf_addf(out, " %.15g\n", v);
 }
 
 static void render_http(struct hub_metrics *m, struct hub_buf *out)
