@@ -157,7 +157,8 @@ static bool valid_escapes(struct hub_str s)
 		if (s.p[i] != '%')
 			continue;
 		if (i + 2 >= s.len || hexval((unsigned char)s.p[i + 1]) < 0 ||
-		    hexval((unsigned char)s.p[i + 2]) < 0 || (s.p[i + 1] == '0' && s.p[i + 2] == '0'))
+		    hexval((unsigned char)s.p[i + 2]) < 0 ||
+		    (s.p[i + 1] == '0' && s.p[i + 2] == '0'))
 			return false;
 		i += 2;
 	}
