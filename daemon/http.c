@@ -572,13 +572,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (nread == UV_EOF) {
 		c->eof = true;
-		/* A half-closed client may still wait for the answer it asked for. */
-		if (c->state == CONN_HANDLING || (c->state == CONN_CLOSING && c->wpending)) {
+		/* A half-closed client may still wait for the answer it asked for, or for the
+		 * rest of one being written. */
+		if (c->state == CONN_HANDLING) {
 			update_reading(c);
 			return;
 		}
-		if (c->state == CONN_CLOSING && c->shutting)
+		if (c->wpending || c->shutting) {
+			if (c->state != CONN_CLOSING)
+				conn_close_after_write(c);
+			else
+				update_reading(c);
 			return;
+		}
 	}
 	conn_close(c);
 }
