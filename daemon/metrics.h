@@ -22,6 +22,11 @@ void hub_metrics_http(struct hub_metrics *m, const char *route, int status, doub
 typedef double hub_metrics_gauge_fn(void *data);
 void hub_metrics_gauge(struct hub_metrics *m, const char *name, const char *help,
 		       hub_metrics_gauge_fn *fn, void *data);
+/* Forgets the gauge called name (its data is going away); no-op when absent. */
+void hub_metrics_gauge_remove(struct hub_metrics *m, const char *name);
+/* Appends value escaped for a label value inside double quotes (\\, \", \n), for callers
+ * of hub_metrics_count that build labels from data. */
+void hub_metrics_label_escape(struct hub_buf *out, const char *value);
 /* The whole exposition. */
 void hub_metrics_render(struct hub_metrics *m, struct hub_buf *out);
 

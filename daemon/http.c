@@ -1,0 +1,1370 @@
+/* daemon/http.c - see http.h. One struct conn per TCP connection (a uv_tcp_t and one
+ * uv_timer_t for the header, body, idle and linger deadlines) with one llhttp parser that
+ * is paused after each request until it is answered, so pipelined requests are answered in
+ * order. Knows nothing about what the routes do, nor about websockets beyond handing over
+ * an fd. */
+#include "daemon/http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <llhttp.h>
+
+#include "daemon/metrics.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/router.h"
+
+#define TAG "http"
+#define READ_CHUNK 16384           /* room offered to each read */
+#define PIPELINE_MAX (64 * 1024)   /* bytes buffered while a request is being handled */
+#define UPGRADE_MAX 2048           /* bytes handed over with an upgraded connection */
+#define MAX_HEADERS 64             /* more: 431 */
+#define LINGER_MS 2000             /* after "Connection: close": wait for the client's FIN */
+#define BACKLOG 511
+#define KEEP_BUF_MAX (64 * 1024)   /* a recycled request keeps buffers up to this size */
+
+enum conn_state {
+	CONN_IDLE,     /* between requests: idle timeout */
+	CONN_HEADERS,  /* request line and headers: header timeout */
+	CONN_BODY,     /* body: body timeout */
+	CONN_HANDLING, /* handed to its handler: no timer, later bytes are buffered */
+	CONN_CLOSING,  /* final response queued: then shutdown, discard input, linger */
+};
+
+struct hdr {
+	uint32_t name_off, name_len; /* into req->head */
+	uint32_t val_off, val_len;
+};
+
+struct conn;
+
+struct hub_http_req {
+	struct hub_http *h;                /* NULL once the server is closed */
+	struct conn *conn;                 /* NULL once the connection is gone */
+	struct hub_http_req *prev, *next;  /* h->inflight while dispatched */
+	struct hub_pool pool;
+	uint64_t conn_id, id;
+	uint64_t start;                    /* uv_hrtime() at the first byte */
+	struct hub_buf head;               /* URL, then header names and values */
+	struct hdr hdrs[MAX_HEADERS];
+	int nhdrs;
+	uint32_t url_len;
+	bool in_value;                     /* the last header callback was a value */
+	bool method_seen;
+	struct hub_buf body;
+	struct hub_buf extra;              /* response headers added by the handler */
+	const char *method;
+	struct hub_str path, query;
+	int route_err;                     /* 0 or the router's error */
+	struct hub_router_match match;
+	struct hub_str params[HUB_ROUTER_MAX_PARAMS]; /* decoded, in pool */
+	bool keep_alive, head_only, upgrade, dispatched, done;
+	uint8_t http_minor;
+};
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_shutdown_t shutdown;
+	struct hub_http *h;
+	struct conn *prev, *next;          /* h->conns while open */
+	uint64_t id, nreq;
+	llhttp_t parser;
+	enum conn_state state;
+	struct hub_buf in;                 /* bytes read; [off, len) not parsed yet */
+	size_t off;
+	size_t req_start;                  /* in.p offset of the current request's first byte */
+	bool raw_ok;                       /* in still holds the current request from req_start */
+	const char *exec_base;             /* what llhttp_execute() got, for positions */
+	uint64_t exec_pos;                 /* stream offset of exec_base */
+	uint64_t req_pos;                  /* stream offset of the request's first byte */
+	struct hub_http_req *req;          /* being parsed or handled */
+	struct hub_http_req *spare;        /* a finished request kept for reuse */
+	struct hub_buf out;                /* response being built */
+	int err_status;                    /* set by a parser callback that fails */
+	int handles;                       /* open uv handles; freed at 0 */
+	int wpending;                      /* uv_write()s not completed */
+	bool reading, in_process, ready, eof, closed, close_after_write, shutting;
+};
+
+struct wreq {
+	uv_write_t w;
+	struct conn *c;
+	char data[];
+};
+
+struct hub_http {
+	uv_loop_t *loop;
+	uv_tcp_t listener;
+	uv_timer_t drain_timer;
+	struct hub_http_limits limits;
+	const struct hub_http_route *routes;
+	size_t nroutes;
+	void *data;
+	struct hub_metrics *metrics;
+	struct hub_router *router;
+	llhttp_settings_t settings;
+	struct conn *conns;                /* open connections */
+	size_t nconns;                     /* open: the gauge and max_connections */
+	size_t nalloc;                     /* allocated, open or closing */
+	struct hub_http_req *inflight;     /* dispatched requests */
+	size_t ninflight;
+	uint64_t next_conn_id;
+	int port;
+	int hpending;                      /* own handles being closed */
+	bool listener_init, draining, drain_done, closing;
+	void (*drain_cb)(void *data);
+	void *drain_data;
+	void (*close_cb)(void *data);
+	void *close_data;
+};
+
+static void process_input(struct conn *c);
+static void conn_close(struct conn *c);
+static void respond(struct hub_http_req *req, int status, const char *ctype,
+		    struct hub_str body, bool close);
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+int hub_http_status_for(int err)
+{
+	switch (err) {
+	case 0: return 200;
+	case -EBADMSG: return 400;
+	case -EPERM: return 401;
+	case -ENOENT: return 404;
+	case -EMSGSIZE: return 413;
+	case -ENOTCONN:
+	case -ECONNRESET:
+	case -ETIMEDOUT:
+	case -EAGAIN: return 503;
+	default: return 500;
+	}
+}
+
+/* ---- requests ---- */
+
+static struct hub_http_req *req_new(struct conn *c)
+{
+	struct hub_http_req *req = c->spare;
+
+	if (req) {
+		c->spare = NULL;
+	} else {
+		req = hub_xcalloc(1, sizeof(*req));
+		hub_pool_init(&req->pool);
+		hub_buf_init(&req->head);
+		hub_buf_init(&req->body);
+		hub_buf_init(&req->extra);
+	}
+	req->h = c->h;
+	req->conn = c;
+	req->conn_id = c->id;
+	req->id = ++c->nreq;
+	req->start = uv_hrtime();
+	req->in_value = true; /* the first field starts a new header */
+	req->route_err = -ENOENT;
+	req->match.route = -1;
+	return req;
+}
+
+static void req_free(struct hub_http_req *req)
+{
+	hub_pool_release(&req->pool);
+	hub_buf_release(&req->head);
+	hub_buf_release(&req->body);
+	hub_buf_release(&req->extra);
+	free(req);
+}
+
+/* Empties req for reuse by c, or frees it. */
+static void req_recycle(struct hub_http_req *req, struct conn *c)
+{
+	if (!c || c->closed || c->spare) {
+		req_free(req);
+		return;
+	}
+	hub_pool_release(&req->pool);
+	if (req->head.cap > KEEP_BUF_MAX)
+		hub_buf_release(&req->head);
+	if (req->body.cap > KEEP_BUF_MAX)
+		hub_buf_release(&req->body);
+	if (req->extra.cap > KEEP_BUF_MAX)
+		hub_buf_release(&req->extra);
+	hub_buf_reset(&req->head);
+	hub_buf_reset(&req->body);
+	hub_buf_reset(&req->extra);
+	struct hub_pool pool = req->pool;
+	struct hub_buf head = req->head, body = req->body, extra = req->extra;
+
+	memset(req, 0, sizeof(*req));
+	req->pool = pool;
+	req->head = head;
+	req->body = body;
+	req->extra = extra;
+	c->spare = req;
+}
+
+static const char *route_name(const struct hub_http_req *req, int status)
+{
+	if (req->h && req->match.route >= 0)
+		return req->h->routes[req->match.route].name;
+	return status == 404 ? "not_found" : "unrouted";
+}
+
+/* ---- writing ---- */
+
+static void begin_shutdown(struct conn *c);
+
+static void on_write(uv_write_t *w, int status)
+{
+	struct wreq *wr = hub_container_of(w, struct wreq, w);
+	struct conn *c = wr->c;
+
+	free(wr);
+	c->wpending--;
+	if (c->closed)
+		return;
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	if (!c->wpending && c->close_after_write)
+		begin_shutdown(c);
+}
+
+/* Queues bytes in order; copies only what the kernel did not take at once. */
+static void conn_send(struct conn *c, const char *p, size_t len)
+{
+	struct wreq *wr;
+	uv_buf_t b;
+	int n;
+
+	if (c->closed || !len)
+		return;
+	if (!c->wpending) {
+		b = uv_buf_init((char *)p, (unsigned int)len);
+		n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (n >= 0 && (size_t)n == len)
+			return;
+		if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+			conn_close(c);
+			return;
+		}
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		}
+	}
+	wr = hub_xmalloc(sizeof(*wr) + len);
+	memcpy(wr->data, p, len);
+	wr->c = c;
+	b = uv_buf_init(wr->data, (unsigned int)len);
+	n = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (n < 0) {
+		free(wr);
+		conn_close(c);
+		return;
+	}
+	c->wpending++;
+}
+
+/* ---- connection lifecycle ---- */
+
+static void on_free_handle(uv_handle_t *handle)
+{
+	free(handle);
+}
+
+static void maybe_free_server(struct hub_http *h)
+{
+	void (*cb)(void *data);
+	void *data;
+
+	if (!h->closing || h->hpending || h->nalloc)
+		return;
+	cb = h->close_cb;
+	data = h->close_data;
+	hub_router_free(h->router);
+	free(h);
+	if (cb)
+		cb(data);
+}
+
+static void on_conn_close(uv_handle_t *handle)
+{
+	struct conn *c = handle->data;
+	struct hub_http *h = c->h;
+
+	if (--c->handles)
+		return;
+	hub_buf_release(&c->in);
+	hub_buf_release(&c->out);
+	if (c->spare)
+		req_free(c->spare);
+	free(c);
+	h->nalloc--;
+	maybe_free_server(h);
+}
+
+static void check_drain(struct hub_http *h);
+
+/* Closes at once; a dispatched request stays valid for its handler (its response is then
+ * dropped). Idempotent. */
+static void conn_close(struct conn *c)
+{
+	struct hub_http *h = c->h;
+
+	if (c->closed)
+		return;
+	c->closed = true;
+	if (c->req) {
+		if (c->req->dispatched)
+			c->req->conn = NULL;
+		else
+			req_free(c->req);
+		c->req = NULL;
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	h->nconns--;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+	uv_close((uv_handle_t *)&c->timer, on_conn_close);
+	check_drain(h);
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void timer_start(struct conn *c, int ms)
+{
+	if (ms <= 0) {
+		uv_timer_stop(&c->timer);
+		return;
+	}
+	uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
+static void on_shutdown(uv_shutdown_t *sr, int status)
+{
+	struct conn *c = sr->data;
+
+	c->shutting = false;
+	if (c->closed)
+		return;
+	if (status < 0 || c->eof) {
+		conn_close(c);
+		return;
+	}
+	/* Read and drop what the client still sends until its FIN or the linger deadline:
+	 * closing with unread bytes would reset the connection and lose our response. */
+	timer_start(c, LINGER_MS);
+}
+
+static void begin_shutdown(struct conn *c)
+{
+	if (c->shutting || c->closed)
+		return;
+	c->shutdown.data = c;
+	if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+		conn_close(c);
+		return;
+	}
+	c->shutting = true;
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void update_reading(struct conn *c)
+{
+	bool want;
+
+	if (c->closed)
+		return;
+	if (c->state == CONN_CLOSING)
+		want = !c->eof;
+	else
+		want = !c->eof && (c->state != CONN_HANDLING || c->in.len - c->off < PIPELINE_MAX);
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+			conn_close(c);
+			return;
+		}
+		c->reading = true;
+	} else if (!want && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+}
+
+/* After the final response: no more requests; close once it is written. */
+static void conn_close_after_write(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->state = CONN_CLOSING;
+	c->close_after_write = true;
+	uv_timer_stop(&c->timer);
+	hub_buf_reset(&c->in);
+	c->off = 0;
+	c->raw_ok = false;
+	timer_start(c, 10000); /* bounds a client that does not read our answer */
+	if (!c->wpending)
+		begin_shutdown(c);
+	update_reading(c);
+}
+
+/* The current request is answered and released: go on with the next one. */
+static void after_response(struct conn *c, bool close)
+{
+	if (c->closed)
+		return;
+	if (close) {
+		conn_close_after_write(c);
+		return;
+	}
+	llhttp_resume(&c->parser);
+	c->state = CONN_IDLE;
+	c->ready = false;
+	c->raw_ok = false;
+	timer_start(c, c->h->limits.idle_timeout_ms);
+	if (!c->in_process)
+		process_input(c);
+	update_reading(c);
+}
+
+/* Answers a request that never reached a handler (timeout, limits, malformed) and closes. */
+static void conn_fail(struct conn *c, int status, const char *code, const char *msg)
+{
+	struct hub_http_req *req = c->req;
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_jw w;
+
+	if (c->closed || c->state == CONN_CLOSING || c->state == CONN_HANDLING)
+		return;
+	if (!req)
+		req = c->req = req_new(c);
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "error");
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "code");
+	hub_jw_cstr(&w, code);
+	hub_jw_key(&w, "message");
+	hub_jw_cstr(&w, msg);
+	hub_jw_obj_close(&w);
+	hub_jw_obj_close(&w);
+	req->head_only = false;
+	respond(req, status, "application/json", hub_buf_str(&b), true);
+	hub_buf_release(&b);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	switch (c->state) {
+	case CONN_IDLE:
+		hub_log_debug(TAG, "conn=%llu: idle timeout", (unsigned long long)c->id);
+		conn_close(c);
+		break;
+	case CONN_HEADERS:
+	case CONN_BODY:
+		hub_log_debug(TAG, "conn=%llu: %s timeout", (unsigned long long)c->id,
+			      c->state == CONN_HEADERS ? "header" : "body");
+		conn_fail(c, 408, "timeout", "request not received in time");
+		break;
+	case CONN_CLOSING:
+		conn_close(c);
+		break;
+	case CONN_HANDLING:
+		break;
+	}
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = handle->data;
+	size_t keep = c->off;
+
+	(void)suggested;
+	/* Drop parsed bytes, but keep the current request from its first byte while it is
+	 * small enough to be handed over by an upgrade. */
+	if (c->req && c->raw_ok) {
+		if (c->in.len - c->req_start > UPGRADE_MAX)
+			c->raw_ok = false;
+		else
+			keep = c->req_start;
+	}
+	if (c->state == CONN_CLOSING)
+		keep = c->in.len;
+	if (keep) {
+		hub_buf_consume(&c->in, keep);
+		c->off -= keep < c->off ? keep : c->off;
+		if (c->raw_ok)
+			c->req_start -= keep;
+	}
+	hub_buf_grow(&c->in, READ_CHUNK);
+	buf->base = c->in.p + c->in.len;
+	buf->len = c->in.cap - c->in.len - 1;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+
+	(void)buf;
+	if (c->closed)
+		return;
+	if (nread > 0) {
+		if (c->state == CONN_CLOSING)
+			return; /* lingering: dropped */
+		c->in.len += (size_t)nread;
+		c->in.p[c->in.len] = '\0';
+		process_input(c);
+		update_reading(c);
+		return;
+	}
+	if (nread == 0)
+		return;
+	if (nread == UV_EOF) {
+		c->eof = true;
+		/* A half-closed client may still wait for the answer it asked for, or for the
+		 * rest of one being written. */
+		if (c->state == CONN_HANDLING) {
+			update_reading(c);
+			return;
+		}
+		if (c->wpending || c->shutting) {
+			if (c->state != CONN_CLOSING)
+				conn_close_after_write(c);
+			else
+				update_reading(c);
+			return;
+		}
+	}
+	conn_close(c);
+}
+
+/* ---- parser callbacks (inside llhttp_execute) ---- */
+
+static uint64_t stream_pos(const struct conn *c, const char *at)
+{
+	return c->exec_pos + (uint64_t)(at - c->exec_base);
+}
+
+static int header_overflow(struct conn *c, const char *end)
+{
+	if (stream_pos(c, end) - c->req_pos > c->h->limits.header_max) {
+		c->err_status = 431;
+		return -1;
+	}
+	return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+	struct conn *c = p->data;
+
+	if (c->closed)
+		return -1;
+
+	if (!c->req)
+		c->req = req_new(c);
+	c->state = CONN_HEADERS;
+	c->req_pos = c->exec_pos; /* corrected by the first on_method */
+	c->raw_ok = false;
+	timer_start(c, c->h->limits.header_timeout_ms);
+	return 0;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	if (c->closed)
+		return -1;
+
+	if (!c->req->method_seen) {
+		c->req->method_seen = true;
+		c->req_pos = stream_pos(c, at);
+		c->req_start = (size_t)(at - c->in.p);
+		c->raw_ok = true;
+	}
+	return header_overflow(c, at + len);
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	if (c->closed)
+		return -1;
+
+	hub_buf_add(&c->req->head, at, len);
+	c->req->url_len += (uint32_t)len;
+	return header_overflow(c, at + len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	struct hub_http_req *req = c->req;
+
+	if (c->closed)
+		return -1;
+
+	if (header_overflow(c, at + len))
+		return -1;
+	if (req->in_value) {
+		if (req->nhdrs == MAX_HEADERS) {
+			c->err_status = 431;
+			return -1;
+		}
+		req->hdrs[req->nhdrs].name_off = (uint32_t)req->head.len;
+		req->hdrs[req->nhdrs].name_len = 0;
+		req->hdrs[req->nhdrs].val_off = (uint32_t)req->head.len;
+		req->hdrs[req->nhdrs].val_len = 0;
+		req->nhdrs++;
+		req->in_value = false;
+	}
+	hub_buf_add(&req->head, at, len);
+	req->hdrs[req->nhdrs - 1].name_len += (uint32_t)len;
+	return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	struct hub_http_req *req = c->req;
+
+	if (c->closed)
+		return -1;
+
+	if (header_overflow(c, at + len))
+		return -1;
+	if (!req->nhdrs)
+		return 0;
+	if (!req->in_value) {
+		req->hdrs[req->nhdrs - 1].val_off = (uint32_t)req->head.len;
+		req->in_value = true;
+	}
+	hub_buf_add(&req->head, at, len);
+	req->hdrs[req->nhdrs - 1].val_len += (uint32_t)len;
+	return 0;
+}
+
+static void route_request(struct hub_http_req *req)
+{
+	struct hub_http *h = req->h;
+	struct hub_str method = hub_str_from(req->method);
+
+	req->route_err = hub_router_match(h->router, method, req->path, &req->match);
+	if (req->route_err)
+		return;
+	for (int i = 0; i < req->match.nparams; i++) {
+		struct hub_str v = req->match.params[i].value;
+		char *out = hub_pool_alloc(&req->pool, v.len + 1);
+		size_t n;
+
+		if (hub_router_decode(v, false, out, &n) < 0) {
+			req->route_err = -EBADMSG;
+			req->match.route = -1;
+			return;
+		}
+		out[n] = '\0';
+		req->params[i] = (struct hub_str){ out, n };
+	}
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	struct conn *c = p->data;
+	struct hub_http *h = c->h;
+	struct hub_http_req *req = c->req;
+	struct hub_str url;
+	const char *q;
+
+	if (c->closed)
+		return -1;
+	url = (struct hub_str){ req->head.p, req->url_len };
+	/* the head no longer grows: slices into it stay valid */
+	req->method = llhttp_method_name((llhttp_method_t)p->method);
+	req->head_only = p->method == HTTP_HEAD;
+	req->http_minor = p->http_minor;
+	q = url.len ? memchr(url.p, '?', url.len) : NULL;
+	req->path = (struct hub_str){ url.p ? url.p : "", q ? (size_t)(q - url.p) : url.len };
+	req->query = q ? (struct hub_str){ q + 1, url.len - (size_t)(q - url.p) - 1 }
+		       : HUB_STR_NULL;
+	route_request(req);
+
+	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->limits.body_max) {
+		c->err_status = 413;
+		return -1;
+	}
+	if (p->flags & F_CONTENT_LENGTH)
+		hub_buf_grow(&req->body, (size_t)p->content_length);
+	if (p->http_major == 1 && p->http_minor >= 1 &&
+	    hub_str_caseeqs(hub_http_req_header(req, "expect"), "100-continue")) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+		conn_send(c, cont, sizeof(cont) - 1);
+	}
+	c->state = CONN_BODY;
+	timer_start(c, h->limits.body_timeout_ms);
+	return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	struct hub_http_req *req = c->req;
+
+	if (c->closed)
+		return -1;
+
+	if (req->body.len + len > c->h->limits.body_max) {
+		c->err_status = 413;
+		return -1;
+	}
+	hub_buf_add(&req->body, at, len);
+	return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	struct conn *c = p->data;
+
+	if (c->closed)
+		return -1;
+
+	c->req->keep_alive = llhttp_should_keep_alive(p);
+	c->req->upgrade = p->upgrade;
+	c->ready = true;
+	return HPE_PAUSED;
+}
+
+/* ---- dispatch ---- */
+
+static void dispatch(struct conn *c)
+{
+	struct hub_http *h = c->h;
+	struct hub_http_req *req = c->req;
+	char allow[128];
+
+	c->state = CONN_HANDLING;
+	uv_timer_stop(&c->timer);
+	req->dispatched = true;
+	req->prev = NULL;
+	req->next = h->inflight;
+	if (h->inflight)
+		h->inflight->prev = req;
+	h->inflight = req;
+	h->ninflight++;
+
+	switch (req->route_err) {
+	case 0:
+		h->routes[req->match.route].fn(req, h->data);
+		break;
+	case -ENOENT:
+		hub_http_req_error(req, 404, "not_found", "no such path");
+		break;
+	case -EOPNOTSUPP:
+		hub_router_allow(h->router, req->path, allow, sizeof(allow));
+		hub_http_req_add_header(req, "Allow", allow);
+		hub_http_req_error(req, 405, "method_not_allowed", "method not allowed here");
+		break;
+	case -ENAMETOOLONG:
+		hub_http_req_error(req, 414, "uri_too_long", "path too long");
+		break;
+	default:
+		hub_http_req_error(req, 400, "bad_path", "malformed path");
+		break;
+	}
+}
+
+static void process_input(struct conn *c)
+{
+	struct hub_http *h = c->h;
+
+	if (c->in_process)
+		return;
+	c->in_process = true;
+	while (!c->closed && c->state != CONN_HANDLING && c->state != CONN_CLOSING) {
+		size_t avail = c->in.len - c->off;
+		const char *base = c->in.p + c->off;
+		llhttp_errno_t err;
+		size_t used;
+
+		if (!avail)
+			break;
+		c->exec_base = base;
+		err = llhttp_execute(&c->parser, base, avail);
+		used = err == HPE_OK ? avail : (size_t)(llhttp_get_error_pos(&c->parser) - base);
+		if (used > avail) /* no position for some errors */
+			used = avail;
+		c->off += used;
+		c->exec_pos += used;
+		if (err == HPE_OK) {
+			if (c->state == CONN_HEADERS &&
+			    c->exec_pos - c->req_pos > h->limits.header_max)
+				conn_fail(c, 431, "header_too_large", "request headers too large");
+			break;
+		}
+		if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && c->ready) {
+			c->ready = false;
+			dispatch(c);
+			continue;
+		}
+		if (c->err_status == 413)
+			conn_fail(c, 413, "body_too_large", "request body too large");
+		else if (c->err_status == 431)
+			conn_fail(c, 431, "header_too_large", "request headers too large");
+		else
+			conn_fail(c, 400, "bad_request", "malformed HTTP request");
+		break;
+	}
+	c->in_process = false;
+}
+
+/* ---- responding ---- */
+
+static void respond(struct hub_http_req *req, int status, const char *ctype,
+		    struct hub_str body, bool close)
+{
+	struct hub_http *h = req->h;
+	struct conn *c = req->conn;
+	double secs = (double)(uv_hrtime() - req->start) / 1e9;
+
+	hub_assert(!req->done);
+	req->done = true;
+	if (h) {
+		hub_metrics_http(h->metrics, route_name(req, status), status, secs);
+		hub_log_debug(TAG, "conn=%llu req=%llu %s %s %d in=%zu out=%zu %.3fms%s",
+			      (unsigned long long)req->conn_id, (unsigned long long)req->id,
+			      req->method ? req->method : "-", route_name(req, status), status,
+			      req->body.len, body.len, secs * 1e3, c ? "" : " (client gone)");
+	}
+	if (c && !c->closed && c->state != CONN_CLOSING) {
+		struct hub_buf *o = &c->out;
+		bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+
+		close = close || !req->keep_alive || req->upgrade || c->eof ||
+			(h && h->draining);
+		hub_buf_reset(o);
+		hub_buf_addf(o, "HTTP/1.1 %d %s\r\n", status, reason(status));
+		if (ctype && !no_body)
+			hub_buf_addf(o, "Content-Type: %s\r\n", ctype);
+		if (!no_body)
+			hub_buf_addf(o, "Content-Length: %zu\r\n", body.len);
+		hub_buf_addstr(o, hub_buf_str(&req->extra));
+		if (close)
+			hub_buf_adds(o, "Connection: close\r\n");
+		else if (req->http_minor == 0)
+			hub_buf_adds(o, "Connection: keep-alive\r\n");
+		hub_buf_adds(o, "\r\n");
+		if (!req->head_only && !no_body)
+			hub_buf_addstr(o, body);
+		conn_send(c, o->p, o->len);
+		if (o->cap > KEEP_BUF_MAX)
+			hub_buf_release(o);
+	}
+	if (req->dispatched && h) {
+		if (req->prev)
+			req->prev->next = req->next;
+		else
+			h->inflight = req->next;
+		if (req->next)
+			req->next->prev = req->prev;
+		h->ninflight--;
+	}
+	if (c && c->req == req)
+		c->req = NULL;
+	req_recycle(req, c);
+	if (c)
+		after_response(c, close);
+	if (h)
+		check_drain(h);
+}
+
+void hub_http_req_respond(struct hub_http_req *req, int status, const char *content_type,
+			  struct hub_str body)
+{
+	respond(req, status, content_type, body, false);
+}
+
+void hub_http_req_error(struct hub_http_req *req, int status, const char *code,
+			const char *fmt, ...)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_jw w;
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "error");
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "code");
+	hub_jw_cstr(&w, code);
+	hub_jw_key(&w, "message");
+	hub_jw_cstr(&w, msg);
+	hub_jw_obj_close(&w);
+	hub_jw_obj_close(&w);
+	respond(req, status, "application/json", hub_buf_str(&b), false);
+	hub_buf_release(&b);
+}
+
+void hub_http_req_add_header(struct hub_http_req *req, const char *name, const char *value)
+{
+	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) {
+		hub_log_warn(TAG, "conn=%llu req=%llu: header with CR/LF dropped",
+			     (unsigned long long)req->conn_id, (unsigned long long)req->id);
+		return;
+	}
+	hub_buf_adds(&req->extra, name);
+	hub_buf_adds(&req->extra, ": ");
+	hub_buf_adds(&req->extra, value);
+	hub_buf_adds(&req->extra, "\r\n");
+}
+
+/* ---- accessors ---- */
+
+struct hub_str hub_http_req_method(const struct hub_http_req *req)
+{
+	return hub_str_from(req->method);
+}
+
+struct hub_str hub_http_req_path(const struct hub_http_req *req)
+{
+	return req->path;
+}
+
+struct hub_str hub_http_req_body(const struct hub_http_req *req)
+{
+	return hub_buf_str(&req->body);
+}
+
+struct hub_str hub_http_req_header(const struct hub_http_req *req, const char *name)
+{
+	for (int i = 0; i < req->nhdrs; i++) {
+		const struct hdr *hd = &req->hdrs[i];
+		struct hub_str n = { req->head.p + hd->name_off, hd->name_len };
+
+		if (hub_str_caseeqs(n, name))
+			return (struct hub_str){ req->head.p + hd->val_off, hd->val_len };
+	}
+	return HUB_STR_NULL;
+}
+
+struct hub_str hub_http_req_param(const struct hub_http_req *req, const char *name)
+{
+	for (int i = 0; i < req->match.nparams; i++)
+		if (hub_str_eqs(req->match.params[i].name, name))
+			return req->params[i];
+	return HUB_STR_NULL;
+}
+
+struct hub_str hub_http_req_query(const struct hub_http_req *req, const char *name)
+{
+	struct hub_http_req *r = (struct hub_http_req *)req; /* the pool is ours to use */
+	struct hub_str q = req->query;
+	size_t nlen = strlen(name);
+	size_t i = 0;
+
+	while (q.p && i <= q.len) {
+		size_t e = i, eq;
+		char key[128];
+		size_t klen;
+
+		while (e < q.len && q.p[e] != '&')
+			e++;
+		eq = i;
+		while (eq < e && q.p[eq] != '=')
+			eq++;
+		if (eq - i <= sizeof(key) &&
+		    hub_router_decode((struct hub_str){ q.p + i, eq - i }, true, key, &klen) == 0 &&
+		    klen == nlen && memcmp(key, name, nlen) == 0) {
+			struct hub_str v = { q.p + (eq < e ? eq + 1 : e), eq < e ? e - eq - 1 : 0 };
+			char *out = hub_pool_alloc(&r->pool, v.len + 1);
+			size_t n;
+
+			if (hub_router_decode(v, true, out, &n) < 0)
+				return HUB_STR_NULL;
+			out[n] = '\0';
+			return (struct hub_str){ out, n };
+		}
+		i = e + 1;
+	}
+	return HUB_STR_NULL;
+}
+
+struct hub_pool *hub_http_req_pool(struct hub_http_req *req)
+{
+	return &req->pool;
+}
+
+uint64_t hub_http_req_conn_id(const struct hub_http_req *req)
+{
+	return req->conn_id;
+}
+
+uint64_t hub_http_req_id(const struct hub_http_req *req)
+{
+	return req->id;
+}
+
+/* ---- upgrade ---- */
+
+static bool has_token_ci(struct hub_str v, const char *tok)
+{
+	size_t tl = strlen(tok);
+
+	for (size_t i = 0; i + tl <= v.len; i++)
+		if (strncasecmp(v.p + i, tok, tl) == 0)
+			return true;
+	return false;
+}
+
+int hub_http_req_upgrade(struct hub_http_req *req, hub_http_upgrade_cb *cb, void *data)
+{
+	struct conn *c = req->conn;
+	struct hub_http *h = req->h;
+	uv_os_fd_t osfd;
+	size_t len;
+	int fd;
+
+	hub_assert(!req->done);
+	if (!c || c->closed || c->state != CONN_HANDLING || !h)
+		return -ENOTCONN;
+	if (!req->method || strcmp(req->method, "GET") != 0 ||
+	    !has_token_ci(hub_http_req_header(req, "upgrade"), "websocket"))
+		return -EINVAL;
+	len = c->in.len - c->req_start;
+	if (!c->raw_ok || len > UPGRADE_MAX)
+		return -EMSGSIZE;
+	if (c->wpending) /* an earlier pipelined answer is still being written */
+		return -EBUSY;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &osfd) < 0)
+		return -EBADF;
+	fd = fcntl(osfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	req->done = true;
+	hub_metrics_http(h->metrics, route_name(req, 101), 101,
+			 (double)(uv_hrtime() - req->start) / 1e9);
+	hub_log_debug(TAG, "conn=%llu req=%llu GET %s 101 upgrade handed over (%zu bytes)",
+		      (unsigned long long)req->conn_id, (unsigned long long)req->id,
+		      route_name(req, 101), len);
+	cb(fd, c->in.p + c->req_start, len, data);
+
+	/* forget the connection: our fd closes, the dup lives on */
+	if (req->prev)
+		req->prev->next = req->next;
+	else
+		h->inflight = req->next;
+	if (req->next)
+		req->next->prev = req->prev;
+	h->ninflight--;
+	c->req = NULL;
+	conn_close(c);
+	req_free(req);
+	return 0;
+}
+
+/* ---- the server ---- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct hub_http *h = server->data;
+	struct conn *c;
+
+	if (status < 0) {
+		hub_log_warn(TAG, "accept: %s", uv_strerror(status));
+		return;
+	}
+	if (h->closing)
+		return;
+	if (h->limits.max_connections > 0 && h->nconns >= (size_t)h->limits.max_connections) {
+		uv_tcp_t *t = hub_xmalloc(sizeof(*t));
+
+		uv_tcp_init(h->loop, t);
+		if (uv_accept(server, (uv_stream_t *)t) == 0)
+			hub_log_debug(TAG, "over max_connections (%d): closed at once",
+				      h->limits.max_connections);
+		uv_close((uv_handle_t *)t, on_free_handle);
+		return;
+	}
+	c = hub_xcalloc(1, sizeof(*c));
+	c->h = h;
+	c->id = ++h->next_conn_id;
+	hub_buf_init(&c->in);
+	hub_buf_init(&c->out);
+	uv_tcp_init(h->loop, &c->tcp);
+	uv_timer_init(h->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->handles = 2;
+	c->next = h->conns;
+	if (h->conns)
+		h->conns->prev = c;
+	h->conns = c;
+	h->nconns++;
+	h->nalloc++;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	llhttp_init(&c->parser, HTTP_REQUEST, &h->settings);
+	c->parser.data = c;
+	c->state = CONN_IDLE;
+	timer_start(c, h->limits.idle_timeout_ms);
+	update_reading(c);
+}
+
+static double on_gauge_connections(void *data)
+{
+	return (double)hub_http_connections(data);
+}
+
+int hub_http_new(uv_loop_t *loop, const struct hub_http_limits *limits,
+		 const struct hub_http_route *routes, size_t nroutes, void *data,
+		 struct hub_metrics *metrics, struct hub_http **out)
+{
+	struct hub_http *h = hub_xcalloc(1, sizeof(*h));
+	struct hub_err err = HUB_ERR_INIT;
+
+	h->loop = loop;
+	h->limits = *limits;
+	h->routes = routes;
+	h->nroutes = nroutes;
+	h->data = data;
+	h->metrics = metrics;
+	h->router = hub_router_new();
+	for (size_t i = 0; i < nroutes; i++) {
+		if (hub_router_add(h->router, routes[i].method, routes[i].pattern, &err) < 0) {
+			hub_log_err(TAG, "%s", err.msg);
+			hub_router_free(h->router);
+			free(h);
+			return -EINVAL;
+		}
+	}
+	llhttp_settings_init(&h->settings);
+	h->settings.on_message_begin = on_message_begin;
+	h->settings.on_method = on_method;
+	h->settings.on_url = on_url;
+	h->settings.on_header_field = on_header_field;
+	h->settings.on_header_value = on_header_value;
+	h->settings.on_headers_complete = on_headers_complete;
+	h->settings.on_body = on_body;
+	h->settings.on_message_complete = on_message_complete;
+	uv_timer_init(loop, &h->drain_timer);
+	h->drain_timer.data = h;
+	h->port = -1;
+	if (metrics)
+		hub_metrics_gauge(metrics, "hub_http_connections", "Open HTTP connections.",
+				  on_gauge_connections, h);
+	*out = h;
+	return 0;
+}
+
+int hub_http_listen(struct hub_http *h, const char *addr, struct hub_err *err)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_storage bound;
+	int blen = sizeof(bound);
+	char host[64];
+	const char *colon, *hs = addr;
+	size_t hl;
+	long port;
+	char *end;
+	int r;
+
+	if (h->listener_init || h->closing)
+		return hub_err_set(err, -EALREADY, "http: already listening");
+	colon = strrchr(addr, ':');
+	if (!colon)
+		return hub_err_set(err, -EINVAL, "http.listen %s: want host:port", addr);
+	hl = (size_t)(colon - addr);
+	if (addr[0] == '[') {
+		if (hl < 2 || addr[hl - 1] != ']')
+			return hub_err_set(err, -EINVAL, "http.listen %s: want [v6]:port", addr);
+		hs = addr + 1;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return hub_err_set(err, -EINVAL, "http.listen %s: host too long", addr);
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+		return hub_err_set(err, -EINVAL, "http.listen %s: bad port", addr);
+	if (addr[0] == '[')
+		r = uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss);
+	else
+		r = uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss);
+	if (r < 0)
+		return hub_err_set(err, -EINVAL, "http.listen %s: bad address", addr);
+
+	uv_tcp_init(h->loop, &h->listener);
+	h->listener.data = h;
+	h->listener_init = true;
+	/* libuv sets SO_REUSEADDR on bind */
+	r = uv_tcp_bind(&h->listener, (struct sockaddr *)&ss, 0);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&h->listener, BACKLOG, on_connection);
+	if (r == 0)
+		r = uv_tcp_getsockname(&h->listener, (struct sockaddr *)&bound, &blen);
+	if (r < 0)
+		return hub_err_set(err, r, "http.listen %s: %s", addr, uv_strerror(r));
+	if (bound.ss_family == AF_INET6)
+		h->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+	else
+		h->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+	hub_log_info(TAG, "listening on %s (port %d)", addr, h->port);
+	return 0;
+}
+
+int hub_http_port(const struct hub_http *h)
+{
+	return h->port;
+}
+
+void hub_http_set_limits(struct hub_http *h, const struct hub_http_limits *limits)
+{
+	h->limits = *limits;
+}
+
+size_t hub_http_connections(const struct hub_http *h)
+{
+	return h->nconns;
+}
+
+static void on_own_close(uv_handle_t *handle)
+{
+	struct hub_http *h = handle->data;
+
+	h->hpending--;
+	maybe_free_server(h);
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+	struct hub_http *h = t->data;
+
+	if (h->drain_done || h->closing)
+		return;
+	h->drain_done = true;
+	if (h->ninflight) {
+		hub_log_warn(TAG, "drain deadline: cutting %zu requests in flight", h->ninflight);
+		while (h->conns)
+			conn_close(h->conns);
+	}
+	if (h->drain_cb)
+		h->drain_cb(h->drain_data);
+}
+
+static void check_drain(struct hub_http *h)
+{
+	if (h->draining && !h->drain_done && !h->closing && !h->ninflight)
+		uv_timer_start(&h->drain_timer, on_drain_timer, 0, 0);
+}
+
+void hub_http_drain(struct hub_http *h, int deadline_ms, void (*cb)(void *data), void *data)
+{
+	struct conn *c, *next;
+
+	if (h->draining || h->closing)
+		return;
+	h->draining = true;
+	h->drain_cb = cb;
+	h->drain_data = data;
+	if (h->listener_init && !uv_is_closing((uv_handle_t *)&h->listener)) {
+		h->hpending++;
+		uv_close((uv_handle_t *)&h->listener, on_own_close);
+	}
+	for (c = h->conns; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_IDLE && c->in.len == c->off)
+			conn_close(c);
+	}
+	uv_timer_start(&h->drain_timer, on_drain_timer, deadline_ms > 0 ? (uint64_t)deadline_ms : 0,
+		       0);
+	check_drain(h);
+}
+
+void hub_http_close(struct hub_http *h, void (*cb)(void *data), void *data)
+{
+	if (!h || h->closing)
+		return;
+	h->closing = true;
+	h->close_cb = cb;
+	h->close_data = data;
+	hub_metrics_gauge_remove(h->metrics, "hub_http_connections");
+	if (h->listener_init && !uv_is_closing((uv_handle_t *)&h->listener)) {
+		h->hpending++;
+		uv_close((uv_handle_t *)&h->listener, on_own_close);
+	}
+	h->hpending++;
+	uv_close((uv_handle_t *)&h->drain_timer, on_own_close);
+	while (h->conns)
+		conn_close(h->conns);
+	/* handlers still holding requests answer into the void */
+	while (h->inflight) {
+		struct hub_http_req *req = h->inflight;
+
+		h->inflight = req->next;
+		req->h = NULL;
+		req->conn = NULL;
+		req->prev = req->next = NULL;
+	}
+	h->ninflight = 0;
+}
