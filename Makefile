@@ -133,3 +133,4 @@ clean:
 
 -include mk/*.mk
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+.SECONDARY:

@@ -304,6 +304,10 @@ static void on_ws_closed(void *data)
 	if (h->redis)
 		hub_redis_close(h->redis, NULL, NULL);
 	h->redis = NULL;
+	/* the signal handlers go last: a second SIGTERM while closing must not kill us */
+	uv_close((uv_handle_t *)&h->sig_term, on_closed_handle);
+	uv_close((uv_handle_t *)&h->sig_int, on_closed_handle);
+	uv_close((uv_handle_t *)&h->sig_hup, on_closed_handle);
 }
 
 static void on_drained(void *data)
@@ -314,9 +318,6 @@ static void on_drained(void *data)
 	hub_http_close(h->http, NULL, NULL);
 	h->http = NULL;
 	hub_ws_close(h->ws, on_ws_closed, h);
-	uv_close((uv_handle_t *)&h->sig_term, on_closed_handle);
-	uv_close((uv_handle_t *)&h->sig_int, on_closed_handle);
-	uv_close((uv_handle_t *)&h->sig_hup, on_closed_handle);
 	uv_close((uv_handle_t *)&h->watchdog, on_closed_handle);
 }
 

@@ -157,6 +157,7 @@ static void finish(struct ingest_req *ir, int status)
 {
 	struct hub_http_req *req = ir->req;
 	const char *platform = hub_channel_kind_name(ir->ch->kind);
+	struct hub_config *cfg = ir->cfg; /* ir lives in the request's pool: gone once answered */
 
 	count(ir->ing, "stored", platform, (double)ir->stored);
 	count(ir->ing, "duplicate", platform, (double)ir->duplicates);
@@ -184,7 +185,7 @@ static void finish(struct ingest_req *ir, int status)
 		hub_http_req_respond(req, 200, "application/json", hub_buf_str(&body));
 		hub_buf_release(&body);
 	}
-	hub_config_unref(ir->cfg);
+	hub_config_unref(cfg);
 }
 
 static void store_next(struct ingest_req *ir);

@@ -54,8 +54,13 @@ class Ingest(HubTestCase):
                                    % wamid), text)
         self.assertEqual(self.psql("SELECT direction FROM messages"), "in")
 
-        ev = demo.recv_json()
-        self.assertEqual((ev["type"], ev["event"]), ("event", "message.created"), ev)
+        # a new contact's first message: contact.updated, conversation.created, then it
+        events = [demo.recv_json() for _ in range(3)]
+        self.assertEqual([e["event"] for e in events],
+                         ["contact.updated", "conversation.created", "message.created"], events)
+        self.assertEqual([e["id"] for e in events], [events[0]["id"] + i for i in range(3)])
+        ev = events[2]
+        self.assertEqual(ev["type"], "event")
         self.assertIsInstance(ev["id"], int)
         self.assertLessEqual(MESSAGE_KEYS, set(ev["data"]), ev)
         self.assertEqual((ev["data"]["text"], ev["data"]["direction"], ev["data"]["type"]),
@@ -64,12 +69,19 @@ class Ingest(HubTestCase):
         text2 = self.unique_text()
         body2, _, sig2 = self.text_webhook(h, "acme-whatsapp", text=text2)
         self.assertEqual(self.post_webhook(h, "acme-whatsapp", body2, sig2).status, 200)
-        ev2 = acme.recv_json()
-        self.assertEqual(ev2["data"]["text"], text2)
+        first = [acme.recv_json() for _ in range(3)]
+        self.assertEqual([e["event"] for e in first],
+                         ["contact.updated", "conversation.created", "message.created"], first)
+        self.assertEqual(first[1]["data"]["channel_id"], "acme-whatsapp")
+        self.assertEqual(first[2]["data"]["text"], text2)
         # and demo's agent does not get acme's: its next event is demo's next message
         body3, _, sig3 = self.text_webhook(h)
         self.assertEqual(self.post_webhook(h, "demo-whatsapp", body3, sig3).status, 200)
-        self.assertNotEqual(demo.recv_json()["data"]["text"], text2)
+        later = [demo.recv_json() for _ in range(2)]
+        self.assertEqual([e["event"] for e in later],
+                         ["conversation.updated", "message.created"], later)
+        self.assertEqual({e["data"]["channel_id"] for e in later}, {"demo-whatsapp"})
+        self.assertNotEqual(later[1]["data"]["text"], text2)
         self.assertEqual(self.count("messages"), 3)
 
     def test_upper_case_hex_signature_is_accepted(self):
