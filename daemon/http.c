@@ -888,6 +888,9 @@ static void respond(struct hub_http_req *req, int status, const char *ctype,
 			      req->method ? req->method : "-", route_name(req, status), status,
 			      req->body.len, body.len, secs * 1e3, c ? "" : " (client gone)");
 	}
+	/* detached first: a failing send closes c, which must not free req under us */
+	if (c && c->req == req)
+		c->req = NULL;
 	if (c && !c->closed && c->state != CONN_CLOSING) {
 		struct hub_buf *o = &c->out;
 		bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
@@ -921,8 +924,6 @@ static void respond(struct hub_http_req *req, int status, const char *ctype,
 			req->next->prev = req->prev;
 		h->ninflight--;
 	}
-	if (c && c->req == req)
-		c->req = NULL;
 	req_recycle(req, c);
 	if (c)
 		after_response(c, close);
