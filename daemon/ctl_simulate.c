@@ -177,7 +177,7 @@ int hubctl_simulate_main(const struct hub_config *cfg, int argc, char **argv)
 	char host[256], port[16];
 	int opt, ret = 1;
 
-	optind = 1;
+	optind = 0; /* glibc: 0 re-initializes, so GNU permutation applies again */
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': from = optarg; break;

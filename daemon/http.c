@@ -1313,10 +1313,16 @@ static void on_drain_timer(uv_timer_t *t)
 		h->drain_cb(h->drain_data);
 }
 
+/* Drained: no request with a handler, and none still arriving (a webhook whose body is on
+ * its way is in flight too; its header or body timeout bounds the wait). */
 static void check_drain(struct hub_http *h)
 {
-	if (h->draining && !h->drain_done && !h->closing && !h->ninflight)
-		uv_timer_start(&h->drain_timer, on_drain_timer, 0, 0);
+	if (!h->draining || h->drain_done || h->closing || h->ninflight)
+		return;
+	for (struct conn *c = h->conns; c; c = c->next)
+		if (c->state == CONN_HEADERS || c->state == CONN_BODY)
+			return;
+	uv_timer_start(&h->drain_timer, on_drain_timer, 0, 0);
 }
 
 void hub_http_drain(struct hub_http *h, int deadline_ms, void (*cb)(void *data), void *data)

@@ -96,7 +96,7 @@ static int cmd_token(const char *path, int argc, char **argv)
 	char *end;
 	int opt, ret = 1;
 
-	optind = 1;
+	optind = 0; /* glibc: 0 re-initializes, so GNU permutation applies again */
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 't': tenant = optarg; break;
