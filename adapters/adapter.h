@@ -55,10 +55,21 @@ struct hub_inbound_msg {
 	struct {
 		bool present;
 		double lat, lon;
-		struct hub_str name;
+		struct hub_str name, address;
 	} location;
-	struct hub_str reply_to_external_id;
+	struct hub_str reply_to_external_id; /* quoted message, or the story replied to */
 	struct hub_str raw_type; /* the platform's own type name */
+	/* Uniqueness beyond external_id (PLATFORMS.md rule 5): an edit's number or date, a
+	 * reaction's (sender, action, timestamp); empty for plain messages. */
+	struct hub_str dedupe_key;
+	/* ECHO: the customer the business wrote to (the sender is the business). */
+	struct hub_str recipient_external_id;
+	/* Telegram: the update's update_id, unique per bot; empty elsewhere. */
+	struct hub_str update_id;
+	struct {
+		struct hub_str name, phone; /* a shared contact card (phone as written) */
+		struct hub_str user_id;     /* Telegram: the shared contact's user id */
+	} contact;
 };
 
 struct hub_status_update {
