@@ -477,17 +477,12 @@ static void after_response(struct conn *c, bool close)
 }
 
 /* Answers a request that never reached a handler (timeout, limits, malformed) and closes. */
-static void conn_fail(struct conn *c, int status, const char *code, const char *msg)
+/* {"error":{"code":...,"message":...}} */
+static void error_body(struct hub_buf *b, const char *code, const char *msg)
 {
-	struct hub_http_req *req = c->req;
-	struct hub_buf b = HUB_BUF_INIT;
 	struct hub_jw w;
 
-	if (c->closed || c->state == CONN_CLOSING || c->state == CONN_HANDLING)
-		return;
-	if (!req)
-		req = c->req = req_new(c);
-	hub_jw_init(&w, &b);
+	hub_jw_init(&w, b);
 	hub_jw_obj_open(&w);
 	hub_jw_key(&w, "error");
 	hub_jw_obj_open(&w);
@@ -497,6 +492,18 @@ static void conn_fail(struct conn *c, int status, const char *code, const char *
 	hub_jw_cstr(&w, msg);
 	hub_jw_obj_close(&w);
 	hub_jw_obj_close(&w);
+}
+
+static void conn_fail(struct conn *c, int status, const char *code, const char *msg)
+{
+	struct hub_http_req *req = c->req;
+	struct hub_buf b = HUB_BUF_INIT;
+
+	if (c->closed || c->state == CONN_CLOSING || c->state == CONN_HANDLING)
+		return;
+	if (!req)
+		req = c->req = req_new(c);
+	error_body(&b, code, msg);
 	req->head_only = false;
 	respond(req, status, "application/json", hub_buf_str(&b), true);
 	hub_buf_release(&b);
@@ -941,23 +948,13 @@ void hub_http_req_error(struct hub_http_req *req, int status, const char *code,
 			const char *fmt, ...)
 {
 	struct hub_buf b = HUB_BUF_INIT;
-	struct hub_jw w;
 	char msg[256];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	hub_jw_init(&w, &b);
-	hub_jw_obj_open(&w);
-	hub_jw_key(&w, "error");
-	hub_jw_obj_open(&w);
-	hub_jw_key(&w, "code");
-	hub_jw_cstr(&w, code);
-	hub_jw_key(&w, "message");
-	hub_jw_cstr(&w, msg);
-	hub_jw_obj_close(&w);
-	hub_jw_obj_close(&w);
+	error_body(&b, code, msg);
 	respond(req, status, "application/json", hub_buf_str(&b), false);
 	hub_buf_release(&b);
 }

@@ -141,6 +141,17 @@ void hub_buf_addf(struct hub_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+int hub_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 void hub_buf_addhex(struct hub_buf *b, const void *p, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -50,6 +50,8 @@ void hub_buf_adds(struct hub_buf *b, const char *s);
 void hub_buf_addstr(struct hub_buf *b, struct hub_str s);
 void hub_buf_addch(struct hub_buf *b, int c);
 void hub_buf_addf(struct hub_buf *b, const char *fmt, ...) HUB_PRINTF(2, 3);
+/* The value of one hex digit (either case), or -1. */
+int hub_hexval(int c);
 /* Lower-case hex of n bytes. */
 void hub_buf_addhex(struct hub_buf *b, const void *p, size_t n);
 /* Shortens b to len bytes (len <= b->len). */

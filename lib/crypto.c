@@ -23,17 +23,6 @@ bool hub_ct_equal(const void *a, const void *b, size_t n)
 	return CRYPTO_memcmp(a, b, n) == 0;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int hub_hex_decode(struct hub_str hex, unsigned char *out, size_t outlen)
 {
 	int bad = 0;
@@ -41,8 +30,8 @@ int hub_hex_decode(struct hub_str hex, unsigned char *out, size_t outlen)
 	if (hex.len != 2 * outlen)
 		return -EBADMSG;
 	for (size_t i = 0; i < outlen; i++) {
-		int hi = hexval((unsigned char)hex.p[2 * i]);
-		int lo = hexval((unsigned char)hex.p[2 * i + 1]);
+		int hi = hub_hexval((unsigned char)hex.p[2 * i]);
+		int lo = hub_hexval((unsigned char)hex.p[2 * i + 1]);
 		bad |= (hi | lo) < 0;
 		out[i] = (unsigned char)((hi << 4) | (lo & 15));
 	}

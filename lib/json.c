@@ -32,17 +32,6 @@ static void skip_ws(struct vstate *v)
 		v->i++;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool fail(struct vstate *v, const char *why)
 {
 	v->why = why;
@@ -68,7 +57,7 @@ static bool v_string(struct vstate *v)
 				if (v->i + 6 > v->n)
 					break;
 				for (int k = 2; k < 6; k++)
-					if (hexval(v->s[v->i + k]) < 0)
+					if (hub_hexval(v->s[v->i + k]) < 0)
 						return fail(v, "bad \\u escape");
 				v->i += 6;
 			} else if (strchr("\"\\/bfnrt", e) && e) {
@@ -407,13 +396,13 @@ int hub_json_string(const struct hub_json_doc *doc, int i, struct hub_pool *pool
 		case 'u': {
 			uint32_t cp = 0;
 			for (int d = 1; d <= 4; d++)
-				cp = cp << 4 | (uint32_t)hexval(raw.p[k + d]);
+				cp = cp << 4 | (uint32_t)hub_hexval(raw.p[k + d]);
 			k += 4;
 			if (cp >= 0xd800 && cp <= 0xdbff && k + 6 < raw.len &&
 			    raw.p[k + 1] == '\\' && raw.p[k + 2] == 'u') {
 				uint32_t lo = 0;
 				for (int d = 3; d <= 6; d++)
-					lo = lo << 4 | (uint32_t)hexval(raw.p[k + d]);
+					lo = lo << 4 | (uint32_t)hub_hexval(raw.p[k + d]);
 				if (lo >= 0xdc00 && lo <= 0xdfff) {
 					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 					k += 6;

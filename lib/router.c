@@ -42,17 +42,6 @@ void hub_router_free(struct hub_router *r)
 	free(r);
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int hub_router_decode(struct hub_str s, bool form, char *out, size_t *outlen)
 {
 	size_t n = 0;
@@ -65,8 +54,8 @@ int hub_router_decode(struct hub_str s, bool form, char *out, size_t *outlen)
 
 			if (i + 2 >= s.len)
 				return -EBADMSG;
-			hi = hexval((unsigned char)s.p[i + 1]);
-			lo = hexval((unsigned char)s.p[i + 2]);
+			hi = hub_hexval((unsigned char)s.p[i + 1]);
+			lo = hub_hexval((unsigned char)s.p[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return -EBADMSG;
 			out[n++] = (char)(hi << 4 | lo);
@@ -156,8 +145,8 @@ static bool valid_escapes(struct hub_str s)
 	for (size_t i = 0; i < s.len; i++) {
 		if (s.p[i] != '%')
 			continue;
-		if (i + 2 >= s.len || hexval((unsigned char)s.p[i + 1]) < 0 ||
-		    hexval((unsigned char)s.p[i + 2]) < 0 ||
+		if (i + 2 >= s.len || hub_hexval((unsigned char)s.p[i + 1]) < 0 ||
+		    hub_hexval((unsigned char)s.p[i + 2]) < 0 ||
 		    (s.p[i + 1] == '0' && s.p[i + 2] == '0'))
 			return false;
 		i += 2;
