@@ -118,7 +118,6 @@ static struct hub_event *push(struct ig_ctx *c, enum hub_event_kind kind)
 
 /* The fields every event of one messaging[] item shares. */
 struct ig_item {
-	int obj;
 	struct hub_str sender, recipient;
 	int64_t ts;
 };
@@ -328,7 +327,7 @@ static int parse_read(struct ig_ctx *c, const struct ig_item *it, int r)
 static int parse_item(struct ig_ctx *c, int obj)
 {
 	const struct hub_json_doc *doc = c->doc;
-	struct ig_item it = { .obj = obj };
+	struct ig_item it = { 0 };
 	int v;
 
 	if (!hub_json_is(doc, obj, HUB_JSON_OBJECT))
