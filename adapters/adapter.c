@@ -8,9 +8,11 @@
 #include "lib/json.h"
 
 extern const struct hub_adapter hub_adapter_whatsapp;
+extern const struct hub_adapter hub_adapter_telegram;
 
 static const struct hub_adapter *const adapters[] = {
 	&hub_adapter_whatsapp,
+	&hub_adapter_telegram,
 };
 
 const struct hub_adapter *hub_adapter_find(const char *name)
