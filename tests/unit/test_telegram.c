@@ -415,7 +415,8 @@ static void test_bad_items(void **state)
 {
 	static const char *const bad[] = {
 		/* ids and dates missing or of the wrong type */
-		"{\"update_id\":7,\"message\":{\"date\":1,\"chat\":{\"id\":42,\"type\":\"private\"},"
+		"{\"update_id\":7,\"message\":{\"date\":1,"
+		"\"chat\":{\"id\":42,\"type\":\"private\"},"
 		"\"from\":{\"id\":42},\"text\":\"x\"}}",
 		"{\"update_id\":7,\"message\":{\"message_id\":1,\"date\":1,\"from\":{\"id\":42},"
 		"\"text\":\"x\"}}",
