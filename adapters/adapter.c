@@ -8,10 +8,12 @@
 #include "lib/json.h"
 
 extern const struct hub_adapter hub_adapter_whatsapp;
+extern const struct hub_adapter hub_adapter_telegram;
 extern const struct hub_adapter hub_adapter_instagram;
 
 static const struct hub_adapter *const adapters[] = {
 	&hub_adapter_whatsapp,
+	&hub_adapter_telegram,
 	&hub_adapter_instagram,
 };
 

@@ -1,0 +1,437 @@
+/* adapters/telegram.c - Telegram Bot API webhooks: the secret-token header and one Update
+ * per POST (message, edited_message, message_reaction) into normalized events.
+ * Pure: bytes in, events out; knows nothing about HTTP, the bot token or the database. */
+#include "adapters/adapter.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "lib/crypto.h"
+#include "lib/json.h"
+
+/* One Update: a message with a quoted message and a few hundred entities fits easily. */
+#define TG_MAX_TOKENS 50000
+
+static bool secret_equal(struct hub_str given, const char *expected)
+{
+	unsigned char a[HUB_SHA256_LEN], b[HUB_SHA256_LEN];
+	static const struct hub_str key = HUB_STR("hub-compare");
+
+	/* Compare digests so that neither content nor length leaks through timing. */
+	hub_hmac_sha256(key, given, a);
+	hub_hmac_sha256(key, hub_str_from(expected), b);
+	return hub_ct_equal(a, b, sizeof(a));
+}
+
+/* setWebhook secret_token comes back as X-Telegram-Bot-Api-Secret-Token on every POST. */
+static int tg_verify(const struct hub_channel *ch, const struct hub_webhook *wh)
+{
+	struct hub_str token = wh->header(wh->req, "X-Telegram-Bot-Api-Secret-Token");
+
+	if (!ch->app_secret || !ch->app_secret[0] || !token.p || !token.len)
+		return -EPERM;
+	return secret_equal(token, ch->app_secret) ? 0 : -EPERM;
+}
+
+/* setWebhook registers the URL: there is no GET handshake. */
+static int tg_handshake(const struct hub_channel *ch, const struct hub_webhook *wh,
+			struct hub_str *reply)
+{
+	(void)ch;
+	(void)wh;
+	(void)reply;
+	return -ENOTSUP;
+}
+
+struct tg_ctx {
+	struct hub_pool *pool;
+	const struct hub_channel *ch;
+	const struct hub_json_doc *doc;
+	struct hub_event_list *out;
+	struct hub_str update_id;
+};
+
+/* A string field or an empty slice. */
+static struct hub_str str_at(const struct tg_ctx *c, int obj, const char *key)
+{
+	struct hub_str s = HUB_STR_NULL;
+
+	if (hub_json_string(c->doc, hub_json_get(c->doc, obj, key), c->pool, &s) < 0)
+		return HUB_STR_NULL;
+	return s;
+}
+
+/* An integer field as its raw digits (ids never pass through a double), or empty. */
+static struct hub_str int_at(const struct tg_ctx *c, int obj, const char *key)
+{
+	int i = hub_json_get(c->doc, obj, key);
+	int64_t v;
+
+	if (hub_json_int64(c->doc, i, &v) < 0)
+		return HUB_STR_NULL;
+	return hub_json_raw(c->doc, i);
+}
+
+/* Telegram dates are integers of Unix seconds; 0 when missing or absurd. */
+static int64_t ms_at(const struct tg_ctx *c, int obj, const char *key)
+{
+	int64_t v;
+
+	if (hub_json_int64(c->doc, hub_json_get(c->doc, obj, key), &v) < 0 || v <= 0 ||
+	    v > 100000000000LL)
+		return 0;
+	return v * 1000;
+}
+
+static struct hub_str join(struct hub_pool *pool, struct hub_str a, const char *sep,
+			   struct hub_str b)
+{
+	size_t seplen = strlen(sep);
+	char *p = hub_pool_alloc(pool, a.len + seplen + b.len + 1);
+
+	memcpy(p, a.p, a.len);
+	memcpy(p + a.len, sep, seplen);
+	if (b.len)
+		memcpy(p + a.len + seplen, b.p, b.len);
+	return (struct hub_str){ p, a.len + seplen + b.len };
+}
+
+/* Telegram message ids are per chat: "<chat.id>:<message_id>" is unique per bot. */
+static struct hub_str message_key(const struct tg_ctx *c, struct hub_str chat_id,
+				  struct hub_str message_id)
+{
+	return join(c->pool, chat_id, ":", message_id);
+}
+
+/* Only one-to-one chats with the bot are served; groups, supergroups and channels are not.
+ * Old payloads carry no chat.type: private chats are the ones with positive ids. */
+static bool chat_is_private(const struct tg_ctx *c, int chat)
+{
+	struct hub_str type = str_at(c, chat, "type");
+	int64_t id;
+
+	if (type.p)
+		return hub_str_eqs(type, "private");
+	return hub_json_int64(c->doc, hub_json_get(c->doc, chat, "id"), &id) == 0 && id > 0;
+}
+
+/* from.id, "first_name last_name", username. -EBADMSG without an id. */
+static int fill_sender(const struct tg_ctx *c, int user, struct hub_inbound_msg *msg)
+{
+	struct hub_str first = str_at(c, user, "first_name");
+	struct hub_str last = str_at(c, user, "last_name");
+
+	msg->sender_external_id = int_at(c, user, "id");
+	if (!msg->sender_external_id.len)
+		return -EBADMSG;
+	if (first.len && last.len)
+		msg->sender_profile_name = join(c->pool, first, " ", last);
+	else
+		msg->sender_profile_name = first.len ? first : last;
+	msg->sender_username = str_at(c, user, "username");
+	return 0;
+}
+
+/* Keys every Message may carry besides its content: the content is the first other key. */
+static const char *const common_fields[] = {
+	"message_id", "message_thread_id", "from", "sender_chat", "sender_boost_count",
+	"sender_business_bot", "date", "business_connection_id", "chat", "forward_origin",
+	"forward_from", "forward_from_chat", "forward_from_message_id", "forward_signature",
+	"forward_sender_name", "forward_date", "is_topic_message", "is_automatic_forward",
+	"reply_to_message", "external_reply", "quote", "reply_to_story",
+	"reply_to_checklist_task_id",
+	"via_bot", "edit_date", "has_protected_content", "is_from_offline", "is_paid_post",
+	"media_group_id", "author_signature", "paid_star_count", "entities", "caption",
+	"caption_entities", "link_preview_options", "suggested_post_info", "effect_id",
+	"show_caption_above_media", "has_media_spoiler", "reply_markup",
+};
+
+static struct hub_str content_key(const struct tg_ctx *c, int m)
+{
+	for (int k = hub_json_first(c->doc, m); k >= 0; k = hub_json_after(c->doc, k)) {
+		struct hub_str key = hub_json_raw(c->doc, k);
+		bool common = false;
+
+		for (size_t i = 0; i < HUB_ARRAY_SIZE(common_fields) && !common; i++)
+			common = hub_str_eqs(key, common_fields[i]);
+		if (!common)
+			return key;
+	}
+	return HUB_STR_NULL;
+}
+
+static const struct {
+	const char *name;
+	enum hub_msg_type type;
+} media_types[] = {
+	/* animation first: Telegram also sets document on animations */
+	{ "animation", HUB_MSG_VIDEO }, { "voice", HUB_MSG_AUDIO },
+	{ "audio", HUB_MSG_AUDIO },     { "video", HUB_MSG_VIDEO },
+	{ "video_note", HUB_MSG_VIDEO }, { "document", HUB_MSG_DOCUMENT },
+	{ "sticker", HUB_MSG_STICKER },
+};
+
+/* The largest PhotoSize of message.photo (sizes come smallest first; trust pixels). */
+static int largest_photo(const struct tg_ctx *c, int sizes)
+{
+	int best = -1;
+	int64_t best_area = -1;
+
+	for (int s = hub_json_first(c->doc, sizes); s >= 0; s = hub_json_after(c->doc, s)) {
+		int64_t w = 0, h = 0;
+
+		if (hub_json_int64(c->doc, hub_json_get(c->doc, s, "width"), &w) < 0 ||
+		    hub_json_int64(c->doc, hub_json_get(c->doc, s, "height"), &h) < 0 || w < 0 ||
+		    h < 0 || w > 1000000 || h > 1000000)
+			w = h = 0;
+		if (w * h >= best_area && str_at(c, s, "file_id").len) {
+			best = s;
+			best_area = w * h;
+		}
+	}
+	return best;
+}
+
+static int location_at(const struct tg_ctx *c, int loc, struct hub_inbound_msg *msg)
+{
+	if (hub_json_double(c->doc, hub_json_get(c->doc, loc, "latitude"), &msg->location.lat) <
+		    0 ||
+	    hub_json_double(c->doc, hub_json_get(c->doc, loc, "longitude"),
+			    &msg->location.lon) < 0)
+		return -EBADMSG;
+	msg->location.present = true;
+	return 0;
+}
+
+/* The content of a Message: type, text or caption, media, location, contact. */
+static int parse_content(const struct tg_ctx *c, int m, struct hub_inbound_msg *msg)
+{
+	const struct hub_json_doc *doc = c->doc;
+	struct hub_str caption = str_at(c, m, "caption");
+	int body;
+
+	if (hub_json_get(doc, m, "text") >= 0) {
+		msg->type = HUB_MSG_TEXT;
+		msg->raw_type = HUB_STR("text");
+		msg->text = str_at(c, m, "text");
+		return 0;
+	}
+	body = hub_json_get(doc, m, "photo");
+	if (body >= 0) {
+		int best = largest_photo(c, body);
+		if (best < 0)
+			return -EBADMSG;
+		msg->type = HUB_MSG_IMAGE;
+		msg->raw_type = HUB_STR("photo");
+		msg->media.platform_id = str_at(c, best, "file_id");
+		msg->media.caption = caption;
+		msg->text = caption;
+		return 0;
+	}
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(media_types); i++) {
+		body = hub_json_get(doc, m, media_types[i].name);
+		if (body < 0)
+			continue;
+		msg->type = media_types[i].type;
+		msg->raw_type = hub_str_from(media_types[i].name);
+		msg->media.platform_id = str_at(c, body, "file_id");
+		if (!msg->media.platform_id.len)
+			return -EBADMSG;
+		msg->media.mime = str_at(c, body, "mime_type");
+		msg->media.filename = str_at(c, body, "file_name");
+		msg->media.caption = caption;
+		msg->text = caption;
+		if (msg->type == HUB_MSG_STICKER)
+			msg->text = str_at(c, body, "emoji");
+		return 0;
+	}
+	body = hub_json_get(doc, m, "venue");
+	if (body >= 0) {
+		msg->type = HUB_MSG_LOCATION;
+		msg->raw_type = HUB_STR("venue");
+		msg->location.name = str_at(c, body, "title");
+		msg->location.address = str_at(c, body, "address");
+		msg->text = msg->location.name;
+		return location_at(c, hub_json_get(doc, body, "location"), msg);
+	}
+	body = hub_json_get(doc, m, "location");
+	if (body >= 0) {
+		msg->type = HUB_MSG_LOCATION;
+		msg->raw_type = HUB_STR("location");
+		return location_at(c, body, msg);
+	}
+	body = hub_json_get(doc, m, "contact");
+	if (body >= 0) {
+		struct hub_str first = str_at(c, body, "first_name");
+		struct hub_str last = str_at(c, body, "last_name");
+
+		msg->type = HUB_MSG_CONTACT;
+		msg->raw_type = HUB_STR("contact");
+		msg->contact.phone = str_at(c, body, "phone_number");
+		if (!msg->contact.phone.len)
+			return -EBADMSG;
+		msg->contact.name = first.len && last.len ? join(c->pool, first, " ", last)
+							 : first.len ? first : last;
+		msg->contact.user_id = int_at(c, body, "user_id");
+		/* The sender shared their own number: that is the sender's phone. */
+		if (msg->contact.user_id.len &&
+		    hub_str_eq(msg->contact.user_id, msg->sender_external_id) &&
+		    hub_phone_normalize(c->pool, msg->contact.phone, &msg->sender_phone) < 0)
+			msg->sender_phone = HUB_STR_NULL;
+		return 0;
+	}
+	msg->type = HUB_MSG_UNSUPPORTED;
+	msg->raw_type = content_key(c, m);
+	msg->text = caption;
+	return 0;
+}
+
+/* message or edited_message: MESSAGE or EDIT of a private chat. */
+static int parse_message(struct tg_ctx *c, int m, enum hub_event_kind kind)
+{
+	const struct hub_json_doc *doc = c->doc;
+	struct hub_inbound_msg msg = { 0 };
+	struct hub_event *ev;
+	int chat = hub_json_get(doc, m, "chat");
+	struct hub_str chat_id = int_at(c, chat, "id");
+	struct hub_str message_id = int_at(c, m, "message_id");
+	int reply;
+
+	if (!hub_json_is(doc, m, HUB_JSON_OBJECT) || !chat_id.len || !message_id.len)
+		return -EBADMSG;
+	if (!chat_is_private(c, chat)) {
+		c->out->ignored++;
+		return 0;
+	}
+	msg.channel_kind = HUB_CHANNEL_TELEGRAM;
+	msg.channel_id = c->ch ? c->ch->id : NULL;
+	msg.update_id = c->update_id;
+	msg.external_id = message_key(c, chat_id, message_id);
+	if (fill_sender(c, hub_json_get(doc, m, "from"), &msg) < 0)
+		return -EBADMSG;
+	msg.platform_ts = ms_at(c, m, "date");
+	if (!msg.platform_ts)
+		return -EBADMSG;
+	if (kind == HUB_EVENT_EDIT) {
+		/* An edit is unique by its date; its time is when it was made. */
+		msg.dedupe_key = int_at(c, m, "edit_date");
+		msg.platform_ts = ms_at(c, m, "edit_date");
+		if (!msg.dedupe_key.len || !msg.platform_ts)
+			return -EBADMSG;
+	}
+	reply = hub_json_get(doc, m, "reply_to_message");
+	if (reply >= 0) {
+		struct hub_str reply_chat = int_at(c, hub_json_get(doc, reply, "chat"), "id");
+		struct hub_str reply_id = int_at(c, reply, "message_id");
+
+		if (reply_id.len)
+			msg.reply_to_external_id =
+				message_key(c, reply_chat.len ? reply_chat : chat_id, reply_id);
+	}
+	if (parse_content(c, m, &msg) < 0)
+		return -EBADMSG;
+	ev = hub_event_list_push(c->out, c->pool);
+	ev->kind = kind;
+	ev->msg = msg;
+	return 0;
+}
+
+/* message_reaction: the user's reactions to a message changed; new_reaction empty means
+ * removed. No id of its own: unique by (user, date, emoji). */
+static int parse_reaction(struct tg_ctx *c, int r)
+{
+	const struct hub_json_doc *doc = c->doc;
+	struct hub_inbound_msg msg = { 0 };
+	struct hub_event *ev;
+	int chat = hub_json_get(doc, r, "chat");
+	struct hub_str chat_id = int_at(c, chat, "id");
+	struct hub_str message_id = int_at(c, r, "message_id");
+	struct hub_str date = int_at(c, r, "date");
+	int first;
+
+	if (!hub_json_is(doc, r, HUB_JSON_OBJECT) || !chat_id.len || !message_id.len)
+		return -EBADMSG;
+	if (!chat_is_private(c, chat)) {
+		c->out->ignored++;
+		return 0;
+	}
+	msg.channel_kind = HUB_CHANNEL_TELEGRAM;
+	msg.channel_id = c->ch ? c->ch->id : NULL;
+	msg.update_id = c->update_id;
+	msg.type = HUB_MSG_REACTION;
+	msg.raw_type = HUB_STR("message_reaction");
+	msg.reply_to_external_id = message_key(c, chat_id, message_id);
+	if (fill_sender(c, hub_json_get(doc, r, "user"), &msg) < 0)
+		return -EBADMSG;
+	msg.platform_ts = ms_at(c, r, "date");
+	if (!msg.platform_ts)
+		return -EBADMSG;
+	first = hub_json_first(doc, hub_json_get(doc, r, "new_reaction"));
+	if (first >= 0) {
+		struct hub_str type = str_at(c, first, "type");
+
+		if (hub_str_eqs(type, "emoji"))
+			msg.text = str_at(c, first, "emoji");
+		else if (hub_str_eqs(type, "custom_emoji"))
+			msg.text = str_at(c, first, "custom_emoji_id");
+		else
+			msg.text = type; /* "paid": a star */
+		if (!msg.text.len)
+			return -EBADMSG;
+	}
+	msg.dedupe_key = join(c->pool, join(c->pool, msg.sender_external_id, ":", date), ":",
+			      msg.text);
+	ev = hub_event_list_push(c->out, c->pool);
+	ev->kind = HUB_EVENT_REACTION;
+	ev->msg = msg;
+	return 0;
+}
+
+/* The body of a webhook is one Update: update_id and at most one kind of payload. The
+ * payload names no bot, so there is no account to check: the secret token is the check. */
+static int tg_parse(struct hub_pool *pool, const struct hub_channel *ch, struct hub_str body,
+		    struct hub_event_list *out, struct hub_err *err)
+{
+	struct hub_json_doc doc;
+	struct tg_ctx c = { pool, ch, &doc, out, HUB_STR_NULL };
+	bool found = false;
+	int ret;
+
+	ret = hub_json_parse(pool, body, TG_MAX_TOKENS, &doc, err);
+	if (ret < 0)
+		return ret;
+	if (!hub_json_is(&doc, 0, HUB_JSON_OBJECT))
+		return hub_err_set(err, -EBADMSG, "body is not a JSON object");
+	c.update_id = int_at(&c, 0, "update_id");
+	if (!c.update_id.len || c.update_id.p[0] == '-')
+		return hub_err_set(err, -EBADMSG, "update_id: must be a non-negative integer");
+	for (int k = hub_json_first(&doc, 0); k >= 0; k = hub_json_after(&doc, k)) {
+		struct hub_str key = hub_json_raw(&doc, k);
+
+		if (hub_str_eqs(key, "update_id"))
+			continue;
+		found = true;
+		if (hub_str_eqs(key, "message"))
+			ret = parse_message(&c, k + 1, HUB_EVENT_MESSAGE);
+		else if (hub_str_eqs(key, "edited_message"))
+			ret = parse_message(&c, k + 1, HUB_EVENT_EDIT);
+		else if (hub_str_eqs(key, "message_reaction"))
+			ret = parse_reaction(&c, k + 1);
+		else
+			out->ignored++; /* channel posts, callbacks, member updates ... */
+		if (ret < 0)
+			out->bad++;
+		ret = 0;
+	}
+	if (!found)
+		out->ignored++;
+	return 0;
+}
+
+const struct hub_adapter hub_adapter_telegram = {
+	.name = "telegram",
+	.kind = HUB_CHANNEL_TELEGRAM,
+	.verify = tg_verify,
+	.handshake = tg_handshake,
+	.parse_webhook = tg_parse,
+};
