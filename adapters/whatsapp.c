@@ -134,24 +134,19 @@ static const struct {
 };
 
 /* The sender's card in value.contacts[]: the one whose wa_id is from or whose user_id is
- * uid; with neither id in the message, the only card there is. */
+ * uid, or -1. */
 static int find_contact(const struct wa_ctx *c, struct hub_str from, struct hub_str uid)
 {
 	const struct hub_json_doc *doc = c->doc;
-	int only = -1, n = 0;
 
 	if (!hub_json_is(doc, c->contacts, HUB_JSON_ARRAY))
 		return -1;
 	for (int k = hub_json_first(doc, c->contacts); k >= 0; k = hub_json_after(doc, k)) {
-		struct hub_str wa_id = str_at(c, k, "wa_id");
-		struct hub_str user_id = str_at(c, k, "user_id");
-
-		if ((from.len && hub_str_eq(wa_id, from)) || (uid.len && hub_str_eq(user_id, uid)))
+		if ((from.len && hub_str_eq(str_at(c, k, "wa_id"), from)) ||
+		    (uid.len && hub_str_eq(str_at(c, k, "user_id"), uid)))
 			return k;
-		only = k;
-		n++;
 	}
-	return !from.len && !uid.len && n == 1 ? only : -1;
+	return -1;
 }
 
 /* The value named by the message's type ("text": {...}, "contacts": [...]), or -1. */
@@ -262,23 +257,20 @@ static int parse_content(struct wa_ctx *c, struct hub_inbound_msg *msg, struct h
 	return 0;
 }
 
-/* The sender of a customer's message (from, from_user_id, the contacts[] card). */
+/* The sender of a customer's message: the phone ("from") when there is one, else the
+ * business-scoped user id ("from_user_id"); name and username from its contacts[] card. */
 static int parse_sender(struct wa_ctx *c, int m, struct hub_inbound_msg *msg)
 {
 	struct hub_str from = str_at(c, m, "from");
 	struct hub_str uid = str_at(c, m, "from_user_id");
-	int card = find_contact(c, from, uid);
-	int profile = obj_at(c, card, "profile");
-	struct hub_str phone = from.len ? from : str_at(c, card, "wa_id");
+	int profile = obj_at(c, find_contact(c, from, uid), "profile");
 
-	if (!uid.len)
-		uid = str_at(c, card, "user_id");
-	msg->sender_external_id = phone.len ? phone : uid;
+	msg->sender_external_id = from.len ? from : uid;
 	if (!msg->sender_external_id.len)
 		return -EBADMSG;
 	msg->sender_profile_name = str_at(c, profile, "name");
 	msg->sender_username = str_at(c, profile, "username");
-	if (phone.len && hub_phone_normalize(c->pool, phone, &msg->sender_phone) < 0)
+	if (from.len && hub_phone_normalize(c->pool, from, &msg->sender_phone) < 0)
 		msg->sender_phone = HUB_STR_NULL;
 	return 0;
 }
