@@ -69,12 +69,16 @@ static int wa_handshake(const struct hub_channel *ch, const struct hub_webhook *
  *   messages/edit (updated Jul 20, 2026) and .../messages/revoke (updated May 21, 2026):
  *   only for WhatsApp Business app users onboarded to Cloud API ("Coexistence"). An edit is
  *   a message of its own id with type "edit" and
- *     "edit": {"original_message_id": "<wamid>", "message": {"type": "text",
- *              "text": {"body": "..."}}}   (or a media type with its new caption),
- *   allowed within 15 minutes; a revoke is type "revoke" with
+ *     "edit": {"original_message_id": "<wamid>", "message": {"context": {...},
+ *              "type": "text", "text": {"body": "..."}}}
+ *   (the inner message shaped like any message: its type and that type's object, e.g. an
+ *   image with its new caption; text and captions are what can be edited), allowed within
+ *   15 minutes; a revoke is type "revoke" with
  *     "revoke": {"original_message_id": "<wamid>"}, within two days.
  *   Both become events about the original message (EDIT, DELETE) whose dedupe_key is the
- *   edit's or revoke's own wamid, so a retried webhook is applied once.
+ *   edit's or revoke's own wamid, so a retried webhook is applied once. The business's own
+ *   edits and revokes from the app arrive the same way in message_echoes[]
+ *   (.../webhooks/reference/smb_message_echoes, updated May 21, 2026).
  *
  * Business-scoped user ids (BSUID, from 2026): contacts[].user_id and messages[].from_user_id
  *   ("US.13491208655302741918"); wa_id and from (the phone) disappear for users with a
