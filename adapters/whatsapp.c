@@ -1,6 +1,6 @@
 /* adapters/whatsapp.c - WhatsApp Cloud API webhooks: signature, the GET handshake, and
- * entry[] x changes[] x messages[]/statuses[] into normalized events.
- * Pure: bytes in, events out; knows nothing about HTTP or the database. */
+ * entry[] x changes[] x messages[]/statuses[]/message_echoes[] into normalized events.
+ * Pure: bytes in, events out; knows nothing about HTTP, the database or media downloads. */
 #include "adapters/adapter.h"
 
 #include <errno.h>
@@ -56,21 +56,59 @@ static int wa_handshake(const struct hub_channel *ch, const struct hub_webhook *
 	return 0;
 }
 
+/*
+ * What a webhook body holds (Meta, "WhatsApp Cloud API" webhook references, 2026):
+ *   object "whatsapp_business_account", entry[] x changes[] {field, value}; the hub serves
+ *   field "messages" (value.contacts[], messages[], statuses[]) and "smb_message_echoes"
+ *   (value.message_echoes[]: what the business sent from the WhatsApp Business app or a
+ *   linked device, with "from" = the business number and "to" = the customer; also its
+ *   edits and revokes). value.metadata.phone_number_id names the account of each change.
+ *
+ * Edits and revokes, as documented at
+ *   developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/
+ *   messages/edit (updated Jul 20, 2026) and .../messages/revoke (updated May 21, 2026):
+ *   only for WhatsApp Business app users onboarded to Cloud API ("Coexistence"). An edit is
+ *   a message of its own id with type "edit" and
+ *     "edit": {"original_message_id": "<wamid>", "message": {"context": {...},
+ *              "type": "text", "text": {"body": "..."}}}
+ *   (the inner message shaped like any message: its type and that type's object, e.g. an
+ *   image with its new caption; text and captions are what can be edited), allowed within
+ *   15 minutes; a revoke is type "revoke" with
+ *     "revoke": {"original_message_id": "<wamid>"}, within two days.
+ *   Both become events about the original message (EDIT, DELETE) whose dedupe_key is the
+ *   edit's or revoke's own wamid, so a retried webhook is applied once. The business's own
+ *   edits and revokes from the app arrive the same way in message_echoes[]
+ *   (.../webhooks/reference/smb_message_echoes, updated May 21, 2026).
+ *
+ * Business-scoped user ids (BSUID, from 2026): contacts[].user_id and messages[].from_user_id
+ *   ("US.13491208655302741918"); wa_id and from (the phone) disappear for users with a
+ *   username. The sender is the phone when it is there (as before), else the user id, and
+ *   sender_phone then stays empty. profile.username → sender_username.
+ */
 struct wa_ctx {
 	struct hub_pool *pool;
 	const struct hub_channel *ch;
 	const struct hub_json_doc *doc;
 	struct hub_event_list *out;
+	int contacts; /* value.contacts of the change being walked, or -1 */
 };
 
-/* A string field or an empty slice. */
+/* A string field or an empty slice (also when obj is not an object or the value is not a
+ * string). */
 static struct hub_str str_at(const struct wa_ctx *c, int obj, const char *key)
 {
 	struct hub_str s = HUB_STR_NULL;
 
-	if (hub_json_string(c->doc, hub_json_get(c->doc, obj, key), c->pool, &s) < 0)
+	if (obj < 0 || hub_json_string(c->doc, hub_json_get(c->doc, obj, key), c->pool, &s) < 0)
 		return HUB_STR_NULL;
 	return s;
+}
+
+static int obj_at(const struct wa_ctx *c, int obj, const char *key)
+{
+	int v = obj < 0 ? -1 : hub_json_get(c->doc, obj, key);
+
+	return hub_json_is(c->doc, v, HUB_JSON_OBJECT) ? v : -1;
 }
 
 /* WhatsApp timestamps are strings of Unix seconds. */
@@ -99,61 +137,48 @@ static const struct {
 	{ "sticker", HUB_MSG_STICKER },
 };
 
-/* The sender's profile from value.contacts[] by wa_id or user_id. */
-static int find_contact(const struct wa_ctx *c, int contacts, struct hub_str from)
+/* The sender's card in value.contacts[]: the one whose wa_id is from or whose user_id is
+ * uid, or -1. */
+static int find_contact(const struct wa_ctx *c, struct hub_str from, struct hub_str uid)
 {
-	for (int k = hub_json_first(c->doc, contacts); k >= 0; k = hub_json_after(c->doc, k)) {
-		if (hub_str_eq(str_at(c, k, "wa_id"), from) ||
-		    hub_str_eq(str_at(c, k, "user_id"), from))
+	const struct hub_json_doc *doc = c->doc;
+
+	if (!hub_json_is(doc, c->contacts, HUB_JSON_ARRAY))
+		return -1;
+	for (int k = hub_json_first(doc, c->contacts); k >= 0; k = hub_json_after(doc, k)) {
+		if ((from.len && hub_str_eq(str_at(c, k, "wa_id"), from)) ||
+		    (uid.len && hub_str_eq(str_at(c, k, "user_id"), uid)))
 			return k;
 	}
 	return -1;
 }
 
-static int parse_message(struct wa_ctx *c, int contacts, int m)
+/* The value named by the message's type ("text": {...}, "contacts": [...]), or -1. */
+static int type_body(const struct wa_ctx *c, int m, struct hub_str type)
+{
+	char key[64];
+
+	if (!type.len || type.len >= sizeof(key))
+		return -1;
+	memcpy(key, type.p, type.len);
+	key[type.len] = '\0';
+	return hub_json_get(c->doc, m, key);
+}
+
+/*
+ * The content of a message of type `type` whose type object is body: msg->type, text,
+ * media, location, contact card. Returns 0, or -EBADMSG for content that cannot be shown
+ * (a text without its body). Event kinds (edit, revoke, reaction) are the caller's.
+ */
+static int parse_content(struct wa_ctx *c, struct hub_inbound_msg *msg, struct hub_str type,
+			 int body)
 {
 	const struct hub_json_doc *doc = c->doc;
-	struct hub_event *ev;
-	struct hub_inbound_msg *msg;
-	struct hub_str from = str_at(c, m, "from");
-	struct hub_str user_id = str_at(c, m, "from_user_id");
-	struct hub_str id = str_at(c, m, "id");
-	struct hub_str type = str_at(c, m, "type");
-	int contact;
 
-	if (!from.len)
-		from = user_id;
-	if (!id.len || !from.len || !type.len)
-		return -EBADMSG;
-	ev = hub_event_list_push(c->out, c->pool);
-	ev->kind = HUB_EVENT_MESSAGE;
-	msg = &ev->msg;
-	msg->channel_kind = HUB_CHANNEL_WHATSAPP;
-	msg->channel_id = c->ch ? c->ch->id : NULL;
-	msg->external_id = id;
-	msg->sender_external_id = from;
-	msg->raw_type = type;
-	msg->platform_ts = ts_ms(str_at(c, m, "timestamp"));
-	contact = find_contact(c, contacts, from);
-	if (contact >= 0) {
-		struct hub_str wa_id = str_at(c, contact, "wa_id");
-		msg->sender_profile_name = str_at(c, hub_json_get(doc, contact, "profile"), "name");
-		msg->sender_username = str_at(c, hub_json_get(doc, contact, "profile"),
-					      "username");
-		if (wa_id.len && hub_phone_normalize(c->pool, wa_id, &msg->sender_phone) < 0)
-			msg->sender_phone = HUB_STR_NULL;
-	} else if (!hub_str_eq(from, user_id) &&
-		   hub_phone_normalize(c->pool, from, &msg->sender_phone) < 0) {
-		msg->sender_phone = HUB_STR_NULL;
-	}
-	msg->reply_to_external_id = str_at(c, hub_json_get(doc, m, "context"), "id");
-
-	int body = hub_json_get(doc, m, type.len < 32 ? hub_pool_strndup(c->pool, type.p,
-								       type.len) : "");
 	if (hub_str_eqs(type, "text")) {
 		msg->type = HUB_MSG_TEXT;
 		msg->text = str_at(c, body, "body");
-		return 0;
+		return msg->text.len ? 0 : -EBADMSG;
 	}
 	for (size_t i = 0; i < HUB_ARRAY_SIZE(media_types); i++) {
 		if (!hub_str_eqs(type, media_types[i].name))
@@ -164,67 +189,215 @@ static int parse_message(struct wa_ctx *c, int contacts, int m)
 		msg->media.caption = str_at(c, body, "caption");
 		msg->media.filename = str_at(c, body, "filename");
 		msg->text = msg->media.caption;
+		bool voice = false;
+		if (msg->type == HUB_MSG_AUDIO &&
+		    hub_json_bool(doc, hub_json_get(doc, body, "voice"), &voice) == 0 && voice)
+			msg->raw_type = hub_str_from("voice");
 		return 0;
 	}
 	if (hub_str_eqs(type, "location")) {
 		msg->type = HUB_MSG_LOCATION;
 		msg->location.present =
+			body >= 0 &&
 			hub_json_double(doc, hub_json_get(doc, body, "latitude"),
 					&msg->location.lat) == 0 &&
 			hub_json_double(doc, hub_json_get(doc, body, "longitude"),
 					&msg->location.lon) == 0;
 		msg->location.name = str_at(c, body, "name");
-		msg->text = msg->location.name;
+		msg->location.address = str_at(c, body, "address");
+		msg->text = msg->location.name.len ? msg->location.name : msg->location.address;
+		return 0;
+	}
+	if (hub_str_eqs(type, "contacts")) {
+		/* shared vCards: the first card's formatted name and first phone */
+		int card = -1;
+
+		if (hub_json_is(doc, body, HUB_JSON_ARRAY))
+			card = hub_json_first(doc, body);
+		msg->type = HUB_MSG_CONTACT;
+		if (card >= 0) {
+			int phones = hub_json_get(doc, card, "phones");
+			msg->contact.name = str_at(c, obj_at(c, card, "name"), "formatted_name");
+			if (hub_json_is(doc, phones, HUB_JSON_ARRAY))
+				msg->contact.phone = str_at(c, hub_json_first(doc, phones), "phone");
+		}
+		msg->text = msg->contact.name;
 		return 0;
 	}
 	if (hub_str_eqs(type, "interactive")) {
-		int reply = hub_json_get(doc, body, "button_reply");
-		if (reply < 0)
-			reply = hub_json_get(doc, body, "list_reply");
+		/* button_reply/list_reply {id, title}; nfm_reply (a WhatsApp Flow's answer)
+		 * {name, body, response_json}: the answers are what the agent needs to see. */
+		struct hub_str sub = str_at(c, body, "type");
+		int reply = obj_at(c, body, "button_reply");
+
 		msg->type = HUB_MSG_INTERACTIVE;
-		msg->text = str_at(c, reply, "title");
+		if (reply < 0)
+			reply = obj_at(c, body, "list_reply");
+		if (reply >= 0) {
+			msg->text = str_at(c, reply, "title");
+		} else if ((reply = obj_at(c, body, "nfm_reply")) >= 0) {
+			msg->text = str_at(c, reply, "response_json");
+			if (!msg->text.len)
+				msg->text = str_at(c, reply, "body");
+		}
+		if (sub.len)
+			msg->raw_type = sub;
 		return 0;
 	}
 	if (hub_str_eqs(type, "button")) {
+		/* a template's quick-reply button: {payload, text} */
 		msg->type = HUB_MSG_INTERACTIVE;
 		msg->text = str_at(c, body, "text");
 		return 0;
 	}
-	if (hub_str_eqs(type, "reaction")) {
-		ev->kind = HUB_EVENT_REACTION;
-		msg->type = HUB_MSG_REACTION;
-		msg->text = str_at(c, body, "emoji"); /* absent: the reaction was removed */
-		msg->reply_to_external_id = str_at(c, body, "message_id");
-		return 0;
-	}
-	if (hub_str_eqs(type, "contacts")) {
-		msg->type = HUB_MSG_CONTACT;
-		return 0;
-	}
+	/* order {catalog_id, text, product_items[]}, system {body, type, ...}: shown by their
+	 * text; "unsupported" and unknown types: only the raw type (errors[].title is
+	 * Meta's diagnostic, not the customer's words). */
 	msg->type = HUB_MSG_UNSUPPORTED;
+	if (hub_str_eqs(type, "order"))
+		msg->text = str_at(c, body, "text");
+	else if (hub_str_eqs(type, "system"))
+		msg->text = str_at(c, body, "body");
 	return 0;
 }
 
+/* The sender of a customer's message: the phone ("from") when there is one, else the
+ * business-scoped user id ("from_user_id"); name and username from its contacts[] card. */
+static int parse_sender(struct wa_ctx *c, int m, struct hub_inbound_msg *msg)
+{
+	struct hub_str from = str_at(c, m, "from");
+	struct hub_str uid = str_at(c, m, "from_user_id");
+	int profile = obj_at(c, find_contact(c, from, uid), "profile");
+
+	msg->sender_external_id = from.len ? from : uid;
+	if (!msg->sender_external_id.len)
+		return -EBADMSG;
+	msg->sender_profile_name = str_at(c, profile, "name");
+	msg->sender_username = str_at(c, profile, "username");
+	if (from.len && hub_phone_normalize(c->pool, from, &msg->sender_phone) < 0)
+		msg->sender_phone = HUB_STR_NULL;
+	return 0;
+}
+
+/*
+ * One item of messages[] (echo false) or message_echoes[] (echo true) into one event:
+ * 0, 1 when it is valid but not served (a group's message), -EBADMSG when malformed.
+ */
+static int parse_message(struct wa_ctx *c, int m, bool echo)
+{
+	const struct hub_json_doc *doc = c->doc;
+	struct hub_inbound_msg msg = { 0 };
+	enum hub_event_kind kind = echo ? HUB_EVENT_ECHO : HUB_EVENT_MESSAGE;
+	struct hub_str id = str_at(c, m, "id");
+	struct hub_str type = str_at(c, m, "type");
+	int body = type_body(c, m, type);
+
+	if (!hub_json_is(doc, m, HUB_JSON_OBJECT) || !id.len || !type.len)
+		return -EBADMSG;
+	if (hub_json_get(doc, m, "group_id") >= 0)
+		return 1; /* group chats are not served */
+	msg.channel_kind = HUB_CHANNEL_WHATSAPP;
+	msg.channel_id = c->ch ? c->ch->id : NULL;
+	msg.external_id = id;
+	msg.raw_type = type;
+	msg.platform_ts = ts_ms(str_at(c, m, "timestamp"));
+	msg.reply_to_external_id = str_at(c, obj_at(c, m, "context"), "id");
+	if (echo) {
+		/* the business wrote it: the sender is the business number, the customer is
+		 * "to" (or, for a customer without a phone, the BSUID in "to_user_id") */
+		msg.sender_external_id = str_at(c, m, "from");
+		msg.recipient_external_id = str_at(c, m, "to");
+		if (!msg.recipient_external_id.len)
+			msg.recipient_external_id = str_at(c, m, "to_user_id");
+		if (!msg.recipient_external_id.len)
+			return -EBADMSG;
+	} else if (parse_sender(c, m, &msg) < 0) {
+		return -EBADMSG;
+	}
+
+	if (hub_str_eqs(type, "edit")) {
+		int inner = obj_at(c, body, "message");
+		struct hub_str itype = str_at(c, inner, "type");
+
+		kind = HUB_EVENT_EDIT;
+		msg.external_id = str_at(c, body, "original_message_id");
+		msg.dedupe_key = id;
+		if (!msg.external_id.len || inner < 0)
+			return -EBADMSG;
+		if (!itype.len && obj_at(c, inner, "text") >= 0)
+			itype = hub_str_from("text");
+		if (hub_str_eqs(itype, "edit") || hub_str_eqs(itype, "revoke") ||
+		    hub_str_eqs(itype, "reaction"))
+			return -EBADMSG;
+		if (parse_content(c, &msg, itype, type_body(c, inner, itype)) < 0)
+			return -EBADMSG;
+		msg.raw_type = type;
+	} else if (hub_str_eqs(type, "revoke")) {
+		kind = HUB_EVENT_DELETE;
+		msg.type = HUB_MSG_UNSUPPORTED; /* a deletion has no content */
+		msg.external_id = str_at(c, body, "original_message_id");
+		msg.dedupe_key = id;
+		if (!msg.external_id.len)
+			return -EBADMSG;
+	} else if (hub_str_eqs(type, "reaction")) {
+		/* {message_id, emoji}; no emoji (or "") = the reaction was removed. The
+		 * reaction has its own wamid: external_id, unique per reaction event. An echo's
+		 * reaction is the business's own: recipient_external_id tells them apart. */
+		kind = HUB_EVENT_REACTION;
+		msg.type = HUB_MSG_REACTION;
+		msg.text = str_at(c, body, "emoji");
+		msg.reply_to_external_id = str_at(c, body, "message_id");
+		if (!msg.reply_to_external_id.len)
+			return -EBADMSG;
+	} else if (parse_content(c, &msg, type, body) < 0) {
+		return -EBADMSG;
+	}
+
+	struct hub_event *ev = hub_event_list_push(c->out, c->pool);
+	ev->kind = kind;
+	ev->msg = msg;
+	return 0;
+}
+
+/* sent < delivered < read (≤ played); failed is final. Others (e.g. the legacy "deleted"
+ * and "warning") are valid but not served. */
+static bool known_status(struct hub_str s)
+{
+	static const char *const known[] = { "sent", "delivered", "read", "played", "failed" };
+
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(known); i++)
+		if (hub_str_eqs(s, known[i]))
+			return true;
+	return false;
+}
+
+/* One item of statuses[]: 0, 1 when not served, -EBADMSG. conversation{} and pricing{}
+ * are billing data: not read. */
 static int parse_status(struct wa_ctx *c, int s)
 {
+	const struct hub_json_doc *doc = c->doc;
 	struct hub_event *ev;
 	struct hub_str id = str_at(c, s, "id");
 	struct hub_str status = str_at(c, s, "status");
 
-	if (!id.len || !status.len)
+	if (!hub_json_is(doc, s, HUB_JSON_OBJECT) || !id.len || !status.len)
 		return -EBADMSG;
+	if (!known_status(status))
+		return 1;
 	ev = hub_event_list_push(c->out, c->pool);
 	ev->kind = HUB_EVENT_STATUS;
 	ev->status.external_id = id;
 	ev->status.status = status;
 	ev->status.recipient = str_at(c, s, "recipient_id");
+	if (!ev->status.recipient.len)
+		ev->status.recipient = str_at(c, s, "recipient_user_id");
 	ev->status.platform_ts = ts_ms(str_at(c, s, "timestamp"));
-	int errors = hub_json_get(c->doc, s, "errors");
-	int first = hub_json_first(c->doc, errors);
+	int errors = hub_json_get(doc, s, "errors");
+	int first = hub_json_is(doc, errors, HUB_JSON_ARRAY) ? hub_json_first(doc, errors) : -1;
 	if (first >= 0) {
 		struct hub_buf b = HUB_BUF_INIT;
 		int64_t code = 0;
-		if (hub_json_int64(c->doc, hub_json_get(c->doc, first, "code"), &code) < 0)
+		if (hub_json_int64(doc, hub_json_get(doc, first, "code"), &code) < 0)
 			code = 0;
 		hub_buf_addf(&b, "%lld ", (long long)code);
 		hub_buf_addstr(&b, str_at(c, first, "title"));
@@ -234,11 +407,80 @@ static int parse_status(struct wa_ctx *c, int s)
 	return 0;
 }
 
+static void count(struct hub_event_list *out, int ret)
+{
+	if (ret < 0)
+		out->bad++;
+	else if (ret > 0)
+		out->ignored++;
+}
+
+/* Every item of value[key] (absent: none; not an array: one bad item). */
+static void walk(struct wa_ctx *c, int value, const char *key, int (*fn)(struct wa_ctx *, int))
+{
+	const struct hub_json_doc *doc = c->doc;
+	int arr = hub_json_get(doc, value, key);
+
+	if (arr < 0 || hub_json_is_null(doc, arr))
+		return;
+	if (!hub_json_is(doc, arr, HUB_JSON_ARRAY)) {
+		c->out->bad++;
+		return;
+	}
+	for (int i = hub_json_first(doc, arr); i >= 0; i = hub_json_after(doc, i))
+		count(c->out, fn(c, i));
+}
+
+static int on_message(struct wa_ctx *c, int m)
+{
+	return parse_message(c, m, false);
+}
+
+static int on_echo(struct wa_ctx *c, int m)
+{
+	return parse_message(c, m, true);
+}
+
+/* One entry[].changes[] item: 0, or -EACCES when it names another account than ch's. */
+static int parse_change(struct wa_ctx *c, int change, struct hub_err *err)
+{
+	const struct hub_json_doc *doc = c->doc;
+	struct hub_str field = str_at(c, change, "field");
+	int value = obj_at(c, change, "value");
+	bool echoes = hub_str_eqs(field, "smb_message_echoes");
+
+	if (!hub_json_is(doc, change, HUB_JSON_OBJECT)) {
+		c->out->bad++;
+		return 0;
+	}
+	if (!hub_str_eqs(field, "messages") && !echoes) {
+		c->out->ignored++; /* account_update, templates, history, ... */
+		return 0;
+	}
+	if (value < 0) {
+		c->out->bad++;
+		return 0;
+	}
+	if (c->ch && !hub_str_eqs(str_at(c, obj_at(c, value, "metadata"), "phone_number_id"),
+				  c->ch->account_id))
+		return hub_err_set(err, -EACCES,
+				   "metadata.phone_number_id is not this channel's account");
+	c->contacts = hub_json_get(doc, value, "contacts");
+	if (echoes) {
+		walk(c, value, "message_echoes", on_echo);
+	} else {
+		walk(c, value, "messages", on_message);
+		walk(c, value, "statuses", parse_status);
+	}
+	c->contacts = -1;
+	return 0;
+}
+
 static int wa_parse(struct hub_pool *pool, const struct hub_channel *ch, struct hub_str body,
 		    struct hub_event_list *out, struct hub_err *err)
 {
 	struct hub_json_doc doc;
-	struct wa_ctx c = { pool, ch, &doc, out };
+	struct wa_ctx c = { pool, ch, &doc, out, -1 };
 	int entries, ret;
 
 	ret = hub_json_parse(pool, body, WA_MAX_TOKENS, &doc, err);
@@ -255,31 +497,15 @@ static int wa_parse(struct hub_pool *pool, const struct hub_channel *ch, struct 
 		return hub_err_set(err, -EBADMSG, "entry: must be an array");
 	for (int e = hub_json_first(&doc, entries); e >= 0; e = hub_json_after(&doc, e)) {
 		int changes = hub_json_get(&doc, e, "changes");
-		for (int ch_i = hub_json_first(&doc, changes); ch_i >= 0;
-		     ch_i = hub_json_after(&doc, ch_i)) {
-			int value = hub_json_get(&doc, ch_i, "value");
-			struct hub_str account;
 
-			if (!hub_str_eqs(str_at(&c, ch_i, "field"), "messages") ||
-			    !hub_json_is(&doc, value, HUB_JSON_OBJECT)) {
-				out->ignored++;
-				continue;
-			}
-			account = str_at(&c, hub_json_get(&doc, value, "metadata"),
-					 "phone_number_id");
-			if (ch && !hub_str_eqs(account, ch->account_id))
-				return hub_err_set(err, -EACCES,
-						   "metadata.phone_number_id is not this "
-						   "channel's account");
-			int contacts = hub_json_get(&doc, value, "contacts");
-			int msgs = hub_json_get(&doc, value, "messages");
-			for (int m = hub_json_first(&doc, msgs); m >= 0; m = hub_json_after(&doc, m))
-				if (parse_message(&c, contacts, m) < 0)
-					out->bad++;
-			int sts = hub_json_get(&doc, value, "statuses");
-			for (int s = hub_json_first(&doc, sts); s >= 0; s = hub_json_after(&doc, s))
-				if (parse_status(&c, s) < 0)
-					out->bad++;
+		if (!hub_json_is(&doc, changes, HUB_JSON_ARRAY)) {
+			out->bad++;
+			continue;
+		}
+		for (int k = hub_json_first(&doc, changes); k >= 0; k = hub_json_after(&doc, k)) {
+			ret = parse_change(&c, k, err);
+			if (ret < 0)
+				return ret;
 		}
 	}
 	return 0;

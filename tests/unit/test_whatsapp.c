@@ -229,6 +229,369 @@ static void test_wrong_account_and_bad_bodies(void **state)
 	hub_pool_release(&pool);
 }
 
+static void test_verify_edge_cases(void **state)
+{
+	const struct hub_adapter *wa = hub_adapter_find("whatsapp");
+	struct hub_buf body = read_fixture("text.json");
+	struct hub_buf sig = HUB_BUF_INIT;
+	struct hub_channel no_secret = channel;
+	struct fake_req req = { { "x-hub-signature-256" }, { NULL } };
+	struct hub_webhook wh = { hub_buf_str(&body), fake_lookup, fake_lookup, &req };
+
+	(void)state;
+	sign(hub_buf_str(&body), channel.app_secret, &sig);
+	req.values[0] = sig.p;
+	/* the header name is looked up case-insensitively by the HTTP layer */
+	assert_int_equal(wa->verify(&channel, &wh), 0);
+	/* a channel without a secret accepts nothing, not even a "valid" signature */
+	no_secret.app_secret = NULL;
+	assert_int_equal(wa->verify(&no_secret, &wh), -EPERM);
+	req.values[0] = "";
+	assert_int_equal(wa->verify(&channel, &wh), -EPERM);
+	req.values[0] = "sha256=";
+	assert_int_equal(wa->verify(&channel, &wh), -EPERM);
+	/* the right signature with one trailing byte too many */
+	hub_buf_adds(&sig, "0");
+	req.values[0] = sig.p;
+	assert_int_equal(wa->verify(&channel, &wh), -EPERM);
+	/* the legacy SHA-1 header alone is not enough */
+	req.names[0] = "X-Hub-Signature";
+	assert_int_equal(wa->verify(&channel, &wh), -EPERM);
+	hub_buf_release(&sig);
+	hub_buf_release(&body);
+}
+
+static void test_handshake_edge_cases(void **state)
+{
+	const struct hub_adapter *wa = hub_adapter_find("whatsapp");
+	struct hub_channel no_token = channel;
+	struct hub_str reply = HUB_STR_NULL;
+	char long_challenge[300];
+	struct fake_req q = { { "hub.mode", "hub.verify_token", "hub.challenge" },
+			      { "subscribe", "test-verify-token", long_challenge } };
+	struct hub_webhook wh = { HUB_STR_NULL, fake_lookup, fake_lookup, &q };
+
+	(void)state;
+	memset(long_challenge, '7', sizeof(long_challenge) - 1);
+	long_challenge[sizeof(long_challenge) - 1] = '\0';
+	assert_int_equal(wa->handshake(&channel, &wh, &reply), -EBADMSG);
+	q.values[2] = "";
+	assert_int_equal(wa->handshake(&channel, &wh, &reply), -EBADMSG);
+	q.values[2] = "42";
+	no_token.verify_token = NULL;
+	assert_int_equal(wa->handshake(&no_token, &wh, &reply), -EPERM);
+	q.values[1] = "";
+	assert_int_equal(wa->handshake(&channel, &wh, &reply), -EPERM);
+	q.values[1] = "TEST-VERIFY-TOKEN";
+	assert_int_equal(wa->handshake(&channel, &wh, &reply), -EPERM);
+}
+
+/* One fixture through the adapter with the demo channel. */
+static void parse_fixture(const char *name, struct hub_pool *pool, struct hub_buf *body,
+			  struct hub_event_list *ev)
+{
+	*body = read_fixture(name);
+	assert_int_equal(parse(body->p, &channel, pool, ev), 0);
+}
+
+static void test_fields_beyond_the_json_line(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_buf b[8];
+	struct hub_event_list ev;
+	const struct hub_inbound_msg *m;
+
+	(void)state;
+	parse_fixture("location.json", &pool, &b[0], &ev);
+	m = &ev.items[0].msg;
+	assert_true(m->location.present);
+	assert_true(m->location.lat > 43.25 && m->location.lat < 43.26);
+	assert_true(hub_str_eqs(m->location.address, "Dostyk Ave 5, Almaty 050010"));
+
+	parse_fixture("contacts.json", &pool, &b[1], &ev);
+	assert_int_equal(ev.n, 1);
+	m = &ev.items[0].msg;
+	assert_int_equal(m->type, HUB_MSG_CONTACT);
+	assert_true(hub_str_eqs(m->contact.name, "Daniyar Seitkali"));
+	assert_true(hub_str_eqs(m->contact.phone, "+7 701 555 12 34"));
+
+	parse_fixture("echo_text.json", &pool, &b[2], &ev);
+	assert_int_equal(ev.items[0].kind, HUB_EVENT_ECHO);
+	m = &ev.items[0].msg;
+	assert_true(hub_str_eqs(m->recipient_external_id, "77011234567"));
+	assert_true(hub_str_eqs(m->sender_external_id, "15550783881"));
+	assert_int_equal(m->sender_phone.len, 0);
+
+	parse_fixture("echo_user_id.json", &pool, &b[3], &ev);
+	assert_true(hub_str_eqs(ev.items[0].msg.recipient_external_id, "KZ.1502576394655843"));
+
+	parse_fixture("edit.json", &pool, &b[4], &ev);
+	assert_int_equal(ev.items[0].kind, HUB_EVENT_EDIT);
+	m = &ev.items[0].msg;
+	assert_true(hub_str_eqs(m->external_id,
+				"wamid.HBgLNzcwMTEyMzQ1NjcVAgASGBQzQTg0019RjM2MjQ4QUQ1QjQA"));
+	assert_true(hub_str_eqs(m->dedupe_key,
+				"wamid.HBgLNzcwMTEyMzQ1NjcVAgASGBQzQTg0025RjM2MjQ4QUQ1QjQA"));
+	assert_true(hub_str_eqs(m->text, "And in dark blue?"));
+
+	parse_fixture("revoke.json", &pool, &b[5], &ev);
+	assert_int_equal(ev.items[0].kind, HUB_EVENT_DELETE);
+	m = &ev.items[0].msg;
+	assert_true(hub_str_eqs(m->external_id,
+				"wamid.HBgLNzcwMTEyMzQ1NjcVAgASGBQzQTg0019RjM2MjQ4QUQ1QjQA"));
+	assert_true(hub_str_eqs(m->dedupe_key,
+				"wamid.HBgLNzcwMTEyMzQ1NjcVAgASGBQzQTg0027RjM2MjQ4QUQ1QjQA"));
+
+	parse_fixture("reaction_removed.json", &pool, &b[6], &ev);
+	assert_int_equal(ev.items[0].kind, HUB_EVENT_REACTION);
+	m = &ev.items[0].msg;
+	assert_int_equal(m->text.len, 0);
+	assert_true(hub_str_eqs(m->reply_to_external_id,
+				"wamid.HBgLNzcwMTEyMzQ1NjcVAgASGBQzQTg0904RjM2MjQ4QUQ1QjQA"));
+	assert_true(hub_str_eqs(m->external_id,
+				"wamid.HBgLNzcwMTEyMzQ1NjcVAgASGBQzQTg0017RjM2MjQ4QUQ1QjQA"));
+
+	parse_fixture("voice.json", &pool, &b[7], &ev);
+	assert_int_equal(ev.items[0].msg.type, HUB_MSG_AUDIO);
+	assert_true(hub_str_eqs(ev.items[0].msg.raw_type, "voice"));
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(b); i++)
+		hub_buf_release(&b[i]);
+	hub_pool_release(&pool);
+}
+
+static void test_business_scoped_user_ids(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_event_list ev;
+	const struct hub_inbound_msg *m;
+
+	(void)state;
+	/* no phone: the user id is the sender, no phone, name and username from the card */
+	assert_int_equal(parse(WRAP("106540352242922",
+				    "\"contacts\":[{\"profile\":{\"name\":\"K\",\"username\":"
+				    "\"@k.r\"},\"user_id\":\"US.13491208655302741918\"}],"
+				    "\"messages\":[{\"from_user_id\":\"US.13491208655302741918\","
+				    "\"id\":\"w1\",\"timestamp\":\"1\",\"type\":\"text\","
+				    "\"text\":{\"body\":\"a\"}}]"),
+			       &channel, &pool, &ev),
+			 0);
+	assert_int_equal(ev.n, 1);
+	m = &ev.items[0].msg;
+	assert_true(hub_str_eqs(m->sender_external_id, "US.13491208655302741918"));
+	assert_int_equal(m->sender_phone.len, 0);
+	assert_true(hub_str_eqs(m->sender_profile_name, "K"));
+	assert_true(hub_str_eqs(m->sender_username, "@k.r"));
+	/* both: the phone stays the sender (as before 2026); the card matches either id */
+	assert_int_equal(parse(WRAP("106540352242922",
+				    "\"contacts\":[{\"profile\":{\"name\":\"Other\"},"
+				    "\"wa_id\":\"16505550000\"},{\"profile\":{\"name\":\"Me\"},"
+				    "\"user_id\":\"US.1\"}],"
+				    "\"messages\":[{\"from\":\"77011234567\",\"from_user_id\":\"US.1\","
+				    "\"id\":\"w1\",\"timestamp\":\"1\",\"type\":\"text\","
+				    "\"text\":{\"body\":\"a\"}}]"),
+			       &channel, &pool, &ev),
+			 0);
+	m = &ev.items[0].msg;
+	assert_true(hub_str_eqs(m->sender_external_id, "77011234567"));
+	assert_true(hub_str_eqs(m->sender_phone, "+77011234567"));
+	assert_true(hub_str_eqs(m->sender_profile_name, "Me"));
+	/* neither id: malformed, even with a single card */
+	assert_int_equal(parse(WRAP("106540352242922",
+				    "\"contacts\":[{\"profile\":{\"name\":\"Me\"},\"wa_id\":\"7701\"}],"
+				    "\"messages\":[{\"id\":\"w1\",\"timestamp\":\"1\",\"type\":\"text\","
+				    "\"text\":{\"body\":\"a\"}}]"),
+			       &channel, &pool, &ev),
+			 0);
+	assert_int_equal(ev.n, 0);
+	assert_int_equal(ev.bad, 1);
+	/* a status to a user without a phone */
+	assert_int_equal(parse(WRAP("106540352242922",
+				    "\"statuses\":[{\"id\":\"s1\",\"status\":\"read\",\"timestamp\":"
+				    "\"2\",\"recipient_user_id\":\"US.1\"}]"),
+			       &channel, &pool, &ev),
+			 0);
+	assert_true(hub_str_eqs(ev.items[0].status.recipient, "US.1"));
+	assert_true(ev.items[0].status.platform_ts == 2000);
+	hub_pool_release(&pool);
+}
+
+static void test_bad_items_are_counted_and_others_kept(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_buf body;
+	struct hub_event_list ev;
+
+	(void)state;
+	parse_fixture("batch_bad_items.json", &pool, &body, &ev);
+	/* kept: two texts and one status; bad: no id, body 42, a string item, no sender, a
+	 * reaction without message_id, a status without id; ignored: status "deleted" */
+	assert_int_equal(ev.n, 3);
+	assert_int_equal(ev.bad, 6);
+	assert_int_equal(ev.ignored, 1);
+	assert_true(hub_str_eqs(ev.items[0].msg.text, "kept"));
+	assert_true(hub_str_eqs(ev.items[1].msg.text, "also kept"));
+	assert_int_equal(ev.items[2].kind, HUB_EVENT_STATUS);
+	hub_buf_release(&body);
+
+	parse_fixture("group_message.json", &pool, &body, &ev);
+	assert_int_equal(ev.n, 0);
+	assert_int_equal(ev.bad, 0);
+	assert_int_equal(ev.ignored, 1);
+	hub_buf_release(&body);
+
+	parse_fixture("other_fields.json", &pool, &body, &ev);
+	assert_int_equal(ev.n, 0);
+	assert_int_equal(ev.ignored, 2);
+	hub_buf_release(&body);
+	hub_pool_release(&pool);
+}
+
+static void test_wrong_shapes(void **state)
+{
+	static const struct {
+		const char *body;
+		size_t n, bad;
+	} cases[] = {
+		/* messages is not an array: one bad item */
+		{ WRAP("106540352242922", "\"messages\":{}"), 0, 1 },
+		{ WRAP("106540352242922", "\"messages\":null,\"statuses\":[]"), 0, 0 },
+		/* from as a number (ids are strings on WhatsApp) */
+		{ WRAP("106540352242922", "\"messages\":[{\"from\":77011234567,\"id\":\"w\","
+					  "\"type\":\"text\",\"text\":{\"body\":\"a\"}}]"), 0, 1 },
+		/* text of the wrong type, missing body, text missing */
+		{ WRAP("106540352242922", "\"messages\":[{\"from\":\"7701\",\"id\":\"w\","
+					  "\"type\":\"text\",\"text\":\"a\"},{\"from\":\"7701\","
+					  "\"id\":\"w2\",\"type\":\"text\",\"text\":{}},{\"from\":"
+					  "\"7701\",\"id\":\"w3\",\"type\":\"text\"}]"), 0, 3 },
+		/* media without its object still shows as media; a huge type name is
+		 * unsupported */
+		{ WRAP("106540352242922", "\"messages\":[{\"from\":\"7701\",\"id\":\"w\","
+					  "\"type\":\"image\"},{\"from\":\"7701\",\"id\":\"w2\","
+					  "\"type\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+					  "aaaaaaaaaaaaaaaaaaaaaa\"}]"), 2, 0 },
+		/* edits and revokes without their original id, an edit of an edit, an edit
+		 * without message */
+		{ WRAP("106540352242922",
+		       "\"messages\":[{\"from\":\"7701\",\"id\":\"w\",\"type\":\"revoke\","
+		       "\"revoke\":{}},{\"from\":\"7701\",\"id\":\"w2\",\"type\":\"edit\","
+		       "\"edit\":{\"message\":{\"type\":\"text\",\"text\":{\"body\":\"x\"}}}},"
+		       "{\"from\":\"7701\",\"id\":\"w3\",\"type\":\"edit\",\"edit\":{"
+		       "\"original_message_id\":\"w\",\"message\":{\"type\":\"edit\",\"edit\":{}}}},"
+		       "{\"from\":\"7701\",\"id\":\"w4\",\"type\":\"edit\",\"edit\":{"
+		       "\"original_message_id\":\"w\"}}]"), 0, 4 },
+		/* an edit whose message has no type but a text */
+		{ WRAP("106540352242922",
+		       "\"messages\":[{\"from\":\"7701\",\"id\":\"w\",\"type\":\"edit\","
+		       "\"edit\":{\"original_message_id\":\"w0\",\"message\":{\"text\":"
+		       "{\"body\":\"x\"}}}}]"), 1, 0 },
+		/* statuses: no status, a number id, an unknown status (ignored, not bad) */
+		{ WRAP("106540352242922", "\"statuses\":[{\"id\":\"s\"},{\"id\":5,\"status\":"
+					  "\"read\"},{\"id\":\"s\",\"status\":\"warning\"}]"), 0, 2 },
+		/* changes not an array, an entry that is not an object */
+		{ "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":5},7]}", 0,
+		  2 },
+		/* a messages change whose value is not an object */
+		{ "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":"
+		  "\"messages\",\"value\":[]},3]}]}", 0, 2 },
+	};
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_event_list ev;
+
+	(void)state;
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(cases); i++) {
+		assert_int_equal(parse(cases[i].body, &channel, &pool, &ev), 0);
+		if (ev.n != cases[i].n || ev.bad != cases[i].bad)
+			fail_msg("case %zu: %zu events, %zu bad", i, ev.n, ev.bad);
+	}
+	hub_pool_release(&pool);
+}
+
+static void test_account_checked_per_change(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_event_list ev;
+	struct hub_err err = HUB_ERR_INIT;
+	const char *two =
+		"{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":["
+		"{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":"
+		"\"106540352242922\"},\"statuses\":[]}},"
+		"{\"field\":\"smb_message_echoes\",\"value\":{\"metadata\":{\"phone_number_id\":"
+		"\"1065403522429220\"},\"message_echoes\":[]}}]}]}";
+
+	(void)state;
+	assert_int_equal(parse(two, &channel, &pool, &ev), -EACCES);
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(hub_adapter_find("whatsapp")->parse_webhook(&pool, &channel,
+								    hub_str_from(two), &ev, &err),
+			 -EACCES);
+	assert_non_null(strstr(err.msg, "phone_number_id"));
+	/* no metadata at all: not provably ours */
+	assert_int_equal(parse("{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":"
+			       "[{\"field\":\"messages\",\"value\":{\"messages\":[]}}]}]}",
+			       &channel, &pool, &ev),
+			 -EACCES);
+	/* the second entry of a batch names another account */
+	assert_int_equal(parse("{\"object\":\"whatsapp_business_account\",\"entry\":["
+			       "{\"changes\":[{\"field\":\"messages\",\"value\":{\"metadata\":"
+			       "{\"phone_number_id\":\"106540352242922\"}}}]},"
+			       "{\"changes\":[{\"field\":\"messages\",\"value\":{\"metadata\":"
+			       "{\"phone_number_id\":\"5\"}}}]}]}",
+			       &channel, &pool, &ev),
+			 -EACCES);
+	/* other fields carry no metadata and are not checked */
+	assert_int_equal(parse("{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":"
+			       "[{\"field\":\"account_update\",\"value\":{}}]}]}",
+			       &channel, &pool, &ev),
+			 0);
+	hub_pool_release(&pool);
+}
+
+static void test_huge_ids_survive(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_buf body;
+	struct hub_event_list ev;
+	struct hub_channel big = channel;
+
+	(void)state;
+	big.account_id = "18446744073709551617";
+	body = read_fixture("huge_ids.json");
+	assert_int_equal(parse(body.p, &channel, &pool, &ev), -EACCES);
+	assert_int_equal(parse(body.p, &big, &pool, &ev), 0);
+	assert_int_equal(ev.n, 2);
+	assert_true(hub_str_eqs(ev.items[0].msg.sender_external_id, "9007199254740993"));
+	/* 16 digits are no E.164 number: the id stays, the phone is empty */
+	assert_int_equal(ev.items[0].msg.sender_phone.len, 0);
+	assert_true(hub_str_eqs(ev.items[1].status.error, "9007199254740993 Huge code"));
+	hub_buf_release(&body);
+	hub_pool_release(&pool);
+}
+
+static void test_echo_needs_a_recipient(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_event_list ev;
+
+	(void)state;
+	assert_int_equal(parse("{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":"
+			       "[{\"field\":\"smb_message_echoes\",\"value\":{\"metadata\":"
+			       "{\"phone_number_id\":\"106540352242922\"},\"message_echoes\":["
+			       "{\"from\":\"15550783881\",\"id\":\"e1\",\"type\":\"text\","
+			       "\"text\":{\"body\":\"x\"}},"
+			       "{\"from\":\"15550783881\",\"to\":\"77011234567\",\"id\":\"e2\","
+			       "\"type\":\"reaction\",\"reaction\":{\"message_id\":\"w9\","
+			       "\"emoji\":\"\\u2764\"}}]}}]}]}",
+			       &channel, &pool, &ev),
+			 0);
+	assert_int_equal(ev.bad, 1);
+	assert_int_equal(ev.n, 1);
+	/* the business's reaction from the app: a reaction with a recipient */
+	assert_int_equal(ev.items[0].kind, HUB_EVENT_REACTION);
+	assert_true(hub_str_eqs(ev.items[0].msg.recipient_external_id, "77011234567"));
+	assert_true(hub_str_eqs(ev.items[0].msg.text, "\xe2\x9d\xa4"));
+	hub_pool_release(&pool);
+}
+
 static void test_phone_normalize(void **state)
 {
 	static const struct {
@@ -264,6 +627,15 @@ int main(void)
 		cmocka_unit_test(test_parse_status_fixture),
 		cmocka_unit_test(test_batch_with_bad_item_and_unknown_type),
 		cmocka_unit_test(test_wrong_account_and_bad_bodies),
+		cmocka_unit_test(test_verify_edge_cases),
+		cmocka_unit_test(test_handshake_edge_cases),
+		cmocka_unit_test(test_fields_beyond_the_json_line),
+		cmocka_unit_test(test_business_scoped_user_ids),
+		cmocka_unit_test(test_bad_items_are_counted_and_others_kept),
+		cmocka_unit_test(test_wrong_shapes),
+		cmocka_unit_test(test_account_checked_per_change),
+		cmocka_unit_test(test_huge_ids_survive),
+		cmocka_unit_test(test_echo_needs_a_recipient),
 		cmocka_unit_test(test_phone_normalize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
