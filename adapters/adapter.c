@@ -113,8 +113,10 @@ void hub_event_to_json(const struct hub_event *ev, struct hub_buf *out)
 	jw_str_or_null(&jw, "sender_username", m->sender_username);
 	hub_jw_key(&jw, "platform_ts");
 	hub_jw_int(&jw, m->platform_ts);
-	hub_jw_key(&jw, "type");
-	hub_jw_cstr(&jw, hub_msg_type_name(m->type));
+	if (ev->kind != HUB_EVENT_DELETE) { /* a deletion names a message, it has no type */
+		hub_jw_key(&jw, "type");
+		hub_jw_cstr(&jw, hub_msg_type_name(m->type));
+	}
 	jw_str_or_null(&jw, "text", m->text);
 	if (m->media.platform_id.len) {
 		hub_jw_key(&jw, "media");
@@ -133,10 +135,25 @@ void hub_event_to_json(const struct hub_event *ev, struct hub_buf *out)
 		hub_jw_key(&jw, "lon");
 		hub_jw_double(&jw, m->location.lon);
 		jw_str_or_null(&jw, "name", m->location.name);
+		jw_str_or_null(&jw, "address", m->location.address);
+		hub_jw_obj_close(&jw);
+	}
+	if (m->contact.name.len || m->contact.phone.len || m->contact.user_id.len) {
+		hub_jw_key(&jw, "contact");
+		hub_jw_obj_open(&jw);
+		jw_str_or_null(&jw, "name", m->contact.name);
+		jw_str_or_null(&jw, "phone", m->contact.phone);
+		jw_str_or_null(&jw, "user_id", m->contact.user_id);
 		hub_jw_obj_close(&jw);
 	}
 	jw_str_or_null(&jw, "reply_to_external_id", m->reply_to_external_id);
 	jw_str_or_null(&jw, "raw_type", m->raw_type);
+	if (m->dedupe_key.len)
+		jw_str_or_null(&jw, "dedupe_key", m->dedupe_key);
+	if (m->recipient_external_id.len)
+		jw_str_or_null(&jw, "recipient_external_id", m->recipient_external_id);
+	if (m->update_id.len)
+		jw_str_or_null(&jw, "update_id", m->update_id);
 	hub_jw_obj_close(&jw);
 }
 

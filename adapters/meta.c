@@ -25,17 +25,6 @@ int hub_meta_verify(const struct hub_channel *ch, const struct hub_webhook *wh)
 	return hub_ct_equal(want, got, sizeof(want)) ? 0 : -EPERM;
 }
 
-static bool secret_equal(struct hub_str given, const char *expected)
-{
-	unsigned char a[HUB_SHA256_LEN], b[HUB_SHA256_LEN];
-	static const struct hub_str key = HUB_STR("hub-compare");
-
-	/* Compare digests so that neither content nor length leaks through timing. */
-	hub_hmac_sha256(key, given, a);
-	hub_hmac_sha256(key, hub_str_from(expected), b);
-	return hub_ct_equal(a, b, sizeof(a));
-}
-
 int hub_meta_handshake(const struct hub_channel *ch, const struct hub_webhook *wh,
 		       struct hub_str *reply)
 {
@@ -46,7 +35,7 @@ int hub_meta_handshake(const struct hub_channel *ch, const struct hub_webhook *w
 	if (!mode.p || !token.p || !challenge.p || !challenge.len || challenge.len > 256)
 		return -EBADMSG;
 	if (!hub_str_eqs(mode, "subscribe") || !ch->verify_token || !*ch->verify_token ||
-	    !secret_equal(token, ch->verify_token))
+	    !hub_secret_equal(token, ch->verify_token))
 		return -EPERM;
 	*reply = challenge;
 	return 0;

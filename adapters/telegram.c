@@ -12,17 +12,6 @@
 /* One Update: a message with a quoted message and a few hundred entities fits easily. */
 #define TG_MAX_TOKENS 50000
 
-static bool secret_equal(struct hub_str given, const char *expected)
-{
-	unsigned char a[HUB_SHA256_LEN], b[HUB_SHA256_LEN];
-	static const struct hub_str key = HUB_STR("hub-compare");
-
-	/* Compare digests so that neither content nor length leaks through timing. */
-	hub_hmac_sha256(key, given, a);
-	hub_hmac_sha256(key, hub_str_from(expected), b);
-	return hub_ct_equal(a, b, sizeof(a));
-}
-
 /* setWebhook secret_token comes back as X-Telegram-Bot-Api-Secret-Token on every POST. */
 static int tg_verify(const struct hub_channel *ch, const struct hub_webhook *wh)
 {
@@ -30,7 +19,7 @@ static int tg_verify(const struct hub_channel *ch, const struct hub_webhook *wh)
 
 	if (!ch->app_secret || !ch->app_secret[0] || !token.p || !token.len)
 		return -EPERM;
-	return secret_equal(token, ch->app_secret) ? 0 : -EPERM;
+	return hub_secret_equal(token, ch->app_secret) ? 0 : -EPERM;
 }
 
 /* setWebhook registers the URL: there is no GET handshake. */

@@ -2,89 +2,16 @@
  * entry[] x changes[] x messages[]/statuses[]/message_echoes[] into normalized events.
  * Pure: bytes in, events out; knows nothing about HTTP, the database or media downloads. */
 #include "adapters/adapter.h"
+#include "adapters/meta.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/crypto.h"
 #include "lib/json.h"
 
 #define WA_MAX_TOKENS 200000 /* a 4 MiB body of up to 1000 updates stays well under */
 
-/* Meta: X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, app secret as key> */
-static int wa_verify(const struct hub_channel *ch, const struct hub_webhook *wh)
-{
-	struct hub_str sig = wh->header(wh->req, "X-Hub-Signature-256");
-	unsigned char want[HUB_SHA256_LEN], got[HUB_SHA256_LEN];
-
-	if (!ch->app_secret || !sig.p || !hub_str_startswith(sig, "sha256="))
-		return -EPERM;
-	sig.p += 7;
-	sig.len -= 7;
-	if (hub_hex_decode(sig, got, sizeof(got)) < 0)
-		return -EPERM;
-	hub_hmac_sha256(hub_str_from(ch->app_secret), wh->body, want);
-	return hub_ct_equal(want, got, sizeof(want)) ? 0 : -EPERM;
-}
-
-static bool secret_equal(struct hub_str given, const char *expected)
-{
-	unsigned char a[HUB_SHA256_LEN], b[HUB_SHA256_LEN];
-	static const struct hub_str key = HUB_STR("hub-compare");
-
-	/* Compare digests so that neither content nor length leaks through timing. */
-	hub_hmac_sha256(key, given, a);
-	hub_hmac_sha256(key, hub_str_from(expected), b);
-	return hub_ct_equal(a, b, sizeof(a));
-}
-
-/* GET ?hub.mode=subscribe&hub.challenge=C&hub.verify_token=T → C when T matches. */
-static int wa_handshake(const struct hub_channel *ch, const struct hub_webhook *wh,
-			struct hub_str *reply)
-{
-	struct hub_str mode = wh->query(wh->req, "hub.mode");
-	struct hub_str token = wh->query(wh->req, "hub.verify_token");
-	struct hub_str challenge = wh->query(wh->req, "hub.challenge");
-
-	if (!mode.p || !token.p || !challenge.p || !challenge.len || challenge.len > 256)
-		return -EBADMSG;
-	if (!hub_str_eqs(mode, "subscribe") || !ch->verify_token ||
-	    !secret_equal(token, ch->verify_token))
-		return -EPERM;
-	*reply = challenge;
-	return 0;
-}
-
-/*
- * What a webhook body holds (Meta, "WhatsApp Cloud API" webhook references, 2026):
- *   object "whatsapp_business_account", entry[] x changes[] {field, value}; the hub serves
- *   field "messages" (value.contacts[], messages[], statuses[]) and "smb_message_echoes"
- *   (value.message_echoes[]: what the business sent from the WhatsApp Business app or a
- *   linked device, with "from" = the business number and "to" = the customer; also its
- *   edits and revokes). value.metadata.phone_number_id names the account of each change.
- *
- * Edits and revokes, as documented at
- *   developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/
- *   messages/edit (updated Jul 20, 2026) and .../messages/revoke (updated May 21, 2026):
- *   only for WhatsApp Business app users onboarded to Cloud API ("Coexistence"). An edit is
- *   a message of its own id with type "edit" and
- *     "edit": {"original_message_id": "<wamid>", "message": {"context": {...},
- *              "type": "text", "text": {"body": "..."}}}
- *   (the inner message shaped like any message: its type and that type's object, e.g. an
- *   image with its new caption; text and captions are what can be edited), allowed within
- *   15 minutes; a revoke is type "revoke" with
- *     "revoke": {"original_message_id": "<wamid>"}, within two days.
- *   Both become events about the original message (EDIT, DELETE) whose dedupe_key is the
- *   edit's or revoke's own wamid, so a retried webhook is applied once. The business's own
- *   edits and revokes from the app arrive the same way in message_echoes[]
- *   (.../webhooks/reference/smb_message_echoes, updated May 21, 2026).
- *
- * Business-scoped user ids (BSUID, from 2026): contacts[].user_id and messages[].from_user_id
- *   ("US.13491208655302741918"); wa_id and from (the phone) disappear for users with a
- *   username. The sender is the phone when it is there (as before), else the user id, and
- *   sender_phone then stays empty. profile.username → sender_username.
- */
 struct wa_ctx {
 	struct hub_pool *pool;
 	const struct hub_channel *ch;
@@ -514,7 +441,7 @@ static int wa_parse(struct hub_pool *pool, const struct hub_channel *ch, struct 
 const struct hub_adapter hub_adapter_whatsapp = {
 	.name = "whatsapp",
 	.kind = HUB_CHANNEL_WHATSAPP,
-	.verify = wa_verify,
-	.handshake = wa_handshake,
+	.verify = hub_meta_verify,
+	.handshake = hub_meta_handshake,
 	.parse_webhook = wa_parse,
 };

@@ -23,6 +23,16 @@ bool hub_ct_equal(const void *a, const void *b, size_t n)
 	return CRYPTO_memcmp(a, b, n) == 0;
 }
 
+bool hub_secret_equal(struct hub_str given, const char *expected)
+{
+	static const struct hub_str key = HUB_STR("hub-compare");
+	unsigned char a[HUB_SHA256_LEN], b[HUB_SHA256_LEN];
+
+	hub_hmac_sha256(key, given, a);
+	hub_hmac_sha256(key, hub_str_from(expected), b);
+	return hub_ct_equal(a, b, sizeof(a));
+}
+
 int hub_hex_decode(struct hub_str hex, unsigned char *out, size_t outlen)
 {
 	int bad = 0;

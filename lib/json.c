@@ -597,11 +597,20 @@ void hub_jw_int(struct hub_jw *w, int64_t v)
 
 void hub_jw_double(struct hub_jw *w, double v)
 {
+	char tmp[32];
+
 	jw_value(w);
-	if (isfinite(v))
-		hub_buf_addf(w->b, "%.17g", v);
-	else
+	if (!isfinite(v)) {
 		hub_buf_adds(w->b, "null");
+		return;
+	}
+	/* the shortest form that reads back as the same double: 43.2567, not 43.256700000000002 */
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+		if (strtod(tmp, NULL) == v)
+			break;
+	}
+	hub_buf_adds(w->b, tmp);
 }
 
 void hub_jw_bool(struct hub_jw *w, bool v)
