@@ -17,6 +17,7 @@
 #include "lib/channel.h"
 #include "lib/json.h"
 #include "lib/pool.h"
+#include "lib/utf8.h"
 
 #define SECRET_MAX 4096
 #define NAME_MAX_LEN 200
@@ -103,6 +104,12 @@ static int read_secret(const char *opt, const char *path, struct hub_pool *pool,
 	if (b.len == 0 || b.len > SECRET_MAX || memchr(b.p, '\0', b.len)) {
 		fprintf(stderr, "hubctl: channel add: %s %s: must hold 1 to %d bytes, no NUL\n",
 			opt, path, SECRET_MAX);
+		ret = 1;
+		goto out;
+	}
+	/* the server would quote invalid bytes in its error: refuse them here */
+	if (!hub_utf8_valid(b.p, b.len)) {
+		fprintf(stderr, "hubctl: channel add: %s %s: not UTF-8\n", opt, path);
 		ret = 1;
 		goto out;
 	}

@@ -130,6 +130,17 @@ class Live(ChannelCase):
         h.assert_alive()
         self.assertGreaterEqual(h.count_log(r"channels: \d+ in the database"), 3)
 
+    def test_database_channels_survive_a_reload(self):
+        h = self.start_hubd()
+        r, sec = self.add(h.config_path, "demo-wa4")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_status(h, "demo-wa4", sec, 200)
+        h.reload(hubd.merge(h.cfg, {"log.level": "debug"}))
+        self.assertEqual(self.wa_post(h, "demo-wa4", sec), 200)
+        self.assertEqual(self.wa_post(h, "demo-whatsapp",
+                                      {"account_id": hubd.DEMO_ACCOUNT,
+                                       "app_secret": self.channel(h)["app_secret"]}), 200)
+
     def test_two_instances_on_one_database_both_follow(self):
         h1 = self.start_hubd()
         cfg2 = hubd.merge(h1.cfg, {"http.listen": "127.0.0.1:%d" % util.free_port()})
@@ -252,6 +263,20 @@ class BadInput(ChannelCase):
         self.refused(1, missing, lambda: self.ctl(
             self.path, "channel", "add", "--id", "x-wa", "--tenant", "demo", "--kind",
             "whatsapp", "--account", "1", "--app-secret-file", missing,
+            "--verify-token-file", self.secret_file("v" * 20)))
+
+    def test_secret_file_not_utf8_or_empty(self):
+        bad = os.path.join(self.out, "bad-secret")
+        with open(bad, "wb") as f:
+            f.write(b"\xff\xfe-not-utf8\n")
+        self.refused(1, "not UTF-8", lambda: self.ctl(
+            self.path, "channel", "add", "--id", "x-wa", "--tenant", "demo", "--kind",
+            "whatsapp", "--account", "1", "--app-secret-file", bad,
+            "--verify-token-file", self.secret_file("v" * 20)))
+        empty = self.secret_file("")
+        self.refused(1, "must hold 1 to", lambda: self.ctl(
+            self.path, "channel", "add", "--id", "x-wa", "--tenant", "demo", "--kind",
+            "whatsapp", "--account", "1", "--app-secret-file", empty,
             "--verify-token-file", self.secret_file("v" * 20)))
 
     def test_unknown_tenant_without_tenant_name(self):
