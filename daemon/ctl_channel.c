@@ -33,7 +33,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: hubctl [-c FILE] channel add --id ID --tenant T [--tenant-name NAME]\n"
 		"                 --kind whatsapp|telegram|instagram --account ACCOUNT\n"
-		"                 --app-secret-file F [--verify-token-file F] [--access-token-file F]\n"
+		"                 --app-secret-file F [--verify-token-file F]\n"
+		"                 [--access-token-file F]\n"
 		"       hubctl [-c FILE] channel list [--json]\n"
 		"       hubctl [-c FILE] channel enable|disable ID\n"
 		"Secrets are read from files (\"-\" is stdin, for one of them), never from the\n"

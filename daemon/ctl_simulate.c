@@ -223,11 +223,10 @@ static int random_id(long long *out)
 static void sim_usage(void)
 {
 	fprintf(stderr,
-		"usage: hubctl simulate whatsapp CHANNEL --from PHONE --name NAME [--url URL] TEXT\n"
-		"       hubctl simulate telegram CHANNEL --from USER_ID --name NAME [--url URL] TEXT\n"
-		"       hubctl simulate instagram CHANNEL --from IGSID [--name NAME] [--url URL] "
-		"TEXT\n"
-		"(instagram webhooks carry no name: --name is accepted and not sent)\n");
+		"usage: hubctl simulate PLATFORM CHANNEL --from ID [--name NAME] [--url URL] TEXT\n"
+		"  whatsapp   --from PHONE --name NAME\n"
+		"  telegram   --from USER_ID --name NAME\n"
+		"  instagram  --from IGSID (its webhooks carry no name: --name is not sent)\n");
 }
 
 /* "http://HOST:PORT[/...]" → host and port. */

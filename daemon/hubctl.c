@@ -33,7 +33,7 @@ static void usage(FILE *f)
 		"  channel add --id ID --tenant T [--tenant-name NAME] --kind KIND --account A\n"
 		"      --app-secret-file F [--verify-token-file F] [--access-token-file F]\n"
 		"                                   provision a channel in the database (secrets\n"
-		"                                   from files, \"-\" is stdin); live on every hubd\n"
+		"                                   from files, \"-\" is stdin), live everywhere\n"
 		"  channel list [--json]            the database's channels (never their secrets)\n"
 		"  channel enable|disable ID        a disabled channel's webhooks get 404\n"
 		"  simulate whatsapp CHANNEL --from PHONE --name NAME [--url URL] TEXT\n"
