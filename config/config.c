@@ -105,7 +105,8 @@ static const struct cfg_key channel_keys[] = {
 
 struct hub_config {
 	int refs;
-	struct hub_pool pool; /* every string and array below */
+	struct hub_config *base; /* hub_config_with_channels(): owns what we share of it */
+	struct hub_pool pool; /* every string and array below (but base's) */
 	const char *path;
 	struct hub_settings settings;
 	struct hub_tenant *tenants;
@@ -582,7 +583,61 @@ void hub_config_unref(struct hub_config *cfg)
 	if (!cfg || --cfg->refs > 0)
 		return;
 	hub_pool_release(&cfg->pool);
+	hub_config_unref(cfg->base);
 	free(cfg);
+}
+
+static const char *pool_strdup0(struct hub_pool *pool, const char *s)
+{
+	return s ? hub_pool_strdup(pool, s) : NULL;
+}
+
+int hub_config_with_channels(struct hub_config *base, const struct hub_channel *channels,
+			     size_t n, struct hub_config **out)
+{
+	struct hub_config *cfg = hub_xcalloc(1, sizeof(*cfg));
+	int skipped = 0;
+
+	cfg->refs = 1;
+	cfg->base = hub_config_ref(base);
+	hub_pool_init(&cfg->pool);
+	cfg->path = base->path;
+	cfg->settings = base->settings;
+	cfg->tenants = base->tenants;
+	cfg->ntenants = base->ntenants;
+	cfg->channels = hub_pool_calloc(&cfg->pool, base->nchannels + n + 1,
+					sizeof(*cfg->channels));
+	memcpy(cfg->channels, base->channels, base->nchannels * sizeof(*cfg->channels));
+	cfg->nchannels = base->nchannels;
+	for (size_t i = 0; i < n; i++) {
+		const struct hub_channel *c = &channels[i];
+		struct hub_channel *dup = NULL;
+
+		for (size_t j = 0; j < base->nchannels && c->id; j++)
+			if (strcmp(cfg->channels[j].id, c->id) == 0)
+				dup = &cfg->channels[j];
+		if (dup) {
+			dup->enabled = c->enabled;
+			continue;
+		}
+		if (!c->id || !c->tenant || !c->account_id || !*c->account_id || !c->app_secret ||
+		    !*c->app_secret || c->kind < HUB_CHANNEL_WHATSAPP ||
+		    c->kind > HUB_CHANNEL_INSTAGRAM) {
+			skipped++;
+			continue;
+		}
+		struct hub_channel *to = &cfg->channels[cfg->nchannels++];
+		to->id = hub_pool_strdup(&cfg->pool, c->id);
+		to->tenant = hub_pool_strdup(&cfg->pool, c->tenant);
+		to->kind = c->kind;
+		to->account_id = hub_pool_strdup(&cfg->pool, c->account_id);
+		to->app_secret = hub_pool_strdup(&cfg->pool, c->app_secret);
+		to->verify_token = pool_strdup0(&cfg->pool, c->verify_token);
+		to->access_token = pool_strdup0(&cfg->pool, c->access_token);
+		to->enabled = c->enabled;
+	}
+	*out = cfg;
+	return skipped;
 }
 
 const char *hub_config_path(const struct hub_config *cfg)

@@ -64,6 +64,14 @@ int hub_config_load(const char *path, struct hub_config **out,
 int hub_config_parse(const char *name, struct hub_str text, struct hub_config **out,
 		     struct hub_buf *errors) HUB_MUSTCHECK;
 
+/* A new snapshot (one reference in *out) with base's settings, tenants and channels plus
+ * the n channels given (e.g. read from the database; copied, the caller keeps them). A
+ * channel whose id base already has only lends its enabled flag: the file's kind, account
+ * and secrets win. One with no app_secret, no account_id or an unknown kind (0) is left out.
+ * base is referenced, not copied. Returns how many of the n were left out (>= 0). */
+int hub_config_with_channels(struct hub_config *base, const struct hub_channel *channels,
+			     size_t n, struct hub_config **out) HUB_MUSTCHECK;
+
 struct hub_config *hub_config_ref(struct hub_config *cfg);
 void hub_config_unref(struct hub_config *cfg); /* NULL-safe */
 

@@ -1,8 +1,11 @@
-/* daemon/ctl_simulate.c - see ctl_simulate.h. A plain blocking HTTP/1.1 client is enough
- * here; the text and the phone number are never printed. */
+/* daemon/ctl_simulate.c - see ctl_simulate.h. Bodies follow tests/fixtures/<platform>/
+ * text.json and /work/shared/PLATFORMS.md; a plain blocking HTTP/1.1 client is enough here.
+ * The text, the sender and the secrets are never printed. */
 #include "daemon/ctl_simulate.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -14,6 +17,7 @@
 
 #include "adapters/adapter.h"
 #include "config/config.h"
+#include "daemon/ctl_channel.h"
 #include "lib/crypto.h"
 #include "lib/json.h"
 
@@ -88,6 +92,143 @@ static void whatsapp_body(struct hub_buf *b, const struct hub_channel *ch, const
 	hub_jw_obj_close(&jw);
 }
 
+/* Telegram Bot API: one Update with a private text message (the sender's chat). */
+static void telegram_body(struct hub_buf *b, long long from, const char *name, const char *text,
+			  long long update_id, long long message_id)
+{
+	const char *space = strchr(name, ' ');
+	struct hub_str first = space ? (struct hub_str){ name, (size_t)(space - name) }
+				     : hub_str_from(name);
+	const char *last = space ? space + 1 : NULL;
+	struct hub_jw jw;
+
+	hub_jw_init(&jw, b);
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "update_id");
+	hub_jw_int(&jw, update_id);
+	hub_jw_key(&jw, "message");
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "message_id");
+	hub_jw_int(&jw, message_id);
+	hub_jw_key(&jw, "from");
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "id");
+	hub_jw_int(&jw, from);
+	hub_jw_key(&jw, "is_bot");
+	hub_jw_bool(&jw, false);
+	hub_jw_key(&jw, "first_name");
+	hub_jw_str(&jw, first);
+	if (last && *last) {
+		hub_jw_key(&jw, "last_name");
+		hub_jw_cstr(&jw, last);
+	}
+	hub_jw_obj_close(&jw);
+	hub_jw_key(&jw, "chat");
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "id");
+	hub_jw_int(&jw, from);
+	hub_jw_key(&jw, "first_name");
+	hub_jw_str(&jw, first);
+	if (last && *last) {
+		hub_jw_key(&jw, "last_name");
+		hub_jw_cstr(&jw, last);
+	}
+	hub_jw_key(&jw, "type");
+	hub_jw_cstr(&jw, "private");
+	hub_jw_obj_close(&jw);
+	hub_jw_key(&jw, "date");
+	hub_jw_int(&jw, (int64_t)time(NULL));
+	hub_jw_key(&jw, "text");
+	hub_jw_cstr(&jw, text);
+	hub_jw_obj_close(&jw);
+	hub_jw_obj_close(&jw);
+}
+
+/* Instagram messaging webhook: entry.id and recipient.id are the account, sender.id the
+ * IGSID (strings: they exceed 2^53), times in milliseconds. No name: the platform sends
+ * none (the User Profile API has it). */
+static void instagram_body(struct hub_buf *b, const struct hub_channel *ch, const char *igsid,
+			   const char *text, const char *mid)
+{
+	struct timespec now;
+	int64_t ms;
+	struct hub_jw jw;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	hub_jw_init(&jw, b);
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "object");
+	hub_jw_cstr(&jw, "instagram");
+	hub_jw_key(&jw, "entry");
+	hub_jw_arr_open(&jw);
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "time");
+	hub_jw_int(&jw, ms);
+	hub_jw_key(&jw, "id");
+	hub_jw_cstr(&jw, ch->account_id);
+	hub_jw_key(&jw, "messaging");
+	hub_jw_arr_open(&jw);
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "sender");
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "id");
+	hub_jw_cstr(&jw, igsid);
+	hub_jw_obj_close(&jw);
+	hub_jw_key(&jw, "recipient");
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "id");
+	hub_jw_cstr(&jw, ch->account_id);
+	hub_jw_obj_close(&jw);
+	hub_jw_key(&jw, "timestamp");
+	hub_jw_int(&jw, ms);
+	hub_jw_key(&jw, "message");
+	hub_jw_obj_open(&jw);
+	hub_jw_key(&jw, "mid");
+	hub_jw_cstr(&jw, mid);
+	hub_jw_key(&jw, "text");
+	hub_jw_cstr(&jw, text);
+	hub_jw_obj_close(&jw);
+	hub_jw_obj_close(&jw);
+	hub_jw_arr_close(&jw);
+	hub_jw_obj_close(&jw);
+	hub_jw_arr_close(&jw);
+	hub_jw_obj_close(&jw);
+}
+
+/* A string of 1..maxlen ASCII digits. */
+static bool all_digits(const char *s, size_t maxlen)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > maxlen)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* A random positive 31-bit number (Telegram update and message ids). */
+static int random_id(long long *out)
+{
+	uint32_t v;
+
+	if (hub_random_bytes(&v, sizeof(v)) < 0)
+		return -EIO;
+	*out = (long long)(v & 0x7fffffff) | 1;
+	return 0;
+}
+
+static void sim_usage(void)
+{
+	fprintf(stderr,
+		"usage: hubctl simulate PLATFORM CHANNEL --from ID [--name NAME] [--url URL] TEXT\n"
+		"  whatsapp   --from PHONE --name NAME\n"
+		"  telegram   --from USER_ID --name NAME\n"
+		"  instagram  --from IGSID (its webhooks carry no name: --name is not sent)\n");
+}
+
 /* "http://HOST:PORT[/...]" → host and port. */
 static int parse_url(const char *url, char *host, size_t hostlen, char *port, size_t portlen)
 {
@@ -159,7 +300,7 @@ out:
 	return ret;
 }
 
-int hubctl_simulate_main(const struct hub_config *cfg, int argc, char **argv)
+int hubctl_simulate_main(struct hub_config *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, 'f' },
@@ -168,12 +309,14 @@ int hubctl_simulate_main(const struct hub_config *cfg, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hub_buf body = HUB_BUF_INIT, req = HUB_BUF_INIT, resp = HUB_BUF_INIT;
-	struct hub_buf url = HUB_BUF_INIT, wamid = HUB_BUF_INIT;
+	struct hub_buf url = HUB_BUF_INIT, msgid = HUB_BUF_INIT;
 	struct hub_pool pool = HUB_POOL_INIT;
-	const char *from = NULL, *name = NULL, *url_arg = NULL;
+	struct hub_config *snap = NULL;
+	struct hub_err err = HUB_ERR_INIT;
+	const char *from = NULL, *name = NULL, *url_arg = NULL, *platform, *cid, *text;
 	const struct hub_channel *ch;
+	enum hub_channel_kind kind;
 	unsigned char mac[HUB_SHA256_LEN], rnd[16];
-	struct hub_str phone;
 	char host[256], port[16];
 	int opt, ret = 1;
 
@@ -183,38 +326,94 @@ int hubctl_simulate_main(const struct hub_config *cfg, int argc, char **argv)
 		case 'f': from = optarg; break;
 		case 'n': name = optarg; break;
 		case 'u': url_arg = optarg; break;
-		default: return 2;
+		default:
+			sim_usage();
+			return 2;
 		}
 	}
-	if (argc - optind != 3 || !from || !name) {
-		fprintf(stderr, "usage: hubctl simulate whatsapp CHANNEL --from PHONE --name NAME "
-				"[--url URL] TEXT\n");
+	if (argc - optind != 3 || !from) {
+		sim_usage();
 		return 2;
 	}
-	if (strcmp(argv[optind], "whatsapp") != 0) {
-		fprintf(stderr, "hubctl: simulate: platform \"%s\" is not supported\n",
-			argv[optind]);
+	platform = argv[optind];
+	cid = argv[optind + 1];
+	text = argv[optind + 2];
+	kind = hub_channel_kind_parse(platform);
+	if (!kind) {
+		fprintf(stderr, "hubctl: simulate: platform \"%s\" is not supported (whatsapp, "
+				"telegram, instagram)\n", platform);
 		return 2;
 	}
-	ch = hub_config_channel(cfg, hub_str_from(argv[optind + 1]));
-	if (!ch || ch->kind != HUB_CHANNEL_WHATSAPP) {
-		fprintf(stderr, "hubctl: simulate: no whatsapp channel \"%s\" in %s\n",
-			argv[optind + 1], hub_config_path(cfg));
+	if (!name && kind != HUB_CHANNEL_INSTAGRAM) {
+		sim_usage();
 		return 2;
 	}
-	if (hub_phone_normalize(&pool, hub_str_from(from), &phone) < 0) {
-		fprintf(stderr, "hubctl: simulate: --from is not a phone number\n");
+	ch = hub_config_channel(cfg, hub_str_from(cid));
+	if (!ch) {
+		/* not in the file: a channel provisioned in the database (hubctl channel add) */
+		if (hubctl_channel_snapshot(cfg, &snap, &err) < 0) {
+			fprintf(stderr, "hubctl: simulate: no channel \"%s\" in %s, and the "
+					"database cannot tell: %s\n", cid, hub_config_path(cfg),
+				err.msg);
+			return 1;
+		}
+		ch = hub_config_channel(snap, hub_str_from(cid));
+	}
+	if (!ch || ch->kind != kind) {
+		fprintf(stderr, "hubctl: simulate: no %s channel \"%s\" in %s or the database\n",
+			platform, cid, hub_config_path(cfg));
 		ret = 2;
 		goto out;
 	}
-	if (hub_random_bytes(rnd, sizeof(rnd)) < 0)
-		goto out;
-	hub_buf_adds(&wamid, "wamid.HUB");
-	hub_base64url_add(&wamid, rnd, sizeof(rnd));
-	/* wa_id is the number without "+" */
-	whatsapp_body(&body, ch, hub_pool_strndup(&pool, phone.p + 1, phone.len - 1), name,
-		      argv[optind + 2], wamid.p);
-	hub_hmac_sha256(hub_str_from(ch->app_secret), hub_buf_str(&body), mac);
+	switch (kind) {
+	case HUB_CHANNEL_WHATSAPP: {
+		struct hub_str phone;
+
+		if (hub_phone_normalize(&pool, hub_str_from(from), &phone) < 0) {
+			fprintf(stderr, "hubctl: simulate: --from is not a phone number\n");
+			ret = 2;
+			goto out;
+		}
+		if (hub_random_bytes(rnd, sizeof(rnd)) < 0)
+			goto out;
+		hub_buf_adds(&msgid, "wamid.HUB");
+		hub_base64url_add(&msgid, rnd, sizeof(rnd));
+		/* wa_id is the number without "+" */
+		whatsapp_body(&body, ch, hub_pool_strndup(&pool, phone.p + 1, phone.len - 1), name,
+			      text, msgid.p);
+		break;
+	}
+	case HUB_CHANNEL_TELEGRAM: {
+		long long user, update_id, message_id;
+
+		if (!all_digits(from, 18) || from[0] == '0') {
+			fprintf(stderr, "hubctl: simulate: --from must be a Telegram user id "
+					"(digits)\n");
+			ret = 2;
+			goto out;
+		}
+		user = strtoll(from, NULL, 10);
+		if (random_id(&update_id) < 0 || random_id(&message_id) < 0)
+			goto out;
+		/* the adapter's external id: "<chat.id>:<message_id>" */
+		hub_buf_addf(&msgid, "%lld:%lld", user, message_id);
+		telegram_body(&body, user, name, text, update_id, message_id);
+		break;
+	}
+	case HUB_CHANNEL_INSTAGRAM:
+		if (!all_digits(from, 32)) {
+			fprintf(stderr, "hubctl: simulate: --from must be an Instagram-scoped id "
+					"(digits)\n");
+			ret = 2;
+			goto out;
+		}
+		if (hub_random_bytes(rnd, sizeof(rnd)) < 0)
+			goto out;
+		hub_buf_adds(&msgid, "aWdfZAG1faXRlbToxOkhVQ");
+		hub_base64url_add(&msgid, rnd, sizeof(rnd));
+		instagram_body(&body, ch, from, text, msgid.p);
+		break;
+	}
 
 	if (url_arg)
 		hub_buf_adds(&url, url_arg);
@@ -225,11 +424,20 @@ int hubctl_simulate_main(const struct hub_config *cfg, int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
-	hub_buf_addf(&req, "POST /webhooks/whatsapp/%s HTTP/1.1\r\nHost: %s:%s\r\n"
-		     "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-		     "X-Hub-Signature-256: sha256=", ch->id, host, port, body.len);
-	hub_buf_addhex(&req, mac, sizeof(mac));
-	hub_buf_adds(&req, "\r\nConnection: close\r\n\r\n");
+	hub_buf_addf(&req, "POST /webhooks/%s/%s HTTP/1.1\r\nHost: %s:%s\r\n"
+		     "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+		     hub_channel_kind_name(kind), ch->id, host, port, body.len);
+	if (kind == HUB_CHANNEL_TELEGRAM) {
+		/* Telegram: the secret_token given to setWebhook, verbatim */
+		hub_buf_addf(&req, "X-Telegram-Bot-Api-Secret-Token: %s\r\n", ch->app_secret);
+	} else {
+		/* Meta: X-Hub-Signature-256: sha256=<hex HMAC of the raw body> */
+		hub_hmac_sha256(hub_str_from(ch->app_secret), hub_buf_str(&body), mac);
+		hub_buf_adds(&req, "X-Hub-Signature-256: sha256=");
+		hub_buf_addhex(&req, mac, sizeof(mac));
+		hub_buf_adds(&req, "\r\n");
+	}
+	hub_buf_adds(&req, "Connection: close\r\n\r\n");
 	hub_buf_addstr(&req, hub_buf_str(&body));
 	ret = http_exchange(host, port, hub_buf_str(&req), &resp);
 	if (ret < 0) {
@@ -238,17 +446,18 @@ int hubctl_simulate_main(const struct hub_config *cfg, int argc, char **argv)
 		goto out;
 	}
 	/* "HTTP/1.1 200 OK\r\n...\r\n\r\nbody" */
-	const char *sp = strchr(resp.p, ' ');
-	const char *payload = strstr(resp.p, "\r\n\r\n");
+	const char *sp = resp.p ? strchr(resp.p, ' ') : NULL;
+	const char *payload = resp.p ? strstr(resp.p, "\r\n\r\n") : NULL;
 	int status = sp ? atoi(sp + 1) : 0;
-	printf("%s %d %s\n", wamid.p, status, payload ? payload + 4 : "");
+	printf("%s %d %s\n", msgid.p, status, payload ? payload + 4 : "");
 	ret = status >= 200 && status < 300 ? 0 : 1;
 out:
+	hub_config_unref(snap);
 	hub_pool_release(&pool);
 	hub_buf_release(&body);
 	hub_buf_release(&req);
 	hub_buf_release(&resp);
 	hub_buf_release(&url);
-	hub_buf_release(&wamid);
+	hub_buf_release(&msgid);
 	return ret;
 }

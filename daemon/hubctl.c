@@ -1,5 +1,5 @@
 /* daemon/hubctl.c - main() of hubctl, the operator's tool: check-config, migrate, token,
- * parse, simulate. It may block (it runs no event loop). Never prints a secret. */
+ * parse, channel, simulate. It may block (it runs no event loop). Never prints a secret. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 
 #include "adapters/adapter.h"
 #include "config/config.h"
+#include "daemon/ctl_channel.h"
 #include "daemon/ctl_simulate.h"
 #include "daemon/store.h"
 #include "lib/jwt.h"
@@ -29,7 +30,15 @@ static void usage(FILE *f)
 		"                                   mint an access token (development, tests)\n"
 		"  parse whatsapp FILE              print the normalized events of a webhook body,\n"
 		"                                   one JSON object a line\n"
+		"  channel add --id ID --tenant T [--tenant-name NAME] --kind KIND --account A\n"
+		"      --app-secret-file F [--verify-token-file F] [--access-token-file F]\n"
+		"                                   provision a channel in the database (secrets\n"
+		"                                   from files, \"-\" is stdin), live everywhere\n"
+		"  channel list [--json]            the database's channels (never their secrets)\n"
+		"  channel enable|disable ID        a disabled channel's webhooks get 404\n"
 		"  simulate whatsapp CHANNEL --from PHONE --name NAME [--url URL] TEXT\n"
+		"  simulate telegram CHANNEL --from USER_ID --name NAME [--url URL] TEXT\n"
+		"  simulate instagram CHANNEL --from IGSID [--name NAME] [--url URL] TEXT\n"
 		"                                   post a signed webhook as the platform would\n");
 }
 
@@ -228,6 +237,16 @@ int main(int argc, char **argv)
 		return cmd_token(path, argc, argv);
 	if (strcmp(argv[0], "parse") == 0)
 		return cmd_parse(argc, argv);
+	if (strcmp(argv[0], "channel") == 0) {
+		struct hub_config *cfg = load(path);
+		int ret;
+
+		if (!cfg)
+			return 1;
+		ret = hubctl_channel_main(cfg, argc, argv);
+		hub_config_unref(cfg);
+		return ret;
+	}
 	if (strcmp(argv[0], "simulate") == 0) {
 		struct hub_config *cfg = load(path);
 		int ret;

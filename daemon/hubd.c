@@ -20,8 +20,11 @@
 #include "daemon/store.h"
 #include "daemon/ws.h"
 #include "lib/log.h"
+#include "lib/pool.h"
 
 #define TAG "main"
+/* A failed read of the channels is tried again after this long. */
+#define CHANNELS_RETRY_MS 1000
 #define DEFAULT_CONFIG "/etc/hubd/hubd.json"
 
 struct hubd {
@@ -36,6 +39,14 @@ struct hubd {
 	struct hub_ingest *ingest;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
+	/* The channels of the database (hub_store_listen: re-read on NOTIFY hub_channels);
+	 * ingest gets h->cfg plus these (hub_config_with_channels). */
+	struct hub_pool db_pool;         /* db_channels and their strings */
+	struct hub_channel *db_channels;
+	size_t db_nchannels;
+	bool channels_loading;           /* a read is running */
+	bool channels_again;             /* a NOTIFY came during it: read once more after */
+	uv_timer_t channels_retry;
 	int syncs_pending; /* channel upserts not answered yet */
 	bool sync_failed;  /* one failed before the first READY=1 */
 	bool ready;
@@ -183,6 +194,7 @@ static double gauge_redis_up(void *data)
 /* ---- channel sync: the config's tenants and channels exist in the database ---- */
 
 static void start_listening(struct hubd *h);
+static void watch_channels(struct hubd *h);
 
 static void on_channel_synced(int status, PGresult *res, void *data)
 {
@@ -199,7 +211,7 @@ static void on_channel_synced(int status, PGresult *res, void *data)
 			uv_stop(&h->loop);
 			return;
 		}
-		start_listening(h);
+		watch_channels(h);
 	}
 }
 
@@ -226,6 +238,131 @@ static int sync_channels(struct hubd *h, struct hub_config *cfg)
 	}
 	h->syncs_pending += n;
 	return n;
+}
+
+/* ---- the channels of the database, live on every instance ---- */
+
+/* Disabled also when the tenant is deleted; secrets stay in memory, never in a log. */
+static const char channels_sql[] =
+	"SELECT c.public_id, c.tenant_id, c.kind, c.account_id, c.app_secret, c.verify_token, "
+	"c.access_token, c.enabled AND t.deleted_at IS NULL "
+	"FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY c.public_id";
+
+/* What ingest serves: the file's snapshot plus the database's channels. */
+static void apply_channels(struct hubd *h)
+{
+	struct hub_config *snap = NULL;
+	int skipped = hub_config_with_channels(h->cfg, h->db_channels, h->db_nchannels, &snap);
+
+	if (skipped > 0)
+		hub_log_debug(TAG, "%d channels of the database have no secrets or kind we serve",
+			      skipped);
+	hub_ingest_set_config(h->ingest, snap);
+	hub_config_unref(snap);
+}
+
+static void load_channels(struct hubd *h);
+
+static void on_channels_retry(uv_timer_t *t)
+{
+	load_channels(hub_container_of(t, struct hubd, channels_retry));
+}
+
+static const char *cell(PGresult *res, int row, int col, struct hub_pool *pool)
+{
+	return PQgetisnull(res, row, col) ? NULL
+					   : hub_pool_strdup(pool, PQgetvalue(res, row, col));
+}
+
+static void on_channels_loaded(int status, PGresult *res, void *data)
+{
+	struct hubd *h = data;
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_channel *chs;
+	size_t n, disabled = 0;
+
+	h->channels_loading = false;
+	if (status == -ECANCELED || h->stopping)
+		return;
+	if (status < 0 || PQnfields(res) != 8) {
+		hub_log_warn(TAG, "cannot read the channels from the database (%s): retrying",
+			     strerror(status < 0 ? -status : EPROTO));
+		uv_timer_start(&h->channels_retry, on_channels_retry, CHANNELS_RETRY_MS, 0);
+		return;
+	}
+	n = (size_t)PQntuples(res);
+	chs = hub_pool_calloc(&pool, n + 1, sizeof(*chs));
+	for (size_t i = 0; i < n; i++) {
+		int r = (int)i;
+		const char *kind = cell(res, r, 2, &pool);
+
+		chs[i].id = cell(res, r, 0, &pool);
+		chs[i].tenant = cell(res, r, 1, &pool);
+		chs[i].kind = kind ? hub_channel_kind_parse(kind) : 0;
+		chs[i].account_id = cell(res, r, 3, &pool);
+		chs[i].app_secret = cell(res, r, 4, &pool);
+		chs[i].verify_token = cell(res, r, 5, &pool);
+		chs[i].access_token = cell(res, r, 6, &pool);
+		chs[i].enabled = strcmp(PQgetvalue(res, r, 7), "t") == 0;
+		disabled += !chs[i].enabled;
+	}
+	hub_pool_release(&h->db_pool);
+	h->db_pool = pool;
+	h->db_channels = chs;
+	h->db_nchannels = n;
+	apply_channels(h);
+	hub_log_info(TAG, "channels: %zu in the database (%zu disabled)", n, disabled);
+	if (!h->ready)
+		start_listening(h);
+	if (h->channels_again) {
+		h->channels_again = false;
+		load_channels(h);
+	}
+}
+
+/* Reads every channel of the database (one read at a time; a change during it reads again
+ * after it). */
+static void load_channels(struct hubd *h)
+{
+	int ret;
+
+	if (h->stopping)
+		return;
+	if (h->channels_loading) {
+		h->channels_again = true;
+		return;
+	}
+	uv_timer_stop(&h->channels_retry);
+	ret = hub_store_query(h->store, channels_sql, 0, NULL, on_channels_loaded, h);
+	if (ret < 0) {
+		hub_log_warn(TAG, "cannot read the channels from the database (%s): retrying",
+			     strerror(-ret));
+		uv_timer_start(&h->channels_retry, on_channels_retry, CHANNELS_RETRY_MS, 0);
+		return;
+	}
+	h->channels_loading = true;
+}
+
+/* NOTIFY hub_channels (payload "") or LISTEN (re)established (payload NULL). */
+static void on_channels_changed(const char *payload, void *data)
+{
+	struct hubd *h = data;
+
+	hub_log_debug(TAG, "channels %s: reading them", payload ? "changed" : "listening");
+	load_channels(h);
+}
+
+/* After the config's channels are in the database: LISTEN, then the first read, then
+ * READY=1. */
+static void watch_channels(struct hubd *h)
+{
+	int ret = hub_store_listen(h->store, "hub_channels", on_channels_changed, h);
+
+	if (ret < 0) {
+		hub_log_err(TAG, "cannot listen for channel changes: %s", strerror(-ret));
+		h->exit_code = 1;
+		uv_stop(&h->loop);
+	}
 }
 
 /* ---- lifecycle ---- */
@@ -276,12 +413,12 @@ static void reload(struct hubd *h)
 	hub_log_set_level(s->log.level);
 	hub_http_set_limits(h->http, http_limits(s, &limits));
 	hub_ws_set_opts(h->ws, ws_opts(s, &wo));
-	hub_ingest_set_config(h->ingest, cfg);
 	if (sync_channels(h, cfg) < 0)
 		hub_log_err(TAG, "reload: some channels are not in the database yet");
 	hub_config_unref(h->cfg);
 	h->cfg = cfg;
 	cfg = NULL;
+	apply_channels(h);
 	hub_log_info(TAG, "reloaded (log level %s)", hub_log_level_name(s->log.level));
 out:
 	hub_config_unref(cfg);
@@ -319,6 +456,7 @@ static void on_drained(void *data)
 	h->http = NULL;
 	hub_ws_close(h->ws, on_ws_closed, h);
 	uv_close((uv_handle_t *)&h->watchdog, on_closed_handle);
+	uv_close((uv_handle_t *)&h->channels_retry, on_closed_handle);
 }
 
 static void stop(struct hubd *h)
@@ -426,6 +564,7 @@ static int start(struct hubd *h)
 	uv_signal_start(&h->sig_int, on_signal, SIGINT);
 	uv_signal_start(&h->sig_hup, on_signal, SIGHUP);
 	uv_timer_init(&h->loop, &h->watchdog);
+	uv_timer_init(&h->loop, &h->channels_retry);
 	uint64_t wd = hub_notify_watchdog_ms();
 	if (wd)
 		uv_timer_start(&h->watchdog, on_watchdog, wd / 2, wd / 2);
@@ -434,7 +573,7 @@ static int start(struct hubd *h)
 	if (ret < 0)
 		return ret;
 	if (ret == 0)
-		start_listening(h);
+		watch_channels(h);
 	return 0;
 }
 
@@ -448,7 +587,7 @@ static void on_walk_close(uv_handle_t *handle, void *arg)
 
 int main(int argc, char **argv)
 {
-	struct hubd h = { .config_path = DEFAULT_CONFIG };
+	struct hubd h = { .config_path = DEFAULT_CONFIG, .db_pool = HUB_POOL_INIT };
 	struct hub_buf errors = HUB_BUF_INIT;
 	int opt, ret;
 
@@ -511,6 +650,7 @@ int main(int argc, char **argv)
 	}
 	hub_ingest_free(h.ingest);
 	hub_metrics_free(h.metrics);
+	hub_pool_release(&h.db_pool);
 	ret = uv_loop_close(&h.loop);
 	if (ret < 0) {
 		hub_log_err(TAG, "event loop not empty at exit: %s", uv_strerror(ret));

@@ -90,8 +90,10 @@ struct hub_store {
 	void (*close_cb)(void *data);
 	void *close_data;
 	unsigned long long queries_total, errors_total;
+	struct listener *listeners; /* hub_store_listen(), each on a connection of its own */
 };
 
+static void listeners_close(struct hub_store *st);
 static void conn_start(struct conn *c);
 static void dispatch(struct hub_store *st);
 static void on_poll(uv_poll_t *h, int status, int events);
@@ -898,6 +900,7 @@ void hub_store_close(struct hub_store *st, void (*cb)(void *data), void *data)
 	st->close_cb = cb;
 	st->close_data = data;
 	uv_timer_stop(&st->queue_timer);
+	listeners_close(st);
 	/* Everything is torn down before any callback runs, so a callback that comes back
 	 * into the store finds it closed. */
 	for (int i = 0; i < st->opts.pool_size; i++) {
@@ -1052,4 +1055,368 @@ out:
 		PQclear(PQexec(pg, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
 	PQfinish(pg);
 	return ret;
+}
+
+/* --- LISTEN (hub_store_listen) ------------------------------------------------------ */
+
+enum listener_state {
+	LSN_DOWN,       /* waiting for the backoff timer */
+	LSN_CONNECTING, /* PQconnectPoll() steps */
+	LSN_SUBSCRIBING, /* LISTEN sent, its result not yet read */
+	LSN_LISTENING,  /* notifications arrive */
+	LSN_CLOSED,
+};
+
+/* Like struct pollh, for a listener's connection. */
+struct lpollh {
+	uv_poll_t h;
+	struct hub_store *st;
+	struct listener *l; /* NULL once detached */
+	int fd;
+	dev_t dev;
+	ino_t ino;
+};
+
+struct listener {
+	struct listener *next;
+	struct hub_store *st;
+	char *channel;
+	hub_store_notify_cb *cb;
+	void *data;
+	enum listener_state state;
+	PGconn *pg;
+	struct lpollh *poll;
+	int events;
+	uv_timer_t timer;      /* connect timeout, backoff, LISTEN's answer */
+	unsigned backoff_ms;
+	bool flushing;
+};
+
+static void on_lpoll(uv_poll_t *h, int status, int events);
+static void lsn_start(struct listener *l);
+
+static void on_lpoll_close(uv_handle_t *h)
+{
+	struct lpollh *p = h->data;
+	struct hub_store *st = p->st;
+
+	close(p->fd);
+	free(p);
+	handle_closed(st);
+}
+
+static void lsn_poll_drop(struct listener *l)
+{
+	struct lpollh *p = l->poll;
+
+	if (!p)
+		return;
+	p->l = NULL;
+	l->poll = NULL;
+	l->events = 0;
+	uv_close((uv_handle_t *)&p->h, on_lpoll_close);
+}
+
+/* poll_watch() for a listener: polls a dup() of PQsocket(), re-created when it changed. */
+static int lsn_watch(struct listener *l, int events)
+{
+	struct hub_store *st = l->st;
+	int fd = PQsocket(l->pg);
+	struct lpollh *p;
+	struct stat sb;
+	int ret;
+
+	if (fd < 0 || fstat(fd, &sb) < 0)
+		return -EBADF;
+	if (l->poll && (l->poll->dev != sb.st_dev || l->poll->ino != sb.st_ino))
+		lsn_poll_drop(l);
+	if (!l->poll) {
+		p = hub_xcalloc(1, sizeof(*p));
+		p->st = st;
+		p->l = l;
+		p->dev = sb.st_dev;
+		p->ino = sb.st_ino;
+		p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (p->fd < 0) {
+			ret = -errno;
+			free(p);
+			return ret;
+		}
+		ret = uv_poll_init(st->loop, &p->h, p->fd);
+		if (ret < 0) {
+			close(p->fd);
+			free(p);
+			return ret;
+		}
+		p->h.data = p;
+		st->handles++;
+		l->poll = p;
+		l->events = 0;
+	}
+	if (events != l->events) {
+		ret = uv_poll_start(&l->poll->h, events, on_lpoll);
+		if (ret < 0)
+			return ret;
+		l->events = events;
+	}
+	return 0;
+}
+
+static void on_lsn_timer(uv_timer_t *t);
+
+/* The connection failed or broke: drop it and try again after the backoff. */
+static void lsn_fail(struct listener *l, const char *why)
+{
+	char line[256];
+
+	one_line(why, line, sizeof(line));
+	uv_timer_stop(&l->timer);
+	lsn_poll_drop(l);
+	PQfinish(l->pg);
+	l->pg = NULL;
+	l->flushing = false;
+	if (l->state == LSN_LISTENING)
+		l->backoff_ms = 0; /* it worked until now: retry soon */
+	if (l->backoff_ms == 0)
+		l->backoff_ms = BACKOFF_MIN_MS;
+	else
+		l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+								  : l->backoff_ms * 2;
+	hub_log_warn(TAG, "listen %s: connection %s (retry in %u ms): %s", l->channel,
+		     l->state == LSN_LISTENING ? "lost" : "failed", l->backoff_ms, line);
+	l->state = LSN_DOWN;
+	uv_timer_start(&l->timer, on_lsn_timer, l->backoff_ms, 0);
+}
+
+/* Connected: send LISTEN "channel". */
+static void lsn_subscribe(struct listener *l)
+{
+	struct hub_store *st = l->st;
+	struct hub_buf sql = HUB_BUF_INIT;
+	char *ident;
+	int r;
+
+	if (PQsetnonblocking(l->pg, 1) != 0) {
+		lsn_fail(l, PQerrorMessage(l->pg));
+		return;
+	}
+	PQsetNoticeProcessor(l->pg, on_migrate_notice, NULL);
+	ident = PQescapeIdentifier(l->pg, l->channel, strlen(l->channel));
+	if (!ident) {
+		lsn_fail(l, PQerrorMessage(l->pg));
+		return;
+	}
+	hub_buf_addf(&sql, "LISTEN %s", ident);
+	PQfreemem(ident);
+	r = PQsendQuery(l->pg, sql.p);
+	hub_buf_release(&sql);
+	if (!r || (r = PQflush(l->pg)) < 0) {
+		lsn_fail(l, PQerrorMessage(l->pg));
+		return;
+	}
+	l->flushing = r == 1;
+	l->state = LSN_SUBSCRIBING;
+	uv_timer_start(&l->timer, on_lsn_timer,
+		       (uint64_t)st->opts.statement_timeout_ms + QUERY_GRACE_MS, 0);
+	if (lsn_watch(l, l->flushing ? UV_READABLE | UV_WRITABLE : UV_READABLE) < 0)
+		lsn_fail(l, "cannot poll the socket");
+}
+
+static void lsn_connect_step(struct listener *l)
+{
+	int events;
+
+	switch (PQconnectPoll(l->pg)) {
+	case PGRES_POLLING_READING:
+		events = UV_READABLE;
+		break;
+	case PGRES_POLLING_WRITING:
+		events = UV_WRITABLE;
+		break;
+	case PGRES_POLLING_OK:
+		lsn_subscribe(l);
+		return;
+	default:
+		lsn_fail(l, PQerrorMessage(l->pg));
+		return;
+	}
+	if (lsn_watch(l, events) < 0)
+		lsn_fail(l, "cannot poll the socket");
+}
+
+static void lsn_start(struct listener *l)
+{
+	struct hub_store *st = l->st;
+
+	l->pg = PQconnectStartParams(st->keys, st->vals, 0);
+	hub_assert(l->pg); /* NULL only when out of memory */
+	l->state = LSN_CONNECTING;
+	if (PQstatus(l->pg) == CONNECTION_BAD) {
+		lsn_fail(l, PQerrorMessage(l->pg));
+		return;
+	}
+	uv_timer_start(&l->timer, on_lsn_timer, (uint64_t)st->opts.connect_timeout_ms, 0);
+	if (lsn_watch(l, UV_WRITABLE) < 0)
+		lsn_fail(l, "cannot poll the socket");
+}
+
+static void on_lsn_timer(uv_timer_t *t)
+{
+	struct listener *l = hub_container_of(t, struct listener, timer);
+
+	switch (l->state) {
+	case LSN_DOWN:
+		lsn_start(l);
+		break;
+	case LSN_CONNECTING:
+		lsn_fail(l, "timed out");
+		break;
+	case LSN_SUBSCRIBING:
+		lsn_fail(l, "no answer to LISTEN");
+		break;
+	default:
+		break;
+	}
+}
+
+/* Hands every queued notification to the callback; false when the store closed meanwhile. */
+static bool lsn_deliver(struct listener *l)
+{
+	struct hub_store *st = l->st;
+	PGnotify *n;
+
+	while (!st->closing && l->pg && (n = PQnotifies(l->pg))) {
+		l->cb(n->extra ? n->extra : "", l->data);
+		PQfreemem(n);
+	}
+	return !st->closing;
+}
+
+static void lsn_io(struct listener *l, int events)
+{
+	struct hub_store *st = l->st;
+
+	if ((events & UV_READABLE) && !PQconsumeInput(l->pg)) {
+		lsn_fail(l, PQerrorMessage(l->pg));
+		return;
+	}
+	if (l->flushing) {
+		int r = PQflush(l->pg);
+
+		if (r < 0) {
+			lsn_fail(l, PQerrorMessage(l->pg));
+			return;
+		}
+		l->flushing = r == 1;
+		if (lsn_watch(l, l->flushing ? UV_READABLE | UV_WRITABLE : UV_READABLE) < 0) {
+			lsn_fail(l, "cannot poll the socket");
+			return;
+		}
+	}
+	if (l->state == LSN_SUBSCRIBING) {
+		bool failed = false;
+
+		while (!PQisBusy(l->pg)) {
+			PGresult *res = PQgetResult(l->pg);
+
+			if (!res) {
+				if (failed) {
+					lsn_fail(l, "LISTEN failed");
+					return;
+				}
+				uv_timer_stop(&l->timer);
+				l->state = LSN_LISTENING;
+				l->backoff_ms = 0;
+				hub_log_info(TAG, "listening on %s", l->channel);
+				/* the state may have changed while nobody listened */
+				l->cb(NULL, l->data);
+				if (st->closing)
+					return;
+				break;
+			}
+			failed |= PQresultStatus(res) != PGRES_COMMAND_OK;
+			PQclear(res);
+		}
+		if (l->state != LSN_LISTENING)
+			return;
+	}
+	if (!lsn_deliver(l))
+		return;
+	if (PQstatus(l->pg) == CONNECTION_BAD)
+		lsn_fail(l, PQerrorMessage(l->pg));
+}
+
+static void on_lpoll(uv_poll_t *h, int status, int events)
+{
+	struct lpollh *p = h->data;
+	struct listener *l = p->l;
+
+	if (!l)
+		return;
+	if (status < 0)
+		events = UV_READABLE | UV_WRITABLE;
+	switch (l->state) {
+	case LSN_CONNECTING:
+		lsn_connect_step(l);
+		break;
+	case LSN_SUBSCRIBING:
+	case LSN_LISTENING:
+		lsn_io(l, events);
+		break;
+	default:
+		break;
+	}
+}
+
+int hub_store_listen(struct hub_store *st, const char *channel, hub_store_notify_cb *cb,
+		     void *data)
+{
+	struct listener *l;
+	int ret;
+
+	if (st->closing)
+		return -ECANCELED;
+	if (!channel || !*channel || strlen(channel) > 63 || !cb)
+		return -EINVAL;
+	l = hub_xcalloc(1, sizeof(*l));
+	l->st = st;
+	l->channel = hub_xstrdup(channel);
+	l->cb = cb;
+	l->data = data;
+	ret = uv_timer_init(st->loop, &l->timer);
+	hub_assert(ret == 0); /* uv_timer_init cannot fail */
+	st->handles++;
+	l->next = st->listeners;
+	st->listeners = l;
+	lsn_start(l);
+	return 0;
+}
+
+static void on_lsn_timer_close(uv_handle_t *h)
+{
+	struct listener *l = hub_container_of((uv_timer_t *)h, struct listener, timer);
+	struct hub_store *st = l->st;
+
+	free(l->channel);
+	free(l);
+	handle_closed(st);
+}
+
+/* From hub_store_close(): no callback runs after this. */
+static void listeners_close(struct hub_store *st)
+{
+	struct listener *l = st->listeners;
+
+	st->listeners = NULL;
+	while (l) {
+		struct listener *next = l->next;
+
+		uv_timer_stop(&l->timer);
+		lsn_poll_drop(l);
+		PQfinish(l->pg);
+		l->pg = NULL;
+		l->state = LSN_CLOSED;
+		uv_close((uv_handle_t *)&l->timer, on_lsn_timer_close);
+		l = next;
+	}
 }

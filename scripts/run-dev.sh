@@ -1,7 +1,8 @@
 #!/bin/bash
 # scripts/run-dev.sh - `make run`: a private PostgreSQL (./var/pg, port 54329) and Redis
-# (./var/redis, port 63799), role and database `hub`, migrations, then build/hubd with
-# config/dev.json in the foreground. Ctrl-C stops hubd, Redis and PostgreSQL (those this
+# (./var/redis, port 63799), role and database `hub`, migrations, the demo channels that
+# live in the database (demo-telegram, demo-instagram: `hubctl channel add` with dev secrets
+# under ./var/secrets/), then build/hubd with config/dev.json in the foreground. Ctrl-C stops hubd, Redis and PostgreSQL (those this
 # script started); a second run reuses ./var/. Works as root (PostgreSQL then runs as the
 # `postgres` user) and as a normal user.
 set -euo pipefail
@@ -126,8 +127,40 @@ else
 	[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] || die "Redis did not start"
 fi
 
-# --- hubd ---
+# --- the database, and the demo channels it holds beside the file's demo-whatsapp ---
 "$BUILD/hubctl" -c "$CONFIG" migrate
+SECRETS=$VAR/secrets
+TG_BOT=7000000001
+IG_ACCOUNT=17841471550633446
+# A dev secret in $SECRETS/NAME (made once, random, mode 600); prints the file's path.
+dev_secret() {
+	local f=$SECRETS/$1
+	if [ ! -s "$f" ]; then
+		(umask 077; mkdir -p "$SECRETS"
+		 printf 'dev-%s-%s\n' "$1" "$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')" >"$f")
+	fi
+	echo "$f"
+}
+# Adds channel $1 unless the database has it already (a second `make run` keeps it).
+seed_channel() {
+	local id=$1 list; shift
+	list=$("$BUILD/hubctl" -c "$CONFIG" channel list)
+	if awk -v id="$id" 'NR > 1 && $1 == id { found = 1 } END { exit !found }' <<<"$list"; then
+		return 0
+	fi
+	"$BUILD/hubctl" -c "$CONFIG" channel add --id "$id" --tenant demo \
+		--tenant-name "Demo company" "$@" >/dev/null
+	say "added channel $id (secrets in $SECRETS/)"
+}
+seed_channel demo-telegram --kind telegram --account "$TG_BOT" \
+	--app-secret-file "$(dev_secret telegram-secret-token)" \
+	--access-token-file "$(dev_secret telegram-bot-token)"
+seed_channel demo-instagram --kind instagram --account "$IG_ACCOUNT" \
+	--app-secret-file "$(dev_secret instagram-app-secret)" \
+	--verify-token-file "$(dev_secret instagram-verify-token)" \
+	--access-token-file "$(dev_secret instagram-access-token)"
+
+# --- hubd ---
 "$BUILD/hubd" -c "$CONFIG" &
 HUBD_PID=$!
 
@@ -159,11 +192,16 @@ Bayge Hub is running (hubd pid $HUBD_PID). Ctrl-C stops hubd, Redis and PostgreS
   readiness  $BASE/readyz
   metrics    $BASE/metrics
   live inbox ws://$LISTEN/ws   (subprotocol bayge.v1)
-  webhook    $BASE/webhooks/whatsapp/demo-whatsapp
+  webhooks   $BASE/webhooks/whatsapp/demo-whatsapp
+             $BASE/webhooks/telegram/demo-telegram
+             $BASE/webhooks/instagram/demo-instagram
   agent token for tenant demo (24 h):
     $TOKEN
-Try:
+Try (one for each platform):
   $BUILD/hubctl -c $CONFIG simulate whatsapp demo-whatsapp --from +77011234567 --name Aigerim 'Сәлеметсіз бе!'
+  $BUILD/hubctl -c $CONFIG simulate telegram demo-telegram --from 1111111 --name 'Aigerim N' 'Сәлем!'
+  $BUILD/hubctl -c $CONFIG simulate instagram demo-instagram --from 1090651699462050 --name Aigerim 'Hello!'
+Channels: $BUILD/hubctl -c $CONFIG channel list | add | disable ID | enable ID
 
 EOF
 

@@ -1,0 +1,468 @@
+/* daemon/ctl_channel.c - see ctl_channel.h. Validates everything before it connects, so bad
+ * input changes nothing; each change is one SQL function call (one transaction whose
+ * trigger NOTIFYs hub_channels). Prints ids, kinds and accounts, never a secret. */
+#include "daemon/ctl_channel.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "config/config.h"
+#include "lib/buf.h"
+#include "lib/channel.h"
+#include "lib/json.h"
+#include "lib/pool.h"
+#include "lib/utf8.h"
+
+#define SECRET_MAX 4096
+#define NAME_MAX_LEN 200
+
+/* Same query as hubd's: a channel is served when enabled and its tenant is not deleted. */
+static const char channels_sql[] =
+	"SELECT c.public_id, c.tenant_id, c.kind, c.account_id, c.app_secret, c.verify_token, "
+	"c.access_token, c.enabled AND t.deleted_at IS NULL "
+	"FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY c.public_id";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hubctl [-c FILE] channel add --id ID --tenant T [--tenant-name NAME]\n"
+		"                 --kind whatsapp|telegram|instagram --account ACCOUNT\n"
+		"                 --app-secret-file F [--verify-token-file F]\n"
+		"                 [--access-token-file F]\n"
+		"       hubctl [-c FILE] channel list [--json]\n"
+		"       hubctl [-c FILE] channel enable|disable ID\n"
+		"Secrets are read from files (\"-\" is stdin, for one of them), never from the\n"
+		"command line. --verify-token-file is required for whatsapp and instagram.\n"
+		"--tenant-name creates the tenant when it does not exist.\n");
+}
+
+static bool valid_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Account ids: WhatsApp phone_number_id, Instagram account id, Telegram bot id. */
+static bool valid_account(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= ' ' || c >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* Telegram's setWebhook secret_token: 1-256 of A-Z a-z 0-9 _ -. */
+static bool valid_telegram_secret(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 256)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Reads a secret from path ("-": stdin) without its trailing newlines. 0, or 1 (exit code)
+ * with the reason printed (the file's name, never its content). */
+static int read_secret(const char *opt, const char *path, struct hub_pool *pool,
+		       const char **out)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	int ret = hub_buf_read_file(&b, strcmp(path, "-") == 0 ? "/dev/stdin" : path);
+
+	if (ret < 0) {
+		fprintf(stderr, "hubctl: channel add: %s %s: %s\n", opt, path, strerror(-ret));
+		ret = 1;
+		goto out;
+	}
+	while (b.len && (b.p[b.len - 1] == '\n' || b.p[b.len - 1] == '\r'))
+		hub_buf_truncate(&b, b.len - 1);
+	if (b.len == 0 || b.len > SECRET_MAX || memchr(b.p, '\0', b.len)) {
+		fprintf(stderr, "hubctl: channel add: %s %s: must hold 1 to %d bytes, no NUL\n",
+			opt, path, SECRET_MAX);
+		ret = 1;
+		goto out;
+	}
+	/* the server would quote invalid bytes in its error: refuse them here */
+	if (!hub_utf8_valid(b.p, b.len)) {
+		fprintf(stderr, "hubctl: channel add: %s %s: not UTF-8\n", opt, path);
+		ret = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < b.len; i++) {
+		if ((unsigned char)b.p[i] < ' ') {
+			fprintf(stderr, "hubctl: channel add: %s %s: control characters in the "
+					"secret\n", opt, path);
+			ret = 1;
+			goto out;
+		}
+	}
+	*out = hub_pool_strndup(pool, b.p, b.len);
+	ret = 0;
+out:
+	hub_buf_release(&b);
+	return ret;
+}
+
+/* A blocking connection to the configured database, or NULL with the reason printed. */
+static PGconn *connect_db(const struct hub_config *cfg, const char *what)
+{
+	const char *url = hub_config_settings(cfg)->database.url;
+	PGconn *pg = PQconnectdb(url ? url : "");
+
+	if (!pg || PQstatus(pg) != CONNECTION_OK) {
+		const char *msg = pg ? PQerrorMessage(pg) : "out of memory";
+		size_t n = strcspn(msg, "\n");
+
+		fprintf(stderr, "hubctl: %s: database: %.*s\n", what, (int)n, msg);
+		PQfinish(pg);
+		return NULL;
+	}
+	return pg;
+}
+
+/* The server's one-line message (never the DETAIL, which may quote a row). */
+static void print_server_error(const char *what, const PGresult *res, PGconn *pg)
+{
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	if (!msg)
+		msg = PQerrorMessage(pg);
+	fprintf(stderr, "hubctl: %s: %.*s\n", what, (int)strcspn(msg, "\n"), msg);
+}
+
+static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "id", required_argument, NULL, 'i' },
+		{ "tenant", required_argument, NULL, 't' },
+		{ "tenant-name", required_argument, NULL, 'n' },
+		{ "kind", required_argument, NULL, 'k' },
+		{ "account", required_argument, NULL, 'a' },
+		{ "app-secret-file", required_argument, NULL, 's' },
+		{ "verify-token-file", required_argument, NULL, 'v' },
+		{ "access-token-file", required_argument, NULL, 'x' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hub_pool pool = HUB_POOL_INIT;
+	const char *id = NULL, *tenant = NULL, *tenant_name = NULL, *kind_name = NULL;
+	const char *account = NULL, *app_file = NULL, *verify_file = NULL, *access_file = NULL;
+	const char *app = NULL, *verify = NULL, *access = NULL;
+	enum hub_channel_kind kind;
+	PGconn *pg = NULL;
+	PGresult *res = NULL;
+	int opt, stdin_uses = 0, ret = 2;
+
+	optind = 0; /* glibc: 0 re-initializes, so GNU permutation applies again */
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i': id = optarg; break;
+		case 't': tenant = optarg; break;
+		case 'n': tenant_name = optarg; break;
+		case 'k': kind_name = optarg; break;
+		case 'a': account = optarg; break;
+		case 's': app_file = optarg; break;
+		case 'v': verify_file = optarg; break;
+		case 'x': access_file = optarg; break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "hubctl: channel add: unexpected argument \"%s\" (secrets are read "
+				"from files, never from the command line)\n", argv[optind]);
+		return 2;
+	}
+	if (!id || !tenant || !kind_name || !account || !app_file) {
+		fprintf(stderr, "hubctl: channel add: --id, --tenant, --kind, --account and "
+				"--app-secret-file are required\n");
+		return 2;
+	}
+	if (!valid_id(id) || !valid_id(tenant)) {
+		fprintf(stderr, "hubctl: channel add: --id and --tenant must be 1 to 64 of a-z, "
+				"0-9, '-' and '_'\n");
+		return 2;
+	}
+	kind = hub_channel_kind_parse(kind_name);
+	if (!kind) {
+		fprintf(stderr, "hubctl: channel add: --kind must be one of whatsapp, telegram, "
+				"instagram (not \"%s\")\n", kind_name);
+		return 2;
+	}
+	if (!valid_account(account)) {
+		fprintf(stderr, "hubctl: channel add: --account must be 1 to 128 printable "
+				"characters without spaces\n");
+		return 2;
+	}
+	if (tenant_name && (!*tenant_name || strlen(tenant_name) > NAME_MAX_LEN)) {
+		fprintf(stderr, "hubctl: channel add: --tenant-name must be 1 to %d bytes\n",
+			NAME_MAX_LEN);
+		return 2;
+	}
+	if (kind != HUB_CHANNEL_TELEGRAM && !verify_file) {
+		fprintf(stderr, "hubctl: channel add: --verify-token-file is required for %s "
+				"channels\n", kind_name);
+		return 2;
+	}
+	stdin_uses = !strcmp(app_file, "-") + (verify_file && !strcmp(verify_file, "-")) +
+		     (access_file && !strcmp(access_file, "-"));
+	if (stdin_uses > 1) {
+		fprintf(stderr, "hubctl: channel add: only one secret can come from stdin (-)\n");
+		return 2;
+	}
+	if (hub_config_channel(cfg, hub_str_from(id))) {
+		fprintf(stderr, "hubctl: channel add: channel \"%s\" is defined in %s (the file "
+				"wins): choose another id\n", id, hub_config_path(cfg));
+		ret = 1;
+		goto out;
+	}
+	ret = read_secret("--app-secret-file", app_file, &pool, &app);
+	if (ret == 0 && verify_file)
+		ret = read_secret("--verify-token-file", verify_file, &pool, &verify);
+	if (ret == 0 && access_file)
+		ret = read_secret("--access-token-file", access_file, &pool, &access);
+	if (ret)
+		goto out;
+	if (kind == HUB_CHANNEL_TELEGRAM && !valid_telegram_secret(app)) {
+		fprintf(stderr, "hubctl: channel add: a telegram app secret (the webhook's "
+				"secret_token) must be 1 to 256 of A-Z, a-z, 0-9, '_' and '-'\n");
+		ret = 1;
+		goto out;
+	}
+	pg = connect_db(cfg, "channel add");
+	if (!pg) {
+		ret = 1;
+		goto out;
+	}
+	const char *params[] = { id, tenant, tenant_name, kind_name, account, app, verify, access };
+	res = PQexecParams(pg, "SELECT hub_channel_add($1, $2, $3, $4, $5, $6, $7, $8)", 8, NULL,
+			   params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		if (state && strcmp(state, "23505") == 0)
+			fprintf(stderr, "hubctl: channel add: channel \"%s\" already exists\n", id);
+		else if (state && strcmp(state, "P0002") == 0 && !tenant_name)
+			fprintf(stderr, "hubctl: channel add: unknown tenant \"%s\" (--tenant-name "
+					"NAME creates it)\n", tenant);
+		else
+			print_server_error("channel add", res, pg);
+		ret = 1;
+		goto out;
+	}
+	printf("added %s channel %s of tenant %s\n", kind_name, id, tenant);
+	ret = 0;
+out:
+	PQclear(res);
+	PQfinish(pg);
+	hub_pool_release(&pool);
+	return ret;
+}
+
+static int cmd_list(const struct hub_config *cfg, int argc, char **argv)
+{
+	struct hub_buf line = HUB_BUF_INIT;
+	PGresult *res = NULL;
+	PGconn *pg = NULL;
+	bool json = false;
+	int ret = 1;
+
+	if (argc == 2 && strcmp(argv[1], "--json") == 0)
+		json = true;
+	else if (argc != 1) {
+		usage(stderr);
+		return 2;
+	}
+	pg = connect_db(cfg, "channel list");
+	if (!pg)
+		goto out;
+	res = PQexec(pg, "SELECT c.public_id, c.tenant_id, c.kind, coalesce(c.account_id, ''), "
+			 "c.enabled, t.deleted_at IS NOT NULL, c.app_secret IS NOT NULL "
+			 "FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY 1");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		print_server_error("channel list", res, pg);
+		goto out;
+	}
+	if (!json)
+		printf("%-24s %-16s %-10s %-22s %-9s %s\n", "ID", "TENANT", "KIND", "ACCOUNT",
+		       "STATE", "SOURCE");
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *id = PQgetvalue(res, i, 0);
+		bool enabled = strcmp(PQgetvalue(res, i, 4), "t") == 0;
+		bool deleted = strcmp(PQgetvalue(res, i, 5), "t") == 0;
+		bool secrets = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+		/* the file wins; a row without secrets (a channel removed from the file) is not
+		 * served */
+		const char *source = hub_config_channel(cfg, hub_str_from(id)) ? "config"
+				     : secrets ? "database" : "none";
+		const char *state = deleted ? "tenant-deleted" : enabled ? "enabled" : "disabled";
+
+		if (!json) {
+			printf("%-24s %-16s %-10s %-22s %-9s %s\n", id, PQgetvalue(res, i, 1),
+			       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), state, source);
+			continue;
+		}
+		struct hub_jw jw;
+
+		hub_buf_reset(&line);
+		hub_jw_init(&jw, &line);
+		hub_jw_obj_open(&jw);
+		hub_jw_key(&jw, "id");
+		hub_jw_cstr(&jw, id);
+		hub_jw_key(&jw, "tenant");
+		hub_jw_cstr(&jw, PQgetvalue(res, i, 1));
+		hub_jw_key(&jw, "kind");
+		hub_jw_cstr(&jw, PQgetvalue(res, i, 2));
+		hub_jw_key(&jw, "account_id");
+		hub_jw_cstr(&jw, PQgetvalue(res, i, 3));
+		hub_jw_key(&jw, "enabled");
+		hub_jw_bool(&jw, enabled && !deleted);
+		hub_jw_key(&jw, "state");
+		hub_jw_cstr(&jw, state);
+		hub_jw_key(&jw, "source");
+		hub_jw_cstr(&jw, source);
+		hub_jw_obj_close(&jw);
+		printf("%s\n", line.p);
+	}
+	ret = 0;
+out:
+	PQclear(res);
+	PQfinish(pg);
+	hub_buf_release(&line);
+	return ret;
+}
+
+static int cmd_set_enabled(const struct hub_config *cfg, int argc, char **argv, bool enabled)
+{
+	const char *what = enabled ? "channel enable" : "channel disable";
+	PGresult *res = NULL;
+	PGconn *pg = NULL;
+	int ret = 1;
+
+	if (argc != 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!valid_id(argv[1])) {
+		fprintf(stderr, "hubctl: %s: ID must be 1 to 64 of a-z, 0-9, '-' and '_'\n", what);
+		return 2;
+	}
+	pg = connect_db(cfg, what);
+	if (!pg)
+		goto out;
+	const char *params[] = { argv[1], enabled ? "true" : "false" };
+	res = PQexecParams(pg, "SELECT hub_channel_set_enabled($1, $2)", 2, NULL, params, NULL,
+			   NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		print_server_error(what, res, pg);
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		fprintf(stderr, "hubctl: %s: no channel \"%s\" in the database\n", what, argv[1]);
+		goto out;
+	}
+	printf("channel %s %s\n", argv[1], enabled ? "enabled" : "disabled");
+	ret = 0;
+out:
+	PQclear(res);
+	PQfinish(pg);
+	return ret;
+}
+
+int hubctl_channel_main(const struct hub_config *cfg, int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "add") == 0)
+		return cmd_add(cfg, argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") == 0)
+		return cmd_list(cfg, argc - 1, argv + 1);
+	if (strcmp(argv[1], "enable") == 0)
+		return cmd_set_enabled(cfg, argc - 1, argv + 1, true);
+	if (strcmp(argv[1], "disable") == 0)
+		return cmd_set_enabled(cfg, argc - 1, argv + 1, false);
+	fprintf(stderr, "hubctl: channel: unknown subcommand \"%s\"\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
+
+static const char *cell(PGresult *res, int row, int col, struct hub_pool *pool)
+{
+	return PQgetisnull(res, row, col) ? NULL
+					   : hub_pool_strdup(pool, PQgetvalue(res, row, col));
+}
+
+int hubctl_channel_snapshot(struct hub_config *cfg, struct hub_config **out,
+			    struct hub_err *err)
+{
+	const char *url = hub_config_settings(cfg)->database.url;
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_channel *chs = NULL;
+	PGresult *res = NULL;
+	PGconn *pg = NULL;
+	int n = 0, ret;
+
+	pg = PQconnectdb(url ? url : "");
+	if (!pg || PQstatus(pg) != CONNECTION_OK) {
+		const char *msg = pg ? PQerrorMessage(pg) : "out of memory";
+
+		ret = hub_err_set(err, -ENOTCONN, "database: %.*s", (int)strcspn(msg, "\n"), msg);
+		goto out;
+	}
+	res = PQexec(pg, channels_sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 8) {
+		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		ret = hub_err_set(err, -EIO, "database: %s", msg ? msg : "unexpected result");
+		goto out;
+	}
+	n = PQntuples(res);
+	chs = hub_pool_calloc(&pool, (size_t)n + 1, sizeof(*chs));
+	for (int i = 0; i < n; i++) {
+		const char *kind = cell(res, i, 2, &pool);
+
+		chs[i].id = cell(res, i, 0, &pool);
+		chs[i].tenant = cell(res, i, 1, &pool);
+		chs[i].kind = kind ? hub_channel_kind_parse(kind) : 0;
+		chs[i].account_id = cell(res, i, 3, &pool);
+		chs[i].app_secret = cell(res, i, 4, &pool);
+		chs[i].verify_token = cell(res, i, 5, &pool);
+		chs[i].access_token = cell(res, i, 6, &pool);
+		chs[i].enabled = strcmp(PQgetvalue(res, i, 7), "t") == 0;
+	}
+	ret = hub_config_with_channels(cfg, chs, (size_t)n, out);
+	ret = ret < 0 ? ret : 0;
+out:
+	PQclear(res);
+	PQfinish(pg);
+	hub_pool_release(&pool);
+	return ret;
+}
