@@ -49,6 +49,10 @@ struct hub_settings {
 		size_t send_queue_max;
 		int ping_interval_ms;
 	} ws;
+	struct {
+		int batch_max_items;   /* webhook items committed in one transaction, at most */
+		int batches_in_flight; /* transactions running at once; later items wait */
+	} ingest;
 };
 
 struct hub_tenant {

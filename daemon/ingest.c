@@ -1,6 +1,10 @@
-/* daemon/ingest.c - see ingest.h. The messages of one request are stored one after another
- * (in order: a conversation's messages keep the platform's order), each by one call of the
- * SQL function hub_ingest_inbound (one transaction; a known external id changes nothing).
+/* daemon/ingest.c - see ingest.h. Group commit: a request's events go to a FIFO; while
+ * fewer than ingest.batches_in_flight statements run, the waiting requests' events (whole
+ * requests, up to ingest.batch_max_items) become one call of the SQL function
+ * hub_ingest_batch: one transaction, each item in a subtransaction of its own, every event
+ * kind (message, echo, status, edit, delete, reaction), in order. A request is answered
+ * after the COMMIT that holds its items: 200 with counts (an item the database refuses is
+ * counted bad), 503 when the statement failed or one of its items failed transiently.
  * Log lines carry ids and counts, never a text, a phone number or a secret. */
 #include "daemon/ingest.h"
 
@@ -15,14 +19,17 @@
 #include "daemon/http.h"
 #include "daemon/metrics.h"
 #include "daemon/store.h"
+#include "lib/json.h"
 #include "lib/log.h"
 
 #define TAG "ingest"
 
-static const char ingest_sql[] =
-	"SELECT tenant_id, event_id, event, data FROM hub_ingest_inbound("
-	"$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::bigint)";
-#define INGEST_NPARAMS 11
+/* Group commit: the items of every request waiting when a batch starts, in one statement
+ * (one transaction; each item in a subtransaction of its own, see 0004_ingest.sql). */
+static const char batch_sql[] =
+	"SELECT item, result, tenant_id, event_id, event, data FROM hub_ingest_batch($1::jsonb)";
+
+struct batch;
 
 struct hub_ingest {
 	struct hub_store *store;
@@ -30,6 +37,15 @@ struct hub_ingest {
 	struct hub_metrics *metrics;
 	hub_ingest_publish_fn *publish;
 	void *data;
+	struct ingest_req *head, *tail; /* waiting for a batch, FIFO */
+	struct batch *first, *last;     /* in flight, in the order they were sent */
+	int in_flight;
+};
+
+/* What one item's store came to. */
+enum item_result { R_STORED, R_DUPLICATE, R_STALE, R_UNKNOWN, R_IGNORED, R_BAD, R_N };
+static const char *const result_name[R_N] = {
+	"stored", "duplicate", "stale", "unknown", "ignored", "bad",
 };
 
 /* One POST in flight; allocated from the request's pool. */
@@ -39,8 +55,22 @@ struct ingest_req {
 	struct hub_config *cfg; /* the snapshot this request started with */
 	const struct hub_channel *ch;
 	struct hub_event_list events;
-	size_t next; /* index of the event to store next */
-	size_t stored, duplicates, ignored;
+	struct ingest_req *next;
+	size_t first;           /* 1-based number of its first item in its batch */
+	size_t n[R_N];
+	bool retry;             /* an item failed transiently: answer 503 */
+};
+
+/* One statement in flight. Results are handled in the order batches were sent (a tenant's
+ * events are published in id order): one that completes early waits, copied. */
+struct batch {
+	struct hub_ingest *ing;
+	struct batch *next;
+	struct ingest_req **reqs;
+	size_t nreqs, nitems;
+	bool done;
+	int status;
+	PGresult *res; /* copied while it waits for the batches before it */
 };
 
 struct hub_ingest *hub_ingest_new(struct hub_store *store, struct hub_config *cfg,
@@ -159,101 +189,251 @@ static void finish(struct ingest_req *ir, int status)
 	const char *platform = hub_channel_kind_name(ir->ch->kind);
 	struct hub_config *cfg = ir->cfg; /* ir lives in the request's pool: gone once answered */
 
-	count(ir->ing, "stored", platform, (double)ir->stored);
-	count(ir->ing, "duplicate", platform, (double)ir->duplicates);
-	count(ir->ing, "ignored", platform, (double)ir->ignored);
-	count(ir->ing, "bad", platform, (double)ir->events.bad);
-	if (status < 0) {
-		hub_log_warn(TAG, "conn=%" PRIu64 " req=%" PRIu64 " channel=%s: 503 after %zu of "
-			     "%zu items (%s)", hub_http_req_conn_id(req), hub_http_req_id(req),
-			     ir->ch->id, ir->next, ir->events.n, strerror(-status));
+	for (int r = 0; r < R_N; r++)
+		count(ir->ing, result_name[r], platform, (double)ir->n[r]);
+	if (status < 0 || ir->retry) {
+		hub_log_warn(TAG, "conn=%" PRIu64 " req=%" PRIu64 " channel=%s: 503 with %zu items "
+			     "(%s)", hub_http_req_conn_id(req), hub_http_req_id(req), ir->ch->id,
+			     ir->events.n, status < 0 ? strerror(-status) : "transient failure");
 		hub_http_req_error(req, 503, "database_unavailable",
 				   "the message store is unavailable; retry later");
 	} else {
 		struct hub_buf body = HUB_BUF_INIT;
 
 		hub_log_debug(TAG, "conn=%" PRIu64 " req=%" PRIu64 " channel=%s: 200 stored=%zu "
-			      "duplicates=%zu ignored=%zu bad=%zu", hub_http_req_conn_id(req),
-			      hub_http_req_id(req), ir->ch->id, ir->stored, ir->duplicates,
-			      ir->ignored, ir->events.bad);
-		if (ir->events.bad)
-			hub_log_warn(TAG, "channel=%s: %zu malformed items skipped", ir->ch->id,
-				     ir->events.bad);
-		hub_buf_addf(&body, "{\"ok\":true,\"stored\":%zu,\"duplicates\":%zu,"
-			     "\"ignored\":%zu,\"bad\":%zu}", ir->stored, ir->duplicates,
-			     ir->ignored, ir->events.bad);
+			      "duplicates=%zu stale=%zu unknown=%zu ignored=%zu bad=%zu",
+			      hub_http_req_conn_id(req), hub_http_req_id(req), ir->ch->id,
+			      ir->n[R_STORED], ir->n[R_DUPLICATE], ir->n[R_STALE], ir->n[R_UNKNOWN],
+			      ir->n[R_IGNORED], ir->n[R_BAD]);
+		if (ir->n[R_BAD])
+			hub_log_warn(TAG, "channel=%s: %zu bad items skipped", ir->ch->id,
+				     ir->n[R_BAD]);
+		hub_buf_addf(&body, "{\"ok\":true,\"stored\":%zu,\"duplicates\":%zu,\"stale\":%zu,"
+			     "\"unknown\":%zu,\"ignored\":%zu,\"bad\":%zu}", ir->n[R_STORED],
+			     ir->n[R_DUPLICATE], ir->n[R_STALE], ir->n[R_UNKNOWN], ir->n[R_IGNORED],
+			     ir->n[R_BAD]);
 		hub_http_req_respond(req, 200, "application/json", hub_buf_str(&body));
 		hub_buf_release(&body);
 	}
 	hub_config_unref(cfg);
 }
 
-static void store_next(struct ingest_req *ir);
-
-static void on_stored(int status, PGresult *res, void *data)
+/* A string value without NUL bytes (jsonb refuses \u0000; a C parameter would end there). */
+static void put(struct hub_jw *w, const char *key, struct hub_str s)
 {
-	struct ingest_req *ir = data;
+	struct hub_buf tmp = HUB_BUF_INIT;
 
-	if (status < 0) {
-		finish(ir, status);
+	if (!s.p || !s.len)
+		return;
+	hub_jw_key(w, key);
+	if (!memchr(s.p, '\0', s.len)) {
+		hub_jw_str(w, s);
 		return;
 	}
-	int rows = PQntuples(res);
-	if (rows == 0)
-		ir->duplicates++;
-	else
-		ir->stored++;
-	for (int i = 0; i < rows; i++) {
-		struct hub_str tenant = { PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0) };
-		struct hub_str event = { PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2) };
-		struct hub_str json = { PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3) };
-		int64_t id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-
-		ir->ing->publish(ir->ing->data, tenant, id, event, json);
-	}
-	ir->next++;
-	store_next(ir);
+	for (size_t i = 0; i < s.len; i++)
+		if (s.p[i])
+			hub_buf_addch(&tmp, s.p[i]);
+	hub_jw_str(w, hub_buf_str(&tmp));
+	hub_buf_release(&tmp);
 }
 
-static const char *cstr(struct hub_pool *pool, struct hub_str s)
+static void put_ts(struct hub_jw *w, int64_t ms)
 {
-	return s.p && s.len ? hub_pool_strndup(pool, s.p, s.len) : NULL;
+	if (ms) {
+		hub_jw_key(w, "ts");
+		hub_jw_int(w, ms);
+	}
 }
 
-static void store_next(struct ingest_req *ir)
+/* One item of hub_ingest_batch()'s array: {"kind", "channel", ...}. */
+static void write_item(struct hub_jw *w, const struct hub_channel *ch, const struct hub_event *ev)
 {
-	struct hub_pool *pool = hub_http_req_pool(ir->req);
+	const struct hub_inbound_msg *m = &ev->msg;
 
-	/* Only customers' messages are stored for now; statuses, reactions, edits and echoes
-	 * are answered 200 and counted as ignored until outbound delivery exists. */
-	while (ir->next < ir->events.n && ir->events.items[ir->next].kind != HUB_EVENT_MESSAGE) {
-		ir->ignored++;
-		ir->next++;
-	}
-	if (ir->next == ir->events.n) {
-		finish(ir, 0);
+	hub_jw_obj_open(w);
+	hub_jw_key(w, "kind");
+	hub_jw_cstr(w, hub_event_kind_name(ev->kind));
+	hub_jw_key(w, "channel");
+	hub_jw_cstr(w, ch->id);
+	if (ev->kind == HUB_EVENT_STATUS) {
+		put(w, "external_id", ev->status.external_id);
+		put(w, "status", ev->status.status);
+		put(w, "error", ev->status.error);
+		put_ts(w, ev->status.platform_ts);
+		hub_jw_obj_close(w);
 		return;
 	}
-	const struct hub_inbound_msg *m = &ir->events.items[ir->next].msg;
-	char ts[24];
-	const char *params[INGEST_NPARAMS] = {
-		ir->ch->id,
-		cstr(pool, m->external_id),
-		cstr(pool, m->sender_external_id),
-		cstr(pool, m->sender_phone),
-		cstr(pool, m->sender_profile_name),
-		cstr(pool, m->sender_username),
-		hub_msg_type_name(m->type),
-		cstr(pool, m->text),
-		cstr(pool, m->raw_type),
-		cstr(pool, m->reply_to_external_id),
-		m->platform_ts ? ts : NULL,
+	put(w, "external_id", m->external_id);
+	put(w, "sender", m->sender_external_id);
+	put(w, "phone", m->sender_phone);
+	put(w, "name", m->sender_profile_name);
+	put(w, "username", m->sender_username);
+	if (ev->kind != HUB_EVENT_DELETE) {
+		hub_jw_key(w, "type");
+		hub_jw_cstr(w, hub_msg_type_name(m->type));
+	}
+	put(w, "text", m->text);
+	put(w, "raw_type", m->raw_type);
+	put(w, "reply_to", m->reply_to_external_id);
+	put(w, "key", m->dedupe_key);
+	put(w, "recipient", m->recipient_external_id);
+	put(w, "update_id", m->update_id);
+	put_ts(w, m->platform_ts);
+	hub_jw_obj_close(w);
+}
+
+static void kick(struct hub_ingest *ing);
+
+static void batch_free(struct batch *b)
+{
+	if (b->res)
+		PQclear(b->res);
+	free(b->reqs);
+	free(b);
+}
+
+/* The request whose items include the 1-based item number k (reqs are in item order). */
+static struct ingest_req *batch_req(const struct batch *b, size_t k)
+{
+	size_t lo = 0, hi = b->nreqs;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (b->reqs[mid]->first <= k)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return b->reqs[lo];
+}
+
+static void item_result(struct ingest_req *ir, size_t k, const char *result)
+{
+	static const struct { const char *prefix; enum item_result r; } map[] = {
+		{ "stored", R_STORED }, { "duplicate", R_DUPLICATE }, { "stale", R_STALE },
+		{ "unknown", R_UNKNOWN }, { "ignored", R_IGNORED },
 	};
-	snprintf(ts, sizeof(ts), "%" PRId64, m->platform_ts);
-	int ret = hub_store_query(ir->ing->store, ingest_sql, INGEST_NPARAMS, params, on_stored,
-				  ir);
-	if (ret < 0)
-		finish(ir, ret);
+
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(map); i++) {
+		if (strcmp(result, map[i].prefix) == 0) {
+			ir->n[map[i].r]++;
+			return;
+		}
+	}
+	/* "bad:SQLSTATE": the database refused this item alone; "retry:SQLSTATE": transient */
+	hub_log_warn(TAG, "conn=%" PRIu64 " req=%" PRIu64 " channel=%s: item %zu of %zu: %s",
+		     hub_http_req_conn_id(ir->req), hub_http_req_id(ir->req), ir->ch->id,
+		     k - ir->first + 1, ir->events.n, result);
+	if (strncmp(result, "retry:", 6) == 0)
+		ir->retry = true;
+	else
+		ir->n[R_BAD]++;
+}
+
+/* Answers the requests of a completed batch (and publishes its events) and frees it. */
+static void batch_finish(struct batch *b)
+{
+	struct hub_ingest *ing = b->ing;
+	PGresult *res = b->res;
+	int rows = b->status < 0 ? 0 : PQntuples(res);
+
+	for (int i = 0; i < rows; i++) {
+		size_t k = (size_t)strtoull(PQgetvalue(res, i, 0), NULL, 10);
+		struct ingest_req *ir;
+
+		if (k < 1 || k > b->nitems)
+			continue;
+		ir = batch_req(b, k);
+		if (PQgetisnull(res, i, 3)) {
+			item_result(ir, k, PQgetvalue(res, i, 1));
+			continue;
+		}
+		struct hub_str tenant = { PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2) };
+		struct hub_str event = { PQgetvalue(res, i, 4), (size_t)PQgetlength(res, i, 4) };
+		struct hub_str json = { PQgetvalue(res, i, 5), (size_t)PQgetlength(res, i, 5) };
+		int64_t id = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+
+		ing->publish(ing->data, tenant, id, event, json);
+	}
+	for (size_t r = 0; r < b->nreqs; r++)
+		finish(b->reqs[r], b->status);
+	batch_free(b);
+}
+
+static void on_batch(int status, PGresult *res, void *data)
+{
+	struct batch *b = data;
+	struct hub_ingest *ing = b->ing;
+
+	b->done = true;
+	b->status = status;
+	if (status == 0)
+		b->res = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+	if (status == 0 && !b->res)
+		b->status = -ENOMEM;
+	/* In order: this one, and the completed ones behind it, once those before are done. */
+	while (ing->first && ing->first->done) {
+		struct batch *head = ing->first;
+
+		ing->first = head->next;
+		if (!ing->first)
+			ing->last = NULL;
+		ing->in_flight--;
+		batch_finish(head);
+	}
+	kick(ing);
+}
+
+/* Sends the waiting requests' items as batches while fewer than batches_in_flight run.
+ * Re-entrant: answering a request may run the next one of its connection at once. */
+static void kick(struct hub_ingest *ing)
+{
+	const struct hub_settings *s = hub_config_settings(ing->cfg);
+
+	while (ing->head && ing->in_flight < s->ingest.batches_in_flight) {
+		struct batch *b = hub_xcalloc(1, sizeof(*b));
+		struct hub_buf json = HUB_BUF_INIT;
+		struct hub_jw w;
+		size_t cap = 0;
+		int ret;
+
+		b->ing = ing;
+		hub_jw_init(&w, &json);
+		hub_jw_arr_open(&w);
+		/* whole requests, at least one, up to batch_max_items */
+		while (ing->head && (!b->nitems || b->nitems + ing->head->events.n <=
+					      (size_t)s->ingest.batch_max_items)) {
+			struct ingest_req *ir = ing->head;
+
+			ing->head = ir->next;
+			if (!ing->head)
+				ing->tail = NULL;
+			if (b->nreqs == cap) {
+				cap = cap ? 2 * cap : 16;
+				b->reqs = hub_xrealloc(b->reqs, cap * sizeof(*b->reqs));
+			}
+			b->reqs[b->nreqs++] = ir;
+			ir->first = b->nitems + 1;
+			for (size_t i = 0; i < ir->events.n; i++)
+				write_item(&w, ir->ch, &ir->events.items[i]);
+			b->nitems += ir->events.n;
+		}
+		hub_jw_arr_close(&w);
+		const char *params[1] = { hub_buf_str(&json).p };
+		ret = hub_store_query(ing->store, batch_sql, 1, params, on_batch, b);
+		hub_buf_release(&json);
+		if (ret < 0) {
+			b->status = ret;
+			batch_finish(b); /* may re-enter kick(): the state is consistent */
+			continue;
+		}
+		ing->in_flight++;
+		if (ing->last)
+			ing->last->next = b;
+		else
+			ing->first = b;
+		ing->last = b;
+	}
 }
 
 void hub_ingest_handle_post(struct hub_ingest *ing, struct hub_http_req *req)
@@ -278,7 +458,7 @@ void hub_ingest_handle_post(struct hub_ingest *ing, struct hub_http_req *req)
 				   "the request signature is missing or does not match");
 		return;
 	}
-	ir = hub_pool_alloc(pool, sizeof(*ir));
+	ir = hub_pool_calloc(pool, 1, sizeof(*ir));
 	ir->ing = ing;
 	ir->req = req;
 	ir->ch = ch;
@@ -296,7 +476,17 @@ void hub_ingest_handle_post(struct hub_ingest *ing, struct hub_http_req *req)
 		hub_http_req_error(req, status, code, "%s", err.msg);
 		return;
 	}
-	ir->ignored = ir->events.ignored;
+	ir->n[R_IGNORED] = ir->events.ignored;
+	ir->n[R_BAD] = ir->events.bad;
 	ir->cfg = hub_config_ref(ing->cfg); /* ch points into it */
-	store_next(ir);
+	if (!ir->events.n) {
+		finish(ir, 0);
+		return;
+	}
+	if (ing->tail)
+		ing->tail->next = ir;
+	else
+		ing->head = ir;
+	ing->tail = ir;
+	kick(ing);
 }

@@ -1,8 +1,10 @@
 /* daemon/ingest.h - the webhook endpoints: /webhooks/{platform}/{channel}.
  * GET answers the platform's verification handshake; POST verifies the signature on the raw
- * body, parses it through the platform's adapter, stores every message in PostgreSQL and
- * answers 200 only after COMMIT (503 while the database is unavailable, so the platform
- * retries), then hands the committed events to the publish callback.
+ * body, parses it through the platform's adapter, stores every event (messages, echoes,
+ * statuses, edits, deletions, reactions) in PostgreSQL with group commit (the requests that
+ * arrive while a transaction runs are committed together, config ingest.*), answers 200
+ * only after that COMMIT (503 while the database is unavailable, so the platform retries),
+ * then hands the committed events to the publish callback, in each tenant's id order.
  * Knows nothing about websockets or Redis: it only calls publish. */
 #ifndef HUB_INGEST_H
 #define HUB_INGEST_H
