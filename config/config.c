@@ -82,7 +82,7 @@ static const struct cfg_key settings_keys[] = {
 	KEY_SIZE("ws.send_queue_max", ws.send_queue_max, 4096, 256 << 20, 1 << 20, CFG_LIVE),
 	KEY_INT("ws.ping_interval_ms", ws.ping_interval_ms, 1000, 3600000, 30000, CFG_LIVE),
 	KEY_INT("ingest.batch_max_items", ingest.batch_max_items, 1, 100000, 256, CFG_LIVE),
-	KEY_INT("ingest.batches_in_flight", ingest.batches_in_flight, 1, 256, 2, CFG_LIVE),
+	KEY_INT("ingest.batches_in_flight", ingest.batches_in_flight, 1, 256, 1, CFG_LIVE),
 };
 #undef S
 
