@@ -38,7 +38,6 @@ struct hub_ingest {
 	hub_ingest_publish_fn *publish;
 	void *data;
 	struct ingest_req *head, *tail; /* waiting for a batch, FIFO */
-	struct batch *first, *last;     /* in flight, in the order they were sent */
 	int in_flight;
 };
 
@@ -61,16 +60,12 @@ struct ingest_req {
 	bool retry;             /* an item failed transiently: answer 503 */
 };
 
-/* One statement in flight. Results are handled in the order batches were sent (a tenant's
- * events are published in id order): one that completes early waits, copied. */
+/* One statement in flight. With one batch in flight (the default) a tenant's events are
+ * published in id order; with more, in the order the batches complete. */
 struct batch {
 	struct hub_ingest *ing;
-	struct batch *next;
 	struct ingest_req **reqs;
 	size_t nreqs, nitems;
-	bool done;
-	int status;
-	PGresult *res; /* copied while it waits for the batches before it */
 };
 
 struct hub_ingest *hub_ingest_new(struct hub_store *store, struct hub_config *cfg,
@@ -284,14 +279,6 @@ static void write_item(struct hub_jw *w, const struct hub_channel *ch, const str
 
 static void kick(struct hub_ingest *ing);
 
-static void batch_free(struct batch *b)
-{
-	if (b->res)
-		PQclear(b->res);
-	free(b->reqs);
-	free(b);
-}
-
 /* The request whose items include the 1-based item number k (reqs are in item order). */
 static struct ingest_req *batch_req(const struct batch *b, size_t k)
 {
@@ -330,12 +317,11 @@ static void item_result(struct ingest_req *ir, size_t k, const char *result)
 		ir->n[R_BAD]++;
 }
 
-/* Answers the requests of a completed batch (and publishes its events) and frees it. */
-static void batch_finish(struct batch *b)
+/* Publishes the events of a completed batch, answers its requests and frees it. */
+static void batch_finish(struct batch *b, int status, PGresult *res)
 {
 	struct hub_ingest *ing = b->ing;
-	PGresult *res = b->res;
-	int rows = b->status < 0 ? 0 : PQntuples(res);
+	int rows = status < 0 ? 0 : PQntuples(res);
 
 	for (int i = 0; i < rows; i++) {
 		size_t k = (size_t)strtoull(PQgetvalue(res, i, 0), NULL, 10);
@@ -356,8 +342,9 @@ static void batch_finish(struct batch *b)
 		ing->publish(ing->data, tenant, id, event, json);
 	}
 	for (size_t r = 0; r < b->nreqs; r++)
-		finish(b->reqs[r], b->status);
-	batch_free(b);
+		finish(b->reqs[r], status);
+	free(b->reqs);
+	free(b);
 }
 
 static void on_batch(int status, PGresult *res, void *data)
@@ -365,22 +352,8 @@ static void on_batch(int status, PGresult *res, void *data)
 	struct batch *b = data;
 	struct hub_ingest *ing = b->ing;
 
-	b->done = true;
-	b->status = status;
-	if (status == 0)
-		b->res = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
-	if (status == 0 && !b->res)
-		b->status = -ENOMEM;
-	/* In order: this one, and the completed ones behind it, once those before are done. */
-	while (ing->first && ing->first->done) {
-		struct batch *head = ing->first;
-
-		ing->first = head->next;
-		if (!ing->first)
-			ing->last = NULL;
-		ing->in_flight--;
-		batch_finish(head);
-	}
+	ing->in_flight--;
+	batch_finish(b, status, res);
 	kick(ing);
 }
 
@@ -423,16 +396,10 @@ static void kick(struct hub_ingest *ing)
 		ret = hub_store_query(ing->store, batch_sql, 1, params, on_batch, b);
 		hub_buf_release(&json);
 		if (ret < 0) {
-			b->status = ret;
-			batch_finish(b); /* may re-enter kick(): the state is consistent */
+			batch_finish(b, ret, NULL); /* may re-enter kick(): the state is consistent */
 			continue;
 		}
 		ing->in_flight++;
-		if (ing->last)
-			ing->last->next = b;
-		else
-			ing->first = b;
-		ing->last = b;
 	}
 }
 

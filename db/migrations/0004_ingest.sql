@@ -660,72 +660,77 @@ BEGIN
 	FOR v_item IN SELECT x FROM jsonb_array_elements(p_items) x LOOP
 		v_ord := v_ord + 1;
 		v_kind := v_item->>'kind';
-		v_types := '{}';
-		v_datas := '{}';
-		BEGIN
-			IF v_ch.public_id IS DISTINCT FROM v_item->>'channel' THEN
-				SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
-				WHERE c.public_id = v_item->>'channel' AND c.enabled
-				      AND t.deleted_at IS NULL;
-				IF NOT FOUND THEN
-					RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
+		-- A deadlock or serialization failure (possible with batches_in_flight > 1) rolls
+		-- the item back alone: it is tried again, up to 3 times, then reported 'retry'.
+		FOR attempt IN 1..3 LOOP
+			v_types := '{}';
+			v_datas := '{}';
+			BEGIN
+				IF v_ch.public_id IS DISTINCT FROM v_item->>'channel' THEN
+					SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
+					WHERE c.public_id = v_item->>'channel' AND c.enabled
+					      AND t.deleted_at IS NULL;
+					IF NOT FOUND THEN
+						RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
+					END IF;
 				END IF;
-			END IF;
-			v_result := NULL;
-			IF v_item ? 'update_id' THEN
-				INSERT INTO ingest_keys (channel_id, kind, key)
-				VALUES (v_ch.id, 'update', v_item->>'update_id') ON CONFLICT DO NOTHING;
-				IF NOT FOUND THEN
+				v_result := NULL;
+				IF v_item ? 'update_id' THEN
+					INSERT INTO ingest_keys (channel_id, kind, key)
+					VALUES (v_ch.id, 'update', v_item->>'update_id') ON CONFLICT DO NOTHING;
+					IF NOT FOUND THEN
+						v_result := 'duplicate';
+					END IF;
+				END IF;
+				IF v_result IS NOT NULL THEN
+					NULL;
+				ELSIF v_kind IN ('message', 'echo') THEN
+					SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
+					FROM hub_ingest_message(v_ch, v_kind = 'echo', v_item->>'external_id',
+						CASE WHEN v_kind = 'echo' THEN v_item->>'recipient'
+						     ELSE v_item->>'sender' END,
+						CASE WHEN v_kind <> 'echo' THEN v_item->>'phone'
+						     WHEN v_ch.kind = 'whatsapp'
+						      AND v_item->>'recipient' ~ '^[1-9][0-9]{6,14}$'
+						     THEN '+' || (v_item->>'recipient') END,
+						v_item->>'name', v_item->>'username', v_item->>'type',
+						v_item->>'text', v_item->>'raw_type', v_item->>'reply_to',
+						(v_item->>'ts')::bigint) r;
+				ELSIF v_kind = 'status' THEN
+					SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
+					FROM hub_ingest_status(v_ch, v_item->>'external_id', v_item->>'status',
+						v_item->>'error', (v_item->>'ts')::bigint) r;
+				ELSIF v_kind = 'edit' THEN
+					SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
+					FROM hub_ingest_edit(v_ch, v_item->>'external_id', v_item->>'key',
+						v_item->>'text', (v_item->>'ts')::bigint) r;
+				ELSIF v_kind = 'delete' THEN
+					SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
+					FROM hub_ingest_delete(v_ch, v_item->>'external_id',
+						(v_item->>'ts')::bigint) r;
+				ELSIF v_kind = 'reaction' THEN
+					SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
+					FROM hub_ingest_reaction(v_ch, v_item->>'reply_to',
+						v_item->>'sender',
+						CASE WHEN v_item ? 'recipient' THEN 'agent' ELSE 'contact' END,
+						v_item->>'text', coalesce(v_item->>'key', v_item->>'external_id'),
+						(v_item->>'ts')::bigint) r;
+				ELSE
+					v_result := 'ignored';
+				END IF;
+			EXCEPTION
+				WHEN SQLSTATE 'HB409' THEN
 					v_result := 'duplicate';
-				END IF;
-			END IF;
-			IF v_result IS NOT NULL THEN
-				NULL;
-			ELSIF v_kind IN ('message', 'echo') THEN
-				SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
-				FROM hub_ingest_message(v_ch, v_kind = 'echo', v_item->>'external_id',
-					CASE WHEN v_kind = 'echo' THEN v_item->>'recipient'
-					     ELSE v_item->>'sender' END,
-					CASE WHEN v_kind <> 'echo' THEN v_item->>'phone'
-					     WHEN v_ch.kind = 'whatsapp'
-					      AND v_item->>'recipient' ~ '^[1-9][0-9]{6,14}$'
-					     THEN '+' || (v_item->>'recipient') END,
-					v_item->>'name', v_item->>'username', v_item->>'type',
-					v_item->>'text', v_item->>'raw_type', v_item->>'reply_to',
-					(v_item->>'ts')::bigint) r;
-			ELSIF v_kind = 'status' THEN
-				SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
-				FROM hub_ingest_status(v_ch, v_item->>'external_id', v_item->>'status',
-					v_item->>'error', (v_item->>'ts')::bigint) r;
-			ELSIF v_kind = 'edit' THEN
-				SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
-				FROM hub_ingest_edit(v_ch, v_item->>'external_id', v_item->>'key',
-					v_item->>'text', (v_item->>'ts')::bigint) r;
-			ELSIF v_kind = 'delete' THEN
-				SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
-				FROM hub_ingest_delete(v_ch, v_item->>'external_id',
-					(v_item->>'ts')::bigint) r;
-			ELSIF v_kind = 'reaction' THEN
-				SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
-				FROM hub_ingest_reaction(v_ch, v_item->>'reply_to',
-					v_item->>'sender',
-					CASE WHEN v_item ? 'recipient' THEN 'agent' ELSE 'contact' END,
-					v_item->>'text', coalesce(v_item->>'key', v_item->>'external_id'),
-					(v_item->>'ts')::bigint) r;
-			ELSE
-				v_result := 'ignored';
-			END IF;
-		EXCEPTION
-			WHEN SQLSTATE 'HB409' THEN
-				v_result := 'duplicate';
-				v_types := '{}';
-			WHEN OTHERS THEN
-				GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
-				v_result := CASE WHEN v_state IN ('40001', '40P01', '55P03')
-						   OR v_state LIKE '53%' OR v_state LIKE '08%'
-					    THEN 'retry:' ELSE 'bad:' END || v_state;
-				v_types := '{}';
-		END;
+					v_types := '{}';
+				WHEN OTHERS THEN
+					GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
+					v_result := CASE WHEN v_state IN ('40001', '40P01', '55P03')
+							   OR v_state LIKE '53%' OR v_state LIKE '08%'
+						    THEN 'retry:' ELSE 'bad:' END || v_state;
+					v_types := '{}';
+			END;
+			EXIT WHEN v_result NOT LIKE 'retry:%';
+		END LOOP;
 		item := v_ord;
 		result := v_result;
 		RETURN NEXT;
