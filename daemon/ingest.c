@@ -396,7 +396,8 @@ static void kick(struct hub_ingest *ing)
 		ret = hub_store_query(ing->store, batch_sql, 1, params, on_batch, b);
 		hub_buf_release(&json);
 		if (ret < 0) {
-			batch_finish(b, ret, NULL); /* may re-enter kick(): the state is consistent */
+			/* may re-enter kick(): the state is consistent */
+			batch_finish(b, ret, NULL);
 			continue;
 		}
 		ing->in_flight++;

@@ -173,26 +173,30 @@ BEGIN
 			v_renamed := false;
 			SELECT i.* INTO STRICT v_ident FROM contact_identities i
 			WHERE i.channel_id = p_ch.id AND i.external_id = p_sender;
-			SELECT c.* INTO STRICT v_contact FROM contacts c WHERE c.id = v_ident.contact_id;
+			SELECT c.* INTO STRICT v_contact FROM contacts c
+			WHERE c.id = v_ident.contact_id;
 		END IF;
 	ELSE
 		SELECT c.* INTO STRICT v_contact FROM contacts c WHERE c.id = v_ident.contact_id;
 		-- A phone this contact lacks that another contact has: one person, merge.
 		IF v_phone IS NOT NULL AND v_contact.phone IS NULL THEN
 			SELECT c.* INTO v_merge FROM contacts c
-			WHERE c.tenant_id = p_ch.tenant_id AND c.phone = v_phone AND c.id <> v_contact.id
+			WHERE c.tenant_id = p_ch.tenant_id AND c.phone = v_phone
+			      AND c.id <> v_contact.id
 			ORDER BY c.id LIMIT 1;
 			IF v_merge.id IS NOT NULL THEN
 				v_res := hub_merge_contacts(p_ch, v_merge.id, v_contact.id);
 				o_types := v_res.o_types;
 				o_datas := v_res.o_datas;
-				SELECT c.* INTO STRICT v_contact FROM contacts c WHERE c.id = v_merge.id;
+				SELECT c.* INTO STRICT v_contact FROM contacts c
+				WHERE c.id = v_merge.id;
 				v_changed := true;
 			END IF;
 		END IF;
 		-- A changed profile name renames the contact, unless an agent named it.
 		IF v_name IS NOT NULL AND NOT v_contact.name_set_by_agent
-		   AND (v_name IS DISTINCT FROM v_ident.profile_name OR v_contact.display_name IS NULL)
+		   AND (v_name IS DISTINCT FROM v_ident.profile_name
+			OR v_contact.display_name IS NULL)
 		   AND v_name IS DISTINCT FROM v_contact.display_name THEN
 			v_renamed := true;
 		END IF;
@@ -421,7 +425,8 @@ BEGIN
 	o_types := '{}';
 	o_datas := '{}';
 	IF coalesce(p_external_id, '') = '' OR hub_status_rank(p_status) < 1 THEN
-		RAISE EXCEPTION 'a message id and a known status are required' USING ERRCODE = '22023';
+		RAISE EXCEPTION 'a message id and a known status are required'
+			USING ERRCODE = '22023';
 	END IF;
 	INSERT INTO message_statuses (channel_id, external_id, status, error, platform_ts)
 	VALUES (p_ch.id, p_external_id, p_status, nullif(p_error, ''), hub_ms_ts(p_ts_ms))
@@ -437,7 +442,8 @@ BEGIN
 		o_result := 'unknown';
 		RETURN;
 	END IF;
-	IF v_msg.status = 'failed' OR hub_status_rank(p_status) <= hub_status_rank(v_msg.status) THEN
+	IF v_msg.status = 'failed'
+	   OR hub_status_rank(p_status) <= hub_status_rank(v_msg.status) THEN
 		o_result := 'stale';
 		RETURN;
 	END IF;
@@ -447,8 +453,9 @@ BEGIN
 	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
 	o_result := 'stored';
 	o_types := ARRAY['message.status'];
-	o_datas := ARRAY[jsonb_build_object('id', v_msg.id, 'conversation_id', v_msg.conversation_id,
-					    'status', v_msg.status, 'error', v_msg.error)];
+	o_datas := ARRAY[jsonb_build_object('id', v_msg.id,
+		'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
+		'error', v_msg.error)];
 END;
 $$;
 
@@ -537,7 +544,8 @@ BEGIN
 	o_types := '{}';
 	o_datas := '{}';
 	IF coalesce(p_target, '') = '' OR coalesce(p_reactor, '') = '' THEN
-		RAISE EXCEPTION 'a target message and a reactor are required' USING ERRCODE = '22004';
+		RAISE EXCEPTION 'a target message and a reactor are required'
+			USING ERRCODE = '22004';
 	END IF;
 	SELECT m.* INTO v_msg FROM messages m
 	WHERE m.channel_id = p_ch.id AND m.external_id = p_target FOR UPDATE;
@@ -627,6 +635,60 @@ BEGIN
 END;
 $$;
 
+-- One item of hub_ingest_batch() (a JSON object as daemon/ingest.c writes it) on its
+-- channel: dispatched by kind. Telegram items carry update_id: each is stored once per
+-- (channel, update_id) (ingest_keys 'update').
+CREATE FUNCTION hub_ingest_item(p_ch channels, p jsonb,
+	OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_kind text := p->>'kind';
+	v_ts bigint := (p->>'ts')::bigint;
+	v_echo boolean := v_kind = 'echo';
+	v_to text := p->>'recipient';
+	r record;
+BEGIN
+	o_types := '{}';
+	o_datas := '{}';
+	IF p ? 'update_id' THEN
+		INSERT INTO ingest_keys (channel_id, kind, key)
+		VALUES (p_ch.id, 'update', p->>'update_id') ON CONFLICT DO NOTHING;
+		IF NOT FOUND THEN
+			o_result := 'duplicate';
+			RETURN;
+		END IF;
+	END IF;
+	CASE v_kind
+	WHEN 'message', 'echo' THEN
+		-- an echo's customer is its recipient; a WhatsApp recipient is a phone number
+		r := hub_ingest_message(p_ch, v_echo, p->>'external_id',
+			CASE WHEN v_echo THEN v_to ELSE p->>'sender' END,
+			CASE WHEN NOT v_echo THEN p->>'phone'
+			     WHEN p_ch.kind = 'whatsapp' AND v_to ~ '^[1-9][0-9]{6,14}$'
+			     THEN '+' || v_to END,
+			p->>'name', p->>'username', p->>'type', p->>'text', p->>'raw_type',
+			p->>'reply_to', v_ts);
+	WHEN 'status' THEN
+		r := hub_ingest_status(p_ch, p->>'external_id', p->>'status', p->>'error', v_ts);
+	WHEN 'edit' THEN
+		r := hub_ingest_edit(p_ch, p->>'external_id', p->>'key', p->>'text', v_ts);
+	WHEN 'delete' THEN
+		r := hub_ingest_delete(p_ch, p->>'external_id', v_ts);
+	WHEN 'reaction' THEN
+		r := hub_ingest_reaction(p_ch, p->>'reply_to', p->>'sender',
+			CASE WHEN v_to IS NOT NULL THEN 'agent' ELSE 'contact' END, p->>'text',
+			coalesce(p->>'key', p->>'external_id'), v_ts);
+	ELSE
+		o_result := 'ignored';
+		RETURN;
+	END CASE;
+	o_result := r.o_result;
+	o_types := r.o_types;
+	o_datas := r.o_datas;
+END;
+$$;
+
 -- Group commit: the items of many webhooks (p_items: a JSON array of
 -- {"kind", "channel", "external_id", ...} as daemon/ingest.c writes them) in the one
 -- transaction of the calling statement. Each item runs in a subtransaction of its own: an
@@ -635,7 +697,6 @@ $$;
 -- Rows: one per item (event_id NULL, result: stored, duplicate, stale, unknown, ignored,
 -- bad:SQLSTATE for an item the database refuses, retry:SQLSTATE for a transient failure
 -- such as a deadlock), then one per event in id order (result NULL).
--- Telegram items carry update_id: once per (channel, update_id) (ingest_keys 'update').
 CREATE FUNCTION hub_ingest_batch(p_items jsonb)
 RETURNS TABLE (item integer, result text, tenant_id text, event_id bigint, event text,
 	       data text)
@@ -645,10 +706,8 @@ DECLARE
 	v_item jsonb;
 	v_ord integer := 0;
 	v_ch channels;
+	v_res record;
 	v_result text;
-	v_types text[];
-	v_datas jsonb[];
-	v_kind text;
 	v_state text;
 	v_ev_item integer[] := '{}';
 	v_ev_tenant text[] := '{}';
@@ -659,89 +718,49 @@ DECLARE
 BEGIN
 	FOR v_item IN SELECT x FROM jsonb_array_elements(p_items) x LOOP
 		v_ord := v_ord + 1;
-		v_kind := v_item->>'kind';
-		-- A deadlock or serialization failure (possible with batches_in_flight > 1) rolls
-		-- the item back alone: it is tried again, up to 3 times, then reported 'retry'.
+		v_res := NULL;
+		-- A deadlock or serialization failure (possible with batches_in_flight > 1)
+		-- rolls the item back alone: it is tried again, up to 3 times.
 		FOR attempt IN 1..3 LOOP
-			v_types := '{}';
-			v_datas := '{}';
 			BEGIN
 				IF v_ch.public_id IS DISTINCT FROM v_item->>'channel' THEN
-					SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
+					SELECT c.* INTO v_ch FROM channels c
+					JOIN tenants t ON t.id = c.tenant_id
 					WHERE c.public_id = v_item->>'channel' AND c.enabled
 					      AND t.deleted_at IS NULL;
 					IF NOT FOUND THEN
-						RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
+						RAISE EXCEPTION 'unknown or disabled channel'
+							USING ERRCODE = 'P0002';
 					END IF;
 				END IF;
-				v_result := NULL;
-				IF v_item ? 'update_id' THEN
-					INSERT INTO ingest_keys (channel_id, kind, key)
-					VALUES (v_ch.id, 'update', v_item->>'update_id') ON CONFLICT DO NOTHING;
-					IF NOT FOUND THEN
-						v_result := 'duplicate';
-					END IF;
-				END IF;
-				IF v_result IS NOT NULL THEN
-					NULL;
-				ELSIF v_kind IN ('message', 'echo') THEN
-					SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
-					FROM hub_ingest_message(v_ch, v_kind = 'echo', v_item->>'external_id',
-						CASE WHEN v_kind = 'echo' THEN v_item->>'recipient'
-						     ELSE v_item->>'sender' END,
-						CASE WHEN v_kind <> 'echo' THEN v_item->>'phone'
-						     WHEN v_ch.kind = 'whatsapp'
-						      AND v_item->>'recipient' ~ '^[1-9][0-9]{6,14}$'
-						     THEN '+' || (v_item->>'recipient') END,
-						v_item->>'name', v_item->>'username', v_item->>'type',
-						v_item->>'text', v_item->>'raw_type', v_item->>'reply_to',
-						(v_item->>'ts')::bigint) r;
-				ELSIF v_kind = 'status' THEN
-					SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
-					FROM hub_ingest_status(v_ch, v_item->>'external_id', v_item->>'status',
-						v_item->>'error', (v_item->>'ts')::bigint) r;
-				ELSIF v_kind = 'edit' THEN
-					SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
-					FROM hub_ingest_edit(v_ch, v_item->>'external_id', v_item->>'key',
-						v_item->>'text', (v_item->>'ts')::bigint) r;
-				ELSIF v_kind = 'delete' THEN
-					SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
-					FROM hub_ingest_delete(v_ch, v_item->>'external_id',
-						(v_item->>'ts')::bigint) r;
-				ELSIF v_kind = 'reaction' THEN
-					SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
-					FROM hub_ingest_reaction(v_ch, v_item->>'reply_to',
-						v_item->>'sender',
-						CASE WHEN v_item ? 'recipient' THEN 'agent' ELSE 'contact' END,
-						v_item->>'text', coalesce(v_item->>'key', v_item->>'external_id'),
-						(v_item->>'ts')::bigint) r;
-				ELSE
-					v_result := 'ignored';
-				END IF;
+				v_res := hub_ingest_item(v_ch, v_item);
+				v_result := v_res.o_result;
 			EXCEPTION
 				WHEN SQLSTATE 'HB409' THEN
 					v_result := 'duplicate';
-					v_types := '{}';
 				WHEN OTHERS THEN
 					GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
-					v_result := CASE WHEN v_state IN ('40001', '40P01', '55P03')
-							   OR v_state LIKE '53%' OR v_state LIKE '08%'
-						    THEN 'retry:' ELSE 'bad:' END || v_state;
-					v_types := '{}';
+					v_result := CASE
+						WHEN v_state IN ('40001', '40P01', '55P03')
+						     OR v_state LIKE '53%' OR v_state LIKE '08%'
+						THEN 'retry:' ELSE 'bad:' END || v_state;
 			END;
 			EXIT WHEN v_result NOT LIKE 'retry:%';
+			v_res := NULL;
 		END LOOP;
 		item := v_ord;
 		result := v_result;
 		RETURN NEXT;
 		-- Element assignment appends in place (a || would copy the arrays each time).
-		FOR k IN 1..coalesce(cardinality(v_types), 0) LOOP
-			v_nev := v_nev + 1;
-			v_ev_item[v_nev] := v_ord;
-			v_ev_tenant[v_nev] := v_ch.tenant_id;
-			v_ev_type[v_nev] := v_types[k];
-			v_ev_data[v_nev] := v_datas[k];
-		END LOOP;
+		IF v_result = 'stored' THEN
+			FOR k IN 1..cardinality(v_res.o_types) LOOP
+				v_nev := v_nev + 1;
+				v_ev_item[v_nev] := v_ord;
+				v_ev_tenant[v_nev] := v_ch.tenant_id;
+				v_ev_type[v_nev] := v_res.o_types[k];
+				v_ev_data[v_nev] := v_res.o_datas[k];
+			END LOOP;
+		END IF;
 	END LOOP;
 	-- Last: each tenant's stream row, in tenant order (no deadlock between batches).
 	FOR v_tenant IN SELECT DISTINCT t FROM unnest(v_ev_tenant) t ORDER BY 1 LOOP
