@@ -188,15 +188,17 @@ static int parse_content(struct wa_ctx *c, struct hub_inbound_msg *msg, struct h
 	return 0;
 }
 
-/* The sender of a customer's message: the phone ("from") when there is one, else the
- * business-scoped user id ("from_user_id"); name and username from its contacts[] card. */
+/* The sender of a customer's message: the business-scoped user id ("from_user_id", an
+ * identity of its own that survives a hidden phone) when there is one, else the phone
+ * ("from"); the phone, when given, is an attribute (it links a new user id to the contact
+ * already known by that phone); name and username from its contacts[] card. */
 static int parse_sender(struct wa_ctx *c, int m, struct hub_inbound_msg *msg)
 {
 	struct hub_str from = str_at(c, m, "from");
 	struct hub_str uid = str_at(c, m, "from_user_id");
 	int profile = obj_at(c, find_contact(c, from, uid), "profile");
 
-	msg->sender_external_id = from.len ? from : uid;
+	msg->sender_external_id = uid.len ? uid : from;
 	if (!msg->sender_external_id.len)
 		return -EBADMSG;
 	msg->sender_profile_name = str_at(c, profile, "name");

@@ -512,6 +512,20 @@ class Contacts(IngestCase):
                          ["KZ.1502576394655843", None, "@kaz.rider"])
         self.assertEqual(self.psql("SELECT coalesce(phone, '-') FROM contacts"), "-")
 
+    def test_whatsapp_user_id_keeps_the_contact_when_the_phone_goes(self):
+        self.h = h = self.start()
+        body, _, sig = self.text_webhook(h)     # wa_id 77011234567 only (before 2026)
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        # the user id and the phone: a new identity, linked by the phone
+        self.ok(h, "whatsapp", util.fixture("whatsapp/user_id_and_phone.json"))
+        # then the user id alone (the phone hidden behind a username): the same contact
+        self.ok(h, "whatsapp", util.fixture("whatsapp/user_id_only.json"))
+        self.assertEqual(self.count("contacts"), 1)
+        self.assertEqual(self.count("conversations"), 1)
+        self.assertEqual(self.psql("SELECT string_agg(external_id || ' ' || coalesce(phone, '-'),"
+                                   " ', ' ORDER BY id) FROM contact_identities"),
+                         "77011234567 +77011234567, KZ.1502576394655843 +77011234567")
+
 
 class Conversations(IngestCase):
     def test_a_message_after_resolve_reopens_the_latest_conversation(self):

@@ -381,7 +381,7 @@ static void test_business_scoped_user_ids(void **state)
 	assert_int_equal(m->sender_phone.len, 0);
 	assert_true(hub_str_eqs(m->sender_profile_name, "K"));
 	assert_true(hub_str_eqs(m->sender_username, "@k.r"));
-	/* both: the phone stays the sender (as before 2026); the card matches either id */
+	/* both: the user id is the identity, the phone an attribute; the card matches either */
 	assert_int_equal(parse(WRAP("106540352242922",
 				    "\"contacts\":[{\"profile\":{\"name\":\"Other\"},"
 				    "\"wa_id\":\"16505550000\"},{\"profile\":{\"name\":\"Me\"},"
@@ -392,7 +392,7 @@ static void test_business_scoped_user_ids(void **state)
 			       &channel, &pool, &ev),
 			 0);
 	m = &ev.items[0].msg;
-	assert_true(hub_str_eqs(m->sender_external_id, "77011234567"));
+	assert_true(hub_str_eqs(m->sender_external_id, "US.1"));
 	assert_true(hub_str_eqs(m->sender_phone, "+77011234567"));
 	assert_true(hub_str_eqs(m->sender_profile_name, "Me"));
 	/* neither id: malformed, even with a single card */
