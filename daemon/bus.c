@@ -267,9 +267,7 @@ static void fetch_start(struct hub_bus_tenant *t)
 		hub_log_warn(TAG, "tenant=%s: cannot read the event log: %s", t->tid,
 			     strerror(-ret));
 		count(t->bus, "bus_read_errors", "Failed reads of the event log", NULL);
-		if (t->last < 0 && t->bus->sink.on_ready)
-			t->bus->sink.on_ready(t->bus->sink_data, t, ret);
-		return;
+		return; /* never a callback from here: hub_bus_tenant_reading() says so */
 	}
 	t->fetch = f;
 }
@@ -348,6 +346,11 @@ void hub_bus_tenant_unref(struct hub_bus_tenant *t)
 	}
 	t->bus->ntenants--;
 	free(t);
+}
+
+bool hub_bus_tenant_reading(const struct hub_bus_tenant *t)
+{
+	return t->fetch != NULL;
 }
 
 int64_t hub_bus_tenant_last(const struct hub_bus_tenant *t)

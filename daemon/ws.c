@@ -766,8 +766,14 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 		return 0;
 	}
 	/* Known: hello now; else the bus reads it and on_bus_ready says hello. */
-	if (hub_bus_tenant_last(c->tenant->bt) >= 0)
+	if (hub_bus_tenant_last(c->tenant->bt) >= 0) {
 		client_hello(c, hub_bus_tenant_last(c->tenant->bt));
+	} else if (!hub_bus_tenant_reading(c->tenant->bt)) {
+		hub_log_warn(TAG, "conn=%llu tenant=%s: cannot read the last event id",
+			     (unsigned long long)c->id, c->claims.tid);
+		c->hello_pending = false;
+		client_close(c, WS_CLOSE_TRY_AGAIN, "try again later", "store_error");
+	}
 	return 0;
 }
 

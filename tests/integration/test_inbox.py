@@ -272,6 +272,39 @@ class Resume(InboxCase):
                                                  "last_event_id": self.last_event_id()}))
         self.assertIsNotNone(first)
 
+    def test_resume_sent_with_auth_before_hello(self):
+        h = self.start_hubd()
+        first = self.agent(h, tenant="acme")
+        self.webhook(h)
+        self.webhook(h, "acme-whatsapp", name="Acme customer")
+        first.event("message.created")
+        # the tenant's first socket here: hello waits for the database, resume with it
+        c = self.ws(h)
+        c.send_json({"type": "auth", "token": self.token(h)})
+        c.send_json({"type": "resume", "after": 0})
+        hello = c.next()
+        self.assertEqual(hello["type"], "hello", hello)
+        ids, resumed = self.collect(c)
+        self.assertEqual(ids, list(range(1, self.last_event_id() + 1)))
+        self.assertEqual(resumed["last_event_id"], self.last_event_id())
+        # a second resume on the same socket while the first still runs is a conflict
+        c.send_json({"type": "resume", "after": 0, "ref": 1})
+        c.send_json({"type": "resume", "after": 0, "ref": 2})
+        msgs = [c.next() for _ in range(self.last_event_id() + 2)]
+        self.assertIn({"type": "error", "ref": 2, "code": "conflict",
+                       "message": "a resume is already running"}, msgs)
+        # acme's resume never shows demo's events
+        acme = self.agent(h, tenant="acme", sub="acme-2")
+        acme.send_json({"type": "resume", "after": 0})
+        evs = []
+        while True:
+            m = acme.next()
+            if m["type"] == "resumed":
+                break
+            evs.append(m)
+        self.assertEqual([e["id"] for e in evs], list(range(1, self.last_event_id("acme") + 1)))
+        self.assertEqual(evs[0]["data"]["display_name"], "Acme customer")
+
     def test_resume_after_a_drop_while_events_keep_arriving(self):
         h = self.start_hubd()
         agent = self.agent(h)
@@ -401,6 +434,18 @@ class Protection(InboxCase):
         code, reason = slow.wait_close(60)
         self.assertIn((code, reason), ((1008, "send queue overflow"), (None, "")))
         self.assertEqual(h.count_log(r"send queue over 262144 bytes"), 1)
+
+    def test_frame_over_max_frame_closes_1009(self):
+        h = self.start_hubd(overrides={"ws.max_frame": 1024})
+        other = self.agent(h, sub="other")
+        c = self.agent(h)
+        c.send_json({"type": "send", "conversation_id": 1, "text": "x" * 2000})
+        self.assertEqual(c.wait_close(10), (1009, "message too big"))
+        self.assertEqual(self.count("messages"), 0)
+        self.assertGreaterEqual(self.metric(h, 'hub_ws_closes_total{reason="too_big"}'), 1)
+        self.assertEqual(other.command({"type": "read", "conversation_id": 1})["code"],
+                         "not_found")
+        h.assert_alive()
 
     def test_token_expiry_closes_the_socket(self):
         h = self.start_hubd()
