@@ -514,6 +514,7 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	struct replay_req *req = data;
 	struct client *c = req->c;
 	struct hub_buf b = HUB_BUF_INIT;
+	bool full = false;
 	int64_t live;
 
 	free(req);
@@ -532,11 +533,17 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	/* An id beyond the log (a database restored from a backup): start from its end. */
 	if (n == 0 && c->cursor > stream_last)
 		c->cursor = stream_last;
+	/* Half the queue at most: the rest of the page is read again after the cursor once
+	 * the client took it (a page of long messages may not fit ws.send_queue_max). */
 	for (size_t i = 0; i < n && !c->closing; i++) {
 		struct frame *f;
 
 		if (evs[i].id <= c->cursor)
 			continue;
+		if (c->queued > c->ws->opts.send_queue_max / 2) {
+			full = true;
+			break;
+		}
 		f = event_frame(evs[i].id, evs[i].event, evs[i].data);
 		c->cursor = evs[i].id;
 		client_send(c, f);
@@ -545,9 +552,9 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	if (c->closing)
 		return;
 	live = hub_bus_tenant_last(c->tenant->bt);
-	if (n == HUB_BUS_PAGE || c->cursor < live) {
+	if (full || n == HUB_BUS_PAGE || c->cursor < live) {
 		/* More in the log: next page once the queue has room for it. */
-		if (c->queued > c->ws->opts.send_queue_max / 2)
+		if (c->queued > c->ws->opts.send_queue_max / 4)
 			c->replay_wait = true;
 		else
 			client_replay_next(c);

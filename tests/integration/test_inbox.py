@@ -86,6 +86,21 @@ class Commands(InboxCase):
         self.assertNotEqual(other["message_id"], mid)
         self.assertEqual(self.count("outbox"), 2)
 
+    def test_concurrent_sends_with_one_client_id_store_one_message(self):
+        h = self.start_hubd()
+        agents = [self.agent(h, sub="agent-%d" % i) for i in range(4)]
+        conv = self.conversation(h, agents[0])
+        before = self.count("messages")
+        cmd = {"type": "send", "ref": "same", "conversation_id": conv, "text": "one reply",
+               "client_id": "retry-me"}
+        for a in agents:
+            a.send_json(cmd)
+        acks = [a.answer("same") for a in agents]
+        self.assertEqual(len({a["message_id"] for a in acks}), 1, acks)
+        self.assertEqual(sorted(a["duplicate"] for a in acks), [False, True, True, True])
+        self.assertEqual(self.count("messages"), before + 1)
+        self.assertEqual(self.count("outbox"), 1)
+
     def test_read_assign_mode(self):
         h = self.start_hubd()
         agent = self.agent(h, sub="agent-1")
@@ -304,6 +319,18 @@ class Resume(InboxCase):
             evs.append(m)
         self.assertEqual([e["id"] for e in evs], list(range(1, self.last_event_id("acme") + 1)))
         self.assertEqual(evs[0]["data"]["display_name"], "Acme customer")
+
+    def test_resume_of_more_than_the_send_queue_is_paced_not_closed(self):
+        h = self.start_hubd(overrides={"ws.send_queue_max": 65536})
+        for i in range(30):
+            self.webhook(h, text="ж" * 3000 + str(i))  # 6 kB each: 180 kB to replay
+        last = self.last_event_id()
+        c = self.agent(h)
+        c.send_json({"type": "resume", "after": 0})
+        ids, resumed = self.collect(c)
+        self.assertEqual(ids, list(range(1, last + 1)))
+        self.assertEqual(resumed["last_event_id"], last)
+        self.assertEqual(self.metric(h, 'hub_ws_closes_total{reason="queue_overflow"}'), 0)
 
     def test_resume_after_a_drop_while_events_keep_arriving(self):
         h = self.start_hubd()
