@@ -51,7 +51,7 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 		struct hub_metrics *metrics, struct hub_bus **out, struct hub_err *err)
 	HUB_MUSTCHECK;
 void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void *data);
-/* At shutdown, before Redis is closed: forgets Redis and closes the bus's timer (the loop
+/* At shutdown, before Redis is closed: forgets Redis and closes the bus's timers (the loop
  * must run once more before hub_bus_free). NULL-safe, idempotent. */
 void hub_bus_stop(struct hub_bus *bus);
 /* Frees bus (NULL-safe): every tenant must have been unreferenced. */

@@ -638,7 +638,8 @@ static int on_client_timer(struct client *c)
 		return 0;
 	}
 	if (now - c->last_seen >= 2 * interval) {
-		hub_log_debug(TAG, "conn=%llu: no pong for two intervals", (unsigned long long)c->id);
+		hub_log_debug(TAG, "conn=%llu: no pong for two intervals",
+			      (unsigned long long)c->id);
 		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "ping timeout", "ping_timeout");
 		return 0;
 	}
@@ -675,7 +676,8 @@ static struct client *client_new(struct hub_ws *ws, struct lws *wsi)
 	if (ws->nclients > (size_t)ws->opts.max_sockets) {
 		hub_log_warn(TAG, "conn=%llu: over ws.max_sockets (%d): closing",
 			     (unsigned long long)c->id, ws->opts.max_sockets);
-		client_close(c, WS_CLOSE_TRY_AGAIN, "too many sockets on this server", "max_sockets");
+		client_close(c, WS_CLOSE_TRY_AGAIN, "too many sockets on this server",
+			     "max_sockets");
 	}
 	return c;
 }
@@ -748,7 +750,8 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 		else
 			reason = "malformed token";
 		/* err says why without the token; still only the short reason goes to the wire. */
-		hub_log_info(TAG, "conn=%llu: auth refused: %s", (unsigned long long)c->id, err.msg);
+		hub_log_info(TAG, "conn=%llu: auth refused: %s", (unsigned long long)c->id,
+			     err.msg);
 		c->close_kind = "bad_token";
 		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)reason,
 				 strlen(reason));
@@ -819,7 +822,8 @@ static void client_command(struct client *c, const struct hub_json_doc *doc,
 
 	s->c = c;
 	link_add_tail(&c->cmds, &s->link);
-	cmd = hub_inbox_run(c->ws->store, c->ws->bus, &who, doc, pool, on_command_reply, s);
+	cmd = hub_inbox_run(c->ws->store, c->ws->bus, &who, doc, pool, on_command_reply,
+			    s);
 	if (cmd)
 		s->cmd = cmd; /* else on_command_reply ran and freed s */
 }
@@ -1126,7 +1130,7 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 		hub_metrics_gauge(metrics, "hub_ws_authenticated",
 				  "Authenticated agent websockets", on_gauge_authed, ws);
 		hub_metrics_gauge(metrics, "hub_ws_queued_bytes",
-				  "Bytes queued for all websockets (each bounded by ws.send_queue_max)",
+				  "Bytes queued for all websockets (each within ws.send_queue_max)",
 				  on_gauge_queued, ws);
 	}
 	hub_bus_set_sink(bus, &sink, ws);

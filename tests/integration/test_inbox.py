@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from support import httpc, util, ws  # noqa: E402
+from support import httpc, hubd, util, ws  # noqa: E402
 from support.case import HubTestCase  # noqa: E402
 
 EVENT_TABLES = ("messages", "conversations", "events", "outbox")
@@ -100,6 +100,23 @@ class Commands(InboxCase):
         self.assertEqual(sorted(a["duplicate"] for a in acks), [False, True, True, True])
         self.assertEqual(self.count("messages"), before + 1)
         self.assertEqual(self.count("outbox"), 1)
+
+    def test_database_away_answers_unavailable(self):
+        server, url = self.own_pg()
+        h = self.start_hubd(self.config(db_url=url))
+        agent = self.agent(h)
+        conv = self.conversation(h, agent)
+        server.stop()
+        err = agent.command({"type": "send", "conversation_id": conv, "text": "later",
+                             "client_id": "k"}, timeout=30)
+        self.assertEqual((err["type"], err["code"]), ("error", "unavailable"), err)
+        server.start()
+        hubd.wait_http(h.port, "/readyz", 200, 30)
+        ack = agent.command({"type": "send", "conversation_id": conv, "text": "later",
+                             "client_id": "k"})
+        self.assertEqual(ack["type"], "ack", ack)
+        self.assertEqual(server.psql("SELECT count(*) FROM messages WHERE direction = 'out'",
+                                     db="hub"), "1")
 
     def test_read_assign_mode(self):
         h = self.start_hubd()
