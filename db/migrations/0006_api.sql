@@ -7,11 +7,21 @@
 CREATE INDEX conversations_activity ON conversations
 	(tenant_id, (coalesce(last_message_at, created_at)) DESC, id DESC);
 
+-- A message as the API shows it: hub_message_json() and, for a failed delivery, "error"
+-- (the platform's reason, as message.status carries it).
+CREATE FUNCTION hub_api_message_json(m messages, p_contact bigint, p_channel text)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT hub_message_json(m, p_contact, p_channel)
+		|| jsonb_strip_nulls(jsonb_build_object('error', m.error))
+$$;
+
 -- One page of a tenant's conversations, older than the cursor (p_before_us: activity in
 -- microseconds since the epoch, p_before_id; both NULL for the first page). One row:
--- items, a JSON array of hub_conversation_json() objects each with "contact" {id,
--- display_name, phone} and "last_message" (hub_message_json() or null); next_us and
--- next_id, the cursor of the next page, NULL on the last one.
+-- items, a JSON array of hub_conversation_json() objects each with "channel_kind"
+-- ('whatsapp' ...), "contact" {id, display_name, phone} and "last_message"
+-- (hub_api_message_json() or null); next_us and next_id, the cursor of the next page, NULL on
+-- the last one.
 CREATE FUNCTION hub_api_conversations(p_tenant text, p_limit integer, p_before_us bigint,
 				      p_before_id bigint)
 RETURNS TABLE (items text, next_us bigint, next_id bigint)
@@ -31,10 +41,11 @@ LANGUAGE sql STABLE AS $$
 	), shown AS (
 		SELECT p.rn, hub_conversation_json(p.v, ch.public_id)
 			|| jsonb_build_object(
+				'channel_kind', ch.kind,
 				'contact', jsonb_build_object('id', c.id,
 					'display_name', c.display_name, 'phone', c.phone),
 				'last_message', CASE WHEN lm.id IS NOT NULL THEN
-					hub_message_json(lm.m, (p.v).contact_id, ch.public_id) END)
+					hub_api_message_json(lm.m, (p.v).contact_id, ch.public_id) END)
 			AS doc
 		FROM page p
 		JOIN channels ch ON ch.id = (p.v).channel_id
@@ -52,7 +63,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- One page of a conversation's history, older than message p_before (NULL: the newest),
--- oldest first. One row: items (a JSON array of hub_message_json() objects) and
+-- oldest first. One row: items (a JSON array of hub_api_message_json() objects) and
 -- next_before (the oldest id shown, when older messages exist; else NULL); no row when
 -- the conversation is not the tenant's.
 CREATE FUNCTION hub_api_messages(p_tenant text, p_conversation bigint, p_limit integer,
@@ -71,8 +82,8 @@ LANGUAGE sql STABLE AS $$
 		ORDER BY m.id DESC
 		LIMIT p_limit + 1
 	)
-	SELECT (SELECT coalesce(jsonb_agg(hub_message_json(p.m, conv.contact_id, conv.public_id)
-					  ORDER BY p.id), '[]'::jsonb)::text
+	SELECT (SELECT coalesce(jsonb_agg(hub_api_message_json(p.m, conv.contact_id, conv.public_id)
+					      ORDER BY p.id), '[]'::jsonb)::text
 		FROM page p WHERE p.rn <= p_limit),
 	       (SELECT min(p.id) FROM page p
 		WHERE p.rn <= p_limit AND EXISTS (SELECT 1 FROM page x WHERE x.rn > p_limit))

@@ -18,7 +18,7 @@ from support.case import HubTestCase  # noqa: E402
 MESSAGE_KEYS = {"id", "conversation_id", "contact_id", "channel_id", "direction", "author",
                 "type", "text", "status", "platform_ts", "created_at"}
 CONVERSATION_KEYS = {"id", "contact_id", "channel_id", "status", "mode", "assignee",
-                     "last_message_at", "unread", "contact", "last_message"}
+                     "last_message_at", "unread", "channel_kind", "contact", "last_message"}
 
 
 class ApiCase(HubTestCase):
@@ -90,7 +90,7 @@ class Conversations(ApiCase):
         self.assertEqual(acts, sorted(acts, reverse=True))
         for c in convs:
             self.assertLessEqual(CONVERSATION_KEYS, set(c), c)
-            self.assertEqual(c["channel_id"], "demo-whatsapp")
+            self.assertEqual((c["channel_id"], c["channel_kind"]), ("demo-whatsapp", "whatsapp"))
             self.assertEqual((c["status"], c["mode"]), ("open", "human"))
             self.assertEqual(set(c["contact"]), {"id", "display_name", "phone"})
             self.assertEqual(c["contact"]["id"], c["contact_id"])
