@@ -292,16 +292,14 @@
 		return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
 	}
 
-	function setConn(state, text) {
-		var c = $('conn');
-		c.dataset.state = state;
+	/* state: connecting, online, waiting (a retry is scheduled), offline (retries keep
+	 * failing); banner: the longer text of the bar above the conversation. */
+	function setConn(state, text, banner) {
+		$('conn').dataset.state = state;
 		$('conn-text').textContent = text;
-		var off = state !== 'online' && state !== 'connecting';
-		$('offline').hidden = !off;
-		if (off)
-			$('offline-text').textContent = text === 'Нет связи'
-				? 'Нет связи с сервером. Переподключаемся автоматически.'
-				: 'Связь потеряна. ' + text + ' — ничего не пропадёт.';
+		$('offline').hidden = !banner;
+		if (banner)
+			$('offline-text').textContent = banner;
 	}
 
 	function connect() {
@@ -314,7 +312,8 @@
 			S.ws.onclose = S.ws.onmessage = S.ws.onerror = null;
 			try { S.ws.close(); } catch (e) { /* already closed */ }
 		}
-		setConn('connecting', S.attempt ? 'Переподключение…' : 'Подключение…');
+		setConn('connecting', S.attempt ? 'Переподключение…' : 'Подключение…',
+			S.attempt ? 'Связь с сервером потеряна. Переподключаемся…' : null);
 		var ws;
 		try {
 			ws = new WebSocket(wsUrl(), 'bayge.v1');
@@ -363,8 +362,9 @@
 		S.retryAt = Date.now() + delay;
 		var show = function () {
 			var s = Math.max(0, Math.ceil((S.retryAt - Date.now()) / 1000));
-			setConn(S.attempt > 4 ? 'offline' : 'waiting',
-				S.attempt > 4 ? 'Нет связи' : 'Переподключение через ' + s + ' с');
+			setConn(S.attempt > 4 ? 'offline' : 'waiting', 'Нет связи · ' + s + ' с',
+				'Связь с сервером потеряна. Переподключимся сами через ' + s +
+				' с — ничего не пропадёт.');
 		};
 		show();
 		clearInterval(S.countdown);
@@ -475,8 +475,8 @@
 		case 'conversation.created':
 		case 'conversation.updated':
 			absorbConversation(d);
-			if (!S.contacts.has(d.contact_id))
-				refreshAll();       /* a contact we have not seen: fetch its card */
+			if (!S.contacts.has(d.contact_id) || !S.kinds.has(d.channel_id))
+				refreshAll();       /* a contact or channel we have not seen: fetch it */
 			renderList();
 			if (S.selected === d.id)
 				renderHead();

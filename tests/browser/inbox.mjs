@@ -98,12 +98,14 @@ const actions = {
 		await m.waitFor({ state: 'visible' });
 		return { text: await m.innerText() };
 	},
-	async wait_status({ text, status }) {
-		const m = page.locator(msgSel('out') + `:not(.pending)`).filter({
+	// An outgoing message stored by the server (no longer the page's pending copy), with
+	// the tick of status (any tick when status is absent).
+	async wait_stored({ text, status }) {
+		const m = page.locator(msgSel('out') + ':not(.pending)').filter({
 			has: page.locator('.text', { hasText: text }),
-		}).filter({ has: page.locator('.tick.st-' + status) }).first();
+		}).filter({ has: page.locator('.tick' + (status ? '.st-' + status : '')) }).first();
 		await m.waitFor({ state: 'visible' });
-		return {};
+		return { status: await m.locator('.tick').getAttribute('class') };
 	},
 	async reply({ text }) {
 		await page.locator('#reply').fill(text);

@@ -160,7 +160,7 @@ class Inbox(BrowserCase):
         reply = "Добрый день, Айгерим! Заказ уже в пути, будет завтра. " + os.urandom(3).hex()
         self.no_leak(reply)
         b.call("reply", text=reply)
-        b.call("wait_status", text=reply, status="queued")
+        b.call("wait_stored", text=reply)
         mid = util.wait_for(lambda: self.psql(
             "SELECT id FROM messages WHERE direction = 'out' AND text = '%s'" % reply), 20,
             "the reply in the database")
