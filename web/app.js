@@ -159,10 +159,11 @@
 		return k.display_name || k.phone || 'Контакт #' + c.contact_id;
 	}
 
+	/* Two letters of the first two words ("Айгерим Нурланова" → "АН"); a phone → "#". */
 	function initials(name) {
-		var parts = String(name).replace(/[^\p{L}\p{N} ]/gu, '').trim().split(/\s+/);
-		var s = (parts[0] || '?').charAt(0) + (parts[1] ? parts[1].charAt(0) : '');
-		return s.toUpperCase() || '?';
+		var words = String(name).match(/\p{L}+/gu) || [];
+		var s = words.slice(0, 2).map(function (w) { return w.charAt(0); }).join('');
+		return s.toUpperCase() || '#';
 	}
 
 	function avatar(node, c) {

@@ -136,6 +136,23 @@ const actions = {
 		})));
 		return { items };
 	},
+	// Scrolls the thread to its top (older messages load) or the list to its bottom
+	// (more conversations load), then waits until the count of what selector matches
+	// reaches at least n.
+	async scroll_until({ box, to, selector, n }) {
+		const deadline = Date.now() + WAIT_MS;
+		for (;;) {
+			await page.locator(box).evaluate((e, top) => {
+				e.scrollTop = top ? 0 : e.scrollHeight;
+			}, to === 'top');
+			const have = await page.locator(selector).count();
+			if (have >= n)
+				return { n: have };
+			if (Date.now() > deadline)
+				throw new Error(`${selector}: ${have} of ${n} after scrolling ${box}`);
+			await page.waitForTimeout(100);
+		}
+	},
 	async count({ selector }) {
 		return { n: await page.locator(selector).count() };
 	},

@@ -259,3 +259,42 @@ class Rendering(BrowserCase):
         b.call("wait_visible", selector='#mode button[data-mode="ai"].on')
         b.call("screenshot", path=os.path.join(self.out, "statuses.png"))
         self.assert_no_page_problems(b)
+
+    def test_older_messages_and_more_conversations_load_on_scroll(self):
+        h = self.start_hubd()
+        self.say(h, "Первое сообщение", wa_id="77016660000", name="Длинная История")
+        # 60 more conversations, and 120 older messages in the first one
+        self.psql("INSERT INTO contacts (tenant_id, display_name, phone) SELECT 'demo', "
+                  "'Клиент ' || g, '+7702' || lpad(g::text, 7, '0') "
+                  "FROM generate_series(1, 60) g")
+        self.psql("INSERT INTO conversations (tenant_id, contact_id, channel_id, "
+                  "last_message_at) SELECT 'demo', c.id, ch.id, now() - c.id * interval "
+                  "'1 minute' FROM contacts c, channels ch WHERE c.display_name LIKE "
+                  "'Клиент %' AND ch.public_id = 'demo-whatsapp'")
+        self.psql("INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, "
+                  "author, type, text, status) SELECT v.tenant_id, v.id, "
+                  "v.channel_id, CASE WHEN g % 3 = 0 THEN 'out' ELSE 'in' END, CASE WHEN "
+                  "g % 3 = 0 THEN 'agent' ELSE 'contact' END, 'text', 'Старое ' || g, CASE "
+                  "WHEN g % 3 = 0 THEN 'read' ELSE 'received' END "
+                  "FROM conversations v, generate_series(1, 120) g "
+                  "WHERE v.id = (SELECT min(id) FROM conversations)")
+        self.say(h, "Последнее сообщение", wa_id="77016660000", name="Длинная История")
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
+        b.call("wait_conn", state="online")
+        b.call("select", name="Длинная История")
+        b.call("wait_message", text="Последнее сообщение", direction="in")
+        self.assertEqual(b.call("count", selector="#messages li.msg:not(.who)")["n"], 50)
+        b.call("scroll_until", box="#thread", to="top",
+               selector="#messages li.msg:not(.who)", n=122)
+        b.call("wait_text", selector="#older", text="Начало переписки")
+        texts = [m["text"] for m in b.call("messages")["items"]]
+        self.assertEqual(texts, ["Первое сообщение"] + ["Старое %d" % g for g in range(1, 121)]
+                         + ["Последнее сообщение"])
+        self.assertEqual(b.call("count", selector="#list li")["n"], 50)
+        b.call("scroll_until", box="#list", to="bottom", selector="#list li", n=61)
+        names = [i["name"] for i in b.call("list")["items"]]
+        self.assertEqual(len(set(names)), 61)
+        self.assertEqual(names[:3], ["Длинная История", "Клиент 1", "Клиент 2"])
+        b.call("screenshot", path=os.path.join(self.out, "history.png"))
+        self.assert_no_page_problems(b)
