@@ -75,12 +75,23 @@ static const struct cfg_key settings_keys[] = {
 		CFG_RESTART),
 	{ "redis.url", CFG_T_SECRET, S(redis.url), 0, 0, 0, NULL, "HUB_REDIS_URL",
 	  CFG_RESTART | CFG_NULLABLE },
+	KEY_INT("redis.connect_timeout_ms", redis.connect_timeout_ms, 100, 600000, 2000,
+		CFG_RESTART),
+	KEY_INT("redis.command_timeout_ms", redis.command_timeout_ms, 100, 600000, 2000,
+		CFG_RESTART),
+	KEY_INT("redis.ping_interval_ms", redis.ping_interval_ms, 100, 600000, 1000, CFG_RESTART),
 	{ "auth.jwt_secret", CFG_T_SECRET, S(auth.jwt_secret), 0, 0, 0, NULL, "HUB_JWT_SECRET",
 	  CFG_LIVE | CFG_REQUIRED },
 	KEY_INT("ws.auth_timeout_ms", ws.auth_timeout_ms, 100, 600000, 5000, CFG_LIVE),
 	KEY_SIZE("ws.max_frame", ws.max_frame, 1024, 16 << 20, 64 << 10, CFG_LIVE),
 	KEY_SIZE("ws.send_queue_max", ws.send_queue_max, 4096, 256 << 20, 1 << 20, CFG_LIVE),
 	KEY_INT("ws.ping_interval_ms", ws.ping_interval_ms, 1000, 3600000, 30000, CFG_LIVE),
+	KEY_INT("ws.commands_per_s", ws.commands_per_s, 1, 100000, 20, CFG_LIVE),
+	KEY_INT("ws.command_burst", ws.command_burst, 1, 100000, 40, CFG_LIVE),
+	KEY_INT("ws.max_sockets", ws.max_sockets, 1, 10000000, 100000, CFG_LIVE),
+	KEY_INT("ws.max_sockets_per_tenant", ws.max_sockets_per_tenant, 1, 10000000, 50000,
+		CFG_LIVE),
+	KEY_INT("ws.text_max", ws.text_max, 1, 1 << 20, 4096, CFG_LIVE),
 };
 #undef S
 

@@ -39,6 +39,9 @@ struct hub_settings {
 	} database;
 	struct {
 		const char *url; /* NULL: no Redis, the instance runs alone (secret) */
+		int connect_timeout_ms;
+		int command_timeout_ms;
+		int ping_interval_ms;
 	} redis;
 	struct {
 		const char *jwt_secret; /* secret */
@@ -48,6 +51,11 @@ struct hub_settings {
 		size_t max_frame;
 		size_t send_queue_max;
 		int ping_interval_ms;
+		int commands_per_s;         /* command rate limit per socket */
+		int command_burst;
+		int max_sockets;            /* open websockets in total */
+		int max_sockets_per_tenant; /* authenticated websockets of one tenant */
+		int text_max;               /* code points of a text sent by an agent */
 	} ws;
 };
 

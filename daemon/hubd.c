@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "daemon/api.h"
+#include "daemon/bus.h"
 #include "daemon/http.h"
 #include "daemon/ingest.h"
 #include "daemon/metrics.h"
@@ -36,6 +37,7 @@ struct hubd {
 	struct hub_metrics *metrics;
 	struct hub_store *store;
 	struct hub_redis *redis; /* NULL without redis.url */
+	struct hub_bus *bus;     /* ordered live events: local, Redis, the event log */
 	struct hub_http *http;
 	struct hub_ws *ws;
 	struct hub_ingest *ingest;
@@ -64,6 +66,11 @@ static const struct hub_ws_opts *ws_opts(const struct hub_settings *s, struct hu
 	o->max_frame = s->ws.max_frame;
 	o->send_queue_max = s->ws.send_queue_max;
 	o->ping_interval_ms = s->ws.ping_interval_ms;
+	o->commands_per_s = s->ws.commands_per_s;
+	o->command_burst = s->ws.command_burst;
+	o->max_sockets = s->ws.max_sockets;
+	o->max_sockets_per_tenant = s->ws.max_sockets_per_tenant;
+	o->text_max = (size_t)s->ws.text_max;
 	return o;
 }
 
@@ -184,7 +191,7 @@ static void on_publish(void *data, struct hub_str tenant, int64_t event_id, stru
 {
 	struct hubd *h = data;
 
-	hub_ws_publish(h->ws, tenant, event_id, event, data_json);
+	hub_bus_publish(h->bus, tenant, event_id, event, data_json);
 }
 
 /* ---- gauges ---- */
@@ -460,6 +467,7 @@ static void on_ws_closed(void *data)
 {
 	struct hubd *h = data;
 
+	hub_bus_stop(h->bus);
 	hub_store_close(h->store, NULL, NULL);
 	h->store = NULL;
 	if (h->redis)
@@ -551,14 +559,24 @@ static int start(struct hubd *h)
 		return ret;
 	}
 	if (s->redis.url) {
-		struct hub_redis_opts ro = { .url = s->redis.url };
+		struct hub_redis_opts ro = {
+			.url = s->redis.url,
+			.connect_timeout_ms = s->redis.connect_timeout_ms,
+			.command_timeout_ms = s->redis.command_timeout_ms,
+			.ping_interval_ms = s->redis.ping_interval_ms,
+		};
 		ret = hub_redis_new(&h->loop, &ro, &h->redis, &err);
 		if (ret < 0) {
 			hub_log_err(TAG, "redis: %s", err.msg);
 			return ret;
 		}
 	}
-	ret = hub_ws_new(&h->loop, ws_opts(s, &wo), h->store, h->metrics, &h->ws, &err);
+	ret = hub_bus_new(&h->loop, h->store, h->redis, h->metrics, &h->bus, &err);
+	if (ret < 0) {
+		hub_log_err(TAG, "%s", err.msg);
+		return ret;
+	}
+	ret = hub_ws_new(&h->loop, ws_opts(s, &wo), h->store, h->bus, h->metrics, &h->ws, &err);
 	if (ret < 0) {
 		hub_log_err(TAG, "websockets: %s", err.msg);
 		return ret;
@@ -661,6 +679,7 @@ int main(int argc, char **argv)
 			hub_http_close(h.http, NULL, NULL);
 		if (h.ws)
 			hub_ws_close(h.ws, NULL, NULL);
+		hub_bus_stop(h.bus);
 		if (h.store)
 			hub_store_close(h.store, NULL, NULL);
 		if (h.redis)
@@ -673,6 +692,7 @@ int main(int argc, char **argv)
 		hub_ws_finish(h.ws);
 		uv_run(&h.loop, UV_RUN_DEFAULT);
 	}
+	hub_bus_free(h.bus);
 	hub_ingest_free(h.ingest);
 	hub_api_free(h.api);
 	hub_metrics_free(h.metrics);

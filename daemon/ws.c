@@ -1,6 +1,10 @@
 /* daemon/ws.c - the agents' websocket server: libwebsockets 4.1 on hubd's libuv loop
  * (foreign loop), fed with sockets the HTTP server already accepted; JWT auth as the first
- * frame, per-tenant fan-out of shared refcounted frames, bounded send queues, pings.
+ * frame, per-tenant fan-out of shared refcounted frames, bounded send queues, pings,
+ * resume from the event log, command rate limits and socket caps.
+ * Each socket keeps the last event id it was sent (its cursor): the bus hands over a
+ * tenant's events in id order, a socket sends those above its cursor, and a resuming socket
+ * reads the log in pages until it reaches what the bus delivered, then goes live.
  * Knows nothing about llhttp, webhooks or what events mean: data_json is passed through. */
 #include "daemon/ws.h"
 
@@ -12,6 +16,8 @@
 #include <uv.h> /* before libwebsockets.h: lws declares its libuv helpers only then */
 #include <libwebsockets.h>
 
+#include "daemon/bus.h"
+#include "daemon/inbox.h"
 #include "daemon/metrics.h"
 #include "daemon/store.h"
 #include "lib/json.h"
@@ -28,11 +34,9 @@
 #define WS_WRITE_BUDGET 65536   /* bytes written in one WRITEABLE before yielding */
 #define WS_CLOSE_GRACE_S 2      /* a socket asked to close is killed after this */
 #define WS_DRAIN_MS 1000        /* at shutdown: wait this long for close handshakes */
-#define WS_TENANT_BUCKETS 1024
+#define WS_ABUSE_MAX 20         /* rate-limited commands in a row before the socket is closed */
 /* RFC 6455 11.7 registry: 1013 Try Again Later (not in lws 4.1's enum) */
 #define WS_CLOSE_TRY_AGAIN ((enum lws_close_status)1013)
-
-static const char hello_sql[] = "SELECT last_event_id FROM tenant_stream WHERE tenant_id = $1";
 
 /* An intrusive doubly linked list (circular, with a head node). */
 struct link {
@@ -67,7 +71,6 @@ static void link_del(struct link *n)
 /* One encoded text frame, shared by every socket that sends it. */
 struct frame {
 	unsigned refs;
-	int64_t event_id; /* > 0 for events: hello drops those the client already has */
 	size_t len;       /* bytes of JSON after the LWS_PRE headroom */
 	unsigned char data[]; /* LWS_PRE headroom, then the JSON */
 };
@@ -77,13 +80,21 @@ struct qent {
 	struct frame *f;
 };
 
+/* The sockets of one tenant here; lives in the bus tenant's user slot. */
 struct tenant {
-	struct tenant *next;  /* hash chain */
-	struct link clients;  /* authenticated clients of this tenant */
-	char tid[HUB_JWT_ID_MAX];
+	struct link clients;         /* authenticated clients of this tenant */
+	size_t n;
+	struct hub_bus_tenant *bt;   /* one reference per client */
 };
 
-struct hello_req;
+struct replay_req;
+
+/* A command whose answer is still to come. */
+struct cmd_slot {
+	struct link link;           /* in client->cmds */
+	struct client *c;
+	struct hub_inbox_cmd *cmd;
+};
 
 struct client {
 	struct link all;    /* in ws->clients */
@@ -91,16 +102,25 @@ struct client {
 	struct hub_ws *ws;
 	struct lws *wsi;
 	struct tenant *tenant;     /* NULL until authenticated */
-	struct hello_req *hello;   /* the store query in flight, if any */
-	uint64_t id;               /* for logs */
+	struct replay_req *replay; /* the log read in flight, if any */
+	struct link cmds;          /* struct cmd_slot: commands in flight */
+	uint64_t id;               /* for logs; typing skips its sender by it */
+	int64_t cursor;            /* the last event id sent (or skipped by hello/resume) */
+	int64_t resume_after;      /* a resume that came before hello; -1: none */
+	double tokens;             /* command rate limit: a token bucket */
+	uint64_t tokens_at;        /* uv_now ms of the last refill */
+	unsigned limited;          /* rate-limited commands in a row */
 	struct hub_buf rx;         /* the message being assembled */
 	struct qent *head, *tail;  /* send queue */
 	size_t queued;             /* bytes of JSON in the queue */
 	struct hub_jwt_claims claims;
 	bool authed;         /* a valid token was presented */
 	bool hello_pending;  /* authed, "hello" not queued yet: hold the queue */
+	bool replaying;      /* resume reads the log: live events wait in the log */
+	bool replay_wait;    /* ... and waits for the queue to drain before the next page */
 	bool ping_pending;
 	bool closing;        /* close_code/close_reason go out from the timer */
+	bool counted;        /* the close is in the metrics already */
 	int close_code;
 	char close_reason[124]; /* RFC 6455 5.5: a control payload is at most 125 bytes */
 	const char *close_kind; /* metrics label */
@@ -110,7 +130,7 @@ struct client {
 };
 
 /* The store callback may run after the socket closed: it finds c == NULL then. */
-struct hello_req {
+struct replay_req {
 	struct client *c;
 };
 
@@ -124,13 +144,13 @@ struct hub_ws {
 	struct lws_context *ctx; /* set to NULL by lws when fully destroyed */
 	struct lws_vhost *vh;
 	struct hub_store *store;
+	struct hub_bus *bus;
 	struct hub_metrics *metrics;
 	struct hub_ws_opts opts;
 	struct hub_buf secret;   /* opts.jwt_secret points here */
 	struct link clients;
 	size_t nclients, nauthed;
 	uint64_t next_id;
-	struct tenant *buckets[WS_TENANT_BUCKETS];
 	uv_timer_t timer;        /* shutdown: drain deadline, then context destroy */
 	bool timer_init;
 	bool closing, destroyed;
@@ -140,6 +160,7 @@ struct hub_ws {
 };
 
 static void on_drain_timer(uv_timer_t *t);
+static void client_replay_start(struct client *c, int64_t after);
 
 /* lws logs go into ours: errors and warnings as warnings, the rest at debug. lws at these
  * levels logs states and pointers, never frame payloads. */
@@ -180,6 +201,16 @@ static double on_gauge_clients(void *data)
 	return (double)((struct hub_ws *)data)->nclients;
 }
 
+static double on_gauge_queued(void *data)
+{
+	struct hub_ws *ws = data;
+	size_t n = 0;
+
+	for (struct link *l = ws->clients.next; l != &ws->clients; l = l->next)
+		n += hub_container_of(l, struct client, all)->queued;
+	return (double)n;
+}
+
 static double on_gauge_authed(void *data)
 {
 	return (double)((struct hub_ws *)data)->nauthed;
@@ -187,14 +218,13 @@ static double on_gauge_authed(void *data)
 
 /* Frames */
 
-static struct frame *frame_new(const struct hub_buf *json, int64_t event_id)
+static struct frame *frame_new(struct hub_str json)
 {
-	struct frame *f = hub_xmalloc(sizeof(*f) + LWS_PRE + json->len);
+	struct frame *f = hub_xmalloc(sizeof(*f) + LWS_PRE + json.len);
 
 	f->refs = 1;
-	f->event_id = event_id;
-	f->len = json->len;
-	memcpy(f->data + LWS_PRE, json->p, json->len);
+	f->len = json.len;
+	memcpy(f->data + LWS_PRE, json.p, json.len);
 	return f;
 }
 
@@ -202,66 +232,6 @@ static void frame_unref(struct frame *f)
 {
 	if (f && --f->refs == 0)
 		free(f);
-}
-
-/* Tenants: a fixed hash of the tenants that have authenticated sockets here. */
-
-static unsigned tenant_hash(struct hub_str tid)
-{
-	unsigned h = 2166136261u; /* FNV-1a */
-
-	for (size_t i = 0; i < tid.len; i++)
-		h = (h ^ (unsigned char)tid.p[i]) * 16777619u;
-	return h % WS_TENANT_BUCKETS;
-}
-
-static struct tenant *tenant_find(struct hub_ws *ws, struct hub_str tid)
-{
-	struct tenant *t;
-
-	if (tid.len >= HUB_JWT_ID_MAX)
-		return NULL;
-	for (t = ws->buckets[tenant_hash(tid)]; t; t = t->next)
-		if (strlen(t->tid) == tid.len && memcmp(t->tid, tid.p, tid.len) == 0)
-			return t;
-	return NULL;
-}
-
-static void tenant_join(struct hub_ws *ws, struct client *c)
-{
-	struct hub_str tid = hub_str_from(c->claims.tid);
-	struct tenant *t = tenant_find(ws, tid);
-
-	if (!t) {
-		unsigned h = tenant_hash(tid);
-
-		t = hub_xcalloc(1, sizeof(*t));
-		memcpy(t->tid, tid.p, tid.len + 1);
-		link_init(&t->clients);
-		t->next = ws->buckets[h];
-		ws->buckets[h] = t;
-	}
-	link_add_tail(&t->clients, &c->peers);
-	c->tenant = t;
-}
-
-static void tenant_leave(struct hub_ws *ws, struct client *c)
-{
-	struct tenant *t = c->tenant, **pp;
-
-	if (!t)
-		return;
-	link_del(&c->peers);
-	c->tenant = NULL;
-	if (!link_empty(&t->clients))
-		return;
-	for (pp = &ws->buckets[tenant_hash(hub_str_from(t->tid))]; *pp; pp = &(*pp)->next) {
-		if (*pp == t) {
-			*pp = t->next;
-			break;
-		}
-	}
-	free(t);
 }
 
 /* Clients */
@@ -300,6 +270,8 @@ static void client_close(struct client *c, int code, const char *reason, const c
 	c->close_code = code;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	c->close_kind = kind;
+	c->counted = true;
+	count_close(c->ws, kind); /* now: the close handshake may take seconds */
 	queue_drop(c);
 	hub_log_debug(TAG, "conn=%llu: closing %d %s", (unsigned long long)c->id, code, kind);
 	lws_set_timer_usecs(c->wsi, 1);
@@ -332,78 +304,76 @@ static void client_send(struct client *c, struct frame *f)
 	want_write(c);
 }
 
-static void client_send_json(struct client *c, const struct hub_buf *json)
+static void client_send_json(struct client *c, struct hub_str json)
 {
-	struct frame *f = frame_new(json, 0);
+	struct frame *f = frame_new(json);
 
 	client_send(c, f);
 	frame_unref(f);
 }
 
-static bool is_number(const struct hub_json_doc *doc, int i)
-{
-	double d;
-
-	return hub_json_is(doc, i, HUB_JSON_PRIMITIVE) && hub_json_double(doc, i, &d) == 0;
-}
-
-/* {"type":"error","ref":<ref>,"code":code,"message":message}; ref is -1 for null. */
-static void client_send_error(struct client *c, const struct hub_json_doc *doc, int ref,
+static void client_send_error(struct client *c, const struct hub_json_doc *doc,
 			      struct hub_pool *pool, const char *code, const char *message)
 {
 	struct hub_buf b = HUB_BUF_INIT;
+
+	hub_inbox_error(&b, doc, pool, code, message);
+	client_send_json(c, hub_buf_str(&b));
+	hub_buf_release(&b);
+}
+
+/* {"type":"event","id":N,"event":E,"data":D}; id 0 (ephemeral) has no "id". */
+static struct frame *event_frame(int64_t id, struct hub_str event, struct hub_str data)
+{
+	struct hub_buf b = HUB_BUF_INIT;
 	struct hub_jw w;
-	struct hub_str s;
+	struct frame *f;
 
 	hub_jw_init(&w, &b);
 	hub_jw_obj_open(&w);
 	hub_jw_key(&w, "type");
-	hub_jw_cstr(&w, "error");
-	hub_jw_key(&w, "ref");
-	/* A ref is echoed when it is a string or a number; anything else becomes null. */
-	if (ref >= 0 && hub_json_is(doc, ref, HUB_JSON_STRING) &&
-	    hub_json_string(doc, ref, pool, &s) == 0)
-		hub_jw_str(&w, s);
-	else if (ref >= 0 && is_number(doc, ref))
-		hub_jw_raw(&w, hub_json_raw(doc, ref));
-	else
-		hub_jw_null(&w);
-	hub_jw_key(&w, "code");
-	hub_jw_cstr(&w, code);
-	hub_jw_key(&w, "message");
-	hub_jw_cstr(&w, message);
+	hub_jw_cstr(&w, "event");
+	if (id > 0) {
+		hub_jw_key(&w, "id");
+		hub_jw_int(&w, id);
+	}
+	hub_jw_key(&w, "event");
+	hub_jw_str(&w, event);
+	hub_jw_key(&w, "data");
+	hub_jw_raw(&w, data.len ? data : HUB_STR("null"));
 	hub_jw_obj_close(&w);
-	client_send_json(c, &b);
+	f = frame_new(hub_buf_str(&b));
 	hub_buf_release(&b);
+	return f;
 }
 
-/* Queues {"type":"hello","last_event_id":N} in front of whatever was held for it and drops
- * held events the client gets through N (resume fetches them). */
+/* Sends hello ahead of whatever was queued meanwhile (acks, errors), and from now on the
+ * events after last. */
 static void client_hello(struct client *c, int64_t last)
 {
 	struct hub_buf b = HUB_BUF_INIT;
-	struct qent **pp, *q;
+	struct hub_jw w;
+	struct qent *q;
 	struct frame *f;
 
 	c->hello_pending = false;
+	c->cursor = last;
 	if (c->closing)
 		return;
-	for (pp = &c->head; (q = *pp) != NULL;) {
-		if (q->f->event_id > 0 && q->f->event_id <= last) {
-			*pp = q->next;
-			c->queued -= q->f->len;
-			frame_unref(q->f);
-			free(q);
-		} else {
-			pp = &q->next;
-		}
-	}
-	c->tail = NULL;
-	for (q = c->head; q; q = q->next)
-		c->tail = q;
-
-	hub_buf_addf(&b, "{\"type\":\"hello\",\"last_event_id\":%lld}", (long long)last);
-	f = frame_new(&b, 0);
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "type");
+	hub_jw_cstr(&w, "hello");
+	hub_jw_key(&w, "last_event_id");
+	hub_jw_int(&w, last);
+	hub_jw_key(&w, "user");
+	hub_jw_cstr(&w, c->claims.sub);
+	hub_jw_key(&w, "role");
+	hub_jw_cstr(&w, hub_role_name(c->claims.role));
+	hub_jw_key(&w, "tenant");
+	hub_jw_cstr(&w, c->claims.tid);
+	hub_jw_obj_close(&w);
+	f = frame_new(hub_buf_str(&b));
 	q = hub_xmalloc(sizeof(*q));
 	q->f = f; /* the reference of frame_new moves to the queue */
 	q->next = c->head;
@@ -413,32 +383,206 @@ static void client_hello(struct client *c, int64_t last)
 	c->queued += f->len;
 	hub_buf_release(&b);
 	want_write(c);
+	if (c->resume_after >= 0) {
+		int64_t after = c->resume_after;
+
+		c->resume_after = -1;
+		client_replay_start(c, after);
+	}
 }
 
-static void on_hello_result(int status, PGresult *res, void *data)
+/* ---- tenants: the bus's streams and our sockets of each ---- */
+
+static void tenant_join(struct hub_ws *ws, struct client *c)
 {
-	struct hello_req *req = data;
+	struct hub_bus_tenant *bt = hub_bus_tenant_ref(ws->bus, c->claims.tid);
+	void **slot = hub_bus_tenant_user(bt);
+	struct tenant *t = *slot;
+
+	if (!t) {
+		t = hub_xcalloc(1, sizeof(*t));
+		link_init(&t->clients);
+		t->bt = bt;
+		*slot = t;
+	}
+	link_add_tail(&t->clients, &c->peers);
+	t->n++;
+	c->tenant = t;
+}
+
+static void tenant_leave(struct client *c)
+{
+	struct tenant *t = c->tenant;
+	struct hub_bus_tenant *bt;
+
+	if (!t)
+		return;
+	bt = t->bt;
+	link_del(&c->peers);
+	c->tenant = NULL;
+	if (--t->n == 0) {
+		*hub_bus_tenant_user(bt) = NULL;
+		free(t);
+	}
+	hub_bus_tenant_unref(bt);
+}
+
+static struct tenant *tenant_of(struct hub_bus_tenant *bt)
+{
+	return *hub_bus_tenant_user(bt);
+}
+
+#define for_each_peer(t, c, l, next)                                                     \
+	for ((l) = (t)->clients.next; (l) != &(t)->clients &&                              \
+	     ((c) = hub_container_of(l, struct client, peers), (next) = (l)->next, 1);      \
+	     (l) = (next))
+
+/* bus sink: the tenant's next event. Sockets that resume take it from the log instead. */
+static void on_bus_event(void *data, struct hub_bus_tenant *bt, const struct hub_bus_event *ev)
+{
+	struct tenant *t = tenant_of(bt);
+	struct frame *f = NULL;
+	struct client *c;
+	struct link *l, *next;
+
+	(void)data;
+	if (!t)
+		return;
+	/* client_send may close (never free) a client: the list stays intact. */
+	for_each_peer(t, c, l, next) {
+		if (c->hello_pending || c->replaying || ev->id <= c->cursor)
+			continue;
+		if (!f)
+			f = event_frame(ev->id, ev->event, ev->data);
+		c->cursor = ev->id;
+		client_send(c, f);
+	}
+	frame_unref(f);
+}
+
+/* bus sink: the tenant's last id is known: hello to those who wait for it. */
+static void on_bus_ready(void *data, struct hub_bus_tenant *bt, int status)
+{
+	struct tenant *t = tenant_of(bt);
+	struct client *c;
+	struct link *l, *next;
+
+	(void)data;
+	if (!t)
+		return;
+	for_each_peer(t, c, l, next) {
+		if (!c->hello_pending)
+			continue;
+		if (status < 0) {
+			c->hello_pending = false;
+			client_close(c, WS_CLOSE_TRY_AGAIN, "try again later", "store_error");
+		} else {
+			client_hello(c, hub_bus_tenant_last(bt));
+		}
+	}
+}
+
+/* bus sink: typing, to the tenant's sockets but the one it came from. */
+static void on_bus_ephemeral(void *data, struct hub_bus_tenant *bt, uint64_t origin,
+			     struct hub_str event, struct hub_str data_json)
+{
+	struct tenant *t = tenant_of(bt);
+	struct frame *f = NULL;
+	struct client *c;
+	struct link *l, *next;
+
+	(void)data;
+	if (!t)
+		return;
+	for_each_peer(t, c, l, next) {
+		if (c->hello_pending || c->id == origin)
+			continue;
+		if (!f)
+			f = event_frame(0, event, data_json);
+		client_send(c, f);
+	}
+	frame_unref(f);
+}
+
+/* ---- resume ---- */
+
+static void client_replay_next(struct client *c);
+
+static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n,
+			   int64_t stream_last, void *data)
+{
+	struct replay_req *req = data;
 	struct client *c = req->c;
-	int64_t last = 0;
+	struct hub_buf b = HUB_BUF_INIT;
+	int64_t live;
 
 	free(req);
 	if (!c)
 		return; /* the socket closed meanwhile */
-	c->hello = NULL;
+	c->replay = NULL;
+	if (c->closing)
+		return;
 	if (status < 0) {
-		hub_log_warn(TAG, "conn=%llu tenant=%s: reading last event id: %s",
+		/* Going live now would skip what the page held: the client resumes again. */
+		hub_log_warn(TAG, "conn=%llu tenant=%s: resume: reading the log: %s",
 			     (unsigned long long)c->id, c->claims.tid, strerror(-status));
 		client_close(c, WS_CLOSE_TRY_AGAIN, "try again later", "store_error");
 		return;
 	}
-	if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) {
-		char *end;
-		long long v = strtoll(PQgetvalue(res, 0, 0), &end, 10);
+	/* An id beyond the log (a database restored from a backup): start from its end. */
+	if (n == 0 && c->cursor > stream_last)
+		c->cursor = stream_last;
+	for (size_t i = 0; i < n && !c->closing; i++) {
+		struct frame *f;
 
-		if (*end == '\0' && v >= 0)
-			last = v;
+		if (evs[i].id <= c->cursor)
+			continue;
+		f = event_frame(evs[i].id, evs[i].event, evs[i].data);
+		c->cursor = evs[i].id;
+		client_send(c, f);
+		frame_unref(f);
 	}
-	client_hello(c, last);
+	if (c->closing)
+		return;
+	live = hub_bus_tenant_last(c->tenant->bt);
+	if (n == HUB_BUS_PAGE || c->cursor < live) {
+		/* More in the log: next page once the queue has room for it. */
+		if (c->queued > c->ws->opts.send_queue_max / 2)
+			c->replay_wait = true;
+		else
+			client_replay_next(c);
+		return;
+	}
+	/* The log is read up to what the bus delivered: the bus carries on from here. */
+	c->replaying = false;
+	hub_buf_addf(&b, "{\"type\":\"resumed\",\"last_event_id\":%lld}", (long long)c->cursor);
+	client_send_json(c, hub_buf_str(&b));
+	hub_buf_release(&b);
+}
+
+static void client_replay_next(struct client *c)
+{
+	struct replay_req *req = hub_xmalloc(sizeof(*req));
+	int ret;
+
+	c->replay_wait = false;
+	req->c = c;
+	ret = hub_bus_read(c->ws->bus, c->claims.tid, c->cursor, on_replay_page, req);
+	if (ret < 0) {
+		free(req);
+		hub_log_warn(TAG, "conn=%llu tenant=%s: resume: %s", (unsigned long long)c->id,
+			     c->claims.tid, strerror(-ret));
+		client_close(c, WS_CLOSE_TRY_AGAIN, "try again later", "store_error");
+		return;
+	}
+	c->replay = req;
+}
+
+static void client_replay_start(struct client *c, int64_t after)
+{
+	c->replaying = true;
+	c->cursor = after;
+	client_replay_next(c);
 }
 
 /* The next time something is due for c: auth deadline, token expiry, ping. */
@@ -510,13 +654,22 @@ static struct client *client_new(struct hub_ws *ws, struct lws *wsi)
 	c->id = ++ws->next_id;
 	hub_buf_init(&c->rx);
 	link_init(&c->peers);
+	link_init(&c->cmds);
 	link_add_tail(&ws->clients, &c->all);
 	c->auth_deadline = now + (uint64_t)ws->opts.auth_timeout_ms;
 	c->last_seen = now;
 	c->next_ping = now + (uint64_t)ws->opts.ping_interval_ms;
 	c->close_kind = "peer";
+	c->resume_after = -1;
+	c->tokens = ws->opts.command_burst;
+	c->tokens_at = now;
 	ws->nclients++;
 	client_arm_timer(c);
+	if (ws->nclients > (size_t)ws->opts.max_sockets) {
+		hub_log_warn(TAG, "conn=%llu: over ws.max_sockets (%d): closing",
+			     (unsigned long long)c->id, ws->opts.max_sockets);
+		client_close(c, WS_CLOSE_TRY_AGAIN, "too many sockets on this server", "max_sockets");
+	}
 	return c;
 }
 
@@ -525,12 +678,20 @@ static void client_free(struct client *c)
 	struct hub_ws *ws = c->ws;
 
 	hub_log_debug(TAG, "conn=%llu: closed (%s)", (unsigned long long)c->id, c->close_kind);
-	count_close(ws, c->close_kind);
-	if (c->hello)
-		c->hello->c = NULL;
+	if (!c->counted)
+		count_close(ws, c->close_kind);
+	if (c->replay)
+		c->replay->c = NULL;
+	while (!link_empty(&c->cmds)) {
+		struct cmd_slot *s = hub_container_of(c->cmds.next, struct cmd_slot, link);
+
+		hub_inbox_cancel(s->cmd);
+		link_del(&s->link);
+		free(s);
+	}
 	if (c->authed)
 		ws->nauthed--;
-	tenant_leave(ws, c);
+	tenant_leave(c);
 	link_del(&c->all);
 	ws->nclients--;
 	queue_drop(c);
@@ -595,29 +756,83 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 		      (unsigned long long)c->id, c->claims.tid, c->claims.sub,
 		      hub_role_name(c->claims.role));
 	client_arm_timer(c);
-
-	if (!ws->store) {
-		client_hello(c, 0);
+	if (c->tenant->n > (size_t)ws->opts.max_sockets_per_tenant) {
+		hub_log_warn(TAG, "conn=%llu tenant=%s: over ws.max_sockets_per_tenant (%d): "
+			     "closing", (unsigned long long)c->id, c->claims.tid,
+			     ws->opts.max_sockets_per_tenant);
+		c->hello_pending = false;
+		client_close(c, WS_CLOSE_TRY_AGAIN, "too many sockets for this tenant",
+			     "max_sockets_per_tenant");
 		return 0;
 	}
-	{
-		const char *params[1] = { c->claims.tid };
-		struct hello_req *req = hub_xmalloc(sizeof(*req));
-
-		req->c = c;
-		ret = hub_store_query(ws->store, hello_sql, 1, params, on_hello_result, req);
-		if (ret < 0) {
-			free(req);
-			hub_log_warn(TAG, "conn=%llu tenant=%s: reading last event id: %s",
-				     (unsigned long long)c->id, c->claims.tid, strerror(-ret));
-			c->close_kind = "store_error";
-			lws_close_reason(c->wsi, WS_CLOSE_TRY_AGAIN,
-					 (unsigned char *)"try again later", 15);
-			return -1;
-		}
-		c->hello = req;
-	}
+	/* Known: hello now; else the bus reads it and on_bus_ready says hello. */
+	if (hub_bus_tenant_last(c->tenant->bt) >= 0)
+		client_hello(c, hub_bus_tenant_last(c->tenant->bt));
 	return 0;
+}
+
+/* The token bucket: true when c may run one more command now. */
+static bool client_take_token(struct client *c)
+{
+	const struct hub_ws_opts *o = &c->ws->opts;
+	uint64_t now = uv_now(c->ws->loop);
+
+	c->tokens += (double)(now - c->tokens_at) * o->commands_per_s / 1000.0;
+	c->tokens_at = now;
+	if (c->tokens > o->command_burst)
+		c->tokens = o->command_burst;
+	if (c->tokens < 1.0)
+		return false;
+	c->tokens -= 1.0;
+	return true;
+}
+
+static void on_command_reply(void *data, struct hub_str frame)
+{
+	struct cmd_slot *s = data;
+
+	client_send_json(s->c, frame);
+	link_del(&s->link);
+	free(s);
+}
+
+/* The inbox module answers at once (invalid) or later; either way through the slot. */
+static void client_command(struct client *c, const struct hub_json_doc *doc,
+			   struct hub_pool *pool)
+{
+	struct hub_inbox_caller who = { &c->claims, c->id, c->ws->opts.text_max };
+	struct cmd_slot *s = hub_xcalloc(1, sizeof(*s));
+	struct hub_inbox_cmd *cmd;
+
+	s->c = c;
+	link_add_tail(&c->cmds, &s->link);
+	cmd = hub_inbox_run(c->ws->store, c->ws->bus, &who, doc, pool, on_command_reply, s);
+	if (cmd)
+		s->cmd = cmd; /* else on_command_reply ran and freed s */
+}
+
+/* {"type":"resume","after":N}: answered by the events after N, then "resumed". */
+static void client_resume(struct client *c, const struct hub_json_doc *doc,
+			  struct hub_pool *pool)
+{
+	int i = hub_json_get(doc, 0, "after");
+	int64_t after;
+
+	if (i < 0 || !hub_json_is(doc, i, HUB_JSON_PRIMITIVE) ||
+	    hub_json_int64(doc, i, &after) < 0 || after < 0) {
+		client_send_error(c, doc, pool, "bad_request",
+				  "after must be an event id (an integer >= 0)");
+		return;
+	}
+	if (c->replaying || c->resume_after >= 0) {
+		client_send_error(c, doc, pool, "conflict", "a resume is already running");
+		return;
+	}
+	if (c->hello_pending) {
+		c->resume_after = after; /* starts with hello */
+		return;
+	}
+	client_replay_start(c, after);
 }
 
 /* One whole message in c->rx. 0, or -1 to close (the reason is set). */
@@ -626,7 +841,7 @@ static int client_message(struct client *c, bool binary)
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_json_doc doc;
 	struct hub_str type;
-	int ret = 0, i;
+	int ret = 0;
 
 	if (binary || hub_json_parse(&pool, hub_buf_str(&c->rx), WS_JSON_TOKENS, &doc, NULL) < 0) {
 		if (!c->authed) {
@@ -636,8 +851,7 @@ static int client_message(struct client *c, bool binary)
 			ret = -1;
 			goto out;
 		}
-		memset(&doc, 0, sizeof(doc));
-		client_send_error(c, &doc, -1, &pool, "bad_json",
+		client_send_error(c, NULL, &pool, "bad_request",
 				  binary ? "binary frames are not supported"
 					 : "the frame is not valid JSON");
 		goto out;
@@ -646,15 +860,34 @@ static int client_message(struct client *c, bool binary)
 		ret = client_auth(c, &pool, &doc);
 		goto out;
 	}
-	i = hub_json_get(&doc, 0, "type");
-	if (i >= 0 && hub_json_string(&doc, i, &pool, &type) == 0 && hub_str_eqs(type, "auth")) {
-		client_send_error(c, &doc, hub_json_get(&doc, 0, "ref"), &pool,
-				  "already_authenticated", "this socket is already authenticated");
+	if (!hub_json_is(&doc, 0, HUB_JSON_OBJECT)) {
+		client_send_error(c, NULL, &pool, "bad_request", "a command is a JSON object");
 		goto out;
 	}
-	/* Commands (resume, send, read, assign, mode, typing) come in a later issue. */
-	client_send_error(c, &doc, hub_json_get(&doc, 0, "ref"), &pool, "unknown_command",
-			  "unknown command type");
+	if (!client_take_token(c)) {
+		if (++c->limited > WS_ABUSE_MAX) {
+			hub_log_info(TAG, "conn=%llu tenant=%s: commands over the rate limit: "
+				     "closing", (unsigned long long)c->id, c->claims.tid);
+			client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded",
+				     "rate_limited");
+			goto out;
+		}
+		if (c->ws->metrics)
+			hub_metrics_count(c->ws->metrics, "ws_rate_limited",
+					  "Commands refused by the per-socket rate limit", NULL, 1);
+		client_send_error(c, &doc, &pool, "rate_limited", "too many commands; slow down");
+		goto out;
+	}
+	c->limited = 0;
+	if (hub_json_string(&doc, hub_json_get(&doc, 0, "type"), &pool, &type) == 0 &&
+	    hub_str_eqs(type, "auth"))
+		client_send_error(c, &doc, &pool, "bad_request",
+				  "this socket is already authenticated");
+	else if (hub_json_string(&doc, hub_json_get(&doc, 0, "type"), &pool, &type) == 0 &&
+		 hub_str_eqs(type, "resume"))
+		client_resume(c, &doc, &pool);
+	else
+		client_command(c, &doc, &pool);
 out:
 	hub_pool_release(&pool);
 	return ret;
@@ -725,6 +958,8 @@ static int client_writeable(struct client *c)
 		if (lws_send_pipe_choked(c->wsi))
 			break;
 	}
+	if (c->replay_wait && c->queued <= c->ws->opts.send_queue_max / 4)
+		client_replay_next(c);
 	want_write(c);
 	return 0;
 }
@@ -787,11 +1022,27 @@ static void set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
 		ws->opts.auth_timeout_ms = 1;
 	if (ws->opts.ping_interval_ms < 1)
 		ws->opts.ping_interval_ms = 1;
+	if (ws->opts.commands_per_s < 1)
+		ws->opts.commands_per_s = 1;
+	if (ws->opts.command_burst < 1)
+		ws->opts.command_burst = 1;
+	if (ws->opts.max_sockets < 1)
+		ws->opts.max_sockets = 1;
+	if (ws->opts.max_sockets_per_tenant < 1)
+		ws->opts.max_sockets_per_tenant = 1;
+	if (ws->opts.text_max < 1)
+		ws->opts.text_max = 1;
 }
 
 int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store *store,
-	       struct hub_metrics *metrics, struct hub_ws **out, struct hub_err *err)
+	       struct hub_bus *bus, struct hub_metrics *metrics, struct hub_ws **out,
+	       struct hub_err *err)
 {
+	static const struct hub_bus_sink sink = {
+		.on_event = on_bus_event,
+		.on_ready = on_bus_ready,
+		.on_ephemeral = on_bus_ephemeral,
+	};
 	struct lws_context_creation_info info;
 	void *foreign_loops[1] = { loop };
 	struct hub_ws *ws;
@@ -805,6 +1056,7 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 	ws = hub_xcalloc(1, sizeof(*ws));
 	ws->loop = loop;
 	ws->store = store;
+	ws->bus = bus;
 	ws->metrics = metrics;
 	hub_buf_init(&ws->secret);
 	set_opts(ws, opts);
@@ -860,7 +1112,11 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 				  on_gauge_clients, ws);
 		hub_metrics_gauge(metrics, "hub_ws_authenticated",
 				  "Authenticated agent websockets", on_gauge_authed, ws);
+		hub_metrics_gauge(metrics, "hub_ws_queued_bytes",
+				  "Bytes queued for all websockets (each bounded by ws.send_queue_max)",
+				  on_gauge_queued, ws);
 	}
+	hub_bus_set_sink(bus, &sink, ws);
 	*out = ws;
 	return 0;
 fail:
@@ -909,44 +1165,6 @@ int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len)
 		return -EIO;
 	}
 	return 0;
-}
-
-void hub_ws_publish(struct hub_ws *ws, struct hub_str tenant, int64_t event_id,
-		    struct hub_str event, struct hub_str data_json)
-{
-	struct hub_buf b = HUB_BUF_INIT;
-	struct hub_jw w;
-	struct tenant *t;
-	struct frame *f;
-	struct link *l, *next;
-
-	if (ws->closing)
-		return;
-	t = tenant_find(ws, tenant);
-	if (!t)
-		return;
-	hub_jw_init(&w, &b);
-	hub_jw_obj_open(&w);
-	hub_jw_key(&w, "type");
-	hub_jw_cstr(&w, "event");
-	hub_jw_key(&w, "id");
-	hub_jw_int(&w, event_id);
-	hub_jw_key(&w, "event");
-	hub_jw_str(&w, event);
-	hub_jw_key(&w, "data");
-	if (data_json.len)
-		hub_jw_raw(&w, data_json);
-	else
-		hub_jw_null(&w);
-	hub_jw_obj_close(&w);
-	f = frame_new(&b, event_id > 0 ? event_id : 0);
-	hub_buf_release(&b);
-	/* client_send may close (never free) a client: the list stays intact. */
-	for (l = t->clients.next; l != &t->clients; l = next) {
-		next = l->next;
-		client_send(hub_container_of(l, struct client, peers), f);
-	}
-	frame_unref(f);
 }
 
 size_t hub_ws_clients(const struct hub_ws *ws)
@@ -1011,8 +1229,6 @@ void hub_ws_finish(struct hub_ws *ws)
 	if (ws->ctx)
 		hub_log_err(TAG, "libwebsockets context not fully destroyed");
 	hub_assert(link_empty(&ws->clients));
-	for (size_t i = 0; i < WS_TENANT_BUCKETS; i++)
-		hub_assert(!ws->buckets[i]);
 	hub_buf_release(&ws->secret);
 	free(ws);
 }

@@ -1,7 +1,8 @@
 /* daemon/ws.h - the agents' websocket server: libwebsockets 4.1 on hubd's own libuv loop,
  * taking over upgraded connections from the HTTP server (same port), subprotocol
- * bayge.v1, JWT authentication as the first frame, and delivery of a tenant's events to
- * that tenant's authenticated sockets only.
+ * bayge.v1 (README "Live inbox websocket"): JWT authentication as the first frame, hello,
+ * resume from the event log, the bus's ordered events to that tenant's sockets only, and
+ * the agents' commands (daemon/inbox.h).
  * Knows nothing about llhttp or webhooks; it only sees fds and frames. */
 #ifndef HUB_WS_H
 #define HUB_WS_H
@@ -17,6 +18,7 @@
 
 struct hub_ws;
 struct hub_store;
+struct hub_bus;
 struct hub_metrics;
 
 struct hub_ws_opts {
@@ -24,22 +26,25 @@ struct hub_ws_opts {
 	int auth_timeout_ms;       /* no valid auth frame by then: closed (1008) */
 	size_t max_frame;          /* bytes of one incoming message; beyond: closed (1009) */
 	size_t send_queue_max;     /* bytes queued for one socket; beyond: closed (1008) */
-	int ping_interval_ms;      /* keepalive ping; two missed pongs close the socket */
+	int ping_interval_ms;      /* keepalive ping; nothing heard for two intervals: closed */
+	int commands_per_s;        /* command rate limit (token bucket refill per second) */
+	int command_burst;         /* ... and its size; a socket that keeps going is closed */
+	int max_sockets;           /* open sockets in total; beyond: closed (1013) */
+	int max_sockets_per_tenant; /* authenticated sockets of one tenant; beyond: closed */
+	size_t text_max;           /* code points of a text sent with "send" */
 };
 
-/* Creates the lws context on loop (foreign loop) and its vhost. store is used to read the
- * tenant's last event id for "hello"; metrics may be NULL. */
+/* Creates the lws context on loop (foreign loop) and its vhost, and becomes bus's sink.
+ * store runs the commands; bus (outliving ws) gives hello's last id, the events and
+ * resume's pages; metrics may be NULL. */
 int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store *store,
-	       struct hub_metrics *metrics, struct hub_ws **out, struct hub_err *err) HUB_MUSTCHECK;
+	       struct hub_bus *bus, struct hub_metrics *metrics, struct hub_ws **out,
+	       struct hub_err *err) HUB_MUSTCHECK;
 /* Live reload of timeouts, limits and the secret (new sockets and new frames). */
 void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts);
 /* Takes over an accepted connection whose HTTP upgrade request (len bytes at buf, at most
  * 2048) was already read: fd is owned by ws from now on, even on error. 0 or -errno. */
 int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len) HUB_MUSTCHECK;
-/* Queues one event for every authenticated socket of tenant:
- * {"type":"event","id":N,"event":"message.created","data":{...}} with data_json as is. */
-void hub_ws_publish(struct hub_ws *ws, struct hub_str tenant, int64_t event_id,
-		    struct hub_str event, struct hub_str data_json);
 size_t hub_ws_clients(const struct hub_ws *ws);
 /* Closes every socket with 1001 "going away" and tears lws down on the loop (two-phase, see
  * INTEGRATION.md); cb runs once everything is closed. hub_ws_finish() must then be called

@@ -44,6 +44,7 @@ class WsClient:
         self.buf = b""
         self.closed = None          # (code, reason) once the server closed
         self.pings = []             # payloads of pings received (answered automatically)
+        self.backlog = []           # messages command() read past, for next()
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
@@ -199,3 +200,36 @@ class WsClient:
         """Sends {"type":"auth"} and returns the server's first message (hello)."""
         self.send_json({"type": "auth", "token": token})
         return self.recv_json(timeout)
+
+    # --- bayge.v1 messages ---
+    def next(self, timeout=None):
+        """The next JSON message: what command() set aside first, then the socket."""
+        if self.backlog:
+            return self.backlog.pop(0)
+        return self.recv_json(timeout)
+
+    def command(self, obj, timeout=None):
+        """Sends obj (a command; a ref is added unless it has one) and returns its answer
+        (ack or error with that ref); other messages read meanwhile are kept for next()."""
+        if "ref" not in obj:
+            self.refs = getattr(self, "refs", 0) + 1
+            obj = dict(obj, ref="r%d" % self.refs)
+        self.send_json(obj)
+        return self.answer(obj["ref"], timeout)
+
+    def answer(self, ref, timeout=None):
+        """Reads until the ack or error carrying ref; keeps the rest for next()."""
+        end = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while True:
+            m = self.recv_json(max(0.0, end - time.monotonic()))
+            if m.get("type") in ("ack", "error") and m.get("ref") == ref:
+                return m
+            self.backlog.append(m)
+
+    def event(self, name=None, timeout=None):
+        """The next event (of that name when given; others before it are dropped)."""
+        end = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while True:
+            m = self.next(max(0.0, end - time.monotonic()))
+            if m.get("type") == "event" and (name is None or m.get("event") == name):
+                return m

@@ -1,0 +1,685 @@
+/* daemon/bus.c - see bus.h. Per tenant: the last id delivered and the highest id heard of.
+ * An event with id last + 1 is delivered at once; a lower one is a duplicate; a higher one
+ * means a gap (two transactions' results arrived out of order, an instance's Redis message
+ * was lost, something wrote the log without publishing): the log is then read from the
+ * database after last, which is complete up to any id seen because a tenant's ids commit
+ * in order (tenant_stream's row lock, db/migrations/0001_init.sql). Centrifugo does the
+ * same with its PostgreSQL broker (INTEGRATION.md, "Event ids that resume can trust").
+ * Redis payloads: {"instance":I,"tenant":T,"id":N,"event":E,"data":{...}}; ephemeral
+ * ones carry "origin" and no id; {"instance","tenant","id",N,"sync":true} says "the log
+ * reaches N" after publishes were lost. Payloads are never logged. */
+#include "daemon/bus.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/metrics.h"
+#include "daemon/redis.h"
+#include "daemon/store.h"
+#include "lib/crypto.h"
+#include "lib/json.h"
+#include "lib/jwt.h"
+#include "lib/log.h"
+#include "lib/pool.h"
+
+#define TAG "bus"
+#define BUS_BUCKETS 1024
+#define BUS_CHANNEL "hub:ev:"     /* + tenant id */
+#define BUS_PATTERN "hub:ev:*"
+#define BUS_JSON_TOKENS 8192      /* tokens of one Redis payload */
+#define BUS_UNSYNCED_MAX 4096     /* tenants remembered with lost publishes */
+#define BUS_SYNC_RETRY_MS 500
+
+/* The page after $2 and the stream's last id; one row with NULL id when there is no event
+ * after $2, no row when the tenant has no stream. */
+static const char read_sql[] =
+	"SELECT s.last_event_id, e.id, e.type, e.data::text FROM tenant_stream s "
+	"LEFT JOIN LATERAL (SELECT x.id, x.type, x.data FROM events x "
+	"WHERE x.tenant_id = s.tenant_id AND x.id > $2::bigint ORDER BY x.id LIMIT $3::int) e "
+	"ON true WHERE s.tenant_id = $1 ORDER BY e.id";
+
+struct fetch {
+	struct hub_bus_tenant *t; /* NULL once t is gone */
+};
+
+struct hub_bus_tenant {
+	struct hub_bus_tenant *next; /* hash chain */
+	struct hub_bus *bus;
+	unsigned refs;
+	void *user;
+	int64_t last;         /* delivered through this id; -1 until read */
+	int64_t seen;         /* the highest id heard of */
+	struct fetch *fetch;  /* the read in flight */
+	bool again;           /* a gap was seen while it ran: read once more */
+	char tid[HUB_JWT_ID_MAX];
+};
+
+/* A tenant whose events could not be published: the others learn the id later. */
+struct unsynced {
+	struct unsynced *next;
+	int64_t id;
+	char tid[HUB_JWT_ID_MAX];
+};
+
+struct hub_bus {
+	uv_loop_t *loop;
+	struct hub_store *store;
+	struct hub_redis *redis;
+	struct hub_metrics *metrics;
+	struct hub_bus_sink sink;
+	void *sink_data;
+	char instance[17];
+	struct hub_bus_tenant *buckets[BUS_BUCKETS];
+	size_t ntenants;
+	struct unsynced *unsynced;
+	size_t nunsynced;
+	uv_timer_t sync_timer;
+	bool sync_timer_init;
+};
+
+static void count(struct hub_bus *bus, const char *name, const char *help, const char *labels)
+{
+	if (bus->metrics)
+		hub_metrics_count(bus->metrics, name, help, labels, 1);
+}
+
+static unsigned tid_hash(const char *tid)
+{
+	unsigned h = 2166136261u; /* FNV-1a */
+
+	for (; *tid; tid++)
+		h = (h ^ (unsigned char)*tid) * 16777619u;
+	return h % BUS_BUCKETS;
+}
+
+static struct hub_bus_tenant *tenant_find(struct hub_bus *bus, struct hub_str tid)
+{
+	struct hub_bus_tenant *t;
+	char key[HUB_JWT_ID_MAX];
+
+	if (tid.len == 0 || tid.len >= sizeof(key) || memchr(tid.p, '\0', tid.len))
+		return NULL;
+	memcpy(key, tid.p, tid.len);
+	key[tid.len] = '\0';
+	for (t = bus->buckets[tid_hash(key)]; t; t = t->next)
+		if (strcmp(t->tid, key) == 0)
+			return t;
+	return NULL;
+}
+
+/* ---- reading the log ---- */
+
+struct read_req {
+	hub_bus_read_cb *cb;
+	void *data;
+};
+
+static int64_t parse_id(const char *s)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+
+	return *s && *end == '\0' && v >= 0 ? v : -1;
+}
+
+static void on_read(int status, PGresult *res, void *data)
+{
+	struct read_req req = *(struct read_req *)data;
+	struct hub_bus_event *evs = NULL;
+	int64_t stream_last = 0;
+	size_t n = 0;
+	int rows;
+
+	free(data);
+	if (status < 0) {
+		req.cb(status, NULL, 0, 0, req.data);
+		return;
+	}
+	rows = PQntuples(res);
+	if (rows > 0)
+		evs = hub_xcalloc((size_t)rows, sizeof(*evs));
+	for (int i = 0; i < rows; i++) {
+		int64_t id;
+
+		stream_last = parse_id(PQgetvalue(res, i, 0));
+		if (PQgetisnull(res, i, 1))
+			continue;
+		id = parse_id(PQgetvalue(res, i, 1));
+		if (id <= 0)
+			continue;
+		evs[n].id = id;
+		evs[n].event = (struct hub_str){ PQgetvalue(res, i, 2),
+						 (size_t)PQgetlength(res, i, 2) };
+		evs[n].data = (struct hub_str){ PQgetvalue(res, i, 3),
+						(size_t)PQgetlength(res, i, 3) };
+		n++;
+	}
+	req.cb(0, evs, n, stream_last < 0 ? 0 : stream_last, req.data);
+	free(evs);
+}
+
+int hub_bus_read(struct hub_bus *bus, const char *tid, int64_t after, hub_bus_read_cb *cb,
+		 void *data)
+{
+	struct read_req *req = hub_xmalloc(sizeof(*req));
+	char after_s[24], limit_s[16];
+	const char *params[3] = { tid, after_s, limit_s };
+	int ret;
+
+	snprintf(after_s, sizeof(after_s), "%" PRId64, after);
+	snprintf(limit_s, sizeof(limit_s), "%d", HUB_BUS_PAGE);
+	req->cb = cb;
+	req->data = data;
+	ret = hub_store_query(bus->store, read_sql, 3, params, on_read, req);
+	if (ret < 0)
+		free(req);
+	return ret;
+}
+
+/* ---- ordering ---- */
+
+static void deliver(struct hub_bus_tenant *t, const struct hub_bus_event *ev)
+{
+	struct hub_bus *bus = t->bus;
+
+	t->last = ev->id;
+	if (ev->id > t->seen)
+		t->seen = ev->id;
+	if (bus->sink.on_event)
+		bus->sink.on_event(bus->sink_data, t, ev);
+}
+
+static void fetch_start(struct hub_bus_tenant *t);
+
+static void on_fetched(int status, const struct hub_bus_event *evs, size_t n,
+		       int64_t stream_last, void *data)
+{
+	struct fetch *f = data;
+	struct hub_bus_tenant *t = f->t;
+	struct hub_bus *bus;
+	bool initial;
+
+	free(f);
+	if (!t)
+		return; /* the tenant's last watcher left meanwhile */
+	bus = t->bus;
+	t->fetch = NULL;
+	initial = t->last < 0;
+	if (status < 0) {
+		hub_log_warn(TAG, "tenant=%s: reading the event log: %s", t->tid, strerror(-status));
+		count(bus, "bus_read_errors", "Failed reads of the event log", NULL);
+		if (initial && bus->sink.on_ready)
+			bus->sink.on_ready(bus->sink_data, t, status);
+		return; /* the next gap or re-sync tries again */
+	}
+	if (initial) {
+		t->last = stream_last;
+		if (stream_last > t->seen)
+			t->seen = stream_last;
+		if (bus->sink.on_ready)
+			bus->sink.on_ready(bus->sink_data, t, 0);
+		if (t->seen > t->last)
+			fetch_start(t);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (evs[i].id <= t->last)
+			continue;
+		if (evs[i].id != t->last + 1) {
+			/* Cannot happen with a gap-free log; kept visible if it ever does. */
+			hub_log_warn(TAG, "tenant=%s: event ids %" PRId64 "..%" PRId64
+				     " are not in the log", t->tid, t->last + 1, evs[i].id - 1);
+			count(bus, "bus_holes", "Event ids missing from the log", NULL);
+		}
+		count(bus, "bus_events", "Events delivered in order, by where they came from",
+		      "source=\"database\"");
+		deliver(t, &evs[i]);
+	}
+	if (n == HUB_BUS_PAGE || t->again) {
+		t->again = false;
+		fetch_start(t);
+	} else if (t->seen > t->last) {
+		hub_log_warn(TAG, "tenant=%s: ids up to %" PRId64 " heard of but not in the log",
+			     t->tid, t->seen);
+		t->seen = t->last;
+	}
+}
+
+/* Reads the log after t->last (or t's last id while unknown); one read at a time. */
+static void fetch_start(struct hub_bus_tenant *t)
+{
+	struct fetch *f;
+	int ret;
+
+	if (t->fetch) {
+		t->again = true;
+		return;
+	}
+	f = hub_xmalloc(sizeof(*f));
+	f->t = t;
+	t->again = false;
+	ret = hub_bus_read(t->bus, t->tid, t->last < 0 ? INT64_MAX : t->last, on_fetched, f);
+	if (ret < 0) {
+		free(f);
+		hub_log_warn(TAG, "tenant=%s: cannot read the event log: %s", t->tid,
+			     strerror(-ret));
+		count(t->bus, "bus_read_errors", "Failed reads of the event log", NULL);
+		if (t->last < 0 && t->bus->sink.on_ready)
+			t->bus->sink.on_ready(t->bus->sink_data, t, ret);
+		return;
+	}
+	t->fetch = f;
+}
+
+/* One live event for t (from this instance or Redis). */
+static void offer(struct hub_bus_tenant *t, const struct hub_bus_event *ev, const char *source)
+{
+	struct hub_bus *bus = t->bus;
+	char labels[32];
+
+	if (t->last < 0) {
+		/* The initial read runs: anything after its answer is read next. */
+		if (ev->id > t->seen)
+			t->seen = ev->id;
+		return;
+	}
+	if (ev->id <= t->last) {
+		count(bus, "bus_duplicates", "Events dropped as already delivered", NULL);
+		return;
+	}
+	if (ev->id == t->last + 1) {
+		snprintf(labels, sizeof(labels), "source=\"%s\"", source);
+		count(bus, "bus_events", "Events delivered in order, by where they came from",
+		      labels);
+		deliver(t, ev);
+		return;
+	}
+	if (ev->id > t->seen)
+		t->seen = ev->id;
+	hub_log_debug(TAG, "tenant=%s: gap before %" PRId64 " (last %" PRId64 "): reading the log",
+		      t->tid, ev->id, t->last);
+	count(bus, "bus_gaps", "Gaps in live events filled from the database", NULL);
+	fetch_start(t);
+}
+
+/* ---- tenants ---- */
+
+struct hub_bus_tenant *hub_bus_tenant_ref(struct hub_bus *bus, const char *tid)
+{
+	struct hub_bus_tenant *t = tenant_find(bus, hub_str_from(tid));
+	unsigned h;
+
+	if (t) {
+		t->refs++;
+		if (t->last < 0 && !t->fetch)
+			fetch_start(t); /* the last read failed: try again */
+		return t;
+	}
+	hub_assert(strlen(tid) < sizeof(t->tid));
+	t = hub_xcalloc(1, sizeof(*t));
+	t->bus = bus;
+	t->refs = 1;
+	t->last = -1;
+	strcpy(t->tid, tid);
+	h = tid_hash(t->tid);
+	t->next = bus->buckets[h];
+	bus->buckets[h] = t;
+	bus->ntenants++;
+	fetch_start(t);
+	return t;
+}
+
+void hub_bus_tenant_unref(struct hub_bus_tenant *t)
+{
+	struct hub_bus_tenant **pp;
+
+	if (!t || --t->refs)
+		return;
+	if (t->fetch)
+		t->fetch->t = NULL;
+	for (pp = &t->bus->buckets[tid_hash(t->tid)]; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	}
+	t->bus->ntenants--;
+	free(t);
+}
+
+int64_t hub_bus_tenant_last(const struct hub_bus_tenant *t)
+{
+	return t->last;
+}
+
+const char *hub_bus_tenant_id(const struct hub_bus_tenant *t)
+{
+	return t->tid;
+}
+
+void **hub_bus_tenant_user(struct hub_bus_tenant *t)
+{
+	return &t->user;
+}
+
+/* ---- Redis ---- */
+
+static void channel_name(struct hub_buf *b, struct hub_str tenant)
+{
+	hub_buf_adds(b, BUS_CHANNEL);
+	hub_buf_addstr(b, tenant);
+}
+
+static void on_sync_timer(uv_timer_t *timer);
+
+static void remember_unsynced(struct hub_bus *bus, struct hub_str tenant, int64_t id)
+{
+	struct unsynced *u;
+
+	for (u = bus->unsynced; u; u = u->next) {
+		if (hub_str_eqs(tenant, u->tid)) {
+			if (id > u->id)
+				u->id = id;
+			return;
+		}
+	}
+	if (bus->nunsynced >= BUS_UNSYNCED_MAX || tenant.len >= sizeof(u->tid))
+		return; /* the others still find the gap at the tenant's next event */
+	u = hub_xcalloc(1, sizeof(*u));
+	memcpy(u->tid, tenant.p, tenant.len);
+	u->id = id;
+	u->next = bus->unsynced;
+	bus->unsynced = u;
+	bus->nunsynced++;
+	if (bus->sync_timer_init && !uv_is_active((uv_handle_t *)&bus->sync_timer)) {
+		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS, 0);
+
+		hub_assert(r == 0);
+	}
+}
+
+static int publish(struct hub_bus *bus, struct hub_str tenant, const struct hub_buf *payload)
+{
+	struct hub_buf ch = HUB_BUF_INIT;
+	int ret;
+
+	channel_name(&ch, tenant);
+	ret = hub_redis_publish(bus->redis, hub_buf_str(&ch), hub_buf_str(payload));
+	hub_buf_release(&ch);
+	return ret;
+}
+
+static void payload_open(struct hub_bus *bus, struct hub_jw *w, struct hub_buf *b,
+			 struct hub_str tenant)
+{
+	hub_jw_init(w, b);
+	hub_jw_obj_open(w);
+	hub_jw_key(w, "instance");
+	hub_jw_cstr(w, bus->instance);
+	hub_jw_key(w, "tenant");
+	hub_jw_str(w, tenant);
+}
+
+/* Tells the others how far the log of each tenant with lost publishes reaches. */
+static void on_sync_timer(uv_timer_t *timer)
+{
+	struct hub_bus *bus = timer->data;
+	struct unsynced *u;
+
+	if (!bus->redis)
+		return;
+	if (!hub_redis_ready(bus->redis)) {
+		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS, 0);
+
+		hub_assert(r == 0);
+		return;
+	}
+	while ((u = bus->unsynced) != NULL) {
+		struct hub_buf b = HUB_BUF_INIT;
+		struct hub_jw w;
+
+		payload_open(bus, &w, &b, hub_str_from(u->tid));
+		hub_jw_key(&w, "id");
+		hub_jw_int(&w, u->id);
+		hub_jw_key(&w, "sync");
+		hub_jw_bool(&w, true);
+		hub_jw_obj_close(&w);
+		if (publish(bus, hub_str_from(u->tid), &b) < 0) {
+			hub_buf_release(&b);
+			int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS,
+					       0);
+
+			hub_assert(r == 0);
+			return;
+		}
+		hub_buf_release(&b);
+		bus->unsynced = u->next;
+		bus->nunsynced--;
+		free(u);
+	}
+}
+
+void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_id,
+		     struct hub_str event, struct hub_str data_json)
+{
+	struct hub_bus_event ev = { event_id, event, data_json };
+	struct hub_bus_tenant *t;
+
+	if (bus->redis) {
+		struct hub_buf b = HUB_BUF_INIT;
+		struct hub_jw w;
+
+		payload_open(bus, &w, &b, tenant);
+		hub_jw_key(&w, "id");
+		hub_jw_int(&w, event_id);
+		hub_jw_key(&w, "event");
+		hub_jw_str(&w, event);
+		hub_jw_key(&w, "data");
+		hub_jw_raw(&w, data_json.len ? data_json : HUB_STR("null"));
+		hub_jw_obj_close(&w);
+		if (publish(bus, tenant, &b) < 0) {
+			count(bus, "bus_publish_failures",
+			      "Events not published to Redis (the others re-sync)", NULL);
+			remember_unsynced(bus, tenant, event_id);
+		}
+		hub_buf_release(&b);
+	}
+	t = tenant_find(bus, tenant);
+	if (t && event_id > 0)
+		offer(t, &ev, "local");
+}
+
+void hub_bus_ephemeral(struct hub_bus *bus, struct hub_str tenant, uint64_t origin,
+		       struct hub_str event, struct hub_str data_json)
+{
+	struct hub_bus_tenant *t;
+
+	if (bus->redis) {
+		struct hub_buf b = HUB_BUF_INIT;
+		struct hub_jw w;
+
+		payload_open(bus, &w, &b, tenant);
+		hub_jw_key(&w, "event");
+		hub_jw_str(&w, event);
+		hub_jw_key(&w, "data");
+		hub_jw_raw(&w, data_json.len ? data_json : HUB_STR("null"));
+		hub_jw_obj_close(&w);
+		if (publish(bus, tenant, &b) < 0)
+			count(bus, "bus_publish_failures",
+			      "Events not published to Redis (the others re-sync)", NULL);
+		hub_buf_release(&b);
+	}
+	t = tenant_find(bus, tenant);
+	if (t && bus->sink.on_ephemeral)
+		bus->sink.on_ephemeral(bus->sink_data, t, origin, event, data_json);
+}
+
+static void on_redis_message(struct hub_str channel, struct hub_str payload, void *data)
+{
+	struct hub_bus *bus = data;
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_json_doc doc;
+	struct hub_str instance, tenant, event;
+	struct hub_bus_tenant *t;
+	struct hub_bus_event ev = { 0 };
+	int i;
+	bool sync = false;
+
+	if (hub_json_parse(&pool, payload, BUS_JSON_TOKENS, &doc, NULL) < 0 ||
+	    !hub_json_is(&doc, 0, HUB_JSON_OBJECT) ||
+	    hub_json_string(&doc, hub_json_get(&doc, 0, "instance"), &pool, &instance) < 0 ||
+	    hub_json_string(&doc, hub_json_get(&doc, 0, "tenant"), &pool, &tenant) < 0) {
+		count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
+		goto out;
+	}
+	if (hub_str_eqs(instance, bus->instance))
+		goto out; /* our own: delivered locally already */
+	/* The channel names the tenant too: both must agree. */
+	if (channel.len != sizeof(BUS_CHANNEL) - 1 + tenant.len ||
+	    memcmp(channel.p + sizeof(BUS_CHANNEL) - 1, tenant.p, tenant.len) != 0) {
+		count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
+		goto out;
+	}
+	t = tenant_find(bus, tenant);
+	if (!t)
+		goto out; /* nobody of that tenant here */
+	i = hub_json_get(&doc, 0, "sync");
+	if (i >= 0 && hub_json_bool(&doc, i, &sync) < 0)
+		sync = false;
+	i = hub_json_get(&doc, 0, "id");
+	if (i < 0) {
+		if (hub_json_string(&doc, hub_json_get(&doc, 0, "event"), &pool, &event) == 0 &&
+		    (i = hub_json_get(&doc, 0, "data")) >= 0 && bus->sink.on_ephemeral) {
+			struct hub_str d = hub_json_raw(&doc, i);
+
+			/* a string's raw slice excludes its quotes: pass objects only */
+			if (hub_json_is(&doc, i, HUB_JSON_OBJECT))
+				bus->sink.on_ephemeral(bus->sink_data, t, 0, event, d);
+		}
+		goto out;
+	}
+	if (hub_json_int64(&doc, i, &ev.id) < 0 || ev.id <= 0) {
+		count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
+		goto out;
+	}
+	if (sync) {
+		/* The other instance lost publishes up to ev.id: read what we miss. */
+		if (t->last >= 0 && ev.id > t->last) {
+			if (ev.id > t->seen)
+				t->seen = ev.id;
+			fetch_start(t);
+		}
+		goto out;
+	}
+	i = hub_json_get(&doc, 0, "data");
+	if (hub_json_string(&doc, hub_json_get(&doc, 0, "event"), &pool, &ev.event) < 0 ||
+	    i < 0 || !hub_json_is(&doc, i, HUB_JSON_OBJECT)) {
+		count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
+		goto out;
+	}
+	ev.data = hub_json_raw(&doc, i);
+	offer(t, &ev, "redis");
+out:
+	hub_pool_release(&pool);
+}
+
+/* The subscription is (again) in effect: whatever was published while it was down is
+ * lost, so every tenant with watchers reads the log after its last id. */
+static void on_redis_resync(void *data)
+{
+	struct hub_bus *bus = data;
+	size_t n = 0;
+
+	for (size_t i = 0; i < BUS_BUCKETS; i++) {
+		for (struct hub_bus_tenant *t = bus->buckets[i]; t; t = t->next) {
+			if (t->last < 0)
+				continue; /* its initial read comes after anyway */
+			fetch_start(t);
+			n++;
+		}
+	}
+	count(bus, "bus_resyncs", "Re-syncs from the database after Redis (re)subscribed",
+	      NULL);
+	hub_log_info(TAG, "redis subscription up: re-syncing %zu tenants", n);
+}
+
+/* ---- lifecycle ---- */
+
+int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redis,
+		struct hub_metrics *metrics, struct hub_bus **out, struct hub_err *err)
+{
+	struct hub_bus *bus = hub_xcalloc(1, sizeof(*bus));
+	unsigned char rnd[8];
+	int ret;
+
+	bus->loop = loop;
+	bus->store = store;
+	bus->redis = redis;
+	bus->metrics = metrics;
+	ret = hub_random_bytes(rnd, sizeof(rnd));
+	if (ret < 0) {
+		ret = hub_err_set(err, ret, "bus: no random bytes for the instance id");
+		goto fail;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(bus->instance + 2 * i, 3, "%02x", rnd[i]);
+	if (redis) {
+		ret = hub_redis_subscribe(redis, BUS_PATTERN, on_redis_message, on_redis_resync,
+					  bus);
+		if (ret < 0) {
+			ret = hub_err_set(err, ret, "bus: redis subscription: %s", strerror(-ret));
+			goto fail;
+		}
+	}
+	ret = uv_timer_init(loop, &bus->sync_timer);
+	hub_assert(ret == 0); /* cannot fail on a live loop */
+	bus->sync_timer.data = bus;
+	bus->sync_timer_init = true;
+	hub_log_info(TAG, "instance %s, %s", bus->instance,
+		     redis ? "events shared through Redis" : "alone (no redis.url)");
+	*out = bus;
+	return 0;
+fail:
+	free(bus);
+	return ret;
+}
+
+void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void *data)
+{
+	bus->sink = *sink;
+	bus->sink_data = data;
+}
+
+void hub_bus_stop(struct hub_bus *bus)
+{
+	if (!bus)
+		return;
+	bus->redis = NULL;
+	if (bus->sync_timer_init) {
+		uv_close((uv_handle_t *)&bus->sync_timer, NULL);
+		bus->sync_timer_init = false;
+	}
+}
+
+const char *hub_bus_instance(const struct hub_bus *bus)
+{
+	return bus->instance;
+}
+
+void hub_bus_free(struct hub_bus *bus)
+{
+	if (!bus)
+		return;
+	hub_assert(bus->ntenants == 0);
+	hub_assert(!bus->sync_timer_init);
+	while (bus->unsynced) {
+		struct unsynced *u = bus->unsynced;
+
+		bus->unsynced = u->next;
+		free(u);
+	}
+	free(bus);
+}

@@ -1,0 +1,88 @@
+/* daemon/bus.h - the live events of the tenants that have sockets here, in id order and
+ * exactly once: committed events of this instance, events of the other instances through
+ * Redis (one channel per tenant, the event id in every payload), gaps filled from the
+ * database's event log, duplicates dropped, and a re-sync from the database whenever the
+ * Redis subscription was down. Without Redis the instance runs alone.
+ * Knows nothing about websockets: a sink (ws) sees tenants and ordered events. */
+#ifndef HUB_BUS_H
+#define HUB_BUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "lib/mem.h"
+
+struct hub_bus;
+struct hub_bus_tenant; /* one tenant with watchers here; refcounted */
+struct hub_store;
+struct hub_redis;
+struct hub_metrics;
+
+#define HUB_BUS_PAGE 500 /* events read from the database per query */
+
+/* One event of a tenant's log; the strings are borrowed (valid during the call). */
+struct hub_bus_event {
+	int64_t id;           /* > 0 */
+	struct hub_str event; /* "message.created" */
+	struct hub_str data;  /* JSON */
+};
+
+/* Where the bus delivers, on the loop. None of these may call hub_bus_tenant_unref. */
+struct hub_bus_sink {
+	/* The next event of t: ids strictly increase by one per call (the log has no holes),
+	 * each id at most once, all ids > the last id reported by on_ready. */
+	void (*on_event)(void *data, struct hub_bus_tenant *t, const struct hub_bus_event *ev);
+	/* t's last event id is known (status 0: hub_bus_tenant_last) or could not be read
+	 * (status < 0; the next hub_bus_tenant_ref tries again). */
+	void (*on_ready)(void *data, struct hub_bus_tenant *t, int status);
+	/* An ephemeral event (typing: no id, not in the log) for t; origin is the sink's id
+	 * given to hub_bus_ephemeral on this instance, 0 when it came from another one. */
+	void (*on_ephemeral)(void *data, struct hub_bus_tenant *t, uint64_t origin,
+			     struct hub_str event, struct hub_str data_json);
+};
+
+/* store must outlive the bus; redis may be NULL (alone) and must be closed before
+ * hub_bus_free. The bus subscribes to Redis here. */
+int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redis,
+		struct hub_metrics *metrics, struct hub_bus **out, struct hub_err *err)
+	HUB_MUSTCHECK;
+void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void *data);
+/* At shutdown, before Redis is closed: forgets Redis and closes the bus's timer (the loop
+ * must run once more before hub_bus_free). NULL-safe, idempotent. */
+void hub_bus_stop(struct hub_bus *bus);
+/* Frees bus (NULL-safe): every tenant must have been unreferenced. */
+void hub_bus_free(struct hub_bus *bus);
+/* This instance's random id (hex), as put in its Redis payloads. */
+const char *hub_bus_instance(const struct hub_bus *bus);
+
+/* A committed event of this instance: to Redis for the others, and in order to the sink. */
+void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_id,
+		     struct hub_str event, struct hub_str data_json);
+/* An ephemeral event for every watcher of tenant on every instance. */
+void hub_bus_ephemeral(struct hub_bus *bus, struct hub_str tenant, uint64_t origin,
+		       struct hub_str event, struct hub_str data_json);
+
+/* The tenant's stream, created on first use (its last id is then read from the database
+ * and on_ready follows) or one more reference. tid: at most HUB_JWT_ID_MAX - 1 bytes. */
+struct hub_bus_tenant *hub_bus_tenant_ref(struct hub_bus *bus, const char *tid);
+void hub_bus_tenant_unref(struct hub_bus_tenant *t); /* NULL-safe */
+/* The last id delivered (or known when there were no events yet); -1 while unknown. */
+int64_t hub_bus_tenant_last(const struct hub_bus_tenant *t);
+const char *hub_bus_tenant_id(const struct hub_bus_tenant *t);
+/* A slot for the sink's own per-tenant state (NULL when created). */
+void **hub_bus_tenant_user(struct hub_bus_tenant *t);
+
+/* Reads up to HUB_BUS_PAGE events of tenant tid with id > after from the database, in id
+ * order. cb gets status (0 or a negative errno from the store), the events (borrowed, valid
+ * during the call), how many, and the tenant's last event id at that moment. Returns 0 and
+ * later calls cb exactly once, or a negative errno and never calls cb. */
+typedef void hub_bus_read_cb(int status, const struct hub_bus_event *evs, size_t n,
+			     int64_t stream_last, void *data);
+int hub_bus_read(struct hub_bus *bus, const char *tid, int64_t after, hub_bus_read_cb *cb,
+		 void *data) HUB_MUSTCHECK;
+
+#endif
