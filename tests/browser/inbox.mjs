@@ -112,6 +112,10 @@ const actions = {
 		await page.locator('#reply').press('Enter');
 		return {};
 	},
+	async type({ selector, text }) {
+		await page.locator(selector).pressSequentially(text, { delay: 10 });
+		return {};
+	},
 	async click({ selector }) {
 		await page.locator(selector).first().click();
 		return {};

@@ -218,6 +218,76 @@ class Inbox(BrowserCase):
         self.assert_no_page_problems(b)
 
 
+    def test_read_assign_mode_and_typing(self):
+        h = self.start_hubd()
+        self.say(h, "Здравствуйте, нужна помощь с заказом", wa_id="77017770000", name="Ерлан")
+        self.say(h, "Алло?", wa_id="77017770000", name="Ерлан")
+        conv = self.psql("SELECT id FROM conversations")
+        self.assertEqual(self.psql("SELECT unread FROM conversations"), "2")
+        colleague = self.agent(h, sub="agent-2")
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h, sub="agent-1"))
+        b.call("wait_conn", state="online")
+        self.assertEqual(b.call("wait_conversation", name="Ерлан")["text"].split()[-1], "2")
+        # opening it reads it, for everyone
+        b.call("select", name="Ерлан")
+        util.wait_for(lambda: self.psql("SELECT unread FROM conversations") == "0", 20,
+                      "unread reset by the read command")
+        self.assertEqual(colleague.event("conversation.updated")["data"]["unread"], 0)
+        # assign to me
+        b.call("click", selector="#assign")
+        b.call("wait_text", selector="#conv-assignee", text="Диалог ведёте вы")
+        self.assertEqual(self.psql("SELECT assignee FROM conversations"), "agent-1")
+        b.call("wait_visible", selector="#list li .tag-mine")
+        # AI and back to a human
+        b.call("click", selector='#mode button[data-mode="ai"]')
+        b.call("wait_visible", selector='#mode button[data-mode="ai"].on')
+        util.wait_for(lambda: self.psql("SELECT mode FROM conversations") == "ai", 20, "mode ai")
+        b.call("wait_visible", selector="#list li .tag-ai")
+        b.call("click", selector='#mode button[data-mode="human"]')
+        util.wait_for(lambda: self.psql("SELECT mode FROM conversations") == "human", 20,
+                      "mode human")
+        # typing goes both ways, never to oneself
+        b.call("type", selector="#reply", text="Сейчас проверю")
+        self.assertEqual(colleague.event("typing")["data"],
+                         {"conversation_id": int(conv), "user": "agent-1"})
+        self.assertEqual(colleague.command({"type": "typing", "conversation_id": int(conv)})
+                         ["type"], "ack")
+        b.call("wait_text", selector="#typing", text="agent-2 печатает")
+        # a colleague takes it over: the page shows who has it now
+        ack = colleague.command({"type": "assign", "conversation_id": int(conv)})
+        self.assertEqual(ack["type"], "ack", ack)
+        b.call("wait_text", selector="#conv-assignee", text="Ведёт: agent-2")
+        b.call("wait_text", selector="#assign", text="Забрать себе")
+        b.call("screenshot", path=os.path.join(self.out, "assigned.png"))
+        self.assert_no_page_problems(b)
+
+    def test_reply_written_offline_is_sent_once_after_the_reconnect(self):
+        cfg = self.config()
+        h = self.start_hubd(cfg)
+        self.say(h, "Вы работаете в выходные?", wa_id="77018880000", name="Гульнара")
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
+        b.call("wait_conn", state="online")
+        b.call("select", name="Гульнара")
+        h.stop()
+        b.call("wait_visible", selector="#offline")
+        reply = "Да, с 10 до 18. " + os.urandom(3).hex()
+        self.no_leak(reply)
+        b.call("reply", text=reply)
+        b.call("wait_visible", selector="#messages li.msg.out.pending .tick.st-queued")
+        b.call("screenshot", path=os.path.join(self.out, "offline.png"))
+        h.start()
+        b.call("wait_conn", state="online", timeout=90)
+        b.call("wait_stored", text=reply)
+        self.assertEqual(self.count("messages", "direction = 'out'"), 1)
+        self.assertEqual(self.count("outbox"), 1)
+        sends = [f for f in b.call("frames")["sent"] if f.get("type") == "send"]
+        self.assertEqual(len({f["client_id"] for f in sends}), 1, sends)
+        self.assertEqual([m["text"] for m in b.call("messages")["items"]],
+                         ["Вы работаете в выходные?", reply])
+        self.assert_no_page_problems(b)
+
 class Rendering(BrowserCase):
     def test_list_statuses_and_untrusted_text(self):
         """A busy inbox: order by activity, unread counts, channel and mode, ticks for
