@@ -52,11 +52,13 @@ DAEMON_SRC := $(filter-out daemon/hubd.c $(CTL_SRC),$(DAEMON_ALL))
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 CTL_OBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
 LLHTTP_OBJ := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
-GEN_SRC := $(BUILD)/gen/embedded_migrations.c
+GEN_SRC := $(BUILD)/gen/embedded_migrations.c $(BUILD)/gen/embedded_web.c
 GEN_OBJ := $(GEN_SRC:%.c=%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
+# The inbox page, served by daemon/web.c.
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
 
 LIBCORE = $(BUILD)/libhubcore.a
 HUBD = $(BUILD)/hubd
@@ -93,6 +95,10 @@ $(BUILD)/embed: scripts/embed.c
 $(BUILD)/gen/embedded_migrations.c: $(MIGRATIONS) $(BUILD)/embed
 	@mkdir -p $(dir $@)
 	$(QUIET_GEN)$(BUILD)/embed hub_embedded_migrations $(MIGRATIONS) > $@
+
+$(BUILD)/gen/embedded_web.c: $(WEB_FILES) $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(QUIET_GEN)$(BUILD)/embed hub_embedded_web $(WEB_FILES) > $@
 
 $(LIBCORE): $(CORE_OBJ)
 	@rm -f $@

@@ -1,5 +1,5 @@
 /* daemon/embed.h - files compiled into the binaries at build time (scripts/embed.c):
- * the database migrations. Tables end with a NULL name. */
+ * the database migrations and the inbox page. Tables end with a NULL name. */
 #ifndef HUB_EMBED_H
 #define HUB_EMBED_H
 
@@ -9,9 +9,12 @@ struct hub_embed_file {
 	const char *name; /* base name, e.g. "0001_init.sql" */
 	const char *data; /* NUL-terminated */
 	size_t len;
+	const char *etag; /* "\"<16 hex digits>\"": FNV-1a 64 of the bytes, an HTTP ETag */
 };
 
 /* The .sql files of db/migrations/, in file name order. */
 extern const struct hub_embed_file hub_embedded_migrations[];
+/* The files of web/ (the inbox page), in file name order. */
+extern const struct hub_embed_file hub_embedded_web[];
 
 #endif

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "daemon/api.h"
 #include "daemon/bus.h"
 #include "daemon/http.h"
 #include "daemon/ingest.h"
@@ -19,6 +20,7 @@
 #include "daemon/notify.h"
 #include "daemon/redis.h"
 #include "daemon/store.h"
+#include "daemon/web.h"
 #include "daemon/ws.h"
 #include "lib/log.h"
 #include "lib/pool.h"
@@ -39,6 +41,7 @@ struct hubd {
 	struct hub_http *http;
 	struct hub_ws *ws;
 	struct hub_ingest *ingest;
+	struct hub_api *api;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	/* The channels of the database (hub_store_listen: re-read on NOTIFY hub_channels);
@@ -152,6 +155,22 @@ static void on_webhook_post(struct hub_http_req *req, void *data)
 	hub_ingest_handle_post(((struct hubd *)data)->ingest, req);
 }
 
+static void on_api_conversations(struct hub_http_req *req, void *data)
+{
+	hub_api_handle_conversations(((struct hubd *)data)->api, req);
+}
+
+static void on_api_messages(struct hub_http_req *req, void *data)
+{
+	hub_api_handle_messages(((struct hubd *)data)->api, req);
+}
+
+static void on_inbox(struct hub_http_req *req, void *data)
+{
+	(void)data;
+	hub_web_handle(req);
+}
+
 static const struct hub_http_route routes[] = {
 	{ "GET", "/healthz", "healthz", on_healthz },
 	{ "GET", "/readyz", "readyz", on_readyz },
@@ -159,6 +178,10 @@ static const struct hub_http_route routes[] = {
 	{ "GET", "/ws", "ws", on_ws },
 	{ "GET", "/webhooks/{platform}/{channel}", "webhook_handshake", on_webhook_get },
 	{ "POST", "/webhooks/{platform}/{channel}", "webhook", on_webhook_post },
+	{ "GET", "/api/v1/conversations", "api_conversations", on_api_conversations },
+	{ "GET", "/api/v1/conversations/{id}/messages", "api_messages", on_api_messages },
+	{ "GET", "/inbox", "inbox", on_inbox },
+	{ "GET", "/inbox/{file}", "inbox", on_inbox },
 };
 
 /* ---- events ---- */
@@ -420,6 +443,7 @@ static void reload(struct hubd *h)
 	hub_log_set_level(s->log.level);
 	hub_http_set_limits(h->http, http_limits(s, &limits));
 	hub_ws_set_opts(h->ws, ws_opts(s, &wo));
+	hub_api_set_secret(h->api, hub_str_from(s->auth.jwt_secret));
 	if (sync_channels(h, cfg) < 0)
 		hub_log_err(TAG, "reload: some channels are not in the database yet");
 	hub_config_unref(h->cfg);
@@ -558,6 +582,7 @@ static int start(struct hubd *h)
 		return ret;
 	}
 	h->ingest = hub_ingest_new(h->store, h->cfg, h->metrics, on_publish, h);
+	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret));
 	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
 			   h->metrics, &h->http);
 	if (ret < 0) {
@@ -669,6 +694,7 @@ int main(int argc, char **argv)
 	}
 	hub_bus_free(h.bus);
 	hub_ingest_free(h.ingest);
+	hub_api_free(h.api);
 	hub_metrics_free(h.metrics);
 	hub_pool_release(&h.db_pool);
 	ret = uv_loop_close(&h.loop);

@@ -1,6 +1,7 @@
-/* scripts/embed.c - build-time tool: turns files into a C table of {name, data, len}
- * (daemon/embed.h), for migrations and the inbox page compiled into the binaries.
+/* scripts/embed.c - build-time tool: turns files into a C table of {name, data, len,
+ * etag} (daemon/embed.h), for migrations and the inbox page compiled into the binaries.
  * usage: embed SYMBOL FILE... > out.c   (each entry is named by the file's base name) */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@ int main(int argc, char **argv)
 	printf("#include \"daemon/embed.h\"\n");
 	for (int i = 2; i < argc; i++) {
 		FILE *f = fopen(argv[i], "rb");
+		uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
 		int c, n = 0;
 
 		if (!f) {
@@ -21,17 +23,21 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		printf("static const char file_%d[] = {", i);
-		while ((c = getc(f)) != EOF)
+		while ((c = getc(f)) != EOF) {
 			printf("%s%d,", n++ % 24 ? "" : "\n\t", c);
+			h = (h ^ (uint64_t)c) * 0x100000001b3ULL;
+		}
 		printf("0 };\n");
+		printf("static const char etag_%d[] = \"\\\"%016llx\\\"\";\n", i,
+		       (unsigned long long)h);
 		fclose(f);
 	}
 	printf("const struct hub_embed_file %s[] = {\n", argv[1]);
 	for (int i = 2; i < argc; i++) {
 		const char *base = strrchr(argv[i], '/');
-		printf("\t{ \"%s\", file_%d, sizeof(file_%d) - 1 },\n", base ? base + 1 : argv[i],
-		       i, i);
+		printf("\t{ \"%s\", file_%d, sizeof(file_%d) - 1, etag_%d },\n",
+		       base ? base + 1 : argv[i], i, i, i);
 	}
-	printf("\t{ 0, 0, 0 }\n};\n");
+	printf("\t{ 0, 0, 0, 0 }\n};\n");
 	return 0;
 }

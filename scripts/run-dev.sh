@@ -191,6 +191,7 @@ Bayge Hub is running (hubd pid $HUBD_PID). Ctrl-C stops hubd, Redis and PostgreS
   health     $BASE/healthz
   readiness  $BASE/readyz
   metrics    $BASE/metrics
+  inbox page $BASE/inbox#token=$TOKEN
   live inbox ws://$LISTEN/ws   (subprotocol bayge.v1)
   webhooks   $BASE/webhooks/whatsapp/demo-whatsapp
              $BASE/webhooks/telegram/demo-telegram

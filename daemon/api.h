@@ -1,0 +1,37 @@
+/* daemon/api.h - the REST API of the inbox page, under /api/v1: a tenant's conversations
+ * by activity and a conversation's history, both cursor-paged, read through the
+ * asynchronous store (SQL functions of db/migrations/0006_api.sql).
+ * Every request carries "Authorization: Bearer <JWT>" (the websocket's HS256 tokens,
+ * lib/jwt.h); the tenant comes from the token only. Errors are JSON: 401 without or with a
+ * bad token, 400 for a bad limit or cursor, 404 for a conversation of another tenant (never
+ * 403: its existence is not revealed), 503 while the database is unavailable.
+ * Knows nothing about websockets or the page itself. */
+#ifndef HUB_API_H
+#define HUB_API_H
+
+#include "lib/buf.h"
+
+struct hub_api;
+struct hub_store;
+struct hub_http_req;
+
+#define HUB_API_LIMIT_DEFAULT 50 /* items per page without ?limit= */
+#define HUB_API_LIMIT_MAX 200    /* ?limit= is 1 .. this */
+
+/* store must outlive the api; jwt_secret is copied. */
+struct hub_api *hub_api_new(struct hub_store *store, struct hub_str jwt_secret);
+/* The secret for new requests (SIGHUP); copied. */
+void hub_api_set_secret(struct hub_api *api, struct hub_str jwt_secret);
+/* Frees api (NULL-safe). No request may be in flight (the HTTP server has drained). */
+void hub_api_free(struct hub_api *api);
+
+/* GET /api/v1/conversations?limit=N&before=CURSOR →
+ * {"conversations":[conversation + "contact" + "last_message"], "next_cursor": C|null},
+ * newest activity first; CURSOR is opaque (the keyset (activity, id) of the last one). */
+void hub_api_handle_conversations(struct hub_api *api, struct hub_http_req *req);
+/* GET /api/v1/conversations/{id}/messages?limit=N&before=MESSAGE_ID →
+ * {"messages":[...oldest first], "next_cursor": "<id>"|null}: the page before MESSAGE_ID
+ * (the newest without it); next_cursor is the before= of the older page. */
+void hub_api_handle_messages(struct hub_api *api, struct hub_http_req *req);
+
+#endif

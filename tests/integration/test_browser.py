@@ -1,0 +1,370 @@
+"""tests/integration/test_browser.py - the inbox page in a real browser: Debian's
+/usr/bin/chromium driven by npm playwright-core (tests/browser/inbox.mjs, installed by
+`npm ci` from the lockfile and cached in tests/browser/node_modules) against the ASan hubd
+and a real PostgreSQL. An agent signs in, a WhatsApp webhook arrives live, the agent
+replies (stored with its outbox row), hubd restarts on the same port while another
+instance takes a message, and the page reconnects and resumes without a reload. The
+screenshots stay in tests/out/<test>/.
+"""
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from support import util  # noqa: E402
+from support.case import HubTestCase  # noqa: E402
+
+BROWSER_DIR = os.path.join(util.TESTS, "browser")
+CHROMIUM = "/usr/bin/chromium"
+# What a page logs while its server is away on purpose (reconnect attempts): not a fault.
+EXPECTED_NOISE = ("WebSocket connection to", "ERR_CONNECTION_REFUSED", "ERR_CONNECTION_RESET",
+                  "ERR_EMPTY_RESPONSE")
+
+
+def npm_ci():
+    """Installs playwright-core as the lockfile pins it, unless node_modules has it."""
+    with open(os.path.join(BROWSER_DIR, "package-lock.json"), encoding="utf-8") as f:
+        want = json.load(f)["packages"]["node_modules/playwright-core"]["version"]
+    have = os.path.join(BROWSER_DIR, "node_modules", "playwright-core", "package.json")
+    try:
+        with open(have, encoding="utf-8") as f:
+            if json.load(f)["version"] == want:
+                return
+    except (OSError, ValueError, KeyError):
+        pass
+    r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                       cwd=BROWSER_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=300)
+    if r.returncode != 0:
+        raise AssertionError("npm ci in tests/browser failed:\n"
+                             + r.stdout.decode("utf-8", "replace")[-3000:])
+
+
+class Driver:
+    """The node script: one JSON command a line in, one JSON answer a line out."""
+
+    def __init__(self, out_dir):
+        self.profile = tempfile.mkdtemp(prefix="hubt-chromium-")
+        self.log = open(os.path.join(out_dir, "browser.stderr"), "wb")
+        self.proc = subprocess.Popen(["node", os.path.join(BROWSER_DIR, "inbox.mjs"),
+                                      self.profile], cwd=BROWSER_DIR, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log,
+                                     start_new_session=True)
+        self.buf = b""
+        hello = self._read(60)
+        if not hello.get("ready"):
+            raise AssertionError("browser driver did not start: %r" % hello)
+        self.version = hello.get("version")
+
+    def _read(self, timeout):
+        d = util.Deadline(timeout)
+        while b"\n" not in self.buf:
+            if d.expired():
+                raise AssertionError("browser driver: no answer within %.0f s" % timeout)
+            r, _, _ = select.select([self.proc.stdout], [], [], min(1.0, d.remaining()))
+            if r:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    raise AssertionError("browser driver exited (%r); see browser.stderr"
+                                         % self.proc.poll())
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def call(self, action, timeout=60, **kw):
+        """Runs one action; returns its answer, raises AssertionError with its error."""
+        kw["do"] = action
+        self.proc.stdin.write((json.dumps(kw) + "\n").encode())
+        self.proc.stdin.flush()
+        r = self._read(timeout)
+        if not r.get("ok"):
+            raise AssertionError("browser: %s %s: %s"
+                                 % (action, {k: v for k, v in kw.items() if k != "token"},
+                                    r.get("error")))
+        return r
+
+    def try_call(self, action, **kw):
+        try:
+            return self.call(action, **kw)
+        except AssertionError:
+            return None
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.call("quit", timeout=20)
+                self.proc.wait(20)
+            except (AssertionError, OSError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait(10)
+        self.log.close()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+class BrowserCase(HubTestCase):
+    def setUp(self):
+        super().setUp()
+        for tool in (CHROMIUM, shutil.which("node"), shutil.which("npm")):
+            if not tool or not os.access(tool, os.X_OK):
+                self.skipTest("chromium, node and npm are needed (apt-get install chromium "
+                              "nodejs npm)")
+        npm_ci()
+
+    def browser(self):
+        d = Driver(self.out)
+        self.addCleanup(d.close)
+        return d
+
+    def assert_no_page_problems(self, b):
+        problems = [p for p in b.call("problems")["problems"]
+                    if not any(n in p for n in EXPECTED_NOISE)]
+        self.assertEqual(problems, [], "the page logged errors (CSP violations show here)")
+
+    def say(self, h, text, wa_id="77011234567", name="Aigerim", cid="demo-whatsapp"):
+        body, wamid, sig = self.text_webhook(h, cid, text=text, wa_id=wa_id, name=name)
+        r = self.post_webhook(h, cid, body, sig)
+        self.assertEqual(r.status, 200, r)
+        return wamid
+
+
+class Inbox(BrowserCase):
+    def test_live_message_reply_and_resume_across_a_restart(self):
+        cfg = self.config()
+        h = self.start_hubd(cfg)
+        b = self.browser()
+        token = self.token(h, sub="agent-1")
+
+        # sign in through the form; the token stays in this tab only
+        b.call("open", url=h.base_url + "/inbox")
+        b.call("wait_visible", selector="#signin-form")
+        b.call("signin", token=token)
+        b.call("wait_conn", state="online")
+        st = b.call("storage")
+        self.assertEqual((st["token"], st["local"], st["search"]), (token, 0, ""))
+
+        # a WhatsApp message arrives live
+        first = "Сәлеметсіз бе! Заказ №4471 қашан келеді? " + os.urandom(3).hex()
+        self.say(h, first)
+        b.call("wait_conversation", name="Aigerim")
+        b.call("select", name="Aigerim")
+        b.call("wait_message", text=first, direction="in")
+
+        # the agent replies: the reply is stored, queued in the outbox, shown as sent
+        reply = "Добрый день, Айгерим! Заказ уже в пути, будет завтра. " + os.urandom(3).hex()
+        self.no_leak(reply)
+        b.call("reply", text=reply)
+        b.call("wait_stored", text=reply)
+        mid = util.wait_for(lambda: self.psql(
+            "SELECT id FROM messages WHERE direction = 'out' AND text = '%s'" % reply), 20,
+            "the reply in the database")
+        self.assertEqual(self.psql("SELECT author FROM messages WHERE id = %s" % mid), "agent")
+        self.assertEqual(self.count("outbox", "message_id = %s" % mid), 1)
+
+        # hubd goes away; another instance takes a message meanwhile; hubd comes back on
+        # the same port and the page resumes after the last event it saw, without a reload
+        b.call("mark")
+        h.stop()
+        b.call("wait_visible", selector="#offline")
+        other = self.start_hubd(cfg=dict(cfg, http=dict(cfg["http"], listen="127.0.0.1:%d"
+                                                          % util.free_port())), name="other")
+        during = "Ещё вопрос: можно оплатить картой? " + os.urandom(3).hex()
+        self.say(other, during)
+        other.stop()
+        h.start()
+        b.call("wait_conn", state="online", timeout=90)
+        b.call("wait_message", text=during, direction="in", timeout=60)
+        self.assertTrue(b.call("marked")["marked"], "the page reloaded")
+        frames = b.call("frames")["received"]
+        self.assertIn("resumed", [f.get("type") for f in frames], frames)
+        replayed = [f for f in frames if f.get("event") == "message.created"
+                    and f.get("data", {}).get("text") == during]
+        self.assertEqual(len(replayed), 1, "the message came once, by replay")
+
+        # and live again after the resume
+        after = "Спасибо! " + os.urandom(3).hex()
+        self.say(h, after)
+        b.call("wait_message", text=after, direction="in")
+        texts = [m["text"] for m in b.call("messages")["items"]]
+        self.assertEqual(texts, [first, reply, during, after])
+        b.call("screenshot", path=os.path.join(self.out, "inbox.png"))
+        self.assert_no_page_problems(b)
+
+    def test_link_with_token_in_the_fragment(self):
+        h = self.start_hubd()
+        token = self.token(h, sub="agent-2")
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + token)
+        b.call("wait_conn", state="online")
+        st = b.call("storage")
+        self.assertEqual(st["token"], token)
+        self.assertNotIn(token, st["hash"])        # taken out of the address bar at once
+        self.assertEqual(st["search"], "")
+        b.call("wait_text", selector="#me", text="agent-2")
+        self.assert_no_page_problems(b)
+
+    def test_bad_token_is_refused_with_a_message(self):
+        h = self.start_hubd()
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox")
+        b.call("signin_expect_error", token="not-a-token")
+        b.call("signin_expect_error", token=self.token(h, secret="x" * 32))
+        self.assert_no_page_problems(b)
+
+
+    def test_read_assign_mode_and_typing(self):
+        h = self.start_hubd()
+        self.say(h, "Здравствуйте, нужна помощь с заказом", wa_id="77017770000", name="Ерлан")
+        self.say(h, "Алло?", wa_id="77017770000", name="Ерлан")
+        conv = self.psql("SELECT id FROM conversations")
+        self.assertEqual(self.psql("SELECT unread FROM conversations"), "2")
+        colleague = self.agent(h, sub="agent-2")
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h, sub="agent-1"))
+        b.call("wait_conn", state="online")
+        self.assertEqual(b.call("wait_conversation", name="Ерлан")["text"].split()[-1], "2")
+        # opening it reads it, for everyone
+        b.call("select", name="Ерлан")
+        util.wait_for(lambda: self.psql("SELECT unread FROM conversations") == "0", 20,
+                      "unread reset by the read command")
+        self.assertEqual(colleague.event("conversation.updated")["data"]["unread"], 0)
+        # assign to me
+        b.call("click", selector="#assign")
+        b.call("wait_text", selector="#conv-assignee", text="Диалог ведёте вы")
+        self.assertEqual(self.psql("SELECT assignee FROM conversations"), "agent-1")
+        b.call("wait_visible", selector="#list li .tag-mine")
+        # AI and back to a human
+        b.call("click", selector='#mode button[data-mode="ai"]')
+        b.call("wait_visible", selector='#mode button[data-mode="ai"].on')
+        util.wait_for(lambda: self.psql("SELECT mode FROM conversations") == "ai", 20, "mode ai")
+        b.call("wait_visible", selector="#list li .tag-ai")
+        b.call("click", selector='#mode button[data-mode="human"]')
+        util.wait_for(lambda: self.psql("SELECT mode FROM conversations") == "human", 20,
+                      "mode human")
+        # typing goes both ways, never to oneself
+        b.call("type", selector="#reply", text="Сейчас проверю")
+        self.assertEqual(colleague.event("typing")["data"],
+                         {"conversation_id": int(conv), "user": "agent-1"})
+        self.assertEqual(colleague.command({"type": "typing", "conversation_id": int(conv)})
+                         ["type"], "ack")
+        b.call("wait_text", selector="#typing", text="agent-2 печатает")
+        # a colleague takes it over: the page shows who has it now
+        ack = colleague.command({"type": "assign", "conversation_id": int(conv)})
+        self.assertEqual(ack["type"], "ack", ack)
+        b.call("wait_text", selector="#conv-assignee", text="Ведёт: agent-2")
+        b.call("wait_text", selector="#assign", text="Забрать себе")
+        b.call("screenshot", path=os.path.join(self.out, "assigned.png"))
+        self.assert_no_page_problems(b)
+
+    def test_reply_written_offline_is_sent_once_after_the_reconnect(self):
+        cfg = self.config()
+        h = self.start_hubd(cfg)
+        self.say(h, "Вы работаете в выходные?", wa_id="77018880000", name="Гульнара")
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
+        b.call("wait_conn", state="online")
+        b.call("select", name="Гульнара")
+        h.stop()
+        b.call("wait_visible", selector="#offline")
+        reply = "Да, с 10 до 18. " + os.urandom(3).hex()
+        self.no_leak(reply)
+        b.call("reply", text=reply)
+        b.call("wait_visible", selector="#messages li.msg.out.pending .tick.st-queued")
+        b.call("screenshot", path=os.path.join(self.out, "offline.png"))
+        h.start()
+        b.call("wait_conn", state="online", timeout=90)
+        b.call("wait_stored", text=reply)
+        self.assertEqual(self.count("messages", "direction = 'out'"), 1)
+        self.assertEqual(self.count("outbox"), 1)
+        sends = [f for f in b.call("frames")["sent"] if f.get("type") == "send"]
+        self.assertEqual(len({f["client_id"] for f in sends}), 1, sends)
+        self.assertEqual([m["text"] for m in b.call("messages")["items"]],
+                         ["Вы работаете в выходные?", reply])
+        self.assert_no_page_problems(b)
+
+class Rendering(BrowserCase):
+    def test_list_statuses_and_untrusted_text(self):
+        """A busy inbox: order by activity, unread counts, channel and mode, ticks for
+        each delivery status, and message text that looks like HTML shown as text."""
+        h = self.start_hubd()
+        people = [("77015550001", "Нурлан Абенов", "Добрый день! Подскажите, есть ли доставка"
+                   " в Караганду?"),
+                  ("77015550002", "Мария Ким", "Спасибо, всё получила 👍"),
+                  ("77015550003", "Данияр", "Қашан жеткізесіздер?"),
+                  ("77015550004", "Алия С.", '<img src=x onerror="document.title=1">'
+                   '<script>alert(1)</script>')]
+        for wa, name, text in people:
+            self.say(h, text, wa_id=wa, name=name)
+        conv = self.psql("SELECT v.id FROM conversations v JOIN contacts c "
+                         "ON c.id = v.contact_id WHERE c.phone = '+77015550001'")
+        for status, text in (("read", "Да, доставляем за 2 дня."),
+                             ("delivered", "Стоимость — 1 500 ₸."),
+                             ("sent", "Оформить заказ?"),
+                             ("failed", "Номер недоступен для сообщений")):
+            self.psql("INSERT INTO messages (tenant_id, conversation_id, channel_id, "
+                      "direction, author, type, text, status, error) SELECT tenant_id, id, "
+                      "channel_id, 'out', 'agent', 'text', '%s', '%s', %s FROM conversations "
+                      "WHERE id = %s" % (text, status, "'131026 undeliverable'"
+                                         if status == "failed" else "NULL", conv))
+        self.psql("UPDATE conversations SET mode = 'ai' WHERE id = %s" % conv)
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
+        b.call("wait_conn", state="online")
+        b.call("wait_conversation", name="Алия")
+        names = [i["name"] for i in b.call("list")["items"]]
+        self.assertEqual(names, ["Алия С.", "Данияр", "Мария Ким", "Нурлан Абенов"])
+        b.call("select", name="Алия")
+        b.call("wait_message", text="<script>alert(1)</script>", direction="in")
+        self.assertEqual(b.call("count", selector="#messages img, #messages script")["n"], 0)
+        b.call("select", name="Нурлан")
+        for status in ("read", "delivered", "sent", "failed"):
+            b.call("wait_visible", selector="#messages .tick.st-" + status)
+        b.call("wait_text", selector=".fail-why", text="131026")
+        b.call("wait_visible", selector='#mode button[data-mode="ai"].on')
+        b.call("screenshot", path=os.path.join(self.out, "statuses.png"))
+        self.assert_no_page_problems(b)
+
+    def test_older_messages_and_more_conversations_load_on_scroll(self):
+        h = self.start_hubd()
+        self.say(h, "Первое сообщение", wa_id="77016660000", name="Длинная История")
+        # 60 more conversations, and 120 older messages in the first one
+        self.psql("INSERT INTO contacts (tenant_id, display_name, phone) SELECT 'demo', "
+                  "'Клиент ' || g, '+7702' || lpad(g::text, 7, '0') "
+                  "FROM generate_series(1, 60) g")
+        self.psql("INSERT INTO conversations (tenant_id, contact_id, channel_id, "
+                  "last_message_at) SELECT 'demo', c.id, ch.id, now() - c.id * interval "
+                  "'1 minute' FROM contacts c, channels ch WHERE c.display_name LIKE "
+                  "'Клиент %' AND ch.public_id = 'demo-whatsapp'")
+        self.psql("INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, "
+                  "author, type, text, status) SELECT v.tenant_id, v.id, "
+                  "v.channel_id, CASE WHEN g % 3 = 0 THEN 'out' ELSE 'in' END, CASE WHEN "
+                  "g % 3 = 0 THEN 'agent' ELSE 'contact' END, 'text', 'Старое ' || g, CASE "
+                  "WHEN g % 3 = 0 THEN 'read' ELSE 'received' END "
+                  "FROM conversations v, generate_series(1, 120) g "
+                  "WHERE v.id = (SELECT min(id) FROM conversations)")
+        self.say(h, "Последнее сообщение", wa_id="77016660000", name="Длинная История")
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
+        b.call("wait_conn", state="online")
+        b.call("select", name="Длинная История")
+        b.call("wait_message", text="Последнее сообщение", direction="in")
+        self.assertEqual(b.call("count", selector="#messages li.msg:not(.who)")["n"], 50)
+        b.call("scroll_until", box="#thread", to="top",
+               selector="#messages li.msg:not(.who)", n=122)
+        b.call("wait_text", selector="#older", text="Начало переписки")
+        texts = [m["text"] for m in b.call("messages")["items"]]
+        self.assertEqual(texts, ["Первое сообщение"] + ["Старое %d" % g for g in range(1, 121)]
+                         + ["Последнее сообщение"])
+        self.assertEqual(b.call("count", selector="#list li")["n"], 50)
+        b.call("scroll_until", box="#list", to="bottom", selector="#list li", n=61)
+        names = [i["name"] for i in b.call("list")["items"]]
+        self.assertEqual(len(set(names)), 61)
+        self.assertEqual(names[:3], ["Длинная История", "Клиент 1", "Клиент 2"])
+        b.call("screenshot", path=os.path.join(self.out, "history.png"))
+        self.assert_no_page_problems(b)
