@@ -34,7 +34,7 @@
 #define HEAD_MAX 8192              /* bytes of an HTTP response head */
 #define HIST_STEP_US 10            /* latency histogram: 10 us buckets ... */
 #define HIST_BUCKETS 1000000       /* ... up to 10 s; beyond counts in the last */
-#define PUB_MAX 64
+#define PUB_MAX 256
 #define MSG_EVENT "\"event\":\"message.created\""
 #define MARKER "fo:"
 
@@ -67,6 +67,12 @@ struct pub {
 struct line {
 	uv_buf_t req;  /* the whole HTTP request */
 	int seq;       /* the marker's sequence number, -1 if none */
+};
+
+/* Latencies in HIST_STEP_US buckets. */
+struct hist {
+	uint32_t *b;
+	uint64_t n, max_ns;
 };
 
 struct opts {
@@ -116,8 +122,8 @@ struct run {
 	int ready_at_go;
 
 	uint64_t frames, msg_frames, bytes, dups, early, unknown_seq, closed, bad_frames;
-	uint32_t *hist;
-	uint64_t hist_n, lat_max_ns;
+	struct hist lat;      /* from the POST sent */
+	struct hist lat_sched; /* from the time the POST was due (no coordinated omission) */
 
 	uv_timer_t tick;      /* 1 ms: pacing, deadlines */
 	uv_pipe_t in;         /* "go" from the driver */
@@ -317,10 +323,38 @@ static int parse_seq(const unsigned char *p, size_t len)
 	return (int)v;
 }
 
+static void hist_add(struct hist *h, uint64_t ns)
+{
+	uint64_t i = ns / 1000 / HIST_STEP_US;
+
+	h->b[i < HIST_BUCKETS ? i : HIST_BUCKETS - 1]++;
+	h->n++;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+}
+
+/* The pct percentile in ms (the top of its bucket), -1 when empty. */
+static double hist_pct(const struct hist *h, double pct)
+{
+	uint64_t want, acc = 0;
+
+	if (!h->n)
+		return -1;
+	want = (uint64_t)(pct / 100.0 * (double)h->n + 0.999999);
+	if (want < 1)
+		want = 1;
+	for (int i = 0; i < HIST_BUCKETS; i++) {
+		acc += h->b[i];
+		if (acc >= want)
+			return (double)(i + 1) * HIST_STEP_US / 1000.0;
+	}
+	return (double)h->max_ns / 1e6;
+}
+
 static void on_text(struct sock *s, const unsigned char *p, size_t len, uint64_t now)
 {
 	struct run *r = s->run;
-	uint64_t lat;
+	uint64_t due;
 	int seq;
 
 	if (s->state == S_AUTH) {
@@ -356,12 +390,9 @@ static void on_text(struct sock *s, const unsigned char *p, size_t len, uint64_t
 		r->early++;
 		return;
 	}
-	lat = now > r->t_send[seq] ? now - r->t_send[seq] : 0;
-	if (lat > r->lat_max_ns)
-		r->lat_max_ns = lat;
-	r->hist[lat / 1000 / HIST_STEP_US < HIST_BUCKETS ? lat / 1000 / HIST_STEP_US
-							 : HIST_BUCKETS - 1]++;
-	r->hist_n++;
+	hist_add(&r->lat, now > r->t_send[seq] ? now - r->t_send[seq] : 0);
+	due = r->t_go + (uint64_t)((double)seq * 1e9 / r->o.rate);
+	hist_add(&r->lat_sched, now > due ? now - due : 0);
 }
 
 /* Frames in p: the bytes consumed, or -1 after killing s. */
@@ -917,23 +948,6 @@ static void pub_connect_all(struct run *r)
 
 /* ---- phases ---- */
 
-static double hist_pct(struct run *r, double pct)
-{
-	uint64_t want, acc = 0;
-
-	if (!r->hist_n)
-		return -1;
-	want = (uint64_t)(pct / 100.0 * (double)r->hist_n + 0.999999);
-	if (want < 1)
-		want = 1;
-	for (int i = 0; i < HIST_BUCKETS; i++) {
-		acc += r->hist[i];
-		if (acc >= want)
-			return (double)(i + 1) * HIST_STEP_US / 1000.0; /* the bucket's top, ms */
-	}
-	return (double)r->lat_max_ns / 1e6;
-}
-
 static void finish(struct run *r)
 {
 	uint64_t expected = (uint64_t)r->ready_at_go * (uint64_t)r->nmsgs;
@@ -951,14 +965,17 @@ static void finish(struct run *r)
 	       "\"early\":%" PRIu64 ",\"unknown_seq\":%" PRIu64 ",\"closed\":%" PRIu64 ","
 	       "\"bad_frames\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"span_s\":%.3f,"
 	       "\"frames_per_s\":%.1f,\"msg_frames_per_s\":%.1f,\"p50_ms\":%.3f,"
-	       "\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"error\":",
+	       "\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"sched_p50_ms\":%.3f,"
+	       "\"sched_p99_ms\":%.3f,\"error\":",
 	       r->o.mode, r->o.sockets, r->ready_at_go, r->nmsgs, r->nlines, r->next_line,
 	       r->answered, r->pub_errors, r->bad_status, pub_s, (double)r->lag_max / 1e6,
 	       r->frames, r->msg_frames, expected,
 	       expected > r->msg_frames ? expected - r->msg_frames : 0, r->dups, r->early,
 	       r->unknown_seq, r->closed, r->bad_frames, r->bytes, span,
 	       span > 0 ? (double)r->frames / span : 0, span > 0 ? (double)r->msg_frames / span : 0,
-	       hist_pct(r, 50), hist_pct(r, 90), hist_pct(r, 99), (double)r->lat_max_ns / 1e6);
+	       hist_pct(&r->lat, 50), hist_pct(&r->lat, 90), hist_pct(&r->lat, 99),
+	       (double)r->lat.max_ns / 1e6, hist_pct(&r->lat_sched, 50),
+	       hist_pct(&r->lat_sched, 99));
 	json_str(stdout, r->error);
 	printf("}\n");
 	fflush(stdout);
@@ -1249,7 +1266,8 @@ int main(int argc, char **argv)
 	r->rnd = seed ? seed : 1;
 	r->loop = uv_default_loop();
 	r->t_send = xcalloc((size_t)r->nmsgs, sizeof(*r->t_send));
-	r->hist = xcalloc(HIST_BUCKETS, sizeof(*r->hist));
+	r->lat.b = xcalloc(HIST_BUCKETS, sizeof(*r->lat.b));
+	r->lat_sched.b = xcalloc(HIST_BUCKETS, sizeof(*r->lat_sched.b));
 	r->socks = xcalloc((size_t)r->o.sockets, sizeof(*r->socks));
 	for (int i = 0; i < r->o.sockets; i++) {
 		r->socks[i].run = r;
