@@ -131,8 +131,9 @@ run: deps
 	$(Q)scripts/run-dev.sh
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all bench-client
 	$(Q)bench/run
+	$(Q)bench/fanout
 
 clean:
 	rm -rf build build-asan

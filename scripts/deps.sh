@@ -12,13 +12,21 @@ python3 procps wrk
 "
 # Browser test and fuzzing: Debian's chromium and clang (never a downloaded browser).
 PACKAGES="$PACKAGES chromium clang libclang-rt-14-dev"
+# The fan-out benchmark's reference (bench/fanout starts a private instance of its own).
+PACKAGES="$PACKAGES nginx libnginx-mod-nchan"
 # Node.js and npm drive playwright-core; use the machine's if it has them.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
 
+# One dpkg-query for every package (a package it does not know is not printed).
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $PACKAGES 2>/dev/null |
+	awk '$2 == "installed" { print $1 }' || true)
+installed=" $(echo $installed) "
 missing=""
 for p in $PACKAGES; do
-	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-	[ "$status" = "installed" ] || missing="$missing $p"
+	case "$installed" in
+	*" $p "*) ;;
+	*) missing="$missing $p" ;;
+	esac
 done
 [ -z "$missing" ] && exit 0
 
@@ -31,3 +39,14 @@ $SUDO apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 || {
 	$SUDO apt-get update -qq
 	$SUDO apt-get install -y --no-install-recommends $missing
 }
+# Installing nginx starts Debian's nginx service on port 80: the benchmark needs only the
+# binary and the module, so a service this script brought in is stopped and disabled.
+case " $missing " in
+*" nginx "*)
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+	elif [ -x /etc/init.d/nginx ]; then
+		$SUDO /etc/init.d/nginx stop >/dev/null 2>&1 || true
+	fi
+	;;
+esac
