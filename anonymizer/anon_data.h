@@ -1,0 +1,17 @@
+/* anonymizer/anon_data.h - the name lists of anonymizer/data/ compiled into libhubcore.a
+ * (build/gen/anon_data.c, written by scripts/embed.c). Knows nothing about their format. */
+#ifndef HUB_ANON_DATA_H
+#define HUB_ANON_DATA_H
+
+#include <stddef.h>
+
+struct hub_anon_data_file {
+	const char *name; /* base name, e.g. "first_names.txt" */
+	const char *data; /* NUL-terminated */
+	size_t len;
+};
+
+/* Ends with a NULL name. */
+extern const struct hub_anon_data_file hub_anon_data[];
+
+#endif
