@@ -11,12 +11,13 @@ the exact substring the text holds. Slots:
     {phi} foreign number, {em} e-mail, {iin}, {bin}, {card}, {iban} (KZ), {ibanx} (foreign),
     {fm} {ff} Kazakh/Russian male/female given name, {sm} {sf} surname, {pm} {pf} Russian
     patronymic, {ulm} {kzf} Kazakh patronymic (-ұлы/-улы, -қызы/-кызы), {fml} {ffl} {sml}
-    {sfl} Latin transliterations, {fe} {se} English given name and surname, [[Text]] a name
+    {sfl} Latin transliterations, {fe} {fem} {fef} {se} English given name (any, male,
+    female) and surname, [[Text]] a name
     written literally. A name slot may take a case: {fm:acc} {ff:dat} {fm:ins} {ff:gen}
     (Russian) and {fm:kdat} {ff:kgen} {fm:kins} {ff:kacc} (Kazakh), or :low (lower case).
     {kz:...} marks a Kazakh-alphabet name pool instead of the Russian-alphabet one.
   not personal data (not labelled): {price} {amount} {order} {trk} {date} {time} {bad12}
-    {code} {qty} {house} {city} {card13bad} {acct}.
+    {code} {qty} {house} {city} {card13bad}.
 A template line is  LANG|KIND|text  where KIND is P (personal data), N (none) or K (the CRM
 knows this contact: its name, phone and e-mail go to "known")."""
 import json
@@ -214,14 +215,17 @@ def feminine(s):
 
 
 def patronymic(father, female):
-    f = father
-    if f.endswith('й'):
-        base = f[:-1] + ('евна' if female else 'евич')
-    elif f.endswith('а'):
-        base = f[:-1] + ('ична' if female else 'ич')
-    else:
-        base = f + ('овна' if female else 'ович')
-    return base
+    """Ivan -> Иванович/Ивановна, Сергей -> Сергеевич, Игорь -> Игоревич, Павел -> Павлович."""
+    f = {'Павел': 'Павл', 'Лев': 'Льв', 'Пётр': 'Петр'}.get(father, father)
+    if f.endswith('ий'):
+        return f[:-2] + ('иевна' if female else 'иевич')
+    if f.endswith(('й', 'ь')):
+        return f[:-1] + ('евна' if female else 'евич')
+    if f.endswith('а'):
+        return f[:-1] + ('ична' if female else 'ич')
+    if f[-1] in 'жшчщц':
+        return f + ('евна' if female else 'евич')
+    return f + ('овна' if female else 'ович')
 
 
 class Filler:
@@ -264,6 +268,10 @@ class Filler:
             v, female = r.choice(LAT_SM) + 'a', True
         elif slot == 'fe':
             v, female = r.choice(EN_M + EN_F), False
+        elif slot == 'fem':
+            v, female = r.choice(EN_M), False
+        elif slot == 'fef':
+            v, female = r.choice(EN_F), True
         elif slot == 'se':
             v, female = r.choice(EN_S), False
         else:
@@ -286,7 +294,7 @@ class Filler:
             kz, slot = True, slot[3:]
         slot, _, mod = slot.partition(':')
         if slot in ('fm', 'ff', 'sm', 'sf', 'pm', 'pf', 'ulm', 'kzf', 'fml', 'ffl', 'sml',
-                    'sfl', 'fe', 'se'):
+                    'sfl', 'fe', 'fem', 'fef', 'se'):
             return self.name(line, slot, mod, kz)
         if slot == 'ph':
             code, num = mobile(r)
@@ -361,8 +369,6 @@ class Filler:
                                                                     r.randint(1, 300))])
         if slot == 'city':
             return r.choice(CITIES)
-        if slot == 'acct':
-            return 'KZ%02d' % r.randint(0, 99) + ''.join(str(r.randint(0, 9)) for _ in range(6))
         raise KeyError(slot)
 
 
