@@ -74,6 +74,8 @@ static const char *const stop_words[] = {
 	"sulpak", "сулпак", "technodom", "технодом", "mechta", "мечта", "dns", "lg", "sony",
 	"nike", "adidas", "zara", "toyota", "тойота", "lexus", "hyundai", "kia", "bmw",
 	"mercedes", "visa", "mastercard", "dhl", "cdek", "сдэк", "казпочта", "kazpost",
+	/* the words of our markers */
+	"phone", "email", "iin", "bin", "card", "iban", "name", "marker",
 };
 
 static const char *const cue_strong[] = {
@@ -515,7 +517,7 @@ static void classify(struct scan *s, struct word *wd)
 
 		if (hub_anon__vault_has_name(s->vault, k.h[norm]) ||
 		    hub_anon__vault_has_name(s->vault, k.h[lens[i]])) {
-			wd->w |= W_KNOWN | W_FIRST;
+			wd->w |= W_KNOWN;
 			return;
 		}
 	}
@@ -614,9 +616,11 @@ static void decide_names(struct scan *s)
 			w->w |= W_NAME;
 	}
 	/* Names come in pairs: the neighbour of a name is a name when it could be one, and a
-	 * capitalised word after a first name is its surname. Twice, to carry it along. */
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < s->nwords; i++) {
+	 * capitalised word after a first name is its surname. Forwards, backwards and forwards
+	 * again, to carry it along a row of names. */
+	for (int pass = 0; pass < 3; pass++) {
+		for (size_t n = 0; n < s->nwords; n++) {
+			size_t i = pass == 1 ? s->nwords - 1 - n : n;
 			struct word *w = &ws[i];
 			const struct word *prev = i ? &ws[i - 1] : NULL;
 			const struct word *next = i + 1 < s->nwords ? &ws[i + 1] : NULL;

@@ -188,6 +188,22 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 		hub_anon__htab_or(&v->phones, hub_anon__hash(d + n - 7, 7), 1);
 }
 
+/* The entry of value, or NULL; its norm is left in b. */
+static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type type,
+			    struct hub_str value, struct hub_buf *b, bool *literal, uint64_t *h)
+{
+	struct hub_str norm;
+	struct entry *e;
+
+	normalize(v, type, value, b, literal);
+	norm = hub_buf_str(b);
+	*h = hub_anon__hash(norm.p, norm.len) ^ (uint64_t)type;
+	e = find(v, type, norm, *h);
+	if (!e && type == HUB_ANON_PHONE && hub_str_startswith(norm, "local:"))
+		e = find_local(v, norm);
+	return e;
+}
+
 /* The entry of value, added if new. */
 static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 			    struct hub_str value)
@@ -198,16 +214,12 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	bool literal;
 	uint64_t h;
 
-	normalize(v, type, value, &b, &literal);
-	norm = hub_buf_str(&b);
-	h = hub_anon__hash(norm.p, norm.len) ^ (uint64_t)type;
-	e = find(v, type, norm, h);
-	if (!e && type == HUB_ANON_PHONE && hub_str_startswith(norm, "local:"))
-		e = find_local(v, norm);
+	e = lookup(v, type, value, &b, &literal, &h);
 	if (e) {
 		hub_buf_release(&b);
 		return e;
 	}
+	norm = hub_buf_str(&b);
 	if (v->n == v->cap) {
 		v->cap = v->cap ? v->cap * 2 : 16;
 		v->e = hub_xrealloc(v->e, v->cap * sizeof(*v->e));
@@ -298,7 +310,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 {
 	struct hub_anon_spans spans;
 	struct hub_anon_entity *list = NULL;
-	size_t at = 0;
+	size_t at = 0, was;
 	int ret;
 
 	if (ents)
@@ -310,13 +322,13 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		return ret;
 	/* A value first seen here may also be written another way earlier in the text
 	 * ("701-123-4567 ... +7 701 123 45 67"): once the vault knows it, look again. */
-	for (size_t i = 0, was = vault->n; i < spans.n; i++) {
+	was = vault->n;
+	for (size_t i = 0; i < spans.n; i++)
 		(void)intern(vault, spans.items[i].type,
 			     (struct hub_str){ text.p + spans.items[i].start,
 					       spans.items[i].end - spans.items[i].start });
-		if (i + 1 == spans.n && vault->n > was)
-			ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
-	}
+	if (vault->n > was)
+		ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
 	if (ret < 0)
 		return ret;
 	if (ents && spans.n)
@@ -373,19 +385,44 @@ void hub_anon_vault_restore(const struct hub_anon_vault *vault, struct hub_str t
 	hub_buf_add(out, text.p + at, text.len - at);
 }
 
-bool hub_anon_vault_guard(const struct hub_anon_vault *vault, struct hub_str text)
+/* What the detector finds in text: 1 a value of the vault, 2 something else, 0 nothing. */
+static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool values_only)
 {
 	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_buf b = HUB_BUF_INIT;
 	struct hub_anon_spans spans;
-	bool hit = false;
+	int hit = 0;
 
-	if (hub_anon_detect(vault->anon, vault, &pool, text, &spans) < 0) {
-		hit = true; /* too long to check: it does not leave */
+	if (hub_anon_detect(v->anon, v, &pool, text, &spans) < 0) {
+		hit = 2; /* too long to check: it does not leave */
 		goto out;
 	}
-	for (size_t i = 0; i < spans.n && !hit; i++)
-		hit = spans.items[i].type != HUB_ANON_MARKER;
+	for (size_t i = 0; i < spans.n && hit != 1; i++) {
+		const struct hub_anon_span *sp = &spans.items[i];
+		bool literal;
+		uint64_t h;
+
+		if (sp->type == HUB_ANON_MARKER)
+			continue;
+		hub_buf_reset(&b);
+		if (lookup(v, sp->type, (struct hub_str){ text.p + sp->start, sp->end - sp->start },
+			   &b, &literal, &h))
+			hit = 1;
+		else if (!values_only)
+			hit = 2;
+	}
 out:
+	hub_buf_release(&b);
 	hub_pool_release(&pool);
 	return hit;
+}
+
+bool hub_anon_vault_guard(const struct hub_anon_vault *vault, struct hub_str text)
+{
+	return scan_out(vault, text, false) != 0;
+}
+
+bool hub_anon_vault_leaks(const struct hub_anon_vault *vault, struct hub_str text)
+{
+	return scan_out(vault, text, true) == 1;
 }

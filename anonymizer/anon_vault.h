@@ -56,6 +56,10 @@ void hub_anon_vault_restore(const struct hub_anon_vault *vault, struct hub_str t
  * form) or anything the detectors find. Markers themselves do not count. */
 bool hub_anon_vault_guard(const struct hub_anon_vault *vault, struct hub_str text);
 
+/* True when text contains a value of the vault in any written form (the guard without
+ * the values it has never seen). */
+bool hub_anon_vault_leaks(const struct hub_anon_vault *vault, struct hub_str text);
+
 /* Distinct values with a marker. */
 size_t hub_anon_vault_size(const struct hub_anon_vault *vault);
 

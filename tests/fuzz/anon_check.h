@@ -13,7 +13,7 @@ struct hub_anon;
  *  - spans are sorted, disjoint, inside the text and on UTF-8 character boundaries;
  *  - restore(pseudonymize(x)) is x with each value in the vault's first spelling, and is
  *    x itself when each value was spelled one way (marker-like text of x included);
- *  - the guard passes the pseudonymized text. */
+ *  - no value of the vault survives in the pseudonymized text (hub_anon_vault_leaks). */
 const char *anon_check(const struct hub_anon *anon, const char *data, size_t n);
 
 #endif
