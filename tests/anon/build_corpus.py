@@ -14,7 +14,7 @@ the exact substring the text holds. Slots:
     {sfl} Latin transliterations, {fe} {fem} {fef} {se} English given name (any, male,
     female) and surname, [[Text]] a name
     written literally. A name slot may take a case: {fm:acc} {ff:dat} {fm:ins} {ff:gen}
-    (Russian) and {fm:kdat} {ff:kgen} {fm:kins} {ff:kacc} (Kazakh), or :low (lower case).
+    (Russian) and {fm:kdat} {ff:kgen} {fm:kins} {ff:kacc} (Kazakh), or :low / :up (lower / upper case).
     {kz:...} marks a Kazakh-alphabet name pool instead of the Russian-alphabet one.
   not personal data (not labelled): {price} {amount} {order} {trk} {date} {time} {bad12}
     {code} {qty} {house} {city} {card13bad}.
@@ -71,7 +71,8 @@ EMAIL_USERS = ['nurlan.saparov', 'aigerim_88', 'a.bekova+shop', 'dinara.k', 'erz
                'saltanat.sadykova', "o'connor", 'x', 'nurik-2001', 'a_b_c.d', 'gulnara.zh']
 EMAIL_DOMAINS = ['mail.ru', 'gmail.com', 'yandex.kz', 'inbox.ru', 'bk.ru', 'list.ru',
                  'outlook.com', 'icloud.com', 'kaspi.kz', 'clinic-zdorovie.kz', 'yahoo.com',
-                 'edu.nu.edu.kz', 'company.co.uk', 'halykbank.kz', 'mail.kz', 'protonmail.com']
+                 'edu.nu.edu.kz', 'company.co.uk', 'halykbank.kz', 'mail.kz', 'protonmail.com',
+                 'my-company.kz', 'MAIL.RU', 'sub.domain.org']
 
 
 class Line:
@@ -283,6 +284,8 @@ class Filler:
             v = kk_suffix(v, mod)
         elif mod == 'low':
             v = v.lower()
+        elif mod == 'up':
+            v = v.upper()
         elif mod:
             raise KeyError(mod)
         return line.ent('NAME', v)
