@@ -3,14 +3,7 @@
 #ifndef HUB_EMBED_H
 #define HUB_EMBED_H
 
-#include <stddef.h>
-
-struct hub_embed_file {
-	const char *name; /* base name, e.g. "0001_init.sql" */
-	const char *data; /* NUL-terminated */
-	size_t len;
-	const char *etag; /* "\"<16 hex digits>\"": FNV-1a 64 of the bytes, an HTTP ETag */
-};
+#include "lib/embed.h"
 
 /* The .sql files of db/migrations/, in file name order. */
 extern const struct hub_embed_file hub_embedded_migrations[];

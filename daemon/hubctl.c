@@ -1,5 +1,5 @@
 /* daemon/hubctl.c - main() of hubctl, the operator's tool: check-config, migrate, token,
- * parse, channel, simulate. It may block (it runs no event loop). Never prints a secret. */
+ * parse, channel, simulate, anonymize. It may block (it runs no event loop). Never prints a secret. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 
 #include "adapters/adapter.h"
 #include "config/config.h"
+#include "daemon/ctl_anonymize.h"
 #include "daemon/ctl_channel.h"
 #include "daemon/ctl_simulate.h"
 #include "daemon/store.h"
@@ -39,7 +40,10 @@ static void usage(FILE *f)
 		"  simulate whatsapp CHANNEL --from PHONE --name NAME [--url URL] TEXT\n"
 		"  simulate telegram CHANNEL --from USER_ID --name NAME [--url URL] TEXT\n"
 		"  simulate instagram CHANNEL --from IGSID [--name NAME] [--url URL] TEXT\n"
-		"                                   post a signed webhook as the platform would\n");
+		"                                   post a signed webhook as the platform would\n"
+		"  anonymize [--json] [--known-name NAME]... [--known-phone P]... [--known-email E]...\n"
+		"                                   pseudonymize stdin, one message a line, with one\n"
+		"                                   vault for the run; --json adds the entities\n");
 }
 
 /* Loads the configuration or prints why not. */
@@ -237,6 +241,8 @@ int main(int argc, char **argv)
 		return cmd_token(path, argc, argv);
 	if (strcmp(argv[0], "parse") == 0)
 		return cmd_parse(argc, argv);
+	if (strcmp(argv[0], "anonymize") == 0)
+		return hubctl_anonymize_main(argc, argv);
 	if (strcmp(argv[0], "channel") == 0) {
 		struct hub_config *cfg = load(path);
 		int ret;

@@ -1,0 +1,1175 @@
+/* anonymizer/anon.c - the lexicon and the detectors (see anon.h). One pass cuts the text
+ * into words; separate linear passes find numbers (phones, IIN/BIN, cards), IBANs, e-mails,
+ * known literal values and marker-like text; names are decided over the words from the
+ * gazetteer, morphology, context cues and capitalisation. Overlaps merge, the stronger
+ * type winning, so nothing found is ever dropped. */
+#include "anonymizer/anon.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "anonymizer/anon_data.h"
+#include "anonymizer/anon_internal.h"
+#include "lib/utf8.h"
+
+/* Lexicon flags of a key. */
+#define LX_FIRST 0x0001       /* a first name */
+#define LX_SUR 0x0002         /* a surname */
+#define LX_STEM 0x0004        /* the stem of a name: its inflected forms */
+#define LX_AMBIG 0x0008       /* a name that is also a common word */
+#define LX_STOP 0x0010        /* never a name: month, weekday, city, brand */
+#define LX_CUE_STRONG 0x0020  /* the next word is a name: "зовут", "name" */
+#define LX_CUE_WEAK 0x0040    /* the next word may be a name: "это", "I'm", "привет" */
+#define LX_FUNC 0x0080        /* a function word, never a name even after a cue */
+#define LX_ORDER 0x0100       /* the number after it is an order, code or invoice */
+#define LX_UNIT 0x0200        /* the number before it is an amount or a quantity */
+#define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
+
+struct hub_anon {
+	struct hub_anon_htab words;
+	uint64_t *filter; /* one bit per hash slice: most words miss it without a probe */
+};
+
+#define FILTER_BITS 22
+
+static const char *const type_names[HUB_ANON_NTYPES] = {
+	"PHONE", "EMAIL", "IIN", "BIN", "CARD", "IBAN", "NAME", "MARKER",
+};
+
+const char *hub_anon_type_name(enum hub_anon_type type)
+{
+	return (unsigned)type < HUB_ANON_NTYPES ? type_names[type] : "?";
+}
+
+/* Words with a fixed role, in any script; written as people write them. */
+static const char *const stop_words[] = {
+	/* months and weekdays */
+	"январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь",
+	"октябрь", "ноябрь", "декабрь", "қаңтар", "ақпан", "наурыз", "сәуір", "мамыр",
+	"маусым", "шілде", "тамыз", "қыркүйек", "қазан", "қараша", "желтоқсан", "january",
+	"february", "march", "april", "may", "june", "july", "august", "september", "october",
+	"november", "december", "понедельник", "вторник", "среда", "четверг", "пятница",
+	"суббота", "воскресенье", "дүйсенбі", "сейсенбі", "сәрсенбі", "бейсенбі", "жұма",
+	"сенбі", "жексенбі", "monday", "tuesday", "wednesday", "thursday", "friday",
+	"saturday", "sunday",
+	/* cities and regions */
+	"алматы", "астана", "нурсултан", "шымкент", "караганда", "қарағанды", "актобе",
+	"ақтөбе", "тараз", "павлодар", "семей", "атырау", "костанай", "қостанай", "кызылорда",
+	"қызылорда", "уральск", "орал", "петропавловск", "актау", "ақтау", "темиртау",
+	"туркестан", "кокшетау", "талдыкорган", "экибастуз", "жезказган", "балхаш", "рудный",
+	"каскелен", "конаев", "қонаев", "усть", "каменогорск", "өскемен", "москва", "питер",
+	"петербург", "санкт", "новосибирск", "екатеринбург", "казань", "омск", "самара",
+	"челябинск", "уфа", "пермь", "воронеж", "бишкек", "ташкент", "минск", "киев", "дубай",
+	"стамбул", "пекин", "almaty", "astana", "shymkent", "karaganda", "moscow", "kazakhstan",
+	"казахстан", "қазақстан", "россия", "кыргызстан", "узбекистан", "китай", "турция",
+	"london", "paris", "dubai", "istanbul",
+	/* brands, services and products people name in chats */
+	"kaspi", "каспи", "halyk", "халык", "forte", "форте", "jusan", "жусан", "freedom",
+	"samsung", "самсунг", "apple", "iphone", "айфон", "xiaomi", "сяоми", "huawei",
+	"redmi", "honor", "google", "android", "whatsapp", "ватсап", "telegram", "телеграм",
+	"instagram", "инстаграм", "wildberries", "ozon", "озон", "glovo", "wolt", "yandex",
+	"яндекс", "kcell", "beeline", "билайн", "tele", "altel", "activ", "magnum", "small",
+	"sulpak", "сулпак", "technodom", "технодом", "mechta", "мечта", "dns", "lg", "sony",
+	"nike", "adidas", "zara", "toyota", "тойота", "lexus", "hyundai", "kia", "bmw",
+	"mercedes", "visa", "mastercard", "dhl", "cdek", "сдэк", "казпочта", "kazpost",
+	/* the words of our markers */
+	"phone", "email", "iin", "bin", "card", "iban", "name", "marker",
+};
+
+static const char *const cue_strong[] = {
+	"зовут", "звать", "зовусь", "имя", "фио", "атым", "есімім", "есімі", "аты", "name",
+	"named", "called", "получатель", "recipient", "отправитель", "sender", "контакт",
+};
+
+static const char *const cue_weak[] = {
+	"это", "я", "мен", "менің", "am", "m", "is", "dear", "уважаемый", "уважаемая",
+	"господин", "госпожа", "mr", "mrs", "ms", "miss", "менеджер", "manager", "курьер",
+	"courier", "клиент", "client", "привет", "здравствуйте", "сәлем", "салем", "hi",
+	"hello", "hey", "спасибо", "рахмет", "thanks", "thank", "уважением", "regards",
+	"от", "from", "для", "for", "мастер", "оператор", "доктор", "dr", "сестра", "брат",
+	"жена", "муж", "мама", "папа", "сын", "дочь", "коллега", "друг", "подруга", "ага",
+	"апа", "апай", "аға", "әке", "ана", "қыз", "бала", "инд", "ип", "тоо",
+};
+
+static const char *const func_words[] = {
+	"не", "а", "и", "в", "на", "с", "по", "к", "у", "о", "за", "из", "что", "как",
+	"да", "нет", "the", "a", "an", "not", "and", "or", "to", "of", "in", "on", "at",
+	"it", "so", "no", "yes", "ok", "ок", "жоқ", "иә", "және", "бұл", "сіз", "вы", "мы",
+	"он", "она", "они", "ты", "тут", "там", "здесь", "here", "there", "very", "очень",
+	"also", "тоже", "уже", "ещё", "еще", "just", "only", "всё", "все", "good", "fine",
+};
+
+static const char *const order_words[] = {
+	"заказ", "заказа", "заказу", "order", "invoice", "inv", "счет", "счёт", "счета",
+	"чек", "check", "receipt", "трек", "track", "tracking", "накладная", "накладной",
+	"код", "code", "артикул", "арт", "sku", "тапсырыс", "посылка", "посылки",
+	"отправление", "ref", "reference", "договор", "contract", "пин", "pin", "пароль",
+	"password", "смс", "sms", "otp", "бронь", "booking", "рейс", "flight", "ттн", "id",
+	"номер заказа", "модель", "model", "serial", "серийный", "imei", "лицевой", "account",
+	"квитанция", "талон", "билет", "ticket", "кабинет", "офис", "квартира", "кв", "дом",
+	"улица", "ул", "мкр", "микрорайон", "индекс", "postcode", "zip", "штрих", "barcode",
+};
+
+static const char *const unit_words[] = {
+	"тг", "тнг", "тенге", "теңге", "kzt", "тыс", "млн", "руб", "рублей", "р", "usd",
+	"eur", "долларов", "dollars", "шт", "штук", "pcs", "кг", "kg", "г", "гр", "g", "мм",
+	"mm", "см", "cm", "м", "km", "км", "гб", "gb", "мб", "mb", "тб", "tb", "mah", "вт",
+	"w", "мл", "ml", "л", "литр", "процентов", "раз", "мес", "месяцев", "лет", "years",
+	"дней", "days", "минут", "min", "сек", "бонусов", "баллов", "points", "тиын",
+};
+
+static void filter_set(struct hub_anon *a, uint64_t h)
+{
+	a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] |= 1ull << (h & 63);
+	h >>= 32;
+	a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] |= 1ull << (h & 63);
+}
+
+static bool filter_has(const struct hub_anon *a, uint64_t h)
+{
+	if (!(a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] & (1ull << (h & 63))))
+		return false;
+	h >>= 32;
+	return a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] & (1ull << (h & 63));
+}
+
+/* Adds one word list with flags (each word keyed; words with no key are skipped). */
+static void add_words(struct hub_anon *a, const char *const *w, size_t n, uint32_t flags)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct hub_anon_key k;
+
+		if (hub_anon__key(w[i], strlen(w[i]), &k)) {
+			hub_anon__htab_or(&a->words, k.h[k.len], flags);
+			filter_set(a, k.h[k.len]);
+		}
+	}
+}
+
+static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t flags)
+{
+	size_t norm = hub_anon__key_norm(k->s, k->len);
+
+	hub_anon__htab_or(&a->words, k->h[k->len], flags);
+	filter_set(a, k->h[k->len]);
+	if (norm < k->len) {
+		/* Марина -> "marin": Марине, Мариной, Марину */
+		hub_anon__htab_or(&a->words, k->h[norm], (flags & LX_AMBIG) | LX_STEM);
+		filter_set(a, k->h[norm]);
+	} else if (k->len >= HUB_ANON_STEM_MIN + 2 && (k->s[k->len - 2] == 'e' ||
+						       k->s[k->len - 2] == 'o')) {
+		/* a fleeting vowel: Павел -> Павла, Лев -> Льва */
+		struct hub_anon_key f = *k;
+
+		f.s[f.len - 2] = f.s[f.len - 1];
+		f.len--;
+		f.h[f.len] = hub_anon__hash(f.s, f.len);
+		hub_anon__htab_or(&a->words, f.h[f.len], (flags & LX_AMBIG) | LX_STEM);
+		filter_set(a, f.h[f.len]);
+	}
+}
+
+/* One list: '#' comment lines, then one entry a line. */
+static void add_list(struct hub_anon *a, struct hub_str text, uint32_t flags)
+{
+	size_t i = 0;
+
+	while (i < text.len) {
+		const char *nl = memchr(text.p + i, '\n', text.len - i);
+		size_t end = nl ? (size_t)(nl - text.p) : text.len, e = end;
+		struct hub_anon_key k;
+
+		while (e > i && (text.p[e - 1] == '\r' || text.p[e - 1] == ' '))
+			e--;
+		if (e > i && text.p[i] != '#' && hub_anon__key(text.p + i, e - i, &k) &&
+		    k.len >= HUB_ANON_STEM_MIN)
+			add_name(a, &k, flags);
+		i = end + 1;
+	}
+}
+
+int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
+		       struct hub_str ambiguous, struct hub_anon **out)
+{
+	struct hub_anon *a = hub_xcalloc(1, sizeof(*a));
+
+	a->filter = hub_xcalloc((1u << FILTER_BITS) / 64, sizeof(*a->filter));
+	add_list(a, first_names, LX_FIRST);
+	add_list(a, surnames, LX_SUR);
+	add_list(a, ambiguous, LX_FIRST | LX_AMBIG);
+	add_words(a, stop_words, HUB_ARRAY_SIZE(stop_words), LX_STOP);
+	add_words(a, cue_strong, HUB_ARRAY_SIZE(cue_strong), LX_CUE_STRONG);
+	add_words(a, cue_weak, HUB_ARRAY_SIZE(cue_weak), LX_CUE_WEAK);
+	add_words(a, func_words, HUB_ARRAY_SIZE(func_words), LX_FUNC);
+	add_words(a, order_words, HUB_ARRAY_SIZE(order_words), LX_ORDER);
+	add_words(a, unit_words, HUB_ARRAY_SIZE(unit_words), LX_UNIT);
+	*out = a;
+	return 0;
+}
+
+static struct hub_str data_file(const char *name)
+{
+	for (const struct hub_embed_file *f = hub_anon_data; f->name; f++)
+		if (strcmp(f->name, name) == 0)
+			return (struct hub_str){ f->data, f->len };
+	return HUB_STR_NULL;
+}
+
+int hub_anon_new(struct hub_anon **out)
+{
+	return hub_anon_new_lists(data_file("first_names.txt"), data_file("surnames.txt"),
+				  data_file("ambiguous.txt"), out);
+}
+
+void hub_anon_free(struct hub_anon *anon)
+{
+	if (!anon)
+		return;
+	hub_anon__htab_release(&anon->words);
+	free(anon->filter);
+	free(anon);
+}
+
+size_t hub_anon_size(const struct hub_anon *anon)
+{
+	return anon->words.n;
+}
+
+/* ---- checksums ---- */
+
+bool hub_anon_kz_checksum_ok(const char d[12])
+{
+	static const int w2[11] = { 3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2 };
+	int s = 0, r;
+
+	for (int i = 0; i < 11; i++)
+		s += (i + 1) * (d[i] - '0');
+	r = s % 11;
+	if (r == 10) {
+		s = 0;
+		for (int i = 0; i < 11; i++)
+			s += w2[i] * (d[i] - '0');
+		r = s % 11;
+		if (r == 10)
+			return false;
+	}
+	return r == d[11] - '0';
+}
+
+bool hub_anon_luhn_ok(const char *d, size_t n)
+{
+	int s = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int v = d[n - 1 - i] - '0';
+
+		if (i & 1) {
+			v *= 2;
+			if (v > 9)
+				v -= 9;
+		}
+		s += v;
+	}
+	return n && s % 10 == 0;
+}
+
+static int iban_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool hub_anon_iban_ok(const char *s, size_t n)
+{
+	unsigned r = 0;
+
+	if (n < 15 || n > 34 || iban_val(s[0]) < 10 || iban_val(s[1]) < 10 ||
+	    iban_val(s[2]) < 0 || iban_val(s[2]) > 9 || iban_val(s[3]) < 0 || iban_val(s[3]) > 9)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int v = iban_val(s[(i + 4) % n]);
+
+		if (v < 0)
+			return false;
+		r = v >= 10 ? (r * 100 + (unsigned)v) % 97 : (r * 10 + (unsigned)v) % 97;
+	}
+	return r == 1;
+}
+
+/* ---- the text: characters and words ---- */
+
+#define W_CAP 0x0001      /* first letter upper case */
+#define W_ALLCAPS 0x0002  /* every letter upper case, two or more */
+#define W_SENT 0x0004     /* first word of a sentence */
+#define W_ADJ 0x0008      /* only spaces or a hyphen since the previous word */
+#define W_SOFT 0x0010     /* at most a comma, colon or dash since the previous word */
+#define W_KEYED 0x0020    /* has a key */
+#define W_NAME 0x0040     /* decided: a name */
+#define W_GAZ 0x0080      /* in the gazetteer */
+#define W_INFL 0x0100     /* ... through an inflection */
+#define W_AMBIG 0x0200    /* ... as a name that is also a word */
+#define W_KNOWN 0x0400    /* a name the vault knows */
+#define W_SURNAME 0x0800  /* surname morphology */
+#define W_PATRO 0x1000    /* patronymic morphology */
+#define W_PATRO_WORD 0x2000 /* улы / кызы as a word of its own */
+#define W_FIRST 0x4000    /* a first name of the gazetteer or known */
+#define W_LONGSTEM 0x8000 /* ... an entry of 6 or more key bytes, not just a stem */
+#define W_MIDSTEM 0x10000 /* ... a stem of 5 key bytes */
+#define W_SHORT 0x20000   /* ... a word of 3 key bytes: only capitalised */
+
+struct word {
+	size_t start, end;
+	uint32_t lx; /* lexicon flags of the whole key */
+	uint32_t w;  /* W_* */
+};
+
+struct scan {
+	const struct hub_anon *anon;
+	const struct hub_anon_vault *vault;
+	struct hub_pool *pool;
+	struct hub_str text;
+	struct word *words;
+	size_t nwords, capwords;
+	struct hub_anon_spans *out;
+};
+
+static bool is_digit(int c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_ascii_alnum(int c)
+{
+	return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
+/* A letter of the scripts we read: Latin (with Latin-1 and Extended-A/B), Cyrillic. */
+static bool cp_is_letter(uint32_t cp)
+{
+	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') ||
+	       (cp >= 0xc0 && cp <= 0x24f && cp != 0xd7 && cp != 0xf7) ||
+	       (cp >= 0x400 && cp <= 0x4ff && !(cp >= 0x482 && cp <= 0x489));
+}
+
+static bool cp_is_upper(uint32_t cp)
+{
+	return (cp >= 'A' && cp <= 'Z') || (cp >= 0x400 && cp <= 0x42f) ||
+	       (cp >= 0x490 && cp <= 0x4ff && !(cp & 1)) || (cp >= 0xc0 && cp <= 0xde);
+}
+
+/* One character at p[i]: its length (1 for an invalid byte, *cp then 0xfffd). */
+static size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
+{
+	unsigned char c = (unsigned char)t.p[i];
+	size_t l;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	l = hub_utf8_decode((const unsigned char *)t.p + i, t.len - i, cp);
+	if (!l) {
+		*cp = 0xfffd;
+		return 1;
+	}
+	return l;
+}
+
+static void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_type type)
+{
+	struct hub_anon_spans *o = s->out;
+
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 16;
+		struct hub_anon_span *items = hub_pool_calloc(s->pool, cap, sizeof(*items));
+
+		if (o->n)
+			memcpy(items, o->items, o->n * sizeof(*items));
+		o->items = items;
+		o->cap = cap;
+	}
+	o->items[o->n++] = (struct hub_anon_span){ start, end, type };
+}
+
+static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
+{
+	if (s->nwords == s->capwords) {
+		size_t cap = s->capwords ? s->capwords * 2 : 32;
+		struct word *words = hub_pool_calloc(s->pool, cap, sizeof(*words));
+
+		if (s->nwords)
+			memcpy(words, s->words, s->nwords * sizeof(*words));
+		s->words = words;
+		s->capwords = cap;
+	}
+	s->words[s->nwords++] = (struct word){ start, end, 0, w };
+}
+
+/* Cuts the text into words of letters, noting case, sentence starts and what separates
+ * each word from the previous one. */
+static void cut_words(struct scan *s)
+{
+	struct hub_str t = s->text;
+	bool sent = true, adj = false, soft = false, in = false;
+	size_t i = 0, start = 0;
+	unsigned letters = 0, uppers = 0;
+	uint32_t first_upper = 0;
+
+	while (i <= t.len) {
+		uint32_t cp = 0;
+		size_t l = i < t.len ? next_cp(t, i, &cp) : 1;
+		bool letter = i < t.len && cp_is_letter(cp);
+
+		if (letter) {
+			if (!in) {
+				in = true;
+				start = i;
+				letters = uppers = 0;
+				first_upper = cp_is_upper(cp);
+			}
+			letters++;
+			uppers += cp_is_upper(cp);
+			i += l;
+			continue;
+		}
+		if (in) {
+			uint32_t w = (first_upper ? W_CAP : 0) |
+				     (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
+				     (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0);
+
+			add_word(s, start, i, w);
+			in = false;
+			sent = false;
+			adj = soft = true;
+		}
+		if (i >= t.len)
+			break;
+		switch (cp) {
+		case ' ': case '\t': case 0xa0: case '-':
+			break;
+		case ',': case ':': case 0x2013: case 0x2014: case '(': case ')': case '"':
+		case 0xab: case 0xbb: case '\'': case 0x2019:
+			adj = false;
+			break;
+		case '.': case '!': case '?': case 0x2026: case '\n': case '\r': case ';':
+			sent = true;
+			adj = soft = false;
+			break;
+		default:
+			if (is_digit((int)cp))
+				sent = false;
+			adj = soft = false;
+		}
+		i += l;
+	}
+}
+
+static bool key_ends(const struct hub_anon_key *k, const char *suf, size_t min_stem)
+{
+	size_t n = strlen(suf);
+
+	return k->len >= n + min_stem && memcmp(k->s + k->len - n, suf, n) == 0;
+}
+
+/* Surname and patronymic morphology on a key. */
+static uint32_t morphology(const struct hub_anon_key *k)
+{
+	static const char *const patro[] = { "ovich", "evich", "ovna", "evna", "ichna",
+					      "inichna" };
+	static const char *const sur[] = { "ov", "ova", "ev", "eva", "in", "ina", "skii",
+					   "skaia", "tskii", "tskaia", "enko", "uli", "kizi",
+					   "bekov", "baev", "baeva", "ovskii", "iuk", "chuk",
+					   "ian", "shvili", "dze" };
+
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(patro); i++)
+		if (key_ends(k, patro[i], 3))
+			return W_PATRO;
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(sur); i++)
+		if (key_ends(k, sur[i], 3))
+			return W_SURNAME;
+	return 0;
+}
+
+/* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
+ * vault's names, morphology. */
+static void classify(struct scan *s, struct word *wd)
+{
+	struct hub_anon_key k;
+	size_t lens[16], n;
+
+	if (!hub_anon__key(s->text.p + wd->start, wd->end - wd->start, &k))
+		return;
+	wd->w |= W_KEYED;
+	if (filter_has(s->anon, k.h[k.len]))
+		wd->lx = hub_anon__htab_get(&s->anon->words, k.h[k.len]);
+	if ((k.len == 3 && !memcmp(k.s, "uli", 3)) || (k.len == 4 && !memcmp(k.s, "kizi", 4)))
+		wd->w |= W_PATRO_WORD; /* Абен улы */
+	if (k.len < HUB_ANON_STEM_MIN)
+		return;
+	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
+	for (size_t i = 0; i < n; i++) {
+		size_t norm = hub_anon__key_norm(k.s, lens[i]);
+
+		if (hub_anon__vault_has_name(s->vault, k.h[norm]) ||
+		    hub_anon__vault_has_name(s->vault, k.h[lens[i]])) {
+			wd->w |= W_KNOWN;
+			return;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint32_t f = 0;
+
+		if (filter_has(s->anon, k.h[lens[i]]))
+			f = i ? hub_anon__htab_get(&s->anon->words, k.h[lens[i]]) : wd->lx;
+		if (f & LX_STOP) {
+			wd->lx |= LX_STOP;
+			return;
+		}
+		if (!(f & LX_NAME))
+			continue;
+		wd->w |= W_GAZ;
+		if (i || !(f & (LX_FIRST | LX_SUR)))
+			wd->w |= W_INFL;
+		if (f & LX_AMBIG)
+			wd->w |= W_AMBIG;
+		if (f & LX_FIRST)
+			wd->w |= W_FIRST;
+		if (k.len < 4)
+			wd->w |= W_SHORT;
+		if (lens[i] >= 6 && (f & (LX_FIRST | LX_SUR)))
+			wd->w |= W_LONGSTEM;
+		else if (lens[i] >= 5)
+			wd->w |= W_MIDSTEM;
+		break;
+	}
+	wd->w |= morphology(&k);
+}
+
+static bool is_name_like(const struct word *w)
+{
+	return w->w & (W_GAZ | W_SURNAME | W_PATRO | W_KNOWN);
+}
+
+/* The cue before word i: 2 strong, 1 weak, 0 none. */
+static int cue_before(const struct scan *s, size_t i)
+{
+	const struct word *p;
+
+	if (!i || !(s->words[i].w & (W_SOFT | W_ADJ)))
+		return 0;
+	p = &s->words[i - 1];
+	if (p->lx & LX_CUE_STRONG)
+		return 2;
+	/* "my name is X", "меня зовут - X" */
+	if (i >= 2 && (p->lx & LX_CUE_WEAK) && (s->words[i - 2].lx & LX_CUE_STRONG) &&
+	    (p->w & (W_ADJ | W_SOFT)))
+		return 2;
+	if (p->lx & LX_CUE_WEAK)
+		return 1;
+	return 0;
+}
+
+static void decide_names(struct scan *s)
+{
+	struct word *ws = s->words;
+
+	for (size_t i = 0; i < s->nwords; i++) {
+		struct word *w = &ws[i];
+		bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
+		int cue;
+
+		if (!(w->w & W_KEYED))
+			continue;
+		if (w->w & W_KNOWN) {
+			w->w |= W_NAME;
+			continue;
+		}
+		cue = cue_before(s, i);
+		if ((w->lx & LX_STOP) && cue < 2)
+			continue;
+		if (cue == 2 && !(w->lx & (LX_FUNC | LX_STOP | LX_CUE_STRONG | LX_CUE_WEAK))) {
+			w->w |= W_NAME | W_FIRST;
+			continue;
+		}
+		if (cue == 1 && is_name_like(w) && !(w->lx & LX_FUNC)) {
+			w->w |= W_NAME;
+			continue;
+		}
+		if ((w->w & W_GAZ) && !(w->w & W_AMBIG)) {
+			if ((w->w & W_SHORT) && !(w->w & W_CAP))
+				continue;
+			if (!(w->w & W_INFL) || (cap && !(w->w & W_SENT)) ||
+			    (w->w & W_LONGSTEM) || (cap && (w->w & W_MIDSTEM)))
+				w->w |= W_NAME;
+			continue;
+		}
+		if (w->w & W_PATRO) {
+			w->w |= W_NAME;
+			continue;
+		}
+		if ((w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT))
+			w->w |= W_NAME;
+	}
+	/* Names come in pairs: the neighbour of a name is a name when it could be one, and a
+	 * capitalised word after a first name is its surname. Forwards, backwards and forwards
+	 * again, to carry it along a row of names. */
+	for (int pass = 0; pass < 3; pass++) {
+		for (size_t n = 0; n < s->nwords; n++) {
+			size_t i = pass == 1 ? s->nwords - 1 - n : n;
+			struct word *w = &ws[i];
+			const struct word *prev = i ? &ws[i - 1] : NULL;
+			const struct word *next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
+			bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
+			bool prev_name = prev && (w->w & W_ADJ) && (prev->w & W_NAME);
+			bool next_name = next && (next->w & W_ADJ) && (next->w & W_NAME);
+
+			if ((w->w & W_NAME) || !(w->w & W_KEYED) || (w->lx & LX_STOP))
+				continue;
+			if (!prev_name && !next_name) {
+				if ((w->w & W_PATRO_WORD) && prev && (w->w & W_ADJ) &&
+				    (prev->w & W_CAP))
+					ws[i - 1].w |= W_NAME;
+				continue;
+			}
+			if (w->lx & (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT))
+				continue;
+			if ((w->w & (W_GAZ | W_PATRO_WORD)) ||
+			    ((w->w & W_SURNAME) && (w->w & W_CAP)) ||
+			    (prev_name && cap && (prev->w & W_FIRST)))
+				w->w |= W_NAME;
+		}
+	}
+	for (size_t i = 0; i < s->nwords; i++)
+		if (ws[i].w & W_NAME)
+			add_span(s, ws[i].start, ws[i].end, HUB_ANON_NAME);
+}
+
+/* ---- numbers: phones, IIN/BIN, cards ---- */
+
+#define MAX_GROUPS 24
+#define MAX_DIGITS 19
+
+struct group {
+	size_t start, end; /* bytes of the digits */
+	unsigned nd;       /* digits */
+	char sep;          /* the separator after it: ' ', '-', '.', '(' or ')' (last wins) */
+};
+
+/* The word that ends at or before byte pos, skipping only spaces, '#', '№' and ':';
+ * NULL when something else is in between or it is farther than 24 bytes. */
+static const struct word *word_before(const struct scan *s, size_t pos, size_t *wi,
+				      bool *hash)
+{
+	size_t i = *wi;
+
+	while (i < s->nwords && s->words[i].end <= pos)
+		i++;
+	*wi = i;
+	*hash = false;
+	for (size_t p = pos; p > 0 && pos - p < 24; p--) {
+		unsigned char c = (unsigned char)s->text.p[p - 1];
+
+		if (c == '#' || (c == 0x96 && p >= 3 && (unsigned char)s->text.p[p - 2] == 0x84 &&
+				 (unsigned char)s->text.p[p - 3] == 0xe2)) {
+			*hash = true;
+			if (c == 0x96)
+				p -= 2;
+			continue;
+		}
+		if (c == ' ' || c == ':' || c == '.' || c == '-')
+			continue;
+		if (i && s->words[i - 1].end == p)
+			return &s->words[i - 1];
+		return NULL;
+	}
+	return NULL;
+}
+
+static bool followed_by_unit(const struct scan *s, size_t pos, size_t wi)
+{
+	struct hub_str t = s->text;
+	size_t p = pos;
+
+	while (p < t.len && p - pos < 2 && t.p[p] == ' ')
+		p++;
+	if (p < t.len && (t.p[p] == '$' || t.p[p] == '%' || t.p[p] == 'x'))
+		return true;
+	if (p + 2 < t.len && (unsigned char)t.p[p] == 0xe2 && (unsigned char)t.p[p + 1] == 0x82)
+		return true; /* ₸ ₽ € */
+	if (p + 1 < t.len && (unsigned char)t.p[p] == 0xd1 && (unsigned char)t.p[p + 1] == 0x85)
+		return true; /* х as in 1200х800 */
+	while (wi < s->nwords && s->words[wi].start < p)
+		wi++;
+	return wi < s->nwords && s->words[wi].start == p && (s->words[wi].lx & LX_UNIT);
+}
+
+static bool all_same(const char *d, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (d[i] != d[0])
+			return false;
+	return true;
+}
+
+static bool iin_date_ok(const char *d)
+{
+	int m = (d[2] - '0') * 10 + d[3] - '0', day = (d[4] - '0') * 10 + d[5] - '0';
+	static const int mdays[13] = { 0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+	return m >= 1 && m <= 12 && day >= 1 && day <= mdays[m] && d[6] >= '0' && d[6] <= '6';
+}
+
+static bool bin_ok(const char *d)
+{
+	int m = (d[2] - '0') * 10 + d[3] - '0';
+
+	return m >= 1 && m <= 12 && d[4] >= '4' && d[4] <= '6' && d[5] >= '0' && d[5] <= '3';
+}
+
+struct cand {
+	const char *d; /* digits */
+	size_t n;
+	const struct group *g; /* the groups it spans */
+	size_t ng;
+	bool plus;  /* written with a leading '+' */
+	bool order; /* after an order, code or address word, or '#'/'№' */
+	bool unit;  /* followed by a currency or unit */
+	bool paren; /* a group in parentheses */
+};
+
+/* Cards and IINs are written in blocks separated by spaces or dashes only. */
+static bool blocks_ok(const struct cand *c, unsigned min_block)
+{
+	for (size_t i = 0; i < c->ng; i++) {
+		if (c->ng > 1 && c->g[i].nd < min_block)
+			return false;
+		if (i + 1 < c->ng && c->g[i].sep != ' ' && c->g[i].sep != '-')
+			return false;
+	}
+	return true;
+}
+
+static bool phone_ok(const struct scan *s, const struct cand *c)
+{
+	const char *d = c->d;
+	size_t n = c->n;
+
+	if (n >= 10 && hub_anon__vault_has_phone(s->vault, d + n - 10, 10))
+		return true;
+	if (n == 7 && hub_anon__vault_has_phone(s->vault, d, 7))
+		return true;
+	if (c->ng > 7)
+		return false;
+	if (c->plus)
+		return (n == 11 && d[0] == '7') || (n >= 8 && n <= 15 && d[0] != '0');
+	if (c->order || c->unit)
+		return false;
+	if (n == 11 && (d[0] == '8' || d[0] == '7') && d[1] >= '3')
+		return true;
+	if (n == 10 && (d[0] == '3' || d[0] == '4' || d[0] == '7' || d[0] == '8' || d[0] == '9'))
+		return c->ng == 1 || c->g[0].nd >= 3 || c->paren;
+	if (n >= 12 && n <= 17 && d[0] == '0' && d[1] == '0' && d[2] != '0')
+		return true;
+	if (n >= 13 && n <= 17 && d[0] == '8' && d[1] == '1' && d[2] == '0')
+		return true;
+	/* a local number: 250-00-00 or 250 00 00 */
+	if (n == 7 && c->ng == 3 && c->g[0].nd == 3 && c->g[1].nd == 2 && c->g[2].nd == 2 &&
+	    c->g[0].sep == c->g[1].sep && (c->g[0].sep == '-' || c->g[0].sep == ' '))
+		return true;
+	return false;
+}
+
+/* The type of a candidate, or -1. */
+static int classify_number(const struct scan *s, const struct cand *c)
+{
+	if (!c->plus && c->n >= 13 && c->n <= MAX_DIGITS && c->d[0] != '0' && blocks_ok(c, 4) &&
+	    !all_same(c->d, c->n) && hub_anon_luhn_ok(c->d, c->n))
+		return HUB_ANON_CARD;
+	if (!c->plus && c->n == 12 && blocks_ok(c, 2) && hub_anon_kz_checksum_ok(c->d)) {
+		if (iin_date_ok(c->d))
+			return HUB_ANON_IIN;
+		if (bin_ok(c->d))
+			return HUB_ANON_BIN;
+	}
+	if (phone_ok(s, c))
+		return HUB_ANON_PHONE;
+	return -1;
+}
+
+static bool is_sep(struct hub_str t, size_t i, size_t *len)
+{
+	unsigned char c = (unsigned char)t.p[i];
+
+	*len = 1;
+	if (c == ' ' || c == '-' || c == '.' || c == '(' || c == ')')
+		return true;
+	if (c == 0xc2 && i + 1 < t.len && (unsigned char)t.p[i + 1] == 0xa0) {
+		*len = 2; /* no-break space */
+		return true;
+	}
+	return false;
+}
+
+/* Matches the groups of one run: at each group, the longest number that is something. */
+static void match_groups(struct scan *s, const struct group *g, size_t ng, const char *digits,
+			 const size_t *doff, bool plus, size_t plus_at, size_t *wi)
+{
+	for (size_t i = 0; i < ng;) {
+		bool hash = false;
+		const struct word *before = word_before(s, g[i].start, wi, &hash);
+		struct cand c = {
+			.d = digits + doff[i], .g = g + i, .plus = plus && i == 0,
+			.order = hash || (before && (before->lx & LX_ORDER)),
+		};
+		int best = -1;
+		size_t best_j = 0;
+
+		for (size_t j = i; j < ng && doff[j + 1] - doff[i] <= MAX_DIGITS; j++) {
+			int t;
+
+			c.n = doff[j + 1] - doff[i];
+			c.ng = j - i + 1;
+			c.paren = c.paren || (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
+			c.unit = followed_by_unit(s, g[j].end, *wi);
+			t = classify_number(s, &c);
+			if (t >= 0) {
+				best = t;
+				best_j = j;
+			}
+		}
+		if (best < 0) {
+			i++;
+			continue;
+		}
+		{
+			size_t start = c.plus ? plus_at : g[i].start;
+			size_t end = g[best_j].end;
+
+			if (start > 0 && s->text.p[start - 1] == '(' && i < best_j &&
+			    g[i].sep == ')')
+				start--;
+			add_span(s, start, end, (enum hub_anon_type)best);
+		}
+		i = best_j + 1;
+	}
+}
+
+static void find_numbers(struct scan *s)
+{
+	struct hub_str t = s->text;
+	struct group g[MAX_GROUPS];
+	size_t doff[MAX_GROUPS + 1];
+	char digits[MAX_GROUPS * MAX_DIGITS];
+	size_t i = 0, wi = 0;
+
+	while (i < t.len) {
+		size_t ng = 0, nd = 0, plus_at = 0, sl;
+		bool plus = false;
+
+		if (!is_digit(t.p[i])) {
+			i++;
+			continue;
+		}
+		if (i >= 1 && t.p[i - 1] == '+') {
+			plus = true, plus_at = i - 1;
+		} else if (i >= 2 && t.p[i - 2] == '+' && (t.p[i - 1] == ' ' || t.p[i - 1] == '(')) {
+			plus = true, plus_at = i - 2;
+		}
+		for (;;) {
+			size_t start = i, k, nsep = 0;
+
+			while (i < t.len && is_digit(t.p[i]))
+				i++;
+			g[ng] = (struct group){ start, i, (unsigned)(i - start), 0 };
+			doff[ng] = nd;
+			if (i - start <= MAX_DIGITS) {
+				memcpy(digits + nd, t.p + start, i - start);
+				nd += i - start;
+			} else {
+				g[ng].nd = MAX_DIGITS + 1; /* too long to be anything */
+			}
+			ng++;
+			k = i;
+			while (k < t.len && nsep < 3 && is_sep(t, k, &sl)) {
+				if (t.p[k] != ' ' || !g[ng - 1].sep)
+					g[ng - 1].sep = t.p[k];
+				k += sl;
+				nsep++;
+			}
+			if (g[ng - 1].nd > MAX_DIGITS || ng == MAX_GROUPS || !nsep || k >= t.len ||
+			    !is_digit(t.p[k]))
+				break;
+			i = k;
+		}
+		doff[ng] = nd;
+		if (g[ng - 1].nd > MAX_DIGITS) {
+			ng--; /* a run of digits too long for anything, matched apart */
+			doff[ng] = nd;
+		}
+		if (ng)
+			match_groups(s, g, ng, digits, doff, plus, plus_at, &wi);
+	}
+}
+
+/* ---- IBAN ---- */
+
+static void find_ibans(struct scan *s)
+{
+	struct hub_str t = s->text;
+
+	for (size_t i = 0; i + 4 < t.len; i++) {
+		char buf[34];
+		size_t ends[34], n = 0, k = i;
+
+		if (!((t.p[i] | 0x20) >= 'a' && (t.p[i] | 0x20) <= 'z') ||
+		    !((t.p[i + 1] | 0x20) >= 'a' && (t.p[i + 1] | 0x20) <= 'z') ||
+		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]) ||
+		    (i && is_ascii_alnum(t.p[i - 1])))
+			continue;
+		while (k < t.len && n < 34) {
+			if (is_ascii_alnum(t.p[k])) {
+				char c = t.p[k];
+
+				buf[n] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+				ends[n++] = ++k;
+			} else if ((t.p[k] == ' ' || t.p[k] == '-') && k + 1 < t.len &&
+				   is_ascii_alnum(t.p[k + 1]) && n >= 4) {
+				k++;
+			} else {
+				break;
+			}
+		}
+		for (size_t l = n; l >= 15; l--) {
+			size_t e = ends[l - 1];
+
+			if (e < t.len && is_ascii_alnum(t.p[e]))
+				continue; /* an IBAN ends at a boundary */
+			if (hub_anon_iban_ok(buf, l)) {
+				add_span(s, i, e, HUB_ANON_IBAN);
+				i = e - 1;
+				break;
+			}
+		}
+	}
+}
+
+/* ---- e-mail ---- */
+
+static bool email_byte(struct hub_str t, size_t i, bool local)
+{
+	unsigned char c = (unsigned char)t.p[i];
+
+	if (is_ascii_alnum(c) || c == '.' || c == '-')
+		return true;
+	if (local && (c == '_' || c == '+' || c == '%'))
+		return true;
+	return c >= 0x80;
+}
+
+/* A non-ASCII character that ends at e (exclusive) is a letter. */
+static size_t letter_before(struct hub_str t, size_t lo, size_t e)
+{
+	size_t b = e;
+	uint32_t cp;
+
+	while (b > lo && e - b < 4 && ((unsigned char)t.p[b - 1] & 0xc0) == 0x80)
+		b--;
+	if (b == lo || b == e)
+		return 0;
+	b--;
+	if (hub_utf8_decode((const unsigned char *)t.p + b, e - b, &cp) != e - b ||
+	    !cp_is_letter(cp))
+		return 0;
+	return e - b;
+}
+
+static void find_emails(struct scan *s)
+{
+	struct hub_str t = s->text;
+	size_t lo = 0;
+
+	for (size_t a = 0; a < t.len; a++) {
+		size_t j = a, k = a + 1, dot = 0;
+
+		if (t.p[a] != '@')
+			continue;
+		while (j > lo) {
+			if ((unsigned char)t.p[j - 1] >= 0x80) {
+				size_t l = letter_before(t, lo, j);
+
+				if (!l)
+					break;
+				j -= l;
+			} else if (email_byte(t, j - 1, true)) {
+				j--;
+			} else {
+				break;
+			}
+		}
+		while (k < t.len) {
+			uint32_t cp;
+			size_t l = next_cp(t, k, &cp);
+
+			if (cp >= 0x80 ? !cp_is_letter(cp) : !email_byte(t, k, false))
+				break;
+			k += l;
+		}
+		while (j < a && (t.p[j] == '.' || t.p[j] == '-'))
+			j++;
+		while (k > a + 1 && (t.p[k - 1] == '.' || t.p[k - 1] == '-'))
+			k--;
+		for (size_t p = a + 2; p + 2 <= k; p++)
+			if (t.p[p] == '.' && t.p[p - 1] != '.')
+				dot = p;
+		if (j == a || !dot || k - dot < 3)
+			continue;
+		add_span(s, j, k, HUB_ANON_EMAIL);
+		lo = k;
+		a = k - 1;
+	}
+}
+
+/* ---- known literal values and marker-like text ---- */
+
+struct literal_ctx {
+	struct scan *s;
+};
+
+static void on_literal(struct hub_str value, enum hub_anon_type type, void *data)
+{
+	struct scan *s = ((struct literal_ctx *)data)->s;
+	struct hub_str t = s->text;
+	size_t at = 0;
+
+	while ((at = hub_anon__find_ci(t, at, value)) != SIZE_MAX) {
+		size_t e = at + value.len;
+
+		if ((!at || !is_ascii_alnum(t.p[at - 1]) || type == HUB_ANON_EMAIL) &&
+		    (e == t.len || !is_ascii_alnum(t.p[e]) || type == HUB_ANON_EMAIL))
+			add_span(s, at, e, type);
+		at = e;
+	}
+}
+
+static void find_markers(struct scan *s)
+{
+	struct hub_str t = s->text;
+
+	for (size_t i = 0; i < t.len; i++) {
+		enum hub_anon_type type;
+		unsigned idx;
+		char c = t.p[i];
+		size_t l;
+
+		if (c != '[' && !((c | 0x20) >= 'a' && (c | 0x20) <= 'p'))
+			continue;
+		l = hub_anon__marker_parse(t.p + i, t.len - i, -1, &type, &idx);
+		if (l) {
+			size_t start = i, b;
+
+			/* glued to a word ("ИванPHONE_1"): the word goes with it, or replacing it
+			 * would leave a new word behind */
+			while (c != '[' && start > 0) {
+				if (((t.p[start - 1] | 0x20) >= 'a' && (t.p[start - 1] | 0x20) <= 'z'))
+					start--;
+				else if ((b = letter_before(t, 0, start)) > 0)
+					start -= b;
+				else
+					break;
+			}
+			add_span(s, start, i + l, HUB_ANON_MARKER);
+			i += l - 1;
+		}
+	}
+}
+
+/* ---- putting it together ---- */
+
+/* Which type wins when spans overlap. */
+static int rank(enum hub_anon_type t)
+{
+	static const int r[HUB_ANON_NTYPES] = {
+		[HUB_ANON_MARKER] = 7, [HUB_ANON_EMAIL] = 6, [HUB_ANON_IBAN] = 5,
+		[HUB_ANON_CARD] = 4, [HUB_ANON_IIN] = 3, [HUB_ANON_BIN] = 3,
+		[HUB_ANON_PHONE] = 2, [HUB_ANON_NAME] = 1,
+	};
+	return r[t];
+}
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct hub_anon_span *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	if (x->end != y->end)
+		return x->end > y->end ? -1 : 1;
+	return rank(y->type) - rank(x->type);
+}
+
+/* Sorts and merges overlapping spans into their union, typed by the strongest. */
+static void merge_spans(struct hub_anon_spans *o)
+{
+	size_t n = 0;
+
+	if (!o->n)
+		return;
+	qsort(o->items, o->n, sizeof(*o->items), cmp_span);
+	for (size_t i = 1; i < o->n; i++) {
+		struct hub_anon_span *last = &o->items[n], *x = &o->items[i];
+
+		if (x->start < last->end) {
+			if (x->end > last->end)
+				last->end = x->end;
+			if (rank(x->type) > rank(last->type))
+				last->type = x->type;
+			continue;
+		}
+		o->items[++n] = *x;
+	}
+	o->n = n + 1;
+}
+
+int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
+		    struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out)
+{
+	struct scan s = { .anon = anon, .vault = vault, .pool = pool, .text = text, .out = out };
+	struct literal_ctx lc = { &s };
+
+	out->items = NULL;
+	out->n = out->cap = 0;
+	if (text.len > HUB_ANON_TEXT_MAX)
+		return -EMSGSIZE;
+	cut_words(&s);
+	for (size_t i = 0; i < s.nwords; i++)
+		classify(&s, &s.words[i]);
+	find_markers(&s);
+	find_emails(&s);
+	find_ibans(&s);
+	find_numbers(&s);
+	hub_anon__vault_each_literal(vault, on_literal, &lc);
+	decide_names(&s);
+	merge_spans(out);
+	return 0;
+}
+
+size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
+			   const struct hub_anon_key *k)
+{
+	size_t lens[16], n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
+
+	for (size_t i = 0; i < n; i++) {
+		size_t norm = hub_anon__key_norm(k->s, lens[i]);
+
+		if (hub_anon__vault_has_name(vault, k->h[norm]) ||
+		    (filter_has(anon, k->h[lens[i]]) &&
+		     (hub_anon__htab_get(&anon->words, k->h[lens[i]]) & LX_NAME)))
+			return norm;
+	}
+	return hub_anon__key_norm(k->s, k->len);
+}

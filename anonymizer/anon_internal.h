@@ -1,0 +1,74 @@
+/* anonymizer/anon_internal.h - what anon.c, anon_key.c and anon_vault.c share: word keys
+ * (a Latin skeleton of a name, so Нурлан, НҰРЛАН and Nurlan meet), a hash set of keys, the
+ * marker grammar and the vault's answers to the detector. Not for other modules. */
+#ifndef HUB_ANON_INTERNAL_H
+#define HUB_ANON_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "anonymizer/anon.h"
+
+/* Longest key of a word; longer words are never names. */
+#define HUB_ANON_KEY_MAX 48
+/* Shortest stem a name lookup accepts, in key bytes. */
+#define HUB_ANON_STEM_MIN 3
+
+struct hub_anon_key {
+	char s[HUB_ANON_KEY_MAX];
+	size_t len;
+	uint64_t h[HUB_ANON_KEY_MAX + 1]; /* h[i]: hash of the first i bytes */
+};
+
+/* Keys a word of letters (Cyrillic incl. Kazakh, Latin): lower case, transliterated
+ * (ж→zh, ы/и/й/і→i, қ→k...), y→i, w→v, q→k, kh→h, j→zh, repeated letters once, a leading
+ * "ie" as "e". Returns false when some character has no key or the key is too long. */
+bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k);
+/* Fills lens with the key's candidate stem lengths, longest first (the whole key first):
+ * the key without one Russian or Kazakh case ending at a time. Returns how many. */
+size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max);
+/* The stem a vault compares names by: the key of len bytes without a final vowel
+ * ("marina", "marine" -> "marin"). Returns its length. */
+size_t hub_anon__key_norm(const char *s, size_t len);
+uint64_t hub_anon__hash(const void *p, size_t n);
+
+/* An open-addressing hash set of 64-bit keys with 32-bit flags (a key 0 is stored as 1). */
+struct hub_anon_htab {
+	uint64_t *keys;
+	uint32_t *vals;
+	size_t cap; /* power of two */
+	size_t n;
+};
+
+void hub_anon__htab_release(struct hub_anon_htab *t);
+/* ORs flags into the entry of key. */
+void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags);
+/* The flags of key, 0 when absent. */
+uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key);
+
+/* Reads a marker at p[0..n) as restore accepts it; on success returns its length and
+ * fills *type and *index (1..999999). before is the byte before p (0 at the start), or -1
+ * to ignore what is around it: the detector vaults every text that restore could read as
+ * a marker in any context. */
+size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon_type *type,
+			      unsigned *index);
+
+/* The length of the stem a name is vaulted by: the longest stem the vault or the
+ * gazetteer knows, else the whole key, each without a final vowel. */
+size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
+			   const struct hub_anon_key *k);
+
+/* Vault answers for the detector (vault may be NULL: then false). */
+bool hub_anon__vault_has_name(const struct hub_anon_vault *v, uint64_t norm_hash);
+/* digits: the national significant number (10 digits) or a 7-digit local number. */
+bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n);
+/* Calls cb for each e-mail and literal (username) value the vault knows. */
+typedef void hub_anon__value_cb(struct hub_str value, enum hub_anon_type type, void *data);
+void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__value_cb *cb,
+				  void *data);
+
+/* ASCII-only case-insensitive search of needle in hay from offset; SIZE_MAX if absent. */
+size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle);
+
+#endif

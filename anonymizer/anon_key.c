@@ -1,0 +1,270 @@
+/* anonymizer/anon_key.c - word keys, stems, the hash set and the marker grammar shared by
+ * the detector and the vault (anon_internal.h). */
+#include "anonymizer/anon_internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/utf8.h"
+
+/* U+0430..U+044F, а..я */
+static const char *const cyr_key[32] = {
+	"a", "b", "v", "g", "d", "e", "zh", "z", "i", "i", "k", "l", "m", "n", "o", "p",
+	"r", "s", "t", "u", "f", "h", "ts", "ch", "sh", "sh", "", "i", "", "e", "iu", "ia",
+};
+
+/* The key of one lower-cased code point, NULL when it has none. */
+static const char *cp_key(uint32_t cp)
+{
+	if (cp >= 'A' && cp <= 'Z')
+		cp += 'a' - 'A';
+	if (cp >= 'a' && cp <= 'z') {
+		static const char *const lat[26] = {
+			"a", "b", "c", "d", "e", "f", "g", "h", "i", "zh", "k", "l", "m",
+			"n", "o", "p", "k", "r", "s", "t", "u", "v", "v", "ks", "i", "z",
+		};
+		return lat[cp - 'a'];
+	}
+	if (cp >= 0x410 && cp <= 0x42f)
+		cp += 0x20;
+	else if (cp >= 0x400 && cp <= 0x40f)
+		cp += 0x50;
+	else if (cp >= 0x490 && cp <= 0x4ff && !(cp & 1))
+		cp++; /* Ғ Қ Ң Ү Ұ Һ Ә Ө: upper case is the even one */
+	if (cp >= 0x430 && cp <= 0x44f)
+		return cyr_key[cp - 0x430];
+	switch (cp) {
+	case 0x450: case 0x451: case 0x454: return "e"; /* ѐ ё є */
+	case 0x456: case 0x457: return "i";             /* і ї */
+	case 0x45e: return "u";                          /* ў */
+	case 0x493: return "g";                          /* ғ */
+	case 0x49b: return "k";                          /* қ */
+	case 0x4a3: return "n";                          /* ң */
+	case 0x4af: case 0x4b1: return "u";              /* ү ұ */
+	case 0x4bb: return "h";                          /* һ */
+	case 0x4d9: return "a";                          /* ә */
+	case 0x4e9: return "o";                          /* ө */
+	}
+	return NULL;
+}
+
+bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	size_t i = 0, len = 0;
+
+	while (i < n) {
+		uint32_t cp;
+		size_t l = hub_utf8_decode(u + i, n - i, &cp);
+		const char *s;
+
+		if (!l)
+			return false;
+		s = cp_key(cp);
+		if (!s)
+			return false;
+		i += l;
+		for (; *s; s++) {
+			char c = *s;
+
+			if (c == 'h' && len && k->s[len - 1] == 'k') {
+				k->s[len - 1] = 'h'; /* kh as х */
+				continue;
+			}
+			if (c == 'z' && s[1] == 'h' && len && k->s[len - 1] == 'd')
+				len--; /* dzh as j */
+			if (len && k->s[len - 1] == c)
+				continue; /* Анна/Ana, Асель/Assel */
+			if (len == HUB_ANON_KEY_MAX)
+				return false;
+			k->s[len++] = c;
+		}
+	}
+	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e') {
+		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
+	}
+	k->len = len;
+	k->h[0] = 0xcbf29ce484222325ull;
+	for (i = 0; i < len; i++)
+		k->h[i + 1] = (k->h[i] ^ (unsigned char)k->s[i]) * 0x100000001b3ull;
+	return len > 0;
+}
+
+uint64_t hub_anon__hash(const void *p, size_t n)
+{
+	const unsigned char *u = p;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ u[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* Russian case endings and Kazakh case and possessive endings, as keys. */
+static const char *const endings[] = {
+	"oiu", "eiu", "ami", "nin", "din", "tin", "dan", "den", "tan", "ten", "nan", "nen",
+	"men", "ben", "pen", "ga", "ge", "ka", "ke", "na", "ne", "di", "ti", "ni", "da", "de",
+	"ta", "te", "si", "om", "oi", "ei", "em", "iu", "ia", "ah", "am", "in", "a", "i", "u",
+	"e",
+};
+
+size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max)
+{
+	size_t n = 0;
+
+	if (!max)
+		return 0;
+	lens[n++] = k->len;
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(endings) && n < max; i++) {
+		size_t el = strlen(endings[i]);
+
+		if (k->len < el + HUB_ANON_STEM_MIN)
+			continue;
+		if (k->s[k->len - 1] != endings[i][el - 1] ||
+		    memcmp(k->s + k->len - el, endings[i], el) != 0)
+			continue;
+		lens[n++] = k->len - el;
+	}
+	return n;
+}
+
+static bool is_vowel(char c)
+{
+	return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u';
+}
+
+size_t hub_anon__key_norm(const char *s, size_t len)
+{
+	if (len >= HUB_ANON_STEM_MIN + 2 && s[len - 2] == 'i' && s[len - 1] == 'a')
+		return len - 2;
+	if (len >= HUB_ANON_STEM_MIN + 1 && is_vowel(s[len - 1]))
+		return len - 1;
+	return len;
+}
+
+void hub_anon__htab_release(struct hub_anon_htab *t)
+{
+	free(t->keys);
+	free(t->vals);
+	memset(t, 0, sizeof(*t));
+}
+
+static size_t slot(const struct hub_anon_htab *t, uint64_t key)
+{
+	size_t i = (size_t)(key ^ (key >> 29)) & (t->cap - 1);
+
+	while (t->keys[i] && t->keys[i] != key)
+		i = (i + 1) & (t->cap - 1);
+	return i;
+}
+
+void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags)
+{
+	size_t i;
+
+	if (!key)
+		key = 1;
+	if ((t->n + 1) * 2 > t->cap) {
+		struct hub_anon_htab old = *t;
+
+		t->cap = old.cap ? old.cap * 2 : 64;
+		t->keys = hub_xcalloc(t->cap, sizeof(*t->keys));
+		t->vals = hub_xcalloc(t->cap, sizeof(*t->vals));
+		for (size_t j = 0; j < old.cap; j++) {
+			if (old.keys[j]) {
+				i = slot(t, old.keys[j]);
+				t->keys[i] = old.keys[j];
+				t->vals[i] = old.vals[j];
+			}
+		}
+		free(old.keys);
+		free(old.vals);
+	}
+	i = slot(t, key);
+	if (!t->keys[i]) {
+		t->keys[i] = key;
+		t->n++;
+	}
+	t->vals[i] |= flags;
+}
+
+uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key)
+{
+	if (!t->cap)
+		return 0;
+	if (!key)
+		key = 1;
+	return t->vals[slot(t, key)];
+}
+
+static bool is_alnum(int c)
+{
+	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '_' ||
+	       c >= 0x80;
+}
+
+size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon_type *type,
+			      unsigned *index)
+{
+	size_t i = 0, tl = 0;
+	bool open = false;
+	unsigned v = 0;
+	int t, sep;
+
+	if (n && p[0] == '[') {
+		open = true;
+		i = 1;
+	} else if (before >= 0 && is_alnum(before)) {
+		return 0;
+	}
+	for (t = 0; t < HUB_ANON_NTYPES; t++) {
+		const char *name = hub_anon_type_name((enum hub_anon_type)t);
+
+		tl = strlen(name);
+		if (n - i > tl && strncasecmp(p + i, name, tl) == 0)
+			break;
+	}
+	if (t == HUB_ANON_NTYPES)
+		return 0;
+	i += tl;
+	sep = (unsigned char)p[i];
+	if (sep != '_' && !(open && (sep == ' ' || sep == '-')))
+		return 0;
+	i++;
+	if (i >= n || p[i] < '1' || p[i] > '9')
+		return 0;
+	for (int d = 0; i < n && p[i] >= '0' && p[i] <= '9'; i++, d++) {
+		if (d == 6)
+			return 0;
+		v = v * 10 + (unsigned)(p[i] - '0');
+	}
+	if (i < n && p[i] == ']')
+		i++;
+	else if (before >= 0 && i < n && is_alnum((unsigned char)p[i]))
+		return 0;
+	*type = (enum hub_anon_type)t;
+	*index = v;
+	return i;
+}
+
+static int lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle)
+{
+	if (!needle.len || hay.len < needle.len)
+		return SIZE_MAX;
+	for (size_t i = from; i + needle.len <= hay.len; i++) {
+		size_t j = 0;
+
+		while (j < needle.len && lower((unsigned char)hay.p[i + j]) ==
+					 lower((unsigned char)needle.p[j]))
+			j++;
+		if (j == needle.len)
+			return i;
+	}
+	return SIZE_MAX;
+}

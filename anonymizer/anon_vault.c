@@ -1,0 +1,428 @@
+/* anonymizer/anon_vault.c - see anon_vault.h. Values are few per request, so they are a
+ * plain array searched by hash; names and phones also go into hash sets the detector asks. */
+#include "anonymizer/anon_vault.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "anonymizer/anon_internal.h"
+#include "lib/utf8.h"
+
+struct entry {
+	enum hub_anon_type type;
+	unsigned index;        /* the marker's number; 0 for a known value not seen yet */
+	bool literal;          /* found as written: an e-mail or a username */
+	uint64_t hash;         /* of type and norm */
+	struct hub_str norm;   /* the value everyone spells the same way */
+	struct hub_str value;  /* its first spelling: what restore writes */
+	struct hub_str marker; /* "[PHONE_1]" once index is set */
+};
+
+struct hub_anon_vault {
+	const struct hub_anon *anon;
+	struct hub_pool pool;
+	struct entry *e;
+	size_t n, cap;
+	unsigned count[HUB_ANON_NTYPES];
+	struct hub_anon_htab names;  /* name norms (hub_anon__name_norm) */
+	struct hub_anon_htab phones; /* national numbers (10 digits) and local ones (7) */
+};
+
+int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
+{
+	struct hub_anon_vault *v = hub_xcalloc(1, sizeof(*v));
+
+	v->anon = anon;
+	hub_pool_init(&v->pool);
+	*out = v;
+	return 0;
+}
+
+void hub_anon_vault_free(struct hub_anon_vault *vault)
+{
+	if (!vault)
+		return;
+	hub_pool_release(&vault->pool);
+	hub_anon__htab_release(&vault->names);
+	hub_anon__htab_release(&vault->phones);
+	free(vault->e);
+	free(vault);
+}
+
+size_t hub_anon_vault_size(const struct hub_anon_vault *vault)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < vault->n; i++)
+		n += vault->e[i].index > 0;
+	return n;
+}
+
+bool hub_anon__vault_has_name(const struct hub_anon_vault *v, uint64_t norm_hash)
+{
+	return v && hub_anon__htab_get(&v->names, norm_hash);
+}
+
+bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n)
+{
+	return v && hub_anon__htab_get(&v->phones, hub_anon__hash(digits, n));
+}
+
+void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__value_cb *cb,
+				  void *data)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < v->n; i++)
+		if (v->e[i].literal)
+			cb(v->e[i].norm, v->e[i].type, data);
+}
+
+static bool is_letter_cp(uint32_t cp)
+{
+	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (cp >= 0x400 && cp <= 0x4ff);
+}
+
+/* The norm of a value of type: what two spellings of one value share. Written to b. */
+static void normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
+		      struct hub_str value, struct hub_buf *b, bool *literal)
+{
+	struct hub_anon_key k;
+
+	*literal = false;
+	switch (type) {
+	case HUB_ANON_PHONE: {
+		char d[64];
+		size_t n = 0, o = 0;
+
+		for (size_t i = 0; i < value.len && n < sizeof(d); i++)
+			if (value.p[i] >= '0' && value.p[i] <= '9')
+				d[n++] = value.p[i];
+		if (n == 7) {
+			hub_buf_adds(b, "local:");
+			hub_buf_add(b, d, n);
+			return;
+		}
+		if (value.len && value.p[0] == '+')
+			o = 0;
+		else if (n == 11 && (d[0] == '8' || d[0] == '7'))
+			o = 1, hub_buf_adds(b, "7");
+		else if (n == 10)
+			hub_buf_adds(b, "7");
+		else if (n > 3 && d[0] == '0' && d[1] == '0')
+			o = 2;
+		else if (n > 3 && d[0] == '8' && d[1] == '1' && d[2] == '0')
+			o = 3;
+		hub_buf_add(b, d + o, n - o);
+		return;
+	}
+	case HUB_ANON_NAME:
+		if (hub_anon__key(value.p, value.len, &k)) {
+			hub_buf_add(b, k.s, hub_anon__name_norm(v->anon, v, &k));
+			return;
+		}
+		*literal = true;
+		/* fall through */
+	case HUB_ANON_EMAIL:
+		*literal = true;
+		for (size_t i = 0; i < value.len; i++) {
+			char c = value.p[i];
+
+			hub_buf_addch(b, c >= 'A' && c <= 'Z' ? c + 32 : c);
+		}
+		return;
+	case HUB_ANON_IIN: case HUB_ANON_BIN: case HUB_ANON_CARD: case HUB_ANON_IBAN:
+		for (size_t i = 0; i < value.len; i++) {
+			char c = value.p[i];
+
+			if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))
+				hub_buf_addch(b, c);
+			else if (c >= 'a' && c <= 'z')
+				hub_buf_addch(b, c - 32);
+		}
+		return;
+	default:
+		hub_buf_addstr(b, value);
+	}
+}
+
+static struct entry *find(const struct hub_anon_vault *v, enum hub_anon_type type,
+			  struct hub_str norm, uint64_t h)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		struct entry *e = &v->e[i];
+
+		if (e->hash == h && e->type == type && hub_str_eq(e->norm, norm))
+			return e;
+	}
+	return NULL;
+}
+
+/* A 7-digit local number is the phone of the vault that ends with it, if any. */
+static struct entry *find_local(const struct hub_anon_vault *v, struct hub_str norm)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		struct entry *e = &v->e[i];
+
+		if (e->type == HUB_ANON_PHONE && e->norm.len > 7 &&
+		    memcmp(e->norm.p + e->norm.len - 7, norm.p + 6, 7) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
+{
+	const char *d = norm.p;
+	size_t n = norm.len;
+
+	if (hub_str_startswith(norm, "local:")) {
+		d += 6;
+		n -= 6;
+	}
+	if (n >= 10)
+		hub_anon__htab_or(&v->phones, hub_anon__hash(d + n - 10, 10), 1);
+	if (n >= 7)
+		hub_anon__htab_or(&v->phones, hub_anon__hash(d + n - 7, 7), 1);
+}
+
+/* The entry of value, or NULL; its norm is left in b. */
+static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type type,
+			    struct hub_str value, struct hub_buf *b, bool *literal, uint64_t *h)
+{
+	struct hub_str norm;
+	struct entry *e;
+
+	normalize(v, type, value, b, literal);
+	norm = hub_buf_str(b);
+	*h = hub_anon__hash(norm.p, norm.len) ^ (uint64_t)type;
+	e = find(v, type, norm, *h);
+	if (!e && type == HUB_ANON_PHONE && hub_str_startswith(norm, "local:"))
+		e = find_local(v, norm);
+	return e;
+}
+
+/* The entry of value, added if new. */
+static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
+			    struct hub_str value)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_str norm;
+	struct entry *e;
+	bool literal;
+	uint64_t h;
+
+	e = lookup(v, type, value, &b, &literal, &h);
+	if (e) {
+		hub_buf_release(&b);
+		return e;
+	}
+	norm = hub_buf_str(&b);
+	if (v->n == v->cap) {
+		v->cap = v->cap ? v->cap * 2 : 16;
+		v->e = hub_xrealloc(v->e, v->cap * sizeof(*v->e));
+	}
+	e = &v->e[v->n++];
+	*e = (struct entry){ .type = type, .literal = literal, .hash = h };
+	e->norm = hub_pool_strcopy(&v->pool, norm);
+	e->value = hub_pool_strcopy(&v->pool, value);
+	if (type == HUB_ANON_NAME && !literal)
+		hub_anon__htab_or(&v->names, hub_anon__hash(norm.p, norm.len), 1);
+	if (type == HUB_ANON_PHONE)
+		index_phone(v, e->norm);
+	hub_buf_release(&b);
+	return e;
+}
+
+static void give_marker(struct hub_anon_vault *v, struct entry *e)
+{
+	char m[32];
+	int n;
+
+	if (e->index)
+		return;
+	e->index = ++v->count[e->type];
+	n = snprintf(m, sizeof(m), "[%s_%u]", hub_anon_type_name(e->type), e->index);
+	e->marker = hub_pool_strcopy(&v->pool, (struct hub_str){ m, (size_t)n });
+}
+
+int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type type,
+			     struct hub_str value)
+{
+	size_t digits = 0, i = 0, added = 0;
+
+	if (!value.len || !hub_utf8_valid(value.p, value.len))
+		return -EINVAL;
+	switch (type) {
+	case HUB_ANON_PHONE:
+		for (size_t j = 0; j < value.len; j++)
+			digits += value.p[j] >= '0' && value.p[j] <= '9';
+		if (digits < 7 || digits > 15)
+			return -EINVAL;
+		(void)intern(vault, type, value);
+		return 0;
+	case HUB_ANON_EMAIL:
+		if (!memchr(value.p, '@', value.len) || value.len < 3)
+			return -EINVAL;
+		(void)intern(vault, type, value);
+		return 0;
+	case HUB_ANON_NAME:
+		break;
+	default:
+		return -EINVAL;
+	}
+	/* words of letters; anything else makes the whole value a literal (a username) */
+	while (i < value.len) {
+		uint32_t cp;
+		size_t l = hub_utf8_decode((const unsigned char *)value.p + i, value.len - i, &cp);
+
+		if (!l)
+			return -EINVAL;
+		if (!is_letter_cp(cp) && cp != ' ' && cp != '-' && cp != '\'' && cp != '.') {
+			if (value.len < 3)
+				return -EINVAL;
+			(void)intern(vault, type, value);
+			return 0;
+		}
+		i += l;
+	}
+	for (i = 0; i < value.len;) {
+		size_t s = i;
+		struct hub_anon_key k;
+
+		while (i < value.len && value.p[i] != ' ' && value.p[i] != '-' &&
+		       value.p[i] != '\'' && value.p[i] != '.')
+			i++;
+		if (i > s && hub_anon__key(value.p + s, i - s, &k) && k.len >= 2) {
+			(void)intern(vault, type, (struct hub_str){ value.p + s, i - s });
+			added++;
+		}
+		i++;
+	}
+	return added ? 0 : -EINVAL;
+}
+
+int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *pool,
+				struct hub_str text, struct hub_buf *out,
+				struct hub_anon_entity **ents, size_t *n)
+{
+	struct hub_anon_spans spans;
+	struct hub_anon_entity *list = NULL;
+	size_t at = 0, was;
+	int ret;
+
+	if (ents)
+		*ents = NULL;
+	if (n)
+		*n = 0;
+	ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
+	if (ret < 0)
+		return ret;
+	/* A value first seen here may also be written another way earlier in the text
+	 * ("701-123-4567 ... +7 701 123 45 67"): once the vault knows it, look again. */
+	was = vault->n;
+	for (size_t i = 0; i < spans.n; i++)
+		(void)intern(vault, spans.items[i].type,
+			     (struct hub_str){ text.p + spans.items[i].start,
+					       spans.items[i].end - spans.items[i].start });
+	if (vault->n > was)
+		ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
+	if (ret < 0)
+		return ret;
+	if (ents && spans.n)
+		list = hub_pool_calloc(pool, spans.n, sizeof(*list));
+	for (size_t i = 0; i < spans.n; i++) {
+		const struct hub_anon_span *sp = &spans.items[i];
+		struct entry *e = intern(vault, sp->type,
+					 (struct hub_str){ text.p + sp->start,
+							   sp->end - sp->start });
+
+		give_marker(vault, e);
+		hub_buf_add(out, text.p + at, sp->start - at);
+		hub_buf_addstr(out, e->marker);
+		at = sp->end;
+		if (list)
+			list[i] = (struct hub_anon_entity){ sp->start, sp->end, sp->type,
+							    e->marker };
+	}
+	hub_buf_add(out, text.p + at, text.len - at);
+	if (ents) {
+		*ents = list;
+		*n = spans.n;
+	}
+	return 0;
+}
+
+void hub_anon_vault_restore(const struct hub_anon_vault *vault, struct hub_str text,
+			    struct hub_buf *out)
+{
+	size_t at = 0;
+
+	for (size_t i = 0; i < text.len; i++) {
+		enum hub_anon_type type;
+		unsigned idx;
+		size_t l;
+		char c = text.p[i];
+
+		if (c != '[' && !((c | 0x20) >= 'a' && (c | 0x20) <= 'p'))
+			continue;
+		l = hub_anon__marker_parse(text.p + i, text.len - i,
+					   i ? (unsigned char)text.p[i - 1] : 0, &type, &idx);
+		if (!l)
+			continue;
+		hub_buf_add(out, text.p + at, i - at);
+		for (size_t j = 0; j < vault->n; j++) {
+			if (vault->e[j].type == type && vault->e[j].index == idx) {
+				hub_buf_addstr(out, vault->e[j].value);
+				break;
+			}
+		}
+		i += l - 1;
+		at = i + 1;
+	}
+	hub_buf_add(out, text.p + at, text.len - at);
+}
+
+/* What the detector finds in text: 1 a value of the vault, 2 something else, 0 nothing. */
+static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool values_only)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_anon_spans spans;
+	int hit = 0;
+
+	if (hub_anon_detect(v->anon, v, &pool, text, &spans) < 0) {
+		hit = 2; /* too long to check: it does not leave */
+		goto out;
+	}
+	for (size_t i = 0; i < spans.n && hit != 1; i++) {
+		const struct hub_anon_span *sp = &spans.items[i];
+		bool literal;
+		uint64_t h;
+
+		if (sp->type == HUB_ANON_MARKER)
+			continue;
+		hub_buf_reset(&b);
+		if (lookup(v, sp->type, (struct hub_str){ text.p + sp->start, sp->end - sp->start },
+			   &b, &literal, &h))
+			hit = 1;
+		else if (!values_only)
+			hit = 2;
+	}
+out:
+	hub_buf_release(&b);
+	hub_pool_release(&pool);
+	return hit;
+}
+
+bool hub_anon_vault_guard(const struct hub_anon_vault *vault, struct hub_str text)
+{
+	return scan_out(vault, text, false) != 0;
+}
+
+bool hub_anon_vault_leaks(const struct hub_anon_vault *vault, struct hub_str text)
+{
+	return scan_out(vault, text, true) == 1;
+}

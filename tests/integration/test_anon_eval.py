@@ -1,0 +1,90 @@
+"""tests/integration/test_anon_eval.py - the anonymizer's measured quality (issue 6): runs
+tests/anon/eval (the same as `make eval-anon`) against the ASan hubctl and asserts its targets
+(recall >= 0.995 for PHONE, EMAIL, IIN, BIN, CARD, IBAN, >= 0.95 for NAME, precision >= 0.97);
+and checks that the corpus itself holds what it claims (valid check digits, exact labels,
+generated from tests/anon/templates.txt).
+"""
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from support import hubd  # noqa: E402
+from support.case import HubTestCase  # noqa: E402
+
+ANON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "anon")
+sys.path.insert(0, ANON)
+import kznumbers  # noqa: E402
+
+
+def corpus():
+    with open(os.path.join(ANON, "corpus.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class Corpus(unittest.TestCase):
+    def test_corpus_is_generated_from_the_templates(self):
+        r = subprocess.run([sys.executable, os.path.join(ANON, "build_corpus.py"), "--check"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, "tests/anon/corpus.jsonl differs from what "
+                         "tests/anon/build_corpus.py writes: " + r.stderr)
+
+    def test_size_languages_and_clean_lines(self):
+        lines = corpus()
+        self.assertGreaterEqual(len(lines), 400)
+        langs = {}
+        for o in lines:
+            langs[o["lang"]] = langs.get(o["lang"], 0) + 1
+        self.assertEqual(set(langs), {"ru", "kk", "en", "mixed"})
+        clean = sum(1 for o in lines if not o["entities"])
+        self.assertGreater(clean, len(lines) // 4)
+
+    def test_labels_are_exact_and_checksums_hold(self):
+        for o in corpus():
+            for e in o["entities"]:
+                self.assertIn(e["value"], o["text"])
+                digits = "".join(c for c in e["value"] if c.isdigit())
+                if e["type"] in ("IIN", "BIN"):
+                    self.assertTrue(kznumbers.kz_valid(digits), e)
+                elif e["type"] == "CARD":
+                    self.assertTrue(13 <= len(digits) <= 19 and kznumbers.luhn_ok(digits), e)
+                elif e["type"] == "IBAN":
+                    self.assertTrue(kznumbers.iban_ok(e["value"]), e)
+
+    def test_twelve_digit_numbers_in_clean_lines_fail_the_check_digit(self):
+        seen = 0
+        for o in corpus():
+            if o["entities"]:
+                continue
+            for word in o["text"].replace("№", " ").split():
+                if len(word) == 12 and word.isdigit():
+                    seen += 1
+                    self.assertFalse(kznumbers.kz_valid(word), o["text"])
+        self.assertGreater(seen, 5)
+
+
+class Eval(HubTestCase):
+    needs_hubd = False
+    needs_hubctl = True
+    needs_pg = False
+
+    def test_targets_hold(self):
+        probe = subprocess.run([hubd.hubctl_path(), "anonymize", "--json"], input=b"",
+                               capture_output=True, timeout=60)
+        if probe.returncode == 2 and b"unknown command" in probe.stderr:
+            self.skipTest("hubctl has no anonymize command yet")
+        self.assertEqual(probe.returncode, 0, probe.stderr)
+        self.assertEqual(probe.stdout, b"")
+        r = subprocess.run([sys.executable, os.path.join(ANON, "eval"), "--hubctl",
+                            hubd.hubctl_path(), "--verbose"], capture_output=True, text=True,
+                           timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("targets: all met", r.stdout)
+        self.assertEqual(hubd.sanitizer_report(r.stderr), None, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
