@@ -34,6 +34,7 @@
 #define WS_WRITE_BUDGET 65536   /* bytes written in one WRITEABLE before yielding */
 #define WS_CLOSE_GRACE_S 2      /* a socket asked to close is killed after this */
 #define WS_DRAIN_MS 1000        /* at shutdown: wait this long for close handshakes */
+#define WS_RING 256             /* recent events kept per tenant: catch-ups need no query */
 #define WS_ABUSE_MAX 20         /* rate-limited commands in a row before the socket is closed */
 /* RFC 6455 11.7 registry: 1013 Try Again Later (not in lws 4.1's enum) */
 #define WS_CLOSE_TRY_AGAIN ((enum lws_close_status)1013)
@@ -85,6 +86,11 @@ struct tenant {
 	struct link clients;         /* authenticated clients of this tenant */
 	size_t n;
 	struct hub_bus_tenant *bt;   /* one reference per client */
+	/* The last ring_n events the bus delivered, consecutive ids up to ring_last, at
+	 * ring[id % WS_RING]: what a socket that held or resumes recently is missing. */
+	struct frame *ring[WS_RING];
+	size_t ring_n;
+	int64_t ring_last;
 };
 
 struct replay_req;
@@ -434,6 +440,32 @@ static void tenant_join(struct hub_ws *ws, struct client *c)
 	c->tenant = t;
 }
 
+static void ring_clear(struct tenant *t)
+{
+	for (size_t i = 0; i < t->ring_n; i++) {
+		size_t k = (size_t)((t->ring_last - (int64_t)i) % WS_RING);
+
+		frame_unref(t->ring[k]);
+		t->ring[k] = NULL;
+	}
+	t->ring_n = 0;
+}
+
+static void ring_push(struct tenant *t, int64_t id, struct frame *f)
+{
+	size_t k = (size_t)(id % WS_RING);
+
+	if (t->ring_n && id != t->ring_last + 1)
+		ring_clear(t); /* a hole in the log: start over */
+	if (t->ring_n == WS_RING)
+		frame_unref(t->ring[k]); /* the oldest */
+	else
+		t->ring_n++;
+	f->refs++;
+	t->ring[k] = f;
+	t->ring_last = id;
+}
+
 static void tenant_leave(struct client *c)
 {
 	struct tenant *t = c->tenant;
@@ -446,6 +478,7 @@ static void tenant_leave(struct client *c)
 	c->tenant = NULL;
 	if (--t->n == 0) {
 		*hub_bus_tenant_user(bt) = NULL;
+		ring_clear(t);
 		free(t);
 	}
 	hub_bus_tenant_unref(bt);
@@ -465,19 +498,19 @@ static struct tenant *tenant_of(struct hub_bus_tenant *bt)
 static void on_bus_event(void *data, struct hub_bus_tenant *bt, const struct hub_bus_event *ev)
 {
 	struct tenant *t = tenant_of(bt);
-	struct frame *f = NULL;
+	struct frame *f;
 	struct client *c;
 	struct link *l, *next;
 
 	(void)data;
 	if (!t)
 		return;
+	f = event_frame(ev->id, ev->event, ev->data);
+	ring_push(t, ev->id, f);
 	/* client_send may close (never free) a client: the list stays intact. */
 	for_each_peer(t, c, l, next) {
 		if (c->hello_pending || c->replaying || ev->id <= c->cursor)
 			continue;
-		if (!f)
-			f = event_frame(ev->id, ev->event, ev->data);
 		c->cursor = ev->id;
 		client_send(c, f);
 	}
@@ -532,12 +565,46 @@ static void on_bus_ephemeral(void *data, struct hub_bus_tenant *bt, uint64_t ori
 
 static void client_replay_next(struct client *c);
 
+/* The log is read up to what the bus delivered: the bus carries on from here. */
+static void replay_done(struct client *c)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+
+	c->replaying = false;
+	if (c->silent) {
+		c->silent = false;
+		return;
+	}
+	hub_buf_addf(&b, "{\"type\":\"resumed\",\"last_event_id\":%lld}", (long long)c->cursor);
+	client_send_json(c, hub_buf_str(&b));
+	hub_buf_release(&b);
+}
+
+/* Sends what c misses from the tenant's ring when it holds all of it and it fits in half
+ * the queue; false when the log must be read. */
+static bool ring_catch_up(struct client *c)
+{
+	struct tenant *t = c->tenant;
+	size_t bytes = 0;
+
+	if (!t->ring_n || c->cursor > t->ring_last ||
+	    c->cursor < t->ring_last - (int64_t)t->ring_n)
+		return false;
+	for (int64_t id = c->cursor + 1; id <= t->ring_last; id++)
+		bytes += t->ring[id % WS_RING]->len;
+	if (c->queued + bytes > c->ws->opts.send_queue_max / 2)
+		return false;
+	for (int64_t id = c->cursor + 1; id <= t->ring_last; id++)
+		client_send(c, t->ring[id % WS_RING]);
+	c->cursor = t->ring_last;
+	return true;
+}
+
 static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n,
 			   int64_t stream_last, void *data)
 {
 	struct replay_req *req = data;
 	struct client *c = req->c;
-	struct hub_buf b = HUB_BUF_INIT;
 	bool full = false;
 	int64_t live;
 
@@ -590,15 +657,7 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 			client_replay_next(c);
 		return;
 	}
-	/* The log is read up to what the bus delivered: the bus carries on from here. */
-	c->replaying = false;
-	if (c->silent) {
-		c->silent = false;
-		return;
-	}
-	hub_buf_addf(&b, "{\"type\":\"resumed\",\"last_event_id\":%lld}", (long long)c->cursor);
-	client_send_json(c, hub_buf_str(&b));
-	hub_buf_release(&b);
+	replay_done(c);
 }
 
 static void client_replay_next(struct client *c)
@@ -607,6 +666,11 @@ static void client_replay_next(struct client *c)
 	int ret;
 
 	c->replay_wait = false;
+	if (ring_catch_up(c)) {
+		free(req);
+		replay_done(c);
+		return;
+	}
 	req->c = c;
 	ret = hub_bus_read(c->ws->bus, c->claims.tid, c->cursor, on_replay_page, req);
 	if (ret < 0) {
