@@ -4,7 +4,8 @@
  * resume from the event log, command rate limits and socket caps.
  * Each socket keeps the last event id it was sent (its cursor): the bus hands over a
  * tenant's events in id order, a socket sends those above its cursor, and a resuming socket
- * reads the log in pages until it reaches what the bus delivered, then goes live.
+ * reads the log in pages until it reaches what the bus delivered, then goes live. Right
+ * after hello live events are held until the first command, in case it is a resume.
  * Knows nothing about llhttp, webhooks or what events mean: data_json is passed through. */
 #include "daemon/ws.h"
 
@@ -112,12 +113,16 @@ struct client {
 	unsigned limited;          /* rate-limited commands in a row */
 	struct hub_buf rx;         /* the message being assembled */
 	struct qent *head, *tail;  /* send queue */
-	size_t queued;             /* bytes of JSON in the queue */
+	struct qent *held, *held_tail; /* live events held after hello (see holding) */
+	size_t queued;             /* bytes of JSON in both */
 	struct hub_jwt_claims claims;
 	bool authed;         /* a valid token was presented */
 	bool hello_pending;  /* authed, "hello" not queued yet: hold the queue */
 	bool replaying;      /* resume reads the log: live events wait in the log */
 	bool replay_wait;    /* ... and waits for the queue to drain before the next page */
+	bool holding;        /* after hello, until the first command or hold_until: live
+			      * events wait in held, so that a resume coming right after
+			      * hello gets everything in order (they are dropped then) */
 	bool ping_pending;
 	bool closing;        /* close_code/close_reason go out from the timer */
 	bool counted;        /* the close is in the metrics already */
@@ -127,6 +132,7 @@ struct client {
 	uint64_t auth_deadline; /* uv_now ms */
 	uint64_t last_seen;     /* uv_now ms of the last pong or frame */
 	uint64_t next_ping;     /* uv_now ms */
+	uint64_t hold_until;    /* uv_now ms */
 };
 
 /* The store callback may run after the socket closed: it finds c == NULL then. */
@@ -161,6 +167,7 @@ struct hub_ws {
 
 static void on_drain_timer(uv_timer_t *t);
 static void client_replay_start(struct client *c, int64_t after);
+static void client_arm_timer(struct client *c);
 
 /* lws logs go into ours: errors and warnings as warnings, the rest at debug. lws at these
  * levels logs states and pointers, never frame payloads. */
@@ -236,16 +243,22 @@ static void frame_unref(struct frame *f)
 
 /* Clients */
 
-static void queue_drop(struct client *c)
+static void queue_free(struct qent *q)
 {
-	while (c->head) {
-		struct qent *q = c->head;
+	while (q) {
+		struct qent *next = q->next;
 
-		c->head = q->next;
 		frame_unref(q->f);
 		free(q);
+		q = next;
 	}
-	c->tail = NULL;
+}
+
+static void queue_drop(struct client *c)
+{
+	queue_free(c->head);
+	queue_free(c->held);
+	c->head = c->tail = c->held = c->held_tail = NULL;
 	c->queued = 0;
 }
 
@@ -277,8 +290,9 @@ static void client_close(struct client *c, int code, const char *reason, const c
 	lws_set_timer_usecs(c->wsi, 1);
 }
 
-/* Appends f (taking a reference) to c's queue; over send_queue_max, closes c instead. */
-static void client_send(struct client *c, struct frame *f)
+/* Appends f (taking a reference) to c's queue, or to its held events; over
+ * send_queue_max (both together), closes c instead. */
+static void client_queue(struct client *c, struct frame *f, bool held)
 {
 	struct qent *q;
 
@@ -295,13 +309,26 @@ static void client_send(struct client *c, struct frame *f)
 	q->next = NULL;
 	q->f = f;
 	f->refs++;
+	c->queued += f->len;
+	if (held) {
+		if (c->held_tail)
+			c->held_tail->next = q;
+		else
+			c->held = q;
+		c->held_tail = q;
+		return;
+	}
 	if (c->tail)
 		c->tail->next = q;
 	else
 		c->head = q;
 	c->tail = q;
-	c->queued += f->len;
 	want_write(c);
+}
+
+static void client_send(struct client *c, struct frame *f)
+{
+	client_queue(c, f, false);
 }
 
 static void client_send_json(struct client *c, struct hub_str json)
@@ -312,11 +339,23 @@ static void client_send_json(struct client *c, struct hub_str json)
 	frame_unref(f);
 }
 
+static void count_error(struct hub_ws *ws, const char *code)
+{
+	char labels[64];
+
+	if (!ws->metrics)
+		return;
+	snprintf(labels, sizeof(labels), "code=\"%s\"", code);
+	hub_metrics_count(ws->metrics, "ws_command_errors",
+			  "Websocket commands answered with an error, by code", labels, 1);
+}
+
 static void client_send_error(struct client *c, const struct hub_json_doc *doc,
 			      struct hub_pool *pool, const char *code, const char *message)
 {
 	struct hub_buf b = HUB_BUF_INIT;
 
+	count_error(c->ws, code);
 	hub_inbox_error(&b, doc, pool, code, message);
 	client_send_json(c, hub_buf_str(&b));
 	hub_buf_release(&b);
@@ -388,6 +427,10 @@ static void client_hello(struct client *c, int64_t last)
 
 		c->resume_after = -1;
 		client_replay_start(c, after);
+	} else if (c->ws->opts.resume_grace_ms > 0) {
+		c->holding = true;
+		c->hold_until = uv_now(c->ws->loop) + (uint64_t)c->ws->opts.resume_grace_ms;
+		client_arm_timer(c);
 	}
 }
 
@@ -441,21 +484,20 @@ static struct tenant *tenant_of(struct hub_bus_tenant *bt)
 static void on_bus_event(void *data, struct hub_bus_tenant *bt, const struct hub_bus_event *ev)
 {
 	struct tenant *t = tenant_of(bt);
-	struct frame *f = NULL;
+	struct frame *f;
 	struct client *c;
 	struct link *l, *next;
 
 	(void)data;
 	if (!t)
 		return;
-	/* client_send may close (never free) a client: the list stays intact. */
+	f = event_frame(ev->id, ev->event, ev->data);
+	/* client_queue may close (never free) a client: the list stays intact. */
 	for_each_peer(t, c, l, next) {
 		if (c->hello_pending || c->replaying || ev->id <= c->cursor)
 			continue;
-		if (!f)
-			f = event_frame(ev->id, ev->event, ev->data);
 		c->cursor = ev->id;
-		client_send(c, f);
+		client_queue(c, f, c->holding);
 	}
 	frame_unref(f);
 }
@@ -508,12 +550,22 @@ static void on_bus_ephemeral(void *data, struct hub_bus_tenant *bt, uint64_t ori
 
 static void client_replay_next(struct client *c);
 
+/* The log is read up to what the bus delivered: the bus carries on from here. */
+static void replay_done(struct client *c)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+
+	c->replaying = false;
+	hub_buf_addf(&b, "{\"type\":\"resumed\",\"last_event_id\":%lld}", (long long)c->cursor);
+	client_send_json(c, hub_buf_str(&b));
+	hub_buf_release(&b);
+}
+
 static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n,
 			   int64_t stream_last, void *data)
 {
 	struct replay_req *req = data;
 	struct client *c = req->c;
-	struct hub_buf b = HUB_BUF_INIT;
 	bool full = false;
 	int64_t live;
 
@@ -560,11 +612,7 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 			client_replay_next(c);
 		return;
 	}
-	/* The log is read up to what the bus delivered: the bus carries on from here. */
-	c->replaying = false;
-	hub_buf_addf(&b, "{\"type\":\"resumed\",\"last_event_id\":%lld}", (long long)c->cursor);
-	client_send_json(c, hub_buf_str(&b));
-	hub_buf_release(&b);
+	replay_done(c);
 }
 
 static void client_replay_next(struct client *c)
@@ -585,11 +633,37 @@ static void client_replay_next(struct client *c)
 	c->replay = req;
 }
 
+/* Replays the log after after; the events held since hello are in it too. */
 static void client_replay_start(struct client *c, int64_t after)
 {
+	size_t bytes = 0;
+
+	for (struct qent *q = c->held; q; q = q->next)
+		bytes += q->f->len;
+	queue_free(c->held);
+	c->held = c->held_tail = NULL;
+	c->queued -= bytes;
+	c->holding = false;
 	c->replaying = true;
 	c->cursor = after;
 	client_replay_next(c);
+}
+
+/* The hold after hello ends without a resume: the held events go out. */
+static void client_hold_end(struct client *c)
+{
+	if (!c->holding)
+		return;
+	c->holding = false;
+	if (!c->held)
+		return;
+	if (c->tail)
+		c->tail->next = c->held;
+	else
+		c->head = c->held;
+	c->tail = c->held_tail;
+	c->held = c->held_tail = NULL;
+	want_write(c);
 }
 
 /* The next time something is due for c: auth deadline, token expiry, ping. */
@@ -609,6 +683,8 @@ static void client_arm_timer(struct client *c)
 
 		if (exp_due < due)
 			due = exp_due;
+		if (c->holding && c->hold_until < due)
+			due = c->hold_until;
 	}
 	lws_set_timer_usecs(c->wsi, (lws_usec_t)(due > now ? due - now : 1) * 1000);
 }
@@ -637,6 +713,8 @@ static int on_client_timer(struct client *c)
 			     "token_expired");
 		return 0;
 	}
+	if (c->holding && now >= c->hold_until)
+		client_hold_end(c);
 	if (now - c->last_seen >= 2 * interval) {
 		hub_log_debug(TAG, "conn=%llu: no pong for two intervals",
 			      (unsigned long long)c->id);
@@ -758,6 +836,16 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 		return -1;
 	}
 
+	/* "after" in the auth frame: resume as one step with it (no hold, nothing between). */
+	i = hub_json_get(doc, 0, "after");
+	if (i >= 0 && (!hub_json_is(doc, i, HUB_JSON_PRIMITIVE) ||
+		       hub_json_int64(doc, i, &c->resume_after) < 0 || c->resume_after < 0)) {
+		c->close_kind = "bad_auth";
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				 (unsigned char *)"after must be an event id", 25);
+		return -1;
+	}
+
 	c->authed = true;
 	c->hello_pending = true;
 	ws->nauthed++;
@@ -803,10 +891,12 @@ static bool client_take_token(struct client *c)
 	return true;
 }
 
-static void on_command_reply(void *data, struct hub_str frame)
+static void on_command_reply(void *data, struct hub_str frame, const char *error)
 {
 	struct cmd_slot *s = data;
 
+	if (error)
+		count_error(s->c->ws, error);
 	client_send_json(s->c, frame);
 	link_del(&s->link);
 	free(s);
@@ -868,6 +958,7 @@ static int client_message(struct client *c, bool binary)
 			ret = -1;
 			goto out;
 		}
+		client_hold_end(c);
 		client_send_error(c, NULL, &pool, "bad_request",
 				  binary ? "binary frames are not supported"
 					 : "the frame is not valid JSON");
@@ -877,6 +968,10 @@ static int client_message(struct client *c, bool binary)
 		ret = client_auth(c, &pool, &doc);
 		goto out;
 	}
+	if (hub_json_string(&doc, hub_json_get(&doc, 0, "type"), &pool, &type) < 0)
+		type = HUB_STR_NULL; /* inbox answers what is wrong */
+	if (!hub_str_eqs(type, "resume"))
+		client_hold_end(c); /* the client has spoken: it does not resume */
 	if (!hub_json_is(&doc, 0, HUB_JSON_OBJECT)) {
 		client_send_error(c, NULL, &pool, "bad_request", "a command is a JSON object");
 		goto out;
@@ -889,19 +984,14 @@ static int client_message(struct client *c, bool binary)
 				     "rate_limited");
 			goto out;
 		}
-		if (c->ws->metrics)
-			hub_metrics_count(c->ws->metrics, "ws_rate_limited",
-					  "Commands refused by the per-socket rate limit", NULL, 1);
 		client_send_error(c, &doc, &pool, "rate_limited", "too many commands; slow down");
 		goto out;
 	}
 	c->limited = 0;
-	if (hub_json_string(&doc, hub_json_get(&doc, 0, "type"), &pool, &type) == 0 &&
-	    hub_str_eqs(type, "auth"))
+	if (hub_str_eqs(type, "auth"))
 		client_send_error(c, &doc, &pool, "bad_request",
 				  "this socket is already authenticated");
-	else if (hub_json_string(&doc, hub_json_get(&doc, 0, "type"), &pool, &type) == 0 &&
-		 hub_str_eqs(type, "resume"))
+	else if (hub_str_eqs(type, "resume"))
 		client_resume(c, &doc, &pool);
 	else
 		client_command(c, &doc, &pool);
