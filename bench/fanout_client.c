@@ -106,6 +106,7 @@ struct run {
 	int nready, nfailed;
 	uint64_t t_start, t_ready;
 	bool ready_reported, going, done;
+	bool in_connect_more; /* a socket failing at once must not recurse */
 	char error[256];      /* the first thing that went wrong */
 
 	struct line *lines;
@@ -293,7 +294,6 @@ static void sock_kill(struct sock *s, const char *fmt, ...)
 	if (!uv_is_closing((uv_handle_t *)&s->tcp))
 		uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
 	connect_more(r);
-	check_ready(r);
 }
 
 static void sock_ready(struct sock *s)
@@ -304,7 +304,6 @@ static void sock_ready(struct sock *s)
 	r->nready++;
 	r->inflight--;
 	connect_more(r);
-	check_ready(r);
 }
 
 static int parse_seq(const unsigned char *p, size_t len)
@@ -624,7 +623,7 @@ static void on_sock_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	if (used < 0)
 		return;
 	len -= (size_t)used;
-	if (len && len > PEND_MAX) {
+	if (len > PEND_MAX) {
 		sock_kill(s, "over %d bytes pending", PEND_MAX);
 		return;
 	}
@@ -751,8 +750,13 @@ static void sock_start(struct run *r, struct sock *s)
 /* Keeps at most concurrency sockets between connect() and ready. */
 static void connect_more(struct run *r)
 {
+	if (r->in_connect_more)
+		return;
+	r->in_connect_more = true;
 	while (r->inflight < r->o.concurrency && r->next_sock < r->o.sockets && !r->done)
 		sock_start(r, &r->socks[r->next_sock++]);
+	r->in_connect_more = false;
+	check_ready(r);
 }
 
 static void report_ready(struct run *r)
@@ -1288,7 +1292,6 @@ int main(int argc, char **argv)
 	}
 	r->t_start = uv_hrtime();
 	connect_more(r);
-	check_ready(r);
 	uv_run(r->loop, UV_RUN_DEFAULT);
 	/* The OS closes the sockets: tearing down 10,000 handles one by one adds nothing. */
 	return r->done ? 0 : 1;
