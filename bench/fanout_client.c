@@ -46,11 +46,9 @@ struct sock {
 	struct run *run;
 	uint32_t idx;
 	uint8_t state;
-	bool counted_ready;
 	char accept[32];     /* the Sec-WebSocket-Accept we expect */
 	unsigned char *pend; /* bytes not consumed yet (an unfinished frame) */
 	uint32_t plen, pcap;
-	uint32_t msgs;       /* distinct message frames received */
 	unsigned char *seen; /* bitmap of message sequence numbers */
 };
 
@@ -110,7 +108,7 @@ struct run {
 	char error[256];      /* the first thing that went wrong */
 
 	struct line *lines;
-	int nlines, nmsgs, seq_bytes;
+	int nlines, nmsgs;
 	struct pub pubs[PUB_MAX];
 	int pubs_connected;
 	int next_line;        /* the next line to send */
@@ -383,7 +381,6 @@ static void on_text(struct sock *s, const unsigned char *p, size_t len, uint64_t
 		return;
 	}
 	s->seen[seq >> 3] |= (unsigned char)(1u << (seq & 7));
-	s->msgs++;
 	r->msg_frames++;
 	if (!r->t_send[seq]) {
 		r->early++;
