@@ -32,8 +32,11 @@
 #define READ_CHUNK 65536           /* the one read buffer, shared by every socket */
 #define PEND_MAX (1 << 20)         /* bytes of an unfinished frame or handshake */
 #define HEAD_MAX 8192              /* bytes of an HTTP response head */
-#define HIST_STEP_US 10            /* latency histogram: 10 us buckets ... */
-#define HIST_BUCKETS 1000000       /* ... up to 10 s; beyond counts in the last */
+/* Latency histogram: 10 us buckets up to 100 ms, then 1 ms buckets up to 600 s (beyond
+ * counts in the last). */
+#define HIST_FINE_US 100000
+#define HIST_FINE 10000
+#define HIST_BUCKETS (HIST_FINE + 600000)
 #define PUB_MAX 256
 #define MSG_EVENT "\"event\":\"message.created\""
 #define MARKER "fo:"
@@ -67,7 +70,7 @@ struct line {
 	int seq;       /* the marker's sequence number, -1 if none */
 };
 
-/* Latencies in HIST_STEP_US buckets. */
+/* Latencies, bucketed as HIST_* says. */
 struct hist {
 	uint32_t *b;
 	uint64_t n, max_ns;
@@ -322,7 +325,8 @@ static int parse_seq(const unsigned char *p, size_t len)
 
 static void hist_add(struct hist *h, uint64_t ns)
 {
-	uint64_t i = ns / 1000 / HIST_STEP_US;
+	uint64_t us = ns / 1000;
+	uint64_t i = us < HIST_FINE_US ? us / 10 : HIST_FINE + (us - HIST_FINE_US) / 1000;
 
 	h->b[i < HIST_BUCKETS ? i : HIST_BUCKETS - 1]++;
 	h->n++;
@@ -343,7 +347,8 @@ static double hist_pct(const struct hist *h, double pct)
 	for (int i = 0; i < HIST_BUCKETS; i++) {
 		acc += h->b[i];
 		if (acc >= want)
-			return (double)(i + 1) * HIST_STEP_US / 1000.0;
+			return i < HIST_FINE ? (double)(i + 1) / 100.0
+					     : (double)(i - HIST_FINE + 1) + HIST_FINE_US / 1000.0;
 	}
 	return (double)h->max_ns / 1e6;
 }
