@@ -32,8 +32,11 @@
 #define READ_CHUNK 65536           /* the one read buffer, shared by every socket */
 #define PEND_MAX (1 << 20)         /* bytes of an unfinished frame or handshake */
 #define HEAD_MAX 8192              /* bytes of an HTTP response head */
-#define HIST_STEP_US 10            /* latency histogram: 10 us buckets ... */
-#define HIST_BUCKETS 1000000       /* ... up to 10 s; beyond counts in the last */
+/* Latency histogram: 10 us buckets up to 100 ms, then 1 ms buckets up to 600 s (beyond
+ * counts in the last). */
+#define HIST_FINE_US 100000
+#define HIST_FINE 10000
+#define HIST_BUCKETS (HIST_FINE + 600000)
 #define PUB_MAX 256
 #define MSG_EVENT "\"event\":\"message.created\""
 #define MARKER "fo:"
@@ -46,11 +49,9 @@ struct sock {
 	struct run *run;
 	uint32_t idx;
 	uint8_t state;
-	bool counted_ready;
 	char accept[32];     /* the Sec-WebSocket-Accept we expect */
 	unsigned char *pend; /* bytes not consumed yet (an unfinished frame) */
 	uint32_t plen, pcap;
-	uint32_t msgs;       /* distinct message frames received */
 	unsigned char *seen; /* bitmap of message sequence numbers */
 };
 
@@ -69,7 +70,7 @@ struct line {
 	int seq;       /* the marker's sequence number, -1 if none */
 };
 
-/* Latencies in HIST_STEP_US buckets. */
+/* Latencies, bucketed as HIST_* says. */
 struct hist {
 	uint32_t *b;
 	uint64_t n, max_ns;
@@ -106,10 +107,11 @@ struct run {
 	int nready, nfailed;
 	uint64_t t_start, t_ready;
 	bool ready_reported, going, done;
+	bool in_connect_more; /* a socket failing at once must not recurse */
 	char error[256];      /* the first thing that went wrong */
 
 	struct line *lines;
-	int nlines, nmsgs, seq_bytes;
+	int nlines, nmsgs;
 	struct pub pubs[PUB_MAX];
 	int pubs_connected;
 	int next_line;        /* the next line to send */
@@ -293,7 +295,6 @@ static void sock_kill(struct sock *s, const char *fmt, ...)
 	if (!uv_is_closing((uv_handle_t *)&s->tcp))
 		uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
 	connect_more(r);
-	check_ready(r);
 }
 
 static void sock_ready(struct sock *s)
@@ -304,7 +305,6 @@ static void sock_ready(struct sock *s)
 	r->nready++;
 	r->inflight--;
 	connect_more(r);
-	check_ready(r);
 }
 
 static int parse_seq(const unsigned char *p, size_t len)
@@ -325,7 +325,8 @@ static int parse_seq(const unsigned char *p, size_t len)
 
 static void hist_add(struct hist *h, uint64_t ns)
 {
-	uint64_t i = ns / 1000 / HIST_STEP_US;
+	uint64_t us = ns / 1000;
+	uint64_t i = us < HIST_FINE_US ? us / 10 : HIST_FINE + (us - HIST_FINE_US) / 1000;
 
 	h->b[i < HIST_BUCKETS ? i : HIST_BUCKETS - 1]++;
 	h->n++;
@@ -346,7 +347,8 @@ static double hist_pct(const struct hist *h, double pct)
 	for (int i = 0; i < HIST_BUCKETS; i++) {
 		acc += h->b[i];
 		if (acc >= want)
-			return (double)(i + 1) * HIST_STEP_US / 1000.0;
+			return i < HIST_FINE ? (double)(i + 1) / 100.0
+					     : (double)(i - HIST_FINE + 1) + HIST_FINE_US / 1000.0;
 	}
 	return (double)h->max_ns / 1e6;
 }
@@ -384,7 +386,6 @@ static void on_text(struct sock *s, const unsigned char *p, size_t len, uint64_t
 		return;
 	}
 	s->seen[seq >> 3] |= (unsigned char)(1u << (seq & 7));
-	s->msgs++;
 	r->msg_frames++;
 	if (!r->t_send[seq]) {
 		r->early++;
@@ -624,7 +625,7 @@ static void on_sock_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	if (used < 0)
 		return;
 	len -= (size_t)used;
-	if (len && len > PEND_MAX) {
+	if (len > PEND_MAX) {
 		sock_kill(s, "over %d bytes pending", PEND_MAX);
 		return;
 	}
@@ -751,8 +752,13 @@ static void sock_start(struct run *r, struct sock *s)
 /* Keeps at most concurrency sockets between connect() and ready. */
 static void connect_more(struct run *r)
 {
+	if (r->in_connect_more)
+		return;
+	r->in_connect_more = true;
 	while (r->inflight < r->o.concurrency && r->next_sock < r->o.sockets && !r->done)
 		sock_start(r, &r->socks[r->next_sock++]);
+	r->in_connect_more = false;
+	check_ready(r);
 }
 
 static void report_ready(struct run *r)
@@ -1288,7 +1294,6 @@ int main(int argc, char **argv)
 	}
 	r->t_start = uv_hrtime();
 	connect_more(r);
-	check_ready(r);
 	uv_run(r->loop, UV_RUN_DEFAULT);
 	/* The OS closes the sockets: tearing down 10,000 handles one by one adds nothing. */
 	return r->done ? 0 : 1;
