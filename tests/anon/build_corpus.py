@@ -14,7 +14,8 @@ the exact substring the text holds. Slots:
     {sfl} Latin transliterations, {fe} {fem} {fef} {se} English given name (any, male,
     female) and surname, [[Text]] a name
     written literally. A name slot may take a case: {fm:acc} {ff:dat} {fm:ins} {ff:gen}
-    (Russian) and {fm:kdat} {ff:kgen} {fm:kins} {ff:kacc} (Kazakh), or :low / :up (lower / upper case).
+    (Russian) and {fm:kdat} {ff:kgen} {fm:kins} {ff:kacc} (Kazakh), or :low / :up (lower /
+    upper case).
     {kz:...} marks a Kazakh-alphabet name pool instead of the Russian-alphabet one.
   not personal data (not labelled): {price} {amount} {order} {trk} {date} {time} {bad12}
     {code} {qty} {house} {city} {card13bad}.
@@ -106,7 +107,8 @@ def mobile(rng):
 def landline(rng):
     code = rng.choice(LANDLINE)
     # the subscriber number fills the 10 national digits
-    num = '%0*d' % (10 - len(code), rng.randint(2 * 10 ** (9 - len(code)), 10 ** (10 - len(code)) - 1))
+    n = 10 - len(code)
+    num = '%0*d' % (n, rng.randint(2 * 10 ** (n - 1), 10 ** n - 1))
     if len(num) == 6:
         parts = f'{num[:2]} {num[2:4]} {num[4:]}'
         dash = f'{num[:2]}-{num[2:4]}-{num[4:]}'
@@ -175,10 +177,9 @@ def kk_suffix(word, kind):
 def ru_case(name, case, female):
     if female:
         stem, end = name[:-1], name[-1]
-        if name.endswith('ия'):
-            return {'acc': stem + 'ю', 'dat': stem + 'и', 'ins': stem + 'ей', 'gen': stem + 'и'}[case]
         if end == 'я':
-            return {'acc': stem + 'ю', 'dat': stem + 'е', 'ins': stem + 'ей', 'gen': stem + 'и'}[case]
+            dat = 'и' if name.endswith('ия') else 'е'
+            return {'acc': stem + 'ю', 'dat': stem + dat, 'ins': stem + 'ей', 'gen': stem + 'и'}[case]
         if end == 'а':
             gen = stem + ('и' if stem[-1] in 'гкхжшчщ' else 'ы')
             return {'acc': stem + 'у', 'dat': stem + 'е', 'ins': stem + 'ой', 'gen': gen}[case]
@@ -367,9 +368,10 @@ class Filler:
         if slot == 'qty':
             return str(r.randint(1, 12))
         if slot == 'house':
-            return r.choice(['%d' % r.randint(1, 250), '%d/%d' % (r.randint(1, 99), r.randint(1, 9)),
-                             '%dа' % r.randint(1, 99), '%d кв %d' % (r.randint(1, 150),
-                                                                    r.randint(1, 300))])
+            return r.choice(['%d' % r.randint(1, 250),
+                             '%d/%d' % (r.randint(1, 99), r.randint(1, 9)),
+                             '%dа' % r.randint(1, 99),
+                             '%d кв %d' % (r.randint(1, 150), r.randint(1, 300))])
         if slot == 'city':
             return r.choice(CITIES)
         raise KeyError(slot)
