@@ -25,6 +25,8 @@
 #define LX_FUNC 0x0080        /* a function word, never a name even after a cue */
 #define LX_ORDER 0x0100       /* the number after it is an order, code or invoice */
 #define LX_UNIT 0x0200        /* the number before it is an amount or a quantity */
+#define LX_C 0x0400           /* name bits from a Cyrillic entry as spelled */
+#define LX_L 0x0800           /* name bits from an entry with repeats collapsed (any script) */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
 
 struct hub_anon {
@@ -141,9 +143,11 @@ static void add_words(struct hub_anon *a, const char *const *w, size_t n, uint32
 	for (size_t i = 0; i < n; i++) {
 		struct hub_anon_key k;
 
-		if (hub_anon__key(w[i], strlen(w[i]), &k)) {
-			hub_anon__htab_or(&a->words, k.h[k.len], flags);
-			filter_set(a, k.h[k.len]);
+		for (int collapse = 0; collapse < 2; collapse++) {
+			if (hub_anon__key_mode(w[i], strlen(w[i]), collapse, &k)) {
+				hub_anon__htab_or(&a->words, k.h[k.len], flags);
+				filter_set(a, k.h[k.len]);
+			}
 		}
 	}
 }
@@ -156,7 +160,7 @@ static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t 
 	filter_set(a, k->h[k->len]);
 	if (norm < k->len) {
 		/* Марина -> "marin": Марине, Мариной, Марину */
-		hub_anon__htab_or(&a->words, k->h[norm], (flags & LX_AMBIG) | LX_STEM);
+		hub_anon__htab_or(&a->words, k->h[norm], (flags & (LX_AMBIG | LX_C | LX_L)) | LX_STEM);
 		filter_set(a, k->h[norm]);
 	} else if (k->len >= HUB_ANON_STEM_MIN + 2 && (k->s[k->len - 2] == 'e' ||
 						       k->s[k->len - 2] == 'o')) {
@@ -166,7 +170,7 @@ static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t 
 		f.s[f.len - 2] = f.s[f.len - 1];
 		f.len--;
 		f.h[f.len] = hub_anon__hash(f.s, f.len);
-		hub_anon__htab_or(&a->words, f.h[f.len], (flags & LX_AMBIG) | LX_STEM);
+		hub_anon__htab_or(&a->words, f.h[f.len], (flags & (LX_AMBIG | LX_C | LX_L)) | LX_STEM);
 		filter_set(a, f.h[f.len]);
 	}
 }
@@ -183,9 +187,14 @@ static void add_list(struct hub_anon *a, struct hub_str text, uint32_t flags)
 
 		while (e > i && (text.p[e - 1] == '\r' || text.p[e - 1] == ' '))
 			e--;
-		if (e > i && text.p[i] != '#' && hub_anon__key(text.p + i, e - i, &k) &&
-		    k.len >= HUB_ANON_STEM_MIN)
-			add_name(a, &k, flags);
+		if (e > i && text.p[i] != '#') {
+			if (hub_anon__key_mode(text.p + i, e - i, true, &k) &&
+			    k.len >= HUB_ANON_STEM_MIN)
+				add_name(a, &k, flags | LX_L);
+			if (!k.latin && hub_anon__key_mode(text.p + i, e - i, false, &k) &&
+			    k.len >= HUB_ANON_STEM_MIN)
+				add_name(a, &k, flags | LX_C);
+		}
 		i = end + 1;
 	}
 }
@@ -321,6 +330,7 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_LONGSTEM 0x8000 /* ... an entry of 6 or more key bytes, not just a stem */
 #define W_MIDSTEM 0x10000 /* ... a stem of 5 key bytes */
 #define W_SHORT 0x20000   /* ... a word of 3 key bytes: only capitalised */
+#define W_INTR 0x40000    /* a name by the text alone, not because the vault knows it */
 
 struct word {
 	size_t start, end;
@@ -518,7 +528,7 @@ static void classify(struct scan *s, struct word *wd)
 		if (hub_anon__vault_has_name(s->vault, k.h[norm]) ||
 		    hub_anon__vault_has_name(s->vault, k.h[lens[i]])) {
 			wd->w |= W_KNOWN;
-			return;
+			break;
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -530,7 +540,7 @@ static void classify(struct scan *s, struct word *wd)
 			wd->lx |= LX_STOP;
 			return;
 		}
-		if (!(f & LX_NAME))
+		if (!(f & LX_NAME) || !(f & (k.latin ? LX_L : LX_C)))
 			continue;
 		wd->w |= W_GAZ;
 		if (i || !(f & (LX_FIRST | LX_SUR)))
@@ -552,7 +562,7 @@ static void classify(struct scan *s, struct word *wd)
 
 static bool is_name_like(const struct word *w)
 {
-	return w->w & (W_GAZ | W_SURNAME | W_PATRO | W_KNOWN);
+	return w->w & (W_GAZ | W_SURNAME | W_PATRO);
 }
 
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
@@ -585,19 +595,17 @@ static void decide_names(struct scan *s)
 
 		if (!(w->w & W_KEYED))
 			continue;
-		if (w->w & W_KNOWN) {
-			w->w |= W_NAME;
-			continue;
-		}
+		if (w->w & W_KNOWN)
+			w->w |= W_NAME; /* and maybe W_INTR below */
 		cue = cue_before(s, i);
 		if ((w->lx & LX_STOP) && cue < 2)
 			continue;
 		if (cue == 2 && !(w->lx & (LX_FUNC | LX_STOP | LX_CUE_STRONG | LX_CUE_WEAK))) {
-			w->w |= W_NAME | W_FIRST;
+			w->w |= W_INTR | W_FIRST;
 			continue;
 		}
 		if (cue == 1 && is_name_like(w) && !(w->lx & LX_FUNC)) {
-			w->w |= W_NAME;
+			w->w |= W_INTR;
 			continue;
 		}
 		if ((w->w & W_GAZ) && !(w->w & W_AMBIG)) {
@@ -605,15 +613,15 @@ static void decide_names(struct scan *s)
 				continue;
 			if (!(w->w & W_INFL) || (cap && !(w->w & W_SENT)) ||
 			    (w->w & W_LONGSTEM) || (cap && (w->w & W_MIDSTEM)))
-				w->w |= W_NAME;
+				w->w |= W_INTR;
 			continue;
 		}
 		if (w->w & W_PATRO) {
-			w->w |= W_NAME;
+			w->w |= W_INTR;
 			continue;
 		}
 		if ((w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT))
-			w->w |= W_NAME;
+			w->w |= W_INTR;
 	}
 	/* Names come in pairs: the neighbour of a name is a name when it could be one, and a
 	 * capitalised word after a first name is its surname. Forwards, backwards and forwards
@@ -625,27 +633,30 @@ static void decide_names(struct scan *s)
 			const struct word *prev = i ? &ws[i - 1] : NULL;
 			const struct word *next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
 			bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
-			bool prev_name = prev && (w->w & W_ADJ) && (prev->w & W_NAME);
-			bool next_name = next && (next->w & W_ADJ) && (next->w & W_NAME);
+			bool prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
+			bool next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
 
-			if ((w->w & W_NAME) || !(w->w & W_KEYED) || (w->lx & LX_STOP))
+			if ((w->w & W_INTR) || !(w->w & W_KEYED) || (w->lx & LX_STOP))
 				continue;
 			if (!prev_name && !next_name) {
 				if ((w->w & W_PATRO_WORD) && prev && (w->w & W_ADJ) &&
 				    (prev->w & W_CAP))
-					ws[i - 1].w |= W_NAME;
+					ws[i - 1].w |= W_INTR;
 				continue;
 			}
 			if (w->lx & (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT))
 				continue;
-			if ((w->w & (W_GAZ | W_PATRO_WORD)) ||
+			if ((w->w & W_PATRO_WORD) ||
+			    ((w->w & W_GAZ) && (!(w->w & W_INFL) || (w->w & W_CAP))) ||
 			    ((w->w & W_SURNAME) && (w->w & W_CAP)) ||
 			    (prev_name && cap && (prev->w & W_FIRST)))
-				w->w |= W_NAME;
+				w->w |= W_INTR;
 		}
 	}
+	/* A known value never makes its neighbours names: what the vault learns from one
+	 * text would change what the next look at it finds. */
 	for (size_t i = 0; i < s->nwords; i++)
-		if (ws[i].w & W_NAME)
+		if (ws[i].w & (W_NAME | W_INTR))
 			add_span(s, ws[i].start, ws[i].end, HUB_ANON_NAME);
 }
 
@@ -815,21 +826,22 @@ static bool is_sep(struct hub_str t, size_t i, size_t *len)
 	return false;
 }
 
-/* Matches the groups of one run: at each group, the longest number that is something. */
+/* Matches the groups of one run: every window of groups that is something. Not the
+ * longest from the left only: then what is found would depend on what was found before,
+ * and a marker put in the middle of a run would bring out a new number. */
 static void match_groups(struct scan *s, const struct group *g, size_t ng, const char *digits,
 			 const size_t *doff, bool plus, size_t plus_at, size_t *wi)
 {
-	for (size_t i = 0; i < ng;) {
+	for (size_t i = 0; i < ng; i++) {
 		bool hash = false;
 		const struct word *before = word_before(s, g[i].start, wi, &hash);
 		struct cand c = {
 			.d = digits + doff[i], .g = g + i, .plus = plus && i == 0,
 			.order = hash || (before && (before->lx & LX_ORDER)),
 		};
-		int best = -1;
-		size_t best_j = 0;
 
 		for (size_t j = i; j < ng && doff[j + 1] - doff[i] <= MAX_DIGITS; j++) {
+			size_t start = c.plus ? plus_at : g[i].start;
 			int t;
 
 			c.n = doff[j + 1] - doff[i];
@@ -837,25 +849,12 @@ static void match_groups(struct scan *s, const struct group *g, size_t ng, const
 			c.paren = c.paren || (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
 			c.unit = followed_by_unit(s, g[j].end, *wi);
 			t = classify_number(s, &c);
-			if (t >= 0) {
-				best = t;
-				best_j = j;
-			}
-		}
-		if (best < 0) {
-			i++;
-			continue;
-		}
-		{
-			size_t start = c.plus ? plus_at : g[i].start;
-			size_t end = g[best_j].end;
-
-			if (start > 0 && s->text.p[start - 1] == '(' && i < best_j &&
-			    g[i].sep == ')')
+			if (t < 0)
+				continue;
+			if (start > 0 && s->text.p[start - 1] == '(' && i < j && g[i].sep == ')')
 				start--;
-			add_span(s, start, end, (enum hub_anon_type)best);
+			add_span(s, start, g[j].end, (enum hub_anon_type)t);
 		}
-		i = best_j + 1;
 	}
 }
 
@@ -988,6 +987,22 @@ static size_t letter_before(struct hub_str t, size_t lo, size_t e)
 	return e - b;
 }
 
+/* Where the word of letters around byte i starts (i when none is glued before it). */
+static size_t word_start(struct hub_str t, size_t i)
+{
+	size_t b;
+
+	while (i > 0) {
+		if (((t.p[i - 1] | 0x20) >= 'a' && (t.p[i - 1] | 0x20) <= 'z'))
+			i--;
+		else if ((b = letter_before(t, 0, i)) > 0)
+			i -= b;
+		else
+			break;
+	}
+	return i;
+}
+
 static void find_emails(struct scan *s)
 {
 	struct hub_str t = s->text;
@@ -1046,13 +1061,21 @@ static void on_literal(struct hub_str value, enum hub_anon_type type, void *data
 	struct hub_str t = s->text;
 	size_t at = 0;
 
+	/* wherever it is, even inside a longer word, and then with the whole word: a piece
+	 * left behind would be a new word (what surrounds a value may change) */
 	while ((at = hub_anon__find_ci(t, at, value)) != SIZE_MAX) {
-		size_t e = at + value.len;
+		size_t start = word_start(t, at), end = at + value.len;
 
-		if ((!at || !is_ascii_alnum(t.p[at - 1]) || type == HUB_ANON_EMAIL) &&
-		    (e == t.len || !is_ascii_alnum(t.p[e]) || type == HUB_ANON_EMAIL))
-			add_span(s, at, e, type);
-		at = e;
+		while (end < t.len) {
+			uint32_t cp;
+			size_t l = next_cp(t, end, &cp);
+
+			if (!cp_is_letter(cp))
+				break;
+			end += l;
+		}
+		add_span(s, start, end, type);
+		at = end;
 	}
 }
 
@@ -1070,19 +1093,9 @@ static void find_markers(struct scan *s)
 			continue;
 		l = hub_anon__marker_parse(t.p + i, t.len - i, -1, &type, &idx);
 		if (l) {
-			size_t start = i, b;
-
 			/* glued to a word ("ИванPHONE_1"): the word goes with it, or replacing it
 			 * would leave a new word behind */
-			while (c != '[' && start > 0) {
-				if (((t.p[start - 1] | 0x20) >= 'a' && (t.p[start - 1] | 0x20) <= 'z'))
-					start--;
-				else if ((b = letter_before(t, 0, start)) > 0)
-					start -= b;
-				else
-					break;
-			}
-			add_span(s, start, i + l, HUB_ANON_MARKER);
+			add_span(s, c == '[' ? i : word_start(t, i), i + l, HUB_ANON_MARKER);
 			i += l - 1;
 		}
 	}
@@ -1166,9 +1179,11 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 	for (size_t i = 0; i < n; i++) {
 		size_t norm = hub_anon__key_norm(k->s, lens[i]);
 
+		uint32_t f = filter_has(anon, k->h[lens[i]]) ?
+				     hub_anon__htab_get(&anon->words, k->h[lens[i]]) : 0;
+
 		if (hub_anon__vault_has_name(vault, k->h[norm]) ||
-		    (filter_has(anon, k->h[lens[i]]) &&
-		     (hub_anon__htab_get(&anon->words, k->h[lens[i]]) & LX_NAME)))
+		    ((f & LX_NAME) && (f & LX_L)))
 			return norm;
 	}
 	return hub_anon__key_norm(k->s, k->len);

@@ -18,13 +18,17 @@
 struct hub_anon_key {
 	char s[HUB_ANON_KEY_MAX];
 	size_t len;
+	bool latin; /* the word starts with a Latin letter */
 	uint64_t h[HUB_ANON_KEY_MAX + 1]; /* h[i]: hash of the first i bytes */
 };
 
 /* Keys a word of letters (Cyrillic incl. Kazakh, Latin): lower case, transliterated
- * (ж→zh, ы/и/й/і→i, қ→k...), y→i, w→v, q→k, kh→h, j→zh, repeated letters once, a leading
- * "ie" as "e". Returns false when some character has no key or the key is too long. */
+ * (ж→zh, ы/и/й/і→i, қ→k...), y→i, w→v, q→k, kh→h, j→zh, a leading "ie" as "e", and with
+ * collapse repeated letters once (Alla as Алла). hub_anon__key collapses for Latin words
+ * only: a Cyrillic word meets Cyrillic entries as they are spelled (дела is not Делла).
+ * Returns false when some character has no key or the key is too long. */
 bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k);
+bool hub_anon__key_mode(const char *p, size_t n, bool collapse, struct hub_anon_key *k);
 /* Fills lens with the key's candidate stem lengths, longest first (the whole key first):
  * the key without one Russian or Kazakh case ending at a time. Returns how many. */
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max);

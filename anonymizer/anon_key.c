@@ -51,9 +51,15 @@ static const char *cp_key(uint32_t cp)
 
 bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
 {
+	return hub_anon__key_mode(p, n, n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'), k);
+}
+
+bool hub_anon__key_mode(const char *p, size_t n, bool collapse, struct hub_anon_key *k)
+{
 	const unsigned char *u = (const unsigned char *)p;
 	size_t i = 0, len = 0;
 
+	k->latin = n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z');
 	while (i < n) {
 		uint32_t cp;
 		size_t l = hub_utf8_decode(u + i, n - i, &cp);
@@ -64,6 +70,8 @@ bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
 		s = cp_key(cp);
 		if (!s)
 			return false;
+		if (!collapse && (cp == 0x44b || cp == 0x42b))
+			s = "y"; /* as spelled, ы is not и: розы is not Рози */
 		i += l;
 		for (; *s; s++) {
 			char c = *s;
@@ -74,7 +82,7 @@ bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
 			}
 			if (c == 'z' && s[1] == 'h' && len && k->s[len - 1] == 'd')
 				len--; /* dzh as j */
-			if (len && k->s[len - 1] == c)
+			if (collapse && len && k->s[len - 1] == c)
 				continue; /* Анна/Ana, Асель/Assel */
 			if (len == HUB_ANON_KEY_MAX)
 				return false;
@@ -105,8 +113,8 @@ uint64_t hub_anon__hash(const void *p, size_t n)
 static const char *const endings[] = {
 	"oiu", "eiu", "ami", "nin", "din", "tin", "dan", "den", "tan", "ten", "nan", "nen",
 	"men", "ben", "pen", "ga", "ge", "ka", "ke", "na", "ne", "di", "ti", "ni", "da", "de",
-	"ta", "te", "si", "om", "oi", "ei", "em", "iu", "ia", "ah", "am", "in", "a", "i", "u",
-	"e",
+	"ta", "te", "si", "om", "oi", "ei", "em", "iu", "ia", "ah", "am", "in", "yi", "a", "i",
+	"u", "e", "y",
 };
 
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max)
@@ -131,7 +139,7 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 
 static bool is_vowel(char c)
 {
-	return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u';
+	return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y';
 }
 
 size_t hub_anon__key_norm(const char *s, size_t len)

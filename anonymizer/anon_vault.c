@@ -119,7 +119,7 @@ static void normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
 		return;
 	}
 	case HUB_ANON_NAME:
-		if (hub_anon__key(value.p, value.len, &k)) {
+		if (hub_anon__key_mode(value.p, value.len, true, &k)) {
 			hub_buf_add(b, k.s, hub_anon__name_norm(v->anon, v, &k));
 			return;
 		}
@@ -188,6 +188,20 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 		hub_anon__htab_or(&v->phones, hub_anon__hash(d + n - 7, 7), 1);
 }
 
+/* A name is looked for by its key both with repeats collapsed (how Latin words are
+ * keyed) and as spelled (Cyrillic words): the norm, and the same stem of the other key. */
+static void index_name(struct hub_anon_vault *v, struct hub_str value, size_t norm_len)
+{
+	struct hub_anon_key c, nc;
+
+	if (!hub_anon__key_mode(value.p, value.len, true, &c) ||
+	    !hub_anon__key_mode(value.p, value.len, false, &nc))
+		return;
+	hub_anon__htab_or(&v->names, c.h[norm_len], 1);
+	if (nc.len >= c.len - norm_len)
+		hub_anon__htab_or(&v->names, nc.h[nc.len - (c.len - norm_len)], 1);
+}
+
 /* The entry of value, or NULL; its norm is left in b. */
 static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type type,
 			    struct hub_str value, struct hub_buf *b, bool *literal, uint64_t *h)
@@ -229,7 +243,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	e->norm = hub_pool_strcopy(&v->pool, norm);
 	e->value = hub_pool_strcopy(&v->pool, value);
 	if (type == HUB_ANON_NAME && !literal)
-		hub_anon__htab_or(&v->names, hub_anon__hash(norm.p, norm.len), 1);
+		index_name(v, value, norm.len);
 	if (type == HUB_ANON_PHONE)
 		index_phone(v, e->norm);
 	hub_buf_release(&b);
