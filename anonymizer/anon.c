@@ -25,7 +25,12 @@
 #define LX_FUNC 0x0080        /* a function word, never a name even after a cue */
 #define LX_ORDER 0x0100       /* the number after it is an order, code or invoice */
 #define LX_UNIT 0x0200        /* the number before it is an amount or a quantity */
+#define LX_PLACE_BEFORE 0x1000 /* the next word is a street, district or company: ул, мкр */
+#define LX_PLACE_AFTER 0x2000 /* the word before is a street: көшесі, street */
+#define LX_CUE_AFTER 0x4000   /* the word before is a name: "Нұр деген" */
+#define LX_LAT 0x8000         /* name bits from an entry written in Latin */
 #define LX_C 0x0400           /* name bits from a Cyrillic entry as spelled */
+#define LX_F 0x10000          /* name bits from a Kazakh entry in Russian letters */
 #define LX_L 0x0800           /* name bits from an entry with repeats collapsed (any script) */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
 
@@ -76,8 +81,25 @@ static const char *const stop_words[] = {
 	"sulpak", "сулпак", "technodom", "технодом", "mechta", "мечта", "dns", "lg", "sony",
 	"nike", "adidas", "zara", "toyota", "тойота", "lexus", "hyundai", "kia", "bmw",
 	"mercedes", "visa", "mastercard", "dhl", "cdek", "сдэк", "казпочта", "kazpost",
-	/* the words of our markers */
-	"phone", "email", "iin", "bin", "card", "iban", "name", "marker",
+};
+
+static const char *const place_before[] = {
+	"ул", "улица", "улицы", "пр", "проспект", "пр-т", "мкр", "микрорайон", "мкрн", "жк",
+	"бц", "тц", "трц", "тоо", "ао", "ооо", "llp", "ltd", "inc", "jsc", "st", "street",
+	"avenue", "ave", "бульвар", "переулок", "пер", "шоссе", "площадь", "пл", "көшесі",
+	"даңғылы", "ықшамауданы", "район", "р-н", "село", "поселок", "пос", "аул", "город", "г",
+	"қаласы", "област", "облысы", "школа", "гимназия", "лицей", "колледж", "университет",
+	"больница", "клиника", "поликлиника", "магазин", "кафе", "ресторан", "отель", "hotel",
+};
+
+static const char *const place_after[] = {
+	"көшесі", "даңғылы", "ықшамауданы", "street", "st", "avenue", "ave", "road", "rd",
+	"boulevard", "square", "mall", "plaza", "center", "centre", "tower", "tau", "жол",
+	"ауданы", "облысы", "қаласы", "ауылы", "район", "trade", "group", "company", "бульвар",
+};
+
+static const char *const cue_after[] = {
+	"деген", "есімді", "атты", "по имени", "зовут",
 };
 
 static const char *const cue_strong[] = {
@@ -101,6 +123,16 @@ static const char *const func_words[] = {
 	"it", "so", "no", "yes", "ok", "ок", "жоқ", "иә", "және", "бұл", "сіз", "вы", "мы",
 	"он", "она", "они", "ты", "тут", "там", "здесь", "here", "there", "very", "очень",
 	"also", "тоже", "уже", "ещё", "еще", "just", "only", "всё", "все", "good", "fine",
+	"меня", "мне", "мной", "вас", "вам", "вами", "нас", "нам", "его", "её", "ее", "ему",
+	"ей", "им", "их", "тебя", "тебе", "себя", "себе", "маған", "менің", "мені", "сізге",
+	"сіздің", "сізді", "біз", "бізге", "оған", "оның", "тел", "телефон", "номер", "нөмір",
+	"нөмірім", "почта", "пошта", "поштам", "поштасы", "email", "mail", "адрес", "мекенжай",
+	"me", "my", "you", "your", "he", "she", "we", "they", "him", "her", "us", "them",
+	"i", "i'm", "im", "this", "that", "can", "would", "could", "should", "have",
+	"has", "had", "was", "were", "be", "been", "do", "does", "did", "said", "say", "says",
+	"рахмет", "спасибо", "салем", "сәлем", "привет", "здравствуйте", "пожалуйста",
+	/* the words of our markers */
+	"phone", "email", "iin", "bin", "card", "iban", "name", "marker",
 };
 
 static const char *const order_words[] = {
@@ -143,8 +175,12 @@ static void add_words(struct hub_anon *a, const char *const *w, size_t n, uint32
 	for (size_t i = 0; i < n; i++) {
 		struct hub_anon_key k;
 
-		for (int collapse = 0; collapse < 2; collapse++) {
-			if (hub_anon__key_mode(w[i], strlen(w[i]), collapse, &k)) {
+		bool latin = (w[i][0] | 0x20) >= 'a' && (w[i][0] | 0x20) <= 'z';
+
+		/* Latin words are looked up collapsed, Cyrillic ones folded or strict: a list
+		 * word is keyed only so, or ТОО would be "to" */
+		for (int mode = latin ? 1 : 0; mode < (latin ? 2 : 3); mode += latin ? 1 : 2) {
+			if (hub_anon__key_mode(w[i], strlen(w[i]), mode, &k)) {
 				hub_anon__htab_or(&a->words, k.h[k.len], flags);
 				filter_set(a, k.h[k.len]);
 			}
@@ -160,7 +196,8 @@ static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t 
 	filter_set(a, k->h[k->len]);
 	if (norm < k->len) {
 		/* Марина -> "marin": Марине, Мариной, Марину */
-		hub_anon__htab_or(&a->words, k->h[norm], (flags & (LX_AMBIG | LX_C | LX_L)) | LX_STEM);
+		hub_anon__htab_or(&a->words, k->h[norm],
+				  (flags & (LX_AMBIG | LX_C | LX_F | LX_L | LX_LAT)) | LX_STEM);
 		filter_set(a, k->h[norm]);
 	} else if (k->len >= HUB_ANON_STEM_MIN + 2 && (k->s[k->len - 2] == 'e' ||
 						       k->s[k->len - 2] == 'o')) {
@@ -170,7 +207,8 @@ static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t 
 		f.s[f.len - 2] = f.s[f.len - 1];
 		f.len--;
 		f.h[f.len] = hub_anon__hash(f.s, f.len);
-		hub_anon__htab_or(&a->words, f.h[f.len], (flags & (LX_AMBIG | LX_C | LX_L)) | LX_STEM);
+		hub_anon__htab_or(&a->words, f.h[f.len],
+				  (flags & (LX_AMBIG | LX_C | LX_F | LX_L | LX_LAT)) | LX_STEM);
 		filter_set(a, f.h[f.len]);
 	}
 }
@@ -188,12 +226,17 @@ static void add_list(struct hub_anon *a, struct hub_str text, uint32_t flags)
 		while (e > i && (text.p[e - 1] == '\r' || text.p[e - 1] == ' '))
 			e--;
 		if (e > i && text.p[i] != '#') {
-			if (hub_anon__key_mode(text.p + i, e - i, true, &k) &&
+			if (hub_anon__key_mode(text.p + i, e - i, HUB_ANON_KEY_COLLAPSE, &k) &&
 			    k.len >= HUB_ANON_STEM_MIN)
-				add_name(a, &k, flags | LX_L);
-			if (!k.latin && hub_anon__key_mode(text.p + i, e - i, false, &k) &&
+				add_name(a, &k, flags | LX_L | (k.latin ? LX_LAT : 0));
+			if (!k.latin &&
+			    hub_anon__key_mode(text.p + i, e - i, HUB_ANON_KEY_STRICT, &k) &&
 			    k.len >= HUB_ANON_STEM_MIN)
 				add_name(a, &k, flags | LX_C);
+			if (!k.latin && k.kazakh &&
+			    hub_anon__key_mode(text.p + i, e - i, HUB_ANON_KEY_FOLD, &k) &&
+			    k.len >= HUB_ANON_STEM_MIN)
+				add_name(a, &k, flags | LX_F); /* Гүлнар met as Гульнар */
 		}
 		i = end + 1;
 	}
@@ -214,6 +257,9 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	add_words(a, func_words, HUB_ARRAY_SIZE(func_words), LX_FUNC);
 	add_words(a, order_words, HUB_ARRAY_SIZE(order_words), LX_ORDER);
 	add_words(a, unit_words, HUB_ARRAY_SIZE(unit_words), LX_UNIT);
+	add_words(a, place_before, HUB_ARRAY_SIZE(place_before), LX_PLACE_BEFORE);
+	add_words(a, place_after, HUB_ARRAY_SIZE(place_after), LX_PLACE_AFTER);
+	add_words(a, cue_after, HUB_ARRAY_SIZE(cue_after), LX_CUE_AFTER);
 	*out = a;
 	return 0;
 }
@@ -331,6 +377,10 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_MIDSTEM 0x10000 /* ... a stem of 5 key bytes */
 #define W_SHORT 0x20000   /* ... a word of 3 key bytes: only capitalised */
 #define W_INTR 0x40000    /* a name by the text alone, not because the vault knows it */
+#define W_TRANSLIT 0x80000 /* in the gazetteer only as a transliteration */
+#define W_LEARNED 0x100000 /* a name the vault found before (not the caller's) */
+#define W_HYPHEN 0x200000 /* joined to the previous word by a hyphen: аты-жөні */
+#define W_FOLDED 0x400000 /* Kazakh letters, in the gazetteer only in Russian spelling */
 
 struct word {
 	size_t start, end;
@@ -346,6 +396,7 @@ struct scan {
 	struct word *words;
 	size_t nwords, capwords;
 	struct hub_anon_spans *out;
+	bool cyrillic; /* the text has Cyrillic letters */
 };
 
 static bool is_digit(int c)
@@ -425,8 +476,8 @@ static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
 static void cut_words(struct scan *s)
 {
 	struct hub_str t = s->text;
-	bool sent = true, adj = false, soft = false, in = false;
-	size_t i = 0, start = 0;
+	bool sent = true, adj = false, soft = false, in = false, hyphen = false;
+	size_t i = 0, start = 0, seps = 0;
 	unsigned letters = 0, uppers = 0;
 	uint32_t first_upper = 0;
 
@@ -436,6 +487,8 @@ static void cut_words(struct scan *s)
 		bool letter = i < t.len && cp_is_letter(cp);
 
 		if (letter) {
+			if (cp >= 0x400)
+				s->cyrillic = true;
 			if (!in) {
 				in = true;
 				start = i;
@@ -450,13 +503,16 @@ static void cut_words(struct scan *s)
 		if (in) {
 			uint32_t w = (first_upper ? W_CAP : 0) |
 				     (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
-				     (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0);
+				     (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
+				     (hyphen ? W_HYPHEN : 0);
 
 			add_word(s, start, i, w);
 			in = false;
 			sent = false;
 			adj = soft = true;
+			seps = 0;
 		}
+		hyphen = cp == '-' && !seps++ && i > 0;
 		if (i >= t.len)
 			break;
 		switch (cp) {
@@ -522,14 +578,34 @@ static void classify(struct scan *s, struct word *wd)
 	if (k.len < HUB_ANON_STEM_MIN)
 		return;
 	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && s->vault; i++) {
 		size_t norm = hub_anon__key_norm(k.s, lens[i]);
+		uint32_t f;
 
-		if (hub_anon__vault_has_name(s->vault, k.h[norm]) ||
-		    hub_anon__vault_has_name(s->vault, k.h[lens[i]])) {
-			wd->w |= W_KNOWN;
+		if (i && lens[i] <= HUB_ANON_STEM_MIN)
+			continue; /* Тен is not in тенге */
+		f = hub_anon__vault_name(s->vault, k.h[norm]) |
+		    hub_anon__vault_name(s->vault, k.h[lens[i]]);
+		if (f) {
+			wd->w |= f & HUB_ANON_KNOWN ? W_KNOWN : W_LEARNED;
 			break;
 		}
+	}
+	if (k.kazakh) {
+		/* written with Kazakh letters: as spelled first (Айгерім), else only as a
+		 * capitalised name (Ақша is an Акша, ақша is money) */
+		struct hub_anon_key ks;
+		uint32_t f = 0;
+
+		if (hub_anon__key_mode(s->text.p + wd->start, wd->end - wd->start,
+				       HUB_ANON_KEY_STRICT, &ks) && filter_has(s->anon, ks.h[ks.len]))
+			f = hub_anon__htab_get(&s->anon->words, ks.h[ks.len]);
+		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
+			wd->w |= W_GAZ | (f & LX_AMBIG ? W_AMBIG : 0) | (f & LX_FIRST ? W_FIRST : 0);
+			wd->w |= morphology(&k);
+			return;
+		}
+		wd->w |= W_FOLDED;
 	}
 	for (size_t i = 0; i < n; i++) {
 		uint32_t f = 0;
@@ -540,8 +616,10 @@ static void classify(struct scan *s, struct word *wd)
 			wd->lx |= LX_STOP;
 			return;
 		}
-		if (!(f & LX_NAME) || !(f & (k.latin ? LX_L : LX_C)))
+		if (!(f & LX_NAME) || !(f & (k.latin ? LX_L : LX_C | LX_F)))
 			continue;
+		if (!k.latin && !(f & LX_C))
+			wd->w |= W_FOLDED;
 		wd->w |= W_GAZ;
 		if (i || !(f & (LX_FIRST | LX_SUR)))
 			wd->w |= W_INFL;
@@ -549,6 +627,8 @@ static void classify(struct scan *s, struct word *wd)
 			wd->w |= W_AMBIG;
 		if (f & LX_FIRST)
 			wd->w |= W_FIRST;
+		if (k.latin && !(f & LX_LAT))
+			wd->w |= W_TRANSLIT; /* a Latin word meeting a Cyrillic name */
 		if (k.len < 4)
 			wd->w |= W_SHORT;
 		if (lens[i] >= 6 && (f & (LX_FIRST | LX_SUR)))
@@ -560,17 +640,12 @@ static void classify(struct scan *s, struct word *wd)
 	wd->w |= morphology(&k);
 }
 
-static bool is_name_like(const struct word *w)
-{
-	return w->w & (W_GAZ | W_SURNAME | W_PATRO);
-}
-
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
 static int cue_before(const struct scan *s, size_t i)
 {
 	const struct word *p;
 
-	if (!i || !(s->words[i].w & (W_SOFT | W_ADJ)))
+	if (!i || !(s->words[i].w & (W_SOFT | W_ADJ)) || (s->words[i].w & W_HYPHEN))
 		return 0;
 	p = &s->words[i - 1];
 	if (p->lx & LX_CUE_STRONG)
@@ -584,72 +659,111 @@ static int cue_before(const struct scan *s, size_t i)
 	return 0;
 }
 
+/* A phone or an e-mail starts at pos, after spaces. */
+static bool contact_after(const struct scan *s, size_t pos)
+{
+	while (pos < s->text.len && (s->text.p[pos] == ' ' || s->text.p[pos] == ','))
+		pos++;
+	for (size_t i = 0; i < s->out->n; i++)
+		if (s->out->items[i].start == pos && (s->out->items[i].type == HUB_ANON_PHONE ||
+						      s->out->items[i].type == HUB_ANON_EMAIL))
+			return true;
+	return false;
+}
+
+#define LX_NEVER (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT | LX_STOP | \
+		  LX_PLACE_BEFORE | LX_PLACE_AFTER | LX_CUE_AFTER)
+
+/* A name by itself: the gazetteer, morphology, case, cues. */
+static bool intrinsic(const struct scan *s, size_t i)
+{
+	const struct word *w = &s->words[i];
+	bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
+	bool upper = w->w & (W_CAP | W_ALLCAPS);
+	/* a Latin word that only a Cyrillic name explains: in Cyrillic text, a brand (Lada) */
+	bool gaz = (w->w & W_GAZ) && !((w->w & W_TRANSLIT) && (!cap || s->cyrillic)) &&
+		   !((w->w & W_FOLDED) && !cap);
+	bool exact = gaz && !(w->w & (W_INFL | W_AMBIG)) && (upper || !(w->w & W_SHORT));
+	int cue = cue_before(s, i);
+
+	if (cue == 2 && (upper || gaz))
+		return true;
+	if (cue == 1 && upper && (gaz || (w->w & (W_SURNAME | W_PATRO))))
+		return true;
+	if (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER) && upper)
+		return true;
+	if (exact)
+		return true;
+	if (gaz && !(w->w & W_AMBIG) && (w->w & W_INFL) &&
+	    ((cap && !(w->w & W_SENT)) || (w->w & W_LONGSTEM) || (cap && (w->w & W_MIDSTEM))))
+		return true;
+	if ((w->w & W_PATRO) && (upper || (w->end - w->start) >= 14))
+		return true;
+	/* a capitalised name-word right before a phone or an e-mail: "Arman +7 771..." */
+	if (cap && (w->w & W_GAZ) && contact_after(s, w->end))
+		return true;
+	return (w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT);
+}
+
+/* The word is a place or a product, not a person: after "ул", "мкр", "ТОО" or a brand,
+ * before "көшесі" or "street". */
+static bool place(const struct scan *s, size_t i)
+{
+	const struct word *w = &s->words[i];
+
+	if (i && (w->w & (W_ADJ | W_SOFT)) && (s->words[i - 1].lx & LX_PLACE_BEFORE))
+		return true;
+	if (i && (w->w & W_ADJ) && (s->words[i - 1].lx & LX_STOP))
+		return true; /* Samsung Galaxy, Lada Granta */
+	return i + 1 < s->nwords && (s->words[i + 1].w & W_ADJ) &&
+	       (s->words[i + 1].lx & LX_PLACE_AFTER);
+}
+
 static void decide_names(struct scan *s)
 {
 	struct word *ws = s->words;
 
 	for (size_t i = 0; i < s->nwords; i++) {
 		struct word *w = &ws[i];
-		bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
-		int cue;
 
 		if (!(w->w & W_KEYED))
 			continue;
 		if (w->w & W_KNOWN)
-			w->w |= W_NAME; /* and maybe W_INTR below */
-		cue = cue_before(s, i);
-		if ((w->lx & LX_STOP) && cue < 2)
+			w->w |= W_NAME;
+		if ((w->lx & LX_NEVER) || place(s, i))
 			continue;
-		if (cue == 2 && !(w->lx & (LX_FUNC | LX_STOP | LX_CUE_STRONG | LX_CUE_WEAK))) {
-			w->w |= W_INTR | W_FIRST;
-			continue;
-		}
-		if (cue == 1 && is_name_like(w) && !(w->lx & LX_FUNC)) {
-			w->w |= W_INTR;
-			continue;
-		}
-		if ((w->w & W_GAZ) && !(w->w & W_AMBIG)) {
-			if ((w->w & W_SHORT) && !(w->w & W_CAP))
-				continue;
-			if (!(w->w & W_INFL) || (cap && !(w->w & W_SENT)) ||
-			    (w->w & W_LONGSTEM) || (cap && (w->w & W_MIDSTEM)))
-				w->w |= W_INTR;
-			continue;
-		}
-		if (w->w & W_PATRO) {
-			w->w |= W_INTR;
-			continue;
-		}
-		if ((w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT))
+		/* a name seen in an earlier text of the vault, capitalised: Роза the flower
+		 * in lower case stays a flower */
+		if ((w->w & W_LEARNED) && (w->w & (W_CAP | W_ALLCAPS)))
+			w->w |= W_NAME;
+		if (intrinsic(s, i))
 			w->w |= W_INTR;
 	}
-	/* Names come in pairs: the neighbour of a name is a name when it could be one, and a
-	 * capitalised word after a first name is its surname. Forwards, backwards and forwards
-	 * again, to carry it along a row of names. */
+	/* Names come in pairs: a capitalised neighbour of a name is a name when it could be
+	 * one, and a capitalised word after a first name is its surname. Forwards, backwards
+	 * and forwards again, to carry it along a row of names. */
 	for (int pass = 0; pass < 3; pass++) {
 		for (size_t n = 0; n < s->nwords; n++) {
 			size_t i = pass == 1 ? s->nwords - 1 - n : n;
 			struct word *w = &ws[i];
 			const struct word *prev = i ? &ws[i - 1] : NULL;
 			const struct word *next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
-			bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
+			bool upper = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
 			bool prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
 			bool next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
 
-			if ((w->w & W_INTR) || !(w->w & W_KEYED) || (w->lx & LX_STOP))
+			if ((w->w & W_INTR) || !(w->w & W_KEYED) || (w->lx & LX_NEVER))
 				continue;
-			if (!prev_name && !next_name) {
-				if ((w->w & W_PATRO_WORD) && prev && (w->w & W_ADJ) &&
-				    (prev->w & W_CAP))
-					ws[i - 1].w |= W_INTR;
+			if ((w->w & W_PATRO_WORD) && prev && (w->w & W_ADJ) &&
+			    (prev->w & W_CAP) && !(prev->lx & LX_NEVER)) {
+				ws[i - 1].w |= W_INTR; /* Абен улы */
+				w->w |= W_INTR;
 				continue;
 			}
-			if (w->lx & (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT))
+			if ((!prev_name && !next_name) || !upper || place(s, i))
 				continue;
-			if ((w->w & W_PATRO_WORD) ||
-			    ((w->w & W_GAZ) && (!(w->w & W_INFL) || (w->w & W_CAP))) ||
-			    ((w->w & W_SURNAME) && (w->w & W_CAP)) ||
-			    (prev_name && cap && (prev->w & W_FIRST)))
+			if ((w->w & (W_GAZ | W_SURNAME | W_PATRO)) ||
+			    (prev_name && (prev->w & W_FIRST)))
 				w->w |= W_INTR;
 		}
 	}
@@ -706,14 +820,18 @@ static bool followed_by_unit(const struct scan *s, size_t pos, size_t wi)
 	struct hub_str t = s->text;
 	size_t p = pos;
 
+	/* a size: 1200x800, 1200х800 */
+	if (p + 1 < t.len && t.p[p] == 'x' && is_digit(t.p[p + 1]))
+		return true;
+	if (p + 2 < t.len && (unsigned char)t.p[p] == 0xd1 && (unsigned char)t.p[p + 1] == 0x85 &&
+	    is_digit(t.p[p + 2]))
+		return true;
 	while (p < t.len && p - pos < 2 && t.p[p] == ' ')
 		p++;
-	if (p < t.len && (t.p[p] == '$' || t.p[p] == '%' || t.p[p] == 'x'))
+	if (p < t.len && (t.p[p] == '$' || t.p[p] == '%'))
 		return true;
 	if (p + 2 < t.len && (unsigned char)t.p[p] == 0xe2 && (unsigned char)t.p[p + 1] == 0x82)
 		return true; /* ₸ ₽ € */
-	if (p + 1 < t.len && (unsigned char)t.p[p] == 0xd1 && (unsigned char)t.p[p + 1] == 0x85)
-		return true; /* х as in 1200х800 */
 	while (wi < s->nwords && s->words[wi].start < p)
 		wi++;
 	return wi < s->nwords && s->words[wi].start == p && (s->words[wi].lx & LX_UNIT);
@@ -753,11 +871,12 @@ struct cand {
 	bool paren; /* a group in parentheses */
 };
 
-/* Cards and IINs are written in blocks separated by spaces or dashes only. */
+/* Cards and IINs are written in blocks separated by spaces or dashes only; the last
+ * block may be short (4455-4864-6183-5). */
 static bool blocks_ok(const struct cand *c, unsigned min_block)
 {
 	for (size_t i = 0; i < c->ng; i++) {
-		if (c->ng > 1 && c->g[i].nd < min_block)
+		if (c->ng > 1 && i + 1 < c->ng && c->g[i].nd < min_block)
 			return false;
 		if (i + 1 < c->ng && c->g[i].sep != ' ' && c->g[i].sep != '-')
 			return false;
@@ -798,7 +917,7 @@ static bool phone_ok(const struct scan *s, const struct cand *c)
 /* The type of a candidate, or -1. */
 static int classify_number(const struct scan *s, const struct cand *c)
 {
-	if (!c->plus && c->n >= 13 && c->n <= MAX_DIGITS && c->d[0] != '0' && blocks_ok(c, 4) &&
+	if (!c->plus && c->n >= 13 && c->n <= MAX_DIGITS && c->d[0] != '0' && blocks_ok(c, 3) &&
 	    !all_same(c->d, c->n) && hub_anon_luhn_ok(c->d, c->n))
 		return HUB_ANON_CARD;
 	if (!c->plus && c->n == 12 && blocks_ok(c, 2) && hub_anon_kz_checksum_ok(c->d)) {
@@ -965,7 +1084,7 @@ static bool email_byte(struct hub_str t, size_t i, bool local)
 
 	if (is_ascii_alnum(c) || c == '.' || c == '-')
 		return true;
-	if (local && (c == '_' || c == '+' || c == '%'))
+	if (local && (c == '_' || c == '+' || c == '%' || c == '\''))
 		return true;
 	return c >= 0x80;
 }
@@ -1034,7 +1153,7 @@ static void find_emails(struct scan *s)
 				break;
 			k += l;
 		}
-		while (j < a && (t.p[j] == '.' || t.p[j] == '-'))
+		while (j < a && (t.p[j] == '.' || t.p[j] == '-' || t.p[j] == '\''))
 			j++;
 		while (k > a + 1 && (t.p[k - 1] == '.' || t.p[k - 1] == '-'))
 			k--;
@@ -1182,8 +1301,7 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 		uint32_t f = filter_has(anon, k->h[lens[i]]) ?
 				     hub_anon__htab_get(&anon->words, k->h[lens[i]]) : 0;
 
-		if (hub_anon__vault_has_name(vault, k->h[norm]) ||
-		    ((f & LX_NAME) && (f & LX_L)))
+		if (hub_anon__vault_name(vault, k->h[norm]) || ((f & LX_NAME) && (f & LX_L)))
 			return norm;
 	}
 	return hub_anon__key_norm(k->s, k->len);
