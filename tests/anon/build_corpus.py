@@ -3,6 +3,11 @@
 
   tests/anon/build_corpus.py            # rewrite corpus.jsonl (deterministic: fixed seed)
   tests/anon/build_corpus.py --check    # exit 1 when corpus.jsonl differs from what it writes
+  tests/anon/build_corpus.py --seed N --out FILE
+                                        # the same messages with other values (names, numbers,
+                                        # phone forms): a held-out corpus for tests/anon/eval
+                                        # --corpus FILE, to see that a detector did not learn
+                                        # the committed values
 
 The templates are customer messages written by hand; slots in braces are filled with
 generated values so that every checksummed number is valid (kznumbers.py) and every label is
@@ -21,6 +26,7 @@ the exact substring the text holds. Slots:
     {code} {qty} {house} {city} {card13bad}.
 A template line is  LANG|KIND|text  where KIND is P (personal data), N (none) or K (the CRM
 knows this contact: its name, phone and e-mail go to "known")."""
+import argparse
 import json
 import os
 import random
@@ -431,8 +437,16 @@ def check_boundaries(obj):
             i = t.find(v, i + 1)
 
 
+SEED = 20261202
+
+
 def main():
-    rng = random.Random(20261202)
+    ap = argparse.ArgumentParser(description='writes tests/anon/corpus.jsonl')
+    ap.add_argument('--check', action='store_true')
+    ap.add_argument('--seed', type=int, default=SEED)
+    ap.add_argument('--out', default=os.path.join(HERE, 'corpus.jsonl'))
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
     filler = Filler(rng)
     out = []
     with open(os.path.join(HERE, 'templates.txt'), encoding='utf-8') as f:
@@ -450,8 +464,8 @@ def main():
                 check_boundaries(obj)
                 out.append(obj)
     text = ''.join(json.dumps(o, ensure_ascii=False) + '\n' for o in out)
-    path = os.path.join(HERE, 'corpus.jsonl')
-    if '--check' in sys.argv:
+    path = a.out
+    if a.check:
         with open(path, encoding='utf-8') as f:
             sys.exit(0 if f.read() == text else 1)
     with open(path, 'w', encoding='utf-8') as f:
@@ -460,7 +474,7 @@ def main():
     for o in out:
         langs[o['lang']] = langs.get(o['lang'], 0) + 1
     clean = sum(1 for o in out if not o['entities'])
-    print(f'corpus.jsonl: {len(out)} lines {langs}, {clean} without personal data',
+    print(f'{os.path.basename(path)}: {len(out)} lines {langs}, {clean} without personal data',
           file=sys.stderr)
 
 
