@@ -223,8 +223,9 @@ def feminine(s):
 
 
 def patronymic(father, female):
-    """Ivan -> Иванович/Ивановна, Сергей -> Сергеевич, Игорь -> Игоревич, Павел -> Павлович."""
-    f = {'Павел': 'Павл', 'Лев': 'Льв', 'Пётр': 'Петр'}.get(father, father)
+    """Иван -> Иванович/Ивановна, Сергей -> Сергеевич, Игорь -> Игоревич, Павел -> Павлович,
+    Евгений -> Евгеньевич, Дмитрий -> Дмитриевич."""
+    f = {'Павел': 'Павл', 'Лев': 'Льв', 'Пётр': 'Петр', 'Евгений': 'Евгеньй'}.get(father, father)
     if f.endswith('ий'):
         return f[:-2] + ('иевна' if female else 'иевич')
     if f.endswith(('й', 'ь')):
@@ -337,7 +338,8 @@ class Filler:
             return line.ent('CARD', r.choice(forms))
         if slot in ('iban', 'ibanx'):
             v = nb.iban(r, 'KZ' if slot == 'iban' else r.choice(['DE', 'GB', 'TR', 'AE', 'FR']))
-            return line.ent('IBAN', r.choice([v, v, nb.group4(v)]))
+            v = r.choice([v, v, nb.group4(v)])
+            return line.ent('IBAN', v.lower() if mod == 'low' else v)
         # not personal data
         if slot == 'price':
             n = r.choice([r.randint(5, 999) * 100, r.randint(1, 300) * 1000, r.randint(100, 99999)])
