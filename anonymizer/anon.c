@@ -659,16 +659,23 @@ static int cue_before(const struct scan *s, size_t i)
 	return 0;
 }
 
-/* A phone or an e-mail starts at pos, after spaces. */
+/* What looks like a phone number (ten digits or more) or an e-mail address follows pos.
+ * From the text alone, not from what was detected: that depends on the vault. */
 static bool contact_after(const struct scan *s, size_t pos)
 {
-	while (pos < s->text.len && (s->text.p[pos] == ' ' || s->text.p[pos] == ','))
+	struct hub_str t = s->text;
+	size_t digits = 0;
+
+	while (pos < t.len && (t.p[pos] == ' ' || t.p[pos] == ','))
 		pos++;
-	for (size_t i = 0; i < s->out->n; i++)
-		if (s->out->items[i].start == pos && (s->out->items[i].type == HUB_ANON_PHONE ||
-						      s->out->items[i].type == HUB_ANON_EMAIL))
-			return true;
-	return false;
+	for (size_t p = pos; p < t.len && t.p[p] != ' ' && t.p[p] != '\n'; p++)
+		if (t.p[p] == '@')
+			return p > pos;
+	if (pos < t.len && t.p[pos] == '+')
+		pos++;
+	for (; pos < t.len && (is_digit(t.p[pos]) || memchr(" -()", t.p[pos], 4)); pos++)
+		digits += is_digit(t.p[pos]);
+	return digits >= 10;
 }
 
 #define LX_NEVER (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT | LX_STOP | \
@@ -945,25 +952,40 @@ static bool is_sep(struct hub_str t, size_t i, size_t *len)
 	return false;
 }
 
-/* Matches the groups of one run: every window of groups that is something. Not the
- * longest from the left only: then what is found would depend on what was found before,
- * and a marker put in the middle of a run would bring out a new number. */
-static void match_groups(struct scan *s, const struct group *g, size_t ng, const char *digits,
-			 const size_t *doff, bool plus, size_t plus_at, size_t *wi)
+/* The longest window of groups anything is written in (a phone in 7, a card in 6). */
+#define MAX_WINDOW 8
+
+struct run {
+	struct group g[MAX_GROUPS];
+	size_t doff[MAX_GROUPS + 1]; /* where each group's digits start in digits */
+	char digits[MAX_GROUPS * MAX_DIGITS];
+	size_t ng;
+	size_t first;   /* index in the whole run of g[0] */
+	bool plus;      /* the run starts with '+' */
+	size_t plus_at;
+};
+
+/* Matches every window of groups that starts at g[0..upto) and is something. Every one,
+ * not the longest from the left only: then what is found would depend on what was found
+ * before, and a marker put in the middle of a run would bring out a new number. */
+static void match_groups(struct scan *s, const struct run *r, size_t upto, size_t *wi)
 {
-	for (size_t i = 0; i < ng; i++) {
+	const struct group *g = r->g;
+
+	for (size_t i = 0; i < upto; i++) {
 		bool hash = false;
 		const struct word *before = word_before(s, g[i].start, wi, &hash);
 		struct cand c = {
-			.d = digits + doff[i], .g = g + i, .plus = plus && i == 0,
+			.d = r->digits + r->doff[i], .g = g + i, .plus = r->plus && r->first + i == 0,
 			.order = hash || (before && (before->lx & LX_ORDER)),
 		};
 
-		for (size_t j = i; j < ng && doff[j + 1] - doff[i] <= MAX_DIGITS; j++) {
-			size_t start = c.plus ? plus_at : g[i].start;
+		for (size_t j = i; j < r->ng && j - i < MAX_WINDOW &&
+				   r->doff[j + 1] - r->doff[i] <= MAX_DIGITS; j++) {
+			size_t start = c.plus ? r->plus_at : g[i].start;
 			int t;
 
-			c.n = doff[j + 1] - doff[i];
+			c.n = r->doff[j + 1] - r->doff[i];
 			c.ng = j - i + 1;
 			c.paren = c.paren || (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
 			c.unit = followed_by_unit(s, g[j].end, *wi);
@@ -977,60 +999,73 @@ static void match_groups(struct scan *s, const struct group *g, size_t ng, const
 	}
 }
 
+/* Keeps the last MAX_WINDOW groups of a full buffer (their windows are not done). */
+static void run_shift(struct run *r)
+{
+	size_t keep = MAX_WINDOW, drop = r->ng - keep, dd = r->doff[drop];
+
+	memmove(r->g, r->g + drop, keep * sizeof(r->g[0]));
+	memmove(r->digits, r->digits + dd, r->doff[r->ng] - dd);
+	for (size_t i = 0; i <= keep; i++)
+		r->doff[i] = r->doff[drop + i] - dd;
+	r->ng = keep;
+	r->first += drop;
+}
+
+/* Runs of digit groups joined by at most three separators; each run's windows matched as
+ * it is read, however long it is. */
 static void find_numbers(struct scan *s)
 {
 	struct hub_str t = s->text;
-	struct group g[MAX_GROUPS];
-	size_t doff[MAX_GROUPS + 1];
-	char digits[MAX_GROUPS * MAX_DIGITS];
+	struct run r;
 	size_t i = 0, wi = 0;
 
 	while (i < t.len) {
-		size_t ng = 0, nd = 0, plus_at = 0, sl;
-		bool plus = false;
+		size_t sl;
 
 		if (!is_digit(t.p[i])) {
 			i++;
 			continue;
 		}
+		r.ng = 0;
+		r.first = 0;
+		r.doff[0] = 0;
+		r.plus = false;
 		if (i >= 1 && t.p[i - 1] == '+') {
-			plus = true, plus_at = i - 1;
+			r.plus = true, r.plus_at = i - 1;
 		} else if (i >= 2 && t.p[i - 2] == '+' && (t.p[i - 1] == ' ' || t.p[i - 1] == '(')) {
-			plus = true, plus_at = i - 2;
+			r.plus = true, r.plus_at = i - 2;
 		}
 		for (;;) {
 			size_t start = i, k, nsep = 0;
+			struct group *g;
 
 			while (i < t.len && is_digit(t.p[i]))
 				i++;
-			g[ng] = (struct group){ start, i, (unsigned)(i - start), 0 };
-			doff[ng] = nd;
-			if (i - start <= MAX_DIGITS) {
-				memcpy(digits + nd, t.p + start, i - start);
-				nd += i - start;
-			} else {
-				g[ng].nd = MAX_DIGITS + 1; /* too long to be anything */
+			if (i - start > MAX_DIGITS)
+				break; /* too long to be anything: the run ends before it */
+			if (r.ng == MAX_GROUPS) {
+				match_groups(s, &r, r.ng - MAX_WINDOW, &wi);
+				run_shift(&r);
 			}
-			ng++;
+			g = &r.g[r.ng];
+			*g = (struct group){ start, i, (unsigned)(i - start), 0 };
+			memcpy(r.digits + r.doff[r.ng], t.p + start, i - start);
+			r.doff[r.ng + 1] = r.doff[r.ng] + (i - start);
+			r.ng++;
 			k = i;
 			while (k < t.len && nsep < 3 && is_sep(t, k, &sl)) {
-				if (t.p[k] != ' ' || !g[ng - 1].sep)
-					g[ng - 1].sep = t.p[k];
+				if (t.p[k] != ' ' || !g->sep)
+					g->sep = t.p[k];
 				k += sl;
 				nsep++;
 			}
-			if (g[ng - 1].nd > MAX_DIGITS || ng == MAX_GROUPS || !nsep || k >= t.len ||
-			    !is_digit(t.p[k]))
+			if (!nsep || k >= t.len || !is_digit(t.p[k]))
 				break;
 			i = k;
 		}
-		doff[ng] = nd;
-		if (g[ng - 1].nd > MAX_DIGITS) {
-			ng--; /* a run of digits too long for anything, matched apart */
-			doff[ng] = nd;
-		}
-		if (ng)
-			match_groups(s, g, ng, digits, doff, plus, plus_at, &wi);
+		if (r.ng)
+			match_groups(s, &r, r.ng, &wi);
 	}
 }
 
@@ -1046,9 +1081,8 @@ static void find_ibans(struct scan *s)
 
 		if (!((t.p[i] | 0x20) >= 'a' && (t.p[i] | 0x20) <= 'z') ||
 		    !((t.p[i + 1] | 0x20) >= 'a' && (t.p[i + 1] | 0x20) <= 'z') ||
-		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]) ||
-		    (i && is_ascii_alnum(t.p[i - 1])))
-			continue;
+		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]))
+			continue; /* even glued to other letters: what surrounds it may change */
 		while (k < t.len && n < 34) {
 			if (is_ascii_alnum(t.p[k])) {
 				char c = t.p[k];
@@ -1065,8 +1099,6 @@ static void find_ibans(struct scan *s)
 		for (size_t l = n; l >= 15; l--) {
 			size_t e = ends[l - 1];
 
-			if (e < t.len && is_ascii_alnum(t.p[e]))
-				continue; /* an IBAN ends at a boundary */
 			if (hub_anon_iban_ok(buf, l)) {
 				add_span(s, i, e, HUB_ANON_IBAN);
 				i = e - 1;
