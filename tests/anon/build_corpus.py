@@ -23,7 +23,7 @@ the exact substring the text holds. Slots:
     upper case).
     {kz:...} marks a Kazakh-alphabet name pool instead of the Russian-alphabet one.
   not personal data (not labelled): {price} {amount} {order} {trk} {date} {time} {bad12}
-    {code} {qty} {house} {city} {card13bad}.
+    {code} {qty} {house} {city} {noluhn} (16 digits that fail Luhn).
 A template line is  LANG|KIND|text  where KIND is P (personal data), N (none) or K (the CRM
 knows this contact: its name, phone and e-mail go to "known")."""
 import argparse
@@ -83,9 +83,7 @@ EMAIL_DOMAINS = ['mail.ru', 'gmail.com', 'yandex.kz', 'inbox.ru', 'bk.ru', 'list
 
 
 class Line:
-    def __init__(self, rng, lang):
-        self.rng = rng
-        self.lang = lang
+    def __init__(self):
         self.ents = []
         self.names = []
         self.phones = []
@@ -368,7 +366,7 @@ class Filler:
                              '%d.%02d' % (r.randint(8, 21), r.choice([0, 30]))])
         if slot == 'bad12':
             return nb.bad12(r)
-        if slot == 'card13bad':
+        if slot == 'noluhn':
             return nb.not_luhn(r, 16)
         if slot == 'code':
             return r.choice(['%04d' % r.randint(0, 9999), '%06d' % r.randint(0, 999999),
@@ -388,8 +386,8 @@ class Filler:
 SLOT = re.compile(r'\{([a-z0-9:]+)\}|\[\[([^\]]+)\]\]')
 
 
-def render(filler, lang, kind, tmpl, rng):
-    line = Line(rng, lang)
+def render(filler, lang, kind, tmpl):
+    line = Line()
 
     def sub(m):
         if m.group(2):
@@ -462,7 +460,7 @@ def main():
                 reps = int(kind[1:])
                 kind = kind[0]
             for _ in range(reps):
-                obj = render(filler, lang, kind, rest, rng)
+                obj = render(filler, lang, kind, rest)
                 check_boundaries(obj)
                 out.append(obj)
     text = ''.join(json.dumps(o, ensure_ascii=False) + '\n' for o in out)
