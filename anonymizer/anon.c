@@ -25,6 +25,13 @@
 #define LX_FUNC 0x0080        /* a function word, never a name even after a cue */
 #define LX_ORDER 0x0100       /* the number after it is an order, code or invoice */
 #define LX_UNIT 0x0200        /* the number before it is an amount or a quantity */
+#define LX_PLACE_BEFORE 0x1000 /* the next word is a street, district or company: ул, мкр */
+#define LX_PLACE_AFTER 0x2000 /* the word before is a street: көшесі, street */
+#define LX_CUE_AFTER 0x4000   /* the word before is a name: "Нұр деген" */
+#define LX_LAT 0x8000         /* name bits from an entry written in Latin */
+#define LX_C 0x0400           /* name bits from a Cyrillic entry as spelled */
+#define LX_F 0x10000          /* name bits from a Kazakh entry in Russian letters */
+#define LX_L 0x0800           /* name bits from an entry with repeats collapsed (any script) */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
 
 struct hub_anon {
@@ -74,8 +81,25 @@ static const char *const stop_words[] = {
 	"sulpak", "сулпак", "technodom", "технодом", "mechta", "мечта", "dns", "lg", "sony",
 	"nike", "adidas", "zara", "toyota", "тойота", "lexus", "hyundai", "kia", "bmw",
 	"mercedes", "visa", "mastercard", "dhl", "cdek", "сдэк", "казпочта", "kazpost",
-	/* the words of our markers */
-	"phone", "email", "iin", "bin", "card", "iban", "name", "marker",
+};
+
+static const char *const place_before[] = {
+	"ул", "улица", "улицы", "пр", "проспект", "пр-т", "мкр", "микрорайон", "мкрн", "жк",
+	"бц", "тц", "трц", "тоо", "ао", "ооо", "llp", "ltd", "inc", "jsc", "st", "street",
+	"avenue", "ave", "бульвар", "переулок", "пер", "шоссе", "площадь", "пл", "көшесі",
+	"даңғылы", "ықшамауданы", "район", "р-н", "село", "поселок", "пос", "аул", "город", "г",
+	"қаласы", "област", "облысы", "школа", "гимназия", "лицей", "колледж", "университет",
+	"больница", "клиника", "поликлиника", "магазин", "кафе", "ресторан", "отель", "hotel",
+};
+
+static const char *const place_after[] = {
+	"көшесі", "даңғылы", "ықшамауданы", "street", "st", "avenue", "ave", "road", "rd",
+	"boulevard", "square", "mall", "plaza", "center", "centre", "tower", "tau", "жол",
+	"ауданы", "облысы", "қаласы", "ауылы", "район", "trade", "group", "company", "бульвар",
+};
+
+static const char *const cue_after[] = {
+	"деген", "есімді", "атты", "по имени", "зовут",
 };
 
 static const char *const cue_strong[] = {
@@ -99,6 +123,16 @@ static const char *const func_words[] = {
 	"it", "so", "no", "yes", "ok", "ок", "жоқ", "иә", "және", "бұл", "сіз", "вы", "мы",
 	"он", "она", "они", "ты", "тут", "там", "здесь", "here", "there", "very", "очень",
 	"also", "тоже", "уже", "ещё", "еще", "just", "only", "всё", "все", "good", "fine",
+	"меня", "мне", "мной", "вас", "вам", "вами", "нас", "нам", "его", "её", "ее", "ему",
+	"ей", "им", "их", "тебя", "тебе", "себя", "себе", "маған", "менің", "мені", "сізге",
+	"сіздің", "сізді", "біз", "бізге", "оған", "оның", "тел", "телефон", "номер", "нөмір",
+	"нөмірім", "почта", "пошта", "поштам", "поштасы", "email", "mail", "адрес", "мекенжай",
+	"me", "my", "you", "your", "he", "she", "we", "they", "him", "her", "us", "them",
+	"i", "i'm", "im", "this", "that", "can", "would", "could", "should", "have",
+	"has", "had", "was", "were", "be", "been", "do", "does", "did", "said", "say", "says",
+	"рахмет", "спасибо", "салем", "сәлем", "привет", "здравствуйте", "пожалуйста",
+	/* the words of our markers */
+	"phone", "email", "iin", "bin", "card", "iban", "name", "marker",
 };
 
 static const char *const order_words[] = {
@@ -141,9 +175,15 @@ static void add_words(struct hub_anon *a, const char *const *w, size_t n, uint32
 	for (size_t i = 0; i < n; i++) {
 		struct hub_anon_key k;
 
-		if (hub_anon__key(w[i], strlen(w[i]), &k)) {
-			hub_anon__htab_or(&a->words, k.h[k.len], flags);
-			filter_set(a, k.h[k.len]);
+		bool latin = (w[i][0] | 0x20) >= 'a' && (w[i][0] | 0x20) <= 'z';
+
+		/* Latin words are looked up collapsed, Cyrillic ones folded or strict: a list
+		 * word is keyed only so, or ТОО would be "to" */
+		for (int mode = latin ? 1 : 0; mode < (latin ? 2 : 3); mode += latin ? 1 : 2) {
+			if (hub_anon__key_mode(w[i], strlen(w[i]), mode, &k)) {
+				hub_anon__htab_or(&a->words, k.h[k.len], flags);
+				filter_set(a, k.h[k.len]);
+			}
 		}
 	}
 }
@@ -156,7 +196,8 @@ static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t 
 	filter_set(a, k->h[k->len]);
 	if (norm < k->len) {
 		/* Марина -> "marin": Марине, Мариной, Марину */
-		hub_anon__htab_or(&a->words, k->h[norm], (flags & LX_AMBIG) | LX_STEM);
+		hub_anon__htab_or(&a->words, k->h[norm],
+				  (flags & (LX_AMBIG | LX_C | LX_F | LX_L | LX_LAT)) | LX_STEM);
 		filter_set(a, k->h[norm]);
 	} else if (k->len >= HUB_ANON_STEM_MIN + 2 && (k->s[k->len - 2] == 'e' ||
 						       k->s[k->len - 2] == 'o')) {
@@ -166,7 +207,8 @@ static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t 
 		f.s[f.len - 2] = f.s[f.len - 1];
 		f.len--;
 		f.h[f.len] = hub_anon__hash(f.s, f.len);
-		hub_anon__htab_or(&a->words, f.h[f.len], (flags & LX_AMBIG) | LX_STEM);
+		hub_anon__htab_or(&a->words, f.h[f.len],
+				  (flags & (LX_AMBIG | LX_C | LX_F | LX_L | LX_LAT)) | LX_STEM);
 		filter_set(a, f.h[f.len]);
 	}
 }
@@ -183,9 +225,19 @@ static void add_list(struct hub_anon *a, struct hub_str text, uint32_t flags)
 
 		while (e > i && (text.p[e - 1] == '\r' || text.p[e - 1] == ' '))
 			e--;
-		if (e > i && text.p[i] != '#' && hub_anon__key(text.p + i, e - i, &k) &&
-		    k.len >= HUB_ANON_STEM_MIN)
-			add_name(a, &k, flags);
+		if (e > i && text.p[i] != '#') {
+			if (hub_anon__key_mode(text.p + i, e - i, HUB_ANON_KEY_COLLAPSE, &k) &&
+			    k.len >= HUB_ANON_STEM_MIN)
+				add_name(a, &k, flags | LX_L | (k.latin ? LX_LAT : 0));
+			if (!k.latin &&
+			    hub_anon__key_mode(text.p + i, e - i, HUB_ANON_KEY_STRICT, &k) &&
+			    k.len >= HUB_ANON_STEM_MIN)
+				add_name(a, &k, flags | LX_C);
+			if (!k.latin && k.kazakh &&
+			    hub_anon__key_mode(text.p + i, e - i, HUB_ANON_KEY_FOLD, &k) &&
+			    k.len >= HUB_ANON_STEM_MIN)
+				add_name(a, &k, flags | LX_F); /* Гүлнар met as Гульнар */
+		}
 		i = end + 1;
 	}
 }
@@ -205,6 +257,9 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	add_words(a, func_words, HUB_ARRAY_SIZE(func_words), LX_FUNC);
 	add_words(a, order_words, HUB_ARRAY_SIZE(order_words), LX_ORDER);
 	add_words(a, unit_words, HUB_ARRAY_SIZE(unit_words), LX_UNIT);
+	add_words(a, place_before, HUB_ARRAY_SIZE(place_before), LX_PLACE_BEFORE);
+	add_words(a, place_after, HUB_ARRAY_SIZE(place_after), LX_PLACE_AFTER);
+	add_words(a, cue_after, HUB_ARRAY_SIZE(cue_after), LX_CUE_AFTER);
 	*out = a;
 	return 0;
 }
@@ -321,6 +376,11 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_LONGSTEM 0x8000 /* ... an entry of 6 or more key bytes, not just a stem */
 #define W_MIDSTEM 0x10000 /* ... a stem of 5 key bytes */
 #define W_SHORT 0x20000   /* ... a word of 3 key bytes: only capitalised */
+#define W_INTR 0x40000    /* a name by the text alone, not because the vault knows it */
+#define W_TRANSLIT 0x80000 /* in the gazetteer only as a transliteration */
+#define W_LEARNED 0x100000 /* a name the vault found before (not the caller's) */
+#define W_HYPHEN 0x200000 /* joined to the previous word by a hyphen: аты-жөні */
+#define W_FOLDED 0x400000 /* Kazakh letters, in the gazetteer only in Russian spelling */
 
 struct word {
 	size_t start, end;
@@ -336,6 +396,7 @@ struct scan {
 	struct word *words;
 	size_t nwords, capwords;
 	struct hub_anon_spans *out;
+	bool cyrillic; /* the text has Cyrillic letters */
 };
 
 static bool is_digit(int c)
@@ -415,8 +476,8 @@ static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
 static void cut_words(struct scan *s)
 {
 	struct hub_str t = s->text;
-	bool sent = true, adj = false, soft = false, in = false;
-	size_t i = 0, start = 0;
+	bool sent = true, adj = false, soft = false, in = false, hyphen = false;
+	size_t i = 0, start = 0, seps = 0;
 	unsigned letters = 0, uppers = 0;
 	uint32_t first_upper = 0;
 
@@ -426,6 +487,8 @@ static void cut_words(struct scan *s)
 		bool letter = i < t.len && cp_is_letter(cp);
 
 		if (letter) {
+			if (cp >= 0x400)
+				s->cyrillic = true;
 			if (!in) {
 				in = true;
 				start = i;
@@ -440,13 +503,16 @@ static void cut_words(struct scan *s)
 		if (in) {
 			uint32_t w = (first_upper ? W_CAP : 0) |
 				     (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
-				     (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0);
+				     (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
+				     (hyphen ? W_HYPHEN : 0);
 
 			add_word(s, start, i, w);
 			in = false;
 			sent = false;
 			adj = soft = true;
+			seps = 0;
 		}
+		hyphen = cp == '-' && !seps++ && i > 0;
 		if (i >= t.len)
 			break;
 		switch (cp) {
@@ -512,14 +578,34 @@ static void classify(struct scan *s, struct word *wd)
 	if (k.len < HUB_ANON_STEM_MIN)
 		return;
 	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && s->vault; i++) {
 		size_t norm = hub_anon__key_norm(k.s, lens[i]);
+		uint32_t f;
 
-		if (hub_anon__vault_has_name(s->vault, k.h[norm]) ||
-		    hub_anon__vault_has_name(s->vault, k.h[lens[i]])) {
-			wd->w |= W_KNOWN;
+		if (i && lens[i] <= HUB_ANON_STEM_MIN)
+			continue; /* Тен is not in тенге */
+		f = hub_anon__vault_name(s->vault, k.h[norm]) |
+		    hub_anon__vault_name(s->vault, k.h[lens[i]]);
+		if (f) {
+			wd->w |= f & HUB_ANON_KNOWN ? W_KNOWN : W_LEARNED;
+			break;
+		}
+	}
+	if (k.kazakh) {
+		/* written with Kazakh letters: as spelled first (Айгерім), else only as a
+		 * capitalised name (Ақша is an Акша, ақша is money) */
+		struct hub_anon_key ks;
+		uint32_t f = 0;
+
+		if (hub_anon__key_mode(s->text.p + wd->start, wd->end - wd->start,
+				       HUB_ANON_KEY_STRICT, &ks) && filter_has(s->anon, ks.h[ks.len]))
+			f = hub_anon__htab_get(&s->anon->words, ks.h[ks.len]);
+		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
+			wd->w |= W_GAZ | (f & LX_AMBIG ? W_AMBIG : 0) | (f & LX_FIRST ? W_FIRST : 0);
+			wd->w |= morphology(&k);
 			return;
 		}
+		wd->w |= W_FOLDED;
 	}
 	for (size_t i = 0; i < n; i++) {
 		uint32_t f = 0;
@@ -530,8 +616,10 @@ static void classify(struct scan *s, struct word *wd)
 			wd->lx |= LX_STOP;
 			return;
 		}
-		if (!(f & LX_NAME))
+		if (!(f & LX_NAME) || !(f & (k.latin ? LX_L : LX_C | LX_F)))
 			continue;
+		if (!k.latin && !(f & LX_C))
+			wd->w |= W_FOLDED;
 		wd->w |= W_GAZ;
 		if (i || !(f & (LX_FIRST | LX_SUR)))
 			wd->w |= W_INFL;
@@ -539,6 +627,8 @@ static void classify(struct scan *s, struct word *wd)
 			wd->w |= W_AMBIG;
 		if (f & LX_FIRST)
 			wd->w |= W_FIRST;
+		if (k.latin && !(f & LX_LAT))
+			wd->w |= W_TRANSLIT; /* a Latin word meeting a Cyrillic name */
 		if (k.len < 4)
 			wd->w |= W_SHORT;
 		if (lens[i] >= 6 && (f & (LX_FIRST | LX_SUR)))
@@ -550,17 +640,12 @@ static void classify(struct scan *s, struct word *wd)
 	wd->w |= morphology(&k);
 }
 
-static bool is_name_like(const struct word *w)
-{
-	return w->w & (W_GAZ | W_SURNAME | W_PATRO | W_KNOWN);
-}
-
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
 static int cue_before(const struct scan *s, size_t i)
 {
 	const struct word *p;
 
-	if (!i || !(s->words[i].w & (W_SOFT | W_ADJ)))
+	if (!i || !(s->words[i].w & (W_SOFT | W_ADJ)) || (s->words[i].w & W_HYPHEN))
 		return 0;
 	p = &s->words[i - 1];
 	if (p->lx & LX_CUE_STRONG)
@@ -574,78 +659,125 @@ static int cue_before(const struct scan *s, size_t i)
 	return 0;
 }
 
+/* What looks like a phone number (ten digits or more) or an e-mail address follows pos.
+ * From the text alone, not from what was detected: that depends on the vault. */
+static bool contact_after(const struct scan *s, size_t pos)
+{
+	struct hub_str t = s->text;
+	size_t digits = 0;
+
+	while (pos < t.len && (t.p[pos] == ' ' || t.p[pos] == ','))
+		pos++;
+	for (size_t p = pos; p < t.len && t.p[p] != ' ' && t.p[p] != '\n'; p++)
+		if (t.p[p] == '@')
+			return p > pos;
+	if (pos < t.len && t.p[pos] == '+')
+		pos++;
+	for (; pos < t.len && (is_digit(t.p[pos]) || memchr(" -()", t.p[pos], 4)); pos++)
+		digits += is_digit(t.p[pos]);
+	return digits >= 10;
+}
+
+#define LX_NEVER (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT | LX_STOP | \
+		  LX_PLACE_BEFORE | LX_PLACE_AFTER | LX_CUE_AFTER)
+
+/* A name by itself: the gazetteer, morphology, case, cues. */
+static bool intrinsic(const struct scan *s, size_t i)
+{
+	const struct word *w = &s->words[i];
+	bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
+	bool upper = w->w & (W_CAP | W_ALLCAPS);
+	/* a Latin word that only a Cyrillic name explains: in Cyrillic text, a brand (Lada) */
+	bool gaz = (w->w & W_GAZ) && !((w->w & W_TRANSLIT) && (!cap || s->cyrillic)) &&
+		   !((w->w & W_FOLDED) && !cap);
+	bool exact = gaz && !(w->w & (W_INFL | W_AMBIG)) && (upper || !(w->w & W_SHORT));
+	int cue = cue_before(s, i);
+
+	if (cue == 2 && (upper || gaz))
+		return true;
+	if (cue == 1 && upper && (gaz || (w->w & (W_SURNAME | W_PATRO))))
+		return true;
+	if (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER) && upper)
+		return true;
+	if (exact)
+		return true;
+	if (gaz && !(w->w & W_AMBIG) && (w->w & W_INFL) &&
+	    ((cap && !(w->w & W_SENT)) || (w->w & W_LONGSTEM) || (cap && (w->w & W_MIDSTEM))))
+		return true;
+	if ((w->w & W_PATRO) && (upper || (w->end - w->start) >= 14))
+		return true;
+	/* a capitalised name-word right before a phone or an e-mail: "Arman +7 771..." */
+	if (cap && (w->w & W_GAZ) && contact_after(s, w->end))
+		return true;
+	return (w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT);
+}
+
+/* The word is a place or a product, not a person: after "ул", "мкр", "ТОО" or a brand,
+ * before "көшесі" or "street". */
+static bool place(const struct scan *s, size_t i)
+{
+	const struct word *w = &s->words[i];
+
+	if (i && (w->w & (W_ADJ | W_SOFT)) && (s->words[i - 1].lx & LX_PLACE_BEFORE))
+		return true;
+	if (i && (w->w & W_ADJ) && (s->words[i - 1].lx & LX_STOP))
+		return true; /* Samsung Galaxy, Lada Granta */
+	return i + 1 < s->nwords && (s->words[i + 1].w & W_ADJ) &&
+	       (s->words[i + 1].lx & LX_PLACE_AFTER);
+}
+
 static void decide_names(struct scan *s)
 {
 	struct word *ws = s->words;
 
 	for (size_t i = 0; i < s->nwords; i++) {
 		struct word *w = &ws[i];
-		bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
-		int cue;
 
 		if (!(w->w & W_KEYED))
 			continue;
-		if (w->w & W_KNOWN) {
+		if (w->w & W_KNOWN)
 			w->w |= W_NAME;
+		if ((w->lx & LX_NEVER) || place(s, i))
 			continue;
-		}
-		cue = cue_before(s, i);
-		if ((w->lx & LX_STOP) && cue < 2)
-			continue;
-		if (cue == 2 && !(w->lx & (LX_FUNC | LX_STOP | LX_CUE_STRONG | LX_CUE_WEAK))) {
-			w->w |= W_NAME | W_FIRST;
-			continue;
-		}
-		if (cue == 1 && is_name_like(w) && !(w->lx & LX_FUNC)) {
+		/* a name seen in an earlier text of the vault, capitalised: Роза the flower
+		 * in lower case stays a flower */
+		if ((w->w & W_LEARNED) && (w->w & (W_CAP | W_ALLCAPS)))
 			w->w |= W_NAME;
-			continue;
-		}
-		if ((w->w & W_GAZ) && !(w->w & W_AMBIG)) {
-			if ((w->w & W_SHORT) && !(w->w & W_CAP))
-				continue;
-			if (!(w->w & W_INFL) || (cap && !(w->w & W_SENT)) ||
-			    (w->w & W_LONGSTEM) || (cap && (w->w & W_MIDSTEM)))
-				w->w |= W_NAME;
-			continue;
-		}
-		if (w->w & W_PATRO) {
-			w->w |= W_NAME;
-			continue;
-		}
-		if ((w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT))
-			w->w |= W_NAME;
+		if (intrinsic(s, i))
+			w->w |= W_INTR;
 	}
-	/* Names come in pairs: the neighbour of a name is a name when it could be one, and a
-	 * capitalised word after a first name is its surname. Forwards, backwards and forwards
-	 * again, to carry it along a row of names. */
+	/* Names come in pairs: a capitalised neighbour of a name is a name when it could be
+	 * one, and a capitalised word after a first name is its surname. Forwards, backwards
+	 * and forwards again, to carry it along a row of names. */
 	for (int pass = 0; pass < 3; pass++) {
 		for (size_t n = 0; n < s->nwords; n++) {
 			size_t i = pass == 1 ? s->nwords - 1 - n : n;
 			struct word *w = &ws[i];
 			const struct word *prev = i ? &ws[i - 1] : NULL;
 			const struct word *next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
-			bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
-			bool prev_name = prev && (w->w & W_ADJ) && (prev->w & W_NAME);
-			bool next_name = next && (next->w & W_ADJ) && (next->w & W_NAME);
+			bool upper = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
+			bool prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
+			bool next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
 
-			if ((w->w & W_NAME) || !(w->w & W_KEYED) || (w->lx & LX_STOP))
+			if ((w->w & W_INTR) || !(w->w & W_KEYED) || (w->lx & LX_NEVER))
 				continue;
-			if (!prev_name && !next_name) {
-				if ((w->w & W_PATRO_WORD) && prev && (w->w & W_ADJ) &&
-				    (prev->w & W_CAP))
-					ws[i - 1].w |= W_NAME;
+			if ((w->w & W_PATRO_WORD) && prev && (w->w & W_ADJ) &&
+			    (prev->w & W_CAP) && !(prev->lx & LX_NEVER)) {
+				ws[i - 1].w |= W_INTR; /* Абен улы */
+				w->w |= W_INTR;
 				continue;
 			}
-			if (w->lx & (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT))
+			if ((!prev_name && !next_name) || !upper || place(s, i))
 				continue;
-			if ((w->w & (W_GAZ | W_PATRO_WORD)) ||
-			    ((w->w & W_SURNAME) && (w->w & W_CAP)) ||
-			    (prev_name && cap && (prev->w & W_FIRST)))
-				w->w |= W_NAME;
+			if ((w->w & (W_GAZ | W_SURNAME | W_PATRO)) ||
+			    (prev_name && (prev->w & W_FIRST)))
+				w->w |= W_INTR;
 		}
 	}
+	/* A known value never makes its neighbours names: what the vault learns from one
+	 * text would change what the next look at it finds. */
 	for (size_t i = 0; i < s->nwords; i++)
-		if (ws[i].w & W_NAME)
+		if (ws[i].w & (W_NAME | W_INTR))
 			add_span(s, ws[i].start, ws[i].end, HUB_ANON_NAME);
 }
 
@@ -695,14 +827,18 @@ static bool followed_by_unit(const struct scan *s, size_t pos, size_t wi)
 	struct hub_str t = s->text;
 	size_t p = pos;
 
+	/* a size: 1200x800, 1200х800 */
+	if (p + 1 < t.len && t.p[p] == 'x' && is_digit(t.p[p + 1]))
+		return true;
+	if (p + 2 < t.len && (unsigned char)t.p[p] == 0xd1 && (unsigned char)t.p[p + 1] == 0x85 &&
+	    is_digit(t.p[p + 2]))
+		return true;
 	while (p < t.len && p - pos < 2 && t.p[p] == ' ')
 		p++;
-	if (p < t.len && (t.p[p] == '$' || t.p[p] == '%' || t.p[p] == 'x'))
+	if (p < t.len && (t.p[p] == '$' || t.p[p] == '%'))
 		return true;
 	if (p + 2 < t.len && (unsigned char)t.p[p] == 0xe2 && (unsigned char)t.p[p + 1] == 0x82)
 		return true; /* ₸ ₽ € */
-	if (p + 1 < t.len && (unsigned char)t.p[p] == 0xd1 && (unsigned char)t.p[p + 1] == 0x85)
-		return true; /* х as in 1200х800 */
 	while (wi < s->nwords && s->words[wi].start < p)
 		wi++;
 	return wi < s->nwords && s->words[wi].start == p && (s->words[wi].lx & LX_UNIT);
@@ -742,11 +878,12 @@ struct cand {
 	bool paren; /* a group in parentheses */
 };
 
-/* Cards and IINs are written in blocks separated by spaces or dashes only. */
+/* Cards and IINs are written in blocks separated by spaces or dashes only; the last
+ * block may be short (4455-4864-6183-5). */
 static bool blocks_ok(const struct cand *c, unsigned min_block)
 {
 	for (size_t i = 0; i < c->ng; i++) {
-		if (c->ng > 1 && c->g[i].nd < min_block)
+		if (c->ng > 1 && i + 1 < c->ng && c->g[i].nd < min_block)
 			return false;
 		if (i + 1 < c->ng && c->g[i].sep != ' ' && c->g[i].sep != '-')
 			return false;
@@ -787,7 +924,7 @@ static bool phone_ok(const struct scan *s, const struct cand *c)
 /* The type of a candidate, or -1. */
 static int classify_number(const struct scan *s, const struct cand *c)
 {
-	if (!c->plus && c->n >= 13 && c->n <= MAX_DIGITS && c->d[0] != '0' && blocks_ok(c, 4) &&
+	if (!c->plus && c->n >= 13 && c->n <= MAX_DIGITS && c->d[0] != '0' && blocks_ok(c, 3) &&
 	    !all_same(c->d, c->n) && hub_anon_luhn_ok(c->d, c->n))
 		return HUB_ANON_CARD;
 	if (!c->plus && c->n == 12 && blocks_ok(c, 2) && hub_anon_kz_checksum_ok(c->d)) {
@@ -815,104 +952,120 @@ static bool is_sep(struct hub_str t, size_t i, size_t *len)
 	return false;
 }
 
-/* Matches the groups of one run: at each group, the longest number that is something. */
-static void match_groups(struct scan *s, const struct group *g, size_t ng, const char *digits,
-			 const size_t *doff, bool plus, size_t plus_at, size_t *wi)
+/* The longest window of groups anything is written in (a phone in 7, a card in 6). */
+#define MAX_WINDOW 8
+
+struct run {
+	struct group g[MAX_GROUPS];
+	size_t doff[MAX_GROUPS + 1]; /* where each group's digits start in digits */
+	char digits[MAX_GROUPS * MAX_DIGITS];
+	size_t ng;
+	size_t first;   /* index in the whole run of g[0] */
+	bool plus;      /* the run starts with '+' */
+	size_t plus_at;
+};
+
+/* Matches every window of groups that starts at g[0..upto) and is something. Every one,
+ * not the longest from the left only: then what is found would depend on what was found
+ * before, and a marker put in the middle of a run would bring out a new number. */
+static void match_groups(struct scan *s, const struct run *r, size_t upto, size_t *wi)
 {
-	for (size_t i = 0; i < ng;) {
+	const struct group *g = r->g;
+
+	for (size_t i = 0; i < upto; i++) {
 		bool hash = false;
 		const struct word *before = word_before(s, g[i].start, wi, &hash);
 		struct cand c = {
-			.d = digits + doff[i], .g = g + i, .plus = plus && i == 0,
+			.d = r->digits + r->doff[i], .g = g + i, .plus = r->plus && r->first + i == 0,
 			.order = hash || (before && (before->lx & LX_ORDER)),
 		};
-		int best = -1;
-		size_t best_j = 0;
 
-		for (size_t j = i; j < ng && doff[j + 1] - doff[i] <= MAX_DIGITS; j++) {
+		for (size_t j = i; j < r->ng && j - i < MAX_WINDOW &&
+				   r->doff[j + 1] - r->doff[i] <= MAX_DIGITS; j++) {
+			size_t start = c.plus ? r->plus_at : g[i].start;
 			int t;
 
-			c.n = doff[j + 1] - doff[i];
+			c.n = r->doff[j + 1] - r->doff[i];
 			c.ng = j - i + 1;
 			c.paren = c.paren || (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
 			c.unit = followed_by_unit(s, g[j].end, *wi);
 			t = classify_number(s, &c);
-			if (t >= 0) {
-				best = t;
-				best_j = j;
-			}
-		}
-		if (best < 0) {
-			i++;
-			continue;
-		}
-		{
-			size_t start = c.plus ? plus_at : g[i].start;
-			size_t end = g[best_j].end;
-
-			if (start > 0 && s->text.p[start - 1] == '(' && i < best_j &&
-			    g[i].sep == ')')
+			if (t < 0)
+				continue;
+			if (start > 0 && s->text.p[start - 1] == '(' && i < j && g[i].sep == ')')
 				start--;
-			add_span(s, start, end, (enum hub_anon_type)best);
+			add_span(s, start, g[j].end, (enum hub_anon_type)t);
 		}
-		i = best_j + 1;
 	}
 }
 
+/* Keeps the last MAX_WINDOW groups of a full buffer (their windows are not done). */
+static void run_shift(struct run *r)
+{
+	size_t keep = MAX_WINDOW, drop = r->ng - keep, dd = r->doff[drop];
+
+	memmove(r->g, r->g + drop, keep * sizeof(r->g[0]));
+	memmove(r->digits, r->digits + dd, r->doff[r->ng] - dd);
+	for (size_t i = 0; i <= keep; i++)
+		r->doff[i] = r->doff[drop + i] - dd;
+	r->ng = keep;
+	r->first += drop;
+}
+
+/* Runs of digit groups joined by at most three separators; each run's windows matched as
+ * it is read, however long it is. */
 static void find_numbers(struct scan *s)
 {
 	struct hub_str t = s->text;
-	struct group g[MAX_GROUPS];
-	size_t doff[MAX_GROUPS + 1];
-	char digits[MAX_GROUPS * MAX_DIGITS];
+	struct run r;
 	size_t i = 0, wi = 0;
 
 	while (i < t.len) {
-		size_t ng = 0, nd = 0, plus_at = 0, sl;
-		bool plus = false;
+		size_t sl;
 
 		if (!is_digit(t.p[i])) {
 			i++;
 			continue;
 		}
+		r.ng = 0;
+		r.first = 0;
+		r.doff[0] = 0;
+		r.plus = false;
 		if (i >= 1 && t.p[i - 1] == '+') {
-			plus = true, plus_at = i - 1;
+			r.plus = true, r.plus_at = i - 1;
 		} else if (i >= 2 && t.p[i - 2] == '+' && (t.p[i - 1] == ' ' || t.p[i - 1] == '(')) {
-			plus = true, plus_at = i - 2;
+			r.plus = true, r.plus_at = i - 2;
 		}
 		for (;;) {
 			size_t start = i, k, nsep = 0;
+			struct group *g;
 
 			while (i < t.len && is_digit(t.p[i]))
 				i++;
-			g[ng] = (struct group){ start, i, (unsigned)(i - start), 0 };
-			doff[ng] = nd;
-			if (i - start <= MAX_DIGITS) {
-				memcpy(digits + nd, t.p + start, i - start);
-				nd += i - start;
-			} else {
-				g[ng].nd = MAX_DIGITS + 1; /* too long to be anything */
+			if (i - start > MAX_DIGITS)
+				break; /* too long to be anything: the run ends before it */
+			if (r.ng == MAX_GROUPS) {
+				match_groups(s, &r, r.ng - MAX_WINDOW, &wi);
+				run_shift(&r);
 			}
-			ng++;
+			g = &r.g[r.ng];
+			*g = (struct group){ start, i, (unsigned)(i - start), 0 };
+			memcpy(r.digits + r.doff[r.ng], t.p + start, i - start);
+			r.doff[r.ng + 1] = r.doff[r.ng] + (i - start);
+			r.ng++;
 			k = i;
 			while (k < t.len && nsep < 3 && is_sep(t, k, &sl)) {
-				if (t.p[k] != ' ' || !g[ng - 1].sep)
-					g[ng - 1].sep = t.p[k];
+				if (t.p[k] != ' ' || !g->sep)
+					g->sep = t.p[k];
 				k += sl;
 				nsep++;
 			}
-			if (g[ng - 1].nd > MAX_DIGITS || ng == MAX_GROUPS || !nsep || k >= t.len ||
-			    !is_digit(t.p[k]))
+			if (!nsep || k >= t.len || !is_digit(t.p[k]))
 				break;
 			i = k;
 		}
-		doff[ng] = nd;
-		if (g[ng - 1].nd > MAX_DIGITS) {
-			ng--; /* a run of digits too long for anything, matched apart */
-			doff[ng] = nd;
-		}
-		if (ng)
-			match_groups(s, g, ng, digits, doff, plus, plus_at, &wi);
+		if (r.ng)
+			match_groups(s, &r, r.ng, &wi);
 	}
 }
 
@@ -928,9 +1081,8 @@ static void find_ibans(struct scan *s)
 
 		if (!((t.p[i] | 0x20) >= 'a' && (t.p[i] | 0x20) <= 'z') ||
 		    !((t.p[i + 1] | 0x20) >= 'a' && (t.p[i + 1] | 0x20) <= 'z') ||
-		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]) ||
-		    (i && is_ascii_alnum(t.p[i - 1])))
-			continue;
+		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]))
+			continue; /* even glued to other letters: what surrounds it may change */
 		while (k < t.len && n < 34) {
 			if (is_ascii_alnum(t.p[k])) {
 				char c = t.p[k];
@@ -947,8 +1099,6 @@ static void find_ibans(struct scan *s)
 		for (size_t l = n; l >= 15; l--) {
 			size_t e = ends[l - 1];
 
-			if (e < t.len && is_ascii_alnum(t.p[e]))
-				continue; /* an IBAN ends at a boundary */
 			if (hub_anon_iban_ok(buf, l)) {
 				add_span(s, i, e, HUB_ANON_IBAN);
 				i = e - 1;
@@ -966,7 +1116,7 @@ static bool email_byte(struct hub_str t, size_t i, bool local)
 
 	if (is_ascii_alnum(c) || c == '.' || c == '-')
 		return true;
-	if (local && (c == '_' || c == '+' || c == '%'))
+	if (local && (c == '_' || c == '+' || c == '%' || c == '\''))
 		return true;
 	return c >= 0x80;
 }
@@ -986,6 +1136,22 @@ static size_t letter_before(struct hub_str t, size_t lo, size_t e)
 	    !cp_is_letter(cp))
 		return 0;
 	return e - b;
+}
+
+/* Where the word of letters around byte i starts (i when none is glued before it). */
+static size_t word_start(struct hub_str t, size_t i)
+{
+	size_t b;
+
+	while (i > 0) {
+		if (((t.p[i - 1] | 0x20) >= 'a' && (t.p[i - 1] | 0x20) <= 'z'))
+			i--;
+		else if ((b = letter_before(t, 0, i)) > 0)
+			i -= b;
+		else
+			break;
+	}
+	return i;
 }
 
 static void find_emails(struct scan *s)
@@ -1019,7 +1185,7 @@ static void find_emails(struct scan *s)
 				break;
 			k += l;
 		}
-		while (j < a && (t.p[j] == '.' || t.p[j] == '-'))
+		while (j < a && (t.p[j] == '.' || t.p[j] == '-' || t.p[j] == '\''))
 			j++;
 		while (k > a + 1 && (t.p[k - 1] == '.' || t.p[k - 1] == '-'))
 			k--;
@@ -1046,13 +1212,21 @@ static void on_literal(struct hub_str value, enum hub_anon_type type, void *data
 	struct hub_str t = s->text;
 	size_t at = 0;
 
+	/* wherever it is, even inside a longer word, and then with the whole word: a piece
+	 * left behind would be a new word (what surrounds a value may change) */
 	while ((at = hub_anon__find_ci(t, at, value)) != SIZE_MAX) {
-		size_t e = at + value.len;
+		size_t start = word_start(t, at), end = at + value.len;
 
-		if ((!at || !is_ascii_alnum(t.p[at - 1]) || type == HUB_ANON_EMAIL) &&
-		    (e == t.len || !is_ascii_alnum(t.p[e]) || type == HUB_ANON_EMAIL))
-			add_span(s, at, e, type);
-		at = e;
+		while (end < t.len) {
+			uint32_t cp;
+			size_t l = next_cp(t, end, &cp);
+
+			if (!cp_is_letter(cp))
+				break;
+			end += l;
+		}
+		add_span(s, start, end, type);
+		at = end;
 	}
 }
 
@@ -1070,19 +1244,9 @@ static void find_markers(struct scan *s)
 			continue;
 		l = hub_anon__marker_parse(t.p + i, t.len - i, -1, &type, &idx);
 		if (l) {
-			size_t start = i, b;
-
 			/* glued to a word ("ИванPHONE_1"): the word goes with it, or replacing it
 			 * would leave a new word behind */
-			while (c != '[' && start > 0) {
-				if (((t.p[start - 1] | 0x20) >= 'a' && (t.p[start - 1] | 0x20) <= 'z'))
-					start--;
-				else if ((b = letter_before(t, 0, start)) > 0)
-					start -= b;
-				else
-					break;
-			}
-			add_span(s, start, i + l, HUB_ANON_MARKER);
+			add_span(s, c == '[' ? i : word_start(t, i), i + l, HUB_ANON_MARKER);
 			i += l - 1;
 		}
 	}
@@ -1166,9 +1330,10 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 	for (size_t i = 0; i < n; i++) {
 		size_t norm = hub_anon__key_norm(k->s, lens[i]);
 
-		if (hub_anon__vault_has_name(vault, k->h[norm]) ||
-		    (filter_has(anon, k->h[lens[i]]) &&
-		     (hub_anon__htab_get(&anon->words, k->h[lens[i]]) & LX_NAME)))
+		uint32_t f = filter_has(anon, k->h[lens[i]]) ?
+				     hub_anon__htab_get(&anon->words, k->h[lens[i]]) : 0;
+
+		if (hub_anon__vault_name(vault, k->h[norm]) || ((f & LX_NAME) && (f & LX_L)))
 			return norm;
 	}
 	return hub_anon__key_norm(k->s, k->len);

@@ -18,13 +18,25 @@
 struct hub_anon_key {
 	char s[HUB_ANON_KEY_MAX];
 	size_t len;
+	bool latin;  /* the word starts with a Latin letter */
+	bool kazakh; /* it has letters of Kazakh only (ә ғ қ ң ө ұ ү һ і) */
 	uint64_t h[HUB_ANON_KEY_MAX + 1]; /* h[i]: hash of the first i bytes */
 };
 
 /* Keys a word of letters (Cyrillic incl. Kazakh, Latin): lower case, transliterated
- * (ж→zh, ы/и/й/і→i, қ→k...), y→i, w→v, q→k, kh→h, j→zh, repeated letters once, a leading
- * "ie" as "e". Returns false when some character has no key or the key is too long. */
+ * (ж→zh, ы/и/й/і→i, қ→k...), y→i, w→v, q→k, kh→h, j→zh, a leading "ie" as "e", and with
+ * collapse repeated letters once (Alla as Алла). hub_anon__key collapses for Latin words
+ * only: a Cyrillic word meets Cyrillic entries as they are spelled (дела is not Делла).
+ * Returns false when some character has no key or the key is too long. */
+enum hub_anon_key_mode {
+	HUB_ANON_KEY_FOLD,     /* Kazakh letters as their Russian neighbours: Нұрлан = Нурлан */
+	HUB_ANON_KEY_COLLAPSE, /* folded, and repeated letters once */
+	HUB_ANON_KEY_STRICT,   /* Kazakh letters kept apart: ақша is not Акша */
+};
+
 bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k);
+bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
+			struct hub_anon_key *k);
 /* Fills lens with the key's candidate stem lengths, longest first (the whole key first):
  * the key without one Russian or Kazakh case ending at a time. Returns how many. */
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max);
@@ -60,7 +72,10 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 			   const struct hub_anon_key *k);
 
 /* Vault answers for the detector (vault may be NULL: then false). */
-bool hub_anon__vault_has_name(const struct hub_anon_vault *v, uint64_t norm_hash);
+#define HUB_ANON_KNOWN 1   /* a name the caller gave */
+#define HUB_ANON_LEARNED 2 /* a name the vault found in a text */
+/* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED for a name norm, 0 when the vault has none. */
+uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash);
 /* digits: the national significant number (10 digits) or a 7-digit local number. */
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n);
 /* Calls cb for each e-mail and literal (username) value the vault knows. */

@@ -51,9 +51,42 @@ static const char *cp_key(uint32_t cp)
 
 bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
 {
+	bool latin = n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z');
+
+	return hub_anon__key_mode(p, n, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD, k);
+}
+
+/* Strict keys of the Kazakh letters (upper case never occurs in other keys). */
+static const char *kazakh_strict(uint32_t cp)
+{
+	if (cp >= 0x490 && cp <= 0x4ff && !(cp & 1))
+		cp++;
+	else if (cp == 0x406)
+		cp = 0x456;
+	switch (cp) {
+	case 0x4d9: return "A"; /* ә */
+	case 0x493: return "G"; /* ғ */
+	case 0x49b: return "Q"; /* қ */
+	case 0x4a3: return "N"; /* ң */
+	case 0x4e9: return "O"; /* ө */
+	case 0x4b1: return "U"; /* ұ */
+	case 0x4af: return "Y"; /* ү */
+	case 0x4bb: return "H"; /* һ */
+	case 0x456: return "I"; /* і */
+	}
+	return NULL;
+}
+
+bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
+			struct hub_anon_key *k)
+{
 	const unsigned char *u = (const unsigned char *)p;
+	bool collapse = mode == HUB_ANON_KEY_COLLAPSE;
 	size_t i = 0, len = 0;
 
+	k->kazakh = false;
+
+	k->latin = n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z');
 	while (i < n) {
 		uint32_t cp;
 		size_t l = hub_utf8_decode(u + i, n - i, &cp);
@@ -64,6 +97,13 @@ bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
 		s = cp_key(cp);
 		if (!s)
 			return false;
+		if (!collapse && (cp == 0x44b || cp == 0x42b))
+			s = "y"; /* as spelled, ы is not и: розы is not Рози */
+		if (cp >= 0x406 && kazakh_strict(cp)) {
+			k->kazakh = true;
+			if (mode == HUB_ANON_KEY_STRICT)
+				s = kazakh_strict(cp);
+		}
 		i += l;
 		for (; *s; s++) {
 			char c = *s;
@@ -74,7 +114,7 @@ bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
 			}
 			if (c == 'z' && s[1] == 'h' && len && k->s[len - 1] == 'd')
 				len--; /* dzh as j */
-			if (len && k->s[len - 1] == c)
+			if (collapse && len && k->s[len - 1] == c)
 				continue; /* Анна/Ana, Асель/Assel */
 			if (len == HUB_ANON_KEY_MAX)
 				return false;
@@ -105,8 +145,8 @@ uint64_t hub_anon__hash(const void *p, size_t n)
 static const char *const endings[] = {
 	"oiu", "eiu", "ami", "nin", "din", "tin", "dan", "den", "tan", "ten", "nan", "nen",
 	"men", "ben", "pen", "ga", "ge", "ka", "ke", "na", "ne", "di", "ti", "ni", "da", "de",
-	"ta", "te", "si", "om", "oi", "ei", "em", "iu", "ia", "ah", "am", "in", "a", "i", "u",
-	"e",
+	"ta", "te", "si", "om", "oi", "ei", "em", "iu", "ia", "ah", "am", "in", "yi", "dyn",
+	"tyn", "nyn", "dy", "ty", "ny", "yn", "sy", "ym", "im", "a", "i", "u", "e", "y",
 };
 
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max)
@@ -131,7 +171,7 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 
 static bool is_vowel(char c)
 {
-	return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u';
+	return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y';
 }
 
 size_t hub_anon__key_norm(const char *s, size_t len)

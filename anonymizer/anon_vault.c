@@ -60,9 +60,9 @@ size_t hub_anon_vault_size(const struct hub_anon_vault *vault)
 	return n;
 }
 
-bool hub_anon__vault_has_name(const struct hub_anon_vault *v, uint64_t norm_hash)
+uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash)
 {
-	return v && hub_anon__htab_get(&v->names, norm_hash);
+	return v ? hub_anon__htab_get(&v->names, norm_hash) : 0;
 }
 
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n)
@@ -119,7 +119,7 @@ static void normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
 		return;
 	}
 	case HUB_ANON_NAME:
-		if (hub_anon__key(value.p, value.len, &k)) {
+		if (hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_COLLAPSE, &k)) {
 			hub_buf_add(b, k.s, hub_anon__name_norm(v->anon, v, &k));
 			return;
 		}
@@ -188,6 +188,21 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 		hub_anon__htab_or(&v->phones, hub_anon__hash(d + n - 7, 7), 1);
 }
 
+/* A name is looked for by its key both with repeats collapsed (how Latin words are
+ * keyed) and as spelled (Cyrillic words): the norm, and the same stem of the other key. */
+static void index_name(struct hub_anon_vault *v, struct hub_str value, size_t norm_len,
+		       uint32_t how)
+{
+	struct hub_anon_key c, nc;
+
+	if (!hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_COLLAPSE, &c) ||
+	    !hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_FOLD, &nc))
+		return;
+	hub_anon__htab_or(&v->names, c.h[norm_len], how);
+	if (nc.len >= c.len - norm_len)
+		hub_anon__htab_or(&v->names, nc.h[nc.len - (c.len - norm_len)], how);
+}
+
 /* The entry of value, or NULL; its norm is left in b. */
 static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type type,
 			    struct hub_str value, struct hub_buf *b, bool *literal, uint64_t *h)
@@ -204,10 +219,11 @@ static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type t
 	return e;
 }
 
-/* The entry of value, added if new. */
+/* The entry of value, added if new; known: the caller gave it. */
 static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
-			    struct hub_str value)
+			    struct hub_str value, bool known)
 {
+	uint32_t how = known ? HUB_ANON_KNOWN : HUB_ANON_LEARNED;
 	struct hub_buf b = HUB_BUF_INIT;
 	struct hub_str norm;
 	struct entry *e;
@@ -216,6 +232,8 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 
 	e = lookup(v, type, value, &b, &literal, &h);
 	if (e) {
+		if (known && type == HUB_ANON_NAME && !literal)
+			index_name(v, value, e->norm.len, how);
 		hub_buf_release(&b);
 		return e;
 	}
@@ -229,7 +247,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	e->norm = hub_pool_strcopy(&v->pool, norm);
 	e->value = hub_pool_strcopy(&v->pool, value);
 	if (type == HUB_ANON_NAME && !literal)
-		hub_anon__htab_or(&v->names, hub_anon__hash(norm.p, norm.len), 1);
+		index_name(v, value, norm.len, how);
 	if (type == HUB_ANON_PHONE)
 		index_phone(v, e->norm);
 	hub_buf_release(&b);
@@ -261,12 +279,12 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 			digits += value.p[j] >= '0' && value.p[j] <= '9';
 		if (digits < 7 || digits > 15)
 			return -EINVAL;
-		(void)intern(vault, type, value);
+		(void)intern(vault, type, value, true);
 		return 0;
 	case HUB_ANON_EMAIL:
 		if (!memchr(value.p, '@', value.len) || value.len < 3)
 			return -EINVAL;
-		(void)intern(vault, type, value);
+		(void)intern(vault, type, value, true);
 		return 0;
 	case HUB_ANON_NAME:
 		break;
@@ -283,7 +301,7 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 		if (!is_letter_cp(cp) && cp != ' ' && cp != '-' && cp != '\'' && cp != '.') {
 			if (value.len < 3)
 				return -EINVAL;
-			(void)intern(vault, type, value);
+			(void)intern(vault, type, value, true);
 			return 0;
 		}
 		i += l;
@@ -296,7 +314,7 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 		       value.p[i] != '\'' && value.p[i] != '.')
 			i++;
 		if (i > s && hub_anon__key(value.p + s, i - s, &k) && k.len >= 2) {
-			(void)intern(vault, type, (struct hub_str){ value.p + s, i - s });
+			(void)intern(vault, type, (struct hub_str){ value.p + s, i - s }, true);
 			added++;
 		}
 		i++;
@@ -326,7 +344,8 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	for (size_t i = 0; i < spans.n; i++)
 		(void)intern(vault, spans.items[i].type,
 			     (struct hub_str){ text.p + spans.items[i].start,
-					       spans.items[i].end - spans.items[i].start });
+					       spans.items[i].end - spans.items[i].start },
+			     false);
 	if (vault->n > was)
 		ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
 	if (ret < 0)
@@ -337,7 +356,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		const struct hub_anon_span *sp = &spans.items[i];
 		struct entry *e = intern(vault, sp->type,
 					 (struct hub_str){ text.p + sp->start,
-							   sp->end - sp->start });
+							   sp->end - sp->start }, false);
 
 		give_marker(vault, e);
 		hub_buf_add(out, text.p + at, sp->start - at);

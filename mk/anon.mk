@@ -43,3 +43,9 @@ fuzz-anon: $(FUZZ_BUILD)/fuzz_anon
 	$(Q)$(FUZZ_BUILD)/fuzz_anon -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
 		-timeout=2 -artifact_prefix=$(FUZZ_BUILD)/artifacts/ \
 		$(FUZZ_BUILD)/corpus $(FUZZ_CORPUS)
+
+# The corpus replay links the fuzz target's checks (before the library, for the linker).
+$(BUILD)/tests/test_anon_corpus: $(BUILD)/tests/unit/test_anon_corpus.o \
+		$(BUILD)/tests/fuzz/anon_check.o $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka -lcrypto -lm

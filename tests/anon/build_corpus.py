@@ -3,6 +3,11 @@
 
   tests/anon/build_corpus.py            # rewrite corpus.jsonl (deterministic: fixed seed)
   tests/anon/build_corpus.py --check    # exit 1 when corpus.jsonl differs from what it writes
+  tests/anon/build_corpus.py --seed N --out FILE
+                                        # the same messages with other values (names, numbers,
+                                        # phone forms): a held-out corpus for tests/anon/eval
+                                        # --corpus FILE, to see that a detector did not learn
+                                        # the committed values
 
 The templates are customer messages written by hand; slots in braces are filled with
 generated values so that every checksummed number is valid (kznumbers.py) and every label is
@@ -14,12 +19,14 @@ the exact substring the text holds. Slots:
     {sfl} Latin transliterations, {fe} {fem} {fef} {se} English given name (any, male,
     female) and surname, [[Text]] a name
     written literally. A name slot may take a case: {fm:acc} {ff:dat} {fm:ins} {ff:gen}
-    (Russian) and {fm:kdat} {ff:kgen} {fm:kins} {ff:kacc} (Kazakh), or :low / :up (lower / upper case).
+    (Russian) and {fm:kdat} {ff:kgen} {fm:kins} {ff:kacc} (Kazakh), or :low / :up (lower /
+    upper case).
     {kz:...} marks a Kazakh-alphabet name pool instead of the Russian-alphabet one.
   not personal data (not labelled): {price} {amount} {order} {trk} {date} {time} {bad12}
-    {code} {qty} {house} {city} {card13bad}.
+    {code} {qty} {house} {city} {noluhn} (16 digits that fail Luhn).
 A template line is  LANG|KIND|text  where KIND is P (personal data), N (none) or K (the CRM
 knows this contact: its name, phone and e-mail go to "known")."""
+import argparse
 import json
 import os
 import random
@@ -76,9 +83,7 @@ EMAIL_DOMAINS = ['mail.ru', 'gmail.com', 'yandex.kz', 'inbox.ru', 'bk.ru', 'list
 
 
 class Line:
-    def __init__(self, rng, lang):
-        self.rng = rng
-        self.lang = lang
+    def __init__(self):
         self.ents = []
         self.names = []
         self.phones = []
@@ -106,7 +111,8 @@ def mobile(rng):
 def landline(rng):
     code = rng.choice(LANDLINE)
     # the subscriber number fills the 10 national digits
-    num = '%0*d' % (10 - len(code), rng.randint(2 * 10 ** (9 - len(code)), 10 ** (10 - len(code)) - 1))
+    n = 10 - len(code)
+    num = '%0*d' % (n, rng.randint(2 * 10 ** (n - 1), 10 ** n - 1))
     if len(num) == 6:
         parts = f'{num[:2]} {num[2:4]} {num[4:]}'
         dash = f'{num[:2]}-{num[2:4]}-{num[4:]}'
@@ -175,10 +181,9 @@ def kk_suffix(word, kind):
 def ru_case(name, case, female):
     if female:
         stem, end = name[:-1], name[-1]
-        if name.endswith('ия'):
-            return {'acc': stem + 'ю', 'dat': stem + 'и', 'ins': stem + 'ей', 'gen': stem + 'и'}[case]
         if end == 'я':
-            return {'acc': stem + 'ю', 'dat': stem + 'е', 'ins': stem + 'ей', 'gen': stem + 'и'}[case]
+            dat = 'и' if name.endswith('ия') else 'е'
+            return {'acc': stem + 'ю', 'dat': stem + dat, 'ins': stem + 'ей', 'gen': stem + 'и'}[case]
         if end == 'а':
             gen = stem + ('и' if stem[-1] in 'гкхжшчщ' else 'ы')
             return {'acc': stem + 'у', 'dat': stem + 'е', 'ins': stem + 'ой', 'gen': gen}[case]
@@ -216,8 +221,9 @@ def feminine(s):
 
 
 def patronymic(father, female):
-    """Ivan -> Иванович/Ивановна, Сергей -> Сергеевич, Игорь -> Игоревич, Павел -> Павлович."""
-    f = {'Павел': 'Павл', 'Лев': 'Льв', 'Пётр': 'Петр'}.get(father, father)
+    """Иван -> Иванович/Ивановна, Сергей -> Сергеевич, Игорь -> Игоревич, Павел -> Павлович,
+    Евгений -> Евгеньевич, Дмитрий -> Дмитриевич."""
+    f = {'Павел': 'Павл', 'Лев': 'Льв', 'Пётр': 'Петр', 'Евгений': 'Евгеньй'}.get(father, father)
     if f.endswith('ий'):
         return f[:-2] + ('иевна' if female else 'иевич')
     if f.endswith(('й', 'ь')):
@@ -330,7 +336,8 @@ class Filler:
             return line.ent('CARD', r.choice(forms))
         if slot in ('iban', 'ibanx'):
             v = nb.iban(r, 'KZ' if slot == 'iban' else r.choice(['DE', 'GB', 'TR', 'AE', 'FR']))
-            return line.ent('IBAN', r.choice([v, v, nb.group4(v)]))
+            v = r.choice([v, v, nb.group4(v)])
+            return line.ent('IBAN', v.lower() if mod == 'low' else v)
         # not personal data
         if slot == 'price':
             n = r.choice([r.randint(5, 999) * 100, r.randint(1, 300) * 1000, r.randint(100, 99999)])
@@ -359,7 +366,7 @@ class Filler:
                              '%d.%02d' % (r.randint(8, 21), r.choice([0, 30]))])
         if slot == 'bad12':
             return nb.bad12(r)
-        if slot == 'card13bad':
+        if slot == 'noluhn':
             return nb.not_luhn(r, 16)
         if slot == 'code':
             return r.choice(['%04d' % r.randint(0, 9999), '%06d' % r.randint(0, 999999),
@@ -367,9 +374,10 @@ class Filler:
         if slot == 'qty':
             return str(r.randint(1, 12))
         if slot == 'house':
-            return r.choice(['%d' % r.randint(1, 250), '%d/%d' % (r.randint(1, 99), r.randint(1, 9)),
-                             '%dа' % r.randint(1, 99), '%d кв %d' % (r.randint(1, 150),
-                                                                    r.randint(1, 300))])
+            return r.choice(['%d' % r.randint(1, 250),
+                             '%d/%d' % (r.randint(1, 99), r.randint(1, 9)),
+                             '%dа' % r.randint(1, 99),
+                             '%d кв %d' % (r.randint(1, 150), r.randint(1, 300))])
         if slot == 'city':
             return r.choice(CITIES)
         raise KeyError(slot)
@@ -378,8 +386,8 @@ class Filler:
 SLOT = re.compile(r'\{([a-z0-9:]+)\}|\[\[([^\]]+)\]\]')
 
 
-def render(filler, lang, kind, tmpl, rng):
-    line = Line(rng, lang)
+def render(filler, lang, kind, tmpl):
+    line = Line()
 
     def sub(m):
         if m.group(2):
@@ -429,8 +437,16 @@ def check_boundaries(obj):
             i = t.find(v, i + 1)
 
 
+SEED = 20261202
+
+
 def main():
-    rng = random.Random(20261202)
+    ap = argparse.ArgumentParser(description='writes tests/anon/corpus.jsonl')
+    ap.add_argument('--check', action='store_true')
+    ap.add_argument('--seed', type=int, default=SEED)
+    ap.add_argument('--out', default=os.path.join(HERE, 'corpus.jsonl'))
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
     filler = Filler(rng)
     out = []
     with open(os.path.join(HERE, 'templates.txt'), encoding='utf-8') as f:
@@ -444,12 +460,12 @@ def main():
                 reps = int(kind[1:])
                 kind = kind[0]
             for _ in range(reps):
-                obj = render(filler, lang, kind, rest, rng)
+                obj = render(filler, lang, kind, rest)
                 check_boundaries(obj)
                 out.append(obj)
     text = ''.join(json.dumps(o, ensure_ascii=False) + '\n' for o in out)
-    path = os.path.join(HERE, 'corpus.jsonl')
-    if '--check' in sys.argv:
+    path = a.out
+    if a.check:
         with open(path, encoding='utf-8') as f:
             sys.exit(0 if f.read() == text else 1)
     with open(path, 'w', encoding='utf-8') as f:
@@ -458,7 +474,7 @@ def main():
     for o in out:
         langs[o['lang']] = langs.get(o['lang'], 0) + 1
     clean = sum(1 for o in out if not o['entities'])
-    print(f'corpus.jsonl: {len(out)} lines {langs}, {clean} without personal data',
+    print(f'{os.path.basename(path)}: {len(out)} lines {langs}, {clean} without personal data',
           file=sys.stderr)
 
 

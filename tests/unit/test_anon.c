@@ -1,0 +1,397 @@
+/* tests/unit/test_anon.c - the anonymizer: each detector's edge cases, the vault, restore
+ * and the guard. Table tests over the compiled-in lexicon, and over a small one where the
+ * lexicon's own logic is tested. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "anonymizer/anon.h"
+#include "anonymizer/anon_vault.h"
+
+static int setup(void **state)
+{
+	struct hub_anon *anon;
+
+	if (hub_anon_new(&anon) < 0)
+		return -1;
+	*state = anon;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	hub_anon_free(*state);
+	return 0;
+}
+
+/* "TYPE:text|TYPE:text" of what detect finds, written to out. */
+static const char *found(const struct hub_anon *anon, const struct hub_anon_vault *v,
+			 const char *text, struct hub_buf *out)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_anon_spans spans;
+
+	hub_buf_reset(out);
+	assert_int_equal(hub_anon_detect(anon, v, &pool, hub_str_from(text), &spans), 0);
+	for (size_t i = 0; i < spans.n; i++) {
+		const struct hub_anon_span *sp = &spans.items[i];
+
+		hub_buf_addf(out, "%s%s:%.*s", i ? "|" : "", hub_anon_type_name(sp->type),
+			     (int)(sp->end - sp->start), text + sp->start);
+	}
+	hub_pool_release(&pool);
+	return out->p;
+}
+
+struct row {
+	const char *text;
+	const char *want;
+};
+
+static void check_rows(const struct hub_anon *anon, const struct row *rows, size_t n)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *got = found(anon, NULL, rows[i].text, &b);
+
+		if (strcmp(got, rows[i].want) != 0)
+			fail_msg("\"%s\": got \"%s\", want \"%s\"", rows[i].text, got, rows[i].want);
+	}
+	hub_buf_release(&b);
+}
+
+static void test_checksums(void **state)
+{
+	(void)state;
+	assert_true(hub_anon_kz_checksum_ok("900101300017"));
+	assert_false(hub_anon_kz_checksum_ok("900101300018"));
+	/* remainder 10 on the first pass, the second pass gives the digit */
+	assert_true(hub_anon_kz_checksum_ok("000000000101"));
+	assert_true(hub_anon_kz_checksum_ok("123456789013"));
+	assert_false(hub_anon_kz_checksum_ok("123456789010"));
+	assert_true(hub_anon_luhn_ok("4111111111111111", 16));
+	assert_false(hub_anon_luhn_ok("4111111111111112", 16));
+	assert_true(hub_anon_iban_ok("KZ86125KZT5004100100", 20));
+	assert_false(hub_anon_iban_ok("KZ87125KZT5004100100", 20));
+	assert_true(hub_anon_iban_ok("GB82WEST12345698765432", 22));
+	assert_false(hub_anon_iban_ok("GB82WEST1234569876543", 21));
+}
+
+static void test_phones(void **state)
+{
+	static const struct row rows[] = {
+		{ "+7 701 123 45 67", "PHONE:+7 701 123 45 67" },
+		{ "8 (701) 123-45-67", "PHONE:8 (701) 123-45-67" },
+		{ "87011234567", "PHONE:87011234567" },
+		{ "77011234567", "PHONE:77011234567" },
+		{ "+7(701)1234567", "PHONE:+7(701)1234567" },
+		{ "701 123 45 67", "PHONE:701 123 45 67" },
+		{ "8-701-123-45-67", "PHONE:8-701-123-45-67" },
+		{ "звоните 8 (7172) 12-34-56!", "PHONE:8 (7172) 12-34-56" },
+		{ "(727) 250-00-00", "PHONE:(727) 250-00-00" },
+		{ "местный 250-00-00", "PHONE:250-00-00" },
+		{ "+44 20 7946 0958", "PHONE:+44 20 7946 0958" },
+		{ "+1 (415) 555-2671", "PHONE:+1 (415) 555-2671" },
+		{ "8 912 345 67 89", "PHONE:8 912 345 67 89" },
+		{ "тел87011234567тел", "PHONE:87011234567" },       /* glued to letters */
+		{ "+7\xc2\xa0" "701\xc2\xa0" "123\xc2\xa0" "45\xc2\xa0" "67",
+		  "PHONE:+7\xc2\xa0" "701\xc2\xa0" "123\xc2\xa0" "45\xc2\xa0" "67" }, /* NBSP */
+		{ "00 44 20 7946 0958", "PHONE:00 44 20 7946 0958" },
+		{ "87011234567, 87021234567", "PHONE:87011234567|PHONE:87021234567" },
+	};
+	check_rows(*state, rows, HUB_ARRAY_SIZE(rows));
+}
+
+static void test_not_personal_data(void **state)
+{
+	static const struct row rows[] = {
+		{ "Цена 125 000 тг, скидка 15%", "" },
+		{ "итого 1 250 000 ₸", "" },
+		{ "12.05.2024 в 14:30", "" },
+		{ "заказ №45678901234", "" },
+		{ "номер заказа 7011234567", "" },
+		{ "трек RB123456789KZ", "" },
+		{ "код подтверждения 4821", "" },
+		{ "3 шт по 7011234567 тг", "" },
+		{ "размер 1200x800, 42 размер", "" },
+		{ "ул. Абая 150, кв 12", "" },
+		{ "123456789012", "" },                 /* an IIN checksum that fails */
+		{ "900101300018", "" },
+		{ "0000 0000 0000 0000", "" },          /* Luhn holds, all the same digit */
+		{ "в январе, в понедельник, в Алматы и Астане", "" },
+		{ "Samsung, Kaspi, iPhone", "" },
+		{ "Привет! Как дела?", "" },
+		{ "Марки у вас какие?", "" },
+		{ "почта и вас", "" },
+	};
+	check_rows(*state, rows, HUB_ARRAY_SIZE(rows));
+}
+
+static void test_iin_bin_card_iban(void **state)
+{
+	static const struct row rows[] = {
+		{ "ИИН 900101300017", "IIN:900101300017" },
+		{ "ИИН900101300017", "IIN:900101300017" },
+		{ "ИИН 900101 300017", "IIN:900101 300017" },
+		{ "ИИН 9001 0130 0017", "IIN:9001 0130 0017" },
+		{ "БИН 080940004321", "" },             /* checksum fails */
+		{ "900113300016", "" },                 /* month 13: not a date */
+		{ "карта 4111 1111 1111 1111", "CARD:4111 1111 1111 1111" },
+		{ "4111-1111-1111-1111", "CARD:4111-1111-1111-1111" },
+		{ "4111111111111111", "CARD:4111111111111111" },
+		{ "4111 1111 1111 1112", "" },
+		{ "IBAN KZ86125KZT5004100100", "IBAN:KZ86125KZT5004100100" },
+		{ "kz86 125k zt50 0410 0100.", "IBAN:kz86 125k zt50 0410 0100" },
+		{ "GB82 WEST 1234 5698 7654 32", "IBAN:GB82 WEST 1234 5698 7654 32" },
+		{ "KZ87125KZT5004100100", "" },
+	};
+	char bin[13] = "08094000432";
+
+	check_rows(*state, rows, HUB_ARRAY_SIZE(rows));
+	/* a BIN: registration month, entity type 4..6, then any check digit that holds */
+	for (char c = '0'; c <= '9'; c++) {
+		bin[11] = c;
+		if (hub_anon_kz_checksum_ok(bin)) {
+			struct hub_buf b = HUB_BUF_INIT;
+			char text[40], want[40];
+
+			snprintf(text, sizeof(text), "БИН %s", bin);
+			snprintf(want, sizeof(want), "BIN:%s", bin);
+			assert_string_equal(found(*state, NULL, text, &b), want);
+			hub_buf_release(&b);
+		}
+	}
+}
+
+static void test_emails(void **state)
+{
+	static const struct row rows[] = {
+		{ "почта Nurlan.A@mail.ru.", "EMAIL:Nurlan.A@mail.ru" },
+		{ "(ivan_88+shop@gmail.com)", "EMAIL:ivan_88+shop@gmail.com" },
+		{ "«info@компания.рф»", "EMAIL:info@компания.рф" },
+		{ "a@b", "" },
+		{ "@username", "" },
+		{ "x@y.z", "" },
+	};
+	check_rows(*state, rows, HUB_ARRAY_SIZE(rows));
+}
+
+static void test_names(void **state)
+{
+	static const struct row rows[] = {
+		{ "Меня зовут Нурлан", "NAME:Нурлан" },
+		{ "меня зовут нурлан", "NAME:нурлан" },
+		{ "Передайте Нурлану привет", "NAME:Нурлану" },
+		{ "с Нурланом", "NAME:Нурланом" },
+		{ "Айгерімге айтыңыз", "NAME:Айгерімге" },
+		{ "Менің атым Айгерім", "NAME:Айгерім" },
+		{ "my name is John Smith", "NAME:John|NAME:Smith" },
+		{ "Иванова Анна Петровна", "NAME:Иванова|NAME:Анна|NAME:Петровна" },
+		{ "спросите у Нурлана Абенова", "NAME:Нурлана|NAME:Абенова" },
+		{ "Nurlan, perezvonite", "NAME:Nurlan" },
+		{ "это Роза", "NAME:Роза" },            /* an ambiguous name after a cue */
+		{ "купила розы", "" },                  /* ... and the word */
+		{ "Вера в лучшее", "" },                /* sentence start: the word */
+		{ "Спасибо, Вера!", "NAME:Вера" },
+		{ "НУРЛАН", "NAME:НУРЛАН" },
+	};
+	check_rows(*state, rows, HUB_ARRAY_SIZE(rows));
+}
+
+static void test_invalid_utf8_and_boundaries(void **state)
+{
+	static const struct row rows[] = {
+		{ "\xff\xfe" "87011234567\xd0", "PHONE:87011234567" },
+		{ "\xd0\x9d\xd1\x83\xd1\x80\xd0\xbb\xd0\xb0\xd0" "\xff", "" }, /* cut mid-letter */
+		{ "", "" },
+	};
+	check_rows(*state, rows, HUB_ARRAY_SIZE(rows));
+}
+
+static void test_too_long_is_refused(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_anon_spans spans;
+	struct hub_str big = { "x", HUB_ANON_TEXT_MAX + 1 };
+
+	assert_int_equal(hub_anon_detect(*state, NULL, &pool, big, &spans), -EMSGSIZE);
+	assert_int_equal(spans.n, 0);
+	hub_pool_release(&pool);
+}
+
+/* pseudonymize text and return the output (in b) */
+static const char *pseudo(struct hub_anon_vault *v, const char *text, struct hub_buf *b)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+
+	hub_buf_reset(b);
+	assert_int_equal(hub_anon_vault_pseudonymize(v, &pool, hub_str_from(text), b, NULL,
+						     NULL), 0);
+	hub_pool_release(&pool);
+	return b->p;
+}
+
+static const char *restore(struct hub_anon_vault *v, const char *text, struct hub_buf *b)
+{
+	hub_buf_reset(b);
+	hub_anon_vault_restore(v, hub_str_from(text), b);
+	return b->p;
+}
+
+static void test_vault_same_value_same_marker(void **state)
+{
+	struct hub_anon_vault *v;
+	struct hub_buf b = HUB_BUF_INIT;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	assert_string_equal(pseudo(v, "тел +7 701 123 45 67, Nurlan@Mail.ru", &b),
+			    "тел [PHONE_1], [EMAIL_1]");
+	assert_string_equal(pseudo(v, "или 87011234567 / nurlan@mail.ru / 8 702 000 00 01", &b),
+			    "или [PHONE_1] / [EMAIL_1] / [PHONE_2]");
+	assert_string_equal(pseudo(v, "Нурлан, Нурлану, Nurlan; и Марина, и Мариной", &b),
+			    "[NAME_1], [NAME_1], [NAME_1]; и [NAME_2], и [NAME_2]");
+	assert_int_equal(hub_anon_vault_size(v), 5);
+	/* restore writes the first spelling */
+	assert_string_equal(restore(v, "[PHONE_1] [EMAIL_1] [NAME_1] [NAME_2]", &b),
+			    "+7 701 123 45 67 Nurlan@Mail.ru Нурлан Марина");
+	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
+static void test_restore_variants(void **state)
+{
+	struct hub_anon_vault *v;
+	struct hub_buf b = HUB_BUF_INIT;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	(void)pseudo(v, "Звоните 87011234567", &b);
+	assert_string_equal(restore(v, "a [Phone_1] b", &b), "a 87011234567 b");
+	assert_string_equal(restore(v, "a [PHONE 1] b", &b), "a 87011234567 b");
+	assert_string_equal(restore(v, "a [phone-1] b", &b), "a 87011234567 b");
+	assert_string_equal(restore(v, "a PHONE_1 b", &b), "a 87011234567 b");
+	assert_string_equal(restore(v, "a PHONE_1. b", &b), "a 87011234567. b");
+	/* unknown markers go, never invented */
+	assert_string_equal(restore(v, "a [PHONE_2] [NAME_1] EMAIL_7 b", &b), "a    b");
+	/* not markers: left alone */
+	assert_string_equal(restore(v, "PHONE 1, PHONE_1x, xPHONE_1, [PHONE_]", &b),
+			    "PHONE 1, PHONE_1x, xPHONE_1, [PHONE_]");
+	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
+static void test_marker_like_input_round_trips(void **state)
+{
+	static const char *const texts[] = {
+		"скопируйте [PHONE_1] и [NAME 2], phone_3 или ИванPHONE_1 87011234567PHONE_1",
+		"[MARKER_1] [EMAIL-4",
+	};
+	struct hub_anon_vault *v;
+	struct hub_buf b = HUB_BUF_INIT, r = HUB_BUF_INIT;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(texts); i++) {
+		const char *p = pseudo(v, texts[i], &b);
+
+		assert_null(strstr(p, "[PHONE_1] ")); /* the input's own marker was vaulted */
+		assert_string_equal(restore(v, p, &r), texts[i]);
+	}
+	hub_buf_release(&r);
+	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
+static void test_known_values(void **state)
+{
+	struct hub_anon_vault *v;
+	struct hub_buf b = HUB_BUF_INIT;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, HUB_STR("Жаксылык Ермеков")), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_PHONE, HUB_STR("+7 777 000 11 22")), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_EMAIL, HUB_STR("Zh.E@corp.kz")), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, HUB_STR("zhaks_88")), 0);
+	/* refused, and nothing changed */
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_PHONE, HUB_STR("12345")), -EINVAL);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_EMAIL, HUB_STR("nope")), -EINVAL);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_IIN, HUB_STR("900101300017")),
+			 -EINVAL);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, HUB_STR("\xff\xfe")), -EINVAL);
+	assert_int_equal(hub_anon_vault_size(v), 0); /* no marker before a value is seen */
+	assert_string_equal(pseudo(v, "жаксылыку и ЕРМЕКОВУ, Zhaksylyk", &b),
+			    "[NAME_1] и [NAME_2], [NAME_1]");
+	assert_string_equal(pseudo(v, "номер 000-11-22 или 7770001122, ZH.E@CORP.KZ, @zhaks_88",
+				   &b), "номер [PHONE_1] или [PHONE_1], [EMAIL_1], @[NAME_3]");
+	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
+static void test_guard(void **state)
+{
+	struct hub_anon_vault *v;
+	struct hub_buf b = HUB_BUF_INIT;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	(void)pseudo(v, "Меня зовут Нурлан, 87011234567", &b);
+	assert_false(hub_anon_vault_guard(v, hub_str_from(b.p)));
+	assert_false(hub_anon_vault_guard(v, HUB_STR("Здравствуйте, [NAME_1]! Заказ готов.")));
+	/* a vault value in another spelling */
+	assert_true(hub_anon_vault_guard(v, HUB_STR("Здравствуйте, Нурлану передам")));
+	assert_true(hub_anon_vault_leaks(v, HUB_STR("звоните +7 (701) 123-45-67")));
+	/* not in the vault, but personal data: the guard stops it, leaks does not */
+	assert_true(hub_anon_vault_guard(v, HUB_STR("пишите ivan@mail.ru")));
+	assert_false(hub_anon_vault_leaks(v, HUB_STR("пишите ivan@mail.ru")));
+	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
+static void test_small_lexicon(void **state)
+{
+	struct hub_anon *anon;
+	struct hub_buf b = HUB_BUF_INIT;
+
+	(void)state;
+	assert_int_equal(hub_anon_new_lists(HUB_STR("# test\nгүлнар\nпавел\n"),
+					    HUB_STR("# test\nсейткали\n"),
+					    HUB_STR("# test\nлев\n"), &anon), 0);
+	assert_true(hub_anon_size(anon) > 3);
+	assert_string_equal(found(anon, NULL, "гүлнар и Гульнар", &b),
+			    "NAME:гүлнар|NAME:Гульнар");
+	/* a transliteration, capitalised, in Latin text */
+	assert_string_equal(found(anon, NULL, "Gulnar, call me; gulnar", &b), "NAME:Gulnar");
+	assert_string_equal(found(anon, NULL, "у Павла", &b), "NAME:Павла");
+	assert_string_equal(found(anon, NULL, "лев в зоопарке", &b), "");
+	assert_string_equal(found(anon, NULL, "мой друг Лев", &b), "NAME:Лев");
+	assert_string_equal(found(anon, NULL, "Гүлнар Сейткали", &b),
+			    "NAME:Гүлнар|NAME:Сейткали");
+	hub_buf_release(&b);
+	hub_anon_free(anon);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_checksums),
+		cmocka_unit_test(test_phones),
+		cmocka_unit_test(test_not_personal_data),
+		cmocka_unit_test(test_iin_bin_card_iban),
+		cmocka_unit_test(test_emails),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_invalid_utf8_and_boundaries),
+		cmocka_unit_test(test_too_long_is_refused),
+		cmocka_unit_test(test_vault_same_value_same_marker),
+		cmocka_unit_test(test_restore_variants),
+		cmocka_unit_test(test_marker_like_input_round_trips),
+		cmocka_unit_test(test_known_values),
+		cmocka_unit_test(test_guard),
+		cmocka_unit_test(test_small_lexicon),
+	};
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
