@@ -689,11 +689,30 @@ BEGIN
 END;
 $$;
 
+-- The channel of a public id, enabled and of a live tenant; else SQLSTATE P0002.
+CREATE FUNCTION hub_live_channel(p_public_id text) RETURNS channels
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_ch channels;
+BEGIN
+	SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
+	WHERE c.public_id = p_public_id AND c.enabled AND t.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
+	END IF;
+	RETURN v_ch;
+END;
+$$;
+
 -- Group commit: the items of many webhooks (p_items: a JSON array of
 -- {"kind", "channel", "external_id", ...} as daemon/ingest.c writes them) in the one
--- transaction of the calling statement. Each item runs in a subtransaction of its own: an
--- item that fails is rolled back alone and reported, the others stay. Then the events of
--- all items are appended to their tenants' logs (tenants in id order), last.
+-- transaction of the calling statement. Fast path: every item in one subtransaction; when
+-- any item fails, that is rolled back and the slow path runs every item in a
+-- subtransaction of its own (a savepoint per item: one that fails is rolled back alone and
+-- reported, the others stay; a deadlock or serialization failure is tried again, up to 3
+-- times). A subtransaction per item costs about as much as the item itself, hence the
+-- fast path. Then the events of all items are appended to their tenants' logs (tenants in
+-- id order), last.
 -- Rows: one per item (event_id NULL, result: stored, duplicate, stale, unknown, ignored,
 -- bad:SQLSTATE for an item the database refuses, retry:SQLSTATE for a transient failure
 -- such as a deadlock), then one per event in id order (result NULL).
@@ -703,12 +722,15 @@ RETURNS TABLE (item integer, result text, tenant_id text, event_id bigint, event
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-	v_item jsonb;
-	v_ord integer := 0;
+	v_items jsonb[] := ARRAY(SELECT x FROM jsonb_array_elements(p_items) x);
+	v_n integer := cardinality(v_items);
+	v_results text[] := '{}';
 	v_ch channels;
 	v_res record;
-	v_result text;
+	v_types text[];
+	v_datas jsonb[];
 	v_state text;
+	v_fast boolean := true;
 	v_ev_item integer[] := '{}';
 	v_ev_tenant text[] := '{}';
 	v_ev_type text[] := '{}';
@@ -716,59 +738,71 @@ DECLARE
 	v_nev integer := 0;
 	v_tenant text;
 BEGIN
-	FOR v_item IN SELECT x FROM jsonb_array_elements(p_items) x LOOP
-		v_ord := v_ord + 1;
-		v_res := NULL;
-		-- A deadlock or serialization failure (possible with batches_in_flight > 1)
-		-- rolls the item back alone: it is tried again, up to 3 times.
-		FOR attempt IN 1..3 LOOP
-			BEGIN
-				IF v_ch.public_id IS DISTINCT FROM v_item->>'channel' THEN
-					SELECT c.* INTO v_ch FROM channels c
-					JOIN tenants t ON t.id = c.tenant_id
-					WHERE c.public_id = v_item->>'channel' AND c.enabled
-					      AND t.deleted_at IS NULL;
-					IF NOT FOUND THEN
-						RAISE EXCEPTION 'unknown or disabled channel'
-							USING ERRCODE = 'P0002';
-					END IF;
-				END IF;
-				v_res := hub_ingest_item(v_ch, v_item);
-				v_result := v_res.o_result;
-			EXCEPTION
-				WHEN SQLSTATE 'HB409' THEN
-					v_result := 'duplicate';
-				WHEN OTHERS THEN
-					GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
-					v_result := CASE
-						WHEN v_state IN ('40001', '40P01', '55P03')
-						     OR v_state LIKE '53%' OR v_state LIKE '08%'
-						THEN 'retry:' ELSE 'bad:' END || v_state;
-			END;
-			EXIT WHEN v_result NOT LIKE 'retry:%';
-			v_res := NULL;
-		END LOOP;
-		item := v_ord;
-		result := v_result;
-		RETURN NEXT;
-		-- Element assignment appends in place (a || would copy the arrays each time).
-		IF v_result = 'stored' THEN
-			FOR k IN 1..cardinality(v_res.o_types) LOOP
+	BEGIN
+		FOR i IN 1..v_n LOOP
+			IF v_ch.public_id IS DISTINCT FROM v_items[i]->>'channel' THEN
+				v_ch := hub_live_channel(v_items[i]->>'channel');
+			END IF;
+			v_res := hub_ingest_item(v_ch, v_items[i]);
+			v_results[i] := v_res.o_result;
+			-- Element assignment appends in place (|| would copy the arrays each time).
+			FOR k IN 1..coalesce(cardinality(v_res.o_types), 0) LOOP
 				v_nev := v_nev + 1;
-				v_ev_item[v_nev] := v_ord;
+				v_ev_item[v_nev] := i;
 				v_ev_tenant[v_nev] := v_ch.tenant_id;
 				v_ev_type[v_nev] := v_res.o_types[k];
 				v_ev_data[v_nev] := v_res.o_datas[k];
 			END LOOP;
-		END IF;
-	END LOOP;
+		END LOOP;
+	EXCEPTION WHEN OTHERS THEN
+		v_fast := false;
+	END;
+	IF NOT v_fast THEN
+		v_nev := 0;
+		v_ch := NULL;
+		FOR i IN 1..v_n LOOP
+			FOR attempt IN 1..3 LOOP
+				v_types := NULL;
+				BEGIN
+					IF v_ch.public_id IS DISTINCT FROM v_items[i]->>'channel'
+					THEN
+						v_ch := hub_live_channel(v_items[i]->>'channel');
+					END IF;
+					v_res := hub_ingest_item(v_ch, v_items[i]);
+					v_results[i] := v_res.o_result;
+					v_types := v_res.o_types;
+					v_datas := v_res.o_datas;
+				EXCEPTION
+					WHEN SQLSTATE 'HB409' THEN
+						v_results[i] := 'duplicate';
+					WHEN OTHERS THEN
+						GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
+						v_results[i] := CASE
+							WHEN v_state IN ('40001', '40P01', '55P03')
+							     OR v_state LIKE '53%'
+							     OR v_state LIKE '08%'
+							THEN 'retry:' ELSE 'bad:' END || v_state;
+				END;
+				EXIT WHEN v_results[i] NOT LIKE 'retry:%';
+			END LOOP;
+			FOR k IN 1..coalesce(cardinality(v_types), 0) LOOP
+				v_nev := v_nev + 1;
+				v_ev_item[v_nev] := i;
+				v_ev_tenant[v_nev] := v_ch.tenant_id;
+				v_ev_type[v_nev] := v_types[k];
+				v_ev_data[v_nev] := v_datas[k];
+			END LOOP;
+		END LOOP;
+	END IF;
+	RETURN QUERY SELECT u.i::integer, u.r, NULL::text, NULL::bigint, NULL::text, NULL::text
+		     FROM unnest(v_results) WITH ORDINALITY AS u(r, i) ORDER BY u.i;
 	-- Last: each tenant's stream row, in tenant order (no deadlock between batches).
-	FOR v_tenant IN SELECT DISTINCT t FROM unnest(v_ev_tenant) t ORDER BY 1 LOOP
+	FOR v_tenant IN SELECT DISTINCT t FROM unnest(v_ev_tenant[1:v_nev]) t ORDER BY 1 LOOP
 		RETURN QUERY
 		WITH mine AS (
 			SELECT u.i, u.t, u.d, row_number() OVER (ORDER BY u.ord) AS k
-			FROM unnest(v_ev_item, v_ev_tenant, v_ev_type, v_ev_data)
-				WITH ORDINALITY AS u(i, tn, t, d, ord)
+			FROM unnest(v_ev_item[1:v_nev], v_ev_tenant[1:v_nev], v_ev_type[1:v_nev],
+				    v_ev_data[1:v_nev]) WITH ORDINALITY AS u(i, tn, t, d, ord)
 			WHERE u.tn = v_tenant)
 		SELECT m.i, NULL::text, v_tenant, a.event_id, m.t, m.d::text
 		FROM hub_stream_append(v_tenant,
