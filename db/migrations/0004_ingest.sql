@@ -635,6 +635,64 @@ BEGIN
 END;
 $$;
 
+-- For the outbox: the platform accepted outbound message p_message_id as p_external_id.
+-- What arrived for that id before this answer (PLATFORMS.md: "the echo or status may arrive
+-- before the response does") is folded in: an echo stored for it as a message of its own
+-- is removed (event message.merged {id, conversation_id, into}), and the most advanced
+-- status recorded in message_statuses applies (at least 'sent'; failed keeps its error).
+-- Events: message.merged, message.status. 'unknown' for no such outgoing message,
+-- 'duplicate' when it already has this id. The caller appends the events
+-- (hub_stream_append) last in its transaction.
+CREATE FUNCTION hub_message_sent(p_message_id bigint, p_external_id text,
+	OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_msg messages;
+	v_echo messages;
+	v_st message_statuses;
+BEGIN
+	o_types := '{}';
+	o_datas := '{}';
+	SELECT m.* INTO v_msg FROM messages m
+	WHERE m.id = p_message_id AND m.direction = 'out' FOR UPDATE;
+	IF NOT FOUND THEN
+		o_result := 'unknown';
+		RETURN;
+	END IF;
+	IF v_msg.external_id IS NOT DISTINCT FROM p_external_id THEN
+		o_result := 'duplicate';
+		RETURN;
+	END IF;
+	DELETE FROM messages m
+	WHERE m.channel_id = v_msg.channel_id AND m.external_id = p_external_id
+	      AND m.direction = 'out' AND m.id <> v_msg.id
+	RETURNING m.* INTO v_echo;
+	IF FOUND THEN
+		o_types := o_types || 'message.merged'::text;
+		o_datas := o_datas || jsonb_build_object('id', v_echo.id,
+			'conversation_id', v_echo.conversation_id, 'into', v_msg.id);
+	END IF;
+	SELECT s.* INTO v_st FROM message_statuses s
+	WHERE s.channel_id = v_msg.channel_id AND s.external_id = p_external_id
+	ORDER BY hub_status_rank(s.status) DESC LIMIT 1;
+	UPDATE messages m
+	SET external_id = p_external_id,
+	    status = CASE WHEN m.status = 'failed' THEN m.status
+			  WHEN hub_status_rank(v_st.status) > greatest(hub_status_rank(m.status), 1)
+			  THEN v_st.status
+			  WHEN hub_status_rank(m.status) < 1 THEN 'sent' ELSE m.status END,
+	    error = CASE WHEN m.status <> 'failed' AND v_st.status = 'failed' THEN v_st.error
+			 ELSE m.error END
+	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
+	o_result := 'stored';
+	o_types := o_types || 'message.status'::text;
+	o_datas := o_datas || jsonb_build_object('id', v_msg.id,
+		'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
+		'error', v_msg.error);
+END;
+$$;
+
 -- One item of hub_ingest_batch() (a JSON object as daemon/ingest.c writes it) on its
 -- channel: dispatched by kind. Telegram items carry update_id: each is stored once per
 -- (channel, update_id) (ingest_keys 'update').

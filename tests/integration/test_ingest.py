@@ -428,6 +428,31 @@ class Echoes(IngestCase):
                          ["duplicates"], 1)
         self.assertEqual(self.all_counts(), before)
 
+    def test_echo_and_status_before_the_send_answer_fold_into_the_outbound_row(self):
+        self.h = h = self.start()
+        body, wamid, sig = self.text_webhook(h)
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        # the outbox created its row, the platform has not answered yet...
+        self.psql("INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, "
+                  "author, type, text, status) SELECT tenant_id, conversation_id, channel_id, "
+                  "'out', 'agent', 'text', 'Our answer', 'queued' FROM messages")
+        mid = int(self.psql("SELECT id FROM messages WHERE direction = 'out'"))
+        # ...but its echo and its delivered status arrive first
+        echo = golden(os.path.join(util.FIXTURES, "whatsapp/echo_text.json"))[0]["external_id"]
+        self.assertEqual(self.ok(h, "whatsapp", wa_status(hubd.DEMO_ACCOUNT, echo, "delivered",
+                                                         1764065101))["unknown"], 1)
+        self.ok(h, "whatsapp", util.fixture("whatsapp/echo_text.json"))
+        self.assertEqual(self.count("messages", "direction = 'out'"), 2)
+        # the send answer: one bubble, delivered
+        self.assertEqual(self.psql("SELECT o_result || ' ' || array_to_string(o_types, ',') "
+                                   "FROM hub_message_sent(%d, '%s')" % (mid, echo)),
+                         "stored message.merged,message.status")
+        self.assertEqual(self.row("id", "status", table="messages",
+                                  where="direction = 'out'"), [mid, "delivered"])
+        self.assertEqual(self.message(echo)[4], "delivered")
+        self.assertEqual(self.psql("SELECT o_result FROM hub_message_sent(%d, '%s')"
+                                   % (mid, echo)), "duplicate")
+
     def test_echo_to_a_new_customer_creates_the_contact(self):
         self.h = h = self.start()
         self.ok(h, "whatsapp", util.fixture("whatsapp/echo_text.json"))
