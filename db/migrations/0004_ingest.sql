@@ -185,7 +185,7 @@ BEGIN
 			      AND c.id <> v_contact.id
 			ORDER BY c.id LIMIT 1;
 			IF v_merge.id IS NOT NULL THEN
-				v_res := hub_merge_contacts(p_ch, v_merge.id, v_contact.id);
+				v_res := hub_merge_contacts(v_merge.id, v_contact.id);
 				o_types := v_res.o_types;
 				o_datas := v_res.o_datas;
 				SELECT c.* INTO STRICT v_contact FROM contacts c
@@ -254,14 +254,14 @@ BEGIN
 END;
 $$;
 
--- Merges contact p_from into p_into (same phone, PLATFORMS.md "merges it with the contact
--- that has the same phone on another channel"): p_from's identities and conversations move
+-- Merges contact p_from into p_into (one person: the same phone, e.g. a Telegram contact
+-- shared by its sender and a WhatsApp contact): p_from's identities and conversations move
 -- to p_into (an open conversation of p_from on a channel where p_into has one open too is
 -- resolved first: one open conversation per contact and channel), p_into takes p_from's
 -- name when it has none, p_from's merge suggestions go, and p_from is deleted. Events:
 -- contact.merged {contact_id, merged_contact_id, reason}, then conversation.updated of
 -- every moved conversation (contact.updated of p_into is the caller's).
-CREATE FUNCTION hub_merge_contacts(p_ch channels, p_into bigint, p_from bigint,
+CREATE FUNCTION hub_merge_contacts(p_into bigint, p_from bigint,
 	OUT o_types text[], OUT o_datas jsonb[])
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
