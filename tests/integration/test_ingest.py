@@ -519,8 +519,12 @@ class Contacts(IngestCase):
     def test_profile_name_change_renames_unless_an_agent_named_the_contact(self):
         self.h = h = self.start()
         for name in ("Aigerim", "Aigerim B."):
+            after = self.last_event_id()
             body, _, sig = self.text_webhook(h, name=name)
             self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        evs = self.events(after)
+        self.assertEqual(evs[0][0], "contact.updated")
+        self.assertEqual(evs[0][1]["display_name"], "Aigerim B.")
         self.assertEqual(self.psql("SELECT display_name FROM contacts"), "Aigerim B.")
         self.assertEqual(self.psql("SELECT profile_name FROM contact_identities"), "Aigerim B.")
         self.psql("UPDATE contacts SET display_name = 'VIP client', name_set_by_agent = true")
@@ -609,6 +613,20 @@ class GroupCommit(IngestCase):
         self.assertEqual((res["stored"], res["bad"]), (2, 1), res)
         self.assertEqual(self.count("messages"), 2)
         self.assertEqual(self.count("messages", "length(external_id) > 100"), 0)
+
+
+class Handshake(IngestCase):
+    def test_instagram_answers_the_challenge_and_telegram_has_no_handshake(self):
+        h = self.start()
+        token = self.channel(h, "demo-instagram")["verify_token"]
+        path = "/webhooks/instagram/demo-instagram?hub.mode=subscribe&hub.challenge=42&" \
+               "hub.verify_token="
+        r = httpc.get(h.port, path + token)
+        self.assertEqual((r.status, r.body), (200, b"42"))
+        self.assertEqual(httpc.get(h.port, path + "wrong").status, 403)
+        r = httpc.get(h.port, "/webhooks/telegram/demo-telegram?hub.challenge=42")
+        self.assertEqual(r.status, 405)
+        self.assertNotIn(b"42", r.body)
 
 
 class BadInput(IngestCase):
