@@ -413,6 +413,7 @@ $$;
 -- A status of one of the business's messages: recorded once per (channel, external_id,
 -- status) ('duplicate' else), applied when it moves the message forward ('stale' when it
 -- does not: late, repeated, or after failed), 'unknown' for a message the hub does not have.
+-- An Instagram read also reads the conversation's earlier outgoing messages.
 -- failed keeps the platform's error. Event: message.status {id, conversation_id, status,
 -- error}.
 CREATE FUNCTION hub_ingest_status(p_ch channels, p_external_id text, p_status text,
@@ -447,15 +448,23 @@ BEGIN
 		o_result := 'stale';
 		RETURN;
 	END IF;
-	UPDATE messages m
-	SET status = p_status,
-	    error = CASE WHEN p_status = 'failed' THEN nullif(p_error, '') ELSE m.error END
-	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
 	o_result := 'stored';
-	o_types := ARRAY['message.status'];
-	o_datas := ARRAY[jsonb_build_object('id', v_msg.id,
-		'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
-		'error', v_msg.error)];
+	-- Instagram's read names the last message read: the earlier ones are read too.
+	FOR v_msg IN
+		UPDATE messages m
+		SET status = p_status,
+		    error = CASE WHEN p_status = 'failed' THEN nullif(p_error, '') ELSE m.error END
+		WHERE m.id = v_msg.id
+		   OR (p_ch.kind = 'instagram' AND p_status = 'read'
+		       AND m.conversation_id = v_msg.conversation_id AND m.direction = 'out'
+		       AND m.id < v_msg.id AND hub_status_rank(m.status) BETWEEN 0 AND 2)
+		RETURNING m.*
+	LOOP
+		o_types := o_types || 'message.status'::text;
+		o_datas := o_datas || jsonb_build_object('id', v_msg.id,
+			'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
+			'error', v_msg.error);
+	END LOOP;
 END;
 $$;
 

@@ -277,14 +277,21 @@ class Statuses(IngestCase):
         self.assertEqual(after.pop("message_statuses"), before.pop("message_statuses") + 1)
         self.assertEqual(after, before)
 
-    def test_instagram_read(self):
+    def test_instagram_read_reads_the_earlier_messages_too(self):
         self.h = h = self.start()
         mid = golden(os.path.join(util.FIXTURES, "instagram/read.json"))[0]["external_id"]
-        self.outbound(mid)
+        earlier = self.outbound("m_earlier")
+        inbound = self.psql("SELECT external_id FROM messages WHERE direction = 'in'")
+        self.outbound(mid, inbound_wamid=inbound)
         self.psql("UPDATE messages SET channel_id = (SELECT id FROM channels WHERE public_id = "
-                  "'demo-instagram') WHERE external_id = '%s'" % mid)
+                  "'demo-instagram') WHERE direction = 'out'")
+        after = self.last_event_id()
         self.ok(h, "instagram", util.fixture("instagram/read.json"))
         self.assertEqual(self.message(mid)[4], "read")
+        self.assertEqual(self.message("m_earlier")[4], "read")
+        self.assertEqual(sorted(e[1]["id"] for e in self.events(after)),
+                         sorted([earlier, int(self.psql("SELECT id FROM messages WHERE "
+                                                        "external_id = '%s'" % mid))]))
 
 
 class EditsDeletesReactions(IngestCase):
