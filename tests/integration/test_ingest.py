@@ -388,6 +388,23 @@ class EditsDeletesReactions(IngestCase):
         self.assertEqual(evs[0][1]["reactions"], [])
         self.assertEqual(self.count("message_reactions", "emoji IS NULL"), 1)
 
+    def test_telegram_reaction_changed_then_removed(self):
+        self.h = h = self.start()
+        self.ok(h, "telegram", tg_text(1, 5127345680, 190, "a message to react to"))
+        for name, want in (("reaction_add", ["❤"]), ("reaction_change", ["👍"]),
+                           ("reaction_removed", [])):
+            after = self.last_event_id()
+            self.assertEqual(self.ok(h, "telegram", util.fixture("telegram/%s.json" % name))
+                             ["stored"], 1, name)
+            evs = self.events(after)
+            self.assertEqual([r["emoji"] for r in evs[0][1]["reactions"]], want, name)
+        self.assertEqual(self.count("message_reactions"), 1)
+        # a retry of the change: its update id is known
+        before = self.all_counts()
+        self.assertEqual(self.ok(h, "telegram", util.fixture("telegram/reaction_change.json"))
+                         ["duplicates"], 1)
+        self.assertEqual(self.all_counts(), before)
+
     def test_instagram_unreact_before_react_leaves_no_reaction(self):
         self.h = h = self.start()
         target = golden(os.path.join(util.FIXTURES, "instagram/reaction.json"))[0][
