@@ -83,12 +83,25 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 -- The message object of every message.* event (DESIGN.md), with edits, deletion, quoted
--- reply and the current reactions [{"emoji","author"}] in the order they were given.
+-- reply and its reactions (a JSON array).
+CREATE FUNCTION hub_message_obj(m messages, p_contact bigint, p_channel text,
+				p_reactions jsonb) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', m.id, 'conversation_id', m.conversation_id,
+		'contact_id', p_contact, 'channel_id', p_channel, 'direction', m.direction,
+		'author', m.author, 'type', m.type, 'text', m.text, 'status', m.status,
+		'error', m.error, 'platform_ts', hub_iso(m.platform_ts),
+		'created_at', hub_iso(m.created_at), 'edited_at', hub_iso(m.edited_at),
+		'deleted_at', hub_iso(m.deleted_at), 'reply_to_external_id', m.reply_to_external_id,
+		'reactions', p_reactions)
+$$;
+
+-- The message object with its current reactions [{"emoji","author"}] in the order they
+-- were given. PL/pgSQL, not SQL: the reactions query makes a SQL function uninlinable,
+-- and an uninlined SQL function is planned again on every call.
 CREATE OR REPLACE FUNCTION hub_message_json(m messages, p_contact bigint, p_channel text)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
--- PL/pgSQL, not SQL: the reactions query makes a SQL function uninlinable, and an
--- uninlined SQL function is planned again on every call (the ingest's hot path).
 DECLARE
 	v_reactions jsonb;
 BEGIN
@@ -96,13 +109,7 @@ BEGIN
 			 ORDER BY r.updated_at, r.reactor_external_id)
 	INTO v_reactions
 	FROM message_reactions r WHERE r.message_id = m.id AND r.emoji IS NOT NULL;
-	RETURN jsonb_build_object('id', m.id, 'conversation_id', m.conversation_id,
-		'contact_id', p_contact, 'channel_id', p_channel, 'direction', m.direction,
-		'author', m.author, 'type', m.type, 'text', m.text, 'status', m.status,
-		'error', m.error, 'platform_ts', hub_iso(m.platform_ts),
-		'created_at', hub_iso(m.created_at), 'edited_at', hub_iso(m.edited_at),
-		'deleted_at', hub_iso(m.deleted_at), 'reply_to_external_id', m.reply_to_external_id,
-		'reactions', coalesce(v_reactions, '[]'::jsonb));
+	RETURN hub_message_obj(m, p_contact, p_channel, coalesce(v_reactions, '[]'::jsonb));
 END;
 $$;
 
@@ -399,7 +406,7 @@ BEGIN
 	o_result := 'stored';
 	o_types := o_types || v_conv_event || 'message.created'::text;
 	o_datas := o_datas || hub_conversation_json(v_conv, p_ch.public_id)
-			   || hub_message_json(v_msg, v_contact.id, p_ch.public_id);
+			   || hub_message_obj(v_msg, v_contact.id, p_ch.public_id, '[]');  -- new
 END;
 $$;
 
