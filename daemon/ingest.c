@@ -29,8 +29,6 @@
 static const char batch_sql[] =
 	"SELECT item, result, tenant_id, event_id, event, data FROM hub_ingest_batch($1::jsonb)";
 
-struct batch;
-
 struct hub_ingest {
 	struct hub_store *store;
 	struct hub_config *cfg;
@@ -214,7 +212,7 @@ static void finish(struct ingest_req *ir, int status)
 }
 
 /* A string value without NUL bytes (jsonb refuses \u0000; a C parameter would end there). */
-static void put(struct hub_jw *w, const char *key, struct hub_str s)
+static void put_str(struct hub_jw *w, const char *key, struct hub_str s)
 {
 	struct hub_buf tmp = HUB_BUF_INIT;
 
@@ -251,28 +249,28 @@ static void write_item(struct hub_jw *w, const struct hub_channel *ch, const str
 	hub_jw_key(w, "channel");
 	hub_jw_cstr(w, ch->id);
 	if (ev->kind == HUB_EVENT_STATUS) {
-		put(w, "external_id", ev->status.external_id);
-		put(w, "status", ev->status.status);
-		put(w, "error", ev->status.error);
+		put_str(w, "external_id", ev->status.external_id);
+		put_str(w, "status", ev->status.status);
+		put_str(w, "error", ev->status.error);
 		put_ts(w, ev->status.platform_ts);
 		hub_jw_obj_close(w);
 		return;
 	}
-	put(w, "external_id", m->external_id);
-	put(w, "sender", m->sender_external_id);
-	put(w, "phone", m->sender_phone);
-	put(w, "name", m->sender_profile_name);
-	put(w, "username", m->sender_username);
+	put_str(w, "external_id", m->external_id);
+	put_str(w, "sender", m->sender_external_id);
+	put_str(w, "phone", m->sender_phone);
+	put_str(w, "name", m->sender_profile_name);
+	put_str(w, "username", m->sender_username);
 	if (ev->kind != HUB_EVENT_DELETE) {
 		hub_jw_key(w, "type");
 		hub_jw_cstr(w, hub_msg_type_name(m->type));
 	}
-	put(w, "text", m->text);
-	put(w, "raw_type", m->raw_type);
-	put(w, "reply_to", m->reply_to_external_id);
-	put(w, "key", m->dedupe_key);
-	put(w, "recipient", m->recipient_external_id);
-	put(w, "update_id", m->update_id);
+	put_str(w, "text", m->text);
+	put_str(w, "raw_type", m->raw_type);
+	put_str(w, "reply_to", m->reply_to_external_id);
+	put_str(w, "key", m->dedupe_key);
+	put_str(w, "recipient", m->recipient_external_id);
+	put_str(w, "update_id", m->update_id);
 	put_ts(w, m->platform_ts);
 	hub_jw_obj_close(w);
 }

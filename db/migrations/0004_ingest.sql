@@ -83,12 +83,25 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 -- The message object of every message.* event (DESIGN.md), with edits, deletion, quoted
--- reply and the current reactions [{"emoji","author"}] in the order they were given.
+-- reply and its reactions (a JSON array).
+CREATE FUNCTION hub_message_obj(m messages, p_contact bigint, p_channel text,
+				p_reactions jsonb) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', m.id, 'conversation_id', m.conversation_id,
+		'contact_id', p_contact, 'channel_id', p_channel, 'direction', m.direction,
+		'author', m.author, 'type', m.type, 'text', m.text, 'status', m.status,
+		'error', m.error, 'platform_ts', hub_iso(m.platform_ts),
+		'created_at', hub_iso(m.created_at), 'edited_at', hub_iso(m.edited_at),
+		'deleted_at', hub_iso(m.deleted_at), 'reply_to_external_id', m.reply_to_external_id,
+		'reactions', p_reactions)
+$$;
+
+-- The message object with its current reactions [{"emoji","author"}] in the order they
+-- were given. PL/pgSQL, not SQL: the reactions query makes a SQL function uninlinable,
+-- and an uninlined SQL function is planned again on every call.
 CREATE OR REPLACE FUNCTION hub_message_json(m messages, p_contact bigint, p_channel text)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
--- PL/pgSQL, not SQL: the reactions query makes a SQL function uninlinable, and an
--- uninlined SQL function is planned again on every call (the ingest's hot path).
 DECLARE
 	v_reactions jsonb;
 BEGIN
@@ -96,13 +109,7 @@ BEGIN
 			 ORDER BY r.updated_at, r.reactor_external_id)
 	INTO v_reactions
 	FROM message_reactions r WHERE r.message_id = m.id AND r.emoji IS NOT NULL;
-	RETURN jsonb_build_object('id', m.id, 'conversation_id', m.conversation_id,
-		'contact_id', p_contact, 'channel_id', p_channel, 'direction', m.direction,
-		'author', m.author, 'type', m.type, 'text', m.text, 'status', m.status,
-		'error', m.error, 'platform_ts', hub_iso(m.platform_ts),
-		'created_at', hub_iso(m.created_at), 'edited_at', hub_iso(m.edited_at),
-		'deleted_at', hub_iso(m.deleted_at), 'reply_to_external_id', m.reply_to_external_id,
-		'reactions', coalesce(v_reactions, '[]'::jsonb));
+	RETURN hub_message_obj(m, p_contact, p_channel, coalesce(v_reactions, '[]'::jsonb));
 END;
 $$;
 
@@ -185,7 +192,7 @@ BEGIN
 			      AND c.id <> v_contact.id
 			ORDER BY c.id LIMIT 1;
 			IF v_merge.id IS NOT NULL THEN
-				v_res := hub_merge_contacts(p_ch, v_merge.id, v_contact.id);
+				v_res := hub_merge_contacts(v_merge.id, v_contact.id);
 				o_types := v_res.o_types;
 				o_datas := v_res.o_datas;
 				SELECT c.* INTO STRICT v_contact FROM contacts c
@@ -254,14 +261,14 @@ BEGIN
 END;
 $$;
 
--- Merges contact p_from into p_into (same phone, PLATFORMS.md "merges it with the contact
--- that has the same phone on another channel"): p_from's identities and conversations move
+-- Merges contact p_from into p_into (one person: the same phone, e.g. a Telegram contact
+-- shared by its sender and a WhatsApp contact): p_from's identities and conversations move
 -- to p_into (an open conversation of p_from on a channel where p_into has one open too is
 -- resolved first: one open conversation per contact and channel), p_into takes p_from's
 -- name when it has none, p_from's merge suggestions go, and p_from is deleted. Events:
 -- contact.merged {contact_id, merged_contact_id, reason}, then conversation.updated of
 -- every moved conversation (contact.updated of p_into is the caller's).
-CREATE FUNCTION hub_merge_contacts(p_ch channels, p_into bigint, p_from bigint,
+CREATE FUNCTION hub_merge_contacts(p_into bigint, p_from bigint,
 	OUT o_types text[], OUT o_datas jsonb[])
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -399,7 +406,7 @@ BEGIN
 	o_result := 'stored';
 	o_types := o_types || v_conv_event || 'message.created'::text;
 	o_datas := o_datas || hub_conversation_json(v_conv, p_ch.public_id)
-			   || hub_message_json(v_msg, v_contact.id, p_ch.public_id);
+			   || hub_message_obj(v_msg, v_contact.id, p_ch.public_id, '[]');  -- new
 END;
 $$;
 
@@ -413,6 +420,7 @@ $$;
 -- A status of one of the business's messages: recorded once per (channel, external_id,
 -- status) ('duplicate' else), applied when it moves the message forward ('stale' when it
 -- does not: late, repeated, or after failed), 'unknown' for a message the hub does not have.
+-- An Instagram read also reads the conversation's earlier outgoing messages.
 -- failed keeps the platform's error. Event: message.status {id, conversation_id, status,
 -- error}.
 CREATE FUNCTION hub_ingest_status(p_ch channels, p_external_id text, p_status text,
@@ -447,15 +455,23 @@ BEGIN
 		o_result := 'stale';
 		RETURN;
 	END IF;
-	UPDATE messages m
-	SET status = p_status,
-	    error = CASE WHEN p_status = 'failed' THEN nullif(p_error, '') ELSE m.error END
-	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
 	o_result := 'stored';
-	o_types := ARRAY['message.status'];
-	o_datas := ARRAY[jsonb_build_object('id', v_msg.id,
-		'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
-		'error', v_msg.error)];
+	-- Instagram's read names the last message read: the earlier ones are read too.
+	FOR v_msg IN
+		UPDATE messages m
+		SET status = p_status,
+		    error = CASE WHEN p_status = 'failed' THEN nullif(p_error, '') ELSE m.error END
+		WHERE m.id = v_msg.id
+		   OR (p_ch.kind = 'instagram' AND p_status = 'read'
+		       AND m.conversation_id = v_msg.conversation_id AND m.direction = 'out'
+		       AND m.id < v_msg.id AND hub_status_rank(m.status) BETWEEN 0 AND 2)
+		RETURNING m.*
+	LOOP
+		o_types := o_types || 'message.status'::text;
+		o_datas := o_datas || jsonb_build_object('id', v_msg.id,
+			'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
+			'error', v_msg.error);
+	END LOOP;
 END;
 $$;
 
@@ -635,6 +651,64 @@ BEGIN
 END;
 $$;
 
+-- For the outbox: the platform accepted outbound message p_message_id as p_external_id.
+-- What arrived for that id before this answer (PLATFORMS.md: "the echo or status may arrive
+-- before the response does") is folded in: an echo stored for it as a message of its own
+-- is removed (event message.merged {id, conversation_id, into}), and the most advanced
+-- status recorded in message_statuses applies (at least 'sent'; failed keeps its error).
+-- Events: message.merged, message.status. 'unknown' for no such outgoing message,
+-- 'duplicate' when it already has this id. The caller appends the events
+-- (hub_stream_append) last in its transaction.
+CREATE FUNCTION hub_message_sent(p_message_id bigint, p_external_id text,
+	OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_msg messages;
+	v_echo messages;
+	v_st message_statuses;
+BEGIN
+	o_types := '{}';
+	o_datas := '{}';
+	SELECT m.* INTO v_msg FROM messages m
+	WHERE m.id = p_message_id AND m.direction = 'out' FOR UPDATE;
+	IF NOT FOUND THEN
+		o_result := 'unknown';
+		RETURN;
+	END IF;
+	IF v_msg.external_id IS NOT DISTINCT FROM p_external_id THEN
+		o_result := 'duplicate';
+		RETURN;
+	END IF;
+	DELETE FROM messages m
+	WHERE m.channel_id = v_msg.channel_id AND m.external_id = p_external_id
+	      AND m.direction = 'out' AND m.id <> v_msg.id
+	RETURNING m.* INTO v_echo;
+	IF FOUND THEN
+		o_types := o_types || 'message.merged'::text;
+		o_datas := o_datas || jsonb_build_object('id', v_echo.id,
+			'conversation_id', v_echo.conversation_id, 'into', v_msg.id);
+	END IF;
+	SELECT s.* INTO v_st FROM message_statuses s
+	WHERE s.channel_id = v_msg.channel_id AND s.external_id = p_external_id
+	ORDER BY hub_status_rank(s.status) DESC LIMIT 1;
+	UPDATE messages m
+	SET external_id = p_external_id,
+	    status = CASE WHEN m.status = 'failed' THEN m.status
+			  WHEN hub_status_rank(v_st.status) > greatest(hub_status_rank(m.status), 1)
+			  THEN v_st.status
+			  WHEN hub_status_rank(m.status) < 1 THEN 'sent' ELSE m.status END,
+	    error = CASE WHEN m.status <> 'failed' AND v_st.status = 'failed' THEN v_st.error
+			 ELSE m.error END
+	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
+	o_result := 'stored';
+	o_types := o_types || 'message.status'::text;
+	o_datas := o_datas || jsonb_build_object('id', v_msg.id,
+		'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
+		'error', v_msg.error);
+END;
+$$;
+
 -- One item of hub_ingest_batch() (a JSON object as daemon/ingest.c writes it) on its
 -- channel: dispatched by kind. Telegram items carry update_id: each is stored once per
 -- (channel, update_id) (ingest_keys 'update').
@@ -689,11 +763,30 @@ BEGIN
 END;
 $$;
 
+-- The channel of a public id, enabled and of a live tenant; else SQLSTATE P0002.
+CREATE FUNCTION hub_live_channel(p_public_id text) RETURNS channels
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_ch channels;
+BEGIN
+	SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
+	WHERE c.public_id = p_public_id AND c.enabled AND t.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
+	END IF;
+	RETURN v_ch;
+END;
+$$;
+
 -- Group commit: the items of many webhooks (p_items: a JSON array of
 -- {"kind", "channel", "external_id", ...} as daemon/ingest.c writes them) in the one
--- transaction of the calling statement. Each item runs in a subtransaction of its own: an
--- item that fails is rolled back alone and reported, the others stay. Then the events of
--- all items are appended to their tenants' logs (tenants in id order), last.
+-- transaction of the calling statement. Fast path: every item in one subtransaction; when
+-- any item fails, that is rolled back and the slow path runs every item in a
+-- subtransaction of its own (a savepoint per item: one that fails is rolled back alone and
+-- reported, the others stay; a deadlock or serialization failure is tried again, up to 3
+-- times). A subtransaction per item costs about as much as the item itself, hence the
+-- fast path. Then the events of all items are appended to their tenants' logs (tenants in
+-- id order), last.
 -- Rows: one per item (event_id NULL, result: stored, duplicate, stale, unknown, ignored,
 -- bad:SQLSTATE for an item the database refuses, retry:SQLSTATE for a transient failure
 -- such as a deadlock), then one per event in id order (result NULL).
@@ -703,12 +796,15 @@ RETURNS TABLE (item integer, result text, tenant_id text, event_id bigint, event
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-	v_item jsonb;
-	v_ord integer := 0;
+	v_items jsonb[] := ARRAY(SELECT x FROM jsonb_array_elements(p_items) x);
+	v_n integer := cardinality(v_items);
+	v_results text[] := '{}';
 	v_ch channels;
 	v_res record;
-	v_result text;
+	v_types text[];
+	v_datas jsonb[];
 	v_state text;
+	v_fast boolean := true;
 	v_ev_item integer[] := '{}';
 	v_ev_tenant text[] := '{}';
 	v_ev_type text[] := '{}';
@@ -716,59 +812,71 @@ DECLARE
 	v_nev integer := 0;
 	v_tenant text;
 BEGIN
-	FOR v_item IN SELECT x FROM jsonb_array_elements(p_items) x LOOP
-		v_ord := v_ord + 1;
-		v_res := NULL;
-		-- A deadlock or serialization failure (possible with batches_in_flight > 1)
-		-- rolls the item back alone: it is tried again, up to 3 times.
-		FOR attempt IN 1..3 LOOP
-			BEGIN
-				IF v_ch.public_id IS DISTINCT FROM v_item->>'channel' THEN
-					SELECT c.* INTO v_ch FROM channels c
-					JOIN tenants t ON t.id = c.tenant_id
-					WHERE c.public_id = v_item->>'channel' AND c.enabled
-					      AND t.deleted_at IS NULL;
-					IF NOT FOUND THEN
-						RAISE EXCEPTION 'unknown or disabled channel'
-							USING ERRCODE = 'P0002';
-					END IF;
-				END IF;
-				v_res := hub_ingest_item(v_ch, v_item);
-				v_result := v_res.o_result;
-			EXCEPTION
-				WHEN SQLSTATE 'HB409' THEN
-					v_result := 'duplicate';
-				WHEN OTHERS THEN
-					GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
-					v_result := CASE
-						WHEN v_state IN ('40001', '40P01', '55P03')
-						     OR v_state LIKE '53%' OR v_state LIKE '08%'
-						THEN 'retry:' ELSE 'bad:' END || v_state;
-			END;
-			EXIT WHEN v_result NOT LIKE 'retry:%';
-			v_res := NULL;
-		END LOOP;
-		item := v_ord;
-		result := v_result;
-		RETURN NEXT;
-		-- Element assignment appends in place (a || would copy the arrays each time).
-		IF v_result = 'stored' THEN
-			FOR k IN 1..cardinality(v_res.o_types) LOOP
+	BEGIN
+		FOR i IN 1..v_n LOOP
+			IF v_ch.public_id IS DISTINCT FROM v_items[i]->>'channel' THEN
+				v_ch := hub_live_channel(v_items[i]->>'channel');
+			END IF;
+			v_res := hub_ingest_item(v_ch, v_items[i]);
+			v_results[i] := v_res.o_result;
+			-- Element assignment appends in place (|| would copy the arrays each time).
+			FOR k IN 1..coalesce(cardinality(v_res.o_types), 0) LOOP
 				v_nev := v_nev + 1;
-				v_ev_item[v_nev] := v_ord;
+				v_ev_item[v_nev] := i;
 				v_ev_tenant[v_nev] := v_ch.tenant_id;
 				v_ev_type[v_nev] := v_res.o_types[k];
 				v_ev_data[v_nev] := v_res.o_datas[k];
 			END LOOP;
-		END IF;
-	END LOOP;
+		END LOOP;
+	EXCEPTION WHEN OTHERS THEN
+		v_fast := false;
+	END;
+	IF NOT v_fast THEN
+		v_nev := 0;
+		v_ch := NULL;
+		FOR i IN 1..v_n LOOP
+			FOR attempt IN 1..3 LOOP
+				v_types := NULL;
+				BEGIN
+					IF v_ch.public_id IS DISTINCT FROM v_items[i]->>'channel'
+					THEN
+						v_ch := hub_live_channel(v_items[i]->>'channel');
+					END IF;
+					v_res := hub_ingest_item(v_ch, v_items[i]);
+					v_results[i] := v_res.o_result;
+					v_types := v_res.o_types;
+					v_datas := v_res.o_datas;
+				EXCEPTION
+					WHEN SQLSTATE 'HB409' THEN
+						v_results[i] := 'duplicate';
+					WHEN OTHERS THEN
+						GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
+						v_results[i] := CASE
+							WHEN v_state IN ('40001', '40P01', '55P03')
+							     OR v_state LIKE '53%'
+							     OR v_state LIKE '08%'
+							THEN 'retry:' ELSE 'bad:' END || v_state;
+				END;
+				EXIT WHEN v_results[i] NOT LIKE 'retry:%';
+			END LOOP;
+			FOR k IN 1..coalesce(cardinality(v_types), 0) LOOP
+				v_nev := v_nev + 1;
+				v_ev_item[v_nev] := i;
+				v_ev_tenant[v_nev] := v_ch.tenant_id;
+				v_ev_type[v_nev] := v_types[k];
+				v_ev_data[v_nev] := v_datas[k];
+			END LOOP;
+		END LOOP;
+	END IF;
+	RETURN QUERY SELECT u.i::integer, u.r, NULL::text, NULL::bigint, NULL::text, NULL::text
+		     FROM unnest(v_results) WITH ORDINALITY AS u(r, i) ORDER BY u.i;
 	-- Last: each tenant's stream row, in tenant order (no deadlock between batches).
-	FOR v_tenant IN SELECT DISTINCT t FROM unnest(v_ev_tenant) t ORDER BY 1 LOOP
+	FOR v_tenant IN SELECT DISTINCT t FROM unnest(v_ev_tenant[1:v_nev]) t ORDER BY 1 LOOP
 		RETURN QUERY
 		WITH mine AS (
 			SELECT u.i, u.t, u.d, row_number() OVER (ORDER BY u.ord) AS k
-			FROM unnest(v_ev_item, v_ev_tenant, v_ev_type, v_ev_data)
-				WITH ORDINALITY AS u(i, tn, t, d, ord)
+			FROM unnest(v_ev_item[1:v_nev], v_ev_tenant[1:v_nev], v_ev_type[1:v_nev],
+				    v_ev_data[1:v_nev]) WITH ORDINALITY AS u(i, tn, t, d, ord)
 			WHERE u.tn = v_tenant)
 		SELECT m.i, NULL::text, v_tenant, a.event_id, m.t, m.d::text
 		FROM hub_stream_append(v_tenant,
