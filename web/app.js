@@ -397,6 +397,10 @@
 			if (first) {
 				/* the REST snapshot is at least this new; anything after it is replayed */
 				S.lastEventId = f.last_event_id;
+			} else if (f.last_event_id < S.lastEventId) {
+				/* the log is behind what we saw (a restored database): start over */
+				S.lastEventId = f.last_event_id;
+				refreshAll();
 			}
 			S.resuming = true;
 			command({ type: 'resume', after: S.lastEventId }).then(function () {
@@ -420,8 +424,11 @@
 		case 'resumed':
 			/* the replay is over (the frame may carry no ref: it answers our resume) */
 			S.resuming = false;
-			if (typeof f.last_event_id === 'number' && f.last_event_id > S.lastEventId)
+			if (typeof f.last_event_id === 'number' && f.last_event_id !== S.lastEventId) {
+				if (f.last_event_id < S.lastEventId)
+					refreshAll();
 				S.lastEventId = f.last_event_id;
+			}
 			settle(f.ref !== undefined && f.ref !== null ? f.ref : S.resumeRef, null, f);
 			break;
 		case 'ack':
