@@ -32,6 +32,7 @@
 #define BUS_JSON_TOKENS 8192      /* tokens of one Redis payload */
 #define BUS_UNSYNCED_MAX 4096     /* tenants remembered with lost publishes */
 #define BUS_SYNC_RETRY_MS 500
+#define BUS_READ_RETRY_MS 1000
 
 /* The page after $2 and the stream's last id; one row with NULL id when there is no event
  * after $2, no row when the tenant has no stream. */
@@ -54,6 +55,7 @@ struct hub_bus_tenant {
 	int64_t seen;         /* the highest id heard of */
 	struct fetch *fetch;  /* the read in flight */
 	bool again;           /* a gap was seen while it ran: read once more */
+	bool retry;           /* a read failed: the retry timer reads again */
 	char tid[HUB_JWT_ID_MAX];
 };
 
@@ -77,7 +79,8 @@ struct hub_bus {
 	struct unsynced *unsynced;
 	size_t nunsynced;
 	uv_timer_t sync_timer;
-	bool sync_timer_init;
+	uv_timer_t retry_timer; /* failed reads of the log are tried again */
+	bool timers_init;   /* both timers are initialized */
 };
 
 static void count(struct hub_bus *bus, const char *name, const char *help, const char *labels)
@@ -194,6 +197,33 @@ static void deliver(struct hub_bus_tenant *t, const struct hub_bus_event *ev)
 
 static void fetch_start(struct hub_bus_tenant *t);
 
+static void on_retry_timer(uv_timer_t *timer)
+{
+	struct hub_bus *bus = timer->data;
+
+	for (size_t i = 0; i < BUS_BUCKETS; i++) {
+		for (struct hub_bus_tenant *t = bus->buckets[i]; t; t = t->next) {
+			if (t->retry && t->last >= 0) {
+				t->retry = false;
+				fetch_start(t);
+			}
+		}
+	}
+}
+
+/* A gap stays open until the log is read: try again soon even if no event comes. */
+static void retry_later(struct hub_bus_tenant *t)
+{
+	struct hub_bus *bus = t->bus;
+
+	t->retry = true;
+	if (bus->timers_init && !uv_is_active((uv_handle_t *)&bus->retry_timer)) {
+		int r = uv_timer_start(&bus->retry_timer, on_retry_timer, BUS_READ_RETRY_MS, 0);
+
+		hub_assert(r == 0);
+	}
+}
+
 static void on_fetched(int status, const struct hub_bus_event *evs, size_t n,
 		       int64_t stream_last, void *data)
 {
@@ -209,11 +239,14 @@ static void on_fetched(int status, const struct hub_bus_event *evs, size_t n,
 	t->fetch = NULL;
 	initial = t->last < 0;
 	if (status < 0) {
-		hub_log_warn(TAG, "tenant=%s: reading the event log: %s", t->tid, strerror(-status));
+		hub_log_warn(TAG, "tenant=%s: reading the event log: %s", t->tid,
+			     strerror(-status));
 		count(bus, "bus_read_errors", "Failed reads of the event log", NULL);
 		if (initial && bus->sink.on_ready)
 			bus->sink.on_ready(bus->sink_data, t, status);
-		return; /* the next gap or re-sync tries again */
+		else if (!initial)
+			retry_later(t);
+		return;
 	}
 	if (initial) {
 		t->last = stream_last;
@@ -267,9 +300,9 @@ static void fetch_start(struct hub_bus_tenant *t)
 		hub_log_warn(TAG, "tenant=%s: cannot read the event log: %s", t->tid,
 			     strerror(-ret));
 		count(t->bus, "bus_read_errors", "Failed reads of the event log", NULL);
-		if (t->last < 0 && t->bus->sink.on_ready)
-			t->bus->sink.on_ready(t->bus->sink_data, t, ret);
-		return;
+		if (t->last >= 0)
+			retry_later(t);
+		return; /* never a callback from here: hub_bus_tenant_reading() says so */
 	}
 	t->fetch = f;
 }
@@ -299,8 +332,8 @@ static void offer(struct hub_bus_tenant *t, const struct hub_bus_event *ev, cons
 	}
 	if (ev->id > t->seen)
 		t->seen = ev->id;
-	hub_log_debug(TAG, "tenant=%s: gap before %" PRId64 " (last %" PRId64 "): reading the log",
-		      t->tid, ev->id, t->last);
+	hub_log_debug(TAG, "tenant=%s: gap before %" PRId64 " (last %" PRId64 "): reading the "
+		      "log", t->tid, ev->id, t->last);
 	count(bus, "bus_gaps", "Gaps in live events filled from the database", NULL);
 	fetch_start(t);
 }
@@ -350,6 +383,11 @@ void hub_bus_tenant_unref(struct hub_bus_tenant *t)
 	free(t);
 }
 
+bool hub_bus_tenant_reading(const struct hub_bus_tenant *t)
+{
+	return t->fetch != NULL;
+}
+
 int64_t hub_bus_tenant_last(const struct hub_bus_tenant *t)
 {
 	return t->last;
@@ -394,7 +432,7 @@ static void remember_unsynced(struct hub_bus *bus, struct hub_str tenant, int64_
 	u->next = bus->unsynced;
 	bus->unsynced = u;
 	bus->nunsynced++;
-	if (bus->sync_timer_init && !uv_is_active((uv_handle_t *)&bus->sync_timer)) {
+	if (bus->timers_init && !uv_is_active((uv_handle_t *)&bus->sync_timer)) {
 		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS, 0);
 
 		hub_assert(r == 0);
@@ -636,8 +674,11 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 	}
 	ret = uv_timer_init(loop, &bus->sync_timer);
 	hub_assert(ret == 0); /* cannot fail on a live loop */
+	ret = uv_timer_init(loop, &bus->retry_timer);
+	hub_assert(ret == 0);
 	bus->sync_timer.data = bus;
-	bus->sync_timer_init = true;
+	bus->retry_timer.data = bus;
+	bus->timers_init = true;
 	hub_log_info(TAG, "instance %s, %s", bus->instance,
 		     redis ? "events shared through Redis" : "alone (no redis.url)");
 	*out = bus;
@@ -658,9 +699,10 @@ void hub_bus_stop(struct hub_bus *bus)
 	if (!bus)
 		return;
 	bus->redis = NULL;
-	if (bus->sync_timer_init) {
+	if (bus->timers_init) {
 		uv_close((uv_handle_t *)&bus->sync_timer, NULL);
-		bus->sync_timer_init = false;
+		uv_close((uv_handle_t *)&bus->retry_timer, NULL);
+		bus->timers_init = false;
 	}
 }
 
@@ -674,7 +716,7 @@ void hub_bus_free(struct hub_bus *bus)
 	if (!bus)
 		return;
 	hub_assert(bus->ntenants == 0);
-	hub_assert(!bus->sync_timer_init);
+	hub_assert(!bus->timers_init);
 	while (bus->unsynced) {
 		struct unsynced *u = bus->unsynced;
 

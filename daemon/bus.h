@@ -51,7 +51,7 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 		struct hub_metrics *metrics, struct hub_bus **out, struct hub_err *err)
 	HUB_MUSTCHECK;
 void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void *data);
-/* At shutdown, before Redis is closed: forgets Redis and closes the bus's timer (the loop
+/* At shutdown, before Redis is closed: forgets Redis and closes the bus's timers (the loop
  * must run once more before hub_bus_free). NULL-safe, idempotent. */
 void hub_bus_stop(struct hub_bus *bus);
 /* Frees bus (NULL-safe): every tenant must have been unreferenced. */
@@ -66,9 +66,12 @@ void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_i
 void hub_bus_ephemeral(struct hub_bus *bus, struct hub_str tenant, uint64_t origin,
 		       struct hub_str event, struct hub_str data_json);
 
-/* The tenant's stream, created on first use (its last id is then read from the database
- * and on_ready follows) or one more reference. tid: at most HUB_JWT_ID_MAX - 1 bytes. */
+/* The tenant's stream, created on first use or one more reference. tid: at most
+ * HUB_JWT_ID_MAX - 1 bytes. While its last id is unknown a read of it is started (unless
+ * one runs) and on_ready follows; when none could be started (hub_bus_tenant_reading()
+ * false) no on_ready comes: the caller gives up and may try again later. */
 struct hub_bus_tenant *hub_bus_tenant_ref(struct hub_bus *bus, const char *tid);
+bool hub_bus_tenant_reading(const struct hub_bus_tenant *t);
 void hub_bus_tenant_unref(struct hub_bus_tenant *t); /* NULL-safe */
 /* The last id delivered (or known when there were no events yet); -1 while unknown. */
 int64_t hub_bus_tenant_last(const struct hub_bus_tenant *t);

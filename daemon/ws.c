@@ -514,6 +514,7 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	struct replay_req *req = data;
 	struct client *c = req->c;
 	struct hub_buf b = HUB_BUF_INIT;
+	bool full = false;
 	int64_t live;
 
 	free(req);
@@ -532,11 +533,17 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	/* An id beyond the log (a database restored from a backup): start from its end. */
 	if (n == 0 && c->cursor > stream_last)
 		c->cursor = stream_last;
+	/* Half the queue at most: the rest of the page is read again after the cursor once
+	 * the client took it (a page of long messages may not fit ws.send_queue_max). */
 	for (size_t i = 0; i < n && !c->closing; i++) {
 		struct frame *f;
 
 		if (evs[i].id <= c->cursor)
 			continue;
+		if (c->queued > c->ws->opts.send_queue_max / 2) {
+			full = true;
+			break;
+		}
 		f = event_frame(evs[i].id, evs[i].event, evs[i].data);
 		c->cursor = evs[i].id;
 		client_send(c, f);
@@ -545,9 +552,9 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	if (c->closing)
 		return;
 	live = hub_bus_tenant_last(c->tenant->bt);
-	if (n == HUB_BUS_PAGE || c->cursor < live) {
+	if (full || n == HUB_BUS_PAGE || c->cursor < live) {
 		/* More in the log: next page once the queue has room for it. */
-		if (c->queued > c->ws->opts.send_queue_max / 2)
+		if (c->queued > c->ws->opts.send_queue_max / 4)
 			c->replay_wait = true;
 		else
 			client_replay_next(c);
@@ -631,7 +638,8 @@ static int on_client_timer(struct client *c)
 		return 0;
 	}
 	if (now - c->last_seen >= 2 * interval) {
-		hub_log_debug(TAG, "conn=%llu: no pong for two intervals", (unsigned long long)c->id);
+		hub_log_debug(TAG, "conn=%llu: no pong for two intervals",
+			      (unsigned long long)c->id);
 		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "ping timeout", "ping_timeout");
 		return 0;
 	}
@@ -668,7 +676,8 @@ static struct client *client_new(struct hub_ws *ws, struct lws *wsi)
 	if (ws->nclients > (size_t)ws->opts.max_sockets) {
 		hub_log_warn(TAG, "conn=%llu: over ws.max_sockets (%d): closing",
 			     (unsigned long long)c->id, ws->opts.max_sockets);
-		client_close(c, WS_CLOSE_TRY_AGAIN, "too many sockets on this server", "max_sockets");
+		client_close(c, WS_CLOSE_TRY_AGAIN, "too many sockets on this server",
+			     "max_sockets");
 	}
 	return c;
 }
@@ -741,7 +750,8 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 		else
 			reason = "malformed token";
 		/* err says why without the token; still only the short reason goes to the wire. */
-		hub_log_info(TAG, "conn=%llu: auth refused: %s", (unsigned long long)c->id, err.msg);
+		hub_log_info(TAG, "conn=%llu: auth refused: %s", (unsigned long long)c->id,
+			     err.msg);
 		c->close_kind = "bad_token";
 		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)reason,
 				 strlen(reason));
@@ -766,8 +776,14 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 		return 0;
 	}
 	/* Known: hello now; else the bus reads it and on_bus_ready says hello. */
-	if (hub_bus_tenant_last(c->tenant->bt) >= 0)
+	if (hub_bus_tenant_last(c->tenant->bt) >= 0) {
 		client_hello(c, hub_bus_tenant_last(c->tenant->bt));
+	} else if (!hub_bus_tenant_reading(c->tenant->bt)) {
+		hub_log_warn(TAG, "conn=%llu tenant=%s: cannot read the last event id",
+			     (unsigned long long)c->id, c->claims.tid);
+		c->hello_pending = false;
+		client_close(c, WS_CLOSE_TRY_AGAIN, "try again later", "store_error");
+	}
 	return 0;
 }
 
@@ -806,7 +822,8 @@ static void client_command(struct client *c, const struct hub_json_doc *doc,
 
 	s->c = c;
 	link_add_tail(&c->cmds, &s->link);
-	cmd = hub_inbox_run(c->ws->store, c->ws->bus, &who, doc, pool, on_command_reply, s);
+	cmd = hub_inbox_run(c->ws->store, c->ws->bus, &who, doc, pool, on_command_reply,
+			    s);
 	if (cmd)
 		s->cmd = cmd; /* else on_command_reply ran and freed s */
 }
@@ -1113,7 +1130,7 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 		hub_metrics_gauge(metrics, "hub_ws_authenticated",
 				  "Authenticated agent websockets", on_gauge_authed, ws);
 		hub_metrics_gauge(metrics, "hub_ws_queued_bytes",
-				  "Bytes queued for all websockets (each bounded by ws.send_queue_max)",
+				  "Bytes queued for all websockets (each within ws.send_queue_max)",
 				  on_gauge_queued, ws);
 	}
 	hub_bus_set_sink(bus, &sink, ws);

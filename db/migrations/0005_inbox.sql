@@ -168,7 +168,8 @@ BEGIN
 		    updated_at = now()
 		WHERE v.id = v_conv.id RETURNING v.* INTO v_new;
 		RETURN QUERY SELECT * FROM hub_emit_events(p_tenant,
-			ARRAY['conversation.updated'], ARRAY[hub_conversation_json(v_new, v_channel)]);
+			ARRAY['conversation.updated'],
+			ARRAY[hub_conversation_json(v_new, v_channel)]);
 	END IF;
 	RETURN QUERY SELECT * FROM hub_cmd_ack(jsonb_build_object(
 		'conversation', hub_conversation_json(v_new, v_channel)));

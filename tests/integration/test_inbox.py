@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from support import httpc, util, ws  # noqa: E402
+from support import httpc, hubd, util, ws  # noqa: E402
 from support.case import HubTestCase  # noqa: E402
 
 EVENT_TABLES = ("messages", "conversations", "events", "outbox")
@@ -85,6 +85,38 @@ class Commands(InboxCase):
                                "client_id": "c-2"})
         self.assertNotEqual(other["message_id"], mid)
         self.assertEqual(self.count("outbox"), 2)
+
+    def test_concurrent_sends_with_one_client_id_store_one_message(self):
+        h = self.start_hubd()
+        agents = [self.agent(h, sub="agent-%d" % i) for i in range(4)]
+        conv = self.conversation(h, agents[0])
+        before = self.count("messages")
+        cmd = {"type": "send", "ref": "same", "conversation_id": conv, "text": "one reply",
+               "client_id": "retry-me"}
+        for a in agents:
+            a.send_json(cmd)
+        acks = [a.answer("same") for a in agents]
+        self.assertEqual(len({a["message_id"] for a in acks}), 1, acks)
+        self.assertEqual(sorted(a["duplicate"] for a in acks), [False, True, True, True])
+        self.assertEqual(self.count("messages"), before + 1)
+        self.assertEqual(self.count("outbox"), 1)
+
+    def test_database_away_answers_unavailable(self):
+        server, url = self.own_pg()
+        h = self.start_hubd(self.config(db_url=url))
+        agent = self.agent(h)
+        conv = self.conversation(h, agent)
+        server.stop()
+        err = agent.command({"type": "send", "conversation_id": conv, "text": "later",
+                             "client_id": "k"}, timeout=30)
+        self.assertEqual((err["type"], err["code"]), ("error", "unavailable"), err)
+        server.start()
+        hubd.wait_http(h.port, "/readyz", 200, 30)
+        ack = agent.command({"type": "send", "conversation_id": conv, "text": "later",
+                             "client_id": "k"})
+        self.assertEqual(ack["type"], "ack", ack)
+        self.assertEqual(server.psql("SELECT count(*) FROM messages WHERE direction = 'out'",
+                                     db="hub"), "1")
 
     def test_read_assign_mode(self):
         h = self.start_hubd()
@@ -272,6 +304,51 @@ class Resume(InboxCase):
                                                  "last_event_id": self.last_event_id()}))
         self.assertIsNotNone(first)
 
+    def test_resume_sent_with_auth_before_hello(self):
+        h = self.start_hubd()
+        first = self.agent(h, tenant="acme")
+        self.webhook(h)
+        self.webhook(h, "acme-whatsapp", name="Acme customer")
+        first.event("message.created")
+        # the tenant's first socket here: hello waits for the database, resume with it
+        c = self.ws(h)
+        c.send_json({"type": "auth", "token": self.token(h)})
+        c.send_json({"type": "resume", "after": 0})
+        hello = c.next()
+        self.assertEqual(hello["type"], "hello", hello)
+        ids, resumed = self.collect(c)
+        self.assertEqual(ids, list(range(1, self.last_event_id() + 1)))
+        self.assertEqual(resumed["last_event_id"], self.last_event_id())
+        # a second resume on the same socket while the first still runs is a conflict
+        c.send_json({"type": "resume", "after": 0, "ref": 1})
+        c.send_json({"type": "resume", "after": 0, "ref": 2})
+        msgs = [c.next() for _ in range(self.last_event_id() + 2)]
+        self.assertIn({"type": "error", "ref": 2, "code": "conflict",
+                       "message": "a resume is already running"}, msgs)
+        # acme's resume never shows demo's events
+        acme = self.agent(h, tenant="acme", sub="acme-2")
+        acme.send_json({"type": "resume", "after": 0})
+        evs = []
+        while True:
+            m = acme.next()
+            if m["type"] == "resumed":
+                break
+            evs.append(m)
+        self.assertEqual([e["id"] for e in evs], list(range(1, self.last_event_id("acme") + 1)))
+        self.assertEqual(evs[0]["data"]["display_name"], "Acme customer")
+
+    def test_resume_of_more_than_the_send_queue_is_paced_not_closed(self):
+        h = self.start_hubd(overrides={"ws.send_queue_max": 65536})
+        for i in range(30):
+            self.webhook(h, text="ж" * 3000 + str(i))  # 6 kB each: 180 kB to replay
+        last = self.last_event_id()
+        c = self.agent(h)
+        c.send_json({"type": "resume", "after": 0})
+        ids, resumed = self.collect(c)
+        self.assertEqual(ids, list(range(1, last + 1)))
+        self.assertEqual(resumed["last_event_id"], last)
+        self.assertEqual(self.metric(h, 'hub_ws_closes_total{reason="queue_overflow"}'), 0)
+
     def test_resume_after_a_drop_while_events_keep_arriving(self):
         h = self.start_hubd()
         agent = self.agent(h)
@@ -401,6 +478,18 @@ class Protection(InboxCase):
         code, reason = slow.wait_close(60)
         self.assertIn((code, reason), ((1008, "send queue overflow"), (None, "")))
         self.assertEqual(h.count_log(r"send queue over 262144 bytes"), 1)
+
+    def test_frame_over_max_frame_closes_1009(self):
+        h = self.start_hubd(overrides={"ws.max_frame": 1024})
+        other = self.agent(h, sub="other")
+        c = self.agent(h)
+        c.send_json({"type": "send", "conversation_id": 1, "text": "x" * 2000})
+        self.assertEqual(c.wait_close(10), (1009, "message too big"))
+        self.assertEqual(self.count("messages"), 0)
+        self.assertGreaterEqual(self.metric(h, 'hub_ws_closes_total{reason="too_big"}'), 1)
+        self.assertEqual(other.command({"type": "read", "conversation_id": 1})["code"],
+                         "not_found")
+        h.assert_alive()
 
     def test_token_expiry_closes_the_socket(self):
         h = self.start_hubd()
