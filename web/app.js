@@ -343,7 +343,7 @@
 			S.resuming = false;
 			S.pending.forEach(function (p) { p.reject(new Error('connection lost')); });
 			S.pending.clear();
-			if (ev.code === 1008 && /token|auth/i.test(ev.reason || '') &&
+			if (ev.code === 1008 && /token/i.test(ev.reason || '') &&
 			    (!wasOpen || /expired/i.test(ev.reason))) {
 				signOut(/expired/i.test(ev.reason)
 					? 'Срок действия токена истёк. Войдите снова.'
