@@ -209,6 +209,16 @@ class Inbox(BrowserCase):
         b.call("wait_text", selector="#me", text="agent-2")
         self.assert_no_page_problems(b)
 
+    def test_token_expiring_returns_to_the_sign_in_form(self):
+        h = self.start_hubd()
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h, ttl=4))
+        b.call("wait_conn", state="online")
+        b.call("wait_visible", selector="#signin-error", timeout=60)
+        b.call("wait_text", selector="#signin-error", text="истёк")
+        self.assertIsNone(b.call("storage")["token"])
+        self.assert_no_page_problems(b)
+
     def test_bad_token_is_refused_with_a_message(self):
         h = self.start_hubd()
         b = self.browser()
