@@ -222,7 +222,7 @@
 
 	/* The first page again (after sign-in, or when live events cannot be trusted). */
 	function loadList(more) {
-		if (S.listLoading || (more && !S.listCursor))
+		if (!S.token || S.listLoading || (more && !S.listCursor))
 			return Promise.resolve();
 		S.listLoading = true;
 		var path = '/api/v1/conversations?limit=' + PAGE +
@@ -233,8 +233,11 @@
 				S.listCursor = page.next_cursor;
 			renderList();
 		}).catch(function (e) {
-			if (e.message !== 'unauthorized')
-				toast('Не удалось загрузить диалоги: ' + e.message, true);
+			if (e.message === 'unauthorized')
+				return;
+			toast('Не удалось загрузить диалоги: ' + e.message, true);
+			if (!more)              /* the first page is needed: try again soon */
+				S.refreshTimer = setTimeout(function () { loadList(false); }, 3000);
 		}).finally(function () {
 			S.listLoading = false;
 		});
@@ -928,6 +931,7 @@
 		S.token = null;
 		sessionStorage.removeItem(TOKEN_KEY);
 		clearTimeout(S.retryTimer);
+		clearTimeout(S.refreshTimer);
 		clearInterval(S.countdown);
 		if (S.ws) {
 			S.ws.onclose = null;
