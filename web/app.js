@@ -707,8 +707,13 @@
 			var side = el('div', 'li-side');
 			if (c.mode === 'ai')
 				side.appendChild(el('span', 'tag tag-ai', 'ИИ'));
-			if (c.assignee && c.assignee === me)
+			if (c.assignee && c.assignee === me) {
 				side.appendChild(el('span', 'tag tag-mine', 'мой'));
+			} else if (c.assignee) {
+				var who = el('span', 'tag tag-taken', c.assignee);
+				who.title = 'Ведёт: ' + c.assignee;
+				side.appendChild(who);
+			}
 			if (c.unread)
 				side.appendChild(el('span', 'badge', c.unread > 99 ? '99+' : c.unread));
 			li.append(av, name, time, last, side);

@@ -116,6 +116,10 @@ const actions = {
 		await page.locator(selector).pressSequentially(text, { delay: 10 });
 		return {};
 	},
+	async clear({ selector }) {
+		await page.locator(selector).fill('');
+		return {};
+	},
 	async click({ selector }) {
 		await page.locator(selector).first().click();
 		return {};

@@ -378,3 +378,52 @@ class Rendering(BrowserCase):
         self.assertEqual(names[:3], ["Длинная История", "Клиент 1", "Клиент 2"])
         b.call("screenshot", path=os.path.join(self.out, "history.png"))
         self.assert_no_page_problems(b)
+
+    def test_channels_modes_and_assignees_in_the_list(self):
+        h = self.start_hubd()
+        self.say(h, "Здравствуйте! Можно записаться на завтра на 15:00?", wa_id="77019990001",
+                 name="Айгерим Нурланова")
+        self.say(h, "Сәлеметсіз бе, бағасы қанша?", wa_id="77019990002", name="Бауыржан")
+        for kind in ("telegram", "instagram"):
+            self.psql("SELECT hub_upsert_channel('demo', 'Demo company', 'demo-%s', '%s', "
+                      "'1')" % (kind, kind))
+        rows = (("demo-telegram", "Олжас", "Добрый вечер, заказ 5521 пришёл без чека", 2,
+                 "agent-1", "human"),
+                ("demo-instagram", "kamila.style", "Есть размер S?", 1, None, "ai"),
+                ("demo-telegram", "Светлана Петрова", "Спасибо за помощь!", 0, "agent-7",
+                 "human"))
+        for i, (ch, name, text, unread, assignee, mode) in enumerate(rows):
+            self.psql("WITH c AS (INSERT INTO contacts (tenant_id, display_name) VALUES "
+                      "('demo', '%s') RETURNING id), v AS (INSERT INTO conversations "
+                      "(tenant_id, contact_id, channel_id, last_message_at, unread, assignee, "
+                      "mode) SELECT 'demo', c.id, ch.id, now() - interval '%d minutes', %d, "
+                      "%s, '%s' FROM c, channels ch WHERE ch.public_id = '%s' RETURNING *) "
+                      "INSERT INTO messages (tenant_id, conversation_id, channel_id, "
+                      "direction, author, type, text, status, created_at) SELECT 'demo', v.id, "
+                      "v.channel_id, 'in', 'contact', 'text', '%s', 'received', "
+                      "v.last_message_at FROM v"
+                      % (name, 5 + 40 * i, unread, "'%s'" % assignee if assignee else "NULL",
+                         mode, ch, text))
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h, sub="agent-1"))
+        b.call("wait_conn", state="online")
+        b.call("wait_conversation", name="Светлана")
+        items = b.call("list")["items"]
+        self.assertEqual([i["name"] for i in items],
+                         ["Бауыржан", "Айгерим Нурланова", "Олжас", "kamila.style",
+                          "Светлана Петрова"])
+        self.assertEqual([i["unread"] for i in items], ["1", "1", "2", "1", ""])
+        for tag in ("WA", "TG", "IG", "ИИ", "мой", "agent-7"):
+            b.call("wait_text", selector="#list li .tag", text=tag)
+        b.call("click", selector='#filters button[data-filter="mine"]')
+        self.assertEqual([i["name"] for i in b.call("list")["items"]], ["Олжас"])
+        b.call("click", selector='#filters button[data-filter="all"]')
+        b.call("type", selector="#search", text="7701999")
+        self.assertEqual([i["name"] for i in b.call("list")["items"]],
+                         ["Бауыржан", "Айгерим Нурланова"])
+        b.call("clear", selector="#search")
+        b.call("select", name="Айгерим")
+        b.call("reply", text="Да, записала вас на 15:00. До встречи!")
+        b.call("wait_stored", text="Да, записала вас на 15:00")
+        b.call("screenshot", path=os.path.join(self.out, "inbox.png"))
+        self.assert_no_page_problems(b)
