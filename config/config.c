@@ -92,6 +92,7 @@ static const struct cfg_key settings_keys[] = {
 	KEY_INT("ws.max_sockets_per_tenant", ws.max_sockets_per_tenant, 1, 10000000, 50000,
 		CFG_LIVE),
 	KEY_INT("ws.text_max", ws.text_max, 1, 1 << 20, 4096, CFG_LIVE),
+	KEY_INT("ws.resume_grace_ms", ws.resume_grace_ms, 0, 60000, 1000, CFG_LIVE),
 };
 #undef S
 

@@ -56,6 +56,7 @@ struct hub_settings {
 		int max_sockets;            /* open websockets in total */
 		int max_sockets_per_tenant; /* authenticated websockets of one tenant */
 		int text_max;               /* code points of a text sent by an agent */
+		int resume_grace_ms;        /* after hello, live events wait for a resume */
 	} ws;
 };
 

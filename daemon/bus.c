@@ -67,7 +67,6 @@ struct unsynced {
 };
 
 struct hub_bus {
-	uv_loop_t *loop;
 	struct hub_store *store;
 	struct hub_redis *redis;
 	struct hub_metrics *metrics;
@@ -653,7 +652,6 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 	unsigned char rnd[8];
 	int ret;
 
-	bus->loop = loop;
 	bus->store = store;
 	bus->redis = redis;
 	bus->metrics = metrics;
@@ -704,11 +702,6 @@ void hub_bus_stop(struct hub_bus *bus)
 		uv_close((uv_handle_t *)&bus->retry_timer, NULL);
 		bus->timers_init = false;
 	}
-}
-
-const char *hub_bus_instance(const struct hub_bus *bus)
-{
-	return bus->instance;
 }
 
 void hub_bus_free(struct hub_bus *bus)

@@ -56,8 +56,6 @@ void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void
 void hub_bus_stop(struct hub_bus *bus);
 /* Frees bus (NULL-safe): every tenant must have been unreferenced. */
 void hub_bus_free(struct hub_bus *bus);
-/* This instance's random id (hex), as put in its Redis payloads. */
-const char *hub_bus_instance(const struct hub_bus *bus);
 
 /* A committed event of this instance: to Redis for the others, and in order to the sink. */
 void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_id,

@@ -71,6 +71,7 @@ static const struct hub_ws_opts *ws_opts(const struct hub_settings *s, struct hu
 	o->max_sockets = s->ws.max_sockets;
 	o->max_sockets_per_tenant = s->ws.max_sockets_per_tenant;
 	o->text_max = (size_t)s->ws.text_max;
+	o->resume_grace_ms = s->ws.resume_grace_ms;
 	return o;
 }
 

@@ -115,10 +115,10 @@ static void cmd_free(struct hub_inbox_cmd *cmd)
 	free(cmd);
 }
 
-static void reply(struct hub_inbox_cmd *cmd, const struct hub_buf *frame)
+static void reply(struct hub_inbox_cmd *cmd, const struct hub_buf *frame, const char *error)
 {
 	if (cmd->cb)
-		cmd->cb(cmd->data, hub_buf_str(frame));
+		cmd->cb(cmd->data, hub_buf_str(frame), error);
 }
 
 static struct hub_str cell(PGresult *res, int row, int col)
@@ -130,12 +130,14 @@ static void on_result(int status, PGresult *res, void *data)
 {
 	struct hub_inbox_cmd *cmd = data;
 	struct hub_buf out = HUB_BUF_INIT;
+	const char *error = NULL;
 	int rows;
 
 	if (status < 0) {
 		hub_log_warn(TAG, "tenant=%s user=%s: command failed in the database: %s",
 			     cmd->tenant, cmd->user, strerror(-status));
-		error_frame(&out, hub_buf_str(&cmd->ref), "unavailable",
+		error = "unavailable";
+		error_frame(&out, hub_buf_str(&cmd->ref), error,
 			    HUB_STR("the database is unavailable; try again"));
 		goto out;
 	}
@@ -153,10 +155,11 @@ static void on_result(int status, PGresult *res, void *data)
 						cell(res, i, 2), cell(res, i, 3));
 		} else if (hub_str_eqs(kind, "error")) {
 			hub_buf_reset(&out);
-			error_frame(&out, hub_buf_str(&cmd->ref), PQgetvalue(res, i, 2),
-				    cell(res, i, 3));
+			error = PQgetvalue(res, i, 2);
+			error_frame(&out, hub_buf_str(&cmd->ref), error, cell(res, i, 3));
 		} else if (hub_str_eqs(kind, "ack")) {
 			hub_buf_reset(&out);
+			error = NULL;
 			ack_frame(&out, hub_buf_str(&cmd->ref), cell(res, i, 3));
 			if (cmd->typing) {
 				struct hub_buf d = HUB_BUF_INIT;
@@ -173,11 +176,12 @@ static void on_result(int status, PGresult *res, void *data)
 	}
 	if (out.len == 0) {
 		hub_log_err(TAG, "tenant=%s: command returned no ack row", cmd->tenant);
-		error_frame(&out, hub_buf_str(&cmd->ref), "unavailable",
+		error = "unavailable";
+		error_frame(&out, hub_buf_str(&cmd->ref), error,
 			    HUB_STR("the command gave no answer"));
 	}
 out:
-	reply(cmd, &out);
+	reply(cmd, &out, error);
 	hub_buf_release(&out);
 	cmd_free(cmd);
 }
@@ -340,6 +344,7 @@ struct hub_inbox_cmd *hub_inbox_run(struct hub_store *store, struct hub_bus *bus
 	struct hub_inbox_cmd *cmd = hub_xcalloc(1, sizeof(*cmd));
 	struct parsed p = { 0 };
 	struct hub_str type = HUB_STR_NULL;
+	const char *error = "bad_request";
 	int ret;
 
 	cmd->bus = bus;
@@ -375,11 +380,12 @@ struct hub_inbox_cmd *hub_inbox_run(struct hub_store *store, struct hub_bus *bus
 	if (ret == 0)
 		return cmd;
 	hub_log_warn(TAG, "tenant=%s: command not run: %s", cmd->tenant, strerror(-ret));
-	error_frame(&out, hub_buf_str(&cmd->ref), "unavailable",
+	error = "unavailable";
+	error_frame(&out, hub_buf_str(&cmd->ref), error,
 		    ret == -EAGAIN ? HUB_STR("the server is busy; try again")
 				   : HUB_STR("the database is unavailable; try again"));
 answer:
-	cb(data, hub_buf_str(&out));
+	cb(data, hub_buf_str(&out), error);
 	hub_buf_release(&out);
 	cmd_free(cmd);
 	return NULL;

@@ -24,8 +24,9 @@ struct hub_inbox_caller {
 	size_t text_max;                     /* code points of a sent text */
 };
 
-/* The answer to one command (borrowed: valid during the call). */
-typedef void hub_inbox_reply_cb(void *data, struct hub_str frame);
+/* The answer to one command (borrowed: valid during the call); error is its code
+ * ("bad_request" ...), NULL for an ack. */
+typedef void hub_inbox_reply_cb(void *data, struct hub_str frame, const char *error);
 
 /* Appends {"type":"error","ref":<doc's ref or null>,"code":code,"message":message}. */
 void hub_inbox_error(struct hub_buf *out, const struct hub_json_doc *doc, struct hub_pool *pool,

@@ -34,6 +34,7 @@
 #define WS_WRITE_BUDGET 65536   /* bytes written in one WRITEABLE before yielding */
 #define WS_CLOSE_GRACE_S 2      /* a socket asked to close is killed after this */
 #define WS_DRAIN_MS 1000        /* at shutdown: wait this long for close handshakes */
+#define WS_RING 256             /* recent events kept per tenant: catch-ups need no query */
 #define WS_ABUSE_MAX 20         /* rate-limited commands in a row before the socket is closed */
 /* RFC 6455 11.7 registry: 1013 Try Again Later (not in lws 4.1's enum) */
 #define WS_CLOSE_TRY_AGAIN ((enum lws_close_status)1013)
@@ -85,6 +86,11 @@ struct tenant {
 	struct link clients;         /* authenticated clients of this tenant */
 	size_t n;
 	struct hub_bus_tenant *bt;   /* one reference per client */
+	/* The last ring_n events the bus delivered, consecutive ids up to ring_last, at
+	 * ring[id % WS_RING]: what a socket that held or resumes recently is missing. */
+	struct frame *ring[WS_RING];
+	size_t ring_n;
+	int64_t ring_last;
 };
 
 struct replay_req;
@@ -118,6 +124,11 @@ struct client {
 	bool hello_pending;  /* authed, "hello" not queued yet: hold the queue */
 	bool replaying;      /* resume reads the log: live events wait in the log */
 	bool replay_wait;    /* ... and waits for the queue to drain before the next page */
+	bool restart;        /* ... and the page in flight is stale: read again from cursor */
+	bool silent;         /* ... a catch-up after holding: no "resumed" at its end */
+	bool holding;        /* after hello, until the first command or hold_until: live
+			      * events wait in the log, so that a resume coming right after
+			      * hello gets them in order */
 	bool ping_pending;
 	bool closing;        /* close_code/close_reason go out from the timer */
 	bool counted;        /* the close is in the metrics already */
@@ -127,6 +138,7 @@ struct client {
 	uint64_t auth_deadline; /* uv_now ms */
 	uint64_t last_seen;     /* uv_now ms of the last pong or frame */
 	uint64_t next_ping;     /* uv_now ms */
+	uint64_t hold_until;    /* uv_now ms */
 };
 
 /* The store callback may run after the socket closed: it finds c == NULL then. */
@@ -160,7 +172,8 @@ struct hub_ws {
 };
 
 static void on_drain_timer(uv_timer_t *t);
-static void client_replay_start(struct client *c, int64_t after);
+static void client_replay_start(struct client *c, int64_t after, bool silent);
+static void client_arm_timer(struct client *c);
 
 /* lws logs go into ours: errors and warnings as warnings, the rest at debug. lws at these
  * levels logs states and pointers, never frame payloads. */
@@ -312,11 +325,23 @@ static void client_send_json(struct client *c, struct hub_str json)
 	frame_unref(f);
 }
 
+static void count_error(struct hub_ws *ws, const char *code)
+{
+	char labels[64];
+
+	if (!ws->metrics)
+		return;
+	snprintf(labels, sizeof(labels), "code=\"%s\"", code);
+	hub_metrics_count(ws->metrics, "ws_command_errors",
+			  "Websocket commands answered with an error, by code", labels, 1);
+}
+
 static void client_send_error(struct client *c, const struct hub_json_doc *doc,
 			      struct hub_pool *pool, const char *code, const char *message)
 {
 	struct hub_buf b = HUB_BUF_INIT;
 
+	count_error(c->ws, code);
 	hub_inbox_error(&b, doc, pool, code, message);
 	client_send_json(c, hub_buf_str(&b));
 	hub_buf_release(&b);
@@ -387,7 +412,12 @@ static void client_hello(struct client *c, int64_t last)
 		int64_t after = c->resume_after;
 
 		c->resume_after = -1;
-		client_replay_start(c, after);
+		client_replay_start(c, after, false);
+	} else if (c->ws->opts.resume_grace_ms > 0) {
+		c->holding = true;
+		c->replaying = true;
+		c->hold_until = uv_now(c->ws->loop) + (uint64_t)c->ws->opts.resume_grace_ms;
+		client_arm_timer(c);
 	}
 }
 
@@ -410,6 +440,32 @@ static void tenant_join(struct hub_ws *ws, struct client *c)
 	c->tenant = t;
 }
 
+static void ring_clear(struct tenant *t)
+{
+	for (size_t i = 0; i < t->ring_n; i++) {
+		size_t k = (size_t)((t->ring_last - (int64_t)i) % WS_RING);
+
+		frame_unref(t->ring[k]);
+		t->ring[k] = NULL;
+	}
+	t->ring_n = 0;
+}
+
+static void ring_push(struct tenant *t, int64_t id, struct frame *f)
+{
+	size_t k = (size_t)(id % WS_RING);
+
+	if (t->ring_n && id != t->ring_last + 1)
+		ring_clear(t); /* a hole in the log: start over */
+	if (t->ring_n == WS_RING)
+		frame_unref(t->ring[k]); /* the oldest */
+	else
+		t->ring_n++;
+	f->refs++;
+	t->ring[k] = f;
+	t->ring_last = id;
+}
+
 static void tenant_leave(struct client *c)
 {
 	struct tenant *t = c->tenant;
@@ -422,6 +478,7 @@ static void tenant_leave(struct client *c)
 	c->tenant = NULL;
 	if (--t->n == 0) {
 		*hub_bus_tenant_user(bt) = NULL;
+		ring_clear(t);
 		free(t);
 	}
 	hub_bus_tenant_unref(bt);
@@ -441,19 +498,19 @@ static struct tenant *tenant_of(struct hub_bus_tenant *bt)
 static void on_bus_event(void *data, struct hub_bus_tenant *bt, const struct hub_bus_event *ev)
 {
 	struct tenant *t = tenant_of(bt);
-	struct frame *f = NULL;
+	struct frame *f;
 	struct client *c;
 	struct link *l, *next;
 
 	(void)data;
 	if (!t)
 		return;
+	f = event_frame(ev->id, ev->event, ev->data);
+	ring_push(t, ev->id, f);
 	/* client_send may close (never free) a client: the list stays intact. */
 	for_each_peer(t, c, l, next) {
 		if (c->hello_pending || c->replaying || ev->id <= c->cursor)
 			continue;
-		if (!f)
-			f = event_frame(ev->id, ev->event, ev->data);
 		c->cursor = ev->id;
 		client_send(c, f);
 	}
@@ -508,12 +565,46 @@ static void on_bus_ephemeral(void *data, struct hub_bus_tenant *bt, uint64_t ori
 
 static void client_replay_next(struct client *c);
 
+/* The log is read up to what the bus delivered: the bus carries on from here. */
+static void replay_done(struct client *c)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+
+	c->replaying = false;
+	if (c->silent) {
+		c->silent = false;
+		return;
+	}
+	hub_buf_addf(&b, "{\"type\":\"resumed\",\"last_event_id\":%lld}", (long long)c->cursor);
+	client_send_json(c, hub_buf_str(&b));
+	hub_buf_release(&b);
+}
+
+/* Sends what c misses from the tenant's ring when it holds all of it and it fits in half
+ * the queue; false when the log must be read. */
+static bool ring_catch_up(struct client *c)
+{
+	struct tenant *t = c->tenant;
+	size_t bytes = 0;
+
+	if (!t->ring_n || c->cursor > t->ring_last ||
+	    c->cursor < t->ring_last - (int64_t)t->ring_n)
+		return false;
+	for (int64_t id = c->cursor + 1; id <= t->ring_last; id++)
+		bytes += t->ring[id % WS_RING]->len;
+	if (c->queued + bytes > c->ws->opts.send_queue_max / 2)
+		return false;
+	for (int64_t id = c->cursor + 1; id <= t->ring_last; id++)
+		client_send(c, t->ring[id % WS_RING]);
+	c->cursor = t->ring_last;
+	return true;
+}
+
 static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n,
 			   int64_t stream_last, void *data)
 {
 	struct replay_req *req = data;
 	struct client *c = req->c;
-	struct hub_buf b = HUB_BUF_INIT;
 	bool full = false;
 	int64_t live;
 
@@ -523,6 +614,12 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	c->replay = NULL;
 	if (c->closing)
 		return;
+	if (c->restart) {
+		/* A resume came while this page was read: it starts from its own id. */
+		c->restart = false;
+		client_replay_next(c);
+		return;
+	}
 	if (status < 0) {
 		/* Going live now would skip what the page held: the client resumes again. */
 		hub_log_warn(TAG, "conn=%llu tenant=%s: resume: reading the log: %s",
@@ -560,11 +657,7 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 			client_replay_next(c);
 		return;
 	}
-	/* The log is read up to what the bus delivered: the bus carries on from here. */
-	c->replaying = false;
-	hub_buf_addf(&b, "{\"type\":\"resumed\",\"last_event_id\":%lld}", (long long)c->cursor);
-	client_send_json(c, hub_buf_str(&b));
-	hub_buf_release(&b);
+	replay_done(c);
 }
 
 static void client_replay_next(struct client *c)
@@ -573,6 +666,11 @@ static void client_replay_next(struct client *c)
 	int ret;
 
 	c->replay_wait = false;
+	if (ring_catch_up(c)) {
+		free(req);
+		replay_done(c);
+		return;
+	}
 	req->c = c;
 	ret = hub_bus_read(c->ws->bus, c->claims.tid, c->cursor, on_replay_page, req);
 	if (ret < 0) {
@@ -585,11 +683,31 @@ static void client_replay_next(struct client *c)
 	c->replay = req;
 }
 
-static void client_replay_start(struct client *c, int64_t after)
+/* Replays the log after after (silent: a catch-up, no "resumed" at the end). */
+static void client_replay_start(struct client *c, int64_t after, bool silent)
 {
 	c->replaying = true;
+	c->holding = false;
+	c->silent = silent;
 	c->cursor = after;
+	if (c->replay) {
+		c->restart = true; /* on_replay_page reads again from the new cursor */
+		return;
+	}
 	client_replay_next(c);
+}
+
+/* The hold after hello ends: whatever the bus delivered meanwhile is read from the log. */
+static void client_hold_end(struct client *c)
+{
+	if (!c->holding)
+		return;
+	c->holding = false;
+	if (c->cursor >= hub_bus_tenant_last(c->tenant->bt)) {
+		c->replaying = false; /* nothing came meanwhile: live at once */
+		return;
+	}
+	client_replay_start(c, c->cursor, true);
 }
 
 /* The next time something is due for c: auth deadline, token expiry, ping. */
@@ -609,6 +727,8 @@ static void client_arm_timer(struct client *c)
 
 		if (exp_due < due)
 			due = exp_due;
+		if (c->holding && c->hold_until < due)
+			due = c->hold_until;
 	}
 	lws_set_timer_usecs(c->wsi, (lws_usec_t)(due > now ? due - now : 1) * 1000);
 }
@@ -637,6 +757,8 @@ static int on_client_timer(struct client *c)
 			     "token_expired");
 		return 0;
 	}
+	if (c->holding && now >= c->hold_until)
+		client_hold_end(c);
 	if (now - c->last_seen >= 2 * interval) {
 		hub_log_debug(TAG, "conn=%llu: no pong for two intervals",
 			      (unsigned long long)c->id);
@@ -758,6 +880,16 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 		return -1;
 	}
 
+	/* "after" in the auth frame: resume as one step with it (no hold, nothing between). */
+	i = hub_json_get(doc, 0, "after");
+	if (i >= 0 && (!hub_json_is(doc, i, HUB_JSON_PRIMITIVE) ||
+		       hub_json_int64(doc, i, &c->resume_after) < 0 || c->resume_after < 0)) {
+		c->close_kind = "bad_auth";
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				 (unsigned char *)"after must be an event id", 25);
+		return -1;
+	}
+
 	c->authed = true;
 	c->hello_pending = true;
 	ws->nauthed++;
@@ -803,10 +935,12 @@ static bool client_take_token(struct client *c)
 	return true;
 }
 
-static void on_command_reply(void *data, struct hub_str frame)
+static void on_command_reply(void *data, struct hub_str frame, const char *error)
 {
 	struct cmd_slot *s = data;
 
+	if (error)
+		count_error(s->c->ws, error);
 	client_send_json(s->c, frame);
 	link_del(&s->link);
 	free(s);
@@ -841,7 +975,7 @@ static void client_resume(struct client *c, const struct hub_json_doc *doc,
 				  "after must be an event id (an integer >= 0)");
 		return;
 	}
-	if (c->replaying || c->resume_after >= 0) {
+	if ((c->replaying && !c->holding && !c->silent) || c->resume_after >= 0) {
 		client_send_error(c, doc, pool, "conflict", "a resume is already running");
 		return;
 	}
@@ -849,7 +983,7 @@ static void client_resume(struct client *c, const struct hub_json_doc *doc,
 		c->resume_after = after; /* starts with hello */
 		return;
 	}
-	client_replay_start(c, after);
+	client_replay_start(c, after, false);
 }
 
 /* One whole message in c->rx. 0, or -1 to close (the reason is set). */
@@ -868,6 +1002,7 @@ static int client_message(struct client *c, bool binary)
 			ret = -1;
 			goto out;
 		}
+		client_hold_end(c);
 		client_send_error(c, NULL, &pool, "bad_request",
 				  binary ? "binary frames are not supported"
 					 : "the frame is not valid JSON");
@@ -877,6 +1012,10 @@ static int client_message(struct client *c, bool binary)
 		ret = client_auth(c, &pool, &doc);
 		goto out;
 	}
+	if (hub_json_string(&doc, hub_json_get(&doc, 0, "type"), &pool, &type) < 0)
+		type = HUB_STR_NULL; /* inbox answers what is wrong */
+	if (!hub_str_eqs(type, "resume"))
+		client_hold_end(c); /* the client has spoken: it does not resume */
 	if (!hub_json_is(&doc, 0, HUB_JSON_OBJECT)) {
 		client_send_error(c, NULL, &pool, "bad_request", "a command is a JSON object");
 		goto out;
@@ -889,19 +1028,14 @@ static int client_message(struct client *c, bool binary)
 				     "rate_limited");
 			goto out;
 		}
-		if (c->ws->metrics)
-			hub_metrics_count(c->ws->metrics, "ws_rate_limited",
-					  "Commands refused by the per-socket rate limit", NULL, 1);
 		client_send_error(c, &doc, &pool, "rate_limited", "too many commands; slow down");
 		goto out;
 	}
 	c->limited = 0;
-	if (hub_json_string(&doc, hub_json_get(&doc, 0, "type"), &pool, &type) == 0 &&
-	    hub_str_eqs(type, "auth"))
+	if (hub_str_eqs(type, "auth"))
 		client_send_error(c, &doc, &pool, "bad_request",
 				  "this socket is already authenticated");
-	else if (hub_json_string(&doc, hub_json_get(&doc, 0, "type"), &pool, &type) == 0 &&
-		 hub_str_eqs(type, "resume"))
+	else if (hub_str_eqs(type, "resume"))
 		client_resume(c, &doc, &pool);
 	else
 		client_command(c, &doc, &pool);

@@ -32,6 +32,7 @@ struct hub_ws_opts {
 	int max_sockets;           /* open sockets in total; beyond: closed (1013) */
 	int max_sockets_per_tenant; /* authenticated sockets of one tenant; beyond: closed */
 	size_t text_max;           /* code points of a text sent with "send" */
+	int resume_grace_ms;       /* after hello, live events wait this long for a resume */
 };
 
 /* Creates the lws context on loop (foreign loop) and its vhost, and becomes bus's sink.

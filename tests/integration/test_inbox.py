@@ -265,6 +265,8 @@ class Commands(InboxCase):
         self.assertEqual(agent.next()["code"], "bad_request")
         self.assertEqual(self.state(), before)
         self.assertEqual(self.last_event_id(), last)
+        self.assertGreaterEqual(
+            self.metric(h, 'hub_ws_command_errors_total{code="bad_request"}'), len(bad))
         # and the socket still works
         self.assertEqual(agent.command({"type": "read", "conversation_id": conv})["type"],
                          "ack")
@@ -349,6 +351,22 @@ class Resume(InboxCase):
         self.assertEqual(resumed["last_event_id"], last)
         self.assertEqual(self.metric(h, 'hub_ws_closes_total{reason="queue_overflow"}'), 0)
 
+    def test_after_in_the_auth_frame_resumes_in_one_step(self):
+        h = self.start_hubd()
+        self.agent(h)
+        for _ in range(2):
+            self.webhook(h)
+        last = self.last_event_id()
+        c = self.ws(h)
+        c.send_json({"type": "auth", "token": self.token(h), "after": 1})
+        self.assertEqual(c.next()["type"], "hello")
+        self.assertEqual(self.collect(c), (list(range(2, last + 1)),
+                                           {"type": "resumed", "last_event_id": last}))
+        bad = self.ws(h)
+        bad.send_json({"type": "auth", "token": self.token(h), "after": "1"})
+        self.assertEqual(bad.wait_close(10), (1008, "after must be an event id"))
+        self.assertFalse([m for m in bad.skipped if b"hello" in m[1]])
+
     def test_resume_after_a_drop_while_events_keep_arriving(self):
         h = self.start_hubd()
         agent = self.agent(h)
@@ -431,7 +449,8 @@ class Protection(InboxCase):
             pass
         code, reason = agent.wait_close(10)
         self.assertEqual((code, reason), (1008, "rate limit exceeded"))
-        self.assertGreaterEqual(self.metric(h, "hub_ws_rate_limited_total"), 1)
+        self.assertGreaterEqual(
+            self.metric(h, 'hub_ws_command_errors_total{code="rate_limited"}'), 1)
         self.assertGreaterEqual(self.metric(h, 'hub_ws_closes_total{reason="rate_limited"}'), 1)
         self.agent(h)  # others still welcome
 
@@ -457,6 +476,9 @@ class Protection(InboxCase):
                                        "http.body_max": 4 << 20})
         slow = self.ws(h)
         self.assertEqual(slow.auth(self.token(h, sub="slow"))["type"], "hello")
+        # a command: it will not resume, so it is live at once (no hold), then reads no more
+        self.assertEqual(slow.command({"type": "read", "conversation_id": 1})["code"],
+                         "not_found")
         fast = self.agent(h, sub="fast")
         big = "ы" * 30000  # 60 kB frames: the kernel's buffers fill after a few hundred
         n = 0

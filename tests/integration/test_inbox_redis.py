@@ -3,12 +3,13 @@ one Redis: a webhook received by one reaches agents on the other, commands too, 
 stay apart, and Redis killed and restarted loses nothing (local agents keep working, the
 others re-sync from the event log when the subscription is back).
 """
+import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from support import hubd, util  # noqa: E402
+from support import hubd, redisd, util  # noqa: E402
 from test_inbox import InboxCase  # noqa: E402
 
 
@@ -107,6 +108,64 @@ class TwoInstances(InboxCase):
             self.assertEqual(got[c], list(range(1, final + 1)), "a gap or a duplicate")
         for h in (h1, h2):
             self.assertGreaterEqual(self.metric(h, "hub_bus_resyncs_total"), 2)
+
+
+class Payloads(InboxCase):
+    def publish(self, r, channel, payload):
+        raw = payload if isinstance(payload, str) else json.dumps(payload)
+        return redisd.command(r.port, "PUBLISH", channel, raw)
+
+    def test_foreign_payloads_are_checked_and_sync_markers_fill_gaps(self):
+        r = self.own_redis()
+        h = self.start_hubd(self.config(redis_url=r.url))
+        hubd.wait_http(h.port, "/readyz", 200, 30)
+        agent = self.agent(h)
+        acme = self.agent(h, tenant="acme", sub="acme-1")
+        self.webhook(h)
+        base = agent.event("message.created")["id"]
+        util.wait_for(lambda: self.metric(h, "hub_bus_resyncs_total") >= 1, 30,
+                      "the subscription")
+        # an event written elsewhere, announced only by another instance's sync marker
+        hidden = int(self.psql("SELECT hub_emit_event('demo', 'contact.updated', "
+                               "'{\"id\": 0, \"note\": \"elsewhere\"}')"))
+        self.assertEqual(hidden, base + 1)
+        bad = [
+            ("hub:ev:demo", "{not json"),
+            ("hub:ev:demo", ["a", "list"]),
+            ("hub:ev:demo", {"tenant": "demo", "id": 99}),               # no instance
+            ("hub:ev:acme", {"instance": "x", "tenant": "demo", "id": 99,  # channel differs
+                             "event": "contact.updated", "data": {}}),
+            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": "99",
+                             "event": "contact.updated", "data": {}}),
+            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": 10 ** 30,
+                             "event": "contact.updated", "data": {}}),
+            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": -4,
+                             "event": "contact.updated", "data": {}}),
+            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": 99,
+                             "event": "contact.updated", "data": "not an object"}),
+        ]
+        for channel, payload in bad:
+            self.assertEqual(self.publish(r, channel, payload), ":1")
+        self.publish(r, "hub:ev:demo", {"instance": "other", "tenant": "demo", "id": hidden,
+                                        "sync": True})
+        ev = agent.event()
+        self.assertEqual((ev["id"], ev["data"].get("note")), (hidden, "elsewhere"), ev)
+        self.assertGreaterEqual(self.metric(h, "hub_bus_bad_payloads_total"), len(bad) - 1)
+        # a well-formed event of another instance is delivered in order, once
+        n = {"instance": "other", "tenant": "demo", "id": hidden + 1,
+             "event": "contact.updated", "data": {"id": 0, "note": "relayed"}}
+        self.psql("SELECT hub_emit_event('demo', 'contact.updated', "
+                  "'{\"id\": 0, \"note\": \"relayed\"}')")
+        self.publish(r, "hub:ev:demo", n)
+        self.publish(r, "hub:ev:demo", n)  # again: a duplicate
+        self.webhook(h)
+        ids = []
+        while not ids or ids[-1] < self.last_event_id():
+            ids.append(agent.event()["id"])
+        self.assertEqual(ids, list(range(hidden + 1, self.last_event_id() + 1)))
+        # acme saw none of it: its first event is its own
+        self.webhook(h, "acme-whatsapp", name="Acme customer")
+        self.assertEqual(acme.event()["data"]["display_name"], "Acme customer")
 
 
 class Alone(InboxCase):
