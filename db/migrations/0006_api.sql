@@ -44,8 +44,8 @@ LANGUAGE sql STABLE AS $$
 				'channel_kind', ch.kind, 'created_at', hub_iso((p.v).created_at),
 				'contact', jsonb_build_object('id', c.id,
 					'display_name', c.display_name, 'phone', c.phone),
-				'last_message', CASE WHEN lm.id IS NOT NULL THEN
-					hub_api_message_json(lm.m, (p.v).contact_id, ch.public_id) END)
+				'last_message', CASE WHEN lm.id IS NOT NULL THEN hub_api_message_json(
+					lm.m, (p.v).contact_id, ch.public_id) END)
 			AS doc
 		FROM page p
 		JOIN channels ch ON ch.id = (p.v).channel_id
