@@ -34,7 +34,6 @@
 #define WS_WRITE_BUDGET 65536   /* bytes written in one WRITEABLE before yielding */
 #define WS_CLOSE_GRACE_S 2      /* a socket asked to close is killed after this */
 #define WS_DRAIN_MS 1000        /* at shutdown: wait this long for close handshakes */
-#define WS_RING 256             /* recent events kept per tenant: catch-ups need no query */
 #define WS_ABUSE_MAX 20         /* rate-limited commands in a row before the socket is closed */
 /* RFC 6455 11.7 registry: 1013 Try Again Later (not in lws 4.1's enum) */
 #define WS_CLOSE_TRY_AGAIN ((enum lws_close_status)1013)
@@ -86,11 +85,6 @@ struct tenant {
 	struct link clients;         /* authenticated clients of this tenant */
 	size_t n;
 	struct hub_bus_tenant *bt;   /* one reference per client */
-	/* The last ring_n events the bus delivered, consecutive ids up to ring_last, at
-	 * ring[id % WS_RING]: what a socket that held or resumes recently is missing. */
-	struct frame *ring[WS_RING];
-	size_t ring_n;
-	int64_t ring_last;
 };
 
 struct replay_req;
@@ -118,17 +112,16 @@ struct client {
 	unsigned limited;          /* rate-limited commands in a row */
 	struct hub_buf rx;         /* the message being assembled */
 	struct qent *head, *tail;  /* send queue */
-	size_t queued;             /* bytes of JSON in the queue */
+	struct qent *held, *held_tail; /* live events held after hello (see holding) */
+	size_t queued;             /* bytes of JSON in both */
 	struct hub_jwt_claims claims;
 	bool authed;         /* a valid token was presented */
 	bool hello_pending;  /* authed, "hello" not queued yet: hold the queue */
 	bool replaying;      /* resume reads the log: live events wait in the log */
 	bool replay_wait;    /* ... and waits for the queue to drain before the next page */
-	bool restart;        /* ... and the page in flight is stale: read again from cursor */
-	bool silent;         /* ... a catch-up after holding: no "resumed" at its end */
 	bool holding;        /* after hello, until the first command or hold_until: live
-			      * events wait in the log, so that a resume coming right after
-			      * hello gets them in order */
+			      * events wait in held, so that a resume coming right after
+			      * hello gets everything in order (they are dropped then) */
 	bool ping_pending;
 	bool closing;        /* close_code/close_reason go out from the timer */
 	bool counted;        /* the close is in the metrics already */
@@ -172,7 +165,7 @@ struct hub_ws {
 };
 
 static void on_drain_timer(uv_timer_t *t);
-static void client_replay_start(struct client *c, int64_t after, bool silent);
+static void client_replay_start(struct client *c, int64_t after);
 static void client_arm_timer(struct client *c);
 
 /* lws logs go into ours: errors and warnings as warnings, the rest at debug. lws at these
@@ -249,16 +242,22 @@ static void frame_unref(struct frame *f)
 
 /* Clients */
 
-static void queue_drop(struct client *c)
+static void queue_free(struct qent *q)
 {
-	while (c->head) {
-		struct qent *q = c->head;
+	while (q) {
+		struct qent *next = q->next;
 
-		c->head = q->next;
 		frame_unref(q->f);
 		free(q);
+		q = next;
 	}
-	c->tail = NULL;
+}
+
+static void queue_drop(struct client *c)
+{
+	queue_free(c->head);
+	queue_free(c->held);
+	c->head = c->tail = c->held = c->held_tail = NULL;
 	c->queued = 0;
 }
 
@@ -290,8 +289,9 @@ static void client_close(struct client *c, int code, const char *reason, const c
 	lws_set_timer_usecs(c->wsi, 1);
 }
 
-/* Appends f (taking a reference) to c's queue; over send_queue_max, closes c instead. */
-static void client_send(struct client *c, struct frame *f)
+/* Appends f (taking a reference) to c's queue, or to its held events; over
+ * send_queue_max (both together), closes c instead. */
+static void client_queue(struct client *c, struct frame *f, bool held)
 {
 	struct qent *q;
 
@@ -308,13 +308,26 @@ static void client_send(struct client *c, struct frame *f)
 	q->next = NULL;
 	q->f = f;
 	f->refs++;
+	c->queued += f->len;
+	if (held) {
+		if (c->held_tail)
+			c->held_tail->next = q;
+		else
+			c->held = q;
+		c->held_tail = q;
+		return;
+	}
 	if (c->tail)
 		c->tail->next = q;
 	else
 		c->head = q;
 	c->tail = q;
-	c->queued += f->len;
 	want_write(c);
+}
+
+static void client_send(struct client *c, struct frame *f)
+{
+	client_queue(c, f, false);
 }
 
 static void client_send_json(struct client *c, struct hub_str json)
@@ -412,10 +425,9 @@ static void client_hello(struct client *c, int64_t last)
 		int64_t after = c->resume_after;
 
 		c->resume_after = -1;
-		client_replay_start(c, after, false);
+		client_replay_start(c, after);
 	} else if (c->ws->opts.resume_grace_ms > 0) {
 		c->holding = true;
-		c->replaying = true;
 		c->hold_until = uv_now(c->ws->loop) + (uint64_t)c->ws->opts.resume_grace_ms;
 		client_arm_timer(c);
 	}
@@ -440,32 +452,6 @@ static void tenant_join(struct hub_ws *ws, struct client *c)
 	c->tenant = t;
 }
 
-static void ring_clear(struct tenant *t)
-{
-	for (size_t i = 0; i < t->ring_n; i++) {
-		size_t k = (size_t)((t->ring_last - (int64_t)i) % WS_RING);
-
-		frame_unref(t->ring[k]);
-		t->ring[k] = NULL;
-	}
-	t->ring_n = 0;
-}
-
-static void ring_push(struct tenant *t, int64_t id, struct frame *f)
-{
-	size_t k = (size_t)(id % WS_RING);
-
-	if (t->ring_n && id != t->ring_last + 1)
-		ring_clear(t); /* a hole in the log: start over */
-	if (t->ring_n == WS_RING)
-		frame_unref(t->ring[k]); /* the oldest */
-	else
-		t->ring_n++;
-	f->refs++;
-	t->ring[k] = f;
-	t->ring_last = id;
-}
-
 static void tenant_leave(struct client *c)
 {
 	struct tenant *t = c->tenant;
@@ -478,7 +464,6 @@ static void tenant_leave(struct client *c)
 	c->tenant = NULL;
 	if (--t->n == 0) {
 		*hub_bus_tenant_user(bt) = NULL;
-		ring_clear(t);
 		free(t);
 	}
 	hub_bus_tenant_unref(bt);
@@ -506,13 +491,12 @@ static void on_bus_event(void *data, struct hub_bus_tenant *bt, const struct hub
 	if (!t)
 		return;
 	f = event_frame(ev->id, ev->event, ev->data);
-	ring_push(t, ev->id, f);
-	/* client_send may close (never free) a client: the list stays intact. */
+	/* client_queue may close (never free) a client: the list stays intact. */
 	for_each_peer(t, c, l, next) {
 		if (c->hello_pending || c->replaying || ev->id <= c->cursor)
 			continue;
 		c->cursor = ev->id;
-		client_send(c, f);
+		client_queue(c, f, c->holding);
 	}
 	frame_unref(f);
 }
@@ -571,33 +555,9 @@ static void replay_done(struct client *c)
 	struct hub_buf b = HUB_BUF_INIT;
 
 	c->replaying = false;
-	if (c->silent) {
-		c->silent = false;
-		return;
-	}
 	hub_buf_addf(&b, "{\"type\":\"resumed\",\"last_event_id\":%lld}", (long long)c->cursor);
 	client_send_json(c, hub_buf_str(&b));
 	hub_buf_release(&b);
-}
-
-/* Sends what c misses from the tenant's ring when it holds all of it and it fits in half
- * the queue; false when the log must be read. */
-static bool ring_catch_up(struct client *c)
-{
-	struct tenant *t = c->tenant;
-	size_t bytes = 0;
-
-	if (!t->ring_n || c->cursor > t->ring_last ||
-	    c->cursor < t->ring_last - (int64_t)t->ring_n)
-		return false;
-	for (int64_t id = c->cursor + 1; id <= t->ring_last; id++)
-		bytes += t->ring[id % WS_RING]->len;
-	if (c->queued + bytes > c->ws->opts.send_queue_max / 2)
-		return false;
-	for (int64_t id = c->cursor + 1; id <= t->ring_last; id++)
-		client_send(c, t->ring[id % WS_RING]);
-	c->cursor = t->ring_last;
-	return true;
 }
 
 static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n,
@@ -614,12 +574,6 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	c->replay = NULL;
 	if (c->closing)
 		return;
-	if (c->restart) {
-		/* A resume came while this page was read: it starts from its own id. */
-		c->restart = false;
-		client_replay_next(c);
-		return;
-	}
 	if (status < 0) {
 		/* Going live now would skip what the page held: the client resumes again. */
 		hub_log_warn(TAG, "conn=%llu tenant=%s: resume: reading the log: %s",
@@ -666,11 +620,6 @@ static void client_replay_next(struct client *c)
 	int ret;
 
 	c->replay_wait = false;
-	if (ring_catch_up(c)) {
-		free(req);
-		replay_done(c);
-		return;
-	}
 	req->c = c;
 	ret = hub_bus_read(c->ws->bus, c->claims.tid, c->cursor, on_replay_page, req);
 	if (ret < 0) {
@@ -683,31 +632,37 @@ static void client_replay_next(struct client *c)
 	c->replay = req;
 }
 
-/* Replays the log after after (silent: a catch-up, no "resumed" at the end). */
-static void client_replay_start(struct client *c, int64_t after, bool silent)
+/* Replays the log after after; the events held since hello are in it too. */
+static void client_replay_start(struct client *c, int64_t after)
 {
-	c->replaying = true;
+	size_t bytes = 0;
+
+	for (struct qent *q = c->held; q; q = q->next)
+		bytes += q->f->len;
+	queue_free(c->held);
+	c->held = c->held_tail = NULL;
+	c->queued -= bytes;
 	c->holding = false;
-	c->silent = silent;
+	c->replaying = true;
 	c->cursor = after;
-	if (c->replay) {
-		c->restart = true; /* on_replay_page reads again from the new cursor */
-		return;
-	}
 	client_replay_next(c);
 }
 
-/* The hold after hello ends: whatever the bus delivered meanwhile is read from the log. */
+/* The hold after hello ends without a resume: the held events go out. */
 static void client_hold_end(struct client *c)
 {
 	if (!c->holding)
 		return;
 	c->holding = false;
-	if (c->cursor >= hub_bus_tenant_last(c->tenant->bt)) {
-		c->replaying = false; /* nothing came meanwhile: live at once */
+	if (!c->held)
 		return;
-	}
-	client_replay_start(c, c->cursor, true);
+	if (c->tail)
+		c->tail->next = c->held;
+	else
+		c->head = c->held;
+	c->tail = c->held_tail;
+	c->held = c->held_tail = NULL;
+	want_write(c);
 }
 
 /* The next time something is due for c: auth deadline, token expiry, ping. */
@@ -975,7 +930,7 @@ static void client_resume(struct client *c, const struct hub_json_doc *doc,
 				  "after must be an event id (an integer >= 0)");
 		return;
 	}
-	if ((c->replaying && !c->holding && !c->silent) || c->resume_after >= 0) {
+	if (c->replaying || c->resume_after >= 0) {
 		client_send_error(c, doc, pool, "conflict", "a resume is already running");
 		return;
 	}
@@ -983,7 +938,7 @@ static void client_resume(struct client *c, const struct hub_json_doc *doc,
 		c->resume_after = after; /* starts with hello */
 		return;
 	}
-	client_replay_start(c, after, false);
+	client_replay_start(c, after);
 }
 
 /* One whole message in c->rx. 0, or -1 to close (the reason is set). */

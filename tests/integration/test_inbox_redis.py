@@ -6,6 +6,7 @@ others re-sync from the event log when the subscription is back).
 import json
 import os
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -61,6 +62,27 @@ class TwoInstances(InboxCase):
         self.assertEqual(ev["data"].get("display_name"), "Acme customer", ev)
         self.assertEqual(ev["id"], 1)
         self.assertIsNotNone(wamid)
+
+    def test_concurrent_webhooks_on_both_reach_every_agent_in_order_once(self):
+        r, h1, h2 = self.pair()
+        agents = [self.agent(h, sub="agent-%d" % i) for i, h in enumerate((h1, h2, h1, h2))]
+        for a in agents:
+            a.command({"type": "read", "conversation_id": 1})  # live at once
+        threads = []
+        for i in range(12):
+            h = (h1, h2)[i % 2]
+            threads.append(threading.Thread(target=self.webhook, args=(h,),
+                                            kwargs={"wa_id": "7701555%04d" % (i % 3)}))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        final = self.last_event_id()
+        for a in agents:
+            ids = []
+            while not ids or ids[-1] < final:
+                ids.append(a.event()["id"])
+            self.assertEqual(ids, list(range(1, final + 1)), "a gap or a duplicate")
 
     def test_redis_killed_and_restarted_loses_nothing(self):
         r, h1, h2 = self.pair()
