@@ -931,6 +931,16 @@
         $('reply').focus();
     }
 
+    /* Back to the list alone (narrow screens). */
+    function deselect() {
+        S.selected = null;
+        $('conv').hidden = true;
+        $('placeholder').hidden = false;
+        $('app').classList.remove('has-conv');
+        history.replaceState(null, '', location.pathname);
+        renderList();
+    }
+
     /* ---- sign in / out ---- */
     function signOut(why) {
         S.token = null;
@@ -1063,6 +1073,7 @@
             autosize();
             sendTyping();
         });
+        $('back').addEventListener('click', deselect);
         $('assign').addEventListener('click', assignToMe);
         $('mode').addEventListener('click', function (ev) {
             var b = ev.target.closest('button[data-mode]');

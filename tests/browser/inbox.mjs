@@ -183,6 +183,10 @@ const actions = {
             search: location.search,
         }));
     },
+    async viewport({ width, height }) {
+        await page.setViewportSize({ width, height });
+        return {};
+    },
     async screenshot({ path }) {
         await page.screenshot({ path, fullPage: false });
         return { path };
