@@ -321,10 +321,12 @@ class BadInput(ApiCase):
         def b64(raw):
             return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
+        self.ok(h, "/api/v1/conversations?before=" + b64(b"253402300799999999.5"), tok)
         for cursor in ("", "not%20base64!", good + "==", good[:-1] + "*", "A" * 65,
                        b64(b"1700000000000000"), b64(b"x.y"), b64(b"1.0"), b64(b"1.-5"),
                        b64(b".5"), b64(b"5."), b64(b"1.2.3"),
-                       b64(b"99999999999999999999.1")):
+                       b64(b"99999999999999999999.1"), b64(b"-1.5"),
+                       b64(b"-4611686018427387904.5"), b64(b"253402300800000000.5")):
             self.error(h, "/api/v1/conversations?before=" + cursor, tok, 400, "bad_cursor")
         conv = self.ok(h, "/api/v1/conversations", tok)["conversations"][0]
         path = "/api/v1/conversations/%d/messages?before=" % conv["id"]
