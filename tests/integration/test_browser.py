@@ -308,7 +308,8 @@ class Rendering(BrowserCase):
                   ("77015550002", "Мария Ким", "Спасибо, всё получила 👍"),
                   ("77015550003", "Данияр", "Қашан жеткізесіздер?"),
                   ("77015550004", "Алия С.", '<img src=x onerror="document.title=1">'
-                   '<script>alert(1)</script>')]
+                   '<script>alert(1)</script>'),
+                  ("77015550005", '<b onmouseover="x()">Жанна</b>', "Здравствуйте")]
         for wa, name, text in people:
             self.say(h, text, wa_id=wa, name=name)
         conv = self.psql("SELECT v.id FROM conversations v JOIN contacts c "
@@ -328,7 +329,11 @@ class Rendering(BrowserCase):
         b.call("wait_conn", state="online")
         b.call("wait_conversation", name="Алия")
         names = [i["name"] for i in b.call("list")["items"]]
-        self.assertEqual(names, ["Алия С.", "Данияр", "Мария Ким", "Нурлан Абенов"])
+        self.assertEqual(names, ['<b onmouseover="x()">Жанна</b>', "Алия С.", "Данияр",
+                                 "Мария Ким", "Нурлан Абенов"])
+        b.call("select", name="Жанна")
+        b.call("wait_text", selector="#conv-name", text='<b onmouseover="x()">Жанна</b>')
+        self.assertEqual(b.call("count", selector="#app b, #app img, #app script")["n"], 0)
         b.call("select", name="Алия")
         b.call("wait_message", text="<script>alert(1)</script>", direction="in")
         self.assertEqual(b.call("count", selector="#messages img, #messages script")["n"], 0)
