@@ -4,7 +4,8 @@
  * resume from the event log, command rate limits and socket caps.
  * Each socket keeps the last event id it was sent (its cursor): the bus hands over a
  * tenant's events in id order, a socket sends those above its cursor, and a resuming socket
- * reads the log in pages until it reaches what the bus delivered, then goes live.
+ * reads the log in pages until it reaches what the bus delivered, then goes live. Right
+ * after hello live events are held until the first command, in case it is a resume.
  * Knows nothing about llhttp, webhooks or what events mean: data_json is passed through. */
 #include "daemon/ws.h"
 

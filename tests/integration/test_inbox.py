@@ -471,6 +471,20 @@ class Protection(InboxCase):
             self.metric(h, 'hub_ws_closes_total{reason="max_sockets_per_tenant"}'), 1)
         self.assertGreaterEqual(self.metric(h, 'hub_ws_closes_total{reason="max_sockets"}'), 1)
 
+    def test_limits_apply_on_reload(self):
+        h = self.start_hubd(overrides={"ws.max_sockets_per_tenant": 1})
+        self.agent(h)
+        c = self.ws(h)
+        c.send_json({"type": "auth", "token": self.token(h)})
+        self.assertEqual(c.wait_close(10), (1013, "too many sockets for this tenant"))
+        h.reload(hubd.merge(h.cfg, {"ws.max_sockets_per_tenant": 3,
+                                    "ws.commands_per_s": 1, "ws.command_burst": 1}))
+        second = self.agent(h)
+        self.assertEqual(second.command({"type": "read", "conversation_id": 1})["code"],
+                         "not_found")
+        self.assertEqual(second.command({"type": "read", "conversation_id": 1})["code"],
+                         "rate_limited")
+
     def test_slow_consumer_is_closed_and_others_keep_receiving(self):
         h = self.start_hubd(overrides={"ws.send_queue_max": 262144,
                                        "http.body_max": 4 << 20})
