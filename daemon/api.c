@@ -19,6 +19,9 @@
 
 #define TAG "api"
 #define CURSOR_MAX 64 /* characters of a conversations cursor; longer: 400 */
+/* Activity in a cursor: from the epoch to the end of the year 9999, in microseconds (what
+ * PostgreSQL's timestamptz holds; beyond it the query would fail, not answer 400). */
+#define CURSOR_US_MAX INT64_C(253402300799999999)
 
 static const char conversations_sql[] =
 	"SELECT items, next_us, next_id FROM hub_api_conversations($1, $2::integer, "
@@ -155,8 +158,8 @@ static int cursor_decode(struct hub_str cursor, char us[24], char id[24])
 	    hub_base64url_decode(&raw, cursor) < 0)
 		goto out;
 	dot = memchr(raw.p, '.', raw.len);
-	if (!dot || parse_int((struct hub_str){ raw.p, (size_t)(dot - raw.p) },
-			      -(INT64_C(1) << 62), INT64_C(1) << 62, &v_us) < 0 ||
+	if (!dot || parse_int((struct hub_str){ raw.p, (size_t)(dot - raw.p) }, 0,
+			      CURSOR_US_MAX, &v_us) < 0 ||
 	    parse_int((struct hub_str){ dot + 1, raw.len - (size_t)(dot + 1 - raw.p) }, 1,
 		      INT64_MAX, &v_id) < 0)
 		goto out;

@@ -19,7 +19,7 @@ $$;
 -- One page of a tenant's conversations, older than the cursor (p_before_us: activity in
 -- microseconds since the epoch, p_before_id; both NULL for the first page). One row:
 -- items, a JSON array of hub_conversation_json() objects each with "channel_kind"
--- ('whatsapp' ...), "contact" {id, display_name, phone} and "last_message"
+-- ('whatsapp' ...), "created_at", "contact" {id, display_name, phone} and "last_message"
 -- (hub_api_message_json() or null); next_us and next_id, the cursor of the next page, NULL on
 -- the last one.
 CREATE FUNCTION hub_api_conversations(p_tenant text, p_limit integer, p_before_us bigint,
@@ -41,11 +41,11 @@ LANGUAGE sql STABLE AS $$
 	), shown AS (
 		SELECT p.rn, hub_conversation_json(p.v, ch.public_id)
 			|| jsonb_build_object(
-				'channel_kind', ch.kind,
+				'channel_kind', ch.kind, 'created_at', hub_iso((p.v).created_at),
 				'contact', jsonb_build_object('id', c.id,
 					'display_name', c.display_name, 'phone', c.phone),
-				'last_message', CASE WHEN lm.id IS NOT NULL THEN
-					hub_api_message_json(lm.m, (p.v).contact_id, ch.public_id) END)
+				'last_message', CASE WHEN lm.id IS NOT NULL THEN hub_api_message_json(
+					lm.m, (p.v).contact_id, ch.public_id) END)
 			AS doc
 		FROM page p
 		JOIN channels ch ON ch.id = (p.v).channel_id

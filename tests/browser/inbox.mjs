@@ -10,215 +10,223 @@ import { chromium } from 'playwright-core';
 const WAIT_MS = 20000;
 const userDataDir = process.argv[2];
 if (!userDataDir) {
-	process.stderr.write('usage: node inbox.mjs USER_DATA_DIR\n');
-	process.exit(2);
+    process.stderr.write('usage: node inbox.mjs USER_DATA_DIR\n');
+    process.exit(2);
 }
 
 const context = await chromium.launchPersistentContext(userDataDir, {
-	executablePath: '/usr/bin/chromium',
-	headless: true,
-	args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
-		'--disable-component-update', '--disable-sync', '--no-first-run'],
-	viewport: { width: 1360, height: 820 },
-	locale: 'ru-RU',
-	timezoneId: 'Asia/Almaty',
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync', '--no-first-run'],
+    viewport: { width: 1360, height: 820 },
+    locale: 'ru-RU',
+    timezoneId: 'Asia/Almaty',
 });
 const page = context.pages()[0] || await context.newPage();
 page.setDefaultTimeout(WAIT_MS);
 const problems = [];   // page errors, console errors (CSP violations show up here)
 page.on('pageerror', (e) => problems.push('pageerror: ' + e.message));
 page.on('console', (m) => {
-	if (m.type() === 'error')
-		problems.push('console: ' + m.text());
+    if (m.type() === 'error')
+        problems.push('console: ' + m.text());
 });
 
 // Every websocket frame the page got and sent, parsed (for asserting resume and replay).
 const frames = { received: [], sent: [] };
 page.on('websocket', (ws) => {
-	const keep = (list) => (f) => {
-		try {
-			list.push(JSON.parse(f.payload));
-		} catch (e) {
-			list.push({ unparsed: String(f.payload).slice(0, 200) });
-		}
-	};
-	ws.on('framereceived', keep(frames.received));
-	ws.on('framesent', keep(frames.sent));
+    const keep = (list) => (f) => {
+        try {
+            list.push(JSON.parse(f.payload));
+        } catch (e) {
+            list.push({ unparsed: String(f.payload).slice(0, 200) });
+        }
+    };
+    ws.on('framereceived', keep(frames.received));
+    ws.on('framesent', keep(frames.sent));
 });
 
 const msgSel = (dir) => '#messages li.msg' + (dir ? '.' + dir : '') + ':not(.who)';
 
 const actions = {
-	async open({ url }) {
-		await page.goto(url, { waitUntil: 'domcontentloaded' });
-		return { url: page.url() };
-	},
-	async signin({ token }) {
-		await page.locator('#signin-token').fill(token);
-		await page.locator('#signin-form button[type=submit]').click();
-		await page.locator('#app').waitFor({ state: 'visible' });
-		return {};
-	},
-	async signin_expect_error({ token }) {
-		await page.locator('#signin-token').fill(token);
-		await page.locator('#signin-form button[type=submit]').click();
-		await page.locator('#signin-error').waitFor({ state: 'visible' });
-		await page.locator('#signin').waitFor({ state: 'visible' });
-		return { text: await page.locator('#signin-error').textContent() };
-	},
-	async wait_visible({ selector }) {
-		await page.locator(selector).first().waitFor({ state: 'visible' });
-		return {};
-	},
-	async wait_conn({ state }) {
-		await page.locator(`#conn[data-state="${state}"]`).waitFor({ state: 'attached' });
-		return { text: await page.locator('#conn-text').textContent() };
-	},
-	async conn() {
-		return {
-			state: await page.locator('#conn').getAttribute('data-state'),
-			text: await page.locator('#conn-text').textContent(),
-			banner: await page.locator('#offline').isVisible(),
-		};
-	},
-	async wait_conversation({ name }) {
-		const li = page.locator('#list li', { hasText: name }).first();
-		await li.waitFor({ state: 'visible' });
-		return { text: await li.innerText() };
-	},
-	async select({ name }) {
-		await page.locator('#list li', { hasText: name }).first().click();
-		await page.locator('#conv').waitFor({ state: 'visible' });
-		return { title: await page.locator('#conv-name').textContent() };
-	},
-	async wait_message({ text, direction }) {
-		const m = page.locator(msgSel(direction)).filter({
-			has: page.locator('.text', { hasText: text }),
-		}).first();
-		await m.waitFor({ state: 'visible' });
-		return { text: await m.innerText() };
-	},
-	// An outgoing message stored by the server (no longer the page's pending copy), with
-	// the tick of status (any tick when status is absent).
-	async wait_stored({ text, status }) {
-		const m = page.locator(msgSel('out') + ':not(.pending)').filter({
-			has: page.locator('.text', { hasText: text }),
-		}).filter({ has: page.locator('.tick' + (status ? '.st-' + status : '')) }).first();
-		await m.waitFor({ state: 'visible' });
-		return { status: await m.locator('.tick').getAttribute('class') };
-	},
-	async reply({ text }) {
-		await page.locator('#reply').fill(text);
-		await page.locator('#reply').press('Enter');
-		return {};
-	},
-	async type({ selector, text }) {
-		await page.locator(selector).pressSequentially(text, { delay: 10 });
-		return {};
-	},
-	async click({ selector }) {
-		await page.locator(selector).first().click();
-		return {};
-	},
-	async wait_text({ selector, text }) {
-		await page.locator(selector, { hasText: text }).first().waitFor({ state: 'visible' });
-		return {};
-	},
-	async messages() {
-		const items = await page.locator(msgSel()).evaluateAll((ns) => ns.map((n) => ({
-			direction: n.classList.contains('out') ? 'out' : 'in',
-			pending: n.classList.contains('pending'),
-			text: (n.querySelector('.text') || {}).textContent || '',
-		})));
-		return { items };
-	},
-	async list() {
-		const items = await page.locator('#list li').evaluateAll((ns) => ns.map((n) => ({
-			name: n.querySelector('.li-name .n').textContent,
-			last: n.querySelector('.li-last').textContent,
-			unread: (n.querySelector('.badge') || {}).textContent || '',
-		})));
-		return { items };
-	},
-	// Scrolls the thread to its top (older messages load) or the list to its bottom
-	// (more conversations load), then waits until the count of what selector matches
-	// reaches at least n.
-	async scroll_until({ box, to, selector, n }) {
-		const deadline = Date.now() + WAIT_MS;
-		for (;;) {
-			await page.locator(box).evaluate((e, top) => {
-				e.scrollTop = top ? 0 : e.scrollHeight;
-			}, to === 'top');
-			const have = await page.locator(selector).count();
-			if (have >= n)
-				return { n: have };
-			if (Date.now() > deadline)
-				throw new Error(`${selector}: ${have} of ${n} after scrolling ${box}`);
-			await page.waitForTimeout(100);
-		}
-	},
-	async count({ selector }) {
-		return { n: await page.locator(selector).count() };
-	},
-	// A mark in the page's memory: gone if the page reloads.
-	async mark() {
-		await page.evaluate(() => { window.hubtMark = true; });
-		return {};
-	},
-	async marked() {
-		return { marked: await page.evaluate(() => window.hubtMark === true) };
-	},
-	async frames() {
-		return { received: frames.received.map(strip), sent: frames.sent.map(strip) };
-	},
-	async storage() {
-		return await page.evaluate(() => ({
-			token: sessionStorage.getItem('bayge.token'),
-			local: Object.keys(localStorage).length,
-			hash: location.hash,
-			search: location.search,
-		}));
-	},
-	async screenshot({ path }) {
-		await page.screenshot({ path, fullPage: false });
-		return { path };
-	},
-	async problems() {
-		return { problems };
-	},
-	async quit() {
-		await context.close();
-		return {};
-	},
+    async open({ url }) {
+        await page.goto(url, { waitUntil: 'domcontentloaded' });
+        return { url: page.url() };
+    },
+    async signin({ token }) {
+        await page.locator('#signin-token').fill(token);
+        await page.locator('#signin-form button[type=submit]').click();
+        await page.locator('#app').waitFor({ state: 'visible' });
+        return {};
+    },
+    async signin_expect_error({ token }) {
+        await page.locator('#signin-token').fill(token);
+        await page.locator('#signin-form button[type=submit]').click();
+        await page.locator('#signin-error').waitFor({ state: 'visible' });
+        await page.locator('#signin').waitFor({ state: 'visible' });
+        return { text: await page.locator('#signin-error').textContent() };
+    },
+    async wait_visible({ selector }) {
+        await page.locator(selector).first().waitFor({ state: 'visible' });
+        return {};
+    },
+    async wait_conn({ state }) {
+        await page.locator(`#conn[data-state="${state}"]`).waitFor({ state: 'attached' });
+        return { text: await page.locator('#conn-text').textContent() };
+    },
+    async conn() {
+        return {
+            state: await page.locator('#conn').getAttribute('data-state'),
+            text: await page.locator('#conn-text').textContent(),
+            banner: await page.locator('#offline').isVisible(),
+        };
+    },
+    async wait_conversation({ name }) {
+        const li = page.locator('#list li', { hasText: name }).first();
+        await li.waitFor({ state: 'visible' });
+        return { text: await li.innerText() };
+    },
+    async select({ name }) {
+        await page.locator('#list li', { hasText: name }).first().click();
+        await page.locator('#conv').waitFor({ state: 'visible' });
+        return { title: await page.locator('#conv-name').textContent() };
+    },
+    async wait_message({ text, direction }) {
+        const m = page.locator(msgSel(direction)).filter({
+            has: page.locator('.text', { hasText: text }),
+        }).first();
+        await m.waitFor({ state: 'visible' });
+        return { text: await m.innerText() };
+    },
+    // An outgoing message stored by the server (no longer the page's pending copy), with
+    // the tick of status (any tick when status is absent).
+    async wait_stored({ text, status }) {
+        const m = page.locator(msgSel('out') + ':not(.pending)').filter({
+            has: page.locator('.text', { hasText: text }),
+        }).filter({ has: page.locator('.tick' + (status ? '.st-' + status : '')) }).first();
+        await m.waitFor({ state: 'visible' });
+        return { status: await m.locator('.tick').getAttribute('class') };
+    },
+    async reply({ text }) {
+        await page.locator('#reply').fill(text);
+        await page.locator('#reply').press('Enter');
+        return {};
+    },
+    async type({ selector, text }) {
+        await page.locator(selector).pressSequentially(text, { delay: 10 });
+        return {};
+    },
+    async clear({ selector }) {
+        await page.locator(selector).fill('');
+        return {};
+    },
+    async click({ selector }) {
+        await page.locator(selector).first().click();
+        return {};
+    },
+    async wait_text({ selector, text }) {
+        await page.locator(selector, { hasText: text }).first().waitFor({ state: 'visible' });
+        return {};
+    },
+    async messages() {
+        const items = await page.locator(msgSel()).evaluateAll((ns) => ns.map((n) => ({
+            direction: n.classList.contains('out') ? 'out' : 'in',
+            pending: n.classList.contains('pending'),
+            text: (n.querySelector('.text') || {}).textContent || '',
+        })));
+        return { items };
+    },
+    async list() {
+        const items = await page.locator('#list li').evaluateAll((ns) => ns.map((n) => ({
+            name: n.querySelector('.li-name .n').textContent,
+            last: n.querySelector('.li-last').textContent,
+            unread: (n.querySelector('.badge') || {}).textContent || '',
+        })));
+        return { items };
+    },
+    // Scrolls the thread to its top (older messages load) or the list to its bottom
+    // (more conversations load), then waits until the count of what selector matches
+    // reaches at least n.
+    async scroll_until({ box, to, selector, n }) {
+        const deadline = Date.now() + WAIT_MS;
+        for (;;) {
+            await page.locator(box).evaluate((e, top) => {
+                e.scrollTop = top ? 0 : e.scrollHeight;
+            }, to === 'top');
+            const have = await page.locator(selector).count();
+            if (have >= n)
+                return { n: have };
+            if (Date.now() > deadline)
+                throw new Error(`${selector}: ${have} of ${n} after scrolling ${box}`);
+            await page.waitForTimeout(100);
+        }
+    },
+    async count({ selector }) {
+        return { n: await page.locator(selector).count() };
+    },
+    // A mark in the page's memory: gone if the page reloads.
+    async mark() {
+        await page.evaluate(() => { window.hubtMark = true; });
+        return {};
+    },
+    async marked() {
+        return { marked: await page.evaluate(() => window.hubtMark === true) };
+    },
+    async frames() {
+        return { received: frames.received.map(strip), sent: frames.sent.map(strip) };
+    },
+    async storage() {
+        return await page.evaluate(() => ({
+            token: sessionStorage.getItem('bayge.token'),
+            local: Object.keys(localStorage).length,
+            hash: location.hash,
+            search: location.search,
+        }));
+    },
+    async viewport({ width, height }) {
+        await page.setViewportSize({ width, height });
+        return {};
+    },
+    async screenshot({ path }) {
+        await page.screenshot({ path, fullPage: false });
+        return { path };
+    },
+    async problems() {
+        return { problems };
+    },
+    async quit() {
+        await context.close();
+        return {};
+    },
 };
 
 // The auth frame's token never goes back to the test's log.
 function strip(f) {
-	return f && f.type === 'auth' ? { type: 'auth' } : f;
+    return f && f.type === 'auth' ? { type: 'auth' } : f;
 }
 
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const rl = createInterface({ input: process.stdin });
 out({ ok: true, ready: true, version: context.browser()?.version() ?? null });
 for await (const line of rl) {
-	let cmd;
-	try {
-		cmd = JSON.parse(line);
-	} catch (e) {
-		out({ ok: false, error: 'bad command line: ' + e.message });
-		continue;
-	}
-	const fn = actions[cmd.do];
-	if (!fn) {
-		out({ ok: false, error: 'unknown action ' + cmd.do });
-		continue;
-	}
-	try {
-		out(Object.assign({ ok: true }, await fn(cmd)));
-	} catch (e) {
-		out({ ok: false, error: String(e && e.message || e).slice(0, 4000) });
-	}
-	if (cmd.do === 'quit')
-		break;
+    let cmd;
+    try {
+        cmd = JSON.parse(line);
+    } catch (e) {
+        out({ ok: false, error: 'bad command line: ' + e.message });
+        continue;
+    }
+    const fn = actions[cmd.do];
+    if (!fn) {
+        out({ ok: false, error: 'unknown action ' + cmd.do });
+        continue;
+    }
+    try {
+        out(Object.assign({ ok: true }, await fn(cmd)));
+    } catch (e) {
+        out({ ok: false, error: String(e && e.message || e).slice(0, 4000) });
+    }
+    if (cmd.do === 'quit')
+        break;
 }
 rl.close();

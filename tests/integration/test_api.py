@@ -18,7 +18,8 @@ from support.case import HubTestCase  # noqa: E402
 MESSAGE_KEYS = {"id", "conversation_id", "contact_id", "channel_id", "direction", "author",
                 "type", "text", "status", "platform_ts", "created_at"}
 CONVERSATION_KEYS = {"id", "contact_id", "channel_id", "status", "mode", "assignee",
-                     "last_message_at", "unread", "channel_kind", "contact", "last_message"}
+                     "last_message_at", "unread", "channel_kind", "created_at", "contact",
+                     "last_message"}
 
 
 class ApiCase(HubTestCase):
@@ -137,6 +138,23 @@ class Conversations(ApiCase):
         top = self.ok(h, "/api/v1/conversations?limit=2", tok)["conversations"]
         self.assertEqual([c["contact"]["phone"] for c in top], ["+77030000000",
                                                                "+77039999999"])
+
+    def test_conversation_without_messages_sorts_by_creation(self):
+        h = self.start_hubd()
+        tok = self.token(h)
+        self.say(h, "77016667788", "С сообщением")
+        # a conversation opened without a message (no last_message_at): its creation counts
+        self.psql("INSERT INTO contacts (tenant_id, display_name) VALUES ('demo', 'Пустой')")
+        self.psql("INSERT INTO conversations (tenant_id, contact_id, channel_id, created_at) "
+                  "SELECT 'demo', c.id, ch.id, now() + interval '1 hour' FROM contacts c, "
+                  "channels ch WHERE c.display_name = 'Пустой' "
+                  "AND ch.public_id = 'demo-whatsapp'")
+        pages, items = self.all_conversations(h, tok, 1)
+        self.assertEqual([c["contact"]["display_name"] for c in items],
+                         ["Пустой", "С сообщением"])
+        self.assertIsNone(items[0]["last_message"])
+        self.assertIsNone(items[0]["last_message_at"])
+        self.assertEqual(len(pages), 2)
 
     def test_empty_tenant(self):
         h = self.start_hubd()
@@ -303,10 +321,12 @@ class BadInput(ApiCase):
         def b64(raw):
             return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
+        self.ok(h, "/api/v1/conversations?before=" + b64(b"253402300799999999.5"), tok)
         for cursor in ("", "not%20base64!", good + "==", good[:-1] + "*", "A" * 65,
                        b64(b"1700000000000000"), b64(b"x.y"), b64(b"1.0"), b64(b"1.-5"),
                        b64(b".5"), b64(b"5."), b64(b"1.2.3"),
-                       b64(b"99999999999999999999.1")):
+                       b64(b"99999999999999999999.1"), b64(b"-1.5"),
+                       b64(b"-4611686018427387904.5"), b64(b"253402300800000000.5")):
             self.error(h, "/api/v1/conversations?before=" + cursor, tok, 400, "bad_cursor")
         conv = self.ok(h, "/api/v1/conversations", tok)["conversations"][0]
         path = "/api/v1/conversations/%d/messages?before=" % conv["id"]

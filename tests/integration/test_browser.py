@@ -209,6 +209,16 @@ class Inbox(BrowserCase):
         b.call("wait_text", selector="#me", text="agent-2")
         self.assert_no_page_problems(b)
 
+    def test_token_expiring_returns_to_the_sign_in_form(self):
+        h = self.start_hubd()
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h, ttl=4))
+        b.call("wait_conn", state="online")
+        b.call("wait_visible", selector="#signin-error", timeout=60)
+        b.call("wait_text", selector="#signin-error", text="истёк")
+        self.assertIsNone(b.call("storage")["token"])
+        self.assert_no_page_problems(b)
+
     def test_bad_token_is_refused_with_a_message(self):
         h = self.start_hubd()
         b = self.browser()
@@ -298,7 +308,8 @@ class Rendering(BrowserCase):
                   ("77015550002", "Мария Ким", "Спасибо, всё получила 👍"),
                   ("77015550003", "Данияр", "Қашан жеткізесіздер?"),
                   ("77015550004", "Алия С.", '<img src=x onerror="document.title=1">'
-                   '<script>alert(1)</script>')]
+                   '<script>alert(1)</script>'),
+                  ("77015550005", '<b onmouseover="x()">Жанна</b>', "Здравствуйте")]
         for wa, name, text in people:
             self.say(h, text, wa_id=wa, name=name)
         conv = self.psql("SELECT v.id FROM conversations v JOIN contacts c "
@@ -318,7 +329,11 @@ class Rendering(BrowserCase):
         b.call("wait_conn", state="online")
         b.call("wait_conversation", name="Алия")
         names = [i["name"] for i in b.call("list")["items"]]
-        self.assertEqual(names, ["Алия С.", "Данияр", "Мария Ким", "Нурлан Абенов"])
+        self.assertEqual(names, ['<b onmouseover="x()">Жанна</b>', "Алия С.", "Данияр",
+                                 "Мария Ким", "Нурлан Абенов"])
+        b.call("select", name="Жанна")
+        b.call("wait_text", selector="#conv-name", text='<b onmouseover="x()">Жанна</b>')
+        self.assertEqual(b.call("count", selector="#app b, #app img, #app script")["n"], 0)
         b.call("select", name="Алия")
         b.call("wait_message", text="<script>alert(1)</script>", direction="in")
         self.assertEqual(b.call("count", selector="#messages img, #messages script")["n"], 0)
@@ -367,4 +382,70 @@ class Rendering(BrowserCase):
         self.assertEqual(len(set(names)), 61)
         self.assertEqual(names[:3], ["Длинная История", "Клиент 1", "Клиент 2"])
         b.call("screenshot", path=os.path.join(self.out, "history.png"))
+        self.assert_no_page_problems(b)
+
+    def test_channels_modes_and_assignees_in_the_list(self):
+        h = self.start_hubd()
+        self.say(h, "Здравствуйте! Можно записаться на завтра на 15:00?", wa_id="77019990001",
+                 name="Айгерим Нурланова")
+        self.say(h, "Сәлеметсіз бе, бағасы қанша?", wa_id="77019990002", name="Бауыржан")
+        for kind in ("telegram", "instagram"):
+            self.psql("SELECT hub_upsert_channel('demo', 'Demo company', 'demo-%s', '%s', "
+                      "'1')" % (kind, kind))
+        rows = (("demo-telegram", "Олжас", "Добрый вечер, заказ 5521 пришёл без чека", 2,
+                 "agent-1", "human"),
+                ("demo-instagram", "kamila.style", "Есть размер S?", 1, None, "ai"),
+                ("demo-telegram", "Светлана Петрова", "Спасибо за помощь!", 0, "agent-7",
+                 "human"))
+        for i, (ch, name, text, unread, assignee, mode) in enumerate(rows):
+            self.psql("WITH c AS (INSERT INTO contacts (tenant_id, display_name) VALUES "
+                      "('demo', '%s') RETURNING id), v AS (INSERT INTO conversations "
+                      "(tenant_id, contact_id, channel_id, last_message_at, unread, assignee, "
+                      "mode) SELECT 'demo', c.id, ch.id, now() - interval '%d minutes', %d, "
+                      "%s, '%s' FROM c, channels ch WHERE ch.public_id = '%s' RETURNING *) "
+                      "INSERT INTO messages (tenant_id, conversation_id, channel_id, "
+                      "direction, author, type, text, status, created_at) SELECT 'demo', v.id, "
+                      "v.channel_id, 'in', 'contact', 'text', '%s', 'received', "
+                      "v.last_message_at FROM v"
+                      % (name, 5 + 40 * i, unread, "'%s'" % assignee if assignee else "NULL",
+                         mode, ch, text))
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h, sub="agent-1"))
+        b.call("wait_conn", state="online")
+        b.call("wait_conversation", name="Светлана")
+        items = b.call("list")["items"]
+        self.assertEqual([i["name"] for i in items],
+                         ["Бауыржан", "Айгерим Нурланова", "Олжас", "kamila.style",
+                          "Светлана Петрова"])
+        self.assertEqual([i["unread"] for i in items], ["1", "1", "2", "1", ""])
+        for tag in ("WA", "TG", "IG", "ИИ", "мой", "agent-7"):
+            b.call("wait_text", selector="#list li .tag", text=tag)
+        b.call("click", selector='#filters button[data-filter="mine"]')
+        self.assertEqual([i["name"] for i in b.call("list")["items"]], ["Олжас"])
+        b.call("click", selector='#filters button[data-filter="all"]')
+        b.call("type", selector="#search", text="7701999")
+        self.assertEqual([i["name"] for i in b.call("list")["items"]],
+                         ["Бауыржан", "Айгерим Нурланова"])
+        b.call("clear", selector="#search")
+        b.call("select", name="Айгерим")
+        b.call("reply", text="Да, записала вас на 15:00. До встречи!")
+        b.call("wait_stored", text="Да, записала вас на 15:00")
+        b.call("screenshot", path=os.path.join(self.out, "inbox.png"))
+        self.assert_no_page_problems(b)
+
+    def test_narrow_screen_shows_the_list_or_the_conversation(self):
+        h = self.start_hubd()
+        self.say(h, "Добрый день! Можно вернуть товар?", wa_id="77012220000", name="Асель")
+        b = self.browser()
+        b.call("viewport", width=420, height=800)
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
+        b.call("wait_conn", state="online")
+        b.call("select", name="Асель")
+        b.call("wait_message", text="Можно вернуть товар?", direction="in")
+        b.call("wait_visible", selector="#back")
+        self.assertEqual(b.call("count", selector=".side:visible")["n"], 0)
+        b.call("screenshot", path=os.path.join(self.out, "narrow.png"))
+        b.call("click", selector="#back")
+        b.call("wait_conversation", name="Асель")
+        self.assertEqual(b.call("count", selector="#conv:visible")["n"], 0)
         self.assert_no_page_problems(b)
