@@ -5,6 +5,7 @@ resume (also while events keep arriving), events that reach the hub out of id or
 never published at all, and the protections (rate limit, socket caps, slow consumer,
 expired token).
 """
+import json
 import os
 import sys
 import socket
@@ -526,6 +527,26 @@ class Protection(InboxCase):
         self.assertEqual(other.command({"type": "read", "conversation_id": 1})["code"],
                          "not_found")
         h.assert_alive()
+
+    def test_long_message_in_fragments_is_assembled(self):
+        # hubd reads in 1 KiB pieces: a message of many pieces and three fragments is
+        # one command, whole
+        h = self.start_hubd()
+        agent = self.agent(h)
+        conv = self.conversation(h, agent)
+        text = self.unique_text() + " " + "жаз" * 1300
+        self.no_leak(text)
+        data = json.dumps({"type": "send", "ref": "long", "conversation_id": conv,
+                           "text": text, "client_id": "c-long"}).encode("utf-8")
+        third = len(data) // 3
+        agent.send_frame(ws.OP_TEXT, data[:third], fin=False)
+        agent.send_frame(ws.OP_CONT, data[third:2 * third], fin=False)
+        agent.send_frame(ws.OP_CONT, data[2 * third:])
+        ack = agent.answer("long")
+        self.assertEqual(ack["type"], "ack", ack)
+        self.assertEqual(agent.event("message.created")["data"]["text"], text)
+        self.assertEqual(self.psql("SELECT length(text) FROM messages WHERE id = %d"
+                                   % ack["message_id"]), str(len(text)))
 
     def test_token_expiry_closes_the_socket(self):
         h = self.start_hubd()
