@@ -6,6 +6,8 @@
  * tenant's events in id order, a socket sends those above its cursor, and a resuming socket
  * reads the log in pages until it reaches what the bus delivered, then goes live. Right
  * after hello live events are held until the first command, in case it is a resume.
+ * A socket's output goes out at the next loop iteration as one write; every socket's
+ * deadlines are in one heap of ours, not in lws' timer list (see there why).
  * Knows nothing about llhttp, webhooks or what events mean: data_json is passed through. */
 #include "daemon/ws.h"
 
@@ -37,7 +39,6 @@
 #define WS_OP_TEXT 0x1          /* RFC 6455 5.2 opcodes */
 #define WS_OP_PING 0x9
 #define WS_HEAP_NONE SIZE_MAX   /* client->heap_idx when not in the deadline heap */
-#define WS_CLOSE_GRACE_S 2      /* a socket asked to close is killed after this */
 #define WS_DRAIN_MS 1000        /* at shutdown: wait this long for close handshakes */
 #define WS_ABUSE_MAX 20         /* rate-limited commands in a row before the socket is closed */
 /* RFC 6455 11.7 registry: 1013 Try Again Later (not in lws 4.1's enum) */
