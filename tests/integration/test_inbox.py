@@ -368,6 +368,22 @@ class Resume(InboxCase):
         self.assertEqual(bad.wait_close(10), (1008, "after must be an event id"))
         self.assertFalse([m for m in bad.skipped if b"hello" in m[1]])
 
+    def test_resume_from_hellos_id_goes_live_at_once(self):
+        # what a fresh page sends: nothing to replay, the next events come live
+        h = self.start_hubd()
+        first = self.agent(h)
+        self.webhook(h)
+        first.event("message.created")
+        c = self.ws(h)
+        hello = c.auth(self.token(h))
+        last = hello["last_event_id"]
+        self.assertEqual(last, self.last_event_id())
+        c.send_json({"type": "resume", "after": last})
+        self.assertEqual(self.collect(c), ([], {"type": "resumed", "last_event_id": last}))
+        self.webhook(h)
+        live = [c.event()["id"] for _ in range(self.last_event_id() - last)]
+        self.assertEqual(live, list(range(last + 1, self.last_event_id() + 1)))
+
     def test_resume_after_a_drop_while_events_keep_arriving(self):
         h = self.start_hubd()
         agent = self.agent(h)
