@@ -1,5 +1,6 @@
 /* bench/fanout_client.c - the load client of bench/fanout: N websocket subscribers on one
- * libuv loop (hubd: subprotocol bayge.v1, an auth frame, then "hello"; nginx+nchan: a plain
+ * libuv loop (hubd: subprotocol bayge.v1, an auth frame, "hello", then "resume" after hello's
+ * last_event_id and its "resumed", as the inbox page does; nginx+nchan: a plain
  * websocket subscriber) and a paced HTTP/1.1 publisher, measuring the frames delivered and
  * the time from a POST sent to its message frame received.
  * A minimal RFC 6455 client: handshake, masked client frames, unmasked server frames.
@@ -40,9 +41,10 @@
 #define PUB_MAX 256
 #define MSG_EVENT "\"event\":\"message.created\""
 #define MARKER "fo:"
+#define LAST_ID "\"last_event_id\":"
 
 enum { OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
-enum sock_state { S_IDLE, S_CONNECTING, S_HANDSHAKE, S_AUTH, S_READY, S_DEAD };
+enum sock_state { S_IDLE, S_CONNECTING, S_HANDSHAKE, S_AUTH, S_RESUME, S_READY, S_DEAD };
 
 struct sock {
 	uv_tcp_t tcp;
@@ -103,7 +105,7 @@ struct run {
 	const char *token;
 	struct sock *socks;
 	int next_sock;        /* the next socket to connect */
-	int inflight;         /* connecting, in handshake or waiting for hello */
+	int inflight;         /* connecting, in handshake, waiting for hello or resumed */
 	int nready, nfailed;
 	uint64_t t_start, t_ready;
 	bool ready_reported, going, done;
@@ -360,12 +362,27 @@ static void on_text(struct sock *s, const unsigned char *p, size_t len, uint64_t
 	int seq;
 
 	if (s->state == S_AUTH) {
-		if (!memmem(p, len, "\"type\":\"hello\"", 14)) {
+		const unsigned char *last = memmem(p, len, LAST_ID, strlen(LAST_ID));
+		char resume[64];
+		int n;
+
+		if (!memmem(p, len, "\"type\":\"hello\"", 14) || !last) {
 			sock_kill(s, "first frame after auth is not hello (%zu bytes)", len);
 			return;
 		}
-		sock_ready(s);
+		/* What a page does: resume from what it has, so that hubd goes live at once
+		 * instead of holding events for ws.resume_grace_ms. */
+		n = snprintf(resume, sizeof(resume), "{\"type\":\"resume\",\"after\":%ld}",
+			     strtol((const char *)last + strlen(LAST_ID), NULL, 10));
+		s->state = S_RESUME;
+		if (ws_send(s, OP_TEXT, resume, (size_t)n) < 0)
+			sock_kill(s, "cannot send resume");
 		return;
+	}
+	if (s->state == S_RESUME) {
+		if (memmem(p, len, "\"type\":\"resumed\"", 16))
+			sock_ready(s);
+		return; /* nothing is published before go */
 	}
 	if (s->state != S_READY)
 		return;

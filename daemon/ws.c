@@ -6,6 +6,8 @@
  * tenant's events in id order, a socket sends those above its cursor, and a resuming socket
  * reads the log in pages until it reaches what the bus delivered, then goes live. Right
  * after hello live events are held until the first command, in case it is a resume.
+ * A socket's output goes out at the next loop iteration as one write; every socket's
+ * deadlines are in one heap of ours, not in lws' timer list (see there why).
  * Knows nothing about llhttp, webhooks or what events mean: data_json is passed through. */
 #include "daemon/ws.h"
 
@@ -29,11 +31,14 @@
 #define TAG "ws"
 #define WS_PROTOCOL "bayge.v1"
 #define WS_ADOPT_MAX 2048       /* bytes lws replays from an adopted socket */
-#define WS_RX_CHUNK 4096        /* lws delivers a message in pieces of at most this */
+#define WS_RX_CHUNK 1024        /* lws delivers a message in pieces of at most this */
 #define WS_TX_PACKET 65536      /* bytes lws hands to one send() */
 #define WS_JSON_TOKENS 1024     /* tokens of one client message */
-#define WS_WRITE_BUDGET 65536   /* bytes written in one WRITEABLE before yielding */
-#define WS_CLOSE_GRACE_S 2      /* a socket asked to close is killed after this */
+#define WS_WRITE_BUDGET 65536   /* bytes of frames in one write (one send) */
+#define WS_HEADER_MAX 10        /* RFC 6455 5.2: the longest server frame header */
+#define WS_OP_TEXT 0x1          /* RFC 6455 5.2 opcodes */
+#define WS_OP_PING 0x9
+#define WS_HEAP_NONE SIZE_MAX   /* client->heap_idx when not in the deadline heap */
 #define WS_DRAIN_MS 1000        /* at shutdown: wait this long for close handshakes */
 #define WS_ABUSE_MAX 20         /* rate-limited commands in a row before the socket is closed */
 /* RFC 6455 11.7 registry: 1013 Try Again Later (not in lws 4.1's enum) */
@@ -99,6 +104,7 @@ struct cmd_slot {
 
 struct client {
 	struct link all;    /* in ws->clients */
+	struct link dirty;  /* in ws->dirty while output waits for the next flush */
 	struct link peers;  /* in tenant->clients once authenticated */
 	struct hub_ws *ws;
 	struct lws *wsi;
@@ -133,6 +139,8 @@ struct client {
 	uint64_t last_seen;     /* uv_now ms of the last pong or frame */
 	uint64_t next_ping;     /* uv_now ms */
 	uint64_t hold_until;    /* uv_now ms */
+	uint64_t due;           /* uv_now ms: the earliest of the above (client_arm_timer) */
+	size_t heap_idx;        /* in ws->heap; WS_HEAP_NONE: not there */
 };
 
 /* The store callback may run after the socket closed: it finds c == NULL then. */
@@ -158,7 +166,14 @@ struct hub_ws {
 	size_t nclients, nauthed;
 	uint64_t next_id;
 	uv_timer_t timer;        /* shutdown: drain deadline, then context destroy */
-	bool timer_init;
+	uv_timer_t tick;         /* the top of heap is due */
+	uint64_t tick_due;       /* uv_now ms tick is started for; UINT64_MAX: stopped */
+	struct client **heap;    /* min-heap of clients by due: every socket's deadlines */
+	size_t heap_n, heap_cap;
+	uv_idle_t flush;         /* next loop iteration: writes what dirty clients queued */
+	struct link dirty;       /* clients with output queued since the last flush */
+	unsigned char *scratch;  /* LWS_PRE + WS_WRITE_BUDGET: frames of one write */
+	unsigned handles;        /* timer, tick, flush: open until the teardown */
 	bool closing, destroyed;
 	void (*close_cb)(void *data);
 	void *close_data;
@@ -262,11 +277,152 @@ static void queue_drop(struct client *c)
 	c->queued = 0;
 }
 
-/* Asks lws for a WRITEABLE unless the queue is held for "hello". */
+/* ---- deadlines: one min-heap of clients by due, one uv timer for its top ----
+ * Not lws_set_timer_usecs(): lws 4.1 keeps its timers in one sorted list that every
+ * insertion walks, and a socket's timer moves on connect, auth and every ping: at 10,000
+ * sockets that walk was most of the CPU. Here a move is O(log n). */
+
+static void heap_put(struct hub_ws *ws, size_t i, struct client *c)
+{
+	ws->heap[i] = c;
+	c->heap_idx = i;
+}
+
+static void heap_up(struct hub_ws *ws, size_t i)
+{
+	struct client *c = ws->heap[i];
+
+	while (i > 0 && ws->heap[(i - 1) / 2]->due > c->due) {
+		heap_put(ws, i, ws->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_put(ws, i, c);
+}
+
+static void heap_down(struct hub_ws *ws, size_t i)
+{
+	struct client *c = ws->heap[i];
+
+	for (;;) {
+		size_t l = 2 * i + 1, m = l;
+
+		if (l >= ws->heap_n)
+			break;
+		if (l + 1 < ws->heap_n && ws->heap[l + 1]->due < ws->heap[l]->due)
+			m = l + 1;
+		if (ws->heap[m]->due >= c->due)
+			break;
+		heap_put(ws, i, ws->heap[m]);
+		i = m;
+	}
+	heap_put(ws, i, c);
+}
+
+static void heap_remove(struct client *c)
+{
+	struct hub_ws *ws = c->ws;
+	size_t i = c->heap_idx;
+	struct client *last;
+
+	if (i == WS_HEAP_NONE)
+		return;
+	c->heap_idx = WS_HEAP_NONE;
+	last = ws->heap[--ws->heap_n];
+	if (last == c)
+		return;
+	heap_put(ws, i, last);
+	heap_up(ws, i);
+	heap_down(ws, last->heap_idx);
+}
+
+static void on_tick(uv_timer_t *t);
+
+/* Starts the tick for the top of the heap unless it is started for that time already. */
+static void tick_arm(struct hub_ws *ws)
+{
+	uint64_t now = uv_now(ws->loop), due;
+	int r;
+
+	if (ws->destroyed || ws->heap_n == 0 || ws->heap[0]->due >= ws->tick_due)
+		return;
+	due = ws->heap[0]->due;
+	r = uv_timer_start(&ws->tick, on_tick, due > now ? due - now : 0, 0);
+	hub_assert(r == 0);
+	ws->tick_due = due;
+}
+
+/* c's next deadline is due (uv_now ms). */
+static void client_set_due(struct client *c, uint64_t due)
+{
+	struct hub_ws *ws = c->ws;
+	uint64_t old = c->due;
+
+	c->due = due;
+	if (c->heap_idx == WS_HEAP_NONE) {
+		if (ws->heap_n == ws->heap_cap) {
+			ws->heap_cap = ws->heap_cap ? 2 * ws->heap_cap : 64;
+			ws->heap = hub_xrealloc(ws->heap, ws->heap_cap * sizeof(*ws->heap));
+		}
+		heap_put(ws, ws->heap_n++, c);
+		heap_up(ws, c->heap_idx);
+	} else if (due < old) {
+		heap_up(ws, c->heap_idx);
+	} else {
+		heap_down(ws, c->heap_idx);
+	}
+	tick_arm(ws);
+}
+
+static void client_due(struct client *c);
+
+static void on_tick(uv_timer_t *t)
+{
+	struct hub_ws *ws = t->data;
+	uint64_t now = uv_now(ws->loop);
+
+	ws->tick_due = UINT64_MAX; /* one-shot: stopped now */
+	/* client_due() moves c to a later time or out of the heap: the loop ends. */
+	while (ws->heap_n && ws->heap[0]->due <= now) {
+		struct client *c = ws->heap[0];
+
+		heap_remove(c);
+		client_due(c);
+	}
+	tick_arm(ws);
+}
+
+/* ---- output: frames go out after the loop iteration that queued them ---- */
+
+static void on_flush(uv_idle_t *h);
+
+/* c has output (a ping, or frames unless held for "hello"): on_flush() writes it at the
+ * start of the next loop iteration, all of it in one send, with no POLLOUT round trip
+ * (lws_callback_on_writable() costs two epoll_ctl calls on lws 4.1's libuv glue).
+ * An idle handle, not a check: an active idle handle keeps the poll from blocking, so
+ * output queued from a timer goes out at once too. */
 static void want_write(struct client *c)
 {
-	if (c->ping_pending || (c->head && !c->hello_pending))
-		lws_callback_on_writable(c->wsi);
+	struct hub_ws *ws = c->ws;
+	int r;
+
+	if (c->closing || ws->destroyed || !(c->ping_pending || (c->head && !c->hello_pending)))
+		return;
+	if (link_empty(&c->dirty))
+		link_add_tail(&ws->dirty, &c->dirty);
+	if (!uv_is_active((uv_handle_t *)&ws->flush)) {
+		r = uv_idle_start(&ws->flush, on_flush);
+		hub_assert(r == 0);
+	}
+}
+
+/* lws closes c (or is about to): nothing more goes out from us, its queue is freed and
+ * its deadlines are gone. */
+static void client_quiet(struct client *c)
+{
+	c->closing = true;
+	queue_drop(c);
+	heap_remove(c);
+	link_del(&c->dirty);
 }
 
 /* Closes c with code and reason: the queue is freed now (memory must not grow while the
@@ -279,15 +435,18 @@ static void client_close(struct client *c, int code, const char *reason, const c
 {
 	if (c->closing)
 		return;
-	c->closing = true;
 	c->close_code = code;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	c->close_kind = kind;
 	c->counted = true;
 	count_close(c->ws, kind); /* now: the close handshake may take seconds */
-	queue_drop(c);
+	client_quiet(c);
 	hub_log_debug(TAG, "conn=%llu: closing %d %s", (unsigned long long)c->id, code, kind);
+	/* lws' own timer list holds little now: inserting at its head is cheap. Outside an
+	 * lws callback (our tick, a bus event) lws 4.1 does not re-arm its libuv timer for a
+	 * new head; the WRITEABLE request brings lws round to it. */
 	lws_set_timer_usecs(c->wsi, 1);
+	lws_callback_on_writable(c->wsi);
 }
 
 /* Appends f (taking a reference) to c's queue, or to its held events; over
@@ -644,8 +803,15 @@ static void client_replay_start(struct client *c, int64_t after)
 	c->held = c->held_tail = NULL;
 	c->queued -= bytes;
 	c->holding = false;
-	c->replaying = true;
 	c->cursor = after;
+	/* The bus delivered every event up to its last id in order and delivers the next
+	 * ones: a client that has them all (what a page sends right after hello) needs no
+	 * read of the log. */
+	if (after == hub_bus_tenant_last(c->tenant->bt)) {
+		replay_done(c);
+		return;
+	}
+	c->replaying = true;
 	client_replay_next(c);
 }
 
@@ -686,32 +852,27 @@ static void client_arm_timer(struct client *c)
 		if (c->holding && c->hold_until < due)
 			due = c->hold_until;
 	}
-	lws_set_timer_usecs(c->wsi, (lws_usec_t)(due > now ? due - now : 1) * 1000);
+	client_set_due(c, due > now ? due : now + 1);
 }
 
-/* 0, or -1 to close c (with the reason set). */
-static int on_client_timer(struct client *c)
+/* Something of c is due (from on_tick): closes c or arms its next deadline. */
+static void client_due(struct client *c)
 {
 	struct hub_ws *ws = c->ws;
 	uint64_t now = uv_now(ws->loop);
 	uint64_t interval = (uint64_t)ws->opts.ping_interval_ms;
 
-	if (c->closing) {
-		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)c->close_reason, strlen(c->close_reason));
-		return -1;
-	}
 	if (!c->authed && now >= c->auth_deadline) {
 		hub_log_debug(TAG, "conn=%llu: auth timeout", (unsigned long long)c->id);
 		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "auth timeout", "auth_timeout");
-		return 0;
+		return;
 	}
 	if (c->authed && (int64_t)(wall_ms() / 1000) >= c->claims.exp) {
 		hub_log_debug(TAG, "conn=%llu tenant=%s: token expired", (unsigned long long)c->id,
 			      c->claims.tid);
 		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired",
 			     "token_expired");
-		return 0;
+		return;
 	}
 	if (c->holding && now >= c->hold_until)
 		client_hold_end(c);
@@ -719,7 +880,7 @@ static int on_client_timer(struct client *c)
 		hub_log_debug(TAG, "conn=%llu: no pong for two intervals",
 			      (unsigned long long)c->id);
 		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "ping timeout", "ping_timeout");
-		return 0;
+		return;
 	}
 	if (now >= c->next_ping) {
 		c->ping_pending = true;
@@ -727,7 +888,6 @@ static int on_client_timer(struct client *c)
 		want_write(c);
 	}
 	client_arm_timer(c);
-	return 0;
 }
 
 static struct client *client_new(struct hub_ws *ws, struct lws *wsi)
@@ -741,6 +901,8 @@ static struct client *client_new(struct hub_ws *ws, struct lws *wsi)
 	hub_buf_init(&c->rx);
 	link_init(&c->peers);
 	link_init(&c->cmds);
+	link_init(&c->dirty);
+	c->heap_idx = WS_HEAP_NONE;
 	link_add_tail(&ws->clients, &c->all);
 	c->auth_deadline = now + (uint64_t)ws->opts.auth_timeout_ms;
 	c->last_seen = now;
@@ -781,11 +943,11 @@ static void client_free(struct client *c)
 	tenant_leave(c);
 	link_del(&c->all);
 	ws->nclients--;
-	queue_drop(c);
+	client_quiet(c);
 	hub_buf_release(&c->rx);
 	free(c);
 	/* At shutdown the last socket gone ends the drain early. */
-	if (ws->closing && ws->nclients == 0 && ws->timer_init && !ws->destroyed) {
+	if (ws->closing && ws->nclients == 0 && !ws->destroyed) {
 		int r = uv_timer_start(&ws->timer, on_drain_timer, 0, 0);
 
 		hub_assert(r == 0);
@@ -1026,49 +1188,100 @@ static int client_receive(struct client *c, const void *in, size_t len)
 	return ret;
 }
 
-/* Writes what is queued: a ping, then frames until the pipe chokes or the budget
- * is spent. Asking for WRITEABLE again while anything is left is what carries a burst
- * through without client traffic (lws 4.1.6 otherwise waits for the next I/O). */
-static int client_writeable(struct client *c)
+/* RFC 6455 5.2: the header of an unmasked, final server frame of len bytes (no extension
+ * is negotiated); its length. */
+static size_t frame_header(unsigned char *h, unsigned opcode, size_t len)
 {
-	unsigned char ping[LWS_PRE + 4];
-	size_t written = 0;
+	h[0] = (unsigned char)(0x80 | opcode);
+	if (len < 126) {
+		h[1] = (unsigned char)len;
+		return 2;
+	}
+	if (len < 65536) {
+		h[1] = 126;
+		h[2] = (unsigned char)(len >> 8);
+		h[3] = (unsigned char)len;
+		return 4;
+	}
+	h[1] = 127;
+	for (int i = 0; i < 8; i++)
+		h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+	return WS_HEADER_MAX;
+}
 
-	if (c->closing)
-		return 0; /* the close goes out from the timer: see client_close() */
+/* Writes a pending ping and the queued frames, framed here, as one raw lws_write() of at
+ * most WS_WRITE_BUDGET bytes (a frame larger than that goes alone through lws' framing).
+ * Legal outside WRITEABLE on lws 4.1 as long as lws holds no unsent bytes of c
+ * (lws_partial_buffered): lws_issue_raw() sends what the kernel takes and keeps a copy of
+ * the rest, which it sends first on the next POLLOUT before any WRITEABLE; writing again
+ * before that would append to the middle of its frame accounting. So frames stay whole
+ * and in order. Asks for WRITEABLE while anything is left (lws 4.1.6 otherwise stalls a
+ * burst until the next I/O). 0, or -1 when the socket failed. */
+static int client_flush(struct client *c)
+{
+	unsigned char *buf = c->ws->scratch + LWS_PRE;
+	size_t n = 0;
+
+	if (c->closing || lws_partial_buffered(c->wsi))
+		return 0;
 	if (c->ping_pending) {
 		c->ping_pending = false;
 		/* Not empty: lws 4.1.6 never reports a pong with an empty payload. */
-		memcpy(ping + LWS_PRE, "ping", 4);
-		if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
-			return -1;
-		want_write(c);
-		return 0;
+		n = frame_header(buf, WS_OP_PING, 4);
+		memcpy(buf + n, "ping", 4);
+		n += 4;
 	}
-	while (c->head && !c->hello_pending && written < WS_WRITE_BUDGET) {
+	while (c->head && !c->hello_pending) {
 		struct qent *q = c->head;
 		struct frame *f = q->f;
-		int n;
 
-		/* lws writes the frame header into the headroom: the same bytes for every
-		 * socket, and it copies what the kernel does not take, so sharing is safe. */
-		n = lws_write(c->wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT);
-		if (n < (int)f->len)
-			return -1;
+		if (n + WS_HEADER_MAX + f->len > WS_WRITE_BUDGET) {
+			if (n)
+				break;
+			/* lws writes the header into the headroom: the same bytes for every
+			 * socket, and it copies what the kernel does not take. */
+			if (lws_write(c->wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT) <
+			    (int)f->len)
+				return -1;
+		} else {
+			n += frame_header(buf + n, WS_OP_TEXT, f->len);
+			memcpy(buf + n, f->data + LWS_PRE, f->len);
+			n += f->len;
+		}
 		c->head = q->next;
 		if (!c->head)
 			c->tail = NULL;
 		c->queued -= f->len;
-		written += f->len;
 		frame_unref(f);
 		free(q);
-		if (lws_send_pipe_choked(c->wsi))
-			break;
+		if (!n)
+			break; /* the large frame went alone */
 	}
+	if (n && lws_write(c->wsi, buf, n, LWS_WRITE_RAW) < (int)n)
+		return -1;
 	if (c->replay_wait && c->queued <= c->ws->opts.send_queue_max / 4)
 		client_replay_next(c);
-	want_write(c);
+	if (c->head && !c->hello_pending && !c->closing)
+		lws_callback_on_writable(c->wsi);
 	return 0;
+}
+
+/* Every client that got output since the last flush writes it now. */
+static void on_flush(uv_idle_t *h)
+{
+	struct hub_ws *ws = h->data;
+
+	uv_idle_stop(h);
+	while (!link_empty(&ws->dirty)) {
+		struct client *c = hub_container_of(ws->dirty.next, struct client, dirty);
+
+		link_del(&c->dirty);
+		if (client_flush(c) < 0) {
+			hub_log_debug(TAG, "conn=%llu: write failed", (unsigned long long)c->id);
+			client_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "write failed",
+				     "write_error");
+		}
+	}
 }
 
 static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1088,18 +1301,31 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			      pss->c->id);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
-		return c ? client_receive(c, in, len) : -1;
+		if (!c)
+			return -1;
+		if (client_receive(c, in, len) < 0) {
+			client_quiet(c); /* lws closes it with the reason set */
+			return -1;
+		}
+		return 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (c)
 			c->last_seen = uv_now(ws->loop);
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return c ? client_writeable(c) : 0;
+		return c && client_flush(c) < 0 ? -1 : 0;
 	case LWS_CALLBACK_TIMER:
-		return c ? on_client_timer(c) : 0;
+		/* Only client_close() sets c's lws timer: see there. */
+		if (!c || !c->close_code)
+			return 0;
+		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason, strlen(c->close_reason));
+		return -1;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		if (c && !c->closing)
+		if (c && !c->closing) {
 			c->close_kind = "peer";
+			client_quiet(c); /* lws answers the close: nothing may follow it */
+		}
 		return 0;
 	case LWS_CALLBACK_CLOSED:
 	case LWS_CALLBACK_WSI_DESTROY:
@@ -1150,6 +1376,9 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 		.on_ready = on_bus_ready,
 		.on_ephemeral = on_bus_ephemeral,
 	};
+	/* No lws validity (idle) timer per connection: hubd pings on its own, and lws 4.1
+	 * would move that timer in its sorted list on every frame read. */
+	static const lws_retry_bo_t no_idle_check = { .secs_since_valid_hangup = 0 };
 	struct lws_context_creation_info info;
 	void *foreign_loops[1] = { loop };
 	struct hub_ws *ws;
@@ -1168,6 +1397,9 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 	hub_buf_init(&ws->secret);
 	set_opts(ws, opts);
 	link_init(&ws->clients);
+	link_init(&ws->dirty);
+	ws->tick_due = UINT64_MAX;
+	ws->scratch = hub_xmalloc(LWS_PRE + WS_WRITE_BUDGET);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_USER, on_lws_log);
 
@@ -1198,6 +1430,7 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = ws->protocols;
 	info.vhost_name = "hub-ws";
+	info.retry_and_idle_policy = &no_idle_check;
 	info.options = LWS_SERVER_OPTION_LIBUV;
 	ws->vh = lws_create_vhost(ws->ctx, &info);
 	/* A context on a foreign loop may come back already being torn down: the vhost is the
@@ -1207,12 +1440,13 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 		goto fail;
 	}
 
-	if (uv_timer_init(loop, &ws->timer) < 0) {
-		ret = hub_err_set(err, -EIO, "ws: uv_timer_init failed");
+	if (uv_timer_init(loop, &ws->timer) < 0 || uv_timer_init(loop, &ws->tick) < 0 ||
+	    uv_idle_init(loop, &ws->flush) < 0) {
+		ret = hub_err_set(err, -EIO, "ws: cannot initialize the loop handles");
 		goto fail;
 	}
-	ws->timer.data = ws;
-	ws->timer_init = true;
+	ws->timer.data = ws->tick.data = ws->flush.data = ws;
+	ws->handles = 3;
 
 	if (metrics) {
 		hub_metrics_gauge(metrics, "hub_ws_clients", "Open agent websockets",
@@ -1234,8 +1468,10 @@ fail:
 	if (ws->ctx)
 		lws_context_destroy(ws->ctx);
 	hub_buf_release(&ws->secret);
-	if (!ws->ctx)
+	if (!ws->ctx) {
+		free(ws->scratch);
 		free(ws);
+	}
 	return ret;
 }
 
@@ -1279,12 +1515,11 @@ size_t hub_ws_clients(const struct hub_ws *ws)
 	return ws->nclients;
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
 	struct hub_ws *ws = h->data;
 
-	ws->timer_init = false;
-	if (ws->close_cb)
+	if (--ws->handles == 0 && ws->close_cb)
 		ws->close_cb(ws->close_data);
 }
 
@@ -1302,7 +1537,9 @@ static void on_drain_timer(uv_timer_t *t)
 			     ws->nclients);
 	if (ws->ctx)
 		lws_context_destroy(ws->ctx);
-	uv_close((uv_handle_t *)&ws->timer, on_timer_closed);
+	uv_close((uv_handle_t *)&ws->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&ws->tick, on_handle_closed);
+	uv_close((uv_handle_t *)&ws->flush, on_handle_closed);
 }
 
 void hub_ws_close(struct hub_ws *ws, void (*cb)(void *data), void *data)
@@ -1327,7 +1564,7 @@ void hub_ws_finish(struct hub_ws *ws)
 {
 	if (!ws)
 		return;
-	hub_assert(!ws->timer_init);
+	hub_assert(ws->handles == 0);
 	/* Phase two (lws issues #1969, #2595): the loop has stopped, lws can free itself. */
 	for (int i = 0; ws->ctx && i < 4; i++) {
 		lws_context_destroy(ws->ctx);
@@ -1337,5 +1574,7 @@ void hub_ws_finish(struct hub_ws *ws)
 		hub_log_err(TAG, "libwebsockets context not fully destroyed");
 	hub_assert(link_empty(&ws->clients));
 	hub_buf_release(&ws->secret);
+	free(ws->heap);
+	free(ws->scratch);
 	free(ws);
 }

@@ -5,6 +5,7 @@ resume (also while events keep arriving), events that reach the hub out of id or
 never published at all, and the protections (rate limit, socket caps, slow consumer,
 expired token).
 """
+import json
 import os
 import sys
 import socket
@@ -367,6 +368,22 @@ class Resume(InboxCase):
         self.assertEqual(bad.wait_close(10), (1008, "after must be an event id"))
         self.assertFalse([m for m in bad.skipped if b"hello" in m[1]])
 
+    def test_resume_from_hellos_id_goes_live_at_once(self):
+        # what a fresh page sends: nothing to replay, the next events come live
+        h = self.start_hubd()
+        first = self.agent(h)
+        self.webhook(h)
+        first.event("message.created")
+        c = self.ws(h)
+        hello = c.auth(self.token(h))
+        last = hello["last_event_id"]
+        self.assertEqual(last, self.last_event_id())
+        c.send_json({"type": "resume", "after": last})
+        self.assertEqual(self.collect(c), ([], {"type": "resumed", "last_event_id": last}))
+        self.webhook(h)
+        live = [c.event()["id"] for _ in range(self.last_event_id() - last)]
+        self.assertEqual(live, list(range(last + 1, self.last_event_id() + 1)))
+
     def test_resume_after_a_drop_while_events_keep_arriving(self):
         h = self.start_hubd()
         agent = self.agent(h)
@@ -526,6 +543,26 @@ class Protection(InboxCase):
         self.assertEqual(other.command({"type": "read", "conversation_id": 1})["code"],
                          "not_found")
         h.assert_alive()
+
+    def test_long_message_in_fragments_is_assembled(self):
+        # hubd reads in 1 KiB pieces: a message of many pieces and three fragments is
+        # one command, whole
+        h = self.start_hubd()
+        agent = self.agent(h)
+        conv = self.conversation(h, agent)
+        text = self.unique_text() + " " + "жаз" * 1300
+        self.no_leak(text)
+        data = json.dumps({"type": "send", "ref": "long", "conversation_id": conv,
+                           "text": text, "client_id": "c-long"}).encode("utf-8")
+        third = len(data) // 3
+        agent.send_frame(ws.OP_TEXT, data[:third], fin=False)
+        agent.send_frame(ws.OP_CONT, data[third:2 * third], fin=False)
+        agent.send_frame(ws.OP_CONT, data[2 * third:])
+        ack = agent.answer("long")
+        self.assertEqual(ack["type"], "ack", ack)
+        self.assertEqual(agent.event("message.created")["data"]["text"], text)
+        self.assertEqual(self.psql("SELECT length(text) FROM messages WHERE id = %d"
+                                   % ack["message_id"]), str(len(text)))
 
     def test_token_expiry_closes_the_socket(self):
         h = self.start_hubd()
