@@ -33,13 +33,20 @@
 #define BUS_UNSYNCED_MAX 4096     /* tenants remembered with lost publishes */
 #define BUS_SYNC_RETRY_MS 500
 #define BUS_READ_RETRY_MS 1000
+#define BUS_PACE_MS 20            /* between pages of a catch-up cut by bytes */
 
 /* The page after $2 and the stream's last id; one row with NULL id when there is no event
- * after $2, no row when the tenant has no stream. */
+ * after $2, no row when the tenant has no stream. The page holds at most $3 events and,
+ * beyond its first, only those whose frames (name, data and the frame's own 64 bytes)
+ * together fit $4 bytes; the LIMIT comes first so the sums read no more than $3 rows. */
 static const char read_sql[] =
-	"SELECT s.last_event_id, e.id, e.type, e.data::text FROM tenant_stream s "
-	"LEFT JOIN LATERAL (SELECT x.id, x.type, x.data FROM events x "
-	"WHERE x.tenant_id = s.tenant_id AND x.id > $2::bigint ORDER BY x.id LIMIT $3::int) e "
+	"SELECT s.last_event_id, e.id, e.type, e.data FROM tenant_stream s "
+	"LEFT JOIN LATERAL (SELECT y.id, y.type, y.data FROM ("
+	"SELECT z.id, z.type, z.data, row_number() OVER w AS n, "
+	"sum(octet_length(z.type) + octet_length(z.data) + 64) OVER w AS upto FROM ("
+	"SELECT x.id, x.type, x.data::text AS data FROM events x "
+	"WHERE x.tenant_id = s.tenant_id AND x.id > $2::bigint ORDER BY x.id LIMIT $3::int) z "
+	"WINDOW w AS (ORDER BY z.id)) y WHERE y.n = 1 OR y.upto <= $4::bigint) e "
 	"ON true WHERE s.tenant_id = $1 ORDER BY e.id";
 
 struct fetch {
@@ -55,7 +62,7 @@ struct hub_bus_tenant {
 	int64_t seen;         /* the highest id heard of */
 	struct fetch *fetch;  /* the read in flight */
 	bool again;           /* a gap was seen while it ran: read once more */
-	bool retry;           /* a read failed: the retry timer reads again */
+	bool later;           /* the later timer reads again (a failed read, a paced page) */
 	char tid[HUB_JWT_ID_MAX];
 };
 
@@ -77,8 +84,9 @@ struct hub_bus {
 	size_t ntenants;
 	struct unsynced *unsynced;
 	size_t nunsynced;
+	size_t page_bytes;  /* of one page read from the log */
 	uv_timer_t sync_timer;
-	uv_timer_t retry_timer; /* failed reads of the log are tried again */
+	uv_timer_t later_timer; /* reads of the log put off: failed ones, paced pages */
 	bool timers_init;   /* both timers are initialized */
 };
 
@@ -167,15 +175,16 @@ int hub_bus_read(struct hub_bus *bus, const char *tid, int64_t after, hub_bus_re
 		 void *data)
 {
 	struct read_req *req = hub_xmalloc(sizeof(*req));
-	char after_s[24], limit_s[16];
-	const char *params[3] = { tid, after_s, limit_s };
+	char after_s[24], limit_s[16], bytes_s[24];
+	const char *params[4] = { tid, after_s, limit_s, bytes_s };
 	int ret;
 
 	snprintf(after_s, sizeof(after_s), "%" PRId64, after);
 	snprintf(limit_s, sizeof(limit_s), "%d", HUB_BUS_PAGE);
+	snprintf(bytes_s, sizeof(bytes_s), "%zu", bus->page_bytes);
 	req->cb = cb;
 	req->data = data;
-	ret = hub_store_query(bus->store, read_sql, 3, params, on_read, req);
+	ret = hub_store_query(bus->store, read_sql, 4, params, on_read, req);
 	if (ret < 0)
 		free(req);
 	return ret;
@@ -196,28 +205,31 @@ static void deliver(struct hub_bus_tenant *t, const struct hub_bus_event *ev)
 
 static void fetch_start(struct hub_bus_tenant *t);
 
-static void on_retry_timer(uv_timer_t *timer)
+static void on_later_timer(uv_timer_t *timer)
 {
 	struct hub_bus *bus = timer->data;
 
 	for (size_t i = 0; i < BUS_BUCKETS; i++) {
 		for (struct hub_bus_tenant *t = bus->buckets[i]; t; t = t->next) {
-			if (t->retry && t->last >= 0) {
-				t->retry = false;
+			if (t->later && t->last >= 0) {
+				t->later = false;
 				fetch_start(t);
 			}
 		}
 	}
 }
 
-/* A gap stays open until the log is read: try again soon even if no event comes. */
-static void retry_later(struct hub_bus_tenant *t)
+/* Reads t's log again in ms (or sooner, with another tenant's earlier turn): a gap stays
+ * open until the log is read, even if no event comes. */
+static void read_later(struct hub_bus_tenant *t, uint64_t ms)
 {
 	struct hub_bus *bus = t->bus;
+	uv_timer_t *timer = &bus->later_timer;
 
-	t->retry = true;
-	if (bus->timers_init && !uv_is_active((uv_handle_t *)&bus->retry_timer)) {
-		int r = uv_timer_start(&bus->retry_timer, on_retry_timer, BUS_READ_RETRY_MS, 0);
+	t->later = true;
+	if (bus->timers_init &&
+	    (!uv_is_active((uv_handle_t *)timer) || uv_timer_get_due_in(timer) > ms)) {
+		int r = uv_timer_start(timer, on_later_timer, ms, 0);
 
 		hub_assert(r == 0);
 	}
@@ -244,7 +256,7 @@ static void on_fetched(int status, const struct hub_bus_event *evs, size_t n,
 		if (initial && bus->sink.on_ready)
 			bus->sink.on_ready(bus->sink_data, t, status);
 		else if (!initial)
-			retry_later(t);
+			read_later(t, BUS_READ_RETRY_MS);
 		return;
 	}
 	if (initial) {
@@ -260,6 +272,7 @@ static void on_fetched(int status, const struct hub_bus_event *evs, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (evs[i].id <= t->last)
 			continue;
+
 		if (evs[i].id != t->last + 1) {
 			/* Cannot happen with a gap-free log; kept visible if it ever does. */
 			hub_log_warn(TAG, "tenant=%s: event ids %" PRId64 "..%" PRId64
@@ -270,7 +283,14 @@ static void on_fetched(int status, const struct hub_bus_event *evs, size_t n,
 		      "source=\"database\"");
 		deliver(t, &evs[i]);
 	}
-	if (n == HUB_BUS_PAGE || t->again) {
+	/* n > 0: t->last moved past the read's start, so this cannot spin on a hole. */
+	if (n > 0 && t->last < stream_last) {
+		/* The page was cut (HUB_BUS_PAGE events or page_bytes): the sockets write it
+		 * out before the next one, so that a catch-up of long messages does not pile
+		 * up past ws.send_queue_max and close healthy sockets. */
+		t->again = false;
+		read_later(t, BUS_PACE_MS);
+	} else if (t->again) {
 		t->again = false;
 		fetch_start(t);
 	} else if (t->seen > t->last) {
@@ -300,10 +320,11 @@ static void fetch_start(struct hub_bus_tenant *t)
 			     strerror(-ret));
 		count(t->bus, "bus_read_errors", "Failed reads of the event log", NULL);
 		if (t->last >= 0)
-			retry_later(t);
+			read_later(t, BUS_READ_RETRY_MS);
 		return; /* never a callback from here: hub_bus_tenant_reading() says so */
 	}
 	t->fetch = f;
+	t->later = false; /* this read is the one put off */
 }
 
 /* One live event for t (from this instance or Redis). */
@@ -334,7 +355,8 @@ static void offer(struct hub_bus_tenant *t, const struct hub_bus_event *ev, cons
 	hub_log_debug(TAG, "tenant=%s: gap before %" PRId64 " (last %" PRId64 "): reading the "
 		      "log", t->tid, ev->id, t->last);
 	count(bus, "bus_gaps", "Gaps in live events filled from the database", NULL);
-	fetch_start(t);
+	if (!t->later)
+		fetch_start(t); /* else the later timer reads it (a paced catch-up, a retry) */
 }
 
 /* ---- tenants ---- */
@@ -655,6 +677,7 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 	bus->store = store;
 	bus->redis = redis;
 	bus->metrics = metrics;
+	bus->page_bytes = HUB_BUS_PAGE_BYTES;
 	ret = hub_random_bytes(rnd, sizeof(rnd));
 	if (ret < 0) {
 		ret = hub_err_set(err, ret, "bus: no random bytes for the instance id");
@@ -672,10 +695,10 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 	}
 	ret = uv_timer_init(loop, &bus->sync_timer);
 	hub_assert(ret == 0); /* cannot fail on a live loop */
-	ret = uv_timer_init(loop, &bus->retry_timer);
+	ret = uv_timer_init(loop, &bus->later_timer);
 	hub_assert(ret == 0);
 	bus->sync_timer.data = bus;
-	bus->retry_timer.data = bus;
+	bus->later_timer.data = bus;
 	bus->timers_init = true;
 	hub_log_info(TAG, "instance %s, %s", bus->instance,
 		     redis ? "events shared through Redis" : "alone (no redis.url)");
@@ -692,6 +715,11 @@ void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void
 	bus->sink_data = data;
 }
 
+void hub_bus_set_page_bytes(struct hub_bus *bus, size_t bytes)
+{
+	bus->page_bytes = bytes ? bytes : HUB_BUS_PAGE_BYTES;
+}
+
 void hub_bus_stop(struct hub_bus *bus)
 {
 	if (!bus)
@@ -699,7 +727,7 @@ void hub_bus_stop(struct hub_bus *bus)
 	bus->redis = NULL;
 	if (bus->timers_init) {
 		uv_close((uv_handle_t *)&bus->sync_timer, NULL);
-		uv_close((uv_handle_t *)&bus->retry_timer, NULL);
+		uv_close((uv_handle_t *)&bus->later_timer, NULL);
 		bus->timers_init = false;
 	}
 }

@@ -351,6 +351,26 @@ class Resume(InboxCase):
         self.assertEqual(resumed["last_event_id"], last)
         self.assertEqual(self.metric(h, 'hub_ws_closes_total{reason="queue_overflow"}'), 0)
 
+    def test_gap_fill_of_more_than_the_send_queue_is_paced_not_closed(self):
+        h = self.start_hubd(overrides={"ws.send_queue_max": 65536})
+        agent = self.agent(h)
+        self.webhook(h)
+        for _ in range(self.last_event_id()):
+            agent.event()
+        # 30 long events that nobody published (as after a Redis outage): 180 kB to fill
+        # in, far more than the 64 kB queue of a socket that reads everything
+        hidden = self.psql("SELECT max(hub_emit_event('demo', 'contact.updated', "
+                           "jsonb_build_object('id', 0, 'note', repeat('ж', 3000) || g))) "
+                           "FROM generate_series(1, 30) g")
+        self.webhook(h)  # its event reveals the gap
+        final = self.last_event_id()
+        self.assertGreater(final, int(hidden))
+        first = int(hidden) - 29
+        ids = [agent.event()["id"] for _ in range(final - first + 1)]
+        self.assertEqual(ids, list(range(first, final + 1)))
+        self.assertEqual(self.metric(h, 'hub_ws_closes_total{reason="queue_overflow"}'), 0)
+        self.assertGreaterEqual(self.metric(h, "hub_bus_gaps_total"), 1)
+
     def test_after_in_the_auth_frame_resumes_in_one_step(self):
         h = self.start_hubd()
         self.agent(h)
