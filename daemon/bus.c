@@ -29,6 +29,7 @@
 #define BUS_BUCKETS 1024
 #define BUS_CHANNEL "hub:ev:"     /* + tenant id */
 #define BUS_PATTERN "hub:ev:*"
+#define BUS_TYPING "typing"       /* the one ephemeral event */
 #define BUS_JSON_TOKENS 8192      /* tokens of one Redis payload */
 #define BUS_UNSYNCED_MAX 4096     /* tenants remembered with lost publishes */
 #define BUS_SYNC_RETRY_MS 500
@@ -426,12 +427,6 @@ void **hub_bus_tenant_user(struct hub_bus_tenant *t)
 
 /* ---- Redis ---- */
 
-static void channel_name(struct hub_buf *b, struct hub_str tenant)
-{
-	hub_buf_adds(b, BUS_CHANNEL);
-	hub_buf_addstr(b, tenant);
-}
-
 static void on_sync_timer(uv_timer_t *timer);
 
 static void remember_unsynced(struct hub_bus *bus, struct hub_str tenant, int64_t id)
@@ -460,26 +455,41 @@ static void remember_unsynced(struct hub_bus *bus, struct hub_str tenant, int64_
 	}
 }
 
-static int publish(struct hub_bus *bus, struct hub_str tenant, const struct hub_buf *payload)
+/* Publishes {"instance":I,"tenant":T[,"id":N][,"event":E,"data":D]} to T's channel:
+ * without an id it is ephemeral, without an event (sync) it says "the log reaches N". */
+static int publish(struct hub_bus *bus, struct hub_str tenant, int64_t id,
+		   const struct hub_str *event, struct hub_str data_json)
 {
-	struct hub_buf ch = HUB_BUF_INIT;
+	struct hub_buf ch = HUB_BUF_INIT, b = HUB_BUF_INIT;
+	struct hub_jw w;
 	int ret;
 
-	channel_name(&ch, tenant);
-	ret = hub_redis_publish(bus->redis, hub_buf_str(&ch), hub_buf_str(payload));
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "instance");
+	hub_jw_cstr(&w, bus->instance);
+	hub_jw_key(&w, "tenant");
+	hub_jw_str(&w, tenant);
+	if (id > 0) {
+		hub_jw_key(&w, "id");
+		hub_jw_int(&w, id);
+	}
+	if (event) {
+		hub_jw_key(&w, "event");
+		hub_jw_str(&w, *event);
+		hub_jw_key(&w, "data");
+		hub_jw_raw(&w, data_json.len ? data_json : HUB_STR("null"));
+	} else {
+		hub_jw_key(&w, "sync");
+		hub_jw_bool(&w, true);
+	}
+	hub_jw_obj_close(&w);
+	hub_buf_adds(&ch, BUS_CHANNEL);
+	hub_buf_addstr(&ch, tenant);
+	ret = hub_redis_publish(bus->redis, hub_buf_str(&ch), hub_buf_str(&b));
 	hub_buf_release(&ch);
+	hub_buf_release(&b);
 	return ret;
-}
-
-static void payload_open(struct hub_bus *bus, struct hub_jw *w, struct hub_buf *b,
-			 struct hub_str tenant)
-{
-	hub_jw_init(w, b);
-	hub_jw_obj_open(w);
-	hub_jw_key(w, "instance");
-	hub_jw_cstr(w, bus->instance);
-	hub_jw_key(w, "tenant");
-	hub_jw_str(w, tenant);
 }
 
 /* Tells the others how far the log of each tenant with lost publishes reaches. */
@@ -497,24 +507,13 @@ static void on_sync_timer(uv_timer_t *timer)
 		return;
 	}
 	while ((u = bus->unsynced) != NULL) {
-		struct hub_buf b = HUB_BUF_INIT;
-		struct hub_jw w;
-
-		payload_open(bus, &w, &b, hub_str_from(u->tid));
-		hub_jw_key(&w, "id");
-		hub_jw_int(&w, u->id);
-		hub_jw_key(&w, "sync");
-		hub_jw_bool(&w, true);
-		hub_jw_obj_close(&w);
-		if (publish(bus, hub_str_from(u->tid), &b) < 0) {
-			hub_buf_release(&b);
+		if (publish(bus, hub_str_from(u->tid), u->id, NULL, HUB_STR_NULL) < 0) {
 			int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS,
 					       0);
 
 			hub_assert(r == 0);
 			return;
 		}
-		hub_buf_release(&b);
 		bus->unsynced = u->next;
 		bus->nunsynced--;
 		free(u);
@@ -527,27 +526,15 @@ void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_i
 	struct hub_bus_event ev = { event_id, event, data_json };
 	struct hub_bus_tenant *t;
 
-	if (bus->redis) {
-		struct hub_buf b = HUB_BUF_INIT;
-		struct hub_jw w;
-
-		payload_open(bus, &w, &b, tenant);
-		hub_jw_key(&w, "id");
-		hub_jw_int(&w, event_id);
-		hub_jw_key(&w, "event");
-		hub_jw_str(&w, event);
-		hub_jw_key(&w, "data");
-		hub_jw_raw(&w, data_json.len ? data_json : HUB_STR("null"));
-		hub_jw_obj_close(&w);
-		if (publish(bus, tenant, &b) < 0) {
-			count(bus, "bus_publish_failures",
-			      "Events not published to Redis (the others re-sync)", NULL);
-			remember_unsynced(bus, tenant, event_id);
-		}
-		hub_buf_release(&b);
+	if (event_id <= 0)
+		return; /* not an event of the log: the others would take it for ephemeral */
+	if (bus->redis && publish(bus, tenant, event_id, &event, data_json) < 0) {
+		count(bus, "bus_publish_failures",
+		      "Events not published to Redis (the others re-sync)", NULL);
+		remember_unsynced(bus, tenant, event_id);
 	}
 	t = tenant_find(bus, tenant);
-	if (t && event_id > 0)
+	if (t)
 		offer(t, &ev, "local");
 }
 
@@ -556,21 +543,9 @@ void hub_bus_ephemeral(struct hub_bus *bus, struct hub_str tenant, uint64_t orig
 {
 	struct hub_bus_tenant *t;
 
-	if (bus->redis) {
-		struct hub_buf b = HUB_BUF_INIT;
-		struct hub_jw w;
-
-		payload_open(bus, &w, &b, tenant);
-		hub_jw_key(&w, "event");
-		hub_jw_str(&w, event);
-		hub_jw_key(&w, "data");
-		hub_jw_raw(&w, data_json.len ? data_json : HUB_STR("null"));
-		hub_jw_obj_close(&w);
-		if (publish(bus, tenant, &b) < 0)
-			count(bus, "bus_publish_failures",
-			      "Events not published to Redis (the others re-sync)", NULL);
-		hub_buf_release(&b);
-	}
+	if (bus->redis && publish(bus, tenant, 0, &event, data_json) < 0)
+		count(bus, "bus_ephemeral_lost", "Ephemeral events (typing) not published to Redis",
+		      NULL);
 	t = tenant_find(bus, tenant);
 	if (t && bus->sink.on_ephemeral)
 		bus->sink.on_ephemeral(bus->sink_data, t, origin, event, data_json);
@@ -610,14 +585,22 @@ static void on_redis_message(struct hub_str channel, struct hub_str payload, voi
 		sync = false;
 	i = hub_json_get(&doc, 0, "id");
 	if (i < 0) {
-		if (hub_json_string(&doc, hub_json_get(&doc, 0, "event"), &pool, &event) == 0 &&
-		    (i = hub_json_get(&doc, 0, "data")) >= 0 && bus->sink.on_ephemeral) {
-			struct hub_str d = hub_json_raw(&doc, i);
+		/* Ephemeral: typing is the only kind there is; anything else (an event of the
+		 * log without its id, say) is not passed on. */
+		int d = hub_json_get(&doc, 0, "data");
+		int64_t conv;
 
-			/* a string's raw slice excludes its quotes: pass objects only */
-			if (hub_json_is(&doc, i, HUB_JSON_OBJECT))
-				bus->sink.on_ephemeral(bus->sink_data, t, 0, event, d);
+		if (hub_json_string(&doc, hub_json_get(&doc, 0, "event"), &pool, &event) < 0 ||
+		    !hub_str_eqs(event, BUS_TYPING) || d < 0 ||
+		    !hub_json_is(&doc, d, HUB_JSON_OBJECT) ||
+		    hub_json_int64(&doc, hub_json_get(&doc, d, "conversation_id"), &conv) < 0 ||
+		    conv <= 0 || !hub_json_is(&doc, hub_json_get(&doc, d, "user"),
+					      HUB_JSON_STRING)) {
+			count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
+			goto out;
 		}
+		if (bus->sink.on_ephemeral)
+			bus->sink.on_ephemeral(bus->sink_data, t, 0, event, hub_json_raw(&doc, d));
 		goto out;
 	}
 	if (hub_json_int64(&doc, i, &ev.id) < 0 || ev.id <= 0) {

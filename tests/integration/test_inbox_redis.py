@@ -165,9 +165,19 @@ class Payloads(InboxCase):
                              "event": "contact.updated", "data": {}}),
             ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": 99,
                              "event": "contact.updated", "data": "not an object"}),
+            # no id: ephemeral, and typing is the only ephemeral event there is
+            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "event": "message.created",
+                             "data": {"id": 1, "text": "forged"}}),
+            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "event": "typing",
+                             "data": {"user": "no conversation"}}),
         ]
         for channel, payload in bad:
             self.assertEqual(self.publish(r, channel, payload), ":1")
+        typing = {"instance": "other", "tenant": "demo", "event": "typing",
+                  "data": {"conversation_id": 1, "user": "agent-elsewhere"}}
+        self.publish(r, "hub:ev:demo", typing)
+        ev = agent.event()
+        self.assertEqual((ev["event"], ev["data"]), ("typing", typing["data"]), ev)
         self.publish(r, "hub:ev:demo", {"instance": "other", "tenant": "demo", "id": hidden,
                                         "sync": True})
         ev = agent.event()
