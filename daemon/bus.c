@@ -5,9 +5,10 @@
  * database after last, which is complete up to any id seen because a tenant's ids commit
  * in order (tenant_stream's row lock, db/migrations/0001_init.sql). Centrifugo does the
  * same with its PostgreSQL broker (INTEGRATION.md, "Event ids that resume can trust").
- * Redis payloads: {"instance":I,"tenant":T,"id":N,"event":E,"data":{...}}; ephemeral
- * ones carry "origin" and no id; {"instance","tenant","id",N,"sync":true} says "the log
- * reaches N" after publishes were lost. Payloads are never logged. */
+ * Redis payloads: {"instance":I,"tenant":T,"id":N,"event":E,"data":{...}}; typing (the
+ * one ephemeral event) has no id; {"instance","tenant","id":N,"sync":true}, sent about a
+ * second after a tenant's publishes, says "the log reaches N", so that a lost PUBLISH
+ * costs a second, not the wait for the tenant's next event. Payloads are never logged. */
 #include "daemon/bus.h"
 
 #include <errno.h>
@@ -31,8 +32,8 @@
 #define BUS_PATTERN "hub:ev:*"
 #define BUS_TYPING "typing"       /* the one ephemeral event */
 #define BUS_JSON_TOKENS 8192      /* tokens of one Redis payload */
-#define BUS_UNSYNCED_MAX 4096     /* tenants remembered with lost publishes */
-#define BUS_SYNC_RETRY_MS 500
+#define BUS_MARKS_MAX 4096        /* tenants remembered for the next sync markers */
+#define BUS_SYNC_MS 1000          /* sync markers go out this often (while there are any) */
 #define BUS_READ_RETRY_MS 1000
 #define BUS_PACE_MS 20            /* between pages of a catch-up cut by bytes */
 
@@ -67,9 +68,12 @@ struct hub_bus_tenant {
 	char tid[HUB_JWT_ID_MAX];
 };
 
-/* A tenant whose events could not be published: the others learn the id later. */
-struct unsynced {
-	struct unsynced *next;
+/* A tenant this instance published events of (or failed to) since the last sync marker:
+ * a PUBLISH that returned 0 can still be lost (the link to Redis breaks before it is
+ * written or answered while the others' subscriptions stay up), so a marker a little
+ * later tells the others how far the log reaches and they read what they missed. */
+struct mark {
+	struct mark *next; /* hash chain */
 	int64_t id;
 	char tid[HUB_JWT_ID_MAX];
 };
@@ -83,8 +87,8 @@ struct hub_bus {
 	char instance[17];
 	struct hub_bus_tenant *buckets[BUS_BUCKETS];
 	size_t ntenants;
-	struct unsynced *unsynced;
-	size_t nunsynced;
+	struct mark *marks[BUS_BUCKETS];
+	size_t nmarks;
 	size_t page_bytes;  /* of one page read from the log */
 	uv_timer_t sync_timer;
 	uv_timer_t later_timer; /* reads of the log put off: failed ones, paced pages */
@@ -429,27 +433,36 @@ void **hub_bus_tenant_user(struct hub_bus_tenant *t)
 
 static void on_sync_timer(uv_timer_t *timer);
 
-static void remember_unsynced(struct hub_bus *bus, struct hub_str tenant, int64_t id)
+static void mark_published(struct hub_bus *bus, struct hub_str tenant, int64_t id)
 {
-	struct unsynced *u;
+	char key[HUB_JWT_ID_MAX];
+	struct mark **head, *m;
 
-	for (u = bus->unsynced; u; u = u->next) {
-		if (hub_str_eqs(tenant, u->tid)) {
-			if (id > u->id)
-				u->id = id;
+	if (tenant.len == 0 || tenant.len >= sizeof(key) || memchr(tenant.p, '\0', tenant.len))
+		return;
+	memcpy(key, tenant.p, tenant.len);
+	key[tenant.len] = '\0';
+	head = &bus->marks[tid_hash(key)];
+	for (m = *head; m; m = m->next) {
+		if (strcmp(m->tid, key) == 0) {
+			if (id > m->id)
+				m->id = id;
 			return;
 		}
 	}
-	if (bus->nunsynced >= BUS_UNSYNCED_MAX || tenant.len >= sizeof(u->tid))
-		return; /* the others still find the gap at the tenant's next event */
-	u = hub_xcalloc(1, sizeof(*u));
-	memcpy(u->tid, tenant.p, tenant.len);
-	u->id = id;
-	u->next = bus->unsynced;
-	bus->unsynced = u;
-	bus->nunsynced++;
+	if (bus->nmarks >= BUS_MARKS_MAX) {
+		/* the others still find the gap at the tenant's next event */
+		count(bus, "bus_marks_dropped", "Sync markers not sent: too many tenants", NULL);
+		return;
+	}
+	m = hub_xcalloc(1, sizeof(*m));
+	strcpy(m->tid, key);
+	m->id = id;
+	m->next = *head;
+	*head = m;
+	bus->nmarks++;
 	if (bus->timers_init && !uv_is_active((uv_handle_t *)&bus->sync_timer)) {
-		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS, 0);
+		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_MS, 0);
 
 		hub_assert(r == 0);
 	}
@@ -492,31 +505,33 @@ static int publish(struct hub_bus *bus, struct hub_str tenant, int64_t id,
 	return ret;
 }
 
-/* Tells the others how far the log of each tenant with lost publishes reaches. */
+/* Tells the others how far the log of each tenant published since the last markers
+ * reaches; what cannot be sent now stays for the next turn. */
 static void on_sync_timer(uv_timer_t *timer)
 {
 	struct hub_bus *bus = timer->data;
-	struct unsynced *u;
+	bool up;
 
 	if (!bus->redis)
 		return;
-	if (!hub_redis_ready(bus->redis)) {
-		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS, 0);
+	up = hub_redis_ready(bus->redis);
+	for (size_t i = 0; up && i < BUS_BUCKETS; i++) {
+		struct mark **pp = &bus->marks[i], *m;
+
+		while (up && (m = *pp) != NULL) {
+			if (publish(bus, hub_str_from(m->tid), m->id, NULL, HUB_STR_NULL) < 0) {
+				up = false;
+				break;
+			}
+			*pp = m->next;
+			bus->nmarks--;
+			free(m);
+		}
+	}
+	if (bus->nmarks) {
+		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_MS, 0);
 
 		hub_assert(r == 0);
-		return;
-	}
-	while ((u = bus->unsynced) != NULL) {
-		if (publish(bus, hub_str_from(u->tid), u->id, NULL, HUB_STR_NULL) < 0) {
-			int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS,
-					       0);
-
-			hub_assert(r == 0);
-			return;
-		}
-		bus->unsynced = u->next;
-		bus->nunsynced--;
-		free(u);
 	}
 }
 
@@ -528,10 +543,11 @@ void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_i
 
 	if (event_id <= 0)
 		return; /* not an event of the log: the others would take it for ephemeral */
-	if (bus->redis && publish(bus, tenant, event_id, &event, data_json) < 0) {
-		count(bus, "bus_publish_failures",
-		      "Events not published to Redis (the others re-sync)", NULL);
-		remember_unsynced(bus, tenant, event_id);
+	if (bus->redis) {
+		if (publish(bus, tenant, event_id, &event, data_json) < 0)
+			count(bus, "bus_publish_failures",
+			      "Events not published to Redis (the others re-sync)", NULL);
+		mark_published(bus, tenant, event_id);
 	}
 	t = tenant_find(bus, tenant);
 	if (t)
@@ -608,7 +624,7 @@ static void on_redis_message(struct hub_str channel, struct hub_str payload, voi
 		goto out;
 	}
 	if (sync) {
-		/* The other instance lost publishes up to ev.id: read what we miss. */
+		/* The other instance's log reaches ev.id: read what we missed, if anything. */
 		if (t->last >= 0 && ev.id > t->last) {
 			if (ev.id > t->seen)
 				t->seen = ev.id;
@@ -721,11 +737,13 @@ void hub_bus_free(struct hub_bus *bus)
 		return;
 	hub_assert(bus->ntenants == 0);
 	hub_assert(!bus->timers_init);
-	while (bus->unsynced) {
-		struct unsynced *u = bus->unsynced;
+	for (size_t i = 0; i < BUS_BUCKETS; i++) {
+		while (bus->marks[i]) {
+			struct mark *m = bus->marks[i];
 
-		bus->unsynced = u->next;
-		free(u);
+			bus->marks[i] = m->next;
+			free(m);
+		}
 	}
 	free(bus);
 }

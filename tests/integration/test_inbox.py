@@ -38,6 +38,21 @@ class InboxCase(HubTestCase):
         return int(self.psql("SELECT coalesce(max(id), 0) FROM events WHERE tenant_id = '%s'"
                              % tenant))
 
+    def replayed(self, c):
+        """Events until "resumed"; returns (events, resumed message)."""
+        evs = []
+        while True:
+            m = c.next()
+            if m["type"] == "resumed":
+                return evs, m
+            if m["type"] == "event":
+                evs.append(m)
+
+    def collect(self, c):
+        """Event ids until "resumed"; returns (ids, resumed message)."""
+        evs, resumed = self.replayed(c)
+        return [e["id"] for e in evs], resumed
+
     def metric(self, h, name):
         body = httpc.get(h.port, "/metrics").body.decode()
         return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
@@ -274,16 +289,6 @@ class Commands(InboxCase):
 
 
 class Resume(InboxCase):
-    def collect(self, c, until_resumed=True):
-        """Events until "resumed"; returns (ids, resumed message)."""
-        ids = []
-        while True:
-            m = c.next()
-            if m["type"] == "resumed":
-                return ids, m
-            if m["type"] == "event":
-                ids.append(m["id"])
-
     def test_resume_replays_from_the_log_then_goes_live(self):
         h = self.start_hubd()
         first = self.agent(h)
@@ -330,12 +335,7 @@ class Resume(InboxCase):
         # acme's resume never shows demo's events
         acme = self.agent(h, tenant="acme", sub="acme-2")
         acme.send_json({"type": "resume", "after": 0})
-        evs = []
-        while True:
-            m = acme.next()
-            if m["type"] == "resumed":
-                break
-            evs.append(m)
+        evs, _ = self.replayed(acme)
         self.assertEqual([e["id"] for e in evs], list(range(1, self.last_event_id("acme") + 1)))
         self.assertEqual(evs[0]["data"]["display_name"], "Acme customer")
 
