@@ -5,9 +5,10 @@
  * database after last, which is complete up to any id seen because a tenant's ids commit
  * in order (tenant_stream's row lock, db/migrations/0001_init.sql). Centrifugo does the
  * same with its PostgreSQL broker (INTEGRATION.md, "Event ids that resume can trust").
- * Redis payloads: {"instance":I,"tenant":T,"id":N,"event":E,"data":{...}}; ephemeral
- * ones carry "origin" and no id; {"instance","tenant","id",N,"sync":true} says "the log
- * reaches N" after publishes were lost. Payloads are never logged. */
+ * Redis payloads: {"instance":I,"tenant":T,"id":N,"event":E,"data":{...}}; typing (the
+ * one ephemeral event) has no id; {"instance","tenant","id":N,"sync":true}, sent about a
+ * second after a tenant's publishes, says "the log reaches N", so that a lost PUBLISH
+ * costs a second, not the wait for the tenant's next event. Payloads are never logged. */
 #include "daemon/bus.h"
 
 #include <errno.h>
@@ -29,17 +30,25 @@
 #define BUS_BUCKETS 1024
 #define BUS_CHANNEL "hub:ev:"     /* + tenant id */
 #define BUS_PATTERN "hub:ev:*"
+#define BUS_TYPING "typing"       /* the one ephemeral event */
 #define BUS_JSON_TOKENS 8192      /* tokens of one Redis payload */
-#define BUS_UNSYNCED_MAX 4096     /* tenants remembered with lost publishes */
-#define BUS_SYNC_RETRY_MS 500
+#define BUS_MARKS_MAX 4096        /* tenants remembered for the next sync markers */
+#define BUS_SYNC_MS 1000          /* sync markers go out this often (while there are any) */
 #define BUS_READ_RETRY_MS 1000
+#define BUS_PACE_MS 20            /* between pages of a catch-up cut by bytes */
 
 /* The page after $2 and the stream's last id; one row with NULL id when there is no event
- * after $2, no row when the tenant has no stream. */
+ * after $2, no row when the tenant has no stream. The page holds at most $3 events and,
+ * beyond its first, only those whose frames (name, data and the frame's own 64 bytes)
+ * together fit $4 bytes; the LIMIT comes first so the sums read no more than $3 rows. */
 static const char read_sql[] =
-	"SELECT s.last_event_id, e.id, e.type, e.data::text FROM tenant_stream s "
-	"LEFT JOIN LATERAL (SELECT x.id, x.type, x.data FROM events x "
-	"WHERE x.tenant_id = s.tenant_id AND x.id > $2::bigint ORDER BY x.id LIMIT $3::int) e "
+	"SELECT s.last_event_id, e.id, e.type, e.data FROM tenant_stream s "
+	"LEFT JOIN LATERAL (SELECT y.id, y.type, y.data FROM ("
+	"SELECT z.id, z.type, z.data, row_number() OVER w AS n, "
+	"sum(octet_length(z.type) + octet_length(z.data) + 64) OVER w AS upto FROM ("
+	"SELECT x.id, x.type, x.data::text AS data FROM events x "
+	"WHERE x.tenant_id = s.tenant_id AND x.id > $2::bigint ORDER BY x.id LIMIT $3::int) z "
+	"WINDOW w AS (ORDER BY z.id)) y WHERE y.n = 1 OR y.upto <= $4::bigint) e "
 	"ON true WHERE s.tenant_id = $1 ORDER BY e.id";
 
 struct fetch {
@@ -55,13 +64,16 @@ struct hub_bus_tenant {
 	int64_t seen;         /* the highest id heard of */
 	struct fetch *fetch;  /* the read in flight */
 	bool again;           /* a gap was seen while it ran: read once more */
-	bool retry;           /* a read failed: the retry timer reads again */
+	bool later;           /* the later timer reads again (a failed read, a paced page) */
 	char tid[HUB_JWT_ID_MAX];
 };
 
-/* A tenant whose events could not be published: the others learn the id later. */
-struct unsynced {
-	struct unsynced *next;
+/* A tenant this instance published events of (or failed to) since the last sync marker:
+ * a PUBLISH that returned 0 can still be lost (the link to Redis breaks before it is
+ * written or answered while the others' subscriptions stay up), so a marker a little
+ * later tells the others how far the log reaches and they read what they missed. */
+struct mark {
+	struct mark *next; /* hash chain */
 	int64_t id;
 	char tid[HUB_JWT_ID_MAX];
 };
@@ -75,10 +87,11 @@ struct hub_bus {
 	char instance[17];
 	struct hub_bus_tenant *buckets[BUS_BUCKETS];
 	size_t ntenants;
-	struct unsynced *unsynced;
-	size_t nunsynced;
+	struct mark *marks[BUS_BUCKETS];
+	size_t nmarks;
+	size_t page_bytes;  /* of one page read from the log */
 	uv_timer_t sync_timer;
-	uv_timer_t retry_timer; /* failed reads of the log are tried again */
+	uv_timer_t later_timer; /* reads of the log put off: failed ones, paced pages */
 	bool timers_init;   /* both timers are initialized */
 };
 
@@ -167,15 +180,16 @@ int hub_bus_read(struct hub_bus *bus, const char *tid, int64_t after, hub_bus_re
 		 void *data)
 {
 	struct read_req *req = hub_xmalloc(sizeof(*req));
-	char after_s[24], limit_s[16];
-	const char *params[3] = { tid, after_s, limit_s };
+	char after_s[24], limit_s[16], bytes_s[24];
+	const char *params[4] = { tid, after_s, limit_s, bytes_s };
 	int ret;
 
 	snprintf(after_s, sizeof(after_s), "%" PRId64, after);
 	snprintf(limit_s, sizeof(limit_s), "%d", HUB_BUS_PAGE);
+	snprintf(bytes_s, sizeof(bytes_s), "%zu", bus->page_bytes);
 	req->cb = cb;
 	req->data = data;
-	ret = hub_store_query(bus->store, read_sql, 3, params, on_read, req);
+	ret = hub_store_query(bus->store, read_sql, 4, params, on_read, req);
 	if (ret < 0)
 		free(req);
 	return ret;
@@ -196,28 +210,31 @@ static void deliver(struct hub_bus_tenant *t, const struct hub_bus_event *ev)
 
 static void fetch_start(struct hub_bus_tenant *t);
 
-static void on_retry_timer(uv_timer_t *timer)
+static void on_later_timer(uv_timer_t *timer)
 {
 	struct hub_bus *bus = timer->data;
 
 	for (size_t i = 0; i < BUS_BUCKETS; i++) {
 		for (struct hub_bus_tenant *t = bus->buckets[i]; t; t = t->next) {
-			if (t->retry && t->last >= 0) {
-				t->retry = false;
+			if (t->later && t->last >= 0) {
+				t->later = false;
 				fetch_start(t);
 			}
 		}
 	}
 }
 
-/* A gap stays open until the log is read: try again soon even if no event comes. */
-static void retry_later(struct hub_bus_tenant *t)
+/* Reads t's log again in ms (or sooner, with another tenant's earlier turn): a gap stays
+ * open until the log is read, even if no event comes. */
+static void read_later(struct hub_bus_tenant *t, uint64_t ms)
 {
 	struct hub_bus *bus = t->bus;
+	uv_timer_t *timer = &bus->later_timer;
 
-	t->retry = true;
-	if (bus->timers_init && !uv_is_active((uv_handle_t *)&bus->retry_timer)) {
-		int r = uv_timer_start(&bus->retry_timer, on_retry_timer, BUS_READ_RETRY_MS, 0);
+	t->later = true;
+	if (bus->timers_init &&
+	    (!uv_is_active((uv_handle_t *)timer) || uv_timer_get_due_in(timer) > ms)) {
+		int r = uv_timer_start(timer, on_later_timer, ms, 0);
 
 		hub_assert(r == 0);
 	}
@@ -244,7 +261,7 @@ static void on_fetched(int status, const struct hub_bus_event *evs, size_t n,
 		if (initial && bus->sink.on_ready)
 			bus->sink.on_ready(bus->sink_data, t, status);
 		else if (!initial)
-			retry_later(t);
+			read_later(t, BUS_READ_RETRY_MS);
 		return;
 	}
 	if (initial) {
@@ -260,6 +277,7 @@ static void on_fetched(int status, const struct hub_bus_event *evs, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (evs[i].id <= t->last)
 			continue;
+
 		if (evs[i].id != t->last + 1) {
 			/* Cannot happen with a gap-free log; kept visible if it ever does. */
 			hub_log_warn(TAG, "tenant=%s: event ids %" PRId64 "..%" PRId64
@@ -270,7 +288,14 @@ static void on_fetched(int status, const struct hub_bus_event *evs, size_t n,
 		      "source=\"database\"");
 		deliver(t, &evs[i]);
 	}
-	if (n == HUB_BUS_PAGE || t->again) {
+	/* n > 0: t->last moved past the read's start, so this cannot spin on a hole. */
+	if (n > 0 && t->last < stream_last) {
+		/* The page was cut (HUB_BUS_PAGE events or page_bytes): the sockets write it
+		 * out before the next one, so that a catch-up of long messages does not pile
+		 * up past ws.send_queue_max and close healthy sockets. */
+		t->again = false;
+		read_later(t, BUS_PACE_MS);
+	} else if (t->again) {
 		t->again = false;
 		fetch_start(t);
 	} else if (t->seen > t->last) {
@@ -300,10 +325,11 @@ static void fetch_start(struct hub_bus_tenant *t)
 			     strerror(-ret));
 		count(t->bus, "bus_read_errors", "Failed reads of the event log", NULL);
 		if (t->last >= 0)
-			retry_later(t);
+			read_later(t, BUS_READ_RETRY_MS);
 		return; /* never a callback from here: hub_bus_tenant_reading() says so */
 	}
 	t->fetch = f;
+	t->later = false; /* this read is the one put off */
 }
 
 /* One live event for t (from this instance or Redis). */
@@ -334,7 +360,8 @@ static void offer(struct hub_bus_tenant *t, const struct hub_bus_event *ev, cons
 	hub_log_debug(TAG, "tenant=%s: gap before %" PRId64 " (last %" PRId64 "): reading the "
 		      "log", t->tid, ev->id, t->last);
 	count(bus, "bus_gaps", "Gaps in live events filled from the database", NULL);
-	fetch_start(t);
+	if (!t->later)
+		fetch_start(t); /* else the later timer reads it (a paced catch-up, a retry) */
 }
 
 /* ---- tenants ---- */
@@ -404,98 +431,107 @@ void **hub_bus_tenant_user(struct hub_bus_tenant *t)
 
 /* ---- Redis ---- */
 
-static void channel_name(struct hub_buf *b, struct hub_str tenant)
-{
-	hub_buf_adds(b, BUS_CHANNEL);
-	hub_buf_addstr(b, tenant);
-}
-
 static void on_sync_timer(uv_timer_t *timer);
 
-static void remember_unsynced(struct hub_bus *bus, struct hub_str tenant, int64_t id)
+static void mark_published(struct hub_bus *bus, struct hub_str tenant, int64_t id)
 {
-	struct unsynced *u;
+	char key[HUB_JWT_ID_MAX];
+	struct mark **head, *m;
 
-	for (u = bus->unsynced; u; u = u->next) {
-		if (hub_str_eqs(tenant, u->tid)) {
-			if (id > u->id)
-				u->id = id;
+	if (tenant.len == 0 || tenant.len >= sizeof(key) || memchr(tenant.p, '\0', tenant.len))
+		return;
+	memcpy(key, tenant.p, tenant.len);
+	key[tenant.len] = '\0';
+	head = &bus->marks[tid_hash(key)];
+	for (m = *head; m; m = m->next) {
+		if (strcmp(m->tid, key) == 0) {
+			if (id > m->id)
+				m->id = id;
 			return;
 		}
 	}
-	if (bus->nunsynced >= BUS_UNSYNCED_MAX || tenant.len >= sizeof(u->tid))
-		return; /* the others still find the gap at the tenant's next event */
-	u = hub_xcalloc(1, sizeof(*u));
-	memcpy(u->tid, tenant.p, tenant.len);
-	u->id = id;
-	u->next = bus->unsynced;
-	bus->unsynced = u;
-	bus->nunsynced++;
+	if (bus->nmarks >= BUS_MARKS_MAX) {
+		/* the others still find the gap at the tenant's next event */
+		count(bus, "bus_marks_dropped", "Sync markers not sent: too many tenants", NULL);
+		return;
+	}
+	m = hub_xcalloc(1, sizeof(*m));
+	strcpy(m->tid, key);
+	m->id = id;
+	m->next = *head;
+	*head = m;
+	bus->nmarks++;
 	if (bus->timers_init && !uv_is_active((uv_handle_t *)&bus->sync_timer)) {
-		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS, 0);
+		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_MS, 0);
 
 		hub_assert(r == 0);
 	}
 }
 
-static int publish(struct hub_bus *bus, struct hub_str tenant, const struct hub_buf *payload)
+/* Publishes {"instance":I,"tenant":T[,"id":N][,"event":E,"data":D]} to T's channel:
+ * without an id it is ephemeral, without an event (sync) it says "the log reaches N". */
+static int publish(struct hub_bus *bus, struct hub_str tenant, int64_t id,
+		   const struct hub_str *event, struct hub_str data_json)
 {
-	struct hub_buf ch = HUB_BUF_INIT;
+	struct hub_buf ch = HUB_BUF_INIT, b = HUB_BUF_INIT;
+	struct hub_jw w;
 	int ret;
 
-	channel_name(&ch, tenant);
-	ret = hub_redis_publish(bus->redis, hub_buf_str(&ch), hub_buf_str(payload));
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "instance");
+	hub_jw_cstr(&w, bus->instance);
+	hub_jw_key(&w, "tenant");
+	hub_jw_str(&w, tenant);
+	if (id > 0) {
+		hub_jw_key(&w, "id");
+		hub_jw_int(&w, id);
+	}
+	if (event) {
+		hub_jw_key(&w, "event");
+		hub_jw_str(&w, *event);
+		hub_jw_key(&w, "data");
+		hub_jw_raw(&w, data_json.len ? data_json : HUB_STR("null"));
+	} else {
+		hub_jw_key(&w, "sync");
+		hub_jw_bool(&w, true);
+	}
+	hub_jw_obj_close(&w);
+	hub_buf_adds(&ch, BUS_CHANNEL);
+	hub_buf_addstr(&ch, tenant);
+	ret = hub_redis_publish(bus->redis, hub_buf_str(&ch), hub_buf_str(&b));
 	hub_buf_release(&ch);
+	hub_buf_release(&b);
 	return ret;
 }
 
-static void payload_open(struct hub_bus *bus, struct hub_jw *w, struct hub_buf *b,
-			 struct hub_str tenant)
-{
-	hub_jw_init(w, b);
-	hub_jw_obj_open(w);
-	hub_jw_key(w, "instance");
-	hub_jw_cstr(w, bus->instance);
-	hub_jw_key(w, "tenant");
-	hub_jw_str(w, tenant);
-}
-
-/* Tells the others how far the log of each tenant with lost publishes reaches. */
+/* Tells the others how far the log of each tenant published since the last markers
+ * reaches; what cannot be sent now stays for the next turn. */
 static void on_sync_timer(uv_timer_t *timer)
 {
 	struct hub_bus *bus = timer->data;
-	struct unsynced *u;
+	bool up;
 
 	if (!bus->redis)
 		return;
-	if (!hub_redis_ready(bus->redis)) {
-		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS, 0);
+	up = hub_redis_ready(bus->redis);
+	for (size_t i = 0; up && i < BUS_BUCKETS; i++) {
+		struct mark **pp = &bus->marks[i], *m;
+
+		while (up && (m = *pp) != NULL) {
+			if (publish(bus, hub_str_from(m->tid), m->id, NULL, HUB_STR_NULL) < 0) {
+				up = false;
+				break;
+			}
+			*pp = m->next;
+			bus->nmarks--;
+			free(m);
+		}
+	}
+	if (bus->nmarks) {
+		int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_MS, 0);
 
 		hub_assert(r == 0);
-		return;
-	}
-	while ((u = bus->unsynced) != NULL) {
-		struct hub_buf b = HUB_BUF_INIT;
-		struct hub_jw w;
-
-		payload_open(bus, &w, &b, hub_str_from(u->tid));
-		hub_jw_key(&w, "id");
-		hub_jw_int(&w, u->id);
-		hub_jw_key(&w, "sync");
-		hub_jw_bool(&w, true);
-		hub_jw_obj_close(&w);
-		if (publish(bus, hub_str_from(u->tid), &b) < 0) {
-			hub_buf_release(&b);
-			int r = uv_timer_start(&bus->sync_timer, on_sync_timer, BUS_SYNC_RETRY_MS,
-					       0);
-
-			hub_assert(r == 0);
-			return;
-		}
-		hub_buf_release(&b);
-		bus->unsynced = u->next;
-		bus->nunsynced--;
-		free(u);
 	}
 }
 
@@ -505,27 +541,16 @@ void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_i
 	struct hub_bus_event ev = { event_id, event, data_json };
 	struct hub_bus_tenant *t;
 
+	if (event_id <= 0)
+		return; /* not an event of the log: the others would take it for ephemeral */
 	if (bus->redis) {
-		struct hub_buf b = HUB_BUF_INIT;
-		struct hub_jw w;
-
-		payload_open(bus, &w, &b, tenant);
-		hub_jw_key(&w, "id");
-		hub_jw_int(&w, event_id);
-		hub_jw_key(&w, "event");
-		hub_jw_str(&w, event);
-		hub_jw_key(&w, "data");
-		hub_jw_raw(&w, data_json.len ? data_json : HUB_STR("null"));
-		hub_jw_obj_close(&w);
-		if (publish(bus, tenant, &b) < 0) {
+		if (publish(bus, tenant, event_id, &event, data_json) < 0)
 			count(bus, "bus_publish_failures",
 			      "Events not published to Redis (the others re-sync)", NULL);
-			remember_unsynced(bus, tenant, event_id);
-		}
-		hub_buf_release(&b);
+		mark_published(bus, tenant, event_id);
 	}
 	t = tenant_find(bus, tenant);
-	if (t && event_id > 0)
+	if (t)
 		offer(t, &ev, "local");
 }
 
@@ -534,21 +559,9 @@ void hub_bus_ephemeral(struct hub_bus *bus, struct hub_str tenant, uint64_t orig
 {
 	struct hub_bus_tenant *t;
 
-	if (bus->redis) {
-		struct hub_buf b = HUB_BUF_INIT;
-		struct hub_jw w;
-
-		payload_open(bus, &w, &b, tenant);
-		hub_jw_key(&w, "event");
-		hub_jw_str(&w, event);
-		hub_jw_key(&w, "data");
-		hub_jw_raw(&w, data_json.len ? data_json : HUB_STR("null"));
-		hub_jw_obj_close(&w);
-		if (publish(bus, tenant, &b) < 0)
-			count(bus, "bus_publish_failures",
-			      "Events not published to Redis (the others re-sync)", NULL);
-		hub_buf_release(&b);
-	}
+	if (bus->redis && publish(bus, tenant, 0, &event, data_json) < 0)
+		count(bus, "bus_ephemeral_lost", "Ephemeral events (typing) not published to Redis",
+		      NULL);
 	t = tenant_find(bus, tenant);
 	if (t && bus->sink.on_ephemeral)
 		bus->sink.on_ephemeral(bus->sink_data, t, origin, event, data_json);
@@ -588,14 +601,22 @@ static void on_redis_message(struct hub_str channel, struct hub_str payload, voi
 		sync = false;
 	i = hub_json_get(&doc, 0, "id");
 	if (i < 0) {
-		if (hub_json_string(&doc, hub_json_get(&doc, 0, "event"), &pool, &event) == 0 &&
-		    (i = hub_json_get(&doc, 0, "data")) >= 0 && bus->sink.on_ephemeral) {
-			struct hub_str d = hub_json_raw(&doc, i);
+		/* Ephemeral: typing is the only kind there is; anything else (an event of the
+		 * log without its id, say) is not passed on. */
+		int d = hub_json_get(&doc, 0, "data");
+		int64_t conv;
 
-			/* a string's raw slice excludes its quotes: pass objects only */
-			if (hub_json_is(&doc, i, HUB_JSON_OBJECT))
-				bus->sink.on_ephemeral(bus->sink_data, t, 0, event, d);
+		if (hub_json_string(&doc, hub_json_get(&doc, 0, "event"), &pool, &event) < 0 ||
+		    !hub_str_eqs(event, BUS_TYPING) || d < 0 ||
+		    !hub_json_is(&doc, d, HUB_JSON_OBJECT) ||
+		    hub_json_int64(&doc, hub_json_get(&doc, d, "conversation_id"), &conv) < 0 ||
+		    conv <= 0 || !hub_json_is(&doc, hub_json_get(&doc, d, "user"),
+					      HUB_JSON_STRING)) {
+			count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
+			goto out;
 		}
+		if (bus->sink.on_ephemeral)
+			bus->sink.on_ephemeral(bus->sink_data, t, 0, event, hub_json_raw(&doc, d));
 		goto out;
 	}
 	if (hub_json_int64(&doc, i, &ev.id) < 0 || ev.id <= 0) {
@@ -603,7 +624,7 @@ static void on_redis_message(struct hub_str channel, struct hub_str payload, voi
 		goto out;
 	}
 	if (sync) {
-		/* The other instance lost publishes up to ev.id: read what we miss. */
+		/* The other instance's log reaches ev.id: read what we missed, if anything. */
 		if (t->last >= 0 && ev.id > t->last) {
 			if (ev.id > t->seen)
 				t->seen = ev.id;
@@ -655,6 +676,7 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 	bus->store = store;
 	bus->redis = redis;
 	bus->metrics = metrics;
+	bus->page_bytes = HUB_BUS_PAGE_BYTES;
 	ret = hub_random_bytes(rnd, sizeof(rnd));
 	if (ret < 0) {
 		ret = hub_err_set(err, ret, "bus: no random bytes for the instance id");
@@ -672,10 +694,10 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 	}
 	ret = uv_timer_init(loop, &bus->sync_timer);
 	hub_assert(ret == 0); /* cannot fail on a live loop */
-	ret = uv_timer_init(loop, &bus->retry_timer);
+	ret = uv_timer_init(loop, &bus->later_timer);
 	hub_assert(ret == 0);
 	bus->sync_timer.data = bus;
-	bus->retry_timer.data = bus;
+	bus->later_timer.data = bus;
 	bus->timers_init = true;
 	hub_log_info(TAG, "instance %s, %s", bus->instance,
 		     redis ? "events shared through Redis" : "alone (no redis.url)");
@@ -692,6 +714,11 @@ void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void
 	bus->sink_data = data;
 }
 
+void hub_bus_set_page_bytes(struct hub_bus *bus, size_t bytes)
+{
+	bus->page_bytes = bytes ? bytes : HUB_BUS_PAGE_BYTES;
+}
+
 void hub_bus_stop(struct hub_bus *bus)
 {
 	if (!bus)
@@ -699,7 +726,7 @@ void hub_bus_stop(struct hub_bus *bus)
 	bus->redis = NULL;
 	if (bus->timers_init) {
 		uv_close((uv_handle_t *)&bus->sync_timer, NULL);
-		uv_close((uv_handle_t *)&bus->retry_timer, NULL);
+		uv_close((uv_handle_t *)&bus->later_timer, NULL);
 		bus->timers_init = false;
 	}
 }
@@ -710,11 +737,13 @@ void hub_bus_free(struct hub_bus *bus)
 		return;
 	hub_assert(bus->ntenants == 0);
 	hub_assert(!bus->timers_init);
-	while (bus->unsynced) {
-		struct unsynced *u = bus->unsynced;
+	for (size_t i = 0; i < BUS_BUCKETS; i++) {
+		while (bus->marks[i]) {
+			struct mark *m = bus->marks[i];
 
-		bus->unsynced = u->next;
-		free(u);
+			bus->marks[i] = m->next;
+			free(m);
+		}
 	}
 	free(bus);
 }

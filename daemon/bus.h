@@ -22,7 +22,8 @@ struct hub_store;
 struct hub_redis;
 struct hub_metrics;
 
-#define HUB_BUS_PAGE 500 /* events read from the database per query */
+#define HUB_BUS_PAGE 500             /* events read from the database per query, at most */
+#define HUB_BUS_PAGE_BYTES (128 << 10) /* their frames' bytes, unless set otherwise */
 
 /* One event of a tenant's log; the strings are borrowed (valid during the call). */
 struct hub_bus_event {
@@ -51,6 +52,10 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 		struct hub_metrics *metrics, struct hub_bus **out, struct hub_err *err)
 	HUB_MUSTCHECK;
 void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void *data);
+/* Bounds the bytes of one page read from the log (0: HUB_BUS_PAGE_BYTES): a page of gap
+ * fill reaches every socket of the tenant at once, so it must fit a socket's send queue
+ * with room to spare. A page holds at least one event whatever its size. */
+void hub_bus_set_page_bytes(struct hub_bus *bus, size_t bytes);
 /* At shutdown, before Redis is closed: forgets Redis and closes the bus's timers (the loop
  * must run once more before hub_bus_free). NULL-safe, idempotent. */
 void hub_bus_stop(struct hub_bus *bus);
@@ -77,8 +82,9 @@ const char *hub_bus_tenant_id(const struct hub_bus_tenant *t);
 /* A slot for the sink's own per-tenant state (NULL when created). */
 void **hub_bus_tenant_user(struct hub_bus_tenant *t);
 
-/* Reads up to HUB_BUS_PAGE events of tenant tid with id > after from the database, in id
- * order. cb gets status (0 or a negative errno from the store), the events (borrowed, valid
+/* Reads up to HUB_BUS_PAGE events (and about page_bytes of frames) of tenant tid with
+ * id > after from the database, in id order; fewer than HUB_BUS_PAGE does not mean the
+ * log ends there: compare with stream_last. cb gets status (0 or a negative errno from the store), the events (borrowed, valid
  * during the call), how many, and the tenant's last event id at that moment. Returns 0 and
  * later calls cb exactly once, or a negative errno and never calls cb. */
 typedef void hub_bus_read_cb(int status, const struct hub_bus_event *evs, size_t n,

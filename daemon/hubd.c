@@ -187,6 +187,12 @@ static const struct hub_http_route routes[] = {
 
 /* ---- events ---- */
 
+/* A page of gap fill goes to every socket at once: an eighth of a socket's queue. */
+static size_t bus_page_bytes(const struct hub_settings *s)
+{
+	return s->ws.send_queue_max / 8;
+}
+
 static void on_publish(void *data, struct hub_str tenant, int64_t event_id, struct hub_str event,
 		       struct hub_str data_json)
 {
@@ -444,6 +450,7 @@ static void reload(struct hubd *h)
 	hub_log_set_level(s->log.level);
 	hub_http_set_limits(h->http, http_limits(s, &limits));
 	hub_ws_set_opts(h->ws, ws_opts(s, &wo));
+	hub_bus_set_page_bytes(h->bus, bus_page_bytes(s));
 	hub_api_set_secret(h->api, hub_str_from(s->auth.jwt_secret));
 	if (sync_channels(h, cfg) < 0)
 		hub_log_err(TAG, "reload: some channels are not in the database yet");
@@ -577,6 +584,7 @@ static int start(struct hubd *h)
 		hub_log_err(TAG, "%s", err.msg);
 		return ret;
 	}
+	hub_bus_set_page_bytes(h->bus, bus_page_bytes(s));
 	ret = hub_ws_new(&h->loop, ws_opts(s, &wo), h->store, h->bus, h->metrics, &h->ws, &err);
 	if (ret < 0) {
 		hub_log_err(TAG, "websockets: %s", err.msg);

@@ -19,13 +19,12 @@
 #define TAG "inbox"
 #define INBOX_REF_MAX 256       /* bytes of a string ref */
 #define INBOX_ID_MAX 128        /* bytes of a client_id or an assignee */
-#define INBOX_MAX_PARAMS 6
+#define INBOX_MAX_PARAMS 7
 
-static const char send_sql[] =
-	"SELECT kind, event_id, event, data FROM hub_cmd_send($1, $2, $3::bigint, $4, $5)";
-static const char update_sql[] =
-	"SELECT kind, event_id, event, data FROM hub_cmd_update($1, $2, $3::boolean, "
-	"$4::bigint, $5, $6)";
+/* send, read, assign, mode: (tenant, user, admin, conversation, command, value, client_id) */
+static const char cmd_sql[] =
+	"SELECT kind, event_id, event, data FROM hub_cmd($1, $2, $3::boolean, $4::bigint, $5, "
+	"$6, $7)";
 static const char typing_sql[] =
 	"SELECT kind, event_id, event, data FROM hub_cmd_typing($1, $2::bigint)";
 
@@ -255,6 +254,19 @@ static void parse(const struct hub_inbox_caller *who, const struct hub_json_doc 
 	cmd->conversation = conv;
 	snprintf(conv_s, 24, "%" PRId64, conv);
 	p->params[0] = cl->tid;
+	if (hub_str_eqs(type, "typing")) {
+		p->sql = typing_sql;
+		p->params[1] = conv_s;
+		p->nparams = 2;
+		cmd->typing = true;
+		return;
+	}
+	p->sql = cmd_sql;
+	p->params[1] = cl->sub;
+	p->params[2] = cl->role == HUB_ROLE_ADMIN ? "true" : "false";
+	p->params[3] = conv_s;
+	p->params[6] = NULL; /* client_id: send's only */
+	p->nparams = 7;
 
 	if (hub_str_eqs(type, "send")) {
 		const char *text, *client_id;
@@ -285,26 +297,11 @@ static void parse(const struct hub_inbox_caller *who, const struct hub_json_doc 
 			p->error = "client_id must be a string of 1 to 128 bytes";
 			return;
 		}
-		p->sql = send_sql;
-		p->params[1] = cl->sub;
-		p->params[2] = conv_s;
-		p->params[3] = text;
-		p->params[4] = client_id;
-		p->nparams = 5;
+		p->params[4] = "send";
+		p->params[5] = text;
+		p->params[6] = client_id;
 		return;
 	}
-	if (hub_str_eqs(type, "typing")) {
-		p->sql = typing_sql;
-		p->params[1] = conv_s;
-		p->nparams = 2;
-		cmd->typing = true;
-		return;
-	}
-	p->sql = update_sql;
-	p->params[1] = cl->sub;
-	p->params[2] = cl->role == HUB_ROLE_ADMIN ? "true" : "false";
-	p->params[3] = conv_s;
-	p->nparams = 6;
 	if (hub_str_eqs(type, "read")) {
 		p->params[4] = "unread";
 		p->params[5] = NULL;

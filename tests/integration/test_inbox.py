@@ -39,6 +39,21 @@ class InboxCase(HubTestCase):
         return int(self.psql("SELECT coalesce(max(id), 0) FROM events WHERE tenant_id = '%s'"
                              % tenant))
 
+    def replayed(self, c):
+        """Events until "resumed"; returns (events, resumed message)."""
+        evs = []
+        while True:
+            m = c.next()
+            if m["type"] == "resumed":
+                return evs, m
+            if m["type"] == "event":
+                evs.append(m)
+
+    def collect(self, c):
+        """Event ids until "resumed"; returns (ids, resumed message)."""
+        evs, resumed = self.replayed(c)
+        return [e["id"] for e in evs], resumed
+
     def metric(self, h, name):
         body = httpc.get(h.port, "/metrics").body.decode()
         return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
@@ -275,16 +290,6 @@ class Commands(InboxCase):
 
 
 class Resume(InboxCase):
-    def collect(self, c, until_resumed=True):
-        """Events until "resumed"; returns (ids, resumed message)."""
-        ids = []
-        while True:
-            m = c.next()
-            if m["type"] == "resumed":
-                return ids, m
-            if m["type"] == "event":
-                ids.append(m["id"])
-
     def test_resume_replays_from_the_log_then_goes_live(self):
         h = self.start_hubd()
         first = self.agent(h)
@@ -331,12 +336,7 @@ class Resume(InboxCase):
         # acme's resume never shows demo's events
         acme = self.agent(h, tenant="acme", sub="acme-2")
         acme.send_json({"type": "resume", "after": 0})
-        evs = []
-        while True:
-            m = acme.next()
-            if m["type"] == "resumed":
-                break
-            evs.append(m)
+        evs, _ = self.replayed(acme)
         self.assertEqual([e["id"] for e in evs], list(range(1, self.last_event_id("acme") + 1)))
         self.assertEqual(evs[0]["data"]["display_name"], "Acme customer")
 
@@ -351,6 +351,26 @@ class Resume(InboxCase):
         self.assertEqual(ids, list(range(1, last + 1)))
         self.assertEqual(resumed["last_event_id"], last)
         self.assertEqual(self.metric(h, 'hub_ws_closes_total{reason="queue_overflow"}'), 0)
+
+    def test_gap_fill_of_more_than_the_send_queue_is_paced_not_closed(self):
+        h = self.start_hubd(overrides={"ws.send_queue_max": 65536})
+        agent = self.agent(h)
+        self.webhook(h)
+        for _ in range(self.last_event_id()):
+            agent.event()
+        # 30 long events that nobody published (as after a Redis outage): 180 kB to fill
+        # in, far more than the 64 kB queue of a socket that reads everything
+        hidden = self.psql("SELECT max(hub_emit_event('demo', 'contact.updated', "
+                           "jsonb_build_object('id', 0, 'note', repeat('ж', 3000) || g))) "
+                           "FROM generate_series(1, 30) g")
+        self.webhook(h)  # its event reveals the gap
+        final = self.last_event_id()
+        self.assertGreater(final, int(hidden))
+        first = int(hidden) - 29
+        ids = [agent.event()["id"] for _ in range(final - first + 1)]
+        self.assertEqual(ids, list(range(first, final + 1)))
+        self.assertEqual(self.metric(h, 'hub_ws_closes_total{reason="queue_overflow"}'), 0)
+        self.assertGreaterEqual(self.metric(h, "hub_bus_gaps_total"), 1)
 
     def test_after_in_the_auth_frame_resumes_in_one_step(self):
         h = self.start_hubd()

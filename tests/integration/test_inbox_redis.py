@@ -5,6 +5,7 @@ others re-sync from the event log when the subscription is back).
 """
 import json
 import os
+import socket
 import sys
 import threading
 
@@ -48,12 +49,7 @@ class TwoInstances(InboxCase):
             c.backlog.clear()
         resume = self.agent(h2)
         resume.send_json({"type": "resume", "after": 0})
-        ids = []
-        while True:
-            m = resume.next()
-            if m["type"] == "resumed":
-                break
-            ids.append(m["id"])
+        ids, _ = self.collect(resume)
         self.assertEqual(ids, list(range(1, last + 1)))
         # acme's agent on the second instance saw nothing of demo's: its first event is
         # its own
@@ -165,9 +161,19 @@ class Payloads(InboxCase):
                              "event": "contact.updated", "data": {}}),
             ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": 99,
                              "event": "contact.updated", "data": "not an object"}),
+            # no id: ephemeral, and typing is the only ephemeral event there is
+            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "event": "message.created",
+                             "data": {"id": 1, "text": "forged"}}),
+            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "event": "typing",
+                             "data": {"user": "no conversation"}}),
         ]
         for channel, payload in bad:
             self.assertEqual(self.publish(r, channel, payload), ":1")
+        typing = {"instance": "other", "tenant": "demo", "event": "typing",
+                  "data": {"conversation_id": 1, "user": "agent-elsewhere"}}
+        self.publish(r, "hub:ev:demo", typing)
+        ev = agent.event()
+        self.assertEqual((ev["event"], ev["data"]), ("typing", typing["data"]), ev)
         self.publish(r, "hub:ev:demo", {"instance": "other", "tenant": "demo", "id": hidden,
                                         "sync": True})
         ev = agent.event()
@@ -188,6 +194,31 @@ class Payloads(InboxCase):
         # acme saw none of it: its first event is its own
         self.webhook(h, "acme-whatsapp", name="Acme customer")
         self.assertEqual(acme.event()["data"]["display_name"], "Acme customer")
+
+
+    def test_published_events_are_followed_by_a_sync_marker(self):
+        # a PUBLISH can be lost while the others stay subscribed: a marker a second later
+        # tells them how far the log reaches
+        r = self.own_redis()
+        h = self.start_hubd(self.config(redis_url=r.url))
+        hubd.wait_http(h.port, "/readyz", 200, 30)
+        with socket.create_connection(("127.0.0.1", r.port), timeout=20) as sub:
+            sub.sendall(redisd.encode("SUBSCRIBE", "hub:ev:demo"))
+            while redisd.read_line(sub) != ":1":
+                pass
+            self.webhook(h)
+            last = self.last_event_id()
+            seen = []
+            while True:
+                line = redisd.read_line(sub)
+                if line.startswith("{"):
+                    seen.append(json.loads(line))
+                    if seen[-1].get("sync"):
+                        break
+        events = [m["id"] for m in seen if "event" in m]
+        self.assertEqual(events, list(range(1, last + 1)))
+        self.assertEqual(seen[-1]["id"], last)
+        self.assertEqual(seen[-1]["instance"], seen[0]["instance"])
 
 
 class Alone(InboxCase):
