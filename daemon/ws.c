@@ -763,8 +763,9 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	if (c->closing)
 		return;
 	live = hub_bus_tenant_last(c->tenant->bt);
-	if (full || n == HUB_BUS_PAGE || c->cursor < live) {
-		/* More in the log: next page once the queue has room for it. */
+	if (full || c->cursor < stream_last || c->cursor < live) {
+		/* More in the log (a page may end early: HUB_BUS_PAGE events or its bytes):
+		 * next page once the queue has room for it. */
 		if (c->queued > c->ws->opts.send_queue_max / 4)
 			c->replay_wait = true;
 		else
