@@ -62,7 +62,7 @@ static const char *const stop_words[] = {
 	"сенбі", "жексенбі", "monday", "tuesday", "wednesday", "thursday", "friday",
 	"saturday", "sunday",
 	/* cities and regions */
-	"алматы", "астана", "нурсултан", "шымкент", "караганда", "қарағанды", "актобе",
+	"алматы", "астана", "шымкент", "караганда", "қарағанды", "актобе",
 	"ақтөбе", "тараз", "павлодар", "семей", "атырау", "костанай", "қостанай", "кызылорда",
 	"қызылорда", "уральск", "орал", "петропавловск", "актау", "ақтау", "темиртау",
 	"туркестан", "кокшетау", "талдыкорган", "экибастуз", "жезказган", "балхаш", "рудный",
@@ -433,7 +433,7 @@ static size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
 		*cp = c;
 		return 1;
 	}
-	l = hub_utf8_decode((const unsigned char *)t.p + i, t.len - i, cp);
+	l = hub_anon__decode((const unsigned char *)t.p + i, t.len - i, cp);
 	if (!l) {
 		*cp = 0xfffd;
 		return 1;
@@ -535,28 +535,34 @@ static void cut_words(struct scan *s)
 	}
 }
 
-static bool key_ends(const struct hub_anon_key *k, const char *suf, size_t min_stem)
+static bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n, size_t min_stem)
 {
-	size_t n = strlen(suf);
-
-	return k->len >= n + min_stem && memcmp(k->s + k->len - n, suf, n) == 0;
+	return k->len >= n + min_stem && k->s[k->len - 1] == suf[n - 1] &&
+	       memcmp(k->s + k->len - n, suf, n) == 0;
 }
 
-/* Surname and patronymic morphology on a key. */
-static uint32_t morphology(const struct hub_anon_key *k)
-{
-	static const char *const patro[] = { "ovich", "evich", "ovna", "evna", "ichna",
-					      "inichna" };
-	static const char *const sur[] = { "ov", "ova", "ev", "eva", "in", "ina", "skii",
-					   "skaia", "tskii", "tskaia", "enko", "uli", "kizi",
-					   "bekov", "baev", "baeva", "ovskii", "iuk", "chuk",
-					   "ian", "shvili", "dze" };
+#define S(x) { x, sizeof(x) - 1 }
 
+/* Surname and patronymic morphology on a key (only where it is used: capitalised words,
+ * long ones). */
+static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
+{
+	static const struct {
+		char s[8];
+		unsigned char len;
+	} patro[] = { S("ovich"), S("evich"), S("ovna"), S("evna"), S("ichna"), S("inichna") },
+	  sur[] = { S("ov"), S("ova"), S("ev"), S("eva"), S("in"), S("ina"), S("skii"),
+		    S("skaia"), S("tskii"), S("tskaia"), S("enko"), S("uli"), S("kizi"), S("bekov"),
+		    S("baev"), S("baeva"), S("ovskii"), S("iuk"), S("chuk"), S("ian"), S("shvili"),
+		    S("dze") };
+
+	if (!(wd->w & (W_CAP | W_ALLCAPS)) && wd->end - wd->start < 14)
+		return 0;
 	for (size_t i = 0; i < HUB_ARRAY_SIZE(patro); i++)
-		if (key_ends(k, patro[i], 3))
+		if (key_ends(k, patro[i].s, patro[i].len, 3))
 			return W_PATRO;
 	for (size_t i = 0; i < HUB_ARRAY_SIZE(sur); i++)
-		if (key_ends(k, sur[i], 3))
+		if (key_ends(k, sur[i].s, sur[i].len, 3))
 			return W_SURNAME;
 	return 0;
 }
@@ -602,7 +608,7 @@ static void classify(struct scan *s, struct word *wd)
 			f = hub_anon__htab_get(&s->anon->words, ks.h[ks.len]);
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
 			wd->w |= W_GAZ | (f & LX_AMBIG ? W_AMBIG : 0) | (f & LX_FIRST ? W_FIRST : 0);
-			wd->w |= morphology(&k);
+			wd->w |= morphology(wd, &k);
 			return;
 		}
 		wd->w |= W_FOLDED;
@@ -637,7 +643,7 @@ static void classify(struct scan *s, struct word *wd)
 			wd->w |= W_MIDSTEM;
 		break;
 	}
-	wd->w |= morphology(&k);
+	wd->w |= morphology(wd, &k);
 }
 
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
@@ -776,9 +782,17 @@ static void decide_names(struct scan *s)
 	}
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
-	for (size_t i = 0; i < s->nwords; i++)
-		if (ws[i].w & (W_NAME | W_INTR))
-			add_span(s, ws[i].start, ws[i].end, HUB_ANON_NAME);
+	for (size_t i = 0; i < s->nwords; i++) {
+		size_t start = ws[i].start;
+
+		if (!(ws[i].w & (W_NAME | W_INTR)))
+			continue;
+		/* Анна-Мария, Петров-Водкин: one name */
+		while (i + 1 < s->nwords && (ws[i + 1].w & W_HYPHEN) &&
+		       (ws[i + 1].w & (W_NAME | W_INTR)))
+			i++;
+		add_span(s, start, ws[i].end, HUB_ANON_NAME);
+	}
 }
 
 /* ---- numbers: phones, IIN/BIN, cards ---- */
@@ -1233,22 +1247,15 @@ static void on_literal(struct hub_str value, enum hub_anon_type type, void *data
 static void find_markers(struct scan *s)
 {
 	struct hub_str t = s->text;
+	enum hub_anon_type type;
+	unsigned idx;
+	size_t at = 0, l;
 
-	for (size_t i = 0; i < t.len; i++) {
-		enum hub_anon_type type;
-		unsigned idx;
-		char c = t.p[i];
-		size_t l;
-
-		if (c != '[' && !((c | 0x20) >= 'a' && (c | 0x20) <= 'p'))
-			continue;
-		l = hub_anon__marker_parse(t.p + i, t.len - i, -1, &type, &idx);
-		if (l) {
-			/* glued to a word ("ИванPHONE_1"): the word goes with it, or replacing it
-			 * would leave a new word behind */
-			add_span(s, c == '[' ? i : word_start(t, i), i + l, HUB_ANON_MARKER);
-			i += l - 1;
-		}
+	while ((at = hub_anon__marker_find(t.p, t.len, at, true, &l, &type, &idx)) != SIZE_MAX) {
+		/* glued to a word ("ИванPHONE_1"): the word goes with it, or replacing it
+		 * would leave a new word behind */
+		add_span(s, t.p[at] == '[' ? at : word_start(t, at), at + l, HUB_ANON_MARKER);
+		at += l;
 	}
 }
 

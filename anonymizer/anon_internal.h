@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "anonymizer/anon.h"
+#include "lib/utf8.h"
 
 /* Longest key of a word; longer words are never names. */
 #define HUB_ANON_KEY_MAX 48
@@ -71,6 +72,12 @@ size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon
 size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 			   const struct hub_anon_key *k);
 
+/* The first marker in p[from..n) as restore reads it (loose: as the detector vaults it, with
+ * -1 for before); its start, or SIZE_MAX, and its length in *len. Linear: only '[' and '_'
+ * are looked at closely. */
+size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, size_t *len,
+			     enum hub_anon_type *type, unsigned *index);
+
 /* Vault answers for the detector (vault may be NULL: then false). */
 #define HUB_ANON_KNOWN 1   /* a name the caller gave */
 #define HUB_ANON_LEARNED 2 /* a name the vault found in a text */
@@ -82,6 +89,20 @@ bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digit
 typedef void hub_anon__value_cb(struct hub_str value, enum hub_anon_type type, void *data);
 void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__value_cb *cb,
 				  void *data);
+
+/* hub_utf8_decode with the one- and two-byte sequences (ASCII, Cyrillic) inline. */
+static inline size_t hub_anon__decode(const unsigned char *p, size_t n, uint32_t *cp)
+{
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] >= 0xc2 && p[0] < 0xe0 && n >= 2 && (p[1] & 0xc0) == 0x80) {
+		*cp = ((uint32_t)(p[0] & 0x1f) << 6) | (p[1] & 0x3f);
+		return 2;
+	}
+	return hub_utf8_decode(p, n, cp);
+}
 
 /* ASCII-only case-insensitive search of needle in hay from offset; SIZE_MAX if absent. */
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle);

@@ -377,29 +377,20 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 void hub_anon_vault_restore(const struct hub_anon_vault *vault, struct hub_str text,
 			    struct hub_buf *out)
 {
-	size_t at = 0;
+	enum hub_anon_type type;
+	unsigned idx;
+	size_t at = 0, m, l;
 
-	for (size_t i = 0; i < text.len; i++) {
-		enum hub_anon_type type;
-		unsigned idx;
-		size_t l;
-		char c = text.p[i];
-
-		if (c != '[' && !((c | 0x20) >= 'a' && (c | 0x20) <= 'p'))
-			continue;
-		l = hub_anon__marker_parse(text.p + i, text.len - i,
-					   i ? (unsigned char)text.p[i - 1] : 0, &type, &idx);
-		if (!l)
-			continue;
-		hub_buf_add(out, text.p + at, i - at);
+	while ((m = hub_anon__marker_find(text.p, text.len, at, false, &l, &type, &idx)) !=
+	       SIZE_MAX) {
+		hub_buf_add(out, text.p + at, m - at);
 		for (size_t j = 0; j < vault->n; j++) {
 			if (vault->e[j].type == type && vault->e[j].index == idx) {
 				hub_buf_addstr(out, vault->e[j].value);
 				break;
 			}
 		}
-		i += l - 1;
-		at = i + 1;
+		at = m + l;
 	}
 	hub_buf_add(out, text.p + at, text.len - at);
 }
