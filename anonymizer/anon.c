@@ -471,6 +471,8 @@ static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
 	s->words[s->nwords++] = (struct word){ start, end, 0, w };
 }
 
+static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k);
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
  * each word from the previous one. */
 static void cut_words(struct scan *s)
@@ -480,6 +482,7 @@ static void cut_words(struct scan *s)
 	size_t i = 0, start = 0, seps = 0;
 	unsigned letters = 0, uppers = 0;
 	uint32_t first_upper = 0;
+	struct hub_anon_key k;
 
 	while (i <= t.len) {
 		uint32_t cp = 0;
@@ -490,13 +493,18 @@ static void cut_words(struct scan *s)
 			if (cp >= 0x400)
 				s->cyrillic = true;
 			if (!in) {
+				bool latin = cp < 0x80;
+
 				in = true;
 				start = i;
 				letters = uppers = 0;
 				first_upper = cp_is_upper(cp);
+				hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
+						    latin);
 			}
 			letters++;
 			uppers += cp_is_upper(cp);
+			hub_anon__key_add(&k, cp);
 			i += l;
 			continue;
 		}
@@ -507,6 +515,8 @@ static void cut_words(struct scan *s)
 				     (hyphen ? W_HYPHEN : 0);
 
 			add_word(s, start, i, w);
+			if (hub_anon__key_end(&k))
+				classify(s, &s->words[s->nwords - 1], &k);
 			in = false;
 			sent = false;
 			adj = soft = true;
@@ -569,35 +579,39 @@ static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
 
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
  * vault's names, morphology. */
-static void classify(struct scan *s, struct word *wd)
+static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
 {
-	struct hub_anon_key k;
 	size_t lens[16], n;
+	bool vault;
 
-	if (!hub_anon__key(s->text.p + wd->start, wd->end - wd->start, &k))
-		return;
 	wd->w |= W_KEYED;
-	if (filter_has(s->anon, k.h[k.len]))
-		wd->lx = hub_anon__htab_get(&s->anon->words, k.h[k.len]);
-	if ((k.len == 3 && !memcmp(k.s, "uli", 3)) || (k.len == 4 && !memcmp(k.s, "kizi", 4)))
+	if (filter_has(s->anon, k->h[k->len]))
+		wd->lx = hub_anon__htab_get(&s->anon->words, k->h[k->len]);
+	if ((k->len == 3 && !memcmp(k->s, "uli", 3)) || (k->len == 4 && !memcmp(k->s, "kizi", 4)))
 		wd->w |= W_PATRO_WORD; /* Абен улы */
-	if (k.len < HUB_ANON_STEM_MIN)
+	if (k->len < HUB_ANON_STEM_MIN)
 		return;
-	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
-	for (size_t i = 0; i < n && s->vault; i++) {
-		size_t norm = hub_anon__key_norm(k.s, lens[i]);
+	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
+	 * ending), or a name the vault knows: most words need one lookup */
+	vault = hub_anon__vault_name_may(s->vault, k->s[0]);
+	if ((wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7 || vault)
+		n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
+	else
+		n = 1, lens[0] = k->len;
+	for (size_t i = 0; i < n && vault; i++) {
+		size_t norm = hub_anon__key_norm(k->s, lens[i]);
 		uint32_t f;
 
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* Тен is not in тенге */
-		f = hub_anon__vault_name(s->vault, k.h[norm]) |
-		    hub_anon__vault_name(s->vault, k.h[lens[i]]);
+		f = hub_anon__vault_name(s->vault, k->h[norm]) |
+		    hub_anon__vault_name(s->vault, k->h[lens[i]]);
 		if (f) {
 			wd->w |= f & HUB_ANON_KNOWN ? W_KNOWN : W_LEARNED;
 			break;
 		}
 	}
-	if (k.kazakh) {
+	if (k->kazakh) {
 		/* written with Kazakh letters: as spelled first (Айгерім), else only as a
 		 * capitalised name (Ақша is an Акша, ақша is money) */
 		struct hub_anon_key ks;
@@ -608,7 +622,7 @@ static void classify(struct scan *s, struct word *wd)
 			f = hub_anon__htab_get(&s->anon->words, ks.h[ks.len]);
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
 			wd->w |= W_GAZ | (f & LX_AMBIG ? W_AMBIG : 0) | (f & LX_FIRST ? W_FIRST : 0);
-			wd->w |= morphology(wd, &k);
+			wd->w |= morphology(wd, k);
 			return;
 		}
 		wd->w |= W_FOLDED;
@@ -616,15 +630,15 @@ static void classify(struct scan *s, struct word *wd)
 	for (size_t i = 0; i < n; i++) {
 		uint32_t f = 0;
 
-		if (filter_has(s->anon, k.h[lens[i]]))
-			f = i ? hub_anon__htab_get(&s->anon->words, k.h[lens[i]]) : wd->lx;
+		if (filter_has(s->anon, k->h[lens[i]]))
+			f = i ? hub_anon__htab_get(&s->anon->words, k->h[lens[i]]) : wd->lx;
 		if (f & LX_STOP) {
 			wd->lx |= LX_STOP;
 			return;
 		}
-		if (!(f & LX_NAME) || !(f & (k.latin ? LX_L : LX_C | LX_F)))
+		if (!(f & LX_NAME) || !(f & (k->latin ? LX_L : LX_C | LX_F)))
 			continue;
-		if (!k.latin && !(f & LX_C))
+		if (!k->latin && !(f & LX_C))
 			wd->w |= W_FOLDED;
 		wd->w |= W_GAZ;
 		if (i || !(f & (LX_FIRST | LX_SUR)))
@@ -633,9 +647,9 @@ static void classify(struct scan *s, struct word *wd)
 			wd->w |= W_AMBIG;
 		if (f & LX_FIRST)
 			wd->w |= W_FIRST;
-		if (k.latin && !(f & LX_LAT))
+		if (k->latin && !(f & LX_LAT))
 			wd->w |= W_TRANSLIT; /* a Latin word meeting a Cyrillic name */
-		if (k.len < 4)
+		if (k->len < 4)
 			wd->w |= W_SHORT;
 		if (lens[i] >= 6 && (f & (LX_FIRST | LX_SUR)))
 			wd->w |= W_LONGSTEM;
@@ -643,7 +657,7 @@ static void classify(struct scan *s, struct word *wd)
 			wd->w |= W_MIDSTEM;
 		break;
 	}
-	wd->w |= morphology(wd, &k);
+	wd->w |= morphology(wd, k);
 }
 
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
@@ -1317,8 +1331,6 @@ int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *va
 	if (text.len > HUB_ANON_TEXT_MAX)
 		return -EMSGSIZE;
 	cut_words(&s);
-	for (size_t i = 0; i < s.nwords; i++)
-		classify(&s, &s.words[i]);
 	find_markers(&s);
 	find_emails(&s);
 	find_ibans(&s);

@@ -21,6 +21,8 @@ struct hub_anon_key {
 	size_t len;
 	bool latin;  /* the word starts with a Latin letter */
 	bool kazakh; /* it has letters of Kazakh only (ә ғ қ ң ө ұ ү һ і) */
+	bool bad;    /* a character without a key, or too long */
+	int mode;    /* enum hub_anon_key_mode */
 	uint64_t h[HUB_ANON_KEY_MAX + 1]; /* h[i]: hash of the first i bytes */
 };
 
@@ -38,6 +40,11 @@ enum hub_anon_key_mode {
 bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k);
 bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
 			struct hub_anon_key *k);
+/* The same a character at a time (the detector keys words as it cuts them): start, add
+ * each code point, end (false as hub_anon__key_mode). */
+void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin);
+void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp);
+bool hub_anon__key_end(struct hub_anon_key *k);
 /* Fills lens with the key's candidate stem lengths, longest first (the whole key first):
  * the key without one Russian or Kazakh case ending at a time. Returns how many. */
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max);
@@ -83,6 +90,8 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 #define HUB_ANON_LEARNED 2 /* a name the vault found in a text */
 /* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED for a name norm, 0 when the vault has none. */
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash);
+/* Whether the vault has a name whose key starts with c (false: no need to look). */
+bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c);
 /* digits: the national significant number (10 digits) or a 7-digit local number. */
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n);
 /* Calls cb for each e-mail and literal (username) value the vault knows. */

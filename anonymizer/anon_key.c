@@ -77,58 +77,86 @@ static const char *kazakh_strict(uint32_t cp)
 	return NULL;
 }
 
+void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin)
+{
+	k->len = 0;
+	k->mode = mode;
+	k->latin = latin;
+	k->kazakh = false;
+	k->bad = false;
+}
+
+void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp)
+{
+	const char *s;
+	size_t len = k->len;
+
+	if (k->bad)
+		return;
+	s = cp_key(cp);
+	if (!s) {
+		k->bad = true;
+		return;
+	}
+	if (k->mode != HUB_ANON_KEY_COLLAPSE && (cp == 0x44b || cp == 0x42b))
+		s = "y"; /* as spelled, ы is not и: розы is not Рози */
+	if (cp >= 0x406 && kazakh_strict(cp)) {
+		k->kazakh = true;
+		if (k->mode == HUB_ANON_KEY_STRICT)
+			s = kazakh_strict(cp);
+	}
+	for (; *s; s++) {
+		char c = *s;
+
+		if (c == 'h' && len && k->s[len - 1] == 'k') {
+			k->s[len - 1] = 'h'; /* kh as х */
+			continue;
+		}
+		if (c == 'z' && s[1] == 'h' && len && k->s[len - 1] == 'd')
+			len--; /* dzh as j */
+		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c)
+			continue; /* Анна/Ana, Асель/Assel */
+		if (len == HUB_ANON_KEY_MAX) {
+			k->bad = true;
+			return;
+		}
+		k->s[len++] = c;
+	}
+	k->len = len;
+}
+
+bool hub_anon__key_end(struct hub_anon_key *k)
+{
+	size_t len = k->len;
+
+	if (k->bad)
+		return false;
+	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e')
+		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
+	k->len = len;
+	k->h[0] = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++)
+		k->h[i + 1] = (k->h[i] ^ (unsigned char)k->s[i]) * 0x100000001b3ull;
+	return len > 0;
+}
+
 bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
 			struct hub_anon_key *k)
 {
 	const unsigned char *u = (const unsigned char *)p;
-	bool collapse = mode == HUB_ANON_KEY_COLLAPSE;
-	size_t i = 0, len = 0;
+	size_t i = 0;
 
-	k->kazakh = false;
-
-	k->latin = n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z');
-	while (i < n) {
+	hub_anon__key_start(k, mode, n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'));
+	while (i < n && !k->bad) {
 		uint32_t cp;
 		size_t l = hub_anon__decode(u + i, n - i, &cp);
-		const char *s;
 
 		if (!l)
 			return false;
-		s = cp_key(cp);
-		if (!s)
-			return false;
-		if (!collapse && (cp == 0x44b || cp == 0x42b))
-			s = "y"; /* as spelled, ы is not и: розы is not Рози */
-		if (cp >= 0x406 && kazakh_strict(cp)) {
-			k->kazakh = true;
-			if (mode == HUB_ANON_KEY_STRICT)
-				s = kazakh_strict(cp);
-		}
+		hub_anon__key_add(k, cp);
 		i += l;
-		for (; *s; s++) {
-			char c = *s;
-
-			if (c == 'h' && len && k->s[len - 1] == 'k') {
-				k->s[len - 1] = 'h'; /* kh as х */
-				continue;
-			}
-			if (c == 'z' && s[1] == 'h' && len && k->s[len - 1] == 'd')
-				len--; /* dzh as j */
-			if (collapse && len && k->s[len - 1] == c)
-				continue; /* Анна/Ana, Асель/Assel */
-			if (len == HUB_ANON_KEY_MAX)
-				return false;
-			k->s[len++] = c;
-		}
 	}
-	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e') {
-		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
-	}
-	k->len = len;
-	k->h[0] = 0xcbf29ce484222325ull;
-	for (i = 0; i < len; i++)
-		k->h[i + 1] = (k->h[i] ^ (unsigned char)k->s[i]) * 0x100000001b3ull;
-	return len > 0;
+	return hub_anon__key_end(k);
 }
 
 uint64_t hub_anon__hash(const void *p, size_t n)

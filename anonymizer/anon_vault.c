@@ -27,6 +27,7 @@ struct hub_anon_vault {
 	size_t n, cap;
 	unsigned count[HUB_ANON_NTYPES];
 	struct hub_anon_htab names;  /* name norms (hub_anon__name_norm) */
+	uint64_t name_first;         /* bit c & 63 for each first byte c of a name key */
 	struct hub_anon_htab phones; /* national numbers (10 digits) and local ones (7) */
 };
 
@@ -58,6 +59,11 @@ size_t hub_anon_vault_size(const struct hub_anon_vault *vault)
 	for (size_t i = 0; i < vault->n; i++)
 		n += vault->e[i].index > 0;
 	return n;
+}
+
+bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c)
+{
+	return v && (v->name_first >> (c & 63) & 1);
 }
 
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash)
@@ -199,6 +205,7 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value, size_t no
 	    !hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_FOLD, &nc))
 		return;
 	hub_anon__htab_or(&v->names, c.h[norm_len], how);
+	v->name_first |= 1ull << (c.s[0] & 63) | 1ull << (nc.s[0] & 63);
 	if (nc.len >= c.len - norm_len)
 		hub_anon__htab_or(&v->names, nc.h[nc.len - (c.len - norm_len)], how);
 }
