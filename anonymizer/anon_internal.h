@@ -45,6 +45,8 @@ bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
 void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin);
 void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp);
 bool hub_anon__key_end(struct hub_anon_key *k);
+/* The first byte of the key of a letter, 0 when it has none. */
+char hub_anon__key_first(uint32_t cp);
 /* Fills lens with the key's candidate stem lengths, longest first (the whole key first):
  * the key without one Russian or Kazakh case ending at a time. Returns how many. */
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max);

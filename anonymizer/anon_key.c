@@ -77,6 +77,13 @@ static const char *kazakh_strict(uint32_t cp)
 	return NULL;
 }
 
+char hub_anon__key_first(uint32_t cp)
+{
+	const char *s = cp_key(cp);
+
+	return s ? s[0] : 0;
+}
+
 void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin)
 {
 	k->len = 0;

@@ -329,6 +329,69 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 	return added ? 0 : -EINVAL;
 }
 
+static bool inside(const struct hub_anon_spans *spans, size_t at)
+{
+	for (size_t i = 0; i < spans->n; i++)
+		if (spans->items[i].start <= at && at < spans->items[i].end)
+			return true;
+	return false;
+}
+
+/* Whether the values the vault learned from text (entries from was on) may be written
+ * again, another way, outside what was found: seven digits for a phone, the value itself
+ * for an e-mail or username, a capitalised word with the same first key letter for a
+ * name. Most texts need no second look. */
+static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
+		       const struct hub_anon_spans *spans, size_t was)
+{
+	uint64_t first = 0;
+	bool phone = false;
+	size_t sp = 0, digits = 0;
+
+	for (size_t i = was; i < v->n; i++) {
+		const struct entry *e = &v->e[i];
+
+		if (e->type == HUB_ANON_PHONE) {
+			phone = true;
+		} else if (e->literal) {
+			for (size_t at = 0; (at = hub_anon__find_ci(text, at, e->norm)) != SIZE_MAX;
+			     at++)
+				if (!inside(spans, at))
+					return true;
+		} else if (e->type == HUB_ANON_NAME && e->norm.len) {
+			first |= 1ull << (e->norm.p[0] & 63);
+		}
+	}
+	if (!phone && !first)
+		return false;
+	for (size_t i = 0; i < text.len;) {
+		uint32_t cp;
+		size_t l;
+
+		while (sp < spans->n && spans->items[sp].end <= i)
+			sp++;
+		if (sp < spans->n && spans->items[sp].start <= i) {
+			i = spans->items[sp].end;
+			continue;
+		}
+		l = hub_anon__decode((const unsigned char *)text.p + i, text.len - i, &cp);
+		if (!l)
+			l = 1;
+		if (phone && cp >= '0' && cp <= '9' && ++digits >= 7)
+			return true;
+		/* a word's first letter, upper case (learned names are found capitalised) */
+		if (first && (i == 0 || !(text.p[i - 1] & 0x80 || ((text.p[i - 1] | 0x20) >= 'a' &&
+							     (text.p[i - 1] | 0x20) <= 'z')))) {
+			char c = hub_anon__key_first(cp);
+
+			if (c && (first >> (c & 63) & 1))
+				return true;
+		}
+		i += l;
+	}
+	return false;
+}
+
 int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *pool,
 				struct hub_str text, struct hub_buf *out,
 				struct hub_anon_entity **ents, size_t *n)
@@ -353,7 +416,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 			     (struct hub_str){ text.p + spans.items[i].start,
 					       spans.items[i].end - spans.items[i].start },
 			     false);
-	if (vault->n > was)
+	if (vault->n > was && look_again(vault, text, &spans, was))
 		ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
 	if (ret < 0)
 		return ret;
