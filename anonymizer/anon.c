@@ -409,19 +409,8 @@ static bool is_ascii_alnum(int c)
 	return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
 }
 
-/* A letter of the scripts we read: Latin (with Latin-1 and Extended-A/B), Cyrillic. */
-static bool cp_is_letter(uint32_t cp)
-{
-	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') ||
-	       (cp >= 0xc0 && cp <= 0x24f && cp != 0xd7 && cp != 0xf7) ||
-	       (cp >= 0x400 && cp <= 0x4ff && !(cp >= 0x482 && cp <= 0x489));
-}
-
-static bool cp_is_upper(uint32_t cp)
-{
-	return (cp >= 'A' && cp <= 'Z') || (cp >= 0x400 && cp <= 0x42f) ||
-	       (cp >= 0x490 && cp <= 0x4ff && !(cp & 1)) || (cp >= 0xc0 && cp <= 0xde);
-}
+#define cp_is_letter hub_anon__cp_is_letter
+#define cp_is_upper hub_anon__cp_is_upper
 
 /* One character at p[i]: its length (1 for an invalid byte, *cp then 0xfffd). */
 static size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
@@ -499,8 +488,8 @@ static void cut_words(struct scan *s)
 				start = i;
 				letters = uppers = 0;
 				first_upper = cp_is_upper(cp);
-				hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
-						    latin);
+				hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE :
+							HUB_ANON_KEY_FOLD, latin);
 			}
 			letters++;
 			uppers += cp_is_upper(cp);
@@ -618,10 +607,12 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		uint32_t f = 0;
 
 		if (hub_anon__key_mode(s->text.p + wd->start, wd->end - wd->start,
-				       HUB_ANON_KEY_STRICT, &ks) && filter_has(s->anon, ks.h[ks.len]))
+				       HUB_ANON_KEY_STRICT, &ks) &&
+		    filter_has(s->anon, ks.h[ks.len]))
 			f = hub_anon__htab_get(&s->anon->words, ks.h[ks.len]);
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
-			wd->w |= W_GAZ | (f & LX_AMBIG ? W_AMBIG : 0) | (f & LX_FIRST ? W_FIRST : 0);
+			wd->w |= W_GAZ | (f & LX_AMBIG ? W_AMBIG : 0) |
+				 (f & LX_FIRST ? W_FIRST : 0);
 			wd->w |= morphology(wd, k);
 			return;
 		}
@@ -1004,7 +995,8 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 		bool hash = false;
 		const struct word *before = word_before(s, g[i].start, wi, &hash);
 		struct cand c = {
-			.d = r->digits + r->doff[i], .g = g + i, .plus = r->plus && r->first + i == 0,
+			.d = r->digits + r->doff[i], .g = g + i,
+			.plus = r->plus && r->first + i == 0,
 			.order = hash || (before && (before->lx & LX_ORDER)),
 		};
 
@@ -1015,7 +1007,8 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 
 			c.n = r->doff[j + 1] - r->doff[i];
 			c.ng = j - i + 1;
-			c.paren = c.paren || (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
+			c.paren = c.paren ||
+				  (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
 			c.unit = followed_by_unit(s, g[j].end, *wi);
 			t = classify_number(s, &c);
 			if (t < 0)
@@ -1061,7 +1054,8 @@ static void find_numbers(struct scan *s)
 		r.plus = false;
 		if (i >= 1 && t.p[i - 1] == '+') {
 			r.plus = true, r.plus_at = i - 1;
-		} else if (i >= 2 && t.p[i - 2] == '+' && (t.p[i - 1] == ' ' || t.p[i - 1] == '(')) {
+		} else if (i >= 2 && t.p[i - 2] == '+' &&
+			   (t.p[i - 1] == ' ' || t.p[i - 1] == '(')) {
 			r.plus = true, r.plus_at = i - 2;
 		}
 		for (;;) {

@@ -115,6 +115,20 @@ static inline size_t hub_anon__decode(const unsigned char *p, size_t n, uint32_t
 	return hub_utf8_decode(p, n, cp);
 }
 
+/* A letter of the scripts we read: Latin (with Latin-1 and Extended-A/B), Cyrillic. */
+static inline bool hub_anon__cp_is_letter(uint32_t cp)
+{
+	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') ||
+	       (cp >= 0xc0 && cp <= 0x24f && cp != 0xd7 && cp != 0xf7) ||
+	       (cp >= 0x400 && cp <= 0x4ff && !(cp >= 0x482 && cp <= 0x489));
+}
+
+static inline bool hub_anon__cp_is_upper(uint32_t cp)
+{
+	return (cp >= 'A' && cp <= 'Z') || (cp >= 0x400 && cp <= 0x42f) ||
+	       (cp >= 0x490 && cp <= 0x4ff && !(cp & 1)) || (cp >= 0xc0 && cp <= 0xde);
+}
+
 /* ASCII-only case-insensitive search of needle in hay from offset; SIZE_MAX if absent. */
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle);
 

@@ -345,7 +345,7 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 		       const struct hub_anon_spans *spans, size_t was)
 {
 	uint64_t first = 0;
-	bool phone = false;
+	bool phone = false, in_word = false;
 	size_t sp = 0, digits = 0;
 
 	for (size_t i = was; i < v->n; i++) {
@@ -359,7 +359,17 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 				if (!inside(spans, at))
 					return true;
 		} else if (e->type == HUB_ANON_NAME && e->norm.len) {
-			first |= 1ull << (e->norm.p[0] & 63);
+			char c = e->norm.p[0];
+
+			/* the key may start otherwise than its first letter: Yerlan "erlan",
+			 * Khan "han", Джамал "zhamal" */
+			first |= 1ull << (c & 63);
+			if (c == 'e')
+				first |= 1ull << ('i' & 63);
+			if (c == 'h')
+				first |= 1ull << ('k' & 63);
+			if (c == 'z')
+				first |= 1ull << ('d' & 63);
 		}
 	}
 	if (!phone && !first)
@@ -372,21 +382,24 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 			sp++;
 		if (sp < spans->n && spans->items[sp].start <= i) {
 			i = spans->items[sp].end;
+			in_word = false; /* when unsure, look again */
 			continue;
 		}
 		l = hub_anon__decode((const unsigned char *)text.p + i, text.len - i, &cp);
-		if (!l)
+		if (!l) {
 			l = 1;
+			cp = 0xfffd;
+		}
 		if (phone && cp >= '0' && cp <= '9' && ++digits >= 7)
 			return true;
 		/* a word's first letter, upper case (learned names are found capitalised) */
-		if (first && (i == 0 || !(text.p[i - 1] & 0x80 || ((text.p[i - 1] | 0x20) >= 'a' &&
-							     (text.p[i - 1] | 0x20) <= 'z')))) {
+		if (first && !in_word && hub_anon__cp_is_upper(cp)) {
 			char c = hub_anon__key_first(cp);
 
-			if (c && (first >> (c & 63) & 1))
+			if (!c || (first >> (c & 63) & 1))
 				return true;
 		}
+		in_word = hub_anon__cp_is_letter(cp);
 		i += l;
 	}
 	return false;

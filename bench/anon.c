@@ -111,10 +111,10 @@ int main(int argc, char **argv)
 			return 1;
 		for (size_t i = 0; i < nmsg; i++) {
 			struct hub_pool pool = HUB_POOL_INIT;
+			struct hub_str m = { msgs[i], lens[i] };
 
 			hub_buf_reset(&out);
-			if (hub_anon_vault_pseudonymize(v, &pool, (struct hub_str){ msgs[i], lens[i] },
-							&out, NULL, NULL) < 0)
+			if (hub_anon_vault_pseudonymize(v, &pool, m, &out, NULL, NULL) < 0)
 				return 1;
 			hub_pool_release(&pool);
 		}
@@ -132,10 +132,10 @@ int main(int argc, char **argv)
 			return 1;
 		for (size_t i = 0; i < nmsg; i++) {
 			struct hub_pool pool = HUB_POOL_INIT;
+			struct hub_str m = { msgs[i], lens[i] };
 
 			hub_buf_reset(&out);
-			if (hub_anon_vault_pseudonymize(v, &pool, (struct hub_str){ msgs[i], lens[i] },
-							&out, NULL, NULL) < 0)
+			if (hub_anon_vault_pseudonymize(v, &pool, m, &out, NULL, NULL) < 0)
 				return 1;
 			sink += out.len;
 			hub_pool_release(&pool);
@@ -170,8 +170,8 @@ int main(int argc, char **argv)
 	{
 		double mb = (double)total * iters / 1e6, nm = (double)nmsg * iters;
 
-		printf("messages: %zu distinct of %d bytes, %.0f processed (%.1f MB) per measurement\n",
-		       nmsg, MSG_LEN, nm, mb);
+		printf("messages: %zu distinct of %d bytes, %.0f processed (%.1f MB) each\n", nmsg,
+		       MSG_LEN, nm, mb);
 		printf("pseudonymize (all detectors, vault): %8.1f MB/s %10.0f messages/s\n",
 		       mb / t_anon, nm / t_anon);
 		printf("detect only (all detectors):         %8.1f MB/s %10.0f messages/s\n",

@@ -61,7 +61,8 @@ static void check_rows(const struct hub_anon *anon, const struct row *rows, size
 		const char *got = found(anon, NULL, rows[i].text, &b);
 
 		if (strcmp(got, rows[i].want) != 0)
-			fail_msg("\"%s\": got \"%s\", want \"%s\"", rows[i].text, got, rows[i].want);
+			fail_msg("\"%s\": got \"%s\", want \"%s\"", rows[i].text, got,
+				 rows[i].want);
 	}
 	hub_buf_release(&b);
 }
@@ -312,8 +313,10 @@ static void test_known_values(void **state)
 	struct hub_buf b = HUB_BUF_INIT;
 
 	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
-	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, HUB_STR("Жаксылык Ермеков")), 0);
-	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_PHONE, HUB_STR("+7 777 000 11 22")), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, HUB_STR("Жаксылык Ермеков")),
+			 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_PHONE, HUB_STR("+7 777 000 11 22")),
+			 0);
 	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_EMAIL, HUB_STR("Zh.E@corp.kz")), 0);
 	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, HUB_STR("zhaks_88")), 0);
 	/* refused, and nothing changed */
