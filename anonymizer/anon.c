@@ -568,10 +568,22 @@ static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
 
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
  * vault's names, morphology. */
+/* The word being classified (the last one cut) follows a strong cue. */
+static bool after_strong_cue(const struct scan *s)
+{
+	size_t i = s->nwords - 1;
+
+	if (!i || !(s->words[i].w & (W_SOFT | W_ADJ)))
+		return false;
+	return (s->words[i - 1].lx & LX_CUE_STRONG) ||
+	       (i >= 2 && (s->words[i - 1].lx & LX_CUE_WEAK) &&
+		(s->words[i - 2].lx & LX_CUE_STRONG));
+}
+
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
 {
 	size_t lens[16], n;
-	bool vault;
+	bool vault, lex;
 
 	wd->w |= W_KEYED;
 	if (filter_has(s->anon, k->h[k->len]))
@@ -583,7 +595,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
 	 * ending), or a name the vault knows: most words need one lookup */
 	vault = hub_anon__vault_name_may(s->vault, k->s[0]);
-	if ((wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7 || vault)
+	lex = (wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7 || after_strong_cue(s);
+	if (lex || vault)
 		n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
 	else
 		n = 1, lens[0] = k->len;
@@ -618,7 +631,9 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		}
 		wd->w |= W_FOLDED;
 	}
-	for (size_t i = 0; i < n; i++) {
+	/* the lexicon through inflections only where the rules use them, whatever the vault
+	 * holds: what is a name by the text alone must not depend on the vault */
+	for (size_t i = 0; i < (lex ? n : 1); i++) {
 		uint32_t f = 0;
 
 		if (filter_has(s->anon, k->h[lens[i]]))
