@@ -381,6 +381,7 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_LEARNED 0x100000 /* a name the vault found before (not the caller's) */
 #define W_HYPHEN 0x200000 /* joined to the previous word by a hyphen: аты-жөні */
 #define W_FOLDED 0x400000 /* Kazakh letters, in the gazetteer only in Russian spelling */
+#define W_CYR 0x800000    /* has Cyrillic letters */
 
 struct word {
 	size_t start, end;
@@ -396,7 +397,7 @@ struct scan {
 	struct word *words;
 	size_t nwords, capwords;
 	struct hub_anon_spans *out;
-	bool cyrillic; /* the text has Cyrillic letters */
+	bool translit_ok; /* Latin words may be transliterated Cyrillic names */
 };
 
 static bool is_digit(int c)
@@ -467,7 +468,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 static void cut_words(struct scan *s)
 {
 	struct hub_str t = s->text;
-	bool sent = true, adj = false, soft = false, in = false, hyphen = false;
+	bool sent = true, adj = false, soft = false, in = false, hyphen = false, cyr = false;
 	size_t i = 0, start = 0, seps = 0;
 	unsigned letters = 0, uppers = 0;
 	uint32_t first_upper = 0;
@@ -480,11 +481,12 @@ static void cut_words(struct scan *s)
 
 		if (letter) {
 			if (cp >= 0x400)
-				s->cyrillic = true;
+				cyr = true;
 			if (!in) {
 				bool latin = cp < 0x80;
 
 				in = true;
+				cyr = cp >= 0x400;
 				start = i;
 				letters = uppers = 0;
 				first_upper = cp_is_upper(cp);
@@ -501,7 +503,7 @@ static void cut_words(struct scan *s)
 			uint32_t w = (first_upper ? W_CAP : 0) |
 				     (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
 				     (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
-				     (hyphen ? W_HYPHEN : 0);
+				     (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0);
 
 			add_word(s, start, i, w);
 			if (hub_anon__key_end(&k))
@@ -694,12 +696,13 @@ static bool contact_after(const struct scan *s, size_t pos)
 
 	while (pos < t.len && (t.p[pos] == ' ' || t.p[pos] == ','))
 		pos++;
-	for (size_t p = pos; p < t.len && t.p[p] != ' ' && t.p[p] != '\n'; p++)
+	for (size_t p = pos; p < t.len && p - pos < 64 && t.p[p] != ' ' && t.p[p] != '\n'; p++)
 		if (t.p[p] == '@')
-			return p > pos;
+			return p > pos; /* 64: an e-mail's local part is shorter */
 	if (pos < t.len && t.p[pos] == '+')
 		pos++;
-	for (; pos < t.len && (is_digit(t.p[pos]) || memchr(" -()", t.p[pos], 4)); pos++)
+	for (; pos < t.len && digits < 10 && (is_digit(t.p[pos]) || memchr(" -()", t.p[pos], 4));
+	     pos++)
 		digits += is_digit(t.p[pos]);
 	return digits >= 10;
 }
@@ -714,7 +717,7 @@ static bool intrinsic(const struct scan *s, size_t i)
 	bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
 	bool upper = w->w & (W_CAP | W_ALLCAPS);
 	/* a Latin word that only a Cyrillic name explains: in Cyrillic text, a brand (Lada) */
-	bool gaz = (w->w & W_GAZ) && !((w->w & W_TRANSLIT) && (!cap || s->cyrillic)) &&
+	bool gaz = (w->w & W_GAZ) && !((w->w & W_TRANSLIT) && (!cap || !s->translit_ok)) &&
 		   !((w->w & W_FOLDED) && !cap);
 	bool exact = gaz && !(w->w & (W_INFL | W_AMBIG)) && (upper || !(w->w & W_SHORT));
 	int cue = cue_before(s, i);
@@ -752,7 +755,7 @@ static bool place(const struct scan *s, size_t i)
 	       (s->words[i + 1].lx & LX_PLACE_AFTER);
 }
 
-static void decide_names(struct scan *s)
+static void mark_names(struct scan *s)
 {
 	struct word *ws = s->words;
 
@@ -799,6 +802,47 @@ static void decide_names(struct scan *s)
 			    (prev_name && (prev->w & W_FIRST)))
 				w->w |= W_INTR;
 		}
+	}
+}
+
+static void merge_spans(struct hub_anon_spans *o);
+
+/* Some Cyrillic word is left that no span covers. */
+static bool cyrillic_left(struct scan *s)
+{
+	size_t j = 0;
+
+	merge_spans(s->out); /* sorted, for one walk */
+	for (size_t i = 0; i < s->nwords; i++) {
+		const struct word *w = &s->words[i];
+
+		if (!(w->w & W_CYR) || (w->w & (W_NAME | W_INTR)))
+			continue;
+		while (j < s->out->n && s->out->items[j].end <= w->start)
+			j++;
+		if (j == s->out->n || s->out->items[j].start >= w->end)
+			return true;
+	}
+	return false;
+}
+
+/* Latin words that only a transliterated Cyrillic name explains are names in Latin text
+ * only (in Cyrillic text they are brands: Lada). Latin text: no Cyrillic word is left
+ * outside what was found, which stays so when what was found is replaced by markers. */
+static void decide_names(struct scan *s)
+{
+	struct word *ws = s->words;
+	bool translit = false;
+
+	s->translit_ok = false;
+	mark_names(s);
+	for (size_t i = 0; i < s->nwords && !translit; i++)
+		translit = (ws[i].w & W_TRANSLIT) && (ws[i].w & W_CAP);
+	if (translit && !cyrillic_left(s)) {
+		for (size_t i = 0; i < s->nwords; i++)
+			ws[i].w &= ~(uint32_t)W_INTR;
+		s->translit_ok = true;
+		mark_names(s);
 	}
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
@@ -1357,10 +1401,12 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 
 	for (size_t i = 0; i < n; i++) {
 		size_t norm = hub_anon__key_norm(k->s, lens[i]);
+		uint32_t f;
 
-		uint32_t f = filter_has(anon, k->h[lens[i]]) ?
-				     hub_anon__htab_get(&anon->words, k->h[lens[i]]) : 0;
-
+		if (i && lens[i] <= HUB_ANON_STEM_MIN)
+			continue; /* as the detector: Тен is not in тенге */
+		f = filter_has(anon, k->h[lens[i]]) ? hub_anon__htab_get(&anon->words, k->h[lens[i]])
+						    : 0;
 		if (hub_anon__vault_name(vault, k->h[norm]) || ((f & LX_NAME) && (f & LX_L)))
 			return norm;
 	}

@@ -329,12 +329,12 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 	return added ? 0 : -EINVAL;
 }
 
-static bool inside(const struct hub_anon_spans *spans, size_t at)
+/* at is inside a span; *i moves along the sorted spans as at grows. */
+static bool inside(const struct hub_anon_spans *spans, size_t at, size_t *i)
 {
-	for (size_t i = 0; i < spans->n; i++)
-		if (spans->items[i].start <= at && at < spans->items[i].end)
-			return true;
-	return false;
+	while (*i < spans->n && spans->items[*i].end <= at)
+		(*i)++;
+	return *i < spans->n && spans->items[*i].start <= at;
 }
 
 /* Whether the values the vault learned from text (entries from was on) may be written
@@ -354,9 +354,11 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 		if (e->type == HUB_ANON_PHONE) {
 			phone = true;
 		} else if (e->literal) {
+			size_t si = 0;
+
 			for (size_t at = 0; (at = hub_anon__find_ci(text, at, e->norm)) != SIZE_MAX;
 			     at++)
-				if (!inside(spans, at))
+				if (!inside(spans, at, &si))
 					return true;
 		} else if (e->type == HUB_ANON_NAME && e->norm.len) {
 			char c = e->norm.p[0];

@@ -353,6 +353,36 @@ static void test_guard(void **state)
 	hub_anon_vault_free(v);
 }
 
+/* Adversarial texts of 256 KiB go through in one pass each: a quadratic step would make
+ * this test time out (no time is measured here). */
+static void test_long_adversarial_texts(void **state)
+{
+	static const char *const units[] = {
+		"a@", "1 ", "[NAME_", "NAME_1", "Нурлан,", "KZ86", "+7 ", "Роза Вера ",
+		"Нурлан@mail.ru ", "ИванPHONE_1", "\xd0", "8 (701) 123-45-67 ",
+	};
+	struct hub_anon_vault *v;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_EMAIL, HUB_STR("a@b.co")), 0);
+	for (size_t u = 0; u < HUB_ARRAY_SIZE(units); u++) {
+		struct hub_buf text = HUB_BUF_INIT, out = HUB_BUF_INIT, back = HUB_BUF_INIT;
+		struct hub_pool pool = HUB_POOL_INIT;
+
+		while (text.len < 256 * 1024)
+			hub_buf_adds(&text, units[u]);
+		assert_int_equal(hub_anon_vault_pseudonymize(v, &pool, hub_buf_str(&text), &out,
+							     NULL, NULL), 0);
+		hub_anon_vault_restore(v, hub_buf_str(&out), &back);
+		(void)hub_anon_vault_guard(v, hub_buf_str(&out));
+		hub_pool_release(&pool);
+		hub_buf_release(&back);
+		hub_buf_release(&out);
+		hub_buf_release(&text);
+	}
+	hub_anon_vault_free(v);
+}
+
 static void test_small_lexicon(void **state)
 {
 	struct hub_anon *anon;
@@ -392,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_marker_like_input_round_trips),
 		cmocka_unit_test(test_known_values),
 		cmocka_unit_test(test_guard),
+		cmocka_unit_test(test_long_adversarial_texts),
 		cmocka_unit_test(test_small_lexicon),
 	};
 
