@@ -31,6 +31,7 @@
 #define LX_LAT 0x8000         /* name bits from an entry written in Latin */
 #define LX_C 0x0400           /* name bits from a Cyrillic entry as spelled */
 #define LX_F 0x10000          /* name bits from a Kazakh entry in Russian letters */
+#define LX_AT 0x20000         /* "на", "по": before an address when a house number follows */
 #define LX_L 0x0800           /* name bits from an entry with repeats collapsed (any script) */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
 
@@ -90,6 +91,10 @@ static const char *const place_before[] = {
 	"даңғылы", "ықшамауданы", "район", "р-н", "село", "поселок", "пос", "аул", "город", "г",
 	"қаласы", "област", "облысы", "школа", "гимназия", "лицей", "колледж", "университет",
 	"больница", "клиника", "поликлиника", "магазин", "кафе", "ресторан", "отель", "hotel",
+};
+
+static const char *const at_words[] = {
+	"на", "по", "в", "во", "возле", "около", "напротив", "угол", "at", "on",
 };
 
 static const char *const place_after[] = {
@@ -259,6 +264,7 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	add_words(a, unit_words, HUB_ARRAY_SIZE(unit_words), LX_UNIT);
 	add_words(a, place_before, HUB_ARRAY_SIZE(place_before), LX_PLACE_BEFORE);
 	add_words(a, place_after, HUB_ARRAY_SIZE(place_after), LX_PLACE_AFTER);
+	add_words(a, at_words, HUB_ARRAY_SIZE(at_words), LX_AT);
 	add_words(a, cue_after, HUB_ARRAY_SIZE(cue_after), LX_CUE_AFTER);
 	*out = a;
 	return 0;
@@ -741,6 +747,32 @@ static bool intrinsic(const struct scan *s, size_t i)
 	return (w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT);
 }
 
+/* A house number follows pos after one space: 1-3 digits, then a letter, '/', or the end
+ * of a clause ("150,", "26а", "86/4?"), not more digits and not a unit ("100тг"). */
+static bool house_number(const struct scan *s, size_t pos)
+{
+	struct hub_str t = s->text;
+	size_t d = 0;
+
+	if (pos >= t.len || t.p[pos] != ' ')
+		return false;
+	for (pos++; pos < t.len && is_digit(t.p[pos]) && d < 4; pos++)
+		d++;
+	if (!d || d > 3)
+		return false;
+	if (pos == t.len || t.p[pos] == '/' || t.p[pos] == ',' || t.p[pos] == '?' ||
+	    t.p[pos] == '.' || t.p[pos] == '!')
+		return true;
+	if (t.p[pos] == ' ')
+		return false; /* "на Айгерим 15 мая" is a booking with Айгерим */
+	/* a letter glued to it: 26а, but 100тг is money */
+	for (size_t i = 0; i < s->nwords; i++)
+		if (s->words[i].start == pos)
+			return !(s->words[i].lx & LX_UNIT) &&
+			       s->words[i].end - s->words[i].start <= 2;
+	return false;
+}
+
 /* The word is a place or a product, not a person: after "ул", "мкр", "ТОО" or a brand,
  * before "көшесі" or "street". */
 static bool place(const struct scan *s, size_t i)
@@ -751,6 +783,15 @@ static bool place(const struct scan *s, size_t i)
 		return true;
 	if (i && (w->w & W_ADJ) && (s->words[i - 1].lx & LX_STOP))
 		return true; /* Samsung Galaxy, Lada Granta */
+	/* "на Абая 150", "на Бухар жырау 86/4": a street named after someone */
+	if (i && (w->w & W_ADJ) && (s->words[i - 1].lx & LX_AT)) {
+		size_t e = w->end;
+
+		if (i + 1 < s->nwords && (s->words[i + 1].w & W_ADJ) &&
+		    !(s->words[i + 1].w & W_CAP) && !house_number(s, e))
+			e = s->words[i + 1].end;
+		return house_number(s, e);
+	}
 	return i + 1 < s->nwords && (s->words[i + 1].w & W_ADJ) &&
 	       (s->words[i + 1].lx & LX_PLACE_AFTER);
 }
@@ -1150,58 +1191,6 @@ static void find_numbers(struct scan *s)
 	}
 }
 
-/* ---- IBAN ---- */
-
-static void find_ibans(struct scan *s)
-{
-	struct hub_str t = s->text;
-
-	for (size_t i = 0; i + 4 < t.len; i++) {
-		char buf[34];
-		size_t ends[34], n = 0, k = i;
-
-		if (!((t.p[i] | 0x20) >= 'a' && (t.p[i] | 0x20) <= 'z') ||
-		    !((t.p[i + 1] | 0x20) >= 'a' && (t.p[i + 1] | 0x20) <= 'z') ||
-		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]))
-			continue; /* even glued to other letters: what surrounds it may change */
-		while (k < t.len && n < 34) {
-			if (is_ascii_alnum(t.p[k])) {
-				char c = t.p[k];
-
-				buf[n] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
-				ends[n++] = ++k;
-			} else if ((t.p[k] == ' ' || t.p[k] == '-') && k + 1 < t.len &&
-				   is_ascii_alnum(t.p[k + 1]) && n >= 4) {
-				k++;
-			} else {
-				break;
-			}
-		}
-		for (size_t l = n; l >= 15; l--) {
-			size_t e = ends[l - 1];
-
-			if (hub_anon_iban_ok(buf, l)) {
-				add_span(s, i, e, HUB_ANON_IBAN);
-				i = e - 1;
-				break;
-			}
-		}
-	}
-}
-
-/* ---- e-mail ---- */
-
-static bool email_byte(struct hub_str t, size_t i, bool local)
-{
-	unsigned char c = (unsigned char)t.p[i];
-
-	if (is_ascii_alnum(c) || c == '.' || c == '-')
-		return true;
-	if (local && (c == '_' || c == '+' || c == '%' || c == '\''))
-		return true;
-	return c >= 0x80;
-}
-
 /* A non-ASCII character that ends at e (exclusive) is a letter. */
 static size_t letter_before(struct hub_str t, size_t lo, size_t e)
 {
@@ -1233,6 +1222,73 @@ static size_t word_start(struct hub_str t, size_t i)
 			break;
 	}
 	return i;
+}
+
+/* Where the word of letters around byte i ends (i when none is glued after it). */
+static size_t word_end(struct hub_str t, size_t i)
+{
+	while (i < t.len) {
+		uint32_t cp;
+		size_t l = next_cp(t, i, &cp);
+
+		if (!cp_is_letter(cp))
+			break;
+		i += l;
+	}
+	return i;
+}
+
+/* ---- IBAN ---- */
+
+static void find_ibans(struct scan *s)
+{
+	struct hub_str t = s->text;
+
+	for (size_t i = 0; i + 4 < t.len; i++) {
+		char buf[34];
+		size_t ends[34], n = 0, k = i;
+
+		if (!((t.p[i] | 0x20) >= 'a' && (t.p[i] | 0x20) <= 'z') ||
+		    !((t.p[i + 1] | 0x20) >= 'a' && (t.p[i + 1] | 0x20) <= 'z') ||
+		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]))
+			continue; /* even glued to other letters: what surrounds it may change */
+		while (k < t.len && n < 34) {
+			if (is_ascii_alnum(t.p[k])) {
+				char c = t.p[k];
+
+				buf[n] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+				ends[n++] = ++k;
+			} else if ((t.p[k] == ' ' || t.p[k] == '-') && k + 1 < t.len &&
+				   is_ascii_alnum(t.p[k + 1]) && n >= 4) {
+				k++;
+			} else {
+				break;
+			}
+		}
+		for (size_t l = n; l >= 15; l--) {
+			size_t e = ends[l - 1];
+
+			if (hub_anon_iban_ok(buf, l)) {
+				/* inside a word, the whole word: a piece left would be new */
+				add_span(s, word_start(t, i), word_end(t, e), HUB_ANON_IBAN);
+				i = e - 1;
+				break;
+			}
+		}
+	}
+}
+
+/* ---- e-mail ---- */
+
+static bool email_byte(struct hub_str t, size_t i, bool local)
+{
+	unsigned char c = (unsigned char)t.p[i];
+
+	if (is_ascii_alnum(c) || c == '.' || c == '-')
+		return true;
+	if (local && (c == '_' || c == '+' || c == '%' || c == '\''))
+		return true;
+	return c >= 0x80;
 }
 
 static void find_emails(struct scan *s)
@@ -1296,17 +1352,9 @@ static void on_literal(struct hub_str value, enum hub_anon_type type, void *data
 	/* wherever it is, even inside a longer word, and then with the whole word: a piece
 	 * left behind would be a new word (what surrounds a value may change) */
 	while ((at = hub_anon__find_ci(t, at, value)) != SIZE_MAX) {
-		size_t start = word_start(t, at), end = at + value.len;
+		size_t end = word_end(t, at + value.len);
 
-		while (end < t.len) {
-			uint32_t cp;
-			size_t l = next_cp(t, end, &cp);
-
-			if (!cp_is_letter(cp))
-				break;
-			end += l;
-		}
-		add_span(s, start, end, type);
+		add_span(s, word_start(t, at), end, type);
 		at = end;
 	}
 }
