@@ -857,8 +857,8 @@ static bool cyrillic_left(struct scan *s)
 	for (size_t i = 0; i < s->nwords; i++) {
 		const struct word *w = &s->words[i];
 
-		if (!(w->w & W_CYR) || (w->w & (W_NAME | W_INTR)))
-			continue;
+		if (!(w->w & W_CYR) || (w->w & W_INTR))
+			continue; /* a name the vault knows counts: that must not change this */
 		while (j < s->out->n && s->out->items[j].end <= w->start)
 			j++;
 		if (j == s->out->n || s->out->items[j].start >= w->end)

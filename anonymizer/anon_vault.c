@@ -10,6 +10,9 @@
 #include "anonymizer/anon_internal.h"
 #include "lib/utf8.h"
 
+/* Looks at one text at most (the first and the second find nearly everything). */
+#define HUB_ANON_LOOKS 4
+
 struct entry {
 	enum hub_anon_type type;
 	unsigned index;        /* the marker's number; 0 for a known value not seen yet */
@@ -424,17 +427,21 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	if (ret < 0)
 		return ret;
 	/* A value first seen here may also be written another way earlier in the text
-	 * ("701-123-4567 ... +7 701 123 45 67"): once the vault knows it, look again. */
-	was = vault->n;
-	for (size_t i = 0; i < spans.n; i++)
-		(void)intern(vault, spans.items[i].type,
-			     (struct hub_str){ text.p + spans.items[i].start,
-					       spans.items[i].end - spans.items[i].start },
-			     false);
-	if (vault->n > was && look_again(vault, text, &spans, was))
+	 * ("701-123-4567 ... +7 701 123 45 67"): once the vault knows it, look again (and
+	 * again, a few times at most, for what that look finds). */
+	for (int look = 1; look < HUB_ANON_LOOKS; look++) {
+		was = vault->n;
+		for (size_t i = 0; i < spans.n; i++)
+			(void)intern(vault, spans.items[i].type,
+				     (struct hub_str){ text.p + spans.items[i].start,
+						       spans.items[i].end - spans.items[i].start },
+				     false);
+		if (vault->n == was || !look_again(vault, text, &spans, was))
+			break;
 		ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
-	if (ret < 0)
-		return ret;
+		if (ret < 0)
+			return ret;
+	}
 	if (ents && spans.n)
 		list = hub_pool_calloc(pool, spans.n, sizeof(*list));
 	for (size_t i = 0; i < spans.n; i++) {
