@@ -1269,7 +1269,9 @@ static void find_ibans(struct scan *s)
 			size_t e = ends[l - 1];
 
 			if (hub_anon_iban_ok(buf, l)) {
-				/* inside a word, the whole word: a piece left would be new */
+				/* inside a word or a number, all of it: a piece left would be new */
+				while (e < t.len && is_ascii_alnum(t.p[e]))
+					e++;
 				add_span(s, word_start(t, i), word_end(t, e), HUB_ANON_IBAN);
 				i = e - 1;
 				break;
