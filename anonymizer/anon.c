@@ -31,6 +31,7 @@
 #define LX_LAT 0x8000         /* name bits from an entry written in Latin */
 #define LX_C 0x0400           /* name bits from a Cyrillic entry as spelled */
 #define LX_F 0x10000          /* name bits from a Kazakh entry in Russian letters */
+#define LX_AT 0x20000         /* "на", "по": before an address when a house number follows */
 #define LX_L 0x0800           /* name bits from an entry with repeats collapsed (any script) */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
 
@@ -62,7 +63,7 @@ static const char *const stop_words[] = {
 	"сенбі", "жексенбі", "monday", "tuesday", "wednesday", "thursday", "friday",
 	"saturday", "sunday",
 	/* cities and regions */
-	"алматы", "астана", "нурсултан", "шымкент", "караганда", "қарағанды", "актобе",
+	"алматы", "астана", "шымкент", "караганда", "қарағанды", "актобе",
 	"ақтөбе", "тараз", "павлодар", "семей", "атырау", "костанай", "қостанай", "кызылорда",
 	"қызылорда", "уральск", "орал", "петропавловск", "актау", "ақтау", "темиртау",
 	"туркестан", "кокшетау", "талдыкорган", "экибастуз", "жезказган", "балхаш", "рудный",
@@ -90,6 +91,10 @@ static const char *const place_before[] = {
 	"даңғылы", "ықшамауданы", "район", "р-н", "село", "поселок", "пос", "аул", "город", "г",
 	"қаласы", "област", "облысы", "школа", "гимназия", "лицей", "колледж", "университет",
 	"больница", "клиника", "поликлиника", "магазин", "кафе", "ресторан", "отель", "hotel",
+};
+
+static const char *const at_words[] = {
+	"на", "по", "в", "во", "возле", "около", "напротив", "угол", "at", "on",
 };
 
 static const char *const place_after[] = {
@@ -259,6 +264,7 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	add_words(a, unit_words, HUB_ARRAY_SIZE(unit_words), LX_UNIT);
 	add_words(a, place_before, HUB_ARRAY_SIZE(place_before), LX_PLACE_BEFORE);
 	add_words(a, place_after, HUB_ARRAY_SIZE(place_after), LX_PLACE_AFTER);
+	add_words(a, at_words, HUB_ARRAY_SIZE(at_words), LX_AT);
 	add_words(a, cue_after, HUB_ARRAY_SIZE(cue_after), LX_CUE_AFTER);
 	*out = a;
 	return 0;
@@ -381,6 +387,7 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_LEARNED 0x100000 /* a name the vault found before (not the caller's) */
 #define W_HYPHEN 0x200000 /* joined to the previous word by a hyphen: аты-жөні */
 #define W_FOLDED 0x400000 /* Kazakh letters, in the gazetteer only in Russian spelling */
+#define W_CYR 0x800000    /* has Cyrillic letters */
 
 struct word {
 	size_t start, end;
@@ -396,7 +403,7 @@ struct scan {
 	struct word *words;
 	size_t nwords, capwords;
 	struct hub_anon_spans *out;
-	bool cyrillic; /* the text has Cyrillic letters */
+	bool translit_ok; /* Latin words may be transliterated Cyrillic names */
 };
 
 static bool is_digit(int c)
@@ -409,19 +416,8 @@ static bool is_ascii_alnum(int c)
 	return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
 }
 
-/* A letter of the scripts we read: Latin (with Latin-1 and Extended-A/B), Cyrillic. */
-static bool cp_is_letter(uint32_t cp)
-{
-	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') ||
-	       (cp >= 0xc0 && cp <= 0x24f && cp != 0xd7 && cp != 0xf7) ||
-	       (cp >= 0x400 && cp <= 0x4ff && !(cp >= 0x482 && cp <= 0x489));
-}
-
-static bool cp_is_upper(uint32_t cp)
-{
-	return (cp >= 'A' && cp <= 'Z') || (cp >= 0x400 && cp <= 0x42f) ||
-	       (cp >= 0x490 && cp <= 0x4ff && !(cp & 1)) || (cp >= 0xc0 && cp <= 0xde);
-}
+#define cp_is_letter hub_anon__cp_is_letter
+#define cp_is_upper hub_anon__cp_is_upper
 
 /* One character at p[i]: its length (1 for an invalid byte, *cp then 0xfffd). */
 static size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
@@ -433,7 +429,7 @@ static size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
 		*cp = c;
 		return 1;
 	}
-	l = hub_utf8_decode((const unsigned char *)t.p + i, t.len - i, cp);
+	l = hub_anon__decode((const unsigned char *)t.p + i, t.len - i, cp);
 	if (!l) {
 		*cp = 0xfffd;
 		return 1;
@@ -471,15 +467,18 @@ static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
 	s->words[s->nwords++] = (struct word){ start, end, 0, w };
 }
 
+static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k);
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
  * each word from the previous one. */
 static void cut_words(struct scan *s)
 {
 	struct hub_str t = s->text;
-	bool sent = true, adj = false, soft = false, in = false, hyphen = false;
+	bool sent = true, adj = false, soft = false, in = false, hyphen = false, cyr = false;
 	size_t i = 0, start = 0, seps = 0;
 	unsigned letters = 0, uppers = 0;
 	uint32_t first_upper = 0;
+	struct hub_anon_key k;
 
 	while (i <= t.len) {
 		uint32_t cp = 0;
@@ -488,15 +487,21 @@ static void cut_words(struct scan *s)
 
 		if (letter) {
 			if (cp >= 0x400)
-				s->cyrillic = true;
+				cyr = true;
 			if (!in) {
+				bool latin = cp < 0x80;
+
 				in = true;
+				cyr = cp >= 0x400;
 				start = i;
 				letters = uppers = 0;
 				first_upper = cp_is_upper(cp);
+				hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE :
+							HUB_ANON_KEY_FOLD, latin);
 			}
 			letters++;
 			uppers += cp_is_upper(cp);
+			hub_anon__key_add(&k, cp);
 			i += l;
 			continue;
 		}
@@ -504,9 +509,11 @@ static void cut_words(struct scan *s)
 			uint32_t w = (first_upper ? W_CAP : 0) |
 				     (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
 				     (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
-				     (hyphen ? W_HYPHEN : 0);
+				     (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0);
 
 			add_word(s, start, i, w);
+			if (hub_anon__key_end(&k))
+				classify(s, &s->words[s->nwords - 1], &k);
 			in = false;
 			sent = false;
 			adj = soft = true;
@@ -535,90 +542,117 @@ static void cut_words(struct scan *s)
 	}
 }
 
-static bool key_ends(const struct hub_anon_key *k, const char *suf, size_t min_stem)
+static bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n, size_t min_stem)
 {
-	size_t n = strlen(suf);
-
-	return k->len >= n + min_stem && memcmp(k->s + k->len - n, suf, n) == 0;
+	return k->len >= n + min_stem && k->s[k->len - 1] == suf[n - 1] &&
+	       memcmp(k->s + k->len - n, suf, n) == 0;
 }
 
-/* Surname and patronymic morphology on a key. */
-static uint32_t morphology(const struct hub_anon_key *k)
-{
-	static const char *const patro[] = { "ovich", "evich", "ovna", "evna", "ichna",
-					      "inichna" };
-	static const char *const sur[] = { "ov", "ova", "ev", "eva", "in", "ina", "skii",
-					   "skaia", "tskii", "tskaia", "enko", "uli", "kizi",
-					   "bekov", "baev", "baeva", "ovskii", "iuk", "chuk",
-					   "ian", "shvili", "dze" };
+#define S(x) { x, sizeof(x) - 1 }
 
+/* Surname and patronymic morphology on a key (only where it is used: capitalised words,
+ * long ones). */
+static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
+{
+	static const struct {
+		char s[8];
+		unsigned char len;
+	} patro[] = { S("ovich"), S("evich"), S("ovna"), S("evna"), S("ichna"), S("inichna") },
+	  sur[] = { S("ov"), S("ova"), S("ev"), S("eva"), S("in"), S("ina"), S("skii"),
+		    S("skaia"), S("tskii"), S("tskaia"), S("enko"), S("uli"), S("kizi"), S("bekov"),
+		    S("baev"), S("baeva"), S("ovskii"), S("iuk"), S("chuk"), S("ian"), S("shvili"),
+		    S("dze") };
+
+	if (!(wd->w & (W_CAP | W_ALLCAPS)) && wd->end - wd->start < 14)
+		return 0;
 	for (size_t i = 0; i < HUB_ARRAY_SIZE(patro); i++)
-		if (key_ends(k, patro[i], 3))
+		if (key_ends(k, patro[i].s, patro[i].len, 3))
 			return W_PATRO;
 	for (size_t i = 0; i < HUB_ARRAY_SIZE(sur); i++)
-		if (key_ends(k, sur[i], 3))
+		if (key_ends(k, sur[i].s, sur[i].len, 3))
 			return W_SURNAME;
 	return 0;
 }
 
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
  * vault's names, morphology. */
-static void classify(struct scan *s, struct word *wd)
+/* The word being classified (the last one cut) follows a strong cue. */
+static bool after_strong_cue(const struct scan *s)
 {
-	struct hub_anon_key k;
-	size_t lens[16], n;
+	size_t i = s->nwords - 1;
 
-	if (!hub_anon__key(s->text.p + wd->start, wd->end - wd->start, &k))
-		return;
+	if (!i || !(s->words[i].w & (W_SOFT | W_ADJ)))
+		return false;
+	return (s->words[i - 1].lx & LX_CUE_STRONG) ||
+	       (i >= 2 && (s->words[i - 1].lx & LX_CUE_WEAK) &&
+		(s->words[i - 2].lx & LX_CUE_STRONG));
+}
+
+static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
+{
+	size_t lens[16], n;
+	bool vault, lex;
+
 	wd->w |= W_KEYED;
-	if (filter_has(s->anon, k.h[k.len]))
-		wd->lx = hub_anon__htab_get(&s->anon->words, k.h[k.len]);
-	if ((k.len == 3 && !memcmp(k.s, "uli", 3)) || (k.len == 4 && !memcmp(k.s, "kizi", 4)))
+	if (filter_has(s->anon, k->h[k->len]))
+		wd->lx = hub_anon__htab_get(&s->anon->words, k->h[k->len]);
+	if ((k->len == 3 && !memcmp(k->s, "uli", 3)) || (k->len == 4 && !memcmp(k->s, "kizi", 4)))
 		wd->w |= W_PATRO_WORD; /* Абен улы */
-	if (k.len < HUB_ANON_STEM_MIN)
+	if (k->len < HUB_ANON_STEM_MIN)
 		return;
-	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
-	for (size_t i = 0; i < n && s->vault; i++) {
-		size_t norm = hub_anon__key_norm(k.s, lens[i]);
+	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
+	 * ending), or a name the vault knows: most words need one lookup */
+	vault = hub_anon__vault_name_may(s->vault, k->s[0]);
+	lex = (wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7 || after_strong_cue(s);
+	if (lex || vault)
+		n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
+	else
+		n = 1, lens[0] = k->len;
+	for (size_t i = 0; i < n && vault; i++) {
+		size_t norm = hub_anon__key_norm(k->s, lens[i]);
 		uint32_t f;
 
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* Тен is not in тенге */
-		f = hub_anon__vault_name(s->vault, k.h[norm]) |
-		    hub_anon__vault_name(s->vault, k.h[lens[i]]);
+		f = hub_anon__vault_name(s->vault, k->h[norm]) |
+		    hub_anon__vault_name(s->vault, k->h[lens[i]]);
 		if (f) {
 			wd->w |= f & HUB_ANON_KNOWN ? W_KNOWN : W_LEARNED;
 			break;
 		}
 	}
-	if (k.kazakh) {
+	if (k->kazakh) {
 		/* written with Kazakh letters: as spelled first (Айгерім), else only as a
 		 * capitalised name (Ақша is an Акша, ақша is money) */
 		struct hub_anon_key ks;
 		uint32_t f = 0;
 
 		if (hub_anon__key_mode(s->text.p + wd->start, wd->end - wd->start,
-				       HUB_ANON_KEY_STRICT, &ks) && filter_has(s->anon, ks.h[ks.len]))
+				       HUB_ANON_KEY_STRICT, &ks) &&
+		    filter_has(s->anon, ks.h[ks.len]))
 			f = hub_anon__htab_get(&s->anon->words, ks.h[ks.len]);
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
-			wd->w |= W_GAZ | (f & LX_AMBIG ? W_AMBIG : 0) | (f & LX_FIRST ? W_FIRST : 0);
-			wd->w |= morphology(&k);
+			wd->w |= W_GAZ | (f & LX_AMBIG ? W_AMBIG : 0) |
+				 (f & LX_FIRST ? W_FIRST : 0);
+			wd->w |= morphology(wd, k);
 			return;
 		}
 		wd->w |= W_FOLDED;
 	}
-	for (size_t i = 0; i < n; i++) {
+	/* the lexicon through inflections only where the rules use them, whatever the vault
+	 * holds: what is a name by the text alone must not depend on the vault */
+	for (size_t i = 0; i < (lex ? n : 1); i++) {
 		uint32_t f = 0;
 
-		if (filter_has(s->anon, k.h[lens[i]]))
-			f = i ? hub_anon__htab_get(&s->anon->words, k.h[lens[i]]) : wd->lx;
+		if (filter_has(s->anon, k->h[lens[i]]))
+			f = i ? hub_anon__htab_get(&s->anon->words, k->h[lens[i]]) : wd->lx;
 		if (f & LX_STOP) {
 			wd->lx |= LX_STOP;
 			return;
 		}
-		if (!(f & LX_NAME) || !(f & (k.latin ? LX_L : LX_C | LX_F)))
+		if (!(f & LX_NAME) || !(f & (k->latin ? LX_L : LX_C | LX_F)))
 			continue;
-		if (!k.latin && !(f & LX_C))
+		if (!k->latin && !(f & LX_C))
 			wd->w |= W_FOLDED;
 		wd->w |= W_GAZ;
 		if (i || !(f & (LX_FIRST | LX_SUR)))
@@ -627,9 +661,9 @@ static void classify(struct scan *s, struct word *wd)
 			wd->w |= W_AMBIG;
 		if (f & LX_FIRST)
 			wd->w |= W_FIRST;
-		if (k.latin && !(f & LX_LAT))
+		if (k->latin && !(f & LX_LAT))
 			wd->w |= W_TRANSLIT; /* a Latin word meeting a Cyrillic name */
-		if (k.len < 4)
+		if (k->len < 4)
 			wd->w |= W_SHORT;
 		if (lens[i] >= 6 && (f & (LX_FIRST | LX_SUR)))
 			wd->w |= W_LONGSTEM;
@@ -637,7 +671,7 @@ static void classify(struct scan *s, struct word *wd)
 			wd->w |= W_MIDSTEM;
 		break;
 	}
-	wd->w |= morphology(&k);
+	wd->w |= morphology(wd, k);
 }
 
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
@@ -668,12 +702,13 @@ static bool contact_after(const struct scan *s, size_t pos)
 
 	while (pos < t.len && (t.p[pos] == ' ' || t.p[pos] == ','))
 		pos++;
-	for (size_t p = pos; p < t.len && t.p[p] != ' ' && t.p[p] != '\n'; p++)
+	for (size_t p = pos; p < t.len && p - pos < 64 && t.p[p] != ' ' && t.p[p] != '\n'; p++)
 		if (t.p[p] == '@')
-			return p > pos;
+			return p > pos; /* 64: an e-mail's local part is shorter */
 	if (pos < t.len && t.p[pos] == '+')
 		pos++;
-	for (; pos < t.len && (is_digit(t.p[pos]) || memchr(" -()", t.p[pos], 4)); pos++)
+	for (; pos < t.len && digits < 10 && (is_digit(t.p[pos]) || memchr(" -()", t.p[pos], 4));
+	     pos++)
 		digits += is_digit(t.p[pos]);
 	return digits >= 10;
 }
@@ -688,7 +723,7 @@ static bool intrinsic(const struct scan *s, size_t i)
 	bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
 	bool upper = w->w & (W_CAP | W_ALLCAPS);
 	/* a Latin word that only a Cyrillic name explains: in Cyrillic text, a brand (Lada) */
-	bool gaz = (w->w & W_GAZ) && !((w->w & W_TRANSLIT) && (!cap || s->cyrillic)) &&
+	bool gaz = (w->w & W_GAZ) && !((w->w & W_TRANSLIT) && (!cap || !s->translit_ok)) &&
 		   !((w->w & W_FOLDED) && !cap);
 	bool exact = gaz && !(w->w & (W_INFL | W_AMBIG)) && (upper || !(w->w & W_SHORT));
 	int cue = cue_before(s, i);
@@ -712,6 +747,32 @@ static bool intrinsic(const struct scan *s, size_t i)
 	return (w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT);
 }
 
+/* A house number follows pos after one space: 1-3 digits, then a letter, '/', or the end
+ * of a clause ("150,", "26а", "86/4?"), not more digits and not a unit ("100тг"). */
+static bool house_number(const struct scan *s, size_t pos)
+{
+	struct hub_str t = s->text;
+	size_t d = 0;
+
+	if (pos >= t.len || t.p[pos] != ' ')
+		return false;
+	for (pos++; pos < t.len && is_digit(t.p[pos]) && d < 4; pos++)
+		d++;
+	if (!d || d > 3)
+		return false;
+	if (pos == t.len || t.p[pos] == '/' || t.p[pos] == ',' || t.p[pos] == '?' ||
+	    t.p[pos] == '.' || t.p[pos] == '!')
+		return true;
+	if (t.p[pos] == ' ')
+		return false; /* "на Айгерим 15 мая" is a booking with Айгерим */
+	/* a letter glued to it: 26а, but 100тг is money */
+	for (size_t i = 0; i < s->nwords; i++)
+		if (s->words[i].start == pos)
+			return !(s->words[i].lx & LX_UNIT) &&
+			       s->words[i].end - s->words[i].start <= 2;
+	return false;
+}
+
 /* The word is a place or a product, not a person: after "ул", "мкр", "ТОО" or a brand,
  * before "көшесі" or "street". */
 static bool place(const struct scan *s, size_t i)
@@ -722,11 +783,20 @@ static bool place(const struct scan *s, size_t i)
 		return true;
 	if (i && (w->w & W_ADJ) && (s->words[i - 1].lx & LX_STOP))
 		return true; /* Samsung Galaxy, Lada Granta */
+	/* "на Абая 150", "на Бухар жырау 86/4": a street named after someone */
+	if (i && (w->w & W_ADJ) && (s->words[i - 1].lx & LX_AT)) {
+		size_t e = w->end;
+
+		if (i + 1 < s->nwords && (s->words[i + 1].w & W_ADJ) &&
+		    !(s->words[i + 1].w & W_CAP) && !house_number(s, e))
+			e = s->words[i + 1].end;
+		return house_number(s, e);
+	}
 	return i + 1 < s->nwords && (s->words[i + 1].w & W_ADJ) &&
 	       (s->words[i + 1].lx & LX_PLACE_AFTER);
 }
 
-static void decide_names(struct scan *s)
+static void mark_names(struct scan *s)
 {
 	struct word *ws = s->words;
 
@@ -774,11 +844,60 @@ static void decide_names(struct scan *s)
 				w->w |= W_INTR;
 		}
 	}
+}
+
+static void merge_spans(struct hub_anon_spans *o);
+
+/* Some Cyrillic word is left that no span covers. */
+static bool cyrillic_left(struct scan *s)
+{
+	size_t j = 0;
+
+	merge_spans(s->out); /* sorted, for one walk */
+	for (size_t i = 0; i < s->nwords; i++) {
+		const struct word *w = &s->words[i];
+
+		if (!(w->w & W_CYR) || (w->w & W_INTR))
+			continue; /* a name the vault knows counts: that must not change this */
+		while (j < s->out->n && s->out->items[j].end <= w->start)
+			j++;
+		if (j == s->out->n || s->out->items[j].start >= w->end)
+			return true;
+	}
+	return false;
+}
+
+/* Latin words that only a transliterated Cyrillic name explains are names in Latin text
+ * only (in Cyrillic text they are brands: Lada). Latin text: no Cyrillic word is left
+ * outside what was found, which stays so when what was found is replaced by markers. */
+static void decide_names(struct scan *s)
+{
+	struct word *ws = s->words;
+	bool translit = false;
+
+	s->translit_ok = false;
+	mark_names(s);
+	for (size_t i = 0; i < s->nwords && !translit; i++)
+		translit = (ws[i].w & W_TRANSLIT) && (ws[i].w & W_CAP);
+	if (translit && !cyrillic_left(s)) {
+		for (size_t i = 0; i < s->nwords; i++)
+			ws[i].w &= ~(uint32_t)W_INTR;
+		s->translit_ok = true;
+		mark_names(s);
+	}
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
-	for (size_t i = 0; i < s->nwords; i++)
-		if (ws[i].w & (W_NAME | W_INTR))
-			add_span(s, ws[i].start, ws[i].end, HUB_ANON_NAME);
+	for (size_t i = 0; i < s->nwords; i++) {
+		size_t start = ws[i].start;
+
+		if (!(ws[i].w & (W_NAME | W_INTR)))
+			continue;
+		/* Анна-Мария, Петров-Водкин: one name */
+		while (i + 1 < s->nwords && (ws[i + 1].w & W_HYPHEN) &&
+		       (ws[i + 1].w & (W_NAME | W_INTR)))
+			i++;
+		add_span(s, start, ws[i].end, HUB_ANON_NAME);
+	}
 }
 
 /* ---- numbers: phones, IIN/BIN, cards ---- */
@@ -976,7 +1095,8 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 		bool hash = false;
 		const struct word *before = word_before(s, g[i].start, wi, &hash);
 		struct cand c = {
-			.d = r->digits + r->doff[i], .g = g + i, .plus = r->plus && r->first + i == 0,
+			.d = r->digits + r->doff[i], .g = g + i,
+			.plus = r->plus && r->first + i == 0,
 			.order = hash || (before && (before->lx & LX_ORDER)),
 		};
 
@@ -987,7 +1107,8 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 
 			c.n = r->doff[j + 1] - r->doff[i];
 			c.ng = j - i + 1;
-			c.paren = c.paren || (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
+			c.paren = c.paren ||
+				  (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
 			c.unit = followed_by_unit(s, g[j].end, *wi);
 			t = classify_number(s, &c);
 			if (t < 0)
@@ -1033,7 +1154,8 @@ static void find_numbers(struct scan *s)
 		r.plus = false;
 		if (i >= 1 && t.p[i - 1] == '+') {
 			r.plus = true, r.plus_at = i - 1;
-		} else if (i >= 2 && t.p[i - 2] == '+' && (t.p[i - 1] == ' ' || t.p[i - 1] == '(')) {
+		} else if (i >= 2 && t.p[i - 2] == '+' &&
+			   (t.p[i - 1] == ' ' || t.p[i - 1] == '(')) {
 			r.plus = true, r.plus_at = i - 2;
 		}
 		for (;;) {
@@ -1069,58 +1191,6 @@ static void find_numbers(struct scan *s)
 	}
 }
 
-/* ---- IBAN ---- */
-
-static void find_ibans(struct scan *s)
-{
-	struct hub_str t = s->text;
-
-	for (size_t i = 0; i + 4 < t.len; i++) {
-		char buf[34];
-		size_t ends[34], n = 0, k = i;
-
-		if (!((t.p[i] | 0x20) >= 'a' && (t.p[i] | 0x20) <= 'z') ||
-		    !((t.p[i + 1] | 0x20) >= 'a' && (t.p[i + 1] | 0x20) <= 'z') ||
-		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]))
-			continue; /* even glued to other letters: what surrounds it may change */
-		while (k < t.len && n < 34) {
-			if (is_ascii_alnum(t.p[k])) {
-				char c = t.p[k];
-
-				buf[n] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
-				ends[n++] = ++k;
-			} else if ((t.p[k] == ' ' || t.p[k] == '-') && k + 1 < t.len &&
-				   is_ascii_alnum(t.p[k + 1]) && n >= 4) {
-				k++;
-			} else {
-				break;
-			}
-		}
-		for (size_t l = n; l >= 15; l--) {
-			size_t e = ends[l - 1];
-
-			if (hub_anon_iban_ok(buf, l)) {
-				add_span(s, i, e, HUB_ANON_IBAN);
-				i = e - 1;
-				break;
-			}
-		}
-	}
-}
-
-/* ---- e-mail ---- */
-
-static bool email_byte(struct hub_str t, size_t i, bool local)
-{
-	unsigned char c = (unsigned char)t.p[i];
-
-	if (is_ascii_alnum(c) || c == '.' || c == '-')
-		return true;
-	if (local && (c == '_' || c == '+' || c == '%' || c == '\''))
-		return true;
-	return c >= 0x80;
-}
-
 /* A non-ASCII character that ends at e (exclusive) is a letter. */
 static size_t letter_before(struct hub_str t, size_t lo, size_t e)
 {
@@ -1152,6 +1222,75 @@ static size_t word_start(struct hub_str t, size_t i)
 			break;
 	}
 	return i;
+}
+
+/* Where the word of letters around byte i ends (i when none is glued after it). */
+static size_t word_end(struct hub_str t, size_t i)
+{
+	while (i < t.len) {
+		uint32_t cp;
+		size_t l = next_cp(t, i, &cp);
+
+		if (!cp_is_letter(cp))
+			break;
+		i += l;
+	}
+	return i;
+}
+
+/* ---- IBAN ---- */
+
+static void find_ibans(struct scan *s)
+{
+	struct hub_str t = s->text;
+
+	for (size_t i = 0; i + 4 < t.len; i++) {
+		char buf[34];
+		size_t ends[34], n = 0, k = i;
+
+		if (!((t.p[i] | 0x20) >= 'a' && (t.p[i] | 0x20) <= 'z') ||
+		    !((t.p[i + 1] | 0x20) >= 'a' && (t.p[i + 1] | 0x20) <= 'z') ||
+		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]))
+			continue; /* even glued to other letters: what surrounds it may change */
+		while (k < t.len && n < 34) {
+			if (is_ascii_alnum(t.p[k])) {
+				char c = t.p[k];
+
+				buf[n] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+				ends[n++] = ++k;
+			} else if ((t.p[k] == ' ' || t.p[k] == '-') && k + 1 < t.len &&
+				   is_ascii_alnum(t.p[k + 1]) && n >= 4) {
+				k++;
+			} else {
+				break;
+			}
+		}
+		for (size_t l = n; l >= 15; l--) {
+			size_t e = ends[l - 1];
+
+			if (hub_anon_iban_ok(buf, l)) {
+				/* inside a word or a number, all of it: a piece left would be new */
+				while (e < t.len && is_ascii_alnum(t.p[e]))
+					e++;
+				add_span(s, word_start(t, i), word_end(t, e), HUB_ANON_IBAN);
+				i = e - 1;
+				break;
+			}
+		}
+	}
+}
+
+/* ---- e-mail ---- */
+
+static bool email_byte(struct hub_str t, size_t i, bool local)
+{
+	unsigned char c = (unsigned char)t.p[i];
+
+	if (is_ascii_alnum(c) || c == '.' || c == '-')
+		return true;
+	if (local && (c == '_' || c == '+' || c == '%' || c == '\''))
+		return true;
+	return c >= 0x80;
 }
 
 static void find_emails(struct scan *s)
@@ -1215,17 +1354,9 @@ static void on_literal(struct hub_str value, enum hub_anon_type type, void *data
 	/* wherever it is, even inside a longer word, and then with the whole word: a piece
 	 * left behind would be a new word (what surrounds a value may change) */
 	while ((at = hub_anon__find_ci(t, at, value)) != SIZE_MAX) {
-		size_t start = word_start(t, at), end = at + value.len;
+		size_t end = word_end(t, at + value.len);
 
-		while (end < t.len) {
-			uint32_t cp;
-			size_t l = next_cp(t, end, &cp);
-
-			if (!cp_is_letter(cp))
-				break;
-			end += l;
-		}
-		add_span(s, start, end, type);
+		add_span(s, word_start(t, at), end, type);
 		at = end;
 	}
 }
@@ -1233,22 +1364,15 @@ static void on_literal(struct hub_str value, enum hub_anon_type type, void *data
 static void find_markers(struct scan *s)
 {
 	struct hub_str t = s->text;
+	enum hub_anon_type type;
+	unsigned idx;
+	size_t at = 0, l;
 
-	for (size_t i = 0; i < t.len; i++) {
-		enum hub_anon_type type;
-		unsigned idx;
-		char c = t.p[i];
-		size_t l;
-
-		if (c != '[' && !((c | 0x20) >= 'a' && (c | 0x20) <= 'p'))
-			continue;
-		l = hub_anon__marker_parse(t.p + i, t.len - i, -1, &type, &idx);
-		if (l) {
-			/* glued to a word ("ИванPHONE_1"): the word goes with it, or replacing it
-			 * would leave a new word behind */
-			add_span(s, c == '[' ? i : word_start(t, i), i + l, HUB_ANON_MARKER);
-			i += l - 1;
-		}
+	while ((at = hub_anon__marker_find(t.p, t.len, at, true, &l, &type, &idx)) != SIZE_MAX) {
+		/* glued to a word ("ИванPHONE_1"): the word goes with it, or replacing it
+		 * would leave a new word behind */
+		add_span(s, t.p[at] == '[' ? at : word_start(t, at), at + l, HUB_ANON_MARKER);
+		at += l;
 	}
 }
 
@@ -1310,8 +1434,6 @@ int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *va
 	if (text.len > HUB_ANON_TEXT_MAX)
 		return -EMSGSIZE;
 	cut_words(&s);
-	for (size_t i = 0; i < s.nwords; i++)
-		classify(&s, &s.words[i]);
 	find_markers(&s);
 	find_emails(&s);
 	find_ibans(&s);
@@ -1329,10 +1451,12 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 
 	for (size_t i = 0; i < n; i++) {
 		size_t norm = hub_anon__key_norm(k->s, lens[i]);
+		uint32_t f;
 
-		uint32_t f = filter_has(anon, k->h[lens[i]]) ?
-				     hub_anon__htab_get(&anon->words, k->h[lens[i]]) : 0;
-
+		if (i && lens[i] <= HUB_ANON_STEM_MIN)
+			continue; /* as the detector: Тен is not in тенге */
+		f = filter_has(anon, k->h[lens[i]]) ? hub_anon__htab_get(&anon->words, k->h[lens[i]])
+						    : 0;
 		if (hub_anon__vault_name(vault, k->h[norm]) || ((f & LX_NAME) && (f & LX_L)))
 			return norm;
 	}

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "anonymizer/anon.h"
+#include "lib/utf8.h"
 
 /* Longest key of a word; longer words are never names. */
 #define HUB_ANON_KEY_MAX 48
@@ -20,6 +21,8 @@ struct hub_anon_key {
 	size_t len;
 	bool latin;  /* the word starts with a Latin letter */
 	bool kazakh; /* it has letters of Kazakh only (ә ғ қ ң ө ұ ү һ і) */
+	bool bad;    /* a character without a key, or too long */
+	int mode;    /* enum hub_anon_key_mode */
 	uint64_t h[HUB_ANON_KEY_MAX + 1]; /* h[i]: hash of the first i bytes */
 };
 
@@ -37,6 +40,13 @@ enum hub_anon_key_mode {
 bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k);
 bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
 			struct hub_anon_key *k);
+/* The same a character at a time (the detector keys words as it cuts them): start, add
+ * each code point, end (false as hub_anon__key_mode). */
+void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin);
+void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp);
+bool hub_anon__key_end(struct hub_anon_key *k);
+/* The first byte of the key of a letter, 0 when it has none. */
+char hub_anon__key_first(uint32_t cp);
 /* Fills lens with the key's candidate stem lengths, longest first (the whole key first):
  * the key without one Russian or Kazakh case ending at a time. Returns how many. */
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max);
@@ -71,17 +81,53 @@ size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon
 size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 			   const struct hub_anon_key *k);
 
+/* The first marker in p[from..n) as restore reads it (loose: as the detector vaults it, with
+ * -1 for before); its start, or SIZE_MAX, and its length in *len. Linear: only '[' and '_'
+ * are looked at closely. */
+size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, size_t *len,
+			     enum hub_anon_type *type, unsigned *index);
+
 /* Vault answers for the detector (vault may be NULL: then false). */
 #define HUB_ANON_KNOWN 1   /* a name the caller gave */
 #define HUB_ANON_LEARNED 2 /* a name the vault found in a text */
 /* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED for a name norm, 0 when the vault has none. */
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash);
+/* Whether the vault has a name whose key starts with c (false: no need to look). */
+bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c);
 /* digits: the national significant number (10 digits) or a 7-digit local number. */
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n);
 /* Calls cb for each e-mail and literal (username) value the vault knows. */
 typedef void hub_anon__value_cb(struct hub_str value, enum hub_anon_type type, void *data);
 void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__value_cb *cb,
 				  void *data);
+
+/* hub_utf8_decode with the one- and two-byte sequences (ASCII, Cyrillic) inline. */
+static inline size_t hub_anon__decode(const unsigned char *p, size_t n, uint32_t *cp)
+{
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] >= 0xc2 && p[0] < 0xe0 && n >= 2 && (p[1] & 0xc0) == 0x80) {
+		*cp = ((uint32_t)(p[0] & 0x1f) << 6) | (p[1] & 0x3f);
+		return 2;
+	}
+	return hub_utf8_decode(p, n, cp);
+}
+
+/* A letter of the scripts we read: Latin (with Latin-1 and Extended-A/B), Cyrillic. */
+static inline bool hub_anon__cp_is_letter(uint32_t cp)
+{
+	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') ||
+	       (cp >= 0xc0 && cp <= 0x24f && cp != 0xd7 && cp != 0xf7) ||
+	       (cp >= 0x400 && cp <= 0x4ff && !(cp >= 0x482 && cp <= 0x489));
+}
+
+static inline bool hub_anon__cp_is_upper(uint32_t cp)
+{
+	return (cp >= 'A' && cp <= 'Z') || (cp >= 0x400 && cp <= 0x42f) ||
+	       (cp >= 0x490 && cp <= 0x4ff && !(cp & 1)) || (cp >= 0xc0 && cp <= 0xde);
+}
 
 /* ASCII-only case-insensitive search of needle in hay from offset; SIZE_MAX if absent. */
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle);

@@ -77,58 +77,93 @@ static const char *kazakh_strict(uint32_t cp)
 	return NULL;
 }
 
+char hub_anon__key_first(uint32_t cp)
+{
+	const char *s = cp_key(cp);
+
+	return s ? s[0] : 0;
+}
+
+void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin)
+{
+	k->len = 0;
+	k->mode = mode;
+	k->latin = latin;
+	k->kazakh = false;
+	k->bad = false;
+}
+
+void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp)
+{
+	const char *s;
+	size_t len = k->len;
+
+	if (k->bad)
+		return;
+	s = cp_key(cp);
+	if (!s) {
+		k->bad = true;
+		return;
+	}
+	if (k->mode != HUB_ANON_KEY_COLLAPSE && (cp == 0x44b || cp == 0x42b))
+		s = "y"; /* as spelled, ы is not и: розы is not Рози */
+	if (cp >= 0x406 && kazakh_strict(cp)) {
+		k->kazakh = true;
+		if (k->mode == HUB_ANON_KEY_STRICT)
+			s = kazakh_strict(cp);
+	}
+	for (; *s; s++) {
+		char c = *s;
+
+		if (c == 'h' && len && k->s[len - 1] == 'k') {
+			k->s[len - 1] = 'h'; /* kh as х */
+			continue;
+		}
+		if (c == 'z' && s[1] == 'h' && len && k->s[len - 1] == 'd')
+			len--; /* dzh as j */
+		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c)
+			continue; /* Анна/Ana, Асель/Assel */
+		if (len == HUB_ANON_KEY_MAX) {
+			k->bad = true;
+			return;
+		}
+		k->s[len++] = c;
+	}
+	k->len = len;
+}
+
+bool hub_anon__key_end(struct hub_anon_key *k)
+{
+	size_t len = k->len;
+
+	if (k->bad)
+		return false;
+	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e')
+		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
+	k->len = len;
+	k->h[0] = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++)
+		k->h[i + 1] = (k->h[i] ^ (unsigned char)k->s[i]) * 0x100000001b3ull;
+	return len > 0;
+}
+
 bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
 			struct hub_anon_key *k)
 {
 	const unsigned char *u = (const unsigned char *)p;
-	bool collapse = mode == HUB_ANON_KEY_COLLAPSE;
-	size_t i = 0, len = 0;
+	size_t i = 0;
 
-	k->kazakh = false;
-
-	k->latin = n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z');
-	while (i < n) {
+	hub_anon__key_start(k, mode, n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'));
+	while (i < n && !k->bad) {
 		uint32_t cp;
-		size_t l = hub_utf8_decode(u + i, n - i, &cp);
-		const char *s;
+		size_t l = hub_anon__decode(u + i, n - i, &cp);
 
 		if (!l)
 			return false;
-		s = cp_key(cp);
-		if (!s)
-			return false;
-		if (!collapse && (cp == 0x44b || cp == 0x42b))
-			s = "y"; /* as spelled, ы is not и: розы is not Рози */
-		if (cp >= 0x406 && kazakh_strict(cp)) {
-			k->kazakh = true;
-			if (mode == HUB_ANON_KEY_STRICT)
-				s = kazakh_strict(cp);
-		}
+		hub_anon__key_add(k, cp);
 		i += l;
-		for (; *s; s++) {
-			char c = *s;
-
-			if (c == 'h' && len && k->s[len - 1] == 'k') {
-				k->s[len - 1] = 'h'; /* kh as х */
-				continue;
-			}
-			if (c == 'z' && s[1] == 'h' && len && k->s[len - 1] == 'd')
-				len--; /* dzh as j */
-			if (collapse && len && k->s[len - 1] == c)
-				continue; /* Анна/Ana, Асель/Assel */
-			if (len == HUB_ANON_KEY_MAX)
-				return false;
-			k->s[len++] = c;
-		}
 	}
-	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e') {
-		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
-	}
-	k->len = len;
-	k->h[0] = 0xcbf29ce484222325ull;
-	for (i = 0; i < len; i++)
-		k->h[i + 1] = (k->h[i] ^ (unsigned char)k->s[i]) * 0x100000001b3ull;
-	return len > 0;
+	return hub_anon__key_end(k);
 }
 
 uint64_t hub_anon__hash(const void *p, size_t n)
@@ -141,28 +176,40 @@ uint64_t hub_anon__hash(const void *p, size_t n)
 	return h;
 }
 
+struct ending {
+	char s[4];
+	unsigned char len;
+};
+
+#define E(x) { x, sizeof(x) - 1 }
+
 /* Russian case endings and Kazakh case and possessive endings, as keys. */
-static const char *const endings[] = {
-	"oiu", "eiu", "ami", "nin", "din", "tin", "dan", "den", "tan", "ten", "nan", "nen",
-	"men", "ben", "pen", "ga", "ge", "ka", "ke", "na", "ne", "di", "ti", "ni", "da", "de",
-	"ta", "te", "si", "om", "oi", "ei", "em", "iu", "ia", "ah", "am", "in", "yi", "dyn",
-	"tyn", "nyn", "dy", "ty", "ny", "yn", "sy", "ym", "im", "a", "i", "u", "e", "y",
+static const struct ending endings[] = {
+	E("oiu"), E("eiu"), E("ami"), E("nin"), E("din"), E("tin"), E("dan"), E("den"),
+	E("tan"), E("ten"), E("nan"), E("nen"), E("men"), E("ben"), E("pen"), E("dyn"),
+	E("tyn"), E("nyn"), E("ga"), E("ge"), E("ka"), E("ke"), E("na"), E("ne"), E("di"),
+	E("ti"), E("ni"), E("da"), E("de"), E("ta"), E("te"), E("si"), E("om"), E("oi"),
+	E("ei"), E("em"), E("iu"), E("ia"), E("ah"), E("am"), E("in"), E("yi"), E("dy"),
+	E("ty"), E("ny"), E("yn"), E("sy"), E("ym"), E("im"), E("a"), E("i"), E("u"), E("e"),
+	E("y"),
 };
 
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max)
 {
 	size_t n = 0;
+	char last;
 
 	if (!max)
 		return 0;
 	lens[n++] = k->len;
+	if (k->len < HUB_ANON_STEM_MIN + 1)
+		return n;
+	last = k->s[k->len - 1];
 	for (size_t i = 0; i < HUB_ARRAY_SIZE(endings) && n < max; i++) {
-		size_t el = strlen(endings[i]);
+		size_t el = endings[i].len;
 
-		if (k->len < el + HUB_ANON_STEM_MIN)
-			continue;
-		if (k->s[k->len - 1] != endings[i][el - 1] ||
-		    memcmp(k->s + k->len - el, endings[i], el) != 0)
+		if (endings[i].s[el - 1] != last || k->len < el + HUB_ANON_STEM_MIN ||
+		    memcmp(k->s + k->len - el, endings[i].s, el) != 0)
 			continue;
 		lens[n++] = k->len - el;
 	}
@@ -244,6 +291,38 @@ static bool is_alnum(int c)
 	       c >= 0x80;
 }
 
+static int lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* The marker type whose name is at p (any case), or -1; *len its length. */
+static int type_at(const char *p, size_t n, size_t *len)
+{
+	static const struct {
+		char name[7];
+		unsigned char len;
+	} names[] = {
+		{ "phone", 5 }, { "email", 5 }, { "iin", 3 }, { "bin", 3 }, { "card", 4 },
+		{ "iban", 4 }, { "name", 4 }, { "marker", 6 },
+	};
+	int c = lower((unsigned char)*p);
+
+	for (int t = 0; t < HUB_ANON_NTYPES; t++) {
+		size_t j = 0;
+
+		if (names[t].name[0] != c || n <= names[t].len)
+			continue;
+		while (j < names[t].len && lower((unsigned char)p[j]) == names[t].name[j])
+			j++;
+		if (j == names[t].len) {
+			*len = j;
+			return t;
+		}
+	}
+	return -1;
+}
+
 size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon_type *type,
 			      unsigned *index)
 {
@@ -258,14 +337,10 @@ size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon
 	} else if (before >= 0 && is_alnum(before)) {
 		return 0;
 	}
-	for (t = 0; t < HUB_ANON_NTYPES; t++) {
-		const char *name = hub_anon_type_name((enum hub_anon_type)t);
-
-		tl = strlen(name);
-		if (n - i > tl && strncasecmp(p + i, name, tl) == 0)
-			break;
-	}
-	if (t == HUB_ANON_NTYPES)
+	if (i >= n)
+		return 0;
+	t = type_at(p + i, n - i, &tl);
+	if (t < 0)
 		return 0;
 	i += tl;
 	sep = (unsigned char)p[i];
@@ -288,9 +363,39 @@ size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon
 	return i;
 }
 
-static int lower(int c)
+size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, size_t *len,
+			     enum hub_anon_type *type, unsigned *index)
 {
-	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+	for (size_t i = from; i < n; i++) {
+		size_t start, l;
+
+		/* a marker starts with '[' or has a '_' after its name: look only there */
+		if (p[i] == '[') {
+			start = i;
+		} else if (p[i] == '_') {
+			size_t tl = 0;
+
+			start = SIZE_MAX;
+			for (size_t back = 3; back <= 6 && back <= i; back++) {
+				if (type_at(p + i - back, n - (i - back), &tl) >= 0 && tl == back) {
+					start = i - back;
+					break;
+				}
+			}
+			if (start == SIZE_MAX || (start > from && p[start - 1] == '[' && !loose))
+				continue; /* "[NAME_1" was tried at its '[' */
+		} else {
+			continue;
+		}
+		l = hub_anon__marker_parse(p + start, n - start,
+					   loose ? -1 : start ? (unsigned char)p[start - 1] : 0,
+					   type, index);
+		if (l) {
+			*len = l;
+			return start;
+		}
+	}
+	return SIZE_MAX;
 }
 
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle)

@@ -10,6 +10,9 @@
 #include "anonymizer/anon_internal.h"
 #include "lib/utf8.h"
 
+/* Looks at one text at most (the first and the second find nearly everything). */
+#define HUB_ANON_LOOKS 4
+
 struct entry {
 	enum hub_anon_type type;
 	unsigned index;        /* the marker's number; 0 for a known value not seen yet */
@@ -27,6 +30,7 @@ struct hub_anon_vault {
 	size_t n, cap;
 	unsigned count[HUB_ANON_NTYPES];
 	struct hub_anon_htab names;  /* name norms (hub_anon__name_norm) */
+	uint64_t name_first;         /* bit c & 63 for each first byte c of a name key */
 	struct hub_anon_htab phones; /* national numbers (10 digits) and local ones (7) */
 };
 
@@ -58,6 +62,11 @@ size_t hub_anon_vault_size(const struct hub_anon_vault *vault)
 	for (size_t i = 0; i < vault->n; i++)
 		n += vault->e[i].index > 0;
 	return n;
+}
+
+bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c)
+{
+	return v && (v->name_first >> (c & 63) & 1);
 }
 
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash)
@@ -199,6 +208,7 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value, size_t no
 	    !hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_FOLD, &nc))
 		return;
 	hub_anon__htab_or(&v->names, c.h[norm_len], how);
+	v->name_first |= 1ull << (c.s[0] & 63) | 1ull << (nc.s[0] & 63);
 	if (nc.len >= c.len - norm_len)
 		hub_anon__htab_or(&v->names, nc.h[nc.len - (c.len - norm_len)], how);
 }
@@ -322,6 +332,84 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 	return added ? 0 : -EINVAL;
 }
 
+/* at is inside a span; *i moves along the sorted spans as at grows. */
+static bool inside(const struct hub_anon_spans *spans, size_t at, size_t *i)
+{
+	while (*i < spans->n && spans->items[*i].end <= at)
+		(*i)++;
+	return *i < spans->n && spans->items[*i].start <= at;
+}
+
+/* Whether the values the vault learned from text (entries from was on) may be written
+ * again, another way, outside what was found: seven digits for a phone, the value itself
+ * for an e-mail or username, a capitalised word with the same first key letter for a
+ * name. Most texts need no second look. */
+static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
+		       const struct hub_anon_spans *spans, size_t was)
+{
+	uint64_t first = 0;
+	bool phone = false, in_word = false;
+	size_t sp = 0, digits = 0;
+
+	for (size_t i = was; i < v->n; i++) {
+		const struct entry *e = &v->e[i];
+
+		if (e->type == HUB_ANON_PHONE) {
+			phone = true;
+		} else if (e->literal) {
+			size_t si = 0;
+
+			for (size_t at = 0; (at = hub_anon__find_ci(text, at, e->norm)) != SIZE_MAX;
+			     at++)
+				if (!inside(spans, at, &si))
+					return true;
+		} else if (e->type == HUB_ANON_NAME && e->norm.len) {
+			char c = e->norm.p[0];
+
+			/* the key may start otherwise than its first letter: Yerlan "erlan",
+			 * Khan "han", Джамал "zhamal" */
+			first |= 1ull << (c & 63);
+			if (c == 'e')
+				first |= 1ull << ('i' & 63);
+			if (c == 'h')
+				first |= 1ull << ('k' & 63);
+			if (c == 'z')
+				first |= 1ull << ('d' & 63);
+		}
+	}
+	if (!phone && !first)
+		return false;
+	for (size_t i = 0; i < text.len;) {
+		uint32_t cp;
+		size_t l;
+
+		while (sp < spans->n && spans->items[sp].end <= i)
+			sp++;
+		if (sp < spans->n && spans->items[sp].start <= i) {
+			i = spans->items[sp].end;
+			in_word = false; /* when unsure, look again */
+			continue;
+		}
+		l = hub_anon__decode((const unsigned char *)text.p + i, text.len - i, &cp);
+		if (!l) {
+			l = 1;
+			cp = 0xfffd;
+		}
+		if (phone && cp >= '0' && cp <= '9' && ++digits >= 7)
+			return true;
+		/* a word's first letter, upper case (learned names are found capitalised) */
+		if (first && !in_word && hub_anon__cp_is_upper(cp)) {
+			char c = hub_anon__key_first(cp);
+
+			if (!c || (first >> (c & 63) & 1))
+				return true;
+		}
+		in_word = hub_anon__cp_is_letter(cp);
+		i += l;
+	}
+	return false;
+}
+
 int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *pool,
 				struct hub_str text, struct hub_buf *out,
 				struct hub_anon_entity **ents, size_t *n)
@@ -339,17 +427,21 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	if (ret < 0)
 		return ret;
 	/* A value first seen here may also be written another way earlier in the text
-	 * ("701-123-4567 ... +7 701 123 45 67"): once the vault knows it, look again. */
-	was = vault->n;
-	for (size_t i = 0; i < spans.n; i++)
-		(void)intern(vault, spans.items[i].type,
-			     (struct hub_str){ text.p + spans.items[i].start,
-					       spans.items[i].end - spans.items[i].start },
-			     false);
-	if (vault->n > was)
+	 * ("701-123-4567 ... +7 701 123 45 67"): once the vault knows it, look again (and
+	 * again, a few times at most, for what that look finds). */
+	for (int look = 1; look < HUB_ANON_LOOKS; look++) {
+		was = vault->n;
+		for (size_t i = 0; i < spans.n; i++)
+			(void)intern(vault, spans.items[i].type,
+				     (struct hub_str){ text.p + spans.items[i].start,
+						       spans.items[i].end - spans.items[i].start },
+				     false);
+		if (vault->n == was || !look_again(vault, text, &spans, was))
+			break;
 		ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
-	if (ret < 0)
-		return ret;
+		if (ret < 0)
+			return ret;
+	}
 	if (ents && spans.n)
 		list = hub_pool_calloc(pool, spans.n, sizeof(*list));
 	for (size_t i = 0; i < spans.n; i++) {
@@ -377,29 +469,20 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 void hub_anon_vault_restore(const struct hub_anon_vault *vault, struct hub_str text,
 			    struct hub_buf *out)
 {
-	size_t at = 0;
+	enum hub_anon_type type;
+	unsigned idx;
+	size_t at = 0, m, l;
 
-	for (size_t i = 0; i < text.len; i++) {
-		enum hub_anon_type type;
-		unsigned idx;
-		size_t l;
-		char c = text.p[i];
-
-		if (c != '[' && !((c | 0x20) >= 'a' && (c | 0x20) <= 'p'))
-			continue;
-		l = hub_anon__marker_parse(text.p + i, text.len - i,
-					   i ? (unsigned char)text.p[i - 1] : 0, &type, &idx);
-		if (!l)
-			continue;
-		hub_buf_add(out, text.p + at, i - at);
+	while ((m = hub_anon__marker_find(text.p, text.len, at, false, &l, &type, &idx)) !=
+	       SIZE_MAX) {
+		hub_buf_add(out, text.p + at, m - at);
 		for (size_t j = 0; j < vault->n; j++) {
 			if (vault->e[j].type == type && vault->e[j].index == idx) {
 				hub_buf_addstr(out, vault->e[j].value);
 				break;
 			}
 		}
-		i += l - 1;
-		at = i + 1;
+		at = m + l;
 	}
 	hub_buf_add(out, text.p + at, text.len - at);
 }

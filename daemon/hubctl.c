@@ -1,5 +1,6 @@
 /* daemon/hubctl.c - main() of hubctl, the operator's tool: check-config, migrate, token,
- * parse, channel, simulate, anonymize. It may block (it runs no event loop). Never prints a secret. */
+ * parse, channel, simulate, anonymize. It may block (it runs no event loop). Never prints a
+ * secret. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -41,7 +42,8 @@ static void usage(FILE *f)
 		"  simulate telegram CHANNEL --from USER_ID --name NAME [--url URL] TEXT\n"
 		"  simulate instagram CHANNEL --from IGSID [--name NAME] [--url URL] TEXT\n"
 		"                                   post a signed webhook as the platform would\n"
-		"  anonymize [--json] [--known-name NAME]... [--known-phone P]... [--known-email E]...\n"
+		"  anonymize [--json] [--known-name NAME]... [--known-phone P]...\n"
+		"      [--known-email E]...\n"
 		"                                   pseudonymize stdin, one message a line, with one\n"
 		"                                   vault for the run; --json adds the entities\n");
 }

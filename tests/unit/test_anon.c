@@ -61,7 +61,8 @@ static void check_rows(const struct hub_anon *anon, const struct row *rows, size
 		const char *got = found(anon, NULL, rows[i].text, &b);
 
 		if (strcmp(got, rows[i].want) != 0)
-			fail_msg("\"%s\": got \"%s\", want \"%s\"", rows[i].text, got, rows[i].want);
+			fail_msg("\"%s\": got \"%s\", want \"%s\"", rows[i].text, got,
+				 rows[i].want);
 	}
 	hub_buf_release(&b);
 }
@@ -312,8 +313,10 @@ static void test_known_values(void **state)
 	struct hub_buf b = HUB_BUF_INIT;
 
 	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
-	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, HUB_STR("Жаксылык Ермеков")), 0);
-	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_PHONE, HUB_STR("+7 777 000 11 22")), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, HUB_STR("Жаксылык Ермеков")),
+			 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_PHONE, HUB_STR("+7 777 000 11 22")),
+			 0);
 	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_EMAIL, HUB_STR("Zh.E@corp.kz")), 0);
 	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, HUB_STR("zhaks_88")), 0);
 	/* refused, and nothing changed */
@@ -347,6 +350,36 @@ static void test_guard(void **state)
 	assert_true(hub_anon_vault_guard(v, HUB_STR("пишите ivan@mail.ru")));
 	assert_false(hub_anon_vault_leaks(v, HUB_STR("пишите ivan@mail.ru")));
 	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
+/* Adversarial texts of 256 KiB go through in one pass each: a quadratic step would make
+ * this test time out (no time is measured here). */
+static void test_long_adversarial_texts(void **state)
+{
+	static const char *const units[] = {
+		"a@", "1 ", "[NAME_", "NAME_1", "Нурлан,", "KZ86", "+7 ", "Роза Вера ",
+		"Нурлан@mail.ru ", "ИванPHONE_1", "\xd0", "8 (701) 123-45-67 ",
+	};
+	struct hub_anon_vault *v;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_EMAIL, HUB_STR("a@b.co")), 0);
+	for (size_t u = 0; u < HUB_ARRAY_SIZE(units); u++) {
+		struct hub_buf text = HUB_BUF_INIT, out = HUB_BUF_INIT, back = HUB_BUF_INIT;
+		struct hub_pool pool = HUB_POOL_INIT;
+
+		while (text.len < 256 * 1024)
+			hub_buf_adds(&text, units[u]);
+		assert_int_equal(hub_anon_vault_pseudonymize(v, &pool, hub_buf_str(&text), &out,
+							     NULL, NULL), 0);
+		hub_anon_vault_restore(v, hub_buf_str(&out), &back);
+		(void)hub_anon_vault_guard(v, hub_buf_str(&out));
+		hub_pool_release(&pool);
+		hub_buf_release(&back);
+		hub_buf_release(&out);
+		hub_buf_release(&text);
+	}
 	hub_anon_vault_free(v);
 }
 
@@ -389,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_marker_like_input_round_trips),
 		cmocka_unit_test(test_known_values),
 		cmocka_unit_test(test_guard),
+		cmocka_unit_test(test_long_adversarial_texts),
 		cmocka_unit_test(test_small_lexicon),
 	};
 
