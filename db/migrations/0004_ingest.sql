@@ -618,6 +618,21 @@ BEGIN
 END;
 $$;
 
+-- The channel of a public id, enabled and of a live tenant; else SQLSTATE P0002.
+CREATE FUNCTION hub_live_channel(p_public_id text) RETURNS channels
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_ch channels;
+BEGIN
+	SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
+	WHERE c.public_id = p_public_id AND c.enabled AND t.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
+	END IF;
+	RETURN v_ch;
+END;
+$$;
+
 -- 0001's one-message-one-transaction entry point (pgbench's reference), now through
 -- hub_ingest_message: same arguments, same rows.
 CREATE OR REPLACE FUNCTION hub_ingest_inbound(p_channel text, p_external_id text,
@@ -632,11 +647,7 @@ DECLARE
 	v_types text[];
 	v_datas jsonb[];
 BEGIN
-	SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
-	WHERE c.public_id = p_channel AND c.enabled AND t.deleted_at IS NULL;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
-	END IF;
+	v_ch := hub_live_channel(p_channel);
 	BEGIN
 		SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
 		FROM hub_ingest_message(v_ch, false, p_external_id, p_sender_external_id,
@@ -709,10 +720,11 @@ BEGIN
 END;
 $$;
 
--- One item of hub_ingest_batch() (a JSON object as daemon/ingest.c writes it) on its
--- channel: dispatched by kind. Telegram items carry update_id: each is stored once per
--- (channel, update_id) (ingest_keys 'update').
-CREATE FUNCTION hub_ingest_item(p_ch channels, p jsonb,
+-- One item of hub_ingest_batch() (a JSON object as daemon/ingest.c writes it), dispatched by
+-- kind. p_ch: the previous item's channel, looked up again (hub_live_channel) when this item
+-- names another one; returned for the next item. Telegram items carry update_id: each is
+-- stored once per (channel, update_id) (ingest_keys 'update').
+CREATE FUNCTION hub_ingest_item(INOUT p_ch channels, p jsonb,
 	OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -725,6 +737,9 @@ DECLARE
 BEGIN
 	o_types := '{}';
 	o_datas := '{}';
+	IF p_ch.public_id IS DISTINCT FROM p->>'channel' THEN
+		p_ch := hub_live_channel(p->>'channel');
+	END IF;
 	IF p ? 'update_id' THEN
 		INSERT INTO ingest_keys (channel_id, kind, key)
 		VALUES (p_ch.id, 'update', p->>'update_id') ON CONFLICT DO NOTHING;
@@ -763,33 +778,75 @@ BEGIN
 END;
 $$;
 
--- The channel of a public id, enabled and of a live tenant; else SQLSTATE P0002.
-CREATE FUNCTION hub_live_channel(p_public_id text) RETURNS channels
-LANGUAGE plpgsql STABLE AS $$
+-- The items of a batch in order: their results, and their events (o_ev_*: the item, tenant,
+-- type and data of each). p_each false: one after another (the caller holds them all in one
+-- subtransaction, rolled back whole when one fails); true: each in a subtransaction of its
+-- own (a savepoint per item: one that fails is rolled back alone), a deadlock, serialization
+-- failure or lock timeout tried again, up to 3 times. Results: stored, duplicate, stale,
+-- unknown, ignored; bad:SQLSTATE for an item the database refuses for what it holds (data
+-- exception 22, integrity 23, program limit 54, its channel gone P0002): answered 200 and
+-- counted; retry:SQLSTATE for any other failure (transient, resources, I/O, internal): its
+-- request gets 503 so that the platform sends it again.
+CREATE FUNCTION hub_ingest_items(p_items jsonb[], p_each boolean,
+	OUT o_results text[], OUT o_ev_item integer[], OUT o_ev_tenant text[],
+	OUT o_ev_type text[], OUT o_ev_data jsonb[])
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
 	v_ch channels;
+	v_res record;
+	v_state text;
+	v_nev integer := 0;
 BEGIN
-	SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
-	WHERE c.public_id = p_public_id AND c.enabled AND t.deleted_at IS NULL;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
-	END IF;
-	RETURN v_ch;
+	o_results := '{}';
+	o_ev_item := '{}';
+	o_ev_tenant := '{}';
+	o_ev_type := '{}';
+	o_ev_data := '{}';
+	FOR i IN 1..coalesce(cardinality(p_items), 0) LOOP
+		v_state := NULL;
+		FOR attempt IN 1..3 LOOP
+			IF NOT p_each THEN
+				v_res := hub_ingest_item(v_ch, p_items[i]);
+				EXIT;
+			END IF;
+			BEGIN
+				v_res := hub_ingest_item(v_ch, p_items[i]);
+				v_state := NULL;
+			EXCEPTION WHEN OTHERS THEN
+				GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
+			END;
+			EXIT WHEN v_state IS NULL OR v_state NOT IN ('40001', '40P01', '55P03');
+		END LOOP;
+		IF v_state IS NOT NULL THEN
+			o_results[i] := CASE WHEN v_state = 'HB409' THEN 'duplicate'
+				WHEN left(v_state, 2) IN ('22', '23', '54') OR v_state = 'P0002'
+				THEN 'bad:' || v_state ELSE 'retry:' || v_state END;
+			CONTINUE;
+		END IF;
+		v_ch := v_res.p_ch;
+		o_results[i] := v_res.o_result;
+		-- Element assignment appends in place (|| would copy the arrays each time).
+		FOR k IN 1..coalesce(cardinality(v_res.o_types), 0) LOOP
+			v_nev := v_nev + 1;
+			o_ev_item[v_nev] := i;
+			o_ev_tenant[v_nev] := v_ch.tenant_id;
+			o_ev_type[v_nev] := v_res.o_types[k];
+			o_ev_data[v_nev] := v_res.o_datas[k];
+		END LOOP;
+	END LOOP;
 END;
 $$;
 
 -- Group commit: the items of many webhooks (p_items: a JSON array of
 -- {"kind", "channel", "external_id", ...} as daemon/ingest.c writes them) in the one
--- transaction of the calling statement. Fast path: every item in one subtransaction; when
--- any item fails, that is rolled back and the slow path runs every item in a
--- subtransaction of its own (a savepoint per item: one that fails is rolled back alone and
--- reported, the others stay; a deadlock or serialization failure is tried again, up to 3
--- times). A subtransaction per item costs about as much as the item itself, hence the
--- fast path. Then the events of all items are appended to their tenants' logs (tenants in
--- id order), last.
--- Rows: one per item (event_id NULL, result: stored, duplicate, stale, unknown, ignored,
--- bad:SQLSTATE for an item the database refuses, retry:SQLSTATE for a transient failure
--- such as a deadlock), then one per event in id order (result NULL).
+-- transaction of the calling statement (hub_ingest_items). Fast path: every item in one
+-- subtransaction; when any item fails, that is rolled back and the slow path runs every
+-- item in a subtransaction of its own. A subtransaction per item costs about as much as the
+-- item itself, hence the fast path. Then the events of all items are appended to their
+-- tenants' logs (tenants in id order), last.
+-- Rows: one per item (event_id NULL, result as hub_ingest_items gives it), then one per
+-- event in id order (result NULL).
 CREATE FUNCTION hub_ingest_batch(p_items jsonb)
 RETURNS TABLE (item integer, result text, tenant_id text, event_id bigint, event text,
 	       data text)
@@ -797,86 +854,32 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
 	v_items jsonb[] := ARRAY(SELECT x FROM jsonb_array_elements(p_items) x);
-	v_n integer := cardinality(v_items);
-	v_results text[] := '{}';
-	v_ch channels;
-	v_res record;
-	v_types text[];
-	v_datas jsonb[];
-	v_state text;
-	v_fast boolean := true;
-	v_ev_item integer[] := '{}';
-	v_ev_tenant text[] := '{}';
-	v_ev_type text[] := '{}';
-	v_ev_data jsonb[] := '{}';
-	v_nev integer := 0;
+	v_run record;
+	v_ev_item integer[];
+	v_ev_tenant text[];
+	v_ev_type text[];
+	v_ev_data jsonb[];
 	v_tenant text;
 BEGIN
 	BEGIN
-		FOR i IN 1..v_n LOOP
-			IF v_ch.public_id IS DISTINCT FROM v_items[i]->>'channel' THEN
-				v_ch := hub_live_channel(v_items[i]->>'channel');
-			END IF;
-			v_res := hub_ingest_item(v_ch, v_items[i]);
-			v_results[i] := v_res.o_result;
-			-- Element assignment appends in place (|| would copy the arrays each time).
-			FOR k IN 1..coalesce(cardinality(v_res.o_types), 0) LOOP
-				v_nev := v_nev + 1;
-				v_ev_item[v_nev] := i;
-				v_ev_tenant[v_nev] := v_ch.tenant_id;
-				v_ev_type[v_nev] := v_res.o_types[k];
-				v_ev_data[v_nev] := v_res.o_datas[k];
-			END LOOP;
-		END LOOP;
+		v_run := hub_ingest_items(v_items, false);
 	EXCEPTION WHEN OTHERS THEN
-		v_fast := false;
+		-- runs after the rollback of the block, in the calling transaction
+		v_run := hub_ingest_items(v_items, true);
 	END;
-	IF NOT v_fast THEN
-		v_nev := 0;
-		v_ch := NULL;
-		FOR i IN 1..v_n LOOP
-			FOR attempt IN 1..3 LOOP
-				v_types := NULL;
-				BEGIN
-					IF v_ch.public_id IS DISTINCT FROM v_items[i]->>'channel'
-					THEN
-						v_ch := hub_live_channel(v_items[i]->>'channel');
-					END IF;
-					v_res := hub_ingest_item(v_ch, v_items[i]);
-					v_results[i] := v_res.o_result;
-					v_types := v_res.o_types;
-					v_datas := v_res.o_datas;
-				EXCEPTION
-					WHEN SQLSTATE 'HB409' THEN
-						v_results[i] := 'duplicate';
-					WHEN OTHERS THEN
-						GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
-						v_results[i] := CASE
-							WHEN v_state IN ('40001', '40P01', '55P03')
-							     OR v_state LIKE '53%'
-							     OR v_state LIKE '08%'
-							THEN 'retry:' ELSE 'bad:' END || v_state;
-				END;
-				EXIT WHEN v_results[i] NOT LIKE 'retry:%';
-			END LOOP;
-			FOR k IN 1..coalesce(cardinality(v_types), 0) LOOP
-				v_nev := v_nev + 1;
-				v_ev_item[v_nev] := i;
-				v_ev_tenant[v_nev] := v_ch.tenant_id;
-				v_ev_type[v_nev] := v_types[k];
-				v_ev_data[v_nev] := v_datas[k];
-			END LOOP;
-		END LOOP;
-	END IF;
+	v_ev_item := v_run.o_ev_item;
+	v_ev_tenant := v_run.o_ev_tenant;
+	v_ev_type := v_run.o_ev_type;
+	v_ev_data := v_run.o_ev_data;
 	RETURN QUERY SELECT u.i::integer, u.r, NULL::text, NULL::bigint, NULL::text, NULL::text
-		     FROM unnest(v_results) WITH ORDINALITY AS u(r, i) ORDER BY u.i;
+		     FROM unnest(v_run.o_results) WITH ORDINALITY AS u(r, i) ORDER BY u.i;
 	-- Last: each tenant's stream row, in tenant order (no deadlock between batches).
-	FOR v_tenant IN SELECT DISTINCT t FROM unnest(v_ev_tenant[1:v_nev]) t ORDER BY 1 LOOP
+	FOR v_tenant IN SELECT DISTINCT t FROM unnest(v_ev_tenant) t ORDER BY 1 LOOP
 		RETURN QUERY
 		WITH mine AS (
 			SELECT u.i, u.t, u.d, row_number() OVER (ORDER BY u.ord) AS k
-			FROM unnest(v_ev_item[1:v_nev], v_ev_tenant[1:v_nev], v_ev_type[1:v_nev],
-				    v_ev_data[1:v_nev]) WITH ORDINALITY AS u(i, tn, t, d, ord)
+			FROM unnest(v_ev_item, v_ev_tenant, v_ev_type, v_ev_data)
+				WITH ORDINALITY AS u(i, tn, t, d, ord)
 			WHERE u.tn = v_tenant)
 		SELECT m.i, NULL::text, v_tenant, a.event_id, m.t, m.d::text
 		FROM hub_stream_append(v_tenant,

@@ -638,6 +638,26 @@ class GroupCommit(IngestCase):
         self.assertEqual(self.count("messages"), 2)
         self.assertEqual(self.count("messages", "length(external_id) > 100"), 0)
 
+    def test_a_database_failure_of_one_item_is_503_not_a_lost_message(self):
+        self.h = h = self.start()
+        # an I/O error (class 58) on one message: not the item's fault, so the platform
+        # must send it again (503); the items beside it are committed, nothing else changes
+        self.psql("CREATE FUNCTION t_io() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                  "IF NEW.external_id = 'wamid.io' THEN RAISE EXCEPTION 'io' USING "
+                  "ERRCODE = '58030'; END IF; RETURN NEW; END $$; CREATE TRIGGER t_io "
+                  "BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION t_io()")
+        doc = fixture_doc("whatsapp/batch_messages.json")
+        msgs = doc["entry"][0]["changes"][0]["value"]["messages"]
+        msgs[1]["id"] = "wamid.io"
+        r = self.post(h, "whatsapp", compact(doc))
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(self.count("messages"), 2)
+        self.assertEqual(self.count("messages", "external_id = 'wamid.io'"), 0)
+        self.psql("DROP TRIGGER t_io ON messages")
+        # the platform's retry stores the missing one; the others are duplicates
+        res = self.ok(h, "whatsapp", compact(doc))
+        self.assertEqual((res["stored"], res["duplicates"], res["bad"]), (1, 2, 0), res)
+
 
 class Handshake(IngestCase):
     def test_instagram_answers_the_challenge_and_telegram_has_no_handshake(self):
