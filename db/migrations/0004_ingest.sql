@@ -113,6 +113,14 @@ BEGIN
 END;
 $$;
 
+-- The message of a channel by its platform id, locked to COMMIT (edit, deletion, reaction);
+-- NULL fields when it is not stored.
+CREATE FUNCTION hub_message_lock(p_ch channels, p_external_id text) RETURNS messages
+LANGUAGE sql AS $$
+	SELECT m.* FROM messages m
+	WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id FOR UPDATE
+$$;
+
 -- The message's event after a change (edit, deletion, reaction).
 CREATE FUNCTION hub_message_updated(m messages, p_ch channels) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
@@ -417,6 +425,13 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 		WHEN 'read' THEN 3 WHEN 'played' THEN 4 WHEN 'failed' THEN 5 ELSE -1 END
 $$;
 
+-- The data of a message.status event.
+CREATE FUNCTION hub_status_json(m messages) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', m.id, 'conversation_id', m.conversation_id,
+		'status', m.status, 'error', m.error)
+$$;
+
 -- A status of one of the business's messages: recorded once per (channel, external_id,
 -- status) ('duplicate' else), applied when it moves the message forward ('stale' when it
 -- does not: late, repeated, or after failed), 'unknown' for a message the hub does not have.
@@ -468,9 +483,7 @@ BEGIN
 		RETURNING m.*
 	LOOP
 		o_types := o_types || 'message.status'::text;
-		o_datas := o_datas || jsonb_build_object('id', v_msg.id,
-			'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
-			'error', v_msg.error);
+		o_datas := o_datas || hub_status_json(v_msg);
 	END LOOP;
 END;
 $$;
@@ -489,9 +502,8 @@ DECLARE
 BEGIN
 	o_types := '{}';
 	o_datas := '{}';
-	SELECT m.* INTO v_msg FROM messages m
-	WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id FOR UPDATE;
-	IF NOT FOUND THEN
+	v_msg := hub_message_lock(p_ch, p_external_id);
+	IF v_msg.id IS NULL THEN
 		o_result := 'unknown';
 		RETURN;
 	END IF;
@@ -526,9 +538,8 @@ DECLARE
 BEGIN
 	o_types := '{}';
 	o_datas := '{}';
-	SELECT m.* INTO v_msg FROM messages m
-	WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id FOR UPDATE;
-	IF NOT FOUND THEN
+	v_msg := hub_message_lock(p_ch, p_external_id);
+	IF v_msg.id IS NULL THEN
 		o_result := 'unknown';
 		RETURN;
 	END IF;
@@ -563,9 +574,8 @@ BEGIN
 		RAISE EXCEPTION 'a target message and a reactor are required'
 			USING ERRCODE = '22004';
 	END IF;
-	SELECT m.* INTO v_msg FROM messages m
-	WHERE m.channel_id = p_ch.id AND m.external_id = p_target FOR UPDATE;
-	IF NOT FOUND THEN
+	v_msg := hub_message_lock(p_ch, p_target);
+	IF v_msg.id IS NULL THEN
 		o_result := 'unknown';
 		RETURN;
 	END IF;
@@ -714,9 +724,7 @@ BEGIN
 	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
 	o_result := 'stored';
 	o_types := o_types || 'message.status'::text;
-	o_datas := o_datas || jsonb_build_object('id', v_msg.id,
-		'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
-		'error', v_msg.error);
+	o_datas := o_datas || hub_status_json(v_msg);
 END;
 $$;
 
