@@ -1,13 +1,14 @@
 -- db/migrations/0004_ingest.sql - every inbound event kind (statuses, edits, deletions,
 -- reactions, echoes) stored exactly once, and group commit: hub_ingest_batch() stores the
--- items of many webhooks in one transaction, each item in a subtransaction of its own.
+-- items of many webhooks in one transaction (all in one subtransaction, else each item in
+-- a subtransaction of its own).
 -- Applied once by hub_store_migrate() inside one transaction (no BEGIN/COMMIT here).
 -- Lock order as in 0001: contact -> conversation -> message -> tenant_stream (last).
 --
--- Every per-kind function below takes the channel row and returns
--- (o_result, o_types, o_datas): the result of the item ('stored', 'duplicate', 'stale',
--- 'unknown', 'ignored') and the events it produces, without event ids. The caller
--- appends the events to the tenant's log as the last step of its transaction
+-- Every per-kind function below returns the result of the item ('stored', 'duplicate',
+-- 'stale', 'unknown', 'ignored') and the events it produces (o_types, o_datas), without
+-- event ids (edits, deletions and reactions: hub_ingest_item makes their one event). The
+-- caller appends the events to the tenant's log as the last step of its transaction
 -- (hub_stream_append), so the tenant_stream row lock is held only from there to COMMIT.
 
 ALTER TABLE messages
@@ -488,100 +489,67 @@ BEGIN
 END;
 $$;
 
+-- Edits, deletions and reactions change a stored message: hub_ingest_item locks it
+-- (hub_message_lock; 'unknown' when it is not stored), one of the three functions below
+-- applies the change and returns its result with the message as it is now, and a 'stored'
+-- change is one message.updated event.
+
 -- An edit of a stored message (a customer's, or the business's own from the platform's
 -- app): the previous text goes to message_edits, once per (message, edit key); the newest
 -- edit by platform time wins ('stale' for an older one arriving late: kept as history).
--- 'unknown' when the message is not stored. Event: message.updated.
-CREATE FUNCTION hub_ingest_edit(p_ch channels, p_external_id text, p_key text, p_text text,
-	p_ts_ms bigint, OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+CREATE FUNCTION hub_ingest_edit(INOUT p_msg messages, p_key text, p_text text,
+	p_ts_ms bigint, OUT o_result text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-	v_msg messages;
 	v_ts timestamptz := coalesce(hub_ms_ts(p_ts_ms), now());
 BEGIN
-	o_types := '{}';
-	o_datas := '{}';
-	v_msg := hub_message_lock(p_ch, p_external_id);
-	IF v_msg.id IS NULL THEN
-		o_result := 'unknown';
-		RETURN;
-	END IF;
 	INSERT INTO message_edits (message_id, edit_key, previous_text, text, platform_ts)
-	VALUES (v_msg.id, coalesce(nullif(p_key, ''), p_ts_ms::text, md5(coalesce(p_text, ''))),
-		v_msg.text, p_text, hub_ms_ts(p_ts_ms))
+	VALUES (p_msg.id, coalesce(nullif(p_key, ''), p_ts_ms::text, md5(coalesce(p_text, ''))),
+		p_msg.text, p_text, hub_ms_ts(p_ts_ms))
 	ON CONFLICT (message_id, edit_key) DO NOTHING;
 	IF NOT FOUND THEN
 		o_result := 'duplicate';
-		RETURN;
-	END IF;
-	IF v_msg.edited_at > v_ts THEN
+	ELSIF p_msg.edited_at > v_ts THEN
 		o_result := 'stale';
-		RETURN;
+	ELSE
+		UPDATE messages m SET text = p_text, edited_at = v_ts
+		WHERE m.id = p_msg.id RETURNING m.* INTO p_msg;
+		o_result := 'stored';
 	END IF;
-	UPDATE messages m SET text = p_text, edited_at = v_ts
-	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
-	o_result := 'stored';
-	o_types := ARRAY['message.updated'];
-	o_datas := ARRAY[hub_message_updated(v_msg, p_ch)];
 END;
 $$;
 
 -- A deletion (Instagram is_deleted, WhatsApp revoke): the message is marked deleted and
--- kept, text included (the history; agents see deleted_at). Event: message.updated.
-CREATE FUNCTION hub_ingest_delete(p_ch channels, p_external_id text, p_ts_ms bigint,
-	OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+-- kept, text included (the history; agents see deleted_at).
+CREATE FUNCTION hub_ingest_delete(INOUT p_msg messages, p_ts_ms bigint, OUT o_result text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
-DECLARE
-	v_msg messages;
 BEGIN
-	o_types := '{}';
-	o_datas := '{}';
-	v_msg := hub_message_lock(p_ch, p_external_id);
-	IF v_msg.id IS NULL THEN
-		o_result := 'unknown';
-		RETURN;
-	END IF;
-	IF v_msg.deleted_at IS NOT NULL THEN
+	IF p_msg.deleted_at IS NOT NULL THEN
 		o_result := 'duplicate';
 		RETURN;
 	END IF;
 	UPDATE messages m SET deleted_at = coalesce(hub_ms_ts(p_ts_ms), now())
-	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
+	WHERE m.id = p_msg.id RETURNING m.* INTO p_msg;
 	o_result := 'stored';
-	o_types := ARRAY['message.updated'];
-	o_datas := ARRAY[hub_message_updated(v_msg, p_ch)];
 END;
 $$;
 
 -- A reaction to a stored message, or its removal (p_emoji NULL): once per key
 -- (ingest_keys 'reaction'), and the newest per reactor by platform time ('stale' for an
--- older one). p_author: 'contact', or 'agent' for the business's own (echo). Event:
--- message.updated.
-CREATE FUNCTION hub_ingest_reaction(p_ch channels, p_target text, p_reactor text,
-	p_author text, p_emoji text, p_key text, p_ts_ms bigint,
-	OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+-- older one). p_author: 'contact', or 'agent' for the business's own (echo).
+CREATE FUNCTION hub_ingest_reaction(p_ch channels, INOUT p_msg messages, p_reactor text,
+	p_author text, p_emoji text, p_key text, p_ts_ms bigint, OUT o_result text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
-DECLARE
-	v_msg messages;
-	v_ts timestamptz := coalesce(hub_ms_ts(p_ts_ms), now());
 BEGIN
-	o_types := '{}';
-	o_datas := '{}';
-	IF coalesce(p_target, '') = '' OR coalesce(p_reactor, '') = '' THEN
-		RAISE EXCEPTION 'a target message and a reactor are required'
-			USING ERRCODE = '22004';
-	END IF;
-	v_msg := hub_message_lock(p_ch, p_target);
-	IF v_msg.id IS NULL THEN
-		o_result := 'unknown';
-		RETURN;
+	IF coalesce(p_reactor, '') = '' THEN
+		RAISE EXCEPTION 'a reactor is required' USING ERRCODE = '22004';
 	END IF;
 	INSERT INTO ingest_keys (channel_id, kind, key)
 	VALUES (p_ch.id, 'reaction', coalesce(nullif(p_key, ''),
-		concat_ws(':', p_target, p_reactor, p_ts_ms, p_emoji)))
+		concat_ws(':', p_msg.external_id, p_reactor, p_ts_ms, p_emoji)))
 	ON CONFLICT DO NOTHING;
 	IF NOT FOUND THEN
 		o_result := 'duplicate';
@@ -589,17 +557,12 @@ BEGIN
 	END IF;
 	INSERT INTO message_reactions AS r (message_id, reactor_external_id, author, emoji,
 					    platform_ts)
-	VALUES (v_msg.id, p_reactor, p_author, nullif(p_emoji, ''), v_ts)
+	VALUES (p_msg.id, p_reactor, p_author, nullif(p_emoji, ''),
+		coalesce(hub_ms_ts(p_ts_ms), now()))
 	ON CONFLICT (message_id, reactor_external_id) DO UPDATE
 		SET emoji = excluded.emoji, platform_ts = excluded.platform_ts, updated_at = now()
 		WHERE r.platform_ts <= excluded.platform_ts;
-	IF NOT FOUND THEN
-		o_result := 'stale';
-		RETURN;
-	END IF;
-	o_result := 'stored';
-	o_types := ARRAY['message.updated'];
-	o_datas := ARRAY[hub_message_updated(v_msg, p_ch)];
+	o_result := CASE WHEN FOUND THEN 'stored' ELSE 'stale' END;
 END;
 $$;
 
@@ -742,6 +705,7 @@ DECLARE
 	v_echo boolean := v_kind = 'echo';
 	v_to text := p->>'recipient';
 	r record;
+	v_msg messages;
 BEGIN
 	o_types := '{}';
 	o_datas := '{}';
@@ -768,14 +732,29 @@ BEGIN
 			p->>'reply_to', v_ts);
 	WHEN 'status' THEN
 		r := hub_ingest_status(p_ch, p->>'external_id', p->>'status', p->>'error', v_ts);
-	WHEN 'edit' THEN
-		r := hub_ingest_edit(p_ch, p->>'external_id', p->>'key', p->>'text', v_ts);
-	WHEN 'delete' THEN
-		r := hub_ingest_delete(p_ch, p->>'external_id', v_ts);
-	WHEN 'reaction' THEN
-		r := hub_ingest_reaction(p_ch, p->>'reply_to', p->>'sender',
-			CASE WHEN v_to IS NOT NULL THEN 'agent' ELSE 'contact' END, p->>'text',
-			coalesce(p->>'key', p->>'external_id'), v_ts);
+	WHEN 'edit', 'delete', 'reaction' THEN
+		v_msg := hub_message_lock(p_ch, CASE WHEN v_kind = 'reaction' THEN p->>'reply_to'
+						     ELSE p->>'external_id' END);
+		IF v_msg.id IS NULL THEN
+			o_result := 'unknown';
+			RETURN;
+		END IF;
+		CASE v_kind
+		WHEN 'edit' THEN
+			r := hub_ingest_edit(v_msg, p->>'key', p->>'text', v_ts);
+		WHEN 'delete' THEN
+			r := hub_ingest_delete(v_msg, v_ts);
+		ELSE
+			r := hub_ingest_reaction(p_ch, v_msg, p->>'sender',
+				CASE WHEN v_to IS NOT NULL THEN 'agent' ELSE 'contact' END,
+				p->>'text', coalesce(p->>'key', p->>'external_id'), v_ts);
+		END CASE;
+		o_result := r.o_result;
+		IF o_result = 'stored' THEN
+			o_types := ARRAY['message.updated'];
+			o_datas := ARRAY[hub_message_updated(r.p_msg, p_ch)];
+		END IF;
+		RETURN;
 	ELSE
 		o_result := 'ignored';
 		RETURN;
