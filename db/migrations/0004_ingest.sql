@@ -122,6 +122,16 @@ LANGUAGE sql AS $$
 	WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id FOR UPDATE
 $$;
 
+-- Serializes what concerns one outgoing message's platform id: its echo, its statuses and
+-- hub_message_sent, which may run at the same time (PLATFORMS.md: "the echo or status may
+-- arrive before the response does"); each then sees what the other committed (without it,
+-- a status read before the send's COMMIT was lost, and an echo committed after the send's
+-- DELETE made it fail). A transaction-level advisory lock, held to COMMIT.
+CREATE FUNCTION hub_outbound_lock(p_channel bigint, p_external_id text) RETURNS void
+LANGUAGE sql AS $$
+	SELECT pg_advisory_xact_lock(hashtextextended(p_channel || ':' || p_external_id, 0))
+$$;
+
 -- The message's event after a change (edit, deletion, reaction).
 CREATE FUNCTION hub_message_updated(m messages, p_ch channels) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
@@ -385,6 +395,9 @@ BEGIN
 	o_result := 'duplicate';
 	o_types := '{}';
 	o_datas := '{}';
+	IF p_out THEN
+		PERFORM hub_outbound_lock(p_ch.id, p_external_id);
+	END IF;
 	PERFORM 1 FROM messages m WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id;
 	IF FOUND THEN
 		RETURN;
@@ -452,6 +465,7 @@ BEGIN
 		RAISE EXCEPTION 'a message id and a known status are required'
 			USING ERRCODE = '22023';
 	END IF;
+	PERFORM hub_outbound_lock(p_ch.id, p_external_id);
 	INSERT INTO message_statuses (channel_id, external_id, status, error, platform_ts)
 	VALUES (p_ch.id, p_external_id, p_status, nullif(p_error, ''), hub_ms_ts(p_ts_ms))
 	ON CONFLICT (channel_id, external_id, status) DO NOTHING;
@@ -654,6 +668,9 @@ DECLARE
 BEGIN
 	o_types := '{}';
 	o_datas := '{}';
+	-- a message's channel never changes: read unlocked, to take hub_outbound_lock first
+	PERFORM hub_outbound_lock(m.channel_id, p_external_id) FROM messages m
+	WHERE m.id = p_message_id;
 	SELECT m.* INTO v_msg FROM messages m
 	WHERE m.id = p_message_id AND m.direction = 'out' FOR UPDATE;
 	IF NOT FOUND THEN

@@ -14,6 +14,7 @@ import copy
 import glob
 import json
 import os
+import subprocess
 import sys
 import threading
 
@@ -476,6 +477,43 @@ class Echoes(IngestCase):
         self.assertEqual(self.message(echo)[4], "delivered")
         self.assertEqual(self.psql("SELECT o_result FROM hub_message_sent(%d, '%s')"
                                    % (mid, echo)), "duplicate")
+
+    def test_a_status_during_the_send_answer_is_not_lost(self):
+        self.h = h = self.start()
+        body, wamid, sig = self.text_webhook(h)
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        self.psql("INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, "
+                  "author, type, text, status) SELECT tenant_id, conversation_id, channel_id, "
+                  "'out', 'agent', 'text', 'Our answer', 'queued' FROM messages")
+        mid = int(self.psql("SELECT id FROM messages WHERE direction = 'out'"))
+        echo = golden(os.path.join(util.FIXTURES, "whatsapp/echo_text.json"))[0]["external_id"]
+        # the outbox's transaction has stored the answer but not committed yet...
+        sess = subprocess.Popen([os.path.join(util.PG_BIN, "psql"), "-X", "-At", "-v",
+                                 "ON_ERROR_STOP=1", self.pg.url(self.db)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(sess.wait)
+        self.addCleanup(sess.kill)
+        sess.stdin.write("BEGIN;\nSELECT o_result FROM hub_message_sent(%d, '%s');\n"
+                         % (mid, echo))
+        sess.stdin.flush()
+        self.assertEqual(sess.stdout.readline().strip(), "BEGIN")
+        self.assertEqual(sess.stdout.readline().strip(), "stored")
+        # ...when the delivered status arrives: it waits for that COMMIT, then finds the row
+        result = []
+        t = threading.Thread(target=lambda: result.append(self.post(h, "whatsapp", wa_status(
+            hubd.DEMO_ACCOUNT, echo, "delivered", 1764065101))))
+        t.start()
+        util.wait_for(lambda: result or self.count("pg_locks", "locktype = 'advisory' AND "
+                                                   "NOT granted"),
+                      30, "the status waiting for the send's transaction (or answered)")
+        sess.stdin.write("COMMIT;\n")
+        sess.stdin.close()
+        t.join()
+        self.assertEqual(sess.wait(), 0)
+        self.assertEqual(result[0].status, 200, result[0])
+        self.assertEqual(result[0].json()["stored"], 1, result[0])
+        self.assertEqual(self.row("id", "status", table="messages",
+                                  where="direction = 'out'"), [mid, "delivered"])
 
     def test_echo_to_a_new_customer_creates_the_contact(self):
         self.h = h = self.start()
