@@ -605,6 +605,14 @@ BEGIN
 END;
 $$;
 
+-- 0001's one-event append (no longer called by hubd; tests inject events with it), now
+-- through hub_stream_append: a tenant without its stream row raises P0002.
+CREATE OR REPLACE FUNCTION hub_emit_event(p_tenant text, p_type text, p_data jsonb)
+RETURNS bigint
+LANGUAGE sql AS $$
+	SELECT a.event_id FROM hub_stream_append(p_tenant, ARRAY[p_type], ARRAY[p_data]) a
+$$;
+
 -- The channel of a public id, enabled and of a live tenant; else SQLSTATE P0002.
 CREATE FUNCTION hub_live_channel(p_public_id text) RETURNS channels
 LANGUAGE plpgsql STABLE AS $$
