@@ -494,7 +494,7 @@ BEGIN
 		WHERE m.id = v_msg.id
 		   OR (p_ch.kind = 'instagram' AND p_status = 'read'
 		       AND m.conversation_id = v_msg.conversation_id AND m.direction = 'out'
-		       AND m.id < v_msg.id AND hub_status_rank(m.status) BETWEEN 0 AND 2)
+		       AND m.id < v_msg.id AND hub_status_rank(m.status) BETWEEN 1 AND 2)
 		RETURNING m.*
 	LOOP
 		o_types := o_types || 'message.status'::text;

@@ -283,6 +283,8 @@ class Statuses(IngestCase):
         mid = golden(os.path.join(util.FIXTURES, "instagram/read.json"))[0]["external_id"]
         earlier = self.outbound("m_earlier")
         inbound = self.psql("SELECT external_id FROM messages WHERE direction = 'in'")
+        # still waiting in the outbox: the platform has not got it, so it is not read
+        self.outbound("m_queued", inbound_wamid=inbound, status="queued")
         self.outbound(mid, inbound_wamid=inbound)
         self.psql("UPDATE messages SET channel_id = (SELECT id FROM channels WHERE public_id = "
                   "'demo-instagram') WHERE direction = 'out'")
@@ -290,6 +292,7 @@ class Statuses(IngestCase):
         self.ok(h, "instagram", util.fixture("instagram/read.json"))
         self.assertEqual(self.message(mid)[4], "read")
         self.assertEqual(self.message("m_earlier")[4], "read")
+        self.assertEqual(self.message("m_queued")[4], "queued")
         self.assertEqual(sorted(e[1]["id"] for e in self.events(after)),
                          sorted([earlier, int(self.psql("SELECT id FROM messages WHERE "
                                                         "external_id = '%s'" % mid))]))
