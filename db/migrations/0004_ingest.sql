@@ -31,8 +31,9 @@ CREATE TABLE message_statuses (
 	UNIQUE (channel_id, external_id, status)
 );
 
--- The text before each edit. edit_key: the platform's key of the edit (Telegram edit_date,
--- Instagram num_edit, WhatsApp the edit's own message id).
+-- Each edit: its text and the text before it (previous_text; NULL, not known, for an edit
+-- that arrived after a newer one). edit_key: the platform's key of the edit (Telegram
+-- edit_date, Instagram num_edit, WhatsApp the edit's own message id).
 CREATE TABLE message_edits (
 	id bigserial PRIMARY KEY,
 	message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
@@ -520,7 +521,8 @@ DECLARE
 BEGIN
 	INSERT INTO message_edits (message_id, edit_key, previous_text, text, platform_ts)
 	VALUES (p_msg.id, coalesce(nullif(p_key, ''), p_ts_ms::text, md5(coalesce(p_text, ''))),
-		p_msg.text, p_text, hub_ms_ts(p_ts_ms))
+		CASE WHEN p_msg.edited_at > v_ts THEN NULL ELSE p_msg.text END, p_text,
+		hub_ms_ts(p_ts_ms))
 	ON CONFLICT (message_id, edit_key) DO NOTHING;
 	IF NOT FOUND THEN
 		o_result := 'duplicate';

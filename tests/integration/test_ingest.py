@@ -350,6 +350,10 @@ class EditsDeletesReactions(IngestCase):
         self.assertEqual(self.ok(h, "telegram", compact(older))["stale"], 1)
         self.assertEqual(self.message("5127345680:201")[3], newest)
         self.assertEqual(self.count("message_edits"), 2)  # both kept as history
+        # the late one's text before it is not known (not the newer text it came after)
+        self.assertEqual(self.psql("SELECT coalesce(previous_text, '-') || '|' || text FROM "
+                                   "message_edits ORDER BY platform_ts"),
+                         "-|an older edit that arrives late\nfirst version|" + newest)
         # the same edit again under a new update id: deduped by (chat, message_id, edit_date)
         again = copy.deepcopy(doc)
         again["update_id"] += 200
