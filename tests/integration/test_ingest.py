@@ -460,17 +460,24 @@ class Echoes(IngestCase):
                          ["duplicates"], 1)
         self.assertEqual(self.all_counts(), before)
 
-    def test_echo_and_status_before_the_send_answer_fold_into_the_outbound_row(self):
+    def sending(self):
+        """hubd, and the id of an outgoing message the outbox created (queued) after a
+        customer's message, and the WhatsApp id the platform will answer for it (that of the
+        echo_text.json fixture)."""
         self.h = h = self.start()
-        body, wamid, sig = self.text_webhook(h)
+        body, _, sig = self.text_webhook(h)
         self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
-        # the outbox created its row, the platform has not answered yet...
         self.psql("INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, "
                   "author, type, text, status) SELECT tenant_id, conversation_id, channel_id, "
                   "'out', 'agent', 'text', 'Our answer', 'queued' FROM messages")
         mid = int(self.psql("SELECT id FROM messages WHERE direction = 'out'"))
-        # ...but its echo and its delivered status arrive first
         echo = golden(os.path.join(util.FIXTURES, "whatsapp/echo_text.json"))[0]["external_id"]
+        return h, mid, echo
+
+    def test_echo_and_status_before_the_send_answer_fold_into_the_outbound_row(self):
+        h, mid, echo = self.sending()
+        # the outbox created its row, the platform has not answered yet, but its echo and
+        # its delivered status arrive first
         self.assertEqual(self.ok(h, "whatsapp", wa_status(hubd.DEMO_ACCOUNT, echo, "delivered",
                                                          1764065101))["unknown"], 1)
         self.ok(h, "whatsapp", util.fixture("whatsapp/echo_text.json"))
@@ -486,14 +493,7 @@ class Echoes(IngestCase):
                                    % (mid, echo)), "duplicate")
 
     def test_a_status_during_the_send_answer_is_not_lost(self):
-        self.h = h = self.start()
-        body, wamid, sig = self.text_webhook(h)
-        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
-        self.psql("INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, "
-                  "author, type, text, status) SELECT tenant_id, conversation_id, channel_id, "
-                  "'out', 'agent', 'text', 'Our answer', 'queued' FROM messages")
-        mid = int(self.psql("SELECT id FROM messages WHERE direction = 'out'"))
-        echo = golden(os.path.join(util.FIXTURES, "whatsapp/echo_text.json"))[0]["external_id"]
+        h, mid, echo = self.sending()
         # the outbox's transaction has stored the answer but not committed yet...
         sess = subprocess.Popen([os.path.join(util.PG_BIN, "psql"), "-X", "-At", "-v",
                                  "ON_ERROR_STOP=1", self.pg.url(self.db)],
