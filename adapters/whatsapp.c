@@ -232,12 +232,13 @@ static int parse_message(struct wa_ctx *c, int m, bool echo)
 	msg.platform_ts = ts_ms(str_at(c, m, "timestamp"));
 	msg.reply_to_external_id = str_at(c, obj_at(c, m, "context"), "id");
 	if (echo) {
-		/* the business wrote it: the sender is the business number, the customer is
-		 * "to" (or, for a customer without a phone, the BSUID in "to_user_id") */
+		/* the business wrote it: the sender is the business number; the customer, as
+		 * in parse_sender, is the BSUID ("to_user_id", the identity its own messages
+		 * come from) when there is one, else the phone ("to") */
+		struct hub_str to_uid = str_at(c, m, "to_user_id");
+
 		msg.sender_external_id = str_at(c, m, "from");
-		msg.recipient_external_id = str_at(c, m, "to");
-		if (!msg.recipient_external_id.len)
-			msg.recipient_external_id = str_at(c, m, "to_user_id");
+		msg.recipient_external_id = to_uid.len ? to_uid : str_at(c, m, "to");
 		if (!msg.recipient_external_id.len)
 			return -EBADMSG;
 	} else if (parse_sender(c, m, &msg) < 0) {

@@ -1,10 +1,11 @@
 /* daemon/ingest.c - see ingest.h. Group commit: a request's events go to a FIFO; while
  * fewer than ingest.batches_in_flight statements run, the waiting requests' events (whole
  * requests, up to ingest.batch_max_items) become one call of the SQL function
- * hub_ingest_batch: one transaction, each item in a subtransaction of its own, every event
- * kind (message, echo, status, edit, delete, reaction), in order. A request is answered
- * after the COMMIT that holds its items: 200 with counts (an item the database refuses is
- * counted bad), 503 when the statement failed or one of its items failed transiently.
+ * hub_ingest_batch: one transaction (all items in one subtransaction, else each in one of
+ * its own), every event kind (message, echo, status, edit, delete, reaction), in order. A
+ * request is answered after the COMMIT that holds its items: 200 with counts (an item the
+ * database refuses for its content is counted bad), 503 when the statement failed or one
+ * of its items failed for another reason (hub_ingest_items in 0004_ingest.sql).
  * Log lines carry ids and counts, never a text, a phone number or a secret. */
 #include "daemon/ingest.h"
 
@@ -55,7 +56,7 @@ struct ingest_req {
 	struct ingest_req *next;
 	size_t first;           /* 1-based number of its first item in its batch */
 	size_t n[R_N];
-	bool retry;             /* an item failed transiently: answer 503 */
+	bool retry;             /* an item failed, not for its content: answer 503 */
 };
 
 /* One statement in flight. With one batch in flight (the default) a tenant's events are
@@ -187,7 +188,7 @@ static void finish(struct ingest_req *ir, int status)
 	if (status < 0 || ir->retry) {
 		hub_log_warn(TAG, "conn=%" PRIu64 " req=%" PRIu64 " channel=%s: 503 with %zu items "
 			     "(%s)", hub_http_req_conn_id(req), hub_http_req_id(req), ir->ch->id,
-			     ir->events.n, status < 0 ? strerror(-status) : "transient failure");
+			     ir->events.n, status < 0 ? strerror(-status) : "an item failed");
 		hub_http_req_error(req, 503, "database_unavailable",
 				   "the message store is unavailable; retry later");
 	} else {
@@ -305,7 +306,8 @@ static void item_result(struct ingest_req *ir, size_t k, const char *result)
 			return;
 		}
 	}
-	/* "bad:SQLSTATE": the database refused this item alone; "retry:SQLSTATE": transient */
+	/* "bad:SQLSTATE": the database refused this item for its content; "retry:SQLSTATE":
+	 * it failed for another reason (deadlock, resources, I/O...) */
 	hub_log_warn(TAG, "conn=%" PRIu64 " req=%" PRIu64 " channel=%s: item %zu of %zu: %s",
 		     hub_http_req_conn_id(ir->req), hub_http_req_id(ir->req), ir->ch->id,
 		     k - ir->first + 1, ir->events.n, result);

@@ -3,8 +3,10 @@
  * body, parses it through the platform's adapter, stores every event (messages, echoes,
  * statuses, edits, deletions, reactions) in PostgreSQL with group commit (the requests that
  * arrive while a transaction runs are committed together, config ingest.*), answers 200
- * only after that COMMIT (503 while the database is unavailable, so the platform retries),
- * then hands the committed events to the publish callback, in each tenant's id order.
+ * only after that COMMIT (503 while the database is unavailable or an item failed for a
+ * reason other than its content, so the platform retries), then hands the committed events
+ * to the publish callback (in each tenant's id order while one batch runs at a time, the
+ * default; with ingest.batches_in_flight > 1 in the order the batches complete).
  * Knows nothing about websockets or Redis: it only calls publish. */
 #ifndef HUB_INGEST_H
 #define HUB_INGEST_H

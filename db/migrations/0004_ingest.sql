@@ -1,13 +1,14 @@
 -- db/migrations/0004_ingest.sql - every inbound event kind (statuses, edits, deletions,
 -- reactions, echoes) stored exactly once, and group commit: hub_ingest_batch() stores the
--- items of many webhooks in one transaction, each item in a subtransaction of its own.
+-- items of many webhooks in one transaction (all in one subtransaction, else each item in
+-- a subtransaction of its own).
 -- Applied once by hub_store_migrate() inside one transaction (no BEGIN/COMMIT here).
 -- Lock order as in 0001: contact -> conversation -> message -> tenant_stream (last).
 --
--- Every per-kind function below takes the channel row and returns
--- (o_result, o_types, o_datas): the result of the item ('stored', 'duplicate', 'stale',
--- 'unknown', 'ignored') and the events it produces, without event ids. The caller
--- appends the events to the tenant's log as the last step of its transaction
+-- Every per-kind function below returns the result of the item ('stored', 'duplicate',
+-- 'stale', 'unknown', 'ignored') and the events it produces (o_types, o_datas), without
+-- event ids (edits, deletions and reactions: hub_ingest_item makes their one event). The
+-- caller appends the events to the tenant's log as the last step of its transaction
 -- (hub_stream_append), so the tenant_stream row lock is held only from there to COMMIT.
 
 ALTER TABLE messages
@@ -30,8 +31,9 @@ CREATE TABLE message_statuses (
 	UNIQUE (channel_id, external_id, status)
 );
 
--- The text before each edit. edit_key: the platform's key of the edit (Telegram edit_date,
--- Instagram num_edit, WhatsApp the edit's own message id).
+-- Each edit: its text and the text before it (previous_text; NULL, not known, for an edit
+-- that arrived after a newer one). edit_key: the platform's key of the edit (Telegram
+-- edit_date, Instagram num_edit, WhatsApp the edit's own message id).
 CREATE TABLE message_edits (
 	id bigserial PRIMARY KEY,
 	message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
@@ -111,6 +113,24 @@ BEGIN
 	FROM message_reactions r WHERE r.message_id = m.id AND r.emoji IS NOT NULL;
 	RETURN hub_message_obj(m, p_contact, p_channel, coalesce(v_reactions, '[]'::jsonb));
 END;
+$$;
+
+-- The message of a channel by its platform id, locked to COMMIT (edit, deletion, reaction);
+-- NULL fields when it is not stored.
+CREATE FUNCTION hub_message_lock(p_ch channels, p_external_id text) RETURNS messages
+LANGUAGE sql AS $$
+	SELECT m.* FROM messages m
+	WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id FOR UPDATE
+$$;
+
+-- Serializes what concerns one outgoing message's platform id: its echo, its statuses and
+-- hub_message_sent, which may run at the same time (PLATFORMS.md: "the echo or status may
+-- arrive before the response does"); each then sees what the other committed (without it,
+-- a status read before the send's COMMIT was lost, and an echo committed after the send's
+-- DELETE made it fail). A transaction-level advisory lock, held to COMMIT.
+CREATE FUNCTION hub_outbound_lock(p_channel bigint, p_external_id text) RETURNS void
+LANGUAGE sql AS $$
+	SELECT pg_advisory_xact_lock(hashtextextended(p_channel || ':' || p_external_id, 0))
 $$;
 
 -- The message's event after a change (edit, deletion, reaction).
@@ -376,6 +396,9 @@ BEGIN
 	o_result := 'duplicate';
 	o_types := '{}';
 	o_datas := '{}';
+	IF p_out THEN
+		PERFORM hub_outbound_lock(p_ch.id, p_external_id);
+	END IF;
 	PERFORM 1 FROM messages m WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id;
 	IF FOUND THEN
 		RETURN;
@@ -417,6 +440,13 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 		WHEN 'read' THEN 3 WHEN 'played' THEN 4 WHEN 'failed' THEN 5 ELSE -1 END
 $$;
 
+-- The data of a message.status event.
+CREATE FUNCTION hub_status_json(m messages) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', m.id, 'conversation_id', m.conversation_id,
+		'status', m.status, 'error', m.error)
+$$;
+
 -- A status of one of the business's messages: recorded once per (channel, external_id,
 -- status) ('duplicate' else), applied when it moves the message forward ('stale' when it
 -- does not: late, repeated, or after failed), 'unknown' for a message the hub does not have.
@@ -436,6 +466,7 @@ BEGIN
 		RAISE EXCEPTION 'a message id and a known status are required'
 			USING ERRCODE = '22023';
 	END IF;
+	PERFORM hub_outbound_lock(p_ch.id, p_external_id);
 	INSERT INTO message_statuses (channel_id, external_id, status, error, platform_ts)
 	VALUES (p_ch.id, p_external_id, p_status, nullif(p_error, ''), hub_ms_ts(p_ts_ms))
 	ON CONFLICT (channel_id, external_id, status) DO NOTHING;
@@ -464,114 +495,77 @@ BEGIN
 		WHERE m.id = v_msg.id
 		   OR (p_ch.kind = 'instagram' AND p_status = 'read'
 		       AND m.conversation_id = v_msg.conversation_id AND m.direction = 'out'
-		       AND m.id < v_msg.id AND hub_status_rank(m.status) BETWEEN 0 AND 2)
+		       AND m.id < v_msg.id AND hub_status_rank(m.status) BETWEEN 1 AND 2)
 		RETURNING m.*
 	LOOP
 		o_types := o_types || 'message.status'::text;
-		o_datas := o_datas || jsonb_build_object('id', v_msg.id,
-			'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
-			'error', v_msg.error);
+		o_datas := o_datas || hub_status_json(v_msg);
 	END LOOP;
 END;
 $$;
 
+-- Edits, deletions and reactions change a stored message: hub_ingest_item locks it
+-- (hub_message_lock; 'unknown' when it is not stored), one of the three functions below
+-- applies the change and returns its result with the message as it is now, and a 'stored'
+-- change is one message.updated event.
+
 -- An edit of a stored message (a customer's, or the business's own from the platform's
 -- app): the previous text goes to message_edits, once per (message, edit key); the newest
 -- edit by platform time wins ('stale' for an older one arriving late: kept as history).
--- 'unknown' when the message is not stored. Event: message.updated.
-CREATE FUNCTION hub_ingest_edit(p_ch channels, p_external_id text, p_key text, p_text text,
-	p_ts_ms bigint, OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+CREATE FUNCTION hub_ingest_edit(INOUT p_msg messages, p_key text, p_text text,
+	p_ts_ms bigint, OUT o_result text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-	v_msg messages;
 	v_ts timestamptz := coalesce(hub_ms_ts(p_ts_ms), now());
 BEGIN
-	o_types := '{}';
-	o_datas := '{}';
-	SELECT m.* INTO v_msg FROM messages m
-	WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id FOR UPDATE;
-	IF NOT FOUND THEN
-		o_result := 'unknown';
-		RETURN;
-	END IF;
 	INSERT INTO message_edits (message_id, edit_key, previous_text, text, platform_ts)
-	VALUES (v_msg.id, coalesce(nullif(p_key, ''), p_ts_ms::text, md5(coalesce(p_text, ''))),
-		v_msg.text, p_text, hub_ms_ts(p_ts_ms))
+	VALUES (p_msg.id, coalesce(nullif(p_key, ''), p_ts_ms::text, md5(coalesce(p_text, ''))),
+		CASE WHEN p_msg.edited_at > v_ts THEN NULL ELSE p_msg.text END, p_text,
+		hub_ms_ts(p_ts_ms))
 	ON CONFLICT (message_id, edit_key) DO NOTHING;
 	IF NOT FOUND THEN
 		o_result := 'duplicate';
-		RETURN;
-	END IF;
-	IF v_msg.edited_at > v_ts THEN
+	ELSIF p_msg.edited_at > v_ts THEN
 		o_result := 'stale';
-		RETURN;
+	ELSE
+		UPDATE messages m SET text = p_text, edited_at = v_ts
+		WHERE m.id = p_msg.id RETURNING m.* INTO p_msg;
+		o_result := 'stored';
 	END IF;
-	UPDATE messages m SET text = p_text, edited_at = v_ts
-	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
-	o_result := 'stored';
-	o_types := ARRAY['message.updated'];
-	o_datas := ARRAY[hub_message_updated(v_msg, p_ch)];
 END;
 $$;
 
 -- A deletion (Instagram is_deleted, WhatsApp revoke): the message is marked deleted and
--- kept, text included (the history; agents see deleted_at). Event: message.updated.
-CREATE FUNCTION hub_ingest_delete(p_ch channels, p_external_id text, p_ts_ms bigint,
-	OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+-- kept, text included (the history; agents see deleted_at).
+CREATE FUNCTION hub_ingest_delete(INOUT p_msg messages, p_ts_ms bigint, OUT o_result text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
-DECLARE
-	v_msg messages;
 BEGIN
-	o_types := '{}';
-	o_datas := '{}';
-	SELECT m.* INTO v_msg FROM messages m
-	WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id FOR UPDATE;
-	IF NOT FOUND THEN
-		o_result := 'unknown';
-		RETURN;
-	END IF;
-	IF v_msg.deleted_at IS NOT NULL THEN
+	IF p_msg.deleted_at IS NOT NULL THEN
 		o_result := 'duplicate';
 		RETURN;
 	END IF;
 	UPDATE messages m SET deleted_at = coalesce(hub_ms_ts(p_ts_ms), now())
-	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
+	WHERE m.id = p_msg.id RETURNING m.* INTO p_msg;
 	o_result := 'stored';
-	o_types := ARRAY['message.updated'];
-	o_datas := ARRAY[hub_message_updated(v_msg, p_ch)];
 END;
 $$;
 
 -- A reaction to a stored message, or its removal (p_emoji NULL): once per key
 -- (ingest_keys 'reaction'), and the newest per reactor by platform time ('stale' for an
--- older one). p_author: 'contact', or 'agent' for the business's own (echo). Event:
--- message.updated.
-CREATE FUNCTION hub_ingest_reaction(p_ch channels, p_target text, p_reactor text,
-	p_author text, p_emoji text, p_key text, p_ts_ms bigint,
-	OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+-- older one). p_author: 'contact', or 'agent' for the business's own (echo).
+CREATE FUNCTION hub_ingest_reaction(p_ch channels, INOUT p_msg messages, p_reactor text,
+	p_author text, p_emoji text, p_key text, p_ts_ms bigint, OUT o_result text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
-DECLARE
-	v_msg messages;
-	v_ts timestamptz := coalesce(hub_ms_ts(p_ts_ms), now());
 BEGIN
-	o_types := '{}';
-	o_datas := '{}';
-	IF coalesce(p_target, '') = '' OR coalesce(p_reactor, '') = '' THEN
-		RAISE EXCEPTION 'a target message and a reactor are required'
-			USING ERRCODE = '22004';
-	END IF;
-	SELECT m.* INTO v_msg FROM messages m
-	WHERE m.channel_id = p_ch.id AND m.external_id = p_target FOR UPDATE;
-	IF NOT FOUND THEN
-		o_result := 'unknown';
-		RETURN;
+	IF coalesce(p_reactor, '') = '' THEN
+		RAISE EXCEPTION 'a reactor is required' USING ERRCODE = '22004';
 	END IF;
 	INSERT INTO ingest_keys (channel_id, kind, key)
 	VALUES (p_ch.id, 'reaction', coalesce(nullif(p_key, ''),
-		concat_ws(':', p_target, p_reactor, p_ts_ms, p_emoji)))
+		concat_ws(':', p_msg.external_id, p_reactor, p_ts_ms, p_emoji)))
 	ON CONFLICT DO NOTHING;
 	IF NOT FOUND THEN
 		o_result := 'duplicate';
@@ -579,17 +573,12 @@ BEGIN
 	END IF;
 	INSERT INTO message_reactions AS r (message_id, reactor_external_id, author, emoji,
 					    platform_ts)
-	VALUES (v_msg.id, p_reactor, p_author, nullif(p_emoji, ''), v_ts)
+	VALUES (p_msg.id, p_reactor, p_author, nullif(p_emoji, ''),
+		coalesce(hub_ms_ts(p_ts_ms), now()))
 	ON CONFLICT (message_id, reactor_external_id) DO UPDATE
 		SET emoji = excluded.emoji, platform_ts = excluded.platform_ts, updated_at = now()
 		WHERE r.platform_ts <= excluded.platform_ts;
-	IF NOT FOUND THEN
-		o_result := 'stale';
-		RETURN;
-	END IF;
-	o_result := 'stored';
-	o_types := ARRAY['message.updated'];
-	o_datas := ARRAY[hub_message_updated(v_msg, p_ch)];
+	o_result := CASE WHEN FOUND THEN 'stored' ELSE 'stale' END;
 END;
 $$;
 
@@ -618,6 +607,29 @@ BEGIN
 END;
 $$;
 
+-- 0001's one-event append (no longer called by hubd; tests inject events with it), now
+-- through hub_stream_append: a tenant without its stream row raises P0002.
+CREATE OR REPLACE FUNCTION hub_emit_event(p_tenant text, p_type text, p_data jsonb)
+RETURNS bigint
+LANGUAGE sql AS $$
+	SELECT a.event_id FROM hub_stream_append(p_tenant, ARRAY[p_type], ARRAY[p_data]) a
+$$;
+
+-- The channel of a public id, enabled and of a live tenant; else SQLSTATE P0002.
+CREATE FUNCTION hub_live_channel(p_public_id text) RETURNS channels
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_ch channels;
+BEGIN
+	SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
+	WHERE c.public_id = p_public_id AND c.enabled AND t.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
+	END IF;
+	RETURN v_ch;
+END;
+$$;
+
 -- 0001's one-message-one-transaction entry point (pgbench's reference), now through
 -- hub_ingest_message: same arguments, same rows.
 CREATE OR REPLACE FUNCTION hub_ingest_inbound(p_channel text, p_external_id text,
@@ -632,11 +644,7 @@ DECLARE
 	v_types text[];
 	v_datas jsonb[];
 BEGIN
-	SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
-	WHERE c.public_id = p_channel AND c.enabled AND t.deleted_at IS NULL;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
-	END IF;
+	v_ch := hub_live_channel(p_channel);
 	BEGIN
 		SELECT r.o_result, r.o_types, r.o_datas INTO v_result, v_types, v_datas
 		FROM hub_ingest_message(v_ch, false, p_external_id, p_sender_external_id,
@@ -670,6 +678,9 @@ DECLARE
 BEGIN
 	o_types := '{}';
 	o_datas := '{}';
+	-- a message's channel never changes: read unlocked, to take hub_outbound_lock first
+	PERFORM hub_outbound_lock(m.channel_id, p_external_id) FROM messages m
+	WHERE m.id = p_message_id;
 	SELECT m.* INTO v_msg FROM messages m
 	WHERE m.id = p_message_id AND m.direction = 'out' FOR UPDATE;
 	IF NOT FOUND THEN
@@ -703,16 +714,15 @@ BEGIN
 	WHERE m.id = v_msg.id RETURNING m.* INTO v_msg;
 	o_result := 'stored';
 	o_types := o_types || 'message.status'::text;
-	o_datas := o_datas || jsonb_build_object('id', v_msg.id,
-		'conversation_id', v_msg.conversation_id, 'status', v_msg.status,
-		'error', v_msg.error);
+	o_datas := o_datas || hub_status_json(v_msg);
 END;
 $$;
 
--- One item of hub_ingest_batch() (a JSON object as daemon/ingest.c writes it) on its
--- channel: dispatched by kind. Telegram items carry update_id: each is stored once per
--- (channel, update_id) (ingest_keys 'update').
-CREATE FUNCTION hub_ingest_item(p_ch channels, p jsonb,
+-- One item of hub_ingest_batch() (a JSON object as daemon/ingest.c writes it), dispatched by
+-- kind. p_ch: the previous item's channel, looked up again (hub_live_channel) when this item
+-- names another one; returned for the next item. Telegram items carry update_id: each is
+-- stored once per (channel, update_id) (ingest_keys 'update').
+CREATE FUNCTION hub_ingest_item(INOUT p_ch channels, p jsonb,
 	OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -722,9 +732,13 @@ DECLARE
 	v_echo boolean := v_kind = 'echo';
 	v_to text := p->>'recipient';
 	r record;
+	v_msg messages;
 BEGIN
 	o_types := '{}';
 	o_datas := '{}';
+	IF p_ch.public_id IS DISTINCT FROM p->>'channel' THEN
+		p_ch := hub_live_channel(p->>'channel');
+	END IF;
 	IF p ? 'update_id' THEN
 		INSERT INTO ingest_keys (channel_id, kind, key)
 		VALUES (p_ch.id, 'update', p->>'update_id') ON CONFLICT DO NOTHING;
@@ -745,14 +759,29 @@ BEGIN
 			p->>'reply_to', v_ts);
 	WHEN 'status' THEN
 		r := hub_ingest_status(p_ch, p->>'external_id', p->>'status', p->>'error', v_ts);
-	WHEN 'edit' THEN
-		r := hub_ingest_edit(p_ch, p->>'external_id', p->>'key', p->>'text', v_ts);
-	WHEN 'delete' THEN
-		r := hub_ingest_delete(p_ch, p->>'external_id', v_ts);
-	WHEN 'reaction' THEN
-		r := hub_ingest_reaction(p_ch, p->>'reply_to', p->>'sender',
-			CASE WHEN v_to IS NOT NULL THEN 'agent' ELSE 'contact' END, p->>'text',
-			coalesce(p->>'key', p->>'external_id'), v_ts);
+	WHEN 'edit', 'delete', 'reaction' THEN
+		v_msg := hub_message_lock(p_ch, CASE WHEN v_kind = 'reaction' THEN p->>'reply_to'
+						     ELSE p->>'external_id' END);
+		IF v_msg.id IS NULL THEN
+			o_result := 'unknown';
+			RETURN;
+		END IF;
+		CASE v_kind
+		WHEN 'edit' THEN
+			r := hub_ingest_edit(v_msg, p->>'key', p->>'text', v_ts);
+		WHEN 'delete' THEN
+			r := hub_ingest_delete(v_msg, v_ts);
+		ELSE
+			r := hub_ingest_reaction(p_ch, v_msg, p->>'sender',
+				CASE WHEN v_to IS NOT NULL THEN 'agent' ELSE 'contact' END,
+				p->>'text', coalesce(p->>'key', p->>'external_id'), v_ts);
+		END CASE;
+		o_result := r.o_result;
+		IF o_result = 'stored' THEN
+			o_types := ARRAY['message.updated'];
+			o_datas := ARRAY[hub_message_updated(r.p_msg, p_ch)];
+		END IF;
+		RETURN;
 	ELSE
 		o_result := 'ignored';
 		RETURN;
@@ -763,33 +792,75 @@ BEGIN
 END;
 $$;
 
--- The channel of a public id, enabled and of a live tenant; else SQLSTATE P0002.
-CREATE FUNCTION hub_live_channel(p_public_id text) RETURNS channels
-LANGUAGE plpgsql STABLE AS $$
+-- The items of a batch in order: their results, and their events (o_ev_*: the item, tenant,
+-- type and data of each). p_each false: one after another (the caller holds them all in one
+-- subtransaction, rolled back whole when one fails); true: each in a subtransaction of its
+-- own (a savepoint per item: one that fails is rolled back alone), a deadlock, serialization
+-- failure or lock timeout tried again, up to 3 times. Results: stored, duplicate, stale,
+-- unknown, ignored; bad:SQLSTATE for an item the database refuses for what it holds (data
+-- exception 22, integrity 23, program limit 54, its channel gone P0002): answered 200 and
+-- counted; retry:SQLSTATE for any other failure (transient, resources, I/O, internal): its
+-- request gets 503 so that the platform sends it again.
+CREATE FUNCTION hub_ingest_items(p_items jsonb[], p_each boolean,
+	OUT o_results text[], OUT o_ev_item integer[], OUT o_ev_tenant text[],
+	OUT o_ev_type text[], OUT o_ev_data jsonb[])
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
 	v_ch channels;
+	v_res record;
+	v_state text;
+	v_nev integer := 0;
 BEGIN
-	SELECT c.* INTO v_ch FROM channels c JOIN tenants t ON t.id = c.tenant_id
-	WHERE c.public_id = p_public_id AND c.enabled AND t.deleted_at IS NULL;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'unknown or disabled channel' USING ERRCODE = 'P0002';
-	END IF;
-	RETURN v_ch;
+	o_results := '{}';
+	o_ev_item := '{}';
+	o_ev_tenant := '{}';
+	o_ev_type := '{}';
+	o_ev_data := '{}';
+	FOR i IN 1..coalesce(cardinality(p_items), 0) LOOP
+		v_state := NULL;
+		FOR attempt IN 1..3 LOOP
+			IF NOT p_each THEN
+				v_res := hub_ingest_item(v_ch, p_items[i]);
+				EXIT;
+			END IF;
+			BEGIN
+				v_res := hub_ingest_item(v_ch, p_items[i]);
+				v_state := NULL;
+			EXCEPTION WHEN OTHERS THEN
+				GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
+			END;
+			EXIT WHEN v_state IS NULL OR v_state NOT IN ('40001', '40P01', '55P03');
+		END LOOP;
+		IF v_state IS NOT NULL THEN
+			o_results[i] := CASE WHEN v_state = 'HB409' THEN 'duplicate'
+				WHEN left(v_state, 2) IN ('22', '23', '54') OR v_state = 'P0002'
+				THEN 'bad:' || v_state ELSE 'retry:' || v_state END;
+			CONTINUE;
+		END IF;
+		v_ch := v_res.p_ch;
+		o_results[i] := v_res.o_result;
+		-- Element assignment appends in place (|| would copy the arrays each time).
+		FOR k IN 1..coalesce(cardinality(v_res.o_types), 0) LOOP
+			v_nev := v_nev + 1;
+			o_ev_item[v_nev] := i;
+			o_ev_tenant[v_nev] := v_ch.tenant_id;
+			o_ev_type[v_nev] := v_res.o_types[k];
+			o_ev_data[v_nev] := v_res.o_datas[k];
+		END LOOP;
+	END LOOP;
 END;
 $$;
 
 -- Group commit: the items of many webhooks (p_items: a JSON array of
 -- {"kind", "channel", "external_id", ...} as daemon/ingest.c writes them) in the one
--- transaction of the calling statement. Fast path: every item in one subtransaction; when
--- any item fails, that is rolled back and the slow path runs every item in a
--- subtransaction of its own (a savepoint per item: one that fails is rolled back alone and
--- reported, the others stay; a deadlock or serialization failure is tried again, up to 3
--- times). A subtransaction per item costs about as much as the item itself, hence the
--- fast path. Then the events of all items are appended to their tenants' logs (tenants in
--- id order), last.
--- Rows: one per item (event_id NULL, result: stored, duplicate, stale, unknown, ignored,
--- bad:SQLSTATE for an item the database refuses, retry:SQLSTATE for a transient failure
--- such as a deadlock), then one per event in id order (result NULL).
+-- transaction of the calling statement (hub_ingest_items). Fast path: every item in one
+-- subtransaction; when any item fails, that is rolled back and the slow path runs every
+-- item in a subtransaction of its own. A subtransaction per item costs about as much as the
+-- item itself, hence the fast path. Then the events of all items are appended to their
+-- tenants' logs (tenants in id order), last.
+-- Rows: one per item (event_id NULL, result as hub_ingest_items gives it), then one per
+-- event in id order (result NULL).
 CREATE FUNCTION hub_ingest_batch(p_items jsonb)
 RETURNS TABLE (item integer, result text, tenant_id text, event_id bigint, event text,
 	       data text)
@@ -797,86 +868,32 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
 	v_items jsonb[] := ARRAY(SELECT x FROM jsonb_array_elements(p_items) x);
-	v_n integer := cardinality(v_items);
-	v_results text[] := '{}';
-	v_ch channels;
-	v_res record;
-	v_types text[];
-	v_datas jsonb[];
-	v_state text;
-	v_fast boolean := true;
-	v_ev_item integer[] := '{}';
-	v_ev_tenant text[] := '{}';
-	v_ev_type text[] := '{}';
-	v_ev_data jsonb[] := '{}';
-	v_nev integer := 0;
+	v_run record;
+	v_ev_item integer[];
+	v_ev_tenant text[];
+	v_ev_type text[];
+	v_ev_data jsonb[];
 	v_tenant text;
 BEGIN
 	BEGIN
-		FOR i IN 1..v_n LOOP
-			IF v_ch.public_id IS DISTINCT FROM v_items[i]->>'channel' THEN
-				v_ch := hub_live_channel(v_items[i]->>'channel');
-			END IF;
-			v_res := hub_ingest_item(v_ch, v_items[i]);
-			v_results[i] := v_res.o_result;
-			-- Element assignment appends in place (|| would copy the arrays each time).
-			FOR k IN 1..coalesce(cardinality(v_res.o_types), 0) LOOP
-				v_nev := v_nev + 1;
-				v_ev_item[v_nev] := i;
-				v_ev_tenant[v_nev] := v_ch.tenant_id;
-				v_ev_type[v_nev] := v_res.o_types[k];
-				v_ev_data[v_nev] := v_res.o_datas[k];
-			END LOOP;
-		END LOOP;
+		v_run := hub_ingest_items(v_items, false);
 	EXCEPTION WHEN OTHERS THEN
-		v_fast := false;
+		-- runs after the rollback of the block, in the calling transaction
+		v_run := hub_ingest_items(v_items, true);
 	END;
-	IF NOT v_fast THEN
-		v_nev := 0;
-		v_ch := NULL;
-		FOR i IN 1..v_n LOOP
-			FOR attempt IN 1..3 LOOP
-				v_types := NULL;
-				BEGIN
-					IF v_ch.public_id IS DISTINCT FROM v_items[i]->>'channel'
-					THEN
-						v_ch := hub_live_channel(v_items[i]->>'channel');
-					END IF;
-					v_res := hub_ingest_item(v_ch, v_items[i]);
-					v_results[i] := v_res.o_result;
-					v_types := v_res.o_types;
-					v_datas := v_res.o_datas;
-				EXCEPTION
-					WHEN SQLSTATE 'HB409' THEN
-						v_results[i] := 'duplicate';
-					WHEN OTHERS THEN
-						GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
-						v_results[i] := CASE
-							WHEN v_state IN ('40001', '40P01', '55P03')
-							     OR v_state LIKE '53%'
-							     OR v_state LIKE '08%'
-							THEN 'retry:' ELSE 'bad:' END || v_state;
-				END;
-				EXIT WHEN v_results[i] NOT LIKE 'retry:%';
-			END LOOP;
-			FOR k IN 1..coalesce(cardinality(v_types), 0) LOOP
-				v_nev := v_nev + 1;
-				v_ev_item[v_nev] := i;
-				v_ev_tenant[v_nev] := v_ch.tenant_id;
-				v_ev_type[v_nev] := v_types[k];
-				v_ev_data[v_nev] := v_datas[k];
-			END LOOP;
-		END LOOP;
-	END IF;
+	v_ev_item := v_run.o_ev_item;
+	v_ev_tenant := v_run.o_ev_tenant;
+	v_ev_type := v_run.o_ev_type;
+	v_ev_data := v_run.o_ev_data;
 	RETURN QUERY SELECT u.i::integer, u.r, NULL::text, NULL::bigint, NULL::text, NULL::text
-		     FROM unnest(v_results) WITH ORDINALITY AS u(r, i) ORDER BY u.i;
+		     FROM unnest(v_run.o_results) WITH ORDINALITY AS u(r, i) ORDER BY u.i;
 	-- Last: each tenant's stream row, in tenant order (no deadlock between batches).
-	FOR v_tenant IN SELECT DISTINCT t FROM unnest(v_ev_tenant[1:v_nev]) t ORDER BY 1 LOOP
+	FOR v_tenant IN SELECT DISTINCT t FROM unnest(v_ev_tenant) t ORDER BY 1 LOOP
 		RETURN QUERY
 		WITH mine AS (
 			SELECT u.i, u.t, u.d, row_number() OVER (ORDER BY u.ord) AS k
-			FROM unnest(v_ev_item[1:v_nev], v_ev_tenant[1:v_nev], v_ev_type[1:v_nev],
-				    v_ev_data[1:v_nev]) WITH ORDINALITY AS u(i, tn, t, d, ord)
+			FROM unnest(v_ev_item, v_ev_tenant, v_ev_type, v_ev_data)
+				WITH ORDINALITY AS u(i, tn, t, d, ord)
 			WHERE u.tn = v_tenant)
 		SELECT m.i, NULL::text, v_tenant, a.event_id, m.t, m.d::text
 		FROM hub_stream_append(v_tenant,

@@ -14,6 +14,7 @@ import copy
 import glob
 import json
 import os
+import subprocess
 import sys
 import threading
 
@@ -282,6 +283,8 @@ class Statuses(IngestCase):
         mid = golden(os.path.join(util.FIXTURES, "instagram/read.json"))[0]["external_id"]
         earlier = self.outbound("m_earlier")
         inbound = self.psql("SELECT external_id FROM messages WHERE direction = 'in'")
+        # still waiting in the outbox: the platform has not got it, so it is not read
+        self.outbound("m_queued", inbound_wamid=inbound, status="queued")
         self.outbound(mid, inbound_wamid=inbound)
         self.psql("UPDATE messages SET channel_id = (SELECT id FROM channels WHERE public_id = "
                   "'demo-instagram') WHERE direction = 'out'")
@@ -289,6 +292,7 @@ class Statuses(IngestCase):
         self.ok(h, "instagram", util.fixture("instagram/read.json"))
         self.assertEqual(self.message(mid)[4], "read")
         self.assertEqual(self.message("m_earlier")[4], "read")
+        self.assertEqual(self.message("m_queued")[4], "queued")
         self.assertEqual(sorted(e[1]["id"] for e in self.events(after)),
                          sorted([earlier, int(self.psql("SELECT id FROM messages WHERE "
                                                         "external_id = '%s'" % mid))]))
@@ -346,6 +350,10 @@ class EditsDeletesReactions(IngestCase):
         self.assertEqual(self.ok(h, "telegram", compact(older))["stale"], 1)
         self.assertEqual(self.message("5127345680:201")[3], newest)
         self.assertEqual(self.count("message_edits"), 2)  # both kept as history
+        # the late one's text before it is not known (not the newer text it came after)
+        self.assertEqual(self.psql("SELECT coalesce(previous_text, '-') || '|' || text FROM "
+                                   "message_edits ORDER BY platform_ts"),
+                         "-|an older edit that arrives late\nfirst version|" + newest)
         # the same edit again under a new update id: deduped by (chat, message_id, edit_date)
         again = copy.deepcopy(doc)
         again["update_id"] += 200
@@ -452,17 +460,24 @@ class Echoes(IngestCase):
                          ["duplicates"], 1)
         self.assertEqual(self.all_counts(), before)
 
-    def test_echo_and_status_before_the_send_answer_fold_into_the_outbound_row(self):
+    def sending(self):
+        """hubd, and the id of an outgoing message the outbox created (queued) after a
+        customer's message, and the WhatsApp id the platform will answer for it (that of the
+        echo_text.json fixture)."""
         self.h = h = self.start()
-        body, wamid, sig = self.text_webhook(h)
+        body, _, sig = self.text_webhook(h)
         self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
-        # the outbox created its row, the platform has not answered yet...
         self.psql("INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, "
                   "author, type, text, status) SELECT tenant_id, conversation_id, channel_id, "
                   "'out', 'agent', 'text', 'Our answer', 'queued' FROM messages")
         mid = int(self.psql("SELECT id FROM messages WHERE direction = 'out'"))
-        # ...but its echo and its delivered status arrive first
         echo = golden(os.path.join(util.FIXTURES, "whatsapp/echo_text.json"))[0]["external_id"]
+        return h, mid, echo
+
+    def test_echo_and_status_before_the_send_answer_fold_into_the_outbound_row(self):
+        h, mid, echo = self.sending()
+        # the outbox created its row, the platform has not answered yet, but its echo and
+        # its delivered status arrive first
         self.assertEqual(self.ok(h, "whatsapp", wa_status(hubd.DEMO_ACCOUNT, echo, "delivered",
                                                          1764065101))["unknown"], 1)
         self.ok(h, "whatsapp", util.fixture("whatsapp/echo_text.json"))
@@ -476,6 +491,36 @@ class Echoes(IngestCase):
         self.assertEqual(self.message(echo)[4], "delivered")
         self.assertEqual(self.psql("SELECT o_result FROM hub_message_sent(%d, '%s')"
                                    % (mid, echo)), "duplicate")
+
+    def test_a_status_during_the_send_answer_is_not_lost(self):
+        h, mid, echo = self.sending()
+        # the outbox's transaction has stored the answer but not committed yet...
+        sess = subprocess.Popen([os.path.join(util.PG_BIN, "psql"), "-X", "-At", "-v",
+                                 "ON_ERROR_STOP=1", self.pg.url(self.db)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(sess.wait)
+        self.addCleanup(sess.kill)
+        sess.stdin.write("BEGIN;\nSELECT o_result FROM hub_message_sent(%d, '%s');\n"
+                         % (mid, echo))
+        sess.stdin.flush()
+        self.assertEqual(sess.stdout.readline().strip(), "BEGIN")
+        self.assertEqual(sess.stdout.readline().strip(), "stored")
+        # ...when the delivered status arrives: it waits for that COMMIT, then finds the row
+        result = []
+        t = threading.Thread(target=lambda: result.append(self.post(h, "whatsapp", wa_status(
+            hubd.DEMO_ACCOUNT, echo, "delivered", 1764065101))))
+        t.start()
+        util.wait_for(lambda: result or self.count("pg_locks", "locktype = 'advisory' AND "
+                                                   "NOT granted"),
+                      30, "the status waiting for the send's transaction (or answered)")
+        sess.stdin.write("COMMIT;\n")
+        sess.stdin.close()
+        t.join()
+        self.assertEqual(sess.wait(), 0)
+        self.assertEqual(result[0].status, 200, result[0])
+        self.assertEqual(result[0].json()["stored"], 1, result[0])
+        self.assertEqual(self.row("id", "status", table="messages",
+                                  where="direction = 'out'"), [mid, "delivered"])
 
     def test_echo_to_a_new_customer_creates_the_contact(self):
         self.h = h = self.start()
@@ -637,6 +682,26 @@ class GroupCommit(IngestCase):
         self.assertEqual((res["stored"], res["bad"]), (2, 1), res)
         self.assertEqual(self.count("messages"), 2)
         self.assertEqual(self.count("messages", "length(external_id) > 100"), 0)
+
+    def test_a_database_failure_of_one_item_is_503_not_a_lost_message(self):
+        self.h = h = self.start()
+        # an I/O error (class 58) on one message: not the item's fault, so the platform
+        # must send it again (503); the items beside it are committed, nothing else changes
+        self.psql("CREATE FUNCTION t_io() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                  "IF NEW.external_id = 'wamid.io' THEN RAISE EXCEPTION 'io' USING "
+                  "ERRCODE = '58030'; END IF; RETURN NEW; END $$; CREATE TRIGGER t_io "
+                  "BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION t_io()")
+        doc = fixture_doc("whatsapp/batch_messages.json")
+        msgs = doc["entry"][0]["changes"][0]["value"]["messages"]
+        msgs[1]["id"] = "wamid.io"
+        r = self.post(h, "whatsapp", compact(doc))
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(self.count("messages"), 2)
+        self.assertEqual(self.count("messages", "external_id = 'wamid.io'"), 0)
+        self.psql("DROP TRIGGER t_io ON messages")
+        # the platform's retry stores the missing one; the others are duplicates
+        res = self.ok(h, "whatsapp", compact(doc))
+        self.assertEqual((res["stored"], res["duplicates"], res["bad"]), (1, 2, 0), res)
 
 
 class Handshake(IngestCase):

@@ -580,15 +580,21 @@ static void test_echo_needs_a_recipient(void **state)
 			       "\"text\":{\"body\":\"x\"}},"
 			       "{\"from\":\"15550783881\",\"to\":\"77011234567\",\"id\":\"e2\","
 			       "\"type\":\"reaction\",\"reaction\":{\"message_id\":\"w9\","
-			       "\"emoji\":\"\\u2764\"}}]}}]}]}",
+			       "\"emoji\":\"\\u2764\"}},"
+			       "{\"from\":\"15550783881\",\"to\":\"77011234567\",\"to_user_id\":"
+			       "\"KZ.1\",\"id\":\"e3\",\"type\":\"text\","
+			       "\"text\":{\"body\":\"x\"}}]}}]}]}",
 			       &channel, &pool, &ev),
 			 0);
 	assert_int_equal(ev.bad, 1);
-	assert_int_equal(ev.n, 1);
+	assert_int_equal(ev.n, 2);
 	/* the business's reaction from the app: a reaction with a recipient */
 	assert_int_equal(ev.items[0].kind, HUB_EVENT_REACTION);
 	assert_true(hub_str_eqs(ev.items[0].msg.recipient_external_id, "77011234567"));
 	assert_true(hub_str_eqs(ev.items[0].msg.text, "\xe2\x9d\xa4"));
+	/* both ids: the BSUID is the customer, as for the customer's own messages */
+	assert_int_equal(ev.items[1].kind, HUB_EVENT_ECHO);
+	assert_true(hub_str_eqs(ev.items[1].msg.recipient_external_id, "KZ.1"));
 	hub_pool_release(&pool);
 }
 
