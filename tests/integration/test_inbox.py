@@ -328,8 +328,8 @@ class Resume(InboxCase):
         self.assertEqual(ids, list(range(1, self.last_event_id() + 1)))
         self.assertEqual(resumed["last_event_id"], self.last_event_id())
         # a second resume on the same socket while the first still runs is a conflict
-        c.send_json({"type": "resume", "after": 0, "ref": 1})
-        c.send_json({"type": "resume", "after": 0, "ref": 2})
+        c.send_json_together({"type": "resume", "after": 0, "ref": 1},
+                             {"type": "resume", "after": 0, "ref": 2})
         msgs = [c.next() for _ in range(self.last_event_id() + 2)]
         self.assertIn({"type": "error", "ref": 2, "code": "conflict",
                        "message": "a resume is already running"}, msgs)

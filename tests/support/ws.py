@@ -84,7 +84,9 @@ class WsClient:
         self.close_socket()
 
     # --- sending ---
-    def send_frame(self, opcode, payload, fin=True, mask=True):
+    @staticmethod
+    def frame(opcode, payload, fin=True, mask=True):
+        """The bytes of one frame (masked, as a client sends it, unless mask=False)."""
         head = bytes([(0x80 if fin else 0) | opcode])
         n = len(payload)
         mbit = 0x80 if mask else 0
@@ -98,7 +100,16 @@ class WsClient:
             key = os.urandom(4)
             payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
             head += key
-        self.sock.sendall(head + payload)
+        return head + payload
+
+    def send_frame(self, opcode, payload, fin=True, mask=True):
+        self.sock.sendall(self.frame(opcode, payload, fin, mask))
+
+    def send_json_together(self, *objs):
+        """Several text frames in one write: the server reads them in one go, with no turn of
+        its loop between them (for tests of what a command finds still running)."""
+        self.sock.sendall(b"".join(self.frame(OP_TEXT, json.dumps(o).encode("utf-8"))
+                                   for o in objs))
 
     def send_text(self, text):
         self.send_frame(OP_TEXT, text.encode("utf-8"))
