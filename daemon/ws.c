@@ -1352,20 +1352,7 @@ static void set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
 	hub_buf_addstr(&ws->secret, opts->jwt_secret);
 	ws->opts = *opts;
 	ws->opts.jwt_secret = hub_buf_str(&ws->secret);
-	if (ws->opts.auth_timeout_ms < 1)
-		ws->opts.auth_timeout_ms = 1;
-	if (ws->opts.ping_interval_ms < 1)
-		ws->opts.ping_interval_ms = 1;
-	if (ws->opts.commands_per_s < 1)
-		ws->opts.commands_per_s = 1;
-	if (ws->opts.command_burst < 1)
-		ws->opts.command_burst = 1;
-	if (ws->opts.max_sockets < 1)
-		ws->opts.max_sockets = 1;
-	if (ws->opts.max_sockets_per_tenant < 1)
-		ws->opts.max_sockets_per_tenant = 1;
-	if (ws->opts.text_max < 1)
-		ws->opts.text_max = 1;
+	/* Timeouts, rates and caps come from the config, whose table keeps each of them >= 1. */
 }
 
 int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store *store,
