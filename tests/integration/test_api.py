@@ -311,6 +311,24 @@ class BadInput(ApiCase):
             self.assertEqual(len(self.ok(h, path + "?limit=1", tok)[path.split("/")[-1]]), 1)
         h.assert_alive()
 
+    def test_bad_escapes_are_400_never_the_default(self):
+        h = self.start_hubd()
+        tok = self.token(h)
+        for i in range(2):
+            self.say(h, "7701555668%d" % i, "Escapes")
+        conv = self.ok(h, "/api/v1/conversations", tok)["conversations"][0]
+        for path in ("/api/v1/conversations", "/api/v1/conversations/%d/messages"
+                     % conv["id"]):
+            for name in ("limit", "before"):
+                for value in ("5%00", "%zz", "%", "5%4", "%0", "%g1", "1%00"):
+                    r = self.error(h, "%s?%s=%s" % (path, name, value), tok, 400,
+                                   "bad_query")
+                    self.assertIn(name, r.json()["error"]["message"])
+            # a good escape is decoded: %31 is "1"
+            self.assertEqual(len(self.ok(h, path + "?limit=%31", tok)[path.split("/")[-1]]),
+                             1)
+        h.assert_alive()
+
     def test_bad_cursors(self):
         h = self.start_hubd()
         tok = self.token(h)
