@@ -47,6 +47,9 @@
         query: '',
         listCursor: null,
         listLoading: false,
+        listAgain: false,      /* a refresh was asked for while a page was loading */
+        eventNow: null,
+        wantSelect: null,      /* #c=ID of a reload: selected once the list has it */        /* the id of the event being applied (marks what it touched) */
         ws: null,
         wsOpen: false,         /* authenticated (hello received) */
         lastEventId: null,     /* the last event id applied; resume after it */
@@ -205,9 +208,15 @@
         });
     }
 
-    function absorbConversation(c) {
+    /* A conversation from an event (since undefined), or from a REST page requested when
+     * since was the last event id: what an event newer than that touched is newer than the
+     * page, so the page only fills in what the event did not carry. */
+    function absorbConversation(c, since) {
         var old = S.convs.get(c.id) || {};
-        var merged = Object.assign({}, old, c);
+        var merged = since !== undefined && old.ev > since ? Object.assign({}, c, old)
+            : Object.assign({}, old, c);
+        if (since === undefined)
+            merged.ev = S.eventNow;
         if (c.contact) {
             S.contacts.set(c.contact.id, Object.assign({}, S.contacts.get(c.contact.id),
                 c.contact));
@@ -222,16 +231,24 @@
 
     /* The first page again (after sign-in, or when live events cannot be trusted). */
     function loadList(more) {
+        if (S.listLoading && !more)
+            S.listAgain = true;
         if (!S.token || S.listLoading || (more && !S.listCursor))
             return Promise.resolve();
         S.listLoading = true;
+        var since = S.lastEventId;
         var path = '/api/v1/conversations?limit=' + PAGE +
             (more ? '&before=' + encodeURIComponent(S.listCursor) : '');
         return api(path).then(function (page) {
-            page.conversations.forEach(absorbConversation);
+            page.conversations.forEach(function (c) { absorbConversation(c, since); });
             if (!more || S.listCursor)
                 S.listCursor = page.next_cursor;
             renderList();
+            if (S.wantSelect !== null && !S.selected) {
+                var want = S.wantSelect;
+                S.wantSelect = null;
+                select(want);
+            }
         }).catch(function (e) {
             if (e.message === 'unauthorized')
                 return;
@@ -240,13 +257,18 @@
                 S.refreshTimer = setTimeout(function () { loadList(false); }, 3000);
         }).finally(function () {
             S.listLoading = false;
+            if (S.listAgain && S.token) {
+                S.listAgain = false;
+                S.listCursor = null;
+                loadList(false);
+            }
         });
     }
 
     function thread(id) {
         var t = S.threads.get(id);
         if (!t) {
-            t = { msgs: new Map(), next: null, loaded: false, loading: false };
+            t = { msgs: new Map(), next: null, loaded: false, loading: false, again: false };
             S.threads.set(id, t);
         }
         return t;
@@ -254,14 +276,20 @@
 
     function loadMessages(id, older) {
         var t = thread(id);
+        if (t.loading && !older)
+            t.again = true;
         if (t.loading || (older && !t.next))
             return Promise.resolve();
         t.loading = true;
+        var since = S.lastEventId;
         renderOlder();
         var path = '/api/v1/conversations/' + id + '/messages?limit=' + PAGE +
             (older ? '&before=' + encodeURIComponent(t.next) : '');
         return api(path).then(function (page) {
-            page.messages.forEach(function (m) { t.msgs.set(m.id, m); });
+            page.messages.forEach(function (m) {   /* as absorbConversation */
+                var old = t.msgs.get(m.id);
+                t.msgs.set(m.id, old && old.ev > since ? Object.assign({}, m, old) : m);
+            });
             if (!older || t.next)
                 t.next = page.next_cursor;
             t.loaded = true;
@@ -272,6 +300,10 @@
             t.loading = false;
             if (S.selected === id)
                 renderThread(older ? 'keep' : 'bottom');
+            if (t.again && S.threads.get(id) === t) {
+                t.again = false;
+                loadMessages(id, false);
+            }
         });
     }
 
@@ -475,6 +507,7 @@
             S.lastEventId = f.id;
         }
         var d = f.data || {};
+        S.eventNow = typeof f.id === 'number' ? f.id : null;
         switch (f.event) {
         case 'message.created':
         case 'message.updated':
@@ -510,7 +543,7 @@
     function onMessage(m) {
         var t = S.threads.get(m.conversation_id);
         if (t) {
-            t.msgs.set(m.id, Object.assign({}, t.msgs.get(m.id), m));
+            t.msgs.set(m.id, Object.assign({}, t.msgs.get(m.id), m, { ev: S.eventNow }));
             /* our own reply, now stored: the pending copy goes */
             S.outbox.forEach(function (o, cid) {
                 if (o.message_id === m.id)
@@ -523,6 +556,7 @@
                 c.last_message.id === m.id ? c.last_message : {}, m);
             if (m.created_at && (!c.last_message_at || m.created_at > c.last_message_at))
                 c.last_message_at = m.created_at;
+            c.ev = S.eventNow;
         } else if (!c) {
             refreshAll();
         }
@@ -542,10 +576,13 @@
         if (m) {
             m.status = d.status;
             m.error = d.error || null;
+            m.ev = S.eventNow;
         }
         var c = S.convs.get(d.conversation_id);
-        if (c && c.last_message && c.last_message.id === d.id)
+        if (c && c.last_message && c.last_message.id === d.id) {
             c.last_message.status = d.status;
+            c.ev = S.eventNow;
+        }
         renderList();
         if (S.selected === d.conversation_id)
             renderThread('keep');
@@ -1106,23 +1143,18 @@
         var m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
         if (m) {
             history.replaceState(null, '', location.pathname);
-            signIn(decodeURIComponent(m[1]), true);
+            var token = null;
+            try {
+                token = decodeURIComponent(m[1]);
+            } catch (e) { /* a mangled link: the form says so */ }
+            signIn(token, true);
             return;
         }
         var saved = sessionStorage.getItem(TOKEN_KEY);
         var c = /^#c=(\d+)$/.exec(location.hash);
         if (saved) {
+            S.wantSelect = c ? Number(c[1]) : null;
             signIn(saved, false);
-            if (c) {
-                var want = Number(c[1]);
-                var tries = 0;
-                var wait = setInterval(function () {
-                    if (S.convs.has(want) || ++tries > 40) {
-                        clearInterval(wait);
-                        select(want);
-                    }
-                }, 100);
-            }
         } else {
             signOut();
         }
