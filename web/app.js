@@ -329,13 +329,16 @@
     }
 
     /* state: connecting, online, waiting (a retry is scheduled), offline (retries keep
-     * failing); banner: the longer text of the bar above the conversation. */
-    function setConn(state, text, banner) {
+     * failing); banner: the longer text of the bar above the conversation, when: its
+     * countdown. Live regions change only with the state, never every second. */
+    function setConn(state, text, banner, when) {
         $('conn').dataset.state = state;
-        $('conn-text').textContent = text;
+        if ($('conn-text').textContent !== text)
+            $('conn-text').textContent = text;
         $('offline').hidden = !banner;
-        if (banner)
+        if (banner && $('offline-text').textContent !== banner)
             $('offline-text').textContent = banner;
+        $('offline-in').textContent = when || '';
     }
 
     function connect() {
@@ -398,9 +401,9 @@
         S.retryAt = Date.now() + delay;
         var show = function () {
             var s = Math.max(0, Math.ceil((S.retryAt - Date.now()) / 1000));
-            setConn(S.attempt > 4 ? 'offline' : 'waiting', 'Нет связи · ' + s + ' с',
-                'Связь с сервером потеряна. Переподключимся сами через ' + s +
-                ' с — ничего не пропадёт.');
+            setConn(S.attempt > 4 ? 'offline' : 'waiting', 'Нет связи',
+                'Связь с сервером потеряна. Переподключимся сами — ничего не пропадёт.',
+                'Следующая попытка через ' + s + ' с.');
         };
         show();
         clearInterval(S.countdown);
@@ -756,7 +759,15 @@
             li.append(av, name, time, last, side);
             frag.appendChild(li);
         });
+        /* a live update must not take the keyboard focus away from the list */
+        var focused = list.contains(document.activeElement) ? document.activeElement.dataset.id
+            : null;
         list.replaceChildren(frag);
+        if (focused) {
+            var again = list.querySelector('li[data-id="' + focused + '"]');
+            if (again)
+                again.focus({ preventScroll: true });
+        }
         $('list-empty').hidden = items.length > 0 || S.listLoading;
         if (S.convs.size && !items.length)
             $('list-empty').textContent = 'Ничего не найдено.';
@@ -1077,7 +1088,7 @@
             S.filter = b.dataset.filter;
             Array.prototype.forEach.call($('filters').children, function (x) {
                 x.classList.toggle('on', x === b);
-                x.setAttribute('aria-selected', x === b ? 'true' : 'false');
+                x.setAttribute('aria-pressed', x === b ? 'true' : 'false');
             });
             renderList();
         });

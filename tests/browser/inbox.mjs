@@ -127,6 +127,21 @@ const actions = {
         await page.locator(selector).pressSequentially(text, { delay: 10 });
         return {};
     },
+    async focus({ selector }) {
+        await page.locator(selector).first().focus();
+        return {};
+    },
+    async press({ key }) {
+        await page.keyboard.press(key);
+        return {};
+    },
+    // What has the keyboard focus: its id, and its text.
+    async active() {
+        return await page.evaluate(() => ({
+            id: document.activeElement.id,
+            text: document.activeElement.innerText || '',
+        }));
+    },
     async clear({ selector }) {
         await page.locator(selector).fill('');
         return {};

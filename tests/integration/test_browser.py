@@ -458,6 +458,30 @@ class Rendering(BrowserCase):
         b.call("screenshot", path=os.path.join(self.out, "inbox.png"))
         self.assert_no_page_problems(b)
 
+    def test_keyboard_only_and_focus_kept_through_live_updates(self):
+        h = self.start_hubd()
+        self.say(h, "Добрый день!", wa_id="77012220001", name="Бекзат")
+        self.say(h, "Здравствуйте", wa_id="77012220002", name="Камила")
+        b = self.open_inbox(h)
+        b.call("wait_conversation", name="Бекзат")
+        b.call("focus", selector="#list li")
+        b.call("press", key="ArrowDown")
+        self.assertIn("Бекзат", b.call("active")["text"])
+        # a message arrives: the list is drawn again, the focus stays on the same row
+        self.say(h, "Алло, вы тут?", wa_id="77012220002", name="Камила")
+        b.call("wait_text", selector="#list li .li-last", text="Алло, вы тут?")
+        self.assertIn("Бекзат", b.call("active")["text"])
+        b.call("press", key="Enter")
+        b.call("wait_text", selector="#conv-name", text="Бекзат")
+        self.assertEqual(b.call("active")["id"], "reply")     # ready to type
+        reply = "Добрый! Чем помочь? " + os.urandom(3).hex()
+        self.no_leak(reply)
+        b.call("type", selector="#reply", text=reply)
+        b.call("press", key="Enter")
+        b.call("wait_stored", text=reply)
+        self.assertEqual(self.count("messages", "direction = 'out'"), 1)
+        self.assert_no_page_problems(b)
+
     def test_narrow_screen_shows_the_list_or_the_conversation(self):
         h = self.start_hubd()
         self.say(h, "Добрый день! Можно вернуть товар?", wa_id="77012220000", name="Асель")
