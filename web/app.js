@@ -547,11 +547,19 @@
         var t = S.threads.get(m.conversation_id);
         if (t) {
             t.msgs.set(m.id, Object.assign({}, t.msgs.get(m.id), m, { ev: S.eventNow }));
-            /* our own reply, now stored: the pending copy goes */
+            /* our own reply, now stored: the pending copy goes. Its event comes before
+             * the send's ack (which names the id): until then the first reply on its way
+             * with the same text is taken for it, so no bubble shows twice. */
+            var mine = null;
             S.outbox.forEach(function (o, cid) {
                 if (o.message_id === m.id)
                     S.outbox.delete(cid);
+                else if (!mine && o.sending && !o.message_id && o.conv === m.conversation_id &&
+                         m.direction === 'out' && m.author === 'agent' && o.text === m.text)
+                    mine = o;
             });
+            if (mine)
+                mine.message_id = m.id;
         }
         var c = S.convs.get(m.conversation_id);
         if (c && (!c.last_message || c.last_message.id <= m.id)) {
@@ -620,6 +628,7 @@
                     renderThread('keep');
             }, function (e) {
                 o.sending = false;
+                o.message_id = null;     /* a same-text message by someone else */
                 if (e.code) {              /* refused by the server: say why */
                     o.failed = e.message;
                     if (S.selected === o.conv)

@@ -142,6 +142,21 @@ const actions = {
             text: document.activeElement.innerText || '',
         }));
     },
+    // From now on, the most bubbles ever on screen at once with this text (watched()).
+    async watch({ text }) {
+        await page.evaluate((t) => {
+            const count = () => Array.from(document.querySelectorAll('#messages .text'))
+                .filter((n) => n.textContent === t).length;
+            window.hubtMost = count();
+            new MutationObserver(() => {
+                window.hubtMost = Math.max(window.hubtMost, count());
+            }).observe(document.getElementById('messages'), { childList: true, subtree: true });
+        }, text);
+        return {};
+    },
+    async watched() {
+        return { most: await page.evaluate(() => window.hubtMost) };
+    },
     async clear({ selector }) {
         await page.locator(selector).fill('');
         return {};

@@ -169,8 +169,10 @@ class Inbox(BrowserCase):
         # the agent replies: the reply is stored, queued in the outbox, shown as sent
         reply = "Добрый день, Айгерим! Заказ уже в пути, будет завтра. " + os.urandom(3).hex()
         self.no_leak(reply)
+        b.call("watch", text=reply)
         b.call("reply", text=reply)
         b.call("wait_stored", text=reply)
+        self.assertEqual(b.call("watched")["most"], 1, "the reply showed twice at once")
         mid = util.wait_for(lambda: self.psql(
             "SELECT id FROM messages WHERE direction = 'out' AND text = '%s'" % reply), 20,
             "the reply in the database")
