@@ -48,8 +48,8 @@
         listCursor: null,
         listLoading: false,
         listAgain: false,      /* a refresh was asked for while a page was loading */
-        eventNow: null,
-        wantSelect: null,      /* #c=ID of a reload: selected once the list has it */        /* the id of the event being applied (marks what it touched) */
+        eventNow: null,        /* the id of the event being applied (marks what it touched) */
+        wantSelect: null,      /* #c=ID of a reload: selected once the list has it */
         ws: null,
         wsOpen: false,         /* authenticated (hello received) */
         lastEventId: null,     /* the last event id applied; resume after it */
