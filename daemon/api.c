@@ -122,12 +122,29 @@ static int parse_int(struct hub_str s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
+/* Query parameter name into *s (HUB_STR_NULL when absent); answers 400 and returns
+ * -EINVAL when its value has a bad %-escape (never taken for an absent one). */
+static int query(struct hub_http_req *req, const char *name, struct hub_str *s)
+{
+	int ret = hub_http_req_query_get(req, name, s);
+
+	if (ret == -EBADMSG) {
+		hub_http_req_error(req, 400, "bad_query",
+				   "%s has a bad %%-escape (a %%XX of two hex digits, never %%00)",
+				   name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* ?limit=: HUB_API_LIMIT_DEFAULT when absent; answers 400 and returns -EINVAL when bad. */
 static int parse_limit(struct hub_http_req *req, char out[8])
 {
-	struct hub_str s = hub_http_req_query(req, "limit");
+	struct hub_str s;
 	int64_t v = HUB_API_LIMIT_DEFAULT;
 
+	if (query(req, "limit", &s) < 0)
+		return -EINVAL;
 	if (s.p && parse_int(s, 1, HUB_API_LIMIT_MAX, &v) < 0) {
 		hub_http_req_error(req, 400, "bad_limit", "limit must be an integer from 1 to %d",
 				   HUB_API_LIMIT_MAX);
@@ -245,9 +262,9 @@ void hub_api_handle_conversations(struct hub_api *api, struct hub_http_req *req)
 	char limit[8], us[24], id[24];
 	const char *params[4];
 
-	if (authenticate(api, req, &claims) < 0 || parse_limit(req, limit) < 0)
+	if (authenticate(api, req, &claims) < 0 || parse_limit(req, limit) < 0 ||
+	    query(req, "before", &before) < 0)
 		return;
-	before = hub_http_req_query(req, "before");
 	if (before.p && cursor_decode(before, us, id) < 0) {
 		hub_http_req_error(req, 400, "bad_cursor",
 				   "before must be a next_cursor of this API, unchanged");
@@ -275,7 +292,8 @@ void hub_api_handle_messages(struct hub_api *api, struct hub_http_req *req)
 		return;
 	}
 	snprintf(conv, sizeof(conv), "%" PRId64, v);
-	before = hub_http_req_query(req, "before");
+	if (query(req, "before", &before) < 0)
+		return;
 	if (before.p && parse_int(before, 1, INT64_MAX, &v) < 0) {
 		hub_http_req_error(req, 400, "bad_cursor",
 				   "before must be a message id (a next_cursor of this API)");

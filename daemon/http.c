@@ -1009,13 +1009,15 @@ struct hub_str hub_http_req_param(const struct hub_http_req *req, const char *na
 	return HUB_STR_NULL;
 }
 
-struct hub_str hub_http_req_query(const struct hub_http_req *req, const char *name)
+int hub_http_req_query_get(const struct hub_http_req *req, const char *name,
+			   struct hub_str *value)
 {
 	struct hub_http_req *r = (struct hub_http_req *)req; /* the pool is ours to use */
 	struct hub_str q = req->query;
 	size_t nlen = strlen(name);
 	size_t i = 0;
 
+	*value = HUB_STR_NULL;
 	while (q.p && i <= q.len) {
 		size_t e = i, eq;
 		char key[128];
@@ -1034,13 +1036,21 @@ struct hub_str hub_http_req_query(const struct hub_http_req *req, const char *na
 			size_t n;
 
 			if (hub_router_decode(v, true, out, &n) < 0)
-				return HUB_STR_NULL;
+				return -EBADMSG;
 			out[n] = '\0';
-			return (struct hub_str){ out, n };
+			*value = (struct hub_str){ out, n };
+			return 0;
 		}
 		i = e + 1;
 	}
-	return HUB_STR_NULL;
+	return -ENOENT;
+}
+
+struct hub_str hub_http_req_query(const struct hub_http_req *req, const char *name)
+{
+	struct hub_str v;
+
+	return hub_http_req_query_get(req, name, &v) == 0 ? v : HUB_STR_NULL;
 }
 
 struct hub_pool *hub_http_req_pool(struct hub_http_req *req)

@@ -69,7 +69,13 @@ struct hub_str hub_http_req_body(const struct hub_http_req *req);
 struct hub_str hub_http_req_header(const struct hub_http_req *req, const char *name);
 /* Path parameter of the matched route ("channel"); percent-decoded. */
 struct hub_str hub_http_req_param(const struct hub_http_req *req, const char *name);
-/* Query parameter ("hub.challenge"), percent-decoded; HUB_STR_NULL when absent. */
+/* Query parameter ("hub.challenge"), percent-decoded: 0 and *value (the first of that
+ * name), -ENOENT when absent, -EBADMSG when its value has a bad %-escape or an encoded NUL
+ * (*value is HUB_STR_NULL for both). */
+int hub_http_req_query_get(const struct hub_http_req *req, const char *name,
+			   struct hub_str *value) HUB_MUSTCHECK;
+/* The same as a slice: HUB_STR_NULL when absent or malformed (for callers that treat a
+ * malformed value like a missing one). */
 struct hub_str hub_http_req_query(const struct hub_http_req *req, const char *name);
 /* The request's arena, released after the response is sent. */
 struct hub_pool *hub_http_req_pool(struct hub_http_req *req);

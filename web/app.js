@@ -47,6 +47,9 @@
         query: '',
         listCursor: null,
         listLoading: false,
+        listAgain: false,      /* a refresh was asked for while a page was loading */
+        eventNow: null,        /* the id of the event being applied (marks what it touched) */
+        wantSelect: null,      /* #c=ID of a reload: selected once the list has it */
         ws: null,
         wsOpen: false,         /* authenticated (hello received) */
         lastEventId: null,     /* the last event id applied; resume after it */
@@ -205,9 +208,15 @@
         });
     }
 
-    function absorbConversation(c) {
+    /* A conversation from an event (since undefined), or from a REST page requested when
+     * since was the last event id: what an event newer than that touched is newer than the
+     * page, so the page only fills in what the event did not carry. */
+    function absorbConversation(c, since) {
         var old = S.convs.get(c.id) || {};
-        var merged = Object.assign({}, old, c);
+        var merged = since !== undefined && old.ev > since ? Object.assign({}, c, old)
+            : Object.assign({}, old, c);
+        if (since === undefined)
+            merged.ev = S.eventNow;
         if (c.contact) {
             S.contacts.set(c.contact.id, Object.assign({}, S.contacts.get(c.contact.id),
                 c.contact));
@@ -222,16 +231,24 @@
 
     /* The first page again (after sign-in, or when live events cannot be trusted). */
     function loadList(more) {
+        if (S.listLoading && !more)
+            S.listAgain = true;
         if (!S.token || S.listLoading || (more && !S.listCursor))
             return Promise.resolve();
         S.listLoading = true;
+        var since = S.lastEventId;
         var path = '/api/v1/conversations?limit=' + PAGE +
             (more ? '&before=' + encodeURIComponent(S.listCursor) : '');
         return api(path).then(function (page) {
-            page.conversations.forEach(absorbConversation);
+            page.conversations.forEach(function (c) { absorbConversation(c, since); });
             if (!more || S.listCursor)
                 S.listCursor = page.next_cursor;
             renderList();
+            if (S.wantSelect !== null && !S.selected) {
+                var want = S.wantSelect;
+                S.wantSelect = null;
+                select(want);
+            }
         }).catch(function (e) {
             if (e.message === 'unauthorized')
                 return;
@@ -240,13 +257,18 @@
                 S.refreshTimer = setTimeout(function () { loadList(false); }, 3000);
         }).finally(function () {
             S.listLoading = false;
+            if (S.listAgain && S.token) {
+                S.listAgain = false;
+                S.listCursor = null;
+                loadList(false);
+            }
         });
     }
 
     function thread(id) {
         var t = S.threads.get(id);
         if (!t) {
-            t = { msgs: new Map(), next: null, loaded: false, loading: false };
+            t = { msgs: new Map(), next: null, loaded: false, loading: false, again: false };
             S.threads.set(id, t);
         }
         return t;
@@ -254,14 +276,20 @@
 
     function loadMessages(id, older) {
         var t = thread(id);
+        if (t.loading && !older)
+            t.again = true;
         if (t.loading || (older && !t.next))
             return Promise.resolve();
         t.loading = true;
+        var since = S.lastEventId;
         renderOlder();
         var path = '/api/v1/conversations/' + id + '/messages?limit=' + PAGE +
             (older ? '&before=' + encodeURIComponent(t.next) : '');
         return api(path).then(function (page) {
-            page.messages.forEach(function (m) { t.msgs.set(m.id, m); });
+            page.messages.forEach(function (m) {   /* as absorbConversation */
+                var old = t.msgs.get(m.id);
+                t.msgs.set(m.id, old && old.ev > since ? Object.assign({}, m, old) : m);
+            });
             if (!older || t.next)
                 t.next = page.next_cursor;
             t.loaded = true;
@@ -272,6 +300,10 @@
             t.loading = false;
             if (S.selected === id)
                 renderThread(older ? 'keep' : 'bottom');
+            if (t.again && S.threads.get(id) === t) {
+                t.again = false;
+                loadMessages(id, false);
+            }
         });
     }
 
@@ -297,13 +329,16 @@
     }
 
     /* state: connecting, online, waiting (a retry is scheduled), offline (retries keep
-     * failing); banner: the longer text of the bar above the conversation. */
-    function setConn(state, text, banner) {
+     * failing); banner: the longer text of the bar above the conversation, when: its
+     * countdown. Live regions change only with the state, never every second. */
+    function setConn(state, text, banner, when) {
         $('conn').dataset.state = state;
-        $('conn-text').textContent = text;
+        if ($('conn-text').textContent !== text)
+            $('conn-text').textContent = text;
         $('offline').hidden = !banner;
-        if (banner)
+        if (banner && $('offline-text').textContent !== banner)
             $('offline-text').textContent = banner;
+        $('offline-in').textContent = when || '';
     }
 
     function connect() {
@@ -366,9 +401,9 @@
         S.retryAt = Date.now() + delay;
         var show = function () {
             var s = Math.max(0, Math.ceil((S.retryAt - Date.now()) / 1000));
-            setConn(S.attempt > 4 ? 'offline' : 'waiting', 'Нет связи · ' + s + ' с',
-                'Связь с сервером потеряна. Переподключимся сами через ' + s +
-                ' с — ничего не пропадёт.');
+            setConn(S.attempt > 4 ? 'offline' : 'waiting', 'Нет связи',
+                'Связь с сервером потеряна. Переподключимся сами — ничего не пропадёт.',
+                'Следующая попытка через ' + s + ' с.');
         };
         show();
         clearInterval(S.countdown);
@@ -475,6 +510,7 @@
             S.lastEventId = f.id;
         }
         var d = f.data || {};
+        S.eventNow = typeof f.id === 'number' ? f.id : null;
         switch (f.event) {
         case 'message.created':
         case 'message.updated':
@@ -510,12 +546,20 @@
     function onMessage(m) {
         var t = S.threads.get(m.conversation_id);
         if (t) {
-            t.msgs.set(m.id, Object.assign({}, t.msgs.get(m.id), m));
-            /* our own reply, now stored: the pending copy goes */
+            t.msgs.set(m.id, Object.assign({}, t.msgs.get(m.id), m, { ev: S.eventNow }));
+            /* our own reply, now stored: the pending copy goes. Its event comes before
+             * the send's ack (which names the id): until then the first reply on its way
+             * with the same text is taken for it, so no bubble shows twice. */
+            var mine = null;
             S.outbox.forEach(function (o, cid) {
                 if (o.message_id === m.id)
                     S.outbox.delete(cid);
+                else if (!mine && o.sending && !o.message_id && o.conv === m.conversation_id &&
+                         m.direction === 'out' && m.author === 'agent' && o.text === m.text)
+                    mine = o;
             });
+            if (mine)
+                mine.message_id = m.id;
         }
         var c = S.convs.get(m.conversation_id);
         if (c && (!c.last_message || c.last_message.id <= m.id)) {
@@ -523,6 +567,7 @@
                 c.last_message.id === m.id ? c.last_message : {}, m);
             if (m.created_at && (!c.last_message_at || m.created_at > c.last_message_at))
                 c.last_message_at = m.created_at;
+            c.ev = S.eventNow;
         } else if (!c) {
             refreshAll();
         }
@@ -542,10 +587,13 @@
         if (m) {
             m.status = d.status;
             m.error = d.error || null;
+            m.ev = S.eventNow;
         }
         var c = S.convs.get(d.conversation_id);
-        if (c && c.last_message && c.last_message.id === d.id)
+        if (c && c.last_message && c.last_message.id === d.id) {
             c.last_message.status = d.status;
+            c.ev = S.eventNow;
+        }
         renderList();
         if (S.selected === d.conversation_id)
             renderThread('keep');
@@ -580,6 +628,7 @@
                     renderThread('keep');
             }, function (e) {
                 o.sending = false;
+                o.message_id = null;     /* a same-text message by someone else */
                 if (e.code) {              /* refused by the server: say why */
                     o.failed = e.message;
                     if (S.selected === o.conv)
@@ -719,7 +768,15 @@
             li.append(av, name, time, last, side);
             frag.appendChild(li);
         });
+        /* a live update must not take the keyboard focus away from the list */
+        var focused = list.contains(document.activeElement) ? document.activeElement.dataset.id
+            : null;
         list.replaceChildren(frag);
+        if (focused) {
+            var again = list.querySelector('li[data-id="' + focused + '"]');
+            if (again)
+                again.focus({ preventScroll: true });
+        }
         $('list-empty').hidden = items.length > 0 || S.listLoading;
         if (S.convs.size && !items.length)
             $('list-empty').textContent = 'Ничего не найдено.';
@@ -1040,7 +1097,7 @@
             S.filter = b.dataset.filter;
             Array.prototype.forEach.call($('filters').children, function (x) {
                 x.classList.toggle('on', x === b);
-                x.setAttribute('aria-selected', x === b ? 'true' : 'false');
+                x.setAttribute('aria-pressed', x === b ? 'true' : 'false');
             });
             renderList();
         });
@@ -1106,23 +1163,18 @@
         var m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
         if (m) {
             history.replaceState(null, '', location.pathname);
-            signIn(decodeURIComponent(m[1]), true);
+            var token = null;
+            try {
+                token = decodeURIComponent(m[1]);
+            } catch (e) { /* a mangled link: the form says so */ }
+            signIn(token, true);
             return;
         }
         var saved = sessionStorage.getItem(TOKEN_KEY);
         var c = /^#c=(\d+)$/.exec(location.hash);
         if (saved) {
+            S.wantSelect = c ? Number(c[1]) : null;
             signIn(saved, false);
-            if (c) {
-                var want = Number(c[1]);
-                var tries = 0;
-                var wait = setInterval(function () {
-                    if (S.convs.has(want) || ++tries > 40) {
-                        clearInterval(wait);
-                        select(want);
-                    }
-                }, 100);
-            }
         } else {
             signOut();
         }

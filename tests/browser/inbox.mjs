@@ -46,6 +46,17 @@ page.on('websocket', (ws) => {
     ws.on('framesent', keep(frames.sent));
 });
 
+// Requests to a held path: fetched from the server at once, given to the page on release
+// (the answer is older than what happens meanwhile).
+const held = [];
+let heldPath = null;
+let onHeld = () => {};
+const holdMatch = (u) => u.pathname === heldPath;
+async function holdRoute(route) {
+    held.push({ route, response: await route.fetch() });
+    onHeld();
+}
+
 const msgSel = (dir) => '#messages li.msg' + (dir ? '.' + dir : '') + ':not(.who)';
 
 const actions = {
@@ -116,6 +127,36 @@ const actions = {
         await page.locator(selector).pressSequentially(text, { delay: 10 });
         return {};
     },
+    async focus({ selector }) {
+        await page.locator(selector).first().focus();
+        return {};
+    },
+    async press({ key }) {
+        await page.keyboard.press(key);
+        return {};
+    },
+    // What has the keyboard focus: its id, and its text.
+    async active() {
+        return await page.evaluate(() => ({
+            id: document.activeElement.id,
+            text: document.activeElement.innerText || '',
+        }));
+    },
+    // From now on, the most bubbles ever on screen at once with this text (watched()).
+    async watch({ text }) {
+        await page.evaluate((t) => {
+            const count = () => Array.from(document.querySelectorAll('#messages .text'))
+                .filter((n) => n.textContent === t).length;
+            window.hubtMost = count();
+            new MutationObserver(() => {
+                window.hubtMost = Math.max(window.hubtMost, count());
+            }).observe(document.getElementById('messages'), { childList: true, subtree: true });
+        }, text);
+        return {};
+    },
+    async watched() {
+        return { most: await page.evaluate(() => window.hubtMost) };
+    },
     async clear({ selector }) {
         await page.locator(selector).fill('');
         return {};
@@ -145,21 +186,44 @@ const actions = {
         return { items };
     },
     // Scrolls the thread to its top (older messages load) or the list to its bottom
-    // (more conversations load), then waits until the count of what selector matches
-    // reaches at least n.
+    // (more conversations load) until the count of what selector matches reaches n.
     async scroll_until({ box, to, selector, n }) {
-        const deadline = Date.now() + WAIT_MS;
-        for (;;) {
-            await page.locator(box).evaluate((e, top) => {
-                e.scrollTop = top ? 0 : e.scrollHeight;
-            }, to === 'top');
-            const have = await page.locator(selector).count();
-            if (have >= n)
-                return { n: have };
-            if (Date.now() > deadline)
-                throw new Error(`${selector}: ${have} of ${n} after scrolling ${box}`);
-            await page.waitForTimeout(100);
+        await page.waitForFunction(([b, top, sel, want]) => {
+            const e = document.querySelector(b);
+            e.scrollTop = top ? 0 : e.scrollHeight;
+            return document.querySelectorAll(sel).length >= want;
+        }, [box, to === 'top', selector, n], { polling: 100 });
+        return { n: await page.locator(selector).count() };
+    },
+    async hold({ path }) {
+        heldPath = path;
+        await page.route(holdMatch, holdRoute);
+        return {};
+    },
+    // Waits until n requests are held.
+    async wait_held({ n }) {
+        if (held.length < n) {
+            await new Promise((resolve, reject) => {
+                const t = setTimeout(() => reject(new Error(`${held.length} of ${n} ` +
+                    `requests to ${heldPath} held`)), WAIT_MS);
+                onHeld = () => {
+                    if (held.length >= n) {
+                        clearTimeout(t);
+                        resolve();
+                    }
+                };
+            });
         }
+        onHeld = () => {};
+        return { n: held.length };
+    },
+    // Gives the held answers to the page; with stop, later requests pass.
+    async release({ stop }) {
+        for (const h of held.splice(0))
+            await h.route.fulfill({ response: h.response });
+        if (stop)
+            await page.unroute(holdMatch, holdRoute);
+        return {};
     },
     async count({ selector }) {
         return { n: await page.locator(selector).count() };

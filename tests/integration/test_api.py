@@ -54,6 +54,16 @@ class ApiCase(HubTestCase):
         self.assertEqual(r.status, 200, r)
         return text
 
+    def paths(self, h, token, wa_id):
+        """One message from wa_id; the two list paths (conversations, its messages)."""
+        self.say(h, wa_id, "Paths")
+        conv = self.ok(h, "/api/v1/conversations", token)["conversations"][0]
+        return ("/api/v1/conversations", "/api/v1/conversations/%d/messages" % conv["id"])
+
+    def items(self, h, path, token):
+        """The list of one page: path's last segment is its key."""
+        return self.ok(h, path, token)[path.split("?")[0].split("/")[-1]]
+
     def all_conversations(self, h, token, limit):
         """Every conversation, page by page; returns (pages, items)."""
         pages, items, cursor = [], [], None
@@ -298,17 +308,25 @@ class BadInput(ApiCase):
     def test_bad_limits(self):
         h = self.start_hubd()
         tok = self.token(h)
-        self.say(h, "77015556677", "Limits")
-        conv = self.ok(h, "/api/v1/conversations", tok)["conversations"][0]
-        for path in ("/api/v1/conversations", "/api/v1/conversations/%d/messages"
-                     % conv["id"]):
+        for path in self.paths(h, tok, "77015556677"):
             for limit in ("0", "201", "-1", "abc", "", "1.5", "1e2", "%2B5", "%205",
                           "99999999999999999999"):
                 r = self.error(h, path + "?limit=" + limit, tok, 400, "bad_limit")
                 self.assertIn("1 to 200", r.json()["error"]["message"])
-            self.assertEqual(len(self.ok(h, path + "?limit=200", tok)[path.split("/")[-1]]),
-                             1)
-            self.assertEqual(len(self.ok(h, path + "?limit=1", tok)[path.split("/")[-1]]), 1)
+            self.assertEqual(len(self.items(h, path + "?limit=200", tok)), 1)
+            self.assertEqual(len(self.items(h, path + "?limit=1", tok)), 1)
+        h.assert_alive()
+
+    def test_bad_escapes_are_400_never_the_default(self):
+        h = self.start_hubd()
+        tok = self.token(h)
+        for path in self.paths(h, tok, "77015556680"):
+            for name in ("limit", "before"):
+                for value in ("5%00", "%zz", "%", "5%4", "%0", "%g1", "1%00"):
+                    r = self.error(h, "%s?%s=%s" % (path, name, value), tok, 400,
+                                   "bad_query")
+                    self.assertIn(name, r.json()["error"]["message"])
+            self.assertEqual(len(self.items(h, path + "?limit=%31", tok)), 1)   # "1"
         h.assert_alive()
 
     def test_bad_cursors(self):

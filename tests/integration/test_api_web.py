@@ -36,6 +36,8 @@ class Files(HubTestCase):
             self.assertIn("default-src 'none'", csp)
             self.assertIn("script-src 'self'", csp)
             self.assertIn("frame-ancestors 'none'", csp)
+            self.assertIn("form-action 'none'", csp)
+            self.assertNotIn("data:", csp)
             self.assertNotIn("unsafe", csp)
             etag = r.headers["etag"]
             self.assertRegex(etag, r'^"[0-9a-f]{16}"$')

@@ -122,6 +122,16 @@ class BrowserCase(HubTestCase):
         self.addCleanup(d.close)
         return d
 
+    def open_inbox(self, h, sub="agent-1", ttl=None, viewport=None):
+        """A browser on /inbox signed in by a link with a token in the fragment, online."""
+        b = self.browser()
+        if viewport:
+            b.call("viewport", width=viewport[0], height=viewport[1])
+        kw = {"sub": sub} if ttl is None else {"sub": sub, "ttl": ttl}
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h, **kw))
+        b.call("wait_conn", state="online")
+        return b
+
     def assert_no_page_problems(self, b):
         problems = [p for p in b.call("problems")["problems"]
                     if not any(n in p for n in EXPECTED_NOISE)]
@@ -159,8 +169,10 @@ class Inbox(BrowserCase):
         # the agent replies: the reply is stored, queued in the outbox, shown as sent
         reply = "Добрый день, Айгерим! Заказ уже в пути, будет завтра. " + os.urandom(3).hex()
         self.no_leak(reply)
+        b.call("watch", text=reply)
         b.call("reply", text=reply)
         b.call("wait_stored", text=reply)
+        self.assertEqual(b.call("watched")["most"], 1, "the reply showed twice at once")
         mid = util.wait_for(lambda: self.psql(
             "SELECT id FROM messages WHERE direction = 'out' AND text = '%s'" % reply), 20,
             "the reply in the database")
@@ -211,9 +223,8 @@ class Inbox(BrowserCase):
 
     def test_token_expiring_returns_to_the_sign_in_form(self):
         h = self.start_hubd()
-        b = self.browser()
-        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h, ttl=4))
-        b.call("wait_conn", state="online")
+        # long enough to come online on a loaded machine, then it expires while open
+        b = self.open_inbox(h, ttl=8)
         b.call("wait_visible", selector="#signin-error", timeout=60)
         b.call("wait_text", selector="#signin-error", text="истёк")
         self.assertIsNone(b.call("storage")["token"])
@@ -235,9 +246,7 @@ class Inbox(BrowserCase):
         conv = self.psql("SELECT id FROM conversations")
         self.assertEqual(self.psql("SELECT unread FROM conversations"), "2")
         colleague = self.agent(h, sub="agent-2")
-        b = self.browser()
-        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h, sub="agent-1"))
-        b.call("wait_conn", state="online")
+        b = self.open_inbox(h)
         self.assertEqual(b.call("wait_conversation", name="Ерлан")["text"].split()[-1], "2")
         # opening it reads it, for everyone
         b.call("select", name="Ерлан")
@@ -276,9 +285,7 @@ class Inbox(BrowserCase):
         cfg = self.config()
         h = self.start_hubd(cfg)
         self.say(h, "Вы работаете в выходные?", wa_id="77018880000", name="Гульнара")
-        b = self.browser()
-        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
-        b.call("wait_conn", state="online")
+        b = self.open_inbox(h)
         b.call("select", name="Гульнара")
         h.stop()
         b.call("wait_visible", selector="#offline")
@@ -297,6 +304,32 @@ class Inbox(BrowserCase):
         self.assertEqual([m["text"] for m in b.call("messages")["items"]],
                          ["Вы работаете в выходные?", reply])
         self.assert_no_page_problems(b)
+
+    def test_an_event_while_the_list_loads_is_not_undone_by_the_older_page(self):
+        """The list's REST page is read, then a message arrives live before the page
+        reaches the browser: the older page must neither undo the live state nor swallow
+        the refresh the event asked for."""
+        h = self.start_hubd()
+        self.say(h, "Первый вопрос", wa_id="77013330000", name="Тимур")
+        b = self.browser()
+        b.call("hold", path="/api/v1/conversations")
+        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
+        b.call("wait_conn", state="online")
+        b.call("wait_held", n=1)
+        self.say(h, "Второй вопрос", wa_id="77013330000", name="Тимур")
+        b.call("wait_text", selector="#list li .badge", text="2")    # applied live
+        b.call("release")
+        b.call("wait_conversation", name="Тимур")                     # the older page
+        self.assertEqual([(i["last"], i["unread"]) for i in b.call("list")["items"]],
+                         [("Второй вопрос", "2")])
+        b.call("wait_held", n=1)          # the refresh the unknown contact asked for
+        b.call("release", stop=True)
+        b.call("select", name="Тимур")
+        b.call("wait_message", text="Второй вопрос", direction="in")
+        self.assertEqual([m["text"] for m in b.call("messages")["items"]],
+                         ["Первый вопрос", "Второй вопрос"])
+        self.assert_no_page_problems(b)
+
 
 class Rendering(BrowserCase):
     def test_list_statuses_and_untrusted_text(self):
@@ -324,9 +357,7 @@ class Rendering(BrowserCase):
                       "WHERE id = %s" % (text, status, "'131026 undeliverable'"
                                          if status == "failed" else "NULL", conv))
         self.psql("UPDATE conversations SET mode = 'ai' WHERE id = %s" % conv)
-        b = self.browser()
-        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
-        b.call("wait_conn", state="online")
+        b = self.open_inbox(h)
         b.call("wait_conversation", name="Алия")
         names = [i["name"] for i in b.call("list")["items"]]
         self.assertEqual(names, ['<b onmouseover="x()">Жанна</b>', "Алия С.", "Данияр",
@@ -364,9 +395,7 @@ class Rendering(BrowserCase):
                   "FROM conversations v, generate_series(1, 120) g "
                   "WHERE v.id = (SELECT min(id) FROM conversations)")
         self.say(h, "Последнее сообщение", wa_id="77016660000", name="Длинная История")
-        b = self.browser()
-        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
-        b.call("wait_conn", state="online")
+        b = self.open_inbox(h)
         b.call("select", name="Длинная История")
         b.call("wait_message", text="Последнее сообщение", direction="in")
         self.assertEqual(b.call("count", selector="#messages li.msg:not(.who)")["n"], 50)
@@ -409,9 +438,7 @@ class Rendering(BrowserCase):
                       "v.last_message_at FROM v"
                       % (name, 5 + 40 * i, unread, "'%s'" % assignee if assignee else "NULL",
                          mode, ch, text))
-        b = self.browser()
-        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h, sub="agent-1"))
-        b.call("wait_conn", state="online")
+        b = self.open_inbox(h)
         b.call("wait_conversation", name="Светлана")
         items = b.call("list")["items"]
         self.assertEqual([i["name"] for i in items],
@@ -433,13 +460,34 @@ class Rendering(BrowserCase):
         b.call("screenshot", path=os.path.join(self.out, "inbox.png"))
         self.assert_no_page_problems(b)
 
+    def test_keyboard_only_and_focus_kept_through_live_updates(self):
+        h = self.start_hubd()
+        self.say(h, "Добрый день!", wa_id="77012220001", name="Бекзат")
+        self.say(h, "Здравствуйте", wa_id="77012220002", name="Камила")
+        b = self.open_inbox(h)
+        b.call("wait_conversation", name="Бекзат")
+        b.call("focus", selector="#list li")
+        b.call("press", key="ArrowDown")
+        self.assertIn("Бекзат", b.call("active")["text"])
+        # a message arrives: the list is drawn again, the focus stays on the same row
+        self.say(h, "Алло, вы тут?", wa_id="77012220002", name="Камила")
+        b.call("wait_text", selector="#list li .li-last", text="Алло, вы тут?")
+        self.assertIn("Бекзат", b.call("active")["text"])
+        b.call("press", key="Enter")
+        b.call("wait_text", selector="#conv-name", text="Бекзат")
+        self.assertEqual(b.call("active")["id"], "reply")     # ready to type
+        reply = "Добрый! Чем помочь? " + os.urandom(3).hex()
+        self.no_leak(reply)
+        b.call("type", selector="#reply", text=reply)
+        b.call("press", key="Enter")
+        b.call("wait_stored", text=reply)
+        self.assertEqual(self.count("messages", "direction = 'out'"), 1)
+        self.assert_no_page_problems(b)
+
     def test_narrow_screen_shows_the_list_or_the_conversation(self):
         h = self.start_hubd()
         self.say(h, "Добрый день! Можно вернуть товар?", wa_id="77012220000", name="Асель")
-        b = self.browser()
-        b.call("viewport", width=420, height=800)
-        b.call("open", url=h.base_url + "/inbox#token=" + self.token(h))
-        b.call("wait_conn", state="online")
+        b = self.open_inbox(h, viewport=(420, 800))
         b.call("select", name="Асель")
         b.call("wait_message", text="Можно вернуть товар?", direction="in")
         b.call("wait_visible", selector="#back")
