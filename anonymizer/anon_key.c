@@ -183,33 +183,47 @@ struct ending {
 
 #define E(x) { x, sizeof(x) - 1 }
 
-/* Russian case endings and Kazakh case and possessive endings, as keys. */
-static const struct ending endings[] = {
-	E("oiu"), E("eiu"), E("ami"), E("nin"), E("din"), E("tin"), E("dan"), E("den"),
-	E("tan"), E("ten"), E("nan"), E("nen"), E("men"), E("ben"), E("pen"), E("dyn"),
-	E("tyn"), E("nyn"), E("ga"), E("ge"), E("ka"), E("ke"), E("na"), E("ne"), E("di"),
-	E("ti"), E("ni"), E("da"), E("de"), E("ta"), E("te"), E("si"), E("om"), E("oi"),
-	E("ei"), E("em"), E("iu"), E("ia"), E("ah"), E("am"), E("in"), E("yi"), E("dy"),
-	E("ty"), E("ny"), E("yn"), E("sy"), E("ym"), E("im"), E("a"), E("i"), E("u"), E("e"),
-	E("y"),
-};
+/* Russian case endings and Kazakh case and possessive endings, as keys, by their last
+ * letter (in the order the stems are tried). */
+static const struct ending end_a[] = { E("ga"), E("ka"), E("na"), E("da"), E("ta"), E("ia"),
+				       E("a") },
+	end_e[] = { E("ge"), E("ke"), E("ne"), E("de"), E("te"), E("e") },
+	end_h[] = { E("ah") },
+	end_i[] = { E("ami"), E("di"), E("ti"), E("ni"), E("si"), E("oi"), E("ei"), E("yi"),
+		    E("i") },
+	end_m[] = { E("om"), E("em"), E("am"), E("ym"), E("im") },
+	end_n[] = { E("nin"), E("din"), E("tin"), E("dan"), E("den"), E("tan"), E("ten"),
+		    E("nan"), E("nen"), E("men"), E("ben"), E("pen"), E("dyn"), E("tyn"),
+		    E("nyn"), E("in"), E("yn") },
+	end_u[] = { E("oiu"), E("eiu"), E("iu"), E("u") },
+	end_y[] = { E("dy"), E("ty"), E("ny"), E("sy"), E("y") };
 
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max)
 {
-	size_t n = 0;
-	char last;
+	const struct ending *e;
+	size_t n = 0, ne;
 
 	if (!max)
 		return 0;
 	lens[n++] = k->len;
 	if (k->len < HUB_ANON_STEM_MIN + 1)
 		return n;
-	last = k->s[k->len - 1];
-	for (size_t i = 0; i < HUB_ARRAY_SIZE(endings) && n < max; i++) {
-		size_t el = endings[i].len;
+	switch (k->s[k->len - 1]) {
+	case 'a': e = end_a, ne = HUB_ARRAY_SIZE(end_a); break;
+	case 'e': e = end_e, ne = HUB_ARRAY_SIZE(end_e); break;
+	case 'h': e = end_h, ne = HUB_ARRAY_SIZE(end_h); break;
+	case 'i': e = end_i, ne = HUB_ARRAY_SIZE(end_i); break;
+	case 'm': e = end_m, ne = HUB_ARRAY_SIZE(end_m); break;
+	case 'n': e = end_n, ne = HUB_ARRAY_SIZE(end_n); break;
+	case 'u': e = end_u, ne = HUB_ARRAY_SIZE(end_u); break;
+	case 'y': e = end_y, ne = HUB_ARRAY_SIZE(end_y); break;
+	default: return n;
+	}
+	for (size_t i = 0; i < ne && n < max; i++) {
+		size_t el = e[i].len;
 
-		if (endings[i].s[el - 1] != last || k->len < el + HUB_ANON_STEM_MIN ||
-		    memcmp(k->s + k->len - el, endings[i].s, el) != 0)
+		if (k->len < el + HUB_ANON_STEM_MIN ||
+		    memcmp(k->s + k->len - el, e[i].s, el - 1) != 0)
 			continue;
 		lens[n++] = k->len - el;
 	}
@@ -398,18 +412,34 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 	return SIZE_MAX;
 }
 
+/* The next byte at or after p before end that is a or b (a and b may be equal). */
+static const char *find_either(const char *p, const char *end, char a, char b)
+{
+	const char *x = p < end ? memchr(p, a, (size_t)(end - p)) : NULL;
+	const char *y = a != b && p < end ? memchr(p, b, (size_t)(x ? x - p : end - p)) : NULL;
+
+	return y ? y : x;
+}
+
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle)
 {
-	if (!needle.len || hay.len < needle.len)
-		return SIZE_MAX;
-	for (size_t i = from; i + needle.len <= hay.len; i++) {
-		size_t j = 0;
+	const char *end, *at;
+	char lo, up;
 
-		while (j < needle.len && lower((unsigned char)hay.p[i + j]) ==
+	if (!needle.len || hay.len < needle.len || from > hay.len - needle.len)
+		return SIZE_MAX;
+	lo = (char)lower((unsigned char)needle.p[0]);
+	up = lo >= 'a' && lo <= 'z' ? (char)(lo - 32) : lo;
+	end = hay.p + hay.len - needle.len + 1; /* where a match may start */
+	for (at = find_either(hay.p + from, end, lo, up); at;
+	     at = find_either(at + 1, end, lo, up)) {
+		size_t j = 1;
+
+		while (j < needle.len && lower((unsigned char)at[j]) ==
 					 lower((unsigned char)needle.p[j]))
 			j++;
 		if (j == needle.len)
-			return i;
+			return (size_t)(at - hay.p);
 	}
 	return SIZE_MAX;
 }
