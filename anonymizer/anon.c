@@ -420,7 +420,7 @@ static bool is_ascii_alnum(int c)
 #define cp_is_upper hub_anon__cp_is_upper
 
 /* One character at p[i]: its length (1 for an invalid byte, *cp then 0xfffd). */
-static size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
+static inline size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
 {
 	unsigned char c = (unsigned char)t.p[i];
 	size_t l;
@@ -1299,10 +1299,13 @@ static void find_emails(struct scan *s)
 	size_t lo = 0;
 
 	for (size_t a = 0; a < t.len; a++) {
-		size_t j = a, k = a + 1, dot = 0;
+		const char *at = memchr(t.p + a, '@', t.len - a);
+		size_t j, k, dot = 0;
 
-		if (t.p[a] != '@')
-			continue;
+		if (!at)
+			break;
+		a = (size_t)(at - t.p);
+		j = a, k = a + 1;
 		while (j > lo) {
 			if ((unsigned char)t.p[j - 1] >= 0x80) {
 				size_t l = letter_before(t, lo, j);

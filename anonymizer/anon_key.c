@@ -15,7 +15,7 @@ static const char *const cyr_key[32] = {
 };
 
 /* The key of one lower-cased code point, NULL when it has none. */
-static const char *cp_key(uint32_t cp)
+static inline const char *cp_key(uint32_t cp)
 {
 	if (cp >= 'A' && cp <= 'Z')
 		cp += 'a' - 'A';
@@ -107,7 +107,8 @@ void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp)
 	}
 	if (k->mode != HUB_ANON_KEY_COLLAPSE && (cp == 0x44b || cp == 0x42b))
 		s = "y"; /* as spelled, ы is not и: розы is not Рози */
-	if (cp >= 0x406 && kazakh_strict(cp)) {
+	/* only і and the letters from U+0490 on are Kazakh */
+	if ((cp >= 0x490 || cp == 0x406 || cp == 0x456) && kazakh_strict(cp)) {
 		k->kazakh = true;
 		if (k->mode == HUB_ANON_KEY_STRICT)
 			s = kazakh_strict(cp);
@@ -377,13 +378,27 @@ size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon
 	return i;
 }
 
+/* The next byte at or after p before end that is a or b (a and b may be equal). */
+static const char *find_either(const char *p, const char *end, char a, char b)
+{
+	const char *x = p < end ? memchr(p, a, (size_t)(end - p)) : NULL;
+	const char *y = a != b && p < end ? memchr(p, b, (size_t)(x ? x - p : end - p)) : NULL;
+
+	return y ? y : x;
+}
+
 size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, size_t *len,
 			     enum hub_anon_type *type, unsigned *index)
 {
 	for (size_t i = from; i < n; i++) {
 		size_t start, l;
+		const char *next;
 
 		/* a marker starts with '[' or has a '_' after its name: look only there */
+		next = find_either(p + i, p + n, '[', '_');
+		if (!next)
+			break;
+		i = (size_t)(next - p);
 		if (p[i] == '[') {
 			start = i;
 		} else if (p[i] == '_') {
@@ -410,15 +425,6 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 		}
 	}
 	return SIZE_MAX;
-}
-
-/* The next byte at or after p before end that is a or b (a and b may be equal). */
-static const char *find_either(const char *p, const char *end, char a, char b)
-{
-	const char *x = p < end ? memchr(p, a, (size_t)(end - p)) : NULL;
-	const char *y = a != b && p < end ? memchr(p, b, (size_t)(x ? x - p : end - p)) : NULL;
-
-	return y ? y : x;
 }
 
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle)
