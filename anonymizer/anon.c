@@ -819,7 +819,9 @@ static void mark_names(struct scan *s)
 	/* Names come in pairs: a capitalised neighbour of a name is a name when it could be
 	 * one, and a capitalised word after a first name is its surname. Forwards, backwards
 	 * and forwards again, to carry it along a row of names. */
-	for (int pass = 0; pass < 3; pass++) {
+	for (int pass = 0, changed = 1; pass < 3 && changed; pass++) {
+		/* a pass that changes nothing leaves nothing for the next one */
+		changed = 0;
 		for (size_t n = 0; n < s->nwords; n++) {
 			size_t i = pass == 1 ? s->nwords - 1 - n : n;
 			struct word *w = &ws[i];
@@ -835,13 +837,16 @@ static void mark_names(struct scan *s)
 			    (prev->w & W_CAP) && !(prev->lx & LX_NEVER)) {
 				ws[i - 1].w |= W_INTR; /* Абен улы */
 				w->w |= W_INTR;
+				changed = 1;
 				continue;
 			}
 			if ((!prev_name && !next_name) || !upper || place(s, i))
 				continue;
 			if ((w->w & (W_GAZ | W_SURNAME | W_PATRO)) ||
-			    (prev_name && (prev->w & W_FIRST)))
+			    (prev_name && (prev->w & W_FIRST))) {
 				w->w |= W_INTR;
+				changed = 1;
+			}
 		}
 	}
 }

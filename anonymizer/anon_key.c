@@ -105,24 +105,26 @@ void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp)
 		k->bad = true;
 		return;
 	}
-	if (k->mode != HUB_ANON_KEY_COLLAPSE && (cp == 0x44b || cp == 0x42b))
-		s = "y"; /* as spelled, ы is not и: розы is not Рози */
-	/* only і and the letters from U+0490 on are Kazakh */
-	if ((cp >= 0x490 || cp == 0x406 || cp == 0x456) && kazakh_strict(cp)) {
-		k->kazakh = true;
-		if (k->mode == HUB_ANON_KEY_STRICT)
-			s = kazakh_strict(cp);
+	if (cp >= 0x406) {
+		if (k->mode != HUB_ANON_KEY_COLLAPSE && (cp == 0x44b || cp == 0x42b))
+			s = "y"; /* as spelled, ы is not и: розы is not Рози */
+		/* only і and the letters from U+0490 on are Kazakh */
+		if ((cp >= 0x490 || cp == 0x406 || cp == 0x456) && kazakh_strict(cp)) {
+			k->kazakh = true;
+			if (k->mode == HUB_ANON_KEY_STRICT)
+				s = kazakh_strict(cp);
+		}
 	}
 	for (; *s; s++) {
-		char c = *s;
+		char c = *s, last = len ? k->s[len - 1] : 0; /* no key byte is 0 */
 
-		if (c == 'h' && len && k->s[len - 1] == 'k') {
+		if (c == 'h' && last == 'k') {
 			k->s[len - 1] = 'h'; /* kh as х */
 			continue;
 		}
-		if (c == 'z' && s[1] == 'h' && len && k->s[len - 1] == 'd')
-			len--; /* dzh as j */
-		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c)
+		if (c == 'z' && last == 'd' && s[1] == 'h')
+			last = --len ? k->s[len - 1] : 0; /* dzh as j */
+		if (k->mode == HUB_ANON_KEY_COLLAPSE && last == c)
 			continue; /* Анна/Ana, Асель/Assel */
 		if (len == HUB_ANON_KEY_MAX) {
 			k->bad = true;
@@ -222,9 +224,11 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 	}
 	for (size_t i = 0; i < ne && n < max; i++) {
 		size_t el = e[i].len;
+		const char *t = k->s + k->len - el; /* k->len >= 4 > el */
 
-		if (k->len < el + HUB_ANON_STEM_MIN ||
-		    memcmp(k->s + k->len - el, e[i].s, el - 1) != 0)
+		/* the last letter matched: at most two more */
+		if (k->len < el + HUB_ANON_STEM_MIN || (el > 1 && t[0] != e[i].s[0]) ||
+		    (el > 2 && t[1] != e[i].s[1]))
 			continue;
 		lens[n++] = k->len - el;
 	}
