@@ -400,8 +400,9 @@ struct scan {
 	const struct hub_anon_vault *vault;
 	struct hub_pool *pool;
 	struct hub_str text;
-	struct word *words;
+	struct word *words; /* first the 64 of first_words, then from pool */
 	size_t nwords, capwords;
+	struct word first_words[64];
 	struct hub_anon_spans *out;
 	bool translit_ok; /* Latin words may be transliterated Cyrillic names */
 };
@@ -1434,8 +1435,12 @@ static void merge_spans(struct hub_anon_spans *o)
 int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		    struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out)
 {
-	struct scan s = { .anon = anon, .vault = vault, .pool = pool, .text = text, .out = out };
+	struct scan s;
 	struct literal_ctx lc = { &s };
+
+	s = (struct scan){ .anon = anon, .vault = vault, .pool = pool, .text = text, .out = out };
+	s.words = s.first_words;
+	s.capwords = HUB_ARRAY_SIZE(s.first_words);
 
 	out->items = NULL;
 	out->n = out->cap = 0;

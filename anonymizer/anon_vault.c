@@ -138,21 +138,25 @@ static void normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
 		/* fall through */
 	case HUB_ANON_EMAIL:
 		*literal = true;
+		hub_buf_grow(b, value.len);
 		for (size_t i = 0; i < value.len; i++) {
 			char c = value.p[i];
 
-			hub_buf_addch(b, c >= 'A' && c <= 'Z' ? c + 32 : c);
+			b->p[b->len++] = c >= 'A' && c <= 'Z' ? c + 32 : c;
 		}
+		b->p[b->len] = 0;
 		return;
 	case HUB_ANON_IIN: case HUB_ANON_BIN: case HUB_ANON_CARD: case HUB_ANON_IBAN:
+		hub_buf_grow(b, value.len);
 		for (size_t i = 0; i < value.len; i++) {
 			char c = value.p[i];
 
 			if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))
-				hub_buf_addch(b, c);
+				b->p[b->len++] = c;
 			else if (c >= 'a' && c <= 'z')
-				hub_buf_addch(b, c - 32);
+				b->p[b->len++] = c - 32;
 		}
+		b->p[b->len] = 0;
 		return;
 	default:
 		hub_buf_addstr(b, value);
