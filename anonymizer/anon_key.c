@@ -8,47 +8,6 @@
 
 #include "lib/utf8.h"
 
-/* U+0430..U+044F, а..я */
-static const char *const cyr_key[32] = {
-	"a", "b", "v", "g", "d", "e", "zh", "z", "i", "i", "k", "l", "m", "n", "o", "p",
-	"r", "s", "t", "u", "f", "h", "ts", "ch", "sh", "sh", "", "i", "", "e", "iu", "ia",
-};
-
-/* The key of one lower-cased code point, NULL when it has none. */
-static inline const char *cp_key(uint32_t cp)
-{
-	if (cp >= 'A' && cp <= 'Z')
-		cp += 'a' - 'A';
-	if (cp >= 'a' && cp <= 'z') {
-		static const char *const lat[26] = {
-			"a", "b", "c", "d", "e", "f", "g", "h", "i", "zh", "k", "l", "m",
-			"n", "o", "p", "k", "r", "s", "t", "u", "v", "v", "ks", "i", "z",
-		};
-		return lat[cp - 'a'];
-	}
-	if (cp >= 0x410 && cp <= 0x42f)
-		cp += 0x20;
-	else if (cp >= 0x400 && cp <= 0x40f)
-		cp += 0x50;
-	else if (cp >= 0x490 && cp <= 0x4ff && !(cp & 1))
-		cp++; /* Ғ Қ Ң Ү Ұ Һ Ә Ө: upper case is the even one */
-	if (cp >= 0x430 && cp <= 0x44f)
-		return cyr_key[cp - 0x430];
-	switch (cp) {
-	case 0x450: case 0x451: case 0x454: return "e"; /* ѐ ё є */
-	case 0x456: case 0x457: return "i";             /* і ї */
-	case 0x45e: return "u";                          /* ў */
-	case 0x493: return "g";                          /* ғ */
-	case 0x49b: return "k";                          /* қ */
-	case 0x4a3: return "n";                          /* ң */
-	case 0x4af: case 0x4b1: return "u";              /* ү ұ */
-	case 0x4bb: return "h";                          /* һ */
-	case 0x4d9: return "a";                          /* ә */
-	case 0x4e9: return "o";                          /* ө */
-	}
-	return NULL;
-}
-
 bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
 {
 	bool latin = n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z');
@@ -56,30 +15,9 @@ bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
 	return hub_anon__key_mode(p, n, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD, k);
 }
 
-/* Strict keys of the Kazakh letters (upper case never occurs in other keys). */
-static const char *kazakh_strict(uint32_t cp)
-{
-	if (cp >= 0x490 && cp <= 0x4ff && !(cp & 1))
-		cp++;
-	else if (cp == 0x406)
-		cp = 0x456;
-	switch (cp) {
-	case 0x4d9: return "A"; /* ә */
-	case 0x493: return "G"; /* ғ */
-	case 0x49b: return "Q"; /* қ */
-	case 0x4a3: return "N"; /* ң */
-	case 0x4e9: return "O"; /* ө */
-	case 0x4b1: return "U"; /* ұ */
-	case 0x4af: return "Y"; /* ү */
-	case 0x4bb: return "H"; /* һ */
-	case 0x456: return "I"; /* і */
-	}
-	return NULL;
-}
-
 char hub_anon__key_first(uint32_t cp)
 {
-	const char *s = cp_key(cp);
+	const char *s = hub_anon__cp_key(cp);
 
 	return s ? s[0] : 0;
 }
@@ -91,48 +29,6 @@ void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bo
 	k->latin = latin;
 	k->kazakh = false;
 	k->bad = false;
-}
-
-void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp)
-{
-	const char *s;
-	size_t len = k->len;
-
-	if (k->bad)
-		return;
-	s = cp_key(cp);
-	if (!s) {
-		k->bad = true;
-		return;
-	}
-	if (cp >= 0x406) {
-		if (k->mode != HUB_ANON_KEY_COLLAPSE && (cp == 0x44b || cp == 0x42b))
-			s = "y"; /* as spelled, ы is not и: розы is not Рози */
-		/* only і and the letters from U+0490 on are Kazakh */
-		if ((cp >= 0x490 || cp == 0x406 || cp == 0x456) && kazakh_strict(cp)) {
-			k->kazakh = true;
-			if (k->mode == HUB_ANON_KEY_STRICT)
-				s = kazakh_strict(cp);
-		}
-	}
-	for (; *s; s++) {
-		char c = *s, last = len ? k->s[len - 1] : 0; /* no key byte is 0 */
-
-		if (c == 'h' && last == 'k') {
-			k->s[len - 1] = 'h'; /* kh as х */
-			continue;
-		}
-		if (c == 'z' && last == 'd' && s[1] == 'h')
-			last = --len ? k->s[len - 1] : 0; /* dzh as j */
-		if (k->mode == HUB_ANON_KEY_COLLAPSE && last == c)
-			continue; /* Анна/Ana, Асель/Assel */
-		if (len == HUB_ANON_KEY_MAX) {
-			k->bad = true;
-			return;
-		}
-		k->s[len++] = c;
-	}
-	k->len = len;
 }
 
 bool hub_anon__key_end(struct hub_anon_key *k)
