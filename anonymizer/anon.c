@@ -1254,6 +1254,10 @@ static void find_ibans(struct scan *s)
 		char buf[34];
 		size_t ends[34], n = 0, k = i;
 
+		if (!is_digit(t.p[i + 3])) {
+			i++; /* nor can one start at i + 1 (its first digit) */
+			continue;
+		}
 		if (!((t.p[i] | 0x20) >= 'a' && (t.p[i] | 0x20) <= 'z') ||
 		    !((t.p[i + 1] | 0x20) >= 'a' && (t.p[i + 1] | 0x20) <= 'z') ||
 		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]))
