@@ -1420,7 +1420,19 @@ static void merge_spans(struct hub_anon_spans *o)
 
 	if (!o->n)
 		return;
-	qsort(o->items, o->n, sizeof(*o->items), cmp_span);
+	if (o->n > 16) {
+		qsort(o->items, o->n, sizeof(*o->items), cmp_span);
+	} else {
+		/* a few, mostly in order already: insertion (equal spans are the same span) */
+		for (size_t i = 1; i < o->n; i++) {
+			struct hub_anon_span x = o->items[i];
+			size_t j = i;
+
+			for (; j > 0 && cmp_span(&o->items[j - 1], &x) > 0; j--)
+				o->items[j] = o->items[j - 1];
+			o->items[j] = x;
+		}
+	}
 	for (size_t i = 1; i < o->n; i++) {
 		struct hub_anon_span *last = &o->items[n], *x = &o->items[i];
 
