@@ -400,8 +400,9 @@ struct scan {
 	const struct hub_anon_vault *vault;
 	struct hub_pool *pool;
 	struct hub_str text;
-	struct word *words;
+	struct word *words; /* first the 64 of first_words, then from pool */
 	size_t nwords, capwords;
+	struct word first_words[64];
 	struct hub_anon_spans *out;
 	bool translit_ok; /* Latin words may be transliterated Cyrillic names */
 };
@@ -420,7 +421,7 @@ static bool is_ascii_alnum(int c)
 #define cp_is_upper hub_anon__cp_is_upper
 
 /* One character at p[i]: its length (1 for an invalid byte, *cp then 0xfffd). */
-static size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
+static inline size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
 {
 	unsigned char c = (unsigned char)t.p[i];
 	size_t l;
@@ -819,7 +820,9 @@ static void mark_names(struct scan *s)
 	/* Names come in pairs: a capitalised neighbour of a name is a name when it could be
 	 * one, and a capitalised word after a first name is its surname. Forwards, backwards
 	 * and forwards again, to carry it along a row of names. */
-	for (int pass = 0; pass < 3; pass++) {
+	for (int pass = 0, changed = 1; pass < 3 && changed; pass++) {
+		/* a pass that changes nothing leaves nothing for the next one */
+		changed = 0;
 		for (size_t n = 0; n < s->nwords; n++) {
 			size_t i = pass == 1 ? s->nwords - 1 - n : n;
 			struct word *w = &ws[i];
@@ -835,13 +838,16 @@ static void mark_names(struct scan *s)
 			    (prev->w & W_CAP) && !(prev->lx & LX_NEVER)) {
 				ws[i - 1].w |= W_INTR; /* Абен улы */
 				w->w |= W_INTR;
+				changed = 1;
 				continue;
 			}
 			if ((!prev_name && !next_name) || !upper || place(s, i))
 				continue;
 			if ((w->w & (W_GAZ | W_SURNAME | W_PATRO)) ||
-			    (prev_name && (prev->w & W_FIRST)))
+			    (prev_name && (prev->w & W_FIRST))) {
 				w->w |= W_INTR;
+				changed = 1;
+			}
 		}
 	}
 }
@@ -1248,6 +1254,10 @@ static void find_ibans(struct scan *s)
 		char buf[34];
 		size_t ends[34], n = 0, k = i;
 
+		if (!is_digit(t.p[i + 3])) {
+			i++; /* nor can one start at i + 1 (its first digit) */
+			continue;
+		}
 		if (!((t.p[i] | 0x20) >= 'a' && (t.p[i] | 0x20) <= 'z') ||
 		    !((t.p[i + 1] | 0x20) >= 'a' && (t.p[i + 1] | 0x20) <= 'z') ||
 		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]))
@@ -1299,10 +1309,13 @@ static void find_emails(struct scan *s)
 	size_t lo = 0;
 
 	for (size_t a = 0; a < t.len; a++) {
-		size_t j = a, k = a + 1, dot = 0;
+		const char *at = memchr(t.p + a, '@', t.len - a);
+		size_t j, k, dot = 0;
 
-		if (t.p[a] != '@')
-			continue;
+		if (!at)
+			break;
+		a = (size_t)(at - t.p);
+		j = a, k = a + 1;
 		while (j > lo) {
 			if ((unsigned char)t.p[j - 1] >= 0x80) {
 				size_t l = letter_before(t, lo, j);
@@ -1407,7 +1420,19 @@ static void merge_spans(struct hub_anon_spans *o)
 
 	if (!o->n)
 		return;
-	qsort(o->items, o->n, sizeof(*o->items), cmp_span);
+	if (o->n > 16) {
+		qsort(o->items, o->n, sizeof(*o->items), cmp_span);
+	} else {
+		/* a few, mostly in order already: insertion (equal spans are the same span) */
+		for (size_t i = 1; i < o->n; i++) {
+			struct hub_anon_span x = o->items[i];
+			size_t j = i;
+
+			for (; j > 0 && cmp_span(&o->items[j - 1], &x) > 0; j--)
+				o->items[j] = o->items[j - 1];
+			o->items[j] = x;
+		}
+	}
 	for (size_t i = 1; i < o->n; i++) {
 		struct hub_anon_span *last = &o->items[n], *x = &o->items[i];
 
@@ -1426,8 +1451,12 @@ static void merge_spans(struct hub_anon_spans *o)
 int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		    struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out)
 {
-	struct scan s = { .anon = anon, .vault = vault, .pool = pool, .text = text, .out = out };
+	struct scan s;
 	struct literal_ctx lc = { &s };
+
+	s = (struct scan){ .anon = anon, .vault = vault, .pool = pool, .text = text, .out = out };
+	s.words = s.first_words;
+	s.capwords = HUB_ARRAY_SIZE(s.first_words);
 
 	out->items = NULL;
 	out->n = out->cap = 0;

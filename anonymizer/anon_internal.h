@@ -41,9 +41,9 @@ bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k);
 bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
 			struct hub_anon_key *k);
 /* The same a character at a time (the detector keys words as it cuts them): start, add
- * each code point, end (false as hub_anon__key_mode). */
+ * each code point (hub_anon__key_add, inline at the end of this file), end (false as
+ * hub_anon__key_mode). */
 void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin);
-void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp);
 bool hub_anon__key_end(struct hub_anon_key *k);
 /* The first byte of the key of a letter, 0 when it has none. */
 char hub_anon__key_first(uint32_t cp);
@@ -131,5 +131,112 @@ static inline bool hub_anon__cp_is_upper(uint32_t cp)
 
 /* ASCII-only case-insensitive search of needle in hay from offset; SIZE_MAX if absent. */
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle);
+
+/* ---- keys a character at a time, inline: the detector keys every letter ---- */
+
+/* The key of one lower-cased code point, NULL when it has none. */
+static inline const char *hub_anon__cp_key(uint32_t cp)
+{
+	/* U+0430..U+044F, а..я */
+	static const char *const cyr[32] = {
+		"a", "b", "v", "g", "d", "e", "zh", "z", "i", "i", "k", "l", "m", "n", "o",
+		"p", "r", "s", "t", "u", "f", "h", "ts", "ch", "sh", "sh", "", "i", "", "e",
+		"iu", "ia",
+	};
+
+	if (cp >= 'A' && cp <= 'Z')
+		cp += 'a' - 'A';
+	if (cp >= 'a' && cp <= 'z') {
+		static const char *const lat[26] = {
+			"a", "b", "c", "d", "e", "f", "g", "h", "i", "zh", "k", "l", "m",
+			"n", "o", "p", "k", "r", "s", "t", "u", "v", "v", "ks", "i", "z",
+		};
+		return lat[cp - 'a'];
+	}
+	if (cp >= 0x410 && cp <= 0x42f)
+		cp += 0x20;
+	else if (cp >= 0x400 && cp <= 0x40f)
+		cp += 0x50;
+	else if (cp >= 0x490 && cp <= 0x4ff && !(cp & 1))
+		cp++; /* Ғ Қ Ң Ү Ұ Һ Ә Ө: upper case is the even one */
+	if (cp >= 0x430 && cp <= 0x44f)
+		return cyr[cp - 0x430];
+	switch (cp) {
+	case 0x450: case 0x451: case 0x454: return "e"; /* ѐ ё є */
+	case 0x456: case 0x457: return "i";             /* і ї */
+	case 0x45e: return "u";                          /* ў */
+	case 0x493: return "g";                          /* ғ */
+	case 0x49b: return "k";                          /* қ */
+	case 0x4a3: return "n";                          /* ң */
+	case 0x4af: case 0x4b1: return "u";              /* ү ұ */
+	case 0x4bb: return "h";                          /* һ */
+	case 0x4d9: return "a";                          /* ә */
+	case 0x4e9: return "o";                          /* ө */
+	}
+	return NULL;
+}
+
+/* Strict keys of the Kazakh letters (upper case never occurs in other keys). */
+static inline const char *hub_anon__kazakh_strict(uint32_t cp)
+{
+	if (cp >= 0x490 && cp <= 0x4ff && !(cp & 1))
+		cp++;
+	else if (cp == 0x406)
+		cp = 0x456;
+	switch (cp) {
+	case 0x4d9: return "A"; /* ә */
+	case 0x493: return "G"; /* ғ */
+	case 0x49b: return "Q"; /* қ */
+	case 0x4a3: return "N"; /* ң */
+	case 0x4e9: return "O"; /* ө */
+	case 0x4b1: return "U"; /* ұ */
+	case 0x4af: return "Y"; /* ү */
+	case 0x4bb: return "H"; /* һ */
+	case 0x456: return "I"; /* і */
+	}
+	return NULL;
+}
+
+static inline void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp)
+{
+	const char *s;
+	size_t len = k->len;
+
+	if (k->bad)
+		return;
+	s = hub_anon__cp_key(cp);
+	if (!s) {
+		k->bad = true;
+		return;
+	}
+	if (cp >= 0x406) {
+		if (k->mode != HUB_ANON_KEY_COLLAPSE && (cp == 0x44b || cp == 0x42b))
+			s = "y"; /* as spelled, ы is not и: розы is not Рози */
+		/* only і and the letters from U+0490 on are Kazakh */
+		if ((cp >= 0x490 || cp == 0x406 || cp == 0x456) && hub_anon__kazakh_strict(cp)) {
+			k->kazakh = true;
+			if (k->mode == HUB_ANON_KEY_STRICT)
+				s = hub_anon__kazakh_strict(cp);
+		}
+	}
+	for (; *s; s++) {
+		char c = *s, last = len ? k->s[len - 1] : 0; /* no key byte is 0 */
+
+		if (c == 'h' && last == 'k') {
+			k->s[len - 1] = 'h'; /* kh as х */
+			continue;
+		}
+		if (c == 'z' && last == 'd' && s[1] == 'h')
+			last = --len ? k->s[len - 1] : 0; /* dzh as j */
+		if (k->mode == HUB_ANON_KEY_COLLAPSE && last == c)
+			continue; /* Анна/Ana, Асель/Assel */
+		if (len == HUB_ANON_KEY_MAX) {
+			k->bad = true;
+			return;
+		}
+		k->s[len++] = c;
+	}
+	k->len = len;
+}
 
 #endif

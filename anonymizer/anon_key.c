@@ -8,47 +8,6 @@
 
 #include "lib/utf8.h"
 
-/* U+0430..U+044F, а..я */
-static const char *const cyr_key[32] = {
-	"a", "b", "v", "g", "d", "e", "zh", "z", "i", "i", "k", "l", "m", "n", "o", "p",
-	"r", "s", "t", "u", "f", "h", "ts", "ch", "sh", "sh", "", "i", "", "e", "iu", "ia",
-};
-
-/* The key of one lower-cased code point, NULL when it has none. */
-static const char *cp_key(uint32_t cp)
-{
-	if (cp >= 'A' && cp <= 'Z')
-		cp += 'a' - 'A';
-	if (cp >= 'a' && cp <= 'z') {
-		static const char *const lat[26] = {
-			"a", "b", "c", "d", "e", "f", "g", "h", "i", "zh", "k", "l", "m",
-			"n", "o", "p", "k", "r", "s", "t", "u", "v", "v", "ks", "i", "z",
-		};
-		return lat[cp - 'a'];
-	}
-	if (cp >= 0x410 && cp <= 0x42f)
-		cp += 0x20;
-	else if (cp >= 0x400 && cp <= 0x40f)
-		cp += 0x50;
-	else if (cp >= 0x490 && cp <= 0x4ff && !(cp & 1))
-		cp++; /* Ғ Қ Ң Ү Ұ Һ Ә Ө: upper case is the even one */
-	if (cp >= 0x430 && cp <= 0x44f)
-		return cyr_key[cp - 0x430];
-	switch (cp) {
-	case 0x450: case 0x451: case 0x454: return "e"; /* ѐ ё є */
-	case 0x456: case 0x457: return "i";             /* і ї */
-	case 0x45e: return "u";                          /* ў */
-	case 0x493: return "g";                          /* ғ */
-	case 0x49b: return "k";                          /* қ */
-	case 0x4a3: return "n";                          /* ң */
-	case 0x4af: case 0x4b1: return "u";              /* ү ұ */
-	case 0x4bb: return "h";                          /* һ */
-	case 0x4d9: return "a";                          /* ә */
-	case 0x4e9: return "o";                          /* ө */
-	}
-	return NULL;
-}
-
 bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
 {
 	bool latin = n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z');
@@ -56,30 +15,9 @@ bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
 	return hub_anon__key_mode(p, n, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD, k);
 }
 
-/* Strict keys of the Kazakh letters (upper case never occurs in other keys). */
-static const char *kazakh_strict(uint32_t cp)
-{
-	if (cp >= 0x490 && cp <= 0x4ff && !(cp & 1))
-		cp++;
-	else if (cp == 0x406)
-		cp = 0x456;
-	switch (cp) {
-	case 0x4d9: return "A"; /* ә */
-	case 0x493: return "G"; /* ғ */
-	case 0x49b: return "Q"; /* қ */
-	case 0x4a3: return "N"; /* ң */
-	case 0x4e9: return "O"; /* ө */
-	case 0x4b1: return "U"; /* ұ */
-	case 0x4af: return "Y"; /* ү */
-	case 0x4bb: return "H"; /* һ */
-	case 0x456: return "I"; /* і */
-	}
-	return NULL;
-}
-
 char hub_anon__key_first(uint32_t cp)
 {
-	const char *s = cp_key(cp);
+	const char *s = hub_anon__cp_key(cp);
 
 	return s ? s[0] : 0;
 }
@@ -91,45 +29,6 @@ void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bo
 	k->latin = latin;
 	k->kazakh = false;
 	k->bad = false;
-}
-
-void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp)
-{
-	const char *s;
-	size_t len = k->len;
-
-	if (k->bad)
-		return;
-	s = cp_key(cp);
-	if (!s) {
-		k->bad = true;
-		return;
-	}
-	if (k->mode != HUB_ANON_KEY_COLLAPSE && (cp == 0x44b || cp == 0x42b))
-		s = "y"; /* as spelled, ы is not и: розы is not Рози */
-	if (cp >= 0x406 && kazakh_strict(cp)) {
-		k->kazakh = true;
-		if (k->mode == HUB_ANON_KEY_STRICT)
-			s = kazakh_strict(cp);
-	}
-	for (; *s; s++) {
-		char c = *s;
-
-		if (c == 'h' && len && k->s[len - 1] == 'k') {
-			k->s[len - 1] = 'h'; /* kh as х */
-			continue;
-		}
-		if (c == 'z' && s[1] == 'h' && len && k->s[len - 1] == 'd')
-			len--; /* dzh as j */
-		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c)
-			continue; /* Анна/Ana, Асель/Assel */
-		if (len == HUB_ANON_KEY_MAX) {
-			k->bad = true;
-			return;
-		}
-		k->s[len++] = c;
-	}
-	k->len = len;
 }
 
 bool hub_anon__key_end(struct hub_anon_key *k)
@@ -183,33 +82,49 @@ struct ending {
 
 #define E(x) { x, sizeof(x) - 1 }
 
-/* Russian case endings and Kazakh case and possessive endings, as keys. */
-static const struct ending endings[] = {
-	E("oiu"), E("eiu"), E("ami"), E("nin"), E("din"), E("tin"), E("dan"), E("den"),
-	E("tan"), E("ten"), E("nan"), E("nen"), E("men"), E("ben"), E("pen"), E("dyn"),
-	E("tyn"), E("nyn"), E("ga"), E("ge"), E("ka"), E("ke"), E("na"), E("ne"), E("di"),
-	E("ti"), E("ni"), E("da"), E("de"), E("ta"), E("te"), E("si"), E("om"), E("oi"),
-	E("ei"), E("em"), E("iu"), E("ia"), E("ah"), E("am"), E("in"), E("yi"), E("dy"),
-	E("ty"), E("ny"), E("yn"), E("sy"), E("ym"), E("im"), E("a"), E("i"), E("u"), E("e"),
-	E("y"),
-};
+/* Russian case endings and Kazakh case and possessive endings, as keys, by their last
+ * letter (in the order the stems are tried). */
+static const struct ending end_a[] = { E("ga"), E("ka"), E("na"), E("da"), E("ta"), E("ia"),
+				       E("a") },
+	end_e[] = { E("ge"), E("ke"), E("ne"), E("de"), E("te"), E("e") },
+	end_h[] = { E("ah") },
+	end_i[] = { E("ami"), E("di"), E("ti"), E("ni"), E("si"), E("oi"), E("ei"), E("yi"),
+		    E("i") },
+	end_m[] = { E("om"), E("em"), E("am"), E("ym"), E("im") },
+	end_n[] = { E("nin"), E("din"), E("tin"), E("dan"), E("den"), E("tan"), E("ten"),
+		    E("nan"), E("nen"), E("men"), E("ben"), E("pen"), E("dyn"), E("tyn"),
+		    E("nyn"), E("in"), E("yn") },
+	end_u[] = { E("oiu"), E("eiu"), E("iu"), E("u") },
+	end_y[] = { E("dy"), E("ty"), E("ny"), E("sy"), E("y") };
 
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max)
 {
-	size_t n = 0;
-	char last;
+	const struct ending *e;
+	size_t n = 0, ne;
 
 	if (!max)
 		return 0;
 	lens[n++] = k->len;
 	if (k->len < HUB_ANON_STEM_MIN + 1)
 		return n;
-	last = k->s[k->len - 1];
-	for (size_t i = 0; i < HUB_ARRAY_SIZE(endings) && n < max; i++) {
-		size_t el = endings[i].len;
+	switch (k->s[k->len - 1]) {
+	case 'a': e = end_a, ne = HUB_ARRAY_SIZE(end_a); break;
+	case 'e': e = end_e, ne = HUB_ARRAY_SIZE(end_e); break;
+	case 'h': e = end_h, ne = HUB_ARRAY_SIZE(end_h); break;
+	case 'i': e = end_i, ne = HUB_ARRAY_SIZE(end_i); break;
+	case 'm': e = end_m, ne = HUB_ARRAY_SIZE(end_m); break;
+	case 'n': e = end_n, ne = HUB_ARRAY_SIZE(end_n); break;
+	case 'u': e = end_u, ne = HUB_ARRAY_SIZE(end_u); break;
+	case 'y': e = end_y, ne = HUB_ARRAY_SIZE(end_y); break;
+	default: return n;
+	}
+	for (size_t i = 0; i < ne && n < max; i++) {
+		size_t el = e[i].len;
+		const char *t = k->s + k->len - el; /* k->len >= 4 > el */
 
-		if (endings[i].s[el - 1] != last || k->len < el + HUB_ANON_STEM_MIN ||
-		    memcmp(k->s + k->len - el, endings[i].s, el) != 0)
+		/* the last letter matched: at most two more */
+		if (k->len < el + HUB_ANON_STEM_MIN || (el > 1 && t[0] != e[i].s[0]) ||
+		    (el > 2 && t[1] != e[i].s[1]))
 			continue;
 		lens[n++] = k->len - el;
 	}
@@ -363,13 +278,27 @@ size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon
 	return i;
 }
 
+/* The next byte at or after p before end that is a or b (a and b may be equal). */
+static const char *find_either(const char *p, const char *end, char a, char b)
+{
+	const char *x = p < end ? memchr(p, a, (size_t)(end - p)) : NULL;
+	const char *y = a != b && p < end ? memchr(p, b, (size_t)(x ? x - p : end - p)) : NULL;
+
+	return y ? y : x;
+}
+
 size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, size_t *len,
 			     enum hub_anon_type *type, unsigned *index)
 {
 	for (size_t i = from; i < n; i++) {
 		size_t start, l;
+		const char *next;
 
 		/* a marker starts with '[' or has a '_' after its name: look only there */
+		next = find_either(p + i, p + n, '[', '_');
+		if (!next)
+			break;
+		i = (size_t)(next - p);
 		if (p[i] == '[') {
 			start = i;
 		} else if (p[i] == '_') {
@@ -400,16 +329,23 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle)
 {
-	if (!needle.len || hay.len < needle.len)
-		return SIZE_MAX;
-	for (size_t i = from; i + needle.len <= hay.len; i++) {
-		size_t j = 0;
+	const char *end, *at;
+	char lo, up;
 
-		while (j < needle.len && lower((unsigned char)hay.p[i + j]) ==
+	if (!needle.len || hay.len < needle.len || from > hay.len - needle.len)
+		return SIZE_MAX;
+	lo = (char)lower((unsigned char)needle.p[0]);
+	up = lo >= 'a' && lo <= 'z' ? (char)(lo - 32) : lo;
+	end = hay.p + hay.len - needle.len + 1; /* where a match may start */
+	for (at = find_either(hay.p + from, end, lo, up); at;
+	     at = find_either(at + 1, end, lo, up)) {
+		size_t j = 1;
+
+		while (j < needle.len && lower((unsigned char)at[j]) ==
 					 lower((unsigned char)needle.p[j]))
 			j++;
 		if (j == needle.len)
-			return i;
+			return (size_t)(at - hay.p);
 	}
 	return SIZE_MAX;
 }

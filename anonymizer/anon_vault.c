@@ -3,7 +3,6 @@
 #include "anonymizer/anon_vault.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +31,7 @@ struct hub_anon_vault {
 	struct hub_anon_htab names;  /* name norms (hub_anon__name_norm) */
 	uint64_t name_first;         /* bit c & 63 for each first byte c of a name key */
 	struct hub_anon_htab phones; /* national numbers (10 digits) and local ones (7) */
+	struct hub_buf scratch;      /* intern's norm, kept for its allocation */
 };
 
 int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
@@ -40,6 +40,7 @@ int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 
 	v->anon = anon;
 	hub_pool_init(&v->pool);
+	hub_buf_init(&v->scratch);
 	*out = v;
 	return 0;
 }
@@ -51,6 +52,7 @@ void hub_anon_vault_free(struct hub_anon_vault *vault)
 	hub_pool_release(&vault->pool);
 	hub_anon__htab_release(&vault->names);
 	hub_anon__htab_release(&vault->phones);
+	hub_buf_release(&vault->scratch);
 	free(vault->e);
 	free(vault);
 }
@@ -136,21 +138,25 @@ static void normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
 		/* fall through */
 	case HUB_ANON_EMAIL:
 		*literal = true;
+		hub_buf_grow(b, value.len);
 		for (size_t i = 0; i < value.len; i++) {
 			char c = value.p[i];
 
-			hub_buf_addch(b, c >= 'A' && c <= 'Z' ? c + 32 : c);
+			b->p[b->len++] = c >= 'A' && c <= 'Z' ? c + 32 : c;
 		}
+		b->p[b->len] = 0;
 		return;
 	case HUB_ANON_IIN: case HUB_ANON_BIN: case HUB_ANON_CARD: case HUB_ANON_IBAN:
+		hub_buf_grow(b, value.len);
 		for (size_t i = 0; i < value.len; i++) {
 			char c = value.p[i];
 
 			if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))
-				hub_buf_addch(b, c);
+				b->p[b->len++] = c;
 			else if (c >= 'a' && c <= 'z')
-				hub_buf_addch(b, c - 32);
+				b->p[b->len++] = c - 32;
 		}
+		b->p[b->len] = 0;
 		return;
 	default:
 		hub_buf_addstr(b, value);
@@ -234,20 +240,20 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 			    struct hub_str value, bool known)
 {
 	uint32_t how = known ? HUB_ANON_KNOWN : HUB_ANON_LEARNED;
-	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_buf *b = &v->scratch;
 	struct hub_str norm;
 	struct entry *e;
 	bool literal;
 	uint64_t h;
 
-	e = lookup(v, type, value, &b, &literal, &h);
+	hub_buf_reset(b);
+	e = lookup(v, type, value, b, &literal, &h);
 	if (e) {
 		if (known && type == HUB_ANON_NAME && !literal)
 			index_name(v, value, e->norm.len, how);
-		hub_buf_release(&b);
 		return e;
 	}
-	norm = hub_buf_str(&b);
+	norm = hub_buf_str(b);
 	if (v->n == v->cap) {
 		v->cap = v->cap ? v->cap * 2 : 16;
 		v->e = hub_xrealloc(v->e, v->cap * sizeof(*v->e));
@@ -260,20 +266,30 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 		index_name(v, value, norm.len, how);
 	if (type == HUB_ANON_PHONE)
 		index_phone(v, e->norm);
-	hub_buf_release(&b);
 	return e;
 }
 
 static void give_marker(struct hub_anon_vault *v, struct entry *e)
 {
-	char m[32];
-	int n;
+	const char *name;
+	char m[32], d[12];
+	size_t n = 0, nd = 0;
+	unsigned idx;
 
 	if (e->index)
 		return;
-	e->index = ++v->count[e->type];
-	n = snprintf(m, sizeof(m), "[%s_%u]", hub_anon_type_name(e->type), e->index);
-	e->marker = hub_pool_strcopy(&v->pool, (struct hub_str){ m, (size_t)n });
+	idx = e->index = ++v->count[e->type];
+	m[n++] = '[';
+	for (name = hub_anon_type_name(e->type); *name; name++)
+		m[n++] = *name;
+	m[n++] = '_';
+	do
+		d[nd++] = (char)('0' + idx % 10);
+	while (idx /= 10);
+	while (nd)
+		m[n++] = d[--nd];
+	m[n++] = ']';
+	e->marker = hub_pool_strcopy(&v->pool, (struct hub_str){ m, n });
 }
 
 int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type type,
@@ -416,7 +432,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 {
 	struct hub_anon_spans spans;
 	struct hub_anon_entity *list = NULL;
-	size_t at = 0, was;
+	size_t at = 0, was, *got = NULL; /* got[i]: the entry of span i, + 1; 0 to intern */
 	int ret;
 
 	if (ents)
@@ -431,13 +447,21 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	 * again, a few times at most, for what that look finds). */
 	for (int look = 1; look < HUB_ANON_LOOKS; look++) {
 		was = vault->n;
-		for (size_t i = 0; i < spans.n; i++)
-			(void)intern(vault, spans.items[i].type,
-				     (struct hub_str){ text.p + spans.items[i].start,
-						       spans.items[i].end - spans.items[i].start },
-				     false);
+		got = spans.n ? hub_pool_calloc(pool, spans.n, sizeof(*got)) : NULL;
+		for (size_t i = 0; i < spans.n; i++) {
+			struct entry *e = intern(vault, spans.items[i].type,
+						 (struct hub_str){ text.p + spans.items[i].start,
+								   spans.items[i].end -
+									   spans.items[i].start },
+						 false);
+
+			/* a name's norm depends on the names the vault has: it is taken again */
+			if (spans.items[i].type != HUB_ANON_NAME)
+				got[i] = (size_t)(e - vault->e) + 1;
+		}
 		if (vault->n == was || !look_again(vault, text, &spans, was))
 			break;
+		got = NULL;
 		ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
 		if (ret < 0)
 			return ret;
@@ -446,9 +470,9 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		list = hub_pool_calloc(pool, spans.n, sizeof(*list));
 	for (size_t i = 0; i < spans.n; i++) {
 		const struct hub_anon_span *sp = &spans.items[i];
-		struct entry *e = intern(vault, sp->type,
-					 (struct hub_str){ text.p + sp->start,
-							   sp->end - sp->start }, false);
+		struct entry *e = got && got[i] ? &vault->e[got[i] - 1] :
+			intern(vault, sp->type,
+			       (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false);
 
 		give_marker(vault, e);
 		hub_buf_add(out, text.p + at, sp->start - at);
