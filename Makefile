@@ -136,7 +136,7 @@ bench: deps
 	$(Q)bench/fanout
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include mk/*.mk
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,6 +1,6 @@
 # mk/anon.mk - the anonymizer's build: its name lists compiled into libhubcore.a,
 # `make bench-anon` (bench/anon.c: MB/s and messages/s against a reference pass) and
-# `make fuzz-anon` (tests/fuzz/fuzz_anon.c under libFuzzer, clang; FUZZ_SECONDS=600).
+# `make fuzz-anon` (tests/fuzz/fuzz_anon.c under libFuzzer, clang; FUZZ_SECONDS, 60 by default).
 
 ANON_DATA := $(sort $(wildcard anonymizer/data/*.txt))
 ANON_GEN := $(BUILD)/gen/anon_data.c
