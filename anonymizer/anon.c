@@ -1214,13 +1214,15 @@ static size_t letter_before(struct hub_str t, size_t lo, size_t e)
 	return e - b;
 }
 
-/* Where the word of letters around byte i starts (i when none is glued before it). */
-static size_t word_start(struct hub_str t, size_t i)
+/* Where the word of letters (and digits, when digits) around byte i starts (i when none
+ * is glued before it). */
+static size_t word_start(struct hub_str t, size_t i, bool digits)
 {
 	size_t b;
 
 	while (i > 0) {
-		if (((t.p[i - 1] | 0x20) >= 'a' && (t.p[i - 1] | 0x20) <= 'z'))
+		if (((t.p[i - 1] | 0x20) >= 'a' && (t.p[i - 1] | 0x20) <= 'z') ||
+		    (digits && is_digit(t.p[i - 1])))
 			i--;
 		else if ((b = letter_before(t, 0, i)) > 0)
 			i -= b;
@@ -1230,14 +1232,15 @@ static size_t word_start(struct hub_str t, size_t i)
 	return i;
 }
 
-/* Where the word of letters around byte i ends (i when none is glued after it). */
-static size_t word_end(struct hub_str t, size_t i)
+/* Where the word of letters (and digits, when digits) around byte i ends (i when none is
+ * glued after it). */
+static size_t word_end(struct hub_str t, size_t i, bool digits)
 {
 	while (i < t.len) {
 		uint32_t cp;
 		size_t l = next_cp(t, i, &cp);
 
-		if (!cp_is_letter(cp))
+		if (!cp_is_letter(cp) && !(digits && is_digit((int)cp)))
 			break;
 		i += l;
 	}
@@ -1282,7 +1285,8 @@ static void find_ibans(struct scan *s)
 				/* inside a word or a number, all of it: a piece left would be new */
 				while (e < t.len && is_ascii_alnum(t.p[e]))
 					e++;
-				add_span(s, word_start(t, i), word_end(t, e), HUB_ANON_IBAN);
+				add_span(s, word_start(t, i, false), word_end(t, e, false),
+					 HUB_ANON_IBAN);
 				i = e - 1;
 				break;
 			}
@@ -1364,12 +1368,13 @@ static void on_literal(struct hub_str value, enum hub_anon_type type, void *data
 	struct hub_str t = s->text;
 	size_t at = 0;
 
-	/* wherever it is, even inside a longer word, and then with the whole word: a piece
-	 * left behind would be a new word (what surrounds a value may change) */
+	/* wherever it is, even inside a longer word, and then with the whole word of letters
+	 * and digits: a piece left behind would be a new word next to the marker, and digits
+	 * glued to a value ("a@b.kz12345678") a new number the detectors would find there */
 	while ((at = hub_anon__find_ci(t, at, value)) != SIZE_MAX) {
-		size_t end = word_end(t, at + value.len);
+		size_t end = word_end(t, at + value.len, true);
 
-		add_span(s, word_start(t, at), end, type);
+		add_span(s, word_start(t, at, true), end, type);
 		at = end;
 	}
 }
@@ -1384,7 +1389,8 @@ static void find_markers(struct scan *s)
 	while ((at = hub_anon__marker_find(t.p, t.len, at, true, &l, &type, &idx)) != SIZE_MAX) {
 		/* glued to a word ("ИванPHONE_1"): the word goes with it, or replacing it
 		 * would leave a new word behind */
-		add_span(s, t.p[at] == '[' ? at : word_start(t, at), at + l, HUB_ANON_MARKER);
+		add_span(s, t.p[at] == '[' ? at : word_start(t, at, false), at + l,
+			 HUB_ANON_MARKER);
 		at += l;
 	}
 }

@@ -353,6 +353,31 @@ static void test_guard(void **state)
 	hub_anon_vault_free(v);
 }
 
+/* Digits glued to a value of the vault go with it: left behind, next to its marker, they
+ * would be a new number (here the end of the vault's phone) in the pseudonymized text. */
+static void test_value_takes_glued_digits(void **state)
+{
+	static const char *const texts[] = {
+		"пишите Nurlan@mail.kz2112145.x",
+		"Nurlan@mail.kz\xff nurlan@mail.kz77777772112145.u",
+	};
+	struct hub_anon_vault *v;
+	struct hub_buf b = HUB_BUF_INIT, r = HUB_BUF_INIT;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_EMAIL, HUB_STR("nurlan@mail.kz")), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_PHONE, HUB_STR("+7 701 211 21 45")),
+			 0);
+	assert_string_equal(pseudo(v, texts[0], &b), "пишите [EMAIL_1].x");
+	assert_false(hub_anon_vault_leaks(v, hub_str_from(b.p)));
+	assert_string_equal(restore(v, b.p, &r), texts[0]);
+	assert_string_equal(pseudo(v, texts[1], &b), "[EMAIL_2]\xff [EMAIL_3].u");
+	assert_false(hub_anon_vault_leaks(v, hub_str_from(b.p)));
+	hub_buf_release(&r);
+	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
 /* Adversarial texts of 256 KiB go through in one pass each: a quadratic step would make
  * this test time out (no time is measured here). */
 static void test_long_adversarial_texts(void **state)
@@ -422,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_marker_like_input_round_trips),
 		cmocka_unit_test(test_known_values),
 		cmocka_unit_test(test_guard),
+		cmocka_unit_test(test_value_takes_glued_digits),
 		cmocka_unit_test(test_long_adversarial_texts),
 		cmocka_unit_test(test_small_lexicon),
 	};
