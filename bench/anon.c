@@ -79,6 +79,33 @@ static size_t reference(const char *p, size_t n, char *out)
 	return o;
 }
 
+/* One conversation: every message pseudonymized with one vault; adds the output bytes to
+ * *sink. 0 or -1. */
+static int conversation(struct hub_anon *anon, char (*msgs)[MSG_LEN + 1], const size_t *lens,
+			size_t nmsg, struct hub_buf *out, size_t *sink)
+{
+	struct hub_anon_vault *v;
+
+	if (hub_anon_vault_new(anon, &v) < 0)
+		return -1;
+	for (size_t i = 0; i < nmsg; i++) {
+		struct hub_pool pool = HUB_POOL_INIT;
+		struct hub_str m = { msgs[i], lens[i] };
+		int ret;
+
+		hub_buf_reset(out);
+		ret = hub_anon_vault_pseudonymize(v, &pool, m, out, NULL, NULL);
+		hub_pool_release(&pool);
+		if (ret < 0) {
+			hub_anon_vault_free(v);
+			return -1;
+		}
+		*sink += out->len;
+	}
+	hub_anon_vault_free(v);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char msgs[HUB_ARRAY_SIZE(templates)][MSG_LEN + 1], folded[4 * MSG_LEN];
@@ -105,43 +132,17 @@ int main(int argc, char **argv)
 	/* calibrate: rounds of all messages for about `seconds` of pseudonymization */
 	t0 = now();
 	while (now() - t0 < seconds / 4) {
-		struct hub_anon_vault *v;
-
-		if (hub_anon_vault_new(anon, &v) < 0)
+		if (conversation(anon, msgs, lens, nmsg, &out, &sink) < 0)
 			return 1;
-		for (size_t i = 0; i < nmsg; i++) {
-			struct hub_pool pool = HUB_POOL_INIT;
-			struct hub_str m = { msgs[i], lens[i] };
-
-			hub_buf_reset(&out);
-			if (hub_anon_vault_pseudonymize(v, &pool, m, &out, NULL, NULL) < 0)
-				return 1;
-			hub_pool_release(&pool);
-		}
-		hub_anon_vault_free(v);
 		iters++;
 	}
 	iters *= 4;
 
 	/* pseudonymize: one vault per conversation of all the messages */
 	t0 = now();
-	for (done = 0; done < iters; done++) {
-		struct hub_anon_vault *v;
-
-		if (hub_anon_vault_new(anon, &v) < 0)
+	for (done = 0; done < iters; done++)
+		if (conversation(anon, msgs, lens, nmsg, &out, &sink) < 0)
 			return 1;
-		for (size_t i = 0; i < nmsg; i++) {
-			struct hub_pool pool = HUB_POOL_INIT;
-			struct hub_str m = { msgs[i], lens[i] };
-
-			hub_buf_reset(&out);
-			if (hub_anon_vault_pseudonymize(v, &pool, m, &out, NULL, NULL) < 0)
-				return 1;
-			sink += out.len;
-			hub_pool_release(&pool);
-		}
-		hub_anon_vault_free(v);
-	}
 	t_anon = now() - t0;
 
 	/* detect only, no vault */
