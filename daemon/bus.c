@@ -369,6 +369,7 @@ static void offer(struct hub_bus_tenant *t, const struct hub_bus_event *ev, cons
 struct hub_bus_tenant *hub_bus_tenant_ref(struct hub_bus *bus, const char *tid)
 {
 	struct hub_bus_tenant *t = tenant_find(bus, hub_str_from(tid));
+	size_t len;
 	unsigned h;
 
 	if (t) {
@@ -377,12 +378,13 @@ struct hub_bus_tenant *hub_bus_tenant_ref(struct hub_bus *bus, const char *tid)
 			fetch_start(t); /* the last read failed: try again */
 		return t;
 	}
-	hub_assert(strlen(tid) < sizeof(t->tid));
+	len = strlen(tid);
+	hub_assert(len < sizeof(t->tid));
 	t = hub_xcalloc(1, sizeof(*t));
 	t->bus = bus;
 	t->refs = 1;
 	t->last = -1;
-	strcpy(t->tid, tid);
+	memcpy(t->tid, tid, len + 1);
 	h = tid_hash(t->tid);
 	t->next = bus->buckets[h];
 	bus->buckets[h] = t;
@@ -456,7 +458,7 @@ static void mark_published(struct hub_bus *bus, struct hub_str tenant, int64_t i
 		return;
 	}
 	m = hub_xcalloc(1, sizeof(*m));
-	strcpy(m->tid, key);
+	memcpy(m->tid, key, tenant.len + 1);
 	m->id = id;
 	m->next = *head;
 	*head = m;
