@@ -210,11 +210,15 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value, size_t no
 {
 	struct hub_anon_key c, nc;
 
-	if (!hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_COLLAPSE, &c) ||
-	    !hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_FOLD, &nc))
+	/* the collapsed key (the entry's norm) whatever the folded one gives: a word too
+	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
+	if (!hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_COLLAPSE, &c))
 		return;
 	hub_anon__htab_or(&v->names, c.h[norm_len], how);
-	v->name_first |= 1ull << (c.s[0] & 63) | 1ull << (nc.s[0] & 63);
+	v->name_first |= 1ull << (c.s[0] & 63);
+	if (!hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_FOLD, &nc))
+		return;
+	v->name_first |= 1ull << (nc.s[0] & 63);
 	if (nc.len >= c.len - norm_len)
 		hub_anon__htab_or(&v->names, nc.h[nc.len - (c.len - norm_len)], how);
 }
