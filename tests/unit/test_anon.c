@@ -382,12 +382,13 @@ static void test_value_takes_glued_digits(void **state)
  * the text: the vault holds it, so left in the pseudonymized text it would leak. */
 static void test_long_known_word_found(void **state)
 {
-	char name[64] = "\xd2\xafni A", text[80];
+	char q[47], name[64], text[80];
 	struct hub_anon_vault *v;
 	struct hub_buf b = HUB_BUF_INIT, r = HUB_BUF_INIT;
 
-	memset(name + strlen(name), 'q', 46);
-	strcat(name, "sy");
+	memset(q, 'q', sizeof(q) - 1);
+	q[sizeof(q) - 1] = '\0';
+	snprintf(name, sizeof(name), "\xd2\xafni A%ssy", q);
 	snprintf(text, sizeof(text), "%s\n", name);
 	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
 	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, hub_str_from(name)), 0);
