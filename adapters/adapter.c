@@ -35,14 +35,9 @@ const struct hub_adapter *hub_adapter_for(enum hub_channel_kind kind)
 
 struct hub_event *hub_event_list_push(struct hub_event_list *list, struct hub_pool *pool)
 {
-	if (list->n == list->cap) {
-		size_t cap = list->cap ? 2 * list->cap : 8;
-		struct hub_event *items = hub_pool_calloc(pool, cap, sizeof(*items));
-		if (list->n)
-			memcpy(items, list->items, list->n * sizeof(*items));
-		list->items = items;
-		list->cap = cap;
-	}
+	if (list->n == list->cap)
+		list->items = hub_pool_grow(pool, list->items, &list->cap, 8,
+					    sizeof(*list->items));
 	return &list->items[list->n++];
 }
 

@@ -442,29 +442,15 @@ static void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_typ
 {
 	struct hub_anon_spans *o = s->out;
 
-	if (o->n == o->cap) {
-		size_t cap = o->cap ? o->cap * 2 : 16;
-		struct hub_anon_span *items = hub_pool_calloc(s->pool, cap, sizeof(*items));
-
-		if (o->n)
-			memcpy(items, o->items, o->n * sizeof(*items));
-		o->items = items;
-		o->cap = cap;
-	}
+	if (o->n == o->cap)
+		o->items = hub_pool_grow(s->pool, o->items, &o->cap, 16, sizeof(*o->items));
 	o->items[o->n++] = (struct hub_anon_span){ start, end, type };
 }
 
 static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
 {
-	if (s->nwords == s->capwords) {
-		size_t cap = s->capwords ? s->capwords * 2 : 32;
-		struct word *words = hub_pool_calloc(s->pool, cap, sizeof(*words));
-
-		if (s->nwords)
-			memcpy(words, s->words, s->nwords * sizeof(*words));
-		s->words = words;
-		s->capwords = cap;
-	}
+	if (s->nwords == s->capwords)
+		s->words = hub_pool_grow(s->pool, s->words, &s->capwords, 32, sizeof(*s->words));
 	s->words[s->nwords++] = (struct word){ start, end, 0, w };
 }
 

@@ -74,6 +74,19 @@ void *hub_pool_calloc(struct hub_pool *pool, size_t nmemb, size_t size)
 	return hub_pool_alloc(pool, nmemb * size);
 }
 
+void *hub_pool_grow(struct hub_pool *pool, void *items, size_t *cap, size_t first,
+		    size_t size)
+{
+	size_t n = *cap;
+	void *grown;
+
+	*cap = n ? 2 * n : first;
+	grown = hub_pool_calloc(pool, *cap, size);
+	if (n)
+		memcpy(grown, items, n * size);
+	return grown;
+}
+
 char *hub_pool_strndup(struct hub_pool *pool, const char *s, size_t n)
 {
 	char *p = hub_pool_alloc(pool, n + 1);

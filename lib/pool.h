@@ -24,6 +24,11 @@ void hub_pool_release(struct hub_pool *pool);
 void *hub_pool_alloc(struct hub_pool *pool, size_t n);
 /* Zeroed array; aborts on overflow. */
 void *hub_pool_calloc(struct hub_pool *pool, size_t nmemb, size_t size);
+/* An array of size-byte items that is full (*cap items, all used) moved into one of twice
+ * the capacity (first when *cap is 0); returns it and updates *cap. The old array stays in
+ * the pool. */
+void *hub_pool_grow(struct hub_pool *pool, void *items, size_t *cap, size_t first,
+		    size_t size);
 /* NUL-terminated copies. */
 char *hub_pool_strdup(struct hub_pool *pool, const char *s);
 char *hub_pool_strndup(struct hub_pool *pool, const char *s, size_t n);
