@@ -760,6 +760,15 @@ static bool house_number(const struct scan *s, size_t pos)
 	return false;
 }
 
+/* Word i is a name whatever its neighbours are: the vault's, or by itself. */
+static bool name_alone(const struct scan *s, size_t i)
+{
+	const struct word *w = &s->words[i];
+
+	return (w->w & W_KEYED) && !(w->lx & LX_NEVER) &&
+	       ((w->w & (W_KNOWN | W_LEARNED)) || intrinsic(s, i));
+}
+
 /* The word is a place or a product, not a person: after "ул", "мкр", "ТОО" or a brand,
  * before "көшесі" or "street". */
 static bool place(const struct scan *s, size_t i)
@@ -774,8 +783,10 @@ static bool place(const struct scan *s, size_t i)
 	if (i && (w->w & W_ADJ) && (s->words[i - 1].lx & LX_AT)) {
 		size_t e = w->end;
 
+		/* not over a name of its own: that becomes a marker, and the street is gone */
 		if (i + 1 < s->nwords && (s->words[i + 1].w & W_ADJ) &&
-		    !(s->words[i + 1].w & W_CAP) && !house_number(s, e))
+		    !(s->words[i + 1].w & W_CAP) && !house_number(s, e) &&
+		    !name_alone(s, i + 1))
 			e = s->words[i + 1].end;
 		return house_number(s, e);
 	}

@@ -400,6 +400,31 @@ static void test_long_known_word_found(void **state)
 	hub_anon_vault_free(v);
 }
 
+/* A street of two words ("на Бухар жырау 86/4") is not carried over a second word that is
+ * a name of its own: that one becomes a marker, and the first word, a street no more in
+ * the pseudonymized text, would be found there as a name left in clear. */
+static void test_street_not_over_a_name(void **state)
+{
+	static const char *const texts[] = { "в Абая нурлан 15,", "\xb8 в в в\xd0\x98\xd0\xbdN "
+					      "в\xd0\x98\xd0\xbdN 4,4" };
+	struct hub_anon_vault *v;
+	struct hub_buf b = HUB_BUF_INIT, r = HUB_BUF_INIT;
+
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(texts); i++) {
+		assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+		(void)pseudo(v, texts[i], &b);
+		assert_false(hub_anon_vault_leaks(v, hub_str_from(b.p)));
+		assert_string_equal(restore(v, b.p, &r), texts[i]);
+		hub_anon_vault_free(v);
+	}
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	assert_string_equal(pseudo(v, texts[0], &b), "в [NAME_1] [NAME_2] 15,");
+	assert_string_equal(pseudo(v, "на Бухар жырау 86/4", &b), "на Бухар жырау 86/4");
+	hub_buf_release(&r);
+	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
 /* Adversarial texts of 256 KiB go through in one pass each: a quadratic step would make
  * this test time out (no time is measured here). */
 static void test_long_adversarial_texts(void **state)
@@ -471,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_guard),
 		cmocka_unit_test(test_value_takes_glued_digits),
 		cmocka_unit_test(test_long_known_word_found),
+		cmocka_unit_test(test_street_not_over_a_name),
 		cmocka_unit_test(test_long_adversarial_texts),
 		cmocka_unit_test(test_small_lexicon),
 	};
