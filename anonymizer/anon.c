@@ -38,6 +38,7 @@
 struct hub_anon {
 	struct hub_anon_htab words;
 	uint64_t *filter; /* one bit per hash slice: most words miss it without a probe */
+	uint32_t cp_info[HUB_ANON_CP_TABLE]; /* hub_anon__cp_info of each */
 };
 
 #define FILTER_BITS 22
@@ -253,6 +254,8 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	struct hub_anon *a = hub_xcalloc(1, sizeof(*a));
 
 	a->filter = hub_xcalloc((1u << FILTER_BITS) / 64, sizeof(*a->filter));
+	for (uint32_t cp = 0; cp < HUB_ANON_CP_TABLE; cp++)
+		a->cp_info[cp] = hub_anon__cp_info(cp);
 	add_list(a, first_names, LX_FIRST);
 	add_list(a, surnames, LX_SUR);
 	add_list(a, ambiguous, LX_FIRST | LX_AMBIG);
@@ -405,6 +408,10 @@ struct scan {
 	struct word first_words[64];
 	struct hub_anon_spans *out;
 	bool translit_ok; /* Latin words may be transliterated Cyrillic names */
+	/* where an IBAN may start: two ASCII letters before a digit ("KZ86..."), as cut_words
+	 * finds them; more than fit: every byte is a candidate */
+	size_t iban_at[8];
+	size_t niban;
 };
 
 static bool is_digit(int c)
@@ -412,9 +419,14 @@ static bool is_digit(int c)
 	return c >= '0' && c <= '9';
 }
 
+static bool is_ascii_letter(int c)
+{
+	return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+}
+
 static bool is_ascii_alnum(int c)
 {
-	return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+	return is_digit(c) || is_ascii_letter(c);
 }
 
 #define cp_is_letter hub_anon__cp_is_letter
@@ -468,9 +480,13 @@ static void cut_words(struct scan *s)
 	struct hub_anon_key k;
 
 	while (i <= t.len) {
-		uint32_t cp = 0;
+		uint32_t cp = 0, info = 0;
 		size_t l = i < t.len ? next_cp(t, i, &cp) : 1;
-		bool letter = i < t.len && cp_is_letter(cp);
+		bool letter;
+
+		if (i < t.len)
+			info = cp < HUB_ANON_CP_TABLE ? s->anon->cp_info[cp] : hub_anon__cp_info(cp);
+		letter = info & HUB_ANON_CP_LETTER;
 
 		if (letter) {
 			if (cp >= 0x400)
@@ -482,13 +498,13 @@ static void cut_words(struct scan *s)
 				cyr = cp >= 0x400;
 				start = i;
 				letters = uppers = 0;
-				first_upper = cp_is_upper(cp);
+				first_upper = info & HUB_ANON_CP_UPPER;
 				hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE :
 							HUB_ANON_KEY_FOLD, latin);
 			}
 			letters++;
-			uppers += cp_is_upper(cp);
-			hub_anon__key_add(&k, cp);
+			uppers += !!(info & HUB_ANON_CP_UPPER);
+			hub_anon__key_add_info(&k, info);
 			i += l;
 			continue;
 		}
@@ -499,6 +515,10 @@ static void cut_words(struct scan *s)
 				     (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0);
 
 			add_word(s, start, i, w);
+			if (i < t.len && is_digit((int)cp) && i - start >= 2 &&
+			    is_ascii_letter(t.p[i - 1]) && is_ascii_letter(t.p[i - 2]) &&
+			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
+				s->iban_at[s->niban - 1] = i - 2;
 			if (hub_anon__key_end(&k))
 				classify(s, &s->words[s->nwords - 1], &k);
 			in = false;
@@ -1246,49 +1266,56 @@ static size_t word_end(struct hub_str t, size_t i, bool digits)
 
 /* ---- IBAN ---- */
 
-static void find_ibans(struct scan *s)
+/* An IBAN that starts at byte i: its span added, and the byte after it returned; else i. */
+static size_t iban_at(struct scan *s, size_t i)
 {
 	struct hub_str t = s->text;
+	char buf[34];
+	size_t ends[34], n = 0, k = i;
 
-	for (size_t i = 0; i + 4 < t.len; i++) {
-		char buf[34];
-		size_t ends[34], n = 0, k = i;
+	if (i + 4 >= t.len || !is_ascii_letter(t.p[i]) || !is_ascii_letter(t.p[i + 1]) ||
+	    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]))
+		return i; /* even glued to other letters: what surrounds it may change */
+	while (k < t.len && n < 34) {
+		if (is_ascii_alnum(t.p[k])) {
+			char c = t.p[k];
 
-		if (!is_digit(t.p[i + 3])) {
-			i++; /* nor can one start at i + 1 (its first digit) */
-			continue;
-		}
-		if (!((t.p[i] | 0x20) >= 'a' && (t.p[i] | 0x20) <= 'z') ||
-		    !((t.p[i + 1] | 0x20) >= 'a' && (t.p[i + 1] | 0x20) <= 'z') ||
-		    !is_digit(t.p[i + 2]) || !is_digit(t.p[i + 3]))
-			continue; /* even glued to other letters: what surrounds it may change */
-		while (k < t.len && n < 34) {
-			if (is_ascii_alnum(t.p[k])) {
-				char c = t.p[k];
-
-				buf[n] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
-				ends[n++] = ++k;
-			} else if ((t.p[k] == ' ' || t.p[k] == '-') && k + 1 < t.len &&
-				   is_ascii_alnum(t.p[k + 1]) && n >= 4) {
-				k++;
-			} else {
-				break;
-			}
-		}
-		for (size_t l = n; l >= 15; l--) {
-			size_t e = ends[l - 1];
-
-			if (hub_anon_iban_ok(buf, l)) {
-				/* inside a word or a number, all of it: a piece left would be new */
-				while (e < t.len && is_ascii_alnum(t.p[e]))
-					e++;
-				add_span(s, word_start(t, i, false), word_end(t, e, false),
-					 HUB_ANON_IBAN);
-				i = e - 1;
-				break;
-			}
+			buf[n] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+			ends[n++] = ++k;
+		} else if ((t.p[k] == ' ' || t.p[k] == '-') && k + 1 < t.len &&
+			   is_ascii_alnum(t.p[k + 1]) && n >= 4) {
+			k++;
+		} else {
+			break;
 		}
 	}
+	for (size_t l = n; l >= 15; l--) {
+		size_t e = ends[l - 1];
+
+		if (hub_anon_iban_ok(buf, l)) {
+			/* inside a word or a number, all of it: a piece left would be new */
+			while (e < t.len && is_ascii_alnum(t.p[e]))
+				e++;
+			add_span(s, word_start(t, i, false), word_end(t, e, false), HUB_ANON_IBAN);
+			return e;
+		}
+	}
+	return i;
+}
+
+static void find_ibans(struct scan *s)
+{
+	size_t next = 0; /* an IBAN found ends there: none starts inside it */
+
+	if (s->niban > HUB_ARRAY_SIZE(s->iban_at)) {
+		for (size_t i = 0; i + 4 < s->text.len; i++)
+			if (i >= next && (next = iban_at(s, i)) == i)
+				next = 0;
+		return;
+	}
+	for (size_t j = 0; j < s->niban; j++)
+		if (s->iban_at[j] >= next && (next = iban_at(s, s->iban_at[j])) == s->iban_at[j])
+			next = 0;
 }
 
 /* ---- e-mail ---- */
@@ -1457,9 +1484,17 @@ int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *va
 	struct scan s;
 	struct literal_ctx lc = { &s };
 
-	s = (struct scan){ .anon = anon, .vault = vault, .pool = pool, .text = text, .out = out };
+	/* field by field: the inline arrays need no zeroing */
+	s.anon = anon;
+	s.vault = vault;
+	s.pool = pool;
+	s.text = text;
+	s.out = out;
 	s.words = s.first_words;
+	s.nwords = 0;
 	s.capwords = HUB_ARRAY_SIZE(s.first_words);
+	s.translit_ok = false;
+	s.niban = 0;
 
 	out->items = NULL;
 	out->n = out->cap = 0;

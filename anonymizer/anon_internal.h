@@ -197,46 +197,95 @@ static inline const char *hub_anon__kazakh_strict(uint32_t cp)
 	return NULL;
 }
 
-static inline void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp)
+/* What keying and cutting words need of one code point, packed: the (up to two) bytes of
+ * its key, its Kazakh strict key byte, and flags. The detector reads it from a table for
+ * the code points below HUB_ANON_CP_TABLE (hub_anon__cp_info is the same, computed). */
+#define HUB_ANON_CP_HASKEY (1u << 16) /* a key, maybe empty (ъ ь) */
+#define HUB_ANON_CP_LETTER (1u << 17)
+#define HUB_ANON_CP_UPPER (1u << 18)
+#define HUB_ANON_CP_KAZAKH (1u << 19) /* a letter of Kazakh only; its strict byte on top */
+#define HUB_ANON_CP_YERU (1u << 20)   /* ы: "y" as spelled, "i" collapsed */
+#define HUB_ANON_CP_PLAIN (1u << 21)  /* a key of one byte that no rule of key_add changes */
+#define HUB_ANON_CP_TABLE 0x500
+
+static inline uint32_t hub_anon__cp_info(uint32_t cp)
 {
-	const char *s;
-	size_t len = k->len;
+	const char *s = hub_anon__cp_key(cp);
+	uint32_t info = (hub_anon__cp_is_letter(cp) ? HUB_ANON_CP_LETTER : 0) |
+			(hub_anon__cp_is_upper(cp) ? HUB_ANON_CP_UPPER : 0);
+
+	if (s) {
+		info |= HUB_ANON_CP_HASKEY;
+		if (s[0])
+			info |= (uint32_t)(unsigned char)s[0] | (uint32_t)(unsigned char)s[1] << 8;
+	}
+	if (s && s[0] && !s[1] && s[0] != 'h')
+		info |= HUB_ANON_CP_PLAIN;
+	if (cp == 0x44b || cp == 0x42b)
+		info = (info | HUB_ANON_CP_YERU) & ~HUB_ANON_CP_PLAIN;
+	/* only і and the letters from U+0490 on are Kazakh */
+	if (cp >= 0x490 || cp == 0x406 || cp == 0x456) {
+		const char *k = hub_anon__kazakh_strict(cp);
+
+		if (k)
+			info = (info | HUB_ANON_CP_KAZAKH | (uint32_t)(unsigned char)k[0] << 24) &
+			       ~HUB_ANON_CP_PLAIN;
+	}
+	return info;
+}
+
+/* Adds a code point, given by its hub_anon__cp_info, to the key. */
+static inline void hub_anon__key_add_info(struct hub_anon_key *k, uint32_t info)
+{
+	char c[2] = { (char)(info & 0xff), (char)(info >> 8 & 0xff) };
+	size_t len = k->len, n;
 
 	if (k->bad)
 		return;
-	s = hub_anon__cp_key(cp);
-	if (!s) {
+	if (info & HUB_ANON_CP_PLAIN) { /* most letters */
+		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c[0])
+			return;
+		if (len == HUB_ANON_KEY_MAX)
+			k->bad = true;
+		else
+			k->s[k->len++] = c[0];
+		return;
+	}
+	if (!(info & HUB_ANON_CP_HASKEY)) {
 		k->bad = true;
 		return;
 	}
-	if (cp >= 0x406) {
-		if (k->mode != HUB_ANON_KEY_COLLAPSE && (cp == 0x44b || cp == 0x42b))
-			s = "y"; /* as spelled, ы is not и: розы is not Рози */
-		/* only і and the letters from U+0490 on are Kazakh */
-		if ((cp >= 0x490 || cp == 0x406 || cp == 0x456) && hub_anon__kazakh_strict(cp)) {
-			k->kazakh = true;
-			if (k->mode == HUB_ANON_KEY_STRICT)
-				s = hub_anon__kazakh_strict(cp);
-		}
+	if ((info & HUB_ANON_CP_YERU) && k->mode != HUB_ANON_KEY_COLLAPSE)
+		c[0] = 'y', c[1] = 0; /* as spelled, ы is not и: розы is not Рози */
+	if (info & HUB_ANON_CP_KAZAKH) {
+		k->kazakh = true;
+		if (k->mode == HUB_ANON_KEY_STRICT)
+			c[0] = (char)(info >> 24), c[1] = 0;
 	}
-	for (; *s; s++) {
-		char c = *s, last = len ? k->s[len - 1] : 0; /* no key byte is 0 */
+	n = !c[0] ? 0 : !c[1] ? 1 : 2;
+	for (size_t j = 0; j < n; j++) {
+		char ch = c[j], last = len ? k->s[len - 1] : 0; /* no key byte is 0 */
 
-		if (c == 'h' && last == 'k') {
+		if (ch == 'h' && last == 'k') {
 			k->s[len - 1] = 'h'; /* kh as х */
 			continue;
 		}
-		if (c == 'z' && last == 'd' && s[1] == 'h')
+		if (ch == 'z' && last == 'd' && j + 1 < n && c[j + 1] == 'h')
 			last = --len ? k->s[len - 1] : 0; /* dzh as j */
-		if (k->mode == HUB_ANON_KEY_COLLAPSE && last == c)
+		if (k->mode == HUB_ANON_KEY_COLLAPSE && last == ch)
 			continue; /* Анна/Ana, Асель/Assel */
 		if (len == HUB_ANON_KEY_MAX) {
 			k->bad = true;
 			return;
 		}
-		k->s[len++] = c;
+		k->s[len++] = ch;
 	}
 	k->len = len;
+}
+
+static inline void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp)
+{
+	hub_anon__key_add_info(k, hub_anon__cp_info(cp));
 }
 
 #endif
