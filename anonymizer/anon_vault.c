@@ -32,6 +32,7 @@ struct hub_anon_vault {
 	uint64_t name_first;         /* bit c & 63 for each first byte c of a name key */
 	struct hub_anon_htab phones; /* national numbers (10 digits) and local ones (7) */
 	struct hub_buf scratch;      /* intern's norm, kept for its allocation */
+	struct hub_anon_key key;     /* normalize's key of the last name */
 };
 
 int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
@@ -96,12 +97,12 @@ static bool is_letter_cp(uint32_t cp)
 	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (cp >= 0x400 && cp <= 0x4ff);
 }
 
-/* The norm of a value of type: what two spellings of one value share. Written to b. */
+/* The norm of a value of type: what two spellings of one value share. Written to b; for a
+ * name (not literal), its collapsed key is left in *k. */
 static void normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
-		      struct hub_str value, struct hub_buf *b, bool *literal)
+		      struct hub_str value, struct hub_buf *b, bool *literal,
+		      struct hub_anon_key *k)
 {
-	struct hub_anon_key k;
-
 	*literal = false;
 	switch (type) {
 	case HUB_ANON_PHONE: {
@@ -130,8 +131,8 @@ static void normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
 		return;
 	}
 	case HUB_ANON_NAME:
-		if (hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_COLLAPSE, &k)) {
-			hub_buf_add(b, k.s, hub_anon__name_norm(v->anon, v, &k));
+		if (hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
+			hub_buf_add(b, k->s, hub_anon__name_norm(v->anon, v, k));
 			return;
 		}
 		*literal = true;
@@ -204,33 +205,33 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 }
 
 /* A name is looked for by its key both with repeats collapsed (how Latin words are
- * keyed) and as spelled (Cyrillic words): the norm, and the same stem of the other key. */
-static void index_name(struct hub_anon_vault *v, struct hub_str value, size_t norm_len,
-		       uint32_t how)
+ * keyed) and as spelled (Cyrillic words): the norm, and the same stem of the other key.
+ * c is its collapsed key (normalize's). */
+static void index_name(struct hub_anon_vault *v, struct hub_str value,
+		       const struct hub_anon_key *c, size_t norm_len, uint32_t how)
 {
-	struct hub_anon_key c, nc;
+	struct hub_anon_key nc;
 
 	/* the collapsed key (the entry's norm) whatever the folded one gives: a word too
 	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
-	if (!hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_COLLAPSE, &c))
-		return;
-	hub_anon__htab_or(&v->names, c.h[norm_len], how);
-	v->name_first |= 1ull << (c.s[0] & 63);
+	hub_anon__htab_or(&v->names, c->h[norm_len], how);
+	v->name_first |= 1ull << (c->s[0] & 63);
 	if (!hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_FOLD, &nc))
 		return;
 	v->name_first |= 1ull << (nc.s[0] & 63);
-	if (nc.len >= c.len - norm_len)
-		hub_anon__htab_or(&v->names, nc.h[nc.len - (c.len - norm_len)], how);
+	if (nc.len >= c->len - norm_len)
+		hub_anon__htab_or(&v->names, nc.h[nc.len - (c->len - norm_len)], how);
 }
 
-/* The entry of value, or NULL; its norm is left in b. */
+/* The entry of value, or NULL; its norm is left in b (and a name's key in *k). */
 static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type type,
-			    struct hub_str value, struct hub_buf *b, bool *literal, uint64_t *h)
+			    struct hub_str value, struct hub_buf *b, bool *literal, uint64_t *h,
+			    struct hub_anon_key *k)
 {
 	struct hub_str norm;
 	struct entry *e;
 
-	normalize(v, type, value, b, literal);
+	normalize(v, type, value, b, literal, k);
 	norm = hub_buf_str(b);
 	*h = hub_anon__hash(norm.p, norm.len) ^ (uint64_t)type;
 	e = find(v, type, norm, *h);
@@ -251,10 +252,10 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	uint64_t h;
 
 	hub_buf_reset(b);
-	e = lookup(v, type, value, b, &literal, &h);
+	e = lookup(v, type, value, b, &literal, &h, &v->key);
 	if (e) {
 		if (known && type == HUB_ANON_NAME && !literal)
-			index_name(v, value, e->norm.len, how);
+			index_name(v, value, &v->key, e->norm.len, how);
 		return e;
 	}
 	norm = hub_buf_str(b);
@@ -267,7 +268,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	e->norm = hub_pool_strcopy(&v->pool, norm);
 	e->value = hub_pool_strcopy(&v->pool, value);
 	if (type == HUB_ANON_NAME && !literal)
-		index_name(v, value, norm.len, how);
+		index_name(v, value, &v->key, norm.len, how);
 	if (type == HUB_ANON_PHONE)
 		index_phone(v, e->norm);
 	return e;
@@ -399,15 +400,23 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 	}
 	if (!phone && !first)
 		return false;
-	for (size_t i = 0; i < text.len;) {
+	for (size_t i = 0, stop = spans->n ? spans->items[0].start : text.len; i < text.len;) {
 		uint32_t cp;
 		size_t l;
 
-		while (sp < spans->n && spans->items[sp].end <= i)
-			sp++;
-		if (sp < spans->n && spans->items[sp].start <= i) {
-			i = spans->items[sp].end;
+		if (i >= stop) { /* a span (sorted, apart) */
+			if (spans->items[sp].end > i)
+				i = spans->items[sp].end;
+			stop = ++sp < spans->n ? spans->items[sp].start : text.len;
 			in_word = false; /* when unsure, look again */
+			continue;
+		}
+		cp = (unsigned char)text.p[i];
+		if (cp >= '0' && cp <= '9') {
+			if (phone && ++digits >= 7)
+				return true;
+			in_word = false;
+			i++;
 			continue;
 		}
 		l = hub_anon__decode((const unsigned char *)text.p + i, text.len - i, &cp);
@@ -415,8 +424,11 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 			l = 1;
 			cp = 0xfffd;
 		}
-		if (phone && cp >= '0' && cp <= '9' && ++digits >= 7)
-			return true;
+		if ((cp >= 'a' && cp <= 'z') || (cp >= 0x430 && cp <= 0x45f)) {
+			in_word = true; /* most letters: lower case, no word start that counts */
+			i += l;
+			continue;
+		}
 		/* a word's first letter, upper case (learned names are found capitalised) */
 		if (first && !in_word && hub_anon__cp_is_upper(cp)) {
 			char c = hub_anon__key_first(cp);
@@ -450,19 +462,27 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	 * ("701-123-4567 ... +7 701 123 45 67"): once the vault knows it, look again (and
 	 * again, a few times at most, for what that look finds). */
 	for (int look = 1; look < HUB_ANON_LOOKS; look++) {
+		size_t stale = 0; /* names before span stale are taken again */
+
 		was = vault->n;
 		got = spans.n ? hub_pool_calloc(pool, spans.n, sizeof(*got)) : NULL;
 		for (size_t i = 0; i < spans.n; i++) {
+			size_t before = vault->n;
 			struct entry *e = intern(vault, spans.items[i].type,
 						 (struct hub_str){ text.p + spans.items[i].start,
 								   spans.items[i].end -
 									   spans.items[i].start },
 						 false);
 
-			/* a name's norm depends on the names the vault has: it is taken again */
-			if (spans.items[i].type != HUB_ANON_NAME)
-				got[i] = (size_t)(e - vault->e) + 1;
+			got[i] = (size_t)(e - vault->e) + 1;
+			/* a name's norm depends on the names the vault has: a new name may
+			 * change the norm of the names before it */
+			if (vault->n > before && e->type == HUB_ANON_NAME)
+				stale = i;
 		}
+		for (size_t i = 0; i < stale; i++)
+			if (spans.items[i].type == HUB_ANON_NAME)
+				got[i] = 0;
 		if (vault->n == was || !look_again(vault, text, &spans, was))
 			break;
 		got = NULL;
@@ -521,6 +541,7 @@ static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool va
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_buf b = HUB_BUF_INIT;
 	struct hub_anon_spans spans;
+	struct hub_anon_key k;
 	int hit = 0;
 
 	if (hub_anon_detect(v->anon, v, &pool, text, &spans) < 0) {
@@ -536,7 +557,7 @@ static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool va
 			continue;
 		hub_buf_reset(&b);
 		if (lookup(v, sp->type, (struct hub_str){ text.p + sp->start, sp->end - sp->start },
-			   &b, &literal, &h))
+			   &b, &literal, &h, &k))
 			hit = 1;
 		else if (!values_only)
 			hit = 2;
