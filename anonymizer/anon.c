@@ -763,6 +763,10 @@ static bool house_number(const struct scan *s, size_t pos)
 
 	if (pos >= t.len || t.p[pos] != ' ')
 		return false;
+	/* a number found as something else ("6a@mail.kz") becomes a marker: no house */
+	for (size_t i = 0; i < s->out->n; i++)
+		if (s->out->items[i].start <= pos + 1 && pos + 1 < s->out->items[i].end)
+			return false;
 	for (pos++; pos < t.len && is_digit(t.p[pos]) && d < 4; pos++)
 		d++;
 	if (!d || d > 3)
