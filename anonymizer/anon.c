@@ -555,30 +555,38 @@ static bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n, si
 	       memcmp(k->s + k->len - n, suf, n) == 0;
 }
 
-#define S(x) { x, sizeof(x) - 1 }
-
 /* Surname and patronymic morphology on a key (only where it is used: capitalised words,
  * long ones). */
 static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
 {
-	static const struct {
-		char s[8];
-		unsigned char len;
-	} patro[] = { S("ovich"), S("evich"), S("ovna"), S("evna"), S("ichna"), S("inichna") },
-	  sur[] = { S("ov"), S("ova"), S("ev"), S("eva"), S("in"), S("ina"), S("skii"),
-		    S("skaia"), S("tskii"), S("tskaia"), S("enko"), S("uli"), S("kizi"), S("bekov"),
-		    S("baev"), S("baeva"), S("ovskii"), S("iuk"), S("chuk"), S("ian"), S("shvili"),
-		    S("dze") };
-
+	/* by the last key byte (k->len >= 3); an ending that contains another one is left
+	 * out ("bekov" is an "ov", "inichna" an "ichna") */
+#define ENDS(x) key_ends(k, x, sizeof(x) - 1, 3)
 	if (!(wd->w & (W_CAP | W_ALLCAPS)) && wd->end - wd->start < 14)
 		return 0;
-	for (size_t i = 0; i < HUB_ARRAY_SIZE(patro); i++)
-		if (key_ends(k, patro[i].s, patro[i].len, 3))
+	switch (k->s[k->len - 1]) {
+	case 'h':
+		return ENDS("ovich") || ENDS("evich") ? W_PATRO : 0;
+	case 'a':
+		if (ENDS("ovna") || ENDS("evna") || ENDS("ichna"))
 			return W_PATRO;
-	for (size_t i = 0; i < HUB_ARRAY_SIZE(sur); i++)
-		if (key_ends(k, sur[i].s, sur[i].len, 3))
-			return W_SURNAME;
+		return ENDS("ova") || ENDS("eva") || ENDS("ina") || ENDS("skaia") ? W_SURNAME : 0;
+	case 'v':
+		return ENDS("ov") || ENDS("ev") ? W_SURNAME : 0;
+	case 'n':
+		return ENDS("in") || ENDS("ian") ? W_SURNAME : 0;
+	case 'i':
+		return ENDS("skii") || ENDS("uli") || ENDS("kizi") || ENDS("shvili") ? W_SURNAME :
+										   0;
+	case 'o':
+		return ENDS("enko") ? W_SURNAME : 0;
+	case 'k':
+		return ENDS("iuk") || ENDS("chuk") ? W_SURNAME : 0;
+	case 'e':
+		return ENDS("dze") ? W_SURNAME : 0;
+	}
 	return 0;
+#undef ENDS
 }
 
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
