@@ -603,6 +603,37 @@ static bool after_strong_cue(const struct scan *s)
 		(s->words[i - 2].lx & LX_CUE_STRONG));
 }
 
+/* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED when one of the stems (lens[0..n)) of key k is a
+ * name of the vault; else 0. */
+static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_anon_key *k,
+			      const size_t *lens, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t norm = hub_anon__key_norm(k->s, lens[i]);
+		uint32_t f;
+
+		if (i && lens[i] <= HUB_ANON_STEM_MIN)
+			continue; /* Тен is not in тенге */
+		f = hub_anon__vault_name(v, k->h[norm]) | hub_anon__vault_name(v, k->h[lens[i]]);
+		if (f)
+			return f;
+	}
+	return 0;
+}
+
+uint32_t hub_anon__word_in_vault(const struct hub_anon_vault *v, const char *p, size_t n)
+{
+	struct hub_anon_key k;
+	size_t lens[16], nl;
+
+	/* keyed as cut_words keys it, looked up as classify looks it up */
+	if (!hub_anon__key(p, n, &k) || k.len < HUB_ANON_STEM_MIN ||
+	    !hub_anon__vault_name_may(v, k.s[0]))
+		return 0;
+	nl = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
+	return vault_name_of(v, &k, lens, nl);
+}
+
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
 {
 	size_t lens[16], n;
@@ -623,18 +654,11 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
 	else
 		n = 1, lens[0] = k->len;
-	for (size_t i = 0; i < n && vault; i++) {
-		size_t norm = hub_anon__key_norm(k->s, lens[i]);
-		uint32_t f;
+	if (vault) {
+		uint32_t f = vault_name_of(s->vault, k, lens, n);
 
-		if (i && lens[i] <= HUB_ANON_STEM_MIN)
-			continue; /* Тен is not in тенге */
-		f = hub_anon__vault_name(s->vault, k->h[norm]) |
-		    hub_anon__vault_name(s->vault, k->h[lens[i]]);
-		if (f) {
+		if (f)
 			wd->w |= f & HUB_ANON_KNOWN ? W_KNOWN : W_LEARNED;
-			break;
-		}
 	}
 	if (k->kazakh) {
 		/* written with Kazakh letters: as spelled first (Айгерім), else only as a
@@ -797,8 +821,14 @@ static bool name_alone(const struct scan *s, size_t i)
 {
 	const struct word *w = &s->words[i];
 
-	return (w->w & W_KEYED) && !(w->lx & LX_NEVER) &&
-	       ((w->w & (W_KNOWN | W_LEARNED)) || intrinsic(s, i));
+	/* as mark_names decides it */
+	if (!(w->w & W_KEYED))
+		return false;
+	if (w->w & W_KNOWN)
+		return true;
+	if (w->lx & LX_NEVER)
+		return false;
+	return ((w->w & W_LEARNED) && (w->w & (W_CAP | W_ALLCAPS))) || intrinsic(s, i);
 }
 
 /* The word is a place or a product, not a person: after "ул", "мкр", "ТОО" or a brand,

@@ -94,6 +94,9 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash);
 /* Whether the vault has a name whose key starts with c (false: no need to look). */
 bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c);
+/* What the detector finds a word of letters p[0..n) to be in the vault: HUB_ANON_KNOWN
+ * and/or HUB_ANON_LEARNED, or 0 (vault may be NULL). In anon.c. */
+uint32_t hub_anon__word_in_vault(const struct hub_anon_vault *v, const char *p, size_t n);
 /* digits: the national significant number (10 digits) or a 7-digit local number. */
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n);
 /* Calls cb for each e-mail and literal (username) value the vault knows. */

@@ -362,15 +362,16 @@ static bool inside(const struct hub_anon_spans *spans, size_t at, size_t *i)
 }
 
 /* Whether the values the vault learned from text (entries from was on) may be written
- * again, another way, outside what was found: seven digits for a phone, the value itself
- * for an e-mail or username, a capitalised word with the same first key letter for a
- * name. Most texts need no second look. */
+ * again, another way, outside what was found: any digit for a phone (a number of the
+ * vault may also take digits beside what was found), the value itself for an e-mail or
+ * username, a capitalised word the detector would find as a name of the vault. Most
+ * texts need no second look. */
 static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 		       const struct hub_anon_spans *spans, size_t was)
 {
 	uint64_t first = 0;
-	bool phone = false, in_word = false;
-	size_t sp = 0, digits = 0;
+	bool phone = false, in_word = false, after_span = false, fresh;
+	size_t sp = 0;
 
 	for (size_t i = was; i < v->n; i++) {
 		const struct entry *e = &v->e[i];
@@ -409,11 +410,14 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 				i = spans->items[sp].end;
 			stop = ++sp < spans->n ? spans->items[sp].start : text.len;
 			in_word = false; /* when unsure, look again */
+			after_span = true;
 			continue;
 		}
+		fresh = after_span; /* right after a span */
+		after_span = false;
 		cp = (unsigned char)text.p[i];
 		if (cp >= '0' && cp <= '9') {
-			if (phone && ++digits >= 7)
+			if (phone)
 				return true;
 			in_word = false;
 			i++;
@@ -433,8 +437,26 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 		if (first && !in_word && hub_anon__cp_is_upper(cp)) {
 			char c = hub_anon__key_first(cp);
 
-			if (!c || (first >> (c & 63) & 1))
-				return true;
+			if (!c || (first >> (c & 63) & 1)) {
+				size_t e = i + l;
+
+				if (fresh)
+					return true; /* the word may begin inside the span */
+				while (e < text.len) {
+					size_t el = hub_anon__decode((const unsigned char *)text.p + e,
+								     text.len - e, &cp);
+
+					if (!el || !hub_anon__cp_is_letter(cp))
+						break;
+					e += el;
+				}
+				/* the word as the detector keys it, or it reaches into a span */
+				if (e > stop || hub_anon__word_in_vault(v, text.p + i, e - i))
+					return true;
+				in_word = true;
+				i = e;
+				continue;
+			}
 		}
 		in_word = hub_anon__cp_is_letter(cp);
 		i += l;
