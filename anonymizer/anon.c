@@ -391,6 +391,7 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_HYPHEN 0x200000 /* joined to the previous word by a hyphen: аты-жөні */
 #define W_FOLDED 0x400000 /* Kazakh letters, in the gazetteer only in Russian spelling */
 #define W_CYR 0x800000    /* has Cyrillic letters */
+#define W_SPANNED 0x1000000 /* inside what another detector found: it becomes a marker */
 
 struct word {
 	size_t start, end;
@@ -836,24 +837,26 @@ static bool name_alone(const struct scan *s, size_t i)
 static bool place(const struct scan *s, size_t i)
 {
 	const struct word *w = &s->words[i];
+	/* a neighbour that becomes a marker is no context: it is gone from the text the
+	 * detectors see again */
+	const struct word *prev = i && !(w[-1].w & W_SPANNED) ? &w[-1] : NULL;
+	const struct word *next = i + 1 < s->nwords && !(w[1].w & W_SPANNED) ? &w[1] : NULL;
 
-	if (i && (w->w & (W_ADJ | W_SOFT)) && (s->words[i - 1].lx & LX_PLACE_BEFORE))
+	if (prev && (w->w & (W_ADJ | W_SOFT)) && (prev->lx & LX_PLACE_BEFORE))
 		return true;
-	if (i && (w->w & W_ADJ) && (s->words[i - 1].lx & LX_STOP))
+	if (prev && (w->w & W_ADJ) && (prev->lx & LX_STOP))
 		return true; /* Samsung Galaxy, Lada Granta */
 	/* "на Абая 150", "на Бухар жырау 86/4": a street named after someone */
-	if (i && (w->w & W_ADJ) && (s->words[i - 1].lx & LX_AT)) {
+	if (prev && (w->w & W_ADJ) && (prev->lx & LX_AT)) {
 		size_t e = w->end;
 
 		/* not over a name of its own: that becomes a marker, and the street is gone */
-		if (i + 1 < s->nwords && (s->words[i + 1].w & W_ADJ) &&
-		    !(s->words[i + 1].w & W_CAP) && !house_number(s, e) &&
+		if (next && (next->w & W_ADJ) && !(next->w & W_CAP) && !house_number(s, e) &&
 		    !name_alone(s, i + 1))
-			e = s->words[i + 1].end;
+			e = next->end;
 		return house_number(s, e);
 	}
-	return i + 1 < s->nwords && (s->words[i + 1].w & W_ADJ) &&
-	       (s->words[i + 1].lx & LX_PLACE_AFTER);
+	return next && (next->w & W_ADJ) && (next->lx & LX_PLACE_AFTER);
 }
 
 static void mark_names(struct scan *s)
@@ -939,7 +942,15 @@ static void decide_names(struct scan *s)
 {
 	struct word *ws = s->words;
 	bool translit = false;
+	size_t j = 0;
 
+	merge_spans(s->out); /* sorted, for one walk */
+	for (size_t i = 0; i < s->nwords; i++) {
+		while (j < s->out->n && s->out->items[j].end <= ws[i].start)
+			j++;
+		if (j < s->out->n && s->out->items[j].start < ws[i].end)
+			ws[i].w |= W_SPANNED;
+	}
 	s->translit_ok = false;
 	mark_names(s);
 	for (size_t i = 0; i < s->nwords && !translit; i++)

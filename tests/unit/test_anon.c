@@ -400,14 +400,16 @@ static void test_long_known_word_found(void **state)
 	hub_anon_vault_free(v);
 }
 
-/* What makes a word a street ("на Абая 150", "на Бухар жырау 86/4") must stay in the
- * pseudonymized text: not a second word that is a name of its own, nor a house number
- * that is part of an e-mail. Either becomes a marker, and the first word, a street no
- * more, would be found there as a name left in clear. */
-static void test_street_not_over_a_name(void **state)
+/* What makes a word a street or a brand ("на Абая 150", "на Бухар жырау 86/4", "Samsung
+ * Galaxy") must stay in the pseudonymized text: not a second word that is a name of its
+ * own, nor a house number that is part of an e-mail, nor a city that ends an e-mail.
+ * Each becomes a marker, and the word, a street no more, would be found there as a name
+ * left in clear. */
+static void test_context_that_becomes_a_marker(void **state)
 {
 	static const char *const texts[] = { "в Абая нурлан 15,", "\xb8 в в в\xd0\x98\xd0\xbdN "
-					      "в\xd0\x98\xd0\xbdN 4,4", "пишите в Абая 6a@mail.kz" };
+					      "в\xd0\x98\xd0\xbdN 4,4", "пишите в Абая 6a@mail.kz",
+					      "пишите ivan@mail.almaty Нурлан" };
 	struct hub_anon_vault *v;
 	struct hub_buf b = HUB_BUF_INIT, r = HUB_BUF_INIT;
 
@@ -421,6 +423,7 @@ static void test_street_not_over_a_name(void **state)
 	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
 	assert_string_equal(pseudo(v, texts[0], &b), "в [NAME_1] [NAME_2] 15,");
 	assert_string_equal(pseudo(v, "на Бухар жырау 86/4", &b), "на Бухар жырау 86/4");
+	assert_string_equal(pseudo(v, texts[3], &b), "пишите [EMAIL_1] [NAME_2]");
 	hub_buf_release(&r);
 	hub_buf_release(&b);
 	hub_anon_vault_free(v);
@@ -497,7 +500,7 @@ int main(void)
 		cmocka_unit_test(test_guard),
 		cmocka_unit_test(test_value_takes_glued_digits),
 		cmocka_unit_test(test_long_known_word_found),
-		cmocka_unit_test(test_street_not_over_a_name),
+		cmocka_unit_test(test_context_that_becomes_a_marker),
 		cmocka_unit_test(test_long_adversarial_texts),
 		cmocka_unit_test(test_small_lexicon),
 	};
