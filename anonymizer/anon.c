@@ -186,7 +186,7 @@ static void add_words(struct hub_anon *a, const char *const *w, size_t n, uint32
 		/* Latin words are looked up collapsed, Cyrillic ones folded or strict: a list
 		 * word is keyed only so, or ТОО would be "to" */
 		for (int mode = latin ? 1 : 0; mode < (latin ? 2 : 3); mode += latin ? 1 : 2) {
-			if (hub_anon__key_mode(w[i], strlen(w[i]), mode, &k)) {
+			if (hub_anon__key_mode(a, w[i], strlen(w[i]), mode, &k)) {
 				hub_anon__htab_or(&a->words, k.h[k.len], flags);
 				filter_set(a, k.h[k.len]);
 			}
@@ -232,15 +232,15 @@ static void add_list(struct hub_anon *a, struct hub_str text, uint32_t flags)
 		while (e > i && (text.p[e - 1] == '\r' || text.p[e - 1] == ' '))
 			e--;
 		if (e > i && text.p[i] != '#') {
-			if (hub_anon__key_mode(text.p + i, e - i, HUB_ANON_KEY_COLLAPSE, &k) &&
+			if (hub_anon__key_mode(a, text.p + i, e - i, HUB_ANON_KEY_COLLAPSE, &k) &&
 			    k.len >= HUB_ANON_STEM_MIN)
 				add_name(a, &k, flags | LX_L | (k.latin ? LX_LAT : 0));
 			if (!k.latin &&
-			    hub_anon__key_mode(text.p + i, e - i, HUB_ANON_KEY_STRICT, &k) &&
+			    hub_anon__key_mode(a, text.p + i, e - i, HUB_ANON_KEY_STRICT, &k) &&
 			    k.len >= HUB_ANON_STEM_MIN)
 				add_name(a, &k, flags | LX_C);
 			if (!k.latin && k.kazakh &&
-			    hub_anon__key_mode(text.p + i, e - i, HUB_ANON_KEY_FOLD, &k) &&
+			    hub_anon__key_mode(a, text.p + i, e - i, HUB_ANON_KEY_FOLD, &k) &&
 			    k.len >= HUB_ANON_STEM_MIN)
 				add_name(a, &k, flags | LX_F); /* Гүлнар met as Гульнар */
 		}
@@ -294,6 +294,11 @@ void hub_anon_free(struct hub_anon *anon)
 	hub_anon__htab_release(&anon->words);
 	free(anon->filter);
 	free(anon);
+}
+
+const uint32_t *hub_anon__cp_table(const struct hub_anon *anon)
+{
+	return anon->cp_info;
 }
 
 size_t hub_anon_size(const struct hub_anon *anon)
@@ -622,13 +627,14 @@ static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_a
 	return 0;
 }
 
-uint32_t hub_anon__word_in_vault(const struct hub_anon_vault *v, const char *p, size_t n)
+uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_anon_vault *v,
+				 const char *p, size_t n)
 {
 	struct hub_anon_key k;
 	size_t lens[16], nl;
 
 	/* keyed as cut_words keys it, looked up as classify looks it up */
-	if (!hub_anon__key(p, n, &k) || k.len < HUB_ANON_STEM_MIN ||
+	if (!hub_anon__key(anon, p, n, &k) || k.len < HUB_ANON_STEM_MIN ||
 	    !hub_anon__vault_name_may(v, k.s[0]))
 		return 0;
 	nl = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
@@ -667,7 +673,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		struct hub_anon_key ks;
 		uint32_t f = 0;
 
-		if (hub_anon__key_mode(s->text.p + wd->start, wd->end - wd->start,
+		if (hub_anon__key_mode(s->anon, s->text.p + wd->start, wd->end - wd->start,
 				       HUB_ANON_KEY_STRICT, &ks) &&
 		    filter_has(s->anon, ks.h[ks.len]))
 			f = hub_anon__htab_get(&s->anon->words, ks.h[ks.len]);

@@ -37,11 +37,14 @@ enum hub_anon_key_mode {
 	HUB_ANON_KEY_STRICT,   /* Kazakh letters kept apart: ақша is not Акша */
 };
 
-bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k);
-bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
-			struct hub_anon_key *k);
+bool hub_anon__key(const struct hub_anon *anon, const char *p, size_t n,
+		   struct hub_anon_key *k);
+bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
+			enum hub_anon_key_mode mode, struct hub_anon_key *k);
+/* anon's table of hub_anon__cp_info for the code points below HUB_ANON_CP_TABLE. */
+const uint32_t *hub_anon__cp_table(const struct hub_anon *anon);
 /* The same a character at a time (the detector keys words as it cuts them): start, add
- * each code point (hub_anon__key_add, inline at the end of this file), end (false as
+ * each code point (hub_anon__key_add_info with its hub_anon__cp_info, inline below), end (false as
  * hub_anon__key_mode). */
 void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin);
 bool hub_anon__key_end(struct hub_anon_key *k);
@@ -96,7 +99,8 @@ uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash
 bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c);
 /* What the detector finds a word of letters p[0..n) to be in the vault: HUB_ANON_KNOWN
  * and/or HUB_ANON_LEARNED, or 0 (vault may be NULL). In anon.c. */
-uint32_t hub_anon__word_in_vault(const struct hub_anon_vault *v, const char *p, size_t n);
+uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_anon_vault *v,
+				 const char *p, size_t n);
 /* digits: the national significant number (10 digits) or a 7-digit local number. */
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n);
 /* Calls cb for each e-mail and literal (username) value the vault knows. */
@@ -284,11 +288,6 @@ static inline void hub_anon__key_add_info(struct hub_anon_key *k, uint32_t info)
 		k->s[len++] = ch;
 	}
 	k->len = len;
-}
-
-static inline void hub_anon__key_add(struct hub_anon_key *k, uint32_t cp)
-{
-	hub_anon__key_add_info(k, hub_anon__cp_info(cp));
 }
 
 #endif

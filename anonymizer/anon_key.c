@@ -8,11 +8,13 @@
 
 #include "lib/utf8.h"
 
-bool hub_anon__key(const char *p, size_t n, struct hub_anon_key *k)
+bool hub_anon__key(const struct hub_anon *anon, const char *p, size_t n,
+		   struct hub_anon_key *k)
 {
 	bool latin = n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z');
 
-	return hub_anon__key_mode(p, n, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD, k);
+	return hub_anon__key_mode(anon, p, n, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
+				  k);
 }
 
 char hub_anon__key_first(uint32_t cp)
@@ -46,10 +48,11 @@ bool hub_anon__key_end(struct hub_anon_key *k)
 	return len > 0;
 }
 
-bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
-			struct hub_anon_key *k)
+bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
+			enum hub_anon_key_mode mode, struct hub_anon_key *k)
 {
 	const unsigned char *u = (const unsigned char *)p;
+	const uint32_t *cps = hub_anon__cp_table(anon);
 	size_t i = 0;
 
 	hub_anon__key_start(k, mode, n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'));
@@ -59,7 +62,7 @@ bool hub_anon__key_mode(const char *p, size_t n, enum hub_anon_key_mode mode,
 
 		if (!l)
 			return false;
-		hub_anon__key_add(k, cp);
+		hub_anon__key_add_info(k, cp < HUB_ANON_CP_TABLE ? cps[cp] : hub_anon__cp_info(cp));
 		i += l;
 	}
 	return hub_anon__key_end(k);

@@ -131,7 +131,7 @@ static void normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
 		return;
 	}
 	case HUB_ANON_NAME:
-		if (hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
+		if (hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
 			hub_buf_add(b, k->s, hub_anon__name_norm(v->anon, v, k));
 			return;
 		}
@@ -216,7 +216,7 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
 	hub_anon__htab_or(&v->names, c->h[norm_len], how);
 	v->name_first |= 1ull << (c->s[0] & 63);
-	if (!hub_anon__key_mode(value.p, value.len, HUB_ANON_KEY_FOLD, &nc))
+	if (!hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &nc))
 		return;
 	v->name_first |= 1ull << (nc.s[0] & 63);
 	if (nc.len >= c->len - norm_len)
@@ -344,7 +344,7 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 		while (i < value.len && value.p[i] != ' ' && value.p[i] != '-' &&
 		       value.p[i] != '\'' && value.p[i] != '.')
 			i++;
-		if (i > s && hub_anon__key(value.p + s, i - s, &k) && k.len >= 2) {
+		if (i > s && hub_anon__key(vault->anon, value.p + s, i - s, &k) && k.len >= 2) {
 			(void)intern(vault, type, (struct hub_str){ value.p + s, i - s }, true);
 			added++;
 		}
@@ -451,7 +451,7 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 					e += el;
 				}
 				/* the word as the detector keys it, or it reaches into a span */
-				if (e > stop || hub_anon__word_in_vault(v, text.p + i, e - i))
+				if (e > stop || hub_anon__word_in_vault(v->anon, v, text.p + i, e - i))
 					return true;
 				in_word = true;
 				i = e;
