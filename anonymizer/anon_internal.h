@@ -44,8 +44,8 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 /* anon's table of hub_anon__cp_info for the code points below HUB_ANON_CP_TABLE. */
 const uint32_t *hub_anon__cp_table(const struct hub_anon *anon);
 /* The same a character at a time (the detector keys words as it cuts them): start, add
- * each code point (hub_anon__key_add_info with its hub_anon__cp_info, inline below), end (false as
- * hub_anon__key_mode). */
+ * each code point (hub_anon__key_add_info with its hub_anon__cp_info, inline below), end
+ * (false as hub_anon__key_mode). */
 void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin);
 bool hub_anon__key_end(struct hub_anon_key *k);
 /* The first byte of the key of a letter, 0 when it has none. */
