@@ -418,6 +418,7 @@ struct scan {
 	 * finds them; more than fit: every byte is a candidate */
 	size_t iban_at[8];
 	size_t niban;
+	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
 };
 
 static bool is_digit(int c)
@@ -547,8 +548,11 @@ static void cut_words(struct scan *s)
 			adj = soft = false;
 			break;
 		default:
-			if (is_digit((int)cp))
+			if (is_digit((int)cp)) {
 				sent = false;
+				if (s->first_digit > i)
+					s->first_digit = i;
+			}
 			adj = soft = false;
 		}
 		i += l;
@@ -927,8 +931,7 @@ static bool cyrillic_left(struct scan *s)
 {
 	size_t j = 0;
 
-	merge_spans(s->out); /* sorted, for one walk */
-	for (size_t i = 0; i < s->nwords; i++) {
+	for (size_t i = 0; i < s->nwords; i++) { /* the spans are sorted (decide_names) */
 		const struct word *w = &s->words[i];
 
 		if (!(w->w & W_CYR) || (w->w & W_INTR))
@@ -951,7 +954,7 @@ static void decide_names(struct scan *s)
 	size_t j = 0;
 
 	merge_spans(s->out); /* sorted, for one walk */
-	for (size_t i = 0; i < s->nwords; i++) {
+	for (size_t i = 0; i < s->nwords && s->out->n; i++) {
 		while (j < s->out->n && s->out->items[j].end <= ws[i].start)
 			j++;
 		if (j < s->out->n && s->out->items[j].start < ws[i].end)
@@ -991,6 +994,7 @@ struct group {
 	size_t start, end; /* bytes of the digits */
 	unsigned nd;       /* digits */
 	char sep;          /* the separator after it: ' ', '-', '.', '(' or ')' (last wins) */
+	bool unit;         /* a currency or unit follows it */
 };
 
 /* The word that ends at or before byte pos, skipping only spaces, '#', '№' and ':';
@@ -1191,7 +1195,7 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 			c.ng = j - i + 1;
 			c.paren = c.paren ||
 				  (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
-			c.unit = followed_by_unit(s, g[j].end, *wi);
+			c.unit = g[j].unit;
 			t = classify_number(s, &c);
 			if (t < 0)
 				continue;
@@ -1221,7 +1225,7 @@ static void find_numbers(struct scan *s)
 {
 	struct hub_str t = s->text;
 	struct run r;
-	size_t i = 0, wi = 0;
+	size_t i = s->first_digit, wi = 0;
 
 	while (i < t.len) {
 		size_t sl;
@@ -1253,7 +1257,8 @@ static void find_numbers(struct scan *s)
 				run_shift(&r);
 			}
 			g = &r.g[r.ng];
-			*g = (struct group){ start, i, (unsigned)(i - start), 0 };
+			*g = (struct group){ start, i, (unsigned)(i - start), 0,
+					     followed_by_unit(s, i, wi) };
 			memcpy(r.digits + r.doff[r.ng], t.p + start, i - start);
 			r.doff[r.ng + 1] = r.doff[r.ng] + (i - start);
 			r.ng++;
@@ -1554,6 +1559,7 @@ int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *va
 	s.capwords = HUB_ARRAY_SIZE(s.first_words);
 	s.translit_ok = false;
 	s.niban = 0;
+	s.first_digit = SIZE_MAX;
 
 	out->items = NULL;
 	out->n = out->cap = 0;
