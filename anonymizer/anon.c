@@ -419,6 +419,7 @@ struct scan {
 	size_t iban_at[8];
 	size_t niban;
 	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
+	size_t ndigits;
 };
 
 static bool is_digit(int c)
@@ -552,6 +553,7 @@ static void cut_words(struct scan *s)
 				sent = false;
 				if (s->first_digit > i)
 					s->first_digit = i;
+				s->ndigits++;
 			}
 			adj = soft = false;
 		}
@@ -1542,8 +1544,46 @@ static void merge_spans(struct hub_anon_spans *o)
 	o->n = n + 1;
 }
 
+/* The capitalised words outside the (merged) spans, and whether a digit is outside. */
+static void what_is_left(struct scan *s, struct hub_anon__left *left)
+{
+	const struct hub_anon_spans *o = s->out;
+	size_t j = 0, inside = 0;
+
+	*left = (struct hub_anon__left){ 0 };
+	for (size_t i = 0; i < s->nwords; i++) {
+		const struct word *w = &s->words[i];
+
+		while (j < o->n && o->items[j].end <= w->start)
+			j++;
+		if (j < o->n && o->items[j].start < w->end) {
+			if (w->start < o->items[j].start || w->end > o->items[j].end)
+				left->unsure = true;
+			continue;
+		}
+		if (!(w->w & W_CAP))
+			continue;
+		if (left->ncaps == left->capcaps)
+			left->caps = hub_pool_grow(s->pool, left->caps, &left->capcaps, 8,
+						   sizeof(*left->caps));
+		left->caps[left->ncaps++] = (struct hub_str){ s->text.p + w->start,
+							      w->end - w->start };
+	}
+	for (size_t i = 0; i < o->n && inside < s->ndigits; i++)
+		for (size_t p = o->items[i].start; p < o->items[i].end; p++)
+			inside += is_digit(s->text.p[p]);
+	left->digits = inside < s->ndigits;
+}
+
 int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		    struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out)
+{
+	return hub_anon__detect(anon, vault, pool, text, out, NULL);
+}
+
+int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
+		     struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out,
+		     struct hub_anon__left *left)
 {
 	struct scan s;
 	struct literal_ctx lc = { &s };
@@ -1560,6 +1600,7 @@ int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *va
 	s.translit_ok = false;
 	s.niban = 0;
 	s.first_digit = SIZE_MAX;
+	s.ndigits = 0;
 
 	out->items = NULL;
 	out->n = out->cap = 0;
@@ -1573,6 +1614,8 @@ int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *va
 	hub_anon__vault_each_literal(vault, on_literal, &lc);
 	decide_names(&s);
 	merge_spans(out);
+	if (left)
+		what_is_left(&s, left);
 	return 0;
 }
 

@@ -97,6 +97,21 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash);
 /* Whether the vault has a name whose key starts with c (false: no need to look). */
 bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c);
+/* What a second look at a text with a vault that has learned more needs of the first
+ * (hub_anon__detect): the capitalised words outside every span (learned names are found
+ * capitalised), and whether a digit is outside every span. */
+struct hub_anon__left {
+	struct hub_str *caps; /* from the pool */
+	size_t ncaps, capcaps;
+	bool unsure; /* a word is partly inside a span: what it is depends on the rest */
+	bool digits;
+};
+
+/* hub_anon_detect, and what it left outside the spans in *left. */
+int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
+		     struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out,
+		     struct hub_anon__left *left);
+
 /* What the detector finds a word of letters p[0..n) to be in the vault: HUB_ANON_KNOWN
  * and/or HUB_ANON_LEARNED, or 0 (vault may be NULL). In anon.c. */
 uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_anon_vault *v,

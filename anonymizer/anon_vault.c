@@ -362,16 +362,16 @@ static bool inside(const struct hub_anon_spans *spans, size_t at, size_t *i)
 }
 
 /* Whether the values the vault learned from text (entries from was on) may be written
- * again, another way, outside what was found: any digit for a phone (a number of the
- * vault may also take digits beside what was found), the value itself for an e-mail or
- * username, a capitalised word the detector would find as a name of the vault. Most
- * texts need no second look. */
+ * again, another way, outside what was found (spans, and left outside them): any digit
+ * for a phone (a number of the vault may also take digits beside what was found), the
+ * value itself for an e-mail or username, a capitalised word the detector would find as
+ * a name of the vault. Most texts need no second look. */
 static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
-		       const struct hub_anon_spans *spans, size_t was)
+		       const struct hub_anon_spans *spans, const struct hub_anon__left *left,
+		       size_t was)
 {
 	uint64_t first = 0;
-	bool phone = false, in_word = false, after_span = false, fresh;
-	size_t sp = 0;
+	bool phone = false;
 
 	for (size_t i = was; i < v->n; i++) {
 		const struct entry *e = &v->e[i];
@@ -399,67 +399,23 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 				first |= 1ull << ('d' & 63);
 		}
 	}
-	if (!phone && !first)
+	if (phone && left->digits)
+		return true;
+	if (!first)
 		return false;
-	for (size_t i = 0, stop = spans->n ? spans->items[0].start : text.len; i < text.len;) {
+	if (left->unsure)
+		return true;
+	for (size_t i = 0; i < left->ncaps; i++) {
+		struct hub_str w = left->caps[i];
 		uint32_t cp;
-		size_t l;
+		char c;
 
-		if (i >= stop) { /* a span (sorted, apart) */
-			if (spans->items[sp].end > i)
-				i = spans->items[sp].end;
-			stop = ++sp < spans->n ? spans->items[sp].start : text.len;
-			in_word = false; /* when unsure, look again */
-			after_span = true;
-			continue;
-		}
-		fresh = after_span; /* right after a span */
-		after_span = false;
-		cp = (unsigned char)text.p[i];
-		if (cp >= '0' && cp <= '9') {
-			if (phone)
-				return true;
-			in_word = false;
-			i++;
-			continue;
-		}
-		l = hub_anon__decode((const unsigned char *)text.p + i, text.len - i, &cp);
-		if (!l) {
-			l = 1;
-			cp = 0xfffd;
-		}
-		if ((cp >= 'a' && cp <= 'z') || (cp >= 0x430 && cp <= 0x45f)) {
-			in_word = true; /* most letters: lower case, no word start that counts */
-			i += l;
-			continue;
-		}
-		/* a word's first letter, upper case (learned names are found capitalised) */
-		if (first && !in_word && hub_anon__cp_is_upper(cp)) {
-			char c = hub_anon__key_first(cp);
-
-			if (!c || (first >> (c & 63) & 1)) {
-				size_t e = i + l;
-
-				if (fresh)
-					return true; /* the word may begin inside the span */
-				while (e < text.len) {
-					size_t el = hub_anon__decode((const unsigned char *)text.p + e,
-								     text.len - e, &cp);
-
-					if (!el || !hub_anon__cp_is_letter(cp))
-						break;
-					e += el;
-				}
-				/* the word as the detector keys it, or it reaches into a span */
-				if (e > stop || hub_anon__word_in_vault(v->anon, v, text.p + i, e - i))
-					return true;
-				in_word = true;
-				i = e;
-				continue;
-			}
-		}
-		in_word = hub_anon__cp_is_letter(cp);
-		i += l;
+		(void)hub_anon__decode((const unsigned char *)w.p, w.len, &cp);
+		c = hub_anon__key_first(cp);
+		/* as the detector keys the word and looks it up */
+		if ((!c || (first >> (c & 63) & 1)) &&
+		    hub_anon__word_in_vault(v->anon, v, w.p, w.len))
+			return true;
 	}
 	return false;
 }
@@ -469,6 +425,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 				struct hub_anon_entity **ents, size_t *n)
 {
 	struct hub_anon_spans spans;
+	struct hub_anon__left left;
 	struct hub_anon_entity *list = NULL;
 	size_t at = 0, was, *got = NULL; /* got[i]: the entry of span i, + 1; 0 to intern */
 	int ret;
@@ -477,7 +434,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		*ents = NULL;
 	if (n)
 		*n = 0;
-	ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
+	ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left);
 	if (ret < 0)
 		return ret;
 	/* A value first seen here may also be written another way earlier in the text
@@ -505,10 +462,10 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		for (size_t i = 0; i < stale; i++)
 			if (spans.items[i].type == HUB_ANON_NAME)
 				got[i] = 0;
-		if (vault->n == was || !look_again(vault, text, &spans, was))
+		if (vault->n == was || !look_again(vault, text, &spans, &left, was))
 			break;
 		got = NULL;
-		ret = hub_anon_detect(vault->anon, vault, pool, text, &spans);
+		ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left);
 		if (ret < 0)
 			return ret;
 	}
