@@ -871,26 +871,42 @@ static bool place(const struct scan *s, size_t i)
 	return next && (next->w & W_ADJ) && (next->lx & LX_PLACE_AFTER);
 }
 
+/* What intrinsic needs before it can say yes: the gazetteer, morphology or a cue. */
+static bool may_be_intrinsic(const struct scan *s, size_t i)
+{
+	return (s->words[i].w & (W_GAZ | W_SURNAME | W_PATRO)) ||
+	       (i && (s->words[i - 1].lx & (LX_CUE_STRONG | LX_CUE_WEAK))) ||
+	       (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER));
+}
+
 static void mark_names(struct scan *s)
 {
 	struct word *ws = s->words;
+	bool pairs = false; /* a name or an улы a pair may start from */
 
 	for (size_t i = 0; i < s->nwords; i++) {
 		struct word *w = &ws[i];
+		/* a name seen in an earlier text of the vault, capitalised: Роза the flower
+		 * in lower case stays a flower */
+		bool learned = (w->w & W_LEARNED) && (w->w & (W_CAP | W_ALLCAPS));
 
 		if (!(w->w & W_KEYED))
 			continue;
+		if (w->w & W_PATRO_WORD)
+			pairs = true;
 		if (w->w & W_KNOWN)
 			w->w |= W_NAME;
-		if ((w->lx & LX_NEVER) || place(s, i))
+		if ((!learned && !may_be_intrinsic(s, i)) || (w->lx & LX_NEVER) || place(s, i))
 			continue;
-		/* a name seen in an earlier text of the vault, capitalised: Роза the flower
-		 * in lower case stays a flower */
-		if ((w->w & W_LEARNED) && (w->w & (W_CAP | W_ALLCAPS)))
+		if (learned)
 			w->w |= W_NAME;
-		if (intrinsic(s, i))
+		if (intrinsic(s, i)) {
 			w->w |= W_INTR;
+			pairs = true;
+		}
 	}
+	if (!pairs)
+		return;
 	/* Names come in pairs: a capitalised neighbour of a name is a name when it could be
 	 * one, and a capitalised word after a first name is its surname. Forwards, backwards
 	 * and forwards again, to carry it along a row of names. */
