@@ -420,6 +420,7 @@ struct scan {
 	size_t niban;
 	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
 	size_t ndigits;
+	bool has_at; /* an '@' is in the text (find_emails) */
 };
 
 static bool is_digit(int c)
@@ -1424,6 +1425,7 @@ static void find_emails(struct scan *s)
 
 		if (!at)
 			break;
+		s->has_at = true;
 		a = (size_t)(at - t.p);
 		j = a, k = a + 1;
 		while (j > lo) {
@@ -1474,6 +1476,8 @@ static void on_literal(struct hub_str value, enum hub_anon_type type, void *data
 	struct hub_str t = s->text;
 	size_t at = 0;
 
+	if (!s->has_at && memchr(value.p, '@', value.len))
+		return; /* an e-mail needs its '@' */
 	/* wherever it is, even inside a longer word, and then with the whole word of letters
 	 * and digits: a piece left behind would be a new word next to the marker, and digits
 	 * glued to a value ("a@b.kz12345678") a new number the detectors would find there */
@@ -1617,6 +1621,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.niban = 0;
 	s.first_digit = SIZE_MAX;
 	s.ndigits = 0;
+	s.has_at = false;
 
 	out->items = NULL;
 	out->n = out->cap = 0;
