@@ -613,7 +613,7 @@ static bool after_strong_cue(const struct scan *s)
 		return false;
 	return (s->words[i - 1].lx & LX_CUE_STRONG) ||
 	       (i >= 2 && (s->words[i - 1].lx & LX_CUE_WEAK) &&
-		(s->words[i - 2].lx & LX_CUE_STRONG));
+		(s->words[i - 1].w & (W_SOFT | W_ADJ)) && (s->words[i - 2].lx & LX_CUE_STRONG));
 }
 
 /* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED when one of the stems (lens[0..n)) of key k is a
@@ -651,7 +651,7 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_a
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
 {
 	size_t lens[16], n;
-	bool vault, lex;
+	bool vault, lex, lex_alone;
 
 	wd->w |= W_KEYED;
 	if (filter_has(s->anon, k->h[k->len]))
@@ -663,7 +663,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
 	 * ending), or a name the vault knows: most words need one lookup */
 	vault = hub_anon__vault_name_may(s->vault, k->s[0]);
-	lex = (wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7 || after_strong_cue(s);
+	lex_alone = (wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7;
+	lex = lex_alone || after_strong_cue(s);
 	if (lex || vault)
 		n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
 	else
@@ -699,6 +700,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 
 		if (filter_has(s->anon, k->h[lens[i]]))
 			f = i ? hub_anon__htab_get(&s->anon->words, k->h[lens[i]]) : wd->lx;
+		if ((f & LX_STOP) && i && !lex_alone)
+			continue; /* a stop word by its cue alone: the cue may become a marker */
 		if (f & LX_STOP) {
 			wd->lx |= LX_STOP;
 			return;
@@ -850,10 +853,12 @@ static bool name_alone(const struct scan *s, size_t i)
 static bool place(const struct scan *s, size_t i)
 {
 	const struct word *w = &s->words[i];
-	/* a neighbour that becomes a marker is no context: it is gone from the text the
-	 * detectors see again */
-	const struct word *prev = i && !(w[-1].w & W_SPANNED) ? &w[-1] : NULL;
-	const struct word *next = i + 1 < s->nwords && !(w[1].w & W_SPANNED) ? &w[1] : NULL;
+	/* a neighbour that becomes a marker (another detector's, or a known name: the
+	 * context words are never names otherwise) is no context: it is gone from the text
+	 * the detectors see again */
+	const struct word *prev = i && !(w[-1].w & (W_SPANNED | W_KNOWN)) ? &w[-1] : NULL;
+	const struct word *next =
+		i + 1 < s->nwords && !(w[1].w & (W_SPANNED | W_KNOWN)) ? &w[1] : NULL;
 
 	if (prev && (w->w & (W_ADJ | W_SOFT)) && (prev->lx & LX_PLACE_BEFORE))
 		return true;
@@ -1470,6 +1475,16 @@ struct literal_ctx {
 	struct scan *s;
 };
 
+/* [start, end) lies inside marker-like text (find_markers has run). */
+static bool in_marker(const struct scan *s, size_t start, size_t end)
+{
+	for (size_t i = 0; i < s->out->n; i++)
+		if (s->out->items[i].type == HUB_ANON_MARKER && s->out->items[i].start <= start &&
+		    end <= s->out->items[i].end)
+			return true;
+	return false;
+}
+
 static void on_literal(struct hub_str value, enum hub_anon_type type, void *data)
 {
 	struct scan *s = ((struct literal_ctx *)data)->s;
@@ -1484,6 +1499,12 @@ static void on_literal(struct hub_str value, enum hub_anon_type type, void *data
 	while ((at = hub_anon__find_ci(t, at, value)) != SIZE_MAX) {
 		size_t end = word_end(t, at + value.len, true);
 
+		/* not inside marker-like text ("[PHONE_1]" as a username): the vault's own
+		 * markers would bring out new ones in the pseudonymized text */
+		if (in_marker(s, at, at + value.len)) {
+			at++;
+			continue;
+		}
 		add_span(s, word_start(t, at, true), end, type);
 		at = end;
 	}

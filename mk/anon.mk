@@ -44,8 +44,9 @@ fuzz-anon: $(FUZZ_BUILD)/fuzz_anon
 		-timeout=2 -artifact_prefix=$(FUZZ_BUILD)/artifacts/ \
 		$(FUZZ_BUILD)/corpus $(FUZZ_CORPUS)
 
-# The corpus replay links the fuzz target's checks (before the library, for the linker).
-$(BUILD)/tests/test_anon_corpus: $(BUILD)/tests/unit/test_anon_corpus.o \
-		$(BUILD)/tests/fuzz/anon_check.o $(LIBCORE)
+# The corpus replay and the generated conversations link the fuzz target's checks (before
+# the library, for the linker).
+$(BUILD)/tests/test_anon_corpus $(BUILD)/tests/test_anon_props: $(BUILD)/tests/%: \
+		$(BUILD)/tests/unit/%.o $(BUILD)/tests/fuzz/anon_check.o $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka -lcrypto -lm

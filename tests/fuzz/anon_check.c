@@ -40,28 +40,17 @@ static const char *check_spans(const struct hub_anon_entity *e, size_t ne, const
 	return NULL;
 }
 
-const char *anon_check(const struct hub_anon *anon, const char *data, size_t n)
+/* The properties of one text given to vault v. */
+static const char *check_text(struct hub_anon_vault *v, const char *data, size_t n)
 {
 	struct hub_pool pool = HUB_POOL_INIT;
-	struct hub_anon_vault *v = NULL;
 	struct hub_buf pseudo = HUB_BUF_INIT, back = HUB_BUF_INIT, want = HUB_BUF_INIT;
 	struct hub_anon_entity *e = NULL;
 	struct hub_str x = { data, n };
-	const char *nl = memchr(data, '\n', n);
 	const char *why = NULL;
 	bool *bd = NULL, one_spelling = true;
 	size_t ne = 0, at = 0;
 
-	if (hub_anon_vault_new(anon, &v) < 0)
-		return "vault_new failed";
-	if (nl && nl > data) {
-		struct hub_str first = { data, (size_t)(nl - data) };
-
-		/* either may be refused as unusable: that is fine */
-		if (hub_anon_vault_add_known(v, HUB_ANON_NAME, first) < 0 &&
-		    hub_anon_vault_add_known(v, HUB_ANON_PHONE, first) < 0)
-			(void)0;
-	}
 	if (hub_anon_vault_pseudonymize(v, &pool, x, &pseudo, &e, &ne) < 0) {
 		why = n > HUB_ANON_TEXT_MAX ? NULL : "pseudonymize failed";
 		goto out;
@@ -71,7 +60,7 @@ const char *anon_check(const struct hub_anon *anon, const char *data, size_t n)
 	if (why)
 		goto out;
 	for (size_t i = 0; i < ne; i++) {
-		size_t before = want.len;
+		size_t before;
 
 		hub_buf_add(&want, data + at, e[i].start - at);
 		before = want.len;
@@ -105,6 +94,33 @@ out:
 	hub_buf_release(&back);
 	hub_buf_release(&pseudo);
 	hub_pool_release(&pool);
+	return why;
+}
+
+const char *anon_check(const struct hub_anon *anon, const char *data, size_t n)
+{
+	struct hub_anon_vault *v = NULL;
+	const char *nl = memchr(data, '\n', n), *why = NULL;
+	size_t at = 0;
+
+	if (hub_anon_vault_new(anon, &v) < 0)
+		return "vault_new failed";
+	if (nl && nl > data) {
+		struct hub_str first = { data, (size_t)(nl - data) };
+
+		/* either may be refused as unusable: that is fine */
+		if (hub_anon_vault_add_known(v, HUB_ANON_NAME, first) < 0 &&
+		    hub_anon_vault_add_known(v, HUB_ANON_PHONE, first) < 0)
+			(void)0;
+	}
+	/* the messages of one conversation, one vault */
+	do {
+		const char *ff = memchr(data + at, '\f', n - at);
+		size_t end = ff ? (size_t)(ff - data) : n;
+
+		why = check_text(v, data + at, end - at);
+		at = end + 1;
+	} while (!why && at <= n);
 	hub_anon_vault_free(v);
 	return why;
 }

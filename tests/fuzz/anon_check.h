@@ -8,8 +8,9 @@
 struct hub_anon;
 
 /* Runs detect, pseudonymize, restore and the guard over data with a fresh vault (the
- * first line, when data has several, is also given as a known name and phone). Returns
- * NULL when every property holds, else what failed:
+ * first line, when data has several, is also given as a known name and phone); a '\f'
+ * separates the messages of one conversation, each given to that vault in turn. Returns
+ * NULL when every property holds in every message, else what failed:
  *  - spans are sorted, disjoint, inside the text and on UTF-8 character boundaries;
  *  - restore(pseudonymize(x)) is x with each value in the vault's first spelling, and is
  *    x itself when each value was spelled one way (marker-like text of x included);
