@@ -828,7 +828,7 @@ static bool house_number(const struct scan *s, size_t pos)
 	/* a letter glued to it: 26а, but 100тг is money */
 	for (size_t i = 0; i < s->nwords; i++)
 		if (s->words[i].start == pos)
-			return !(s->words[i].lx & LX_UNIT) &&
+			return !(s->words[i].lx & LX_UNIT) && !(s->words[i].w & W_SPANNED) &&
 			       s->words[i].end - s->words[i].start <= 2;
 	return false;
 }

@@ -402,14 +402,16 @@ static void test_long_known_word_found(void **state)
 
 /* What makes a word a street or a brand ("на Абая 150", "на Бухар жырау 86/4", "Samsung
  * Galaxy") must stay in the pseudonymized text: not a second word that is a name of its
- * own, nor a house number that is part of an e-mail, nor a city that ends an e-mail.
+ * own, nor a house number that is part of an e-mail or glued to an IBAN, nor a city that
+ * ends an e-mail.
  * Each becomes a marker, and the word, a street no more, would be found there as a name
  * left in clear. */
 static void test_context_that_becomes_a_marker(void **state)
 {
 	static const char *const texts[] = { "в Абая нурлан 15,", "\xb8 в в в\xd0\x98\xd0\xbdN "
 					      "в\xd0\x98\xd0\xbdN 4,4", "пишите в Абая 6a@mail.kz",
-					      "пишите ivan@mail.almaty Нурлан" };
+					      "пишите ivan@mail.almaty Нурлан",
+					      "на Абая 2KZ86125KZT5004100100" };
 	struct hub_anon_vault *v;
 	struct hub_buf b = HUB_BUF_INIT, r = HUB_BUF_INIT;
 
