@@ -411,7 +411,7 @@ static void test_context_that_becomes_a_marker(void **state)
 	static const char *const texts[] = { "в Абая нурлан 15,", "\xb8 в в в\xd0\x98\xd0\xbdN "
 					      "в\xd0\x98\xd0\xbdN 4,4", "пишите в Абая 6a@mail.kz",
 					      "пишите ivan@mail.almaty Нурлан",
-					      "на Абая 2KZ86125KZT5004100100" };
+					      "меня зовут Абая, на Абая 2KZ86125KZT5004100100" };
 	struct hub_anon_vault *v;
 	struct hub_buf b = HUB_BUF_INIT, r = HUB_BUF_INIT;
 
