@@ -413,7 +413,8 @@
 
     function command(obj) {
         return new Promise(function (resolve, reject) {
-            if (!S.ws || !S.wsOpen) {
+            /* the socket may be closing before its close event arrives */
+            if (!S.ws || !S.wsOpen || S.ws.readyState !== WebSocket.OPEN) {
                 reject(new Error('нет связи'));
                 return;
             }
