@@ -482,47 +482,45 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 static void cut_words(struct scan *s)
 {
 	struct hub_str t = s->text;
-	bool sent = true, adj = false, soft = false, in = false, hyphen = false, cyr = false;
-	size_t i = 0, start = 0, seps = 0;
-	unsigned letters = 0, uppers = 0;
-	uint32_t first_upper = 0;
+	const uint32_t *table = s->anon->cp_info;
+	bool sent = true, adj = false, soft = false, hyphen = false;
+	size_t i = 0, seps = 0;
 	struct hub_anon_key k;
 
 	while (i <= t.len) {
 		uint32_t cp = 0, info = 0;
-		size_t l = i < t.len ? next_cp(t, i, &cp) : 1;
-		bool letter;
+		size_t l = 1;
 
-		if (i < t.len)
-			info = cp < HUB_ANON_CP_TABLE ? s->anon->cp_info[cp] : hub_anon__cp_info(cp);
-		letter = info & HUB_ANON_CP_LETTER;
-
-		if (letter) {
-			if (cp >= 0x400)
-				cyr = true;
-			if (!in) {
-				bool latin = cp < 0x80;
-
-				in = true;
-				cyr = cp >= 0x400;
-				start = i;
-				letters = uppers = 0;
-				first_upper = info & HUB_ANON_CP_UPPER;
-				hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE :
-							HUB_ANON_KEY_FOLD, latin);
-			}
-			letters++;
-			uppers += !!(info & HUB_ANON_CP_UPPER);
-			hub_anon__key_add_info(&k, info);
-			i += l;
-			continue;
+		if (i < t.len) {
+			l = next_cp(t, i, &cp);
+			info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
 		}
-		if (in) {
-			uint32_t w = (first_upper ? W_CAP : 0) |
-				     (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
-				     (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
-				     (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0);
+		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
+			size_t start = i;
+			unsigned letters = 0, uppers = 0;
+			bool first_upper = info & HUB_ANON_CP_UPPER, cyr = false, latin = cp < 0x80;
+			uint32_t w;
 
+			hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
+					    latin);
+			do {
+				cyr |= cp >= 0x400;
+				letters++;
+				uppers += !!(info & HUB_ANON_CP_UPPER);
+				hub_anon__key_add_info(&k, info);
+				i += l;
+				cp = info = 0;
+				l = 1;
+				if (i < t.len) {
+					l = next_cp(t, i, &cp);
+					info = cp < HUB_ANON_CP_TABLE ? table[cp] :
+						hub_anon__cp_info(cp);
+				}
+			} while (info & HUB_ANON_CP_LETTER);
+			w = (first_upper ? W_CAP : 0) |
+			    (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
+			    (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
+			    (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0);
 			add_word(s, start, i, w);
 			if (i < t.len && is_digit((int)cp) && i - start >= 2 &&
 			    is_ascii_letter(t.p[i - 1]) && is_ascii_letter(t.p[i - 2]) &&
@@ -530,7 +528,6 @@ static void cut_words(struct scan *s)
 				s->iban_at[s->niban - 1] = i - 2;
 			if (hub_anon__key_end(&k))
 				classify(s, &s->words[s->nwords - 1], &k);
-			in = false;
 			sent = false;
 			adj = soft = true;
 			seps = 0;
