@@ -599,8 +599,6 @@ static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
 #undef ENDS
 }
 
-/* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
- * vault's names, morphology. */
 /* The word being classified (the last one cut) follows a strong cue. */
 static bool after_strong_cue(const struct scan *s)
 {
@@ -645,6 +643,8 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_a
 	return vault_name_of(v, &k, lens, nl);
 }
 
+/* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
+ * vault's names, morphology. */
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
 {
 	size_t lens[16], n;
