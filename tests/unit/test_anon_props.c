@@ -44,6 +44,9 @@ static const char *const pieces[] = {
 	"KZ86 125K ZT50 0410 0100", "12.05", "14:30",
 	/* e-mails and usernames */
 	"ivan@mail.ru", "Nurlan@mail.kz", "anna.k@company.kz", "a@b.kz", "@nurlan_77",
+	/* more context: Kazakh, after-cues, titles, order and unit words */
+	"ауданы", "облысы", "по имени", "Mr", "доктор", "ИИН", "IBAN", "тел", "карта",
+	"ne", "а", "кв", "дом", "Абая көшесі", "ТОО Нурлан", "Samsung Galaxy",
 	/* marker-like text */
 	"[NAME_1]", "[PHONE_1]", "PHONE_2", "[Name 1]", "[EMAIL_1]", "name_3",
 };
