@@ -955,8 +955,10 @@ static bool cyrillic_left(struct scan *s)
 	for (size_t i = 0; i < s->nwords; i++) { /* the spans are sorted (decide_names) */
 		const struct word *w = &s->words[i];
 
-		if (!(w->w & W_CYR) || (w->w & W_INTR))
-			continue; /* a name the vault knows counts: that must not change this */
+		/* what becomes a marker is not left: a name by the text or of the vault (a
+		 * name the vault learns later in the text is the vault's second look) */
+		if (!(w->w & W_CYR) || (w->w & (W_INTR | W_NAME)))
+			continue;
 		while (j < s->out->n && s->out->items[j].end <= w->start)
 			j++;
 		if (j == s->out->n || s->out->items[j].start >= w->end)
