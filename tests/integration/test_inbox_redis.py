@@ -7,8 +7,6 @@ import json
 import os
 import socket
 import sys
-import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -65,27 +63,8 @@ class TwoInstances(InboxCase):
         agents = [self.agent(h, sub="agent-%d" % i) for i, h in enumerate((h1, h2, h1, h2))]
         for a in agents:
             a.command({"type": "read", "conversation_id": 1})  # live at once
-        threads, statuses = [], []
-
-        def deliver(h, wa_id):
-            # as the platform does: a 503 (a query that waited too long for a connection
-            # on a loaded machine) is sent again
-            body, _, sig = self.text_webhook(h, "demo-whatsapp", wa_id=wa_id)
-            for _ in range(5):
-                r = self.post_webhook(h, "demo-whatsapp", body, sig)
-                if r.status != 503:
-                    break
-                time.sleep(0.2)
-            statuses.append(r.status)
-
-        for i in range(12):
-            threads.append(threading.Thread(target=deliver,
-                                            args=((h1, h2)[i % 2], "7701555%04d" % (i % 3))))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        self.assertEqual(statuses, [200] * 12)
+        self.concurrent_webhooks([((h1, h2)[i % 2], {"wa_id": "7701555%04d" % (i % 3)})
+                                  for i in range(12)])
         final = self.last_event_id()
         for a in agents:
             ids = []
