@@ -68,10 +68,12 @@ static void add_piece(struct hub_buf *b, const char *p, uint64_t r)
 	size_t at = b->len;
 
 	hub_buf_adds(b, p);
-	if (r % 7 == 0) /* ASCII letters upper or lower case, as people type */
-		for (size_t i = at; i < b->len; i++)
-			if ((b->p[i] | 0x20) >= 'a' && (b->p[i] | 0x20) <= 'z')
-				b->p[i] ^= (char)((r >> 8) % 2 ? 0x20 : 0);
+	if (r % 7 > 1)
+		return;
+	/* now and then its ASCII letters all upper or all lower case, as people type */
+	for (size_t i = at; i < b->len; i++)
+		if ((b->p[i] | 0x20) >= 'a' && (b->p[i] | 0x20) <= 'z')
+			b->p[i] = r % 7 ? (char)(b->p[i] | 0x20) : (char)(b->p[i] & ~0x20);
 }
 
 /* A conversation of 1-4 messages of 1-10 pieces; maybe a known name on the first line. */
