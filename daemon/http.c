@@ -55,12 +55,15 @@ struct hub_http_req {
 	struct hdr hdrs[MAX_HEADERS];
 	int nhdrs;
 	uint32_t url_len;
+	uint32_t path_len;                 /* head[0, path_len) is the path */
+	bool has_query;                    /* head[path_len + 1, url_len) is the query */
 	bool in_value;                     /* the last header callback was a value */
+	bool in_trailers;                  /* headers complete: fields are trailers */
+	uint32_t trailer_len;              /* trailer bytes seen (ignored, but bounded) */
 	bool method_seen;
 	struct hub_buf body;
 	struct hub_buf extra;              /* response headers added by the handler */
 	const char *method;
-	struct hub_str path, query;
 	int route_err;                     /* 0 or the router's error */
 	struct hub_router_match match;
 	struct hub_str params[HUB_ROUTER_MAX_PARAMS]; /* decoded, in pool */
@@ -656,6 +659,21 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 	return header_overflow(c, at + len);
 }
 
+/* A chunked body's trailers come through the header callbacks after the head was parsed
+ * and routed. They are ignored (no handler reads them) and never appended to the head,
+ * which path, query and the header slices index; only their size is bounded. */
+static int trailer_overflow(struct conn *c, size_t len)
+{
+	struct hub_http_req *req = c->req;
+
+	req->trailer_len += (uint32_t)len;
+	if (req->trailer_len > c->h->limits.header_max) {
+		c->err_status = 431;
+		return -1;
+	}
+	return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
@@ -663,6 +681,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
 	if (c->closed)
 		return -1;
+	if (req->in_trailers)
+		return trailer_overflow(c, len);
 
 	if (header_overflow(c, at + len))
 		return -1;
@@ -690,6 +710,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 
 	if (c->closed)
 		return -1;
+	if (req->in_trailers)
+		return trailer_overflow(c, len);
 
 	if (header_overflow(c, at + len))
 		return -1;
@@ -709,7 +731,7 @@ static void route_request(struct hub_http_req *req)
 	struct hub_http *h = req->h;
 	struct hub_str method = hub_str_from(req->method);
 
-	req->route_err = hub_router_match(h->router, method, req->path, &req->match);
+	req->route_err = hub_router_match(h->router, method, hub_http_req_path(req), &req->match);
 	if (req->route_err)
 		return;
 	for (int i = 0; i < req->match.nparams; i++) {
@@ -732,20 +754,17 @@ static int on_headers_complete(llhttp_t *p)
 	struct conn *c = p->data;
 	struct hub_http *h = c->h;
 	struct hub_http_req *req = c->req;
-	struct hub_str url;
 	const char *q;
 
 	if (c->closed)
 		return -1;
-	url = (struct hub_str){ req->head.p, req->url_len };
-	/* the head no longer grows: slices into it stay valid */
+	req->in_trailers = true; /* the head is complete: nothing appends to it now */
 	req->method = llhttp_method_name((llhttp_method_t)p->method);
 	req->head_only = p->method == HTTP_HEAD;
 	req->http_minor = p->http_minor;
-	q = url.len ? memchr(url.p, '?', url.len) : NULL;
-	req->path = (struct hub_str){ url.p ? url.p : "", q ? (size_t)(q - url.p) : url.len };
-	req->query = q ? (struct hub_str){ q + 1, url.len - (size_t)(q - url.p) - 1 }
-		       : HUB_STR_NULL;
+	q = req->url_len ? memchr(req->head.p, '?', req->url_len) : NULL;
+	req->path_len = q ? (uint32_t)(q - req->head.p) : req->url_len;
+	req->has_query = q != NULL;
 	route_request(req);
 
 	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->limits.body_max) {
@@ -820,7 +839,7 @@ static void dispatch(struct conn *c)
 		hub_http_req_error(req, 404, "not_found", "no such path");
 		break;
 	case -EOPNOTSUPP:
-		hub_router_allow(h->router, req->path, allow, sizeof(allow));
+		hub_router_allow(h->router, hub_http_req_path(req), allow, sizeof(allow));
 		hub_http_req_add_header(req, "Allow", allow);
 		hub_http_req_error(req, 405, "method_not_allowed", "method not allowed here");
 		break;
@@ -979,9 +998,19 @@ struct hub_str hub_http_req_method(const struct hub_http_req *req)
 	return hub_str_from(req->method);
 }
 
+/* Path and query are computed from offsets into the head on every call, so no stored
+ * pointer can outlive a reallocation of it. */
 struct hub_str hub_http_req_path(const struct hub_http_req *req)
 {
-	return req->path;
+	return (struct hub_str){ req->head.p ? req->head.p : "", req->path_len };
+}
+
+static struct hub_str req_query(const struct hub_http_req *req)
+{
+	if (!req->has_query)
+		return HUB_STR_NULL;
+	return (struct hub_str){ req->head.p + req->path_len + 1,
+				 req->url_len - req->path_len - 1 };
 }
 
 struct hub_str hub_http_req_body(const struct hub_http_req *req)
@@ -1013,7 +1042,7 @@ int hub_http_req_query_get(const struct hub_http_req *req, const char *name,
 			   struct hub_str *value)
 {
 	struct hub_http_req *r = (struct hub_http_req *)req; /* the pool is ours to use */
-	struct hub_str q = req->query;
+	struct hub_str q = req_query(req);
 	size_t nlen = strlen(name);
 	size_t i = 0;
 
