@@ -45,9 +45,11 @@ ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 # unit tests, not a review).
 CORE_SRC := $(sort $(wildcard lib/*.c config/*.c anonymizer/*.c adapters/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
-# daemon/hubd.c and daemon/hubctl.c hold main(); ctl_*.c are hubctl's commands.
-DAEMON_ALL := $(sort $(wildcard daemon/*.c))
-CTL_SRC := daemon/hubctl.c $(filter daemon/ctl_%.c,$(DAEMON_ALL))
+# daemon/ is one folder a room (scripts/check-layers names them); daemon/hubd.c holds hubd's
+# main(), daemon/ctl/ is hubctl (its main() and its commands); every other room links into
+# both.
+DAEMON_ALL := $(sort $(wildcard daemon/*.c daemon/*/*.c))
+CTL_SRC := $(filter daemon/ctl/%,$(DAEMON_ALL))
 DAEMON_SRC := $(filter-out daemon/hubd.c $(CTL_SRC),$(DAEMON_ALL))
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 CTL_OBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
@@ -57,7 +59,7 @@ GEN_OBJ := $(GEN_SRC:%.c=%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
-# The inbox page, served by daemon/web.c.
+# The inbox page, served by daemon/inbox/web.c.
 WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
 
 LIBCORE = $(BUILD)/libhubcore.a

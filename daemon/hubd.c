@@ -1,6 +1,7 @@
 /* daemon/hubd.c - main() of hubd: the process's state (struct hubd), start-up, the route
  * table, SIGHUP reload and SIGTERM drain. Fatal at start-up, forgiving at reload, clean at
- * exit (pgbouncer, kresd). The only file that knows every module. */
+ * exit (pgbouncer, kresd). The only file that knows every module: daemon/ holds the wiring
+ * (this file, and sd_notify in notify.h), each subsystem a room below it. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -12,16 +13,16 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "daemon/api.h"
-#include "daemon/bus.h"
-#include "daemon/http.h"
-#include "daemon/ingest.h"
-#include "daemon/metrics.h"
+#include "daemon/inbox/api.h"
+#include "daemon/data/bus.h"
+#include "daemon/net/http.h"
+#include "daemon/inbound/ingest.h"
+#include "daemon/core/metrics.h"
 #include "daemon/notify.h"
-#include "daemon/redis.h"
-#include "daemon/store.h"
-#include "daemon/web.h"
-#include "daemon/ws.h"
+#include "daemon/data/redis.h"
+#include "daemon/data/store.h"
+#include "daemon/inbox/web.h"
+#include "daemon/inbox/ws.h"
 #include "lib/log.h"
 #include "lib/pool.h"
 

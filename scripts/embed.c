@@ -2,14 +2,14 @@
  * {name, data, len, etag} (lib/embed.h): the migrations, the inbox page and the
  * anonymizer's name lists compiled into the binaries.
  * usage: embed [-i HEADER] SYMBOL FILE... > out.c   (each entry is named by the file's base
- * name; HEADER declares SYMBOL, daemon/embed.h by default) */
+ * name; HEADER declares SYMBOL, daemon/core/embed.h by default) */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 int main(int argc, char **argv)
 {
-	const char *header = "daemon/embed.h";
+	const char *header = "daemon/core/embed.h";
 
 	if (argc > 3 && strcmp(argv[1], "-i") == 0) {
 		header = argv[2];

@@ -1,4 +1,4 @@
-/* daemon/embed.h - files compiled into the binaries at build time (scripts/embed.c):
+/* daemon/core/embed.h - files compiled into the binaries at build time (scripts/embed.c):
  * the database migrations and the inbox page. Tables end with a NULL name. */
 #ifndef HUB_EMBED_H
 #define HUB_EMBED_H

@@ -1,7 +1,7 @@
-/* daemon/metrics.c - see metrics.h. Small linked lists in registration order: a few dozen
+/* daemon/core/metrics.c - see metrics.h. Small linked lists in registration order: a few dozen
  * series, looked up by name.
  * Knows nothing about HTTP beyond the labels of hub_metrics_http. */
-#include "daemon/metrics.h"
+#include "daemon/core/metrics.h"
 
 #include <math.h>
 #include <stdint.h>

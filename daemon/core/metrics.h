@@ -1,4 +1,7 @@
-/* daemon/metrics.h - the process's metrics in Prometheus text format (version 0.0.4):
+/* Room daemon/core/: what every other room of the daemon may use and that knows none of
+ * them: the process's metrics (metrics.h) and the files compiled into the binaries
+ * (embed.h). Includes only lib/. (scripts/check-layers keeps every room's includes.) */
+/* daemon/core/metrics.h - the process's metrics in Prometheus text format (version 0.0.4):
  * counters with labels, one request-latency histogram, and gauges read at scrape time.
  * Knows nothing about who reports what. */
 #ifndef HUB_METRICS_H

@@ -1,5 +1,5 @@
-/* daemon/ctl_anonymize.c - see ctl_anonymize.h. */
-#include "daemon/ctl_anonymize.h"
+/* daemon/ctl/ctl_anonymize.c - see ctl_anonymize.h. */
+#include "daemon/ctl/ctl_anonymize.h"
 
 #include <errno.h>
 #include <getopt.h>

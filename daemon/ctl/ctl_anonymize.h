@@ -1,4 +1,4 @@
-/* daemon/ctl_anonymize.h - `hubctl anonymize`: pseudonymizes stdin line by line with one
+/* daemon/ctl/ctl_anonymize.h - `hubctl anonymize`: pseudonymizes stdin line by line with one
  * vault for the whole run (anonymizer/anon_vault.h). Knows nothing about hubd. */
 #ifndef HUB_CTL_ANONYMIZE_H
 #define HUB_CTL_ANONYMIZE_H

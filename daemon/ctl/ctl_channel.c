@@ -1,7 +1,7 @@
-/* daemon/ctl_channel.c - see ctl_channel.h. Validates everything before it connects, so bad
+/* daemon/ctl/ctl_channel.c - see ctl_channel.h. Validates everything before it connects, so bad
  * input changes nothing; each change is one SQL function call (one transaction whose
  * trigger NOTIFYs hub_channels). Prints ids, kinds and accounts, never a secret. */
-#include "daemon/ctl_channel.h"
+#include "daemon/ctl/ctl_channel.h"
 
 #include <errno.h>
 #include <getopt.h>

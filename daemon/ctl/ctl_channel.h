@@ -1,4 +1,4 @@
-/* daemon/ctl_channel.h - `hubctl channel add|list|enable|disable`: channels provisioned in
+/* daemon/ctl/ctl_channel.h - `hubctl channel add|list|enable|disable`: channels provisioned in
  * the database (blocking libpq; hubctl only). Every running hubd picks a change up through
  * NOTIFY hub_channels. Secrets come from files or stdin and are never printed. */
 #ifndef HUB_CTL_CHANNEL_H

@@ -1,7 +1,7 @@
-/* daemon/ctl_simulate.c - see ctl_simulate.h. Bodies follow tests/fixtures/<platform>/
+/* daemon/ctl/ctl_simulate.c - see ctl_simulate.h. Bodies follow tests/fixtures/<platform>/
  * text.json and /work/shared/PLATFORMS.md; a plain blocking HTTP/1.1 client is enough here.
  * The text, the sender and the secrets are never printed. */
-#include "daemon/ctl_simulate.h"
+#include "daemon/ctl/ctl_simulate.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -17,7 +17,7 @@
 
 #include "adapters/adapter.h"
 #include "config/config.h"
-#include "daemon/ctl_channel.h"
+#include "daemon/ctl/ctl_channel.h"
 #include "lib/crypto.h"
 #include "lib/json.h"
 

@@ -1,4 +1,4 @@
-/* daemon/ctl_simulate.h - `hubctl simulate`: builds a webhook body exactly as the platform
+/* daemon/ctl/ctl_simulate.h - `hubctl simulate`: builds a webhook body exactly as the platform
  * sends it (WhatsApp, Telegram, Instagram), authenticates it with the channel's secret and
  * posts it to a running hubd (blocking; hubctl only). For demos, manual tests, benchmarks. */
 #ifndef HUB_CTL_SIMULATE_H

@@ -1,4 +1,6 @@
-/* daemon/hubctl.c - main() of hubctl, the operator's tool: check-config, migrate, token,
+/* Room daemon/ctl/: hubctl, the operator's tool: this main() and one file a command
+ * (ctl_*.c). May call data/, net/, core/ and the pure core; hubd links none of it. */
+/* daemon/ctl/hubctl.c - main() of hubctl, the operator's tool: check-config, migrate, token,
  * parse, channel, simulate, anonymize. It may block (it runs no event loop). Never prints a
  * secret. */
 #include <errno.h>
@@ -10,10 +12,10 @@
 
 #include "adapters/adapter.h"
 #include "config/config.h"
-#include "daemon/ctl_anonymize.h"
-#include "daemon/ctl_channel.h"
-#include "daemon/ctl_simulate.h"
-#include "daemon/store.h"
+#include "daemon/ctl/ctl_anonymize.h"
+#include "daemon/ctl/ctl_channel.h"
+#include "daemon/ctl/ctl_simulate.h"
+#include "daemon/data/store.h"
 #include "lib/jwt.h"
 #include "lib/log.h"
 

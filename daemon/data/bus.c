@@ -1,4 +1,4 @@
-/* daemon/bus.c - see bus.h. Per tenant: the last id delivered and the highest id heard of.
+/* daemon/data/bus.c - see bus.h. Per tenant: the last id delivered and the highest id heard of.
  * An event with id last + 1 is delivered at once; a lower one is a duplicate; a higher one
  * means a gap (two transactions' results arrived out of order, an instance's Redis message
  * was lost, something wrote the log without publishing): the log is then read from the
@@ -9,7 +9,7 @@
  * one ephemeral event) has no id; {"instance","tenant","id":N,"sync":true}, sent about a
  * second after a tenant's publishes, says "the log reaches N", so that a lost PUBLISH
  * costs a second, not the wait for the tenant's next event. Payloads are never logged. */
-#include "daemon/bus.h"
+#include "daemon/data/bus.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/metrics.h"
-#include "daemon/redis.h"
-#include "daemon/store.h"
+#include "daemon/core/metrics.h"
+#include "daemon/data/redis.h"
+#include "daemon/data/store.h"
 #include "lib/crypto.h"
 #include "lib/json.h"
 #include "lib/jwt.h"

@@ -1,4 +1,4 @@
-/* daemon/bus.h - the live events of the tenants that have sockets here, in id order and
+/* daemon/data/bus.h - the live events of the tenants that have sockets here, in id order and
  * exactly once: committed events of this instance, events of the other instances through
  * Redis (one channel per tenant, the event id in every payload), gaps filled from the
  * database's event log, duplicates dropped, and a re-sync from the database whenever the

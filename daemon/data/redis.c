@@ -1,8 +1,8 @@
-/* daemon/redis.c - hiredis 0.14.1 driven by uv_poll and uv_timer on hubd's loop.
+/* daemon/data/redis.c - hiredis 0.14.1 driven by uv_poll and uv_timer on hubd's loop.
  * Our own adapter over ac->ev (hiredis's libuv adapter ignores poll errors and has no
  * timeouts), our own connect and command timeouts, reconnects with backoff, a heartbeat that
  * proves the subscriber still receives. Knows nothing about what channels and payloads mean. */
-#include "daemon/redis.h"
+#include "daemon/data/redis.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

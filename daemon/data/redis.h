@@ -1,4 +1,4 @@
-/* daemon/redis.h - a small Redis client for hubd on the libuv loop (hiredis 0.14.1).
+/* daemon/data/redis.h - a small Redis client for hubd on the libuv loop (hiredis 0.14.1).
  * Two connections: one for PUBLISH and health PINGs, one for a pattern subscription. Both
  * reconnect on their own with backoff; nothing here blocks the loop (IP or unix socket only).
  * Knows nothing about what the channels and payloads mean. */

@@ -1,8 +1,8 @@
-/* daemon/store.c - asynchronous PostgreSQL pool for hubd (see store.h): libpq in
+/* daemon/data/store.c - asynchronous PostgreSQL pool for hubd (see store.h): libpq in
  * non-blocking mode on uv_poll, one query per connection, a FIFO of waiting queries,
  * reconnection with backoff; and the blocking migration runner. Knows nothing about what
  * the queries mean. */
-#include "daemon/store.h"
+#include "daemon/data/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/embed.h"
+#include "daemon/core/embed.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 

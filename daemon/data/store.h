@@ -1,4 +1,7 @@
-/* daemon/store.h - asynchronous PostgreSQL access for hubd.
+/* Room daemon/data/: where state lives and travels: the PostgreSQL pool (store.h), the
+ * Redis client (redis.h) and the live event bus over both (bus.h). May call core/ and the
+ * pure core; knows nothing of net/ or of the rooms that use it. */
+/* daemon/data/store.h - asynchronous PostgreSQL access for hubd.
  * A pool of libpq connections driven by uv_poll with a FIFO of waiting queries; nothing
  * here blocks the loop. Connections that break are re-opened with backoff.
  * Knows nothing about HTTP, websockets or what the queries mean. */

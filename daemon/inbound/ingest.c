@@ -1,4 +1,4 @@
-/* daemon/ingest.c - see ingest.h. Group commit: a request's events go to a FIFO; while
+/* daemon/inbound/ingest.c - see ingest.h. Group commit: a request's events go to a FIFO; while
  * fewer than ingest.batches_in_flight statements run, the waiting requests' events (whole
  * requests, up to ingest.batch_max_items) become one call of the SQL function
  * hub_ingest_batch: one transaction (all items in one subtransaction, else each in one of
@@ -7,7 +7,7 @@
  * database refuses for its content is counted bad), 503 when the statement failed or one
  * of its items failed for another reason (hub_ingest_items in 0004_ingest.sql).
  * Log lines carry ids and counts, never a text, a phone number or a secret. */
-#include "daemon/ingest.h"
+#include "daemon/inbound/ingest.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,9 +17,9 @@
 
 #include "adapters/adapter.h"
 #include "config/config.h"
-#include "daemon/http.h"
-#include "daemon/metrics.h"
-#include "daemon/store.h"
+#include "daemon/net/http.h"
+#include "daemon/core/metrics.h"
+#include "daemon/data/store.h"
 #include "lib/json.h"
 #include "lib/log.h"
 

@@ -1,8 +1,8 @@
-/* daemon/api.c - see api.h. Each request is one query (one SQL function call in
+/* daemon/inbox/api.c - see api.h. Each request is one query (one SQL function call in
  * autocommit, read only); the page and its cursor come back in one row, and the body is
  * assembled here around the JSON the database wrote. Log lines carry ids and counts, never
  * a token or a text. */
-#include "daemon/api.h"
+#include "daemon/inbox/api.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/http.h"
-#include "daemon/store.h"
+#include "daemon/net/http.h"
+#include "daemon/data/store.h"
 #include "lib/crypto.h"
 #include "lib/jwt.h"
 #include "lib/log.h"

@@ -1,4 +1,4 @@
-/* daemon/api.h - the REST API of the inbox page, under /api/v1: a tenant's conversations
+/* daemon/inbox/api.h - the REST API of the inbox page, under /api/v1: a tenant's conversations
  * by activity and a conversation's history, both cursor-paged, read through the
  * asynchronous store (SQL functions of db/migrations/0006_api.sql).
  * Every request carries "Authorization: Bearer <JWT>" (the websocket's HS256 tokens,

@@ -1,9 +1,9 @@
-/* daemon/inbox.c - see inbox.h. The SQL functions never raise for what a caller got wrong:
+/* daemon/inbox/inbox.c - see inbox.h. The SQL functions never raise for what a caller got wrong:
  * they return rows (kind, event_id, event, data) - 'error' rows (code, message), 'event'
  * rows to publish, and one 'ack' row whose JSON object fields go into the ack - so the
  * store's status only ever means "the database is unavailable". Texts, tokens and client
  * ids are never logged. */
-#include "daemon/inbox.h"
+#include "daemon/inbox/inbox.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/bus.h"
-#include "daemon/store.h"
+#include "daemon/data/bus.h"
+#include "daemon/data/store.h"
 #include "lib/log.h"
 #include "lib/utf8.h"
 

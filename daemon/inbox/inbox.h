@@ -1,4 +1,8 @@
-/* daemon/inbox.h - the agents' commands of the live inbox protocol (send, read, assign,
+/* Room daemon/inbox/: the agents' side: the websocket server and its sessions (ws.h: the
+ * server lives here, not in net/, because a socket's life is an agent's session: its
+ * token, its tenant, resume, the bus's events), the commands (inbox.h), the REST API
+ * (api.h) and the page (web.h). May call net/, data/, core/; knows nothing of inbound/. */
+/* daemon/inbox/inbox.h - the agents' commands of the live inbox protocol (send, read, assign,
  * mode, typing): validation of every field, roles, one SQL function call each
  * (db/migrations/0005_inbox.sql, one transaction whose events take the tenant's next ids),
  * and the committed events handed to the bus. Answers each command with one frame:

@@ -1,11 +1,11 @@
-/* daemon/web.c - see web.h. The page's URLs are not versioned, so browsers revalidate
+/* daemon/inbox/web.c - see web.h. The page's URLs are not versioned, so browsers revalidate
  * every time (no-cache) and get 304 while the build is the same. */
-#include "daemon/web.h"
+#include "daemon/inbox/web.h"
 
 #include <string.h>
 
-#include "daemon/embed.h"
-#include "daemon/http.h"
+#include "daemon/core/embed.h"
+#include "daemon/net/http.h"
 #include "lib/buf.h"
 
 /* No inline script or style, nothing from elsewhere; the websocket is same-origin; no

@@ -1,4 +1,4 @@
-/* daemon/web.h - the agents' inbox page: the files of web/, compiled into the binary at
+/* daemon/inbox/web.h - the agents' inbox page: the files of web/, compiled into the binary at
  * build time (hub_embedded_web, scripts/embed.c), served under /inbox with their content
  * type, an ETag (304 for If-None-Match), Cache-Control: no-cache and a strict
  * Content-Security-Policy (scripts and styles only from the files themselves).

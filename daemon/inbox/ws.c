@@ -1,4 +1,4 @@
-/* daemon/ws.c - the agents' websocket server: libwebsockets 4.1 on hubd's libuv loop
+/* daemon/inbox/ws.c - the agents' websocket server: libwebsockets 4.1 on hubd's libuv loop
  * (foreign loop), fed with sockets the HTTP server already accepted; JWT auth as the first
  * frame, per-tenant fan-out of shared refcounted frames, bounded send queues, pings,
  * resume from the event log, command rate limits and socket caps.
@@ -9,7 +9,7 @@
  * A socket's output goes out at the next loop iteration as one write; every socket's
  * deadlines are in one heap of ours, not in lws' timer list (see there why).
  * Knows nothing about llhttp, webhooks or what events mean: data_json is passed through. */
-#include "daemon/ws.h"
+#include "daemon/inbox/ws.h"
 
 #include <errno.h>
 #include <string.h>
@@ -19,10 +19,10 @@
 #include <uv.h> /* before libwebsockets.h: lws declares its libuv helpers only then */
 #include <libwebsockets.h>
 
-#include "daemon/bus.h"
-#include "daemon/inbox.h"
-#include "daemon/metrics.h"
-#include "daemon/store.h"
+#include "daemon/data/bus.h"
+#include "daemon/inbox/inbox.h"
+#include "daemon/core/metrics.h"
+#include "daemon/data/store.h"
 #include "lib/json.h"
 #include "lib/jwt.h"
 #include "lib/log.h"

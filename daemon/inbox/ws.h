@@ -1,8 +1,8 @@
-/* daemon/ws.h - the agents' websocket server: libwebsockets 4.1 on hubd's own libuv loop,
+/* daemon/inbox/ws.h - the agents' websocket server: libwebsockets 4.1 on hubd's own libuv loop,
  * taking over upgraded connections from the HTTP server (same port), subprotocol
  * bayge.v1 (README "Live inbox websocket"): JWT authentication as the first frame, hello,
  * resume from the event log, the bus's ordered events to that tenant's sockets only, and
- * the agents' commands (daemon/inbox.h).
+ * the agents' commands (daemon/inbox/inbox.h).
  * Knows nothing about llhttp or webhooks; it only sees fds and frames. */
 #ifndef HUB_WS_H
 #define HUB_WS_H

@@ -1,9 +1,9 @@
-/* daemon/http.c - see http.h. One struct conn per TCP connection (a uv_tcp_t and one
+/* daemon/net/http.c - see http.h. One struct conn per TCP connection (a uv_tcp_t and one
  * uv_timer_t for the header, body, idle and linger deadlines) with one llhttp parser that
  * is paused after each request until it is answered, so pipelined requests are answered in
  * order. Knows nothing about what the routes do, nor about websockets beyond handing over
  * an fd. */
-#include "daemon/http.h"
+#include "daemon/net/http.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 
 #include <llhttp.h>
 
-#include "daemon/metrics.h"
+#include "daemon/core/metrics.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/router.h"

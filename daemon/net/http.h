@@ -1,4 +1,7 @@
-/* daemon/http.h - the HTTP/1.1 server of hubd: uv_tcp + llhttp, keep-alive and pipelining,
+/* Room daemon/net/: the protocols, not the business: the HTTP server (http.h) and the
+ * HTTP(S) client (httpc.h). May call core/ and the pure core; knows nothing of data/,
+ * inbound/, inbox/ or what a request means. */
+/* daemon/net/http.h - the HTTP/1.1 server of hubd: uv_tcp + llhttp, keep-alive and pipelining,
  * limits on header size, body size and header/body/idle time, a router with path
  * parameters, JSON error bodies, per-route metrics, and hand-over of websocket upgrades.
  * Knows nothing about webhooks, the database or libwebsockets (llhttp.h and

@@ -718,7 +718,7 @@ BEGIN
 END;
 $$;
 
--- One item of hub_ingest_batch() (a JSON object as daemon/ingest.c writes it), dispatched by
+-- One item of hub_ingest_batch() (a JSON object as daemon/inbound/ingest.c writes it), dispatched by
 -- kind. p_ch: the previous item's channel, looked up again (hub_live_channel) when this item
 -- names another one; returned for the next item. Telegram items carry update_id: each is
 -- stored once per (channel, update_id) (ingest_keys 'update').
@@ -853,7 +853,7 @@ END;
 $$;
 
 -- Group commit: the items of many webhooks (p_items: a JSON array of
--- {"kind", "channel", "external_id", ...} as daemon/ingest.c writes them) in the one
+-- {"kind", "channel", "external_id", ...} as daemon/inbound/ingest.c writes them) in the one
 -- transaction of the calling statement (hub_ingest_items). Fast path: every item in one
 -- subtransaction; when any item fails, that is rolled back and the slow path runs every
 -- item in a subtransaction of its own. A subtransaction per item costs about as much as the

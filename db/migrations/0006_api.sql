@@ -1,4 +1,4 @@
--- db/migrations/0006_api.sql - reading for the REST API of the inbox page (daemon/api.c):
+-- db/migrations/0006_api.sql - reading for the REST API of the inbox page (daemon/inbox/api.c):
 -- a tenant's conversations by activity and a conversation's history, both keyset-paged.
 -- Only indexes and read-only functions: the tables and the JSON shapes are 0001's.
 
