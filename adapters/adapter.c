@@ -3,6 +3,7 @@
 #include "adapters/adapter.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/json.h"
@@ -193,4 +194,83 @@ int hub_phone_normalize(struct hub_pool *pool, struct hub_str in, struct hub_str
 	memcpy(e + 1, digits, n + 1);
 	*out = (struct hub_str){ e, n + 1 };
 	return 0;
+}
+
+int hub_send_msg_check(const struct hub_send_msg *msg, const struct hub_adapter *a,
+		       struct hub_err *err)
+{
+	const char *what = hub_msg_type_name(msg->type);
+	bool media = msg->type != HUB_MSG_TEXT;
+	size_t max = media ? a->caption_max : a->text_max;
+	size_t n;
+
+	if (!msg->recipient.len)
+		return hub_err_set(err, -EINVAL, "%s: a message without a recipient", a->name);
+	if (!media && !msg->text.len)
+		return hub_err_set(err, -EINVAL, "%s: a text message without text", a->name);
+	if (media && !msg->media_url.len)
+		return hub_err_set(err, -EINVAL, "%s: %s without a media URL", a->name, what);
+	if (media && !max && msg->text.len)
+		return hub_err_set(err, -EINVAL, "%s: %s carries no caption: send the text apart",
+				   a->name, what);
+	n = hub_utf8_units(msg->text, a->text_unit);
+	if (n > max)
+		return hub_err_set(err, -EINVAL, "%s: %s of %zu %s, the limit is %zu", a->name,
+				   media ? "a caption" : "a text", n,
+				   a->text_unit == HUB_TEXT_BYTES ? "bytes" : "UTF-16 units", max);
+	return 0;
+}
+
+/* Retry-After: <seconds> (an HTTP-date is not worth reading here): milliseconds, or 0. */
+static int64_t retry_after_ms(struct hub_str h)
+{
+	int64_t s = 0;
+	size_t i = 0, digits = 0;
+
+	while (i < h.len && (h.p[i] == ' ' || h.p[i] == '\t'))
+		i++;
+	for (; i < h.len && h.p[i] >= '0' && h.p[i] <= '9' && digits < 9; i++, digits++)
+		s = s * 10 + (h.p[i] - '0');
+	while (i < h.len && (h.p[i] == ' ' || h.p[i] == '\t'))
+		i++;
+	return digits && i == h.len ? s * 1000 : 0;
+}
+
+void hub_send_result_from_status(struct hub_send_result *out, struct hub_pool *pool,
+				 int http_status, struct hub_str retry_after_header)
+{
+	char code[16];
+	int len = snprintf(code, sizeof(code), "%d", http_status);
+
+	memset(out, 0, sizeof(*out));
+	if (http_status >= 200 && http_status < 300)
+		return; /* HUB_SEND_OK */
+	if (http_status == 401)
+		out->verdict = HUB_SEND_TOKEN;
+	else if (http_status < 100 || http_status == 408 || http_status == 429 ||
+		 http_status >= 500)
+		out->verdict = HUB_SEND_RETRY;
+	else
+		out->verdict = HUB_SEND_PERMANENT;
+	out->retry_after_ms = retry_after_ms(retry_after_header);
+	hub_send_result_set_error(out, pool, (struct hub_str){ code, (size_t)len },
+				  http_status ? HUB_STR("(HTTP status)") : HUB_STR("(no answer)"));
+}
+
+void hub_send_result_set_error(struct hub_send_result *out, struct hub_pool *pool,
+			       struct hub_str code, struct hub_str what)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_str all;
+
+	hub_buf_addstr(&b, code);
+	if (what.len) {
+		hub_buf_addch(&b, ' ');
+		hub_buf_addstr(&b, what);
+	}
+	all = hub_buf_str(&b);
+	all.len = hub_utf8_split_next(all, HUB_SEND_ERROR_MAX, HUB_TEXT_BYTES);
+	out->error_code = hub_pool_strcopy(pool, code);
+	out->error = hub_pool_strcopy(pool, all);
+	hub_buf_release(&b);
 }

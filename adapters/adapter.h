@@ -1,6 +1,8 @@
 /* adapters/adapter.h - one interface, one file per platform (redis ConnectionType, kresd
  * kr_layer_api). Adapters are pure: they turn bytes into normalized events and events into
  * bytes, allocating only from the pool they are given; no I/O, no libuv, no clock.
+ * The platform specifics of sending (building a request's body, reading the answer,
+ * classifying errors) live here beside the parsing; only the I/O lives in daemon/.
  * A new platform is one file and one line in hub_adapter_find(). */
 #ifndef HUB_ADAPTER_H
 #define HUB_ADAPTER_H
@@ -12,6 +14,7 @@
 #include "lib/channel.h"
 #include "lib/err.h"
 #include "lib/pool.h"
+#include "lib/utf8.h"
 
 enum hub_event_kind {
 	HUB_EVENT_MESSAGE = 1, /* a customer's message */
@@ -103,6 +106,52 @@ struct hub_webhook {
 	const void *req;
 };
 
+/* An outgoing message as the outbox hands it to an adapter: one part, already within the
+ * platform's limits (hub_utf8_split_next). Slices are borrowed for the call. */
+struct hub_send_msg {
+	enum hub_msg_type type;   /* TEXT, IMAGE, AUDIO, VIDEO or DOCUMENT */
+	struct hub_str recipient; /* WhatsApp wa_id (digits, or a phone), Telegram chat id, IGSID */
+	struct hub_str text;      /* the text, or a media's caption (empty: none) */
+	struct hub_str reply_to;  /* external_id of the quoted message, or empty */
+	struct hub_str media_url; /* media sent by link: a URL the platform fetches */
+	struct hub_str filename;  /* a WhatsApp document's name; others take the URL's */
+};
+
+/* The HTTP request that sends a message, relative to the platform's configured base URL. */
+struct hub_send_req {
+	const char *method;           /* "POST" */
+	struct hub_str path;          /* from pool; Telegram's holds the bot token: never log it */
+	struct hub_str authorization; /* the Authorization header's value, or empty (Telegram) */
+	struct hub_str content_type;  /* "application/json" */
+	struct hub_str body;          /* from pool */
+};
+
+enum hub_send_verdict {
+	HUB_SEND_OK = 0,    /* accepted (not yet delivered): external_id is the new message's */
+	HUB_SEND_RETRY,     /* no answer, 408, 429, 5xx, a rate limit or a temporary error */
+	HUB_SEND_PERMANENT, /* any other refusal: failed for good, error kept */
+	HUB_SEND_TOKEN,     /* the channel's token expired or was revoked: the admin must act */
+	HUB_SEND_WINDOW,    /* outside the reply window (templates only): failed */
+};
+
+/* What a send's answer means. Slices are in the answer's body or the pool. */
+struct hub_send_result {
+	enum hub_send_verdict verdict;
+	/* OK: the new message's id, in the form the webhooks give it (Telegram
+	 * "<chat.id>:<message_id>"); empty when a 2xx answer lacks it: the platform took the
+	 * message, so sending again would duplicate it. */
+	struct hub_str external_id;
+	int64_t retry_after_ms; /* RETRY: the wait the platform asked for; 0 when unknown */
+	/* The platform's code as text ("131047", "10/2018278" with Meta's subcode, "403"), or
+	 * the HTTP status when the body has none ("0": no answer); empty on OK. */
+	struct hub_str error_code;
+	/* "<code> <the platform's message>", at most HUB_SEND_ERROR_MAX bytes, for agents: no
+	 * token and no message text (a body that is not the platform's JSON is not copied). */
+	struct hub_str error;
+};
+
+#define HUB_SEND_ERROR_MAX 300
+
 struct hub_adapter {
 	const char *name; /* "whatsapp": as in URLs, config and hubctl */
 	enum hub_channel_kind kind;
@@ -121,6 +170,28 @@ struct hub_adapter {
 	int (*parse_webhook)(struct hub_pool *pool, const struct hub_channel *ch,
 			     struct hub_str body, struct hub_event_list *out,
 			     struct hub_err *err);
+	/* One message's request, allocated from pool. api_version ("v21.0") goes into Meta's
+	 * paths; Telegram ignores it. -EINVAL with err (never naming the token) for what cannot
+	 * be sent: a type the platform lacks, an empty recipient, text or media URL, a text or
+	 * caption over the limits below, a channel without a usable token or account. */
+	int (*build_send)(struct hub_pool *pool, const struct hub_channel *ch,
+			  const char *api_version, const struct hub_send_msg *msg,
+			  struct hub_send_req *out, struct hub_err *err);
+	/* Classifies the answer to build_send's request: http_status (0 when there was none:
+	 * connection failed or timed out), the Retry-After header (seconds) or HUB_STR_NULL,
+	 * and the body. Always fills out (slices from body or pool) and returns 0. */
+	int (*parse_send_result)(struct hub_pool *pool, int http_status,
+				 struct hub_str retry_after_header, struct hub_str body,
+				 struct hub_send_result *out);
+	size_t text_max;              /* a text's length limit, in text_unit */
+	size_t caption_max;           /* a media caption's, in text_unit; 0: media carry none */
+	enum hub_text_unit text_unit; /* as the platform counts */
+	int64_t reply_window_ms;      /* after the customer's last message; 0: no window */
+	/* Pacing within the platform's limits (0: none): sends per second to one account (a
+	 * number, a bot), and to one recipient one send every pair_interval_ms once a burst of
+	 * pair_burst has gone. */
+	unsigned rate_per_s;
+	unsigned pair_interval_ms, pair_burst;
 };
 
 /* The adapter by name ("whatsapp") or NULL. */
@@ -137,5 +208,21 @@ void hub_event_to_json(const struct hub_event *ev, struct hub_buf *out);
 /* Shared by adapters: "8 701 123 45 67", "+7 (701) 123-45-67", "77011234567" →
  * "+77011234567" in pool. -EINVAL when it is not a plausible phone number. */
 int hub_phone_normalize(struct hub_pool *pool, struct hub_str in, struct hub_str *out) HUB_MUSTCHECK;
+
+/* Shared by adapters' build_send: -EINVAL (err names the adapter) unless msg has a
+ * recipient, a text (TEXT) or media URL (media), and a text or caption within a's limits.
+ * The type is the adapter's to check. */
+int hub_send_msg_check(const struct hub_send_msg *msg, const struct hub_adapter *a,
+		       struct hub_err *err) HUB_MUSTCHECK;
+/* Shared by adapters' parse_send_result: out as the HTTP status alone fills it: the verdict
+ * (2xx OK; 401 TOKEN; 0, 408, 429 and 5xx RETRY; any other PERMANENT), retry_after_ms from
+ * a Retry-After of seconds, error_code the status as text and error "502 (HTTP status)" or
+ * "0 (no answer)"; empty on OK. The adapter refines it from the body. */
+void hub_send_result_from_status(struct hub_send_result *out, struct hub_pool *pool,
+				 int http_status, struct hub_str retry_after_header);
+/* error_code = code, error = "<code> <what>" cut to HUB_SEND_ERROR_MAX bytes on a
+ * character boundary, in pool. */
+void hub_send_result_set_error(struct hub_send_result *out, struct hub_pool *pool,
+			       struct hub_str code, struct hub_str what);
 
 #endif

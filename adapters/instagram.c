@@ -1,5 +1,6 @@
 /* adapters/instagram.c - Instagram Messaging webhooks: Meta's signature and GET handshake
- * (adapters/meta.c), and entry[] x messaging[]/standby[] into normalized events.
+ * (adapters/meta.c), and entry[] x messaging[]/standby[] into normalized events; and the
+ * send request (POST /{version}/me/messages) and its answer.
  * Pure: bytes in, events out; knows nothing about HTTP, the database or the User Profile
  * API (the webhook carries no name: sender_profile_name stays empty). */
 #include "adapters/adapter.h"
@@ -13,6 +14,7 @@
 
 #define IG_MAX_TOKENS 200000 /* a 4 MiB body of up to 1000 events stays well under */
 #define IG_MAX_ID 512 /* IGSIDs and account ids are ~17 digits, mids ~170 bytes */
+#define IG_DAY_MS (24 * 3600 * 1000LL)
 
 struct ig_ctx {
 	struct hub_pool *pool;
@@ -423,10 +425,112 @@ static int ig_parse(struct hub_pool *pool, const struct hub_channel *ch, struct 
 	return 0;
 }
 
+/* What Instagram sends by link: attachment.type. */
+static const struct {
+	enum hub_msg_type type;
+	const char *name;
+} send_types[] = {
+	{ HUB_MSG_IMAGE, "image" }, { HUB_MSG_VIDEO, "video" },
+	{ HUB_MSG_AUDIO, "audio" }, { HUB_MSG_DOCUMENT, "file" },
+};
+
+extern const struct hub_adapter hub_adapter_instagram;
+
+/* The platform's mid of a quoted message: parse_message names a message's second and
+ * later attachments "<mid>:<n>" (mids are base64: no ':'). */
+static struct hub_str platform_mid(struct hub_str id)
+{
+	const char *colon = memrchr(id.p, ':', id.len);
+
+	if (colon && all_digits((struct hub_str){ colon + 1, (size_t)(id.p + id.len - colon - 1) }))
+		id.len = (size_t)(colon - id.p);
+	return id;
+}
+
+/* {"recipient":{"id":"<IGSID>"},"message":{"text":"...","reply_to":{"mid":"..."}}}; media
+ * by link: "message":{"attachment":{"type":"image","payload":{"url":"..."}}}, no caption. */
+static int ig_build_send(struct hub_pool *pool, const struct hub_channel *ch,
+			 const char *api_version, const struct hub_send_msg *msg,
+			 struct hub_send_req *out, struct hub_err *err)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_jw w;
+	const char *name = NULL;
+	int ret;
+
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(send_types); i++)
+		if (send_types[i].type == msg->type)
+			name = send_types[i].name;
+	if (!name && msg->type != HUB_MSG_TEXT)
+		return hub_err_set(err, -EINVAL, "instagram: cannot send %s",
+				   hub_msg_type_name(msg->type));
+	ret = hub_send_msg_check(msg, &hub_adapter_instagram, err);
+	if (ret < 0)
+		return ret;
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "recipient");
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "id");
+	hub_jw_str(&w, msg->recipient);
+	hub_jw_obj_close(&w);
+	hub_jw_key(&w, "message");
+	hub_jw_obj_open(&w);
+	if (msg->type == HUB_MSG_TEXT) {
+		hub_jw_key(&w, "text");
+		hub_jw_str(&w, msg->text);
+	} else {
+		hub_jw_key(&w, "attachment");
+		hub_jw_obj_open(&w);
+		hub_jw_key(&w, "type");
+		hub_jw_cstr(&w, name);
+		hub_jw_key(&w, "payload");
+		hub_jw_obj_open(&w);
+		hub_jw_key(&w, "url");
+		hub_jw_str(&w, msg->media_url);
+		hub_jw_obj_close(&w);
+		hub_jw_obj_close(&w);
+	}
+	if (msg->reply_to.len) {
+		hub_jw_key(&w, "reply_to");
+		hub_jw_obj_open(&w);
+		hub_jw_key(&w, "mid");
+		hub_jw_str(&w, platform_mid(msg->reply_to));
+		hub_jw_obj_close(&w);
+	}
+	hub_jw_obj_close(&w);
+	hub_jw_obj_close(&w);
+	ret = hub_meta_send_req(pool, ch, api_version, "me", hub_buf_str(&b), out, err);
+	hub_buf_release(&b);
+	return ret;
+}
+
+/* Accepted: {"recipient_id":"<IGSID>","message_id":"<mid>"}. */
+static int ig_parse_send_result(struct hub_pool *pool, int http_status,
+				struct hub_str retry_after_header, struct hub_str body,
+				struct hub_send_result *out)
+{
+	struct hub_json_doc doc;
+	struct hub_str id;
+
+	hub_meta_send_result(pool, http_status, retry_after_header, body, &doc, out);
+	if (out->verdict == HUB_SEND_OK &&
+	    hub_json_string(&doc, hub_json_get(&doc, 0, "message_id"), pool, &id) == 0)
+		out->external_id = id;
+	return 0;
+}
+
 const struct hub_adapter hub_adapter_instagram = {
 	.name = "instagram",
 	.kind = HUB_CHANNEL_INSTAGRAM,
 	.verify = hub_meta_verify,
 	.handshake = hub_meta_handshake,
 	.parse_webhook = ig_parse,
+	.build_send = ig_build_send,
+	.parse_send_result = ig_parse_send_result,
+	.text_max = 1000,
+	.caption_max = 0,
+	.text_unit = HUB_TEXT_BYTES,
+	.reply_window_ms = IG_DAY_MS,
+	.rate_per_s = 100, /* the Send API: 100 calls a second per professional account */
 };

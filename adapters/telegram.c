@@ -1,9 +1,12 @@
 /* adapters/telegram.c - Telegram Bot API webhooks: the secret-token header and one Update
- * per POST (message, edited_message, message_reaction) into normalized events.
- * Pure: bytes in, events out; knows nothing about HTTP, the bot token or the database. */
-#include "adapters/adapter.h"
+ * per POST (message, edited_message, message_reaction) into normalized events; the same
+ * Updates from getUpdates (long polling); the send request (POST /bot<token>/sendMessage
+ * ...) and its answer. Pure: bytes in, events out; knows nothing about HTTP or the database;
+ * the bot token only goes into request paths. */
+#include "adapters/telegram.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/crypto.h"
@@ -11,6 +14,9 @@
 
 /* One Update: a message with a quoted message and a few hundred entities fits easily. */
 #define TG_MAX_TOKENS 50000
+/* getUpdates returns at most 100 Updates (the tokens allocated follow the answer's size,
+ * which the HTTP client bounds). */
+#define TG_POLL_MAX_TOKENS (100 * TG_MAX_TOKENS)
 
 /* setWebhook secret_token comes back as X-Telegram-Bot-Api-Secret-Token on every POST. */
 static int tg_verify(const struct hub_channel *ch, const struct hub_webhook *wh)
@@ -376,14 +382,47 @@ static int parse_reaction(struct tg_ctx *c, int r)
 	return 0;
 }
 
-/* The body of a webhook is one Update: update_id and at most one kind of payload. The
- * payload names no bot, so there is no account to check: the secret token is the check. */
+/* One Update: update_id and at most one kind of payload, into c->out. -EBADMSG without a
+ * valid update_id. */
+static int parse_update(struct tg_ctx *c, int u)
+{
+	const struct hub_json_doc *doc = c->doc;
+	bool found = false;
+	int ret;
+
+	c->update_id = int_at(c, u, "update_id");
+	if (!c->update_id.len || c->update_id.p[0] == '-')
+		return -EBADMSG;
+	for (int k = hub_json_first(doc, u); k >= 0; k = hub_json_after(doc, k)) {
+		struct hub_str key = hub_json_raw(doc, k);
+
+		if (hub_str_eqs(key, "update_id"))
+			continue;
+		found = true;
+		ret = 0;
+		if (hub_str_eqs(key, "message"))
+			ret = parse_message(c, k + 1, HUB_EVENT_MESSAGE);
+		else if (hub_str_eqs(key, "edited_message"))
+			ret = parse_message(c, k + 1, HUB_EVENT_EDIT);
+		else if (hub_str_eqs(key, "message_reaction"))
+			ret = parse_reaction(c, k + 1);
+		else
+			c->out->ignored++; /* channel posts, callbacks, member updates ... */
+		if (ret < 0)
+			c->out->bad++;
+	}
+	if (!found)
+		c->out->ignored++;
+	return 0;
+}
+
+/* The body of a webhook is one Update. The payload names no bot, so there is no account to
+ * check: the secret token is the check. */
 static int tg_parse(struct hub_pool *pool, const struct hub_channel *ch, struct hub_str body,
 		    struct hub_event_list *out, struct hub_err *err)
 {
 	struct hub_json_doc doc;
 	struct tg_ctx c = { pool, ch, &doc, out, HUB_STR_NULL };
-	bool found = false;
 	int ret;
 
 	ret = hub_json_parse(pool, body, TG_MAX_TOKENS, &doc, err);
@@ -391,29 +430,238 @@ static int tg_parse(struct hub_pool *pool, const struct hub_channel *ch, struct 
 		return ret;
 	if (!hub_json_is(&doc, 0, HUB_JSON_OBJECT))
 		return hub_err_set(err, -EBADMSG, "body is not a JSON object");
-	c.update_id = int_at(&c, 0, "update_id");
-	if (!c.update_id.len || c.update_id.p[0] == '-')
+	if (parse_update(&c, 0) < 0)
 		return hub_err_set(err, -EBADMSG, "update_id: must be a non-negative integer");
-	for (int k = hub_json_first(&doc, 0); k >= 0; k = hub_json_after(&doc, k)) {
-		struct hub_str key = hub_json_raw(&doc, k);
+	return 0;
+}
 
-		if (hub_str_eqs(key, "update_id"))
-			continue;
-		found = true;
-		if (hub_str_eqs(key, "message"))
-			ret = parse_message(&c, k + 1, HUB_EVENT_MESSAGE);
-		else if (hub_str_eqs(key, "edited_message"))
-			ret = parse_message(&c, k + 1, HUB_EVENT_EDIT);
-		else if (hub_str_eqs(key, "message_reaction"))
-			ret = parse_reaction(&c, k + 1);
-		else
-			out->ignored++; /* channel posts, callbacks, member updates ... */
-		if (ret < 0)
-			out->bad++;
-		ret = 0;
+int hub_telegram_parse_updates(struct hub_pool *pool, const struct hub_channel *ch,
+			       struct hub_str body, struct hub_event_list *out,
+			       int64_t *next_offset, struct hub_err *err)
+{
+	struct hub_json_doc doc;
+	struct tg_ctx c = { pool, ch, &doc, out, HUB_STR_NULL };
+	bool ok = false;
+	int64_t id;
+	int ret, result;
+
+	ret = hub_json_parse(pool, body, TG_POLL_MAX_TOKENS, &doc, err);
+	if (ret < 0)
+		return ret;
+	if (hub_json_bool(&doc, hub_json_get(&doc, 0, "ok"), &ok) < 0 || !ok) {
+		struct hub_str why = str_at(&c, 0, "description");
+
+		return hub_err_set(err, -EBADMSG, "getUpdates: %.*s",
+				   HUB_STR_FMT(why.len ? why : HUB_STR("the answer is not ok")));
 	}
-	if (!found)
-		out->ignored++;
+	result = hub_json_get(&doc, 0, "result");
+	if (!hub_json_is(&doc, result, HUB_JSON_ARRAY))
+		return hub_err_set(err, -EBADMSG, "getUpdates: result: must be an array");
+	for (int u = hub_json_first(&doc, result); u >= 0; u = hub_json_after(&doc, u)) {
+		if (parse_update(&c, u) < 0) {
+			out->bad++;
+			continue;
+		}
+		if (hub_json_int64(&doc, hub_json_get(&doc, u, "update_id"), &id) == 0 &&
+		    id >= *next_offset && id < INT64_MAX)
+			*next_offset = id + 1;
+	}
+	return 0;
+}
+
+/* A bot token as BotFather issues it ("123456:AA..."): characters a path carries as is. */
+static bool bot_token(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= 'A' && *s <= 'Z') || *s == ':' || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+/* POST /bot<token>/<method> with the JSON body, from pool. */
+static int bot_req(struct hub_pool *pool, const struct hub_channel *ch, const char *method,
+		   const struct hub_buf *body, struct hub_send_req *out, struct hub_err *err)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+
+	if (!bot_token(ch->access_token))
+		return hub_err_set(err, -EINVAL, "channel %s: no usable bot token", ch->id);
+	hub_buf_addf(&b, "/bot%s/%s", ch->access_token, method);
+	memset(out, 0, sizeof(*out));
+	out->method = "POST";
+	out->path = hub_pool_strcopy(pool, hub_buf_str(&b));
+	out->content_type = HUB_STR("application/json");
+	out->body = hub_pool_strcopy(pool, hub_buf_str(body));
+	hub_buf_release(&b);
+	return 0;
+}
+
+int hub_telegram_poll_req(struct hub_pool *pool, const struct hub_channel *ch, int64_t offset,
+			  int timeout_s, struct hub_send_req *out, struct hub_err *err)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_jw w;
+	int ret;
+
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "offset");
+	hub_jw_int(&w, offset);
+	hub_jw_key(&w, "timeout");
+	hub_jw_int(&w, timeout_s);
+	hub_jw_key(&w, "allowed_updates"); /* what parse_update serves */
+	hub_jw_arr_open(&w);
+	hub_jw_cstr(&w, "message");
+	hub_jw_cstr(&w, "edited_message");
+	hub_jw_cstr(&w, "message_reaction");
+	hub_jw_arr_close(&w);
+	hub_jw_obj_close(&w);
+	ret = bot_req(pool, ch, "getUpdates", &b, out, err);
+	hub_buf_release(&b);
+	return ret;
+}
+
+/* An integer of the int64 range written as digits (no leading zero, an optional '-'). */
+static bool int64_of(struct hub_str s, int64_t *out)
+{
+	char tmp[24];
+	char *end;
+	size_t neg = s.len && s.p[0] == '-';
+
+	if (s.len <= neg || s.len >= sizeof(tmp) || (s.p[neg] == '0' && s.len > neg + 1))
+		return false;
+	for (size_t i = neg; i < s.len; i++)
+		if (s.p[i] < '0' || s.p[i] > '9')
+			return false;
+	memcpy(tmp, s.p, s.len);
+	tmp[s.len] = '\0';
+	errno = 0;
+	*out = strtoll(tmp, &end, 10);
+	return errno == 0;
+}
+
+/* The Bot API method of each type and the field that carries the text or the media URL. */
+static const struct {
+	enum hub_msg_type type;
+	const char *method, *field;
+} send_methods[] = {
+	{ HUB_MSG_TEXT, "sendMessage", "text" },   { HUB_MSG_IMAGE, "sendPhoto", "photo" },
+	{ HUB_MSG_AUDIO, "sendAudio", "audio" },   { HUB_MSG_VIDEO, "sendVideo", "video" },
+	{ HUB_MSG_DOCUMENT, "sendDocument", "document" },
+};
+
+extern const struct hub_adapter hub_adapter_telegram;
+
+/* {"chat_id":23,"text":"...","reply_parameters":{"message_id":1}}; media by URL:
+ * sendPhoto {"chat_id":23,"photo":"<url>","caption":"..."} ... chat_id is a number when the
+ * recipient is an integer (ids may be negative and exceed 32 bits), else a string. reply_to
+ * is a message's external_id, "<chat.id>:<message_id>", in the recipient's chat. */
+static int tg_build_send(struct hub_pool *pool, const struct hub_channel *ch,
+			 const char *api_version, const struct hub_send_msg *msg,
+			 struct hub_send_req *out, struct hub_err *err)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_jw w;
+	const char *method = NULL, *field = NULL;
+	int64_t chat_id = 0, reply_id = 0;
+	int ret;
+
+	(void)api_version;
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(send_methods); i++) {
+		if (send_methods[i].type == msg->type) {
+			method = send_methods[i].method;
+			field = send_methods[i].field;
+		}
+	}
+	if (!method)
+		return hub_err_set(err, -EINVAL, "telegram: cannot send %s",
+				   hub_msg_type_name(msg->type));
+	ret = hub_send_msg_check(msg, &hub_adapter_telegram, err);
+	if (ret < 0)
+		return ret;
+	if (msg->reply_to.len) {
+		const char *colon = memrchr(msg->reply_to.p, ':', msg->reply_to.len);
+		struct hub_str chat = HUB_STR_NULL, id = msg->reply_to;
+
+		if (colon) {
+			chat = (struct hub_str){ id.p, (size_t)(colon - id.p) };
+			id = (struct hub_str){ colon + 1, (size_t)(id.p + id.len - colon - 1) };
+		}
+		if (!int64_of(id, &reply_id) || reply_id <= 0 ||
+		    (colon && !hub_str_eq(chat, msg->recipient)))
+			return hub_err_set(err, -EINVAL, "telegram: reply_to is no message "
+					   "of the recipient's chat");
+	}
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "chat_id");
+	if (int64_of(msg->recipient, &chat_id))
+		hub_jw_int(&w, chat_id);
+	else
+		hub_jw_str(&w, msg->recipient);
+	hub_jw_key(&w, field);
+	hub_jw_str(&w, msg->type == HUB_MSG_TEXT ? msg->text : msg->media_url);
+	if (msg->type != HUB_MSG_TEXT && msg->text.len) {
+		hub_jw_key(&w, "caption");
+		hub_jw_str(&w, msg->text);
+	}
+	if (reply_id) {
+		hub_jw_key(&w, "reply_parameters");
+		hub_jw_obj_open(&w);
+		hub_jw_key(&w, "message_id");
+		hub_jw_int(&w, reply_id);
+		hub_jw_obj_close(&w);
+	}
+	hub_jw_obj_close(&w);
+	ret = bot_req(pool, ch, method, &b, out, err);
+	hub_buf_release(&b);
+	return ret;
+}
+
+/* Accepted: {"ok":true,"result":Message}: external_id "<chat.id>:<message_id>", as the
+ * webhooks name it. Refused: {"ok":false,"error_code":403,"description":"Forbidden: bot was
+ * blocked by the user","parameters":{"retry_after":S}}: error_code decides as an HTTP status
+ * would (401 TOKEN, 429 RETRY, other 4xx PERMANENT); the wait from parameters.retry_after,
+ * else from the header. */
+static int tg_parse_send_result(struct hub_pool *pool, int http_status,
+				struct hub_str retry_after_header, struct hub_str body,
+				struct hub_send_result *out)
+{
+	struct hub_json_doc doc;
+	struct tg_ctx c = { pool, NULL, &doc, NULL, HUB_STR_NULL };
+	struct hub_str why;
+	int64_t code, wait;
+	int result;
+
+	if (hub_json_parse(pool, body, TG_MAX_TOKENS, &doc, NULL) < 0) {
+		/* not JSON (a proxy's error page): the status decides */
+		hub_send_result_from_status(out, pool, http_status, retry_after_header);
+		return 0;
+	}
+	if ((http_status >= 200 && http_status < 300) ||
+	    hub_json_int64(&doc, hub_json_get(&doc, 0, "error_code"), &code) < 0 || code < 100 ||
+	    code > 599)
+		code = http_status;
+	hub_send_result_from_status(out, pool, (int)code, retry_after_header);
+	if (out->verdict == HUB_SEND_OK) {
+		struct hub_str chat, id;
+
+		result = hub_json_get(&doc, 0, "result");
+		chat = int_at(&c, hub_json_get(&doc, result, "chat"), "id");
+		id = int_at(&c, result, "message_id");
+		if (chat.len && id.len)
+			out->external_id = message_key(&c, chat, id);
+		return 0;
+	}
+	if (hub_json_int64(&doc, hub_json_path(&doc, 0, "parameters", "retry_after", NULL),
+			   &wait) == 0 && wait > 0 && wait < 1000000000)
+		out->retry_after_ms = wait * 1000;
+	why = str_at(&c, 0, "description");
+	if (why.len)
+		hub_send_result_set_error(out, pool, out->error_code, why);
 	return 0;
 }
 
@@ -423,4 +671,13 @@ const struct hub_adapter hub_adapter_telegram = {
 	.verify = tg_verify,
 	.handshake = tg_handshake,
 	.parse_webhook = tg_parse,
+	.build_send = tg_build_send,
+	.parse_send_result = tg_parse_send_result,
+	.text_max = 4096,
+	.caption_max = 1024,
+	.text_unit = HUB_TEXT_UTF16,
+	.reply_window_ms = 0,
+	.rate_per_s = 30, /* about 30 messages a second per bot */
+	.pair_interval_ms = 1000, /* about one a second in one chat, short bursts allowed */
+	.pair_burst = 3,
 };

@@ -1,5 +1,6 @@
 /* adapters/whatsapp.c - WhatsApp Cloud API webhooks: signature, the GET handshake, and
- * entry[] x changes[] x messages[]/statuses[]/message_echoes[] into normalized events.
+ * entry[] x changes[] x messages[]/statuses[]/message_echoes[] into normalized events; and
+ * the send request (POST /{version}/{phone_number_id}/messages) and its answer.
  * Pure: bytes in, events out; knows nothing about HTTP, the database or media downloads. */
 #include "adapters/adapter.h"
 #include "adapters/meta.h"
@@ -11,13 +12,34 @@
 #include "lib/json.h"
 
 #define WA_MAX_TOKENS 200000 /* a 4 MiB body of up to 1000 updates stays well under */
+/* Meta sends up to 1000 updates per POST: one change holds at most WA_MAX_ITEMS messages,
+ * statuses and echoes together, and at most WA_MAX_CONTACTS contacts are read. Items beyond
+ * are counted in out->bad, unread; the others are kept. So a body Meta would never send
+ * costs bounded work, and if Meta ever sent one it would lose only the excess (refusing it
+ * would lose all of it to days of retries). */
+#define WA_MAX_ITEMS 1000
+#define WA_MAX_CONTACTS 1000
+#define WA_DAY_MS (24 * 3600 * 1000LL)
+
+/* One entry of a change's contacts index: a card by its wa_id or by its user_id. */
+enum wa_key { CARD_WA_ID, CARD_USER_ID };
+
+struct wa_card {
+	enum wa_key kind;
+	struct hub_str key;
+	int card; /* the contact's token */
+};
 
 struct wa_ctx {
 	struct hub_pool *pool;
 	const struct hub_channel *ch;
 	const struct hub_json_doc *doc;
 	struct hub_event_list *out;
-	int contacts; /* value.contacts of the change being walked, or -1 */
+	/* value.contacts[] of the change being walked, sorted by (kind, key, card): a sender
+	 * is found in O(log n), never by scanning every card for every message */
+	struct wa_card *cards;
+	size_t ncards;
+	size_t budget; /* items the change being walked may still hold */
 };
 
 /* A string field or an empty slice (also when obj is not an object or the value is not a
@@ -64,20 +86,81 @@ static const struct {
 	{ "sticker", HUB_MSG_STICKER },
 };
 
-/* The sender's card in value.contacts[]: the one whose wa_id is from or whose user_id is
+static int card_cmp(const void *pa, const void *pb)
+{
+	const struct wa_card *a = pa, *b = pb;
+	size_t n = a->key.len < b->key.len ? a->key.len : b->key.len;
+	int r;
+
+	if (a->kind != b->kind)
+		return a->kind < b->kind ? -1 : 1;
+	r = n ? memcmp(a->key.p, b->key.p, n) : 0;
+	if (r)
+		return r;
+	if (a->key.len != b->key.len)
+		return a->key.len < b->key.len ? -1 : 1;
+	return (a->card > b->card) - (a->card < b->card);
+}
+
+/* Indexes value.contacts[] of one change: its first WA_MAX_CONTACTS cards by wa_id and by
+ * user_id; the cards beyond count as bad. */
+static void index_contacts(struct wa_ctx *c, int value)
+{
+	const struct hub_json_doc *doc = c->doc;
+	int arr = hub_json_get(doc, value, "contacts");
+	size_t size, n = 0;
+
+	c->ncards = 0;
+	if (!hub_json_is(doc, arr, HUB_JSON_ARRAY))
+		return;
+	size = (size_t)doc->tok[arr].size;
+	if (size > WA_MAX_CONTACTS) {
+		c->out->bad += size - WA_MAX_CONTACTS;
+		size = WA_MAX_CONTACTS;
+	}
+	c->cards = hub_pool_calloc(c->pool, 2 * size, sizeof(*c->cards));
+	for (int k = hub_json_first(doc, arr); k >= 0 && n < size;
+	     k = hub_json_after(doc, k), n++) {
+		struct hub_str wa_id = str_at(c, k, "wa_id");
+		struct hub_str uid = str_at(c, k, "user_id");
+
+		if (wa_id.len)
+			c->cards[c->ncards++] = (struct wa_card){ CARD_WA_ID, wa_id, k };
+		if (uid.len)
+			c->cards[c->ncards++] = (struct wa_card){ CARD_USER_ID, uid, k };
+	}
+	qsort(c->cards, c->ncards, sizeof(*c->cards), card_cmp);
+}
+
+/* The first card (in contacts[] order) of kind with key, or -1. */
+static int find_card(const struct wa_ctx *c, enum wa_key kind, struct hub_str key)
+{
+	const struct wa_card probe = { kind, key, -1 };
+	size_t lo = 0, hi = c->ncards;
+
+	if (!key.len)
+		return -1;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (card_cmp(&c->cards[mid], &probe) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < c->ncards && c->cards[lo].kind == kind && hub_str_eq(c->cards[lo].key, key))
+		return c->cards[lo].card;
+	return -1;
+}
+
+/* The sender's card in value.contacts[]: the first whose wa_id is from or whose user_id is
  * uid, or -1. */
 static int find_contact(const struct wa_ctx *c, struct hub_str from, struct hub_str uid)
 {
-	const struct hub_json_doc *doc = c->doc;
+	int a = find_card(c, CARD_WA_ID, from);
+	int b = find_card(c, CARD_USER_ID, uid);
 
-	if (!hub_json_is(doc, c->contacts, HUB_JSON_ARRAY))
-		return -1;
-	for (int k = hub_json_first(doc, c->contacts); k >= 0; k = hub_json_after(doc, k)) {
-		if ((from.len && hub_str_eq(str_at(c, k, "wa_id"), from)) ||
-		    (uid.len && hub_str_eq(str_at(c, k, "user_id"), uid)))
-			return k;
-	}
-	return -1;
+	return a < 0 ? b : b < 0 || a < b ? a : b;
 }
 
 /* The value named by the message's type ("text": {...}, "contacts": [...]), or -1. */
@@ -345,11 +428,13 @@ static void count(struct hub_event_list *out, int ret)
 		out->ignored++;
 }
 
-/* Every item of value[key] (absent: none; not an array: one bad item). */
+/* Every item of value[key] (absent: none; not an array: one bad item) while the change's
+ * budget lasts; the items beyond it count as bad. */
 static void walk(struct wa_ctx *c, int value, const char *key, int (*fn)(struct wa_ctx *, int))
 {
 	const struct hub_json_doc *doc = c->doc;
 	int arr = hub_json_get(doc, value, key);
+	size_t left;
 
 	if (arr < 0 || hub_json_is_null(doc, arr))
 		return;
@@ -357,8 +442,13 @@ static void walk(struct wa_ctx *c, int value, const char *key, int (*fn)(struct 
 		c->out->bad++;
 		return;
 	}
-	for (int i = hub_json_first(doc, arr); i >= 0; i = hub_json_after(doc, i))
+	left = (size_t)doc->tok[arr].size;
+	for (int i = hub_json_first(doc, arr); i >= 0 && c->budget; i = hub_json_after(doc, i)) {
+		c->budget--;
+		left--;
 		count(c->out, fn(c, i));
+	}
+	c->out->bad += left;
 }
 
 static int on_message(struct wa_ctx *c, int m)
@@ -395,14 +485,14 @@ static int parse_change(struct wa_ctx *c, int change, struct hub_err *err)
 				  c->ch->account_id))
 		return hub_err_set(err, -EACCES,
 				   "metadata.phone_number_id is not this channel's account");
-	c->contacts = hub_json_get(doc, value, "contacts");
+	c->budget = WA_MAX_ITEMS;
 	if (echoes) {
 		walk(c, value, "message_echoes", on_echo);
 	} else {
+		index_contacts(c, value);
 		walk(c, value, "messages", on_message);
 		walk(c, value, "statuses", parse_status);
 	}
-	c->contacts = -1;
 	return 0;
 }
 
@@ -410,7 +500,7 @@ static int wa_parse(struct hub_pool *pool, const struct hub_channel *ch, struct 
 		    struct hub_event_list *out, struct hub_err *err)
 {
 	struct hub_json_doc doc;
-	struct wa_ctx c = { pool, ch, &doc, out, -1 };
+	struct wa_ctx c = { pool, ch, &doc, out, NULL, 0, 0 };
 	int entries, ret;
 
 	ret = hub_json_parse(pool, body, WA_MAX_TOKENS, &doc, err);
@@ -441,10 +531,120 @@ static int wa_parse(struct hub_pool *pool, const struct hub_channel *ch, struct 
 	return 0;
 }
 
+/* What WhatsApp sends by link, and whether it takes a caption. */
+static const struct {
+	enum hub_msg_type type;
+	const char *name;
+	bool caption;
+} send_types[] = {
+	{ HUB_MSG_IMAGE, "image", true },       { HUB_MSG_VIDEO, "video", true },
+	{ HUB_MSG_DOCUMENT, "document", true }, { HUB_MSG_AUDIO, "audio", false },
+};
+
+extern const struct hub_adapter hub_adapter_whatsapp;
+
+/* {"messaging_product":"whatsapp","recipient_type":"individual","to":"<wa_id>",
+ * "context":{"message_id":"<wamid>"},"type":"text","text":{"body":"..."}}; media by link:
+ * "type":"image","image":{"link":"...","caption":"..."} (a document's also "filename"). */
+static int wa_build_send(struct hub_pool *pool, const struct hub_channel *ch,
+			 const char *api_version, const struct hub_send_msg *msg,
+			 struct hub_send_req *out, struct hub_err *err)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_jw w;
+	const char *name = msg->type == HUB_MSG_TEXT ? "text" : NULL;
+	bool caption = false;
+	int ret;
+
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(send_types); i++) {
+		if (send_types[i].type == msg->type) {
+			name = send_types[i].name;
+			caption = send_types[i].caption;
+		}
+	}
+	if (!name)
+		return hub_err_set(err, -EINVAL, "whatsapp: cannot send %s",
+				   hub_msg_type_name(msg->type));
+	if (msg->type != HUB_MSG_TEXT && !caption && msg->text.len)
+		return hub_err_set(err, -EINVAL,
+				   "whatsapp: %s carries no caption: send the text apart", name);
+	ret = hub_send_msg_check(msg, &hub_adapter_whatsapp, err);
+	if (ret < 0)
+		return ret;
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "messaging_product");
+	hub_jw_cstr(&w, "whatsapp");
+	hub_jw_key(&w, "recipient_type");
+	hub_jw_cstr(&w, "individual");
+	hub_jw_key(&w, "to");
+	hub_jw_str(&w, msg->recipient);
+	if (msg->reply_to.len) {
+		hub_jw_key(&w, "context");
+		hub_jw_obj_open(&w);
+		hub_jw_key(&w, "message_id");
+		hub_jw_str(&w, msg->reply_to);
+		hub_jw_obj_close(&w);
+	}
+	hub_jw_key(&w, "type");
+	hub_jw_cstr(&w, name);
+	hub_jw_key(&w, name);
+	hub_jw_obj_open(&w);
+	if (msg->type == HUB_MSG_TEXT) {
+		hub_jw_key(&w, "body");
+		hub_jw_str(&w, msg->text);
+	} else {
+		hub_jw_key(&w, "link");
+		hub_jw_str(&w, msg->media_url);
+		if (msg->text.len) {
+			hub_jw_key(&w, "caption");
+			hub_jw_str(&w, msg->text);
+		}
+		if (msg->type == HUB_MSG_DOCUMENT && msg->filename.len) {
+			hub_jw_key(&w, "filename");
+			hub_jw_str(&w, msg->filename);
+		}
+	}
+	hub_jw_obj_close(&w);
+	hub_jw_obj_close(&w);
+	ret = hub_meta_send_req(pool, ch, api_version, ch->account_id, hub_buf_str(&b), out, err);
+	hub_buf_release(&b);
+	return ret;
+}
+
+/* Accepted: {"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],
+ * "messages":[{"id":"wamid..."}]}. */
+static int wa_parse_send_result(struct hub_pool *pool, int http_status,
+				struct hub_str retry_after_header, struct hub_str body,
+				struct hub_send_result *out)
+{
+	struct hub_json_doc doc;
+	struct hub_str id;
+	int msgs;
+
+	hub_meta_send_result(pool, http_status, retry_after_header, body, &doc, out);
+	if (out->verdict != HUB_SEND_OK)
+		return 0;
+	msgs = hub_json_get(&doc, 0, "messages");
+	if (hub_json_string(&doc, hub_json_get(&doc, hub_json_first(&doc, msgs), "id"), pool,
+			    &id) == 0)
+		out->external_id = id;
+	return 0;
+}
+
 const struct hub_adapter hub_adapter_whatsapp = {
 	.name = "whatsapp",
 	.kind = HUB_CHANNEL_WHATSAPP,
 	.verify = hub_meta_verify,
 	.handshake = hub_meta_handshake,
 	.parse_webhook = wa_parse,
+	.build_send = wa_build_send,
+	.parse_send_result = wa_parse_send_result,
+	.text_max = 4096,
+	.caption_max = 1024,
+	.text_unit = HUB_TEXT_UTF16,
+	.reply_window_ms = WA_DAY_MS,
+	.rate_per_s = 80, /* throughput: 80 messages a second per number by default */
+	.pair_interval_ms = 6000, /* pair rate: about one message per 6 s to one user, */
+	.pair_burst = 10,         /* after a burst (Meta allows more; error 131056) */
 };

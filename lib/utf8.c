@@ -73,3 +73,75 @@ size_t hub_utf8_encode(uint32_t cp, char out[4])
 	out[3] = (char)(0x80 | (cp & 0x3f));
 	return 4;
 }
+
+/* The character at p (n > 0): its length, and U+FFFD for a byte that starts no valid
+ * sequence (the JSON writer sends it so). */
+static size_t next_char(const unsigned char *p, size_t n, uint32_t *cp)
+{
+	size_t len = hub_utf8_decode(p, n, cp);
+
+	if (len)
+		return len;
+	*cp = 0xfffd;
+	return 1;
+}
+
+static size_t char_units(uint32_t cp, enum hub_text_unit unit)
+{
+	if (unit == HUB_TEXT_UTF16)
+		return cp > 0xffff ? 2 : 1;
+	return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+size_t hub_utf8_units(struct hub_str text, enum hub_text_unit unit)
+{
+	const unsigned char *p = (const unsigned char *)text.p;
+	size_t units = 0;
+	uint32_t cp;
+
+	for (size_t i = 0; i < text.len;) {
+		i += next_char(p + i, text.len - i, &cp);
+		units += char_units(cp, unit);
+	}
+	return units;
+}
+
+/* Characters that belong to the one before them on screen: combining marks, variation
+ * selectors, emoji skin tones, tag characters (subdivision flags). */
+static bool extends(uint32_t cp)
+{
+	return (cp >= 0x300 && cp <= 0x36f) || (cp >= 0x1ab0 && cp <= 0x1aff) ||
+	       (cp >= 0x1dc0 && cp <= 0x1dff) || (cp >= 0x20d0 && cp <= 0x20ff) ||
+	       (cp >= 0xfe00 && cp <= 0xfe0f) || (cp >= 0xfe20 && cp <= 0xfe2f) ||
+	       (cp >= 0x1f3fb && cp <= 0x1f3ff) || (cp >= 0xe0020 && cp <= 0xe007f) ||
+	       (cp >= 0xe0100 && cp <= 0xe01ef);
+}
+
+size_t hub_utf8_split_next(struct hub_str text, size_t limit, enum hub_text_unit unit)
+{
+	const unsigned char *p = (const unsigned char *)text.p;
+	size_t used = 0, min = limit - limit / 5;
+	size_t any = 0, whole = 0, space = 0, line = 0; /* the last cut of each kind */
+	uint32_t prev = 0, cp;
+	size_t len;
+
+	for (size_t i = 0; i < text.len; i += len) {
+		len = next_char(p + i, text.len - i, &cp);
+		if (i > 0) {
+			/* a cut here keeps prev and leaves cp for the next part */
+			any = i;
+			if (prev != 0x200d && cp != 0x200d && !extends(cp)) {
+				whole = i;
+				if (used >= min && prev == '\n')
+					line = i;
+				else if (used >= min && prev == ' ')
+					space = i;
+			}
+		}
+		used += char_units(cp, unit);
+		if (used > limit)
+			return line ? line : space ? space : whole ? whole : any ? any : len;
+		prev = cp;
+	}
+	return text.len;
+}

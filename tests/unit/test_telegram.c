@@ -1,6 +1,7 @@
 /* tests/unit/test_telegram.c - the Telegram adapter: the secret token, no handshake, every
  * fixture against its golden file, and the fields hubctl parse does not print (update_id,
- * dedupe_key, shared contacts, venue address); bad items, bad bodies, huge ids. */
+ * dedupe_key, shared contacts, venue address); bad items, bad bodies, huge ids; long
+ * polling (the getUpdates request and answer). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <strings.h>
 
 #include "adapters/adapter.h"
+#include "adapters/telegram.h"
 
 #define FIXTURES "tests/fixtures/telegram"
 
@@ -555,6 +557,114 @@ static void test_bad_bodies(void **state)
 	hub_pool_release(&pool);
 }
 
+#define TG_MESSAGE(update_id, kind, text)                                                  \
+	"{\"update_id\":" update_id ",\"" kind "\":{\"message_id\":1,\"from\":{\"id\":23,"    \
+	"\"is_bot\":false,\"first_name\":\"Aigerim\"},\"chat\":{\"id\":23,\"type\":"         \
+	"\"private\"},\"date\":1749416383,\"edit_date\":1749416390,\"text\":\"" text "\"}}"
+
+static void test_long_polling_request(void **state)
+{
+	struct hub_channel ch = channel;
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_send_req req;
+	struct hub_err err = HUB_ERR_INIT;
+
+	(void)state;
+	ch.access_token = "7712345678:AAE-tg_SECRET-token";
+	assert_int_equal(hub_telegram_poll_req(&pool, &ch, 0, 50, &req, &err), 0);
+	assert_string_equal(req.method, "POST");
+	assert_true(hub_str_eqs(req.path, "/bot7712345678:AAE-tg_SECRET-token/getUpdates"));
+	assert_int_equal(req.authorization.len, 0);
+	assert_true(hub_str_eqs(req.content_type, "application/json"));
+	assert_true(hub_str_eqs(req.body, "{\"offset\":0,\"timeout\":50,\"allowed_updates\":["
+					  "\"message\",\"edited_message\",\"message_reaction\"]}"));
+	assert_int_equal(hub_telegram_poll_req(&pool, &ch, 4503599627370496LL, 50,
+					       &req, &err), 0);
+	assert_true(hub_str_startswith(req.body, "{\"offset\":4503599627370496,"));
+	/* no token, or one that a path cannot carry: refused, never named */
+	ch.access_token = NULL;
+	assert_int_equal(hub_telegram_poll_req(&pool, &ch, 0, 50, &req, &err), -EINVAL);
+	ch.access_token = "1:SECRET/../sendMessage?x=";
+	assert_int_equal(hub_telegram_poll_req(&pool, &ch, 0, 50, &req, &err), -EINVAL);
+	assert_null(strstr(err.msg, "SECRET"));
+	hub_pool_release(&pool);
+}
+
+static int poll_parse(const char *body, struct hub_pool *pool, struct hub_event_list *ev,
+		      int64_t *offset, struct hub_err *err)
+{
+	memset(ev, 0, sizeof(*ev));
+	return hub_telegram_parse_updates(pool, &channel, hub_str_from(body), ev, offset, err);
+}
+
+static void test_long_polling_answers(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_err err = HUB_ERR_INIT;
+	struct hub_event_list ev;
+	struct hub_send_result r;
+	int64_t offset = 3;
+
+	(void)state;
+	/* a message, a callback (not served), an edit, an Update without update_id and one
+	 * whose message has no chat: the bad ones count, the offset passes them all */
+	assert_int_equal(poll_parse("{\"ok\":true,\"result\":[" TG_MESSAGE("10", "message", "Сәлем")
+				    ",{\"update_id\":11,\"callback_query\":{\"id\":\"1\"}},"
+				    TG_MESSAGE("12", "edited_message", "Сәлеметсіз бе") ","
+				    "{\"message\":{}},{\"update_id\":13,\"message\":"
+				    "{\"message_id\":2}}]}",
+				    &pool, &ev, &offset, &err),
+			 0);
+	assert_int_equal(ev.n, 2);
+	assert_int_equal(ev.bad, 2);
+	assert_int_equal(ev.ignored, 1);
+	assert_true(offset == 14);
+	assert_int_equal(ev.items[0].kind, HUB_EVENT_MESSAGE);
+	assert_true(hub_str_eqs(ev.items[0].msg.update_id, "10"));
+	assert_true(hub_str_eqs(ev.items[0].msg.external_id, "23:1"));
+	assert_true(hub_str_eqs(ev.items[0].msg.text, "Сәлем"));
+	assert_int_equal(ev.items[1].kind, HUB_EVENT_EDIT);
+	assert_true(hub_str_eqs(ev.items[1].msg.update_id, "12"));
+	/* nothing new: the offset stays */
+	assert_int_equal(poll_parse("{\"ok\":true,\"result\":[]}", &pool, &ev, &offset, &err), 0);
+	assert_int_equal(ev.n, 0);
+	assert_true(offset == 14);
+	/* an update_id below the offset is read (the store dedupes) but never moves it back */
+	assert_int_equal(poll_parse("{\"ok\":true,\"result\":[" TG_MESSAGE("5", "message", "x")
+				    "]}", &pool, &ev, &offset, &err),
+			 0);
+	assert_int_equal(ev.n, 1);
+	assert_true(offset == 14);
+	/* refusals: -EBADMSG with Telegram's description, the offset unchanged */
+	assert_int_equal(poll_parse("{\"ok\":false,\"error_code\":409,\"description\":\"Conflict: "
+				    "terminated by other getUpdates request\"}",
+				    &pool, &ev, &offset, &err),
+			 -EBADMSG);
+	assert_non_null(strstr(err.msg, "Conflict: terminated by other getUpdates request"));
+	assert_int_equal(poll_parse("<html>", &pool, &ev, &offset, &err), -EBADMSG);
+	assert_int_equal(poll_parse("{\"ok\":true}", &pool, &ev, &offset, &err), -EBADMSG);
+	assert_int_equal(poll_parse("{\"ok\":true,\"result\":{}}", &pool, &ev, &offset, &err),
+			 -EBADMSG);
+	assert_int_equal(poll_parse("[]", &pool, &ev, &offset, &err), -EBADMSG);
+	assert_true(offset == 14);
+	/* a refused getUpdates is classified as a send's answer: wait, or the token is gone */
+	assert_int_equal(tg()->parse_send_result(&pool, 429, HUB_STR_NULL,
+						 HUB_STR("{\"ok\":false,\"error_code\":429,"
+							 "\"description\":\"Too Many Requests\","
+							 "\"parameters\":{\"retry_after\":5}}"),
+						 &r),
+			 0);
+	assert_int_equal(r.verdict, HUB_SEND_RETRY);
+	assert_true(r.retry_after_ms == 5000);
+	assert_int_equal(tg()->parse_send_result(&pool, 401, HUB_STR_NULL,
+						 HUB_STR("{\"ok\":false,\"error_code\":401,"
+							 "\"description\":\"Unauthorized\"}"),
+						 &r),
+			 0);
+	assert_int_equal(r.verdict, HUB_SEND_TOKEN);
+	hub_pool_release(&pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -570,6 +680,8 @@ int main(void)
 		cmocka_unit_test(test_bad_items),
 		cmocka_unit_test(test_unsupported_and_ignored),
 		cmocka_unit_test(test_bad_bodies),
+		cmocka_unit_test(test_long_polling_request),
+		cmocka_unit_test(test_long_polling_answers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* tests/unit/test_whatsapp.c - the WhatsApp adapter over the platform's sample bodies:
- * signatures, the handshake, parsing, the account check; and phone normalization. */
+ * signatures, the handshake, parsing, the account check, the per-change caps and contacts
+ * index on huge bodies; and phone normalization. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <strings.h>
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "adapters/adapter.h"
 #include "lib/crypto.h"
@@ -598,6 +600,185 @@ static void test_echo_needs_a_recipient(void **state)
 	hub_pool_release(&pool);
 }
 
+/* The opening of one messages change, for bodies built in a test. */
+static void change_open(struct hub_buf *b)
+{
+	hub_buf_adds(b, "{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
+		     "\"metadata\":{\"phone_number_id\":\"106540352242922\"},");
+}
+
+/* A text message from phone (and from_user_id uid when not NULL). */
+static void add_message(struct hub_buf *b, int i, long long phone, const char *uid)
+{
+	hub_buf_addf(b, "%s{\"from\":\"%lld\",", i ? "," : "", phone);
+	if (uid)
+		hub_buf_addf(b, "\"from_user_id\":\"%s\",", uid);
+	hub_buf_addf(b, "\"id\":\"w%d\",\"type\":\"text\",\"text\":{\"body\":"
+		     "\"Is it in stock?\"}}", i);
+}
+
+/*
+ * A signed 1.1 MB body of one change with 8,000 messages and 95,000 contacts took 12-18 s
+ * when every message scanned every contact. One change now holds 1,000 items and 1,000
+ * contacts (Meta sends up to 1,000 updates per POST): the rest count as bad, the first
+ * 1,000 messages are kept with their senders' names found through the index.
+ */
+static void test_huge_change_is_capped_and_quick(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_buf body = HUB_BUF_INIT;
+	struct hub_event_list ev;
+	clock_t start;
+	double secs;
+
+	(void)state;
+	hub_buf_adds(&body, "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
+			    "\"changes\":[");
+	change_open(&body);
+	/* 1,000 real cards in reverse order, then 94,000 empty ones (an object costs one
+	 * token: the body stays under the parser's token limit, as the attack's did) */
+	hub_buf_adds(&body, "\"contacts\":[");
+	for (int k = 0; k < 95000; k++) {
+		if (k < 1000)
+			hub_buf_addf(&body, "%s{\"profile\":{\"name\":\"N%d\"},\"wa_id\":\"%lld\"}",
+				     k ? "," : "", 999 - k, 77010000000LL + 999 - k);
+		else
+			hub_buf_adds(&body, ",{}");
+	}
+	/* message i comes from phone i * 7 % 1200: a card when below 1,000 */
+	hub_buf_adds(&body, "],\"messages\":[");
+	for (int i = 0; i < 8000; i++)
+		add_message(&body, i, 77010000000LL + i * 7 % 1200, NULL);
+	hub_buf_adds(&body, "]}}]}]}");
+	assert_true(body.len > 1000000);
+
+	start = clock();
+	assert_int_equal(parse(body.p, &channel, &pool, &ev), 0);
+	secs = (double)(clock() - start) / CLOCKS_PER_SEC;
+	assert_int_equal(ev.n, 1000);
+	assert_int_equal(ev.bad, 7000 + 94000);
+	for (int i = 0; i < 1000; i++) {
+		const struct hub_inbound_msg *m = &ev.items[i].msg;
+		char id[16], name[16];
+		int k = i * 7 % 1200;
+
+		snprintf(id, sizeof(id), "w%d", i);
+		snprintf(name, sizeof(name), "N%d", k);
+		assert_true(hub_str_eqs(m->external_id, id));
+		if (k < 1000 ? !hub_str_eqs(m->sender_profile_name, name)
+			     : m->sender_profile_name.len != 0)
+			fail_msg("message %d: sender name \"%.*s\"", i,
+				 HUB_STR_FMT(m->sender_profile_name));
+	}
+	/* loosely: it took 12-18 s before; about a millisecond now */
+	if (secs > 2.0)
+		fail_msg("parsing took %.1f s", secs);
+	hub_buf_release(&body);
+	hub_pool_release(&pool);
+}
+
+/* 8 changes of 1,000 messages and 1,000 cards each (the most a change holds): every
+ * sender is found by wa_id or by user_id, as the scan found them. */
+static void test_contacts_index_finds_every_sender(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_buf body = HUB_BUF_INIT;
+	struct hub_event_list ev;
+
+	(void)state;
+	hub_buf_adds(&body, "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
+			    "\"changes\":[");
+	for (int ch = 0; ch < 8; ch++) {
+		hub_buf_adds(&body, ch ? "," : "");
+		change_open(&body);
+		/* card k: phone k, user id "KZ.<change>.<k>" for odd k */
+		hub_buf_adds(&body, "\"contacts\":[");
+		for (int k = 0; k < 1000; k++) {
+			hub_buf_addf(&body, "%s{\"profile\":{\"name\":\"C%d.%d\"},\"wa_id\":"
+				     "\"%lld\"", k ? "," : "", ch, k, 77010000000LL + k);
+			if (k % 2)
+				hub_buf_addf(&body, ",\"user_id\":\"KZ.%d.%d\"", ch, k);
+			hub_buf_adds(&body, "}");
+		}
+		/* message i: from card (i * 13 + ch) % 1000, by user id when it has one */
+		hub_buf_adds(&body, "],\"messages\":[");
+		for (int i = 0; i < 1000; i++) {
+			int k = (i * 13 + ch) % 1000;
+			char uid[24];
+
+			snprintf(uid, sizeof(uid), "KZ.%d.%d", ch, k);
+			add_message(&body, i, 77010000000LL + k, k % 2 ? uid : NULL);
+		}
+		hub_buf_adds(&body, "]}}");
+	}
+	hub_buf_adds(&body, "]}]}");
+	assert_int_equal(parse(body.p, &channel, &pool, &ev), 0);
+	assert_int_equal(ev.n, 8000);
+	assert_int_equal(ev.bad, 0);
+	for (int ch = 0; ch < 8; ch++) {
+		for (int i = 0; i < 1000; i++) {
+			const struct hub_inbound_msg *m = &ev.items[ch * 1000 + i].msg;
+			int k = (i * 13 + ch) % 1000;
+			char name[24];
+
+			snprintf(name, sizeof(name), "C%d.%d", ch, k);
+			if (!hub_str_eqs(m->sender_profile_name, name))
+				fail_msg("change %d message %d: \"%.*s\", not %s", ch, i,
+					 HUB_STR_FMT(m->sender_profile_name), name);
+		}
+	}
+	hub_buf_release(&body);
+	hub_pool_release(&pool);
+}
+
+/* The first card in contacts[] order that matches by wa_id or by user_id wins, as before
+ * the index; messages, statuses and echoes share one change's 1,000 items. */
+static void test_contacts_first_match_and_item_cap(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_buf body = HUB_BUF_INIT;
+	struct hub_event_list ev;
+
+	(void)state;
+	assert_int_equal(parse(WRAP("106540352242922",
+				    "\"contacts\":[{\"profile\":{\"name\":\"ByUid\"},"
+				    "\"user_id\":\"US.1\"},{\"profile\":{\"name\":"
+				    "\"First\"},\"wa_id\":\"7701\"},{\"profile\":"
+				    "{\"name\":\"Second\"},\"wa_id\":\"7701\"},{\"profile\":"
+				    "{\"name\":\"Esc\"},\"wa_id\":\"\\u0037702\"}],"
+				    "\"messages\":[{\"from\":\"7701\",\"id\":\"w1\","
+				    "\"type\":\"text\",\"text\":{\"body\":\"a\"}},"
+				    "{\"from\":\"7701\",\"from_user_id\":\"US.1\",\"id\":"
+				    "\"w2\",\"type\":\"text\",\"text\":{\"body\":\"a\"}},"
+				    "{\"from\":\"7702\",\"id\":\"w3\",\"type\":\"text\","
+				    "\"text\":{\"body\":\"a\"}},{\"from\":\"7703\",\"id\":"
+				    "\"w4\",\"type\":\"text\",\"text\":{\"body\":\"a\"}}]"),
+			       &channel, &pool, &ev),
+			 0);
+	assert_int_equal(ev.n, 4);
+	assert_true(hub_str_eqs(ev.items[0].msg.sender_profile_name, "First"));
+	assert_true(hub_str_eqs(ev.items[1].msg.sender_profile_name, "ByUid"));
+	assert_true(hub_str_eqs(ev.items[2].msg.sender_profile_name, "Esc"));
+	assert_int_equal(ev.items[3].msg.sender_profile_name.len, 0);
+
+	/* 600 messages and 600 statuses in one change: the last 200 statuses are bad */
+	hub_buf_adds(&body, "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[");
+	change_open(&body);
+	hub_buf_adds(&body, "\"messages\":[");
+	for (int i = 0; i < 600; i++)
+		add_message(&body, i, 77011234567LL, NULL);
+	hub_buf_adds(&body, "],\"statuses\":[");
+	for (int i = 0; i < 600; i++)
+		hub_buf_addf(&body, "%s{\"id\":\"s%d\",\"status\":\"read\"}", i ? "," : "", i);
+	hub_buf_adds(&body, "]}}]}]}");
+	assert_int_equal(parse(body.p, &channel, &pool, &ev), 0);
+	assert_int_equal(ev.n, 1000);
+	assert_int_equal(ev.bad, 200);
+	assert_true(hub_str_eqs(ev.items[999].status.external_id, "s399"));
+	hub_buf_release(&body);
+	hub_pool_release(&pool);
+}
+
 static void test_phone_normalize(void **state)
 {
 	static const struct {
@@ -642,6 +823,9 @@ int main(void)
 		cmocka_unit_test(test_account_checked_per_change),
 		cmocka_unit_test(test_huge_ids_survive),
 		cmocka_unit_test(test_echo_needs_a_recipient),
+		cmocka_unit_test(test_huge_change_is_capped_and_quick),
+		cmocka_unit_test(test_contacts_index_finds_every_sender),
+		cmocka_unit_test(test_contacts_first_match_and_item_cap),
 		cmocka_unit_test(test_phone_normalize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
