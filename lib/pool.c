@@ -2,7 +2,9 @@
 #include "lib/pool.h"
 
 #include <stdalign.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,4 +107,20 @@ char *hub_pool_strdup(struct hub_pool *pool, const char *s)
 struct hub_str hub_pool_strcopy(struct hub_pool *pool, struct hub_str s)
 {
 	return (struct hub_str){ hub_pool_strndup(pool, s.p, s.len), s.len };
+}
+
+char *hub_pool_sprintf(struct hub_pool *pool, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *p;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	p = hub_pool_alloc(pool, (size_t)(n < 0 ? 0 : n) + 1);
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+	va_end(ap);
+	return p;
 }

@@ -33,5 +33,7 @@ void *hub_pool_grow(struct hub_pool *pool, void *items, size_t *cap, size_t firs
 char *hub_pool_strdup(struct hub_pool *pool, const char *s);
 char *hub_pool_strndup(struct hub_pool *pool, const char *s, size_t n);
 struct hub_str hub_pool_strcopy(struct hub_pool *pool, struct hub_str s);
+/* A formatted string in pool. */
+char *hub_pool_sprintf(struct hub_pool *pool, const char *fmt, ...) HUB_PRINTF(2, 3);
 
 #endif
