@@ -16,6 +16,7 @@
 #include <llhttp.h>
 
 #include "daemon/core/metrics.h"
+#include "daemon/net/tcpwrite.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/router.h"
@@ -94,12 +95,6 @@ struct conn {
 	int handles;                       /* open uv handles; freed at 0 */
 	int wpending;                      /* uv_write()s not completed */
 	bool reading, in_process, ready, eof, closed, close_after_write, shutting;
-};
-
-struct wreq {
-	uv_write_t w;
-	struct conn *c;
-	char data[];
 };
 
 struct hub_http {
@@ -259,8 +254,8 @@ static void begin_shutdown(struct conn *c);
 
 static void on_write(uv_write_t *w, int status)
 {
-	struct wreq *wr = hub_container_of(w, struct wreq, w);
-	struct conn *c = wr->c;
+	struct hub_tcpwrite *wr = hub_tcpwrite_of(w);
+	struct conn *c = wr->owner;
 
 	free(wr);
 	c->wpending--;
@@ -277,37 +272,9 @@ static void on_write(uv_write_t *w, int status)
 /* Queues bytes in order; copies only what the kernel did not take at once. */
 static void conn_send(struct conn *c, const char *p, size_t len)
 {
-	struct wreq *wr;
-	uv_buf_t b;
-	int n;
-
-	if (c->closed || !len)
-		return;
-	if (!c->wpending) {
-		b = uv_buf_init((char *)p, (unsigned int)len);
-		n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-		if (n >= 0 && (size_t)n == len)
-			return;
-		if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
-			conn_close(c);
-			return;
-		}
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-		}
-	}
-	wr = hub_xmalloc(sizeof(*wr) + len);
-	memcpy(wr->data, p, len);
-	wr->c = c;
-	b = uv_buf_init(wr->data, (unsigned int)len);
-	n = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-	if (n < 0) {
-		free(wr);
+	if (!c->closed &&
+	    hub_tcpwrite((uv_stream_t *)&c->tcp, p, len, &c->wpending, c, on_write) < 0)
 		conn_close(c);
-		return;
-	}
-	c->wpending++;
 }
 
 /* ---- connection lifecycle ---- */
