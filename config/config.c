@@ -24,9 +24,12 @@ enum cfg_type {
 	CFG_T_ID,     /* [a-z0-9_-]{1,64} */
 	CFG_T_SECRET, /* string, or NAME_file, or an environment variable */
 	CFG_T_ADDR,   /* host:port with an IP literal */
+	CFG_T_URL,    /* http:// or https:// and a host, no trailing '/' */
 	CFG_T_INT,    /* integer within min..max */
 	CFG_T_SIZE,   /* bytes within min..max */
 	CFG_T_LEVEL,  /* log level name */
+	CFG_T_BOOL,   /* true or false */
+	CFG_T_MODE,   /* a channel's mode: "webhook" or "polling" (bool polling) */
 	CFG_T_KIND,   /* channel kind name */
 };
 
@@ -51,6 +54,7 @@ struct cfg_key {
 #define S(field) offsetof(struct hub_settings, field)
 #define KEY_INT(n, f, lo, hi, d, fl) { n, CFG_T_INT, S(f), lo, hi, d, NULL, NULL, fl }
 #define KEY_SIZE(n, f, lo, hi, d, fl) { n, CFG_T_SIZE, S(f), lo, hi, d, NULL, NULL, fl }
+#define KEY_URL(n, f, d) { n, CFG_T_URL, S(f), 0, 0, 0, d, NULL, CFG_LIVE }
 
 static const struct cfg_key settings_keys[] = {
 	{ "log.level", CFG_T_LEVEL, S(log.level), 0, 0, HUB_LOG_INFO, NULL, NULL, CFG_LIVE },
@@ -95,6 +99,32 @@ static const struct cfg_key settings_keys[] = {
 	KEY_INT("ws.resume_grace_ms", ws.resume_grace_ms, 0, 60000, 1000, CFG_LIVE),
 	KEY_INT("ingest.batch_max_items", ingest.batch_max_items, 1, 100000, 256, CFG_LIVE),
 	KEY_INT("ingest.batches_in_flight", ingest.batches_in_flight, 1, 256, 1, CFG_LIVE),
+	KEY_URL("platforms.whatsapp_url", platforms.url[HUB_CHANNEL_WHATSAPP],
+		"https://graph.facebook.com"),
+	KEY_URL("platforms.telegram_url", platforms.url[HUB_CHANNEL_TELEGRAM],
+		"https://api.telegram.org"),
+	KEY_URL("platforms.instagram_url", platforms.url[HUB_CHANNEL_INSTAGRAM],
+		"https://graph.facebook.com"),
+	{ "platforms.meta_api_version", CFG_T_STR, S(platforms.meta_api_version), 0, 0, 0,
+	  "v21.0", NULL, CFG_LIVE },
+	{ "platforms.ca_file", CFG_T_STR, S(platforms.ca_file), 0, 0, 0, NULL, NULL,
+	  CFG_RESTART | CFG_NULLABLE },
+	KEY_INT("platforms.connect_timeout_ms", platforms.connect_timeout_ms, 100, 600000, 10000,
+		CFG_LIVE),
+	KEY_INT("platforms.response_timeout_ms", platforms.response_timeout_ms, 100, 600000,
+		30000, CFG_LIVE),
+	KEY_INT("platforms.conns_per_origin", platforms.conns_per_origin, 1, 1024, 16,
+		CFG_RESTART),
+	KEY_INT("platforms.telegram_poll_timeout_s", platforms.telegram_poll_timeout_s, 1, 50, 50,
+		CFG_LIVE),
+	{ "outbound.enabled", CFG_T_BOOL, S(outbound.enabled), 0, 0, 1, NULL, NULL, CFG_LIVE },
+	{ "outbound.pacing", CFG_T_BOOL, S(outbound.pacing), 0, 0, 1, NULL, NULL, CFG_LIVE },
+	KEY_INT("outbound.batch", outbound.batch, 1, 10000, 64, CFG_LIVE),
+	KEY_INT("outbound.in_flight", outbound.in_flight, 1, 100000, 256, CFG_LIVE),
+	KEY_INT("outbound.lease_ms", outbound.lease_ms, 1000, 86400000, 120000, CFG_LIVE),
+	KEY_INT("outbound.max_attempts", outbound.max_attempts, 1, 1000, 12, CFG_LIVE),
+	KEY_INT("outbound.retry_base_ms", outbound.retry_base_ms, 10, 3600000, 1000, CFG_LIVE),
+	KEY_INT("outbound.retry_max_ms", outbound.retry_max_ms, 10, 86400000, 300000, CFG_LIVE),
 };
 #undef S
 
@@ -114,6 +144,7 @@ static const struct cfg_key channel_keys[] = {
 	{ "app_secret", CFG_T_SECRET, C(app_secret), 0, 0, 0, NULL, NULL, CFG_REQUIRED },
 	{ "verify_token", CFG_T_SECRET, C(verify_token), 0, 0, 0, NULL, NULL, CFG_NULLABLE },
 	{ "access_token", CFG_T_SECRET, C(access_token), 0, 0, 0, NULL, NULL, CFG_NULLABLE },
+	{ "mode", CFG_T_MODE, C(polling), 0, 0, 0, NULL, NULL, 0 },
 };
 #undef C
 
@@ -186,6 +217,28 @@ static bool valid_id(struct hub_str s)
 	return true;
 }
 
+/* "https://graph.facebook.com", "http://127.0.0.1:8443/prefix": a scheme, a host, nothing
+ * the client would have to guess at (user info, query, fragment, a trailing '/', spaces). */
+static bool valid_base_url(struct hub_str s)
+{
+	size_t start;
+
+	if (hub_str_startswith(s, "https://"))
+		start = 8;
+	else if (hub_str_startswith(s, "http://"))
+		start = 7;
+	else
+		return false;
+	if (s.len == start || s.p[start] == '/' || s.p[s.len - 1] == '/')
+		return false;
+	for (size_t i = start; i < s.len; i++) {
+		unsigned char c = (unsigned char)s.p[i];
+		if (c <= ' ' || c >= 0x7f || c == '?' || c == '#' || c == '@' || c == '\\')
+			return false;
+	}
+	return true;
+}
+
 static bool valid_addr(const char *s)
 {
 	const char *colon = strrchr(s, ':');
@@ -244,6 +297,10 @@ static void set_default(const struct cfg_key *k, void *base)
 	case CFG_T_LEVEL:
 		*(enum hub_log_level *)field = (enum hub_log_level)k->def_num;
 		break;
+	case CFG_T_BOOL:
+	case CFG_T_MODE:
+		*(bool *)field = k->def_num != 0;
+		break;
 	case CFG_T_KIND:
 		*(enum hub_channel_kind *)field = 0;
 		break;
@@ -277,6 +334,15 @@ static void apply(struct walk *w, const struct cfg_key *k, const char *path, int
 			*(size_t *)field = (size_t)v;
 		return;
 	}
+	if (k->type == CFG_T_BOOL) {
+		bool b;
+		if (hub_json_bool(&w->doc, tok, &b) < 0) {
+			walk_error(w, tok, path, "must be true or false");
+			return;
+		}
+		*(bool *)field = b;
+		return;
+	}
 	if (hub_json_is_null(&w->doc, tok) && (k->flags & CFG_NULLABLE)) {
 		*(const char **)field = NULL;
 		return;
@@ -300,6 +366,13 @@ static void apply(struct walk *w, const struct cfg_key *k, const char *path, int
 		*(enum hub_log_level *)field = level;
 		return;
 	}
+	case CFG_T_MODE:
+		if (strcmp(cs, "webhook") != 0 && strcmp(cs, "polling") != 0) {
+			walk_error(w, tok, path, "must be webhook or polling");
+			return;
+		}
+		*(bool *)field = strcmp(cs, "polling") == 0;
+		return;
 	case CFG_T_KIND: {
 		enum hub_channel_kind kind = hub_channel_kind_parse(cs);
 		if (!kind) {
@@ -318,6 +391,14 @@ static void apply(struct walk *w, const struct cfg_key *k, const char *path, int
 	case CFG_T_ADDR:
 		if (!valid_addr(cs)) {
 			walk_error(w, tok, path, "must be IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080");
+			return;
+		}
+		break;
+	case CFG_T_URL:
+		if (!valid_base_url(s)) {
+			walk_error(w, tok, path, "must be a base URL: http:// or https://, a host and "
+				   "an optional port and path, without a trailing '/', query or "
+				   "spaces");
 			return;
 		}
 		break;
@@ -503,6 +584,11 @@ static void validate(struct walk *w, struct hub_config *cfg, int tenants_tok, in
 			walk_error(w, channels_tok, where, "required for %s channels",
 				   hub_channel_kind_name(ch->kind));
 		}
+		if (ch->polling && (ch->kind != HUB_CHANNEL_TELEGRAM || !ch->access_token)) {
+			snprintf(where, sizeof(where), "channels[%zu].mode", i);
+			walk_error(w, channels_tok, where, "polling is for telegram channels with an "
+				   "access_token (the bot token)");
+		}
 	}
 }
 
@@ -648,6 +734,7 @@ int hub_config_with_channels(struct hub_config *base, const struct hub_channel *
 		to->app_secret = hub_pool_strdup(&cfg->pool, c->app_secret);
 		to->verify_token = pool_strdup0(&cfg->pool, c->verify_token);
 		to->access_token = pool_strdup0(&cfg->pool, c->access_token);
+		to->polling = c->polling;
 		to->enabled = c->enabled;
 	}
 	*out = cfg;
@@ -701,6 +788,9 @@ static bool field_equal(const struct cfg_key *k, const void *a, const void *b)
 		return *(const size_t *)fa == *(const size_t *)fb;
 	case CFG_T_LEVEL:
 		return *(const enum hub_log_level *)fa == *(const enum hub_log_level *)fb;
+	case CFG_T_BOOL:
+	case CFG_T_MODE:
+		return *(const bool *)fa == *(const bool *)fb;
 	case CFG_T_KIND:
 		return *(const enum hub_channel_kind *)fa == *(const enum hub_channel_kind *)fb;
 	default: {
@@ -742,6 +832,12 @@ static void dump_fields(struct hub_jw *jw, const struct cfg_key *keys, size_t n,
 			break;
 		case CFG_T_LEVEL:
 			hub_jw_cstr(jw, hub_log_level_name(*(const enum hub_log_level *)f));
+			break;
+		case CFG_T_BOOL:
+			hub_jw_bool(jw, *(const bool *)f);
+			break;
+		case CFG_T_MODE:
+			hub_jw_cstr(jw, *(const bool *)f ? "polling" : "webhook");
 			break;
 		case CFG_T_KIND:
 			hub_jw_cstr(jw, hub_channel_kind_name(*(const enum hub_channel_kind *)f));

@@ -62,6 +62,26 @@ struct hub_settings {
 		int batch_max_items;   /* webhook items committed in one transaction, at most */
 		int batches_in_flight; /* transactions running at once; later items wait */
 	} ingest;
+	struct {
+		/* base URL of each platform's API by channel kind ([0] unused): tests and
+		 * `make run` point them at local fakes */
+		const char *url[HUB_CHANNEL_INSTAGRAM + 1];
+		const char *meta_api_version; /* "v21.0": in WhatsApp's and Instagram's paths */
+		const char *ca_file;          /* PEM CAs to trust; NULL: the system store */
+		int connect_timeout_ms;       /* DNS, TCP and TLS of a new connection */
+		int response_timeout_ms;      /* request written to the first response byte */
+		int conns_per_origin;         /* keep-alive connections to one API, at most */
+		int telegram_poll_timeout_s;  /* getUpdates' long-poll wait (mode polling) */
+	} platforms;
+	struct {
+		bool enabled;     /* this instance delivers the outbox */
+		bool pacing;      /* within the platforms' rates (off: benchmarks only) */
+		int batch;        /* outbox rows claimed per query */
+		int in_flight;    /* messages being sent at once, at most */
+		int lease_ms;     /* a claimed row is this instance's for so long */
+		int max_attempts; /* a message still not accepted after so many fails */
+		int retry_base_ms, retry_max_ms; /* backoff: base * 2^attempt, capped, jittered */
+	} outbound;
 };
 
 struct hub_tenant {

@@ -13,16 +13,20 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "daemon/inbox/api.h"
-#include "daemon/data/bus.h"
-#include "daemon/net/http.h"
-#include "daemon/inbound/ingest.h"
 #include "daemon/core/metrics.h"
-#include "daemon/notify.h"
+#include "daemon/data/channels.h"
+#include "daemon/data/bus.h"
 #include "daemon/data/redis.h"
 #include "daemon/data/store.h"
+#include "daemon/inbound/ingest.h"
+#include "daemon/inbound/tgpoll.h"
+#include "daemon/inbox/api.h"
 #include "daemon/inbox/web.h"
 #include "daemon/inbox/ws.h"
+#include "daemon/net/http.h"
+#include "daemon/net/httpc.h"
+#include "daemon/notify.h"
+#include "daemon/outbound/outbox.h"
 #include "lib/log.h"
 #include "lib/pool.h"
 
@@ -43,6 +47,9 @@ struct hubd {
 	struct hub_ws *ws;
 	struct hub_ingest *ingest;
 	struct hub_api *api;
+	struct hub_httpc *httpc;   /* the platforms' APIs */
+	struct hub_outbox *outbox; /* delivers agents' replies */
+	struct hub_tgpoll *tgpoll; /* Telegram channels in mode polling */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	/* The channels of the database (hub_store_listen: re-read on NOTIFY hub_channels);
@@ -280,12 +287,6 @@ static int sync_channels(struct hubd *h, struct hub_config *cfg)
 
 /* ---- the channels of the database, live on every instance ---- */
 
-/* Disabled also when the tenant is deleted; secrets stay in memory, never in a log. */
-static const char channels_sql[] =
-	"SELECT c.public_id, c.tenant_id, c.kind, c.account_id, c.app_secret, c.verify_token, "
-	"c.access_token, c.enabled AND t.deleted_at IS NULL "
-	"FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY c.public_id";
-
 /* What ingest serves: the file's snapshot plus the database's channels. */
 static void apply_channels(struct hubd *h)
 {
@@ -296,6 +297,8 @@ static void apply_channels(struct hubd *h)
 		hub_log_debug(TAG, "%d channels of the database have no secrets or kind we serve",
 			      skipped);
 	hub_ingest_set_config(h->ingest, snap);
+	hub_outbox_set_config(h->outbox, snap);
+	hub_tgpoll_set_config(h->tgpoll, snap);
 	hub_config_unref(snap);
 }
 
@@ -304,12 +307,6 @@ static void load_channels(struct hubd *h);
 static void on_channels_retry(uv_timer_t *t)
 {
 	load_channels(hub_container_of(t, struct hubd, channels_retry));
-}
-
-static const char *cell(PGresult *res, int row, int col, struct hub_pool *pool)
-{
-	return PQgetisnull(res, row, col) ? NULL
-					   : hub_pool_strdup(pool, PQgetvalue(res, row, col));
 }
 
 static void on_channels_loaded(int status, PGresult *res, void *data)
@@ -322,28 +319,16 @@ static void on_channels_loaded(int status, PGresult *res, void *data)
 	h->channels_loading = false;
 	if (status == -ECANCELED || h->stopping)
 		return;
-	if (status < 0 || PQnfields(res) != 8) {
+	chs = status < 0 ? NULL : hub_channels_from_result(res, &pool, &n);
+	if (!chs) {
 		hub_log_warn(TAG, "cannot read the channels from the database (%s): retrying",
 			     strerror(status < 0 ? -status : EPROTO));
+		hub_pool_release(&pool);
 		uv_timer_start(&h->channels_retry, on_channels_retry, CHANNELS_RETRY_MS, 0);
 		return;
 	}
-	n = (size_t)PQntuples(res);
-	chs = hub_pool_calloc(&pool, n + 1, sizeof(*chs));
-	for (size_t i = 0; i < n; i++) {
-		int r = (int)i;
-		const char *kind = cell(res, r, 2, &pool);
-
-		chs[i].id = cell(res, r, 0, &pool);
-		chs[i].tenant = cell(res, r, 1, &pool);
-		chs[i].kind = kind ? hub_channel_kind_parse(kind) : 0;
-		chs[i].account_id = cell(res, r, 3, &pool);
-		chs[i].app_secret = cell(res, r, 4, &pool);
-		chs[i].verify_token = cell(res, r, 5, &pool);
-		chs[i].access_token = cell(res, r, 6, &pool);
-		chs[i].enabled = strcmp(PQgetvalue(res, r, 7), "t") == 0;
+	for (size_t i = 0; i < n; i++)
 		disabled += !chs[i].enabled;
-	}
 	hub_pool_release(&h->db_pool);
 	h->db_pool = pool;
 	h->db_channels = chs;
@@ -371,7 +356,7 @@ static void load_channels(struct hubd *h)
 		return;
 	}
 	uv_timer_stop(&h->channels_retry);
-	ret = hub_store_query(h->store, channels_sql, 0, NULL, on_channels_loaded, h);
+	ret = hub_store_query(h->store, hub_channels_sql, 0, NULL, on_channels_loaded, h);
 	if (ret < 0) {
 		hub_log_warn(TAG, "cannot read the channels from the database (%s): retrying",
 			     strerror(-ret));
@@ -477,8 +462,15 @@ static void on_ws_closed(void *data)
 	struct hubd *h = data;
 
 	hub_bus_stop(h->bus);
+	/* replies being sent are cancelled: their rows come back when their lease ends */
+	hub_httpc_close(h->httpc, NULL, NULL);
+	h->httpc = NULL;
 	hub_store_close(h->store, NULL, NULL);
 	h->store = NULL;
+	hub_outbox_free(h->outbox);
+	h->outbox = NULL;
+	hub_tgpoll_free(h->tgpoll);
+	h->tgpoll = NULL;
 	if (h->redis)
 		hub_redis_close(h->redis, NULL, NULL);
 	h->redis = NULL;
@@ -493,6 +485,8 @@ static void on_drained(void *data)
 	struct hubd *h = data;
 
 	hub_log_info(TAG, "drained; closing");
+	hub_outbox_stop(h->outbox);
+	hub_tgpoll_stop(h->tgpoll);
 	hub_http_close(h->http, NULL, NULL);
 	h->http = NULL;
 	hub_ws_close(h->ws, on_ws_closed, h);
@@ -592,6 +586,23 @@ static int start(struct hubd *h)
 		return ret;
 	}
 	h->ingest = hub_ingest_new(h->store, h->cfg, h->metrics, on_publish, h);
+	struct hub_httpc_opts co = {
+		.ca_file = s->platforms.ca_file,
+		.max_conns_per_origin = s->platforms.conns_per_origin,
+	};
+	ret = hub_httpc_new(&h->loop, &co, &h->httpc, &err);
+	if (ret < 0) {
+		hub_log_err(TAG, "platforms: %s", err.msg);
+		return ret;
+	}
+	ret = hub_outbox_new(&h->loop, h->store, h->httpc, h->metrics, on_publish, h, &h->outbox,
+			     &err);
+	if (ret == 0)
+		ret = hub_tgpoll_new(&h->loop, h->store, h->httpc, h->ingest, &h->tgpoll, &err);
+	if (ret < 0) {
+		hub_log_err(TAG, "%s", err.msg);
+		return ret;
+	}
 	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret));
 	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
 			   h->metrics, &h->http);
@@ -690,8 +701,13 @@ int main(int argc, char **argv)
 		if (h.ws)
 			hub_ws_close(h.ws, NULL, NULL);
 		hub_bus_stop(h.bus);
+		hub_outbox_stop(h.outbox);
+		hub_tgpoll_stop(h.tgpoll);
+		hub_httpc_close(h.httpc, NULL, NULL);
 		if (h.store)
 			hub_store_close(h.store, NULL, NULL);
+		hub_outbox_free(h.outbox);
+		hub_tgpoll_free(h.tgpoll);
 		if (h.redis)
 			hub_redis_close(h.redis, NULL, NULL);
 		uv_walk(&h.loop, on_walk_close, NULL);

@@ -21,6 +21,7 @@ struct hub_channel {
 	const char *app_secret;   /* Meta app secret (X-Hub-Signature-256), Telegram secret_token */
 	const char *verify_token; /* Meta's GET handshake */
 	const char *access_token; /* for the send API */
+	bool polling;             /* Telegram: updates by getUpdates long polling, no webhook */
 	bool enabled;
 };
 

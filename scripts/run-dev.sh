@@ -2,9 +2,12 @@
 # scripts/run-dev.sh - `make run`: a private PostgreSQL (./var/pg, port 54329) and Redis
 # (./var/redis, port 63799), role and database `hub`, migrations, the demo channels that
 # live in the database (demo-telegram, demo-instagram: `hubctl channel add` with dev secrets
-# under ./var/secrets/), then build/hubd with config/dev.json in the foreground. Ctrl-C stops hubd, Redis and PostgreSQL (those this
-# script started); a second run reuses ./var/. Works as root (PostgreSQL then runs as the
-# `postgres` user) and as a normal user.
+# under ./var/secrets/), the fake WhatsApp, Telegram and Instagram APIs that replies go to
+# (tests/support/fakeplat.py on ports 8441-8443 with a private CA in ./var/fakeplat/; they
+# report sent, delivered and read back to hubd as the platforms do), then build/hubd with
+# config/dev.json in the foreground. Ctrl-C stops hubd, the fakes, Redis and PostgreSQL
+# (those this script started); a second run reuses ./var/. Works as root (PostgreSQL then
+# runs as the `postgres` user) and as a normal user.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,9 +22,11 @@ REDIS_DIR=$VAR/redis
 REDIS_PORT=63799
 PGBIN=/usr/lib/postgresql/15/bin
 
+FAKES_DIR=$VAR/fakeplat
 PG_STARTED=0
 REDIS_STARTED=0
 HUBD_PID=
+FAKES_PID=
 
 say() { printf 'run-dev: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -60,6 +65,11 @@ cleanup() {
 		say "stopping hubd (pid $HUBD_PID)"
 		kill -TERM "$HUBD_PID" 2>/dev/null || true
 		wait "$HUBD_PID" 2>/dev/null || true
+	fi
+	if [ -n "$FAKES_PID" ] && kill -0 "$FAKES_PID" 2>/dev/null; then
+		say "stopping the fake platforms"
+		kill -TERM "$FAKES_PID" 2>/dev/null || true
+		wait "$FAKES_PID" 2>/dev/null || true
 	fi
 	if [ "$REDIS_STARTED" = 1 ]; then
 		say "stopping Redis"
@@ -160,6 +170,27 @@ seed_channel demo-instagram --kind instagram --account "$IG_ACCOUNT" \
 	--verify-token-file "$(dev_secret instagram-verify-token)" \
 	--access-token-file "$(dev_secret instagram-access-token)"
 
+# --- the platforms' send APIs, faked (config/dev.json points hubd at them) ---
+mkdir -p "$FAKES_DIR"
+cat >"$FAKES_DIR/channels.json" <<EOF
+{ "channels": [
+  { "id": "demo-whatsapp", "kind": "whatsapp", "account_id": "106540352242922",
+    "app_secret": "dev-whatsapp-app-secret" },
+  { "id": "demo-instagram", "kind": "instagram", "account_id": "$IG_ACCOUNT",
+    "app_secret_file": "$(dev_secret instagram-app-secret)" } ] }
+EOF
+rm -f "$FAKES_DIR/fakeplat.json"
+/usr/bin/python3 tests/support/fakeplat.py --dir "$FAKES_DIR" --hub "http://$LISTEN" \
+	--config "$FAKES_DIR/channels.json" --whatsapp-port 8441 --telegram-port 8442 \
+	--instagram-port 8443 &
+FAKES_PID=$!
+for _ in $(seq 100); do
+	[ -s "$FAKES_DIR/fakeplat.json" ] && break
+	kill -0 "$FAKES_PID" 2>/dev/null || { FAKES_PID=; die "the fake platforms did not start"; }
+	sleep 0.1
+done
+[ -s "$FAKES_DIR/fakeplat.json" ] || die "the fake platforms did not start within 10 s"
+
 # --- hubd ---
 "$BUILD/hubd" -c "$CONFIG" &
 HUBD_PID=$!
@@ -196,6 +227,8 @@ Bayge Hub is running (hubd pid $HUBD_PID). Ctrl-C stops hubd, Redis and PostgreS
   webhooks   $BASE/webhooks/whatsapp/demo-whatsapp
              $BASE/webhooks/telegram/demo-telegram
              $BASE/webhooks/instagram/demo-instagram
+  fake APIs  https://127.0.0.1:8441 (WhatsApp), :8442 (Telegram), :8443 (Instagram):
+             replies typed in the inbox go there and come back sent, delivered, read
   agent token for tenant demo (24 h):
     $TOKEN
 Try (one for each platform):

@@ -548,19 +548,12 @@
         var t = S.threads.get(m.conversation_id);
         if (t) {
             t.msgs.set(m.id, Object.assign({}, t.msgs.get(m.id), m, { ev: S.eventNow }));
-            /* our own reply, now stored: the pending copy goes. Its event comes before
-             * the send's ack (which names the id): until then the first reply on its way
-             * with the same text is taken for it, so no bubble shows twice. */
-            var mine = null;
+            /* our own reply, now stored: its pending copy (the same client_id) goes */
             S.outbox.forEach(function (o, cid) {
-                if (o.message_id === m.id)
+                if (o.message_id === m.id || (m.client_id === cid &&
+                                              o.conv === m.conversation_id))
                     S.outbox.delete(cid);
-                else if (!mine && o.sending && !o.message_id && o.conv === m.conversation_id &&
-                         m.direction === 'out' && m.author === 'agent' && o.text === m.text)
-                    mine = o;
             });
-            if (mine)
-                mine.message_id = m.id;
         }
         var c = S.convs.get(m.conversation_id);
         if (c && (!c.last_message || c.last_message.id <= m.id)) {
@@ -635,6 +628,16 @@
                     if (S.selected === o.conv)
                         renderThread('keep');
                 }                          /* else: resent after the reconnect */
+            });
+    }
+
+    /* a stored message the platform refused, queued again as new */
+    function retryMessage(m) {
+        command({ type: 'retry', conversation_id: m.conversation_id, message_id: m.id })
+            .catch(function (e) {
+                m.error = e.message;
+                if (S.selected === m.conversation_id)
+                    renderThread('keep');
             });
     }
 
@@ -931,7 +934,10 @@
             lastWho = who;
             frag.appendChild(messageNode(m, opts));
         }
-        msgs.forEach(function (m) { add(m, {}); });
+        msgs.forEach(function (m) {
+            add(m, { retry: m.direction === 'out' && m.status === 'failed'
+                ? function () { retryMessage(m); } : null });
+        });
         pending.forEach(function (o) {
             add({ id: 'c-' + o.client_id, direction: 'out', author: 'agent', type: 'text',
                 text: o.text, status: 'queued', created_at: o.at.toISOString() }, {

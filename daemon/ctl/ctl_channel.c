@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "config/config.h"
+#include "daemon/data/channels.h"
 #include "lib/buf.h"
 #include "lib/channel.h"
 #include "lib/json.h"
@@ -22,24 +23,20 @@
 #define SECRET_MAX 4096
 #define NAME_MAX_LEN 200
 
-/* Same query as hubd's: a channel is served when enabled and its tenant is not deleted. */
-static const char channels_sql[] =
-	"SELECT c.public_id, c.tenant_id, c.kind, c.account_id, c.app_secret, c.verify_token, "
-	"c.access_token, c.enabled AND t.deleted_at IS NULL "
-	"FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY c.public_id";
-
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: hubctl [-c FILE] channel add --id ID --tenant T [--tenant-name NAME]\n"
 		"                 --kind whatsapp|telegram|instagram --account ACCOUNT\n"
 		"                 --app-secret-file F [--verify-token-file F]\n"
-		"                 [--access-token-file F]\n"
+		"                 [--access-token-file F] [--mode webhook|polling]\n"
 		"       hubctl [-c FILE] channel list [--json]\n"
 		"       hubctl [-c FILE] channel enable|disable ID\n"
 		"Secrets are read from files (\"-\" is stdin, for one of them), never from the\n"
 		"command line. --verify-token-file is required for whatsapp and instagram.\n"
-		"--tenant-name creates the tenant when it does not exist.\n");
+		"--tenant-name creates the tenant when it does not exist. --mode polling (telegram\n"
+		"only, with the bot token as the access token): updates by getUpdates long\n"
+		"polling instead of a webhook, for hubs without a public URL.\n");
 }
 
 static bool valid_id(const char *s)
@@ -167,12 +164,13 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		{ "app-secret-file", required_argument, NULL, 's' },
 		{ "verify-token-file", required_argument, NULL, 'v' },
 		{ "access-token-file", required_argument, NULL, 'x' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hub_pool pool = HUB_POOL_INIT;
 	const char *id = NULL, *tenant = NULL, *tenant_name = NULL, *kind_name = NULL;
 	const char *account = NULL, *app_file = NULL, *verify_file = NULL, *access_file = NULL;
-	const char *app = NULL, *verify = NULL, *access = NULL;
+	const char *app = NULL, *verify = NULL, *access = NULL, *mode = "webhook";
 	enum hub_channel_kind kind;
 	PGconn *pg = NULL;
 	PGresult *res = NULL;
@@ -189,6 +187,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		case 's': app_file = optarg; break;
 		case 'v': verify_file = optarg; break;
 		case 'x': access_file = optarg; break;
+		case 'm': mode = optarg; break;
 		default:
 			usage(stderr);
 			return 2;
@@ -230,6 +229,15 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 				"channels\n", kind_name);
 		return 2;
 	}
+	if (strcmp(mode, "webhook") != 0 && strcmp(mode, "polling") != 0) {
+		fprintf(stderr, "hubctl: channel add: --mode must be webhook or polling\n");
+		return 2;
+	}
+	if (!strcmp(mode, "polling") && (kind != HUB_CHANNEL_TELEGRAM || !access_file)) {
+		fprintf(stderr, "hubctl: channel add: --mode polling is for telegram channels, "
+				"with --access-token-file (the bot token)\n");
+		return 2;
+	}
 	stdin_uses = !strcmp(app_file, "-") + (verify_file && !strcmp(verify_file, "-")) +
 		     (access_file && !strcmp(access_file, "-"));
 	if (stdin_uses > 1) {
@@ -260,9 +268,10 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	const char *params[] = { id, tenant, tenant_name, kind_name, account, app, verify, access };
-	res = PQexecParams(pg, "SELECT hub_channel_add($1, $2, $3, $4, $5, $6, $7, $8)", 8, NULL,
-			   params, NULL, NULL, 0);
+	const char *params[] = { id,  tenant, tenant_name, kind_name, account,
+				 app, verify, access,      mode };
+	res = PQexecParams(pg, "SELECT hub_channel_add($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9,
+			   NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
@@ -303,7 +312,7 @@ static int cmd_list(const struct hub_config *cfg, int argc, char **argv)
 	if (!pg)
 		goto out;
 	res = PQexec(pg, "SELECT c.public_id, c.tenant_id, c.kind, coalesce(c.account_id, ''), "
-			 "c.enabled, t.deleted_at IS NOT NULL, c.app_secret IS NOT NULL "
+			 "c.enabled, t.deleted_at IS NOT NULL, c.app_secret IS NOT NULL, c.mode "
 			 "FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY 1");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		print_server_error("channel list", res, pg);
@@ -347,6 +356,8 @@ static int cmd_list(const struct hub_config *cfg, int argc, char **argv)
 		hub_jw_cstr(&jw, state);
 		hub_jw_key(&jw, "source");
 		hub_jw_cstr(&jw, source);
+		hub_jw_key(&jw, "mode");
+		hub_jw_cstr(&jw, PQgetvalue(res, i, 7));
 		hub_jw_obj_close(&jw);
 		printf("%s\n", line.p);
 	}
@@ -414,12 +425,6 @@ int hubctl_channel_main(const struct hub_config *cfg, int argc, char **argv)
 	return 2;
 }
 
-static const char *cell(PGresult *res, int row, int col, struct hub_pool *pool)
-{
-	return PQgetisnull(res, row, col) ? NULL
-					   : hub_pool_strdup(pool, PQgetvalue(res, row, col));
-}
-
 int hubctl_channel_snapshot(struct hub_config *cfg, struct hub_config **out,
 			    struct hub_err *err)
 {
@@ -428,7 +433,8 @@ int hubctl_channel_snapshot(struct hub_config *cfg, struct hub_config **out,
 	struct hub_channel *chs = NULL;
 	PGresult *res = NULL;
 	PGconn *pg = NULL;
-	int n = 0, ret;
+	size_t n = 0;
+	int ret;
 
 	pg = PQconnectdb(url ? url : "");
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
@@ -437,28 +443,15 @@ int hubctl_channel_snapshot(struct hub_config *cfg, struct hub_config **out,
 		ret = hub_err_set(err, -ENOTCONN, "database: %.*s", (int)strcspn(msg, "\n"), msg);
 		goto out;
 	}
-	res = PQexec(pg, channels_sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 8) {
+	res = PQexec(pg, hub_channels_sql);
+	chs = hub_channels_from_result(res, &pool, &n);
+	if (!chs) {
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
 		ret = hub_err_set(err, -EIO, "database: %s", msg ? msg : "unexpected result");
 		goto out;
 	}
-	n = PQntuples(res);
-	chs = hub_pool_calloc(&pool, (size_t)n + 1, sizeof(*chs));
-	for (int i = 0; i < n; i++) {
-		const char *kind = cell(res, i, 2, &pool);
-
-		chs[i].id = cell(res, i, 0, &pool);
-		chs[i].tenant = cell(res, i, 1, &pool);
-		chs[i].kind = kind ? hub_channel_kind_parse(kind) : 0;
-		chs[i].account_id = cell(res, i, 3, &pool);
-		chs[i].app_secret = cell(res, i, 4, &pool);
-		chs[i].verify_token = cell(res, i, 5, &pool);
-		chs[i].access_token = cell(res, i, 6, &pool);
-		chs[i].enabled = strcmp(PQgetvalue(res, i, 7), "t") == 0;
-	}
-	ret = hub_config_with_channels(cfg, chs, (size_t)n, out);
+	ret = hub_config_with_channels(cfg, chs, n, out);
 	ret = ret < 0 ? ret : 0;
 out:
 	PQclear(res);

@@ -17,9 +17,9 @@
 
 #include "adapters/adapter.h"
 #include "config/config.h"
-#include "daemon/net/http.h"
 #include "daemon/core/metrics.h"
 #include "daemon/data/store.h"
+#include "daemon/net/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
 
@@ -46,10 +46,13 @@ static const char *const result_name[R_N] = {
 	"stored", "duplicate", "stale", "unknown", "ignored", "bad",
 };
 
-/* One POST in flight; allocated from the request's pool. */
+/* One POST in flight, allocated from the request's pool; or one hub_ingest_events() call
+ * (req NULL), allocated on the heap. */
 struct ingest_req {
 	struct hub_ingest *ing;
 	struct hub_http_req *req;
+	hub_ingest_done_cb *done; /* req NULL: told the outcome, then ir is freed */
+	void *done_data;
 	struct hub_config *cfg; /* the snapshot this request started with */
 	const struct hub_channel *ch;
 	struct hub_event_list events;
@@ -177,31 +180,47 @@ void hub_ingest_handle_get(struct hub_ingest *ing, struct hub_http_req *req)
 	}
 }
 
+/* "conn=C req=R" of a webhook, "poll" for events of another source: for logs. */
+static const char *source(const struct ingest_req *ir, char *buf, size_t size)
+{
+	if (!ir->req)
+		return "poll";
+	snprintf(buf, size, "conn=%" PRIu64 " req=%" PRIu64, hub_http_req_conn_id(ir->req),
+		 hub_http_req_id(ir->req));
+	return buf;
+}
+
 static void finish(struct ingest_req *ir, int status)
 {
 	struct hub_http_req *req = ir->req;
 	const char *platform = hub_channel_kind_name(ir->ch->kind);
 	struct hub_config *cfg = ir->cfg; /* ir lives in the request's pool: gone once answered */
+	char src[64];
 
 	for (int r = 0; r < R_N; r++)
 		count(ir->ing, result_name[r], platform, (double)ir->n[r]);
 	if (status < 0 || ir->retry) {
-		hub_log_warn(TAG, "conn=%" PRIu64 " req=%" PRIu64 " channel=%s: 503 with %zu items "
-			     "(%s)", hub_http_req_conn_id(req), hub_http_req_id(req), ir->ch->id,
+		hub_log_warn(TAG, "%s channel=%s: %s with %zu items (%s)",
+			     source(ir, src, sizeof(src)), ir->ch->id, req ? "503" : "not stored",
 			     ir->events.n, status < 0 ? strerror(-status) : "an item failed");
-		hub_http_req_error(req, 503, "database_unavailable",
-				   "the message store is unavailable; retry later");
+		if (req)
+			hub_http_req_error(req, 503, "database_unavailable",
+					   "the message store is unavailable; retry later");
 	} else {
-		struct hub_buf body = HUB_BUF_INIT;
-
-		hub_log_debug(TAG, "conn=%" PRIu64 " req=%" PRIu64 " channel=%s: 200 stored=%zu "
-			      "duplicates=%zu stale=%zu unknown=%zu ignored=%zu bad=%zu",
-			      hub_http_req_conn_id(req), hub_http_req_id(req), ir->ch->id,
-			      ir->n[R_STORED], ir->n[R_DUPLICATE], ir->n[R_STALE], ir->n[R_UNKNOWN],
-			      ir->n[R_IGNORED], ir->n[R_BAD]);
+		hub_log_debug(TAG, "%s channel=%s: stored=%zu duplicates=%zu stale=%zu "
+			      "unknown=%zu ignored=%zu bad=%zu", source(ir, src, sizeof(src)),
+			      ir->ch->id, ir->n[R_STORED], ir->n[R_DUPLICATE], ir->n[R_STALE],
+			      ir->n[R_UNKNOWN], ir->n[R_IGNORED], ir->n[R_BAD]);
 		if (ir->n[R_BAD])
 			hub_log_warn(TAG, "channel=%s: %zu bad items skipped", ir->ch->id,
 				     ir->n[R_BAD]);
+	}
+	if (!req) {
+		ir->done(status < 0 ? status : ir->retry ? -EAGAIN : 0, ir->done_data);
+		free(ir);
+	} else if (status >= 0 && !ir->retry) {
+		struct hub_buf body = HUB_BUF_INIT;
+
 		hub_buf_addf(&body, "{\"ok\":true,\"stored\":%zu,\"duplicates\":%zu,\"stale\":%zu,"
 			     "\"unknown\":%zu,\"ignored\":%zu,\"bad\":%zu}", ir->n[R_STORED],
 			     ir->n[R_DUPLICATE], ir->n[R_STALE], ir->n[R_UNKNOWN], ir->n[R_IGNORED],
@@ -308,9 +327,10 @@ static void item_result(struct ingest_req *ir, size_t k, const char *result)
 	}
 	/* "bad:SQLSTATE": the database refused this item for its content; "retry:SQLSTATE":
 	 * it failed for another reason (deadlock, resources, I/O...) */
-	hub_log_warn(TAG, "conn=%" PRIu64 " req=%" PRIu64 " channel=%s: item %zu of %zu: %s",
-		     hub_http_req_conn_id(ir->req), hub_http_req_id(ir->req), ir->ch->id,
-		     k - ir->first + 1, ir->events.n, result);
+	char src[64];
+
+	hub_log_warn(TAG, "%s channel=%s: item %zu of %zu: %s", source(ir, src, sizeof(src)),
+		     ir->ch->id, k - ir->first + 1, ir->events.n, result);
 	if (strncmp(result, "retry:", 6) == 0)
 		ir->retry = true;
 	else
@@ -404,6 +424,25 @@ static void kick(struct hub_ingest *ing)
 	}
 }
 
+/* Counts what the parser left out, then queues ir's items for the next batch. */
+static void enqueue(struct ingest_req *ir)
+{
+	struct hub_ingest *ing = ir->ing;
+
+	ir->n[R_IGNORED] = ir->events.ignored;
+	ir->n[R_BAD] = ir->events.bad;
+	if (!ir->events.n) {
+		finish(ir, 0);
+		return;
+	}
+	if (ing->tail)
+		ing->tail->next = ir;
+	else
+		ing->head = ir;
+	ing->tail = ir;
+	kick(ing);
+}
+
 void hub_ingest_handle_post(struct hub_ingest *ing, struct hub_http_req *req)
 {
 	struct hub_pool *pool = hub_http_req_pool(req);
@@ -444,17 +483,21 @@ void hub_ingest_handle_post(struct hub_ingest *ing, struct hub_http_req *req)
 		hub_http_req_error(req, status, code, "%s", err.msg);
 		return;
 	}
-	ir->n[R_IGNORED] = ir->events.ignored;
-	ir->n[R_BAD] = ir->events.bad;
 	ir->cfg = hub_config_ref(ing->cfg); /* ch points into it */
-	if (!ir->events.n) {
-		finish(ir, 0);
-		return;
-	}
-	if (ing->tail)
-		ing->tail->next = ir;
-	else
-		ing->head = ir;
-	ing->tail = ir;
-	kick(ing);
+	enqueue(ir);
+}
+
+void hub_ingest_events(struct hub_ingest *ing, struct hub_config *cfg,
+		       const struct hub_channel *ch, const struct hub_event_list *events,
+		       hub_ingest_done_cb *done, void *data)
+{
+	struct ingest_req *ir = hub_xcalloc(1, sizeof(*ir));
+
+	ir->ing = ing;
+	ir->ch = ch;
+	ir->events = *events;
+	ir->done = done;
+	ir->done_data = data;
+	ir->cfg = hub_config_ref(cfg);
+	enqueue(ir);
 }

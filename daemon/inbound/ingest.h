@@ -38,6 +38,20 @@ void hub_ingest_set_config(struct hub_ingest *ing, struct hub_config *cfg);
 /* Frees ing (NULL-safe). No request may be in flight (the HTTP server has drained). */
 void hub_ingest_free(struct hub_ingest *ing);
 
+/* What became of hub_ingest_events(): 0 when every item is stored (or was already, or is
+ * ignored or refused for its content, as a webhook's would be); a negative errno when they
+ * could not all be stored (-EAGAIN: an item failed for another reason): fetch them again. */
+typedef void hub_ingest_done_cb(int status, void *data);
+/* Stores the events of a source without an HTTP request (Telegram long polling) in the
+ * same group commit as the webhooks', publishes what was stored, then calls done exactly
+ * once: on the loop, or before this returns when there is nothing to store. events'
+ * items, and ch, which points into cfg (referenced here), must stay valid until then. */
+struct hub_event_list;
+struct hub_channel;
+void hub_ingest_events(struct hub_ingest *ing, struct hub_config *cfg,
+		       const struct hub_channel *ch, const struct hub_event_list *events,
+		       hub_ingest_done_cb *done, void *data);
+
 /* HTTP handlers; route parameters "platform" and "channel". */
 void hub_ingest_handle_get(struct hub_ingest *ing, struct hub_http_req *req);
 void hub_ingest_handle_post(struct hub_ingest *ing, struct hub_http_req *req);

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/net/http.h"
 #include "daemon/data/store.h"
+#include "daemon/net/http.h"
 #include "lib/crypto.h"
 #include "lib/jwt.h"
 #include "lib/log.h"

@@ -21,7 +21,8 @@
 #define INBOX_ID_MAX 128        /* bytes of a client_id or an assignee */
 #define INBOX_MAX_PARAMS 7
 
-/* send, read, assign, mode: (tenant, user, admin, conversation, command, value, client_id) */
+/* send, read, assign, mode, retry: (tenant, user, admin, conversation, command, value,
+ * client_id) */
 static const char cmd_sql[] =
 	"SELECT kind, event_id, event, data FROM hub_cmd($1, $2, $3::boolean, $4::bigint, $5, "
 	"$6, $7)";
@@ -302,7 +303,18 @@ static void parse(const struct hub_inbox_caller *who, const struct hub_json_doc 
 		p->params[6] = client_id;
 		return;
 	}
-	if (hub_str_eqs(type, "read")) {
+	if (hub_str_eqs(type, "retry")) {
+		int64_t mid;
+
+		i = hub_json_get(doc, 0, "message_id");
+		if (i < 0 || !hub_json_is(doc, i, HUB_JSON_PRIMITIVE) ||
+		    hub_json_int64(doc, i, &mid) < 0 || mid <= 0) {
+			p->error = "message_id must be a positive integer";
+			return;
+		}
+		p->params[4] = "retry";
+		p->params[5] = hub_pool_sprintf(pool, "%" PRId64, mid);
+	} else if (hub_str_eqs(type, "read")) {
 		p->params[4] = "unread";
 		p->params[5] = NULL;
 	} else if (hub_str_eqs(type, "assign")) {
@@ -357,7 +369,7 @@ struct hub_inbox_cmd *hub_inbox_run(struct hub_store *store, struct hub_bus *bus
 		p.error = "type must be a string";
 	} else if (!(hub_str_eqs(type, "send") || hub_str_eqs(type, "read") ||
 		     hub_str_eqs(type, "assign") || hub_str_eqs(type, "mode") ||
-		     hub_str_eqs(type, "typing"))) {
+		     hub_str_eqs(type, "typing") || hub_str_eqs(type, "retry"))) {
 		error_frame(&out, hub_buf_str(&cmd->ref), "bad_request",
 			    HUB_STR("unknown command type"));
 		goto answer;

@@ -3,7 +3,7 @@
  * token, its tenant, resume, the bus's events), the commands (inbox.h), the REST API
  * (api.h) and the page (web.h). May call net/, data/, core/; knows nothing of inbound/. */
 /* daemon/inbox/inbox.h - the agents' commands of the live inbox protocol (send, read, assign,
- * mode, typing): validation of every field, roles, one SQL function call each
+ * mode, typing, retry): validation of every field, roles, one SQL function call each
  * (db/migrations/0005_inbox.sql, one transaction whose events take the tenant's next ids),
  * and the committed events handed to the bus. Answers each command with one frame:
  * {"type":"ack","ref":R,...} or {"type":"error","ref":R,"code":C,"message":M}.
@@ -36,7 +36,8 @@ typedef void hub_inbox_reply_cb(void *data, struct hub_str frame, const char *er
 void hub_inbox_error(struct hub_buf *out, const struct hub_json_doc *doc, struct hub_pool *pool,
 		     const char *code, const char *message);
 
-/* Runs the command in doc (an object; its "type" one of send, read, assign, mode, typing).
+/* Runs the command in doc (an object; its "type" one of send, read, assign, mode, typing,
+ * retry).
  * A malformed command is answered at once (cb runs before the return) and changes nothing;
  * otherwise cb runs exactly once later, on the loop, after the events were published.
  * Returns a handle that hub_inbox_cancel() detaches (cb then never runs), NULL when cb

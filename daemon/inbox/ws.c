@@ -19,10 +19,10 @@
 #include <uv.h> /* before libwebsockets.h: lws declares its libuv helpers only then */
 #include <libwebsockets.h>
 
-#include "daemon/data/bus.h"
-#include "daemon/inbox/inbox.h"
 #include "daemon/core/metrics.h"
+#include "daemon/data/bus.h"
 #include "daemon/data/store.h"
+#include "daemon/inbox/inbox.h"
 #include "lib/json.h"
 #include "lib/jwt.h"
 #include "lib/log.h"

@@ -16,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from support import util  # noqa: E402
+from support import fakeplat, testca, util  # noqa: E402
 from support.case import HubTestCase  # noqa: E402
 
 BROWSER_DIR = os.path.join(util.TESTS, "browser")
@@ -328,6 +328,41 @@ class Inbox(BrowserCase):
         b.call("wait_message", text="Второй вопрос", direction="in")
         self.assertEqual([m["text"] for m in b.call("messages")["items"]],
                          ["Первый вопрос", "Второй вопрос"])
+        self.assert_no_page_problems(b)
+
+
+class Delivery(BrowserCase):
+    def test_reply_goes_queued_sent_delivered_read_and_a_failed_one_is_retried(self):
+        wa = fakeplat.FakePlatform("whatsapp", testca.TestCA(os.path.join(self.out, "ca")))
+        wa.start()
+        self.addCleanup(wa.stop)
+        h = self.start_hubd(overrides={"outbound.enabled": True,
+                                       "platforms.whatsapp_url": wa.base_url,
+                                       "platforms.ca_file": wa.ca.ca})
+        # statuses come well after the (slow) answer, one by one, so each tick shows
+        wa.callback(h.base_url, self.channel(h, "demo-whatsapp"), delay=0.7, first_delay=2.5)
+        self.say(h, "Когда доставка?", wa_id="77018880001", name="Ерлан")
+        b = self.open_inbox(h)
+        b.call("select", name="Ерлан")
+        wa.fail_next("delay", seconds=1.5)      # the platform takes its time: queued shows
+        reply = "Завтра до обеда. " + os.urandom(3).hex()
+        self.no_leak(reply)
+        b.call("reply", text=reply)
+        for status in ("queued", "sent", "delivered", "read"):
+            b.call("wait_stored", text=reply, status=status)
+        b.call("screenshot", path=os.path.join(self.out, "read.png"))
+        wa.fail_next("invalid", message="(#100) Invalid parameter")
+        second = "И ещё вопрос: " + os.urandom(3).hex()
+        self.no_leak(second)
+        b.call("reply", text=second)
+        b.call("wait_stored", text=second, status="failed")
+        b.call("wait_text", selector="#messages li.msg.out.failed .fail-why",
+               text="Invalid parameter")
+        b.call("screenshot", path=os.path.join(self.out, "failed.png"))
+        b.call("click", selector="#messages li.msg.out.failed .fail-why button")
+        b.call("wait_stored", text=second, status="read")
+        self.assertEqual(b.call("count", selector="#messages li.msg.out.failed")["n"], 0)
+        self.assertEqual(len([r for r in wa.requests if r.op == "send"]), 3)
         self.assert_no_page_problems(b)
 
 

@@ -163,10 +163,11 @@ class Live(ChannelCase):
         r, sec = self.add(h.config_path, "demo-wa3")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.wait_status(h, "demo-wa3", sec, 200)
-        # cut hubd's LISTEN connection and disable at once: the NOTIFY finds no listener
-        # (never replayed); hubd must re-read after it listens again
+        # cut hubd's LISTEN connection of the channels and disable at once: the NOTIFY
+        # finds no listener (never replayed); hubd must re-read after it listens again
         out = self.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND query LIKE 'LISTEN%'; "
+                        "WHERE datname = current_database() "
+                        "AND query LIKE 'LISTEN%hub_channels%'; "
                         "SELECT hub_channel_set_enabled('demo-wa3', false)")
         self.assertEqual(out.split(), ["1", "t"])
         self.wait_status(h, "demo-wa3", sec, 404)

@@ -56,7 +56,8 @@ def channel(cid, tenant, account_id):
 def base_config(port, db_url, redis_url=None):
     """A complete test config: two tenants (demo, acme) each with a WhatsApp channel
     (demo-whatsapp, acme-whatsapp), random secrets, short timeouts, body_max 64 KiB,
-    ws.auth_timeout_ms 500."""
+    ws.auth_timeout_ms 500. The outbox is not delivered (outbound.enabled false): the
+    tests of delivery turn it on and point the platforms at their fakes."""
     cfg = {
         "log": {"level": "info"},
         "http": {"listen": "127.0.0.1:%d" % port, "body_max": 65536, "header_max": 8192,
@@ -69,6 +70,7 @@ def base_config(port, db_url, redis_url=None):
         "auth": {"jwt_secret": secret("jwt-secret")},
         "ws": {"auth_timeout_ms": 500, "max_frame": 65536, "send_queue_max": 1048576,
                "ping_interval_ms": 30000},
+        "outbound": {"enabled": False},
         "tenants": [{"id": "demo", "name": "Demo company"},
                     {"id": "acme", "name": "Acme LLP"}],
         "channels": [channel("demo-whatsapp", "demo", DEMO_ACCOUNT),

@@ -214,10 +214,41 @@ static void test_example_configs_are_valid(void **state)
 	hub_buf_release(&errors);
 }
 
+static void test_platforms_and_outbound(void **state)
+{
+	struct hub_config *cfg;
+	const struct hub_settings *s;
+	char *errors;
+
+	(void)state;
+	cfg = parse_ok("{" BASE_DB BASE_AUTH ", \"outbound\": {\"enabled\": false},\n"
+		       "\"platforms\": {\"telegram_url\": \"http://127.0.0.1:8442/tg\"}}");
+	s = hub_config_settings(cfg);
+	assert_false(s->outbound.enabled);
+	assert_string_equal(s->platforms.url[HUB_CHANNEL_TELEGRAM], "http://127.0.0.1:8442/tg");
+	assert_string_equal(s->platforms.url[HUB_CHANNEL_WHATSAPP], "https://graph.facebook.com");
+	assert_null(s->platforms.ca_file);
+	hub_config_unref(cfg);
+	cfg = parse_ok("{" BASE_DB BASE_AUTH "}");
+	assert_true(hub_config_settings(cfg)->outbound.enabled);
+	hub_config_unref(cfg);
+
+	errors = parse_fail("{" BASE_DB BASE_AUTH ",\n"
+			    "\"outbound\": {\"enabled\": \"yes\"},\n"
+			    "\"platforms\": {\"whatsapp_url\": \"ftp://x\", \"telegram_url\": "
+			    "\"https://api.telegram.org/\",\n \"instagram_url\": \"https://a b\"}}");
+	assert_non_null(strstr(errors, "t.json:3:25: outbound.enabled: must be true or false\n"));
+	assert_non_null(strstr(errors, "platforms.whatsapp_url: must be a base URL"));
+	assert_non_null(strstr(errors, "platforms.telegram_url: must be a base URL"));
+	assert_non_null(strstr(errors, "platforms.instagram_url: must be a base URL"));
+	free(errors);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_and_values),
+		cmocka_unit_test(test_platforms_and_outbound),
 		cmocka_unit_test(test_every_error_is_reported_with_position),
 		cmocka_unit_test(test_syntax_error_names_line_and_column),
 		cmocka_unit_test(test_environment_overrides_secrets),

@@ -1,0 +1,648 @@
+/* daemon/outbound/outbox.c - the outbox sender: claim, build, send, classify, record.
+ * A job is one claimed row; it owns a pool for its strings and request, a timer for its
+ * waits, and the reference to the config snapshot its channel points into. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "daemon/outbound/outbox.h"
+#include "adapters/adapter.h"
+#include "config/config.h"
+#include "daemon/core/metrics.h"
+#include "daemon/data/store.h"
+#include "daemon/net/httpc.h"
+#include "lib/crypto.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/pace.h"
+#include "lib/pool.h"
+#include "lib/utf8.h"
+
+#define TAG "outbox"
+#define IDLE_POLL_MS 60000  /* looked at even without a NOTIFY (one lost in a reconnect) */
+#define DB_RETRY_MS 1000    /* after a failed claim or a failed record of a result */
+#define MAX_PARTS 64        /* a text that needs more parts is refused */
+#define PACE_EXPIRE_US 10000000 /* pacing keys that limit nothing are dropped this often */
+
+static const char claim_sql[] =
+	"SELECT outbox_id, attempts, channel, recipient, type, text, reply_to, window_open "
+	"FROM hub_outbox_claim($1::integer, $2::integer)";
+static const char next_sql[] =
+	"SELECT ceil(extract(epoch FROM hub_outbox_next() - clock_timestamp()) * 1000)::bigint";
+static const char sent_sql[] =
+	"SELECT tenant, event_id, event, data FROM hub_outbox_sent($1::bigint, $2)";
+static const char retry_sql[] = "SELECT hub_outbox_retry($1::bigint, $2::integer, $3, $4)";
+static const char failed_sql[] =
+	"SELECT tenant, event_id, event, data FROM hub_outbox_failed($1::bigint, $2, $3)";
+static const char split_sql[] =
+	"SELECT tenant, event_id, event, data FROM hub_outbox_split($1::bigint, $2::jsonb)";
+
+enum col { C_ID, C_ATTEMPTS, C_CHANNEL, C_RECIPIENT, C_TYPE, C_TEXT, C_REPLY_TO, C_WINDOW };
+
+struct job {
+	struct hub_outbox *ob;
+	struct job *prev, *next;       /* ob->jobs */
+	uv_timer_t timer;              /* waits: pacing, a record of the result tried again */
+	struct hub_config *cfg;        /* the snapshot the job was claimed with */
+	struct hub_pool pool;          /* the row's strings, the request, the answer's slices */
+	int64_t id;
+	int attempts;
+	bool window_open;
+	struct hub_str channel, recipient, type, text, reply_to;
+	struct hub_httpc_call *call;   /* while the platform is asked */
+	/* the record of the result, kept to be tried again while the database is away */
+	const char *sql;
+	const char *params[4];
+	int nparams;
+	uint64_t record_until;         /* uv_now() after which the lease may have run out */
+};
+
+struct hub_outbox {
+	uv_loop_t *loop;
+	struct hub_store *store;
+	struct hub_httpc *httpc;
+	struct hub_metrics *metrics;
+	struct hub_config *cfg;
+	hub_outbox_publish_fn *publish;
+	void *data;
+	uv_timer_t timer;              /* the next due row, or a retry of the claim */
+	struct job *jobs;
+	bool claiming;                 /* a claim or next query runs */
+	bool again;                    /* something woke us while it ran: claim once more */
+	bool stopped;
+	struct hub_pace *pace;         /* per account and per recipient (outbound.pacing) */
+	uint64_t pace_expired;         /* µs: when hub_pace_expire last ran */
+	int in_flight;                 /* jobs: claimed and not ended */
+};
+
+static void poll_outbox(struct hub_outbox *ob);
+
+/* hub_outbound_<name>_total{platform="...",result="..."} += 1 (result NULL: no label) */
+static void count(struct job *job, const char *name, const char *help, const char *result)
+{
+	const struct hub_channel *ch = hub_config_channel(job->cfg, job->channel);
+	char labels[96];
+
+	snprintf(labels, sizeof(labels), "platform=\"%s\"%s%s%s",
+		 ch ? hub_channel_kind_name(ch->kind) : "unknown", result ? ",result=\"" : "",
+		 result ? result : "", result ? "\"" : "");
+	hub_metrics_count(job->ob->metrics, name, help, labels, 1);
+}
+
+static void count_send(struct job *job, const char *result)
+{
+	count(job, "outbound_sends", "Outbox sends by result: sent, retry, failed", result);
+}
+
+/* ---- waking up ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+	poll_outbox(t->data);
+}
+
+static void wake_in(struct hub_outbox *ob, uint64_t ms)
+{
+	if (!ob->stopped)
+		uv_timer_start(&ob->timer, on_timer, ms, 0);
+}
+
+static void on_notify(const char *payload, void *data)
+{
+	(void)payload; /* NULL when LISTEN (re)took effect: look, as after any NOTIFY */
+	poll_outbox(data);
+}
+
+static void on_next(int status, PGresult *res, void *data)
+{
+	struct hub_outbox *ob = data;
+	uint64_t ms = IDLE_POLL_MS;
+
+	ob->claiming = false;
+	if (status == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+		long long due = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		ms = due <= 0 ? 0 : due < IDLE_POLL_MS ? (uint64_t)due : IDLE_POLL_MS;
+	} else if (status < 0) {
+		ms = DB_RETRY_MS;
+	}
+	if (ob->again)
+		poll_outbox(ob);
+	else
+		wake_in(ob, ms);
+}
+
+/* ---- one job ---- */
+
+static void on_job_closed(uv_handle_t *h)
+{
+	struct job *job = h->data;
+
+	hub_pool_release(&job->pool);
+	free(job);
+}
+
+static void job_end(struct job *job)
+{
+	struct hub_outbox *ob = job->ob;
+
+	if (job->prev)
+		job->prev->next = job->next;
+	else
+		ob->jobs = job->next;
+	if (job->next)
+		job->next->prev = job->prev;
+	ob->in_flight--;
+	hub_config_unref(job->cfg);
+	job->cfg = NULL;
+	uv_close((uv_handle_t *)&job->timer, on_job_closed);
+	if (!ob->stopped)
+		poll_outbox(ob); /* room for one more */
+}
+
+/* Rows (tenant, event_id, event, data) of a result to the bus; other results carry none. */
+static void publish_rows(struct hub_outbox *ob, PGresult *res)
+{
+	if (PQnfields(res) != 4)
+		return;
+	for (int i = 0; i < PQntuples(res); i++) {
+		long long id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+
+		if (id > 0)
+			ob->publish(ob->data, hub_str_from(PQgetvalue(res, i, 0)), id,
+				    (struct hub_str){ PQgetvalue(res, i, 2),
+						      (size_t)PQgetlength(res, i, 2) },
+				    (struct hub_str){ PQgetvalue(res, i, 3),
+						      (size_t)PQgetlength(res, i, 3) });
+	}
+}
+
+static void job_record(struct job *job);
+
+static void on_record_timer(uv_timer_t *t)
+{
+	job_record(t->data);
+}
+
+static void on_recorded(int status, PGresult *res, void *data)
+{
+	struct job *job = data;
+
+	if (status == 0) {
+		publish_rows(job->ob, res);
+	} else if (status != -ECANCELED && uv_now(job->ob->loop) < job->record_until) {
+		/* The outcome is known here only: keep it until the database is back (past the
+		 * lease, another instance may have claimed the row again). */
+		hub_log_warn(TAG, "outbox=%" PRId64 ": cannot record the result (%s): trying again",
+			     job->id, strerror(-status));
+		uv_timer_start(&job->timer, on_record_timer, DB_RETRY_MS, 0);
+		return;
+	} else if (status != -ECANCELED) {
+		hub_log_err(TAG, "outbox=%" PRId64 ": result not recorded (%s): the row's lease "
+			    "ends and it is tried again", job->id, strerror(-status));
+	}
+	job_end(job);
+}
+
+static void job_record(struct job *job)
+{
+	int ret = hub_store_query(job->ob->store, job->sql, job->nparams, job->params,
+				  on_recorded, job);
+	if (ret < 0)
+		on_recorded(ret, NULL, job);
+}
+
+/* Records the outcome with sql and up to 3 parameters after the row's id. */
+static void job_finish(struct job *job, const char *sql, int n, const char *a, const char *b,
+		       const char *c)
+{
+	const struct hub_settings *s = hub_config_settings(job->cfg);
+
+	job->sql = sql;
+	job->params[0] = hub_pool_sprintf(&job->pool, "%" PRId64, job->id);
+	job->params[1] = a;
+	job->params[2] = b;
+	job->params[3] = c;
+	job->nparams = 1 + n;
+	job->record_until = uv_now(job->ob->loop) + (uint64_t)s->outbound.lease_ms / 2;
+	job_record(job);
+}
+
+static void job_failed(struct job *job, const char *code, const char *why)
+{
+	hub_log_info(TAG, "outbox=%" PRId64 " channel=%.*s: failed (%s)", job->id,
+		     HUB_STR_FMT(job->channel), code);
+	count_send(job, "failed");
+	job_finish(job, failed_sql, 2, code, why, NULL);
+}
+
+/* Not sent this time: again after the backoff of this attempt, or at least after
+ * retry_after_ms when the platform asked for it; failed once the attempts are used up. */
+static void job_retry(struct job *job, const char *code, const char *why, int64_t retry_after_ms)
+{
+	const struct hub_settings *s = hub_config_settings(job->cfg);
+	int64_t delay = s->outbound.retry_base_ms;
+	uint32_t r = 0;
+
+	if (job->attempts >= s->outbound.max_attempts) {
+		job_failed(job, code, hub_pool_sprintf(&job->pool, "not accepted after %d attempts: %s",
+						       job->attempts, why));
+		return;
+	}
+	for (int i = 1; i < job->attempts && delay < s->outbound.retry_max_ms; i++)
+		delay *= 2;
+	if (delay > s->outbound.retry_max_ms)
+		delay = s->outbound.retry_max_ms;
+	if (hub_random_bytes(&r, sizeof(r)) < 0)
+		r = (uint32_t)uv_hrtime();
+	delay = delay / 2 + (int64_t)(r % (uint32_t)(delay / 2 + 1)); /* jitter: [d/2, d] */
+	if (retry_after_ms > delay)
+		delay = retry_after_ms;
+	if (delay > INT32_MAX)
+		delay = INT32_MAX;
+	hub_log_debug(TAG, "outbox=%" PRId64 " channel=%.*s: attempt %d not accepted (%s), "
+		      "again in %" PRId64 " ms", job->id, HUB_STR_FMT(job->channel),
+		      job->attempts, code, delay);
+	count_send(job, "retry");
+	job_finish(job, retry_sql, 3, hub_pool_sprintf(&job->pool, "%" PRId64, delay), code, why);
+}
+
+static void on_sent(int status, const struct hub_httpc_resp *resp, void *data)
+{
+	struct job *job = data;
+	const struct hub_channel *ch = hub_config_channel(job->cfg, job->channel);
+	const struct hub_adapter *a = hub_adapter_for(ch->kind);
+	struct hub_send_result r;
+
+	job->call = NULL;
+	if (status == -ECANCELED) { /* shutting down: the lease brings the row back */
+		job_end(job);
+		return;
+	}
+	(void)a->parse_send_result(&job->pool, resp ? resp->status : 0,
+				   resp ? hub_httpc_resp_header(resp, "retry-after") : HUB_STR_NULL,
+				   resp ? resp->body : HUB_STR_NULL, &r);
+	if (status < 0)
+		r.error = hub_str_from(hub_pool_sprintf(&job->pool, "no answer from %s: %s",
+							a->name, strerror(-status)));
+	const char *code = hub_pool_strndup(&job->pool, r.error_code.p, r.error_code.len);
+	const char *why = hub_pool_strndup(&job->pool, r.error.p, r.error.len);
+
+	switch (r.verdict) {
+	case HUB_SEND_OK:
+		count_send(job, "sent");
+		job_finish(job, sent_sql, 1,
+			   hub_pool_strndup(&job->pool, r.external_id.p, r.external_id.len), NULL,
+			   NULL);
+		break;
+	case HUB_SEND_RETRY:
+		job_retry(job, status < 0 ? "network" : code, why, r.retry_after_ms);
+		break;
+	case HUB_SEND_TOKEN:
+		hub_log_warn(TAG, "channel=%s: the platform refused its access token (%s): the "
+			     "admin must set a new one", ch->id, code);
+		job_failed(job, code, why);
+		break;
+	case HUB_SEND_WINDOW:
+	case HUB_SEND_PERMANENT:
+		job_failed(job, code, why);
+		break;
+	}
+}
+
+static void job_send_now(struct job *job)
+{
+	const struct hub_settings *s = hub_config_settings(job->cfg);
+	const struct hub_channel *ch = hub_config_channel(job->cfg, job->channel);
+	const struct hub_adapter *a = hub_adapter_for(ch->kind);
+	struct hub_send_msg msg = { .type = HUB_MSG_TEXT, .recipient = job->recipient,
+				    .text = job->text, .reply_to = job->reply_to };
+	struct hub_send_req sr;
+	struct hub_err err = HUB_ERR_INIT;
+	struct hub_httpc_header hdrs[2];
+	size_t nh = 0;
+	int ret;
+
+	if (a->build_send(&job->pool, ch, s->platforms.meta_api_version, &msg, &sr, &err) < 0) {
+		job_failed(job, "invalid", hub_pool_strdup(&job->pool, err.msg));
+		return;
+	}
+	if (sr.authorization.len)
+		hdrs[nh++] = (struct hub_httpc_header){
+			"Authorization",
+			hub_pool_strndup(&job->pool, sr.authorization.p, sr.authorization.len) };
+	hdrs[nh++] = (struct hub_httpc_header){
+		"Content-Type", hub_pool_strndup(&job->pool, sr.content_type.p, sr.content_type.len) };
+	struct hub_httpc_req req = {
+		.method = sr.method,
+		.url = hub_pool_sprintf(&job->pool, "%s%.*s", s->platforms.url[ch->kind],
+					HUB_STR_FMT(sr.path)),
+		.headers = hdrs,
+		.nheaders = nh,
+		.body = sr.body,
+		.connect_timeout_ms = s->platforms.connect_timeout_ms,
+		.response_timeout_ms = s->platforms.response_timeout_ms,
+		.total_timeout_ms = s->platforms.connect_timeout_ms + s->platforms.response_timeout_ms,
+	};
+	ret = hub_httpc_request(job->ob->httpc, &req, on_sent, job, &job->call);
+	if (ret < 0)
+		job_retry(job, "busy", hub_pool_sprintf(&job->pool, "not sent: %s", strerror(-ret)),
+			  0);
+}
+
+static void on_paced(uv_timer_t *t)
+{
+	job_send_now(t->data);
+}
+
+/* Within the platform's limits (adapter rate_per_s, pair_*): a send that would pass one
+ * waits on the job's timer for its reserved slot; other conversations are not held back. */
+static void job_send(struct job *job)
+{
+	struct hub_outbox *ob = job->ob;
+	const struct hub_channel *ch = hub_config_channel(job->cfg, job->channel);
+	const struct hub_adapter *a = hub_adapter_for(ch->kind);
+	uint64_t now = uv_hrtime() / 1000, wait = 0, w;
+	char *key;
+
+	if (!hub_config_settings(job->cfg)->outbound.pacing) {
+		job_send_now(job);
+		return;
+	}
+	if (now - ob->pace_expired > PACE_EXPIRE_US) {
+		hub_pace_expire(ob->pace, now);
+		ob->pace_expired = now;
+	}
+	if (a->rate_per_s) {
+		key = hub_pool_sprintf(&job->pool, "a|%s", ch->id);
+		wait = hub_pace_reserve(ob->pace, hub_str_from(key), now, 1000000 / a->rate_per_s,
+					a->rate_per_s);
+	}
+	if (a->pair_interval_ms) {
+		key = hub_pool_sprintf(&job->pool, "r|%s|%.*s", ch->id,
+				       HUB_STR_FMT(job->recipient));
+		w = hub_pace_reserve(ob->pace, hub_str_from(key), now,
+				     (uint64_t)a->pair_interval_ms * 1000, a->pair_burst);
+		if (w > wait)
+			wait = w;
+	}
+	if (!wait) {
+		job_send_now(job);
+		return;
+	}
+	count(job, "outbound_paced", "Sends that waited for a platform's rate limit", NULL);
+	uv_timer_start(&job->timer, on_paced, (wait + 999) / 1000, 0);
+}
+
+static void on_split(int status, PGresult *res, void *data)
+{
+	struct job *job = data;
+
+	if (status < 0) {
+		job_retry(job, "database", "the long text could not be split", 0);
+		return;
+	}
+	publish_rows(job->ob, res);
+	job_send(job);
+}
+
+/* A text over the platform's limit: the first part stays this job's; the others become
+ * messages of their own (hub_outbox_split), sent after it. */
+static void job_split(struct job *job, const struct hub_adapter *a)
+{
+	struct hub_buf parts = HUB_BUF_INIT;
+	struct hub_str rest = job->text;
+	const char *params[2];
+	int n = 0, ret;
+
+	hub_buf_addch(&parts, '[');
+	while (rest.len && n < MAX_PARTS) {
+		size_t len = hub_utf8_split_next(rest, a->text_max, a->text_unit);
+
+		if (n == 0)
+			job->text = (struct hub_str){ rest.p, len };
+		if (n++)
+			hub_buf_addch(&parts, ',');
+		hub_json_add_str(&parts, (struct hub_str){ rest.p, len });
+		rest.p += len;
+		rest.len -= len;
+	}
+	hub_buf_addch(&parts, ']');
+	if (rest.len) {
+		hub_buf_release(&parts);
+		job_failed(job, "too_long", hub_pool_sprintf(&job->pool, "the text needs more than "
+							     "%d messages", MAX_PARTS));
+		return;
+	}
+	params[0] = hub_pool_sprintf(&job->pool, "%" PRId64, job->id);
+	params[1] = hub_pool_strndup(&job->pool, parts.p, parts.len);
+	hub_buf_release(&parts);
+	ret = hub_store_query(job->ob->store, split_sql, 2, params, on_split, job);
+	if (ret < 0)
+		on_split(ret, NULL, job);
+}
+
+static void job_start(struct job *job)
+{
+	const struct hub_channel *ch = hub_config_channel(job->cfg, job->channel);
+	const struct hub_adapter *a = ch ? hub_adapter_for(ch->kind) : NULL;
+
+	if (!a || !ch->enabled || !a->build_send) {
+		job_retry(job, "channel", "the channel is not configured here, or disabled", 0);
+		return;
+	}
+	if (!job->window_open) {
+		job_failed(job, "window", "the customer last wrote more than 24 hours ago: the "
+			   "platform accepts no free-form message until they write again");
+		return;
+	}
+	if (!job->recipient.len) {
+		job_failed(job, "recipient", "the contact has no id on this channel");
+		return;
+	}
+	if (!hub_str_eqs(job->type, "text")) {
+		job_failed(job, "type", "only text messages can be sent");
+		return;
+	}
+	if (hub_utf8_units(job->text, a->text_unit) > a->text_max)
+		job_split(job, a);
+	else
+		job_send(job);
+}
+
+static struct hub_str col(struct job *job, PGresult *res, int row, enum col c)
+{
+	return hub_pool_strcopy(&job->pool, (struct hub_str){ PQgetvalue(res, row, c),
+							      (size_t)PQgetlength(res, row, c) });
+}
+
+static void on_claimed(int status, PGresult *res, void *data)
+{
+	struct hub_outbox *ob = data;
+	int rows, ret;
+
+	if (status < 0) {
+		ob->claiming = false;
+		if (status != -ECANCELED) {
+			hub_log_warn(TAG, "cannot claim from the outbox: %s", strerror(-status));
+			wake_in(ob, DB_RETRY_MS);
+		}
+		return;
+	}
+	rows = PQntuples(res);
+	for (int i = 0; i < rows; i++) {
+		struct job *job = hub_xcalloc(1, sizeof(*job));
+
+		job->ob = ob;
+		hub_pool_init(&job->pool);
+		uv_timer_init(ob->loop, &job->timer);
+		job->timer.data = job;
+		job->cfg = hub_config_ref(ob->cfg);
+		job->id = strtoll(PQgetvalue(res, i, C_ID), NULL, 10);
+		job->attempts = atoi(PQgetvalue(res, i, C_ATTEMPTS));
+		job->channel = col(job, res, i, C_CHANNEL);
+		job->recipient = col(job, res, i, C_RECIPIENT);
+		job->type = col(job, res, i, C_TYPE);
+		job->text = col(job, res, i, C_TEXT);
+		job->reply_to = col(job, res, i, C_REPLY_TO);
+		job->window_open = PQgetvalue(res, i, C_WINDOW)[0] == 't';
+		job->next = ob->jobs;
+		if (ob->jobs)
+			ob->jobs->prev = job;
+		ob->jobs = job;
+		ob->in_flight++;
+	}
+	ob->claiming = false;
+	/* the new jobs are the first rows of ob->jobs; taken out before any starts, as a job
+	 * may end (and leave the list) at once */
+	struct job **fresh = hub_xcalloc((size_t)rows + 1, sizeof(*fresh));
+	struct job *j = ob->jobs;
+	for (int i = 0; i < rows; i++, j = j->next)
+		fresh[i] = j;
+	for (int i = 0; i < rows; i++)
+		job_start(fresh[i]);
+	free(fresh);
+	if (rows > 0 || ob->again) {
+		poll_outbox(ob); /* there may be more due */
+	} else {
+		ret = hub_store_query(ob->store, next_sql, 0, NULL, on_next, ob);
+		if (ret == 0)
+			ob->claiming = true;
+		else
+			wake_in(ob, DB_RETRY_MS);
+	}
+}
+
+static void poll_outbox(struct hub_outbox *ob)
+{
+	const struct hub_settings *s;
+	const char *params[2];
+	char limit[16], lease[16];
+	int room, ret;
+
+	if (ob->stopped || !ob->cfg)
+		return;
+	s = hub_config_settings(ob->cfg);
+	if (!s->outbound.enabled)
+		return;
+	room = s->outbound.in_flight - ob->in_flight;
+	if (ob->claiming || room <= 0) {
+		ob->again = true; /* the claim's end, or a job's, looks again */
+		return;
+	}
+	ob->again = false;
+	uv_timer_stop(&ob->timer);
+	snprintf(limit, sizeof(limit), "%d", room < s->outbound.batch ? room : s->outbound.batch);
+	snprintf(lease, sizeof(lease), "%d", s->outbound.lease_ms);
+	params[0] = limit;
+	params[1] = lease;
+	ret = hub_store_query(ob->store, claim_sql, 2, params, on_claimed, ob);
+	if (ret < 0) {
+		if (ret != -ECANCELED)
+			wake_in(ob, DB_RETRY_MS);
+		return;
+	}
+	ob->claiming = true;
+}
+
+/* ---- the service ---- */
+
+static double gauge_in_flight(void *data)
+{
+	return ((struct hub_outbox *)data)->in_flight;
+}
+
+int hub_outbox_new(uv_loop_t *loop, struct hub_store *store, struct hub_httpc *httpc,
+		   struct hub_metrics *metrics, hub_outbox_publish_fn *publish, void *data,
+		   struct hub_outbox **out, struct hub_err *err)
+{
+	struct hub_outbox *ob = hub_xcalloc(1, sizeof(*ob));
+	int ret;
+
+	ob->loop = loop;
+	ob->store = store;
+	ob->httpc = httpc;
+	ob->metrics = metrics;
+	ob->publish = publish;
+	ob->data = data;
+	uv_timer_init(loop, &ob->timer);
+	ob->timer.data = ob;
+	ob->pace = hub_pace_new();
+	ret = hub_store_listen(store, "hub_outbox", on_notify, ob);
+	if (ret < 0) {
+		hub_outbox_free(ob);
+		return hub_err_set(err, ret, "cannot listen for the outbox: %s", strerror(-ret));
+	}
+	hub_metrics_gauge(metrics, "hub_outbound_in_flight", "Outbox rows being sent here",
+			  gauge_in_flight, ob);
+	*out = ob;
+	return 0;
+}
+
+void hub_outbox_set_config(struct hub_outbox *ob, struct hub_config *cfg)
+{
+	struct hub_config *old = ob->cfg;
+
+	ob->cfg = hub_config_ref(cfg);
+	hub_config_unref(old);
+	poll_outbox(ob); /* the first snapshot, or outbound.enabled may have changed */
+}
+
+void hub_outbox_stop(struct hub_outbox *ob)
+{
+	struct job *job, *next;
+
+	if (!ob)
+		return;
+	ob->stopped = true;
+	uv_timer_stop(&ob->timer);
+	/* a job waiting (for its pacing slot, or to record its result again) gives up: the
+	 * lease brings its row back */
+	for (job = ob->jobs; job; job = next) {
+		next = job->next;
+		if (uv_is_active((uv_handle_t *)&job->timer)) {
+			uv_timer_stop(&job->timer);
+			job_end(job);
+		}
+	}
+}
+
+static void on_outbox_closed(uv_handle_t *h)
+{
+	struct hub_outbox *ob = h->data;
+
+	hub_config_unref(ob->cfg);
+	hub_pace_free(ob->pace);
+	free(ob);
+}
+
+void hub_outbox_free(struct hub_outbox *ob)
+{
+	if (!ob)
+		return;
+	ob->stopped = true;
+	hub_metrics_gauge_remove(ob->metrics, "hub_outbound_in_flight");
+	uv_close((uv_handle_t *)&ob->timer, on_outbox_closed);
+}

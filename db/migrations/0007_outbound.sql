@@ -1,0 +1,377 @@
+-- db/migrations/0007_outbound.sql - delivery of the outbox (daemon/outbound/outbox.c): rows
+-- claimed with FOR UPDATE SKIP LOCKED under a lease, one conversation's messages in order,
+-- retries with a due time, failures with the platform's reason; the 24-hour reply window
+-- checked when an agent sends; the client_id of an agent's message in its events.
+-- Applied once by hub_store_migrate() inside one transaction (no BEGIN/COMMIT here).
+-- Lock order (as in 0005): conversation -> message -> outbox -> tenant_stream (last).
+
+-- Every message object carries the agent's idempotency key (NULL for others), so the page
+-- matches its pending bubble by id, not by text.
+CREATE OR REPLACE FUNCTION hub_message_obj(m messages, p_contact bigint, p_channel text,
+					   p_reactions jsonb) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', m.id, 'conversation_id', m.conversation_id,
+		'contact_id', p_contact, 'channel_id', p_channel, 'direction', m.direction,
+		'author', m.author, 'type', m.type, 'text', m.text, 'status', m.status,
+		'error', m.error, 'platform_ts', hub_iso(m.platform_ts),
+		'created_at', hub_iso(m.created_at), 'edited_at', hub_iso(m.edited_at),
+		'deleted_at', hub_iso(m.deleted_at), 'reply_to_external_id', m.reply_to_external_id,
+		'reactions', p_reactions, 'client_id', m.client_id)
+$$;
+
+-- status: pending (due at next_attempt_at) -> sending (claimed until lease_until by one
+-- instance) -> done | failed, or back to pending for a retry. A 'sending' row whose lease
+-- ran out belongs to an instance that died: it is claimed again (the one window in which
+-- a message the platform accepted is sent twice: README "Outbound delivery").
+ALTER TABLE outbox
+	ADD COLUMN conversation_id bigint REFERENCES conversations (id) ON DELETE CASCADE,
+	ADD COLUMN lease_until timestamptz,
+	ADD COLUMN error_code text;
+UPDATE outbox o SET conversation_id = m.conversation_id FROM messages m WHERE m.id = o.message_id;
+ALTER TABLE outbox ALTER COLUMN conversation_id SET NOT NULL;
+-- The rows still to deliver, per conversation in order: only the oldest of each may go.
+CREATE INDEX outbox_open ON outbox (conversation_id, id) WHERE status IN ('pending', 'sending');
+DROP INDEX outbox_due;
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX outbox_leased ON outbox (lease_until) WHERE status = 'sending';
+
+-- Every new due row wakes the senders of every instance (NOTIFY is delivered at COMMIT).
+CREATE FUNCTION hub_outbox_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('hub_outbox', '');
+	RETURN NULL;
+END;
+$$;
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+	FOR EACH STATEMENT EXECUTE FUNCTION hub_outbox_notify();
+
+-- The platform time of the contact's last message on the conversation's channel (any of
+-- their conversations there), NULL when they never wrote.
+CREATE FUNCTION hub_last_inbound(v_conv conversations) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+	SELECT max(coalesce(m.platform_ts, m.created_at)) FROM messages m
+	JOIN conversations v ON v.id = m.conversation_id
+	WHERE v.contact_id = v_conv.contact_id AND v.channel_id = v_conv.channel_id
+	      AND m.direction = 'in'
+$$;
+
+-- WhatsApp and Instagram take free-form messages only within 24 hours of the customer's
+-- last message (PLATFORMS.md); Telegram has no window.
+CREATE FUNCTION hub_window_open(v_conv conversations, p_kind text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT p_kind NOT IN ('whatsapp', 'instagram')
+	       OR hub_last_inbound(v_conv) > now() - interval '24 hours'
+$$;
+
+CREATE FUNCTION hub_cmd_window_closed(p_kind text) RETURNS TABLE (kind text, event_id bigint,
+								 event text, data text)
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT 'error'::text, NULL::bigint, 'window_closed'::text,
+	       ('the customer last wrote more than 24 hours ago: ' || p_kind ||
+		' accepts no free-form message until they write again')::text
+$$;
+
+-- send (0005) with the reply window checked first: outside it nothing is stored and the
+-- agent gets the error window_closed.
+CREATE OR REPLACE FUNCTION hub_cmd_send(v_conv conversations, v_channel text, p_user text,
+					p_text text, p_client_id text)
+RETURNS TABLE (kind text, event_id bigint, event text, data text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_msg messages;
+	v_kind text;
+BEGIN
+	IF p_client_id IS NOT NULL THEN
+		SELECT m.* INTO v_msg FROM messages m
+		WHERE m.conversation_id = v_conv.id AND m.client_id = p_client_id;
+		IF FOUND THEN
+			RETURN QUERY SELECT * FROM hub_cmd_ack(jsonb_build_object(
+				'message_id', v_msg.id, 'duplicate', true));
+			RETURN;
+		END IF;
+	END IF;
+	SELECT c.kind INTO STRICT v_kind FROM channels c WHERE c.id = v_conv.channel_id;
+	IF NOT hub_window_open(v_conv, v_kind) THEN
+		RETURN QUERY SELECT * FROM hub_cmd_window_closed(v_kind);
+		RETURN;
+	END IF;
+	INSERT INTO messages AS m (tenant_id, conversation_id, channel_id, direction, author,
+				   type, text, status, client_id)
+	VALUES (v_conv.tenant_id, v_conv.id, v_conv.channel_id, 'out', 'agent', 'text', p_text,
+		'queued', p_client_id)
+	RETURNING m.* INTO v_msg;
+	INSERT INTO outbox (tenant_id, message_id, channel_id, conversation_id)
+	VALUES (v_conv.tenant_id, v_msg.id, v_conv.channel_id, v_conv.id);
+	UPDATE conversations v SET mode = 'human', last_message_at = now(), updated_at = now()
+	WHERE v.id = v_conv.id RETURNING v.* INTO v_conv;
+	RETURN QUERY SELECT * FROM hub_emit_events(v_conv.tenant_id,
+		ARRAY['message.created', 'conversation.updated'],
+		ARRAY[hub_message_json(v_msg, v_conv.contact_id, v_channel),
+		      hub_conversation_json(v_conv, v_channel)]);
+	RETURN QUERY SELECT * FROM hub_cmd_ack(jsonb_build_object('message_id', v_msg.id,
+								  'duplicate', false));
+END;
+$$;
+
+-- Claims up to p_limit due rows for p_lease_ms: pending rows whose time has come and
+-- 'sending' rows whose lease ran out, each the oldest undelivered row of its conversation
+-- (so one conversation's messages leave in order, also across instances), skipping rows
+-- that another instance holds. Returns what the sender needs: the channel (public id), the
+-- recipient (the contact's id on the channel, the most recently seen identity), the text,
+-- the quoted message's platform id and whether the reply window is still open.
+CREATE FUNCTION hub_outbox_claim(p_limit integer, p_lease_ms integer)
+RETURNS TABLE (outbox_id bigint, attempts integer, channel text, recipient text, type text,
+	       text text, reply_to text, window_open boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	WITH due AS (
+		SELECT o.id FROM outbox o
+		WHERE ((o.status = 'pending' AND o.next_attempt_at <= now())
+		       OR (o.status = 'sending' AND o.lease_until < now()))
+		      AND NOT EXISTS (SELECT 1 FROM outbox p
+				      WHERE p.conversation_id = o.conversation_id AND p.id < o.id
+					    AND p.status IN ('pending', 'sending'))
+		ORDER BY o.next_attempt_at, o.id
+		LIMIT p_limit
+		FOR UPDATE SKIP LOCKED
+	), claimed AS (
+		UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1,
+			lease_until = now() + make_interval(secs => p_lease_ms / 1000.0),
+			updated_at = now()
+		FROM due WHERE o.id = due.id
+		RETURNING o.*
+	)
+	SELECT c.id, c.attempts, ch.public_id,
+	       (SELECT coalesce(CASE WHEN ch.kind = 'whatsapp' AND i.external_id !~ '^[0-9]+$'
+				     THEN ltrim(i.phone, '+') END, i.external_id)
+		FROM contact_identities i
+		WHERE i.contact_id = v.contact_id AND i.channel_id = v.channel_id
+		ORDER BY i.updated_at DESC, i.id DESC LIMIT 1),
+	       m.type, m.text, m.reply_to_external_id, hub_window_open(v, ch.kind)
+	FROM claimed c
+	JOIN messages m ON m.id = c.message_id
+	JOIN conversations v ON v.id = c.conversation_id
+	JOIN channels ch ON ch.id = c.channel_id
+	ORDER BY c.id;
+END;
+$$;
+
+-- When the sender should look again without a NOTIFY: the earliest due time of a pending
+-- row that could be claimed (the oldest undelivered of its conversation: one behind a row
+-- being sent goes when that one ends, claimed by the instance that ends it) or end of a
+-- lease; NULL when the outbox holds nothing undelivered.
+CREATE FUNCTION hub_outbox_next() RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+	SELECT least((SELECT min(o.next_attempt_at) FROM outbox o
+		      WHERE o.status = 'pending'
+			    AND NOT EXISTS (SELECT 1 FROM outbox p
+					    WHERE p.conversation_id = o.conversation_id
+						  AND p.id < o.id
+						  AND p.status IN ('pending', 'sending'))),
+		     (SELECT min(lease_until) FROM outbox WHERE status = 'sending'))
+$$;
+
+-- Appends events (hub_stream_append, 0004) and returns them as the rows the sender
+-- publishes: (tenant, event_id, event, data). Call it last in a transaction.
+CREATE FUNCTION hub_outbox_events(p_tenant text, p_types text[], p_datas jsonb[])
+RETURNS TABLE (tenant text, event_id bigint, event text, data text)
+LANGUAGE sql AS $$
+	SELECT p_tenant, a.event_id, p_types[a.ord::int], p_datas[a.ord::int]::text
+	FROM hub_stream_append(p_tenant, p_types, p_datas) a ORDER BY a.ord
+$$;
+
+-- The platform accepted outbox row p_outbox as p_external_id: the message takes the id and
+-- what arrived for it already (hub_message_sent), the row is done. Returns the events to
+-- publish (tenant, event_id, event, data), none when the row is no longer ours (its lease
+-- ran out and another instance took it, or it was erased).
+CREATE FUNCTION hub_outbox_sent(p_outbox bigint, p_external_id text)
+RETURNS TABLE (tenant text, event_id bigint, event text, data text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_row outbox;
+	v_msg messages;
+	v_sent record;
+BEGIN
+	SELECT o.* INTO v_row FROM outbox o WHERE o.id = p_outbox AND o.status = 'sending'
+	FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	UPDATE outbox o SET status = 'done', lease_until = NULL, last_error = NULL,
+		error_code = NULL, updated_at = now()
+	WHERE o.id = p_outbox;
+	IF coalesce(p_external_id, '') = '' THEN
+		-- accepted without an id the hub could read: sent, and no status can follow
+		UPDATE messages m SET status = 'sent' WHERE m.id = v_row.message_id
+		AND hub_status_rank(m.status) < 1 RETURNING m.* INTO v_msg;
+		IF FOUND THEN
+			RETURN QUERY SELECT * FROM hub_outbox_events(v_row.tenant_id,
+				ARRAY['message.status'], ARRAY[hub_status_json(v_msg)]);
+		END IF;
+		RETURN;
+	END IF;
+	SELECT * INTO v_sent FROM hub_message_sent(v_row.message_id, p_external_id);
+	RETURN QUERY SELECT * FROM hub_outbox_events(v_row.tenant_id, v_sent.o_types,
+						     v_sent.o_datas);
+END;
+$$;
+
+-- Not sent this time: back to pending, due in p_delay_ms, with the reason kept for the
+-- operator (the message stays queued for the agents).
+CREATE FUNCTION hub_outbox_retry(p_outbox bigint, p_delay_ms integer, p_code text,
+				 p_error text) RETURNS void
+LANGUAGE sql AS $$
+	UPDATE outbox o SET status = 'pending', lease_until = NULL,
+		next_attempt_at = now() + make_interval(secs => p_delay_ms / 1000.0),
+		error_code = p_code, last_error = p_error, updated_at = now()
+	WHERE o.id = p_outbox AND o.status = 'sending'
+$$;
+
+-- Failed for good (the platform refused it, the window closed, the token expired, or the
+-- retries ran out): the row is failed, the message failed with the reason the agents see.
+CREATE FUNCTION hub_outbox_failed(p_outbox bigint, p_code text, p_error text)
+RETURNS TABLE (tenant text, event_id bigint, event text, data text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_row outbox;
+	v_msg messages;
+BEGIN
+	UPDATE outbox o SET status = 'failed', lease_until = NULL, error_code = p_code,
+		last_error = p_error, updated_at = now()
+	WHERE o.id = p_outbox AND o.status = 'sending' RETURNING o.* INTO v_row;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	UPDATE messages m SET status = 'failed', error = p_error
+	WHERE m.id = v_row.message_id AND m.status <> 'failed' RETURNING m.* INTO v_msg;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	RETURN QUERY SELECT * FROM hub_outbox_events(v_row.tenant_id, ARRAY['message.status'],
+						     ARRAY[hub_status_json(v_msg)]);
+END;
+$$;
+
+-- A claimed row whose text is over its platform's limit, cut by the sender into p_parts (a
+-- JSON array of strings, in order): the message keeps the first part (message.updated),
+-- each further part becomes a message and an outbox row of its own, queued right behind
+-- it (message.created), so every bubble the customer gets is one message here, with its
+-- own platform id, statuses and echo. Returns the events to publish.
+CREATE FUNCTION hub_outbox_split(p_outbox bigint, p_parts jsonb)
+RETURNS TABLE (tenant text, event_id bigint, event text, data text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_row outbox;
+	v_msg messages;
+	v_part messages;
+	v_conv conversations;
+	v_ch channels;
+	v_types text[] := '{}';
+	v_datas jsonb[] := '{}';
+	v_text text;
+BEGIN
+	SELECT o.* INTO v_row FROM outbox o WHERE o.id = p_outbox AND o.status = 'sending';
+	IF NOT FOUND OR jsonb_array_length(p_parts) < 2 THEN
+		RETURN;
+	END IF;
+	SELECT v.* INTO STRICT v_conv FROM conversations v WHERE v.id = v_row.conversation_id
+	FOR UPDATE;
+	SELECT c.* INTO STRICT v_ch FROM channels c WHERE c.id = v_row.channel_id;
+	UPDATE messages m SET text = p_parts->>0 WHERE m.id = v_row.message_id
+	RETURNING m.* INTO v_msg;
+	v_types := v_types || 'message.updated'::text;
+	v_datas := v_datas || hub_message_updated(v_msg, v_ch);
+	FOR v_text IN SELECT e FROM jsonb_array_elements_text(p_parts) WITH ORDINALITY AS a(e, n)
+		      WHERE n > 1 ORDER BY n
+	LOOP
+		INSERT INTO messages AS m (tenant_id, conversation_id, channel_id, direction,
+					   author, type, text, status)
+		VALUES (v_msg.tenant_id, v_msg.conversation_id, v_msg.channel_id, 'out',
+			v_msg.author, 'text', v_text, 'queued')
+		RETURNING m.* INTO v_part;
+		INSERT INTO outbox (tenant_id, message_id, channel_id, conversation_id)
+		VALUES (v_part.tenant_id, v_part.id, v_part.channel_id, v_part.conversation_id);
+		v_types := v_types || 'message.created'::text;
+		v_datas := v_datas || hub_message_json(v_part, v_conv.contact_id, v_ch.public_id);
+	END LOOP;
+	RETURN QUERY SELECT * FROM hub_outbox_events(v_row.tenant_id, v_types, v_datas);
+END;
+$$;
+
+-- retry: a failed outgoing message of v_conv (locked by hub_cmd) queued again, as new:
+-- message.status queued, the outbox row pending with its attempts reset, the senders woken.
+CREATE FUNCTION hub_cmd_retry(v_conv conversations, p_message text)
+RETURNS TABLE (kind text, event_id bigint, event text, data text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_msg messages;
+	v_kind text;
+BEGIN
+	SELECT m.* INTO v_msg FROM messages m
+	WHERE m.id = p_message::bigint AND m.conversation_id = v_conv.id AND m.direction = 'out'
+	      AND EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
+	FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN QUERY SELECT 'error'::text, NULL::bigint, 'not_found'::text,
+				    'no such message of the hub in this conversation'::text;
+		RETURN;
+	END IF;
+	IF v_msg.status <> 'failed' THEN
+		RETURN QUERY SELECT 'error'::text, NULL::bigint, 'bad_request'::text,
+				    'only a failed message can be sent again'::text;
+		RETURN;
+	END IF;
+	SELECT c.kind INTO STRICT v_kind FROM channels c WHERE c.id = v_conv.channel_id;
+	IF NOT hub_window_open(v_conv, v_kind) THEN
+		RETURN QUERY SELECT * FROM hub_cmd_window_closed(v_kind);
+		RETURN;
+	END IF;
+	UPDATE messages m SET status = 'queued', error = NULL WHERE m.id = v_msg.id
+	RETURNING m.* INTO v_msg;
+	UPDATE outbox o SET status = 'pending', attempts = 0, next_attempt_at = now(),
+		lease_until = NULL, last_error = NULL, error_code = NULL, updated_at = now()
+	WHERE o.message_id = v_msg.id;
+	PERFORM pg_notify('hub_outbox', '');
+	RETURN QUERY SELECT * FROM hub_emit_events(v_conv.tenant_id, ARRAY['message.status'],
+						   ARRAY[hub_status_json(v_msg)]);
+	RETURN QUERY SELECT * FROM hub_cmd_ack(jsonb_build_object('message_id', v_msg.id));
+END;
+$$;
+
+-- hub_cmd (0005) with retry (p_value: the message id).
+CREATE OR REPLACE FUNCTION hub_cmd(p_tenant text, p_user text, p_admin boolean,
+				   p_conversation bigint, p_cmd text, p_value text,
+				   p_client_id text)
+RETURNS TABLE (kind text, event_id bigint, event text, data text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_conv conversations;
+	v_channel text;
+BEGIN
+	SELECT v.* INTO v_conv FROM conversations v
+	WHERE v.id = p_conversation AND v.tenant_id = p_tenant FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN QUERY SELECT * FROM hub_cmd_not_found();
+		RETURN;
+	END IF;
+	SELECT c.public_id INTO STRICT v_channel FROM channels c WHERE c.id = v_conv.channel_id;
+	IF p_cmd = 'send' THEN
+		RETURN QUERY SELECT * FROM hub_cmd_send(v_conv, v_channel, p_user, p_value,
+							p_client_id);
+	ELSIF p_cmd = 'retry' THEN
+		RETURN QUERY SELECT * FROM hub_cmd_retry(v_conv, p_value);
+	ELSE
+		RETURN QUERY SELECT * FROM hub_cmd_update(v_conv, v_channel, p_user, p_admin,
+							  p_cmd, p_value);
+	END IF;
+END;
+$$;
