@@ -499,6 +499,17 @@ static int bot_req(struct hub_pool *pool, const struct hub_channel *ch, const ch
 	return 0;
 }
 
+/* "allowed_updates": what parse_update serves (reactions come only when asked for). */
+static void allowed_updates(struct hub_jw *w)
+{
+	hub_jw_key(w, "allowed_updates");
+	hub_jw_arr_open(w);
+	hub_jw_cstr(w, "message");
+	hub_jw_cstr(w, "edited_message");
+	hub_jw_cstr(w, "message_reaction");
+	hub_jw_arr_close(w);
+}
+
 int hub_telegram_poll_req(struct hub_pool *pool, const struct hub_channel *ch, int64_t offset,
 			  int timeout_s, struct hub_send_req *out, struct hub_err *err)
 {
@@ -512,14 +523,32 @@ int hub_telegram_poll_req(struct hub_pool *pool, const struct hub_channel *ch, i
 	hub_jw_int(&w, offset);
 	hub_jw_key(&w, "timeout");
 	hub_jw_int(&w, timeout_s);
-	hub_jw_key(&w, "allowed_updates"); /* what parse_update serves */
-	hub_jw_arr_open(&w);
-	hub_jw_cstr(&w, "message");
-	hub_jw_cstr(&w, "edited_message");
-	hub_jw_cstr(&w, "message_reaction");
-	hub_jw_arr_close(&w);
+	allowed_updates(&w);
 	hub_jw_obj_close(&w);
 	ret = bot_req(pool, ch, "getUpdates", &b, out, err);
+	hub_buf_release(&b);
+	return ret;
+}
+
+int hub_telegram_webhook_req(struct hub_pool *pool, const struct hub_channel *ch,
+			     struct hub_str url, struct hub_send_req *out, struct hub_err *err)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_jw w;
+	int ret;
+
+	if (!hub_str_startswith(url, "https://"))
+		return hub_err_set(err, -EINVAL, "channel %s: a webhook URL must be https://",
+				   ch->id);
+	hub_jw_init(&w, &b);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "url");
+	hub_jw_str(&w, url);
+	hub_jw_key(&w, "secret_token");
+	hub_jw_cstr(&w, ch->app_secret);
+	allowed_updates(&w);
+	hub_jw_obj_close(&w);
+	ret = bot_req(pool, ch, "setWebhook", &b, out, err);
 	hub_buf_release(&b);
 	return ret;
 }
@@ -555,7 +584,8 @@ static const struct {
 
 extern const struct hub_adapter hub_adapter_telegram;
 
-/* {"chat_id":23,"text":"...","reply_parameters":{"message_id":1}}; media by URL:
+/* {"chat_id":23,"text":"...","reply_parameters":{"message_id":1,
+ * "allow_sending_without_reply":true}}; media by URL:
  * sendPhoto {"chat_id":23,"photo":"<url>","caption":"..."} ... chat_id is a number when the
  * recipient is an integer (ids may be negative and exceed 32 bits), else a string. reply_to
  * is a message's external_id, "<chat.id>:<message_id>", in the recipient's chat. */
@@ -613,6 +643,9 @@ static int tg_build_send(struct hub_pool *pool, const struct hub_channel *ch,
 		hub_jw_obj_open(&w);
 		hub_jw_key(&w, "message_id");
 		hub_jw_int(&w, reply_id);
+		/* a quote the customer deleted meanwhile: the answer still goes, unquoted */
+		hub_jw_key(&w, "allow_sending_without_reply");
+		hub_jw_bool(&w, true);
 		hub_jw_obj_close(&w);
 	}
 	hub_jw_obj_close(&w);

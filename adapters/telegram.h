@@ -18,6 +18,15 @@ int hub_telegram_poll_req(struct hub_pool *pool, const struct hub_channel *ch, i
 			  int timeout_s, struct hub_send_req *out, struct hub_err *err)
 	HUB_MUSTCHECK;
 
+/* The setWebhook request, from pool: POST /bot<token>/setWebhook with {"url":URL,
+ * "secret_token":<the channel's app_secret>,"allowed_updates":[...as getUpdates]}, so that
+ * Telegram posts the bot's updates to URL signed with X-Telegram-Bot-Api-Secret-Token.
+ * Classify the answer with parse_send_result. -EINVAL for a URL that is not https:// (as
+ * Telegram requires) or a channel without a usable token. */
+int hub_telegram_webhook_req(struct hub_pool *pool, const struct hub_channel *ch,
+			     struct hub_str url, struct hub_send_req *out, struct hub_err *err)
+	HUB_MUSTCHECK;
+
 /* A getUpdates answer {"ok":true,"result":[Update, ...]} into events from pool: each Update
  * read as parse_webhook reads a webhook's (a bad one counts in out->bad, the others are
  * kept), and *next_offset = the largest update_id + 1, never lowered (unchanged when there

@@ -1,6 +1,7 @@
 /* daemon/ctl/ctl_channel.c - see ctl_channel.h. Validates everything before it connects, so bad
  * input changes nothing; each change is one SQL function call (one transaction whose
- * trigger NOTIFYs hub_channels). Prints ids, kinds and accounts, never a secret. */
+ * trigger NOTIFYs hub_channels; add --register calls Telegram's setWebhook inside it, and
+ * a refusal rolls the channel back). Prints ids, kinds and accounts, never a secret. */
 #include "daemon/ctl/ctl_channel.h"
 
 #include <errno.h>
@@ -11,9 +12,13 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+#include <uv.h>
 
+#include "adapters/adapter.h"
+#include "adapters/telegram.h"
 #include "config/config.h"
 #include "daemon/data/channels.h"
+#include "daemon/net/httpc.h"
 #include "lib/buf.h"
 #include "lib/channel.h"
 #include "lib/json.h"
@@ -30,13 +35,16 @@ static void usage(FILE *f)
 		"                 --kind whatsapp|telegram|instagram --account ACCOUNT\n"
 		"                 --app-secret-file F [--verify-token-file F]\n"
 		"                 [--access-token-file F] [--mode webhook|polling]\n"
+		"                 [--register https://PUBLIC-URL-OF-THE-HUB]\n"
 		"       hubctl [-c FILE] channel list [--json]\n"
 		"       hubctl [-c FILE] channel enable|disable ID\n"
 		"Secrets are read from files (\"-\" is stdin, for one of them), never from the\n"
 		"command line. --verify-token-file is required for whatsapp and instagram.\n"
 		"--tenant-name creates the tenant when it does not exist. --mode polling (telegram\n"
 		"only, with the bot token as the access token): updates by getUpdates long\n"
-		"polling instead of a webhook, for hubs without a public URL.\n");
+		"polling instead of a webhook, for hubs without a public URL. --register (telegram\n"
+		"in webhook mode) points the bot's webhook at URL/webhooks/telegram/ID with the\n"
+		"app secret as its secret_token; when Telegram refuses, nothing is added.\n");
 }
 
 static bool valid_id(const char *s)
@@ -153,6 +161,87 @@ static void print_server_error(const char *what, const PGresult *res, PGconn *pg
 	fprintf(stderr, "hubctl: %s: %.*s\n", what, (int)strcspn(msg, "\n"), msg);
 }
 
+struct registration {
+	bool done;
+	int status;         /* 0, or the HTTP client's negative errno */
+	struct hub_pool *pool;
+	struct hub_send_result result;
+};
+
+static void on_registered(int status, const struct hub_httpc_resp *resp, void *data)
+{
+	struct registration *r = data;
+
+	r->done = true;
+	r->status = status;
+	if (status == 0)
+		(void)hub_adapter_for(HUB_CHANNEL_TELEGRAM)
+			->parse_send_result(r->pool, resp->status,
+					    hub_httpc_resp_header(resp, "retry-after"), resp->body,
+					    &r->result);
+}
+
+/* Telegram's setWebhook for ch, to base/webhooks/telegram/<id>, through the hub's HTTP
+ * client on a loop of its own (platforms.telegram_url, platforms.ca_file). 0, or 1 with
+ * the reason printed. */
+static int register_webhook(const struct hub_config *cfg, const struct hub_channel *ch,
+			    const char *base, struct hub_pool *pool)
+{
+	const struct hub_settings *s = hub_config_settings(cfg);
+	struct hub_httpc_opts o = { .ca_file = s->platforms.ca_file };
+	struct registration r = { .pool = pool };
+	struct hub_err err = HUB_ERR_INIT;
+	struct hub_httpc *c = NULL;
+	struct hub_send_req sr;
+	uv_loop_t loop;
+	size_t blen = strlen(base);
+	int ret = 1;
+
+	while (blen && base[blen - 1] == '/')
+		blen--;
+	if (hub_telegram_webhook_req(pool, ch, hub_str_from(hub_pool_sprintf(pool,
+				"%.*s/webhooks/telegram/%s", (int)blen, base, ch->id)), &sr, &err) < 0) {
+		fprintf(stderr, "hubctl: channel add: --register: %s\n", err.msg);
+		return 1;
+	}
+	if (uv_loop_init(&loop) < 0) {
+		fprintf(stderr, "hubctl: channel add: --register: no event loop\n");
+		return 1;
+	}
+	struct hub_httpc_header hdr = { "Content-Type", "application/json" };
+	struct hub_httpc_req req = {
+		.method = sr.method,
+		.url = hub_pool_sprintf(pool, "%s%.*s", s->platforms.url[HUB_CHANNEL_TELEGRAM],
+					HUB_STR_FMT(sr.path)),
+		.headers = &hdr,
+		.nheaders = 1,
+		.body = sr.body,
+		.connect_timeout_ms = s->platforms.connect_timeout_ms,
+		.response_timeout_ms = s->platforms.response_timeout_ms,
+	};
+	if (hub_httpc_new(&loop, &o, &c, &err) < 0) {
+		fprintf(stderr, "hubctl: channel add: --register: %s\n", err.msg);
+	} else if ((ret = hub_httpc_request(c, &req, on_registered, &r, NULL)) < 0) {
+		fprintf(stderr, "hubctl: channel add: --register: %s\n", strerror(-ret));
+		ret = 1;
+	} else {
+		while (!r.done)
+			uv_run(&loop, UV_RUN_ONCE);
+		if (r.status < 0)
+			fprintf(stderr, "hubctl: channel add: --register: Telegram did not answer: "
+					"%s\n", strerror(-r.status));
+		else if (r.result.verdict != HUB_SEND_OK)
+			fprintf(stderr, "hubctl: channel add: --register: Telegram refused: %.*s\n",
+				HUB_STR_FMT(r.result.error));
+		ret = r.status == 0 && r.result.verdict == HUB_SEND_OK ? 0 : 1;
+	}
+	hub_httpc_close(c, NULL, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&loop) < 0)
+		fprintf(stderr, "hubctl: channel add: --register: event loop not empty\n");
+	return ret;
+}
+
 static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -165,12 +254,14 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		{ "verify-token-file", required_argument, NULL, 'v' },
 		{ "access-token-file", required_argument, NULL, 'x' },
 		{ "mode", required_argument, NULL, 'm' },
+		{ "register", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hub_pool pool = HUB_POOL_INIT;
 	const char *id = NULL, *tenant = NULL, *tenant_name = NULL, *kind_name = NULL;
 	const char *account = NULL, *app_file = NULL, *verify_file = NULL, *access_file = NULL;
 	const char *app = NULL, *verify = NULL, *access = NULL, *mode = "webhook";
+	const char *register_url = NULL;
 	enum hub_channel_kind kind;
 	PGconn *pg = NULL;
 	PGresult *res = NULL;
@@ -188,6 +279,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		case 'v': verify_file = optarg; break;
 		case 'x': access_file = optarg; break;
 		case 'm': mode = optarg; break;
+		case 'r': register_url = optarg; break;
 		default:
 			usage(stderr);
 			return 2;
@@ -238,6 +330,13 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 				"with --access-token-file (the bot token)\n");
 		return 2;
 	}
+	if (register_url && (kind != HUB_CHANNEL_TELEGRAM || strcmp(mode, "webhook") != 0 ||
+			     !access_file)) {
+		fprintf(stderr, "hubctl: channel add: --register is for telegram channels in "
+				"webhook mode, with --access-token-file (Meta's webhooks are set in "
+				"the app's dashboard)\n");
+		return 2;
+	}
 	stdin_uses = !strcmp(app_file, "-") + (verify_file && !strcmp(verify_file, "-")) +
 		     (access_file && !strcmp(access_file, "-"));
 	if (stdin_uses > 1) {
@@ -270,6 +369,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 	}
 	const char *params[] = { id,  tenant, tenant_name, kind_name, account,
 				 app, verify, access,      mode };
+	PQclear(PQexec(pg, "BEGIN"));
 	res = PQexecParams(pg, "SELECT hub_channel_add($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9,
 			   NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -285,7 +385,24 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	printf("added %s channel %s of tenant %s\n", kind_name, id, tenant);
+	if (register_url) {
+		struct hub_channel ch = { .id = id, .tenant = tenant, .kind = kind,
+					  .account_id = account, .app_secret = app,
+					  .access_token = access, .enabled = true };
+
+		ret = register_webhook(cfg, &ch, register_url, &pool);
+		if (ret)
+			goto out; /* PQfinish rolls the channel back */
+	}
+	PQclear(res);
+	res = PQexec(pg, "COMMIT");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		print_server_error("channel add", res, pg);
+		ret = 1;
+		goto out;
+	}
+	printf("added %s channel %s of tenant %s%s\n", kind_name, id, tenant,
+	       register_url ? ", its webhook registered with Telegram" : "");
 	ret = 0;
 out:
 	PQclear(res);

@@ -19,13 +19,13 @@
 #define TAG "inbox"
 #define INBOX_REF_MAX 256       /* bytes of a string ref */
 #define INBOX_ID_MAX 128        /* bytes of a client_id or an assignee */
-#define INBOX_MAX_PARAMS 7
+#define INBOX_MAX_PARAMS 8
 
 /* send, read, assign, mode, retry: (tenant, user, admin, conversation, command, value,
- * client_id) */
+ * client_id, reply_to) */
 static const char cmd_sql[] =
 	"SELECT kind, event_id, event, data FROM hub_cmd($1, $2, $3::boolean, $4::bigint, $5, "
-	"$6, $7)";
+	"$6, $7, $8::bigint)";
 static const char typing_sql[] =
 	"SELECT kind, event_id, event, data FROM hub_cmd_typing($1, $2::bigint)";
 
@@ -266,8 +266,9 @@ static void parse(const struct hub_inbox_caller *who, const struct hub_json_doc 
 	p->params[1] = cl->sub;
 	p->params[2] = cl->role == HUB_ROLE_ADMIN ? "true" : "false";
 	p->params[3] = conv_s;
-	p->params[6] = NULL; /* client_id: send's only */
-	p->nparams = 7;
+	p->params[6] = NULL; /* client_id and reply_to: send's only */
+	p->params[7] = NULL;
+	p->nparams = 8;
 
 	if (hub_str_eqs(type, "send")) {
 		const char *text, *client_id;
@@ -297,6 +298,17 @@ static void parse(const struct hub_inbox_caller *who, const struct hub_json_doc 
 		if (str_field(doc, pool, "client_id", INBOX_ID_MAX, &client_id) < 0) {
 			p->error = "client_id must be a string of 1 to 128 bytes";
 			return;
+		}
+		i = hub_json_get(doc, 0, "reply_to");
+		if (i >= 0 && !hub_json_is_null(doc, i)) {
+			int64_t quote;
+
+			if (!hub_json_is(doc, i, HUB_JSON_PRIMITIVE) ||
+			    hub_json_int64(doc, i, &quote) < 0 || quote <= 0) {
+				p->error = "reply_to must be a message id (a positive integer) or null";
+				return;
+			}
+			p->params[7] = hub_pool_sprintf(pool, "%" PRId64, quote);
 		}
 		p->params[4] = "send";
 		p->params[5] = text;

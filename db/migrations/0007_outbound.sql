@@ -72,16 +72,19 @@ LANGUAGE sql IMMUTABLE AS $$
 		' accepts no free-form message until they write again')::text
 $$;
 
--- send (0005) with the reply window checked first: outside it nothing is stored and the
--- agent gets the error window_closed.
-CREATE OR REPLACE FUNCTION hub_cmd_send(v_conv conversations, v_channel text, p_user text,
-					p_text text, p_client_id text)
+-- send (0005) with the reply window checked first (outside it nothing is stored and the
+-- agent gets the error window_closed), and an optional quote: p_reply_to, a message of the
+-- conversation that has its platform id (the platform shows the reply under it).
+DROP FUNCTION hub_cmd_send(conversations, text, text, text, text);
+CREATE FUNCTION hub_cmd_send(v_conv conversations, v_channel text, p_user text, p_text text,
+			     p_client_id text, p_reply_to bigint)
 RETURNS TABLE (kind text, event_id bigint, event text, data text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
 	v_msg messages;
 	v_kind text;
+	v_quote text;
 BEGIN
 	IF p_client_id IS NOT NULL THEN
 		SELECT m.* INTO v_msg FROM messages m
@@ -92,15 +95,29 @@ BEGIN
 			RETURN;
 		END IF;
 	END IF;
+	IF p_reply_to IS NOT NULL THEN
+		SELECT m.external_id INTO v_quote FROM messages m
+		WHERE m.id = p_reply_to AND m.conversation_id = v_conv.id;
+		IF NOT FOUND THEN
+			RETURN QUERY SELECT 'error'::text, NULL::bigint, 'not_found'::text,
+					    'no such message to quote in this conversation'::text;
+			RETURN;
+		END IF;
+		IF v_quote IS NULL THEN
+			RETURN QUERY SELECT 'error'::text, NULL::bigint, 'bad_request'::text,
+				'the quoted message has no platform id yet (not sent)'::text;
+			RETURN;
+		END IF;
+	END IF;
 	SELECT c.kind INTO STRICT v_kind FROM channels c WHERE c.id = v_conv.channel_id;
 	IF NOT hub_window_open(v_conv, v_kind) THEN
 		RETURN QUERY SELECT * FROM hub_cmd_window_closed(v_kind);
 		RETURN;
 	END IF;
 	INSERT INTO messages AS m (tenant_id, conversation_id, channel_id, direction, author,
-				   type, text, status, client_id)
+				   type, text, status, client_id, reply_to_external_id)
 	VALUES (v_conv.tenant_id, v_conv.id, v_conv.channel_id, 'out', 'agent', 'text', p_text,
-		'queued', p_client_id)
+		'queued', p_client_id, v_quote)
 	RETURNING m.* INTO v_msg;
 	INSERT INTO outbox (tenant_id, message_id, channel_id, conversation_id)
 	VALUES (v_conv.tenant_id, v_msg.id, v_conv.channel_id, v_conv.id);
@@ -346,10 +363,10 @@ BEGIN
 END;
 $$;
 
--- hub_cmd (0005) with retry (p_value: the message id).
-CREATE OR REPLACE FUNCTION hub_cmd(p_tenant text, p_user text, p_admin boolean,
-				   p_conversation bigint, p_cmd text, p_value text,
-				   p_client_id text)
+-- hub_cmd (0005) with retry (p_value: the message id) and send's quote (p_reply_to).
+DROP FUNCTION hub_cmd(text, text, boolean, bigint, text, text, text);
+CREATE FUNCTION hub_cmd(p_tenant text, p_user text, p_admin boolean, p_conversation bigint,
+			p_cmd text, p_value text, p_client_id text, p_reply_to bigint)
 RETURNS TABLE (kind text, event_id bigint, event text, data text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -366,7 +383,7 @@ BEGIN
 	SELECT c.public_id INTO STRICT v_channel FROM channels c WHERE c.id = v_conv.channel_id;
 	IF p_cmd = 'send' THEN
 		RETURN QUERY SELECT * FROM hub_cmd_send(v_conv, v_channel, p_user, p_value,
-							p_client_id);
+							p_client_id, p_reply_to);
 	ELSIF p_cmd = 'retry' THEN
 		RETURN QUERY SELECT * FROM hub_cmd_retry(v_conv, p_value);
 	ELSE

@@ -197,6 +197,40 @@ class Delivery(OutboundCase):
         self.assertEqual(self.row(mid)[1], r.result_id)
 
 
+    def test_a_quoted_reply_carries_the_quote_on_each_platform(self):
+        h = self.start(callbacks=False)
+        agent = self.agent(h)
+        body, wamid, sig = self.text_webhook(h)
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        ev = agent.event("message.created")
+        conv, quoted = ev["data"]["conversation_id"], ev["data"]["id"]
+        ack = agent.command({"type": "send", "conversation_id": conv, "text": "Да",
+                             "reply_to": quoted})
+        self.assertEqual(ack["type"], "ack", ack)
+        self.assertEqual(self.statuses(agent, ack["message_id"], "sent"), ["sent"])
+        self.assertEqual(self.accepted("whatsapp")[0].json["context"], {"message_id": wamid})
+        tconv = self.tg_conversation(h, agent, user=5127345680)
+        tquoted = int(self.psql("SELECT id FROM messages WHERE conversation_id = %d" % tconv))
+        msg_id = int(self.psql("SELECT split_part(external_id, ':', 2) FROM messages "
+                               "WHERE id = %d" % tquoted))
+        ack = agent.command({"type": "send", "conversation_id": tconv, "text": "Иә",
+                             "reply_to": tquoted})
+        self.assertEqual(self.statuses(agent, ack["message_id"], "sent"), ["sent"])
+        r = self.accepted("telegram", op="sendMessage")[0]
+        self.assertEqual(r.json["reply_parameters"]["message_id"], msg_id)
+        # a quote that is not there, or not sent yet, or malformed: refused, nothing stored
+        self.fakes["whatsapp"].fail_next("stall", seconds=30)
+        pending = self.send(agent, conv, "в пути")
+        before = self.counts()
+        for quote, code in ((quoted + 1000, "not_found"), (tquoted, "not_found"),
+                            (pending, "bad_request"), ("x", "bad_request"),
+                            (-1, "bad_request")):
+            ans = agent.command({"type": "send", "conversation_id": conv, "text": "?",
+                                 "reply_to": quote})
+            self.assertEqual((ans["type"], ans["code"]), ("error", code), (quote, ans))
+        self.assert_unchanged(before)
+
+
 class Errors(OutboundCase):
     def test_refused_message_fails_with_the_platforms_reason_and_is_not_retried(self):
         h = self.start()

@@ -155,3 +155,46 @@ class Instances(PollingCase):
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn(want, r.stderr)
         self.assertEqual(self.count("channels"), before)
+
+
+class Register(PollingCase):
+    def test_add_register_sets_the_webhook_or_adds_nothing(self):
+        cfg = self.cfg()
+        cfg["channels"].pop()
+        h = self.start_hubd(cfg)
+        secret = os.path.join(self.out, "secret")
+        token = os.path.join(self.out, "token")
+        app_secret = "tg-" + os.urandom(8).hex()
+        with open(secret, "w") as f:
+            f.write(app_secret)
+        with open(token, "w") as f:
+            f.write(self.bot_token)
+        self.no_leak(app_secret)
+
+        def add(cid, *extra):
+            return self.hubctl("-c", h.config_path, "channel", "add", "--id", cid,
+                               "--tenant", "demo", "--kind", "telegram", "--account", TG_BOT,
+                               "--app-secret-file", secret, "--access-token-file", token,
+                               *extra)
+        r = add("tg-hook", "--register", "https://hub.example.kz/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("webhook registered", r.stdout)
+        req = self.tg.wait_requests(1, op="setWebhook")[0]
+        self.assertEqual(req.path, "/bot%s/setWebhook" % self.bot_token)
+        self.assertEqual(req.json["url"], "https://hub.example.kz/webhooks/telegram/tg-hook")
+        self.assertEqual(req.json["secret_token"], app_secret)
+        self.assertEqual(self.count("channels", "public_id = 'tg-hook'"), 1)
+        # Telegram refuses: the channel is not added
+        before = self.count("channels")
+        self.tg.fail_next("token", on="setWebhook")
+        r = add("tg-refused", "--register", "https://hub.example.kz")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Telegram refused", r.stderr)
+        self.assertNotIn(self.bot_token.split(":")[1], r.stderr)
+        # and what --register cannot do is refused before anything happens
+        for extra, code in ((["--register", "http://hub.example.kz"], 1),
+                            (["--register", "https://hub.example.kz", "--mode", "polling"],
+                             2)):
+            r = add("tg-bad", *extra)
+            self.assertEqual(r.returncode, code, r.stderr)
+        self.assertEqual(self.count("channels"), before)

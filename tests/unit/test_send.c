@@ -352,10 +352,12 @@ static void test_telegram_requests(void **state)
 	/* a quoted reply names the message as the webhooks do: "<chat.id>:<message_id>" */
 	m.reply_to = HUB_STR("23:1");
 	expect("telegram", &tg_channel, &m, "/bot7712345678:AAE-tg_SECRET-token/sendMessage",
-	       "{\"chat_id\":23,\"text\":\"Hello\",\"reply_parameters\":{\"message_id\":1}}");
+	       "{\"chat_id\":23,\"text\":\"Hello\",\"reply_parameters\":{\"message_id\":1,"
+	       "\"allow_sending_without_reply\":true}}");
 	m.reply_to = HUB_STR("77");
 	expect("telegram", &tg_channel, &m, "/bot7712345678:AAE-tg_SECRET-token/sendMessage",
-	       "{\"chat_id\":23,\"text\":\"Hello\",\"reply_parameters\":{\"message_id\":77}}");
+	       "{\"chat_id\":23,\"text\":\"Hello\",\"reply_parameters\":{\"message_id\":77,"
+	       "\"allow_sending_without_reply\":true}}");
 	/* negative and 52-bit chat ids stay exact numbers; anything else is a string */
 	m.reply_to = HUB_STR_NULL;
 	m.recipient = HUB_STR("-1001234567890");
@@ -381,7 +383,8 @@ static void test_telegram_requests(void **state)
 	m.reply_to = HUB_STR("23:5");
 	expect("telegram", &tg_channel, &m, "/bot7712345678:AAE-tg_SECRET-token/sendPhoto",
 	       "{\"chat_id\":23,\"photo\":\"https://cdn.example.kz/p/1.jpg\",\"caption\":"
-	       "\"Каталог\",\"reply_parameters\":{\"message_id\":5}}");
+	       "\"Каталог\",\"reply_parameters\":{\"message_id\":5,"
+	       "\"allow_sending_without_reply\":true}}");
 	m.reply_to = HUB_STR_NULL;
 	m.type = HUB_MSG_DOCUMENT;
 	m.text = HUB_STR_NULL;

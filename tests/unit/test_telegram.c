@@ -590,6 +590,33 @@ static void test_long_polling_request(void **state)
 	hub_pool_release(&pool);
 }
 
+static void test_set_webhook_request(void **state)
+{
+	struct hub_channel ch = channel;
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_send_req req;
+	struct hub_err err = HUB_ERR_INIT;
+
+	(void)state;
+	ch.access_token = "7712345678:AAE-tg_SECRET-token";
+	ch.app_secret = "tg-secret_1";
+	assert_int_equal(hub_telegram_webhook_req(&pool, &ch,
+		HUB_STR("https://hub.example.kz/webhooks/telegram/demo-telegram"), &req, &err), 0);
+	assert_true(hub_str_eqs(req.path, "/bot7712345678:AAE-tg_SECRET-token/setWebhook"));
+	assert_true(hub_str_eqs(req.body, "{\"url\":\"https://hub.example.kz/webhooks/telegram/"
+					  "demo-telegram\",\"secret_token\":\"tg-secret_1\","
+					  "\"allowed_updates\":[\"message\",\"edited_message\","
+					  "\"message_reaction\"]}"));
+	/* Telegram calls https only; a token a path cannot carry is refused, never named */
+	assert_int_equal(hub_telegram_webhook_req(&pool, &ch, HUB_STR("http://hub.example.kz/x"),
+						  &req, &err), -EINVAL);
+	ch.access_token = "1:SECRET/x";
+	assert_int_equal(hub_telegram_webhook_req(&pool, &ch, HUB_STR("https://hub.example.kz/x"),
+						  &req, &err), -EINVAL);
+	assert_null(strstr(err.msg, "SECRET"));
+	hub_pool_release(&pool);
+}
+
 static int poll_parse(const char *body, struct hub_pool *pool, struct hub_event_list *ev,
 		      int64_t *offset, struct hub_err *err)
 {
@@ -681,6 +708,7 @@ int main(void)
 		cmocka_unit_test(test_unsupported_and_ignored),
 		cmocka_unit_test(test_bad_bodies),
 		cmocka_unit_test(test_long_polling_request),
+		cmocka_unit_test(test_set_webhook_request),
 		cmocka_unit_test(test_long_polling_answers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
