@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "adapters/instagram.h"
 #include "adapters/meta.h"
 #include "lib/json.h"
 
@@ -500,7 +501,8 @@ static int ig_build_send(struct hub_pool *pool, const struct hub_channel *ch,
 	}
 	hub_jw_obj_close(&w);
 	hub_jw_obj_close(&w);
-	ret = hub_meta_send_req(pool, ch, api_version, "me", hub_buf_str(&b), out, err);
+	ret = hub_meta_req(pool, ch, "POST", api_version, "me", "/messages",
+			   hub_buf_str(&b), out, err);
 	hub_buf_release(&b);
 	return ret;
 }
@@ -517,6 +519,44 @@ static int ig_parse_send_result(struct hub_pool *pool, int http_status,
 	if (out->verdict == HUB_SEND_OK &&
 	    hub_json_string(&doc, hub_json_get(&doc, 0, "message_id"), pool, &id) == 0)
 		out->external_id = id;
+	return 0;
+}
+
+int hub_instagram_profile_req(struct hub_pool *pool, const struct hub_channel *ch,
+			      const char *api_version, struct hub_str igsid,
+			      struct hub_send_req *out, struct hub_err *err)
+{
+	if (!all_digits(igsid) || igsid.len > 32)
+		return hub_err_set(err, -EINVAL, "instagram: a sender id is digits");
+	return hub_meta_req(pool, ch, "GET", api_version,
+			    hub_pool_strndup(pool, igsid.p, igsid.len), "?fields=name,username",
+			    HUB_STR_NULL, out, err);
+}
+
+int hub_instagram_parse_profile(struct hub_pool *pool, int http_status,
+				struct hub_str retry_after_header, struct hub_str body,
+				struct hub_str *name, struct hub_str *username,
+				int64_t *retry_after_ms, struct hub_str *why)
+{
+	struct hub_json_doc doc;
+	struct hub_send_result r;
+
+	*name = *username = *why = HUB_STR_NULL;
+	*retry_after_ms = 0;
+	hub_meta_send_result(pool, http_status, retry_after_header, body, &doc, &r);
+	if (r.verdict == HUB_SEND_RETRY) {
+		*retry_after_ms = r.retry_after_ms;
+		*why = r.error;
+		return -EAGAIN;
+	}
+	if (r.verdict != HUB_SEND_OK || doc.n == 0 || !hub_json_is(&doc, 0, HUB_JSON_OBJECT)) {
+		*why = r.verdict == HUB_SEND_OK ? HUB_STR("not a profile") : r.error;
+		return -EPERM;
+	}
+	if (hub_json_string(&doc, hub_json_get(&doc, 0, "name"), pool, name) < 0)
+		*name = HUB_STR_NULL;
+	if (hub_json_string(&doc, hub_json_get(&doc, 0, "username"), pool, username) < 0)
+		*username = HUB_STR_NULL;
 	return 0;
 }
 

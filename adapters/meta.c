@@ -68,9 +68,9 @@ static bool header_token(const char *s)
 	return true;
 }
 
-int hub_meta_send_req(struct hub_pool *pool, const struct hub_channel *ch,
-		      const char *api_version, const char *node, struct hub_str body,
-		      struct hub_send_req *out, struct hub_err *err)
+int hub_meta_req(struct hub_pool *pool, const struct hub_channel *ch, const char *method,
+		 const char *api_version, const char *node, const char *tail, struct hub_str body,
+		 struct hub_send_req *out, struct hub_err *err)
 {
 	struct hub_buf b = HUB_BUF_INIT;
 
@@ -81,14 +81,16 @@ int hub_meta_send_req(struct hub_pool *pool, const struct hub_channel *ch,
 	if (!header_token(ch->access_token))
 		return hub_err_set(err, -EINVAL, "channel %s: no usable access token", ch->id);
 	memset(out, 0, sizeof(*out));
-	out->method = "POST";
-	hub_buf_addf(&b, "/%s/%s/messages", api_version, node);
+	out->method = method;
+	hub_buf_addf(&b, "/%s/%s%s", api_version, node, tail);
 	out->path = hub_pool_strcopy(pool, hub_buf_str(&b));
 	hub_buf_reset(&b);
 	hub_buf_addf(&b, "Bearer %s", ch->access_token);
 	out->authorization = hub_pool_strcopy(pool, hub_buf_str(&b));
-	out->content_type = HUB_STR("application/json");
-	out->body = hub_pool_strcopy(pool, body);
+	if (body.len) {
+		out->content_type = HUB_STR("application/json");
+		out->body = hub_pool_strcopy(pool, body);
+	}
 	hub_buf_release(&b);
 	return 0;
 }

@@ -19,12 +19,13 @@ int hub_meta_verify(const struct hub_channel *ch, const struct hub_webhook *wh);
 int hub_meta_handshake(const struct hub_channel *ch, const struct hub_webhook *wh,
 		       struct hub_str *reply);
 
-/* POST /<api_version>/<node>/messages with "Authorization: Bearer <ch->access_token>" and
- * body (JSON, copied into pool). -EINVAL (err never names the token) when api_version, node
- * or the token is missing or has characters that a path or a header cannot carry. */
-int hub_meta_send_req(struct hub_pool *pool, const struct hub_channel *ch,
-		      const char *api_version, const char *node, struct hub_str body,
-		      struct hub_send_req *out, struct hub_err *err) HUB_MUSTCHECK;
+/* METHOD /<api_version>/<node><tail> ("/messages", "?fields=name") with "Authorization:
+ * Bearer <ch->access_token>" and body (JSON, copied into pool; none when empty). -EINVAL
+ * (err never names the token) when api_version, node or the token is missing or has
+ * characters that a path or a header cannot carry. */
+int hub_meta_req(struct hub_pool *pool, const struct hub_channel *ch, const char *method,
+		 const char *api_version, const char *node, const char *tail, struct hub_str body,
+		 struct hub_send_req *out, struct hub_err *err) HUB_MUSTCHECK;
 
 /* A Graph API send's answer: the HTTP status's verdict (hub_send_result_from_status)
  * refined by {"error":{"message","code","error_subcode","is_transient","error_data":

@@ -607,7 +607,8 @@ static int wa_build_send(struct hub_pool *pool, const struct hub_channel *ch,
 	}
 	hub_jw_obj_close(&w);
 	hub_jw_obj_close(&w);
-	ret = hub_meta_send_req(pool, ch, api_version, ch->account_id, hub_buf_str(&b), out, err);
+	ret = hub_meta_req(pool, ch, "POST", api_version, ch->account_id, "/messages",
+			   hub_buf_str(&b), out, err);
 	hub_buf_release(&b);
 	return ret;
 }

@@ -19,6 +19,7 @@
 #include "daemon/data/redis.h"
 #include "daemon/data/store.h"
 #include "daemon/inbound/ingest.h"
+#include "daemon/inbound/profiles.h"
 #include "daemon/inbound/tgpoll.h"
 #include "daemon/inbox/api.h"
 #include "daemon/inbox/web.h"
@@ -50,6 +51,7 @@ struct hubd {
 	struct hub_httpc *httpc;   /* the platforms' APIs */
 	struct hub_outbox *outbox; /* delivers agents' replies */
 	struct hub_tgpoll *tgpoll; /* Telegram channels in mode polling */
+	struct hub_profiles *profiles; /* Instagram senders' names */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	/* The channels of the database (hub_store_listen: re-read on NOTIFY hub_channels);
@@ -299,6 +301,7 @@ static void apply_channels(struct hubd *h)
 	hub_ingest_set_config(h->ingest, snap);
 	hub_outbox_set_config(h->outbox, snap);
 	hub_tgpoll_set_config(h->tgpoll, snap);
+	hub_profiles_set_config(h->profiles, snap);
 	hub_config_unref(snap);
 }
 
@@ -471,6 +474,8 @@ static void on_ws_closed(void *data)
 	h->outbox = NULL;
 	hub_tgpoll_free(h->tgpoll);
 	h->tgpoll = NULL;
+	hub_profiles_free(h->profiles);
+	h->profiles = NULL;
 	if (h->redis)
 		hub_redis_close(h->redis, NULL, NULL);
 	h->redis = NULL;
@@ -487,6 +492,7 @@ static void on_drained(void *data)
 	hub_log_info(TAG, "drained; closing");
 	hub_outbox_stop(h->outbox);
 	hub_tgpoll_stop(h->tgpoll);
+	hub_profiles_stop(h->profiles);
 	hub_http_close(h->http, NULL, NULL);
 	h->http = NULL;
 	hub_ws_close(h->ws, on_ws_closed, h);
@@ -599,6 +605,9 @@ static int start(struct hubd *h)
 			     &err);
 	if (ret == 0)
 		ret = hub_tgpoll_new(&h->loop, h->store, h->httpc, h->ingest, &h->tgpoll, &err);
+	if (ret == 0)
+		ret = hub_profiles_new(&h->loop, h->store, h->httpc, on_publish, h, &h->profiles,
+				       &err);
 	if (ret < 0) {
 		hub_log_err(TAG, "%s", err.msg);
 		return ret;
@@ -703,11 +712,13 @@ int main(int argc, char **argv)
 		hub_bus_stop(h.bus);
 		hub_outbox_stop(h.outbox);
 		hub_tgpoll_stop(h.tgpoll);
+		hub_profiles_stop(h.profiles);
 		hub_httpc_close(h.httpc, NULL, NULL);
 		if (h.store)
 			hub_store_close(h.store, NULL, NULL);
 		hub_outbox_free(h.outbox);
 		hub_tgpoll_free(h.tgpoll);
+		hub_profiles_free(h.profiles);
 		if (h.redis)
 			hub_redis_close(h.redis, NULL, NULL);
 		uv_walk(&h.loop, on_walk_close, NULL);

@@ -34,7 +34,7 @@ struct hub_ingest {
 	struct hub_store *store;
 	struct hub_config *cfg;
 	struct hub_metrics *metrics;
-	hub_ingest_publish_fn *publish;
+	hub_publish_fn *publish;
 	void *data;
 	struct ingest_req *head, *tail; /* waiting for a batch, FIFO */
 	int in_flight;
@@ -71,7 +71,7 @@ struct batch {
 };
 
 struct hub_ingest *hub_ingest_new(struct hub_store *store, struct hub_config *cfg,
-				  struct hub_metrics *metrics, hub_ingest_publish_fn *publish,
+				  struct hub_metrics *metrics, hub_publish_fn *publish,
 				  void *data)
 {
 	struct hub_ingest *ing = hub_xcalloc(1, sizeof(*ing));
@@ -190,22 +190,22 @@ static const char *source(const struct ingest_req *ir, char *buf, size_t size)
 	return buf;
 }
 
+/* Counts and logs what became of ir, then answers its request (ir lives in the request's
+ * pool: gone once answered) or tells its source (and frees ir). */
 static void finish(struct ingest_req *ir, int status)
 {
 	struct hub_http_req *req = ir->req;
 	const char *platform = hub_channel_kind_name(ir->ch->kind);
-	struct hub_config *cfg = ir->cfg; /* ir lives in the request's pool: gone once answered */
+	struct hub_config *cfg = ir->cfg;
+	int outcome = status < 0 ? status : ir->retry ? -EAGAIN : 0;
 	char src[64];
 
 	for (int r = 0; r < R_N; r++)
 		count(ir->ing, result_name[r], platform, (double)ir->n[r]);
-	if (status < 0 || ir->retry) {
+	if (outcome < 0) {
 		hub_log_warn(TAG, "%s channel=%s: %s with %zu items (%s)",
 			     source(ir, src, sizeof(src)), ir->ch->id, req ? "503" : "not stored",
 			     ir->events.n, status < 0 ? strerror(-status) : "an item failed");
-		if (req)
-			hub_http_req_error(req, 503, "database_unavailable",
-					   "the message store is unavailable; retry later");
 	} else {
 		hub_log_debug(TAG, "%s channel=%s: stored=%zu duplicates=%zu stale=%zu "
 			      "unknown=%zu ignored=%zu bad=%zu", source(ir, src, sizeof(src)),
@@ -216,9 +216,12 @@ static void finish(struct ingest_req *ir, int status)
 				     ir->n[R_BAD]);
 	}
 	if (!req) {
-		ir->done(status < 0 ? status : ir->retry ? -EAGAIN : 0, ir->done_data);
+		ir->done(outcome, ir->done_data);
 		free(ir);
-	} else if (status >= 0 && !ir->retry) {
+	} else if (outcome < 0) {
+		hub_http_req_error(req, 503, "database_unavailable",
+				   "the message store is unavailable; retry later");
+	} else {
 		struct hub_buf body = HUB_BUF_INIT;
 
 		hub_buf_addf(&body, "{\"ok\":true,\"stored\":%zu,\"duplicates\":%zu,\"stale\":%zu,"

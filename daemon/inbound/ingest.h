@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "daemon/core/publish.h"
 #include "lib/buf.h"
 
 struct hub_ingest;
@@ -24,14 +25,11 @@ struct hub_config;
 struct hub_metrics;
 struct hub_http_req;
 
-/* A committed event: tenant, its per-tenant id, name ("message.created") and data JSON. */
-typedef void hub_ingest_publish_fn(void *data, struct hub_str tenant, int64_t event_id,
-				   struct hub_str event, struct hub_str data_json);
 
 /* store and metrics must outlive the ingest; cfg is referenced (hub_ingest_set_config
  * replaces it). */
 struct hub_ingest *hub_ingest_new(struct hub_store *store, struct hub_config *cfg,
-				  struct hub_metrics *metrics, hub_ingest_publish_fn *publish,
+				  struct hub_metrics *metrics, hub_publish_fn *publish,
 				  void *data);
 /* The snapshot for new requests; requests in flight keep the one they started with. */
 void hub_ingest_set_config(struct hub_ingest *ing, struct hub_config *cfg);

@@ -66,7 +66,7 @@ struct hub_outbox {
 	struct hub_httpc *httpc;
 	struct hub_metrics *metrics;
 	struct hub_config *cfg;
-	hub_outbox_publish_fn *publish;
+	hub_publish_fn *publish;
 	void *data;
 	uv_timer_t timer;              /* the next due row, or a retry of the claim */
 	struct job *jobs;
@@ -575,7 +575,7 @@ static double gauge_in_flight(void *data)
 }
 
 int hub_outbox_new(uv_loop_t *loop, struct hub_store *store, struct hub_httpc *httpc,
-		   struct hub_metrics *metrics, hub_outbox_publish_fn *publish, void *data,
+		   struct hub_metrics *metrics, hub_publish_fn *publish, void *data,
 		   struct hub_outbox **out, struct hub_err *err)
 {
 	struct hub_outbox *ob = hub_xcalloc(1, sizeof(*ob));

@@ -19,6 +19,7 @@
 
 #include <uv.h>
 
+#include "daemon/core/publish.h"
 #include "lib/buf.h"
 #include "lib/err.h"
 
@@ -28,9 +29,6 @@ struct hub_httpc;
 struct hub_config;
 struct hub_metrics;
 
-/* A committed event: tenant, its per-tenant id, name ("message.status") and data JSON. */
-typedef void hub_outbox_publish_fn(void *data, struct hub_str tenant, int64_t event_id,
-				   struct hub_str event, struct hub_str data_json);
 
 /* store and httpc must outlive the outbox (close them before hub_outbox_free), metrics
  * too (it counts hub_outbound_sends_total{platform,result}, hub_outbound_paced_total
@@ -38,7 +36,7 @@ typedef void hub_outbox_publish_fn(void *data, struct hub_str tenant, int64_t ev
  * claims nothing before the first hub_outbox_set_config. 0 or a negative errno with err
  * filled. */
 int hub_outbox_new(uv_loop_t *loop, struct hub_store *store, struct hub_httpc *httpc,
-		   struct hub_metrics *metrics, hub_outbox_publish_fn *publish, void *data,
+		   struct hub_metrics *metrics, hub_publish_fn *publish, void *data,
 		   struct hub_outbox **out, struct hub_err *err) HUB_MUSTCHECK;
 /* The snapshot (settings and every channel, the database's too) for the messages claimed
  * from now on; referenced. The first one starts the claiming. */

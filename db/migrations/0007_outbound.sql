@@ -192,9 +192,10 @@ LANGUAGE sql STABLE AS $$
 		     (SELECT min(lease_until) FROM outbox WHERE status = 'sending'))
 $$;
 
--- Appends events (hub_stream_append, 0004) and returns them as the rows the sender
--- publishes: (tenant, event_id, event, data). Call it last in a transaction.
-CREATE FUNCTION hub_outbox_events(p_tenant text, p_types text[], p_datas jsonb[])
+-- Appends events (hub_stream_append, 0004) and returns them as the rows a worker publishes
+-- (the outbox, the profile lookups): (tenant, event_id, event, data). Call it last in a
+-- transaction.
+CREATE FUNCTION hub_append_events(p_tenant text, p_types text[], p_datas jsonb[])
 RETURNS TABLE (tenant text, event_id bigint, event text, data text)
 LANGUAGE sql AS $$
 	SELECT p_tenant, a.event_id, p_types[a.ord::int], p_datas[a.ord::int]::text
@@ -227,13 +228,13 @@ BEGIN
 		UPDATE messages m SET status = 'sent' WHERE m.id = v_row.message_id
 		AND hub_status_rank(m.status) < 1 RETURNING m.* INTO v_msg;
 		IF FOUND THEN
-			RETURN QUERY SELECT * FROM hub_outbox_events(v_row.tenant_id,
+			RETURN QUERY SELECT * FROM hub_append_events(v_row.tenant_id,
 				ARRAY['message.status'], ARRAY[hub_status_json(v_msg)]);
 		END IF;
 		RETURN;
 	END IF;
 	SELECT * INTO v_sent FROM hub_message_sent(v_row.message_id, p_external_id);
-	RETURN QUERY SELECT * FROM hub_outbox_events(v_row.tenant_id, v_sent.o_types,
+	RETURN QUERY SELECT * FROM hub_append_events(v_row.tenant_id, v_sent.o_types,
 						     v_sent.o_datas);
 END;
 $$;
@@ -270,7 +271,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
-	RETURN QUERY SELECT * FROM hub_outbox_events(v_row.tenant_id, ARRAY['message.status'],
+	RETURN QUERY SELECT * FROM hub_append_events(v_row.tenant_id, ARRAY['message.status'],
 						     ARRAY[hub_status_json(v_msg)]);
 END;
 $$;
@@ -318,7 +319,7 @@ BEGIN
 		v_types := v_types || 'message.created'::text;
 		v_datas := v_datas || hub_message_json(v_part, v_conv.contact_id, v_ch.public_id);
 	END LOOP;
-	RETURN QUERY SELECT * FROM hub_outbox_events(v_row.tenant_id, v_types, v_datas);
+	RETURN QUERY SELECT * FROM hub_append_events(v_row.tenant_id, v_types, v_datas);
 END;
 $$;
 

@@ -231,6 +231,40 @@ class Delivery(OutboundCase):
         self.assert_unchanged(before)
 
 
+class Profiles(OutboundCase):
+    def test_an_instagram_sender_gets_the_name_of_their_profile(self):
+        h = self.start(callbacks=False)
+        agent = self.agent(h)
+        ig = self.fakes["instagram"]
+        ig.add_profile("1254459154682919", {"name": "Камила Ахметова",
+                                            "username": "kamila.style"})
+        self.ig_conversation(h, agent, sender="1254459154682919")   # not held back
+        ev = agent.event("contact.updated", timeout=10)
+        self.assertEqual(ev["data"]["display_name"], "Камила Ахметова")
+        r = ig.wait_requests(1, op="profile")[0]
+        self.assertEqual(r.path, "/v21.0/1254459154682919")
+        self.assertEqual(r.query.get("fields"), "name,username")
+        self.assertEqual(r.headers["authorization"],
+                         "Bearer " + self.channel(h, "demo-instagram")["access_token"])
+        self.assertEqual(self.psql("SELECT profile_name || ' ' || username FROM "
+                                   "contact_identities"), "Камила Ахметова kamila.style")
+        self.assertEqual(self.count("profile_requests"), 0)
+        # a second message of the same sender asks nothing again
+        self.ig_conversation(h, agent, sender="1254459154682919")
+        time.sleep(0.5)
+        self.assertEqual(len([x for x in ig.requests if x.op == "profile"]), 1)
+
+    def test_a_refused_lookup_leaves_the_id_shown_and_the_message_stored(self):
+        h = self.start(callbacks=False)
+        agent = self.agent(h)
+        self.ig_conversation(h, agent, sender="999000111")          # no such profile
+        util.wait_for(lambda: self.count("profile_requests") == 0, 10, "the lookup ended")
+        self.assertEqual(self.psql("SELECT coalesce(display_name, '-') FROM contacts"), "-")
+        self.assertEqual(self.count("messages"), 1)
+        self.assertGreaterEqual(h.count_log("the platform gives no profile"), 1)
+        h.assert_alive()
+
+
 class Errors(OutboundCase):
     def test_refused_message_fails_with_the_platforms_reason_and_is_not_retried(self):
         h = self.start()

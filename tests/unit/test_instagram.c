@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "adapters/adapter.h"
+#include "adapters/instagram.h"
 #include "lib/crypto.h"
 
 #define ACC "17841471550633446"
@@ -469,10 +470,60 @@ static void test_bodies(void **state)
 	hub_pool_release(&pool);
 }
 
+static void test_user_profile(void **state)
+{
+	struct hub_channel ch = channel;
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_err err = HUB_ERR_INIT;
+	struct hub_send_req req;
+	struct hub_str name, username, why;
+	int64_t wait;
+
+	(void)state;
+	ch.access_token = "IGAA-SECRET-token";
+	assert_int_equal(hub_instagram_profile_req(&pool, &ch, "v21.0",
+						   HUB_STR("1254459154682919"), &req, &err), 0);
+	assert_string_equal(req.method, "GET");
+	assert_true(hub_str_eqs(req.path, "/v21.0/1254459154682919?fields=name,username"));
+	assert_true(hub_str_eqs(req.authorization, "Bearer IGAA-SECRET-token"));
+	assert_int_equal(req.body.len, 0);
+	/* only digits go into the path; a token is never named */
+	assert_int_equal(hub_instagram_profile_req(&pool, &ch, "v21.0", HUB_STR("12/../me"),
+						   &req, &err), -EINVAL);
+	ch.access_token = "bad token";
+	assert_int_equal(hub_instagram_profile_req(&pool, &ch, "v21.0", HUB_STR("1"), &req,
+						   &err), -EINVAL);
+	assert_null(strstr(err.msg, "token\""));
+
+	assert_int_equal(hub_instagram_parse_profile(&pool, 200, HUB_STR_NULL,
+		HUB_STR("{\"name\":\"Камила Ахметова\",\"username\":\"kamila.style\","
+			"\"id\":\"1254459154682919\"}"), &name, &username, &wait, &why), 0);
+	assert_true(hub_str_eqs(name, "Камила Ахметова"));
+	assert_true(hub_str_eqs(username, "kamila.style"));
+	assert_int_equal(hub_instagram_parse_profile(&pool, 200, HUB_STR_NULL,
+		HUB_STR("{\"id\":\"1\"}"), &name, &username, &wait, &why), 0);
+	assert_int_equal(name.len + username.len, 0);
+	/* later: a rate limit (with its wait) or a server error; never: no consent, token */
+	assert_int_equal(hub_instagram_parse_profile(&pool, 429, HUB_STR("7"),
+		HUB_STR("{\"error\":{\"message\":\"(#4) Application request limit reached\","
+			"\"code\":4}}"), &name, &username, &wait, &why), -EAGAIN);
+	assert_int_equal(wait, 7000);
+	assert_int_equal(hub_instagram_parse_profile(&pool, 0, HUB_STR_NULL, HUB_STR_NULL, &name,
+						     &username, &wait, &why), -EAGAIN);
+	assert_int_equal(hub_instagram_parse_profile(&pool, 400, HUB_STR_NULL,
+		HUB_STR("{\"error\":{\"message\":\"(#230) User consent is required to access "
+			"user profile\",\"code\":230}}"), &name, &username, &wait, &why), -EPERM);
+	assert_non_null(memmem(why.p, why.len, "230", 3));
+	assert_int_equal(hub_instagram_parse_profile(&pool, 200, HUB_STR_NULL, HUB_STR("[]"),
+						     &name, &username, &wait, &why), -EPERM);
+	hub_pool_release(&pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_user_profile),
 		cmocka_unit_test(test_signature),
 		cmocka_unit_test(test_handshake),
 		cmocka_unit_test(test_text_fixture),

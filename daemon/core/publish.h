@@ -1,0 +1,15 @@
+/* daemon/core/publish.h - how a worker hands on the events its transaction committed
+ * (ingest, the outbox, the profile lookups): hubd gives them to the bus. */
+#ifndef HUB_PUBLISH_H
+#define HUB_PUBLISH_H
+
+#include <stdint.h>
+
+#include "lib/buf.h"
+
+/* A committed event: tenant, its per-tenant id, name ("message.created") and data JSON,
+ * all borrowed for the call. */
+typedef void hub_publish_fn(void *data, struct hub_str tenant, int64_t event_id,
+			    struct hub_str event, struct hub_str data_json);
+
+#endif
