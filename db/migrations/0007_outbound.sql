@@ -26,7 +26,10 @@ $$;
 ALTER TABLE outbox
 	ADD COLUMN conversation_id bigint REFERENCES conversations (id) ON DELETE CASCADE,
 	ADD COLUMN lease_until timestamptz,
-	ADD COLUMN error_code text;
+	ADD COLUMN error_code text,
+	-- a part of a long text goes right after the row it was cut from (its id here), before
+	-- anything written after that text; a row's place is (coalesce(ord, id), id)
+	ADD COLUMN ord bigint;
 UPDATE outbox o SET conversation_id = m.conversation_id FROM messages m WHERE m.id = o.message_id;
 ALTER TABLE outbox ALTER COLUMN conversation_id SET NOT NULL;
 -- The rows still to deliver, per conversation in order: only the oldest of each may go.
@@ -132,6 +135,15 @@ BEGIN
 END;
 $$;
 
+-- True while an undelivered row of o's conversation is ahead of o: o must wait for it.
+CREATE FUNCTION hub_outbox_behind(o outbox) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT EXISTS (SELECT 1 FROM outbox p
+		       WHERE p.conversation_id = o.conversation_id
+			     AND p.status IN ('pending', 'sending')
+			     AND (coalesce(p.ord, p.id), p.id) < (coalesce(o.ord, o.id), o.id))
+$$;
+
 -- Claims up to p_limit due rows for p_lease_ms: pending rows whose time has come and
 -- 'sending' rows whose lease ran out, each the oldest undelivered row of its conversation
 -- (so one conversation's messages leave in order, also across instances), skipping rows
@@ -149,9 +161,7 @@ BEGIN
 		SELECT o.id FROM outbox o
 		WHERE ((o.status = 'pending' AND o.next_attempt_at <= now())
 		       OR (o.status = 'sending' AND o.lease_until < now()))
-		      AND NOT EXISTS (SELECT 1 FROM outbox p
-				      WHERE p.conversation_id = o.conversation_id AND p.id < o.id
-					    AND p.status IN ('pending', 'sending'))
+		      AND NOT hub_outbox_behind(o)
 		ORDER BY o.next_attempt_at, o.id
 		LIMIT p_limit
 		FOR UPDATE SKIP LOCKED
@@ -184,11 +194,7 @@ $$;
 CREATE FUNCTION hub_outbox_next() RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
 	SELECT least((SELECT min(o.next_attempt_at) FROM outbox o
-		      WHERE o.status = 'pending'
-			    AND NOT EXISTS (SELECT 1 FROM outbox p
-					    WHERE p.conversation_id = o.conversation_id
-						  AND p.id < o.id
-						  AND p.status IN ('pending', 'sending'))),
+		      WHERE o.status = 'pending' AND NOT hub_outbox_behind(o)),
 		     (SELECT min(lease_until) FROM outbox WHERE status = 'sending'))
 $$;
 
@@ -279,7 +285,7 @@ $$;
 -- A claimed row whose text is over its platform's limit, cut by the sender into p_parts (a
 -- JSON array of strings, in order): the message keeps the first part (message.updated),
 -- each further part becomes a message and an outbox row of its own, queued right behind
--- it (message.created), so every bubble the customer gets is one message here, with its
+-- it and before anything written after it (message.created), so every bubble the customer gets is one message here, with its
 -- own platform id, statuses and echo. Returns the events to publish.
 CREATE FUNCTION hub_outbox_split(p_outbox bigint, p_parts jsonb)
 RETURNS TABLE (tenant text, event_id bigint, event text, data text)
@@ -314,8 +320,9 @@ BEGIN
 		VALUES (v_msg.tenant_id, v_msg.conversation_id, v_msg.channel_id, 'out',
 			v_msg.author, 'text', v_text, 'queued')
 		RETURNING m.* INTO v_part;
-		INSERT INTO outbox (tenant_id, message_id, channel_id, conversation_id)
-		VALUES (v_part.tenant_id, v_part.id, v_part.channel_id, v_part.conversation_id);
+		INSERT INTO outbox (tenant_id, message_id, channel_id, conversation_id, ord)
+		VALUES (v_part.tenant_id, v_part.id, v_part.channel_id, v_part.conversation_id,
+			coalesce(v_row.ord, v_row.id));
 		v_types := v_types || 'message.created'::text;
 		v_datas := v_datas || hub_message_json(v_part, v_conv.contact_id, v_ch.public_id);
 	END LOOP;

@@ -404,23 +404,27 @@ class Pacing(OutboundCase):
 
 class Splitting(OutboundCase):
     def test_long_instagram_text_becomes_messages_within_1000_bytes(self):
-        h = self.start()
+        h = self.start({"outbound.enabled": False})
         agent = self.agent(h)
         conv = self.ig_conversation(h, agent)
         words = ["Қазақстан", "доставка", "😀", "заказ"]
         text = " ".join(words[i % 4] for i in range(300))  # about 4,000 bytes
         self.assertGreater(len(text.encode()), 3000)
         self.send(agent, conv, text)
-        util.wait_for(lambda: self.count("outbox", "status = 'done'") >= 4, 20, "4 parts")
+        self.send(agent, conv, "и ещё")         # written after: goes after every part
+        h.cfg["outbound"]["enabled"] = True      # both queued before the text is cut
+        h.reload(h.cfg)
+        util.wait_for(lambda: self.count("outbox", "status = 'done'") >= 5, 20, "5 sends")
         util.wait_for(lambda: self.count("outbox", "status <> 'done'") == 0, 20, "all parts")
         reqs = self.accepted("instagram")
-        parts = [r.json["message"]["text"] for r in reqs]
+        self.assertEqual(reqs[-1].json["message"]["text"], "и ещё")
+        parts = [r.json["message"]["text"] for r in reqs[:-1]]
         self.assertEqual("".join(parts).replace(" ", ""), text.replace(" ", ""))
         for p in parts:
             self.assertLessEqual(len(p.encode()), 1000)
         # each part is a message of its own, in order, each with its platform id
         rows = self.psql("SELECT text FROM messages WHERE direction = 'out' ORDER BY id")
-        self.assertEqual(len(rows.splitlines()), len(parts))
+        self.assertEqual(len(rows.splitlines()), len(parts) + 1)
         self.assertEqual(self.count("messages", "direction = 'out' AND external_id IS NULL"), 0)
 
 
