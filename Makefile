@@ -43,7 +43,7 @@ ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
 # The pure core: no libuv, libpq, lws or hiredis (a call to one fails the link of the
 # unit tests, not a review).
-CORE_SRC := $(sort $(wildcard lib/*.c config/*.c anonymizer/*.c adapters/*.c))
+CORE_SRC := $(sort $(wildcard lib/*.c config/*.c anonymizer/*.c adapters/*.c assistant/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 # daemon/ is one folder a room (scripts/check-layers names them); daemon/hubd.c holds hubd's
 # main(), daemon/ctl/ is hubctl (its main() and its commands); every other room links into
