@@ -650,6 +650,11 @@ static int start(struct hubd *h)
 	return 0;
 }
 
+static void on_ws_gone(void *data)
+{
+	*(bool *)data = true;
+}
+
 /* Closes whatever start() left open after a start-up failure. */
 static void on_walk_close(uv_handle_t *handle, void *arg)
 {
@@ -662,6 +667,7 @@ int main(int argc, char **argv)
 {
 	struct hubd h = { .config_path = DEFAULT_CONFIG, .db_pool = HUB_POOL_INIT };
 	struct hub_buf errors = HUB_BUF_INIT;
+	bool ws_closed = false;
 	int opt, ret;
 
 	while ((opt = getopt(argc, argv, "c:h")) != -1) {
@@ -708,7 +714,7 @@ int main(int argc, char **argv)
 		if (h.http)
 			hub_http_close(h.http, NULL, NULL);
 		if (h.ws)
-			hub_ws_close(h.ws, NULL, NULL);
+			hub_ws_close(h.ws, on_ws_gone, &ws_closed);
 		hub_bus_stop(h.bus);
 		hub_outbox_stop(h.outbox);
 		hub_tgpoll_stop(h.tgpoll);
@@ -721,6 +727,11 @@ int main(int argc, char **argv)
 		hub_profiles_free(h.profiles);
 		if (h.redis)
 			hub_redis_close(h.redis, NULL, NULL);
+		/* the websocket server closes its own handles (hub_ws_finish counts them): give
+		 * it a moment before the walk closes whatever else is left */
+		for (int i = 0; h.ws && !ws_closed && i < 100; i++)
+			if (!uv_run(&h.loop, UV_RUN_NOWAIT))
+				break;
 		uv_walk(&h.loop, on_walk_close, NULL);
 		uv_run(&h.loop, UV_RUN_DEFAULT);
 	}

@@ -5,6 +5,7 @@ clients, SIGTERM drain, SIGHUP reload, two instances migrating one database at o
 import os
 import re
 import signal
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -118,6 +119,17 @@ class Startup(HubTestCase):
         self.assertEqual(h.wait_exit(60), 1)
         self.assertIn(h.config_path, h.log())
         self.assertIn("http.no_such_key", h.log())
+
+    def test_a_port_in_use_exits_1_cleanly(self):
+        # start-up fails once the websocket server exists: everything is torn down and
+        # hubd exits 1 (on a loaded machine the database may time out first: the same)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            h = self.start_hubd(self.config(port=busy.getsockname()[1]), wait=False)
+            h.expected_rc = 1
+            self.assertEqual(h.wait_exit(60), 1, h.log())
+        self.assertRegex(h.log(), r"address already in use|could not sync a channel")
 
     def test_env_overrides_database_url(self):
         cfg = self.config({"database.url": NO_DB})
