@@ -26,17 +26,15 @@
 #define DB_RETRY_MS 1000    /* after a failed claim or a failed record of a result */
 #define MAX_PARTS 64        /* a text that needs more parts is refused */
 #define PACE_EXPIRE_US 10000000 /* pacing keys that limit nothing are dropped this often */
+#define RECORD_BATCH 512    /* results recorded in one transaction, at most */
 
 static const char claim_sql[] =
 	"SELECT outbox_id, attempts, channel, recipient, type, text, reply_to, window_open "
 	"FROM hub_outbox_claim($1::integer, $2::integer)";
 static const char next_sql[] =
 	"SELECT ceil(extract(epoch FROM hub_outbox_next() - clock_timestamp()) * 1000)::bigint";
-static const char sent_sql[] =
-	"SELECT tenant, event_id, event, data FROM hub_outbox_sent($1::bigint, $2)";
-static const char retry_sql[] = "SELECT hub_outbox_retry($1::bigint, $2::integer, $3, $4)";
-static const char failed_sql[] =
-	"SELECT tenant, event_id, event, data FROM hub_outbox_failed($1::bigint, $2, $3)";
+static const char record_sql[] =
+	"SELECT tenant, event_id, event, data FROM hub_outbox_record($1::jsonb)";
 static const char split_sql[] =
 	"SELECT tenant, event_id, event, data FROM hub_outbox_split($1::bigint, $2::jsonb)";
 
@@ -53,10 +51,10 @@ struct job {
 	bool window_open;
 	struct hub_str channel, recipient, type, text, reply_to;
 	struct hub_httpc_call *call;   /* while the platform is asked */
-	/* the record of the result, kept to be tried again while the database is away */
-	const char *sql;
-	const char *params[4];
-	int nparams;
+	/* the outcome to record, a JSON object for hub_outbox_record, kept to be tried again
+	 * while the database is away */
+	struct hub_str result;
+	struct job *rnext;             /* ob->records, or the batch being recorded */
 	uint64_t record_until;         /* uv_now() after which the lease may have run out */
 };
 
@@ -69,7 +67,11 @@ struct hub_outbox {
 	hub_publish_fn *publish;
 	void *data;
 	uv_timer_t timer;              /* the next due row, or a retry of the claim */
+	uv_timer_t record_timer;       /* a record tried again after the database failed */
+	int closing;                   /* timers whose close has not run yet */
 	struct job *jobs;
+	/* group commit: the results waiting for the next record, and the batch in flight */
+	struct job *records, **records_tail, *recording;
 	bool claiming;                 /* a claim or next query runs */
 	bool again;                    /* something woke us while it ran: claim once more */
 	bool stopped;
@@ -179,63 +181,124 @@ static void publish_rows(struct hub_outbox *ob, PGresult *res)
 	}
 }
 
-static void job_record(struct job *job);
+static void record_flush(struct hub_outbox *ob);
 
 static void on_record_timer(uv_timer_t *t)
 {
-	job_record(t->data);
+	record_flush(t->data);
 }
 
 static void on_recorded(int status, PGresult *res, void *data)
 {
-	struct job *job = data;
+	struct hub_outbox *ob = data;
+	struct job *batch = ob->recording, *job, *next, *keep = NULL, **keep_tail = &keep;
+	uint64_t now = uv_now(ob->loop);
 
-	if (status == 0) {
-		publish_rows(job->ob, res);
-	} else if (status != -ECANCELED && uv_now(job->ob->loop) < job->record_until) {
-		/* The outcome is known here only: keep it until the database is back (past the
-		 * lease, another instance may have claimed the row again). */
-		hub_log_warn(TAG, "outbox=%" PRId64 ": cannot record the result (%s): trying again",
-			     job->id, strerror(-status));
-		uv_timer_start(&job->timer, on_record_timer, DB_RETRY_MS, 0);
-		return;
-	} else if (status != -ECANCELED) {
-		hub_log_err(TAG, "outbox=%" PRId64 ": result not recorded (%s): the row's lease "
-			    "ends and it is tried again", job->id, strerror(-status));
+	ob->recording = NULL;
+	if (status == 0)
+		publish_rows(ob, res);
+	else if (status != -ECANCELED)
+		hub_log_warn(TAG, "cannot record %s results (%s): trying again",
+			     batch && batch->rnext ? "some" : "a", strerror(-status));
+	for (job = batch; job; job = next) {
+		next = job->rnext;
+		job->rnext = NULL;
+		if (status == 0 || status == -ECANCELED || ob->stopped) {
+			job_end(job);
+		} else if (now < job->record_until) {
+			/* the outcome is known here only: kept until the database is back */
+			*keep_tail = job;
+			keep_tail = &job->rnext;
+		} else {
+			hub_log_err(TAG, "outbox=%" PRId64 ": result not recorded (%s): the row's "
+				    "lease ends and it is tried again", job->id, strerror(-status));
+			job_end(job);
+		}
 	}
-	job_end(job);
+	if (keep) { /* ahead of what came meanwhile */
+		*keep_tail = ob->records;
+		if (!ob->records)
+			ob->records_tail = keep_tail;
+		ob->records = keep;
+		uv_timer_start(&ob->record_timer, on_record_timer, DB_RETRY_MS, 0);
+		return;
+	}
+	record_flush(ob);
 }
 
-static void job_record(struct job *job)
+/* Records the waiting results, up to RECORD_BATCH, in one transaction (hub_outbox_record):
+ * one COMMIT and one append to each tenant's log for them all, while results that come
+ * meanwhile wait for the next (as ingest's group commit). One batch at a time. */
+static void record_flush(struct hub_outbox *ob)
 {
-	int ret = hub_store_query(job->ob->store, job->sql, job->nparams, job->params,
-				  on_recorded, job);
+	struct hub_buf json = HUB_BUF_INIT;
+	struct job **link = &ob->records;
+	const char *params[1];
+	int n = 0, ret;
+
+	if (ob->recording || !ob->records || uv_is_active((uv_handle_t *)&ob->record_timer))
+		return;
+	hub_buf_addch(&json, '[');
+	while (*link && n < RECORD_BATCH) {
+		if (n++)
+			hub_buf_addch(&json, ',');
+		hub_buf_addstr(&json, (*link)->result);
+		link = &(*link)->rnext;
+	}
+	hub_buf_addch(&json, ']');
+	ob->recording = ob->records;
+	ob->records = *link;
+	*link = NULL;
+	if (!ob->records)
+		ob->records_tail = &ob->records;
+	params[0] = json.p;
+	ret = hub_store_query(ob->store, record_sql, 1, params, on_recorded, ob);
+	hub_buf_release(&json);
 	if (ret < 0)
-		on_recorded(ret, NULL, job);
+		on_recorded(ret, NULL, ob);
 }
 
-/* Records the outcome with sql and up to 3 parameters after the row's id. */
-static void job_finish(struct job *job, const char *sql, int n, const char *a, const char *b,
-		       const char *c)
+/* Queues the job's outcome (a JSON object: its row's id and what became of it) for the
+ * next record. */
+static void job_finish(struct job *job, struct hub_buf *result)
 {
+	struct hub_outbox *ob = job->ob;
 	const struct hub_settings *s = hub_config_settings(job->cfg);
 
-	job->sql = sql;
-	job->params[0] = hub_pool_sprintf(&job->pool, "%" PRId64, job->id);
-	job->params[1] = a;
-	job->params[2] = b;
-	job->params[3] = c;
-	job->nparams = 1 + n;
-	job->record_until = uv_now(job->ob->loop) + (uint64_t)s->outbound.lease_ms / 2;
-	job_record(job);
+	job->result = hub_pool_strcopy(&job->pool, hub_buf_str(result));
+	hub_buf_release(result);
+	job->record_until = uv_now(ob->loop) + (uint64_t)s->outbound.lease_ms / 2;
+	*ob->records_tail = job;
+	ob->records_tail = &job->rnext;
+	record_flush(ob);
+}
+
+/* {"id":N,"<what>":<value>,"code":"..","error":".."} (value raw JSON, code and error
+ * strings or omitted). */
+static void result_json(struct hub_buf *b, const struct job *job, const char *what,
+			const char *raw, const char *code, const char *error)
+{
+	hub_buf_addf(b, "{\"id\":%" PRId64 ",\"%s\":%s", job->id, what, raw);
+	if (code) {
+		hub_buf_adds(b, ",\"code\":");
+		hub_json_add_str(b, hub_str_from(code));
+	}
+	if (error) {
+		hub_buf_adds(b, ",\"error\":");
+		hub_json_add_str(b, hub_str_from(error));
+	}
+	hub_buf_addch(b, '}');
 }
 
 static void job_failed(struct job *job, const char *code, const char *why)
 {
 	hub_log_info(TAG, "outbox=%" PRId64 " channel=%.*s: failed (%s)", job->id,
 		     HUB_STR_FMT(job->channel), code);
+	struct hub_buf r = HUB_BUF_INIT;
+
 	count_send(job, "failed");
-	job_finish(job, failed_sql, 2, code, why, NULL);
+	result_json(&r, job, "failed", "true", code, why);
+	job_finish(job, &r);
 }
 
 /* Not sent this time: again after the backoff of this attempt, or at least after
@@ -244,7 +307,8 @@ static void job_retry(struct job *job, const char *code, const char *why, int64_
 {
 	const struct hub_settings *s = hub_config_settings(job->cfg);
 	int64_t delay = s->outbound.retry_base_ms;
-	uint32_t r = 0;
+	struct hub_buf r = HUB_BUF_INIT;
+	uint32_t rnd = 0;
 
 	if (job->attempts >= s->outbound.max_attempts) {
 		job_failed(job, code, hub_pool_sprintf(&job->pool, "not accepted after %d attempts: %s",
@@ -255,9 +319,9 @@ static void job_retry(struct job *job, const char *code, const char *why, int64_
 		delay *= 2;
 	if (delay > s->outbound.retry_max_ms)
 		delay = s->outbound.retry_max_ms;
-	if (hub_random_bytes(&r, sizeof(r)) < 0)
-		r = (uint32_t)uv_hrtime();
-	delay = delay / 2 + (int64_t)(r % (uint32_t)(delay / 2 + 1)); /* jitter: [d/2, d] */
+	if (hub_random_bytes(&rnd, sizeof(rnd)) < 0)
+		rnd = (uint32_t)uv_hrtime();
+	delay = delay / 2 + (int64_t)(rnd % (uint32_t)(delay / 2 + 1)); /* jitter: [d/2, d] */
 	if (retry_after_ms > delay)
 		delay = retry_after_ms;
 	if (delay > INT32_MAX)
@@ -266,7 +330,8 @@ static void job_retry(struct job *job, const char *code, const char *why, int64_
 		      "again in %" PRId64 " ms", job->id, HUB_STR_FMT(job->channel),
 		      job->attempts, code, delay);
 	count_send(job, "retry");
-	job_finish(job, retry_sql, 3, hub_pool_sprintf(&job->pool, "%" PRId64, delay), code, why);
+	result_json(&r, job, "retry", hub_pool_sprintf(&job->pool, "%" PRId64, delay), code, why);
+	job_finish(job, &r);
 }
 
 static void on_sent(int status, const struct hub_httpc_resp *resp, void *data)
@@ -291,12 +356,16 @@ static void on_sent(int status, const struct hub_httpc_resp *resp, void *data)
 	const char *why = hub_pool_strndup(&job->pool, r.error.p, r.error.len);
 
 	switch (r.verdict) {
-	case HUB_SEND_OK:
+	case HUB_SEND_OK: {
+		struct hub_buf id = HUB_BUF_INIT, rec = HUB_BUF_INIT;
+
 		count_send(job, "sent");
-		job_finish(job, sent_sql, 1,
-			   hub_pool_strndup(&job->pool, r.external_id.p, r.external_id.len), NULL,
-			   NULL);
+		hub_json_add_str(&id, r.external_id);
+		result_json(&rec, job, "sent", id.p, NULL, NULL);
+		hub_buf_release(&id);
+		job_finish(job, &rec);
 		break;
+	}
 	case HUB_SEND_RETRY:
 		job_retry(job, status < 0 ? "network" : code, why, r.retry_after_ms);
 		break;
@@ -589,6 +658,9 @@ int hub_outbox_new(uv_loop_t *loop, struct hub_store *store, struct hub_httpc *h
 	ob->data = data;
 	uv_timer_init(loop, &ob->timer);
 	ob->timer.data = ob;
+	uv_timer_init(loop, &ob->record_timer);
+	ob->record_timer.data = ob;
+	ob->records_tail = &ob->records;
 	ob->pace = hub_pace_new();
 	ret = hub_store_listen(store, "hub_outbox", on_notify, ob);
 	if (ret < 0) {
@@ -618,6 +690,13 @@ void hub_outbox_stop(struct hub_outbox *ob)
 		return;
 	ob->stopped = true;
 	uv_timer_stop(&ob->timer);
+	uv_timer_stop(&ob->record_timer);
+	while ((job = ob->records) != NULL) { /* the lease brings their rows back */
+		ob->records = job->rnext;
+		job->rnext = NULL;
+		job_end(job);
+	}
+	ob->records_tail = &ob->records;
 	/* a job waiting (for its pacing slot, or to record its result again) gives up: the
 	 * lease brings its row back */
 	for (job = ob->jobs; job; job = next) {
@@ -633,6 +712,8 @@ static void on_outbox_closed(uv_handle_t *h)
 {
 	struct hub_outbox *ob = h->data;
 
+	if (--ob->closing)
+		return;
 	hub_config_unref(ob->cfg);
 	hub_pace_free(ob->pace);
 	free(ob);
@@ -644,5 +725,7 @@ void hub_outbox_free(struct hub_outbox *ob)
 		return;
 	ob->stopped = true;
 	hub_metrics_gauge_remove(ob->metrics, "hub_outbound_in_flight");
+	ob->closing = 2;
 	uv_close((uv_handle_t *)&ob->timer, on_outbox_closed);
+	uv_close((uv_handle_t *)&ob->record_timer, on_outbox_closed);
 }

@@ -35,7 +35,7 @@ ALTER TABLE outbox ALTER COLUMN conversation_id SET NOT NULL;
 -- The rows still to deliver, per conversation in order: only the oldest of each may go.
 CREATE INDEX outbox_open ON outbox (conversation_id, id) WHERE status IN ('pending', 'sending');
 DROP INDEX outbox_due;
-CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX outbox_leased ON outbox (lease_until) WHERE status = 'sending';
 
 -- Every new due row wakes the senders of every instance (NOTIFY is delivered at COMMIT).
@@ -157,14 +157,21 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
 	RETURN QUERY
-	WITH due AS (
+	WITH pending AS ( -- in due order along outbox_due: stops at the limit
 		SELECT o.id FROM outbox o
-		WHERE ((o.status = 'pending' AND o.next_attempt_at <= now())
-		       OR (o.status = 'sending' AND o.lease_until < now()))
+		WHERE o.status = 'pending' AND o.next_attempt_at <= now()
 		      AND NOT hub_outbox_behind(o)
 		ORDER BY o.next_attempt_at, o.id
 		LIMIT p_limit
 		FOR UPDATE SKIP LOCKED
+	), lapsed AS ( -- rows of an instance that died
+		SELECT o.id FROM outbox o
+		WHERE o.status = 'sending' AND o.lease_until < now() AND NOT hub_outbox_behind(o)
+		ORDER BY o.lease_until
+		LIMIT p_limit
+		FOR UPDATE SKIP LOCKED
+	), due AS (
+		SELECT id FROM pending UNION ALL SELECT id FROM lapsed
 	), claimed AS (
 		UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1,
 			lease_until = now() + make_interval(secs => p_lease_ms / 1000.0),
@@ -208,12 +215,16 @@ LANGUAGE sql AS $$
 	FROM hub_stream_append(p_tenant, p_types, p_datas) a ORDER BY a.ord
 $$;
 
--- The platform accepted outbox row p_outbox as p_external_id: the message takes the id and
--- what arrived for it already (hub_message_sent), the row is done. Returns the events to
--- publish (tenant, event_id, event, data), none when the row is no longer ours (its lease
--- ran out and another instance took it, or it was erased).
-CREATE FUNCTION hub_outbox_sent(p_outbox bigint, p_external_id text)
-RETURNS TABLE (tenant text, event_id bigint, event text, data text)
+-- One result of the sender applied to its row; the events it makes are returned, for the
+-- caller to append last. r: {"id":N,"sent":"<platform id>"} the platform accepted it (the
+-- message takes the id and what arrived for it already, hub_message_sent; "" when the
+-- answer had none: sent, no status can follow); {"id":N,"retry":MS,"code":..,"error":..}
+-- not this time: pending again, due in MS, the reason kept for the operator (the message
+-- stays queued for the agents); {"id":N,"failed":true,"code":..,"error":..} failed for
+-- good: the message too, with the reason the agents see. Nothing when the row is no longer
+-- this sender's (its lease ran out and another took it, or it was erased).
+CREATE FUNCTION hub_outbox_result(r jsonb, OUT o_tenant text, OUT o_types text[],
+				  OUT o_datas jsonb[])
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -221,64 +232,80 @@ DECLARE
 	v_msg messages;
 	v_sent record;
 BEGIN
-	SELECT o.* INTO v_row FROM outbox o WHERE o.id = p_outbox AND o.status = 'sending'
-	FOR UPDATE;
+	o_types := '{}';
+	o_datas := '{}';
+	SELECT o.* INTO v_row FROM outbox o
+	WHERE o.id = (r->>'id')::bigint AND o.status = 'sending' FOR UPDATE;
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
-	UPDATE outbox o SET status = 'done', lease_until = NULL, last_error = NULL,
-		error_code = NULL, updated_at = now()
-	WHERE o.id = p_outbox;
-	IF coalesce(p_external_id, '') = '' THEN
-		-- accepted without an id the hub could read: sent, and no status can follow
-		UPDATE messages m SET status = 'sent' WHERE m.id = v_row.message_id
-		AND hub_status_rank(m.status) < 1 RETURNING m.* INTO v_msg;
-		IF FOUND THEN
-			RETURN QUERY SELECT * FROM hub_append_events(v_row.tenant_id,
-				ARRAY['message.status'], ARRAY[hub_status_json(v_msg)]);
-		END IF;
+	o_tenant := v_row.tenant_id;
+	IF r ? 'retry' THEN
+		UPDATE outbox o SET status = 'pending', lease_until = NULL,
+			next_attempt_at = now() + make_interval(secs => (r->>'retry')::bigint / 1000.0),
+			error_code = r->>'code', last_error = r->>'error', updated_at = now()
+		WHERE o.id = v_row.id;
 		RETURN;
 	END IF;
-	SELECT * INTO v_sent FROM hub_message_sent(v_row.message_id, p_external_id);
-	RETURN QUERY SELECT * FROM hub_append_events(v_row.tenant_id, v_sent.o_types,
-						     v_sent.o_datas);
+	IF r ? 'failed' THEN
+		UPDATE outbox o SET status = 'failed', lease_until = NULL, error_code = r->>'code',
+			last_error = r->>'error', updated_at = now()
+		WHERE o.id = v_row.id;
+		UPDATE messages m SET status = 'failed', error = r->>'error'
+		WHERE m.id = v_row.message_id AND m.status <> 'failed' RETURNING m.* INTO v_msg;
+	ELSE
+		UPDATE outbox o SET status = 'done', lease_until = NULL, last_error = NULL,
+			error_code = NULL, updated_at = now()
+		WHERE o.id = v_row.id;
+		IF coalesce(r->>'sent', '') <> '' THEN
+			SELECT * INTO v_sent FROM hub_message_sent(v_row.message_id, r->>'sent');
+			o_types := v_sent.o_types;
+			o_datas := v_sent.o_datas;
+			RETURN;
+		END IF;
+		UPDATE messages m SET status = 'sent' WHERE m.id = v_row.message_id
+		AND hub_status_rank(m.status) < 1 RETURNING m.* INTO v_msg;
+	END IF;
+	IF v_msg.id IS NOT NULL THEN
+		o_types := ARRAY['message.status'];
+		o_datas := ARRAY[hub_status_json(v_msg)];
+	END IF;
 END;
 $$;
 
--- Not sent this time: back to pending, due in p_delay_ms, with the reason kept for the
--- operator (the message stays queued for the agents).
-CREATE FUNCTION hub_outbox_retry(p_outbox bigint, p_delay_ms integer, p_code text,
-				 p_error text) RETURNS void
-LANGUAGE sql AS $$
-	UPDATE outbox o SET status = 'pending', lease_until = NULL,
-		next_attempt_at = now() + make_interval(secs => p_delay_ms / 1000.0),
-		error_code = p_code, last_error = p_error, updated_at = now()
-	WHERE o.id = p_outbox AND o.status = 'sending'
-$$;
-
--- Failed for good (the platform refused it, the window closed, the token expired, or the
--- retries ran out): the row is failed, the message failed with the reason the agents see.
-CREATE FUNCTION hub_outbox_failed(p_outbox bigint, p_code text, p_error text)
+-- The sender's results of a moment (a JSON array of hub_outbox_result's objects) in one
+-- transaction: group commit, one COMMIT and one append to each tenant's log for them all.
+-- Rows are taken in id order and tenants' logs in tenant order, so that two instances
+-- recording at once never deadlock. Returns the events to publish.
+CREATE FUNCTION hub_outbox_record(p_results jsonb)
 RETURNS TABLE (tenant text, event_id bigint, event text, data text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-	v_row outbox;
-	v_msg messages;
+	v_e jsonb;
+	v_res record;
+	v_tenants text[] := '{}';
+	v_types text[] := '{}';
+	v_datas jsonb[] := '{}';
+	v_tenant text;
 BEGIN
-	UPDATE outbox o SET status = 'failed', lease_until = NULL, error_code = p_code,
-		last_error = p_error, updated_at = now()
-	WHERE o.id = p_outbox AND o.status = 'sending' RETURNING o.* INTO v_row;
-	IF NOT FOUND THEN
-		RETURN;
-	END IF;
-	UPDATE messages m SET status = 'failed', error = p_error
-	WHERE m.id = v_row.message_id AND m.status <> 'failed' RETURNING m.* INTO v_msg;
-	IF NOT FOUND THEN
-		RETURN;
-	END IF;
-	RETURN QUERY SELECT * FROM hub_append_events(v_row.tenant_id, ARRAY['message.status'],
-						     ARRAY[hub_status_json(v_msg)]);
+	FOR v_e IN SELECT e FROM jsonb_array_elements(p_results) e ORDER BY (e->>'id')::bigint
+	LOOP
+		SELECT * INTO v_res FROM hub_outbox_result(v_e);
+		IF cardinality(v_res.o_types) > 0 THEN
+			v_tenants := v_tenants || array_fill(v_res.o_tenant,
+						ARRAY[cardinality(v_res.o_types)]);
+			v_types := v_types || v_res.o_types;
+			v_datas := v_datas || v_res.o_datas;
+		END IF;
+	END LOOP;
+	FOR v_tenant IN SELECT DISTINCT t FROM unnest(v_tenants) t ORDER BY 1 LOOP
+		RETURN QUERY SELECT * FROM hub_append_events(v_tenant,
+			ARRAY(SELECT u.ty FROM unnest(v_tenants, v_types) WITH ORDINALITY u(te, ty, n)
+			      WHERE u.te = v_tenant ORDER BY u.n),
+			ARRAY(SELECT u.da FROM unnest(v_tenants, v_datas) WITH ORDINALITY u(te, da, n)
+			      WHERE u.te = v_tenant ORDER BY u.n));
+	END LOOP;
 END;
 $$;
 
