@@ -136,6 +136,7 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all bench-client
 	$(Q)bench/run
 	$(Q)bench/fanout
+	$(Q)bench/outbound
 
 clean:
 	rm -rf build build-asan build-fuzz
