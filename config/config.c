@@ -18,6 +18,7 @@
 #define CONFIG_MAX_TOKENS 65536
 #define CONFIG_MAX_BYTES (4 << 20)
 #define SECRET_MIN 16
+#define HMAC_KEY_MIN 32 /* bytes of redis.hmac_key (`openssl rand -hex 32` gives 64) */
 
 enum cfg_type {
 	CFG_T_STR,    /* any non-empty string */
@@ -79,6 +80,10 @@ static const struct cfg_key settings_keys[] = {
 		CFG_RESTART),
 	{ "redis.url", CFG_T_SECRET, S(redis.url), 0, 0, 0, NULL, "HUB_REDIS_URL",
 	  CFG_RESTART | CFG_NULLABLE },
+	{ "redis.hmac_key", CFG_T_SECRET, S(redis.hmac_key), 0, 0, 0, NULL, "HUB_REDIS_HMAC_KEY",
+	  CFG_RESTART | CFG_NULLABLE },
+	{ "redis.hmac_key_accepted", CFG_T_SECRET, S(redis.hmac_key_accepted), 0, 0, 0, NULL,
+	  "HUB_REDIS_HMAC_KEY_ACCEPTED", CFG_RESTART | CFG_NULLABLE },
 	KEY_INT("redis.connect_timeout_ms", redis.connect_timeout_ms, 100, 600000, 2000,
 		CFG_RESTART),
 	KEY_INT("redis.command_timeout_ms", redis.command_timeout_ms, 100, 600000, 2000,
@@ -125,6 +130,8 @@ static const struct cfg_key settings_keys[] = {
 	KEY_INT("outbound.max_attempts", outbound.max_attempts, 1, 1000, 12, CFG_LIVE),
 	KEY_INT("outbound.retry_base_ms", outbound.retry_base_ms, 10, 3600000, 1000, CFG_LIVE),
 	KEY_INT("outbound.retry_max_ms", outbound.retry_max_ms, 10, 86400000, 300000, CFG_LIVE),
+	{ "metrics.token", CFG_T_SECRET, S(metrics.token), 0, 0, 0, NULL, "HUB_METRICS_TOKEN",
+	  CFG_LIVE | CFG_NULLABLE },
 };
 #undef S
 
@@ -592,6 +599,58 @@ static void validate(struct walk *w, struct hub_config *cfg, int tenants_tok, in
 	}
 }
 
+static size_t settings_key(const char *name)
+{
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(settings_keys); i++)
+		if (strcmp(settings_keys[i].name, name) == 0)
+			return i;
+	hub_assert(!"no such settings key");
+	return 0;
+}
+
+/* The token of the settings key section.name's value (nested or dotted; name_file's too),
+ * else of its section, else the root's: where its errors point. */
+static int key_tok(struct walk *w, const char *section, const char *name)
+{
+	char dotted[128], file[128];
+	int obj = hub_json_get(&w->doc, 0, section), tok;
+
+	snprintf(dotted, sizeof(dotted), "%s.%s", section, name);
+	snprintf(file, sizeof(file), "%s_file", name);
+	if ((tok = hub_json_get(&w->doc, obj, name)) >= 0 ||
+	    (tok = hub_json_get(&w->doc, obj, file)) >= 0 ||
+	    (tok = hub_json_get(&w->doc, 0, dotted)) >= 0)
+		return tok;
+	snprintf(dotted, sizeof(dotted), "%s.%s_file", section, name);
+	tok = hub_json_get(&w->doc, 0, dotted);
+	return tok >= 0 ? tok : obj >= 0 ? obj : 0;
+}
+
+/* Checks the keys under redis. and metrics. that one key alone cannot. seen: the settings
+ * keys set in the file (one whose value was refused has its own error already). */
+static void validate_redis_metrics(struct walk *w, const struct hub_config *cfg,
+				   const bool *seen)
+{
+	const struct hub_settings *s = &cfg->settings;
+	int tok = key_tok(w, "redis", "hmac_key");
+
+	/* Every instance signs what it publishes and drops what it cannot check: a key made
+	 * up here would differ from the other instances' and silently cut them apart. */
+	if (s->redis.url && !s->redis.hmac_key &&
+	    (!seen[settings_key("redis.hmac_key")] || hub_json_is_null(&w->doc, tok)))
+		walk_error(w, tok, "redis.hmac_key", "required with redis.url (or set "
+			   "HUB_REDIS_HMAC_KEY): one secret of at least %d bytes, the same on "
+			   "every instance (e.g. openssl rand -hex 32)", HMAC_KEY_MIN);
+	if (s->redis.hmac_key && strlen(s->redis.hmac_key) < HMAC_KEY_MIN)
+		walk_error(w, tok, "redis.hmac_key", "must be at least %d bytes", HMAC_KEY_MIN);
+	if (s->redis.hmac_key_accepted && strlen(s->redis.hmac_key_accepted) < HMAC_KEY_MIN)
+		walk_error(w, key_tok(w, "redis", "hmac_key_accepted"), "redis.hmac_key_accepted",
+			   "must be at least %d bytes", HMAC_KEY_MIN);
+	if (s->metrics.token && strlen(s->metrics.token) < SECRET_MIN)
+		walk_error(w, key_tok(w, "metrics", "token"), "metrics.token",
+			   "must be at least %d bytes", SECRET_MIN);
+}
+
 int hub_config_parse(const char *name, struct hub_str text, struct hub_config **out,
 		     struct hub_buf *errors)
 {
@@ -643,6 +702,7 @@ int hub_config_parse(const char *name, struct hub_str text, struct hub_config **
 			   HUB_ARRAY_SIZE(channel_keys), sizeof(struct hub_channel),
 			   (void **)&cfg->channels, &cfg->nchannels);
 	validate(&w, cfg, tenants_tok, channels_tok);
+	validate_redis_metrics(&w, cfg, seen);
 	if (w.nerrors) {
 		ret = -EINVAL;
 		goto out;

@@ -39,6 +39,10 @@ struct hub_settings {
 	} database;
 	struct {
 		const char *url; /* NULL: no Redis, the instance runs alone (secret) */
+		/* signs and checks what crosses Redis; set (the same on every instance)
+		 * whenever url is (secret) */
+		const char *hmac_key;
+		const char *hmac_key_accepted; /* also accepted, never signs: rotation (secret) */
 		int connect_timeout_ms;
 		int command_timeout_ms;
 		int ping_interval_ms;
@@ -46,6 +50,9 @@ struct hub_settings {
 	struct {
 		const char *jwt_secret; /* secret */
 	} auth;
+	struct {
+		const char *token; /* NULL: /metrics is open; else Bearer <token> (secret) */
+	} metrics;
 	struct {
 		int auth_timeout_ms;
 		size_t max_frame;

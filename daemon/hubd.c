@@ -4,6 +4,7 @@
  * (this file, and sd_notify in notify.h), each subsystem a room below it. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "daemon/net/httpc.h"
 #include "daemon/notify.h"
 #include "daemon/outbound/outbox.h"
+#include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/pool.h"
 
@@ -120,11 +122,36 @@ static void on_readyz(struct hub_http_req *req, void *data)
 	hub_buf_release(&body);
 }
 
+/* With metrics.token (read per request: SIGHUP changes it), Authorization: Bearer <token>
+ * (RFC 6750), compared in constant time; without it /metrics is open, for development. */
 static void on_metrics(struct hub_http_req *req, void *data)
 {
 	struct hubd *h = data;
+	const char *token = hub_config_settings(h->cfg)->metrics.token;
+	struct hub_str auth = hub_http_req_header(req, "Authorization"), given = HUB_STR_NULL;
 	struct hub_buf body = HUB_BUF_INIT;
 
+	if (token && auth.len >= 7 && hub_str_caseeqs((struct hub_str){ auth.p, 7 }, "Bearer ")) {
+		given = (struct hub_str){ auth.p + 7, auth.len - 7 };
+		while (given.len && given.p[0] == ' ') {
+			given.p++;
+			given.len--;
+		}
+	}
+	if (token && !given.len) {
+		hub_http_req_add_header(req, "WWW-Authenticate", "Bearer realm=\"metrics\"");
+		hub_http_req_error(req, 401, "missing_token",
+				   "send metrics.token as Authorization: Bearer <token>");
+		return;
+	}
+	if (token && !hub_secret_equal(given, token)) {
+		hub_log_info(TAG, "conn=%" PRIu64 " req=%" PRIu64 ": /metrics: 401 wrong token",
+			     hub_http_req_conn_id(req), hub_http_req_id(req));
+		hub_http_req_add_header(req, "WWW-Authenticate",
+					"Bearer realm=\"metrics\", error=\"invalid_token\"");
+		hub_http_req_error(req, 401, "bad_token", "the token is not metrics.token");
+		return;
+	}
 	hub_metrics_render(h->metrics, &body);
 	hub_http_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8",
 			     hub_buf_str(&body));
@@ -580,7 +607,12 @@ static int start(struct hubd *h)
 			return ret;
 		}
 	}
-	ret = hub_bus_new(&h->loop, h->store, h->redis, h->metrics, &h->bus, &err);
+	/* the config refuses redis.url without redis.hmac_key */
+	struct hub_bus_keys keys = {
+		.sign = hub_str_from(s->redis.hmac_key),
+		.accept = hub_str_from(s->redis.hmac_key_accepted),
+	};
+	ret = hub_bus_new(&h->loop, h->store, h->redis, &keys, h->metrics, &h->bus, &err);
 	if (ret < 0) {
 		hub_log_err(TAG, "%s", err.msg);
 		return ret;

@@ -5,10 +5,20 @@
  * database after last, which is complete up to any id seen because a tenant's ids commit
  * in order (tenant_stream's row lock, db/migrations/0001_init.sql). Centrifugo does the
  * same with its PostgreSQL broker (INTEGRATION.md, "Event ids that resume can trust").
- * Redis payloads: {"instance":I,"tenant":T,"id":N,"event":E,"data":{...}}; typing (the
- * one ephemeral event) has no id; {"instance","tenant","id":N,"sync":true}, sent about a
- * second after a tenant's publishes, says "the log reaches N", so that a lost PUBLISH
- * costs a second, not the wait for the tenant's next event. Payloads are never logged. */
+ * Redis carries no event data (texts, phones and names stay in PostgreSQL) and nothing
+ * unsigned is believed: whoever can PUBLISH or SUBSCRIBE there may be someone else. A
+ * payload is "v1." HEX(HMAC-SHA256(redis.hmac_key, "hub:bus:v1" NUL channel NUL json)) "."
+ * json (the MAC binds the channel, hence the tenant), json being one of
+ *   {"instance":I,"tenant":T,"ts":MS,"id":N}              the log of T reaches N (published
+ *                                                         for every event of instance I)
+ *   {"instance":I,"tenant":T,"ts":MS,"id":N,"sync":true}  the same, about a second after a
+ *       tenant's publishes, so that a lost PUBLISH costs a second, not the wait for the
+ *       tenant's next event
+ *   {"instance":I,"tenant":T,"ts":MS,"event":"typing","data":{"conversation_id":C,"user":U}}
+ * A notice only makes the others read the log after their last id, once per tenant and turn
+ * of the loop however many notices came (a burst is one query), so no payload, even an
+ * authentic one, stands in for an event or makes the bus skip one. ts (wall clock, ms)
+ * bounds the replay of a typing payload. Payloads are never logged. */
 #include "daemon/data/bus.h"
 
 #include <errno.h>
@@ -16,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/core/metrics.h"
 #include "daemon/data/redis.h"
@@ -31,7 +42,12 @@
 #define BUS_CHANNEL "hub:ev:"     /* + tenant id */
 #define BUS_PATTERN "hub:ev:*"
 #define BUS_TYPING "typing"       /* the one ephemeral event */
-#define BUS_JSON_TOKENS 8192      /* tokens of one Redis payload */
+#define BUS_JSON_TOKENS 64        /* tokens of one Redis payload (typing has 15) */
+#define BUS_PAYLOAD_MAX 4096      /* bytes of one Redis payload: ids, a user id, a MAC */
+#define BUS_MAC_DOMAIN "hub:bus:v1" /* what the MAC is of: this NUL channel NUL json */
+#define BUS_ENVELOPE "v1."        /* + 64 hex digits of the MAC + "." + json */
+#define BUS_TYPING_AGE_MS 30000   /* a typing payload older (or newer) is a replay */
+#define BUS_WARN_EVERY_MS 60000   /* forged or foreign payloads: one warning a minute */
 #define BUS_MARKS_MAX 4096        /* tenants remembered for the next sync markers */
 #define BUS_SYNC_MS 1000          /* sync markers go out this often (while there are any) */
 #define BUS_READ_RETRY_MS 1000
@@ -65,6 +81,8 @@ struct hub_bus_tenant {
 	struct fetch *fetch;  /* the read in flight */
 	bool again;           /* a gap was seen while it ran: read once more */
 	bool later;           /* the later timer reads again (a failed read, a paced page) */
+	bool soon;            /* in bus->soon: another instance's notice, read next turn */
+	struct hub_bus_tenant *soon_next;
 	char tid[HUB_JWT_ID_MAX];
 };
 
@@ -79,6 +97,7 @@ struct mark {
 };
 
 struct hub_bus {
+	uv_loop_t *loop;
 	struct hub_store *store;
 	struct hub_redis *redis;
 	struct hub_metrics *metrics;
@@ -90,9 +109,14 @@ struct hub_bus {
 	struct mark *marks[BUS_BUCKETS];
 	size_t nmarks;
 	size_t page_bytes;  /* of one page read from the log */
+	struct hub_buf key_sign, key_accept; /* hub_bus_keys, copied */
+	struct hub_bus_tenant *soon; /* tenants with notices of other instances to read */
+	uint64_t rejected;           /* payloads failing the MAC since the last warning */
+	uint64_t rejected_warned_at; /* uv_now of that warning; 0: none yet */
 	uv_timer_t sync_timer;
 	uv_timer_t later_timer; /* reads of the log put off: failed ones, paced pages */
-	bool timers_init;   /* both timers are initialized */
+	uv_timer_t soon_timer;  /* the reads the notices of one turn of the loop ask for */
+	bool timers_init;   /* the three timers are initialized */
 };
 
 static void count(struct hub_bus *bus, const char *name, const char *help, const char *labels)
@@ -330,6 +354,8 @@ static void fetch_start(struct hub_bus_tenant *t)
 	}
 	t->fetch = f;
 	t->later = false; /* this read is the one put off */
+	count(t->bus, "bus_reads", "Reads of the event log: initial, gaps, other instances' "
+	      "notices, re-syncs", NULL);
 }
 
 /* One live event for t (from this instance or Redis). */
@@ -362,6 +388,44 @@ static void offer(struct hub_bus_tenant *t, const struct hub_bus_event *ev, cons
 	count(bus, "bus_gaps", "Gaps in live events filled from the database", NULL);
 	if (!t->later)
 		fetch_start(t); /* else the later timer reads it (a paced catch-up, a retry) */
+}
+
+static void on_soon_timer(uv_timer_t *timer)
+{
+	struct hub_bus *bus = timer->data;
+	struct hub_bus_tenant *t;
+
+	while ((t = bus->soon) != NULL) {
+		bus->soon = t->soon_next;
+		t->soon_next = NULL;
+		t->soon = false;
+		/* else read already: by the later timer (a paced catch-up, a retry), or by a
+		 * read of this turn that reached the notice's id */
+		if (t->seen > t->last && !t->later)
+			fetch_start(t);
+	}
+}
+
+/* Another instance says that t's log reaches id. Its events are read from the database,
+ * never taken from Redis; the read starts on the next turn of the loop, so the notices of a
+ * burst (hiredis hands over all that one read(2) brought) cost one query, not one each. */
+static void notice(struct hub_bus_tenant *t, int64_t id)
+{
+	struct hub_bus *bus = t->bus;
+
+	if (id > t->seen)
+		t->seen = id;
+	/* While the initial read runs, on_fetched compares seen with its answer. */
+	if (t->last < 0 || id <= t->last || t->soon)
+		return;
+	t->soon = true;
+	t->soon_next = bus->soon;
+	bus->soon = t;
+	if (bus->timers_init && !uv_is_active((uv_handle_t *)&bus->soon_timer)) {
+		int r = uv_timer_start(&bus->soon_timer, on_soon_timer, 0, 0);
+
+		hub_assert(r == 0);
+	}
 }
 
 /* ---- tenants ---- */
@@ -401,6 +465,12 @@ void hub_bus_tenant_unref(struct hub_bus_tenant *t)
 		return;
 	if (t->fetch)
 		t->fetch->t = NULL;
+	for (pp = &t->bus->soon; t->soon && *pp; pp = &(*pp)->soon_next) {
+		if (*pp == t) {
+			*pp = t->soon_next;
+			break;
+		}
+	}
 	for (pp = &t->bus->buckets[tid_hash(t->tid)]; *pp; pp = &(*pp)->next) {
 		if (*pp == t) {
 			*pp = t->next;
@@ -470,12 +540,65 @@ static void mark_published(struct hub_bus *bus, struct hub_str tenant, int64_t i
 	}
 }
 
-/* Publishes {"instance":I,"tenant":T[,"id":N][,"event":E,"data":D]} to T's channel:
- * without an id it is ephemeral, without an event (sync) it says "the log reaches N". */
-static int publish(struct hub_bus *bus, struct hub_str tenant, int64_t id,
-		   const struct hub_str *event, struct hub_str data_json)
+static int64_t wall_ms(void)
 {
-	struct hub_buf ch = HUB_BUF_INIT, b = HUB_BUF_INIT;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* HMAC-SHA256(key, BUS_MAC_DOMAIN NUL channel NUL json): the channel is part of it, so a
+ * payload signed for one tenant's channel is no use on another's. */
+static void mac(struct hub_str key, struct hub_str channel, struct hub_str json,
+		unsigned char out[HUB_SHA256_LEN])
+{
+	struct hub_buf in = HUB_BUF_INIT;
+
+	hub_buf_add(&in, BUS_MAC_DOMAIN, sizeof(BUS_MAC_DOMAIN)); /* with its NUL */
+	hub_buf_addstr(&in, channel);
+	hub_buf_addch(&in, '\0');
+	hub_buf_addstr(&in, json);
+	hub_hmac_sha256(key, hub_buf_str(&in), out);
+	hub_buf_release(&in);
+}
+
+/* The json of an envelope that one of our keys signed for channel: 0, -EBADMSG when it is
+ * not an envelope at all, -EPERM when the MAC is wrong (forged, or another key). */
+static int open_envelope(const struct hub_bus *bus, struct hub_str channel,
+			 struct hub_str payload, struct hub_str *json)
+{
+	const size_t head = sizeof(BUS_ENVELOPE) - 1 + 2 * HUB_SHA256_LEN + 1;
+	unsigned char given[HUB_SHA256_LEN], want[HUB_SHA256_LEN];
+	struct hub_str body;
+
+	if (payload.len <= head || payload.len > BUS_PAYLOAD_MAX ||
+	    memcmp(payload.p, BUS_ENVELOPE, sizeof(BUS_ENVELOPE) - 1) != 0 ||
+	    payload.p[head - 1] != '.' ||
+	    hub_hex_decode((struct hub_str){ payload.p + sizeof(BUS_ENVELOPE) - 1,
+					     2 * HUB_SHA256_LEN },
+			   given, sizeof(given)) < 0)
+		return -EBADMSG;
+	body = (struct hub_str){ payload.p + head, payload.len - head };
+	mac(hub_buf_str(&bus->key_sign), channel, body, want);
+	if (!hub_ct_equal(given, want, sizeof(want))) {
+		if (!bus->key_accept.len)
+			return -EPERM;
+		mac(hub_buf_str(&bus->key_accept), channel, body, want);
+		if (!hub_ct_equal(given, want, sizeof(want)))
+			return -EPERM;
+	}
+	*json = body;
+	return 0;
+}
+
+/* Publishes to T's channel, signed: with an id, a notice ("the log reaches N"; sync for the
+ * markers); without, typing with data_json. */
+static int publish(struct hub_bus *bus, struct hub_str tenant, int64_t id, bool sync,
+		   struct hub_str data_json)
+{
+	struct hub_buf ch = HUB_BUF_INIT, b = HUB_BUF_INIT, msg = HUB_BUF_INIT;
+	unsigned char sum[HUB_SHA256_LEN];
 	struct hub_jw w;
 	int ret;
 
@@ -485,25 +608,33 @@ static int publish(struct hub_bus *bus, struct hub_str tenant, int64_t id,
 	hub_jw_cstr(&w, bus->instance);
 	hub_jw_key(&w, "tenant");
 	hub_jw_str(&w, tenant);
+	hub_jw_key(&w, "ts");
+	hub_jw_int(&w, wall_ms());
 	if (id > 0) {
 		hub_jw_key(&w, "id");
 		hub_jw_int(&w, id);
-	}
-	if (event) {
+		if (sync) {
+			hub_jw_key(&w, "sync");
+			hub_jw_bool(&w, true);
+		}
+	} else {
 		hub_jw_key(&w, "event");
-		hub_jw_str(&w, *event);
+		hub_jw_cstr(&w, BUS_TYPING);
 		hub_jw_key(&w, "data");
 		hub_jw_raw(&w, data_json.len ? data_json : HUB_STR("null"));
-	} else {
-		hub_jw_key(&w, "sync");
-		hub_jw_bool(&w, true);
 	}
 	hub_jw_obj_close(&w);
 	hub_buf_adds(&ch, BUS_CHANNEL);
 	hub_buf_addstr(&ch, tenant);
-	ret = hub_redis_publish(bus->redis, hub_buf_str(&ch), hub_buf_str(&b));
+	mac(hub_buf_str(&bus->key_sign), hub_buf_str(&ch), hub_buf_str(&b), sum);
+	hub_buf_adds(&msg, BUS_ENVELOPE);
+	hub_buf_addhex(&msg, sum, sizeof(sum));
+	hub_buf_addch(&msg, '.');
+	hub_buf_addstr(&msg, hub_buf_str(&b));
+	ret = hub_redis_publish(bus->redis, hub_buf_str(&ch), hub_buf_str(&msg));
 	hub_buf_release(&ch);
 	hub_buf_release(&b);
+	hub_buf_release(&msg);
 	return ret;
 }
 
@@ -521,7 +652,7 @@ static void on_sync_timer(uv_timer_t *timer)
 		struct mark **pp = &bus->marks[i], *m;
 
 		while (up && (m = *pp) != NULL) {
-			if (publish(bus, hub_str_from(m->tid), m->id, NULL, HUB_STR_NULL) < 0) {
+			if (publish(bus, hub_str_from(m->tid), m->id, true, HUB_STR_NULL) < 0) {
 				up = false;
 				break;
 			}
@@ -544,9 +675,9 @@ void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_i
 	struct hub_bus_tenant *t;
 
 	if (event_id <= 0)
-		return; /* not an event of the log: the others would take it for ephemeral */
+		return; /* not an event of the log */
 	if (bus->redis) {
-		if (publish(bus, tenant, event_id, &event, data_json) < 0)
+		if (publish(bus, tenant, event_id, false, HUB_STR_NULL) < 0)
 			count(bus, "bus_publish_failures",
 			      "Events not published to Redis (the others re-sync)", NULL);
 		mark_published(bus, tenant, event_id);
@@ -561,7 +692,8 @@ void hub_bus_ephemeral(struct hub_bus *bus, struct hub_str tenant, uint64_t orig
 {
 	struct hub_bus_tenant *t;
 
-	if (bus->redis && publish(bus, tenant, 0, &event, data_json) < 0)
+	if (bus->redis && hub_str_eqs(event, BUS_TYPING) &&
+	    publish(bus, tenant, 0, false, data_json) < 0)
 		count(bus, "bus_ephemeral_lost", "Ephemeral events (typing) not published to Redis",
 		      NULL);
 	t = tenant_find(bus, tenant);
@@ -569,22 +701,54 @@ void hub_bus_ephemeral(struct hub_bus *bus, struct hub_str tenant, uint64_t orig
 		bus->sink.on_ephemeral(bus->sink_data, t, origin, event, data_json);
 }
 
+static void bad_payload(struct hub_bus *bus, const char *reason)
+{
+	char labels[48];
+
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+	count(bus, "bus_bad_payloads", "Redis messages dropped: not signed with redis.hmac_key "
+	      "(unsigned, forged), malformed or stale", labels);
+}
+
+/* A payload that no key of ours signed: forged, or an instance with another redis.hmac_key
+ * (then live events between the two stop: say so, but not once per message). */
+static void rejected(struct hub_bus *bus, const char *reason)
+{
+	uint64_t now = uv_now(bus->loop);
+
+	bad_payload(bus, reason);
+	bus->rejected++;
+	if (bus->rejected_warned_at && now - bus->rejected_warned_at < BUS_WARN_EVERY_MS)
+		return;
+	hub_log_warn(TAG, "dropped %" PRIu64 " Redis message%s not signed with redis.hmac_key "
+		     "(forged, or an instance with another key)", bus->rejected,
+		     bus->rejected == 1 ? "" : "s");
+	bus->rejected = 0;
+	bus->rejected_warned_at = now ? now : 1;
+}
+
 static void on_redis_message(struct hub_str channel, struct hub_str payload, void *data)
 {
 	struct hub_bus *bus = data;
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_json_doc doc;
-	struct hub_str instance, tenant, event;
+	struct hub_str json, instance, tenant, event;
 	struct hub_bus_tenant *t;
-	struct hub_bus_event ev = { 0 };
-	int i;
-	bool sync = false;
+	int64_t id, ts;
+	int i, ret;
 
-	if (hub_json_parse(&pool, payload, BUS_JSON_TOKENS, &doc, NULL) < 0 ||
+	ret = open_envelope(bus, channel, payload, &json);
+	if (ret < 0) {
+		rejected(bus, ret == -EPERM ? "forged" : "unsigned");
+		return;
+	}
+	/* Signed by an instance: what follows failing is a bug or a version apart. */
+	if (hub_json_parse(&pool, json, BUS_JSON_TOKENS, &doc, NULL) < 0 ||
 	    !hub_json_is(&doc, 0, HUB_JSON_OBJECT) ||
 	    hub_json_string(&doc, hub_json_get(&doc, 0, "instance"), &pool, &instance) < 0 ||
-	    hub_json_string(&doc, hub_json_get(&doc, 0, "tenant"), &pool, &tenant) < 0) {
-		count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
+	    hub_json_string(&doc, hub_json_get(&doc, 0, "tenant"), &pool, &tenant) < 0 ||
+	    hub_json_int64(&doc, hub_json_get(&doc, 0, "ts"), &ts) < 0 || ts <= 0) {
+		bad_payload(bus, "malformed");
 		goto out;
 	}
 	if (hub_str_eqs(instance, bus->instance))
@@ -592,21 +756,17 @@ static void on_redis_message(struct hub_str channel, struct hub_str payload, voi
 	/* The channel names the tenant too: both must agree. */
 	if (channel.len != sizeof(BUS_CHANNEL) - 1 + tenant.len ||
 	    memcmp(channel.p + sizeof(BUS_CHANNEL) - 1, tenant.p, tenant.len) != 0) {
-		count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
+		bad_payload(bus, "malformed");
 		goto out;
 	}
 	t = tenant_find(bus, tenant);
 	if (!t)
 		goto out; /* nobody of that tenant here */
-	i = hub_json_get(&doc, 0, "sync");
-	if (i >= 0 && hub_json_bool(&doc, i, &sync) < 0)
-		sync = false;
 	i = hub_json_get(&doc, 0, "id");
 	if (i < 0) {
-		/* Ephemeral: typing is the only kind there is; anything else (an event of the
-		 * log without its id, say) is not passed on. */
+		/* Ephemeral: typing is the only kind there is. */
 		int d = hub_json_get(&doc, 0, "data");
-		int64_t conv;
+		int64_t conv, age = wall_ms() - ts;
 
 		if (hub_json_string(&doc, hub_json_get(&doc, 0, "event"), &pool, &event) < 0 ||
 		    !hub_str_eqs(event, BUS_TYPING) || d < 0 ||
@@ -614,34 +774,23 @@ static void on_redis_message(struct hub_str channel, struct hub_str payload, voi
 		    hub_json_int64(&doc, hub_json_get(&doc, d, "conversation_id"), &conv) < 0 ||
 		    conv <= 0 || !hub_json_is(&doc, hub_json_get(&doc, d, "user"),
 					      HUB_JSON_STRING)) {
-			count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
+			bad_payload(bus, "malformed");
+			goto out;
+		}
+		if (age > BUS_TYPING_AGE_MS || age < -BUS_TYPING_AGE_MS) {
+			bad_payload(bus, "stale"); /* a replay, or clocks far apart */
 			goto out;
 		}
 		if (bus->sink.on_ephemeral)
 			bus->sink.on_ephemeral(bus->sink_data, t, 0, event, hub_json_raw(&doc, d));
 		goto out;
 	}
-	if (hub_json_int64(&doc, i, &ev.id) < 0 || ev.id <= 0) {
-		count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
+	if (hub_json_int64(&doc, i, &id) < 0 || id <= 0) {
+		bad_payload(bus, "malformed");
 		goto out;
 	}
-	if (sync) {
-		/* The other instance's log reaches ev.id: read what we missed, if anything. */
-		if (t->last >= 0 && ev.id > t->last) {
-			if (ev.id > t->seen)
-				t->seen = ev.id;
-			fetch_start(t);
-		}
-		goto out;
-	}
-	i = hub_json_get(&doc, 0, "data");
-	if (hub_json_string(&doc, hub_json_get(&doc, 0, "event"), &pool, &ev.event) < 0 ||
-	    i < 0 || !hub_json_is(&doc, i, HUB_JSON_OBJECT)) {
-		count(bus, "bus_bad_payloads", "Redis messages that were not ours", NULL);
-		goto out;
-	}
-	ev.data = hub_json_raw(&doc, i);
-	offer(t, &ev, "redis");
+	count(bus, "bus_notices", "Events of other instances announced through Redis", NULL);
+	notice(t, id);
 out:
 	hub_pool_release(&pool);
 }
@@ -669,12 +818,24 @@ static void on_redis_resync(void *data)
 /* ---- lifecycle ---- */
 
 int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redis,
-		struct hub_metrics *metrics, struct hub_bus **out, struct hub_err *err)
+		const struct hub_bus_keys *keys, struct hub_metrics *metrics, struct hub_bus **out,
+		struct hub_err *err)
 {
 	struct hub_bus *bus = hub_xcalloc(1, sizeof(*bus));
 	unsigned char rnd[8];
 	int ret;
 
+	hub_buf_init(&bus->key_sign);
+	hub_buf_init(&bus->key_accept);
+	if (redis && (!keys || !keys->sign.len)) {
+		ret = hub_err_set(err, -EINVAL, "bus: Redis needs redis.hmac_key");
+		goto fail;
+	}
+	if (keys) {
+		hub_buf_addstr(&bus->key_sign, keys->sign);
+		hub_buf_addstr(&bus->key_accept, keys->accept);
+	}
+	bus->loop = loop;
 	bus->store = store;
 	bus->redis = redis;
 	bus->metrics = metrics;
@@ -698,14 +859,19 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 	hub_assert(ret == 0); /* cannot fail on a live loop */
 	ret = uv_timer_init(loop, &bus->later_timer);
 	hub_assert(ret == 0);
+	ret = uv_timer_init(loop, &bus->soon_timer);
+	hub_assert(ret == 0);
 	bus->sync_timer.data = bus;
 	bus->later_timer.data = bus;
+	bus->soon_timer.data = bus;
 	bus->timers_init = true;
 	hub_log_info(TAG, "instance %s, %s", bus->instance,
-		     redis ? "events shared through Redis" : "alone (no redis.url)");
+		     redis ? "event ids shared through Redis, signed" : "alone (no redis.url)");
 	*out = bus;
 	return 0;
 fail:
+	hub_buf_release(&bus->key_sign);
+	hub_buf_release(&bus->key_accept);
 	free(bus);
 	return ret;
 }
@@ -729,6 +895,7 @@ void hub_bus_stop(struct hub_bus *bus)
 	if (bus->timers_init) {
 		uv_close((uv_handle_t *)&bus->sync_timer, NULL);
 		uv_close((uv_handle_t *)&bus->later_timer, NULL);
+		uv_close((uv_handle_t *)&bus->soon_timer, NULL);
 		bus->timers_init = false;
 	}
 }
@@ -747,5 +914,7 @@ void hub_bus_free(struct hub_bus *bus)
 			free(m);
 		}
 	}
+	hub_buf_release(&bus->key_sign);
+	hub_buf_release(&bus->key_accept);
 	free(bus);
 }

@@ -1,8 +1,9 @@
 /* daemon/data/bus.h - the live events of the tenants that have sockets here, in id order and
- * exactly once: committed events of this instance, events of the other instances through
- * Redis (one channel per tenant, the event id in every payload), gaps filled from the
- * database's event log, duplicates dropped, and a re-sync from the database whenever the
- * Redis subscription was down. Without Redis the instance runs alone.
+ * exactly once: committed events of this instance, events of the other instances announced
+ * through Redis (one channel per tenant; a signed notice "the log reaches id N", never the
+ * event's data) and read from the database's event log, which also fills gaps, duplicates
+ * dropped, and a re-sync from the database whenever the Redis subscription was down.
+ * Without Redis the instance runs alone.
  * Knows nothing about websockets: a sink (ws) sees tenants and ordered events. */
 #ifndef HUB_BUS_H
 #define HUB_BUS_H
@@ -46,11 +47,21 @@ struct hub_bus_sink {
 			     struct hub_str event, struct hub_str data_json);
 };
 
+/* The secret that every instance sharing one Redis holds alike (redis.hmac_key): whoever
+ * can PUBLISH or SUBSCRIBE on Redis without it can neither forge what the bus acts upon nor
+ * read more than tenant ids, event ids and who types in which conversation. */
+struct hub_bus_keys {
+	struct hub_str sign;   /* HMAC-SHA256 key of every payload sent, and received */
+	struct hub_str accept; /* also accepted on payloads received, never used to sign (a
+				* rolling key rotation); empty: none */
+};
+
 /* store must outlive the bus; redis may be NULL (alone) and must be closed before
- * hub_bus_free. The bus subscribes to Redis here. */
+ * hub_bus_free. With redis, keys->sign must not be empty (-EINVAL otherwise); the keys are
+ * copied (keys may be NULL without redis). The bus subscribes to Redis here. */
 int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redis,
-		struct hub_metrics *metrics, struct hub_bus **out, struct hub_err *err)
-	HUB_MUSTCHECK;
+		const struct hub_bus_keys *keys, struct hub_metrics *metrics, struct hub_bus **out,
+		struct hub_err *err) HUB_MUSTCHECK;
 void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void *data);
 /* Bounds the bytes of one page read from the log (0: HUB_BUS_PAGE_BYTES): a page of gap
  * fill reaches every socket of the tenant at once, so it must fit a socket's send queue
@@ -62,10 +73,12 @@ void hub_bus_stop(struct hub_bus *bus);
 /* Frees bus (NULL-safe): every tenant must have been unreferenced. */
 void hub_bus_free(struct hub_bus *bus);
 
-/* A committed event of this instance: to Redis for the others, and in order to the sink. */
+/* A committed event of this instance: in order to the sink, and its id (only) to Redis for
+ * the others, who read the event from the database. */
 void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_id,
 		     struct hub_str event, struct hub_str data_json);
-/* An ephemeral event for every watcher of tenant on every instance. */
+/* An ephemeral event for every watcher of tenant on every instance; typing (data
+ * {"conversation_id":N,"user":U}) is the only one the others accept. */
 void hub_bus_ephemeral(struct hub_bus *bus, struct hub_str tenant, uint64_t origin,
 		       struct hub_str event, struct hub_str data_json);
 

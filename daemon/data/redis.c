@@ -138,6 +138,26 @@ static int parse_uint(const char *s, size_t n, long max, long *out)
 	return 0;
 }
 
+/* The userinfo [USER]:PASSWORD or PASSWORD (as redis-cli reads it) between p and at. */
+static int parse_userinfo(struct hub_redis *r, const char *p, const char *at)
+{
+	const char *colon = memchr(p, ':', (size_t)(at - p));
+
+	if (colon) {
+		if (colon > p && pct_decode(p, (size_t)(colon - p), &r->user) < 0)
+			return -EINVAL;
+		if (pct_decode(colon + 1, (size_t)(at - colon - 1), &r->password) < 0)
+			return -EINVAL;
+	} else if (pct_decode(p, (size_t)(at - p), &r->password) < 0) {
+		return -EINVAL;
+	}
+	if (r->password && !*r->password) {
+		free(r->password);
+		r->password = NULL;
+	}
+	return 0;
+}
+
 /* Fills r's address, credentials and db; messages never repeat the URL (it may hold a
  * password). */
 static int parse_url(struct hub_redis *r, const char *url, struct hub_err *err)
@@ -151,8 +171,19 @@ static int parse_url(struct hub_redis *r, const char *url, struct hub_err *err)
 		return hub_err_set(err, -EINVAL, "redis url: empty");
 	if (!strncmp(url, "unix://", 7)) {
 		const char *path = url + 7;
-		size_t len = strlen(path);
+		size_t len;
 
+		if (path[0] != '/') {
+			/* unix://[USER]:PASSWORD@/path.sock: the userinfo ends at the first '@'
+			 * (one in a password is written %40) */
+			at = strchr(path, '@');
+			if (at && at[1] == '/') {
+				if (parse_userinfo(r, path, at) < 0)
+					goto bad_auth;
+				path = at + 1;
+			}
+		}
+		len = strlen(path);
 		if (path[0] != '/' || len >= sizeof(((struct sockaddr_un *)0)->sun_path))
 			return hub_err_set(err, -EINVAL,
 					   "redis url: unix:// needs an absolute socket path "
@@ -161,8 +192,11 @@ static int parse_url(struct hub_redis *r, const char *url, struct hub_err *err)
 		snprintf(r->addr, sizeof(r->addr), "%.100s", path);
 		return 0;
 	}
+	/* hiredis 0.14 has no TLS (1.0 added it) and our loop drives its plain fds. */
 	if (!strncmp(url, "rediss://", 9))
-		return hub_err_set(err, -EINVAL, "redis url: TLS (rediss://) is not supported");
+		return hub_err_set(err, -EINVAL,
+				   "redis url: TLS (rediss://) is not supported: use unix:// on "
+				   "the Redis host, or a private network (see the README)");
 	if (strncmp(url, "redis://", 8))
 		return hub_err_set(err, -EINVAL, "redis url: must start with redis:// or unix://");
 
@@ -175,19 +209,8 @@ static int parse_url(struct hub_redis *r, const char *url, struct hub_err *err)
 			at = p;
 	host = auth;
 	if (at) {
-		colon = memchr(auth, ':', (size_t)(at - auth));
-		if (colon) {
-			if (colon > auth && pct_decode(auth, (size_t)(colon - auth), &r->user) < 0)
-				goto bad_auth;
-			if (pct_decode(colon + 1, (size_t)(at - colon - 1), &r->password) < 0)
-				goto bad_auth;
-		} else if (pct_decode(auth, (size_t)(at - auth), &r->password) < 0) {
+		if (parse_userinfo(r, auth, at) < 0)
 			goto bad_auth;
-		}
-		if (r->password && !*r->password) {
-			free(r->password);
-			r->password = NULL;
-		}
 		host = at + 1;
 	}
 
@@ -503,7 +526,13 @@ static void on_ping_reply(redisAsyncContext *ac, void *reply, void *priv)
 	conn_got(c);
 	c->ping_out = false;
 	if (rep->type == REDIS_REPLY_ERROR) {
-		hub_log_debug(TAG, "%s: PING: %.120s", c->name, reply_error(rep));
+		/* In the handshake: "NOAUTH Authentication required." when Redis wants a
+		 * password that the URL does not give. Once, like conn_retry's warning. */
+		if (c->state == CONN_HANDSHAKE && !c->warned)
+			hub_log_err(TAG, "%s: %s refused PING: %.120s", c->name, c->r->addr,
+				    reply_error(rep));
+		else
+			hub_log_debug(TAG, "%s: PING: %.120s", c->name, reply_error(rep));
 		conn_fail(c, "PING refused");
 		return;
 	}

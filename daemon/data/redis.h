@@ -16,9 +16,11 @@
 struct hub_redis;
 
 struct hub_redis_opts {
-	/* redis://IP:PORT[/DB], redis://[USER]:PASSWORD@IP:PORT[/DB], unix:///path.sock.
-	 * IP is an IPv4 literal (no DNS; hiredis 0.14 cannot be kept from resolving an IPv6
-	 * literal as a name); the port defaults to 6379; userinfo may be %-encoded. Copied. */
+	/* redis://IP:PORT[/DB], redis://[USER]:PASSWORD@IP:PORT[/DB], unix:///path.sock,
+	 * unix://[USER]:PASSWORD@/path.sock. IP is an IPv4 literal (no DNS; hiredis 0.14
+	 * cannot be kept from resolving an IPv6 literal as a name); the port defaults to 6379;
+	 * userinfo may be %-encoded ('@' must be); with it every connection starts with AUTH
+	 * (Redis 6 ACL users: AUTH USER PASSWORD). No TLS: hiredis 0.14 has none. Copied. */
 	const char *url;
 	int connect_timeout_ms; /* TCP/unix connect; <= 0: 2000 */
 	int command_timeout_ms; /* a reply not seen this long drops the connection; <= 0: 2000 */
@@ -40,8 +42,10 @@ typedef void hub_redis_message_cb(struct hub_str channel, struct hub_str payload
  * the subscription was down are lost, so the caller re-reads from the database. */
 typedef void hub_redis_resync_cb(void *data);
 
-/* Parses and validates opts->url (a host name is -EINVAL: no blocking DNS; so is rediss://),
- * then starts connecting in the background. Never fails because Redis is down: the command
+/* Parses and validates opts->url (a host name is -EINVAL: no blocking DNS; so is rediss://;
+ * err never repeats the URL: it may hold a password), then starts connecting in the
+ * background. Never fails because Redis is down or refuses the password (logged as an
+ * error, once until it succeeds, in Redis's words, never the password): the command
  * connection retries with exponential backoff (100 ms .. 5 s). 0 and *out (to be closed with
  * hub_redis_close), or a negative errno with err filled (err may be NULL).
  * The process must ignore SIGPIPE (hiredis writes with write(2)). */

@@ -241,6 +241,54 @@ class Signals(HubTestCase):
         h.assert_alive()
 
 
+class MetricsToken(HubTestCase):
+    def get_metrics(self, h, authorization=None):
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        return httpc.get(h.port, "/metrics", headers=headers)
+
+    def assert_refused(self, r, code):
+        self.assertEqual(r.status, 401, r)
+        self.assertEqual(r.json()["error"]["code"], code, r)
+        self.assertTrue(r.headers.get("www-authenticate", "").startswith("Bearer "), r)
+        self.assertNotIn(b"hub_", r.body)
+
+    def test_metrics_token_is_asked_for_and_checked(self):
+        token = hubd.secret("metrics-token")
+        self.no_leak(token)
+        h = self.start_hubd(overrides={"metrics.token": token})
+        # no header: 401, and the body says what to send
+        r = self.get_metrics(h)
+        self.assert_refused(r, "missing_token")
+        self.assertIn("Authorization: Bearer", r.json()["error"]["message"])
+        for wrong in (token, "Basic " + token, "Bearer", "Bearer "):
+            self.assert_refused(self.get_metrics(h, wrong), "missing_token")
+        for wrong in ("Bearer " + token[:-1], "Bearer " + token + "0", "Bearer x",
+                      "Bearer " + hubd.secret("metrics-token")):
+            self.assert_refused(self.get_metrics(h, wrong), "bad_token")
+        r = self.get_metrics(h, "Bearer " + token)
+        self.assertEqual(r.status, 200, r)
+        self.assertRegex(r.text, r'hub_http_requests_total\{[^}]*route="metrics"[^}]*'
+                                 r'code="401"[^}]*\} 9')
+        self.assertEqual(self.get_metrics(h, "bearer  " + token).status, 200)
+        # live: SIGHUP takes a new token, and without one /metrics is open again
+        new = hubd.secret("metrics-token-new")
+        self.no_leak(new)
+        h.reload(hubd.merge(h.cfg, {"metrics.token": new}))
+        self.assert_refused(self.get_metrics(h, "Bearer " + token), "bad_token")
+        self.assertEqual(self.get_metrics(h, "Bearer " + new).status, 200)
+        h.reload(hubd.merge(h.cfg, {"metrics": None}))
+        self.assertEqual(self.get_metrics(h).status, 200)
+        for secret in (token, new):
+            self.assertNotIn(secret, h.log())
+
+    def test_metrics_token_from_the_environment(self):
+        token = hubd.secret("metrics-token")
+        self.no_leak(token)
+        h = self.start_hubd(env={"HUB_METRICS_TOKEN": token})
+        self.assert_refused(self.get_metrics(h), "missing_token")
+        self.assertEqual(self.get_metrics(h, "Bearer " + token).status, 200)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()

@@ -1,24 +1,60 @@
 """tests/integration/test_inbox_redis.py - several hubd instances sharing one PostgreSQL and
 one Redis: a webhook received by one reaches agents on the other, commands too, tenants
 stay apart, and Redis killed and restarted loses nothing (local agents keep working, the
-others re-sync from the event log when the subscription is back).
+others re-sync from the event log when the subscription is back). Whoever else can reach
+Redis is an attacker: what crosses it is signed with redis.hmac_key (forgeries are never
+shown and never hide the real event), carries ids but no text, phone or name, and Redis
+itself asks for a password (AUTH, ACL users, a unix socket).
 """
 import json
 import os
 import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from support import hubd, redisd, util  # noqa: E402
+from support import httpc, hubd, redisd, util  # noqa: E402
 from test_inbox import InboxCase  # noqa: E402
 
 
-class TwoInstances(InboxCase):
+class RedisCase(InboxCase):
+    def setUp(self):
+        super().setUp()
+        self.key = self.secret("redis-hmac-key")
+
+    def secret(self, prefix):
+        """A random secret that hubd must never print."""
+        s = hubd.secret(prefix)
+        self.no_leak(s)
+        return s
+
+    def redis_config(self, url, key=None, overrides=None):
+        """The test config with redis.url and redis.hmac_key (self.key unless given)."""
+        return self.config(dict({"redis.hmac_key": key or self.key}, **(overrides or {})),
+                           redis_url=url)
+
+    def other_port(self, cfg, **more):
+        return hubd.merge(cfg, dict({"http.listen": "127.0.0.1:%d" % util.free_port()},
+                                    **more))
+
+    def publish(self, r, channel, payload, key=None):
+        """PUBLISH payload: a str as it is, else signed (with self.key unless given)."""
+        if not isinstance(payload, str):
+            payload = redisd.sign(key or self.key, channel, payload)
+        return r.command("PUBLISH", channel, payload)
+
+    def notice(self, tenant, event_id, instance="other", **more):
+        """What an instance publishes for an event of its own: ids only."""
+        return dict({"instance": instance, "tenant": tenant, "ts": redisd.now_ms(),
+                     "id": event_id}, **more)
+
+
+class TwoInstances(RedisCase):
     def pair(self):
         r = self.own_redis()
-        cfg1 = self.config(redis_url=r.url)
-        cfg2 = hubd.merge(cfg1, {"http.listen": "127.0.0.1:%d" % util.free_port()})
+        cfg1 = self.redis_config(r.url)
+        cfg2 = self.other_port(cfg1)
         h1 = self.start_hubd(cfg1, name="hubd1")
         h2 = self.start_hubd(cfg2, name="hubd2")
         for h in (h1, h2):
@@ -120,14 +156,194 @@ class TwoInstances(InboxCase):
             self.assertGreaterEqual(self.metric(h, "hub_bus_resyncs_total"), 2)
 
 
-class Payloads(InboxCase):
-    def publish(self, r, channel, payload):
-        raw = payload if isinstance(payload, str) else json.dumps(payload)
-        return redisd.command(r.port, "PUBLISH", channel, raw)
+    def test_forged_events_are_never_shown_and_the_real_one_arrives(self):
+        # an attacker who can PUBLISH offers the next id first, in every way we can think
+        # of; the agent on the other instance then sees the real event of that id
+        r, h1, h2 = self.pair()
+        agent = self.agent(h2)
+        self.webhook(h1)
+        base, at = self.last_event_id(), 0
+        while at < base:
+            at = agent.event()["id"]
+        forged_text = "FORGED " + os.urandom(4).hex()
+        self.no_leak(forged_text)
+        data = {"id": 999, "conversation_id": 1, "direction": "in", "author": "contact",
+                "type": "text", "text": forged_text, "status": "received"}
+        old = {"instance": "x", "tenant": "demo", "id": base + 1,
+               "event": "message.created", "data": data}
+        signed = dict(old, ts=redisd.now_ms())
+        genuine = redisd.sign(self.key, "hub:ev:demo", self.notice("demo", base + 1))
+        forgeries = [
+            json.dumps(old),                                        # unsigned (the old format)
+            redisd.sign(self.secret("guessed-key"), "hub:ev:demo", signed),  # another key
+            "v1.%s.%s" % ("0" * 64, json.dumps(signed)),           # a made-up MAC
+            genuine[:68] + json.dumps(signed),                     # a real MAC, other json
+            "v1." + genuine[3:67].upper() + genuine[67:].replace('"id":%d' % (base + 1),
+                                                                 '"id":%d' % (base + 2)),
+        ]
+        for f in forgeries:
+            self.assertEqual(self.publish(r, "hub:ev:demo", f), ":2")  # both instances
+        util.wait_for(lambda: self.metric(h2, "hub_bus_bad_payloads_total") >= len(forgeries),
+                      30, "the forgeries to be dropped")
+        text = self.unique_text()
+        self.webhook(h1, text=text)
+        evs = [agent.event()]
+        while evs[-1]["event"] != "message.created":
+            evs.append(agent.event())
+        self.assertEqual([e["id"] for e in evs], list(range(base + 1, base + 1 + len(evs))))
+        self.assertEqual(evs[-1]["data"]["text"], text)
+        resume = self.agent(h2, sub="agent-later")
+        resume.send_json({"type": "resume", "after": base})
+        replayed, _ = self.replayed(resume)
+        self.assertEqual(replayed[:len(evs)], evs)
+        self.assertNotIn(forged_text, json.dumps(replayed, ensure_ascii=False))
+        # even a signed notice of an id beyond the log makes the bus read, never skip
+        last, at = self.last_event_id(), evs[-1]["id"]
+        while at < last:
+            at = agent.event()["id"]
+        n = h2.count_log("heard of but not in the log")
+        self.publish(r, "hub:ev:demo", self.notice("demo", last + 5))
+        util.wait_for(lambda: h2.count_log("heard of but not in the log") > n, 30,
+                      "the read of the log after the notice")
+        self.webhook(h1)
+        self.assertEqual(agent.event()["id"], last + 1)
+        self.assertIn("not signed with redis.hmac_key", h2.log())
+        self.assertNotIn(self.key, h2.log())
 
+    def test_a_subscriber_reads_ids_but_no_text_phone_or_name(self):
+        r, h1, h2 = self.pair()
+        a1 = self.agent(h1, sub="agent-1")
+        a2 = self.agent(h2, sub="agent-2")
+        with socket.create_connection(("127.0.0.1", r.port), timeout=20) as sub:
+            sub.sendall(redisd.encode("PSUBSCRIBE", "hub:ev:*"))
+            while redisd.read_line(sub) != ":1":
+                pass
+            text, reply, phone = self.unique_text(), self.unique_text(), "77015550123"
+            name = "Privacy Person " + os.urandom(3).hex()
+            self.no_leak(name)
+            self.webhook(h1, text=text, wa_id=phone, name=name)
+            conv = a2.event("message.created")["data"]["conversation_id"]
+            ack = a2.command({"type": "send", "conversation_id": conv, "text": reply,
+                              "client_id": "p1"})
+            self.assertEqual(ack["type"], "ack", ack)
+            while a1.event("message.created")["data"]["id"] != ack["message_id"]:
+                pass
+            a2.command({"type": "typing", "conversation_id": conv})
+            self.assertEqual(a1.event("typing")["data"]["user"], "agent-2")
+            last = self.last_event_id()
+            raw, seen = b"", []
+            deadline = time.monotonic() + 30
+            while not any(m.get("sync") and m["id"] == last for m in seen):
+                self.assertLess(time.monotonic(), deadline, "no sync marker for %d" % last)
+                chunk = sub.recv(65536)
+                self.assertTrue(chunk, "redis closed the subscription")
+                raw += chunk
+                seen = [redisd.unsign(self.key, "hub:ev:demo", line.decode())
+                        for line in raw.split(b"\r\n") if line.startswith(b"v1.")]
+                self.assertNotIn(None, seen, "a payload that the key does not verify")
+        for secret in (text, reply, phone, "+" + phone, name):
+            self.assertNotIn(secret.encode(), raw)
+        for m in seen:
+            self.assertEqual(m["tenant"], "demo")
+            if "event" in m:
+                self.assertEqual((m["event"], sorted(m["data"])),
+                                 ("typing", ["conversation_id", "user"]), m)
+            else:
+                self.assertLessEqual(set(m), {"instance", "tenant", "ts", "id", "sync"}, m)
+        self.assertEqual(sorted({m["id"] for m in seen if "id" in m}),
+                         list(range(1, last + 1)))
+
+    def test_rotation_accepts_the_other_key_and_different_keys_say_so(self):
+        r = self.own_redis()
+        new = self.secret("redis-hmac-key-new")
+        # mid-rotation: one instance signs with the old key, the other with the new one,
+        # each accepts both
+        cfg1 = self.redis_config(r.url, overrides={"redis.hmac_key_accepted": new})
+        cfg2 = self.other_port(cfg1, **{"redis.hmac_key": new,
+                                        "redis.hmac_key_accepted": self.key})
+        h1 = self.start_hubd(cfg1, name="hubd1")
+        h2 = self.start_hubd(cfg2, name="hubd2")
+        for h in (h1, h2):
+            hubd.wait_http(h.port, "/readyz", 200, 30)
+        a1, a2 = self.agent(h1, sub="agent-1"), self.agent(h2, sub="agent-2")
+        self.webhook(h1)
+        first = a2.event("message.created")["data"]["id"]
+        self.webhook(h2)
+        got = [a1.event("message.created")["data"]["id"] for _ in (1, 2)]
+        self.assertEqual(got[0], first)
+        self.assertGreater(got[1], first)
+        # a third instance with a key of its own is not believed, and says why
+        cfg3 = self.redis_config(r.url, key=self.secret("redis-hmac-key-stray"))
+        h3 = self.start_hubd(self.other_port(cfg3), name="hubd3")
+        hubd.wait_http(h3.port, "/readyz", 200, 30)
+        self.webhook(h1)
+        util.wait_for(lambda: "not signed with redis.hmac_key" in h3.log(), 30,
+                      "the stray instance's warning")
+        while a2.event("message.created")["data"]["id"] <= got[1]:
+            pass  # its own (the second webhook), then the third one, from hubd1
+
+
+class Credentials(RedisCase):
+    ACL = ("resetchannels &hub:ev:* &__hubd_redis_hb:* -@all +ping +publish +subscribe "
+           "+psubscribe")
+
+    def test_password_acl_user_and_unix_socket(self):
+        # the least a hubd needs: its channels and four commands, no keys
+        pw, upw = self.secret("redis-password"), self.secret("redis-user-password")
+        r = redisd.RedisServer(password=pw, users={"hubd": (upw, self.ACL)}, unixsocket=True)
+        self.addCleanup(r.destroy)
+        r.start()
+        cfg1 = self.redis_config(r.url_for(password=pw, unix=True))
+        cfg2 = self.other_port(self.redis_config(r.url_for("hubd", upw)))
+        h1 = self.start_hubd(cfg1, name="hubd1")
+        h2 = self.start_hubd(cfg2, name="hubd2")
+        for h in (h1, h2):
+            hubd.wait_http(h.port, "/readyz", 200, 30)
+        self.assertIn("connected (subscriber, %s)" % r.socket_path, h1.log())
+        a1, a2 = self.agent(h1, sub="agent-1"), self.agent(h2, sub="agent-2")
+        self.webhook(h1)
+        conv = a2.event("message.created")["data"]["conversation_id"]
+        ack = a2.command({"type": "send", "conversation_id": conv, "text": "over ACL",
+                          "client_id": "c1"})
+        self.assertEqual(ack["type"], "ack", ack)
+        while a1.event("message.created")["data"]["id"] != ack["message_id"]:
+            pass
+        a1.command({"type": "typing", "conversation_id": conv})
+        self.assertEqual(a2.event("typing")["data"]["user"], "agent-1")
+
+    def test_wrong_or_missing_password_is_a_clear_error_without_the_secret(self):
+        pw, upw = self.secret("redis-password"), self.secret("redis-user-password")
+        r = redisd.RedisServer(password=pw, users={"hubd": (upw, self.ACL)})
+        self.addCleanup(r.destroy)
+        r.start()
+        wrong = self.secret("wrong-password")
+        cases = [(r.url_for(password=wrong), "refused AUTH/SELECT: WRONGPASS"),
+                 (r.url_for("hubd", wrong), "refused AUTH/SELECT: WRONGPASS"),
+                 (r.url_for("hubd", upw), None),  # the right one, for comparison
+                 ("redis://127.0.0.1:%d" % r.port, "refused PING: NOAUTH")]
+        for i, (url, error) in enumerate(cases):
+            h = self.start_hubd(self.redis_config(url), name="hubd%d" % i)
+            if error is None:
+                hubd.wait_http(h.port, "/readyz", 200, 30)
+                continue
+            # hubd serves (local agents work) while Redis refuses it, and says why
+            util.wait_for(lambda: error in h.log(), 30, "the error %r" % error)
+            self.assertRegex(h.log(), r"<3>\[redis *\] commands: 127\.0\.0\.1:%d "
+                             % r.port + "refused")
+            r_ready = httpc.get(h.port, "/readyz")
+            self.assertEqual((r_ready.status, r_ready.json()["redis"]), (503, "down"))
+            agent = self.agent(h)
+            self.webhook(h)
+            self.assertEqual(agent.event("message.created")["data"]["author"], "contact")
+            h.stop()
+            for s in (pw, upw, wrong):
+                self.assertNotIn(s, h.log())
+
+
+class Payloads(RedisCase):
     def test_foreign_payloads_are_checked_and_sync_markers_fill_gaps(self):
         r = self.own_redis()
-        h = self.start_hubd(self.config(redis_url=r.url))
+        h = self.start_hubd(self.redis_config(r.url))
         hubd.wait_http(h.port, "/readyz", 200, 30)
         agent = self.agent(h)
         acme = self.agent(h, tenant="acme", sub="acme-1")
@@ -139,45 +355,48 @@ class Payloads(InboxCase):
         hidden = int(self.psql("SELECT hub_emit_event('demo', 'contact.updated', "
                                "'{\"id\": 0, \"note\": \"elsewhere\"}')"))
         self.assertEqual(hidden, base + 1)
+        now = redisd.now_ms()
+        typing = {"instance": "other", "tenant": "demo", "ts": now, "event": "typing",
+                  "data": {"conversation_id": 1, "user": "agent-elsewhere"}}
         bad = [
+            # not signed with our key: dropped before anything is read
             ("hub:ev:demo", "{not json"),
+            ("hub:ev:demo", json.dumps(self.notice("demo", hidden, sync=True))),
+            ("hub:ev:demo", "v1.%s.{}" % ("ab" * 31)),                    # a short MAC
+            ("hub:ev:demo", redisd.sign(self.key, "hub:ev:acme",         # acme's channel
+                                        self.notice("demo", hidden, sync=True))),
+            ("hub:ev:demo", redisd.sign(self.key, "hub:ev:demo", typing)[:-1] + ' }'),
+            ("hub:ev:demo", "v1.%s.%s" % ("0" * 64, "x" * 5000)),          # too long
+            # signed, but not what an instance sends
             ("hub:ev:demo", ["a", "list"]),
-            ("hub:ev:demo", {"tenant": "demo", "id": 99}),               # no instance
-            ("hub:ev:acme", {"instance": "x", "tenant": "demo", "id": 99,  # channel differs
-                             "event": "contact.updated", "data": {}}),
-            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": "99",
-                             "event": "contact.updated", "data": {}}),
-            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": 10 ** 30,
-                             "event": "contact.updated", "data": {}}),
-            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": -4,
-                             "event": "contact.updated", "data": {}}),
-            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": 99,
-                             "event": "contact.updated", "data": "not an object"}),
+            ("hub:ev:demo", {"tenant": "demo", "ts": now, "id": 99}),     # no instance
+            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "id": 99}),  # no ts
+            ("hub:ev:acme", self.notice("demo", 99)),                     # channel differs
+            ("hub:ev:demo", self.notice("demo", "99")),
+            ("hub:ev:demo", self.notice("demo", 10 ** 30)),
+            ("hub:ev:demo", self.notice("demo", -4)),
             # no id: ephemeral, and typing is the only ephemeral event there is
-            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "event": "message.created",
-                             "data": {"id": 1, "text": "forged"}}),
-            ("hub:ev:demo", {"instance": "x", "tenant": "demo", "event": "typing",
-                             "data": {"user": "no conversation"}}),
+            ("hub:ev:demo", dict(typing, event="message.created",
+                                 data={"id": 1, "text": "forged"})),
+            ("hub:ev:demo", dict(typing, data={"user": "no conversation"})),
+            # a typing payload replayed a minute later
+            ("hub:ev:demo", dict(typing, ts=now - 60000)),
         ]
         for channel, payload in bad:
             self.assertEqual(self.publish(r, channel, payload), ":1")
-        typing = {"instance": "other", "tenant": "demo", "event": "typing",
-                  "data": {"conversation_id": 1, "user": "agent-elsewhere"}}
         self.publish(r, "hub:ev:demo", typing)
         ev = agent.event()
         self.assertEqual((ev["event"], ev["data"]), ("typing", typing["data"]), ev)
-        self.publish(r, "hub:ev:demo", {"instance": "other", "tenant": "demo", "id": hidden,
-                                        "sync": True})
+        self.publish(r, "hub:ev:demo", self.notice("demo", hidden, sync=True))
         ev = agent.event()
         self.assertEqual((ev["id"], ev["data"].get("note")), (hidden, "elsewhere"), ev)
-        self.assertGreaterEqual(self.metric(h, "hub_bus_bad_payloads_total"), len(bad) - 1)
-        # a well-formed event of another instance is delivered in order, once
-        n = {"instance": "other", "tenant": "demo", "id": hidden + 1,
-             "event": "contact.updated", "data": {"id": 0, "note": "relayed"}}
+        self.assertGreaterEqual(self.metric(h, "hub_bus_bad_payloads_total"), len(bad))
+        # an event of another instance, announced by its id, is read from the log and
+        # delivered in order, once
         self.psql("SELECT hub_emit_event('demo', 'contact.updated', "
                   "'{\"id\": 0, \"note\": \"relayed\"}')")
-        self.publish(r, "hub:ev:demo", n)
-        self.publish(r, "hub:ev:demo", n)  # again: a duplicate
+        self.publish(r, "hub:ev:demo", self.notice("demo", hidden + 1))
+        self.publish(r, "hub:ev:demo", self.notice("demo", hidden + 1))  # again
         self.webhook(h)
         ids = []
         while not ids or ids[-1] < self.last_event_id():
@@ -192,7 +411,7 @@ class Payloads(InboxCase):
         # a PUBLISH can be lost while the others stay subscribed: a marker a second later
         # tells them how far the log reaches
         r = self.own_redis()
-        h = self.start_hubd(self.config(redis_url=r.url))
+        h = self.start_hubd(self.redis_config(r.url))
         hubd.wait_http(h.port, "/readyz", 200, 30)
         with socket.create_connection(("127.0.0.1", r.port), timeout=20) as sub:
             sub.sendall(redisd.encode("SUBSCRIBE", "hub:ev:demo"))
@@ -203,12 +422,13 @@ class Payloads(InboxCase):
             seen = []
             while True:
                 line = redisd.read_line(sub)
-                if line.startswith("{"):
-                    seen.append(json.loads(line))
+                if line.startswith("v1."):
+                    seen.append(redisd.unsign(self.key, "hub:ev:demo", line))
+                    self.assertIsNotNone(seen[-1], "not signed with redis.hmac_key")
                     if seen[-1].get("sync"):
                         break
-        events = [m["id"] for m in seen if "event" in m]
-        self.assertEqual(events, list(range(1, last + 1)))
+        notices = [m["id"] for m in seen if not m.get("sync")]
+        self.assertEqual(notices, list(range(1, last + 1)))
         self.assertEqual(seen[-1]["id"], last)
         self.assertEqual(seen[-1]["instance"], seen[0]["instance"])
 
@@ -220,3 +440,10 @@ class Alone(InboxCase):
         agent = self.agent(h)
         self.webhook(h)
         self.assertEqual(agent.event("message.created")["data"]["author"], "contact")
+
+    def test_redis_without_hmac_key_does_not_start(self):
+        # a key made up here would differ from the other instances' and cut them apart
+        h = self.start_hubd(self.config(redis_url="redis://127.0.0.1:1"), wait=False)
+        h.expected_rc = 1
+        self.assertEqual(h.wait_exit(60), 1)
+        self.assertIn("redis.hmac_key: required with redis.url", h.log())

@@ -77,7 +77,7 @@ def base_config(port, db_url, redis_url=None):
                      channel("acme-whatsapp", "acme", ACME_ACCOUNT)],
     }
     if redis_url:
-        cfg["redis"] = {"url": redis_url}
+        cfg["redis"] = {"url": redis_url, "hmac_key": secret("redis-hmac-key")}
     return cfg
 
 
@@ -99,7 +99,9 @@ def merge(cfg, overrides):
 
 def secrets_of(cfg):
     """Every secret in cfg (for the privacy check)."""
-    out = [cfg["auth"].get("jwt_secret", "")]
+    out = [cfg["auth"].get("jwt_secret", ""), cfg.get("redis", {}).get("hmac_key", ""),
+           cfg.get("redis", {}).get("hmac_key_accepted", ""),
+           cfg.get("metrics", {}).get("token", "")]
     for ch in cfg.get("channels", []):
         out += [ch.get("app_secret", ""), ch.get("verify_token", ""),
                 ch.get("access_token", "")]

@@ -1,13 +1,19 @@
 """tests/support/redisd.py - a private redis-server for tests (random port on 127.0.0.1,
-no persistence), plus a tiny RESP client for PING and PUBLISH/SUBSCRIBE checks.
+no persistence; optionally a password, ACL users and a unix socket), plus a tiny RESP client
+for PING and PUBLISH/SUBSCRIBE checks, and the signed payloads of hubd's event bus
+(daemon/data/bus.c) for tests that play another instance or an attacker.
 
 Optional per test: only tests that configure redis start one.
 """
+import hashlib
+import hmac
+import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import time
 
 from . import util
 
@@ -21,11 +27,51 @@ def available():
     return None
 
 
-def command(port, *args, timeout=5.0):
-    """Sends one command and returns the first reply line decoded (e.g. '+PONG', ':1')."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+def command(port, *args, timeout=5.0, auth=None):
+    """Sends one command and returns the first reply line decoded (e.g. '+PONG', ':1').
+    auth: (password,) or (user, password) sent first with AUTH."""
+    with connect(port, timeout, auth) as s:
         s.sendall(encode(*args))
         return read_line(s)
+
+
+def connect(port, timeout=5.0, auth=None):
+    """A socket to redis on port, AUTHenticated with auth ((password,) or (user,
+    password)) when given."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if auth:
+        s.sendall(encode("AUTH", *auth))
+        line = read_line(s)
+        if line != "+OK":
+            s.close()
+            raise RuntimeError("redis AUTH refused: %s" % line)
+    return s
+
+
+BUS_MAC_DOMAIN = b"hub:bus:v1"
+
+
+def sign(key, channel, obj):
+    """The payload hubd's bus publishes: "v1." HEX(HMAC-SHA256(key, "hub:bus:v1" NUL channel
+    NUL json)) "." json. obj: a dict (dumped) or the json text itself."""
+    body = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))
+    msg = BUS_MAC_DOMAIN + b"\0" + channel.encode() + b"\0" + body.encode()
+    mac = hmac.new(key.encode(), msg, hashlib.sha256).hexdigest()
+    return "v1.%s.%s" % (mac, body)
+
+
+def unsign(key, channel, payload):
+    """The json object of a signed payload, or None when key did not sign it for channel."""
+    parts = payload.split(".", 2)
+    if len(parts) != 3 or parts[0] != "v1":
+        return None
+    if not hmac.compare_digest(sign(key, channel, parts[2]), payload):
+        return None
+    return json.loads(parts[2])
+
+
+def now_ms():
+    return int(time.time() * 1000)
 
 
 def encode(*args):
@@ -47,17 +93,43 @@ def read_line(sock):
 
 
 class RedisServer:
-    """One redis-server. start()/stop() may be called again (same port)."""
+    """One redis-server. start()/stop() may be called again (same port).
+    password: requirepass (the default user's password); users: {name: (password, rules)},
+    ACL users with rules such as "resetchannels &hub:ev:* -@all +publish"; unixsocket: also
+    listen on <base>/redis.sock (mode 700)."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, password=None, users=None, unixsocket=False):
         self.port = port or util.free_port()
         self.base = tempfile.mkdtemp(prefix="hubt-redis-")
         self.log_path = os.path.join(self.base, "redis.log")
+        self.password = password
+        self.users = dict(users or {})
+        self.socket_path = os.path.join(self.base, "redis.sock") if unixsocket else None
         self.proc = None
 
     @property
     def url(self):
-        return "redis://127.0.0.1:%d" % self.port
+        """redis://[:PASSWORD@]127.0.0.1:PORT: the default user."""
+        return self.url_for(password=self.password)
+
+    def url_for(self, user=None, password=None, unix=False):
+        """A redis.url for hubd with these credentials (not %-encoded: use plain ones)."""
+        cred = ""
+        if password is not None:
+            cred = "%s:%s@" % (user or "", password)
+        if unix:
+            return "unix://%s%s" % (cred, self.socket_path)
+        return "redis://%s127.0.0.1:%d" % (cred, self.port)
+
+    @property
+    def auth(self):
+        """The AUTH arguments of the default user, or None."""
+        return (self.password,) if self.password else None
+
+    def command(self, *args, **kw):
+        """command() as the default user."""
+        kw.setdefault("auth", self.auth)
+        return command(self.port, *args, **kw)
 
     def start(self, timeout=20):
         if self.proc and self.proc.poll() is None:
@@ -65,6 +137,12 @@ class RedisServer:
         argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--daemonize", "no", "--dir", self.base,
                 "--logfile", self.log_path]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        for name, (password, rules) in self.users.items():
+            argv += ["--user", name, "on", ">" + password] + rules.split()
+        if self.socket_path:
+            argv += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -73,7 +151,7 @@ class RedisServer:
                 raise RuntimeError("redis-server exited with %d:\n%s"
                                    % (self.proc.returncode, util.tail(self.log_path)))
             try:
-                return command(self.port, "PING") == "+PONG"
+                return self.command("PING") == "+PONG"
             except OSError:
                 return False
 

@@ -244,6 +244,103 @@ static void test_platforms_and_outbound(void **state)
 	free(errors);
 }
 
+#define REDIS_URL "\"url\": \"redis://127.0.0.1:6379\""
+#define HMAC_KEY "0123456789abcdef0123456789abcdef-key"
+
+static void test_redis_hmac_key_required_with_url(void **state)
+{
+	struct hub_config *a, *b;
+	struct hub_buf out = HUB_BUF_INIT;
+	char *errors;
+
+	(void)state;
+	unsetenv("HUB_REDIS_HMAC_KEY");
+	unsetenv("HUB_REDIS_HMAC_KEY_ACCEPTED");
+	/* no Redis, no key */
+	a = parse_ok("{" BASE_DB BASE_AUTH "}");
+	assert_null(hub_config_settings(a)->redis.hmac_key);
+	assert_null(hub_config_settings(a)->redis.hmac_key_accepted);
+	hub_config_unref(a);
+	/* Redis without a key, with null, with a short one */
+	errors = parse_fail("{" BASE_DB BASE_AUTH ",\n\"redis\": {" REDIS_URL "}}");
+	assert_non_null(strstr(errors, "t.json:3:10: redis.hmac_key: required with redis.url "
+				       "(or set HUB_REDIS_HMAC_KEY)"));
+	free(errors);
+	errors = parse_fail("{" BASE_DB BASE_AUTH ",\n\"redis\": {" REDIS_URL
+			    ", \"hmac_key\": null}}");
+	assert_non_null(strstr(errors, "redis.hmac_key: required with redis.url"));
+	free(errors);
+	errors = parse_fail("{" BASE_DB BASE_AUTH ",\n\"redis\": {" REDIS_URL ", \"hmac_key\": "
+			    "\"short-but-16-bytes\",\n"
+			    "\"hmac_key_accepted\": \"0123456789abcdef\"}}");
+	assert_non_null(strstr(errors, "redis.hmac_key: must be at least 32 bytes\n"));
+	assert_non_null(strstr(errors, "redis.hmac_key_accepted: must be at least 32 bytes\n"));
+	assert_null(strstr(errors, "short-but-16-bytes"));
+	free(errors);
+	/* a file that cannot be read is its own error, not also "required" */
+	errors = parse_fail("{" BASE_DB BASE_AUTH ",\n\"redis\": {" REDIS_URL
+			    ", \"hmac_key_file\": \"/nonexistent/redis-hmac-key\"}}");
+	assert_non_null(strstr(errors, "redis.hmac_key_file: cannot read"));
+	assert_null(strstr(errors, "required"));
+	free(errors);
+	/* given: in the file or the environment; a restart key; redacted */
+	a = parse_ok("{" BASE_DB BASE_AUTH ", \"redis\": {" REDIS_URL ", \"hmac_key\": \""
+		     HMAC_KEY "\"}}");
+	assert_string_equal(hub_config_settings(a)->redis.hmac_key, HMAC_KEY);
+	setenv("HUB_REDIS_HMAC_KEY", "from-the-environment-0123456789abcdef", 1);
+	setenv("HUB_REDIS_HMAC_KEY_ACCEPTED", "accepted-from-the-environment-0123456789", 1);
+	b = parse_ok("{" BASE_DB BASE_AUTH ", \"redis\": {" REDIS_URL "}}");
+	unsetenv("HUB_REDIS_HMAC_KEY");
+	unsetenv("HUB_REDIS_HMAC_KEY_ACCEPTED");
+	assert_string_equal(hub_config_settings(b)->redis.hmac_key,
+			    "from-the-environment-0123456789abcdef");
+	assert_string_equal(hub_config_settings(b)->redis.hmac_key_accepted,
+			    "accepted-from-the-environment-0123456789");
+	assert_int_equal(hub_config_restart_keys(a, b, &out), 2);
+	assert_string_equal(out.p, "redis.hmac_key, redis.hmac_key_accepted");
+	hub_buf_reset(&out);
+	hub_config_dump(b, &out);
+	assert_null(strstr(out.p, "from-the-environment"));
+	assert_non_null(strstr(out.p, "\"redis.hmac_key\":\"<redacted>\""));
+	assert_non_null(strstr(out.p, "\"redis.hmac_key_accepted\":\"<redacted>\""));
+	hub_buf_release(&out);
+	hub_config_unref(a);
+	hub_config_unref(b);
+}
+
+static void test_metrics_token(void **state)
+{
+	struct hub_config *a, *b;
+	struct hub_buf out = HUB_BUF_INIT;
+	char *errors;
+
+	(void)state;
+	unsetenv("HUB_METRICS_TOKEN");
+	a = parse_ok("{" BASE_DB BASE_AUTH "}");
+	assert_null(hub_config_settings(a)->metrics.token); /* open, as for development */
+	b = parse_ok("{" BASE_DB BASE_AUTH ", \"metrics\": {\"token\": \"scrape-me-0123456789\"}}");
+	assert_string_equal(hub_config_settings(b)->metrics.token, "scrape-me-0123456789");
+	/* live: a reload applies it */
+	assert_int_equal(hub_config_restart_keys(a, b, &out), 0);
+	hub_config_dump(b, &out);
+	assert_null(strstr(out.p, "scrape-me"));
+	assert_non_null(strstr(out.p, "\"metrics.token\":\"<redacted>\""));
+	hub_buf_release(&out);
+	hub_config_unref(a);
+	hub_config_unref(b);
+	setenv("HUB_METRICS_TOKEN", "token-from-the-environment", 1);
+	a = parse_ok("{" BASE_DB BASE_AUTH "}");
+	unsetenv("HUB_METRICS_TOKEN");
+	assert_string_equal(hub_config_settings(a)->metrics.token, "token-from-the-environment");
+	hub_config_unref(a);
+	errors = parse_fail("{" BASE_DB BASE_AUTH ",\n\"metrics\": {\"token\": \"short\"}}");
+	assert_non_null(strstr(errors, "t.json:3:22: metrics.token: must be at least 16 bytes\n"));
+	free(errors);
+	errors = parse_fail("{" BASE_DB BASE_AUTH ",\n\"metrics\": {\"tokens\": \"x\"}}");
+	assert_non_null(strstr(errors, "metrics.tokens: unknown key"));
+	free(errors);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +353,8 @@ int main(void)
 		cmocka_unit_test(test_channels_and_tenants),
 		cmocka_unit_test(test_restart_keys_and_redacted_dump),
 		cmocka_unit_test(test_example_configs_are_valid),
+		cmocka_unit_test(test_redis_hmac_key_required_with_url),
+		cmocka_unit_test(test_metrics_token),
 	};
 	unsetenv("HUB_DATABASE_URL");
 	unsetenv("HUB_JWT_SECRET");
