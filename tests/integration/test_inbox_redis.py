@@ -443,7 +443,8 @@ class Alone(InboxCase):
 
     def test_redis_without_hmac_key_does_not_start(self):
         # a key made up here would differ from the other instances' and cut them apart
-        h = self.start_hubd(self.config(redis_url="redis://127.0.0.1:1"), wait=False)
+        h = self.start_hubd(self.config({"redis.hmac_key": None},
+                                        redis_url="redis://127.0.0.1:1"), wait=False)
         h.expected_rc = 1
         self.assertEqual(h.wait_exit(60), 1)
         self.assertIn("redis.hmac_key: required with redis.url", h.log())
