@@ -16,22 +16,27 @@ enum hub_role {
 };
 
 #define HUB_JWT_ID_MAX 128 /* bytes of sub and tid, NUL included */
+/* 9999-12-31T23:59:59Z: a later exp is read as this one, so that no caller computing with
+ * it (milliseconds, deadlines) can overflow */
+#define HUB_JWT_EXP_MAX INT64_C(253402300799)
 
 struct hub_jwt_claims {
 	char sub[HUB_JWT_ID_MAX]; /* the user id */
 	char tid[HUB_JWT_ID_MAX]; /* the tenant id */
 	enum hub_role role;
-	int64_t exp; /* Unix seconds */
+	int64_t exp; /* Unix seconds, at most HUB_JWT_EXP_MAX */
 };
 
 /* "agent"/"admin" → 0; else -EINVAL. */
 int hub_role_parse(const char *name, enum hub_role *out) HUB_MUSTCHECK;
 const char *hub_role_name(enum hub_role role);
 
-/* Appends the signed token to out. -EINVAL for an empty secret or bad claims. */
+/* Appends the signed token to out. -EINVAL for an empty secret or bad claims (an exp
+ * beyond HUB_JWT_EXP_MAX among them). */
 int hub_jwt_sign(struct hub_buf *out, struct hub_str secret,
 		 const struct hub_jwt_claims *claims) HUB_MUSTCHECK;
-/* Verifies token against secret at time now (Unix seconds) and fills out.
+/* Verifies token against secret at time now (Unix seconds) and fills out; an exp beyond
+ * HUB_JWT_EXP_MAX comes out as HUB_JWT_EXP_MAX.
  * -EBADMSG malformed; -EPERM wrong algorithm or bad signature; -EKEYEXPIRED expired.
  * err says which, without echoing the token. */
 int hub_jwt_verify(struct hub_str token, struct hub_str secret, int64_t now,

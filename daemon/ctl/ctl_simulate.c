@@ -7,10 +7,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <getopt.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -226,36 +229,86 @@ static void sim_usage(void)
 		"usage: hubctl simulate PLATFORM CHANNEL --from ID [--name NAME] [--url URL] TEXT\n"
 		"  whatsapp   --from PHONE --name NAME\n"
 		"  telegram   --from USER_ID --name NAME\n"
-		"  instagram  --from IGSID (its webhooks carry no name: --name is not sent)\n");
+		"  instagram  --from IGSID (its webhooks carry no name: --name is not sent)\n"
+		"  --url      http://HOST:PORT of a hubd on this machine (127.0.0.0/8, ::1,\n"
+		"             localhost: the request carries the channel's secret in clear);\n"
+		"             default: http.listen\n");
 }
 
-/* "http://HOST:PORT[/...]" → host and port. */
+/* "http://HOST:PORT[/...]" → host and port; HOST may be "[v6]" (host is then without the
+ * brackets). -EPROTONOSUPPORT for https, -EINVAL for anything else. */
 static int parse_url(const char *url, char *host, size_t hostlen, char *port, size_t portlen)
 {
-	const char *p, *colon, *slash;
+	const char *p, *hs, *he, *colon, *slash;
 
-	if (strncmp(url, "http://", 7) != 0)
+	if (strncasecmp(url, "https://", 8) == 0)
+		return -EPROTONOSUPPORT;
+	if (strncasecmp(url, "http://", 7) != 0)
 		return -EINVAL;
 	p = url + 7;
 	slash = strchr(p, '/');
 	if (!slash)
 		slash = p + strlen(p);
-	colon = memchr(p, ':', (size_t)(slash - p));
-	if (!colon || colon == p || (size_t)(colon - p) >= hostlen ||
+	if (*p == '[') {
+		hs = p + 1;
+		he = memchr(hs, ']', (size_t)(slash - hs));
+		if (!he)
+			return -EINVAL;
+		colon = he + 1;
+		if (colon >= slash || *colon != ':')
+			return -EINVAL;
+	} else {
+		hs = p;
+		colon = memchr(p, ':', (size_t)(slash - p));
+		he = colon;
+	}
+	if (!colon || he == hs || (size_t)(he - hs) >= hostlen ||
 	    (size_t)(slash - colon - 1) >= portlen || slash == colon + 1)
 		return -EINVAL;
-	memcpy(host, p, (size_t)(colon - p));
-	host[colon - p] = '\0';
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
 	memcpy(port, colon + 1, (size_t)(slash - colon - 1));
 	port[slash - colon - 1] = '\0';
 	return 0;
 }
 
-/* POSTs request to host:port and appends the whole response to resp. */
+/* An address on this machine's loopback: 127.0.0.0/8, ::1 (or ::ffff:127.x.y.z). */
+static bool sockaddr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+/* What --url may name: localhost or a loopback address literal. The request carries the
+ * channel's secret (Telegram's secret token verbatim, Meta's signature of the body) in
+ * clear, so it never goes to another machine. */
+static bool host_is_loopback(const char *host)
+{
+	struct sockaddr_in a4 = { .sin_family = AF_INET };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4.sin_addr) == 1)
+		return sockaddr_is_loopback((struct sockaddr *)&a4);
+	if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1)
+		return sockaddr_is_loopback((struct sockaddr *)&a6);
+	return false;
+}
+
+/* POSTs request to host:port and appends the whole response to resp. Only loopback
+ * addresses are tried, whatever the name resolves to. */
 static int http_exchange(const char *host, const char *port, struct hub_str request,
 			 struct hub_buf *resp)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL, *a;
 	int fd = -1, ret;
 
 	ret = getaddrinfo(host, port, &hints, &ai);
@@ -263,11 +316,20 @@ static int http_exchange(const char *host, const char *port, struct hub_str requ
 		fprintf(stderr, "hubctl: simulate: %s: %s\n", host, gai_strerror(ret));
 		return -EHOSTUNREACH;
 	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+	ret = -EHOSTUNREACH;
+	for (a = ai; a; a = a->ai_next) {
+		if (!sockaddr_is_loopback(a->ai_addr))
+			continue;
+		fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+			break;
 		ret = -errno;
-		goto out;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
 	}
+	if (fd < 0)
+		goto out;
 	for (size_t off = 0; off < request.len;) {
 		ssize_t n = write(fd, request.p + off, request.len - off);
 		if (n < 0 && errno == EINTR)
@@ -298,6 +360,40 @@ out:
 		close(fd);
 	freeaddrinfo(ai);
 	return ret;
+}
+
+/* The URL to post to: --url, else hubd's http.listen (a wildcard address is this
+ * machine's loopback). 0, or 2 (the exit code) after saying what is wrong: not
+ * http://HOST:PORT, https, or a host other than loopback. Nothing has been sent then. */
+static int target_url(struct hub_config *cfg, const char *url_arg, struct hub_buf *url,
+		      char *host, size_t hostlen, char *port, size_t portlen)
+{
+	int ret;
+
+	if (url_arg)
+		hub_buf_adds(url, url_arg);
+	else
+		hub_buf_addf(url, "http://%s", hub_config_settings(cfg)->http.listen);
+	ret = parse_url(url->p, host, hostlen, port, portlen);
+	if (ret == -EPROTONOSUPPORT) {
+		fprintf(stderr, "hubctl: simulate: https is not supported: simulate posts plain "
+				"HTTP to a hubd on this machine (--url http://127.0.0.1:PORT)\n");
+		return 2;
+	}
+	if (ret < 0) {
+		fprintf(stderr, "hubctl: simulate: --url must be http://HOST:PORT\n");
+		return 2;
+	}
+	if (!url_arg && (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0))
+		snprintf(host, hostlen, "%s", strcmp(host, "::") == 0 ? "::1" : "127.0.0.1");
+	if (!host_is_loopback(host)) {
+		fprintf(stderr, "hubctl: simulate: %s is not this machine's loopback: the "
+				"request would carry the channel's secret in clear, so only "
+				"127.0.0.0/8, ::1 and localhost are allowed%s\n", url->p,
+			url_arg ? "" : " (http.listen; pass --url http://127.0.0.1:PORT)");
+		return 2;
+	}
+	return 0;
 }
 
 int hubctl_simulate_main(struct hub_config *cfg, int argc, char **argv)
@@ -348,6 +444,11 @@ int hubctl_simulate_main(struct hub_config *cfg, int argc, char **argv)
 		sim_usage();
 		return 2;
 	}
+	/* before the channel is even looked up: its secret never goes elsewhere */
+	if (target_url(cfg, url_arg, &url, host, sizeof(host), port, sizeof(port))) {
+		ret = 2;
+		goto out;
+	}
 	ch = hub_config_channel(cfg, hub_str_from(cid));
 	if (!ch) {
 		/* not in the file: a channel provisioned in the database (hubctl channel add) */
@@ -355,7 +456,8 @@ int hubctl_simulate_main(struct hub_config *cfg, int argc, char **argv)
 			fprintf(stderr, "hubctl: simulate: no channel \"%s\" in %s, and the "
 					"database cannot tell: %s\n", cid, hub_config_path(cfg),
 				err.msg);
-			return 1;
+			ret = 1;
+			goto out;
 		}
 		ch = hub_config_channel(snap, hub_str_from(cid));
 	}
@@ -415,18 +517,10 @@ int hubctl_simulate_main(struct hub_config *cfg, int argc, char **argv)
 		break;
 	}
 
-	if (url_arg)
-		hub_buf_adds(&url, url_arg);
-	else
-		hub_buf_addf(&url, "http://%s", hub_config_settings(cfg)->http.listen);
-	if (parse_url(url.p, host, sizeof(host), port, sizeof(port)) < 0) {
-		fprintf(stderr, "hubctl: simulate: --url must be http://HOST:PORT\n");
-		ret = 2;
-		goto out;
-	}
-	hub_buf_addf(&req, "POST /webhooks/%s/%s HTTP/1.1\r\nHost: %s:%s\r\n"
+	hub_buf_addf(&req, "POST /webhooks/%s/%s HTTP/1.1\r\nHost: %s%s%s:%s\r\n"
 		     "Content-Type: application/json\r\nContent-Length: %zu\r\n",
-		     hub_channel_kind_name(kind), ch->id, host, port, body.len);
+		     hub_channel_kind_name(kind), ch->id, strchr(host, ':') ? "[" : "", host,
+		     strchr(host, ':') ? "]" : "", port, body.len);
 	if (kind == HUB_CHANNEL_TELEGRAM) {
 		/* Telegram: the secret_token given to setWebhook, verbatim */
 		hub_buf_addf(&req, "X-Telegram-Bot-Api-Secret-Token: %s\r\n", ch->app_secret);

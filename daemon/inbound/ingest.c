@@ -148,6 +148,22 @@ static const struct hub_channel *route_channel(struct hub_http_req *req, struct 
 	return ch;
 }
 
+/* What a verification challenge can be: Meta sends digits; 1 to 64 of [A-Za-z0-9_.-] leave
+ * room for other platforms and nothing a browser could take for markup or script. */
+static bool challenge_ok(struct hub_str s)
+{
+	if (s.len < 1 || s.len > 64)
+		return false;
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char ch = (unsigned char)s.p[i];
+
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == '-' || ch == '.'))
+			return false;
+	}
+	return true;
+}
+
 void hub_ingest_handle_get(struct hub_ingest *ing, struct hub_http_req *req)
 {
 	const struct hub_adapter *adapter;
@@ -161,8 +177,19 @@ void hub_ingest_handle_get(struct hub_ingest *ing, struct hub_http_req *req)
 	ret = adapter->handshake ? adapter->handshake(ch, &wh, &reply) : -ENOTSUP;
 	switch (ret) {
 	case 0:
+		/* The reply echoes the query: only what a challenge can be, and never to be
+		 * sniffed as HTML by a browser sent here (security issue, finding 10). */
+		if (!challenge_ok(reply)) {
+			hub_log_debug(TAG, "channel=%s: 400 verification handshake with a "
+				      "malformed challenge (%zu bytes)", ch->id, reply.len);
+			hub_http_req_error(req, 400, "bad_challenge",
+					   "hub.challenge must be 1 to 64 of A-Z a-z 0-9 _ - .");
+			return;
+		}
 		hub_log_info(TAG, "channel=%s: verification handshake answered", ch->id);
-		hub_http_req_respond(req, 200, "text/plain", reply);
+		hub_http_req_add_header(req, "X-Content-Type-Options", "nosniff");
+		hub_http_req_add_header(req, "Cache-Control", "no-store");
+		hub_http_req_respond(req, 200, "text/plain; charset=utf-8", reply);
 		return;
 	case -EPERM:
 		hub_log_warn(TAG, "channel=%s: 403 verification handshake with a wrong token",

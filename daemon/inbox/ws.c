@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +43,7 @@
 #define WS_HEAP_NONE SIZE_MAX   /* client->heap_idx when not in the deadline heap */
 #define WS_DRAIN_MS 1000        /* at shutdown: wait this long for close handshakes */
 #define WS_ABUSE_MAX 20         /* rate-limited commands in a row before the socket is closed */
+#define WS_EXP_HORIZON_S (366 * 86400) /* a token's expiry further away is armed as this */
 /* RFC 6455 11.7 registry: 1013 Try Again Later (not in lws 4.1's enum) */
 #define WS_CLOSE_TRY_AGAIN ((enum lws_close_status)1013)
 
@@ -845,9 +848,19 @@ static void client_arm_timer(struct client *c)
 		if (c->auth_deadline < due)
 			due = c->auth_deadline;
 	} else {
-		uint64_t w = wall_ms(), exp_ms = (uint64_t)c->claims.exp * 1000;
-		uint64_t exp_due = exp_ms > w ? now + (exp_ms - w) : now;
+		uint64_t w = wall_ms(), exp_due = now;
 
+		/* In seconds first: exp * 1000 overflowed for exp >= 2^64 / 1000, made the
+		 * token look expired here but not in client_due(), and re-armed the socket
+		 * every millisecond (security issue, finding 9). A deadline further than the
+		 * next ping does not matter: the ping re-arms. */
+		if (c->claims.exp > 0 && (uint64_t)c->claims.exp > w / 1000) {
+			uint64_t left_s = (uint64_t)c->claims.exp - w / 1000;
+
+			if (left_s > WS_EXP_HORIZON_S)
+				left_s = WS_EXP_HORIZON_S;
+			exp_due = now + left_s * 1000 - w % 1000;
+		}
 		if (exp_due < due)
 			due = exp_due;
 		if (c->holding && c->hold_until < due)
@@ -1110,47 +1123,58 @@ static int client_message(struct client *c, bool binary)
 {
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_json_doc doc;
-	struct hub_str type;
+	struct hub_str type = HUB_STR_NULL;
+	bool allowed = true, parsed, object;
 	int ret = 0;
 
-	if (binary || hub_json_parse(&pool, hub_buf_str(&c->rx), WS_JSON_TOKENS, &doc, NULL) < 0) {
-		if (!c->authed) {
-			c->close_kind = "auth_required";
-			lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-					 (unsigned char *)"auth required", 13);
-			ret = -1;
-			goto out;
-		}
-		client_hold_end(c);
-		client_send_error(c, NULL, &pool, "bad_request",
-				  binary ? "binary frames are not supported"
-					 : "the frame is not valid JSON");
-		goto out;
-	}
-	if (!c->authed) {
-		ret = client_auth(c, &pool, &doc);
-		goto out;
-	}
-	if (hub_json_string(&doc, hub_json_get(&doc, 0, "type"), &pool, &type) < 0)
-		type = HUB_STR_NULL; /* inbox answers what is wrong */
-	if (!hub_str_eqs(type, "resume"))
-		client_hold_end(c); /* the client has spoken: it does not resume */
-	if (!hub_json_is(&doc, 0, HUB_JSON_OBJECT)) {
-		client_send_error(c, NULL, &pool, "bad_request", "a command is a JSON object");
-		goto out;
-	}
-	if (!client_take_token(c)) {
-		if (++c->limited > WS_ABUSE_MAX) {
+	/* An authenticated socket pays for every frame before it is parsed, valid or not:
+	 * garbage answered for free let a client have errors written back as fast as it
+	 * sent (security issue, finding 7). */
+	if (c->authed) {
+		allowed = client_take_token(c);
+		if (!allowed && ++c->limited > WS_ABUSE_MAX) {
 			hub_log_info(TAG, "conn=%llu tenant=%s: commands over the rate limit: "
 				     "closing", (unsigned long long)c->id, c->claims.tid);
 			client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded",
 				     "rate_limited");
 			goto out;
 		}
-		client_send_error(c, &doc, &pool, "rate_limited", "too many commands; slow down");
+	}
+	parsed = !binary &&
+		 hub_json_parse(&pool, hub_buf_str(&c->rx), WS_JSON_TOKENS, &doc, NULL) == 0;
+	if (!c->authed) {
+		if (!parsed) {
+			c->close_kind = "auth_required";
+			lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+					 (unsigned char *)"auth required", 13);
+			ret = -1;
+			goto out;
+		}
+		ret = client_auth(c, &pool, &doc);
+		goto out;
+	}
+	object = parsed && hub_json_is(&doc, 0, HUB_JSON_OBJECT);
+	if (object && hub_json_string(&doc, hub_json_get(&doc, 0, "type"), &pool, &type) < 0)
+		type = HUB_STR_NULL; /* inbox answers what is wrong */
+	if (!hub_str_eqs(type, "resume"))
+		client_hold_end(c); /* the client has spoken: it does not resume */
+	if (!allowed) {
+		/* the ref is echoed when there is one, so the client can match the refusal */
+		client_send_error(c, object ? &doc : NULL, &pool, "rate_limited",
+				  "too many commands; slow down");
 		goto out;
 	}
 	c->limited = 0;
+	if (!parsed) {
+		client_send_error(c, NULL, &pool, "bad_request",
+				  binary ? "binary frames are not supported"
+					 : "the frame is not valid JSON");
+		goto out;
+	}
+	if (!object) {
+		client_send_error(c, NULL, &pool, "bad_request", "a command is a JSON object");
+		goto out;
+	}
 	if (hub_str_eqs(type, "auth"))
 		client_send_error(c, &doc, &pool, "bad_request",
 				  "this socket is already authenticated");
@@ -1477,6 +1501,90 @@ void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
 	hub_buf_release(&keep);
 }
 
+/* The elements of a comma-separated header value, trimmed: true when one is tok. */
+static bool list_has(const char *p, const char *end, const char *tok)
+{
+	size_t tl = strlen(tok);
+
+	while (p < end) {
+		const char *e = memchr(p, ',', (size_t)(end - p)), *t;
+
+		if (!e)
+			e = end;
+		while (p < e && (*p == ' ' || *p == '\t'))
+			p++;
+		t = e;
+		while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+			t--;
+		if ((size_t)(t - p) == tl && memcmp(p, tok, tl) == 0)
+			return true;
+		p = e + 1;
+	}
+	return false;
+}
+
+/* RFC 6455 4.2.1: true unless the client offers subprotocols and bayge.v1 is not among
+ * them (none offered: lws answers with its first protocol, ours, and names none). The
+ * head was parsed and checked by the HTTP server (lines end in CRLF, no obs-fold, no
+ * space before a colon), so its lines can be read as they are. */
+static bool offers_our_protocol(const char *buf, size_t len)
+{
+	const char *p = buf, *end = buf + len;
+	bool offered = false;
+
+	/* the request line, then header lines up to the empty one */
+	while (p < end) {
+		const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2), *colon;
+		static const char name[] = "sec-websocket-protocol";
+
+		if (!eol || eol == p)
+			break;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (p != buf && colon && (size_t)(colon - p) == sizeof(name) - 1 &&
+		    strncasecmp(p, name, sizeof(name) - 1) == 0) {
+			offered = true;
+			if (list_has(colon + 1, eol, WS_PROTOCOL))
+				return true;
+		}
+		p = eol + 2;
+	}
+	return !offered;
+}
+
+/* Refuses a handshake with an HTTP answer shaped as the HTTP server's errors, then
+ * closes fd. The answer is small and nothing else was ever queued on the socket (the HTTP
+ * server hands over only when all it wrote is written), so one non-blocking send takes
+ * it. What the client sent after its request is read away first, so that the close is a
+ * FIN after the answer and not a reset that could discard it. */
+static void refuse_handshake(int fd, const char *code, const char *msg)
+{
+	struct hub_buf body = HUB_BUF_INIT, out = HUB_BUF_INIT;
+	struct hub_jw w;
+	char sink[4096];
+
+	hub_jw_init(&w, &body);
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "error");
+	hub_jw_obj_open(&w);
+	hub_jw_key(&w, "code");
+	hub_jw_cstr(&w, code);
+	hub_jw_key(&w, "message");
+	hub_jw_cstr(&w, msg);
+	hub_jw_obj_close(&w);
+	hub_jw_obj_close(&w);
+	hub_buf_addf(&out, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n\r\n", body.len);
+	hub_buf_addstr(&out, hub_buf_str(&body));
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+	if (send(fd, out.p, out.len, MSG_DONTWAIT | MSG_NOSIGNAL) < (ssize_t)out.len)
+		hub_log_debug(TAG, "fd=%d: the handshake refusal was not sent whole", fd);
+	shutdown(fd, SHUT_WR);
+	close(fd);
+	hub_buf_release(&body);
+	hub_buf_release(&out);
+}
+
 int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len)
 {
 	struct lws *wsi;
@@ -1488,6 +1596,15 @@ int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len)
 	if (len > WS_ADOPT_MAX) {
 		close(fd);
 		return -EMSGSIZE;
+	}
+	/* lws would drop it without an answer and a warning: a client's mistake is answered
+	 * and logged at debug (security issue, finding 6) */
+	if (!offers_our_protocol(buf, len)) {
+		hub_log_debug(TAG, "fd=%d: handshake refused: no supported subprotocol", fd);
+		refuse_handshake(fd, "bad_subprotocol",
+				 "no supported websocket subprotocol: this server speaks "
+				 WS_PROTOCOL);
+		return 0;
 	}
 	/* lws closes fd itself when adoption fails. */
 	wsi = lws_adopt_socket_vhost_readbuf(ws->vh, fd, buf, len);

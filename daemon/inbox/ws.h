@@ -44,7 +44,9 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 /* Live reload of timeouts, limits and the secret (new sockets and new frames). */
 void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts);
 /* Takes over an accepted connection whose HTTP upgrade request (len bytes at buf, at most
- * 2048) was already read: fd is owned by ws from now on, even on error. 0 or -errno. */
+ * 2048) was already read: fd is owned by ws from now on, even on error. A client that
+ * offers subprotocols, none of them bayge.v1, gets a 400 with a JSON error body and the
+ * connection is closed (logged at debug; that is a 0 too). 0 or -errno. */
 int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len) HUB_MUSTCHECK;
 size_t hub_ws_clients(const struct hub_ws *ws);
 /* Closes every socket with 1001 "going away" and tears lws down on the loop (two-phase, see

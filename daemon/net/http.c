@@ -5,12 +5,14 @@
  * an fd. */
 #include "daemon/net/http.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <llhttp.h>
@@ -29,6 +31,7 @@
 #define LINGER_MS 2000             /* after "Connection: close": wait for the client's FIN */
 #define BACKLOG 511
 #define KEEP_BUF_MAX (64 * 1024)   /* a recycled request keeps buffers up to this size */
+#define BODY_FIRST_MAX (64 * 1024) /* reserved for an announced body before any of it came */
 
 enum conn_state {
 	CONN_IDLE,     /* between requests: idle timeout */
@@ -56,8 +59,8 @@ struct hub_http_req {
 	struct hdr hdrs[MAX_HEADERS];
 	int nhdrs;
 	uint32_t url_len;
-	uint32_t path_len;                 /* head[0, path_len) is the path */
-	bool has_query;                    /* head[path_len + 1, url_len) is the query */
+	uint32_t path_off, path_len;       /* head[path_off, +path_len) is the path */
+	bool has_query;                    /* from there to url_len, after '?', the query */
 	bool in_value;                     /* the last header callback was a value */
 	bool in_trailers;                  /* headers complete: fields are trailers */
 	uint32_t trailer_len;              /* trailer bytes seen (ignored, but bounded) */
@@ -91,7 +94,8 @@ struct conn {
 	struct hub_http_req *req;          /* being parsed or handled */
 	struct hub_http_req *spare;        /* a finished request kept for reuse */
 	struct hub_buf out;                /* response being built */
-	int err_status;                    /* set by a parser callback that fails */
+	int err_status;                    /* set by a parser callback that fails ... */
+	const char *err_code, *err_msg;    /* ... with the answer's code and message */
 	int handles;                       /* open uv handles; freed at 0 */
 	int wpending;                      /* uv_write()s not completed */
 	bool reading, in_process, ready, eof, closed, close_after_write, shutting;
@@ -151,6 +155,7 @@ static const char *reason(int status)
 	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Entity";
+	case 426: return "Upgrade Required";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
@@ -158,6 +163,7 @@ static const char *reason(int status)
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
 	default: return "Unknown";
 	}
 }
@@ -506,22 +512,25 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
 	struct conn *c = handle->data;
 	size_t keep = c->off;
+	bool hold;
 
 	(void)suggested;
 	/* Drop parsed bytes, but keep the current request from its first byte while it is
-	 * small enough to be handed over by an upgrade. */
-	if (c->req && c->raw_ok) {
-		if (c->in.len - c->req_start > UPGRADE_MAX)
-			c->raw_ok = false;
-		else
-			keep = c->req_start;
-	}
-	if (c->state == CONN_CLOSING)
+	 * small enough to be handed over by an upgrade, and while its head is being read
+	 * (head_has_obs_fold() reads it whole; header_max bounds it). */
+	if (c->req && c->raw_ok && c->in.len - c->req_start > UPGRADE_MAX)
+		c->raw_ok = false;
+	hold = c->req && (c->raw_ok || (c->state == CONN_HEADERS && c->req->method_seen));
+	if (hold)
+		keep = c->req_start;
+	if (c->state == CONN_CLOSING) {
 		keep = c->in.len;
+		hold = false;
+	}
 	if (keep) {
 		hub_buf_consume(&c->in, keep);
 		c->off -= keep < c->off ? keep : c->off;
-		if (c->raw_ok)
+		if (hold)
 			c->req_start -= keep;
 	}
 	hub_buf_grow(&c->in, READ_CHUNK);
@@ -573,12 +582,20 @@ static uint64_t stream_pos(const struct conn *c, const char *at)
 	return c->exec_pos + (uint64_t)(at - c->exec_base);
 }
 
+/* A callback refuses the request: process_input() answers status with code and message
+ * and closes. Returns -1 for llhttp. */
+static int parse_fail(struct conn *c, int status, const char *code, const char *msg)
+{
+	c->err_status = status;
+	c->err_code = code;
+	c->err_msg = msg;
+	return -1;
+}
+
 static int header_overflow(struct conn *c, const char *end)
 {
-	if (stream_pos(c, end) - c->req_pos > c->h->limits.header_max) {
-		c->err_status = 431;
-		return -1;
-	}
+	if (stream_pos(c, end) - c->req_pos > c->h->limits.header_max)
+		return parse_fail(c, 431, "header_too_large", "request headers too large");
 	return 0;
 }
 
@@ -634,10 +651,8 @@ static int trailer_overflow(struct conn *c, size_t len)
 	struct hub_http_req *req = c->req;
 
 	req->trailer_len += (uint32_t)len;
-	if (req->trailer_len > c->h->limits.header_max) {
-		c->err_status = 431;
-		return -1;
-	}
+	if (req->trailer_len > c->h->limits.header_max)
+		return parse_fail(c, 431, "header_too_large", "request headers too large");
 	return 0;
 }
 
@@ -653,11 +668,14 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
 	if (header_overflow(c, at + len))
 		return -1;
+	/* RFC 9112 5.1: whitespace between a field name and its colon must be refused with
+	 * 400 (llhttp 8.1 passes "Host :" as the name "Host "): another server might read
+	 * the same line as a different field. */
+	if (memchr(at, ' ', len) || memchr(at, '\t', len))
+		return parse_fail(c, 400, "bad_request", "whitespace in a header field name");
 	if (req->in_value) {
-		if (req->nhdrs == MAX_HEADERS) {
-			c->err_status = 431;
-			return -1;
-		}
+		if (req->nhdrs == MAX_HEADERS)
+			return parse_fail(c, 431, "header_too_large", "too many request headers");
 		req->hdrs[req->nhdrs].name_off = (uint32_t)req->head.len;
 		req->hdrs[req->nhdrs].name_len = 0;
 		req->hdrs[req->nhdrs].val_off = (uint32_t)req->head.len;
@@ -716,12 +734,171 @@ static void route_request(struct hub_http_req *req)
 	}
 }
 
+/* RFC 9112 3.2.2: a server must accept the absolute form ("http://host/path?q"): its
+ * path is routed and its authority ignored (one site here, as for Host). The offset of
+ * the path in url (0 for the origin form). */
+static uint32_t absolute_form_path(const char *url, uint32_t len)
+{
+	uint32_t i;
+
+	if (len >= 7 && strncasecmp(url, "http://", 7) == 0)
+		i = 7;
+	else if (len >= 8 && strncasecmp(url, "https://", 8) == 0)
+		i = 8;
+	else
+		return 0;
+	while (i < len && url[i] != '/' && url[i] != '?')
+		i++;
+	return i;
+}
+
+/* RFC 9112 5.2: obs-fold (a header line that starts with SP or HTAB) must be refused with
+ * 400 or replaced by spaces; llhttp 8.1 accepts it and reports the continuation as more
+ * of the value (even of an empty value: "Transfer-Encoding:\r\n chunked"), so a server
+ * in front that reads the lines otherwise would frame the body differently. The callbacks
+ * cannot tell a fold from a value split between two reads: the raw head is read instead,
+ * kept whole in c->in from req_start until here (on_alloc). llhttp already refused bare
+ * CR and LF, so the head ends at the first empty line. */
+static bool head_has_obs_fold(const struct conn *c)
+{
+	const char *s = c->in.p + c->req_start, *end = c->in.p + c->in.len;
+
+	if (!c->req->method_seen)
+		return false;
+	for (; s + 1 < end; s++) {
+		if (*s != '\n')
+			continue;
+		if (s[1] == ' ' || s[1] == '\t')
+			return true;
+		if (s[1] == '\r' || s[1] == '\n')
+			break;
+	}
+	return false;
+}
+
+/* The next element of a comma-separated header list (RFC 9110 5.6.1) with its optional
+ * whitespace trimmed (possibly empty); false at the end. */
+static bool list_next(struct hub_str *rest, struct hub_str *el)
+{
+	const char *p = rest->p, *end, *comma;
+
+	if (!rest->p)
+		return false;
+	end = rest->p + rest->len;
+	comma = memchr(p, ',', (size_t)(end - p));
+	if (comma) {
+		*rest = (struct hub_str){ comma + 1, (size_t)(end - comma - 1) };
+		end = comma;
+	} else {
+		*rest = HUB_STR_NULL;
+	}
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*el = (struct hub_str){ p, (size_t)(end - p) };
+	return true;
+}
+
+/* Header line i: is it named name (case-insensitive)? */
+static bool hdr_is(const struct hub_http_req *req, int i, const char *name)
+{
+	const struct hdr *hd = &req->hdrs[i];
+
+	return hub_str_caseeqs((struct hub_str){ req->head.p + hd->name_off, hd->name_len }, name);
+}
+
+static struct hub_str hdr_value(const struct hub_http_req *req, int i)
+{
+	const struct hdr *hd = &req->hdrs[i];
+
+	return (struct hub_str){ req->head.p + hd->val_off, hd->val_len };
+}
+
+/* How many header lines are named name; *last is the value of the last one. */
+static int header_count(const struct hub_http_req *req, const char *name, struct hub_str *last)
+{
+	int n = 0;
+
+	for (int i = 0; i < req->nhdrs; i++) {
+		if (!hdr_is(req, i, name))
+			continue;
+		n++;
+		if (last)
+			*last = hdr_value(req, i);
+	}
+	return n;
+}
+
+/* True when the header lines named name list the token tok (case-insensitive). */
+static bool header_has_token(const struct hub_http_req *req, const char *name, const char *tok)
+{
+	for (int i = 0; i < req->nhdrs; i++) {
+		struct hub_str rest = hdr_value(req, i), el;
+
+		if (!hdr_is(req, i, name))
+			continue;
+		while (list_next(&rest, &el))
+			if (hub_str_caseeqs(el, tok))
+				return true;
+	}
+	return false;
+}
+
+/* RFC 9112 6.1 and 6.3: the codings listed on every Transfer-Encoding line. 0 when they
+ * are exactly "chunked", the only one decoded here; 400 when chunked is not the last
+ * (the body's length cannot be known); 501 when other codings come before it (a handler
+ * would be given coded bytes as the body, and a signature checked over them). */
+static int te_check(const struct hub_http_req *req)
+{
+	struct hub_str last = HUB_STR_NULL;
+	int n = 0;
+
+	for (int i = 0; i < req->nhdrs; i++) {
+		struct hub_str rest = hdr_value(req, i), el;
+
+		if (!hdr_is(req, i, "transfer-encoding"))
+			continue;
+		while (list_next(&rest, &el)) {
+			if (!el.len)
+				continue;
+			last = el;
+			n++;
+		}
+	}
+	if (!hub_str_caseeqs(last, "chunked"))
+		return 400;
+	return n == 1 ? 0 : 501;
+}
+
+/* RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, for any request with more than
+ * one, and for a Host that is not uri-host[:port] (RFC 3986 characters only). NULL when
+ * it is fine, else why. */
+static const char *host_problem(const struct hub_http_req *req)
+{
+	struct hub_str v = HUB_STR_NULL;
+	int n = header_count(req, "host", &v);
+
+	if (n == 0)
+		return req->http_minor >= 1 ? "the Host header is missing" : NULL;
+	if (n > 1)
+		return "more than one Host header";
+	for (size_t i = 0; i < v.len; i++) {
+		unsigned char ch = (unsigned char)v.p[i];
+
+		if (!(ch < 0x80 && (isalnum(ch) || strchr("-._~%!$&'()*+,;=:[]", ch))))
+			return "the Host header is not a host[:port]";
+	}
+	return NULL;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
 	struct conn *c = p->data;
 	struct hub_http *h = c->h;
 	struct hub_http_req *req = c->req;
-	const char *q;
+	const char *url, *q, *why;
+	bool has_body;
 
 	if (c->closed)
 		return -1;
@@ -729,18 +906,55 @@ static int on_headers_complete(llhttp_t *p)
 	req->method = llhttp_method_name((llhttp_method_t)p->method);
 	req->head_only = p->method == HTTP_HEAD;
 	req->http_minor = p->http_minor;
-	q = req->url_len ? memchr(req->head.p, '?', req->url_len) : NULL;
-	req->path_len = q ? (uint32_t)(q - req->head.p) : req->url_len;
+	req->path_off = absolute_form_path(req->head.p, req->url_len);
+	url = req->head.p + req->path_off;
+	q = memchr(url, '?', req->url_len - req->path_off);
+	req->path_len = q ? (uint32_t)(q - url) : req->url_len - req->path_off;
 	req->has_query = q != NULL;
 	route_request(req);
 
-	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->limits.body_max) {
-		c->err_status = 413;
-		return -1;
+	/* Refused before any of the body is read, and the connection closed: what follows
+	 * the head cannot be framed with confidence (RFC 9112 6.3, 11.2). */
+	if (p->http_major != 1)
+		return parse_fail(c, 505, "http_version_not_supported",
+				  "only HTTP/1.1 and HTTP/1.0 are served here");
+	if (head_has_obs_fold(c))
+		return parse_fail(c, 400, "bad_request",
+				  "obsolete line folding in a header is not accepted");
+	why = host_problem(req);
+	if (why)
+		return parse_fail(c, 400, "bad_request", why);
+	/* RFC 9110 15.6.2: a method that no resource here implements */
+	if (p->method == HTTP_CONNECT)
+		return parse_fail(c, 501, "not_implemented",
+				  "CONNECT is not supported: this is not a proxy");
+	if (p->flags & F_TRANSFER_ENCODING) {
+		/* RFC 9112 6.1: HTTP/1.0 has no Transfer-Encoding: the framing is faulty */
+		if (p->http_minor == 0)
+			return parse_fail(c, 400, "bad_request",
+					  "Transfer-Encoding in an HTTP/1.0 request");
+		switch (te_check(req)) {
+		case 400:
+			return parse_fail(c, 400, "bad_request",
+					  "Transfer-Encoding must end with chunked");
+		case 501:
+			return parse_fail(c, 501, "not_implemented",
+					  "only the chunked transfer coding is supported");
+		}
 	}
+	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->limits.body_max)
+		return parse_fail(c, 413, "body_too_large", "request body too large");
+	/* Only a bounded first reservation for an announced body: a client that announces
+	 * body_max and sends nothing must not make us hold body_max (300 such connections
+	 * took 39 GB of address space: security issue, finding 5). The buffer grows with
+	 * the bytes that arrive. */
 	if (p->flags & F_CONTENT_LENGTH)
-		hub_buf_grow(&req->body, (size_t)p->content_length);
-	if (p->http_major == 1 && p->http_minor >= 1 &&
+		hub_buf_grow(&req->body, p->content_length < BODY_FIRST_MAX ?
+					 (size_t)p->content_length : BODY_FIRST_MAX);
+	has_body = (p->flags & F_CHUNKED) ||
+		   ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+	/* RFC 9110 10.1.1: only HTTP/1.1 clients wait for it, and only for a body */
+	if (has_body && p->http_minor >= 1 &&
 	    hub_str_caseeqs(hub_http_req_header(req, "expect"), "100-continue")) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -748,6 +962,20 @@ static int on_headers_complete(llhttp_t *p)
 	}
 	c->state = CONN_BODY;
 	timer_start(c, h->limits.body_timeout_ms);
+	return 0;
+}
+
+/* A chunk larger than what body_max still allows is refused when its size line arrives,
+ * not after body_max bytes of it. */
+static int on_chunk_header(llhttp_t *p)
+{
+	struct conn *c = p->data;
+	size_t have = c->req->body.len, max = c->h->limits.body_max;
+
+	if (c->closed)
+		return -1;
+	if (have > max || p->content_length > max - have)
+		return parse_fail(c, 413, "body_too_large", "request body too large");
 	return 0;
 }
 
@@ -759,10 +987,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 	if (c->closed)
 		return -1;
 
-	if (req->body.len + len > c->h->limits.body_max) {
-		c->err_status = 413;
-		return -1;
-	}
+	if (req->body.len + len > c->h->limits.body_max)
+		return parse_fail(c, 413, "body_too_large", "request body too large");
 	hub_buf_add(&req->body, at, len);
 	return 0;
 }
@@ -852,12 +1078,17 @@ static void process_input(struct conn *c)
 			dispatch(c);
 			continue;
 		}
-		if (c->err_status == 413)
-			conn_fail(c, 413, "body_too_large", "request body too large");
-		else if (c->err_status == 431)
-			conn_fail(c, 431, "header_too_large", "request headers too large");
-		else
-			conn_fail(c, 400, "bad_request", "malformed HTTP request");
+		if (c->err_status) {
+			conn_fail(c, c->err_status, c->err_code, c->err_msg);
+		} else {
+			/* llhttp's reasons are constant strings, never bytes of the request */
+			const char *why = llhttp_get_error_reason(&c->parser);
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "malformed HTTP request%s%s", why ? ": " : "",
+				 why ? why : "");
+			conn_fail(c, 400, "bad_request", msg);
+		}
 		break;
 	}
 	c->in_process = false;
@@ -969,15 +1200,19 @@ struct hub_str hub_http_req_method(const struct hub_http_req *req)
  * pointer can outlive a reallocation of it. */
 struct hub_str hub_http_req_path(const struct hub_http_req *req)
 {
-	return (struct hub_str){ req->head.p ? req->head.p : "", req->path_len };
+	/* the absolute form "http://host" (or "http://host?q") has the path "/" */
+	if (req->path_off && !req->path_len)
+		return HUB_STR("/");
+	return (struct hub_str){ req->head.p ? req->head.p + req->path_off : "", req->path_len };
 }
 
 static struct hub_str req_query(const struct hub_http_req *req)
 {
+	uint32_t start = req->path_off + req->path_len + 1;
+
 	if (!req->has_query)
 		return HUB_STR_NULL;
-	return (struct hub_str){ req->head.p + req->path_len + 1,
-				 req->url_len - req->path_len - 1 };
+	return (struct hub_str){ req->head.p + start, req->url_len - start };
 }
 
 struct hub_str hub_http_req_body(const struct hub_http_req *req)
@@ -987,13 +1222,9 @@ struct hub_str hub_http_req_body(const struct hub_http_req *req)
 
 struct hub_str hub_http_req_header(const struct hub_http_req *req, const char *name)
 {
-	for (int i = 0; i < req->nhdrs; i++) {
-		const struct hdr *hd = &req->hdrs[i];
-		struct hub_str n = { req->head.p + hd->name_off, hd->name_len };
-
-		if (hub_str_caseeqs(n, name))
-			return (struct hub_str){ req->head.p + hd->val_off, hd->val_len };
-	}
+	for (int i = 0; i < req->nhdrs; i++)
+		if (hdr_is(req, i, name))
+			return hdr_value(req, i);
 	return HUB_STR_NULL;
 }
 
@@ -1066,14 +1297,65 @@ uint64_t hub_http_req_id(const struct hub_http_req *req)
 
 /* ---- upgrade ---- */
 
-static bool has_token_ci(struct hub_str v, const char *tok)
+/* RFC 6455 4.2.1: Sec-WebSocket-Key is the base64 of a 16-byte nonce. */
+static bool ws_key_ok(struct hub_str k)
 {
-	size_t tl = strlen(tok);
+	if (k.len != 24 || k.p[22] != '=' || k.p[23] != '=')
+		return false;
+	for (size_t i = 0; i < 22; i++)
+		if (!isalnum((unsigned char)k.p[i]) && k.p[i] != '+' && k.p[i] != '/')
+			return false;
+	return true;
+}
 
-	for (size_t i = 0; i + tl <= v.len; i++)
-		if (strncasecmp(v.p + i, tok, tl) == 0)
-			return true;
-	return false;
+/* RFC 9110 5.6.2: a token */
+static bool is_token(struct hub_str s)
+{
+	if (!s.len)
+		return false;
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char ch = (unsigned char)s.p[i];
+
+		if (ch >= 0x80 || !(isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch)))
+			return false;
+	}
+	return true;
+}
+
+/* RFC 6455 4.2.1 and 4.4: what libwebsockets would drop without an answer (or accept:
+ * lws 4.1 does not check the version or the key) is answered here. NULL when the
+ * handshake is acceptable, else why, with *status 400, or 426 when the version is not 13
+ * (the answer then says which one is). Which subprotocols are known is the websocket
+ * server's business; here only their syntax. */
+static const char *ws_handshake_problem(const struct hub_http_req *req, int *status)
+{
+	struct hub_str v = HUB_STR_NULL, rest, el;
+	int n;
+
+	*status = 400;
+	if (req->http_minor < 1)
+		return "a websocket handshake needs HTTP/1.1";
+	if (req->body.len || header_count(req, "transfer-encoding", NULL))
+		return "a websocket handshake has no body";
+	if (!header_has_token(req, "connection", "upgrade"))
+		return "Connection must list upgrade";
+	n = header_count(req, "sec-websocket-version", &v);
+	if (n != 1 || !hub_str_eqs(v, "13")) {
+		*status = 426;
+		return "Sec-WebSocket-Version must be 13";
+	}
+	n = header_count(req, "sec-websocket-key", &v);
+	if (n != 1 || !ws_key_ok(v))
+		return "Sec-WebSocket-Key must be one base64-encoded 16-byte nonce";
+	for (int i = 0; i < req->nhdrs; i++) {
+		if (!hdr_is(req, i, "sec-websocket-protocol"))
+			continue;
+		rest = hdr_value(req, i);
+		while (list_next(&rest, &el))
+			if (!is_token(el))
+				return "Sec-WebSocket-Protocol must be a list of tokens";
+	}
+	return NULL;
 }
 
 int hub_http_req_upgrade(struct hub_http_req *req, hub_http_upgrade_cb *cb, void *data)
@@ -1081,15 +1363,27 @@ int hub_http_req_upgrade(struct hub_http_req *req, hub_http_upgrade_cb *cb, void
 	struct conn *c = req->conn;
 	struct hub_http *h = req->h;
 	uv_os_fd_t osfd;
+	const char *why;
 	size_t len;
-	int fd;
+	int fd, status;
 
 	hub_assert(!req->done);
 	if (!c || c->closed || c->state != CONN_HANDLING || !h)
 		return -ENOTCONN;
 	if (!req->method || strcmp(req->method, "GET") != 0 ||
-	    !has_token_ci(hub_http_req_header(req, "upgrade"), "websocket"))
+	    !header_has_token(req, "upgrade", "websocket"))
 		return -EINVAL;
+	why = ws_handshake_problem(req, &status);
+	if (why) {
+		/* a client's mistake, answered: not worth more than a debug line */
+		hub_log_debug(TAG, "conn=%llu req=%llu: websocket handshake refused: %s",
+			      (unsigned long long)req->conn_id, (unsigned long long)req->id, why);
+		if (status == 426)
+			hub_http_req_add_header(req, "Sec-WebSocket-Version", "13");
+		hub_http_req_error(req, status,
+				   status == 426 ? "upgrade_required" : "bad_handshake", "%s", why);
+		return 0;
+	}
 	len = c->in.len - c->req_start;
 	if (!c->raw_ok || len > UPGRADE_MAX)
 		return -EMSGSIZE;
@@ -1207,6 +1501,7 @@ int hub_http_new(uv_loop_t *loop, const struct hub_http_limits *limits,
 	h->settings.on_header_field = on_header_field;
 	h->settings.on_header_value = on_header_value;
 	h->settings.on_headers_complete = on_headers_complete;
+	h->settings.on_chunk_header = on_chunk_header;
 	h->settings.on_body = on_body;
 	h->settings.on_message_complete = on_message_complete;
 	uv_timer_init(loop, &h->drain_timer);

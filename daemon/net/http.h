@@ -4,6 +4,9 @@
 /* daemon/net/http.h - the HTTP/1.1 server of hubd: uv_tcp + llhttp, keep-alive and pipelining,
  * limits on header size, body size and header/body/idle time, a router with path
  * parameters, JSON error bodies, per-route metrics, and hand-over of websocket upgrades.
+ * What another server could frame differently (RFC 9112: Content-Length with
+ * Transfer-Encoding, obs-fold, space before a colon, codings other than chunked, no or
+ * several Host lines) is refused before the body and the connection closed.
  * Knows nothing about webhooks, the database or libwebsockets (llhttp.h and
  * libwebsockets.h never meet: the ws module gets a plain fd). */
 #ifndef HUB_HTTP_H
@@ -100,7 +103,12 @@ int hub_http_status_for(int err);
 
 /* Hands the connection over (websocket upgrade): cb gets a dup()ed fd that it owns and
  * the bytes of this request (and anything after it) read so far; the server forgets the
- * connection. Returns 0 (cb has run) or a negative errno (then respond normally). */
+ * connection. A handshake that breaks RFC 6455 4.2.1 (no Connection: upgrade, a version
+ * other than 13, no or a bad Sec-WebSocket-Key, a subprotocol list that is not tokens, a
+ * body, HTTP/1.0) is answered here instead, with a JSON error: 426 with
+ * "Sec-WebSocket-Version: 13" for the version, else 400 (logged at debug only), and cb
+ * does not run. Returns 0 (cb has run, or the request is answered) or a negative errno
+ * (then respond normally). */
 typedef void hub_http_upgrade_cb(int fd, const char *buf, size_t len, void *data);
 int hub_http_req_upgrade(struct hub_http_req *req, hub_http_upgrade_cb *cb,
 			 void *data) HUB_MUSTCHECK;

@@ -6,6 +6,7 @@ for Telegram and Instagram (200 once those adapters are merged, 404 unknown plat
 """
 import json
 import os
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -389,6 +390,62 @@ class Simulate(ChannelCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("--from", r.stderr)
         self.assertEqual(self.count("messages"), 0)
+
+    def test_simulate_sends_secrets_to_loopback_only(self):
+        # security issue, finding 10: --url took any host, and the request carries the
+        # channel's secret (Meta's signature of the body, Telegram's token as it is)
+        h = self.start_hubd()
+        ch = self.channel(h)
+        text = self.unique_text()
+        self.no_leak(text)
+        # a listener on an address of this machine that is not loopback: nothing may
+        # reach it
+        own = None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect(("192.0.2.1", 9))
+                own = probe.getsockname()[0]
+            except OSError:
+                pass
+        trap = None
+        urls = ["http://203.0.113.7:8080", "http://example.com:80/", "http://[2001:db8::1]:80",
+                "http://127.0.0.1.nip.io:%d" % h.port, "http://0.0.0.0:%d" % h.port]
+        if own and not own.startswith("127."):
+            trap = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(trap.close)
+            trap.bind((own, 0))
+            trap.listen(8)
+            trap.setblocking(False)
+            urls.insert(0, "http://%s:%d/" % (own, trap.getsockname()[1]))
+        before = self.counts()
+
+        def simulate(url):
+            r = self.ctl(h.config_path, "simulate", "whatsapp", "demo-whatsapp", "--from",
+                         "+77011234567", "--name", "Aigerim", "--url", url, text)
+            self.assertNotIn(text, r.stdout + r.stderr)
+            for k in ("app_secret", "verify_token", "access_token"):
+                self.assertNotIn(ch[k], r.stdout + r.stderr)
+            return r
+        for url in urls:
+            r = simulate(url)
+            self.assertEqual(r.returncode, 2, (url, r.stdout, r.stderr))
+            self.assertIn("loopback", r.stderr)
+            self.assertIn("127.0.0.0/8, ::1 and localhost", r.stderr)
+            self.assertEqual(r.stdout, "")
+        for url in ("https://127.0.0.1:%d" % h.port, "HTTPS://localhost:443/"):
+            r = simulate(url)
+            self.assertEqual(r.returncode, 2, (url, r.stdout, r.stderr))
+            self.assertIn("https is not supported", r.stderr)
+        if trap:
+            with self.assertRaises(BlockingIOError, msg="simulate connected to " + own):
+                trap.accept()
+        self.assert_unchanged(before)
+        # this machine is fine, by name or address
+        r = simulate("http://localhost:%d" % h.port)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(" 200 ", r.stdout)
+        self.assertEqual(self.count("messages"), 1)
+        h.assert_alive()
 
 
 if __name__ == "__main__":

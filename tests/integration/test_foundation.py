@@ -1,12 +1,16 @@
 """tests/integration/test_foundation.py - hubd as a process and an HTTP server: config
 errors (hubctl check-config), start-up, health/readiness/metrics, slow and pipelining
-clients, SIGTERM drain, SIGHUP reload, two instances migrating one database at once.
+clients, SIGTERM drain, SIGHUP reload, two instances migrating one database at once, and
+a service manager that does not read its notify socket.
 """
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -292,3 +296,51 @@ class MetricsToken(HubTestCase):
 if __name__ == "__main__":
     import unittest
     unittest.main()
+
+
+class DeafManagerHubd(hubd.Hubd):
+    """hubd notifying to a socket of the test's (path), which nobody reads."""
+
+    def __init__(self, cfg, directory, path):
+        super().__init__(cfg, directory)
+        self.notify_path = path
+
+    def spawn(self):
+        env = hubd.child_env(dict(self.env, NOTIFY_SOCKET=self.notify_path))
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([self.binary, "-c", self.config_path],
+                                         stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+
+
+class Notify(HubTestCase):
+    def test_a_full_notify_socket_does_not_freeze_hubd(self):
+        # security issue, finding 10: hub_notify blocked in sendto() while the manager's
+        # socket was full, and with it the whole loop
+        d = tempfile.mkdtemp(prefix="hubt-n-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "notify")
+        deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        deaf.bind(path)
+        self.addCleanup(deaf.close)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+            filler.setblocking(False)
+            try:
+                for _ in range(100000):
+                    filler.sendto(b"STATUS=filler", path)
+            except BlockingIOError:
+                pass
+            else:
+                self.fail("the notify socket never filled up")
+        h = DeafManagerHubd(self.config(), self.out, path)
+        self.hubds.append(h)  # stopped by the cleanup: SIGTERM, exit 0, no sanitizer report
+        self.no_leak(*hubd.secrets_of(h.cfg))
+        h.spawn()
+        hubd.wait_http(h.port, "/healthz", 200, 30)
+        h.assert_alive()
+        body, _, sig = self.text_webhook(h)
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        h.send_signal(signal.SIGHUP)   # RELOADING=1, READY=1: dropped too
+        h.assert_alive()
+        self.assertEqual(h.stop(30), 0)

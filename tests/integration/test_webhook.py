@@ -26,6 +26,34 @@ class Handshake(HubTestCase):
         self.assertEqual(r.body, b"1158201444")
         self.assertTrue(r.headers["content-type"].startswith("text/plain"), r)
 
+    def test_the_echo_is_not_sniffed(self):
+        # security issue, finding 10: the echoed challenge is plain text to a browser too
+        h = self.start_hubd()
+        r = self.verify(h, "demo-whatsapp", self.channel(h)["verify_token"],
+                        challenge="a-Z_0.9" + "7" * 57)
+        self.assertEqual((r.status, r.body), (200, b"a-Z_0.9" + b"7" * 57), r)
+        self.assertEqual(r.headers.get("x-content-type-options"), "nosniff", r)
+        self.assertEqual(r.headers.get("content-type"), "text/plain; charset=utf-8", r)
+
+    def test_only_what_a_challenge_can_be_is_echoed(self):
+        # Meta's challenges are digits: 1 to 64 of [A-Za-z0-9_.-] are echoed, the rest is
+        # 400 with nothing of it in the answer
+        h = self.start_hubd()
+        token = self.channel(h)["verify_token"]
+        before = self.counts()
+        for challenge, echoed in (("%3Cscript%3Ealert(1)%3C%2Fscript%3E", b"script"),
+                                  ("1" * 65, b"1" * 65), ("", None),
+                                  ("12%0D%0AX-Evil:%201", b"Evil"), ("caf%C3%A9", b"caf"),
+                                  ("1+2", None), ("12%2034", None)):
+            r = self.verify(h, "demo-whatsapp", token, challenge=challenge)
+            self.assertEqual(r.status, 400, (challenge, r))
+            self.assertIn(r.json()["error"]["code"], ("bad_challenge", "bad_handshake"), r)
+            if echoed:
+                self.assertNotIn(echoed, r.body)
+                self.assertNotIn("x-evil", r.headers)
+        self.assert_unchanged(before)
+        h.assert_alive()
+
     def test_wrong_token_is_403(self):
         h = self.start_hubd()
         # acme's token is a real token, but not demo's

@@ -1,5 +1,6 @@
 /* tests/unit/test_jwt.c - lib/jwt: HS256 round trip and every way a token is refused
- * (expired, forged, alg none, wrong secret, malformed, missing claims, too large).
+ * (expired, forged, alg none, wrong secret, malformed, missing claims, too large), and an
+ * absurd exp clamped.
  * Tokens under test are built by hand here so that each defect is exactly one. */
 #include <errno.h>
 #include <setjmp.h>
@@ -399,6 +400,60 @@ static void test_large(void **state)
 	hub_buf_release(&tok);
 }
 
+/* Security issue, finding 9: exp >= 2^64 / 1000 made exp * 1000 wrap in the websocket
+ * server, which then re-armed that socket's timer every millisecond. An absurd exp is
+ * still the signer's word, but it comes out clamped to HUB_JWT_EXP_MAX, where
+ * milliseconds fit in 64 bits many times over. */
+static void test_absurd_exp_is_clamped(void **state)
+{
+	static const char *const exps[] = {
+		"18446744073709552",   /* the first whose milliseconds wrap 2^64 */
+		"9223372036854775",    /* the first whose milliseconds wrap 2^63 */
+		"9223372036854775807", /* INT64_MAX */
+		"253402300800",        /* one second past the clamp */
+	};
+	struct hub_buf tok = HUB_BUF_INIT, payload = HUB_BUF_INIT;
+	struct hub_jwt_claims c;
+	struct hub_err err = HUB_ERR_INIT;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(exps) / sizeof(exps[0]); i++) {
+		hub_buf_reset(&payload);
+		hub_buf_addf(&payload, "{\"sub\":\"u\",\"tid\":\"t\",\"role\":\"agent\","
+			     "\"exp\":%s}", exps[i]);
+		build(&tok, hs256, payload.p, SECRET, true, NULL);
+		assert_int_equal(verify(&tok, &c, &err), 0);
+		assert_true(c.exp == HUB_JWT_EXP_MAX);
+		/* what a caller does with it cannot overflow */
+		assert_true((uint64_t)c.exp * 1000 / 1000 == (uint64_t)HUB_JWT_EXP_MAX);
+	}
+	/* the clamp itself and anything below are kept as they are */
+	hub_buf_reset(&payload);
+	hub_buf_addf(&payload, "{\"sub\":\"u\",\"tid\":\"t\",\"role\":\"agent\","
+		     "\"exp\":253402300799}");
+	build(&tok, hs256, payload.p, SECRET, true, NULL);
+	assert_int_equal(verify(&tok, &c, &err), 0);
+	assert_true(c.exp == HUB_JWT_EXP_MAX);
+	/* beyond int64: not an integer we read, as before */
+	expect_claims_fail("{\"sub\":\"u\",\"tid\":\"t\",\"role\":\"agent\","
+			   "\"exp\":18446744073709551616}", -EBADMSG, "exp is not an integer");
+	/* and nothing signs what verification would change */
+	memset(&c, 0, sizeof(c));
+	snprintf(c.sub, sizeof(c.sub), "%s", "u");
+	snprintf(c.tid, sizeof(c.tid), "%s", "t");
+	c.role = HUB_ROLE_AGENT;
+	c.exp = HUB_JWT_EXP_MAX + 1;
+	hub_buf_reset(&tok);
+	assert_int_equal(hub_jwt_sign(&tok, SECRET, &c), -EINVAL);
+	assert_int_equal(tok.len, 0);
+	c.exp = HUB_JWT_EXP_MAX;
+	assert_int_equal(hub_jwt_sign(&tok, SECRET, &c), 0);
+	assert_int_equal(verify(&tok, &c, &err), 0);
+	assert_true(c.exp == HUB_JWT_EXP_MAX);
+	hub_buf_release(&payload);
+	hub_buf_release(&tok);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +467,7 @@ int main(void)
 		cmocka_unit_test(test_claims),
 		cmocka_unit_test(test_roles),
 		cmocka_unit_test(test_large),
+		cmocka_unit_test(test_absurd_exp_is_clamped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
