@@ -99,25 +99,22 @@ a day old) a TestCA in DIR. Development helpers (not recorded): POST /_fake/scri
 {"mode": ..., "count": N, ...kw} queues a behaviour; GET /_fake/requests lists what was
 received. Quiet unless --verbose.
 """
-import http.server
 import itertools
 import json
 import os
 import re
 import signal
 import socket
-import ssl
-import struct
 import sys
 import threading
 import time
 import urllib.parse
 
 if __package__:
-    from . import testca
+    from . import fakehttp, testca
 else:  # run as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from support import testca  # noqa: E402
+    from support import fakehttp, testca  # noqa: E402
 
 MARKER_RE = re.compile(r"\[([A-Z]+)_(\d+)\]")
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -246,82 +243,8 @@ class _Answer:
         self.interval_ms = interval_ms  # slow: one byte a chunk, this far apart
 
 
-class _Drop:
-    """Not an answer: stall (seconds or None) or reset."""
-
-    def __init__(self, how, seconds=None):
-        self.how = how
-        self.seconds = seconds
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(fakehttp.Handler):
     server_version = "fakeai"
-    sys_version = ""
-    timeout = 120
-
-    def log_message(self, fmt, *args):
-        if self.server.fake.verbose:
-            sys.stderr.write("fakeai: %s\n" % (fmt % args))
-
-    def _read_body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            out = b""
-            while True:
-                line = self.rfile.readline(1024)
-                if not line:
-                    raise ConnectionError("eof in chunked body")
-                n = int(line.split(b";")[0].strip() or b"0", 16)
-                if n == 0:
-                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return out
-                out += self.rfile.read(n)
-                self.rfile.readline(8)
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n > 0 else b""
-
-    def _serve(self):
-        fake = self.server.fake
-        t = time.monotonic()
-        body = self._read_body()
-        headers = {}
-        for k, v in self.headers.items():
-            k = k.lower()
-            headers[k] = headers[k] + ", " + v if k in headers else v
-        req = Request(self.command, self.path, headers, body, t, fake._tl.conn)
-        try:
-            ans = fake._answer(req)
-        except Exception as e:  # a bug in the fake: answer 500 rather than hang
-            if fake.verbose:
-                import traceback
-                traceback.print_exc()
-            ans = _Answer(500, {"fake_error": repr(e)})
-        try:
-            if isinstance(ans, _Drop):
-                self.close_connection = True
-                if ans.how == "reset":
-                    self._reset()
-                else:
-                    fake._stop_event.wait(ans.seconds)
-                return
-            self._write(ans, req)
-        finally:
-            req.done.set()
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
-
-    def _reset(self):
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        try:
-            self.rfile.close()  # drops the makefile reference, so close() is the real one
-        except OSError:
-            pass
-        socket.socket.close(self.connection)
 
     def _write(self, ans, req):
         fake = self.server.fake
@@ -350,53 +273,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def finish_request(self, request, client_address):
-        fake = self.fake
-        fake._tl.conn = next(fake._conn_seq)
-        try:
-            request.settimeout(30)
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock = fake._ssl.wrap_socket(request, server_side=True) if fake._ssl else request
-        except (OSError, ssl.SSLError) as e:
-            with fake._cond:
-                fake.tls_errors.append(repr(e))
-            try:
-                request.close()
-            except OSError:
-                pass
-            return
-        with fake._cond:
-            fake._conns.add(sock)
-        try:
-            self.RequestHandlerClass(sock, client_address, self)
-        except (OSError, ssl.SSLError, ValueError):
-            pass
-        finally:
-            with fake._cond:
-                fake._conns.discard(sock)
-            if fake._ssl:
-                try:
-                    sock.settimeout(0.2)
-                    sock.unwrap()
-                except (OSError, ValueError, ssl.SSLError):
-                    pass
-            try:
-                socket.socket.close(sock)
-            except OSError:
-                pass
-
-    def handle_error(self, request, client_address):
-        if self.fake.verbose:
-            super().handle_error(request, client_address)
-
-
 class FakeAI:
     """A fake OpenAI-compatible provider (see the module docstring)."""
+
+    Request = Request
+    Answer = _Answer
+    log_name = "fakeai"
+    socket_timeout = 30
 
     def __init__(self, ca=None, port=0, host="127.0.0.1", log_path=None, verbose=False,
                  cert_name="fakeai"):
@@ -427,7 +310,7 @@ class FakeAI:
     def start(self):
         if self._server:
             return self
-        self._server = _Server((self.host, self.port), _Handler)
+        self._server = fakehttp.Server((self.host, self.port), _Handler)
         self._server.fake = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -645,7 +528,7 @@ class FakeAI:
             then = kw.pop("then", "plain")
             if mode == "delay":
                 if self._stop_event.wait(float(kw.pop("seconds", 1))):
-                    return _Drop("stall", 0)
+                    return fakehttp.Drop("stall", 0)
                 return self._perform(req, then, kw, key)
             interval = float(kw.pop("interval_ms", 50))
             ans = self._perform(req, then, kw, key)
@@ -702,9 +585,9 @@ class FakeAI:
             return self._error(status, message, kw.get("type", etype), kw.get("param"),
                                kw.get("code", code), headers)
         if mode == "stall":
-            return _Drop("stall", kw.get("seconds"))
+            return fakehttp.Drop("stall", kw.get("seconds"))
         if mode == "reset":
-            return _Drop("reset")
+            return fakehttp.Drop("reset")
         if mode == "custom":
             return _Answer(int(kw.get("status", 200)), kw.get("body", b""), kw.get("headers"),
                            ctype=kw.get("ctype", "application/json"))

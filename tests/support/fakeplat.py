@@ -133,7 +133,6 @@ import hashlib
 import heapq
 import hmac
 import http.client
-import http.server
 import itertools
 import json
 import mimetypes
@@ -141,18 +140,16 @@ import os
 import re
 import signal
 import socket
-import ssl
-import struct
 import sys
 import threading
 import time
 import urllib.parse
 
 if __package__:
-    from . import testca
+    from . import fakehttp, testca
 else:  # run as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from support import testca  # noqa: E402
+    from support import fakehttp, testca  # noqa: E402
 
 KINDS = ("whatsapp", "telegram", "instagram")
 _FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -280,82 +277,8 @@ class _Answer:
         self.chunked = chunked
 
 
-class _Drop:
-    """Not an answer: stall (seconds or None) or reset."""
-
-    def __init__(self, how, seconds=None):
-        self.how = how
-        self.seconds = seconds
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(fakehttp.Handler):
     server_version = "fakeplat"
-    sys_version = ""
-    timeout = 120
-
-    def log_message(self, fmt, *args):
-        if self.server.fake.verbose:
-            sys.stderr.write("fakeplat %s: %s\n" % (self.server.fake.kind, fmt % args))
-
-    def _read_body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            out = b""
-            while True:
-                line = self.rfile.readline(1024)
-                if not line:
-                    raise ConnectionError("eof in chunked body")
-                n = int(line.split(b";")[0].strip() or b"0", 16)
-                if n == 0:
-                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return out
-                out += self.rfile.read(n)
-                self.rfile.readline(8)
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n > 0 else b""
-
-    def _serve(self):
-        fake = self.server.fake
-        t = time.monotonic()
-        body = self._read_body()
-        headers = {}
-        for k, v in self.headers.items():
-            k = k.lower()
-            headers[k] = headers[k] + ", " + v if k in headers else v
-        req = Request(self.command, self.path, headers, body, t, fake._tl.conn)
-        try:
-            ans = fake._answer(req)
-        except Exception as e:  # a bug in the fake: answer 500 rather than hang
-            if fake.verbose:
-                import traceback
-                traceback.print_exc()
-            ans = _Answer(500, {"fake_error": repr(e)})
-        try:
-            if isinstance(ans, _Drop):
-                self.close_connection = True
-                if ans.how == "reset":
-                    self._reset()
-                else:
-                    fake._stop_event.wait(ans.seconds)
-                return
-            self._write(ans, req)
-        finally:
-            req.done.set()
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
-
-    def _reset(self):
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        try:
-            self.rfile.close()  # drops the makefile reference, so close() is the real one
-        except OSError:
-            pass
-        socket.socket.close(self.connection)
 
     def _write(self, ans, req):
         fake = self.server.fake
@@ -384,59 +307,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def finish_request(self, request, client_address):
-        fake = self.fake
-        conn_no = next(fake._conn_seq)
-        fake._tl.conn = conn_no
-        try:
-            request.settimeout(10)
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            tls = fake._ssl.wrap_socket(request, server_side=True)
-        except (OSError, ssl.SSLError) as e:
-            with fake._cond:
-                fake.tls_errors.append(repr(e))
-            try:
-                request.close()
-            except OSError:
-                pass
-            return
-        with fake._cond:
-            fake._conns.add(tls)
-        try:
-            self.RequestHandlerClass(tls, client_address, self)
-        except (OSError, ssl.SSLError, ValueError):
-            pass
-        finally:
-            with fake._cond:
-                fake._conns.discard(tls)
-            try:
-                tls.settimeout(0.2)
-                tls.unwrap()
-            except (OSError, ValueError, ssl.SSLError):
-                pass
-            try:
-                socket.socket.close(tls)
-            except OSError:
-                pass
-
-    def handle_error(self, request, client_address):
-        if self.fake.verbose:
-            super().handle_error(request, client_address)
-
-
 class FakePlatform:
     """A fake of one platform's API (see the module docstring)."""
+
+    Request = Request
+    Answer = _Answer
+    socket_timeout = 10
 
     def __init__(self, kind, ca, port=0, host="127.0.0.1", verbose=False,
                  cert_name="fakeplat"):
         if kind not in KINDS:
             raise ValueError("kind must be one of %s" % ", ".join(KINDS))
         self.kind = kind
+        self.log_name = "fakeplat " + kind
         self.ca = ca
         self.host = host
         self.port = port
@@ -488,7 +371,7 @@ class FakePlatform:
     def start(self):
         if self._server:
             return self
-        self._server = _Server((self.host, self.port), _Handler)
+        self._server = fakehttp.Server((self.host, self.port), _Handler)
         self._server.fake = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -769,9 +652,9 @@ class FakePlatform:
         if fail:
             mode, kw = fail
             if mode == "stall":
-                return _Drop("stall", kw.get("seconds"))
+                return fakehttp.Drop("stall", kw.get("seconds"))
             if mode == "reset":
-                return _Drop("reset")
+                return fakehttp.Drop("reset")
             if mode == "chunked":
                 chunked = True
             elif mode == "delay":
