@@ -674,8 +674,9 @@ static int tg_parse_send_result(struct hub_pool *pool, int http_status,
 		hub_send_result_from_status(out, pool, http_status, retry_after_header);
 		return 0;
 	}
+	/* the body's error_code refines a refusal; it never turns one into a success */
 	if ((http_status >= 200 && http_status < 300) ||
-	    hub_json_int64(&doc, hub_json_get(&doc, 0, "error_code"), &code) < 0 || code < 100 ||
+	    hub_json_int64(&doc, hub_json_get(&doc, 0, "error_code"), &code) < 0 || code < 400 ||
 	    code > 599)
 		code = http_status;
 	hub_send_result_from_status(out, pool, (int)code, retry_after_header);

@@ -192,7 +192,11 @@ static void HUB_PRINTF(4, 5) walk_error(struct walk *w, int tok, const char *pat
 	w->nerrors++;
 	if (!w->errors)
 		return;
-	hub_buf_addf(w->errors, "%s:%d:%d: %s: ", w->name, line, col, path);
+	hub_buf_addf(w->errors, "%s:%d:%d: ", w->name, line, col);
+	/* a key's name comes from the file: no control character may forge another line */
+	for (const char *c = path; *c; c++)
+		hub_buf_addch(w->errors, (unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c);
+	hub_buf_adds(w->errors, ": ");
 	va_start(ap, fmt);
 	char msg[512];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -767,7 +771,8 @@ int hub_config_with_channels(struct hub_config *base, const struct hub_channel *
 	cfg->ntenants = base->ntenants;
 	cfg->channels = hub_pool_calloc(&cfg->pool, base->nchannels + n + 1,
 					sizeof(*cfg->channels));
-	memcpy(cfg->channels, base->channels, base->nchannels * sizeof(*cfg->channels));
+	if (base->nchannels) /* memcpy from NULL is undefined even for 0 bytes */
+		memcpy(cfg->channels, base->channels, base->nchannels * sizeof(*cfg->channels));
 	cfg->nchannels = base->nchannels;
 	for (size_t i = 0; i < n; i++) {
 		const struct hub_channel *c = &channels[i];

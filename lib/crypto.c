@@ -43,7 +43,7 @@ int hub_hex_decode(struct hub_str hex, unsigned char *out, size_t outlen)
 		int hi = hub_hexval((unsigned char)hex.p[2 * i]);
 		int lo = hub_hexval((unsigned char)hex.p[2 * i + 1]);
 		bad |= (hi | lo) < 0;
-		out[i] = (unsigned char)((hi << 4) | (lo & 15));
+		out[i] = (unsigned char)(((hi & 15) << 4) | (lo & 15)); /* -1 never shifted */
 	}
 	return bad ? -EBADMSG : 0;
 }

@@ -85,8 +85,8 @@ void hub_inbox_error(struct hub_buf *out, const struct hub_json_doc *doc, struct
 /* {"type":"ack","ref":R, <the fields of the JSON object fields>} */
 static void ack_frame(struct hub_buf *out, struct hub_str ref_json, struct hub_str fields)
 {
-	const char *open = memchr(fields.p, '{', fields.len);
-	const char *close = fields.len ? fields.p + fields.len - 1 : NULL;
+	const char *open = fields.len ? memchr(fields.p, '{', fields.len) : NULL;
+	const char *close = open ? fields.p + fields.len - 1 : NULL; /* never before open */
 
 	hub_buf_adds(out, "{\"type\":\"ack\",\"ref\":");
 	hub_buf_addstr(out, ref_json);

@@ -31,17 +31,4 @@ extern const char fuzz_target[];
 		}                                                                  \
 	} while (0)
 
-/* True where a target steps around a known open bug (reported, with its reproducer in
- * tests/fuzz/<target>/crashes/) so that it can go on looking for others and the replay of
- * its corpus passes; FUZZ_STRICT=1 in the environment walks into it instead. Remove the
- * step with the fix and move the reproducer to regress/. */
-static inline bool fuzz_skip_known_bug(void)
-{
-	static int strict = -1;
-
-	if (strict < 0)
-		strict = getenv("FUZZ_STRICT") && *getenv("FUZZ_STRICT") == '1';
-	return !strict;
-}
-
 #endif

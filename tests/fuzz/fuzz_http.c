@@ -7,8 +7,8 @@
  * has nothing left to do.
  *
  * Input: byte 0 picks header_max (bits 0-1), body_max (bits 2-3) and whether the client
- * leaves without its FIN and without reading (bit 4); byte 1 the size of the pieces
- * (0: all at once); the rest is the stream.
+ * closes its socket at once after writing, without reading (bit 4); byte 1 the size of the
+ * pieces (0: all at once); the rest is the stream.
  * Routes, with trivial handlers: GET /healthz (200), GET and POST
  * /webhooks/{platform}/{channel} (an echo of what the handler sees; the GET echoes
  * hub.challenge, also into an X-Echo header), GET and POST /later/{n} (answered from a
