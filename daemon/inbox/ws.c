@@ -1491,14 +1491,33 @@ void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
 {
 	struct hub_buf keep = HUB_BUF_INIT;
 	struct hub_ws_opts o = *opts;
+	bool new_key;
 
 	if (o.jwt_secret.len == 0) {
 		hub_log_warn(TAG, "empty jwt secret in reload: keeping the previous one");
 		hub_buf_addstr(&keep, hub_buf_str(&ws->secret));
 		o.jwt_secret = hub_buf_str(&keep);
 	}
+	new_key = !hub_str_eq(o.jwt_secret, hub_buf_str(&ws->secret));
 	set_opts(ws, &o);
 	hub_buf_release(&keep);
+	/* Every token was signed with the one key: a new key revokes them all, also those of
+	 * sockets that authenticated before (security issue, finding 3). */
+	if (!new_key)
+		return;
+	size_t n = 0;
+
+	for (struct link *l = ws->clients.next; l != &ws->clients; l = l->next) {
+		struct client *c = hub_container_of(l, struct client, all);
+
+		if (c->authed && !c->closing) {
+			client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				     "token revoked: the signing key changed", "key_changed");
+			n++;
+		}
+	}
+	if (n)
+		hub_log_info(TAG, "the token key changed: %zu authenticated sockets closed", n);
 }
 
 /* The elements of a comma-separated header value, trimmed: true when one is tok. */

@@ -611,6 +611,24 @@ class Protection(InboxCase):
         self.assertGreaterEqual(self.metric(h, 'hub_ws_closes_total{reason="token_expired"}'),
                                 1)
 
+    def test_a_new_token_key_closes_the_sockets_it_no_longer_trusts(self):
+        h = self.start_hubd()
+        agent = self.agent(h)
+        pending = self.ws(h)                    # not authenticated yet: stays
+        cfg = dict(h.cfg, auth={"jwt_secret": hubd.secret("jwt-secret-2")})
+        self.no_leak(cfg["auth"]["jwt_secret"])
+        h.reload(cfg)
+        self.assertEqual(agent.wait_close(10), (1008, "token revoked: the signing key changed"))
+        self.assertGreaterEqual(
+            self.metric(h, 'hub_ws_closes_total{reason="key_changed"}'), 1)
+        hello = pending.auth(self.token(h, secret=cfg["auth"]["jwt_secret"]))
+        self.assertEqual(hello["type"], "hello", hello)
+        # a reload that keeps the key closes nothing
+        h.reload(cfg)
+        self.assertEqual(pending.command({"type": "typing", "conversation_id": 1})["type"],
+                         "error")           # answered: still open (no such conversation)
+        h.assert_alive()
+
     def test_idle_socket_that_never_pongs_is_closed(self):
         h = self.start_hubd(overrides={"ws.ping_interval_ms": 1000})
         c = self.ws(h)
