@@ -5,11 +5,17 @@
 
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "lib/buf.h"
 
 /* A committed event: tenant, its per-tenant id, name ("message.created") and data JSON,
  * all borrowed for the call. */
 typedef void hub_publish_fn(void *data, struct hub_str tenant, int64_t event_id,
 			    struct hub_str event, struct hub_str data_json);
+
+/* Publishes the rows (tenant, event_id, event, data) of a worker's SQL function; a result
+ * of another shape carries none. */
+void hub_publish_rows(hub_publish_fn *publish, void *data, PGresult *res);
 
 #endif

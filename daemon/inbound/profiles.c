@@ -72,14 +72,9 @@ static void on_recorded(int status, PGresult *res, void *data)
 {
 	struct lookup *lk = data;
 
-	if (status == 0 && PQnfields(res) == 4) {
-		for (int i = 0; i < PQntuples(res); i++)
-			lk->pr->publish(lk->pr->data, hub_str_from(PQgetvalue(res, i, 0)),
-					strtoll(PQgetvalue(res, i, 1), NULL, 10),
-					hub_str_from(PQgetvalue(res, i, 2)),
-					(struct hub_str){ PQgetvalue(res, i, 3),
-							  (size_t)PQgetlength(res, i, 3) });
-	} else if (status < 0 && status != -ECANCELED) {
+	if (status == 0) {
+		hub_publish_rows(lk->pr->publish, lk->pr->data, res);
+	} else if (status != -ECANCELED) {
 		hub_log_warn(TAG, "channel=%s: a lookup's outcome not recorded (%s): its lease "
 			     "brings it back", lk->channel, strerror(-status));
 	}

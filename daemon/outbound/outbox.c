@@ -164,23 +164,6 @@ static void job_end(struct job *job)
 		poll_outbox(ob); /* room for one more */
 }
 
-/* Rows (tenant, event_id, event, data) of a result to the bus; other results carry none. */
-static void publish_rows(struct hub_outbox *ob, PGresult *res)
-{
-	if (PQnfields(res) != 4)
-		return;
-	for (int i = 0; i < PQntuples(res); i++) {
-		long long id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-
-		if (id > 0)
-			ob->publish(ob->data, hub_str_from(PQgetvalue(res, i, 0)), id,
-				    (struct hub_str){ PQgetvalue(res, i, 2),
-						      (size_t)PQgetlength(res, i, 2) },
-				    (struct hub_str){ PQgetvalue(res, i, 3),
-						      (size_t)PQgetlength(res, i, 3) });
-	}
-}
-
 static void record_flush(struct hub_outbox *ob);
 
 static void on_record_timer(uv_timer_t *t)
@@ -196,7 +179,7 @@ static void on_recorded(int status, PGresult *res, void *data)
 
 	ob->recording = NULL;
 	if (status == 0)
-		publish_rows(ob, res);
+		hub_publish_rows(ob->publish, ob->data, res);
 	else if (status != -ECANCELED)
 		hub_log_warn(TAG, "cannot record %s results (%s): trying again",
 			     batch && batch->rnext ? "some" : "a", strerror(-status));
@@ -473,7 +456,7 @@ static void on_split(int status, PGresult *res, void *data)
 		job_retry(job, "database", "the long text could not be split", 0);
 		return;
 	}
-	publish_rows(job->ob, res);
+	hub_publish_rows(job->ob->publish, job->ob->data, res);
 	job_send(job);
 }
 
