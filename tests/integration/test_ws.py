@@ -170,6 +170,15 @@ class RateLimit(HubTestCase):
     def test_invalid_frames_take_from_the_bucket_and_close(self):
         h = self.start_hubd(overrides={"ws.commands_per_s": 1, "ws.command_burst": 5})
         c = self.agent(h)
+        # ten garbage frames: each is answered; the burst (and what refills while they go
+        # out) as malformed, the rest as rate limited
+        for i in range(10):
+            c.send_text("not json %d" % i)
+        codes = [c.recv_json()["code"] for _ in range(10)]
+        self.assertLessEqual(codes.count("bad_request"), 5 + 2, codes)
+        self.assertIn("rate_limited", codes)
+        # then a flood: the socket is closed once too many in a row were refused (what was
+        # still queued for it is dropped with it, so the answers seen here vary)
         try:
             for i in range(300):
                 c.send_text("not json %d" % i)
@@ -177,12 +186,7 @@ class RateLimit(HubTestCase):
             pass  # closed while we were still sending
         code, reason = c.wait_close(15)
         self.assertEqual((code, reason), (1008, "rate limit exceeded"))
-        codes = [json.loads(p)["code"] for op, p in c.skipped if b'"error"' in p]
-        # the burst (and what refills while the frames go out) is answered as malformed,
-        # then every frame is refused as rate limited until the socket is closed
-        self.assertLessEqual(codes.count("bad_request"), 5 + 2, codes)
-        self.assertIn("rate_limited", codes)
-        self.assertLess(len(codes), 60, codes)
+        self.assertLess(len(c.skipped), 60, c.skipped)
         self.assertEqual(self.count("events"), 0)
         h.assert_alive()
         self.agent(h)  # others still welcome
