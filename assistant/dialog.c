@@ -203,17 +203,13 @@ static bool company_shown(struct hub_str company)
 	return shown;
 }
 
-struct hub_str hub_ai_disclosure_text(struct hub_pool *pool, const struct hub_ai_disclosures *cfg,
-				      enum hub_ai_lang lang, struct hub_str company)
+/* tmpl with every "{company}" replaced by company, in pool. */
+static struct hub_str fill(struct hub_pool *pool, struct hub_str tmpl, struct hub_str company)
 {
 	struct hub_buf b = HUB_BUF_INIT;
-	struct hub_str tmpl, out;
+	struct hub_str out;
 	size_t at = 0;
-	bool named = company_shown(company);
 
-	lang = or_english(lang);
-	tmpl = cfg && cfg->text[lang].len ? cfg->text[lang] :
-		hub_str_from(named ? defaults[lang] : anonymous[lang]);
 	while (at < tmpl.len) {
 		const char *ph = memmem(tmpl.p + at, tmpl.len - at, PLACEHOLDER,
 					sizeof(PLACEHOLDER) - 1);
@@ -228,6 +224,32 @@ struct hub_str hub_ai_disclosure_text(struct hub_pool *pool, const struct hub_ai
 	out = hub_pool_strcopy(pool, hub_buf_str(&b));
 	hub_buf_release(&b);
 	return out;
+}
+
+struct hub_str hub_ai_disclosure_text(struct hub_pool *pool, const struct hub_ai_texts *cfg,
+				      enum hub_ai_lang lang, struct hub_str company)
+{
+	lang = or_english(lang);
+	return fill(pool, cfg && cfg->text[lang].len ? cfg->text[lang] :
+		    hub_str_from(company_shown(company) ? defaults[lang] : anonymous[lang]),
+		    company);
+}
+
+static const char *const handoffs[HUB_AI_NLANGS] = {
+	[HUB_AI_LANG_RU] = "Передаю ваш вопрос сотруднику компании: он ответит вам здесь, "
+			   "как только сможет.",
+	[HUB_AI_LANG_KK] = "Сұрағыңызды компания қызметкеріне жіберемін: ол сізге осында "
+			   "мүмкіндігінше тез жауап береді.",
+	[HUB_AI_LANG_EN] = "I am passing your question to a member of our team: they will "
+			   "answer you here as soon as they can.",
+};
+
+struct hub_str hub_ai_handoff_text(struct hub_pool *pool, const struct hub_ai_texts *cfg,
+				   enum hub_ai_lang lang, struct hub_str company)
+{
+	lang = or_english(lang);
+	return fill(pool, cfg && cfg->text[lang].len ? cfg->text[lang] :
+		    hub_str_from(handoffs[lang]), company);
 }
 
 /* ---- hand-off ---- */

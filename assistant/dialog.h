@@ -38,9 +38,10 @@ enum hub_ai_lang hub_ai_lang_detect(struct hub_str text);
  * when none has. Give it the customer's recent texts only (not the company's). */
 enum hub_ai_lang hub_ai_lang_of_texts(const struct hub_str *texts, size_t n);
 
-/* Configured disclosure texts, by language (index enum hub_ai_lang); an empty or missing
- * one takes the default. "{company}" in a text stands for the company's name. */
-struct hub_ai_disclosures {
+/* Configured texts (the disclosure, the hand-off message), by language (index enum
+ * hub_ai_lang); an empty or missing one takes the default. "{company}" in a text stands
+ * for the company's name. */
+struct hub_ai_texts {
 	struct hub_str text[HUB_AI_NLANGS];
 };
 
@@ -57,8 +58,13 @@ const char *hub_ai_disclosure_default(enum hub_ai_lang lang);
  * go, it is cut to HUB_AI_COMPANY_MAX bytes. With an empty company name the defaults use
  * a sentence without it, and a configured text loses the placeholder. The result is in
  * pool, NUL-terminated. */
-struct hub_str hub_ai_disclosure_text(struct hub_pool *pool, const struct hub_ai_disclosures *cfg,
+struct hub_str hub_ai_disclosure_text(struct hub_pool *pool, const struct hub_ai_texts *cfg,
 				      enum hub_ai_lang lang, struct hub_str company);
+
+/* The message that tells the customer a person takes over, in lang, as
+ * hub_ai_disclosure_text() makes the disclosure (cfg's text or the built-in one). */
+struct hub_str hub_ai_handoff_text(struct hub_pool *pool, const struct hub_ai_texts *cfg,
+				   enum hub_ai_lang lang, struct hub_str company);
 
 /* Longest configured hand-off phrase, in bytes; longer ones never match. */
 #define HUB_AI_PHRASE_MAX 200

@@ -889,7 +889,7 @@ static void test_language(void **state)
 static void test_disclosure(void **state)
 {
 	struct hub_pool pool = HUB_POOL_INIT;
-	struct hub_ai_disclosures cfg = { 0 };
+	struct hub_ai_texts cfg = { 0 };
 	struct hub_str d;
 
 	(void)state;
