@@ -89,6 +89,18 @@ struct hub_settings {
 		int max_attempts; /* a message still not accepted after so many fails */
 		int retry_base_ms, retry_max_ms; /* backoff: base * 2^attempt, capped, jittered */
 	} outbound;
+	struct {
+		bool enabled;         /* this instance answers for the channels' assistants */
+		int queue_max;        /* answers claimed here and not ended, at most */
+		int per_tenant;       /* provider requests of one tenant at once, at most */
+		int per_provider;     /* requests to one provider (origin) at once, at most */
+		int lease_ms;         /* a claimed answer is this instance's for so long */
+		int timeout_ms;       /* the provider's whole answer, at most */
+		int max_attempts;     /* failed provider calls in a row before a hand-off */
+		int retry_base_ms;    /* backoff after a failed call: base * 2^attempt */
+		int breaker_failures; /* failures in a row that open a provider's breaker */
+		int breaker_open_ms;  /* requests to it are not made for so long then */
+	} assistant;
 };
 
 struct hub_tenant {

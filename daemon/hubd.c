@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "daemon/ai/responder.h"
 #include "daemon/core/metrics.h"
 #include "daemon/data/channels.h"
 #include "daemon/data/bus.h"
@@ -54,6 +55,7 @@ struct hubd {
 	struct hub_outbox *outbox; /* delivers agents' replies */
 	struct hub_tgpoll *tgpoll; /* Telegram channels in mode polling */
 	struct hub_profiles *profiles; /* Instagram senders' names */
+	struct hub_responder *responder; /* the channels' AI assistants */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	/* The channels of the database (hub_store_listen: re-read on NOTIFY hub_channels);
@@ -329,6 +331,7 @@ static void apply_channels(struct hubd *h)
 	hub_outbox_set_config(h->outbox, snap);
 	hub_tgpoll_set_config(h->tgpoll, snap);
 	hub_profiles_set_config(h->profiles, snap);
+	hub_responder_set_config(h->responder, snap);
 	hub_config_unref(snap);
 }
 
@@ -503,6 +506,8 @@ static void on_ws_closed(void *data)
 	h->tgpoll = NULL;
 	hub_profiles_free(h->profiles);
 	h->profiles = NULL;
+	hub_responder_free(h->responder);
+	h->responder = NULL;
 	if (h->redis)
 		hub_redis_close(h->redis, NULL, NULL);
 	h->redis = NULL;
@@ -520,6 +525,7 @@ static void on_drained(void *data)
 	hub_outbox_stop(h->outbox);
 	hub_tgpoll_stop(h->tgpoll);
 	hub_profiles_stop(h->profiles);
+	hub_responder_stop(h->responder);
 	hub_http_close(h->http, NULL, NULL);
 	h->http = NULL;
 	hub_ws_close(h->ws, on_ws_closed, h);
@@ -640,6 +646,9 @@ static int start(struct hubd *h)
 	if (ret == 0)
 		ret = hub_profiles_new(&h->loop, h->store, h->httpc, on_publish, h, &h->profiles,
 				       &err);
+	if (ret == 0)
+		ret = hub_responder_new(&h->loop, h->store, h->httpc, h->metrics, on_publish, h,
+					&h->responder, &err);
 	if (ret < 0) {
 		hub_log_err(TAG, "%s", err.msg);
 		return ret;
@@ -751,12 +760,14 @@ int main(int argc, char **argv)
 		hub_outbox_stop(h.outbox);
 		hub_tgpoll_stop(h.tgpoll);
 		hub_profiles_stop(h.profiles);
+		hub_responder_stop(h.responder);
 		hub_httpc_close(h.httpc, NULL, NULL);
 		if (h.store)
 			hub_store_close(h.store, NULL, NULL);
 		hub_outbox_free(h.outbox);
 		hub_tgpoll_free(h.tgpoll);
 		hub_profiles_free(h.profiles);
+		hub_responder_free(h.responder);
 		if (h.redis)
 			hub_redis_close(h.redis, NULL, NULL);
 		/* the websocket server closes its own handles (hub_ws_finish counts them): give

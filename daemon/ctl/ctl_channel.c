@@ -17,6 +17,7 @@
 #include "adapters/adapter.h"
 #include "adapters/telegram.h"
 #include "config/config.h"
+#include "daemon/ctl/ctl_ai.h"
 #include "daemon/data/channels.h"
 #include "daemon/net/httpc.h"
 #include "lib/buf.h"
@@ -26,6 +27,7 @@
 #include "lib/utf8.h"
 
 #define SECRET_MAX 4096
+#define WHAT_ADD "channel add"
 #define NAME_MAX_LEN 200
 
 static void usage(FILE *f)
@@ -38,6 +40,7 @@ static void usage(FILE *f)
 		"                 [--register https://PUBLIC-URL-OF-THE-HUB]\n"
 		"       hubctl [-c FILE] channel list [--json]\n"
 		"       hubctl [-c FILE] channel enable|disable ID\n"
+		"       hubctl [-c FILE] channel ai ID [settings]  (hubctl channel ai --help)\n"
 		"Secrets are read from files (\"-\" is stdin, for one of them), never from the\n"
 		"command line. --verify-token-file is required for whatsapp and instagram.\n"
 		"--tenant-name creates the tenant when it does not exist. --mode polling (telegram\n"
@@ -47,7 +50,7 @@ static void usage(FILE *f)
 		"app secret as its secret_token; when Telegram refuses, nothing is added.\n");
 }
 
-static bool valid_id(const char *s)
+bool hubctl_valid_id(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -94,35 +97,35 @@ static bool valid_telegram_secret(const char *s)
 
 /* Reads a secret from path ("-": stdin) without its trailing newlines. 0, or 1 (exit code)
  * with the reason printed (the file's name, never its content). */
-static int read_secret(const char *opt, const char *path, struct hub_pool *pool,
-		       const char **out)
+int hubctl_read_secret(const char *what, const char *opt, const char *path,
+		       struct hub_pool *pool, const char **out)
 {
 	struct hub_buf b = HUB_BUF_INIT;
 	int ret = hub_buf_read_file(&b, strcmp(path, "-") == 0 ? "/dev/stdin" : path);
 
 	if (ret < 0) {
-		fprintf(stderr, "hubctl: channel add: %s %s: %s\n", opt, path, strerror(-ret));
+		fprintf(stderr, "hubctl: %s: %s %s: %s\n", what, opt, path, strerror(-ret));
 		ret = 1;
 		goto out;
 	}
 	while (b.len && (b.p[b.len - 1] == '\n' || b.p[b.len - 1] == '\r'))
 		hub_buf_truncate(&b, b.len - 1);
 	if (b.len == 0 || b.len > SECRET_MAX || memchr(b.p, '\0', b.len)) {
-		fprintf(stderr, "hubctl: channel add: %s %s: must hold 1 to %d bytes, no NUL\n",
+		fprintf(stderr, "hubctl: %s: %s %s: must hold 1 to %d bytes, no NUL\n", what,
 			opt, path, SECRET_MAX);
 		ret = 1;
 		goto out;
 	}
 	/* the server would quote invalid bytes in its error: refuse them here */
 	if (!hub_utf8_valid(b.p, b.len)) {
-		fprintf(stderr, "hubctl: channel add: %s %s: not UTF-8\n", opt, path);
+		fprintf(stderr, "hubctl: %s: %s %s: not UTF-8\n", what, opt, path);
 		ret = 1;
 		goto out;
 	}
 	for (size_t i = 0; i < b.len; i++) {
 		if ((unsigned char)b.p[i] < ' ') {
-			fprintf(stderr, "hubctl: channel add: %s %s: control characters in the "
-					"secret\n", opt, path);
+			fprintf(stderr, "hubctl: %s: %s %s: control characters in the "
+					"secret\n", what, opt, path);
 			ret = 1;
 			goto out;
 		}
@@ -135,7 +138,7 @@ out:
 }
 
 /* A blocking connection to the configured database, or NULL with the reason printed. */
-static PGconn *connect_db(const struct hub_config *cfg, const char *what)
+PGconn *hubctl_connect_db(const struct hub_config *cfg, const char *what)
 {
 	const char *url = hub_config_settings(cfg)->database.url;
 	PGconn *pg = PQconnectdb(url ? url : "");
@@ -152,7 +155,7 @@ static PGconn *connect_db(const struct hub_config *cfg, const char *what)
 }
 
 /* The server's one-line message (never the DETAIL, which may quote a row). */
-static void print_server_error(const char *what, const PGresult *res, PGconn *pg)
+void hubctl_server_error(const char *what, const PGresult *res, PGconn *pg)
 {
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
@@ -295,7 +298,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 				"--app-secret-file are required\n");
 		return 2;
 	}
-	if (!valid_id(id) || !valid_id(tenant)) {
+	if (!hubctl_valid_id(id) || !hubctl_valid_id(tenant)) {
 		fprintf(stderr, "hubctl: channel add: --id and --tenant must be 1 to 64 of a-z, "
 				"0-9, '-' and '_'\n");
 		return 2;
@@ -349,11 +352,13 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	ret = read_secret("--app-secret-file", app_file, &pool, &app);
+	ret = hubctl_read_secret(WHAT_ADD, "--app-secret-file", app_file, &pool, &app);
 	if (ret == 0 && verify_file)
-		ret = read_secret("--verify-token-file", verify_file, &pool, &verify);
+		ret = hubctl_read_secret(WHAT_ADD, "--verify-token-file", verify_file, &pool,
+					 &verify);
 	if (ret == 0 && access_file)
-		ret = read_secret("--access-token-file", access_file, &pool, &access);
+		ret = hubctl_read_secret(WHAT_ADD, "--access-token-file", access_file, &pool,
+					 &access);
 	if (ret)
 		goto out;
 	if (kind == HUB_CHANNEL_TELEGRAM && !valid_telegram_secret(app)) {
@@ -362,7 +367,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	pg = connect_db(cfg, "channel add");
+	pg = hubctl_connect_db(cfg, "channel add");
 	if (!pg) {
 		ret = 1;
 		goto out;
@@ -381,7 +386,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 			fprintf(stderr, "hubctl: channel add: unknown tenant \"%s\" (--tenant-name "
 					"NAME creates it)\n", tenant);
 		else
-			print_server_error("channel add", res, pg);
+			hubctl_server_error("channel add", res, pg);
 		ret = 1;
 		goto out;
 	}
@@ -397,7 +402,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 	PQclear(res);
 	res = PQexec(pg, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		print_server_error("channel add", res, pg);
+		hubctl_server_error("channel add", res, pg);
 		ret = 1;
 		goto out;
 	}
@@ -425,14 +430,14 @@ static int cmd_list(const struct hub_config *cfg, int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	pg = connect_db(cfg, "channel list");
+	pg = hubctl_connect_db(cfg, "channel list");
 	if (!pg)
 		goto out;
 	res = PQexec(pg, "SELECT c.public_id, c.tenant_id, c.kind, coalesce(c.account_id, ''), "
 			 "c.enabled, t.deleted_at IS NOT NULL, c.app_secret IS NOT NULL, c.mode "
 			 "FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY 1");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		print_server_error("channel list", res, pg);
+		hubctl_server_error("channel list", res, pg);
 		goto out;
 	}
 	if (!json)
@@ -497,18 +502,18 @@ static int cmd_set_enabled(const struct hub_config *cfg, int argc, char **argv, 
 		usage(stderr);
 		return 2;
 	}
-	if (!valid_id(argv[1])) {
+	if (!hubctl_valid_id(argv[1])) {
 		fprintf(stderr, "hubctl: %s: ID must be 1 to 64 of a-z, 0-9, '-' and '_'\n", what);
 		return 2;
 	}
-	pg = connect_db(cfg, what);
+	pg = hubctl_connect_db(cfg, what);
 	if (!pg)
 		goto out;
 	const char *params[] = { argv[1], enabled ? "true" : "false" };
 	res = PQexecParams(pg, "SELECT hub_channel_set_enabled($1, $2)", 2, NULL, params, NULL,
 			   NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		print_server_error(what, res, pg);
+		hubctl_server_error(what, res, pg);
 		goto out;
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
@@ -533,6 +538,8 @@ int hubctl_channel_main(const struct hub_config *cfg, int argc, char **argv)
 		return cmd_add(cfg, argc - 1, argv + 1);
 	if (strcmp(argv[1], "list") == 0)
 		return cmd_list(cfg, argc - 1, argv + 1);
+	if (strcmp(argv[1], "ai") == 0)
+		return hubctl_channel_ai_main(cfg, argc - 1, argv + 1);
 	if (strcmp(argv[1], "enable") == 0)
 		return cmd_set_enabled(cfg, argc - 1, argv + 1, true);
 	if (strcmp(argv[1], "disable") == 0)

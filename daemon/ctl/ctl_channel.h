@@ -4,14 +4,32 @@
 #ifndef HUB_CTL_CHANNEL_H
 #define HUB_CTL_CHANNEL_H
 
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/pool.h"
 
 struct hub_config;
 
 /* argv[0] is "channel"; cfg is the file's configuration (database.url, its channels).
  * Returns the exit code: 0 done, 1 refused or failed (nothing changed), 2 bad usage. */
 int hubctl_channel_main(const struct hub_config *cfg, int argc, char **argv);
+
+/* For the channel commands of other files (ctl_ai.c). what names the command in messages
+ * ("channel add"). */
+/* A channel's or tenant's id: 1 to 64 of a-z, 0-9, '-' and '_'. */
+bool hubctl_valid_id(const char *s);
+/* Reads a secret from path ("-": stdin) into *out (pool): 1 to 4096 bytes of UTF-8 without
+ * control characters, trailing newlines dropped. 0, or 1 with the reason printed. */
+int hubctl_read_secret(const char *what, const char *opt, const char *path,
+		       struct hub_pool *pool, const char **out);
+/* A blocking connection to the configured database, or NULL with the reason printed. */
+PGconn *hubctl_connect_db(const struct hub_config *cfg, const char *what);
+/* Prints the server's one-line message (never the DETAIL, which may quote a row). */
+void hubctl_server_error(const char *what, const PGresult *res, PGconn *pg);
 
 /* The file's snapshot plus the database's channels, as hubd serves them (blocking). 0 and
  * *out (one reference), or a negative errno with err filled. */

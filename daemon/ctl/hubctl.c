@@ -40,6 +40,8 @@ static void usage(FILE *f)
 		"                                   from files, \"-\" is stdin), live everywhere\n"
 		"  channel list [--json]            the database's channels (never their secrets)\n"
 		"  channel enable|disable ID        a disabled channel's webhooks get 404\n"
+		"  channel ai ID [--on|--off] [--url URL] [--model M] [--key-file F] ...\n"
+		"                                   show or set the channel's AI assistant\n"
 		"  simulate whatsapp CHANNEL --from PHONE --name NAME [--url URL] TEXT\n"
 		"  simulate telegram CHANNEL --from USER_ID --name NAME [--url URL] TEXT\n"
 		"  simulate instagram CHANNEL --from IGSID [--name NAME] [--url URL] TEXT\n"
