@@ -137,6 +137,7 @@ bench: deps
 	$(Q)bench/run
 	$(Q)bench/fanout
 	$(Q)bench/outbound
+	$(Q)bench/ai
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -4,8 +4,10 @@
 # live in the database (demo-telegram, demo-instagram: `hubctl channel add` with dev secrets
 # under ./var/secrets/), the fake WhatsApp, Telegram and Instagram APIs that replies go to
 # (tests/support/fakeplat.py on ports 8441-8443 with a private CA in ./var/fakeplat/; they
-# report sent, delivered and read back to hubd as the platforms do), then build/hubd with
-# config/dev.json in the foreground. Ctrl-C stops hubd, the fakes, Redis and PostgreSQL
+# report sent, delivered and read back to hubd as the platforms do), a fake OpenAI-compatible
+# AI provider (tests/support/fakeai.py on port 8444, appending every request body it gets to
+# ./var/fake-ai/requests.jsonl) that demo-telegram's assistant answers through, then
+# build/hubd with config/dev.json in the foreground. Ctrl-C stops hubd, the fakes, Redis and PostgreSQL
 # (those this script started); a second run reuses ./var/. Works as root (PostgreSQL then
 # runs as the `postgres` user) and as a normal user.
 set -euo pipefail
@@ -23,10 +25,13 @@ REDIS_PORT=63799
 PGBIN=/usr/lib/postgresql/15/bin
 
 FAKES_DIR=$VAR/fakeplat
+FAKEAI_DIR=$VAR/fake-ai
+FAKEAI_PORT=8444
 PG_STARTED=0
 REDIS_STARTED=0
 HUBD_PID=
 FAKES_PID=
+FAKEAI_PID=
 
 say() { printf 'run-dev: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -70,6 +75,11 @@ cleanup() {
 		say "stopping the fake platforms"
 		kill -TERM "$FAKES_PID" 2>/dev/null || true
 		wait "$FAKES_PID" 2>/dev/null || true
+	fi
+	if [ -n "$FAKEAI_PID" ] && kill -0 "$FAKEAI_PID" 2>/dev/null; then
+		say "stopping the fake AI provider"
+		kill -TERM "$FAKEAI_PID" 2>/dev/null || true
+		wait "$FAKEAI_PID" 2>/dev/null || true
 	fi
 	if [ "$REDIS_STARTED" = 1 ]; then
 		say "stopping Redis"
@@ -191,6 +201,20 @@ for _ in $(seq 100); do
 done
 [ -s "$FAKES_DIR/fakeplat.json" ] || die "the fake platforms did not start within 10 s"
 
+# --- the AI provider, faked; demo-telegram's assistant answers through it ---
+mkdir -p "$FAKEAI_DIR"
+rm -f "$FAKEAI_DIR/fakeai.json"
+/usr/bin/python3 tests/support/fakeai.py --dir "$FAKEAI_DIR" --port "$FAKEAI_PORT" &
+FAKEAI_PID=$!
+for _ in $(seq 100); do
+	[ -s "$FAKEAI_DIR/fakeai.json" ] && break
+	kill -0 "$FAKEAI_PID" 2>/dev/null || { FAKEAI_PID=; die "the fake AI provider did not start"; }
+	sleep 0.1
+done
+[ -s "$FAKEAI_DIR/fakeai.json" ] || die "the fake AI provider did not start within 10 s"
+"$BUILD/hubctl" -c "$CONFIG" channel ai demo-telegram --on \
+	--url "http://127.0.0.1:$FAKEAI_PORT" --model fake-model --quiet-ms 1500 >/dev/null
+
 # --- hubd ---
 "$BUILD/hubd" -c "$CONFIG" &
 HUBD_PID=$!
@@ -229,11 +253,14 @@ Bayge Hub is running (hubd pid $HUBD_PID). Ctrl-C stops hubd, Redis and PostgreS
              $BASE/webhooks/instagram/demo-instagram
   fake APIs  https://127.0.0.1:8441 (WhatsApp), :8442 (Telegram), :8443 (Instagram):
              replies typed in the inbox go there and come back sent, delivered, read
+  AI         demo-telegram's assistant answers through a fake provider on
+             http://127.0.0.1:$FAKEAI_PORT; exactly what would leave the hub, request by
+             request: $FAKEAI_DIR/requests.jsonl
   agent token for tenant demo (24 h):
     $TOKEN
 Try (one for each platform):
   $BUILD/hubctl -c $CONFIG simulate whatsapp demo-whatsapp --from +77011234567 --name Aigerim 'Сәлеметсіз бе!'
-  $BUILD/hubctl -c $CONFIG simulate telegram demo-telegram --from 1111111 --name 'Aigerim N' 'Сәлем!'
+  $BUILD/hubctl -c $CONFIG simulate telegram demo-telegram --from 1111111 --name 'Aigerim N' 'Сәлем! Менің нөмірім +7 701 123 45 67'   (the assistant answers)
   $BUILD/hubctl -c $CONFIG simulate instagram demo-instagram --from 1090651699462050 --name Aigerim 'Hello!'
 Channels: $BUILD/hubctl -c $CONFIG channel list | add | disable ID | enable ID
 

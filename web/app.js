@@ -826,6 +826,9 @@
             b.setAttribute('aria-pressed', on ? 'true' : 'false');
         });
         $('mode').title = c.mode === 'ai' ? 'Отвечает ИИ-ассистент' : 'Отвечает оператор';
+        var why = c.mode === 'human' && HANDOFF[c.handoff_reason];
+        $('handoff').hidden = !why;
+        $('handoff').textContent = why ? 'ИИ передал диалог: ' + why : '';
     }
 
     function renderOlder() {
@@ -845,6 +848,15 @@
             box.textContent = 'Начало переписки';
         }
     }
+
+    // why the assistant handed a conversation to people (conversation.handoff_reason)
+    var HANDOFF = {
+        customer_asked: 'клиент попросил оператора',
+        agent: 'оператор ответил сам',
+        assigned: 'оператор взял диалог',
+        provider_failed: 'ИИ-сервис не ответил',
+        guard_blocked: 'защита данных не пропустила запрос'
+    };
 
     function messageNode(m, opts) {
         var out = m.direction === 'out';

@@ -403,3 +403,85 @@ class Settings(AssistantCase):
         self.assertNotIn(KEY, r.stdout)
         self.assertTrue(shown["enabled"])
         self.assertEqual(shown["quiet_ms"], 300)
+
+
+class Hours(AssistantCase):
+    def test_outside_working_hours_it_answers_human_conversations_too(self):
+        h = self.start(ai=False)
+        self.say(h, 6400000001, "Здравствуйте")  # before the assistant: human mode
+        conv = self.conv_of(6400000001)
+        self.assertEqual(self.psql("SELECT mode FROM conversations"), "human")
+        # working hours that are not now (UTC): the hour after the next one, every day
+        now = time.gmtime()
+        start = (now.tm_hour + 2) % 24
+        r = self.channel_ai(h, "--on", "--url", self.ai.base_url, "--model", "fake-model",
+                            "--key-file", self.key_file(), "--quiet-ms", "0", "--hours",
+                            "mon-sun %02d:00-%02d:59 UTC" % (start, start))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.say(h, 6400000001, "Вы работаете?")
+        self.assertTrue(self.sent(1)[0].startswith(DISCLOSURE_START["ru"]))
+        self.assertEqual(self.psql("SELECT mode FROM conversations WHERE id = %d" % conv),
+                         "human")
+        # within working hours the people answer
+        r = self.channel_ai(h, "--hours", "mon-sun 00:00-23:59 UTC")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.tg.clear()
+        self.say(h, 6400000001, "Алло?")
+        time.sleep(1)
+        self.assertEqual(len(self.ai.requests), 1)
+
+
+class Robustness(AssistantCase):
+    def test_an_open_breaker_hands_over_without_asking(self):
+        self.ai.default("500")
+        h = self.start({"assistant.max_attempts": 1, "assistant.breaker_failures": 2,
+                        "assistant.breaker_open_ms": 60000})
+        agent = self.agent(h)
+        for i in range(4):
+            user = 6500000001 + i
+            self.say(h, user, "Здравствуйте", first="T", last=None, username=None)
+            data = self.handoff_event(agent, self.conv_of(user))
+            self.assertEqual(data["handoff_reason"], "provider_failed")
+        self.assertEqual(len(self.ai.requests), 2, "the breaker opened after two failures")
+        self.assertEqual(self.count("ai_exchanges", "error_code = 'breaker_open'"), 2)
+        self.assertRegex(httpc.request(h.port, "GET", "/metrics").body.decode(),
+                         r"hub_ai_breaker_opened_total 1\b")
+
+    def test_a_stalled_provider_delays_nothing_else_and_the_queue_is_bounded(self):
+        self.ai.default("stall", seconds=30)
+        h = self.start({"assistant.queue_max": 2, "assistant.timeout_ms": 60000,
+                        "assistant.lease_ms": 120000})
+        agent = self.agent(h)
+        for i in range(5):
+            self.say(h, 6500000101 + i, "Здравствуйте", first="T", last=None, username=None)
+        self.ai.wait_requests(2, timeout=10)
+        # webhooks, the inbox and health go on while the provider holds its requests
+        body, _, sig = self.text_webhook(h)
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        self.assertEqual(agent.command({"type": "read", "conversation_id":
+                                        self.conv_of(6500000101)})["type"], "ack")
+        self.assertEqual(httpc.request(h.port, "GET", "/healthz").status, 200)
+        time.sleep(0.5)
+        metrics = httpc.request(h.port, "GET", "/metrics").body.decode()
+        self.assertRegex(metrics, r"hub_ai_claimed 2\b")
+        self.assertRegex(metrics, r"hub_ai_queue_full_total [1-9]")
+        self.assertEqual(len(self.ai.requests), 2)
+        self.assertEqual(self.count("ai_jobs"), 5, "the others wait in the database")
+
+    def test_a_merged_contact_keeps_the_earlier_disclosure(self):
+        h = self.start()
+        self.say(h, 6500000201, "Здравствуйте", first="T", last=None, username=None)
+        self.assertTrue(self.sent(1)[0].startswith(DISCLOSURE_START["ru"]))
+        self.psql("UPDATE channel_ai SET enabled = false")
+        self.say(h, 6500000202, "Добрый день", first="T", last=None, username=None)
+        into = self.psql("SELECT contact_id FROM contact_identities WHERE external_id = "
+                         "'6500000202'")
+        frm = self.psql("SELECT contact_id FROM contact_identities WHERE external_id = "
+                        "'6500000201'")
+        self.psql("SELECT hub_merge_contacts(%s, %s)" % (into, frm))
+        self.assertEqual(self.count("ai_disclosures", "contact_id = %s" % into), 1)
+        self.psql("UPDATE channel_ai SET enabled = true")
+        self.psql("UPDATE conversations SET mode = 'ai'")
+        self.tg.clear()
+        self.say(h, 6500000202, "Есть розы?", first="T", last=None, username=None)
+        self.assertEqual(self.sent(1)[0], fakeai.PLAIN["ru"])
