@@ -449,8 +449,8 @@ class Robustness(AssistantCase):
 
     def test_a_stalled_provider_delays_nothing_else_and_the_queue_is_bounded(self):
         self.ai.default("stall", seconds=30)
-        h = self.start({"assistant.queue_max": 2, "assistant.timeout_ms": 60000,
-                        "assistant.lease_ms": 120000})
+        h = self.start({"assistant.queue_max": 3, "assistant.per_tenant": 2,
+                        "assistant.timeout_ms": 60000, "assistant.lease_ms": 120000})
         agent = self.agent(h)
         for i in range(5):
             self.say(h, 6500000101 + i, "Здравствуйте", first="T", last=None, username=None)
@@ -463,7 +463,9 @@ class Robustness(AssistantCase):
         self.assertEqual(httpc.request(h.port, "GET", "/healthz").status, 200)
         time.sleep(0.5)
         metrics = httpc.request(h.port, "GET", "/metrics").body.decode()
-        self.assertRegex(metrics, r"hub_ai_claimed 2\b")
+        # three claimed (the queue's bound), two of them asking (the tenant's bound)
+        self.assertRegex(metrics, r"hub_ai_claimed 3\b")
+        self.assertRegex(metrics, r"hub_ai_requests_in_flight 2\b")
         self.assertRegex(metrics, r"hub_ai_queue_full_total [1-9]")
         self.assertEqual(len(self.ai.requests), 2)
         self.assertEqual(self.count("ai_jobs"), 5, "the others wait in the database")
