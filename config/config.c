@@ -141,6 +141,10 @@ static const struct cfg_key settings_keys[] = {
 	KEY_INT("assistant.breaker_failures", assistant.breaker_failures, 1, 1000, 5, CFG_LIVE),
 	KEY_INT("assistant.breaker_open_ms", assistant.breaker_open_ms, 100, 3600000, 30000,
 		CFG_LIVE),
+	{ "secrets.master_key", CFG_T_SECRET, S(secrets.master_key), 0, 0, 0, NULL,
+	  "HUB_MASTER_KEY", CFG_RESTART | CFG_NULLABLE },
+	{ "secrets.previous_master_key", CFG_T_SECRET, S(secrets.previous_master_key), 0, 0, 0,
+	  NULL, "HUB_PREVIOUS_MASTER_KEY", CFG_RESTART | CFG_NULLABLE },
 	{ "metrics.token", CFG_T_SECRET, S(metrics.token), 0, 0, 0, NULL, "HUB_METRICS_TOKEN",
 	  CFG_LIVE | CFG_NULLABLE },
 };
@@ -176,6 +180,7 @@ struct hub_config {
 	size_t ntenants;
 	struct hub_channel *channels;
 	size_t nchannels;
+	struct hub_keyring *keyring; /* NULL in a with_channels snapshot: base's */
 };
 
 struct walk {
@@ -718,6 +723,15 @@ int hub_config_parse(const char *name, struct hub_str text, struct hub_config **
 			   (void **)&cfg->channels, &cfg->nchannels);
 	validate(&w, cfg, tenants_tok, channels_tok);
 	validate_redis_metrics(&w, cfg, seen);
+	ret = hub_keyring_new(cfg->settings.secrets.master_key,
+			      cfg->settings.secrets.previous_master_key, &cfg->keyring, &jerr);
+	if (ret < 0) {
+		bool prev = strstr(jerr.msg, "previous") != NULL;
+
+		walk_error(&w, key_tok(&w, "secrets", prev ? "previous_master_key" : "master_key"),
+			   prev ? "secrets.previous_master_key" : "secrets.master_key", "%s",
+			   jerr.msg);
+	}
 	if (w.nerrors) {
 		ret = -EINVAL;
 		goto out;
@@ -758,6 +772,7 @@ void hub_config_unref(struct hub_config *cfg)
 	if (!cfg || --cfg->refs > 0)
 		return;
 	hub_pool_release(&cfg->pool);
+	hub_keyring_free(cfg->keyring);
 	hub_config_unref(cfg->base);
 	free(cfg);
 }
@@ -825,6 +840,11 @@ const char *hub_config_path(const struct hub_config *cfg)
 const struct hub_settings *hub_config_settings(const struct hub_config *cfg)
 {
 	return &cfg->settings;
+}
+
+const struct hub_keyring *hub_config_keyring(const struct hub_config *cfg)
+{
+	return cfg->base ? cfg->base->keyring : cfg->keyring;
 }
 
 const struct hub_channel *hub_config_channel(const struct hub_config *cfg, struct hub_str id)

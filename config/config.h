@@ -10,6 +10,7 @@
 
 #include "lib/buf.h"
 #include "lib/channel.h"
+#include "lib/secret.h"
 #include "lib/log.h"
 
 struct hub_config;
@@ -53,6 +54,11 @@ struct hub_settings {
 	struct {
 		const char *token; /* NULL: /metrics is open; else Bearer <token> (secret) */
 	} metrics;
+	struct {
+		/* 64 hex digits each (secrets): the key that seals the secrets stored in the
+		 * database, and during a rotation the one they may still be sealed with */
+		const char *master_key, *previous_master_key;
+	} secrets;
 	struct {
 		int auth_timeout_ms;
 		size_t max_frame;
@@ -129,6 +135,8 @@ void hub_config_unref(struct hub_config *cfg); /* NULL-safe */
 
 const char *hub_config_path(const struct hub_config *cfg);
 const struct hub_settings *hub_config_settings(const struct hub_config *cfg);
+/* The keyring of secrets.master_key and secrets.previous_master_key (empty without them). */
+const struct hub_keyring *hub_config_keyring(const struct hub_config *cfg);
 /* The channel with that public id, or NULL. */
 const struct hub_channel *hub_config_channel(const struct hub_config *cfg, struct hub_str id);
 /* i-th channel or tenant, NULL past the end. */

@@ -347,12 +347,31 @@ static void on_channels_loaded(int status, PGresult *res, void *data)
 	struct hubd *h = data;
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_channel *chs;
-	size_t n, disabled = 0;
+	struct hub_buf errors = HUB_BUF_INIT;
+	size_t n, disabled = 0, in_clear = 0;
 
 	h->channels_loading = false;
 	if (status == -ECANCELED || h->stopping)
 		return;
-	chs = status < 0 ? NULL : hub_channels_from_result(res, &pool, &n);
+	chs = status < 0 ? NULL : hub_channels_from_result(res, hub_config_keyring(h->cfg), &pool,
+							  &n, &errors, &in_clear);
+	if (errors.len) {
+		/* never started with a channel it cannot serve; once running, the others go on */
+		for (char *line = strtok(errors.p, "\n"); line; line = strtok(NULL, "\n"))
+			hub_log_err(TAG, "%s", line);
+		hub_buf_release(&errors);
+		if (!h->ready) {
+			hub_log_err(TAG, "cannot start: the database holds secrets this configuration "
+				    "cannot open (secrets.master_key)");
+			hub_pool_release(&pool);
+			h->exit_code = 1;
+			uv_stop(&h->loop);
+			return;
+		}
+	}
+	if (in_clear)
+		hub_log_warn(TAG, "%zu channel secrets are stored in clear: run hubctl rotate-key "
+			     "to seal them", in_clear);
 	if (!chs) {
 		hub_log_warn(TAG, "cannot read the channels from the database (%s): retrying",
 			     strerror(status < 0 ? -status : EPROTO));

@@ -148,8 +148,13 @@ else
 fi
 
 # --- the database, and the demo channels it holds beside the file's demo-whatsapp ---
-"$BUILD/hubctl" -c "$CONFIG" migrate
 SECRETS=$VAR/secrets
+# The master key that seals the secrets stored in the database (config/dev.json reads it).
+if [ ! -s "$SECRETS/master.key" ]; then
+	(umask 077; mkdir -p "$SECRETS"; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' \
+		>"$SECRETS/master.key")
+fi
+"$BUILD/hubctl" -c "$CONFIG" migrate
 TG_BOT=7000000001
 IG_ACCOUNT=17841471550633446
 # A dev secret in $SECRETS/NAME (made once, random, mode 600); prints the file's path.
@@ -179,6 +184,8 @@ seed_channel demo-instagram --kind instagram --account "$IG_ACCOUNT" \
 	--app-secret-file "$(dev_secret instagram-app-secret)" \
 	--verify-token-file "$(dev_secret instagram-verify-token)" \
 	--access-token-file "$(dev_secret instagram-access-token)"
+# secrets stored before they were sealed (a ./var/ of an older checkout): sealed now
+"$BUILD/hubctl" -c "$CONFIG" rotate-key >/dev/null
 
 # --- the platforms' send APIs, faked (config/dev.json points hubd at them) ---
 mkdir -p "$FAKES_DIR"

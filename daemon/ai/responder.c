@@ -11,17 +11,20 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
 
 #include "anonymizer/anon.h"
 #include "assistant/assistant.h"
 #include "config/config.h"
 #include "daemon/core/metrics.h"
+#include "daemon/data/channels.h"
 #include "daemon/data/store.h"
 #include "daemon/net/httpc.h"
 #include "lib/crypto.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/secret.h"
 
 #define TAG "ai"
 #define IDLE_POLL_MS 60000   /* looked at even without a NOTIFY (one lost in a reconnect) */
@@ -600,7 +603,36 @@ static struct hub_str origin_of(struct hub_str url)
 	return (struct hub_str){ url.p, at };
 }
 
-/* Reads the context (hub_ai_context's JSON) into the job. -1 when it is not one. */
+/* The API key as stored (sealed, lib/secret.h; in clear from before sealing, or empty)
+ * opened into settings.api_key. -1 (logged) when it does not open. */
+static int job_open_key(struct job *job, struct hub_str stored)
+{
+	struct hub_buf where = HUB_BUF_INIT, key = HUB_BUF_INIT;
+	int ret = 0;
+
+	job->settings.api_key = stored;
+	if (!hub_secret_sealed(stored))
+		return 0;
+	hub_buf_addf(&where, "channel_ai/%.*s/api_key", HUB_STR_FMT(job->channel));
+	ret = hub_secret_open(hub_config_keyring(job->cfg), hub_buf_str(&where), stored, &key);
+	if (ret == 0) {
+		job->settings.api_key = hub_pool_strcopy(&job->pool, hub_buf_str(&key));
+	} else {
+		struct hub_buf why = HUB_BUF_INIT;
+
+		hub_channels_secret_error(&why, ret, stored);
+		hub_log_err(TAG, "channel=%.*s: the assistant's API key %.*s",
+			    HUB_STR_FMT(job->channel), (int)why.len, why.p);
+		hub_buf_release(&why);
+	}
+	OPENSSL_cleanse(key.p, key.len);
+	hub_buf_release(&key);
+	hub_buf_release(&where);
+	return ret < 0 ? -1 : 0;
+}
+
+/* Reads the context (hub_ai_context's JSON) into the job. -1 when it is not one, -2 when
+ * the API key does not open. */
 static int job_read_context(struct job *job, struct hub_str json)
 {
 	struct hub_json_doc *d = &job->doc;
@@ -624,7 +656,7 @@ static int job_read_context(struct job *job, struct hub_str json)
 		job->disclosed = false;
 	job->settings.base_url = ctx_str(job, set, "base_url");
 	job->settings.model = ctx_str(job, set, "model");
-	job->settings.api_key = ctx_str(job, set, "api_key");
+	job->settings.api_key = ctx_str(job, set, "api_key"); /* as stored: opened last */
 	job->settings.system_prompt = ctx_str(job, set, "system_prompt");
 	job->settings.knowledge = ctx_str(job, set, "knowledge");
 	job->settings.max_tokens = (int)ctx_int(job, set, "max_tokens", 0);
@@ -665,7 +697,7 @@ static int job_read_context(struct job *job, struct hub_str json)
 			}
 		}
 	}
-	return 0;
+	return job_open_key(job, job->settings.api_key) < 0 ? -2 : 0;
 }
 
 static void on_context(int status, PGresult *res, void *data)
@@ -685,6 +717,11 @@ static void on_context(int status, PGresult *res, void *data)
 	int ret = job_read_context(job, hub_pool_strcopy(&job->pool, (struct hub_str){
 		PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0) }));
 	job->hub_ns += uv_hrtime() - t0;
+	if (ret == -2) {
+		record_error(job, hub_str_from("key"));
+		job_handoff(job, "provider_failed", true);
+		return;
+	}
 	if (ret < 0) {
 		hub_log_err(TAG, "conversation=%s: unreadable context", job->conv);
 		job_finish(job, "dropped", NULL, HUB_STR_NULL, 0);

@@ -298,7 +298,10 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 			SET_STR("model", hub_str_from(optarg));
 			break;
 		case O_KEY: key_file = optarg; break;
-		case O_NOKEY: SET_RAW("api_key", "null"); break;
+		case O_NOKEY:
+			SET_RAW("api_key", "null");
+			SET_RAW("api_key_hint", "null");
+			break;
 		case O_PROMPT: prompt_file = optarg; break;
 		case O_KNOW: know_file = optarg; break;
 		case O_HIST:
@@ -387,9 +390,16 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 	}
 	ret = 1;
 	if (key_file) {
-		if (hubctl_read_secret(WHAT, "--key-file", key_file, &pool, &key) != 0)
+		const char *sealed;
+
+		if (hubctl_read_secret(WHAT, "--key-file", key_file, &pool, &key) != 0 ||
+		    hubctl_seal(cfg, WHAT, hub_pool_sprintf(&pool, "channel_ai/%s/api_key",
+							    argv[optind]), key, &pool, &sealed) != 0)
 			goto out;
-		SET_STR("api_key", hub_str_from(key));
+		SET_STR("api_key", hub_str_from(sealed));
+		/* people see the last four characters of a key long enough to spare them */
+		SET_STR("api_key_hint", strlen(key) >= 16 ? hub_str_from(key + strlen(key) - 4)
+							  : hub_str_from(""));
 	}
 	if (prompt_file) {
 		if (read_text("--prompt-file", prompt_file, PROMPT_MAX, &pool, &text) != 0)

@@ -24,6 +24,7 @@
 #include "lib/channel.h"
 #include "lib/json.h"
 #include "lib/pool.h"
+#include "lib/secret.h"
 #include "lib/utf8.h"
 
 #define SECRET_MAX 4096
@@ -135,6 +136,28 @@ int hubctl_read_secret(const char *what, const char *opt, const char *path,
 out:
 	hub_buf_release(&b);
 	return ret;
+}
+
+int hubctl_seal(const struct hub_config *cfg, const char *what, const char *where,
+		const char *plain, struct hub_pool *pool, const char **out)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	int ret;
+
+	*out = NULL;
+	if (!plain)
+		return 0;
+	ret = hub_secret_seal(hub_config_keyring(cfg), hub_str_from(where), hub_str_from(plain),
+			      &b);
+	if (ret < 0) {
+		fprintf(stderr, "hubctl: %s: secrets.master_key is not set: secrets are stored "
+				"sealed with it (make one with: openssl rand -hex 32)\n", what);
+		hub_buf_release(&b);
+		return 1;
+	}
+	*out = hub_pool_strndup(pool, b.p, b.len);
+	hub_buf_release(&b);
+	return 0;
 }
 
 /* A blocking connection to the configured database, or NULL with the reason printed. */
@@ -367,13 +390,25 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
+	const char *sealed[3];
+
+	ret = hubctl_seal(cfg, WHAT_ADD, hub_pool_sprintf(&pool, "channels/%s/app_secret", id),
+			  app, &pool, &sealed[0]);
+	if (ret == 0)
+		ret = hubctl_seal(cfg, WHAT_ADD, hub_pool_sprintf(&pool, "channels/%s/verify_token",
+								  id), verify, &pool, &sealed[1]);
+	if (ret == 0)
+		ret = hubctl_seal(cfg, WHAT_ADD, hub_pool_sprintf(&pool, "channels/%s/access_token",
+								  id), access, &pool, &sealed[2]);
+	if (ret)
+		goto out;
 	pg = hubctl_connect_db(cfg, "channel add");
 	if (!pg) {
 		ret = 1;
 		goto out;
 	}
-	const char *params[] = { id,  tenant, tenant_name, kind_name, account,
-				 app, verify, access,      mode };
+	const char *params[] = { id,	    tenant,    tenant_name, kind_name, account,
+				 sealed[0], sealed[1], sealed[2],   mode };
 	PQclear(PQexec(pg, "BEGIN"));
 	res = PQexecParams(pg, "SELECT hub_channel_add($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9,
 			   NULL, params, NULL, NULL, 0);
@@ -552,6 +587,8 @@ int hubctl_channel_main(const struct hub_config *cfg, int argc, char **argv)
 int hubctl_channel_snapshot(struct hub_config *cfg, struct hub_config **out,
 			    struct hub_err *err)
 {
+	struct hub_buf errors = HUB_BUF_INIT;
+	size_t in_clear;
 	const char *url = hub_config_settings(cfg)->database.url;
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_channel *chs = NULL;
@@ -568,7 +605,12 @@ int hubctl_channel_snapshot(struct hub_config *cfg, struct hub_config **out,
 		goto out;
 	}
 	res = PQexec(pg, hub_channels_sql);
-	chs = hub_channels_from_result(res, &pool, &n);
+	chs = hub_channels_from_result(res, hub_config_keyring(cfg), &pool, &n, &errors,
+				       &in_clear);
+	if (errors.len) {
+		ret = hub_err_set(err, -ENOKEY, "%.*s", (int)strcspn(errors.p, "\n"), errors.p);
+		goto out;
+	}
 	if (!chs) {
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
@@ -579,6 +621,7 @@ int hubctl_channel_snapshot(struct hub_config *cfg, struct hub_config **out,
 	ret = ret < 0 ? ret : 0;
 out:
 	PQclear(res);
+	hub_buf_release(&errors);
 	PQfinish(pg);
 	hub_pool_release(&pool);
 	return ret;

@@ -26,6 +26,10 @@ bool hubctl_valid_id(const char *s);
  * control characters, trailing newlines dropped. 0, or 1 with the reason printed. */
 int hubctl_read_secret(const char *what, const char *opt, const char *path,
 		       struct hub_pool *pool, const char **out);
+/* plain (NULL: *out NULL) sealed for where under the config's master key, into *out
+ * (pool). 0, or 1 with the reason printed (no secrets.master_key). */
+int hubctl_seal(const struct hub_config *cfg, const char *what, const char *where,
+		const char *plain, struct hub_pool *pool, const char **out);
 /* A blocking connection to the configured database, or NULL with the reason printed. */
 PGconn *hubctl_connect_db(const struct hub_config *cfg, const char *what);
 /* Prints the server's one-line message (never the DETAIL, which may quote a row). */

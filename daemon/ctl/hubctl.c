@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "daemon/ctl/ctl_anonymize.h"
 #include "daemon/ctl/ctl_channel.h"
+#include "daemon/ctl/ctl_rotate.h"
 #include "daemon/ctl/ctl_simulate.h"
 #include "daemon/data/store.h"
 #include "lib/jwt.h"
@@ -42,6 +43,8 @@ static void usage(FILE *f)
 		"  channel enable|disable ID        a disabled channel's webhooks get 404\n"
 		"  channel ai ID [--on|--off] [--url URL] [--model M] [--key-file F] ...\n"
 		"                                   show or set the channel's AI assistant\n"
+		"  rotate-key                       seal every secret in the database again under\n"
+		"                                   secrets.master_key (the previous key opens)\n"
 		"  simulate whatsapp CHANNEL --from PHONE --name NAME [--url URL] TEXT\n"
 		"  simulate telegram CHANNEL --from USER_ID --name NAME [--url URL] TEXT\n"
 		"  simulate instagram CHANNEL --from IGSID [--name NAME] [--url URL] TEXT\n"
@@ -256,6 +259,16 @@ int main(int argc, char **argv)
 		if (!cfg)
 			return 1;
 		ret = hubctl_channel_main(cfg, argc, argv);
+		hub_config_unref(cfg);
+		return ret;
+	}
+	if (strcmp(argv[0], "rotate-key") == 0) {
+		struct hub_config *cfg = load(path);
+		int ret;
+
+		if (!cfg)
+			return 1;
+		ret = hubctl_rotate_key_main(cfg, argc, argv);
 		hub_config_unref(cfg);
 		return ret;
 	}

@@ -10,13 +10,23 @@
 
 #include "lib/channel.h"
 #include "lib/pool.h"
+#include "lib/secret.h"
 
 /* Every channel; one is served when enabled and its tenant not deleted. Secrets stay in
  * memory, never in a log. */
 extern const char hub_channels_sql[];
 
 /* The rows of hub_channels_sql as channels (strings in pool, n + 1 zeroed entries), or NULL
- * when res is not its result. */
-struct hub_channel *hub_channels_from_result(PGresult *res, struct hub_pool *pool, size_t *n);
+ * when res is not its result. Secrets are stored sealed (lib/secret.h, where
+ * "channels/<id>/<column>") and opened with kr; a channel one of whose secrets does not open
+ * is left out, with a line naming it, the column and why (never a value) appended to
+ * errors. *in_clear counts secrets stored unsealed (from before sealing: they are used as
+ * they are until `hubctl rotate-key` seals them). */
+struct hub_channel *hub_channels_from_result(PGresult *res, const struct hub_keyring *kr,
+					     struct hub_pool *pool, size_t *n,
+					     struct hub_buf *errors, size_t *in_clear);
+
+/* Appends why a secret did not open (hub_secret_open()'s ret) for an error message. */
+void hub_channels_secret_error(struct hub_buf *b, int ret, struct hub_str value);
 
 #endif

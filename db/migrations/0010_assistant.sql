@@ -7,13 +7,15 @@
 -- (a customer's message queues its answer from a trigger, under the conversation's lock).
 
 -- One row per channel whose assistant was ever set (hubctl channel ai). api_key is a
--- secret: read only by the responder, never returned to a browser or printed whole.
+-- secret, sealed (lib/secret.h): opened only by the responder, never returned to a browser;
+-- people see api_key_hint, its last four characters (none for a short key).
 CREATE TABLE channel_ai (
 	channel_id bigint PRIMARY KEY REFERENCES channels (id) ON DELETE CASCADE,
 	enabled boolean NOT NULL DEFAULT false,
 	base_url text NOT NULL DEFAULT '',
 	model text NOT NULL DEFAULT '',
 	api_key text,
+	api_key_hint text,
 	system_prompt text NOT NULL DEFAULT '',
 	knowledge text NOT NULL DEFAULT '',
 	history_turns integer NOT NULL DEFAULT 20 CHECK (history_turns BETWEEN 1 AND 100),
@@ -401,7 +403,8 @@ END;
 $$;
 
 -- hubctl channel ai: p_set holds the settings to change (keys as channel_ai's columns;
--- "hours": null or {"tz","days","from","to"}; "api_key": null clears it). Creates the row
+-- "hours": null or {"tz","days","from","to"}; "api_key": sealed, null clears it, with
+-- "api_key_hint"). Creates the row
 -- on first use. Raises P0002 for an unknown channel; the table's checks refuse the rest.
 -- Returns the settings as they are now, the key shown by its last four characters.
 CREATE FUNCTION hub_channel_ai_set(p_public_id text, p_set jsonb) RETURNS jsonb
@@ -419,7 +422,10 @@ BEGIN
 	IF p_set ? 'enabled' THEN a.enabled := (p_set->>'enabled')::boolean; END IF;
 	IF p_set ? 'base_url' THEN a.base_url := p_set->>'base_url'; END IF;
 	IF p_set ? 'model' THEN a.model := p_set->>'model'; END IF;
-	IF p_set ? 'api_key' THEN a.api_key := p_set->>'api_key'; END IF;
+	IF p_set ? 'api_key' THEN
+		a.api_key := p_set->>'api_key';
+		a.api_key_hint := p_set->>'api_key_hint';
+	END IF;
 	IF p_set ? 'system_prompt' THEN a.system_prompt := p_set->>'system_prompt'; END IF;
 	IF p_set ? 'knowledge' THEN a.knowledge := p_set->>'knowledge'; END IF;
 	IF p_set ? 'history_turns' THEN a.history_turns := (p_set->>'history_turns')::integer; END IF;
@@ -448,7 +454,7 @@ BEGIN
 	END IF;
 	a.updated_at := now();
 	UPDATE channel_ai x SET enabled = a.enabled, base_url = a.base_url, model = a.model,
-		api_key = a.api_key, system_prompt = a.system_prompt, knowledge = a.knowledge,
+		api_key = a.api_key, api_key_hint = a.api_key_hint, system_prompt = a.system_prompt, knowledge = a.knowledge,
 		history_turns = a.history_turns, reply_max_chars = a.reply_max_chars,
 		max_tokens = a.max_tokens, temperature = a.temperature, disclosure = a.disclosure,
 		handoff_phrases = a.handoff_phrases, handoff_message = a.handoff_message,
@@ -462,12 +468,11 @@ $$;
 -- A channel's assistant settings for people: the API key by its last four characters.
 CREATE FUNCTION hub_channel_ai_json(a channel_ai) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-	SELECT to_jsonb(a) - 'api_key' - 'channel_id' - 'hours_tz' - 'hours_days' - 'hours_from'
+	SELECT to_jsonb(a) - 'api_key' - 'api_key_hint' - 'channel_id' - 'hours_tz' - 'hours_days' - 'hours_from'
 		- 'hours_to' || jsonb_build_object(
 		'channel', (SELECT c.public_id FROM channels c WHERE c.id = a.channel_id),
 		'api_key', CASE WHEN a.api_key IS NULL THEN NULL
-				WHEN length(a.api_key) <= 8 THEN '…'
-				ELSE '…' || right(a.api_key, 4) END,
+				ELSE '…' || coalesce(a.api_key_hint, '') END,
 		'hours', CASE WHEN a.hours_tz IS NULL THEN NULL ELSE jsonb_build_object(
 			'tz', a.hours_tz, 'days', to_jsonb(a.hours_days),
 			'from', to_char(a.hours_from, 'HH24:MI'), 'to', to_char(a.hours_to, 'HH24:MI'))

@@ -56,7 +56,7 @@ def channel(cid, tenant, account_id):
 def base_config(port, db_url, redis_url=None):
     """A complete test config: two tenants (demo, acme) each with a WhatsApp channel
     (demo-whatsapp, acme-whatsapp), random secrets, short timeouts, body_max 64 KiB,
-    ws.auth_timeout_ms 500. The outbox is not delivered (outbound.enabled false): the
+    ws.auth_timeout_ms 500, a random secrets.master_key. The outbox is not delivered (outbound.enabled false): the
     tests of delivery turn it on and point the platforms at their fakes."""
     cfg = {
         "log": {"level": "info"},
@@ -71,6 +71,7 @@ def base_config(port, db_url, redis_url=None):
         "ws": {"auth_timeout_ms": 500, "max_frame": 65536, "send_queue_max": 1048576,
                "ping_interval_ms": 30000},
         "outbound": {"enabled": False},
+        "secrets": {"master_key": os.urandom(32).hex()},
         "tenants": [{"id": "demo", "name": "Demo company"},
                     {"id": "acme", "name": "Acme LLP"}],
         "channels": [channel("demo-whatsapp", "demo", DEMO_ACCOUNT),
@@ -101,7 +102,9 @@ def secrets_of(cfg):
     """Every secret in cfg (for the privacy check)."""
     out = [cfg["auth"].get("jwt_secret", ""), cfg.get("redis", {}).get("hmac_key", ""),
            cfg.get("redis", {}).get("hmac_key_accepted", ""),
-           cfg.get("metrics", {}).get("token", "")]
+           cfg.get("metrics", {}).get("token", ""),
+           cfg.get("secrets", {}).get("master_key", ""),
+           cfg.get("secrets", {}).get("previous_master_key", "")]
     for ch in cfg.get("channels", []):
         out += [ch.get("app_secret", ""), ch.get("verify_token", ""),
                 ch.get("access_token", "")]
@@ -111,6 +114,7 @@ def secrets_of(cfg):
 def child_env(extra=None):
     env = {k: v for k, v in os.environ.items()
            if k not in ("HUB_DATABASE_URL", "HUB_REDIS_URL", "HUB_JWT_SECRET",
+                        "HUB_MASTER_KEY", "HUB_PREVIOUS_MASTER_KEY",
                         "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID")}
     env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
     env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
