@@ -148,13 +148,8 @@ else
 fi
 
 # --- the database, and the demo channels it holds beside the file's demo-whatsapp ---
-SECRETS=$VAR/secrets
-# The master key that seals the secrets stored in the database (config/dev.json reads it).
-if [ ! -s "$SECRETS/master.key" ]; then
-	(umask 077; mkdir -p "$SECRETS"; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' \
-		>"$SECRETS/master.key")
-fi
 "$BUILD/hubctl" -c "$CONFIG" migrate
+SECRETS=$VAR/secrets
 TG_BOT=7000000001
 IG_ACCOUNT=17841471550633446
 # A dev secret in $SECRETS/NAME (made once, random, mode 600); prints the file's path.
