@@ -604,6 +604,9 @@ static int start(struct hubd *h)
 	}
 	if (ret > 0)
 		hub_log_info(TAG, "applied %d database migrations", ret);
+	/* the migrations blocked for a while: timers started from here on (the database's
+	 * connect timeout first) must not count from the loop's stale clock */
+	uv_update_time(&h->loop);
 
 	h->metrics = hub_metrics_new();
 	struct hub_store_opts so = {
