@@ -91,6 +91,7 @@ static const struct cfg_key settings_keys[] = {
 	KEY_INT("redis.ping_interval_ms", redis.ping_interval_ms, 100, 600000, 1000, CFG_RESTART),
 	{ "auth.jwt_secret", CFG_T_SECRET, S(auth.jwt_secret), 0, 0, 0, NULL, "HUB_JWT_SECRET",
 	  CFG_LIVE | CFG_REQUIRED },
+	KEY_INT("auth.max_token_ttl_s", auth.max_token_ttl_s, 0, 366 * 86400, 86400, CFG_LIVE),
 	KEY_INT("ws.auth_timeout_ms", ws.auth_timeout_ms, 100, 600000, 5000, CFG_LIVE),
 	KEY_SIZE("ws.max_frame", ws.max_frame, 1024, 16 << 20, 64 << 10, CFG_LIVE),
 	KEY_SIZE("ws.send_queue_max", ws.send_queue_max, 4096, 256 << 20, 1 << 20, CFG_LIVE),

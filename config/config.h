@@ -49,6 +49,7 @@ struct hub_settings {
 	} redis;
 	struct {
 		const char *jwt_secret; /* secret */
+		int max_token_ttl_s;    /* longest exp - iat accepted; 0: no cap */
 	} auth;
 	struct {
 		const char *token; /* NULL: /metrics is open; else Bearer <token> (secret) */

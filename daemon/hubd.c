@@ -32,11 +32,29 @@
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/revoke.h"
 
 #define TAG "main"
-/* A failed read of the channels is tried again after this long. */
-#define CHANNELS_RETRY_MS 1000
+/* A failed read of a mirrored table is tried again after this long. */
+#define MIRROR_RETRY_MS 1000
 #define DEFAULT_CONFIG "/etc/hubd/hubd.json"
+
+struct hubd;
+
+/* A table of the database that every instance follows live: LISTEN on its NOTIFY channel,
+ * read it whole on every notification (and each time the LISTEN is (re)established, since
+ * notifications are not replayed), apply what was read. */
+struct mirror {
+	struct hubd *h;
+	const char *notify; /* "hub_channels" */
+	const char *sql;    /* reads the whole table */
+	/* Applies a read: 0, or a negative errno when res cannot be read (read again). */
+	int (*apply)(struct hubd *h, PGresult *res);
+	uv_timer_t retry;
+	bool loading; /* a read is running */
+	bool again;   /* a NOTIFY came during it: read once more after */
+	bool loaded;  /* read at least once (READY=1 waits for it) */
+};
 
 struct hubd {
 	uv_loop_t loop;
@@ -56,14 +74,14 @@ struct hubd {
 	struct hub_profiles *profiles; /* Instagram senders' names */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
-	/* The channels of the database (hub_store_listen: re-read on NOTIFY hub_channels);
-	 * ingest gets h->cfg plus these (hub_config_with_channels). */
+	/* The channels of the database (NOTIFY hub_channels); ingest gets h->cfg plus these
+	 * (hub_config_with_channels). */
+	struct mirror channels;
 	struct hub_pool db_pool;         /* db_channels and their strings */
 	struct hub_channel *db_channels;
 	size_t db_nchannels;
-	bool channels_loading;           /* a read is running */
-	bool channels_again;             /* a NOTIFY came during it: read once more after */
-	uv_timer_t channels_retry;
+	/* The revoked tokens (NOTIFY hub_revocations), for ws and api. */
+	struct mirror revocations;
 	int syncs_pending; /* channel upserts not answered yet */
 	bool sync_failed;  /* one failed before the first READY=1 */
 	bool ready;
@@ -74,6 +92,7 @@ struct hubd {
 static const struct hub_ws_opts *ws_opts(const struct hub_settings *s, struct hub_ws_opts *o)
 {
 	o->jwt_secret = hub_str_from(s->auth.jwt_secret);
+	o->max_token_ttl_s = s->auth.max_token_ttl_s;
 	o->auth_timeout_ms = s->ws.auth_timeout_ms;
 	o->max_frame = s->ws.max_frame;
 	o->send_queue_max = s->ws.send_queue_max;
@@ -268,7 +287,7 @@ static double gauge_redis_up(void *data)
 /* ---- channel sync: the config's tenants and channels exist in the database ---- */
 
 static void start_listening(struct hubd *h);
-static void watch_channels(struct hubd *h);
+static void mirror_watch(struct mirror *m);
 
 static void on_channel_synced(int status, PGresult *res, void *data)
 {
@@ -285,7 +304,8 @@ static void on_channel_synced(int status, PGresult *res, void *data)
 			uv_stop(&h->loop);
 			return;
 		}
-		watch_channels(h);
+		mirror_watch(&h->channels);
+		mirror_watch(&h->revocations);
 	}
 }
 
@@ -314,7 +334,93 @@ static int sync_channels(struct hubd *h, struct hub_config *cfg)
 	return n;
 }
 
-/* ---- the channels of the database, live on every instance ---- */
+/* ---- tables of the database followed live on every instance ---- */
+
+static void mirror_load(struct mirror *m);
+
+static void on_mirror_retry(uv_timer_t *t)
+{
+	mirror_load(hub_container_of(t, struct mirror, retry));
+}
+
+static void on_mirror_loaded(int status, PGresult *res, void *data)
+{
+	struct mirror *m = data;
+	struct hubd *h = m->h;
+
+	m->loading = false;
+	if (status == -ECANCELED || h->stopping)
+		return;
+	if (status == 0)
+		status = m->apply(h, res);
+	if (status < 0) {
+		hub_log_warn(TAG, "cannot read %s from the database (%s): retrying", m->notify,
+			     strerror(-status));
+		uv_timer_start(&m->retry, on_mirror_retry, MIRROR_RETRY_MS, 0);
+		return;
+	}
+	m->loaded = true;
+	if (!h->ready && h->channels.loaded && h->revocations.loaded)
+		start_listening(h);
+	if (m->again) {
+		m->again = false;
+		mirror_load(m);
+	}
+}
+
+/* Reads the whole table (one read at a time; a change during it reads again after it). */
+static void mirror_load(struct mirror *m)
+{
+	int ret;
+
+	if (m->h->stopping)
+		return;
+	if (m->loading) {
+		m->again = true;
+		return;
+	}
+	uv_timer_stop(&m->retry);
+	ret = hub_store_query(m->h->store, m->sql, 0, NULL, on_mirror_loaded, m);
+	if (ret < 0) {
+		hub_log_warn(TAG, "cannot read %s from the database (%s): retrying", m->notify,
+			     strerror(-ret));
+		uv_timer_start(&m->retry, on_mirror_retry, MIRROR_RETRY_MS, 0);
+		return;
+	}
+	m->loading = true;
+}
+
+/* NOTIFY (payload "") or LISTEN (re)established (payload NULL). */
+static void on_mirror_changed(const char *payload, void *data)
+{
+	struct mirror *m = data;
+
+	hub_log_debug(TAG, "%s %s: reading", m->notify, payload ? "notified" : "listening");
+	mirror_load(m);
+}
+
+/* After the config's channels are in the database: LISTEN, then the first read; READY=1
+ * once every mirror has been read. */
+static void mirror_watch(struct mirror *m)
+{
+	int ret = hub_store_listen(m->h->store, m->notify, on_mirror_changed, m);
+
+	if (ret < 0) {
+		hub_log_err(TAG, "cannot listen on %s: %s", m->notify, strerror(-ret));
+		m->h->exit_code = 1;
+		uv_stop(&m->h->loop);
+	}
+}
+
+static void mirror_init(struct hubd *h, struct mirror *m, const char *notify, const char *sql,
+			int (*apply)(struct hubd *h, PGresult *res))
+{
+	m->h = h;
+	m->notify = notify;
+	m->sql = sql;
+	m->apply = apply;
+	uv_timer_init(&h->loop, &m->retry);
+}
 
 /* What ingest serves: the file's snapshot plus the database's channels. */
 static void apply_channels(struct hubd *h)
@@ -332,90 +438,50 @@ static void apply_channels(struct hubd *h)
 	hub_config_unref(snap);
 }
 
-static void load_channels(struct hubd *h);
-
-static void on_channels_retry(uv_timer_t *t)
+static int on_channels_read(struct hubd *h, PGresult *res)
 {
-	load_channels(hub_container_of(t, struct hubd, channels_retry));
-}
-
-static void on_channels_loaded(int status, PGresult *res, void *data)
-{
-	struct hubd *h = data;
 	struct hub_pool pool = HUB_POOL_INIT;
-	struct hub_channel *chs;
-	size_t n, disabled = 0;
+	struct hub_channel *chs = hub_channels_from_result(res, &pool, &h->db_nchannels);
+	size_t disabled = 0;
 
-	h->channels_loading = false;
-	if (status == -ECANCELED || h->stopping)
-		return;
-	chs = status < 0 ? NULL : hub_channels_from_result(res, &pool, &n);
 	if (!chs) {
-		hub_log_warn(TAG, "cannot read the channels from the database (%s): retrying",
-			     strerror(status < 0 ? -status : EPROTO));
 		hub_pool_release(&pool);
-		uv_timer_start(&h->channels_retry, on_channels_retry, CHANNELS_RETRY_MS, 0);
-		return;
+		return -EPROTO;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < h->db_nchannels; i++)
 		disabled += !chs[i].enabled;
 	hub_pool_release(&h->db_pool);
 	h->db_pool = pool;
 	h->db_channels = chs;
-	h->db_nchannels = n;
 	apply_channels(h);
-	hub_log_info(TAG, "channels: %zu in the database (%zu disabled)", n, disabled);
-	if (!h->ready)
-		start_listening(h);
-	if (h->channels_again) {
-		h->channels_again = false;
-		load_channels(h);
-	}
+	hub_log_info(TAG, "channels: %zu in the database (%zu disabled)", h->db_nchannels,
+		     disabled);
+	return 0;
 }
 
-/* Reads every channel of the database (one read at a time; a change during it reads again
- * after it). */
-static void load_channels(struct hubd *h)
+static const char revocations_sql[] =
+	"SELECT tenant_id, user_id, extract(epoch FROM not_before)::bigint "
+	"FROM token_revocations";
+
+/* A new snapshot of the revoked tokens for ws (which closes the sockets it revokes) and
+ * api. */
+static int on_revocations_read(struct hubd *h, PGresult *res)
 {
-	int ret;
+	struct hub_revocations *rv;
+	int n = PQntuples(res);
 
-	if (h->stopping)
-		return;
-	if (h->channels_loading) {
-		h->channels_again = true;
-		return;
-	}
-	uv_timer_stop(&h->channels_retry);
-	ret = hub_store_query(h->store, hub_channels_sql, 0, NULL, on_channels_loaded, h);
-	if (ret < 0) {
-		hub_log_warn(TAG, "cannot read the channels from the database (%s): retrying",
-			     strerror(-ret));
-		uv_timer_start(&h->channels_retry, on_channels_retry, CHANNELS_RETRY_MS, 0);
-		return;
-	}
-	h->channels_loading = true;
-}
-
-/* NOTIFY hub_channels (payload "") or LISTEN (re)established (payload NULL). */
-static void on_channels_changed(const char *payload, void *data)
-{
-	struct hubd *h = data;
-
-	hub_log_debug(TAG, "channels %s: reading them", payload ? "changed" : "listening");
-	load_channels(h);
-}
-
-/* After the config's channels are in the database: LISTEN, then the first read, then
- * READY=1. */
-static void watch_channels(struct hubd *h)
-{
-	int ret = hub_store_listen(h->store, "hub_channels", on_channels_changed, h);
-
-	if (ret < 0) {
-		hub_log_err(TAG, "cannot listen for channel changes: %s", strerror(-ret));
-		h->exit_code = 1;
-		uv_stop(&h->loop);
-	}
+	if (PQnfields(res) != 3)
+		return -EPROTO;
+	rv = hub_revocations_new();
+	for (int i = 0; i < n; i++)
+		hub_revocations_add(rv, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				    strtoll(PQgetvalue(res, i, 2), NULL, 10));
+	hub_revocations_seal(rv);
+	hub_ws_set_revocations(h->ws, rv);
+	hub_api_set_revocations(h->api, rv);
+	hub_log_info(TAG, "token revocations: %d in the database", n);
+	hub_revocations_unref(rv);
+	return 0;
 }
 
 /* ---- lifecycle ---- */
@@ -467,7 +533,7 @@ static void reload(struct hubd *h)
 	hub_http_set_limits(h->http, http_limits(s, &limits));
 	hub_ws_set_opts(h->ws, ws_opts(s, &wo));
 	hub_bus_set_page_bytes(h->bus, bus_page_bytes(s));
-	hub_api_set_secret(h->api, hub_str_from(s->auth.jwt_secret));
+	hub_api_set_auth(h->api, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
 	if (sync_channels(h, cfg) < 0)
 		hub_log_err(TAG, "reload: some channels are not in the database yet");
 	hub_config_unref(h->cfg);
@@ -524,7 +590,8 @@ static void on_drained(void *data)
 	h->http = NULL;
 	hub_ws_close(h->ws, on_ws_closed, h);
 	uv_close((uv_handle_t *)&h->watchdog, on_closed_handle);
-	uv_close((uv_handle_t *)&h->channels_retry, on_closed_handle);
+	uv_close((uv_handle_t *)&h->channels.retry, on_closed_handle);
+	uv_close((uv_handle_t *)&h->revocations.retry, on_closed_handle);
 }
 
 static void stop(struct hubd *h)
@@ -644,7 +711,7 @@ static int start(struct hubd *h)
 		hub_log_err(TAG, "%s", err.msg);
 		return ret;
 	}
-	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret));
+	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
 	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
 			   h->metrics, &h->http);
 	if (ret < 0) {
@@ -669,7 +736,8 @@ static int start(struct hubd *h)
 	uv_signal_start(&h->sig_int, on_signal, SIGINT);
 	uv_signal_start(&h->sig_hup, on_signal, SIGHUP);
 	uv_timer_init(&h->loop, &h->watchdog);
-	uv_timer_init(&h->loop, &h->channels_retry);
+	mirror_init(h, &h->channels, "hub_channels", hub_channels_sql, on_channels_read);
+	mirror_init(h, &h->revocations, "hub_revocations", revocations_sql, on_revocations_read);
 	uint64_t wd = hub_notify_watchdog_ms();
 	if (wd)
 		uv_timer_start(&h->watchdog, on_watchdog, wd / 2, wd / 2);
@@ -677,8 +745,10 @@ static int start(struct hubd *h)
 	ret = sync_channels(h, h->cfg);
 	if (ret < 0)
 		return ret;
-	if (ret == 0)
-		watch_channels(h);
+	if (ret == 0) {
+		mirror_watch(&h->channels);
+		mirror_watch(&h->revocations);
+	}
 	return 0;
 }
 

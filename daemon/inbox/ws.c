@@ -29,6 +29,7 @@
 #include "lib/jwt.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/revoke.h"
 
 #define TAG "ws"
 #define WS_PROTOCOL "bayge.v1"
@@ -163,6 +164,7 @@ struct hub_ws {
 	struct hub_store *store;
 	struct hub_bus *bus;
 	struct hub_metrics *metrics;
+	struct hub_revocations *revoked; /* NULL: none */
 	struct hub_ws_opts opts;
 	struct hub_buf secret;   /* opts.jwt_secret points here */
 	struct link clients;
@@ -970,13 +972,58 @@ static void client_free(struct client *c)
 
 /* Messages */
 
+/* What the rules refuse of a verified token now: 0; or -EKEYREVOKED (hubctl revoke) or
+ * -EKEYREJECTED (over auth.max_token_ttl_s) with err, the close reason and the metrics
+ * label. For new sockets and, on every change of the rules, for open ones. */
+static int token_refused(const struct hub_ws *ws, const struct hub_jwt_claims *claims,
+			 struct hub_err *err, const char **reason, const char **kind)
+{
+	int ret = hub_revocations_check(ws->revoked, claims, err);
+
+	if (ret < 0) {
+		*reason = "token revoked";
+		*kind = "token_revoked";
+		return ret;
+	}
+	ret = hub_jwt_check_ttl(claims, ws->opts.max_token_ttl_s, (int64_t)(wall_ms() / 1000),
+				err);
+	if (ret < 0) {
+		*reason = "token lifetime over the server's cap";
+		*kind = "token_ttl";
+	}
+	return ret;
+}
+
+/* Closes every authenticated socket whose token the rules refuse now (1008). */
+static void recheck_tokens(struct hub_ws *ws)
+{
+	size_t n = 0;
+
+	for (struct link *l = ws->clients.next; l != &ws->clients; l = l->next) {
+		struct client *c = hub_container_of(l, struct client, all);
+		struct hub_err err = HUB_ERR_INIT;
+		const char *reason, *kind;
+
+		if (!c->authed || c->closing ||
+		    token_refused(ws, &c->claims, &err, &reason, &kind) == 0)
+			continue;
+		hub_log_debug(TAG, "conn=%llu tenant=%s user=%s: %s", (unsigned long long)c->id,
+			      c->claims.tid, c->claims.sub, err.msg);
+		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason, kind);
+		n++;
+	}
+	if (n)
+		hub_log_info(TAG, "%zu authenticated sockets closed: their tokens are refused now",
+			     n);
+}
+
 /* The first frame: {"type":"auth","token":"<JWT>"}. 0, or -1 after choosing a close. */
 static int client_auth(struct client *c, struct hub_pool *pool, const struct hub_json_doc *doc)
 {
 	struct hub_ws *ws = c->ws;
 	struct hub_err err = HUB_ERR_INIT;
 	struct hub_str type, token;
-	const char *reason;
+	const char *reason = "malformed token";
 	int i, ret;
 
 	i = hub_json_get(doc, 0, "type");
@@ -992,9 +1039,13 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 	} else {
 		ret = hub_jwt_verify(token, hub_buf_str(&ws->secret), (int64_t)(wall_ms() / 1000),
 				     &c->claims, &err);
+		if (ret == 0)
+			ret = token_refused(ws, &c->claims, &err, &reason, &c->close_kind);
 	}
 	if (ret < 0) {
-		if (ret == -EKEYEXPIRED)
+		if (ret == -EKEYREVOKED || ret == -EKEYREJECTED)
+			; /* token_refused() chose the reason */
+		else if (ret == -EKEYEXPIRED)
 			reason = "token expired";
 		else if (ret == -EPERM && hub_str_startswith(hub_str_from(err.msg),
 							     "unsupported token algorithm"))
@@ -1006,7 +1057,8 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 		/* err says why without the token; still only the short reason goes to the wire. */
 		hub_log_info(TAG, "conn=%llu: auth refused: %s", (unsigned long long)c->id,
 			     err.msg);
-		c->close_kind = "bad_token";
+		if (ret != -EKEYREVOKED && ret != -EKEYREJECTED)
+			c->close_kind = "bad_token";
 		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)reason,
 				 strlen(reason));
 		return -1;
@@ -1503,8 +1555,10 @@ void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
 	hub_buf_release(&keep);
 	/* Every token was signed with the one key: a new key revokes them all, also those of
 	 * sockets that authenticated before (security issue, finding 3). */
-	if (!new_key)
+	if (!new_key) {
+		recheck_tokens(ws); /* a lower auth.max_token_ttl_s */
 		return;
+	}
 	size_t n = 0;
 
 	for (struct link *l = ws->clients.next; l != &ws->clients; l = l->next) {
@@ -1518,6 +1572,15 @@ void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
 	}
 	if (n)
 		hub_log_info(TAG, "the token key changed: %zu authenticated sockets closed", n);
+}
+
+void hub_ws_set_revocations(struct hub_ws *ws, struct hub_revocations *rv)
+{
+	if (rv)
+		hub_revocations_ref(rv);
+	hub_revocations_unref(ws->revoked);
+	ws->revoked = rv;
+	recheck_tokens(ws);
 }
 
 /* The elements of a comma-separated header value, trimmed: true when one is tok. */
@@ -1697,6 +1760,7 @@ void hub_ws_finish(struct hub_ws *ws)
 	if (ws->ctx)
 		hub_log_err(TAG, "libwebsockets context not fully destroyed");
 	hub_assert(link_empty(&ws->clients));
+	hub_revocations_unref(ws->revoked);
 	hub_buf_release(&ws->secret);
 	free(ws->heap);
 	free(ws->scratch);
