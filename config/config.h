@@ -26,7 +26,8 @@ struct hub_settings {
 		int header_timeout_ms;
 		int body_timeout_ms;
 		int idle_timeout_ms;
-		int max_connections;
+		int max_connections;  /* client connections, websockets included */
+		int max_per_address;  /* ... of one IPv4 address or IPv6 /64; 0: no cap */
 		int drain_timeout_ms;
 	} http;
 	struct {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -25,6 +26,7 @@
 #include "daemon/inbox/api.h"
 #include "daemon/inbox/web.h"
 #include "daemon/inbox/ws.h"
+#include "daemon/net/conns.h"
 #include "daemon/net/http.h"
 #include "daemon/net/httpc.h"
 #include "daemon/notify.h"
@@ -38,6 +40,9 @@
 /* A failed read of a mirrored table is tried again after this long. */
 #define MIRROR_RETRY_MS 1000
 #define DEFAULT_CONFIG "/etc/hubd/hubd.json"
+/* File descriptors for what own_fds() does not count: libuv's and lws' own, stdio, the
+ * config and secret files, a hand-over's dup. */
+#define FDS_SLACK 64
 
 struct hubd;
 
@@ -72,6 +77,7 @@ struct hubd {
 	struct hub_outbox *outbox; /* delivers agents' replies */
 	struct hub_tgpoll *tgpoll; /* Telegram channels in mode polling */
 	struct hub_profiles *profiles; /* Instagram senders' names */
+	struct hub_conns *conns;   /* client connections, HTTP and websockets */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	/* The channels of the database (NOTIFY hub_channels); ingest gets h->cfg plus these
@@ -106,6 +112,48 @@ static const struct hub_ws_opts *ws_opts(const struct hub_settings *s, struct hu
 	return o;
 }
 
+/* The descriptors hubd holds besides its client connections: the database pool and its
+ * LISTEN connections, Redis' two, the platforms' pools (at most three origins), the
+ * listener, and FDS_SLACK. */
+static rlim_t own_fds(const struct hub_settings *s)
+{
+	return (rlim_t)s->database.pool_size + 2 + 2 + 3 * (rlim_t)s->platforms.conns_per_origin +
+	       1 + FDS_SLACK;
+}
+
+/* http.max_connections (every client connection, websockets included) within
+ * RLIMIT_NOFILE: the soft limit is raised as far as the hard one allows; beyond that the
+ * cap is lowered to what fits, with a warning that says what to change. Accepting past the
+ * limit would fail the database, Redis and the platforms first (EMFILE). */
+static int fit_max_connections(const struct hub_settings *s)
+{
+	rlim_t own = own_fds(s), need = (rlim_t)s->http.max_connections + own;
+	struct rlimit rl;
+	int fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need)
+		return s->http.max_connections;
+	{
+		struct rlimit want = rl;
+
+		want.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need
+										    : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+	}
+	if (rl.rlim_cur >= need)
+		return s->http.max_connections;
+	fit = rl.rlim_cur > own ? (int)(rl.rlim_cur - own) : 1;
+	hub_log_warn(TAG, "http.max_connections %d needs %llu file descriptors (%llu more for "
+		     "the database, Redis, the platforms and hubd itself) but RLIMIT_NOFILE "
+		     "allows %llu: serving at most %d connections; raise LimitNOFILE (systemd) "
+		     "or ulimit -n, or lower http.max_connections", s->http.max_connections,
+		     (unsigned long long)need, (unsigned long long)own,
+		     (unsigned long long)rl.rlim_cur, fit);
+	return fit;
+}
+
 static const struct hub_http_limits *http_limits(const struct hub_settings *s,
 						 struct hub_http_limits *l)
 {
@@ -114,7 +162,8 @@ static const struct hub_http_limits *http_limits(const struct hub_settings *s,
 	l->header_timeout_ms = s->http.header_timeout_ms;
 	l->body_timeout_ms = s->http.body_timeout_ms;
 	l->idle_timeout_ms = s->http.idle_timeout_ms;
-	l->max_connections = s->http.max_connections;
+	l->max_connections = fit_max_connections(s);
+	l->max_per_address = s->http.max_per_address;
 	return l;
 }
 
@@ -685,7 +734,9 @@ static int start(struct hubd *h)
 		return ret;
 	}
 	hub_bus_set_page_bytes(h->bus, bus_page_bytes(s));
-	ret = hub_ws_new(&h->loop, ws_opts(s, &wo), h->store, h->bus, h->metrics, &h->ws, &err);
+	h->conns = hub_conns_new();
+	ret = hub_ws_new(&h->loop, ws_opts(s, &wo), h->store, h->bus, h->conns, h->metrics,
+			 &h->ws, &err);
 	if (ret < 0) {
 		hub_log_err(TAG, "websockets: %s", err.msg);
 		return ret;
@@ -713,7 +764,7 @@ static int start(struct hubd *h)
 	}
 	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
 	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
-			   h->metrics, &h->http);
+			   h->conns, h->metrics, &h->http);
 	if (ret < 0) {
 		hub_log_err(TAG, "http: %s", strerror(-ret));
 		return ret;
@@ -845,6 +896,7 @@ int main(int argc, char **argv)
 	hub_bus_free(h.bus);
 	hub_ingest_free(h.ingest);
 	hub_api_free(h.api);
+	hub_conns_free(h.conns);
 	hub_metrics_free(h.metrics);
 	hub_pool_release(&h.db_pool);
 	ret = uv_loop_close(&h.loop);

@@ -25,6 +25,7 @@
 #include "daemon/data/bus.h"
 #include "daemon/data/store.h"
 #include "daemon/inbox/inbox.h"
+#include "daemon/net/conns.h"
 #include "lib/json.h"
 #include "lib/jwt.h"
 #include "lib/log.h"
@@ -126,6 +127,8 @@ struct client {
 	struct qent *held, *held_tail; /* live events held after hello (see holding) */
 	size_t queued;             /* bytes of JSON in both */
 	struct hub_jwt_claims claims;
+	struct hub_conns_key peer; /* whom it is counted for in ws->conns */
+	bool in_conns;       /* ... once it is */
 	bool authed;         /* a valid token was presented */
 	bool hello_pending;  /* authed, "hello" not queued yet: hold the queue */
 	bool replaying;      /* resume reads the log: live events wait in the log */
@@ -163,6 +166,7 @@ struct hub_ws {
 	struct lws_vhost *vh;
 	struct hub_store *store;
 	struct hub_bus *bus;
+	struct hub_conns *conns;
 	struct hub_metrics *metrics;
 	struct hub_revocations *revoked; /* NULL: none */
 	struct hub_ws_opts opts;
@@ -927,6 +931,12 @@ static struct client *client_new(struct hub_ws *ws, struct lws *wsi)
 	c->resume_after = -1;
 	c->tokens = ws->opts.command_burst;
 	c->tokens_at = now;
+	/* Counted toward http.max_connections and http.max_per_address as long as it is
+	 * open (the HTTP server stopped counting it at the hand-over). */
+	if (hub_conns_key_of_fd(lws_get_socket_fd(wsi), &c->peer) == 0) {
+		hub_conns_add(ws->conns, &c->peer);
+		c->in_conns = true;
+	}
 	ws->nclients++;
 	client_arm_timer(c);
 	if (ws->nclients > (size_t)ws->opts.max_sockets) {
@@ -959,6 +969,8 @@ static void client_free(struct client *c)
 	tenant_leave(c);
 	link_del(&c->all);
 	ws->nclients--;
+	if (c->in_conns)
+		hub_conns_remove(ws->conns, &c->peer);
 	client_quiet(c);
 	hub_buf_release(&c->rx);
 	free(c);
@@ -1432,8 +1444,8 @@ static void set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
 }
 
 int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store *store,
-	       struct hub_bus *bus, struct hub_metrics *metrics, struct hub_ws **out,
-	       struct hub_err *err)
+	       struct hub_bus *bus, struct hub_conns *conns, struct hub_metrics *metrics,
+	       struct hub_ws **out, struct hub_err *err)
 {
 	static const struct hub_bus_sink sink = {
 		.on_event = on_bus_event,
@@ -1457,6 +1469,7 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 	ws->loop = loop;
 	ws->store = store;
 	ws->bus = bus;
+	ws->conns = conns;
 	ws->metrics = metrics;
 	hub_buf_init(&ws->secret);
 	set_opts(ws, opts);

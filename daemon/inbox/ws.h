@@ -19,6 +19,7 @@
 struct hub_ws;
 struct hub_store;
 struct hub_bus;
+struct hub_conns;
 struct hub_metrics;
 struct hub_revocations;
 
@@ -39,10 +40,11 @@ struct hub_ws_opts {
 
 /* Creates the lws context on loop (foreign loop) and its vhost, and becomes bus's sink.
  * store runs the commands; bus (outliving ws) gives hello's last id, the events and
- * resume's pages; metrics may be NULL. */
+ * resume's pages; every socket is counted in conns (outliving ws) by its peer while it is
+ * open; metrics may be NULL. */
 int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store *store,
-	       struct hub_bus *bus, struct hub_metrics *metrics, struct hub_ws **out,
-	       struct hub_err *err) HUB_MUSTCHECK;
+	       struct hub_bus *bus, struct hub_conns *conns, struct hub_metrics *metrics,
+	       struct hub_ws **out, struct hub_err *err) HUB_MUSTCHECK;
 /* Live reload of timeouts, limits and the secret (new sockets and new frames). A new
  * secret closes every authenticated socket (1008 "token revoked: the signing key
  * changed"); a lower max_token_ttl_s those whose token it refuses now. */
