@@ -490,21 +490,21 @@ static void apply_channels(struct hubd *h)
 static int on_channels_read(struct hubd *h, PGresult *res)
 {
 	struct hub_pool pool = HUB_POOL_INIT;
-	struct hub_channel *chs = hub_channels_from_result(res, &pool, &h->db_nchannels);
-	size_t disabled = 0;
+	size_t n, disabled = 0;
+	struct hub_channel *chs = hub_channels_from_result(res, &pool, &n);
 
 	if (!chs) {
 		hub_pool_release(&pool);
 		return -EPROTO;
 	}
-	for (size_t i = 0; i < h->db_nchannels; i++)
+	for (size_t i = 0; i < n; i++)
 		disabled += !chs[i].enabled;
 	hub_pool_release(&h->db_pool);
 	h->db_pool = pool;
 	h->db_channels = chs;
+	h->db_nchannels = n;
 	apply_channels(h);
-	hub_log_info(TAG, "channels: %zu in the database (%zu disabled)", h->db_nchannels,
-		     disabled);
+	hub_log_info(TAG, "channels: %zu in the database (%zu disabled)", n, disabled);
 	return 0;
 }
 

@@ -8,7 +8,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1432,7 +1431,7 @@ static void count_refused(struct hub_http *h, const char *why)
 }
 
 /* http.max_connections counts every client connection, also those handed over to the
- * websocket server (they stay in h->conns until they close): over it, a connection is
+ * websocket server (they stay in h->counts until they close): over it, a connection is
  * closed at once, unanswered (the cap protects the process's descriptors). Over
  * http.max_per_address, it is answered 429 with a JSON error and closed, so one host
  * cannot take every slot. A handed-over connection is counted again by the websocket
