@@ -27,7 +27,8 @@ struct hub_settings {
 		int header_timeout_ms;
 		int body_timeout_ms;
 		int idle_timeout_ms;
-		int max_connections;
+		int max_connections;  /* client connections, websockets included */
+		int max_per_address;  /* ... of one IPv4 address or IPv6 /64; 0: no cap */
 		int drain_timeout_ms;
 	} http;
 	struct {
@@ -50,6 +51,7 @@ struct hub_settings {
 	} redis;
 	struct {
 		const char *jwt_secret; /* secret */
+		int max_token_ttl_s;    /* longest exp - iat accepted; 0: no cap */
 	} auth;
 	struct {
 		const char *token; /* NULL: /metrics is open; else Bearer <token> (secret) */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -26,6 +27,7 @@
 #include "daemon/inbox/api.h"
 #include "daemon/inbox/web.h"
 #include "daemon/inbox/ws.h"
+#include "daemon/net/conns.h"
 #include "daemon/net/http.h"
 #include "daemon/net/httpc.h"
 #include "daemon/notify.h"
@@ -33,11 +35,32 @@
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/revoke.h"
 
 #define TAG "main"
-/* A failed read of the channels is tried again after this long. */
-#define CHANNELS_RETRY_MS 1000
+/* A failed read of a mirrored table is tried again after this long. */
+#define MIRROR_RETRY_MS 1000
 #define DEFAULT_CONFIG "/etc/hubd/hubd.json"
+/* File descriptors for what own_fds() does not count: libuv's and lws' own, stdio, the
+ * config and secret files, a hand-over's dup. */
+#define FDS_SLACK 64
+
+struct hubd;
+
+/* A table of the database that every instance follows live: LISTEN on its NOTIFY channel,
+ * read it whole on every notification (and each time the LISTEN is (re)established, since
+ * notifications are not replayed), apply what was read. */
+struct mirror {
+	struct hubd *h;
+	const char *notify; /* "hub_channels" */
+	const char *sql;    /* reads the whole table */
+	/* Applies a read: 0, or a negative errno when res cannot be read (read again). */
+	int (*apply)(struct hubd *h, PGresult *res);
+	uv_timer_t retry;
+	bool loading; /* a read is running */
+	bool again;   /* a NOTIFY came during it: read once more after */
+	bool loaded;  /* read at least once (READY=1 waits for it) */
+};
 
 struct hubd {
 	uv_loop_t loop;
@@ -56,16 +79,17 @@ struct hubd {
 	struct hub_tgpoll *tgpoll; /* Telegram channels in mode polling */
 	struct hub_profiles *profiles; /* Instagram senders' names */
 	struct hub_responder *responder; /* the channels' AI assistants */
+	struct hub_conns *conns;   /* client connections, HTTP and websockets */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
-	/* The channels of the database (hub_store_listen: re-read on NOTIFY hub_channels);
-	 * ingest gets h->cfg plus these (hub_config_with_channels). */
+	/* The channels of the database (NOTIFY hub_channels); ingest gets h->cfg plus these
+	 * (hub_config_with_channels). */
+	struct mirror channels;
 	struct hub_pool db_pool;         /* db_channels and their strings */
 	struct hub_channel *db_channels;
 	size_t db_nchannels;
-	bool channels_loading;           /* a read is running */
-	bool channels_again;             /* a NOTIFY came during it: read once more after */
-	uv_timer_t channels_retry;
+	/* The revoked tokens (NOTIFY hub_revocations), for ws and api. */
+	struct mirror revocations;
 	int syncs_pending; /* channel upserts not answered yet */
 	bool sync_failed;  /* one failed before the first READY=1 */
 	bool ready;
@@ -76,6 +100,7 @@ struct hubd {
 static const struct hub_ws_opts *ws_opts(const struct hub_settings *s, struct hub_ws_opts *o)
 {
 	o->jwt_secret = hub_str_from(s->auth.jwt_secret);
+	o->max_token_ttl_s = s->auth.max_token_ttl_s;
 	o->auth_timeout_ms = s->ws.auth_timeout_ms;
 	o->max_frame = s->ws.max_frame;
 	o->send_queue_max = s->ws.send_queue_max;
@@ -89,6 +114,48 @@ static const struct hub_ws_opts *ws_opts(const struct hub_settings *s, struct hu
 	return o;
 }
 
+/* The descriptors hubd holds besides its client connections: the database pool and its
+ * LISTEN connections, Redis' two, the platforms' pools (at most three origins), the
+ * listener, and FDS_SLACK. */
+static rlim_t own_fds(const struct hub_settings *s)
+{
+	return (rlim_t)s->database.pool_size + 2 + 2 + 3 * (rlim_t)s->platforms.conns_per_origin +
+	       1 + FDS_SLACK;
+}
+
+/* http.max_connections (every client connection, websockets included) within
+ * RLIMIT_NOFILE: the soft limit is raised as far as the hard one allows; beyond that the
+ * cap is lowered to what fits, with a warning that says what to change. Accepting past the
+ * limit would fail the database, Redis and the platforms first (EMFILE). */
+static int fit_max_connections(const struct hub_settings *s)
+{
+	rlim_t own = own_fds(s), need = (rlim_t)s->http.max_connections + own;
+	struct rlimit rl;
+	int fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need)
+		return s->http.max_connections;
+	{
+		struct rlimit want = rl;
+
+		want.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need
+										    : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+	}
+	if (rl.rlim_cur >= need)
+		return s->http.max_connections;
+	fit = rl.rlim_cur > own ? (int)(rl.rlim_cur - own) : 1;
+	hub_log_warn(TAG, "http.max_connections %d needs %llu file descriptors (%llu more for "
+		     "the database, Redis, the platforms and hubd itself) but RLIMIT_NOFILE "
+		     "allows %llu: serving at most %d connections; raise LimitNOFILE (systemd) "
+		     "or ulimit -n, or lower http.max_connections", s->http.max_connections,
+		     (unsigned long long)need, (unsigned long long)own,
+		     (unsigned long long)rl.rlim_cur, fit);
+	return fit;
+}
+
 static const struct hub_http_limits *http_limits(const struct hub_settings *s,
 						 struct hub_http_limits *l)
 {
@@ -97,7 +164,8 @@ static const struct hub_http_limits *http_limits(const struct hub_settings *s,
 	l->header_timeout_ms = s->http.header_timeout_ms;
 	l->body_timeout_ms = s->http.body_timeout_ms;
 	l->idle_timeout_ms = s->http.idle_timeout_ms;
-	l->max_connections = s->http.max_connections;
+	l->max_connections = fit_max_connections(s);
+	l->max_per_address = s->http.max_per_address;
 	return l;
 }
 
@@ -270,7 +338,7 @@ static double gauge_redis_up(void *data)
 /* ---- channel sync: the config's tenants and channels exist in the database ---- */
 
 static void start_listening(struct hubd *h);
-static void watch_channels(struct hubd *h);
+static void mirror_watch(struct mirror *m);
 
 static void on_channel_synced(int status, PGresult *res, void *data)
 {
@@ -287,7 +355,8 @@ static void on_channel_synced(int status, PGresult *res, void *data)
 			uv_stop(&h->loop);
 			return;
 		}
-		watch_channels(h);
+		mirror_watch(&h->channels);
+		mirror_watch(&h->revocations);
 	}
 }
 
@@ -316,7 +385,95 @@ static int sync_channels(struct hubd *h, struct hub_config *cfg)
 	return n;
 }
 
-/* ---- the channels of the database, live on every instance ---- */
+/* ---- tables of the database followed live on every instance ---- */
+
+static void mirror_load(struct mirror *m);
+
+static void on_mirror_retry(uv_timer_t *t)
+{
+	mirror_load(hub_container_of(t, struct mirror, retry));
+}
+
+static void on_mirror_loaded(int status, PGresult *res, void *data)
+{
+	struct mirror *m = data;
+	struct hubd *h = m->h;
+
+	m->loading = false;
+	if (status == -ECANCELED || h->stopping)
+		return;
+	if (status == 0)
+		status = m->apply(h, res);
+	if (h->exit_code)
+		return; /* the read refused to start */
+	if (status < 0) {
+		hub_log_warn(TAG, "cannot read %s from the database (%s): retrying", m->notify,
+			     strerror(-status));
+		uv_timer_start(&m->retry, on_mirror_retry, MIRROR_RETRY_MS, 0);
+		return;
+	}
+	m->loaded = true;
+	if (!h->ready && h->channels.loaded && h->revocations.loaded)
+		start_listening(h);
+	if (m->again) {
+		m->again = false;
+		mirror_load(m);
+	}
+}
+
+/* Reads the whole table (one read at a time; a change during it reads again after it). */
+static void mirror_load(struct mirror *m)
+{
+	int ret;
+
+	if (m->h->stopping)
+		return;
+	if (m->loading) {
+		m->again = true;
+		return;
+	}
+	uv_timer_stop(&m->retry);
+	ret = hub_store_query(m->h->store, m->sql, 0, NULL, on_mirror_loaded, m);
+	if (ret < 0) {
+		hub_log_warn(TAG, "cannot read %s from the database (%s): retrying", m->notify,
+			     strerror(-ret));
+		uv_timer_start(&m->retry, on_mirror_retry, MIRROR_RETRY_MS, 0);
+		return;
+	}
+	m->loading = true;
+}
+
+/* NOTIFY (payload "") or LISTEN (re)established (payload NULL). */
+static void on_mirror_changed(const char *payload, void *data)
+{
+	struct mirror *m = data;
+
+	hub_log_debug(TAG, "%s %s: reading", m->notify, payload ? "notified" : "listening");
+	mirror_load(m);
+}
+
+/* After the config's channels are in the database: LISTEN, then the first read; READY=1
+ * once every mirror has been read. */
+static void mirror_watch(struct mirror *m)
+{
+	int ret = hub_store_listen(m->h->store, m->notify, on_mirror_changed, m);
+
+	if (ret < 0) {
+		hub_log_err(TAG, "cannot listen on %s: %s", m->notify, strerror(-ret));
+		m->h->exit_code = 1;
+		uv_stop(&m->h->loop);
+	}
+}
+
+static void mirror_init(struct hubd *h, struct mirror *m, const char *notify, const char *sql,
+			int (*apply)(struct hubd *h, PGresult *res))
+{
+	m->h = h;
+	m->notify = notify;
+	m->sql = sql;
+	m->apply = apply;
+	uv_timer_init(&h->loop, &m->retry);
+}
 
 /* What ingest serves: the file's snapshot plus the database's channels. */
 static void apply_channels(struct hubd *h)
@@ -335,26 +492,15 @@ static void apply_channels(struct hubd *h)
 	hub_config_unref(snap);
 }
 
-static void load_channels(struct hubd *h);
-
-static void on_channels_retry(uv_timer_t *t)
+static int on_channels_read(struct hubd *h, PGresult *res)
 {
-	load_channels(hub_container_of(t, struct hubd, channels_retry));
-}
-
-static void on_channels_loaded(int status, PGresult *res, void *data)
-{
-	struct hubd *h = data;
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_channel *chs;
 	struct hub_buf errors = HUB_BUF_INIT;
 	size_t n, disabled = 0, in_clear = 0;
 
-	h->channels_loading = false;
-	if (status == -ECANCELED || h->stopping)
-		return;
-	chs = status < 0 ? NULL : hub_channels_from_result(res, hub_config_keyring(h->cfg), &pool,
-							  &n, &errors, &in_clear);
+	chs = hub_channels_from_result(res, hub_config_keyring(h->cfg), &pool, &n, &errors,
+				       &in_clear);
 	if (errors.len) {
 		/* never started with a channel it cannot serve; once running, the others go on */
 		for (char *line = strtok(errors.p, "\n"); line; line = strtok(NULL, "\n"))
@@ -366,18 +512,15 @@ static void on_channels_loaded(int status, PGresult *res, void *data)
 			hub_pool_release(&pool);
 			h->exit_code = 1;
 			uv_stop(&h->loop);
-			return;
+			return 0;
 		}
 	}
 	if (in_clear)
 		hub_log_warn(TAG, "%zu channel secrets are stored in clear: run hubctl rotate-key "
 			     "to seal them", in_clear);
 	if (!chs) {
-		hub_log_warn(TAG, "cannot read the channels from the database (%s): retrying",
-			     strerror(status < 0 ? -status : EPROTO));
 		hub_pool_release(&pool);
-		uv_timer_start(&h->channels_retry, on_channels_retry, CHANNELS_RETRY_MS, 0);
-		return;
+		return -EPROTO;
 	}
 	for (size_t i = 0; i < n; i++)
 		disabled += !chs[i].enabled;
@@ -387,57 +530,32 @@ static void on_channels_loaded(int status, PGresult *res, void *data)
 	h->db_nchannels = n;
 	apply_channels(h);
 	hub_log_info(TAG, "channels: %zu in the database (%zu disabled)", n, disabled);
-	if (!h->ready)
-		start_listening(h);
-	if (h->channels_again) {
-		h->channels_again = false;
-		load_channels(h);
-	}
+	return 0;
 }
 
-/* Reads every channel of the database (one read at a time; a change during it reads again
- * after it). */
-static void load_channels(struct hubd *h)
+static const char revocations_sql[] =
+	"SELECT tenant_id, user_id, extract(epoch FROM not_before)::bigint "
+	"FROM token_revocations";
+
+/* A new snapshot of the revoked tokens for ws (which closes the sockets it revokes) and
+ * api. */
+static int on_revocations_read(struct hubd *h, PGresult *res)
 {
-	int ret;
+	struct hub_revocations *rv;
+	int n = PQntuples(res);
 
-	if (h->stopping)
-		return;
-	if (h->channels_loading) {
-		h->channels_again = true;
-		return;
-	}
-	uv_timer_stop(&h->channels_retry);
-	ret = hub_store_query(h->store, hub_channels_sql, 0, NULL, on_channels_loaded, h);
-	if (ret < 0) {
-		hub_log_warn(TAG, "cannot read the channels from the database (%s): retrying",
-			     strerror(-ret));
-		uv_timer_start(&h->channels_retry, on_channels_retry, CHANNELS_RETRY_MS, 0);
-		return;
-	}
-	h->channels_loading = true;
-}
-
-/* NOTIFY hub_channels (payload "") or LISTEN (re)established (payload NULL). */
-static void on_channels_changed(const char *payload, void *data)
-{
-	struct hubd *h = data;
-
-	hub_log_debug(TAG, "channels %s: reading them", payload ? "changed" : "listening");
-	load_channels(h);
-}
-
-/* After the config's channels are in the database: LISTEN, then the first read, then
- * READY=1. */
-static void watch_channels(struct hubd *h)
-{
-	int ret = hub_store_listen(h->store, "hub_channels", on_channels_changed, h);
-
-	if (ret < 0) {
-		hub_log_err(TAG, "cannot listen for channel changes: %s", strerror(-ret));
-		h->exit_code = 1;
-		uv_stop(&h->loop);
-	}
+	if (PQnfields(res) != 3)
+		return -EPROTO;
+	rv = hub_revocations_new();
+	for (int i = 0; i < n; i++)
+		hub_revocations_add(rv, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				    strtoll(PQgetvalue(res, i, 2), NULL, 10));
+	hub_revocations_seal(rv);
+	hub_ws_set_revocations(h->ws, rv);
+	hub_api_set_revocations(h->api, rv);
+	hub_log_info(TAG, "token revocations: %d in the database", n);
+	hub_revocations_unref(rv);
+	return 0;
 }
 
 /* ---- lifecycle ---- */
@@ -489,7 +607,7 @@ static void reload(struct hubd *h)
 	hub_http_set_limits(h->http, http_limits(s, &limits));
 	hub_ws_set_opts(h->ws, ws_opts(s, &wo));
 	hub_bus_set_page_bytes(h->bus, bus_page_bytes(s));
-	hub_api_set_secret(h->api, hub_str_from(s->auth.jwt_secret));
+	hub_api_set_auth(h->api, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
 	if (sync_channels(h, cfg) < 0)
 		hub_log_err(TAG, "reload: some channels are not in the database yet");
 	hub_config_unref(h->cfg);
@@ -549,7 +667,8 @@ static void on_drained(void *data)
 	h->http = NULL;
 	hub_ws_close(h->ws, on_ws_closed, h);
 	uv_close((uv_handle_t *)&h->watchdog, on_closed_handle);
-	uv_close((uv_handle_t *)&h->channels_retry, on_closed_handle);
+	uv_close((uv_handle_t *)&h->channels.retry, on_closed_handle);
+	uv_close((uv_handle_t *)&h->revocations.retry, on_closed_handle);
 }
 
 static void stop(struct hubd *h)
@@ -646,7 +765,9 @@ static int start(struct hubd *h)
 		return ret;
 	}
 	hub_bus_set_page_bytes(h->bus, bus_page_bytes(s));
-	ret = hub_ws_new(&h->loop, ws_opts(s, &wo), h->store, h->bus, h->metrics, &h->ws, &err);
+	h->conns = hub_conns_new();
+	ret = hub_ws_new(&h->loop, ws_opts(s, &wo), h->store, h->bus, h->conns, h->metrics,
+			 &h->ws, &err);
 	if (ret < 0) {
 		hub_log_err(TAG, "websockets: %s", err.msg);
 		return ret;
@@ -675,9 +796,9 @@ static int start(struct hubd *h)
 		hub_log_err(TAG, "%s", err.msg);
 		return ret;
 	}
-	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret));
+	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
 	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
-			   h->metrics, &h->http);
+			   h->conns, h->metrics, &h->http);
 	if (ret < 0) {
 		hub_log_err(TAG, "http: %s", strerror(-ret));
 		return ret;
@@ -700,7 +821,8 @@ static int start(struct hubd *h)
 	uv_signal_start(&h->sig_int, on_signal, SIGINT);
 	uv_signal_start(&h->sig_hup, on_signal, SIGHUP);
 	uv_timer_init(&h->loop, &h->watchdog);
-	uv_timer_init(&h->loop, &h->channels_retry);
+	mirror_init(h, &h->channels, "hub_channels", hub_channels_sql, on_channels_read);
+	mirror_init(h, &h->revocations, "hub_revocations", revocations_sql, on_revocations_read);
 	uint64_t wd = hub_notify_watchdog_ms();
 	if (wd)
 		uv_timer_start(&h->watchdog, on_watchdog, wd / 2, wd / 2);
@@ -708,8 +830,10 @@ static int start(struct hubd *h)
 	ret = sync_channels(h, h->cfg);
 	if (ret < 0)
 		return ret;
-	if (ret == 0)
-		watch_channels(h);
+	if (ret == 0) {
+		mirror_watch(&h->channels);
+		mirror_watch(&h->revocations);
+	}
 	return 0;
 }
 
@@ -808,6 +932,7 @@ int main(int argc, char **argv)
 	hub_bus_free(h.bus);
 	hub_ingest_free(h.ingest);
 	hub_api_free(h.api);
+	hub_conns_free(h.conns);
 	hub_metrics_free(h.metrics);
 	hub_pool_release(&h.db_pool);
 	ret = uv_loop_close(&h.loop);

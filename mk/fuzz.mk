@@ -15,7 +15,8 @@ FUZZ_TARGETS = http json jwt router whatsapp telegram instagram send_result tg_u
 	inbox bus config
 
 # What each target links besides its tests/fuzz/fuzz_<target>.c and the pure core.
-FUZZ_EXTRA_http = daemon/net/http.c daemon/net/tcpwrite.c daemon/core/metrics.c
+FUZZ_EXTRA_http = daemon/net/http.c daemon/net/conns.c daemon/net/tcpwrite.c \
+	daemon/core/metrics.c
 FUZZ_EXTRA_inbox = daemon/inbox/inbox.c tests/fuzz/fakepg.c
 FUZZ_EXTRA_bus = daemon/data/bus.c daemon/core/metrics.c tests/fuzz/fakepg.c
 FUZZ_EXTRA_whatsapp = tests/fuzz/event_check.c

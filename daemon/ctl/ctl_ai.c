@@ -16,6 +16,7 @@
 
 #include "assistant/dialog.h"
 #include "daemon/ctl/ctl_channel.h"
+#include "daemon/ctl/ctl_db.h"
 #include "lib/buf.h"
 #include "lib/json.h"
 #include "lib/pool.h"
@@ -433,7 +434,7 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 #undef SET_RAW
 #undef SET_STR
 
-	pg = hubctl_connect_db(cfg, WHAT);
+	pg = hubctl_db_connect(cfg, WHAT);
 	if (!pg)
 		goto out;
 	const char *params[] = { argv[optind], set.p };
@@ -450,7 +451,7 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 		else if (state && strcmp(state, "22023") == 0)
 			fprintf(stderr, "hubctl: " WHAT ": --hours: unknown time zone\n");
 		else
-			hubctl_server_error(WHAT, res, pg);
+			hubctl_db_error(WHAT, res, pg);
 		goto out;
 	}
 	if (PQgetisnull(res, 0, 0))

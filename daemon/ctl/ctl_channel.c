@@ -18,6 +18,7 @@
 #include "adapters/telegram.h"
 #include "config/config.h"
 #include "daemon/ctl/ctl_ai.h"
+#include "daemon/ctl/ctl_db.h"
 #include "daemon/data/channels.h"
 #include "daemon/net/httpc.h"
 #include "lib/buf.h"
@@ -158,33 +159,6 @@ int hubctl_seal(const struct hub_config *cfg, const char *what, const char *wher
 	*out = hub_pool_strndup(pool, b.p, b.len);
 	hub_buf_release(&b);
 	return 0;
-}
-
-/* A blocking connection to the configured database, or NULL with the reason printed. */
-PGconn *hubctl_connect_db(const struct hub_config *cfg, const char *what)
-{
-	const char *url = hub_config_settings(cfg)->database.url;
-	PGconn *pg = PQconnectdb(url ? url : "");
-
-	if (!pg || PQstatus(pg) != CONNECTION_OK) {
-		const char *msg = pg ? PQerrorMessage(pg) : "out of memory";
-		size_t n = strcspn(msg, "\n");
-
-		fprintf(stderr, "hubctl: %s: database: %.*s\n", what, (int)n, msg);
-		PQfinish(pg);
-		return NULL;
-	}
-	return pg;
-}
-
-/* The server's one-line message (never the DETAIL, which may quote a row). */
-void hubctl_server_error(const char *what, const PGresult *res, PGconn *pg)
-{
-	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-
-	if (!msg)
-		msg = PQerrorMessage(pg);
-	fprintf(stderr, "hubctl: %s: %.*s\n", what, (int)strcspn(msg, "\n"), msg);
 }
 
 struct registration {
@@ -402,7 +376,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 								  id), access, &pool, &sealed[2]);
 	if (ret)
 		goto out;
-	pg = hubctl_connect_db(cfg, "channel add");
+	pg = hubctl_db_connect(cfg, "channel add");
 	if (!pg) {
 		ret = 1;
 		goto out;
@@ -421,7 +395,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 			fprintf(stderr, "hubctl: channel add: unknown tenant \"%s\" (--tenant-name "
 					"NAME creates it)\n", tenant);
 		else
-			hubctl_server_error("channel add", res, pg);
+			hubctl_db_error("channel add", res, pg);
 		ret = 1;
 		goto out;
 	}
@@ -437,7 +411,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 	PQclear(res);
 	res = PQexec(pg, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		hubctl_server_error("channel add", res, pg);
+		hubctl_db_error("channel add", res, pg);
 		ret = 1;
 		goto out;
 	}
@@ -465,14 +439,14 @@ static int cmd_list(const struct hub_config *cfg, int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	pg = hubctl_connect_db(cfg, "channel list");
+	pg = hubctl_db_connect(cfg, "channel list");
 	if (!pg)
 		goto out;
 	res = PQexec(pg, "SELECT c.public_id, c.tenant_id, c.kind, coalesce(c.account_id, ''), "
 			 "c.enabled, t.deleted_at IS NOT NULL, c.app_secret IS NOT NULL, c.mode "
 			 "FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY 1");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		hubctl_server_error("channel list", res, pg);
+		hubctl_db_error("channel list", res, pg);
 		goto out;
 	}
 	if (!json)
@@ -541,14 +515,14 @@ static int cmd_set_enabled(const struct hub_config *cfg, int argc, char **argv, 
 		fprintf(stderr, "hubctl: %s: ID must be 1 to 64 of a-z, 0-9, '-' and '_'\n", what);
 		return 2;
 	}
-	pg = hubctl_connect_db(cfg, what);
+	pg = hubctl_db_connect(cfg, what);
 	if (!pg)
 		goto out;
 	const char *params[] = { argv[1], enabled ? "true" : "false" };
 	res = PQexecParams(pg, "SELECT hub_channel_set_enabled($1, $2)", 2, NULL, params, NULL,
 			   NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		hubctl_server_error(what, res, pg);
+		hubctl_db_error(what, res, pg);
 		goto out;
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {

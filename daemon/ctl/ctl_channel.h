@@ -6,8 +6,6 @@
 
 #include <stdbool.h>
 
-#include <libpq-fe.h>
-
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "lib/pool.h"
@@ -17,6 +15,12 @@ struct hub_config;
 /* argv[0] is "channel"; cfg is the file's configuration (database.url, its channels).
  * Returns the exit code: 0 done, 1 refused or failed (nothing changed), 2 bad usage. */
 int hubctl_channel_main(const struct hub_config *cfg, int argc, char **argv);
+
+/* The file's snapshot plus the database's channels, as hubd serves them (blocking). 0 and
+ * *out (one reference), or a negative errno with err filled (also when a channel's secret
+ * does not open). */
+int hubctl_channel_snapshot(struct hub_config *cfg, struct hub_config **out,
+			    struct hub_err *err) HUB_MUSTCHECK;
 
 /* For the channel commands of other files (ctl_ai.c). what names the command in messages
  * ("channel add"). */
@@ -30,14 +34,5 @@ int hubctl_read_secret(const char *what, const char *opt, const char *path,
  * (pool). 0, or 1 with the reason printed (no secrets.master_key). */
 int hubctl_seal(const struct hub_config *cfg, const char *what, const char *where,
 		const char *plain, struct hub_pool *pool, const char **out);
-/* A blocking connection to the configured database, or NULL with the reason printed. */
-PGconn *hubctl_connect_db(const struct hub_config *cfg, const char *what);
-/* Prints the server's one-line message (never the DETAIL, which may quote a row). */
-void hubctl_server_error(const char *what, const PGresult *res, PGconn *pg);
-
-/* The file's snapshot plus the database's channels, as hubd serves them (blocking). 0 and
- * *out (one reference), or a negative errno with err filled. */
-int hubctl_channel_snapshot(struct hub_config *cfg, struct hub_config **out,
-			    struct hub_err *err) HUB_MUSTCHECK;
 
 #endif

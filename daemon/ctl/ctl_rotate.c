@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "daemon/ctl/ctl_channel.h"
+#include "daemon/ctl/ctl_db.h"
 #include "daemon/data/channels.h"
 #include "lib/buf.h"
 #include "lib/secret.h"
@@ -73,7 +74,7 @@ static int reseal(PGconn *pg, const struct hub_keyring *kr, const struct table *
 	PGresult *res = PQexecParams(pg, sql, 2, NULL, params, NULL, NULL, 0);
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		hubctl_server_error(WHAT, res, pg);
+		hubctl_db_error(WHAT, res, pg);
 		ret = 1;
 	} else {
 		n->resealed++;
@@ -104,14 +105,14 @@ int hubctl_rotate_key_main(const struct hub_config *cfg, int argc, char **argv)
 				"seal under (make one with: openssl rand -hex 32)\n");
 		return 1;
 	}
-	pg = hubctl_connect_db(cfg, WHAT);
+	pg = hubctl_db_connect(cfg, WHAT);
 	if (!pg)
 		return 1;
 	PQclear(PQexec(pg, "BEGIN"));
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		res = PQexec(pg, tables[t].select);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			hubctl_server_error(WHAT, res, pg);
+			hubctl_db_error(WHAT, res, pg);
 			goto out;
 		}
 		for (int r = 0; r < PQntuples(res); r++) {
@@ -130,7 +131,7 @@ int hubctl_rotate_key_main(const struct hub_config *cfg, int argc, char **argv)
 	}
 	res = PQexec(pg, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		hubctl_server_error(WHAT, res, pg);
+		hubctl_db_error(WHAT, res, pg);
 		goto out;
 	}
 	printf("sealed %d secrets under key %s (%d of them were in clear); %d were under it "

@@ -1,7 +1,7 @@
 /* Room daemon/ctl/: hubctl, the operator's tool: this main() and one file a command
  * (ctl_*.c). May call data/, net/, core/ and the pure core; hubd links none of it. */
 /* daemon/ctl/hubctl.c - main() of hubctl, the operator's tool: check-config, migrate, token,
- * parse, channel, simulate, anonymize. It may block (it runs no event loop). Never prints a
+ * parse, channel, revoke, simulate, anonymize. It may block (it runs no event loop). Never prints a
  * secret. */
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "daemon/ctl/ctl_anonymize.h"
 #include "daemon/ctl/ctl_channel.h"
+#include "daemon/ctl/ctl_revoke.h"
 #include "daemon/ctl/ctl_rotate.h"
 #include "daemon/ctl/ctl_simulate.h"
 #include "daemon/data/store.h"
@@ -32,7 +33,10 @@ static void usage(FILE *f)
 		"                                   FILE:LINE:COL: key: message\n"
 		"  migrate                          apply database migrations and exit\n"
 		"  token --tenant T --user U --role agent|admin [--ttl SECONDS]\n"
-		"                                   mint an access token (development, tests)\n"
+		"                                   mint an access token (development, tests);\n"
+		"                                   --ttl at most auth.max_token_ttl_s\n"
+		"  revoke --tenant T [--user U]     refuse the tenant's (the user's) tokens issued\n"
+		"                                   until now, on every hubd, open sockets too\n"
 		"  parse whatsapp FILE              print the normalized events of a webhook body,\n"
 		"                                   one JSON object a line\n"
 		"  channel add --id ID --tenant T [--tenant-name NAME] --kind KIND --account A\n"
@@ -152,10 +156,18 @@ static int cmd_token(const char *path, int argc, char **argv)
 	}
 	memcpy(claims.tid, tenant, strlen(tenant) + 1);
 	memcpy(claims.sub, user, strlen(user) + 1);
-	claims.exp = (int64_t)time(NULL) + ttl;
+	claims.iat = (int64_t)time(NULL);
+	claims.exp = claims.iat + ttl;
 	cfg = load(path);
 	if (!cfg)
 		goto out;
+	int cap = hub_config_settings(cfg)->auth.max_token_ttl_s;
+	if (cap > 0 && ttl > cap) {
+		fprintf(stderr, "hubctl: token: --ttl %lld is over auth.max_token_ttl_s (%d): hubd "
+			"would refuse the token\n", ttl, cap);
+		ret = 2;
+		goto out;
+	}
 	if (hub_jwt_sign(&token, hub_str_from(hub_config_settings(cfg)->auth.jwt_secret),
 			 &claims) < 0) {
 		fprintf(stderr, "hubctl: token: cannot sign\n");
@@ -269,6 +281,16 @@ int main(int argc, char **argv)
 		if (!cfg)
 			return 1;
 		ret = hubctl_rotate_key_main(cfg, argc, argv);
+		hub_config_unref(cfg);
+		return ret;
+	}
+	if (strcmp(argv[0], "revoke") == 0) {
+		struct hub_config *cfg = load(path);
+		int ret;
+
+		if (!cfg)
+			return 1;
+		ret = hubctl_revoke_main(cfg, argc, argv);
 		hub_config_unref(cfg);
 		return ret;
 	}

@@ -16,6 +16,7 @@
 #include "lib/crypto.h"
 #include "lib/jwt.h"
 #include "lib/log.h"
+#include "lib/revoke.h"
 
 #define TAG "api"
 #define CURSOR_MAX 64 /* characters of a conversations cursor; longer: 400 */
@@ -33,6 +34,8 @@ static const char messages_sql[] =
 struct hub_api {
 	struct hub_store *store;
 	struct hub_buf secret;
+	int max_token_ttl_s;
+	struct hub_revocations *revoked; /* NULL: none */
 };
 
 /* One request waiting for its query; allocated from the request's pool. */
@@ -41,26 +44,37 @@ struct api_req {
 	const char *list; /* "conversations" or "messages": the key of the array */
 };
 
-struct hub_api *hub_api_new(struct hub_store *store, struct hub_str jwt_secret)
+struct hub_api *hub_api_new(struct hub_store *store, struct hub_str jwt_secret,
+			    int max_token_ttl_s)
 {
 	struct hub_api *api = hub_xcalloc(1, sizeof(*api));
 
 	api->store = store;
 	hub_buf_init(&api->secret);
-	hub_api_set_secret(api, jwt_secret);
+	hub_api_set_auth(api, jwt_secret, max_token_ttl_s);
 	return api;
 }
 
-void hub_api_set_secret(struct hub_api *api, struct hub_str jwt_secret)
+void hub_api_set_auth(struct hub_api *api, struct hub_str jwt_secret, int max_token_ttl_s)
 {
 	hub_buf_reset(&api->secret);
 	hub_buf_addstr(&api->secret, jwt_secret);
+	api->max_token_ttl_s = max_token_ttl_s;
+}
+
+void hub_api_set_revocations(struct hub_api *api, struct hub_revocations *rv)
+{
+	if (rv)
+		hub_revocations_ref(rv);
+	hub_revocations_unref(api->revoked);
+	api->revoked = rv;
 }
 
 void hub_api_free(struct hub_api *api)
 {
 	if (!api)
 		return;
+	hub_revocations_unref(api->revoked);
 	hub_buf_release(&api->secret);
 	free(api);
 }
@@ -87,7 +101,9 @@ static int authenticate(struct hub_api *api, struct hub_http_req *req,
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (hub_jwt_verify(token, hub_buf_str(&api->secret), (int64_t)now.tv_sec, claims,
-			   &err) < 0) {
+			   &err) < 0 ||
+	    hub_jwt_check_ttl(claims, api->max_token_ttl_s, (int64_t)now.tv_sec, &err) < 0 ||
+	    hub_revocations_check(api->revoked, claims, &err) < 0) {
 		hub_log_info(TAG, "conn=%" PRIu64 " req=%" PRIu64 ": 401 %s",
 			     hub_http_req_conn_id(req), hub_http_req_id(req), err.msg);
 		hub_http_req_add_header(req, "WWW-Authenticate",

@@ -2,7 +2,8 @@
  * by activity and a conversation's history, both cursor-paged, read through the
  * asynchronous store (SQL functions of db/migrations/0006_api.sql).
  * Every request carries "Authorization: Bearer <JWT>" (the websocket's HS256 tokens,
- * lib/jwt.h); the tenant comes from the token only. Errors are JSON: 401 without or with a
+ * lib/jwt.h; within the lifetime cap and not revoked, lib/revoke.h); the tenant comes
+ * from the token only. Errors are JSON: 401 without or with a
  * bad token, 400 for a bad limit or cursor, 404 for a conversation of another tenant (never
  * 403: its existence is not revealed), 503 while the database is unavailable.
  * Knows nothing about websockets or the page itself. */
@@ -14,14 +15,19 @@
 struct hub_api;
 struct hub_store;
 struct hub_http_req;
+struct hub_revocations;
 
 #define HUB_API_LIMIT_DEFAULT 50 /* items per page without ?limit= */
 #define HUB_API_LIMIT_MAX 200    /* ?limit= is 1 .. this */
 
-/* store must outlive the api; jwt_secret is copied. */
-struct hub_api *hub_api_new(struct hub_store *store, struct hub_str jwt_secret);
-/* The secret for new requests (SIGHUP); copied. */
-void hub_api_set_secret(struct hub_api *api, struct hub_str jwt_secret);
+/* store must outlive the api; jwt_secret is copied; tokens living longer than
+ * max_token_ttl_s are refused (0: no cap). */
+struct hub_api *hub_api_new(struct hub_store *store, struct hub_str jwt_secret,
+			    int max_token_ttl_s);
+/* The secret and the cap for new requests (SIGHUP); copied. */
+void hub_api_set_auth(struct hub_api *api, struct hub_str jwt_secret, int max_token_ttl_s);
+/* The revoked tokens for new requests (lib/revoke.h; referenced, NULL: none). */
+void hub_api_set_revocations(struct hub_api *api, struct hub_revocations *rv);
 /* Frees api (NULL-safe). No request may be in flight (the HTTP server has drained). */
 void hub_api_free(struct hub_api *api);
 

@@ -25,10 +25,12 @@
 #include "daemon/data/bus.h"
 #include "daemon/data/store.h"
 #include "daemon/inbox/inbox.h"
+#include "daemon/net/conns.h"
 #include "lib/json.h"
 #include "lib/jwt.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/revoke.h"
 
 #define TAG "ws"
 #define WS_PROTOCOL "bayge.v1"
@@ -125,6 +127,8 @@ struct client {
 	struct qent *held, *held_tail; /* live events held after hello (see holding) */
 	size_t queued;             /* bytes of JSON in both */
 	struct hub_jwt_claims claims;
+	struct hub_conns_key peer; /* whom it is counted for in ws->conns */
+	bool in_conns;       /* ... once it is */
 	bool authed;         /* a valid token was presented */
 	bool hello_pending;  /* authed, "hello" not queued yet: hold the queue */
 	bool replaying;      /* resume reads the log: live events wait in the log */
@@ -162,7 +166,9 @@ struct hub_ws {
 	struct lws_vhost *vh;
 	struct hub_store *store;
 	struct hub_bus *bus;
+	struct hub_conns *conns;
 	struct hub_metrics *metrics;
+	struct hub_revocations *revoked; /* NULL: none */
 	struct hub_ws_opts opts;
 	struct hub_buf secret;   /* opts.jwt_secret points here */
 	struct link clients;
@@ -925,6 +931,12 @@ static struct client *client_new(struct hub_ws *ws, struct lws *wsi)
 	c->resume_after = -1;
 	c->tokens = ws->opts.command_burst;
 	c->tokens_at = now;
+	/* Counted toward http.max_connections and http.max_per_address as long as it is
+	 * open (the HTTP server stopped counting it at the hand-over). */
+	if (hub_conns_key_of_fd(lws_get_socket_fd(wsi), &c->peer) == 0) {
+		hub_conns_add(ws->conns, &c->peer);
+		c->in_conns = true;
+	}
 	ws->nclients++;
 	client_arm_timer(c);
 	if (ws->nclients > (size_t)ws->opts.max_sockets) {
@@ -957,6 +969,8 @@ static void client_free(struct client *c)
 	tenant_leave(c);
 	link_del(&c->all);
 	ws->nclients--;
+	if (c->in_conns)
+		hub_conns_remove(ws->conns, &c->peer);
 	client_quiet(c);
 	hub_buf_release(&c->rx);
 	free(c);
@@ -970,13 +984,58 @@ static void client_free(struct client *c)
 
 /* Messages */
 
+/* What the rules refuse of a verified token now: 0; or -EKEYREVOKED (hubctl revoke) or
+ * -EKEYREJECTED (over auth.max_token_ttl_s) with err, the close reason and the metrics
+ * label. For new sockets and, on every change of the rules, for open ones. */
+static int token_refused(const struct hub_ws *ws, const struct hub_jwt_claims *claims,
+			 struct hub_err *err, const char **reason, const char **kind)
+{
+	int ret = hub_revocations_check(ws->revoked, claims, err);
+
+	if (ret < 0) {
+		*reason = "token revoked";
+		*kind = "token_revoked";
+		return ret;
+	}
+	ret = hub_jwt_check_ttl(claims, ws->opts.max_token_ttl_s, (int64_t)(wall_ms() / 1000),
+				err);
+	if (ret < 0) {
+		*reason = "token lifetime over the server's cap";
+		*kind = "token_ttl";
+	}
+	return ret;
+}
+
+/* Closes every authenticated socket whose token the rules refuse now (1008). */
+static void recheck_tokens(struct hub_ws *ws)
+{
+	size_t n = 0;
+
+	for (struct link *l = ws->clients.next; l != &ws->clients; l = l->next) {
+		struct client *c = hub_container_of(l, struct client, all);
+		struct hub_err err = HUB_ERR_INIT;
+		const char *reason, *kind;
+
+		if (!c->authed || c->closing ||
+		    token_refused(ws, &c->claims, &err, &reason, &kind) == 0)
+			continue;
+		hub_log_debug(TAG, "conn=%llu tenant=%s user=%s: %s", (unsigned long long)c->id,
+			      c->claims.tid, c->claims.sub, err.msg);
+		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason, kind);
+		n++;
+	}
+	if (n)
+		hub_log_info(TAG, "%zu authenticated sockets closed: their tokens are refused now",
+			     n);
+}
+
 /* The first frame: {"type":"auth","token":"<JWT>"}. 0, or -1 after choosing a close. */
 static int client_auth(struct client *c, struct hub_pool *pool, const struct hub_json_doc *doc)
 {
 	struct hub_ws *ws = c->ws;
 	struct hub_err err = HUB_ERR_INIT;
 	struct hub_str type, token;
-	const char *reason;
+	const char *reason = "malformed token";
 	int i, ret;
 
 	i = hub_json_get(doc, 0, "type");
@@ -992,9 +1051,13 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 	} else {
 		ret = hub_jwt_verify(token, hub_buf_str(&ws->secret), (int64_t)(wall_ms() / 1000),
 				     &c->claims, &err);
+		if (ret == 0)
+			ret = token_refused(ws, &c->claims, &err, &reason, &c->close_kind);
 	}
 	if (ret < 0) {
-		if (ret == -EKEYEXPIRED)
+		if (ret == -EKEYREVOKED || ret == -EKEYREJECTED)
+			; /* token_refused() chose the reason */
+		else if (ret == -EKEYEXPIRED)
 			reason = "token expired";
 		else if (ret == -EPERM && hub_str_startswith(hub_str_from(err.msg),
 							     "unsupported token algorithm"))
@@ -1006,7 +1069,8 @@ static int client_auth(struct client *c, struct hub_pool *pool, const struct hub
 		/* err says why without the token; still only the short reason goes to the wire. */
 		hub_log_info(TAG, "conn=%llu: auth refused: %s", (unsigned long long)c->id,
 			     err.msg);
-		c->close_kind = "bad_token";
+		if (ret != -EKEYREVOKED && ret != -EKEYREJECTED)
+			c->close_kind = "bad_token";
 		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)reason,
 				 strlen(reason));
 		return -1;
@@ -1380,8 +1444,8 @@ static void set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
 }
 
 int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store *store,
-	       struct hub_bus *bus, struct hub_metrics *metrics, struct hub_ws **out,
-	       struct hub_err *err)
+	       struct hub_bus *bus, struct hub_conns *conns, struct hub_metrics *metrics,
+	       struct hub_ws **out, struct hub_err *err)
 {
 	static const struct hub_bus_sink sink = {
 		.on_event = on_bus_event,
@@ -1405,6 +1469,7 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 	ws->loop = loop;
 	ws->store = store;
 	ws->bus = bus;
+	ws->conns = conns;
 	ws->metrics = metrics;
 	hub_buf_init(&ws->secret);
 	set_opts(ws, opts);
@@ -1503,8 +1568,10 @@ void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
 	hub_buf_release(&keep);
 	/* Every token was signed with the one key: a new key revokes them all, also those of
 	 * sockets that authenticated before (security issue, finding 3). */
-	if (!new_key)
+	if (!new_key) {
+		recheck_tokens(ws); /* a lower auth.max_token_ttl_s */
 		return;
+	}
 	size_t n = 0;
 
 	for (struct link *l = ws->clients.next; l != &ws->clients; l = l->next) {
@@ -1518,6 +1585,15 @@ void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts)
 	}
 	if (n)
 		hub_log_info(TAG, "the token key changed: %zu authenticated sockets closed", n);
+}
+
+void hub_ws_set_revocations(struct hub_ws *ws, struct hub_revocations *rv)
+{
+	if (rv)
+		hub_revocations_ref(rv);
+	hub_revocations_unref(ws->revoked);
+	ws->revoked = rv;
+	recheck_tokens(ws);
 }
 
 /* The elements of a comma-separated header value, trimmed: true when one is tok. */
@@ -1697,6 +1773,7 @@ void hub_ws_finish(struct hub_ws *ws)
 	if (ws->ctx)
 		hub_log_err(TAG, "libwebsockets context not fully destroyed");
 	hub_assert(link_empty(&ws->clients));
+	hub_revocations_unref(ws->revoked);
 	hub_buf_release(&ws->secret);
 	free(ws->heap);
 	free(ws->scratch);

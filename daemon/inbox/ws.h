@@ -19,10 +19,13 @@
 struct hub_ws;
 struct hub_store;
 struct hub_bus;
+struct hub_conns;
 struct hub_metrics;
+struct hub_revocations;
 
 struct hub_ws_opts {
 	struct hub_str jwt_secret; /* copied */
+	int max_token_ttl_s;       /* longer-lived tokens are refused (lib/jwt.h); 0: no cap */
 	int auth_timeout_ms;       /* no valid auth frame by then: closed (1008) */
 	size_t max_frame;          /* bytes of one incoming message; beyond: closed (1009) */
 	size_t send_queue_max;     /* bytes queued for one socket; beyond: closed (1008) */
@@ -37,12 +40,18 @@ struct hub_ws_opts {
 
 /* Creates the lws context on loop (foreign loop) and its vhost, and becomes bus's sink.
  * store runs the commands; bus (outliving ws) gives hello's last id, the events and
- * resume's pages; metrics may be NULL. */
+ * resume's pages; every socket is counted in conns (outliving ws) by its peer while it is
+ * open; metrics may be NULL. */
 int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store *store,
-	       struct hub_bus *bus, struct hub_metrics *metrics, struct hub_ws **out,
-	       struct hub_err *err) HUB_MUSTCHECK;
-/* Live reload of timeouts, limits and the secret (new sockets and new frames). */
+	       struct hub_bus *bus, struct hub_conns *conns, struct hub_metrics *metrics,
+	       struct hub_ws **out, struct hub_err *err) HUB_MUSTCHECK;
+/* Live reload of timeouts, limits and the secret (new sockets and new frames). A new
+ * secret closes every authenticated socket (1008 "token revoked: the signing key
+ * changed"); a lower max_token_ttl_s those whose token it refuses now. */
 void hub_ws_set_opts(struct hub_ws *ws, const struct hub_ws_opts *opts);
+/* The revoked tokens (lib/revoke.h; referenced, NULL: none) for new sockets, and every
+ * authenticated socket whose token they revoke is closed (1008 "token revoked"). */
+void hub_ws_set_revocations(struct hub_ws *ws, struct hub_revocations *rv);
 /* Takes over an accepted connection whose HTTP upgrade request (len bytes at buf, at most
  * 2048) was already read: fd is owned by ws from now on, even on error. A client that
  * offers subprotocols, none of them bayge.v1, gets a 400 with a JSON error body and the

@@ -18,6 +18,7 @@
 #include <llhttp.h>
 
 #include "daemon/core/metrics.h"
+#include "daemon/net/conns.h"
 #include "daemon/net/tcpwrite.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -98,6 +99,8 @@ struct conn {
 	const char *err_code, *err_msg;    /* ... with the answer's code and message */
 	int handles;                       /* open uv handles; freed at 0 */
 	int wpending;                      /* uv_write()s not completed */
+	struct hub_conns_key peer;         /* whom it is counted for in h->counts */
+	bool counted;                      /* ... once it is */
 	bool reading, in_process, ready, eof, closed, close_after_write, shutting;
 };
 
@@ -111,6 +114,7 @@ struct hub_http {
 	void *data;
 	struct hub_metrics *metrics;
 	struct hub_router *router;
+	struct hub_conns *counts;          /* shared with the websocket server */
 	llhttp_settings_t settings;
 	struct conn *conns;                /* open connections */
 	size_t nconns;                     /* open: the gauge and max_connections */
@@ -285,11 +289,6 @@ static void conn_send(struct conn *c, const char *p, size_t len)
 
 /* ---- connection lifecycle ---- */
 
-static void on_free_handle(uv_handle_t *handle)
-{
-	free(handle);
-}
-
 static void maybe_free_server(struct hub_http *h)
 {
 	void (*cb)(void *data);
@@ -346,6 +345,8 @@ static void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	h->nconns--;
+	if (c->counted)
+		hub_conns_remove(h->counts, &c->peer);
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	uv_close((uv_handle_t *)&c->tcp, on_conn_close);
 	uv_close((uv_handle_t *)&c->timer, on_conn_close);
@@ -1418,10 +1419,31 @@ int hub_http_req_upgrade(struct hub_http_req *req, hub_http_upgrade_cb *cb, void
 
 /* ---- the server ---- */
 
+static void count_refused(struct hub_http *h, const char *why)
+{
+	char labels[64];
+
+	if (!h->metrics)
+		return;
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", why);
+	hub_metrics_count(h->metrics, "http_refused_connections",
+			  "Connections refused at accept, by limit", labels, 1);
+}
+
+/* http.max_connections counts every client connection, also those handed over to the
+ * websocket server (they stay in h->counts until they close): over it, a connection is
+ * closed at once, unanswered (the cap protects the process's descriptors). Over
+ * http.max_per_address, it is answered 429 with a JSON error and closed, so one host
+ * cannot take every slot. A handed-over connection is counted again by the websocket
+ * server once its handshake is done: until then (within a loop iteration or two) its host
+ * may get one more in. */
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct hub_http *h = server->data;
 	struct conn *c;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char addr[64];
 
 	if (status < 0) {
 		hub_log_warn(TAG, "accept: %s", uv_strerror(status));
@@ -1429,16 +1451,6 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	if (h->closing)
 		return;
-	if (h->limits.max_connections > 0 && h->nconns >= (size_t)h->limits.max_connections) {
-		uv_tcp_t *t = hub_xmalloc(sizeof(*t));
-
-		uv_tcp_init(h->loop, t);
-		if (uv_accept(server, (uv_stream_t *)t) == 0)
-			hub_log_debug(TAG, "over max_connections (%d): closed at once",
-				      h->limits.max_connections);
-		uv_close((uv_handle_t *)t, on_free_handle);
-		return;
-	}
 	c = hub_xcalloc(1, sizeof(*c));
 	c->h = h;
 	c->id = ++h->next_conn_id;
@@ -1459,12 +1471,36 @@ static void on_connection(uv_stream_t *server, int status)
 		conn_close(c);
 		return;
 	}
+	if (h->limits.max_connections > 0 &&
+	    hub_conns_total(h->counts) >= (size_t)h->limits.max_connections) {
+		hub_log_debug(TAG, "over http.max_connections (%d): closed at once",
+			      h->limits.max_connections);
+		count_refused(h, "max_connections");
+		conn_close(c);
+		return;
+	}
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) < 0 ||
+	    hub_conns_key_of((struct sockaddr *)&ss, &c->peer) < 0) {
+		conn_close(c);
+		return;
+	}
+	hub_conns_add(h->counts, &c->peer);
+	c->counted = true;
 	uv_tcp_nodelay(&c->tcp, 1);
 	llhttp_init(&c->parser, HTTP_REQUEST, &h->settings);
 	c->parser.data = c;
 	c->state = CONN_IDLE;
 	timer_start(c, h->limits.idle_timeout_ms);
 	update_reading(c);
+	if (h->limits.max_per_address > 0 &&
+	    hub_conns_of(h->counts, &c->peer) > (size_t)h->limits.max_per_address) {
+		hub_log_debug(TAG, "conn=%llu: over http.max_per_address (%d) for %s: 429",
+			      (unsigned long long)c->id, h->limits.max_per_address,
+			      hub_conns_key_str(&c->peer, addr, sizeof(addr)));
+		count_refused(h, "max_per_address");
+		conn_fail(c, 429, "too_many_connections",
+			  "too many connections from your address; close some and try again");
+	}
 }
 
 static double on_gauge_connections(void *data)
@@ -1474,12 +1510,13 @@ static double on_gauge_connections(void *data)
 
 int hub_http_new(uv_loop_t *loop, const struct hub_http_limits *limits,
 		 const struct hub_http_route *routes, size_t nroutes, void *data,
-		 struct hub_metrics *metrics, struct hub_http **out)
+		 struct hub_conns *conns, struct hub_metrics *metrics, struct hub_http **out)
 {
 	struct hub_http *h = hub_xcalloc(1, sizeof(*h));
 	struct hub_err err = HUB_ERR_INIT;
 
 	h->loop = loop;
+	h->counts = conns;
 	h->limits = *limits;
 	h->routes = routes;
 	h->nroutes = nroutes;

@@ -24,6 +24,7 @@
 
 struct hub_http;
 struct hub_http_req;
+struct hub_conns;
 struct hub_metrics;
 
 struct hub_http_limits {
@@ -32,7 +33,10 @@ struct hub_http_limits {
 	int header_timeout_ms; /* from the first byte of a request to the end of its headers */
 	int body_timeout_ms;   /* from the end of headers to the end of the body */
 	int idle_timeout_ms;   /* keep-alive connection with no request in progress */
-	int max_connections;   /* beyond: accepted and closed at once */
+	int max_connections;   /* client connections in conns, handed-over websockets
+				* included; beyond: accepted and closed at once */
+	int max_per_address;   /* ... of one host (daemon/net/conns.h); beyond: 429 and
+				* closed; 0: no cap */
 };
 
 /* A request handler. It must eventually call hub_http_req_respond() (or _error, or
@@ -48,10 +52,12 @@ struct hub_http_route {
 };
 
 /* routes (with nroutes entries) must outlive the server; data is passed to handlers;
- * metrics may be NULL. Does not listen yet. */
+ * every connection is counted in conns (which must outlive the server) while it is open
+ * here; metrics may be NULL. Does not listen yet. */
 int hub_http_new(uv_loop_t *loop, const struct hub_http_limits *limits,
 		 const struct hub_http_route *routes, size_t nroutes, void *data,
-		 struct hub_metrics *metrics, struct hub_http **out) HUB_MUSTCHECK;
+		 struct hub_conns *conns, struct hub_metrics *metrics,
+		 struct hub_http **out) HUB_MUSTCHECK;
 /* Binds and listens on "host:port" ("127.0.0.1:8080", "[::1]:8080", port 0 = any free).
  * 0 or a negative errno with err filled. */
 int hub_http_listen(struct hub_http *h, const char *addr, struct hub_err *err) HUB_MUSTCHECK;

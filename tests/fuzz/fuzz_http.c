@@ -35,6 +35,7 @@
 
 #include <uv.h>
 
+#include "daemon/net/conns.h"
 #include "daemon/net/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -51,6 +52,7 @@ static const size_t body_maxes[4] = { 16, 1024, 65536, 1 << 20 };
 static struct {
 	uv_loop_t loop;
 	struct hub_http *h;
+	struct hub_conns *conns; /* lives as long as the process */
 	struct hub_http_limits limits;
 	int port;
 	int pending;          /* deferred answers not sent yet */
@@ -360,8 +362,9 @@ static void setup(void)
 		.idle_timeout_ms = 3000,
 		.max_connections = 8,
 	};
-	fuzz_check(hub_http_new(&fz.loop, &fz.limits, routes, HUB_ARRAY_SIZE(routes), NULL, NULL,
-				&fz.h) == 0,
+	fz.conns = hub_conns_new();
+	fuzz_check(hub_http_new(&fz.loop, &fz.limits, routes, HUB_ARRAY_SIZE(routes), NULL,
+				fz.conns, NULL, &fz.h) == 0,
 		   "hub_http_new");
 	fuzz_check(hub_http_listen(fz.h, "127.0.0.1:0", &err) == 0, "listen: %s", err.msg);
 	fz.port = hub_http_port(fz.h);

@@ -263,8 +263,8 @@ static PGresult *make_rows(struct hub_str s, struct hub_pool *pool, bool *json)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct hub_jwt_claims agent = { "agent-7", "fuzz", HUB_ROLE_AGENT, 0 };
-	static const struct hub_jwt_claims admin = { "admin-1", "fuzz", HUB_ROLE_ADMIN, 0 };
+	static const struct hub_jwt_claims agent = { "agent-7", "fuzz", HUB_ROLE_AGENT, 0, 0 };
+	static const struct hub_jwt_claims admin = { "admin-1", "fuzz", HUB_ROLE_ADMIN, 0, 0 };
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_json_doc doc;
 	struct hub_inbox_caller who;

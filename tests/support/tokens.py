@@ -17,12 +17,15 @@ def b64url_decode(s):
 
 
 def mint(secret, sub="agent-1", tid="demo", role="agent", ttl=3600, exp=None, alg="HS256",
-         extra=None):
-    """A token with claims sub, tid, role, exp (now + ttl unless exp is given). alg "none"
-    yields an unsigned token with an empty signature."""
+         extra=None, iat=None):
+    """A token with claims sub, tid, role, exp (now + ttl unless exp is given) and iat when
+    given (Unix seconds; hubctl token always sets it). alg "none" yields an unsigned token
+    with an empty signature."""
     header = {"alg": alg, "typ": "JWT"}
     claims = {"sub": sub, "tid": tid, "role": role,
               "exp": int(exp if exp is not None else time.time() + ttl)}
+    if iat is not None:
+        claims["iat"] = int(iat)
     claims.update(extra or {})
     signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode()) + "." +
                      b64url(json.dumps(claims, separators=(",", ":")).encode()))

@@ -1,6 +1,6 @@
 /* tests/unit/test_jwt.c - lib/jwt: HS256 round trip and every way a token is refused
  * (expired, forged, alg none, wrong secret, malformed, missing claims, too large), and an
- * absurd exp clamped.
+ * absurd exp clamped; iat, the lifetime cap and revocation (lib/revoke).
  * Tokens under test are built by hand here so that each defect is exactly one. */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +15,7 @@
 #include "lib/buf.h"
 #include "lib/crypto.h"
 #include "lib/jwt.h"
+#include "lib/revoke.h"
 
 #define NOW 1700000000
 #define SECRET HUB_STR("test-secret-0123456789")
@@ -454,6 +455,71 @@ static void test_absurd_exp_is_clamped(void **state)
 	hub_buf_release(&tok);
 }
 
+static void test_iat_and_lifetime_cap(void **state)
+{
+	struct hub_jwt_claims c = { .role = HUB_ROLE_AGENT, .exp = NOW + 7200, .iat = NOW };
+	struct hub_buf tok = HUB_BUF_INIT;
+	struct hub_err err = HUB_ERR_INIT;
+
+	(void)state;
+	snprintf(c.sub, sizeof(c.sub), "%s", "u1");
+	snprintf(c.tid, sizeof(c.tid), "%s", "t1");
+	assert_int_equal(hub_jwt_sign(&tok, SECRET, &c), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(verify(&tok, &c, &err), 0);
+	assert_int_equal(c.iat, NOW);
+	assert_int_equal(hub_jwt_check_ttl(&c, 7200, NOW + 100, &err), 0);
+	assert_int_equal(hub_jwt_check_ttl(&c, 0, NOW, &err), 0);
+	assert_int_equal(hub_jwt_check_ttl(&c, 7199, NOW + 100, &err), -EKEYREJECTED);
+	assert_non_null(strstr(err.msg, "auth.max_token_ttl_s"));
+	c.iat = 0; /* without iat: what is left */
+	assert_int_equal(hub_jwt_check_ttl(&c, 7000, NOW + 200, &err), 0);
+	assert_int_equal(hub_jwt_check_ttl(&c, 7000, NOW + 100, &err), -EKEYREJECTED);
+	/* an iat after exp, not a number, or twice is malformed */
+	build(&tok, hs256, "{\"sub\":\"u\",\"tid\":\"t\",\"role\":\"agent\","
+	      "\"exp\":1700000100,\"iat\":1700000101}", SECRET, true, NULL);
+	assert_int_equal(verify(&tok, &c, &err), -EBADMSG);
+	build(&tok, hs256, "{\"sub\":\"u\",\"tid\":\"t\",\"role\":\"agent\","
+	      "\"exp\":1700000100,\"iat\":\"now\"}", SECRET, true, NULL);
+	assert_int_equal(verify(&tok, &c, &err), -EBADMSG);
+	build(&tok, hs256, "{\"sub\":\"u\",\"tid\":\"t\",\"role\":\"agent\","
+	      "\"exp\":1700000100,\"iat\":1,\"iat\":2}", SECRET, true, NULL);
+	assert_int_equal(verify(&tok, &c, &err), -EBADMSG);
+	hub_buf_release(&tok);
+}
+
+static void test_revocations(void **state)
+{
+	struct hub_revocations *rv = hub_revocations_new();
+	struct hub_jwt_claims c = { "u1", "t1", HUB_ROLE_AGENT, NOW + 60, NOW };
+	struct hub_err err = HUB_ERR_INIT;
+
+	(void)state;
+	assert_int_equal(hub_revocations_check(NULL, &c, &err), 0);
+	hub_revocations_add(rv, "t1", "u2", NOW + 5);
+	hub_revocations_add(rv, "t2", NULL, NOW + 5);
+	hub_revocations_add(rv, "t1", "u1", NOW - 10);
+	hub_revocations_add(rv, "t1", "u1", NOW - 20); /* the later one wins */
+	hub_revocations_seal(rv);
+	assert_int_equal(hub_revocations_count(rv), 3);
+	assert_int_equal(hub_revocations_not_before(rv, &c), NOW - 10);
+	assert_int_equal(hub_revocations_check(rv, &c, &err), 0);
+	c.iat = NOW - 11;
+	assert_int_equal(hub_revocations_check(rv, &c, &err), -EKEYREVOKED);
+	c.iat = 0; /* no iat: refused once a not-before is set */
+	assert_int_equal(hub_revocations_check(rv, &c, &err), -EKEYREVOKED);
+	assert_non_null(strstr(err.msg, "no iat"));
+	snprintf(c.sub, sizeof(c.sub), "%s", "u3"); /* nothing for u3 nor t1 as a whole */
+	assert_int_equal(hub_revocations_check(rv, &c, &err), 0);
+	snprintf(c.tid, sizeof(c.tid), "%s", "t2"); /* the whole tenant t2 */
+	c.iat = NOW + 4;
+	assert_int_equal(hub_revocations_check(rv, &c, &err), -EKEYREVOKED);
+	c.iat = NOW + 5;
+	assert_int_equal(hub_revocations_check(rv, &c, &err), 0);
+	hub_revocations_unref(hub_revocations_ref(rv));
+	hub_revocations_unref(rv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,6 +534,8 @@ int main(void)
 		cmocka_unit_test(test_roles),
 		cmocka_unit_test(test_large),
 		cmocka_unit_test(test_absurd_exp_is_clamped),
+		cmocka_unit_test(test_iat_and_lifetime_cap),
+		cmocka_unit_test(test_revocations),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
