@@ -210,16 +210,16 @@ static void on_inbox(struct hub_http_req *req, void *data)
 }
 
 static const struct hub_http_route routes[] = {
-	{ "GET", "/healthz", "healthz", on_healthz },
-	{ "GET", "/readyz", "readyz", on_readyz },
-	{ "GET", "/metrics", "metrics", on_metrics },
-	{ "GET", "/ws", "ws", on_ws },
-	{ "GET", "/webhooks/{platform}/{channel}", "webhook_handshake", on_webhook_get },
-	{ "POST", "/webhooks/{platform}/{channel}", "webhook", on_webhook_post },
-	{ "GET", "/api/v1/conversations", "api_conversations", on_api_conversations },
-	{ "GET", "/api/v1/conversations/{id}/messages", "api_messages", on_api_messages },
-	{ "GET", "/inbox", "inbox", on_inbox },
-	{ "GET", "/inbox/{file}", "inbox", on_inbox },
+	{ "GET", "/healthz", "healthz", on_healthz, false },
+	{ "GET", "/readyz", "readyz", on_readyz, false },
+	{ "GET", "/metrics", "metrics", on_metrics, false },
+	{ "GET", "/ws", "ws", on_ws, false },
+	{ "GET", "/webhooks/{platform}/{channel}", "webhook_handshake", on_webhook_get, false },
+	{ "POST", "/webhooks/{platform}/{channel}", "webhook", on_webhook_post, false },
+	{ "GET", "/api/v1/conversations", "api_conversations", on_api_conversations, false },
+	{ "GET", "/api/v1/conversations/{id}/messages", "api_messages", on_api_messages, false },
+	{ "GET", "/inbox", "inbox", on_inbox, false },
+	{ "GET", "/inbox/{file}", "inbox", on_inbox, false },
 };
 
 /* ---- events ---- */
