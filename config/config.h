@@ -89,6 +89,13 @@ struct hub_settings {
 		int max_attempts; /* a message still not accepted after so many fails */
 		int retry_base_ms, retry_max_ms; /* backoff: base * 2^attempt, capped, jittered */
 	} outbound;
+	struct {
+		size_t max_bytes;       /* a platform's file passed on to an agent, at most */
+		size_t upload_max;      /* an agent's upload, at most */
+		const char *public_url; /* the hub as the platforms reach it; NULL: no media out */
+		int link_ttl_s;         /* a signed media link lives so long */
+		int timeout_ms;         /* one download from a platform, in total */
+	} media;
 };
 
 struct hub_tenant {

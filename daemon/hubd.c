@@ -23,6 +23,7 @@
 #include "daemon/inbound/profiles.h"
 #include "daemon/inbound/tgpoll.h"
 #include "daemon/inbox/api.h"
+#include "daemon/inbox/media.h"
 #include "daemon/inbox/web.h"
 #include "daemon/inbox/ws.h"
 #include "daemon/net/http.h"
@@ -50,6 +51,7 @@ struct hubd {
 	struct hub_ws *ws;
 	struct hub_ingest *ingest;
 	struct hub_api *api;
+	struct hub_media *media;   /* messages' files, agents' uploads */
 	struct hub_httpc *httpc;   /* the platforms' APIs */
 	struct hub_outbox *outbox; /* delivers agents' replies */
 	struct hub_tgpoll *tgpoll; /* Telegram channels in mode polling */
@@ -96,6 +98,7 @@ static const struct hub_http_limits *http_limits(const struct hub_settings *s,
 	l->body_timeout_ms = s->http.body_timeout_ms;
 	l->idle_timeout_ms = s->http.idle_timeout_ms;
 	l->max_connections = s->http.max_connections;
+	l->large_body_max = s->media.upload_max;
 	return l;
 }
 
@@ -203,6 +206,26 @@ static void on_api_messages(struct hub_http_req *req, void *data)
 	hub_api_handle_messages(((struct hubd *)data)->api, req);
 }
 
+static void on_api_media(struct hub_http_req *req, void *data)
+{
+	hub_media_handle_get(((struct hubd *)data)->media, req);
+}
+
+static void on_api_media_link(struct hub_http_req *req, void *data)
+{
+	hub_media_handle_link(((struct hubd *)data)->media, req);
+}
+
+static void on_api_upload(struct hub_http_req *req, void *data)
+{
+	hub_media_handle_upload(((struct hubd *)data)->media, req);
+}
+
+static void on_media_public(struct hub_http_req *req, void *data)
+{
+	hub_media_handle_public(((struct hubd *)data)->media, req);
+}
+
 static void on_inbox(struct hub_http_req *req, void *data)
 {
 	(void)data;
@@ -218,6 +241,10 @@ static const struct hub_http_route routes[] = {
 	{ "POST", "/webhooks/{platform}/{channel}", "webhook", on_webhook_post, false },
 	{ "GET", "/api/v1/conversations", "api_conversations", on_api_conversations, false },
 	{ "GET", "/api/v1/conversations/{id}/messages", "api_messages", on_api_messages, false },
+	{ "GET", "/api/v1/messages/{id}/media", "api_media", on_api_media, false },
+	{ "POST", "/api/v1/messages/{id}/media/link", "api_media_link", on_api_media_link, false },
+	{ "POST", "/api/v1/media", "api_upload", on_api_upload, true },
+	{ "GET", "/media/{id}/{name}", "media", on_media_public, false },
 	{ "GET", "/inbox", "inbox", on_inbox, false },
 	{ "GET", "/inbox/{file}", "inbox", on_inbox, false },
 };
@@ -329,6 +356,7 @@ static void apply_channels(struct hubd *h)
 	hub_outbox_set_config(h->outbox, snap);
 	hub_tgpoll_set_config(h->tgpoll, snap);
 	hub_profiles_set_config(h->profiles, snap);
+	hub_media_set_config(h->media, snap);
 	hub_config_unref(snap);
 }
 
@@ -645,6 +673,7 @@ static int start(struct hubd *h)
 		return ret;
 	}
 	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret));
+	h->media = hub_media_new(h->store, h->httpc, h->api, h->cfg);
 	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
 			   h->metrics, &h->http);
 	if (ret < 0) {
@@ -774,6 +803,7 @@ int main(int argc, char **argv)
 	}
 	hub_bus_free(h.bus);
 	hub_ingest_free(h.ingest);
+	hub_media_free(h.media);
 	hub_api_free(h.api);
 	hub_metrics_free(h.metrics);
 	hub_pool_release(&h.db_pool);

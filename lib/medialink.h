@@ -26,4 +26,10 @@ void hub_medialink_sign(const struct hub_medialink_key *key, const char *purpose
 int hub_medialink_verify(const struct hub_medialink_key *key, const char *purpose, int64_t id,
 			 struct hub_str exp, struct hub_str sig, int64_t now) HUB_MUSTCHECK;
 
+/* "<public_url>/media/<id>/<filename, %-encoded>?exp=&sig=" (purpose "upload") into b:
+ * where a platform fetches an agent's upload; the name is in the path because Telegram
+ * names a file sent by URL after the URL's last segment. */
+void hub_medialink_upload_url(const struct hub_medialink_key *key, const char *public_url,
+			      int64_t id, const char *filename, int64_t exp, struct hub_buf *b);
+
 #endif

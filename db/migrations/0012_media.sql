@@ -216,8 +216,8 @@ BEGIN
 END;
 $$;
 
--- The file of message p_message for an agent of p_tenant: no row when the message is
--- another tenant's, unknown or has no file. upload_lo is set for an agent's upload (read
+-- The file of message p_message for an agent of p_tenant (NULL: for a signed link, which
+-- was issued to one): no row when the message is another tenant's, unknown or has no file. upload_lo is set for an agent's upload (read
 -- it with lo_get), else ref is the platform's reference, fetched with the channel's token.
 CREATE FUNCTION hub_media_of(p_tenant text, p_message bigint)
 RETURNS TABLE (channel text, kind text, ref text, mime text, filename text, size bigint,
@@ -229,12 +229,14 @@ LANGUAGE sql STABLE AS $$
 	FROM messages m
 	JOIN channels ch ON ch.id = m.channel_id
 	LEFT JOIN media_uploads u ON u.id = m.media_upload_id
-	WHERE m.id = p_message AND m.tenant_id = p_tenant AND m.media IS NOT NULL
+	WHERE m.id = p_message AND (p_tenant IS NULL OR m.tenant_id = p_tenant)
+	      AND m.media IS NOT NULL
 	      AND (m.media ? 'ref' OR u.id IS NOT NULL)
 $$;
 
 -- send (0007) with an upload: p_media, an upload of the tenant, makes the message an image
--- (image/*) or a document with p_text as its caption (may be empty).
+-- (JPEG or PNG, what every platform shows as a photo) or a document (any other type, WebP
+-- too), with p_text as its caption (may be empty).
 DROP FUNCTION hub_cmd_send(conversations, text, text, text, text, bigint);
 CREATE FUNCTION hub_cmd_send(v_conv conversations, v_channel text, p_user text, p_text text,
 			     p_client_id text, p_reply_to bigint, p_media bigint)
@@ -300,7 +302,7 @@ BEGIN
 				   media_upload_id)
 	VALUES (v_conv.tenant_id, v_conv.id, v_conv.channel_id, 'out', 'agent',
 		CASE WHEN v_up.id IS NULL THEN 'text'
-		     WHEN v_up.mime LIKE 'image/%' THEN 'image' ELSE 'document' END,
+		     WHEN v_up.mime IN ('image/jpeg', 'image/png') THEN 'image' ELSE 'document' END,
 		nullif(p_text, ''), 'queued', p_client_id, v_quote,
 		CASE WHEN v_up.id IS NOT NULL THEN jsonb_build_object('upload', v_up.id,
 			'mime', v_up.mime, 'filename', v_up.filename, 'size', v_up.size) END,
@@ -351,12 +353,12 @@ END;
 $$;
 
 -- hub_outbox_claim (0007) with the message's upload: media_upload (its id: the sender
--- passes the platform a signed URL of it), media_mime, media_filename.
+-- passes the platform a signed URL of it) and media_filename.
 DROP FUNCTION hub_outbox_claim(integer, integer);
 CREATE FUNCTION hub_outbox_claim(p_limit integer, p_lease_ms integer)
 RETURNS TABLE (outbox_id bigint, attempts integer, channel text, recipient text, type text,
 	       text text, reply_to text, window_open boolean, media_upload bigint,
-	       media_mime text, media_filename text)
+	       media_filename text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
@@ -390,7 +392,7 @@ BEGIN
 		WHERE i.contact_id = v.contact_id AND i.channel_id = v.channel_id
 		ORDER BY i.updated_at DESC, i.id DESC LIMIT 1),
 	       m.type, m.text, m.reply_to_external_id, hub_window_open(v, ch.kind),
-	       u.id, u.mime, u.filename
+	       u.id, u.filename
 	FROM claimed c
 	JOIN messages m ON m.id = c.message_id
 	JOIN conversations v ON v.id = c.conversation_id
