@@ -53,19 +53,8 @@ int hub_medialink_verify(const struct hub_medialink_key *key, const char *purpos
 void hub_medialink_upload_url(const struct hub_medialink_key *key, const char *public_url,
 			      int64_t id, const char *filename, int64_t exp, struct hub_buf *b)
 {
-	static const char hex[] = "0123456789ABCDEF";
-
 	hub_buf_addf(b, "%s/media/%" PRId64 "/", public_url, id);
-	for (const unsigned char *p = (const unsigned char *)filename; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-			hub_buf_addch(b, *p);
-		} else {
-			hub_buf_addch(b, '%');
-			hub_buf_addch(b, hex[*p >> 4]);
-			hub_buf_addch(b, hex[*p & 15]);
-		}
-	}
+	hub_buf_addpct(b, filename, "");
 	hub_buf_addch(b, '?');
 	hub_medialink_sign(key, "upload", id, exp, b);
 }

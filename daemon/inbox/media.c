@@ -228,7 +228,6 @@ static bool inline_type(const char *t)
 /* RFC 6266: an ASCII fallback name and the UTF-8 one (RFC 8187). */
 static const char *disposition(struct job *job, const char *type)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	const char *name = job->filename && *job->filename ? job->filename : "file";
 	struct hub_buf b = HUB_BUF_INIT;
 	const char *out;
@@ -239,16 +238,7 @@ static const char *disposition(struct job *job, const char *type)
 		hub_buf_addch(&b, (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' &&
 				   *p != '%') ? *p : '_');
 	hub_buf_adds(&b, "\"; filename*=UTF-8''");
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("!#$&+-.^_`|~", *p)) {
-			hub_buf_addch(&b, *p);
-		} else {
-			hub_buf_addch(&b, '%');
-			hub_buf_addch(&b, hex[*p >> 4]);
-			hub_buf_addch(&b, hex[*p & 15]);
-		}
-	}
+	hub_buf_addpct(&b, name, "!#$&+^`|"); /* RFC 8187 attr-char */
 	out = hub_pool_strndup(&job->pool, b.p, b.len);
 	hub_buf_release(&b);
 	return out;
@@ -532,23 +522,13 @@ static void on_wa_info(int status, const struct hub_httpc_resp *resp, void *data
 	job_maybe_free(job);
 }
 
-/* %-encodes s except its unreserved characters (and '/' when keep_slash) into the pool. */
+/* s %-encoded (and '/' kept when keep_slash), in the pool. */
 static const char *pct(struct job *job, const char *s, bool keep_slash)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	struct hub_buf b = HUB_BUF_INIT;
 	const char *out;
 
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) || (keep_slash && *p == '/')) {
-			hub_buf_addch(&b, *p);
-		} else {
-			hub_buf_addch(&b, '%');
-			hub_buf_addch(&b, hex[*p >> 4]);
-			hub_buf_addch(&b, hex[*p & 15]);
-		}
-	}
+	hub_buf_addpct(&b, s, keep_slash ? "/" : "");
 	out = hub_pool_strndup(&job->pool, b.p ? b.p : "", b.len);
 	hub_buf_release(&b);
 	return out;

@@ -1157,7 +1157,8 @@ static bool must_close(const struct hub_http_req *req, const struct conn *c, boo
 	       (req->h && req->h->draining);
 }
 
-/* The response is out (or cut): metrics, log, and on with the connection's next request. */
+/* The response is out (or cut) and req detached from its connection: metrics, log, and
+ * on with the connection's next request. */
 static void finish(struct hub_http_req *req, int status, size_t out_len, bool close)
 {
 	struct hub_http *h = req->h;
@@ -1171,8 +1172,6 @@ static void finish(struct hub_http_req *req, int status, size_t out_len, bool cl
 			      req->method ? req->method : "-", route_name(req, status), status,
 			      req->body.len, out_len, secs * 1e3, c ? "" : " (client gone)");
 	}
-	if (c && c->req == req)
-		c->req = NULL;
 	if (req->dispatched && h) {
 		if (req->prev)
 			req->prev->next = req->next;
