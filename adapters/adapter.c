@@ -121,6 +121,10 @@ void hub_event_to_json(const struct hub_event *ev, struct hub_buf *out)
 		jw_str_or_null(&jw, "mime", m->media.mime);
 		jw_str_or_null(&jw, "caption", m->media.caption);
 		jw_str_or_null(&jw, "filename", m->media.filename);
+		if (m->media.size > 0) {
+			hub_jw_key(&jw, "size");
+			hub_jw_int(&jw, m->media.size);
+		}
 		hub_jw_obj_close(&jw);
 	}
 	if (m->location.present) {

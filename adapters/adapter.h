@@ -53,7 +53,10 @@ struct hub_inbound_msg {
 	enum hub_msg_type type;
 	struct hub_str text;                /* text, caption or button title */
 	struct {
+		/* the platform's reference: WhatsApp media id, Telegram file_id (of the largest
+		 * photo size), Instagram CDN URL; with what the webhook says of the file */
 		struct hub_str platform_id, mime, caption, filename;
+		int64_t size; /* bytes; 0 when the webhook does not say */
 	} media;
 	struct {
 		bool present;

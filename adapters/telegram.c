@@ -68,6 +68,16 @@ static struct hub_str int_at(const struct tg_ctx *c, int obj, const char *key)
 }
 
 /* Telegram dates are integers of Unix seconds; 0 when missing or absurd. */
+/* A file's file_size, 0 when absent or not a positive integer. */
+static int64_t size_at(const struct tg_ctx *c, int obj)
+{
+	int64_t v;
+
+	if (hub_json_int64(c->doc, hub_json_get(c->doc, obj, "file_size"), &v) < 0 || v < 0)
+		return 0;
+	return v;
+}
+
 static int64_t ms_at(const struct tg_ctx *c, int obj, const char *key)
 {
 	int64_t v;
@@ -219,6 +229,8 @@ static int parse_content(const struct tg_ctx *c, int m, struct hub_inbound_msg *
 		msg->type = HUB_MSG_IMAGE;
 		msg->raw_type = HUB_STR("photo");
 		msg->media.platform_id = str_at(c, best, "file_id");
+		msg->media.mime = HUB_STR("image/jpeg"); /* Telegram re-encodes photos as JPEG */
+		msg->media.size = size_at(c, best);
 		msg->media.caption = caption;
 		msg->text = caption;
 		return 0;
@@ -234,6 +246,7 @@ static int parse_content(const struct tg_ctx *c, int m, struct hub_inbound_msg *
 			return -EBADMSG;
 		msg->media.mime = str_at(c, body, "mime_type");
 		msg->media.filename = str_at(c, body, "file_name");
+		msg->media.size = size_at(c, body);
 		msg->media.caption = caption;
 		msg->text = caption;
 		if (msg->type == HUB_MSG_STICKER)

@@ -147,6 +147,12 @@ static const struct cfg_key settings_keys[] = {
 	  "HUB_MASTER_KEY", CFG_RESTART | CFG_NULLABLE },
 	{ "secrets.previous_master_key", CFG_T_SECRET, S(secrets.previous_master_key), 0, 0, 0,
 	  NULL, "HUB_PREVIOUS_MASTER_KEY", CFG_RESTART | CFG_NULLABLE },
+	KEY_SIZE("media.max_bytes", media.max_bytes, 1024, 1 << 30, 25 << 20, CFG_LIVE),
+	KEY_SIZE("media.upload_max", media.upload_max, 1024, 256 << 20, 16 << 20, CFG_LIVE),
+	{ "media.public_url", CFG_T_URL, S(media.public_url), 0, 0, 0, NULL, NULL,
+	  CFG_LIVE | CFG_NULLABLE },
+	KEY_INT("media.link_ttl_s", media.link_ttl_s, 10, 86400, 600, CFG_LIVE),
+	KEY_INT("media.timeout_ms", media.timeout_ms, 1000, 3600000, 300000, CFG_LIVE),
 	{ "metrics.token", CFG_T_SECRET, S(metrics.token), 0, 0, 0, NULL, "HUB_METRICS_TOKEN",
 	  CFG_LIVE | CFG_NULLABLE },
 };

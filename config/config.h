@@ -109,6 +109,13 @@ struct hub_settings {
 		int breaker_failures; /* failures in a row that open a provider's breaker */
 		int breaker_open_ms;  /* requests to it are not made for so long then */
 	} assistant;
+	struct {
+		size_t max_bytes;       /* a platform's file passed on to an agent, at most */
+		size_t upload_max;      /* an agent's upload, at most */
+		const char *public_url; /* the hub as the platforms reach it; NULL: no media out */
+		int link_ttl_s;         /* a signed media link lives so long */
+		int timeout_ms;         /* one download from a platform, in total */
+	} media;
 };
 
 struct hub_tenant {

@@ -25,6 +25,7 @@
 #include "daemon/inbound/profiles.h"
 #include "daemon/inbound/tgpoll.h"
 #include "daemon/inbox/api.h"
+#include "daemon/inbox/media.h"
 #include "daemon/inbox/web.h"
 #include "daemon/inbox/ws.h"
 #include "daemon/net/conns.h"
@@ -41,6 +42,10 @@
 /* A failed read of a mirrored table is tried again after this long. */
 #define MIRROR_RETRY_MS 1000
 #define DEFAULT_CONFIG "/etc/hubd/hubd.json"
+/* At start-up, a database that does not take connections yet is waited for this long
+ * (tried again every SYNC_RETRY_MS) before hubd gives up. */
+#define START_WAIT_MS 30000
+#define SYNC_RETRY_MS 500
 /* File descriptors for what own_fds() does not count: libuv's and lws' own, stdio, the
  * config and secret files, a hand-over's dup. */
 #define FDS_SLACK 64
@@ -74,6 +79,7 @@ struct hubd {
 	struct hub_ws *ws;
 	struct hub_ingest *ingest;
 	struct hub_api *api;
+	struct hub_media *media;   /* messages' files, agents' uploads */
 	struct hub_httpc *httpc;   /* the platforms' APIs */
 	struct hub_outbox *outbox; /* delivers agents' replies */
 	struct hub_tgpoll *tgpoll; /* Telegram channels in mode polling */
@@ -92,6 +98,9 @@ struct hubd {
 	struct mirror revocations;
 	int syncs_pending; /* channel upserts not answered yet */
 	bool sync_failed;  /* one failed before the first READY=1 */
+	bool sync_unreachable; /* ... because the database was not reached (yet) */
+	uv_timer_t sync_retry; /* the start-up sync again, while the database is not reached */
+	uint64_t started_ms;   /* uv_now() when the start-up sync began */
 	bool ready;
 	bool stopping;
 	int exit_code;
@@ -166,6 +175,7 @@ static const struct hub_http_limits *http_limits(const struct hub_settings *s,
 	l->idle_timeout_ms = s->http.idle_timeout_ms;
 	l->max_connections = fit_max_connections(s);
 	l->max_per_address = s->http.max_per_address;
+	l->large_body_max = s->media.upload_max;
 	return l;
 }
 
@@ -273,6 +283,26 @@ static void on_api_messages(struct hub_http_req *req, void *data)
 	hub_api_handle_messages(((struct hubd *)data)->api, req);
 }
 
+static void on_api_media(struct hub_http_req *req, void *data)
+{
+	hub_media_handle_get(((struct hubd *)data)->media, req);
+}
+
+static void on_api_media_link(struct hub_http_req *req, void *data)
+{
+	hub_media_handle_link(((struct hubd *)data)->media, req);
+}
+
+static void on_api_upload(struct hub_http_req *req, void *data)
+{
+	hub_media_handle_upload(((struct hubd *)data)->media, req);
+}
+
+static void on_media_public(struct hub_http_req *req, void *data)
+{
+	hub_media_handle_public(((struct hubd *)data)->media, req);
+}
+
 static void on_inbox(struct hub_http_req *req, void *data)
 {
 	(void)data;
@@ -280,16 +310,20 @@ static void on_inbox(struct hub_http_req *req, void *data)
 }
 
 static const struct hub_http_route routes[] = {
-	{ "GET", "/healthz", "healthz", on_healthz },
-	{ "GET", "/readyz", "readyz", on_readyz },
-	{ "GET", "/metrics", "metrics", on_metrics },
-	{ "GET", "/ws", "ws", on_ws },
-	{ "GET", "/webhooks/{platform}/{channel}", "webhook_handshake", on_webhook_get },
-	{ "POST", "/webhooks/{platform}/{channel}", "webhook", on_webhook_post },
-	{ "GET", "/api/v1/conversations", "api_conversations", on_api_conversations },
-	{ "GET", "/api/v1/conversations/{id}/messages", "api_messages", on_api_messages },
-	{ "GET", "/inbox", "inbox", on_inbox },
-	{ "GET", "/inbox/{file}", "inbox", on_inbox },
+	{ "GET", "/healthz", "healthz", on_healthz, false },
+	{ "GET", "/readyz", "readyz", on_readyz, false },
+	{ "GET", "/metrics", "metrics", on_metrics, false },
+	{ "GET", "/ws", "ws", on_ws, false },
+	{ "GET", "/webhooks/{platform}/{channel}", "webhook_handshake", on_webhook_get, false },
+	{ "POST", "/webhooks/{platform}/{channel}", "webhook", on_webhook_post, false },
+	{ "GET", "/api/v1/conversations", "api_conversations", on_api_conversations, false },
+	{ "GET", "/api/v1/conversations/{id}/messages", "api_messages", on_api_messages, false },
+	{ "GET", "/api/v1/messages/{id}/media", "api_media", on_api_media, false },
+	{ "POST", "/api/v1/messages/{id}/media/link", "api_media_link", on_api_media_link, false },
+	{ "POST", "/api/v1/media", "api_upload", on_api_upload, true },
+	{ "GET", "/media/{id}/{name}", "media", on_media_public, false },
+	{ "GET", "/inbox", "inbox", on_inbox, false },
+	{ "GET", "/inbox/{file}", "inbox", on_inbox, false },
 };
 
 /* ---- events ---- */
@@ -340,23 +374,57 @@ static double gauge_redis_up(void *data)
 static void start_listening(struct hubd *h);
 static void mirror_watch(struct mirror *m);
 
+static void on_sync_retry(uv_timer_t *t);
+
 static void on_channel_synced(int status, PGresult *res, void *data)
 {
 	struct hubd *h = data;
 
 	(void)res;
 	if (status < 0 && status != -ECANCELED) {
-		hub_log_err(TAG, "could not sync a channel to the database: %s", strerror(-status));
-		h->sync_failed |= !h->ready;
+		bool unreachable = status == -ENOTCONN || status == -ECONNRESET ||
+				   status == -ETIMEDOUT || status == -EAGAIN;
+
+		if (h->ready || !unreachable)
+			hub_log_err(TAG, "could not sync a channel to the database: %s",
+				    strerror(-status));
+		h->sync_failed |= !h->ready && !unreachable;
+		h->sync_unreachable |= !h->ready && unreachable;
 	}
 	if (h->syncs_pending > 0 && --h->syncs_pending == 0 && !h->ready && !h->stopping) {
-		if (h->sync_failed) {
+		if (h->sync_unreachable && !h->sync_failed &&
+		    uv_now(&h->loop) - h->started_ms < START_WAIT_MS) {
+			/* a database that is slow to take connections (starting, busy) is waited
+			 * for, as systemd waits for READY=1 */
+			hub_log_warn(TAG, "the database is not reachable yet: syncing the channels "
+				     "again in %d ms", SYNC_RETRY_MS);
+			h->sync_unreachable = false;
+			uv_timer_start(&h->sync_retry, on_sync_retry, SYNC_RETRY_MS, 0);
+			return;
+		}
+		if (h->sync_failed || h->sync_unreachable) {
+			if (h->sync_unreachable)
+				hub_log_err(TAG, "the database was not reached within %d ms",
+					    START_WAIT_MS);
 			h->exit_code = 1;
 			uv_stop(&h->loop);
 			return;
 		}
 		mirror_watch(&h->channels);
 		mirror_watch(&h->revocations);
+	}
+}
+
+static int sync_channels(struct hubd *h, struct hub_config *cfg);
+
+/* The start-up sync once more (the database was not reached). */
+static void on_sync_retry(uv_timer_t *t)
+{
+	struct hubd *h = hub_container_of(t, struct hubd, sync_retry);
+
+	if (!h->stopping && sync_channels(h, h->cfg) < 0) {
+		h->exit_code = 1;
+		uv_stop(&h->loop);
 	}
 }
 
@@ -489,6 +557,7 @@ static void apply_channels(struct hubd *h)
 	hub_tgpoll_set_config(h->tgpoll, snap);
 	hub_profiles_set_config(h->profiles, snap);
 	hub_responder_set_config(h->responder, snap);
+	hub_media_set_config(h->media, snap);
 	hub_config_unref(snap);
 }
 
@@ -667,6 +736,7 @@ static void on_drained(void *data)
 	h->http = NULL;
 	hub_ws_close(h->ws, on_ws_closed, h);
 	uv_close((uv_handle_t *)&h->watchdog, on_closed_handle);
+	uv_close((uv_handle_t *)&h->sync_retry, on_closed_handle);
 	uv_close((uv_handle_t *)&h->channels.retry, on_closed_handle);
 	uv_close((uv_handle_t *)&h->revocations.retry, on_closed_handle);
 }
@@ -797,6 +867,7 @@ static int start(struct hubd *h)
 		return ret;
 	}
 	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
+	h->media = hub_media_new(h->store, h->httpc, h->api, h->cfg);
 	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
 			   h->conns, h->metrics, &h->http);
 	if (ret < 0) {
@@ -821,12 +892,14 @@ static int start(struct hubd *h)
 	uv_signal_start(&h->sig_int, on_signal, SIGINT);
 	uv_signal_start(&h->sig_hup, on_signal, SIGHUP);
 	uv_timer_init(&h->loop, &h->watchdog);
+	uv_timer_init(&h->loop, &h->sync_retry);
 	mirror_init(h, &h->channels, "hub_channels", hub_channels_sql, on_channels_read);
 	mirror_init(h, &h->revocations, "hub_revocations", revocations_sql, on_revocations_read);
 	uint64_t wd = hub_notify_watchdog_ms();
 	if (wd)
 		uv_timer_start(&h->watchdog, on_watchdog, wd / 2, wd / 2);
 
+	h->started_ms = uv_now(&h->loop);
 	ret = sync_channels(h, h->cfg);
 	if (ret < 0)
 		return ret;
@@ -931,6 +1004,7 @@ int main(int argc, char **argv)
 	}
 	hub_bus_free(h.bus);
 	hub_ingest_free(h.ingest);
+	hub_media_free(h.media);
 	hub_api_free(h.api);
 	hub_conns_free(h.conns);
 	hub_metrics_free(h.metrics);

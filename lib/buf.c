@@ -152,6 +152,22 @@ int hub_hexval(int c)
 	return -1;
 }
 
+void hub_buf_addpct(struct hub_buf *b, const char *s, const char *keep)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) || strchr(keep, *p)) {
+			hub_buf_addch(b, *p);
+		} else {
+			hub_buf_addch(b, '%');
+			hub_buf_addch(b, hex[*p >> 4]);
+			hub_buf_addch(b, hex[*p & 15]);
+		}
+	}
+}
+
 void hub_buf_addhex(struct hub_buf *b, const void *p, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -54,6 +54,9 @@ void hub_buf_addf(struct hub_buf *b, const char *fmt, ...) HUB_PRINTF(2, 3);
 int hub_hexval(int c);
 /* Lower-case hex of n bytes. */
 void hub_buf_addhex(struct hub_buf *b, const void *p, size_t n);
+/* Appends s %-encoded (RFC 3986): letters, digits, "-._~" and the characters of keep as
+ * they are, every other byte as %XX. */
+void hub_buf_addpct(struct hub_buf *b, const char *s, const char *keep);
 /* Shortens b to len bytes (len <= b->len). */
 void hub_buf_truncate(struct hub_buf *b, size_t len);
 /* Removes the first n bytes. */

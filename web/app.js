@@ -62,6 +62,7 @@
         ref: 0,
         pending: new Map(),    /* ref → {resolve, reject} of a command */
         outbox: new Map(),     /* client_id → unsent/unacked reply {client_id, conv, text, ...} */
+        mediaLinks: new Map(), /* message id → {url, exp}: signed links of its file */
         typingSent: 0,
         typing: new Map(),     /* conversation id → {user, until} */
         refreshTimer: null
@@ -611,7 +612,10 @@
 
     function sendOne(o) {
         o.sending = true;
-        command({ type: 'send', conversation_id: o.conv, text: o.text, client_id: o.client_id })
+        var cmd = { type: 'send', conversation_id: o.conv, text: o.text, client_id: o.client_id };
+        if (o.media_id)
+            cmd.media_id = o.media_id;
+        command(cmd)
             .then(function (ack) {
                 o.sending = false;
                 o.message_id = ack.message_id;
@@ -659,6 +663,90 @@
         if (S.wsOpen && !S.resuming)
             sendOne(o);
         renderThread('bottom');
+    }
+
+    /* A signed, short-lived link to a message's file (an <img> cannot send the token):
+     * asked for once and reused until shortly before it expires. */
+    function mediaLink(id) {
+        var l = S.mediaLinks.get(id);
+        if (l && l.exp * 1000 > Date.now() + 30000)
+            return Promise.resolve(l.url);
+        return fetch('/api/v1/messages/' + id + '/media/link', {
+            method: 'POST', headers: { Authorization: 'Bearer ' + S.token }, cache: 'no-store'
+        }).then(function (r) {
+            return r.json().then(function (body) {
+                if (!r.ok)
+                    throw new Error((body.error && body.error.message) || r.status);
+                S.mediaLinks.set(id, { url: body.url, exp: body.expires_at });
+                return body.url;
+            });
+        });
+    }
+
+    function fmtSize(n) {
+        if (!n)
+            return '';
+        return n < 1024 ? n + ' Б' : n < 1048576 ? Math.round(n / 1024) + ' КБ' :
+            (n / 1048576).toFixed(1) + ' МБ';
+    }
+
+    /* The file of a stored message: an image inline (lazily), anything else a download. */
+    function mediaNode(m) {
+        var f = m.media;
+        var inline = f.kind === 'image' || f.kind === 'sticker';
+        if (inline && typeof m.id === 'number') {
+            var img = el('img', 'media-img');
+            img.alt = f.filename || KINDS[f.kind] || '';
+            img.loading = 'lazy';
+            mediaLink(m.id).then(function (url) { img.src = url; }, function () {
+                img.replaceWith(el('span', 'media-file', 'Файл недоступен'));
+            });
+            return img;
+        }
+        var a = el('a', 'media-file', '📎 ' + (f.filename || KINDS[f.kind] || 'файл') +
+                   (f.size ? ' · ' + fmtSize(f.size) : ''));
+        a.href = '#';
+        a.addEventListener('click', function (ev) {
+            ev.preventDefault();
+            if (typeof m.id !== 'number')
+                return;
+            mediaLink(m.id).then(function (url) { window.location.assign(url); },
+                                 function (e) { toast('Файл недоступен: ' + e.message, true); });
+        });
+        return a;
+    }
+
+    /* The attach button: the file goes up (POST /api/v1/media), then out as a reply with
+     * the reply box's text as its caption. */
+    function attachFile(file) {
+        var conv = S.selected;
+        if (!file || !conv)
+            return;
+        fetch('/api/v1/media?filename=' + encodeURIComponent(file.name), {
+            method: 'POST', body: file,
+            headers: { Authorization: 'Bearer ' + S.token,
+                       'Content-Type': file.type || 'application/octet-stream' }
+        }).then(function (r) {
+            return r.json().then(function (body) {
+                if (!r.ok)
+                    throw new Error((body.error && body.error.message) || r.status);
+                return body;
+            });
+        }).then(function (up) {
+            var box = $('reply');
+            var o = { client_id: newClientId(), conv: conv, text: box.value.trim(),
+                      media_id: up.id, at: new Date(),
+                      media: { kind: /^image\/(jpeg|png)$/.test(up.mime) ? 'image' : 'document',
+                               filename: up.filename, size: up.size, mime: up.mime } };
+            box.value = '';
+            autosize();
+            S.outbox.set(o.client_id, o);
+            if (S.wsOpen && !S.resuming)
+                sendOne(o);
+            renderThread('bottom');
+        }, function (e) {
+            toast('Файл не отправлен: ' + e.message, true);
+        });
     }
 
     function markRead(id) {
@@ -872,7 +960,9 @@
         if (m.deleted_at) {
             bubble.appendChild(el('span', 'deleted', 'Сообщение удалено'));
         } else {
-            if (m.type && m.type !== 'text' && KINDS[m.type])
+            if (m.media)
+                bubble.appendChild(mediaNode(m));
+            else if (m.type && m.type !== 'text' && KINDS[m.type])
                 bubble.appendChild(el('div', 'kind', KINDS[m.type]));
             if (m.text)
                 bubble.appendChild(el('span', 'text', m.text));
@@ -951,7 +1041,8 @@
                 ? function () { retryMessage(m); } : null });
         });
         pending.forEach(function (o) {
-            add({ id: 'c-' + o.client_id, direction: 'out', author: 'agent', type: 'text',
+            add({ id: 'c-' + o.client_id, direction: 'out', author: 'agent',
+                type: o.media ? o.media.kind : 'text', media: o.media || null,
                 text: o.text, status: 'queued', created_at: o.at.toISOString() }, {
                 pending: true,
                 failed: o.failed,
@@ -1134,6 +1225,11 @@
         $('jump').addEventListener('click', function () {
             $('thread').scrollTop = $('thread').scrollHeight;
             $('jump').hidden = true;
+        });
+        $('attach').addEventListener('click', function () { $('attach-file').click(); });
+        $('attach-file').addEventListener('change', function () {
+            attachFile(this.files[0]);
+            this.value = '';
         });
         $('composer').addEventListener('submit', function (ev) {
             ev.preventDefault();

@@ -34,6 +34,9 @@ struct query {
 	uint64_t deadline; /* uv_now() ms after which a waiting query fails -ETIMEDOUT */
 	int nparams;
 	char **params;     /* in the same allocation as the query; NULL entries are NULL */
+	int *lengths;      /* likewise; NULL: all text */
+	int *formats;      /* likewise: 1 for a binary parameter */
+	int result_format; /* 1: binary results */
 	char *sql;         /* likewise */
 };
 
@@ -100,29 +103,48 @@ static void on_poll(uv_poll_t *h, int status, int events);
 
 /* --- queries ------------------------------------------------------------------------ */
 
-static struct query *query_new(const char *sql, int nparams, const char *const *params)
+/* lengths NULL: text parameters (NUL-terminated); else lengths[i] >= 0 makes params[i] a
+ * binary one of that many bytes. */
+static struct query *query_new(const char *sql, int nparams, const char *const *params,
+			       const int *lengths)
 {
 	size_t size = sizeof(struct query) + (size_t)nparams * sizeof(char *) + strlen(sql) + 1;
 	struct query *q;
 	char *p;
 
+	if (lengths)
+		size += 2 * (size_t)nparams * sizeof(int);
 	for (int i = 0; i < nparams; i++)
 		if (params[i])
-			size += strlen(params[i]) + 1;
+			size += (lengths && lengths[i] >= 0 ? (size_t)lengths[i] :
+							      strlen(params[i])) + 1;
 	q = hub_xmalloc(size);
 	memset(q, 0, sizeof(*q));
 	q->nparams = nparams;
 	q->params = (char **)(q + 1);
 	p = (char *)(q->params + nparams);
+	if (lengths) {
+		q->lengths = (int *)p;
+		q->formats = q->lengths + nparams;
+		p = (char *)(q->formats + nparams);
+	}
 	for (int i = 0; i < nparams; i++) {
+		bool bin = lengths && lengths[i] >= 0;
+		size_t n;
+
+		if (q->lengths) {
+			q->lengths[i] = bin ? lengths[i] : 0;
+			q->formats[i] = bin;
+		}
 		if (!params[i]) {
 			q->params[i] = NULL;
 			continue;
 		}
-		size_t n = strlen(params[i]) + 1;
+		n = bin ? (size_t)lengths[i] : strlen(params[i]);
 		memcpy(p, params[i], n);
+		p[n] = '\0';
 		q->params[i] = p;
-		p += n;
+		p += n + 1;
 	}
 	memcpy(p, sql, strlen(sql) + 1);
 	q->sql = p;
@@ -544,7 +566,7 @@ static int conn_send(struct conn *c, struct query *q)
 
 	hub_assert(c->state == CONN_IDLE);
 	if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, (const char *const *)q->params,
-			       NULL, NULL, 0))
+			       q->lengths, q->formats, q->result_format))
 		return -ECONNRESET;
 	/* A failed flush never sent the final Sync: the server runs nothing. */
 	r = PQflush(c->pg);
@@ -842,8 +864,9 @@ int hub_store_new(uv_loop_t *loop, const struct hub_store_opts *opts, struct hub
 	return 0;
 }
 
-int hub_store_query(struct hub_store *st, const char *sql, int nparams,
-		    const char *const *params, hub_store_cb *cb, void *data)
+int hub_store_query_bin(struct hub_store *st, const char *sql, int nparams,
+			const char *const *params, const int *lengths, bool binary_result,
+			hub_store_cb *cb, void *data)
 {
 	struct query *q;
 
@@ -855,7 +878,8 @@ int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 		return -ENOTCONN;
 	if (st->idle == 0 && st->waiting >= st->opts.queue_max)
 		return -EAGAIN;
-	q = query_new(sql, nparams, params);
+	q = query_new(sql, nparams, params, lengths);
+	q->result_format = binary_result;
 	q->cb = cb;
 	q->data = data;
 	q->deadline = uv_now(st->loop) + (uint64_t)st->opts.queue_timeout_ms;
@@ -863,6 +887,12 @@ int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 	st->queries_total++;
 	dispatch(st);
 	return 0;
+}
+
+int hub_store_query(struct hub_store *st, const char *sql, int nparams,
+		    const char *const *params, hub_store_cb *cb, void *data)
+{
+	return hub_store_query_bin(st, sql, nparams, params, NULL, false, cb, data);
 }
 
 bool hub_store_ready(const struct hub_store *st)

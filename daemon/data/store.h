@@ -58,6 +58,12 @@ int hub_store_new(uv_loop_t *loop, const struct hub_store_opts *opts, struct hub
  * -EAGAIN when the queue is full, -ECANCELED while closing) and never calls cb. */
 int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 		    const char *const *params, hub_store_cb *cb, void *data) HUB_MUSTCHECK;
+/* The same with binary parameters and results: lengths NULL, or lengths[i] >= 0 sends
+ * params[i] as that many raw bytes (a bytea, which may hold NUL) and -1 as text;
+ * binary_result asks for every column in binary (a bytea's raw bytes). */
+int hub_store_query_bin(struct hub_store *st, const char *sql, int nparams,
+			const char *const *params, const int *lengths, bool binary_result,
+			hub_store_cb *cb, void *data) HUB_MUSTCHECK;
 /* True while at least one connection is open and answered its last query. */
 bool hub_store_ready(const struct hub_store *st);
 void hub_store_stats(const struct hub_store *st, struct hub_store_stats *out);

@@ -321,6 +321,18 @@ static void write_item(struct hub_jw *w, const struct hub_channel *ch, const str
 	put_str(w, "key", m->dedupe_key);
 	put_str(w, "recipient", m->recipient_external_id);
 	put_str(w, "update_id", m->update_id);
+	if (m->media.platform_id.len) {
+		hub_jw_key(w, "media");
+		hub_jw_obj_open(w);
+		put_str(w, "ref", m->media.platform_id);
+		put_str(w, "mime", m->media.mime);
+		put_str(w, "filename", m->media.filename);
+		if (m->media.size > 0) {
+			hub_jw_key(w, "size");
+			hub_jw_int(w, m->media.size);
+		}
+		hub_jw_obj_close(w);
+	}
 	put_ts(w, m->platform_ts);
 	hub_jw_obj_close(w);
 }

@@ -79,10 +79,8 @@ void hub_api_free(struct hub_api *api)
 	free(api);
 }
 
-/* Authorization: Bearer <token> (RFC 6750) verified now; answers 401 and returns -EPERM
- * when missing or bad. */
-static int authenticate(struct hub_api *api, struct hub_http_req *req,
-			struct hub_jwt_claims *claims)
+int hub_api_authenticate(struct hub_api *api, struct hub_http_req *req,
+			 struct hub_jwt_claims *claims)
 {
 	struct hub_str h = hub_http_req_header(req, "Authorization");
 	struct hub_err err = HUB_ERR_INIT;
@@ -204,7 +202,7 @@ out:
 	return ret;
 }
 
-static void answer_store_error(struct hub_http_req *req, int status)
+void hub_api_store_error(struct hub_http_req *req, int status)
 {
 	hub_log_warn(TAG, "conn=%" PRIu64 " req=%" PRIu64 ": query failed: %s",
 		     hub_http_req_conn_id(req), hub_http_req_id(req), strerror(-status));
@@ -228,7 +226,7 @@ static void on_page(int status, PGresult *res, void *data)
 	struct hub_buf body = HUB_BUF_INIT;
 
 	if (status < 0) {
-		answer_store_error(ar->req, status);
+		hub_api_store_error(ar->req, status);
 		return;
 	}
 	if (PQntuples(res) == 0 && !convs) {
@@ -236,7 +234,7 @@ static void on_page(int status, PGresult *res, void *data)
 		return;
 	}
 	if (PQntuples(res) != 1 || PQnfields(res) != (convs ? 3 : 2)) {
-		answer_store_error(ar->req, -EPROTO);
+		hub_api_store_error(ar->req, -EPROTO);
 		return;
 	}
 	hub_buf_addf(&body, "{\"%s\":", ar->list);
@@ -268,7 +266,7 @@ static void run(struct hub_api *api, struct hub_http_req *req, const char *list,
 	ar->list = list;
 	ret = hub_store_query(api->store, sql, 4, params, on_page, ar);
 	if (ret < 0)
-		answer_store_error(req, ret);
+		hub_api_store_error(req, ret);
 }
 
 void hub_api_handle_conversations(struct hub_api *api, struct hub_http_req *req)
@@ -278,7 +276,7 @@ void hub_api_handle_conversations(struct hub_api *api, struct hub_http_req *req)
 	char limit[8], us[24], id[24];
 	const char *params[4];
 
-	if (authenticate(api, req, &claims) < 0 || parse_limit(req, limit) < 0 ||
+	if (hub_api_authenticate(api, req, &claims) < 0 || parse_limit(req, limit) < 0 ||
 	    query(req, "before", &before) < 0)
 		return;
 	if (before.p && cursor_decode(before, us, id) < 0) {
@@ -301,7 +299,7 @@ void hub_api_handle_messages(struct hub_api *api, struct hub_http_req *req)
 	int64_t v;
 	const char *params[4];
 
-	if (authenticate(api, req, &claims) < 0 || parse_limit(req, limit) < 0)
+	if (hub_api_authenticate(api, req, &claims) < 0 || parse_limit(req, limit) < 0)
 		return;
 	if (parse_int(hub_http_req_param(req, "id"), 1, INT64_MAX, &v) < 0) {
 		hub_http_req_error(req, 404, "unknown_conversation", "no such conversation");

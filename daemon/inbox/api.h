@@ -16,6 +16,7 @@ struct hub_api;
 struct hub_store;
 struct hub_http_req;
 struct hub_revocations;
+struct hub_jwt_claims;
 
 #define HUB_API_LIMIT_DEFAULT 50 /* items per page without ?limit= */
 #define HUB_API_LIMIT_MAX 200    /* ?limit= is 1 .. this */
@@ -39,5 +40,14 @@ void hub_api_handle_conversations(struct hub_api *api, struct hub_http_req *req)
  * {"messages":[...oldest first], "next_cursor": "<id>"|null}: the page before MESSAGE_ID
  * (the newest without it); next_cursor is the before= of the older page. */
 void hub_api_handle_messages(struct hub_api *api, struct hub_http_req *req);
+
+/* For the other handlers of the API (media.h): "Authorization: Bearer <token>" (RFC 6750)
+ * verified now into *claims: 0; or answers 401 (missing_token, bad_token) and returns
+ * -EPERM. */
+int hub_api_authenticate(struct hub_api *api, struct hub_http_req *req,
+			 struct hub_jwt_claims *claims) HUB_MUSTCHECK;
+/* Answers a failed query: 503 database_unavailable, or 500 for a query the database
+ * refused (-EIO) or a result of the wrong shape (-EPROTO); logged with its ids. */
+void hub_api_store_error(struct hub_http_req *req, int status);
 
 #endif

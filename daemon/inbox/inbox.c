@@ -19,13 +19,13 @@
 #define TAG "inbox"
 #define INBOX_REF_MAX 256       /* bytes of a string ref */
 #define INBOX_ID_MAX 128        /* bytes of a client_id or an assignee */
-#define INBOX_MAX_PARAMS 8
+#define INBOX_MAX_PARAMS 9
 
 /* send, read, assign, mode, retry: (tenant, user, admin, conversation, command, value,
- * client_id, reply_to) */
+ * client_id, reply_to, media) */
 static const char cmd_sql[] =
 	"SELECT kind, event_id, event, data FROM hub_cmd($1, $2, $3::boolean, $4::bigint, $5, "
-	"$6, $7, $8::bigint)";
+	"$6, $7, $8::bigint, $9::bigint)";
 static const char typing_sql[] =
 	"SELECT kind, event_id, event, data FROM hub_cmd_typing($1, $2::bigint)";
 
@@ -266,23 +266,36 @@ static void parse(const struct hub_inbox_caller *who, const struct hub_json_doc 
 	p->params[1] = cl->sub;
 	p->params[2] = cl->role == HUB_ROLE_ADMIN ? "true" : "false";
 	p->params[3] = conv_s;
-	p->params[6] = NULL; /* client_id and reply_to: send's only */
+	p->params[6] = NULL; /* client_id, reply_to and media_id: send's only */
 	p->params[7] = NULL;
-	p->nparams = 8;
+	p->params[8] = NULL;
+	p->nparams = 9;
 
 	if (hub_str_eqs(type, "send")) {
 		const char *text, *client_id;
-		struct hub_str s;
+		struct hub_str s = HUB_STR("");
+		int64_t media = 0;
 		bool blank;
 		size_t n;
 
+		/* media_id: an upload (POST /api/v1/media) sent as an image or a document, with
+		 * the text, optional then, as its caption */
+		i = hub_json_get(doc, 0, "media_id");
+		if (i >= 0 && !hub_json_is_null(doc, i)) {
+			if (!hub_json_is(doc, i, HUB_JSON_PRIMITIVE) ||
+			    hub_json_int64(doc, i, &media) < 0 || media <= 0) {
+				p->error = "media_id must be an upload's id (a positive integer) or null";
+				return;
+			}
+			p->params[8] = hub_pool_sprintf(pool, "%" PRId64, media);
+		}
 		i = hub_json_get(doc, 0, "text");
-		if (i < 0 || hub_json_string(doc, i, pool, &s) < 0) {
+		if ((i >= 0 || !media) && (i < 0 || hub_json_string(doc, i, pool, &s) < 0)) {
 			p->error = "text must be a string";
 			return;
 		}
 		n = text_length(s, &blank);
-		if (n == 0 || blank) {
+		if (!media && (n == 0 || blank)) {
 			p->error = "text is empty";
 			return;
 		}

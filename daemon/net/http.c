@@ -74,6 +74,13 @@ struct hub_http_req {
 	struct hub_str params[HUB_ROUTER_MAX_PARAMS]; /* decoded, in pool */
 	bool keep_alive, head_only, upgrade, dispatched, done;
 	uint8_t http_minor;
+	/* a streamed response (hub_http_req_start) */
+	bool streaming, chunked, close, in_write;
+	int status;
+	uint64_t sent;                     /* body bytes queued */
+	hub_http_drain_cb *drain_cb;
+	void *drain_data;
+	size_t drain_low;
 };
 
 struct conn {
@@ -261,6 +268,7 @@ static const char *route_name(const struct hub_http_req *req, int status)
 /* ---- writing ---- */
 
 static void begin_shutdown(struct conn *c);
+static void drain_check(struct hub_http_req *req);
 
 static void on_write(uv_write_t *w, int status)
 {
@@ -277,6 +285,8 @@ static void on_write(uv_write_t *w, int status)
 	}
 	if (!c->wpending && c->close_after_write)
 		begin_shutdown(c);
+	if (c->req && c->req->streaming)
+		drain_check(c->req);
 }
 
 /* Queues bytes in order; copies only what the kernel did not take at once. */
@@ -327,16 +337,22 @@ static void check_drain(struct hub_http *h);
 static void conn_close(struct conn *c)
 {
 	struct hub_http *h = c->h;
+	struct hub_http_req *streaming = NULL;
 
 	if (c->closed)
 		return;
 	c->closed = true;
 	if (c->req) {
-		if (c->req->dispatched)
-			c->req->conn = NULL;
-		else
-			req_free(c->req);
+		struct hub_http_req *req = c->req;
+
 		c->req = NULL;
+		if (req->dispatched) {
+			req->conn = NULL;
+			if (req->streaming)
+				streaming = req;
+		} else {
+			req_free(req);
+		}
 	}
 	if (c->prev)
 		c->prev->next = c->next;
@@ -351,6 +367,8 @@ static void conn_close(struct conn *c)
 	uv_close((uv_handle_t *)&c->tcp, on_conn_close);
 	uv_close((uv_handle_t *)&c->timer, on_conn_close);
 	check_drain(h);
+	if (streaming)
+		drain_check(streaming); /* the producer learns that the client is gone */
 }
 
 static void on_timer(uv_timer_t *t);
@@ -893,6 +911,19 @@ static const char *host_problem(const struct hub_http_req *req)
 	return NULL;
 }
 
+/* The body bound of the request being read: its route's. */
+static size_t body_max(const struct conn *c)
+{
+	const struct hub_http_req *req = c->req;
+
+	const struct hub_http_limits *l = &c->h->limits;
+
+	if (req && req->match.route >= 0 && c->h->routes[req->match.route].large_body &&
+	    l->large_body_max > l->body_max)
+		return l->large_body_max;
+	return l->body_max;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
 	struct conn *c = p->data;
@@ -943,7 +974,7 @@ static int on_headers_complete(llhttp_t *p)
 					  "only the chunked transfer coding is supported");
 		}
 	}
-	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->limits.body_max)
+	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > body_max(c))
 		return parse_fail(c, 413, "body_too_large", "request body too large");
 	/* Only a bounded first reservation for an announced body: a client that announces
 	 * body_max and sends nothing must not make us hold body_max (300 such connections
@@ -971,7 +1002,7 @@ static int on_headers_complete(llhttp_t *p)
 static int on_chunk_header(llhttp_t *p)
 {
 	struct conn *c = p->data;
-	size_t have = c->req->body.len, max = c->h->limits.body_max;
+	size_t have = c->req->body.len, max = body_max(c);
 
 	if (c->closed)
 		return -1;
@@ -988,7 +1019,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 	if (c->closed)
 		return -1;
 
-	if (req->body.len + len > c->h->limits.body_max)
+	if (req->body.len + len > body_max(c))
 		return parse_fail(c, 413, "body_too_large", "request body too large");
 	hub_buf_add(&req->body, at, len);
 	return 0;
@@ -1097,48 +1128,50 @@ static void process_input(struct conn *c)
 
 /* ---- responding ---- */
 
-static void respond(struct hub_http_req *req, int status, const char *ctype,
-		    struct hub_str body, bool close)
+/* The status line and headers into c->out (reset first). */
+static void head_build(struct hub_http_req *req, struct conn *c, int status, const char *ctype,
+		       int64_t length, bool close)
+{
+	struct hub_buf *o = &c->out;
+	bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+
+	hub_buf_reset(o);
+	hub_buf_addf(o, "HTTP/1.1 %d %s\r\n", status, reason(status));
+	if (ctype && !no_body)
+		hub_buf_addf(o, "Content-Type: %s\r\n", ctype);
+	if (!no_body && length >= 0)
+		hub_buf_addf(o, "Content-Length: %lld\r\n", (long long)length);
+	else if (!no_body && req->http_minor >= 1)
+		hub_buf_adds(o, "Transfer-Encoding: chunked\r\n");
+	hub_buf_addstr(o, hub_buf_str(&req->extra));
+	if (close)
+		hub_buf_adds(o, "Connection: close\r\n");
+	else if (req->http_minor == 0)
+		hub_buf_adds(o, "Connection: keep-alive\r\n");
+	hub_buf_adds(o, "\r\n");
+}
+
+/* Whether the connection closes after this response. */
+static bool must_close(const struct hub_http_req *req, const struct conn *c, bool close)
+{
+	return close || !req->keep_alive || req->upgrade || c->eof ||
+	       (req->h && req->h->draining);
+}
+
+/* The response is out (or cut) and req detached from its connection: metrics, log, and
+ * on with the connection's next request. */
+static void finish(struct hub_http_req *req, int status, size_t out_len, bool close)
 {
 	struct hub_http *h = req->h;
 	struct conn *c = req->conn;
 	double secs = (double)(uv_hrtime() - req->start) / 1e9;
 
-	hub_assert(!req->done);
-	req->done = true;
 	if (h) {
 		hub_metrics_http(h->metrics, route_name(req, status), status, secs);
 		hub_log_debug(TAG, "conn=%llu req=%llu %s %s %d in=%zu out=%zu %.3fms%s",
 			      (unsigned long long)req->conn_id, (unsigned long long)req->id,
 			      req->method ? req->method : "-", route_name(req, status), status,
-			      req->body.len, body.len, secs * 1e3, c ? "" : " (client gone)");
-	}
-	/* detached first: a failing send closes c, which must not free req under us */
-	if (c && c->req == req)
-		c->req = NULL;
-	if (c && !c->closed && c->state != CONN_CLOSING) {
-		struct hub_buf *o = &c->out;
-		bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
-
-		close = close || !req->keep_alive || req->upgrade || c->eof ||
-			(h && h->draining);
-		hub_buf_reset(o);
-		hub_buf_addf(o, "HTTP/1.1 %d %s\r\n", status, reason(status));
-		if (ctype && !no_body)
-			hub_buf_addf(o, "Content-Type: %s\r\n", ctype);
-		if (!no_body)
-			hub_buf_addf(o, "Content-Length: %zu\r\n", body.len);
-		hub_buf_addstr(o, hub_buf_str(&req->extra));
-		if (close)
-			hub_buf_adds(o, "Connection: close\r\n");
-		else if (req->http_minor == 0)
-			hub_buf_adds(o, "Connection: keep-alive\r\n");
-		hub_buf_adds(o, "\r\n");
-		if (!req->head_only && !no_body)
-			hub_buf_addstr(o, body);
-		conn_send(c, o->p, o->len);
-		if (o->cap > KEEP_BUF_MAX)
-			hub_buf_release(o);
+			      req->body.len, out_len, secs * 1e3, c ? "" : " (client gone)");
 	}
 	if (req->dispatched && h) {
 		if (req->prev)
@@ -1154,6 +1187,125 @@ static void respond(struct hub_http_req *req, int status, const char *ctype,
 		after_response(c, close);
 	if (h)
 		check_drain(h);
+}
+
+static void respond(struct hub_http_req *req, int status, const char *ctype,
+		    struct hub_str body, bool close)
+{
+	struct conn *c = req->conn;
+
+	hub_assert(!req->done && !req->streaming);
+	req->done = true;
+	/* detached first: a failing send closes c, which must not free req under us */
+	if (c && c->req == req)
+		c->req = NULL;
+	if (c && !c->closed && c->state != CONN_CLOSING) {
+		struct hub_buf *o = &c->out;
+		bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+
+		close = must_close(req, c, close);
+		head_build(req, c, status, ctype, (int64_t)body.len, close);
+		if (!req->head_only && !no_body)
+			hub_buf_addstr(o, body);
+		conn_send(c, o->p, o->len);
+		if (o->cap > KEEP_BUF_MAX)
+			hub_buf_release(o);
+	}
+	finish(req, status, body.len, close);
+}
+
+void hub_http_req_start(struct hub_http_req *req, int status, const char *content_type,
+			int64_t length)
+{
+	struct conn *c = req->conn;
+
+	hub_assert(!req->done && !req->streaming);
+	req->streaming = true;
+	req->status = status;
+	req->chunked = length < 0 && req->http_minor >= 1 && !req->head_only;
+	/* HTTP/1.0 without a length: the end of the body is the end of the connection */
+	req->close = length < 0 && req->http_minor == 0;
+	if (!c || c->closed || c->state == CONN_CLOSING)
+		return;
+	req->close = must_close(req, c, req->close);
+	head_build(req, c, status, content_type, length, req->close);
+	req->in_write = true;
+	conn_send(c, c->out.p, c->out.len);
+	req->in_write = false;
+}
+
+int hub_http_req_write(struct hub_http_req *req, struct hub_str data)
+{
+	struct conn *c = req->conn;
+	char size[24];
+
+	hub_assert(req->streaming && !req->done);
+	if (!c || c->closed)
+		return -EPIPE;
+	if (req->head_only || !data.len)
+		return 0;
+	req->sent += data.len;
+	req->in_write = true;
+	if (req->chunked) {
+		int n = snprintf(size, sizeof(size), "%zx\r\n", data.len);
+
+		conn_send(c, size, (size_t)n);
+	}
+	conn_send(c, data.p, data.len);
+	if (req->chunked)
+		conn_send(c, "\r\n", 2);
+	req->in_write = false;
+	return req->conn && !c->closed ? 0 : -EPIPE;
+}
+
+size_t hub_http_req_queued(const struct hub_http_req *req)
+{
+	struct conn *c = req->conn;
+
+	return c && !c->closed ? uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) : 0;
+}
+
+void hub_http_req_on_drain(struct hub_http_req *req, size_t low, hub_http_drain_cb *cb,
+			   void *data)
+{
+	req->drain_cb = cb;
+	req->drain_data = data;
+	req->drain_low = low;
+}
+
+/* Runs a streamed request's drain callback when its condition holds. */
+static void drain_check(struct hub_http_req *req)
+{
+	hub_http_drain_cb *cb = req->drain_cb;
+	struct conn *c = req->conn;
+
+	if (!cb || req->in_write)
+		return;
+	if (c && !c->closed &&
+	    uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) > req->drain_low)
+		return;
+	req->drain_cb = NULL;
+	cb(req, req->drain_data);
+}
+
+void hub_http_req_end(struct hub_http_req *req, bool ok)
+{
+	struct conn *c = req->conn;
+
+	hub_assert(req->streaming && !req->done);
+	req->done = true;
+	req->drain_cb = NULL;
+	if (c && c->req == req)
+		c->req = NULL;
+	if (c && !c->closed && !ok) {
+		hub_log_debug(TAG, "conn=%llu req=%llu: response cut after %llu bytes",
+			      (unsigned long long)req->conn_id, (unsigned long long)req->id,
+			      (unsigned long long)req->sent);
+		conn_close(c);
+	} else if (c && !c->closed && req->chunked) {
+		conn_send(c, "0\r\n\r\n", 5);
+	}
+	finish(req, req->status, (size_t)req->sent, req->close || !ok);
 }
 
 void hub_http_req_respond(struct hub_http_req *req, int status, const char *content_type,

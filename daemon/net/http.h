@@ -37,6 +37,7 @@ struct hub_http_limits {
 				* included; beyond: accepted and closed at once */
 	int max_per_address;   /* ... of one host (daemon/net/conns.h); beyond: 429 and
 				* closed; 0: no cap */
+	size_t large_body_max; /* the body bound of routes marked large_body (uploads) */
 };
 
 /* A request handler. It must eventually call hub_http_req_respond() (or _error, or
@@ -49,6 +50,7 @@ struct hub_http_route {
 	const char *pattern; /* "/webhooks/whatsapp/{channel}": {name} matches one segment */
 	const char *name;    /* the route's label in metrics, e.g. "webhook_whatsapp" */
 	hub_http_handler *fn;
+	bool large_body;     /* the body may reach limits.large_body_max, not body_max */
 };
 
 /* routes (with nroutes entries) must outlive the server; data is passed to handlers;
@@ -103,6 +105,28 @@ void hub_http_req_respond(struct hub_http_req *req, int status, const char *cont
 /* {"error":{"code":"bad_signature","message":"..."}} with status. */
 void hub_http_req_error(struct hub_http_req *req, int status, const char *code,
 			const char *fmt, ...) HUB_PRINTF(4, 5);
+/* A streamed response (a file passed on as it arrives), instead of _respond: the head
+ * now, then the body in pieces. length >= 0 is sent as Content-Length (the pieces must add
+ * up to it); -1 streams with chunked coding (HTTP/1.0: until the connection closes).
+ * Then only _write, _queued, _on_drain and _end may be called. */
+void hub_http_req_start(struct hub_http_req *req, int status, const char *content_type,
+			int64_t length);
+/* Queues data (copied only when the kernel does not take it at once). 0, or -EPIPE when
+ * the client is gone (then call _end). Nothing is sent for HEAD. */
+int hub_http_req_write(struct hub_http_req *req, struct hub_str data) HUB_MUSTCHECK;
+/* Bytes of the connection still waiting for the kernel: the producer pauses above its
+ * high-water mark (backpressure) and waits for _on_drain. */
+size_t hub_http_req_queued(const struct hub_http_req *req);
+/* cb runs once, on the loop (never inside _write), when the queued bytes drop to at most
+ * low or the client goes away (then _write answers -EPIPE). Replaces an earlier one. */
+typedef void hub_http_drain_cb(struct hub_http_req *req, void *data);
+void hub_http_req_on_drain(struct hub_http_req *req, size_t low, hub_http_drain_cb *cb,
+			   void *data);
+/* Finishes a streamed response: ok, the last chunk (or nothing more with a length);
+ * not ok, the response is cut and the connection closed, so that the client sees it
+ * incomplete. req is released. */
+void hub_http_req_end(struct hub_http_req *req, bool ok);
+
 /* The status that an errno of the one error space maps to (-EBADMSG 400, -EPERM 401,
  * -ENOENT 404, -EMSGSIZE 413, -ENOTCONN/-ECONNRESET/-ETIMEDOUT/-EAGAIN 503, else 500). */
 int hub_http_status_for(int err);

@@ -65,6 +65,9 @@ struct hub_httpc_call {
 	int deferred;                         /* the status of a CALL_DEFERRED call */
 	bool retry_on_stale, retried, need_fresh, is_head, cancelled;
 	bool got_byte;                        /* a response byte came on this attempt */
+	hub_httpc_head_cb *on_head;           /* streamed: see hub_httpc_req */
+	hub_httpc_body_cb *on_body;
+	bool paused;                          /* streamed and not reading: backpressure */
 	/* the response being read */
 	int status;
 	size_t resp_bytes;                    /* counted against max_response */
@@ -835,6 +838,20 @@ static int on_headers_complete(llhttp_t *p)
 		call->interim = true; /* 1xx: skipped, the final response follows */
 		return 1;
 	}
+	if (call->on_body) {
+		struct hub_httpc_resp resp;
+		int r = 0;
+
+		if (call->on_head) {
+			call_resp(call, &resp);
+			r = call->on_head(&resp, call->data);
+		}
+		if (r < 0) {
+			k->err = r;
+			return -1;
+		}
+		return call->is_head ? 1 : 0;
+	}
 	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max - call->resp_bytes) {
 		hub_log_debug(TAG, "%s: conn=%llu: response over %zu bytes", k->o->label,
 			      (unsigned long long)k->id, max);
@@ -851,7 +868,17 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *k = p->data;
+	struct hub_httpc_call *call = k->call;
 
+	if (call->on_body && !call->interim) {
+		int r = call->on_body((struct hub_str){ at, len }, call->data);
+
+		if (r < 0) {
+			k->err = r;
+			return -1;
+		}
+		return 0;
+	}
 	if (resp_count(k, len))
 		return -1;
 	hub_buf_add(&k->call->body, at, len);
@@ -906,7 +933,8 @@ static void conn_done(struct conn *k)
 {
 	struct hub_httpc_call *call = k->call;
 	struct hub_httpc *c = k->c;
-	bool reuse = k->keep_alive && !k->eof && !k->err && !c->closing;
+	/* a paused stream left the socket not reading: not reused */
+	bool reuse = k->keep_alive && !k->eof && !k->err && !c->closing && !call->paused;
 
 	k->call = NULL;
 	call->conn = NULL;
@@ -1494,6 +1522,8 @@ int hub_httpc_request(struct hub_httpc *c, const struct hub_httpc_req *r, hub_ht
 	call->total_ms = timeout_or(r->total_timeout_ms, HUB_HTTPC_TOTAL_TIMEOUT_MS);
 	call->retry_on_stale = r->retry_on_stale;
 	call->is_head = strcmp(method, "HEAD") == 0;
+	call->on_head = r->on_head;
+	call->on_body = r->on_body;
 	hub_buf_init(&call->out);
 	hub_buf_init(&call->head);
 	hub_buf_init(&call->body);
@@ -1561,6 +1591,31 @@ void hub_httpc_call_cancel(struct hub_httpc_call *call)
 	hub_log_debug(TAG, "%s: call=%llu: cancelled", call->o->label,
 		      (unsigned long long)call->id);
 	call_retire(call);
+}
+
+void hub_httpc_call_pause(struct hub_httpc_call *call)
+{
+	struct conn *k = call->state == CALL_ACTIVE ? call->conn : NULL;
+
+	if (call->paused || !k || k->closed || k->state != CONN_BUSY)
+		return;
+	call->paused = true;
+	uv_read_stop((uv_stream_t *)&k->tcp);
+}
+
+void hub_httpc_call_resume(struct hub_httpc_call *call)
+{
+	struct conn *k = call->state == CALL_ACTIVE ? call->conn : NULL;
+
+	if (!call->paused)
+		return;
+	call->paused = false;
+	if (!k || k->closed)
+		return;
+	if (uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read) < 0) {
+		k->err = -EIO;
+		settle(k);
+	}
 }
 
 struct hub_str hub_httpc_resp_header(const struct hub_httpc_resp *resp, const char *name)

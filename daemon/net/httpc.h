@@ -46,6 +46,16 @@ struct hub_httpc_header {
 	const char *value;
 };
 
+struct hub_httpc_resp;
+
+/* Streaming (hub_httpc_req.on_body): the final response's status and headers, then its body
+ * piece by piece as it arrives (data valid during the call only). Both run inside the
+ * client's read, with the data of hub_httpc_request(): 0 goes on; a negative errno ends
+ * the call with that status (cb gets it; the connection is closed). They may pause or
+ * resume the call, never cancel it or close the client. */
+typedef int hub_httpc_head_cb(const struct hub_httpc_resp *resp, void *data);
+typedef int hub_httpc_body_cb(struct hub_str piece, void *data);
+
 /* What to send: a value the caller fills; everything in it is copied by
  * hub_httpc_request(), so nothing needs to outlive that call. */
 struct hub_httpc_req {
@@ -67,6 +77,12 @@ struct hub_httpc_req {
 	 * safe to repeat: the server may have acted on the first before closing. Without it,
 	 * that case ends with -ECONNRESET and the caller decides. */
 	bool retry_on_stale;
+	/* With on_body set, the response is streamed, not kept: on_head (may be NULL) gets the
+	 * final response without its body, on_body each piece of the body, and cb the end
+	 * (resp->body empty). The body does not count against max_response (status line and
+	 * headers still do): the caller bounds it, e.g. with the Content-Length on_head sees. */
+	hub_httpc_head_cb *on_head;
+	hub_httpc_body_cb *on_body;
 };
 
 /* A response header, as received (a repeated header appears once per line). */
@@ -136,6 +152,12 @@ int hub_httpc_request(struct hub_httpc *c, const struct hub_httpc_req *r, hub_ht
  * caller may free data right away). A connection it was using is closed, not reused. Must
  * not be called for a call whose callback has started or returned. */
 void hub_httpc_call_cancel(struct hub_httpc_call *call);
+
+/* Backpressure for a streamed call: stops reading its response (a few more pieces already
+ * read may still come to on_body), and reads on. Its timeouts keep running. Only before
+ * cb runs; no-ops while the call is not reading a response. */
+void hub_httpc_call_pause(struct hub_httpc_call *call);
+void hub_httpc_call_resume(struct hub_httpc_call *call);
 
 /* The first value of response header name (ASCII case-insensitive), or HUB_STR_NULL. */
 struct hub_str hub_httpc_resp_header(const struct hub_httpc_resp *resp, const char *name);

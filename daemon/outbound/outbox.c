@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -17,6 +18,7 @@
 #include "lib/crypto.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/medialink.h"
 #include "lib/pace.h"
 #include "lib/pool.h"
 #include "lib/utf8.h"
@@ -29,8 +31,8 @@
 #define RECORD_BATCH 512    /* results recorded in one transaction, at most */
 
 static const char claim_sql[] =
-	"SELECT outbox_id, attempts, channel, recipient, type, text, reply_to, window_open "
-	"FROM hub_outbox_claim($1::integer, $2::integer)";
+	"SELECT outbox_id, attempts, channel, recipient, type, text, reply_to, window_open, "
+	"media_upload, media_filename FROM hub_outbox_claim($1::integer, $2::integer)";
 static const char next_sql[] =
 	"SELECT ceil(extract(epoch FROM hub_outbox_next() - clock_timestamp()) * 1000)::bigint";
 static const char record_sql[] =
@@ -38,7 +40,8 @@ static const char record_sql[] =
 static const char split_sql[] =
 	"SELECT tenant, event_id, event, data FROM hub_outbox_split($1::bigint, $2::jsonb)";
 
-enum col { C_ID, C_ATTEMPTS, C_CHANNEL, C_RECIPIENT, C_TYPE, C_TEXT, C_REPLY_TO, C_WINDOW };
+enum col { C_ID, C_ATTEMPTS, C_CHANNEL, C_RECIPIENT, C_TYPE, C_TEXT, C_REPLY_TO, C_WINDOW,
+	   C_MEDIA, C_MEDIA_FILENAME };
 
 struct job {
 	struct hub_outbox *ob;
@@ -50,6 +53,8 @@ struct job {
 	int attempts;
 	bool window_open;
 	struct hub_str channel, recipient, type, text, reply_to;
+	int64_t media;                 /* an upload sent by its signed URL; 0: none */
+	struct hub_str media_filename;
 	struct hub_httpc_call *call;   /* while the platform is asked */
 	/* the outcome to record, a JSON object for hub_outbox_record, kept to be tried again
 	 * while the database is away */
@@ -371,12 +376,26 @@ static void job_send_now(struct job *job)
 	const struct hub_adapter *a = hub_adapter_for(ch->kind);
 	struct hub_send_msg msg = { .type = HUB_MSG_TEXT, .recipient = job->recipient,
 				    .text = job->text, .reply_to = job->reply_to };
+	struct hub_buf url = HUB_BUF_INIT;
 	struct hub_send_req sr;
 	struct hub_err err = HUB_ERR_INIT;
 	struct hub_httpc_header hdrs[2];
 	size_t nh = 0;
 	int ret;
 
+	if (job->media) {
+		/* the platform fetches the upload from the hub (PLATFORMS.md: by link / URL) */
+		struct hub_medialink_key key;
+
+		hub_medialink_key_init(&key, hub_str_from(s->auth.jwt_secret));
+		hub_medialink_upload_url(&key, s->media.public_url, job->media,
+					 job->media_filename.p, time(NULL) + s->media.link_ttl_s,
+					 &url);
+		msg.type = hub_str_eqs(job->type, "image") ? HUB_MSG_IMAGE : HUB_MSG_DOCUMENT;
+		msg.media_url = hub_pool_strcopy(&job->pool, hub_buf_str(&url));
+		msg.filename = job->media_filename;
+		hub_buf_release(&url);
+	}
 	if (a->build_send(&job->pool, ch, s->platforms.meta_api_version, &msg, &sr, &err) < 0) {
 		job_failed(job, "invalid", hub_pool_strdup(&job->pool, err.msg));
 		return;
@@ -514,8 +533,13 @@ static void job_start(struct job *job)
 		job_failed(job, "recipient", "the contact has no id on this channel");
 		return;
 	}
-	if (!hub_str_eqs(job->type, "text")) {
-		job_failed(job, "type", "only text messages can be sent");
+	if (job->media && !hub_config_settings(job->cfg)->media.public_url) {
+		job_failed(job, "media", "media.public_url is not set: the platform cannot fetch "
+			   "the file from the hub");
+		return;
+	}
+	if (!job->media && !hub_str_eqs(job->type, "text")) {
+		job_failed(job, "type", "only texts and uploads can be sent");
 		return;
 	}
 	if (hub_utf8_units(job->text, a->text_unit) > a->text_max)
@@ -560,6 +584,10 @@ static void on_claimed(int status, PGresult *res, void *data)
 		job->text = col(job, res, i, C_TEXT);
 		job->reply_to = col(job, res, i, C_REPLY_TO);
 		job->window_open = PQgetvalue(res, i, C_WINDOW)[0] == 't';
+		if (!PQgetisnull(res, i, C_MEDIA)) {
+			job->media = strtoll(PQgetvalue(res, i, C_MEDIA), NULL, 10);
+			job->media_filename = col(job, res, i, C_MEDIA_FILENAME);
+		}
 		job->next = ob->jobs;
 		if (ob->jobs)
 			ob->jobs->prev = job;

@@ -214,13 +214,13 @@ static void on_messages(struct hub_http_req *req, void *data)
 }
 
 static const struct hub_http_route routes[] = {
-	{ "GET", "/healthz", "healthz", on_health },
-	{ "GET", "/webhooks/{platform}/{channel}", "webhook_handshake", on_webhook },
-	{ "POST", "/webhooks/{platform}/{channel}", "webhook", on_webhook },
-	{ "GET", "/later/{n}", "later", on_later },
-	{ "POST", "/later/{n}", "later_post", on_later },
-	{ "GET", "/ws", "ws", on_ws },
-	{ "GET", "/api/v1/conversations/{id}/messages", "api_messages", on_messages },
+	{ "GET", "/healthz", "healthz", on_health, false },
+	{ "GET", "/webhooks/{platform}/{channel}", "webhook_handshake", on_webhook, false },
+	{ "POST", "/webhooks/{platform}/{channel}", "webhook", on_webhook, false },
+	{ "GET", "/later/{n}", "later", on_later, false },
+	{ "POST", "/later/{n}", "later_post", on_later, false },
+	{ "GET", "/ws", "ws", on_ws, false },
+	{ "GET", "/api/v1/conversations/{id}/messages", "api_messages", on_messages, false },
 };
 
 /* ---- the client's view ---- */

@@ -82,7 +82,7 @@ int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 		    const char *const *params, hub_store_cb *cb, void *data)
 {
 	fuzz_check(st == STORE && sql && cb, "query");
-	fuzz_check(nparams == 2 || nparams == 8, "%d parameters", nparams);
+	fuzz_check(nparams == 2 || nparams == 9, "%d parameters", nparams);
 	fuzz_check(params[0] && strcmp(params[0], fz.claims->tid) == 0, "not the tenant's");
 	if (nparams == 2) {
 		fuzz_check(params[1] && positive_int(params[1]), "typing: conversation");
@@ -102,16 +102,19 @@ int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 		if (strcmp(params[4], "send") == 0) {
 			struct hub_str t = hub_str_from(params[5]);
 
-			fuzz_check(t.len && hub_utf8_valid(t.p, t.len) &&
+			/* with an upload (params[8]) the text is its caption: may be empty */
+			fuzz_check((t.len || params[8]) && hub_utf8_valid(t.p, t.len) &&
 					   code_points(t) <= fz.text_max,
 				   "send: text of %zu characters over %zu", code_points(t),
 				   fz.text_max);
+			fuzz_check(params[8] == NULL || positive_int(params[8]), "media_id");
 			fuzz_check(params[7] == NULL || positive_int(params[7]), "reply_to");
 			fuzz_check(params[6] == NULL || (strlen(params[6]) >= 1 &&
 							 strlen(params[6]) <= 128),
 				   "client_id");
 		} else {
-			fuzz_check(params[6] == NULL && params[7] == NULL, "send's parameters");
+			fuzz_check(params[6] == NULL && params[7] == NULL && params[8] == NULL,
+				   "send's parameters");
 		}
 		if (strcmp(params[4], "retry") == 0)
 			fuzz_check(params[5] && positive_int(params[5]), "retry: message id");

@@ -231,6 +231,29 @@ static void test_text_fixture(void **state)
 	hub_buf_release(&body);
 }
 
+/* An attachment keeps its CDN URL (the file stays at Instagram) and its kind. */
+static void test_attachment_ref(void **state)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_buf body;
+	struct hub_event_list ev;
+	const struct hub_inbound_msg *m;
+
+	(void)state;
+	assert_int_equal(parse_fixture("image.json", &pool, &ev, &body), 0);
+	m = &ev.items[0].msg;
+	assert_int_equal(m->type, HUB_MSG_IMAGE);
+	assert_true(hub_str_startswith(m->media.platform_id,
+				       "https://lookaside.fbsbx.com/ig_messaging_cdn/"));
+	assert_int_equal(m->media.mime.len, 0); /* the CDN's answer says */
+	hub_buf_release(&body);
+	assert_int_equal(parse_fixture("file.json", &pool, &ev, &body), 0);
+	assert_int_equal(ev.items[0].msg.type, HUB_MSG_DOCUMENT);
+	assert_true(ev.items[0].msg.media.platform_id.len > 0);
+	hub_pool_release(&pool);
+	hub_buf_release(&body);
+}
+
 static void test_echo_edit_reaction_read(void **state)
 {
 	struct hub_pool pool = HUB_POOL_INIT;
@@ -527,6 +550,7 @@ int main(void)
 		cmocka_unit_test(test_signature),
 		cmocka_unit_test(test_handshake),
 		cmocka_unit_test(test_text_fixture),
+		cmocka_unit_test(test_attachment_ref),
 		cmocka_unit_test(test_echo_edit_reaction_read),
 		cmocka_unit_test(test_batch_fixture),
 		cmocka_unit_test(test_huge_ids),

@@ -301,7 +301,18 @@ static void test_media_and_places(void **state)
 	m = &ev.items[0].msg;
 	assert_int_equal(m->type, HUB_MSG_IMAGE);
 	assert_true(hub_str_eqs(m->media.platform_id, "AgACAgIAAxkBAAIBY2VhbGFyZ2VfMTI4MA"));
+	assert_true(hub_str_eqs(m->media.mime, "image/jpeg")); /* photos are JPEG */
+	assert_true(m->media.size == 145024);                  /* of the largest size */
 	assert_true(hub_str_eqs(m->text, "Вот такой размер нужен"));
+	hub_buf_reset(&body);
+	/* a document: file_id, mime type, name and size, never a download URL */
+	assert_int_equal(parse_fixture("document.json", &pool, &body, &ev), 0);
+	m = &ev.items[0].msg;
+	assert_int_equal(m->type, HUB_MSG_DOCUMENT);
+	assert_true(hub_str_eqs(m->media.platform_id, "BQACAgIAAxkBAAIBaWVkb2N1bWVudA"));
+	assert_true(hub_str_eqs(m->media.mime, "application/pdf"));
+	assert_true(hub_str_eqs(m->media.filename, "Счёт на оплату №118.pdf"));
+	assert_true(m->media.size == 84213);
 	hub_buf_reset(&body);
 	assert_int_equal(parse_fixture("voice.json", &pool, &body, &ev), 0);
 	m = &ev.items[0].msg;

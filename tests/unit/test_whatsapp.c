@@ -161,6 +161,36 @@ static void test_parse_text_fixture(void **state)
 	hub_buf_release(&body);
 }
 
+/* An attachment keeps the platform's media id, mime type, caption and file name: the
+ * file stays at WhatsApp until an agent opens it. */
+static void test_parse_media_refs(void **state)
+{
+	struct hub_buf body = read_fixture("image.json");
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_event_list ev;
+	const struct hub_inbound_msg *m;
+
+	(void)state;
+	assert_int_equal(parse(body.p, &channel, &pool, &ev), 0);
+	m = &ev.items[0].msg;
+	assert_int_equal(m->type, HUB_MSG_IMAGE);
+	assert_true(m->media.platform_id.len > 0);
+	assert_true(hub_str_startswith(m->media.mime, "image/"));
+	assert_int_equal(m->media.size, 0); /* the webhook does not say */
+	hub_buf_release(&body);
+	body = read_fixture("document.json");
+	assert_int_equal(parse(body.p, &channel, &pool, &ev), 0);
+	m = &ev.items[0].msg;
+	assert_int_equal(m->type, HUB_MSG_DOCUMENT);
+	assert_true(hub_str_eqs(m->media.platform_id, "1003383421387256"));
+	assert_true(hub_str_eqs(m->media.mime, "application/pdf"));
+	assert_true(hub_str_eqs(m->media.filename, "dogovor-2026.pdf"));
+	assert_true(hub_str_eqs(m->media.caption, "Договор"));
+	assert_true(hub_str_eqs(m->text, "Договор"));
+	hub_pool_release(&pool);
+	hub_buf_release(&body);
+}
+
 static void test_parse_status_fixture(void **state)
 {
 	struct hub_buf body = read_fixture("status_failed.json");
@@ -811,6 +841,7 @@ int main(void)
 		cmocka_unit_test(test_signature),
 		cmocka_unit_test(test_handshake),
 		cmocka_unit_test(test_parse_text_fixture),
+		cmocka_unit_test(test_parse_media_refs),
 		cmocka_unit_test(test_parse_status_fixture),
 		cmocka_unit_test(test_batch_with_bad_item_and_unknown_type),
 		cmocka_unit_test(test_wrong_account_and_bad_bodies),
