@@ -101,6 +101,7 @@ struct hub_responder {
 	int claimed;              /* jobs: claimed and not ended */
 	int asking;               /* provider requests in flight */
 	bool claiming, again, stopped;
+	bool running, rerun;      /* run_waiting is running; and was asked to again */
 	/* TEST ONLY, from the environment (never set outside tests):
 	 * HUBD_TEST_AI_LEAVE_CLEAR, a text pseudonymization leaves as it is (the guard must
 	 * then block); HUBD_TEST_AI_KILL_BEFORE_STORE, hubd kills itself between a provider's
@@ -252,6 +253,12 @@ static void on_finished(int status, PGresult *res, void *data)
 	job_end(job);
 }
 
+/* The customer's language: that of their newest text with letters. */
+static enum hub_ai_lang job_lang(const struct job *job)
+{
+	return hub_ai_turns_lang(job->turns, job->nturns);
+}
+
 /* The exchange's record so far, closed. */
 static const char *record_json(struct job *job)
 {
@@ -276,9 +283,7 @@ static void job_finish(struct job *job, const char *outcome, const char *reason,
 		outcome,
 		reason,
 		msg ? hub_pool_strndup(&job->pool, text.p, text.len) : NULL,
-		msg && !job->disclosed ? hub_ai_lang_code(hub_ai_turns_lang(job->turns,
-									      job->nturns))
-				       : NULL,
+		msg && !job->disclosed ? hub_ai_lang_code(job_lang(job)) : NULL,
 		hub_pool_sprintf(&job->pool, "%" PRId64, delay_ms),
 		record_json(job),
 	};
@@ -293,12 +298,6 @@ static void job_finish(struct job *job, const char *outcome, const char *reason,
 		raise(SIGKILL); /* TEST ONLY: a crash between the answer and its record */
 	if (hub_store_query(r->store, finish_sql, 9, params, on_finished, job) < 0)
 		job_end(job); /* the lease brings it back */
-}
-
-/* The customer's language: that of their newest text with letters. */
-static enum hub_ai_lang job_lang(const struct job *job)
-{
-	return hub_ai_turns_lang(job->turns, job->nturns);
 }
 
 /* The text to send, in pool: text (an answer, or the hand-off message) shaped to the
@@ -515,9 +514,19 @@ static void job_ask(struct job *job)
  * provider's breaker is open goes to people at once. */
 static void run_waiting(struct hub_responder *r)
 {
-	struct job **link = &r->waiting, *job;
+	struct job **link, *job;
 	uint64_t now = uv_now(r->loop);
 
+	/* a job that ends at once (its query refused) comes back here: the running loop goes
+	 * round once more instead */
+	if (r->running) {
+		r->rerun = true;
+		return;
+	}
+	r->running = true;
+again:
+	r->rerun = false;
+	link = &r->waiting;
 	while ((job = *link) != NULL) {
 		const struct hub_settings *s = settings_of(job);
 		struct slot *t = slot_get(&r->tenants, job->tenant);
@@ -536,6 +545,8 @@ static void run_waiting(struct hub_responder *r)
 			hub_jw_key(&job->x, "error_code");
 			hub_jw_cstr(&job->x, "breaker_open");
 			job_handoff(job, "provider_failed", true);
+			if (r->rerun)
+				goto again;
 			continue;
 		}
 		t->in_flight++;
@@ -544,7 +555,10 @@ static void run_waiting(struct hub_responder *r)
 		job->tenant_slot = t;
 		job->provider_slot = p;
 		job_ask(job);
+		if (r->rerun)
+			goto again;
 	}
+	r->running = false;
 	slots_prune(&r->tenants, now);
 	slots_prune(&r->providers, now);
 }
