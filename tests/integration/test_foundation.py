@@ -230,9 +230,10 @@ class Signals(HubTestCase):
         h.reload(hubd.merge(h.cfg, {"http.no_such_key": 1}))     # refused, kept running
         self.assertIn("http.no_such_key", h.log())
         h.assert_alive()
-        before = h.count_log(r"<7>")
+        before = h.count_log(r"<7>.*GET healthz")
         httpc.get(h.port, "/healthz")
-        self.assertGreater(h.count_log(r"<7>"), before, "the old (debug) config was lost")
+        util.wait_for(lambda: h.count_log(r"<7>.*GET healthz") > before, 5,
+                      "the request's debug line: the old (debug) config was lost")
 
     def test_sighup_applies_body_max_live(self):
         h = self.start_hubd()
