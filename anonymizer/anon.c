@@ -33,6 +33,7 @@
 #define LX_F 0x10000          /* name bits from a Kazakh entry in Russian letters */
 #define LX_AT 0x20000         /* "на", "по": before an address when a house number follows */
 #define LX_L 0x0800           /* name bits from an entry with repeats collapsed (any script) */
+#define LX_ID_CUE 0x40000     /* "ИИН", "BIN": a 12-digit number after it is one, or an ID */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
 
 struct hub_anon {
@@ -44,7 +45,7 @@ struct hub_anon {
 #define FILTER_BITS 22
 
 static const char *const type_names[HUB_ANON_NTYPES] = {
-	"PHONE", "EMAIL", "IIN", "BIN", "CARD", "IBAN", "NAME", "MARKER",
+	"PHONE", "EMAIL", "IIN", "BIN", "CARD", "IBAN", "NAME", "ID", "MARKER",
 };
 
 const char *hub_anon_type_name(enum hub_anon_type type)
@@ -150,6 +151,10 @@ static const char *const order_words[] = {
 	"номер заказа", "модель", "model", "serial", "серийный", "imei", "лицевой", "account",
 	"квитанция", "талон", "билет", "ticket", "кабинет", "офис", "квартира", "кв", "дом",
 	"улица", "ул", "мкр", "микрорайон", "индекс", "postcode", "zip", "штрих", "barcode",
+};
+
+static const char *const id_cues[] = {
+	"иин", "бин", "жсн", "бсн", "iin", "bin", "zhsn", "bsn",
 };
 
 static const char *const unit_words[] = {
@@ -269,6 +274,7 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	add_words(a, place_after, HUB_ARRAY_SIZE(place_after), LX_PLACE_AFTER);
 	add_words(a, at_words, HUB_ARRAY_SIZE(at_words), LX_AT);
 	add_words(a, cue_after, HUB_ARRAY_SIZE(cue_after), LX_CUE_AFTER);
+	add_words(a, id_cues, HUB_ARRAY_SIZE(id_cues), LX_ID_CUE);
 	*out = a;
 	return 0;
 }
@@ -419,6 +425,7 @@ struct scan {
 	size_t iban_at[8];
 	size_t niban;
 	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
+	size_t id_cue; /* where the first IIN/BIN cue word ends; SIZE_MAX without one */
 	size_t ndigits;
 	bool has_at; /* an '@' is in the text (find_emails) */
 };
@@ -653,6 +660,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	wd->w |= W_KEYED;
 	if (filter_has(s->anon, k->h[k->len]))
 		wd->lx = hub_anon__htab_get(&s->anon->words, k->h[k->len]);
+	if ((wd->lx & LX_ID_CUE) && s->id_cue == SIZE_MAX)
+		s->id_cue = wd->end;
 	if ((k->len == 3 && !memcmp(k->s, "uli", 3)) || (k->len == 4 && !memcmp(k->s, "kizi", 4)))
 		wd->w |= W_PATRO_WORD; /* Абен улы */
 	if (k->len < HUB_ANON_STEM_MIN)
@@ -1102,6 +1111,7 @@ struct cand {
 	size_t ng;
 	bool plus;  /* written with a leading '+' */
 	bool order; /* after an order, code or address word, or '#'/'№' */
+	bool id_cue; /* after an IIN/BIN cue in the text, and not after an order word */
 	bool unit;  /* followed by a currency or unit */
 	bool paren; /* a group in parentheses */
 };
@@ -1155,11 +1165,14 @@ static int classify_number(const struct scan *s, const struct cand *c)
 	if (!c->plus && c->n >= 13 && c->n <= MAX_DIGITS && c->d[0] != '0' && blocks_ok(c, 3) &&
 	    !all_same(c->d, c->n) && hub_anon_luhn_ok(c->d, c->n))
 		return HUB_ANON_CARD;
-	if (!c->plus && c->n == 12 && blocks_ok(c, 2) && hub_anon_kz_checksum_ok(c->d)) {
-		if (iin_date_ok(c->d))
+	if (!c->plus && c->n == 12 && blocks_ok(c, 2)) {
+		if (hub_anon_kz_checksum_ok(c->d) && iin_date_ok(c->d))
 			return HUB_ANON_IIN;
-		if (bin_ok(c->d))
+		if (hub_anon_kz_checksum_ok(c->d) && bin_ok(c->d))
 			return HUB_ANON_BIN;
+		/* customers mistype their number: after its cue it is theirs all the same */
+		if (c->id_cue)
+			return HUB_ANON_ID;
 	}
 	if (phone_ok(s, c))
 		return HUB_ANON_PHONE;
@@ -1208,6 +1221,8 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 			.plus = r->plus && r->first + i == 0,
 			.order = hash || (before && (before->lx & LX_ORDER)),
 		};
+
+		c.id_cue = s->id_cue <= g[i].start && !c.order;
 
 		for (size_t j = i; j < r->ng && j - i < MAX_WINDOW &&
 				   r->doff[j + 1] - r->doff[i] <= MAX_DIGITS; j++) {
@@ -1533,6 +1548,7 @@ static int rank(enum hub_anon_type t)
 	static const int r[HUB_ANON_NTYPES] = {
 		[HUB_ANON_MARKER] = 7, [HUB_ANON_EMAIL] = 6, [HUB_ANON_IBAN] = 5,
 		[HUB_ANON_CARD] = 4, [HUB_ANON_IIN] = 3, [HUB_ANON_BIN] = 3,
+		[HUB_ANON_ID] = 3,
 		[HUB_ANON_PHONE] = 2, [HUB_ANON_NAME] = 1,
 	};
 	return r[t];
@@ -1640,6 +1656,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.translit_ok = false;
 	s.niban = 0;
 	s.first_digit = SIZE_MAX;
+	s.id_cue = SIZE_MAX;
 	s.ndigits = 0;
 	s.has_at = false;
 
