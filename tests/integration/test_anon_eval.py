@@ -2,7 +2,7 @@
 runs tests/anon/eval (the same as `make eval-anon`) against the ASan hubctl and asserts its
 targets (corpus.jsonl: protected >= 0.995 for PHONE, EMAIL, IIN, BIN, CARD, IBAN, >= 0.95 for
 NAME, precision >= 0.97; hard.jsonl: >= 0.995 for every structured type, >= 0.97 for NAME,
-precision >= 0.95; the conversations >= 0.97); and checks that the corpora hold what they
+precision >= 0.95; the conversations >= 0.88); and checks that the corpora hold what they
 claim (valid check digits, exact labels, generated from their templates, no sentence in
 common).
 """
