@@ -122,7 +122,8 @@ static const char *const cue_strong[] = {
 static const char *const cue_weak[] = {
 	"это", "я", "мен", "менің", "am", "m", "is", "dear", "уважаемый", "уважаемая",
 	"господин", "госпожа", "mr", "mrs", "ms", "miss", "менеджер", "manager", "курьер",
-	"courier", "клиент", "client", "спасибо", "рахмет", "thanks", "thank", "уважением", "regards",
+	"courier", "клиент", "client", "спасибо", "рахмет", "thanks", "thank", "уважением",
+	"regards",
 	"от", "from", "для", "for", "мастер", "оператор", "доктор", "dr", "сестра", "брат",
 	"жена", "муж", "мама", "папа", "сын", "дочь", "коллега", "друг", "подруга", "ага",
 	"апа", "апай", "аға", "әке", "ана", "қыз", "бала", "инд", "ип", "тоо",
@@ -422,9 +423,9 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_CYR 0x800000    /* has Cyrillic letters */
 #define W_SPANNED 0x1000000 /* inside what another detector found: it becomes a marker */
 #define W_SURSHAPE 0x2000000 /* surname or patronymic morphology in any case, or W_KAZSUR */
-#define W_KAZSUR 0x10000000 /* a Kazakh surname's ending (-бай, -бек, -қали): beside a name */
 #define W_INITIAL 0x4000000 /* one letter: an initial ("Айгерим С."), never a name */
 #define W_LATIN 0x8000000 /* starts with a Latin letter */
+#define W_KAZSUR 0x10000000 /* a Kazakh surname's ending (-бай, -бек, -қали): beside a name */
 
 struct word {
 	size_t start, end;
@@ -441,8 +442,9 @@ struct scan {
 	size_t nwords, capwords;
 	struct word first_words[64];
 	struct hub_anon_spans *out;
-	bool translit_ok; /* Latin words may be transliterated Cyrillic names */
-	bool cyr_text; /* not Latin text (decide_names): a Latin word alone is a brand */
+	/* Latin text (decide_names): Latin words may be transliterated Cyrillic names, and a
+	 * Latin name needs no cue (in Cyrillic text, alone, it is a brand or a product) */
+	bool translit_ok;
 	/* where an IBAN may start: two ASCII letters before a digit ("KZ86..."), as cut_words
 	 * finds them; more than fit: every byte is a candidate */
 	size_t iban_at[8];
@@ -842,7 +844,7 @@ static bool intrinsic(const struct scan *s, size_t i)
 	if (cue == 1 && (s->words[i - 1].lx & LX_INTRO) && !upper && gaz && !(w->w & W_AMBIG))
 		return true; /* "я айдана", "im dana", "это диас" */
 	if (cue == 1 && upper && (gaz || (w->w & (W_SURNAME | W_PATRO))) &&
-	    !((s->words[i - 1].lx & LX_GREET) && (w->w & W_LATIN) && s->cyr_text))
+	    !((s->words[i - 1].lx & LX_GREET) && (w->w & W_LATIN) && !s->translit_ok))
 		return true;
 	if (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER) && upper)
 		return true;
@@ -851,7 +853,7 @@ static bool intrinsic(const struct scan *s, size_t i)
 		return true;
 	/* Without a cue, a Latin word in Cyrillic text is a product or a brand (Octavia,
 	 * Venus) unless a Latin name stands beside it */
-	if ((w->w & W_LATIN) && s->cyr_text && !latin_pair(s, i))
+	if ((w->w & W_LATIN) && !s->translit_ok && !latin_pair(s, i))
 		return false;
 	if (exact)
 		return true;
@@ -1102,7 +1104,6 @@ static void decide_names(struct scan *s)
 			ws[i].w |= W_SPANNED;
 	}
 	s->translit_ok = false;
-	s->cyr_text = true;
 	mark_names(s);
 	for (size_t i = 0; i < s->nwords && !translit; i++)
 		translit = (ws[i].w & W_LATIN) &&
@@ -1111,7 +1112,6 @@ static void decide_names(struct scan *s)
 		for (size_t i = 0; i < s->nwords; i++)
 			ws[i].w &= ~(uint32_t)W_INTR;
 		s->translit_ok = true;
-		s->cyr_text = false;
 		mark_names(s);
 	}
 	/* A known value never makes its neighbours names: what the vault learns from one
