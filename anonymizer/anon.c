@@ -170,8 +170,9 @@ static const char *const intro_words[] = {
 	"это", "я", "мен", "im", "am", "m", "its", "s",
 };
 
+/* In Cyrillic; Latin ones are compared as written (id_cue_word): collapsed, IIN is "in". */
 static const char *const id_cues[] = {
-	"иин", "бин", "жсн", "бсн", "iin", "bin", "zhsn", "bsn",
+	"иин", "бин", "жсн", "бсн",
 };
 
 static const char *const unit_words[] = {
@@ -426,6 +427,7 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_INITIAL 0x4000000 /* one letter: an initial ("Айгерим С."), never a name */
 #define W_LATIN 0x8000000 /* starts with a Latin letter */
 #define W_KAZSUR 0x10000000 /* a Kazakh surname's ending (-бай, -бек, -қали): beside a name */
+#define W_IDCUE 0x20000000 /* "ИИН", "BIN" (LX_ID_CUE, or Latin as written) */
 
 struct word {
 	size_t start, end;
@@ -690,6 +692,20 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_a
 	return vault_name_of(v, &k, lens, nl);
 }
 
+/* A Latin IIN/BIN cue: "IIN", "bin", "BSN", "zhsn" in any case. */
+static bool id_cue_word(const struct scan *s, const struct word *wd)
+{
+	static const char *const cues[] = { "iin", "bin", "bsn", "zhsn" };
+	size_t n = wd->end - wd->start;
+
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(cues); i++)
+		if (strlen(cues[i]) == n &&
+		    hub_anon__find_ci((struct hub_str){ s->text.p + wd->start, n }, 0,
+				      (struct hub_str){ cues[i], n }) == 0)
+			return true;
+	return false;
+}
+
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
  * vault's names, morphology. */
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
@@ -700,8 +716,10 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	wd->w |= W_KEYED;
 	if (filter_has(s->anon, k->h[k->len]))
 		wd->lx = hub_anon__htab_get(&s->anon->words, k->h[k->len]);
-	if ((wd->lx & LX_ID_CUE) && s->id_cue == SIZE_MAX)
-		s->id_cue = wd->end;
+	if ((wd->lx & LX_ID_CUE) || (k->latin && id_cue_word(s, wd))) {
+		wd->w |= W_IDCUE;
+		s->id_cue = 0; /* find_id_cue says where */
+	}
 	if ((k->len == 3 && !memcmp(k->s, "uli", 3)) || (k->len == 4 && !memcmp(k->s, "kizi", 4)))
 		wd->w |= W_PATRO_WORD; /* Абен улы */
 	if (k->len < HUB_ANON_STEM_MIN)
@@ -1371,12 +1389,32 @@ static void run_shift(struct run *r)
 
 /* Runs of digit groups joined by at most three separators; each run's windows matched as
  * it is read, however long it is. */
+/* Where the first IIN/BIN cue outside a marker ends: "[IIN_1]" in a text is no cue (the
+ * same text with a marker in place of an IIN must find what the first look found). */
+static void find_id_cue(struct scan *s)
+{
+	if (s->id_cue == SIZE_MAX)
+		return;
+	s->id_cue = SIZE_MAX;
+	for (size_t i = 0; i < s->nwords && s->id_cue == SIZE_MAX; i++) {
+		const struct word *w = &s->words[i];
+		bool marker = false;
+
+		for (size_t j = 0; j < s->out->n && (w->w & W_IDCUE) && !marker; j++)
+			marker = s->out->items[j].type == HUB_ANON_MARKER &&
+				 s->out->items[j].start < w->end && w->start < s->out->items[j].end;
+		if ((w->w & W_IDCUE) && !marker)
+			s->id_cue = w->end;
+	}
+}
+
 static void find_numbers(struct scan *s)
 {
 	struct hub_str t = s->text;
 	struct run r;
 	size_t i = s->first_digit, wi = 0;
 
+	find_id_cue(s);
 	while (i < t.len) {
 		size_t sl;
 

@@ -143,6 +143,9 @@ static void test_iin_bin_card_iban(void **state)
 		{ "ИИН 9001 0130 0017", "IIN:9001 0130 0017" },
 		{ "БИН 080940004321", "ID:080940004321" }, /* checksum fails: after its cue, an ID */
 		{ "договор 080940004321", "" },         /* no cue */
+		{ "in 080940004321", "" },              /* "IIN" collapsed, but not a cue */
+		{ "IIN: 080940004321", "ID:080940004321" },
+		{ "[IIN_1] 080940004321", "MARKER:[IIN_1]" }, /* a marker is no cue */
 		{ "900113300016", "" },                 /* month 13: not a date */
 		{ "карта 4111 1111 1111 1111", "CARD:4111 1111 1111 1111" },
 		{ "4111-1111-1111-1111", "CARD:4111-1111-1111-1111" },
