@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes tests/anon/corpus.jsonl from the hand-written message templates in templates.txt.
+"""Writes tests/anon/corpus.jsonl and hard.jsonl from the hand-written message templates in
+templates.txt and hard_templates.txt.
 
   tests/anon/build_corpus.py            # rewrite corpus.jsonl (deterministic: fixed seed)
   tests/anon/build_corpus.py --check    # exit 1 when corpus.jsonl differs from what it writes
@@ -22,8 +23,14 @@ the exact substring the text holds. Slots:
     (Russian) and {fm:kdat} {ff:kgen} {fm:kins} {ff:kacc} (Kazakh), or :low / :up (lower /
     upper case).
     {kz:...} marks a Kazakh-alphabet name pool instead of the Russian-alphabet one.
+    The hard corpus adds: {sr} {srf} {kzsr} {kzsrf} {kzsrl} surnames without a Russian
+    ending (Russian letters, Kazakh letters, Latin), the Kazakh cases :kloc :kabl :kposs,
+    {phs} {phg} a mobile spaced or glued, {badid} 12 digits after an IIN/BIN cue that fail
+    the check digit (labelled ID).
   not personal data (not labelled): {price} {amount} {order} {trk} {date} {time} {bad12}
-    {code} {qty} {house} {city} {noluhn} (16 digits that fail Luhn).
+    {code} {qty} {house} {city} {noluhn} (16 digits that fail Luhn); in the hard corpus
+    {street} {kzstreet} {enstreet} streets named after people, {model} products and models,
+    {year}, {ini} a single initial.
 A template line is  LANG|KIND|text  where KIND is P (personal data), N (none) or K (the CRM
 knows this contact: its name, phone and e-mail go to "known")."""
 import argparse
