@@ -2,9 +2,9 @@
 """Writes tests/anon/corpus.jsonl and hard.jsonl from the hand-written message templates in
 templates.txt and hard_templates.txt.
 
-  tests/anon/build_corpus.py            # rewrite corpus.jsonl (deterministic: fixed seed)
-  tests/anon/build_corpus.py --check    # exit 1 when corpus.jsonl differs from what it writes
-  tests/anon/build_corpus.py --seed N --out FILE
+  tests/anon/build_corpus.py            # rewrite both (deterministic: fixed seeds)
+  tests/anon/build_corpus.py --check    # exit 1 when either differs from what it writes
+  tests/anon/build_corpus.py --set corpus|hard [--seed N --out FILE]
                                         # the same messages with other values (names, numbers,
                                         # phone forms): a held-out corpus for tests/anon/eval
                                         # --corpus FILE, to see that a detector did not learn
