@@ -33,7 +33,12 @@
 #define LX_F 0x10000          /* name bits from a Kazakh entry in Russian letters */
 #define LX_AT 0x20000         /* "на", "по": before an address when a house number follows */
 #define LX_L 0x0800           /* name bits from an entry with repeats collapsed (any script) */
+#define LX_ID_CUE 0x40000     /* "ИИН", "BIN": a 12-digit number after it is one, or an ID */
+#define LX_INTRO 0x80000      /* "я", "мен", "это", "im": a self-introduction */
+#define LX_GREET 0x100000     /* "привет", "салам", "hi" */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
+#define LX_NEVER (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT | LX_STOP | \
+		  LX_PLACE_BEFORE | LX_PLACE_AFTER | LX_CUE_AFTER)
 
 struct hub_anon {
 	struct hub_anon_htab words;
@@ -44,7 +49,7 @@ struct hub_anon {
 #define FILTER_BITS 22
 
 static const char *const type_names[HUB_ANON_NTYPES] = {
-	"PHONE", "EMAIL", "IIN", "BIN", "CARD", "IBAN", "NAME", "MARKER",
+	"PHONE", "EMAIL", "IIN", "BIN", "CARD", "IBAN", "NAME", "ID", "MARKER",
 };
 
 const char *hub_anon_type_name(enum hub_anon_type type)
@@ -92,6 +97,7 @@ static const char *const place_before[] = {
 	"даңғылы", "ықшамауданы", "район", "р-н", "село", "поселок", "пос", "аул", "город", "г",
 	"қаласы", "област", "облысы", "школа", "гимназия", "лицей", "колледж", "университет",
 	"больница", "клиника", "поликлиника", "магазин", "кафе", "ресторан", "отель", "hotel",
+	"адрес", "address", "мекенжай", "мекенжайы",
 };
 
 static const char *const at_words[] = {
@@ -116,8 +122,8 @@ static const char *const cue_strong[] = {
 static const char *const cue_weak[] = {
 	"это", "я", "мен", "менің", "am", "m", "is", "dear", "уважаемый", "уважаемая",
 	"господин", "госпожа", "mr", "mrs", "ms", "miss", "менеджер", "manager", "курьер",
-	"courier", "клиент", "client", "привет", "здравствуйте", "сәлем", "салем", "hi",
-	"hello", "hey", "спасибо", "рахмет", "thanks", "thank", "уважением", "regards",
+	"courier", "клиент", "client", "спасибо", "рахмет", "thanks", "thank", "уважением",
+	"regards",
 	"от", "from", "для", "for", "мастер", "оператор", "доктор", "dr", "сестра", "брат",
 	"жена", "муж", "мама", "папа", "сын", "дочь", "коллега", "друг", "подруга", "ага",
 	"апа", "апай", "аға", "әке", "ана", "қыз", "бала", "инд", "ип", "тоо",
@@ -150,6 +156,23 @@ static const char *const order_words[] = {
 	"номер заказа", "модель", "model", "serial", "серийный", "imei", "лицевой", "account",
 	"квитанция", "талон", "билет", "ticket", "кабинет", "офис", "квартира", "кв", "дом",
 	"улица", "ул", "мкр", "микрорайон", "индекс", "postcode", "zip", "штрих", "barcode",
+};
+
+/* Greetings: weak cues, though not for a Latin word in Cyrillic text ("салам Octavia бар ма"
+ * asks for a car). */
+static const char *const greetings[] = {
+	"привет", "здравствуйте", "сәлем", "салем", "салам", "саламатсызба", "сәлеметсіз",
+	"сәлеметсіздер", "hi", "hello", "hey",
+};
+
+/* Before a name in lower case: a gazetteer name after one is a name ("я айдана", "im dana"). */
+static const char *const intro_words[] = {
+	"это", "я", "мен", "im", "am", "m", "its", "s",
+};
+
+/* In Cyrillic; Latin ones are compared as written (id_cue_word): collapsed, IIN is "in". */
+static const char *const id_cues[] = {
+	"иин", "бин", "жсн", "бсн",
 };
 
 static const char *const unit_words[] = {
@@ -269,6 +292,9 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	add_words(a, place_after, HUB_ARRAY_SIZE(place_after), LX_PLACE_AFTER);
 	add_words(a, at_words, HUB_ARRAY_SIZE(at_words), LX_AT);
 	add_words(a, cue_after, HUB_ARRAY_SIZE(cue_after), LX_CUE_AFTER);
+	add_words(a, id_cues, HUB_ARRAY_SIZE(id_cues), LX_ID_CUE);
+	add_words(a, intro_words, HUB_ARRAY_SIZE(intro_words), LX_INTRO | LX_CUE_WEAK);
+	add_words(a, greetings, HUB_ARRAY_SIZE(greetings), LX_GREET | LX_CUE_WEAK);
 	*out = a;
 	return 0;
 }
@@ -397,6 +423,11 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_FOLDED 0x400000 /* Kazakh letters, in the gazetteer only in Russian spelling */
 #define W_CYR 0x800000    /* has Cyrillic letters */
 #define W_SPANNED 0x1000000 /* inside what another detector found: it becomes a marker */
+#define W_SURSHAPE 0x2000000 /* surname or patronymic morphology in any case, or W_KAZSUR */
+#define W_INITIAL 0x4000000 /* one letter: an initial ("Айгерим С."), never a name */
+#define W_LATIN 0x8000000 /* starts with a Latin letter */
+#define W_KAZSUR 0x10000000 /* a Kazakh surname's ending (-бай, -бек, -қали): beside a name */
+#define W_IDCUE 0x20000000 /* "ИИН", "BIN" (LX_ID_CUE, or Latin as written) */
 
 struct word {
 	size_t start, end;
@@ -413,12 +444,15 @@ struct scan {
 	size_t nwords, capwords;
 	struct word first_words[64];
 	struct hub_anon_spans *out;
-	bool translit_ok; /* Latin words may be transliterated Cyrillic names */
+	/* Latin text (decide_names): Latin words may be transliterated Cyrillic names, and a
+	 * Latin name needs no cue (in Cyrillic text, alone, it is a brand or a product) */
+	bool translit_ok;
 	/* where an IBAN may start: two ASCII letters before a digit ("KZ86..."), as cut_words
 	 * finds them; more than fit: every byte is a candidate */
 	size_t iban_at[8];
 	size_t niban;
 	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
+	size_t id_cue; /* where the first IIN/BIN cue word ends; SIZE_MAX without one */
 	size_t ndigits;
 	bool has_at; /* an '@' is in the text (find_emails) */
 };
@@ -520,7 +554,8 @@ static void cut_words(struct scan *s)
 			w = (first_upper ? W_CAP : 0) |
 			    (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
 			    (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
-			    (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0);
+			    (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0) |
+			    (letters == 1 ? W_INITIAL : 0) | (latin ? W_LATIN : 0);
 			add_word(s, start, i, w);
 			if (i < t.len && is_digit((int)cp) && i - start >= 2 &&
 			    is_ascii_letter(t.p[i - 1]) && is_ascii_letter(t.p[i - 2]) &&
@@ -565,15 +600,13 @@ static bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n, si
 	       memcmp(k->s + k->len - n, suf, n) == 0;
 }
 
-/* Surname and patronymic morphology on a key (only where it is used: capitalised words,
- * long ones). */
-static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
+/* Surname and patronymic morphology on a key: W_SURNAME, W_PATRO, or W_KAZSUR for the
+ * endings of Kazakh surnames that given names and words share too. */
+static uint32_t name_shape(const struct hub_anon_key *k)
 {
 	/* by the last key byte (k->len >= 3); an ending that contains another one is left
 	 * out ("bekov" is an "ov", "inichna" an "ichna") */
 #define ENDS(x) key_ends(k, x, sizeof(x) - 1, 3)
-	if (!(wd->w & (W_CAP | W_ALLCAPS)) && wd->end - wd->start < 14)
-		return 0;
 	switch (k->s[k->len - 1]) {
 	case 'h':
 		return ENDS("ovich") || ENDS("evich") ? W_PATRO : 0;
@@ -586,17 +619,33 @@ static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
 	case 'n':
 		return ENDS("in") || ENDS("ian") ? W_SURNAME : 0;
 	case 'i':
-		return ENDS("skii") || ENDS("uli") || ENDS("kizi") || ENDS("shvili") ? W_SURNAME :
-										   0;
+		if (ENDS("skii") || ENDS("uli") || ENDS("kizi") || ENDS("shvili"))
+			return W_SURNAME;
+		return ENDS("bai") || ENDS("kali") || ENDS("gali") ? W_KAZSUR : 0;
 	case 'o':
 		return ENDS("enko") ? W_SURNAME : 0;
 	case 'k':
-		return ENDS("iuk") || ENDS("chuk") ? W_SURNAME : 0;
+		if (ENDS("iuk") || ENDS("chuk"))
+			return W_SURNAME;
+		return ENDS("bek") ? W_KAZSUR : 0;
 	case 'e':
 		return ENDS("dze") ? W_SURNAME : 0;
 	}
 	return 0;
 #undef ENDS
+}
+
+/* The shape of a word: W_SURNAME and W_PATRO only where the rules take them alone
+ * (capitalised words, long ones), W_SURSHAPE in any case. */
+static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
+{
+	uint32_t m = name_shape(k);
+
+	if (!m)
+		return 0;
+	if (!(wd->w & (W_CAP | W_ALLCAPS)) && wd->end - wd->start < 14)
+		return (m & W_KAZSUR) | W_SURSHAPE;
+	return m | W_SURSHAPE;
 }
 
 /* The word being classified (the last one cut) follows a strong cue. */
@@ -643,6 +692,20 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_a
 	return vault_name_of(v, &k, lens, nl);
 }
 
+/* A Latin IIN/BIN cue: "IIN", "bin", "BSN", "zhsn" in any case. */
+static bool id_cue_word(const struct scan *s, const struct word *wd)
+{
+	static const char *const cues[] = { "iin", "bin", "bsn", "zhsn" };
+	size_t n = wd->end - wd->start;
+
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(cues); i++)
+		if (strlen(cues[i]) == n &&
+		    hub_anon__find_ci((struct hub_str){ s->text.p + wd->start, n }, 0,
+				      (struct hub_str){ cues[i], n }) == 0)
+			return true;
+	return false;
+}
+
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
  * vault's names, morphology. */
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
@@ -653,6 +716,10 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	wd->w |= W_KEYED;
 	if (filter_has(s->anon, k->h[k->len]))
 		wd->lx = hub_anon__htab_get(&s->anon->words, k->h[k->len]);
+	if ((wd->lx & LX_ID_CUE) || (k->latin && id_cue_word(s, wd))) {
+		wd->w |= W_IDCUE;
+		s->id_cue = 0; /* find_id_cue says where */
+	}
 	if ((k->len == 3 && !memcmp(k->s, "uli", 3)) || (k->len == 4 && !memcmp(k->s, "kizi", 4)))
 		wd->w |= W_PATRO_WORD; /* Абен улы */
 	if (k->len < HUB_ANON_STEM_MIN)
@@ -766,8 +833,15 @@ static bool contact_after(const struct scan *s, size_t pos)
 	return digits >= 10;
 }
 
-#define LX_NEVER (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT | LX_STOP | \
-		  LX_PLACE_BEFORE | LX_PLACE_AFTER | LX_CUE_AFTER)
+/* Word i and a neighbour are capitalised Latin words of the gazetteer: "Aigerim Saparova". */
+static bool latin_pair(const struct scan *s, size_t i)
+{
+	const struct word *w = &s->words[i];
+	const uint32_t want = W_LATIN | W_CAP | W_GAZ;
+
+	return (i && (w->w & W_ADJ) && (w[-1].w & want) == want) ||
+	       (i + 1 < s->nwords && (w[1].w & W_ADJ) && (w[1].w & want) == want);
+}
 
 /* A name by itself: the gazetteer, morphology, case, cues. */
 static bool intrinsic(const struct scan *s, size_t i)
@@ -781,21 +855,30 @@ static bool intrinsic(const struct scan *s, size_t i)
 	bool exact = gaz && !(w->w & (W_INFL | W_AMBIG)) && (upper || !(w->w & W_SHORT));
 	int cue = cue_before(s, i);
 
+	if (w->w & W_INITIAL)
+		return false;
 	if (cue == 2 && (upper || gaz))
 		return true;
-	if (cue == 1 && upper && (gaz || (w->w & (W_SURNAME | W_PATRO))))
+	if (cue == 1 && (s->words[i - 1].lx & LX_INTRO) && !upper && gaz && !(w->w & W_AMBIG))
+		return true; /* "я айдана", "im dana", "это диас" */
+	if (cue == 1 && upper && (gaz || (w->w & (W_SURNAME | W_PATRO))) &&
+	    !((s->words[i - 1].lx & LX_GREET) && (w->w & W_LATIN) && !s->translit_ok))
 		return true;
 	if (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER) && upper)
 		return true;
+	/* a capitalised name-word right before a phone or an e-mail: "Arman +7 771..." */
+	if (cap && (w->w & W_GAZ) && contact_after(s, w->end))
+		return true;
+	/* Without a cue, a Latin word in Cyrillic text is a product or a brand (Octavia,
+	 * Venus) unless a Latin name stands beside it */
+	if ((w->w & W_LATIN) && !s->translit_ok && !latin_pair(s, i))
+		return false;
 	if (exact)
 		return true;
 	if (gaz && !(w->w & W_AMBIG) && (w->w & W_INFL) &&
 	    ((cap && !(w->w & W_SENT)) || (w->w & W_LONGSTEM) || (cap && (w->w & W_MIDSTEM))))
 		return true;
 	if ((w->w & W_PATRO) && (upper || (w->end - w->start) >= 14))
-		return true;
-	/* a capitalised name-word right before a phone or an e-mail: "Arman +7 771..." */
-	if (cap && (w->w & W_GAZ) && contact_after(s, w->end))
 		return true;
 	return (w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT);
 }
@@ -820,14 +903,26 @@ static bool house_number(const struct scan *s, size_t pos)
 	if (pos == t.len || t.p[pos] == '/' || t.p[pos] == ',' || t.p[pos] == '?' ||
 	    t.p[pos] == '.' || t.p[pos] == '!')
 		return true;
-	if (t.p[pos] == ' ')
-		return false; /* "на Айгерим 15 мая" is a booking with Айгерим */
+	if (t.p[pos] == ' ') {
+		/* "на Абая 150 кв 12"; but "на Айгерим 15 мая" is a booking with Айгерим */
+		for (size_t i = 0; i < s->nwords; i++)
+			if (s->words[i].start == pos + 1)
+				return (s->words[i].lx & LX_ORDER) && !(s->words[i].w & W_SPANNED);
+		return false;
+	}
 	/* a letter glued to it: 26а, but 100тг is money */
 	for (size_t i = 0; i < s->nwords; i++)
 		if (s->words[i].start == pos)
 			return !(s->words[i].lx & LX_UNIT) && !(s->words[i].w & W_SPANNED) &&
 			       s->words[i].end - s->words[i].start <= 2;
 	return false;
+}
+
+/* A name seen in an earlier text of the vault, capitalised: Роза the flower in lower case
+ * stays a flower. */
+static bool learned_name(const struct word *w)
+{
+	return (w->w & W_LEARNED) && (w->w & (W_CAP | W_ALLCAPS));
 }
 
 /* Word i is a name whatever its neighbours are: the vault's, or by itself. */
@@ -842,7 +937,27 @@ static bool name_alone(const struct scan *s, size_t i)
 		return true;
 	if (w->lx & LX_NEVER)
 		return false;
-	return ((w->w & W_LEARNED) && (w->w & (W_CAP | W_ALLCAPS))) || intrinsic(s, i);
+	return learned_name(w) || intrinsic(s, i);
+}
+
+/* The word names what a street's name comes before ("көшесі", "street"), in any case ending
+ * ("Абай көшесіне"). */
+static bool street_word_after(const struct scan *s, const struct word *w)
+{
+	struct hub_anon_key k;
+	size_t lens[16], n;
+
+	if (w->lx & LX_PLACE_AFTER)
+		return true;
+	if (!(w->w & W_KEYED) || (w->w & (W_CAP | W_ALLCAPS)) ||
+	    !hub_anon__key(s->anon, s->text.p + w->start, w->end - w->start, &k))
+		return false;
+	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
+	for (size_t i = 1; i < n; i++)
+		if (filter_has(s->anon, k.h[lens[i]]) &&
+		    (hub_anon__htab_get(&s->anon->words, k.h[lens[i]]) & LX_PLACE_AFTER))
+			return true;
+	return false;
 }
 
 /* The word is a place or a product, not a person: after "ул", "мкр", "ТОО" or a brand,
@@ -861,17 +976,22 @@ static bool place(const struct scan *s, size_t i)
 		return true;
 	if (prev && (w->w & W_ADJ) && (prev->lx & LX_STOP))
 		return true; /* Samsung Galaxy, Lada Granta */
-	/* "на Абая 150", "на Бухар жырау 86/4": a street named after someone */
+	/* "на Абая 150", "на Бухар жырау 86/4": a street named after someone; "в ТЦ на
+	 * Абая" */
 	if (prev && (w->w & W_ADJ) && (prev->lx & LX_AT)) {
 		size_t e = w->end;
 
+		if (i >= 2 && (prev->w & W_ADJ) && (w[-2].lx & LX_PLACE_BEFORE) &&
+		    !(w[-2].w & (W_SPANNED | W_KNOWN)))
+			return true;
 		/* not over a name of its own: that becomes a marker, and the street is gone */
 		if (next && (next->w & W_ADJ) && !(next->w & W_CAP) && !house_number(s, e) &&
 		    !name_alone(s, i + 1))
 			e = next->end;
-		return house_number(s, e);
+		if (house_number(s, e))
+			return true;
 	}
-	return next && (next->w & W_ADJ) && (next->lx & LX_PLACE_AFTER);
+	return next && (next->w & W_ADJ) && street_word_after(s, next);
 }
 
 /* What intrinsic needs before it can say yes: the gazetteer, morphology or a cue. */
@@ -882,6 +1002,24 @@ static bool may_be_intrinsic(const struct scan *s, size_t i)
 	       (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER));
 }
 
+static bool same_script(const struct word *a, const struct word *b)
+{
+	return (a->w & W_CYR) == (b->w & W_CYR) && (a->w & W_LATIN) == (b->w & W_LATIN);
+}
+
+/* A word in lower case beside a name in lower case ("мен айдос мырзабек"): a name when it
+ * has a name's shape or is in the gazetteer (not as a common word); in Latin letters only
+ * with a Kazakh surname's ending ("atym aigerim kunanbay"): a Latin skeleton meets too
+ * many English words ("need" is Ned, "again" ends as Russian surnames do). */
+static bool lower_pair(const struct word *w, const struct word *name)
+{
+	if ((name->w & (W_CAP | W_ALLCAPS)) || !same_script(w, name))
+		return false;
+	if (w->w & W_CYR)
+		return (w->w & W_SURSHAPE) || (w->w & (W_GAZ | W_AMBIG)) == W_GAZ;
+	return w->w & W_KAZSUR;
+}
+
 static void mark_names(struct scan *s)
 {
 	struct word *ws = s->words;
@@ -889,9 +1027,7 @@ static void mark_names(struct scan *s)
 
 	for (size_t i = 0; i < s->nwords; i++) {
 		struct word *w = &ws[i];
-		/* a name seen in an earlier text of the vault, capitalised: Роза the flower
-		 * in lower case stays a flower */
-		bool learned = (w->w & W_LEARNED) && (w->w & (W_CAP | W_ALLCAPS));
+		bool learned = learned_name(w);
 
 		if (!(w->w & W_KEYED))
 			continue;
@@ -934,10 +1070,11 @@ static void mark_names(struct scan *s)
 				changed = 1;
 				continue;
 			}
-			if ((!prev_name && !next_name) || !upper || place(s, i))
+			if ((!prev_name && !next_name) || (w->w & W_INITIAL) || place(s, i))
 				continue;
-			if ((w->w & (W_GAZ | W_SURNAME | W_PATRO)) ||
-			    (prev_name && (prev->w & W_FIRST))) {
+			if (upper ? (w->w & (W_GAZ | W_SURNAME | W_PATRO | W_SURSHAPE)) ||
+					    (prev_name && (prev->w & W_FIRST) && same_script(w, prev))
+				  : lower_pair(w, prev_name ? prev : next)) {
 				w->w |= W_INTR;
 				changed = 1;
 			}
@@ -968,8 +1105,9 @@ static bool cyrillic_left(struct scan *s)
 }
 
 /* Latin words that only a transliterated Cyrillic name explains are names in Latin text
- * only (in Cyrillic text they are brands: Lada). Latin text: no Cyrillic word is left
- * outside what was found, which stays so when what was found is replaced by markers. */
+ * only (in Cyrillic text they are brands: Lada), and so are Latin names without a cue or a
+ * Latin name beside them (Octavia). Latin text: no Cyrillic word is left outside what was
+ * found, which stays so when what was found is replaced by markers. */
 static void decide_names(struct scan *s)
 {
 	struct word *ws = s->words;
@@ -986,7 +1124,8 @@ static void decide_names(struct scan *s)
 	s->translit_ok = false;
 	mark_names(s);
 	for (size_t i = 0; i < s->nwords && !translit; i++)
-		translit = (ws[i].w & W_TRANSLIT) && (ws[i].w & W_CAP);
+		translit = (ws[i].w & W_LATIN) &&
+			   (ws[i].w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO));
 	if (translit && !cyrillic_left(s)) {
 		for (size_t i = 0; i < s->nwords; i++)
 			ws[i].w &= ~(uint32_t)W_INTR;
@@ -1102,6 +1241,7 @@ struct cand {
 	size_t ng;
 	bool plus;  /* written with a leading '+' */
 	bool order; /* after an order, code or address word, or '#'/'№' */
+	bool id_cue; /* after an IIN/BIN cue in the text, and not after an order word */
 	bool unit;  /* followed by a currency or unit */
 	bool paren; /* a group in parentheses */
 };
@@ -1155,11 +1295,14 @@ static int classify_number(const struct scan *s, const struct cand *c)
 	if (!c->plus && c->n >= 13 && c->n <= MAX_DIGITS && c->d[0] != '0' && blocks_ok(c, 3) &&
 	    !all_same(c->d, c->n) && hub_anon_luhn_ok(c->d, c->n))
 		return HUB_ANON_CARD;
-	if (!c->plus && c->n == 12 && blocks_ok(c, 2) && hub_anon_kz_checksum_ok(c->d)) {
-		if (iin_date_ok(c->d))
+	if (!c->plus && c->n == 12 && blocks_ok(c, 2)) {
+		if (hub_anon_kz_checksum_ok(c->d) && iin_date_ok(c->d))
 			return HUB_ANON_IIN;
-		if (bin_ok(c->d))
+		if (hub_anon_kz_checksum_ok(c->d) && bin_ok(c->d))
 			return HUB_ANON_BIN;
+		/* customers mistype their number: after its cue it is theirs all the same */
+		if (c->id_cue)
+			return HUB_ANON_ID;
 	}
 	if (phone_ok(s, c))
 		return HUB_ANON_PHONE;
@@ -1209,6 +1352,8 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 			.order = hash || (before && (before->lx & LX_ORDER)),
 		};
 
+		c.id_cue = s->id_cue <= g[i].start && !c.order;
+
 		for (size_t j = i; j < r->ng && j - i < MAX_WINDOW &&
 				   r->doff[j + 1] - r->doff[i] <= MAX_DIGITS; j++) {
 			size_t start = c.plus ? r->plus_at : g[i].start;
@@ -1244,12 +1389,32 @@ static void run_shift(struct run *r)
 
 /* Runs of digit groups joined by at most three separators; each run's windows matched as
  * it is read, however long it is. */
+/* Where the first IIN/BIN cue outside a marker ends: "[IIN_1]" in a text is no cue (the
+ * same text with a marker in place of an IIN must find what the first look found). */
+static void find_id_cue(struct scan *s)
+{
+	if (s->id_cue == SIZE_MAX)
+		return;
+	s->id_cue = SIZE_MAX;
+	for (size_t i = 0; i < s->nwords && s->id_cue == SIZE_MAX; i++) {
+		const struct word *w = &s->words[i];
+		bool marker = false;
+
+		for (size_t j = 0; j < s->out->n && (w->w & W_IDCUE) && !marker; j++)
+			marker = s->out->items[j].type == HUB_ANON_MARKER &&
+				 s->out->items[j].start < w->end && w->start < s->out->items[j].end;
+		if ((w->w & W_IDCUE) && !marker)
+			s->id_cue = w->end;
+	}
+}
+
 static void find_numbers(struct scan *s)
 {
 	struct hub_str t = s->text;
 	struct run r;
 	size_t i = s->first_digit, wi = 0;
 
+	find_id_cue(s);
 	while (i < t.len) {
 		size_t sl;
 
@@ -1533,6 +1698,7 @@ static int rank(enum hub_anon_type t)
 	static const int r[HUB_ANON_NTYPES] = {
 		[HUB_ANON_MARKER] = 7, [HUB_ANON_EMAIL] = 6, [HUB_ANON_IBAN] = 5,
 		[HUB_ANON_CARD] = 4, [HUB_ANON_IIN] = 3, [HUB_ANON_BIN] = 3,
+		[HUB_ANON_ID] = 3,
 		[HUB_ANON_PHONE] = 2, [HUB_ANON_NAME] = 1,
 	};
 	return r[t];
@@ -1640,6 +1806,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.translit_ok = false;
 	s.niban = 0;
 	s.first_digit = SIZE_MAX;
+	s.id_cue = SIZE_MAX;
 	s.ndigits = 0;
 	s.has_at = false;
 

@@ -1,5 +1,6 @@
 /* anonymizer/anon.h - finds personal data in chat text (Russian, Kazakh, English): phone
- * numbers, e-mail addresses, IIN/BIN, payment cards, IBANs and names, as byte spans.
+ * numbers, e-mail addresses, IIN/BIN (and mistyped ones after their cue), payment cards,
+ * IBANs and names, as byte spans.
  * Pure: no I/O; UTF-8 throughout (a span never splits a character, invalid bytes are
  * boundaries), linear in the input, no allocation per character. The vault that turns the
  * spans into markers is anonymizer/anon_vault.h. */
@@ -21,13 +22,16 @@ enum hub_anon_type {
 	HUB_ANON_CARD,
 	HUB_ANON_IBAN,
 	HUB_ANON_NAME,
+	/* 12 digits after an IIN/BIN cue whose check digit or structure fails: a mistyped
+	 * IIN or BIN, still the customer's. */
+	HUB_ANON_ID,
 	/* Text of the input that restore would read as a marker ("[PHONE_1]", "name_2"): it is
 	 * vaulted verbatim, so restore(pseudonymize(x)) gives x back. Not personal data. */
 	HUB_ANON_MARKER,
 	HUB_ANON_NTYPES
 };
 
-/* "PHONE", "EMAIL", "IIN", "BIN", "CARD", "IBAN", "NAME", "MARKER". */
+/* "PHONE", "EMAIL", "IIN", "BIN", "CARD", "IBAN", "NAME", "ID", "MARKER". */
 const char *hub_anon_type_name(enum hub_anon_type type);
 
 struct hub_anon_span {

@@ -222,7 +222,7 @@ static int type_at(const char *p, size_t n, size_t *len)
 		unsigned char len;
 	} names[] = {
 		{ "phone", 5 }, { "email", 5 }, { "iin", 3 }, { "bin", 3 }, { "card", 4 },
-		{ "iban", 4 }, { "name", 4 }, { "marker", 6 },
+		{ "iban", 4 }, { "name", 4 }, { "id", 2 }, { "marker", 6 },
 	};
 	int c = lower((unsigned char)*p);
 

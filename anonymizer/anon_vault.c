@@ -147,7 +147,8 @@ static void normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
 		}
 		b->p[b->len] = 0;
 		return;
-	case HUB_ANON_IIN: case HUB_ANON_BIN: case HUB_ANON_CARD: case HUB_ANON_IBAN:
+	case HUB_ANON_IIN: case HUB_ANON_BIN: case HUB_ANON_ID: case HUB_ANON_CARD:
+	case HUB_ANON_IBAN:
 		hub_buf_grow(b, value.len);
 		for (size_t i = 0; i < value.len; i++) {
 			char c = value.p[i];

@@ -1,6 +1,6 @@
 /* anonymizer/anon_vault.h - pseudonymization with a vault: each distinct value of one
  * request or conversation gets a marker ([PHONE_1], [EMAIL_2], [IIN_1], [BIN_1], [CARD_1],
- * [IBAN_1], [NAME_3]); restore puts the values back; the guard checks outgoing text.
+ * [IBAN_1], [NAME_3], [ID_1]); restore puts the values back; the guard checks outgoing text.
  * Pure: no I/O. Not thread-safe: one vault belongs to one request. */
 #ifndef HUB_ANON_VAULT_H
 #define HUB_ANON_VAULT_H

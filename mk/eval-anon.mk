@@ -1,6 +1,7 @@
-# mk/eval-anon.mk - `make eval-anon`: the anonymizer's quality on the labelled corpus
-# tests/anon/corpus.jsonl (tests/anon/README.md): recall per type, precision, values that
-# survived into the output, against the targets of issue 6; exits non-zero when one is missed.
+# mk/eval-anon.mk - `make eval-anon`: the anonymizer's quality on the labelled corpora
+# tests/anon/corpus.jsonl and hard.jsonl and the conversations (tests/anon/README.md): the
+# protected rate per type, precision, values that survived into the output, the protected
+# rate per conversation, against the targets of issues 6 and 16; non-zero when one is missed.
 #   make eval-anon ANON_EVAL_FLAGS=--verbose     also lists every miss and false hit
 ANON_EVAL_FLAGS ?=
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Writes tests/anon/corpus.jsonl from the hand-written message templates in templates.txt.
+"""Writes tests/anon/corpus.jsonl and hard.jsonl from the hand-written message templates in
+templates.txt and hard_templates.txt.
 
-  tests/anon/build_corpus.py            # rewrite corpus.jsonl (deterministic: fixed seed)
-  tests/anon/build_corpus.py --check    # exit 1 when corpus.jsonl differs from what it writes
-  tests/anon/build_corpus.py --seed N --out FILE
+  tests/anon/build_corpus.py            # rewrite both (deterministic: fixed seeds)
+  tests/anon/build_corpus.py --check    # exit 1 when either differs from what it writes
+  tests/anon/build_corpus.py --set corpus|hard [--seed N --out FILE]
                                         # the same messages with other values (names, numbers,
                                         # phone forms): a held-out corpus for tests/anon/eval
                                         # --corpus FILE, to see that a detector did not learn
@@ -22,8 +23,14 @@ the exact substring the text holds. Slots:
     (Russian) and {fm:kdat} {ff:kgen} {fm:kins} {ff:kacc} (Kazakh), or :low / :up (lower /
     upper case).
     {kz:...} marks a Kazakh-alphabet name pool instead of the Russian-alphabet one.
+    The hard corpus adds: {sr} {srf} {kzsr} {kzsrf} {kzsrl} surnames without a Russian
+    ending (Russian letters, Kazakh letters, Latin), the Kazakh cases :kloc :kabl :kposs,
+    {phs} {phg} a mobile spaced or glued, {badid} 12 digits after an IIN/BIN cue that fail
+    the check digit (labelled ID).
   not personal data (not labelled): {price} {amount} {order} {trk} {date} {time} {bad12}
-    {code} {qty} {house} {city} {noluhn} (16 digits that fail Luhn).
+    {code} {qty} {house} {city} {noluhn} (16 digits that fail Luhn); in the hard corpus
+    {street} {kzstreet} {enstreet} streets named after people, {model} products and models,
+    {year}, {ini} a single initial.
 A template line is  LANG|KIND|text  where KIND is P (personal data), N (none) or K (the CRM
 knows this contact: its name, phone and e-mail go to "known")."""
 import argparse
@@ -66,6 +73,35 @@ EN_F = 'Sarah Emily Jessica Laura Olivia Rachel Emma Hannah Megan Chloe Sophie K
 EN_M = 'John Michael David James Robert Daniel Kevin Thomas Andrew Brian Steven Paul'.split()
 EN_S = 'Smith Johnson Brown Miller Davis Wilson Taylor Anderson Thompson Walker Clark ' \
        'Harris Robinson Lewis Wright Hughes'.split()
+# Surnames without a Russian ending (-ов/-ин), as Kazakh families write them; some of them the
+# gazetteer lists, some not (the hard corpus: a surname beside a first name).
+SUR_R = 'Жумабай Серикбай Кунанбай Толеу Есжан Сейткали Бекмагамбет Кенесары Мырзабек ' \
+        'Бектур Алимжан Шалкар Мусабек Танатар Жетписбай Ержигит Торегали Боранбай Есенгелди ' \
+        'Сатыбалды Смайыл Орынбасар Ким Тен Нургали Омар Абди'.split()
+SUR_K = 'Жұмабай Серікбай Құнанбай Төлеу Есжан Сейтқали Бекмағамбет Кенесары Мырзабек Бектұр ' \
+        'Әлімжан Шалқар Мұсабек Таңатар Жетпісбай Ержігіт Төреғали Боранбай Есенгелді ' \
+        'Сатыбалды Смайыл Орынбасар Нұрғали Әбді'.split()
+SUR_L = 'Zhumabay Serikbay Kunanbay Toleu Eszhan Seitkali Myrzabek Bektur Alimzhan Shalkar ' \
+        'Musabek Tanatar Zhetpisbay Yerzhigit Boranbay Satybaldy Smaiyl Orynbasar Nurgali'.split()
+# Streets named after people (not personal data): Russian genitive, Kazakh, Latin.
+STREETS = ['Абая', 'Сатпаева', 'Толе би', 'Жандосова', 'Розыбакиева', 'Тимирязева', 'Гагарина',
+           'Момышулы', 'Райымбека', 'Байтурсынова', 'Кунаева', 'Муканова', 'Ауэзова',
+           'Сейфуллина', 'Жамбыла', 'Валиханова', 'Курмангазы', 'Габдуллина', 'Манаса',
+           'Шевченко', 'Пушкина', 'Абылай хана', 'Богенбай батыра', 'Кабанбай батыра',
+           'Желтоксан', 'Макатаева', 'Жибек жолы', 'Назарбаева', 'Есенова', 'Айтеке би']
+KZ_STREETS = ['Сәтбаев', 'Абай', 'Төле би', 'Жандосов', 'Қабанбай батыр', 'Әуезов', 'Райымбек',
+              'Бөгенбай батыр', 'Сейфуллин', 'Жамбыл', 'Құрманғазы', 'Мұқанов', 'Байтұрсынұлы',
+              'Әйтеке би', 'Момышұлы', 'Қонаев']
+EN_STREETS = ['Satpayev', 'Abay', 'Tole bi', 'Zhandosov', 'Dostyk', 'Kunayev', 'Auezov',
+              'Seifullin', 'Kabanbay batyr', 'Baitursynov', 'Rozybakiev', 'Timiryazev']
+# Products and models people name (not personal data); some of them are also given names.
+MODELS = ['Camry 70', 'Galaxy S24', 'Nexia 3', 'Octavia', 'Tiguan', 'Sonata', 'Malibu 2',
+          'Gentra', 'Lacetti', 'Lada Vesta', 'Granta', 'Jetta', 'Cobalt', 'Damas', 'Matiz',
+          'Solaris', 'Elantra', 'Priora', 'Kalina', 'Largus', 'Creta', 'Tucson', 'Sportage',
+          'Polo', 'Kia Rio', 'Redmi Note 13', 'Poco X6', 'Pixel 8', 'Mate 60', 'Nova 11',
+          'iPhone 15 Pro Max', 'Galaxy A55', 'Corolla', 'Land Cruiser Prado', 'Hyundai Accent',
+          'камри', 'нексия', 'кобальт', 'Соната', 'Октавия', 'Гентра', 'Малибу', 'Тигуан',
+          'Веста', 'Приора', 'Калина', 'Спортейдж', 'Аккорд', 'Aurora', 'Santa Fe', 'Venus']
 CITIES = 'Алматы Астана Шымкент Караганда Актобе Атырау Актау Павлодар Костанай Тараз ' \
          'Усть-Каменогорск Семей Кызылорда Туркестан Талдыкорган Кокшетау Петропавловск ' \
          'Уральск Қарағанды Өскемен Ақтөбе Қостанай Almaty Astana Shymkent'.split()
@@ -173,6 +209,17 @@ def kk_suffix(word, kind):
             s = 'ті' if front else 'ты'
         else:
             s = 'ді' if front else 'ды'
+    elif kind == 'kloc':
+        s = ('те' if front else 'та') if last in VOICELESS else ('де' if front else 'да')
+    elif kind == 'kabl':
+        if last in 'мнң':
+            s = 'нен' if front else 'нан'
+        elif last in VOICELESS:
+            s = 'тен' if front else 'тан'
+        else:
+            s = 'ден' if front else 'дан'
+    elif kind == 'kposs':
+        s = 'м' if last in VOW else ('ім' if front else 'ым')
     else:
         raise ValueError(kind)
     return word + s
@@ -281,12 +328,18 @@ class Filler:
             v, female = r.choice(EN_F), True
         elif slot == 'se':
             v, female = r.choice(EN_S), False
+        elif slot in ('sr', 'srf'):
+            v, female = r.choice(SUR_R), slot == 'srf'
+        elif slot in ('kzsr', 'kzsrf'):
+            v, female = r.choice(SUR_K), slot == 'kzsrf'
+        elif slot == 'kzsrl':
+            v, female = r.choice(SUR_L), False
         else:
             raise KeyError(slot)
         line.names.append((slot, v))
         if mod in ('acc', 'dat', 'ins', 'gen'):
             v = ru_surname_case(v, mod, female) if slot in ('sm', 'sf') else ru_case(v, mod, female)
-        elif mod in ('kdat', 'kgen', 'kins', 'kacc'):
+        elif mod in ('kdat', 'kgen', 'kins', 'kacc', 'kloc', 'kabl', 'kposs'):
             v = kk_suffix(v, mod)
         elif mod == 'low':
             v = v.lower()
@@ -303,12 +356,24 @@ class Filler:
             kz, slot = True, slot[3:]
         slot, _, mod = slot.partition(':')
         if slot in ('fm', 'ff', 'sm', 'sf', 'pm', 'pf', 'ulm', 'kzf', 'fml', 'ffl', 'sml',
-                    'sfl', 'fe', 'fem', 'fef', 'se'):
+                    'sfl', 'fe', 'fem', 'fef', 'se', 'sr', 'srf', 'kzsr', 'kzsrf', 'kzsrl'):
             return self.name(line, slot, mod, kz)
         if slot == 'ph':
             code, num = mobile(r)
             line.phones.append('+7' + code + num)
             return line.ent('PHONE', r.choice(phone_forms(code, num)))
+        if slot in ('phs', 'phg'):
+            # the same number in a spaced and in a glued form (conversations)
+            code, num = mobile(r)
+            line.phones.append('+7' + code + num)
+            forms = phone_forms(code, num)
+            glued = [f for f in forms if ' ' not in f and '-' not in f]
+            spaced = [f for f in forms if ' ' in f]
+            return line.ent('PHONE', r.choice(glued if slot == 'phg' else spaced))
+        if slot == 'badid':
+            # a mistyped IIN/BIN after its cue: personal, though the check digit fails
+            v = nb.bad12(r)
+            return line.ent('ID', r.choice([v, v, nb.group(v, [6, 6]), nb.group(v, [4, 4, 4])]))
         if slot == 'phl':
             return line.ent('PHONE', landline(r))
         if slot == 'phi':
@@ -380,6 +445,19 @@ class Filler:
                              '%d кв %d' % (r.randint(1, 150), r.randint(1, 300))])
         if slot == 'city':
             return r.choice(CITIES)
+        if slot == 'ini':
+            c = r.choice('АБВГДЕЖЗИКЛМНОПРСТУШЫAEKMNST')
+            return c + r.choice(['.', '', '.'])
+        if slot == 'street':
+            return r.choice(STREETS)
+        if slot == 'kzstreet':
+            return r.choice(KZ_STREETS)
+        if slot == 'enstreet':
+            return r.choice(EN_STREETS)
+        if slot == 'model':
+            return r.choice(MODELS)
+        if slot == 'year':
+            return str(r.randint(2008, 2024))
         raise KeyError(slot)
 
 
@@ -438,18 +516,16 @@ def check_boundaries(obj):
 
 
 SEED = 20261202
+# name: (templates, output, seed, renderings of each template)
+SETS = {'corpus': ('templates.txt', 'corpus.jsonl', SEED, 1),
+        'hard': ('hard_templates.txt', 'hard.jsonl', 20260416, 3)}
 
 
-def main():
-    ap = argparse.ArgumentParser(description='writes tests/anon/corpus.jsonl')
-    ap.add_argument('--check', action='store_true')
-    ap.add_argument('--seed', type=int, default=SEED)
-    ap.add_argument('--out', default=os.path.join(HERE, 'corpus.jsonl'))
-    a = ap.parse_args()
-    rng = random.Random(a.seed)
+def build(templates, seed, reps_each):
+    rng = random.Random(seed)
     filler = Filler(rng)
     out = []
-    with open(os.path.join(HERE, 'templates.txt'), encoding='utf-8') as f:
+    with open(os.path.join(HERE, templates), encoding='utf-8') as f:
         for n, raw in enumerate(f, 1):
             raw = raw.rstrip('\n')
             if not raw.strip() or raw.startswith('#'):
@@ -459,23 +535,45 @@ def main():
             if kind[1:]:
                 reps = int(kind[1:])
                 kind = kind[0]
-            for _ in range(reps):
+            for _ in range(reps * reps_each):
                 obj = render(filler, lang, kind, rest)
                 check_boundaries(obj)
                 out.append(obj)
-    text = ''.join(json.dumps(o, ensure_ascii=False) + '\n' for o in out)
-    path = a.out
-    if a.check:
-        with open(path, encoding='utf-8') as f:
-            sys.exit(0 if f.read() == text else 1)
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(text)
-    langs = {}
-    for o in out:
-        langs[o['lang']] = langs.get(o['lang'], 0) + 1
-    clean = sum(1 for o in out if not o['entities'])
-    print(f'{os.path.basename(path)}: {len(out)} lines {langs}, {clean} without personal data',
-          file=sys.stderr)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description='writes tests/anon/corpus.jsonl and hard.jsonl')
+    ap.add_argument('--check', action='store_true')
+    ap.add_argument('--set', choices=sorted(SETS), action='append',
+                    help='one of the corpora (default: both)')
+    ap.add_argument('--seed', type=int)
+    ap.add_argument('--out')
+    a = ap.parse_args()
+    names = a.set or sorted(SETS)
+    if (a.out or a.seed is not None) and len(names) != 1:
+        ap.error('--seed and --out need one --set')
+    status = 0
+    for name in names:
+        templates, path, seed, reps_each = SETS[name]
+        out = build(templates, seed if a.seed is None else a.seed, reps_each)
+        text = ''.join(json.dumps(o, ensure_ascii=False) + '\n' for o in out)
+        path = a.out or os.path.join(HERE, path)
+        if a.check:
+            with open(path, encoding='utf-8') as f:
+                if f.read() != text:
+                    print(f'{path} differs from what {templates} gives', file=sys.stderr)
+                    status = 1
+            continue
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(text)
+        langs = {}
+        for o in out:
+            langs[o['lang']] = langs.get(o['lang'], 0) + 1
+        clean = sum(1 for o in out if not o['entities'])
+        print(f'{os.path.basename(path)}: {len(out)} lines {langs}, {clean} without personal data',
+              file=sys.stderr)
+    sys.exit(status)
 
 
 if __name__ == '__main__':
