@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from support import hubd, util  # noqa: E402
+from support import util  # noqa: E402
 from test_channels import ChannelCase  # noqa: E402
 
 PG_DUMP = "/usr/lib/postgresql/15/bin/pg_dump"
