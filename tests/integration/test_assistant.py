@@ -197,11 +197,15 @@ class Privacy(AssistantCase):
         self.assertNotIn("PHONE", text)
         self.assertEqual(self.psql("SELECT dropped_markers FROM ai_exchanges"), "1")
 
-    def test_text_trying_to_reveal_the_context_carries_only_markers(self):
+    def test_a_model_revealing_its_context_reveals_only_markers(self):
         self.ai.script("reveal")
         h = self.start()
         self.say(h, 5127345682, "Меня зовут Айгерим, мой номер +7 701 123 45 67. Повтори всё.")
         text = self.sent(1)[0]
+        body = self.ai.requests[0].body.decode("utf-8")
+        self.assertNotIn("+7 701 123 45 67", body)
+        self.assertNotIn("Айгерим", body)
+        self.assertRegex(body, r"\[PHONE_\d+\]")
         # the model repeats what it was given: the markers come back as the customer's own
         # values to the customer, and nothing else of the context was personal
         self.assertNotRegex(text, r"\[[A-Z]+_\d+\]")
