@@ -112,6 +112,18 @@ int hub_api_authenticate(struct hub_api *api, struct hub_http_req *req,
 	return 0;
 }
 
+int hub_api_authenticate_admin(struct hub_api *api, struct hub_http_req *req,
+			       struct hub_jwt_claims *claims)
+{
+	if (hub_api_authenticate(api, req, claims) < 0)
+		return -EPERM;
+	if (claims->role != HUB_ROLE_ADMIN) {
+		hub_http_req_error(req, 403, "forbidden", "this needs an admin's token");
+		return -EPERM;
+	}
+	return 0;
+}
+
 /* A decimal integer in [min, max] with nothing around it. */
 static int parse_int(struct hub_str s, int64_t min, int64_t max, int64_t *out)
 {

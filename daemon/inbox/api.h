@@ -46,6 +46,10 @@ void hub_api_handle_messages(struct hub_api *api, struct hub_http_req *req);
  * -EPERM. */
 int hub_api_authenticate(struct hub_api *api, struct hub_http_req *req,
 			 struct hub_jwt_claims *claims) HUB_MUSTCHECK;
+/* hub_api_authenticate(), then the token's role must be admin: else answers 403
+ * (forbidden) and returns -EPERM. For the admin API (daemon/admin/). */
+int hub_api_authenticate_admin(struct hub_api *api, struct hub_http_req *req,
+			       struct hub_jwt_claims *claims) HUB_MUSTCHECK;
 /* Answers a failed query: 503 database_unavailable, or 500 for a query the database
  * refused (-EIO) or a result of the wrong shape (-EPROTO); logged with its ids. */
 void hub_api_store_error(struct hub_http_req *req, int status);
