@@ -562,7 +562,8 @@ def dicts():
         keys, _ = json_keys([f.read()])
     words = {'"%s":' % k for k in keys} | {'"%s_file":' % k for k in
                                            ("url", "jwt_secret", "app_secret", "verify_token",
-                                            "access_token")}
+                                            "access_token", "master_key",
+                                            "previous_master_key", "token", "hmac_key")}
     words |= {'"whatsapp"', '"telegram"', '"instagram"', '"polling"', '"webhook"', '"debug"',
               '"127.0.0.1:8080"', '"[::1]:0"', '"https://h"', '"tests/fuzz/config/jwt_secret"'}
     write_dict("config", words, "config/hubd.example.json's keys")
