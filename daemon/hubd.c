@@ -33,6 +33,7 @@
 #include "daemon/net/httpc.h"
 #include "daemon/notify.h"
 #include "daemon/outbound/outbox.h"
+#include "lib/backoff.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/pool.h"
@@ -42,10 +43,11 @@
 /* A failed read of a mirrored table is tried again after this long. */
 #define MIRROR_RETRY_MS 1000
 #define DEFAULT_CONFIG "/etc/hubd/hubd.json"
-/* At start-up, a database that does not take connections yet is waited for this long
- * (tried again every SYNC_RETRY_MS) before hubd gives up. */
-#define START_WAIT_MS 30000
-#define SYNC_RETRY_MS 500
+/* At start-up a database that does not take connections yet is waited for as long as it
+ * takes (hubd listens meanwhile, answering 503), tried again from 100 ms apart up to
+ * DB_WAIT_MAX_MS apart (lib/backoff.h), so that it serves within a second of the database. */
+#define DB_WAIT_MIN_MS 100
+#define DB_WAIT_MAX_MS 1000
 /* File descriptors for what own_fds() does not count: libuv's and lws' own, stdio, the
  * config and secret files, a hand-over's dup. */
 #define FDS_SLACK 64
@@ -96,11 +98,18 @@ struct hubd {
 	size_t db_nchannels;
 	/* The revoked tokens (NOTIFY hub_revocations), for ws and api. */
 	struct mirror revocations;
+	/* Start-up: the migrations (on a worker thread: they block), then the channel sync,
+	 * each tried again while the database cannot be reached. */
+	uv_work_t migrate_req;
+	char *migrate_url;       /* database.url, copied for the worker */
+	int migrate_ret;         /* hub_store_migrate()'s */
+	struct hub_err migrate_err;
+	bool migrating;          /* migrate_req is queued or running */
+	unsigned db_waits;       /* attempts that did not reach the database, in a row */
+	uv_timer_t db_retry;     /* the migrations or the sync again */
 	int syncs_pending; /* channel upserts not answered yet */
 	bool sync_failed;  /* one failed before the first READY=1 */
 	bool sync_unreachable; /* ... because the database was not reached (yet) */
-	uv_timer_t sync_retry; /* the start-up sync again, while the database is not reached */
-	uint64_t started_ms;   /* uv_now() when the start-up sync began */
 	bool ready;
 	bool stopping;
 	int exit_code;
@@ -191,8 +200,10 @@ static void on_readyz(struct hub_http_req *req, void *data)
 {
 	struct hubd *h = data;
 	bool db = hub_store_ready(h->store);
-	const char *redis = !h->redis ? "off" : hub_redis_ready(h->redis) ? "up" : "down";
-	bool ok = h->ready && !h->stopping && db && strcmp(redis, "down") != 0;
+	/* Redis away is no reason to take the instance out: webhooks are stored, and its
+	 * agents get the other instances' events from the log (the bus's fallback) */
+	const char *redis = !h->redis ? "off" : hub_redis_receiving(h->redis) ? "up" : "down";
+	bool ok = h->ready && !h->stopping && db;
 	struct hub_buf body = HUB_BUF_INIT;
 
 	hub_buf_addf(&body, "{\"status\":\"%s\",\"database\":\"%s\",\"redis\":\"%s\"}",
@@ -238,6 +249,18 @@ static void on_metrics(struct hub_http_req *req, void *data)
 	hub_buf_release(&body);
 }
 
+/* Before serving() the channels are not known yet: 503, which the platforms retry (a 404
+ * would tell them the webhook is gone), and agents reconnect. True when it answered. */
+static bool not_yet(struct hubd *h, struct hub_http_req *req)
+{
+	if (h->ready)
+		return false;
+	hub_http_req_add_header(req, "Retry-After", "1");
+	hub_http_req_error(req, 503, "starting", "the server is starting (waiting for the "
+			   "database)");
+	return true;
+}
+
 static void on_upgraded(int fd, const char *buf, size_t len, void *data)
 {
 	struct hubd *h = data;
@@ -259,18 +282,22 @@ static void on_ws(struct hub_http_req *req, void *data)
 		hub_http_req_error(req, 503, "stopping", "the server is shutting down");
 		return;
 	}
+	if (not_yet(h, req))
+		return;
 	if (hub_http_req_upgrade(req, on_upgraded, h) < 0)
 		hub_http_req_error(req, 400, "bad_upgrade", "the upgrade request is too large");
 }
 
 static void on_webhook_get(struct hub_http_req *req, void *data)
 {
-	hub_ingest_handle_get(((struct hubd *)data)->ingest, req);
+	if (!not_yet(data, req))
+		hub_ingest_handle_get(((struct hubd *)data)->ingest, req);
 }
 
 static void on_webhook_post(struct hub_http_req *req, void *data)
 {
-	hub_ingest_handle_post(((struct hubd *)data)->ingest, req);
+	if (!not_yet(data, req))
+		hub_ingest_handle_post(((struct hubd *)data)->ingest, req);
 }
 
 static void on_api_conversations(struct hub_http_req *req, void *data)
@@ -371,10 +398,23 @@ static double gauge_redis_up(void *data)
 
 /* ---- channel sync: the config's tenants and channels exist in the database ---- */
 
-static void start_listening(struct hubd *h);
+static void serving(struct hubd *h);
 static void mirror_watch(struct mirror *m);
 
 static void on_sync_retry(uv_timer_t *t);
+
+/* The database was not reached: fn again after the backoff; STATUS says so, and systemd's
+ * start timeout is extended meanwhile (hubd is up and answering 503, not stuck). */
+static void db_wait(struct hubd *h, uv_timer_cb fn, const char *what)
+{
+	uint64_t ms = hub_backoff_ms(DB_WAIT_MIN_MS, DB_WAIT_MAX_MS, ++h->db_waits);
+
+	if (h->db_waits == 1 || h->db_waits % 60 == 0)
+		hub_log_warn(TAG, "the database is not reachable yet (%s): trying again every "
+			     "second or so", what);
+	hub_notify("EXTEND_TIMEOUT_USEC=10000000\nSTATUS=waiting for the database");
+	uv_timer_start(&h->db_retry, fn, ms, 0);
+}
 
 static void on_channel_synced(int status, PGresult *res, void *data)
 {
@@ -392,24 +432,18 @@ static void on_channel_synced(int status, PGresult *res, void *data)
 		h->sync_unreachable |= !h->ready && unreachable;
 	}
 	if (h->syncs_pending > 0 && --h->syncs_pending == 0 && !h->ready && !h->stopping) {
-		if (h->sync_unreachable && !h->sync_failed &&
-		    uv_now(&h->loop) - h->started_ms < START_WAIT_MS) {
-			/* a database that is slow to take connections (starting, busy) is waited
-			 * for, as systemd waits for READY=1 */
-			hub_log_warn(TAG, "the database is not reachable yet: syncing the channels "
-				     "again in %d ms", SYNC_RETRY_MS);
-			h->sync_unreachable = false;
-			uv_timer_start(&h->sync_retry, on_sync_retry, SYNC_RETRY_MS, 0);
-			return;
-		}
-		if (h->sync_failed || h->sync_unreachable) {
-			if (h->sync_unreachable)
-				hub_log_err(TAG, "the database was not reached within %d ms",
-					    START_WAIT_MS);
+		if (h->sync_failed) {
 			h->exit_code = 1;
 			uv_stop(&h->loop);
 			return;
 		}
+		if (h->sync_unreachable) {
+			/* gone again since the migrations, or slow to take connections */
+			h->sync_unreachable = false;
+			db_wait(h, on_sync_retry, "syncing the channels");
+			return;
+		}
+		h->db_waits = 0;
 		mirror_watch(&h->channels);
 		mirror_watch(&h->revocations);
 	}
@@ -420,12 +454,75 @@ static int sync_channels(struct hubd *h, struct hub_config *cfg);
 /* The start-up sync once more (the database was not reached). */
 static void on_sync_retry(uv_timer_t *t)
 {
-	struct hubd *h = hub_container_of(t, struct hubd, sync_retry);
+	struct hubd *h = hub_container_of(t, struct hubd, db_retry);
+	int ret;
 
-	if (!h->stopping && sync_channels(h, h->cfg) < 0) {
+	if (h->stopping)
+		return;
+	ret = sync_channels(h, h->cfg);
+	if (ret == -ENOTCONN) {
+		db_wait(h, on_sync_retry, "syncing the channels");
+	} else if (ret < 0) {
 		h->exit_code = 1;
 		uv_stop(&h->loop);
+	} else if (ret == 0) {
+		mirror_watch(&h->channels);
+		mirror_watch(&h->revocations);
 	}
+}
+
+/* ---- the migrations, on a worker thread ---- */
+
+static void migrate_begin(struct hubd *h);
+
+static void on_migrate_retry(uv_timer_t *t)
+{
+	migrate_begin(hub_container_of(t, struct hubd, db_retry));
+}
+
+static void migrate_work(uv_work_t *req)
+{
+	struct hubd *h = req->data;
+
+	hub_err_clear(&h->migrate_err);
+	h->migrate_ret = hub_store_migrate(h->migrate_url, &h->migrate_err);
+}
+
+static void migrate_done(uv_work_t *req, int status)
+{
+	struct hubd *h = req->data;
+
+	h->migrating = false;
+	if (status == UV_ECANCELED || h->stopping)
+		return;
+	if (h->migrate_ret == -ENOTCONN) {
+		hub_log_debug(TAG, "%s", h->migrate_err.msg);
+		db_wait(h, on_migrate_retry, "migrations");
+		return;
+	}
+	if (h->migrate_ret < 0) {
+		hub_log_err(TAG, "database migrations failed: %s", h->migrate_err.msg);
+		h->exit_code = 1;
+		uv_stop(&h->loop);
+		return;
+	}
+	if (h->migrate_ret > 0)
+		hub_log_info(TAG, "applied %d database migrations", h->migrate_ret);
+	h->db_waits = 0;
+	hub_store_open(h->store);
+	on_sync_retry(&h->db_retry);
+}
+
+static void migrate_begin(struct hubd *h)
+{
+	int ret;
+
+	if (h->stopping)
+		return;
+	h->migrate_req.data = h;
+	ret = uv_queue_work(&h->loop, &h->migrate_req, migrate_work, migrate_done);
+	hub_assert(ret == 0); /* libuv: only an invalid callback fails */
+	h->migrating = true;
 }
 
 /* Upserts every tenant and channel of cfg (at start-up READY waits for them; on reload new
@@ -482,7 +579,7 @@ static void on_mirror_loaded(int status, PGresult *res, void *data)
 	}
 	m->loaded = true;
 	if (!h->ready && h->channels.loaded && h->revocations.loaded)
-		start_listening(h);
+		serving(h);
 	if (m->again) {
 		m->again = false;
 		mirror_load(m);
@@ -635,18 +732,12 @@ static void on_watchdog(uv_timer_t *t)
 	hub_notify("WATCHDOG=1");
 }
 
-static void start_listening(struct hubd *h)
+/* The database is migrated and the channels are read: READY=1. */
+static void serving(struct hubd *h)
 {
 	const struct hub_settings *s = hub_config_settings(h->cfg);
-	struct hub_err err = HUB_ERR_INIT;
 	char status[160];
 
-	if (hub_http_listen(h->http, s->http.listen, &err) < 0) {
-		hub_log_err(TAG, "cannot listen on %s: %s", s->http.listen, err.msg);
-		h->exit_code = 1;
-		uv_stop(&h->loop);
-		return;
-	}
 	h->ready = true;
 	hub_log_info(TAG, "ready on %s (pid %d)", s->http.listen, (int)getpid());
 	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s\nMAINPID=%d",
@@ -736,7 +827,7 @@ static void on_drained(void *data)
 	h->http = NULL;
 	hub_ws_close(h->ws, on_ws_closed, h);
 	uv_close((uv_handle_t *)&h->watchdog, on_closed_handle);
-	uv_close((uv_handle_t *)&h->sync_retry, on_closed_handle);
+	uv_close((uv_handle_t *)&h->db_retry, on_closed_handle);
 	uv_close((uv_handle_t *)&h->channels.retry, on_closed_handle);
 	uv_close((uv_handle_t *)&h->revocations.retry, on_closed_handle);
 }
@@ -785,17 +876,6 @@ static int start(struct hubd *h)
 	struct hub_http_limits limits;
 	struct hub_ws_opts wo;
 	int ret;
-
-	ret = hub_store_migrate(s->database.url, &err);
-	if (ret < 0) {
-		hub_log_err(TAG, "database migrations failed: %s", err.msg);
-		return ret;
-	}
-	if (ret > 0)
-		hub_log_info(TAG, "applied %d database migrations", ret);
-	/* the migrations blocked for a while: timers started from here on (the database's
-	 * connect timeout first) must not count from the loop's stale clock */
-	uv_update_time(&h->loop);
 
 	h->metrics = hub_metrics_new();
 	struct hub_store_opts so = {
@@ -892,21 +972,22 @@ static int start(struct hubd *h)
 	uv_signal_start(&h->sig_int, on_signal, SIGINT);
 	uv_signal_start(&h->sig_hup, on_signal, SIGHUP);
 	uv_timer_init(&h->loop, &h->watchdog);
-	uv_timer_init(&h->loop, &h->sync_retry);
+	uv_timer_init(&h->loop, &h->db_retry);
 	mirror_init(h, &h->channels, "hub_channels", hub_channels_sql, on_channels_read);
 	mirror_init(h, &h->revocations, "hub_revocations", revocations_sql, on_revocations_read);
 	uint64_t wd = hub_notify_watchdog_ms();
 	if (wd)
 		uv_timer_start(&h->watchdog, on_watchdog, wd / 2, wd / 2);
 
-	h->started_ms = uv_now(&h->loop);
-	ret = sync_channels(h, h->cfg);
-	if (ret < 0)
-		return ret;
-	if (ret == 0) {
-		mirror_watch(&h->channels);
-		mirror_watch(&h->revocations);
+	/* listening before the database is there: /healthz answers, /readyz and the rest 503
+	 * until the migrations are applied and the channels read (serving()) */
+	if (hub_http_listen(h->http, s->http.listen, &err) < 0) {
+		hub_log_err(TAG, "cannot listen on %s: %s", s->http.listen, err.msg);
+		return -EADDRINUSE;
 	}
+	hub_log_info(TAG, "listening on %s; migrating the database", s->http.listen);
+	h->migrate_url = hub_xstrdup(s->database.url ? s->database.url : "");
+	migrate_begin(h);
 	return 0;
 }
 
@@ -1017,5 +1098,6 @@ int main(int argc, char **argv)
 	if (!h.exit_code)
 		hub_log_info(TAG, "stopped");
 	hub_config_unref(h.cfg);
+	free(h.migrate_url);
 	return h.exit_code;
 }

@@ -235,10 +235,10 @@ http_status() {
 
 for _ in $(seq 300); do
 	kill -0 "$HUBD_PID" 2>/dev/null || { wait "$HUBD_PID" || true; HUBD_PID=; die "hubd exited"; }
-	[ "$(http_status /healthz 2>/dev/null)" = 200 ] && break
+	[ "$(http_status /readyz 2>/dev/null)" = 200 ] && break
 	sleep 0.1
 done
-[ "$(http_status /healthz 2>/dev/null)" = 200 ] || die "hubd did not answer /healthz within 30 s"
+[ "$(http_status /readyz 2>/dev/null)" = 200 ] || die "hubd was not ready (/readyz) within 30 s"
 
 TOKEN=$("$BUILD/hubctl" -c "$CONFIG" token --tenant demo --user agent-1 --role agent --ttl 86400)
 BASE=http://$LISTEN

@@ -20,7 +20,7 @@
 #include "daemon/data/channels.h"
 #include "daemon/data/store.h"
 #include "daemon/net/httpc.h"
-#include "lib/crypto.h"
+#include "lib/backoff.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/pool.h"
@@ -338,18 +338,14 @@ static void record_error(struct job *job, struct hub_str code)
 static void job_retry(struct job *job, int64_t retry_after_ms)
 {
 	const struct hub_settings *s = settings_of(job);
-	int64_t delay = s->assistant.retry_base_ms;
-	uint32_t rnd = 0;
+	int64_t delay;
 
 	if (job->attempts + 1 >= s->assistant.max_attempts) {
 		job_handoff(job, "provider_failed", true);
 		return;
 	}
-	for (int i = 0; i < job->attempts && delay < 600000; i++)
-		delay *= 2;
-	if (hub_random_bytes(&rnd, sizeof(rnd)) < 0)
-		rnd = (uint32_t)uv_hrtime();
-	delay = delay / 2 + (int64_t)(rnd % (uint32_t)(delay / 2 + 1)); /* jitter: [d/2, d] */
+	delay = (int64_t)hub_backoff_ms((uint64_t)s->assistant.retry_base_ms, 600000,
+					(unsigned)job->attempts + 1);
 	if (retry_after_ms > delay)
 		delay = retry_after_ms;
 	if (delay > INT32_MAX)

@@ -52,6 +52,7 @@
 #define BUS_SYNC_MS 1000          /* sync markers go out this often (while there are any) */
 #define BUS_READ_RETRY_MS 1000
 #define BUS_PACE_MS 20            /* between pages of a catch-up cut by bytes */
+#define BUS_FALLBACK_MS 500       /* while Redis does not deliver, the log is read this often */
 
 /* The page after $2 and the stream's last id; one row with NULL id when there is no event
  * after $2, no row when the tenant has no stream. The page holds at most $3 events and,
@@ -116,7 +117,9 @@ struct hub_bus {
 	uv_timer_t sync_timer;
 	uv_timer_t later_timer; /* reads of the log put off: failed ones, paced pages */
 	uv_timer_t soon_timer;  /* the reads the notices of one turn of the loop ask for */
-	bool timers_init;   /* the three timers are initialized */
+	uv_timer_t fallback_timer; /* checks Redis; reads every tenant's log while it is away */
+	bool fallback;      /* Redis is away: the fallback timer reads the log */
+	bool timers_init;   /* the timers are initialized */
 };
 
 static void count(struct hub_bus *bus, const char *name, const char *help, const char *labels)
@@ -815,6 +818,39 @@ static void on_redis_resync(void *data)
 	hub_log_info(TAG, "redis subscription up: re-syncing %zu tenants", n);
 }
 
+/* While Redis does not deliver (down, failing over, the subscription lost), the other
+ * instances' events are read from the log every BUS_FALLBACK_MS, so agents everywhere stay
+ * within a second; once it delivers again, on_redis_resync has read everything. */
+static void on_fallback_timer(uv_timer_t *timer)
+{
+	struct hub_bus *bus = timer->data;
+	size_t n = 0;
+
+	if (!bus->redis)
+		return;
+	if (hub_redis_receiving(bus->redis)) {
+		if (bus->fallback)
+			hub_log_info(TAG, "redis delivers again: reading the event log on notices");
+		bus->fallback = false;
+		return;
+	}
+	for (size_t i = 0; i < BUS_BUCKETS; i++) {
+		for (struct hub_bus_tenant *t = bus->buckets[i]; t; t = t->next) {
+			if (t->last < 0 || t->fetch)
+				continue; /* being read anyway */
+			fetch_start(t);
+			n++;
+		}
+	}
+	if (!bus->fallback)
+		hub_log_warn(TAG, "redis does not deliver: reading the event log of %zu tenants "
+			     "every %d ms until it does", n, BUS_FALLBACK_MS);
+	bus->fallback = true;
+	if (n && bus->metrics)
+		hub_metrics_count(bus->metrics, "bus_fallback_reads",
+				  "Reads of the event log while Redis did not deliver", NULL, n);
+}
+
 /* ---- lifecycle ---- */
 
 int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redis,
@@ -861,10 +897,18 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 	hub_assert(ret == 0);
 	ret = uv_timer_init(loop, &bus->soon_timer);
 	hub_assert(ret == 0);
+	ret = uv_timer_init(loop, &bus->fallback_timer);
+	hub_assert(ret == 0);
 	bus->sync_timer.data = bus;
 	bus->later_timer.data = bus;
 	bus->soon_timer.data = bus;
+	bus->fallback_timer.data = bus;
 	bus->timers_init = true;
+	if (redis) {
+		ret = uv_timer_start(&bus->fallback_timer, on_fallback_timer, BUS_FALLBACK_MS,
+				     BUS_FALLBACK_MS);
+		hub_assert(ret == 0);
+	}
 	hub_log_info(TAG, "instance %s, %s", bus->instance,
 		     redis ? "event ids shared through Redis, signed" : "alone (no redis.url)");
 	*out = bus;
@@ -896,6 +940,7 @@ void hub_bus_stop(struct hub_bus *bus)
 		uv_close((uv_handle_t *)&bus->sync_timer, NULL);
 		uv_close((uv_handle_t *)&bus->later_timer, NULL);
 		uv_close((uv_handle_t *)&bus->soon_timer, NULL);
+		uv_close((uv_handle_t *)&bus->fallback_timer, NULL);
 		bus->timers_init = false;
 	}
 }

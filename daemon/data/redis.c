@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +16,14 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "lib/backoff.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 
 #define TAG "redis"
+/* Reconnects: from 100 ms, doubling, at most a second apart, jittered. */
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000
 #define PENDING_MAX 100000 /* commands awaiting replies on one connection */
 #define DB_MAX 1000000
 
@@ -49,7 +52,7 @@ struct conn {
 	redisAsyncContext *ac;  /* the live context or NULL; ac->data points back here */
 	uv_timer_t timer;       /* backoff, connect timeout, then the watchdog tick */
 	const char *fail_later; /* a failure noticed where the context must not be freed */
-	unsigned backoff_ms;    /* delay before the next attempt */
+	unsigned failures;      /* attempts failed in a row, for the backoff (lib/backoff.h) */
 	unsigned pending;       /* commands sent and not yet answered */
 	uint64_t progress_at;   /* last reply, or the send that made pending non-zero */
 	bool ever_up;           /* for the reconnects counter */
@@ -409,7 +412,7 @@ static void conn_retry(struct conn *c, const char *reason)
 {
 	struct hub_redis *r = c->r;
 	bool was_up = c->state == CONN_UP;
-	unsigned delay = c->backoff_ms;
+	uint64_t delay = hub_backoff_ms(BACKOFF_MIN_MS, BACKOFF_MAX_MS, ++c->failures);
 
 	c->pending = 0;
 	c->ping_out = false;
@@ -430,9 +433,9 @@ static void conn_retry(struct conn *c, const char *reason)
 				     r->addr, reason);
 		c->warned = true;
 	} else {
-		hub_log_debug(TAG, "%s: %s: %s; retry in %u ms", c->name, r->addr, reason, delay);
+		hub_log_debug(TAG, "%s: %s: %s; retry in %" PRIu64 " ms", c->name, r->addr, reason,
+			      delay);
 	}
-	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 	uv_timer_start(&c->timer, on_timer, delay, 0);
 }
 
@@ -468,7 +471,7 @@ static void conn_up(struct conn *c)
 	struct hub_redis *r = c->r;
 
 	c->state = CONN_UP;
-	c->backoff_ms = BACKOFF_MIN_MS;
+	c->failures = 0;
 	if (c->ever_up)
 		r->reconnects++;
 	c->ever_up = true;
@@ -830,7 +833,6 @@ static void conn_init(struct hub_redis *r, struct conn *c, const char *name, boo
 	c->name = name;
 	c->sub = sub;
 	c->state = CONN_OFF;
-	c->backoff_ms = BACKOFF_MIN_MS;
 	rc = uv_timer_init(r->loop, &c->timer);
 	hub_assert(rc == 0); /* libuv: timers cannot fail to initialize */
 	r->handles++;
@@ -890,6 +892,14 @@ bool hub_redis_ready(const struct hub_redis *r)
 		return false;
 	return !r->cmd.ping_out ||
 	       now_ms(r) - r->cmd.ping_at <= (uint64_t)r->command_timeout_ms;
+}
+
+bool hub_redis_receiving(const struct hub_redis *r)
+{
+	if (!hub_redis_ready(r) || r->sub.state != CONN_UP)
+		return false;
+	return !r->sub.hb_wait_since ||
+	       now_ms(r) - r->sub.hb_wait_since <= (uint64_t)r->command_timeout_ms;
 }
 
 int hub_redis_publish(struct hub_redis *r, struct hub_str channel, struct hub_str payload)

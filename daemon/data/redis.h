@@ -55,6 +55,9 @@ int hub_redis_new(uv_loop_t *loop, const struct hub_redis_opts *opts, struct hub
 /* True when the command connection is up (AUTH/SELECT done) and no PING has gone
  * unanswered for longer than command_timeout_ms. */
 bool hub_redis_ready(const struct hub_redis *r);
+/* hub_redis_ready(), and the subscription is up and its heartbeat not overdue: what is
+ * published reaches the subscriber. */
+bool hub_redis_receiving(const struct hub_redis *r);
 
 /* Fire-and-forget PUBLISH of payload to channel on the command connection (both copied,
  * binary-safe, never logged). 0 when queued (the reply only feeds the stats); -ENOTCONN

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +15,16 @@
 #include <unistd.h>
 
 #include "daemon/core/embed.h"
+#include "lib/backoff.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 
 #define TAG "store"
+/* Reconnects: from 100 ms, doubling, at most a second apart (lib/backoff.h, jittered), so
+ * that the service is back within a second of the database and the pool's connections do
+ * not knock in lockstep. */
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000
 /* A running query with no answer this long after statement_timeout: the server or the
  * network is gone (statement_timeout itself answers 57014 on a live server). */
 #define QUERY_GRACE_MS 2000
@@ -67,7 +72,8 @@ struct conn {
 	struct pollh *poll;    /* NULL when not polling */
 	int events;            /* what poll watches */
 	uv_timer_t timer;      /* connect timeout, backoff, or the running query's deadline */
-	unsigned backoff_ms;   /* 0 after a success */
+	unsigned failures;     /* connection attempts failed in a row; 0 after a success */
+	unsigned backoff_ms;   /* the running backoff, for the log */
 	struct query *q;       /* the running query */
 	PGresult *res;         /* its last result so far */
 	int qstatus;           /* 0, or the status of its first error result */
@@ -89,6 +95,7 @@ struct hub_store {
 	bool last_connect_failed;
 	uv_timer_t queue_timer;    /* the head's deadline */
 	bool closing;
+	bool open; /* hub_store_open() was called */
 	int handles;               /* initialized and not yet closed */
 	void (*close_cb)(void *data);
 	void *close_data;
@@ -420,11 +427,7 @@ static void conn_drop_pg(struct conn *c)
 
 static void conn_schedule(struct conn *c)
 {
-	if (c->backoff_ms == 0)
-		c->backoff_ms = BACKOFF_MIN_MS;
-	else if (c->backoff_ms < BACKOFF_MAX_MS)
-		c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-								   : c->backoff_ms * 2;
+	c->backoff_ms = (unsigned)hub_backoff_ms(BACKOFF_MIN_MS, BACKOFF_MAX_MS, ++c->failures);
 	c->state = CONN_DOWN;
 	uv_timer_start(&c->timer, on_conn_timer, c->backoff_ms, 0);
 }
@@ -466,7 +469,7 @@ static void conn_broken(struct conn *c, int status, const char *why)
 	c->res = NULL;
 	c->qstatus = 0;
 	conn_drop_pg(c);
-	c->backoff_ms = 0;
+	c->failures = 0;
 	conn_schedule(c);
 	hub_log_warn(TAG, "conn=%d connection lost%s: %s", c->id, q ? " during a query" : "",
 		     line);
@@ -486,7 +489,16 @@ static void conn_ready(struct conn *c)
 	uv_timer_stop(&c->timer);
 	PQsetNoticeProcessor(c->pg, on_notice, c);
 	c->state = CONN_IDLE;
-	c->backoff_ms = 0;
+	c->failures = 0;
+	/* the database is back: the others waiting out a longer backoff try now (spread) */
+	for (int i = 0; i < st->opts.pool_size; i++) {
+		struct conn *o = &st->conns[i];
+
+		if (o->state == CONN_DOWN && o->failures > 1) {
+			o->failures = 0;
+			conn_schedule(o);
+		}
+	}
 	st->connected++;
 	st->idle++;
 	st->last_connect_failed = false;
@@ -874,7 +886,7 @@ int hub_store_query_bin(struct hub_store *st, const char *sql, int nparams,
 		return -ECANCELED;
 	if (!sql || !cb || nparams < 0 || (nparams > 0 && !params))
 		return -EINVAL;
-	if (st->connected == 0 && st->last_connect_failed)
+	if (!st->open || (st->connected == 0 && st->last_connect_failed))
 		return -ENOTCONN;
 	if (st->idle == 0 && st->waiting >= st->opts.queue_max)
 		return -EAGAIN;
@@ -895,9 +907,14 @@ int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 	return hub_store_query_bin(st, sql, nparams, params, NULL, false, cb, data);
 }
 
+void hub_store_open(struct hub_store *st)
+{
+	st->open = true;
+}
+
 bool hub_store_ready(const struct hub_store *st)
 {
-	return !st->closing && st->connected > 0;
+	return st->open && !st->closing && st->connected > 0;
 }
 
 void hub_store_stats(const struct hub_store *st, struct hub_store_stats *out)
@@ -1041,7 +1058,12 @@ int hub_store_migrate(const char *conninfo, struct hub_err *err)
 	int applied = 0;
 	int ret;
 
-	pg = PQconnectdb(conninfo ? conninfo : "");
+	/* a host that does not answer is given up after 10 s unless conninfo says otherwise
+	 * (hubd tries again; its loop does not wait for this thread) */
+	static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+	const char *values[] = { "10", conninfo ? conninfo : "", NULL };
+
+	pg = PQconnectdbParams(keys, values, 1);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
 		char line[400];
 
@@ -1118,7 +1140,7 @@ struct listener {
 	struct lpollh *poll;
 	int events;
 	uv_timer_t timer;      /* connect timeout, backoff, LISTEN's answer */
-	unsigned backoff_ms;
+	unsigned failures; /* attempts failed in a row */
 	bool flushing;
 };
 
@@ -1206,16 +1228,12 @@ static void lsn_fail(struct listener *l, const char *why)
 	l->pg = NULL;
 	l->flushing = false;
 	if (l->state == LSN_LISTENING)
-		l->backoff_ms = 0; /* it worked until now: retry soon */
-	if (l->backoff_ms == 0)
-		l->backoff_ms = BACKOFF_MIN_MS;
-	else
-		l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-								  : l->backoff_ms * 2;
-	hub_log_warn(TAG, "listen %s: connection %s (retry in %u ms): %s", l->channel,
-		     l->state == LSN_LISTENING ? "lost" : "failed", l->backoff_ms, line);
+		l->failures = 0; /* it worked until now: retry soon */
+	uint64_t delay = hub_backoff_ms(BACKOFF_MIN_MS, BACKOFF_MAX_MS, ++l->failures);
+	hub_log_warn(TAG, "listen %s: connection %s (retry in %" PRIu64 " ms): %s", l->channel,
+		     l->state == LSN_LISTENING ? "lost" : "failed", delay, line);
 	l->state = LSN_DOWN;
-	uv_timer_start(&l->timer, on_lsn_timer, l->backoff_ms, 0);
+	uv_timer_start(&l->timer, on_lsn_timer, delay, 0);
 }
 
 /* Connected: send LISTEN "channel". */
@@ -1356,7 +1374,7 @@ static void lsn_io(struct listener *l, int events)
 				}
 				uv_timer_stop(&l->timer);
 				l->state = LSN_LISTENING;
-				l->backoff_ms = 0;
+				l->failures = 0;
 				hub_log_info(TAG, "listening on %s", l->channel);
 				/* the state may have changed while nobody listened */
 				l->cb(NULL, l->data);

@@ -48,13 +48,17 @@ typedef void hub_store_cb(int status, PGresult *res, void *data);
  * query that fails with -ECONNRESET, -ETIMEDOUT or -ECANCELED may still have committed:
  * callers rely on idempotent SQL (e.g. hub_ingest_inbound), never on the store retrying. */
 
-/* Creates the pool and starts connecting (asynchronously). 0 or a negative errno. */
+/* Creates the pool and starts connecting (asynchronously). 0 or a negative errno. The
+ * store is shut until hub_store_open(): queries are refused with -ENOTCONN, as when the
+ * database is down (hubd opens it once the migrations are applied). */
 int hub_store_new(uv_loop_t *loop, const struct hub_store_opts *opts, struct hub_store **out,
 		  struct hub_err *err) HUB_MUSTCHECK;
+void hub_store_open(struct hub_store *st);
 /* Runs sql with nparams text parameters (NULL entries are SQL NULL; copied, so the caller
  * may free them on return) on a pooled connection, in autocommit (one statement is one
  * transaction). Returns 0 and later calls cb exactly once, on the loop; or returns a
- * negative errno (-ENOTCONN when no connection is up and the last attempt failed,
+ * negative errno (-ENOTCONN when no connection is up and the last attempt failed or the
+ * store is not open yet,
  * -EAGAIN when the queue is full, -ECANCELED while closing) and never calls cb. */
 int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 		    const char *const *params, hub_store_cb *cb, void *data) HUB_MUSTCHECK;
@@ -64,7 +68,8 @@ int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 int hub_store_query_bin(struct hub_store *st, const char *sql, int nparams,
 			const char *const *params, const int *lengths, bool binary_result,
 			hub_store_cb *cb, void *data) HUB_MUSTCHECK;
-/* True while at least one connection is open and answered its last query. */
+/* True while the store is open and at least one connection is open and answered its last
+ * query. */
 bool hub_store_ready(const struct hub_store *st);
 void hub_store_stats(const struct hub_store *st, struct hub_store_stats *out);
 /* Fails waiting and running queries with -ECANCELED (their callbacks run), closes every
@@ -84,7 +89,8 @@ int hub_store_listen(struct hub_store *st, const char *channel, hub_store_notify
 
 /* Applies the embedded migrations (daemon/embed.h) that conninfo's database has not
  * recorded yet, each in its own transaction, under a PostgreSQL advisory lock so that
- * instances starting together are safe. Blocking: for start-up and hubctl only.
+ * instances starting together are safe. Blocking: for hubd's worker thread at start-up
+ * and hubctl. A database that cannot be reached is -ENOTCONN.
  * Returns the number applied (>= 0) or a negative errno with err filled. */
 int hub_store_migrate(const char *conninfo, struct hub_err *err) HUB_MUSTCHECK;
 

@@ -20,6 +20,7 @@
 #include "daemon/data/store.h"
 #include "daemon/inbound/ingest.h"
 #include "daemon/net/httpc.h"
+#include "lib/backoff.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/pool.h"
@@ -156,17 +157,8 @@ static void wait_then(struct poller *p, uint64_t ms, step_fn *fn)
 /* After a failure: 1 s, doubling to a minute, jittered; at least what Telegram asked. */
 static void retry_later(struct poller *p, int64_t at_least_ms)
 {
-	uint64_t ms = BACKOFF_MIN_MS;
-	uint32_t r = 0;
+	uint64_t ms = hub_backoff_ms(BACKOFF_MIN_MS, BACKOFF_MAX_MS, (unsigned)++p->failures);
 
-	for (int i = 0; i < p->failures && ms < BACKOFF_MAX_MS; i++)
-		ms *= 2;
-	if (ms > BACKOFF_MAX_MS)
-		ms = BACKOFF_MAX_MS;
-	p->failures++;
-	if (hub_random_bytes(&r, sizeof(r)) < 0)
-		r = (uint32_t)uv_hrtime();
-	ms = ms / 2 + r % (ms / 2 + 1);
 	if (at_least_ms > 0 && (uint64_t)at_least_ms > ms)
 		ms = (uint64_t)at_least_ms;
 	wait_then(p, ms, lease);

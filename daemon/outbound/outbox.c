@@ -15,7 +15,7 @@
 #include "daemon/core/metrics.h"
 #include "daemon/data/store.h"
 #include "daemon/net/httpc.h"
-#include "lib/crypto.h"
+#include "lib/backoff.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/medialink.h"
@@ -294,22 +294,16 @@ static void job_failed(struct job *job, const char *code, const char *why)
 static void job_retry(struct job *job, const char *code, const char *why, int64_t retry_after_ms)
 {
 	const struct hub_settings *s = hub_config_settings(job->cfg);
-	int64_t delay = s->outbound.retry_base_ms;
+	int64_t delay;
 	struct hub_buf r = HUB_BUF_INIT;
-	uint32_t rnd = 0;
 
 	if (job->attempts >= s->outbound.max_attempts) {
 		job_failed(job, code, hub_pool_sprintf(&job->pool, "not accepted after %d attempts: %s",
 						       job->attempts, why));
 		return;
 	}
-	for (int i = 1; i < job->attempts && delay < s->outbound.retry_max_ms; i++)
-		delay *= 2;
-	if (delay > s->outbound.retry_max_ms)
-		delay = s->outbound.retry_max_ms;
-	if (hub_random_bytes(&rnd, sizeof(rnd)) < 0)
-		rnd = (uint32_t)uv_hrtime();
-	delay = delay / 2 + (int64_t)(rnd % (uint32_t)(delay / 2 + 1)); /* jitter: [d/2, d] */
+	delay = (int64_t)hub_backoff_ms((uint64_t)s->outbound.retry_base_ms,
+					(uint64_t)s->outbound.retry_max_ms, (unsigned)job->attempts);
 	if (retry_after_ms > delay)
 		delay = retry_after_ms;
 	if (delay > INT32_MAX)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -139,6 +140,43 @@ class Startup(HubTestCase):
         cfg = self.config({"database.url": NO_DB})
         h = self.start_hubd(cfg, env={"HUB_DATABASE_URL": self.pg.url(self.db)})
         self.assertEqual(httpc.get(h.port, "/readyz").status, 200)
+
+    def test_starts_before_the_database_answering_503_then_migrates_and_serves(self):
+        server, url = self.own_pg()
+        server.stop()
+        h = self.start_hubd(self.config(db_url=url), wait=False)
+        util.wait_for(lambda: self._answers(h), 30, "hubd listening")
+        r = httpc.get(h.port, "/readyz")
+        self.assertEqual(r.status, 503)
+        self.assertEqual(r.json()["database"], "down")
+        body, _, sig = self.text_webhook(h)
+        r = self.post_webhook(h, "demo-whatsapp", body, sig)
+        # 503, never 404 (a platform would drop the webhook) nor 200 (nothing is stored)
+        self.assertEqual((r.status, r.json()["error"]["code"]), (503, "starting"))
+        self.assertEqual(r.headers.get("retry-after"), "1")
+        r = httpc.get(h.port, "/ws", headers={"Upgrade": "websocket"})
+        self.assertEqual(r.status, 503)
+        # it keeps waiting (tried again about every second), and says so once
+        util.wait_for(lambda: "not reachable yet" in h.log(), 30, "the warning")
+        time.sleep(3)
+        h.assert_alive()
+        h._drain_notes()
+        self.assertNotIn("READY=1", h.notes)
+        self.assertIn("STATUS=waiting for the database", h.notes)
+        self.assertEqual(h.log().count("not reachable yet"), 1, h.log())
+        server.start()
+        h.wait_ready(60)
+        self.assertEqual(httpc.get(h.port, "/readyz").status, 200)
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        self.assertEqual(self.psql("SELECT count(*) FROM messages", server=server, db="hub"),
+                         "1")
+
+    @staticmethod
+    def _answers(h):
+        try:
+            return httpc.get(h.port, "/healthz").status == 200
+        except OSError:
+            return False
 
     def test_two_instances_migrate_one_fresh_database_at_once(self):
         a = self.start_hubd(name="hubd-a", wait=False)
@@ -339,7 +377,7 @@ class Notify(HubTestCase):
         self.hubds.append(h)  # stopped by the cleanup: SIGTERM, exit 0, no sanitizer report
         self.no_leak(*hubd.secrets_of(h.cfg))
         h.spawn()
-        hubd.wait_http(h.port, "/healthz", 200, 30)
+        hubd.wait_http(h.port, "/readyz", 200, 30)  # READY=1 cannot be seen here
         h.assert_alive()
         body, _, sig = self.text_webhook(h)
         self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)

@@ -219,7 +219,9 @@ class Delivery(OutboundCase):
         r = self.accepted("telegram", op="sendMessage")[0]
         self.assertEqual(r.json["reply_parameters"]["message_id"], msg_id)
         # a quote that is not there, or not sent yet, or malformed: refused, nothing stored
-        self.fakes["whatsapp"].fail_next("stall", seconds=30)
+        # every attempt stalls (each times out after 2 s and is tried again), so the
+        # message stays unsent while the test looks, however slow the machine
+        self.fakes["whatsapp"].fail_next("stall", count=100, seconds=30)
         pending = self.send(agent, conv, "в пути")
         before = self.counts()
         for quote, code in ((quoted + 1000, "not_found"), (tquoted, "not_found"),
