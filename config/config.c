@@ -61,6 +61,7 @@ static const struct cfg_key settings_keys[] = {
 	{ "log.level", CFG_T_LEVEL, S(log.level), 0, 0, HUB_LOG_INFO, NULL, NULL, CFG_LIVE },
 	{ "http.listen", CFG_T_ADDR, S(http.listen), 0, 0, 0, "127.0.0.1:8080", NULL,
 	  CFG_RESTART },
+	{ "http.reuse_port", CFG_T_BOOL, S(http.reuse_port), 0, 0, 0, NULL, NULL, CFG_RESTART },
 	KEY_SIZE("http.body_max", http.body_max, 1024, 64 << 20, 4 << 20, CFG_LIVE),
 	KEY_SIZE("http.header_max", http.header_max, 1024, 1 << 20, 16 << 10, CFG_LIVE),
 	KEY_INT("http.header_timeout_ms", http.header_timeout_ms, 100, 3600000, 10000, CFG_LIVE),

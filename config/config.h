@@ -22,6 +22,7 @@ struct hub_settings {
 	} log;
 	struct {
 		const char *listen; /* "127.0.0.1:8080" */
+		bool reuse_port;    /* SO_REUSEPORT: several processes on one port */
 		size_t body_max;
 		size_t header_max;
 		int header_timeout_ms;

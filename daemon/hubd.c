@@ -981,7 +981,7 @@ static int start(struct hubd *h)
 
 	/* listening before the database is there: /healthz answers, /readyz and the rest 503
 	 * until the migrations are applied and the channels read (serving()) */
-	if (hub_http_listen(h->http, s->http.listen, &err) < 0) {
+	if (hub_http_listen(h->http, s->http.listen, s->http.reuse_port, &err) < 0) {
 		hub_log_err(TAG, "cannot listen on %s: %s", s->http.listen, err.msg);
 		return -EADDRINUSE;
 	}

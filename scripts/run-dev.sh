@@ -29,7 +29,10 @@ FAKEAI_DIR=$VAR/fake-ai
 FAKEAI_PORT=8444
 PG_STARTED=0
 REDIS_STARTED=0
-HUBD_PID=
+HUBD_PIDS=
+# One hubd per core on one port (http.reuse_port in config/dev.json), sharing events
+# through Redis; INSTANCES=N make run chooses.
+INSTANCES=${INSTANCES:-$(nproc)}
 FAKES_PID=
 FAKEAI_PID=
 
@@ -66,10 +69,10 @@ cleanup() {
 	local rc=$?
 	trap - EXIT
 	trap "" INT TERM     # a second Ctrl-C must not cut the clean-up short
-	if [ -n "$HUBD_PID" ] && kill -0 "$HUBD_PID" 2>/dev/null; then
-		say "stopping hubd (pid $HUBD_PID)"
-		kill -TERM "$HUBD_PID" 2>/dev/null || true
-		wait "$HUBD_PID" 2>/dev/null || true
+	if [ -n "$HUBD_PIDS" ]; then
+		say "stopping hubd (pid $HUBD_PIDS)"
+		kill -TERM $HUBD_PIDS 2>/dev/null || true
+		wait $HUBD_PIDS 2>/dev/null || true
 	fi
 	if [ -n "$FAKES_PID" ] && kill -0 "$FAKES_PID" 2>/dev/null; then
 		say "stopping the fake platforms"
@@ -95,6 +98,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+case $INSTANCES in
+''|*[!0-9]*|0) die "INSTANCES must be a number of processes, 1 or more (got '$INSTANCES')" ;;
+esac
 [ -x "$BUILD/hubd" ] && [ -x "$BUILD/hubctl" ] || die "$BUILD/hubd or hubctl missing: run make all"
 [ -x "$PGBIN/postgres" ] || die "$PGBIN/postgres missing: apt-get install postgresql"
 command -v redis-server >/dev/null || die "redis-server missing: apt-get install redis-server"
@@ -218,8 +224,18 @@ done
 	--url "http://127.0.0.1:$FAKEAI_PORT" --model fake-model --quiet-ms 1500 >/dev/null
 
 # --- hubd ---
-"$BUILD/hubd" -c "$CONFIG" &
-HUBD_PID=$!
+for _ in $(seq "$INSTANCES"); do
+	"$BUILD/hubd" -c "$CONFIG" &
+	HUBD_PIDS="$HUBD_PIDS${HUBD_PIDS:+ }$!"
+done
+
+# Every instance alive.
+all_alive() {
+	local pid
+	for pid in $HUBD_PIDS; do
+		kill -0 "$pid" 2>/dev/null || return 1
+	done
+}
 
 # The status code of GET $1 (empty when nothing answers).
 http_status() {
@@ -234,7 +250,7 @@ http_status() {
 }
 
 for _ in $(seq 300); do
-	kill -0 "$HUBD_PID" 2>/dev/null || { wait "$HUBD_PID" || true; HUBD_PID=; die "hubd exited"; }
+	all_alive || die "a hubd exited (its log is above)"
 	[ "$(http_status /readyz 2>/dev/null)" = 200 ] && break
 	sleep 0.1
 done
@@ -244,7 +260,8 @@ TOKEN=$("$BUILD/hubctl" -c "$CONFIG" token --tenant demo --user agent-1 --role a
 BASE=http://$LISTEN
 cat <<EOF
 
-Bayge Hub is running (hubd pid $HUBD_PID). Ctrl-C stops hubd, Redis and PostgreSQL.
+Bayge Hub is running: $INSTANCES hubd processes on one port (pid $HUBD_PIDS).
+Ctrl-C stops hubd, Redis and PostgreSQL.
   health     $BASE/healthz
   readiness  $BASE/readyz
   metrics    $BASE/metrics
@@ -269,8 +286,7 @@ Channels: $BUILD/hubctl -c $CONFIG channel list | add | disable ID | enable ID
 EOF
 
 set +e
-wait "$HUBD_PID"
+wait -n $HUBD_PIDS   # the first to exit stops the rest (cleanup)
 rc=$?
-HUBD_PID=
-say "hubd exited with $rc"
+say "a hubd exited with $rc"
 exit "$rc"

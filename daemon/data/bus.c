@@ -842,10 +842,10 @@ static void on_fallback_timer(uv_timer_t *timer)
 			n++;
 		}
 	}
-	if (!bus->fallback)
+	if (!bus->fallback && n)
 		hub_log_warn(TAG, "redis does not deliver: reading the event log of %zu tenants "
 			     "every %d ms until it does", n, BUS_FALLBACK_MS);
-	bus->fallback = true;
+	bus->fallback = n > 0 || bus->fallback; /* (nothing to read: nothing to say yet) */
 	if (n && bus->metrics)
 		hub_metrics_count(bus->metrics, "bus_fallback_reads",
 				  "Reads of the event log while Redis did not deliver", NULL, n);

@@ -1703,7 +1703,28 @@ int hub_http_new(uv_loop_t *loop, const struct hub_http_limits *limits,
 	return 0;
 }
 
-int hub_http_listen(struct hub_http *h, const char *addr, struct hub_err *err)
+/* A listening-to-be socket with SO_REUSEADDR and SO_REUSEPORT, bound to sa, for
+ * uv_tcp_open (libuv 1.44 has no flag for SO_REUSEPORT). The fd, or a negative errno. */
+static int reuse_port_socket(const struct sockaddr *sa)
+{
+	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	int one = 1, fd, r;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, sa, len) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int hub_http_listen(struct hub_http *h, const char *addr, bool reuse_port, struct hub_err *err)
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_storage bound;
@@ -1745,8 +1766,16 @@ int hub_http_listen(struct hub_http *h, const char *addr, struct hub_err *err)
 	uv_tcp_init(h->loop, &h->listener);
 	h->listener.data = h;
 	h->listener_init = true;
-	/* libuv sets SO_REUSEADDR on bind */
-	r = uv_tcp_bind(&h->listener, (struct sockaddr *)&ss, 0);
+	if (reuse_port) {
+		int fd = reuse_port_socket((struct sockaddr *)&ss);
+
+		r = fd < 0 ? fd : uv_tcp_open(&h->listener, fd);
+		if (fd >= 0 && r < 0)
+			close(fd);
+	} else {
+		/* libuv sets SO_REUSEADDR on bind */
+		r = uv_tcp_bind(&h->listener, (struct sockaddr *)&ss, 0);
+	}
 	if (r == 0)
 		r = uv_listen((uv_stream_t *)&h->listener, BACKLOG, on_connection);
 	if (r == 0)
@@ -1757,7 +1786,8 @@ int hub_http_listen(struct hub_http *h, const char *addr, struct hub_err *err)
 		h->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
 	else
 		h->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-	hub_log_info(TAG, "listening on %s (port %d)", addr, h->port);
+	hub_log_info(TAG, "listening on %s (port %d%s)", addr, h->port,
+		     reuse_port ? ", shared with SO_REUSEPORT" : "");
 	return 0;
 }
 

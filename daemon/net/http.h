@@ -62,7 +62,10 @@ int hub_http_new(uv_loop_t *loop, const struct hub_http_limits *limits,
 		 struct hub_http **out) HUB_MUSTCHECK;
 /* Binds and listens on "host:port" ("127.0.0.1:8080", "[::1]:8080", port 0 = any free).
  * 0 or a negative errno with err filled. */
-int hub_http_listen(struct hub_http *h, const char *addr, struct hub_err *err) HUB_MUSTCHECK;
+/* With reuse_port, SO_REUSEPORT: processes of one user listening so on one port share
+ * its connections (the kernel spreads them), for one process per core. */
+int hub_http_listen(struct hub_http *h, const char *addr, bool reuse_port,
+		    struct hub_err *err) HUB_MUSTCHECK;
 /* The bound port (after listen), for tests with port 0. */
 int hub_http_port(const struct hub_http *h);
 /* Applies new limits to new requests (SIGHUP). */

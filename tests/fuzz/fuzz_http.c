@@ -366,7 +366,7 @@ static void setup(void)
 	fuzz_check(hub_http_new(&fz.loop, &fz.limits, routes, HUB_ARRAY_SIZE(routes), NULL,
 				fz.conns, NULL, &fz.h) == 0,
 		   "hub_http_new");
-	fuzz_check(hub_http_listen(fz.h, "127.0.0.1:0", &err) == 0, "listen: %s", err.msg);
+	fuzz_check(hub_http_listen(fz.h, "127.0.0.1:0", false, &err) == 0, "listen: %s", err.msg);
 	fz.port = hub_http_port(fz.h);
 }
 

@@ -8,6 +8,7 @@ itself asks for a password (AUTH, ACL users, a unix socket).
 """
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -346,6 +347,42 @@ class Credentials(RedisCase):
             h.stop()
             for s in (pw, upw, wrong):
                 self.assertNotIn(s, h.log())
+
+
+class ReusePort(RedisCase):
+    def test_processes_on_one_port_share_its_connections_and_their_events(self):
+        # one process per core (issue 18): the same config, http.reuse_port, one port
+        r = self.own_redis()
+        cfg = self.redis_config(r.url, overrides={"http.reuse_port": True,
+                                                  "log.level": "debug"})
+        hs = [self.start_hubd(cfg, name="hubd%d" % i) for i in range(2)]
+        # the kernel spreads new connections over both
+        def served():
+            return [len(re.findall(r"GET readyz 200", h.log())) for h in hs]
+        before = served()
+        for _ in range(60):
+            self.assertEqual(httpc.get(hs[0].port, "/readyz").status, 200)
+        # (each line is written once its answer went out)
+        delta = lambda: [n - b for n, b in zip(served(), before)]  # noqa: E731
+        util.wait_for(lambda: sum(delta()) == 60, 30, "60 requests logged")
+        self.assertTrue(all(delta()), delta())
+        # agents connected wherever the kernel put them all see a webhook that went to
+        # either, once and in order
+        agents = [self.agent(hs[0], sub="agent-%d" % i) for i in range(6)]
+        for _ in range(4):
+            self.webhook(hs[0])
+        final = self.last_event_id()
+        for a in agents:
+            ids = []
+            while not ids or ids[-1] < final:
+                ids.append(a.event()["id"])
+            self.assertEqual(ids, list(range(ids[0], final + 1)))
+        # without reuse_port the port stays taken
+        other = self.start_hubd(hubd.merge(cfg, {"http.reuse_port": False}), name="plain",
+                                wait=False)
+        other.expected_rc = 1
+        self.assertEqual(other.wait_exit(60), 1)
+        self.assertIn("address already in use", other.log())
 
 
 class Payloads(RedisCase):

@@ -109,6 +109,16 @@ class Limits(HubTestCase):
         self.assertGreater(soft, 2000)
         self.assertNotRegex(h2.log(), r"RLIMIT_NOFILE")
 
+    def test_the_template_unit_is_the_unit_with_an_instance(self):
+        # systemd/hubd@.service (one process per core) must not drift from hubd.service
+        def body(name):
+            with open(os.path.join(util.ROOT, "systemd", name)) as f:
+                text = f.read()
+            lines = [x for x in text[text.index("[Unit]"):].splitlines()
+                     if not x.startswith(("Description=", "DefaultInstance="))]
+            return lines
+        self.assertEqual(body("hubd@.service"), body("hubd.service"))
+
     def test_defaults_fit_the_systemd_unit(self):
         with open(os.path.join(util.ROOT, "systemd", "hubd.service")) as f:
             nofile = int(re.search(r"^LimitNOFILE=(\d+)$", f.read(), re.M).group(1))
