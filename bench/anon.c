@@ -1,9 +1,12 @@
 /* bench/anon.c - `make bench-anon`: the anonymizer's speed on one core, in MB/s and
- * messages/s over 100-byte chat messages (Russian, Kazakh, English, mixed; about half with
- * personal data), with every detector on. Beside it, over the same bytes in the same run,
- * a reference pass (UTF-8 validation and case folding), and the ratio, since the machine is
- * noisy. Not part of `make test`; nothing here is asserted.
- * usage: anon [--seconds S]   (each measurement runs about S seconds, default 2) */
+ * messages/s, with every detector on, over two sets: the chat lines of the evaluation
+ * corpora (tests/anon/corpus.jsonl and hard.jsonl: what customers write, most with personal
+ * data, conversations of 10 lines through one vault), and 10 distinct 100-byte messages
+ * (Russian, Kazakh, English, mixed; about half with personal data). Beside each, over the
+ * same bytes in the same run, a reference pass (UTF-8 validation and case folding), and the
+ * ratio, since the machine is noisy. Not part of `make test`; nothing here is asserted.
+ * usage: anon [--seconds S] [CORPUS.jsonl ...]   (each measurement runs about S seconds,
+ * default 2; the corpora default to tests/anon/corpus.jsonl and tests/anon/hard.jsonl) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +14,19 @@
 
 #include "anonymizer/anon.h"
 #include "anonymizer/anon_vault.h"
+#include "lib/json.h"
 #include "lib/utf8.h"
 
 #define MSG_LEN 100
+#define CONV_LEN 10 /* corpus lines per conversation (one vault) */
+
+/* Messages measured together. */
+struct set {
+	const char *name;
+	struct hub_str *msgs;
+	size_t n, bytes;
+	size_t conv; /* messages per vault */
+};
 
 static const char *const templates[] = {
 	"Здравствуйте, меня зовут Нурлан, мой номер +7 701 123 45 67, перезвоните пожалуйста.",
@@ -36,26 +49,74 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Messages of exactly MSG_LEN bytes where the template allows (cut at a character). */
-static size_t make_messages(char msgs[][MSG_LEN + 1], size_t *lens)
+static void set_add(struct set *s, struct hub_pool *pool, struct hub_str m)
 {
-	size_t n = HUB_ARRAY_SIZE(templates);
+	if ((s->n & (s->n - 1)) == 0 || s->n == 0) {
+		size_t cap = s->n ? 2 * s->n : 16;
+		struct hub_str *grown = hub_pool_alloc(pool, cap * sizeof(*grown));
 
-	for (size_t i = 0; i < n; i++) {
+		if (s->n)
+			memcpy(grown, s->msgs, s->n * sizeof(*grown));
+		s->msgs = grown;
+	}
+	s->msgs[s->n++] = m;
+	s->bytes += m.len;
+}
+
+/* The templates as messages of exactly MSG_LEN bytes where they allow (cut at a
+ * character, padded with spaces). */
+static void templates_set(struct set *s, struct hub_pool *pool)
+{
+	*s = (struct set){ .name = "10 distinct 100-byte messages", .conv = 10 };
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(templates); i++) {
 		size_t l = strlen(templates[i]);
+		char *m = hub_pool_alloc(pool, MSG_LEN + 1);
 
 		if (l > MSG_LEN) {
 			l = MSG_LEN;
 			while (l && ((unsigned char)templates[i][l] & 0xc0) == 0x80)
 				l--;
 		}
-		memcpy(msgs[i], templates[i], l);
-		while (l < MSG_LEN)
-			msgs[i][l++] = ' ';
-		msgs[i][l] = 0;
-		lens[i] = l;
+		memcpy(m, templates[i], l);
+		memset(m + l, ' ', MSG_LEN - l);
+		set_add(s, pool, (struct hub_str){ m, MSG_LEN });
 	}
-	return n;
+}
+
+/* The "text" of each line of a JSONL corpus. 0, or -1 with a message. */
+static int corpus_add(struct set *s, struct hub_pool *pool, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int lineno = 0;
+
+	if (!f) {
+		fprintf(stderr, "anon: %s: cannot open\n", path);
+		return -1;
+	}
+	while ((len = getline(&line, &cap, f)) > 0) {
+		char *copy = hub_pool_alloc(pool, (size_t)len);
+		struct hub_str text = { copy, (size_t)len };
+		struct hub_json_doc doc;
+		struct hub_err err = HUB_ERR_INIT;
+		struct hub_str t;
+
+		lineno++;
+		memcpy(copy, line, (size_t)len);
+		if (hub_json_parse(pool, text, 4096, &doc, &err) < 0 ||
+		    hub_json_string(&doc, hub_json_get(&doc, 0, "text"), pool, &t) < 0) {
+			fprintf(stderr, "anon: %s:%d: no \"text\"\n", path, lineno);
+			free(line);
+			fclose(f);
+			return -1;
+		}
+		set_add(s, pool, t);
+	}
+	free(line);
+	fclose(f);
+	return 0;
 }
 
 /* The reference: validate and case-fold (ASCII and Cyrillic) into out. */
@@ -79,22 +140,21 @@ static size_t reference(const char *p, size_t n, char *out)
 	return o;
 }
 
-/* One conversation: every message pseudonymized with one vault; adds the output bytes to
- * *sink. 0 or -1. */
-static int conversation(struct hub_anon *anon, char (*msgs)[MSG_LEN + 1], const size_t *lens,
-			size_t nmsg, struct hub_buf *out, size_t *sink)
+/* One conversation: messages [from, to) of s pseudonymized with one vault; adds the output
+ * bytes to *sink. 0 or -1. */
+static int conversation(struct hub_anon *anon, const struct set *s, size_t from, size_t to,
+			struct hub_buf *out, size_t *sink)
 {
 	struct hub_anon_vault *v;
 
 	if (hub_anon_vault_new(anon, &v) < 0)
 		return -1;
-	for (size_t i = 0; i < nmsg; i++) {
+	for (size_t i = from; i < to; i++) {
 		struct hub_pool pool = HUB_POOL_INIT;
-		struct hub_str m = { msgs[i], lens[i] };
 		int ret;
 
 		hub_buf_reset(out);
-		ret = hub_anon_vault_pseudonymize(v, &pool, m, out, NULL, NULL);
+		ret = hub_anon_vault_pseudonymize(v, &pool, s->msgs[i], out, NULL, NULL);
 		hub_pool_release(&pool);
 		if (ret < 0) {
 			hub_anon_vault_free(v);
@@ -106,83 +166,129 @@ static int conversation(struct hub_anon *anon, char (*msgs)[MSG_LEN + 1], const 
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* One round over s: its conversations. */
+static int round_anon(struct hub_anon *anon, const struct set *s, struct hub_buf *out,
+		      size_t *sink)
 {
-	char msgs[HUB_ARRAY_SIZE(templates)][MSG_LEN + 1], folded[4 * MSG_LEN];
-	size_t lens[HUB_ARRAY_SIZE(templates)], nmsg, total = 0, sink = 0;
-	double seconds = 2, t0, t_anon, t_detect, t_ref;
-	long iters = 0, done;
-	struct hub_anon *anon;
-	struct hub_buf out = HUB_BUF_INIT;
+	for (size_t i = 0; i < s->n; i += s->conv)
+		if (conversation(anon, s, i, i + s->conv < s->n ? i + s->conv : s->n, out, sink) < 0)
+			return -1;
+	return 0;
+}
 
-	if (argc == 3 && strcmp(argv[1], "--seconds") == 0)
-		seconds = atof(argv[2]);
-	if (seconds <= 0 || (argc != 1 && argc != 3)) {
-		fprintf(stderr, "usage: anon [--seconds S]\n");
-		return 2;
+static int round_detect(struct hub_anon *anon, const struct set *s, size_t *sink)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		struct hub_pool pool = HUB_POOL_INIT;
+		struct hub_anon_spans spans;
+
+		if (hub_anon_detect(anon, NULL, &pool, s->msgs[i], &spans) < 0)
+			return -1;
+		*sink += spans.n;
+		hub_pool_release(&pool);
 	}
-	t0 = now();
-	if (hub_anon_new(&anon) < 0)
-		return 1;
-	printf("lexicon: %zu keys built in %.0f ms\n", hub_anon_size(anon), (now() - t0) * 1e3);
-	nmsg = make_messages(msgs, lens);
-	for (size_t i = 0; i < nmsg; i++)
-		total += lens[i];
+	return 0;
+}
 
-	/* calibrate: rounds of all messages for about `seconds` of pseudonymization */
+static void round_reference(const struct set *s, char *folded, size_t *sink)
+{
+	for (size_t i = 0; i < s->n; i++)
+		*sink += reference(s->msgs[i].p, s->msgs[i].len, folded);
+}
+
+/* Measures s: rounds for about `seconds` each of pseudonymization, detection and the
+ * reference; prints them. 0 or -1. */
+static int measure(struct hub_anon *anon, const struct set *s, double seconds, char *folded)
+{
+	struct hub_buf out = HUB_BUF_INIT;
+	double t0, t_anon, t_detect, t_ref;
+	long iters = 0, done;
+	size_t sink = 0;
+	int ret = -1;
+
 	t0 = now();
 	while (now() - t0 < seconds / 4) {
-		if (conversation(anon, msgs, lens, nmsg, &out, &sink) < 0)
-			return 1;
+		if (round_anon(anon, s, &out, &sink) < 0)
+			goto out;
 		iters++;
 	}
 	iters *= 4;
-
-	/* pseudonymize: one vault per conversation of all the messages */
 	t0 = now();
 	for (done = 0; done < iters; done++)
-		if (conversation(anon, msgs, lens, nmsg, &out, &sink) < 0)
-			return 1;
+		if (round_anon(anon, s, &out, &sink) < 0)
+			goto out;
 	t_anon = now() - t0;
-
-	/* detect only, no vault */
-	t0 = now();
-	for (done = 0; done < iters; done++) {
-		for (size_t i = 0; i < nmsg; i++) {
-			struct hub_pool pool = HUB_POOL_INIT;
-			struct hub_anon_spans spans;
-
-			if (hub_anon_detect(anon, NULL, &pool, (struct hub_str){ msgs[i], lens[i] },
-					    &spans) < 0)
-				return 1;
-			sink += spans.n;
-			hub_pool_release(&pool);
-		}
-	}
-	t_detect = now() - t0;
-
-	/* the reference over the same bytes */
 	t0 = now();
 	for (done = 0; done < iters; done++)
-		for (size_t i = 0; i < nmsg; i++)
-			sink += reference(msgs[i], lens[i], folded);
+		if (round_detect(anon, s, &sink) < 0)
+			goto out;
+	t_detect = now() - t0;
+	t0 = now();
+	for (done = 0; done < iters; done++)
+		round_reference(s, folded, &sink);
 	t_ref = now() - t0;
 
-	{
-		double mb = (double)total * iters / 1e6, nm = (double)nmsg * iters;
+	double mb = (double)s->bytes * (double)iters / 1e6, nm = (double)s->n * (double)iters;
 
-		printf("messages: %zu distinct of %d bytes, %.0f processed (%.1f MB) each\n", nmsg,
-		       MSG_LEN, nm, mb);
-		printf("pseudonymize (all detectors, vault): %8.1f MB/s %10.0f messages/s\n",
-		       mb / t_anon, nm / t_anon);
-		printf("detect only (all detectors):         %8.1f MB/s %10.0f messages/s\n",
-		       mb / t_detect, nm / t_detect);
-		printf("reference (UTF-8 validate + fold):   %8.1f MB/s %10.0f messages/s\n",
-		       mb / t_ref, nm / t_ref);
-		printf("ratio reference/pseudonymize %.1f, reference/detect %.1f (checksum %zu)\n",
-		       t_anon / t_ref, t_detect / t_ref, sink % 1000);
-	}
+	printf("%s: %zu messages, %.0f bytes on average, %zu a vault; %.0f processed (%.1f MB)\n",
+	       s->name, s->n, (double)s->bytes / (double)s->n, s->conv, nm, mb);
+	printf("  pseudonymize (all detectors, vault): %8.1f MB/s %10.0f messages/s\n",
+	       mb / t_anon, nm / t_anon);
+	printf("  detect only (all detectors):         %8.1f MB/s %10.0f messages/s\n",
+	       mb / t_detect, nm / t_detect);
+	printf("  reference (UTF-8 validate + fold):   %8.1f MB/s %10.0f messages/s\n",
+	       mb / t_ref, nm / t_ref);
+	printf("  ratio reference/pseudonymize %.1f, reference/detect %.1f (checksum %zu)\n",
+	       t_anon / t_ref, t_detect / t_ref, sink % 1000);
+	ret = 0;
+out:
 	hub_buf_release(&out);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const corpora[] = { "tests/anon/corpus.jsonl",
+					       "tests/anon/hard.jsonl" };
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct set lines = { .name = "corpus chat lines", .conv = CONV_LEN }, tpl;
+	double seconds = 2, t0;
+	struct hub_anon *anon;
+	char *folded;
+	int i = 1, ret = 1;
+	size_t longest = MSG_LEN;
+
+	if (argc >= 3 && strcmp(argv[1], "--seconds") == 0) {
+		seconds = atof(argv[2]);
+		i = 3;
+	}
+	if (seconds <= 0 || (i < argc && argv[i][0] == '-')) {
+		fprintf(stderr, "usage: anon [--seconds S] [CORPUS.jsonl ...]\n");
+		return 2;
+	}
+	if (i == argc) {
+		argv = (char **)corpora;
+		argc = HUB_ARRAY_SIZE(corpora);
+		i = 0;
+	}
+	for (; i < argc; i++)
+		if (corpus_add(&lines, &pool, argv[i]) < 0)
+			goto out;
+	if (!lines.n) {
+		fprintf(stderr, "anon: the corpora hold no line\n");
+		goto out;
+	}
+	for (size_t k = 0; k < lines.n; k++)
+		longest = lines.msgs[k].len > longest ? lines.msgs[k].len : longest;
+	folded = hub_pool_alloc(&pool, 4 * longest);
+	templates_set(&tpl, &pool);
+	t0 = now();
+	if (hub_anon_new(&anon) < 0)
+		goto out;
+	printf("lexicon: %zu keys built in %.0f ms\n", hub_anon_size(anon), (now() - t0) * 1e3);
+	ret = measure(anon, &lines, seconds, folded) < 0 || measure(anon, &tpl, seconds, folded) < 0;
 	hub_anon_free(anon);
-	return 0;
+out:
+	hub_pool_release(&pool);
+	return ret;
 }
