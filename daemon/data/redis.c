@@ -57,6 +57,7 @@ struct conn {
 	uint64_t progress_at;   /* last reply, or the send that made pending non-zero */
 	bool ever_up;           /* for the reconnects counter */
 	bool warned;            /* a warning was logged since the last "connected" */
+	bool wants_master;      /* CONN_WAIT until the sentinels named the master */
 	bool ping_out;          /* commands: a health PING awaits its reply */
 	uint64_t ping_at;       /* commands: when the last PING was sent */
 	uint64_t hb_wait_since; /* subscriber: oldest heartbeat published and not seen yet */
@@ -70,10 +71,27 @@ struct rpoll {
 	int events;            /* UV_READABLE | UV_WRITABLE wanted by hiredis */
 };
 
+/* One Redis Sentinel of a redis-sentinel:// URL. */
+struct sentinel {
+	char ip[INET_ADDRSTRLEN];
+	int port;
+};
+
 struct hub_redis {
 	uv_loop_t *loop;
-	char *ip;       /* IPv4 literal, or NULL with path */
+	char *ip;       /* IPv4 literal, or NULL with path; with sentinels the master found */
 	int port;
+	/* redis-sentinel://: the master is asked of the sentinels (on a worker thread, with
+	 * hiredis's blocking API: only when a connection is to be made) and checked with ROLE */
+	struct sentinel *sentinels;
+	int nsentinels;
+	char *master_name;
+	bool master_known;   /* ip:port is the master the sentinels named; false after a loss */
+	bool resolving;      /* resolve_req is queued or running */
+	uv_work_t resolve_req;
+	char found_ip[INET_ADDRSTRLEN]; /* the worker's answer */
+	int found_port;
+	char resolve_err[200];
 	char *path;     /* unix socket, or NULL */
 	char *user;     /* AUTH user (Redis 6 ACL), or NULL */
 	char *password; /* AUTH password, or NULL; never logged */
@@ -161,14 +179,100 @@ static int parse_userinfo(struct hub_redis *r, const char *p, const char *at)
 	return 0;
 }
 
+/* "IP[:PORT]" between host and end: an IPv4 literal (no DNS lookups on the loop), the port
+ * defaulting to defport. */
+static int parse_hostport(const char *host, const char *end, int defport,
+			  char ip[INET_ADDRSTRLEN], int *port, struct hub_err *err)
+{
+	const char *colon = memchr(host, ':', (size_t)(end - host));
+	struct in_addr a4;
+	long v;
+
+	if (host[0] == '[')
+		return hub_err_set(err, -EINVAL,
+				   "redis url: IPv6 is not supported (use IPv4 or unix://)");
+	if ((size_t)((colon ? colon : end) - host) >= INET_ADDRSTRLEN)
+		return hub_err_set(err, -EINVAL, "redis url: host must be an IPv4 address "
+				   "(no DNS lookups on the loop)");
+	memcpy(ip, host, (size_t)((colon ? colon : end) - host));
+	ip[(colon ? colon : end) - host] = 0;
+	if (inet_pton(AF_INET, ip, &a4) != 1)
+		return hub_err_set(err, -EINVAL, "redis url: host must be an IPv4 address "
+				   "(no DNS lookups on the loop)");
+	*port = defport;
+	if (colon) {
+		if (parse_uint(colon + 1, (size_t)(end - colon - 1), 65535, &v) < 0 || v == 0)
+			return hub_err_set(err, -EINVAL, "redis url: bad port");
+		*port = (int)v;
+	}
+	return 0;
+}
+
+/* redis-sentinel://[USER:PASSWORD@]IP:PORT[,IP:PORT...]/MASTER[/DB], after the scheme:
+ * the sentinels (port 26379 by default), the master's name, the db. */
+static int parse_sentinels(struct hub_redis *r, const char *auth, struct hub_err *err)
+{
+	const char *slash = strchr(auth, '/'), *host = auth, *at = NULL, *name, *db;
+	int ret;
+	long v;
+
+	if (!slash || !slash[1])
+		return hub_err_set(err, -EINVAL, "redis url: redis-sentinel:// needs /MASTER_NAME "
+				   "after the sentinels");
+	for (const char *p = auth; p < slash; p++)
+		if (*p == '@')
+			at = p;
+	if (at) {
+		if (parse_userinfo(r, auth, at) < 0)
+			return hub_err_set(err, -EINVAL, "redis url: bad %%-encoding in the "
+					   "credentials");
+		host = at + 1;
+	}
+	while (host < slash) {
+		const char *comma = memchr(host, ',', (size_t)(slash - host));
+		const char *end = comma ? comma : slash;
+		struct sentinel *sn;
+
+		if (r->nsentinels == 16)
+			return hub_err_set(err, -EINVAL, "redis url: at most 16 sentinels");
+		r->sentinels = hub_xrealloc(r->sentinels, (size_t)(r->nsentinels + 1) *
+							  sizeof(*r->sentinels));
+		sn = &r->sentinels[r->nsentinels++];
+		ret = parse_hostport(host, end, 26379, sn->ip, &sn->port, err);
+		if (ret < 0)
+			return ret;
+		host = end + (comma != NULL);
+	}
+	if (!r->nsentinels)
+		return hub_err_set(err, -EINVAL, "redis url: no sentinel before the master name");
+	name = slash + 1;
+	db = strchr(name, '/');
+	r->master_name = db ? hub_xmemdup(name, (size_t)(db - name)) : hub_xstrdup(name);
+	for (const char *p = r->master_name; *p; p++)
+		if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
+		      ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')))
+			return hub_err_set(err, -EINVAL, "redis url: the master name is letters, "
+					   "digits, '-', '_' and '.'");
+	if (!*r->master_name)
+		return hub_err_set(err, -EINVAL, "redis url: empty master name");
+	if (db && db[1]) {
+		if (parse_uint(db + 1, strlen(db + 1), DB_MAX, &v) < 0)
+			return hub_err_set(err, -EINVAL, "redis url: the path after the master name "
+					   "must be a db number");
+		r->db = (int)v;
+	}
+	snprintf(r->addr, sizeof(r->addr), "master %.64s (sentinels)", r->master_name);
+	return 0;
+}
+
 /* Fills r's address, credentials and db; messages never repeat the URL (it may hold a
  * password). */
 static int parse_url(struct hub_redis *r, const char *url, struct hub_err *err)
 {
-	const char *auth, *host, *end, *at, *colon, *slash;
+	const char *auth, *host, *end, *at, *slash;
 	char ip[INET_ADDRSTRLEN];
-	struct in_addr a4;
 	long v;
+	int ret;
 
 	if (!url || !*url)
 		return hub_err_set(err, -EINVAL, "redis url: empty");
@@ -200,8 +304,11 @@ static int parse_url(struct hub_redis *r, const char *url, struct hub_err *err)
 		return hub_err_set(err, -EINVAL,
 				   "redis url: TLS (rediss://) is not supported: use unix:// on "
 				   "the Redis host, or a private network (see the README)");
+	if (!strncmp(url, "redis-sentinel://", 17))
+		return parse_sentinels(r, url + 17, err);
 	if (strncmp(url, "redis://", 8))
-		return hub_err_set(err, -EINVAL, "redis url: must start with redis:// or unix://");
+		return hub_err_set(err, -EINVAL, "redis url: must start with redis://, "
+				   "redis-sentinel:// or unix://");
 
 	auth = url + 8;
 	slash = strchr(auth, '/');
@@ -217,24 +324,9 @@ static int parse_url(struct hub_redis *r, const char *url, struct hub_err *err)
 		host = at + 1;
 	}
 
-	colon = memchr(host, ':', (size_t)(end - host));
-	if (host[0] == '[')
-		return hub_err_set(err, -EINVAL,
-				   "redis url: IPv6 is not supported (use IPv4 or unix://)");
-	if ((size_t)((colon ? colon : end) - host) >= sizeof(ip))
-		return hub_err_set(err, -EINVAL, "redis url: host must be an IPv4 address "
-				   "(no DNS lookups on the loop)");
-	memcpy(ip, host, (size_t)((colon ? colon : end) - host));
-	ip[(colon ? colon : end) - host] = 0;
-	if (inet_pton(AF_INET, ip, &a4) != 1)
-		return hub_err_set(err, -EINVAL, "redis url: host must be an IPv4 address "
-				   "(no DNS lookups on the loop)");
-	r->port = 6379;
-	if (colon) {
-		if (parse_uint(colon + 1, (size_t)(end - colon - 1), 65535, &v) < 0 || v == 0)
-			return hub_err_set(err, -EINVAL, "redis url: bad port");
-		r->port = (int)v;
-	}
+	ret = parse_hostport(host, end, 6379, ip, &r->port, err);
+	if (ret < 0)
+		return ret;
 	r->ip = hub_xstrdup(ip);
 	if (slash && slash[1]) {
 		if (parse_uint(slash + 1, strlen(slash + 1), DB_MAX, &v) < 0)
@@ -259,6 +351,8 @@ static void free_redis(struct hub_redis *r)
 	free(r->user);
 	free(r->password);
 	free(r->pattern);
+	free(r->sentinels);
+	free(r->master_name);
 	free(r);
 	if (cb)
 		cb(data);
@@ -424,6 +518,8 @@ static void conn_retry(struct conn *c, const char *reason)
 	}
 	c->state = CONN_WAIT;
 	r->errors++;
+	if (r->sentinels)
+		r->master_known = false; /* failed over, maybe: ask again before the next try */
 	if (!c->warned) {
 		if (was_up)
 			hub_log_warn(TAG, "connection lost (%s, %s: %s); reconnecting", c->name,
@@ -700,6 +796,142 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
 	conn_retry(c, ac->err && ac->errstr[0] ? ac->errstr : "connection closed");
 }
 
+/* ---- Sentinel: which node is the master ------------------------------------------------ */
+
+/* A reply's element i as a string, or NULL. */
+static const char *reply_elem(const redisReply *rep, size_t i)
+{
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements <= i ||
+	    rep->element[i]->type != REDIS_REPLY_STRING)
+		return NULL;
+	return rep->element[i]->str;
+}
+
+/* On the worker thread (blocking hiredis, its own connections): ask each sentinel in turn
+ * for the master's address and check with ROLE that the node is a master now. Fills
+ * found_ip/found_port, or resolve_err (never a password). */
+static void resolve_work(uv_work_t *req)
+{
+	struct hub_redis *r = req->data;
+	struct timeval tv = { r->connect_timeout_ms / 1000, (r->connect_timeout_ms % 1000) * 1000 };
+
+	r->found_port = 0;
+	snprintf(r->resolve_err, sizeof(r->resolve_err), "no sentinel answered");
+	for (int i = 0; i < r->nsentinels && !r->found_port; i++) {
+		const struct sentinel *sn = &r->sentinels[i];
+		redisContext *c = redisConnectWithTimeout(sn->ip, sn->port, tv);
+		redisReply *rep = NULL;
+		const char *ip, *port;
+		struct in_addr a4;
+		long v;
+
+		if (!c || c->err) {
+			snprintf(r->resolve_err, sizeof(r->resolve_err), "sentinel %s:%d: %s",
+				 sn->ip, sn->port, c ? c->errstr : "out of memory");
+			goto next;
+		}
+		redisSetTimeout(c, tv);
+		rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", r->master_name);
+		ip = reply_elem(rep, 0);
+		port = reply_elem(rep, 1);
+		if (!ip || !port || inet_pton(AF_INET, ip, &a4) != 1 ||
+		    parse_uint(port, strlen(port), 65535, &v) < 0 || v == 0) {
+			snprintf(r->resolve_err, sizeof(r->resolve_err),
+				 "sentinel %s:%d does not know master %s (or named no IPv4 address)",
+				 sn->ip, sn->port, r->master_name);
+			goto next;
+		}
+		snprintf(r->found_ip, sizeof(r->found_ip), "%s", ip);
+		freeReplyObject(rep);
+		rep = NULL;
+		redisFree(c);
+		/* a sentinel may lag behind a failover: the node itself says what it is */
+		c = redisConnectWithTimeout(r->found_ip, (int)v, tv);
+		if (!c || c->err) {
+			snprintf(r->resolve_err, sizeof(r->resolve_err), "master %s at %s:%ld: %s",
+				 r->master_name, r->found_ip, v, c ? c->errstr : "out of memory");
+			goto next;
+		}
+		redisSetTimeout(c, tv);
+		if (r->password) {
+			rep = r->user ? redisCommand(c, "AUTH %s %s", r->user, r->password)
+				      : redisCommand(c, "AUTH %s", r->password);
+			if (!rep || rep->type == REDIS_REPLY_ERROR) {
+				snprintf(r->resolve_err, sizeof(r->resolve_err),
+					 "master %s at %s:%ld refused AUTH", r->master_name,
+					 r->found_ip, v);
+				goto next;
+			}
+			freeReplyObject(rep);
+		}
+		rep = redisCommand(c, "ROLE");
+		if (!reply_elem(rep, 0) || strcmp(reply_elem(rep, 0), "master") != 0) {
+			snprintf(r->resolve_err, sizeof(r->resolve_err),
+				 "%s:%ld, named master %s, is not a master (yet)", r->found_ip, v,
+				 r->master_name);
+			goto next;
+		}
+		r->found_port = (int)v;
+next:
+		if (rep)
+			freeReplyObject(rep);
+		if (c)
+			redisFree(c);
+	}
+}
+
+static void resolve_done(uv_work_t *req, int status)
+{
+	struct hub_redis *r = req->data;
+	struct conn *conns[2] = { &r->cmd, &r->sub };
+
+	r->resolving = false;
+	if (r->closing || status == UV_ECANCELED) {
+		handle_closed(r);
+		return;
+	}
+	if (r->found_port) {
+		if (!r->ip || strcmp(r->ip, r->found_ip) != 0 || r->port != r->found_port)
+			hub_log_info(TAG, "sentinels: master %s is %s:%d", r->master_name,
+				     r->found_ip, r->found_port);
+		free(r->ip);
+		r->ip = hub_xstrdup(r->found_ip);
+		r->port = r->found_port;
+		r->master_known = true;
+		snprintf(r->addr, sizeof(r->addr), "%s:%d (master %.64s)", r->ip, r->port,
+			 r->master_name);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct conn *c = conns[i];
+
+		if (c->state != CONN_WAIT || !c->wants_master)
+			continue;
+		c->wants_master = false;
+		if (r->master_known)
+			conn_start(c);
+		else
+			conn_retry(c, r->resolve_err);
+	}
+	handle_closed(r);
+}
+
+/* c waits (CONN_WAIT) until the sentinels are asked; one question at a time. */
+static void resolve_master(struct conn *c)
+{
+	struct hub_redis *r = c->r;
+	int rc;
+
+	c->state = CONN_WAIT;
+	c->wants_master = true;
+	if (r->resolving)
+		return;
+	r->resolve_req.data = r;
+	rc = uv_queue_work(r->loop, &r->resolve_req, resolve_work, resolve_done);
+	hub_assert(rc == 0); /* libuv: only without a callback */
+	r->resolving = true;
+	r->handles++; /* r outlives the question */
+}
+
 static void conn_start(struct conn *c)
 {
 	struct hub_redis *r = c->r;
@@ -708,6 +940,10 @@ static void conn_start(struct conn *c)
 	char reason[128];
 	int rc;
 
+	if (r->sentinels && !r->master_known) {
+		resolve_master(c);
+		return;
+	}
 	c->state = CONN_CONNECTING;
 	c->pending = 0;
 	c->ping_out = false;
@@ -881,6 +1117,8 @@ out:
 		free(r->path);
 		free(r->user);
 		free(r->password);
+		free(r->sentinels);
+		free(r->master_name);
 		free(r);
 	}
 	return ret;

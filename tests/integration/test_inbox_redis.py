@@ -385,6 +385,68 @@ class ReusePort(RedisCase):
         self.assertIn("address already in use", other.log())
 
 
+class Sentinel(RedisCase):
+    def test_hubd_follows_the_master_the_sentinels_promote(self):
+        master = redisd.RedisServer()
+        self.addCleanup(master.destroy)
+        master.start()
+        replica = redisd.RedisServer(replicaof=master.port)
+        self.addCleanup(replica.destroy)
+        replica.start()
+        sentinels = redisd.Sentinels(master.port)
+        self.addCleanup(sentinels.destroy)
+        util.wait_for(lambda: sentinels.replicas_known() >= 1, 30, "the sentinels to see "
+                      "the replica")
+        cfg = self.redis_config(sentinels.url())
+        h1 = self.start_hubd(cfg, name="hubd1")
+        h2 = self.start_hubd(self.other_port(cfg), name="hubd2")
+        for h in (h1, h2):
+            util.wait_for(lambda: httpc.get(h.port, "/readyz").json()["redis"] == "up", 30,
+                          "redis up through the sentinels")
+            self.assertIn("sentinels: master hubmaster is 127.0.0.1:%d" % master.port,
+                          h.log())
+        agent = self.agent(h2)
+        self.webhook(h1)
+        first = agent.event("message.created")["id"]
+        master.stop()
+        util.wait_for(lambda: sentinels.master_port() == replica.port, 60,
+                      "the sentinels to promote the replica")
+        for h in (h1, h2):
+            util.wait_for(lambda: "sentinels: master hubmaster is 127.0.0.1:%d"
+                          % replica.port in h.log(), 30, "hubd to follow the new master")
+            util.wait_for(lambda: httpc.get(h.port, "/readyz").json()["redis"] == "up", 30,
+                          "redis up again")
+        # live again through the new master, nothing lost or doubled on the way
+        self.webhook(h1)
+        final = self.last_event_id()
+        ids = [first]
+        while ids[-1] < final:
+            ids.append(agent.event()["id"])
+        self.assertEqual(ids, list(range(first, final + 1)))
+        for h in (h1, h2):
+            self.assertEqual(self.metric(h, "hub_redis_up"), 1)
+
+
+    def test_bad_redis_urls_refuse_the_start_with_a_clear_error(self):
+        pw = self.secret("redis-password")
+        cases = [("rediss://127.0.0.1:6379", "TLS (rediss://) is not supported"),
+                 ("redis-sentinel://127.0.0.1:26379", "needs /MASTER_NAME"),
+                 ("redis-sentinel://sentinel.example:26379/m", "IPv4 address"),
+                 ("redis-sentinel://127.0.0.1:26379/bad%20name", "the master name is"),
+                 ("redis-sentinel://:%s@127.0.0.1:0/m" % pw, "bad port"),
+                 ("redis-sentinel:///m", "no sentinel"),
+                 ("http://127.0.0.1:6379", "must start with redis://")]
+        for i, (url, error) in enumerate(cases):
+            h = self.start_hubd(self.redis_config(url), name="bad%d" % i, wait=False)
+            h.expected_rc = 1
+            self.assertEqual(h.wait_exit(60), 1, url)
+            self.assertIn(error, h.log(), url)
+            self.assertNotIn(pw, h.log())
+        # refused before anything touched the database
+        self.assertEqual(self.psql("SELECT count(*) FROM pg_tables "
+                                   "WHERE schemaname = 'public'"), "0")
+
+
 class Payloads(RedisCase):
     def test_foreign_payloads_are_checked_and_sync_markers_fill_gaps(self):
         r = self.own_redis()

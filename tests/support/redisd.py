@@ -96,15 +96,18 @@ class RedisServer:
     """One redis-server. start()/stop() may be called again (same port).
     password: requirepass (the default user's password); users: {name: (password, rules)},
     ACL users with rules such as "resetchannels &hub:ev:* -@all +publish"; unixsocket: also
-    listen on <base>/redis.sock (mode 700)."""
+    listen on <base>/redis.sock (mode 700); replicaof: the port of a master on 127.0.0.1 to
+    replicate."""
 
-    def __init__(self, port=None, password=None, users=None, unixsocket=False):
+    def __init__(self, port=None, password=None, users=None, unixsocket=False,
+                 replicaof=None):
         self.port = port or util.free_port()
         self.base = tempfile.mkdtemp(prefix="hubt-redis-")
         self.log_path = os.path.join(self.base, "redis.log")
         self.password = password
         self.users = dict(users or {})
         self.socket_path = os.path.join(self.base, "redis.sock") if unixsocket else None
+        self.replicaof = replicaof
         self.proc = None
 
     @property
@@ -143,6 +146,8 @@ class RedisServer:
             argv += ["--user", name, "on", ">" + password] + rules.split()
         if self.socket_path:
             argv += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+        if self.replicaof:
+            argv += ["--replicaof", "127.0.0.1", str(self.replicaof)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -169,5 +174,71 @@ class RedisServer:
 
     def destroy(self):
         self.stop()
+        if os.environ.get("HUBT_KEEP") != "1":
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+class Sentinels:
+    """n Redis Sentinels (redis-server --sentinel) watching the master on 127.0.0.1:port as
+    name, with quorum n // 2 + 1 and a master declared down after down_ms."""
+
+    def __init__(self, master_port, name="hubmaster", n=3, down_ms=1000):
+        self.name = name
+        self.ports = [util.free_port() for _ in range(n)]
+        self.base = tempfile.mkdtemp(prefix="hubt-sentinel-")
+        self.procs = []
+        for i, port in enumerate(self.ports):
+            d = os.path.join(self.base, str(i))
+            os.mkdir(d)
+            conf = os.path.join(d, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
+                        "sentinel monitor %s 127.0.0.1 %d %d\n"
+                        "sentinel down-after-milliseconds %s %d\n"
+                        "sentinel failover-timeout %s 10000\n"
+                        % (port, d, os.path.join(d, "sentinel.log"), name, master_port,
+                           n // 2 + 1, name, down_ms, name))
+            self.procs.append(subprocess.Popen(
+                [REDIS_SERVER, conf, "--sentinel"], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True))
+        util.wait_for(lambda: all(self._answers(p) for p in self.ports), 20, "sentinels")
+
+    @staticmethod
+    def _answers(port):
+        try:
+            return command(port, "PING") == "+PONG"
+        except OSError:
+            return False
+
+    def url(self, password=None, user=None):
+        """hubd's redis.url through these sentinels."""
+        cred = "%s:%s@" % (user or "", password) if password is not None else ""
+        return "redis-sentinel://%s%s/%s" % (
+            cred, ",".join("127.0.0.1:%d" % p for p in self.ports), self.name)
+
+    def master_port(self):
+        """The master's port as the first sentinel sees it now."""
+        with connect(self.ports[0]) as s:
+            s.sendall(encode("SENTINEL", "get-master-addr-by-name", self.name))
+            lines = [read_line(s) for _ in range(5)]
+        return int(lines[4])
+
+    def replicas_known(self):
+        """How many replicas the first sentinel knows of."""
+        with connect(self.ports[0]) as s:
+            s.sendall(encode("SENTINEL", "replicas", self.name))
+            return int(read_line(s)[1:])
+
+    def destroy(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
         if os.environ.get("HUBT_KEEP") != "1":
             shutil.rmtree(self.base, ignore_errors=True)
