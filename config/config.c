@@ -72,6 +72,8 @@ static const struct cfg_key settings_keys[] = {
 	KEY_INT("http.drain_timeout_ms", http.drain_timeout_ms, 0, 600000, 10000, CFG_LIVE),
 	{ "database.url", CFG_T_SECRET, S(database.url), 0, 0, 0, NULL, "HUB_DATABASE_URL",
 	  CFG_RESTART | CFG_REQUIRED },
+	{ "database.direct_url", CFG_T_SECRET, S(database.direct_url), 0, 0, 0, NULL,
+	  "HUB_DATABASE_DIRECT_URL", CFG_RESTART | CFG_NULLABLE },
 	KEY_INT("database.pool_size", database.pool_size, 1, 256, 8, CFG_RESTART),
 	KEY_INT("database.connect_timeout_ms", database.connect_timeout_ms, 100, 600000, 5000,
 		CFG_RESTART),
@@ -849,6 +851,12 @@ const char *hub_config_path(const struct hub_config *cfg)
 const struct hub_settings *hub_config_settings(const struct hub_config *cfg)
 {
 	return &cfg->settings;
+}
+
+const char *hub_config_direct_url(const struct hub_config *cfg)
+{
+	return cfg->settings.database.direct_url ? cfg->settings.database.direct_url
+						 : cfg->settings.database.url;
 }
 
 const struct hub_keyring *hub_config_keyring(const struct hub_config *cfg)

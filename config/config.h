@@ -34,6 +34,9 @@ struct hub_settings {
 	} http;
 	struct {
 		const char *url; /* libpq URL or key=value conninfo (secret) */
+		/* PostgreSQL itself when url goes through a transaction-pooling pooler: LISTEN,
+		 * migrations and hubctl use it; NULL: url (secret) */
+		const char *direct_url;
 		int pool_size;
 		int connect_timeout_ms;
 		int statement_timeout_ms;
@@ -145,6 +148,8 @@ void hub_config_unref(struct hub_config *cfg); /* NULL-safe */
 
 const char *hub_config_path(const struct hub_config *cfg);
 const struct hub_settings *hub_config_settings(const struct hub_config *cfg);
+/* database.direct_url, else database.url: what LISTEN, migrations and hubctl connect to. */
+const char *hub_config_direct_url(const struct hub_config *cfg);
 /* The keyring of secrets.master_key and secrets.previous_master_key (empty without them). */
 const struct hub_keyring *hub_config_keyring(const struct hub_config *cfg);
 /* The channel with that public id, or NULL. */

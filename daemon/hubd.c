@@ -101,7 +101,7 @@ struct hubd {
 	/* Start-up: the migrations (on a worker thread: they block), then the channel sync,
 	 * each tried again while the database cannot be reached. */
 	uv_work_t migrate_req;
-	char *migrate_url;       /* database.url, copied for the worker */
+	char *migrate_url;       /* hub_config_direct_url(), copied for the worker */
 	int migrate_ret;         /* hub_store_migrate()'s */
 	struct hub_err migrate_err;
 	bool migrating;          /* migrate_req is queued or running */
@@ -880,6 +880,8 @@ static int start(struct hubd *h)
 	h->metrics = hub_metrics_new();
 	struct hub_store_opts so = {
 		.conninfo = s->database.url,
+		.listen_conninfo = hub_config_direct_url(h->cfg),
+		.transaction_pooling = s->database.direct_url != NULL,
 		.pool_size = s->database.pool_size,
 		.connect_timeout_ms = s->database.connect_timeout_ms,
 		.statement_timeout_ms = s->database.statement_timeout_ms,
@@ -986,7 +988,7 @@ static int start(struct hubd *h)
 		return -EADDRINUSE;
 	}
 	hub_log_info(TAG, "listening on %s; migrating the database", s->http.listen);
-	h->migrate_url = hub_xstrdup(s->database.url ? s->database.url : "");
+	h->migrate_url = hub_xstrdup(hub_config_direct_url(h->cfg)); /* url is required */
 	migrate_begin(h);
 	return 0;
 }

@@ -6,7 +6,7 @@ set -eu
 PACKAGES="
 build-essential pkg-config ca-certificates
 libuv1-dev node-llhttp libwebsockets-dev libwebsockets-evlib-uv
-libpq-dev postgresql postgresql-contrib libhiredis-dev redis-server
+libpq-dev postgresql postgresql-contrib libhiredis-dev redis-server pgbouncer
 libssl-dev libjsmn-dev libcmocka-dev
 python3 procps wrk
 "

@@ -563,7 +563,7 @@ int hubctl_channel_snapshot(struct hub_config *cfg, struct hub_config **out,
 {
 	struct hub_buf errors = HUB_BUF_INIT;
 	size_t in_clear;
-	const char *url = hub_config_settings(cfg)->database.url;
+	const char *url = hub_config_direct_url(cfg);
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_channel *chs = NULL;
 	PGresult *res = NULL;

@@ -8,7 +8,7 @@
 
 PGconn *hubctl_db_connect(const struct hub_config *cfg, const char *what)
 {
-	const char *url = hub_config_settings(cfg)->database.url;
+	const char *url = hub_config_direct_url(cfg);
 	PGconn *pg = PQconnectdb(url ? url : "");
 
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {

@@ -95,7 +95,7 @@ static int cmd_migrate(const char *path)
 
 	if (!cfg)
 		return 1;
-	n = hub_store_migrate(hub_config_settings(cfg)->database.url, &err);
+	n = hub_store_migrate(hub_config_direct_url(cfg), &err);
 	hub_config_unref(cfg);
 	if (n < 0) {
 		fprintf(stderr, "hubctl: migrate: %s\n", err.msg);

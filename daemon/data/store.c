@@ -80,15 +80,21 @@ struct conn {
 	bool flushing;         /* PQflush() said 1: wait for writable too */
 };
 
-struct hub_store {
-	uv_loop_t *loop;
-	struct hub_store_opts opts;
-	char *conninfo;
+/* What PQconnectStartParams() gets: the user's conninfo plus ours. */
+struct params {
 	PQconninfoOption *parsed; /* owns the user's keywords and values */
-	const char **keys;        /* for PQconnectStartParams(), NULL-terminated */
+	const char **keys;        /* NULL-terminated */
 	const char **vals;
 	char *own_options;        /* values we built */
 	char *own_tcp_timeout;
+};
+
+struct hub_store {
+	uv_loop_t *loop;
+	struct hub_store_opts opts;
+	char *conninfo, *listen_conninfo;
+	struct params pool;       /* the pool's connections */
+	struct params direct;     /* LISTEN's: PostgreSQL itself, never a pooler */
 	struct conn *conns;
 	struct query *head, *tail; /* waiting for a connection, FIFO */
 	int waiting, connected, idle, busy;
@@ -321,18 +327,25 @@ static void log_query_error(struct conn *c, const PGresult *res, int status)
 
 /* --- polling ------------------------------------------------------------------------ */
 
+static void params_free(struct params *pa)
+{
+	free(pa->keys);
+	free(pa->vals);
+	PQconninfoFree(pa->parsed);
+	free(pa->own_options);
+	free(pa->own_tcp_timeout);
+}
+
 static void store_free(struct hub_store *st)
 {
 	void (*cb)(void *data) = st->close_cb;
 	void *data = st->close_data;
 
 	free(st->conns);
-	free(st->keys);
-	free(st->vals);
-	PQconninfoFree(st->parsed);
-	free(st->own_options);
-	free(st->own_tcp_timeout);
+	params_free(&st->pool);
+	params_free(&st->direct);
 	free(st->conninfo);
+	free(st->listen_conninfo);
 	free(st);
 	if (cb)
 		cb(data);
@@ -537,7 +550,7 @@ static void conn_start(struct conn *c)
 {
 	struct hub_store *st = c->st;
 
-	c->pg = PQconnectStartParams(st->keys, st->vals, 0);
+	c->pg = PQconnectStartParams(st->pool.keys, st->pool.vals, 0);
 	hub_assert(c->pg); /* NULL only when out of memory */
 	c->state = CONN_CONNECTING;
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
@@ -757,9 +770,11 @@ static void dispatch(struct hub_store *st)
 
 /* --- public ------------------------------------------------------------------------- */
 
-/* The user's conninfo plus our session settings: statement_timeout and
- * idle_in_transaction_session_timeout in "options", TCP timeouts, keepalives. */
-static int build_params(struct hub_store *st, struct hub_err *err)
+/* conninfo plus our session settings (statement_timeout and
+ * idle_in_transaction_session_timeout in "options"; not through a transaction pooler,
+ * which refuses or drops them), TCP timeouts, keepalives. */
+static int build_params(const struct hub_store *st, struct params *pa, const char *conninfo,
+			bool session_settings, struct hub_err *err)
 {
 	char *errmsg = NULL;
 	const char *user_options = NULL;
@@ -768,8 +783,8 @@ static int build_params(struct hub_store *st, struct hub_err *err)
 	size_t n = 0, cap = 8;
 	int timeout;
 
-	st->parsed = PQconninfoParse(st->conninfo, &errmsg);
-	if (!st->parsed) {
+	pa->parsed = PQconninfoParse(conninfo, &errmsg);
+	if (!pa->parsed) {
 		char line[256];
 		int ret;
 
@@ -778,12 +793,12 @@ static int build_params(struct hub_store *st, struct hub_err *err)
 		PQfreemem(errmsg);
 		return ret;
 	}
-	for (PQconninfoOption *o = st->parsed; o->keyword; o++)
+	for (PQconninfoOption *o = pa->parsed; o->keyword; o++)
 		if (o->val)
 			cap++;
-	st->keys = hub_xcalloc(cap, sizeof(*st->keys));
-	st->vals = hub_xcalloc(cap, sizeof(*st->vals));
-	for (PQconninfoOption *o = st->parsed; o->keyword; o++) {
+	pa->keys = hub_xcalloc(cap, sizeof(*pa->keys));
+	pa->vals = hub_xcalloc(cap, sizeof(*pa->vals));
+	for (PQconninfoOption *o = pa->parsed; o->keyword; o++) {
 		if (!o->val)
 			continue;
 		if (strcmp(o->keyword, "options") == 0) {
@@ -792,18 +807,22 @@ static int build_params(struct hub_store *st, struct hub_err *err)
 		}
 		has_tcp |= strcmp(o->keyword, "tcp_user_timeout") == 0;
 		has_ka_idle |= strcmp(o->keyword, "keepalives_idle") == 0;
-		st->keys[n] = o->keyword;
-		st->vals[n++] = o->val;
+		pa->keys[n] = o->keyword;
+		pa->vals[n++] = o->val;
 	}
 	/* idle in a transaction cannot happen in autocommit: the bound is a safety net. */
 	timeout = st->opts.statement_timeout_ms;
 	if (user_options && *user_options)
-		hub_buf_addf(&b, "%s ", user_options);
-	hub_buf_addf(&b, "-c statement_timeout=%d -c idle_in_transaction_session_timeout=%d",
-		     timeout, timeout > INT32_MAX / 2 ? timeout : timeout * 2);
-	st->own_options = hub_buf_detach(&b, NULL);
-	st->keys[n] = "options";
-	st->vals[n++] = st->own_options;
+		hub_buf_addf(&b, "%s%s", user_options, session_settings ? " " : "");
+	if (session_settings)
+		hub_buf_addf(&b, "-c statement_timeout=%d "
+			     "-c idle_in_transaction_session_timeout=%d",
+			     timeout, timeout > INT32_MAX / 2 ? timeout : timeout * 2);
+	if (b.len) {
+		pa->own_options = hub_buf_detach(&b, NULL);
+		pa->keys[n] = "options";
+		pa->vals[n++] = pa->own_options;
+	}
 	if (!has_tcp) {
 		/* Unacknowledged data this long means the server is gone. */
 		int t = st->opts.statement_timeout_ms > st->opts.connect_timeout_ms
@@ -811,23 +830,23 @@ static int build_params(struct hub_store *st, struct hub_err *err)
 				: st->opts.connect_timeout_ms;
 
 		hub_buf_addf(&b, "%d", t);
-		st->own_tcp_timeout = hub_buf_detach(&b, NULL);
-		st->keys[n] = "tcp_user_timeout";
-		st->vals[n++] = st->own_tcp_timeout;
+		pa->own_tcp_timeout = hub_buf_detach(&b, NULL);
+		pa->keys[n] = "tcp_user_timeout";
+		pa->vals[n++] = pa->own_tcp_timeout;
 	}
 	if (!has_ka_idle) {
-		st->keys[n] = "keepalives_idle";
-		st->vals[n++] = "30";
-		st->keys[n] = "keepalives_interval";
-		st->vals[n++] = "10";
-		st->keys[n] = "keepalives_count";
-		st->vals[n++] = "3";
+		pa->keys[n] = "keepalives_idle";
+		pa->vals[n++] = "30";
+		pa->keys[n] = "keepalives_interval";
+		pa->vals[n++] = "10";
+		pa->keys[n] = "keepalives_count";
+		pa->vals[n++] = "3";
 	}
-	st->keys[n] = "fallback_application_name";
-	st->vals[n++] = "hubd";
+	pa->keys[n] = "fallback_application_name";
+	pa->vals[n++] = "hubd";
 	hub_assert(n < cap);
-	st->keys[n] = NULL;
-	st->vals[n] = NULL;
+	pa->keys[n] = NULL;
+	pa->vals[n] = NULL;
 	return 0;
 }
 
@@ -851,7 +870,12 @@ int hub_store_new(uv_loop_t *loop, const struct hub_store_opts *opts, struct hub
 	st->opts = *opts;
 	st->conninfo = hub_xstrdup(opts->conninfo);
 	st->opts.conninfo = st->conninfo;
-	ret = build_params(st, err);
+	st->listen_conninfo = hub_xstrdup(opts->listen_conninfo ? opts->listen_conninfo
+							       : opts->conninfo);
+	st->opts.listen_conninfo = st->listen_conninfo;
+	ret = build_params(st, &st->pool, st->conninfo, !opts->transaction_pooling, err);
+	if (ret == 0)
+		ret = build_params(st, &st->direct, st->listen_conninfo, true, err);
 	if (ret < 0) {
 		store_free(st);
 		return ret;
@@ -1296,7 +1320,7 @@ static void lsn_start(struct listener *l)
 {
 	struct hub_store *st = l->st;
 
-	l->pg = PQconnectStartParams(st->keys, st->vals, 0);
+	l->pg = PQconnectStartParams(st->direct.keys, st->direct.vals, 0);
 	hub_assert(l->pg); /* NULL only when out of memory */
 	l->state = LSN_CONNECTING;
 	if (PQstatus(l->pg) == CONNECTION_BAD) {

@@ -21,6 +21,12 @@ struct hub_store;
 
 struct hub_store_opts {
 	const char *conninfo;     /* libpq URL or key=value string; copied */
+	/* LISTEN's connections: PostgreSQL itself (notifications do not cross a
+	 * transaction-pooling pooler); NULL: conninfo. Copied. */
+	const char *listen_conninfo;
+	/* conninfo goes through a transaction-pooling pooler (PgBouncer): no session settings
+	 * are sent on it (statement_timeout then comes from the role or the pooler) */
+	bool transaction_pooling;
 	int pool_size;            /* connections, >= 1 */
 	int connect_timeout_ms;   /* one connection attempt */
 	int statement_timeout_ms; /* sent as the server-side statement_timeout */
