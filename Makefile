@@ -67,7 +67,7 @@ HUBD = $(BUILD)/hubd
 HUBCTL = $(BUILD)/hubctl
 
 all: $(HUBD) $(HUBCTL) $(UNIT_BIN)
-.PHONY: all asan run test unit bench clean deps golden FORCE
+.PHONY: all asan run cluster test unit bench clean deps golden FORCE
 
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all
@@ -131,6 +131,11 @@ test: deps
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/run-dev.sh
+
+# make run's set-up as the README's scale-out section deploys it (scripts/cluster.sh).
+cluster: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)CLUSTER=1 scripts/run-dev.sh
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all bench-client

@@ -8,7 +8,7 @@ build-essential pkg-config ca-certificates
 libuv1-dev node-llhttp libwebsockets-dev libwebsockets-evlib-uv
 libpq-dev postgresql postgresql-contrib libhiredis-dev redis-server pgbouncer
 libssl-dev libjsmn-dev libcmocka-dev
-python3 procps wrk
+python3 procps wrk haproxy
 "
 # Browser test and fuzzing: Debian's chromium and clang (never a downloaded browser).
 PACKAGES="$PACKAGES chromium clang libclang-rt-14-dev"

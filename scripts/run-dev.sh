@@ -33,6 +33,8 @@ HUBD_PIDS=
 # One hubd per core on one port (http.reuse_port in config/dev.json), sharing events
 # through Redis; INSTANCES=N make run chooses.
 INSTANCES=${INSTANCES:-$(nproc)}
+EXTRA_PIDS=       # make cluster's Redis replica, Sentinels, HAProxy
+EXTRA_PIDFILES=   # ... and PgBouncer (it runs as postgres when we are root)
 FAKES_PID=
 FAKEAI_PID=
 
@@ -73,6 +75,14 @@ cleanup() {
 		say "stopping hubd (pid $HUBD_PIDS)"
 		kill -TERM $HUBD_PIDS 2>/dev/null || true
 		wait $HUBD_PIDS 2>/dev/null || true
+	fi
+	if [ -n "$EXTRA_PIDS$EXTRA_PIDFILES" ]; then
+		say "stopping HAProxy, PgBouncer, the Redis replica and the Sentinels"
+		kill -TERM $EXTRA_PIDS 2>/dev/null || true
+		for f in $EXTRA_PIDFILES; do
+			[ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true
+		done
+		wait $EXTRA_PIDS 2>/dev/null || true
 	fi
 	if [ -n "$FAKES_PID" ] && kill -0 "$FAKES_PID" 2>/dev/null; then
 		say "stopping the fake platforms"
@@ -224,10 +234,15 @@ done
 	--url "http://127.0.0.1:$FAKEAI_PORT" --model fake-model --quiet-ms 1500 >/dev/null
 
 # --- hubd ---
-for _ in $(seq "$INSTANCES"); do
-	"$BUILD/hubd" -c "$CONFIG" &
-	HUBD_PIDS="$HUBD_PIDS${HUBD_PIDS:+ }$!"
-done
+if [ "${CLUSTER:-0}" = 1 ]; then
+	. scripts/cluster.sh
+	cluster_start
+else
+	for _ in $(seq "$INSTANCES"); do
+		"$BUILD/hubd" -c "$CONFIG" &
+		HUBD_PIDS="$HUBD_PIDS${HUBD_PIDS:+ }$!"
+	done
+fi
 
 # Every instance alive.
 all_alive() {
@@ -260,8 +275,9 @@ TOKEN=$("$BUILD/hubctl" -c "$CONFIG" token --tenant demo --user agent-1 --role a
 BASE=http://$LISTEN
 cat <<EOF
 
-Bayge Hub is running: $INSTANCES hubd processes on one port (pid $HUBD_PIDS).
+Bayge Hub is running: $(set -- $HUBD_PIDS; echo $#) hubd processes (pid $HUBD_PIDS).
 Ctrl-C stops hubd, Redis and PostgreSQL.
+$([ "${CLUSTER:-0}" = 1 ] && cluster_summary)
   health     $BASE/healthz
   readiness  $BASE/readyz
   metrics    $BASE/metrics
