@@ -25,7 +25,11 @@
 static const char search_sql[] =
 	"SELECT items, next_before FROM hub_contact_search($1, $2, $3::integer, $4::bigint)";
 static const char get_sql[] = "SELECT hub_contact_get($1, $2::bigint)";
-static const char export_sql[] = "SELECT hub_contact_export($1, $2::bigint)";
+/* The export is recorded in the audit log in the same statement (one transaction), only
+ * when there is something to export (CASE evaluates in order). */
+static const char export_sql[] =
+	"SELECT CASE WHEN x.d IS NULL OR hub_audit($1, $3, $4, 'contact.export', 'contact:' || $2,"
+	" $5, '{}') > 0 THEN x.d END FROM (SELECT hub_contact_export($1, $2::bigint) AS d) x";
 static const char patch_sql[] =
 	"SELECT kind, event_id, event, data FROM hub_contact_patch($1, $2::bigint, $3::jsonb, "
 	"$4, $5, $6)";
@@ -227,9 +231,9 @@ static void document(struct hub_contacts *c, struct hub_http_req *req, const cha
 		     bool export)
 {
 	struct hub_jwt_claims claims;
-	char id[24];
+	char id[24], addr[64];
 	struct creq *r;
-	const char *params[2];
+	const char *params[5];
 
 	if (hub_api_authenticate_admin(c->api, req, &claims) < 0 ||
 	    !path_id(req, "id", "contact", id))
@@ -246,7 +250,10 @@ static void document(struct hub_contacts *c, struct hub_http_req *req, const cha
 	}
 	params[0] = claims.tid;
 	params[1] = id;
-	run_query(c, req, r, sql, 2, params, on_document);
+	params[2] = claims.sub;
+	params[3] = hub_role_name(claims.role);
+	params[4] = hub_http_req_address(req, addr, sizeof(addr));
+	run_query(c, req, r, sql, export ? 5 : 2, params, on_document);
 }
 
 void hub_contacts_handle_get(struct hub_contacts *c, struct hub_http_req *req)
