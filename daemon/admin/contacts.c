@@ -171,7 +171,7 @@ void hub_contacts_handle_search(struct hub_contacts *c, struct hub_http_req *req
 				   "never %%00)");
 		return;
 	}
-	if (q.len > Q_MAX || !hub_utf8_valid(q.p, q.len)) {
+	if (q.len > Q_MAX || (q.len && !hub_utf8_valid(q.p, q.len))) {
 		hub_http_req_error(req, 400, "bad_query", "q must be UTF-8 text of at most %d bytes",
 				   Q_MAX);
 		return;
@@ -191,7 +191,8 @@ void hub_contacts_handle_search(struct hub_contacts *c, struct hub_http_req *req
 				   "before must be a next_cursor of this API, unchanged");
 		return;
 	}
-	memcpy(qbuf, q.p ? q.p : "", q.len);
+	if (q.len)
+		memcpy(qbuf, q.p, q.len);
 	qbuf[q.len] = '\0';
 	params[0] = claims.tid;
 	params[1] = qbuf;
@@ -352,7 +353,7 @@ static bool body_object(struct hub_http_req *req)
 	struct hub_err err = HUB_ERR_INIT;
 	struct hub_json_doc doc;
 
-	if (!hub_utf8_valid(b.p, b.len) || memchr(b.p, '\0', b.len)) {
+	if (b.len == 0 || !hub_utf8_valid(b.p, b.len) || memchr(b.p, '\0', b.len)) {
 		hub_http_req_error(req, 400, "bad_json", "the body must be UTF-8 JSON");
 		return false;
 	}

@@ -139,6 +139,7 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	v_q text := btrim(coalesce(p_q, ''));
 	v_digits text := regexp_replace(v_q, '[^0-9]', '', 'g');
+	v_alt text;
 	v_stems text[];
 	v_ids bigint[];
 BEGIN
@@ -147,12 +148,20 @@ BEGIN
 			       WHERE c.tenant_id = p_tenant AND (p_before IS NULL OR c.id < p_before)
 			       ORDER BY c.id DESC LIMIT p_limit + 1);
 	ELSIF v_q ~ '^\+?[0-9 ()\t.-]+$' AND length(v_digits) >= 3 THEN
-		v_digits := substr(coalesce(hub_phone_normalize(v_q), '+' || v_digits), 2);
+		-- as typed ('+7701...', '7701...'), without the country code ('701...'), or
+		-- with the trunk prefix 8 ('8 701 ...' is '+7701...'); a whole number normalised
+		IF btrim(v_q) LIKE '+%' THEN
+			v_alt := NULL;
+		ELSIF v_digits LIKE '8%' AND length(v_digits) <= 11 THEN
+			v_alt := '7' || substr(v_digits, 2);
+		ELSIF length(v_digits) <= 10 THEN
+			v_alt := '7' || v_digits;
+		END IF;
 		v_ids := ARRAY(SELECT c.id FROM contacts c
 			       WHERE c.tenant_id = p_tenant
 				     AND (c.phone LIKE '+' || v_digits || '%'
-					  OR (length(v_digits) <= 10
-					      AND c.phone LIKE '+7' || v_digits || '%'))
+					  OR c.phone LIKE '+' || v_alt || '%'
+					  OR c.phone = hub_phone_normalize(v_q))
 				     AND (p_before IS NULL OR c.id < p_before)
 			       ORDER BY c.id DESC LIMIT p_limit + 1);
 	ELSE
@@ -612,7 +621,9 @@ BEGIN
 	SELECT t.id INTO v_t FROM tenants t
 	WHERE t.deleted_at IS NOT NULL
 	      AND t.deleted_at <= now() - make_interval(secs => p_after_s)
-	ORDER BY t.deleted_at, t.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+	ORDER BY t.deleted_at, t.id LIMIT 1
+	-- NO KEY: the rows that still reference the tenant (FOR KEY SHARE) are not blocked
+	FOR NO KEY UPDATE SKIP LOCKED;
 	IF v_t IS NULL THEN
 		RETURN;
 	END IF;
@@ -678,8 +689,13 @@ BEGIN
 END;
 $$;
 
--- Messages by tenant, for the purge.
+-- Messages by tenant, for the purge; and the foreign keys that deleting messages and
+-- conversations checks (without these, each deleted row would scan the whole table).
 CREATE INDEX messages_tenant ON messages (tenant_id, id);
+CREATE INDEX ai_exchanges_message ON ai_exchanges (message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX ai_disclosures_message ON ai_disclosures (message_id)
+	WHERE message_id IS NOT NULL;
+CREATE INDEX outbox_conversation ON outbox (conversation_id);
 
 -- One step of retention: up to p_batch rows of p_what ('ingest_keys', 'message_statuses',
 -- 'events') older than p_age_s removed; returns how many. Events go oldest first per

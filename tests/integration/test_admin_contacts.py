@@ -109,7 +109,8 @@ class Search(AdminCase):
         self.say(h, "77019990000", "Марат")
         want = self.contact_id("+77012345678")
         for q in ("+7 701 234-56-78", "8 701 234 56 78", "87012345678", "77012345678",
-                  "+7 (701) 234-56-78", "701 234 56 78", "7012345678", "+7701234"):
+                  "+7 (701) 234-56-78", "701 234 56 78", "7012345678", "+7701234",
+                  "8 701 234", "701 23"):
             with self.subTest(q=q):
                 found = self.ok(h, "GET", "/api/v1/contacts?q=" + httpc_quote(q),
                                 tok)["contacts"]
@@ -194,8 +195,12 @@ class Search(AdminCase):
                 self.error(h, "GET", path, tok, 400, code)
         for path in ("/api/v1/contacts/abc", "/api/v1/contacts/0", "/api/v1/contacts/-1",
                      "/api/v1/contacts/99999999", "/api/v1/contacts/1234567890123456789012"):
-            with self.subTest(path=path):
-                self.error(h, "GET", path, tok, 404, "not_found")
+            for method, suffix, body in (("GET", "", None), ("GET", "/export", None),
+                                         ("PATCH", "", {"display_name": "X"}),
+                                         ("DELETE", "", None),
+                                         ("POST", "/merge-suggestions/1/confirm", None)):
+                with self.subTest(path=path, method=method, suffix=suffix):
+                    self.error(h, method, path + suffix, tok, 404, "not_found", body)
 
 
 class Contact(AdminCase):
@@ -274,7 +279,7 @@ class Contact(AdminCase):
         self.say(h, "77080000001", "Гульнара")
         path = "/api/v1/contacts/%d" % self.contact_id("+77080000001")
         for body, code, fields in (
-                ("{", "bad_json", None), ("[]", "bad_json", None), ("42", "bad_json", None),
+                ("", "bad_json", None), ("{", "bad_json", None), ("[]", "bad_json", None), ("42", "bad_json", None),
                 (b"\xff\xfe", "bad_json", None), ('{"display_name":"a\\u0000b"}', "bad_json",
                                                   None),
                 ({}, "invalid", {"display_name", "phone"}),

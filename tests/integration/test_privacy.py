@@ -13,6 +13,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from support import util  # noqa: E402
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_admin_contacts import AdminCase  # noqa: E402
 
@@ -328,3 +330,53 @@ class Retention(PrivacyCase):
         self.assertEqual(ids, list(range(old_last + 1, last + 3)))
         agent.close_socket()
 
+
+
+from test_browser import BrowserCase  # noqa: E402
+
+
+class Page(BrowserCase):
+    """The inbox page follows an erasure live and reloads its lists on resync."""
+
+    def test_erased_contact_leaves_the_open_page_and_resync_reloads_it(self):
+        cfg = self.config({"retention.events_s": 3600})
+        h = self.start_hubd(cfg)
+        admin = self.token(h, sub="admin-1", role="admin")
+        self.say(h, "Первый " + os.urandom(3).hex(), wa_id="77160000001", name="Стираемый")
+        self.say(h, "Второй " + os.urandom(3).hex(), wa_id="77160000002", name="Остаётся")
+        b = self.open_inbox(h)
+        b.call("wait_conversation", name="Стираемый")
+        b.call("wait_conversation", name="Остаётся")
+        b.call("select", name="Стираемый")
+        b.call("mark")
+        cid = int(self.psql("SELECT id FROM contacts WHERE phone = '+77160000001'"))
+        r = AdminCase.req(self, h, "DELETE", "/api/v1/contacts/%d" % cid, admin)
+        self.assertEqual(r.status, 200, r)
+        util.wait_for(lambda: [i["name"] for i in b.call("list")["items"]] == ["Остаётся"],
+                      20, "the erased conversation to leave the list")
+        self.assertEqual(b.call("count", selector="#conv:not([hidden])")["n"], 0)
+
+        # hubd goes away; meanwhile another instance takes a message and retention prunes
+        # the log past the page's cursor: on its return the page is told to resync and
+        # reloads its lists, without a reload of the page
+        h.stop()
+        b.call("wait_visible", selector="#offline")
+        other = self.start_hubd(cfg=dict(cfg, http=dict(cfg["http"], listen="127.0.0.1:%d"
+                                                          % util.free_port())), name="other")
+        self.say(other, "Новый " + os.urandom(3).hex(), wa_id="77160000003", name="Новенький")
+        other.stop()
+        self.psql("UPDATE events SET created_at = now() - interval '2 hours';"
+                  "SELECT hub_privacy_prune('events', 3600, 1000)")
+        h.start()
+        b.call("wait_conn", state="online", timeout=90)
+        b.call("wait_conversation", name="Новенький", timeout=60)
+        self.assertTrue(b.call("marked")["marked"], "the page reloaded")
+        frames = b.call("frames")["received"]
+        self.assertIn("resync", [f.get("type") for f in frames], frames)
+        self.assertEqual(sorted(i["name"] for i in b.call("list")["items"]),
+                         ["Новенький", "Остаётся"])
+        b.call("screenshot", path=os.path.join(self.out, "after-resync.png"))
+        self.assert_no_page_problems(b)
+
+
+del BrowserCase
