@@ -438,9 +438,24 @@ $$;
 -- tenant's. Messages with their media's metadata (the platform's reference too: it is
 -- data about the contact), edits, reactions, outbox rows and the platform's statuses;
 -- the AI disclosure and exchanges (never a text there); the events of the log about it.
+-- PL/pgSQL: the log's events are matched against the conversation ids as a known array
+-- (a plan with its values), not a per-row subquery: 0.6 s instead of 2.9 s over a log of
+-- 200,000 events.
 CREATE FUNCTION hub_contact_export(p_tenant text, p_id bigint) RETURNS text
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_convs bigint[];
+	v_events jsonb;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = p_id AND c.tenant_id = p_tenant) THEN
+		RETURN NULL;
+	END IF;
+	v_convs := ARRAY(SELECT v.id FROM conversations v WHERE v.contact_id = p_id);
+	SELECT coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'type', e.type,
+			'data', e.data, 'created_at', hub_iso(e.created_at)) ORDER BY e.id), '[]')
+	INTO v_events
+	FROM events e WHERE e.tenant_id = p_tenant AND hub_event_about(e, p_id, v_convs);
+	RETURN (SELECT jsonb_build_object(
 		'format', 'bayge-hub.contact-export.v1',
 		'exported_at', hub_iso(now()),
 		'tenant', p_tenant,
@@ -488,13 +503,10 @@ LANGUAGE sql STABLE AS $$
 			WHERE v.contact_id = c.id),
 		'ai_disclosure', (SELECT to_jsonb(d) - 'tenant_id' - 'contact_id'
 			FROM ai_disclosures d WHERE d.contact_id = c.id),
-		'events', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'type', e.type,
-				'data', e.data, 'created_at', hub_iso(e.created_at)) ORDER BY e.id), '[]')
-			FROM events e
-			WHERE e.tenant_id = p_tenant AND hub_event_about(e, c.id,
-				ARRAY(SELECT v.id FROM conversations v WHERE v.contact_id = c.id)))
+		'events', v_events
 	)::text
-	FROM contacts c WHERE c.id = p_id AND c.tenant_id = p_tenant
+	FROM contacts c WHERE c.id = p_id AND c.tenant_id = p_tenant);
+END;
 $$;
 
 -- Erases a contact of the tenant and everything about it: identities (and their profile
@@ -604,6 +616,8 @@ BEGIN
 END;
 $$;
 
+-- Every batch names its rows as an array (= ANY (ARRAY(...))): an index or TID lookup per
+-- row, where IN (subquery) may be planned as a scan of the whole table.
 -- One step of the purge: the first deleted tenant due (deleted_at older than
 -- p_after_s), up to p_batch rows of the first of its tables that still has some, leaves
 -- first; the tenant's row last (with its stream, channels and their settings). One row:
@@ -629,58 +643,57 @@ BEGIN
 	END IF;
 	o_tenant := v_t;
 	o_what := 'events';
-	DELETE FROM events e WHERE (e.tenant_id, e.id) IN (
-		SELECT x.tenant_id, x.id FROM events x WHERE x.tenant_id = v_t
-		ORDER BY x.id LIMIT p_batch);
+	DELETE FROM events e WHERE e.tenant_id = v_t AND e.id = ANY (ARRAY(
+		SELECT x.id FROM events x WHERE x.tenant_id = v_t ORDER BY x.id LIMIT p_batch));
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 	IF o_rows > 0 THEN RETURN; END IF;
 	o_what := 'message_statuses';
-	DELETE FROM message_statuses s WHERE s.id IN (
+	DELETE FROM message_statuses s WHERE s.id = ANY (ARRAY(
 		SELECT x.id FROM message_statuses x JOIN channels c ON c.id = x.channel_id
-		WHERE c.tenant_id = v_t LIMIT p_batch);
+		WHERE c.tenant_id = v_t LIMIT p_batch));
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 	IF o_rows > 0 THEN RETURN; END IF;
 	o_what := 'ingest_keys';
-	DELETE FROM ingest_keys k WHERE (k.channel_id, k.kind, k.key) IN (
-		SELECT x.channel_id, x.kind, x.key FROM ingest_keys x
-		JOIN channels c ON c.id = x.channel_id WHERE c.tenant_id = v_t LIMIT p_batch);
+	DELETE FROM ingest_keys k WHERE k.ctid = ANY (ARRAY(
+		SELECT x.ctid FROM ingest_keys x
+		JOIN channels c ON c.id = x.channel_id WHERE c.tenant_id = v_t LIMIT p_batch));
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 	IF o_rows > 0 THEN RETURN; END IF;
 	o_what := 'ai_exchanges';
-	DELETE FROM ai_exchanges a WHERE a.id IN (
-		SELECT x.id FROM ai_exchanges x WHERE x.tenant_id = v_t LIMIT p_batch);
+	DELETE FROM ai_exchanges a WHERE a.id = ANY (ARRAY(
+		SELECT x.id FROM ai_exchanges x WHERE x.tenant_id = v_t LIMIT p_batch));
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 	IF o_rows > 0 THEN RETURN; END IF;
 	o_what := 'ai_disclosures';
-	DELETE FROM ai_disclosures d WHERE d.contact_id IN (
-		SELECT x.contact_id FROM ai_disclosures x WHERE x.tenant_id = v_t LIMIT p_batch);
+	DELETE FROM ai_disclosures d WHERE d.contact_id = ANY (ARRAY(
+		SELECT x.contact_id FROM ai_disclosures x WHERE x.tenant_id = v_t LIMIT p_batch));
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 	IF o_rows > 0 THEN RETURN; END IF;
 	-- with their edits, reactions and outbox rows (cascade)
 	o_what := 'messages';
-	DELETE FROM messages m WHERE m.id IN (
-		SELECT x.id FROM messages x WHERE x.tenant_id = v_t LIMIT p_batch);
+	DELETE FROM messages m WHERE m.id = ANY (ARRAY(
+		SELECT x.id FROM messages x WHERE x.tenant_id = v_t LIMIT p_batch));
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 	IF o_rows > 0 THEN RETURN; END IF;
 	o_what := 'conversations';
-	DELETE FROM conversations v WHERE v.id IN (
-		SELECT x.id FROM conversations x WHERE x.tenant_id = v_t LIMIT p_batch);
+	DELETE FROM conversations v WHERE v.id = ANY (ARRAY(
+		SELECT x.id FROM conversations x WHERE x.tenant_id = v_t LIMIT p_batch));
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 	IF o_rows > 0 THEN RETURN; END IF;
 	o_what := 'merge_suggestions';
-	DELETE FROM merge_suggestions s WHERE s.id IN (
-		SELECT x.id FROM merge_suggestions x WHERE x.tenant_id = v_t LIMIT p_batch);
+	DELETE FROM merge_suggestions s WHERE s.id = ANY (ARRAY(
+		SELECT x.id FROM merge_suggestions x WHERE x.tenant_id = v_t LIMIT p_batch));
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 	IF o_rows > 0 THEN RETURN; END IF;
 	-- with their identities and name words (cascade)
 	o_what := 'contacts';
-	DELETE FROM contacts c WHERE c.id IN (
-		SELECT x.id FROM contacts x WHERE x.tenant_id = v_t LIMIT p_batch);
+	DELETE FROM contacts c WHERE c.id = ANY (ARRAY(
+		SELECT x.id FROM contacts x WHERE x.tenant_id = v_t LIMIT p_batch));
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 	IF o_rows > 0 THEN RETURN; END IF;
 	o_what := 'media_uploads';
-	DELETE FROM media_uploads u WHERE u.id IN (
-		SELECT x.id FROM media_uploads x WHERE x.tenant_id = v_t LIMIT p_batch);
+	DELETE FROM media_uploads u WHERE u.id = ANY (ARRAY(
+		SELECT x.id FROM media_uploads x WHERE x.tenant_id = v_t LIMIT p_batch));
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 	IF o_rows > 0 THEN RETURN; END IF;
 	o_what := 'tenant';
@@ -696,6 +709,7 @@ CREATE INDEX ai_exchanges_message ON ai_exchanges (message_id) WHERE message_id 
 CREATE INDEX ai_disclosures_message ON ai_disclosures (message_id)
 	WHERE message_id IS NOT NULL;
 CREATE INDEX outbox_conversation ON outbox (conversation_id);
+CREATE INDEX ai_disclosures_tenant ON ai_disclosures (tenant_id);
 
 -- One step of retention: up to p_batch rows of p_what ('ingest_keys', 'message_statuses',
 -- 'events') older than p_age_s removed; returns how many. Events go oldest first per
@@ -713,9 +727,9 @@ BEGIN
 			SELECT x.ctid FROM ingest_keys x WHERE x.created_at < v_cut LIMIT p_batch));
 		GET DIAGNOSTICS v_n = ROW_COUNT;
 	WHEN 'message_statuses' THEN
-		DELETE FROM message_statuses s WHERE s.id IN (
+		DELETE FROM message_statuses s WHERE s.id = ANY (ARRAY(
 			SELECT x.id FROM message_statuses x WHERE x.created_at < v_cut
-			LIMIT p_batch);
+			LIMIT p_batch));
 		GET DIAGNOSTICS v_n = ROW_COUNT;
 	WHEN 'events' THEN
 		WITH gone AS (
