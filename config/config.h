@@ -120,6 +120,16 @@ struct hub_settings {
 		int link_ttl_s;         /* a signed media link lives so long */
 		int timeout_ms;         /* one download from a platform, in total */
 	} media;
+	struct {
+		int purge_after_s;  /* a deleted tenant's data is removed so long after */
+		int interval_ms;    /* the purge and retention job runs so often */
+		int batch;          /* rows one statement removes, at most */
+	} privacy;
+	struct {
+		int events_s;       /* the event log keeps so long (0: for ever) */
+		int ingest_keys_s;  /* dedupe keys of updates and reactions (0: for ever) */
+		int statuses_s;     /* the platforms' status history (0: for ever) */
+	} retention;
 };
 
 struct hub_tenant {

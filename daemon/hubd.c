@@ -15,6 +15,8 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "daemon/admin/contacts.h"
+#include "daemon/admin/privacy.h"
 #include "daemon/ai/responder.h"
 #include "daemon/core/metrics.h"
 #include "daemon/data/channels.h"
@@ -87,6 +89,8 @@ struct hubd {
 	struct hub_tgpoll *tgpoll; /* Telegram channels in mode polling */
 	struct hub_profiles *profiles; /* Instagram senders' names */
 	struct hub_responder *responder; /* the channels' AI assistants */
+	struct hub_contacts *contacts;   /* the admin API's contacts and privacy rights */
+	struct hub_privacy *privacy;     /* tenant deletion, the purge and retention job */
 	struct hub_conns *conns;   /* client connections, HTTP and websockets */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
@@ -330,6 +334,41 @@ static void on_media_public(struct hub_http_req *req, void *data)
 	hub_media_handle_public(((struct hubd *)data)->media, req);
 }
 
+static void on_contacts_search(struct hub_http_req *req, void *data)
+{
+	hub_contacts_handle_search(((struct hubd *)data)->contacts, req);
+}
+
+static void on_contact_get(struct hub_http_req *req, void *data)
+{
+	hub_contacts_handle_get(((struct hubd *)data)->contacts, req);
+}
+
+static void on_contact_patch(struct hub_http_req *req, void *data)
+{
+	hub_contacts_handle_patch(((struct hubd *)data)->contacts, req);
+}
+
+static void on_contact_merge(struct hub_http_req *req, void *data)
+{
+	hub_contacts_handle_merge(((struct hubd *)data)->contacts, req);
+}
+
+static void on_contact_export(struct hub_http_req *req, void *data)
+{
+	hub_contacts_handle_export(((struct hubd *)data)->contacts, req);
+}
+
+static void on_contact_erase(struct hub_http_req *req, void *data)
+{
+	hub_contacts_handle_erase(((struct hubd *)data)->contacts, req);
+}
+
+static void on_tenant_delete(struct hub_http_req *req, void *data)
+{
+	hub_privacy_handle_tenant_delete(((struct hubd *)data)->privacy, req);
+}
+
 static void on_inbox(struct hub_http_req *req, void *data)
 {
 	(void)data;
@@ -349,11 +388,31 @@ static const struct hub_http_route routes[] = {
 	{ "POST", "/api/v1/messages/{id}/media/link", "api_media_link", on_api_media_link, false },
 	{ "POST", "/api/v1/media", "api_upload", on_api_upload, true },
 	{ "GET", "/media/{id}/{name}", "media", on_media_public, false },
+	{ "GET", "/api/v1/contacts", "admin_contacts", on_contacts_search, false },
+	{ "GET", "/api/v1/contacts/{id}", "admin_contact", on_contact_get, false },
+	{ "PATCH", "/api/v1/contacts/{id}", "admin_contact_patch", on_contact_patch, false },
+	{ "DELETE", "/api/v1/contacts/{id}", "admin_contact_erase", on_contact_erase, false },
+	{ "GET", "/api/v1/contacts/{id}/export", "admin_contact_export", on_contact_export, false },
+	{ "POST", "/api/v1/contacts/{id}/merge-suggestions/{sid}/{action}", "admin_contact_merge",
+	  on_contact_merge, false },
+	{ "DELETE", "/api/v1/tenant", "admin_tenant_delete", on_tenant_delete, false },
 	{ "GET", "/inbox", "inbox", on_inbox, false },
 	{ "GET", "/inbox/{file}", "inbox", on_inbox, false },
 };
 
 /* ---- events ---- */
+
+static const struct hub_privacy_opts *privacy_opts(const struct hub_settings *s,
+						   struct hub_privacy_opts *o)
+{
+	o->purge_after_s = s->privacy.purge_after_s;
+	o->interval_ms = s->privacy.interval_ms;
+	o->batch = s->privacy.batch;
+	o->events_s = s->retention.events_s;
+	o->ingest_keys_s = s->retention.ingest_keys_s;
+	o->statuses_s = s->retention.statuses_s;
+	return o;
+}
 
 /* A page of gap fill goes to every socket at once: an eighth of a socket's queue. */
 static size_t bus_page_bytes(const struct hub_settings *s)
@@ -751,6 +810,7 @@ static void reload(struct hubd *h)
 	struct hub_config *cfg = NULL;
 	struct hub_http_limits limits;
 	struct hub_ws_opts wo;
+	struct hub_privacy_opts po;
 
 	hub_notify("RELOADING=1");
 	hub_log_info(TAG, "reloading %s", h->config_path);
@@ -768,6 +828,7 @@ static void reload(struct hubd *h)
 	hub_ws_set_opts(h->ws, ws_opts(s, &wo));
 	hub_bus_set_page_bytes(h->bus, bus_page_bytes(s));
 	hub_api_set_auth(h->api, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
+	hub_privacy_set_opts(h->privacy, privacy_opts(s, &po));
 	if (sync_channels(h, cfg) < 0)
 		hub_log_err(TAG, "reload: some channels are not in the database yet");
 	hub_config_unref(h->cfg);
@@ -823,6 +884,7 @@ static void on_drained(void *data)
 	hub_tgpoll_stop(h->tgpoll);
 	hub_profiles_stop(h->profiles);
 	hub_responder_stop(h->responder);
+	hub_privacy_stop(h->privacy);
 	hub_http_close(h->http, NULL, NULL);
 	h->http = NULL;
 	hub_ws_close(h->ws, on_ws_closed, h);
@@ -950,6 +1012,17 @@ static int start(struct hubd *h)
 	}
 	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
 	h->media = hub_media_new(h->store, h->httpc, h->api, h->cfg);
+	h->contacts = hub_contacts_new(h->store, h->api, on_publish, h);
+	{
+		struct hub_privacy_opts po;
+
+		ret = hub_privacy_new(&h->loop, h->store, h->api, h->contacts,
+				      privacy_opts(s, &po), &h->privacy);
+		if (ret < 0) {
+			hub_log_err(TAG, "privacy job: %s", uv_strerror(ret));
+			return ret;
+		}
+	}
 	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
 			   h->conns, h->metrics, &h->http);
 	if (ret < 0) {
@@ -1063,6 +1136,7 @@ int main(int argc, char **argv)
 		hub_tgpoll_stop(h.tgpoll);
 		hub_profiles_stop(h.profiles);
 		hub_responder_stop(h.responder);
+		hub_privacy_stop(h.privacy);
 		hub_httpc_close(h.httpc, NULL, NULL);
 		if (h.store)
 			hub_store_close(h.store, NULL, NULL);
@@ -1088,6 +1162,8 @@ int main(int argc, char **argv)
 	hub_bus_free(h.bus);
 	hub_ingest_free(h.ingest);
 	hub_media_free(h.media);
+	hub_privacy_free(h.privacy);
+	hub_contacts_free(h.contacts);
 	hub_api_free(h.api);
 	hub_conns_free(h.conns);
 	hub_metrics_free(h.metrics);

@@ -471,6 +471,14 @@
             }
             settle(f.ref !== undefined && f.ref !== null ? f.ref : S.resumeRef, null, f);
             break;
+        case 'resync':
+            /* the log no longer reaches back to our cursor (retention): the lists are
+             * reloaded from the REST API and events go on after last_event_id */
+            S.resuming = false;
+            S.lastEventId = f.last_event_id;
+            dropAll();
+            settle(f.ref !== undefined && f.ref !== null ? f.ref : S.resumeRef, null, f);
+            break;
         case 'ack':
             settle(f.ref, null, f);
             break;
@@ -535,6 +543,12 @@
             renderList();
             if (S.selected && S.convs.get(S.selected).contact_id === d.id)
                 renderHead();
+            break;
+        case 'contact.erased':
+            /* the contact's data was erased (privacy request): its conversations go */
+            (d.conversation_ids || []).forEach(dropConversation);
+            S.contacts.delete(d.contact_id);
+            renderList();
             break;
         case 'contact.merge_suggested':
             toast('Похоже, это один и тот же клиент: контакты #' + d.contact_id + ' и #' +
@@ -1096,6 +1110,31 @@
         if (location.hash !== '#c=' + id)
             history.replaceState(null, '', '#c=' + id);
         $('reply').focus();
+    }
+
+    /* A conversation that no longer exists (its contact erased). */
+    function dropConversation(id) {
+        S.convs.delete(id);
+        S.threads.delete(id);
+        if (S.selected === id)
+            deselect();
+    }
+
+    /* Everything shown is forgotten and loaded again (resync). */
+    function dropAll() {
+        var sel = S.selected;
+        S.convs.clear();
+        S.threads.clear();
+        S.contacts.clear();
+        if (sel !== null)
+            S.wantSelect = sel;
+        S.selected = null;
+        $('conv').hidden = true;
+        $('placeholder').hidden = false;
+        $('app').classList.remove('has-conv');
+        S.listCursor = null;
+        renderList();
+        loadList(false);
     }
 
     /* Back to the list alone (narrow screens). */

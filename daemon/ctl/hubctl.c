@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "daemon/ctl/ctl_anonymize.h"
 #include "daemon/ctl/ctl_channel.h"
+#include "daemon/ctl/ctl_contact.h"
 #include "daemon/ctl/ctl_revoke.h"
 #include "daemon/ctl/ctl_rotate.h"
 #include "daemon/ctl/ctl_simulate.h"
@@ -37,6 +38,9 @@ static void usage(FILE *f)
 		"                                   --ttl at most auth.max_token_ttl_s\n"
 		"  revoke --tenant T [--user U]     refuse the tenant's (the user's) tokens issued\n"
 		"                                   until now, on every hubd, open sockets too\n"
+		"  contact export|erase ID --tenant T\n"
+		"                                   print everything stored about a contact, or\n"
+		"                                   erase it (privacy rights)\n"
 		"  parse whatsapp FILE              print the normalized events of a webhook body,\n"
 		"                                   one JSON object a line\n"
 		"  channel add --id ID --tenant T [--tenant-name NAME] --kind KIND --account A\n"
@@ -291,6 +295,16 @@ int main(int argc, char **argv)
 		if (!cfg)
 			return 1;
 		ret = hubctl_revoke_main(cfg, argc, argv);
+		hub_config_unref(cfg);
+		return ret;
+	}
+	if (strcmp(argv[0], "contact") == 0) {
+		struct hub_config *cfg = load(path);
+		int ret;
+
+		if (!cfg)
+			return 1;
+		ret = hubctl_contact_main(cfg, argc, argv);
 		hub_config_unref(cfg);
 		return ret;
 	}

@@ -54,12 +54,13 @@
 #define BUS_PACE_MS 20            /* between pages of a catch-up cut by bytes */
 #define BUS_FALLBACK_MS 500       /* while Redis does not deliver, the log is read this often */
 
-/* The page after $2 and the stream's last id; one row with NULL id when there is no event
- * after $2, no row when the tenant has no stream. The page holds at most $3 events and,
+/* The page after $2, the stream's last id and how far retention pruned the log (the last
+ * column); one row with NULL id when there is no event after $2, no row when the tenant has
+ * no stream. The page holds at most $3 events and,
  * beyond its first, only those whose frames (name, data and the frame's own 64 bytes)
  * together fit $4 bytes; the LIMIT comes first so the sums read no more than $3 rows. */
 static const char read_sql[] =
-	"SELECT s.last_event_id, e.id, e.type, e.data FROM tenant_stream s "
+	"SELECT s.last_event_id, e.id, e.type, e.data, s.pruned_upto FROM tenant_stream s "
 	"LEFT JOIN LATERAL (SELECT y.id, y.type, y.data FROM ("
 	"SELECT z.id, z.type, z.data, row_number() OVER w AS n, "
 	"sum(octet_length(z.type) + octet_length(z.data) + 64) OVER w AS upto FROM ("
@@ -171,13 +172,13 @@ static void on_read(int status, PGresult *res, void *data)
 {
 	struct read_req req = *(struct read_req *)data;
 	struct hub_bus_event *evs = NULL;
-	int64_t stream_last = 0;
+	int64_t stream_last = 0, pruned = 0;
 	size_t n = 0;
 	int rows;
 
 	free(data);
 	if (status < 0) {
-		req.cb(status, NULL, 0, 0, req.data);
+		req.cb(status, NULL, 0, 0, 0, req.data);
 		return;
 	}
 	rows = PQntuples(res);
@@ -187,6 +188,8 @@ static void on_read(int status, PGresult *res, void *data)
 		int64_t id;
 
 		stream_last = parse_id(PQgetvalue(res, i, 0));
+		if (PQnfields(res) > 4 && !PQgetisnull(res, i, 4))
+			pruned = parse_id(PQgetvalue(res, i, 4));
 		if (PQgetisnull(res, i, 1))
 			continue;
 		id = parse_id(PQgetvalue(res, i, 1));
@@ -199,7 +202,7 @@ static void on_read(int status, PGresult *res, void *data)
 						(size_t)PQgetlength(res, i, 3) };
 		n++;
 	}
-	req.cb(0, evs, n, stream_last < 0 ? 0 : stream_last, req.data);
+	req.cb(0, evs, n, stream_last < 0 ? 0 : stream_last, pruned < 0 ? 0 : pruned, req.data);
 	free(evs);
 }
 
@@ -268,13 +271,14 @@ static void read_later(struct hub_bus_tenant *t, uint64_t ms)
 }
 
 static void on_fetched(int status, const struct hub_bus_event *evs, size_t n,
-		       int64_t stream_last, void *data)
+		       int64_t stream_last, int64_t pruned, void *data)
 {
 	struct fetch *f = data;
 	struct hub_bus_tenant *t = f->t;
 	struct hub_bus *bus;
 	bool initial;
 
+	(void)pruned; /* live delivery reads only after what it delivered */
 	free(f);
 	if (!t)
 		return; /* the tenant's last watcher left meanwhile */

@@ -98,10 +98,12 @@ void **hub_bus_tenant_user(struct hub_bus_tenant *t);
 /* Reads up to HUB_BUS_PAGE events (and about page_bytes of frames) of tenant tid with
  * id > after from the database, in id order; fewer than HUB_BUS_PAGE does not mean the
  * log ends there: compare with stream_last. cb gets status (0 or a negative errno from the store), the events (borrowed, valid
- * during the call), how many, and the tenant's last event id at that moment. Returns 0 and
- * later calls cb exactly once, or a negative errno and never calls cb. */
+ * during the call), how many, the tenant's last event id at that moment, and pruned: the
+ * last id that retention removed from the log (events up to it are gone: a reader whose
+ * after is below it cannot be answered from the log). Returns 0 and later calls cb exactly
+ * once, or a negative errno and never calls cb. */
 typedef void hub_bus_read_cb(int status, const struct hub_bus_event *evs, size_t n,
-			     int64_t stream_last, void *data);
+			     int64_t stream_last, int64_t pruned, void *data);
 int hub_bus_read(struct hub_bus *bus, const char *tid, int64_t after, hub_bus_read_cb *cb,
 		 void *data) HUB_MUSTCHECK;
 

@@ -729,8 +729,27 @@ static void replay_done(struct client *c)
 	hub_buf_release(&b);
 }
 
+/* The log no longer holds what follows the client's cursor (retention pruned it): the
+ * client is told to reload its lists from the REST API and goes on live from the last id
+ * the bus delivered ({"type":"resync","last_event_id":N}, instead of "resumed"). */
+static void client_resync(struct client *c, int64_t pruned)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+
+	hub_log_info(TAG, "conn=%llu tenant=%s: resume after %lld: the log starts after %lld: "
+		     "resync", (unsigned long long)c->id, c->claims.tid, (long long)c->cursor,
+		     (long long)pruned);
+	c->replaying = false;
+	c->cursor = hub_bus_tenant_last(c->tenant->bt);
+	hub_buf_addf(&b, "{\"type\":\"resync\",\"last_event_id\":%lld,\"reason\":\"the event "
+		     "log no longer holds the events after your cursor: reload the lists and go "
+		     "on from last_event_id\"}", (long long)c->cursor);
+	client_send_json(c, hub_buf_str(&b));
+	hub_buf_release(&b);
+}
+
 static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n,
-			   int64_t stream_last, void *data)
+			   int64_t stream_last, int64_t pruned, void *data)
 {
 	struct replay_req *req = data;
 	struct client *c = req->c;
@@ -748,6 +767,10 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 		hub_log_warn(TAG, "conn=%llu tenant=%s: resume: reading the log: %s",
 			     (unsigned long long)c->id, c->claims.tid, strerror(-status));
 		client_close(c, WS_CLOSE_TRY_AGAIN, "try again later", "store_error");
+		return;
+	}
+	if (c->cursor < pruned) {
+		client_resync(c, pruned);
 		return;
 	}
 	/* An id beyond the log (a database restored from a backup): start from its end. */

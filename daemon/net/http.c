@@ -1443,6 +1443,15 @@ uint64_t hub_http_req_conn_id(const struct hub_http_req *req)
 	return req->conn_id;
 }
 
+const char *hub_http_req_address(const struct hub_http_req *req, char *buf, size_t len)
+{
+	if (len)
+		buf[0] = '\0';
+	if (req->conn && len)
+		hub_conns_key_str(&req->conn->peer, buf, len);
+	return buf;
+}
+
 uint64_t hub_http_req_id(const struct hub_http_req *req)
 {
 	return req->id;

@@ -99,6 +99,9 @@ struct hub_pool *hub_http_req_pool(struct hub_http_req *req);
 /* Ids for log lines: "conn=42 req=7". */
 uint64_t hub_http_req_conn_id(const struct hub_http_req *req);
 uint64_t hub_http_req_id(const struct hub_http_req *req);
+/* The client's address for an audit record (IPv4 a.b.c.d, IPv6 its /64 prefix::/64) in buf;
+ * "" once the connection is gone. Returns buf. */
+const char *hub_http_req_address(const struct hub_http_req *req, char *buf, size_t len);
 
 /* Adds a response header (before respond). name and value are copied. */
 void hub_http_req_add_header(struct hub_http_req *req, const char *name, const char *value);

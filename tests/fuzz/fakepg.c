@@ -71,6 +71,11 @@ void fakepg_free(PGresult *res)
 	free(res);
 }
 
+int PQnfields(const PGresult *res)
+{
+	return res->ncols;
+}
+
 int PQntuples(const PGresult *res)
 {
 	return res->nrows;
