@@ -18,6 +18,7 @@
 #include "daemon/ctl/ctl_channel.h"
 #include "daemon/ctl/ctl_db.h"
 #include "lib/buf.h"
+#include "lib/channel.h"
 #include "lib/json.h"
 #include "lib/pool.h"
 #include "lib/utf8.h"
@@ -394,13 +395,15 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 		const char *sealed;
 
 		if (hubctl_read_secret(WHAT, "--key-file", key_file, &pool, &key) != 0 ||
-		    hubctl_seal(cfg, WHAT, hub_pool_sprintf(&pool, "channel_ai/%s/api_key",
-							    argv[optind]), key, &pool, &sealed) != 0)
+		    hubctl_seal(cfg, WHAT, "channel_ai", argv[optind], "api_key", key, &pool,
+				&sealed) != 0)
 			goto out;
 		SET_STR("api_key", hub_str_from(sealed));
 		/* people see the last four characters of a key long enough to spare them */
-		SET_STR("api_key_hint", strlen(key) >= 16 ? hub_str_from(key + strlen(key) - 4)
-							  : hub_str_from(""));
+		char hint[5];
+
+		hub_channel_secret_hint(key, strlen(key), hint);
+		SET_STR("api_key_hint", hub_str_from(hint));
 	}
 	if (prompt_file) {
 		if (read_text("--prompt-file", prompt_file, PROMPT_MAX, &pool, &text) != 0)

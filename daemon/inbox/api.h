@@ -3,7 +3,7 @@
  * asynchronous store (SQL functions of db/migrations/0006_api.sql).
  * Every request carries "Authorization: Bearer <JWT>" (the websocket's HS256 tokens,
  * lib/jwt.h; within the lifetime cap and not revoked, lib/revoke.h); the tenant comes
- * from the token only. Errors are JSON: 401 without or with a
+ * from the token only; each token is held to api.rate_per_s (429 beyond). Errors are JSON: 401 without or with a
  * bad token, 400 for a bad limit or cursor, 404 for a conversation of another tenant (never
  * 403: its existence is not revealed), 503 while the database is unavailable.
  * Knows nothing about websockets or the page itself. */
@@ -27,6 +27,10 @@ struct hub_api *hub_api_new(struct hub_store *store, struct hub_str jwt_secret,
 			    int max_token_ttl_s);
 /* The secret and the cap for new requests (SIGHUP); copied. */
 void hub_api_set_auth(struct hub_api *api, struct hub_str jwt_secret, int max_token_ttl_s);
+/* api.rate_per_s and api.rate_burst for new requests (SIGHUP): each token (tenant and sub)
+ * gets per_s requests a second with bursts of burst; beyond, 429 rate_limited with
+ * Retry-After. per_s 0: no limit. */
+void hub_api_set_rate(struct hub_api *api, int per_s, int burst);
 /* The revoked tokens for new requests (lib/revoke.h; referenced, NULL: none). */
 void hub_api_set_revocations(struct hub_api *api, struct hub_revocations *rv);
 /* Frees api (NULL-safe). No request may be in flight (the HTTP server has drained). */

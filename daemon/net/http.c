@@ -1448,6 +1448,23 @@ uint64_t hub_http_req_id(const struct hub_http_req *req)
 	return req->id;
 }
 
+const char *hub_http_req_peer(const struct hub_http_req *req, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	int n = sizeof(ss);
+
+	if (len)
+		buf[0] = '\0';
+	if (!req->conn || req->conn->closed ||
+	    uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &n) < 0)
+		return buf;
+	if (ss.ss_family == AF_INET)
+		uv_ip4_name((const struct sockaddr_in *)&ss, buf, len);
+	else if (ss.ss_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)&ss, buf, len);
+	return buf;
+}
+
 /* ---- upgrade ---- */
 
 /* RFC 6455 4.2.1: Sec-WebSocket-Key is the base64 of a 16-byte nonce. */
