@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from support import httpc, hubd, util, whatsapp  # noqa: E402
 from support.case import HubTestCase  # noqa: E402
+from test_outbound import OutboundCase  # noqa: E402
 
 LIVE_DEADLINE = 1.0  # the issue: "within a second" on every instance
 WAIT = 15            # anything else that has no event to wait on
@@ -331,6 +332,29 @@ class Live(AdminCase):
         took["delete"] = self.wait_webhook(h2, "demo-live", acc, app2, 404, LIVE_DEADLINE)
         print("seen by the second instance after (s): %s" % ", ".join(
             "%s %.3f" % kv for kv in took.items()), file=sys.stderr)
+
+
+class Outbox(OutboundCase, AdminCase):
+    def test_a_disabled_channels_queued_replies_fail_with_a_clear_reason(self):
+        # replies queued while nothing delivers, then the channel is disabled, then the
+        # outbox runs: they fail at once, nothing reaches the platform
+        h = self.start(overrides={"outbound.enabled": False}, callbacks=False)
+        agent = self.agent(h)
+        conv = self.wa_conversation(h, agent)
+        mids = [self.send(agent, conv, "Ответ %d" % i) for i in range(2)]
+        adm = self.admin(h)
+        r = self.api(h, "POST", "/api/v1/channels/demo-whatsapp/disable", adm)
+        self.assertEqual((r.status, r.json()["channel"]["enabled"]), (200, False), r)
+        ch = self.channel(h)
+        self.wait_webhook(h, "demo-whatsapp", ch["account_id"], ch["app_secret"], 404)
+        h.reload(hubd.merge(h.cfg, {"outbound.enabled": True}))
+        for mid in mids:
+            self.assertEqual(self.statuses(agent, mid, "failed")[-1], "failed")
+            status, _, error, ostatus, attempts, code = self.row(mid)
+            self.assertEqual((status, ostatus, attempts, code),
+                             ("failed", "failed", 1, "channel_disabled"))
+            self.assertIn("disabled", error)
+        self.assertEqual(self.fakes["whatsapp"].requests, [])
 
 
 class Audit(AdminCase):
