@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assistant/settings.h"
 #include "config/config.h"
 #include "daemon/data/channels.h"
 #include "daemon/data/store.h"
@@ -23,7 +24,7 @@
 #include "lib/utf8.h"
 
 #define TAG "admin"
-#define BODY_TOKENS 128 /* a channel's body has a dozen fields */
+#define BODY_TOKENS 512 /* a channel and its assistant: a few dozen fields, 50 phrases */
 #define NAME_MAX_BYTES 200
 
 struct hub_admin_channels {
@@ -47,6 +48,10 @@ struct admin_req {
 	struct hub_buf set;       /* the fields to store, as JSON */
 	struct hub_buf fields;    /* their names, as a SQL text[] literal's JSON twin */
 	struct hub_buf errors;    /* field errors: "name":"why", ... */
+	struct hub_buf ai;        /* the assistant's settings to set, without braces */
+	bool has_ai;              /* the body has "ai" */
+	const char *ai_key;       /* ... with this API key (clear, to seal) */
+	bool ai_key_clear;        /* ... or "api_key": null */
 	const char *kind;         /* update: the channel's kind (from the database) */
 	bool has_access;          /* update: an access token is stored */
 };
@@ -83,6 +88,7 @@ static void on_release(struct admin_req *ar)
 	hub_buf_release(&ar->set);
 	hub_buf_release(&ar->fields);
 	hub_buf_release(&ar->errors);
+	hub_buf_release(&ar->ai);
 }
 
 /* The answers release ar's buffers first: ar lives in the request's pool, which the
@@ -153,6 +159,7 @@ static struct admin_req *begin(struct hub_admin_channels *ac, struct hub_http_re
 	hub_buf_init(&ar->set);
 	hub_buf_init(&ar->fields);
 	hub_buf_init(&ar->errors);
+	hub_buf_init(&ar->ai);
 	if (hub_api_authenticate_admin(ac->api, req, &ar->claims) < 0)
 		return NULL;
 	hub_http_req_peer(req, ar->addr, sizeof(ar->addr));
@@ -218,6 +225,13 @@ static void on_result(int status, PGresult *res, void *data)
 		break;
 	case OP_CREATE:
 	case OP_UPDATE:
+		if (v.len > 10 && strncmp(v.p, "{\"error\": {", 11) == 0) {
+			hub_log_info(TAG, "conn=%" PRIu64 " req=%" PRIu64 ": 400 invalid channel "
+				     "body (refused by the database)", hub_http_req_conn_id(ar->req),
+				     hub_http_req_id(ar->req));
+			respond(ar, 400, v);
+			return;
+		}
 		/* {"channel": ...} or {"error": "id_taken" | "unknown_tenant" |
 		 * "managed_by_config"} */
 		if (strstr(PQgetvalue(res, 0, 0), "\"error\": \"id_taken\"") && v.len < 40) {
@@ -328,9 +342,9 @@ void hub_admin_channels_handle_delete(struct hub_admin_channels *ac, struct hub_
 
 /* The fields a body may hold; anything else is an error of its own. */
 static const char *const create_fields[] = { "id", "name", "kind", "account_id", "mode",
-					     "app_secret", "access_token", NULL };
+					     "app_secret", "access_token", "ai", NULL };
 static const char *const update_fields[] = { "name", "account_id", "mode", "app_secret",
-					     "access_token", NULL };
+					     "access_token", "ai", NULL };
 
 static bool known(const char *const *names, struct hub_str key)
 {
@@ -524,6 +538,56 @@ static bool seal_secrets(struct admin_req *ar, const struct secrets *sec)
 	return ok;
 }
 
+/* The body's "ai" object (the assistant's settings, assistant/settings.h) checked into
+ * ar->ai; its errors join the others. */
+static void check_ai(struct admin_req *ar, const struct hub_json_doc *doc)
+{
+	int i = hub_json_get(doc, 0, "ai");
+	struct hub_buf names = HUB_BUF_INIT;
+
+	if (i < 0)
+		return;
+	hub_ai_settings_from_json(doc, i, hub_http_req_pool(ar->req), &ar->ai, &ar->errors,
+				  &names, &ar->ai_key, &ar->ai_key_clear);
+	ar->has_ai = true;
+	if (names.len)
+		add_field_name(ar, names.p);
+	hub_buf_release(&names);
+}
+
+/* ar->ai as hub_channel_ai_set()'s object, the API key sealed; NULL without "ai", or when
+ * answered (no master key). */
+static const char *ai_object(struct admin_req *ar, bool *answered)
+{
+	const struct hub_keyring *kr = ar->ac->cfg ? hub_config_keyring(ar->ac->cfg) : NULL;
+	struct hub_buf sealed = HUB_BUF_INIT;
+	char hint[5];
+
+	*answered = false;
+	if (!ar->has_ai)
+		return NULL;
+	if (ar->ai_key) {
+		if (hub_channels_seal(kr, "channel_ai", ar->id, "api_key", hub_str_from(ar->ai_key),
+				      &sealed) < 0) {
+			hub_buf_release(&sealed);
+			fail(ar, 503, "no_master_key", "secrets.master_key is not set on this hub: "
+			     "it stores no secret unsealed");
+			*answered = true;
+			return NULL;
+		}
+		hub_channel_secret_hint(ar->ai_key, strlen(ar->ai_key), hint);
+		hub_buf_adds(&ar->ai, ar->ai.len ? ",\"api_key\":" : "\"api_key\":");
+		hub_json_add_str(&ar->ai, hub_buf_str(&sealed));
+		hub_buf_adds(&ar->ai, ",\"api_key_hint\":");
+		hub_json_add_str(&ar->ai, hub_str_from(hint));
+		hub_buf_release(&sealed);
+	} else if (ar->ai_key_clear) {
+		hub_buf_adds(&ar->ai, ar->ai.len ? ",\"api_key\":null,\"api_key_hint\":null"
+						 : "\"api_key\":null,\"api_key_hint\":null");
+	}
+	return hub_pool_sprintf(hub_http_req_pool(ar->req), "{%s}", ar->ai.len ? ar->ai.p : "");
+}
+
 /* A fresh id or token: prefix and 12 (id) or 32 random hex digits. */
 static const char *random_text(struct hub_pool *pool, const char *prefix, size_t bytes)
 {
@@ -556,8 +620,8 @@ void hub_admin_channels_handle_create(struct hub_admin_channels *ac, struct hub_
 	struct hub_pool *pool = hub_http_req_pool(req);
 	struct hub_json_doc doc;
 	struct secrets sec;
-	const char *kind;
-	bool bad = false;
+	const char *kind, *ai = NULL;
+	bool bad = false, answered;
 
 	if (!ar || parse_body(ar, create_fields, &doc) < 0)
 		return;
@@ -576,12 +640,13 @@ void hub_admin_channels_handle_create(struct hub_admin_channels *ac, struct hub_
 	if (kind)
 		set_str(ar, "kind", kind), add_field_name(ar, "kind");
 	{
-		int ai = hub_json_get(&doc, 0, "access_token");
+		int at = hub_json_get(&doc, 0, "access_token");
 
-		check_fields(ar, &doc, kind, ai >= 0 && hub_json_is(&doc, ai, HUB_JSON_STRING),
+		check_fields(ar, &doc, kind, at >= 0 && hub_json_is(&doc, at, HUB_JSON_STRING),
 			     true);
 	}
 	check_secrets(ar, &doc, kind, true, &sec);
+	check_ai(ar, &doc);
 	if (ar->errors.len) {
 		invalid(ar);
 		return;
@@ -598,11 +663,11 @@ void hub_admin_channels_handle_create(struct hub_admin_channels *ac, struct hub_
 		return;
 	}
 	set_str(ar, "id", ar->id);
-	if (!seal_secrets(ar, &sec))
+	if (!seal_secrets(ar, &sec) || (!(ai = ai_object(ar, &answered)) && answered))
 		return;
 	hub_buf_addch(&ar->set, '}');
 	const char *params[] = { ar->claims.tid, ar->claims.sub, "admin", ar->addr, base_url(ac),
-				 ar->set.p, NULL, fields_array(ar) };
+				 ar->set.p, ai, fields_array(ar) };
 	run(ar, "SELECT hub_admin_channel_create($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, "
 		"$8::text[])", 8, params);
 }
@@ -613,6 +678,8 @@ static void on_kind(int status, PGresult *res, void *data)
 	struct admin_req *ar = data;
 	struct hub_json_doc doc;
 	struct secrets sec;
+	const char *ai = NULL;
+	bool answered;
 
 	if (status < 0) {
 		store_failed(ar, status);
@@ -627,23 +694,24 @@ static void on_kind(int status, PGresult *res, void *data)
 	if (parse_body(ar, update_fields, &doc) < 0)
 		return;
 	{
-		int ai = hub_json_get(&doc, 0, "access_token");
+		int at = hub_json_get(&doc, 0, "access_token");
 
 		check_fields(ar, &doc, ar->kind, ar->has_access ||
-			     (ai >= 0 && hub_json_is(&doc, ai, HUB_JSON_STRING)), false);
+			     (at >= 0 && hub_json_is(&doc, at, HUB_JSON_STRING)), false);
 	}
 	check_secrets(ar, &doc, ar->kind, false, &sec);
+	check_ai(ar, &doc);
 	if (ar->errors.len) {
 		invalid(ar);
 		return;
 	}
-	if (!seal_secrets(ar, &sec))
+	if (!seal_secrets(ar, &sec) || (!(ai = ai_object(ar, &answered)) && answered))
 		return;
 	if (!ar->set.len)
 		hub_buf_addch(&ar->set, '{');
 	hub_buf_addch(&ar->set, '}');
 	const char *params[] = { ar->claims.tid, ar->claims.sub, "admin", ar->addr,
-				 base_url(ar->ac), ar->id, ar->set.p, NULL, fields_array(ar) };
+				 base_url(ar->ac), ar->id, ar->set.p, ai, fields_array(ar) };
 	run(ar, "SELECT hub_admin_channel_update($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, "
 		"$9::text[])", 9, params);
 }

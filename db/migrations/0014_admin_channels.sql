@@ -60,6 +60,15 @@ LANGUAGE sql STABLE AS $$
 	WHERE c.public_id = p_id AND c.tenant_id = p_tenant AND c.deleted_at IS NULL
 $$;
 
+-- The answer to a body the database refused: {"error": {"code": "invalid", "message",
+-- "fields": {p_field: p_why}}}, the shape of the API's field errors.
+CREATE FUNCTION hub_admin_invalid(p_field text, p_why text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_build_object('error', jsonb_build_object('code', 'invalid',
+		'message', 'some fields are not valid: nothing was changed',
+		'fields', jsonb_build_object(p_field, p_why)))
+$$;
+
 -- POST /api/v1/channels: p_set holds the validated fields (id, name, kind, account_id,
 -- mode, and the sealed app_secret, verify_token, access_token) and "hints"; p_ai the
 -- assistant's settings (hub_channel_ai_set's form) or NULL; p_fields the names the admin
@@ -92,13 +101,21 @@ BEGIN
 			  p_address, jsonb_build_object('fields', to_jsonb(p_fields)));
 	SELECT x.* INTO c FROM channels x WHERE x.public_id = v_id;
 	RETURN jsonb_build_object('channel', hub_admin_channel_json(c, p_base));
+EXCEPTION
+	-- the assistant's settings the table refuses (0010's checks): nothing is kept
+	WHEN check_violation THEN
+		RETURN hub_admin_invalid('ai.enabled', 'the assistant needs a base_url and a '
+					 'model before it is enabled');
+	WHEN invalid_parameter_value THEN
+		RETURN hub_admin_invalid('ai.hours', 'unknown time zone');
 END;
 $$;
 
 -- PATCH /api/v1/channels/{id}: p_set holds the fields to change (name, account_id, mode,
 -- sealed secrets, "hints" for the secrets given), p_ai the assistant's settings to change
--- or NULL. Returns {"channel": ...}, {"error": "managed_by_config"} (a channel of hubd's
--- file: only enabled applies to it) or NULL for no such channel of the tenant.
+-- or NULL (they apply to a channel of hubd's file too). Returns {"channel": ...},
+-- {"error": "managed_by_config"} (a channel of hubd's file: its other fields are the
+-- file's), a field error of the assistant's settings, or NULL for no such channel.
 CREATE FUNCTION hub_admin_channel_update(p_tenant text, p_actor text, p_role text,
 					 p_address text, p_base text, p_id text, p_set jsonb,
 					 p_ai jsonb, p_fields text[]) RETURNS jsonb
@@ -133,6 +150,13 @@ BEGIN
 			  p_address, jsonb_build_object('fields', to_jsonb(p_fields)));
 	SELECT x.* INTO c FROM channels x WHERE x.id = c.id;
 	RETURN jsonb_build_object('channel', hub_admin_channel_json(c, p_base));
+EXCEPTION
+	-- the assistant's settings the table refuses (0010's checks): nothing is kept
+	WHEN check_violation THEN
+		RETURN hub_admin_invalid('ai.enabled', 'the assistant needs a base_url and a '
+					 'model before it is enabled');
+	WHEN invalid_parameter_value THEN
+		RETURN hub_admin_invalid('ai.hours', 'unknown time zone');
 END;
 $$;
 

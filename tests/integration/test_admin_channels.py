@@ -308,6 +308,73 @@ class Channels(AdminCase):
         h.assert_alive()
 
 
+class Assistant(AdminCase):
+    def test_the_assistants_settings_are_part_of_the_channel(self):
+        h = self.start_hubd()
+        adm = self.admin(h)
+        key = self.new_secret("sk-provider")
+        _, out = self.create(h, adm, id="demo-ai", ai={
+            "base_url": "http://127.0.0.1:9", "model": "qwen2.5-7b", "api_key": key,
+            "quiet_ms": 1500, "handoff_phrases": ["оператор", "manager*"],
+            "disclosure": {"ru": "Я бот."},
+            "hours": {"tz": "Asia/Almaty", "days": [1, 2, 3, 4, 5], "from": "09:00",
+                      "to": "18:00"}})
+        ai = out["channel"]["ai"]
+        self.assertEqual((ai["model"], ai["quiet_ms"], ai["api_key"], ai["enabled"]),
+                         ("qwen2.5-7b", 1500, "…" + key[-4:], False))
+        self.assertEqual(ai["hours"], {"tz": "Asia/Almaty", "days": [1, 2, 3, 4, 5],
+                                       "from": "09:00", "to": "18:00"})
+        self.assertEqual(ai["handoff_phrases"], ["оператор", "manager*"])
+        stored = self.psql("SELECT api_key FROM channel_ai")
+        self.assertTrue(stored.startswith("hs1:") and key not in stored)
+        # the key is sealed where the responder opens it: hubctl shows the same settings
+        r = self.hubctl("-c", h.config_path, "channel", "ai", "demo-ai", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["model"], "qwen2.5-7b")
+
+        r = self.api(h, "PATCH", "/api/v1/channels/demo-ai", adm,
+                     {"ai": {"enabled": True, "temperature": 0.3, "api_key": None}})
+        self.assertEqual(r.status, 200, r)
+        ai = r.json()["channel"]["ai"]
+        self.assertEqual((ai["enabled"], ai["temperature"], ai["api_key"]), (True, 0.3, None))
+        detail = json.loads(self.psql("SELECT detail FROM audit_log ORDER BY id DESC LIMIT 1"))
+        self.assertEqual(sorted(detail["fields"]), ["ai.api_key", "ai.enabled",
+                                                    "ai.temperature"])
+        # the config file's channel: its assistant is the admin's too
+        r = self.api(h, "PATCH", "/api/v1/channels/demo-whatsapp", adm,
+                     {"ai": {"model": "m", "base_url": "https://api.example.com"}})
+        self.assertEqual((r.status, r.json()["channel"]["ai"]["model"]), (200, "m"), r)
+
+        bad = [
+            ({"ai": {"enabled": True}}, "demo-whatsapp", []),  # fine: url and model set
+            ({"ai": {"base_url": "ftp://x", "model": "", "history_turns": 0,
+                     "temperature": 3, "colour": 1}}, "demo-ai",
+             ["ai.base_url", "ai.colour", "ai.history_turns", "ai.model", "ai.temperature"]),
+            ({"ai": {"disclosure": {"de": "Hallo"}, "handoff_phrases": "x",
+                     "hours": {"tz": "Asia/Almaty", "days": [8], "from": "18:00",
+                               "to": "09:00"}}}, "demo-ai",
+             ["ai.disclosure", "ai.handoff_phrases", "ai.hours"]),
+            ({"ai": []}, "demo-ai", ["ai"]),
+        ]
+        for body, cid, fields in bad[1:]:
+            before = self.table()
+            r = self.api(h, "PATCH", "/api/v1/channels/" + cid, adm, body)
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(sorted(r.json()["error"]["fields"]), fields, r)
+            self.assertEqual(self.table(), before)
+        # what only the database knows: a zone it does not have, on without url and model
+        _, out = self.create(h, adm, id="demo-ai2")
+        for body, field in (({"name": "x", "ai": {"hours": {"tz": "Mars/Olympus", "days": [1],
+                                                             "from": "09:00", "to": "10:00"}}},
+                             "ai.hours"),
+                            ({"name": "x", "ai": {"enabled": True}}, "ai.enabled")):
+            before = self.table()
+            r = self.api(h, "PATCH", "/api/v1/channels/demo-ai2", adm, body)
+            self.assertEqual((r.status, list(r.json()["error"]["fields"])), (400, [field]), r)
+            self.assertEqual(self.table(), before)
+        self.assertNotIn(key, h.log())
+
+
 class Live(AdminCase):
     def test_a_second_instance_follows_within_a_second(self):
         h1 = self.start_hubd()
