@@ -342,6 +342,11 @@ static void on_channel_disable(struct hub_http_req *req, void *data)
 	hub_admin_channels_handle_disable(((struct hubd *)data)->admin_channels, req);
 }
 
+static void on_channel_check(struct hub_http_req *req, void *data)
+{
+	hub_admin_channels_handle_check(((struct hubd *)data)->admin_channels, req);
+}
+
 static void on_audit(struct hub_http_req *req, void *data)
 {
 	struct hubd *h = data;
@@ -381,6 +386,7 @@ static const struct hub_http_route routes[] = {
 	{ "POST", "/api/v1/channels/{id}/enable", "api_channel_enable", on_channel_enable, false },
 	{ "POST", "/api/v1/channels/{id}/disable", "api_channel_disable", on_channel_disable,
 	  false },
+	{ "POST", "/api/v1/channels/{id}/check", "api_channel_check", on_channel_check, false },
 	{ "GET", "/api/v1/audit", "api_audit", on_audit, false },
 	{ "GET", "/api/v1/openapi.json", "api_openapi", on_openapi, false },
 	{ "GET", "/media/{id}/{name}", "media", on_media_public, false },
@@ -933,7 +939,7 @@ static int start(struct hubd *h)
 	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
 	hub_api_set_rate(h->api, s->api.rate_per_s, s->api.rate_burst);
 	h->media = hub_media_new(h->store, h->httpc, h->api, h->cfg);
-	h->admin_channels = hub_admin_channels_new(h->store, h->api);
+	h->admin_channels = hub_admin_channels_new(h->store, h->api, h->httpc);
 	hub_admin_channels_set_config(h->admin_channels, h->cfg);
 	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
 			   h->conns, h->metrics, &h->http);

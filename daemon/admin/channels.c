@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "daemon/data/store.h"
 #include "daemon/inbox/api.h"
 #include "daemon/net/http.h"
+#include "daemon/net/httpc.h"
 #include "lib/channel.h"
 #include "lib/crypto.h"
 #include "lib/json.h"
@@ -30,10 +32,12 @@
 struct hub_admin_channels {
 	struct hub_store *store;
 	struct hub_api *api;
+	struct hub_httpc *httpc;
 	struct hub_config *cfg;
 };
 
-enum op { OP_LIST, OP_GET, OP_CREATE, OP_UPDATE, OP_ENABLE, OP_DISABLE, OP_DELETE };
+enum op { OP_LIST, OP_GET, OP_CREATE, OP_UPDATE, OP_ENABLE, OP_DISABLE, OP_DELETE,
+	  OP_CHECK };
 
 /* One request waiting for its query; allocated from the request's pool. */
 struct admin_req {
@@ -56,12 +60,14 @@ struct admin_req {
 	bool has_access;          /* update: an access token is stored */
 };
 
-struct hub_admin_channels *hub_admin_channels_new(struct hub_store *store, struct hub_api *api)
+struct hub_admin_channels *hub_admin_channels_new(struct hub_store *store, struct hub_api *api,
+						  struct hub_httpc *httpc)
 {
 	struct hub_admin_channels *ac = hub_xcalloc(1, sizeof(*ac));
 
 	ac->store = store;
 	ac->api = api;
+	ac->httpc = httpc;
 	return ac;
 }
 
@@ -262,6 +268,8 @@ static void on_result(int status, PGresult *res, void *data)
 		respond(ar, ar->op == OP_CREATE ? 201 : 200, hub_buf_str(&b));
 		hub_buf_release(&b);
 		return;
+	case OP_CHECK:
+		break;
 	case OP_DELETE:
 		if (strcmp(PQgetvalue(res, 0, 0), "managed_by_config") == 0) {
 			fail(ar, 409, "managed_by_config", "this channel is defined in hubd's "
@@ -729,4 +737,272 @@ void hub_admin_channels_handle_update(struct hub_admin_channels *ac, struct hub_
 			      2, params, on_kind, ar);
 	if (ret < 0)
 		store_failed(ar, ret);
+}
+
+/* ---- POST /api/v1/channels/{id}/check ---- */
+
+/* One check: the channel as this hubd serves it (its snapshot held), the platform's call,
+ * then the audit record, then the answer. In the request's pool. */
+struct check {
+	struct admin_req *ar;
+	struct hub_config *cfg;          /* the snapshot ch points into (a reference) */
+	const struct hub_channel *ch;
+	const char *result;              /* ok, no_access_token, token_refused, ... */
+	struct hub_buf message;          /* the verdict in plain words */
+	struct hub_buf details;          /* what the platform said of the account, JSON */
+};
+
+static void check_done(struct check *c)
+{
+	hub_config_unref(c->cfg);
+	c->cfg = NULL;
+	hub_buf_release(&c->message);
+	hub_buf_release(&c->details);
+}
+
+static void on_check_audited(int status, PGresult *res, void *data)
+{
+	struct check *c = data;
+	struct admin_req *ar = c->ar;
+	struct hub_buf b = HUB_BUF_INIT;
+
+	(void)res;
+	if (status < 0) {
+		check_done(c);
+		store_failed(ar, status);
+		return;
+	}
+	hub_log_info(TAG, "conn=%" PRIu64 " req=%" PRIu64 ": channel %s checked by %s: %s",
+		     hub_http_req_conn_id(ar->req), hub_http_req_id(ar->req), ar->id,
+		     ar->claims.sub, c->result);
+	hub_buf_addf(&b, "{\"channel\":\"%s\",\"ok\":%s,\"result\":\"%s\",\"message\":", ar->id,
+		     strcmp(c->result, "ok") == 0 ? "true" : "false", c->result);
+	hub_json_add_str(&b, hub_buf_str(&c->message));
+	hub_buf_adds(&b, ",\"details\":");
+	hub_buf_adds(&b, c->details.len ? c->details.p : "{}");
+	hub_buf_addch(&b, '}');
+	check_done(c);
+	respond(ar, 200, hub_buf_str(&b));
+	hub_buf_release(&b);
+}
+
+/* The verdict is in: the audit record (the verdict's code, never the platform's words). */
+static void check_audit(struct check *c)
+{
+	struct admin_req *ar = c->ar;
+	const char *params[] = { ar->claims.tid, ar->claims.sub, "admin", ar->addr, ar->id,
+				 c->result };
+	int ret = hub_store_query(ar->ac->store, "SELECT hub_admin_channel_checked($1, $2, $3, "
+				  "$4, $5, $6)", 6, params, on_check_audited, c);
+
+	if (ret < 0) {
+		check_done(c);
+		store_failed(ar, ret);
+	}
+}
+
+static void verdict(struct check *c, const char *result, const char *fmt, ...) HUB_PRINTF(3, 4);
+static void verdict(struct check *c, const char *result, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+
+	c->result = result;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	hub_buf_adds(&c->message, msg);
+}
+
+/* A string member of the object at obj into details (as "as"), when there. */
+static void detail(struct check *c, const struct hub_json_doc *doc, int obj, const char *name,
+		   const char *as, struct hub_pool *pool)
+{
+	int i = hub_json_get(doc, obj, name);
+	struct hub_str v;
+
+	if (hub_json_is(doc, i, HUB_JSON_STRING)) {
+		if (hub_json_string(doc, i, pool, &v) < 0)
+			return;
+	} else if (hub_json_is(doc, i, HUB_JSON_PRIMITIVE) && !hub_json_is_null(doc, i)) {
+		v = hub_json_raw(doc, i); /* a number: the bot's id */
+	} else {
+		return;
+	}
+	hub_buf_addch(&c->details, c->details.len ? ',' : '{');
+	hub_json_add_str(&c->details, hub_str_from(as));
+	hub_buf_addch(&c->details, ':');
+	hub_json_add_str(&c->details, v);
+}
+
+static void on_checked(int status, const struct hub_httpc_resp *resp, void *data)
+{
+	struct check *c = data;
+	struct hub_pool *pool = hub_http_req_pool(c->ar->req);
+	const char *platform = c->ch->kind == HUB_CHANNEL_WHATSAPP ? "WhatsApp"
+			       : c->ch->kind == HUB_CHANNEL_TELEGRAM ? "Telegram" : "Instagram";
+	struct hub_json_doc doc;
+	int64_t code = 0;
+	bool parsed;
+
+	if (status < 0) {
+		verdict(c, "unreachable", "%s could not be reached (%s): check platforms.%s_url "
+			"and this hub's network", platform, status == -ETIMEDOUT ? "no answer in "
+			"time" : strerror(-status), hub_channel_kind_name(c->ch->kind));
+		check_audit(c);
+		return;
+	}
+	parsed = hub_json_parse(pool, resp->body, 256, &doc, NULL) == 0 &&
+		 hub_json_is(&doc, 0, HUB_JSON_OBJECT);
+	if (parsed && c->ch->kind != HUB_CHANNEL_TELEGRAM)
+		if (hub_json_int64(&doc, hub_json_path(&doc, 0, "error", "code", NULL), &code) < 0)
+			code = 0;
+	if (resp->status == 401 || code == 190) {
+		verdict(c, "token_refused", "%s refused the access token: it is wrong, expired or "
+			"revoked. Make a new one in the platform's dashboard and save it as the "
+			"channel's access_token", platform);
+	} else if (c->ch->kind != HUB_CHANNEL_TELEGRAM && (code == 10 || code == 200 ||
+							    resp->status == 403)) {
+		verdict(c, "missing_permission", "%s accepts the access token but it lacks a "
+			"permission this channel needs (messaging and the account's management): "
+			"grant it to the app and make a new token", platform);
+	} else if (resp->status == 404 || (resp->status == 400 && code == 100)) {
+		verdict(c, "wrong_account", "%s does not know the account %s with this token: "
+			"check account_id (%s) and that the token belongs to that account",
+			platform, c->ch->account_id, c->ch->kind == HUB_CHANNEL_WHATSAPP
+			? "the phone number id of the WhatsApp Manager, not the phone number"
+			: c->ch->kind == HUB_CHANNEL_INSTAGRAM ? "the Instagram account's id"
+			: "the bot's id, the digits before ':' in its token");
+	} else if (resp->status != 200 || !parsed) {
+		verdict(c, "platform_error", "%s answered HTTP %d: try again later", platform,
+			resp->status);
+	} else if (c->ch->kind == HUB_CHANNEL_TELEGRAM) {
+		int r = hub_json_get(&doc, 0, "result");
+		struct hub_str id = hub_json_raw(&doc, hub_json_get(&doc, r, "id"));
+
+		detail(c, &doc, r, "username", "username", pool);
+		detail(c, &doc, r, "id", "bot_id", pool);
+		if (!hub_str_eqs(id, c->ch->account_id))
+			verdict(c, "wrong_account", "the token belongs to bot %.*s, not to the "
+				"channel's account_id %s: save the bot's id as account_id, or the "
+				"token of that bot", HUB_STR_FMT(id), c->ch->account_id);
+		else
+			verdict(c, "ok", "Telegram accepts the bot token");
+	} else {
+		if (c->ch->kind == HUB_CHANNEL_WHATSAPP) {
+			detail(c, &doc, 0, "display_phone_number", "display_phone_number", pool);
+			detail(c, &doc, 0, "verified_name", "verified_name", pool);
+		} else {
+			detail(c, &doc, 0, "username", "username", pool);
+		}
+		verdict(c, "ok", "%s accepts the access token for this account", platform);
+	}
+	if (c->details.len)
+		hub_buf_addch(&c->details, '}');
+	check_audit(c);
+}
+
+/* hub_channels_sql's columns, for one channel of the tenant. */
+static const char check_sql[] =
+	"SELECT c.public_id, c.tenant_id, c.kind, c.account_id, c.app_secret, c.verify_token, "
+	"c.access_token, c.mode, c.enabled FROM channels c "
+	"WHERE c.tenant_id = $1 AND c.public_id = $2 AND c.deleted_at IS NULL";
+
+/* The channel as stored (its secrets opened), or the file's for a channel of hubd's file:
+ * read from the database, so that a channel just created is checked before every hubd
+ * serves it. */
+static void on_check_channel(int status, PGresult *res, void *data)
+{
+	struct check *c = data;
+	struct admin_req *ar = c->ar;
+	struct hub_admin_channels *ac = ar->ac;
+	struct hub_pool *pool = hub_http_req_pool(ar->req);
+	struct hub_buf errors = HUB_BUF_INIT;
+	const struct hub_settings *s;
+	struct hub_channel *chs;
+	size_t n = 0, in_clear;
+	int ret;
+
+	if (status < 0) {
+		check_done(c);
+		store_failed(ar, status);
+		return;
+	}
+	chs = hub_channels_from_result(res, c->cfg ? hub_config_keyring(c->cfg) : NULL, pool, &n,
+				       &errors, &in_clear);
+	if (errors.len) {
+		hub_buf_release(&errors);
+		check_done(c);
+		fail(ar, 500, "secret_unreadable", "a secret of this channel does not open with "
+		     "this hub's secrets.master_key");
+		return;
+	}
+	if (chs && n == 1 && !chs[0].app_secret && c->cfg)
+		c->ch = hub_config_channel(c->cfg, hub_str_from(ar->id)); /* the file's */
+	else if (chs && n == 1)
+		c->ch = &chs[0];
+	if (!c->cfg || !c->ch || !c->ch->kind || !c->ch->account_id || !*c->ch->account_id) {
+		check_done(c);
+		not_found(ar);
+		return;
+	}
+	if (!c->ch->access_token || !*c->ch->access_token) {
+		verdict(c, "no_access_token", "no access token is stored: the channel receives "
+			"messages but cannot answer; save one as the channel's access_token");
+		check_audit(c);
+		return;
+	}
+	s = hub_config_settings(c->cfg);
+	struct hub_httpc_header hdr = { "Authorization", NULL };
+	struct hub_httpc_req hr = {
+		.method = "GET",
+		.connect_timeout_ms = s->platforms.connect_timeout_ms,
+		.response_timeout_ms = s->platforms.response_timeout_ms,
+		.retry_on_stale = true,
+	};
+	const char *base = s->platforms.url[c->ch->kind];
+
+	switch (c->ch->kind) {
+	case HUB_CHANNEL_TELEGRAM:
+		hr.url = hub_pool_sprintf(pool, "%s/bot%s/getMe", base, c->ch->access_token);
+		break;
+	case HUB_CHANNEL_WHATSAPP:
+		hr.url = hub_pool_sprintf(pool, "%s/%s/%s?fields=display_phone_number,"
+					  "verified_name", base, s->platforms.meta_api_version,
+					  c->ch->account_id);
+		break;
+	default:
+		hr.url = hub_pool_sprintf(pool, "%s/%s/me?fields=user_id,username", base,
+					  s->platforms.meta_api_version);
+		break;
+	}
+	if (c->ch->kind != HUB_CHANNEL_TELEGRAM) {
+		hdr.value = hub_pool_sprintf(pool, "Bearer %s", c->ch->access_token);
+		hr.headers = &hdr;
+		hr.nheaders = 1;
+	}
+	ret = hub_httpc_request(ac->httpc, &hr, on_checked, c, NULL);
+	if (ret < 0)
+		on_checked(ret, NULL, c);
+}
+
+void hub_admin_channels_handle_check(struct hub_admin_channels *ac, struct hub_http_req *req)
+{
+	struct admin_req *ar = begin(ac, req, OP_CHECK);
+	struct check *c;
+	int ret;
+
+	if (!ar || !(ar->id = path_id(ar)))
+		return;
+	c = hub_pool_calloc(hub_http_req_pool(req), 1, sizeof(*c));
+	c->ar = ar;
+	hub_buf_init(&c->message);
+	hub_buf_init(&c->details);
+	c->cfg = ac->cfg ? hub_config_ref(ac->cfg) : NULL;
+	const char *params[] = { ar->claims.tid, ar->id };
+	ret = hub_store_query(ac->store, check_sql, 2, params, on_check_channel, c);
+	if (ret < 0) {
+		check_done(c);
+		store_failed(ar, ret);
+	}
 }

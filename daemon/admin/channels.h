@@ -17,10 +17,12 @@ struct hub_admin_channels;
 struct hub_api;
 struct hub_config;
 struct hub_http_req;
+struct hub_httpc;
 struct hub_store;
 
-/* store and api must outlive it. */
-struct hub_admin_channels *hub_admin_channels_new(struct hub_store *store, struct hub_api *api);
+/* store, api and httpc (the platforms' client, for checks) must outlive it. */
+struct hub_admin_channels *hub_admin_channels_new(struct hub_store *store, struct hub_api *api,
+						  struct hub_httpc *httpc);
 /* The configuration for new requests (secrets.master_key, media.public_url): referenced. */
 void hub_admin_channels_set_config(struct hub_admin_channels *ac, struct hub_config *cfg);
 /* NULL-safe; no request may be in flight. */
@@ -41,5 +43,14 @@ void hub_admin_channels_handle_enable(struct hub_admin_channels *ac, struct hub_
 void hub_admin_channels_handle_disable(struct hub_admin_channels *ac, struct hub_http_req *req);
 /* DELETE /api/v1/channels/{id} → 204 */
 void hub_admin_channels_handle_delete(struct hub_admin_channels *ac, struct hub_http_req *req);
+/* POST /api/v1/channels/{id}/check: tries the stored access token against the platform
+ * (platforms.*_url through the hub's client: WhatsApp GET /{version}/{phone number id},
+ * Instagram GET /{version}/me, Telegram getMe) and answers 200 {"channel","ok","result",
+ * "message","details"}: result ok, no_access_token, token_refused, missing_permission,
+ * wrong_account, unreachable or platform_error, message what to do in plain words, details
+ * what the platform said of the account (its number's display name, username). Audited
+ * (channel.check, the result's code). 404 for a channel this hub does not serve (another
+ * tenant's, deleted). */
+void hub_admin_channels_handle_check(struct hub_admin_channels *ac, struct hub_http_req *req);
 
 #endif

@@ -52,6 +52,7 @@ class AdminCase(HubTestCase):
         body = {"kind": "whatsapp", "account_id": str(int.from_bytes(os.urandom(6), "big")),
                 "app_secret": self.new_secret("app"), "access_token": self.new_secret("acc")}
         body.update(fields)
+        body = {k: v for k, v in body.items() if v is not None}
         r = self.api(h, "POST", "/api/v1/channels", token, body)
         self.assertEqual(r.status, 201, r)
         out = r.json()
@@ -422,6 +423,71 @@ class Outbox(OutboundCase, AdminCase):
                              ("failed", "failed", 1, "channel_disabled"))
             self.assertIn("disabled", error)
         self.assertEqual(self.fakes["whatsapp"].requests, [])
+
+
+class Check(OutboundCase, AdminCase):
+    def check(self, h, token, cid):
+        r = self.api(h, "POST", "/api/v1/channels/%s/check" % cid, token)
+        self.assertEqual(r.status, 200, r)
+        out = r.json()
+        self.assertEqual(out["channel"], cid)
+        self.assertTrue(out["message"])
+        return out
+
+    def test_the_credentials_are_tried_against_the_platform(self):
+        h = self.start(callbacks=False)
+        adm = self.admin(h)
+        wa, tg = self.fakes["whatsapp"], self.fakes["telegram"]
+        wa_body, _ = self.create(h, adm, id="demo-chk")
+        wa.phone_numbers[wa_body["account_id"]] = {"display_phone_number": "+7 701 000 0000",
+                                                   "verified_name": "Demo LLP"}
+        out = self.check(h, adm, "demo-chk")
+        self.assertEqual((out["ok"], out["result"]), (True, "ok"), out)
+        self.assertEqual(out["details"], {"display_phone_number": "+7 701 000 0000",
+                                          "verified_name": "Demo LLP"})
+        req = wa.requests[-1]
+        self.assertEqual((req.method, req.path, req.headers["authorization"]),
+                         ("GET", "/v21.0/" + wa_body["account_id"],
+                          "Bearer " + wa_body["access_token"]))
+        # a token the platform no longer takes
+        wa.expect_token("another-token")
+        out = self.check(h, adm, "demo-chk")
+        self.assertEqual((out["ok"], out["result"]), (False, "token_refused"), out)
+        self.assertIn("access_token", out["message"])
+        wa.expect_token()
+        # an account id the platform does not know with this token
+        r = self.api(h, "PATCH", "/api/v1/channels/demo-chk", adm, {"account_id": "999"})
+        self.assertEqual(r.status, 200, r)
+        util.wait_for(lambda: self.check(h, adm, "demo-chk")["result"] == "wrong_account",
+                      WAIT, "the changed account to be checked")
+        # Telegram: getMe, and the bot's id against account_id
+        bot = str(tg.bot["id"])
+        self.create(h, adm, id="demo-tgchk", kind="telegram", account_id=bot,
+                    app_secret="tg_" + os.urandom(8).hex(),
+                    access_token=self.new_secret(bot + ":AAH"))
+        out = self.check(h, adm, "demo-tgchk")
+        self.assertEqual((out["result"], out["details"]["username"]), ("ok", "bayge_test_bot"),
+                         out)
+        self.create(h, adm, id="demo-tgbad", kind="telegram", account_id="123",
+                    app_secret="tg_" + os.urandom(8).hex(),
+                    access_token=self.new_secret("123:AAH"))
+        out = self.check(h, adm, "demo-tgbad")
+        self.assertEqual(out["result"], "wrong_account", out)
+        # no token stored, and a platform that does not answer
+        self.create(h, adm, id="demo-notok", access_token=None)
+        self.assertEqual(self.check(h, adm, "demo-notok")["result"], "no_access_token")
+        tg.stop()
+        self.assertEqual(self.check(h, adm, "demo-tgchk")["result"], "unreachable")
+        # admins of the tenant only; every check audited by its verdict's code
+        self.assertEqual(self.api(h, "POST", "/api/v1/channels/demo-chk/check",
+                                  self.admin(h, tenant="acme")).status, 404)
+        self.assertEqual(self.api(h, "POST", "/api/v1/channels/demo-chk/check",
+                                  self.token(h, role="agent")).status, 403)
+        self.assertEqual(self.api(h, "POST", "/api/v1/channels/nope/check", adm).status, 404)
+        results = self.psql("SELECT string_agg(detail->>'result', ',' ORDER BY id) FROM "
+                            "audit_log WHERE action = 'channel.check'").split(",")
+        self.assertEqual(results[:2] + results[-3:], ["ok", "token_refused", "wrong_account",
+                                                      "no_access_token", "unreachable"])
 
 
 class Audit(AdminCase):
