@@ -388,8 +388,11 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 	if (!pg)
 		goto out;
 	const char *params[] = { argv[optind], set.p };
-	res = changes ? PQexecParams(pg, "SELECT hub_channel_ai_set($1, $2::jsonb)", 2, NULL,
-				     params, NULL, NULL, 0)
+	/* a change is audited in its statement: the names of the settings, never values */
+	res = changes ? PQexecParams(pg, "SELECT hub_channel_ai_set($1, $2::jsonb), hub_ctl_audit("
+				     "$1, 'channel.update', jsonb_build_object('fields', (SELECT "
+				     "jsonb_agg('ai.' || k) FROM jsonb_object_keys($2::jsonb) k "
+				     "WHERE k <> 'api_key_hint')))", 2, NULL, params, NULL, NULL, 0)
 		      : PQexecParams(pg, "SELECT hub_channel_ai_get($1)", 1, NULL, params, NULL,
 				     NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -367,6 +367,21 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 			goto out; /* PQfinish rolls the channel back */
 	}
 	PQclear(res);
+	/* the audit record (names of what was given, never values), in the same transaction */
+	{
+		const char *audit[] = { id, hub_pool_sprintf(&pool, "{\"fields\":[\"id\",\"kind\","
+			"\"account_id\",\"mode\",\"app_secret\"%s%s]}",
+			verify ? ",\"verify_token\"" : "", access ? ",\"access_token\"" : "") };
+
+		res = PQexecParams(pg, "SELECT hub_ctl_audit($1, 'channel.create', $2::jsonb)", 2,
+				   NULL, audit, NULL, NULL, 0);
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		hubctl_db_error("channel add", res, pg);
+		ret = 1;
+		goto out;
+	}
+	PQclear(res);
 	res = PQexec(pg, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		hubctl_db_error("channel add", res, pg);
@@ -477,8 +492,10 @@ static int cmd_set_enabled(const struct hub_config *cfg, int argc, char **argv, 
 	if (!pg)
 		goto out;
 	const char *params[] = { argv[1], enabled ? "true" : "false" };
-	res = PQexecParams(pg, "SELECT hub_channel_set_enabled($1, $2)", 2, NULL, params, NULL,
-			   NULL, 0);
+	/* audited in the same statement (one transaction), when the channel exists */
+	res = PQexecParams(pg, "SELECT hub_channel_set_enabled($1, $2::boolean) AND hub_ctl_audit("
+			   "$1, CASE WHEN $2::boolean THEN 'channel.enable' ELSE 'channel.disable' "
+			   "END, '{}')", 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		hubctl_db_error(what, res, pg);
 		goto out;

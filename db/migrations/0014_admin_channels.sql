@@ -242,3 +242,22 @@ BEGIN
 	END IF;
 END;
 $$;
+
+-- hubctl's changes of a channel (channel add, enable, disable, ai) are audited too, in their
+-- transaction: actor "hubctl", role operator, no address. p_detail as the API's. true when
+-- the channel exists (a record was written).
+CREATE FUNCTION hub_ctl_audit(p_public_id text, p_action text, p_detail jsonb)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_tenant text;
+BEGIN
+	SELECT c.tenant_id INTO v_tenant FROM channels c WHERE c.public_id = p_public_id;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	PERFORM hub_audit(v_tenant, 'hubctl', 'operator', p_action, 'channel:' || p_public_id,
+			  '', p_detail);
+	RETURN true;
+END;
+$$;

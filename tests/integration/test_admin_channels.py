@@ -23,6 +23,8 @@ WAIT = 15            # anything else that has no event to wait on
 
 
 class AdminCase(HubTestCase):
+    needs_hubctl = True
+
     def api(self, h, method, path, token=None, body=None, raw=None, headers=None):
         hdr = dict(headers or {})
         if token:
@@ -491,6 +493,27 @@ class Check(OutboundCase, AdminCase):
 
 
 class Audit(AdminCase):
+    def test_hubctls_changes_are_audited_too(self):
+        h = self.start_hubd()
+        path = self.write_config(h.cfg, "ctl.json")
+        for args in (("disable", "demo-whatsapp"), ("enable", "demo-whatsapp"),
+                     ("ai", "demo-whatsapp", "--model", "m", "--quiet-ms", "100")):
+            r = self.hubctl("-c", path, "channel", *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.api(h, "GET", "/api/v1/audit", self.admin(h))
+        recs = r.json()["records"]
+        self.assertEqual([(x["actor"], x["role"], x["action"], x["target"], x["address"])
+                          for x in recs],
+                         [("hubctl", "operator", "channel.update", "channel:demo-whatsapp", ""),
+                          ("hubctl", "operator", "channel.enable", "channel:demo-whatsapp", ""),
+                          ("hubctl", "operator", "channel.disable", "channel:demo-whatsapp",
+                           "")])
+        self.assertEqual(sorted(recs[0]["detail"]["fields"]), ["ai.model", "ai.quiet_ms"])
+        # a change hubctl refuses writes nothing
+        r = self.hubctl("-c", path, "channel", "disable", "no-such-channel")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(self.count("audit_log"), 3)
+
     def test_paged_newest_first_admins_only(self):
         h = self.start_hubd()
         adm = self.admin(h)
