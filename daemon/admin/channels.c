@@ -197,6 +197,15 @@ static struct hub_str value(PGresult *res, int col)
 	return (struct hub_str){ PQgetvalue(res, 0, col), (size_t)PQgetlength(res, 0, col) };
 }
 
+/* Whether v is the database's {"error": "<code>"}. */
+static bool is_error(struct hub_str v, const char *code)
+{
+	size_t n = strlen(code);
+
+	return v.len == 13 + n && memcmp(v.p, "{\"error\": \"", 11) == 0 &&
+	       memcmp(v.p + 11, code, n) == 0 && memcmp(v.p + 11 + n, "\"}", 2) == 0;
+}
+
 static void on_result(int status, PGresult *res, void *data)
 {
 	struct admin_req *ar = data;
@@ -239,19 +248,19 @@ static void on_result(int status, PGresult *res, void *data)
 			return;
 		}
 		/* {"channel": ...} or {"error": "id_taken" | "unknown_tenant" |
-		 * "managed_by_config"} */
-		if (strstr(PQgetvalue(res, 0, 0), "\"error\": \"id_taken\"") && v.len < 40) {
+		 * "managed_by_config"} (jsonb's text: a space after the colon) */
+		if (is_error(v, "id_taken")) {
 			field_error(ar, "id", "this id is taken: choose another (or leave it out)");
 			invalid(ar);
 			return;
 		}
-		if (strstr(PQgetvalue(res, 0, 0), "\"error\": \"managed_by_config\"") && v.len < 40) {
+		if (is_error(v, "managed_by_config")) {
 			fail(ar, 409, "managed_by_config", "this channel is defined in hubd's "
-			     "configuration file, which wins: change it there (only enable and "
-			     "disable apply here)");
+			     "configuration file, which wins: change it there (only enable, "
+			     "disable and its assistant apply here)");
 			return;
 		}
-		if (strstr(PQgetvalue(res, 0, 0), "\"error\"") && v.len < 40) {
+		if (is_error(v, "unknown_tenant")) {
 			fail(ar, 409, "unknown_tenant", "the token's tenant does not exist or is "
 			     "deleted");
 			return;
