@@ -426,6 +426,23 @@ class Outbox(OutboundCase, AdminCase):
             self.assertIn("disabled", error)
         self.assertEqual(self.fakes["whatsapp"].requests, [])
 
+    def test_a_deleted_channels_queued_replies_fail_too(self):
+        # a channel of the database, deleted: its secrets are gone, yet every hubd still
+        # knows it as off (not as a channel it has not heard of, which would be retried)
+        h = self.start(overrides={"outbound.enabled": False}, callbacks=False)
+        agent = self.agent(h)
+        adm = self.admin(h)
+        body, _ = self.create(h, adm, id="demo-gone")
+        self.wait_webhook(h, "demo-gone", body["account_id"], body["app_secret"], 200)
+        conv = agent.event("message.created")["data"]["conversation_id"]
+        mid = self.send(agent, conv, "Ответ")
+        self.assertEqual(self.api(h, "DELETE", "/api/v1/channels/demo-gone", adm).status, 204)
+        self.wait_webhook(h, "demo-gone", body["account_id"], body["app_secret"], 404)
+        h.reload(hubd.merge(h.cfg, {"outbound.enabled": True}))
+        self.assertEqual(self.statuses(agent, mid, "failed")[-1], "failed")
+        self.assertEqual(self.row(mid)[3:], ["failed", 1, "channel_disabled"])
+        self.assertEqual(self.fakes["whatsapp"].requests, [])
+
 
 class Check(OutboundCase, AdminCase):
     def check(self, h, token, cid):
@@ -566,6 +583,10 @@ class RateLimit(AdminCase):
         self.assertEqual(self.api(h, "GET", "/api/v1/conversations", agent).status, 200)
         # a bad token is refused before it could use anyone's bucket
         self.assertEqual(self.api(h, "GET", "/api/v1/channels", "x.y.z").status, 401)
+        # the limit is live: SIGHUP with 0 lifts it
+        h.reload(hubd.merge(h.cfg, {"api.rate_per_s": 0}))
+        statuses = {self.api(h, "GET", "/api/v1/channels", a1).status for _ in range(10)}
+        self.assertEqual(statuses, {200})
 
 
 ROUTE_RE = re.compile(r'\{ "(GET|POST|PATCH|DELETE|PUT)", "(/api/v1/[^"]*)"')
