@@ -54,7 +54,8 @@ DAEMON_SRC := $(filter-out daemon/hubd.c $(CTL_SRC),$(DAEMON_ALL))
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 CTL_OBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
 LLHTTP_OBJ := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
-GEN_SRC := $(BUILD)/gen/embedded_migrations.c $(BUILD)/gen/embedded_web.c
+GEN_SRC := $(BUILD)/gen/embedded_migrations.c $(BUILD)/gen/embedded_web.c \
+	   $(BUILD)/gen/embedded_api.c
 GEN_OBJ := $(GEN_SRC:%.c=%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -101,6 +102,11 @@ $(BUILD)/gen/embedded_migrations.c: $(MIGRATIONS) $(BUILD)/embed
 $(BUILD)/gen/embedded_web.c: $(WEB_FILES) $(BUILD)/embed
 	@mkdir -p $(dir $@)
 	$(QUIET_GEN)$(BUILD)/embed hub_embedded_web $(WEB_FILES) > $@
+
+# The OpenAPI description of /api/v1, served by daemon/admin/openapi.c.
+$(BUILD)/gen/embedded_api.c: api/openapi.json $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(QUIET_GEN)$(BUILD)/embed hub_embedded_api api/openapi.json > $@
 
 $(LIBCORE): $(CORE_OBJ)
 	@rm -f $@

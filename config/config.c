@@ -165,6 +165,8 @@ static const struct cfg_key settings_keys[] = {
 		CFG_LIVE),
 	KEY_INT("retention.statuses_s", retention.statuses_s, 0, 3650 * 86400, 90 * 86400,
 		CFG_LIVE),
+	KEY_INT("api.rate_per_s", api.rate_per_s, 0, 100000, 20, CFG_LIVE),
+	KEY_INT("api.rate_burst", api.rate_burst, 1, 100000, 60, CFG_LIVE),
 	{ "metrics.token", CFG_T_SECRET, S(metrics.token), 0, 0, 0, NULL, "HUB_METRICS_TOKEN",
 	  CFG_LIVE | CFG_NULLABLE },
 };
@@ -831,9 +833,11 @@ int hub_config_with_channels(struct hub_config *base, const struct hub_channel *
 			dup->enabled = c->enabled;
 			continue;
 		}
-		if (!c->id || !c->tenant || !c->account_id || !*c->account_id || !c->app_secret ||
-		    !*c->app_secret || c->kind < HUB_CHANNEL_WHATSAPP ||
-		    c->kind > HUB_CHANNEL_INSTAGRAM) {
+		/* a disabled channel is kept without its secrets (a deleted one has none): the
+		 * webhooks of a channel known to be off answer 404 and its outbox fails at once */
+		if (!c->id || !c->tenant || !c->account_id || c->kind < HUB_CHANNEL_WHATSAPP ||
+		    c->kind > HUB_CHANNEL_INSTAGRAM ||
+		    (c->enabled && (!*c->account_id || !c->app_secret || !*c->app_secret))) {
 			skipped++;
 			continue;
 		}
@@ -842,7 +846,7 @@ int hub_config_with_channels(struct hub_config *base, const struct hub_channel *
 		to->tenant = hub_pool_strdup(&cfg->pool, c->tenant);
 		to->kind = c->kind;
 		to->account_id = hub_pool_strdup(&cfg->pool, c->account_id);
-		to->app_secret = hub_pool_strdup(&cfg->pool, c->app_secret);
+		to->app_secret = hub_pool_strdup(&cfg->pool, c->app_secret ? c->app_secret : "");
 		to->verify_token = pool_strdup0(&cfg->pool, c->verify_token);
 		to->access_token = pool_strdup0(&cfg->pool, c->access_token);
 		to->polling = c->polling;

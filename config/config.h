@@ -61,6 +61,10 @@ struct hub_settings {
 		const char *token; /* NULL: /metrics is open; else Bearer <token> (secret) */
 	} metrics;
 	struct {
+		int rate_per_s; /* /api/v1 requests per second of one token (tenant + sub); 0: no limit */
+		int rate_burst; /* ... in a burst, beyond the rate */
+	} api;
+	struct {
 		/* 64 hex digits each (secrets): the key that seals the secrets stored in the
 		 * database, and during a rotation the one they may still be sealed with */
 		const char *master_key, *previous_master_key;

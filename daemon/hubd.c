@@ -17,6 +17,9 @@
 #include "config/config.h"
 #include "daemon/admin/contacts.h"
 #include "daemon/admin/privacy.h"
+#include "daemon/admin/audit.h"
+#include "daemon/admin/channels.h"
+#include "daemon/admin/openapi.h"
 #include "daemon/ai/responder.h"
 #include "daemon/core/metrics.h"
 #include "daemon/data/channels.h"
@@ -83,6 +86,7 @@ struct hubd {
 	struct hub_ws *ws;
 	struct hub_ingest *ingest;
 	struct hub_api *api;
+	struct hub_admin_channels *admin_channels; /* the admin API's /api/v1/channels */
 	struct hub_media *media;   /* messages' files, agents' uploads */
 	struct hub_httpc *httpc;   /* the platforms' APIs */
 	struct hub_outbox *outbox; /* delivers agents' replies */
@@ -369,6 +373,59 @@ static void on_tenant_delete(struct hub_http_req *req, void *data)
 	hub_privacy_handle_tenant_delete(((struct hubd *)data)->privacy, req);
 }
 
+static void on_channels_list(struct hub_http_req *req, void *data)
+{
+	hub_admin_channels_handle_list(((struct hubd *)data)->admin_channels, req);
+}
+
+static void on_channels_create(struct hub_http_req *req, void *data)
+{
+	hub_admin_channels_handle_create(((struct hubd *)data)->admin_channels, req);
+}
+
+static void on_channel_get(struct hub_http_req *req, void *data)
+{
+	hub_admin_channels_handle_get(((struct hubd *)data)->admin_channels, req);
+}
+
+static void on_channel_update(struct hub_http_req *req, void *data)
+{
+	hub_admin_channels_handle_update(((struct hubd *)data)->admin_channels, req);
+}
+
+static void on_channel_delete(struct hub_http_req *req, void *data)
+{
+	hub_admin_channels_handle_delete(((struct hubd *)data)->admin_channels, req);
+}
+
+static void on_channel_enable(struct hub_http_req *req, void *data)
+{
+	hub_admin_channels_handle_enable(((struct hubd *)data)->admin_channels, req);
+}
+
+static void on_channel_disable(struct hub_http_req *req, void *data)
+{
+	hub_admin_channels_handle_disable(((struct hubd *)data)->admin_channels, req);
+}
+
+static void on_channel_check(struct hub_http_req *req, void *data)
+{
+	hub_admin_channels_handle_check(((struct hubd *)data)->admin_channels, req);
+}
+
+static void on_audit(struct hub_http_req *req, void *data)
+{
+	struct hubd *h = data;
+
+	hub_admin_audit_handle(h->store, h->api, req);
+}
+
+static void on_openapi(struct hub_http_req *req, void *data)
+{
+	(void)data;
+	hub_admin_openapi_handle(req);
+}
+
 static void on_inbox(struct hub_http_req *req, void *data)
 {
 	(void)data;
@@ -387,6 +444,17 @@ static const struct hub_http_route routes[] = {
 	{ "GET", "/api/v1/messages/{id}/media", "api_media", on_api_media, false },
 	{ "POST", "/api/v1/messages/{id}/media/link", "api_media_link", on_api_media_link, false },
 	{ "POST", "/api/v1/media", "api_upload", on_api_upload, true },
+	{ "GET", "/api/v1/channels", "api_channels", on_channels_list, false },
+	{ "POST", "/api/v1/channels", "api_channel_create", on_channels_create, false },
+	{ "GET", "/api/v1/channels/{id}", "api_channel", on_channel_get, false },
+	{ "PATCH", "/api/v1/channels/{id}", "api_channel_update", on_channel_update, false },
+	{ "DELETE", "/api/v1/channels/{id}", "api_channel_delete", on_channel_delete, false },
+	{ "POST", "/api/v1/channels/{id}/enable", "api_channel_enable", on_channel_enable, false },
+	{ "POST", "/api/v1/channels/{id}/disable", "api_channel_disable", on_channel_disable,
+	  false },
+	{ "POST", "/api/v1/channels/{id}/check", "api_channel_check", on_channel_check, false },
+	{ "GET", "/api/v1/audit", "api_audit", on_audit, false },
+	{ "GET", "/api/v1/openapi.json", "api_openapi", on_openapi, false },
 	{ "GET", "/media/{id}/{name}", "media", on_media_public, false },
 	{ "GET", "/api/v1/contacts", "admin_contacts", on_contacts_search, false },
 	{ "GET", "/api/v1/contacts/{id}", "admin_contact", on_contact_get, false },
@@ -714,6 +782,7 @@ static void apply_channels(struct hubd *h)
 	hub_profiles_set_config(h->profiles, snap);
 	hub_responder_set_config(h->responder, snap);
 	hub_media_set_config(h->media, snap);
+	hub_admin_channels_set_config(h->admin_channels, snap);
 	hub_config_unref(snap);
 }
 
@@ -829,6 +898,7 @@ static void reload(struct hubd *h)
 	hub_bus_set_page_bytes(h->bus, bus_page_bytes(s));
 	hub_api_set_auth(h->api, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
 	hub_privacy_set_opts(h->privacy, privacy_opts(s, &po));
+	hub_api_set_rate(h->api, s->api.rate_per_s, s->api.rate_burst);
 	if (sync_channels(h, cfg) < 0)
 		hub_log_err(TAG, "reload: some channels are not in the database yet");
 	hub_config_unref(h->cfg);
@@ -1011,6 +1081,7 @@ static int start(struct hubd *h)
 		return ret;
 	}
 	h->api = hub_api_new(h->store, hub_str_from(s->auth.jwt_secret), s->auth.max_token_ttl_s);
+	hub_api_set_rate(h->api, s->api.rate_per_s, s->api.rate_burst);
 	h->media = hub_media_new(h->store, h->httpc, h->api, h->cfg);
 	h->contacts = hub_contacts_new(h->store, h->api, on_publish, h);
 	{
@@ -1023,6 +1094,8 @@ static int start(struct hubd *h)
 			return ret;
 		}
 	}
+	h->admin_channels = hub_admin_channels_new(h->store, h->api, h->httpc);
+	hub_admin_channels_set_config(h->admin_channels, h->cfg);
 	ret = hub_http_new(&h->loop, http_limits(s, &limits), routes, HUB_ARRAY_SIZE(routes), h,
 			   h->conns, h->metrics, &h->http);
 	if (ret < 0) {
@@ -1164,6 +1237,7 @@ int main(int argc, char **argv)
 	hub_media_free(h.media);
 	hub_privacy_free(h.privacy);
 	hub_contacts_free(h.contacts);
+	hub_admin_channels_free(h.admin_channels);
 	hub_api_free(h.api);
 	hub_conns_free(h.conns);
 	hub_metrics_free(h.metrics);

@@ -6,6 +6,7 @@
 #define HUB_CHANNEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum hub_channel_kind {
 	HUB_CHANNEL_WHATSAPP = 1,
@@ -24,6 +25,25 @@ struct hub_channel {
 	bool polling;             /* Telegram: updates by getUpdates long polling, no webhook */
 	bool enabled;
 };
+
+/* What hubctl and the admin API accept (the same rules in both places):
+ * a channel's or tenant's id: 1 to HUB_CHANNEL_ID_MAX of a-z, 0-9, '-' and '_'. */
+#define HUB_CHANNEL_ID_MAX 64
+#define HUB_CHANNEL_ACCOUNT_MAX 128
+#define HUB_CHANNEL_SECRET_MAX 4096
+bool hub_channel_id_valid(const char *s, size_t n);
+/* An account id (WhatsApp phone_number_id, Instagram account id, Telegram bot id): 1 to
+ * HUB_CHANNEL_ACCOUNT_MAX printable ASCII characters without spaces. */
+bool hub_channel_account_valid(const char *s, size_t n);
+/* A secret (app secret, verify token, access token, API key): 1 to HUB_CHANNEL_SECRET_MAX
+ * bytes of UTF-8 without control characters. */
+bool hub_channel_secret_valid(const char *s, size_t n);
+/* Telegram's setWebhook secret_token (a telegram channel's app secret): 1 to 256 of
+ * A-Z a-z 0-9 _ -. */
+bool hub_channel_telegram_secret_valid(const char *s, size_t n);
+/* What people may see of a secret: its last four characters when it has at least 16 (as
+ * the assistants' api_key_hint), else "" (out holds 5 bytes). */
+void hub_channel_secret_hint(const char *s, size_t n, char out[5]);
 
 /* "whatsapp" → HUB_CHANNEL_WHATSAPP ...; 0 when unknown. */
 enum hub_channel_kind hub_channel_kind_parse(const char *name);

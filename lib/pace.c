@@ -113,6 +113,24 @@ uint64_t hub_pace_reserve(struct hub_pace *p, struct hub_str key, uint64_t now,
 	return start - now;
 }
 
+uint64_t hub_pace_admit(struct hub_pace *p, struct hub_str key, uint64_t now,
+			uint64_t interval, unsigned burst)
+{
+	uint64_t tolerance;
+	struct entry *e;
+
+	if (!interval)
+		return 0;
+	e = lookup(p, key, now);
+	if (e->tat < now)
+		e->tat = now;
+	tolerance = interval * (burst > 1 ? burst - 1 : 0);
+	if (e->tat > now + tolerance)
+		return e->tat - tolerance - now;
+	e->tat += interval;
+	return 0;
+}
+
 void hub_pace_expire(struct hub_pace *p, uint64_t now)
 {
 	for (size_t i = 0; i < p->cap; i++) {

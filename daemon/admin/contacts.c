@@ -253,7 +253,7 @@ static void document(struct hub_contacts *c, struct hub_http_req *req, const cha
 	params[1] = id;
 	params[2] = claims.sub;
 	params[3] = hub_role_name(claims.role);
-	params[4] = hub_http_req_address(req, addr, sizeof(addr));
+	params[4] = hub_http_req_peer(req, addr, sizeof(addr));
 	run_query(c, req, r, sql, export ? 5 : 2, params, on_document);
 }
 
@@ -394,7 +394,7 @@ void hub_contacts_handle_patch(struct hub_contacts *c, struct hub_http_req *req)
 	params[2] = json;
 	params[3] = claims.sub;
 	params[4] = hub_role_name(claims.role);
-	params[5] = hub_http_req_address(req, addr, sizeof(addr));
+	params[5] = hub_http_req_peer(req, addr, sizeof(addr));
 	hub_contacts_run_change(c, req, claims.tid, patch_sql, 6, params);
 }
 
@@ -421,7 +421,7 @@ void hub_contacts_handle_merge(struct hub_contacts *c, struct hub_http_req *req)
 	params[3] = hub_str_eqs(action, "confirm") ? "true" : "false";
 	params[4] = claims.sub;
 	params[5] = hub_role_name(claims.role);
-	params[6] = hub_http_req_address(req, addr, sizeof(addr));
+	params[6] = hub_http_req_peer(req, addr, sizeof(addr));
 	hub_contacts_run_change(c, req, claims.tid, merge_sql, 7, params);
 }
 
@@ -440,6 +440,6 @@ void hub_contacts_handle_erase(struct hub_contacts *c, struct hub_http_req *req)
 	params[1] = id;
 	params[2] = claims.sub;
 	params[3] = hub_role_name(claims.role);
-	params[4] = hub_http_req_address(req, addr, sizeof(addr));
+	params[4] = hub_http_req_peer(req, addr, sizeof(addr));
 	hub_contacts_run_change(c, req, claims.tid, erase_sql, 5, params);
 }

@@ -214,6 +214,6 @@ void hub_privacy_handle_tenant_delete(struct hub_privacy *p, struct hub_http_req
 	params[1] = after;
 	params[2] = claims.sub;
 	params[3] = hub_role_name(claims.role);
-	params[4] = hub_http_req_address(req, addr, sizeof(addr));
+	params[4] = hub_http_req_peer(req, addr, sizeof(addr));
 	hub_contacts_run_change(p->contacts, req, claims.tid, delete_sql, 5, params);
 }

@@ -9,5 +9,7 @@
 extern const struct hub_embed_file hub_embedded_migrations[];
 /* The files of web/ (the inbox page), in file name order. */
 extern const struct hub_embed_file hub_embedded_web[];
+/* api/openapi.json, the OpenAPI 3 description of /api/v1. */
+extern const struct hub_embed_file hub_embedded_api[];
 
 #endif

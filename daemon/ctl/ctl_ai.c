@@ -15,20 +15,21 @@
 #include <libpq-fe.h>
 
 #include "assistant/dialog.h"
+#include "assistant/settings.h"
 #include "daemon/ctl/ctl_channel.h"
 #include "daemon/ctl/ctl_db.h"
 #include "lib/buf.h"
+#include "lib/channel.h"
 #include "lib/json.h"
 #include "lib/pool.h"
 #include "lib/utf8.h"
 
 #define WHAT "channel ai"
-#define URL_MAX 500
-#define MODEL_MAX 200
-#define PROMPT_MAX (32u << 10)
-#define KNOWLEDGE_MAX (256u << 10)
-#define TEXT_MAX 1000    /* a disclosure or hand-off message, bytes */
-#define PHRASES_MAX 50
+#define MODEL_MAX HUB_AI_MODEL_MAX
+#define PROMPT_MAX HUB_AI_PROMPT_MAX
+#define KNOWLEDGE_MAX HUB_AI_KNOWLEDGE_MAX
+#define TEXT_MAX HUB_AI_TEXT_MAX
+#define PHRASES_MAX HUB_AI_PHRASES_MAX
 
 static void usage(FILE *f)
 {
@@ -65,37 +66,6 @@ static int bad(const char *fmt, ...)
 	return 2;
 }
 
-static bool printable_utf8(const char *s, size_t n, bool newlines)
-{
-	if (!hub_utf8_valid(s, n))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((c < ' ' && !(newlines && (c == '\n' || c == '\t' || c == '\r'))) || c == 0x7f)
-			return false;
-	}
-	return true;
-}
-
-static bool valid_url(const char *u)
-{
-	size_t n = strlen(u);
-	const char *host;
-
-	if (n > URL_MAX)
-		return false;
-	if (strncmp(u, "https://", 8) == 0)
-		host = u + 8;
-	else if (strncmp(u, "http://", 7) == 0)
-		host = u + 7;
-	else
-		return false;
-	if (!*host || *host == '/' || strpbrk(u, "?#@ \"<>\\"))
-		return false;
-	return printable_utf8(u, n, false);
-}
-
 /* A whole number in [lo, hi]. */
 static bool int_arg(const char *s, long lo, long hi, long *out)
 {
@@ -116,7 +86,7 @@ static int read_text(const char *opt, const char *path, size_t max, struct hub_p
 	if (ret < 0) {
 		fprintf(stderr, "hubctl: " WHAT ": %s %s: %s\n", opt, path, strerror(-ret));
 		ret = 1;
-	} else if (b.len > max || !printable_utf8(b.p, b.len, true)) {
+	} else if (b.len > max || !hub_ai_printable(b.p, b.len, true)) {
 		fprintf(stderr, "hubctl: " WHAT ": %s %s: must be UTF-8 text of at most %zu bytes "
 				"without control characters\n", opt, path, max);
 		ret = 1;
@@ -139,7 +109,7 @@ static int lang_text(const char *opt, const char *arg, struct hub_buf *obj)
 	lang[2] = '\0';
 	if (hub_ai_lang_from_code(hub_str_from(lang)) == HUB_AI_LANG_NONE)
 		return bad("%s: the language must be ru, kk or en", opt);
-	if (strlen(eq + 1) > TEXT_MAX || !printable_utf8(eq + 1, strlen(eq + 1), true))
+	if (strlen(eq + 1) > TEXT_MAX || !hub_ai_printable(eq + 1, strlen(eq + 1), true))
 		return bad("%s: the text must be UTF-8 of at most 1000 bytes, no control "
 			   "characters", opt);
 	hub_buf_adds(obj, obj->len ? "," : "{");
@@ -150,28 +120,6 @@ static int lang_text(const char *opt, const char *arg, struct hub_buf *obj)
 	return 0;
 }
 
-/* ISO day number of "mon".."sun" or "1".."7"; 0 for anything else. */
-static int day_of(const char *s, size_t n)
-{
-	static const char *const names[] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" };
-
-	if (n == 1 && *s >= '1' && *s <= '7')
-		return *s - '0';
-	for (int i = 0; i < 7; i++)
-		if (n == 3 && strncasecmp(s, names[i], 3) == 0)
-			return i + 1;
-	return 0;
-}
-
-static bool hhmm(const char *s, int *min)
-{
-	if (strlen(s) != 5 || s[2] != ':' || !strchr("012", s[0]) || s[1] < '0' || s[1] > '9' ||
-	    s[3] < '0' || s[3] > '5' || s[4] < '0' || s[4] > '9')
-		return false;
-	*min = ((s[0] - '0') * 10 + s[1] - '0') * 60 + (s[3] - '0') * 10 + s[4] - '0';
-	return *min < 24 * 60;
-}
-
 /* "mon-fri,sun 09:00-18:00 Asia/Almaty" -> {"tz":..,"days":[..],"from":..,"to":..}. */
 static int hours_arg(const char *arg, struct hub_buf *out)
 {
@@ -180,24 +128,24 @@ static int hours_arg(const char *arg, struct hub_buf *out)
 	int a, b, fmin, tmin;
 
 	if (sscanf(arg, "%63s %15s %63s %c", days, times, tz, &extra) != 3 ||
-	    sscanf(times, "%5[0-9:]-%5[0-9:]", from, to) != 2 || !hhmm(from, &fmin) ||
-	    !hhmm(to, &tmin) || fmin >= tmin)
+	    sscanf(times, "%5[0-9:]-%5[0-9:]", from, to) != 2 ||
+	    !hub_ai_hhmm(from, strlen(from), &fmin) || !hub_ai_hhmm(to, strlen(to), &tmin) ||
+	    fmin >= tmin)
 		return bad("--hours wants 'DAYS HH:MM-HH:MM ZONE' with the end after the start, "
 			   "e.g. 'mon-fri 09:00-18:00 Asia/Almaty' (got \"%s\")", arg);
 	for (char *tok = strtok(days, ","); tok; tok = strtok(NULL, ",")) {
 		char *dash = strchr(tok, '-');
 
-		a = day_of(tok, dash ? (size_t)(dash - tok) : strlen(tok));
-		b = dash ? day_of(dash + 1, strlen(dash + 1)) : a;
+		a = hub_ai_day_of(tok, dash ? (size_t)(dash - tok) : strlen(tok));
+		b = dash ? hub_ai_day_of(dash + 1, strlen(dash + 1)) : a;
 		if (!a || !b || b < a)
 			return bad("--hours: days are mon..sun (or 1..7), as a list or ranges like "
 				   "mon-fri (got \"%s\")", arg);
 		for (int d = a; d <= b; d++)
 			on[d] = true;
 	}
-	for (const char *p = tz; *p; p++)
-		if (!(isalnum((unsigned char)*p) || strchr("/_+-", *p)))
-			return bad("--hours: \"%s\" is no time zone name (like Asia/Almaty)", tz);
+	if (!hub_ai_tz_valid(tz, strlen(tz)))
+		return bad("--hours: \"%s\" is no time zone name (like Asia/Almaty)", tz);
 	hub_buf_adds(out, "{\"tz\":");
 	hub_json_add_str(out, hub_str_from(tz));
 	hub_buf_adds(out, ",\"days\":[");
@@ -283,7 +231,7 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 		case O_ON: SET_RAW("enabled", "true"); break;
 		case O_OFF: SET_RAW("enabled", "false"); break;
 		case O_URL:
-			if (!valid_url(optarg)) {
+			if (!hub_ai_url_valid(optarg, strlen(optarg))) {
 				ret = bad("--url must be an http:// or https:// URL without query, "
 					  "user or spaces, at most 500 bytes (got \"%s\")", optarg);
 				goto out;
@@ -292,7 +240,7 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 			break;
 		case O_MODEL:
 			if (!*optarg || strlen(optarg) > MODEL_MAX ||
-			    !printable_utf8(optarg, strlen(optarg), false)) {
+			    !hub_ai_printable(optarg, strlen(optarg), false)) {
 				ret = bad("--model must be 1 to %d bytes of printable UTF-8", MODEL_MAX);
 				goto out;
 			}
@@ -309,12 +257,12 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 		case O_REPLY:
 		case O_TOKENS:
 		case O_QUIET: {
-			long lo = opt == O_HIST ? 1 : opt == O_REPLY ? 20 : 0;
-			long hi = opt == O_HIST ? 100 : opt == O_REPLY ? 4096 :
-				  opt == O_TOKENS ? 32768 : 600000;
 			const char *name = opt == O_HIST ? "history_turns" :
 					   opt == O_REPLY ? "reply_max_chars" :
 					   opt == O_TOKENS ? "max_tokens" : "quiet_ms";
+			long lo = 0, hi = 0;
+
+			(void)hub_ai_int_bounds(name, &lo, &hi);
 
 			if (!int_arg(optarg, lo, hi, &n)) {
 				fprintf(stderr, "hubctl: " WHAT ": --%s must be a whole number from %ld "
@@ -353,7 +301,7 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 			break;
 		case O_PHRASE:
 			if (!*optarg || strlen(optarg) > HUB_AI_PHRASE_MAX ||
-			    !printable_utf8(optarg, strlen(optarg), false) || ++nphrases > PHRASES_MAX) {
+			    !hub_ai_printable(optarg, strlen(optarg), false) || ++nphrases > PHRASES_MAX) {
 				ret = bad("--handoff-phrase: 1 to 200 bytes of printable UTF-8 each, at "
 					  "most 50 phrases (got \"%s\")", optarg);
 				goto out;
@@ -394,13 +342,15 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 		const char *sealed;
 
 		if (hubctl_read_secret(WHAT, "--key-file", key_file, &pool, &key) != 0 ||
-		    hubctl_seal(cfg, WHAT, hub_pool_sprintf(&pool, "channel_ai/%s/api_key",
-							    argv[optind]), key, &pool, &sealed) != 0)
+		    hubctl_seal(cfg, WHAT, "channel_ai", argv[optind], "api_key", key, &pool,
+				&sealed) != 0)
 			goto out;
 		SET_STR("api_key", hub_str_from(sealed));
 		/* people see the last four characters of a key long enough to spare them */
-		SET_STR("api_key_hint", strlen(key) >= 16 ? hub_str_from(key + strlen(key) - 4)
-							  : hub_str_from(""));
+		char hint[5];
+
+		hub_channel_secret_hint(key, strlen(key), hint);
+		SET_STR("api_key_hint", hub_str_from(hint));
 	}
 	if (prompt_file) {
 		if (read_text("--prompt-file", prompt_file, PROMPT_MAX, &pool, &text) != 0)
@@ -438,8 +388,11 @@ int hubctl_channel_ai_main(const struct hub_config *cfg, int argc, char **argv)
 	if (!pg)
 		goto out;
 	const char *params[] = { argv[optind], set.p };
-	res = changes ? PQexecParams(pg, "SELECT hub_channel_ai_set($1, $2::jsonb)", 2, NULL,
-				     params, NULL, NULL, 0)
+	/* a change is audited in its statement: the names of the settings, never values */
+	res = changes ? PQexecParams(pg, "SELECT hub_channel_ai_set($1, $2::jsonb), hub_ctl_audit("
+				     "$1, 'channel.update', jsonb_build_object('fields', (SELECT "
+				     "jsonb_agg('ai.' || k) FROM jsonb_object_keys($2::jsonb) k "
+				     "WHERE k <> 'api_key_hint')))", 2, NULL, params, NULL, NULL, 0)
 		      : PQexecParams(pg, "SELECT hub_channel_ai_get($1)", 1, NULL, params, NULL,
 				     NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -28,7 +28,7 @@
 #include "lib/secret.h"
 #include "lib/utf8.h"
 
-#define SECRET_MAX 4096
+#define SECRET_MAX HUB_CHANNEL_SECRET_MAX
 #define WHAT_ADD "channel add"
 #define NAME_MAX_LEN 200
 
@@ -54,47 +54,7 @@ static void usage(FILE *f)
 
 bool hubctl_valid_id(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 64)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return false;
-	}
-	return true;
-}
-
-/* Account ids: WhatsApp phone_number_id, Instagram account id, Telegram bot id. */
-static bool valid_account(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 128)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c <= ' ' || c >= 0x7f)
-			return false;
-	}
-	return true;
-}
-
-/* Telegram's setWebhook secret_token: 1-256 of A-Z a-z 0-9 _ -. */
-static bool valid_telegram_secret(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 256)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_'))
-			return false;
-	}
-	return true;
+	return hub_channel_id_valid(s, strlen(s));
 }
 
 /* Reads a secret from path ("-": stdin) without its trailing newlines. 0, or 1 (exit code)
@@ -124,13 +84,11 @@ int hubctl_read_secret(const char *what, const char *opt, const char *path,
 		ret = 1;
 		goto out;
 	}
-	for (size_t i = 0; i < b.len; i++) {
-		if ((unsigned char)b.p[i] < ' ') {
-			fprintf(stderr, "hubctl: %s: %s %s: control characters in the "
-					"secret\n", what, opt, path);
-			ret = 1;
-			goto out;
-		}
+	if (!hub_channel_secret_valid(b.p, b.len)) {
+		fprintf(stderr, "hubctl: %s: %s %s: control characters in the secret\n", what,
+			opt, path);
+		ret = 1;
+		goto out;
 	}
 	*out = hub_pool_strndup(pool, b.p, b.len);
 	ret = 0;
@@ -139,8 +97,9 @@ out:
 	return ret;
 }
 
-int hubctl_seal(const struct hub_config *cfg, const char *what, const char *where,
-		const char *plain, struct hub_pool *pool, const char **out)
+int hubctl_seal(const struct hub_config *cfg, const char *what, const char *table,
+		const char *id, const char *column, const char *plain, struct hub_pool *pool,
+		const char **out)
 {
 	struct hub_buf b = HUB_BUF_INIT;
 	int ret;
@@ -148,8 +107,8 @@ int hubctl_seal(const struct hub_config *cfg, const char *what, const char *wher
 	*out = NULL;
 	if (!plain)
 		return 0;
-	ret = hub_secret_seal(hub_config_keyring(cfg), hub_str_from(where), hub_str_from(plain),
-			      &b);
+	ret = hub_channels_seal(hub_config_keyring(cfg), table, id, column, hub_str_from(plain),
+				&b);
 	if (ret < 0) {
 		fprintf(stderr, "hubctl: %s: secrets.master_key is not set: secrets are stored "
 				"sealed with it (make one with: openssl rand -hex 32)\n", what);
@@ -306,7 +265,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 				"instagram (not \"%s\")\n", kind_name);
 		return 2;
 	}
-	if (!valid_account(account)) {
+	if (!hub_channel_account_valid(account, strlen(account))) {
 		fprintf(stderr, "hubctl: channel add: --account must be 1 to 128 printable "
 				"characters without spaces\n");
 		return 2;
@@ -358,7 +317,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 					 &access);
 	if (ret)
 		goto out;
-	if (kind == HUB_CHANNEL_TELEGRAM && !valid_telegram_secret(app)) {
+	if (kind == HUB_CHANNEL_TELEGRAM && !hub_channel_telegram_secret_valid(app, strlen(app))) {
 		fprintf(stderr, "hubctl: channel add: a telegram app secret (the webhook's "
 				"secret_token) must be 1 to 256 of A-Z, a-z, 0-9, '_' and '-'\n");
 		ret = 1;
@@ -366,14 +325,13 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 	}
 	const char *sealed[3];
 
-	ret = hubctl_seal(cfg, WHAT_ADD, hub_pool_sprintf(&pool, "channels/%s/app_secret", id),
-			  app, &pool, &sealed[0]);
+	ret = hubctl_seal(cfg, WHAT_ADD, "channels", id, "app_secret", app, &pool, &sealed[0]);
 	if (ret == 0)
-		ret = hubctl_seal(cfg, WHAT_ADD, hub_pool_sprintf(&pool, "channels/%s/verify_token",
-								  id), verify, &pool, &sealed[1]);
+		ret = hubctl_seal(cfg, WHAT_ADD, "channels", id, "verify_token", verify, &pool,
+				  &sealed[1]);
 	if (ret == 0)
-		ret = hubctl_seal(cfg, WHAT_ADD, hub_pool_sprintf(&pool, "channels/%s/access_token",
-								  id), access, &pool, &sealed[2]);
+		ret = hubctl_seal(cfg, WHAT_ADD, "channels", id, "access_token", access, &pool,
+				  &sealed[2]);
 	if (ret)
 		goto out;
 	pg = hubctl_db_connect(cfg, "channel add");
@@ -407,6 +365,21 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		ret = register_webhook(cfg, &ch, register_url, &pool);
 		if (ret)
 			goto out; /* PQfinish rolls the channel back */
+	}
+	PQclear(res);
+	/* the audit record (names of what was given, never values), in the same transaction */
+	{
+		const char *audit[] = { id, hub_pool_sprintf(&pool, "{\"fields\":[\"id\",\"kind\","
+			"\"account_id\",\"mode\",\"app_secret\"%s%s]}",
+			verify ? ",\"verify_token\"" : "", access ? ",\"access_token\"" : "") };
+
+		res = PQexecParams(pg, "SELECT hub_ctl_audit($1, 'channel.create', $2::jsonb)", 2,
+				   NULL, audit, NULL, NULL, 0);
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		hubctl_db_error("channel add", res, pg);
+		ret = 1;
+		goto out;
 	}
 	PQclear(res);
 	res = PQexec(pg, "COMMIT");
@@ -519,8 +492,10 @@ static int cmd_set_enabled(const struct hub_config *cfg, int argc, char **argv, 
 	if (!pg)
 		goto out;
 	const char *params[] = { argv[1], enabled ? "true" : "false" };
-	res = PQexecParams(pg, "SELECT hub_channel_set_enabled($1, $2)", 2, NULL, params, NULL,
-			   NULL, 0);
+	/* audited in the same statement (one transaction), when the channel exists */
+	res = PQexecParams(pg, "SELECT hub_channel_set_enabled($1, $2::boolean) AND hub_ctl_audit("
+			   "$1, CASE WHEN $2::boolean THEN 'channel.enable' ELSE 'channel.disable' "
+			   "END, '{}')", 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		hubctl_db_error(what, res, pg);
 		goto out;

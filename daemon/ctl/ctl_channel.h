@@ -30,9 +30,11 @@ bool hubctl_valid_id(const char *s);
  * control characters, trailing newlines dropped. 0, or 1 with the reason printed. */
 int hubctl_read_secret(const char *what, const char *opt, const char *path,
 		       struct hub_pool *pool, const char **out);
-/* plain (NULL: *out NULL) sealed for where under the config's master key, into *out
- * (pool). 0, or 1 with the reason printed (no secrets.master_key). */
-int hubctl_seal(const struct hub_config *cfg, const char *what, const char *where,
-		const char *plain, struct hub_pool *pool, const char **out);
+/* plain (NULL: *out NULL) sealed for column of row id of table under the config's master
+ * key (hub_channels_seal()), into *out (pool). 0, or 1 with the reason printed (no
+ * secrets.master_key). */
+int hubctl_seal(const struct hub_config *cfg, const char *what, const char *table,
+		const char *id, const char *column, const char *plain, struct hub_pool *pool,
+		const char **out);
 
 #endif

@@ -6,7 +6,7 @@
 
 const char hub_channels_sql[] =
 	"SELECT c.public_id, c.tenant_id, c.kind, c.account_id, c.app_secret, c.verify_token, "
-	"c.access_token, c.mode, c.enabled AND t.deleted_at IS NULL "
+	"c.access_token, c.mode, c.enabled AND t.deleted_at IS NULL AND c.deleted_at IS NULL "
 	"FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY c.public_id";
 
 enum { C_ID, C_TENANT, C_KIND, C_ACCOUNT, C_APP_SECRET, C_VERIFY, C_ACCESS, C_MODE, C_ENABLED,
@@ -27,6 +27,18 @@ void hub_channels_secret_error(struct hub_buf *b, int ret, struct hub_str value)
 		hub_buf_adds(b, "sealed, and no secrets.master_key is set");
 	else
 		hub_buf_adds(b, "does not open with its key (altered, or copied from elsewhere)");
+}
+
+int hub_channels_seal(const struct hub_keyring *kr, const char *table, const char *id,
+		      const char *column, struct hub_str plain, struct hub_buf *out)
+{
+	struct hub_buf where = HUB_BUF_INIT;
+	int ret;
+
+	hub_buf_addf(&where, "%s/%s/%s", table, id, column);
+	ret = hub_secret_seal(kr, hub_buf_str(&where), plain, out);
+	hub_buf_release(&where);
+	return ret;
 }
 
 /* The secret in column col of row, opened (in pool), or NULL when the cell is NULL. false

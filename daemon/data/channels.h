@@ -26,6 +26,14 @@ struct hub_channel *hub_channels_from_result(PGresult *res, const struct hub_key
 					     struct hub_pool *pool, size_t *n,
 					     struct hub_buf *errors, size_t *in_clear);
 
+/* Seals the secret plain of column of row id of table ("channels" or "channel_ai") for the
+ * database under kr's current key (lib/secret.h, where "<table>/<id>/<column>", the place
+ * hub_channels_from_result() and the assistant open it from), appending it to out. 0, or
+ * -ENOKEY when kr (may be NULL) has no current key. hubctl and the admin API both seal
+ * through this. */
+int hub_channels_seal(const struct hub_keyring *kr, const char *table, const char *id,
+		      const char *column, struct hub_str plain, struct hub_buf *out) HUB_MUSTCHECK;
+
 /* Appends why a secret did not open (hub_secret_open()'s ret) for an error message. */
 void hub_channels_secret_error(struct hub_buf *b, int ret, struct hub_str value);
 

@@ -11,14 +11,19 @@
 #include <string.h>
 #include <time.h>
 
+#include <uv.h>
+
 #include "daemon/data/store.h"
 #include "daemon/net/http.h"
 #include "lib/crypto.h"
 #include "lib/jwt.h"
 #include "lib/log.h"
+#include "lib/pace.h"
 #include "lib/revoke.h"
 
 #define TAG "api"
+/* Tokens remembered by the rate limit beyond which those that limit nothing are forgotten. */
+#define PACE_KEYS_EXPIRE 4096
 #define CURSOR_MAX 64 /* characters of a conversations cursor; longer: 400 */
 /* Activity in a cursor: from the epoch to the end of the year 9999, in microseconds (what
  * PostgreSQL's timestamptz holds; beyond it the query would fail, not answer 400). */
@@ -33,6 +38,9 @@ static const char messages_sql[] =
 
 struct hub_api {
 	struct hub_store *store;
+	struct hub_pace *pace;     /* api.rate_per_s per token: key "<tid>\n<sub>" */
+	uint64_t interval_us;      /* 0: no limit */
+	unsigned burst;
 	struct hub_buf secret;
 	int max_token_ttl_s;
 	struct hub_revocations *revoked; /* NULL: none */
@@ -50,6 +58,7 @@ struct hub_api *hub_api_new(struct hub_store *store, struct hub_str jwt_secret,
 	struct hub_api *api = hub_xcalloc(1, sizeof(*api));
 
 	api->store = store;
+	api->pace = hub_pace_new();
 	hub_buf_init(&api->secret);
 	hub_api_set_auth(api, jwt_secret, max_token_ttl_s);
 	return api;
@@ -60,6 +69,38 @@ void hub_api_set_auth(struct hub_api *api, struct hub_str jwt_secret, int max_to
 	hub_buf_reset(&api->secret);
 	hub_buf_addstr(&api->secret, jwt_secret);
 	api->max_token_ttl_s = max_token_ttl_s;
+}
+
+void hub_api_set_rate(struct hub_api *api, int per_s, int burst)
+{
+	api->interval_us = per_s > 0 ? 1000000u / (unsigned)per_s : 0;
+	api->burst = burst > 0 ? (unsigned)burst : 1;
+}
+
+/* The token's share of api.rate_per_s: 0, or answers 429 with Retry-After and -EAGAIN. */
+static int rate_limit(struct hub_api *api, struct hub_http_req *req,
+		      const struct hub_jwt_claims *claims)
+{
+	struct hub_buf key = HUB_BUF_INIT;
+	uint64_t now = uv_hrtime() / 1000, wait;
+	char secs[24];
+
+	if (!api->interval_us)
+		return 0;
+	if (hub_pace_size(api->pace) > PACE_KEYS_EXPIRE)
+		hub_pace_expire(api->pace, now);
+	hub_buf_addf(&key, "%s\n%s", claims->tid, claims->sub);
+	wait = hub_pace_admit(api->pace, hub_buf_str(&key), now, api->interval_us, api->burst);
+	hub_buf_release(&key);
+	if (!wait)
+		return 0;
+	snprintf(secs, sizeof(secs), "%" PRIu64, (wait + 999999) / 1000000);
+	hub_log_debug(TAG, "conn=%" PRIu64 " req=%" PRIu64 ": 429 rate limited",
+		      hub_http_req_conn_id(req), hub_http_req_id(req));
+	hub_http_req_add_header(req, "Retry-After", secs);
+	hub_http_req_error(req, 429, "rate_limited",
+			   "too many requests with this token: retry after %s s", secs);
+	return -EAGAIN;
 }
 
 void hub_api_set_revocations(struct hub_api *api, struct hub_revocations *rv)
@@ -75,6 +116,7 @@ void hub_api_free(struct hub_api *api)
 	if (!api)
 		return;
 	hub_revocations_unref(api->revoked);
+	hub_pace_free(api->pace);
 	hub_buf_release(&api->secret);
 	free(api);
 }
@@ -109,6 +151,8 @@ int hub_api_authenticate(struct hub_api *api, struct hub_http_req *req,
 		hub_http_req_error(req, 401, "bad_token", "%s", err.msg);
 		return -EPERM;
 	}
+	if (rate_limit(api, req, claims) < 0)
+		return -EPERM;
 	return 0;
 }
 

@@ -1443,18 +1443,26 @@ uint64_t hub_http_req_conn_id(const struct hub_http_req *req)
 	return req->conn_id;
 }
 
-const char *hub_http_req_address(const struct hub_http_req *req, char *buf, size_t len)
-{
-	if (len)
-		buf[0] = '\0';
-	if (req->conn && len)
-		hub_conns_key_str(&req->conn->peer, buf, len);
-	return buf;
-}
-
 uint64_t hub_http_req_id(const struct hub_http_req *req)
 {
 	return req->id;
+}
+
+const char *hub_http_req_peer(const struct hub_http_req *req, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	int n = sizeof(ss);
+
+	if (len)
+		buf[0] = '\0';
+	if (!req->conn || req->conn->closed ||
+	    uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &n) < 0)
+		return buf;
+	if (ss.ss_family == AF_INET)
+		uv_ip4_name((const struct sockaddr_in *)&ss, buf, len);
+	else if (ss.ss_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)&ss, buf, len);
+	return buf;
 }
 
 /* ---- upgrade ---- */

@@ -96,12 +96,12 @@ int hub_http_req_query_get(const struct hub_http_req *req, const char *name,
 struct hub_str hub_http_req_query(const struct hub_http_req *req, const char *name);
 /* The request's arena, released after the response is sent. */
 struct hub_pool *hub_http_req_pool(struct hub_http_req *req);
+/* The client's address ("192.0.2.7", "2001:db8::1") in buf (len at least 46), for the
+ * audit log; "" when the connection is gone or the address unknown. Returns buf. */
+const char *hub_http_req_peer(const struct hub_http_req *req, char *buf, size_t len);
 /* Ids for log lines: "conn=42 req=7". */
 uint64_t hub_http_req_conn_id(const struct hub_http_req *req);
 uint64_t hub_http_req_id(const struct hub_http_req *req);
-/* The client's address for an audit record (IPv4 a.b.c.d, IPv6 its /64 prefix::/64) in buf;
- * "" once the connection is gone. Returns buf. */
-const char *hub_http_req_address(const struct hub_http_req *req, char *buf, size_t len);
 
 /* Adds a response header (before respond). name and value are copied. */
 void hub_http_req_add_header(struct hub_http_req *req, const char *name, const char *value);

@@ -514,8 +514,14 @@ static void job_start(struct job *job)
 	const struct hub_channel *ch = hub_config_channel(job->cfg, job->channel);
 	const struct hub_adapter *a = ch ? hub_adapter_for(ch->kind) : NULL;
 
-	if (!a || !ch->enabled || !a->build_send) {
-		job_retry(job, "channel", "the channel is not configured here, or disabled", 0);
+	if (a && !ch->enabled) {
+		/* disabled or deleted by its admin: nothing goes out through it any more */
+		job_failed(job, "channel_disabled", "the channel is disabled or deleted: the "
+			   "message was not sent");
+		return;
+	}
+	if (!a || !a->build_send) {
+		job_retry(job, "channel", "the channel is not configured here", 0);
 		return;
 	}
 	if (!job->window_open) {

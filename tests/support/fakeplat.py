@@ -96,6 +96,8 @@ FakePlatform(kind, ca, port=0, host="127.0.0.1", verbose=False)
             {file_id} -> {"file_id","file_unique_id","file_size","file_path"}; GET
             /file/bot<token>/<file_path> -> the bytes. Instagram: GET media_url(id).
         media_url(media_id, token=None)    the download URL on this server
+        srv.phone_numbers[pnid] = {"display_phone_number", "verified_name"}  WhatsApp GET
+            /v{N}/{pnid}?fields=... answers them (else it is a media id)
         add_profile(igsid, fields)         Instagram GET /v{N}/{IGSID}?fields=... answer
     Per-platform ids: srv.account_id (Instagram's /me, default "17841471550633446"),
     srv.waba_id, srv.display_phone_number (WhatsApp webhooks), srv.bot (Telegram getMe).
@@ -352,6 +354,8 @@ class FakePlatform:
         # media
         self._media = {}
         self._profiles = {}
+        # WhatsApp phone number ids GET /v{N}/{id} answers for (the admin API's check)
+        self.phone_numbers = {}
         # per platform
         self.account_id = "17841471550633446"
         self.waba_id = "102290129340398"
@@ -930,6 +934,13 @@ class FakePlatform:
         return _Answer(200, {"id": mid})
 
     def _wa_media_info(self, req, media_id):
+        phone = self.phone_numbers.get(media_id)
+        if phone is not None:  # GET /v{N}/{phone_number_id}: the number's fields
+            fields = req.query.get("fields")
+            out = dict(phone) if not fields else {k: phone[k] for k in fields.split(",")
+                                                  if k in phone}
+            out["id"] = media_id
+            return _Answer(200, out)
         m = self._media.get(media_id)
         if m is None:
             return self._meta_unsupported(req, media_id)

@@ -341,6 +341,35 @@ static void test_metrics_token(void **state)
 	free(errors);
 }
 
+/* The database's channels beside the file's: a disabled one is kept without its secrets
+ * (a deleted channel has none), so that it is known as off; an enabled one without them
+ * is not served. */
+static void test_with_channels_keeps_disabled_ones(void **state)
+{
+	struct hub_config *cfg, *snap = NULL;
+	const struct hub_channel *ch;
+	struct hub_channel db[] = {
+		{ .id = "db-on", .tenant = "demo", .kind = HUB_CHANNEL_WHATSAPP,
+		  .account_id = "1", .app_secret = "s", .enabled = true },
+		{ .id = "db-gone", .tenant = "demo", .kind = HUB_CHANNEL_WHATSAPP,
+		  .account_id = "2", .enabled = false },
+		{ .id = "db-nosecret", .tenant = "demo", .kind = HUB_CHANNEL_WHATSAPP,
+		  .account_id = "3", .enabled = true },
+	};
+
+	(void)state;
+	cfg = parse_ok("{" BASE_DB BASE_AUTH "}");
+	assert_int_equal(hub_config_with_channels(cfg, db, 3, &snap), 1);
+	assert_true(hub_config_channel(snap, HUB_STR("db-on"))->enabled);
+	ch = hub_config_channel(snap, HUB_STR("db-gone"));
+	assert_non_null(ch);
+	assert_false(ch->enabled);
+	assert_string_equal(ch->app_secret, "");
+	assert_null(hub_config_channel(snap, HUB_STR("db-nosecret")));
+	hub_config_unref(snap);
+	hub_config_unref(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +384,7 @@ int main(void)
 		cmocka_unit_test(test_example_configs_are_valid),
 		cmocka_unit_test(test_redis_hmac_key_required_with_url),
 		cmocka_unit_test(test_metrics_token),
+		cmocka_unit_test(test_with_channels_keeps_disabled_ones),
 	};
 	unsetenv("HUB_DATABASE_URL");
 	unsetenv("HUB_JWT_SECRET");

@@ -29,6 +29,23 @@ static void test_burst_then_one_per_interval(void **state)
 	hub_pace_free(p);
 }
 
+static void test_admit_refuses_without_reserving(void **state)
+{
+	struct hub_pace *p = hub_pace_new();
+	struct hub_str k = HUB_STR("demo\nadmin-1");
+
+	(void)state;
+	/* a burst of 3, then refused with the wait until one fits; refusals reserve nothing */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(hub_pace_admit(p, k, 1000, 500, 3), 0);
+	assert_int_equal(hub_pace_admit(p, k, 1000, 500, 3), 500);
+	assert_int_equal(hub_pace_admit(p, k, 1200, 500, 3), 300);
+	assert_int_equal(hub_pace_admit(p, k, 1500, 500, 3), 0);
+	assert_int_equal(hub_pace_admit(p, k, 1500, 500, 3), 500);
+	assert_int_equal(hub_pace_admit(p, k, 1500, 0, 3), 0);
+	hub_pace_free(p);
+}
+
 static void test_keys_are_apart_and_zero_is_no_limit(void **state)
 {
 	struct hub_pace *p = hub_pace_new();
@@ -71,6 +88,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_burst_then_one_per_interval),
+		cmocka_unit_test(test_admit_refuses_without_reserving),
 		cmocka_unit_test(test_keys_are_apart_and_zero_is_no_limit),
 		cmocka_unit_test(test_expire_forgets_what_limits_nothing),
 	};
