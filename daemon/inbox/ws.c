@@ -1432,7 +1432,9 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		pss->c = client_new(ws, wsi);
 		hub_log_debug(TAG, "conn=%llu: websocket established", (unsigned long long)
 			      pss->c->id);
-		if (lws_get_protocol(wsi) == &ws->protocols[1])
+		/* lws keeps a copy of the table: the protocol by its name */
+		if (lws_get_protocol(wsi) &&
+		    strcmp(lws_get_protocol(wsi)->name, WS_HANDLER_PROTOCOL) == 0)
 			client_open_handler(ws, pss->c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:

@@ -1,0 +1,185 @@
+"""tests/integration/test_webchat.py - the website chat (issue 15): a visitor's session
+(token, signed-in user's hash, pre-chat form off), the Origin check at the session and at
+the websocket upgrade, a visitor's message stored once as a conversation's message, the
+agent's reply reaching the visitor's socket, resume after a reconnect, isolation between
+visitors, and bad inputs answered with clear errors that change nothing.
+"""
+import hashlib
+import hmac
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from support import httpc, hubd, ws  # noqa: E402
+from support.case import HubTestCase  # noqa: E402
+
+ORIGIN = "http://shop.localhost:8090"
+SECRET = "webchat-identity-secret-" + os.urandom(8).hex()
+
+
+class WebchatCase(HubTestCase):
+    def start(self):
+        cfg = self.config()
+        cfg["channels"].append({
+            "id": "demo-web", "tenant": "demo", "kind": "web", "account_id": "demo-web",
+            "app_secret": SECRET,
+            "web": {"origins": [ORIGIN], "title": {"en": "Shop", "ru": "Магазин"},
+                    "color": "#0a7cff", "greeting": "Hello!", "prechat": False}})
+        return self.start_hubd(cfg)
+
+    def session(self, h, body, origin=ORIGIN, channel="demo-web"):
+        hdr = {"Content-Type": "application/json"}
+        if origin:
+            hdr["Origin"] = origin
+        return httpc.request(h.port, "POST", "/webchat/%s/session" % channel,
+                             body=json.dumps(body).encode(), headers=hdr)
+
+    def visitor(self, h, token, after=None, origin=ORIGIN):
+        c = self.ws(h, path="/ws/visitor/demo-web", subprotocol="bayge.visitor.v1",
+                    headers={"Origin": origin})
+        m = {"type": "auth", "token": token}
+        if after is not None:
+            m["after"] = after
+        c.send_json(m)
+        return c
+
+    def until(self, c, kind):
+        seen = []
+        while True:
+            m = c.recv_json()
+            seen.append(m)
+            if m["type"] == kind:
+                return m, seen
+
+    def test_session_token_and_origin(self):
+        h = self.start()
+        r = self.session(h, {})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers.get("access-control-allow-origin"), ORIGIN)
+        body = json.loads(r.body)
+        self.assertTrue(body["token"].startswith("wv1.demo-web."))
+        self.assertEqual(body["settings"]["title"]["ru"], "Магазин")
+        # the same token again: the same visitor
+        r2 = self.session(h, {"token": body["token"]})
+        self.assertEqual(r2.status, 200, r2)
+        before = self.counts()
+        # another origin: 403, no CORS header
+        r = self.session(h, {}, origin="http://evil.localhost")
+        self.assertEqual(r.status, 403, r)
+        self.assertIn(b"origin_not_allowed", r.body)
+        self.assertIsNone(r.headers.get("access-control-allow-origin"))
+        # unknown channel, a forged token, a malformed body
+        self.assertEqual(self.session(h, {}, channel="nope").status, 404)
+        r = self.session(h, {"token": body["token"][:-4] + "AAAA"})
+        self.assertEqual(r.status, 401, r)
+        self.assertIn(b"bad_token", r.body)
+        r = httpc.request(h.port, "POST", "/webchat/demo-web/session", body=b"{",
+                          headers={"Origin": ORIGIN})
+        self.assertEqual(r.status, 400, r)
+        # the pre-chat form is off here
+        r = self.session(h, {"name": "Aigerim", "phone": "+77011234567"})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn(b"prechat_off", r.body)
+        self.assert_unchanged(before)
+        h.assert_alive()
+
+    def test_user_hash(self):
+        h = self.start()
+        good = hmac.new(SECRET.encode(), b"user-42", hashlib.sha256).hexdigest()
+        r = self.session(h, {"user_id": "user-42", "user_hash": good})
+        self.assertEqual(r.status, 200, r)
+        r = self.session(h, {"user_id": "user-42", "user_hash": "0" * 64})
+        self.assertEqual(r.status, 401, r)
+        self.assertIn(b"bad_user_hash", r.body)
+        r = self.session(h, {"user_id": "user 42", "user_hash": good})
+        self.assertEqual(r.status, 400, r)
+
+    def test_upgrade_origin_and_subprotocol(self):
+        h = self.start()
+        with self.assertRaises(ws.WsHandshakeError) as e:
+            ws.WsClient(h.port, path="/ws/visitor/demo-web", subprotocol="bayge.visitor.v1",
+                        headers={"Origin": "http://evil.localhost"})
+        self.assertIn("403", e.exception.head.split("\r\n")[0])
+        with self.assertRaises(ws.WsHandshakeError) as e:
+            ws.WsClient(h.port, path="/ws/visitor/demo-web", subprotocol="bayge.v1",
+                        headers={"Origin": ORIGIN})
+        self.assertIn("400", e.exception.head.split("\r\n")[0])
+        # a bad token closes the socket
+        c = self.visitor(h, "wv1.demo-web.AAAA.1.AAAA")
+        with self.assertRaises(ws.WsClosed) as e:
+            c.recv_json()
+        self.assertEqual(e.exception.code, 1008)
+        h.assert_alive()
+
+    def test_visitor_writes_agent_answers_resume(self):
+        h = self.start()
+        agent = self.agent(h)
+        token = json.loads(self.session(h, {}).body)["token"]
+        c = self.visitor(h, token)
+        ready, _ = self.until(c, "ready")
+        text = "<b>hi</b><script>alert(1)</script> " + os.urandom(4).hex()
+        self.no_leak(text)
+        c.send_json({"type": "send", "client_id": "c1", "text": text})
+        ack, _ = self.until(c, "ack")
+        self.assertEqual(ack["client_id"], "c1")
+        mid = ack["id"]
+        # the same client id again: stored once
+        c.send_json({"type": "send", "client_id": "c1", "text": text})
+        ack2, _ = self.until(c, "ack")
+        self.assertEqual(ack2["id"], mid)
+        self.assertEqual(self.count("messages", "text = '%s'" % text.replace("'", "''")), 1)
+        ev = agent.event("message.created")
+        self.assertEqual(ev["data"]["channel_id"], "demo-web")
+        self.assertEqual(ev["data"]["text"], text)
+        conv = ev["data"]["conversation_id"]
+        # the agent answers; the visitor gets it live
+        reply = "Thanks! " + os.urandom(4).hex()
+        a = agent.command({"type": "send", "conversation_id": conv, "text": reply,
+                           "client_id": "a1"})
+        self.assertEqual(a["type"], "ack", a)
+        while True:
+            m = c.recv_json()
+            if m["type"] == "message" and m["message"]["author"] == "agent":
+                break
+        self.assertEqual(m["message"]["text"], reply)
+        cursor = m["cursor"]
+        c.close()
+        # another visitor sees nothing of it
+        other = json.loads(self.session(h, {}).body)["token"]
+        o = self.visitor(h, other)
+        _, seen = self.until(o, "ready")
+        self.assertEqual([x for x in seen if x["type"] == "message"], [])
+        # a second reply while the visitor is away; resume gets it and nothing before
+        reply2 = "Still there? " + os.urandom(4).hex()
+        a = agent.command({"type": "send", "conversation_id": conv, "text": reply2,
+                           "client_id": "a2"})
+        self.assertEqual(a["type"], "ack", a)
+        c2 = self.visitor(h, token, after=cursor)
+        _, seen = self.until(c2, "ready")
+        texts = [x["message"]["text"] for x in seen if x["type"] == "message"]
+        self.assertEqual(texts, [reply2])
+        # a fresh page: the whole history
+        c3 = self.visitor(h, token)
+        _, seen = self.until(c3, "ready")
+        texts = [x["message"]["text"] for x in seen if x["type"] == "message"]
+        self.assertEqual(texts, [text, reply, reply2])
+        h.assert_alive()
+
+    def test_bad_frames_and_limits(self):
+        h = self.start()
+        token = json.loads(self.session(h, {}).body)["token"]
+        c = self.visitor(h, token)
+        self.until(c, "ready")
+        before = self.counts()
+        c.send_json({"type": "send", "client_id": "bad id!", "text": "x"})
+        self.assertEqual(self.until(c, "error")[0]["code"], "bad_request")
+        c.send_json({"type": "send", "client_id": "c9", "text": "x" * 2001})
+        self.assertEqual(self.until(c, "error")[0]["code"], "too_long")
+        c.send_json({"type": "nope"})
+        self.assertEqual(self.until(c, "error")[0]["code"], "bad_request")
+        c.send_text("not json")
+        self.assertEqual(self.until(c, "error")[0]["code"], "bad_request")
+        self.assert_unchanged(before)
+        h.assert_alive()
