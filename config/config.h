@@ -78,6 +78,8 @@ struct hub_settings {
 		int messages_per_min;    /* a visitor's messages per minute */
 		int sockets_per_visitor; /* open sockets of one visitor */
 		int history;             /* messages a new socket of a visitor gets */
+		int sockets_per_address; /* visitors' open sockets of one address (IPv6 /64) */
+		int messages_per_min_per_address; /* visitors' messages per minute of one address */
 	} webchat;
 	struct {
 		int batch_max_items;   /* webhook items committed in one transaction, at most */

@@ -1831,6 +1831,16 @@ uint64_t hub_ws_peer_id(const struct hub_ws_peer *p)
 	return ((const struct client *)p)->id;
 }
 
+int hub_ws_peer_addr(const struct hub_ws_peer *p, struct hub_conns_key *out)
+{
+	const struct client *c = (const struct client *)p;
+
+	if (!c->in_conns)
+		return -ENOENT;
+	*out = c->peer;
+	return 0;
+}
+
 size_t hub_ws_clients(const struct hub_ws *ws)
 {
 	return ws->nclients;

@@ -90,6 +90,10 @@ void hub_ws_peer_close(struct hub_ws_peer *p, int code, const char *reason);
 /* The peer authenticated: the auth deadline no longer applies. */
 void hub_ws_peer_ready(struct hub_ws_peer *p);
 uint64_t hub_ws_peer_id(const struct hub_ws_peer *p); /* for logs and typing's origin */
+/* The peer's address as http.max_per_address counts it (IPv4, IPv6 /64): 0, or -ENOENT when
+ * unknown. */
+struct hub_conns_key;
+int hub_ws_peer_addr(const struct hub_ws_peer *p, struct hub_conns_key *out) HUB_MUSTCHECK;
 /* Another listener of the bus's events (ws is the bus's sink): each event, ready and
  * ephemeral of every tenant that anyone holds a reference to goes to tap too, before the
  * agents' sockets get it (tap and data outlive ws; NULL: none). */

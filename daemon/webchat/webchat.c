@@ -22,6 +22,7 @@
 #include "daemon/data/bus.h"
 #include "daemon/data/store.h"
 #include "daemon/inbox/ws.h"
+#include "daemon/net/conns.h"
 #include "daemon/net/http.h"
 #include "lib/crypto.h"
 #include "lib/json.h"
@@ -39,6 +40,7 @@
 #define TYPING_EVERY_MS 2000
 #define CONVS_MAX 64
 #define JSON_TOKENS 64
+#define ADDR_BUCKETS 1024
 
 static const char sync_sql[] =
 	"SELECT contact_id, conversations, last_event_id, event_id, event, data "
@@ -59,6 +61,15 @@ struct held {
 
 struct vtenant;
 struct send_req;
+
+/* One client address's visitors (http.max_per_address's key): sockets and messages. */
+struct addr {
+	struct addr *next;        /* in its bucket */
+	struct hub_conns_key key;
+	int sockets;
+	uint64_t minute_start;
+	int minute_count;
+};
 
 struct visitor {
 	struct visitor *prev, *next; /* in its vtenant, or wc->unauthed */
@@ -82,6 +93,7 @@ struct visitor {
 	uint64_t typing_at;
 	struct send_req *sends;   /* in flight; told when the visitor goes */
 	struct query *syncq;      /* the sync in flight */
+	struct addr *addr;        /* NULL: unknown address */
 	bool closed;
 };
 
@@ -104,7 +116,46 @@ struct hub_webchat {
 	struct vtenant *tenants;
 	struct hub_ws_handler handler;
 	struct hub_bus_sink tap;
+	struct addr *addrs[ADDR_BUCKETS];
 };
+
+static size_t addr_hash(const struct hub_conns_key *k)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (size_t i = 0; i < sizeof(k->b); i++)
+		h = (h ^ k->b[i]) * 1099511628211ULL;
+	return (size_t)(h % ADDR_BUCKETS);
+}
+
+static struct addr *addr_ref(struct hub_webchat *wc, const struct hub_conns_key *k)
+{
+	struct addr **b = &wc->addrs[addr_hash(k)], *a;
+
+	for (a = *b; a; a = a->next)
+		if (memcmp(a->key.b, k->b, sizeof(k->b)) == 0)
+			break;
+	if (!a) {
+		a = hub_xcalloc(1, sizeof(*a));
+		a->key = *k;
+		a->next = *b;
+		*b = a;
+	}
+	a->sockets++;
+	return a;
+}
+
+static void addr_unref(struct hub_webchat *wc, struct addr *a)
+{
+	struct addr **pp;
+
+	if (!a || --a->sockets > 0)
+		return;
+	for (pp = &wc->addrs[addr_hash(&a->key)]; *pp != a; pp = &(*pp)->next)
+		;
+	*pp = a->next;
+	free(a);
+}
 
 static uint64_t now_ms(struct hub_webchat *wc)
 {
@@ -634,6 +685,19 @@ static void cmd_send(struct visitor *v, const struct hub_json_doc *doc, struct h
 		send_error(v, cid, "rate_limited", "too many messages; wait a minute");
 		return;
 	}
+	if (v->addr && s->webchat.messages_per_min_per_address) {
+		struct addr *a = v->addr;
+
+		if (now - a->minute_start >= 60000) {
+			a->minute_start = now;
+			a->minute_count = 0;
+		}
+		if (++a->minute_count > s->webchat.messages_per_min_per_address) {
+			send_error(v, cid, "rate_limited", "too many messages from this network; "
+				   "wait a minute");
+			return;
+		}
+	}
 	if (!ch) {
 		send_error(v, cid, "unavailable", "this chat is closed now");
 		return;
@@ -740,6 +804,7 @@ static void *on_open(void *data, struct hub_ws_peer *p, const char *path, const 
 	struct hub_webcfg cfg;
 	struct hub_err err = HUB_ERR_INIT;
 	struct visitor *v = NULL;
+	struct hub_conns_key key;
 	size_t n = strlen(WS_PATH), len;
 
 	if (strncmp(path, WS_PATH, n) != 0)
@@ -754,6 +819,19 @@ static void *on_open(void *data, struct hub_ws_peer *p, const char *path, const 
 	v = hub_xcalloc(1, sizeof(*v));
 	v->wc = wc;
 	v->peer = p;
+	if (hub_ws_peer_addr(p, &key) == 0) {
+		int max = hub_config_settings(wc->cfg)->webchat.sockets_per_address;
+
+		v->addr = addr_ref(wc, &key);
+		if (max && v->addr->sockets > max) {
+			char where[64];
+
+			hub_log_info(TAG, "conn=%llu: over webchat.sockets_per_address (%d) from %s",
+				     (unsigned long long)hub_ws_peer_id(p), max,
+				     hub_conns_key_str(&key, where, sizeof(where)));
+			hub_ws_peer_close(p, 1013, "too many chat sockets from this address");
+		}
+	}
 	v->state = V_AUTH;
 	v->after = -1;
 	memcpy(v->channel, path + n, len);
@@ -814,6 +892,7 @@ static void on_closed(void *state)
 
 	v->closed = true;
 	vtenant_leave(v);
+	addr_unref(v->wc, v->addr);
 	if (v->syncq)
 		v->syncq->v = NULL;
 	for (struct send_req *sr = v->sends; sr; sr = sr->next)

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from support import httpc, hubd, ws  # noqa: E402
+from support import httpc, ws  # noqa: E402
 from support.case import HubTestCase  # noqa: E402
 
 ORIGIN = "http://shop.localhost:8090"
@@ -183,3 +183,157 @@ class WebchatCase(HubTestCase):
         self.assertEqual(self.until(c, "error")[0]["code"], "bad_request")
         self.assert_unchanged(before)
         h.assert_alive()
+
+    def visitor_gone(self, c):
+        """A round trip on c: the loop has seen what came before (a close)."""
+        c.send_json({"type": "ping"})
+        self.until(c, "pong")
+        return True
+
+    # --- more of the protocol ---
+    def talk(self, h, agent, token):
+        """A visitor socket that wrote once; returns (socket, conversation id, message id)."""
+        c = self.visitor(h, token)
+        self.until(c, "ready")
+        c.send_json({"type": "send", "client_id": "hello-1", "text": "Hello " + os.urandom(3).hex()})
+        ack, _ = self.until(c, "ack")
+        conv = agent.event("message.created")["data"]["conversation_id"]
+        return c, conv, ack["id"]
+
+    def test_typing_delivered_read_and_seen(self):
+        h = self.start()
+        agent = self.agent(h)
+        token = json.loads(self.session(h, {}).body)["token"]
+        c, conv, _ = self.talk(h, agent, token)
+        # the visitor types: the agents see it
+        c.send_json({"type": "typing"})
+        ev = agent.event("typing")
+        self.assertEqual(ev["data"]["conversation_id"], conv)
+        self.assertEqual(ev["data"]["user"], "visitor")
+        # the agent types: the visitor sees it
+        self.assertEqual(agent.command({"type": "typing", "conversation_id": conv})["type"],
+                         "ack")
+        self.until(c, "typing")
+        # a reply: delivered once the visitor's socket took it, read once they say so
+        a = agent.command({"type": "send", "conversation_id": conv, "text": "Hi!",
+                           "client_id": "a1"})
+        self.assertEqual(a["type"], "ack", a)
+        m, _ = self.until(c, "message")
+        while m["message"]["author"] != "agent":
+            m, _ = self.until(c, "message")
+        mid = m["message"]["id"]
+        while True:
+            ev = agent.event("message.status")
+            if ev["data"]["id"] == mid and ev["data"]["status"] == "delivered":
+                break
+        c.send_json({"type": "read", "id": mid})
+        while True:
+            ev = agent.event("message.status")
+            if ev["data"]["id"] == mid and ev["data"]["status"] == "read":
+                break
+        self.assertEqual(self.psql("SELECT status FROM messages WHERE id = %d" % mid), "read")
+        # the agent reads the conversation: the visitor sees it
+        self.assertEqual(agent.command({"type": "read", "conversation_id": conv})["type"],
+                         "ack")
+        self.until(c, "seen")
+        # a read mark of a message that is not theirs changes nothing
+        other = json.loads(self.session(h, {}).body)["token"]
+        o, _, _ = self.talk(h, agent, other)
+        a = agent.command({"type": "send", "conversation_id": conv, "text": "Second",
+                           "client_id": "a2"})
+        mid2 = int(self.psql("SELECT id FROM messages WHERE client_id = 'a2'"))
+        o.send_json({"type": "read", "id": mid2})
+        o.send_json({"type": "ping"})
+        self.until(o, "pong")
+        self.assertNotEqual(self.psql("SELECT status FROM messages WHERE id = %d" % mid2),
+                            "read")
+
+    def test_token_of_another_channel(self):
+        cfg = self.config()
+        for cid, secret in (("demo-web", SECRET), ("demo-web2", SECRET + "-2")):
+            cfg["channels"].append({
+                "id": cid, "tenant": "demo", "kind": "web", "account_id": cid,
+                "app_secret": secret, "web": {"origins": [ORIGIN]}})
+        h = self.start_hubd(cfg)
+        t2 = json.loads(self.session(h, {}, channel="demo-web2").body)["token"]
+        r = self.session(h, {"token": t2})
+        self.assertEqual(r.status, 403, r)
+        self.assertIn(b"wrong_channel", r.body)
+        c = self.visitor(h, t2)
+        with self.assertRaises(ws.WsClosed) as e:
+            c.recv_json()
+        self.assertEqual((e.exception.code, e.exception.reason),
+                         (1008, "token of another channel"))
+        h.assert_alive()
+
+    def test_limits_per_visitor_and_address(self):
+        cfg = self.config({"webchat.messages_per_min": 2, "webchat.sockets_per_visitor": 1,
+                           "webchat.sockets_per_address": 3})
+        cfg["channels"].append({
+            "id": "demo-web", "tenant": "demo", "kind": "web", "account_id": "demo-web",
+            "app_secret": SECRET, "web": {"origins": [ORIGIN]}})
+        h = self.start_hubd(cfg)
+        token = json.loads(self.session(h, {}).body)["token"]
+        c = self.visitor(h, token)
+        self.until(c, "ready")
+        for i in range(2):
+            c.send_json({"type": "send", "client_id": "m%d" % i, "text": "hi %d" % i})
+            self.until(c, "ack")
+        before = self.counts()
+        c.send_json({"type": "send", "client_id": "m9", "text": "one too many"})
+        self.assertEqual(self.until(c, "error")[0]["code"], "rate_limited")
+        self.assert_unchanged(before)
+        # a second socket of the same visitor
+        c2 = self.visitor(h, token)
+        with self.assertRaises(ws.WsClosed) as e:
+            c2.recv_json()
+        self.assertEqual(e.exception.code, 1013)
+        c2.close_socket()
+        self.visitor_gone(c)
+        # sockets of one address: c, a, b; the next one is over
+        a = self.visitor(h, json.loads(self.session(h, {}).body)["token"])
+        self.until(a, "ready")
+        b = self.visitor(h, json.loads(self.session(h, {}).body)["token"])
+        self.until(b, "ready")
+        d = self.ws(h, path="/ws/visitor/demo-web", subprotocol="bayge.visitor.v1",
+                    headers={"Origin": ORIGIN})
+        with self.assertRaises(ws.WsClosed) as e:
+            d.recv_json()
+        self.assertEqual(e.exception.code, 1013)
+        h.assert_alive()
+
+
+class Prechat(HubTestCase):
+    def test_prechat_phone_is_the_whatsapp_contact_once(self):
+        cfg = self.config()
+        cfg["channels"].append({
+            "id": "demo-web", "tenant": "demo", "kind": "web", "account_id": "demo-web",
+            "app_secret": SECRET, "web": {"origins": [ORIGIN], "prechat": True}})
+        h = self.start_hubd(cfg)
+        body, _, sig = self.text_webhook(h, "demo-whatsapp", wa_id="77011234567",
+                                         name="Aigerim")
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        wa_contact = self.psql("SELECT contact_id FROM contact_identities "
+                               "WHERE external_id = '77011234567'")
+        hdr = {"Content-Type": "application/json", "Origin": ORIGIN}
+
+        def session(b):
+            return httpc.request(h.port, "POST", "/webchat/demo-web/session",
+                                 body=json.dumps(b).encode(), headers=hdr)
+        before = self.counts()
+        r = session({"name": "Aigerim", "phone": "not a phone"})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn(b"bad_phone", r.body)
+        self.assert_unchanged(before)
+        r = session({"name": "Aigerim", "phone": "8 701 123 45 67"})
+        self.assertEqual(r.status, 200, r)
+        ids = self.psql("SELECT contact_id FROM contact_identities i JOIN channels c ON "
+                        "c.id = i.channel_id WHERE c.public_id = 'demo-web'")
+        self.assertEqual(ids, wa_contact)
+        # another browser typing the same phone is not that contact (it would see its chat)
+        r = session({"name": "Someone", "phone": "+77011234567"})
+        self.assertEqual(r.status, 200, r)
+        ids = self.psql("SELECT contact_id FROM contact_identities i JOIN channels c ON "
+                        "c.id = i.channel_id WHERE c.public_id = 'demo-web' ORDER BY i.id")
+        self.assertEqual(ids.split("\n")[0], wa_contact)
+        self.assertNotIn(wa_contact, ids.split("\n")[1:])
