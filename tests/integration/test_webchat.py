@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from support import httpc, ws  # noqa: E402
+from support import httpc, util, ws  # noqa: E402
 from support.case import HubTestCase  # noqa: E402
 
 ORIGIN = "http://shop.localhost:8090"
@@ -337,3 +337,91 @@ class Prechat(HubTestCase):
                         "c.id = i.channel_id WHERE c.public_id = 'demo-web' ORDER BY i.id")
         self.assertEqual(ids.split("\n")[0], wa_contact)
         self.assertNotIn(wa_contact, ids.split("\n")[1:])
+
+
+class HubctlWeb(HubTestCase):
+    needs_hubctl = True
+
+    def file(self, name, text):
+        path = os.path.join(self.out, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def test_channel_add_web(self):
+        h = self.start_hubd()
+        secret = "web-secret-" + os.urandom(8).hex()
+        self.no_leak(secret)
+        sfile = self.file("secret", secret + "\n")
+        before = self.count("channels")
+        # a bad settings file: the key is named, nothing is added
+        bad = self.file("bad.json", json.dumps({"origins": ["shop.kz"]}))
+        r = self.hubctl("-c", h.config_path, "channel", "add", "--id", "shop-web",
+                        "--tenant", "demo", "--kind", "web", "--app-secret-file", sfile,
+                        "--web-file", bad)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("web.origins[0]", r.stderr)
+        # no settings at all
+        r = self.hubctl("-c", h.config_path, "channel", "add", "--id", "shop-web",
+                        "--tenant", "demo", "--kind", "web", "--app-secret-file", sfile)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--web-file", r.stderr)
+        self.assertEqual(self.count("channels"), before)
+        good = self.file("web.json", json.dumps({"origins": [ORIGIN], "title": "Shop"}))
+        r = self.hubctl("-c", h.config_path, "channel", "add", "--id", "shop-web",
+                        "--tenant", "demo", "--kind", "web", "--app-secret-file", sfile,
+                        "--web-file", good)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(secret, r.stdout + r.stderr)
+        # sealed at rest
+        stored = self.psql("SELECT app_secret FROM channels WHERE public_id = 'shop-web'")
+        self.assertTrue(stored.startswith("hs1:"), "the identity secret is not sealed")
+        # served live (NOTIFY): a session with a user hash under that secret
+        good_hash = hmac.new(secret.encode(), b"u1", hashlib.sha256).hexdigest()
+        hdr = {"Content-Type": "application/json", "Origin": ORIGIN}
+        body = json.dumps({"user_id": "u1", "user_hash": good_hash}).encode()
+
+        def served():
+            r = httpc.request(h.port, "POST", "/webchat/shop-web/session", body=body,
+                              headers=hdr)
+            return r if r.status == 200 else None
+        r = util.wait_for(served, 10, "the new channel served")
+        self.assertIn(b"wv1.shop-web.", r.body)
+
+
+class Assistant(HubTestCase):
+    needs_hubctl = True
+
+    def test_assistant_answers_a_visitor_with_its_disclosure(self):
+        from support import fakeai
+        ai = fakeai.FakeAI(log_path=os.path.join(self.out, "requests.jsonl"))
+        ai.start()
+        self.addCleanup(ai.stop)
+        cfg = self.config({"outbound.enabled": True, "assistant.retry_base_ms": 50,
+                           "assistant.timeout_ms": 3000})
+        cfg["channels"].append({
+            "id": "demo-web", "tenant": "demo", "kind": "web", "account_id": "demo-web",
+            "app_secret": SECRET, "web": {"origins": [ORIGIN]}})
+        h = self.start_hubd(cfg)
+        r = self.hubctl("-c", h.config_path, "channel", "ai", "demo-web", "--on", "--url",
+                        ai.base_url, "--model", "fake-model", "--quiet-ms", "300")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        hdr = {"Content-Type": "application/json", "Origin": ORIGIN}
+        token = json.loads(httpc.request(h.port, "POST", "/webchat/demo-web/session",
+                                         body=b"{}", headers=hdr).body)["token"]
+        c = self.ws(h, path="/ws/visitor/demo-web", subprotocol="bayge.visitor.v1",
+                    headers={"Origin": ORIGIN})
+        c.send_json({"type": "auth", "token": token})
+        while c.recv_json()["type"] != "ready":
+            pass
+        c.send_json({"type": "send", "client_id": "q1", "text": "Здравствуйте, есть розы?"})
+        while True:
+            m = c.recv_json(timeout=30)
+            if m["type"] == "message" and m["message"]["author"] == "ai":
+                break
+        self.assertIn(fakeai.PLAIN["ru"], m["message"]["text"])
+        self.assertNotEqual(m["message"]["text"], fakeai.PLAIN["ru"], "no disclosure")
+        self.assertEqual(self.count("ai_disclosures"), 1)
+        # stored, then sent through the outbox as every platform's reply
+        util.wait_for(lambda: self.psql("SELECT status FROM messages WHERE author = 'ai'")
+                      in ("sent", "delivered"), 10, "the answer sent")
