@@ -62,13 +62,29 @@ struct held {
 struct vtenant;
 struct send_req;
 
+/* A minute's message count, of one visitor (all their sockets) or one address. */
+struct rate {
+	int refs;
+	uint64_t minute_start;
+	int minute_count;
+};
+
+/* Counts one more message now: false when it is over max a minute. */
+static bool rate_take(struct rate *r, uint64_t now, int max)
+{
+	if (now - r->minute_start >= 60000) {
+		r->minute_start = now;
+		r->minute_count = 0;
+	}
+	return ++r->minute_count <= max;
+}
+
 /* One client address's visitors (http.max_per_address's key): sockets and messages. */
 struct addr {
 	struct addr *next;        /* in its bucket */
 	struct hub_conns_key key;
 	int sockets;
-	uint64_t minute_start;
-	int minute_count;
+	struct rate rate;
 };
 
 struct visitor {
@@ -88,8 +104,7 @@ struct visitor {
 	bool resync;              /* sync again when it ends (the contact appeared) */
 	struct held *held, *held_tail;
 	size_t nheld;
-	uint64_t minute_start;    /* messages per minute */
-	int minute_count;
+	struct rate *rate;        /* messages per minute: shared by the visitor's sockets */
 	uint64_t typing_at;
 	struct send_req *sends;   /* in flight; told when the visitor goes */
 	struct query *syncq;      /* the sync in flight */
@@ -677,22 +692,14 @@ static void cmd_send(struct visitor *v, const struct hub_json_doc *doc, struct h
 		send_error(v, cid, "too_long", msg);
 		return;
 	}
-	if (now - v->minute_start >= 60000) {
-		v->minute_start = now;
-		v->minute_count = 0;
-	}
-	if (++v->minute_count > s->webchat.messages_per_min) {
+	if (!rate_take(v->rate, now, s->webchat.messages_per_min)) {
 		send_error(v, cid, "rate_limited", "too many messages; wait a minute");
 		return;
 	}
 	if (v->addr && s->webchat.messages_per_min_per_address) {
 		struct addr *a = v->addr;
 
-		if (now - a->minute_start >= 60000) {
-			a->minute_start = now;
-			a->minute_count = 0;
-		}
-		if (++a->minute_count > s->webchat.messages_per_min_per_address) {
+		if (!rate_take(&a->rate, now, s->webchat.messages_per_min_per_address)) {
 			send_error(v, cid, "rate_limited", "too many messages from this network; "
 				   "wait a minute");
 			return;
@@ -778,9 +785,20 @@ static void cmd_auth(struct visitor *v, const struct hub_json_doc *doc, struct h
 	v->sender = strndup(sender.p, sender.len);
 	hub_ws_peer_ready(v->peer);
 	vtenant_join(wc, v, ch->tenant);
-	for (struct visitor *o = v->vt->visitors; o; o = o->next)
-		n += o->sender && strcmp(o->sender, v->sender) == 0 &&
-		     strcmp(o->channel, v->channel) == 0;
+	for (struct visitor *o = v->vt->visitors; o; o = o->next) {
+		if (!o->sender || strcmp(o->sender, v->sender) != 0 ||
+		    strcmp(o->channel, v->channel) != 0)
+			continue;
+		n++;
+		if (o->rate && !v->rate) {
+			v->rate = o->rate;
+			v->rate->refs++;
+		}
+	}
+	if (!v->rate) {
+		v->rate = hub_xcalloc(1, sizeof(*v->rate));
+		v->rate->refs = 1;
+	}
 	if (n > hub_config_settings(wc->cfg)->webchat.sockets_per_visitor) {
 		hub_ws_peer_close(v->peer, 1013, "too many sockets for this visitor");
 		return;
@@ -898,6 +916,8 @@ static void on_closed(void *state)
 	for (struct send_req *sr = v->sends; sr; sr = sr->next)
 		sr->v = NULL;
 	held_free(v);
+	if (v->rate && --v->rate->refs == 0)
+		free(v->rate);
 	free(v->sender);
 	free(v);
 }
