@@ -444,6 +444,7 @@ static void mark(struct visitor *v, int64_t id, const char *status)
 }
 
 static void start_sync(struct visitor *v);
+static void siblings_learn(struct visitor *v);
 
 static void held_free(struct visitor *v)
 {
@@ -512,8 +513,9 @@ static void on_sync(int status, PGresult *res, void *data)
 		start_sync(v);
 		return;
 	}
-	if (last > v->cursor)
-		v->cursor = last;
+	/* the log up to last is read: live events above it complete it (a client's cursor
+	 * beyond the log is brought back to it, or it would skip what comes next) */
+	v->cursor = last;
 	if (v->state != V_LIVE)
 		send_ready(v);
 	v->state = V_LIVE;
@@ -524,6 +526,21 @@ static void on_sync(int status, PGresult *res, void *data)
 		v->resync = false;
 		v->after = v->cursor;
 		start_sync(v);
+	}
+	if (v->contact)
+		siblings_learn(v);
+}
+
+/* v's identity is known now: its other sockets that did not know it yet (a tab open before
+ * the visitor's first message) read the log after their cursor, which finds it. */
+static void siblings_learn(struct visitor *v)
+{
+	for (struct visitor *o = v->vt ? v->vt->visitors : NULL; o; o = o->next) {
+		if (o == v || o->contact || o->state != V_LIVE || !o->sender ||
+		    strcmp(o->sender, v->sender) != 0 || strcmp(o->channel, v->channel) != 0)
+			continue;
+		o->after = o->cursor;
+		start_sync(o);
 	}
 }
 

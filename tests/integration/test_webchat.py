@@ -248,6 +248,39 @@ class WebchatCase(HubTestCase):
         self.assertNotEqual(self.psql("SELECT status FROM messages WHERE id = %d" % mid2),
                             "read")
 
+    def test_two_tabs_and_a_cursor_beyond_the_log(self):
+        h = self.start()
+        agent = self.agent(h)
+        token = json.loads(self.session(h, {}).body)["token"]
+        a = self.visitor(h, token)
+        self.until(a, "ready")
+        b = self.visitor(h, token)
+        self.until(b, "ready")
+        # the first message, from tab a: tab b (open before the visitor had an identity)
+        # sees it too, once
+        text = "From tab a " + os.urandom(3).hex()
+        a.send_json({"type": "send", "client_id": "t1", "text": text})
+        self.until(a, "ack")
+        m, _ = self.until(b, "message")
+        self.assertEqual(m["message"]["text"], text)
+        self.assertEqual(m["message"]["author"], "visitor")
+        conv = agent.event("message.created")["data"]["conversation_id"]
+        # a cursor from nowhere (beyond the log) does not make the socket skip what follows
+        c = self.visitor(h, token, after=10 ** 12)
+        ready, _ = self.until(c, "ready")
+        self.assertLess(ready["cursor"], 10 ** 12)
+        reply = "Reply " + os.urandom(3).hex()
+        self.assertEqual(agent.command({"type": "send", "conversation_id": conv,
+                                        "text": reply, "client_id": "r1"})["type"], "ack")
+        for sock in (a, b, c):
+            while True:
+                m, _ = self.until(sock, "message")
+                if m["message"]["text"] == reply:
+                    break
+        b.send_json({"type": "ping"})
+        _, seen = self.until(b, "pong")
+        self.assertFalse([x for x in seen if x["type"] == "message"], "a duplicate")
+
     def test_token_of_another_channel(self):
         cfg = self.config()
         for cid, secret in (("demo-web", SECRET), ("demo-web2", SECRET + "-2")):
