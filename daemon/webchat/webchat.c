@@ -96,8 +96,8 @@ struct visitor {
 	char channel[65];
 	char *sender;
 	int64_t contact;          /* 0: no identity yet */
-	int64_t convs[CONVS_MAX];
-	size_t nconvs;
+	int64_t *convs;           /* the visitor's conversations on the channel (heap) */
+	size_t nconvs, capconvs;
 	int64_t cursor;           /* the last event id the socket was brought past */
 	int64_t after;            /* the client's cursor (-1: none: history) */
 	bool syncing;             /* a sync query runs */
@@ -280,8 +280,13 @@ static bool has_conv(const struct visitor *v, int64_t id)
 
 static void add_conv(struct visitor *v, int64_t id)
 {
-	if (!has_conv(v, id) && v->nconvs < CONVS_MAX)
-		v->convs[v->nconvs++] = id;
+	if (has_conv(v, id) || v->nconvs >= CONVS_MAX)
+		return;
+	if (v->nconvs == v->capconvs) {
+		v->capconvs = v->capconvs ? 2 * v->capconvs : 2;
+		v->convs = hub_xrealloc(v->convs, v->capconvs * sizeof(*v->convs));
+	}
+	v->convs[v->nconvs++] = id;
 }
 
 static struct hub_str field(const struct hub_json_doc *doc, struct hub_pool *pool,
@@ -306,33 +311,53 @@ static int64_t field_int(const struct hub_json_doc *doc, const char *key)
 	return v;
 }
 
-static void mark(struct visitor *v, int64_t id, const char *status);
 
-/* An event of the visitor's tenant: the frame it gives them, if it concerns them. from_log:
- * the message data is already the visitor's shape (hub_webchat_msg) and filtered. */
-static void deliver(struct visitor *v, int64_t id, struct hub_str event, struct hub_str data,
-		    bool from_log, int64_t *delivered_up_to)
+/* What an event of the tenant is to visitors, read once for all of them: the frame it
+ * gives (the same for everyone it concerns: the cursor is the event's id) and whom it
+ * concerns. */
+enum evkind { EV_NONE, EV_MESSAGE, EV_STATUS, EV_SEEN };
+
+struct evinfo {
+	enum evkind kind;
+	char channel[65];      /* EV_MESSAGE (live): the message's channel */
+	int64_t contact;       /* EV_MESSAGE (live): its contact */
+	int64_t conv;          /* its conversation */
+	int64_t delivered;     /* EV_MESSAGE: a reply that the socket taking it delivers */
+	struct hub_buf frame;
+};
+
+/* Reads event id (data JSON) into info. from_log: the message data is already the
+ * visitor's shape (hub_webchat_msg) and filtered by the database. */
+static void evinfo_read(struct evinfo *info, int64_t id, struct hub_str event,
+			struct hub_str data, bool from_log)
 {
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_json_doc doc;
-	struct hub_buf b = HUB_BUF_INIT;
 	struct hub_jw w;
 	bool msg = hub_str_eqs(event, "message.created") || hub_str_eqs(event, "message.updated");
 
+	memset(info, 0, sizeof(*info));
+	hub_buf_init(&info->frame);
+	if (!msg && !hub_str_eqs(event, "message.status") &&
+	    !(hub_str_eqs(event, "conversation.updated") && !from_log))
+		return;
 	if (hub_json_parse(&pool, data, 512, &doc, NULL) < 0 ||
 	    !hub_json_is(&doc, 0, HUB_JSON_OBJECT))
 		goto out;
-	hub_jw_init(&w, &b);
+	hub_jw_init(&w, &info->frame);
 	if (msg) {
 		struct hub_str author = field(&doc, &pool, "author");
-		int64_t mid = field_int(&doc, "id"), conv = field_int(&doc, "conversation_id");
 		struct hub_str status = field(&doc, &pool, "status");
+		struct hub_str channel = field(&doc, &pool, "channel_id");
+		int64_t mid = field_int(&doc, "id");
+		int del = hub_json_get(&doc, 0, "deleted_at");
 
+		info->conv = field_int(&doc, "conversation_id");
 		if (!from_log) {
-			if (!hub_str_eqs(field(&doc, &pool, "channel_id"), v->channel) ||
-			    field_int(&doc, "contact_id") != v->contact)
+			if (channel.len >= sizeof(info->channel))
 				goto out;
-			add_conv(v, conv);
+			memcpy(info->channel, channel.p, channel.len);
+			info->contact = field_int(&doc, "contact_id");
 			if (hub_str_eqs(field(&doc, &pool, "direction"), "in"))
 				author = HUB_STR("visitor");
 		}
@@ -350,11 +375,10 @@ static void deliver(struct visitor *v, int64_t id, struct hub_str event, struct 
 		hub_jw_key(&w, "type");
 		hub_jw_str(&w, field(&doc, &pool, "type"));
 		hub_jw_key(&w, "text");
-		if (hub_json_is_null(&doc, hub_json_get(&doc, 0, "deleted_at")) ||
-		    hub_json_get(&doc, 0, "deleted_at") < 0)
+		if (del < 0 || hub_json_is_null(&doc, del))
 			hub_jw_str(&w, field(&doc, &pool, "text"));
 		else
-			hub_jw_null(&w);
+			hub_jw_null(&w); /* deleted: its text is gone for the visitor too */
 		hub_jw_key(&w, "status");
 		hub_jw_str(&w, status);
 		hub_jw_key(&w, "created_at");
@@ -366,12 +390,11 @@ static void deliver(struct visitor *v, int64_t id, struct hub_str event, struct 
 		hub_jw_obj_close(&w);
 		hub_jw_obj_close(&w);
 		if (!hub_str_eqs(author, "visitor") &&
-		    (hub_str_eqs(status, "queued") || hub_str_eqs(status, "sent")) &&
-		    mid > *delivered_up_to)
-			*delivered_up_to = mid;
+		    (hub_str_eqs(status, "queued") || hub_str_eqs(status, "sent")))
+			info->delivered = mid;
+		info->kind = EV_MESSAGE;
 	} else if (hub_str_eqs(event, "message.status")) {
-		if (!has_conv(v, field_int(&doc, "conversation_id")))
-			goto out;
+		info->conv = field_int(&doc, "conversation_id");
 		hub_jw_obj_open(&w);
 		hub_jw_key(&w, "type");
 		hub_jw_cstr(&w, "status");
@@ -382,36 +405,73 @@ static void deliver(struct visitor *v, int64_t id, struct hub_str event, struct 
 		hub_jw_key(&w, "status");
 		hub_jw_str(&w, field(&doc, &pool, "status"));
 		hub_jw_obj_close(&w);
-	} else if (hub_str_eqs(event, "conversation.updated") && !from_log) {
+		info->kind = EV_STATUS;
+	} else {
 		int u = hub_json_get(&doc, 0, "unread");
 		int64_t unread = -1;
 
-		if (!has_conv(v, field_int(&doc, "id")) || u < 0 ||
-		    hub_json_int64(&doc, u, &unread) < 0 || unread != 0)
+		if (u < 0 || hub_json_int64(&doc, u, &unread) < 0 || unread != 0)
 			goto out;
+		info->conv = field_int(&doc, "id");
 		hub_jw_obj_open(&w);
 		hub_jw_key(&w, "type");
 		hub_jw_cstr(&w, "seen");
 		hub_jw_key(&w, "cursor");
 		hub_jw_int(&w, id);
 		hub_jw_obj_close(&w);
-	} else {
-		goto out;
+		info->kind = EV_SEEN;
 	}
-	send_buf(v, &b);
 out:
-	hub_buf_release(&b);
 	hub_pool_release(&pool);
 }
 
-static void live_event(struct visitor *v, int64_t id, struct hub_str event, struct hub_str data)
+static void evinfo_release(struct evinfo *info)
+{
+	hub_buf_release(&info->frame);
+}
+
+static void mark(struct visitor *v, int64_t id, const char *status);
+
+/* Sends info to v if it concerns them (from_log: the database chose it for them). */
+static void deliver(struct visitor *v, const struct evinfo *info, bool from_log,
+		    int64_t *delivered_up_to)
+{
+	switch (info->kind) {
+	case EV_NONE:
+		return;
+	case EV_MESSAGE:
+		if (!from_log) {
+			if (strcmp(info->channel, v->channel) != 0 || info->contact != v->contact)
+				return;
+			add_conv(v, info->conv);
+		}
+		if (info->delivered > *delivered_up_to)
+			*delivered_up_to = info->delivered;
+		break;
+	case EV_STATUS:
+	case EV_SEEN:
+		if (!from_log && !has_conv(v, info->conv))
+			return;
+		break;
+	}
+	if (!v->closed)
+		hub_ws_peer_send(v->peer, hub_buf_str(&info->frame));
+}
+
+/* A live event for v; info is read once per event by the caller (read: whether it is). */
+static void live_event(struct visitor *v, int64_t id, struct hub_str event, struct hub_str data,
+		       struct evinfo *info, bool *read)
 {
 	int64_t delivered = 0;
 
 	if (id <= v->cursor || !v->contact)
 		return; /* no identity yet: the sync after the first message reads the log */
 	v->cursor = id;
-	deliver(v, id, event, data, false, &delivered);
+	if (!*read) {
+		evinfo_read(info, id, event, data, false);
+		*read = true;
+	}
+	deliver(v, info, false, &delivered);
 	if (delivered)
 		mark(v, delivered, "delivered");
 }
@@ -473,6 +533,7 @@ static void on_sync(int status, PGresult *res, void *data)
 	struct query *q = data;
 	struct visitor *v = q->v;
 	int64_t delivered = 0, last = 0, lastrow = -1;
+	struct evinfo info;
 	int rows;
 
 	if (v)
@@ -503,7 +564,9 @@ static void on_sync(int status, PGresult *res, void *data)
 			ev = HUB_STR("message.created");
 		if (PQgetisnull(res, r, 5))
 			continue;
-		deliver(v, id ? id : last, ev, d, true, &delivered);
+		evinfo_read(&info, id ? id : last, ev, d, true);
+		deliver(v, &info, true, &delivered);
+		evinfo_release(&info);
 		lastrow = id;
 	}
 	if (delivered)
@@ -519,8 +582,13 @@ static void on_sync(int status, PGresult *res, void *data)
 	if (v->state != V_LIVE)
 		send_ready(v);
 	v->state = V_LIVE;
-	for (struct held *h = v->held; h; h = h->next)
-		live_event(v, h->id, hub_str_from(h->event), hub_str_from(h->data));
+	for (struct held *h = v->held; h; h = h->next) {
+		bool read = false;
+
+		live_event(v, h->id, hub_str_from(h->event), hub_str_from(h->data), &info, &read);
+		if (read)
+			evinfo_release(&info);
+	}
 	held_free(v);
 	if (v->resync) {
 		v->resync = false;
@@ -935,6 +1003,7 @@ static void on_closed(void *state)
 	held_free(v);
 	if (v->rate && --v->rate->refs == 0)
 		free(v->rate);
+	free(v->convs);
 	free(v->sender);
 	free(v);
 }
@@ -944,12 +1013,14 @@ static void on_closed(void *state)
 static void on_tap_event(void *data, struct hub_bus_tenant *bt, const struct hub_bus_event *ev)
 {
 	struct vtenant *t = vtenant_find(data, bt);
+	struct evinfo info;
+	bool read = false;
 
 	if (!t)
 		return;
 	for (struct visitor *v = t->visitors; v; v = v->next) {
 		if (v->state == V_LIVE) {
-			live_event(v, ev->id, ev->event, ev->data);
+			live_event(v, ev->id, ev->event, ev->data, &info, &read);
 		} else if (v->state == V_SYNC) {
 			struct held *h;
 
@@ -969,6 +1040,8 @@ static void on_tap_event(void *data, struct hub_bus_tenant *bt, const struct hub
 			v->nheld++;
 		}
 	}
+	if (read)
+		evinfo_release(&info);
 }
 
 static void on_tap_ready(void *data, struct hub_bus_tenant *bt, int status)
