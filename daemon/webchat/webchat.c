@@ -323,6 +323,9 @@ struct evinfo {
 	int64_t contact;       /* EV_MESSAGE (live): its contact */
 	int64_t conv;          /* its conversation */
 	int64_t delivered;     /* EV_MESSAGE: a reply that the socket taking it delivers */
+	int64_t mid;           /* EV_MESSAGE: the message */
+	bool from_visitor;     /* ... a visitor's: its text, to find the send it acks */
+	struct hub_buf text;
 	struct hub_buf frame;
 };
 
@@ -338,6 +341,7 @@ static void evinfo_read(struct evinfo *info, int64_t id, struct hub_str event,
 
 	memset(info, 0, sizeof(*info));
 	hub_buf_init(&info->frame);
+	hub_buf_init(&info->text);
 	if (!msg && !hub_str_eqs(event, "message.status") &&
 	    !(hub_str_eqs(event, "conversation.updated") && !from_log))
 		return;
@@ -392,6 +396,10 @@ static void evinfo_read(struct evinfo *info, int64_t id, struct hub_str event,
 		if (!hub_str_eqs(author, "visitor") &&
 		    (hub_str_eqs(status, "queued") || hub_str_eqs(status, "sent")))
 			info->delivered = mid;
+		info->mid = mid;
+		info->from_visitor = hub_str_eqs(author, "visitor");
+		if (info->from_visitor)
+			hub_buf_addstr(&info->text, field(&doc, &pool, "text"));
 		info->kind = EV_MESSAGE;
 	} else if (hub_str_eqs(event, "message.status")) {
 		info->conv = field_int(&doc, "conversation_id");
@@ -428,7 +436,10 @@ out:
 static void evinfo_release(struct evinfo *info)
 {
 	hub_buf_release(&info->frame);
+	hub_buf_release(&info->text);
 }
+
+static void bind_send(struct visitor *v, const struct evinfo *info);
 
 static void mark(struct visitor *v, int64_t id, const char *status);
 
@@ -447,6 +458,8 @@ static void deliver(struct visitor *v, const struct evinfo *info, bool from_log,
 		}
 		if (info->delivered > *delivered_up_to)
 			*delivered_up_to = info->delivered;
+		if (info->from_visitor)
+			bind_send(v, info);
 		break;
 	case EV_STATUS:
 	case EV_SEEN:
@@ -655,8 +668,25 @@ struct send_req {
 	struct hub_config *cfg;    /* the channel points into it */
 	struct hub_pool pool;
 	struct hub_event_list events;
-	char *channel, *external_id, *client_id;
+	char *channel, *external_id, *client_id, *text;
+	int64_t id;                /* the stored message, once its event was seen; 0: not yet */
 };
+
+/* The visitor's message of info is one of their sends in flight (the same text): its id
+ * for the ack, without asking the database (the event comes before the ingest's answer). */
+static void bind_send(struct visitor *v, const struct evinfo *info)
+{
+	for (struct send_req *sr = v->sends; sr; sr = sr->next) {
+		if (sr->id == info->mid)
+			return;
+	}
+	for (struct send_req *sr = v->sends; sr; sr = sr->next) {
+		if (!sr->id && info->text.len && strcmp(sr->text, info->text.p) == 0) {
+			sr->id = info->mid;
+			return;
+		}
+	}
+}
 
 static void send_req_done(struct send_req *sr)
 {
@@ -674,6 +704,7 @@ static void send_req_done(struct send_req *sr)
 	free(sr->channel);
 	free(sr->external_id);
 	free(sr->client_id);
+	free(sr->text);
 	free(sr);
 }
 
@@ -682,6 +713,8 @@ static void on_msgid(int status, PGresult *res, void *data)
 	struct send_req *sr = data;
 	struct visitor *v = sr->v;
 
+	if (status == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		sr->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	if (v) {
 		struct hub_buf b = HUB_BUF_INIT;
 		struct hub_jw w;
@@ -693,8 +726,8 @@ static void on_msgid(int status, PGresult *res, void *data)
 		hub_jw_key(&w, "client_id");
 		hub_jw_cstr(&w, sr->client_id);
 		hub_jw_key(&w, "id");
-		if (status == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-			hub_jw_int(&w, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+		if (sr->id)
+			hub_jw_int(&w, sr->id);
 		else
 			hub_jw_null(&w);
 		hub_jw_obj_close(&w);
@@ -720,6 +753,10 @@ static void on_ingested(int status, void *data)
 		send_error(sr->v, hub_str_from(sr->client_id), "unavailable",
 			   "the message could not be stored now: send it again");
 		send_req_done(sr);
+		return;
+	}
+	if (sr->id) { /* its event came first (the usual case): no query */
+		on_msgid(-ENOENT, NULL, sr);
 		return;
 	}
 	if (hub_store_query(sr->wc->store, msgid_sql, 2, params, on_msgid, sr) < 0)
@@ -801,6 +838,7 @@ static void cmd_send(struct visitor *v, const struct hub_json_doc *doc, struct h
 	hub_pool_init(&sr->pool);
 	sr->channel = strdup(v->channel);
 	sr->client_id = strndup(cid.p, cid.len);
+	sr->text = strndup(text.p, text.len);
 	if (asprintf(&sr->external_id, "web/%s/%.*s", v->sender, (int)cid.len, cid.p) < 0)
 		abort();
 	ev = hub_event_list_push(&sr->events, &sr->pool);
