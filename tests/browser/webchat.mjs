@@ -54,14 +54,21 @@ const actions = {
         await visitor.locator('bayge-chat textarea').press('Enter');
         return {};
     },
-    async vwait({ text, author }) {
-        await visitor.locator(vmsg(author), { hasText: text }).first().waitFor({ state: 'visible' });
+    async vwait({ text, author, timeout }) {
+        await visitor.locator(vmsg(author), { hasText: text }).first().waitFor({
+            state: 'visible', timeout: timeout || WAIT_MS });
+        return {};
+    },
+    async vwait_status({ visible, timeout }) {
+        await visitor.locator('bayge-chat .status').waitFor({
+            state: visible ? 'visible' : 'hidden', timeout: timeout || WAIT_MS });
         return {};
     },
     async vmessages() {
         return { texts: await visitor.locator(vmsg()).evaluateAll((ns) => ns.map((n) => ({
             cls: n.className, text: n.childNodes[1] ? n.childNodes[1].textContent : '',
-            html: n.innerHTML.includes('<script') || n.innerHTML.includes('<b>') })) ) };
+            html: n.innerHTML.includes('<script') || n.innerHTML.includes('<b>') ||
+                n.innerHTML.includes('<i>') })) ) };
     },
     async vreload() {
         await visitor.reload({ waitUntil: 'domcontentloaded' });

@@ -4,9 +4,12 @@ hubd. The demo shop page (demo/shop.html, a strict CSP allowing only itself and 
 served from another origin and embeds /widget.js; a visitor opens the chat with the
 keyboard and writes a text of HTML and script, the agent's inbox page (a second browser
 context) sees it live, as text, with the web badge, and answers; the visitor sees the
-answer; a reload keeps the history, once; the panel is usable at 360 px (screenshot in
-tests/out/<test>/).
+answer; the network goes (hubd stops) while the visitor writes and another instance takes
+an agent's answer, and when hubd is back the widget resumes: both once; a reload keeps the
+history, once; the panel is usable at 360 px (screenshot in tests/out/<test>/).
 """
+import hashlib
+import hmac
 import http.server
 import os
 import shutil
@@ -30,14 +33,22 @@ class Shop:
     def __init__(self, hub):
         with open(os.path.join(ROOT, "demo", "shop.html"), encoding="utf-8") as f:
             page = f.read().replace("@HUBWS@", hub.replace("http://", "ws://"))
-        page = page.replace("@HUB@", hub).encode()
+        page = page.replace("@HUB@", hub)
+        good = hmac.new(SECRET.encode(), b"crm-42", hashlib.sha256).hexdigest()
+        tag = 'data-channel="demo-web"'
+        user_pages = {
+            "/user-forged": page.replace(tag, tag + ' data-user-id="crm-42" data-user-hash="%s"'
+                                         % ("0" * 64)).encode(),
+            "/user": page.replace(tag, tag + ' data-user-id="crm-42" data-user-hash="%s"'
+                                  % good).encode()}
+        page = page.encode()
         with open(os.path.join(ROOT, "demo", "shop.css"), "rb") as f:
             css = f.read()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 body, kind = (css, "text/css") if self.path == "/shop.css" else (
-                    page, "text/html; charset=utf-8")
+                    user_pages.get(self.path, page), "text/html; charset=utf-8")
                 self.send_response(200)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
@@ -122,6 +133,35 @@ class WidgetInBrowser(HubTestCase):
         b.call("areply", text=reply)
         b.call("vwait", text=reply, author="agent")
 
+        # the network goes: hubd stops; the visitor writes meanwhile; another instance
+        # (the same database) takes an agent's answer; hubd comes back on its port and the
+        # widget resumes: the visitor's text is stored once, the answer shows once
+        h.stop()
+        b.call("vwait_status", visible=True)
+        offline = "Пока без сети " + os.urandom(3).hex()
+        b.call("vsend", text=offline)
+        other = self.start_hubd(cfg=dict(cfg, http=dict(cfg["http"], listen="127.0.0.1:%d"
+                                                          % util.free_port())), name="other")
+        conv = int(self.psql("SELECT v.id FROM conversations v JOIN channels c ON "
+                             "c.id = v.channel_id WHERE c.public_id = 'demo-web'"))
+        a = self.agent(other)
+        meanwhile = "<i>Ответ</i> пока вас не было " + os.urandom(3).hex()
+        self.assertEqual(a.command({"type": "send", "conversation_id": conv,
+                                    "text": meanwhile, "client_id": "m1"})["type"], "ack")
+        a.close()
+        other.stop()
+        h.start()
+        b.call("vwait", text=meanwhile, author="agent", timeout=60000)
+        b.call("vwait_status", visible=False, timeout=60000)
+        util.wait_for(lambda: self.count("messages", "text = '%s'" % offline) == 1, 30,
+                      "the text written offline stored")
+        msgs = b.call("vmessages")["texts"]
+        texts = [m["text"] for m in msgs]
+        self.assertEqual(texts.count(meanwhile), 1, msgs)
+        self.assertEqual(texts.count(offline), 1, msgs)
+        self.assertEqual(texts.count(reply), 1, msgs)
+        self.assertEqual(self.count("messages", "text = '%s'" % offline), 1)
+
         b.call("vreload")
         b.call("launcher")
         b.call("vwait", text=reply, author="agent")
@@ -129,6 +169,8 @@ class WidgetInBrowser(HubTestCase):
         texts = [m["text"] for m in msgs]
         self.assertEqual(texts.count(text), 1, msgs)
         self.assertEqual(texts.count(reply), 1, msgs)
+        self.assertEqual(texts.count(meanwhile), 1, msgs)
+        self.assertEqual(texts.count(offline), 1, msgs)
         self.assertFalse(any(m["html"] for m in msgs), "markup in the widget")
 
         b.call("shop", url=shop.url, width=360, height=740)
@@ -138,5 +180,23 @@ class WidgetInBrowser(HubTestCase):
         self.assertLessEqual(box["box"]["width"], 360)
         self.assertTrue(box["send"])
         b.call("vscreenshot", path=os.path.join(self.out, "widget-360.png"))
-        self.assertEqual(b.call("problems")["problems"], [])
+        # a signed-in user: a forged hash is refused (the panel says so, nothing stored),
+        # the right one chats as that user
+        before = self.count("contact_identities")
+        b.call("shop", url=shop.url + "user-forged", width=1280, height=800)
+        b.call("launcher")
+        b.call("vwait_status", visible=True)
+        self.assertIn("недоступен", b.call("vstatus")["text"])
+        self.assertEqual(self.count("contact_identities"), before)
+        b.call("shop", url=shop.url + "user")
+        b.call("launcher")
+        mine = "Я вошёл в аккаунт " + os.urandom(3).hex()
+        b.call("vsend", text=mine)
+        b.call("vwait", text=mine, author="visitor")
+        util.wait_for(lambda: self.count("contact_identities", "external_id = 'u:crm-42'")
+                      == 1, 20, "the user's identity")
+        problems = [p for p in b.call("problems")["problems"]
+                    if not any(n in p for n in test_browser.EXPECTED_NOISE +
+                               ("status of 401",))]  # the forged hash's answer
+        self.assertEqual(problems, [], "the pages logged errors (CSP violations show here)")
         h.assert_alive()
