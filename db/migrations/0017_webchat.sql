@@ -77,8 +77,9 @@ $$;
 -- pre-chat form), their conversations on the channel, the tenant's last event id and, when
 -- p_after is NULL, their last p_limit messages (visitor shape, in id order); else the
 -- tenant's events after p_after that concern those conversations (at most p_limit; more
--- may follow: read again after the last). One statement: the history and the last id come
--- from one snapshot, so live events above it complete it without a gap.
+-- may follow: read again after the last; a cursor more than 100,000 events behind gets the
+-- history instead). One statement: the history and the last id come from one snapshot, so
+-- live events above it complete it without a gap.
 CREATE FUNCTION hub_webchat_sync(p_channel text, p_sender text, p_after bigint,
 				 p_limit integer)
 RETURNS TABLE (contact_id bigint, conversations text, last_event_id bigint, event_id bigint,
@@ -96,6 +97,11 @@ BEGIN
 	v_convs := ARRAY(SELECT v.id FROM conversations v
 			 WHERE v.channel_id = v_ch.id AND v.contact_id = v_contact ORDER BY v.id);
 	SELECT s.last_event_id INTO v_last FROM tenant_stream s WHERE s.tenant_id = v_ch.tenant_id;
+	-- a cursor that far behind (a tab left open for weeks on a busy tenant) would scan the
+	-- tenant's whole log since: the history instead (the widget replaces by message id)
+	IF p_after IS NOT NULL AND v_last - p_after > 100000 THEN
+		p_after := NULL;
+	END IF;
 	RETURN QUERY SELECT v_contact, array_to_string(v_convs, ','), v_last, NULL::bigint,
 			    NULL::text, NULL::text;
 	IF v_contact IS NULL THEN
