@@ -41,6 +41,7 @@
 #define CONVS_MAX 64
 #define JSON_TOKENS 64
 #define ADDR_BUCKETS 1024
+#define ABUSE_MAX 20       /* frames over the rate in a row before the socket is closed */
 
 static const char sync_sql[] =
 	"SELECT contact_id, conversations, last_event_id, event_id, event, data "
@@ -106,6 +107,10 @@ struct visitor {
 	size_t nheld;
 	struct rate *rate;        /* messages per minute: shared by the visitor's sockets */
 	uint64_t typing_at;
+	double tokens;            /* frames: a token bucket (ws.commands_per_s, ws.command_burst) */
+	uint64_t tokens_at;
+	unsigned dropped;         /* frames dropped in a row */
+	int64_t read_up_to;       /* the last read mark recorded */
 	struct send_req *sends;   /* in flight; told when the visitor goes */
 	struct query *syncq;      /* the sync in flight */
 	struct addr *addr;        /* NULL: unknown address */
@@ -975,10 +980,33 @@ static void *on_open(void *data, struct hub_ws_peer *p, const char *path, const 
 	}
 	v->state = V_AUTH;
 	v->after = -1;
+	v->tokens = hub_config_settings(wc->cfg)->ws.command_burst;
+	v->tokens_at = now_ms(wc);
 	memcpy(v->channel, path + n, len);
 out:
 	hub_pool_release(&pool);
 	return v;
+}
+
+/* Every frame pays, valid or not (an error answered for free would let a client have
+ * errors written back as fast as it sends). */
+static bool take_frame(struct visitor *v)
+{
+	const struct hub_settings *s = hub_config_settings(v->wc->cfg);
+	uint64_t now = now_ms(v->wc);
+
+	v->tokens += (double)(now - v->tokens_at) * s->ws.commands_per_s / 1000.0;
+	v->tokens_at = now;
+	if (v->tokens > s->ws.command_burst)
+		v->tokens = s->ws.command_burst;
+	if (v->tokens < 1.0) {
+		if (++v->dropped > ABUSE_MAX)
+			hub_ws_peer_close(v->peer, 1008, "rate limit exceeded");
+		return false;
+	}
+	v->tokens -= 1.0;
+	v->dropped = 0;
+	return true;
 }
 
 static void on_message(void *state, struct hub_str msg, bool binary)
@@ -987,6 +1015,9 @@ static void on_message(void *state, struct hub_str msg, bool binary)
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_json_doc doc;
 	struct hub_str type;
+
+	if (!take_frame(v))
+		return;
 
 	if (binary || hub_json_parse(&pool, msg, JSON_TOKENS, &doc, NULL) < 0 ||
 	    !hub_json_is(&doc, 0, HUB_JSON_OBJECT)) {
@@ -1010,8 +1041,10 @@ static void on_message(void *state, struct hub_str msg, bool binary)
 	} else if (hub_str_eqs(type, "read")) {
 		int64_t id = field_int(&doc, "id");
 
-		if (id > 0 && v->contact)
+		if (id > v->read_up_to && v->contact) {
+			v->read_up_to = id;
 			mark(v, id, "read");
+		}
 		else if (id <= 0)
 			send_error(v, HUB_STR_NULL, "bad_request", "id must be a message id");
 	} else if (hub_str_eqs(type, "ping")) {

@@ -281,6 +281,25 @@ class WebchatCase(HubTestCase):
         _, seen = self.until(b, "pong")
         self.assertFalse([x for x in seen if x["type"] == "message"], "a duplicate")
 
+    def test_a_flood_of_frames_is_cut_off(self):
+        h = self.start()
+        token = json.loads(self.session(h, {}).body)["token"]
+        c = self.visitor(h, token)
+        self.until(c, "ready")
+        before = self.counts()
+        errors = 0
+        with self.assertRaises(ws.WsClosed) as e:
+            for _ in range(200):
+                c.send_text("garbage")
+            while True:
+                if c.recv_json()["type"] == "error":
+                    errors += 1
+        self.assertEqual((e.exception.code, e.exception.reason),
+                         (1008, "rate limit exceeded"))
+        self.assertLessEqual(errors, 60)  # the burst (ws.command_burst 40) and refills
+        self.assert_unchanged(before)
+        h.assert_alive()
+
     def test_token_of_another_channel(self):
         cfg = self.config()
         for cid, secret in (("demo-web", SECRET), ("demo-web2", SECRET + "-2")):
