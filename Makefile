@@ -149,6 +149,7 @@ bench: deps
 	$(Q)bench/fanout
 	$(Q)bench/outbound
 	$(Q)bench/ai
+	$(Q)bench/webchat
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -14,6 +14,7 @@
 
 #include "lib/json.h"
 #include "lib/pool.h"
+#include "lib/webcfg.h"
 
 #define CONFIG_MAX_TOKENS 65536
 #define CONFIG_MAX_BYTES (4 << 20)
@@ -32,6 +33,7 @@ enum cfg_type {
 	CFG_T_BOOL,   /* true or false */
 	CFG_T_MODE,   /* a channel's mode: "webhook" or "polling" (bool polling) */
 	CFG_T_KIND,   /* channel kind name */
+	CFG_T_WEB,    /* a web channel's settings: a JSON object (lib/webcfg.h), kept as text */
 };
 
 enum {
@@ -106,6 +108,15 @@ static const struct cfg_key settings_keys[] = {
 	KEY_INT("ws.max_sockets_per_tenant", ws.max_sockets_per_tenant, 1, 10000000, 50000,
 		CFG_LIVE),
 	KEY_INT("ws.text_max", ws.text_max, 1, 1 << 20, 4096, CFG_LIVE),
+	KEY_INT("webchat.text_max", webchat.text_max, 1, 65536, 2000, CFG_LIVE),
+	KEY_INT("webchat.messages_per_min", webchat.messages_per_min, 1, 100000, 30, CFG_LIVE),
+	KEY_INT("webchat.sockets_per_visitor", webchat.sockets_per_visitor, 1, 1000, 5,
+		CFG_LIVE),
+	KEY_INT("webchat.history", webchat.history, 1, 1000, 100, CFG_LIVE),
+	KEY_INT("webchat.sockets_per_address", webchat.sockets_per_address, 0, 1000000, 200,
+		CFG_LIVE),
+	KEY_INT("webchat.messages_per_min_per_address", webchat.messages_per_min_per_address, 0,
+		1000000, 300, CFG_LIVE),
 	KEY_INT("ws.resume_grace_ms", ws.resume_grace_ms, 0, 60000, 1000, CFG_LIVE),
 	KEY_INT("ingest.batch_max_items", ingest.batch_max_items, 1, 100000, 256, CFG_LIVE),
 	KEY_INT("ingest.batches_in_flight", ingest.batches_in_flight, 1, 256, 1, CFG_LIVE),
@@ -189,6 +200,7 @@ static const struct cfg_key channel_keys[] = {
 	{ "verify_token", CFG_T_SECRET, C(verify_token), 0, 0, 0, NULL, NULL, CFG_NULLABLE },
 	{ "access_token", CFG_T_SECRET, C(access_token), 0, 0, 0, NULL, NULL, CFG_NULLABLE },
 	{ "mode", CFG_T_MODE, C(polling), 0, 0, 0, NULL, NULL, 0 },
+	{ "web", CFG_T_WEB, C(web), 0, 0, 0, NULL, NULL, CFG_NULLABLE },
 };
 #undef C
 
@@ -396,6 +408,22 @@ static void apply(struct walk *w, const struct cfg_key *k, const char *path, int
 		*(const char **)field = NULL;
 		return;
 	}
+	if (k->type == CFG_T_WEB) {
+		struct hub_str raw = hub_json_raw(&w->doc, tok);
+		struct hub_webcfg wc;
+		struct hub_err err = HUB_ERR_INIT;
+
+		if (!hub_json_is(&w->doc, tok, HUB_JSON_OBJECT)) {
+			walk_error(w, tok, path, "must be an object");
+			return;
+		}
+		if (hub_webcfg_parse(w->pool, raw, &wc, &err) < 0) {
+			walk_error(w, tok, path, "%s", err.msg);
+			return;
+		}
+		*(const char **)field = hub_pool_strndup(w->pool, raw.p, raw.len);
+		return;
+	}
 	if (hub_json_string(&w->doc, tok, w->pool, &s) < 0) {
 		walk_error(w, tok, path, "must be %s", type_name(k->type));
 		return;
@@ -425,7 +453,7 @@ static void apply(struct walk *w, const struct cfg_key *k, const char *path, int
 	case CFG_T_KIND: {
 		enum hub_channel_kind kind = hub_channel_kind_parse(cs);
 		if (!kind) {
-			walk_error(w, tok, path, "must be one of whatsapp, telegram, instagram");
+			walk_error(w, tok, path, "must be one of whatsapp, telegram, instagram, web");
 			return;
 		}
 		*(enum hub_channel_kind *)field = kind;
@@ -633,6 +661,15 @@ static void validate(struct walk *w, struct hub_config *cfg, int tenants_tok, in
 			walk_error(w, channels_tok, where, "required for %s channels",
 				   hub_channel_kind_name(ch->kind));
 		}
+		if (ch->kind == HUB_CHANNEL_WEB && !ch->web) {
+			snprintf(where, sizeof(where), "channels[%zu].web", i);
+			walk_error(w, channels_tok, where, "required for web channels (the widget's "
+				   "origins, title, colour and texts)");
+		}
+		if (ch->kind != HUB_CHANNEL_WEB && ch->kind && ch->web) {
+			snprintf(where, sizeof(where), "channels[%zu].web", i);
+			walk_error(w, channels_tok, where, "only for web channels");
+		}
 		if (ch->polling && (ch->kind != HUB_CHANNEL_TELEGRAM || !ch->access_token)) {
 			snprintf(where, sizeof(where), "channels[%zu].mode", i);
 			walk_error(w, channels_tok, where, "polling is for telegram channels with an "
@@ -836,8 +873,9 @@ int hub_config_with_channels(struct hub_config *base, const struct hub_channel *
 		/* a disabled channel is kept without its secrets (a deleted one has none): the
 		 * webhooks of a channel known to be off answer 404 and its outbox fails at once */
 		if (!c->id || !c->tenant || !c->account_id || c->kind < HUB_CHANNEL_WHATSAPP ||
-		    c->kind > HUB_CHANNEL_INSTAGRAM ||
-		    (c->enabled && (!*c->account_id || !c->app_secret || !*c->app_secret))) {
+		    c->kind > HUB_CHANNEL_WEB ||
+		    (c->enabled && (!*c->account_id || !c->app_secret || !*c->app_secret ||
+				    (c->kind == HUB_CHANNEL_WEB && !c->web)))) {
 			skipped++;
 			continue;
 		}
@@ -849,6 +887,7 @@ int hub_config_with_channels(struct hub_config *base, const struct hub_channel *
 		to->app_secret = hub_pool_strdup(&cfg->pool, c->app_secret ? c->app_secret : "");
 		to->verify_token = pool_strdup0(&cfg->pool, c->verify_token);
 		to->access_token = pool_strdup0(&cfg->pool, c->access_token);
+		to->web = pool_strdup0(&cfg->pool, c->web);
 		to->polling = c->polling;
 		to->enabled = c->enabled;
 	}

@@ -82,6 +82,14 @@ struct hub_settings {
 		int resume_grace_ms;        /* after hello, live events wait for a resume */
 	} ws;
 	struct {
+		int text_max;            /* code points of a visitor's text */
+		int messages_per_min;    /* a visitor's messages per minute */
+		int sockets_per_visitor; /* open sockets of one visitor */
+		int history;             /* messages a new socket of a visitor gets */
+		int sockets_per_address; /* visitors' open sockets of one address (IPv6 /64) */
+		int messages_per_min_per_address; /* visitors' messages per minute of one address */
+	} webchat;
+	struct {
 		int batch_max_items;   /* webhook items committed in one transaction, at most */
 		int batches_in_flight; /* transactions running at once; later items wait */
 	} ingest;

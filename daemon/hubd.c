@@ -38,6 +38,7 @@
 #include "daemon/net/httpc.h"
 #include "daemon/notify.h"
 #include "daemon/outbound/outbox.h"
+#include "daemon/webchat/webchat.h"
 #include "lib/backoff.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
@@ -84,6 +85,7 @@ struct hubd {
 	struct hub_bus *bus;     /* ordered live events: local, Redis, the event log */
 	struct hub_http *http;
 	struct hub_ws *ws;
+	struct hub_webchat *webchat; /* the website chat's visitors */
 	struct hub_ingest *ingest;
 	struct hub_api *api;
 	struct hub_admin_channels *admin_channels; /* the admin API's /api/v1/channels */
@@ -432,7 +434,39 @@ static void on_inbox(struct hub_http_req *req, void *data)
 	hub_web_handle(req);
 }
 
+static void on_widget(struct hub_http_req *req, void *data)
+{
+	hub_webchat_handle_widget(((struct hubd *)data)->webchat, req);
+}
+
+static void on_webchat_session(struct hub_http_req *req, void *data)
+{
+	hub_webchat_handle_session(((struct hubd *)data)->webchat, req);
+}
+
+static void on_ws_visitor(struct hub_http_req *req, void *data)
+{
+	struct hubd *h = data;
+
+	if (h->stopping) {
+		hub_http_req_error(req, 503, "stopping", "the server is shutting down");
+		return;
+	}
+	hub_webchat_handle_upgrade(h->webchat, req);
+}
+
+static void webchat_ingest(void *data, struct hub_config *cfg, const struct hub_channel *ch,
+			   const struct hub_event_list *events, hub_webchat_ingest_done *done,
+			   void *done_data)
+{
+	hub_ingest_events(((struct hubd *)data)->ingest, cfg, ch, events, done, done_data);
+}
+
 static const struct hub_http_route routes[] = {
+	{ "GET", "/widget.js", "widget", on_widget, false },
+	{ "POST", "/webchat/{channel}/session", "webchat_session", on_webchat_session, false },
+	{ "OPTIONS", "/webchat/{channel}/session", "webchat_session", on_webchat_session, false },
+	{ "GET", "/ws/visitor/{channel}", "ws_visitor", on_ws_visitor, false },
 	{ "GET", "/healthz", "healthz", on_healthz, false },
 	{ "GET", "/readyz", "readyz", on_readyz, false },
 	{ "GET", "/metrics", "metrics", on_metrics, false },
@@ -783,6 +817,7 @@ static void apply_channels(struct hubd *h)
 	hub_responder_set_config(h->responder, snap);
 	hub_media_set_config(h->media, snap);
 	hub_admin_channels_set_config(h->admin_channels, snap);
+	hub_webchat_set_config(h->webchat, snap);
 	hub_config_unref(snap);
 }
 
@@ -1057,6 +1092,8 @@ static int start(struct hubd *h)
 		return ret;
 	}
 	h->ingest = hub_ingest_new(h->store, h->cfg, h->metrics, on_publish, h);
+	h->webchat = hub_webchat_new(&h->loop, h->store, h->bus, h->ws, h->cfg, webchat_ingest,
+				     on_publish, h);
 	struct hub_httpc_opts co = {
 		.ca_file = s->platforms.ca_file,
 		.max_conns_per_origin = s->platforms.conns_per_origin,
@@ -1233,6 +1270,7 @@ int main(int argc, char **argv)
 		uv_run(&h.loop, UV_RUN_DEFAULT);
 	}
 	hub_bus_free(h.bus);
+	hub_webchat_free(h.webchat);
 	hub_ingest_free(h.ingest);
 	hub_media_free(h.media);
 	hub_privacy_free(h.privacy);

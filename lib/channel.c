@@ -9,6 +9,7 @@ static const char *const kind_names[] = {
 	[HUB_CHANNEL_WHATSAPP] = "whatsapp",
 	[HUB_CHANNEL_TELEGRAM] = "telegram",
 	[HUB_CHANNEL_INSTAGRAM] = "instagram",
+	[HUB_CHANNEL_WEB] = "web",
 };
 
 enum hub_channel_kind hub_channel_kind_parse(const char *name)
@@ -21,7 +22,7 @@ enum hub_channel_kind hub_channel_kind_parse(const char *name)
 
 const char *hub_channel_kind_name(enum hub_channel_kind kind)
 {
-	if (kind < HUB_CHANNEL_WHATSAPP || kind > HUB_CHANNEL_INSTAGRAM)
+	if (kind < HUB_CHANNEL_WHATSAPP || kind > HUB_CHANNEL_WEB)
 		return "?";
 	return kind_names[kind];
 }

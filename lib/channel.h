@@ -12,6 +12,7 @@ enum hub_channel_kind {
 	HUB_CHANNEL_WHATSAPP = 1,
 	HUB_CHANNEL_TELEGRAM,
 	HUB_CHANNEL_INSTAGRAM,
+	HUB_CHANNEL_WEB,  /* the website chat (daemon/webchat/): no adapter, no platform */
 };
 
 struct hub_channel {
@@ -22,6 +23,8 @@ struct hub_channel {
 	const char *app_secret;   /* Meta app secret (X-Hub-Signature-256), Telegram secret_token */
 	const char *verify_token; /* Meta's GET handshake */
 	const char *access_token; /* for the send API */
+	const char *web;          /* kind web: the widget's settings, JSON (lib/webcfg.h);
+				   * app_secret is then the identity-verification secret */
 	bool polling;             /* Telegram: updates by getUpdates long polling, no webhook */
 	bool enabled;
 };

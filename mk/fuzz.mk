@@ -12,7 +12,7 @@
 # corpus/ and regress/ through each target's checks.
 
 FUZZ_TARGETS = http json jwt router whatsapp telegram instagram send_result tg_updates \
-	inbox bus config
+	inbox bus config webchat
 
 # What each target links besides its tests/fuzz/fuzz_<target>.c and the pure core.
 FUZZ_EXTRA_http = daemon/net/http.c daemon/net/conns.c daemon/net/tcpwrite.c \

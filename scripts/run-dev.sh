@@ -37,6 +37,9 @@ EXTRA_PIDS=       # make cluster's Redis replica, Sentinels, HAProxy
 EXTRA_PIDFILES=   # ... and PgBouncer (it runs as postgres when we are root)
 FAKES_PID=
 FAKEAI_PID=
+SHOP_PID=
+SHOP_PORT=8090
+SHOP_DIR=$VAR/demo-shop
 
 say() { printf 'run-dev: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -93,6 +96,11 @@ cleanup() {
 		say "stopping the fake AI provider"
 		kill -TERM "$FAKEAI_PID" 2>/dev/null || true
 		wait "$FAKEAI_PID" 2>/dev/null || true
+	fi
+	if [ -n "$SHOP_PID" ] && kill -0 "$SHOP_PID" 2>/dev/null; then
+		say "stopping the demo shop"
+		kill -TERM "$SHOP_PID" 2>/dev/null || true
+		wait "$SHOP_PID" 2>/dev/null || true
 	fi
 	if [ "$REDIS_STARTED" = 1 ]; then
 		say "stopping Redis"
@@ -195,6 +203,19 @@ seed_channel demo-instagram --kind instagram --account "$IG_ACCOUNT" \
 	--app-secret-file "$(dev_secret instagram-app-secret)" \
 	--verify-token-file "$(dev_secret instagram-verify-token)" \
 	--access-token-file "$(dev_secret instagram-access-token)"
+# the website chat, embedded by the demo shop on port $SHOP_PORT (pre-chat form off)
+cat >"$SECRETS/demo-web.json" <<EOF
+{ "origins": ["http://127.0.0.1:$SHOP_PORT", "http://localhost:$SHOP_PORT"],
+  "title": { "ru": "Демо-магазин", "kk": "Демо дүкен", "en": "Demo shop" },
+  "color": "#0a6e5c",
+  "greeting": { "ru": "Здравствуйте! Чем помочь?", "kk": "Сәлеметсіз бе! Қалай көмектесейік?",
+                "en": "Hello! How can we help?" },
+  "offline": { "ru": "Нет связи с чатом, пробуем снова…", "kk": "Чатпен байланыс жоқ…",
+               "en": "The chat is offline, trying again…" },
+  "prechat": false }
+EOF
+seed_channel demo-web --kind web --app-secret-file "$(dev_secret web-identity-secret)" \
+	--web-file "$SECRETS/demo-web.json"
 # secrets stored before they were sealed (a ./var/ of an older checkout): sealed now
 "$BUILD/hubctl" -c "$CONFIG" rotate-key >/dev/null
 
@@ -232,6 +253,14 @@ done
 [ -s "$FAKEAI_DIR/fakeai.json" ] || die "the fake AI provider did not start within 10 s"
 "$BUILD/hubctl" -c "$CONFIG" channel ai demo-telegram --on \
 	--url "http://127.0.0.1:$FAKEAI_PORT" --model fake-model --quiet-ms 1500 >/dev/null
+
+# --- the demo shop: another origin embedding the widget ---
+mkdir -p "$SHOP_DIR"
+sed -e "s|@HUBWS@|ws://$LISTEN|g" -e "s|@HUB@|http://$LISTEN|g" demo/shop.html >"$SHOP_DIR/index.html"
+cp demo/shop.css "$SHOP_DIR/shop.css"
+/usr/bin/python3 -m http.server "$SHOP_PORT" --bind 127.0.0.1 --directory "$SHOP_DIR" \
+	>"$SHOP_DIR/server.log" 2>&1 &
+SHOP_PID=$!
 
 # --- hubd ---
 if [ "${CLUSTER:-0}" = 1 ]; then
@@ -283,6 +312,7 @@ $([ "${CLUSTER:-0}" = 1 ] && cluster_summary)
   metrics    $BASE/metrics
   inbox page $BASE/inbox#token=$TOKEN
   live inbox ws://$LISTEN/ws   (subprotocol bayge.v1)
+  demo shop  http://127.0.0.1:$SHOP_PORT/   (the website chat demo-web, another origin)
   webhooks   $BASE/webhooks/whatsapp/demo-whatsapp
              $BASE/webhooks/telegram/demo-telegram
              $BASE/webhooks/instagram/demo-instagram

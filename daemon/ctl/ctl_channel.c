@@ -27,6 +27,7 @@
 #include "lib/pool.h"
 #include "lib/secret.h"
 #include "lib/utf8.h"
+#include "lib/webcfg.h"
 
 #define SECRET_MAX HUB_CHANNEL_SECRET_MAX
 #define WHAT_ADD "channel add"
@@ -36,10 +37,10 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: hubctl [-c FILE] channel add --id ID --tenant T [--tenant-name NAME]\n"
-		"                 --kind whatsapp|telegram|instagram --account ACCOUNT\n"
+		"                 --kind whatsapp|telegram|instagram|web --account ACCOUNT\n"
 		"                 --app-secret-file F [--verify-token-file F]\n"
 		"                 [--access-token-file F] [--mode webhook|polling]\n"
-		"                 [--register https://PUBLIC-URL-OF-THE-HUB]\n"
+		"                 [--register https://PUBLIC-URL-OF-THE-HUB] [--web-file F]\n"
 		"       hubctl [-c FILE] channel list [--json]\n"
 		"       hubctl [-c FILE] channel enable|disable ID\n"
 		"       hubctl [-c FILE] channel ai ID [settings]  (hubctl channel ai --help)\n"
@@ -49,7 +50,10 @@ static void usage(FILE *f)
 		"only, with the bot token as the access token): updates by getUpdates long\n"
 		"polling instead of a webhook, for hubs without a public URL. --register (telegram\n"
 		"in webhook mode) points the bot's webhook at URL/webhooks/telegram/ID with the\n"
-		"app secret as its secret_token; when Telegram refuses, nothing is added.\n");
+		"app secret as its secret_token; when Telegram refuses, nothing is added.\n"
+		"--kind web (the website chat): --web-file is the widget's settings (JSON:\n"
+		"origins, title, color, greeting, offline, prechat; README), the app secret is\n"
+		"the identity-verification secret of data-user-hash, --account is optional.\n");
 }
 
 bool hubctl_valid_id(const char *s)
@@ -201,6 +205,28 @@ static int register_webhook(const struct hub_config *cfg, const struct hub_chann
 	return ret;
 }
 
+/* A web channel's settings from path, checked (lib/webcfg.h). 0, or 1 with the reason. */
+static int read_web(const char *path, struct hub_pool *pool, const char **out)
+{
+	struct hub_buf b = HUB_BUF_INIT;
+	struct hub_webcfg wc;
+	struct hub_err err = HUB_ERR_INIT;
+	int ret = hub_buf_read_file(&b, path);
+
+	if (ret < 0) {
+		fprintf(stderr, "hubctl: channel add: --web-file %s: %s\n", path, strerror(-ret));
+		ret = 1;
+	} else if (hub_webcfg_parse(pool, hub_buf_str(&b), &wc, &err) < 0) {
+		fprintf(stderr, "hubctl: channel add: --web-file %s: %s\n", path, err.msg);
+		ret = 1;
+	} else {
+		*out = hub_pool_strndup(pool, b.p, b.len);
+		ret = 0;
+	}
+	hub_buf_release(&b);
+	return ret;
+}
+
 static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -214,13 +240,14 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		{ "access-token-file", required_argument, NULL, 'x' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "register", required_argument, NULL, 'r' },
+		{ "web-file", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hub_pool pool = HUB_POOL_INIT;
 	const char *id = NULL, *tenant = NULL, *tenant_name = NULL, *kind_name = NULL;
 	const char *account = NULL, *app_file = NULL, *verify_file = NULL, *access_file = NULL;
 	const char *app = NULL, *verify = NULL, *access = NULL, *mode = "webhook";
-	const char *register_url = NULL;
+	const char *register_url = NULL, *web_file = NULL, *web = NULL;
 	enum hub_channel_kind kind;
 	PGconn *pg = NULL;
 	PGresult *res = NULL;
@@ -239,6 +266,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		case 'x': access_file = optarg; break;
 		case 'm': mode = optarg; break;
 		case 'r': register_url = optarg; break;
+		case 'w': web_file = optarg; break;
 		default:
 			usage(stderr);
 			return 2;
@@ -249,6 +277,8 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 				"from files, never from the command line)\n", argv[optind]);
 		return 2;
 	}
+	if (kind_name && !strcmp(kind_name, "web") && !account)
+		account = id; /* no platform account: the channel is its own */
 	if (!id || !tenant || !kind_name || !account || !app_file) {
 		fprintf(stderr, "hubctl: channel add: --id, --tenant, --kind, --account and "
 				"--app-secret-file are required\n");
@@ -262,8 +292,17 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 	kind = hub_channel_kind_parse(kind_name);
 	if (!kind) {
 		fprintf(stderr, "hubctl: channel add: --kind must be one of whatsapp, telegram, "
-				"instagram (not \"%s\")\n", kind_name);
+				"instagram, web (not \"%s\")\n", kind_name);
 		return 2;
+	}
+	if ((kind == HUB_CHANNEL_WEB) != (web_file != NULL)) {
+		fprintf(stderr, "hubctl: channel add: --web-file (the widget's settings) is "
+				"required for web channels, and only for them\n");
+		return 2;
+	}
+	if (web_file && read_web(web_file, &pool, &web)) {
+		ret = 1;
+		goto out;
 	}
 	if (!hub_channel_account_valid(account, strlen(account))) {
 		fprintf(stderr, "hubctl: channel add: --account must be 1 to 128 printable "
@@ -275,7 +314,7 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 			NAME_MAX_LEN);
 		return 2;
 	}
-	if (kind != HUB_CHANNEL_TELEGRAM && !verify_file) {
+	if (kind != HUB_CHANNEL_TELEGRAM && kind != HUB_CHANNEL_WEB && !verify_file) {
 		fprintf(stderr, "hubctl: channel add: --verify-token-file is required for %s "
 				"channels\n", kind_name);
 		return 2;
@@ -345,6 +384,26 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 	res = PQexecParams(pg, "SELECT hub_channel_add($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9,
 			   NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		if (state && strcmp(state, "23505") == 0)
+			fprintf(stderr, "hubctl: channel add: channel \"%s\" already exists\n", id);
+		else if (state && strcmp(state, "P0002") == 0 && !tenant_name)
+			fprintf(stderr, "hubctl: channel add: unknown tenant \"%s\" (--tenant-name "
+					"NAME creates it)\n", tenant);
+		else
+			hubctl_db_error("channel add", res, pg);
+		ret = 1;
+		goto out;
+	}
+	if (web) {
+		const char *wp[] = { id, web };
+
+		PQclear(res);
+		res = PQexecParams(pg, "UPDATE channels SET web = $2::jsonb WHERE public_id = $1",
+				   2, NULL, wp, NULL, NULL, 0);
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
 		if (state && strcmp(state, "23505") == 0)

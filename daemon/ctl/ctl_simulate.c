@@ -435,7 +435,7 @@ int hubctl_simulate_main(struct hub_config *cfg, int argc, char **argv)
 	cid = argv[optind + 1];
 	text = argv[optind + 2];
 	kind = hub_channel_kind_parse(platform);
-	if (!kind) {
+	if (!kind || kind == HUB_CHANNEL_WEB) {
 		fprintf(stderr, "hubctl: simulate: platform \"%s\" is not supported (whatsapp, "
 				"telegram, instagram)\n", platform);
 		return 2;
@@ -515,6 +515,8 @@ int hubctl_simulate_main(struct hub_config *cfg, int argc, char **argv)
 		hub_base64url_add(&msgid, rnd, sizeof(rnd));
 		instagram_body(&body, ch, from, text, msgid.p);
 		break;
+	case HUB_CHANNEL_WEB: /* refused above: visitors write through /ws/visitor */
+		goto out;
 	}
 
 	hub_buf_addf(&req, "POST /webhooks/%s/%s HTTP/1.1\r\nHost: %s%s%s:%s\r\n"

@@ -6,11 +6,12 @@
 
 const char hub_channels_sql[] =
 	"SELECT c.public_id, c.tenant_id, c.kind, c.account_id, c.app_secret, c.verify_token, "
-	"c.access_token, c.mode, c.enabled AND t.deleted_at IS NULL AND c.deleted_at IS NULL "
+	"c.access_token, c.mode, c.enabled AND t.deleted_at IS NULL AND c.deleted_at IS NULL, "
+	"c.web::text "
 	"FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY c.public_id";
 
 enum { C_ID, C_TENANT, C_KIND, C_ACCOUNT, C_APP_SECRET, C_VERIFY, C_ACCESS, C_MODE, C_ENABLED,
-       C_N };
+       C_WEB, C_N };
 
 static const char *cell(PGresult *res, int row, int col, struct hub_pool *pool)
 {
@@ -99,6 +100,7 @@ struct hub_channel *hub_channels_from_result(PGresult *res, const struct hub_key
 		ok = secret(res, r, C_APP_SECRET, kr, pool, errors, in_clear, &ch->app_secret);
 		ok &= secret(res, r, C_VERIFY, kr, pool, errors, in_clear, &ch->verify_token);
 		ok &= secret(res, r, C_ACCESS, kr, pool, errors, in_clear, &ch->access_token);
+		ch->web = cell(res, r, C_WEB, pool);
 		ch->polling = strcmp(PQgetvalue(res, r, C_MODE), "polling") == 0;
 		ch->enabled = strcmp(PQgetvalue(res, r, C_ENABLED), "t") == 0;
 		if (ok)

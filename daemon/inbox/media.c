@@ -568,6 +568,10 @@ static void fetch_from_platform(struct job *job, const char *channel)
 			 "the message's channel is not served here (removed or disabled)");
 		return;
 	}
+	if (job->ch->kind == HUB_CHANNEL_WEB) { /* the website chat is text only */
+		job_fail(job, 502, "channel_unavailable", "the website chat carries no files");
+		return;
+	}
 	job->platform = job->ch->kind == HUB_CHANNEL_WHATSAPP ? "WhatsApp" :
 			job->ch->kind == HUB_CHANNEL_TELEGRAM ? "Telegram" : "Instagram";
 	if (job->ch->kind != HUB_CHANNEL_INSTAGRAM &&
@@ -593,6 +597,8 @@ static void fetch_from_platform(struct job *job, const char *channel)
 	case HUB_CHANNEL_INSTAGRAM:
 		/* the CDN URL of the webhook (signed by Meta, expiring): no token */
 		platform_get(job, job->ref, false, true, on_file_done);
+		break;
+	case HUB_CHANNEL_WEB:
 		break;
 	}
 }

@@ -34,6 +34,7 @@
 
 #define TAG "ws"
 #define WS_PROTOCOL "bayge.v1"
+#define WS_HANDLER_PROTOCOL "bayge.visitor.v1" /* the only handler's (hub_ws_set_handler) */
 #define WS_ADOPT_MAX 2048       /* bytes lws replays from an adopted socket */
 #define WS_RX_CHUNK 1024        /* lws delivers a message in pieces of at most this */
 #define WS_TX_PACKET 65536      /* bytes lws hands to one send() */
@@ -148,6 +149,9 @@ struct client {
 	uint64_t hold_until;    /* uv_now ms */
 	uint64_t due;           /* uv_now ms: the earliest of the above (client_arm_timer) */
 	size_t heap_idx;        /* in ws->heap; WS_HEAP_NONE: not there */
+	const struct hub_ws_handler *h; /* a socket of the handler's subprotocol; NULL: ours */
+	void *hstate;           /* the handler's state (NULL once it refused or was told) */
+	bool h_ready;           /* the handler's peer authenticated: no auth deadline */
 };
 
 /* The store callback may run after the socket closed: it finds c == NULL then. */
@@ -186,7 +190,10 @@ struct hub_ws {
 	bool closing, destroyed;
 	void (*close_cb)(void *data);
 	void *close_data;
-	struct lws_protocols protocols[2];
+	struct lws_protocols protocols[3]; /* bayge.v1, the handler's, the terminator */
+	const struct hub_ws_handler *handler; /* NULL: none */
+	const struct hub_bus_sink *tap;       /* NULL: none */
+	void *tap_data;
 };
 
 static void on_drain_timer(uv_timer_t *t);
@@ -655,8 +662,10 @@ static void on_bus_event(void *data, struct hub_bus_tenant *bt, const struct hub
 	struct frame *f;
 	struct client *c;
 	struct link *l, *next;
+	struct hub_ws *ws = data;
 
-	(void)data;
+	if (ws->tap)
+		ws->tap->on_event(ws->tap_data, bt, ev);
 	if (!t)
 		return;
 	f = event_frame(ev->id, ev->event, ev->data);
@@ -676,8 +685,10 @@ static void on_bus_ready(void *data, struct hub_bus_tenant *bt, int status)
 	struct tenant *t = tenant_of(bt);
 	struct client *c;
 	struct link *l, *next;
+	struct hub_ws *ws = data;
 
-	(void)data;
+	if (ws->tap)
+		ws->tap->on_ready(ws->tap_data, bt, status);
 	if (!t)
 		return;
 	for_each_peer(t, c, l, next) {
@@ -700,8 +711,10 @@ static void on_bus_ephemeral(void *data, struct hub_bus_tenant *bt, uint64_t ori
 	struct frame *f = NULL;
 	struct client *c;
 	struct link *l, *next;
+	struct hub_ws *ws = data;
 
-	(void)data;
+	if (ws->tap)
+		ws->tap->on_ephemeral(ws->tap_data, bt, origin, event, data_json);
 	if (!t)
 		return;
 	for_each_peer(t, c, l, next) {
@@ -873,10 +886,10 @@ static void client_arm_timer(struct client *c)
 
 	if (c->closing)
 		return;
-	if (!c->authed) {
+	if (!c->authed && !c->h_ready) {
 		if (c->auth_deadline < due)
 			due = c->auth_deadline;
-	} else {
+	} else if (c->authed) {
 		uint64_t w = wall_ms(), exp_due = now;
 
 		/* In seconds first: exp * 1000 overflowed for exp >= 2^64 / 1000, made the
@@ -905,7 +918,7 @@ static void client_due(struct client *c)
 	uint64_t now = uv_now(ws->loop);
 	uint64_t interval = (uint64_t)ws->opts.ping_interval_ms;
 
-	if (!c->authed && now >= c->auth_deadline) {
+	if (!c->authed && !c->h_ready && now >= c->auth_deadline) {
 		hub_log_debug(TAG, "conn=%llu: auth timeout", (unsigned long long)c->id);
 		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "auth timeout", "auth_timeout");
 		return;
@@ -980,6 +993,12 @@ static void client_free(struct client *c)
 		count_close(ws, c->close_kind);
 	if (c->replay)
 		c->replay->c = NULL;
+	if (c->h && c->hstate) {
+		void *st = c->hstate;
+
+		c->hstate = NULL;
+		c->h->closed(st);
+	}
 	while (!link_empty(&c->cmds)) {
 		struct cmd_slot *s = hub_container_of(c->cmds.next, struct cmd_slot, link);
 
@@ -1214,6 +1233,12 @@ static int client_message(struct client *c, bool binary)
 	bool allowed = true, parsed, object;
 	int ret = 0;
 
+	if (c->h) { /* the handler's subprotocol: its messages are its own */
+		if (c->hstate)
+			c->h->message(c->hstate, hub_buf_str(&c->rx), binary);
+		return 0;
+	}
+
 	/* An authenticated socket pays for every frame before it is parsed, valid or not:
 	 * garbage answered for free let a client have errors written back as fast as it
 	 * sent (security issue, finding 7). */
@@ -1396,6 +1421,25 @@ static void on_flush(uv_idle_t *h)
 	}
 }
 
+/* A socket of the handler's subprotocol: the handler takes it, or it is closed. */
+static void client_open_handler(struct hub_ws *ws, struct client *c)
+{
+	char path[512] = "", origin[256] = "";
+
+	c->h = ws->handler;
+	if (!c->h) {
+		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "refused", "refused");
+		return;
+	}
+	if (lws_hdr_copy(c->wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0)
+		path[0] = '\0';
+	if (lws_hdr_copy(c->wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+		origin[0] = '\0';
+	c->hstate = c->h->open(c->h->data, (struct hub_ws_peer *)c, path, origin);
+	if (!c->hstate)
+		client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "refused", "refused");
+}
+
 static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		  size_t len)
 {
@@ -1411,6 +1455,10 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		pss->c = client_new(ws, wsi);
 		hub_log_debug(TAG, "conn=%llu: websocket established", (unsigned long long)
 			      pss->c->id);
+		/* lws keeps a copy of the table: the protocol by its name */
+		if (lws_get_protocol(wsi) &&
+		    strcmp(lws_get_protocol(wsi)->name, WS_HANDLER_PROTOCOL) == 0)
+			client_open_handler(ws, pss->c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		if (!c)
@@ -1510,6 +1558,9 @@ int hub_ws_new(uv_loop_t *loop, const struct hub_ws_opts *opts, struct hub_store
 		.rx_buffer_size = WS_RX_CHUNK,
 		.tx_packet_size = WS_TX_PACKET,
 	};
+	/* the handler's (hub_ws_set_handler); lws picks it when the client offers it */
+	ws->protocols[1] = ws->protocols[0];
+	ws->protocols[1].name = WS_HANDLER_PROTOCOL;
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
@@ -1645,7 +1696,7 @@ static bool list_has(const char *p, const char *end, const char *tok)
  * them (none offered: lws answers with its first protocol, ours, and names none). The
  * head was parsed and checked by the HTTP server (lines end in CRLF, no obs-fold, no
  * space before a colon), so its lines can be read as they are. */
-static bool offers_our_protocol(const char *buf, size_t len)
+static bool offers_protocol(const char *buf, size_t len, const char *proto, bool none_ok)
 {
 	const char *p = buf, *end = buf + len;
 	bool offered = false;
@@ -1661,12 +1712,19 @@ static bool offers_our_protocol(const char *buf, size_t len)
 		if (p != buf && colon && (size_t)(colon - p) == sizeof(name) - 1 &&
 		    strncasecmp(p, name, sizeof(name) - 1) == 0) {
 			offered = true;
-			if (list_has(colon + 1, eol, WS_PROTOCOL))
+			if (list_has(colon + 1, eol, proto))
 				return true;
 		}
 		p = eol + 2;
 	}
-	return !offered;
+	return !offered && none_ok;
+}
+
+static bool offers_our_protocol(const char *buf, size_t len)
+{
+	/* lws would pick the handler's when offered before ours: never on this path */
+	return offers_protocol(buf, len, WS_PROTOCOL, true) &&
+	       !offers_protocol(buf, len, WS_HANDLER_PROTOCOL, false);
 }
 
 /* Refuses a handshake with an HTTP answer shaped as the HTTP server's errors, then
@@ -1730,6 +1788,79 @@ int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len)
 		hub_log_debug(TAG, "fd=%d: adoption failed or closed at once", fd);
 		return -EIO;
 	}
+	return 0;
+}
+
+int hub_ws_adopt_handler(struct hub_ws *ws, int fd, const char *buf, size_t len)
+{
+	struct lws *wsi;
+
+	if (ws->closing || !ws->vh) {
+		close(fd);
+		return -ECANCELED;
+	}
+	if (len > WS_ADOPT_MAX) {
+		close(fd);
+		return -EMSGSIZE;
+	}
+	if (!offers_protocol(buf, len, WS_HANDLER_PROTOCOL, false) ||
+	    offers_protocol(buf, len, WS_PROTOCOL, false)) {
+		hub_log_debug(TAG, "fd=%d: handshake refused: no supported subprotocol", fd);
+		refuse_handshake(fd, "bad_subprotocol",
+				 "no supported websocket subprotocol: this endpoint speaks "
+				 WS_HANDLER_PROTOCOL);
+		return 0;
+	}
+	wsi = lws_adopt_socket_vhost_readbuf(ws->vh, fd, buf, len);
+	if (!wsi) {
+		hub_log_debug(TAG, "fd=%d: adoption failed or closed at once", fd);
+		return -EIO;
+	}
+	return 0;
+}
+
+void hub_ws_set_handler(struct hub_ws *ws, const struct hub_ws_handler *h)
+{
+	hub_assert(!h || strcmp(h->protocol, WS_HANDLER_PROTOCOL) == 0);
+	ws->handler = h;
+}
+
+void hub_ws_set_tap(struct hub_ws *ws, const struct hub_bus_sink *tap, void *data)
+{
+	ws->tap = tap;
+	ws->tap_data = data;
+}
+
+void hub_ws_peer_send(struct hub_ws_peer *p, struct hub_str json)
+{
+	client_send_json((struct client *)p, json);
+}
+
+void hub_ws_peer_close(struct hub_ws_peer *p, int code, const char *reason)
+{
+	client_close((struct client *)p, code, reason, "handler");
+}
+
+void hub_ws_peer_ready(struct hub_ws_peer *p)
+{
+	struct client *c = (struct client *)p;
+
+	c->h_ready = true;
+	client_arm_timer(c);
+}
+
+uint64_t hub_ws_peer_id(const struct hub_ws_peer *p)
+{
+	return ((const struct client *)p)->id;
+}
+
+int hub_ws_peer_addr(const struct hub_ws_peer *p, struct hub_conns_key *out)
+{
+	const struct client *c = (const struct client *)p;
+
+	if (!c->in_conns)
+		return -ENOENT;
+	*out = c->peer;
 	return 0;
 }
 

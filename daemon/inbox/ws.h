@@ -58,6 +58,46 @@ void hub_ws_set_revocations(struct hub_ws *ws, struct hub_revocations *rv);
  * connection is closed (logged at debug; that is a 0 too). 0 or -errno. */
 int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len) HUB_MUSTCHECK;
 size_t hub_ws_clients(const struct hub_ws *ws);
+
+/* Sockets of a second subprotocol (the website chat's visitors, daemon/webchat/) handed to
+ * a handler: ws keeps the framing, the send queues (ws.send_queue_max), the pings, the
+ * frame bound (ws.max_frame), ws.max_sockets and http.max_per_address, and the auth
+ * deadline (ws.auth_timeout_ms) until the handler calls hub_ws_peer_ready(); the handler
+ * reads the messages and decides everything else. A peer is valid from open() until
+ * closed() returns. */
+struct hub_ws_peer;
+struct hub_bus_sink;
+struct hub_ws_handler {
+	const char *protocol; /* the subprotocol: "bayge.visitor.v1" */
+	/* A socket is open; path and origin are the upgrade request's (path with its query,
+	 * origin "" when absent). Returns the handler's state for it, or NULL to refuse it
+	 * (closed 1008 "refused"). */
+	void *(*open)(void *data, struct hub_ws_peer *p, const char *path, const char *origin);
+	/* One whole message (binary true for a binary one). */
+	void (*message)(void *state, struct hub_str msg, bool binary);
+	/* The socket is gone; state is the handler's to free. */
+	void (*closed)(void *state);
+	void *data;
+};
+/* Sets the handler (h must outlive ws; NULL: its subprotocol is refused). */
+void hub_ws_set_handler(struct hub_ws *ws, const struct hub_ws_handler *h);
+/* As hub_ws_adopt for the handler's subprotocol, which the client must offer. */
+int hub_ws_adopt_handler(struct hub_ws *ws, int fd, const char *buf, size_t len) HUB_MUSTCHECK;
+/* Queues a text frame (copied); nothing when the socket is closing. */
+void hub_ws_peer_send(struct hub_ws_peer *p, struct hub_str json);
+/* Closes with code and reason (at most 123 bytes); closed() follows later. */
+void hub_ws_peer_close(struct hub_ws_peer *p, int code, const char *reason);
+/* The peer authenticated: the auth deadline no longer applies. */
+void hub_ws_peer_ready(struct hub_ws_peer *p);
+uint64_t hub_ws_peer_id(const struct hub_ws_peer *p); /* for logs and typing's origin */
+/* The peer's address as http.max_per_address counts it (IPv4, IPv6 /64): 0, or -ENOENT when
+ * unknown. */
+struct hub_conns_key;
+int hub_ws_peer_addr(const struct hub_ws_peer *p, struct hub_conns_key *out) HUB_MUSTCHECK;
+/* Another listener of the bus's events (ws is the bus's sink): each event, ready and
+ * ephemeral of every tenant that anyone holds a reference to goes to tap too, before the
+ * agents' sockets get it (tap and data outlive ws; NULL: none). */
+void hub_ws_set_tap(struct hub_ws *ws, const struct hub_bus_sink *tap, void *data);
 /* Closes every socket with 1001 "going away" and tears lws down on the loop (two-phase, see
  * INTEGRATION.md); cb runs once everything is closed. hub_ws_finish() must then be called
  * after uv_run() returns, before uv_loop_close(). */

@@ -509,15 +509,38 @@ static void job_split(struct job *job, const struct hub_adapter *a)
 		on_split(ret, NULL, job);
 }
 
+/* The website chat: the hub is the platform. The reply is stored, and the visitor's socket
+ * (daemon/webchat/) sends it now or when the visitor comes back (its resume reads the
+ * log); so it is sent once it is recorded, with a platform id of the hub's own, and the
+ * visitor's socket records delivered and read. Text only. */
+static void job_web(struct job *job)
+{
+	struct hub_buf id = HUB_BUF_INIT, rec = HUB_BUF_INIT;
+
+	if (job->media || !hub_str_eqs(job->type, "text")) {
+		job_failed(job, "type", "the website chat carries texts only");
+		return;
+	}
+	count_send(job, "sent");
+	hub_buf_addf(&id, "\"web-o%" PRId64 "\"", job->id);
+	result_json(&rec, job, "sent", id.p, NULL, NULL);
+	hub_buf_release(&id);
+	job_finish(job, &rec);
+}
+
 static void job_start(struct job *job)
 {
 	const struct hub_channel *ch = hub_config_channel(job->cfg, job->channel);
 	const struct hub_adapter *a = ch ? hub_adapter_for(ch->kind) : NULL;
 
-	if (a && !ch->enabled) {
+	if (ch && !ch->enabled) {
 		/* disabled or deleted by its admin: nothing goes out through it any more */
 		job_failed(job, "channel_disabled", "the channel is disabled or deleted: the "
 			   "message was not sent");
+		return;
+	}
+	if (ch && ch->kind == HUB_CHANNEL_WEB) {
+		job_web(job);
 		return;
 	}
 	if (!a || !a->build_send) {

@@ -175,6 +175,43 @@ static void test_channels_and_tenants(void **state)
 	free(errors);
 }
 
+static void test_web_channels(void **state)
+{
+	struct hub_config *cfg;
+	const struct hub_channel *ch;
+	char *errors;
+
+	(void)state;
+	cfg = parse_ok("{" BASE_DB BASE_AUTH ",\n"
+		       "\"tenants\": [{\"id\": \"demo\", \"name\": \"Demo\"}],\n"
+		       "\"channels\": [{\"id\": \"demo-web\", \"tenant\": \"demo\", "
+		       "\"kind\": \"web\", \"account_id\": \"demo-web\", \"app_secret\": \"s\", "
+		       "\"web\": {\"origins\": [\"https://shop.kz\"], \"prechat\": true}}],\n"
+		       "\"webchat\": {\"text_max\": 500}}");
+	ch = hub_config_channel(cfg, HUB_STR("demo-web"));
+	assert_non_null(ch);
+	assert_int_equal(ch->kind, HUB_CHANNEL_WEB);
+	assert_non_null(strstr(ch->web, "https://shop.kz"));
+	assert_int_equal(hub_config_settings(cfg)->webchat.text_max, 500);
+	assert_int_equal(hub_config_settings(cfg)->webchat.messages_per_min, 30);
+	hub_config_unref(cfg);
+
+	errors = parse_fail("{" BASE_DB BASE_AUTH ",\n"
+			    "\"tenants\": [{\"id\": \"demo\", \"name\": \"Demo\"}],\n"
+			    "\"channels\": [{\"id\": \"a\", \"tenant\": \"demo\", \"kind\": \"web\", "
+			    "\"account_id\": \"a\", \"app_secret\": \"s\"},\n"
+			    "{\"id\": \"b\", \"tenant\": \"demo\", \"kind\": \"web\", "
+			    "\"account_id\": \"b\", \"app_secret\": \"s\", "
+			    "\"web\": {\"origins\": [\"https://shop.kz/path\"]}},\n"
+			    "{\"id\": \"c\", \"tenant\": \"demo\", \"kind\": \"telegram\", "
+			    "\"account_id\": \"1\", \"app_secret\": \"s\", "
+			    "\"web\": {\"origins\": [\"https://shop.kz\"]}}]}");
+	assert_non_null(strstr(errors, "channels[0].web: required for web channels"));
+	assert_non_null(strstr(errors, "channels[1].web: web.origins[0]: must be an origin"));
+	assert_non_null(strstr(errors, "channels[2].web: only for web channels"));
+	free(errors);
+}
+
 static void test_restart_keys_and_redacted_dump(void **state)
 {
 	struct hub_config *a, *b;
@@ -380,6 +417,7 @@ int main(void)
 		cmocka_unit_test(test_environment_overrides_secrets),
 		cmocka_unit_test(test_secret_from_file),
 		cmocka_unit_test(test_channels_and_tenants),
+		cmocka_unit_test(test_web_channels),
 		cmocka_unit_test(test_restart_keys_and_redacted_dump),
 		cmocka_unit_test(test_example_configs_are_valid),
 		cmocka_unit_test(test_redis_hmac_key_required_with_url),
