@@ -454,6 +454,11 @@ static void kick(struct hub_ingest *ing)
 			b->nitems += ir->events.n;
 		}
 		hub_jw_arr_close(&w);
+		/* the batch size group commit reached: bench/run reads it for its reference */
+		hub_metrics_count(ing->metrics, "ingest_batches", "Ingest batches (statements)",
+				  NULL, 1);
+		hub_metrics_count(ing->metrics, "ingest_batch_items", "Items in ingest batches",
+				  NULL, (double)b->nitems);
 		const char *params[1] = { hub_buf_str(&json).p };
 		ret = hub_store_query(ing->store, batch_sql, 1, params, on_batch, b);
 		hub_buf_release(&json);
