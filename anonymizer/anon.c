@@ -42,11 +42,11 @@
 
 struct hub_anon {
 	struct hub_anon_htab words;
-	uint64_t *filter; /* one bit per hash slice: most words miss it without a probe */
+	uint64_t *filter; /* filter_bits of each key: most words miss it without a probe */
 	uint32_t cp_info[HUB_ANON_CP_TABLE]; /* hub_anon__cp_info of each */
 };
 
-#define FILTER_BITS 22
+#define FILTER_BITS 21
 
 static const char *const type_names[HUB_ANON_NTYPES] = {
 	"PHONE", "EMAIL", "IIN", "BIN", "CARD", "IBAN", "NAME", "ID", "MARKER",
@@ -183,19 +183,28 @@ static const char *const unit_words[] = {
 	"дней", "days", "минут", "min", "сек", "бонусов", "баллов", "points", "тиын",
 };
 
-static void filter_set(struct hub_anon *a, uint64_t h)
+/* Three bits of one 64-bit word of the filter (a blocked Bloom filter): a word's look is
+ * one cache line, whatever it answers. */
+static inline uint64_t filter_bits(uint64_t h)
 {
-	a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] |= 1ull << (h & 63);
-	h >>= 32;
-	a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] |= 1ull << (h & 63);
+	return 1ull << (h & 63) | 1ull << (h >> 32 & 63) | 1ull << (h >> 48 & 63);
 }
 
-static bool filter_has(const struct hub_anon *a, uint64_t h)
+static inline size_t filter_word(uint64_t h)
 {
-	if (!(a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] & (1ull << (h & 63))))
-		return false;
-	h >>= 32;
-	return a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] & (1ull << (h & 63));
+	return (size_t)(h & ((1u << FILTER_BITS) - 1)) >> 6;
+}
+
+static void filter_set(struct hub_anon *a, uint64_t h)
+{
+	a->filter[filter_word(h)] |= filter_bits(h);
+}
+
+static inline bool filter_has(const struct hub_anon *a, uint64_t h)
+{
+	uint64_t b = filter_bits(h);
+
+	return (a->filter[filter_word(h)] & b) == b;
 }
 
 /* Adds one word list with flags (each word keyed; words with no key are skipped). */
