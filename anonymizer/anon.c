@@ -437,6 +437,8 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_LATIN 0x8000000 /* starts with a Latin letter */
 #define W_KAZSUR 0x10000000 /* a Kazakh surname's ending (-бай, -бек, -қали): beside a name */
 #define W_IDCUE 0x20000000 /* "ИИН", "BIN" (LX_ID_CUE, or Latin as written) */
+#define W_STREET_DONE 0x40000000u /* street_word_after has looked at it: */
+#define W_STREET 0x80000000u      /* ... and it names what a street's name comes before */
 
 struct word {
 	size_t start, end;
@@ -707,6 +709,8 @@ static bool id_cue_word(const struct scan *s, const struct word *wd)
 	static const char *const cues[] = { "iin", "bin", "bsn", "zhsn" };
 	size_t n = wd->end - wd->start;
 
+	if (n < 3 || n > 4)
+		return false; /* no cue is shorter or longer */
 	for (size_t i = 0; i < HUB_ARRAY_SIZE(cues); i++)
 		if (strlen(cues[i]) == n &&
 		    hub_anon__find_ci((struct hub_str){ s->text.p + wd->start, n }, 0,
@@ -771,8 +775,10 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	for (size_t i = 0; i < (lex ? n : 1); i++) {
 		uint32_t f = 0;
 
-		if (filter_has(s->anon, k->h[lens[i]]))
-			f = i ? hub_anon__htab_get(&s->anon->words, k->h[lens[i]]) : wd->lx;
+		if (!i)
+			f = wd->lx; /* looked up above (0 when the filter missed it) */
+		else if (filter_has(s->anon, k->h[lens[i]]))
+			f = hub_anon__htab_get(&s->anon->words, k->h[lens[i]]);
 		if ((f & LX_STOP) && i && !lex_alone)
 			continue; /* a stop word by its cue alone: the cue may become a marker */
 		if (f & LX_STOP) {
@@ -951,21 +957,28 @@ static bool name_alone(const struct scan *s, size_t i)
 
 /* The word names what a street's name comes before ("көшесі", "street"), in any case ending
  * ("Абай көшесіне"). */
-static bool street_word_after(const struct scan *s, const struct word *w)
+static bool street_word_after(const struct scan *s, size_t wi)
 {
+	struct word *w = &s->words[wi]; /* the answer is kept in it */
 	struct hub_anon_key k;
 	size_t lens[16], n;
 
 	if (w->lx & LX_PLACE_AFTER)
 		return true;
-	if (!(w->w & W_KEYED) || (w->w & (W_CAP | W_ALLCAPS)) ||
-	    !hub_anon__key(s->anon, s->text.p + w->start, w->end - w->start, &k))
+	if (!(w->w & W_KEYED) || (w->w & (W_CAP | W_ALLCAPS)))
+		return false;
+	if (w->w & W_STREET_DONE)
+		return w->w & W_STREET;
+	w->w |= W_STREET_DONE;
+	if (!hub_anon__key(s->anon, s->text.p + w->start, w->end - w->start, &k))
 		return false;
 	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
 	for (size_t i = 1; i < n; i++)
 		if (filter_has(s->anon, k.h[lens[i]]) &&
-		    (hub_anon__htab_get(&s->anon->words, k.h[lens[i]]) & LX_PLACE_AFTER))
+		    (hub_anon__htab_get(&s->anon->words, k.h[lens[i]]) & LX_PLACE_AFTER)) {
+			w->w |= W_STREET;
 			return true;
+		}
 	return false;
 }
 
@@ -1000,7 +1013,7 @@ static bool place(const struct scan *s, size_t i)
 		if (house_number(s, e))
 			return true;
 	}
-	return next && (next->w & W_ADJ) && street_word_after(s, next);
+	return next && (next->w & W_ADJ) && street_word_after(s, i + 1);
 }
 
 /* What intrinsic needs before it can say yes: the gazetteer, morphology or a cue. */
