@@ -444,6 +444,12 @@ struct word {
 	size_t start, end;
 	uint32_t lx; /* lexicon flags of the whole key */
 	uint32_t w;  /* W_* */
+	/* What street_word_after needs of the key of a lower-case word of 4 key bytes or
+	 * more (klen 0 otherwise): its length, its last 3 bytes and the hashes of the key
+	 * without 3, 2 and 1 of them (its stems are no shorter). */
+	uint8_t klen;
+	char tail[3];
+	uint64_t tail_h[3];
 };
 
 struct scan {
@@ -517,7 +523,11 @@ static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
 {
 	if (s->nwords == s->capwords)
 		s->words = hub_pool_grow(s->pool, s->words, &s->capwords, 32, sizeof(*s->words));
-	s->words[s->nwords++] = (struct word){ start, end, 0, w };
+	s->words[s->nwords].start = start;
+	s->words[s->nwords].end = end;
+	s->words[s->nwords].lx = 0;
+	s->words[s->nwords].w = w;
+	s->words[s->nwords++].klen = 0;
 }
 
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k);
@@ -727,6 +737,12 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	bool vault, lex, lex_alone;
 
 	wd->w |= W_KEYED;
+	if (!(wd->w & (W_CAP | W_ALLCAPS)) && k->len >= HUB_ANON_STEM_MIN + 1) {
+		/* the stems of a shorter key are the key alone */
+		wd->klen = (uint8_t)k->len;
+		memcpy(wd->tail, k->s + k->len - 3, 3);
+		memcpy(wd->tail_h, k->h + k->len - 3, sizeof(wd->tail_h));
+	}
 	if (filter_has(s->anon, k->h[k->len]))
 		wd->lx = hub_anon__htab_get(&s->anon->words, k->h[k->len]);
 	if ((wd->lx & LX_ID_CUE) || (k->latin && id_cue_word(s, wd))) {
@@ -970,15 +986,21 @@ static bool street_word_after(const struct scan *s, size_t wi)
 	if (w->w & W_STREET_DONE)
 		return w->w & W_STREET;
 	w->w |= W_STREET_DONE;
-	if (!hub_anon__key(s->anon, s->text.p + w->start, w->end - w->start, &k))
-		return false;
+	if (!w->klen)
+		return false; /* a key of 3 bytes or fewer has no stem but itself */
+	/* the key's tail as classify kept it: all key_stems reads */
+	k.len = w->klen;
+	memcpy(k.s + k.len - 3, w->tail, 3);
 	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
-	for (size_t i = 1; i < n; i++)
-		if (filter_has(s->anon, k.h[lens[i]]) &&
-		    (hub_anon__htab_get(&s->anon->words, k.h[lens[i]]) & LX_PLACE_AFTER)) {
+	for (size_t i = 1; i < n; i++) {
+		uint64_t h = w->tail_h[lens[i] - (k.len - 3)]; /* k.len - 3 <= lens[i] < k.len */
+
+		if (filter_has(s->anon, h) &&
+		    (hub_anon__htab_get(&s->anon->words, h) & LX_PLACE_AFTER)) {
 			w->w |= W_STREET;
 			return true;
 		}
+	}
 	return false;
 }
 
