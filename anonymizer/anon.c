@@ -42,11 +42,11 @@
 
 struct hub_anon {
 	struct hub_anon_htab words;
-	uint64_t *filter; /* one bit per hash slice: most words miss it without a probe */
+	uint64_t *filter; /* filter_bits of each key: most words miss it without a probe */
 	uint32_t cp_info[HUB_ANON_CP_TABLE]; /* hub_anon__cp_info of each */
 };
 
-#define FILTER_BITS 22
+#define FILTER_BITS 21
 
 static const char *const type_names[HUB_ANON_NTYPES] = {
 	"PHONE", "EMAIL", "IIN", "BIN", "CARD", "IBAN", "NAME", "ID", "MARKER",
@@ -183,19 +183,28 @@ static const char *const unit_words[] = {
 	"дней", "days", "минут", "min", "сек", "бонусов", "баллов", "points", "тиын",
 };
 
-static void filter_set(struct hub_anon *a, uint64_t h)
+/* Three bits of one 64-bit word of the filter (a blocked Bloom filter): a word's look is
+ * one cache line, whatever it answers. */
+static inline uint64_t filter_bits(uint64_t h)
 {
-	a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] |= 1ull << (h & 63);
-	h >>= 32;
-	a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] |= 1ull << (h & 63);
+	return 1ull << (h & 63) | 1ull << (h >> 32 & 63) | 1ull << (h >> 48 & 63);
 }
 
-static bool filter_has(const struct hub_anon *a, uint64_t h)
+static inline size_t filter_word(uint64_t h)
 {
-	if (!(a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] & (1ull << (h & 63))))
-		return false;
-	h >>= 32;
-	return a->filter[(h & ((1u << FILTER_BITS) - 1)) >> 6] & (1ull << (h & 63));
+	return (size_t)(h & ((1u << FILTER_BITS) - 1)) >> 6;
+}
+
+static void filter_set(struct hub_anon *a, uint64_t h)
+{
+	a->filter[filter_word(h)] |= filter_bits(h);
+}
+
+static inline bool filter_has(const struct hub_anon *a, uint64_t h)
+{
+	uint64_t b = filter_bits(h);
+
+	return (a->filter[filter_word(h)] & b) == b;
 }
 
 /* Adds one word list with flags (each word keyed; words with no key are skipped). */
@@ -428,11 +437,19 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_LATIN 0x8000000 /* starts with a Latin letter */
 #define W_KAZSUR 0x10000000 /* a Kazakh surname's ending (-бай, -бек, -қали): beside a name */
 #define W_IDCUE 0x20000000 /* "ИИН", "BIN" (LX_ID_CUE, or Latin as written) */
+#define W_STREET_DONE 0x40000000u /* street_word_after has looked at it: */
+#define W_STREET 0x80000000u      /* ... and it names what a street's name comes before */
 
 struct word {
 	size_t start, end;
 	uint32_t lx; /* lexicon flags of the whole key */
 	uint32_t w;  /* W_* */
+	/* What street_word_after needs of the key of a lower-case word of 4 key bytes or
+	 * more (klen 0 otherwise): its length, its last 3 bytes and the hashes of the key
+	 * without 3, 2 and 1 of them (its stems are no shorter). */
+	uint8_t klen;
+	char tail[3];
+	uint64_t tail_h[3];
 };
 
 struct scan {
@@ -506,7 +523,11 @@ static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
 {
 	if (s->nwords == s->capwords)
 		s->words = hub_pool_grow(s->pool, s->words, &s->capwords, 32, sizeof(*s->words));
-	s->words[s->nwords++] = (struct word){ start, end, 0, w };
+	s->words[s->nwords].start = start;
+	s->words[s->nwords].end = end;
+	s->words[s->nwords].lx = 0;
+	s->words[s->nwords].w = w;
+	s->words[s->nwords++].klen = 0;
 }
 
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k);
@@ -698,6 +719,8 @@ static bool id_cue_word(const struct scan *s, const struct word *wd)
 	static const char *const cues[] = { "iin", "bin", "bsn", "zhsn" };
 	size_t n = wd->end - wd->start;
 
+	if (n < 3 || n > 4)
+		return false; /* no cue is shorter or longer */
 	for (size_t i = 0; i < HUB_ARRAY_SIZE(cues); i++)
 		if (strlen(cues[i]) == n &&
 		    hub_anon__find_ci((struct hub_str){ s->text.p + wd->start, n }, 0,
@@ -714,6 +737,12 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	bool vault, lex, lex_alone;
 
 	wd->w |= W_KEYED;
+	if (!(wd->w & (W_CAP | W_ALLCAPS)) && k->len >= HUB_ANON_STEM_MIN + 1) {
+		/* the stems of a shorter key are the key alone */
+		wd->klen = (uint8_t)k->len;
+		memcpy(wd->tail, k->s + k->len - 3, 3);
+		memcpy(wd->tail_h, k->h + k->len - 3, sizeof(wd->tail_h));
+	}
 	if (filter_has(s->anon, k->h[k->len]))
 		wd->lx = hub_anon__htab_get(&s->anon->words, k->h[k->len]);
 	if ((wd->lx & LX_ID_CUE) || (k->latin && id_cue_word(s, wd))) {
@@ -762,8 +791,10 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	for (size_t i = 0; i < (lex ? n : 1); i++) {
 		uint32_t f = 0;
 
-		if (filter_has(s->anon, k->h[lens[i]]))
-			f = i ? hub_anon__htab_get(&s->anon->words, k->h[lens[i]]) : wd->lx;
+		if (!i)
+			f = wd->lx; /* looked up above (0 when the filter missed it) */
+		else if (filter_has(s->anon, k->h[lens[i]]))
+			f = hub_anon__htab_get(&s->anon->words, k->h[lens[i]]);
 		if ((f & LX_STOP) && i && !lex_alone)
 			continue; /* a stop word by its cue alone: the cue may become a marker */
 		if (f & LX_STOP) {
@@ -942,21 +973,34 @@ static bool name_alone(const struct scan *s, size_t i)
 
 /* The word names what a street's name comes before ("көшесі", "street"), in any case ending
  * ("Абай көшесіне"). */
-static bool street_word_after(const struct scan *s, const struct word *w)
+static bool street_word_after(const struct scan *s, size_t wi)
 {
+	struct word *w = &s->words[wi]; /* the answer is kept in it */
 	struct hub_anon_key k;
 	size_t lens[16], n;
 
 	if (w->lx & LX_PLACE_AFTER)
 		return true;
-	if (!(w->w & W_KEYED) || (w->w & (W_CAP | W_ALLCAPS)) ||
-	    !hub_anon__key(s->anon, s->text.p + w->start, w->end - w->start, &k))
+	if (!(w->w & W_KEYED) || (w->w & (W_CAP | W_ALLCAPS)))
 		return false;
+	if (w->w & W_STREET_DONE)
+		return w->w & W_STREET;
+	w->w |= W_STREET_DONE;
+	if (!w->klen)
+		return false; /* a key of 3 bytes or fewer has no stem but itself */
+	/* the key's tail as classify kept it: all key_stems reads */
+	k.len = w->klen;
+	memcpy(k.s + k.len - 3, w->tail, 3);
 	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
-	for (size_t i = 1; i < n; i++)
-		if (filter_has(s->anon, k.h[lens[i]]) &&
-		    (hub_anon__htab_get(&s->anon->words, k.h[lens[i]]) & LX_PLACE_AFTER))
+	for (size_t i = 1; i < n; i++) {
+		uint64_t h = w->tail_h[lens[i] - (k.len - 3)]; /* k.len - 3 <= lens[i] < k.len */
+
+		if (filter_has(s->anon, h) &&
+		    (hub_anon__htab_get(&s->anon->words, h) & LX_PLACE_AFTER)) {
+			w->w |= W_STREET;
 			return true;
+		}
+	}
 	return false;
 }
 
@@ -991,7 +1035,7 @@ static bool place(const struct scan *s, size_t i)
 		if (house_number(s, e))
 			return true;
 	}
-	return next && (next->w & W_ADJ) && street_word_after(s, next);
+	return next && (next->w & W_ADJ) && street_word_after(s, i + 1);
 }
 
 /* What intrinsic needs before it can say yes: the gazetteer, morphology or a cue. */

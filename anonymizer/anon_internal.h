@@ -59,10 +59,14 @@ size_t hub_anon__key_norm(const char *s, size_t len);
 uint64_t hub_anon__hash(const void *p, size_t n);
 
 /* An open-addressing hash set of 64-bit keys with 32-bit flags (a key 0 is stored as 1). */
+struct hub_anon_htab_slot {
+	uint64_t key; /* 0: free */
+	uint32_t val;
+};
+
 struct hub_anon_htab {
-	uint64_t *keys;
-	uint32_t *vals;
-	size_t cap; /* power of two */
+	struct hub_anon_htab_slot *slots; /* a key and its flags in one cache line */
+	size_t cap;                       /* power of two */
 	size_t n;
 };
 

@@ -150,8 +150,7 @@ size_t hub_anon__key_norm(const char *s, size_t len)
 
 void hub_anon__htab_release(struct hub_anon_htab *t)
 {
-	free(t->keys);
-	free(t->vals);
+	free(t->slots);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -159,7 +158,7 @@ static size_t slot(const struct hub_anon_htab *t, uint64_t key)
 {
 	size_t i = (size_t)(key ^ (key >> 29)) & (t->cap - 1);
 
-	while (t->keys[i] && t->keys[i] != key)
+	while (t->slots[i].key && t->slots[i].key != key)
 		i = (i + 1) & (t->cap - 1);
 	return i;
 }
@@ -174,24 +173,21 @@ void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags)
 		struct hub_anon_htab old = *t;
 
 		t->cap = old.cap ? old.cap * 2 : 64;
-		t->keys = hub_xcalloc(t->cap, sizeof(*t->keys));
-		t->vals = hub_xcalloc(t->cap, sizeof(*t->vals));
+		t->slots = hub_xcalloc(t->cap, sizeof(*t->slots));
 		for (size_t j = 0; j < old.cap; j++) {
-			if (old.keys[j]) {
-				i = slot(t, old.keys[j]);
-				t->keys[i] = old.keys[j];
-				t->vals[i] = old.vals[j];
+			if (old.slots[j].key) {
+				i = slot(t, old.slots[j].key);
+				t->slots[i] = old.slots[j];
 			}
 		}
-		free(old.keys);
-		free(old.vals);
+		free(old.slots);
 	}
 	i = slot(t, key);
-	if (!t->keys[i]) {
-		t->keys[i] = key;
+	if (!t->slots[i].key) {
+		t->slots[i].key = key;
 		t->n++;
 	}
-	t->vals[i] |= flags;
+	t->slots[i].val |= flags;
 }
 
 uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key)
@@ -200,7 +196,7 @@ uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key)
 		return 0;
 	if (!key)
 		key = 1;
-	return t->vals[slot(t, key)];
+	return t->slots[slot(t, key)].val;
 }
 
 static bool is_alnum(int c)

@@ -79,7 +79,8 @@ uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash
 
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n)
 {
-	return v && hub_anon__htab_get(&v->phones, hub_anon__hash(digits, n));
+	/* most vaults hold no phone: no hash then */
+	return v && v->phones.n && hub_anon__htab_get(&v->phones, hub_anon__hash(digits, n));
 }
 
 void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__value_cb *cb,
