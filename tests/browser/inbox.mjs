@@ -4,6 +4,7 @@
 // stdout ({"ok":true,...} or {"ok":false,"error":"..."}); the Python side owns the servers
 // and the deadlines. Every wait here has its own timeout too, so a stuck page fails loudly.
 // Usage: node inbox.mjs USER_DATA_DIR
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
@@ -163,6 +164,26 @@ const actions = {
     },
     async click({ selector }) {
         await page.locator(selector).first().click();
+        return {};
+    },
+    async fill({ selector, value }) {
+        await page.locator(selector).first().fill(value);
+        return {};
+    },
+    async text({ selector }) {
+        const l = page.locator(selector).first();
+        await l.waitFor({ state: 'visible' });
+        return { text: await l.innerText() };
+    },
+    // Clicks selector and returns the file it made the page download.
+    async download({ selector }) {
+        const [d] = await Promise.all([page.waitForEvent('download'),
+            page.locator(selector).first().click()]);
+        return { name: d.suggestedFilename(), body: readFileSync(await d.path(), 'utf8') };
+    },
+    // The page's next confirm() is answered yes.
+    async confirm_next() {
+        page.once('dialog', (d) => d.accept());
         return {};
     },
     async wait_text({ selector, text }) {

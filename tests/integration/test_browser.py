@@ -532,3 +532,65 @@ class Rendering(BrowserCase):
         b.call("wait_conversation", name="Асель")
         self.assertEqual(b.call("count", selector="#conv:visible")["n"], 0)
         self.assert_no_page_problems(b)
+
+
+class Settings(BrowserCase):
+    def test_an_admin_connects_a_channel_exports_and_erases_a_customer(self):
+        h = self.start_hubd()
+        text = "Здравствуйте, удалите мои данные " + os.urandom(3).hex()
+        self.no_leak(text)
+        self.say(h, text, wa_id="77012220009", name="Дана")
+        # an agent has no Settings
+        agent = self.open_inbox(h)
+        self.assertEqual(agent.call("count", selector="#open-settings:visible")["n"], 0)
+        b = self.browser()
+        b.call("open", url=h.base_url + "/inbox#token=" +
+               self.token(h, sub="admin-1", role="admin"))
+        b.call("wait_conn", state="online")
+        b.call("click", selector="#open-settings")
+        b.call("wait_text", selector="#channels tr", text="demo-whatsapp")
+        # a channel with mistakes: the server's field errors, nothing stored
+        before = self.count("channels")
+        b.call("fill", selector="#ch-account", value="1 2")
+        b.call("click", selector="#channel-form button[type=submit]")
+        b.call("wait_visible", selector="#channel-errors")
+        self.assertIn("account_id", b.call("text", selector="#channel-errors")["text"])
+        self.assertEqual(b.call("count", selector="#ch-account[aria-invalid=true]")["n"], 1)
+        self.assertEqual(self.count("channels"), before)
+        # then right: the webhook URL and the verify token, shown this once
+        secret = "app-secret-" + os.urandom(8).hex()
+        self.no_leak(secret)
+        b.call("fill", selector="#ch-id", value="demo-sales")
+        b.call("fill", selector="#ch-account", value="106540352249999")
+        b.call("fill", selector="#ch-secret", value=secret)
+        b.call("click", selector="#channel-form button[type=submit]")
+        b.call("wait_visible", selector="#channel-created")
+        self.assertIn("/webhooks/whatsapp/demo-sales",
+                      b.call("text", selector="#created-url")["text"])
+        self.assertRegex(b.call("text", selector="#created-token")["text"], r"^\w{16,}$")
+        row = '#channels tr[data-channel="demo-sales"]'
+        b.call("wait_visible", selector=row)
+        b.call("click", selector=row + ' button:text("Отключить")')
+        b.call("wait_text", selector=row, text="Отключён")
+        self.assertEqual(self.psql("SELECT enabled FROM channels WHERE public_id = "
+                                   "'demo-sales'"), "f")
+        # a customer: found by the phone as they would say it, exported, erased
+        b.call("click", selector='#settings-tabs button[data-tab="contacts"]')
+        b.call("fill", selector="#contact-q", value="+7 701 222 00 09")
+        b.call("click", selector="#contact-search button")
+        b.call("wait_text", selector="#contacts li", text="Дана")
+        d = b.call("download", selector='#contacts li button:text("Выгрузить данные")')
+        self.assertRegex(d["name"], r"^contact-\d+\.json$")
+        self.assertIn(text, d["body"])
+        b.call("confirm_next")
+        b.call("click", selector='#contacts li button:text("Удалить данные")')
+        b.call("wait_text", selector="#contact-note", text="удалены")
+        self.assertEqual(self.count("messages"), 0)
+        self.assertEqual(self.count("contacts"), 0)
+        # and the audit log shows both, newest first
+        b.call("click", selector='#settings-tabs button[data-tab="audit"]')
+        b.call("wait_text", selector="#audit li", text="contact.erase")
+        self.assertIn("channel.create", b.call("text", selector="#audit")["text"])
+        b.call("screenshot", path=os.path.join(self.out, "settings.png"))
+        self.assert_no_page_problems(b)
+        self.assert_no_page_problems(agent)
