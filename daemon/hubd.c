@@ -441,7 +441,8 @@ static void on_widget(struct hub_http_req *req, void *data)
 
 static void on_webchat_session(struct hub_http_req *req, void *data)
 {
-	hub_webchat_handle_session(((struct hubd *)data)->webchat, req);
+	if (!not_yet(data, req))
+		hub_webchat_handle_session(((struct hubd *)data)->webchat, req);
 }
 
 static void on_ws_visitor(struct hub_http_req *req, void *data)
@@ -452,7 +453,8 @@ static void on_ws_visitor(struct hub_http_req *req, void *data)
 		hub_http_req_error(req, 503, "stopping", "the server is shutting down");
 		return;
 	}
-	hub_webchat_handle_upgrade(h->webchat, req);
+	if (!not_yet(h, req))
+		hub_webchat_handle_upgrade(h->webchat, req);
 }
 
 static void webchat_ingest(void *data, struct hub_config *cfg, const struct hub_channel *ch,
