@@ -706,10 +706,12 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_a
 	size_t lens[16], nl;
 
 	/* keyed as cut_words keys it, looked up as classify looks it up */
-	if (!hub_anon__key(anon, p, n, &k) || k.len < HUB_ANON_STEM_MIN ||
-	    !hub_anon__vault_name_may(v, k.s[0]))
+	if (!hub_anon__key(anon, p, n, &k) || k.len < 2 || !hub_anon__vault_name_may(v, k.s[0]))
 		return 0;
-	nl = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
+	if (k.len < HUB_ANON_STEM_MIN)
+		lens[0] = k.len, nl = 1;
+	else
+		nl = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
 	return vault_name_of(v, &k, lens, nl);
 }
 
@@ -751,8 +753,18 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	}
 	if ((k->len == 3 && !memcmp(k->s, "uli", 3)) || (k->len == 4 && !memcmp(k->s, "kizi", 4)))
 		wd->w |= W_PATRO_WORD; /* Абен улы */
-	if (k->len < HUB_ANON_STEM_MIN)
+	if (k->len < HUB_ANON_STEM_MIN) {
+		/* too short for the lexicon's rules, but a name the vault holds (it keeps words
+		 * of two letters and more) is one wherever it stands */
+		if (hub_anon__vault_name_may(s->vault, k->s[0])) {
+			size_t whole = k->len;
+			uint32_t f = vault_name_of(s->vault, k, &whole, 1);
+
+			if (f)
+				wd->w |= f & HUB_ANON_KNOWN ? W_KNOWN : W_LEARNED;
+		}
 		return;
+	}
 	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
 	 * ending), or a name the vault knows: most words need one lookup */
 	vault = hub_anon__vault_name_may(s->vault, k->s[0]);
