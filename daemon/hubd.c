@@ -532,6 +532,16 @@ static void on_publish(void *data, struct hub_str tenant, int64_t event_id, stru
 	hub_bus_publish(h->bus, tenant, event_id, event, data_json);
 }
 
+/* NOTIFY hub_events, payload a tenant id: hubctl committed events of it (a contact's
+ * erasure); NULL when the LISTEN was (re)established. */
+static void on_events_grew(const char *payload, void *data)
+{
+	struct hubd *h = data;
+
+	if (payload && *payload)
+		hub_bus_log_grew(h->bus, hub_str_from(payload));
+}
+
 /* ---- gauges ---- */
 
 static double gauge_db(void *data, int which)
@@ -1162,6 +1172,11 @@ static int start(struct hubd *h)
 	uv_timer_init(&h->loop, &h->db_retry);
 	mirror_init(h, &h->channels, "hub_channels", hub_channels_sql, on_channels_read);
 	mirror_init(h, &h->revocations, "hub_revocations", revocations_sql, on_revocations_read);
+	ret = hub_store_listen(h->store, "hub_events", on_events_grew, h);
+	if (ret < 0) {
+		hub_log_err(TAG, "listen hub_events: %s", strerror(-ret));
+		return ret;
+	}
 	uint64_t wd = hub_notify_watchdog_ms();
 	if (wd)
 		uv_timer_start(&h->watchdog, on_watchdog, wd / 2, wd / 2);

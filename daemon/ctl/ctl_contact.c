@@ -1,7 +1,7 @@
 /* daemon/ctl/ctl_contact.c - see ctl_contact.h. Validates before it connects, so bad input
  * changes nothing. The erase is one SQL function call (one transaction, its audit record
- * inside, actor "hubctl", role operator); its contact.erased event is in the log, and the
- * running hubds' open inboxes get it with the tenant's next event (hubctl has no bus). */
+ * inside, actor "hubctl", role operator); its contact.erased event is in the log, and a
+ * NOTIFY hub_events after it makes the running hubds read the tenant's log at once. */
 #include "daemon/ctl/ctl_contact.h"
 
 #include <getopt.h>
@@ -123,6 +123,12 @@ int hubctl_contact_main(const struct hub_config *cfg, int argc, char **argv)
 			printf("%s\n", PQgetvalue(res, i, 2));
 			ret = 0;
 		}
+	}
+	if (ret == 0) {
+		/* the running hubds read the log now: open inboxes drop the contact at once */
+		PQclear(res);
+		res = PQexecParams(pg, "SELECT pg_notify('hub_events', $1)", 1, NULL,
+				   (const char *const[]){ tenant }, NULL, NULL, 0);
 	}
 out:
 	PQclear(res);

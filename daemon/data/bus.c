@@ -855,6 +855,14 @@ static void on_fallback_timer(uv_timer_t *timer)
 				  "Reads of the event log while Redis did not deliver", NULL, n);
 }
 
+void hub_bus_log_grew(struct hub_bus *bus, struct hub_str tenant)
+{
+	struct hub_bus_tenant *t = tenant_find(bus, tenant);
+
+	if (t && t->last >= 0)
+		fetch_start(t);
+}
+
 /* ---- lifecycle ---- */
 
 int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redis,

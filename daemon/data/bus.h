@@ -77,6 +77,9 @@ void hub_bus_free(struct hub_bus *bus);
  * the others, who read the event from the database. */
 void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_id,
 		     struct hub_str event, struct hub_str data_json);
+/* Events of tenant were committed by someone who is no instance (hubctl, through NOTIFY
+ * hub_events): its watchers here read the log after what they have. */
+void hub_bus_log_grew(struct hub_bus *bus, struct hub_str tenant);
 /* An ephemeral event for every watcher of tenant on every instance; typing (data
  * {"conversation_id":N,"user":U}) is the only one the others accept. */
 void hub_bus_ephemeral(struct hub_bus *bus, struct hub_str tenant, uint64_t origin,

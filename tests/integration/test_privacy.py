@@ -215,6 +215,8 @@ class Erase(PrivacyCase):
         r = self.hubctl("-c", h.config_path, "contact", "erase", str(a), "--tenant", "demo")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["erased"]["contact_id"], a)
+        # the open inbox drops the contact at once (hubctl tells hubd through NOTIFY)
+        self.assertEqual(agent.event("contact.erased")["data"]["contact_id"], a)
         self.assertEqual(self.count("contacts"), 0)
         self.assertEqual(self.count("messages"), 0)
         self.assertEqual(self.psql("SELECT actor, role, action FROM audit_log ORDER BY id"),
