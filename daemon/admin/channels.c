@@ -913,8 +913,7 @@ static void on_checked(int status, const struct hub_httpc_resp *resp, void *data
 
 /* hub_channels_sql's columns, for one channel of the tenant. */
 static const char check_sql[] =
-	"SELECT c.public_id, c.tenant_id, c.kind, c.account_id, c.app_secret, c.verify_token, "
-	"c.access_token, c.mode, c.enabled FROM channels c "
+	"SELECT " HUB_CHANNELS_COLUMNS "FROM channels c JOIN tenants t ON t.id = c.tenant_id "
 	"WHERE c.tenant_id = $1 AND c.public_id = $2 AND c.deleted_at IS NULL";
 
 /* The channel as stored (its secrets opened), or the file's for a channel of hubd's file:

@@ -5,10 +5,7 @@
 #include <string.h>
 
 const char hub_channels_sql[] =
-	"SELECT c.public_id, c.tenant_id, c.kind, c.account_id, c.app_secret, c.verify_token, "
-	"c.access_token, c.mode, c.enabled AND t.deleted_at IS NULL AND c.deleted_at IS NULL, "
-	"c.web::text "
-	"FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY c.public_id";
+	"SELECT " HUB_CHANNELS_COLUMNS "FROM channels c JOIN tenants t ON t.id = c.tenant_id ORDER BY c.public_id";
 
 enum { C_ID, C_TENANT, C_KIND, C_ACCOUNT, C_APP_SECRET, C_VERIFY, C_ACCESS, C_MODE, C_ENABLED,
        C_WEB, C_N };

@@ -12,6 +12,12 @@
 #include "lib/pool.h"
 #include "lib/secret.h"
 
+/* The columns hub_channels_from_result() reads, of channels c joined with tenants t: for
+ * a query of some channels only. */
+#define HUB_CHANNELS_COLUMNS                                                              \
+	"c.public_id, c.tenant_id, c.kind, c.account_id, c.app_secret, c.verify_token, "  \
+	"c.access_token, c.mode, c.enabled AND t.deleted_at IS NULL AND c.deleted_at IS NULL, " \
+	"c.web::text "
 /* Every channel; one is served when enabled and its tenant not deleted. Secrets stay in
  * memory, never in a log. */
 extern const char hub_channels_sql[];
