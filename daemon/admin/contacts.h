@@ -1,6 +1,8 @@
 /* Room daemon/admin/: the admin API (token role admin) on top of the inbox's authentication
- * (daemon/inbox/api.h). May call core/, net/, data/ and inbox/; knows nothing of ingest,
- * the outbox or the assistant. */
+ * (daemon/inbox/api.h): channels (channels.h), the audit log (audit.h), the OpenAPI
+ * description (openapi.h), contacts and their privacy rights (contacts.h), tenant deletion
+ * and the purge and retention job (privacy.h). May call core/, net/, data/ and inbox/;
+ * knows nothing of ingest, the outbox or the assistant. */
 /* daemon/admin/contacts.h - contacts for admins and the privacy rights of one contact, under
  * /api/v1/contacts: search, get, rename and correct the phone, confirm or dismiss a merge
  * suggestion, export everything stored about a contact, erase it. Each request is one SQL

@@ -1,6 +1,6 @@
-/* Room daemon/inbound/: what brings customers' messages in: webhook ingest (ingest.h) and,
- * to come, Telegram long polling. May call net/, data/, core/, adapters/ and config/;
- * knows nothing of inbox/. */
+/* Room daemon/inbound/: what brings customers' messages in: webhook ingest (ingest.h),
+ * Telegram long polling (tgpoll.h) and Instagram senders' names (profiles.h). May call net/,
+ * data/, core/, adapters/ and config/; knows nothing of inbox/. */
 /* daemon/inbound/ingest.h - the webhook endpoints: /webhooks/{platform}/{channel}.
  * GET answers the platform's verification handshake; POST verifies the signature on the raw
  * body, parses it through the platform's adapter, stores every event (messages, echoes,
