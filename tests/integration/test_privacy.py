@@ -9,6 +9,7 @@ history and events, and a resume from a pruned cursor is answered "resync".
 import json
 import os
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -221,6 +222,31 @@ class Erase(PrivacyCase):
         self.assertEqual(self.count("messages"), 0)
         self.assertEqual(self.psql("SELECT actor, role, action FROM audit_log ORDER BY id"),
                          "hubctl|operator|contact.export\nhubctl|operator|contact.erase")
+
+
+    def test_a_message_arriving_during_the_erasure_is_stored_under_a_fresh_contact(self):
+        # the ingest waits on the erasing transaction's rows; once that commits, the message
+        # is stored under a fresh contact, never answered 200 and dropped
+        h = self.start_hubd()
+        self.say(h, "77120000009", "Дана")
+        a = self.contact_id("+77120000009")
+        erasing = threading.Thread(target=self.psql, args=(
+            "BEGIN; SELECT count(*) FROM hub_contact_erase('demo', %d, 'test', 'operator', "
+            "''); SELECT pg_sleep(1.5); COMMIT;" % a,))
+        erasing.start()
+        self.addCleanup(erasing.join)
+        time.sleep(0.5)  # the erasure holds its locks now; the webhook waits on them
+        body, wamid, sig = self.text_webhook(h, wa_id="77120000009", name="Дана")
+        r = self.post_webhook(h, "demo-whatsapp", body, sig)
+        erasing.join()
+        self.assertIn(r.status, (200, 503), r)
+        if r.status == 503:  # stored nothing: the platform sends it again
+            r = self.post_webhook(h, "demo-whatsapp", body, sig)
+            self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.psql("SELECT count(*) FROM messages m JOIN conversations c "
+                                   "ON c.id = m.conversation_id WHERE m.external_id = '%s' "
+                                   "AND c.contact_id <> %d" % (wamid, a)), "1")
+        self.assertEqual(self.count("contacts", "id = %d" % a), 0)
 
 
 class Tenant(PrivacyCase):
