@@ -570,6 +570,9 @@ class Settings(BrowserCase):
         self.assertRegex(b.call("text", selector="#created-token")["text"], r"^\w{16,}$")
         row = '#channels tr[data-channel="demo-sales"]'
         b.call("wait_visible", selector=row)
+        # checking it says in words what is wrong: no access token was given
+        b.call("click", selector=row + ' button:text("Проверить")')
+        b.call("wait_text", selector="#channel-note", text="access token")
         b.call("click", selector=row + ' button:text("Отключить")')
         b.call("wait_text", selector=row, text="Отключён")
         self.assertEqual(self.psql("SELECT enabled FROM channels WHERE public_id = "
