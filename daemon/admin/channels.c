@@ -24,6 +24,7 @@
 #include "lib/jwt.h"
 #include "lib/log.h"
 #include "lib/utf8.h"
+#include "lib/webcfg.h"
 
 #define TAG "admin"
 #define BODY_TOKENS 512 /* a channel and its assistant: a few dozen fields, 50 phrases */
@@ -48,6 +49,7 @@ struct admin_req {
 	char addr[64];
 	const char *id;           /* the channel's id (path or body) */
 	const char *verify_token; /* create: the generated token, answered once */
+	const char *identity_secret; /* create, web: the generated one, answered once */
 	const char *sealed_verify;
 	struct hub_buf set;       /* the fields to store, as JSON */
 	struct hub_buf fields;    /* their names, as a SQL text[] literal's JSON twin */
@@ -273,6 +275,10 @@ static void on_result(int status, PGresult *res, void *data)
 			hub_buf_adds(&b, ",\"verify_token\":");
 			hub_json_add_str(&b, hub_str_from(ar->verify_token));
 		}
+		if (ar->identity_secret) {
+			hub_buf_adds(&b, ",\"identity_secret\":");
+			hub_json_add_str(&b, hub_str_from(ar->identity_secret));
+		}
 		hub_buf_addch(&b, '}');
 		respond(ar, ar->op == OP_CREATE ? 201 : 200, hub_buf_str(&b));
 		hub_buf_release(&b);
@@ -359,9 +365,9 @@ void hub_admin_channels_handle_delete(struct hub_admin_channels *ac, struct hub_
 
 /* The fields a body may hold; anything else is an error of its own. */
 static const char *const create_fields[] = { "id", "name", "kind", "account_id", "mode",
-					     "app_secret", "access_token", "ai", NULL };
+					     "app_secret", "access_token", "ai", "web", NULL };
 static const char *const update_fields[] = { "name", "account_id", "mode", "app_secret",
-					     "access_token", "ai", NULL };
+					     "access_token", "ai", "web", NULL };
 
 static bool known(const char *const *names, struct hub_str key)
 {
@@ -480,8 +486,8 @@ static void check_fields(struct admin_req *ar, const struct hub_json_doc *doc, c
 				    "Telegram bot's id)");
 		else
 			set_str(ar, "account_id", account), add_field_name(ar, "account_id");
-	} else if (creating && !bad) {
-		field_error(ar, "account_id", "required");
+	} else if (creating && !bad && !(kind && !strcmp(kind, "web"))) {
+		field_error(ar, "account_id", "required"); /* a web channel's is its id */
 	}
 	if (mode) {
 		if (strcmp(mode, "webhook") != 0 && strcmp(mode, "polling") != 0)
@@ -516,7 +522,8 @@ static void check_secrets(struct admin_req *ar, const struct hub_json_doc *doc, 
 		field_error(ar, "app_secret", "a telegram channel's app secret (the webhook's "
 			    "secret_token) is 1 to 256 of A-Z, a-z, 0-9, '_' and '-'");
 		app = NULL;
-	} else if (!app && creating && hub_json_get(doc, 0, "app_secret") < 0) {
+	} else if (!app && creating && hub_json_get(doc, 0, "app_secret") < 0 &&
+		   !(kind && !strcmp(kind, "web"))) {
 		field_error(ar, "app_secret", "required (Meta: the app secret; Telegram: the "
 			    "webhook's secret_token)");
 	}
@@ -553,6 +560,38 @@ static bool seal_secrets(struct admin_req *ar, const struct secrets *sec)
 	}
 	hub_buf_release(&hints);
 	return ok;
+}
+
+/* The body's "web" object (a web channel's settings, lib/webcfg.h) checked and added to
+ * set as it is; required to create a web channel, refused for the others. */
+static void check_web(struct admin_req *ar, const struct hub_json_doc *doc, const char *kind,
+		      bool creating)
+{
+	int i = hub_json_get(doc, 0, "web");
+	bool web = kind && !strcmp(kind, "web");
+	struct hub_err err = HUB_ERR_INIT;
+	struct hub_webcfg cfg;
+
+	if (i < 0) {
+		if (web && creating)
+			field_error(ar, "web", "required: the widget's settings (origins, title, "
+				    "color, greeting, offline, prechat)");
+		return;
+	}
+	if (kind && !web) {
+		field_error(ar, "web", "only web channels have widget settings");
+		return;
+	}
+	struct hub_str raw = hub_json_raw(doc, i);
+
+	if (!hub_json_is(doc, i, HUB_JSON_OBJECT) ||
+	    hub_webcfg_parse(hub_http_req_pool(ar->req), raw, &cfg, &err) < 0) {
+		field_error(ar, "web", err.msg[0] ? err.msg : "must be an object");
+		return;
+	}
+	hub_buf_adds(&ar->set, ar->set.len ? ",\"web\":" : "{\"web\":");
+	hub_buf_addstr(&ar->set, raw);
+	add_field_name(ar, "web");
 }
 
 /* The body's "ai" object (the assistant's settings, assistant/settings.h) checked into
@@ -649,10 +688,10 @@ void hub_admin_channels_handle_create(struct hub_admin_channels *ac, struct hub_
 		ar->id = NULL;
 	}
 	if (kind && !hub_channel_kind_parse(kind)) {
-		field_error(ar, "kind", "whatsapp, telegram or instagram");
+		field_error(ar, "kind", "whatsapp, telegram, instagram or web");
 		kind = NULL;
 	} else if (!kind && hub_json_get(&doc, 0, "kind") < 0) {
-		field_error(ar, "kind", "required: whatsapp, telegram or instagram");
+		field_error(ar, "kind", "required: whatsapp, telegram, instagram or web");
 	}
 	if (kind)
 		set_str(ar, "kind", kind), add_field_name(ar, "kind");
@@ -663,23 +702,33 @@ void hub_admin_channels_handle_create(struct hub_admin_channels *ac, struct hub_
 			     true);
 	}
 	check_secrets(ar, &doc, kind, true, &sec);
+	check_web(ar, &doc, kind, true);
 	check_ai(ar, &doc);
 	if (ar->errors.len) {
 		invalid(ar);
 		return;
 	}
+	bool web = !strcmp(kind, "web");
+
 	if (!ar->id)
 		ar->id = random_text(pool, hub_pool_sprintf(pool, "%s-", kind), 6);
 	else
 		add_field_name(ar, "id");
-	/* Meta's GET handshake: the hub makes the token the admin pastes in the dashboard */
-	if (strcmp(kind, "telegram") != 0)
+	/* Meta's GET handshake: the hub makes the token the admin pastes in the dashboard;
+	 * a web channel's identity secret (the signed-in users' hash) the hub makes unless
+	 * given, answered once for the site's back end */
+	if (!web && strcmp(kind, "telegram") != 0)
 		ar->verify_token = random_text(pool, "", 16);
-	if (!ar->id || (strcmp(kind, "telegram") != 0 && !ar->verify_token)) {
+	if (web && !sec.app)
+		sec.app = ar->identity_secret = random_text(pool, "", 32);
+	if (!ar->id || (!web && strcmp(kind, "telegram") != 0 && !ar->verify_token) ||
+	    (web && !sec.app)) {
 		fail(ar, 500, "internal", "no random bytes");
 		return;
 	}
 	set_str(ar, "id", ar->id);
+	if (web && hub_json_get(&doc, 0, "account_id") < 0)
+		set_str(ar, "account_id", ar->id);
 	if (!seal_secrets(ar, &sec) || (!(ai = ai_object(ar, &answered)) && answered))
 		return;
 	hub_buf_addch(&ar->set, '}');
@@ -717,6 +766,7 @@ static void on_kind(int status, PGresult *res, void *data)
 			     (at >= 0 && hub_json_is(&doc, at, HUB_JSON_STRING)), false);
 	}
 	check_secrets(ar, &doc, ar->kind, false, &sec);
+	check_web(ar, &doc, ar->kind, false);
 	check_ai(ar, &doc);
 	if (ar->errors.len) {
 		invalid(ar);
@@ -952,6 +1002,15 @@ static void on_check_channel(int status, PGresult *res, void *data)
 	if (!c->cfg || !c->ch || !c->ch->kind || !c->ch->account_id || !*c->ch->account_id) {
 		check_done(c);
 		not_found(ar);
+		return;
+	}
+	if (c->ch->kind == HUB_CHANNEL_WEB) {
+		/* no platform to ask: the widget's settings were checked when stored */
+		verdict(c, c->ch->web ? "ok" : "web_settings_missing", c->ch->web
+			? "a website chat has no platform to try: its widget answers on the "
+			  "origins of its settings"
+			: "the channel has no widget settings: save its \"web\" object");
+		check_audit(c);
 		return;
 	}
 	if (!c->ch->access_token || !*c->ch->access_token) {

@@ -311,6 +311,64 @@ class Channels(AdminCase):
         h.assert_alive()
 
 
+class WebChannels(AdminCase):
+    ORIGIN = "https://shop.example.kz"
+
+    def session(self, h, cid, origin):
+        return httpc.request(h.port, "POST", "/webchat/%s/session" % cid, body=b"{}",
+                             headers={"Content-Type": "application/json", "Origin": origin})
+
+    def test_a_web_channel_is_created_changed_and_served(self):
+        h = self.start_hubd()
+        adm = self.admin(h)
+        web = {"origins": [self.ORIGIN], "title": {"ru": "Магазин", "en": "Shop"},
+               "color": "#0a7cff", "prechat": False}
+        # mistakes first: field errors, nothing changed
+        before = self.table()
+        for body, field in (({"kind": "web"}, "web"),
+                            ({"kind": "web", "web": {"origins": ["not an origin"]}}, "web"),
+                            ({"kind": "web", "web": "x"}, "web"),
+                            ({"kind": "whatsapp", "account_id": "1", "app_secret": "s",
+                              "web": web}, "web")):
+            r = self.api(h, "POST", "/api/v1/channels", adm, body)
+            self.assertEqual((r.status, r.json()["error"]["code"]), (400, "invalid"), r)
+            self.assertIn(field, r.json()["error"]["fields"], r)
+        self.assertEqual(self.table(), before)
+        # then a web channel: no account, no secret given; the identity secret answered once
+        r = self.api(h, "POST", "/api/v1/channels", adm, {"kind": "web", "id": "demo-site",
+                                                          "name": "Site", "web": web})
+        self.assertEqual(r.status, 201, r)
+        out = r.json()
+        secret = out["identity_secret"]
+        self.no_leak(secret)
+        self.assertRegex(secret, r"^[0-9a-f]{64}$")
+        ch = out["channel"]
+        self.assertEqual((ch["kind"], ch["account_id"], ch["webhook_url"], ch["web"]),
+                         ("web", "demo-site", None, web))
+        got = self.api(h, "GET", "/api/v1/channels/demo-site", adm).json()["channel"]
+        self.assertNotIn(secret, json.dumps(got))
+        self.assertEqual(got["web"], web)
+        # served at once: the widget's session for its origin, refused for another
+        util.wait_for(lambda: self.session(h, "demo-site", self.ORIGIN).status == 200, WAIT,
+                      "the new web channel to serve sessions")
+        self.assertEqual(self.session(h, "demo-site", "https://other.example.kz").status, 403)
+        # another origin added by PATCH; web settings on PATCH are checked too
+        r = self.api(h, "PATCH", "/api/v1/channels/demo-site", adm,
+                     {"web": dict(web, origins=[self.ORIGIN, "https://other.example.kz"])})
+        self.assertEqual(r.status, 200, r)
+        util.wait_for(lambda: self.session(h, "demo-site", "https://other.example.kz").status
+                      == 200, WAIT, "the new origin to be served")
+        before = self.table()
+        r = self.api(h, "PATCH", "/api/v1/channels/demo-site", adm, {"web": {"color": "red"}})
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(self.table(), before)
+        r = self.api(h, "PATCH", "/api/v1/channels/demo-whatsapp", adm, {"web": web})
+        self.assertEqual((r.status, list(r.json()["error"]["fields"])), (400, ["web"]), r)
+        # the check has no platform to ask
+        r = self.api(h, "POST", "/api/v1/channels/demo-site/check", adm)
+        self.assertEqual((r.status, r.json()["ok"], r.json()["result"]), (200, True, "ok"), r)
+
+
 class Assistant(AdminCase):
     def test_the_assistants_settings_are_part_of_the_channel(self):
         h = self.start_hubd()
