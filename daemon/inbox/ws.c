@@ -1720,13 +1720,6 @@ static bool offers_protocol(const char *buf, size_t len, const char *proto, bool
 	return !offered && none_ok;
 }
 
-static bool offers_our_protocol(const char *buf, size_t len)
-{
-	/* lws would pick the handler's when offered before ours: never on this path */
-	return offers_protocol(buf, len, WS_PROTOCOL, true) &&
-	       !offers_protocol(buf, len, WS_HANDLER_PROTOCOL, false);
-}
-
 /* Refuses a handshake with an HTTP answer shaped as the HTTP server's errors, then
  * closes fd. The answer is small and nothing else was ever queued on the socket (the HTTP
  * server hands over only when all it wrote is written), so one non-blocking send takes
@@ -1761,7 +1754,11 @@ static void refuse_handshake(int fd, const char *code, const char *msg)
 	hub_buf_release(&out);
 }
 
-int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len)
+/* Adopts fd for the subprotocol mine (WS_PROTOCOL or WS_HANDLER_PROTOCOL), which the client
+ * must offer (none_ok: or name none) without offering the other (lws would pick whichever
+ * comes first). */
+static int adopt(struct hub_ws *ws, int fd, const char *buf, size_t len, const char *mine,
+		 bool none_ok, const char *other)
 {
 	struct lws *wsi;
 
@@ -1775,11 +1772,14 @@ int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len)
 	}
 	/* lws would drop it without an answer and a warning: a client's mistake is answered
 	 * and logged at debug (security issue, finding 6) */
-	if (!offers_our_protocol(buf, len)) {
+	if (!offers_protocol(buf, len, mine, none_ok) ||
+	    offers_protocol(buf, len, other, false)) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "no supported websocket subprotocol: this endpoint "
+			 "speaks %s", mine);
 		hub_log_debug(TAG, "fd=%d: handshake refused: no supported subprotocol", fd);
-		refuse_handshake(fd, "bad_subprotocol",
-				 "no supported websocket subprotocol: this server speaks "
-				 WS_PROTOCOL);
+		refuse_handshake(fd, "bad_subprotocol", msg);
 		return 0;
 	}
 	/* lws closes fd itself when adoption fails. */
@@ -1791,32 +1791,14 @@ int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len)
 	return 0;
 }
 
+int hub_ws_adopt(struct hub_ws *ws, int fd, const char *buf, size_t len)
+{
+	return adopt(ws, fd, buf, len, WS_PROTOCOL, true, WS_HANDLER_PROTOCOL);
+}
+
 int hub_ws_adopt_handler(struct hub_ws *ws, int fd, const char *buf, size_t len)
 {
-	struct lws *wsi;
-
-	if (ws->closing || !ws->vh) {
-		close(fd);
-		return -ECANCELED;
-	}
-	if (len > WS_ADOPT_MAX) {
-		close(fd);
-		return -EMSGSIZE;
-	}
-	if (!offers_protocol(buf, len, WS_HANDLER_PROTOCOL, false) ||
-	    offers_protocol(buf, len, WS_PROTOCOL, false)) {
-		hub_log_debug(TAG, "fd=%d: handshake refused: no supported subprotocol", fd);
-		refuse_handshake(fd, "bad_subprotocol",
-				 "no supported websocket subprotocol: this endpoint speaks "
-				 WS_HANDLER_PROTOCOL);
-		return 0;
-	}
-	wsi = lws_adopt_socket_vhost_readbuf(ws->vh, fd, buf, len);
-	if (!wsi) {
-		hub_log_debug(TAG, "fd=%d: adoption failed or closed at once", fd);
-		return -EIO;
-	}
-	return 0;
+	return adopt(ws, fd, buf, len, WS_HANDLER_PROTOCOL, false, WS_PROTOCOL);
 }
 
 void hub_ws_set_handler(struct hub_ws *ws, const struct hub_ws_handler *h)
