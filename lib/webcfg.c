@@ -219,30 +219,12 @@ bool hub_webcfg_user_id_valid(struct hub_str id)
 	return true;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 bool hub_webcfg_user_hash_ok(struct hub_str secret, struct hub_str user_id, struct hub_str hash)
 {
 	unsigned char mac[HUB_SHA256_LEN], given[HUB_SHA256_LEN];
 
-	if (hash.len != 2 * HUB_SHA256_LEN)
+	if (hash.len != 2 * HUB_SHA256_LEN || hub_hex_decode(hash, given, sizeof(given)) < 0)
 		return false;
-	for (size_t i = 0; i < HUB_SHA256_LEN; i++) {
-		int hi = hexval(hash.p[2 * i]), lo = hexval(hash.p[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		given[i] = (unsigned char)(hi << 4 | lo);
-	}
 	hub_hmac_sha256(secret, user_id, mac);
 	return hub_ct_equal(mac, given, HUB_SHA256_LEN);
 }

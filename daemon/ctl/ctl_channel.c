@@ -402,19 +402,11 @@ static int cmd_add(const struct hub_config *cfg, int argc, char **argv)
 		PQclear(res);
 		res = PQexecParams(pg, "UPDATE channels SET web = $2::jsonb WHERE public_id = $1",
 				   2, NULL, wp, NULL, NULL, 0);
-	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-		if (state && strcmp(state, "23505") == 0)
-			fprintf(stderr, "hubctl: channel add: channel \"%s\" already exists\n", id);
-		else if (state && strcmp(state, "P0002") == 0 && !tenant_name)
-			fprintf(stderr, "hubctl: channel add: unknown tenant \"%s\" (--tenant-name "
-					"NAME creates it)\n", tenant);
-		else
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			hubctl_db_error("channel add", res, pg);
-		ret = 1;
-		goto out;
+			ret = 1;
+			goto out;
+		}
 	}
 	if (register_url) {
 		struct hub_channel ch = { .id = id, .tenant = tenant, .kind = kind,
