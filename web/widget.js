@@ -353,8 +353,9 @@
 		};
 		sock.onclose = function (e) {
 			sock = null;
-			if (e.code === 1008) {
-				/* the token is refused (the channel's secret changed): a new visitor */
+			if (e.code === 1008 && e.reason !== "auth timeout") {
+				/* the token is refused (the channel's secret changed): a new visitor;
+				 * (an auth frame that came too late, on a slow link, is no refusal) */
 				token = null;
 				save();
 				if (++seq > 3) {

@@ -786,6 +786,10 @@ static void on_flush_timer(uv_timer_t *timer)
 	struct flush *f, *failed = NULL;
 	char limit[16];
 
+	/* What was committed here with events may have queued outbox rows too (an agent's
+	 * send, an answer or hand-off of the assistant): their NOTIFY was left out for this
+	 * instance to wake its own sender (hub_store_wake), once per turn. */
+	hub_store_wake(bus->store, HUB_STORE_OUTBOX);
 	snprintf(limit, sizeof(limit), "%d", BUS_FLUSH_LIMIT);
 	while ((f = bus->due) != NULL) {
 		const char *params[2] = { f->tid, limit };

@@ -31,7 +31,6 @@ static const char typing_sql[] =
 
 struct hub_inbox_cmd {
 	struct hub_bus *bus;
-	struct hub_store *store;
 	hub_inbox_reply_cb *cb; /* NULL once cancelled */
 	void *data;
 	struct hub_buf ref;     /* the ref as JSON ("null" when none) */
@@ -40,7 +39,6 @@ struct hub_inbox_cmd {
 	uint64_t conn;
 	int64_t conversation;
 	bool typing;
-	bool queues; /* send, retry: wakes this instance's outbox sender when acknowledged */
 };
 
 /* ---- frames ---- */
@@ -165,8 +163,6 @@ static void on_result(int status, PGresult *res, void *data)
 			hub_buf_reset(&out);
 			error = NULL;
 			ack_frame(&out, hub_buf_str(&cmd->ref), cell(res, i, 3));
-			if (cmd->queues)
-				hub_store_wake(cmd->store, HUB_STORE_OUTBOX);
 			if (cmd->typing) {
 				struct hub_buf d = HUB_BUF_INIT;
 
@@ -388,7 +384,6 @@ struct hub_inbox_cmd *hub_inbox_run(struct hub_store *store, struct hub_bus *bus
 	int ret;
 
 	cmd->bus = bus;
-	cmd->store = store;
 	cmd->cb = cb;
 	cmd->data = data;
 	cmd->conn = who->conn;
@@ -412,7 +407,6 @@ struct hub_inbox_cmd *hub_inbox_run(struct hub_store *store, struct hub_bus *bus
 			p.error = "ref must be a string (at most 256 bytes) or a number";
 		else
 			parse(who, doc, pool, type, &p, cmd);
-		cmd->queues = hub_str_eqs(type, "send") || hub_str_eqs(type, "retry");
 	}
 	if (p.error) {
 		error_frame(&out, hub_buf_str(&cmd->ref), "bad_request", hub_str_from(p.error));

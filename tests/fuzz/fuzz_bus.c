@@ -224,6 +224,11 @@ static bool number(const char *s, int64_t *v)
 	return *s && !*end;
 }
 
+void hub_store_wake(struct hub_store *st, const char *channel)
+{
+	fuzz_check(st == STORE && strcmp(channel, HUB_STORE_OUTBOX) == 0, "wake");
+}
+
 int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 		    const char *const *params, hub_store_cb *cb, void *data)
 {

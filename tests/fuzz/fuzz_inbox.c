@@ -78,11 +78,6 @@ static size_t code_points(struct hub_str s)
 	return n;
 }
 
-void hub_store_wake(struct hub_store *st, const char *channel)
-{
-	fuzz_check(st == STORE && strcmp(channel, HUB_STORE_OUTBOX) == 0, "wake");
-}
-
 int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 		    const char *const *params, hub_store_cb *cb, void *data)
 {

@@ -150,7 +150,7 @@ class Privacy(AssistantCase):
 
     def test_the_provider_gets_markers_and_never_a_personal_datum(self):
         self.ai.script("echo_marker", template="Ваш номер: {marker}. Верно?")
-        h = self.start()
+        h = self.start(quiet_ms=1500)  # a loaded machine may take 300 ms per webhook
         agent = self.agent(h)
         for t in self.TURNS:  # quick messages: one answer after the quiet period
             self.no_leak(t)

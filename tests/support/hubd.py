@@ -59,7 +59,7 @@ def base_config(port, db_url, redis_url=None):
     ws.auth_timeout_ms 500, a random secrets.master_key. The outbox is not delivered (outbound.enabled false): the
     tests of delivery turn it on and point the platforms at their fakes."""
     cfg = {
-        "log": {"level": "info"},
+        "log": {"level": os.environ.get("HUBT_LOG_LEVEL", "info")},
         "http": {"listen": "127.0.0.1:%d" % port, "body_max": 65536, "header_max": 8192,
                  "header_timeout_ms": 2000, "body_timeout_ms": 5000,
                  "idle_timeout_ms": 10000, "max_connections": 256,
