@@ -427,7 +427,8 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_SHORT 0x20000   /* ... a word of 3 key bytes: only capitalised */
 #define W_INTR 0x40000    /* a name by the text alone, not because the vault knows it */
 #define W_TRANSLIT 0x80000 /* in the gazetteer only as a transliteration */
-#define W_LEARNED 0x100000 /* a name the vault found before (not the caller's) */
+#define W_LEARNED 0x100000 /* a name the vault found before (not the caller's), where that
+			    * makes it one (vault_learned) */
 #define W_HYPHEN 0x200000 /* joined to the previous word by a hyphen: аты-жөні */
 #define W_FOLDED 0x400000 /* Kazakh letters, in the gazetteer only in Russian spelling */
 #define W_CYR 0x800000    /* has Cyrillic letters */
@@ -681,7 +682,7 @@ static bool after_strong_cue(const struct scan *s)
 		(s->words[i - 1].w & (W_SOFT | W_ADJ)) && (s->words[i - 2].lx & LX_CUE_STRONG));
 }
 
-/* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED when one of the stems (lens[0..n)) of key k is a
+/* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED (and HUB_ANON_KAZAKH) when one of the stems (lens[0..n)) of key k is a
  * name of the vault; else 0. */
 static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_anon_key *k,
 			      const size_t *lens, size_t n)
@@ -731,6 +732,33 @@ static bool id_cue_word(const struct scan *s, const struct word *wd)
 	return false;
 }
 
+/* Whether a word the vault has learned as a name (in this text or an earlier one of the
+ * conversation) is that name here: capitalised always; in lower case unless the gazetteer,
+ * reading it as classify does (its stems lens[0..n) of key k, the first that is a name in
+ * its script), takes it for a name that is also a common word: "роза" the flower and
+ * "will" stay words though the vault learned Роза and Will; "айгерімге", "жетпісбай" and
+ * "arman" are the customer again. A word of three key bytes or fewer ("ли", "ай", "нұр")
+ * only capitalised, as the gazetteer takes its short names (W_SHORT): too short to tell
+ * from a word. A word with Kazakh letters in lower case meets only a name learned with
+ * Kazakh letters, as the gazetteer reads it (ақша is money, not Акша): "дәрі" is medicine,
+ * though Дария's stem is "dari". f is the vault's answer (vault_name_of). */
+static bool vault_learned(const struct scan *s, const struct word *wd,
+			  const struct hub_anon_key *k, const size_t *lens, size_t n, uint32_t f)
+{
+	if (wd->w & (W_CAP | W_ALLCAPS))
+		return true;
+	if (k->len < 4 || (k->kazakh && !(f & HUB_ANON_KAZAKH)))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h = k->h[lens[i]];
+		uint32_t lx = filter_has(s->anon, h) ? hub_anon__htab_get(&s->anon->words, h) : 0;
+
+		if ((lx & LX_NAME) && (lx & (k->latin ? LX_L : LX_C | LX_F)))
+			return !(lx & LX_AMBIG);
+	}
+	return true;
+}
+
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
  * vault's names, morphology. */
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
@@ -760,8 +788,10 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 			size_t whole = k->len;
 			uint32_t f = vault_name_of(s->vault, k, &whole, 1);
 
-			if (f)
-				wd->w |= f & HUB_ANON_KNOWN ? W_KNOWN : W_LEARNED;
+			if (f & HUB_ANON_KNOWN)
+				wd->w |= W_KNOWN;
+			else if (f && vault_learned(s, wd, k, &whole, 1, f))
+				wd->w |= W_LEARNED;
 		}
 		return;
 	}
@@ -777,8 +807,10 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	if (vault) {
 		uint32_t f = vault_name_of(s->vault, k, lens, n);
 
-		if (f)
-			wd->w |= f & HUB_ANON_KNOWN ? W_KNOWN : W_LEARNED;
+		if (f & HUB_ANON_KNOWN)
+			wd->w |= W_KNOWN;
+		else if (f && vault_learned(s, wd, k, lens, n, f))
+			wd->w |= W_LEARNED;
 	}
 	if (k->kazakh) {
 		/* written with Kazakh letters: as spelled first (Айгерім), else only as a
@@ -926,6 +958,14 @@ static bool intrinsic(const struct scan *s, size_t i)
 	return (w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT);
 }
 
+/* The word becomes a marker whatever its neighbours are: inside what another detector
+ * found, or a name of the vault. Such a word is no context for its neighbours: it is gone
+ * from the text the detectors see again (a second look, the guard). */
+static bool becomes_marker(const struct word *w)
+{
+	return (w->w & (W_SPANNED | W_KNOWN)) || ((w->w & W_LEARNED) && !(w->lx & LX_NEVER));
+}
+
 /* A house number follows pos after one space: 1-3 digits, then a letter, '/', or the end
  * of a clause ("150,", "26а", "86/4?"), not more digits and not a unit ("100тг"). */
 static bool house_number(const struct scan *s, size_t pos)
@@ -950,22 +990,22 @@ static bool house_number(const struct scan *s, size_t pos)
 		/* "на Абая 150 кв 12"; but "на Айгерим 15 мая" is a booking with Айгерим */
 		for (size_t i = 0; i < s->nwords; i++)
 			if (s->words[i].start == pos + 1)
-				return (s->words[i].lx & LX_ORDER) && !(s->words[i].w & W_SPANNED);
+				return (s->words[i].lx & LX_ORDER) && !becomes_marker(&s->words[i]);
 		return false;
 	}
-	/* a letter glued to it: 26а, but 100тг is money */
+	/* a letter glued to it: 26а, but 100тг is money; a name of the vault ("6Ай") no
+	 * letter */
 	for (size_t i = 0; i < s->nwords; i++)
 		if (s->words[i].start == pos)
-			return !(s->words[i].lx & LX_UNIT) && !(s->words[i].w & W_SPANNED) &&
+			return !(s->words[i].lx & LX_UNIT) && !becomes_marker(&s->words[i]) &&
 			       s->words[i].end - s->words[i].start <= 2;
 	return false;
 }
 
-/* A name seen in an earlier text of the vault, capitalised: Роза the flower in lower case
- * stays a flower. */
+/* A name the vault learned, where it is one (vault_learned). */
 static bool learned_name(const struct word *w)
 {
-	return (w->w & W_LEARNED) && (w->w & (W_CAP | W_ALLCAPS));
+	return w->w & W_LEARNED;
 }
 
 /* Word i is a name whatever its neighbours are: the vault's, or by itself. */
@@ -1021,12 +1061,10 @@ static bool street_word_after(const struct scan *s, size_t wi)
 static bool place(const struct scan *s, size_t i)
 {
 	const struct word *w = &s->words[i];
-	/* a neighbour that becomes a marker (another detector's, or a known name: the
-	 * context words are never names otherwise) is no context: it is gone from the text
-	 * the detectors see again */
-	const struct word *prev = i && !(w[-1].w & (W_SPANNED | W_KNOWN)) ? &w[-1] : NULL;
-	const struct word *next =
-		i + 1 < s->nwords && !(w[1].w & (W_SPANNED | W_KNOWN)) ? &w[1] : NULL;
+	/* a neighbour that becomes a marker (another detector's, or a name of the vault:
+	 * becomes_marker) is no context: it is gone from the text the detectors see again */
+	const struct word *prev = i && !becomes_marker(&w[-1]) ? &w[-1] : NULL;
+	const struct word *next = i + 1 < s->nwords && !becomes_marker(&w[1]) ? &w[1] : NULL;
 
 	if (prev && (w->w & (W_ADJ | W_SOFT)) && (prev->lx & LX_PLACE_BEFORE))
 		return true;
@@ -1038,7 +1076,7 @@ static bool place(const struct scan *s, size_t i)
 		size_t e = w->end;
 
 		if (i >= 2 && (prev->w & W_ADJ) && (w[-2].lx & LX_PLACE_BEFORE) &&
-		    !(w[-2].w & (W_SPANNED | W_KNOWN)))
+		    !becomes_marker(&w[-2]))
 			return true;
 		/* not over a name of its own: that becomes a marker, and the street is gone */
 		if (next && (next->w & W_ADJ) && !(next->w & W_CAP) && !house_number(s, e) &&
@@ -1806,30 +1844,23 @@ static void merge_spans(struct hub_anon_spans *o)
 	o->n = n + 1;
 }
 
-/* The capitalised words outside the (merged) spans, and whether a digit is outside. */
+/* Whether a word is partly inside a span, and whether a digit is outside every span. */
 static void what_is_left(struct scan *s, struct hub_anon__left *left)
 {
 	const struct hub_anon_spans *o = s->out;
 	size_t j = 0, inside = 0;
 
 	*left = (struct hub_anon__left){ 0 };
-	for (size_t i = 0; i < s->nwords; i++) {
+	for (size_t i = 0; i < s->nwords && o->n; i++) {
 		const struct word *w = &s->words[i];
 
 		while (j < o->n && o->items[j].end <= w->start)
 			j++;
-		if (j < o->n && o->items[j].start < w->end) {
-			if (w->start < o->items[j].start || w->end > o->items[j].end)
-				left->unsure = true;
-			continue;
+		if (j < o->n && o->items[j].start < w->end &&
+		    (w->start < o->items[j].start || w->end > o->items[j].end)) {
+			left->unsure = true;
+			break;
 		}
-		if (!(w->w & W_CAP))
-			continue;
-		if (left->ncaps == left->capcaps)
-			left->caps = hub_pool_grow(s->pool, left->caps, &left->capcaps, 8,
-						   sizeof(*left->caps));
-		left->caps[left->ncaps++] = (struct hub_str){ s->text.p + w->start,
-							      w->end - w->start };
 	}
 	for (size_t i = 0; i < o->n && inside < s->ndigits; i++)
 		for (size_t p = o->items[i].start; p < o->items[i].end; p++)
