@@ -472,7 +472,8 @@ struct scan {
 	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
 	size_t id_cue; /* where the first IIN/BIN cue word ends; SIZE_MAX without one */
 	size_t ndigits;
-	bool has_at; /* an '@' is in the text (find_emails) */
+	bool has_at;     /* an '@' is in the text (cut_words): e-mails need one */
+	bool has_marker; /* a '[' or a '_' is in the text (cut_words): markers need one */
 };
 
 static bool is_digit(int c)
@@ -533,6 +534,44 @@ static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
 
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k);
 
+/* What a character that is no letter does between words (cut_words). */
+enum sep_class {
+	SEP_OTHER, /* the next word is neither adjacent nor soft */
+	SEP_SPACE, /* a space or a hyphen: changes nothing */
+	SEP_SOFT,  /* a comma, colon, dash, bracket or quote: not adjacent */
+	SEP_SENT,  /* the end of a sentence */
+	SEP_DIGIT,
+	SEP_AT,
+	SEP_MARK, /* '[' or '_': a marker may start */
+};
+
+static const unsigned char ascii_sep[128] = {
+	[' '] = SEP_SPACE, ['\t'] = SEP_SPACE, ['-'] = SEP_SPACE,
+	[','] = SEP_SOFT, [':'] = SEP_SOFT, ['('] = SEP_SOFT, [')'] = SEP_SOFT,
+	['"'] = SEP_SOFT, ['\''] = SEP_SOFT,
+	['.'] = SEP_SENT, ['!'] = SEP_SENT, ['?'] = SEP_SENT, ['\n'] = SEP_SENT,
+	['\r'] = SEP_SENT, [';'] = SEP_SENT,
+	['0'] = SEP_DIGIT, ['1'] = SEP_DIGIT, ['2'] = SEP_DIGIT, ['3'] = SEP_DIGIT,
+	['4'] = SEP_DIGIT, ['5'] = SEP_DIGIT, ['6'] = SEP_DIGIT, ['7'] = SEP_DIGIT,
+	['8'] = SEP_DIGIT, ['9'] = SEP_DIGIT,
+	['@'] = SEP_AT, ['['] = SEP_MARK, ['_'] = SEP_MARK,
+};
+
+static inline enum sep_class sep_of(uint32_t cp)
+{
+	if (cp < 0x80)
+		return (enum sep_class)ascii_sep[cp];
+	switch (cp) {
+	case 0xa0: /* no-break space */
+		return SEP_SPACE;
+	case 0x2013: case 0x2014: case 0xab: case 0xbb: case 0x2019: /* – — « » ’ */
+		return SEP_SOFT;
+	case 0x2026: /* … */
+		return SEP_SENT;
+	}
+	return SEP_OTHER;
+}
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
  * each word from the previous one. */
 static void cut_words(struct scan *s)
@@ -592,24 +631,32 @@ static void cut_words(struct scan *s)
 		hyphen = cp == '-' && !seps++ && i > 0;
 		if (i >= t.len)
 			break;
-		switch (cp) {
-		case ' ': case '\t': case 0xa0: case '-':
+		switch (sep_of(cp)) {
+		case SEP_SPACE:
 			break;
-		case ',': case ':': case 0x2013: case 0x2014: case '(': case ')': case '"':
-		case 0xab: case 0xbb: case '\'': case 0x2019:
+		case SEP_SOFT:
 			adj = false;
 			break;
-		case '.': case '!': case '?': case 0x2026: case '\n': case '\r': case ';':
+		case SEP_SENT:
 			sent = true;
 			adj = soft = false;
 			break;
-		default:
-			if (is_digit((int)cp)) {
-				sent = false;
-				if (s->first_digit > i)
-					s->first_digit = i;
-				s->ndigits++;
-			}
+		case SEP_DIGIT:
+			sent = false;
+			if (s->first_digit > i)
+				s->first_digit = i;
+			s->ndigits++;
+			adj = soft = false;
+			break;
+		case SEP_AT:
+			s->has_at = true;
+			adj = soft = false;
+			break;
+		case SEP_MARK:
+			s->has_marker = true;
+			adj = soft = false;
+			break;
+		case SEP_OTHER:
 			adj = soft = false;
 		}
 		i += l;
@@ -719,17 +766,19 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_a
 /* A Latin IIN/BIN cue: "IIN", "bin", "BSN", "zhsn" in any case. */
 static bool id_cue_word(const struct scan *s, const struct word *wd)
 {
-	static const char *const cues[] = { "iin", "bin", "bsn", "zhsn" };
-	size_t n = wd->end - wd->start;
+	const char *p = s->text.p + wd->start;
+	char c[4];
 
-	if (n < 3 || n > 4)
+	if (wd->end - wd->start == 4) {
+		for (size_t i = 0; i < 4; i++)
+			c[i] = (char)(p[i] | 0x20); /* a Latin word: a non-ASCII byte meets no cue */
+		return !memcmp(c, "zhsn", 4);
+	}
+	if (wd->end - wd->start != 3)
 		return false; /* no cue is shorter or longer */
-	for (size_t i = 0; i < HUB_ARRAY_SIZE(cues); i++)
-		if (strlen(cues[i]) == n &&
-		    hub_anon__find_ci((struct hub_str){ s->text.p + wd->start, n }, 0,
-				      (struct hub_str){ cues[i], n }) == 0)
-			return true;
-	return false;
+	for (size_t i = 0; i < 3; i++)
+		c[i] = (char)(p[i] | 0x20);
+	return !memcmp(c, "iin", 3) || !memcmp(c, "bin", 3) || !memcmp(c, "bsn", 3);
 }
 
 /* Whether a word the vault has learned as a name (in this text or an earlier one of the
@@ -897,7 +946,8 @@ static bool contact_after(const struct scan *s, size_t pos)
 
 	while (pos < t.len && (t.p[pos] == ' ' || t.p[pos] == ','))
 		pos++;
-	for (size_t p = pos; p < t.len && p - pos < 64 && t.p[p] != ' ' && t.p[p] != '\n'; p++)
+	for (size_t p = pos; s->has_at && p < t.len && p - pos < 64 && t.p[p] != ' ' &&
+			     t.p[p] != '\n'; p++)
 		if (t.p[p] == '@')
 			return p > pos; /* 64: an e-mail's local part is shorter */
 	if (pos < t.len && t.p[pos] == '+')
@@ -1682,13 +1732,12 @@ static void find_emails(struct scan *s)
 	struct hub_str t = s->text;
 	size_t lo = 0;
 
-	for (size_t a = 0; a < t.len; a++) {
+	for (size_t a = 0; s->has_at && a < t.len; a++) {
 		const char *at = memchr(t.p + a, '@', t.len - a);
 		size_t j, k, dot = 0;
 
 		if (!at)
 			break;
-		s->has_at = true;
 		a = (size_t)(at - t.p);
 		j = a, k = a + 1;
 		while (j > lo) {
@@ -1775,6 +1824,8 @@ static void find_markers(struct scan *s)
 	unsigned idx;
 	size_t at = 0, l;
 
+	if (!s->has_marker)
+		return; /* a marker has a '[' or a '_' */
 	while ((at = hub_anon__marker_find(t.p, t.len, at, true, &l, &type, &idx)) != SIZE_MAX) {
 		/* glued to a word ("ИванPHONE_1"): the word goes with it, or replacing it
 		 * would leave a new word behind */
@@ -1896,6 +1947,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.id_cue = SIZE_MAX;
 	s.ndigits = 0;
 	s.has_at = false;
+	s.has_marker = false;
 
 	out->items = NULL;
 	out->n = out->cap = 0;
