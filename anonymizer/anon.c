@@ -427,7 +427,8 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_SHORT 0x20000   /* ... a word of 3 key bytes: only capitalised */
 #define W_INTR 0x40000    /* a name by the text alone, not because the vault knows it */
 #define W_TRANSLIT 0x80000 /* in the gazetteer only as a transliteration */
-#define W_LEARNED 0x100000 /* a name the vault found before (not the caller's) */
+#define W_LEARNED 0x100000 /* a name the vault found before (not the caller's), where that
+			    * makes it one (vault_learned) */
 #define W_HYPHEN 0x200000 /* joined to the previous word by a hyphen: аты-жөні */
 #define W_FOLDED 0x400000 /* Kazakh letters, in the gazetteer only in Russian spelling */
 #define W_CYR 0x800000    /* has Cyrillic letters */
@@ -471,7 +472,8 @@ struct scan {
 	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
 	size_t id_cue; /* where the first IIN/BIN cue word ends; SIZE_MAX without one */
 	size_t ndigits;
-	bool has_at; /* an '@' is in the text (find_emails) */
+	bool has_at;     /* an '@' is in the text (cut_words): e-mails need one */
+	bool has_marker; /* a '[' or a '_' is in the text (cut_words): markers need one */
 };
 
 static bool is_digit(int c)
@@ -532,6 +534,44 @@ static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
 
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k);
 
+/* What a character that is no letter does between words (cut_words). */
+enum sep_class {
+	SEP_OTHER, /* the next word is neither adjacent nor soft */
+	SEP_SPACE, /* a space or a hyphen: changes nothing */
+	SEP_SOFT,  /* a comma, colon, dash, bracket or quote: not adjacent */
+	SEP_SENT,  /* the end of a sentence */
+	SEP_DIGIT,
+	SEP_AT,
+	SEP_MARK, /* '[' or '_': a marker may start */
+};
+
+static const unsigned char ascii_sep[128] = {
+	[' '] = SEP_SPACE, ['\t'] = SEP_SPACE, ['-'] = SEP_SPACE,
+	[','] = SEP_SOFT, [':'] = SEP_SOFT, ['('] = SEP_SOFT, [')'] = SEP_SOFT,
+	['"'] = SEP_SOFT, ['\''] = SEP_SOFT,
+	['.'] = SEP_SENT, ['!'] = SEP_SENT, ['?'] = SEP_SENT, ['\n'] = SEP_SENT,
+	['\r'] = SEP_SENT, [';'] = SEP_SENT,
+	['0'] = SEP_DIGIT, ['1'] = SEP_DIGIT, ['2'] = SEP_DIGIT, ['3'] = SEP_DIGIT,
+	['4'] = SEP_DIGIT, ['5'] = SEP_DIGIT, ['6'] = SEP_DIGIT, ['7'] = SEP_DIGIT,
+	['8'] = SEP_DIGIT, ['9'] = SEP_DIGIT,
+	['@'] = SEP_AT, ['['] = SEP_MARK, ['_'] = SEP_MARK,
+};
+
+static inline enum sep_class sep_of(uint32_t cp)
+{
+	if (cp < 0x80)
+		return (enum sep_class)ascii_sep[cp];
+	switch (cp) {
+	case 0xa0: /* no-break space */
+		return SEP_SPACE;
+	case 0x2013: case 0x2014: case 0xab: case 0xbb: case 0x2019: /* – — « » ’ */
+		return SEP_SOFT;
+	case 0x2026: /* … */
+		return SEP_SENT;
+	}
+	return SEP_OTHER;
+}
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
  * each word from the previous one. */
 static void cut_words(struct scan *s)
@@ -591,24 +631,32 @@ static void cut_words(struct scan *s)
 		hyphen = cp == '-' && !seps++ && i > 0;
 		if (i >= t.len)
 			break;
-		switch (cp) {
-		case ' ': case '\t': case 0xa0: case '-':
+		switch (sep_of(cp)) {
+		case SEP_SPACE:
 			break;
-		case ',': case ':': case 0x2013: case 0x2014: case '(': case ')': case '"':
-		case 0xab: case 0xbb: case '\'': case 0x2019:
+		case SEP_SOFT:
 			adj = false;
 			break;
-		case '.': case '!': case '?': case 0x2026: case '\n': case '\r': case ';':
+		case SEP_SENT:
 			sent = true;
 			adj = soft = false;
 			break;
-		default:
-			if (is_digit((int)cp)) {
-				sent = false;
-				if (s->first_digit > i)
-					s->first_digit = i;
-				s->ndigits++;
-			}
+		case SEP_DIGIT:
+			sent = false;
+			if (s->first_digit > i)
+				s->first_digit = i;
+			s->ndigits++;
+			adj = soft = false;
+			break;
+		case SEP_AT:
+			s->has_at = true;
+			adj = soft = false;
+			break;
+		case SEP_MARK:
+			s->has_marker = true;
+			adj = soft = false;
+			break;
+		case SEP_OTHER:
 			adj = soft = false;
 		}
 		i += l;
@@ -681,7 +729,7 @@ static bool after_strong_cue(const struct scan *s)
 		(s->words[i - 1].w & (W_SOFT | W_ADJ)) && (s->words[i - 2].lx & LX_CUE_STRONG));
 }
 
-/* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED when one of the stems (lens[0..n)) of key k is a
+/* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED (and HUB_ANON_KAZAKH) when one of the stems (lens[0..n)) of key k is a
  * name of the vault; else 0. */
 static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_anon_key *k,
 			      const size_t *lens, size_t n)
@@ -718,17 +766,46 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_a
 /* A Latin IIN/BIN cue: "IIN", "bin", "BSN", "zhsn" in any case. */
 static bool id_cue_word(const struct scan *s, const struct word *wd)
 {
-	static const char *const cues[] = { "iin", "bin", "bsn", "zhsn" };
-	size_t n = wd->end - wd->start;
+	const char *p = s->text.p + wd->start;
+	char c[4];
 
-	if (n < 3 || n > 4)
+	if (wd->end - wd->start == 4) {
+		for (size_t i = 0; i < 4; i++)
+			c[i] = (char)(p[i] | 0x20); /* a Latin word: a non-ASCII byte meets no cue */
+		return !memcmp(c, "zhsn", 4);
+	}
+	if (wd->end - wd->start != 3)
 		return false; /* no cue is shorter or longer */
-	for (size_t i = 0; i < HUB_ARRAY_SIZE(cues); i++)
-		if (strlen(cues[i]) == n &&
-		    hub_anon__find_ci((struct hub_str){ s->text.p + wd->start, n }, 0,
-				      (struct hub_str){ cues[i], n }) == 0)
-			return true;
-	return false;
+	for (size_t i = 0; i < 3; i++)
+		c[i] = (char)(p[i] | 0x20);
+	return !memcmp(c, "iin", 3) || !memcmp(c, "bin", 3) || !memcmp(c, "bsn", 3);
+}
+
+/* Whether a word the vault has learned as a name (in this text or an earlier one of the
+ * conversation) is that name here: capitalised always; in lower case unless the gazetteer,
+ * reading it as classify does (its stems lens[0..n) of key k, the first that is a name in
+ * its script), takes it for a name that is also a common word: "роза" the flower and
+ * "will" stay words though the vault learned Роза and Will; "айгерімге", "жетпісбай" and
+ * "arman" are the customer again. A word of three key bytes or fewer ("ли", "ай", "нұр")
+ * only capitalised, as the gazetteer takes its short names (W_SHORT): too short to tell
+ * from a word. A word with Kazakh letters in lower case meets only a name learned with
+ * Kazakh letters, as the gazetteer reads it (ақша is money, not Акша): "дәрі" is medicine,
+ * though Дария's stem is "dari". f is the vault's answer (vault_name_of). */
+static bool vault_learned(const struct scan *s, const struct word *wd,
+			  const struct hub_anon_key *k, const size_t *lens, size_t n, uint32_t f)
+{
+	if (wd->w & (W_CAP | W_ALLCAPS))
+		return true;
+	if (k->len < 4 || (k->kazakh && !(f & HUB_ANON_KAZAKH)))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h = k->h[lens[i]];
+		uint32_t lx = filter_has(s->anon, h) ? hub_anon__htab_get(&s->anon->words, h) : 0;
+
+		if ((lx & LX_NAME) && (lx & (k->latin ? LX_L : LX_C | LX_F)))
+			return !(lx & LX_AMBIG);
+	}
+	return true;
 }
 
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
@@ -760,8 +837,10 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 			size_t whole = k->len;
 			uint32_t f = vault_name_of(s->vault, k, &whole, 1);
 
-			if (f)
-				wd->w |= f & HUB_ANON_KNOWN ? W_KNOWN : W_LEARNED;
+			if (f & HUB_ANON_KNOWN)
+				wd->w |= W_KNOWN;
+			else if (f && vault_learned(s, wd, k, &whole, 1, f))
+				wd->w |= W_LEARNED;
 		}
 		return;
 	}
@@ -777,8 +856,10 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	if (vault) {
 		uint32_t f = vault_name_of(s->vault, k, lens, n);
 
-		if (f)
-			wd->w |= f & HUB_ANON_KNOWN ? W_KNOWN : W_LEARNED;
+		if (f & HUB_ANON_KNOWN)
+			wd->w |= W_KNOWN;
+		else if (f && vault_learned(s, wd, k, lens, n, f))
+			wd->w |= W_LEARNED;
 	}
 	if (k->kazakh) {
 		/* written with Kazakh letters: as spelled first (Айгерім), else only as a
@@ -865,7 +946,8 @@ static bool contact_after(const struct scan *s, size_t pos)
 
 	while (pos < t.len && (t.p[pos] == ' ' || t.p[pos] == ','))
 		pos++;
-	for (size_t p = pos; p < t.len && p - pos < 64 && t.p[p] != ' ' && t.p[p] != '\n'; p++)
+	for (size_t p = pos; s->has_at && p < t.len && p - pos < 64 && t.p[p] != ' ' &&
+			     t.p[p] != '\n'; p++)
 		if (t.p[p] == '@')
 			return p > pos; /* 64: an e-mail's local part is shorter */
 	if (pos < t.len && t.p[pos] == '+')
@@ -926,6 +1008,14 @@ static bool intrinsic(const struct scan *s, size_t i)
 	return (w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT);
 }
 
+/* The word becomes a marker whatever its neighbours are: inside what another detector
+ * found, or a name of the vault. Such a word is no context for its neighbours: it is gone
+ * from the text the detectors see again (a second look, the guard). */
+static bool becomes_marker(const struct word *w)
+{
+	return (w->w & (W_SPANNED | W_KNOWN)) || ((w->w & W_LEARNED) && !(w->lx & LX_NEVER));
+}
+
 /* A house number follows pos after one space: 1-3 digits, then a letter, '/', or the end
  * of a clause ("150,", "26а", "86/4?"), not more digits and not a unit ("100тг"). */
 static bool house_number(const struct scan *s, size_t pos)
@@ -950,22 +1040,22 @@ static bool house_number(const struct scan *s, size_t pos)
 		/* "на Абая 150 кв 12"; but "на Айгерим 15 мая" is a booking with Айгерим */
 		for (size_t i = 0; i < s->nwords; i++)
 			if (s->words[i].start == pos + 1)
-				return (s->words[i].lx & LX_ORDER) && !(s->words[i].w & W_SPANNED);
+				return (s->words[i].lx & LX_ORDER) && !becomes_marker(&s->words[i]);
 		return false;
 	}
-	/* a letter glued to it: 26а, but 100тг is money */
+	/* a letter glued to it: 26а, but 100тг is money; a name of the vault ("6Ай") no
+	 * letter */
 	for (size_t i = 0; i < s->nwords; i++)
 		if (s->words[i].start == pos)
-			return !(s->words[i].lx & LX_UNIT) && !(s->words[i].w & W_SPANNED) &&
+			return !(s->words[i].lx & LX_UNIT) && !becomes_marker(&s->words[i]) &&
 			       s->words[i].end - s->words[i].start <= 2;
 	return false;
 }
 
-/* A name seen in an earlier text of the vault, capitalised: Роза the flower in lower case
- * stays a flower. */
+/* A name the vault learned, where it is one (vault_learned). */
 static bool learned_name(const struct word *w)
 {
-	return (w->w & W_LEARNED) && (w->w & (W_CAP | W_ALLCAPS));
+	return w->w & W_LEARNED;
 }
 
 /* Word i is a name whatever its neighbours are: the vault's, or by itself. */
@@ -1021,12 +1111,10 @@ static bool street_word_after(const struct scan *s, size_t wi)
 static bool place(const struct scan *s, size_t i)
 {
 	const struct word *w = &s->words[i];
-	/* a neighbour that becomes a marker (another detector's, or a known name: the
-	 * context words are never names otherwise) is no context: it is gone from the text
-	 * the detectors see again */
-	const struct word *prev = i && !(w[-1].w & (W_SPANNED | W_KNOWN)) ? &w[-1] : NULL;
-	const struct word *next =
-		i + 1 < s->nwords && !(w[1].w & (W_SPANNED | W_KNOWN)) ? &w[1] : NULL;
+	/* a neighbour that becomes a marker (another detector's, or a name of the vault:
+	 * becomes_marker) is no context: it is gone from the text the detectors see again */
+	const struct word *prev = i && !becomes_marker(&w[-1]) ? &w[-1] : NULL;
+	const struct word *next = i + 1 < s->nwords && !becomes_marker(&w[1]) ? &w[1] : NULL;
 
 	if (prev && (w->w & (W_ADJ | W_SOFT)) && (prev->lx & LX_PLACE_BEFORE))
 		return true;
@@ -1038,7 +1126,7 @@ static bool place(const struct scan *s, size_t i)
 		size_t e = w->end;
 
 		if (i >= 2 && (prev->w & W_ADJ) && (w[-2].lx & LX_PLACE_BEFORE) &&
-		    !(w[-2].w & (W_SPANNED | W_KNOWN)))
+		    !becomes_marker(&w[-2]))
 			return true;
 		/* not over a name of its own: that becomes a marker, and the street is gone */
 		if (next && (next->w & W_ADJ) && !(next->w & W_CAP) && !house_number(s, e) &&
@@ -1644,13 +1732,12 @@ static void find_emails(struct scan *s)
 	struct hub_str t = s->text;
 	size_t lo = 0;
 
-	for (size_t a = 0; a < t.len; a++) {
+	for (size_t a = 0; s->has_at && a < t.len; a++) {
 		const char *at = memchr(t.p + a, '@', t.len - a);
 		size_t j, k, dot = 0;
 
 		if (!at)
 			break;
-		s->has_at = true;
 		a = (size_t)(at - t.p);
 		j = a, k = a + 1;
 		while (j > lo) {
@@ -1737,6 +1824,8 @@ static void find_markers(struct scan *s)
 	unsigned idx;
 	size_t at = 0, l;
 
+	if (!s->has_marker)
+		return; /* a marker has a '[' or a '_' */
 	while ((at = hub_anon__marker_find(t.p, t.len, at, true, &l, &type, &idx)) != SIZE_MAX) {
 		/* glued to a word ("ИванPHONE_1"): the word goes with it, or replacing it
 		 * would leave a new word behind */
@@ -1806,30 +1895,23 @@ static void merge_spans(struct hub_anon_spans *o)
 	o->n = n + 1;
 }
 
-/* The capitalised words outside the (merged) spans, and whether a digit is outside. */
+/* Whether a word is partly inside a span, and whether a digit is outside every span. */
 static void what_is_left(struct scan *s, struct hub_anon__left *left)
 {
 	const struct hub_anon_spans *o = s->out;
 	size_t j = 0, inside = 0;
 
 	*left = (struct hub_anon__left){ 0 };
-	for (size_t i = 0; i < s->nwords; i++) {
+	for (size_t i = 0; i < s->nwords && o->n; i++) {
 		const struct word *w = &s->words[i];
 
 		while (j < o->n && o->items[j].end <= w->start)
 			j++;
-		if (j < o->n && o->items[j].start < w->end) {
-			if (w->start < o->items[j].start || w->end > o->items[j].end)
-				left->unsure = true;
-			continue;
+		if (j < o->n && o->items[j].start < w->end &&
+		    (w->start < o->items[j].start || w->end > o->items[j].end)) {
+			left->unsure = true;
+			break;
 		}
-		if (!(w->w & W_CAP))
-			continue;
-		if (left->ncaps == left->capcaps)
-			left->caps = hub_pool_grow(s->pool, left->caps, &left->capcaps, 8,
-						   sizeof(*left->caps));
-		left->caps[left->ncaps++] = (struct hub_str){ s->text.p + w->start,
-							      w->end - w->start };
 	}
 	for (size_t i = 0; i < o->n && inside < s->ndigits; i++)
 		for (size_t p = o->items[i].start; p < o->items[i].end; p++)
@@ -1865,6 +1947,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.id_cue = SIZE_MAX;
 	s.ndigits = 0;
 	s.has_at = false;
+	s.has_marker = false;
 
 	out->items = NULL;
 	out->n = out->cap = 0;

@@ -97,16 +97,16 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 /* Vault answers for the detector (vault may be NULL: then false). */
 #define HUB_ANON_KNOWN 1   /* a name the caller gave */
 #define HUB_ANON_LEARNED 2 /* a name the vault found in a text */
-/* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED for a name norm, 0 when the vault has none. */
+#define HUB_ANON_KAZAKH 4  /* ... (one of them) written with Kazakh letters */
+/* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED, and HUB_ANON_KAZAKH, for a name norm; 0 when the
+ * vault has none. */
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash);
 /* Whether the vault has a name whose key starts with c (false: no need to look). */
 bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c);
 /* What a second look at a text with a vault that has learned more needs of the first
- * (hub_anon__detect): the capitalised words outside every span (learned names are found
- * capitalised), and whether a digit is outside every span. */
+ * (hub_anon__detect): whether a word is partly inside a span, and whether a digit is outside
+ * every span (the words outside the spans, the vault reads from the text). */
 struct hub_anon__left {
-	struct hub_str *caps; /* from the pool */
-	size_t ncaps, capcaps;
 	bool unsure; /* a word is partly inside a span: what it is depends on the rest */
 	bool digits;
 };

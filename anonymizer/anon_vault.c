@@ -214,6 +214,8 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 {
 	struct hub_anon_key nc;
 
+	if (c->kazakh)
+		how |= HUB_ANON_KAZAKH;
 	/* the collapsed key (the entry's norm) whatever the folded one gives: a word too
 	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
 	hub_anon__htab_or(&v->names, c->h[norm_len], how);
@@ -363,11 +365,49 @@ static bool inside(const struct hub_anon_spans *spans, size_t at, size_t *i)
 	return *i < spans->n && spans->items[*i].start <= at;
 }
 
+/* A word of the vault's names among the words of letters of text outside every span
+ * (first: bit c & 63 of the first key byte of each name to look for). */
+static bool name_left(const struct hub_anon_vault *v, struct hub_str text,
+		      const struct hub_anon_spans *spans, uint64_t first)
+{
+	const uint32_t *table = hub_anon__cp_table(v->anon);
+	size_t i = 0, si = 0;
+
+	while (i < text.len) {
+		size_t start = i, l;
+		uint32_t cp, info = 0;
+		char c = 0;
+
+		/* a word: a run of letters, as the detector cuts them */
+		for (;;) {
+			l = i < text.len ? hub_anon__decode((const unsigned char *)text.p + i,
+							    text.len - i, &cp) : 0;
+			if (l)
+				info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
+			if (!l || !(info & HUB_ANON_CP_LETTER))
+				break;
+			if (i == start)
+				c = hub_anon__key_first(cp);
+			i += l;
+		}
+		if (i == start) {
+			i += l ? l : 1;
+			continue;
+		}
+		/* the detector keys the word and looks it up so */
+		if (!inside(spans, start, &si) && (!c || (first >> (c & 63) & 1)) &&
+		    hub_anon__word_in_vault(v->anon, v, text.p + start, i - start))
+			return true;
+	}
+	return false;
+}
+
 /* Whether the values the vault learned from text (entries from was on) may be written
  * again, another way, outside what was found (spans, and left outside them): any digit
  * for a phone (a number of the vault may also take digits beside what was found), the
- * value itself for an e-mail or username, a capitalised word the detector would find as
- * a name of the vault. Most texts need no second look. */
+ * value itself for an e-mail or username, a word the detector would find as a name of the
+ * vault (in any case: a learned name is one in lower case too). Most texts need no second
+ * look. */
 static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 		       const struct hub_anon_spans *spans, const struct hub_anon__left *left,
 		       size_t was)
@@ -405,21 +445,7 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 		return true;
 	if (!first)
 		return false;
-	if (left->unsure)
-		return true;
-	for (size_t i = 0; i < left->ncaps; i++) {
-		struct hub_str w = left->caps[i];
-		uint32_t cp;
-		char c;
-
-		(void)hub_anon__decode((const unsigned char *)w.p, w.len, &cp);
-		c = hub_anon__key_first(cp);
-		/* as the detector keys the word and looks it up */
-		if ((!c || (first >> (c & 63) & 1)) &&
-		    hub_anon__word_in_vault(v->anon, v, w.p, w.len))
-			return true;
-	}
-	return false;
+	return left->unsure || name_left(v, text, spans, first);
 }
 
 int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *pool,

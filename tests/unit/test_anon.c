@@ -435,6 +435,57 @@ static void test_context_that_becomes_a_marker(void **state)
 	hub_anon_vault_free(v);
 }
 
+/* A house number's glued letters that are a known name ("6ai", the known "Ay") become a
+ * marker: no house number, so the word before it is no street ("в Винн 6ai"), and it is
+ * found as the name it is, here and where it stands again (fuzz regress37). */
+static void test_known_name_glued_to_a_number(void **state)
+{
+	static const char text[] = "Ay\n\xd0\xb2 \xd0\xb2\xd0\x98NN 6ai\xff\xd0\xb2\xd0\x98NN";
+	struct hub_anon_vault *v;
+	struct hub_buf b = HUB_BUF_INIT, r = HUB_BUF_INIT;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	assert_int_equal(hub_anon_vault_add_known(v, HUB_ANON_NAME, HUB_STR("Ay")), 0);
+	assert_string_equal(pseudo(v, text, &b),
+			    "[NAME_1]\n\xd0\xb2 [NAME_2] 6[NAME_1]\xff[NAME_2]");
+	assert_false(hub_anon_vault_leaks(v, hub_str_from(b.p)));
+	/* the name in the vault's first spelling */
+	assert_string_equal(restore(v, b.p, &r),
+			    "Ay\n\xd0\xb2 \xd0\xb2\xd0\x98NN 6Ay\xff\xd0\xb2\xd0\x98NN");
+	hub_buf_release(&r);
+	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
+/* A name the conversation has given is the customer again in lower case, inflected, and
+ * earlier in the text that taught it; not when it is a common word (the gazetteer's
+ * ambiguous names: роза, will), a short word (Нұр), or a word with Kazakh letters meeting a
+ * name spelled without them (дәрі is not Дария). */
+static void test_learned_name_in_lower_case(void **state)
+{
+	struct hub_anon_vault *v;
+	struct hub_buf b = HUB_BUF_INIT;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	assert_string_equal(pseudo(v, "Менің атым Айгерім Жетпісбай", &b),
+			    "Менің атым [NAME_1] [NAME_2]");
+	assert_string_equal(pseudo(v, "айгерімге смс жіберіңіз, жетпісбай", &b),
+			    "[NAME_1] смс жіберіңіз, [NAME_2]");
+	/* learned in this text after the lower-case one: a second look finds it */
+	assert_string_equal(pseudo(v, "арайлым пишет. Меня зовут Арайлым", &b),
+			    "[NAME_3] пишет. Меня зовут [NAME_3]");
+	assert_false(hub_anon_vault_leaks(v, hub_str_from(b.p)));
+	assert_true(hub_anon_vault_leaks(v, HUB_STR("арайлым пишет")));
+	assert_string_equal(pseudo(v, "Меня зовут Роза, Нұр деген маман, Will Smith, Дария", &b),
+			    "Меня зовут [NAME_4], [NAME_5] деген маман, [NAME_6] [NAME_7], "
+			    "[NAME_8]");
+	assert_string_equal(pseudo(v, "красные розы, нұр, I will call, дәрі рецепті", &b),
+			    "красные розы, нұр, I will call, дәрі рецепті");
+	assert_string_equal(pseudo(v, "Розы нет, Дарии тоже", &b), "[NAME_4] нет, [NAME_8] тоже");
+	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
 /* Adversarial texts of 256 KiB go through in one pass each: a quadratic step would make
  * this test time out (no time is measured here). */
 static void test_long_adversarial_texts(void **state)
@@ -507,6 +558,8 @@ int main(void)
 		cmocka_unit_test(test_value_takes_glued_digits),
 		cmocka_unit_test(test_long_known_word_found),
 		cmocka_unit_test(test_context_that_becomes_a_marker),
+		cmocka_unit_test(test_known_name_glued_to_a_number),
+		cmocka_unit_test(test_learned_name_in_lower_case),
 		cmocka_unit_test(test_long_adversarial_texts),
 		cmocka_unit_test(test_small_lexicon),
 	};
