@@ -78,6 +78,8 @@ struct conn {
 	PGresult *res;         /* its last result so far */
 	int qstatus;           /* 0, or the status of its first error result */
 	bool flushing;         /* PQflush() said 1: wait for writable too */
+	bool drop;             /* the running query's error says: not this server (below) */
+	bool recycle;          /* hub_store_reconnect_current() during its callback */
 };
 
 /* What PQconnectStartParams() gets: the user's conninfo plus ours. */
@@ -103,6 +105,7 @@ struct hub_store {
 	bool closing;
 	bool open; /* hub_store_open() was called */
 	int handles;               /* initialized and not yet closed */
+	struct conn *finishing;    /* whose query's callback is running */
 	void (*close_cb)(void *data);
 	void *close_data;
 	unsigned long long queries_total, errors_total;
@@ -297,6 +300,17 @@ static void on_notice(void *arg, const char *message)
 	hub_log_debug(TAG, "conn=%d server notice (%zu bytes)", c->id, strlen(message));
 }
 
+/* An error after which the connection must not be used again: a connection exception
+ * (08...), an administrator's or a crash's shutdown (57P01-57P03: a failover stops the old
+ * primary), or read_only_sql_transaction (25006): the server is a standby, or a demoted
+ * primary. Reconnecting re-resolves the primary (a multi-host conninfo with
+ * target_session_attrs=read-write), so the next attempt lands on the new one. */
+static bool error_drops_connection(const char *state)
+{
+	return state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
+			 strcmp(state, "25006") == 0);
+}
+
 /* -EIO for a server error, with the exceptions that mean something to callers. */
 static int map_error(PGconn *pg, const PGresult *res)
 {
@@ -306,8 +320,8 @@ static int map_error(PGconn *pg, const PGresult *res)
 		return PQstatus(pg) == CONNECTION_BAD ? -ECONNRESET : -EIO;
 	if (strcmp(state, "57014") == 0) /* query_canceled: statement_timeout */
 		return -ETIMEDOUT;
-	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
-		return -ECONNRESET; /* connection exception, admin/crash shutdown */
+	if (error_drops_connection(state))
+		return -ECONNRESET; /* not this server: nothing was done, try again */
 	if (strcmp(state, "P0002") == 0) /* no_data_found: our functions' "unknown ..." */
 		return -ENOENT;
 	return -EIO;
@@ -481,6 +495,8 @@ static void conn_broken(struct conn *c, int status, const char *why)
 	c->q = NULL;
 	c->res = NULL;
 	c->qstatus = 0;
+	c->drop = false;
+	c->recycle = false;
 	conn_drop_pg(c);
 	c->failures = 0;
 	conn_schedule(c);
@@ -619,21 +635,36 @@ static void conn_query_done(struct conn *c)
 	PGresult *res = c->res;
 	int status = c->qstatus;
 
+	bool drop = c->drop;
+
 	c->q = NULL;
 	c->res = NULL;
 	c->qstatus = 0;
+	c->drop = false;
 	uv_timer_stop(&c->timer);
 	c->state = CONN_IDLE;
 	st->busy--;
 	st->idle++;
 	if (PQstatus(c->pg) == CONNECTION_BAD)
 		conn_broken(c, 0, PQerrorMessage(c->pg));
+	else if (drop)
+		conn_broken(c, 0, "the server is read-only or shutting down: reconnecting");
 	else if (poll_watch(c, UV_READABLE) < 0)
 		conn_broken(c, 0, "cannot poll the socket");
 	if (!res && status == 0)
 		status = -EIO; /* no result at all: cannot happen for one statement */
+	st->finishing = c;
 	query_finish(st, q, status, res);
+	st->finishing = NULL;
 	PQclear(res);
+	if (c->recycle && !st->closing) {
+		/* idle: drop it now; busy with a query the callback sent: after that one */
+		c->recycle = false;
+		if (c->state == CONN_IDLE)
+			conn_broken(c, 0, "the server is read-only: reconnecting");
+		else if (c->state == CONN_BUSY)
+			c->drop = true;
+	}
 	if (!st->closing)
 		dispatch(st);
 }
@@ -661,6 +692,8 @@ static int conn_take_result(struct conn *c, PGresult *res)
 	default:
 		if (c->qstatus == 0) {
 			c->qstatus = map_error(c->pg, res);
+			c->drop |= error_drops_connection(PQresultErrorField(res,
+									    PG_DIAG_SQLSTATE));
 			log_query_error(c, res, c->qstatus);
 			PQclear(c->res);
 			c->res = res;
@@ -929,6 +962,12 @@ int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 		    const char *const *params, hub_store_cb *cb, void *data)
 {
 	return hub_store_query_bin(st, sql, nparams, params, NULL, false, cb, data);
+}
+
+void hub_store_reconnect_current(struct hub_store *st)
+{
+	if (st->finishing)
+		st->finishing->recycle = true;
 }
 
 void hub_store_open(struct hub_store *st)
