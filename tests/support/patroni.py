@@ -21,11 +21,16 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 
-from . import util
+if __package__:
+    from . import util
+else:  # run as a script: tests/support/patroni.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from support import util
 
 PATRONI = "/usr/bin/patroni"
 ETCD = "/usr/bin/etcd"
@@ -70,7 +75,7 @@ class Node:
     def __init__(self, cluster, n):
         self.cluster = cluster
         self.name = "node%d" % n
-        self.port = util.free_port()
+        self.port = cluster.ports[n - 1] if cluster.ports else util.free_port()
         self.api_port = util.free_port()
         self.dir = os.path.join(cluster.base, self.name)
         os.makedirs(self.dir)
@@ -206,14 +211,22 @@ class PatroniCluster:
     """etcd plus n Patroni nodes. start() waits for a leader and, in synchronous mode, a
     synchronous standby streaming."""
 
-    def __init__(self, n=3, sync=True, scope="hubt", settings=None):
-        self.base = tempfile.mkdtemp(prefix="hubt-patroni-")
+    def __init__(self, n=3, sync=True, scope="hubt", settings=None, base=None, ports=None):
+        """base: the folder (made empty; default a new temporary one); ports: the
+        PostgreSQL ports of the nodes (default free ones)."""
+        if base:
+            shutil.rmtree(base, ignore_errors=True)
+            os.makedirs(base)
+            self.base = base
+        else:
+            self.base = tempfile.mkdtemp(prefix="hubt-patroni-")
         util.chown_for_postgres(self.base)
         self.scope = scope
         self.sync = sync
         self.settings = settings or {}
         self.etcd_port = util.free_port()
         self.etcd_peer_port = util.free_port()
+        self.ports = ports
         self.etcd_dir = os.path.join(self.base, "etcd")
         self.etcd_log = os.path.join(self.base, "etcd.log")
         self.etcd = None
@@ -256,6 +269,10 @@ class PatroniCluster:
         util.wait_for(ready, timeout, "etcd on port %d" % self.etcd_port, interval=0.2)
 
     def destroy(self):
+        # every Patroni stops at once (each stops its PostgreSQL, fast mode)
+        for node in self.nodes:
+            if node.proc and node.proc.poll() is None:
+                node.proc.terminate()
         for node in self.nodes:
             try:
                 node.stop(timeout=15)
@@ -361,14 +378,34 @@ class PatroniCluster:
 
 
 def main():
-    """python3 -m support.patroni: starts a cluster, prints its URL, waits for Ctrl-C."""
-    c = PatroniCluster()
+    """tests/support/patroni.py [--dir D] [--ports P1,P2,P3] [--ready-file F]: starts a
+    cluster (make cluster PATRONI=1), creates role and database hub, writes
+    {"url": the multi-host URL of database hub, "leader_port", "members"} to the ready
+    file, and runs until SIGTERM or Ctrl-C, then stops everything."""
+    import argparse
+    ap = argparse.ArgumentParser(description="etcd and three Patroni PostgreSQL nodes")
+    ap.add_argument("--dir")
+    ap.add_argument("--ports", help="the nodes' PostgreSQL ports, comma-separated")
+    ap.add_argument("--ready-file")
+    args = ap.parse_args()
+    ports = [int(p) for p in args.ports.split(",")] if args.ports else None
+    c = PatroniCluster(n=len(ports) if ports else 3, base=args.dir, ports=ports)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         t = time.monotonic()
         c.start()
-        print("up in %.1f s: %s" % (time.monotonic() - t, c.url()))
-        print(json.dumps(c.members(), indent=1))
-        signal.pause()
+        c.psql("CREATE ROLE hub LOGIN")
+        c.psql("CREATE DATABASE hub OWNER hub")
+        info = {"url": c.url("hub", user="hub"), "leader_port": c.leader().port,
+                "members": c.members()}
+        print("patroni: up in %.1f s: %s" % (time.monotonic() - t, info["url"]),
+              file=sys.stderr, flush=True)
+        if args.ready_file:
+            with open(args.ready_file + ".tmp", "w") as f:
+                json.dump(info, f)
+            os.rename(args.ready_file + ".tmp", args.ready_file)
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
