@@ -42,8 +42,10 @@ class PatroniFailover(HubTestCase):
             self.skipTest(why)
         self.cluster = patroni.PatroniCluster()
         self.addCleanup(self.cluster.destroy)
+        t = time.monotonic()
         self.cluster.start()
         self.cluster.psql("CREATE DATABASE hub")
+        print("\n  patroni: three nodes up in %.1f s" % (time.monotonic() - t), file=sys.stderr)
 
     def test_acknowledged_webhooks_survive_the_primary_s_death(self):
         c = self.cluster
@@ -78,7 +80,7 @@ class PatroniFailover(HubTestCase):
                                      "hub", s.hooks), {})
         # only 200 or 503 (never a 500, never a dropped connection), and the 503s only
         # in the gap: after the kill, before the first 200 after it
-        self.assertEqual(f["other"] + f["no_answer"], 0, f)
+        self.assertEqual(f["other"] + f["502"] + f["no_answer"], 0, f)
         self.assertIsNotNone(recovered)
         for t0, t1, status in s.failed_attempts():
             self.assertEqual(status, 503)
@@ -93,9 +95,6 @@ class PatroniFailover(HubTestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(agent.wait_close(15), (1008, "token revoked"))
 
-        # the old primary came back as a replica of the new one (pg_rewind)
-        c.wait_for_replicas(60)
-        self.assertEqual(c.leader(), new)
 
 
 class NotThisServer(HubTestCase):

@@ -118,8 +118,8 @@ class WebhookStream:
         st = self.statuses()
         return {"webhooks": len(self.hooks), "acked": len(self.acked()),
                 "attempts": sum(st.values()), "200": st.get(200, 0), "503": st.get(503, 0),
-                "no_answer": st.get(None, 0),
-                "other": sum(v for k, v in st.items() if k not in (200, 503, None)),
+                "502": st.get(502, 0), "no_answer": st.get(None, 0),
+                "other": sum(v for k, v in st.items() if k not in (200, 502, 503, None)),
                 "retries": sum(max(0, len(h.attempts) - 1) for h in self.hooks)}
 
     def recovered_after(self, t):
