@@ -236,9 +236,9 @@ class PatroniCluster:
     def start(self, timeout=120):
         d = util.Deadline(timeout)
         self.start_etcd(d.remaining())
-        self.nodes[0].start()
-        self.wait_leader(d.remaining())
-        for node in self.nodes[1:]:
+        # all at once: one wins the initialize key and runs initdb, the others wait for
+        # it and clone it with pg_basebackup
+        for node in self.nodes:
             node.start()
         self.wait_healthy(d.remaining())
 
@@ -269,21 +269,26 @@ class PatroniCluster:
         util.wait_for(ready, timeout, "etcd on port %d" % self.etcd_port, interval=0.2)
 
     def destroy(self):
-        # every Patroni stops at once (each stops its PostgreSQL, fast mode)
+        # everything at once, nothing kept: each PostgreSQL stops immediately (SIGQUIT: it
+        # still removes its shared memory), each Patroni is killed (its state in etcd goes
+        # with etcd)
         for node in self.nodes:
-            if node.proc and node.proc.poll() is None:
-                node.proc.terminate()
-        for node in self.nodes:
-            try:
-                node.stop(timeout=15)
-            except Exception:
-                node.kill()
-        for node in self.nodes:
-            if node.postmaster_pid():
+            pid = node.postmaster_pid()
+            if pid:
                 try:
-                    node.kill()
-                except Exception:
+                    os.kill(pid, signal.SIGQUIT)
+                except OSError:
                     pass
+            if node.proc and node.proc.poll() is None:
+                os.killpg(node.proc.pid, signal.SIGKILL)
+        for node in self.nodes:
+            if node.proc:
+                node.proc.wait(10)
+            try:
+                util.wait_for(lambda: node.postmaster_pid() is None, 10,
+                              "%s's postgres to exit" % node.name)
+            except TimeoutError:
+                node.kill()
         if self.etcd and self.etcd.poll() is None:
             self.etcd.terminate()
             try:
