@@ -79,6 +79,7 @@ struct conn {
 	int qstatus;           /* 0, or the status of its first error result */
 	bool flushing;         /* PQflush() said 1: wait for writable too */
 	bool drop;             /* the running query's error says: not this server (below) */
+	unsigned gen;          /* st->pool.gen when this attempt started */
 	bool recycle;          /* hub_store_reconnect_current() during its callback */
 };
 
@@ -89,6 +90,12 @@ struct params {
 	const char **vals;
 	char *own_options;        /* values we built */
 	char *own_tcp_timeout;
+	/* A multi-host conninfo (host=a,b,c): the index in keys/vals of host, hostaddr and
+	 * port (-1: absent), our rotated copies of their lists, and how often they were
+	 * rotated (params_rotate()). */
+	int list_idx[3];
+	char *own_list[3];
+	unsigned gen;
 };
 
 struct hub_store {
@@ -348,6 +355,37 @@ static void params_free(struct params *pa)
 	PQconninfoFree(pa->parsed);
 	free(pa->own_options);
 	free(pa->own_tcp_timeout);
+	for (int i = 0; i < 3; i++)
+		free(pa->own_list[i]);
+}
+
+/* libpq's PQconnectPoll() has no per-host timeout (connect_timeout applies only to the
+ * blocking calls), so with host=a,b,c an attempt that hangs on a (a dead machine that
+ * drops packets, a stalled server) is ended by our connect timer before b is tried, and
+ * the next attempt starts at a again. After such a timeout the lists start at the next
+ * host ("a,b,c" becomes "b,c,a"), once for the attempts that started with one order
+ * (gen). A single port applies to every host and stays. */
+static void params_rotate(struct params *pa, unsigned gen)
+{
+	if (gen != pa->gen)
+		return;
+	pa->gen++;
+	for (int i = 0; i < 3; i++) {
+		int k = pa->list_idx[i];
+		const char *v, *comma;
+		struct hub_buf b = HUB_BUF_INIT;
+
+		if (k < 0)
+			continue;
+		v = pa->vals[k];
+		comma = strchr(v, ',');
+		if (!comma)
+			continue;
+		hub_buf_addf(&b, "%s,%.*s", comma + 1, (int)(comma - v), v);
+		free(pa->own_list[i]);
+		pa->own_list[i] = hub_buf_detach(&b, NULL);
+		pa->vals[k] = pa->own_list[i];
+	}
 }
 
 static void store_free(struct hub_store *st)
@@ -569,6 +607,7 @@ static void conn_start(struct conn *c)
 	c->pg = PQconnectStartParams(st->pool.keys, st->pool.vals, 0);
 	hub_assert(c->pg); /* NULL only when out of memory */
 	c->state = CONN_CONNECTING;
+	c->gen = st->pool.gen;
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
 		conn_attempt_failed(c, PQerrorMessage(c->pg));
 		return;
@@ -588,6 +627,7 @@ static void on_conn_timer(uv_timer_t *t)
 		conn_start(c);
 		break;
 	case CONN_CONNECTING:
+		params_rotate(&c->st->pool, c->gen);
 		conn_attempt_failed(c, "timed out");
 		break;
 	case CONN_BUSY:
@@ -816,6 +856,7 @@ static int build_params(const struct hub_store *st, struct params *pa, const cha
 	size_t n = 0, cap = 8;
 	int timeout;
 
+	pa->list_idx[0] = pa->list_idx[1] = pa->list_idx[2] = -1;
 	pa->parsed = PQconninfoParse(conninfo, &errmsg);
 	if (!pa->parsed) {
 		char line[256];
@@ -840,6 +881,12 @@ static int build_params(const struct hub_store *st, struct params *pa, const cha
 		}
 		has_tcp |= strcmp(o->keyword, "tcp_user_timeout") == 0;
 		has_ka_idle |= strcmp(o->keyword, "keepalives_idle") == 0;
+		if (strcmp(o->keyword, "host") == 0)
+			pa->list_idx[0] = (int)n;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			pa->list_idx[1] = (int)n;
+		else if (strcmp(o->keyword, "port") == 0)
+			pa->list_idx[2] = (int)n;
 		pa->keys[n] = o->keyword;
 		pa->vals[n++] = o->val;
 	}
@@ -1204,6 +1251,7 @@ struct listener {
 	int events;
 	uv_timer_t timer;      /* connect timeout, backoff, LISTEN's answer */
 	unsigned failures; /* attempts failed in a row */
+	unsigned gen;      /* st->direct.gen when this attempt started */
 	bool flushing;
 };
 
@@ -1362,6 +1410,7 @@ static void lsn_start(struct listener *l)
 	l->pg = PQconnectStartParams(st->direct.keys, st->direct.vals, 0);
 	hub_assert(l->pg); /* NULL only when out of memory */
 	l->state = LSN_CONNECTING;
+	l->gen = st->direct.gen;
 	if (PQstatus(l->pg) == CONNECTION_BAD) {
 		lsn_fail(l, PQerrorMessage(l->pg));
 		return;
@@ -1380,6 +1429,7 @@ static void on_lsn_timer(uv_timer_t *t)
 		lsn_start(l);
 		break;
 	case LSN_CONNECTING:
+		params_rotate(&l->st->direct, l->gen);
 		lsn_fail(l, "timed out");
 		break;
 	case LSN_SUBSCRIBING:

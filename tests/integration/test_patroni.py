@@ -12,8 +12,12 @@ made on the new primary reaches the agent's socket). The time to recover is prin
 NotThisServer: the errors that say "not this server" (57P01 admin_shutdown of a failover,
 25006 read_only_sql_transaction of a standby or a demoted primary) drop the connection
 and hubd reconnects; the webhook meanwhile gets 503, never 200 for something unstored.
+
+HungHost: with host=a,b a host that takes the connection and never answers does not keep
+hubd from the next one (its connect timer ends the attempt, the next starts at b).
 """
 import os
+import socket
 import sys
 import time
 
@@ -140,6 +144,33 @@ class NotThisServer(HubTestCase):
             time.sleep(0.1)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.count("messages", "external_id = '%s'" % wamid), 1)
+
+
+class HungHost(HubTestCase):
+    def test_a_host_that_never_answers_is_passed_over(self):
+        # the first host of the list takes the connection and never answers (a stalled
+        # server, or a dead machine's packets dropped): libpq's non-blocking connect has no
+        # per-host timeout, so hubd's own timer ends the attempt and the next one starts at
+        # the next host
+        hung = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(hung.close)
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(128)
+        url = ("postgresql://postgres@127.0.0.1:%d,127.0.0.1:%d/%s?connect_timeout=2"
+               % (hung.getsockname()[1], self.pg.port, self.db))
+        h = self.start_hubd(self.config({"database.connect_timeout_ms": 1000,
+                                         "database.pool_size": 2}, db_url=url))
+        body, wamid, sig = self.text_webhook(h)
+        deadline = time.monotonic() + 30
+        while True:
+            r = self.post_webhook(h, "demo-whatsapp", body, sig)
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            self.assertEqual(r.status, 503, r)
+            time.sleep(0.2)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.count("messages", "external_id = '%s'" % wamid), 1)
+        self.assertGreater(h.count_log(r"conn=\d+ connect failed .*timed out"), 0)
 
 
 if __name__ == "__main__":
