@@ -129,9 +129,13 @@ EOF
 }
 
 cluster_summary() {
+	local db="PgBouncer on $PGBOUNCER_PORT (transaction pooling)"
+	[ "${PATRONI:-0}" = 1 ] && db="PostgreSQL on 54331-54333 run by Patroni with etcd
+(var/patroni/; kill -9 the primary's postmaster, \$(head -1 var/patroni/nodeN/data/postmaster.pid):
+Patroni promotes the synchronous standby and every hubd follows)"
 	cat <<EOF
 Cluster: HAProxy on $LISTEN in front of hubd on $(echo $HUBD_PORTS | sed 's/ /, /g')
-(logs var/cluster/hubd-N.log), PgBouncer on $PGBOUNCER_PORT (transaction pooling),
+(logs var/cluster/hubd-N.log), $db,
 Redis master $REDIS_PORT with a replica on $REDIS_REPLICA_PORT and Sentinels on
 $(echo $SENTINEL_PORTS | sed 's/ /, /g'). Try: kill one hubd (websockets reconnect through
 HAProxy and resume), or stop the Redis master (redis-cli -p $REDIS_PORT shutdown nosave:

@@ -134,6 +134,7 @@ HTTP_PORT=${LISTEN##*:}
 if [ "${PATRONI:-0}" = 1 ]; then
 	[ -x /usr/bin/patroni ] && [ -x /usr/bin/etcd ] ||
 		die "patroni or etcd missing: apt-get install patroni etcd-server"
+	mkdir -p "$VAR"
 	is_root && ensure_pg_can_reach "$VAR"
 	rm -f "$VAR/patroni.ready"
 	say "starting etcd and three Patroni nodes (PostgreSQL on 54331-54333)"
