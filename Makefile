@@ -4,6 +4,7 @@
 #   make run        install what is missing, build, start PostgreSQL/Redis/hubd under ./var/
 #   make test       the same set-up, then every test; last line "tests: N passed, N failed"
 #   make bench      benchmarks (not part of make test)
+#   make chaos      the scale-out set-up killed piece by piece under load (tests/chaos)
 # Quiet unless V=1.
 
 BUILD ?= build
@@ -68,7 +69,7 @@ HUBD = $(BUILD)/hubd
 HUBCTL = $(BUILD)/hubctl
 
 all: $(HUBD) $(HUBCTL) $(UNIT_BIN)
-.PHONY: all asan run cluster test unit bench clean deps golden FORCE
+.PHONY: all asan run cluster chaos test unit bench clean deps golden FORCE
 
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all
@@ -138,10 +139,16 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/run-dev.sh
 
-# make run's set-up as the README's scale-out section deploys it (scripts/cluster.sh).
+# make run's set-up as the README's scale-out section deploys it (scripts/cluster.sh);
+# make cluster PATRONI=1: PostgreSQL as three Patroni nodes with etcd.
 cluster: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)CLUSTER=1 scripts/run-dev.sh
+
+# the scale-out set-up under faults (tests/chaos; not part of make test: about 2-3 minutes)
+chaos: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/chaos
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all bench-client

@@ -9,6 +9,9 @@
 #              config/dev.json), logs in var/cluster/hubd-N.log
 #   HAProxy    the front door on config/dev.json's http.listen (8080): webhooks, the API,
 #              the page and websockets spread over the instances, each checked on /readyz
+#   PATRONI=1  PostgreSQL as three Patroni nodes with etcd (scripts/run-dev.sh starts them:
+#              54331-54333); hubd on the libpq multi-host URL with
+#              target_session_attrs=read-write, no PgBouncer (it would not follow a failover)
 # Everything lives under ./var/cluster/ and stops with Ctrl-C like the rest.
 
 CLUSTER_DIR=$VAR/cluster
@@ -23,6 +26,12 @@ cluster_start() {
 	mkdir -p "$CLUSTER_DIR"
 	is_root && chown postgres:postgres "$CLUSTER_DIR"
 
+	local pooled="postgresql://hub@127.0.0.1:$PGBOUNCER_PORT/hub"
+	if [ "${PATRONI:-0}" = 1 ]; then
+		# PgBouncer would stay on the first primary: hubd on the multi-host URL instead
+		# (README, PostgreSQL failover, for PgBouncer that follows Patroni)
+		pooled=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["database"]["url"])' "$CONFIG")
+	else
 	# PgBouncer (refuses to run as root: as postgres then, like PostgreSQL)
 	cat >"$CLUSTER_DIR/pgbouncer.ini" <<EOF
 [databases]
@@ -43,6 +52,7 @@ EOF
 	EXTRA_PIDFILES="$CLUSTER_DIR/pgbouncer.pid"
 	# statement_timeout comes from the role: the pooled connections carry no settings
 	psql_admin "ALTER ROLE hub SET statement_timeout = '5s'"
+	fi
 
 	# the Redis replica and the Sentinels
 	redis-server --port "$REDIS_REPLICA_PORT" --bind 127.0.0.1 --dir "$CLUSTER_DIR" \
@@ -71,7 +81,7 @@ EOF
 	for p in $HUBD_PORTS; do
 		n=$((n + 1))
 		/usr/bin/python3 - "$CONFIG" "$CLUSTER_DIR/hubd-$n.json" "127.0.0.1:$p" \
-			"postgresql://hub@127.0.0.1:$PGBOUNCER_PORT/hub" \
+			"$pooled" \
 			"redis-sentinel://$sentinels/hubmaster" <<'EOF'
 import json, sys
 src, dst, listen, pooled, redis = sys.argv[1:]
@@ -79,7 +89,9 @@ cfg = json.load(open(src))
 direct = cfg["database"]["url"]
 cfg["http"]["listen"] = listen
 cfg["http"]["reuse_port"] = False
-cfg["database"].update(url=pooled, direct_url=direct)
+cfg["database"].update(url=pooled)
+if pooled != direct:
+    cfg["database"]["direct_url"] = direct
 cfg["redis"]["url"] = redis
 json.dump(cfg, open(dst, "w"), indent=4)
 EOF
@@ -117,9 +129,13 @@ EOF
 }
 
 cluster_summary() {
+	local db="PgBouncer on $PGBOUNCER_PORT (transaction pooling)"
+	[ "${PATRONI:-0}" = 1 ] && db="PostgreSQL on 54331-54333 run by Patroni with etcd
+(var/patroni/; kill -9 the primary's postmaster, \$(head -1 var/patroni/nodeN/data/postmaster.pid):
+Patroni promotes the synchronous standby and every hubd follows)"
 	cat <<EOF
 Cluster: HAProxy on $LISTEN in front of hubd on $(echo $HUBD_PORTS | sed 's/ /, /g')
-(logs var/cluster/hubd-N.log), PgBouncer on $PGBOUNCER_PORT (transaction pooling),
+(logs var/cluster/hubd-N.log), $db,
 Redis master $REDIS_PORT with a replica on $REDIS_REPLICA_PORT and Sentinels on
 $(echo $SENTINEL_PORTS | sed 's/ /, /g'). Try: kill one hubd (websockets reconnect through
 HAProxy and resume), or stop the Redis master (redis-cli -p $REDIS_PORT shutdown nosave:

@@ -10,6 +10,9 @@ libpq-dev postgresql postgresql-contrib libhiredis-dev redis-server pgbouncer
 libssl-dev libjsmn-dev libcmocka-dev
 python3 procps wrk haproxy
 "
+# PostgreSQL failover (tests/support/patroni.py, make chaos, make cluster PATRONI=1):
+# Patroni with etcd as its store; their Debian services stay off (installing enables them).
+PACKAGES="$PACKAGES patroni etcd-server"
 # Browser test and fuzzing: Debian's chromium and clang (never a downloaded browser).
 PACKAGES="$PACKAGES chromium clang libclang-rt-14-dev"
 # The fan-out benchmark's reference (bench/fanout starts a private instance of its own).
@@ -41,12 +44,16 @@ $SUDO apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 || {
 }
 # Installing nginx starts Debian's nginx service on port 80: the benchmark needs only the
 # binary and the module, so a service this script brought in is stopped and disabled.
-case " $missing " in
-*" nginx "*)
-	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-		$SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
-	elif [ -x /etc/init.d/nginx ]; then
-		$SUDO /etc/init.d/nginx stop >/dev/null 2>&1 || true
-	fi
-	;;
-esac
+# Likewise etcd-server's etcd (ports 2379/2380) and patroni's service: the tests and make
+# cluster start private ones.
+for svc in nginx:nginx etcd-server:etcd patroni:patroni; do
+	case " $missing " in
+	*" ${svc%%:*} "*)
+		if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+			$SUDO systemctl disable --now "${svc#*:}" >/dev/null 2>&1 || true
+		elif [ -x "/etc/init.d/${svc#*:}" ]; then
+			$SUDO "/etc/init.d/${svc#*:}" stop >/dev/null 2>&1 || true
+		fi
+		;;
+	esac
+done

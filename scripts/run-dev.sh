@@ -128,6 +128,35 @@ HTTP_HOST=${LISTEN%:*}
 HTTP_PORT=${LISTEN##*:}
 
 # --- PostgreSQL ---
+# make cluster PATRONI=1: three Patroni nodes and etcd (tests/support/patroni.py, ports
+# 54331-54333, under ./var/patroni/, made fresh each run) instead of the single server;
+# hubd and hubctl get a copy of the config on the multi-host URL.
+if [ "${PATRONI:-0}" = 1 ]; then
+	[ -x /usr/bin/patroni ] && [ -x /usr/bin/etcd ] ||
+		die "patroni or etcd missing: apt-get install patroni etcd-server"
+	mkdir -p "$VAR"
+	is_root && ensure_pg_can_reach "$VAR"
+	rm -f "$VAR/patroni.ready"
+	say "starting etcd and three Patroni nodes (PostgreSQL on 54331-54333)"
+	/usr/bin/python3 tests/support/patroni.py --dir "$VAR/patroni" \
+		--ports 54331,54332,54333 --ready-file "$VAR/patroni.ready" &
+	EXTRA_PIDS="$EXTRA_PIDS $!"
+	for _ in $(seq 1200); do
+		[ -s "$VAR/patroni.ready" ] && break
+		kill -0 $! 2>/dev/null || die "the Patroni cluster did not start"
+		sleep 0.1
+	done
+	[ -s "$VAR/patroni.ready" ] || die "the Patroni cluster did not start within 120 s"
+	PGPORT=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["leader_port"])' "$VAR/patroni.ready")
+	/usr/bin/python3 - "$CONFIG" "$VAR/patroni.json" "$VAR/patroni.ready" <<'EOF'
+import json, sys
+src, dst, ready = sys.argv[1:]
+cfg = json.load(open(src))
+cfg["database"]["url"] = json.load(open(ready))["url"]
+json.dump(cfg, open(dst, "w"), indent=4)
+EOF
+	CONFIG=$VAR/patroni.json
+else
 mkdir -p "$PGDIR"
 if is_root; then
 	chown postgres:postgres "$PGDIR"
@@ -153,6 +182,7 @@ fi
 	psql_admin "CREATE ROLE hub LOGIN"
 [ -n "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = 'hub'")" ] ||
 	psql_admin "CREATE DATABASE hub OWNER hub"
+fi
 
 # --- Redis ---
 mkdir -p "$REDIS_DIR"

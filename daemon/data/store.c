@@ -78,6 +78,9 @@ struct conn {
 	PGresult *res;         /* its last result so far */
 	int qstatus;           /* 0, or the status of its first error result */
 	bool flushing;         /* PQflush() said 1: wait for writable too */
+	bool drop;             /* the running query's error says: not this server (below) */
+	unsigned gen;          /* st->pool.gen when this attempt started */
+	bool recycle;          /* hub_store_reconnect_current() during its callback */
 };
 
 /* What PQconnectStartParams() gets: the user's conninfo plus ours. */
@@ -87,6 +90,12 @@ struct params {
 	const char **vals;
 	char *own_options;        /* values we built */
 	char *own_tcp_timeout;
+	/* A multi-host conninfo (host=a,b,c): the index in keys/vals of host, hostaddr and
+	 * port (-1: absent), our rotated copies of their lists, and how often they were
+	 * rotated (params_rotate()). */
+	int list_idx[3];
+	char *own_list[3];
+	unsigned gen;
 };
 
 struct hub_store {
@@ -103,6 +112,7 @@ struct hub_store {
 	bool closing;
 	bool open; /* hub_store_open() was called */
 	int handles;               /* initialized and not yet closed */
+	struct conn *finishing;    /* whose query's callback is running */
 	void (*close_cb)(void *data);
 	void *close_data;
 	unsigned long long queries_total, errors_total;
@@ -297,6 +307,17 @@ static void on_notice(void *arg, const char *message)
 	hub_log_debug(TAG, "conn=%d server notice (%zu bytes)", c->id, strlen(message));
 }
 
+/* An error after which the connection must not be used again: a connection exception
+ * (08...), an administrator's or a crash's shutdown (57P01-57P03: a failover stops the old
+ * primary), or read_only_sql_transaction (25006): the server is a standby, or a demoted
+ * primary. Reconnecting re-resolves the primary (a multi-host conninfo with
+ * target_session_attrs=read-write), so the next attempt lands on the new one. */
+static bool error_drops_connection(const char *state)
+{
+	return state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
+			 strcmp(state, "25006") == 0);
+}
+
 /* -EIO for a server error, with the exceptions that mean something to callers. */
 static int map_error(PGconn *pg, const PGresult *res)
 {
@@ -306,8 +327,8 @@ static int map_error(PGconn *pg, const PGresult *res)
 		return PQstatus(pg) == CONNECTION_BAD ? -ECONNRESET : -EIO;
 	if (strcmp(state, "57014") == 0) /* query_canceled: statement_timeout */
 		return -ETIMEDOUT;
-	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
-		return -ECONNRESET; /* connection exception, admin/crash shutdown */
+	if (error_drops_connection(state))
+		return -ECONNRESET; /* not this server: nothing was done, try again */
 	if (strcmp(state, "P0002") == 0) /* no_data_found: our functions' "unknown ..." */
 		return -ENOENT;
 	return -EIO;
@@ -334,6 +355,37 @@ static void params_free(struct params *pa)
 	PQconninfoFree(pa->parsed);
 	free(pa->own_options);
 	free(pa->own_tcp_timeout);
+	for (int i = 0; i < 3; i++)
+		free(pa->own_list[i]);
+}
+
+/* libpq's PQconnectPoll() has no per-host timeout (connect_timeout applies only to the
+ * blocking calls), so with host=a,b,c an attempt that hangs on a (a dead machine that
+ * drops packets, a stalled server) is ended by our connect timer before b is tried, and
+ * the next attempt starts at a again. After such a timeout the lists start at the next
+ * host ("a,b,c" becomes "b,c,a"), once for the attempts that started with one order
+ * (gen). A single port applies to every host and stays. */
+static void params_rotate(struct params *pa, unsigned gen)
+{
+	if (gen != pa->gen)
+		return;
+	pa->gen++;
+	for (int i = 0; i < 3; i++) {
+		int k = pa->list_idx[i];
+		const char *v, *comma;
+		struct hub_buf b = HUB_BUF_INIT;
+
+		if (k < 0)
+			continue;
+		v = pa->vals[k];
+		comma = strchr(v, ',');
+		if (!comma)
+			continue;
+		hub_buf_addf(&b, "%s,%.*s", comma + 1, (int)(comma - v), v);
+		free(pa->own_list[i]);
+		pa->own_list[i] = hub_buf_detach(&b, NULL);
+		pa->vals[k] = pa->own_list[i];
+	}
 }
 
 static void store_free(struct hub_store *st)
@@ -481,6 +533,8 @@ static void conn_broken(struct conn *c, int status, const char *why)
 	c->q = NULL;
 	c->res = NULL;
 	c->qstatus = 0;
+	c->drop = false;
+	c->recycle = false;
 	conn_drop_pg(c);
 	c->failures = 0;
 	conn_schedule(c);
@@ -553,6 +607,7 @@ static void conn_start(struct conn *c)
 	c->pg = PQconnectStartParams(st->pool.keys, st->pool.vals, 0);
 	hub_assert(c->pg); /* NULL only when out of memory */
 	c->state = CONN_CONNECTING;
+	c->gen = st->pool.gen;
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
 		conn_attempt_failed(c, PQerrorMessage(c->pg));
 		return;
@@ -572,6 +627,7 @@ static void on_conn_timer(uv_timer_t *t)
 		conn_start(c);
 		break;
 	case CONN_CONNECTING:
+		params_rotate(&c->st->pool, c->gen);
 		conn_attempt_failed(c, "timed out");
 		break;
 	case CONN_BUSY:
@@ -619,21 +675,36 @@ static void conn_query_done(struct conn *c)
 	PGresult *res = c->res;
 	int status = c->qstatus;
 
+	bool drop = c->drop;
+
 	c->q = NULL;
 	c->res = NULL;
 	c->qstatus = 0;
+	c->drop = false;
 	uv_timer_stop(&c->timer);
 	c->state = CONN_IDLE;
 	st->busy--;
 	st->idle++;
 	if (PQstatus(c->pg) == CONNECTION_BAD)
 		conn_broken(c, 0, PQerrorMessage(c->pg));
+	else if (drop)
+		conn_broken(c, 0, "the server is read-only or shutting down: reconnecting");
 	else if (poll_watch(c, UV_READABLE) < 0)
 		conn_broken(c, 0, "cannot poll the socket");
 	if (!res && status == 0)
 		status = -EIO; /* no result at all: cannot happen for one statement */
+	st->finishing = c;
 	query_finish(st, q, status, res);
+	st->finishing = NULL;
 	PQclear(res);
+	if (c->recycle && !st->closing) {
+		/* idle: drop it now; busy with a query the callback sent: after that one */
+		c->recycle = false;
+		if (c->state == CONN_IDLE)
+			conn_broken(c, 0, "the server is read-only: reconnecting");
+		else if (c->state == CONN_BUSY)
+			c->drop = true;
+	}
 	if (!st->closing)
 		dispatch(st);
 }
@@ -661,6 +732,8 @@ static int conn_take_result(struct conn *c, PGresult *res)
 	default:
 		if (c->qstatus == 0) {
 			c->qstatus = map_error(c->pg, res);
+			c->drop |= error_drops_connection(PQresultErrorField(res,
+									    PG_DIAG_SQLSTATE));
 			log_query_error(c, res, c->qstatus);
 			PQclear(c->res);
 			c->res = res;
@@ -784,6 +857,7 @@ static int build_params(const struct hub_store *st, struct params *pa, const cha
 	size_t n = 0, cap = 8;
 	int timeout;
 
+	pa->list_idx[0] = pa->list_idx[1] = pa->list_idx[2] = -1;
 	pa->parsed = PQconninfoParse(conninfo, &errmsg);
 	if (!pa->parsed) {
 		char line[256];
@@ -808,6 +882,12 @@ static int build_params(const struct hub_store *st, struct params *pa, const cha
 		}
 		has_tcp |= strcmp(o->keyword, "tcp_user_timeout") == 0;
 		has_ka_idle |= strcmp(o->keyword, "keepalives_idle") == 0;
+		if (strcmp(o->keyword, "host") == 0)
+			pa->list_idx[0] = (int)n;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			pa->list_idx[1] = (int)n;
+		else if (strcmp(o->keyword, "port") == 0)
+			pa->list_idx[2] = (int)n;
 		pa->keys[n] = o->keyword;
 		pa->vals[n++] = o->val;
 	}
@@ -930,6 +1010,12 @@ int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 		    const char *const *params, hub_store_cb *cb, void *data)
 {
 	return hub_store_query_bin(st, sql, nparams, params, NULL, false, cb, data);
+}
+
+void hub_store_reconnect_current(struct hub_store *st)
+{
+	if (st->finishing)
+		st->finishing->recycle = true;
 }
 
 void hub_store_open(struct hub_store *st)
@@ -1166,6 +1252,7 @@ struct listener {
 	int events;
 	uv_timer_t timer;      /* connect timeout, backoff, LISTEN's answer */
 	unsigned failures; /* attempts failed in a row */
+	unsigned gen;      /* st->direct.gen when this attempt started */
 	bool flushing;
 };
 
@@ -1324,6 +1411,7 @@ static void lsn_start(struct listener *l)
 	l->pg = PQconnectStartParams(st->direct.keys, st->direct.vals, 0);
 	hub_assert(l->pg); /* NULL only when out of memory */
 	l->state = LSN_CONNECTING;
+	l->gen = st->direct.gen;
 	if (PQstatus(l->pg) == CONNECTION_BAD) {
 		lsn_fail(l, PQerrorMessage(l->pg));
 		return;
@@ -1342,6 +1430,7 @@ static void on_lsn_timer(uv_timer_t *t)
 		lsn_start(l);
 		break;
 	case LSN_CONNECTING:
+		params_rotate(&l->st->direct, l->gen);
 		lsn_fail(l, "timed out");
 		break;
 	case LSN_SUBSCRIBING:

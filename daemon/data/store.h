@@ -74,6 +74,12 @@ int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 int hub_store_query_bin(struct hub_store *st, const char *sql, int nparams,
 			const char *const *params, const int *lengths, bool binary_result,
 			hub_store_cb *cb, void *data) HUB_MUSTCHECK;
+/* From inside a query's callback: the connection that ran it is not to be used again
+ * (its result says the server is read-only: a standby or a demoted primary, e.g. a
+ * function that caught SQLSTATE 25006). It is re-opened, which re-resolves the primary
+ * (target_session_attrs=read-write). Errors the store sees itself (25006, 57P0x, 08xxx)
+ * drop the connection without this. No effect outside a callback. */
+void hub_store_reconnect_current(struct hub_store *st);
 /* True while the store is open and at least one connection is open and answered its last
  * query. */
 bool hub_store_ready(const struct hub_store *st);

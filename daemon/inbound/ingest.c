@@ -373,9 +373,13 @@ static void item_result(struct ingest_req *ir, size_t k, const char *result)
 
 	hub_log_warn(TAG, "%s channel=%s: item %zu of %zu: %s", source(ir, src, sizeof(src)),
 		     ir->ch->id, k - ir->first + 1, ir->events.n, result);
-	if (strncmp(result, "retry:", 6) == 0)
+	if (strncmp(result, "retry:", 6) == 0) {
 		ir->retry = true;
-	else
+		/* read_only_sql_transaction: the connection reached a standby or a demoted
+		 * primary (the function caught the error itself): reconnect to the primary */
+		if (strcmp(result + 6, "25006") == 0)
+			hub_store_reconnect_current(ir->ing->store);
+	} else
 		ir->n[R_BAD]++;
 }
 

@@ -104,6 +104,10 @@ class PgServer:
     def url(self, db="postgres", user="postgres"):
         return "postgresql://%s@127.0.0.1:%d/%s" % (user, self.port, db)
 
+    def hub_url(self):
+        """hubd's database.url for the database hub."""
+        return self.url("hub")
+
     def psql(self, sql, db="postgres", timeout=30):
         """Runs sql with `psql -At` and returns its output without the final newline."""
         r = subprocess.run([os.path.join(util.PG_BIN, "psql"), "-X", "-At", "-v",

@@ -1,0 +1,181 @@
+"""tests/integration/test_patroni.py - hubd through a PostgreSQL failover (scale-out issue
+17, point 2).
+
+PatroniFailover: three PostgreSQL nodes managed by Patroni with etcd (tests/support/
+patroni.py), synchronous replication, hubd on the libpq multi-host URL with
+target_session_attrs=read-write. A stream of signed webhooks runs while the primary's
+PostgreSQL is killed with -9; Patroni promotes the synchronous standby; hubd reconnects to
+it. Every webhook that got 200 is on the new primary exactly once, 503s came only between
+the kill and the first 200 after it, and the LISTEN connection follows too (a hubctl revoke
+made on the new primary reaches the agent's socket). The time to recover is printed.
+
+NotThisServer: the errors that say "not this server" (57P01 admin_shutdown of a failover,
+25006 read_only_sql_transaction of a standby or a demoted primary) drop the connection
+and hubd reconnects; the webhook meanwhile gets 503, never 200 for something unstored.
+
+HungHost: with host=a,b a host that takes the connection and never answers does not keep
+hubd from the next one (its connect timer ends the attempt, the next starts at b).
+"""
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from support import patroni, stream, util  # noqa: E402
+from support.case import HubTestCase  # noqa: E402
+
+
+def stored_once(t, server_psql, db, hooks):
+    """{wamid: rows} for the webhooks that are not stored exactly once."""
+    rows = server_psql("SELECT external_id, count(*) FROM messages WHERE direction = 'in' "
+                       "GROUP BY external_id", db=db)
+    have = dict(line.split("|") for line in rows.splitlines() if line)
+    return {h.wamid: int(have.get(h.wamid, 0)) for h in hooks
+            if int(have.get(h.wamid, 0)) != 1}
+
+
+class PatroniFailover(HubTestCase):
+    needs_pg = False
+    needs_hubctl = True
+
+    def setUp(self):
+        super().setUp()
+        why = patroni.available()
+        if why:
+            self.skipTest(why)
+        self.cluster = patroni.PatroniCluster()
+        self.addCleanup(self.cluster.destroy)
+        t = time.monotonic()
+        self.cluster.start()
+        self.cluster.psql("CREATE DATABASE hub")
+        print("\n  patroni: three nodes up in %.1f s" % (time.monotonic() - t), file=sys.stderr)
+
+    def test_acknowledged_webhooks_survive_the_primary_s_death(self):
+        c = self.cluster
+        redis = self.own_redis()
+        url = c.url("hub")
+        h = self.start_hubd(self.config({"database.pool_size": 4}, db_url=url,
+                                        redis_url=redis.url))
+        agent = self.agent(h)
+        s = stream.WebhookStream([h.port], self.channel(h), senders=3)
+        s.start()
+        try:
+            s.wait_acked(20, 30)
+            old = c.leader()
+            t_kill = time.monotonic()
+            old.kill_postgres()
+            new = c.wait_leader(60, other_than=old)
+            t_promoted = time.monotonic()
+            s.wait_acked(30, 60)        # served by the new primary
+        finally:
+            s.stop()
+        f = s.figures()
+        # hubd is back at the first 200 to a request sent after Patroni's promotion (one
+        # sent just after the kill may still get 200: its commit had reached the standby)
+        back = s.recovered_after(t_promoted)
+        self.assertIsNotNone(back)
+        t_back = t_promoted + back
+        print("\n  patroni failover: %s; primary %s -> %s promoted %.1f s after the kill, "
+              "hubd's first 200 after that at %.1f s" % (f, old.name, new.name,
+                                                        t_promoted - t_kill, t_back - t_kill),
+              file=sys.stderr)
+
+        # every webhook was acknowledged in the end (the platform's retries), each is on
+        # the new primary exactly once
+        self.assertEqual([x.wamid for x in s.hooks if not x.acked], [])
+        self.assertEqual(stored_once(self, lambda sql, db: c.psql(sql, db=db, node=new),
+                                     "hub", s.hooks), {})
+        # only 200 or 503 (never a 500, never a dropped connection), and the 503s only
+        # in the gap: answered after the kill, asked before hubd was back
+        self.assertEqual(f["other"] + f["502"] + f["no_answer"], 0, f)
+        for t0, t1, status in s.failed_attempts():
+            self.assertEqual(status, 503)
+            self.assertGreaterEqual(t1, t_kill, "a 503 before the primary died")
+            self.assertLessEqual(t0, t_back, "a 503 after hubd was back")
+        self.assertGreater(f["503"], 0, "the stream never noticed the failover: %s" % f)
+        self.assertGreater(h.count_log(r"conn=\d+ (connection lost|connect failed)"), 0)
+
+        # the LISTEN connection reconnected to the new primary: a revoke made there
+        # (hubctl on the same multi-host URL) closes the agent's socket
+        r = self.hubctl("-c", h.config_path, "revoke", "--tenant", "demo")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(agent.wait_close(15), (1008, "token revoked"))
+
+
+
+class NotThisServer(HubTestCase):
+    def test_read_only_and_admin_shutdown_drop_the_connection(self):
+        h = self.start_hubd(self.config({"database.pool_size": 2}))
+        body, wamid, sig = self.text_webhook(h)
+        # hubd's connections are ended by the server (57P01, as a failover's shutdown),
+        # and the new ones find a read-only database (25006, as on a standby)
+        self.psql('ALTER DATABASE "%s" SET default_transaction_read_only = on' % self.db)
+        self.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE datname = '%s' AND pid <> pg_backend_pid()" % self.db)
+        before = self.counts()
+        statuses = set()
+        deadline = time.monotonic() + 20
+        # until the webhook's own statement (hub_ingest_batch) met the read-only server:
+        # the function catches 25006 per item ("retry:25006"), answers 503, and ingest
+        # has the store drop that connection
+        while time.monotonic() < deadline:
+            r = self.post_webhook(h, "demo-whatsapp", body, sig)
+            statuses.add(r.status)
+            if h.count_log(r"item 1 of 1: retry:25006"):
+                break
+            time.sleep(0.1)
+        self.assertEqual(statuses, {503})
+        self.assert_unchanged(before)
+        self.assertGreater(h.count_log(r"item 1 of 1: retry:25006"), 0, h.log())
+        util.wait_for(lambda: h.count_log(r"conn=\d+ connection lost: the server is "
+                                          r"read-only: reconnecting"), 10,
+                      "the ingest connection dropped")
+        # the pool's own queries that meet 25006 drop their connection too
+        self.assertGreater(h.count_log(r"read-only or shutting down: reconnecting"), 0)
+        # writable again: new connections store the webhook, once
+        self.psql('ALTER DATABASE "%s" RESET default_transaction_read_only' % self.db,
+                  db="postgres")
+        self.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE datname = '%s' AND pid <> pg_backend_pid()" % self.db)
+        deadline = time.monotonic() + 20
+        while True:
+            r = self.post_webhook(h, "demo-whatsapp", body, sig)
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            self.assertEqual(r.status, 503, r)
+            time.sleep(0.1)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.count("messages", "external_id = '%s'" % wamid), 1)
+
+
+class HungHost(HubTestCase):
+    def test_a_host_that_never_answers_is_passed_over(self):
+        # the first host of the list takes the connection and never answers (a stalled
+        # server, or a dead machine's packets dropped): libpq's non-blocking connect has no
+        # per-host timeout, so hubd's own timer ends the attempt and the next one starts at
+        # the next host
+        hung = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(hung.close)
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(128)
+        url = ("postgresql://postgres@127.0.0.1:%d,127.0.0.1:%d/%s?connect_timeout=2"
+               % (hung.getsockname()[1], self.pg.port, self.db))
+        h = self.start_hubd(self.config({"database.connect_timeout_ms": 1000,
+                                         "database.pool_size": 2}, db_url=url))
+        body, wamid, sig = self.text_webhook(h)
+        deadline = time.monotonic() + 30
+        while True:
+            r = self.post_webhook(h, "demo-whatsapp", body, sig)
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            self.assertEqual(r.status, 503, r)
+            time.sleep(0.2)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.count("messages", "external_id = '%s'" % wamid), 1)
+        self.assertGreater(h.count_log(r"conn=\d+ connect failed .*timed out"), 0)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
