@@ -95,8 +95,9 @@ static struct entry *lookup(struct hub_pace *p, struct hub_str key, uint64_t now
 	return e;
 }
 
-uint64_t hub_pace_reserve(struct hub_pace *p, struct hub_str key, uint64_t now,
-			  uint64_t interval, unsigned burst)
+/* The wait of a send of key at now; reserves it when reserve. */
+static uint64_t pace(struct hub_pace *p, struct hub_str key, uint64_t now, uint64_t interval,
+		     unsigned burst, bool reserve)
 {
 	uint64_t tolerance, start;
 	struct entry *e;
@@ -109,8 +110,21 @@ uint64_t hub_pace_reserve(struct hub_pace *p, struct hub_str key, uint64_t now,
 	/* a burst of b sends may start b - 1 intervals ahead of the rate */
 	tolerance = interval * (burst > 1 ? burst - 1 : 0);
 	start = e->tat > now + tolerance ? e->tat - tolerance : now;
-	e->tat += interval;
+	if (reserve)
+		e->tat += interval;
 	return start - now;
+}
+
+uint64_t hub_pace_reserve(struct hub_pace *p, struct hub_str key, uint64_t now,
+			  uint64_t interval, unsigned burst)
+{
+	return pace(p, key, now, interval, burst, true);
+}
+
+uint64_t hub_pace_wait(struct hub_pace *p, struct hub_str key, uint64_t now, uint64_t interval,
+		       unsigned burst)
+{
+	return pace(p, key, now, interval, burst, false);
 }
 
 uint64_t hub_pace_admit(struct hub_pace *p, struct hub_str key, uint64_t now,

@@ -21,6 +21,9 @@ void hub_pace_free(struct hub_pace *p); /* NULL-safe */
  * limit (0, nothing kept). */
 uint64_t hub_pace_reserve(struct hub_pace *p, struct hub_str key, uint64_t now,
 			  uint64_t interval, unsigned burst);
+/* What hub_pace_reserve would return, reserving nothing. */
+uint64_t hub_pace_wait(struct hub_pace *p, struct hub_str key, uint64_t now, uint64_t interval,
+		       unsigned burst);
 /* A limit that refuses instead of delaying: when a request of key fits now (within burst),
  * reserves it and returns 0; else reserves nothing and returns how long until one would
  * fit (> 0). interval 0 is no limit. */

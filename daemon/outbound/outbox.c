@@ -61,6 +61,7 @@ struct job {
 	struct hub_str result;
 	struct job *rnext;             /* ob->records, or the batch being recorded */
 	uint64_t record_until;         /* uv_now() after which the lease may have run out */
+	uint64_t send_by;              /* uv_now() after which no send starts (half the lease) */
 };
 
 struct hub_outbox {
@@ -78,6 +79,8 @@ struct hub_outbox {
 	/* group commit: the results waiting for the next record, and the batch in flight */
 	struct job *records, **records_tail, *recording;
 	bool claiming;                 /* a claim or next query runs */
+	uint64_t claim_at;             /* uv_now() when the claim query was sent */
+	uint64_t lease_warned_at;      /* uv_now() of the last "lease too short" warning */
 	bool again;                    /* something woke us while it ran: claim once more */
 	bool stopped;
 	struct hub_pace *pace;         /* per account and per recipient (outbound.pacing) */
@@ -363,6 +366,14 @@ static void on_sent(int status, const struct hub_httpc_resp *resp, void *data)
 	}
 }
 
+/* How long asking the platform may take, at most. */
+static int job_timeout_ms(const struct job *job)
+{
+	const struct hub_settings *s = hub_config_settings(job->cfg);
+
+	return s->platforms.connect_timeout_ms + s->platforms.response_timeout_ms;
+}
+
 static void job_send_now(struct job *job)
 {
 	const struct hub_settings *s = hub_config_settings(job->cfg);
@@ -409,7 +420,7 @@ static void job_send_now(struct job *job)
 		.body = sr.body,
 		.connect_timeout_ms = s->platforms.connect_timeout_ms,
 		.response_timeout_ms = s->platforms.response_timeout_ms,
-		.total_timeout_ms = s->platforms.connect_timeout_ms + s->platforms.response_timeout_ms,
+		.total_timeout_ms = job_timeout_ms(job),
 	};
 	ret = hub_httpc_request(job->ob->httpc, &req, on_sent, job, &job->call);
 	if (ret < 0)
@@ -429,8 +440,7 @@ static void job_send(struct job *job)
 	struct hub_outbox *ob = job->ob;
 	const struct hub_channel *ch = hub_config_channel(job->cfg, job->channel);
 	const struct hub_adapter *a = hub_adapter_for(ch->kind);
-	uint64_t now = uv_hrtime() / 1000, wait = 0, w;
-	char *key;
+	uint64_t now = uv_hrtime() / 1000, wait = 0;
 
 	if (!hub_config_settings(job->cfg)->outbound.pacing) {
 		job_send_now(job);
@@ -440,19 +450,42 @@ static void job_send(struct job *job)
 		hub_pace_expire(ob->pace, now);
 		ob->pace_expired = now;
 	}
-	if (a->rate_per_s) {
-		key = hub_pool_sprintf(&job->pool, "a|%s", ch->id);
-		wait = hub_pace_reserve(ob->pace, hub_str_from(key), now, 1000000 / a->rate_per_s,
-					a->rate_per_s);
-	}
-	if (a->pair_interval_ms) {
-		key = hub_pool_sprintf(&job->pool, "r|%s|%.*s", ch->id,
-				       HUB_STR_FMT(job->recipient));
-		w = hub_pace_reserve(ob->pace, hub_str_from(key), now,
-				     (uint64_t)a->pair_interval_ms * 1000, a->pair_burst);
+	/* the account's rate, the recipient's pair rate */
+	struct {
+		struct hub_str key;
+		uint64_t interval;
+		unsigned burst;
+	} lim[2] = {
+		{ hub_str_from(hub_pool_sprintf(&job->pool, "a|%s", ch->id)),
+		  a->rate_per_s ? 1000000 / a->rate_per_s : 0, a->rate_per_s },
+		{ hub_str_from(hub_pool_sprintf(&job->pool, "r|%s|%.*s", ch->id,
+						HUB_STR_FMT(job->recipient))),
+		  (uint64_t)a->pair_interval_ms * 1000, a->pair_burst },
+	};
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(lim); i++) {
+		uint64_t w = hub_pace_wait(ob->pace, lim[i].key, now, lim[i].interval,
+					   lim[i].burst);
+
 		if (w > wait)
 			wait = w;
 	}
+	if (uv_now(ob->loop) + (wait + 999) / 1000 > job->send_by) {
+		/* Its slot comes after half of the lease: sent then, it could still be in flight
+		 * when the lease ends and another sender (of any instance) claims and sends it
+		 * again. Left to the lease, its slot not taken: never sent twice. */
+		count(job, "outbound_lease_short",
+		      "Sends put off because their pacing wait would outlast the lease", NULL);
+		if (!ob->lease_warned_at || uv_now(ob->loop) - ob->lease_warned_at > 60000) {
+			ob->lease_warned_at = uv_now(ob->loop);
+			hub_log_warn(TAG, "outbox row %lld: its pacing slot comes after half of "
+				     "outbound.lease_ms: left for the lease to bring back; raise "
+				     "outbound.lease_ms", (long long)job->id);
+		}
+		job_end(job);
+		return;
+	}
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(lim); i++)
+		hub_pace_reserve(ob->pace, lim[i].key, now, lim[i].interval, lim[i].burst);
 	if (!wait) {
 		job_send_now(job);
 		return;
@@ -599,6 +632,10 @@ static void on_claimed(int status, PGresult *res, void *data)
 		uv_timer_init(ob->loop, &job->timer);
 		job->timer.data = job;
 		job->cfg = hub_config_ref(ob->cfg);
+		/* the lease counts from the database's now(), after claim_at: half of it for
+		 * waiting and asking the platform (as for recording, job->record_until) */
+		job->send_by = ob->claim_at +
+			       (uint64_t)hub_config_settings(ob->cfg)->outbound.lease_ms / 2;
 		job->id = strtoll(PQgetvalue(res, i, C_ID), NULL, 10);
 		job->attempts = atoi(PQgetvalue(res, i, C_ATTEMPTS));
 		job->channel = col(job, res, i, C_CHANNEL);
@@ -668,6 +705,7 @@ static void poll_outbox(struct hub_outbox *ob)
 		return;
 	}
 	ob->claiming = true;
+	ob->claim_at = uv_now(ob->loop);
 }
 
 /* ---- the service ---- */

@@ -404,6 +404,23 @@ class Pacing(OutboundCase):
         h.assert_alive()
 
 
+    def test_a_lease_shorter_than_the_pacing_wait_sends_nothing_twice(self):
+        # Telegram: a burst of 3 in one chat, then about one a second; with a 1 s lease
+        # the 4th and 5th slots come after half of it: those sends are not started, the
+        # rows come back when their leases end (claimed again by this instance), and go
+        h = self.start({"outbound.lease_ms": 1000})
+        agent = self.agent(h)
+        conv = self.tg_conversation(h, agent, user=5127345680)
+        for i in range(5):
+            self.send(agent, conv, "part %d" % i)
+        util.wait_for(lambda: self.count("outbox", "status = 'done'") == 5, 30, "all sent")
+        sends = self.accepted("telegram", op="sendMessage")
+        self.assertEqual([r.json["text"] for r in sends], ["part %d" % i for i in range(5)])
+        self.assertGreaterEqual(self.metric(
+            h, 'hub_outbound_lease_short_total{platform="telegram"}') or 0, 1)
+        h.assert_alive()
+
+
 class Splitting(OutboundCase):
     def test_long_instagram_text_becomes_messages_within_1000_bytes(self):
         h = self.start({"outbound.enabled": False})

@@ -29,6 +29,24 @@ static void test_burst_then_one_per_interval(void **state)
 	hub_pace_free(p);
 }
 
+static void test_wait_tells_without_reserving(void **state)
+{
+	struct hub_pace *p = hub_pace_new();
+	struct hub_str k = HUB_STR("r|demo-telegram|5127345680");
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(hub_pace_reserve(p, k, 1000, 1000, 3), 0);
+	/* asked as often as one likes, the wait stays that of the next slot */
+	assert_int_equal(hub_pace_wait(p, k, 1000, 1000, 3), 1000);
+	assert_int_equal(hub_pace_wait(p, k, 1000, 1000, 3), 1000);
+	assert_int_equal(hub_pace_wait(p, k, 1600, 1000, 3), 400);
+	assert_int_equal(hub_pace_reserve(p, k, 1600, 1000, 3), 400);
+	assert_int_equal(hub_pace_wait(p, k, 1600, 1000, 3), 1400);
+	assert_int_equal(hub_pace_wait(p, k, 1600, 0, 3), 0);
+	hub_pace_free(p);
+}
+
 static void test_admit_refuses_without_reserving(void **state)
 {
 	struct hub_pace *p = hub_pace_new();
@@ -88,6 +106,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_burst_then_one_per_interval),
+		cmocka_unit_test(test_wait_tells_without_reserving),
 		cmocka_unit_test(test_admit_refuses_without_reserving),
 		cmocka_unit_test(test_keys_are_apart_and_zero_is_no_limit),
 		cmocka_unit_test(test_expire_forgets_what_limits_nothing),
