@@ -24,11 +24,41 @@
 -- hub_ingest_batch falls back to 0004's item-by-item path (each item in a subtransaction of
 -- its own) for the whole batch.
 --
--- Also: conversations_inbox (tenant_id, last_message_at) is dropped: nothing reads it since
--- 0006's conversations_activity serves the inbox list, and every message paid an index
--- entry for it.
+-- Per-row costs that were pure overhead: conversations_inbox (tenant_id, last_message_at)
+-- is dropped (nothing reads it since 0006's conversations_activity serves the inbox list,
+-- and every message paid an index entry for it; conversations_activity still indexes
+-- last_message_at, so a conversation's update is still not a HOT one); the AI trigger of
+-- 0010 runs once a statement; a conversation with many messages in a run is updated once.
 
 DROP INDEX conversations_inbox;
+
+-- 0010's messages_ai, once a statement instead of once a row: a customer's messages in a
+-- conversation the assistant answers move its job (upto_message_id to the newest of them,
+-- due_at to now + the quiet period), as the row trigger did one message after another;
+-- one notification. A set-based INSERT of 200 messages paid 200 PL/pgSQL calls for it.
+DROP TRIGGER messages_ai ON messages;
+CREATE FUNCTION hub_ai_wanted_rows() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO ai_jobs AS j (conversation_id, tenant_id, upto_message_id, due_at)
+	SELECT n.conversation_id, min(n.tenant_id), max(n.id),
+	       now() + make_interval(secs => min(a.quiet_ms) / 1000.0)
+	FROM hub_new_messages n JOIN channel_ai a ON a.channel_id = n.channel_id AND a.enabled
+	WHERE n.direction = 'in' AND n.author = 'contact' AND n.type <> 'reaction'
+	      AND (SELECT hub_ai_answers(v, a) FROM conversations v
+		   WHERE v.id = n.conversation_id AND v.channel_id = a.channel_id)
+	GROUP BY n.conversation_id ORDER BY n.conversation_id
+	ON CONFLICT (conversation_id) DO UPDATE
+	SET upto_message_id = greatest(j.upto_message_id, excluded.upto_message_id),
+	    due_at = excluded.due_at;
+	IF FOUND THEN
+		PERFORM pg_notify('hub_ai', '');
+	END IF;
+	RETURN NULL;
+END;
+$$;
+CREATE TRIGGER messages_ai AFTER INSERT ON messages REFERENCING NEW TABLE AS hub_new_messages
+	FOR EACH STATEMENT EXECUTE FUNCTION hub_ai_wanted_rows();
 
 -- One item of a batch as hub_ingest_set reads it (the fields of 0012's hub_ingest_item,
 -- cleaned as hub_ingest_message and hub_resolve_contact clean them), then what
@@ -85,14 +115,19 @@ DECLARE
 	v_newid bigint[];    -- their contact ids (taken in that order)
 	v_cid bigint[];      -- by position: the item's contact
 	v_conv bigint[];     -- by position: the item's conversation
-	v_cnew integer[];    -- conversations created (ids)
+	v_cnew bigint[];     -- conversations created (ids)
+	v_gconv bigint[];    -- conversations updated (ids, in order), their contacts, messages
+	v_gcontact bigint[];
+	v_gk integer[];
 	v_st_new integer[];  -- ords of statuses recorded now (not duplicates)
 	v_st_ord integer[];  -- statuses that moved their message: ord, event data
 	v_st_data jsonb[];
 	v_sg_ord integer[];  -- merge suggestions made: ord of the new sender, other contact
 	v_sg_other bigint[];
 BEGIN
-	-- Classify against what is stored (no writes yet).
+	-- Classify against what is stored (no writes yet). Lookups are scalar subqueries with
+	-- LIMIT 1, not EXISTS: PostgreSQL planned those as hashed subplans that read the whole
+	-- table (messages, contacts) for a batch of 200.
 	v_s := ARRAY(
 		WITH u AS (
 			SELECT w.ord, w.kind, w.ch_id, w.tenant, w.ch_public, w.ch_kind, w.ext,
@@ -100,15 +135,16 @@ BEGIN
 			       w.raw_type, w.reply_to, w.ts, w.status, w.error, w.upd, w.plain,
 			       w.upd IS NOT NULL AND (
 				row_number() OVER (PARTITION BY w.ch_id, w.upd ORDER BY w.ord) > 1
-				OR EXISTS (SELECT 1 FROM ingest_keys k WHERE k.channel_id = w.ch_id
-					   AND k.kind = 'update' AND k.key = w.upd)) AS upd_dup
+				OR coalesce((SELECT true FROM ingest_keys k WHERE k.channel_id = w.ch_id
+					     AND k.kind = 'update' AND k.key = w.upd LIMIT 1), false))
+				AS upd_dup
 			FROM unnest(p_w) w),
 		d AS (
 			SELECT u.*, u.kind = 'message' AND NOT u.upd_dup AND (
 				row_number() OVER (PARTITION BY u.kind = 'message' AND NOT u.upd_dup,
 						   u.ch_id, u.ext ORDER BY u.ord) > 1
-				OR EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = u.ch_id
-					   AND m.external_id = u.ext)) AS msg_dup,
+				OR coalesce((SELECT true FROM messages m WHERE m.channel_id = u.ch_id
+					     AND m.external_id = u.ext LIMIT 1), false)) AS msg_dup,
 			       u.kind = 'status' AND NOT u.upd_dup AS st,
 			       row_number() OVER (PARTITION BY u.kind = 'status' AND NOT u.upd_dup,
 						  u.ch_id, u.ext ORDER BY u.ord) AS st_n
@@ -151,8 +187,9 @@ BEGIN
 			   WHEN f.ord = f.g_ord THEN
 				f.phone IS NOT NULL AND (
 					f.phone_owner <> jsonb_build_array(f.ch_id, f.sender)
-					OR EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = f.tenant
-						   AND c.phone = f.phone))
+					OR coalesce((SELECT true FROM contacts c
+						     WHERE c.tenant_id = f.tenant AND c.phone = f.phone
+						     LIMIT 1), false))
 			   -- its later items: what the first one stored changes
 			   ELSE (f.name IS NOT NULL AND f.name IS DISTINCT FROM f.g_name)
 				OR (f.username IS NOT NULL AND f.username IS DISTINCT FROM f.g_username)
@@ -278,24 +315,27 @@ BEGIN
 			 WHERE v.contact_id = v_cid[s.ord - v_base] AND v.channel_id = s.ch_id
 			 ORDER BY v.status = 'open' DESC, v.id DESC LIMIT 1) END
 		FROM unnest(v_s) s ORDER BY s.ord);
-	PERFORM 1 FROM conversations v WHERE v.id = ANY (v_conv) ORDER BY v.id FOR UPDATE OF v;
-	WITH g AS (
-		SELECT v_conv[s.ord - v_base] AS conv, v_cid[s.ord - v_base] AS contact,
-		       s.ch_id, count(*) AS k
-		FROM unnest(v_s) s WHERE s.live AND v_conv[s.ord - v_base] IS NOT NULL
-		GROUP BY 1, 2, 3),
-	up AS (
-		UPDATE conversations v
-		SET status = 'open', unread = v.unread + g.k, last_message_at = now(),
-		    updated_at = now()
-		FROM g
-		WHERE v.id = g.conv AND v.contact_id = g.contact AND v.channel_id = g.ch_id
-		      AND (v.status = 'open' OR NOT EXISTS (SELECT 1 FROM conversations x
-			   WHERE x.contact_id = g.contact AND x.channel_id = g.ch_id
-				 AND x.status = 'open'))
-		RETURNING v.id)
-	SELECT count(*), (SELECT count(*) FROM g) INTO v_count, v_want FROM up;
-	IF v_count <> v_want THEN
+	-- (Rows by id = ANY and subscripts, not a join: a join with a 200-row array was
+	-- planned as a hash join over the whole table.)
+	SELECT coalesce(array_agg(g.conv ORDER BY g.conv), '{}'),
+	       coalesce(array_agg(g.contact ORDER BY g.conv), '{}'),
+	       coalesce(array_agg(g.k ORDER BY g.conv), '{}')
+	INTO v_gconv, v_gcontact, v_gk
+	FROM (SELECT v_conv[s.ord - v_base] AS conv, v_cid[s.ord - v_base] AS contact,
+		     count(*)::integer AS k
+	      FROM unnest(v_s) s WHERE s.live AND v_conv[s.ord - v_base] IS NOT NULL
+	      GROUP BY 1, 2) g;
+	PERFORM 1 FROM conversations v WHERE v.id = ANY (v_gconv) ORDER BY v.id
+	FOR UPDATE OF v;
+	UPDATE conversations v
+	SET status = 'open', unread = v.unread + v_gk[array_position(v_gconv, v.id)],
+	    last_message_at = now(), updated_at = now()
+	WHERE v.id = ANY (v_gconv) AND v.contact_id = v_gcontact[array_position(v_gconv, v.id)]
+	      AND (v.status = 'open' OR (SELECT x.id FROM conversations x
+		   WHERE x.contact_id = v.contact_id AND x.channel_id = v.channel_id
+			 AND x.status = 'open' LIMIT 1) IS NULL);
+	GET DIAGNOSTICS v_count = ROW_COUNT;
+	IF v_count <> cardinality(v_gconv) THEN
 		RAISE EXCEPTION 'conversation race' USING ERRCODE = '40001';
 	END IF;
 	WITH g AS (
@@ -374,8 +414,8 @@ BEGIN
 			    WHEN s.live THEN 'stored'
 			    WHEN NOT s.ord = ANY (v_st_new) THEN 'duplicate'
 			    WHEN s.ord = ANY (v_st_ord) THEN 'stored'
-			    WHEN EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = s.ch_id
-					 AND m.external_id = s.ext AND m.direction = 'out')
+			    WHEN (SELECT true FROM messages m WHERE m.channel_id = s.ch_id
+				  AND m.external_id = s.ext AND m.direction = 'out' LIMIT 1)
 			    THEN 'stale' ELSE 'unknown' END
 		FROM unnest(v_s) s ORDER BY s.ord);
 END;
