@@ -331,7 +331,7 @@ static void on_change(int status, PGresult *res, void *data)
 		if (strcmp(PQgetvalue(res, i, 0), "event") != 0)
 			continue;
 		id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		if (id > 0 && c->publish)
+		if (!PQgetisnull(res, i, 1) && id >= 0 && c->publish) /* 0: queued */
 			c->publish(c->publish_data, hub_str_from(r->tenant), id, cell(res, i, 2),
 				   cell(res, i, 3));
 	}

@@ -236,8 +236,10 @@ static void on_finished(int status, PGresult *res, void *data)
 		int n = PQntuples(res);
 
 		hub_publish_rows(r->publish, r->data, res);
-		if (n > 0 && strcmp(job->outcome, "answered") == 0)
+		if (n > 0 && strcmp(job->outcome, "answered") == 0) {
 			count(r, "ai_answers", "Assistant answers stored for sending", NULL, 1);
+			hub_store_wake(r->store, HUB_STORE_OUTBOX);
+		}
 		if (n > 0 && strcmp(job->outcome, "handoff") == 0) {
 			snprintf(labels, sizeof(labels), "reason=\"%s\"", job->reason);
 			count(r, "ai_handoffs", "Conversations the assistant handed to people, by "

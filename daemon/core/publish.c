@@ -10,7 +10,7 @@ void hub_publish_rows(hub_publish_fn *publish, void *data, PGresult *res)
 	for (int i = 0; i < PQntuples(res); i++) {
 		long long id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 
-		if (id > 0)
+		if (!PQgetisnull(res, i, 1) && id >= 0) /* 0: queued, numbered later */
 			publish(data, hub_str_from(PQgetvalue(res, i, 0)), id,
 				(struct hub_str){ PQgetvalue(res, i, 2),
 						  (size_t)PQgetlength(res, i, 2) },

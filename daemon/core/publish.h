@@ -10,7 +10,8 @@
 #include "lib/buf.h"
 
 /* A committed event: tenant, its per-tenant id, name ("message.created") and data JSON,
- * all borrowed for the call. */
+ * all borrowed for the call. Id 0: committed to the tenant's queue, not numbered yet
+ * (db/migrations/0020_event_queue.sql; the bus numbers and publishes it). */
 typedef void hub_publish_fn(void *data, struct hub_str tenant, int64_t event_id,
 			    struct hub_str event, struct hub_str data_json);
 

@@ -3,7 +3,8 @@
  * means a gap (two transactions' results arrived out of order, an instance's Redis message
  * was lost, something wrote the log without publishing): the log is then read from the
  * database after last, which is complete up to any id seen because a tenant's ids commit
- * in order (tenant_stream's row lock, db/migrations/0001_init.sql). Centrifugo does the
+ * in order (transactions queue their events; a flush numbers the committed ones under the
+ * tenant_stream row lock: db/migrations/0020_event_queue.sql). Centrifugo does the
  * same with its PostgreSQL broker (INTEGRATION.md, "Event ids that resume can trust").
  * Redis carries no event data (texts, phones and names stay in PostgreSQL) and nothing
  * unsigned is believed: whoever can PUBLISH or SUBSCRIBE there may be someone else. A
@@ -53,6 +54,9 @@
 #define BUS_READ_RETRY_MS 1000
 #define BUS_PACE_MS 20            /* between pages of a catch-up cut by bytes */
 #define BUS_FALLBACK_MS 500       /* while Redis does not deliver, the log is read this often */
+#define BUS_FLUSH_LIMIT 1000      /* queued events numbered by one flush, at most */
+#define BUS_FLUSH_RETRY_MS 200    /* after a failed flush (the stale sweep also finds them) */
+#define BUS_STALE_MS 1000         /* queued events older than this are any instance's to flush */
 
 /* The page after $2, the stream's last id and how far retention pruned the log (the last
  * column); one row with NULL id when there is no event after $2, no row when the tenant has
@@ -71,6 +75,24 @@ static const char read_sql[] =
 
 struct fetch {
 	struct hub_bus_tenant *t; /* NULL once t is gone */
+};
+
+/* Numbers a tenant's queued events (db/migrations/0020_event_queue.sql): those of this
+ * instance's commits right after them, those an instance left behind when found stale. */
+static const char flush_sql[] =
+	"SELECT tenant, event_id, event, data FROM hub_stream_flush($1, $2::integer)";
+static const char stale_sql[] = "SELECT t FROM hub_stream_stale($1::integer) t";
+
+/* A tenant whose queued events are to be numbered: at most one flush of it in flight here;
+ * what is queued meanwhile is flushed by the next one. */
+struct flush {
+	struct flush *next;     /* hash chain */
+	struct flush *due_next; /* in bus->due */
+	struct hub_bus *bus;
+	bool running;           /* its flush query is in flight */
+	bool again;             /* queued while it ran: flush once more */
+	bool due;               /* in bus->due */
+	char tid[HUB_JWT_ID_MAX];
 };
 
 struct hub_bus_tenant {
@@ -119,6 +141,11 @@ struct hub_bus {
 	uv_timer_t later_timer; /* reads of the log put off: failed ones, paced pages */
 	uv_timer_t soon_timer;  /* the reads the notices of one turn of the loop ask for */
 	uv_timer_t fallback_timer; /* checks Redis; reads every tenant's log while it is away */
+	struct flush *flushes[BUS_BUCKETS]; /* tenants with queued events to number */
+	struct flush *due;         /* flushes to start at the next turn of the loop */
+	uv_timer_t flush_timer;    /* starts them: one flush per tenant and turn */
+	uv_timer_t stale_timer;    /* looks for queued events no one numbered */
+	bool stale_running;        /* its query is in flight */
 	bool fallback;      /* Redis is away: the fallback timer reads the log */
 	bool timers_init;   /* the timers are initialized */
 };
@@ -675,13 +702,146 @@ static void on_sync_timer(uv_timer_t *timer)
 	}
 }
 
+/* ---- numbering the queue ---- */
+
+static void on_flush_timer(uv_timer_t *timer);
+
+static void flush_due(struct hub_bus *bus, struct hub_str tenant, uint64_t delay_ms)
+{
+	char key[HUB_JWT_ID_MAX];
+	struct flush **head, *f;
+
+	if (!bus->timers_init || tenant.len == 0 || tenant.len >= sizeof(key) ||
+	    memchr(tenant.p, '\0', tenant.len))
+		return;
+	memcpy(key, tenant.p, tenant.len);
+	key[tenant.len] = '\0';
+	head = &bus->flushes[tid_hash(key)];
+	for (f = *head; f && strcmp(f->tid, key) != 0; f = f->next)
+		;
+	if (!f) {
+		f = hub_xcalloc(1, sizeof(*f));
+		f->bus = bus;
+		memcpy(f->tid, key, tenant.len + 1);
+		f->next = *head;
+		*head = f;
+	}
+	if (f->running) {
+		f->again = true;
+		return;
+	}
+	if (!f->due) {
+		f->due = true;
+		f->due_next = bus->due;
+		bus->due = f;
+	}
+	if (!uv_is_active((uv_handle_t *)&bus->flush_timer) ||
+	    uv_timer_get_due_in(&bus->flush_timer) > delay_ms) {
+		int r = uv_timer_start(&bus->flush_timer, on_flush_timer, delay_ms, 0);
+
+		hub_assert(r == 0);
+	}
+}
+
+static void flush_forget(struct flush *f)
+{
+	struct flush **pp = &f->bus->flushes[tid_hash(f->tid)];
+
+	while (*pp != f)
+		pp = &(*pp)->next;
+	*pp = f->next;
+	free(f);
+}
+
+static void on_flushed(int status, PGresult *res, void *data)
+{
+	struct flush *f = data;
+	struct hub_bus *bus = f->bus;
+	int rows = status < 0 ? 0 : PQntuples(res);
+
+	f->running = false;
+	for (int i = 0; i < rows; i++) {
+		struct hub_str ev = { PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2) };
+		struct hub_str js = { PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3) };
+
+		hub_bus_publish(bus, hub_str_from(f->tid), strtoll(PQgetvalue(res, i, 1), NULL, 10),
+				ev, js);
+	}
+	if (status < 0 && status != -ECANCELED) {
+		count(bus, "bus_flush_failures",
+		      "Flushes of queued events that failed (tried again)", NULL);
+		f->again = true;
+	}
+	if ((f->again || rows >= BUS_FLUSH_LIMIT) && bus->timers_init) {
+		f->again = false;
+		flush_due(bus, hub_str_from(f->tid), status < 0 ? BUS_FLUSH_RETRY_MS : 0);
+	} else {
+		flush_forget(f);
+	}
+}
+
+static void on_flush_timer(uv_timer_t *timer)
+{
+	struct hub_bus *bus = timer->data;
+	struct flush *f, *failed = NULL;
+	char limit[16];
+
+	snprintf(limit, sizeof(limit), "%d", BUS_FLUSH_LIMIT);
+	while ((f = bus->due) != NULL) {
+		const char *params[2] = { f->tid, limit };
+
+		bus->due = f->due_next;
+		f->due = false;
+		f->running = true;
+		if (hub_store_query(bus->store, flush_sql, 2, params, on_flushed, f) < 0) {
+			f->running = false;
+			f->due_next = failed;
+			failed = f;
+		}
+	}
+	while ((f = failed) != NULL) { /* no database now: in a while */
+		failed = f->due_next;
+		count(bus, "bus_flush_failures",
+		      "Flushes of queued events that failed (tried again)", NULL);
+		flush_due(bus, hub_str_from(f->tid), BUS_FLUSH_RETRY_MS);
+	}
+}
+
+static void on_stale(int status, PGresult *res, void *data)
+{
+	struct hub_bus *bus = data;
+
+	bus->stale_running = false;
+	if (status < 0)
+		return;
+	for (int i = 0; i < PQntuples(res); i++)
+		flush_due(bus, hub_str_from(PQgetvalue(res, i, 0)), 0);
+}
+
+static void on_stale_timer(uv_timer_t *timer)
+{
+	struct hub_bus *bus = timer->data;
+	char ms[16];
+	const char *params[1] = { ms };
+
+	if (bus->stale_running)
+		return;
+	snprintf(ms, sizeof(ms), "%d", BUS_STALE_MS);
+	if (hub_store_query(bus->store, stale_sql, 1, params, on_stale, bus) == 0)
+		bus->stale_running = true;
+}
+
 void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_id,
 		     struct hub_str event, struct hub_str data_json)
 {
 	struct hub_bus_event ev = { event_id, event, data_json };
 	struct hub_bus_tenant *t;
 
-	if (event_id <= 0)
+	if (event_id == 0) {
+		flush_due(bus, tenant, 0); /* queued: numbered by a flush, published then */
+		return;
+	}
+	if (event_id < 0)
 		return; /* not an event of the log */
 	if (bus->redis) {
 		if (publish(bus, tenant, event_id, false, HUB_STR_NULL) < 0)
@@ -859,6 +1019,7 @@ void hub_bus_log_grew(struct hub_bus *bus, struct hub_str tenant)
 {
 	struct hub_bus_tenant *t = tenant_find(bus, tenant);
 
+	flush_due(bus, tenant, 0); /* hubctl queues its events; they are numbered here */
 	if (t && t->last >= 0)
 		fetch_start(t);
 }
@@ -911,11 +1072,19 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 	hub_assert(ret == 0);
 	ret = uv_timer_init(loop, &bus->fallback_timer);
 	hub_assert(ret == 0);
+	ret = uv_timer_init(loop, &bus->flush_timer);
+	hub_assert(ret == 0);
+	ret = uv_timer_init(loop, &bus->stale_timer);
+	hub_assert(ret == 0);
 	bus->sync_timer.data = bus;
 	bus->later_timer.data = bus;
 	bus->soon_timer.data = bus;
 	bus->fallback_timer.data = bus;
+	bus->flush_timer.data = bus;
+	bus->stale_timer.data = bus;
 	bus->timers_init = true;
+	ret = uv_timer_start(&bus->stale_timer, on_stale_timer, BUS_STALE_MS, BUS_STALE_MS);
+	hub_assert(ret == 0);
 	if (redis) {
 		ret = uv_timer_start(&bus->fallback_timer, on_fallback_timer, BUS_FALLBACK_MS,
 				     BUS_FALLBACK_MS);
@@ -953,6 +1122,8 @@ void hub_bus_stop(struct hub_bus *bus)
 		uv_close((uv_handle_t *)&bus->later_timer, NULL);
 		uv_close((uv_handle_t *)&bus->soon_timer, NULL);
 		uv_close((uv_handle_t *)&bus->fallback_timer, NULL);
+		uv_close((uv_handle_t *)&bus->flush_timer, NULL);
+		uv_close((uv_handle_t *)&bus->stale_timer, NULL);
 		bus->timers_init = false;
 	}
 }
@@ -963,6 +1134,15 @@ void hub_bus_free(struct hub_bus *bus)
 		return;
 	hub_assert(bus->ntenants == 0);
 	hub_assert(!bus->timers_init);
+	for (size_t i = 0; i < BUS_BUCKETS; i++) {
+		while (bus->flushes[i]) {
+			struct flush *f = bus->flushes[i];
+
+			hub_assert(!f->running); /* the store is closed first */
+			bus->flushes[i] = f->next;
+			free(f);
+		}
+	}
 	for (size_t i = 0; i < BUS_BUCKETS; i++) {
 		while (bus->marks[i]) {
 			struct mark *m = bus->marks[i];

@@ -74,11 +74,16 @@ void hub_bus_stop(struct hub_bus *bus);
 void hub_bus_free(struct hub_bus *bus);
 
 /* A committed event of this instance: in order to the sink, and its id (only) to Redis for
- * the others, who read the event from the database. */
+ * the others, who read the event from the database. event_id 0: events of tenant were
+ * committed to the queue (hub_stream_append returns 0 for them): the bus numbers the
+ * tenant's queue (hub_stream_flush, one flush of a tenant at a time, on the next turn of
+ * the loop) and publishes what it numbered. Every instance also numbers queued events left
+ * for a second (their instance died after its COMMIT). */
 void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_id,
 		     struct hub_str event, struct hub_str data_json);
 /* Events of tenant were committed by someone who is no instance (hubctl, through NOTIFY
- * hub_events): its watchers here read the log after what they have. */
+ * hub_events): they are numbered if still queued, and its watchers here read the log after
+ * what they have. */
 void hub_bus_log_grew(struct hub_bus *bus, struct hub_str tenant);
 /* An ephemeral event for every watcher of tenant on every instance; typing (data
  * {"conversation_id":N,"user":U}) is the only one the others accept. */

@@ -770,9 +770,10 @@ static void dispatch(struct hub_store *st)
 
 /* --- public ------------------------------------------------------------------------- */
 
-/* conninfo plus our session settings (statement_timeout and
- * idle_in_transaction_session_timeout in "options"; not through a transaction pooler,
- * which refuses or drops them), TCP timeouts, keepalives. */
+/* conninfo plus our session settings (statement_timeout,
+ * idle_in_transaction_session_timeout and hub.local_wake, see hub_store_wake, in "options";
+ * not through a transaction pooler, which refuses or drops them), TCP timeouts,
+ * keepalives. */
 static int build_params(const struct hub_store *st, struct params *pa, const char *conninfo,
 			bool session_settings, struct hub_err *err)
 {
@@ -816,7 +817,7 @@ static int build_params(const struct hub_store *st, struct params *pa, const cha
 		hub_buf_addf(&b, "%s%s", user_options, session_settings ? " " : "");
 	if (session_settings)
 		hub_buf_addf(&b, "-c statement_timeout=%d "
-			     "-c idle_in_transaction_session_timeout=%d",
+			     "-c idle_in_transaction_session_timeout=%d -c hub.local_wake=on",
 			     timeout, timeout > INT32_MAX / 2 ? timeout : timeout * 2);
 	if (b.len) {
 		pa->own_options = hub_buf_detach(&b, NULL);
@@ -1491,4 +1492,11 @@ static void listeners_close(struct hub_store *st)
 		uv_close((uv_handle_t *)&l->timer, on_lsn_timer_close);
 		l = next;
 	}
+}
+
+void hub_store_wake(struct hub_store *st, const char *channel)
+{
+	for (struct listener *l = st->listeners; l && !st->closing; l = l->next)
+		if (strcmp(l->channel, channel) == 0)
+			l->cb("", l->data);
 }

@@ -93,6 +93,13 @@ typedef void hub_store_notify_cb(const char *payload, void *data);
 int hub_store_listen(struct hub_store *st, const char *channel, hub_store_notify_cb *cb,
 		     void *data) HUB_MUSTCHECK;
 
+/* Calls this instance's listeners of channel as a NOTIFY would, at once. For a commit whose
+ * SQL left its NOTIFY out because the connection said hub.local_wake=on (every pooled
+ * connection of a store that is not behind a transaction pooler): a NOTIFY holds a
+ * server-wide lock through its COMMIT's flush, one notifying transaction after the other. */
+void hub_store_wake(struct hub_store *st, const char *channel);
+#define HUB_STORE_OUTBOX "hub_outbox" /* NOTIFY channel: outbox rows are due */
+
 /* Applies the embedded migrations (daemon/embed.h) that conninfo's database has not
  * recorded yet, each in its own transaction, under a PostgreSQL advisory lock so that
  * instances starting together are safe. Blocking: for hubd's worker thread at start-up

@@ -31,6 +31,7 @@ static const char typing_sql[] =
 
 struct hub_inbox_cmd {
 	struct hub_bus *bus;
+	struct hub_store *store;
 	hub_inbox_reply_cb *cb; /* NULL once cancelled */
 	void *data;
 	struct hub_buf ref;     /* the ref as JSON ("null" when none) */
@@ -39,6 +40,7 @@ struct hub_inbox_cmd {
 	uint64_t conn;
 	int64_t conversation;
 	bool typing;
+	bool queues; /* send, retry: wakes this instance's outbox sender when acknowledged */
 };
 
 /* ---- frames ---- */
@@ -146,11 +148,13 @@ static void on_result(int status, PGresult *res, void *data)
 		struct hub_str kind = cell(res, i, 0);
 
 		if (hub_str_eqs(kind, "event")) {
+			const char *v = PQgetvalue(res, i, 1);
 			char *end;
-			long long id = strtoll(PQgetvalue(res, i, 1), &end, 10);
+			long long id = strtoll(v, &end, 10);
 
-			/* Published even when the socket is gone: the events are committed. */
-			if (*end == '\0' && id > 0)
+			/* Published even when the socket is gone: the events are committed (id
+			 * 0: queued, the bus numbers them). */
+			if (end != v && *end == '\0' && id >= 0)
 				hub_bus_publish(cmd->bus, hub_str_from(cmd->tenant), id,
 						cell(res, i, 2), cell(res, i, 3));
 		} else if (hub_str_eqs(kind, "error")) {
@@ -161,6 +165,8 @@ static void on_result(int status, PGresult *res, void *data)
 			hub_buf_reset(&out);
 			error = NULL;
 			ack_frame(&out, hub_buf_str(&cmd->ref), cell(res, i, 3));
+			if (cmd->queues)
+				hub_store_wake(cmd->store, HUB_STORE_OUTBOX);
 			if (cmd->typing) {
 				struct hub_buf d = HUB_BUF_INIT;
 
@@ -382,6 +388,7 @@ struct hub_inbox_cmd *hub_inbox_run(struct hub_store *store, struct hub_bus *bus
 	int ret;
 
 	cmd->bus = bus;
+	cmd->store = store;
 	cmd->cb = cb;
 	cmd->data = data;
 	cmd->conn = who->conn;
@@ -405,6 +412,7 @@ struct hub_inbox_cmd *hub_inbox_run(struct hub_store *store, struct hub_bus *bus
 			p.error = "ref must be a string (at most 256 bytes) or a number";
 		else
 			parse(who, doc, pool, type, &p, cmd);
+		cmd->queues = hub_str_eqs(type, "send") || hub_str_eqs(type, "retry");
 	}
 	if (p.error) {
 		error_frame(&out, hub_buf_str(&cmd->ref), "bad_request", hub_str_from(p.error));

@@ -24,7 +24,7 @@
 #include "lib/utf8.h"
 
 #define TAG "outbox"
-#define IDLE_POLL_MS 60000  /* looked at even without a NOTIFY (one lost in a reconnect) */
+#define IDLE_POLL_MS 5000   /* looked at even without a wake (a row of an instance that died) */
 #define DB_RETRY_MS 1000    /* after a failed claim or a failed record of a result */
 #define MAX_PARTS 64        /* a text that needs more parts is refused */
 #define PACE_EXPIRE_US 10000000 /* pacing keys that limit nothing are dropped this often */
@@ -696,7 +696,7 @@ int hub_outbox_new(uv_loop_t *loop, struct hub_store *store, struct hub_httpc *h
 	ob->record_timer.data = ob;
 	ob->records_tail = &ob->records;
 	ob->pace = hub_pace_new();
-	ret = hub_store_listen(store, "hub_outbox", on_notify, ob);
+	ret = hub_store_listen(store, HUB_STORE_OUTBOX, on_notify, ob);
 	if (ret < 0) {
 		hub_outbox_free(ob);
 		return hub_err_set(err, ret, "cannot listen for the outbox: %s", strerror(-ret));

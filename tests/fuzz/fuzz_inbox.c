@@ -78,6 +78,11 @@ static size_t code_points(struct hub_str s)
 	return n;
 }
 
+void hub_store_wake(struct hub_store *st, const char *channel)
+{
+	fuzz_check(st == STORE && strcmp(channel, HUB_STORE_OUTBOX) == 0, "wake");
+}
+
 int hub_store_query(struct hub_store *st, const char *sql, int nparams,
 		    const char *const *params, hub_store_cb *cb, void *data)
 {
@@ -142,7 +147,8 @@ void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_i
 {
 	(void)event;
 	(void)data_json;
-	fuzz_check(bus == BUS && hub_str_eqs(tenant, fz.claims->tid) && event_id > 0,
+	/* event_id 0: queued, numbered by the bus */
+	fuzz_check(bus == BUS && hub_str_eqs(tenant, fz.claims->tid) && event_id >= 0,
 		   "publish: tenant or id %lld", (long long)event_id);
 	fz.publishes++;
 }
