@@ -7,7 +7,8 @@
 -- is written that must be deleted or vacuumed again.
 -- Applied once by hub_store_migrate() inside one transaction (no BEGIN/COMMIT here).
 -- Redefines hub_ingest_batch (0004). Lock order as in 0001: contact -> conversation ->
--- message -> tenant_stream (last, held to COMMIT); rows of one kind are locked in id order.
+-- message; rows of one kind are locked in id order; hub_stream_append (the only way events
+-- are appended) is called last, as its contract asks.
 --
 -- Every rule of 0004 and 0012 holds: each item's result and events are those that storing
 -- the items one after another (hub_ingest_item) gives. How a batch goes (hub_ingest_set):
