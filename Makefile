@@ -153,6 +153,7 @@ chaos: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all bench-client
 	$(Q)bench/run
+	$(Q)bench/ingest_ab
 	$(Q)bench/fanout
 	$(Q)bench/outbound
 	$(Q)bench/ai
