@@ -40,7 +40,8 @@
 #define WS_PROTOCOL "bayge.v1"
 #define WS_HANDLER_PROTOCOL "bayge.visitor.v1" /* the only handler's (hub_ws_set_handler) */
 #define WS_ADOPT_MAX 2048       /* bytes lws replays from an adopted socket */
-#define WS_RX_CHUNK 1024        /* lws delivers a message in pieces of at most this */
+#define WS_RX_CHUNK 512         /* lws delivers a message in pieces of at most this (and
+				 * keeps a buffer of this size for every socket) */
 #define WS_TX_PACKET 65536      /* bytes lws hands to one send() */
 #define WS_JSON_TOKENS 1024     /* tokens of one client message */
 #define WS_WRITE_BUDGET 262144  /* bytes of frames in one write (one send) */
@@ -103,8 +104,6 @@ struct qent {
 struct tenant {
 	struct link clients;         /* authenticated clients of this tenant */
 	size_t n;
-	size_t turn;                 /* rotation of clients: the list's start moves on by a
-				      * stride each event, so no socket is always written first */
 	struct hub_bus_tenant *bt;   /* one reference per client */
 };
 
@@ -673,6 +672,33 @@ static struct tenant *tenant_of(struct hub_bus_tenant *bt)
 
 static void client_catch_up(struct client *c);
 
+static size_t gcd(size_t a, size_t b)
+{
+	while (b) {
+		size_t r = a % b;
+
+		a = b;
+		b = r;
+	}
+	return a;
+}
+
+/* How far a list of n rotates after each event: 0 for n < 2, else in [1, n) and prime
+ * to n. */
+static size_t rotation(size_t n)
+{
+	size_t s;
+
+	if (n < 2)
+		return 0;
+	s = n * 618034 / 1000000;
+	if (s == 0)
+		s = 1;
+	while (gcd(s, n) != 1)
+		s++; /* ends at n - 1 at the latest */
+	return s;
+}
+
 #define for_each_peer(t, c, l, next)                                                     \
 	for ((l) = (t)->clients.next; (l) != &(t)->clients &&                              \
 	     ((c) = hub_container_of(l, struct client, peers), (next) = (l)->next, 1);      \
@@ -686,20 +712,21 @@ static void on_bus_event(void *data, struct hub_bus_tenant *bt, const struct hub
 	struct client *c;
 	struct link *l, *next, *first = NULL;
 	struct hub_ws *ws = data;
-	size_t i = 0;
+	size_t i = 0, turn;
 
 	if (ws->tap)
 		ws->tap->on_event(ws->tap_data, bt, ev);
 	if (!t)
 		return;
 	f = event_frame(ev->id, ev->event, ev->data);
-	/* The list starts somewhere else each event: the order of on_flush's writes is the
-	 * order in which sockets got output, and the first of the list would always be the
-	 * first served. A golden-ratio stride moves every socket through all positions. */
-	t->turn = t->n > 1 ? (t->turn + t->n * 618034 / 1000000 + 1) % t->n : 0;
+	/* The list starts somewhere else after each event: the order of on_flush's writes
+	 * is the order in which sockets got output, and the first of the list would always
+	 * be the first served. A stride near the golden ratio of n, prime to n, takes every
+	 * socket through every position, spread evenly. */
+	turn = rotation(t->n);
 	/* client_queue may close (never free) a client: the list stays intact. */
 	for_each_peer(t, c, l, next) {
-		if (i++ == t->turn)
+		if (i++ == turn)
 			first = l;
 		if (c->hello_pending || c->replaying || ev->id <= c->cursor)
 			continue;
@@ -824,6 +851,7 @@ static void client_resync(struct client *c, int64_t pruned)
 		     "resync", (unsigned long long)c->id, c->claims.tid, (long long)c->cursor,
 		     (long long)pruned);
 	c->replaying = false;
+	c->catchup = false; /* a resync ends a catch-up as well */
 	c->cursor = hub_bus_tenant_last(c->tenant->bt);
 	hub_buf_addf(&b, "{\"type\":\"resync\",\"last_event_id\":%lld,\"reason\":\"the event "
 		     "log no longer holds the events after your cursor: reload the lists and go "
@@ -1591,6 +1619,12 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!c)
 			return -1;
 		if (client_receive(c, in, len) < 0) {
+			/* Counted now, as client_close() does: the close handshake may take
+			 * a while, and the peer has the close frame before it ends. */
+			if (!c->counted) {
+				c->counted = true;
+				count_close(ws, c->close_kind);
+			}
 			client_quiet(c); /* lws closes it with the reason set */
 			return -1;
 		}

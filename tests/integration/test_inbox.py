@@ -602,7 +602,7 @@ class Protection(InboxCase):
         h.assert_alive()
 
     def test_long_message_in_fragments_is_assembled(self):
-        # hubd reads in 1 KiB pieces: a message of many pieces and three fragments is
+        # hubd reads in 512-byte pieces: a message of many pieces and three fragments is
         # one command, whole
         h = self.start_hubd()
         agent = self.agent(h)
