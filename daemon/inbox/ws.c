@@ -6,8 +6,11 @@
  * tenant's events in id order, a socket sends those above its cursor, and a resuming socket
  * reads the log in pages until it reaches what the bus delivered, then goes live. Right
  * after hello live events are held until the first command, in case it is a resume.
- * A socket's output goes out at the next loop iteration as one write; every socket's
- * deadlines are in one heap of ours, not in lws' timer list (see there why).
+ * A socket's output goes out at the next loop iteration as one write (sendmsg of iovecs
+ * pointing into the shared frames, headers included: no per-socket copy), the sockets of
+ * a tenant taking turns at the front; a socket whose queue is full stops taking live
+ * events and catches up from the log from its cursor as it drains (not closed). Every
+ * socket's deadlines are in one heap of ours, not in lws' timer list (see there why).
  * Knows nothing about llhttp, webhooks or what events mean: data_json is passed through. */
 #include "daemon/inbox/ws.h"
 
@@ -15,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,10 +40,12 @@
 #define WS_PROTOCOL "bayge.v1"
 #define WS_HANDLER_PROTOCOL "bayge.visitor.v1" /* the only handler's (hub_ws_set_handler) */
 #define WS_ADOPT_MAX 2048       /* bytes lws replays from an adopted socket */
-#define WS_RX_CHUNK 1024        /* lws delivers a message in pieces of at most this */
+#define WS_RX_CHUNK 512         /* lws delivers a message in pieces of at most this (and
+				 * keeps a buffer of this size for every socket) */
 #define WS_TX_PACKET 65536      /* bytes lws hands to one send() */
 #define WS_JSON_TOKENS 1024     /* tokens of one client message */
-#define WS_WRITE_BUDGET 65536   /* bytes of frames in one write (one send) */
+#define WS_WRITE_BUDGET 262144  /* bytes of frames in one write (one send) */
+#define WS_WRITE_IOV 64         /* frames in one write */
 #define WS_HEADER_MAX 10        /* RFC 6455 5.2: the longest server frame header */
 #define WS_OP_TEXT 0x1          /* RFC 6455 5.2 opcodes */
 #define WS_OP_PING 0x9
@@ -80,11 +86,13 @@ static void link_del(struct link *n)
 	n->prev = n->next = n;
 }
 
-/* One encoded text frame, shared by every socket that sends it. */
+/* One encoded text frame, shared by every socket that sends it: its RFC 6455 header (the
+ * same bytes for every socket: a server does not mask) sits right before the JSON. */
 struct frame {
 	unsigned refs;
+	unsigned hlen;    /* bytes of header before the JSON */
 	size_t len;       /* bytes of JSON after the LWS_PRE headroom */
-	unsigned char data[]; /* LWS_PRE headroom, then the JSON */
+	unsigned char data[]; /* LWS_PRE headroom ending with the header, then the JSON */
 };
 
 struct qent {
@@ -134,6 +142,7 @@ struct client {
 	bool hello_pending;  /* authed, "hello" not queued yet: hold the queue */
 	bool replaying;      /* resume reads the log: live events wait in the log */
 	bool replay_wait;    /* ... and waits for the queue to drain before the next page */
+	bool catchup;        /* ... because its queue was full (not a resume: no "resumed") */
 	bool holding;        /* after hello, until the first command or hold_until: live
 			      * events wait in held, so that a resume coming right after
 			      * hello gets everything in order (they are dropped then) */
@@ -256,12 +265,17 @@ static double on_gauge_authed(void *data)
 
 /* Frames */
 
+static size_t frame_header(unsigned char *h, unsigned opcode, size_t len);
+
 static struct frame *frame_new(struct hub_str json)
 {
 	struct frame *f = hub_xmalloc(sizeof(*f) + LWS_PRE + json.len);
+	unsigned char h[WS_HEADER_MAX];
 
 	f->refs = 1;
 	f->len = json.len;
+	f->hlen = (unsigned)frame_header(h, WS_OP_TEXT, json.len);
+	memcpy(f->data + LWS_PRE - f->hlen, h, f->hlen);
 	memcpy(f->data + LWS_PRE, json.p, json.len);
 	return f;
 }
@@ -416,12 +430,12 @@ static void on_flush(uv_idle_t *h);
  * (lws_callback_on_writable() costs two epoll_ctl calls on lws 4.1's libuv glue).
  * An idle handle, not a check: an active idle handle keeps the poll from blocking, so
  * output queued from a timer goes out at once too. */
-static void want_write(struct client *c)
+static void want_flush(struct client *c)
 {
 	struct hub_ws *ws = c->ws;
 	int r;
 
-	if (c->closing || ws->destroyed || !(c->ping_pending || (c->head && !c->hello_pending)))
+	if (c->closing || ws->destroyed)
 		return;
 	if (link_empty(&c->dirty))
 		link_add_tail(&ws->dirty, &c->dirty);
@@ -429,6 +443,12 @@ static void want_write(struct client *c)
 		r = uv_idle_start(&ws->flush, on_flush);
 		hub_assert(r == 0);
 	}
+}
+
+static void want_write(struct client *c)
+{
+	if (c->ping_pending || (c->head && !c->hello_pending))
+		want_flush(c);
 }
 
 /* lws closes c (or is about to): nothing more goes out from us, its queue is freed and
@@ -650,6 +670,35 @@ static struct tenant *tenant_of(struct hub_bus_tenant *bt)
 	return *hub_bus_tenant_user(bt);
 }
 
+static void client_catch_up(struct client *c);
+
+static size_t gcd(size_t a, size_t b)
+{
+	while (b) {
+		size_t r = a % b;
+
+		a = b;
+		b = r;
+	}
+	return a;
+}
+
+/* How far a list of n rotates after each event: 0 for n < 2, else in [1, n) and prime
+ * to n. */
+static size_t rotation(size_t n)
+{
+	size_t s;
+
+	if (n < 2)
+		return 0;
+	s = n * 618034 / 1000000;
+	if (s == 0)
+		s = 1;
+	while (gcd(s, n) != 1)
+		s++; /* ends at n - 1 at the latest */
+	return s;
+}
+
 #define for_each_peer(t, c, l, next)                                                     \
 	for ((l) = (t)->clients.next; (l) != &(t)->clients &&                              \
 	     ((c) = hub_container_of(l, struct client, peers), (next) = (l)->next, 1);      \
@@ -661,22 +710,38 @@ static void on_bus_event(void *data, struct hub_bus_tenant *bt, const struct hub
 	struct tenant *t = tenant_of(bt);
 	struct frame *f;
 	struct client *c;
-	struct link *l, *next;
+	struct link *l, *next, *first = NULL;
 	struct hub_ws *ws = data;
+	size_t i = 0, turn;
 
 	if (ws->tap)
 		ws->tap->on_event(ws->tap_data, bt, ev);
 	if (!t)
 		return;
 	f = event_frame(ev->id, ev->event, ev->data);
+	/* The list starts somewhere else after each event: the order of on_flush's writes
+	 * is the order in which sockets got output, and the first of the list would always
+	 * be the first served. A stride near the golden ratio of n, prime to n, takes every
+	 * socket through every position, spread evenly. */
+	turn = rotation(t->n);
 	/* client_queue may close (never free) a client: the list stays intact. */
 	for_each_peer(t, c, l, next) {
+		if (i++ == turn)
+			first = l;
 		if (c->hello_pending || c->replaying || ev->id <= c->cursor)
 			continue;
+		if (!c->holding && c->queued + f->len > ws->opts.send_queue_max) {
+			client_catch_up(c);
+			continue;
+		}
 		c->cursor = ev->id;
 		client_queue(c, f, c->holding);
 	}
 	frame_unref(f);
+	if (first && first != t->clients.next) {
+		link_del(&t->clients);
+		link_add_tail(first, &t->clients); /* the head node just before first */
+	}
 }
 
 /* bus sink: the tenant's last id is known: hello to those who wait for it. */
@@ -722,6 +787,9 @@ static void on_bus_ephemeral(void *data, struct hub_bus_tenant *bt, uint64_t ori
 			continue;
 		if (!f)
 			f = event_frame(0, event, data_json);
+		/* Not in the log and stale soon: a socket with no room goes without. */
+		if (c->queued + f->len > ws->opts.send_queue_max)
+			continue;
 		client_send(c, f);
 	}
 	frame_unref(f);
@@ -731,12 +799,42 @@ static void on_bus_ephemeral(void *data, struct hub_bus_tenant *bt, uint64_t ori
 
 static void client_replay_next(struct client *c);
 
+/* c's queue has no room for the next live event: rather than closing a socket that is
+ * only slow (a long burst, a phone on a bad network), it takes no more live events and,
+ * once its queue drained to half, reads the log from its cursor (the last event queued)
+ * in pages, as a resume does, until it has what the bus delivered: then live again. */
+static void client_catch_up(struct client *c)
+{
+	struct hub_ws *ws = c->ws;
+
+	hub_log_info(TAG, "conn=%llu tenant=%s: send queue over %zu bytes: catching up from "
+		     "the log after %lld", (unsigned long long)c->id, c->claims.tid,
+		     ws->opts.send_queue_max, (long long)c->cursor);
+	if (ws->metrics)
+		hub_metrics_count(ws->metrics, "ws_catch_ups", "Websockets whose send queue "
+				  "filled: they went on from the event log", NULL, 1);
+	c->replaying = true;
+	c->catchup = true;
+	c->replay_wait = true;
+	/* Normally the drain (client_flush) starts the read; a queue already at most half
+	 * full (one long event did not fit) starts it from the next flush. */
+	if (c->queued <= ws->opts.send_queue_max / 2)
+		want_flush(c);
+}
+
 /* The log is read up to what the bus delivered: the bus carries on from here. */
 static void replay_done(struct client *c)
 {
 	struct hub_buf b = HUB_BUF_INIT;
 
 	c->replaying = false;
+	if (c->catchup) {
+		/* Caught up after a full queue: live again, as if nothing happened. */
+		c->catchup = false;
+		hub_log_info(TAG, "conn=%llu tenant=%s: caught up at %lld: live again",
+			     (unsigned long long)c->id, c->claims.tid, (long long)c->cursor);
+		return;
+	}
 	hub_buf_addf(&b, "{\"type\":\"resumed\",\"last_event_id\":%lld}", (long long)c->cursor);
 	client_send_json(c, hub_buf_str(&b));
 	hub_buf_release(&b);
@@ -753,6 +851,7 @@ static void client_resync(struct client *c, int64_t pruned)
 		     "resync", (unsigned long long)c->id, c->claims.tid, (long long)c->cursor,
 		     (long long)pruned);
 	c->replaying = false;
+	c->catchup = false; /* a resync ends a catch-up as well */
 	c->cursor = hub_bus_tenant_last(c->tenant->bt);
 	hub_buf_addf(&b, "{\"type\":\"resync\",\"last_event_id\":%lld,\"reason\":\"the event "
 		     "log no longer holds the events after your cursor: reload the lists and go "
@@ -789,14 +888,17 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	/* An id beyond the log (a database restored from a backup): start from its end. */
 	if (n == 0 && c->cursor > stream_last)
 		c->cursor = stream_last;
-	/* Half the queue at most: the rest of the page is read again after the cursor once
-	 * the client took it (a page of long messages may not fit ws.send_queue_max). */
+	/* Three quarters of the queue at most (the rest is room for answers to commands):
+	 * the rest of the page is read again after the cursor once the queue drained to
+	 * half (a page of long messages may not fit ws.send_queue_max). One event always
+	 * goes, however long, into a queue at most half full. */
 	for (size_t i = 0; i < n && !c->closing; i++) {
 		struct frame *f;
 
 		if (evs[i].id <= c->cursor)
 			continue;
-		if (c->queued > c->ws->opts.send_queue_max / 2) {
+		if (c->queued > c->ws->opts.send_queue_max / 2 &&
+		    c->queued + evs[i].data.len > c->ws->opts.send_queue_max / 4 * 3) {
 			full = true;
 			break;
 		}
@@ -810,8 +912,8 @@ static void on_replay_page(int status, const struct hub_bus_event *evs, size_t n
 	live = hub_bus_tenant_last(c->tenant->bt);
 	if (full || c->cursor < stream_last || c->cursor < live) {
 		/* More in the log (a page may end early: HUB_BUS_PAGE events or its bytes):
-		 * next page once the queue has room for it. */
-		if (c->queued > c->ws->opts.send_queue_max / 4)
+		 * next page once the queue has drained to half. */
+		if (c->queued > c->ws->opts.send_queue_max / 2)
 			c->replay_wait = true;
 		else
 			client_replay_next(c);
@@ -1321,7 +1423,9 @@ static int client_receive(struct client *c, const void *in, size_t len)
 	if (!lws_is_final_fragment(c->wsi))
 		return 0;
 	ret = client_message(c, lws_frame_is_binary(c->wsi));
-	hub_buf_reset(&c->rx);
+	/* Released, not kept: an idle socket holds no buffer (its auth frame was the
+	 * largest thing it sent). */
+	hub_buf_release(&c->rx);
 	return ret;
 }
 
@@ -1346,59 +1450,110 @@ static size_t frame_header(unsigned char *h, unsigned opcode, size_t len)
 	return WS_HEADER_MAX;
 }
 
-/* Writes a pending ping and the queued frames, framed here, as one raw lws_write() of at
- * most WS_WRITE_BUDGET bytes (a frame larger than that goes alone through lws' framing).
- * Legal outside WRITEABLE on lws 4.1 as long as lws holds no unsent bytes of c
- * (lws_partial_buffered): lws_issue_raw() sends what the kernel takes and keeps a copy of
- * the rest, which it sends first on the next POLLOUT before any WRITEABLE; writing again
- * before that would append to the middle of its frame accounting. So frames stay whole
- * and in order. Asks for WRITEABLE while anything is left (lws 4.1.6 otherwise stalls a
- * burst until the next I/O). 0, or -1 when the socket failed. */
+/* Drops the queue's first frame (all of it was written or handed to lws). */
+static void client_pop(struct client *c)
+{
+	struct qent *q = c->head;
+
+	c->head = q->next;
+	if (!c->head)
+		c->tail = NULL;
+	c->queued -= q->f->len;
+	frame_unref(q->f);
+	free(q);
+}
+
+/* Writes a pending ping and the queued frames as one sendmsg() of at most WS_WRITE_IOV
+ * frames and WS_WRITE_BUDGET bytes, straight from the shared frames (header and JSON are
+ * one piece of each: nothing is copied per socket). Legal outside WRITEABLE on lws 4.1 as
+ * long as lws holds no unsent bytes of c (lws_partial_buffered), and a plain socket needs
+ * no lws state to send on. What the kernel does not take: the frames not begun stay in our
+ * queue; the rest of a frame begun goes to one raw lws_write(), which copies it and sends
+ * it first on the next POLLOUT before any WRITEABLE (writing again before that would be
+ * out of order, hence the lws_partial_buffered check). So frames stay whole and in order.
+ * Asks for WRITEABLE while anything is left (lws 4.1.6 otherwise stalls a burst until the
+ * next I/O). 0, or -1 when the socket failed. */
 static int client_flush(struct client *c)
 {
-	unsigned char *buf = c->ws->scratch + LWS_PRE;
-	size_t n = 0;
+	/* A ping with a payload: lws 4.1.6 never reports a pong with an empty one. */
+	static const unsigned char ping[] = { 0x80 | WS_OP_PING, 4, 'p', 'i', 'n', 'g' };
+	struct iovec iov[WS_WRITE_IOV + 1];
+	struct msghdr mh;
+	size_t n = 0, bytes = 0, sent, skip = 0;
+	bool with_ping = false;
+	ssize_t r;
 
 	if (c->closing || lws_partial_buffered(c->wsi))
 		return 0;
 	if (c->ping_pending) {
-		c->ping_pending = false;
-		/* Not empty: lws 4.1.6 never reports a pong with an empty payload. */
-		n = frame_header(buf, WS_OP_PING, 4);
-		memcpy(buf + n, "ping", 4);
-		n += 4;
+		with_ping = true;
+		iov[n].iov_base = (void *)ping;
+		iov[n].iov_len = sizeof(ping);
+		bytes += sizeof(ping);
+		n++;
 	}
-	while (c->head && !c->hello_pending) {
-		struct qent *q = c->head;
-		struct frame *f = q->f;
+	if (!c->hello_pending) {
+		for (struct qent *q = c->head; q && n < WS_WRITE_IOV + (size_t)with_ping;
+		     q = q->next) {
+			size_t len = q->f->hlen + q->f->len;
 
-		if (n + WS_HEADER_MAX + f->len > WS_WRITE_BUDGET) {
-			if (n)
+			if (bytes && bytes + len > WS_WRITE_BUDGET)
 				break;
-			/* lws writes the header into the headroom: the same bytes for every
-			 * socket, and it copies what the kernel does not take. */
-			if (lws_write(c->wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT) <
-			    (int)f->len)
-				return -1;
-		} else {
-			n += frame_header(buf + n, WS_OP_TEXT, f->len);
-			memcpy(buf + n, f->data + LWS_PRE, f->len);
-			n += f->len;
+			iov[n].iov_base = q->f->data + LWS_PRE - q->f->hlen;
+			iov[n].iov_len = len;
+			bytes += len;
+			n++;
 		}
-		c->head = q->next;
-		if (!c->head)
-			c->tail = NULL;
-		c->queued -= f->len;
-		frame_unref(f);
-		free(q);
-		if (!n)
-			break; /* the large frame went alone */
 	}
-	if (n && lws_write(c->wsi, buf, n, LWS_WRITE_RAW) < (int)n)
-		return -1;
-	if (c->replay_wait && c->queued <= c->ws->opts.send_queue_max / 4)
+	if (!n)
+		goto out;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = n;
+	do
+		r = sendmsg(lws_get_socket_fd(c->wsi), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		r = 0;
+	}
+	sent = (size_t)r;
+	if (with_ping) {
+		if (sent < sizeof(ping)) {
+			/* Not even the ping went whole: it is small, lws takes its rest. */
+			if (sent == 0)
+				goto out;
+			c->ping_pending = false;
+			if (lws_write(c->wsi, (unsigned char *)ping + sent, sizeof(ping) - sent,
+				      LWS_WRITE_RAW) < (int)(sizeof(ping) - sent))
+				return -1;
+			goto out;
+		}
+		c->ping_pending = false;
+		sent -= sizeof(ping);
+		skip = 1;
+	}
+	for (size_t i = skip; i < n && sent; i++) {
+		size_t len = iov[i].iov_len;
+
+		if (sent < len) {
+			size_t rest = len - sent;
+
+			/* The frame's rest (lws copies it), then nothing more until it is out. */
+			if (lws_write(c->wsi, (unsigned char *)iov[i].iov_base + sent, rest,
+				      LWS_WRITE_RAW) < (int)rest)
+				return -1;
+			client_pop(c);
+			break;
+		}
+		sent -= len;
+		client_pop(c);
+	}
+out:
+	if (c->replay_wait && c->queued <= c->ws->opts.send_queue_max / 2)
 		client_replay_next(c);
-	if (c->head && !c->hello_pending && !c->closing)
+	if ((c->ping_pending || (c->head && !c->hello_pending)) && !c->closing)
 		lws_callback_on_writable(c->wsi);
 	return 0;
 }
@@ -1464,6 +1619,12 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!c)
 			return -1;
 		if (client_receive(c, in, len) < 0) {
+			/* Counted now, as client_close() does: the close handshake may take
+			 * a while, and the peer has the close frame before it ends. */
+			if (!c->counted) {
+				c->counted = true;
+				count_close(ws, c->close_kind);
+			}
 			client_quiet(c); /* lws closes it with the reason set */
 			return -1;
 		}

@@ -28,7 +28,8 @@ struct hub_ws_opts {
 	int max_token_ttl_s;       /* longer-lived tokens are refused (lib/jwt.h); 0: no cap */
 	int auth_timeout_ms;       /* no valid auth frame by then: closed (1008) */
 	size_t max_frame;          /* bytes of one incoming message; beyond: closed (1009) */
-	size_t send_queue_max;     /* bytes queued for one socket; beyond: closed (1008) */
+	size_t send_queue_max;     /* bytes queued for one socket; an event beyond: the socket
+				    * catches up from the log; an answer beyond: closed (1008) */
 	int ping_interval_ms;      /* keepalive ping; nothing heard for two intervals: closed */
 	int commands_per_s;        /* command rate limit (token bucket refill per second) */
 	int command_burst;         /* ... and its size; a socket that keeps going is closed */
