@@ -1,4 +1,5 @@
-"""tests/support/util.py - paths, free ports, deadlines and running things as `postgres`.
+"""tests/support/util.py - paths, free ports (apart for each of tests/run's workers),
+deadlines and running things as `postgres`.
 
 Shared by every other support module; knows nothing about hubd.
 """
@@ -26,11 +27,36 @@ def fixture(rel):
         return f.read()
 
 
+def _worker():
+    """(i, n) when tests/run runs this process as worker i of n (HUBT_WORKER=i/n)."""
+    try:
+        i, n = (int(x) for x in os.environ.get("HUBT_WORKER", "").split("/"))
+        return (i, n) if 0 <= i < n else None
+    except ValueError:
+        return None
+
+
+WORKER = _worker()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks at random)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks at random).
+    As worker i of n, only a port with (port >> 1) % n == i (Linux hands out odd ports to
+    bind(0)), so that two workers of a run never pick the same one between its pick and
+    hubd's bind."""
+    held = []
+    try:
+        for _ in range(64):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(s)      # kept bound while looking, so the kernel offers another
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if not WORKER or (port >> 1) % WORKER[1] == WORKER[0]:
+                return port
+        return port
+    finally:
+        for s in held:
+            s.close()
 
 
 class Deadline:
