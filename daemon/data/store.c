@@ -674,7 +674,6 @@ static void conn_query_done(struct conn *c)
 	struct query *q = c->q;
 	PGresult *res = c->res;
 	int status = c->qstatus;
-
 	bool drop = c->drop;
 
 	c->q = NULL;

@@ -379,8 +379,9 @@ static void item_result(struct ingest_req *ir, size_t k, const char *result)
 		 * primary (the function caught the error itself): reconnect to the primary */
 		if (strcmp(result + 6, "25006") == 0)
 			hub_store_reconnect_current(ir->ing->store);
-	} else
+	} else {
 		ir->n[R_BAD]++;
+	}
 }
 
 /* Publishes the events of a completed batch, answers its requests and frees it. */
