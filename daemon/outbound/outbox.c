@@ -366,14 +366,6 @@ static void on_sent(int status, const struct hub_httpc_resp *resp, void *data)
 	}
 }
 
-/* How long asking the platform may take, at most. */
-static int job_timeout_ms(const struct job *job)
-{
-	const struct hub_settings *s = hub_config_settings(job->cfg);
-
-	return s->platforms.connect_timeout_ms + s->platforms.response_timeout_ms;
-}
-
 static void job_send_now(struct job *job)
 {
 	const struct hub_settings *s = hub_config_settings(job->cfg);
@@ -420,7 +412,7 @@ static void job_send_now(struct job *job)
 		.body = sr.body,
 		.connect_timeout_ms = s->platforms.connect_timeout_ms,
 		.response_timeout_ms = s->platforms.response_timeout_ms,
-		.total_timeout_ms = job_timeout_ms(job),
+		.total_timeout_ms = s->platforms.connect_timeout_ms + s->platforms.response_timeout_ms,
 	};
 	ret = hub_httpc_request(job->ob->httpc, &req, on_sent, job, &job->call);
 	if (ret < 0)
