@@ -165,15 +165,23 @@ static unsigned tid_hash(const char *tid)
 	return h % BUS_BUCKETS;
 }
 
+/* tid NUL-terminated in key; false when it cannot be a tenant id (empty, too long, NUL). */
+static bool tid_key(struct hub_str tid, char key[HUB_JWT_ID_MAX])
+{
+	if (tid.len == 0 || tid.len >= HUB_JWT_ID_MAX || memchr(tid.p, '\0', tid.len))
+		return false;
+	memcpy(key, tid.p, tid.len);
+	key[tid.len] = '\0';
+	return true;
+}
+
 static struct hub_bus_tenant *tenant_find(struct hub_bus *bus, struct hub_str tid)
 {
 	struct hub_bus_tenant *t;
 	char key[HUB_JWT_ID_MAX];
 
-	if (tid.len == 0 || tid.len >= sizeof(key) || memchr(tid.p, '\0', tid.len))
+	if (!tid_key(tid, key))
 		return NULL;
-	memcpy(key, tid.p, tid.len);
-	key[tid.len] = '\0';
 	for (t = bus->buckets[tid_hash(key)]; t; t = t->next)
 		if (strcmp(t->tid, key) == 0)
 			return t;
@@ -544,10 +552,8 @@ static void mark_published(struct hub_bus *bus, struct hub_str tenant, int64_t i
 	char key[HUB_JWT_ID_MAX];
 	struct mark **head, *m;
 
-	if (tenant.len == 0 || tenant.len >= sizeof(key) || memchr(tenant.p, '\0', tenant.len))
+	if (!tid_key(tenant, key))
 		return;
-	memcpy(key, tenant.p, tenant.len);
-	key[tenant.len] = '\0';
 	head = &bus->marks[tid_hash(key)];
 	for (m = *head; m; m = m->next) {
 		if (strcmp(m->tid, key) == 0) {
@@ -711,11 +717,8 @@ static void flush_due(struct hub_bus *bus, struct hub_str tenant, uint64_t delay
 	char key[HUB_JWT_ID_MAX];
 	struct flush **head, *f;
 
-	if (!bus->timers_init || tenant.len == 0 || tenant.len >= sizeof(key) ||
-	    memchr(tenant.p, '\0', tenant.len))
+	if (!bus->timers_init || !tid_key(tenant, key))
 		return;
-	memcpy(key, tenant.p, tenant.len);
-	key[tenant.len] = '\0';
 	head = &bus->flushes[tid_hash(key)];
 	for (f = *head; f && strcmp(f->tid, key) != 0; f = f->next)
 		;
