@@ -15,6 +15,7 @@
 #include "daemon/ctl/ctl_anonymize.h"
 #include "daemon/ctl/ctl_channel.h"
 #include "daemon/ctl/ctl_contact.h"
+#include "daemon/ctl/ctl_db.h"
 #include "daemon/ctl/ctl_revoke.h"
 #include "daemon/ctl/ctl_rotate.h"
 #include "daemon/ctl/ctl_simulate.h"
@@ -33,6 +34,9 @@ static void usage(FILE *f)
 		"  check-config [FILE]              validate a configuration; errors as\n"
 		"                                   FILE:LINE:COL: key: message\n"
 		"  migrate                          apply database migrations and exit\n"
+		"  check-schema                     check that the database's schema can be\n"
+		"                                   distributed by tenant_id (Citus); exit 1\n"
+		"                                   with each table's problem if not\n"
 		"  token --tenant T --user U --role agent|admin [--ttl SECONDS]\n"
 		"                                   mint an access token (development, tests);\n"
 		"                                   --ttl at most auth.max_token_ttl_s\n"
@@ -107,6 +111,35 @@ static int cmd_migrate(const char *path)
 	}
 	printf("applied %d migrations\n", n);
 	return 0;
+}
+
+/* hub_schema_problems() (0021) and one line for each problem it finds. */
+static int cmd_check_schema(const char *path)
+{
+	struct hub_config *cfg = load(path);
+	PGconn *pg = cfg ? hubctl_db_connect(cfg, "check-schema") : NULL;
+	PGresult *res;
+	int ret = 1;
+
+	hub_config_unref(cfg);
+	if (!pg)
+		return 1;
+	res = PQexec(pg, "SELECT table_name, problem FROM hub_schema_problems()");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		hubctl_db_error("check-schema", res, pg);
+	} else if (PQntuples(res) > 0) {
+		for (int i = 0; i < PQntuples(res); i++)
+			fprintf(stderr, "hubctl: check-schema: %s: %s\n", PQgetvalue(res, i, 0),
+				PQgetvalue(res, i, 1));
+		fprintf(stderr, "hubctl: check-schema: %d problems: not ready to be distributed "
+			"by tenant_id\n", PQntuples(res));
+	} else {
+		printf("schema ready to be distributed by tenant_id\n");
+		ret = 0;
+	}
+	PQclear(res);
+	PQfinish(pg);
+	return ret;
 }
 
 static int cmd_token(const char *path, int argc, char **argv)
@@ -262,6 +295,8 @@ int main(int argc, char **argv)
 		return cmd_check_config(path, argc, argv);
 	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
 		return cmd_migrate(path);
+	if (strcmp(argv[0], "check-schema") == 0 && argc == 1)
+		return cmd_check_schema(path);
 	if (strcmp(argv[0], "token") == 0)
 		return cmd_token(path, argc, argv);
 	if (strcmp(argv[0], "parse") == 0)

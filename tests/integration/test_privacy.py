@@ -55,19 +55,20 @@ class PrivacyCase(AdminCase):
         self.assertEqual(ack["type"], "ack", ack)
         edit = "edited " + os.urandom(4).hex()
         self.psql("""
-            INSERT INTO message_edits (message_id, edit_key, previous_text, text)
-            SELECT id, 'e1', text, '%(edit)s' FROM messages WHERE conversation_id = %(conv)d
+            INSERT INTO message_edits (message_id, tenant_id, edit_key, previous_text, text)
+            SELECT id, tenant_id, 'e1', text, '%(edit)s' FROM messages WHERE conversation_id = %(conv)d
                 AND direction = 'in';
-            INSERT INTO message_reactions (message_id, reactor_external_id, author, emoji)
-            SELECT id, '%(wa)s', 'contact', '👍' FROM messages WHERE conversation_id = %(conv)d
+            INSERT INTO message_reactions (message_id, tenant_id, reactor_external_id, author,
+                                           emoji)
+            SELECT id, tenant_id, '%(wa)s', 'contact', '👍' FROM messages WHERE conversation_id = %(conv)d
                 AND direction = 'in';
             UPDATE messages SET external_id = 'wamid.out-%(wa)s' WHERE conversation_id = %(conv)d
                 AND direction = 'out';
-            INSERT INTO message_statuses (channel_id, external_id, status)
-            SELECT id, 'wamid.out-%(wa)s', 'delivered' FROM channels
+            INSERT INTO message_statuses (channel_id, tenant_id, external_id, status)
+            SELECT id, tenant_id, 'wamid.out-%(wa)s', 'delivered' FROM channels
                 WHERE public_id = 'demo-whatsapp';
-            INSERT INTO ingest_keys (channel_id, kind, key)
-            SELECT id, 'reaction', '%(wamid)s:%(wa)s:1:x' FROM channels
+            INSERT INTO ingest_keys (channel_id, tenant_id, kind, key)
+            SELECT id, tenant_id, 'reaction', '%(wamid)s:%(wa)s:1:x' FROM channels
                 WHERE public_id = 'demo-whatsapp';
             INSERT INTO ai_disclosures (contact_id, tenant_id, lang) VALUES (%(cid)d, 'demo', 'ru');
             INSERT INTO ai_exchanges (tenant_id, conversation_id, outcome, guard)
@@ -309,16 +310,16 @@ class Retention(PrivacyCase):
         old_last = int(self.psql("SELECT last_event_id FROM tenant_stream WHERE tenant_id = "
                                  "'demo'"))
         self.psql("""
-            INSERT INTO ingest_keys (channel_id, kind, key, created_at)
-            SELECT id, 'update', g::text, now() - interval '2 hours' FROM channels,
+            INSERT INTO ingest_keys (channel_id, tenant_id, kind, key, created_at)
+            SELECT id, tenant_id, 'update', g::text, now() - interval '2 hours' FROM channels,
                 generate_series(1, 7) g WHERE public_id = 'demo-whatsapp';
-            INSERT INTO ingest_keys (channel_id, kind, key)
-            SELECT id, 'update', 'new' FROM channels WHERE public_id = 'demo-whatsapp';
-            INSERT INTO message_statuses (channel_id, external_id, status, created_at)
-            SELECT id, 'wamid.' || g, 'read', now() - interval '2 hours' FROM channels,
+            INSERT INTO ingest_keys (channel_id, tenant_id, kind, key)
+            SELECT id, tenant_id, 'update', 'new' FROM channels WHERE public_id = 'demo-whatsapp';
+            INSERT INTO message_statuses (channel_id, tenant_id, external_id, status, created_at)
+            SELECT id, tenant_id, 'wamid.' || g, 'read', now() - interval '2 hours' FROM channels,
                 generate_series(1, 5) g WHERE public_id = 'demo-whatsapp';
-            INSERT INTO message_statuses (channel_id, external_id, status)
-            SELECT id, 'wamid.new', 'read' FROM channels WHERE public_id = 'demo-whatsapp';
+            INSERT INTO message_statuses (channel_id, tenant_id, external_id, status)
+            SELECT id, tenant_id, 'wamid.new', 'read' FROM channels WHERE public_id = 'demo-whatsapp';
             UPDATE events SET created_at = now() - interval '2 hours' WHERE tenant_id = 'demo';
             """)
         self.say(h, "77150000009", "New")        # newer events stay

@@ -1,0 +1,1146 @@
+-- 0021: a schema that Citus can distribute by tenant_id (issue 17, point 5).
+--
+-- Every table a tenant owns carries tenant_id, has it in its primary key and in every
+-- unique key, and every foreign key between such tables includes it on both sides, so
+-- that a deployment outgrowing one primary can run create_distributed_table(t,
+-- 'tenant_id') on each of them with tenants, channels and channel_ai as reference tables
+-- (README, Scaling out). hub_schema_problems() below says what breaks that rule;
+-- `hubctl check-schema` and test_schema run it.
+--
+-- tenant_id comes LAST in each key: (id, tenant_id) is as unique as (id), and the index
+-- still serves every lookup by id alone, so no key needs a second index and no query
+-- got slower on one PostgreSQL.
+
+-- 1. tenant_id where a table reached its tenant only through a parent row.
+ALTER TABLE contact_identities ADD COLUMN tenant_id text;
+UPDATE contact_identities i SET tenant_id = c.tenant_id FROM contacts c WHERE c.id = i.contact_id;
+ALTER TABLE profile_requests ADD COLUMN tenant_id text;
+UPDATE profile_requests r SET tenant_id = i.tenant_id
+FROM contact_identities i WHERE i.id = r.identity_id;
+ALTER TABLE message_edits ADD COLUMN tenant_id text;
+UPDATE message_edits e SET tenant_id = m.tenant_id FROM messages m WHERE m.id = e.message_id;
+ALTER TABLE message_reactions ADD COLUMN tenant_id text;
+UPDATE message_reactions r SET tenant_id = m.tenant_id FROM messages m WHERE m.id = r.message_id;
+ALTER TABLE message_statuses ADD COLUMN tenant_id text;
+UPDATE message_statuses s SET tenant_id = ch.tenant_id FROM channels ch WHERE ch.id = s.channel_id;
+ALTER TABLE ingest_keys ADD COLUMN tenant_id text;
+UPDATE ingest_keys k SET tenant_id = ch.tenant_id FROM channels ch WHERE ch.id = k.channel_id;
+ALTER TABLE telegram_polls ADD COLUMN tenant_id text;
+UPDATE telegram_polls p SET tenant_id = ch.tenant_id FROM channels ch WHERE ch.id = p.channel_id;
+ALTER TABLE channel_ai ADD COLUMN tenant_id text;
+UPDATE channel_ai a SET tenant_id = ch.tenant_id FROM channels ch WHERE ch.id = a.channel_id;
+ALTER TABLE contact_identities ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE profile_requests ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE message_edits ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE message_reactions ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE message_statuses ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE ingest_keys ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE telegram_polls ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE channel_ai ALTER COLUMN tenant_id SET NOT NULL;
+
+-- 2. The foreign keys between tenant tables go, the keys they point at are rebuilt with
+-- tenant_id, and the foreign keys come back with tenant_id on both sides.
+ALTER TABLE contact_identities DROP CONSTRAINT contact_identities_contact_id_fkey;
+ALTER TABLE merge_suggestions DROP CONSTRAINT merge_suggestions_contact_id_fkey,
+	DROP CONSTRAINT merge_suggestions_other_contact_id_fkey;
+ALTER TABLE conversations DROP CONSTRAINT conversations_contact_id_fkey;
+ALTER TABLE messages DROP CONSTRAINT messages_conversation_id_fkey,
+	DROP CONSTRAINT messages_media_upload_id_fkey;
+ALTER TABLE message_edits DROP CONSTRAINT message_edits_message_id_fkey;
+ALTER TABLE message_reactions DROP CONSTRAINT message_reactions_message_id_fkey;
+ALTER TABLE outbox DROP CONSTRAINT outbox_conversation_id_fkey,
+	DROP CONSTRAINT outbox_message_id_fkey;
+ALTER TABLE profile_requests DROP CONSTRAINT profile_requests_identity_id_fkey;
+ALTER TABLE ai_jobs DROP CONSTRAINT ai_jobs_conversation_id_fkey;
+ALTER TABLE ai_disclosures DROP CONSTRAINT ai_disclosures_contact_id_fkey,
+	DROP CONSTRAINT ai_disclosures_message_id_fkey;
+ALTER TABLE ai_exchanges DROP CONSTRAINT ai_exchanges_conversation_id_fkey,
+	DROP CONSTRAINT ai_exchanges_message_id_fkey;
+ALTER TABLE contact_name_words DROP CONSTRAINT contact_name_words_contact_id_fkey;
+-- the channel of a row that only now says its tenant must be that tenant's
+ALTER TABLE contact_identities DROP CONSTRAINT contact_identities_channel_id_fkey;
+ALTER TABLE message_statuses DROP CONSTRAINT message_statuses_channel_id_fkey;
+ALTER TABLE ingest_keys DROP CONSTRAINT ingest_keys_channel_id_fkey;
+ALTER TABLE telegram_polls DROP CONSTRAINT telegram_polls_channel_id_fkey;
+ALTER TABLE channel_ai DROP CONSTRAINT channel_ai_channel_id_fkey;
+
+ALTER TABLE channels ADD CONSTRAINT channels_id_tenant UNIQUE (id, tenant_id);
+ALTER TABLE contacts DROP CONSTRAINT contacts_pkey, ADD PRIMARY KEY (id, tenant_id);
+ALTER TABLE contact_identities DROP CONSTRAINT contact_identities_pkey,
+	ADD PRIMARY KEY (id, tenant_id),
+	DROP CONSTRAINT contact_identities_channel_id_external_id_key,
+	ADD UNIQUE (channel_id, external_id, tenant_id);
+ALTER TABLE merge_suggestions DROP CONSTRAINT merge_suggestions_pkey,
+	ADD PRIMARY KEY (id, tenant_id),
+	DROP CONSTRAINT merge_suggestions_contact_id_other_contact_id_key,
+	ADD UNIQUE (contact_id, other_contact_id, tenant_id);
+ALTER TABLE conversations DROP CONSTRAINT conversations_pkey, ADD PRIMARY KEY (id, tenant_id);
+DROP INDEX conversations_one_open;
+CREATE UNIQUE INDEX conversations_one_open ON conversations (contact_id, channel_id, tenant_id)
+	WHERE status = 'open';
+ALTER TABLE messages DROP CONSTRAINT messages_pkey, ADD PRIMARY KEY (id, tenant_id),
+	DROP CONSTRAINT messages_channel_id_external_id_key,
+	ADD UNIQUE (channel_id, external_id, tenant_id);
+DROP INDEX messages_client_id;
+CREATE UNIQUE INDEX messages_client_id ON messages (conversation_id, client_id, tenant_id)
+	WHERE client_id IS NOT NULL;
+ALTER TABLE message_statuses DROP CONSTRAINT message_statuses_pkey,
+	ADD PRIMARY KEY (id, tenant_id),
+	DROP CONSTRAINT message_statuses_channel_id_external_id_status_key,
+	ADD UNIQUE (channel_id, external_id, status, tenant_id);
+ALTER TABLE message_edits DROP CONSTRAINT message_edits_pkey, ADD PRIMARY KEY (id, tenant_id),
+	DROP CONSTRAINT message_edits_message_id_edit_key_key,
+	ADD UNIQUE (message_id, edit_key, tenant_id);
+ALTER TABLE message_reactions DROP CONSTRAINT message_reactions_pkey,
+	ADD PRIMARY KEY (message_id, reactor_external_id, tenant_id);
+ALTER TABLE ingest_keys DROP CONSTRAINT ingest_keys_pkey,
+	ADD PRIMARY KEY (channel_id, kind, key, tenant_id);
+ALTER TABLE outbox DROP CONSTRAINT outbox_pkey, ADD PRIMARY KEY (id, tenant_id),
+	DROP CONSTRAINT outbox_message_id_key, ADD UNIQUE (message_id, tenant_id);
+ALTER TABLE telegram_polls DROP CONSTRAINT telegram_polls_pkey,
+	ADD PRIMARY KEY (channel_id, tenant_id);
+ALTER TABLE profile_requests DROP CONSTRAINT profile_requests_pkey,
+	ADD PRIMARY KEY (id, tenant_id),
+	DROP CONSTRAINT profile_requests_identity_id_key, ADD UNIQUE (identity_id, tenant_id);
+ALTER TABLE ai_jobs DROP CONSTRAINT ai_jobs_pkey, ADD PRIMARY KEY (conversation_id, tenant_id);
+ALTER TABLE ai_disclosures DROP CONSTRAINT ai_disclosures_pkey,
+	ADD PRIMARY KEY (contact_id, tenant_id);
+ALTER TABLE ai_exchanges DROP CONSTRAINT ai_exchanges_pkey, ADD PRIMARY KEY (id, tenant_id);
+ALTER TABLE media_uploads DROP CONSTRAINT media_uploads_pkey, ADD PRIMARY KEY (id, tenant_id);
+-- the queue is read per tenant in seq order, which its old second index served
+ALTER TABLE event_queue DROP CONSTRAINT event_queue_pkey, ADD PRIMARY KEY (tenant_id, seq);
+DROP INDEX event_queue_tenant;
+
+ALTER TABLE contact_identities
+	ADD FOREIGN KEY (contact_id, tenant_id) REFERENCES contacts (id, tenant_id) ON DELETE CASCADE,
+	ADD FOREIGN KEY (channel_id, tenant_id) REFERENCES channels (id, tenant_id);
+ALTER TABLE merge_suggestions
+	ADD FOREIGN KEY (contact_id, tenant_id) REFERENCES contacts (id, tenant_id) ON DELETE CASCADE,
+	ADD FOREIGN KEY (other_contact_id, tenant_id) REFERENCES contacts (id, tenant_id)
+		ON DELETE CASCADE;
+ALTER TABLE conversations
+	ADD FOREIGN KEY (contact_id, tenant_id) REFERENCES contacts (id, tenant_id) ON DELETE CASCADE;
+ALTER TABLE messages
+	ADD FOREIGN KEY (conversation_id, tenant_id) REFERENCES conversations (id, tenant_id)
+		ON DELETE CASCADE,
+	ADD FOREIGN KEY (media_upload_id, tenant_id) REFERENCES media_uploads (id, tenant_id)
+		ON DELETE SET NULL (media_upload_id);
+ALTER TABLE message_statuses
+	ADD FOREIGN KEY (channel_id, tenant_id) REFERENCES channels (id, tenant_id) ON DELETE CASCADE;
+ALTER TABLE message_edits
+	ADD FOREIGN KEY (message_id, tenant_id) REFERENCES messages (id, tenant_id) ON DELETE CASCADE;
+ALTER TABLE message_reactions
+	ADD FOREIGN KEY (message_id, tenant_id) REFERENCES messages (id, tenant_id) ON DELETE CASCADE;
+ALTER TABLE ingest_keys
+	ADD FOREIGN KEY (channel_id, tenant_id) REFERENCES channels (id, tenant_id) ON DELETE CASCADE;
+ALTER TABLE outbox
+	ADD FOREIGN KEY (conversation_id, tenant_id) REFERENCES conversations (id, tenant_id)
+		ON DELETE CASCADE,
+	ADD FOREIGN KEY (message_id, tenant_id) REFERENCES messages (id, tenant_id) ON DELETE CASCADE;
+ALTER TABLE telegram_polls
+	ADD FOREIGN KEY (channel_id, tenant_id) REFERENCES channels (id, tenant_id) ON DELETE CASCADE;
+ALTER TABLE profile_requests
+	ADD FOREIGN KEY (identity_id, tenant_id) REFERENCES contact_identities (id, tenant_id)
+		ON DELETE CASCADE;
+ALTER TABLE channel_ai
+	ADD FOREIGN KEY (channel_id, tenant_id) REFERENCES channels (id, tenant_id) ON DELETE CASCADE;
+ALTER TABLE ai_jobs
+	ADD FOREIGN KEY (conversation_id, tenant_id) REFERENCES conversations (id, tenant_id)
+		ON DELETE CASCADE;
+ALTER TABLE ai_disclosures
+	ADD FOREIGN KEY (contact_id, tenant_id) REFERENCES contacts (id, tenant_id) ON DELETE CASCADE,
+	ADD FOREIGN KEY (message_id, tenant_id) REFERENCES messages (id, tenant_id)
+		ON DELETE SET NULL (message_id);
+ALTER TABLE ai_exchanges
+	ADD FOREIGN KEY (conversation_id, tenant_id) REFERENCES conversations (id, tenant_id)
+		ON DELETE CASCADE,
+	ADD FOREIGN KEY (message_id, tenant_id) REFERENCES messages (id, tenant_id)
+		ON DELETE SET NULL (message_id);
+ALTER TABLE contact_name_words
+	ADD FOREIGN KEY (contact_id, tenant_id) REFERENCES contacts (id, tenant_id) ON DELETE CASCADE;
+
+-- 3. The rule, from the catalog: one row per table and what breaks it (none: ready).
+-- Reference tables (copied to every node by Citus) are tenants and the channels'
+-- configuration, read on every request and rarely written; schema_migrations is this
+-- hub's own bookkeeping. Every other table, including any added later, is checked as a
+-- table distributed by tenant_id.
+CREATE FUNCTION hub_schema_problems(OUT table_name text, OUT problem text)
+RETURNS SETOF record LANGUAGE sql STABLE AS $$
+WITH tabs AS (
+	SELECT c.oid, c.relname::text AS name,
+	       c.relname IN ('tenants', 'channels', 'channel_ai') AS reference
+	FROM pg_class c
+	WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+	      AND c.relname <> 'schema_migrations'),
+dist AS (
+	SELECT t.oid, t.name,
+	       (SELECT a.attnum FROM pg_attribute a
+		WHERE a.attrelid = t.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+		      AND a.attnotnull) AS tcol
+	FROM tabs t WHERE NOT t.reference)
+SELECT d.name, 'has no NOT NULL tenant_id column' FROM dist d WHERE d.tcol IS NULL
+UNION ALL
+SELECT d.name, 'has no primary key' FROM dist d
+WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = d.oid AND i.indisprimary)
+UNION ALL
+SELECT d.name, format('%s %s does not include tenant_id',
+		      CASE WHEN i.indisprimary THEN 'primary key' ELSE 'unique index' END,
+		      i.indexrelid::regclass)
+FROM dist d JOIN pg_index i ON i.indrelid = d.oid AND i.indisunique
+WHERE d.tcol IS NOT NULL AND NOT d.tcol = ANY (i.indkey::int2[])
+UNION ALL
+SELECT d.name, format('foreign key %s to %s does not match tenant_id to tenant_id',
+		      k.conname, k.confrelid::regclass)
+FROM dist d JOIN pg_constraint k ON k.conrelid = d.oid AND k.contype = 'f'
+JOIN dist r ON r.oid = k.confrelid
+WHERE NOT EXISTS (
+	SELECT 1 FROM unnest(k.conkey, k.confkey) AS u(a, b)
+	WHERE u.a = d.tcol AND u.b = r.tcol)
+UNION ALL
+SELECT t.name, format('reference table has foreign key %s to the distributed table %s',
+		      k.conname, k.confrelid::regclass)
+FROM tabs t JOIN pg_constraint k ON k.conrelid = t.oid AND k.contype = 'f'
+JOIN dist r ON r.oid = k.confrelid
+WHERE t.reference
+ORDER BY 1, 2
+$$;
+
+-- 4. Every write that names a row of these tables now says its tenant, and every ON
+-- CONFLICT names the keys above.
+CREATE OR REPLACE FUNCTION hub_profile_wanted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+	IF EXISTS (SELECT 1 FROM channels c WHERE c.id = NEW.channel_id AND c.kind = 'instagram')
+	THEN
+		INSERT INTO profile_requests (identity_id, tenant_id) VALUES (NEW.id, NEW.tenant_id)
+		ON CONFLICT DO NOTHING;
+		PERFORM pg_notify('hub_profiles', '');
+	END IF;
+	RETURN NULL;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ai_disclosure_moves()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+	INSERT INTO ai_disclosures AS d (contact_id, tenant_id, message_id, lang, disclosed_at)
+	SELECT NEW.contact_id, o.tenant_id, o.message_id, o.lang, o.disclosed_at
+	FROM ai_disclosures o WHERE o.contact_id = OLD.contact_id AND o.tenant_id = OLD.tenant_id
+	ON CONFLICT (contact_id, tenant_id) DO UPDATE
+	SET message_id = excluded.message_id, lang = excluded.lang,
+	    disclosed_at = excluded.disclosed_at
+	WHERE excluded.disclosed_at < d.disclosed_at;
+	RETURN NULL;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_resolve_contact(p_ch channels, p_sender text, p_phone text, p_profile_name text, p_username text, OUT o_contact contacts, OUT o_types text[], OUT o_datas jsonb[])
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_phone text := CASE WHEN p_phone ~ '^\+[1-9][0-9]{6,14}$' THEN p_phone END;
+	v_name text := hub_clean_name(p_profile_name);
+	v_username text := nullif(p_username, '');
+	v_ident contact_identities;
+	v_contact contacts;
+	v_new_contact boolean := false;
+	v_changed boolean := false;
+	v_renamed boolean := false;
+	v_other bigint;
+	v_merge contacts;
+	v_res record;
+BEGIN
+	o_types := '{}';
+	o_datas := '{}';
+	SELECT i.* INTO v_ident FROM contact_identities i
+	WHERE i.channel_id = p_ch.id AND i.external_id = p_sender AND i.tenant_id = p_ch.tenant_id;
+	IF NOT FOUND THEN
+		IF v_phone IS NOT NULL THEN
+			SELECT c.* INTO v_contact FROM contacts c
+			WHERE c.tenant_id = p_ch.tenant_id AND c.phone = v_phone
+			ORDER BY c.id LIMIT 1;
+		END IF;
+		IF v_contact.id IS NULL THEN
+			INSERT INTO contacts AS c (tenant_id, display_name, phone)
+			VALUES (p_ch.tenant_id, coalesce(v_name, v_username), v_phone)
+			RETURNING c.* INTO v_contact;
+			v_new_contact := true;
+		ELSIF v_contact.display_name IS NULL AND v_name IS NOT NULL
+		      AND NOT v_contact.name_set_by_agent THEN
+			UPDATE contacts c SET display_name = v_name, updated_at = now()
+			WHERE c.id = v_contact.id AND c.tenant_id = p_ch.tenant_id
+			RETURNING c.* INTO v_contact;
+			v_renamed := true;
+		END IF;
+		INSERT INTO contact_identities AS i (contact_id, tenant_id, channel_id, external_id,
+						     phone, profile_name, username)
+		VALUES (v_contact.id, p_ch.tenant_id, p_ch.id, p_sender, v_phone, v_name, v_username)
+		ON CONFLICT (channel_id, external_id, tenant_id) DO NOTHING
+		RETURNING i.* INTO v_ident;
+		IF NOT FOUND THEN
+			-- A concurrent first event of this sender committed the identity first
+			-- (ON CONFLICT waited for it): use its contact instead.
+			IF v_new_contact THEN
+				DELETE FROM contacts c
+				WHERE c.id = v_contact.id AND c.tenant_id = p_ch.tenant_id;
+			END IF;
+			v_new_contact := false;
+			v_renamed := false;
+			SELECT i.* INTO STRICT v_ident FROM contact_identities i
+			WHERE i.channel_id = p_ch.id AND i.external_id = p_sender
+			      AND i.tenant_id = p_ch.tenant_id;
+			SELECT c.* INTO STRICT v_contact FROM contacts c
+			WHERE c.id = v_ident.contact_id AND c.tenant_id = p_ch.tenant_id;
+		END IF;
+	ELSE
+		SELECT c.* INTO STRICT v_contact FROM contacts c
+		WHERE c.id = v_ident.contact_id AND c.tenant_id = p_ch.tenant_id;
+		-- A phone this contact lacks that another contact has: one person, merge.
+		IF v_phone IS NOT NULL AND v_contact.phone IS NULL THEN
+			SELECT c.* INTO v_merge FROM contacts c
+			WHERE c.tenant_id = p_ch.tenant_id AND c.phone = v_phone
+			      AND c.id <> v_contact.id
+			ORDER BY c.id LIMIT 1;
+			IF v_merge.id IS NOT NULL THEN
+				v_res := hub_merge_contacts(v_merge.id, v_contact.id);
+				o_types := v_res.o_types;
+				o_datas := v_res.o_datas;
+				SELECT c.* INTO STRICT v_contact FROM contacts c
+				WHERE c.id = v_merge.id AND c.tenant_id = p_ch.tenant_id;
+				v_changed := true;
+			END IF;
+		END IF;
+		-- A changed profile name renames the contact, unless an agent named it.
+		IF v_name IS NOT NULL AND NOT v_contact.name_set_by_agent
+		   AND (v_name IS DISTINCT FROM v_ident.profile_name
+			OR v_contact.display_name IS NULL)
+		   AND v_name IS DISTINCT FROM v_contact.display_name THEN
+			v_renamed := true;
+		END IF;
+		IF v_renamed OR (v_phone IS NOT NULL AND v_contact.phone IS NULL) THEN
+			UPDATE contacts c
+			SET display_name = CASE WHEN v_renamed THEN v_name ELSE c.display_name END,
+			    phone = coalesce(c.phone, v_phone), updated_at = now()
+			WHERE c.id = v_contact.id AND c.tenant_id = p_ch.tenant_id
+			RETURNING c.* INTO v_contact;
+			v_changed := true;
+		END IF;
+		IF (v_name IS NOT NULL AND v_name IS DISTINCT FROM v_ident.profile_name)
+		   OR (v_username IS NOT NULL AND v_username IS DISTINCT FROM v_ident.username)
+		   OR (v_phone IS NOT NULL AND v_phone IS DISTINCT FROM v_ident.phone) THEN
+			UPDATE contact_identities i
+			SET profile_name = coalesce(v_name, i.profile_name),
+			    username = coalesce(v_username, i.username),
+			    phone = coalesce(v_phone, i.phone), updated_at = now()
+			WHERE i.id = v_ident.id AND i.tenant_id = p_ch.tenant_id;
+		END IF;
+	END IF;
+	v_changed := v_changed OR v_new_contact OR v_renamed;
+
+	-- The same name as another contact of the tenant: suggest, never merge.
+	IF (v_new_contact OR v_renamed) AND v_name IS NOT NULL
+	   AND lower(v_contact.display_name) = lower(v_name) THEN
+		SELECT c.id INTO v_other FROM contacts c
+		WHERE c.tenant_id = p_ch.tenant_id AND lower(c.display_name) = lower(v_name)
+		      AND c.id <> v_contact.id
+		ORDER BY c.id LIMIT 1;
+		IF v_other IS NOT NULL AND NOT EXISTS (
+			SELECT 1 FROM merge_suggestions s
+			WHERE s.contact_id = v_other AND s.other_contact_id = v_contact.id
+			      AND s.tenant_id = p_ch.tenant_id) THEN
+			INSERT INTO merge_suggestions AS s (tenant_id, contact_id, other_contact_id,
+							   reason)
+			VALUES (p_ch.tenant_id, v_contact.id, v_other, 'same_name')
+			ON CONFLICT (contact_id, other_contact_id, tenant_id) DO NOTHING;
+			IF NOT FOUND THEN
+				v_other := NULL;
+			END IF;
+		ELSE
+			v_other := NULL;
+		END IF;
+	END IF;
+
+	IF v_changed THEN
+		o_types := o_types || 'contact.updated'::text;
+		o_datas := o_datas || hub_contact_json(v_contact);
+	END IF;
+	IF v_other IS NOT NULL THEN
+		o_types := o_types || 'contact.merge_suggested'::text;
+		o_datas := o_datas || jsonb_build_object('contact_id', v_contact.id,
+			'other_contact_id', v_other, 'reason', 'same_name');
+	END IF;
+	o_contact := v_contact;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ingest_edit(INOUT p_msg messages, p_key text, p_text text, p_ts_ms bigint, OUT o_result text)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_ts timestamptz := coalesce(hub_ms_ts(p_ts_ms), now());
+BEGIN
+	INSERT INTO message_edits (message_id, tenant_id, edit_key, previous_text, text,
+				   platform_ts)
+	VALUES (p_msg.id, p_msg.tenant_id, coalesce(nullif(p_key, ''), p_ts_ms::text, md5(coalesce(p_text, ''))),
+		CASE WHEN p_msg.edited_at > v_ts THEN NULL ELSE p_msg.text END, p_text,
+		hub_ms_ts(p_ts_ms))
+	ON CONFLICT (message_id, edit_key, tenant_id) DO NOTHING;
+	IF NOT FOUND THEN
+		o_result := 'duplicate';
+	ELSIF p_msg.edited_at > v_ts THEN
+		o_result := 'stale';
+	ELSE
+		UPDATE messages m SET text = p_text, edited_at = v_ts
+		WHERE m.id = p_msg.id AND m.tenant_id = p_msg.tenant_id RETURNING m.* INTO p_msg;
+		o_result := 'stored';
+	END IF;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_conversation_for(p_ch channels, p_contact bigint, p_reopen boolean, p_unread integer, OUT o_conv conversations, OUT o_event text)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+BEGIN
+	-- Concurrent messages of one sender race here: each step is one atomic statement and
+	-- the loop takes whatever the winner left.
+	FOR attempt IN 1..3 LOOP
+		UPDATE conversations v
+		SET unread = v.unread + p_unread, last_message_at = now(), updated_at = now()
+		WHERE v.contact_id = p_contact AND v.channel_id = p_ch.id AND v.status = 'open'
+		      AND v.tenant_id = p_ch.tenant_id
+		RETURNING v.* INTO o_conv;
+		IF FOUND THEN
+			o_event := 'conversation.updated';
+			RETURN;
+		END IF;
+		UPDATE conversations v
+		SET status = CASE WHEN p_reopen THEN 'open' ELSE v.status END,
+		    unread = v.unread + p_unread, last_message_at = now(), updated_at = now()
+		WHERE v.id = (SELECT max(x.id) FROM conversations x
+			      WHERE x.contact_id = p_contact AND x.channel_id = p_ch.id
+				    AND x.tenant_id = p_ch.tenant_id)
+		      AND v.status = 'resolved' AND v.tenant_id = p_ch.tenant_id
+		RETURNING v.* INTO o_conv;
+		IF FOUND THEN
+			o_event := 'conversation.updated';
+			RETURN;
+		END IF;
+		INSERT INTO conversations AS v (tenant_id, contact_id, channel_id, last_message_at,
+						unread)
+		VALUES (p_ch.tenant_id, p_contact, p_ch.id, now(), p_unread)
+		ON CONFLICT (contact_id, channel_id, tenant_id) WHERE status = 'open' DO NOTHING
+		RETURNING v.* INTO o_conv;
+		IF FOUND THEN
+			o_event := 'conversation.created';
+			RETURN;
+		END IF;
+	END LOOP;
+	RAISE EXCEPTION 'conversation race, retry' USING ERRCODE = '40001';
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ingest_status(p_ch channels, p_external_id text, p_status text, p_error text, p_ts_ms bigint, OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_msg messages;
+BEGIN
+	o_types := '{}';
+	o_datas := '{}';
+	IF coalesce(p_external_id, '') = '' OR hub_status_rank(p_status) < 1 THEN
+		RAISE EXCEPTION 'a message id and a known status are required'
+			USING ERRCODE = '22023';
+	END IF;
+	PERFORM hub_outbound_lock(p_ch.id, p_external_id);
+	INSERT INTO message_statuses (channel_id, tenant_id, external_id, status, error,
+				      platform_ts)
+	VALUES (p_ch.id, p_ch.tenant_id, p_external_id, p_status, nullif(p_error, ''),
+		hub_ms_ts(p_ts_ms))
+	ON CONFLICT (channel_id, external_id, status, tenant_id) DO NOTHING;
+	IF NOT FOUND THEN
+		o_result := 'duplicate';
+		RETURN;
+	END IF;
+	SELECT m.* INTO v_msg FROM messages m
+	WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id AND m.direction = 'out'
+	      AND m.tenant_id = p_ch.tenant_id
+	FOR UPDATE;
+	IF NOT FOUND THEN
+		o_result := 'unknown';
+		RETURN;
+	END IF;
+	IF v_msg.status = 'failed'
+	   OR hub_status_rank(p_status) <= hub_status_rank(v_msg.status) THEN
+		o_result := 'stale';
+		RETURN;
+	END IF;
+	o_result := 'stored';
+	-- Instagram's read names the last message read: the earlier ones are read too.
+	FOR v_msg IN
+		UPDATE messages m
+		SET status = p_status,
+		    error = CASE WHEN p_status = 'failed' THEN nullif(p_error, '') ELSE m.error END
+		WHERE m.tenant_id = p_ch.tenant_id AND (m.id = v_msg.id
+		   OR (p_ch.kind = 'instagram' AND p_status = 'read'
+		       AND m.conversation_id = v_msg.conversation_id AND m.direction = 'out'
+		       AND m.id < v_msg.id AND hub_status_rank(m.status) BETWEEN 1 AND 2))
+		RETURNING m.*
+	LOOP
+		o_types := o_types || 'message.status'::text;
+		o_datas := o_datas || hub_status_json(v_msg);
+	END LOOP;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ingest_reaction(p_ch channels, INOUT p_msg messages, p_reactor text, p_author text, p_emoji text, p_key text, p_ts_ms bigint, OUT o_result text)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+BEGIN
+	IF coalesce(p_reactor, '') = '' THEN
+		RAISE EXCEPTION 'a reactor is required' USING ERRCODE = '22004';
+	END IF;
+	INSERT INTO ingest_keys (channel_id, tenant_id, kind, key)
+	VALUES (p_ch.id, p_ch.tenant_id, 'reaction', coalesce(nullif(p_key, ''),
+		concat_ws(':', p_msg.external_id, p_reactor, p_ts_ms, p_emoji)))
+	ON CONFLICT DO NOTHING;
+	IF NOT FOUND THEN
+		o_result := 'duplicate';
+		RETURN;
+	END IF;
+	INSERT INTO message_reactions AS r (message_id, tenant_id, reactor_external_id, author,
+					    emoji, platform_ts)
+	VALUES (p_msg.id, p_msg.tenant_id, p_reactor, p_author, nullif(p_emoji, ''),
+		coalesce(hub_ms_ts(p_ts_ms), now()))
+	ON CONFLICT (message_id, reactor_external_id, tenant_id) DO UPDATE
+		SET emoji = excluded.emoji, platform_ts = excluded.platform_ts, updated_at = now()
+		WHERE r.platform_ts <= excluded.platform_ts;
+	o_result := CASE WHEN FOUND THEN 'stored' ELSE 'stale' END;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ai_wanted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+	v_quiet integer;
+BEGIN
+	SELECT a.quiet_ms INTO v_quiet
+	FROM conversations v JOIN channel_ai a ON a.channel_id = v.channel_id
+	WHERE v.id = NEW.conversation_id AND v.tenant_id = NEW.tenant_id AND hub_ai_answers(v, a);
+	IF FOUND THEN
+		INSERT INTO ai_jobs AS j (conversation_id, tenant_id, upto_message_id, due_at)
+		VALUES (NEW.conversation_id, NEW.tenant_id, NEW.id,
+			now() + make_interval(secs => v_quiet / 1000.0))
+		ON CONFLICT (conversation_id, tenant_id) DO UPDATE
+		SET upto_message_id = greatest(j.upto_message_id, excluded.upto_message_id),
+		    due_at = excluded.due_at;
+		PERFORM pg_notify('hub_ai', '');
+	END IF;
+	RETURN NULL;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ai_wanted_rows()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+	INSERT INTO ai_jobs AS j (conversation_id, tenant_id, upto_message_id, due_at)
+	SELECT n.conversation_id, n.tenant_id, max(n.id),
+	       now() + make_interval(secs => min(a.quiet_ms) / 1000.0)
+	FROM hub_new_messages n JOIN channel_ai a ON a.channel_id = n.channel_id AND a.enabled
+	WHERE n.direction = 'in' AND n.author = 'contact' AND n.type <> 'reaction'
+	      AND (SELECT hub_ai_answers(v, a) FROM conversations v
+		   WHERE v.id = n.conversation_id AND v.tenant_id = n.tenant_id
+			 AND v.channel_id = a.channel_id)
+	GROUP BY n.conversation_id, n.tenant_id ORDER BY n.conversation_id
+	ON CONFLICT (conversation_id, tenant_id) DO UPDATE
+	SET upto_message_id = greatest(j.upto_message_id, excluded.upto_message_id),
+	    due_at = excluded.due_at;
+	IF FOUND THEN
+		PERFORM pg_notify('hub_ai', '');
+	END IF;
+	RETURN NULL;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_tgpoll_lease(p_channel text, p_owner text, p_lease_ms integer)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+	v_channel bigint;
+	v_tenant text;
+	v_offset bigint;
+BEGIN
+	SELECT c.id, c.tenant_id INTO v_channel, v_tenant FROM channels c
+	WHERE c.public_id = p_channel;
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	INSERT INTO telegram_polls (channel_id, tenant_id) VALUES (v_channel, v_tenant)
+	ON CONFLICT DO NOTHING;
+	UPDATE telegram_polls t SET owner = p_owner,
+		lease_until = now() + make_interval(secs => p_lease_ms / 1000.0), updated_at = now()
+	WHERE t.channel_id = v_channel AND t.tenant_id = v_tenant
+	      AND (t.owner IS NULL OR t.owner = p_owner OR t.lease_until < now())
+	RETURNING t.next_offset INTO v_offset;
+	RETURN v_offset;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ai_message(v conversations, p_text text, p_disclosed_lang text)
+ RETURNS messages
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+	v_msg messages;
+BEGIN
+	IF p_text IS NULL THEN
+		RETURN NULL;
+	END IF;
+	INSERT INTO messages AS m (tenant_id, conversation_id, channel_id, direction, author,
+				   type, text, status)
+	VALUES (v.tenant_id, v.id, v.channel_id, 'out', 'ai', 'text', p_text, 'queued')
+	RETURNING m.* INTO v_msg;
+	INSERT INTO outbox (tenant_id, message_id, channel_id, conversation_id)
+	VALUES (v.tenant_id, v_msg.id, v.channel_id, v.id);
+	IF p_disclosed_lang IS NOT NULL THEN
+		INSERT INTO ai_disclosures (contact_id, tenant_id, message_id, lang)
+		VALUES (v.contact_id, v.tenant_id, v_msg.id, p_disclosed_lang)
+		ON CONFLICT (contact_id, tenant_id) DO NOTHING;
+	END IF;
+	RETURN v_msg;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_channel_ai_set(p_public_id text, p_set jsonb)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+	v_ch channels;
+	a channel_ai;
+BEGIN
+	SELECT c.* INTO v_ch FROM channels c WHERE c.public_id = p_public_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'no channel "%" in the database', p_public_id USING ERRCODE = 'P0002';
+	END IF;
+	INSERT INTO channel_ai (channel_id, tenant_id) VALUES (v_ch.id, v_ch.tenant_id)
+	ON CONFLICT DO NOTHING;
+	SELECT x.* INTO STRICT a FROM channel_ai x WHERE x.channel_id = v_ch.id FOR UPDATE;
+	IF p_set ? 'enabled' THEN a.enabled := (p_set->>'enabled')::boolean; END IF;
+	IF p_set ? 'base_url' THEN a.base_url := p_set->>'base_url'; END IF;
+	IF p_set ? 'model' THEN a.model := p_set->>'model'; END IF;
+	IF p_set ? 'api_key' THEN
+		a.api_key := p_set->>'api_key';
+		a.api_key_hint := p_set->>'api_key_hint';
+	END IF;
+	IF p_set ? 'system_prompt' THEN a.system_prompt := p_set->>'system_prompt'; END IF;
+	IF p_set ? 'knowledge' THEN a.knowledge := p_set->>'knowledge'; END IF;
+	IF p_set ? 'history_turns' THEN a.history_turns := (p_set->>'history_turns')::integer; END IF;
+	IF p_set ? 'reply_max_chars' THEN
+		a.reply_max_chars := (p_set->>'reply_max_chars')::integer;
+	END IF;
+	IF p_set ? 'max_tokens' THEN a.max_tokens := (p_set->>'max_tokens')::integer; END IF;
+	IF p_set ? 'temperature' THEN a.temperature := (p_set->>'temperature')::real; END IF;
+	IF p_set ? 'disclosure' THEN a.disclosure := a.disclosure || (p_set->'disclosure'); END IF;
+	IF p_set ? 'handoff_phrases' THEN
+		a.handoff_phrases := ARRAY(SELECT jsonb_array_elements_text(p_set->'handoff_phrases'));
+	END IF;
+	IF p_set ? 'handoff_message' THEN
+		a.handoff_message := a.handoff_message || (p_set->'handoff_message');
+	END IF;
+	IF p_set ? 'quiet_ms' THEN a.quiet_ms := (p_set->>'quiet_ms')::integer; END IF;
+	IF p_set ? 'hours' THEN
+		a.hours_tz := p_set->'hours'->>'tz';
+		a.hours_days := CASE WHEN jsonb_typeof(p_set->'hours') = 'object' THEN ARRAY(
+			SELECT jsonb_array_elements_text(p_set->'hours'->'days')::integer) END;
+		a.hours_from := (p_set->'hours'->>'from')::time;
+		a.hours_to := (p_set->'hours'->>'to')::time;
+		IF a.hours_tz IS NOT NULL THEN
+			PERFORM now() AT TIME ZONE a.hours_tz; -- an unknown zone raises here
+		END IF;
+	END IF;
+	a.updated_at := now();
+	UPDATE channel_ai x SET enabled = a.enabled, base_url = a.base_url, model = a.model,
+		api_key = a.api_key, api_key_hint = a.api_key_hint, system_prompt = a.system_prompt, knowledge = a.knowledge,
+		history_turns = a.history_turns, reply_max_chars = a.reply_max_chars,
+		max_tokens = a.max_tokens, temperature = a.temperature, disclosure = a.disclosure,
+		handoff_phrases = a.handoff_phrases, handoff_message = a.handoff_message,
+		quiet_ms = a.quiet_ms, hours_tz = a.hours_tz, hours_days = a.hours_days,
+		hours_from = a.hours_from, hours_to = a.hours_to, updated_at = a.updated_at
+	WHERE x.channel_id = v_ch.id;
+	RETURN hub_channel_ai_json(a);
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ingest_message(p_ch channels, p_out boolean, p_external_id text, p_sender text, p_phone text, p_profile_name text, p_username text, p_type text, p_text text, p_raw_type text, p_reply_to text, p_ts_ms bigint, p_media jsonb DEFAULT NULL::jsonb, OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_type text := CASE WHEN p_type IN ('text', 'image', 'audio', 'video', 'document',
+		'sticker', 'location', 'contact', 'reaction', 'interactive') THEN p_type
+		ELSE 'unsupported' END;
+	v_media jsonb := CASE WHEN v_type IN ('image', 'audio', 'video', 'document', 'sticker')
+		AND coalesce(p_media->>'ref', '') <> '' THEN jsonb_strip_nulls(p_media) END;
+	v_contact contacts;
+	v_conv conversations;
+	v_conv_event text;
+	v_msg messages;
+	v_res record;
+BEGIN
+	IF coalesce(p_external_id, '') = '' OR coalesce(p_sender, '') = '' THEN
+		RAISE EXCEPTION 'message and sender ids are required' USING ERRCODE = '22004';
+	END IF;
+	o_result := 'duplicate';
+	o_types := '{}';
+	o_datas := '{}';
+	IF p_out THEN
+		PERFORM hub_outbound_lock(p_ch.id, p_external_id);
+	END IF;
+	PERFORM 1 FROM messages m
+	WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id
+	      AND m.tenant_id = p_ch.tenant_id;
+	IF FOUND THEN
+		RETURN;
+	END IF;
+	v_res := hub_resolve_contact(p_ch, p_sender, p_phone,
+				     CASE WHEN NOT p_out THEN p_profile_name END,
+				     CASE WHEN NOT p_out THEN p_username END);
+	v_contact := v_res.o_contact;
+	o_types := v_res.o_types;
+	o_datas := v_res.o_datas;
+	v_res := hub_conversation_for(p_ch, v_contact.id, NOT p_out,
+				      CASE WHEN p_out THEN 0 ELSE 1 END);
+	v_conv := v_res.o_conv;
+	v_conv_event := v_res.o_event;
+	INSERT INTO messages AS m (tenant_id, conversation_id, channel_id, external_id, direction,
+				   author, type, text, raw_type, reply_to_external_id, status,
+				   platform_ts, media)
+	VALUES (p_ch.tenant_id, v_conv.id, p_ch.id, p_external_id,
+		CASE WHEN p_out THEN 'out' ELSE 'in' END,
+		CASE WHEN p_out THEN 'agent' ELSE 'contact' END, v_type, p_text,
+		nullif(p_raw_type, ''), nullif(p_reply_to, ''),
+		CASE WHEN p_out THEN 'sent' ELSE 'received' END, hub_ms_ts(p_ts_ms), v_media)
+	ON CONFLICT (channel_id, external_id, tenant_id) DO NOTHING
+	RETURNING m.* INTO v_msg;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'duplicate message' USING ERRCODE = 'HB409';
+	END IF;
+	o_result := 'stored';
+	o_types := o_types || v_conv_event || 'message.created'::text;
+	o_datas := o_datas || hub_conversation_json(v_conv, p_ch.public_id)
+			   || hub_message_obj(v_msg, v_contact.id, p_ch.public_id, '[]');  -- new
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ingest_item(INOUT p_ch channels, p jsonb, OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_kind text := p->>'kind';
+	v_ts bigint := (p->>'ts')::bigint;
+	v_echo boolean := v_kind = 'echo';
+	v_to text := p->>'recipient';
+	r record;
+	v_msg messages;
+BEGIN
+	o_types := '{}';
+	o_datas := '{}';
+	IF p_ch.public_id IS DISTINCT FROM p->>'channel' THEN
+		p_ch := hub_live_channel(p->>'channel');
+	END IF;
+	IF p ? 'update_id' THEN
+		INSERT INTO ingest_keys (channel_id, tenant_id, kind, key)
+		VALUES (p_ch.id, p_ch.tenant_id, 'update', p->>'update_id') ON CONFLICT DO NOTHING;
+		IF NOT FOUND THEN
+			o_result := 'duplicate';
+			RETURN;
+		END IF;
+	END IF;
+	CASE v_kind
+	WHEN 'message', 'echo' THEN
+		-- an echo's customer is its recipient; a WhatsApp recipient is a phone number
+		r := hub_ingest_message(p_ch, v_echo, p->>'external_id',
+			CASE WHEN v_echo THEN v_to ELSE p->>'sender' END,
+			CASE WHEN NOT v_echo THEN p->>'phone'
+			     WHEN p_ch.kind = 'whatsapp' AND v_to ~ '^[1-9][0-9]{6,14}$'
+			     THEN '+' || v_to END,
+			p->>'name', p->>'username', p->>'type', p->>'text', p->>'raw_type',
+			p->>'reply_to', v_ts, p->'media');
+	WHEN 'status' THEN
+		r := hub_ingest_status(p_ch, p->>'external_id', p->>'status', p->>'error', v_ts);
+	WHEN 'edit', 'delete', 'reaction' THEN
+		v_msg := hub_message_lock(p_ch, CASE WHEN v_kind = 'reaction' THEN p->>'reply_to'
+						     ELSE p->>'external_id' END);
+		IF v_msg.id IS NULL THEN
+			o_result := 'unknown';
+			RETURN;
+		END IF;
+		CASE v_kind
+		WHEN 'edit' THEN
+			r := hub_ingest_edit(v_msg, p->>'key', p->>'text', v_ts);
+		WHEN 'delete' THEN
+			r := hub_ingest_delete(v_msg, v_ts);
+		ELSE
+			r := hub_ingest_reaction(p_ch, v_msg, p->>'sender',
+				CASE WHEN v_to IS NOT NULL THEN 'agent' ELSE 'contact' END,
+				p->>'text', coalesce(p->>'key', p->>'external_id'), v_ts);
+		END CASE;
+		o_result := r.o_result;
+		IF o_result = 'stored' THEN
+			o_types := ARRAY['message.updated'];
+			o_datas := ARRAY[hub_message_updated(r.p_msg, p_ch)];
+		END IF;
+		RETURN;
+	ELSE
+		o_result := 'ignored';
+		RETURN;
+	END CASE;
+	o_result := r.o_result;
+	o_types := r.o_types;
+	o_datas := r.o_datas;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ingest_run(p_w hub_ingest_w[], OUT o_cut integer, OUT o_results text[], OUT o_ev_item integer[], OUT o_ev_type text[], OUT o_ev_data jsonb[])
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_base integer := p_w[1].ord - 1;  -- item ord = v_base + position in the arrays below
+	v_s hub_ingest_w[];
+	v_count bigint;
+	v_want bigint;
+	v_newc integer[];    -- ords of the first items of new senders, in order
+	v_newid bigint[];    -- their contact ids (taken in that order)
+	v_cid bigint[];      -- by position: the item's contact
+	v_conv bigint[];     -- by position: the item's conversation
+	v_cnew bigint[];     -- conversations created (ids)
+	v_gconv bigint[];    -- conversations updated (ids, in order), their contacts, messages
+	v_gcontact bigint[];
+	v_gk integer[];
+	v_st_new integer[];  -- ords of statuses recorded now (not duplicates)
+	v_st_ord integer[];  -- statuses that moved their message: ord, event data
+	v_st_data jsonb[];
+	v_sg_ord integer[];  -- merge suggestions made: ord of the new sender, other contact
+	v_sg_other bigint[];
+BEGIN
+	-- Classify against what is stored (no writes yet). Lookups are scalar subqueries with
+	-- LIMIT 1, not EXISTS: PostgreSQL planned those as hashed subplans that read the whole
+	-- table (messages, contacts) for a batch of 200.
+	v_s := ARRAY(
+		WITH u AS (
+			SELECT w.ord, w.kind, w.ch_id, w.tenant, w.ch_public, w.ch_kind, w.ext,
+			       w.sender, w.phone, w.name, w.username, w.mtype, w.media, w.txt,
+			       w.raw_type, w.reply_to, w.ts, w.status, w.error, w.upd, w.plain,
+			       w.upd IS NOT NULL AND (
+				row_number() OVER (PARTITION BY w.ch_id, w.upd ORDER BY w.ord) > 1
+				OR coalesce((SELECT true FROM ingest_keys k WHERE k.channel_id = w.ch_id
+					     AND k.kind = 'update' AND k.key = w.upd LIMIT 1), false))
+				AS upd_dup
+			FROM unnest(p_w) w),
+		d AS (
+			SELECT u.*, u.kind = 'message' AND NOT u.upd_dup AND (
+				row_number() OVER (PARTITION BY u.kind = 'message' AND NOT u.upd_dup,
+						   u.ch_id, u.ext ORDER BY u.ord) > 1
+				OR coalesce((SELECT true FROM messages m WHERE m.channel_id = u.ch_id
+					     AND m.external_id = u.ext LIMIT 1), false)) AS msg_dup,
+			       u.kind = 'status' AND NOT u.upd_dup AS st,
+			       row_number() OVER (PARTITION BY u.kind = 'status' AND NOT u.upd_dup,
+						  u.ch_id, u.ext ORDER BY u.ord) AS st_n
+			FROM u),
+		r AS (
+			SELECT d.*, d.kind = 'message' AND NOT d.upd_dup AND NOT d.msg_dup AS live,
+			       i.id AS ident_id, i.contact_id AS known, i.profile_name AS i_name,
+			       i.username AS i_username, i.phone AS i_phone,
+			       c.display_name AS c_name, c.name_set_by_agent AS c_locked,
+			       c.phone AS c_phone
+			FROM d LEFT JOIN (contact_identities i JOIN contacts c ON c.id = i.contact_id)
+				ON d.kind = 'message' AND NOT d.upd_dup AND NOT d.msg_dup
+				   AND i.channel_id = d.ch_id AND i.external_id = d.sender),
+		f AS (
+			SELECT r.*,
+			       first_value(r.ord) OVER g AS g_ord, first_value(r.name) OVER g AS g_name,
+			       first_value(r.username) OVER g AS g_username,
+			       first_value(r.phone) OVER g AS g_phone,
+			       first_value(jsonb_build_array(r.ch_id, r.sender)) OVER (
+				PARTITION BY r.live AND r.ident_id IS NULL AND r.phone IS NOT NULL,
+					     r.tenant, r.phone ORDER BY r.ord) AS phone_owner
+			FROM r
+			WINDOW g AS (PARTITION BY r.live, r.ch_id, r.sender ORDER BY r.ord))
+		SELECT ROW(f.ord, f.kind, f.ch_id, f.tenant, f.ch_public, f.ch_kind, f.ext,
+			   f.sender, f.phone, f.name, f.username, f.mtype, f.media, f.txt,
+			   f.raw_type, f.reply_to, f.ts, f.status, f.error, f.upd, f.plain,
+			   f.upd_dup, f.msg_dup, f.live, f.st, f.known,
+			   f.live AND f.ident_id IS NULL, f.live AND f.ord = f.g_ord,
+			   CASE
+			   WHEN f.st THEN f.st_n > 1  -- a second status of one message
+			   WHEN NOT f.live THEN false
+			   -- a known sender: a rename, a phone learnt or merged, a changed identity
+			   WHEN f.ident_id IS NOT NULL THEN
+				(f.name IS NOT NULL AND (f.name IS DISTINCT FROM f.i_name
+					OR (f.c_name IS NULL AND NOT f.c_locked)))
+				OR (f.username IS NOT NULL AND f.username IS DISTINCT FROM f.i_username)
+				OR (f.phone IS NOT NULL AND (f.c_phone IS NULL
+							     OR f.phone IS DISTINCT FROM f.i_phone))
+			   -- a new sender: its phone is a stored contact's or another new sender's
+			   WHEN f.ord = f.g_ord THEN
+				f.phone IS NOT NULL AND (
+					f.phone_owner <> jsonb_build_array(f.ch_id, f.sender)
+					OR coalesce((SELECT true FROM contacts c
+						     WHERE c.tenant_id = f.tenant AND c.phone = f.phone
+						     LIMIT 1), false))
+			   -- its later items: what the first one stored changes
+			   ELSE (f.name IS NOT NULL AND f.name IS DISTINCT FROM f.g_name)
+				OR (f.username IS NOT NULL AND f.username IS DISTINCT FROM f.g_username)
+				OR (f.phone IS NOT NULL AND f.phone IS DISTINCT FROM f.g_phone)
+			   END)::hub_ingest_w
+		FROM f ORDER BY f.ord);
+	SELECT coalesce(min(s.ord), v_base + cardinality(p_w) + 1) INTO o_cut
+	FROM unnest(v_s) s WHERE s.complex;
+	o_results := '{}';
+	o_ev_item := '{}';
+	o_ev_type := '{}';
+	o_ev_data := '{}';
+	IF o_cut = v_base + 1 THEN
+		RETURN;
+	END IF;
+	v_s := v_s[1:o_cut - v_base - 1];
+
+	-- Telegram update ids: once per channel.
+	INSERT INTO ingest_keys (channel_id, tenant_id, kind, key)
+	SELECT s.ch_id, s.tenant, 'update', s.upd FROM unnest(v_s) s
+	WHERE s.upd IS NOT NULL AND NOT s.upd_dup ORDER BY s.ord
+	ON CONFLICT DO NOTHING;
+	GET DIAGNOSTICS v_count = ROW_COUNT;
+	SELECT count(*) INTO v_want FROM unnest(v_s) s WHERE s.upd IS NOT NULL AND NOT s.upd_dup;
+	IF v_count <> v_want THEN
+		RAISE EXCEPTION 'update id stored meanwhile' USING ERRCODE = '40001';
+	END IF;
+
+	-- Statuses (0004 hub_ingest_status; one per message in the run): hub_outbound_lock in
+	-- key order, recorded once per (channel, id, status), applied when they move the
+	-- message forward.
+	IF EXISTS (SELECT 1 FROM unnest(v_s) s WHERE s.st) THEN
+		PERFORM hub_outbound_lock(s.ch_id, s.ext) FROM unnest(v_s) s WHERE s.st
+		ORDER BY s.ch_id, s.ext;
+		WITH ins AS (
+			INSERT INTO message_statuses (channel_id, tenant_id, external_id, status,
+						      error, platform_ts)
+			SELECT s.ch_id, s.tenant, s.ext, s.status, nullif(s.error, ''),
+			       hub_ms_ts(s.ts)
+			FROM unnest(v_s) s WHERE s.st ORDER BY s.ord
+			ON CONFLICT (channel_id, external_id, status, tenant_id) DO NOTHING
+			RETURNING channel_id, external_id)
+		SELECT coalesce(array_agg(s.ord), '{}') INTO v_st_new
+		FROM unnest(v_s) s JOIN ins ON ins.channel_id = s.ch_id AND ins.external_id = s.ext
+		WHERE s.st;
+		PERFORM 1 FROM messages m
+		WHERE (m.channel_id, m.external_id) IN (SELECT s.ch_id, s.ext FROM unnest(v_s) s
+							WHERE s.ord = ANY (v_st_new))
+		      AND m.direction = 'out'
+		ORDER BY m.id FOR UPDATE OF m;
+		WITH up AS (
+			UPDATE messages m
+			SET status = s.status,
+			    error = CASE WHEN s.status = 'failed' THEN nullif(s.error, '')
+					 ELSE m.error END
+			FROM unnest(v_s) s
+			WHERE s.ord = ANY (v_st_new) AND m.channel_id = s.ch_id
+			      AND m.external_id = s.ext AND m.direction = 'out'
+			      AND m.status <> 'failed'
+			      AND hub_status_rank(s.status) > hub_status_rank(m.status)
+			RETURNING s.ord, hub_status_json(m) AS data)
+		SELECT coalesce(array_agg(up.ord ORDER BY up.ord), '{}'),
+		       coalesce(array_agg(up.data ORDER BY up.ord), '{}')
+		INTO v_st_ord, v_st_data FROM up;
+	END IF;
+
+	-- New senders: their contacts (ids taken in item order) and identities (a concurrent
+	-- first message of one of them: 40001, the item-by-item path).
+	v_newc := ARRAY(SELECT s.ord FROM unnest(v_s) s WHERE s.new_contact AND s.gfirst
+			ORDER BY s.ord);
+	IF cardinality(v_newc) > 0 THEN
+		v_newid := ARRAY(SELECT nextval('contacts_id_seq')
+				 FROM generate_series(1, cardinality(v_newc)));
+		INSERT INTO contacts (id, tenant_id, display_name, phone)
+		SELECT n.id, s.tenant, coalesce(s.name, s.username), s.phone
+		FROM unnest(v_newc, v_newid) AS n(ord, id) JOIN unnest(v_s) s ON s.ord = n.ord
+		ORDER BY n.ord;
+		INSERT INTO contact_identities AS i (contact_id, tenant_id, channel_id, external_id,
+						     phone, profile_name, username)
+		SELECT n.id, s.tenant, s.ch_id, s.sender, s.phone, s.name, s.username
+		FROM unnest(v_newc, v_newid) AS n(ord, id) JOIN unnest(v_s) s ON s.ord = n.ord
+		ORDER BY n.ord
+		ON CONFLICT (channel_id, external_id, tenant_id) DO NOTHING;
+		GET DIAGNOSTICS v_count = ROW_COUNT;
+		IF v_count <> cardinality(v_newc) THEN
+			RAISE EXCEPTION 'identity stored meanwhile' USING ERRCODE = '40001';
+		END IF;
+		-- The same name as another contact: suggest, never merge (the other: the lowest
+		-- id among the contacts stored when this one was made).
+		WITH o AS (
+			SELECT n.ord, n.id, s.tenant,
+			       (SELECT c.id FROM contacts c WHERE c.tenant_id = s.tenant
+				AND lower(c.display_name) = lower(s.name) AND c.id <> n.id
+				AND (c.id < n.id OR NOT c.id = ANY (v_newid))
+				ORDER BY c.id LIMIT 1) AS other
+			FROM unnest(v_newc, v_newid) AS n(ord, id) JOIN unnest(v_s) s ON s.ord = n.ord
+			WHERE s.name IS NOT NULL),
+		ins AS (
+			INSERT INTO merge_suggestions AS g (tenant_id, contact_id, other_contact_id,
+							   reason)
+			SELECT o.tenant, o.id, o.other, 'same_name' FROM o
+			WHERE o.other IS NOT NULL ORDER BY o.ord
+			ON CONFLICT (contact_id, other_contact_id, tenant_id) DO NOTHING
+			RETURNING g.contact_id, g.other_contact_id)
+		SELECT coalesce(array_agg(o.ord ORDER BY o.ord), '{}'),
+		       coalesce(array_agg(ins.other_contact_id ORDER BY o.ord), '{}')
+		INTO v_sg_ord, v_sg_other
+		FROM ins JOIN o ON o.id = ins.contact_id;
+	END IF;
+	-- Each item's contact (a new sender's later items: the contact its first one made).
+	v_cid := ARRAY(
+		SELECT CASE WHEN s.new_contact THEN
+			v_newid[array_position(v_newc, first_value(s.ord) OVER (
+				PARTITION BY s.live, s.ch_id, s.sender ORDER BY s.ord))]
+			ELSE s.contact_id END
+		FROM unnest(v_s) s ORDER BY s.ord);
+
+	-- Conversations (0004 hub_conversation_for): of each contact and channel, the open
+	-- one, else the latest one reopened, locked in id order and updated once with the
+	-- number of its messages; else a new one.
+	v_conv := ARRAY(
+		SELECT CASE WHEN s.live AND NOT s.new_contact THEN
+			(SELECT v.id FROM conversations v
+			 WHERE v.contact_id = v_cid[s.ord - v_base] AND v.channel_id = s.ch_id
+			 ORDER BY v.status = 'open' DESC, v.id DESC LIMIT 1) END
+		FROM unnest(v_s) s ORDER BY s.ord);
+	-- (Rows by id = ANY and subscripts, not a join: a join with a 200-row array was
+	-- planned as a hash join over the whole table.)
+	SELECT coalesce(array_agg(g.conv ORDER BY g.conv), '{}'),
+	       coalesce(array_agg(g.contact ORDER BY g.conv), '{}'),
+	       coalesce(array_agg(g.k ORDER BY g.conv), '{}')
+	INTO v_gconv, v_gcontact, v_gk
+	FROM (SELECT v_conv[s.ord - v_base] AS conv, v_cid[s.ord - v_base] AS contact,
+		     count(*)::integer AS k
+	      FROM unnest(v_s) s WHERE s.live AND v_conv[s.ord - v_base] IS NOT NULL
+	      GROUP BY 1, 2) g;
+	PERFORM 1 FROM conversations v WHERE v.id = ANY (v_gconv) ORDER BY v.id
+	FOR UPDATE OF v;
+	UPDATE conversations v
+	SET status = 'open', unread = v.unread + v_gk[array_position(v_gconv, v.id)],
+	    last_message_at = now(), updated_at = now()
+	WHERE v.id = ANY (v_gconv) AND v.contact_id = v_gcontact[array_position(v_gconv, v.id)]
+	      AND (v.status = 'open' OR (SELECT x.id FROM conversations x
+		   WHERE x.contact_id = v.contact_id AND x.channel_id = v.channel_id
+			 AND x.status = 'open' LIMIT 1) IS NULL);
+	GET DIAGNOSTICS v_count = ROW_COUNT;
+	IF v_count <> cardinality(v_gconv) THEN
+		RAISE EXCEPTION 'conversation race' USING ERRCODE = '40001';
+	END IF;
+	WITH g AS (
+		SELECT v_cid[s.ord - v_base] AS contact, s.ch_id, s.tenant, count(*) AS k,
+		       min(s.ord) AS f
+		FROM unnest(v_s) s WHERE s.live AND v_conv[s.ord - v_base] IS NULL
+		GROUP BY 1, 2, 3),
+	ins AS (
+		INSERT INTO conversations AS v (tenant_id, contact_id, channel_id,
+						last_message_at, unread)
+		SELECT g.tenant, g.contact, g.ch_id, now(), g.k FROM g ORDER BY g.f
+		ON CONFLICT (contact_id, channel_id, tenant_id) WHERE status = 'open' DO NOTHING
+		RETURNING v.id, v.contact_id, v.channel_id)
+	SELECT (SELECT count(*) FROM g), coalesce(array_agg(ins.id), '{}'),
+	       ARRAY(SELECT CASE WHEN s.live THEN coalesce(v_conv[s.ord - v_base],
+			(SELECT i2.id FROM ins i2 WHERE i2.contact_id = v_cid[s.ord - v_base]
+			 AND i2.channel_id = s.ch_id)) END
+		     FROM unnest(v_s) s ORDER BY s.ord)
+	INTO v_want, v_cnew, v_conv FROM ins;
+	IF cardinality(v_cnew) <> v_want THEN
+		RAISE EXCEPTION 'conversation race' USING ERRCODE = '40001';
+	END IF;
+
+	-- The messages (ids in item order; the AI trigger of 0010 fires for each), then every
+	-- event of the run, each item's in the order hub_ingest_item gives them:
+	-- contact.updated (a new contact), contact.merge_suggested, conversation.created or
+	-- .updated (with the unread count after this item), message.created; message.status.
+	WITH ins AS (
+		INSERT INTO messages AS m (tenant_id, conversation_id, channel_id, external_id,
+					   direction, author, type, text, raw_type,
+					   reply_to_external_id, status, platform_ts, media)
+		SELECT s.tenant, v_conv[s.ord - v_base], s.ch_id, s.ext, 'in', 'contact', s.mtype,
+		       s.txt, s.raw_type, s.reply_to, 'received', hub_ms_ts(s.ts), s.media
+		FROM unnest(v_s) s WHERE s.live ORDER BY s.ord
+		ON CONFLICT (channel_id, external_id, tenant_id) DO NOTHING
+		RETURNING m AS msg, m.channel_id, m.external_id),
+	ev AS (
+		SELECT n.ord, 1 AS sub, 'contact.updated' AS type, hub_contact_json(c) AS data
+		FROM unnest(v_newc, v_newid) AS n(ord, id) JOIN contacts c ON c.id = n.id
+		UNION ALL
+		SELECT g.ord, 2, 'contact.merge_suggested', jsonb_build_object(
+			'contact_id', v_cid[g.ord - v_base], 'other_contact_id', g.other,
+			'reason', 'same_name')
+		FROM unnest(v_sg_ord, v_sg_other) AS g(ord, other)
+		UNION ALL
+		SELECT q.ord, 3, CASE WHEN q.j = 1 AND v.id = ANY (v_cnew)
+				     THEN 'conversation.created' ELSE 'conversation.updated' END,
+		       hub_conversation_json(v, q.ch_public)
+			|| jsonb_build_object('unread', v.unread - (q.k - q.j))
+		FROM (SELECT s.ord, s.ch_public, v_conv[s.ord - v_base] AS conv,
+			     row_number() OVER w AS j,
+			     count(*) OVER (PARTITION BY v_conv[s.ord - v_base]) AS k
+		      FROM unnest(v_s) s WHERE s.live
+		      WINDOW w AS (PARTITION BY v_conv[s.ord - v_base] ORDER BY s.ord)) q
+		JOIN conversations v ON v.id = q.conv
+		UNION ALL
+		SELECT s.ord, 4, 'message.created',
+		       hub_message_obj(i.msg, v_cid[s.ord - v_base], s.ch_public, '[]')
+		FROM ins i JOIN unnest(v_s) s ON s.live AND s.ch_id = i.channel_id
+						 AND s.ext = i.external_id
+		UNION ALL
+		SELECT st.ord, 1, 'message.status', st.data
+		FROM unnest(v_st_ord, v_st_data) AS st(ord, data))
+	SELECT (SELECT count(*) FROM ins),
+	       coalesce(array_agg(ev.ord ORDER BY ev.ord, ev.sub), '{}'),
+	       coalesce(array_agg(ev.type ORDER BY ev.ord, ev.sub), '{}'),
+	       coalesce(array_agg(ev.data ORDER BY ev.ord, ev.sub), '{}')
+	INTO v_count, o_ev_item, o_ev_type, o_ev_data FROM ev;
+	SELECT count(*) INTO v_want FROM unnest(v_s) s WHERE s.live;
+	IF v_count <> v_want THEN
+		RAISE EXCEPTION 'message stored meanwhile' USING ERRCODE = '40001';
+	END IF;
+
+	o_results := ARRAY(
+		SELECT CASE WHEN s.upd_dup OR s.msg_dup THEN 'duplicate'
+			    WHEN s.live THEN 'stored'
+			    WHEN NOT s.ord = ANY (v_st_new) THEN 'duplicate'
+			    WHEN s.ord = ANY (v_st_ord) THEN 'stored'
+			    WHEN (SELECT true FROM messages m WHERE m.channel_id = s.ch_id
+				  AND m.external_id = s.ext AND m.direction = 'out' LIMIT 1)
+			    THEN 'stale' ELSE 'unknown' END
+		FROM unnest(v_s) s ORDER BY s.ord);
+END;
+$function$;
+
