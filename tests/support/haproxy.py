@@ -24,9 +24,14 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 
-from . import util
+if __package__:
+    from . import util
+else:  # run as a script: tests/support/haproxy.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from support import util
 
 HAPROXY = "/usr/sbin/haproxy"
 
@@ -38,9 +43,10 @@ def available():
     return None
 
 
-def patroni_config(port, nodes, stats_socket=None, backend="postgres"):
+def patroni_config(port, nodes, stats_socket=None, stats_port=None, backend="postgres"):
     """The haproxy.cfg text: listen on 127.0.0.1:port, one server per node (name,
-    PostgreSQL port, Patroni REST port), checked on GET /primary."""
+    PostgreSQL port, Patroni REST port), checked on GET /primary; stats_port: HAProxy's
+    stats page there (http://127.0.0.1:PORT/)."""
     lines = [
         "global",
         "    maxconn 1000",
@@ -66,7 +72,32 @@ def patroni_config(port, nodes, stats_socket=None, backend="postgres"):
     ]
     for name, pg_port, api_port in nodes:
         lines.append("    server %s 127.0.0.1:%d check port %d" % (name, pg_port, api_port))
+    if stats_port:
+        lines += ["listen stats",
+                  "    mode http",
+                  "    bind 127.0.0.1:%d" % stats_port,
+                  "    timeout client 30s",
+                  "    stats enable",
+                  "    stats uri /",
+                  "    stats refresh 2s"]
     return "\n".join(lines) + "\n"
+
+
+def main():
+    """tests/support/haproxy.py --ready-file F --port P [--stats-port S]: prints the
+    haproxy.cfg for the nodes of a `tests/support/patroni.py --ready-file F` cluster
+    (scripts/cluster.sh, make cluster PATRONI=1)."""
+    import argparse
+    import json
+    ap = argparse.ArgumentParser(description="haproxy.cfg for a Patroni cluster")
+    ap.add_argument("--ready-file", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--stats-port", type=int)
+    args = ap.parse_args()
+    with open(args.ready_file) as f:
+        nodes = json.load(f)["nodes"]
+    print(patroni_config(args.port, [(n["name"], n["port"], n["api_port"]) for n in nodes],
+                         stats_port=args.stats_port), end="")
 
 
 class PatroniHAProxy:
@@ -156,3 +187,7 @@ class PatroniHAProxy:
                 self.proc.wait(10)
         if os.environ.get("HUBT_KEEP") != "1":
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
