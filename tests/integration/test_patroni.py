@@ -220,7 +220,7 @@ class ThroughPgBouncer(HubTestCase):
                            "the stream never noticed the failover: %s" % f)
         # PgBouncer lost its server connections and made new ones through HAProxy
         self.assertRegex(self.bouncer.log(), r"closing because: (server conn crashed\?|"
-                         r"SV_IDLE server got dirty|server closed the connection)")
+                         r"(SV_IDLE|idle) server got dirty)")
 
         # the outbox path after the failover: its LISTEN connection (direct, through
         # HAProxy) was cut and is back on the new primary; a reply is stored through
