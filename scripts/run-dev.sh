@@ -129,8 +129,9 @@ HTTP_PORT=${LISTEN##*:}
 
 # --- PostgreSQL ---
 # make cluster PATRONI=1: three Patroni nodes and etcd (tests/support/patroni.py, ports
-# 54331-54333, under ./var/patroni/, made fresh each run) instead of the single server;
-# hubd and hubctl get a copy of the config on the multi-host URL.
+# 54331-54333, REST API 8008-8010, under ./var/patroni/, made fresh each run) instead of the
+# single server; hubctl (and make run's hubd) get a copy of the config on the multi-host
+# URL (make cluster's hubd go through PgBouncer and HAProxy: scripts/cluster.sh).
 if [ "${PATRONI:-0}" = 1 ]; then
 	[ -x /usr/bin/patroni ] && [ -x /usr/bin/etcd ] ||
 		die "patroni or etcd missing: apt-get install patroni etcd-server"
@@ -139,7 +140,8 @@ if [ "${PATRONI:-0}" = 1 ]; then
 	rm -f "$VAR/patroni.ready"
 	say "starting etcd and three Patroni nodes (PostgreSQL on 54331-54333)"
 	/usr/bin/python3 tests/support/patroni.py --dir "$VAR/patroni" \
-		--ports 54331,54332,54333 --ready-file "$VAR/patroni.ready" &
+		--ports 54331,54332,54333 --api-ports 8008,8009,8010 \
+		--ready-file "$VAR/patroni.ready" &
 	EXTRA_PIDS="$EXTRA_PIDS $!"
 	for _ in $(seq 1200); do
 		[ -s "$VAR/patroni.ready" ] && break

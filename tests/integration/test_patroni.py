@@ -13,16 +13,26 @@ NotThisServer: the errors that say "not this server" (57P01 admin_shutdown of a 
 25006 read_only_sql_transaction of a standby or a demoted primary) drop the connection
 and hubd reconnects; the webhook meanwhile gets 503, never 200 for something unstored.
 
+ThroughPgBouncer: the chain an operator following Patroni's documentation deploys: hubd's
+pool through PgBouncer (transaction pooling), whose [databases] entry leads to HAProxy,
+which checks each node on Patroni's REST API (GET /primary) and cuts the sessions of a node
+that stops passing it; hubd's direct connection (LISTEN, migrations, hubctl) on the same
+HAProxy port. kill -9 of the primary's postmaster: hubd answers 503 while there is no
+primary, 200 again after the promotion (neither hubd nor PgBouncer restarted), every 200
+is on the new primary once, and the LISTEN path works (an agent's reply reaches the fake
+WhatsApp, a revoke reaches the agent's socket).
+
 HungHost: with host=a,b a host that takes the connection and never answers does not keep
 hubd from the next one (its connect timer ends the attempt, the next starts at b).
 """
+import json
 import os
 import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from support import patroni, stream, util  # noqa: E402
+from support import fakeplat, haproxy, patroni, pgbouncer, stream, testca, util  # noqa: E402
 from support.case import HubTestCase  # noqa: E402
 
 
@@ -102,6 +112,133 @@ class PatroniFailover(HubTestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(agent.wait_close(15), (1008, "token revoked"))
 
+
+
+class ThroughPgBouncer(HubTestCase):
+    needs_pg = False
+    needs_hubctl = True
+
+    def setUp(self):
+        super().setUp()
+        for why in (patroni.available(), pgbouncer.available(), haproxy.available()):
+            if why:
+                self.skipTest(why)
+        t = time.monotonic()
+        self.cluster = patroni.PatroniCluster()
+        self.addCleanup(self.cluster.destroy)
+        self.cluster.start()
+        self.cluster.psql("CREATE DATABASE hub")
+        self.proxy = haproxy.PatroniHAProxy(self.cluster)
+        self.addCleanup(self.proxy.destroy)
+        self.proxy.start()
+        self.bouncer = pgbouncer.PgBouncer(self.proxy.port, "hub",
+                                           settings=pgbouncer.FOLLOW_PRIMARY)
+        self.addCleanup(self.bouncer.destroy)
+        self.bouncer.start()
+        self.addCleanup(self.keep_logs)     # runs before the destroys above
+        self.ca = testca.TestCA(os.path.join(self.out, "ca"))
+        self.wa = fakeplat.FakePlatform("whatsapp", self.ca)
+        self.wa.start()
+        self.addCleanup(self.wa.stop)
+        print("\n  patroni + HAProxy + PgBouncer up in %.1f s" % (time.monotonic() - t),
+              file=sys.stderr)
+
+    def keep_logs(self):
+        for name, text in (("pgbouncer.log", self.bouncer.log()),
+                           ("haproxy.log", self.proxy.log())):
+            with open(os.path.join(self.out, name), "w") as f:
+                f.write(text)
+
+    def test_pgbouncer_follows_the_primary_through_haproxy(self):
+        c = self.cluster
+        cfg = self.config({"database.pool_size": 4,
+                           "database.direct_url": self.proxy.url("hub"),
+                           "outbound.enabled": True, "platforms.ca_file": self.ca.ca,
+                           "platforms.whatsapp_url": self.wa.base_url,
+                           "ws.commands_per_s": 1000, "ws.command_burst": 1000},
+                          db_url=self.bouncer.url())
+        h = self.start_hubd(cfg)
+        agent = self.agent(h)
+        # a platform waits longer for an answer than hubd holds a query (its statement
+        # deadline, 7 s): a request is answered, 200 or 503, never left without an answer
+        s = stream.WebhookStream([h.port], self.channel(h), senders=3, timeout=15)
+        s.start()
+        try:
+            s.wait_acked(20, 30)
+            conv = agent.event("message.created")["data"]["conversation_id"]
+            old = c.leader()
+            pids = (h.proc.pid, self.bouncer.proc.pid)
+            t_kill = time.monotonic()
+            old.kill_postgres()
+            new = c.wait_leader(60, other_than=old)
+            t_promoted = time.monotonic()
+            s.wait_acked(30, 60)        # served by the new primary, through the same chain
+        finally:
+            s.stop()
+        f = s.figures()
+        with open(os.path.join(self.out, "attempts.json"), "w") as out:
+            # every attempt, seconds from the kill: what the platform saw
+            json.dump({"promoted": t_promoted - t_kill, "attempts": sorted(
+                (round(a[0] - t_kill, 3), round(a[1] - t_kill, 3), a[2])
+                for x in s.hooks for a in x.attempts)}, out)
+        first = s.recovered_after(t_kill)
+        back = s.recovered_after(t_promoted)
+        self.assertIsNotNone(back)
+        t_back = t_promoted + back
+        # requests PgBouncer held in its queue while there was no primary (200 late)
+        held = [a for x in s.hooks for a in x.attempts
+                if a[0] < t_promoted and a[2] == 200 and a[1] >= t_promoted]
+        print("\n  pgbouncer failover: %s, %d held across the promotion; primary %s -> %s "
+              "promoted %.1f s after the kill; hubd's first 200 %.1f s after the kill, the "
+              "first to a request sent after the promotion %.1f s"
+              % (f, len(held), old.name, new.name, t_promoted - t_kill, first,
+                 t_back - t_kill), file=sys.stderr)
+
+        # nobody was restarted: the same hubd and PgBouncer, HAProxy's check moved
+        self.assertEqual((h.proc.poll(), self.bouncer.proc.poll()), (None, None))
+        self.assertEqual(pids, (h.proc.pid, self.bouncer.proc.pid))
+        util.wait_for(lambda: self.proxy.servers().get(new.name) == "UP" and
+                      self.proxy.servers().get(old.name, "").startswith("DOWN"), 10,
+                      lambda: "HAProxy on the new primary only: %s" % self.proxy.servers())
+        # every webhook was acknowledged in the end (the platform's retries), each is on
+        # the new primary exactly once
+        self.assertEqual([x.wamid for x in s.hooks if not x.acked], [])
+        self.assertEqual(stored_once(self, lambda sql, db: c.psql(sql, db=db, node=new),
+                                     "hub", s.hooks), {})
+        # only 200 or 503 (never a 500, never a dropped request), and the 503s only in the
+        # gap: answered after the kill, asked before hubd was back
+        self.assertEqual(f["other"] + f["502"] + f["no_answer"], 0, f)
+        for t0, t1, status in s.failed_attempts():
+            self.assertEqual(status, 503)
+            self.assertGreaterEqual(t1, t_kill, "a 503 before the primary died")
+            self.assertLessEqual(t0, t_back, "a 503 after hubd was back")
+        # while there was no primary a webhook got 503 (its query was on a server
+        # connection that broke, or PgBouncer's login had just failed), or PgBouncer held
+        # it until the new primary was reachable (within hubd's statement deadline) and it
+        # got 200 then: never an answer without the row
+        self.assertGreater(f["503"] + len(held), 0,
+                           "the stream never noticed the failover: %s" % f)
+        # PgBouncer lost its server connections and made new ones through HAProxy
+        self.assertRegex(self.bouncer.log(), r"closing because: (server conn crashed\?|"
+                         r"(SV_IDLE|idle) server got dirty)")
+
+        # the outbox path after the failover: its LISTEN connection (direct, through
+        # HAProxy) was cut and is back on the new primary; a reply is stored through
+        # PgBouncer, its NOTIFY wakes the outbox and the fake WhatsApp gets it
+        util.wait_for(lambda: h.count_log(r"listening on hub_outbox") >= 2, 15,
+                      "the outbox's LISTEN back")
+        text = "Рахмет, жазып алдық " + os.urandom(4).hex()
+        self.no_leak(text)
+        ack = agent.command({"type": "send", "conversation_id": conv, "text": text,
+                             "client_id": os.urandom(6).hex()}, timeout=15)
+        self.assertEqual(ack["type"], "ack", ack)
+        sent = self.wa.wait_requests(1, 15, op="send")
+        self.assertEqual(sent[0].json["text"]["body"], text)
+        # and the revocations' LISTEN: a hubctl revoke (direct, through HAProxy) closes the
+        # agent's socket
+        r = self.hubctl("-c", h.config_path, "revoke", "--tenant", "demo")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(agent.wait_close(15), (1008, "token revoked"))
 
 
 class NotThisServer(HubTestCase):

@@ -76,7 +76,7 @@ class Node:
         self.cluster = cluster
         self.name = "node%d" % n
         self.port = cluster.ports[n - 1] if cluster.ports else util.free_port()
-        self.api_port = util.free_port()
+        self.api_port = cluster.api_ports[n - 1] if cluster.api_ports else util.free_port()
         self.dir = os.path.join(cluster.base, self.name)
         os.makedirs(self.dir)
         util.chown_for_postgres(self.dir)
@@ -211,9 +211,10 @@ class PatroniCluster:
     """etcd plus n Patroni nodes. start() waits for a leader and, in synchronous mode, a
     synchronous standby streaming."""
 
-    def __init__(self, n=3, sync=True, scope="hubt", settings=None, base=None, ports=None):
-        """base: the folder (made empty; default a new temporary one); ports: the
-        PostgreSQL ports of the nodes (default free ones)."""
+    def __init__(self, n=3, sync=True, scope="hubt", settings=None, base=None, ports=None,
+                 api_ports=None):
+        """base: the folder (made empty; default a new temporary one); ports, api_ports:
+        the PostgreSQL and Patroni REST API ports of the nodes (default free ones)."""
         if base:
             shutil.rmtree(base, ignore_errors=True)
             os.makedirs(base)
@@ -227,6 +228,7 @@ class PatroniCluster:
         self.etcd_port = util.free_port()
         self.etcd_peer_port = util.free_port()
         self.ports = ports
+        self.api_ports = api_ports
         self.etcd_dir = os.path.join(self.base, "etcd")
         self.etcd_log = os.path.join(self.base, "etcd.log")
         self.etcd = None
@@ -383,18 +385,24 @@ class PatroniCluster:
 
 
 def main():
-    """tests/support/patroni.py [--dir D] [--ports P1,P2,P3] [--ready-file F]: starts a
-    cluster (make cluster PATRONI=1), creates role and database hub, writes
-    {"url": the multi-host URL of database hub, "leader_port", "members"} to the ready
-    file, and runs until SIGTERM or Ctrl-C, then stops everything."""
+    """tests/support/patroni.py [--dir D] [--ports P1,P2,P3] [--api-ports A1,A2,A3]
+    [--ready-file F]: starts a cluster (make cluster PATRONI=1), creates role and database
+    hub, writes {"url": the multi-host URL of database hub, "leader_port", "members",
+    "nodes": [{"name", "port", "api_port"}]} to the ready file, and runs until SIGTERM or
+    Ctrl-C, then stops everything."""
     import argparse
     ap = argparse.ArgumentParser(description="etcd and three Patroni PostgreSQL nodes")
     ap.add_argument("--dir")
     ap.add_argument("--ports", help="the nodes' PostgreSQL ports, comma-separated")
+    ap.add_argument("--api-ports", help="the nodes' Patroni REST API ports, comma-separated")
     ap.add_argument("--ready-file")
     args = ap.parse_args()
     ports = [int(p) for p in args.ports.split(",")] if args.ports else None
-    c = PatroniCluster(n=len(ports) if ports else 3, base=args.dir, ports=ports)
+    api_ports = [int(p) for p in args.api_ports.split(",")] if args.api_ports else None
+    if ports and api_ports and len(ports) != len(api_ports):
+        ap.error("--ports and --api-ports must name as many nodes")
+    n = len(ports) if ports else len(api_ports) if api_ports else 3
+    c = PatroniCluster(n=n, base=args.dir, ports=ports, api_ports=api_ports)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         t = time.monotonic()
@@ -402,7 +410,9 @@ def main():
         c.psql("CREATE ROLE hub LOGIN")
         c.psql("CREATE DATABASE hub OWNER hub")
         info = {"url": c.url("hub", user="hub"), "leader_port": c.leader().port,
-                "members": c.members()}
+                "members": c.members(),
+                "nodes": [{"name": x.name, "port": x.port, "api_port": x.api_port}
+                          for x in c.nodes]}
         print("patroni: up in %.1f s: %s" % (time.monotonic() - t, info["url"]),
               file=sys.stderr, flush=True)
         if args.ready_file:

@@ -12,6 +12,18 @@ from . import util
 PGBOUNCER = "/usr/sbin/pgbouncer"
 
 
+# What PgBouncer needs to follow a Patroni failover through HAProxy (README, PostgreSQL
+# failover; scripts/cluster.sh writes the same). When the primary dies its server
+# connections end (the backends exit, or HAProxy's on-marked-down shutdown-sessions cuts
+# them): PgBouncer drops each at once, the idle ones too ("server conn crashed?", "SV_IDLE
+# server got dirty"), so server_check_query never meets a dead one. The next login
+# through HAProxy fails while no node passes the check (HAProxy closes the connection),
+# and PgBouncer then waits server_login_retry before it tries again, failing meanwhile
+# every query that finds no server at once ("server login has been failing": hubd
+# answers 503). Its default, 15 s, kept the pool empty up to 15 s after the promotion.
+FOLLOW_PRIMARY = {"server_login_retry": 0.5}
+
+
 def available():
     """None when pgbouncer can run here, else why not."""
     if not os.access(PGBOUNCER, os.X_OK):
@@ -20,7 +32,9 @@ def available():
 
 
 class PgBouncer:
-    def __init__(self, pg_port, db, pool_size=4):
+    def __init__(self, pg_port, db, pool_size=4, settings=None):
+        """pg_port: where the [databases] entry leads (PostgreSQL, or an HAProxy in front
+        of Patroni's nodes); settings: more [pgbouncer] keys ({name: value})."""
         self.port = util.free_port()
         self.db = db
         self.base = tempfile.mkdtemp(prefix="hubt-pgbouncer-")
@@ -35,6 +49,8 @@ class PgBouncer:
                     "logfile = %s\npidfile = %s\n"
                     % (db, pg_port, db, self.port, pool_size, self.log_path,
                        os.path.join(self.base, "pgbouncer.pid")))
+            for k, v in (settings or {}).items():
+                f.write("%s = %s\n" % (k, v))
         util.chown_for_postgres(self.ini)
         self.proc = None
 
