@@ -108,6 +108,9 @@ struct hub_store {
 	struct query *head, *tail; /* waiting for a connection, FIFO */
 	int waiting, connected, idle, busy;
 	bool last_connect_failed;
+	/* The last query to finish failed for want of a server (-ECONNRESET): through a
+	 * pooler, hubd's connections stay up while the pooler has no PostgreSQL to give. */
+	bool server_lost;
 	uv_timer_t queue_timer;    /* the head's deadline */
 	bool closing;
 	bool open; /* hub_store_open() was called */
@@ -179,6 +182,8 @@ static void query_finish(struct hub_store *st, struct query *q, int status, PGre
 {
 	if (status < 0)
 		st->errors_total++;
+	if (status >= 0 || status == -ECONNRESET)
+		st->server_lost = status == -ECONNRESET;
 	q->cb(status, status < 0 ? NULL : res, q->data);
 	free(q);
 }
@@ -1024,7 +1029,7 @@ void hub_store_open(struct hub_store *st)
 
 bool hub_store_ready(const struct hub_store *st)
 {
-	return st->open && !st->closing && st->connected > 0;
+	return st->open && !st->closing && st->connected > 0 && !st->server_lost;
 }
 
 void hub_store_stats(const struct hub_store *st, struct hub_store_stats *out)

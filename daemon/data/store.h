@@ -80,8 +80,9 @@ int hub_store_query_bin(struct hub_store *st, const char *sql, int nparams,
  * (target_session_attrs=read-write). Errors the store sees itself (25006, 57P0x, 08xxx)
  * drop the connection without this. No effect outside a callback. */
 void hub_store_reconnect_current(struct hub_store *st);
-/* True while the store is open and at least one connection is open and answered its last
- * query. */
+/* True while the store is open, at least one connection is open and answered its last
+ * query, and the last query to finish did not fail for want of a server (through
+ * PgBouncer, when PostgreSQL behind it is gone, until a query succeeds again). */
 bool hub_store_ready(const struct hub_store *st);
 void hub_store_stats(const struct hub_store *st, struct hub_store_stats *out);
 /* Fails waiting and running queries with -ECANCELED (their callbacks run), closes every

@@ -6,7 +6,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from support import pgbouncer  # noqa: E402
+from support import httpc, pgbouncer, util  # noqa: E402
 from test_inbox import InboxCase  # noqa: E402
 
 
@@ -45,6 +45,40 @@ class ThroughPgBouncer(InboxCase):
         r = self.hubctl("-c", h.config_path, "revoke", "--tenant", "demo")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(agent.wait_close(10), (1008, "token revoked"))
+
+
+class PostgresqlBehindTheBouncerGone(InboxCase):
+    """hubd's connections to PgBouncer stay up when PostgreSQL behind it goes: /readyz
+    says so (503, database down) from the first query that finds no server until one
+    succeeds again, so a load balancer takes out only the instances that cannot store."""
+
+    def setUp(self):
+        super().setUp()
+        why = pgbouncer.available()
+        if why:
+            self.skipTest(why)
+
+    def ready(self, h):
+        r = httpc.get(h.port, "/readyz")
+        return r.status, r.json()["database"]
+
+    def test_readyz_is_503_while_no_server_answers_behind_the_pooler(self):
+        server, url = self.own_pg()
+        bouncer = pgbouncer.PgBouncer(server.port, "hub", settings=pgbouncer.FOLLOW_PRIMARY)
+        self.addCleanup(bouncer.destroy)
+        bouncer.start()
+        h = self.start_hubd(self.config({"database.direct_url": url}, db_url=bouncer.url()))
+        self.assertEqual(self.ready(h), (200, "up"))
+        server.stop()
+        body, _, sig = self.text_webhook(h)
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 503)
+        util.wait_for(lambda: self.ready(h) == (503, "down"), 10, "/readyz 503")
+        server.start()
+        util.wait_for(lambda: self.ready(h) == (200, "up"), 30, "/readyz 200 again")
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        self.assertEqual(self.psql("SELECT count(*) FROM messages", server=server, db="hub"),
+                         "1")
+
 
 if __name__ == "__main__":
     import unittest
