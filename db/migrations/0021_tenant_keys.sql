@@ -308,7 +308,7 @@ BEGIN
 			      AND c.id <> v_contact.id
 			ORDER BY c.id LIMIT 1;
 			IF v_merge.id IS NOT NULL THEN
-				v_res := hub_merge_contacts(v_merge.id, v_contact.id);
+				v_res := hub_merge_contacts(p_ch.tenant_id, v_merge.id, v_contact.id);
 				o_types := v_res.o_types;
 				o_datas := v_res.o_datas;
 				SELECT c.* INTO STRICT v_contact FROM contacts c
@@ -1141,6 +1141,805 @@ BEGIN
 				  AND m.external_id = s.ext AND m.direction = 'out' LIMIT 1)
 			    THEN 'stale' ELSE 'unknown' END
 		FROM unnest(v_s) s ORDER BY s.ord);
+END;
+$function$;
+
+-- 5. The inbox, admin, web chat, media, Telegram poll and profile functions name the tenant in
+-- each statement too (a tenant table found by id alone is a query on every shard under
+-- Citus), and the contact export leaves the new tenant_id columns out as it did the others.
+-- hub_merge_contacts takes the tenant.
+CREATE OR REPLACE FUNCTION hub_api_conversations(p_tenant text, p_limit integer, p_before_us bigint, p_before_id bigint)
+ RETURNS TABLE(items text, next_us bigint, next_id bigint)
+ LANGUAGE sql
+ STABLE
+AS $function$
+	WITH page AS (
+		SELECT v, coalesce(v.last_message_at, v.created_at) AS act,
+		       row_number() OVER (ORDER BY coalesce(v.last_message_at, v.created_at) DESC,
+					  v.id DESC) AS rn
+		FROM conversations v
+		WHERE v.tenant_id = p_tenant
+		      AND (p_before_id IS NULL
+			   OR (coalesce(v.last_message_at, v.created_at), v.id)
+			      < (timestamptz 'epoch' + p_before_us * interval '1 microsecond',
+				 p_before_id))
+		ORDER BY coalesce(v.last_message_at, v.created_at) DESC, v.id DESC
+		LIMIT p_limit + 1
+	), shown AS (
+		SELECT p.rn, hub_conversation_json(p.v, ch.public_id)
+			|| jsonb_build_object(
+				'channel_kind', ch.kind, 'created_at', hub_iso((p.v).created_at),
+				'contact', jsonb_build_object('id', c.id,
+					'display_name', c.display_name, 'phone', c.phone),
+				'last_message', CASE WHEN lm.id IS NOT NULL THEN hub_api_message_json(
+					lm.m, (p.v).contact_id, ch.public_id) END)
+			AS doc
+		FROM page p
+		JOIN channels ch ON ch.id = (p.v).channel_id
+		JOIN contacts c ON c.id = (p.v).contact_id AND c.tenant_id = p_tenant
+		LEFT JOIN LATERAL (
+			SELECT m.id, m FROM messages m
+			WHERE m.conversation_id = (p.v).id AND m.tenant_id = p_tenant
+			ORDER BY m.id DESC LIMIT 1) lm ON true
+		WHERE p.rn <= p_limit
+	)
+	SELECT (SELECT coalesce(jsonb_agg(s.doc ORDER BY s.rn), '[]'::jsonb)::text FROM shown s),
+	       (SELECT (extract(epoch FROM p.act) * 1000000)::bigint FROM page p
+		WHERE p.rn = p_limit AND EXISTS (SELECT 1 FROM page x WHERE x.rn > p_limit)),
+	       (SELECT (p.v).id FROM page p
+		WHERE p.rn = p_limit AND EXISTS (SELECT 1 FROM page x WHERE x.rn > p_limit))
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_contact_erase(p_tenant text, p_id bigint, p_actor text, p_role text, p_address text)
+ RETURNS TABLE(kind text, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_convs bigint[];
+	v_msgs bigint[];
+	v_ext text[];
+	v_senders text[];
+	v_uploads bigint[];
+	v_counts jsonb;
+	v_n bigint;
+BEGIN
+	PERFORM 1 FROM contacts c WHERE c.id = p_id AND c.tenant_id = p_tenant FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN QUERY SELECT * FROM hub_admin_error('not_found', 'no such contact');
+		RETURN;
+	END IF;
+	v_convs := ARRAY(SELECT v.id FROM conversations v
+			 WHERE v.contact_id = p_id AND v.tenant_id = p_tenant ORDER BY v.id
+			 FOR UPDATE);
+	v_msgs := ARRAY(SELECT m.id FROM messages m
+			WHERE m.conversation_id = ANY (v_convs) AND m.tenant_id = p_tenant);
+	v_ext := ARRAY(SELECT m.external_id FROM messages m
+		       WHERE m.id = ANY (v_msgs) AND m.tenant_id = p_tenant
+			     AND m.external_id IS NOT NULL);
+	v_senders := ARRAY(SELECT i.external_id FROM contact_identities i
+			   WHERE i.contact_id = p_id AND i.tenant_id = p_tenant);
+	v_uploads := ARRAY(SELECT DISTINCT m.media_upload_id FROM messages m
+			   WHERE m.id = ANY (v_msgs) AND m.tenant_id = p_tenant
+				 AND m.media_upload_id IS NOT NULL);
+	v_counts := jsonb_build_object('conversations', cardinality(v_convs),
+				       'messages', cardinality(v_msgs),
+				       'identities', cardinality(v_senders));
+	DELETE FROM message_statuses st
+	USING messages m
+	WHERE m.id = ANY (v_msgs) AND m.tenant_id = p_tenant AND st.tenant_id = p_tenant
+	      AND st.channel_id = m.channel_id AND st.external_id = m.external_id;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	v_counts := v_counts || jsonb_build_object('statuses', v_n);
+	-- reaction keys hold the reacted message's id or the reactor's (ingest_keys, 0004)
+	DELETE FROM ingest_keys k
+	USING channels ch
+	WHERE ch.tenant_id = p_tenant AND k.tenant_id = p_tenant AND k.channel_id = ch.id
+	      AND k.kind = 'reaction'
+	      AND EXISTS (SELECT 1 FROM unnest(v_ext || v_senders) x
+			  WHERE strpos(k.key, x) > 0);
+	DELETE FROM events e
+	WHERE e.tenant_id = p_tenant AND hub_event_about(e, p_id, v_convs);
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	v_counts := v_counts || jsonb_build_object('events', v_n);
+	-- cascades: conversations → messages → edits, reactions, outbox, ai_jobs,
+	-- ai_exchanges; identities → profile_requests; suggestions; ai_disclosures; words
+	DELETE FROM contacts c WHERE c.id = p_id AND c.tenant_id = p_tenant;
+	DELETE FROM media_uploads u
+	WHERE u.id = ANY (v_uploads) AND u.tenant_id = p_tenant
+	      AND NOT EXISTS (SELECT 1 FROM messages m
+			      WHERE m.media_upload_id = u.id AND m.tenant_id = p_tenant);
+	PERFORM hub_audit(p_tenant, p_actor, p_role, 'contact.erase', 'contact:' || p_id,
+			  p_address, v_counts);
+	RETURN QUERY SELECT * FROM hub_admin_done(p_tenant, ARRAY['contact.erased'],
+		ARRAY[jsonb_build_object('contact_id', p_id, 'conversation_ids', to_jsonb(v_convs))],
+		jsonb_build_object('erased', jsonb_build_object('contact_id', p_id) || v_counts));
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_contact_export(p_tenant text, p_id bigint)
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+DECLARE
+	v_convs bigint[];
+	v_events jsonb;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = p_id AND c.tenant_id = p_tenant) THEN
+		RETURN NULL;
+	END IF;
+	v_convs := ARRAY(SELECT v.id FROM conversations v
+			 WHERE v.contact_id = p_id AND v.tenant_id = p_tenant);
+	SELECT coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'type', e.type,
+			'data', e.data, 'created_at', hub_iso(e.created_at)) ORDER BY e.id), '[]')
+	INTO v_events
+	FROM events e WHERE e.tenant_id = p_tenant AND hub_event_about(e, p_id, v_convs);
+	RETURN (SELECT jsonb_build_object(
+		'format', 'bayge-hub.contact-export.v1',
+		'exported_at', hub_iso(now()),
+		'tenant', p_tenant,
+		'contact', hub_contact_item(c) || jsonb_build_object(
+			'created_at', hub_iso(c.created_at), 'updated_at', hub_iso(c.updated_at)),
+		'identities', (SELECT coalesce(jsonb_agg(to_jsonb(i) - 'contact_id' - 'tenant_id'
+				|| jsonb_build_object('channel_id', ch.public_id, 'channel_kind', ch.kind)
+				ORDER BY i.id), '[]')
+			FROM contact_identities i JOIN channels ch ON ch.id = i.channel_id
+			WHERE i.contact_id = c.id AND i.tenant_id = p_tenant),
+		'merge_suggestions', (SELECT coalesce(jsonb_agg(to_jsonb(s) - 'tenant_id'
+				ORDER BY s.id), '[]')
+			FROM merge_suggestions s
+			WHERE c.id IN (s.contact_id, s.other_contact_id) AND s.tenant_id = p_tenant),
+		'conversations', (SELECT coalesce(jsonb_agg(to_jsonb(v) - 'tenant_id'
+				|| jsonb_build_object('channel_id', ch.public_id, 'channel_kind', ch.kind,
+					'messages', (SELECT coalesce(jsonb_agg(to_jsonb(m) - 'tenant_id'
+							- 'channel_id'
+						|| jsonb_build_object(
+						'edits', (SELECT coalesce(jsonb_agg(to_jsonb(x)
+								- 'message_id' - 'tenant_id'
+								ORDER BY x.id), '[]')
+							FROM message_edits x
+							WHERE x.message_id = m.id AND x.tenant_id = p_tenant),
+						'reactions', (SELECT coalesce(jsonb_agg(to_jsonb(r)
+								- 'message_id' - 'tenant_id'
+								ORDER BY r.platform_ts), '[]')
+							FROM message_reactions r
+							WHERE r.message_id = m.id AND r.tenant_id = p_tenant),
+						'statuses', (SELECT coalesce(jsonb_agg(to_jsonb(st)
+								- 'channel_id' - 'tenant_id'
+								ORDER BY st.id), '[]')
+							FROM message_statuses st
+							WHERE st.channel_id = m.channel_id
+							      AND st.external_id = m.external_id
+							      AND st.tenant_id = p_tenant),
+						'outbox', (SELECT coalesce(jsonb_agg(to_jsonb(o)
+								- 'tenant_id' - 'channel_id'
+								ORDER BY o.id), '[]')
+							FROM outbox o
+							WHERE o.message_id = m.id AND o.tenant_id = p_tenant),
+						'upload', (SELECT to_jsonb(u) - 'tenant_id' - 'lo'
+							FROM media_uploads u
+							WHERE u.id = m.media_upload_id
+							      AND u.tenant_id = p_tenant))
+						ORDER BY m.id), '[]')
+						FROM messages m
+						WHERE m.conversation_id = v.id AND m.tenant_id = p_tenant),
+					'ai_exchanges', (SELECT coalesce(jsonb_agg(to_jsonb(a) - 'tenant_id'
+							ORDER BY a.id), '[]')
+						FROM ai_exchanges a
+						WHERE a.conversation_id = v.id AND a.tenant_id = p_tenant))
+				ORDER BY v.id), '[]')
+			FROM conversations v JOIN channels ch ON ch.id = v.channel_id
+			WHERE v.contact_id = c.id AND v.tenant_id = p_tenant),
+		'ai_disclosure', (SELECT to_jsonb(d) - 'tenant_id' - 'contact_id'
+			FROM ai_disclosures d WHERE d.contact_id = c.id AND d.tenant_id = p_tenant),
+		'events', v_events
+	)::text
+	FROM contacts c WHERE c.id = p_id AND c.tenant_id = p_tenant);
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_contact_get(p_tenant text, p_id bigint)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT (hub_contact_item(c) || jsonb_build_object(
+		'identities', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', i.id,
+				'channel_id', ch.public_id, 'channel_kind', ch.kind,
+				'external_id', i.external_id, 'phone', i.phone,
+				'profile_name', i.profile_name, 'username', i.username,
+				'created_at', hub_iso(i.created_at)) ORDER BY i.id), '[]')
+			FROM contact_identities i JOIN channels ch ON ch.id = i.channel_id
+			WHERE i.contact_id = c.id AND i.tenant_id = p_tenant),
+		'conversations', (SELECT coalesce(jsonb_agg(hub_conversation_json(v, ch.public_id)
+				|| jsonb_build_object('channel_kind', ch.kind,
+					'created_at', hub_iso(v.created_at)) ORDER BY v.id DESC), '[]')
+			FROM conversations v JOIN channels ch ON ch.id = v.channel_id
+			WHERE v.contact_id = c.id AND v.tenant_id = p_tenant),
+		'merge_suggestions', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', s.id,
+				'other_contact', jsonb_build_object('id', o.id,
+					'display_name', o.display_name, 'phone', o.phone),
+				'reason', s.reason, 'created_at', hub_iso(s.created_at))
+				ORDER BY s.id), '[]')
+			FROM merge_suggestions s
+			JOIN contacts o ON o.id = CASE WHEN s.contact_id = c.id
+						       THEN s.other_contact_id ELSE s.contact_id END
+					   AND o.tenant_id = p_tenant
+			WHERE c.id IN (s.contact_id, s.other_contact_id) AND s.tenant_id = p_tenant
+			      AND s.dismissed_at IS NULL)
+	))::text
+	FROM contacts c WHERE c.id = p_id AND c.tenant_id = p_tenant
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_contact_merge_decide(p_tenant text, p_id bigint, p_sid bigint, p_confirm boolean, p_actor text, p_role text, p_address text)
+ RETURNS TABLE(kind text, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_s merge_suggestions;
+	v_other bigint;
+	v_from contacts;
+	v_into contacts;
+	v_res record;
+	v_datas jsonb[];
+BEGIN
+	SELECT s.* INTO v_s FROM merge_suggestions s
+	WHERE s.id = p_sid AND s.tenant_id = p_tenant AND p_id IN (s.contact_id, s.other_contact_id)
+	      AND s.dismissed_at IS NULL;
+	IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM contacts c
+				    WHERE c.id = p_id AND c.tenant_id = p_tenant) THEN
+		RETURN QUERY SELECT * FROM hub_admin_error('not_found',
+			'no such merge suggestion of this contact');
+		RETURN;
+	END IF;
+	v_other := CASE WHEN v_s.contact_id = p_id THEN v_s.other_contact_id ELSE v_s.contact_id END;
+	IF NOT p_confirm THEN
+		UPDATE merge_suggestions s SET dismissed_at = now()
+		WHERE s.id = p_sid AND s.tenant_id = p_tenant;
+		PERFORM hub_audit(p_tenant, p_actor, p_role, 'contact.merge_dismiss',
+			'contact:' || p_id, p_address,
+			jsonb_build_object('merge_suggestion', p_sid, 'other', v_other));
+		RETURN QUERY SELECT * FROM hub_admin_done(p_tenant, '{}', '{}',
+			hub_contact_get(p_tenant, p_id)::jsonb);
+		RETURN;
+	END IF;
+	-- lock order: contacts (lower id first), then conversations in hub_merge_contacts
+	PERFORM 1 FROM contacts c WHERE c.id IN (p_id, v_other) AND c.tenant_id = p_tenant
+	ORDER BY c.id FOR UPDATE;
+	SELECT c.* INTO STRICT v_from FROM contacts c
+	WHERE c.id = v_other AND c.tenant_id = p_tenant;
+	v_res := hub_merge_contacts(p_tenant, p_id, v_other);
+	UPDATE contacts c SET phone = coalesce(c.phone, v_from.phone), updated_at = now()
+	WHERE c.id = p_id AND c.tenant_id = p_tenant RETURNING c.* INTO v_into;
+	PERFORM hub_audit(p_tenant, p_actor, p_role, 'contact.merge', 'contact:' || p_id,
+		p_address, jsonb_build_object('merge_suggestion', p_sid, 'merged', v_other,
+					      'reason', v_s.reason));
+	v_datas := v_res.o_datas;
+	v_datas[1] := v_datas[1] || jsonb_build_object('reason', v_s.reason);
+	RETURN QUERY SELECT * FROM hub_admin_done(p_tenant,
+		v_res.o_types || 'contact.updated'::text,
+		v_datas || hub_contact_json(v_into),
+		hub_contact_get(p_tenant, p_id)::jsonb);
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_contact_patch(p_tenant text, p_id bigint, p_body jsonb, p_actor text, p_role text, p_address text)
+ RETURNS TABLE(kind text, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_c contacts;
+	v_fields jsonb := '{}';
+	v_name text;
+	v_phone text;
+	v_set_phone boolean := false;
+	v_other bigint;
+	v_sid bigint;
+	v_changed text[] := '{}';
+	k text;
+BEGIN
+	SELECT c.* INTO v_c FROM contacts c WHERE c.id = p_id AND c.tenant_id = p_tenant
+	FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN QUERY SELECT * FROM hub_admin_error('not_found', 'no such contact');
+		RETURN;
+	END IF;
+	IF jsonb_typeof(p_body) IS DISTINCT FROM 'object' THEN
+		RETURN QUERY SELECT * FROM hub_admin_error('invalid',
+			'the body must be a JSON object', '{"fields":{}}');
+		RETURN;
+	END IF;
+	FOR k IN SELECT jsonb_object_keys(p_body) LOOP
+		IF k NOT IN ('display_name', 'phone') THEN
+			v_fields := v_fields || jsonb_build_object(k,
+				'unknown field (display_name and phone can be changed)');
+		END IF;
+	END LOOP;
+	IF p_body ? 'display_name' THEN
+		v_name := hub_clean_name(CASE WHEN jsonb_typeof(p_body->'display_name') = 'string'
+					      THEN p_body->>'display_name' END);
+		IF jsonb_typeof(p_body->'display_name') <> 'string' THEN
+			v_fields := v_fields || '{"display_name":"must be a string"}';
+		ELSIF v_name IS NULL THEN
+			v_fields := v_fields || '{"display_name":"must not be empty"}';
+		ELSIF char_length(v_name) > 200 THEN
+			v_fields := v_fields || '{"display_name":"at most 200 characters"}';
+		END IF;
+	END IF;
+	IF p_body ? 'phone' THEN
+		v_set_phone := true;
+		IF jsonb_typeof(p_body->'phone') = 'null' THEN
+			v_phone := NULL;
+		ELSIF jsonb_typeof(p_body->'phone') <> 'string' THEN
+			v_fields := v_fields || '{"phone":"must be a string or null"}';
+		ELSE
+			v_phone := hub_phone_normalize(p_body->>'phone');
+			IF v_phone IS NULL THEN
+				v_fields := v_fields || jsonb_build_object('phone',
+					'not a phone number (e.g. +7 701 123 45 67 or 87011234567)');
+			END IF;
+		END IF;
+	END IF;
+	IF NOT (p_body ? 'display_name' OR p_body ? 'phone') AND v_fields = '{}' THEN
+		v_fields := '{"display_name":"give display_name or phone","phone":"give display_name or phone"}';
+	END IF;
+	IF v_fields <> '{}' THEN
+		RETURN QUERY SELECT * FROM hub_admin_error('invalid', 'the body has invalid fields',
+			jsonb_build_object('fields', v_fields));
+		RETURN;
+	END IF;
+	IF v_set_phone AND v_phone IS NOT NULL AND v_phone IS DISTINCT FROM v_c.phone THEN
+		SELECT c.id INTO v_other FROM contacts c
+		WHERE c.tenant_id = p_tenant AND c.phone = v_phone AND c.id <> p_id
+		ORDER BY c.id LIMIT 1;
+		IF v_other IS NOT NULL THEN
+			SELECT s.id INTO v_sid FROM merge_suggestions s
+			WHERE (s.contact_id, s.other_contact_id) IN ((p_id, v_other), (v_other, p_id))
+			      AND s.tenant_id = p_tenant;
+			IF v_sid IS NULL THEN
+				INSERT INTO merge_suggestions (tenant_id, contact_id, other_contact_id,
+							       reason)
+				VALUES (p_tenant, p_id, v_other, 'same_phone') RETURNING id INTO v_sid;
+			ELSE
+				UPDATE merge_suggestions s SET dismissed_at = NULL
+				WHERE s.id = v_sid AND s.tenant_id = p_tenant;
+			END IF;
+			PERFORM hub_audit(p_tenant, p_actor, p_role, 'contact.update_refused',
+				'contact:' || p_id, p_address,
+				jsonb_build_object('reason', 'phone_taken', 'other', v_other,
+						   'merge_suggestion', v_sid));
+			RETURN QUERY SELECT * FROM hub_admin_error('phone_taken',
+				'another contact has this phone number: confirm the merge suggestion '
+				'to make them one contact',
+				jsonb_build_object('contact_id', v_other, 'merge_suggestion_id', v_sid,
+						   'fields', jsonb_build_object('phone',
+							'belongs to contact ' || v_other)));
+			RETURN;
+		END IF;
+	END IF;
+	IF p_body ? 'display_name' AND (v_name IS DISTINCT FROM v_c.display_name
+					 OR NOT v_c.name_set_by_agent) THEN
+		v_changed := v_changed || 'display_name'::text;
+	END IF;
+	IF v_set_phone AND v_phone IS DISTINCT FROM v_c.phone THEN
+		v_changed := v_changed || 'phone'::text;
+	END IF;
+	IF cardinality(v_changed) > 0 THEN
+		UPDATE contacts c
+		SET display_name = CASE WHEN p_body ? 'display_name' THEN v_name
+					ELSE c.display_name END,
+		    name_set_by_agent = c.name_set_by_agent OR p_body ? 'display_name',
+		    phone = CASE WHEN v_set_phone THEN v_phone ELSE c.phone END,
+		    updated_at = now()
+		WHERE c.id = p_id AND c.tenant_id = p_tenant RETURNING c.* INTO v_c;
+	END IF;
+	PERFORM hub_audit(p_tenant, p_actor, p_role, 'contact.update', 'contact:' || p_id,
+			  p_address, jsonb_build_object('fields', to_jsonb(v_changed)));
+	RETURN QUERY SELECT * FROM hub_admin_done(p_tenant,
+		CASE WHEN cardinality(v_changed) > 0 THEN ARRAY['contact.updated'] ELSE '{}' END,
+		CASE WHEN cardinality(v_changed) > 0 THEN ARRAY[hub_contact_json(v_c)] ELSE '{}' END,
+		hub_contact_get(p_tenant, p_id)::jsonb);
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_contact_search(p_tenant text, p_q text, p_limit integer, p_before bigint)
+ RETURNS TABLE(items text, next_before bigint)
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_q text := btrim(coalesce(p_q, ''));
+	v_digits text := regexp_replace(v_q, '[^0-9]', '', 'g');
+	v_alt text;
+	v_stems text[];
+	v_ids bigint[];
+BEGIN
+	IF v_q = '' THEN
+		v_ids := ARRAY(SELECT c.id FROM contacts c
+			       WHERE c.tenant_id = p_tenant AND (p_before IS NULL OR c.id < p_before)
+			       ORDER BY c.id DESC LIMIT p_limit + 1);
+	ELSIF v_q ~ '^\+?[0-9 ()\t.-]+$' AND length(v_digits) >= 3 THEN
+		-- as typed ('+7701...', '7701...'), without the country code ('701...'), or
+		-- with the trunk prefix 8 ('8 701 ...' is '+7701...'); a whole number normalised
+		IF btrim(v_q) LIKE '+%' THEN
+			v_alt := NULL;
+		ELSIF v_digits LIKE '8%' AND length(v_digits) <= 11 THEN
+			v_alt := '7' || substr(v_digits, 2);
+		ELSIF length(v_digits) <= 10 THEN
+			v_alt := '7' || v_digits;
+		END IF;
+		v_ids := ARRAY(SELECT c.id FROM contacts c
+			       WHERE c.tenant_id = p_tenant
+				     AND (c.phone LIKE '+' || v_digits || '%'
+					  OR c.phone LIKE '+' || v_alt || '%'
+					  OR c.phone = hub_phone_normalize(v_q))
+				     AND (p_before IS NULL OR c.id < p_before)
+			       ORDER BY c.id DESC LIMIT p_limit + 1);
+	ELSE
+		v_stems := ARRAY(SELECT replace(replace(hub_name_stem(w), '_', '\_'), '%', '\%')
+				 FROM hub_name_words(v_q) w);
+		IF cardinality(v_stems) = 0 THEN
+			v_ids := '{}';
+		ELSE
+			v_ids := ARRAY(
+				SELECT DISTINCT w.contact_id FROM contact_name_words w
+				WHERE w.tenant_id = p_tenant AND w.word LIKE v_stems[1] || '%'
+				      AND (p_before IS NULL OR w.contact_id < p_before)
+				      AND NOT EXISTS (
+					SELECT 1 FROM unnest(v_stems[2:]) s
+					WHERE NOT EXISTS (
+						SELECT 1 FROM contact_name_words x
+						WHERE x.tenant_id = p_tenant
+						      AND x.contact_id = w.contact_id
+						      AND x.word LIKE s || '%'))
+				ORDER BY w.contact_id DESC LIMIT p_limit + 1);
+		END IF;
+	END IF;
+	RETURN QUERY
+	SELECT (SELECT coalesce(jsonb_agg(hub_contact_item(c) ORDER BY c.id DESC), '[]')::text
+		FROM contacts c WHERE c.id = ANY (v_ids[1:p_limit]) AND c.tenant_id = p_tenant),
+	       CASE WHEN cardinality(v_ids) > p_limit THEN v_ids[p_limit] END;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_contact_words()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		DELETE FROM contact_name_words w
+		WHERE w.contact_id = NEW.id AND w.tenant_id = NEW.tenant_id;
+	END IF;
+	INSERT INTO contact_name_words (tenant_id, word, contact_id)
+	SELECT DISTINCT NEW.tenant_id, w, NEW.id
+	FROM hub_name_words(NEW.display_name) w
+	ON CONFLICT DO NOTHING;
+	RETURN NULL;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_ingest_delete(INOUT p_msg messages, p_ts_ms bigint, OUT o_result text)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+BEGIN
+	IF p_msg.deleted_at IS NOT NULL THEN
+		o_result := 'duplicate';
+		RETURN;
+	END IF;
+	UPDATE messages m SET deleted_at = coalesce(hub_ms_ts(p_ts_ms), now())
+	WHERE m.id = p_msg.id AND m.tenant_id = p_msg.tenant_id RETURNING m.* INTO p_msg;
+	o_result := 'stored';
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_last_inbound(v_conv conversations)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT max(coalesce(m.platform_ts, m.created_at)) FROM messages m
+	JOIN conversations v ON v.id = m.conversation_id AND v.tenant_id = m.tenant_id
+	WHERE v.contact_id = v_conv.contact_id AND v.channel_id = v_conv.channel_id
+	      AND v.tenant_id = v_conv.tenant_id AND m.direction = 'in'
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_media_of(p_tenant text, p_message bigint)
+ RETURNS TABLE(channel text, kind text, ref text, mime text, filename text, size bigint, upload_lo oid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT ch.public_id, ch.kind, m.media->>'ref', coalesce(u.mime, m.media->>'mime'),
+	       coalesce(u.filename, m.media->>'filename'),
+	       coalesce(u.size, (m.media->>'size')::bigint), u.lo
+	FROM messages m
+	JOIN channels ch ON ch.id = m.channel_id
+	LEFT JOIN media_uploads u ON u.id = m.media_upload_id AND u.tenant_id = m.tenant_id
+	WHERE m.id = p_message AND (p_tenant IS NULL OR m.tenant_id = p_tenant)
+	      AND m.media IS NOT NULL
+	      AND (m.media ? 'ref' OR u.id IS NOT NULL)
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_media_upload(p_tenant text, p_user text, p_mime text, p_filename text, p_data bytea)
+ RETURNS TABLE(id bigint, size bigint, sha256 text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+BEGIN
+	DELETE FROM media_uploads u
+	WHERE u.tenant_id = p_tenant AND u.created_at < now() - interval '1 day'
+	      AND NOT EXISTS (SELECT 1 FROM messages m
+			      WHERE m.media_upload_id = u.id AND m.tenant_id = p_tenant);
+	RETURN QUERY
+	INSERT INTO media_uploads AS u (tenant_id, lo, mime, filename, size, sha256, uploaded_by)
+	VALUES (p_tenant, lo_from_bytea(0, p_data), p_mime, p_filename, length(p_data),
+		encode(sha256(p_data), 'hex'), p_user)
+	RETURNING u.id, u.size, u.sha256;
+END;
+$function$;
+
+DROP FUNCTION hub_merge_contacts(bigint, bigint);
+CREATE OR REPLACE FUNCTION hub_merge_contacts(p_tenant text, p_into bigint, p_from bigint, OUT o_types text[], OUT o_datas jsonb[])
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_from contacts;
+	v_conv conversations;
+BEGIN
+	o_types := ARRAY['contact.merged'];
+	o_datas := ARRAY[jsonb_build_object('contact_id', p_into, 'merged_contact_id', p_from,
+					    'reason', 'phone')];
+	SELECT c.* INTO STRICT v_from FROM contacts c
+	WHERE c.id = p_from AND c.tenant_id = p_tenant FOR UPDATE;
+	UPDATE contacts c
+	SET display_name = coalesce(c.display_name, v_from.display_name),
+	    name_set_by_agent = c.name_set_by_agent OR
+		(c.display_name IS NULL AND v_from.name_set_by_agent),
+	    updated_at = now()
+	WHERE c.id = p_into AND c.tenant_id = p_tenant;
+	UPDATE conversations v SET status = 'resolved', updated_at = now()
+	WHERE v.contact_id = p_from AND v.tenant_id = p_tenant AND v.status = 'open' AND EXISTS (
+		SELECT 1 FROM conversations x
+		WHERE x.contact_id = p_into AND x.tenant_id = p_tenant
+		      AND x.channel_id = v.channel_id AND x.status = 'open');
+	FOR v_conv IN
+		UPDATE conversations v SET contact_id = p_into, updated_at = now()
+		WHERE v.contact_id = p_from AND v.tenant_id = p_tenant RETURNING v.*
+	LOOP
+		o_types := o_types || 'conversation.updated'::text;
+		o_datas := o_datas || hub_conversation_json(v_conv,
+			(SELECT c.public_id FROM channels c WHERE c.id = v_conv.channel_id));
+	END LOOP;
+	UPDATE contact_identities i SET contact_id = p_into, updated_at = now()
+	WHERE i.contact_id = p_from AND i.tenant_id = p_tenant;
+	DELETE FROM merge_suggestions s
+	WHERE p_from IN (s.contact_id, s.other_contact_id) AND s.tenant_id = p_tenant;
+	DELETE FROM contacts c WHERE c.id = p_from AND c.tenant_id = p_tenant;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_message_json(m messages, p_contact bigint, p_channel text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+DECLARE
+	v_reactions jsonb;
+BEGIN
+	SELECT jsonb_agg(jsonb_build_object('emoji', r.emoji, 'author', r.author)
+			 ORDER BY r.updated_at, r.reactor_external_id)
+	INTO v_reactions
+	FROM message_reactions r
+	WHERE r.message_id = m.id AND r.tenant_id = m.tenant_id AND r.emoji IS NOT NULL;
+	RETURN hub_message_obj(m, p_contact, p_channel, coalesce(v_reactions, '[]'::jsonb));
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_message_lock(p_ch channels, p_external_id text)
+ RETURNS messages
+ LANGUAGE sql
+AS $function$
+	SELECT m.* FROM messages m
+	WHERE m.channel_id = p_ch.id AND m.external_id = p_external_id
+	      AND m.tenant_id = p_ch.tenant_id FOR UPDATE
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_message_updated(m messages, p_ch channels)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT hub_message_json(m, (SELECT v.contact_id FROM conversations v
+				    WHERE v.id = m.conversation_id AND v.tenant_id = m.tenant_id),
+		p_ch.public_id)
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_profile_apply(p_request bigint, p_name text, p_username text)
+ RETURNS TABLE(tenant text, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_identity bigint;
+	v_tenant text;
+	v_ident contact_identities;
+	v_ch channels;
+	v_res record;
+BEGIN
+	DELETE FROM profile_requests r WHERE r.id = p_request RETURNING r.identity_id, r.tenant_id
+	INTO v_identity, v_tenant;
+	SELECT i.* INTO v_ident FROM contact_identities i
+	WHERE i.id = v_identity AND i.tenant_id = v_tenant;
+	IF NOT FOUND OR (nullif(p_name, '') IS NULL AND nullif(p_username, '') IS NULL) THEN
+		RETURN;
+	END IF;
+	SELECT c.* INTO STRICT v_ch FROM channels c WHERE c.id = v_ident.channel_id;
+	SELECT * INTO v_res FROM hub_resolve_contact(v_ch, v_ident.external_id, NULL,
+		coalesce(nullif(p_name, ''), p_username), nullif(p_username, ''));
+	RETURN QUERY SELECT * FROM hub_append_events(v_ch.tenant_id, v_res.o_types, v_res.o_datas);
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_tgpoll_advance(p_channel text, p_owner text, p_offset bigint)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+	WITH moved AS (
+		UPDATE telegram_polls t SET next_offset = greatest(t.next_offset, p_offset),
+			updated_at = now()
+		FROM channels c
+		WHERE c.id = t.channel_id AND c.tenant_id = t.tenant_id AND c.public_id = p_channel
+		      AND t.owner = p_owner
+		RETURNING 1)
+	SELECT EXISTS (SELECT 1 FROM moved)
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_tgpoll_release(p_channel text, p_owner text)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+	UPDATE telegram_polls t SET owner = NULL, lease_until = NULL, updated_at = now()
+	FROM channels c
+	WHERE c.id = t.channel_id AND c.tenant_id = t.tenant_id AND c.public_id = p_channel
+	      AND t.owner = p_owner
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_webchat_mark(p_channel text, p_sender text, p_message bigint, p_status text)
+ RETURNS TABLE(tenant_id text, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_ch channels := hub_webchat_channel(p_channel);
+	v_types text[] := '{}';
+	v_datas jsonb[] := '{}';
+	v_msg messages;
+BEGIN
+	IF p_status NOT IN ('delivered', 'read') THEN
+		RAISE EXCEPTION 'delivered or read' USING ERRCODE = '22023';
+	END IF;
+	FOR v_msg IN
+		UPDATE messages m SET status = p_status
+		FROM conversations v, contact_identities i
+		WHERE i.channel_id = v_ch.id AND i.external_id = p_sender
+		      AND i.tenant_id = v_ch.tenant_id
+		      AND v.channel_id = v_ch.id AND v.contact_id = i.contact_id
+		      AND v.tenant_id = v_ch.tenant_id
+		      AND m.conversation_id = v.id AND m.tenant_id = v_ch.tenant_id
+		      AND m.direction = 'out'
+		      AND CASE WHEN p_status = 'read' THEN m.id <= p_message
+			       ELSE m.id = p_message END
+		      AND hub_status_rank(m.status) BETWEEN 0 AND hub_status_rank(p_status) - 1
+		RETURNING m.*
+	LOOP
+		v_types := v_types || 'message.status'::text;
+		v_datas := v_datas || hub_status_json(v_msg);
+	END LOOP;
+	RETURN QUERY
+	SELECT v_ch.tenant_id, a.event_id, v_types[a.ord], v_datas[a.ord]::text
+	FROM hub_stream_append(v_ch.tenant_id, v_types, v_datas) a ORDER BY a.ord;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_webchat_message_id(p_channel text, p_external_id text)
+ RETURNS bigint
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT m.id FROM messages m JOIN channels c ON c.id = m.channel_id
+	WHERE c.public_id = p_channel AND m.external_id = p_external_id
+	      AND m.tenant_id = c.tenant_id
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_webchat_prechat(p_channel text, p_sender text, p_name text, p_phone text)
+ RETURNS TABLE(tenant_id text, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_ch channels := hub_webchat_channel(p_channel);
+	v_phone text := CASE WHEN p_phone ~ '^\+[1-9][0-9]{6,14}$' THEN p_phone END;
+	v_res record;
+BEGIN
+	IF EXISTS (SELECT 1 FROM contact_identities i
+		   WHERE i.channel_id = v_ch.id AND i.external_id = p_sender
+			 AND i.tenant_id = v_ch.tenant_id) THEN
+		RETURN;
+	END IF;
+	IF v_phone IS NOT NULL AND EXISTS (
+		SELECT 1 FROM contact_identities i
+		JOIN contacts c ON c.id = i.contact_id AND c.tenant_id = i.tenant_id
+		WHERE i.channel_id = v_ch.id AND i.tenant_id = v_ch.tenant_id
+		      AND c.phone = v_phone) THEN
+		v_phone := NULL;
+	END IF;
+	IF hub_clean_name(p_name) IS NULL AND v_phone IS NULL THEN
+		RETURN;
+	END IF;
+	v_res := hub_resolve_contact(v_ch, p_sender, v_phone, p_name, NULL);
+	RETURN QUERY
+	SELECT v_ch.tenant_id, a.event_id, v_res.o_types[a.ord], v_res.o_datas[a.ord]::text
+	FROM hub_stream_append(v_ch.tenant_id, v_res.o_types, v_res.o_datas) a ORDER BY a.ord;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_webchat_sync(p_channel text, p_sender text, p_after bigint, p_limit integer)
+ RETURNS TABLE(contact_id bigint, conversations text, last_event_id bigint, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_ch channels := hub_webchat_channel(p_channel);
+	v_contact bigint;
+	v_convs bigint[];
+	v_last bigint;
+BEGIN
+	SELECT i.contact_id INTO v_contact FROM contact_identities i
+	WHERE i.channel_id = v_ch.id AND i.external_id = p_sender
+	      AND i.tenant_id = v_ch.tenant_id;
+	v_convs := ARRAY(SELECT v.id FROM conversations v
+			 WHERE v.channel_id = v_ch.id AND v.contact_id = v_contact
+			       AND v.tenant_id = v_ch.tenant_id ORDER BY v.id);
+	SELECT s.last_event_id INTO v_last FROM tenant_stream s WHERE s.tenant_id = v_ch.tenant_id;
+	-- a cursor that far behind (a tab left open for weeks on a busy tenant) would scan the
+	-- tenant's whole log since: the history instead (the widget replaces by message id)
+	IF p_after IS NOT NULL AND v_last - p_after > 100000 THEN
+		p_after := NULL;
+	END IF;
+	RETURN QUERY SELECT v_contact, array_to_string(v_convs, ','), v_last, NULL::bigint,
+			    NULL::text, NULL::text;
+	IF v_contact IS NULL THEN
+		RETURN;
+	END IF;
+	IF p_after IS NULL THEN
+		RETURN QUERY
+		SELECT NULL::bigint, NULL::text, NULL::bigint, NULL::bigint, 'message'::text,
+		       hub_webchat_msg(x)::text
+		FROM (SELECT m.* FROM messages m
+		      WHERE m.conversation_id = ANY (v_convs) AND m.tenant_id = v_ch.tenant_id
+		      ORDER BY m.id DESC LIMIT p_limit) x ORDER BY x.id;
+		RETURN;
+	END IF;
+	RETURN QUERY
+	SELECT NULL::bigint, NULL::text, NULL::bigint, e.id, e.type,
+	       CASE WHEN e.type IN ('message.created', 'message.updated')
+		    THEN (SELECT hub_webchat_msg(m) FROM messages m
+			  WHERE m.id = (e.data->>'id')::bigint AND m.tenant_id = e.tenant_id)::text
+		    ELSE e.data::text END
+	FROM events e
+	WHERE e.tenant_id = v_ch.tenant_id AND e.id > p_after AND e.id <= v_last
+	      AND e.type IN ('message.created', 'message.updated', 'message.status')
+	      AND (e.data->>'conversation_id')::bigint = ANY (v_convs)
+	ORDER BY e.id LIMIT p_limit;
 END;
 $function$;
 

@@ -484,7 +484,7 @@ class Robustness(AssistantCase):
                          "'6500000202'")
         frm = self.psql("SELECT contact_id FROM contact_identities WHERE external_id = "
                         "'6500000201'")
-        self.psql("SELECT hub_merge_contacts(%s, %s)" % (into, frm))
+        self.psql("SELECT hub_merge_contacts('demo', %s, %s)" % (into, frm))
         self.assertEqual(self.count("ai_disclosures", "contact_id = %s" % into), 1)
         self.psql("UPDATE channel_ai SET enabled = true")
         self.psql("UPDATE conversations SET mode = 'ai'")
