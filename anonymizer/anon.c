@@ -2039,7 +2039,8 @@ static void merge_spans(struct hub_anon_spans *o)
 static void what_is_left(struct scan *s, struct hub_anon__left *left)
 {
 	const struct hub_anon_spans *o = s->out;
-	size_t j = 0, inside = 0;
+	struct hub_anon__left_word *lw;
+	size_t j = 0, inside = 0, n = 0;
 
 	*left = (struct hub_anon__left){ 0 };
 	for (size_t i = 0; i < s->nwords && o->n; i++) {
@@ -2057,6 +2058,26 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 		for (size_t p = o->items[i].start; p < o->items[i].end; p++)
 			inside += is_digit(s->text.p[p]);
 	left->digits = inside < s->ndigits;
+	if (left->unsure || !s->nwords)
+		return; /* look_again looks again whatever the words are */
+	lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
+	j = 0;
+	for (size_t i = 0; i < s->nwords; i++) {
+		const struct word *w = &s->words[i];
+		uint32_t cp;
+
+		while (j < o->n && o->items[j].end <= w->start)
+			j++;
+		if (j < o->n && o->items[j].start <= w->start)
+			continue;
+		next_cp(s->text, w->start, &cp);
+		lw[n].start = w->start;
+		lw[n].end = w->end;
+		lw[n++].first = (char)((cp < HUB_ANON_CP_TABLE ? s->anon->cp_info[cp] :
+					hub_anon__cp_info(cp)) & 0xff);
+	}
+	left->words = lw;
+	left->nwords = n;
 }
 
 int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
