@@ -810,8 +810,9 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_a
 	struct hub_anon_key k;
 	size_t lens[16], nl;
 
-	/* keyed as cut_words keys it, looked up as classify looks it up */
-	if (!hub_anon__key(anon, p, n, &k) || k.len < 2 || !hub_anon__vault_name_may(v, k.s[0]))
+	/* keyed as cut_words keys it, looked up as classify looks it up: a word of one key
+	 * byte too ("T" after the vault learned "TT", whose key is "t") */
+	if (!hub_anon__key(anon, p, n, &k) || !k.len || !hub_anon__vault_name_may(v, k.s[0]))
 		return 0;
 	if (k.len < HUB_ANON_STEM_MIN)
 		lens[0] = k.len, nl = 1;
