@@ -1100,8 +1100,9 @@ static bool intrinsic(const struct scan *s, size_t i)
 	if (cue == 1 && (s->words[i - 1].lx & LX_INTRO) && !upper && gaz &&
 	    (!(w->w & W_AMBIG) || ((w->w & W_AMBIG_CYR) && (s->words[i - 1].w & W_LATIN))))
 		return true; /* "я айдана"; "im dana": дана is a Kazakh word, not an English one */
-	/* "Доктору Ли", "Mr Tan": a title wants a name, known or not */
-	if (cue == 1 && cap && (s->words[i - 1].lx & LX_TITLE))
+	/* "Доктору Ли", "Mr Tan": a title wants a name, known or not (not "MS Office") */
+	if (cue == 1 && cap && (s->words[i - 1].lx & LX_TITLE) &&
+	    !(s->words[i - 1].w & W_ALLCAPS))
 		return true;
 	/* after a greeting, a Latin word in Cyrillic text is a product ("салам Octavia бар ма")
 	 * when the message asks a price, or when only a Cyrillic name explains it; else the

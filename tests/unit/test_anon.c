@@ -227,6 +227,7 @@ static void test_names_in_context(void **state)
 		{ "запишите к Доктору Ли на понедельник", "NAME:Ли" },
 		{ "please ask Mr Tan to call", "NAME:Tan" },
 		{ "доктор сегодня принимает?", "" },
+		{ "нужен MS Office на ноутбук", "" },
 		/* a Kazakh honorific after a name */
 		{ "Бақыт аға, машина готова?", "NAME:Бақыт" },
 		/* after an introduced name, the gazetteer's words are the rest of it */
