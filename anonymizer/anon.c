@@ -36,6 +36,10 @@
 #define LX_ID_CUE 0x40000     /* "ИИН", "BIN": a 12-digit number after it is one, or an ID */
 #define LX_INTRO 0x80000      /* "я", "мен", "это", "im": a self-introduction */
 #define LX_GREET 0x100000     /* "привет", "салам", "hi" */
+#define LX_AMBIG_LAT 0x200000 /* LX_AMBIG from an entry written in Latin (an English word) */
+#define LX_AMBIG_CYR 0x400000 /* LX_AMBIG from an entry written in Cyrillic */
+#define LX_TITLE 0x800000     /* "доктор", "Mr": a capitalised word after it is a name */
+#define LX_PRICE 0x1000000    /* "қанша", "сколько", "price": the message asks about a product */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
 #define LX_NEVER (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT | LX_STOP | \
 		  LX_PLACE_BEFORE | LX_PLACE_AFTER | LX_CUE_AFTER)
@@ -110,13 +114,27 @@ static const char *const place_after[] = {
 	"ауданы", "облысы", "қаласы", "ауылы", "район", "trade", "group", "company", "бульвар",
 };
 
+/* With the Kazakh honorifics that follow a name ("Бақыт аға", "Гүлнар апай"). */
 static const char *const cue_after[] = {
-	"деген", "есімді", "атты", "по имени", "зовут",
+	"деген", "есімді", "атты", "по имени", "зовут", "аға", "ага", "ағай", "агай", "апа",
+	"апай", "әпке", "апке", "мырза", "ханым", "тәте", "жеңге", "женге",
 };
 
 static const char *const cue_strong[] = {
 	"зовут", "звать", "зовусь", "имя", "фио", "атым", "есімім", "есімі", "аты", "name",
 	"named", "called", "получатель", "recipient", "отправитель", "sender", "контакт",
+};
+
+/* Titles: also weak cues. */
+static const char *const titles[] = {
+	"доктор", "врач", "мастер", "господин", "госпожа", "mr", "mrs", "ms", "dr", "mister",
+};
+
+/* A question about a price: a Latin word after a greeting in it is a product ("сәлем Jetta
+ * бар ма қанша тұрады"), in Latin letters too. */
+static const char *const price_words[] = {
+	"қанша", "канша", "сколько", "цена", "цену", "стоит", "стоимость", "баға", "бағасы",
+	"price", "cost", "kansha", "qansha", "skolko", "tsena", "baga",
 };
 
 static const char *const cue_weak[] = {
@@ -207,8 +225,10 @@ static inline bool filter_has(const struct hub_anon *a, uint64_t h)
 	return (a->filter[filter_word(h)] & b) == b;
 }
 
-/* Adds one word list with flags (each word keyed; words with no key are skipped). */
-static void add_words(struct hub_anon *a, const char *const *w, size_t n, uint32_t flags)
+/* Adds one word list with flags (each word keyed; words with no key are skipped). translit:
+ * Cyrillic words also keyed as Latin ones are looked up (a strong cue: "atym", "zovut"). */
+static void add_words_as(struct hub_anon *a, const char *const *w, size_t n, uint32_t flags,
+			 bool translit)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct hub_anon_key k;
@@ -217,14 +237,29 @@ static void add_words(struct hub_anon *a, const char *const *w, size_t n, uint32
 
 		/* Latin words are looked up collapsed, Cyrillic ones folded or strict: a list
 		 * word is keyed only so, or ТОО would be "to" */
-		for (int mode = latin ? 1 : 0; mode < (latin ? 2 : 3); mode += latin ? 1 : 2) {
-			if (hub_anon__key_mode(a, w[i], strlen(w[i]), mode, &k)) {
+		static const enum hub_anon_key_mode cyr[] = { HUB_ANON_KEY_FOLD,
+							      HUB_ANON_KEY_STRICT,
+							      HUB_ANON_KEY_COLLAPSE };
+		static const enum hub_anon_key_mode lat[] = { HUB_ANON_KEY_COLLAPSE };
+		const enum hub_anon_key_mode *modes = latin ? lat : cyr;
+		size_t nmodes = latin ? 1 : translit ? 3 : 2;
+
+		for (size_t m = 0; m < nmodes; m++) {
+			if (hub_anon__key_mode(a, w[i], strlen(w[i]), modes[m], &k)) {
 				hub_anon__htab_or(&a->words, k.h[k.len], flags);
 				filter_set(a, k.h[k.len]);
 			}
 		}
 	}
 }
+
+static void add_words(struct hub_anon *a, const char *const *w, size_t n, uint32_t flags)
+{
+	add_words_as(a, w, n, flags, false);
+}
+
+/* What the stem of an entry keeps of the entry's flags. */
+#define LX_STEM_KEEP (LX_AMBIG | LX_AMBIG_LAT | LX_AMBIG_CYR | LX_C | LX_F | LX_L | LX_LAT)
 
 static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t flags)
 {
@@ -235,7 +270,7 @@ static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t 
 	if (norm < k->len) {
 		/* Марина -> "marin": Марине, Мариной, Марину */
 		hub_anon__htab_or(&a->words, k->h[norm],
-				  (flags & (LX_AMBIG | LX_C | LX_F | LX_L | LX_LAT)) | LX_STEM);
+				  (flags & LX_STEM_KEEP) | LX_STEM);
 		filter_set(a, k->h[norm]);
 	} else if (k->len >= HUB_ANON_STEM_MIN + 2 && (k->s[k->len - 2] == 'e' ||
 						       k->s[k->len - 2] == 'o')) {
@@ -246,7 +281,7 @@ static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t 
 		f.len--;
 		f.h[f.len] = hub_anon__hash(f.s, f.len);
 		hub_anon__htab_or(&a->words, f.h[f.len],
-				  (flags & (LX_AMBIG | LX_C | LX_F | LX_L | LX_LAT)) | LX_STEM);
+				  (flags & LX_STEM_KEEP) | LX_STEM);
 		filter_set(a, f.h[f.len]);
 	}
 }
@@ -264,17 +299,22 @@ static void add_list(struct hub_anon *a, struct hub_str text, uint32_t flags)
 		while (e > i && (text.p[e - 1] == '\r' || text.p[e - 1] == ' '))
 			e--;
 		if (e > i && text.p[i] != '#') {
+			bool latin = (text.p[i] | 0x20) >= 'a' && (text.p[i] | 0x20) <= 'z';
+			/* an ambiguous entry says in which script it is a word */
+			uint32_t f = flags | (!(flags & LX_AMBIG) ? 0 :
+					      latin ? LX_AMBIG_LAT : LX_AMBIG_CYR);
+
 			if (hub_anon__key_mode(a, text.p + i, e - i, HUB_ANON_KEY_COLLAPSE, &k) &&
 			    k.len >= HUB_ANON_STEM_MIN)
-				add_name(a, &k, flags | LX_L | (k.latin ? LX_LAT : 0));
-			if (!k.latin &&
+				add_name(a, &k, f | LX_L | (k.latin ? LX_LAT : 0));
+			if (!latin &&
 			    hub_anon__key_mode(a, text.p + i, e - i, HUB_ANON_KEY_STRICT, &k) &&
 			    k.len >= HUB_ANON_STEM_MIN)
-				add_name(a, &k, flags | LX_C);
-			if (!k.latin && k.kazakh &&
+				add_name(a, &k, f | LX_C);
+			if (!latin && k.kazakh &&
 			    hub_anon__key_mode(a, text.p + i, e - i, HUB_ANON_KEY_FOLD, &k) &&
 			    k.len >= HUB_ANON_STEM_MIN)
-				add_name(a, &k, flags | LX_F); /* Гүлнар met as Гульнар */
+				add_name(a, &k, f | LX_F); /* Гүлнар met as Гульнар */
 		}
 		i = end + 1;
 	}
@@ -292,7 +332,9 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	add_list(a, surnames, LX_SUR);
 	add_list(a, ambiguous, LX_FIRST | LX_AMBIG);
 	add_words(a, stop_words, HUB_ARRAY_SIZE(stop_words), LX_STOP);
-	add_words(a, cue_strong, HUB_ARRAY_SIZE(cue_strong), LX_CUE_STRONG);
+	add_words_as(a, cue_strong, HUB_ARRAY_SIZE(cue_strong), LX_CUE_STRONG, true);
+	add_words(a, titles, HUB_ARRAY_SIZE(titles), LX_TITLE | LX_CUE_WEAK);
+	add_words(a, price_words, HUB_ARRAY_SIZE(price_words), LX_PRICE);
 	add_words(a, cue_weak, HUB_ARRAY_SIZE(cue_weak), LX_CUE_WEAK);
 	add_words(a, func_words, HUB_ARRAY_SIZE(func_words), LX_FUNC);
 	add_words(a, order_words, HUB_ARRAY_SIZE(order_words), LX_ORDER);
@@ -440,11 +482,18 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 #define W_IDCUE 0x20000000 /* "ИИН", "BIN" (LX_ID_CUE, or Latin as written) */
 #define W_STREET_DONE 0x40000000u /* street_word_after has looked at it: */
 #define W_STREET 0x80000000u      /* ... and it names what a street's name comes before */
+#define W_KAZCASE (1ull << 32) /* a gazetteer name's stem of 4 key bytes or more and a Kazakh
+				* case or possessive ending: Әселдің, Әсемге, Айгеримді */
+#define W_AMBIG_CYR (1ull << 33) /* a Latin word whose W_AMBIG comes only from Cyrillic
+				  * entries ("dana": дана is a word, dana is no English one) */
+#define W_CUE_INFL (1ull << 34) /* a cue word through a case ending: "Доктору", "мастеру" */
+#define W_INITDOT (1ull << 35) /* after an initial and its full stop ("Е. Т."): no sentence
+				* ends there */
 
 struct word {
 	size_t start, end;
 	uint32_t lx; /* lexicon flags of the whole key */
-	uint32_t w;  /* W_* */
+	uint64_t w;  /* W_* */
 	/* What street_word_after needs of the key of a lower-case word of 4 key bytes or
 	 * more (klen 0 otherwise): its length, its last 3 bytes and the hashes of the key
 	 * without 3, 2 and 1 of them (its stems are no shorter). */
@@ -474,6 +523,7 @@ struct scan {
 	size_t ndigits;
 	bool has_at;     /* an '@' is in the text (cut_words): e-mails need one */
 	bool has_marker; /* a '[' or a '_' is in the text (cut_words): markers need one */
+	bool price;      /* a word asks a price (LX_PRICE) */
 };
 
 static bool is_digit(int c)
@@ -521,7 +571,7 @@ static void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_typ
 	o->items[o->n++] = (struct hub_anon_span){ start, end, type };
 }
 
-static void add_word(struct scan *s, size_t start, size_t end, uint32_t w)
+static void add_word(struct scan *s, size_t start, size_t end, uint64_t w)
 {
 	if (s->nwords == s->capwords)
 		s->words = hub_pool_grow(s->pool, s->words, &s->capwords, 32, sizeof(*s->words));
@@ -578,7 +628,7 @@ static void cut_words(struct scan *s)
 {
 	struct hub_str t = s->text;
 	const uint32_t *table = s->anon->cp_info;
-	bool sent = true, adj = false, soft = false, hyphen = false;
+	bool sent = true, adj = false, soft = false, hyphen = false, initdot = false;
 	size_t i = 0, seps = 0;
 	struct hub_anon_key k;
 
@@ -594,7 +644,7 @@ static void cut_words(struct scan *s)
 			size_t start = i;
 			unsigned letters = 0, uppers = 0;
 			bool first_upper = info & HUB_ANON_CP_UPPER, cyr = false, latin = cp < 0x80;
-			uint32_t w;
+			uint64_t w;
 
 			hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
 					    latin);
@@ -615,7 +665,7 @@ static void cut_words(struct scan *s)
 			w = (first_upper ? W_CAP : 0) |
 			    (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
 			    (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
-			    (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0) |
+			    (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0) | (initdot ? W_INITDOT : 0) |
 			    (letters == 1 ? W_INITIAL : 0) | (latin ? W_LATIN : 0);
 			add_word(s, start, i, w);
 			if (i < t.len && is_digit((int)cp) && i - start >= 2 &&
@@ -624,7 +674,7 @@ static void cut_words(struct scan *s)
 				s->iban_at[s->niban - 1] = i - 2;
 			if (hub_anon__key_end(&k))
 				classify(s, &s->words[s->nwords - 1], &k);
-			sent = false;
+			sent = initdot = false;
 			adj = soft = true;
 			seps = 0;
 		}
@@ -638,8 +688,15 @@ static void cut_words(struct scan *s)
 			adj = false;
 			break;
 		case SEP_SENT:
+			adj = false;
+			if (cp == '.' && !seps && s->nwords && s->words[s->nwords - 1].end == i &&
+			    (s->words[s->nwords - 1].w & (W_INITIAL | W_CAP)) ==
+				    (W_INITIAL | W_CAP)) {
+				initdot = true; /* "Е. Т. Тен", "Тен Е. Т. просил" */
+				break;
+			}
 			sent = true;
-			adj = soft = false;
+			soft = false;
 			break;
 		case SEP_DIGIT:
 			sent = false;
@@ -753,8 +810,9 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_a
 	struct hub_anon_key k;
 	size_t lens[16], nl;
 
-	/* keyed as cut_words keys it, looked up as classify looks it up */
-	if (!hub_anon__key(anon, p, n, &k) || k.len < 2 || !hub_anon__vault_name_may(v, k.s[0]))
+	/* keyed as cut_words keys it, looked up as classify looks it up: a word of one key
+	 * byte too ("T" after the vault learned "TT", whose key is "t") */
+	if (!hub_anon__key(anon, p, n, &k) || !k.len || !hub_anon__vault_name_may(v, k.s[0]))
 		return 0;
 	if (k.len < HUB_ANON_STEM_MIN)
 		lens[0] = k.len, nl = 1;
@@ -803,9 +861,30 @@ static bool vault_learned(const struct scan *s, const struct word *wd,
 		uint32_t lx = filter_has(s->anon, h) ? hub_anon__htab_get(&s->anon->words, h) : 0;
 
 		if ((lx & LX_NAME) && (lx & (k->latin ? LX_L : LX_C | LX_F)))
-			return !(lx & LX_AMBIG);
+			return !(lx & (k->latin ? LX_AMBIG : LX_AMBIG_CYR));
 	}
 	return true;
+}
+
+/* Whether the key k without its stem of len bytes is a case or possessive ending of Kazakh
+ * (of two key bytes or more, none that a Russian case ending also is): -ға/-ге/-қа/-ке/-на/
+ * -не, -ны/-ні/-ды/-ді/-ты/-ті, -ның/-нің/-дың/-дің/-тың/-тің, -да/-де/-та/-те, -дан/-ден/
+ * -тан/-тен/-нан/-нен, -мен/-бен/-пен, -сы/-сі. */
+static bool kazakh_ending(const struct hub_anon_key *k, size_t len)
+{
+	static const char *const ends[] = {
+		"ga", "ge", "ka", "ke", "na", "ne", "ny", "ni", "dy", "di", "ty", "ti", "nyn",
+		"nin", "dyn", "din", "tyn", "tin", "da", "de", "ta", "te", "dan", "den", "tan",
+		"ten", "nan", "nen", "men", "ben", "pen", "sy", "si",
+	};
+	size_t el = k->len - len;
+
+	if (el < 2 || el > 3)
+		return false;
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(ends); i++)
+		if (strlen(ends[i]) == el && !memcmp(k->s + len, ends[i], el))
+			return true;
+	return false;
 }
 
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
@@ -814,6 +893,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 {
 	size_t lens[16], n;
 	bool vault, lex, lex_alone;
+	uint32_t cue = 0;
 
 	wd->w |= W_KEYED;
 	if (!(wd->w & (W_CAP | W_ALLCAPS)) && k->len >= HUB_ANON_STEM_MIN + 1) {
@@ -824,6 +904,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	}
 	if (filter_has(s->anon, k->h[k->len]))
 		wd->lx = hub_anon__htab_get(&s->anon->words, k->h[k->len]);
+	if (wd->lx & LX_PRICE)
+		s->price = true;
 	if ((wd->lx & LX_ID_CUE) || (k->latin && id_cue_word(s, wd))) {
 		wd->w |= W_IDCUE;
 		s->id_cue = 0; /* find_id_cue says where */
@@ -872,7 +954,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		    filter_has(s->anon, ks.h[ks.len]))
 			f = hub_anon__htab_get(&s->anon->words, ks.h[ks.len]);
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
-			wd->w |= W_GAZ | (f & LX_AMBIG ? W_AMBIG : 0) |
+			wd->w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) |
 				 (f & LX_FIRST ? W_FIRST : 0);
 			wd->w |= morphology(wd, k);
 			return;
@@ -894,6 +976,9 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 			wd->lx |= LX_STOP;
 			return;
 		}
+		if (i && lens[i] >= 5 && (f & (LX_CUE_WEAK | LX_CUE_STRONG)) && !(f & LX_NAME) &&
+		    !(wd->w & W_GAZ))
+			cue = f & (LX_CUE_WEAK | LX_CUE_STRONG | LX_TITLE); /* Доктору, мастеру */
 		if (!(f & LX_NAME) || !(f & (k->latin ? LX_L : LX_C | LX_F)))
 			continue;
 		if (!k->latin && !(f & LX_C))
@@ -901,8 +986,12 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		wd->w |= W_GAZ;
 		if (i || !(f & (LX_FIRST | LX_SUR)))
 			wd->w |= W_INFL;
-		if (f & LX_AMBIG)
+		/* a Cyrillic word is a common word by a Cyrillic entry only ("Тен" is no "ten");
+		 * a Latin one by either, transliterated Russian and Kazakh being words too */
+		if (f & (k->latin ? LX_AMBIG : LX_AMBIG_CYR))
 			wd->w |= W_AMBIG;
+		if (k->latin && (f & LX_AMBIG) && !(f & LX_AMBIG_LAT))
+			wd->w |= W_AMBIG_CYR;
 		if (f & LX_FIRST)
 			wd->w |= W_FIRST;
 		if (k->latin && !(f & LX_LAT))
@@ -913,7 +1002,13 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 			wd->w |= W_LONGSTEM;
 		else if (lens[i] >= 5)
 			wd->w |= W_MIDSTEM;
+		if (i && lens[i] >= 4 && (f & (LX_FIRST | LX_SUR)) && kazakh_ending(k, lens[i]))
+			wd->w |= W_KAZCASE;
 		break;
+	}
+	if (cue && !(wd->w & W_GAZ)) {
+		wd->lx |= cue;
+		wd->w |= W_CUE_INFL;
 	}
 	wd->w |= morphology(wd, k);
 }
@@ -968,6 +1063,24 @@ static bool latin_pair(const struct scan *s, size_t i)
 	       (i + 1 < s->nwords && (w[1].w & W_ADJ) && (w[1].w & want) == want);
 }
 
+/* How many initials follow word i: capitalised single letters, each with its full stop
+ * ("Тен Е. Т.", "Aigerim К."). */
+static int initials_after(const struct scan *s, size_t i)
+{
+	int n = 0;
+
+	for (size_t j = i + 1; j < s->nwords && n < 2; j++) {
+		const struct word *w = &s->words[j];
+
+		if ((w->w & (W_INITIAL | W_CAP)) != (W_INITIAL | W_CAP) ||
+		    !(w->w & (W_ADJ | W_INITDOT)) || w->end >= s->text.len ||
+		    s->text.p[w->end] != '.')
+			break;
+		n++;
+	}
+	return n;
+}
+
 /* A name by itself: the gazetteer, morphology, case, cues. */
 static bool intrinsic(const struct scan *s, size_t i)
 {
@@ -984,12 +1097,26 @@ static bool intrinsic(const struct scan *s, size_t i)
 		return false;
 	if (cue == 2 && (upper || gaz))
 		return true;
-	if (cue == 1 && (s->words[i - 1].lx & LX_INTRO) && !upper && gaz && !(w->w & W_AMBIG))
-		return true; /* "я айдана", "im dana", "это диас" */
-	if (cue == 1 && upper && (gaz || (w->w & (W_SURNAME | W_PATRO))) &&
-	    !((s->words[i - 1].lx & LX_GREET) && (w->w & W_LATIN) && !s->translit_ok))
+	if (cue == 1 && (s->words[i - 1].lx & LX_INTRO) && !upper && gaz &&
+	    (!(w->w & W_AMBIG) || ((w->w & W_AMBIG_CYR) && (s->words[i - 1].w & W_LATIN))))
+		return true; /* "я айдана"; "im dana": дана is a Kazakh word, not an English one */
+	/* "Доктору Ли", "Mr Tan": a title wants a name, known or not (not "MS Office") */
+	if (cue == 1 && cap && (s->words[i - 1].lx & LX_TITLE) &&
+	    !(s->words[i - 1].w & W_ALLCAPS))
 		return true;
-	if (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER) && upper)
+	/* after a greeting, a Latin word in Cyrillic text is a product ("салам Octavia бар ма")
+	 * when the message asks a price, or when only a Cyrillic name explains it; else the
+	 * one greeted ("салем Aigerim ертен келем") */
+	if (cue == 1 && upper && (gaz || (w->w & (W_SURNAME | W_PATRO))) &&
+	    !((s->words[i - 1].lx & LX_GREET) && (w->w & W_LATIN) && !s->translit_ok &&
+	      (s->price || !exact || (w->w & W_TRANSLIT))))
+		return true;
+	/* "Нұр деген", "Бақыт аға", "гүлнар апай" */
+	if (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER) &&
+	    (s->words[i + 1].w & W_ADJ) && (upper || (w->w & W_GAZ)))
+		return true;
+	/* "Тен Е. Т.", "Aigerim К.": a surname or a name before initials */
+	if (cap && initials_after(s, i) >= (gaz ? 1 : 2))
 		return true;
 	/* a capitalised name-word right before a phone or an e-mail: "Arman +7 771..." */
 	if (cap && (w->w & W_GAZ) && contact_after(s, w->end))
@@ -1000,8 +1127,11 @@ static bool intrinsic(const struct scan *s, size_t i)
 		return false;
 	if (exact)
 		return true;
+	/* inflected: a capitalised word mid-sentence, a long stem, or a Kazakh case ending
+	 * ("Әселдің телефоны": no Russian word ends so) */
 	if (gaz && !(w->w & W_AMBIG) && (w->w & W_INFL) &&
-	    ((cap && !(w->w & W_SENT)) || (w->w & W_LONGSTEM) || (cap && (w->w & W_MIDSTEM))))
+	    ((cap && !(w->w & W_SENT)) || (w->w & W_LONGSTEM) ||
+	     (cap && (w->w & (W_MIDSTEM | W_KAZCASE)))))
 		return true;
 	if ((w->w & W_PATRO) && (upper || (w->end - w->start) >= 14))
 		return true;
@@ -1154,11 +1284,18 @@ static bool same_script(const struct word *a, const struct word *b)
 /* A word in lower case beside a name in lower case ("мен айдос мырзабек"): a name when it
  * has a name's shape or is in the gazetteer (not as a common word); in Latin letters only
  * with a Kazakh surname's ending ("atym aigerim kunanbay"): a Latin skeleton meets too
- * many English words ("need" is Ned, "again" ends as Russian surnames do). */
-static bool lower_pair(const struct word *w, const struct word *name)
+ * many English words ("need" is Ned, "again" ends as Russian surnames do). Right after a
+ * name that an introduction or a strong cue brought ("я гульмира омар", "atym kamila
+ * yerzhigit"), any word of the gazetteer: the customer is saying their full name. */
+static bool lower_pair(const struct scan *s, size_t i, size_t ni)
 {
+	const struct word *w = &s->words[i], *name = &s->words[ni];
+
 	if ((name->w & (W_CAP | W_ALLCAPS)) || !same_script(w, name))
 		return false;
+	if (ni + 1 == i && (w->w & W_GAZ) && !(w->w & W_SHORT) && ni &&
+	    (cue_before(s, ni) == 2 || (s->words[ni - 1].lx & LX_INTRO)))
+		return true;
 	if (w->w & W_CYR)
 		return (w->w & W_SURSHAPE) || (w->w & (W_GAZ | W_AMBIG)) == W_GAZ;
 	return w->w & W_KAZSUR;
@@ -1216,9 +1353,13 @@ static void mark_names(struct scan *s)
 			}
 			if ((!prev_name && !next_name) || (w->w & W_INITIAL) || place(s, i))
 				continue;
+			/* a capitalised word mid-sentence right before a first name is
+			 * its surname ("примет Шалкар Бекзат", "ип Смайыл Айдос") */
 			if (upper ? (w->w & (W_GAZ | W_SURNAME | W_PATRO | W_SURSHAPE)) ||
-					    (prev_name && (prev->w & W_FIRST) && same_script(w, prev))
-				  : lower_pair(w, prev_name ? prev : next)) {
+					    (prev_name && (prev->w & W_FIRST) && same_script(w, prev)) ||
+					    (next_name && (next->w & W_FIRST) && !(w->w & W_SENT) &&
+					     same_script(w, next))
+				  : lower_pair(s, i, prev_name ? i - 1 : i + 1)) {
 				w->w |= W_INTR;
 				changed = 1;
 			}
@@ -1238,8 +1379,9 @@ static bool cyrillic_left(struct scan *s)
 
 		/* what becomes a marker is not left: a name by the text or of the vault (a
 		 * name the vault learns later in the text is the vault's second look) */
-		if (!(w->w & W_CYR) || (w->w & (W_INTR | W_NAME)))
-			continue;
+		if (!(w->w & W_CYR) || (w->w & (W_INTR | W_NAME)) ||
+		    (w->w & (W_INITIAL | W_CAP)) == (W_INITIAL | W_CAP))
+			continue; /* an initial is no text in a script: "Aigerim К." */
 		while (j < s->out->n && s->out->items[j].end <= w->start)
 			j++;
 		if (j == s->out->n || s->out->items[j].start >= w->end)
@@ -1272,7 +1414,7 @@ static void decide_names(struct scan *s)
 			   (ws[i].w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO));
 	if (translit && !cyrillic_left(s)) {
 		for (size_t i = 0; i < s->nwords; i++)
-			ws[i].w &= ~(uint32_t)W_INTR;
+			ws[i].w &= ~(uint64_t)W_INTR;
 		s->translit_ok = true;
 		mark_names(s);
 	}
@@ -1899,7 +2041,8 @@ static void merge_spans(struct hub_anon_spans *o)
 static void what_is_left(struct scan *s, struct hub_anon__left *left)
 {
 	const struct hub_anon_spans *o = s->out;
-	size_t j = 0, inside = 0;
+	struct hub_anon__left_word *lw;
+	size_t j = 0, inside = 0, n = 0;
 
 	*left = (struct hub_anon__left){ 0 };
 	for (size_t i = 0; i < s->nwords && o->n; i++) {
@@ -1917,6 +2060,26 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 		for (size_t p = o->items[i].start; p < o->items[i].end; p++)
 			inside += is_digit(s->text.p[p]);
 	left->digits = inside < s->ndigits;
+	if (left->unsure || !s->nwords)
+		return; /* look_again looks again whatever the words are */
+	lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
+	j = 0;
+	for (size_t i = 0; i < s->nwords; i++) {
+		const struct word *w = &s->words[i];
+		uint32_t cp;
+
+		while (j < o->n && o->items[j].end <= w->start)
+			j++;
+		if (j < o->n && o->items[j].start <= w->start)
+			continue;
+		next_cp(s->text, w->start, &cp);
+		lw[n].start = w->start;
+		lw[n].end = w->end;
+		lw[n++].first = (char)((cp < HUB_ANON_CP_TABLE ? s->anon->cp_info[cp] :
+					hub_anon__cp_info(cp)) & 0xff);
+	}
+	left->words = lw;
+	left->nwords = n;
 }
 
 int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
@@ -1948,6 +2111,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.ndigits = 0;
 	s.has_at = false;
 	s.has_marker = false;
+	s.price = false;
 
 	out->items = NULL;
 	out->n = out->cap = 0;

@@ -106,9 +106,18 @@ bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c);
 /* What a second look at a text with a vault that has learned more needs of the first
  * (hub_anon__detect): whether a word is partly inside a span, and whether a digit is outside
  * every span (the words outside the spans, the vault reads from the text). */
+struct hub_anon__left_word {
+	size_t start, end;
+	char first; /* the first byte of the key of its first letter (0: none) */
+};
+
 struct hub_anon__left {
 	bool unsure; /* a word is partly inside a span: what it is depends on the rest */
 	bool digits;
+	/* the words of letters that start outside every span, as the detector cut them (from
+	 * its pool): what a second look reads names from, without cutting the text again */
+	const struct hub_anon__left_word *words;
+	size_t nwords;
 };
 
 /* hub_anon_detect, and what it left outside the spans in *left. */

@@ -365,38 +365,17 @@ static bool inside(const struct hub_anon_spans *spans, size_t at, size_t *i)
 	return *i < spans->n && spans->items[*i].start <= at;
 }
 
-/* A word of the vault's names among the words of letters of text outside every span
- * (first: bit c & 63 of the first key byte of each name to look for). */
+/* A word of the vault's names among the words of letters of text outside every span, as the
+ * detector left them (first: bit c & 63 of the first key byte of each name to look for). */
 static bool name_left(const struct hub_anon_vault *v, struct hub_str text,
-		      const struct hub_anon_spans *spans, uint64_t first)
+		      const struct hub_anon__left *left, uint64_t first)
 {
-	const uint32_t *table = hub_anon__cp_table(v->anon);
-	size_t i = 0, si = 0;
+	for (size_t i = 0; i < left->nwords; i++) {
+		const struct hub_anon__left_word *w = &left->words[i];
 
-	while (i < text.len) {
-		size_t start = i, l;
-		uint32_t cp, info = 0;
-		char c = 0;
-
-		/* a word: a run of letters, as the detector cuts them */
-		for (;;) {
-			l = i < text.len ? hub_anon__decode((const unsigned char *)text.p + i,
-							    text.len - i, &cp) : 0;
-			if (l)
-				info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
-			if (!l || !(info & HUB_ANON_CP_LETTER))
-				break;
-			if (i == start)
-				c = hub_anon__key_first(cp);
-			i += l;
-		}
-		if (i == start) {
-			i += l ? l : 1;
-			continue;
-		}
 		/* the detector keys the word and looks it up so */
-		if (!inside(spans, start, &si) && (!c || (first >> (c & 63) & 1)) &&
-		    hub_anon__word_in_vault(v->anon, v, text.p + start, i - start))
+		if ((!w->first || (first >> (w->first & 63) & 1)) &&
+		    hub_anon__word_in_vault(v->anon, v, text.p + w->start, w->end - w->start))
 			return true;
 	}
 	return false;
@@ -445,7 +424,7 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 		return true;
 	if (!first)
 		return false;
-	return left->unsure || name_left(v, text, spans, first);
+	return left->unsure || name_left(v, text, left, first);
 }
 
 int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *pool,

@@ -8,7 +8,11 @@
  * weighs on each alike, and timed in the thread's CPU time). Not part of `make test`;
  * nothing here is asserted.
  * usage: anon [--seconds S] [CORPUS.jsonl ...]   (each measurement runs about S seconds,
- * default 2; the corpora default to tests/anon/corpus.jsonl and tests/anon/hard.jsonl) */
+ * default 2; the corpora default to tests/anon/corpus.jsonl and tests/anon/hard.jsonl)
+ *        anon --rounds N [CORPUS.jsonl ...]      (a fixed work for a profiler or an
+ * instruction count, whatever the load: N rounds of pseudonymization over the corpus lines
+ * alone, no timing; e.g. `valgrind --tool=callgrind --toggle-collect=round_anon`
+ * build/bench/anon --rounds 3` gives instructions per byte) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,7 +175,8 @@ static int conversation(struct hub_anon *anon, const struct set *s, size_t from,
 }
 
 /* One round over s: its conversations. */
-static int round_anon(struct hub_anon *anon, const struct set *s, struct hub_buf *out,
+__attribute__((noinline)) static int round_anon(struct hub_anon *anon, const struct set *s,
+						 struct hub_buf *out,
 		      size_t *sink)
 {
 	for (size_t i = 0; i < s->n; i += s->conv)
@@ -263,6 +268,7 @@ int main(int argc, char **argv)
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct set lines = { .name = "corpus chat lines", .conv = CONV_LEN }, tpl;
 	double seconds = 2, t0;
+	long rounds = 0;
 	struct hub_anon *anon;
 	char *folded;
 	int i = 1, ret = 1;
@@ -271,9 +277,12 @@ int main(int argc, char **argv)
 	if (argc >= 3 && strcmp(argv[1], "--seconds") == 0) {
 		seconds = atof(argv[2]);
 		i = 3;
+	} else if (argc >= 3 && strcmp(argv[1], "--rounds") == 0) {
+		rounds = atol(argv[2]);
+		i = rounds > 0 ? 3 : argc + 1;
 	}
-	if (seconds <= 0 || (i < argc && argv[i][0] == '-')) {
-		fprintf(stderr, "usage: anon [--seconds S] [CORPUS.jsonl ...]\n");
+	if (seconds <= 0 || i > argc || (i < argc && argv[i][0] == '-')) {
+		fprintf(stderr, "usage: anon [--seconds S | --rounds N] [CORPUS.jsonl ...]\n");
 		return 2;
 	}
 	if (i == argc) {
@@ -296,7 +305,20 @@ int main(int argc, char **argv)
 	if (hub_anon_new(&anon) < 0)
 		goto out;
 	printf("lexicon: %zu keys built in %.0f ms\n", hub_anon_size(anon), (now() - t0) * 1e3);
-	ret = measure(anon, &lines, seconds, folded) < 0 || measure(anon, &tpl, seconds, folded) < 0;
+	if (rounds) {
+		struct hub_buf out = HUB_BUF_INIT;
+		size_t sink = 0;
+
+		ret = 0;
+		for (long r = 0; r < rounds && !ret; r++)
+			ret = round_anon(anon, &lines, &out, &sink) < 0;
+		printf("%s: %ld rounds of pseudonymization, %zu bytes (checksum %zu)\n",
+		       lines.name, rounds, lines.bytes * (size_t)rounds, sink % 1000);
+		hub_buf_release(&out);
+	} else {
+		ret = measure(anon, &lines, seconds, folded) < 0 ||
+		      measure(anon, &tpl, seconds, folded) < 0;
+	}
 	hub_anon_free(anon);
 out:
 	hub_pool_release(&pool);

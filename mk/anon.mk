@@ -1,4 +1,5 @@
-# mk/anon.mk - the anonymizer's build: its name lists compiled into libhubcore.a,
+# mk/anon.mk - the anonymizer's build: its name lists compiled into libhubcore.a, the
+# eval's driver $(BUILD)/tests/anon/run,
 # `make bench-anon` (bench/anon.c: MB/s and messages/s against a reference pass) and
 # `make fuzz-anon` (tests/fuzz/fuzz_anon.c under libFuzzer, clang; FUZZ_SECONDS, 60 by default).
 
@@ -11,6 +12,13 @@ $(ANON_GEN): $(ANON_DATA) $(BUILD)/embed
 		$(ANON_DATA) > $@.tmp && mv $@.tmp $@
 
 $(LIBCORE): $(ANON_GEN:%.c=%.o)
+
+# tests/anon/eval's driver: pseudonymizes lines with a new vault when asked (tests/anon/run.c).
+ANON_RUN = $(BUILD)/tests/anon/run
+all: $(ANON_RUN)
+$(ANON_RUN): $(BUILD)/tests/anon/run.o $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
 
 ANON_BENCH = $(BUILD)/bench/anon
 $(ANON_BENCH): $(BUILD)/bench/anon.o $(LIBCORE)

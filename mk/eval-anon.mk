@@ -7,4 +7,4 @@ ANON_EVAL_FLAGS ?=
 
 .PHONY: eval-anon
 eval-anon: all
-	$(Q)python3 tests/anon/eval --hubctl $(HUBCTL) $(ANON_EVAL_FLAGS)
+	$(Q)python3 tests/anon/eval --run $(ANON_RUN) $(ANON_EVAL_FLAGS)

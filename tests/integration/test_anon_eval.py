@@ -1,6 +1,6 @@
 """tests/integration/test_anon_eval.py - the anonymizer's measured quality (issues 6 and 16):
-runs tests/anon/eval (the same as `make eval-anon`) against the ASan hubctl and asserts its
-targets (corpus.jsonl: protected >= 0.995 for PHONE, EMAIL, IIN, BIN, CARD, IBAN, >= 0.95 for
+runs tests/anon/eval (the same as `make eval-anon`: one vault per corpus line, one per
+conversation) with the ASan build's driver (tests/anon/run.c) and asserts its targets (corpus.jsonl: protected >= 0.995 for PHONE, EMAIL, IIN, BIN, CARD, IBAN, >= 0.95 for
 NAME, precision >= 0.97; hard.jsonl: >= 0.995 for every structured type, >= 0.97 for NAME,
 precision >= 0.95; the conversations >= 0.88); and checks that the corpora hold what they
 claim (valid check digits, exact labels, generated from their templates, no sentence in
@@ -15,6 +15,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from support import hubd  # noqa: E402
+from support import util  # noqa: E402
 from support.case import HubTestCase  # noqa: E402
 
 ANON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "anon")
@@ -95,19 +96,30 @@ class Eval(HubTestCase):
     needs_pg = False
 
     def test_targets_hold(self):
-        probe = subprocess.run([hubd.hubctl_path(), "anonymize", "--json"], input=b"",
-                               capture_output=True, timeout=60)
-        if probe.returncode == 2 and b"unknown command" in probe.stderr:
-            self.skipTest("hubctl has no anonymize command yet")
-        self.assertEqual(probe.returncode, 0, probe.stderr)
-        self.assertEqual(probe.stdout, b"")
-        r = subprocess.run([sys.executable, os.path.join(ANON, "eval"), "--hubctl",
-                            hubd.hubctl_path(), "--verbose"], capture_output=True, text=True,
-                           timeout=600)
+        driver = os.path.join(util.build_dir(), "tests", "anon", "run")
+        self.assertTrue(os.access(driver, os.X_OK), driver + " is not built (make asan)")
+        r = subprocess.run([sys.executable, os.path.join(ANON, "eval"), "--run", driver,
+                            "--verbose"], capture_output=True, text=True, timeout=600)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("targets: all met", r.stdout)
         self.assertEqual(hubd.sanitizer_report(r.stderr), None, r.stderr)
 
+    def test_driver_starts_a_new_vault_when_asked(self):
+        """A name learned after its cue is found bare later in the same vault, not in the
+        next one; a refused known value is an error, not a silent pass."""
+        driver = os.path.join(util.build_dir(), "tests", "anon", "run")
+        text = "\x01\nменя зовут Зордан\nЗордан придёт\n\x01\nЗордан придёт\n"
+        r = subprocess.run([driver], input=text.encode(), capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        outs = [json.loads(line) for line in r.stdout.decode().splitlines()]
+        self.assertEqual(len(outs), 3)
+        self.assertEqual([e["type"] for e in outs[1]["entities"]], ["NAME"])
+        self.assertEqual(outs[2]["entities"], [])
+        r = subprocess.run([driver], input="\x01p 12\nтекст\n".encode(), capture_output=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, b"")
+        self.assertIn(b"refused", r.stderr)
 
 if __name__ == "__main__":
     unittest.main()

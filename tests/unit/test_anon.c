@@ -209,6 +209,40 @@ static void test_names(void **state)
 	check_rows(*state, rows, HUB_ARRAY_SIZE(rows));
 }
 
+/* The shapes of issue 16's second round, each by a general rule, and where each rule stops. */
+static void test_names_in_context(void **state)
+{
+	static const struct row rows[] = {
+		/* a Kazakh case ending at the start of a message */
+		{ "Әселдің телефоны выключен", "NAME:Әселдің" },
+		{ "Әсемге айтыңызшы", "NAME:Әсемге" },
+		/* a capitalised word inside a sentence before a first name: its surname */
+		{ "доставку примет Шалкар Бекзат", "NAME:Шалкар|NAME:Бекзат" },
+		{ "счет на ип Смайыл Айдос", "NAME:Смайыл|NAME:Айдос" },
+		{ "Передайте Марине", "NAME:Марине" },   /* a sentence's first word: a verb */
+		/* a name before initials; an initial's full stop ends no sentence */
+		{ "Тен Е. Т. просил счет", "NAME:Тен" },
+		{ "Aigerim К. zapisalas na manikur", "NAME:Aigerim" },
+		/* a title, in any case, wants a name */
+		{ "запишите к Доктору Ли на понедельник", "NAME:Ли" },
+		{ "please ask Mr Tan to call", "NAME:Tan" },
+		{ "доктор сегодня принимает?", "" },
+		{ "нужен MS Office на ноутбук", "" },
+		/* a Kazakh honorific after a name */
+		{ "Бақыт аға, машина готова?", "NAME:Бақыт" },
+		/* after an introduced name, the gazetteer's words are the rest of it */
+		{ "я гульмира омар из 7 класса", "NAME:гульмира|NAME:омар" },
+		{ "atym kamila yerzhigit zhazylu kerek", "NAME:kamila|NAME:yerzhigit" },
+		/* a common word in one script only */
+		{ "hi im dana i ordered a dress", "NAME:dana" },
+		{ "im fine thanks", "" },
+		/* greeted in Cyrillic text, unless the message asks a price */
+		{ "салем Aigerim ертен келем", "NAME:Aigerim" },
+		{ "сәлем Jetta бар ма қанша тұрады", "" },
+	};
+	check_rows(*state, rows, HUB_ARRAY_SIZE(rows));
+}
+
 static void test_invalid_utf8_and_boundaries(void **state)
 {
 	static const struct row rows[] = {
@@ -548,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_iin_bin_card_iban),
 		cmocka_unit_test(test_emails),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_names_in_context),
 		cmocka_unit_test(test_invalid_utf8_and_boundaries),
 		cmocka_unit_test(test_too_long_is_refused),
 		cmocka_unit_test(test_vault_same_value_same_marker),
