@@ -47,7 +47,7 @@ enum part {
 	PART_CONTEXT, /* the context's JSON read into the job */
 	PART_REQUEST, /* pseudonymized, built and guarded (hub_ai_exchange_new) */
 	PART_CHECK,   /* the exact body checked once more (hub_ai_exchange_check) */
-	PART_PARSE,   /* the provider's answer parsed */
+	PART_PARSE,   /* the provider's answer parsed, counted in the metrics and breaker */
 	PART_RESTORE, /* markers restored, shaped to the channel, the disclosure first */
 	NPARTS
 };
@@ -437,7 +437,6 @@ static void on_answer(int status, const struct hub_httpc_resp *resp, void *data)
 	hub_ai_answer_parse(&job->pool, resp ? resp->status : 0,
 			    resp ? hub_httpc_resp_header(resp, "retry-after") : HUB_STR_NULL,
 			    resp ? resp->body : HUB_STR_NULL, job->settings.api_key, &a);
-	lap_end(job, &lap, PART_PARSE);
 	if (a.prompt_tokens >= 0) {
 		count(r, "ai_tokens", "Tokens the providers reported", "kind=\"prompt\"",
 		      (double)a.prompt_tokens);
@@ -460,6 +459,7 @@ static void on_answer(int status, const struct hub_httpc_resp *resp, void *data)
 	      "permanent, bad_answer", labels, 1);
 	breaker_note(job, provider, a.verdict == HUB_AI_RETRY || a.verdict == HUB_AI_KEY);
 	slots_release(job);
+	lap_end(job, &lap, PART_PARSE); /* the answer parsed and counted */
 	run_waiting(r); /* other jobs' requests: not this answer's work */
 	switch (a.verdict) {
 	case HUB_AI_OK:
