@@ -4,8 +4,8 @@
 -- Applied once by hub_store_migrate() inside one transaction (no BEGIN/COMMIT here).
 -- Redefines (CREATE OR REPLACE, same signatures): hub_ai_answers, hub_ai_turn, hub_ai_claim,
 -- hub_ai_next, hub_ai_finish (all of 0010), hub_media_obj (0012), hub_ai_wanted_rows (0019).
--- Adds ai_exchanges.hub_cpu_us and hub_parts. Lock order as in 0010: conversation -> ai_jobs
--- -> message -> outbox -> tenant_stream.
+-- Adds ai_exchanges.hub_cpu_us and hub_parts. Locks in the order 0010's hub_ai_finish took
+-- them: conversation -> ai_jobs -> message -> outbox (hub_stream_append last).
 --
 -- Where the time went (bench/ai --detail: pg_stat_statements with track=all and
 -- track_functions=all over 300 answers): a LANGUAGE sql function that is not inlined is
@@ -21,7 +21,7 @@
 -- disclosure and the conversation's update together; the exchange's record; the events).
 
 -- The hub's own work on an answer also as the loop thread's CPU time (the wall time,
--- hub_us, grows with the machine's other load; this does not), and by part: microseconds
+-- hub_us, grows with the machine's other load; this much less), and by part: microseconds
 -- of {"context", "request", "check", "parse", "restore"} (daemon/ai/responder.c). Timings,
 -- never a text.
 ALTER TABLE ai_exchanges ADD COLUMN hub_cpu_us integer, ADD COLUMN hub_parts jsonb;
