@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
@@ -40,6 +41,24 @@ static const char context_sql[] = "SELECT hub_ai_context($1::bigint, $2::bigint)
 static const char finish_sql[] =
 	"SELECT tenant, event_id, event, data FROM hub_ai_finish($1::bigint, $2::bigint, "
 	"$3::bigint, $4, $5, $6, $7, $8::integer, $9::jsonb)";
+
+/* The parts of the hub's own work on one answer (ai_exchanges.hub_parts, bench/ai). */
+enum part {
+	PART_CONTEXT, /* the context's JSON read into the job */
+	PART_REQUEST, /* pseudonymized, built and guarded (hub_ai_exchange_new) */
+	PART_CHECK,   /* the exact body checked once more (hub_ai_exchange_check) */
+	PART_PARSE,   /* the provider's answer parsed, counted in the metrics and breaker */
+	PART_RESTORE, /* markers restored, shaped to the channel, the disclosure first */
+	NPARTS
+};
+static const char *const part_names[NPARTS] = { "context", "request", "check", "parse",
+						  "restore" };
+
+/* One timed stretch of the hub's own work: wall time on the loop and the thread's CPU time
+ * (which the machine's other load does not inflate). */
+struct lap {
+	uint64_t wall, cpu;
+};
 
 /* Requests in flight per tenant or per provider, and a provider's breaker. */
 struct slot {
@@ -78,7 +97,9 @@ struct job {
 	struct hub_ai_exchange *ex;
 	struct hub_ai_http_req req;
 	struct hub_httpc_call *call;
-	uint64_t hub_ns;          /* the hub's own work so far */
+	uint64_t hub_ns;          /* the hub's own work so far (wall time on the loop) */
+	uint64_t cpu_ns;          /* the same, the loop thread's CPU time */
+	uint64_t part_ns[NPARTS]; /* hub_ns by part */
 	uint64_t asked_at;        /* uv_hrtime() when the request went */
 	struct hub_jw x;          /* the exchange's record (ai_exchanges), being written */
 	struct hub_buf xbuf;
@@ -112,6 +133,33 @@ struct hub_responder {
 
 static void poll_jobs(struct hub_responder *r);
 static void run_waiting(struct hub_responder *r);
+
+static uint64_t cpu_now(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void lap_start(struct lap *l)
+{
+	l->wall = uv_hrtime();
+	l->cpu = cpu_now();
+}
+
+/* The stretch since lap_start (or the last lap_end) counted for part; l starts again. */
+static void lap_end(struct job *job, struct lap *l, enum part part)
+{
+	uint64_t wall = uv_hrtime(), cpu = cpu_now();
+
+	job->hub_ns += wall - l->wall;
+	job->part_ns[part] += wall - l->wall;
+	job->cpu_ns += cpu - l->cpu;
+	l->wall = wall;
+	l->cpu = cpu;
+}
 
 static const struct hub_settings *settings_of(const struct job *job)
 {
@@ -264,6 +312,15 @@ static const char *record_json(struct job *job)
 {
 	hub_jw_key(&job->x, "hub_us");
 	hub_jw_int(&job->x, (int64_t)(job->hub_ns / 1000));
+	hub_jw_key(&job->x, "hub_cpu_us");
+	hub_jw_int(&job->x, (int64_t)(job->cpu_ns / 1000));
+	hub_jw_key(&job->x, "hub_parts");
+	hub_jw_obj_open(&job->x);
+	for (int p = 0; p < NPARTS; p++) {
+		hub_jw_key(&job->x, part_names[p]);
+		hub_jw_int(&job->x, (int64_t)(job->part_ns[p] / 1000));
+	}
+	hub_jw_obj_close(&job->x);
 	hub_jw_obj_close(&job->x);
 	return hub_pool_strndup(&job->pool, job->xbuf.p, job->xbuf.len);
 }
@@ -363,9 +420,11 @@ static void on_answer(int status, const struct hub_httpc_resp *resp, void *data)
 	struct hub_ai_answer a;
 	struct hub_str restored, text;
 	uint64_t t0 = uv_hrtime();
+	struct lap lap;
 	size_t dropped = 0;
 	char labels[48];
 
+	lap_start(&lap);
 	job->call = NULL;
 	if (status == -ECANCELED) { /* shutting down: the lease brings it back */
 		job_end(job);
@@ -400,19 +459,21 @@ static void on_answer(int status, const struct hub_httpc_resp *resp, void *data)
 	      "permanent, bad_answer", labels, 1);
 	breaker_note(job, provider, a.verdict == HUB_AI_RETRY || a.verdict == HUB_AI_KEY);
 	slots_release(job);
-	run_waiting(r);
+	lap_end(job, &lap, PART_PARSE); /* the answer parsed and counted */
+	run_waiting(r); /* other jobs' requests: not this answer's work */
 	switch (a.verdict) {
 	case HUB_AI_OK:
+		lap_start(&lap);
 		hub_ai_exchange_restore(job->ex, &job->pool, a.content, &restored, &dropped);
 		hub_jw_key(&job->x, "dropped_markers");
 		hub_jw_int(&job->x, (int64_t)dropped);
 		if (job_shape(job, restored, (size_t)job->reply_max_chars, &text) < 0) {
 			record_error(job, hub_str_from("200 empty"));
-			job->hub_ns += uv_hrtime() - t0;
+			lap_end(job, &lap, PART_RESTORE);
 			job_retry(job, 0);
 			return;
 		}
-		job->hub_ns += uv_hrtime() - t0;
+		lap_end(job, &lap, PART_RESTORE);
 		job_finish(job, "answered", NULL, text, 0);
 		return;
 	case HUB_AI_RETRY:
@@ -451,13 +512,16 @@ static void job_ask(struct job *job)
 	struct hub_err err = HUB_ERR_INIT;
 	struct hub_httpc_header hdrs[2];
 	size_t nh = 0;
-	uint64_t t0 = uv_hrtime();
+	struct lap lap;
 	int ret;
 
+	lap_start(&lap);
 	ret = hub_ai_exchange_new(r->anon, &job->pool, &prompt, &job->ex, &job->req, &err);
-	if (ret == 0)
+	lap_end(job, &lap, PART_REQUEST);
+	if (ret == 0) {
 		ret = hub_ai_exchange_check(job->ex, job->req.body, &err);
-	job->hub_ns += uv_hrtime() - t0;
+		lap_end(job, &lap, PART_CHECK);
+	}
 	hub_jw_key(&job->x, "history");
 	hub_jw_int(&job->x, (int64_t)job->nturns);
 	hub_jw_key(&job->x, "guard");
@@ -722,11 +786,13 @@ static void on_context(int status, PGresult *res, void *data)
 		job_end(job); /* NULL: no longer ours, or nothing to answer any more */
 		return;
 	}
-	uint64_t t0 = uv_hrtime();
+	struct lap lap;
+
+	lap_start(&lap);
 	/* the document's slices must outlive res */
 	int ret = job_read_context(job, hub_pool_strcopy(&job->pool, (struct hub_str){
 		PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0) }));
-	job->hub_ns += uv_hrtime() - t0;
+	lap_end(job, &lap, PART_CONTEXT);
 	if (ret == -2) {
 		record_error(job, hub_str_from("key"));
 		job_handoff(job, "provider_failed", true);
@@ -739,10 +805,12 @@ static void on_context(int status, PGresult *res, void *data)
 	}
 	for (size_t i = 0; i < job->npending; i++) {
 		if (hub_ai_handoff_asked(job->pending[i], job->phrases, job->nphrases)) {
+			lap_end(job, &lap, PART_CONTEXT);
 			job_handoff(job, "customer_asked", true);
 			return;
 		}
 	}
+	lap_end(job, &lap, PART_CONTEXT);
 	*r->waiting_tail = job;
 	r->waiting_tail = &job->wnext;
 	run_waiting(r);

@@ -187,6 +187,12 @@ class Privacy(AssistantCase):
         row = self.psql("SELECT outcome, guard, markers >= 6, history, message_id IS NOT NULL "
                         "FROM ai_exchanges")
         self.assertEqual(row, "answered|passed|t|6|t")
+        # the hub's own time, also as CPU time and by part: numbers only
+        parts = json.loads(self.psql("SELECT hub_parts FROM ai_exchanges"))
+        self.assertEqual(sorted(parts), ["check", "context", "parse", "request", "restore"])
+        self.assertTrue(all(isinstance(v, int) and v >= 0 for v in parts.values()), parts)
+        self.assertEqual(self.psql("SELECT hub_cpu_us >= 0 AND hub_us >= 0 AND store_us >= 0 "
+                                   "FROM ai_exchanges"), "t")
 
     def test_a_marker_the_vault_does_not_know_is_dropped(self):
         self.ai.script("unknown_marker", template="Позвоните нам: {marker}. Ждём!")
@@ -341,6 +347,50 @@ class Handoff(AssistantCase):
         ack = agent.command({"type": "assign", "conversation_id": conv, "assignee": "agent-1"})
         self.assertEqual(ack["conversation"]["mode"], "human", ack)
         self.assertEqual(ack["conversation"]["handoff_reason"], "assigned")
+
+
+class Finish(AssistantCase):
+    """How an answer's transaction (hub_ai_finish) ends when things moved while the provider
+    was asked."""
+
+    def test_a_message_during_the_answer_gets_an_answer_of_its_own(self):
+        self.ai.default("delay", seconds=1.5)
+        h = self.start()
+        self.say(h, 6250000001, "Здравствуйте, есть розы?", first="T", last=None,
+                 username=None)
+        self.ai.wait_requests(1, timeout=10)
+        self.say(h, 6250000001, "И тюльпаны?", first="T", last=None, username=None)
+        texts = self.sent(2, timeout=20)
+        self.assertTrue(texts[0].startswith(DISCLOSURE_START["ru"]), texts)
+        self.assertEqual(texts[1], fakeai.PLAIN["ru"], "the disclosure goes once")
+        self.assertEqual(len(self.ai.requests), 2)
+        self.assertEqual(self.psql("SELECT string_agg(outcome, ',' ORDER BY id) FROM "
+                                   "ai_exchanges"), "answered,answered")
+        self.assertEqual(self.count("messages", "author = 'ai'"), 2)
+        self.assertEqual(self.count("outbox"), 2)
+        self.assertEqual(self.count("ai_disclosures"), 1)
+        self.assertEqual(self.count("ai_jobs"), 0)
+
+    def test_an_agent_taking_over_meanwhile_drops_the_answer(self):
+        self.ai.default("delay", seconds=1.5)
+        h = self.start()
+        agent = self.agent(h)
+        self.say(h, 6250000002, "Здравствуйте", first="T", last=None, username=None)
+        self.ai.wait_requests(1, timeout=10)
+        conv = self.conv_of(6250000002)
+        ack = agent.command({"type": "assign", "conversation_id": conv, "assignee": "agent-1"})
+        self.assertEqual(ack["conversation"]["mode"], "human", ack)
+        self.until("SELECT count(*) FROM ai_exchanges", "1", timeout=15)
+        self.assertEqual(self.psql("SELECT outcome, message_id IS NULL FROM ai_exchanges"),
+                         "dropped|t")
+        self.assertEqual(self.count("messages", "author = 'ai'"), 0)
+        self.assertEqual(self.count("outbox"), 0)
+        self.assertEqual(self.count("ai_disclosures"), 0, "nothing went: nothing disclosed")
+        self.assertEqual(self.count("ai_jobs"), 0)
+        self.assertEqual(self.psql("SELECT mode, handoff_reason FROM conversations WHERE id = "
+                                   "%d" % conv), "human|assigned")
+        time.sleep(0.5)
+        self.assertEqual([r for r in self.tg.requests if r.op == "sendMessage"], [])
 
 
 class Instances(AssistantCase):
