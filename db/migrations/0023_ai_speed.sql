@@ -3,7 +3,7 @@
 -- fewer statements, and no statement planned again on every call.
 -- Applied once by hub_store_migrate() inside one transaction (no BEGIN/COMMIT here).
 -- Redefines (CREATE OR REPLACE, same signatures): hub_ai_answers, hub_ai_turn, hub_ai_claim,
--- hub_ai_next, hub_ai_finish (all of 0010), hub_media_obj (0012), hub_ai_wanted_rows (0019).
+-- hub_ai_next, hub_ai_finish (all of 0010), hub_media_obj (0012), hub_ai_wanted_rows (0021).
 -- Adds ai_exchanges.hub_cpu_us and hub_parts. Locks in the order 0010's hub_ai_finish took
 -- them: conversation -> ai_jobs -> message -> outbox (hub_stream_append last).
 --
@@ -70,7 +70,7 @@ LANGUAGE sql STABLE AS $$
 	END
 $$;
 
--- 0019's statement trigger of messages (unchanged in what it does), leaving at once when the
+-- 0021's statement trigger of messages (unchanged in what it does), leaving at once when the
 -- statement inserted no customer message: the assistant's and the agents' messages paid
 -- for the whole INSERT ... ON CONFLICT with its joins.
 CREATE OR REPLACE FUNCTION hub_ai_wanted_rows() RETURNS trigger
@@ -81,14 +81,15 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	INSERT INTO ai_jobs AS j (conversation_id, tenant_id, upto_message_id, due_at)
-	SELECT n.conversation_id, min(n.tenant_id), max(n.id),
+	SELECT n.conversation_id, n.tenant_id, max(n.id),
 	       now() + make_interval(secs => min(a.quiet_ms) / 1000.0)
 	FROM hub_new_messages n JOIN channel_ai a ON a.channel_id = n.channel_id AND a.enabled
 	WHERE n.direction = 'in' AND n.author = 'contact' AND n.type <> 'reaction'
 	      AND (SELECT hub_ai_answers(v, a) FROM conversations v
-		   WHERE v.id = n.conversation_id AND v.channel_id = a.channel_id)
-	GROUP BY n.conversation_id ORDER BY n.conversation_id
-	ON CONFLICT (conversation_id) DO UPDATE
+		   WHERE v.id = n.conversation_id AND v.tenant_id = n.tenant_id
+			 AND v.channel_id = a.channel_id)
+	GROUP BY n.conversation_id, n.tenant_id ORDER BY n.conversation_id
+	ON CONFLICT (conversation_id, tenant_id) DO UPDATE
 	SET upto_message_id = greatest(j.upto_message_id, excluded.upto_message_id),
 	    due_at = excluded.due_at;
 	IF FOUND THEN
@@ -170,14 +171,15 @@ BEGIN
 	IF p_outcome = 'retry' THEN
 		UPDATE ai_jobs j SET lease_until = NULL, token = NULL, attempts = j.attempts + 1,
 			due_at = greatest(j.due_at, now() + make_interval(secs => p_delay_ms / 1000.0))
-		WHERE j.conversation_id = p_conv AND j.token = p_token;
+		WHERE j.conversation_id = p_conv AND j.tenant_id = v.tenant_id AND j.token = p_token;
 	ELSE
 		DELETE FROM ai_jobs j
-		WHERE j.conversation_id = p_conv AND j.token = p_token
+		WHERE j.conversation_id = p_conv AND j.tenant_id = v.tenant_id AND j.token = p_token
 		      AND (j.upto_message_id <= p_upto OR p_outcome = 'handoff');
 		IF NOT FOUND THEN
 			UPDATE ai_jobs j SET lease_until = NULL, token = NULL, attempts = 0
-			WHERE j.conversation_id = p_conv AND j.token = p_token;
+			WHERE j.conversation_id = p_conv AND j.tenant_id = v.tenant_id
+			      AND j.token = p_token;
 		END IF;
 	END IF;
 	IF NOT FOUND THEN
@@ -201,7 +203,7 @@ BEGIN
 			INSERT INTO ai_disclosures (contact_id, tenant_id, message_id, lang)
 			SELECT v.contact_id, v.tenant_id, m.id, p_disclosed_lang FROM m
 			WHERE p_disclosed_lang IS NOT NULL
-			ON CONFLICT (contact_id) DO NOTHING),
+			ON CONFLICT (contact_id, tenant_id) DO NOTHING),
 		u AS (
 			UPDATE conversations x
 			SET last_message_at = now(),
@@ -209,7 +211,7 @@ BEGIN
 			    handoff_reason = CASE WHEN p_outcome = 'handoff' THEN p_reason
 						  ELSE x.handoff_reason END,
 			    updated_at = now()
-			WHERE x.id = p_conv
+			WHERE x.id = p_conv AND x.tenant_id = v.tenant_id
 			RETURNING hub_conversation_json(x, v_ch) AS obj)
 		SELECT m.id, m.obj, u.obj INTO v_msg_id, v_msg, v_conv FROM m, u;
 		v_types := ARRAY['message.created', 'conversation.updated'];
@@ -217,7 +219,7 @@ BEGIN
 	ELSIF p_outcome = 'handoff' THEN
 		UPDATE conversations x
 		SET mode = 'human', handoff_reason = p_reason, updated_at = now()
-		WHERE x.id = p_conv
+		WHERE x.id = p_conv AND x.tenant_id = v.tenant_id
 		RETURNING hub_conversation_json(x, v_ch) INTO v_conv;
 		v_types := ARRAY['conversation.updated'];
 		v_datas := ARRAY[v_conv];
