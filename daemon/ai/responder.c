@@ -34,13 +34,14 @@
 #define CONTEXT_TOKENS 65536 /* JSON tokens of one context, at most */
 
 static const char claim_sql[] =
-	"SELECT conversation_id, token, attempts FROM hub_ai_claim($1::integer, $2::integer)";
+	"SELECT conversation_id, token, attempts, tenant_id "
+	"FROM hub_ai_claim($1::integer, $2::integer)";
 static const char next_sql[] =
 	"SELECT ceil(extract(epoch FROM hub_ai_next() - clock_timestamp()) * 1000)::bigint";
-static const char context_sql[] = "SELECT hub_ai_context($1::bigint, $2::bigint)";
+static const char context_sql[] = "SELECT hub_ai_context($1, $2::bigint, $3::bigint)";
 static const char finish_sql[] =
-	"SELECT tenant, event_id, event, data FROM hub_ai_finish($1::bigint, $2::bigint, "
-	"$3::bigint, $4, $5, $6, $7, $8::integer, $9::jsonb)";
+	"SELECT tenant, event_id, event, data FROM hub_ai_finish($1, $2::bigint, $3::bigint, "
+	"$4::bigint, $5, $6, $7, $8, $9::integer, $10::jsonb)";
 
 /* The parts of the hub's own work on one answer (ai_exchanges.hub_parts, bench/ai). */
 enum part {
@@ -333,7 +334,8 @@ static void job_finish(struct job *job, const char *outcome, const char *reason,
 {
 	struct hub_responder *r = job->r;
 	bool msg = text.p != NULL;
-	const char *params[9] = {
+	const char *params[10] = {
+		job->tenant.p,
 		job->conv,
 		job->token,
 		hub_pool_sprintf(&job->pool, "%" PRId64, job->upto),
@@ -353,7 +355,7 @@ static void job_finish(struct job *job, const char *outcome, const char *reason,
 	job->with_msg = msg;
 	if (msg && strcmp(outcome, "answered") == 0 && r->test_kill_before_store)
 		raise(SIGKILL); /* TEST ONLY: a crash between the answer and its record */
-	if (hub_store_query(r->store, finish_sql, 9, params, on_finished, job) < 0)
+	if (hub_store_query(r->store, finish_sql, 10, params, on_finished, job) < 0)
 		job_end(job); /* the lease brings it back */
 }
 
@@ -724,7 +726,6 @@ static int job_read_context(struct job *job, struct hub_str json)
 		return -1;
 	job->upto = ctx_int(job, 0, "upto", 0);
 	job->channel = ctx_str(job, 0, "channel");
-	job->tenant = ctx_str(job, 0, "tenant");
 	job->company = ctx_str(job, 0, "company");
 	if (hub_json_bool(d, hub_json_get(d, 0, "disclosed"), &job->disclosed) < 0)
 		job->disclosed = false;
@@ -854,7 +855,7 @@ static void on_next(int status, PGresult *res, void *data)
 static void job_start(struct hub_responder *r, PGresult *res, int row)
 {
 	struct job *job = hub_xcalloc(1, sizeof(*job));
-	const char *params[2];
+	const char *params[3];
 
 	job->r = r;
 	hub_pool_init(&job->pool);
@@ -862,6 +863,7 @@ static void job_start(struct hub_responder *r, PGresult *res, int row)
 	snprintf(job->conv, sizeof(job->conv), "%s", PQgetvalue(res, row, 0));
 	snprintf(job->token, sizeof(job->token), "%s", PQgetvalue(res, row, 1));
 	job->attempts = atoi(PQgetvalue(res, row, 2));
+	job->tenant = hub_str_from(hub_pool_strdup(&job->pool, PQgetvalue(res, row, 3)));
 	hub_jw_init(&job->x, &job->xbuf);
 	hub_jw_obj_open(&job->x);
 	job->next = r->jobs;
@@ -869,9 +871,10 @@ static void job_start(struct hub_responder *r, PGresult *res, int row)
 		r->jobs->prev = job;
 	r->jobs = job;
 	r->claimed++;
-	params[0] = job->conv;
-	params[1] = job->token;
-	if (hub_store_query(r->store, context_sql, 2, params, on_context, job) < 0)
+	params[0] = job->tenant.p;
+	params[1] = job->conv;
+	params[2] = job->token;
+	if (hub_store_query(r->store, context_sql, 3, params, on_context, job) < 0)
 		job_end(job);
 }
 

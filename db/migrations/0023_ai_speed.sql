@@ -2,8 +2,10 @@
 -- hub's part of one answer under 2 ms at p99). Same results and the same promises as 0010;
 -- fewer statements, and no statement planned again on every call.
 -- Applied once by hub_store_migrate() inside one transaction (no BEGIN/COMMIT here).
--- Redefines (CREATE OR REPLACE, same signatures): hub_ai_answers, hub_ai_turn, hub_ai_claim,
--- hub_ai_next, hub_ai_finish (all of 0010), hub_media_obj (0012), hub_ai_wanted_rows (0021).
+-- Redefines (CREATE OR REPLACE, same signatures): hub_ai_answers, hub_ai_turn, hub_ai_next
+-- (all of 0010), hub_media_obj (0012), hub_ai_wanted_rows (0021); with the claim's tenant
+-- (0021's rule: each statement names its tenant): hub_ai_claim returns it, hub_ai_context
+-- and hub_ai_finish take it first.
 -- Adds ai_exchanges.hub_cpu_us and hub_parts. Locks in the order 0010's hub_ai_finish took
 -- them: conversation -> ai_jobs -> message -> outbox (hub_stream_append last).
 --
@@ -43,8 +45,8 @@ BEGIN
 		RETURN false;
 	END IF;
 	RETURN NOT EXISTS (SELECT 1 FROM messages m
-			   WHERE m.conversation_id = v.id AND m.author = 'agent'
-				 AND m.created_at > now() - interval '1 hour');
+			   WHERE m.conversation_id = v.id AND m.tenant_id = v.tenant_id
+				 AND m.author = 'agent' AND m.created_at > now() - interval '1 hour');
 END;
 $$;
 
@@ -100,15 +102,18 @@ END;
 $$;
 
 -- As 0010 (up to p_limit due rows, each this instance's for p_lease_ms under a new token),
--- with the plan kept from call to call.
-CREATE OR REPLACE FUNCTION hub_ai_claim(p_limit integer, p_lease_ms integer)
-RETURNS TABLE (conversation_id bigint, token bigint, attempts integer)
+-- with the plan kept from call to call, and each row's tenant, which the steps of its answer
+-- (hub_ai_context, hub_ai_finish) name (0021: a schema distributed by tenant). The one
+-- statement of the assistant that reads every tenant's rows: picking due work.
+DROP FUNCTION hub_ai_claim(integer, integer);
+CREATE FUNCTION hub_ai_claim(p_limit integer, p_lease_ms integer)
+RETURNS TABLE (conversation_id bigint, token bigint, attempts integer, tenant_id text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
 	RETURN QUERY
 	WITH due AS (
-		SELECT j.conversation_id FROM ai_jobs j
+		SELECT j.conversation_id, j.tenant_id FROM ai_jobs j
 		WHERE j.due_at <= now() AND (j.lease_until IS NULL OR j.lease_until < now())
 		ORDER BY j.due_at
 		LIMIT p_limit
@@ -116,8 +121,8 @@ BEGIN
 	)
 	UPDATE ai_jobs j SET token = nextval('ai_job_tokens'),
 		lease_until = now() + make_interval(secs => p_lease_ms / 1000.0)
-	FROM due WHERE j.conversation_id = due.conversation_id
-	RETURNING j.conversation_id, j.token, j.attempts;
+	FROM due WHERE j.conversation_id = due.conversation_id AND j.tenant_id = due.tenant_id
+	RETURNING j.conversation_id, j.token, j.attempts, j.tenant_id;
 END;
 $$;
 
@@ -126,6 +131,76 @@ CREATE OR REPLACE FUNCTION hub_ai_next() RETURNS timestamptz
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	RETURN (SELECT min(greatest(j.due_at, coalesce(j.lease_until, j.due_at))) FROM ai_jobs j);
+END;
+$$;
+
+-- 0010's context of a claimed answer (unchanged in what it returns), with the claim's
+-- tenant named in each statement.
+DROP FUNCTION hub_ai_context(bigint, bigint);
+CREATE FUNCTION hub_ai_context(p_tenant text, p_conv bigint, p_token bigint) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_job ai_jobs;
+	v conversations;
+	a channel_ai;
+	v_ch channels;
+	v_last_out bigint;
+BEGIN
+	SELECT j.* INTO v_job FROM ai_jobs j
+	WHERE j.conversation_id = p_conv AND j.tenant_id = p_tenant AND j.token = p_token;
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	SELECT x.* INTO v FROM conversations x WHERE x.id = p_conv AND x.tenant_id = p_tenant;
+	SELECT x.* INTO a FROM channel_ai x WHERE x.channel_id = v.channel_id;
+	IF NOT FOUND OR NOT hub_ai_answers(v, a) THEN
+		DELETE FROM ai_jobs j
+		WHERE j.conversation_id = p_conv AND j.tenant_id = p_tenant AND j.token = p_token;
+		RETURN NULL;
+	END IF;
+	SELECT x.* INTO STRICT v_ch FROM channels x WHERE x.id = v.channel_id;
+	SELECT max(m.id) INTO v_last_out FROM messages m
+	WHERE m.conversation_id = p_conv AND m.tenant_id = p_tenant AND m.direction = 'out';
+	RETURN jsonb_build_object(
+		'upto', v_job.upto_message_id,
+		'channel', v_ch.public_id,
+		'tenant', v.tenant_id,
+		'company', (SELECT t.name FROM tenants t WHERE t.id = v.tenant_id),
+		'settings', jsonb_build_object('base_url', a.base_url, 'model', a.model,
+			'api_key', coalesce(a.api_key, ''), 'system_prompt', a.system_prompt,
+			'knowledge', a.knowledge, 'reply_max_chars', a.reply_max_chars,
+			'max_tokens', a.max_tokens, 'temperature', coalesce(a.temperature, -1),
+			'disclosure', a.disclosure, 'handoff_phrases', to_jsonb(a.handoff_phrases),
+			'handoff_message', a.handoff_message),
+		'disclosed', EXISTS (SELECT 1 FROM ai_disclosures d
+				     WHERE d.contact_id = v.contact_id AND d.tenant_id = p_tenant),
+		'contact', (SELECT jsonb_build_object(
+			'display_name', coalesce(c.display_name, ''),
+			'phones', coalesce((SELECT jsonb_agg(DISTINCT p) FROM (
+				SELECT c.phone AS p UNION SELECT i.phone FROM contact_identities i
+				WHERE i.contact_id = c.id AND i.tenant_id = p_tenant) q
+				WHERE p IS NOT NULL), '[]'),
+			'profile_names', coalesce((SELECT jsonb_agg(DISTINCT i.profile_name)
+				FROM contact_identities i
+				WHERE i.contact_id = c.id AND i.tenant_id = p_tenant
+				      AND i.profile_name IS NOT NULL), '[]'),
+			'usernames', coalesce((SELECT jsonb_agg(DISTINCT i.username)
+				FROM contact_identities i
+				WHERE i.contact_id = c.id AND i.tenant_id = p_tenant
+				      AND i.username IS NOT NULL), '[]'))
+			FROM contacts c WHERE c.id = v.contact_id AND c.tenant_id = p_tenant),
+		'history', coalesce((SELECT jsonb_agg(t.turn ORDER BY t.id) FROM (
+			SELECT m.id, hub_ai_turn(m) AS turn FROM messages m
+			WHERE m.conversation_id = p_conv AND m.tenant_id = p_tenant
+			      AND m.id <= v_job.upto_message_id
+			      AND m.type <> 'reaction' AND m.deleted_at IS NULL
+			      AND NOT (m.direction = 'out' AND m.status = 'failed')
+			ORDER BY m.id DESC LIMIT a.history_turns) t), '[]'),
+		'pending', coalesce((SELECT jsonb_agg(m.id ORDER BY m.id) FROM messages m
+			WHERE m.conversation_id = p_conv AND m.tenant_id = p_tenant
+			      AND m.direction = 'in'
+			      AND m.id > coalesce(v_last_out, 0) AND m.id <= v_job.upto_message_id),
+			'[]'));
 END;
 $$;
 
@@ -138,9 +213,10 @@ $$;
 -- meanwhile: the answer is not sent). The row is done unless a newer customer message came
 -- meanwhile (then it stays, due at its own time). Returns the events to publish.
 -- store_us is, as before, the time from the start to the exchange's record.
-CREATE OR REPLACE FUNCTION hub_ai_finish(p_conv bigint, p_token bigint, p_upto bigint,
-					 p_outcome text, p_reason text, p_text text,
-					 p_disclosed_lang text, p_delay_ms integer, p_x jsonb)
+DROP FUNCTION hub_ai_finish(bigint, bigint, bigint, text, text, text, text, integer, jsonb);
+CREATE FUNCTION hub_ai_finish(p_tenant text, p_conv bigint, p_token bigint, p_upto bigint,
+			      p_outcome text, p_reason text, p_text text,
+			      p_disclosed_lang text, p_delay_ms integer, p_x jsonb)
 RETURNS TABLE (tenant text, event_id bigint, event text, data text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -160,7 +236,7 @@ BEGIN
 	SELECT x AS v, s AS a, c.public_id AS ch INTO r
 	FROM conversations x JOIN channels c ON c.id = x.channel_id
 	     LEFT JOIN channel_ai s ON s.channel_id = x.channel_id
-	WHERE x.id = p_conv FOR UPDATE OF x;
+	WHERE x.id = p_conv AND x.tenant_id = p_tenant FOR UPDATE OF x;
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
