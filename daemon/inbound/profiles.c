@@ -25,18 +25,19 @@
 #define MAX_ATTEMPTS 5       /* then the IGSID stays */
 
 static const char claim_sql[] =
-	"SELECT request_id, attempts, channel, external_id FROM hub_profile_claim($1::integer, "
-	"$2::integer)";
+	"SELECT request_id, attempts, channel, external_id, tenant_id "
+	"FROM hub_profile_claim($1::integer, $2::integer)";
 static const char next_sql[] =
 	"SELECT ceil(extract(epoch FROM hub_profile_next() - clock_timestamp()) * 1000)::bigint";
 static const char apply_sql[] =
-	"SELECT tenant, event_id, event, data FROM hub_profile_apply($1::bigint, $2, $3)";
-static const char later_sql[] = "SELECT hub_profile_later($1::bigint, $2::integer)";
+	"SELECT tenant, event_id, event, data FROM hub_profile_apply($1, $2::bigint, $3, $4)";
+static const char later_sql[] = "SELECT hub_profile_later($1, $2::bigint, $3::integer)";
 
 struct lookup {
 	struct hub_profiles *pr;
 	struct hub_pool pool;
 	struct hub_config *cfg;  /* the snapshot it was claimed with (ch in it) */
+	char *tenant;            /* the request's tenant */
 	char *request;           /* the request's id, as text */
 	int attempts;
 	char *channel;
@@ -83,9 +84,9 @@ static void on_recorded(int status, PGresult *res, void *data)
 
 static void record(struct lookup *lk, const char *sql, const char *a, const char *b)
 {
-	const char *params[3] = { lk->request, a, b };
+	const char *params[4] = { lk->tenant, lk->request, a, b };
 
-	if (hub_store_query(lk->pr->store, sql, sql == apply_sql ? 3 : 2, params, on_recorded,
+	if (hub_store_query(lk->pr->store, sql, sql == apply_sql ? 4 : 3, params, on_recorded,
 			    lk) < 0)
 		lookup_free(lk); /* the lease brings it back */
 }
@@ -214,6 +215,7 @@ static void on_claimed(int status, PGresult *res, void *data)
 		lk->pr = pr;
 		hub_pool_init(&lk->pool);
 		lk->cfg = hub_config_ref(pr->cfg);
+		lk->tenant = hub_pool_strdup(&lk->pool, PQgetvalue(res, i, 4));
 		lk->request = hub_pool_strdup(&lk->pool, PQgetvalue(res, i, 0));
 		lk->attempts = atoi(PQgetvalue(res, i, 1));
 		lk->channel = hub_pool_strdup(&lk->pool, PQgetvalue(res, i, 2));

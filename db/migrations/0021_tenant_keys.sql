@@ -1762,22 +1762,58 @@ AS $function$
 		p_ch.public_id)
 $function$;
 
-CREATE OR REPLACE FUNCTION hub_profile_apply(p_request bigint, p_name text, p_username text)
+-- The profile requests' queue: the claim picks due rows of every tenant (as the outbox's
+-- and the assistant's do) and returns each one's tenant; applying and postponing name it.
+DROP FUNCTION hub_profile_claim(integer, integer);
+CREATE FUNCTION hub_profile_claim(p_limit integer, p_lease_ms integer)
+RETURNS TABLE (request_id bigint, attempts integer, channel text, external_id text,
+	       tenant_id text)
+LANGUAGE sql AS $$
+	WITH due AS (
+		SELECT r.id, r.tenant_id FROM profile_requests r
+		WHERE r.next_attempt_at <= now() AND (r.lease_until IS NULL OR r.lease_until < now())
+		ORDER BY r.next_attempt_at, r.id
+		LIMIT p_limit
+		FOR UPDATE SKIP LOCKED
+	), claimed AS (
+		UPDATE profile_requests r SET attempts = r.attempts + 1,
+			lease_until = now() + make_interval(secs => p_lease_ms / 1000.0)
+		FROM due WHERE r.id = due.id AND r.tenant_id = due.tenant_id
+		RETURNING r.*
+	)
+	SELECT c.id, c.attempts, ch.public_id, i.external_id, c.tenant_id
+	FROM claimed c
+	JOIN contact_identities i ON i.id = c.identity_id AND i.tenant_id = c.tenant_id
+	JOIN channels ch ON ch.id = i.channel_id
+	ORDER BY c.id
+$$;
+
+DROP FUNCTION hub_profile_later(bigint, integer);
+CREATE FUNCTION hub_profile_later(p_tenant text, p_request bigint, p_delay_ms integer)
+RETURNS void LANGUAGE sql AS $$
+	DELETE FROM profile_requests r
+	WHERE r.id = p_request AND r.tenant_id = p_tenant AND p_delay_ms IS NULL;
+	UPDATE profile_requests r SET lease_until = NULL,
+		next_attempt_at = now() + make_interval(secs => p_delay_ms / 1000.0)
+	WHERE r.id = p_request AND r.tenant_id = p_tenant;
+$$;
+
+DROP FUNCTION hub_profile_apply(bigint, text, text);
+CREATE FUNCTION hub_profile_apply(p_tenant text, p_request bigint, p_name text, p_username text)
  RETURNS TABLE(tenant text, event_id bigint, event text, data text)
  LANGUAGE plpgsql
 AS $function$
 #variable_conflict use_column
 DECLARE
 	v_identity bigint;
-	v_tenant text;
 	v_ident contact_identities;
 	v_ch channels;
 	v_res record;
 BEGIN
-	DELETE FROM profile_requests r WHERE r.id = p_request RETURNING r.identity_id, r.tenant_id
-	INTO v_identity, v_tenant;
+	DELETE FROM profile_requests r WHERE r.id = p_request AND r.tenant_id = p_tenant
+	RETURNING r.identity_id INTO v_identity;
 	SELECT i.* INTO v_ident FROM contact_identities i
-	WHERE i.id = v_identity AND i.tenant_id = v_tenant;
+	WHERE i.id = v_identity AND i.tenant_id = p_tenant;
 	IF NOT FOUND OR (nullif(p_name, '') IS NULL AND nullif(p_username, '') IS NULL) THEN
 		RETURN;
 	END IF;
@@ -1943,3 +1979,81 @@ BEGIN
 END;
 $function$;
 
+-- A deleted tenant's rows, purged in batches (0015): each DELETE names the tenant too.
+CREATE OR REPLACE FUNCTION hub_privacy_purge(p_after_s bigint, p_batch integer, OUT o_tenant text, OUT o_what text, OUT o_rows bigint)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+	v_t text;
+BEGIN
+	o_tenant := '';
+	o_what := '';
+	o_rows := 0;
+	SELECT t.id INTO v_t FROM tenants t
+	WHERE t.deleted_at IS NOT NULL
+	      AND t.deleted_at <= now() - make_interval(secs => p_after_s)
+	ORDER BY t.deleted_at, t.id LIMIT 1
+	-- NO KEY: the rows that still reference the tenant (FOR KEY SHARE) are not blocked
+	FOR NO KEY UPDATE SKIP LOCKED;
+	IF v_t IS NULL THEN
+		RETURN;
+	END IF;
+	o_tenant := v_t;
+	o_what := 'events';
+	DELETE FROM events e WHERE e.tenant_id = v_t AND e.id = ANY (ARRAY(
+		SELECT x.id FROM events x WHERE x.tenant_id = v_t ORDER BY x.id LIMIT p_batch));
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+	IF o_rows > 0 THEN RETURN; END IF;
+	o_what := 'message_statuses';
+	DELETE FROM message_statuses s WHERE s.tenant_id = v_t AND s.id = ANY (ARRAY(
+		SELECT x.id FROM message_statuses x WHERE x.tenant_id = v_t LIMIT p_batch));
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+	IF o_rows > 0 THEN RETURN; END IF;
+	o_what := 'ingest_keys';
+	DELETE FROM ingest_keys k WHERE k.tenant_id = v_t AND k.ctid = ANY (ARRAY(
+		SELECT x.ctid FROM ingest_keys x WHERE x.tenant_id = v_t LIMIT p_batch));
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+	IF o_rows > 0 THEN RETURN; END IF;
+	o_what := 'ai_exchanges';
+	DELETE FROM ai_exchanges a WHERE a.tenant_id = v_t AND a.id = ANY (ARRAY(
+		SELECT x.id FROM ai_exchanges x WHERE x.tenant_id = v_t LIMIT p_batch));
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+	IF o_rows > 0 THEN RETURN; END IF;
+	o_what := 'ai_disclosures';
+	DELETE FROM ai_disclosures d WHERE d.tenant_id = v_t AND d.contact_id = ANY (ARRAY(
+		SELECT x.contact_id FROM ai_disclosures x WHERE x.tenant_id = v_t LIMIT p_batch));
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+	IF o_rows > 0 THEN RETURN; END IF;
+	-- with their edits, reactions and outbox rows (cascade)
+	o_what := 'messages';
+	DELETE FROM messages m WHERE m.tenant_id = v_t AND m.id = ANY (ARRAY(
+		SELECT x.id FROM messages x WHERE x.tenant_id = v_t LIMIT p_batch));
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+	IF o_rows > 0 THEN RETURN; END IF;
+	o_what := 'conversations';
+	DELETE FROM conversations v WHERE v.tenant_id = v_t AND v.id = ANY (ARRAY(
+		SELECT x.id FROM conversations x WHERE x.tenant_id = v_t LIMIT p_batch));
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+	IF o_rows > 0 THEN RETURN; END IF;
+	o_what := 'merge_suggestions';
+	DELETE FROM merge_suggestions s WHERE s.tenant_id = v_t AND s.id = ANY (ARRAY(
+		SELECT x.id FROM merge_suggestions x WHERE x.tenant_id = v_t LIMIT p_batch));
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+	IF o_rows > 0 THEN RETURN; END IF;
+	-- with their identities and name words (cascade)
+	o_what := 'contacts';
+	DELETE FROM contacts c WHERE c.tenant_id = v_t AND c.id = ANY (ARRAY(
+		SELECT x.id FROM contacts x WHERE x.tenant_id = v_t LIMIT p_batch));
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+	IF o_rows > 0 THEN RETURN; END IF;
+	o_what := 'media_uploads';
+	DELETE FROM media_uploads u WHERE u.tenant_id = v_t AND u.id = ANY (ARRAY(
+		SELECT x.id FROM media_uploads x WHERE x.tenant_id = v_t LIMIT p_batch));
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+	IF o_rows > 0 THEN RETURN; END IF;
+	o_what := 'tenant';
+	DELETE FROM tenants t WHERE t.id = v_t;
+	GET DIAGNOSTICS o_rows = ROW_COUNT;
+END;
+$function$;
