@@ -846,6 +846,7 @@ DECLARE
 	v_st_data jsonb[];
 	v_sg_ord integer[];  -- merge suggestions made: ord of the new sender, other contact
 	v_sg_other bigint[];
+	v_tenants text[] := ARRAY(SELECT DISTINCT w.tenant FROM unnest(p_w) w);
 BEGIN
 	-- Classify against what is stored (no writes yet). Lookups are scalar subqueries with
 	-- LIMIT 1, not EXISTS: PostgreSQL planned those as hashed subplans that read the whole
@@ -858,7 +859,8 @@ BEGIN
 			       w.upd IS NOT NULL AND (
 				row_number() OVER (PARTITION BY w.ch_id, w.upd ORDER BY w.ord) > 1
 				OR coalesce((SELECT true FROM ingest_keys k WHERE k.channel_id = w.ch_id
-					     AND k.kind = 'update' AND k.key = w.upd LIMIT 1), false))
+					     AND k.kind = 'update' AND k.key = w.upd
+					     AND k.tenant_id = w.tenant LIMIT 1), false))
 				AS upd_dup
 			FROM unnest(p_w) w),
 		d AS (
@@ -866,7 +868,8 @@ BEGIN
 				row_number() OVER (PARTITION BY u.kind = 'message' AND NOT u.upd_dup,
 						   u.ch_id, u.ext ORDER BY u.ord) > 1
 				OR coalesce((SELECT true FROM messages m WHERE m.channel_id = u.ch_id
-					     AND m.external_id = u.ext LIMIT 1), false)) AS msg_dup,
+					     AND m.external_id = u.ext AND m.tenant_id = u.tenant
+					     LIMIT 1), false)) AS msg_dup,
 			       u.kind = 'status' AND NOT u.upd_dup AS st,
 			       row_number() OVER (PARTITION BY u.kind = 'status' AND NOT u.upd_dup,
 						  u.ch_id, u.ext ORDER BY u.ord) AS st_n
@@ -877,9 +880,12 @@ BEGIN
 			       i.username AS i_username, i.phone AS i_phone,
 			       c.display_name AS c_name, c.name_set_by_agent AS c_locked,
 			       c.phone AS c_phone
-			FROM d LEFT JOIN (contact_identities i JOIN contacts c ON c.id = i.contact_id)
+			FROM d LEFT JOIN (contact_identities i
+					  JOIN contacts c ON c.id = i.contact_id
+							     AND c.tenant_id = i.tenant_id)
 				ON d.kind = 'message' AND NOT d.upd_dup AND NOT d.msg_dup
-				   AND i.channel_id = d.ch_id AND i.external_id = d.sender),
+				   AND i.channel_id = d.ch_id AND i.external_id = d.sender
+				   AND i.tenant_id = d.tenant),
 		f AS (
 			SELECT r.*,
 			       first_value(r.ord) OVER g AS g_ord, first_value(r.name) OVER g AS g_name,
@@ -958,8 +964,8 @@ BEGIN
 		FROM unnest(v_s) s JOIN ins ON ins.channel_id = s.ch_id AND ins.external_id = s.ext
 		WHERE s.st;
 		PERFORM 1 FROM messages m
-		WHERE (m.channel_id, m.external_id) IN (SELECT s.ch_id, s.ext FROM unnest(v_s) s
-							WHERE s.ord = ANY (v_st_new))
+		WHERE (m.channel_id, m.external_id, m.tenant_id) IN (
+			SELECT s.ch_id, s.ext, s.tenant FROM unnest(v_s) s WHERE s.ord = ANY (v_st_new))
 		      AND m.direction = 'out'
 		ORDER BY m.id FOR UPDATE OF m;
 		WITH up AS (
@@ -969,7 +975,8 @@ BEGIN
 					 ELSE m.error END
 			FROM unnest(v_s) s
 			WHERE s.ord = ANY (v_st_new) AND m.channel_id = s.ch_id
-			      AND m.external_id = s.ext AND m.direction = 'out'
+			      AND m.external_id = s.ext AND m.tenant_id = s.tenant
+			      AND m.direction = 'out'
 			      AND m.status <> 'failed'
 			      AND hub_status_rank(s.status) > hub_status_rank(m.status)
 			RETURNING s.ord, hub_status_json(m) AS data)
@@ -1036,6 +1043,7 @@ BEGIN
 		SELECT CASE WHEN s.live AND NOT s.new_contact THEN
 			(SELECT v.id FROM conversations v
 			 WHERE v.contact_id = v_cid[s.ord - v_base] AND v.channel_id = s.ch_id
+			       AND v.tenant_id = s.tenant
 			 ORDER BY v.status = 'open' DESC, v.id DESC LIMIT 1) END
 		FROM unnest(v_s) s ORDER BY s.ord);
 	-- (Rows by id = ANY and subscripts, not a join: a join with a 200-row array was
@@ -1048,15 +1056,17 @@ BEGIN
 		     count(*)::integer AS k
 	      FROM unnest(v_s) s WHERE s.live AND v_conv[s.ord - v_base] IS NOT NULL
 	      GROUP BY 1, 2) g;
-	PERFORM 1 FROM conversations v WHERE v.id = ANY (v_gconv) ORDER BY v.id
+	PERFORM 1 FROM conversations v
+	WHERE v.id = ANY (v_gconv) AND v.tenant_id = ANY (v_tenants) ORDER BY v.id
 	FOR UPDATE OF v;
 	UPDATE conversations v
 	SET status = 'open', unread = v.unread + v_gk[array_position(v_gconv, v.id)],
 	    last_message_at = now(), updated_at = now()
-	WHERE v.id = ANY (v_gconv) AND v.contact_id = v_gcontact[array_position(v_gconv, v.id)]
+	WHERE v.id = ANY (v_gconv) AND v.tenant_id = ANY (v_tenants)
+	      AND v.contact_id = v_gcontact[array_position(v_gconv, v.id)]
 	      AND (v.status = 'open' OR (SELECT x.id FROM conversations x
 		   WHERE x.contact_id = v.contact_id AND x.channel_id = v.channel_id
-			 AND x.status = 'open' LIMIT 1) IS NULL);
+			 AND x.tenant_id = v.tenant_id AND x.status = 'open' LIMIT 1) IS NULL);
 	GET DIAGNOSTICS v_count = ROW_COUNT;
 	IF v_count <> cardinality(v_gconv) THEN
 		RAISE EXCEPTION 'conversation race' USING ERRCODE = '40001';
@@ -1097,7 +1107,8 @@ BEGIN
 		RETURNING m AS msg, m.channel_id, m.external_id),
 	ev AS (
 		SELECT n.ord, 1 AS sub, 'contact.updated' AS type, hub_contact_json(c) AS data
-		FROM unnest(v_newc, v_newid) AS n(ord, id) JOIN contacts c ON c.id = n.id
+		FROM unnest(v_newc, v_newid) AS n(ord, id)
+		JOIN contacts c ON c.id = n.id AND c.tenant_id = ANY (v_tenants)
 		UNION ALL
 		SELECT g.ord, 2, 'contact.merge_suggested', jsonb_build_object(
 			'contact_id', v_cid[g.ord - v_base], 'other_contact_id', g.other,
@@ -1108,12 +1119,12 @@ BEGIN
 				     THEN 'conversation.created' ELSE 'conversation.updated' END,
 		       hub_conversation_json(v, q.ch_public)
 			|| jsonb_build_object('unread', v.unread - (q.k - q.j))
-		FROM (SELECT s.ord, s.ch_public, v_conv[s.ord - v_base] AS conv,
+		FROM (SELECT s.ord, s.ch_public, s.tenant, v_conv[s.ord - v_base] AS conv,
 			     row_number() OVER w AS j,
 			     count(*) OVER (PARTITION BY v_conv[s.ord - v_base]) AS k
 		      FROM unnest(v_s) s WHERE s.live
 		      WINDOW w AS (PARTITION BY v_conv[s.ord - v_base] ORDER BY s.ord)) q
-		JOIN conversations v ON v.id = q.conv
+		JOIN conversations v ON v.id = q.conv AND v.tenant_id = q.tenant
 		UNION ALL
 		SELECT s.ord, 4, 'message.created',
 		       hub_message_obj(i.msg, v_cid[s.ord - v_base], s.ch_public, '[]')
@@ -1138,7 +1149,8 @@ BEGIN
 			    WHEN NOT s.ord = ANY (v_st_new) THEN 'duplicate'
 			    WHEN s.ord = ANY (v_st_ord) THEN 'stored'
 			    WHEN (SELECT true FROM messages m WHERE m.channel_id = s.ch_id
-				  AND m.external_id = s.ext AND m.direction = 'out' LIMIT 1)
+				  AND m.external_id = s.ext AND m.tenant_id = s.tenant
+				  AND m.direction = 'out' LIMIT 1)
 			    THEN 'stale' ELSE 'unknown' END
 		FROM unnest(v_s) s ORDER BY s.ord);
 END;
