@@ -85,6 +85,9 @@ struct hub_outbox {
 	 * so a row behind a recorded one may have been skipped; look again after the record */
 	bool claimed_in_record;
 	bool record_retry;             /* the batch being recorded holds a retry: next due */
+	/* retries recorded; of them, the next query in flight and the timer know the first
+	 * next_asked and timed: a retry recorded since the timer was set needs a next query */
+	uint64_t retries, next_asked, timed;
 	uint64_t claim_at;             /* uv_now() when the claim query was sent */
 	uint64_t lease_warned_at;      /* uv_now() of the last "lease too short" warning */
 	bool again;                    /* something woke us while it ran: claim once more */
@@ -138,6 +141,8 @@ static void on_next(int status, PGresult *res, void *data)
 	uint64_t ms = IDLE_POLL_MS;
 
 	ob->claiming = false;
+	if (status == 0)
+		ob->timed = ob->next_asked; /* the timer is set for those retries */
 	if (status == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
 		long long due = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		ms = due <= 0 ? 0 : due < IDLE_POLL_MS ? (uint64_t)due : IDLE_POLL_MS;
@@ -217,6 +222,8 @@ static void on_recorded(int status, PGresult *res, void *data)
 		    rows_waiting(res);
 
 	ob->recording = NULL;
+	if (status == 0 && ob->record_retry)
+		ob->retries++;
 	ob->record_retry = false;
 	ob->claimed_in_record = false;
 	if (status == 0)
@@ -696,13 +703,14 @@ static void on_claimed(int status, PGresult *res, void *data)
 	free(fresh);
 	if (ob->again || (rows > 0 && rows >= ob->claim_limit)) {
 		poll_outbox(ob); /* there may be more due */
-	} else if (rows > 0) {
+	} else if (rows > 0 && ob->timed == ob->retries) {
 		/* All that was due at the claim's snapshot is taken; what is queued later wakes
-		 * us, the retries of these rows look again when recorded, and the timer set by
-		 * the last next query still runs (or the idle poll): no next query now. */
+		 * us, and the timer set by the last next query still runs (or the idle poll): no
+		 * next query now, unless a retry was recorded since the timer was set. */
 		if (!uv_is_active((uv_handle_t *)&ob->timer))
 			wake_in(ob, IDLE_POLL_MS);
 	} else {
+		ob->next_asked = ob->retries;
 		ret = hub_store_query(ob->store, next_sql, 0, NULL, on_next, ob);
 		if (ret == 0)
 			ob->claiming = true;
