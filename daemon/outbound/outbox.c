@@ -29,6 +29,9 @@
 #define MAX_PARTS 64        /* a text that needs more parts is refused */
 #define PACE_EXPIRE_US 10000000 /* pacing keys that limit nothing are dropped this often */
 #define RECORD_BATCH 512    /* results recorded in one transaction, at most */
+/* A result waits this long for others to share its record (one COMMIT, one numbering of
+ * the events) when no record runs; while one runs, they wait for it anyway. */
+#define RECORD_GATHER_MS 2
 
 static const char claim_sql[] =
 	"SELECT outbox_id, attempts, channel, recipient, type, text, reply_to, window_open, "
@@ -74,7 +77,7 @@ struct hub_outbox {
 	hub_publish_fn *publish;
 	void *data;
 	uv_timer_t timer;              /* the next due row, or a retry of the claim */
-	uv_timer_t record_timer;       /* a record tried again after the database failed */
+	uv_timer_t record_timer;       /* the next record: gathering, or again after a failure */
 	int closing;                   /* timers whose close has not run yet */
 	struct job *jobs;
 	/* group commit: the results waiting for the next record, and the batch in flight */
@@ -305,7 +308,8 @@ static void job_finish(struct job *job, struct hub_buf *result)
 	job->record_until = uv_now(ob->loop) + (uint64_t)s->outbound.lease_ms / 2;
 	*ob->records_tail = job;
 	ob->records_tail = &job->rnext;
-	record_flush(ob);
+	if (!ob->recording && !uv_is_active((uv_handle_t *)&ob->record_timer))
+		uv_timer_start(&ob->record_timer, on_record_timer, RECORD_GATHER_MS, 0);
 }
 
 /* {"id":N,"<what>":<value>,"code":"..","error":".."} (value raw JSON, code and error
