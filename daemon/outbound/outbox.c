@@ -707,10 +707,12 @@ static void on_claimed(int status, PGresult *res, void *data)
 	free(fresh);
 	if (ob->again || (rows > 0 && rows >= ob->claim_limit)) {
 		poll_outbox(ob); /* there may be more due */
-	} else if (rows > 0 && ob->timed == ob->retries) {
+	} else if (ob->timed == ob->retries &&
+		   (rows > 0 || uv_is_active((uv_handle_t *)&ob->timer))) {
 		/* All that was due at the claim's snapshot is taken; what is queued later wakes
 		 * us, and the timer set by the last next query still runs (or the idle poll): no
-		 * next query now, unless a retry was recorded since the timer was set. */
+		 * next query now, unless a retry was recorded since the timer was set, or the
+		 * timer ran out (it is what looks for leases that ended and retries now due). */
 		if (!uv_is_active((uv_handle_t *)&ob->timer))
 			wake_in(ob, IDLE_POLL_MS);
 	} else {
