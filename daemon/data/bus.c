@@ -56,6 +56,12 @@
 #define BUS_FALLBACK_MS 500       /* while Redis does not deliver, the log is read this often */
 #define BUS_FLUSH_LIMIT 1000      /* queued events numbered by one flush, at most */
 #define BUS_FLUSH_RETRY_MS 200    /* after a failed flush (the stale sweep also finds them) */
+/* A flush waits this long after the commit that queued its first event, for the commits
+ * that follow to share it (one stream lock, one COMMIT for all): at 200 replies a second a
+ * flush right after each commit made 1.5 flushes a reply. Agents see an event this much
+ * later; the outbox is woken at once all the same (outbox_wake). */
+#define BUS_FLUSH_GATHER_MS 3
+#define BUS_WAKE_TOKENS 256       /* tokens of an event's data read for its status */
 #define BUS_STALE_MS 1000         /* queued events older than this are any instance's to flush */
 
 /* The page after $2, the stream's last id and how far retention pruned the log (the last
@@ -144,6 +150,8 @@ struct hub_bus {
 	struct flush *flushes[BUS_BUCKETS]; /* tenants with queued events to number */
 	struct flush *due;         /* flushes to start at the next turn of the loop */
 	uv_timer_t flush_timer;    /* starts them: one flush per tenant and turn */
+	uv_timer_t wake_timer;     /* wakes the outbox sender on the next turn of the loop */
+	bool outbox_wake;          /* a commit of this turn queued an outgoing message */
 	uv_timer_t stale_timer;    /* looks for queued events no one numbered */
 	bool stale_running;        /* its query is in flight */
 	bool fallback;      /* Redis is away: the fallback timer reads the log */
@@ -777,7 +785,8 @@ static void on_flushed(int status, PGresult *res, void *data)
 	}
 	if ((f->again || rows >= BUS_FLUSH_LIMIT) && bus->timers_init) {
 		f->again = false;
-		flush_due(bus, hub_str_from(f->tid), status < 0 ? BUS_FLUSH_RETRY_MS : 0);
+		flush_due(bus, hub_str_from(f->tid), status < 0 ? BUS_FLUSH_RETRY_MS :
+			  rows >= BUS_FLUSH_LIMIT ? 0 : BUS_FLUSH_GATHER_MS);
 	} else {
 		flush_forget(f);
 	}
@@ -789,10 +798,6 @@ static void on_flush_timer(uv_timer_t *timer)
 	struct flush *f, *failed = NULL;
 	char limit[16];
 
-	/* What was committed here with events may have queued outbox rows too (an agent's
-	 * send, an answer or hand-off of the assistant): their NOTIFY was left out for this
-	 * instance to wake its own sender (hub_store_wake), once per turn. */
-	hub_store_wake(bus->store, HUB_STORE_OUTBOX);
 	snprintf(limit, sizeof(limit), "%d", BUS_FLUSH_LIMIT);
 	while ((f = bus->due) != NULL) {
 		const char *params[2] = { f->tid, limit };
@@ -838,6 +843,53 @@ static void on_stale_timer(uv_timer_t *timer)
 		bus->stale_running = true;
 }
 
+static void on_wake_timer(uv_timer_t *timer)
+{
+	struct hub_bus *bus = timer->data;
+
+	bus->outbox_wake = false;
+	hub_store_wake(bus->store, HUB_STORE_OUTBOX);
+}
+
+/* True for the event of a commit that queued an outgoing message for the outbox: the
+ * message.created of a reply (an agent's send, the assistant's answer, a part of a long
+ * text) or the message.status of a retry, both with status "queued"; also when the data
+ * cannot be read (a wake too many costs one claim, one too few a reply waits for the
+ * sender's idle poll). A record of the sender itself (sent, delivered, failed) is none. */
+static bool queues_outgoing(struct hub_str event, struct hub_str data_json)
+{
+	struct hub_pool pool = HUB_POOL_INIT;
+	struct hub_json_doc doc;
+	struct hub_str status;
+	bool yes;
+
+	if (!hub_str_eqs(event, "message.created") && !hub_str_eqs(event, "message.status"))
+		return false;
+	/* most are not: an inbound message's, a status's (jsonb writes "queued" unescaped) */
+	if (!memmem(data_json.p, data_json.len, "\"queued\"", 8))
+		return false;
+	yes = hub_json_parse(&pool, data_json, BUS_WAKE_TOKENS, &doc, NULL) < 0 ||
+	      !hub_json_is(&doc, 0, HUB_JSON_OBJECT) ||
+	      hub_json_string(&doc, hub_json_get(&doc, 0, "status"), &pool, &status) < 0 ||
+	      hub_str_eqs(status, "queued");
+	hub_pool_release(&pool);
+	return yes;
+}
+
+/* A commit of this instance queued an outgoing message: its SQL left the NOTIFY out
+ * (hub_outbox_wake, 0020), so this instance wakes its own sender, on the next turn of the
+ * loop (once however many came), not after the flush that numbers the events. */
+static void outbox_wake(struct hub_bus *bus)
+{
+	int r;
+
+	if (bus->outbox_wake || !bus->timers_init)
+		return;
+	bus->outbox_wake = true;
+	r = uv_timer_start(&bus->wake_timer, on_wake_timer, 0, 0);
+	hub_assert(r == 0);
+}
+
 void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_id,
 		     struct hub_str event, struct hub_str data_json)
 {
@@ -845,7 +897,10 @@ void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_i
 	struct hub_bus_tenant *t;
 
 	if (event_id == 0) {
-		flush_due(bus, tenant, 0); /* queued: numbered by a flush, published then */
+		if (!bus->outbox_wake && queues_outgoing(event, data_json))
+			outbox_wake(bus);
+		/* queued: numbered by a flush, published then */
+		flush_due(bus, tenant, BUS_FLUSH_GATHER_MS);
 		return;
 	}
 	if (event_id < 0)
@@ -1083,12 +1138,15 @@ int hub_bus_new(uv_loop_t *loop, struct hub_store *store, struct hub_redis *redi
 	hub_assert(ret == 0);
 	ret = uv_timer_init(loop, &bus->stale_timer);
 	hub_assert(ret == 0);
+	ret = uv_timer_init(loop, &bus->wake_timer);
+	hub_assert(ret == 0);
 	bus->sync_timer.data = bus;
 	bus->later_timer.data = bus;
 	bus->soon_timer.data = bus;
 	bus->fallback_timer.data = bus;
 	bus->flush_timer.data = bus;
 	bus->stale_timer.data = bus;
+	bus->wake_timer.data = bus;
 	bus->timers_init = true;
 	ret = uv_timer_start(&bus->stale_timer, on_stale_timer, BUS_STALE_MS, BUS_STALE_MS);
 	hub_assert(ret == 0);
@@ -1131,6 +1189,7 @@ void hub_bus_stop(struct hub_bus *bus)
 		uv_close((uv_handle_t *)&bus->fallback_timer, NULL);
 		uv_close((uv_handle_t *)&bus->flush_timer, NULL);
 		uv_close((uv_handle_t *)&bus->stale_timer, NULL);
+		uv_close((uv_handle_t *)&bus->wake_timer, NULL);
 		bus->timers_init = false;
 	}
 }

@@ -76,8 +76,11 @@ void hub_bus_free(struct hub_bus *bus);
 /* A committed event of this instance: in order to the sink, and its id (only) to Redis for
  * the others, who read the event from the database. event_id 0: events of tenant were
  * committed to the queue (hub_stream_append returns 0 for them): the bus numbers the
- * tenant's queue (hub_stream_flush, one flush of a tenant at a time, on the next turn of
- * the loop) and publishes what it numbered. Every instance also numbers queued events left
+ * tenant's queue (hub_stream_flush, one flush of a tenant at a time, a few milliseconds
+ * later so that the commits that follow share it) and publishes what it numbered; when
+ * the event announces an outgoing message queued (message.created or message.status with
+ * status "queued"), the bus also wakes this instance's outbox sender on the next turn of
+ * the loop (its SQL left the NOTIFY out: hub.local_wake). Every instance also numbers queued events left
  * for a second (their instance died after its COMMIT). */
 void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_id,
 		     struct hub_str event, struct hub_str data_json);

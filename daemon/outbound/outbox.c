@@ -29,6 +29,9 @@
 #define MAX_PARTS 64        /* a text that needs more parts is refused */
 #define PACE_EXPIRE_US 10000000 /* pacing keys that limit nothing are dropped this often */
 #define RECORD_BATCH 512    /* results recorded in one transaction, at most */
+/* A result waits this long for others to share its record (one COMMIT, one numbering of
+ * the events) when no record runs; while one runs, they wait for it anyway. */
+#define RECORD_GATHER_MS 2
 
 static const char claim_sql[] =
 	"SELECT outbox_id, attempts, channel, recipient, type, text, reply_to, window_open, "
@@ -61,6 +64,7 @@ struct job {
 	struct hub_str result;
 	struct job *rnext;             /* ob->records, or the batch being recorded */
 	uint64_t record_until;         /* uv_now() after which the lease may have run out */
+	bool retry;                    /* result is a retry: pending again, due later */
 	uint64_t send_by;              /* uv_now() after which no send starts (half the lease) */
 };
 
@@ -73,12 +77,20 @@ struct hub_outbox {
 	hub_publish_fn *publish;
 	void *data;
 	uv_timer_t timer;              /* the next due row, or a retry of the claim */
-	uv_timer_t record_timer;       /* a record tried again after the database failed */
+	uv_timer_t record_timer;       /* the next record: gathering, or again after a failure */
 	int closing;                   /* timers whose close has not run yet */
 	struct job *jobs;
 	/* group commit: the results waiting for the next record, and the batch in flight */
 	struct job *records, **records_tail, *recording;
 	bool claiming;                 /* a claim or next query runs */
+	int claim_limit;               /* rows the claim in flight asked for */
+	/* a claim was sent while a record ran: its snapshot may predate the record's COMMIT,
+	 * so a row behind a recorded one may have been skipped; look again after the record */
+	bool claimed_in_record;
+	bool record_retry;             /* the batch being recorded holds a retry: next due */
+	/* retries recorded; of them, the next query in flight and the timer know the first
+	 * next_asked and timed: a retry recorded since the timer was set needs a next query */
+	uint64_t retries, next_asked, timed;
 	uint64_t claim_at;             /* uv_now() when the claim query was sent */
 	uint64_t lease_warned_at;      /* uv_now() of the last "lease too short" warning */
 	bool again;                    /* something woke us while it ran: claim once more */
@@ -132,6 +144,8 @@ static void on_next(int status, PGresult *res, void *data)
 	uint64_t ms = IDLE_POLL_MS;
 
 	ob->claiming = false;
+	if (status == 0)
+		ob->timed = ob->next_asked; /* the timer is set for those retries */
 	if (status == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
 		long long due = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		ms = due <= 0 ? 0 : due < IDLE_POLL_MS ? (uint64_t)due : IDLE_POLL_MS;
@@ -168,7 +182,16 @@ static void job_end(struct job *job)
 	hub_config_unref(job->cfg);
 	job->cfg = NULL;
 	uv_close((uv_handle_t *)&job->timer, on_job_closed);
-	if (!ob->stopped)
+}
+
+/* A job that ends outside a record (shut down, put off for the lease): its room may be
+ * what a claim waits for. */
+static void job_end_poll(struct job *job)
+{
+	struct hub_outbox *ob = job->ob;
+
+	job_end(job);
+	if (!ob->stopped && ob->again)
 		poll_outbox(ob); /* room for one more */
 }
 
@@ -179,13 +202,33 @@ static void on_record_timer(uv_timer_t *t)
 	record_flush(t->data);
 }
 
+/* True when the record's result says that undelivered rows wait behind the rows it ended:
+ * hub_outbox_record's row (NULL, NULL, 'outbox.waiting', NULL) (0022). */
+static bool rows_waiting(PGresult *res)
+{
+	for (int i = PQntuples(res) - 1; i >= 0 && PQnfields(res) == 4; i--)
+		if (PQgetisnull(res, i, 1) && strcmp(PQgetvalue(res, i, 2), "outbox.waiting") == 0)
+			return true;
+	return false;
+}
+
 static void on_recorded(int status, PGresult *res, void *data)
 {
 	struct hub_outbox *ob = data;
 	struct job *batch = ob->recording, *job, *next, *keep = NULL, **keep_tail = &keep;
 	uint64_t now = uv_now(ob->loop);
+	/* Claim again only when this record can have made rows due: rows of the conversations
+	 * it ended wait behind them, a retry's due time is to be known, a claim that ran
+	 * meanwhile may not have seen the COMMIT, or a claim waits for room (not after every
+	 * record: most find nothing, and that cost a claim and a next query per reply). */
+	bool look = status != 0 || ob->record_retry || ob->claimed_in_record || ob->again ||
+		    rows_waiting(res);
 
 	ob->recording = NULL;
+	if (status == 0 && ob->record_retry)
+		ob->retries++;
+	ob->record_retry = false;
+	ob->claimed_in_record = false;
 	if (status == 0)
 		hub_publish_rows(ob->publish, ob->data, res);
 	else if (status != -ECANCELED)
@@ -212,9 +255,11 @@ static void on_recorded(int status, PGresult *res, void *data)
 			ob->records_tail = keep_tail;
 		ob->records = keep;
 		uv_timer_start(&ob->record_timer, on_record_timer, DB_RETRY_MS, 0);
-		return;
+	} else {
+		record_flush(ob);
 	}
-	record_flush(ob);
+	if (look && !ob->stopped)
+		poll_outbox(ob);
 }
 
 /* Records the waiting results, up to RECORD_BATCH, in one transaction (hub_outbox_record):
@@ -234,6 +279,8 @@ static void record_flush(struct hub_outbox *ob)
 		if (n++)
 			hub_buf_addch(&json, ',');
 		hub_buf_addstr(&json, (*link)->result);
+		if ((*link)->retry)
+			ob->record_retry = true;
 		link = &(*link)->rnext;
 	}
 	hub_buf_addch(&json, ']');
@@ -261,7 +308,8 @@ static void job_finish(struct job *job, struct hub_buf *result)
 	job->record_until = uv_now(ob->loop) + (uint64_t)s->outbound.lease_ms / 2;
 	*ob->records_tail = job;
 	ob->records_tail = &job->rnext;
-	record_flush(ob);
+	if (!ob->recording && !uv_is_active((uv_handle_t *)&ob->record_timer))
+		uv_timer_start(&ob->record_timer, on_record_timer, RECORD_GATHER_MS, 0);
 }
 
 /* {"id":N,"<what>":<value>,"code":"..","error":".."} (value raw JSON, code and error
@@ -315,6 +363,7 @@ static void job_retry(struct job *job, const char *code, const char *why, int64_
 		      "again in %" PRId64 " ms", job->id, HUB_STR_FMT(job->channel),
 		      job->attempts, code, delay);
 	count_send(job, "retry");
+	job->retry = true;
 	result_json(&r, job, "retry", hub_pool_sprintf(&job->pool, "%" PRId64, delay), code, why);
 	job_finish(job, &r);
 }
@@ -328,7 +377,7 @@ static void on_sent(int status, const struct hub_httpc_resp *resp, void *data)
 
 	job->call = NULL;
 	if (status == -ECANCELED) { /* shutting down: the lease brings the row back */
-		job_end(job);
+		job_end_poll(job);
 		return;
 	}
 	(void)a->parse_send_result(&job->pool, resp ? resp->status : 0,
@@ -473,7 +522,7 @@ static void job_send(struct job *job)
 				     "outbound.lease_ms: left for the lease to bring back; raise "
 				     "outbound.lease_ms", (long long)job->id);
 		}
-		job_end(job);
+		job_end_poll(job);
 		return;
 	}
 	for (size_t i = 0; i < HUB_ARRAY_SIZE(lim); i++)
@@ -656,9 +705,18 @@ static void on_claimed(int status, PGresult *res, void *data)
 	for (int i = 0; i < rows; i++)
 		job_start(fresh[i]);
 	free(fresh);
-	if (rows > 0 || ob->again) {
+	if (ob->again || (rows > 0 && rows >= ob->claim_limit)) {
 		poll_outbox(ob); /* there may be more due */
+	} else if (ob->timed == ob->retries &&
+		   (rows > 0 || uv_is_active((uv_handle_t *)&ob->timer))) {
+		/* All that was due at the claim's snapshot is taken; what is queued later wakes
+		 * us, and the timer set by the last next query still runs (or the idle poll): no
+		 * next query now, unless a retry was recorded since the timer was set, or the
+		 * timer ran out (it is what looks for leases that ended and retries now due). */
+		if (!uv_is_active((uv_handle_t *)&ob->timer))
+			wake_in(ob, IDLE_POLL_MS);
 	} else {
+		ob->next_asked = ob->retries;
 		ret = hub_store_query(ob->store, next_sql, 0, NULL, on_next, ob);
 		if (ret == 0)
 			ob->claiming = true;
@@ -685,8 +743,8 @@ static void poll_outbox(struct hub_outbox *ob)
 		return;
 	}
 	ob->again = false;
-	uv_timer_stop(&ob->timer);
-	snprintf(limit, sizeof(limit), "%d", room < s->outbound.batch ? room : s->outbound.batch);
+	ob->claim_limit = room < s->outbound.batch ? room : s->outbound.batch;
+	snprintf(limit, sizeof(limit), "%d", ob->claim_limit);
 	snprintf(lease, sizeof(lease), "%d", s->outbound.lease_ms);
 	params[0] = limit;
 	params[1] = lease;
@@ -698,6 +756,8 @@ static void poll_outbox(struct hub_outbox *ob)
 	}
 	ob->claiming = true;
 	ob->claim_at = uv_now(ob->loop);
+	if (ob->recording)
+		ob->claimed_in_record = true;
 }
 
 /* ---- the service ---- */
