@@ -35,16 +35,16 @@
 
 static const char claim_sql[] =
 	"SELECT outbox_id, attempts, channel, recipient, type, text, reply_to, window_open, "
-	"media_upload, media_filename FROM hub_outbox_claim($1::integer, $2::integer)";
+	"media_upload, media_filename, tenant_id FROM hub_outbox_claim($1::integer, $2::integer)";
 static const char next_sql[] =
 	"SELECT ceil(extract(epoch FROM hub_outbox_next() - clock_timestamp()) * 1000)::bigint";
 static const char record_sql[] =
 	"SELECT tenant, event_id, event, data FROM hub_outbox_record($1::jsonb)";
 static const char split_sql[] =
-	"SELECT tenant, event_id, event, data FROM hub_outbox_split($1::bigint, $2::jsonb)";
+	"SELECT tenant, event_id, event, data FROM hub_outbox_split($1, $2::bigint, $3::jsonb)";
 
 enum col { C_ID, C_ATTEMPTS, C_CHANNEL, C_RECIPIENT, C_TYPE, C_TEXT, C_REPLY_TO, C_WINDOW,
-	   C_MEDIA, C_MEDIA_FILENAME };
+	   C_MEDIA, C_MEDIA_FILENAME, C_TENANT };
 
 struct job {
 	struct hub_outbox *ob;
@@ -55,7 +55,7 @@ struct job {
 	int64_t id;
 	int attempts;
 	bool window_open;
-	struct hub_str channel, recipient, type, text, reply_to;
+	struct hub_str tenant, channel, recipient, type, text, reply_to;
 	int64_t media;                 /* an upload sent by its signed URL; 0: none */
 	struct hub_str media_filename;
 	struct hub_httpc_call *call;   /* while the platform is asked */
@@ -312,12 +312,14 @@ static void job_finish(struct job *job, struct hub_buf *result)
 		uv_timer_start(&ob->record_timer, on_record_timer, RECORD_GATHER_MS, 0);
 }
 
-/* {"id":N,"<what>":<value>,"code":"..","error":".."} (value raw JSON, code and error
- * strings or omitted). */
+/* {"id":N,"tenant":"..","<what>":<value>,"code":"..","error":".."} (value raw JSON, code
+ * and error strings or omitted). */
 static void result_json(struct hub_buf *b, const struct job *job, const char *what,
 			const char *raw, const char *code, const char *error)
 {
-	hub_buf_addf(b, "{\"id\":%" PRId64 ",\"%s\":%s", job->id, what, raw);
+	hub_buf_addf(b, "{\"id\":%" PRId64 ",\"tenant\":", job->id);
+	hub_json_add_str(b, job->tenant);
+	hub_buf_addf(b, ",\"%s\":%s", what, raw);
 	if (code) {
 		hub_buf_adds(b, ",\"code\":");
 		hub_json_add_str(b, hub_str_from(code));
@@ -553,7 +555,7 @@ static void job_split(struct job *job, const struct hub_adapter *a)
 {
 	struct hub_buf parts = HUB_BUF_INIT;
 	struct hub_str rest = job->text;
-	const char *params[2];
+	const char *params[3];
 	int n = 0, ret;
 
 	hub_buf_addch(&parts, '[');
@@ -575,10 +577,11 @@ static void job_split(struct job *job, const struct hub_adapter *a)
 							     "%d messages", MAX_PARTS));
 		return;
 	}
-	params[0] = hub_pool_sprintf(&job->pool, "%" PRId64, job->id);
-	params[1] = hub_pool_strndup(&job->pool, parts.p, parts.len);
+	params[0] = job->tenant.p;
+	params[1] = hub_pool_sprintf(&job->pool, "%" PRId64, job->id);
+	params[2] = hub_pool_strndup(&job->pool, parts.p, parts.len);
 	hub_buf_release(&parts);
-	ret = hub_store_query(job->ob->store, split_sql, 2, params, on_split, job);
+	ret = hub_store_query(job->ob->store, split_sql, 3, params, on_split, job);
 	if (ret < 0)
 		on_split(ret, NULL, job);
 }
@@ -679,6 +682,7 @@ static void on_claimed(int status, PGresult *res, void *data)
 			       (uint64_t)hub_config_settings(ob->cfg)->outbound.lease_ms / 2;
 		job->id = strtoll(PQgetvalue(res, i, C_ID), NULL, 10);
 		job->attempts = atoi(PQgetvalue(res, i, C_ATTEMPTS));
+		job->tenant = col(job, res, i, C_TENANT);
 		job->channel = col(job, res, i, C_CHANNEL);
 		job->recipient = col(job, res, i, C_RECIPIENT);
 		job->type = col(job, res, i, C_TYPE);

@@ -2069,3 +2069,408 @@ BEGIN
 	GET DIAGNOSTICS o_rows = ROW_COUNT;
 END;
 $function$;
+
+-- 6. An agent's commands and the outbox: the commands name the conversation's tenant; the
+-- claim picks due rows of every tenant and returns each one's tenant, which the sender
+-- passes back with its result ({"id", "tenant", ...}) and to the split; hub_message_sent
+-- takes it.
+CREATE OR REPLACE FUNCTION hub_cmd_retry(v_conv conversations, p_message text)
+ RETURNS TABLE(kind text, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_msg messages;
+	v_kind text;
+BEGIN
+	SELECT m.* INTO v_msg FROM messages m
+	WHERE m.id = p_message::bigint AND m.conversation_id = v_conv.id
+	      AND m.tenant_id = v_conv.tenant_id AND m.direction = 'out'
+	      AND EXISTS (SELECT 1 FROM outbox o
+			  WHERE o.message_id = m.id AND o.tenant_id = v_conv.tenant_id)
+	FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN QUERY SELECT 'error'::text, NULL::bigint, 'not_found'::text,
+				    'no such message of the hub in this conversation'::text;
+		RETURN;
+	END IF;
+	IF v_msg.status <> 'failed' THEN
+		RETURN QUERY SELECT 'error'::text, NULL::bigint, 'bad_request'::text,
+				    'only a failed message can be sent again'::text;
+		RETURN;
+	END IF;
+	SELECT c.kind INTO STRICT v_kind FROM channels c WHERE c.id = v_conv.channel_id;
+	IF NOT hub_window_open(v_conv, v_kind) THEN
+		RETURN QUERY SELECT * FROM hub_cmd_window_closed(v_kind);
+		RETURN;
+	END IF;
+	UPDATE messages m SET status = 'queued', error = NULL
+	WHERE m.id = v_msg.id AND m.tenant_id = v_conv.tenant_id RETURNING m.* INTO v_msg;
+	UPDATE outbox o SET status = 'pending', attempts = 0, next_attempt_at = now(),
+		lease_until = NULL, last_error = NULL, error_code = NULL, updated_at = now()
+	WHERE o.message_id = v_msg.id AND o.tenant_id = v_conv.tenant_id;
+	PERFORM pg_notify('hub_outbox', '');
+	RETURN QUERY SELECT * FROM hub_emit_events(v_conv.tenant_id, ARRAY['message.status'],
+						   ARRAY[hub_status_json(v_msg)]);
+	RETURN QUERY SELECT * FROM hub_cmd_ack(jsonb_build_object('message_id', v_msg.id));
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_cmd_send(v_conv conversations, v_channel text, p_user text, p_text text, p_client_id text, p_reply_to bigint, p_media bigint)
+ RETURNS TABLE(kind text, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_msg messages;
+	v_kind text;
+	v_quote text;
+	v_up media_uploads;
+BEGIN
+	IF p_client_id IS NOT NULL THEN
+		SELECT m.* INTO v_msg FROM messages m
+		WHERE m.conversation_id = v_conv.id AND m.client_id = p_client_id
+		      AND m.tenant_id = v_conv.tenant_id;
+		IF FOUND THEN
+			RETURN QUERY SELECT * FROM hub_cmd_ack(jsonb_build_object(
+				'message_id', v_msg.id, 'duplicate', true));
+			RETURN;
+		END IF;
+	END IF;
+	IF p_reply_to IS NOT NULL THEN
+		SELECT m.external_id INTO v_quote FROM messages m
+		WHERE m.id = p_reply_to AND m.conversation_id = v_conv.id
+		      AND m.tenant_id = v_conv.tenant_id;
+		IF NOT FOUND THEN
+			RETURN QUERY SELECT 'error'::text, NULL::bigint, 'not_found'::text,
+					    'no such message to quote in this conversation'::text;
+			RETURN;
+		END IF;
+		IF v_quote IS NULL THEN
+			RETURN QUERY SELECT 'error'::text, NULL::bigint, 'bad_request'::text,
+				'the quoted message has no platform id yet (not sent)'::text;
+			RETURN;
+		END IF;
+	END IF;
+	SELECT c.kind INTO STRICT v_kind FROM channels c WHERE c.id = v_conv.channel_id;
+	IF p_media IS NOT NULL THEN
+		SELECT u.* INTO v_up FROM media_uploads u
+		WHERE u.id = p_media AND u.tenant_id = v_conv.tenant_id;
+		IF NOT FOUND THEN
+			RETURN QUERY SELECT 'error'::text, NULL::bigint, 'not_found'::text,
+					    'no such upload'::text;
+			RETURN;
+		END IF;
+		IF v_kind = 'instagram' AND coalesce(p_text, '') <> '' THEN
+			RETURN QUERY SELECT 'error'::text, NULL::bigint, 'bad_request'::text,
+				'an Instagram attachment carries no caption: send the text as a '
+				'message of its own'::text;
+			RETURN;
+		END IF;
+		IF char_length(p_text) > 1024 THEN
+			RETURN QUERY SELECT 'error'::text, NULL::bigint, 'bad_request'::text,
+				'a caption is at most 1024 characters'::text;
+			RETURN;
+		END IF;
+	END IF;
+	IF NOT hub_window_open(v_conv, v_kind) THEN
+		RETURN QUERY SELECT * FROM hub_cmd_window_closed(v_kind);
+		RETURN;
+	END IF;
+	INSERT INTO messages AS m (tenant_id, conversation_id, channel_id, direction, author,
+				   type, text, status, client_id, reply_to_external_id, media,
+				   media_upload_id)
+	VALUES (v_conv.tenant_id, v_conv.id, v_conv.channel_id, 'out', 'agent',
+		CASE WHEN v_up.id IS NULL THEN 'text'
+		     WHEN v_up.mime IN ('image/jpeg', 'image/png') THEN 'image' ELSE 'document' END,
+		nullif(p_text, ''), 'queued', p_client_id, v_quote,
+		CASE WHEN v_up.id IS NOT NULL THEN jsonb_build_object('upload', v_up.id,
+			'mime', v_up.mime, 'filename', v_up.filename, 'size', v_up.size) END,
+		v_up.id)
+	RETURNING m.* INTO v_msg;
+	INSERT INTO outbox (tenant_id, message_id, channel_id, conversation_id)
+	VALUES (v_conv.tenant_id, v_msg.id, v_conv.channel_id, v_conv.id);
+	UPDATE conversations v SET mode = 'human', last_message_at = now(), updated_at = now()
+	WHERE v.id = v_conv.id AND v.tenant_id = v_conv.tenant_id RETURNING v.* INTO v_conv;
+	RETURN QUERY SELECT * FROM hub_emit_events(v_conv.tenant_id,
+		ARRAY['message.created', 'conversation.updated'],
+		ARRAY[hub_message_json(v_msg, v_conv.contact_id, v_channel),
+		      hub_conversation_json(v_conv, v_channel)]);
+	RETURN QUERY SELECT * FROM hub_cmd_ack(jsonb_build_object('message_id', v_msg.id,
+								  'duplicate', false));
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_cmd_update(v_conv conversations, v_channel text, p_user text, p_admin boolean, p_set text, p_value text)
+ RETURNS TABLE(kind text, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_new conversations := v_conv;
+BEGIN
+	IF p_set = 'assignee' AND NOT p_admin AND p_value IS DISTINCT FROM p_user
+	   AND NOT (p_value IS NULL AND coalesce(v_conv.assignee, p_user) = p_user) THEN
+		RETURN QUERY SELECT 'error'::text, NULL::bigint, 'forbidden'::text,
+			CASE WHEN p_value IS NULL
+			THEN 'only an admin may unassign a conversation of another user'
+			ELSE 'only an admin may assign a conversation to another user' END;
+		RETURN;
+	END IF;
+	CASE p_set
+	WHEN 'unread' THEN v_new.unread := 0;
+	WHEN 'assignee' THEN v_new.assignee := p_value;
+	WHEN 'mode' THEN v_new.mode := p_value;
+	ELSE
+		RETURN QUERY SELECT 'error'::text, NULL::bigint, 'bad_request'::text,
+			'unknown field'::text;
+		RETURN;
+	END CASE;
+	IF v_new IS DISTINCT FROM v_conv THEN
+		UPDATE conversations v
+		SET unread = v_new.unread, assignee = v_new.assignee, mode = v_new.mode,
+		    updated_at = now()
+		WHERE v.id = v_conv.id AND v.tenant_id = v_conv.tenant_id RETURNING v.* INTO v_new;
+		RETURN QUERY SELECT * FROM hub_emit_events(v_conv.tenant_id,
+			ARRAY['conversation.updated'],
+			ARRAY[hub_conversation_json(v_new, v_channel)]);
+	END IF;
+	RETURN QUERY SELECT * FROM hub_cmd_ack(jsonb_build_object(
+		'conversation', hub_conversation_json(v_new, v_channel)));
+END;
+$function$;
+
+DROP FUNCTION hub_message_sent(bigint, text);
+CREATE OR REPLACE FUNCTION hub_message_sent(p_tenant text, p_message_id bigint, p_external_id text, OUT o_result text, OUT o_types text[], OUT o_datas jsonb[])
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_msg messages;
+	v_echo messages;
+	v_st message_statuses;
+BEGIN
+	o_types := '{}';
+	o_datas := '{}';
+	-- a message's channel never changes: read unlocked, to take hub_outbound_lock first
+	PERFORM hub_outbound_lock(m.channel_id, p_external_id) FROM messages m
+	WHERE m.id = p_message_id AND m.tenant_id = p_tenant;
+	SELECT m.* INTO v_msg FROM messages m
+	WHERE m.id = p_message_id AND m.tenant_id = p_tenant AND m.direction = 'out' FOR UPDATE;
+	IF NOT FOUND THEN
+		o_result := 'unknown';
+		RETURN;
+	END IF;
+	IF v_msg.external_id IS NOT DISTINCT FROM p_external_id THEN
+		o_result := 'duplicate';
+		RETURN;
+	END IF;
+	DELETE FROM messages m
+	WHERE m.channel_id = v_msg.channel_id AND m.external_id = p_external_id
+	      AND m.tenant_id = p_tenant AND m.direction = 'out' AND m.id <> v_msg.id
+	RETURNING m.* INTO v_echo;
+	IF FOUND THEN
+		o_types := o_types || 'message.merged'::text;
+		o_datas := o_datas || jsonb_build_object('id', v_echo.id,
+			'conversation_id', v_echo.conversation_id, 'into', v_msg.id);
+	END IF;
+	SELECT s.* INTO v_st FROM message_statuses s
+	WHERE s.channel_id = v_msg.channel_id AND s.external_id = p_external_id
+	      AND s.tenant_id = p_tenant
+	ORDER BY hub_status_rank(s.status) DESC LIMIT 1;
+	UPDATE messages m
+	SET external_id = p_external_id,
+	    status = CASE WHEN m.status = 'failed' THEN m.status
+			  WHEN hub_status_rank(v_st.status) > greatest(hub_status_rank(m.status), 1)
+			  THEN v_st.status
+			  WHEN hub_status_rank(m.status) < 1 THEN 'sent' ELSE m.status END,
+	    error = CASE WHEN m.status <> 'failed' AND v_st.status = 'failed' THEN v_st.error
+			 ELSE m.error END
+	WHERE m.id = v_msg.id AND m.tenant_id = p_tenant RETURNING m.* INTO v_msg;
+	o_result := 'stored';
+	o_types := o_types || 'message.status'::text;
+	o_datas := o_datas || hub_status_json(v_msg);
+END;
+$function$;
+
+DROP FUNCTION hub_outbox_claim(integer, integer);
+CREATE OR REPLACE FUNCTION hub_outbox_claim(p_limit integer, p_lease_ms integer)
+ RETURNS TABLE(outbox_id bigint, attempts integer, channel text, recipient text, type text, text text, reply_to text, window_open boolean, media_upload bigint, media_filename text, tenant_id text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	WITH pending AS ( -- in due order along outbox_due: stops at the limit
+		SELECT o.id, o.tenant_id FROM outbox o
+		WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+		      AND NOT hub_outbox_behind(o)
+		ORDER BY o.next_attempt_at, o.id
+		LIMIT p_limit
+		FOR UPDATE SKIP LOCKED
+	), lapsed AS ( -- rows of an instance that died
+		SELECT o.id, o.tenant_id FROM outbox o
+		WHERE o.status = 'sending' AND o.lease_until < now() AND NOT hub_outbox_behind(o)
+		ORDER BY o.lease_until
+		LIMIT p_limit
+		FOR UPDATE SKIP LOCKED
+	), due AS (
+		SELECT id, tenant_id FROM pending UNION ALL SELECT id, tenant_id FROM lapsed
+	), claimed AS (
+		UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1,
+			lease_until = now() + make_interval(secs => p_lease_ms / 1000.0),
+			updated_at = now()
+		FROM due WHERE o.id = due.id AND o.tenant_id = due.tenant_id
+		RETURNING o.*
+	)
+	SELECT c.id, c.attempts, ch.public_id,
+	       (SELECT coalesce(CASE WHEN ch.kind = 'whatsapp' AND i.external_id !~ '^[0-9]+$'
+				     THEN ltrim(i.phone, '+') END, i.external_id)
+		FROM contact_identities i
+		WHERE i.contact_id = v.contact_id AND i.channel_id = v.channel_id
+		      AND i.tenant_id = v.tenant_id
+		ORDER BY i.updated_at DESC, i.id DESC LIMIT 1),
+	       m.type, m.text, m.reply_to_external_id, hub_window_open(v, ch.kind),
+	       u.id, u.filename, c.tenant_id
+	FROM claimed c
+	JOIN messages m ON m.id = c.message_id AND m.tenant_id = c.tenant_id
+	JOIN conversations v ON v.id = c.conversation_id AND v.tenant_id = c.tenant_id
+	JOIN channels ch ON ch.id = c.channel_id
+	LEFT JOIN media_uploads u ON u.id = m.media_upload_id AND u.tenant_id = c.tenant_id
+	ORDER BY c.id;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION hub_outbox_result(r jsonb, OUT o_tenant text, OUT o_types text[], OUT o_datas jsonb[])
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_row outbox;
+	v_msg messages;
+	v_sent record;
+BEGIN
+	o_types := '{}';
+	o_datas := '{}';
+	SELECT o.* INTO v_row FROM outbox o
+	WHERE o.id = (r->>'id')::bigint AND o.tenant_id = r->>'tenant' AND o.status = 'sending'
+	FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	o_tenant := v_row.tenant_id;
+	IF r ? 'retry' THEN
+		UPDATE outbox o SET status = 'pending', lease_until = NULL,
+			next_attempt_at = now() + make_interval(secs => (r->>'retry')::bigint / 1000.0),
+			error_code = r->>'code', last_error = r->>'error', updated_at = now()
+		WHERE o.id = v_row.id AND o.tenant_id = v_row.tenant_id;
+		RETURN;
+	END IF;
+	IF r ? 'failed' THEN
+		UPDATE outbox o SET status = 'failed', lease_until = NULL, error_code = r->>'code',
+			last_error = r->>'error', updated_at = now()
+		WHERE o.id = v_row.id AND o.tenant_id = v_row.tenant_id;
+		UPDATE messages m SET status = 'failed', error = r->>'error'
+		WHERE m.id = v_row.message_id AND m.tenant_id = v_row.tenant_id
+		      AND m.status <> 'failed' RETURNING m.* INTO v_msg;
+	ELSE
+		UPDATE outbox o SET status = 'done', lease_until = NULL, last_error = NULL,
+			error_code = NULL, updated_at = now()
+		WHERE o.id = v_row.id AND o.tenant_id = v_row.tenant_id;
+		IF coalesce(r->>'sent', '') <> '' THEN
+			SELECT * INTO v_sent FROM hub_message_sent(v_row.tenant_id, v_row.message_id,
+							  r->>'sent');
+			o_types := v_sent.o_types;
+			o_datas := v_sent.o_datas;
+			RETURN;
+		END IF;
+		UPDATE messages m SET status = 'sent'
+		WHERE m.id = v_row.message_id AND m.tenant_id = v_row.tenant_id
+		      AND hub_status_rank(m.status) < 1 RETURNING m.* INTO v_msg;
+	END IF;
+	IF v_msg.id IS NOT NULL THEN
+		o_types := ARRAY['message.status'];
+		o_datas := ARRAY[hub_status_json(v_msg)];
+	END IF;
+END;
+$function$;
+
+DROP FUNCTION hub_outbox_split(bigint, jsonb);
+CREATE OR REPLACE FUNCTION hub_outbox_split(p_tenant text, p_outbox bigint, p_parts jsonb)
+ RETURNS TABLE(tenant text, event_id bigint, event text, data text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_row outbox;
+	v_msg messages;
+	v_part messages;
+	v_conv conversations;
+	v_ch channels;
+	v_types text[] := '{}';
+	v_datas jsonb[] := '{}';
+	v_text text;
+BEGIN
+	SELECT o.* INTO v_row FROM outbox o
+	WHERE o.id = p_outbox AND o.tenant_id = p_tenant AND o.status = 'sending';
+	IF NOT FOUND OR jsonb_array_length(p_parts) < 2 THEN
+		RETURN;
+	END IF;
+	SELECT v.* INTO STRICT v_conv FROM conversations v
+	WHERE v.id = v_row.conversation_id AND v.tenant_id = p_tenant FOR UPDATE;
+	SELECT c.* INTO STRICT v_ch FROM channels c WHERE c.id = v_row.channel_id;
+	UPDATE messages m SET text = p_parts->>0
+	WHERE m.id = v_row.message_id AND m.tenant_id = p_tenant RETURNING m.* INTO v_msg;
+	v_types := v_types || 'message.updated'::text;
+	v_datas := v_datas || hub_message_updated(v_msg, v_ch);
+	FOR v_text IN SELECT e FROM jsonb_array_elements_text(p_parts) WITH ORDINALITY AS a(e, n)
+		      WHERE n > 1 ORDER BY n
+	LOOP
+		INSERT INTO messages AS m (tenant_id, conversation_id, channel_id, direction,
+					   author, type, text, status)
+		VALUES (v_msg.tenant_id, v_msg.conversation_id, v_msg.channel_id, 'out',
+			v_msg.author, 'text', v_text, 'queued')
+		RETURNING m.* INTO v_part;
+		INSERT INTO outbox (tenant_id, message_id, channel_id, conversation_id, ord)
+		VALUES (v_part.tenant_id, v_part.id, v_part.channel_id, v_part.conversation_id,
+			coalesce(v_row.ord, v_row.id));
+		v_types := v_types || 'message.created'::text;
+		v_datas := v_datas || hub_message_json(v_part, v_conv.contact_id, v_ch.public_id);
+	END LOOP;
+	RETURN QUERY SELECT * FROM hub_append_events(v_row.tenant_id, v_types, v_datas);
+END;
+$function$;
+
+-- 0020's numbering of a tenant's queued events: its DELETE names the tenant too.
+CREATE OR REPLACE FUNCTION hub_stream_flush(p_tenant text, p_limit integer)
+RETURNS TABLE (tenant text, event_id bigint, event text, data text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_last bigint;
+	v_n bigint;
+BEGIN
+	SELECT s.last_event_id INTO v_last FROM tenant_stream s
+	WHERE s.tenant_id = p_tenant FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	RETURN QUERY
+	WITH q AS (
+		DELETE FROM event_queue e WHERE e.tenant_id = p_tenant AND e.seq IN (
+			SELECT x.seq FROM event_queue x WHERE x.tenant_id = p_tenant
+			ORDER BY x.seq LIMIT p_limit)
+		RETURNING e.seq, e.type, e.data),
+	n AS (
+		INSERT INTO events (tenant_id, id, type, data)
+		SELECT p_tenant, v_last + row_number() OVER (ORDER BY q.seq), q.type, q.data FROM q
+		RETURNING events.id, events.type, events.data)
+	SELECT p_tenant, n.id, n.type, n.data::text FROM n ORDER BY n.id;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	IF v_n > 0 THEN
+		UPDATE tenant_stream s SET last_event_id = v_last + v_n WHERE s.tenant_id = p_tenant;
+	END IF;
+END;
+$$;

@@ -18,14 +18,14 @@
 -- Functions redefined here: hub_last_inbound, hub_outbox_behind, hub_outbox_next,
 -- hub_emit_events, hub_append_events, hub_media_obj, hub_outbox_record.
 
--- 0007: the platform time of the contact's last message on the conversation's channel.
+-- 0021: the platform time of the contact's last message on the conversation's channel.
 CREATE OR REPLACE FUNCTION hub_last_inbound(v_conv conversations) RETURNS timestamptz
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	RETURN (SELECT max(coalesce(m.platform_ts, m.created_at)) FROM messages m
-		JOIN conversations v ON v.id = m.conversation_id
+		JOIN conversations v ON v.id = m.conversation_id AND v.tenant_id = m.tenant_id
 		WHERE v.contact_id = v_conv.contact_id AND v.channel_id = v_conv.channel_id
-		      AND m.direction = 'in');
+		      AND v.tenant_id = v_conv.tenant_id AND m.direction = 'in');
 END;
 $$;
 
@@ -34,7 +34,7 @@ CREATE OR REPLACE FUNCTION hub_outbox_behind(o outbox) RETURNS boolean
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	RETURN EXISTS (SELECT 1 FROM outbox p
-		       WHERE p.conversation_id = o.conversation_id
+		       WHERE p.conversation_id = o.conversation_id AND p.tenant_id = o.tenant_id
 			     AND p.status IN ('pending', 'sending')
 			     AND (coalesce(p.ord, p.id), p.id) < (coalesce(o.ord, o.id), o.id));
 END;
@@ -96,6 +96,7 @@ DECLARE
 	v_e jsonb;
 	v_res record;
 	v_ids bigint[] := '{}';
+	v_id_tenants text[] := '{}';
 	v_tenants text[] := '{}';
 	v_types text[] := '{}';
 	v_datas jsonb[] := '{}';
@@ -106,6 +107,7 @@ BEGIN
 		SELECT * INTO v_res FROM hub_outbox_result(v_e);
 		IF NOT v_e ? 'retry' THEN
 			v_ids := v_ids || (v_e->>'id')::bigint;
+			v_id_tenants := v_id_tenants || (v_e->>'tenant');
 		END IF;
 		IF cardinality(v_res.o_types) > 0 THEN
 			v_tenants := v_tenants || array_fill(v_res.o_tenant,
@@ -121,8 +123,11 @@ BEGIN
 			ARRAY(SELECT u.da FROM unnest(v_tenants, v_datas) WITH ORDINALITY u(te, da, n)
 			      WHERE u.te = v_tenant ORDER BY u.n));
 	END LOOP;
-	IF EXISTS (SELECT 1 FROM outbox o JOIN outbox p ON p.conversation_id = o.conversation_id
-		   WHERE o.id = ANY (v_ids) AND p.status = 'pending') THEN
+	IF EXISTS (SELECT 1 FROM outbox o
+		   JOIN outbox p ON p.conversation_id = o.conversation_id
+				    AND p.tenant_id = o.tenant_id
+		   WHERE o.id = ANY (v_ids) AND o.tenant_id = ANY (v_id_tenants)
+			 AND p.status = 'pending') THEN
 		RETURN QUERY SELECT NULL::text, NULL::bigint, 'outbox.waiting'::text, NULL::text;
 	END IF;
 END;

@@ -484,12 +484,12 @@ class Echoes(IngestCase):
         self.assertEqual(self.count("messages", "direction = 'out'"), 2)
         # the send answer: one bubble, delivered
         self.assertEqual(self.psql("SELECT o_result || ' ' || array_to_string(o_types, ',') "
-                                   "FROM hub_message_sent(%d, '%s')" % (mid, echo)),
+                                   "FROM hub_message_sent('demo', %d, '%s')" % (mid, echo)),
                          "stored message.merged,message.status")
         self.assertEqual(self.row("id", "status", table="messages",
                                   where="direction = 'out'"), [mid, "delivered"])
         self.assertEqual(self.message(echo)[4], "delivered")
-        self.assertEqual(self.psql("SELECT o_result FROM hub_message_sent(%d, '%s')"
+        self.assertEqual(self.psql("SELECT o_result FROM hub_message_sent('demo', %d, '%s')"
                                    % (mid, echo)), "duplicate")
 
     def test_a_status_during_the_send_answer_is_not_lost(self):
@@ -500,7 +500,7 @@ class Echoes(IngestCase):
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.addCleanup(sess.wait)
         self.addCleanup(sess.kill)
-        sess.stdin.write("BEGIN;\nSELECT o_result FROM hub_message_sent(%d, '%s');\n"
+        sess.stdin.write("BEGIN;\nSELECT o_result FROM hub_message_sent('demo', %d, '%s');\n"
                          % (mid, echo))
         sess.stdin.flush()
         self.assertEqual(sess.stdout.readline().strip(), "BEGIN")

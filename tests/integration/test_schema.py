@@ -1,9 +1,12 @@
 """tests/integration/test_schema.py - the schema can be distributed by tenant_id (Citus):
 `hubctl check-schema` finds nothing on the migrated database and names each kind of
 problem on tables made to break the rule; the composite foreign keys refuse a row whose
-tenant differs from its parent's; 0021 fills tenant_id on rows stored before it.
+tenant differs from its parent's; 0021 fills tenant_id on rows stored before it; every
+statement of the hub's SQL functions names the tenant of each tenant table it reads or
+writes, but for the few that pick work across tenants, named below.
 """
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -14,6 +17,17 @@ from support.pg import PgError  # noqa: E402
 
 MIGRATIONS = os.path.join(util.ROOT, "db", "migrations")
 REFERENCE = ("tenants", "channels", "channel_ai")
+
+# The statements that read every tenant's rows on purpose, by function: each is a queue's
+# "when is the next one due" or a retention sweep by age (README, Distributing by tenant
+# with Citus: what would change). Their claims pick due rows of any tenant and hand each
+# row's tenant to the steps that follow, which name it.
+ACROSS_TENANTS = {
+    "hub_ai_next": "when the assistant's next job is due",
+    "hub_profile_next": "when the next profile lookup is due",
+    "hub_outbox_next": "when the next reply is due",
+    "hub_privacy_prune": "ingest keys and statuses older than their retention",
+}
 
 
 class CheckSchema(HubTestCase):
@@ -133,6 +147,75 @@ class CheckSchema(HubTestCase):
                     self.psql(sql)
                 self.assertIn("violates foreign key constraint", str(cm.exception))
         self.assertEqual(self.counts(), before)
+
+
+def statements_without_tenant(functions, tables):
+    """(function, table, alias) of each statement of the PL/pgSQL and SQL function bodies
+    that reads or writes one of tables without naming its tenant_id: a read or change
+    needs alias.tenant_id somewhere in its statement (the table's name when it has no
+    alias), an INSERT the tenant_id column. A check of the text, not of the plan: it
+    catches the statement that forgot the tenant, not a wrong tenant (the foreign keys
+    catch that)."""
+    found = []
+    keywords = {"where", "on", "set", "using", "join", "left", "inner", "order", "group",
+                "limit", "returning", "values", "select", "as", "for", "union", "and", "or",
+                "not", "lateral", "window", "cross", "natural", "full", "right", "having"}
+    ref = re.compile(r"\b(from|join|update|into|delete\s+from)\s+(%s)\b(?:\s+(?:as\s+)?(\w+))?"
+                     % "|".join(tables), re.I)
+    for name, src in functions:
+        src = re.sub(r"--[^\n]*", " ", src)
+        src = re.sub(r"'(?:[^']|'')*'", "''", src)
+        for stmt in src.split(";"):
+            for m in ref.finditer(stmt):
+                kind, table, alias = m.group(1).lower(), m.group(2), m.group(3)
+                if alias and alias.lower() in keywords:
+                    alias = None
+                if kind == "into":
+                    ok = re.search(r"\btenant_id\b", stmt[m.end():m.end() + 400], re.I)
+                else:
+                    ok = re.search(r"\b%s\.tenant_id\b" % re.escape(alias or table), stmt,
+                                   re.I) or (not alias and re.search(
+                                       r"(?<!\.)\btenant_id\s*(=|in\b)", stmt, re.I))
+                if not ok:
+                    found.append((name, table, alias))
+    return found
+
+
+class Statements(HubTestCase):
+    needs_hubd = False
+    needs_hubctl = True
+
+    def test_every_statement_names_its_tenant(self):
+        path = self.write_config(self.config())
+        r = self.hubctl("-c", path, "migrate")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tables = self.psql("""
+            SELECT string_agg(c.relname, ' ') FROM pg_class c
+            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+                  AND c.relname NOT IN ('schema_migrations', 'tenants', 'channels',
+                                        'channel_ai')""").split()
+        self.assertIn("messages", tables)
+        rows = self.psql("SELECT proname || chr(1) || prosrc FROM pg_proc "
+                         "WHERE pronamespace = 'public'::regnamespace "
+                         "AND prolang IN (SELECT oid FROM pg_language "
+                         "WHERE lanname IN ('sql', 'plpgsql')) ORDER BY 1")
+        # psql -At prints one row a line: a body's own newlines start lines without the
+        # separator, which belong to the row before
+        functions = []
+        for line in rows.split("\n"):
+            if "\x01" in line and re.match(r"^hub_\w+\x01", line):
+                functions.append(line.split("\x01", 1))
+            elif functions:
+                functions[-1][1] += "\n" + line
+        self.assertGreater(len(functions), 100)
+        missing = [f for f in statements_without_tenant(functions, tables)
+                   if f[0] not in ACROSS_TENANTS]
+        self.assertEqual(missing, [])
+        # the check finds what it is for
+        self.assertEqual(statements_without_tenant(
+            [("f", "SELECT m.id FROM messages m WHERE m.id = 1; "
+                   "INSERT INTO outbox (message_id) VALUES (1)")], tables),
+            [("f", "messages", "m"), ("f", "outbox", None)])
 
 
 class Backfill(HubTestCase):
