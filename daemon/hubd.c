@@ -965,7 +965,7 @@ static void on_closed_handle(uv_handle_t *handle)
 	(void)handle;
 }
 
-static void on_ws_closed(void *data)
+static void on_bus_drained(void *data)
 {
 	struct hubd *h = data;
 
@@ -990,6 +990,15 @@ static void on_ws_closed(void *data)
 	uv_close((uv_handle_t *)&h->sig_term, on_closed_handle);
 	uv_close((uv_handle_t *)&h->sig_int, on_closed_handle);
 	uv_close((uv_handle_t *)&h->sig_hup, on_closed_handle);
+}
+
+/* The websockets are closed: the events committed meanwhile are numbered before the
+ * store closes. */
+static void on_ws_closed(void *data)
+{
+	struct hubd *h = data;
+
+	hub_bus_drain(h->bus, on_bus_drained, h);
 }
 
 static void on_drained(void *data)

@@ -150,6 +150,9 @@ struct hub_bus {
 	struct flush *flushes[BUS_BUCKETS]; /* tenants with queued events to number */
 	struct flush *due;         /* flushes to start at the next turn of the loop */
 	uv_timer_t flush_timer;    /* starts them: one flush per tenant and turn */
+	int flushes_running;       /* their queries in flight */
+	void (*drained)(void *);   /* hub_bus_drain's callback, until nothing is left */
+	void *drained_data;
 	uv_timer_t wake_timer;     /* wakes the outbox sender on the next turn of the loop */
 	bool outbox_wake;          /* a commit of this turn queued an outgoing message */
 	uv_timer_t stale_timer;    /* looks for queued events no one numbered */
@@ -764,6 +767,17 @@ static void flush_forget(struct flush *f)
 	free(f);
 }
 
+/* Shutting down (hub_bus_drain): once no flush is due or running, the callback. */
+static void drain_check(struct hub_bus *bus)
+{
+	void (*cb)(void *) = bus->drained;
+
+	if (!cb || bus->due || bus->flushes_running > 0)
+		return;
+	bus->drained = NULL;
+	cb(bus->drained_data);
+}
+
 static void on_flushed(int status, PGresult *res, void *data)
 {
 	struct flush *f = data;
@@ -771,6 +785,7 @@ static void on_flushed(int status, PGresult *res, void *data)
 	int rows = status < 0 ? 0 : PQntuples(res);
 
 	f->running = false;
+	bus->flushes_running--;
 	for (int i = 0; i < rows; i++) {
 		struct hub_str ev = { PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2) };
 		struct hub_str js = { PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3) };
@@ -781,7 +796,8 @@ static void on_flushed(int status, PGresult *res, void *data)
 	if (status < 0 && status != -ECANCELED) {
 		count(bus, "bus_flush_failures",
 		      "Flushes of queued events that failed (tried again)", NULL);
-		f->again = true;
+		/* shutting down: left to hub_stream_stale of any instance */
+		f->again = !bus->drained;
 	}
 	if ((f->again || rows >= BUS_FLUSH_LIMIT) && bus->timers_init) {
 		f->again = false;
@@ -790,6 +806,7 @@ static void on_flushed(int status, PGresult *res, void *data)
 	} else {
 		flush_forget(f);
 	}
+	drain_check(bus);
 }
 
 static void on_flush_timer(uv_timer_t *timer)
@@ -805,8 +822,10 @@ static void on_flush_timer(uv_timer_t *timer)
 		bus->due = f->due_next;
 		f->due = false;
 		f->running = true;
+		bus->flushes_running++;
 		if (hub_store_query(bus->store, flush_sql, 2, params, on_flushed, f) < 0) {
 			f->running = false;
+			bus->flushes_running--;
 			f->due_next = failed;
 			failed = f;
 		}
@@ -815,8 +834,12 @@ static void on_flush_timer(uv_timer_t *timer)
 		failed = f->due_next;
 		count(bus, "bus_flush_failures",
 		      "Flushes of queued events that failed (tried again)", NULL);
-		flush_due(bus, hub_str_from(f->tid), BUS_FLUSH_RETRY_MS);
+		if (bus->drained)
+			flush_forget(f); /* shutting down: left to hub_stream_stale */
+		else
+			flush_due(bus, hub_str_from(f->tid), BUS_FLUSH_RETRY_MS);
 	}
+	drain_check(bus);
 }
 
 static void on_stale(int status, PGresult *res, void *data)
@@ -1175,6 +1198,24 @@ void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void
 void hub_bus_set_page_bytes(struct hub_bus *bus, size_t bytes)
 {
 	bus->page_bytes = bytes ? bytes : HUB_BUS_PAGE_BYTES;
+}
+
+void hub_bus_drain(struct hub_bus *bus, void (*cb)(void *), void *data)
+{
+	int r;
+
+	if (!bus || !bus->timers_init) {
+		cb(data);
+		return;
+	}
+	bus->drained = cb;
+	bus->drained_data = data;
+	if (bus->due) {
+		r = uv_timer_start(&bus->flush_timer, on_flush_timer, 0, 0);
+		hub_assert(r == 0);
+		return;
+	}
+	drain_check(bus);
 }
 
 void hub_bus_stop(struct hub_bus *bus)

@@ -67,6 +67,11 @@ void hub_bus_set_sink(struct hub_bus *bus, const struct hub_bus_sink *sink, void
  * fill reaches every socket of the tenant at once, so it must fit a socket's send queue
  * with room to spare. A page holds at least one event whatever its size. */
 void hub_bus_set_page_bytes(struct hub_bus *bus, size_t bytes);
+/* At shutdown, while the store is open: numbers this instance's queued events now (the
+ * flushes due, without waiting to gather) and calls cb(data) once none is due or running
+ * (at once when none is; NULL-safe). A flush that fails is left to hub_stream_stale of any
+ * instance. So a stopped instance leaves nothing for the next to number. */
+void hub_bus_drain(struct hub_bus *bus, void (*cb)(void *), void *data);
 /* At shutdown, before Redis is closed: forgets Redis and closes the bus's timers (the loop
  * must run once more before hub_bus_free). NULL-safe, idempotent. */
 void hub_bus_stop(struct hub_bus *bus);

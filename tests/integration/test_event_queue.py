@@ -72,6 +72,17 @@ class EventQueue(HubTestCase):
         util.wait_for(lambda: self.count("event_queue") == 0, 10, "the queue emptied")
         self.assertEqual(self.events(), ["%d left behind" % ev["id"]])
 
+    def test_a_stopped_instance_leaves_nothing_to_number(self):
+        h = self.start_hubd()
+        for _ in range(5):
+            body, _, sig = self.text_webhook(h, "demo-whatsapp")
+            self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        # stopped at once (its numbering waits a few ms to gather commits): the events
+        # are numbered before the store closes
+        self.assertEqual(h.stop(), 0)
+        self.assertEqual(self.count("event_queue"), 0)
+        self.assertEqual(self.count("events", "type = 'message.created'"), 5)
+
     def test_a_tenant_without_a_stream_queues_nothing(self):
         self.start_hubd().stop()
         before = self.count("event_queue")
