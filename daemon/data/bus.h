@@ -85,8 +85,8 @@ void hub_bus_free(struct hub_bus *bus);
  * later so that the commits that follow share it) and publishes what it numbered; when
  * the event announces an outgoing message queued (message.created or message.status with
  * status "queued"), the bus also wakes this instance's outbox sender on the next turn of
- * the loop (its SQL left the NOTIFY out: hub.local_wake). Every instance also numbers queued events left
- * for a second (their instance died after its COMMIT). */
+ * the loop (its SQL left the NOTIFY out: hub.local_wake). Every instance also numbers
+ * queued events left for a second (their instance died after its COMMIT). */
 void hub_bus_publish(struct hub_bus *bus, struct hub_str tenant, int64_t event_id,
 		     struct hub_str event, struct hub_str data_json);
 /* Events of tenant were committed by someone who is no instance (hubctl, through NOTIFY

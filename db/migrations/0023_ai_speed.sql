@@ -134,8 +134,8 @@ BEGIN
 END;
 $$;
 
--- 0010's context of a claimed answer (unchanged in what it returns), with the claim's
--- tenant named in each statement.
+-- 0010's context of a claimed answer, with the claim's tenant named in each statement (and
+-- no longer returned: the caller has it from the claim).
 DROP FUNCTION hub_ai_context(bigint, bigint);
 CREATE FUNCTION hub_ai_context(p_tenant text, p_conv bigint, p_token bigint) RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -164,7 +164,6 @@ BEGIN
 	RETURN jsonb_build_object(
 		'upto', v_job.upto_message_id,
 		'channel', v_ch.public_id,
-		'tenant', v.tenant_id,
 		'company', (SELECT t.name FROM tenants t WHERE t.id = v.tenant_id),
 		'settings', jsonb_build_object('base_url', a.base_url, 'model', a.model,
 			'api_key', coalesce(a.api_key, ''), 'system_prompt', a.system_prompt,
