@@ -84,6 +84,8 @@ static const struct cfg_key settings_keys[] = {
 	KEY_INT("database.queue_max", database.queue_max, 1, 1000000, 10000, CFG_RESTART),
 	KEY_INT("database.queue_timeout_ms", database.queue_timeout_ms, 10, 600000, 5000,
 		CFG_RESTART),
+	{ "database.warm_up", CFG_T_BOOL, S(database.warm_up), 0, 0, 1, NULL, NULL,
+	  CFG_RESTART },
 	{ "redis.url", CFG_T_SECRET, S(redis.url), 0, 0, 0, NULL, "HUB_REDIS_URL",
 	  CFG_RESTART | CFG_NULLABLE },
 	{ "redis.hmac_key", CFG_T_SECRET, S(redis.hmac_key), 0, 0, 0, NULL, "HUB_REDIS_HMAC_KEY",

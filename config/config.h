@@ -42,6 +42,7 @@ struct hub_settings {
 		int statement_timeout_ms;
 		int queue_max;
 		int queue_timeout_ms;
+		bool warm_up; /* each new connection runs hub_warm() before it serves */
 	} database;
 	struct {
 		const char *url; /* NULL: no Redis, the instance runs alone (secret) */

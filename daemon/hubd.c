@@ -210,15 +210,17 @@ static void on_readyz(struct hub_http_req *req, void *data)
 {
 	struct hubd *h = data;
 	bool db = hub_store_ready(h->store);
+	struct hub_store_stats ss;
 	/* Redis away is no reason to take the instance out: webhooks are stored, and its
 	 * agents get the other instances' events from the log (the bus's fallback) */
 	const char *redis = !h->redis ? "off" : hub_redis_receiving(h->redis) ? "up" : "down";
 	bool ok = h->ready && !h->stopping && db;
 	struct hub_buf body = HUB_BUF_INIT;
 
+	hub_store_stats(h->store, &ss);
 	hub_buf_addf(&body, "{\"status\":\"%s\",\"database\":\"%s\",\"redis\":\"%s\"}",
-		     h->stopping ? "stopping" : ok ? "ready" : "not_ready", db ? "up" : "down",
-		     redis);
+		     h->stopping ? "stopping" : ok ? "ready" : "not_ready",
+		     db ? "up" : ss.warming > 0 ? "warming" : "down", redis);
 	hub_http_req_respond(req, ok ? 200 : 503, "application/json", hub_buf_str(&body));
 	hub_buf_release(&body);
 }
@@ -553,7 +555,8 @@ static double gauge_db(void *data, int which)
 	case 0: return st.size;
 	case 1: return st.connected;
 	case 2: return st.busy;
-	default: return st.waiting;
+	case 3: return st.waiting;
+	default: return st.warming;
 	}
 }
 
@@ -561,6 +564,7 @@ static double gauge_db_size(void *data) { return gauge_db(data, 0); }
 static double gauge_db_connected(void *data) { return gauge_db(data, 1); }
 static double gauge_db_busy(void *data) { return gauge_db(data, 2); }
 static double gauge_db_waiting(void *data) { return gauge_db(data, 3); }
+static double gauge_db_warming(void *data) { return gauge_db(data, 4); }
 
 static double gauge_redis_up(void *data)
 {
@@ -1075,6 +1079,7 @@ static int start(struct hubd *h)
 		.statement_timeout_ms = s->database.statement_timeout_ms,
 		.queue_max = s->database.queue_max,
 		.queue_timeout_ms = s->database.queue_timeout_ms,
+		.warm_sql = s->database.warm_up ? "SELECT hub_warm()" : NULL,
 	};
 	ret = hub_store_new(&h->loop, &so, &h->store, &err);
 	if (ret < 0) {
@@ -1168,6 +1173,9 @@ static int start(struct hubd *h)
 			  gauge_db_busy, h);
 	hub_metrics_gauge(h->metrics, "hub_db_pool_waiting", "Queries waiting for a connection",
 			  gauge_db_waiting, h);
+	hub_metrics_gauge(h->metrics, "hub_db_pool_warming",
+			  "Database connections running hub_warm() before they serve",
+			  gauge_db_warming, h);
 	hub_metrics_gauge(h->metrics, "hub_redis_up", "1 while Redis answers", gauge_redis_up, h);
 
 	uv_signal_init(&h->loop, &h->sig_term);

@@ -101,12 +101,15 @@ struct params {
 struct hub_store {
 	uv_loop_t *loop;
 	struct hub_store_opts opts;
-	char *conninfo, *listen_conninfo;
+	char *conninfo, *listen_conninfo, *warm_sql;
 	struct params pool;       /* the pool's connections */
 	struct params direct;     /* LISTEN's: PostgreSQL itself, never a pooler */
 	struct conn *conns;
 	struct query *head, *tail; /* waiting for a connection, FIFO */
-	int waiting, connected, idle, busy;
+	int waiting, connected, idle, busy, warming;
+	/* The first warm-ups are over (or there are none): until then nothing is dispatched,
+	 * so that the first webhooks and replies never meet a cold connection. */
+	bool warmed;
 	bool last_connect_failed;
 	/* The last query to finish failed for want of a server (-ECONNRESET): through a
 	 * pooler, hubd's connections stay up while the pooler has no PostgreSQL to give. */
@@ -124,6 +127,7 @@ struct hub_store {
 
 static void listeners_close(struct hub_store *st);
 static void conn_start(struct conn *c);
+static int conn_send(struct conn *c, struct query *q);
 static void dispatch(struct hub_store *st);
 static void on_poll(uv_poll_t *h, int status, int events);
 
@@ -403,6 +407,7 @@ static void store_free(struct hub_store *st)
 	params_free(&st->direct);
 	free(st->conninfo);
 	free(st->listen_conninfo);
+	free(st->warm_sql);
 	free(st);
 	if (cb)
 		cb(data);
@@ -550,6 +555,40 @@ static void conn_broken(struct conn *c, int status, const char *why)
 		query_finish(st, q, status, NULL);
 }
 
+static void on_warmed(int status, PGresult *res, void *data)
+{
+	struct hub_store *st = data;
+
+	(void)res;
+	st->warming--;
+	/* the error itself is logged with the query; the connection serves, only colder */
+	if (st->warming == 0 && !st->warmed) {
+		st->warmed = true;
+		hub_log_debug(TAG, "the pool's connections are warm (%s)",
+			      status == 0 ? "ok" : "failed");
+	}
+}
+
+/* Runs warm_sql on the idle connection c before anything else (see store.h). */
+static void conn_warm(struct conn *c)
+{
+	struct hub_store *st = c->st;
+	struct query *q;
+
+	if (!st->warm_sql || c->state != CONN_IDLE)
+		return;
+	q = query_new(st->warm_sql, 0, NULL, NULL);
+	q->cb = on_warmed;
+	q->data = st;
+	if (conn_send(c, q) < 0) {
+		free(q);
+		conn_broken(c, -ECONNRESET, "cannot send the warm-up");
+		return;
+	}
+	st->warming++;
+	st->queries_total++;
+}
+
 static void conn_ready(struct conn *c)
 {
 	struct hub_store *st = c->st;
@@ -580,6 +619,8 @@ static void conn_ready(struct conn *c)
 	}
 	hub_log_info(TAG, "conn=%d connected (%d of %d up)", c->id, st->connected,
 		     st->opts.pool_size);
+	if (st->open)
+		conn_warm(c);
 	dispatch(st);
 }
 
@@ -825,6 +866,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 /* Hands waiting queries to idle connections. Never runs a callback. */
 static void dispatch(struct hub_store *st)
 {
+	if (!st->warmed && st->warming > 0)
+		return;
 	while (st->head && st->idle > 0 && !st->closing) {
 		struct conn *c = NULL;
 		struct query *q;
@@ -958,6 +1001,9 @@ int hub_store_new(uv_loop_t *loop, const struct hub_store_opts *opts, struct hub
 	st->listen_conninfo = hub_xstrdup(opts->listen_conninfo ? opts->listen_conninfo
 							       : opts->conninfo);
 	st->opts.listen_conninfo = st->listen_conninfo;
+	st->warm_sql = opts->warm_sql ? hub_xstrdup(opts->warm_sql) : NULL;
+	st->opts.warm_sql = st->warm_sql;
+	st->warmed = !st->warm_sql;
 	ret = build_params(st, &st->pool, st->conninfo, !opts->transaction_pooling, err);
 	if (ret == 0)
 		ret = build_params(st, &st->direct, st->listen_conninfo, true, err);
@@ -1025,11 +1071,13 @@ void hub_store_reconnect_current(struct hub_store *st)
 void hub_store_open(struct hub_store *st)
 {
 	st->open = true;
+	for (int i = 0; i < st->opts.pool_size; i++)
+		conn_warm(&st->conns[i]);
 }
 
 bool hub_store_ready(const struct hub_store *st)
 {
-	return st->open && !st->closing && st->connected > 0 && !st->server_lost;
+	return st->open && !st->closing && st->connected > 0 && st->warmed && !st->server_lost;
 }
 
 void hub_store_stats(const struct hub_store *st, struct hub_store_stats *out)
@@ -1038,6 +1086,7 @@ void hub_store_stats(const struct hub_store *st, struct hub_store_stats *out)
 	out->connected = st->connected;
 	out->busy = st->busy;
 	out->waiting = st->waiting;
+	out->warming = st->warming;
 	out->queries_total = st->queries_total;
 	out->errors_total = st->errors_total;
 }

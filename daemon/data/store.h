@@ -32,6 +32,11 @@ struct hub_store_opts {
 	int statement_timeout_ms; /* sent as the server-side statement_timeout */
 	int queue_max;            /* queries waiting for a connection; beyond: -EAGAIN */
 	int queue_timeout_ms;     /* a query that waited this long for a connection: -ETIMEDOUT */
+	/* Run on each new connection of the pool, once the store is open, before it serves
+	 * anything (an error is logged and the connection serves all the same). Nothing is
+	 * dispatched, and the store is not ready, until the first ones are over. NULL: none.
+	 * Copied. */
+	const char *warm_sql;
 };
 
 struct hub_store_stats {
@@ -39,6 +44,7 @@ struct hub_store_stats {
 	int connected; /* open and usable */
 	int busy;      /* running a query */
 	int waiting;   /* queries queued for a connection */
+	int warming;   /* connections running warm_sql */
 	unsigned long long queries_total, errors_total;
 };
 
