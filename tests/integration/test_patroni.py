@@ -243,14 +243,11 @@ class ThroughPgBouncer(HubTestCase):
 
 class NotThisServer(HubTestCase):
     def test_read_only_and_admin_shutdown_drop_the_connection(self):
-        h = self.start_hubd(self.config({"database.pool_size": 2}))
+        # the warm-up off: each statement of the pool may be the first to meet the server
+        h = self.start_hubd(self.config({"database.pool_size": 2,
+                                         "database.warm_up": False}))
         body, wamid, sig = self.text_webhook(h)
-        # hubd's connections are ended by the server (57P01, as a failover's shutdown),
-        # and the new ones find a read-only database (25006, as on a standby)
-        self.psql('ALTER DATABASE "%s" SET default_transaction_read_only = on' % self.db)
-        self.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                  "WHERE datname = '%s' AND pid <> pg_backend_pid()" % self.db)
-        before = self.counts()
+        before = self.read_only()
         statuses = set()
         deadline = time.monotonic() + 20
         # until the webhook's own statement (hub_ingest_batch) met the read-only server:
@@ -272,7 +269,30 @@ class NotThisServer(HubTestCase):
         # claim, run when its LISTEN is back: it may come after the webhook's 503)
         util.wait_for(lambda: h.count_log(r"read-only or shutting down: reconnecting"), 10,
                       "a pool query's connection dropped")
-        # writable again: new connections store the webhook, once
+        self.writable_again(h, body, sig, wamid)
+
+    def test_the_warm_up_meets_a_read_only_server_first(self):
+        # each new connection's warm-up writes (rolled back): on a read-only server it
+        # fails with 25006 and the connection is dropped before it serves anything
+        h = self.start_hubd(self.config({"database.pool_size": 2}))
+        body, wamid, sig = self.text_webhook(h)
+        before = self.read_only()
+        util.wait_for(lambda: h.count_log(r"read-only or shutting down: reconnecting") >= 2,
+                      20, "the warmed-up connections dropped")
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 503)
+        self.assert_unchanged(before)
+        self.writable_again(h, body, sig, wamid)
+
+    def read_only(self):
+        """hubd's connections are ended by the server (57P01, as a failover's shutdown),
+        and the new ones find a read-only database (25006, as on a standby)."""
+        self.psql('ALTER DATABASE "%s" SET default_transaction_read_only = on' % self.db)
+        self.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE datname = '%s' AND pid <> pg_backend_pid()" % self.db)
+        return self.counts()
+
+    def writable_again(self, h, body, sig, wamid):
+        """Writable again: new connections store the webhook, once."""
         self.psql('ALTER DATABASE "%s" RESET default_transaction_read_only' % self.db,
                   db="postgres")
         self.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
