@@ -641,31 +641,68 @@ static void cut_words(struct scan *s)
 			info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
 		}
 		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
-			size_t start = i;
-			unsigned letters = 0, uppers = 0;
-			bool first_upper = info & HUB_ANON_CP_UPPER, cyr = false, latin = cp < 0x80;
+			size_t start = i, klen = 0;
+			unsigned letters = 0;
+			uint32_t allup = HUB_ANON_CP_UPPER, cpor = 0;
+			bool first_upper = info & HUB_ANON_CP_UPPER, latin = cp < 0x80, kbad = false;
+			char last = 0; /* the last key byte when latin (repeats collapse), else 0 */
 			uint64_t w;
 
 			hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
 					    latin);
-			do {
-				cyr |= cp >= 0x400;
+			/* the key's length and state in registers: most letters have a plain key
+			 * of one byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a
+			 * key gone bad is never read: what is added after does not matter) */
+			for (;;) {
+				const unsigned char *u;
+
+				cpor |= cp; /* a Cyrillic letter sets a bit from 0x400 up */
 				letters++;
-				uppers += !!(info & HUB_ANON_CP_UPPER);
-				hub_anon__key_add_info(&k, info);
-				i += l;
-				cp = info = 0;
-				l = 1;
-				if (i < t.len) {
-					l = next_cp(t, i, &cp);
-					info = cp < HUB_ANON_CP_TABLE ? table[cp] :
-						hub_anon__cp_info(cp);
+				allup &= info;
+				if (info & HUB_ANON_CP_PLAIN) {
+					char c = (char)info;
+
+					if (c != last) {
+						if (klen < HUB_ANON_KEY_MAX)
+							k.s[klen++] = c;
+						else
+							kbad = true;
+						last = latin ? c : 0;
+					}
+				} else {
+					k.len = klen;
+					k.bad = kbad;
+					hub_anon__key_add_info(&k, info);
+					klen = k.len;
+					kbad = k.bad;
+					last = latin && klen ? k.s[klen - 1] : 0;
 				}
-			} while (info & HUB_ANON_CP_LETTER);
+				i += l;
+				if (i >= t.len) {
+					cp = info = 0;
+					l = 1;
+					break;
+				}
+				u = (const unsigned char *)t.p + i;
+				if (u[0] < 0x80) {
+					cp = u[0], l = 1;
+				} else if (u[0] >= 0xc2 && u[0] < 0xe0 && i + 1 < t.len &&
+					   (u[1] & 0xc0) == 0x80) {
+					cp = ((uint32_t)(u[0] & 0x1f) << 6) | (u[1] & 0x3f), l = 2;
+				} else {
+					l = next_cp(t, i, &cp);
+				}
+				info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
+				if (!(info & HUB_ANON_CP_LETTER))
+					break;
+			}
+			k.len = klen;
+			k.bad = kbad;
 			w = (first_upper ? W_CAP : 0) |
-			    (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
+			    (letters >= 2 && allup ? W_ALLCAPS : 0) |
 			    (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
-			    (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0) | (initdot ? W_INITDOT : 0) |
+			    (hyphen ? W_HYPHEN : 0) | (cpor >= 0x400 ? W_CYR : 0) |
+			    (initdot ? W_INITDOT : 0) |
 			    (letters == 1 ? W_INITIAL : 0) | (latin ? W_LATIN : 0);
 			add_word(s, start, i, w);
 			if (i < t.len && is_digit((int)cp) && i - start >= 2 &&

@@ -53,18 +53,40 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 {
 	const unsigned char *u = (const unsigned char *)p;
 	const uint32_t *cps = hub_anon__cp_table(anon);
-	size_t i = 0;
+	size_t i = 0, len = 0;
 
 	hub_anon__key_start(k, mode, n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'));
-	while (i < n && !k->bad) {
-		uint32_t cp;
+	/* the length in a register: most letters have a plain key of one byte
+	 * (HUB_ANON_CP_PLAIN), the others go through key_add_info */
+	while (i < n) {
+		uint32_t cp, info;
 		size_t l = hub_anon__decode(u + i, n - i, &cp);
 
-		if (!l)
+		if (!l) {
+			k->len = len;
 			return false;
-		hub_anon__key_add_info(k, cp < HUB_ANON_CP_TABLE ? cps[cp] : hub_anon__cp_info(cp));
+		}
+		info = cp < HUB_ANON_CP_TABLE ? cps[cp] : hub_anon__cp_info(cp);
+		if (info & HUB_ANON_CP_PLAIN) {
+			char c = (char)info;
+
+			if (!(mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c)) {
+				if (len == HUB_ANON_KEY_MAX) {
+					k->bad = true;
+					break;
+				}
+				k->s[len++] = c;
+			}
+		} else {
+			k->len = len;
+			hub_anon__key_add_info(k, info);
+			len = k->len;
+			if (k->bad)
+				break;
+		}
 		i += l;
 	}
+	k->len = len;
 	return hub_anon__key_end(k);
 }
 
