@@ -499,6 +499,7 @@ struct word {
 	 * without 3, 2 and 1 of them (its stems are no shorter). */
 	uint8_t klen;
 	char tail[3];
+	char first; /* the first byte of the key of its first letter (0: none) */
 	uint64_t tail_h[3];
 };
 
@@ -645,6 +646,7 @@ static void cut_words(struct scan *s)
 			unsigned letters = 0;
 			uint32_t allup = HUB_ANON_CP_UPPER, cpor = 0;
 			bool first_upper = info & HUB_ANON_CP_UPPER, latin = cp < 0x80, kbad = false;
+			char first = (char)(info & 0xff);
 			char last = 0; /* the last key byte when latin (repeats collapse), else 0 */
 			uint64_t w;
 
@@ -705,6 +707,7 @@ static void cut_words(struct scan *s)
 			    (initdot ? W_INITDOT : 0) |
 			    (letters == 1 ? W_INITIAL : 0) | (latin ? W_LATIN : 0);
 			add_word(s, start, i, w);
+			s->words[s->nwords - 1].first = first;
 			if (i < t.len && is_digit((int)cp) && i - start >= 2 &&
 			    is_ascii_letter(t.p[i - 1]) && is_ascii_letter(t.p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
@@ -2103,17 +2106,14 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 	j = 0;
 	for (size_t i = 0; i < s->nwords; i++) {
 		const struct word *w = &s->words[i];
-		uint32_t cp;
 
 		while (j < o->n && o->items[j].end <= w->start)
 			j++;
 		if (j < o->n && o->items[j].start <= w->start)
 			continue;
-		next_cp(s->text, w->start, &cp);
 		lw[n].start = w->start;
 		lw[n].end = w->end;
-		lw[n++].first = (char)((cp < HUB_ANON_CP_TABLE ? s->anon->cp_info[cp] :
-					hub_anon__cp_info(cp)) & 0xff);
+		lw[n++].first = w->first;
 	}
 	left->words = lw;
 	left->nwords = n;

@@ -269,8 +269,9 @@ static inline uint32_t hub_anon__cp_info(uint32_t cp)
 	return info;
 }
 
-/* Adds a code point, given by its hub_anon__cp_info, to the key. */
-static inline void hub_anon__key_add_info(struct hub_anon_key *k, uint32_t info)
+/* Adds a code point, given by its hub_anon__cp_info, to the key (inline wherever it is
+ * used: it is the inner loop of keying). */
+__attribute__((always_inline)) static inline void hub_anon__key_add_info(struct hub_anon_key *k, uint32_t info)
 {
 	char c[2] = { (char)(info & 0xff), (char)(info >> 8 & 0xff) };
 	size_t len = k->len, n;
