@@ -760,10 +760,15 @@ static void cut_words(struct scan *s)
 	}
 }
 
-static bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n, size_t min_stem)
+static inline bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n,
+			    size_t min_stem)
 {
-	return k->len >= n + min_stem && k->s[k->len - 1] == suf[n - 1] &&
-	       memcmp(k->s + k->len - n, suf, n) == 0;
+	if (k->len < n + min_stem)
+		return false;
+	for (size_t i = 1; i <= n; i++) /* from the end: most differ there (n is a constant) */
+		if (k->s[k->len - i] != suf[n - i])
+			return false;
+	return true;
 }
 
 /* Surname and patronymic morphology on a key: W_SURNAME, W_PATRO, or W_KAZSUR for the
@@ -912,18 +917,25 @@ static bool vault_learned(const struct scan *s, const struct word *wd,
  * -тан/-тен/-нан/-нен, -мен/-бен/-пен, -сы/-сі. */
 static bool kazakh_ending(const struct hub_anon_key *k, size_t len)
 {
-	static const char *const ends[] = {
-		"ga", "ge", "ka", "ke", "na", "ne", "ny", "ni", "dy", "di", "ty", "ti", "nyn",
-		"nin", "dyn", "din", "tyn", "tin", "da", "de", "ta", "te", "dan", "den", "tan",
-		"ten", "nan", "nen", "men", "ben", "pen", "sy", "si",
+	static const char ends2[][2] = {
+		"ga", "ge", "ka", "ke", "na", "ne", "ny", "ni", "dy", "di", "ty", "ti", "da", "de",
+		"ta", "te", "sy", "si",
+	};
+	static const char ends3[][3] = {
+		"nyn", "nin", "dyn", "din", "tyn", "tin", "dan", "den", "tan", "ten", "nan", "nen",
+		"men", "ben", "pen",
 	};
 	size_t el = k->len - len;
 
-	if (el < 2 || el > 3)
-		return false;
-	for (size_t i = 0; i < HUB_ARRAY_SIZE(ends); i++)
-		if (strlen(ends[i]) == el && !memcmp(k->s + len, ends[i], el))
-			return true;
+	if (el == 2) {
+		for (size_t i = 0; i < HUB_ARRAY_SIZE(ends2); i++)
+			if (k->s[len] == ends2[i][0] && k->s[len + 1] == ends2[i][1])
+				return true;
+	} else if (el == 3) {
+		for (size_t i = 0; i < HUB_ARRAY_SIZE(ends3); i++)
+			if (!memcmp(k->s + len, ends3[i], 3))
+				return true;
+	}
 	return false;
 }
 

@@ -101,11 +101,17 @@ uint64_t hub_anon__hash(const void *p, size_t n)
 }
 
 struct ending {
-	char s[4];
+	uint32_t want, mask; /* the two key bytes before the last, as ending_sig packs them */
 	unsigned char len;
 };
 
-#define E(x) { x, sizeof(x) - 1 }
+/* The key bytes before the last of an ending of n bytes (x a string literal), packed as
+ * ending_sig packs a key's, and the mask of those it has. */
+#define E_B(x, i) ((uint32_t)(unsigned char)(x)[i])
+#define E(x) { sizeof(x) - 1 == 3 ? E_B(x, 0) << 16 | E_B(x, 1) << 8 :		\
+	       sizeof(x) - 1 == 2 ? E_B(x, 0) << 8 : 0,				\
+	       sizeof(x) - 1 == 3 ? 0xffff00u : sizeof(x) - 1 == 2 ? 0xff00u : 0,	\
+	       sizeof(x) - 1 }
 
 /* Russian case endings and Kazakh case and possessive endings, as keys, by their last
  * letter (in the order the stems are tried). */
@@ -125,14 +131,15 @@ static const struct ending end_a[] = { E("ga"), E("ka"), E("na"), E("da"), E("ta
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max)
 {
 	const struct ending *e;
-	size_t n = 0, ne;
+	size_t n = 0, ne, len = k->len;
+	uint32_t sig;
 
 	if (!max)
 		return 0;
-	lens[n++] = k->len;
-	if (k->len < HUB_ANON_STEM_MIN + 1)
+	lens[n++] = len;
+	if (len < HUB_ANON_STEM_MIN + 1)
 		return n;
-	switch (k->s[k->len - 1]) {
+	switch (k->s[len - 1]) {
 	case 'a': e = end_a, ne = HUB_ARRAY_SIZE(end_a); break;
 	case 'e': e = end_e, ne = HUB_ARRAY_SIZE(end_e); break;
 	case 'h': e = end_h, ne = HUB_ARRAY_SIZE(end_h); break;
@@ -143,15 +150,13 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 	case 'y': e = end_y, ne = HUB_ARRAY_SIZE(end_y); break;
 	default: return n;
 	}
+	/* the last letter matched: at most two more, compared at once (len >= 4 > 3) */
+	sig = (uint32_t)(unsigned char)k->s[len - 3] << 16 |
+	      (uint32_t)(unsigned char)k->s[len - 2] << 8;
 	for (size_t i = 0; i < ne && n < max; i++) {
-		size_t el = e[i].len;
-		const char *t = k->s + k->len - el; /* k->len >= 4 > el */
-
-		/* the last letter matched: at most two more */
-		if (k->len < el + HUB_ANON_STEM_MIN || (el > 1 && t[0] != e[i].s[0]) ||
-		    (el > 2 && t[1] != e[i].s[1]))
+		if ((sig & e[i].mask) != e[i].want || len < (size_t)e[i].len + HUB_ANON_STEM_MIN)
 			continue;
-		lens[n++] = k->len - el;
+		lens[n++] = len - e[i].len;
 	}
 	return n;
 }
