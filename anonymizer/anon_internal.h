@@ -22,6 +22,9 @@ struct hub_anon_key {
 	bool latin;  /* the word starts with a Latin letter */
 	bool kazakh; /* it has letters of Kazakh only (ә ғ қ ң ө ұ ү һ і) */
 	bool bad;    /* a character without a key, or too long */
+	/* a collapsed key (HUB_ANON_KEY_COLLAPSE) that collapsed a repeat or has a ы: the
+	 * folded key of the same word differs from it (else the two are the same) */
+	bool unfolded;
 	int mode;    /* enum hub_anon_key_mode */
 	uint64_t h[HUB_ANON_KEY_MAX + 1]; /* h[i]: hash of the first i bytes */
 };
@@ -279,8 +282,10 @@ __attribute__((always_inline)) static inline void hub_anon__key_add_info(struct 
 	if (k->bad)
 		return;
 	if (info & HUB_ANON_CP_PLAIN) { /* most letters */
-		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c[0])
+		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c[0]) {
+			k->unfolded = true;
 			return;
+		}
 		if (len == HUB_ANON_KEY_MAX)
 			k->bad = true;
 		else
@@ -293,6 +298,8 @@ __attribute__((always_inline)) static inline void hub_anon__key_add_info(struct 
 	}
 	if ((info & HUB_ANON_CP_YERU) && k->mode != HUB_ANON_KEY_COLLAPSE)
 		c[0] = 'y', c[1] = 0; /* as spelled, ы is not и: розы is not Рози */
+	else if (info & HUB_ANON_CP_YERU)
+		k->unfolded = true;
 	if (info & HUB_ANON_CP_KAZAKH) {
 		k->kazakh = true;
 		if (k->mode == HUB_ANON_KEY_STRICT)
@@ -308,8 +315,10 @@ __attribute__((always_inline)) static inline void hub_anon__key_add_info(struct 
 		}
 		if (ch == 'z' && last == 'd' && j + 1 < n && c[j + 1] == 'h')
 			last = --len ? k->s[len - 1] : 0; /* dzh as j */
-		if (k->mode == HUB_ANON_KEY_COLLAPSE && last == ch)
+		if (k->mode == HUB_ANON_KEY_COLLAPSE && last == ch) {
+			k->unfolded = true;
 			continue; /* Анна/Ana, Асель/Assel */
+		}
 		if (len == HUB_ANON_KEY_MAX) {
 			k->bad = true;
 			return;

@@ -31,6 +31,7 @@ void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bo
 	k->latin = latin;
 	k->kazakh = false;
 	k->bad = false;
+	k->unfolded = false;
 }
 
 bool hub_anon__key_end(struct hub_anon_key *k)
@@ -70,7 +71,9 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 		if (info & HUB_ANON_CP_PLAIN) {
 			char c = (char)info;
 
-			if (!(mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c)) {
+			if (mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c) {
+				k->unfolded = true;
+			} else {
 				if (len == HUB_ANON_KEY_MAX) {
 					k->bad = true;
 					break;

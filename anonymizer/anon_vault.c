@@ -212,7 +212,8 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 static void index_name(struct hub_anon_vault *v, struct hub_str value,
 		       const struct hub_anon_key *c, size_t norm_len, uint32_t how)
 {
-	struct hub_anon_key nc;
+	struct hub_anon_key own;
+	const struct hub_anon_key *nc = c;
 
 	if (c->kazakh)
 		how |= HUB_ANON_KAZAKH;
@@ -220,11 +221,15 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
 	hub_anon__htab_or(&v->names, c->h[norm_len], how);
 	v->name_first |= 1ull << (c->s[0] & 63);
-	if (!hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &nc))
-		return;
-	v->name_first |= 1ull << (nc.s[0] & 63);
-	if (nc.len >= c->len - norm_len)
-		hub_anon__htab_or(&v->names, nc.h[nc.len - (c->len - norm_len)], how);
+	/* the folded key is the collapsed one unless that collapsed something */
+	if (c->unfolded) {
+		if (!hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
+			return;
+		nc = &own;
+	}
+	v->name_first |= 1ull << (nc->s[0] & 63);
+	if (nc->len >= c->len - norm_len)
+		hub_anon__htab_or(&v->names, nc->h[nc->len - (c->len - norm_len)], how);
 }
 
 /* The entry of value, or NULL; its norm is left in b (and a name's key in *k). */
