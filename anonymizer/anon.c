@@ -1360,7 +1360,7 @@ static void mark_names(struct scan *s)
 
 	for (size_t i = 0; i < s->nwords; i++) {
 		struct word *w = &ws[i];
-		bool learned = learned_name(w);
+		bool learned = learned_name(w), intr;
 
 		if (!(w->w & W_KEYED))
 			continue;
@@ -1368,11 +1368,16 @@ static void mark_names(struct scan *s)
 			pairs = true;
 		if (w->w & W_KNOWN)
 			w->w |= W_NAME;
-		if ((!learned && !may_be_intrinsic(s, i)) || (w->lx & LX_NEVER) || place(s, i))
+		if ((!learned && !may_be_intrinsic(s, i)) || (w->lx & LX_NEVER))
+			continue;
+		/* intrinsic before place (neither changes what the other reads): place is
+		 * asked only of a word that would become a name */
+		intr = intrinsic(s, i);
+		if ((!learned && !intr) || place(s, i))
 			continue;
 		if (learned)
 			w->w |= W_NAME;
-		if (intrinsic(s, i)) {
+		if (intr) {
 			w->w |= W_INTR;
 			pairs = true;
 		}
@@ -2112,8 +2117,10 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 		for (size_t p = o->items[i].start; p < o->items[i].end; p++)
 			inside += is_digit(s->text.p[p]);
 	left->digits = inside < s->ndigits;
-	if (left->unsure || !s->nwords)
-		return; /* look_again looks again whatever the words are */
+	if (left->unsure || !s->nwords || !o->n)
+		return; /* look_again looks again whatever the words are; without a span, the
+			 * vault learns nothing and never looks again (and nothing of the pool is
+			 * taken: most messages without personal data allocate nothing) */
 	lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
 	j = 0;
 	for (size_t i = 0; i < s->nwords; i++) {
