@@ -647,7 +647,7 @@ static void cut_words(struct scan *s)
 			uint32_t allup = HUB_ANON_CP_UPPER, cpor = 0;
 			bool first_upper = info & HUB_ANON_CP_UPPER, latin = cp < 0x80, kbad = false;
 			char first = (char)(info & 0xff);
-			char last = 0; /* the last key byte when latin (repeats collapse), else 0 */
+			char last = 0; /* the last key byte (0: none) */
 			uint64_t w;
 
 			hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
@@ -669,7 +669,12 @@ static void cut_words(struct scan *s)
 							k.s[klen++] = c;
 						else
 							kbad = true;
-						last = latin ? c : 0;
+						last = c;
+					} else if (!latin) { /* a Latin word's repeats collapse */
+						if (klen < HUB_ANON_KEY_MAX)
+							k.s[klen++] = c;
+						else
+							kbad = true;
 					}
 				} else {
 					k.len = klen;
@@ -677,7 +682,7 @@ static void cut_words(struct scan *s)
 					hub_anon__key_add_info(&k, info);
 					klen = k.len;
 					kbad = k.bad;
-					last = latin && klen ? k.s[klen - 1] : 0;
+					last = klen ? k.s[klen - 1] : 0;
 				}
 				i += l;
 				if (i >= t.len) {
