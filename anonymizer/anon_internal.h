@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "anonymizer/anon.h"
 #include "lib/utf8.h"
@@ -46,11 +47,9 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k);
 /* anon's table of hub_anon__cp_info for the code points below HUB_ANON_CP_TABLE. */
 const uint32_t *hub_anon__cp_table(const struct hub_anon *anon);
-/* The same a character at a time (the detector keys words as it cuts them): start, add
- * each code point (hub_anon__key_add_info with its hub_anon__cp_info, inline below), end
- * (false as hub_anon__key_mode). */
-void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin);
-bool hub_anon__key_end(struct hub_anon_key *k);
+/* The same a character at a time (the detector keys words as it cuts them): start
+ * (hub_anon__key_start), add each code point (hub_anon__key_add_info with its
+ * hub_anon__cp_info), end (hub_anon__key_end: false as hub_anon__key_mode); inline below. */
 /* The first byte of the key of a letter, 0 when it has none. */
 char hub_anon__key_first(uint32_t cp);
 /* Fills lens with the key's candidate stem lengths, longest first (the whole key first):
@@ -270,6 +269,35 @@ static inline uint32_t hub_anon__cp_info(uint32_t cp)
 			       ~HUB_ANON_CP_PLAIN;
 	}
 	return info;
+}
+
+static inline void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode,
+				       bool latin)
+{
+	k->len = 0;
+	k->mode = mode;
+	k->latin = latin;
+	k->kazakh = false;
+	k->bad = false;
+	k->unfolded = false;
+}
+
+static inline bool hub_anon__key_end(struct hub_anon_key *k)
+{
+	size_t len = k->len;
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of each prefix */
+
+	if (k->bad)
+		return false;
+	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e')
+		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
+	k->len = len;
+	k->h[0] = h;
+	for (size_t i = 0; i < len; i++) {
+		h = (h ^ (unsigned char)k->s[i]) * 0x100000001b3ull;
+		k->h[i + 1] = h;
+	}
+	return len > 0;
 }
 
 /* Adds a code point, given by its hub_anon__cp_info, to the key (inline wherever it is

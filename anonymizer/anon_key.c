@@ -24,31 +24,6 @@ char hub_anon__key_first(uint32_t cp)
 	return s ? s[0] : 0;
 }
 
-void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin)
-{
-	k->len = 0;
-	k->mode = mode;
-	k->latin = latin;
-	k->kazakh = false;
-	k->bad = false;
-	k->unfolded = false;
-}
-
-bool hub_anon__key_end(struct hub_anon_key *k)
-{
-	size_t len = k->len;
-
-	if (k->bad)
-		return false;
-	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e')
-		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
-	k->len = len;
-	k->h[0] = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++)
-		k->h[i + 1] = (k->h[i] ^ (unsigned char)k->s[i]) * 0x100000001b3ull;
-	return len > 0;
-}
-
 bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k)
 {
