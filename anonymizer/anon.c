@@ -629,7 +629,10 @@ static void cut_words(struct scan *s)
 {
 	struct hub_str t = s->text;
 	const uint32_t *table = s->anon->cp_info;
-	bool sent = true, adj = false, soft = false, hyphen = false, initdot = false;
+	/* what the separators since the last word make of the next one: W_SENT, W_ADJ,
+	 * W_SOFT, W_INITDOT (and hyphen, W_HYPHEN) */
+	uint64_t ctx = W_SENT;
+	bool hyphen = false;
 	size_t i = 0, seps = 0;
 	struct hub_anon_key k;
 
@@ -705,11 +708,9 @@ static void cut_words(struct scan *s)
 			}
 			k.len = klen;
 			k.bad = kbad;
-			w = (first_upper ? W_CAP : 0) |
+			w = ctx | (first_upper ? W_CAP : 0) |
 			    (letters >= 2 && allup ? W_ALLCAPS : 0) |
-			    (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
 			    (hyphen ? W_HYPHEN : 0) | (cpor >= 0x400 ? W_CYR : 0) |
-			    (initdot ? W_INITDOT : 0) |
 			    (letters == 1 ? W_INITIAL : 0) | (latin ? W_LATIN : 0);
 			add_word(s, start, i, w);
 			s->words[s->nwords - 1].first = first;
@@ -719,8 +720,7 @@ static void cut_words(struct scan *s)
 				s->iban_at[s->niban - 1] = i - 2;
 			if (hub_anon__key_end(&k))
 				classify(s, &s->words[s->nwords - 1], &k);
-			sent = initdot = false;
-			adj = soft = true;
+			ctx = W_ADJ | W_SOFT;
 			seps = 0;
 		}
 		hyphen = cp == '-' && !seps++ && i > 0;
@@ -730,36 +730,34 @@ static void cut_words(struct scan *s)
 		case SEP_SPACE:
 			break;
 		case SEP_SOFT:
-			adj = false;
+			ctx &= ~(uint64_t)W_ADJ;
 			break;
 		case SEP_SENT:
-			adj = false;
+			ctx &= ~(uint64_t)W_ADJ;
 			if (cp == '.' && !seps && s->nwords && s->words[s->nwords - 1].end == i &&
 			    (s->words[s->nwords - 1].w & (W_INITIAL | W_CAP)) ==
 				    (W_INITIAL | W_CAP)) {
-				initdot = true; /* "Е. Т. Тен", "Тен Е. Т. просил" */
+				ctx |= W_INITDOT; /* "Е. Т. Тен", "Тен Е. Т. просил" */
 				break;
 			}
-			sent = true;
-			soft = false;
+			ctx = (ctx | W_SENT) & ~(uint64_t)W_SOFT;
 			break;
 		case SEP_DIGIT:
-			sent = false;
 			if (s->first_digit > i)
 				s->first_digit = i;
 			s->ndigits++;
-			adj = soft = false;
+			ctx &= ~(uint64_t)(W_SENT | W_ADJ | W_SOFT);
 			break;
 		case SEP_AT:
 			s->has_at = true;
-			adj = soft = false;
+			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 			break;
 		case SEP_MARK:
 			s->has_marker = true;
-			adj = soft = false;
+			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 			break;
 		case SEP_OTHER:
-			adj = soft = false;
+			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 		}
 		i += l;
 	}
