@@ -507,6 +507,7 @@ struct scan {
 	const struct hub_anon *anon;
 	const struct hub_anon_vault *vault;
 	struct hub_pool *pool;
+	struct hub_anon__scratch *scratch; /* NULL: out->items from pool */
 	struct hub_str text;
 	struct word *words; /* first the 64 of first_words, then from pool */
 	size_t nwords, capwords;
@@ -563,12 +564,27 @@ static inline size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
 	return l;
 }
 
+/* out->items with room for twice as many (16 at first), from the scratch or the pool. */
+static struct hub_anon_span *grow_spans(struct scan *s, struct hub_anon_spans *o)
+{
+	struct hub_anon__scratch *sc = s->scratch;
+
+	if (!sc)
+		return hub_pool_grow(s->pool, o->items, &o->cap, 16, sizeof(*o->items));
+	o->cap = o->cap ? 2 * o->cap : 16;
+	if (o->cap > sc->cap_spans) {
+		sc->spans = hub_xrealloc(sc->spans, o->cap * sizeof(*sc->spans));
+		sc->cap_spans = o->cap;
+	}
+	return sc->spans; /* the items so far are in it already */
+}
+
 static void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_type type)
 {
 	struct hub_anon_spans *o = s->out;
 
 	if (o->n == o->cap)
-		o->items = hub_pool_grow(s->pool, o->items, &o->cap, 16, sizeof(*o->items));
+		o->items = grow_spans(s, o);
 	o->items[o->n++] = (struct hub_anon_span){ start, end, type };
 }
 
@@ -2124,7 +2140,18 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 		return; /* look_again looks again whatever the words are; without a span, the
 			 * vault learns nothing and never looks again (and nothing of the pool is
 			 * taken: most messages without personal data allocate nothing) */
-	lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
+	if (s->scratch) {
+		struct hub_anon__scratch *sc = s->scratch;
+
+		if (sc->cap_words < s->nwords) {
+			sc->cap_words = 2 * s->nwords;
+			free(sc->words);
+			sc->words = hub_xcalloc(sc->cap_words, sizeof(*sc->words));
+		}
+		lw = sc->words;
+	} else {
+		lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
+	}
 	j = 0;
 	for (size_t i = 0; i < s->nwords; i++) {
 		const struct word *w = &s->words[i];
@@ -2144,12 +2171,12 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		    struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out)
 {
-	return hub_anon__detect(anon, vault, pool, text, out, NULL);
+	return hub_anon__detect(anon, vault, pool, text, out, NULL, NULL);
 }
 
 int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		     struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out,
-		     struct hub_anon__left *left)
+		     struct hub_anon__left *left, struct hub_anon__scratch *scratch)
 {
 	struct scan s;
 	struct literal_ctx lc = { &s };
@@ -2158,6 +2185,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.anon = anon;
 	s.vault = vault;
 	s.pool = pool;
+	s.scratch = scratch;
 	s.text = text;
 	s.out = out;
 	s.words = s.first_words;
@@ -2172,8 +2200,9 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.has_marker = false;
 	s.price = false;
 
-	out->items = NULL;
-	out->n = out->cap = 0;
+	out->items = scratch ? scratch->spans : NULL;
+	out->cap = scratch ? scratch->cap_spans : 0;
+	out->n = 0;
 	if (text.len > HUB_ANON_TEXT_MAX)
 		return -EMSGSIZE;
 	cut_words(&s);

@@ -122,10 +122,29 @@ struct hub_anon__left {
 	size_t nwords;
 };
 
-/* hub_anon_detect, and what it left outside the spans in *left. */
+/* Memory a vault lends the detector for what lives until its next look at a text (the
+ * spans, the words left, the vault's entry of each span): kept from one call to the next,
+ * so that pseudonymizing a message takes nothing from its pool. */
+struct hub_anon__scratch {
+	struct hub_anon_span *spans;
+	size_t cap_spans;
+	struct hub_anon__left_word *words;
+	size_t cap_words;
+	size_t *got;
+	size_t cap_got;
+};
+
+/* NULL-safe; the scratch is empty and can be used again. */
+void hub_anon__scratch_release(struct hub_anon__scratch *sc);
+/* n zeroed entries for the vault (hub_anon__scratch.got), valid until the next call. */
+size_t *hub_anon__scratch_got(struct hub_anon__scratch *sc, size_t n);
+
+/* hub_anon_detect, and what it left outside the spans in *left. With scratch (not NULL),
+ * out->items and left->words are the scratch's, valid until the next call with it, and
+ * nothing is taken from pool. */
 int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		     struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out,
-		     struct hub_anon__left *left);
+		     struct hub_anon__left *left, struct hub_anon__scratch *scratch);
 
 /* What the detector finds a word of letters p[0..n) to be in the vault: HUB_ANON_KNOWN
  * and/or HUB_ANON_LEARNED, or 0 (vault may be NULL). In anon.c. */

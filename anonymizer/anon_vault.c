@@ -33,6 +33,7 @@ struct hub_anon_vault {
 	struct hub_anon_htab phones; /* national numbers (10 digits) and local ones (7) */
 	struct hub_buf scratch;      /* intern's norm, kept for its allocation */
 	struct hub_anon_key key;     /* normalize's key of the last name */
+	struct hub_anon__scratch scratch_detect; /* the detector's spans and words, reused */
 };
 
 int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
@@ -54,6 +55,7 @@ void hub_anon_vault_free(struct hub_anon_vault *vault)
 	hub_anon__htab_release(&vault->names);
 	hub_anon__htab_release(&vault->phones);
 	hub_buf_release(&vault->scratch);
+	hub_anon__scratch_release(&vault->scratch_detect);
 	free(vault->e);
 	free(vault);
 }
@@ -446,7 +448,8 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		*ents = NULL;
 	if (n)
 		*n = 0;
-	ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left);
+	ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left,
+			       &vault->scratch_detect);
 	if (ret < 0)
 		return ret;
 	/* A value first seen here may also be written another way earlier in the text
@@ -456,7 +459,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		size_t stale = 0; /* names before span stale are taken again */
 
 		was = vault->n;
-		got = spans.n ? hub_pool_calloc(pool, spans.n, sizeof(*got)) : NULL;
+		got = spans.n ? hub_anon__scratch_got(&vault->scratch_detect, spans.n) : NULL;
 		for (size_t i = 0; i < spans.n; i++) {
 			size_t before = vault->n;
 			struct entry *e = intern(vault, spans.items[i].type,
@@ -477,7 +480,8 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		if (vault->n == was || !look_again(vault, text, &spans, &left, was))
 			break;
 		got = NULL;
-		ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left);
+		ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left,
+				       &vault->scratch_detect);
 		if (ret < 0)
 			return ret;
 	}
