@@ -325,6 +325,7 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 {
 	struct hub_anon *a = hub_xcalloc(1, sizeof(*a));
 
+	hub_assert(hub_anon__key_stems_ok());
 	a->filter = hub_xcalloc((1u << FILTER_BITS) / 64, sizeof(*a->filter));
 	for (uint32_t cp = 0; cp < HUB_ANON_CP_TABLE; cp++)
 		a->cp_info[cp] = hub_anon__cp_info(cp);

@@ -55,6 +55,9 @@ char hub_anon__key_first(uint32_t cp);
 /* Fills lens with the key's candidate stem lengths, longest first (the whole key first):
  * the key without one Russian or Kazakh case ending at a time. Returns how many. */
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max);
+/* Whether the tables of hub_anon__key_stems agree with themselves (checked once, when a
+ * lexicon is built). */
+bool hub_anon__key_stems_ok(void);
 /* The stem a vault compares names by: the key of len bytes without a final vowel
  * ("marina", "marine" -> "marin"). Returns its length. */
 size_t hub_anon__key_norm(const char *s, size_t len);

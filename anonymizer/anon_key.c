@@ -79,12 +79,12 @@ uint64_t hub_anon__hash(const void *p, size_t n)
 }
 
 struct ending {
-	uint32_t want, mask; /* the two key bytes before the last, as ending_sig packs them */
+	uint32_t want, mask; /* the two key bytes before the last, as key_stems packs them */
 	unsigned char len;
 };
 
 /* The key bytes before the last of an ending of n bytes (x a string literal), packed as
- * ending_sig packs a key's, and the mask of those it has. */
+ * key_stems packs a key's, and the mask of those it has. */
 #define E_B(x, i) ((uint32_t)(unsigned char)(x)[i])
 #define E(x) { sizeof(x) - 1 == 3 ? E_B(x, 0) << 16 | E_B(x, 1) << 8 :		\
 	       sizeof(x) - 1 == 2 ? E_B(x, 0) << 8 : 0,				\
@@ -106,10 +106,62 @@ static const struct ending end_a[] = { E("ga"), E("ka"), E("na"), E("da"), E("ta
 	end_u[] = { E("oiu"), E("eiu"), E("iu"), E("u") },
 	end_y[] = { E("dy"), E("ty"), E("ny"), E("sy"), E("y") };
 
+/* The endings of one last letter; second: bit c - 'a' for each key byte c that an ending
+ * of two bytes or more has before the last (a key whose byte there is none of them has
+ * only the one-byte endings, which come last). */
+struct endings {
+	const struct ending *e;
+	size_t n;
+	uint32_t second;
+};
+
+#define B(c) (1u << ((c) - 'a'))
+#define ENDINGS(t, bits) { t, HUB_ARRAY_SIZE(t), bits }
+static const struct endings endings_a = ENDINGS(end_a, B('g') | B('k') | B('n') | B('d') |
+						B('t') | B('i')),
+	endings_e = ENDINGS(end_e, B('g') | B('k') | B('n') | B('d') | B('t')),
+	endings_h = ENDINGS(end_h, B('a')),
+	endings_i = ENDINGS(end_i, B('m') | B('d') | B('t') | B('n') | B('s') | B('o') | B('e') |
+			    B('y')),
+	endings_m = ENDINGS(end_m, B('o') | B('e') | B('a') | B('y') | B('i')),
+	endings_n = ENDINGS(end_n, B('i') | B('a') | B('e') | B('y')),
+	endings_u = ENDINGS(end_u, B('i')),
+	endings_y = ENDINGS(end_y, B('d') | B('t') | B('n') | B('s'));
+#undef B
+
+bool hub_anon__key_stems_ok(void)
+{
+	static const struct endings *const all[] = {
+		&endings_a, &endings_e, &endings_h, &endings_i, &endings_m, &endings_n,
+		&endings_u, &endings_y,
+	};
+
+	for (size_t t = 0; t < HUB_ARRAY_SIZE(all); t++) {
+		uint32_t second = 0;
+		bool one = false;
+
+		for (size_t i = 0; i < all[t]->n; i++) {
+			const struct ending *e = &all[t]->e[i];
+
+			if (e->len == 1)
+				one = true;
+			else if (one)
+				return false; /* a one-byte ending is not last */
+			else
+				second |= 1u << ((e->want >> 8 & 0xff) - 'a');
+		}
+		if (second != all[t]->second)
+			return false;
+	}
+	return true;
+}
+
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max)
 {
+	const struct endings *t;
 	const struct ending *e;
 	size_t n = 0, ne, len = k->len;
+	unsigned char y;
 	uint32_t sig;
 
 	if (!max)
@@ -118,19 +170,27 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 	if (len < HUB_ANON_STEM_MIN + 1)
 		return n;
 	switch (k->s[len - 1]) {
-	case 'a': e = end_a, ne = HUB_ARRAY_SIZE(end_a); break;
-	case 'e': e = end_e, ne = HUB_ARRAY_SIZE(end_e); break;
-	case 'h': e = end_h, ne = HUB_ARRAY_SIZE(end_h); break;
-	case 'i': e = end_i, ne = HUB_ARRAY_SIZE(end_i); break;
-	case 'm': e = end_m, ne = HUB_ARRAY_SIZE(end_m); break;
-	case 'n': e = end_n, ne = HUB_ARRAY_SIZE(end_n); break;
-	case 'u': e = end_u, ne = HUB_ARRAY_SIZE(end_u); break;
-	case 'y': e = end_y, ne = HUB_ARRAY_SIZE(end_y); break;
+	case 'a': t = &endings_a; break;
+	case 'e': t = &endings_e; break;
+	case 'h': t = &endings_h; break;
+	case 'i': t = &endings_i; break;
+	case 'm': t = &endings_m; break;
+	case 'n': t = &endings_n; break;
+	case 'u': t = &endings_u; break;
+	case 'y': t = &endings_y; break;
 	default: return n;
 	}
+	e = t->e;
+	ne = t->n;
+	y = (unsigned char)k->s[len - 2];
+	if (y < 'a' || y > 'z' || !(t->second >> (y - 'a') & 1)) {
+		/* no ending of two bytes or more: the one-byte one, if any (last) */
+		if (e[ne - 1].len == 1 && n < max)
+			lens[n++] = len - 1; /* len >= 4 */
+		return n;
+	}
 	/* the last letter matched: at most two more, compared at once (len >= 4 > 3) */
-	sig = (uint32_t)(unsigned char)k->s[len - 3] << 16 |
-	      (uint32_t)(unsigned char)k->s[len - 2] << 8;
+	sig = (uint32_t)(unsigned char)k->s[len - 3] << 16 | (uint32_t)y << 8;
 	for (size_t i = 0; i < ne && n < max; i++) {
 		if ((sig & e[i].mask) != e[i].want || len < (size_t)e[i].len + HUB_ANON_STEM_MIN)
 			continue;
