@@ -522,6 +522,7 @@ struct scan {
 	size_t iban_at[8];
 	size_t niban;
 	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
+	size_t end_digit;   /* ... and after the last digit, where it stops */
 	size_t id_cue; /* where the first IIN/BIN cue word ends; SIZE_MAX without one */
 	size_t ndigits;
 	bool has_at;     /* an '@' is in the text (cut_words): e-mails need one */
@@ -762,6 +763,7 @@ static void cut_words(struct scan *s)
 		case SEP_DIGIT:
 			if (s->first_digit > i)
 				s->first_digit = i;
+			s->end_digit = i + 1;
 			s->ndigits++;
 			ctx &= ~(uint64_t)(W_SENT | W_ADJ | W_SOFT);
 			break;
@@ -1778,7 +1780,7 @@ static void find_numbers(struct scan *s)
 	size_t i = s->first_digit, wi = 0;
 
 	find_id_cue(s);
-	while (i < t.len) {
+	while (i < s->end_digit) { /* no run starts after the last digit */
 		size_t sl;
 
 		if (!is_digit(t.p[i])) {
@@ -2195,6 +2197,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.translit_ok = false;
 	s.niban = 0;
 	s.first_digit = SIZE_MAX;
+	s.end_digit = 0;
 	s.id_cue = SIZE_MAX;
 	s.ndigits = 0;
 	s.has_at = false;
