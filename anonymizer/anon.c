@@ -2124,25 +2124,14 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 	size_t j = 0, inside = 0, n = 0;
 
 	*left = (struct hub_anon__left){ 0 };
-	for (size_t i = 0; i < s->nwords && o->n; i++) {
-		const struct word *w = &s->words[i];
-
-		while (j < o->n && o->items[j].end <= w->start)
-			j++;
-		if (j < o->n && o->items[j].start < w->end &&
-		    (w->start < o->items[j].start || w->end > o->items[j].end)) {
-			left->unsure = true;
-			break;
-		}
-	}
 	for (size_t i = 0; i < o->n && inside < s->ndigits; i++)
 		for (size_t p = o->items[i].start; p < o->items[i].end; p++)
 			inside += is_digit(s->text.p[p]);
 	left->digits = inside < s->ndigits;
-	if (left->unsure || !s->nwords || !o->n)
-		return; /* look_again looks again whatever the words are; without a span, the
-			 * vault learns nothing and never looks again (and nothing of the pool is
-			 * taken: most messages without personal data allocate nothing) */
+	if (!s->nwords || !o->n)
+		return; /* without a span, the vault learns nothing and never looks again (and
+			 * nothing of the pool is taken: most messages without personal data
+			 * allocate nothing) */
 	if (s->scratch) {
 		struct hub_anon__scratch *sc = s->scratch;
 
@@ -2155,14 +2144,20 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 	} else {
 		lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
 	}
-	j = 0;
+	/* one walk: the words outside every span, unless one is partly inside a span (then
+	 * look_again looks again whatever the words are) */
 	for (size_t i = 0; i < s->nwords; i++) {
 		const struct word *w = &s->words[i];
 
 		while (j < o->n && o->items[j].end <= w->start)
 			j++;
-		if (j < o->n && o->items[j].start <= w->start)
-			continue;
+		if (j < o->n && o->items[j].start < w->end) {
+			if (w->start < o->items[j].start || w->end > o->items[j].end) {
+				left->unsure = true;
+				return;
+			}
+			continue; /* inside the span */
+		}
 		lw[n].start = w->start;
 		lw[n].end = w->end;
 		lw[n++].first = w->first;
