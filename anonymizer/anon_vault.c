@@ -261,6 +261,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	struct entry *e;
 	bool literal;
 	uint64_t h;
+	char *copy;
 
 	hub_buf_reset(b);
 	e = lookup(v, type, value, b, &literal, &h, &v->key);
@@ -276,8 +277,14 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	}
 	e = &v->e[v->n++];
 	*e = (struct entry){ .type = type, .literal = literal, .hash = h };
-	e->norm = hub_pool_strcopy(&v->pool, norm);
-	e->value = hub_pool_strcopy(&v->pool, value);
+	/* the norm and the value, each NUL-terminated, in one allocation (zeroed) */
+	copy = hub_pool_alloc(&v->pool, norm.len + value.len + 2);
+	if (norm.len)
+		memcpy(copy, norm.p, norm.len);
+	if (value.len)
+		memcpy(copy + norm.len + 1, value.p, value.len);
+	e->norm = (struct hub_str){ copy, norm.len };
+	e->value = (struct hub_str){ copy + norm.len + 1, value.len };
 	if (type == HUB_ANON_NAME && !literal)
 		index_name(v, value, &v->key, norm.len, how);
 	if (type == HUB_ANON_PHONE)
