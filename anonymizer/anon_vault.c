@@ -292,10 +292,13 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	return e;
 }
 
+/* Longer than any marker: "[", a type, "_", an unsigned in decimal, "]". */
+#define MARKER_ROOM 32
+
 static void give_marker(struct hub_anon_vault *v, struct entry *e)
 {
 	const char *name;
-	char m[32], d[12];
+	char m[MARKER_ROOM], d[12];
 	size_t n = 0, nd = 0;
 	unsigned idx;
 
@@ -449,6 +452,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	struct hub_anon__left left;
 	struct hub_anon_entity *list = NULL;
 	size_t at = 0, was, *got = NULL; /* got[i]: the entry of span i, + 1; 0 to intern */
+	char *o;
 	int ret;
 
 	if (ents)
@@ -494,6 +498,10 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	}
 	if (ents && spans.n)
 		list = hub_pool_calloc(pool, spans.n, sizeof(*list));
+	/* room for it all at once: the text, and a marker (shorter than MARKER_ROOM) in
+	 * place of each span */
+	hub_buf_grow(out, text.len + spans.n * MARKER_ROOM);
+	o = out->p + out->len;
 	for (size_t i = 0; i < spans.n; i++) {
 		const struct hub_anon_span *sp = &spans.items[i];
 		struct entry *e = got && got[i] ? &vault->e[got[i] - 1] :
@@ -501,14 +509,21 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 			       (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false);
 
 		give_marker(vault, e);
-		hub_buf_add(out, text.p + at, sp->start - at);
-		hub_buf_addstr(out, e->marker);
+		if (sp->start > at)
+			memcpy(o, text.p + at, sp->start - at);
+		o += sp->start - at;
+		memcpy(o, e->marker.p, e->marker.len);
+		o += e->marker.len;
 		at = sp->end;
 		if (list)
 			list[i] = (struct hub_anon_entity){ sp->start, sp->end, sp->type,
 							    e->marker };
 	}
-	hub_buf_add(out, text.p + at, text.len - at);
+	if (text.len > at)
+		memcpy(o, text.p + at, text.len - at);
+	o += text.len - at;
+	out->len = (size_t)(o - out->p);
+	out->p[out->len] = '\0';
 	if (ents) {
 		*ents = list;
 		*n = spans.n;
