@@ -832,7 +832,7 @@ static uint32_t name_shape(const struct hub_anon_key *k)
  * (capitalised words, long ones), W_SURSHAPE in any case. */
 static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
 {
-	uint32_t m = name_shape(k);
+	uint32_t m = k->len >= 5 ? name_shape(k) : 0; /* no ending fits a shorter key */
 
 	if (!m)
 		return 0;
