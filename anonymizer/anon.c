@@ -325,6 +325,7 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 {
 	struct hub_anon *a = hub_xcalloc(1, sizeof(*a));
 
+	hub_assert(hub_anon__key_stems_ok());
 	a->filter = hub_xcalloc((1u << FILTER_BITS) / 64, sizeof(*a->filter));
 	for (uint32_t cp = 0; cp < HUB_ANON_CP_TABLE; cp++)
 		a->cp_info[cp] = hub_anon__cp_info(cp);
@@ -499,6 +500,7 @@ struct word {
 	 * without 3, 2 and 1 of them (its stems are no shorter). */
 	uint8_t klen;
 	char tail[3];
+	char first; /* the first byte of the key of its first letter (0: none) */
 	uint64_t tail_h[3];
 };
 
@@ -506,6 +508,7 @@ struct scan {
 	const struct hub_anon *anon;
 	const struct hub_anon_vault *vault;
 	struct hub_pool *pool;
+	struct hub_anon__scratch *scratch; /* NULL: out->items from pool */
 	struct hub_str text;
 	struct word *words; /* first the 64 of first_words, then from pool */
 	size_t nwords, capwords;
@@ -519,6 +522,7 @@ struct scan {
 	size_t iban_at[8];
 	size_t niban;
 	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
+	size_t end_digit;   /* ... and after the last digit, where it stops */
 	size_t id_cue; /* where the first IIN/BIN cue word ends; SIZE_MAX without one */
 	size_t ndigits;
 	bool has_at;     /* an '@' is in the text (cut_words): e-mails need one */
@@ -562,12 +566,27 @@ static inline size_t next_cp(struct hub_str t, size_t i, uint32_t *cp)
 	return l;
 }
 
+/* out->items with room for twice as many (16 at first), from the scratch or the pool. */
+static struct hub_anon_span *grow_spans(struct scan *s, struct hub_anon_spans *o)
+{
+	struct hub_anon__scratch *sc = s->scratch;
+
+	if (!sc)
+		return hub_pool_grow(s->pool, o->items, &o->cap, 16, sizeof(*o->items));
+	o->cap = o->cap ? 2 * o->cap : 16;
+	if (o->cap > sc->cap_spans) {
+		sc->spans = hub_xrealloc(sc->spans, o->cap * sizeof(*sc->spans));
+		sc->cap_spans = o->cap;
+	}
+	return sc->spans; /* the items so far are in it already */
+}
+
 static void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_type type)
 {
 	struct hub_anon_spans *o = s->out;
 
 	if (o->n == o->cap)
-		o->items = hub_pool_grow(s->pool, o->items, &o->cap, 16, sizeof(*o->items));
+		o->items = grow_spans(s, o);
 	o->items[o->n++] = (struct hub_anon_span){ start, end, type };
 }
 
@@ -628,7 +647,10 @@ static void cut_words(struct scan *s)
 {
 	struct hub_str t = s->text;
 	const uint32_t *table = s->anon->cp_info;
-	bool sent = true, adj = false, soft = false, hyphen = false, initdot = false;
+	/* what the separators since the last word make of the next one: W_SENT, W_ADJ,
+	 * W_SOFT, W_INITDOT (and hyphen, W_HYPHEN) */
+	uint64_t ctx = W_SENT;
+	bool hyphen = false;
 	size_t i = 0, seps = 0;
 	struct hub_anon_key k;
 
@@ -641,41 +663,82 @@ static void cut_words(struct scan *s)
 			info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
 		}
 		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
-			size_t start = i;
-			unsigned letters = 0, uppers = 0;
-			bool first_upper = info & HUB_ANON_CP_UPPER, cyr = false, latin = cp < 0x80;
+			size_t start = i, klen = 0;
+			unsigned letters = 0;
+			uint32_t allup = HUB_ANON_CP_UPPER, cpor = 0;
+			bool first_upper = info & HUB_ANON_CP_UPPER, latin = cp < 0x80, kbad = false;
+			char first = (char)(info & 0xff);
+			char last = 0; /* the last key byte (0: none) */
 			uint64_t w;
 
 			hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
 					    latin);
-			do {
-				cyr |= cp >= 0x400;
+			/* the key's length and state in registers: most letters have a plain key
+			 * of one byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a
+			 * key gone bad is never read: what is added after does not matter) */
+			for (;;) {
+				const unsigned char *u;
+
+				cpor |= cp; /* a Cyrillic letter sets a bit from 0x400 up */
 				letters++;
-				uppers += !!(info & HUB_ANON_CP_UPPER);
-				hub_anon__key_add_info(&k, info);
-				i += l;
-				cp = info = 0;
-				l = 1;
-				if (i < t.len) {
-					l = next_cp(t, i, &cp);
-					info = cp < HUB_ANON_CP_TABLE ? table[cp] :
-						hub_anon__cp_info(cp);
+				allup &= info;
+				if (info & HUB_ANON_CP_PLAIN) {
+					char c = (char)info;
+
+					if (c != last) {
+						if (klen < HUB_ANON_KEY_MAX)
+							k.s[klen++] = c;
+						else
+							kbad = true;
+						last = c;
+					} else if (!latin) { /* a Latin word's repeats collapse */
+						if (klen < HUB_ANON_KEY_MAX)
+							k.s[klen++] = c;
+						else
+							kbad = true;
+					}
+				} else {
+					k.len = klen;
+					k.bad = kbad;
+					hub_anon__key_add_info(&k, info);
+					klen = k.len;
+					kbad = k.bad;
+					last = klen ? k.s[klen - 1] : 0;
 				}
-			} while (info & HUB_ANON_CP_LETTER);
-			w = (first_upper ? W_CAP : 0) |
-			    (letters >= 2 && uppers == letters ? W_ALLCAPS : 0) |
-			    (sent ? W_SENT : 0) | (adj ? W_ADJ : 0) | (soft ? W_SOFT : 0) |
-			    (hyphen ? W_HYPHEN : 0) | (cyr ? W_CYR : 0) | (initdot ? W_INITDOT : 0) |
+				i += l;
+				if (i >= t.len) {
+					cp = info = 0;
+					l = 1;
+					break;
+				}
+				u = (const unsigned char *)t.p + i;
+				if (u[0] < 0x80) {
+					cp = u[0], l = 1;
+				} else if (u[0] >= 0xc2 && u[0] < 0xe0 && i + 1 < t.len &&
+					   (u[1] & 0xc0) == 0x80) {
+					cp = ((uint32_t)(u[0] & 0x1f) << 6) | (u[1] & 0x3f), l = 2;
+				} else {
+					l = next_cp(t, i, &cp);
+				}
+				info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
+				if (!(info & HUB_ANON_CP_LETTER))
+					break;
+			}
+			k.len = klen;
+			k.bad = kbad;
+			w = ctx | (first_upper ? W_CAP : 0) |
+			    (letters >= 2 && allup ? W_ALLCAPS : 0) |
+			    (hyphen ? W_HYPHEN : 0) | (cpor >= 0x400 ? W_CYR : 0) |
 			    (letters == 1 ? W_INITIAL : 0) | (latin ? W_LATIN : 0);
 			add_word(s, start, i, w);
+			s->words[s->nwords - 1].first = first;
 			if (i < t.len && is_digit((int)cp) && i - start >= 2 &&
 			    is_ascii_letter(t.p[i - 1]) && is_ascii_letter(t.p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
 				s->iban_at[s->niban - 1] = i - 2;
 			if (hub_anon__key_end(&k))
 				classify(s, &s->words[s->nwords - 1], &k);
-			sent = initdot = false;
-			adj = soft = true;
+			ctx = W_ADJ | W_SOFT;
 			seps = 0;
 		}
 		hyphen = cp == '-' && !seps++ && i > 0;
@@ -685,45 +748,49 @@ static void cut_words(struct scan *s)
 		case SEP_SPACE:
 			break;
 		case SEP_SOFT:
-			adj = false;
+			ctx &= ~(uint64_t)W_ADJ;
 			break;
 		case SEP_SENT:
-			adj = false;
+			ctx &= ~(uint64_t)W_ADJ;
 			if (cp == '.' && !seps && s->nwords && s->words[s->nwords - 1].end == i &&
 			    (s->words[s->nwords - 1].w & (W_INITIAL | W_CAP)) ==
 				    (W_INITIAL | W_CAP)) {
-				initdot = true; /* "Е. Т. Тен", "Тен Е. Т. просил" */
+				ctx |= W_INITDOT; /* "Е. Т. Тен", "Тен Е. Т. просил" */
 				break;
 			}
-			sent = true;
-			soft = false;
+			ctx = (ctx | W_SENT) & ~(uint64_t)W_SOFT;
 			break;
 		case SEP_DIGIT:
-			sent = false;
 			if (s->first_digit > i)
 				s->first_digit = i;
+			s->end_digit = i + 1;
 			s->ndigits++;
-			adj = soft = false;
+			ctx &= ~(uint64_t)(W_SENT | W_ADJ | W_SOFT);
 			break;
 		case SEP_AT:
 			s->has_at = true;
-			adj = soft = false;
+			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 			break;
 		case SEP_MARK:
 			s->has_marker = true;
-			adj = soft = false;
+			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 			break;
 		case SEP_OTHER:
-			adj = soft = false;
+			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 		}
 		i += l;
 	}
 }
 
-static bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n, size_t min_stem)
+static inline bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n,
+			    size_t min_stem)
 {
-	return k->len >= n + min_stem && k->s[k->len - 1] == suf[n - 1] &&
-	       memcmp(k->s + k->len - n, suf, n) == 0;
+	if (k->len < n + min_stem)
+		return false;
+	for (size_t i = 1; i <= n; i++) /* from the end: most differ there (n is a constant) */
+		if (k->s[k->len - i] != suf[n - i])
+			return false;
+	return true;
 }
 
 /* Surname and patronymic morphology on a key: W_SURNAME, W_PATRO, or W_KAZSUR for the
@@ -765,7 +832,7 @@ static uint32_t name_shape(const struct hub_anon_key *k)
  * (capitalised words, long ones), W_SURSHAPE in any case. */
 static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
 {
-	uint32_t m = name_shape(k);
+	uint32_t m = k->len >= 5 ? name_shape(k) : 0; /* no ending fits a shorter key */
 
 	if (!m)
 		return 0;
@@ -872,18 +939,25 @@ static bool vault_learned(const struct scan *s, const struct word *wd,
  * -тан/-тен/-нан/-нен, -мен/-бен/-пен, -сы/-сі. */
 static bool kazakh_ending(const struct hub_anon_key *k, size_t len)
 {
-	static const char *const ends[] = {
-		"ga", "ge", "ka", "ke", "na", "ne", "ny", "ni", "dy", "di", "ty", "ti", "nyn",
-		"nin", "dyn", "din", "tyn", "tin", "da", "de", "ta", "te", "dan", "den", "tan",
-		"ten", "nan", "nen", "men", "ben", "pen", "sy", "si",
+	static const char ends2[][2] = {
+		"ga", "ge", "ka", "ke", "na", "ne", "ny", "ni", "dy", "di", "ty", "ti", "da", "de",
+		"ta", "te", "sy", "si",
+	};
+	static const char ends3[][3] = {
+		"nyn", "nin", "dyn", "din", "tyn", "tin", "dan", "den", "tan", "ten", "nan", "nen",
+		"men", "ben", "pen",
 	};
 	size_t el = k->len - len;
 
-	if (el < 2 || el > 3)
-		return false;
-	for (size_t i = 0; i < HUB_ARRAY_SIZE(ends); i++)
-		if (strlen(ends[i]) == el && !memcmp(k->s + len, ends[i], el))
-			return true;
+	if (el == 2) {
+		for (size_t i = 0; i < HUB_ARRAY_SIZE(ends2); i++)
+			if (k->s[len] == ends2[i][0] && k->s[len + 1] == ends2[i][1])
+				return true;
+	} else if (el == 3) {
+		for (size_t i = 0; i < HUB_ARRAY_SIZE(ends3); i++)
+			if (!memcmp(k->s + len, ends3[i], 3))
+				return true;
+	}
 	return false;
 }
 
@@ -1308,7 +1382,7 @@ static void mark_names(struct scan *s)
 
 	for (size_t i = 0; i < s->nwords; i++) {
 		struct word *w = &ws[i];
-		bool learned = learned_name(w);
+		bool learned = learned_name(w), intr;
 
 		if (!(w->w & W_KEYED))
 			continue;
@@ -1316,11 +1390,16 @@ static void mark_names(struct scan *s)
 			pairs = true;
 		if (w->w & W_KNOWN)
 			w->w |= W_NAME;
-		if ((!learned && !may_be_intrinsic(s, i)) || (w->lx & LX_NEVER) || place(s, i))
+		if ((!learned && !may_be_intrinsic(s, i)) || (w->lx & LX_NEVER))
+			continue;
+		/* intrinsic before place (neither changes what the other reads): place is
+		 * asked only of a word that would become a name */
+		intr = intrinsic(s, i);
+		if ((!learned && !intr) || place(s, i))
 			continue;
 		if (learned)
 			w->w |= W_NAME;
-		if (intrinsic(s, i)) {
+		if (intr) {
 			w->w |= W_INTR;
 			pairs = true;
 		}
@@ -1701,7 +1780,7 @@ static void find_numbers(struct scan *s)
 	size_t i = s->first_digit, wi = 0;
 
 	find_id_cue(s);
-	while (i < t.len) {
+	while (i < s->end_digit) { /* no run starts after the last digit */
 		size_t sl;
 
 		if (!is_digit(t.p[i])) {
@@ -2045,38 +2124,43 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 	size_t j = 0, inside = 0, n = 0;
 
 	*left = (struct hub_anon__left){ 0 };
-	for (size_t i = 0; i < s->nwords && o->n; i++) {
-		const struct word *w = &s->words[i];
-
-		while (j < o->n && o->items[j].end <= w->start)
-			j++;
-		if (j < o->n && o->items[j].start < w->end &&
-		    (w->start < o->items[j].start || w->end > o->items[j].end)) {
-			left->unsure = true;
-			break;
-		}
-	}
 	for (size_t i = 0; i < o->n && inside < s->ndigits; i++)
 		for (size_t p = o->items[i].start; p < o->items[i].end; p++)
 			inside += is_digit(s->text.p[p]);
 	left->digits = inside < s->ndigits;
-	if (left->unsure || !s->nwords)
-		return; /* look_again looks again whatever the words are */
-	lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
-	j = 0;
+	if (!s->nwords || !o->n)
+		return; /* without a span, the vault learns nothing and never looks again (and
+			 * nothing of the pool is taken: most messages without personal data
+			 * allocate nothing) */
+	if (s->scratch) {
+		struct hub_anon__scratch *sc = s->scratch;
+
+		if (sc->cap_words < s->nwords) {
+			sc->cap_words = 2 * s->nwords;
+			free(sc->words);
+			sc->words = hub_xcalloc(sc->cap_words, sizeof(*sc->words));
+		}
+		lw = sc->words;
+	} else {
+		lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
+	}
+	/* one walk: the words outside every span, unless one is partly inside a span (then
+	 * look_again looks again whatever the words are) */
 	for (size_t i = 0; i < s->nwords; i++) {
 		const struct word *w = &s->words[i];
-		uint32_t cp;
 
 		while (j < o->n && o->items[j].end <= w->start)
 			j++;
-		if (j < o->n && o->items[j].start <= w->start)
-			continue;
-		next_cp(s->text, w->start, &cp);
+		if (j < o->n && o->items[j].start < w->end) {
+			if (w->start < o->items[j].start || w->end > o->items[j].end) {
+				left->unsure = true;
+				return;
+			}
+			continue; /* inside the span */
+		}
 		lw[n].start = w->start;
 		lw[n].end = w->end;
-		lw[n++].first = (char)((cp < HUB_ANON_CP_TABLE ? s->anon->cp_info[cp] :
-					hub_anon__cp_info(cp)) & 0xff);
+		lw[n++].first = w->first;
 	}
 	left->words = lw;
 	left->nwords = n;
@@ -2085,12 +2169,12 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		    struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out)
 {
-	return hub_anon__detect(anon, vault, pool, text, out, NULL);
+	return hub_anon__detect(anon, vault, pool, text, out, NULL, NULL);
 }
 
 int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		     struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out,
-		     struct hub_anon__left *left)
+		     struct hub_anon__left *left, struct hub_anon__scratch *scratch)
 {
 	struct scan s;
 	struct literal_ctx lc = { &s };
@@ -2099,6 +2183,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.anon = anon;
 	s.vault = vault;
 	s.pool = pool;
+	s.scratch = scratch;
 	s.text = text;
 	s.out = out;
 	s.words = s.first_words;
@@ -2107,14 +2192,16 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.translit_ok = false;
 	s.niban = 0;
 	s.first_digit = SIZE_MAX;
+	s.end_digit = 0;
 	s.id_cue = SIZE_MAX;
 	s.ndigits = 0;
 	s.has_at = false;
 	s.has_marker = false;
 	s.price = false;
 
-	out->items = NULL;
-	out->n = out->cap = 0;
+	out->items = scratch ? scratch->spans : NULL;
+	out->cap = scratch ? scratch->cap_spans : 0;
+	out->n = 0;
 	if (text.len > HUB_ANON_TEXT_MAX)
 		return -EMSGSIZE;
 	cut_words(&s);

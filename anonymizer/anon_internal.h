@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "anonymizer/anon.h"
 #include "lib/utf8.h"
@@ -22,6 +23,9 @@ struct hub_anon_key {
 	bool latin;  /* the word starts with a Latin letter */
 	bool kazakh; /* it has letters of Kazakh only (ә ғ қ ң ө ұ ү һ і) */
 	bool bad;    /* a character without a key, or too long */
+	/* a collapsed key (HUB_ANON_KEY_COLLAPSE) that collapsed a repeat or has a ы: the
+	 * folded key of the same word differs from it (else the two are the same) */
+	bool unfolded;
 	int mode;    /* enum hub_anon_key_mode */
 	uint64_t h[HUB_ANON_KEY_MAX + 1]; /* h[i]: hash of the first i bytes */
 };
@@ -43,16 +47,17 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k);
 /* anon's table of hub_anon__cp_info for the code points below HUB_ANON_CP_TABLE. */
 const uint32_t *hub_anon__cp_table(const struct hub_anon *anon);
-/* The same a character at a time (the detector keys words as it cuts them): start, add
- * each code point (hub_anon__key_add_info with its hub_anon__cp_info, inline below), end
- * (false as hub_anon__key_mode). */
-void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin);
-bool hub_anon__key_end(struct hub_anon_key *k);
+/* The same a character at a time (the detector keys words as it cuts them): start
+ * (hub_anon__key_start), add each code point (hub_anon__key_add_info with its
+ * hub_anon__cp_info), end (hub_anon__key_end: false as hub_anon__key_mode); inline below. */
 /* The first byte of the key of a letter, 0 when it has none. */
 char hub_anon__key_first(uint32_t cp);
 /* Fills lens with the key's candidate stem lengths, longest first (the whole key first):
  * the key without one Russian or Kazakh case ending at a time. Returns how many. */
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max);
+/* Whether the tables of hub_anon__key_stems agree with themselves (checked once, when a
+ * lexicon is built). */
+bool hub_anon__key_stems_ok(void);
 /* The stem a vault compares names by: the key of len bytes without a final vowel
  * ("marina", "marine" -> "marin"). Returns its length. */
 size_t hub_anon__key_norm(const char *s, size_t len);
@@ -120,10 +125,29 @@ struct hub_anon__left {
 	size_t nwords;
 };
 
-/* hub_anon_detect, and what it left outside the spans in *left. */
+/* Memory a vault lends the detector for what lives until its next look at a text (the
+ * spans, the words left, the vault's entry of each span): kept from one call to the next,
+ * so that pseudonymizing a message takes nothing from its pool. */
+struct hub_anon__scratch {
+	struct hub_anon_span *spans;
+	size_t cap_spans;
+	struct hub_anon__left_word *words;
+	size_t cap_words;
+	size_t *got;
+	size_t cap_got;
+};
+
+/* NULL-safe; the scratch is empty and can be used again. */
+void hub_anon__scratch_release(struct hub_anon__scratch *sc);
+/* n zeroed entries for the vault (hub_anon__scratch.got), valid until the next call. */
+size_t *hub_anon__scratch_got(struct hub_anon__scratch *sc, size_t n);
+
+/* hub_anon_detect, and what it left outside the spans in *left. With scratch (not NULL),
+ * out->items and left->words are the scratch's, valid until the next call with it, and
+ * nothing is taken from pool. */
 int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		     struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out,
-		     struct hub_anon__left *left);
+		     struct hub_anon__left *left, struct hub_anon__scratch *scratch);
 
 /* What the detector finds a word of letters p[0..n) to be in the vault: HUB_ANON_KNOWN
  * and/or HUB_ANON_LEARNED, or 0 (vault may be NULL). In anon.c. */
@@ -269,8 +293,38 @@ static inline uint32_t hub_anon__cp_info(uint32_t cp)
 	return info;
 }
 
-/* Adds a code point, given by its hub_anon__cp_info, to the key. */
-static inline void hub_anon__key_add_info(struct hub_anon_key *k, uint32_t info)
+static inline void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode,
+				       bool latin)
+{
+	k->len = 0;
+	k->mode = mode;
+	k->latin = latin;
+	k->kazakh = false;
+	k->bad = false;
+	k->unfolded = false;
+}
+
+static inline bool hub_anon__key_end(struct hub_anon_key *k)
+{
+	size_t len = k->len;
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of each prefix */
+
+	if (k->bad)
+		return false;
+	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e')
+		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
+	k->len = len;
+	k->h[0] = h;
+	for (size_t i = 0; i < len; i++) {
+		h = (h ^ (unsigned char)k->s[i]) * 0x100000001b3ull;
+		k->h[i + 1] = h;
+	}
+	return len > 0;
+}
+
+/* Adds a code point, given by its hub_anon__cp_info, to the key (inline wherever it is
+ * used: it is the inner loop of keying). */
+__attribute__((always_inline)) static inline void hub_anon__key_add_info(struct hub_anon_key *k, uint32_t info)
 {
 	char c[2] = { (char)(info & 0xff), (char)(info >> 8 & 0xff) };
 	size_t len = k->len, n;
@@ -278,8 +332,10 @@ static inline void hub_anon__key_add_info(struct hub_anon_key *k, uint32_t info)
 	if (k->bad)
 		return;
 	if (info & HUB_ANON_CP_PLAIN) { /* most letters */
-		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c[0])
+		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c[0]) {
+			k->unfolded = true;
 			return;
+		}
 		if (len == HUB_ANON_KEY_MAX)
 			k->bad = true;
 		else
@@ -292,6 +348,8 @@ static inline void hub_anon__key_add_info(struct hub_anon_key *k, uint32_t info)
 	}
 	if ((info & HUB_ANON_CP_YERU) && k->mode != HUB_ANON_KEY_COLLAPSE)
 		c[0] = 'y', c[1] = 0; /* as spelled, ы is not и: розы is not Рози */
+	else if (info & HUB_ANON_CP_YERU)
+		k->unfolded = true;
 	if (info & HUB_ANON_CP_KAZAKH) {
 		k->kazakh = true;
 		if (k->mode == HUB_ANON_KEY_STRICT)
@@ -307,8 +365,10 @@ static inline void hub_anon__key_add_info(struct hub_anon_key *k, uint32_t info)
 		}
 		if (ch == 'z' && last == 'd' && j + 1 < n && c[j + 1] == 'h')
 			last = --len ? k->s[len - 1] : 0; /* dzh as j */
-		if (k->mode == HUB_ANON_KEY_COLLAPSE && last == ch)
+		if (k->mode == HUB_ANON_KEY_COLLAPSE && last == ch) {
+			k->unfolded = true;
 			continue; /* Анна/Ana, Асель/Assel */
+		}
 		if (len == HUB_ANON_KEY_MAX) {
 			k->bad = true;
 			return;

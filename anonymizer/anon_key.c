@@ -24,47 +24,47 @@ char hub_anon__key_first(uint32_t cp)
 	return s ? s[0] : 0;
 }
 
-void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key_mode mode, bool latin)
-{
-	k->len = 0;
-	k->mode = mode;
-	k->latin = latin;
-	k->kazakh = false;
-	k->bad = false;
-}
-
-bool hub_anon__key_end(struct hub_anon_key *k)
-{
-	size_t len = k->len;
-
-	if (k->bad)
-		return false;
-	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e')
-		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
-	k->len = len;
-	k->h[0] = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++)
-		k->h[i + 1] = (k->h[i] ^ (unsigned char)k->s[i]) * 0x100000001b3ull;
-	return len > 0;
-}
-
 bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k)
 {
 	const unsigned char *u = (const unsigned char *)p;
 	const uint32_t *cps = hub_anon__cp_table(anon);
-	size_t i = 0;
+	size_t i = 0, len = 0;
 
 	hub_anon__key_start(k, mode, n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'));
-	while (i < n && !k->bad) {
-		uint32_t cp;
+	/* the length in a register: most letters have a plain key of one byte
+	 * (HUB_ANON_CP_PLAIN), the others go through key_add_info */
+	while (i < n) {
+		uint32_t cp, info;
 		size_t l = hub_anon__decode(u + i, n - i, &cp);
 
-		if (!l)
+		if (!l) {
+			k->len = len;
 			return false;
-		hub_anon__key_add_info(k, cp < HUB_ANON_CP_TABLE ? cps[cp] : hub_anon__cp_info(cp));
+		}
+		info = cp < HUB_ANON_CP_TABLE ? cps[cp] : hub_anon__cp_info(cp);
+		if (info & HUB_ANON_CP_PLAIN) {
+			char c = (char)info;
+
+			if (mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c) {
+				k->unfolded = true;
+			} else {
+				if (len == HUB_ANON_KEY_MAX) {
+					k->bad = true;
+					break;
+				}
+				k->s[len++] = c;
+			}
+		} else {
+			k->len = len;
+			hub_anon__key_add_info(k, info);
+			len = k->len;
+			if (k->bad)
+				break;
+		}
 		i += l;
 	}
+	k->len = len;
 	return hub_anon__key_end(k);
 }
 
@@ -79,11 +79,17 @@ uint64_t hub_anon__hash(const void *p, size_t n)
 }
 
 struct ending {
-	char s[4];
+	uint32_t want, mask; /* the two key bytes before the last, as key_stems packs them */
 	unsigned char len;
 };
 
-#define E(x) { x, sizeof(x) - 1 }
+/* The key bytes before the last of an ending of n bytes (x a string literal), packed as
+ * key_stems packs a key's, and the mask of those it has. */
+#define E_B(x, i) ((uint32_t)(unsigned char)(x)[i])
+#define E(x) { sizeof(x) - 1 == 3 ? E_B(x, 0) << 16 | E_B(x, 1) << 8 :		\
+	       sizeof(x) - 1 == 2 ? E_B(x, 0) << 8 : 0,				\
+	       sizeof(x) - 1 == 3 ? 0xffff00u : sizeof(x) - 1 == 2 ? 0xff00u : 0,	\
+	       sizeof(x) - 1 }
 
 /* Russian case endings and Kazakh case and possessive endings, as keys, by their last
  * letter (in the order the stems are tried). */
@@ -100,36 +106,95 @@ static const struct ending end_a[] = { E("ga"), E("ka"), E("na"), E("da"), E("ta
 	end_u[] = { E("oiu"), E("eiu"), E("iu"), E("u") },
 	end_y[] = { E("dy"), E("ty"), E("ny"), E("sy"), E("y") };
 
+/* The endings of one last letter; second: bit c - 'a' for each key byte c that an ending
+ * of two bytes or more has before the last (a key whose byte there is none of them has
+ * only the one-byte endings, which come last). */
+struct endings {
+	const struct ending *e;
+	size_t n;
+	uint32_t second;
+};
+
+#define B(c) (1u << ((c) - 'a'))
+#define ENDINGS(t, bits) { t, HUB_ARRAY_SIZE(t), bits }
+static const struct endings endings_a = ENDINGS(end_a, B('g') | B('k') | B('n') | B('d') |
+						B('t') | B('i')),
+	endings_e = ENDINGS(end_e, B('g') | B('k') | B('n') | B('d') | B('t')),
+	endings_h = ENDINGS(end_h, B('a')),
+	endings_i = ENDINGS(end_i, B('m') | B('d') | B('t') | B('n') | B('s') | B('o') | B('e') |
+			    B('y')),
+	endings_m = ENDINGS(end_m, B('o') | B('e') | B('a') | B('y') | B('i')),
+	endings_n = ENDINGS(end_n, B('i') | B('a') | B('e') | B('y')),
+	endings_u = ENDINGS(end_u, B('i')),
+	endings_y = ENDINGS(end_y, B('d') | B('t') | B('n') | B('s'));
+#undef B
+
+bool hub_anon__key_stems_ok(void)
+{
+	static const struct endings *const all[] = {
+		&endings_a, &endings_e, &endings_h, &endings_i, &endings_m, &endings_n,
+		&endings_u, &endings_y,
+	};
+
+	for (size_t t = 0; t < HUB_ARRAY_SIZE(all); t++) {
+		uint32_t second = 0;
+		bool one = false;
+
+		for (size_t i = 0; i < all[t]->n; i++) {
+			const struct ending *e = &all[t]->e[i];
+
+			if (e->len == 1)
+				one = true;
+			else if (one)
+				return false; /* a one-byte ending is not last */
+			else
+				second |= 1u << ((e->want >> 8 & 0xff) - 'a');
+		}
+		if (second != all[t]->second)
+			return false;
+	}
+	return true;
+}
+
 size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max)
 {
+	const struct endings *t;
 	const struct ending *e;
-	size_t n = 0, ne;
+	size_t n = 0, ne, len = k->len;
+	unsigned char y;
+	uint32_t sig;
 
 	if (!max)
 		return 0;
-	lens[n++] = k->len;
-	if (k->len < HUB_ANON_STEM_MIN + 1)
+	lens[n++] = len;
+	if (len < HUB_ANON_STEM_MIN + 1)
 		return n;
-	switch (k->s[k->len - 1]) {
-	case 'a': e = end_a, ne = HUB_ARRAY_SIZE(end_a); break;
-	case 'e': e = end_e, ne = HUB_ARRAY_SIZE(end_e); break;
-	case 'h': e = end_h, ne = HUB_ARRAY_SIZE(end_h); break;
-	case 'i': e = end_i, ne = HUB_ARRAY_SIZE(end_i); break;
-	case 'm': e = end_m, ne = HUB_ARRAY_SIZE(end_m); break;
-	case 'n': e = end_n, ne = HUB_ARRAY_SIZE(end_n); break;
-	case 'u': e = end_u, ne = HUB_ARRAY_SIZE(end_u); break;
-	case 'y': e = end_y, ne = HUB_ARRAY_SIZE(end_y); break;
+	switch (k->s[len - 1]) {
+	case 'a': t = &endings_a; break;
+	case 'e': t = &endings_e; break;
+	case 'h': t = &endings_h; break;
+	case 'i': t = &endings_i; break;
+	case 'm': t = &endings_m; break;
+	case 'n': t = &endings_n; break;
+	case 'u': t = &endings_u; break;
+	case 'y': t = &endings_y; break;
 	default: return n;
 	}
+	e = t->e;
+	ne = t->n;
+	y = (unsigned char)k->s[len - 2];
+	if (y < 'a' || y > 'z' || !(t->second >> (y - 'a') & 1)) {
+		/* no ending of two bytes or more: the one-byte one, if any (last) */
+		if (e[ne - 1].len == 1 && n < max)
+			lens[n++] = len - 1; /* len >= 4 */
+		return n;
+	}
+	/* the last letter matched: at most two more, compared at once (len >= 4 > 3) */
+	sig = (uint32_t)(unsigned char)k->s[len - 3] << 16 | (uint32_t)y << 8;
 	for (size_t i = 0; i < ne && n < max; i++) {
-		size_t el = e[i].len;
-		const char *t = k->s + k->len - el; /* k->len >= 4 > el */
-
-		/* the last letter matched: at most two more */
-		if (k->len < el + HUB_ANON_STEM_MIN || (el > 1 && t[0] != e[i].s[0]) ||
-		    (el > 2 && t[1] != e[i].s[1]))
+		if ((sig & e[i].mask) != e[i].want || len < (size_t)e[i].len + HUB_ANON_STEM_MIN)
 			continue;
-		lens[n++] = k->len - el;
+		lens[n++] = len - e[i].len;
 	}
 	return n;
 }
@@ -324,6 +389,27 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 		}
 	}
 	return SIZE_MAX;
+}
+
+void hub_anon__scratch_release(struct hub_anon__scratch *sc)
+{
+	if (!sc)
+		return;
+	free(sc->spans);
+	free(sc->words);
+	free(sc->got);
+	memset(sc, 0, sizeof(*sc));
+}
+
+size_t *hub_anon__scratch_got(struct hub_anon__scratch *sc, size_t n)
+{
+	if (sc->cap_got < n) {
+		sc->cap_got = 2 * n;
+		free(sc->got);
+		sc->got = hub_xcalloc(sc->cap_got, sizeof(*sc->got));
+	}
+	memset(sc->got, 0, n * sizeof(*sc->got));
+	return sc->got;
 }
 
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle)

@@ -33,6 +33,7 @@ struct hub_anon_vault {
 	struct hub_anon_htab phones; /* national numbers (10 digits) and local ones (7) */
 	struct hub_buf scratch;      /* intern's norm, kept for its allocation */
 	struct hub_anon_key key;     /* normalize's key of the last name */
+	struct hub_anon__scratch scratch_detect; /* the detector's spans and words, reused */
 };
 
 int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
@@ -54,6 +55,7 @@ void hub_anon_vault_free(struct hub_anon_vault *vault)
 	hub_anon__htab_release(&vault->names);
 	hub_anon__htab_release(&vault->phones);
 	hub_buf_release(&vault->scratch);
+	hub_anon__scratch_release(&vault->scratch_detect);
 	free(vault->e);
 	free(vault);
 }
@@ -212,7 +214,8 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 static void index_name(struct hub_anon_vault *v, struct hub_str value,
 		       const struct hub_anon_key *c, size_t norm_len, uint32_t how)
 {
-	struct hub_anon_key nc;
+	struct hub_anon_key own;
+	const struct hub_anon_key *nc = c;
 
 	if (c->kazakh)
 		how |= HUB_ANON_KAZAKH;
@@ -220,11 +223,15 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
 	hub_anon__htab_or(&v->names, c->h[norm_len], how);
 	v->name_first |= 1ull << (c->s[0] & 63);
-	if (!hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &nc))
-		return;
-	v->name_first |= 1ull << (nc.s[0] & 63);
-	if (nc.len >= c->len - norm_len)
-		hub_anon__htab_or(&v->names, nc.h[nc.len - (c->len - norm_len)], how);
+	/* the folded key is the collapsed one unless that collapsed something */
+	if (c->unfolded) {
+		if (!hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
+			return;
+		nc = &own;
+	}
+	v->name_first |= 1ull << (nc->s[0] & 63);
+	if (nc->len >= c->len - norm_len)
+		hub_anon__htab_or(&v->names, nc->h[nc->len - (c->len - norm_len)], how);
 }
 
 /* The entry of value, or NULL; its norm is left in b (and a name's key in *k). */
@@ -254,6 +261,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	struct entry *e;
 	bool literal;
 	uint64_t h;
+	char *copy;
 
 	hub_buf_reset(b);
 	e = lookup(v, type, value, b, &literal, &h, &v->key);
@@ -269,8 +277,14 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	}
 	e = &v->e[v->n++];
 	*e = (struct entry){ .type = type, .literal = literal, .hash = h };
-	e->norm = hub_pool_strcopy(&v->pool, norm);
-	e->value = hub_pool_strcopy(&v->pool, value);
+	/* the norm and the value, each NUL-terminated, in one allocation (zeroed) */
+	copy = hub_pool_alloc(&v->pool, norm.len + value.len + 2);
+	if (norm.len)
+		memcpy(copy, norm.p, norm.len);
+	if (value.len)
+		memcpy(copy + norm.len + 1, value.p, value.len);
+	e->norm = (struct hub_str){ copy, norm.len };
+	e->value = (struct hub_str){ copy + norm.len + 1, value.len };
 	if (type == HUB_ANON_NAME && !literal)
 		index_name(v, value, &v->key, norm.len, how);
 	if (type == HUB_ANON_PHONE)
@@ -278,10 +292,13 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	return e;
 }
 
+/* Longer than any marker: "[", a type, "_", an unsigned in decimal, "]". */
+#define MARKER_ROOM 32
+
 static void give_marker(struct hub_anon_vault *v, struct entry *e)
 {
 	const char *name;
-	char m[32], d[12];
+	char m[MARKER_ROOM], d[12];
 	size_t n = 0, nd = 0;
 	unsigned idx;
 
@@ -435,13 +452,15 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	struct hub_anon__left left;
 	struct hub_anon_entity *list = NULL;
 	size_t at = 0, was, *got = NULL; /* got[i]: the entry of span i, + 1; 0 to intern */
+	char *o;
 	int ret;
 
 	if (ents)
 		*ents = NULL;
 	if (n)
 		*n = 0;
-	ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left);
+	ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left,
+			       &vault->scratch_detect);
 	if (ret < 0)
 		return ret;
 	/* A value first seen here may also be written another way earlier in the text
@@ -451,7 +470,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		size_t stale = 0; /* names before span stale are taken again */
 
 		was = vault->n;
-		got = spans.n ? hub_pool_calloc(pool, spans.n, sizeof(*got)) : NULL;
+		got = spans.n ? hub_anon__scratch_got(&vault->scratch_detect, spans.n) : NULL;
 		for (size_t i = 0; i < spans.n; i++) {
 			size_t before = vault->n;
 			struct entry *e = intern(vault, spans.items[i].type,
@@ -472,12 +491,17 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		if (vault->n == was || !look_again(vault, text, &spans, &left, was))
 			break;
 		got = NULL;
-		ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left);
+		ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left,
+				       &vault->scratch_detect);
 		if (ret < 0)
 			return ret;
 	}
 	if (ents && spans.n)
 		list = hub_pool_calloc(pool, spans.n, sizeof(*list));
+	/* room for it all at once: the text, and a marker (shorter than MARKER_ROOM) in
+	 * place of each span */
+	hub_buf_grow(out, text.len + spans.n * MARKER_ROOM);
+	o = out->p + out->len;
 	for (size_t i = 0; i < spans.n; i++) {
 		const struct hub_anon_span *sp = &spans.items[i];
 		struct entry *e = got && got[i] ? &vault->e[got[i] - 1] :
@@ -485,14 +509,21 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 			       (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false);
 
 		give_marker(vault, e);
-		hub_buf_add(out, text.p + at, sp->start - at);
-		hub_buf_addstr(out, e->marker);
+		if (sp->start > at)
+			memcpy(o, text.p + at, sp->start - at);
+		o += sp->start - at;
+		memcpy(o, e->marker.p, e->marker.len);
+		o += e->marker.len;
 		at = sp->end;
 		if (list)
 			list[i] = (struct hub_anon_entity){ sp->start, sp->end, sp->type,
 							    e->marker };
 	}
-	hub_buf_add(out, text.p + at, text.len - at);
+	if (text.len > at)
+		memcpy(o, text.p + at, text.len - at);
+	o += text.len - at;
+	out->len = (size_t)(o - out->p);
+	out->p[out->len] = '\0';
 	if (ents) {
 		*ents = list;
 		*n = spans.n;
