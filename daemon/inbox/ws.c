@@ -49,7 +49,8 @@
 /* Sockets written by one turn of on_flush before the loop polls again: the writes of a
  * fan-out to a thousand sockets took 5-20 ms in one piece (each send does the loopback
  * peer's receive too), and the webhook behind it waited that long to be read, committed
- * and numbered. 64 writes are about 0.2-0.4 ms. */
+ * and numbered. 64 writes are a few hundred microseconds (hubd's CPU a write was 4-9 us
+ * in bench/fanout on the 2-core build machine). */
 #define WS_FLUSH_SLICE 64
 #define WS_HEADER_MAX 10        /* RFC 6455 5.2: the longest server frame header */
 #define WS_OP_TEXT 0x1          /* RFC 6455 5.2 opcodes */
