@@ -154,7 +154,7 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all bench-client
 	$(Q)bench/run
 	$(Q)bench/ingest_ab
-	$(Q)bench/fanout
+	$(Q)bench/fanout --instances 1,$(shell nproc)
 	$(Q)bench/outbound
 	$(Q)bench/ai
 	$(Q)bench/webchat

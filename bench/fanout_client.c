@@ -65,6 +65,7 @@ struct pub {
 	size_t hlen;
 	size_t body_left;  /* response body bytes still to skip */
 	bool in_body;
+	int seq;           /* the marker of the request in flight, -1 if none */
 };
 
 struct line {
@@ -123,6 +124,9 @@ struct run {
 	int bad_status;       /* the first non-2xx status */
 	uint64_t t_go, t_last_send, t_last_frame, lag_max;
 	uint64_t *t_send;     /* per message: uv_hrtime of its POST */
+	uint64_t *t_ack;      /* its answer read (hubd: after its COMMIT) */
+	uint64_t *t_first;    /* its message frame first received on any socket */
+	uint64_t *t_last;     /* and last */
 	int ready_at_go;
 
 	uint64_t frames, msg_frames, bytes, dups, early, unknown_seq, closed, bad_frames;
@@ -404,6 +408,9 @@ static void on_text(struct sock *s, const unsigned char *p, size_t len, uint64_t
 	}
 	s->seen[seq >> 3] |= (unsigned char)(1u << (seq & 7));
 	r->msg_frames++;
+	if (!r->t_first[seq])
+		r->t_first[seq] = now;
+	r->t_last[seq] = now;
 	if (!r->t_send[seq]) {
 		r->early++;
 		return;
@@ -884,6 +891,8 @@ static void on_pub_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			p->in_body = false;
 			p->busy = false;
 			r->answered++;
+			if (p->seq >= 0)
+				r->t_ack[p->seq] = uv_hrtime();
 		}
 	}
 	pub_dispatch(r);
@@ -944,6 +953,7 @@ static void pub_dispatch(struct run *r)
 			r->lag_max = now - due;
 		if (l->seq >= 0)
 			r->t_send[l->seq] = now;
+		p->seq = l->seq;
 		r->t_last_send = now;
 	}
 }
@@ -979,6 +989,34 @@ static void finish(struct run *r)
 	double pub_s = r->going && r->t_last_send > r->t_go
 			       ? (double)(r->t_last_send - r->t_go) / 1e9 : 0;
 
+	struct hist parts[4]; /* send->answer, answer->first frame, first->last, send->first */
+	double pct[4][2];
+
+	/* Where the time of a message goes, per message (not per frame): its POST answered
+	 * (hubd: ingest and COMMIT), its first frame on any socket after that (hubd: the
+	 * numbering of its events), and the spread from its first to its last socket (the
+	 * fan-out's writes and this client's reads). */
+	for (int k = 0; k < 4; k++) {
+		memset(&parts[k], 0, sizeof(parts[k]));
+		parts[k].b = xcalloc(HIST_BUCKETS, sizeof(*parts[k].b));
+	}
+	for (int i = 0; i < r->nmsgs; i++) {
+		uint64_t s0 = r->t_send[i], a = r->t_ack[i], f = r->t_first[i], l = r->t_last[i];
+
+		if (!s0 || !f)
+			continue;
+		if (a) {
+			hist_add(&parts[0], a > s0 ? a - s0 : 0);
+			hist_add(&parts[1], f > a ? f - a : 0);
+		}
+		hist_add(&parts[2], l - f);
+		hist_add(&parts[3], f > s0 ? f - s0 : 0);
+	}
+	for (int k = 0; k < 4; k++) {
+		pct[k][0] = hist_pct(&parts[k], 50);
+		pct[k][1] = hist_pct(&parts[k], 99);
+		free(parts[k].b);
+	}
 	r->done = true;
 	printf("{\"phase\":\"done\",\"mode\":\"%s\",\"sockets\":%d,\"ready_at_go\":%d,"
 	       "\"messages\":%d,\"requests\":%d,\"sent\":%d,\"answered\":%d,"
@@ -989,7 +1027,10 @@ static void finish(struct run *r)
 	       "\"bad_frames\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"span_s\":%.3f,"
 	       "\"frames_per_s\":%.1f,\"msg_frames_per_s\":%.1f,\"p50_ms\":%.3f,"
 	       "\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"sched_p50_ms\":%.3f,"
-	       "\"sched_p99_ms\":%.3f,\"error\":",
+	       "\"sched_p99_ms\":%.3f,\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f,"
+	       "\"ack_first_p50_ms\":%.3f,\"ack_first_p99_ms\":%.3f,\"spread_p50_ms\":%.3f,"
+	       "\"spread_p99_ms\":%.3f,\"first_p50_ms\":%.3f,\"first_p99_ms\":%.3f,"
+	       "\"error\":",
 	       r->o.mode, r->o.sockets, r->ready_at_go, r->nmsgs, r->nlines, r->next_line,
 	       r->answered, r->pub_errors, r->bad_status, pub_s, (double)r->lag_max / 1e6,
 	       r->frames, r->msg_frames, expected,
@@ -998,7 +1039,8 @@ static void finish(struct run *r)
 	       span > 0 ? (double)r->frames / span : 0, span > 0 ? (double)r->msg_frames / span : 0,
 	       hist_pct(&r->lat, 50), hist_pct(&r->lat, 90), hist_pct(&r->lat, 99),
 	       (double)r->lat.max_ns / 1e6, hist_pct(&r->lat_sched, 50),
-	       hist_pct(&r->lat_sched, 99));
+	       hist_pct(&r->lat_sched, 99), pct[0][0], pct[0][1], pct[1][0], pct[1][1],
+	       pct[2][0], pct[2][1], pct[3][0], pct[3][1]);
 	json_str(stdout, r->error);
 	printf("}\n");
 	fflush(stdout);
@@ -1289,6 +1331,9 @@ int main(int argc, char **argv)
 	r->rnd = seed ? seed : 1;
 	r->loop = uv_default_loop();
 	r->t_send = xcalloc((size_t)r->nmsgs, sizeof(*r->t_send));
+	r->t_ack = xcalloc((size_t)r->nmsgs, sizeof(*r->t_ack));
+	r->t_first = xcalloc((size_t)r->nmsgs, sizeof(*r->t_first));
+	r->t_last = xcalloc((size_t)r->nmsgs, sizeof(*r->t_last));
 	r->lat.b = xcalloc(HIST_BUCKETS, sizeof(*r->lat.b));
 	r->lat_sched.b = xcalloc(HIST_BUCKETS, sizeof(*r->lat_sched.b));
 	r->socks = xcalloc((size_t)r->o.sockets, sizeof(*r->socks));

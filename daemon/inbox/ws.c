@@ -46,6 +46,12 @@
 #define WS_JSON_TOKENS 1024     /* tokens of one client message */
 #define WS_WRITE_BUDGET 262144  /* bytes of frames in one write (one send) */
 #define WS_WRITE_IOV 64         /* frames in one write */
+/* Sockets written by one turn of on_flush before the loop polls again: the writes of a
+ * fan-out to a thousand sockets took 5-20 ms in one piece (each send does the loopback
+ * peer's receive too), and the webhook behind it waited that long to be read, committed
+ * and numbered. 64 writes are a few hundred microseconds (hubd's CPU a write was 4-9 us
+ * in bench/fanout on the 2-core build machine). */
+#define WS_FLUSH_SLICE 64
 #define WS_HEADER_MAX 10        /* RFC 6455 5.2: the longest server frame header */
 #define WS_OP_TEXT 0x1          /* RFC 6455 5.2 opcodes */
 #define WS_OP_PING 0x9
@@ -194,6 +200,8 @@ struct hub_ws {
 	size_t heap_n, heap_cap;
 	uv_idle_t flush;         /* next loop iteration: writes what dirty clients queued */
 	struct link dirty;       /* clients with output queued since the last flush */
+	uint64_t writes, written; /* sendmsg() calls and whole frames they sent, not counted
+				   * in the metrics yet (on_flush adds them) */
 	unsigned char *scratch;  /* LWS_PRE + WS_WRITE_BUDGET: frames of one write */
 	unsigned handles;        /* timer, tick, flush: open until the teardown */
 	bool closing, destroyed;
@@ -1513,6 +1521,7 @@ static int client_flush(struct client *c)
 	do
 		r = sendmsg(lws_get_socket_fd(c->wsi), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
+	c->ws->writes++;
 	if (r < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -1;
@@ -1549,6 +1558,7 @@ static int client_flush(struct client *c)
 		}
 		sent -= len;
 		client_pop(c);
+		c->ws->written++;
 	}
 out:
 	if (c->replay_wait && c->queued <= c->ws->opts.send_queue_max / 2)
@@ -1558,13 +1568,17 @@ out:
 	return 0;
 }
 
-/* Every client that got output since the last flush writes it now. */
+/* The clients that got output since the last flush write it, in the order they got it,
+ * WS_FLUSH_SLICE of them a turn of the loop: the handle stays active while some wait, so
+ * the loop polls (without blocking) between slices and what arrived meanwhile (a webhook,
+ * a query's result) is not held up by the rest of a fan-out. A client that gets more
+ * output before its turn sends it all in its one write. */
 static void on_flush(uv_idle_t *h)
 {
 	struct hub_ws *ws = h->data;
+	size_t n = 0;
 
-	uv_idle_stop(h);
-	while (!link_empty(&ws->dirty)) {
+	while (!link_empty(&ws->dirty) && n++ < WS_FLUSH_SLICE) {
 		struct client *c = hub_container_of(ws->dirty.next, struct client, dirty);
 
 		link_del(&c->dirty);
@@ -1573,6 +1587,16 @@ static void on_flush(uv_idle_t *h)
 			client_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "write failed",
 				     "write_error");
 		}
+	}
+	if (link_empty(&ws->dirty))
+		uv_idle_stop(h);
+	if (ws->metrics && ws->writes) {
+		/* frames a write: what one send carried (bench/fanout divides them) */
+		hub_metrics_count(ws->metrics, "ws_writes", "Writes (sendmsg calls) to "
+				  "websockets", NULL, (double)ws->writes);
+		hub_metrics_count(ws->metrics, "ws_frames_written", "Whole frames those "
+				  "writes sent", NULL, (double)ws->written);
+		ws->writes = ws->written = 0;
 	}
 }
 
