@@ -84,13 +84,14 @@ BEGIN
 	END IF;
 	RETURN QUERY
 	WITH q AS (
-		DELETE FROM event_queue e WHERE e.tenant_id = p_tenant AND e.seq IN (
+		-- (= ANY of an array: the rows by their key, not a hash of the whole queue)
+		DELETE FROM event_queue e WHERE e.tenant_id = p_tenant AND e.seq = ANY (ARRAY(
 			SELECT y.seq FROM (
 				SELECT x.seq, sum(cardinality(x.types)) OVER (ORDER BY x.seq)
 					      - cardinality(x.types) AS before
 				FROM (SELECT z.seq, z.types FROM event_queue z
 				      WHERE z.tenant_id = p_tenant ORDER BY z.seq LIMIT p_limit) x) y
-			WHERE y.before < p_limit)
+			WHERE y.before < p_limit))
 		RETURNING e.seq, e.types, e.datas),
 	n AS (
 		INSERT INTO events (tenant_id, id, type, data)
