@@ -54,7 +54,7 @@
 #define BUS_READ_RETRY_MS 1000
 #define BUS_PACE_MS 20            /* between pages of a catch-up cut by bytes */
 #define BUS_FALLBACK_MS 500       /* while Redis does not deliver, the log is read this often */
-#define BUS_FLUSH_LIMIT 1000      /* queued events numbered by one flush, at most */
+#define BUS_FLUSH_LIMIT 1000      /* a flush takes whole appends while it has fewer events */
 #define BUS_FLUSH_RETRY_MS 200    /* after a failed flush (the stale sweep also finds them) */
 /* Flushes start at least this far apart, so that the commits of a busy spell share one
  * (one stream lock, one COMMIT for all): at 200 replies a second a flush right after each
