@@ -217,6 +217,26 @@ class Statements(HubTestCase):
             [("f", "messages", "m"), ("f", "outbox", None)])
 
 
+class GenericPlans(HubTestCase):
+    """0026 gives the hot functions generic plans; a later CREATE OR REPLACE of one drops
+    that silently, and this names it."""
+    needs_hubd = False
+    needs_hubctl = True
+
+    def test_the_hot_functions_keep_their_generic_plans(self):
+        with open(os.path.join(MIGRATIONS, "0026_generic_plans.sql")) as f:
+            wanted = re.findall(r"^ALTER FUNCTION (hub_\w+)\(([^)]*)\) SET plan_cache_mode = "
+                                r"force_generic_plan;", f.read(), re.M)
+        self.assertGreaterEqual(len(wanted), 5)
+        path = self.write_config(self.config())
+        r = self.hubctl("-c", path, "migrate")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for name, args in wanted:
+            config = self.psql("SELECT coalesce(array_to_string(proconfig, ','), '') FROM "
+                               "pg_proc WHERE oid = '%s(%s)'::regprocedure" % (name, args))
+            self.assertEqual(config, "plan_cache_mode=force_generic_plan", name)
+
+
 class Backfill(HubTestCase):
     """0021 on a database that already holds rows: each gets its parent's tenant."""
     needs_hubd = False
