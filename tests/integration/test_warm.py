@@ -5,7 +5,7 @@ leaves no row behind, /readyz says "warming" meanwhile, and a warm-up that fails
 nothing but speed."""
 import time
 
-from support import httpc, util
+from support import httpc, hubd, util
 from support.case import HubTestCase
 
 POOL = 4
@@ -52,7 +52,7 @@ class Warm(HubTestCase):
         self.psql("CREATE OR REPLACE FUNCTION hub_warm() RETURNS void LANGUAGE sql "
                   "AS $$ SELECT pg_sleep(3) $$")
         h = self.start_hubd(wait=False)
-        util.wait_for(lambda: self._answers(h), 30, "hubd listening")
+        hubd.wait_http(h.port, "/healthz", 200, 30)
         # "down" while it migrates and connects, then "warming" for three seconds
         util.wait_for(lambda: httpc.get(h.port, "/readyz").json()["database"] != "down",
                       30, "the pool connected")
@@ -75,11 +75,3 @@ class Warm(HubTestCase):
         self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
         self.assertEqual(self.count("messages", "external_id = '%s'" % wamid), 1)
         self.assertIn("SELECT hub_warm", h.log())
-
-    @staticmethod
-    def _answers(h):
-        try:
-            httpc.get(h.port, "/healthz")
-            return True
-        except OSError:
-            return False
