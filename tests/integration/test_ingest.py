@@ -135,6 +135,13 @@ class IngestCase(HubTestCase):
                   "WHERE external_id = '%s'" % (external_id, status, inbound_wamid))
         return int(self.psql("SELECT id FROM messages WHERE external_id = '%s'" % external_id))
 
+    def to_instagram(self, where):
+        """The conversations of the messages matching where moved to the Instagram channel,
+        their messages with them (a message is on its conversation's channel)."""
+        self.psql("UPDATE conversations SET channel_id = (SELECT id FROM channels WHERE "
+                  "public_id = 'demo-instagram') WHERE id IN (SELECT conversation_id FROM "
+                  "messages WHERE %s)" % where)
+
 
 class Fixtures(IngestCase):
     def fixtures(self):
@@ -286,8 +293,7 @@ class Statuses(IngestCase):
         # still waiting in the outbox: the platform has not got it, so it is not read
         self.outbound("m_queued", inbound_wamid=inbound, status="queued")
         self.outbound(mid, inbound_wamid=inbound)
-        self.psql("UPDATE messages SET channel_id = (SELECT id FROM channels WHERE public_id = "
-                  "'demo-instagram') WHERE direction = 'out'")
+        self.to_instagram("direction = 'out'")
         after = self.last_event_id()
         self.ok(h, "instagram", util.fixture("instagram/read.json"))
         self.assertEqual(self.message(mid)[4], "read")
@@ -418,8 +424,7 @@ class EditsDeletesReactions(IngestCase):
         target = golden(os.path.join(util.FIXTURES, "instagram/reaction.json"))[0][
             "reply_to_external_id"]
         self.outbound(target)
-        self.psql("UPDATE messages SET channel_id = (SELECT id FROM channels WHERE public_id = "
-                  "'demo-instagram') WHERE external_id = '%s'" % target)
+        self.to_instagram("external_id = '%s'" % target)
         self.ok(h, "instagram", util.fixture("instagram/unreact.json"))
         # the reaction (older) arrives after its removal: it does not come back
         self.assertEqual(self.ok(h, "instagram", util.fixture("instagram/reaction.json")
@@ -453,8 +458,7 @@ class Echoes(IngestCase):
         self.h = h = self.start()
         echo = golden(os.path.join(util.FIXTURES, "instagram/echo.json"))[0]
         self.outbound(echo["external_id"])
-        self.psql("UPDATE messages SET channel_id = (SELECT id FROM channels WHERE public_id = "
-                  "'demo-instagram') WHERE external_id = '%s'" % echo["external_id"])
+        self.to_instagram("external_id = '%s'" % echo["external_id"])
         before = self.all_counts()
         self.assertEqual(self.ok(h, "instagram", util.fixture("instagram/echo.json"))
                          ["duplicates"], 1)
