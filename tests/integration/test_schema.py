@@ -218,18 +218,18 @@ class Statements(HubTestCase):
 
 
 class GenericPlans(HubTestCase):
-    """0026 and 0028 give the hot functions generic plans; a later CREATE OR REPLACE of one
-    drops that silently, and this names it."""
+    """0026 and later migrations give the hot functions generic plans; a later CREATE OR
+    REPLACE of one drops that silently, and this names it."""
     needs_hubd = False
     needs_hubctl = True
 
     def test_the_hot_functions_keep_their_generic_plans(self):
         wanted = []
-        for name in ("0026_generic_plans.sql", "0028_finish_plans.sql"):
+        for name in sorted(os.listdir(MIGRATIONS)):
             with open(os.path.join(MIGRATIONS, name)) as f:
                 wanted += re.findall(r"^ALTER FUNCTION (hub_\w+)\(([^)]*)\)\s+SET "
                                      r"plan_cache_mode = force_generic_plan;", f.read(), re.M)
-        self.assertGreaterEqual(len(wanted), 6)
+        self.assertGreaterEqual(len(set(wanted)), 6)
         path = self.write_config(self.config())
         r = self.hubctl("-c", path, "migrate")
         self.assertEqual(r.returncode, 0, r.stderr)
