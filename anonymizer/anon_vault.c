@@ -579,9 +579,80 @@ static bool name_left(const struct hub_anon_vault *v, struct hub_str text,
 	return false;
 }
 
+/* Whether the digits from at on may be joined to digits before at in one run of the
+ * detector (its separators, a '+', and what is before the first digit from at). */
+static bool run_before(struct hub_str text, size_t at)
+{
+	while (at < text.len && (text.p[at] < '0' || text.p[at] > '9'))
+		at++;
+	while (at > 0) {
+		unsigned char c = (unsigned char)text.p[at - 1];
+
+		if (c >= '0' && c <= '9')
+			return true;
+		if (c != ' ' && c != '-' && c != '.' && c != '(' && c != ')' && c != '+' &&
+		    c != 0xc2 && c != 0xa0)
+			return false;
+		at--;
+	}
+	return false;
+}
+
+/* Whether a phone the vault learned from text (entries from was on) may make the detector
+ * find more in it. The detector takes a number for a phone of the vault when its last 10
+ * or its 7 digits are one of the vault's (hub_anon__vault_has_phone): the number then ends
+ * with the phone's last 7 digits, and its digits follow one another in the digits of the
+ * text, in one run of digit groups joined by separators. Found already: a phone span
+ * ending with them whose run starts in it (any such number is then inside the span).
+ * Anything else: look again. */
+static bool phone_again(const struct hub_anon_vault *v, struct hub_str text,
+			const struct hub_anon_spans *spans, size_t was)
+{
+	uint32_t tails[8], last = 0; /* 7 digits, 4 bits each */
+	size_t nt = 0, si = 0, seen = 0;
+
+	for (size_t i = was; i < v->n; i++) {
+		const struct entry *e = &v->e[i];
+		uint32_t t = 0;
+
+		if (e->type != HUB_ANON_PHONE || e->norm.len < 7)
+			continue;
+		if (nt == HUB_ARRAY_SIZE(tails))
+			return true; /* many: look again */
+		for (size_t j = e->norm.len - 7; j < e->norm.len; j++)
+			t = t << 4 | (uint32_t)(e->norm.p[j] - '0');
+		tails[nt++] = t;
+	}
+	for (size_t p = 0; p < text.len && nt; p++) {
+		const struct hub_anon_span *sp;
+		bool in;
+
+		if (text.p[p] < '0' || text.p[p] > '9')
+			continue;
+		in = inside(spans, p, &si);
+		last = (last << 4 | (uint32_t)(text.p[p] - '0')) & 0xfffffff;
+		if (++seen < 7)
+			continue;
+		for (size_t j = 0; j < nt; j++) {
+			if (tails[j] != last)
+				continue;
+			if (!in)
+				return true;
+			sp = &spans->items[si];
+			if (sp->type != HUB_ANON_PHONE || run_before(text, sp->start))
+				return true;
+			for (size_t q = p + 1; q < sp->end; q++)
+				if (text.p[q] >= '0' && text.p[q] <= '9')
+					return true; /* not the span's last digits */
+		}
+	}
+	return false;
+}
+
 /* Whether the values the vault learned from text (entries from was on) may be written
- * again, another way, outside what was found (spans, and left outside them): any digit
- * for a phone (a number of the vault may also take digits beside what was found), the
+ * again, another way, outside what was found (spans, and left outside them): a digit
+ * outside the spans that a number ending as a phone of the vault may take (a number of
+ * the vault may also take digits beside what was found: phone_again), the
  * value itself for an e-mail or username, a word the detector would find as a name of the
  * vault (in any case: a learned name is one in lower case too). Most texts need no second
  * look. */
@@ -618,7 +689,7 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 				first |= 1ull << ('d' & 63);
 		}
 	}
-	if (phone && left->digits)
+	if (phone && left->digits && phone_again(v, text, spans, was))
 		return true;
 	if (!first)
 		return false;
