@@ -22,6 +22,8 @@
 #define GOT_FIRST 32
 #define ARENA_FIRST 1024
 #define ARENA_BLOCK 4096
+/* Keys of the last names of a text kept for taking them again (pseudonymize). */
+#define KEYS 8
 
 /* A norm is at most this much longer than its value, except a name's key (in its key). */
 #define NORM_EXTRA 8
@@ -70,9 +72,14 @@ struct hub_anon_vault {
 	struct block *blocks;
 	uint32_t *got;     /* the entry of each span, + 1 (pseudonymize) */
 	size_t cap_got;
-	struct hub_anon_key key; /* normalize's key of the last name */
 	struct hub_anon__scratch scratch_detect; /* the detector's spans and words, reused */
-	/* the first of each, zeroed where they must be (index, names, phones) */
+	/* the keys of the last names of the text pseudonymized, by span (keys[i % KEYS]
+	 * is span i's when key_span[i % KEYS] is i + 1) */
+	size_t key_span[KEYS];
+	/* from here on not zeroed by hub_anon_vault_new */
+	struct hub_anon_key keys[KEYS];
+	struct hub_anon_key key; /* normalize's key of a name (add_known) */
+	/* the first of each (a table zeroed when it takes its first key) */
 	uint32_t index_first[INDEX_FIRST];
 	struct set_slot names_first[NAMES_FIRST];
 	struct set_slot phones_first[PHONES_FIRST];
@@ -86,7 +93,7 @@ int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 	struct hub_anon_vault *v = hub_xmalloc(sizeof(*v));
 
 	/* the fields and the first slots of the tables, not the rest of the inline room */
-	memset(v, 0, offsetof(struct hub_anon_vault, e_first));
+	memset(v, 0, offsetof(struct hub_anon_vault, keys));
 	v->anon = anon;
 	v->e = v->e_first;
 	v->cap = ENTRIES_FIRST;
@@ -157,12 +164,14 @@ static inline uint32_t set_get(const struct set *t, uint64_t key)
 }
 
 /* ORs flags into the entry of key; first: the set's slots in the vault. */
-static void set_or(struct set *t, const struct set_slot *first, uint64_t key, uint32_t flags)
+static void set_or(struct set *t, struct set_slot *first, uint64_t key, uint32_t flags)
 {
 	size_t i;
 
 	if (!key)
 		key = 1;
+	if (!t->n && t->slots == first)
+		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
 	if ((t->n + 1) * 2 > t->mask + 1) {
 		struct set old = *t;
 
@@ -237,10 +246,10 @@ static bool is_letter_cp(uint32_t cp)
 
 /* The norm of a value of type: what two spellings of one value share, and its hash in *h.
  * Written in buf (room for value.len + NORM_EXTRA bytes), or for a name (not literal) the
- * first bytes of its collapsed key, left in *k. */
+ * first bytes of its collapsed key, left in *k (keyed: *k is that key already). */
 static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
 				struct hub_str value, char *buf, bool *literal,
-				struct hub_anon_key *k, uint64_t *h)
+				struct hub_anon_key *k, bool keyed, uint64_t *h)
 {
 	struct hub_str norm;
 	size_t n = 0;
@@ -276,7 +285,8 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		break;
 	}
 	case HUB_ANON_NAME:
-		if (hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
+		if (keyed ||
+		    hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
 			n = hub_anon__name_norm(v->anon, v, k);
 			*h = k->h[n] ^ (uint64_t)type; /* the hash of its n first bytes */
 			return (struct hub_str){ k->s, n };
@@ -313,6 +323,8 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 static struct entry *find(const struct hub_anon_vault *v, enum hub_anon_type type,
 			  struct hub_str norm, uint64_t h)
 {
+	if (!v->n)
+		return NULL; /* its index is not zeroed yet */
 	for (size_t i = set_first_slot(h, v->index_mask); v->index[i];
 	     i = (i + 1) & v->index_mask) {
 		struct entry *e = &v->e[v->index[i] - 1];
@@ -380,11 +392,11 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
  * NORM_EXTRA bytes, or a name's key in *k). */
 static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type type,
 			    struct hub_str value, char *buf, struct hub_str *norm, bool *literal,
-			    uint64_t *h, struct hub_anon_key *k)
+			    uint64_t *h, struct hub_anon_key *k, bool keyed)
 {
 	struct entry *e;
 
-	*norm = normalize(v, type, value, buf, literal, k, h);
+	*norm = normalize(v, type, value, buf, literal, k, keyed, h);
 	e = find(v, type, *norm, *h);
 	if (!e && type == HUB_ANON_PHONE && hub_str_startswith(*norm, "local:"))
 		e = find_local(v, *norm);
@@ -403,6 +415,8 @@ static void index_entry(struct hub_anon_vault *v, uint64_t h, size_t at)
 /* Room for one entry more, in e and in index. */
 static void entry_room(struct hub_anon_vault *v)
 {
+	if (!v->n)
+		memset(v->index_first, 0, sizeof(v->index_first));
 	if (v->n == v->cap) {
 		struct entry *e = hub_xmalloc(2 * v->cap * sizeof(*e));
 
@@ -422,9 +436,10 @@ static void entry_room(struct hub_anon_vault *v)
 	}
 }
 
-/* The entry of value, added if new; known: the caller gave it. */
+/* The entry of value, added if new; known: the caller gave it. A name is keyed in *k, or
+ * keyed already (the key of a name found in a text is the same at each look). */
 static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
-			    struct hub_str value, bool known)
+			    struct hub_str value, bool known, struct hub_anon_key *k, bool keyed)
 {
 	uint32_t how = known ? HUB_ANON_KNOWN : HUB_ANON_LEARNED;
 	/* the norm then the value, each NUL-terminated, where the norm is written */
@@ -435,15 +450,15 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	bool literal;
 	uint64_t h;
 
-	e = lookup(v, type, value, buf, &norm, &literal, &h, &v->key);
+	e = lookup(v, type, value, buf, &norm, &literal, &h, k, keyed);
 	if (e) {
 		if (known && type == HUB_ANON_NAME && !literal)
-			index_name(v, value, &v->key, e->norm.len, how);
+			index_name(v, value, k, e->norm.len, how);
 		return e;
 	}
 	/* a norm written in buf stays where it is */
 	p = (char *)norm.p;
-	if (norm.p == v->key.s || norm.p == value.p) {
+	if (norm.p == k->s || norm.p == value.p) {
 		p = buf;
 		if (norm.len)
 			memcpy(p, norm.p, norm.len);
@@ -463,7 +478,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 			     .literal = literal };
 	v->literals += literal;
 	if (type == HUB_ANON_NAME && !literal)
-		index_name(v, value, &v->key, norm.len, how);
+		index_name(v, value, k, norm.len, how);
 	if (type == HUB_ANON_PHONE)
 		index_phone(v, e->norm);
 	return e;
@@ -512,12 +527,12 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 			digits += value.p[j] >= '0' && value.p[j] <= '9';
 		if (digits < 7 || digits > 15)
 			return -EINVAL;
-		(void)intern(vault, type, value, true);
+		(void)intern(vault, type, value, true, &vault->key, false);
 		return 0;
 	case HUB_ANON_EMAIL:
 		if (!memchr(value.p, '@', value.len) || value.len < 3)
 			return -EINVAL;
-		(void)intern(vault, type, value, true);
+		(void)intern(vault, type, value, true, &vault->key, false);
 		return 0;
 	case HUB_ANON_NAME:
 		break;
@@ -534,7 +549,7 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 		if (!is_letter_cp(cp) && cp != ' ' && cp != '-' && cp != '\'' && cp != '.') {
 			if (value.len < 3)
 				return -EINVAL;
-			(void)intern(vault, type, value, true);
+			(void)intern(vault, type, value, true, &vault->key, false);
 			return 0;
 		}
 		i += l;
@@ -547,7 +562,8 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 		       value.p[i] != '\'' && value.p[i] != '.')
 			i++;
 		if (i > s && hub_anon__key(vault->anon, value.p + s, i - s, &k) && k.len >= 2) {
-			(void)intern(vault, type, (struct hub_str){ value.p + s, i - s }, true);
+			(void)intern(vault, type, (struct hub_str){ value.p + s, i - s }, true,
+				     &vault->key, false);
 			added++;
 		}
 		i++;
@@ -736,15 +752,20 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 
 		was = vault->n;
 		got = spans.n ? got_room(vault, spans.n) : NULL;
+		memset(vault->key_span, 0, sizeof(vault->key_span));
 		for (size_t i = 0; i < spans.n; i++) {
 			size_t before = vault->n;
 			struct entry *e = intern(vault, spans.items[i].type,
 						 (struct hub_str){ text.p + spans.items[i].start,
 								   spans.items[i].end -
 									   spans.items[i].start },
-						 false);
+						 false, &vault->keys[i % KEYS], false);
 
 			got[i] = (uint32_t)(e - vault->e) + 1;
+			/* a name keyed (not a literal): its key serves again */
+			vault->key_span[i % KEYS] =
+				spans.items[i].type == HUB_ANON_NAME && !e->literal ? i + 1 :
+				spans.items[i].type == HUB_ANON_NAME ? 0 : vault->key_span[i % KEYS];
 			/* a name's norm depends on the names the vault has: a new name may
 			 * change the norm of the names before it */
 			if (vault->n > before && e->type == HUB_ANON_NAME)
@@ -756,6 +777,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		if (vault->n == was || !look_again(vault, text, &spans, &left, was))
 			break;
 		got = NULL;
+		memset(vault->key_span, 0, sizeof(vault->key_span));
 		ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left,
 				       &vault->scratch_detect);
 		if (ret < 0)
@@ -769,9 +791,19 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	o = out->p + out->len;
 	for (size_t i = 0; i < spans.n; i++) {
 		const struct hub_anon_span *sp = &spans.items[i];
-		struct entry *e = got && got[i] ? &vault->e[got[i] - 1] :
-			intern(vault, sp->type,
-			       (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false);
+		struct entry *e;
+
+		if (got && got[i]) {
+			e = &vault->e[got[i] - 1];
+		} else {
+			size_t j = i % KEYS;
+			bool keyed = vault->key_span[j] == i + 1;
+
+			vault->key_span[j] = 0;
+			e = intern(vault, sp->type,
+				   (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false,
+				   &vault->keys[j], keyed);
+		}
 
 		give_marker(vault, e);
 		if (sp->start > at)
@@ -841,7 +873,7 @@ static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool va
 		hub_buf_reset(&b);
 		hub_buf_grow(&b, sp->end - sp->start + NORM_EXTRA);
 		if (lookup(v, sp->type, (struct hub_str){ text.p + sp->start, sp->end - sp->start },
-			   b.p, &norm, &literal, &h, &k))
+			   b.p, &norm, &literal, &h, &k, false))
 			hit = 1;
 		else if (!values_only)
 			hit = 2;
