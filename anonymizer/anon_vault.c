@@ -499,15 +499,22 @@ static void give_marker(struct hub_anon_vault *v, struct entry *e)
 	idx = e->index = ++v->count[e->type];
 	v->marked++;
 	m = arena_room(v, MARKER_ROOM);
+	name = hub_anon_type_name(e->type);
+	nd = strlen(name);
 	m[n++] = '[';
-	for (name = hub_anon_type_name(e->type); *name; name++)
-		m[n++] = *name;
+	memcpy(m + n, name, nd);
+	n += nd;
 	m[n++] = '_';
-	do
-		d[nd++] = (char)('0' + idx % 10);
-	while (idx /= 10);
-	while (nd)
-		m[n++] = d[--nd];
+	if (idx < 10) {
+		m[n++] = (char)('0' + idx);
+	} else {
+		nd = 0;
+		do
+			d[nd++] = (char)('0' + idx % 10);
+		while (idx /= 10);
+		while (nd)
+			m[n++] = d[--nd];
+	}
 	m[n++] = ']';
 	m[n] = '\0';
 	v->arena = m + n + 1;
