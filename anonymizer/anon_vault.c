@@ -49,6 +49,7 @@ struct set {
 	struct set_slot *slots;
 	size_t mask; /* slots - 1, a power of two less one */
 	size_t n;
+	uint64_t bits; /* bit (key >> 58) of each key: most keys asked are not in */
 };
 
 /* A block of the arena beyond the vault's first: norms, values and markers. */
@@ -99,8 +100,8 @@ int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 	v->cap = ENTRIES_FIRST;
 	v->index = v->index_first;
 	v->index_mask = INDEX_FIRST - 1;
-	v->names = (struct set){ v->names_first, NAMES_FIRST - 1, 0 };
-	v->phones = (struct set){ v->phones_first, PHONES_FIRST - 1, 0 };
+	v->names = (struct set){ v->names_first, NAMES_FIRST - 1, 0, 0 };
+	v->phones = (struct set){ v->phones_first, PHONES_FIRST - 1, 0, 0 };
 	v->arena = v->arena_first;
 	v->arena_end = v->arena_first + ARENA_FIRST;
 	v->got = v->got_first;
@@ -153,10 +154,10 @@ static inline size_t set_first_slot(uint64_t key, size_t mask)
 
 static inline uint32_t set_get(const struct set *t, uint64_t key)
 {
-	if (!t->n)
-		return 0;
 	if (!key)
 		key = 1;
+	if (!(t->bits >> (key >> 58) & 1))
+		return 0; /* and when the set is empty */
 	for (size_t i = set_first_slot(key, t->mask); t->slots[i].key; i = (i + 1) & t->mask)
 		if (t->slots[i].key == key)
 			return t->slots[i].val;
@@ -194,6 +195,7 @@ static void set_or(struct set *t, struct set_slot *first, uint64_t key, uint32_t
 	if (!t->slots[i].key) {
 		t->slots[i].key = key;
 		t->n++;
+		t->bits |= 1ull << (key >> 58);
 	}
 	t->slots[i].val |= flags;
 }
