@@ -338,6 +338,12 @@ static struct entry *find(const struct hub_anon_vault *v, enum hub_anon_type typ
 	return NULL;
 }
 
+/* A phone's norm is "local:" and 7 digits, or digits. */
+static inline bool is_local(struct hub_str norm)
+{
+	return norm.len && norm.p[0] == 'l';
+}
+
 /* A 7-digit local number is the phone of the vault that ends with it, if any. */
 static struct entry *find_local(const struct hub_anon_vault *v, struct hub_str norm)
 {
@@ -356,7 +362,7 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 	const char *d = norm.p;
 	size_t n = norm.len;
 
-	if (hub_str_startswith(norm, "local:")) {
+	if (is_local(norm)) {
 		d += 6;
 		n -= 6;
 	}
@@ -400,7 +406,7 @@ static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type t
 
 	*norm = normalize(v, type, value, buf, literal, k, keyed, h);
 	e = find(v, type, *norm, *h);
-	if (!e && type == HUB_ANON_PHONE && hub_str_startswith(*norm, "local:"))
+	if (!e && type == HUB_ANON_PHONE && is_local(*norm))
 		e = find_local(v, *norm);
 	return e;
 }
