@@ -66,6 +66,9 @@ struct hub_anon_vault {
 	size_t literals;   /* entries with literal on */
 	size_t marked;     /* entries with a marker */
 	unsigned count[HUB_ANON_NTYPES];
+	/* "[PHONE_", "[NAME_"...: each type's marker up to its number, set with its first */
+	char prefix[HUB_ANON_NTYPES][16];
+	unsigned char prefix_len[HUB_ANON_NTYPES];
 	struct set names;  /* name norms (hub_anon__name_norm) */
 	uint64_t name_first; /* bit c & 63 for each first byte c of a name key */
 	struct set phones; /* national numbers (10 digits) and local ones (7) */
@@ -504,15 +507,21 @@ static void give_marker(struct hub_anon_vault *v, struct entry *e)
 
 	if (e->index)
 		return;
+	if (!v->count[e->type]) {
+		char *pre = v->prefix[e->type];
+
+		name = hub_anon_type_name(e->type);
+		nd = strlen(name);
+		pre[0] = '[';
+		memcpy(pre + 1, name, nd);
+		pre[nd + 1] = '_';
+		v->prefix_len[e->type] = (unsigned char)(nd + 2);
+	}
 	idx = e->index = ++v->count[e->type];
 	v->marked++;
 	m = arena_room(v, MARKER_ROOM);
-	name = hub_anon_type_name(e->type);
-	nd = strlen(name);
-	m[n++] = '[';
-	memcpy(m + n, name, nd);
-	n += nd;
-	m[n++] = '_';
+	memcpy(m, v->prefix[e->type], sizeof(v->prefix[0]));
+	n = v->prefix_len[e->type];
 	if (idx < 10) {
 		m[n++] = (char)('0' + idx);
 	} else {
