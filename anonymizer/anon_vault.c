@@ -20,6 +20,7 @@
 #define NAMES_FIRST 64
 #define PHONES_FIRST 16
 #define GOT_FIRST 32
+#define LITERALS_FIRST 8
 #define ARENA_FIRST 1024
 #define ARENA_BLOCK 4096
 /* Keys of the last names of a text kept for taking them again (pseudonymize). */
@@ -63,7 +64,8 @@ struct hub_anon_vault {
 	size_t n, cap;
 	uint32_t *index;   /* entry + 1 by hash, 0 free */
 	size_t index_mask;
-	size_t literals;   /* entries with literal on */
+	uint32_t *literals; /* the entries with literal on, in order */
+	size_t nliterals, cap_literals;
 	size_t marked;     /* entries with a marker */
 	unsigned count[HUB_ANON_NTYPES];
 	/* "[PHONE_", "[NAME_"...: each type's marker up to its number, set with its first */
@@ -89,6 +91,7 @@ struct hub_anon_vault {
 	struct set_slot phones_first[PHONES_FIRST];
 	struct entry e_first[ENTRIES_FIRST];
 	uint32_t got_first[GOT_FIRST];
+	uint32_t literals_first[LITERALS_FIRST];
 	char arena_first[ARENA_FIRST];
 };
 
@@ -109,6 +112,8 @@ int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 	v->arena_end = v->arena_first + ARENA_FIRST;
 	v->got = v->got_first;
 	v->cap_got = GOT_FIRST;
+	v->literals = v->literals_first;
+	v->cap_literals = LITERALS_FIRST;
 	*out = v;
 	return 0;
 }
@@ -131,6 +136,8 @@ void hub_anon_vault_free(struct hub_anon_vault *vault)
 		free(vault->phones.slots);
 	if (vault->got != vault->got_first)
 		free(vault->got);
+	if (vault->literals != vault->literals_first)
+		free(vault->literals);
 	hub_anon__scratch_release(&vault->scratch_detect);
 	free(vault);
 }
@@ -237,11 +244,10 @@ bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digit
 void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__value_cb *cb,
 				  void *data)
 {
-	if (!v || !v->literals)
+	if (!v)
 		return;
-	for (size_t i = 0; i < v->n; i++)
-		if (v->e[i].literal)
-			cb(v->e[i].norm, v->e[i].type, data);
+	for (size_t i = 0; i < v->nliterals; i++)
+		cb(v->e[v->literals[i]].norm, v->e[v->literals[i]].type, data);
 }
 
 static bool is_letter_cp(uint32_t cp)
@@ -487,7 +493,18 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 			     .value = { p + norm.len + 1, value.len },
 			     .type = type,
 			     .literal = literal };
-	v->literals += literal;
+	if (literal) {
+		if (v->nliterals == v->cap_literals) {
+			uint32_t *l = hub_xmalloc(2 * v->cap_literals * sizeof(*l));
+
+			memcpy(l, v->literals, v->nliterals * sizeof(*l));
+			if (v->literals != v->literals_first)
+				free(v->literals);
+			v->literals = l;
+			v->cap_literals *= 2;
+		}
+		v->literals[v->nliterals++] = (uint32_t)(e - v->e);
+	}
 	if (type == HUB_ANON_NAME && !literal)
 		index_name(v, value, k, norm.len, how);
 	if (type == HUB_ANON_PHONE)
