@@ -637,7 +637,9 @@ static bool name_left(const struct hub_anon_vault *v, struct hub_str text,
 }
 
 /* Whether the digits from at on may be joined to digits before at in one run of the
- * detector (its separators, a '+', and what is before the first digit from at). */
+ * detector (its separators, a '+', and what is before the first digit from at). Keep in
+ * step with find_numbers and is_sep in anon.c: any separator they come to join groups
+ * with must be one here. */
 static bool run_before(struct hub_str text, size_t at)
 {
 	while (at < text.len && (text.p[at] < '0' || text.p[at] > '9'))
@@ -661,7 +663,7 @@ static bool run_before(struct hub_str text, size_t at)
  * with the phone's last 7 digits, and its digits follow one another in the digits of the
  * text, in one run of digit groups joined by separators. Found already: a phone span
  * ending with them whose run starts in it (any such number is then inside the span).
- * Anything else: look again. */
+ * Anything else: look again. Keep in step with phone_ok and match_groups in anon.c. */
 static bool phone_again(const struct hub_anon_vault *v, struct hub_str text,
 			const struct hub_anon_spans *spans, size_t was)
 {
