@@ -1,5 +1,6 @@
-/* anonymizer/anon_vault.c - see anon_vault.h. Values are few per request, so they are a
- * plain array searched by hash; names and phones also go into hash sets the detector asks. */
+/* anonymizer/anon_vault.c - see anon_vault.h. Values are few per request: a vault is one
+ * allocation holding its first entries, their index by hash, the name and phone sets the
+ * detector asks and the first block of an arena for norms, values and markers. */
 #include "anonymizer/anon_vault.h"
 
 #include <errno.h>
@@ -12,37 +13,107 @@
 /* Looks at one text at most (the first and the second find nearly everything). */
 #define HUB_ANON_LOOKS 4
 
+/* What a vault holds in its own allocation before it takes more: a conversation of ten
+ * chat lines has a dozen values. */
+#define ENTRIES_FIRST 16
+#define INDEX_FIRST 32 /* twice the entries: open addressing at most half full */
+#define NAMES_FIRST 64
+#define PHONES_FIRST 16
+#define GOT_FIRST 32
+#define LITERALS_FIRST 8
+#define ARENA_FIRST 1024
+#define ARENA_BLOCK 4096
+/* Keys of the last names of a text kept for taking them again (pseudonymize). */
+#define KEYS 8
+
+/* A norm is at most this much longer than its value, except a name's key (in its key). */
+#define NORM_EXTRA 8
+
 struct entry {
-	enum hub_anon_type type;
-	unsigned index;        /* the marker's number; 0 for a known value not seen yet */
-	bool literal;          /* found as written: an e-mail or a username */
 	uint64_t hash;         /* of type and norm */
 	struct hub_str norm;   /* the value everyone spells the same way */
 	struct hub_str value;  /* its first spelling: what restore writes */
 	struct hub_str marker; /* "[PHONE_1]" once index is set */
+	unsigned index;        /* the marker's number; 0 for a known value not seen yet */
+	enum hub_anon_type type;
+	bool literal;          /* found as written: an e-mail or a username */
+};
+
+/* An open-addressing set of 64-bit keys with flags (a key 0 is stored as 1), as
+ * hub_anon_htab; its first slots are the vault's. */
+struct set_slot {
+	uint64_t key; /* 0: free */
+	uint32_t val;
+};
+
+struct set {
+	struct set_slot *slots;
+	size_t mask; /* slots - 1, a power of two less one */
+	size_t n;
+	uint64_t bits; /* bit (key >> 58) of each key: most keys asked are not in */
+};
+
+/* A block of the arena beyond the vault's first: norms, values and markers. */
+struct block {
+	struct block *next;
 };
 
 struct hub_anon_vault {
 	const struct hub_anon *anon;
-	struct hub_pool pool;
 	struct entry *e;
 	size_t n, cap;
+	uint32_t *index;   /* entry + 1 by hash, 0 free */
+	size_t index_mask;
+	uint32_t *literals; /* the entries with literal on, in order */
+	size_t nliterals, cap_literals;
+	size_t marked;     /* entries with a marker */
 	unsigned count[HUB_ANON_NTYPES];
-	struct hub_anon_htab names;  /* name norms (hub_anon__name_norm) */
-	uint64_t name_first;         /* bit c & 63 for each first byte c of a name key */
-	struct hub_anon_htab phones; /* national numbers (10 digits) and local ones (7) */
-	struct hub_buf scratch;      /* intern's norm, kept for its allocation */
-	struct hub_anon_key key;     /* normalize's key of the last name */
+	/* "[PHONE_", "[NAME_"...: each type's marker up to its number, set with its first */
+	char prefix[HUB_ANON_NTYPES][16];
+	unsigned char prefix_len[HUB_ANON_NTYPES];
+	struct set names;  /* name norms (hub_anon__name_norm) */
+	uint64_t name_first; /* bit c & 63 for each first byte c of a name key */
+	struct set phones; /* national numbers (10 digits) and local ones (7) */
+	char *arena, *arena_end; /* the free part of the arena's current block */
+	struct block *blocks;
+	uint32_t *got;     /* the entry of each span, + 1 (pseudonymize) */
+	size_t cap_got;
 	struct hub_anon__scratch scratch_detect; /* the detector's spans and words, reused */
+	/* the keys of the last names of the text pseudonymized, by span (keys[i % KEYS]
+	 * is span i's when key_span[i % KEYS] is i + 1) */
+	size_t key_span[KEYS];
+	/* from here on not zeroed by hub_anon_vault_new */
+	struct hub_anon_key keys[KEYS];
+	struct hub_anon_key key; /* normalize's key of a name (add_known) */
+	/* the first of each (a table zeroed when it takes its first key) */
+	uint32_t index_first[INDEX_FIRST];
+	struct set_slot names_first[NAMES_FIRST];
+	struct set_slot phones_first[PHONES_FIRST];
+	struct entry e_first[ENTRIES_FIRST];
+	uint32_t got_first[GOT_FIRST];
+	uint32_t literals_first[LITERALS_FIRST];
+	char arena_first[ARENA_FIRST];
 };
 
 int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 {
-	struct hub_anon_vault *v = hub_xcalloc(1, sizeof(*v));
+	struct hub_anon_vault *v = hub_xmalloc(sizeof(*v));
 
+	/* the fields and the first slots of the tables, not the rest of the inline room */
+	memset(v, 0, offsetof(struct hub_anon_vault, keys));
 	v->anon = anon;
-	hub_pool_init(&v->pool);
-	hub_buf_init(&v->scratch);
+	v->e = v->e_first;
+	v->cap = ENTRIES_FIRST;
+	v->index = v->index_first;
+	v->index_mask = INDEX_FIRST - 1;
+	v->names = (struct set){ v->names_first, NAMES_FIRST - 1, 0, 0 };
+	v->phones = (struct set){ v->phones_first, PHONES_FIRST - 1, 0, 0 };
+	v->arena = v->arena_first;
+	v->arena_end = v->arena_first + ARENA_FIRST;
+	v->got = v->got_first;
+	v->cap_got = GOT_FIRST;
+	v->literals = v->literals_first;
+	v->cap_literals = LITERALS_FIRST;
 	*out = v;
 	return 0;
 }
@@ -51,22 +122,107 @@ void hub_anon_vault_free(struct hub_anon_vault *vault)
 {
 	if (!vault)
 		return;
-	hub_pool_release(&vault->pool);
-	hub_anon__htab_release(&vault->names);
-	hub_anon__htab_release(&vault->phones);
-	hub_buf_release(&vault->scratch);
+	for (struct block *b = vault->blocks, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
+	if (vault->e != vault->e_first)
+		free(vault->e);
+	if (vault->index != vault->index_first)
+		free(vault->index);
+	if (vault->names.slots != vault->names_first)
+		free(vault->names.slots);
+	if (vault->phones.slots != vault->phones_first)
+		free(vault->phones.slots);
+	if (vault->got != vault->got_first)
+		free(vault->got);
+	if (vault->literals != vault->literals_first)
+		free(vault->literals);
 	hub_anon__scratch_release(&vault->scratch_detect);
-	free(vault->e);
 	free(vault);
 }
 
 size_t hub_anon_vault_size(const struct hub_anon_vault *vault)
 {
-	size_t n = 0;
+	return vault->marked;
+}
 
-	for (size_t i = 0; i < vault->n; i++)
-		n += vault->e[i].index > 0;
-	return n;
+/* FNV-1a, as hub_anon__hash and the keys' prefix hashes. */
+static inline uint64_t fnv(const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static inline size_t set_first_slot(uint64_t key, size_t mask)
+{
+	return (size_t)(key ^ (key >> 29)) & mask;
+}
+
+static inline uint32_t set_get(const struct set *t, uint64_t key)
+{
+	if (!key)
+		key = 1;
+	if (!(t->bits >> (key >> 58) & 1))
+		return 0; /* and when the set is empty */
+	for (size_t i = set_first_slot(key, t->mask); t->slots[i].key; i = (i + 1) & t->mask)
+		if (t->slots[i].key == key)
+			return t->slots[i].val;
+	return 0;
+}
+
+/* ORs flags into the entry of key; first: the set's slots in the vault. */
+static void set_or(struct set *t, struct set_slot *first, uint64_t key, uint32_t flags)
+{
+	size_t i;
+
+	if (!key)
+		key = 1;
+	if (!t->n && t->slots == first)
+		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+	if ((t->n + 1) * 2 > t->mask + 1) {
+		struct set old = *t;
+
+		t->mask = 2 * (old.mask + 1) - 1;
+		t->slots = hub_xcalloc(t->mask + 1, sizeof(*t->slots));
+		for (size_t j = 0; j <= old.mask; j++) {
+			if (!old.slots[j].key)
+				continue;
+			for (i = set_first_slot(old.slots[j].key, t->mask); t->slots[i].key;
+			     i = (i + 1) & t->mask)
+				;
+			t->slots[i] = old.slots[j];
+		}
+		if (old.slots != first)
+			free(old.slots);
+	}
+	for (i = set_first_slot(key, t->mask); t->slots[i].key && t->slots[i].key != key;
+	     i = (i + 1) & t->mask)
+		;
+	if (!t->slots[i].key) {
+		t->slots[i].key = key;
+		t->n++;
+		t->bits |= 1ull << (key >> 58);
+	}
+	t->slots[i].val |= flags;
+}
+
+/* At least n bytes of the arena at v->arena (taken by moving it on). */
+static char *arena_room(struct hub_anon_vault *v, size_t n)
+{
+	if ((size_t)(v->arena_end - v->arena) < n) {
+		size_t size = sizeof(struct block) + (n > ARENA_BLOCK ? n : ARENA_BLOCK);
+		struct block *b = hub_xmalloc(size);
+
+		b->next = v->blocks;
+		v->blocks = b;
+		v->arena = (char *)(b + 1);
+		v->arena_end = (char *)b + size;
+	}
+	return v->arena;
 }
 
 bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c)
@@ -76,13 +232,13 @@ bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c)
 
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash)
 {
-	return v ? hub_anon__htab_get(&v->names, norm_hash) : 0;
+	return v ? set_get(&v->names, norm_hash) : 0;
 }
 
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n)
 {
 	/* most vaults hold no phone: no hash then */
-	return v && v->phones.n && hub_anon__htab_get(&v->phones, hub_anon__hash(digits, n));
+	return v && v->phones.n && set_get(&v->phones, fnv(digits, n));
 }
 
 void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__value_cb *cb,
@@ -90,9 +246,8 @@ void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__valu
 {
 	if (!v)
 		return;
-	for (size_t i = 0; i < v->n; i++)
-		if (v->e[i].literal)
-			cb(v->e[i].norm, v->e[i].type, data);
+	for (size_t i = 0; i < v->nliterals; i++)
+		cb(v->e[v->literals[i]].norm, v->e[v->literals[i]].type, data);
 }
 
 static bool is_letter_cp(uint32_t cp)
@@ -100,84 +255,102 @@ static bool is_letter_cp(uint32_t cp)
 	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (cp >= 0x400 && cp <= 0x4ff);
 }
 
-/* The norm of a value of type: what two spellings of one value share. Written to b; for a
- * name (not literal), its collapsed key is left in *k. */
-static void normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
-		      struct hub_str value, struct hub_buf *b, bool *literal,
-		      struct hub_anon_key *k)
+/* The norm of a value of type: what two spellings of one value share, and its hash in *h.
+ * Written in buf (room for value.len + NORM_EXTRA bytes), or for a name (not literal) the
+ * first bytes of its collapsed key, left in *k (keyed: *k is that key already). */
+static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
+				struct hub_str value, char *buf, bool *literal,
+				struct hub_anon_key *k, bool keyed, uint64_t *h)
 {
+	struct hub_str norm;
+	size_t n = 0;
+
 	*literal = false;
 	switch (type) {
 	case HUB_ANON_PHONE: {
-		char d[64];
-		size_t n = 0, o = 0;
+		/* the digits after room for "local:" or a "7" before them */
+		char *d = buf + 6;
+		size_t o = 0;
 
-		for (size_t i = 0; i < value.len && n < sizeof(d); i++)
+		for (size_t i = 0; i < value.len && n < 64; i++)
 			if (value.p[i] >= '0' && value.p[i] <= '9')
 				d[n++] = value.p[i];
 		if (n == 7) {
-			hub_buf_adds(b, "local:");
-			hub_buf_add(b, d, n);
-			return;
+			memcpy(buf, "local:", 6);
+			norm = (struct hub_str){ buf, 13 };
+			break;
 		}
-		if (value.len && value.p[0] == '+')
+		if (value.len && value.p[0] == '+') {
 			o = 0;
-		else if (n == 11 && (d[0] == '8' || d[0] == '7'))
-			o = 1, hub_buf_adds(b, "7");
-		else if (n == 10)
-			hub_buf_adds(b, "7");
-		else if (n > 3 && d[0] == '0' && d[1] == '0')
+		} else if (n == 11 && (d[0] == '8' || d[0] == '7')) {
+			d[0] = '7';
+		} else if (n == 10) {
+			*--d = '7';
+			n++;
+		} else if (n > 3 && d[0] == '0' && d[1] == '0') {
 			o = 2;
-		else if (n > 3 && d[0] == '8' && d[1] == '1' && d[2] == '0')
+		} else if (n > 3 && d[0] == '8' && d[1] == '1' && d[2] == '0') {
 			o = 3;
-		hub_buf_add(b, d + o, n - o);
-		return;
+		}
+		norm = (struct hub_str){ d + o, n - o };
+		break;
 	}
 	case HUB_ANON_NAME:
-		if (hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
-			hub_buf_add(b, k->s, hub_anon__name_norm(v->anon, v, k));
-			return;
+		if (keyed ||
+		    hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
+			n = hub_anon__name_norm(v->anon, v, k);
+			*h = k->h[n] ^ (uint64_t)type; /* the hash of its n first bytes */
+			return (struct hub_str){ k->s, n };
 		}
-		*literal = true;
 		/* fall through */
 	case HUB_ANON_EMAIL:
 		*literal = true;
-		hub_buf_grow(b, value.len);
 		for (size_t i = 0; i < value.len; i++) {
 			char c = value.p[i];
 
-			b->p[b->len++] = c >= 'A' && c <= 'Z' ? c + 32 : c;
+			buf[i] = c >= 'A' && c <= 'Z' ? c + 32 : c;
 		}
-		b->p[b->len] = 0;
-		return;
+		norm = (struct hub_str){ buf, value.len };
+		break;
 	case HUB_ANON_IIN: case HUB_ANON_BIN: case HUB_ANON_ID: case HUB_ANON_CARD:
 	case HUB_ANON_IBAN:
-		hub_buf_grow(b, value.len);
 		for (size_t i = 0; i < value.len; i++) {
 			char c = value.p[i];
 
 			if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))
-				b->p[b->len++] = c;
+				buf[n++] = c;
 			else if (c >= 'a' && c <= 'z')
-				b->p[b->len++] = c - 32;
+				buf[n++] = c - 32;
 		}
-		b->p[b->len] = 0;
-		return;
+		norm = (struct hub_str){ buf, n };
+		break;
 	default:
-		hub_buf_addstr(b, value);
+		norm = value;
 	}
+	*h = fnv(norm.p, norm.len) ^ (uint64_t)type;
+	return norm;
 }
 
 static struct entry *find(const struct hub_anon_vault *v, enum hub_anon_type type,
 			  struct hub_str norm, uint64_t h)
 {
-	for (size_t i = 0; i < v->n; i++) {
-		struct entry *e = &v->e[i];
+	if (!v->n)
+		return NULL; /* its index is not zeroed yet */
+	for (size_t i = set_first_slot(h, v->index_mask); v->index[i];
+	     i = (i + 1) & v->index_mask) {
+		struct entry *e = &v->e[v->index[i] - 1];
 
-		if (e->hash == h && e->type == type && hub_str_eq(e->norm, norm))
+		if (e->hash == h && e->type == type && e->norm.len == norm.len &&
+		    memcmp(e->norm.p, norm.p, norm.len) == 0)
 			return e;
 	}
 	return NULL;
+}
+
+/* A phone's norm is "local:" and 7 digits, or digits. */
+static inline bool is_local(struct hub_str norm)
+{
+	return norm.len && norm.p[0] == 'l';
 }
 
 /* A 7-digit local number is the phone of the vault that ends with it, if any. */
@@ -198,14 +371,14 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 	const char *d = norm.p;
 	size_t n = norm.len;
 
-	if (hub_str_startswith(norm, "local:")) {
+	if (is_local(norm)) {
 		d += 6;
 		n -= 6;
 	}
 	if (n >= 10)
-		hub_anon__htab_or(&v->phones, hub_anon__hash(d + n - 10, 10), 1);
+		set_or(&v->phones, v->phones_first, fnv(d + n - 10, 10), 1);
 	if (n >= 7)
-		hub_anon__htab_or(&v->phones, hub_anon__hash(d + n - 7, 7), 1);
+		set_or(&v->phones, v->phones_first, fnv(d + n - 7, 7), 1);
 }
 
 /* A name is looked for by its key both with repeats collapsed (how Latin words are
@@ -215,78 +388,125 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 		       const struct hub_anon_key *c, size_t norm_len, uint32_t how)
 {
 	struct hub_anon_key own;
-	const struct hub_anon_key *nc = c;
 
 	if (c->kazakh)
 		how |= HUB_ANON_KAZAKH;
 	/* the collapsed key (the entry's norm) whatever the folded one gives: a word too
 	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
-	hub_anon__htab_or(&v->names, c->h[norm_len], how);
+	set_or(&v->names, v->names_first, c->h[norm_len], how);
 	v->name_first |= 1ull << (c->s[0] & 63);
-	/* the folded key is the collapsed one unless that collapsed something */
-	if (c->unfolded) {
-		if (!hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
-			return;
-		nc = &own;
-	}
-	v->name_first |= 1ull << (nc->s[0] & 63);
-	if (nc->len >= c->len - norm_len)
-		hub_anon__htab_or(&v->names, nc->h[nc->len - (c->len - norm_len)], how);
+	/* the folded key is the collapsed one unless that collapsed something (then its
+	 * stem is the norm again, already in) */
+	if (!c->unfolded ||
+	    !hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
+		return;
+	v->name_first |= 1ull << (own.s[0] & 63);
+	if (own.len >= c->len - norm_len)
+		set_or(&v->names, v->names_first, own.h[own.len - (c->len - norm_len)], how);
 }
 
-/* The entry of value, or NULL; its norm is left in b (and a name's key in *k). */
+/* The entry of value, or NULL; its norm in *norm (written in buf, room for value.len +
+ * NORM_EXTRA bytes, or a name's key in *k). */
 static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type type,
-			    struct hub_str value, struct hub_buf *b, bool *literal, uint64_t *h,
-			    struct hub_anon_key *k)
+			    struct hub_str value, char *buf, struct hub_str *norm, bool *literal,
+			    uint64_t *h, struct hub_anon_key *k, bool keyed)
 {
-	struct hub_str norm;
 	struct entry *e;
 
-	normalize(v, type, value, b, literal, k);
-	norm = hub_buf_str(b);
-	*h = hub_anon__hash(norm.p, norm.len) ^ (uint64_t)type;
-	e = find(v, type, norm, *h);
-	if (!e && type == HUB_ANON_PHONE && hub_str_startswith(norm, "local:"))
-		e = find_local(v, norm);
+	*norm = normalize(v, type, value, buf, literal, k, keyed, h);
+	e = find(v, type, *norm, *h);
+	if (!e && type == HUB_ANON_PHONE && is_local(*norm))
+		e = find_local(v, *norm);
 	return e;
 }
 
-/* The entry of value, added if new; known: the caller gave it. */
+static void index_entry(struct hub_anon_vault *v, uint64_t h, size_t at)
+{
+	size_t i;
+
+	for (i = set_first_slot(h, v->index_mask); v->index[i]; i = (i + 1) & v->index_mask)
+		;
+	v->index[i] = (uint32_t)at + 1;
+}
+
+/* Room for one entry more, in e and in index. */
+static void entry_room(struct hub_anon_vault *v)
+{
+	if (!v->n)
+		memset(v->index_first, 0, sizeof(v->index_first));
+	if (v->n == v->cap) {
+		struct entry *e = hub_xmalloc(2 * v->cap * sizeof(*e));
+
+		memcpy(e, v->e, v->n * sizeof(*e));
+		if (v->e != v->e_first)
+			free(v->e);
+		v->e = e;
+		v->cap *= 2;
+	}
+	if ((v->n + 1) * 2 > v->index_mask + 1) {
+		if (v->index != v->index_first)
+			free(v->index);
+		v->index_mask = 2 * (v->index_mask + 1) - 1;
+		v->index = hub_xcalloc(v->index_mask + 1, sizeof(*v->index));
+		for (size_t i = 0; i < v->n; i++)
+			index_entry(v, v->e[i].hash, i);
+	}
+}
+
+/* The entry of value, added if new; known: the caller gave it. A name is keyed in *k, or
+ * keyed already (the key of a name found in a text is the same at each look). */
 static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
-			    struct hub_str value, bool known)
+			    struct hub_str value, bool known, struct hub_anon_key *k, bool keyed)
 {
 	uint32_t how = known ? HUB_ANON_KNOWN : HUB_ANON_LEARNED;
-	struct hub_buf *b = &v->scratch;
+	/* the norm then the value, each NUL-terminated, where the norm is written */
+	size_t room = value.len + NORM_EXTRA + HUB_ANON_KEY_MAX + value.len + 2;
+	char *buf = arena_room(v, room), *p;
 	struct hub_str norm;
 	struct entry *e;
 	bool literal;
 	uint64_t h;
-	char *copy;
 
-	hub_buf_reset(b);
-	e = lookup(v, type, value, b, &literal, &h, &v->key);
+	e = lookup(v, type, value, buf, &norm, &literal, &h, k, keyed);
 	if (e) {
 		if (known && type == HUB_ANON_NAME && !literal)
-			index_name(v, value, &v->key, e->norm.len, how);
+			index_name(v, value, k, e->norm.len, how);
 		return e;
 	}
-	norm = hub_buf_str(b);
-	if (v->n == v->cap) {
-		v->cap = v->cap ? v->cap * 2 : 16;
-		v->e = hub_xrealloc(v->e, v->cap * sizeof(*v->e));
+	/* a norm written in buf stays where it is */
+	p = (char *)norm.p;
+	if (norm.p == k->s || norm.p == value.p) {
+		p = buf;
+		if (norm.len)
+			memcpy(p, norm.p, norm.len);
 	}
-	e = &v->e[v->n++];
-	*e = (struct entry){ .type = type, .literal = literal, .hash = h };
-	/* the norm and the value, each NUL-terminated, in one allocation (zeroed) */
-	copy = hub_pool_alloc(&v->pool, norm.len + value.len + 2);
-	if (norm.len)
-		memcpy(copy, norm.p, norm.len);
+	p[norm.len] = '\0';
 	if (value.len)
-		memcpy(copy + norm.len + 1, value.p, value.len);
-	e->norm = (struct hub_str){ copy, norm.len };
-	e->value = (struct hub_str){ copy + norm.len + 1, value.len };
+		memcpy(p + norm.len + 1, value.p, value.len);
+	p[norm.len + 1 + value.len] = '\0';
+	v->arena = p + norm.len + value.len + 2;
+	entry_room(v);
+	index_entry(v, h, v->n);
+	e = &v->e[v->n++];
+	*e = (struct entry){ .hash = h,
+			     .norm = { p, norm.len },
+			     .value = { p + norm.len + 1, value.len },
+			     .type = type,
+			     .literal = literal };
+	if (literal) {
+		if (v->nliterals == v->cap_literals) {
+			uint32_t *l = hub_xmalloc(2 * v->cap_literals * sizeof(*l));
+
+			memcpy(l, v->literals, v->nliterals * sizeof(*l));
+			if (v->literals != v->literals_first)
+				free(v->literals);
+			v->literals = l;
+			v->cap_literals *= 2;
+		}
+		v->literals[v->nliterals++] = (uint32_t)(e - v->e);
+	}
 	if (type == HUB_ANON_NAME && !literal)
-		index_name(v, value, &v->key, norm.len, how);
+		index_name(v, value, k, norm.len, how);
 	if (type == HUB_ANON_PHONE)
 		index_phone(v, e->norm);
 	return e;
@@ -298,24 +518,41 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 static void give_marker(struct hub_anon_vault *v, struct entry *e)
 {
 	const char *name;
-	char m[MARKER_ROOM], d[12];
+	char *m, d[12];
 	size_t n = 0, nd = 0;
 	unsigned idx;
 
 	if (e->index)
 		return;
+	if (!v->count[e->type]) {
+		char *pre = v->prefix[e->type];
+
+		name = hub_anon_type_name(e->type);
+		nd = strlen(name);
+		pre[0] = '[';
+		memcpy(pre + 1, name, nd);
+		pre[nd + 1] = '_';
+		v->prefix_len[e->type] = (unsigned char)(nd + 2);
+	}
 	idx = e->index = ++v->count[e->type];
-	m[n++] = '[';
-	for (name = hub_anon_type_name(e->type); *name; name++)
-		m[n++] = *name;
-	m[n++] = '_';
-	do
-		d[nd++] = (char)('0' + idx % 10);
-	while (idx /= 10);
-	while (nd)
-		m[n++] = d[--nd];
+	v->marked++;
+	m = arena_room(v, MARKER_ROOM);
+	memcpy(m, v->prefix[e->type], sizeof(v->prefix[0]));
+	n = v->prefix_len[e->type];
+	if (idx < 10) {
+		m[n++] = (char)('0' + idx);
+	} else {
+		nd = 0;
+		do
+			d[nd++] = (char)('0' + idx % 10);
+		while (idx /= 10);
+		while (nd)
+			m[n++] = d[--nd];
+	}
 	m[n++] = ']';
-	e->marker = hub_pool_strcopy(&v->pool, (struct hub_str){ m, n });
+	m[n] = '\0';
+	v->arena = m + n + 1;
+	e->marker = (struct hub_str){ m, n };
 }
 
 int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type type,
@@ -331,12 +568,12 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 			digits += value.p[j] >= '0' && value.p[j] <= '9';
 		if (digits < 7 || digits > 15)
 			return -EINVAL;
-		(void)intern(vault, type, value, true);
+		(void)intern(vault, type, value, true, &vault->key, false);
 		return 0;
 	case HUB_ANON_EMAIL:
 		if (!memchr(value.p, '@', value.len) || value.len < 3)
 			return -EINVAL;
-		(void)intern(vault, type, value, true);
+		(void)intern(vault, type, value, true, &vault->key, false);
 		return 0;
 	case HUB_ANON_NAME:
 		break;
@@ -353,7 +590,7 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 		if (!is_letter_cp(cp) && cp != ' ' && cp != '-' && cp != '\'' && cp != '.') {
 			if (value.len < 3)
 				return -EINVAL;
-			(void)intern(vault, type, value, true);
+			(void)intern(vault, type, value, true, &vault->key, false);
 			return 0;
 		}
 		i += l;
@@ -366,7 +603,8 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 		       value.p[i] != '\'' && value.p[i] != '.')
 			i++;
 		if (i > s && hub_anon__key(vault->anon, value.p + s, i - s, &k) && k.len >= 2) {
-			(void)intern(vault, type, (struct hub_str){ value.p + s, i - s }, true);
+			(void)intern(vault, type, (struct hub_str){ value.p + s, i - s }, true,
+				     &vault->key, false);
 			added++;
 		}
 		i++;
@@ -398,9 +636,82 @@ static bool name_left(const struct hub_anon_vault *v, struct hub_str text,
 	return false;
 }
 
+/* Whether the digits from at on may be joined to digits before at in one run of the
+ * detector (its separators, a '+', and what is before the first digit from at). Keep in
+ * step with find_numbers and is_sep in anon.c: any separator they come to join groups
+ * with must be one here. */
+static bool run_before(struct hub_str text, size_t at)
+{
+	while (at < text.len && (text.p[at] < '0' || text.p[at] > '9'))
+		at++;
+	while (at > 0) {
+		unsigned char c = (unsigned char)text.p[at - 1];
+
+		if (c >= '0' && c <= '9')
+			return true;
+		if (c != ' ' && c != '-' && c != '.' && c != '(' && c != ')' && c != '+' &&
+		    c != 0xc2 && c != 0xa0)
+			return false;
+		at--;
+	}
+	return false;
+}
+
+/* Whether a phone the vault learned from text (entries from was on) may make the detector
+ * find more in it. The detector takes a number for a phone of the vault when its last 10
+ * or its 7 digits are one of the vault's (hub_anon__vault_has_phone): the number then ends
+ * with the phone's last 7 digits, and its digits follow one another in the digits of the
+ * text, in one run of digit groups joined by separators. Found already: a phone span
+ * ending with them whose run starts in it (any such number is then inside the span).
+ * Anything else: look again. Keep in step with phone_ok and match_groups in anon.c. */
+static bool phone_again(const struct hub_anon_vault *v, struct hub_str text,
+			const struct hub_anon_spans *spans, size_t was)
+{
+	uint32_t tails[8], last = 0; /* 7 digits, 4 bits each */
+	size_t nt = 0, si = 0, seen = 0;
+
+	for (size_t i = was; i < v->n; i++) {
+		const struct entry *e = &v->e[i];
+		uint32_t t = 0;
+
+		if (e->type != HUB_ANON_PHONE || e->norm.len < 7)
+			continue;
+		if (nt == HUB_ARRAY_SIZE(tails))
+			return true; /* many: look again */
+		for (size_t j = e->norm.len - 7; j < e->norm.len; j++)
+			t = t << 4 | (uint32_t)(e->norm.p[j] - '0');
+		tails[nt++] = t;
+	}
+	for (size_t p = 0; p < text.len && nt; p++) {
+		const struct hub_anon_span *sp;
+		bool in;
+
+		if (text.p[p] < '0' || text.p[p] > '9')
+			continue;
+		in = inside(spans, p, &si);
+		last = (last << 4 | (uint32_t)(text.p[p] - '0')) & 0xfffffff;
+		if (++seen < 7)
+			continue;
+		for (size_t j = 0; j < nt; j++) {
+			if (tails[j] != last)
+				continue;
+			if (!in)
+				return true;
+			sp = &spans->items[si];
+			if (sp->type != HUB_ANON_PHONE || run_before(text, sp->start))
+				return true;
+			for (size_t q = p + 1; q < sp->end; q++)
+				if (text.p[q] >= '0' && text.p[q] <= '9')
+					return true; /* not the span's last digits */
+		}
+	}
+	return false;
+}
+
 /* Whether the values the vault learned from text (entries from was on) may be written
- * again, another way, outside what was found (spans, and left outside them): any digit
- * for a phone (a number of the vault may also take digits beside what was found), the
+ * again, another way, outside what was found (spans, and left outside them): a digit
+ * outside the spans that a number ending as a phone of the vault may take (a number of
+ * the vault may also take digits beside what was found: phone_again), the
  * value itself for an e-mail or username, a word the detector would find as a name of the
  * vault (in any case: a learned name is one in lower case too). Most texts need no second
  * look. */
@@ -437,11 +748,23 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 				first |= 1ull << ('d' & 63);
 		}
 	}
-	if (phone && left->digits)
+	if (phone && left->digits && phone_again(v, text, spans, was))
 		return true;
 	if (!first)
 		return false;
 	return left->unsure || name_left(v, text, left, first);
+}
+
+/* Room for the entries of n spans (each set before it is read). */
+static uint32_t *got_room(struct hub_anon_vault *v, size_t n)
+{
+	if (n > v->cap_got) {
+		if (v->got != v->got_first)
+			free(v->got);
+		v->cap_got = 2 * n;
+		v->got = hub_xmalloc(v->cap_got * sizeof(*v->got));
+	}
+	return v->got;
 }
 
 int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *pool,
@@ -451,7 +774,8 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	struct hub_anon_spans spans;
 	struct hub_anon__left left;
 	struct hub_anon_entity *list = NULL;
-	size_t at = 0, was, *got = NULL; /* got[i]: the entry of span i, + 1; 0 to intern */
+	size_t at = 0, was;
+	uint32_t *got = NULL; /* got[i]: the entry of span i, + 1; 0 to intern */
 	char *o;
 	int ret;
 
@@ -470,16 +794,21 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		size_t stale = 0; /* names before span stale are taken again */
 
 		was = vault->n;
-		got = spans.n ? hub_anon__scratch_got(&vault->scratch_detect, spans.n) : NULL;
+		got = spans.n ? got_room(vault, spans.n) : NULL;
+		memset(vault->key_span, 0, sizeof(vault->key_span));
 		for (size_t i = 0; i < spans.n; i++) {
 			size_t before = vault->n;
 			struct entry *e = intern(vault, spans.items[i].type,
 						 (struct hub_str){ text.p + spans.items[i].start,
 								   spans.items[i].end -
 									   spans.items[i].start },
-						 false);
+						 false, &vault->keys[i % KEYS], false);
 
-			got[i] = (size_t)(e - vault->e) + 1;
+			got[i] = (uint32_t)(e - vault->e) + 1;
+			/* a name keyed (not a literal): its key serves again */
+			vault->key_span[i % KEYS] =
+				spans.items[i].type == HUB_ANON_NAME && !e->literal ? i + 1 :
+				spans.items[i].type == HUB_ANON_NAME ? 0 : vault->key_span[i % KEYS];
 			/* a name's norm depends on the names the vault has: a new name may
 			 * change the norm of the names before it */
 			if (vault->n > before && e->type == HUB_ANON_NAME)
@@ -491,6 +820,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		if (vault->n == was || !look_again(vault, text, &spans, &left, was))
 			break;
 		got = NULL;
+		memset(vault->key_span, 0, sizeof(vault->key_span));
 		ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left,
 				       &vault->scratch_detect);
 		if (ret < 0)
@@ -504,9 +834,19 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	o = out->p + out->len;
 	for (size_t i = 0; i < spans.n; i++) {
 		const struct hub_anon_span *sp = &spans.items[i];
-		struct entry *e = got && got[i] ? &vault->e[got[i] - 1] :
-			intern(vault, sp->type,
-			       (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false);
+		struct entry *e;
+
+		if (got && got[i]) {
+			e = &vault->e[got[i] - 1];
+		} else {
+			size_t j = i % KEYS;
+			bool keyed = vault->key_span[j] == i + 1;
+
+			vault->key_span[j] = 0;
+			e = intern(vault, sp->type,
+				   (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false,
+				   &vault->keys[j], keyed);
+		}
 
 		give_marker(vault, e);
 		if (sp->start > at)
@@ -559,6 +899,7 @@ static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool va
 	struct hub_buf b = HUB_BUF_INIT;
 	struct hub_anon_spans spans;
 	struct hub_anon_key k;
+	struct hub_str norm;
 	int hit = 0;
 
 	if (hub_anon_detect(v->anon, v, &pool, text, &spans) < 0) {
@@ -573,8 +914,9 @@ static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool va
 		if (sp->type == HUB_ANON_MARKER)
 			continue;
 		hub_buf_reset(&b);
+		hub_buf_grow(&b, sp->end - sp->start + NORM_EXTRA);
 		if (lookup(v, sp->type, (struct hub_str){ text.p + sp->start, sp->end - sp->start },
-			   &b, &literal, &h, &k))
+			   b.p, &norm, &literal, &h, &k, false))
 			hit = 1;
 		else if (!values_only)
 			hit = 2;
