@@ -601,7 +601,8 @@ static void add_word(struct scan *s, size_t start, size_t end, uint64_t w)
 	s->words[s->nwords++].klen = 0;
 }
 
-static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k);
+static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k,
+		     struct hub_anon_key *ks);
 
 /* What a character that is no letter does between words (cut_words). */
 enum sep_class {
@@ -652,7 +653,7 @@ static void cut_words(struct scan *s)
 	uint64_t ctx = W_SENT;
 	bool hyphen = false;
 	size_t i = 0, seps = 0;
-	struct hub_anon_key k;
+	struct hub_anon_key k, ks;
 
 	while (i <= t.len) {
 		uint32_t cp = 0, info = 0;
@@ -669,6 +670,7 @@ static void cut_words(struct scan *s)
 			bool first_upper = info & HUB_ANON_CP_UPPER, latin = cp < 0x80, kbad = false;
 			char first = (char)(info & 0xff);
 			char last = 0; /* the last key byte (0: none) */
+			bool strict = false; /* ks is the strict key (classify's second look) */
 			uint64_t w;
 
 			hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
@@ -700,6 +702,8 @@ static void cut_words(struct scan *s)
 				} else {
 					k.len = klen;
 					k.bad = kbad;
+					if ((info & HUB_ANON_CP_KAZAKH) && !latin)
+						goto kazakh;
 					hub_anon__key_add_info(&k, info);
 					klen = k.len;
 					kbad = k.bad;
@@ -724,6 +728,35 @@ static void cut_words(struct scan *s)
 				if (!(info & HUB_ANON_CP_LETTER))
 					break;
 			}
+			if (0) {
+kazakh:
+				/* a Cyrillic word's strict key (classify's second look) is its
+				 * folded one up to its first Kazakh letter: from there on, both */
+				hub_anon__key_start(&ks, HUB_ANON_KEY_STRICT, false);
+				memcpy(ks.s, k.s, k.len);
+				ks.len = k.len;
+				ks.bad = k.bad;
+				strict = true;
+				for (;;) {
+					hub_anon__key_add_info(&k, info);
+					hub_anon__key_add_info(&ks, info);
+					i += l;
+					if (i >= t.len) {
+						cp = info = 0;
+						l = 1;
+						break;
+					}
+					l = next_cp(t, i, &cp);
+					info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
+					if (!(info & HUB_ANON_CP_LETTER))
+						break;
+					cpor |= cp;
+					letters++;
+					allup &= info;
+				}
+				klen = k.len;
+				kbad = k.bad;
+			}
 			k.len = klen;
 			k.bad = kbad;
 			w = ctx | (first_upper ? W_CAP : 0) |
@@ -737,7 +770,7 @@ static void cut_words(struct scan *s)
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
 				s->iban_at[s->niban - 1] = i - 2;
 			if (hub_anon__key_end(&k))
-				classify(s, &s->words[s->nwords - 1], &k);
+				classify(s, &s->words[s->nwords - 1], &k, strict ? &ks : NULL);
 			ctx = W_ADJ | W_SOFT;
 			seps = 0;
 		}
@@ -963,7 +996,8 @@ static bool kazakh_ending(const struct hub_anon_key *k, size_t len)
 
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
  * vault's names, morphology. */
-static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
+static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k,
+		     struct hub_anon_key *ks)
 {
 	size_t lens[16], n;
 	bool vault, lex, lex_alone;
@@ -1020,13 +1054,16 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	if (k->kazakh) {
 		/* written with Kazakh letters: as spelled first (Айгерім), else only as a
 		 * capitalised name (Ақша is an Акша, ақша is money) */
-		struct hub_anon_key ks;
+		struct hub_anon_key own;
 		uint32_t f = 0;
 
-		if (hub_anon__key_mode(s->anon, s->text.p + wd->start, wd->end - wd->start,
-				       HUB_ANON_KEY_STRICT, &ks) &&
-		    filter_has(s->anon, ks.h[ks.len]))
-			f = hub_anon__htab_get(&s->anon->words, ks.h[ks.len]);
+		/* cut_words keyed a Cyrillic word strictly as it went (ks) */
+		if (ks ? hub_anon__key_end(ks)
+		       : hub_anon__key_mode(s->anon, s->text.p + wd->start, wd->end - wd->start,
+					    HUB_ANON_KEY_STRICT, ks = &own)) {
+			if (filter_has(s->anon, ks->h[ks->len]))
+				f = hub_anon__htab_get(&s->anon->words, ks->h[ks->len]);
+		}
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
 			wd->w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) |
 				 (f & LX_FIRST ? W_FIRST : 0);
