@@ -590,17 +590,6 @@ static void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_typ
 	o->items[o->n++] = (struct hub_anon_span){ start, end, type };
 }
 
-static void add_word(struct scan *s, size_t start, size_t end, uint64_t w)
-{
-	if (s->nwords == s->capwords)
-		s->words = hub_pool_grow(s->pool, s->words, &s->capwords, 32, sizeof(*s->words));
-	s->words[s->nwords].start = start;
-	s->words[s->nwords].end = end;
-	s->words[s->nwords].lx = 0;
-	s->words[s->nwords].w = w;
-	s->words[s->nwords++].klen = 0;
-}
-
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k,
 		     struct hub_anon_key *ks);
 
@@ -642,47 +631,73 @@ static inline enum sep_class sep_of(uint32_t cp)
 	return SEP_OTHER;
 }
 
+/* The character at p[i] (i < n) of a word or between words: its length, *cp and its
+ * hub_anon__cp_info (0 from U+0800 on: no letter is there). One- and two-byte sequences
+ * (ASCII, Cyrillic) inline; an invalid byte is U+FFFD of length 1. */
+static inline size_t cut_next(const unsigned char *p, size_t i, size_t n, const uint32_t *table,
+			      uint32_t *cp, uint32_t *info)
+{
+	unsigned c0 = p[i];
+	size_t l;
+
+	if (c0 < 0x80) {
+		*cp = c0;
+		*info = table[c0];
+		return 1;
+	}
+	if (c0 - 0xc2 < 0x1e && i + 1 < n && (unsigned)(p[i + 1] ^ 0x80) < 0x40) {
+		*cp = (c0 & 0x1f) << 6 | (p[i + 1] ^ 0x80);
+		*info = table[*cp];
+		return 2;
+	}
+	l = hub_utf8_decode(p + i, n - i, cp);
+	if (!l) {
+		*cp = 0xfffd;
+		l = 1;
+	}
+	*info = *cp < HUB_ANON_CP_TABLE ? table[*cp] : 0;
+	return l;
+}
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
- * each word from the previous one. */
+ * each word from the previous one; keys each word as it reads it (one decoding of each
+ * character) and classifies it. */
 static void cut_words(struct scan *s)
 {
-	struct hub_str t = s->text;
+	const unsigned char *p = (const unsigned char *)s->text.p;
+	const size_t n = s->text.len;
 	const uint32_t *table = s->anon->cp_info;
 	/* what the separators since the last word make of the next one: W_SENT, W_ADJ,
 	 * W_SOFT, W_INITDOT (and hyphen, W_HYPHEN) */
 	uint64_t ctx = W_SENT;
 	bool hyphen = false;
-	size_t i = 0, seps = 0;
+	size_t i = 0, seps = 0, first_digit = SIZE_MAX, end_digit = 0, ndigits = 0;
+	bool has_at = false, has_marker = false;
 	struct hub_anon_key k, ks;
 
-	while (i <= t.len) {
-		uint32_t cp = 0, info = 0;
-		size_t l = 1;
+	while (i < n) {
+		uint32_t cp, info;
+		size_t l = cut_next(p, i, n, table, &cp, &info);
 
-		if (i < t.len) {
-			l = next_cp(t, i, &cp);
-			info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
-		}
 		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
-			size_t start = i, klen = 0;
-			unsigned letters = 0;
-			uint32_t allup = HUB_ANON_CP_UPPER, cpor = 0;
-			bool first_upper = info & HUB_ANON_CP_UPPER, latin = cp < 0x80, kbad = false;
-			char first = (char)(info & 0xff);
-			char last = 0; /* the last key byte (0: none) */
+			size_t start = i, klen = 0, l0 = l;
+			uint32_t allup = info, info0 = info, cpor = 0;
+			bool latin = cp < 0x80, kbad = false, single;
 			bool strict = false; /* ks is the strict key (classify's second look) */
-			uint64_t w;
+			/* the last key byte of a Latin word (0: none), whose repeats collapse; a
+			 * Cyrillic word's stays 0 (no key byte is 0) */
+			char last = 0, lmask = latin ? (char)0xff : 0;
+			struct word *wd;
 
-			hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
-					    latin);
+			k.mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
+			k.latin = latin;
+			k.kazakh = false;
+			k.unfolded = false;
 			/* the key's length and state in registers: most letters have a plain key
 			 * of one byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a
 			 * key gone bad is never read: what is added after does not matter) */
 			for (;;) {
-				const unsigned char *u;
-
 				cpor |= cp; /* a Cyrillic letter sets a bit from 0x400 up */
-				letters++;
 				allup &= info;
 				if (info & HUB_ANON_CP_PLAIN) {
 					char c = (char)info;
@@ -692,12 +707,7 @@ static void cut_words(struct scan *s)
 							k.s[klen++] = c;
 						else
 							kbad = true;
-						last = c;
-					} else if (!latin) { /* a Latin word's repeats collapse */
-						if (klen < HUB_ANON_KEY_MAX)
-							k.s[klen++] = c;
-						else
-							kbad = true;
+						last = c & lmask;
 					}
 				} else {
 					k.len = klen;
@@ -707,24 +717,14 @@ static void cut_words(struct scan *s)
 					hub_anon__key_add_info(&k, info);
 					klen = k.len;
 					kbad = k.bad;
-					last = klen ? k.s[klen - 1] : 0;
+					last = klen ? k.s[klen - 1] & lmask : 0;
 				}
 				i += l;
-				if (i >= t.len) {
-					cp = info = 0;
-					l = 1;
+				if (i >= n) {
+					cp = 0;
 					break;
 				}
-				u = (const unsigned char *)t.p + i;
-				if (u[0] < 0x80) {
-					cp = u[0], l = 1;
-				} else if (u[0] >= 0xc2 && u[0] < 0xe0 && i + 1 < t.len &&
-					   (u[1] & 0xc0) == 0x80) {
-					cp = ((uint32_t)(u[0] & 0x1f) << 6) | (u[1] & 0x3f), l = 2;
-				} else {
-					l = next_cp(t, i, &cp);
-				}
-				info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
+				l = cut_next(p, i, n, table, &cp, &info);
 				if (!(info & HUB_ANON_CP_LETTER))
 					break;
 			}
@@ -741,17 +741,14 @@ kazakh:
 					hub_anon__key_add_info(&k, info);
 					hub_anon__key_add_info(&ks, info);
 					i += l;
-					if (i >= t.len) {
-						cp = info = 0;
-						l = 1;
+					if (i >= n) {
+						cp = 0;
 						break;
 					}
-					l = next_cp(t, i, &cp);
-					info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
+					l = cut_next(p, i, n, table, &cp, &info);
 					if (!(info & HUB_ANON_CP_LETTER))
 						break;
 					cpor |= cp;
-					letters++;
 					allup &= info;
 				}
 				klen = k.len;
@@ -759,24 +756,32 @@ kazakh:
 			}
 			k.len = klen;
 			k.bad = kbad;
-			w = ctx | (first_upper ? W_CAP : 0) |
-			    (letters >= 2 && allup ? W_ALLCAPS : 0) |
-			    (hyphen ? W_HYPHEN : 0) | (cpor >= 0x400 ? W_CYR : 0) |
-			    (letters == 1 ? W_INITIAL : 0) | (latin ? W_LATIN : 0);
-			add_word(s, start, i, w);
-			s->words[s->nwords - 1].first = first;
-			if (i < t.len && is_digit((int)cp) && i - start >= 2 &&
-			    is_ascii_letter(t.p[i - 1]) && is_ascii_letter(t.p[i - 2]) &&
+			if (s->nwords == s->capwords)
+				s->words = hub_pool_grow(s->pool, s->words, &s->capwords, 32,
+							 sizeof(*s->words));
+			wd = &s->words[s->nwords++];
+			wd->start = start;
+			wd->end = i;
+			wd->lx = 0;
+			wd->klen = 0;
+			wd->first = (char)(info0 & 0xff);
+			single = i - start == l0;
+			wd->w = ctx | (info0 & HUB_ANON_CP_UPPER ? W_CAP : 0) |
+				(!single && (allup & HUB_ANON_CP_UPPER) ? W_ALLCAPS : 0) |
+				(hyphen ? W_HYPHEN : 0) | (cpor >= 0x400 ? W_CYR : 0) |
+				(single ? W_INITIAL : 0) | (latin ? W_LATIN : 0);
+			if (i < n && is_digit((int)cp) && i - start >= 2 &&
+			    is_ascii_letter(p[i - 1]) && is_ascii_letter(p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
 				s->iban_at[s->niban - 1] = i - 2;
 			if (hub_anon__key_end(&k))
-				classify(s, &s->words[s->nwords - 1], &k, strict ? &ks : NULL);
+				classify(s, wd, &k, strict ? &ks : NULL);
 			ctx = W_ADJ | W_SOFT;
 			seps = 0;
+			if (i >= n)
+				break;
 		}
 		hyphen = cp == '-' && !seps++ && i > 0;
-		if (i >= t.len)
-			break;
 		switch (sep_of(cp)) {
 		case SEP_SPACE:
 			break;
@@ -794,18 +799,18 @@ kazakh:
 			ctx = (ctx | W_SENT) & ~(uint64_t)W_SOFT;
 			break;
 		case SEP_DIGIT:
-			if (s->first_digit > i)
-				s->first_digit = i;
-			s->end_digit = i + 1;
-			s->ndigits++;
+			if (first_digit > i)
+				first_digit = i;
+			end_digit = i + 1;
+			ndigits++;
 			ctx &= ~(uint64_t)(W_SENT | W_ADJ | W_SOFT);
 			break;
 		case SEP_AT:
-			s->has_at = true;
+			has_at = true;
 			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 			break;
 		case SEP_MARK:
-			s->has_marker = true;
+			has_marker = true;
 			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 			break;
 		case SEP_OTHER:
@@ -813,6 +818,11 @@ kazakh:
 		}
 		i += l;
 	}
+	s->first_digit = first_digit;
+	s->end_digit = end_digit;
+	s->ndigits = ndigits;
+	s->has_at = has_at;
+	s->has_marker = has_marker;
 }
 
 static inline bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n,
