@@ -709,6 +709,31 @@ static void cut_words(struct scan *s)
 							kbad = true;
 						last = c & lmask;
 					}
+				} else if ((info & (HUB_ANON_CP_KAZAKH | HUB_ANON_CP_HASKEY)) ==
+					   HUB_ANON_CP_HASKEY) {
+					/* key_add_info's rules for a key of up to two bytes: ж ш
+					 * ч ю я х ы ъ ь, Latin h j x */
+					char c0 = (char)info, c1 = (char)(info >> 8);
+
+					if ((info & HUB_ANON_CP_YERU) && !latin)
+						c0 = 'y', c1 = 0; /* as spelled, ы is not и */
+					for (char ch = c0; ch; ch = ch == c0 ? c1 : 0) {
+						char lb = klen ? k.s[klen - 1] : 0;
+
+						if (ch == 'h' && lb == 'k') {
+							k.s[klen - 1] = 'h'; /* kh as х */
+							continue;
+						}
+						if (ch == 'z' && lb == 'd' && c1 == 'h')
+							lb = --klen ? k.s[klen - 1] : 0; /* dzh as j */
+						if (latin && lb == ch)
+							continue; /* Анна/Ana, Асель/Assel */
+						if (klen < HUB_ANON_KEY_MAX)
+							k.s[klen++] = ch;
+						else
+							kbad = true;
+					}
+					last = klen ? k.s[klen - 1] & lmask : 0;
 				} else {
 					k.len = klen;
 					k.bad = kbad;
