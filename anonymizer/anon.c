@@ -631,6 +631,10 @@ static inline enum sep_class sep_of(uint32_t cp)
 	return SEP_OTHER;
 }
 
+/* FNV-1a, as hub_anon__key_end hashes each prefix of a key. */
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+
 /* The character at p[i] (i < n) of a word or between words: its length, *cp and its
  * hub_anon__cp_info (0 from U+0800 on: no letter is there). One- and two-byte sequences
  * (ASCII, Cyrillic) inline; an invalid byte is U+FFFD of length 1. */
@@ -684,11 +688,16 @@ static void cut_words(struct scan *s)
 			uint32_t allup = info, info0 = info, cpor = 0;
 			bool latin = cp < 0x80, kbad = false, single;
 			bool strict = false; /* ks is the strict key (classify's second look) */
+			/* h: the hash of the key so far, each prefix's in k.h as key_end leaves
+			 * them (rehash: key_end computes them, as after key_add_info) */
+			bool rehash = false, keyed;
+			uint64_t h = FNV_OFFSET;
 			/* the last key byte of a Latin word (0: none), whose repeats collapse; a
 			 * Cyrillic word's stays 0 (no key byte is 0) */
 			char last = 0, lmask = latin ? (char)0xff : 0;
 			struct word *wd;
 
+			k.h[0] = h;
 			k.mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
 			k.latin = latin;
 			k.kazakh = false;
@@ -703,10 +712,13 @@ static void cut_words(struct scan *s)
 					char c = (char)info;
 
 					if (c != last) {
-						if (klen < HUB_ANON_KEY_MAX)
+						if (klen < HUB_ANON_KEY_MAX) {
 							k.s[klen++] = c;
-						else
+							h = (h ^ (unsigned char)c) * FNV_PRIME;
+							k.h[klen] = h;
+						} else {
 							kbad = true;
+						}
 						last = c & lmask;
 					}
 				} else if ((info & (HUB_ANON_CP_KAZAKH | HUB_ANON_CP_HASKEY)) ==
@@ -722,16 +734,23 @@ static void cut_words(struct scan *s)
 
 						if (ch == 'h' && lb == 'k') {
 							k.s[klen - 1] = 'h'; /* kh as х */
+							h = (k.h[klen - 1] ^ 'h') * FNV_PRIME;
+							k.h[klen] = h;
 							continue;
 						}
-						if (ch == 'z' && lb == 'd' && c1 == 'h')
+						if (ch == 'z' && lb == 'd' && c1 == 'h') {
 							lb = --klen ? k.s[klen - 1] : 0; /* dzh as j */
+							h = k.h[klen];
+						}
 						if (latin && lb == ch)
 							continue; /* Анна/Ana, Асель/Assel */
-						if (klen < HUB_ANON_KEY_MAX)
+						if (klen < HUB_ANON_KEY_MAX) {
 							k.s[klen++] = ch;
-						else
+							h = (h ^ (unsigned char)ch) * FNV_PRIME;
+							k.h[klen] = h;
+						} else {
 							kbad = true;
+						}
 					}
 					last = klen ? k.s[klen - 1] & lmask : 0;
 				} else {
@@ -739,6 +758,7 @@ static void cut_words(struct scan *s)
 					k.bad = kbad;
 					if ((info & HUB_ANON_CP_KAZAKH) && !latin)
 						goto kazakh;
+					rehash = true; /* hashed again from the start at the end */
 					hub_anon__key_add_info(&k, info);
 					klen = k.len;
 					kbad = k.bad;
@@ -757,6 +777,7 @@ static void cut_words(struct scan *s)
 kazakh:
 				/* a Cyrillic word's strict key (classify's second look) is its
 				 * folded one up to its first Kazakh letter: from there on, both */
+				rehash = true;
 				hub_anon__key_start(&ks, HUB_ANON_KEY_STRICT, false);
 				memcpy(ks.s, k.s, k.len);
 				ks.len = k.len;
@@ -799,7 +820,12 @@ kazakh:
 			    is_ascii_letter(p[i - 1]) && is_ascii_letter(p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
 				s->iban_at[s->niban - 1] = i - 2;
-			if (hub_anon__key_end(&k))
+			/* as key_end: Yerlan as Ерлан moves the key, hashed again */
+			if (rehash || (klen >= 2 && k.s[0] == 'i' && k.s[1] == 'e'))
+				keyed = hub_anon__key_end(&k);
+			else
+				keyed = !kbad && klen;
+			if (keyed)
 				classify(s, wd, &k, strict ? &ks : NULL);
 			ctx = W_ADJ | W_SOFT;
 			seps = 0;
