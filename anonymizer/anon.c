@@ -48,6 +48,9 @@ struct hub_anon {
 	struct hub_anon_htab words;
 	uint64_t *filter; /* filter_bits of each key: most words miss it without a probe */
 	uint32_t cp_info[HUB_ANON_CP_TABLE]; /* hub_anon__cp_info of each */
+	/* the same of the two bytes of a Cyrillic letter as they are, lead byte 0xd0..0xd3
+	 * and any byte after it (0: not a continuation byte): cut_words' inner loop */
+	uint32_t cyr_info[4 << 8];
 };
 
 #define FILTER_BITS 21
@@ -329,6 +332,9 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	a->filter = hub_xcalloc((1u << FILTER_BITS) / 64, sizeof(*a->filter));
 	for (uint32_t cp = 0; cp < HUB_ANON_CP_TABLE; cp++)
 		a->cp_info[cp] = hub_anon__cp_info(cp);
+	for (uint32_t b = 0; b < HUB_ARRAY_SIZE(a->cyr_info); b++)
+		if ((b & 0xc0) == 0x80)
+			a->cyr_info[b] = a->cp_info[(0x10 + (b >> 8)) << 6 | (b & 0x3f)];
 	add_list(a, first_names, LX_FIRST);
 	add_list(a, surnames, LX_SUR);
 	add_list(a, ambiguous, LX_FIRST | LX_AMBIG);
@@ -670,7 +676,7 @@ static void cut_words(struct scan *s)
 {
 	const unsigned char *p = (const unsigned char *)s->text.p;
 	const size_t n = s->text.len;
-	const uint32_t *table = s->anon->cp_info;
+	const uint32_t *table = s->anon->cp_info, *cyr = s->anon->cyr_info;
 	/* what the separators since the last word make of the next one: W_SENT, W_ADJ,
 	 * W_SOFT, W_INITDOT (and hyphen, W_HYPHEN) */
 	uint64_t ctx = W_SENT;
@@ -685,7 +691,8 @@ static void cut_words(struct scan *s)
 
 		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
 			size_t start = i, klen = 0, l0 = l;
-			uint32_t allup = info, info0 = info, cpor = 0;
+			/* cpor: a Cyrillic letter sets a bit from 0x400 up */
+			uint32_t allup = info, info0 = info, cpor = cp;
 			bool latin = cp < 0x80, kbad = false, single;
 			bool strict = false; /* ks is the strict key (classify's second look) */
 			/* h: the hash of the key so far, each prefix's in k.h as key_end leaves
@@ -706,7 +713,8 @@ static void cut_words(struct scan *s)
 			 * of one byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a
 			 * key gone bad is never read: what is added after does not matter) */
 			for (;;) {
-				cpor |= cp; /* a Cyrillic letter sets a bit from 0x400 up */
+				unsigned b0;
+
 				allup &= info;
 				if (info & HUB_ANON_CP_PLAIN) {
 					char c = (char)info;
@@ -769,9 +777,30 @@ static void cut_words(struct scan *s)
 					cp = 0;
 					break;
 				}
-				l = cut_next(p, i, n, table, &cp, &info);
-				if (!(info & HUB_ANON_CP_LETTER))
-					break;
+				/* the next letter's info, without its code point but in
+				 * cpor; the character that ends the word decoded in full */
+				b0 = p[i];
+				if (b0 < 0x80) {
+					info = table[b0];
+					l = 1;
+					if (!(info & HUB_ANON_CP_LETTER)) {
+						cp = b0;
+						break;
+					}
+				} else if (b0 - 0xd0 < 4 && i + 1 < n) {
+					info = cyr[(b0 - 0xd0) << 8 | p[i + 1]];
+					l = 2;
+					if (!(info & HUB_ANON_CP_LETTER)) {
+						l = cut_next(p, i, n, table, &cp, &info);
+						break;
+					}
+					cpor |= 0x400;
+				} else {
+					l = cut_next(p, i, n, table, &cp, &info);
+					if (!(info & HUB_ANON_CP_LETTER))
+						break;
+					cpor |= cp;
+				}
 			}
 			if (0) {
 kazakh:
