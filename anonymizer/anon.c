@@ -878,11 +878,13 @@ kazakh:
 			}
 			ctx = (ctx | W_SENT) & ~(uint64_t)W_SOFT;
 			break;
-		case SEP_DIGIT:
+		case SEP_DIGIT: /* the whole run of digits */
 			if (first_digit > i)
 				first_digit = i;
-			end_digit = i + 1;
-			ndigits++;
+			for (l = 1; i + l < n && is_digit(p[i + l]); l++)
+				;
+			end_digit = i + l;
+			ndigits += l;
 			ctx &= ~(uint64_t)(W_SENT | W_ADJ | W_SOFT);
 			break;
 		case SEP_AT:
