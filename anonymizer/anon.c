@@ -983,15 +983,21 @@ static bool after_strong_cue(const struct scan *s)
 static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_anon_key *k,
 			      const size_t *lens, size_t n)
 {
+	uint64_t asked = 0; /* bit l: the prefix of l bytes was looked up (and is none) */
+
 	for (size_t i = 0; i < n; i++) {
 		size_t norm = hub_anon__key_norm(k->s, lens[i]);
-		uint32_t f;
+		uint32_t f = 0;
 
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* Тен is not in тенге */
-		f = hub_anon__vault_name(v, k->h[norm]) | hub_anon__vault_name(v, k->h[lens[i]]);
+		if (!(asked >> norm & 1))
+			f = hub_anon__vault_name(v, k->h[norm]);
+		if (!(asked >> lens[i] & 1) && lens[i] != norm)
+			f |= hub_anon__vault_name(v, k->h[lens[i]]);
 		if (f)
 			return f;
+		asked |= 1ull << norm | 1ull << lens[i];
 	}
 	return 0;
 }
