@@ -2259,9 +2259,14 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 	size_t j = 0, inside = 0, n = 0;
 
 	*left = (struct hub_anon__left){ 0 };
-	for (size_t i = 0; i < o->n && inside < s->ndigits; i++)
-		for (size_t p = o->items[i].start; p < o->items[i].end; p++)
+	/* the digits are in [first_digit, end_digit) */
+	for (size_t i = 0; i < o->n && inside < s->ndigits; i++) {
+		size_t p = o->items[i].start > s->first_digit ? o->items[i].start : s->first_digit;
+		size_t e = o->items[i].end < s->end_digit ? o->items[i].end : s->end_digit;
+
+		for (; p < e; p++)
 			inside += is_digit(s->text.p[p]);
+	}
 	left->digits = inside < s->ndigits;
 	if (!s->nwords || !o->n)
 		return; /* without a span, the vault learns nothing and never looks again (and
