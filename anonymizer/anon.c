@@ -1689,10 +1689,12 @@ static const struct word *word_before(const struct scan *s, size_t pos, size_t *
 	return NULL;
 }
 
-static bool followed_by_unit(const struct scan *s, size_t pos, size_t wi)
+/* *uwi: a word index at or before the first word that starts at or after pos (pos only
+ * grows from one call to the next: it is moved along). */
+static bool followed_by_unit(const struct scan *s, size_t pos, size_t *uwi)
 {
 	struct hub_str t = s->text;
-	size_t p = pos;
+	size_t p = pos, wi;
 
 	/* a size: 1200x800, 1200х800 */
 	if (p + 1 < t.len && t.p[p] == 'x' && is_digit(t.p[p + 1]))
@@ -1706,8 +1708,9 @@ static bool followed_by_unit(const struct scan *s, size_t pos, size_t wi)
 		return true;
 	if (p + 2 < t.len && (unsigned char)t.p[p] == 0xe2 && (unsigned char)t.p[p + 1] == 0x82)
 		return true; /* ₸ ₽ € */
-	while (wi < s->nwords && s->words[wi].start < p)
-		wi++;
+	for (wi = *uwi; wi < s->nwords && s->words[wi].start < p; wi++)
+		;
+	*uwi = wi;
 	return wi < s->nwords && s->words[wi].start == p && (s->words[wi].lx & LX_UNIT);
 }
 
@@ -1912,7 +1915,7 @@ static void find_numbers(struct scan *s)
 {
 	struct hub_str t = s->text;
 	struct run r;
-	size_t i = s->first_digit, wi = 0;
+	size_t i = s->first_digit, wi = 0, uwi = 0;
 
 	find_id_cue(s);
 	while (i < s->end_digit) { /* no run starts after the last digit */
@@ -1946,7 +1949,7 @@ static void find_numbers(struct scan *s)
 			}
 			g = &r.g[r.ng];
 			*g = (struct group){ start, i, (unsigned)(i - start), 0,
-					     followed_by_unit(s, i, wi) };
+					     followed_by_unit(s, i, &uwi) };
 			memcpy(r.digits + r.doff[r.ng], t.p + start, i - start);
 			r.doff[r.ng + 1] = r.doff[r.ng] + (i - start);
 			r.ng++;
