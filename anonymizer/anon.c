@@ -861,6 +861,11 @@ kazakh:
 			if (i >= n)
 				break;
 		}
+		if (cp == ' ') { /* most separators: changes nothing, as SEP_SPACE */
+			hyphen = false;
+			i++;
+			continue;
+		}
 		hyphen = cp == '-' && !seps++ && i > 0;
 		switch (sep_of(cp)) {
 		case SEP_SPACE:
