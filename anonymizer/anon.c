@@ -1872,6 +1872,9 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 			c.paren = c.paren ||
 				  (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
 			c.unit = g[j].unit;
+			/* fewer than 7 digits are nothing, 8 or 9 only after a '+' (phone_ok) */
+			if (c.n < 7 || (c.n < 10 && c.n != 7 && !c.plus))
+				continue;
 			t = classify_number(s, &c);
 			if (t < 0)
 				continue;
