@@ -1853,8 +1853,14 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 
 	for (size_t i = 0; i < upto; i++) {
 		bool hash = false;
-		const struct word *before = word_before(s, g[i].start, wi, &hash);
-		struct cand c = {
+		const struct word *before;
+		size_t last = i + MAX_WINDOW < r->ng ? i + MAX_WINDOW : r->ng;
+		struct cand c;
+
+		if (r->doff[last] - r->doff[i] < 7)
+			continue; /* no window from here has the 7 digits of anything (below) */
+		before = word_before(s, g[i].start, wi, &hash);
+		c = (struct cand){
 			.d = r->digits + r->doff[i], .g = g + i,
 			.plus = r->plus && r->first + i == 0,
 			.order = hash || (before && (before->lx & LX_ORDER)),
