@@ -1530,11 +1530,14 @@ static void mark_names(struct scan *s)
 			pairs = true;
 		if (w->w & W_KNOWN)
 			w->w |= W_NAME;
-		if ((!learned && !may_be_intrinsic(s, i)) || (w->lx & LX_NEVER))
+		/* every yes of intrinsic has the gazetteer, morphology or a capital
+		 * (W_AMBIG comes with W_GAZ) */
+		intr = w->w & (W_GAZ | W_SURNAME | W_PATRO | W_CAP | W_ALLCAPS);
+		if ((!learned && (!intr || !may_be_intrinsic(s, i))) || (w->lx & LX_NEVER))
 			continue;
 		/* intrinsic before place (neither changes what the other reads): place is
 		 * asked only of a word that would become a name */
-		intr = intrinsic(s, i);
+		intr = intr && intrinsic(s, i);
 		if ((!learned && !intr) || place(s, i))
 			continue;
 		if (learned)
