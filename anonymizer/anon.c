@@ -1558,14 +1558,12 @@ static void mark_names(struct scan *s)
 		for (size_t n = 0; n < s->nwords; n++) {
 			size_t i = pass == 1 ? s->nwords - 1 - n : n;
 			struct word *w = &ws[i];
-			const struct word *prev = i ? &ws[i - 1] : NULL;
-			const struct word *next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
-			bool upper = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
-			bool prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
-			bool next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
+			const struct word *prev, *next;
+			bool upper, prev_name, next_name;
 
-			if ((w->w & W_INTR) || !(w->w & W_KEYED) || (w->lx & LX_NEVER))
+			if ((w->w & (W_INTR | W_KEYED)) != W_KEYED || (w->lx & LX_NEVER))
 				continue;
+			prev = i ? &ws[i - 1] : NULL;
 			if ((w->w & W_PATRO_WORD) && prev && (w->w & W_ADJ) &&
 			    (prev->w & W_CAP) && !(prev->lx & LX_NEVER)) {
 				ws[i - 1].w |= W_INTR; /* Абен улы */
@@ -1573,8 +1571,12 @@ static void mark_names(struct scan *s)
 				changed = 1;
 				continue;
 			}
+			next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
+			prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
+			next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
 			if ((!prev_name && !next_name) || (w->w & W_INITIAL) || place(s, i))
 				continue;
+			upper = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
 			/* a capitalised word mid-sentence right before a first name is
 			 * its surname ("примет Шалкар Бекзат", "ип Смайыл Айдос") */
 			if (upper ? (w->w & (W_GAZ | W_SURNAME | W_PATRO | W_SURSHAPE)) ||
