@@ -534,6 +534,9 @@ struct scan {
 	bool has_at;     /* an '@' is in the text (cut_words): e-mails need one */
 	bool has_marker; /* a '[' or a '_' is in the text (cut_words): markers need one */
 	bool price;      /* a word asks a price (LX_PRICE) */
+	/* a Latin word is capitalised or has a name's look (W_CAP, W_GAZ, W_SURNAME,
+	 * W_PATRO): the text may be Latin (decide_names); cut_words notes it */
+	bool latin_name;
 };
 
 static bool is_digit(int c)
@@ -856,6 +859,8 @@ kazakh:
 				keyed = !kbad && klen;
 			if (keyed)
 				classify(s, wd, &k, strict ? &ks : NULL);
+			if ((wd->w & W_LATIN) && (wd->w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO)))
+				s->latin_name = true;
 			ctx = W_ADJ | W_SOFT;
 			seps = 0;
 			if (i >= n)
@@ -1621,7 +1626,6 @@ static bool cyrillic_left(struct scan *s)
 static void decide_names(struct scan *s)
 {
 	struct word *ws = s->words;
-	bool translit = false;
 	size_t j = 0;
 
 	merge_spans(s->out); /* sorted, for one walk */
@@ -1633,10 +1637,7 @@ static void decide_names(struct scan *s)
 	}
 	s->translit_ok = false;
 	mark_names(s);
-	for (size_t i = 0; i < s->nwords && !translit; i++)
-		translit = (ws[i].w & W_LATIN) &&
-			   (ws[i].w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO));
-	if (translit && !cyrillic_left(s)) {
+	if (s->latin_name && !cyrillic_left(s)) {
 		for (size_t i = 0; i < s->nwords; i++)
 			ws[i].w &= ~(uint64_t)W_INTR;
 		s->translit_ok = true;
@@ -2352,6 +2353,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.nwords = 0;
 	s.capwords = HUB_ARRAY_SIZE(s.first_words);
 	s.translit_ok = false;
+	s.latin_name = false;
 	s.niban = 0;
 	s.first_digit = SIZE_MAX;
 	s.end_digit = 0;
