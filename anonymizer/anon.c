@@ -938,18 +938,36 @@ static uint32_t name_shape(const struct hub_anon_key *k)
 	switch (k->s[k->len - 1]) {
 	case 'h':
 		return ENDS("ovich") || ENDS("evich") ? W_PATRO : 0;
-	case 'a':
-		if (ENDS("ovna") || ENDS("evna") || ENDS("ichna"))
-			return W_PATRO;
-		return ENDS("ova") || ENDS("eva") || ENDS("ina") || ENDS("skaia") ? W_SURNAME : 0;
+	case 'a': /* and by the byte before it */
+		switch (k->s[k->len - 2]) {
+		case 'n':
+			if (ENDS("ovna") || ENDS("evna") || ENDS("ichna"))
+				return W_PATRO;
+			return ENDS("ina") ? W_SURNAME : 0;
+		case 'v':
+			return ENDS("ova") || ENDS("eva") ? W_SURNAME : 0;
+		case 'i':
+			return ENDS("skaia") ? W_SURNAME : 0;
+		}
+		return 0;
 	case 'v':
 		return ENDS("ov") || ENDS("ev") ? W_SURNAME : 0;
 	case 'n':
 		return ENDS("in") || ENDS("ian") ? W_SURNAME : 0;
 	case 'i':
-		if (ENDS("skii") || ENDS("uli") || ENDS("kizi") || ENDS("shvili"))
-			return W_SURNAME;
-		return ENDS("bai") || ENDS("kali") || ENDS("gali") ? W_KAZSUR : 0;
+		switch (k->s[k->len - 2]) {
+		case 'i':
+			return ENDS("skii") ? W_SURNAME : 0;
+		case 'l':
+			if (ENDS("uli") || ENDS("shvili"))
+				return W_SURNAME;
+			return ENDS("kali") || ENDS("gali") ? W_KAZSUR : 0;
+		case 'z':
+			return ENDS("kizi") ? W_SURNAME : 0;
+		case 'a':
+			return ENDS("bai") ? W_KAZSUR : 0;
+		}
+		return 0;
 	case 'o':
 		return ENDS("enko") ? W_SURNAME : 0;
 	case 'k':
