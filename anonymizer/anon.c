@@ -2410,9 +2410,11 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* as the detector: Тен is not in тенге */
+		if (hub_anon__vault_name(vault, k->h[norm]))
+			return norm;
 		f = filter_has(anon, k->h[lens[i]]) ? hub_anon__htab_get(&anon->words, k->h[lens[i]])
 						    : 0;
-		if (hub_anon__vault_name(vault, k->h[norm]) || ((f & LX_NAME) && (f & LX_L)))
+		if ((f & LX_NAME) && (f & LX_L))
 			return norm;
 	}
 	return hub_anon__key_norm(k->s, k->len);
