@@ -705,6 +705,9 @@ static void cut_words(struct scan *s)
 			/* the last key byte of a Latin word (0: none), whose repeats collapse; a
 			 * Cyrillic word's stays 0 (no key byte is 0) */
 			char last = 0, lmask = latin ? (char)0xff : 0;
+			/* the word's flags known at its first letter */
+			uint64_t wflags = ctx | (info & HUB_ANON_CP_UPPER ? W_CAP : 0) |
+					  (hyphen ? W_HYPHEN : 0) | (latin ? W_LATIN : 0);
 			struct word *wd;
 
 			k.h[0] = h;
@@ -844,10 +847,13 @@ kazakh:
 			wd->klen = 0;
 			wd->first = (char)(info0 & 0xff);
 			single = i - start == l0;
-			wd->w = ctx | (info0 & HUB_ANON_CP_UPPER ? W_CAP : 0) |
-				(!single && (allup & HUB_ANON_CP_UPPER) ? W_ALLCAPS : 0) |
-				(hyphen ? W_HYPHEN : 0) | (cpor >= 0x400 ? W_CYR : 0) |
-				(single ? W_INITIAL : 0) | (latin ? W_LATIN : 0);
+			if (single)
+				wflags |= W_INITIAL;
+			else if (allup & HUB_ANON_CP_UPPER)
+				wflags |= W_ALLCAPS;
+			if (cpor >= 0x400)
+				wflags |= W_CYR;
+			wd->w = wflags;
 			if (i < n && is_digit((int)cp) && i - start >= 2 &&
 			    is_ascii_letter(p[i - 1]) && is_ascii_letter(p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
