@@ -48,6 +48,9 @@ struct hub_anon {
 	struct hub_anon_htab words;
 	uint64_t *filter; /* filter_bits of each key: most words miss it without a probe */
 	uint32_t cp_info[HUB_ANON_CP_TABLE]; /* hub_anon__cp_info of each */
+	/* the same of the two bytes of a Cyrillic letter as they are, lead byte 0xd0..0xd3
+	 * and any byte after it (0: not a continuation byte): cut_words' inner loop */
+	uint32_t cyr_info[4 << 8];
 };
 
 #define FILTER_BITS 21
@@ -329,6 +332,9 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	a->filter = hub_xcalloc((1u << FILTER_BITS) / 64, sizeof(*a->filter));
 	for (uint32_t cp = 0; cp < HUB_ANON_CP_TABLE; cp++)
 		a->cp_info[cp] = hub_anon__cp_info(cp);
+	for (uint32_t b = 0; b < HUB_ARRAY_SIZE(a->cyr_info); b++)
+		if ((b & 0xc0) == 0x80)
+			a->cyr_info[b] = a->cp_info[(0x10 + (b >> 8)) << 6 | (b & 0x3f)];
 	add_list(a, first_names, LX_FIRST);
 	add_list(a, surnames, LX_SUR);
 	add_list(a, ambiguous, LX_FIRST | LX_AMBIG);
@@ -528,6 +534,9 @@ struct scan {
 	bool has_at;     /* an '@' is in the text (cut_words): e-mails need one */
 	bool has_marker; /* a '[' or a '_' is in the text (cut_words): markers need one */
 	bool price;      /* a word asks a price (LX_PRICE) */
+	/* a Latin word is capitalised or has a name's look (W_CAP, W_GAZ, W_SURNAME,
+	 * W_PATRO): the text may be Latin (decide_names); cut_words notes it */
+	bool latin_name;
 };
 
 static bool is_digit(int c)
@@ -590,18 +599,8 @@ static void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_typ
 	o->items[o->n++] = (struct hub_anon_span){ start, end, type };
 }
 
-static void add_word(struct scan *s, size_t start, size_t end, uint64_t w)
-{
-	if (s->nwords == s->capwords)
-		s->words = hub_pool_grow(s->pool, s->words, &s->capwords, 32, sizeof(*s->words));
-	s->words[s->nwords].start = start;
-	s->words[s->nwords].end = end;
-	s->words[s->nwords].lx = 0;
-	s->words[s->nwords].w = w;
-	s->words[s->nwords++].klen = 0;
-}
-
-static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k);
+static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k,
+		     struct hub_anon_key *ks);
 
 /* What a character that is no letter does between words (cut_words). */
 enum sep_class {
@@ -641,109 +640,244 @@ static inline enum sep_class sep_of(uint32_t cp)
 	return SEP_OTHER;
 }
 
+/* FNV-1a, as hub_anon__key_end hashes each prefix of a key. */
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+
+/* The character at p[i] (i < n) of a word or between words: its length, *cp and its
+ * hub_anon__cp_info (0 from U+0800 on: no letter is there). One- and two-byte sequences
+ * (ASCII, Cyrillic) inline; an invalid byte is U+FFFD of length 1. */
+static inline size_t cut_next(const unsigned char *p, size_t i, size_t n, const uint32_t *table,
+			      uint32_t *cp, uint32_t *info)
+{
+	unsigned c0 = p[i];
+	size_t l;
+
+	if (c0 < 0x80) {
+		*cp = c0;
+		*info = table[c0];
+		return 1;
+	}
+	if (c0 - 0xc2 < 0x1e && i + 1 < n && (unsigned)(p[i + 1] ^ 0x80) < 0x40) {
+		*cp = (c0 & 0x1f) << 6 | (p[i + 1] ^ 0x80);
+		*info = table[*cp];
+		return 2;
+	}
+	l = hub_utf8_decode(p + i, n - i, cp);
+	if (!l) {
+		*cp = 0xfffd;
+		l = 1;
+	}
+	*info = *cp < HUB_ANON_CP_TABLE ? table[*cp] : 0;
+	return l;
+}
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
- * each word from the previous one. */
+ * each word from the previous one; keys each word as it reads it (one decoding of each
+ * character) and classifies it. */
 static void cut_words(struct scan *s)
 {
-	struct hub_str t = s->text;
-	const uint32_t *table = s->anon->cp_info;
+	const unsigned char *p = (const unsigned char *)s->text.p;
+	const size_t n = s->text.len;
+	const uint32_t *table = s->anon->cp_info, *cyr = s->anon->cyr_info;
 	/* what the separators since the last word make of the next one: W_SENT, W_ADJ,
 	 * W_SOFT, W_INITDOT (and hyphen, W_HYPHEN) */
 	uint64_t ctx = W_SENT;
 	bool hyphen = false;
-	size_t i = 0, seps = 0;
-	struct hub_anon_key k;
+	size_t i = 0, seps = 0, first_digit = SIZE_MAX, end_digit = 0, ndigits = 0;
+	bool has_at = false, has_marker = false;
+	struct hub_anon_key k, ks;
 
-	while (i <= t.len) {
-		uint32_t cp = 0, info = 0;
-		size_t l = 1;
+	while (i < n) {
+		uint32_t cp, info;
+		size_t l = cut_next(p, i, n, table, &cp, &info);
 
-		if (i < t.len) {
-			l = next_cp(t, i, &cp);
-			info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
-		}
 		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
-			size_t start = i, klen = 0;
-			unsigned letters = 0;
-			uint32_t allup = HUB_ANON_CP_UPPER, cpor = 0;
-			bool first_upper = info & HUB_ANON_CP_UPPER, latin = cp < 0x80, kbad = false;
-			char first = (char)(info & 0xff);
-			char last = 0; /* the last key byte (0: none) */
-			uint64_t w;
+			size_t start = i, klen = 0, l0 = l;
+			/* cpor: a Cyrillic letter sets a bit from 0x400 up */
+			uint32_t allup = info, info0 = info, cpor = cp;
+			bool latin = cp < 0x80, kbad = false, single;
+			bool strict = false; /* ks is the strict key (classify's second look) */
+			/* h: the hash of the key so far, each prefix's in k.h as key_end leaves
+			 * them (rehash: key_end computes them, as after key_add_info) */
+			bool rehash = false, keyed;
+			uint64_t h = FNV_OFFSET;
+			/* the last key byte of a Latin word (0: none), whose repeats collapse; a
+			 * Cyrillic word's stays 0 (no key byte is 0) */
+			char last = 0, lmask = latin ? (char)0xff : 0;
+			/* the word's flags known at its first letter */
+			uint64_t wflags = ctx | (info & HUB_ANON_CP_UPPER ? W_CAP : 0) |
+					  (hyphen ? W_HYPHEN : 0) | (latin ? W_LATIN : 0);
+			struct word *wd;
 
-			hub_anon__key_start(&k, latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD,
-					    latin);
+			k.h[0] = h;
+			k.mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
+			k.latin = latin;
+			k.kazakh = false;
+			k.unfolded = false;
 			/* the key's length and state in registers: most letters have a plain key
 			 * of one byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a
 			 * key gone bad is never read: what is added after does not matter) */
 			for (;;) {
-				const unsigned char *u;
+				unsigned b0;
 
-				cpor |= cp; /* a Cyrillic letter sets a bit from 0x400 up */
-				letters++;
 				allup &= info;
 				if (info & HUB_ANON_CP_PLAIN) {
 					char c = (char)info;
 
 					if (c != last) {
-						if (klen < HUB_ANON_KEY_MAX)
+						if (klen < HUB_ANON_KEY_MAX) {
 							k.s[klen++] = c;
-						else
+							h = (h ^ (unsigned char)c) * FNV_PRIME;
+							k.h[klen] = h;
+						} else {
 							kbad = true;
-						last = c;
-					} else if (!latin) { /* a Latin word's repeats collapse */
-						if (klen < HUB_ANON_KEY_MAX)
-							k.s[klen++] = c;
-						else
-							kbad = true;
+						}
+						last = c & lmask;
 					}
+				} else if ((info & (HUB_ANON_CP_KAZAKH | HUB_ANON_CP_HASKEY)) ==
+					   HUB_ANON_CP_HASKEY) {
+					/* key_add_info's rules for a key of up to two bytes: ж ш
+					 * ч ю я х ы ъ ь, Latin h j x */
+					char c0 = (char)info, c1 = (char)(info >> 8);
+
+					if ((info & HUB_ANON_CP_YERU) && !latin)
+						c0 = 'y', c1 = 0; /* as spelled, ы is not и */
+					for (char ch = c0; ch; ch = ch == c0 ? c1 : 0) {
+						char lb = klen ? k.s[klen - 1] : 0;
+
+						if (ch == 'h' && lb == 'k') {
+							k.s[klen - 1] = 'h'; /* kh as х */
+							h = (k.h[klen - 1] ^ 'h') * FNV_PRIME;
+							k.h[klen] = h;
+							continue;
+						}
+						if (ch == 'z' && lb == 'd' && c1 == 'h') {
+							lb = --klen ? k.s[klen - 1] : 0; /* dzh as j */
+							h = k.h[klen];
+						}
+						if (latin && lb == ch)
+							continue; /* Анна/Ana, Асель/Assel */
+						if (klen < HUB_ANON_KEY_MAX) {
+							k.s[klen++] = ch;
+							h = (h ^ (unsigned char)ch) * FNV_PRIME;
+							k.h[klen] = h;
+						} else {
+							kbad = true;
+						}
+					}
+					last = klen ? k.s[klen - 1] & lmask : 0;
 				} else {
 					k.len = klen;
 					k.bad = kbad;
+					if ((info & HUB_ANON_CP_KAZAKH) && !latin)
+						goto kazakh;
+					rehash = true; /* hashed again from the start at the end */
 					hub_anon__key_add_info(&k, info);
 					klen = k.len;
 					kbad = k.bad;
-					last = klen ? k.s[klen - 1] : 0;
+					last = klen ? k.s[klen - 1] & lmask : 0;
 				}
 				i += l;
-				if (i >= t.len) {
-					cp = info = 0;
+				if (i >= n) {
+					cp = 0;
+					break;
+				}
+				/* the next letter's info, without its code point but in
+				 * cpor; the character that ends the word decoded in full */
+				b0 = p[i];
+				if (b0 < 0x80) {
+					info = table[b0];
 					l = 1;
-					break;
-				}
-				u = (const unsigned char *)t.p + i;
-				if (u[0] < 0x80) {
-					cp = u[0], l = 1;
-				} else if (u[0] >= 0xc2 && u[0] < 0xe0 && i + 1 < t.len &&
-					   (u[1] & 0xc0) == 0x80) {
-					cp = ((uint32_t)(u[0] & 0x1f) << 6) | (u[1] & 0x3f), l = 2;
+					if (!(info & HUB_ANON_CP_LETTER)) {
+						cp = b0;
+						break;
+					}
+				} else if (b0 - 0xd0 < 4 && i + 1 < n) {
+					info = cyr[(b0 - 0xd0) << 8 | p[i + 1]];
+					l = 2;
+					if (!(info & HUB_ANON_CP_LETTER)) {
+						l = cut_next(p, i, n, table, &cp, &info);
+						break;
+					}
+					cpor |= 0x400;
 				} else {
-					l = next_cp(t, i, &cp);
+					l = cut_next(p, i, n, table, &cp, &info);
+					if (!(info & HUB_ANON_CP_LETTER))
+						break;
+					cpor |= cp;
 				}
-				info = cp < HUB_ANON_CP_TABLE ? table[cp] : hub_anon__cp_info(cp);
-				if (!(info & HUB_ANON_CP_LETTER))
-					break;
+			}
+			if (0) {
+kazakh:
+				/* a Cyrillic word's strict key (classify's second look) is its
+				 * folded one up to its first Kazakh letter: from there on, both */
+				rehash = true;
+				hub_anon__key_start(&ks, HUB_ANON_KEY_STRICT, false);
+				memcpy(ks.s, k.s, k.len);
+				ks.len = k.len;
+				ks.bad = k.bad;
+				strict = true;
+				for (;;) {
+					hub_anon__key_add_info(&k, info);
+					hub_anon__key_add_info(&ks, info);
+					i += l;
+					if (i >= n) {
+						cp = 0;
+						break;
+					}
+					l = cut_next(p, i, n, table, &cp, &info);
+					if (!(info & HUB_ANON_CP_LETTER))
+						break;
+					cpor |= cp;
+					allup &= info;
+				}
+				klen = k.len;
+				kbad = k.bad;
 			}
 			k.len = klen;
 			k.bad = kbad;
-			w = ctx | (first_upper ? W_CAP : 0) |
-			    (letters >= 2 && allup ? W_ALLCAPS : 0) |
-			    (hyphen ? W_HYPHEN : 0) | (cpor >= 0x400 ? W_CYR : 0) |
-			    (letters == 1 ? W_INITIAL : 0) | (latin ? W_LATIN : 0);
-			add_word(s, start, i, w);
-			s->words[s->nwords - 1].first = first;
-			if (i < t.len && is_digit((int)cp) && i - start >= 2 &&
-			    is_ascii_letter(t.p[i - 1]) && is_ascii_letter(t.p[i - 2]) &&
+			if (s->nwords == s->capwords)
+				s->words = hub_pool_grow(s->pool, s->words, &s->capwords, 32,
+							 sizeof(*s->words));
+			wd = &s->words[s->nwords++];
+			wd->start = start;
+			wd->end = i;
+			wd->lx = 0;
+			wd->klen = 0;
+			wd->first = (char)(info0 & 0xff);
+			single = i - start == l0;
+			if (single)
+				wflags |= W_INITIAL;
+			else if (allup & HUB_ANON_CP_UPPER)
+				wflags |= W_ALLCAPS;
+			if (cpor >= 0x400)
+				wflags |= W_CYR;
+			wd->w = wflags;
+			if (i < n && is_digit((int)cp) && i - start >= 2 &&
+			    is_ascii_letter(p[i - 1]) && is_ascii_letter(p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
 				s->iban_at[s->niban - 1] = i - 2;
-			if (hub_anon__key_end(&k))
-				classify(s, &s->words[s->nwords - 1], &k);
+			/* as key_end: Yerlan as Ерлан moves the key, hashed again */
+			if (rehash || (klen >= 2 && k.s[0] == 'i' && k.s[1] == 'e'))
+				keyed = hub_anon__key_end(&k);
+			else
+				keyed = !kbad && klen;
+			if (keyed)
+				classify(s, wd, &k, strict ? &ks : NULL);
+			if ((wd->w & W_LATIN) && (wd->w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO)))
+				s->latin_name = true;
 			ctx = W_ADJ | W_SOFT;
 			seps = 0;
+			if (i >= n)
+				break;
+		}
+		if (cp == ' ') { /* most separators: changes nothing, as SEP_SPACE */
+			hyphen = false;
+			i++;
+			continue;
 		}
 		hyphen = cp == '-' && !seps++ && i > 0;
-		if (i >= t.len)
-			break;
 		switch (sep_of(cp)) {
 		case SEP_SPACE:
 			break;
@@ -760,19 +894,21 @@ static void cut_words(struct scan *s)
 			}
 			ctx = (ctx | W_SENT) & ~(uint64_t)W_SOFT;
 			break;
-		case SEP_DIGIT:
-			if (s->first_digit > i)
-				s->first_digit = i;
-			s->end_digit = i + 1;
-			s->ndigits++;
+		case SEP_DIGIT: /* the whole run of digits */
+			if (first_digit > i)
+				first_digit = i;
+			for (l = 1; i + l < n && is_digit(p[i + l]); l++)
+				;
+			end_digit = i + l;
+			ndigits += l;
 			ctx &= ~(uint64_t)(W_SENT | W_ADJ | W_SOFT);
 			break;
 		case SEP_AT:
-			s->has_at = true;
+			has_at = true;
 			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 			break;
 		case SEP_MARK:
-			s->has_marker = true;
+			has_marker = true;
 			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 			break;
 		case SEP_OTHER:
@@ -780,6 +916,11 @@ static void cut_words(struct scan *s)
 		}
 		i += l;
 	}
+	s->first_digit = first_digit;
+	s->end_digit = end_digit;
+	s->ndigits = ndigits;
+	s->has_at = has_at;
+	s->has_marker = has_marker;
 }
 
 static inline bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n,
@@ -803,18 +944,36 @@ static uint32_t name_shape(const struct hub_anon_key *k)
 	switch (k->s[k->len - 1]) {
 	case 'h':
 		return ENDS("ovich") || ENDS("evich") ? W_PATRO : 0;
-	case 'a':
-		if (ENDS("ovna") || ENDS("evna") || ENDS("ichna"))
-			return W_PATRO;
-		return ENDS("ova") || ENDS("eva") || ENDS("ina") || ENDS("skaia") ? W_SURNAME : 0;
+	case 'a': /* and by the byte before it */
+		switch (k->s[k->len - 2]) {
+		case 'n':
+			if (ENDS("ovna") || ENDS("evna") || ENDS("ichna"))
+				return W_PATRO;
+			return ENDS("ina") ? W_SURNAME : 0;
+		case 'v':
+			return ENDS("ova") || ENDS("eva") ? W_SURNAME : 0;
+		case 'i':
+			return ENDS("skaia") ? W_SURNAME : 0;
+		}
+		return 0;
 	case 'v':
 		return ENDS("ov") || ENDS("ev") ? W_SURNAME : 0;
 	case 'n':
 		return ENDS("in") || ENDS("ian") ? W_SURNAME : 0;
 	case 'i':
-		if (ENDS("skii") || ENDS("uli") || ENDS("kizi") || ENDS("shvili"))
-			return W_SURNAME;
-		return ENDS("bai") || ENDS("kali") || ENDS("gali") ? W_KAZSUR : 0;
+		switch (k->s[k->len - 2]) {
+		case 'i':
+			return ENDS("skii") ? W_SURNAME : 0;
+		case 'l':
+			if (ENDS("uli") || ENDS("shvili"))
+				return W_SURNAME;
+			return ENDS("kali") || ENDS("gali") ? W_KAZSUR : 0;
+		case 'z':
+			return ENDS("kizi") ? W_SURNAME : 0;
+		case 'a':
+			return ENDS("bai") ? W_KAZSUR : 0;
+		}
+		return 0;
 	case 'o':
 		return ENDS("enko") ? W_SURNAME : 0;
 	case 'k':
@@ -858,15 +1017,21 @@ static bool after_strong_cue(const struct scan *s)
 static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_anon_key *k,
 			      const size_t *lens, size_t n)
 {
+	uint64_t asked = 0; /* bit l: the prefix of l bytes was looked up (and is none) */
+
 	for (size_t i = 0; i < n; i++) {
 		size_t norm = hub_anon__key_norm(k->s, lens[i]);
-		uint32_t f;
+		uint32_t f = 0;
 
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* Тен is not in тенге */
-		f = hub_anon__vault_name(v, k->h[norm]) | hub_anon__vault_name(v, k->h[lens[i]]);
+		if (!(asked >> norm & 1))
+			f = hub_anon__vault_name(v, k->h[norm]);
+		if (!(asked >> lens[i] & 1) && lens[i] != norm)
+			f |= hub_anon__vault_name(v, k->h[lens[i]]);
 		if (f)
 			return f;
+		asked |= 1ull << norm | 1ull << lens[i];
 	}
 	return 0;
 }
@@ -963,7 +1128,8 @@ static bool kazakh_ending(const struct hub_anon_key *k, size_t len)
 
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
  * vault's names, morphology. */
-static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k)
+static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k,
+		     struct hub_anon_key *ks)
 {
 	size_t lens[16], n;
 	bool vault, lex, lex_alone;
@@ -1020,13 +1186,16 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	if (k->kazakh) {
 		/* written with Kazakh letters: as spelled first (Айгерім), else only as a
 		 * capitalised name (Ақша is an Акша, ақша is money) */
-		struct hub_anon_key ks;
+		struct hub_anon_key own;
 		uint32_t f = 0;
 
-		if (hub_anon__key_mode(s->anon, s->text.p + wd->start, wd->end - wd->start,
-				       HUB_ANON_KEY_STRICT, &ks) &&
-		    filter_has(s->anon, ks.h[ks.len]))
-			f = hub_anon__htab_get(&s->anon->words, ks.h[ks.len]);
+		/* cut_words keyed a Cyrillic word strictly as it went (ks) */
+		if (ks ? hub_anon__key_end(ks)
+		       : hub_anon__key_mode(s->anon, s->text.p + wd->start, wd->end - wd->start,
+					    HUB_ANON_KEY_STRICT, ks = &own)) {
+			if (filter_has(s->anon, ks->h[ks->len]))
+				f = hub_anon__htab_get(&s->anon->words, ks->h[ks->len]);
+		}
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
 			wd->w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) |
 				 (f & LX_FIRST ? W_FIRST : 0);
@@ -1390,11 +1559,14 @@ static void mark_names(struct scan *s)
 			pairs = true;
 		if (w->w & W_KNOWN)
 			w->w |= W_NAME;
-		if ((!learned && !may_be_intrinsic(s, i)) || (w->lx & LX_NEVER))
+		/* every yes of intrinsic has the gazetteer, morphology or a capital
+		 * (W_AMBIG comes with W_GAZ) */
+		intr = w->w & (W_GAZ | W_SURNAME | W_PATRO | W_CAP | W_ALLCAPS);
+		if ((!learned && (!intr || !may_be_intrinsic(s, i))) || (w->lx & LX_NEVER))
 			continue;
 		/* intrinsic before place (neither changes what the other reads): place is
 		 * asked only of a word that would become a name */
-		intr = intrinsic(s, i);
+		intr = intr && intrinsic(s, i);
 		if ((!learned && !intr) || place(s, i))
 			continue;
 		if (learned)
@@ -1415,14 +1587,12 @@ static void mark_names(struct scan *s)
 		for (size_t n = 0; n < s->nwords; n++) {
 			size_t i = pass == 1 ? s->nwords - 1 - n : n;
 			struct word *w = &ws[i];
-			const struct word *prev = i ? &ws[i - 1] : NULL;
-			const struct word *next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
-			bool upper = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
-			bool prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
-			bool next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
+			const struct word *prev, *next;
+			bool upper, prev_name, next_name;
 
-			if ((w->w & W_INTR) || !(w->w & W_KEYED) || (w->lx & LX_NEVER))
+			if ((w->w & (W_INTR | W_KEYED)) != W_KEYED || (w->lx & LX_NEVER))
 				continue;
+			prev = i ? &ws[i - 1] : NULL;
 			if ((w->w & W_PATRO_WORD) && prev && (w->w & W_ADJ) &&
 			    (prev->w & W_CAP) && !(prev->lx & LX_NEVER)) {
 				ws[i - 1].w |= W_INTR; /* Абен улы */
@@ -1430,8 +1600,12 @@ static void mark_names(struct scan *s)
 				changed = 1;
 				continue;
 			}
+			next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
+			prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
+			next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
 			if ((!prev_name && !next_name) || (w->w & W_INITIAL) || place(s, i))
 				continue;
+			upper = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
 			/* a capitalised word mid-sentence right before a first name is
 			 * its surname ("примет Шалкар Бекзат", "ип Смайыл Айдос") */
 			if (upper ? (w->w & (W_GAZ | W_SURNAME | W_PATRO | W_SURSHAPE)) ||
@@ -1476,7 +1650,6 @@ static bool cyrillic_left(struct scan *s)
 static void decide_names(struct scan *s)
 {
 	struct word *ws = s->words;
-	bool translit = false;
 	size_t j = 0;
 
 	merge_spans(s->out); /* sorted, for one walk */
@@ -1488,10 +1661,7 @@ static void decide_names(struct scan *s)
 	}
 	s->translit_ok = false;
 	mark_names(s);
-	for (size_t i = 0; i < s->nwords && !translit; i++)
-		translit = (ws[i].w & W_LATIN) &&
-			   (ws[i].w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO));
-	if (translit && !cyrillic_left(s)) {
+	if (s->latin_name && !cyrillic_left(s)) {
 		for (size_t i = 0; i < s->nwords; i++)
 			ws[i].w &= ~(uint64_t)W_INTR;
 		s->translit_ok = true;
@@ -1554,10 +1724,12 @@ static const struct word *word_before(const struct scan *s, size_t pos, size_t *
 	return NULL;
 }
 
-static bool followed_by_unit(const struct scan *s, size_t pos, size_t wi)
+/* *uwi: a word index at or before the first word that starts at or after pos (pos only
+ * grows from one call to the next: it is moved along). */
+static bool followed_by_unit(const struct scan *s, size_t pos, size_t *uwi)
 {
 	struct hub_str t = s->text;
-	size_t p = pos;
+	size_t p = pos, wi;
 
 	/* a size: 1200x800, 1200х800 */
 	if (p + 1 < t.len && t.p[p] == 'x' && is_digit(t.p[p + 1]))
@@ -1571,8 +1743,9 @@ static bool followed_by_unit(const struct scan *s, size_t pos, size_t wi)
 		return true;
 	if (p + 2 < t.len && (unsigned char)t.p[p] == 0xe2 && (unsigned char)t.p[p + 1] == 0x82)
 		return true; /* ₸ ₽ € */
-	while (wi < s->nwords && s->words[wi].start < p)
-		wi++;
+	for (wi = *uwi; wi < s->nwords && s->words[wi].start < p; wi++)
+		;
+	*uwi = wi;
 	return wi < s->nwords && s->words[wi].start == p && (s->words[wi].lx & LX_UNIT);
 }
 
@@ -1710,8 +1883,14 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 
 	for (size_t i = 0; i < upto; i++) {
 		bool hash = false;
-		const struct word *before = word_before(s, g[i].start, wi, &hash);
-		struct cand c = {
+		const struct word *before;
+		size_t last = i + MAX_WINDOW < r->ng ? i + MAX_WINDOW : r->ng;
+		struct cand c;
+
+		if (r->doff[last] - r->doff[i] < 7)
+			continue; /* no window from here has the 7 digits of anything (below) */
+		before = word_before(s, g[i].start, wi, &hash);
+		c = (struct cand){
 			.d = r->digits + r->doff[i], .g = g + i,
 			.plus = r->plus && r->first + i == 0,
 			.order = hash || (before && (before->lx & LX_ORDER)),
@@ -1729,6 +1908,9 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 			c.paren = c.paren ||
 				  (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
 			c.unit = g[j].unit;
+			/* fewer than 7 digits are nothing, 8 or 9 only after a '+' (phone_ok) */
+			if (c.n < 7 || (c.n < 10 && c.n != 7 && !c.plus))
+				continue;
 			t = classify_number(s, &c);
 			if (t < 0)
 				continue;
@@ -1777,7 +1959,7 @@ static void find_numbers(struct scan *s)
 {
 	struct hub_str t = s->text;
 	struct run r;
-	size_t i = s->first_digit, wi = 0;
+	size_t i = s->first_digit, wi = 0, uwi = 0;
 
 	find_id_cue(s);
 	while (i < s->end_digit) { /* no run starts after the last digit */
@@ -1811,7 +1993,7 @@ static void find_numbers(struct scan *s)
 			}
 			g = &r.g[r.ng];
 			*g = (struct group){ start, i, (unsigned)(i - start), 0,
-					     followed_by_unit(s, i, wi) };
+					     followed_by_unit(s, i, &uwi) };
 			memcpy(r.digits + r.doff[r.ng], t.p + start, i - start);
 			r.doff[r.ng + 1] = r.doff[r.ng] + (i - start);
 			r.ng++;
@@ -2124,9 +2306,14 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 	size_t j = 0, inside = 0, n = 0;
 
 	*left = (struct hub_anon__left){ 0 };
-	for (size_t i = 0; i < o->n && inside < s->ndigits; i++)
-		for (size_t p = o->items[i].start; p < o->items[i].end; p++)
+	/* the digits are in [first_digit, end_digit) */
+	for (size_t i = 0; i < o->n && inside < s->ndigits; i++) {
+		size_t p = o->items[i].start > s->first_digit ? o->items[i].start : s->first_digit;
+		size_t e = o->items[i].end < s->end_digit ? o->items[i].end : s->end_digit;
+
+		for (; p < e; p++)
 			inside += is_digit(s->text.p[p]);
+	}
 	left->digits = inside < s->ndigits;
 	if (!s->nwords || !o->n)
 		return; /* without a span, the vault learns nothing and never looks again (and
@@ -2190,6 +2377,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.nwords = 0;
 	s.capwords = HUB_ARRAY_SIZE(s.first_words);
 	s.translit_ok = false;
+	s.latin_name = false;
 	s.niban = 0;
 	s.first_digit = SIZE_MAX;
 	s.end_digit = 0;
@@ -2228,9 +2416,11 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* as the detector: Тен is not in тенге */
+		if (hub_anon__vault_name(vault, k->h[norm]))
+			return norm;
 		f = filter_has(anon, k->h[lens[i]]) ? hub_anon__htab_get(&anon->words, k->h[lens[i]])
 						    : 0;
-		if (hub_anon__vault_name(vault, k->h[norm]) || ((f & LX_NAME) && (f & LX_L)))
+		if ((f & LX_NAME) && (f & LX_L))
 			return norm;
 	}
 	return hub_anon__key_norm(k->s, k->len);

@@ -265,7 +265,7 @@ static inline const char *hub_anon__kazakh_strict(uint32_t cp)
 #define HUB_ANON_CP_KAZAKH (1u << 19) /* a letter of Kazakh only; its strict byte on top */
 #define HUB_ANON_CP_YERU (1u << 20)   /* ы: "y" as spelled, "i" collapsed */
 #define HUB_ANON_CP_PLAIN (1u << 21)  /* a key of one byte that no rule of key_add changes */
-#define HUB_ANON_CP_TABLE 0x500
+#define HUB_ANON_CP_TABLE 0x800 /* every one- and two-byte sequence */
 
 static inline uint32_t hub_anon__cp_info(uint32_t cp)
 {

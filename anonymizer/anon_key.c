@@ -106,28 +106,36 @@ static const struct ending end_a[] = { E("ga"), E("ka"), E("na"), E("da"), E("ta
 	end_u[] = { E("oiu"), E("eiu"), E("iu"), E("u") },
 	end_y[] = { E("dy"), E("ty"), E("ny"), E("sy"), E("y") };
 
-/* The endings of one last letter; second: bit c - 'a' for each key byte c that an ending
- * of two bytes or more has before the last (a key whose byte there is none of them has
- * only the one-byte endings, which come last). */
+/* The endings of one last letter; by_y[y - 'a']: bit i for each ending e[i] that a key
+ * whose byte before the last is y may have (the one-byte ending, and those of two bytes
+ * or more with y there), checked against e by hub_anon__key_stems_ok. */
 struct endings {
 	const struct ending *e;
 	size_t n;
-	uint32_t second;
+	uint32_t by_y[26];
 };
 
-#define B(c) (1u << ((c) - 'a'))
-#define ENDINGS(t, bits) { t, HUB_ARRAY_SIZE(t), bits }
-static const struct endings endings_a = ENDINGS(end_a, B('g') | B('k') | B('n') | B('d') |
-						B('t') | B('i')),
-	endings_e = ENDINGS(end_e, B('g') | B('k') | B('n') | B('d') | B('t')),
-	endings_h = ENDINGS(end_h, B('a')),
-	endings_i = ENDINGS(end_i, B('m') | B('d') | B('t') | B('n') | B('s') | B('o') | B('e') |
-			    B('y')),
-	endings_m = ENDINGS(end_m, B('o') | B('e') | B('a') | B('y') | B('i')),
-	endings_n = ENDINGS(end_n, B('i') | B('a') | B('e') | B('y')),
-	endings_u = ENDINGS(end_u, B('i')),
-	endings_y = ENDINGS(end_y, B('d') | B('t') | B('n') | B('s'));
-#undef B
+#define ENDINGS(t, ...) { t, HUB_ARRAY_SIZE(t), { __VA_ARGS__ } }
+static const struct endings endings_a = ENDINGS(end_a,
+	0x40, 0x40, 0x40, 0x48, 0x40, 0x40, 0x41, 0x40, 0x60, 0x40, 0x42, 0x40, 0x40, 0x44,
+	0x40, 0x40, 0x40, 0x40, 0x40, 0x50, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40),
+	endings_e = ENDINGS(end_e,
+	0x20, 0x20, 0x20, 0x28, 0x20, 0x20, 0x21, 0x20, 0x20, 0x20, 0x22, 0x20, 0x20, 0x24,
+	0x20, 0x20, 0x20, 0x20, 0x20, 0x30, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20),
+	endings_h = ENDINGS(end_h, 0x1),
+	endings_i = ENDINGS(end_i,
+	0x100, 0x100, 0x100, 0x102, 0x140, 0x100, 0x100, 0x100, 0x100, 0x100, 0x100, 0x100,
+	0x101, 0x108, 0x120, 0x100, 0x100, 0x100, 0x110, 0x104, 0x100, 0x100, 0x100, 0x100,
+	0x180, 0x100),
+	endings_m = ENDINGS(end_m, 0x4, 0, 0, 0, 0x2, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0x1, 0, 0,
+			    0, 0, 0, 0, 0, 0, 0, 0x8, 0),
+	endings_n = ENDINGS(end_n, 0xa8, 0, 0, 0, 0xf50, 0, 0, 0, 0x8007, 0, 0, 0, 0, 0, 0, 0,
+			    0, 0, 0, 0, 0, 0, 0, 0, 0x17000, 0),
+	endings_u = ENDINGS(end_u, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0xf, 0x8, 0x8, 0x8,
+			    0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8),
+	endings_y = ENDINGS(end_y,
+	0x10, 0x10, 0x10, 0x11, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x14,
+	0x10, 0x10, 0x10, 0x10, 0x18, 0x12, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
 
 bool hub_anon__key_stems_ok(void)
 {
@@ -137,21 +145,28 @@ bool hub_anon__key_stems_ok(void)
 	};
 
 	for (size_t t = 0; t < HUB_ARRAY_SIZE(all); t++) {
-		uint32_t second = 0;
 		bool one = false;
 
+		if (all[t]->n > 32)
+			return false;
 		for (size_t i = 0; i < all[t]->n; i++) {
-			const struct ending *e = &all[t]->e[i];
-
-			if (e->len == 1)
+			if (all[t]->e[i].len == 1)
 				one = true;
 			else if (one)
 				return false; /* a one-byte ending is not last */
-			else
-				second |= 1u << ((e->want >> 8 & 0xff) - 'a');
 		}
-		if (second != all[t]->second)
-			return false;
+		for (unsigned y = 0; y < 26; y++) {
+			uint32_t want = 0;
+
+			for (size_t i = 0; i < all[t]->n; i++) {
+				const struct ending *e = &all[t]->e[i];
+
+				if (e->len == 1 || (e->want >> 8 & 0xff) == 'a' + y)
+					want |= 1u << i;
+			}
+			if (all[t]->by_y[y] != want)
+				return false;
+		}
 	}
 	return true;
 }
@@ -160,9 +175,9 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 {
 	const struct endings *t;
 	const struct ending *e;
-	size_t n = 0, ne, len = k->len;
+	size_t n = 0, len = k->len;
 	unsigned char y;
-	uint32_t sig;
+	uint32_t sig, m;
 
 	if (!max)
 		return 0;
@@ -181,17 +196,19 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 	default: return n;
 	}
 	e = t->e;
-	ne = t->n;
 	y = (unsigned char)k->s[len - 2];
-	if (y < 'a' || y > 'z' || !(t->second >> (y - 'a') & 1)) {
+	if (y < 'a' || y > 'z') {
 		/* no ending of two bytes or more: the one-byte one, if any (last) */
-		if (e[ne - 1].len == 1 && n < max)
+		if (e[t->n - 1].len == 1 && n < max)
 			lens[n++] = len - 1; /* len >= 4 */
 		return n;
 	}
-	/* the last letter matched: at most two more, compared at once (len >= 4 > 3) */
+	/* the endings whose last two bytes match, in order; a third compared with it (len
+	 * >= 4 > 3) */
 	sig = (uint32_t)(unsigned char)k->s[len - 3] << 16 | (uint32_t)y << 8;
-	for (size_t i = 0; i < ne && n < max; i++) {
+	for (m = t->by_y[y - 'a']; m && n < max; m &= m - 1) {
+		unsigned i = (unsigned)__builtin_ctz(m);
+
 		if ((sig & e[i].mask) != e[i].want || len < (size_t)e[i].len + HUB_ANON_STEM_MIN)
 			continue;
 		lens[n++] = len - e[i].len;
