@@ -1567,8 +1567,15 @@ static void mark_names(struct scan *s)
 		/* intrinsic before place (neither changes what the other reads): place is
 		 * asked only of a word that would become a name */
 		intr = intr && intrinsic(s, i);
-		if ((!learned && !intr) || place(s, i))
+		if (!learned && !intr)
 			continue;
+		if (place(s, i)) {
+			/* a street or a product by its context, unless the vault holds it: a
+			 * value of the vault is hidden wherever it stands, as a known one is */
+			if (learned)
+				w->w |= W_NAME;
+			continue;
+		}
 		if (learned)
 			w->w |= W_NAME;
 		if (intr) {

@@ -469,6 +469,31 @@ static void test_context_that_becomes_a_marker(void **state)
 	hub_anon_vault_free(v);
 }
 
+/* A name the vault learned is hidden also where its context makes it a street's: the
+ * customer named Абай lives "на Абая 150". Without it, a street word met before the vault
+ * knew the name stayed in clear beside the name's marker (fuzz: "вИнN 6A@mut.AX7777245" and
+ * "вИнN767777245", where the phone's marker turned the house number into an e-mail). */
+static void test_learned_name_is_hidden_as_a_street_too(void **state)
+{
+	static const char fuzzed[] = "2\xce \xd0\xb2 \xd0\xb2\xd0\x98\xd0\xbdN 6A@mut.AX7777245.u "
+				     "\xd0\xb2\xd0\x98\xd0\xbdN767777245 ";
+	struct hub_anon_vault *v;
+	struct hub_buf b = HUB_BUF_INIT, r = HUB_BUF_INIT;
+
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	assert_string_equal(pseudo(v, "на Абая 150", &b), "на Абая 150");
+	assert_string_equal(pseudo(v, "меня зовут Абай", &b), "меня зовут [NAME_1]");
+	assert_string_equal(pseudo(v, "живу на Абая 150", &b), "живу на [NAME_1] 150");
+	hub_anon_vault_free(v);
+	assert_int_equal(hub_anon_vault_new(*state, &v), 0);
+	(void)pseudo(v, fuzzed, &b);
+	assert_false(hub_anon_vault_leaks(v, hub_str_from(b.p)));
+	assert_string_equal(restore(v, b.p, &r), fuzzed);
+	hub_buf_release(&r);
+	hub_buf_release(&b);
+	hub_anon_vault_free(v);
+}
+
 /* A house number's glued letters that are a known name ("6ai", the known "Ay") become a
  * marker: no house number, so the word before it is no street ("в Винн 6ai"), and it is
  * found as the name it is, here and where it stands again (fuzz regress37). */
@@ -593,6 +618,7 @@ int main(void)
 		cmocka_unit_test(test_value_takes_glued_digits),
 		cmocka_unit_test(test_long_known_word_found),
 		cmocka_unit_test(test_context_that_becomes_a_marker),
+		cmocka_unit_test(test_learned_name_is_hidden_as_a_street_too),
 		cmocka_unit_test(test_known_name_glued_to_a_number),
 		cmocka_unit_test(test_learned_name_in_lower_case),
 		cmocka_unit_test(test_long_adversarial_texts),
