@@ -61,7 +61,16 @@ bool hub_anon__key_stems_ok(void);
 /* The stem a vault compares names by: the key of len bytes without a final vowel
  * ("marina", "marine" -> "marin"). Returns its length. */
 size_t hub_anon__key_norm(const char *s, size_t len);
-uint64_t hub_anon__hash(const void *p, size_t n);
+/* FNV-1a of n bytes: the lexicon's and the vault's keys, and the keys' prefix hashes. */
+static inline uint64_t hub_anon__hash(const void *p, size_t n)
+{
+	const unsigned char *u = p;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ u[i]) * 0x100000001b3ull;
+	return h;
+}
 
 /* An open-addressing hash set of 64-bit keys with 32-bit flags (a key 0 is stored as 1). */
 struct hub_anon_htab_slot {

@@ -68,16 +68,6 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 	return hub_anon__key_end(k);
 }
 
-uint64_t hub_anon__hash(const void *p, size_t n)
-{
-	const unsigned char *u = p;
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ u[i]) * 0x100000001b3ull;
-	return h;
-}
-
 struct ending {
 	uint32_t want, mask; /* the two key bytes before the last, as key_stems packs them */
 	unsigned char len;

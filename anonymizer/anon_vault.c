@@ -147,16 +147,6 @@ size_t hub_anon_vault_size(const struct hub_anon_vault *vault)
 	return vault->marked;
 }
 
-/* FNV-1a, as hub_anon__hash and the keys' prefix hashes. */
-static inline uint64_t fnv(const char *p, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
-	return h;
-}
-
 static inline size_t set_first_slot(uint64_t key, size_t mask)
 {
 	return (size_t)(key ^ (key >> 29)) & mask;
@@ -238,7 +228,7 @@ uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n)
 {
 	/* most vaults hold no phone: no hash then */
-	return v && v->phones.n && set_get(&v->phones, fnv(digits, n));
+	return v && v->phones.n && set_get(&v->phones, hub_anon__hash(digits, n));
 }
 
 void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__value_cb *cb,
@@ -327,7 +317,7 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 	default:
 		norm = value;
 	}
-	*h = fnv(norm.p, norm.len) ^ (uint64_t)type;
+	*h = hub_anon__hash(norm.p, norm.len) ^ (uint64_t)type;
 	return norm;
 }
 
@@ -376,9 +366,9 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 		n -= 6;
 	}
 	if (n >= 10)
-		set_or(&v->phones, v->phones_first, fnv(d + n - 10, 10), 1);
+		set_or(&v->phones, v->phones_first, hub_anon__hash(d + n - 10, 10), 1);
 	if (n >= 7)
-		set_or(&v->phones, v->phones_first, fnv(d + n - 7, 7), 1);
+		set_or(&v->phones, v->phones_first, hub_anon__hash(d + n - 7, 7), 1);
 }
 
 /* A name is looked for by its key both with repeats collapsed (how Latin words are
