@@ -2,7 +2,9 @@
 transactions commit (db/migrations/0020_event_queue.sql): in commit order, without holes,
 also when two transactions of one tenant run side by side; events an instance queued and
 never numbered (it died after its COMMIT) are numbered and delivered by hubd; a tenant
-without an event stream is refused and nothing is queued.
+without an event stream is refused and nothing is queued. A webhook batch numbers its own
+events in its transaction when the stream row is free and nothing is queued (0030), and
+queues them, in order, when it is not.
 """
 import os
 import subprocess
@@ -71,6 +73,66 @@ class EventQueue(HubTestCase):
         self.assertGreater(ev["id"], before)
         util.wait_for(lambda: self.count("event_queue") == 0, 10, "the queue emptied")
         self.assertEqual(self.events(), ["%d left behind" % ev["id"]])
+
+    def holder(self):
+        """A psql session holding the tenant's stream row (as a flush does), and its
+        release."""
+        p = subprocess.Popen(
+            [os.path.join(util.PG_BIN, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+             self.pg.url(self.db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        p.stdin.write("BEGIN;\nSELECT 1 FROM tenant_stream WHERE tenant_id = 'demo' FOR "
+                      "UPDATE;\n")
+        p.stdin.flush()
+        util.wait_for(lambda: self.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                                        "c.oid = l.relation WHERE c.relname = "
+                                        "'tenant_stream' AND l.mode = 'RowShareLock'") == "1",
+                      10, "the stream row held")
+
+        def release():
+            out, err = p.communicate("COMMIT;\n", timeout=30)
+            self.assertEqual(p.returncode, 0, err)
+        return release
+
+    def wamid_event(self, wamid):
+        return self.psql("SELECT e.id FROM events e JOIN messages m ON m.id = "
+                         "(e.data->>'id')::bigint WHERE e.type = 'message.created' AND "
+                         "m.external_id = '%s'" % wamid)
+
+    def test_a_webhook_numbers_its_own_events_in_its_transaction(self):
+        h = self.start_hubd()
+        agent = self.agent(h)
+        body, wamid, sig = self.text_webhook(h, "demo-whatsapp")
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        # numbered by the time the webhook is answered: nothing queued, no second transaction
+        numbered = self.wamid_event(wamid)
+        self.assertNotEqual(numbered, "")
+        self.assertEqual(self.count("event_queue"), 0)
+        self.assertEqual(agent.event("message.created")["id"], int(numbered))
+
+    def test_webhooks_queue_while_the_stream_row_is_held_and_keep_their_order(self):
+        h = self.start_hubd()
+        agent = self.agent(h)
+        release = self.holder()
+        wamids = []
+        for _ in range(2):
+            body, wamid, sig = self.text_webhook(h, "demo-whatsapp")
+            # not held up by the row: queued, answered
+            self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+            wamids.append(wamid)
+        self.assertEqual(self.count("event_queue"), 2)
+        self.assertEqual([self.wamid_event(w) for w in wamids], ["", ""])
+        release()
+        ids = [agent.event("message.created", timeout=15)["id"] for _ in wamids]
+        util.wait_for(lambda: self.count("event_queue") == 0, 10, "the queue emptied")
+        self.assertEqual(ids, [int(self.wamid_event(w)) for w in wamids])
+        self.assertLess(ids[0], ids[1])
+        # the row free and the queue empty again: the next webhook numbers its own
+        body, wamid, sig = self.text_webhook(h, "demo-whatsapp")
+        self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
+        self.assertGreater(int(self.wamid_event(wamid)), ids[1])
+        self.assertEqual(self.count("event_queue"), 0)
 
     def test_a_stopped_instance_leaves_nothing_to_number(self):
         h = self.start_hubd()
