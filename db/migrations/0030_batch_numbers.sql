@@ -47,10 +47,13 @@ LANGUAGE sql IMMUTABLE AS $$
 	SELECT p_type IN ('message.created', 'message.status') AND p_data->>'status' = 'queued'
 $$;
 
--- 0029's batch: the events numbered or queued by hub_stream_take. Rows: one per item
--- (event_id NULL); then for each tenant, in tenant order, its numbered events in id order,
--- or a row with event_id 0 when they were queued; last the events that queue an outgoing
--- message, with event_id 0.
+-- 0024's batch, its events numbered or queued by hub_stream_take. Rows: one per item
+-- (event_id NULL); then for each tenant, in tenant order, its numbered events in id order
+-- (hubd publishes them), or one row with event_id 0 when they were queued; and the events
+-- that queue an outgoing message, with event_id 0. hubd reads an unnumbered event for two
+-- things only: that its tenant has events to number, and whether it queued an outgoing
+-- message (the outbox is then woken at once); 0024 sent every queued event's JSON back for
+-- it, which the numbering then sent again.
 CREATE OR REPLACE FUNCTION hub_ingest_batch(p_items jsonb)
 RETURNS TABLE (item integer, result text, tenant_id text, event_id bigint, event text,
 	       data text)
