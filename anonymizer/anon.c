@@ -640,9 +640,17 @@ static inline enum sep_class sep_of(uint32_t cp)
 	return SEP_OTHER;
 }
 
-/* FNV-1a, as hub_anon__key_end hashes each prefix of a key. */
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
+/* Appends c to the key being cut (its length *klen, its hash so far *h, each prefix's in
+ * k->h); false when the key is full. */
+static inline bool key_push(struct hub_anon_key *k, size_t *klen, uint64_t *h, char c)
+{
+	if (*klen >= HUB_ANON_KEY_MAX)
+		return false;
+	k->s[(*klen)++] = c;
+	*h = hub_anon__hash_step(*h, (unsigned char)c);
+	k->h[*klen] = *h;
+	return true;
+}
 
 /* The character at p[i] (i < n) of a word or between words: its length, *cp and its
  * hub_anon__cp_info (0 from U+0800 on: no letter is there). One- and two-byte sequences
@@ -701,7 +709,7 @@ static void cut_words(struct scan *s)
 			/* h: the hash of the key so far, each prefix's in k.h as key_end leaves
 			 * them (rehash: key_end computes them, as after key_add_info) */
 			bool rehash = false, keyed;
-			uint64_t h = FNV_OFFSET;
+			uint64_t h = HUB_ANON_HASH_START;
 			/* the last key byte of a Latin word (0: none), whose repeats collapse; a
 			 * Cyrillic word's stays 0 (no key byte is 0) */
 			char last = 0, lmask = latin ? (char)0xff : 0;
@@ -726,13 +734,8 @@ static void cut_words(struct scan *s)
 					char c = (char)info;
 
 					if (c != last) {
-						if (klen < HUB_ANON_KEY_MAX) {
-							k.s[klen++] = c;
-							h = (h ^ (unsigned char)c) * FNV_PRIME;
-							k.h[klen] = h;
-						} else {
+						if (!key_push(&k, &klen, &h, c))
 							kbad = true;
-						}
 						last = c & lmask;
 					}
 				} else if ((info & (HUB_ANON_CP_KAZAKH | HUB_ANON_CP_HASKEY)) ==
@@ -748,7 +751,7 @@ static void cut_words(struct scan *s)
 
 						if (ch == 'h' && lb == 'k') {
 							k.s[klen - 1] = 'h'; /* kh as х */
-							h = (k.h[klen - 1] ^ 'h') * FNV_PRIME;
+							h = hub_anon__hash_step(k.h[klen - 1], 'h');
 							k.h[klen] = h;
 							continue;
 						}
@@ -758,13 +761,8 @@ static void cut_words(struct scan *s)
 						}
 						if (latin && lb == ch)
 							continue; /* Анна/Ana, Асель/Assel */
-						if (klen < HUB_ANON_KEY_MAX) {
-							k.s[klen++] = ch;
-							h = (h ^ (unsigned char)ch) * FNV_PRIME;
-							k.h[klen] = h;
-						} else {
+						if (!key_push(&k, &klen, &h, ch))
 							kbad = true;
-						}
 					}
 					last = klen ? k.s[klen - 1] & lmask : 0;
 				} else {

@@ -61,14 +61,23 @@ bool hub_anon__key_stems_ok(void);
 /* The stem a vault compares names by: the key of len bytes without a final vowel
  * ("marina", "marine" -> "marin"). Returns its length. */
 size_t hub_anon__key_norm(const char *s, size_t len);
-/* FNV-1a of n bytes: the lexicon's and the vault's keys, and the keys' prefix hashes. */
+/* FNV-1a: the lexicon's and the vault's keys, and the keys' prefix hashes (a key's hash
+ * grows a byte at a time as the key is cut: hub_anon__hash_step). */
+#define HUB_ANON_HASH_START 0xcbf29ce484222325ull
+
+static inline uint64_t hub_anon__hash_step(uint64_t h, unsigned char c)
+{
+	return (h ^ c) * 0x100000001b3ull;
+}
+
+/* FNV-1a of n bytes. */
 static inline uint64_t hub_anon__hash(const void *p, size_t n)
 {
 	const unsigned char *u = p;
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = HUB_ANON_HASH_START;
 
 	for (size_t i = 0; i < n; i++)
-		h = (h ^ u[i]) * 0x100000001b3ull;
+		h = hub_anon__hash_step(h, u[i]);
 	return h;
 }
 
@@ -316,7 +325,7 @@ static inline void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key
 static inline bool hub_anon__key_end(struct hub_anon_key *k)
 {
 	size_t len = k->len;
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of each prefix */
+	uint64_t h = HUB_ANON_HASH_START; /* of each prefix */
 
 	if (k->bad)
 		return false;
@@ -325,7 +334,7 @@ static inline bool hub_anon__key_end(struct hub_anon_key *k)
 	k->len = len;
 	k->h[0] = h;
 	for (size_t i = 0; i < len; i++) {
-		h = (h ^ (unsigned char)k->s[i]) * 0x100000001b3ull;
+		h = hub_anon__hash_step(h, (unsigned char)k->s[i]);
 		k->h[i + 1] = h;
 	}
 	return len > 0;
