@@ -96,7 +96,8 @@ $(BUILD)/embed: scripts/embed.c
 	@mkdir -p $(dir $@)
 	$(QUIET_CC)$(CC) -O1 -o $@ $<
 
-$(BUILD)/gen/embedded_migrations.c: $(MIGRATIONS) $(BUILD)/embed
+# the folder too: a migration taken away changes it, not the files left
+$(BUILD)/gen/embedded_migrations.c: $(MIGRATIONS) db/migrations $(BUILD)/embed
 	@mkdir -p $(dir $@)
 	$(QUIET_GEN)$(BUILD)/embed hub_embedded_migrations $(MIGRATIONS) > $@
 
