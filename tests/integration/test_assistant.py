@@ -371,6 +371,32 @@ class Finish(AssistantCase):
         self.assertEqual(self.count("ai_disclosures"), 1)
         self.assertEqual(self.count("ai_jobs"), 0)
 
+    def test_the_answer_numbers_its_own_events_and_agents_get_them_in_order(self):
+        h = self.start()
+        agent = self.agent(h)
+        # what is queued for a later numbering, kept (the numbering deletes it)
+        self.psql("CREATE TABLE queued (types text[]); CREATE FUNCTION keep_queued() "
+                  "RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO queued VALUES "
+                  "(NEW.types); RETURN NULL; END $$; CREATE TRIGGER keep_queued AFTER "
+                  "INSERT ON event_queue FOR EACH ROW EXECUTE FUNCTION keep_queued()")
+        self.say(h, 6250000003, "Здравствуйте, есть розы?", first="T", last=None,
+                 username=None)
+        self.assertTrue(self.sent(1)[0].startswith(DISCLOSURE_START["ru"]))
+        answer = int(self.psql("SELECT id FROM messages WHERE author = 'ai'"))
+        ev = agent.event("message.created")
+        self.assertEqual(ev["data"]["author"], "contact")
+        ev = agent.event("message.created")
+        self.assertEqual((ev["data"]["id"], ev["data"]["author"]), (answer, "ai"))
+        up = agent.event("conversation.updated")
+        self.assertEqual(up["id"], ev["id"] + 1, "the answer's two events, one after the other")
+        # numbered in the answer's own transaction (and the webhook's in its own): only the
+        # delivery's status went through the queue
+        self.assertEqual(self.psql("SELECT e.id FROM events e WHERE e.type = "
+                                   "'message.created' AND (e.data->>'id')::bigint = %d"
+                                   % answer), str(ev["id"]))
+        self.assertEqual(self.count("queued", "'message.created' = ANY (types) OR "
+                                    "'conversation.updated' = ANY (types)"), 0)
+
     def test_an_agent_taking_over_meanwhile_drops_the_answer(self):
         self.ai.default("delay", seconds=1.5)
         h = self.start()
