@@ -121,6 +121,7 @@ struct hub_responder {
 	struct job *jobs, *waiting, **waiting_tail;
 	struct slot *tenants, *providers;
 	int claimed;              /* jobs: claimed and not ended */
+	int claim_limit;          /* rows the claim in flight asked for (fewer: none left due) */
 	int asking;               /* provider requests in flight */
 	bool claiming, again, stopped;
 	bool running, rerun;      /* run_waiting is running; and was asked to again */
@@ -896,7 +897,7 @@ static void on_claimed(int status, PGresult *res, void *data)
 		job_start(r, res, i);
 	if (r->stopped)
 		return;
-	if (rows > 0 || r->again) {
+	if (rows == r->claim_limit || r->again) {
 		poll_jobs(r); /* there may be more due */
 	} else if (hub_store_query(r->store, next_sql, 0, NULL, on_next, r) == 0) {
 		r->claiming = true;
@@ -927,7 +928,8 @@ static void poll_jobs(struct hub_responder *r)
 	}
 	r->again = false;
 	uv_timer_stop(&r->timer);
-	snprintf(limit, sizeof(limit), "%d", room < CLAIM_BATCH ? room : CLAIM_BATCH);
+	r->claim_limit = room < CLAIM_BATCH ? room : CLAIM_BATCH;
+	snprintf(limit, sizeof(limit), "%d", r->claim_limit);
 	snprintf(lease, sizeof(lease), "%d", s->assistant.lease_ms);
 	params[0] = limit;
 	params[1] = lease;
