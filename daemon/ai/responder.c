@@ -134,6 +134,7 @@ struct hub_responder {
 };
 
 static void poll_jobs(struct hub_responder *r);
+static void look(struct hub_responder *r);
 static void run_waiting(struct hub_responder *r);
 
 static uint64_t cpu_now(void)
@@ -272,7 +273,7 @@ static void job_end(struct job *job)
 	free(job);
 	if (!r->stopped) {
 		run_waiting(r);
-		poll_jobs(r); /* room for one more */
+		look(r); /* its row may be due again, or there is room for one more */
 	}
 }
 
@@ -831,10 +832,36 @@ static void wake_in(struct hub_responder *r, uint64_t ms)
 		uv_timer_start(&r->timer, on_timer, ms, 0);
 }
 
+static void on_next(int status, PGresult *res, void *data);
+
+/* Asks when the next answer is due (hub_ai_next), to wake then. */
+static void ask_next(struct hub_responder *r)
+{
+	if (hub_store_query(r->store, next_sql, 0, NULL, on_next, r) == 0)
+		r->claiming = true;
+	else
+		wake_in(r, DB_RETRY_MS);
+}
+
+/* Something changed what is due (a customer message, whose answer is due after the quiet
+ * period; a job's end, which may leave its row due): ask when the next answer is due
+ * rather than claim now, which would mostly find nothing (when it is due already, the
+ * claim follows at once). A claim or question in flight may not see the change: it looks
+ * again when it ends, and so does a claim that found the queue full. */
+static void look(struct hub_responder *r)
+{
+	if (r->claiming)
+		r->again = true;
+	else if (r->again)
+		poll_jobs(r);
+	else if (!r->stopped && r->cfg && hub_config_settings(r->cfg)->assistant.enabled)
+		ask_next(r);
+}
+
 static void on_notify(const char *payload, void *data)
 {
 	(void)payload;
-	poll_jobs(data);
+	look(data);
 }
 
 static void on_next(int status, PGresult *res, void *data)
@@ -897,13 +924,10 @@ static void on_claimed(int status, PGresult *res, void *data)
 		job_start(r, res, i);
 	if (r->stopped)
 		return;
-	if (rows == r->claim_limit || r->again) {
+	if (rows == r->claim_limit || r->again)
 		poll_jobs(r); /* there may be more due */
-	} else if (hub_store_query(r->store, next_sql, 0, NULL, on_next, r) == 0) {
-		r->claiming = true;
-	} else {
-		wake_in(r, DB_RETRY_MS);
-	}
+	else
+		ask_next(r);
 }
 
 static void poll_jobs(struct hub_responder *r)
