@@ -122,7 +122,7 @@ struct hub_store {
 	void (*close_cb)(void *data);
 	void *close_data;
 	unsigned long long queries_total, errors_total;
-	struct listener *listeners; /* hub_store_listen(), each on a connection of its own */
+	struct listener *listener; /* hub_store_listen()'s connection, once one is asked */
 };
 
 static void listeners_close(struct hub_store *st);
@@ -1293,17 +1293,28 @@ struct lpollh {
 	ino_t ino;
 };
 
-struct listener {
-	struct listener *next;
-	struct hub_store *st;
+/* A channel a caller listens on (hub_store_listen). */
+struct subscription {
+	struct subscription *next;
 	char *channel;
 	hub_store_notify_cb *cb;
 	void *data;
+	bool sent; /* in the LISTEN in flight or taken, on this connection */
+	bool on;   /* its LISTEN took effect on this connection */
+	bool told; /* on just now: cb is to have NULL */
+};
+
+/* The store's one LISTEN connection, for every subscription: PostgreSQL wakes each
+ * listening session of the database for every NOTIFY, whatever its channel, so a
+ * connection a channel would cost as many wake-ups a notification. */
+struct listener {
+	struct hub_store *st;
+	struct subscription *subs, **subs_tail;
 	enum listener_state state;
 	PGconn *pg;
 	struct lpollh *poll;
 	int events;
-	uv_timer_t timer;      /* connect timeout, backoff, LISTEN's answer */
+	uv_timer_t timer;  /* connect timeout, backoff, LISTEN's answer */
 	unsigned failures; /* attempts failed in a row */
 	unsigned gen;      /* st->direct.gen when this attempt started */
 	bool flushing;
@@ -1379,12 +1390,28 @@ static int lsn_watch(struct listener *l, int events)
 	return 0;
 }
 
+/* The channels, for the log: "hub_channels, hub_ai" (cut when long). */
+static const char *lsn_names(const struct listener *l, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (const struct subscription *s = l->subs; s && n < size; s = s->next) {
+		int w = snprintf(buf + n, size - n, "%s%s", n ? ", " : "", s->channel);
+
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+	return buf;
+}
+
 static void on_lsn_timer(uv_timer_t *t);
 
 /* The connection failed or broke: drop it and try again after the backoff. */
 static void lsn_fail(struct listener *l, const char *why)
 {
-	char line[256];
+	char line[256], names[256];
 
 	one_line(why, line, sizeof(line));
 	uv_timer_stop(&l->timer);
@@ -1392,35 +1419,38 @@ static void lsn_fail(struct listener *l, const char *why)
 	PQfinish(l->pg);
 	l->pg = NULL;
 	l->flushing = false;
+	for (struct subscription *s = l->subs; s; s = s->next)
+		s->sent = s->on = false;
 	if (l->state == LSN_LISTENING)
 		l->failures = 0; /* it worked until now: retry soon */
 	uint64_t delay = hub_backoff_ms(BACKOFF_MIN_MS, BACKOFF_MAX_MS, ++l->failures);
-	hub_log_warn(TAG, "listen %s: connection %s (retry in %" PRIu64 " ms): %s", l->channel,
+	hub_log_warn(TAG, "listen %s: connection %s (retry in %" PRIu64 " ms): %s",
+		     lsn_names(l, names, sizeof(names)),
 		     l->state == LSN_LISTENING ? "lost" : "failed", delay, line);
 	l->state = LSN_DOWN;
 	uv_timer_start(&l->timer, on_lsn_timer, delay, 0);
 }
 
-/* Connected: send LISTEN "channel". */
+/* Connected, or a channel came: LISTEN on every channel in one query (again on those
+ * already taken, which changes nothing for them). */
 static void lsn_subscribe(struct listener *l)
 {
 	struct hub_store *st = l->st;
 	struct hub_buf sql = HUB_BUF_INIT;
-	char *ident;
 	int r;
 
-	if (PQsetnonblocking(l->pg, 1) != 0) {
-		lsn_fail(l, PQerrorMessage(l->pg));
-		return;
+	for (struct subscription *s = l->subs; s; s = s->next) {
+		char *ident = PQescapeIdentifier(l->pg, s->channel, strlen(s->channel));
+
+		if (!ident) {
+			hub_buf_release(&sql);
+			lsn_fail(l, PQerrorMessage(l->pg));
+			return;
+		}
+		hub_buf_addf(&sql, "%sLISTEN %s", sql.len ? "; " : "", ident);
+		PQfreemem(ident);
+		s->sent = true;
 	}
-	PQsetNoticeProcessor(l->pg, on_migrate_notice, NULL);
-	ident = PQescapeIdentifier(l->pg, l->channel, strlen(l->channel));
-	if (!ident) {
-		lsn_fail(l, PQerrorMessage(l->pg));
-		return;
-	}
-	hub_buf_addf(&sql, "LISTEN %s", ident);
-	PQfreemem(ident);
 	r = PQsendQuery(l->pg, sql.p);
 	hub_buf_release(&sql);
 	if (!r || (r = PQflush(l->pg)) < 0) {
@@ -1435,6 +1465,16 @@ static void lsn_subscribe(struct listener *l)
 		lsn_fail(l, "cannot poll the socket");
 }
 
+static void lsn_connected(struct listener *l)
+{
+	if (PQsetnonblocking(l->pg, 1) != 0) {
+		lsn_fail(l, PQerrorMessage(l->pg));
+		return;
+	}
+	PQsetNoticeProcessor(l->pg, on_migrate_notice, NULL);
+	lsn_subscribe(l);
+}
+
 static void lsn_connect_step(struct listener *l)
 {
 	int events;
@@ -1447,7 +1487,7 @@ static void lsn_connect_step(struct listener *l)
 		events = UV_WRITABLE;
 		break;
 	case PGRES_POLLING_OK:
-		lsn_subscribe(l);
+		lsn_connected(l);
 		return;
 	default:
 		lsn_fail(l, PQerrorMessage(l->pg));
@@ -1494,23 +1534,56 @@ static void on_lsn_timer(uv_timer_t *t)
 	}
 }
 
-/* Hands every queued notification to the callback; false when the store closed meanwhile. */
+/* Hands every queued notification to the callbacks of its channel; false when the store
+ * closed meanwhile. */
 static bool lsn_deliver(struct listener *l)
 {
 	struct hub_store *st = l->st;
 	PGnotify *n;
 
 	while (!st->closing && l->pg && (n = PQnotifies(l->pg))) {
-		l->cb(n->extra ? n->extra : "", l->data);
+		for (struct subscription *s = l->subs; s && !st->closing; s = s->next)
+			if (s->on && strcmp(s->channel, n->relname) == 0)
+				s->cb(n->extra ? n->extra : "", s->data);
 		PQfreemem(n);
 	}
 	return !st->closing;
 }
 
-static void lsn_io(struct listener *l, int events)
+/* The LISTEN took effect: each channel new to it is told (payload NULL); a channel that
+ * came meanwhile is subscribed in turn. False when the store closed meanwhile. */
+static bool lsn_listening(struct listener *l)
 {
 	struct hub_store *st = l->st;
+	struct subscription *s;
+	bool more = false;
 
+	uv_timer_stop(&l->timer);
+	l->state = LSN_LISTENING;
+	l->failures = 0;
+	/* first which ones this LISTEN made take effect: a callback may add a channel */
+	for (s = l->subs; s; s = s->next) {
+		s->told = s->sent && !s->on;
+		s->on |= s->sent;
+		more |= !s->sent;
+	}
+	for (s = l->subs; s && !st->closing; s = s->next) {
+		if (s->told) {
+			s->told = false;
+			hub_log_info(TAG, "listening on %s", s->channel);
+			/* the state may have changed while nobody listened */
+			s->cb(NULL, s->data);
+		}
+	}
+	if (st->closing)
+		return false;
+	if (more && l->state == LSN_LISTENING)
+		lsn_subscribe(l);
+	return true;
+}
+
+static void lsn_io(struct listener *l, int events)
+{
 	if ((events & UV_READABLE) && !PQconsumeInput(l->pg)) {
 		lsn_fail(l, PQerrorMessage(l->pg));
 		return;
@@ -1539,13 +1612,7 @@ static void lsn_io(struct listener *l, int events)
 					lsn_fail(l, "LISTEN failed");
 					return;
 				}
-				uv_timer_stop(&l->timer);
-				l->state = LSN_LISTENING;
-				l->failures = 0;
-				hub_log_info(TAG, "listening on %s", l->channel);
-				/* the state may have changed while nobody listened */
-				l->cb(NULL, l->data);
-				if (st->closing)
+				if (!lsn_listening(l))
 					return;
 				break;
 			}
@@ -1586,24 +1653,36 @@ static void on_lpoll(uv_poll_t *h, int status, int events)
 int hub_store_listen(struct hub_store *st, const char *channel, hub_store_notify_cb *cb,
 		     void *data)
 {
-	struct listener *l;
+	struct listener *l = st->listener;
+	struct subscription *s;
+	bool first = !l;
 	int ret;
 
 	if (st->closing)
 		return -ECANCELED;
 	if (!channel || !*channel || strlen(channel) > 63 || !cb)
 		return -EINVAL;
-	l = hub_xcalloc(1, sizeof(*l));
-	l->st = st;
-	l->channel = hub_xstrdup(channel);
-	l->cb = cb;
-	l->data = data;
-	ret = uv_timer_init(st->loop, &l->timer);
-	hub_assert(ret == 0); /* uv_timer_init cannot fail */
-	st->handles++;
-	l->next = st->listeners;
-	st->listeners = l;
-	lsn_start(l);
+	s = hub_xcalloc(1, sizeof(*s));
+	s->channel = hub_xstrdup(channel);
+	s->cb = cb;
+	s->data = data;
+	if (!l) {
+		l = hub_xcalloc(1, sizeof(*l));
+		l->st = st;
+		l->subs_tail = &l->subs;
+		ret = uv_timer_init(st->loop, &l->timer);
+		hub_assert(ret == 0); /* uv_timer_init cannot fail */
+		st->handles++;
+		st->listener = l;
+	}
+	*l->subs_tail = s;
+	l->subs_tail = &s->next;
+	if (first)
+		lsn_start(l);
+	else if (l->state == LSN_LISTENING)
+		lsn_subscribe(l);
+	/* else connecting, or subscribing (it is subscribed once that ends), or waiting for
+	 * the backoff */
 	return 0;
 }
 
@@ -1612,7 +1691,13 @@ static void on_lsn_timer_close(uv_handle_t *h)
 	struct listener *l = hub_container_of((uv_timer_t *)h, struct listener, timer);
 	struct hub_store *st = l->st;
 
-	free(l->channel);
+	while (l->subs) {
+		struct subscription *s = l->subs;
+
+		l->subs = s->next;
+		free(s->channel);
+		free(s);
+	}
 	free(l);
 	handle_closed(st);
 }
@@ -1620,25 +1705,24 @@ static void on_lsn_timer_close(uv_handle_t *h)
 /* From hub_store_close(): no callback runs after this. */
 static void listeners_close(struct hub_store *st)
 {
-	struct listener *l = st->listeners;
+	struct listener *l = st->listener;
 
-	st->listeners = NULL;
-	while (l) {
-		struct listener *next = l->next;
-
-		uv_timer_stop(&l->timer);
-		lsn_poll_drop(l);
-		PQfinish(l->pg);
-		l->pg = NULL;
-		l->state = LSN_CLOSED;
-		uv_close((uv_handle_t *)&l->timer, on_lsn_timer_close);
-		l = next;
-	}
+	if (!l)
+		return;
+	st->listener = NULL;
+	uv_timer_stop(&l->timer);
+	lsn_poll_drop(l);
+	PQfinish(l->pg);
+	l->pg = NULL;
+	l->state = LSN_CLOSED;
+	uv_close((uv_handle_t *)&l->timer, on_lsn_timer_close);
 }
 
 void hub_store_wake(struct hub_store *st, const char *channel)
 {
-	for (struct listener *l = st->listeners; l && !st->closing; l = l->next)
-		if (strcmp(l->channel, channel) == 0)
-			l->cb("", l->data);
+	if (!st->listener)
+		return;
+	for (struct subscription *s = st->listener->subs; s && !st->closing; s = s->next)
+		if (strcmp(s->channel, channel) == 0)
+			s->cb("", s->data);
 }

@@ -95,11 +95,13 @@ void hub_store_stats(const struct hub_store *st, struct hub_store_stats *out);
  * connection and handle, frees st, then calls cb (may be NULL). Idempotent. */
 void hub_store_close(struct hub_store *st, void (*cb)(void *data), void *data);
 
-/* LISTEN on a connection of its own (a pooled one would miss notifications between
- * queries). Called on the loop with payload NULL each time LISTEN has taken effect (the
- * first connect and every reconnect: notifications sent while no LISTEN was in effect are
- * lost, so re-read whatever they stand for), then with each notification's payload ("" for
- * none; valid during the call). A broken connection is re-opened with backoff. Never called
+/* LISTEN on the store's LISTEN connection, one for every channel (a pooled one would miss
+ * notifications between queries; PostgreSQL wakes each listening session for every NOTIFY,
+ * whatever its channel). Called on the loop with payload NULL each time LISTEN has taken
+ * effect (the first connect and every reconnect: notifications sent while no LISTEN was in
+ * effect are lost, so re-read whatever they stand for), then with each notification's
+ * payload ("" for none; valid during the call). A broken connection is re-opened with
+ * backoff. Never called
  * after hub_store_close(). channel is copied (quoted as an identifier). Returns 0 and
  * starts connecting, or a negative errno (-EINVAL, -ECANCELED while closing). */
 typedef void hub_store_notify_cb(const char *payload, void *data);
