@@ -249,8 +249,10 @@ static void add_words_as(struct hub_anon *a, const char *const *w, size_t n, uin
 
 		for (size_t m = 0; m < nmodes; m++) {
 			if (hub_anon__key_mode(a, w[i], strlen(w[i]), modes[m], &k)) {
-				hub_anon__htab_or(&a->words, k.h[k.len], flags);
-				filter_set(a, k.h[k.len]);
+				uint64_t h = hub_anon__key_hash(&k, k.len);
+
+				hub_anon__htab_or(&a->words, h, flags);
+				filter_set(a, h);
 			}
 		}
 	}
@@ -267,14 +269,15 @@ static void add_words(struct hub_anon *a, const char *const *w, size_t n, uint32
 static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t flags)
 {
 	size_t norm = hub_anon__key_norm(k->s, k->len);
+	uint64_t h = hub_anon__key_hash(k, k->len);
 
-	hub_anon__htab_or(&a->words, k->h[k->len], flags);
-	filter_set(a, k->h[k->len]);
+	hub_anon__htab_or(&a->words, h, flags);
+	filter_set(a, h);
 	if (norm < k->len) {
 		/* Марина -> "marin": Марине, Мариной, Марину */
-		hub_anon__htab_or(&a->words, k->h[norm],
-				  (flags & LX_STEM_KEEP) | LX_STEM);
-		filter_set(a, k->h[norm]);
+		h = hub_anon__key_hash(k, norm);
+		hub_anon__htab_or(&a->words, h, (flags & LX_STEM_KEEP) | LX_STEM);
+		filter_set(a, h);
 	} else if (k->len >= HUB_ANON_STEM_MIN + 2 && (k->s[k->len - 2] == 'e' ||
 						       k->s[k->len - 2] == 'o')) {
 		/* a fleeting vowel: Павел -> Павла, Лев -> Льва */
@@ -282,10 +285,9 @@ static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t 
 
 		f.s[f.len - 2] = f.s[f.len - 1];
 		f.len--;
-		f.h[f.len] = hub_anon__hash(f.s, f.len);
-		hub_anon__htab_or(&a->words, f.h[f.len],
-				  (flags & LX_STEM_KEEP) | LX_STEM);
-		filter_set(a, f.h[f.len]);
+		h = hub_anon__key_hash(&f, f.len);
+		hub_anon__htab_or(&a->words, h, (flags & LX_STEM_KEEP) | LX_STEM);
+		filter_set(a, h);
 	}
 }
 
@@ -501,13 +503,11 @@ struct word {
 	size_t start, end;
 	uint32_t lx; /* lexicon flags of the whole key */
 	uint64_t w;  /* W_* */
-	/* What street_word_after needs of the key of a lower-case word of 4 key bytes or
-	 * more (klen 0 otherwise): its length, its last 3 bytes and the hashes of the key
-	 * without 3, 2 and 1 of them (its stems are no shorter). */
-	uint8_t klen;
-	char tail[3];
+	uint8_t klen; /* the length of key, or 0: */
 	char first; /* the first byte of the key of its first letter (0: none) */
-	uint64_t tail_h[3];
+	/* what street_word_after needs: the key of a lower-case word of 4 key bytes or more
+	 * (its stems are its prefixes) */
+	char key[HUB_ANON_KEY_MAX];
 };
 
 struct scan {
@@ -640,15 +640,12 @@ static inline enum sep_class sep_of(uint32_t cp)
 	return SEP_OTHER;
 }
 
-/* Appends c to the key being cut (its length *klen, its hash so far *h, each prefix's in
- * k->h); false when the key is full. */
-static inline bool key_push(struct hub_anon_key *k, size_t *klen, uint64_t *h, char c)
+/* Appends c to the key being cut (its length *klen); false when the key is full. */
+static inline bool key_push(struct hub_anon_key *k, size_t *klen, char c)
 {
 	if (*klen >= HUB_ANON_KEY_MAX)
 		return false;
 	k->s[(*klen)++] = c;
-	*h = hub_anon__hash_step(*h, (unsigned char)c);
-	k->h[*klen] = *h;
 	return true;
 }
 
@@ -687,7 +684,7 @@ static void cut_words(struct scan *s)
 {
 	const unsigned char *p = (const unsigned char *)s->text.p;
 	const size_t n = s->text.len;
-	const uint32_t *table = s->anon->cp_info, *cyr = s->anon->cyr_info;
+	const struct hub_anon *anon = s->anon;
 	/* what the separators since the last word make of the next one: W_SENT, W_ADJ,
 	 * W_SOFT, W_INITDOT (and hyphen, W_HYPHEN) */
 	uint64_t ctx = W_SENT;
@@ -698,18 +695,15 @@ static void cut_words(struct scan *s)
 
 	while (i < n) {
 		uint32_t cp, info;
-		size_t l = cut_next(p, i, n, table, &cp, &info);
+		size_t l = cut_next(p, i, n, anon->cp_info, &cp, &info);
 
 		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
 			size_t start = i, klen = 0, l0 = l;
-			/* cpor: a Cyrillic letter sets a bit from 0x400 up */
-			uint32_t allup = info, info0 = info, cpor = cp;
-			bool latin = cp < 0x80, kbad = false, single;
+			/* the flags of every letter ANDed (HUB_ANON_CP_UPPER: all capitals) and
+			 * ORed (HUB_ANON_CP_CYR: a Cyrillic letter) */
+			uint32_t all = info, any = info, info0 = info;
+			bool latin = cp < 0x80, kbad = false;
 			bool strict = false; /* ks is the strict key (classify's second look) */
-			/* h: the hash of the key so far, each prefix's in k.h as key_end leaves
-			 * them (rehash: key_end computes them, as after key_add_info) */
-			bool rehash = false, keyed;
-			uint64_t h = HUB_ANON_HASH_START;
 			/* the last key byte of a Latin word (0: none), whose repeats collapse; a
 			 * Cyrillic word's stays 0 (no key byte is 0) */
 			char last = 0, lmask = latin ? (char)0xff : 0;
@@ -718,7 +712,6 @@ static void cut_words(struct scan *s)
 					  (hyphen ? W_HYPHEN : 0) | (latin ? W_LATIN : 0);
 			struct word *wd;
 
-			k.h[0] = h;
 			k.mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
 			k.latin = latin;
 			k.kazakh = false;
@@ -727,14 +720,11 @@ static void cut_words(struct scan *s)
 			 * of one byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a
 			 * key gone bad is never read: what is added after does not matter) */
 			for (;;) {
-				unsigned b0;
-
-				allup &= info;
 				if (info & HUB_ANON_CP_PLAIN) {
 					char c = (char)info;
 
 					if (c != last) {
-						if (!key_push(&k, &klen, &h, c))
+						if (!key_push(&k, &klen, c))
 							kbad = true;
 						last = c & lmask;
 					}
@@ -751,17 +741,13 @@ static void cut_words(struct scan *s)
 
 						if (ch == 'h' && lb == 'k') {
 							k.s[klen - 1] = 'h'; /* kh as х */
-							h = hub_anon__hash_step(k.h[klen - 1], 'h');
-							k.h[klen] = h;
 							continue;
 						}
-						if (ch == 'z' && lb == 'd' && c1 == 'h') {
+						if (ch == 'z' && lb == 'd' && c1 == 'h')
 							lb = --klen ? k.s[klen - 1] : 0; /* dzh as j */
-							h = k.h[klen];
-						}
 						if (latin && lb == ch)
 							continue; /* Анна/Ana, Асель/Assel */
-						if (!key_push(&k, &klen, &h, ch))
+						if (!key_push(&k, &klen, ch))
 							kbad = true;
 					}
 					last = klen ? k.s[klen - 1] & lmask : 0;
@@ -770,47 +756,46 @@ static void cut_words(struct scan *s)
 					k.bad = kbad;
 					if ((info & HUB_ANON_CP_KAZAKH) && !latin)
 						goto kazakh;
-					rehash = true; /* hashed again from the start at the end */
 					hub_anon__key_add_info(&k, info);
 					klen = k.len;
 					kbad = k.bad;
 					last = klen ? k.s[klen - 1] & lmask : 0;
 				}
 				i += l;
-				if (i >= n) {
+				/* the next letter: ASCII and Cyrillic (lead byte 0xd0..0xd3) from
+				 * the tables, without its code point; the rest, and the character
+				 * that ends the word, decoded in full */
+				if (i + 1 < n) {
+					unsigned b0 = p[i];
+
+					if (b0 < 0x80) {
+						info = anon->cp_info[b0];
+						l = 1;
+					} else if (b0 - 0xd0 < 4) {
+						info = anon->cyr_info[(b0 - 0xd0) << 8 | p[i + 1]];
+						l = 2;
+					} else {
+						info = 0;
+					}
+					if (info & HUB_ANON_CP_LETTER) {
+						all &= info;
+						any |= info;
+						continue;
+					}
+				} else if (i >= n) {
 					cp = 0;
 					break;
 				}
-				/* the next letter's info, without its code point but in
-				 * cpor; the character that ends the word decoded in full */
-				b0 = p[i];
-				if (b0 < 0x80) {
-					info = table[b0];
-					l = 1;
-					if (!(info & HUB_ANON_CP_LETTER)) {
-						cp = b0;
-						break;
-					}
-				} else if (b0 - 0xd0 < 4 && i + 1 < n) {
-					info = cyr[(b0 - 0xd0) << 8 | p[i + 1]];
-					l = 2;
-					if (!(info & HUB_ANON_CP_LETTER)) {
-						l = cut_next(p, i, n, table, &cp, &info);
-						break;
-					}
-					cpor |= 0x400;
-				} else {
-					l = cut_next(p, i, n, table, &cp, &info);
-					if (!(info & HUB_ANON_CP_LETTER))
-						break;
-					cpor |= cp;
-				}
+				l = cut_next(p, i, n, anon->cp_info, &cp, &info);
+				if (!(info & HUB_ANON_CP_LETTER))
+					break;
+				all &= info;
+				any |= info;
 			}
 			if (0) {
 kazakh:
 				/* a Cyrillic word's strict key (classify's second look) is its
 				 * folded one up to its first Kazakh letter: from there on, both */
-				rehash = true;
 				hub_anon__key_start(&ks, HUB_ANON_KEY_STRICT, false);
 				memcpy(ks.s, k.s, k.len);
 				ks.len = k.len;
@@ -824,11 +809,11 @@ kazakh:
 						cp = 0;
 						break;
 					}
-					l = cut_next(p, i, n, table, &cp, &info);
+					l = cut_next(p, i, n, anon->cp_info, &cp, &info);
 					if (!(info & HUB_ANON_CP_LETTER))
 						break;
-					cpor |= cp;
-					allup &= info;
+					all &= info;
+					any |= info;
 				}
 				klen = k.len;
 				kbad = k.bad;
@@ -844,24 +829,18 @@ kazakh:
 			wd->lx = 0;
 			wd->klen = 0;
 			wd->first = (char)(info0 & 0xff);
-			single = i - start == l0;
-			if (single)
-				wflags |= W_INITIAL;
-			else if (allup & HUB_ANON_CP_UPPER)
+			if (i - start == l0)
+				wflags |= W_INITIAL; /* a single letter */
+			else if (all & HUB_ANON_CP_UPPER)
 				wflags |= W_ALLCAPS;
-			if (cpor >= 0x400)
+			if (any & HUB_ANON_CP_CYR)
 				wflags |= W_CYR;
 			wd->w = wflags;
 			if (i < n && is_digit((int)cp) && i - start >= 2 &&
 			    is_ascii_letter(p[i - 1]) && is_ascii_letter(p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
 				s->iban_at[s->niban - 1] = i - 2;
-			/* as key_end: Yerlan as Ерлан moves the key, hashed again */
-			if (rehash || (klen >= 2 && k.s[0] == 'i' && k.s[1] == 'e'))
-				keyed = hub_anon__key_end(&k);
-			else
-				keyed = !kbad && klen;
-			if (keyed)
+			if (hub_anon__key_end(&k))
 				classify(s, wd, &k, strict ? &ks : NULL);
 			if ((wd->w & W_LATIN) && (wd->w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO)))
 				s->latin_name = true;
@@ -1024,9 +1003,9 @@ static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_a
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* Тен is not in тенге */
 		if (!(asked >> norm & 1))
-			f = hub_anon__vault_name(v, k->h[norm]);
+			f = hub_anon__vault_name(v, hub_anon__key_hash(k, norm));
 		if (!(asked >> lens[i] & 1) && lens[i] != norm)
-			f |= hub_anon__vault_name(v, k->h[lens[i]]);
+			f |= hub_anon__vault_name(v, hub_anon__key_hash(k, lens[i]));
 		if (f)
 			return f;
 		asked |= 1ull << norm | 1ull << lens[i];
@@ -1087,7 +1066,7 @@ static bool vault_learned(const struct scan *s, const struct word *wd,
 	if (k->len < 4 || (k->kazakh && !(f & HUB_ANON_KAZAKH)))
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t h = k->h[lens[i]];
+		uint64_t h = hub_anon__key_hash(k, lens[i]);
 		uint32_t lx = filter_has(s->anon, h) ? hub_anon__htab_get(&s->anon->words, h) : 0;
 
 		if ((lx & LX_NAME) && (lx & (k->latin ? LX_L : LX_C | LX_F)))
@@ -1132,16 +1111,17 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	size_t lens[16], n;
 	bool vault, lex, lex_alone;
 	uint32_t cue = 0;
+	uint64_t h;
 
 	wd->w |= W_KEYED;
 	if (!(wd->w & (W_CAP | W_ALLCAPS)) && k->len >= HUB_ANON_STEM_MIN + 1) {
 		/* the stems of a shorter key are the key alone */
 		wd->klen = (uint8_t)k->len;
-		memcpy(wd->tail, k->s + k->len - 3, 3);
-		memcpy(wd->tail_h, k->h + k->len - 3, sizeof(wd->tail_h));
+		memcpy(wd->key, k->s, sizeof(wd->key));
 	}
-	if (filter_has(s->anon, k->h[k->len]))
-		wd->lx = hub_anon__htab_get(&s->anon->words, k->h[k->len]);
+	h = hub_anon__key_hash(k, k->len);
+	if (filter_has(s->anon, h))
+		wd->lx = hub_anon__htab_get(&s->anon->words, h);
 	if (wd->lx & LX_PRICE)
 		s->price = true;
 	if ((wd->lx & LX_ID_CUE) || (k->latin && id_cue_word(s, wd))) {
@@ -1191,8 +1171,9 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		if (ks ? hub_anon__key_end(ks)
 		       : hub_anon__key_mode(s->anon, s->text.p + wd->start, wd->end - wd->start,
 					    HUB_ANON_KEY_STRICT, ks = &own)) {
-			if (filter_has(s->anon, ks->h[ks->len]))
-				f = hub_anon__htab_get(&s->anon->words, ks->h[ks->len]);
+			h = hub_anon__key_hash(ks, ks->len);
+			if (filter_has(s->anon, h))
+				f = hub_anon__htab_get(&s->anon->words, h);
 		}
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
 			wd->w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) |
@@ -1209,8 +1190,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 
 		if (!i)
 			f = wd->lx; /* looked up above (0 when the filter missed it) */
-		else if (filter_has(s->anon, k->h[lens[i]]))
-			f = hub_anon__htab_get(&s->anon->words, k->h[lens[i]]);
+		else if (filter_has(s->anon, h = hub_anon__key_hash(k, lens[i])))
+			f = hub_anon__htab_get(&s->anon->words, h);
 		if ((f & LX_STOP) && i && !lex_alone)
 			continue; /* a stop word by its cue alone: the cue may become a marker */
 		if (f & LX_STOP) {
@@ -1461,12 +1442,12 @@ static bool street_word_after(const struct scan *s, size_t wi)
 	w->w |= W_STREET_DONE;
 	if (!w->klen)
 		return false; /* a key of 3 bytes or fewer has no stem but itself */
-	/* the key's tail as classify kept it: all key_stems reads */
+	/* the key as classify kept it */
 	k.len = w->klen;
-	memcpy(k.s + k.len - 3, w->tail, 3);
+	memcpy(k.s, w->key, sizeof(k.s));
 	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
 	for (size_t i = 1; i < n; i++) {
-		uint64_t h = w->tail_h[lens[i] - (k.len - 3)]; /* k.len - 3 <= lens[i] < k.len */
+		uint64_t h = hub_anon__key_hash(&k, lens[i]);
 
 		if (filter_has(s->anon, h) &&
 		    (hub_anon__htab_get(&s->anon->words, h) & LX_PLACE_AFTER)) {
@@ -2418,13 +2399,14 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 	for (size_t i = 0; i < n; i++) {
 		size_t norm = hub_anon__key_norm(k->s, lens[i]);
 		uint32_t f;
+		uint64_t h;
 
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* as the detector: Тен is not in тенге */
-		if (hub_anon__vault_name(vault, k->h[norm]))
+		if (hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
 			return norm;
-		f = filter_has(anon, k->h[lens[i]]) ? hub_anon__htab_get(&anon->words, k->h[lens[i]])
-						    : 0;
+		h = hub_anon__key_hash(k, lens[i]);
+		f = filter_has(anon, h) ? hub_anon__htab_get(&anon->words, h) : 0;
 		if ((f & LX_NAME) && (f & LX_L))
 			return norm;
 	}

@@ -12,7 +12,8 @@
 #include "anonymizer/anon.h"
 #include "lib/utf8.h"
 
-/* Longest key of a word; longer words are never names. */
+/* Longest key of a word; longer words are never names. A multiple of 8
+ * (hub_anon__key_hash reads the key in words). */
 #define HUB_ANON_KEY_MAX 48
 /* Shortest stem a name lookup accepts, in key bytes. */
 #define HUB_ANON_STEM_MIN 3
@@ -27,7 +28,6 @@ struct hub_anon_key {
 	 * folded key of the same word differs from it (else the two are the same) */
 	bool unfolded;
 	int mode;    /* enum hub_anon_key_mode */
-	uint64_t h[HUB_ANON_KEY_MAX + 1]; /* h[i]: hash of the first i bytes */
 };
 
 /* Keys a word of letters (Cyrillic incl. Kazakh, Latin): lower case, transliterated
@@ -61,24 +61,59 @@ bool hub_anon__key_stems_ok(void);
 /* The stem a vault compares names by: the key of len bytes without a final vowel
  * ("marina", "marine" -> "marin"). Returns its length. */
 size_t hub_anon__key_norm(const char *s, size_t len);
-/* FNV-1a: the lexicon's and the vault's keys, and the keys' prefix hashes (a key's hash
- * grows a byte at a time as the key is cut: hub_anon__hash_step). */
+/* The hash of the lexicon's and the vault's keys, and of the stems of a key (a prefix of
+ * it: hub_anon__key_hash): eight bytes at a time, the last one to eight zero-padded, the
+ * length mixed in. */
 #define HUB_ANON_HASH_START 0xcbf29ce484222325ull
+#define HUB_ANON_HASH_MUL 0x9e3779b97f4a7c15ull
 
-static inline uint64_t hub_anon__hash_step(uint64_t h, unsigned char c)
+/* Eight bytes as a little-endian number (whatever the machine's order). */
+static inline uint64_t hub_anon__load64(const void *p)
 {
-	return (h ^ c) * 0x100000001b3ull;
+	uint64_t w;
+
+	memcpy(&w, p, sizeof(w));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
 }
 
-/* FNV-1a of n bytes. */
+/* The last word w of a hash h so far: the high bits of the product, the best mixed, are
+ * folded onto the low ones (which the tables index by). */
+static inline uint64_t hub_anon__hash_end(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * HUB_ANON_HASH_MUL;
+	return h ^ (h >> 32);
+}
+
+/* The hash of n bytes. */
 static inline uint64_t hub_anon__hash(const void *p, size_t n)
 {
 	const unsigned char *u = p;
-	uint64_t h = HUB_ANON_HASH_START;
+	uint64_t h = HUB_ANON_HASH_START ^ n, w = 0;
 
+	for (; n > 8; u += 8, n -= 8)
+		h = (h ^ hub_anon__load64(u)) * HUB_ANON_HASH_MUL;
 	for (size_t i = 0; i < n; i++)
-		h = hub_anon__hash_step(h, u[i]);
-	return h;
+		w |= (uint64_t)u[i] << (8 * i);
+	return hub_anon__hash_end(h, w);
+}
+
+/* The hash of the first n bytes of a key (hub_anon__hash of them): whole words of its
+ * buffer read, the bytes from n on masked off. */
+static inline uint64_t hub_anon__key_hash(const struct hub_anon_key *k, size_t n)
+{
+	static const uint64_t mask[9] = {
+		0, 0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffffull, 0xffffffffffffull,
+		0xffffffffffffffull, ~0ull,
+	};
+	const char *s = k->s;
+	uint64_t h = HUB_ANON_HASH_START ^ n;
+
+	for (; n > 8; s += 8, n -= 8)
+		h = (h ^ hub_anon__load64(s)) * HUB_ANON_HASH_MUL;
+	return hub_anon__hash_end(h, hub_anon__load64(s) & mask[n]);
 }
 
 /* An open-addressing hash set of 64-bit keys with 32-bit flags (a key 0 is stored as 1). */
@@ -283,6 +318,7 @@ static inline const char *hub_anon__kazakh_strict(uint32_t cp)
 #define HUB_ANON_CP_KAZAKH (1u << 19) /* a letter of Kazakh only; its strict byte on top */
 #define HUB_ANON_CP_YERU (1u << 20)   /* ы: "y" as spelled, "i" collapsed */
 #define HUB_ANON_CP_PLAIN (1u << 21)  /* a key of one byte that no rule of key_add changes */
+#define HUB_ANON_CP_CYR (1u << 22)    /* a Cyrillic letter */
 #define HUB_ANON_CP_TABLE 0x800 /* every one- and two-byte sequence */
 
 static inline uint32_t hub_anon__cp_info(uint32_t cp)
@@ -298,6 +334,8 @@ static inline uint32_t hub_anon__cp_info(uint32_t cp)
 	}
 	if (s && s[0] && !s[1] && s[0] != 'h')
 		info |= HUB_ANON_CP_PLAIN;
+	if (cp >= 0x400 && (info & HUB_ANON_CP_LETTER))
+		info |= HUB_ANON_CP_CYR;
 	if (cp == 0x44b || cp == 0x42b)
 		info = (info | HUB_ANON_CP_YERU) & ~HUB_ANON_CP_PLAIN;
 	/* only і and the letters from U+0490 on are Kazakh */
@@ -324,20 +362,11 @@ static inline void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key
 
 static inline bool hub_anon__key_end(struct hub_anon_key *k)
 {
-	size_t len = k->len;
-	uint64_t h = HUB_ANON_HASH_START; /* of each prefix */
-
 	if (k->bad)
 		return false;
-	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e')
-		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
-	k->len = len;
-	k->h[0] = h;
-	for (size_t i = 0; i < len; i++) {
-		h = hub_anon__hash_step(h, (unsigned char)k->s[i]);
-		k->h[i + 1] = h;
-	}
-	return len > 0;
+	if (k->len >= 2 && k->s[0] == 'i' && k->s[1] == 'e')
+		memmove(k->s, k->s + 1, --k->len); /* Yerlan as Ерлан */
+	return k->len > 0;
 }
 
 /* Adds a code point, given by its hub_anon__cp_info, to the key (inline wherever it is

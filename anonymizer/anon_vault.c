@@ -289,7 +289,7 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		if (keyed ||
 		    hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
 			n = hub_anon__name_norm(v->anon, v, k);
-			*h = k->h[n] ^ (uint64_t)type; /* the hash of its n first bytes */
+			*h = hub_anon__key_hash(k, n) ^ (uint64_t)type; /* of its n first bytes */
 			return (struct hub_str){ k->s, n };
 		}
 		/* fall through */
@@ -383,7 +383,7 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 		how |= HUB_ANON_KAZAKH;
 	/* the collapsed key (the entry's norm) whatever the folded one gives: a word too
 	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
-	set_or(&v->names, v->names_first, c->h[norm_len], how);
+	set_or(&v->names, v->names_first, hub_anon__key_hash(c, norm_len), how);
 	v->name_first |= 1ull << (c->s[0] & 63);
 	/* the folded key is the collapsed one unless that collapsed something (then its
 	 * stem is the norm again, already in) */
@@ -392,7 +392,8 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 		return;
 	v->name_first |= 1ull << (own.s[0] & 63);
 	if (own.len >= c->len - norm_len)
-		set_or(&v->names, v->names_first, own.h[own.len - (c->len - norm_len)], how);
+		set_or(&v->names, v->names_first,
+		       hub_anon__key_hash(&own, own.len - (c->len - norm_len)), how);
 }
 
 /* The entry of value, or NULL; its norm in *norm (written in buf, room for value.len +
