@@ -513,6 +513,7 @@ struct word {
 struct scan {
 	const struct hub_anon *anon;
 	const struct hub_anon_vault *vault;
+	uint64_t name_first; /* the vault's (hub_anon__vault_name_first) */
 	struct hub_pool *pool;
 	struct hub_anon__scratch *scratch; /* NULL: out->items from pool */
 	struct hub_str text;
@@ -1021,7 +1022,8 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_a
 
 	/* keyed as cut_words keys it, looked up as classify looks it up: a word of one key
 	 * byte too ("T" after the vault learned "TT", whose key is "t") */
-	if (!hub_anon__key(anon, p, n, &k) || !k.len || !hub_anon__vault_name_may(v, k.s[0]))
+	if (!hub_anon__key(anon, p, n, &k) || !k.len ||
+	    !hub_anon__name_may(hub_anon__vault_name_first(v), k.s[0]))
 		return 0;
 	if (k.len < HUB_ANON_STEM_MIN)
 		lens[0] = k.len, nl = 1;
@@ -1133,7 +1135,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	if (k->len < HUB_ANON_STEM_MIN) {
 		/* too short for the lexicon's rules, but a name the vault holds (it keeps words
 		 * of two letters and more) is one wherever it stands */
-		if (hub_anon__vault_name_may(s->vault, k->s[0])) {
+		if (hub_anon__name_may(s->name_first, k->s[0])) {
 			size_t whole = k->len;
 			uint32_t f = vault_name_of(s->vault, k, &whole, 1);
 
@@ -1146,7 +1148,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	}
 	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
 	 * ending), or a name the vault knows: most words need one lookup */
-	vault = hub_anon__vault_name_may(s->vault, k->s[0]);
+	vault = hub_anon__name_may(s->name_first, k->s[0]);
 	lex_alone = (wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7;
 	lex = lex_alone || after_strong_cue(s);
 	if (lex || vault)
@@ -2355,6 +2357,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	/* field by field: the inline arrays need no zeroing */
 	s.anon = anon;
 	s.vault = vault;
+	s.name_first = hub_anon__vault_name_first(vault);
 	s.pool = pool;
 	s.scratch = scratch;
 	s.text = text;

@@ -159,8 +159,14 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 /* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED, and HUB_ANON_KAZAKH, for a name norm; 0 when the
  * vault has none. */
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash);
-/* Whether the vault has a name whose key starts with c (false: no need to look). */
-bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c);
+/* Bit c & 63 for each first byte c of a name key of the vault (0 without a vault): a
+ * word whose key starts with none of them need not be looked up (hub_anon__name_may). */
+uint64_t hub_anon__vault_name_first(const struct hub_anon_vault *v);
+
+static inline bool hub_anon__name_may(uint64_t first, char c)
+{
+	return first >> (c & 63) & 1;
+}
 /* What a second look at a text with a vault that has learned more needs of the first
  * (hub_anon__detect): whether a word is partly inside a span, and whether a digit is outside
  * every span (the words outside the spans, the vault reads from the text). */

@@ -215,9 +215,9 @@ static char *arena_room(struct hub_anon_vault *v, size_t n)
 	return v->arena;
 }
 
-bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c)
+uint64_t hub_anon__vault_name_first(const struct hub_anon_vault *v)
 {
-	return v && (v->name_first >> (c & 63) & 1);
+	return v ? v->name_first : 0;
 }
 
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash)
