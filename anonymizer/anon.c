@@ -2311,9 +2311,10 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 		struct hub_anon__scratch *sc = s->scratch;
 
 		if (sc->cap_words < s->nwords) {
-			sc->cap_words = 2 * s->nwords;
+			/* every entry is written before it is read */
+			sc->cap_words = s->nwords < 32 ? 64 : 2 * s->nwords;
 			free(sc->words);
-			sc->words = hub_xcalloc(sc->cap_words, sizeof(*sc->words));
+			sc->words = hub_xmalloc(sc->cap_words * sizeof(*sc->words));
 		}
 		lw = sc->words;
 	} else {
