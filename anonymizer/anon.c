@@ -228,6 +228,17 @@ static inline bool filter_has(const struct hub_anon *a, uint64_t h)
 	return (a->filter[filter_word(h)] & b) == b;
 }
 
+/* The lexicon flags of the key of hash h, 0 when it has none (most words: the filter says
+ * so without a probe; a key the filter has is in a table that is not empty). */
+static inline uint32_t lexicon_get(const struct hub_anon *a, uint64_t h)
+{
+	const struct hub_anon_htab *t = &a->words;
+
+	if (!filter_has(a, h))
+		return 0;
+	return t->slots[hub_anon__htab_slot(t, h ? h : 1)].val;
+}
+
 /* Adds one word list with flags (each word keyed; words with no key are skipped). translit:
  * Cyrillic words also keyed as Latin ones are looked up (a strong cue: "atym", "zovut"). */
 static void add_words_as(struct hub_anon *a, const char *const *w, size_t n, uint32_t flags,
@@ -1110,7 +1121,7 @@ static bool vault_learned(const struct scan *s, const struct word *wd,
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t h = hub_anon__key_hash(k, lens[i]);
-		uint32_t lx = filter_has(s->anon, h) ? hub_anon__htab_get(&s->anon->words, h) : 0;
+		uint32_t lx = lexicon_get(s->anon, h);
 
 		if ((lx & LX_NAME) && (lx & (k->latin ? LX_L : LX_C | LX_F)))
 			return !(lx & (k->latin ? LX_AMBIG : LX_AMBIG_CYR));
@@ -1163,8 +1174,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		memcpy(wd->key, k->s, sizeof(wd->key));
 	}
 	h = hub_anon__key_hash(k, k->len);
-	if (filter_has(s->anon, h))
-		wd->lx = hub_anon__htab_get(&s->anon->words, h);
+	wd->lx = lexicon_get(s->anon, h);
 	if (wd->lx & LX_PRICE)
 		s->price = true;
 	if ((wd->lx & LX_ID_CUE) || (k->latin && id_cue_word(s, wd))) {
@@ -1215,8 +1225,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		       : hub_anon__key_mode(s->anon, s->text.p + wd->start, wd->end - wd->start,
 					    HUB_ANON_KEY_STRICT, ks = &own)) {
 			h = hub_anon__key_hash(ks, ks->len);
-			if (filter_has(s->anon, h))
-				f = hub_anon__htab_get(&s->anon->words, h);
+			f = lexicon_get(s->anon, h);
 		}
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
 			wd->w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) |
@@ -1233,8 +1242,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 
 		if (!i)
 			f = wd->lx; /* looked up above (0 when the filter missed it) */
-		else if (filter_has(s->anon, h = hub_anon__key_hash(k, lens[i])))
-			f = hub_anon__htab_get(&s->anon->words, h);
+		else
+			f = lexicon_get(s->anon, hub_anon__key_hash(k, lens[i]));
 		if ((f & LX_STOP) && i && !lex_alone)
 			continue; /* a stop word by its cue alone: the cue may become a marker */
 		if (f & LX_STOP) {
@@ -1492,8 +1501,7 @@ static bool street_word_after(const struct scan *s, size_t wi)
 	for (size_t i = 1; i < n; i++) {
 		uint64_t h = hub_anon__key_hash(&k, lens[i]);
 
-		if (filter_has(s->anon, h) &&
-		    (hub_anon__htab_get(&s->anon->words, h) & LX_PLACE_AFTER)) {
+		if (lexicon_get(s->anon, h) & LX_PLACE_AFTER) {
 			w->w |= W_STREET;
 			return true;
 		}
@@ -2451,7 +2459,7 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 		if (hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
 			return norm;
 		h = hub_anon__key_hash(k, lens[i]);
-		f = filter_has(anon, h) ? hub_anon__htab_get(&anon->words, h) : 0;
+		f = lexicon_get(anon, h);
 		if ((f & LX_NAME) && (f & LX_L))
 			return norm;
 	}

@@ -131,8 +131,24 @@ struct hub_anon_htab {
 void hub_anon__htab_release(struct hub_anon_htab *t);
 /* ORs flags into the entry of key. */
 void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags);
-/* The flags of key, 0 when absent. */
-uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key);
+
+/* The slot of key (not 0) in t (cap > 0): its entry's, or the free one it would take. */
+static inline size_t hub_anon__htab_slot(const struct hub_anon_htab *t, uint64_t key)
+{
+	size_t mask = t->cap - 1, i = (size_t)(key ^ (key >> 29)) & mask;
+
+	while (t->slots[i].key && t->slots[i].key != key)
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* The flags of key, 0 when absent (inline: the detector asks it of most words). */
+static inline uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key)
+{
+	if (!t->cap)
+		return 0;
+	return t->slots[hub_anon__htab_slot(t, key ? key : 1)].val;
+}
 
 /* Reads a marker at p[0..n) as restore accepts it; on success returns its length and
  * fills *type and *index (1..999999). before is the byte before p (0 at the start), or -1

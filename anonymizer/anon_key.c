@@ -226,15 +226,6 @@ void hub_anon__htab_release(struct hub_anon_htab *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static size_t slot(const struct hub_anon_htab *t, uint64_t key)
-{
-	size_t i = (size_t)(key ^ (key >> 29)) & (t->cap - 1);
-
-	while (t->slots[i].key && t->slots[i].key != key)
-		i = (i + 1) & (t->cap - 1);
-	return i;
-}
-
 void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags)
 {
 	size_t i;
@@ -248,27 +239,18 @@ void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags)
 		t->slots = hub_xcalloc(t->cap, sizeof(*t->slots));
 		for (size_t j = 0; j < old.cap; j++) {
 			if (old.slots[j].key) {
-				i = slot(t, old.slots[j].key);
+				i = hub_anon__htab_slot(t, old.slots[j].key);
 				t->slots[i] = old.slots[j];
 			}
 		}
 		free(old.slots);
 	}
-	i = slot(t, key);
+	i = hub_anon__htab_slot(t, key);
 	if (!t->slots[i].key) {
 		t->slots[i].key = key;
 		t->n++;
 	}
 	t->slots[i].val |= flags;
-}
-
-uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key)
-{
-	if (!t->cap)
-		return 0;
-	if (!key)
-		key = 1;
-	return t->slots[slot(t, key)].val;
 }
 
 static bool is_alnum(int c)
