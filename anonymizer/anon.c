@@ -524,7 +524,7 @@ struct word {
 struct scan {
 	const struct hub_anon *anon;
 	const struct hub_anon_vault *vault;
-	uint64_t name_first; /* the vault's (hub_anon__vault_name_first) */
+	struct hub_anon__name_starts name_starts; /* the vault's */
 	struct hub_pool *pool;
 	struct hub_anon__scratch *scratch; /* NULL: out->items from pool */
 	struct hub_str text;
@@ -1069,13 +1069,13 @@ static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_a
 uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_anon_vault *v,
 				 const char *p, size_t n)
 {
+	struct hub_anon__name_starts starts = hub_anon__vault_name_starts(v);
 	struct hub_anon_key k;
 	size_t lens[16], nl;
 
 	/* keyed as cut_words keys it, looked up as classify looks it up: a word of one key
 	 * byte too ("T" after the vault learned "TT", whose key is "t") */
-	if (!hub_anon__key(anon, p, n, &k) || !k.len ||
-	    !hub_anon__name_may(hub_anon__vault_name_first(v), k.s[0]))
+	if (!hub_anon__key(anon, p, n, &k) || !k.len || !hub_anon__name_may(&starts, &k))
 		return 0;
 	if (k.len < HUB_ANON_STEM_MIN)
 		lens[0] = k.len, nl = 1;
@@ -1186,7 +1186,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	if (k->len < HUB_ANON_STEM_MIN) {
 		/* too short for the lexicon's rules, but a name the vault holds (it keeps words
 		 * of two letters and more) is one wherever it stands */
-		if (hub_anon__name_may(s->name_first, k->s[0])) {
+		if (hub_anon__name_may(&s->name_starts, k)) {
 			size_t whole = k->len;
 			uint32_t f = vault_name_of(s->vault, k, &whole, 1);
 
@@ -1199,7 +1199,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	}
 	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
 	 * ending), or a name the vault knows: most words need one lookup */
-	vault = hub_anon__name_may(s->name_first, k->s[0]);
+	vault = hub_anon__name_may(&s->name_starts, k);
 	lex_alone = (wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7;
 	lex = lex_alone || after_strong_cue(s);
 	if (lex || vault)
@@ -2407,7 +2407,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	/* field by field: the inline arrays need no zeroing */
 	s.anon = anon;
 	s.vault = vault;
-	s.name_first = hub_anon__vault_name_first(vault);
+	s.name_starts = hub_anon__vault_name_starts(vault);
 	s.pool = pool;
 	s.scratch = scratch;
 	s.text = text;
@@ -2447,7 +2447,9 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 			   const struct hub_anon_key *k)
 {
+	struct hub_anon__name_starts starts = hub_anon__vault_name_starts(vault);
 	size_t lens[16], n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
+	bool may = hub_anon__name_may(&starts, k); /* a stem of k may be a name of the vault */
 
 	for (size_t i = 0; i < n; i++) {
 		size_t norm = hub_anon__key_norm(k->s, lens[i]);
@@ -2456,7 +2458,7 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* as the detector: Тен is not in тенге */
-		if (hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
+		if (may && hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
 			return norm;
 		h = hub_anon__key_hash(k, lens[i]);
 		f = lexicon_get(anon, h);

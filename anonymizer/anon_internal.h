@@ -175,14 +175,32 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 /* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED, and HUB_ANON_KAZAKH, for a name norm; 0 when the
  * vault has none. */
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash);
-/* Bit c & 63 for each first byte c of a name key of the vault (0 without a vault): a
- * word whose key starts with none of them need not be looked up (hub_anon__name_may). */
-uint64_t hub_anon__vault_name_first(const struct hub_anon_vault *v);
+/* What the key of a word must start with to be a name of the vault (a name key or a stem
+ * of one): bit c & 63 of each first byte c of a name key (first), and bit
+ * hub_anon__pair_bit of the first two bytes of each of two bytes or more (pairs). All 0
+ * without a vault: no word need be looked up. */
+struct hub_anon__name_starts {
+	uint64_t first, pairs;
+};
 
-static inline bool hub_anon__name_may(uint64_t first, char c)
+struct hub_anon__name_starts hub_anon__vault_name_starts(const struct hub_anon_vault *v);
+
+static inline unsigned hub_anon__pair_bit(const char *s)
 {
-	return first >> (c & 63) & 1;
+	return ((unsigned char)s[0] * 11u + (unsigned char)s[1]) & 63;
 }
+
+/* Whether k, or a stem of it, may be a name of the vault (false: no need to look). A key
+ * of one byte is looked up as it is; the stems of a longer one keep its first two bytes
+ * (the vault's hash of a key has its length in it: a key meets only one as long). */
+static inline bool hub_anon__name_may(const struct hub_anon__name_starts *st,
+				      const struct hub_anon_key *k)
+{
+	if (!(st->first >> (k->s[0] & 63) & 1))
+		return false;
+	return k->len < 2 || (st->pairs >> hub_anon__pair_bit(k->s) & 1);
+}
+
 /* What a second look at a text with a vault that has learned more needs of the first
  * (hub_anon__detect): whether a word is partly inside a span, and whether a digit is outside
  * every span (the words outside the spans, the vault reads from the text). */

@@ -72,7 +72,7 @@ struct hub_anon_vault {
 	char prefix[HUB_ANON_NTYPES][16];
 	unsigned char prefix_len[HUB_ANON_NTYPES];
 	struct set names;  /* name norms (hub_anon__name_norm) */
-	uint64_t name_first; /* bit c & 63 for each first byte c of a name key */
+	struct hub_anon__name_starts name_starts; /* of the name keys in names */
 	struct set phones; /* national numbers (10 digits) and local ones (7) */
 	char *arena, *arena_end; /* the free part of the arena's current block */
 	struct block *blocks;
@@ -215,9 +215,17 @@ static char *arena_room(struct hub_anon_vault *v, size_t n)
 	return v->arena;
 }
 
-uint64_t hub_anon__vault_name_first(const struct hub_anon_vault *v)
+struct hub_anon__name_starts hub_anon__vault_name_starts(const struct hub_anon_vault *v)
 {
-	return v ? v->name_first : 0;
+	return v ? v->name_starts : (struct hub_anon__name_starts){ 0, 0 };
+}
+
+/* Notes the start of a name key of len bytes put in names. */
+static void name_start(struct hub_anon_vault *v, const char *s, size_t len)
+{
+	v->name_starts.first |= 1ull << (s[0] & 63);
+	if (len >= 2)
+		v->name_starts.pairs |= 1ull << hub_anon__pair_bit(s);
 }
 
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash)
@@ -384,16 +392,18 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 	/* the collapsed key (the entry's norm) whatever the folded one gives: a word too
 	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
 	set_or(&v->names, v->names_first, hub_anon__key_hash(c, norm_len), how);
-	v->name_first |= 1ull << (c->s[0] & 63);
+	name_start(v, c->s, norm_len);
 	/* the folded key is the collapsed one unless that collapsed something (then its
 	 * stem is the norm again, already in) */
 	if (!c->unfolded ||
 	    !hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
 		return;
-	v->name_first |= 1ull << (own.s[0] & 63);
-	if (own.len >= c->len - norm_len)
-		set_or(&v->names, v->names_first,
-		       hub_anon__key_hash(&own, own.len - (c->len - norm_len)), how);
+	if (own.len >= c->len - norm_len) {
+		size_t len = own.len - (c->len - norm_len);
+
+		set_or(&v->names, v->names_first, hub_anon__key_hash(&own, len), how);
+		name_start(v, own.s, len);
+	}
 }
 
 /* The entry of value, or NULL; its norm in *norm (written in buf, room for value.len +
