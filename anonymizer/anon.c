@@ -398,6 +398,11 @@ const uint32_t *hub_anon__cp_table(const struct hub_anon *anon)
 	return anon->cp_info;
 }
 
+const uint32_t *hub_anon__cyr_table(const struct hub_anon *anon)
+{
+	return anon->cyr_info;
+}
+
 size_t hub_anon_size(const struct hub_anon *anon)
 {
 	return anon->words.n;

@@ -47,6 +47,9 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k);
 /* anon's table of hub_anon__cp_info for the code points below HUB_ANON_CP_TABLE. */
 const uint32_t *hub_anon__cp_table(const struct hub_anon *anon);
+/* ... and by the two bytes of a Cyrillic letter as they are: [(lead - 0xd0) << 8 | next]
+ * for a lead byte 0xd0..0xd3 (0 when next is no continuation byte). */
+const uint32_t *hub_anon__cyr_table(const struct hub_anon *anon);
 /* The same a character at a time (the detector keys words as it cuts them): start
  * (hub_anon__key_start), add each code point (hub_anon__key_add_info with its
  * hub_anon__cp_info), end (hub_anon__key_end: false as hub_anon__key_mode); inline below. */

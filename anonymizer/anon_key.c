@@ -28,7 +28,7 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k)
 {
 	const unsigned char *u = (const unsigned char *)p;
-	const uint32_t *cps = hub_anon__cp_table(anon);
+	const uint32_t *cps = hub_anon__cp_table(anon), *cyr = hub_anon__cyr_table(anon);
 	size_t i = 0, len = 0;
 
 	hub_anon__key_start(k, mode, n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'));
@@ -36,13 +36,23 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 	 * (HUB_ANON_CP_PLAIN), the others go through key_add_info */
 	while (i < n) {
 		uint32_t cp, info;
-		size_t l = hub_anon__decode(u + i, n - i, &cp);
+		size_t l;
 
-		if (!l) {
-			k->len = len;
-			return false;
+		/* ASCII and Cyrillic letters from the tables, the rest decoded */
+		if (u[i] < 0x80) {
+			info = cps[u[i]];
+			l = 1;
+		} else if (u[i] - 0xd0u < 4 && i + 1 < n &&
+			   (info = cyr[(u[i] - 0xd0) << 8 | u[i + 1]])) {
+			l = 2;
+		} else {
+			l = hub_anon__decode(u + i, n - i, &cp);
+			if (!l) {
+				k->len = len;
+				return false;
+			}
+			info = cp < HUB_ANON_CP_TABLE ? cps[cp] : hub_anon__cp_info(cp);
 		}
-		info = cp < HUB_ANON_CP_TABLE ? cps[cp] : hub_anon__cp_info(cp);
 		if (info & HUB_ANON_CP_PLAIN) {
 			char c = (char)info;
 
