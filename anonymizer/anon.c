@@ -775,45 +775,18 @@ static void cut_words(struct scan *s)
 				}
 				i += l;
 				/* a run of letters with a plain key in the word's script (most of
-				 * it), as long as the key has room: in a loop of its own */
+				 * it) */
 				if (!latin) {
-					const uint32_t *cyr = anon->cyr_info;
-					size_t lim = i + 2 * (HUB_ANON_KEY_MAX - klen), i0 = i;
-					char *q = k.s + klen;
+					size_t i0 = i;
 
-					lim = lim < n - 1 ? lim : n - 1; /* two bytes a letter */
-					while (i < lim) {
-						/* lead byte 0xd0..0xd3 and the byte after it */
-						unsigned at = ((unsigned)p[i] << 8 | p[i + 1]) - 0xd000;
-						uint32_t x;
-
-						if (at >= HUB_ARRAY_SIZE(anon->cyr_info) ||
-						    !((x = cyr[at]) & HUB_ANON_CP_PLAIN))
-							break;
-						all &= x;
-						*q++ = (char)x;
-						i += 2;
-					}
-					klen = (size_t)(q - k.s);
+					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, &k, &klen,
+							      &all, false);
 					if (i > i0)
 						any |= HUB_ANON_CP_CYR;
 				} else {
-					const uint32_t *table = anon->cp_info;
-					size_t lim = i + (HUB_ANON_KEY_MAX - klen);
-					char *q = k.s + klen;
-
-					lim = lim < n ? lim : n;
-					while (i < lim && p[i] < 0x80) {
-						uint32_t x = table[p[i]];
-
-						if (!(x & HUB_ANON_CP_PLAIN))
-							break;
-						all &= x;
-						if ((char)x != last)
-							*q++ = last = (char)x;
-						i++;
-					}
-					klen = (size_t)(q - k.s);
+					i = hub_anon__key_run(anon->cp_info, NULL, p, i, n, &k, &klen,
+							      &all, true);
+					last = klen ? k.s[klen - 1] : 0;
 				}
 				/* the next letter: ASCII and Cyrillic (lead byte 0xd0..0xd3) from
 				 * the tables, without its code point; the rest, and the character

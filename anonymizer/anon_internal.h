@@ -412,6 +412,59 @@ static inline bool hub_anon__key_end(struct hub_anon_key *k)
 	return k->len > 0;
 }
 
+/* Keys the run of letters at p[i..) (i <= n) whose keys are one plain byte each
+ * (HUB_ANON_CP_PLAIN) in one script, as long as the key has room: Cyrillic letters when
+ * cyr is given (the table by lead byte 0xd0..0xd3 and the byte after it, as the lexicon's
+ * hub_anon__cyr_table), else ASCII ones (table: hub_anon__cp_table). Their key bytes go to
+ * k->s from *klen on (collapse: one equal to the byte before is left out, and k->unfolded
+ * set), their flags are ANDed into *all. Returns where the run stops: the letter after it
+ * is of another kind, or no letter. Most of a word is such a run: the keying loops of the
+ * detector and of hub_anon__key_mode take it in a loop of its own. */
+__attribute__((always_inline)) static inline size_t
+hub_anon__key_run(const uint32_t *table, const uint32_t *cyr, const unsigned char *p,
+		  size_t i, size_t n, struct hub_anon_key *k, size_t *klen, uint32_t *all,
+		  bool collapse)
+{
+	size_t room = HUB_ANON_KEY_MAX - *klen, lim;
+	char *q = k->s + *klen;
+	uint32_t a = *all;
+
+	if (cyr) {
+		lim = i + 2 * room < n - 1 ? i + 2 * room : n - 1; /* two bytes a letter */
+		while (i < lim) {
+			/* lead byte 0xd0..0xd3 and the byte after it */
+			unsigned at = ((unsigned)p[i] << 8 | p[i + 1]) - 0xd000;
+			uint32_t x;
+
+			if (at >= (4u << 8) || !((x = cyr[at]) & HUB_ANON_CP_PLAIN))
+				break;
+			a &= x;
+			if (collapse && q > k->s && q[-1] == (char)x)
+				k->unfolded = true;
+			else
+				*q++ = (char)x;
+			i += 2;
+		}
+	} else {
+		lim = i + room < n ? i + room : n;
+		while (i < lim && p[i] < 0x80) {
+			uint32_t x = table[p[i]];
+
+			if (!(x & HUB_ANON_CP_PLAIN))
+				break;
+			a &= x;
+			if (collapse && q > k->s && q[-1] == (char)x)
+				k->unfolded = true;
+			else
+				*q++ = (char)x;
+			i++;
+		}
+	}
+	*klen = (size_t)(q - k->s);
+	*all = a;
+	return i;
+}
+
 /* Adds a code point, given by its hub_anon__cp_info, to the key (inline wherever it is
  * used: it is the inner loop of keying). */
 __attribute__((always_inline)) static inline void hub_anon__key_add_info(struct hub_anon_key *k, uint32_t info)

@@ -35,10 +35,15 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 	/* the length in a register: most letters have a plain key of one byte
 	 * (HUB_ANON_CP_PLAIN), the others go through key_add_info */
 	while (i < n) {
-		uint32_t cp, info;
+		uint32_t cp, info, all = 0; /* all: not needed here */
 		size_t l;
 
-		/* ASCII and Cyrillic letters from the tables, the rest decoded */
+		/* runs of plain letters, then a character at a time: ASCII and Cyrillic letters
+		 * from the tables, the rest decoded */
+		i = hub_anon__key_run(cps, u[i] < 0x80 ? NULL : cyr, u, i, n, k, &len, &all,
+				      mode == HUB_ANON_KEY_COLLAPSE);
+		if (i >= n)
+			break;
 		if (u[i] < 0x80) {
 			info = cps[u[i]];
 			l = 1;
