@@ -596,7 +596,12 @@ static struct hub_anon_span *grow_spans(struct scan *s, struct hub_anon_spans *o
 		return hub_pool_grow(s->pool, o->items, &o->cap, 16, sizeof(*o->items));
 	o->cap = o->cap ? 2 * o->cap : 16;
 	if (o->cap > sc->cap_spans) {
-		sc->spans = hub_xrealloc(sc->spans, o->cap * sizeof(*sc->spans));
+		if (sc->spans == sc->spans_first) {
+			sc->spans = hub_xmalloc(o->cap * sizeof(*sc->spans));
+			memcpy(sc->spans, sc->spans_first, o->n * sizeof(*sc->spans));
+		} else {
+			sc->spans = hub_xrealloc(sc->spans, o->cap * sizeof(*sc->spans));
+		}
 		sc->cap_spans = o->cap;
 	}
 	return sc->spans; /* the items so far are in it already */
@@ -2334,8 +2339,9 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 
 		if (sc->cap_words < s->nwords) {
 			/* every entry is written before it is read */
-			sc->cap_words = s->nwords < 32 ? 64 : 2 * s->nwords;
-			free(sc->words);
+			sc->cap_words = 2 * s->nwords;
+			if (sc->words != sc->words_first)
+				free(sc->words);
 			sc->words = hub_xmalloc(sc->cap_words * sizeof(*sc->words));
 		}
 		lw = sc->words;

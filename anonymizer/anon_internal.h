@@ -222,21 +222,25 @@ struct hub_anon__left {
 };
 
 /* Memory a vault lends the detector for what lives until its next look at a text (the
- * spans, the words left, the vault's entry of each span): kept from one call to the next,
- * so that pseudonymizing a message takes nothing from its pool. */
+ * spans, the words left): kept from one call to the next, so that pseudonymizing a message
+ * takes nothing from its pool; the first of each in the scratch itself, so that a
+ * conversation of chat lines allocates none. */
+#define HUB_ANON_SCRATCH_SPANS 32
+#define HUB_ANON_SCRATCH_WORDS 64
+
 struct hub_anon__scratch {
-	struct hub_anon_span *spans;
+	struct hub_anon_span *spans; /* spans_first, or from the heap */
 	size_t cap_spans;
-	struct hub_anon__left_word *words;
+	struct hub_anon__left_word *words; /* words_first, or from the heap */
 	size_t cap_words;
-	size_t *got;
-	size_t cap_got;
+	struct hub_anon_span spans_first[HUB_ANON_SCRATCH_SPANS];
+	struct hub_anon__left_word words_first[HUB_ANON_SCRATCH_WORDS];
 };
 
+/* An empty scratch, with its first arrays. */
+void hub_anon__scratch_init(struct hub_anon__scratch *sc);
 /* NULL-safe; the scratch is empty and can be used again. */
 void hub_anon__scratch_release(struct hub_anon__scratch *sc);
-/* n zeroed entries for the vault (hub_anon__scratch.got), valid until the next call. */
-size_t *hub_anon__scratch_got(struct hub_anon__scratch *sc, size_t n);
 
 /* hub_anon_detect, and what it left outside the spans in *left. With scratch (not NULL),
  * out->items and left->words are the scratch's, valid until the next call with it, and

@@ -395,25 +395,23 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 	return SIZE_MAX;
 }
 
+void hub_anon__scratch_init(struct hub_anon__scratch *sc)
+{
+	sc->spans = sc->spans_first;
+	sc->cap_spans = HUB_ARRAY_SIZE(sc->spans_first);
+	sc->words = sc->words_first;
+	sc->cap_words = HUB_ARRAY_SIZE(sc->words_first);
+}
+
 void hub_anon__scratch_release(struct hub_anon__scratch *sc)
 {
 	if (!sc)
 		return;
-	free(sc->spans);
-	free(sc->words);
-	free(sc->got);
-	memset(sc, 0, sizeof(*sc));
-}
-
-size_t *hub_anon__scratch_got(struct hub_anon__scratch *sc, size_t n)
-{
-	if (sc->cap_got < n) {
-		sc->cap_got = 2 * n;
-		free(sc->got);
-		sc->got = hub_xcalloc(sc->cap_got, sizeof(*sc->got));
-	}
-	memset(sc->got, 0, n * sizeof(*sc->got));
-	return sc->got;
+	if (sc->spans != sc->spans_first)
+		free(sc->spans);
+	if (sc->words != sc->words_first)
+		free(sc->words);
+	hub_anon__scratch_init(sc);
 }
 
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle)

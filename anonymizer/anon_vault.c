@@ -14,9 +14,9 @@
 #define HUB_ANON_LOOKS 4
 
 /* What a vault holds in its own allocation before it takes more: a conversation of ten
- * chat lines has a dozen values. */
-#define ENTRIES_FIRST 16
-#define INDEX_FIRST 32 /* twice the entries: open addressing at most half full */
+ * chat lines has a dozen values (a third of those of the corpus more than sixteen). */
+#define ENTRIES_FIRST 32
+#define INDEX_FIRST 64 /* twice the entries: open addressing at most half full */
 #define NAMES_FIRST 64
 #define PHONES_FIRST 16
 #define GOT_FIRST 32
@@ -78,11 +78,11 @@ struct hub_anon_vault {
 	struct block *blocks;
 	uint32_t *got;     /* the entry of each span, + 1 (pseudonymize) */
 	size_t cap_got;
-	struct hub_anon__scratch scratch_detect; /* the detector's spans and words, reused */
 	/* the keys of the last names of the text pseudonymized, by span (keys[i % KEYS]
 	 * is span i's when key_span[i % KEYS] is i + 1) */
 	size_t key_span[KEYS];
 	/* from here on not zeroed by hub_anon_vault_new */
+	struct hub_anon__scratch scratch_detect; /* the detector's spans and words, reused */
 	struct hub_anon_key keys[KEYS];
 	struct hub_anon_key key; /* normalize's key of a name (add_known) */
 	/* the first of each (a table zeroed when it takes its first key) */
@@ -114,6 +114,7 @@ int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 	v->cap_got = GOT_FIRST;
 	v->literals = v->literals_first;
 	v->cap_literals = LITERALS_FIRST;
+	hub_anon__scratch_init(&v->scratch_detect);
 	*out = v;
 	return 0;
 }
