@@ -1299,7 +1299,8 @@ static bool contact_after(const struct scan *s, size_t pos)
 			return p > pos; /* 64: an e-mail's local part is shorter */
 	if (pos < t.len && t.p[pos] == '+')
 		pos++;
-	for (; pos < t.len && digits < 10 && (is_digit(t.p[pos]) || memchr(" -()", t.p[pos], 4));
+	for (; pos < t.len && digits < 10 && (is_digit(t.p[pos]) || t.p[pos] == ' ' ||
+					      t.p[pos] == '-' || t.p[pos] == '(' || t.p[pos] == ')');
 	     pos++)
 		digits += is_digit(t.p[pos]);
 	return digits >= 10;
