@@ -2335,6 +2335,11 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 		return; /* without a span, the vault learns nothing and never looks again (and
 			 * nothing of the pool is taken: most messages without personal data
 			 * allocate nothing) */
+	while (j < o->n && o->items[j].type != HUB_ANON_NAME)
+		j++;
+	if (j == o->n)
+		return; /* nor does it learn a name, which the words are for */
+	j = 0;
 	if (s->scratch) {
 		struct hub_anon__scratch *sc = s->scratch;
 

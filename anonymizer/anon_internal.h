@@ -206,7 +206,8 @@ static inline bool hub_anon__name_may(const struct hub_anon__name_starts *st,
 
 /* What a second look at a text with a vault that has learned more needs of the first
  * (hub_anon__detect): whether a word is partly inside a span, and whether a digit is outside
- * every span (the words outside the spans, the vault reads from the text). */
+ * every span (the words outside the spans, the vault reads from the text). The words (and
+ * unsure) only when a span is a name: the vault looks for the names it learned there. */
 struct hub_anon__left_word {
 	size_t start, end;
 	char first; /* the first byte of the key of its first letter (0: none) */
