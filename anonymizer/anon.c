@@ -40,6 +40,7 @@
 #define LX_AMBIG_CYR 0x400000 /* LX_AMBIG from an entry written in Cyrillic */
 #define LX_TITLE 0x800000     /* "доктор", "Mr": a capitalised word after it is a name */
 #define LX_PRICE 0x1000000    /* "қанша", "сколько", "price": the message asks about a product */
+#define LX_PATRO 0x2000000    /* the key of улы or кызы: a patronymic's word ("Абен улы") */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
 #define LX_NEVER (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT | LX_STOP | \
 		  LX_PLACE_BEFORE | LX_PLACE_AFTER | LX_CUE_AFTER)
@@ -195,6 +196,8 @@ static const char *const intro_words[] = {
 static const char *const id_cues[] = {
 	"иин", "бин", "жсн", "бсн",
 };
+
+static const char *const patro_keys[] = { "uli", "kizi" };
 
 static const char *const unit_words[] = {
 	"тг", "тнг", "тенге", "теңге", "kzt", "тыс", "млн", "руб", "рублей", "р", "usd",
@@ -361,6 +364,13 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	add_words(a, id_cues, HUB_ARRAY_SIZE(id_cues), LX_ID_CUE);
 	add_words(a, intro_words, HUB_ARRAY_SIZE(intro_words), LX_INTRO | LX_CUE_WEAK);
 	add_words(a, greetings, HUB_ARRAY_SIZE(greetings), LX_GREET | LX_CUE_WEAK);
+	/* keys as they are (улы, ұлы, uly; кызы, қызы) */
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(patro_keys); i++) {
+		uint64_t h = hub_anon__hash(patro_keys[i], strlen(patro_keys[i]));
+
+		hub_anon__htab_or(&a->words, h, LX_PATRO);
+		filter_set(a, h);
+	}
 	*out = a;
 	return 0;
 }
@@ -1159,7 +1169,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		wd->w |= W_IDCUE;
 		s->id_cue = 0; /* find_id_cue says where */
 	}
-	if ((k->len == 3 && !memcmp(k->s, "uli", 3)) || (k->len == 4 && !memcmp(k->s, "kizi", 4)))
+	if (wd->lx & LX_PATRO)
 		wd->w |= W_PATRO_WORD; /* Абен улы */
 	if (k->len < HUB_ANON_STEM_MIN) {
 		/* too short for the lexicon's rules, but a name the vault holds (it keeps words
