@@ -704,6 +704,24 @@ static inline size_t cut_next(const unsigned char *p, size_t i, size_t n, const 
 	return l;
 }
 
+/* The character at p[i] of a word being cut (cut_next; *cp 0 at the end of the text):
+ * false when it ends the word, else its flags are ANDed into *all and ORed into *any. */
+static inline bool next_letter(const unsigned char *p, size_t i, size_t n,
+			       const uint32_t *table, size_t *l, uint32_t *cp, uint32_t *info,
+			       uint32_t *all, uint32_t *any)
+{
+	if (i >= n) {
+		*cp = 0;
+		return false;
+	}
+	*l = cut_next(p, i, n, table, cp, info);
+	if (!(*info & HUB_ANON_CP_LETTER))
+		return false;
+	*all &= *info;
+	*any |= *info;
+	return true;
+}
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
  * each word from the previous one; keys each word as it reads it (one decoding of each
  * character) and classifies it. */
@@ -823,15 +841,9 @@ static void cut_words(struct scan *s)
 						any |= info;
 						continue;
 					}
-				} else if (i >= n) {
-					cp = 0;
-					break;
 				}
-				l = cut_next(p, i, n, anon->cp_info, &cp, &info);
-				if (!(info & HUB_ANON_CP_LETTER))
+				if (!next_letter(p, i, n, anon->cp_info, &l, &cp, &info, &all, &any))
 					break;
-				all &= info;
-				any |= info;
 			}
 			if (0) {
 kazakh:
@@ -846,15 +858,9 @@ kazakh:
 					hub_anon__key_add_info(&k, info);
 					hub_anon__key_add_info(&ks, info);
 					i += l;
-					if (i >= n) {
-						cp = 0;
+					if (!next_letter(p, i, n, anon->cp_info, &l, &cp, &info, &all,
+							 &any))
 						break;
-					}
-					l = cut_next(p, i, n, anon->cp_info, &cp, &info);
-					if (!(info & HUB_ANON_CP_LETTER))
-						break;
-					all &= info;
-					any |= info;
 				}
 				klen = k.len;
 				kbad = k.bad;
