@@ -90,16 +90,36 @@ static inline uint64_t hub_anon__hash_end(uint64_t h, uint64_t w)
 	return h ^ (h >> 32);
 }
 
+/* Four bytes as a little-endian number. */
+static inline uint64_t hub_anon__load32(const void *p)
+{
+	uint32_t w;
+
+	memcpy(&w, p, sizeof(w));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap32(w);
+#endif
+	return w;
+}
+
 /* The hash of n bytes. */
 static inline uint64_t hub_anon__hash(const void *p, size_t n)
 {
 	const unsigned char *u = p;
 	uint64_t h = HUB_ANON_HASH_START ^ n, w = 0;
+	bool more = n > 8; /* bytes before the last word, which it may read again */
 
 	for (; n > 8; u += 8, n -= 8)
 		h = (h ^ hub_anon__load64(u)) * HUB_ANON_HASH_MUL;
-	for (size_t i = 0; i < n; i++)
-		w |= (uint64_t)u[i] << (8 * i);
+	/* the last 1 to 8 bytes as a number: read in words that end where they end (the
+	 * bytes read twice fall on themselves) */
+	if (more)
+		w = hub_anon__load64(u + n - 8) >> (8 * (8 - n));
+	else if (n >= 4)
+		w = hub_anon__load32(u) | hub_anon__load32(u + n - 4) << (8 * (n - 4));
+	else
+		for (size_t i = 0; i < n; i++)
+			w |= (uint64_t)u[i] << (8 * i);
 	return hub_anon__hash_end(h, w);
 }
 
