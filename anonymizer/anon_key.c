@@ -142,6 +142,13 @@ static const struct endings endings_a = ENDINGS(end_a,
 	0x10, 0x10, 0x10, 0x11, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x14,
 	0x10, 0x10, 0x10, 0x10, 0x18, 0x12, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
 
+/* The endings of each last key byte 'a'..'z'. */
+static const struct endings *const by_last[26] = {
+	['a' - 'a'] = &endings_a, ['e' - 'a'] = &endings_e, ['h' - 'a'] = &endings_h,
+	['i' - 'a'] = &endings_i, ['m' - 'a'] = &endings_m, ['n' - 'a'] = &endings_n,
+	['u' - 'a'] = &endings_u, ['y' - 'a'] = &endings_y,
+};
+
 bool hub_anon__key_stems_ok(void)
 {
 	static const struct endings *const all[] = {
@@ -189,17 +196,9 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 	lens[n++] = len;
 	if (len < HUB_ANON_STEM_MIN + 1)
 		return n;
-	switch (k->s[len - 1]) {
-	case 'a': t = &endings_a; break;
-	case 'e': t = &endings_e; break;
-	case 'h': t = &endings_h; break;
-	case 'i': t = &endings_i; break;
-	case 'm': t = &endings_m; break;
-	case 'n': t = &endings_n; break;
-	case 'u': t = &endings_u; break;
-	case 'y': t = &endings_y; break;
-	default: return n;
-	}
+	y = (unsigned char)k->s[len - 1]; /* the last byte first */
+	if (y < 'a' || y > 'z' || !(t = by_last[y - 'a']))
+		return n;
 	e = t->e;
 	y = (unsigned char)k->s[len - 2];
 	if (y < 'a' || y > 'z') {
