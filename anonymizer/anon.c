@@ -460,6 +460,13 @@ static int iban_val(char c)
 	return -1;
 }
 
+/* The remainder mod 97 of a number read so far (r) and one character more (v: a digit, or
+ * a letter as the two digits 10..35). */
+static unsigned iban_step(unsigned r, int v)
+{
+	return v >= 10 ? (r * 100 + (unsigned)v) % 97 : (r * 10 + (unsigned)v) % 97;
+}
+
 bool hub_anon_iban_ok(const char *s, size_t n)
 {
 	unsigned r = 0;
@@ -472,9 +479,28 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 
 		if (v < 0)
 			return false;
-		r = v >= 10 ? (r * 100 + (unsigned)v) % 97 : (r * 10 + (unsigned)v) % 97;
+		r = iban_step(r, v);
 	}
 	return r == 1;
+}
+
+/* The longest l from n down to 15 for which hub_anon_iban_ok(buf, l), or 0, from the
+ * remainders of every length in one pass (buf: n <= 34 upper-case letters and digits, two
+ * letters and two digits first, as iban_at reads them). */
+static size_t iban_longest(const char *buf, size_t n)
+{
+	unsigned rest[35], r = 0; /* rest[l]: the remainder of buf[4..l) */
+
+	for (size_t l = 4; l < n; l++)
+		rest[l + 1] = r = iban_step(r, iban_val(buf[l]));
+	for (size_t l = n; l >= 15; l--) {
+		r = rest[l];
+		for (size_t j = 0; j < 4; j++) /* the country and check digits last */
+			r = iban_step(r, iban_val(buf[j]));
+		if (r == 1)
+			return l;
+	}
+	return 0;
 }
 
 /* ---- the text: characters and words ---- */
@@ -2120,16 +2146,15 @@ static size_t iban_at(struct scan *s, size_t i)
 			break;
 		}
 	}
-	for (size_t l = n; l >= 15; l--) {
-		size_t e = ends[l - 1];
+	n = iban_longest(buf, n);
+	if (n) {
+		size_t e = ends[n - 1];
 
-		if (hub_anon_iban_ok(buf, l)) {
-			/* inside a word or a number, all of it: a piece left would be new */
-			while (e < t.len && is_ascii_alnum(t.p[e]))
-				e++;
-			add_span(s, word_start(t, i, false), word_end(t, e, false), HUB_ANON_IBAN);
-			return e;
-		}
+		/* inside a word or a number, all of it: a piece left would be new */
+		while (e < t.len && is_ascii_alnum(t.p[e]))
+			e++;
+		add_span(s, word_start(t, i, false), word_end(t, e, false), HUB_ANON_IBAN);
+		return e;
 	}
 	return i;
 }
