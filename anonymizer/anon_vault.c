@@ -100,7 +100,7 @@ int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 	struct hub_anon_vault *v = hub_xmalloc(sizeof(*v));
 
 	/* the fields and the first slots of the tables, not the rest of the inline room */
-	memset(v, 0, offsetof(struct hub_anon_vault, keys));
+	memset(v, 0, offsetof(struct hub_anon_vault, scratch_detect));
 	v->anon = anon;
 	v->e = v->e_first;
 	v->cap = ENTRIES_FIRST;
