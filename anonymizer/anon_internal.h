@@ -70,12 +70,12 @@ size_t hub_anon__key_norm(const char *s, size_t len);
 #define HUB_ANON_HASH_START 0xcbf29ce484222325ull
 #define HUB_ANON_HASH_MUL 0x9e3779b97f4a7c15ull
 
-/* Eight bytes as a little-endian number (whatever the machine's order). */
-static inline uint64_t hub_anon__load64(const void *p)
+/* n bytes (up to 8) as a little-endian number (whatever the machine's order). */
+static inline uint64_t hub_anon__load(const void *p, size_t n)
 {
-	uint64_t w;
+	uint64_t w = 0;
 
-	memcpy(&w, p, sizeof(w));
+	memcpy(&w, p, n);
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 	w = __builtin_bswap64(w);
 #endif
@@ -90,18 +90,6 @@ static inline uint64_t hub_anon__hash_end(uint64_t h, uint64_t w)
 	return h ^ (h >> 32);
 }
 
-/* Four bytes as a little-endian number. */
-static inline uint64_t hub_anon__load32(const void *p)
-{
-	uint32_t w;
-
-	memcpy(&w, p, sizeof(w));
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	w = __builtin_bswap32(w);
-#endif
-	return w;
-}
-
 /* The hash of n bytes. */
 static inline uint64_t hub_anon__hash(const void *p, size_t n)
 {
@@ -110,13 +98,13 @@ static inline uint64_t hub_anon__hash(const void *p, size_t n)
 	bool more = n > 8; /* bytes before the last word, which it may read again */
 
 	for (; n > 8; u += 8, n -= 8)
-		h = (h ^ hub_anon__load64(u)) * HUB_ANON_HASH_MUL;
+		h = (h ^ hub_anon__load(u, 8)) * HUB_ANON_HASH_MUL;
 	/* the last 1 to 8 bytes as a number: read in words that end where they end (the
 	 * bytes read twice fall on themselves) */
 	if (more)
-		w = hub_anon__load64(u + n - 8) >> (8 * (8 - n));
+		w = hub_anon__load(u + n - 8, 8) >> (8 * (8 - n));
 	else if (n >= 4)
-		w = hub_anon__load32(u) | hub_anon__load32(u + n - 4) << (8 * (n - 4));
+		w = hub_anon__load(u, 4) | hub_anon__load(u + n - 4, 4) << (8 * (n - 4));
 	else
 		for (size_t i = 0; i < n; i++)
 			w |= (uint64_t)u[i] << (8 * i);
@@ -135,8 +123,8 @@ static inline uint64_t hub_anon__key_hash(const struct hub_anon_key *k, size_t n
 	uint64_t h = HUB_ANON_HASH_START ^ n;
 
 	for (; n > 8; s += 8, n -= 8)
-		h = (h ^ hub_anon__load64(s)) * HUB_ANON_HASH_MUL;
-	return hub_anon__hash_end(h, hub_anon__load64(s) & mask[n]);
+		h = (h ^ hub_anon__load(s, 8)) * HUB_ANON_HASH_MUL;
+	return hub_anon__hash_end(h, hub_anon__load(s, 8) & mask[n]);
 }
 
 /* An open-addressing hash set of 64-bit keys with 32-bit flags (a key 0 is stored as 1). */
