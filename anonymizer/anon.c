@@ -848,14 +848,15 @@ static void cut_words(struct scan *s)
 					last = klen ? k.s[klen - 1] : 0;
 				}
 				/* the next letter: ASCII and Cyrillic (lead byte 0xd0..0xd3) from
-				 * the tables, without its code point; the rest, and the character
-				 * that ends the word, decoded in full */
+				 * the tables, without its code point; the rest, and a character
+				 * that is not ASCII and ends the word, decoded in full */
 				if (i + 1 < n) {
 					unsigned b0 = p[i];
 
 					if (b0 < 0x80) {
 						info = anon->cp_info[b0];
 						l = 1;
+						cp = b0;
 					} else if (b0 - 0xd0 < 4) {
 						info = anon->cyr_info[(b0 - 0xd0) << 8 | p[i + 1]];
 						l = 2;
@@ -867,6 +868,8 @@ static void cut_words(struct scan *s)
 						any |= info;
 						continue;
 					}
+					if (b0 < 0x80)
+						break; /* decoded in full already */
 				}
 				if (!next_letter(p, i, n, anon->cp_info, &l, &cp, &info, &all, &any))
 					break;
