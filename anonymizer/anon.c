@@ -40,13 +40,14 @@
 #define LX_AMBIG_CYR 0x400000 /* LX_AMBIG from an entry written in Cyrillic */
 #define LX_TITLE 0x800000     /* "доктор", "Mr": a capitalised word after it is a name */
 #define LX_PRICE 0x1000000    /* "қанша", "сколько", "price": the message asks about a product */
+#define LX_PATRO 0x2000000    /* the key of улы or кызы: a patronymic's word ("Абен улы") */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
 #define LX_NEVER (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT | LX_STOP | \
 		  LX_PLACE_BEFORE | LX_PLACE_AFTER | LX_CUE_AFTER)
 
 struct hub_anon {
 	struct hub_anon_htab words;
-	uint64_t *filter; /* filter_bits of each key: most words miss it without a probe */
+	uint64_t *filter; /* a bit of each key (filter_set): most words miss it without a probe */
 	uint32_t cp_info[HUB_ANON_CP_TABLE]; /* hub_anon__cp_info of each */
 	/* the same of the two bytes of a Cyrillic letter as they are, lead byte 0xd0..0xd3
 	 * and any byte after it (0: not a continuation byte): cut_words' inner loop */
@@ -196,6 +197,8 @@ static const char *const id_cues[] = {
 	"иин", "бин", "жсн", "бсн",
 };
 
+static const char *const patro_keys[] = { "uli", "kizi" };
+
 static const char *const unit_words[] = {
 	"тг", "тнг", "тенге", "теңге", "kzt", "тыс", "млн", "руб", "рублей", "р", "usd",
 	"eur", "долларов", "dollars", "шт", "штук", "pcs", "кг", "kg", "г", "гр", "g", "мм",
@@ -204,13 +207,10 @@ static const char *const unit_words[] = {
 	"дней", "days", "минут", "min", "сек", "бонусов", "баллов", "points", "тиын",
 };
 
-/* Three bits of one 64-bit word of the filter (a blocked Bloom filter): a word's look is
- * one cache line, whatever it answers. */
-static inline uint64_t filter_bits(uint64_t h)
-{
-	return 1ull << (h & 63) | 1ull << (h >> 32 & 63) | 1ull << (h >> 48 & 63);
-}
-
+/* The filter is a bitmap of the low FILTER_BITS bits of each key's hash: with about 93,000
+ * keys a twentieth of the bits are set, so a word not in the lexicon goes on to the table
+ * once in twenty, and the look is one load and a bit test (three bits a key, a blocked
+ * Bloom filter, cost more to test than the probes they spare). */
 static inline size_t filter_word(uint64_t h)
 {
 	return (size_t)(h & ((1u << FILTER_BITS) - 1)) >> 6;
@@ -218,14 +218,23 @@ static inline size_t filter_word(uint64_t h)
 
 static void filter_set(struct hub_anon *a, uint64_t h)
 {
-	a->filter[filter_word(h)] |= filter_bits(h);
+	a->filter[filter_word(h)] |= 1ull << (h & 63);
 }
 
 static inline bool filter_has(const struct hub_anon *a, uint64_t h)
 {
-	uint64_t b = filter_bits(h);
+	return a->filter[filter_word(h)] >> (h & 63) & 1;
+}
 
-	return (a->filter[filter_word(h)] & b) == b;
+/* The lexicon flags of the key of hash h, 0 when it has none (most words: the filter says
+ * so without a probe; a key the filter has is in a table that is not empty). */
+static inline uint32_t lexicon_get(const struct hub_anon *a, uint64_t h)
+{
+	const struct hub_anon_htab *t = &a->words;
+
+	if (!filter_has(a, h))
+		return 0;
+	return t->slots[hub_anon__htab_slot(t, h ? h : 1)].val;
 }
 
 /* Adds one word list with flags (each word keyed; words with no key are skipped). translit:
@@ -249,8 +258,10 @@ static void add_words_as(struct hub_anon *a, const char *const *w, size_t n, uin
 
 		for (size_t m = 0; m < nmodes; m++) {
 			if (hub_anon__key_mode(a, w[i], strlen(w[i]), modes[m], &k)) {
-				hub_anon__htab_or(&a->words, k.h[k.len], flags);
-				filter_set(a, k.h[k.len]);
+				uint64_t h = hub_anon__key_hash(&k, k.len);
+
+				hub_anon__htab_or(&a->words, h, flags);
+				filter_set(a, h);
 			}
 		}
 	}
@@ -267,14 +278,15 @@ static void add_words(struct hub_anon *a, const char *const *w, size_t n, uint32
 static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t flags)
 {
 	size_t norm = hub_anon__key_norm(k->s, k->len);
+	uint64_t h = hub_anon__key_hash(k, k->len);
 
-	hub_anon__htab_or(&a->words, k->h[k->len], flags);
-	filter_set(a, k->h[k->len]);
+	hub_anon__htab_or(&a->words, h, flags);
+	filter_set(a, h);
 	if (norm < k->len) {
 		/* Марина -> "marin": Марине, Мариной, Марину */
-		hub_anon__htab_or(&a->words, k->h[norm],
-				  (flags & LX_STEM_KEEP) | LX_STEM);
-		filter_set(a, k->h[norm]);
+		h = hub_anon__key_hash(k, norm);
+		hub_anon__htab_or(&a->words, h, (flags & LX_STEM_KEEP) | LX_STEM);
+		filter_set(a, h);
 	} else if (k->len >= HUB_ANON_STEM_MIN + 2 && (k->s[k->len - 2] == 'e' ||
 						       k->s[k->len - 2] == 'o')) {
 		/* a fleeting vowel: Павел -> Павла, Лев -> Льва */
@@ -282,10 +294,9 @@ static void add_name(struct hub_anon *a, const struct hub_anon_key *k, uint32_t 
 
 		f.s[f.len - 2] = f.s[f.len - 1];
 		f.len--;
-		f.h[f.len] = hub_anon__hash(f.s, f.len);
-		hub_anon__htab_or(&a->words, f.h[f.len],
-				  (flags & LX_STEM_KEEP) | LX_STEM);
-		filter_set(a, f.h[f.len]);
+		h = hub_anon__key_hash(&f, f.len);
+		hub_anon__htab_or(&a->words, h, (flags & LX_STEM_KEEP) | LX_STEM);
+		filter_set(a, h);
 	}
 }
 
@@ -353,6 +364,13 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	add_words(a, id_cues, HUB_ARRAY_SIZE(id_cues), LX_ID_CUE);
 	add_words(a, intro_words, HUB_ARRAY_SIZE(intro_words), LX_INTRO | LX_CUE_WEAK);
 	add_words(a, greetings, HUB_ARRAY_SIZE(greetings), LX_GREET | LX_CUE_WEAK);
+	/* keys as they are (улы, ұлы, uly; кызы, қызы) */
+	for (size_t i = 0; i < HUB_ARRAY_SIZE(patro_keys); i++) {
+		uint64_t h = hub_anon__hash(patro_keys[i], strlen(patro_keys[i]));
+
+		hub_anon__htab_or(&a->words, h, LX_PATRO);
+		filter_set(a, h);
+	}
 	*out = a;
 	return 0;
 }
@@ -383,6 +401,11 @@ void hub_anon_free(struct hub_anon *anon)
 const uint32_t *hub_anon__cp_table(const struct hub_anon *anon)
 {
 	return anon->cp_info;
+}
+
+const uint32_t *hub_anon__cyr_table(const struct hub_anon *anon)
+{
+	return anon->cyr_info;
 }
 
 size_t hub_anon_size(const struct hub_anon *anon)
@@ -437,6 +460,13 @@ static int iban_val(char c)
 	return -1;
 }
 
+/* The remainder mod 97 of a number read so far (r) and one character more (v: a digit, or
+ * a letter as the two digits 10..35). */
+static unsigned iban_step(unsigned r, int v)
+{
+	return v >= 10 ? (r * 100 + (unsigned)v) % 97 : (r * 10 + (unsigned)v) % 97;
+}
+
 bool hub_anon_iban_ok(const char *s, size_t n)
 {
 	unsigned r = 0;
@@ -449,9 +479,28 @@ bool hub_anon_iban_ok(const char *s, size_t n)
 
 		if (v < 0)
 			return false;
-		r = v >= 10 ? (r * 100 + (unsigned)v) % 97 : (r * 10 + (unsigned)v) % 97;
+		r = iban_step(r, v);
 	}
 	return r == 1;
+}
+
+/* The longest l from n down to 15 for which hub_anon_iban_ok(buf, l), or 0, from the
+ * remainders of every length in one pass (buf: n <= 34 upper-case letters and digits, two
+ * letters and two digits first, as iban_at reads them). */
+static size_t iban_longest(const char *buf, size_t n)
+{
+	unsigned rest[35], r = 0; /* rest[l]: the remainder of buf[4..l) */
+
+	for (size_t l = 4; l < n; l++)
+		rest[l + 1] = r = iban_step(r, iban_val(buf[l]));
+	for (size_t l = n; l >= 15; l--) {
+		r = rest[l];
+		for (size_t j = 0; j < 4; j++) /* the country and check digits last */
+			r = iban_step(r, iban_val(buf[j]));
+		if (r == 1)
+			return l;
+	}
+	return 0;
 }
 
 /* ---- the text: characters and words ---- */
@@ -501,18 +550,17 @@ struct word {
 	size_t start, end;
 	uint32_t lx; /* lexicon flags of the whole key */
 	uint64_t w;  /* W_* */
-	/* What street_word_after needs of the key of a lower-case word of 4 key bytes or
-	 * more (klen 0 otherwise): its length, its last 3 bytes and the hashes of the key
-	 * without 3, 2 and 1 of them (its stems are no shorter). */
-	uint8_t klen;
-	char tail[3];
+	uint8_t klen; /* the length of key, or 0: */
 	char first; /* the first byte of the key of its first letter (0: none) */
-	uint64_t tail_h[3];
+	/* what street_word_after needs: the key of a lower-case word of 4 key bytes or more
+	 * (its stems are its prefixes) */
+	char key[HUB_ANON_KEY_MAX];
 };
 
 struct scan {
 	const struct hub_anon *anon;
 	const struct hub_anon_vault *vault;
+	struct hub_anon__name_starts name_starts; /* the vault's */
 	struct hub_pool *pool;
 	struct hub_anon__scratch *scratch; /* NULL: out->items from pool */
 	struct hub_str text;
@@ -584,7 +632,12 @@ static struct hub_anon_span *grow_spans(struct scan *s, struct hub_anon_spans *o
 		return hub_pool_grow(s->pool, o->items, &o->cap, 16, sizeof(*o->items));
 	o->cap = o->cap ? 2 * o->cap : 16;
 	if (o->cap > sc->cap_spans) {
-		sc->spans = hub_xrealloc(sc->spans, o->cap * sizeof(*sc->spans));
+		if (sc->spans == sc->spans_first) {
+			sc->spans = hub_xmalloc(o->cap * sizeof(*sc->spans));
+			memcpy(sc->spans, sc->spans_first, o->n * sizeof(*sc->spans));
+		} else {
+			sc->spans = hub_xrealloc(sc->spans, o->cap * sizeof(*sc->spans));
+		}
 		sc->cap_spans = o->cap;
 	}
 	return sc->spans; /* the items so far are in it already */
@@ -640,15 +693,12 @@ static inline enum sep_class sep_of(uint32_t cp)
 	return SEP_OTHER;
 }
 
-/* Appends c to the key being cut (its length *klen, its hash so far *h, each prefix's in
- * k->h); false when the key is full. */
-static inline bool key_push(struct hub_anon_key *k, size_t *klen, uint64_t *h, char c)
+/* Appends c to the key being cut (its length *klen); false when the key is full. */
+static inline bool key_push(struct hub_anon_key *k, size_t *klen, char c)
 {
 	if (*klen >= HUB_ANON_KEY_MAX)
 		return false;
 	k->s[(*klen)++] = c;
-	*h = hub_anon__hash_step(*h, (unsigned char)c);
-	k->h[*klen] = *h;
 	return true;
 }
 
@@ -680,6 +730,24 @@ static inline size_t cut_next(const unsigned char *p, size_t i, size_t n, const 
 	return l;
 }
 
+/* The character at p[i] of a word being cut (cut_next; *cp 0 at the end of the text):
+ * false when it ends the word, else its flags are ANDed into *all and ORed into *any. */
+static inline bool next_letter(const unsigned char *p, size_t i, size_t n,
+			       const uint32_t *table, size_t *l, uint32_t *cp, uint32_t *info,
+			       uint32_t *all, uint32_t *any)
+{
+	if (i >= n) {
+		*cp = 0;
+		return false;
+	}
+	*l = cut_next(p, i, n, table, cp, info);
+	if (!(*info & HUB_ANON_CP_LETTER))
+		return false;
+	*all &= *info;
+	*any |= *info;
+	return true;
+}
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
  * each word from the previous one; keys each word as it reads it (one decoding of each
  * character) and classifies it. */
@@ -687,7 +755,7 @@ static void cut_words(struct scan *s)
 {
 	const unsigned char *p = (const unsigned char *)s->text.p;
 	const size_t n = s->text.len;
-	const uint32_t *table = s->anon->cp_info, *cyr = s->anon->cyr_info;
+	const struct hub_anon *anon = s->anon;
 	/* what the separators since the last word make of the next one: W_SENT, W_ADJ,
 	 * W_SOFT, W_INITDOT (and hyphen, W_HYPHEN) */
 	uint64_t ctx = W_SENT;
@@ -698,18 +766,15 @@ static void cut_words(struct scan *s)
 
 	while (i < n) {
 		uint32_t cp, info;
-		size_t l = cut_next(p, i, n, table, &cp, &info);
+		size_t l = cut_next(p, i, n, anon->cp_info, &cp, &info);
 
 		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
 			size_t start = i, klen = 0, l0 = l;
-			/* cpor: a Cyrillic letter sets a bit from 0x400 up */
-			uint32_t allup = info, info0 = info, cpor = cp;
-			bool latin = cp < 0x80, kbad = false, single;
+			/* the flags of every letter ANDed (HUB_ANON_CP_UPPER: all capitals) and
+			 * ORed (HUB_ANON_CP_CYR: a Cyrillic letter) */
+			uint32_t all = info, any = info, info0 = info;
+			bool latin = cp < 0x80, kbad = false;
 			bool strict = false; /* ks is the strict key (classify's second look) */
-			/* h: the hash of the key so far, each prefix's in k.h as key_end leaves
-			 * them (rehash: key_end computes them, as after key_add_info) */
-			bool rehash = false, keyed;
-			uint64_t h = HUB_ANON_HASH_START;
 			/* the last key byte of a Latin word (0: none), whose repeats collapse; a
 			 * Cyrillic word's stays 0 (no key byte is 0) */
 			char last = 0, lmask = latin ? (char)0xff : 0;
@@ -718,7 +783,6 @@ static void cut_words(struct scan *s)
 					  (hyphen ? W_HYPHEN : 0) | (latin ? W_LATIN : 0);
 			struct word *wd;
 
-			k.h[0] = h;
 			k.mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
 			k.latin = latin;
 			k.kazakh = false;
@@ -727,14 +791,11 @@ static void cut_words(struct scan *s)
 			 * of one byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a
 			 * key gone bad is never read: what is added after does not matter) */
 			for (;;) {
-				unsigned b0;
-
-				allup &= info;
 				if (info & HUB_ANON_CP_PLAIN) {
 					char c = (char)info;
 
 					if (c != last) {
-						if (!key_push(&k, &klen, &h, c))
+						if (!key_push(&k, &klen, c))
 							kbad = true;
 						last = c & lmask;
 					}
@@ -751,17 +812,13 @@ static void cut_words(struct scan *s)
 
 						if (ch == 'h' && lb == 'k') {
 							k.s[klen - 1] = 'h'; /* kh as х */
-							h = hub_anon__hash_step(k.h[klen - 1], 'h');
-							k.h[klen] = h;
 							continue;
 						}
-						if (ch == 'z' && lb == 'd' && c1 == 'h') {
+						if (ch == 'z' && lb == 'd' && c1 == 'h')
 							lb = --klen ? k.s[klen - 1] : 0; /* dzh as j */
-							h = k.h[klen];
-						}
 						if (latin && lb == ch)
 							continue; /* Анна/Ana, Асель/Assel */
-						if (!key_push(&k, &klen, &h, ch))
+						if (!key_push(&k, &klen, ch))
 							kbad = true;
 					}
 					last = klen ? k.s[klen - 1] & lmask : 0;
@@ -770,47 +827,57 @@ static void cut_words(struct scan *s)
 					k.bad = kbad;
 					if ((info & HUB_ANON_CP_KAZAKH) && !latin)
 						goto kazakh;
-					rehash = true; /* hashed again from the start at the end */
 					hub_anon__key_add_info(&k, info);
 					klen = k.len;
 					kbad = k.bad;
 					last = klen ? k.s[klen - 1] & lmask : 0;
 				}
 				i += l;
-				if (i >= n) {
-					cp = 0;
-					break;
-				}
-				/* the next letter's info, without its code point but in
-				 * cpor; the character that ends the word decoded in full */
-				b0 = p[i];
-				if (b0 < 0x80) {
-					info = table[b0];
-					l = 1;
-					if (!(info & HUB_ANON_CP_LETTER)) {
-						cp = b0;
-						break;
-					}
-				} else if (b0 - 0xd0 < 4 && i + 1 < n) {
-					info = cyr[(b0 - 0xd0) << 8 | p[i + 1]];
-					l = 2;
-					if (!(info & HUB_ANON_CP_LETTER)) {
-						l = cut_next(p, i, n, table, &cp, &info);
-						break;
-					}
-					cpor |= 0x400;
+				/* a run of letters with a plain key in the word's script (most of
+				 * it) */
+				if (!latin) {
+					size_t i0 = i;
+
+					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, &k, &klen,
+							      &all, false);
+					if (i > i0)
+						any |= HUB_ANON_CP_CYR;
 				} else {
-					l = cut_next(p, i, n, table, &cp, &info);
-					if (!(info & HUB_ANON_CP_LETTER))
-						break;
-					cpor |= cp;
+					i = hub_anon__key_run(anon->cp_info, NULL, p, i, n, &k, &klen,
+							      &all, true);
+					last = klen ? k.s[klen - 1] : 0;
 				}
+				/* the next letter: ASCII and Cyrillic (lead byte 0xd0..0xd3) from
+				 * the tables, without its code point; the rest, and a character
+				 * that is not ASCII and ends the word, decoded in full */
+				if (i + 1 < n) {
+					unsigned b0 = p[i];
+
+					if (b0 < 0x80) {
+						info = anon->cp_info[b0];
+						l = 1;
+						cp = b0;
+					} else if (b0 - 0xd0 < 4) {
+						info = anon->cyr_info[(b0 - 0xd0) << 8 | p[i + 1]];
+						l = 2;
+					} else {
+						info = 0;
+					}
+					if (info & HUB_ANON_CP_LETTER) {
+						all &= info;
+						any |= info;
+						continue;
+					}
+					if (b0 < 0x80)
+						break; /* decoded in full already */
+				}
+				if (!next_letter(p, i, n, anon->cp_info, &l, &cp, &info, &all, &any))
+					break;
 			}
 			if (0) {
 kazakh:
 				/* a Cyrillic word's strict key (classify's second look) is its
 				 * folded one up to its first Kazakh letter: from there on, both */
-				rehash = true;
 				hub_anon__key_start(&ks, HUB_ANON_KEY_STRICT, false);
 				memcpy(ks.s, k.s, k.len);
 				ks.len = k.len;
@@ -820,15 +887,9 @@ kazakh:
 					hub_anon__key_add_info(&k, info);
 					hub_anon__key_add_info(&ks, info);
 					i += l;
-					if (i >= n) {
-						cp = 0;
+					if (!next_letter(p, i, n, anon->cp_info, &l, &cp, &info, &all,
+							 &any))
 						break;
-					}
-					l = cut_next(p, i, n, table, &cp, &info);
-					if (!(info & HUB_ANON_CP_LETTER))
-						break;
-					cpor |= cp;
-					allup &= info;
 				}
 				klen = k.len;
 				kbad = k.bad;
@@ -844,24 +905,18 @@ kazakh:
 			wd->lx = 0;
 			wd->klen = 0;
 			wd->first = (char)(info0 & 0xff);
-			single = i - start == l0;
-			if (single)
-				wflags |= W_INITIAL;
-			else if (allup & HUB_ANON_CP_UPPER)
+			if (i - start == l0)
+				wflags |= W_INITIAL; /* a single letter */
+			else if (all & HUB_ANON_CP_UPPER)
 				wflags |= W_ALLCAPS;
-			if (cpor >= 0x400)
+			if (any & HUB_ANON_CP_CYR)
 				wflags |= W_CYR;
 			wd->w = wflags;
 			if (i < n && is_digit((int)cp) && i - start >= 2 &&
 			    is_ascii_letter(p[i - 1]) && is_ascii_letter(p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
 				s->iban_at[s->niban - 1] = i - 2;
-			/* as key_end: Yerlan as Ерлан moves the key, hashed again */
-			if (rehash || (klen >= 2 && k.s[0] == 'i' && k.s[1] == 'e'))
-				keyed = hub_anon__key_end(&k);
-			else
-				keyed = !kbad && klen;
-			if (keyed)
+			if (hub_anon__key_end(&k))
 				classify(s, wd, &k, strict ? &ks : NULL);
 			if ((wd->w & W_LATIN) && (wd->w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO)))
 				s->latin_name = true;
@@ -1024,9 +1079,9 @@ static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_a
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* Тен is not in тенге */
 		if (!(asked >> norm & 1))
-			f = hub_anon__vault_name(v, k->h[norm]);
+			f = hub_anon__vault_name(v, hub_anon__key_hash(k, norm));
 		if (!(asked >> lens[i] & 1) && lens[i] != norm)
-			f |= hub_anon__vault_name(v, k->h[lens[i]]);
+			f |= hub_anon__vault_name(v, hub_anon__key_hash(k, lens[i]));
 		if (f)
 			return f;
 		asked |= 1ull << norm | 1ull << lens[i];
@@ -1037,12 +1092,13 @@ static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_a
 uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_anon_vault *v,
 				 const char *p, size_t n)
 {
+	struct hub_anon__name_starts starts = hub_anon__vault_name_starts(v);
 	struct hub_anon_key k;
 	size_t lens[16], nl;
 
 	/* keyed as cut_words keys it, looked up as classify looks it up: a word of one key
 	 * byte too ("T" after the vault learned "TT", whose key is "t") */
-	if (!hub_anon__key(anon, p, n, &k) || !k.len || !hub_anon__vault_name_may(v, k.s[0]))
+	if (!hub_anon__key(anon, p, n, &k) || !k.len || !hub_anon__name_may(&starts, &k))
 		return 0;
 	if (k.len < HUB_ANON_STEM_MIN)
 		lens[0] = k.len, nl = 1;
@@ -1087,8 +1143,8 @@ static bool vault_learned(const struct scan *s, const struct word *wd,
 	if (k->len < 4 || (k->kazakh && !(f & HUB_ANON_KAZAKH)))
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t h = k->h[lens[i]];
-		uint32_t lx = filter_has(s->anon, h) ? hub_anon__htab_get(&s->anon->words, h) : 0;
+		uint64_t h = hub_anon__key_hash(k, lens[i]);
+		uint32_t lx = lexicon_get(s->anon, h);
 
 		if ((lx & LX_NAME) && (lx & (k->latin ? LX_L : LX_C | LX_F)))
 			return !(lx & (k->latin ? LX_AMBIG : LX_AMBIG_CYR));
@@ -1132,28 +1188,28 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	size_t lens[16], n;
 	bool vault, lex, lex_alone;
 	uint32_t cue = 0;
+	uint64_t h;
 
 	wd->w |= W_KEYED;
 	if (!(wd->w & (W_CAP | W_ALLCAPS)) && k->len >= HUB_ANON_STEM_MIN + 1) {
 		/* the stems of a shorter key are the key alone */
 		wd->klen = (uint8_t)k->len;
-		memcpy(wd->tail, k->s + k->len - 3, 3);
-		memcpy(wd->tail_h, k->h + k->len - 3, sizeof(wd->tail_h));
+		memcpy(wd->key, k->s, sizeof(wd->key));
 	}
-	if (filter_has(s->anon, k->h[k->len]))
-		wd->lx = hub_anon__htab_get(&s->anon->words, k->h[k->len]);
+	h = hub_anon__key_hash(k, k->len);
+	wd->lx = lexicon_get(s->anon, h);
 	if (wd->lx & LX_PRICE)
 		s->price = true;
 	if ((wd->lx & LX_ID_CUE) || (k->latin && id_cue_word(s, wd))) {
 		wd->w |= W_IDCUE;
 		s->id_cue = 0; /* find_id_cue says where */
 	}
-	if ((k->len == 3 && !memcmp(k->s, "uli", 3)) || (k->len == 4 && !memcmp(k->s, "kizi", 4)))
+	if (wd->lx & LX_PATRO)
 		wd->w |= W_PATRO_WORD; /* Абен улы */
 	if (k->len < HUB_ANON_STEM_MIN) {
 		/* too short for the lexicon's rules, but a name the vault holds (it keeps words
 		 * of two letters and more) is one wherever it stands */
-		if (hub_anon__vault_name_may(s->vault, k->s[0])) {
+		if (hub_anon__name_may(&s->name_starts, k)) {
 			size_t whole = k->len;
 			uint32_t f = vault_name_of(s->vault, k, &whole, 1);
 
@@ -1166,7 +1222,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	}
 	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
 	 * ending), or a name the vault knows: most words need one lookup */
-	vault = hub_anon__vault_name_may(s->vault, k->s[0]);
+	vault = hub_anon__name_may(&s->name_starts, k);
 	lex_alone = (wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7;
 	lex = lex_alone || after_strong_cue(s);
 	if (lex || vault)
@@ -1191,8 +1247,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		if (ks ? hub_anon__key_end(ks)
 		       : hub_anon__key_mode(s->anon, s->text.p + wd->start, wd->end - wd->start,
 					    HUB_ANON_KEY_STRICT, ks = &own)) {
-			if (filter_has(s->anon, ks->h[ks->len]))
-				f = hub_anon__htab_get(&s->anon->words, ks->h[ks->len]);
+			h = hub_anon__key_hash(ks, ks->len);
+			f = lexicon_get(s->anon, h);
 		}
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
 			wd->w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) |
@@ -1209,8 +1265,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 
 		if (!i)
 			f = wd->lx; /* looked up above (0 when the filter missed it) */
-		else if (filter_has(s->anon, k->h[lens[i]]))
-			f = hub_anon__htab_get(&s->anon->words, k->h[lens[i]]);
+		else
+			f = lexicon_get(s->anon, hub_anon__key_hash(k, lens[i]));
 		if ((f & LX_STOP) && i && !lex_alone)
 			continue; /* a stop word by its cue alone: the cue may become a marker */
 		if (f & LX_STOP) {
@@ -1288,7 +1344,8 @@ static bool contact_after(const struct scan *s, size_t pos)
 			return p > pos; /* 64: an e-mail's local part is shorter */
 	if (pos < t.len && t.p[pos] == '+')
 		pos++;
-	for (; pos < t.len && digits < 10 && (is_digit(t.p[pos]) || memchr(" -()", t.p[pos], 4));
+	for (; pos < t.len && digits < 10 && (is_digit(t.p[pos]) || t.p[pos] == ' ' ||
+					      t.p[pos] == '-' || t.p[pos] == '(' || t.p[pos] == ')');
 	     pos++)
 		digits += is_digit(t.p[pos]);
 	return digits >= 10;
@@ -1461,15 +1518,14 @@ static bool street_word_after(const struct scan *s, size_t wi)
 	w->w |= W_STREET_DONE;
 	if (!w->klen)
 		return false; /* a key of 3 bytes or fewer has no stem but itself */
-	/* the key's tail as classify kept it: all key_stems reads */
+	/* the key as classify kept it */
 	k.len = w->klen;
-	memcpy(k.s + k.len - 3, w->tail, 3);
+	memcpy(k.s, w->key, sizeof(k.s));
 	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
 	for (size_t i = 1; i < n; i++) {
-		uint64_t h = w->tail_h[lens[i] - (k.len - 3)]; /* k.len - 3 <= lens[i] < k.len */
+		uint64_t h = hub_anon__key_hash(&k, lens[i]);
 
-		if (filter_has(s->anon, h) &&
-		    (hub_anon__htab_get(&s->anon->words, h) & LX_PLACE_AFTER)) {
+		if (lexicon_get(s->anon, h) & LX_PLACE_AFTER) {
 			w->w |= W_STREET;
 			return true;
 		}
@@ -2093,16 +2149,15 @@ static size_t iban_at(struct scan *s, size_t i)
 			break;
 		}
 	}
-	for (size_t l = n; l >= 15; l--) {
-		size_t e = ends[l - 1];
+	n = iban_longest(buf, n);
+	if (n) {
+		size_t e = ends[n - 1];
 
-		if (hub_anon_iban_ok(buf, l)) {
-			/* inside a word or a number, all of it: a piece left would be new */
-			while (e < t.len && is_ascii_alnum(t.p[e]))
-				e++;
-			add_span(s, word_start(t, i, false), word_end(t, e, false), HUB_ANON_IBAN);
-			return e;
-		}
+		/* inside a word or a number, all of it: a piece left would be new */
+		while (e < t.len && is_ascii_alnum(t.p[e]))
+			e++;
+		add_span(s, word_start(t, i, false), word_end(t, e, false), HUB_ANON_IBAN);
+		return e;
 	}
 	return i;
 }
@@ -2324,13 +2379,20 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 		return; /* without a span, the vault learns nothing and never looks again (and
 			 * nothing of the pool is taken: most messages without personal data
 			 * allocate nothing) */
+	while (j < o->n && o->items[j].type != HUB_ANON_NAME)
+		j++;
+	if (j == o->n)
+		return; /* nor does it learn a name, which the words are for */
+	j = 0;
 	if (s->scratch) {
 		struct hub_anon__scratch *sc = s->scratch;
 
 		if (sc->cap_words < s->nwords) {
+			/* every entry is written before it is read */
 			sc->cap_words = 2 * s->nwords;
-			free(sc->words);
-			sc->words = hub_xcalloc(sc->cap_words, sizeof(*sc->words));
+			if (sc->words != sc->words_first)
+				free(sc->words);
+			sc->words = hub_xmalloc(sc->cap_words * sizeof(*sc->words));
 		}
 		lw = sc->words;
 	} else {
@@ -2374,6 +2436,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	/* field by field: the inline arrays need no zeroing */
 	s.anon = anon;
 	s.vault = vault;
+	s.name_starts = hub_anon__vault_name_starts(vault);
 	s.pool = pool;
 	s.scratch = scratch;
 	s.text = text;
@@ -2413,18 +2476,21 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 			   const struct hub_anon_key *k)
 {
+	struct hub_anon__name_starts starts = hub_anon__vault_name_starts(vault);
 	size_t lens[16], n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
+	bool may = hub_anon__name_may(&starts, k); /* a stem of k may be a name of the vault */
 
 	for (size_t i = 0; i < n; i++) {
 		size_t norm = hub_anon__key_norm(k->s, lens[i]);
 		uint32_t f;
+		uint64_t h;
 
 		if (i && lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* as the detector: Тен is not in тенге */
-		if (hub_anon__vault_name(vault, k->h[norm]))
+		if (may && hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
 			return norm;
-		f = filter_has(anon, k->h[lens[i]]) ? hub_anon__htab_get(&anon->words, k->h[lens[i]])
-						    : 0;
+		h = hub_anon__key_hash(k, lens[i]);
+		f = lexicon_get(anon, h);
 		if ((f & LX_NAME) && (f & LX_L))
 			return norm;
 	}

@@ -12,7 +12,8 @@
 #include "anonymizer/anon.h"
 #include "lib/utf8.h"
 
-/* Longest key of a word; longer words are never names. */
+/* Longest key of a word; longer words are never names. A multiple of 8
+ * (hub_anon__key_hash reads the key in words). */
 #define HUB_ANON_KEY_MAX 48
 /* Shortest stem a name lookup accepts, in key bytes. */
 #define HUB_ANON_STEM_MIN 3
@@ -27,7 +28,6 @@ struct hub_anon_key {
 	 * folded key of the same word differs from it (else the two are the same) */
 	bool unfolded;
 	int mode;    /* enum hub_anon_key_mode */
-	uint64_t h[HUB_ANON_KEY_MAX + 1]; /* h[i]: hash of the first i bytes */
 };
 
 /* Keys a word of letters (Cyrillic incl. Kazakh, Latin): lower case, transliterated
@@ -47,6 +47,9 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k);
 /* anon's table of hub_anon__cp_info for the code points below HUB_ANON_CP_TABLE. */
 const uint32_t *hub_anon__cp_table(const struct hub_anon *anon);
+/* ... and by the two bytes of a Cyrillic letter as they are: [(lead - 0xd0) << 8 | next]
+ * for a lead byte 0xd0..0xd3 (0 when next is no continuation byte). */
+const uint32_t *hub_anon__cyr_table(const struct hub_anon *anon);
 /* The same a character at a time (the detector keys words as it cuts them): start
  * (hub_anon__key_start), add each code point (hub_anon__key_add_info with its
  * hub_anon__cp_info), end (hub_anon__key_end: false as hub_anon__key_mode); inline below. */
@@ -61,24 +64,67 @@ bool hub_anon__key_stems_ok(void);
 /* The stem a vault compares names by: the key of len bytes without a final vowel
  * ("marina", "marine" -> "marin"). Returns its length. */
 size_t hub_anon__key_norm(const char *s, size_t len);
-/* FNV-1a: the lexicon's and the vault's keys, and the keys' prefix hashes (a key's hash
- * grows a byte at a time as the key is cut: hub_anon__hash_step). */
+/* The hash of the lexicon's and the vault's keys, and of the stems of a key (a prefix of
+ * it: hub_anon__key_hash): eight bytes at a time, the last one to eight zero-padded, the
+ * length mixed in. */
 #define HUB_ANON_HASH_START 0xcbf29ce484222325ull
+#define HUB_ANON_HASH_MUL 0x9e3779b97f4a7c15ull
 
-static inline uint64_t hub_anon__hash_step(uint64_t h, unsigned char c)
+/* n bytes (up to 8) as a little-endian number (whatever the machine's order). */
+static inline uint64_t hub_anon__load(const void *p, size_t n)
 {
-	return (h ^ c) * 0x100000001b3ull;
+	uint64_t w = 0;
+
+	memcpy(&w, p, n);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
 }
 
-/* FNV-1a of n bytes. */
+/* The last word w of a hash h so far: the high bits of the product, the best mixed, are
+ * folded onto the low ones (which the tables index by). */
+static inline uint64_t hub_anon__hash_end(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * HUB_ANON_HASH_MUL;
+	return h ^ (h >> 32);
+}
+
+/* The hash of n bytes. */
 static inline uint64_t hub_anon__hash(const void *p, size_t n)
 {
 	const unsigned char *u = p;
-	uint64_t h = HUB_ANON_HASH_START;
+	uint64_t h = HUB_ANON_HASH_START ^ n, w = 0;
+	bool more = n > 8; /* bytes before the last word, which it may read again */
 
-	for (size_t i = 0; i < n; i++)
-		h = hub_anon__hash_step(h, u[i]);
-	return h;
+	for (; n > 8; u += 8, n -= 8)
+		h = (h ^ hub_anon__load(u, 8)) * HUB_ANON_HASH_MUL;
+	/* the last 1 to 8 bytes as a number: read in words that end where they end (the
+	 * bytes read twice fall on themselves) */
+	if (more)
+		w = hub_anon__load(u + n - 8, 8) >> (8 * (8 - n));
+	else if (n >= 4)
+		w = hub_anon__load(u, 4) | hub_anon__load(u + n - 4, 4) << (8 * (n - 4));
+	else
+		for (size_t i = 0; i < n; i++)
+			w |= (uint64_t)u[i] << (8 * i);
+	return hub_anon__hash_end(h, w);
+}
+
+/* The hash of the first n bytes of a key (hub_anon__hash of them): whole words of its
+ * buffer read, the bytes from n on masked off. */
+static inline uint64_t hub_anon__key_hash(const struct hub_anon_key *k, size_t n)
+{
+	static const uint64_t mask[9] = {
+		0, 0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffffull, 0xffffffffffffull,
+		0xffffffffffffffull, ~0ull,
+	};
+	const char *s = k->s;
+	uint64_t h = HUB_ANON_HASH_START ^ n;
+
+	for (; n > 8; s += 8, n -= 8)
+		h = (h ^ hub_anon__load(s, 8)) * HUB_ANON_HASH_MUL;
+	return hub_anon__hash_end(h, hub_anon__load(s, 8) & mask[n]);
 }
 
 /* An open-addressing hash set of 64-bit keys with 32-bit flags (a key 0 is stored as 1). */
@@ -96,8 +142,24 @@ struct hub_anon_htab {
 void hub_anon__htab_release(struct hub_anon_htab *t);
 /* ORs flags into the entry of key. */
 void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags);
-/* The flags of key, 0 when absent. */
-uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key);
+
+/* The slot of key (not 0) in t (cap > 0): its entry's, or the free one it would take. */
+static inline size_t hub_anon__htab_slot(const struct hub_anon_htab *t, uint64_t key)
+{
+	size_t mask = t->cap - 1, i = (size_t)(key ^ (key >> 29)) & mask;
+
+	while (t->slots[i].key && t->slots[i].key != key)
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* The flags of key, 0 when absent (inline: the detector asks it of most words). */
+static inline uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key)
+{
+	if (!t->cap)
+		return 0;
+	return t->slots[hub_anon__htab_slot(t, key ? key : 1)].val;
+}
 
 /* Reads a marker at p[0..n) as restore accepts it; on success returns its length and
  * fills *type and *index (1..999999). before is the byte before p (0 at the start), or -1
@@ -124,11 +186,36 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 /* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED, and HUB_ANON_KAZAKH, for a name norm; 0 when the
  * vault has none. */
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash);
-/* Whether the vault has a name whose key starts with c (false: no need to look). */
-bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c);
+/* What the key of a word must start with to be a name of the vault (a name key or a stem
+ * of one): bit c & 63 of each first byte c of a name key (first), and bit
+ * hub_anon__pair_bit of the first two bytes of each of two bytes or more (pairs). All 0
+ * without a vault: no word need be looked up. */
+struct hub_anon__name_starts {
+	uint64_t first, pairs;
+};
+
+struct hub_anon__name_starts hub_anon__vault_name_starts(const struct hub_anon_vault *v);
+
+static inline unsigned hub_anon__pair_bit(const char *s)
+{
+	return ((unsigned char)s[0] * 11u + (unsigned char)s[1]) & 63;
+}
+
+/* Whether k, or a stem of it, may be a name of the vault (false: no need to look). A key
+ * of one byte is looked up as it is; the stems of a longer one keep its first two bytes
+ * (the vault's hash of a key has its length in it: a key meets only one as long). */
+static inline bool hub_anon__name_may(const struct hub_anon__name_starts *st,
+				      const struct hub_anon_key *k)
+{
+	if (!(st->first >> (k->s[0] & 63) & 1))
+		return false;
+	return k->len < 2 || (st->pairs >> hub_anon__pair_bit(k->s) & 1);
+}
+
 /* What a second look at a text with a vault that has learned more needs of the first
  * (hub_anon__detect): whether a word is partly inside a span, and whether a digit is outside
- * every span (the words outside the spans, the vault reads from the text). */
+ * every span (the words outside the spans, the vault reads from the text). The words (and
+ * unsure) only when a span is a name: the vault looks for the names it learned there. */
 struct hub_anon__left_word {
 	size_t start, end;
 	char first; /* the first byte of the key of its first letter (0: none) */
@@ -144,21 +231,25 @@ struct hub_anon__left {
 };
 
 /* Memory a vault lends the detector for what lives until its next look at a text (the
- * spans, the words left, the vault's entry of each span): kept from one call to the next,
- * so that pseudonymizing a message takes nothing from its pool. */
+ * spans, the words left): kept from one call to the next, so that pseudonymizing a message
+ * takes nothing from its pool; the first of each in the scratch itself, so that a
+ * conversation of chat lines allocates none. */
+#define HUB_ANON_SCRATCH_SPANS 32
+#define HUB_ANON_SCRATCH_WORDS 64
+
 struct hub_anon__scratch {
-	struct hub_anon_span *spans;
+	struct hub_anon_span *spans; /* spans_first, or from the heap */
 	size_t cap_spans;
-	struct hub_anon__left_word *words;
+	struct hub_anon__left_word *words; /* words_first, or from the heap */
 	size_t cap_words;
-	size_t *got;
-	size_t cap_got;
+	struct hub_anon_span spans_first[HUB_ANON_SCRATCH_SPANS];
+	struct hub_anon__left_word words_first[HUB_ANON_SCRATCH_WORDS];
 };
 
+/* An empty scratch, with its first arrays. */
+void hub_anon__scratch_init(struct hub_anon__scratch *sc);
 /* NULL-safe; the scratch is empty and can be used again. */
 void hub_anon__scratch_release(struct hub_anon__scratch *sc);
-/* n zeroed entries for the vault (hub_anon__scratch.got), valid until the next call. */
-size_t *hub_anon__scratch_got(struct hub_anon__scratch *sc, size_t n);
 
 /* hub_anon_detect, and what it left outside the spans in *left. With scratch (not NULL),
  * out->items and left->words are the scratch's, valid until the next call with it, and
@@ -283,6 +374,7 @@ static inline const char *hub_anon__kazakh_strict(uint32_t cp)
 #define HUB_ANON_CP_KAZAKH (1u << 19) /* a letter of Kazakh only; its strict byte on top */
 #define HUB_ANON_CP_YERU (1u << 20)   /* ы: "y" as spelled, "i" collapsed */
 #define HUB_ANON_CP_PLAIN (1u << 21)  /* a key of one byte that no rule of key_add changes */
+#define HUB_ANON_CP_CYR (1u << 22)    /* a Cyrillic letter */
 #define HUB_ANON_CP_TABLE 0x800 /* every one- and two-byte sequence */
 
 static inline uint32_t hub_anon__cp_info(uint32_t cp)
@@ -298,6 +390,8 @@ static inline uint32_t hub_anon__cp_info(uint32_t cp)
 	}
 	if (s && s[0] && !s[1] && s[0] != 'h')
 		info |= HUB_ANON_CP_PLAIN;
+	if (cp >= 0x400 && (info & HUB_ANON_CP_LETTER))
+		info |= HUB_ANON_CP_CYR;
 	if (cp == 0x44b || cp == 0x42b)
 		info = (info | HUB_ANON_CP_YERU) & ~HUB_ANON_CP_PLAIN;
 	/* only і and the letters from U+0490 on are Kazakh */
@@ -324,20 +418,64 @@ static inline void hub_anon__key_start(struct hub_anon_key *k, enum hub_anon_key
 
 static inline bool hub_anon__key_end(struct hub_anon_key *k)
 {
-	size_t len = k->len;
-	uint64_t h = HUB_ANON_HASH_START; /* of each prefix */
-
 	if (k->bad)
 		return false;
-	if (len >= 2 && k->s[0] == 'i' && k->s[1] == 'e')
-		memmove(k->s, k->s + 1, --len); /* Yerlan as Ерлан */
-	k->len = len;
-	k->h[0] = h;
-	for (size_t i = 0; i < len; i++) {
-		h = hub_anon__hash_step(h, (unsigned char)k->s[i]);
-		k->h[i + 1] = h;
+	if (k->len >= 2 && k->s[0] == 'i' && k->s[1] == 'e')
+		memmove(k->s, k->s + 1, --k->len); /* Yerlan as Ерлан */
+	return k->len > 0;
+}
+
+/* Keys the run of letters at p[i..) (i <= n) whose keys are one plain byte each
+ * (HUB_ANON_CP_PLAIN) in one script, as long as the key has room: Cyrillic letters when
+ * cyr is given (the table by lead byte 0xd0..0xd3 and the byte after it, as the lexicon's
+ * hub_anon__cyr_table), else ASCII ones (table: hub_anon__cp_table). Their key bytes go to
+ * k->s from *klen on (collapse: one equal to the byte before is left out, and k->unfolded
+ * set), their flags are ANDed into *all. Returns where the run stops: the letter after it
+ * is of another kind, or no letter. Most of a word is such a run: the keying loops of the
+ * detector and of hub_anon__key_mode take it in a loop of its own. */
+__attribute__((always_inline)) static inline size_t
+hub_anon__key_run(const uint32_t *table, const uint32_t *cyr, const unsigned char *p,
+		  size_t i, size_t n, struct hub_anon_key *k, size_t *klen, uint32_t *all,
+		  bool collapse)
+{
+	size_t room = HUB_ANON_KEY_MAX - *klen, lim;
+	char *q = k->s + *klen;
+	uint32_t a = *all;
+
+	if (cyr) {
+		lim = i + 2 * room < n - 1 ? i + 2 * room : n - 1; /* two bytes a letter */
+		while (i < lim) {
+			/* lead byte 0xd0..0xd3 and the byte after it */
+			unsigned at = ((unsigned)p[i] << 8 | p[i + 1]) - 0xd000;
+			uint32_t x;
+
+			if (at >= (4u << 8) || !((x = cyr[at]) & HUB_ANON_CP_PLAIN))
+				break;
+			a &= x;
+			if (collapse && q > k->s && q[-1] == (char)x)
+				k->unfolded = true;
+			else
+				*q++ = (char)x;
+			i += 2;
+		}
+	} else {
+		lim = i + room < n ? i + room : n;
+		while (i < lim && p[i] < 0x80) {
+			uint32_t x = table[p[i]];
+
+			if (!(x & HUB_ANON_CP_PLAIN))
+				break;
+			a &= x;
+			if (collapse && q > k->s && q[-1] == (char)x)
+				k->unfolded = true;
+			else
+				*q++ = (char)x;
+			i++;
+		}
 	}
-	return len > 0;
+	*klen = (size_t)(q - k->s);
+	*all = a;
+	return i;
 }
 
 /* Adds a code point, given by its hub_anon__cp_info, to the key (inline wherever it is

@@ -28,21 +28,36 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k)
 {
 	const unsigned char *u = (const unsigned char *)p;
-	const uint32_t *cps = hub_anon__cp_table(anon);
+	const uint32_t *cps = hub_anon__cp_table(anon), *cyr = hub_anon__cyr_table(anon);
 	size_t i = 0, len = 0;
 
 	hub_anon__key_start(k, mode, n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'));
 	/* the length in a register: most letters have a plain key of one byte
 	 * (HUB_ANON_CP_PLAIN), the others go through key_add_info */
 	while (i < n) {
-		uint32_t cp, info;
-		size_t l = hub_anon__decode(u + i, n - i, &cp);
+		uint32_t cp, info, all = 0; /* all: not needed here */
+		size_t l;
 
-		if (!l) {
-			k->len = len;
-			return false;
+		/* runs of plain letters, then a character at a time: ASCII and Cyrillic letters
+		 * from the tables, the rest decoded */
+		i = hub_anon__key_run(cps, u[i] < 0x80 ? NULL : cyr, u, i, n, k, &len, &all,
+				      mode == HUB_ANON_KEY_COLLAPSE);
+		if (i >= n)
+			break;
+		if (u[i] < 0x80) {
+			info = cps[u[i]];
+			l = 1;
+		} else if (u[i] - 0xd0u < 4 && i + 1 < n &&
+			   (info = cyr[(u[i] - 0xd0) << 8 | u[i + 1]])) {
+			l = 2;
+		} else {
+			l = hub_anon__decode(u + i, n - i, &cp);
+			if (!l) {
+				k->len = len;
+				return false;
+			}
+			info = cp < HUB_ANON_CP_TABLE ? cps[cp] : hub_anon__cp_info(cp);
 		}
-		info = cp < HUB_ANON_CP_TABLE ? cps[cp] : hub_anon__cp_info(cp);
 		if (info & HUB_ANON_CP_PLAIN) {
 			char c = (char)info;
 
@@ -127,6 +142,13 @@ static const struct endings endings_a = ENDINGS(end_a,
 	0x10, 0x10, 0x10, 0x11, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x14,
 	0x10, 0x10, 0x10, 0x10, 0x18, 0x12, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
 
+/* The endings of each last key byte 'a'..'z'. */
+static const struct endings *const by_last[26] = {
+	['a' - 'a'] = &endings_a, ['e' - 'a'] = &endings_e, ['h' - 'a'] = &endings_h,
+	['i' - 'a'] = &endings_i, ['m' - 'a'] = &endings_m, ['n' - 'a'] = &endings_n,
+	['u' - 'a'] = &endings_u, ['y' - 'a'] = &endings_y,
+};
+
 bool hub_anon__key_stems_ok(void)
 {
 	static const struct endings *const all[] = {
@@ -174,17 +196,9 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 	lens[n++] = len;
 	if (len < HUB_ANON_STEM_MIN + 1)
 		return n;
-	switch (k->s[len - 1]) {
-	case 'a': t = &endings_a; break;
-	case 'e': t = &endings_e; break;
-	case 'h': t = &endings_h; break;
-	case 'i': t = &endings_i; break;
-	case 'm': t = &endings_m; break;
-	case 'n': t = &endings_n; break;
-	case 'u': t = &endings_u; break;
-	case 'y': t = &endings_y; break;
-	default: return n;
-	}
+	y = (unsigned char)k->s[len - 1]; /* the last byte first */
+	if (y < 'a' || y > 'z' || !(t = by_last[y - 'a']))
+		return n;
 	e = t->e;
 	y = (unsigned char)k->s[len - 2];
 	if (y < 'a' || y > 'z') {
@@ -226,15 +240,6 @@ void hub_anon__htab_release(struct hub_anon_htab *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static size_t slot(const struct hub_anon_htab *t, uint64_t key)
-{
-	size_t i = (size_t)(key ^ (key >> 29)) & (t->cap - 1);
-
-	while (t->slots[i].key && t->slots[i].key != key)
-		i = (i + 1) & (t->cap - 1);
-	return i;
-}
-
 void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags)
 {
 	size_t i;
@@ -248,27 +253,18 @@ void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags)
 		t->slots = hub_xcalloc(t->cap, sizeof(*t->slots));
 		for (size_t j = 0; j < old.cap; j++) {
 			if (old.slots[j].key) {
-				i = slot(t, old.slots[j].key);
+				i = hub_anon__htab_slot(t, old.slots[j].key);
 				t->slots[i] = old.slots[j];
 			}
 		}
 		free(old.slots);
 	}
-	i = slot(t, key);
+	i = hub_anon__htab_slot(t, key);
 	if (!t->slots[i].key) {
 		t->slots[i].key = key;
 		t->n++;
 	}
 	t->slots[i].val |= flags;
-}
-
-uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key)
-{
-	if (!t->cap)
-		return 0;
-	if (!key)
-		key = 1;
-	return t->slots[slot(t, key)].val;
 }
 
 static bool is_alnum(int c)
@@ -398,25 +394,23 @@ size_t hub_anon__marker_find(const char *p, size_t n, size_t from, bool loose, s
 	return SIZE_MAX;
 }
 
+void hub_anon__scratch_init(struct hub_anon__scratch *sc)
+{
+	sc->spans = sc->spans_first;
+	sc->cap_spans = HUB_ARRAY_SIZE(sc->spans_first);
+	sc->words = sc->words_first;
+	sc->cap_words = HUB_ARRAY_SIZE(sc->words_first);
+}
+
 void hub_anon__scratch_release(struct hub_anon__scratch *sc)
 {
 	if (!sc)
 		return;
-	free(sc->spans);
-	free(sc->words);
-	free(sc->got);
-	memset(sc, 0, sizeof(*sc));
-}
-
-size_t *hub_anon__scratch_got(struct hub_anon__scratch *sc, size_t n)
-{
-	if (sc->cap_got < n) {
-		sc->cap_got = 2 * n;
-		free(sc->got);
-		sc->got = hub_xcalloc(sc->cap_got, sizeof(*sc->got));
-	}
-	memset(sc->got, 0, n * sizeof(*sc->got));
-	return sc->got;
+	if (sc->spans != sc->spans_first)
+		free(sc->spans);
+	if (sc->words != sc->words_first)
+		free(sc->words);
+	hub_anon__scratch_init(sc);
 }
 
 size_t hub_anon__find_ci(struct hub_str hay, size_t from, struct hub_str needle)

@@ -14,9 +14,9 @@
 #define HUB_ANON_LOOKS 4
 
 /* What a vault holds in its own allocation before it takes more: a conversation of ten
- * chat lines has a dozen values. */
-#define ENTRIES_FIRST 16
-#define INDEX_FIRST 32 /* twice the entries: open addressing at most half full */
+ * chat lines has a dozen values (a third of those of the corpus more than sixteen). */
+#define ENTRIES_FIRST 32
+#define INDEX_FIRST 64 /* twice the entries: open addressing at most half full */
 #define NAMES_FIRST 64
 #define PHONES_FIRST 16
 #define GOT_FIRST 32
@@ -72,17 +72,17 @@ struct hub_anon_vault {
 	char prefix[HUB_ANON_NTYPES][16];
 	unsigned char prefix_len[HUB_ANON_NTYPES];
 	struct set names;  /* name norms (hub_anon__name_norm) */
-	uint64_t name_first; /* bit c & 63 for each first byte c of a name key */
+	struct hub_anon__name_starts name_starts; /* of the name keys in names */
 	struct set phones; /* national numbers (10 digits) and local ones (7) */
 	char *arena, *arena_end; /* the free part of the arena's current block */
 	struct block *blocks;
 	uint32_t *got;     /* the entry of each span, + 1 (pseudonymize) */
 	size_t cap_got;
-	struct hub_anon__scratch scratch_detect; /* the detector's spans and words, reused */
 	/* the keys of the last names of the text pseudonymized, by span (keys[i % KEYS]
 	 * is span i's when key_span[i % KEYS] is i + 1) */
 	size_t key_span[KEYS];
 	/* from here on not zeroed by hub_anon_vault_new */
+	struct hub_anon__scratch scratch_detect; /* the detector's spans and words, reused */
 	struct hub_anon_key keys[KEYS];
 	struct hub_anon_key key; /* normalize's key of a name (add_known) */
 	/* the first of each (a table zeroed when it takes its first key) */
@@ -100,7 +100,7 @@ int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 	struct hub_anon_vault *v = hub_xmalloc(sizeof(*v));
 
 	/* the fields and the first slots of the tables, not the rest of the inline room */
-	memset(v, 0, offsetof(struct hub_anon_vault, keys));
+	memset(v, 0, offsetof(struct hub_anon_vault, scratch_detect));
 	v->anon = anon;
 	v->e = v->e_first;
 	v->cap = ENTRIES_FIRST;
@@ -114,6 +114,7 @@ int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 	v->cap_got = GOT_FIRST;
 	v->literals = v->literals_first;
 	v->cap_literals = LITERALS_FIRST;
+	hub_anon__scratch_init(&v->scratch_detect);
 	*out = v;
 	return 0;
 }
@@ -215,9 +216,17 @@ static char *arena_room(struct hub_anon_vault *v, size_t n)
 	return v->arena;
 }
 
-bool hub_anon__vault_name_may(const struct hub_anon_vault *v, char c)
+struct hub_anon__name_starts hub_anon__vault_name_starts(const struct hub_anon_vault *v)
 {
-	return v && (v->name_first >> (c & 63) & 1);
+	return v ? v->name_starts : (struct hub_anon__name_starts){ 0, 0 };
+}
+
+/* Notes the start of a name key of len bytes put in names. */
+static void name_start(struct hub_anon_vault *v, const char *s, size_t len)
+{
+	v->name_starts.first |= 1ull << (s[0] & 63);
+	if (len >= 2)
+		v->name_starts.pairs |= 1ull << hub_anon__pair_bit(s);
 }
 
 uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash)
@@ -289,7 +298,7 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		if (keyed ||
 		    hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
 			n = hub_anon__name_norm(v->anon, v, k);
-			*h = k->h[n] ^ (uint64_t)type; /* the hash of its n first bytes */
+			*h = hub_anon__key_hash(k, n) ^ (uint64_t)type; /* of its n first bytes */
 			return (struct hub_str){ k->s, n };
 		}
 		/* fall through */
@@ -383,16 +392,19 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 		how |= HUB_ANON_KAZAKH;
 	/* the collapsed key (the entry's norm) whatever the folded one gives: a word too
 	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
-	set_or(&v->names, v->names_first, c->h[norm_len], how);
-	v->name_first |= 1ull << (c->s[0] & 63);
+	set_or(&v->names, v->names_first, hub_anon__key_hash(c, norm_len), how);
+	name_start(v, c->s, norm_len);
 	/* the folded key is the collapsed one unless that collapsed something (then its
 	 * stem is the norm again, already in) */
 	if (!c->unfolded ||
 	    !hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
 		return;
-	v->name_first |= 1ull << (own.s[0] & 63);
-	if (own.len >= c->len - norm_len)
-		set_or(&v->names, v->names_first, own.h[own.len - (c->len - norm_len)], how);
+	if (own.len >= c->len - norm_len) {
+		size_t len = own.len - (c->len - norm_len);
+
+		set_or(&v->names, v->names_first, hub_anon__key_hash(&own, len), how);
+		name_start(v, own.s, len);
+	}
 }
 
 /* The entry of value, or NULL; its norm in *norm (written in buf, room for value.len +
