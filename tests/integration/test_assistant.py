@@ -374,11 +374,7 @@ class Finish(AssistantCase):
     def test_the_answer_numbers_its_own_events_and_agents_get_them_in_order(self):
         h = self.start()
         agent = self.agent(h)
-        # what is queued for a later numbering, kept (the numbering deletes it)
-        self.psql("CREATE TABLE queued (types text[]); CREATE FUNCTION keep_queued() "
-                  "RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO queued VALUES "
-                  "(NEW.types); RETURN NULL; END $$; CREATE TRIGGER keep_queued AFTER "
-                  "INSERT ON event_queue FOR EACH ROW EXECUTE FUNCTION keep_queued()")
+        self.keep_queued()
         self.say(h, 6250000003, "Здравствуйте, есть розы?", first="T", last=None,
                  username=None)
         self.assertTrue(self.sent(1)[0].startswith(DISCLOSURE_START["ru"]))

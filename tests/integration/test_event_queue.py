@@ -103,18 +103,13 @@ class EventQueue(HubTestCase):
     def test_a_webhook_numbers_its_own_events_in_its_transaction(self):
         h = self.start_hubd()
         agent = self.agent(h)
-        # every row ever queued counted (a flush would delete it again)
-        self.psql("CREATE TABLE queued (n integer); INSERT INTO queued VALUES (0); "
-                  "CREATE FUNCTION count_queued() RETURNS trigger LANGUAGE plpgsql AS "
-                  "$$ BEGIN UPDATE queued SET n = n + 1; RETURN NULL; END $$; "
-                  "CREATE TRIGGER count_queued AFTER INSERT ON event_queue FOR EACH ROW "
-                  "EXECUTE FUNCTION count_queued()")
+        self.keep_queued()
         body, wamid, sig = self.text_webhook(h, "demo-whatsapp")
         self.assertEqual(self.post_webhook(h, "demo-whatsapp", body, sig).status, 200)
         # numbered by the time the webhook is answered: nothing queued, no second transaction
         numbered = self.wamid_event(wamid)
         self.assertNotEqual(numbered, "")
-        self.assertEqual(self.psql("SELECT n FROM queued"), "0")
+        self.assertEqual(self.count("queued"), 0)
         self.assertEqual(agent.event("message.created")["id"], int(numbered))
 
     def test_webhooks_queue_while_the_stream_row_is_held_and_keep_their_order(self):

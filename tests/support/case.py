@@ -102,6 +102,14 @@ class HubTestCase(unittest.TestCase):
         return int(self.psql("SELECT count(*) FROM %s%s" % (table, " WHERE " + where
                                                            if where else ""), **kw))
 
+    def keep_queued(self):
+        """From now on every row queued for numbering (event_queue) is kept, its event
+        types, in table `queued`: a numbering deletes the rows it numbered."""
+        self.psql("CREATE TABLE queued (types text[]); CREATE FUNCTION keep_queued() "
+                  "RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO queued VALUES "
+                  "(NEW.types); RETURN NULL; END $$; CREATE TRIGGER keep_queued AFTER "
+                  "INSERT ON event_queue FOR EACH ROW EXECUTE FUNCTION keep_queued()")
+
     def counts(self, **kw):
         """Row counts of the tables an inbound message touches (one psql, one snapshot)."""
         row = self.psql("SELECT " + ", ".join("(SELECT count(*) FROM %s)" % t
