@@ -271,11 +271,37 @@ static int refuse(const struct hub_ai_exchange *ex, struct hub_str text, struct 
 			   "nothing may be sent", kind_in(ex, text));
 }
 
+/* The short strings a check already passed: a body repeats its keys and roles ("role",
+ * "content", "user", "assistant") in every message, and the guard's answer for a string
+ * depends on the string and the vault only. */
+#define PASSED_MAX 16
+#define PASSED_LEN 32
+
+struct passed {
+	struct hub_str s[PASSED_MAX];
+	size_t n;
+};
+
+static bool passed_before(const struct passed *p, struct hub_str s)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (hub_str_eq(p->s[i], s))
+			return true;
+	return false;
+}
+
+static void passed_add(struct passed *p, struct hub_str s)
+{
+	if (s.len <= PASSED_LEN && p->n < PASSED_MAX)
+		p->s[p->n++] = s;
+}
+
 int hub_ai_exchange_check(const struct hub_ai_exchange *ex, struct hub_str bytes,
 			  struct hub_err *err)
 {
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_json_doc doc;
+	struct passed passed = { .n = 0 };
 	int ret = 0;
 
 	/* The exact bytes, as they leave: no value of the vault in any written form. Not the
@@ -297,12 +323,14 @@ int hub_ai_exchange_check(const struct hub_ai_exchange *ex, struct hub_str bytes
 	for (int i = 0; i < doc.n; i++) {
 		struct hub_str s;
 
-		if (doc.tok[i].type != HUB_JSON_STRING || hub_json_string(&doc, i, &pool, &s) < 0)
+		if (doc.tok[i].type != HUB_JSON_STRING || hub_json_string(&doc, i, &pool, &s) < 0 ||
+		    passed_before(&passed, s))
 			continue;
 		if (hub_anon_vault_guard(ex->vault, s)) {
 			ret = refuse(ex, s, err);
 			goto out;
 		}
+		passed_add(&passed, s);
 	}
 out:
 	hub_pool_release(&pool);
@@ -439,10 +467,13 @@ int hub_ai_exchange_new(const struct hub_anon *anon, struct hub_pool *pool,
 				  HUB_AI_BODY_MAX);
 		goto out;
 	}
-	ret = hub_ai_exchange_check(ex, hub_buf_str(&body), err);
-	if (ret < 0)
+	/* the guard, over the very bytes the caller sends */
+	req->body = hub_pool_strcopy(pool, hub_buf_str(&body));
+	ret = hub_ai_exchange_check(ex, req->body, err);
+	if (ret < 0) {
+		memset(req, 0, sizeof(*req));
 		goto out;
-
+	}
 	req->method = "POST";
 	req->url = url;
 	if (s->api_key.len) {
@@ -453,7 +484,6 @@ int hub_ai_exchange_new(const struct hub_anon *anon, struct hub_pool *pool,
 		req->authorization = (struct hub_str){ a, 7 + s->api_key.len };
 	}
 	req->content_type = HUB_STR("application/json");
-	req->body = hub_pool_strcopy(pool, hub_buf_str(&body));
 	*out = ex;
 	ex = NULL; /* ownership moved */
 	ret = 0;

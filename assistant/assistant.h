@@ -116,9 +116,10 @@ struct hub_ai_exchange;
  * Before anything is read, the vault is seeded with the contact and agent_names; then
  * the system prompt, the knowledge text and every turn are pseudonymized with that one
  * vault (the same value has the same marker everywhere). Then the guard
- * (hub_ai_exchange_check()) reads the body's exact bytes for the vault's values, and each
- * of its strings, decoded as the provider reads it, for the vault's values and anything
- * the detectors find: when something remains, the request is refused.
+ * (hub_ai_exchange_check()) reads the exact bytes of req->body, which the caller sends as
+ * they are, for the vault's values, and each of its strings, decoded as the provider reads
+ * it, for the vault's values and anything the detectors find: when something remains, the
+ * request is refused.
  * anon must outlive the exchange. Returns 0 with *out (free it with
  * hub_ai_exchange_free()) and *req (from pool); or, with *out NULL and *req zeroed,
  * -EINVAL (no customer turn; no model; a base URL that is not http(s) or has a query; an

@@ -46,14 +46,12 @@ static const char finish_sql[] =
 /* The parts of the hub's own work on one answer (ai_exchanges.hub_parts, bench/ai). */
 enum part {
 	PART_CONTEXT, /* the context's JSON read into the job */
-	PART_REQUEST, /* pseudonymized, built and guarded (hub_ai_exchange_new) */
-	PART_CHECK,   /* the exact body checked once more (hub_ai_exchange_check) */
+	PART_REQUEST, /* pseudonymized, built, its exact body guarded (hub_ai_exchange_new) */
 	PART_PARSE,   /* the provider's answer parsed, counted in the metrics and breaker */
 	PART_RESTORE, /* markers restored, shaped to the channel, the disclosure first */
 	NPARTS
 };
-static const char *const part_names[NPARTS] = { "context", "request", "check", "parse",
-						  "restore" };
+static const char *const part_names[NPARTS] = { "context", "request", "parse", "restore" };
 
 /* One timed stretch of the hub's own work: wall time on the loop and the thread's CPU time
  * (which the machine's other load does not inflate). */
@@ -500,8 +498,8 @@ static void on_answer(int status, const struct hub_httpc_resp *resp, void *data)
 	}
 }
 
-/* Builds the request (pseudonymized and guarded), checks its exact bytes once more and
- * sends it; the job holds its slots. */
+/* Builds the request (pseudonymized, its exact bytes guarded) and sends it; the job holds
+ * its slots. */
 static void job_ask(struct job *job)
 {
 	struct hub_responder *r = job->r;
@@ -520,12 +518,9 @@ static void job_ask(struct job *job)
 	int ret;
 
 	lap_start(&lap);
+	/* guarded over the exact bytes of job->req.body, which go out as they are */
 	ret = hub_ai_exchange_new(r->anon, &job->pool, &prompt, &job->ex, &job->req, &err);
 	lap_end(job, &lap, PART_REQUEST);
-	if (ret == 0) {
-		ret = hub_ai_exchange_check(job->ex, job->req.body, &err);
-		lap_end(job, &lap, PART_CHECK);
-	}
 	hub_jw_key(&job->x, "history");
 	hub_jw_int(&job->x, (int64_t)job->nturns);
 	hub_jw_key(&job->x, "guard");
