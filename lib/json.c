@@ -1,6 +1,6 @@
 /* lib/json.c - see json.h. A recursive-descent validator checks the grammar first (so
- * errors carry a precise position and jsmn's leniencies never reach callers), then jsmn
- * builds the token tree. */
+ * errors carry a precise position and jsmn's leniencies never reach callers) and counts the
+ * tokens, then jsmn builds the token tree in one pass. */
 #include "lib/json.h"
 
 #include <errno.h>
@@ -23,6 +23,7 @@ struct vstate {
 	const char *s;
 	size_t n, i;
 	const char *why;
+	unsigned tokens; /* values and keys so far: jsmn's token count */
 };
 
 static void skip_ws(struct vstate *v)
@@ -132,6 +133,7 @@ static bool v_value(struct vstate *v, int depth)
 		return fail(v, "unexpected end of input");
 	if (depth > JSON_MAX_DEPTH)
 		return fail(v, "nested too deeply");
+	v->tokens++;
 	switch (v->s[v->i]) {
 	case '"':
 		return v_string(v);
@@ -146,6 +148,7 @@ static bool v_value(struct vstate *v, int depth)
 			skip_ws(v);
 			if (v->i >= v->n || v->s[v->i] != '"')
 				return fail(v, "expected a string key");
+			v->tokens++;
 			if (!v_string(v))
 				return false;
 			skip_ws(v);
@@ -218,7 +221,7 @@ void hub_json_linecol(struct hub_str text, size_t offset, int *line, int *col)
 int hub_json_parse(struct hub_pool *pool, struct hub_str text, int max_tokens,
 		   struct hub_json_doc *doc, struct hub_err *err)
 {
-	struct vstate v = { text.p, text.len, 0, NULL };
+	struct vstate v = { text.p, text.len, 0, NULL, 0 };
 	jsmn_parser parser;
 	jsmntok_t *toks;
 	int line, col, n;
@@ -249,15 +252,13 @@ int hub_json_parse(struct hub_pool *pool, struct hub_str text, int max_tokens,
 		doc->tok[0] = (struct hub_json_tok){ HUB_JSON_PRIMITIVE, (int)v.i, (int)end, 0, -1 };
 		return 0;
 	}
+	/* the validator counted the tokens: jsmn fills them in one pass */
+	if (v.tokens > (unsigned)max_tokens)
+		return hub_err_set(err, -EMSGSIZE, "JSON has %u tokens, limit %d", v.tokens,
+				   max_tokens);
+	toks = hub_pool_calloc(pool, v.tokens, sizeof(*toks));
 	jsmn_init(&parser);
-	n = jsmn_parse(&parser, text.p, text.len, NULL, 0);
-	if (n < 0)
-		return hub_err_set(err, -EBADMSG, "malformed JSON");
-	if (n > max_tokens)
-		return hub_err_set(err, -EMSGSIZE, "JSON has %d tokens, limit %d", n, max_tokens);
-	toks = hub_pool_calloc(pool, (size_t)n, sizeof(*toks));
-	jsmn_init(&parser);
-	n = jsmn_parse(&parser, text.p, text.len, toks, (unsigned)n);
+	n = jsmn_parse(&parser, text.p, text.len, toks, v.tokens);
 	if (n < 1)
 		return hub_err_set(err, -EBADMSG, "malformed JSON");
 	doc->src = text.p;
