@@ -9,6 +9,7 @@ replies in flight, and two instances draining one outbox.
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -445,6 +446,32 @@ class Splitting(OutboundCase):
         rows = self.psql("SELECT text FROM messages WHERE direction = 'out' ORDER BY id")
         self.assertEqual(len(rows.splitlines()), len(parts) + 1)
         self.assertEqual(self.count("messages", "direction = 'out' AND external_id IS NULL"), 0)
+
+
+class Wake(OutboundCase):
+    def test_a_reply_queued_by_another_writer_notifies_and_one_of_hubds_own_does_not(self):
+        # hubd's pooled connections say hub.local_wake=on and wake their own sender after
+        # the COMMIT; any other writer (psql here, hubctl, hubd through a pooler) wakes
+        # every instance's sender with NOTIFY hub_outbox
+        h = self.start_hubd(self.config())
+        conv = self.wa_conversation(h, self.agent(h))
+        queue = ("WITH m AS (INSERT INTO messages (tenant_id, conversation_id, channel_id, "
+                 "direction, author, type, text, status) SELECT tenant_id, id, channel_id, "
+                 "'out', 'agent', 'text', %%s, 'queued' FROM conversations WHERE id = %d "
+                 "RETURNING id, tenant_id, channel_id, conversation_id) INSERT INTO outbox "
+                 "(tenant_id, message_id, channel_id, conversation_id) SELECT tenant_id, id, "
+                 "channel_id, conversation_id FROM m" % conv)
+        r = subprocess.run([os.path.join(util.PG_BIN, "psql"), "-X", "-At", "-v",
+                            "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.pg.port),
+                            "-U", "postgres", "-d", self.db, "-c", "LISTEN hub_outbox",
+                            "-c", queue % "'from the CRM'", "-c", "SET hub.local_wake = on",
+                            "-c", queue % "'as hubd queues it'", "-c", "SELECT 'done'"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(out.count('notification "hub_outbox"'), 1, out)
+        self.assertLess(out.index('notification "hub_outbox"'), out.index("SET"), out)
+        self.assertEqual(self.count("outbox", "status = 'pending'"), 2)
 
 
 class Durability(OutboundCase):
