@@ -49,9 +49,10 @@ struct hub_anon {
 	struct hub_anon_htab words;
 	uint64_t *filter; /* a bit of each key (filter_set): most words miss it without a probe */
 	uint32_t cp_info[HUB_ANON_CP_TABLE]; /* hub_anon__cp_info of each */
-	/* the same of the two bytes of a Cyrillic letter as they are, lead byte 0xd0..0xd3
-	 * and any byte after it (0: not a continuation byte): cut_words' inner loop */
-	uint32_t cyr_info[4 << 8];
+	/* the same of the two bytes of a Cyrillic letter as they are, by the two bytes as
+	 * one index (hub_anon__cyr_at): a lead byte 0xd0..0xd3 and a continuation byte
+	 * after it, else 0 (cut_words' inner loop: one load a letter, no range check) */
+	uint32_t *cyr_info;
 };
 
 #define FILTER_BITS 21
@@ -341,11 +342,17 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 
 	hub_assert(hub_anon__key_stems_ok());
 	a->filter = hub_xcalloc((1u << FILTER_BITS) / 64, sizeof(*a->filter));
+	a->cyr_info = hub_xcalloc(HUB_ANON_CYR_TABLE, sizeof(*a->cyr_info));
 	for (uint32_t cp = 0; cp < HUB_ANON_CP_TABLE; cp++)
 		a->cp_info[cp] = hub_anon__cp_info(cp);
-	for (uint32_t b = 0; b < HUB_ARRAY_SIZE(a->cyr_info); b++)
-		if ((b & 0xc0) == 0x80)
-			a->cyr_info[b] = a->cp_info[(0x10 + (b >> 8)) << 6 | (b & 0x3f)];
+	for (unsigned lead = 0xd0; lead <= 0xd3; lead++) {
+		for (unsigned next = 0x80; next < 0xc0; next++) {
+			const unsigned char b[2] = { (unsigned char)lead, (unsigned char)next };
+
+			a->cyr_info[hub_anon__cyr_at(b)] =
+				a->cp_info[(lead & 0x1f) << 6 | (next & 0x3f)];
+		}
+	}
 	add_list(a, first_names, LX_FIRST);
 	add_list(a, surnames, LX_SUR);
 	add_list(a, ambiguous, LX_FIRST | LX_AMBIG);
@@ -395,6 +402,7 @@ void hub_anon_free(struct hub_anon *anon)
 		return;
 	hub_anon__htab_release(&anon->words);
 	free(anon->filter);
+	free(anon->cyr_info);
 	free(anon);
 }
 
@@ -857,11 +865,10 @@ static void cut_words(struct scan *s)
 						info = anon->cp_info[b0];
 						l = 1;
 						cp = b0;
-					} else if (b0 - 0xd0 < 4) {
-						info = anon->cyr_info[(b0 - 0xd0) << 8 | p[i + 1]];
-						l = 2;
 					} else {
-						info = 0;
+						/* 0 but for a Cyrillic letter */
+						info = anon->cyr_info[hub_anon__cyr_at(p + i)];
+						l = 2;
 					}
 					if (info & HUB_ANON_CP_LETTER) {
 						all &= info;

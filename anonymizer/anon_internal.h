@@ -47,9 +47,18 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k);
 /* anon's table of hub_anon__cp_info for the code points below HUB_ANON_CP_TABLE. */
 const uint32_t *hub_anon__cp_table(const struct hub_anon *anon);
-/* ... and by the two bytes of a Cyrillic letter as they are: [(lead - 0xd0) << 8 | next]
- * for a lead byte 0xd0..0xd3 (0 when next is no continuation byte). */
+/* ... and by the two bytes of a Cyrillic letter as they are (HUB_ANON_CYR_TABLE entries, at
+ * hub_anon__cyr_at of the two): a lead byte 0xd0..0xd3 and a continuation byte after it;
+ * 0 for any other two bytes. */
 const uint32_t *hub_anon__cyr_table(const struct hub_anon *anon);
+#define HUB_ANON_CYR_TABLE (1u << 16)
+
+/* The index in hub_anon__cyr_table of the two bytes at p (both readable): the first one
+ * low, so that a little-endian machine reads it in one load. */
+static inline unsigned hub_anon__cyr_at(const unsigned char *p)
+{
+	return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
 /* The same a character at a time (the detector keys words as it cuts them): start
  * (hub_anon__key_start), add each code point (hub_anon__key_add_info with its
  * hub_anon__cp_info), end (hub_anon__key_end: false as hub_anon__key_mode); inline below. */
@@ -427,8 +436,7 @@ static inline bool hub_anon__key_end(struct hub_anon_key *k)
 
 /* Keys the run of letters at p[i..) (i <= n) whose keys are one plain byte each
  * (HUB_ANON_CP_PLAIN) in one script, as long as the key has room: Cyrillic letters when
- * cyr is given (the table by lead byte 0xd0..0xd3 and the byte after it, as the lexicon's
- * hub_anon__cyr_table), else ASCII ones (table: hub_anon__cp_table). Their key bytes go to
+ * cyr is given (hub_anon__cyr_table), else ASCII ones (table: hub_anon__cp_table). Their key bytes go to
  * k->s from *klen on (collapse: one equal to the byte before is left out, and k->unfolded
  * set), their flags are ANDed into *all. Returns where the run stops: the letter after it
  * is of another kind, or no letter. Most of a word is such a run: the keying loops of the
@@ -445,11 +453,9 @@ hub_anon__key_run(const uint32_t *table, const uint32_t *cyr, const unsigned cha
 	if (cyr) {
 		lim = i + 2 * room < n - 1 ? i + 2 * room : n - 1; /* two bytes a letter */
 		while (i < lim) {
-			/* lead byte 0xd0..0xd3 and the byte after it */
-			unsigned at = ((unsigned)p[i] << 8 | p[i + 1]) - 0xd000;
-			uint32_t x;
+			uint32_t x = cyr[hub_anon__cyr_at(p + i)]; /* 0: no Cyrillic letter */
 
-			if (at >= (4u << 8) || !((x = cyr[at]) & HUB_ANON_CP_PLAIN))
+			if (!(x & HUB_ANON_CP_PLAIN))
 				break;
 			a &= x;
 			if (collapse && q > k->s && q[-1] == (char)x)

@@ -47,8 +47,7 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 		if (u[i] < 0x80) {
 			info = cps[u[i]];
 			l = 1;
-		} else if (u[i] - 0xd0u < 4 && i + 1 < n &&
-			   (info = cyr[(u[i] - 0xd0) << 8 | u[i + 1]])) {
+		} else if (i + 1 < n && (info = cyr[hub_anon__cyr_at(u + i)])) {
 			l = 2;
 		} else {
 			l = hub_anon__decode(u + i, n - i, &cp);
