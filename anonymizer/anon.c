@@ -1047,6 +1047,14 @@ static uint32_t name_shape(const struct hub_anon_key *k)
 #undef ENDS
 }
 
+/* A word in lower case shorter than 14 bytes: its shape (morphology) is at most W_SURSHAPE
+ * and W_KAZSUR, which only lower_pair reads, for a word beside a name. It is found there
+ * (lower_shape), not for every word classify sees. */
+static bool shape_later(const struct word *wd)
+{
+	return !(wd->w & (W_CAP | W_ALLCAPS)) && wd->end - wd->start < 14;
+}
+
 /* The shape of a word: W_SURNAME and W_PATRO only where the rules take them alone
  * (capitalised words, long ones), W_SURSHAPE in any case. */
 static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
@@ -1055,9 +1063,22 @@ static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
 
 	if (!m)
 		return 0;
-	if (!(wd->w & (W_CAP | W_ALLCAPS)) && wd->end - wd->start < 14)
+	if (shape_later(wd))
 		return (m & W_KAZSUR) | W_SURSHAPE;
 	return m | W_SURSHAPE;
+}
+
+/* morphology of a word whose shape classify left for later (shape_later), from the key it
+ * kept (a key of 4 bytes or more; no ending fits a shorter one). */
+static uint32_t lower_shape(const struct word *wd)
+{
+	struct hub_anon_key k;
+
+	if (!wd->klen)
+		return 0;
+	k.len = wd->klen;
+	memcpy(k.s, wd->key, sizeof(k.s));
+	return morphology(wd, &k);
 }
 
 /* The word being classified (the last one cut) follows a strong cue. */
@@ -1260,7 +1281,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
 			wd->w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) |
 				 (f & LX_FIRST ? W_FIRST : 0);
-			wd->w |= morphology(wd, k);
+			if (!shape_later(wd))
+				wd->w |= morphology(wd, k);
 			return;
 		}
 		wd->w |= W_FOLDED;
@@ -1314,7 +1336,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		wd->lx |= cue;
 		wd->w |= W_CUE_INFL;
 	}
-	wd->w |= morphology(wd, k);
+	if (!shape_later(wd))
+		wd->w |= morphology(wd, k);
 }
 
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
@@ -1594,15 +1617,18 @@ static bool same_script(const struct word *a, const struct word *b)
 static bool lower_pair(const struct scan *s, size_t i, size_t ni)
 {
 	const struct word *w = &s->words[i], *name = &s->words[ni];
+	uint64_t shape;
 
 	if ((name->w & (W_CAP | W_ALLCAPS)) || !same_script(w, name))
 		return false;
 	if (ni + 1 == i && (w->w & W_GAZ) && !(w->w & W_SHORT) && ni &&
 	    (cue_before(s, ni) == 2 || (s->words[ni - 1].lx & LX_INTRO)))
 		return true;
+	/* a word classify left its shape to (not a stop word: those never come here) */
+	shape = shape_later(w) ? lower_shape(w) : w->w;
 	if (w->w & W_CYR)
-		return (w->w & W_SURSHAPE) || (w->w & (W_GAZ | W_AMBIG)) == W_GAZ;
-	return w->w & W_KAZSUR;
+		return (shape & W_SURSHAPE) || (w->w & (W_GAZ | W_AMBIG)) == W_GAZ;
+	return shape & W_KAZSUR;
 }
 
 static void mark_names(struct scan *s)
