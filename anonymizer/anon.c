@@ -2506,26 +2506,36 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	return 0;
 }
 
+/* Whether the stem of len bytes of k is a name of the vault (may: one may be) or of the
+ * gazetteer with repeats collapsed (hub_anon__name_norm). */
+static bool name_stem(const struct hub_anon *anon, const struct hub_anon_vault *vault,
+		      bool may, const struct hub_anon_key *k, size_t len, size_t norm)
+{
+	uint32_t f;
+
+	if (may && hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
+		return true;
+	f = lexicon_get(anon, hub_anon__key_hash(k, len));
+	return (f & LX_NAME) && (f & LX_L);
+}
+
 size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 			   const struct hub_anon_key *k)
 {
 	struct hub_anon__name_starts starts = hub_anon__vault_name_starts(vault);
-	size_t lens[16], n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
 	bool may = hub_anon__name_may(&starts, k); /* a stem of k may be a name of the vault */
+	size_t lens[16], n, norm = hub_anon__key_norm(k->s, k->len);
 
-	for (size_t i = 0; i < n; i++) {
-		size_t norm = hub_anon__key_norm(k->s, lens[i]);
-		uint32_t f;
-		uint64_t h;
-
-		if (i && lens[i] <= HUB_ANON_STEM_MIN)
+	/* the whole key (the first of its stems) before the others are found: most names are
+	 * in the gazetteer as they are written */
+	if (name_stem(anon, vault, may, k, k->len, norm))
+		return norm;
+	n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
+	for (size_t i = 1; i < n; i++) {
+		if (lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* as the detector: Тен is not in тенге */
-		if (may && hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
-			return norm;
-		h = hub_anon__key_hash(k, lens[i]);
-		f = lexicon_get(anon, h);
-		if ((f & LX_NAME) && (f & LX_L))
-			return norm;
+		if (name_stem(anon, vault, may, k, lens[i], hub_anon__key_norm(k->s, lens[i])))
+			return hub_anon__key_norm(k->s, lens[i]);
 	}
-	return hub_anon__key_norm(k->s, k->len);
+	return norm;
 }
