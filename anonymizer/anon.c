@@ -1208,6 +1208,13 @@ static bool kazakh_ending(const struct hub_anon_key *k, size_t len)
 	return false;
 }
 
+/* The number of stems of k (hub_anon__key_stems) in lens[16]: n when found already (not
+ * 0), else found now. */
+static size_t stems_of(const struct hub_anon_key *k, size_t lens[16], size_t n)
+{
+	return n ? n : hub_anon__key_stems(k, lens, 16);
+}
+
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
  * vault's names, morphology. */
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k,
@@ -1249,17 +1256,18 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		return;
 	}
 	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
-	 * ending), or a name the vault knows: most words need one lookup */
+	 * ending), or a name the vault knows: most words need one lookup, and the lexicon's
+	 * loop below finds the stems only when the whole key has not decided */
 	vault = hub_anon__name_may(&s->name_starts, k);
 	lex_alone = (wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7;
 	lex = lex_alone || after_strong_cue(s);
-	if (lex || vault)
-		n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
-	else
-		n = 1, lens[0] = k->len;
+	lens[0] = k->len; /* the whole key; the other stems once stems_of finds them (n 0) */
+	n = 0;
 	if (vault) {
-		uint32_t f = vault_name_of(s->vault, k, lens, n);
+		uint32_t f;
 
+		n = stems_of(k, lens, n);
+		f = vault_name_of(s->vault, k, lens, n);
 		if (f & HUB_ANON_KNOWN)
 			wd->w |= W_KNOWN;
 		else if (f && vault_learned(s, wd, k, lens, n, f))
@@ -1289,7 +1297,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 	}
 	/* the lexicon through inflections only where the rules use them, whatever the vault
 	 * holds: what is a name by the text alone must not depend on the vault */
-	for (size_t i = 0; i < (lex ? n : 1); i++) {
+	for (size_t i = 0; i == 0 || (lex && i < (n = stems_of(k, lens, n))); i++) {
 		uint32_t f = 0;
 
 		if (!i)
