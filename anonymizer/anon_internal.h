@@ -71,8 +71,19 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
  * lexicon is built). */
 bool hub_anon__key_stems_ok(void);
 /* The stem a vault compares names by: the key of len bytes without a final vowel
- * ("marina", "marine" -> "marin"). Returns its length. */
-size_t hub_anon__key_norm(const char *s, size_t len);
+ * ("marina", "marine" -> "marin"). Returns its length. Inline: the detector and the
+ * vault ask it of each stem they look up. */
+static inline size_t hub_anon__key_norm(const char *s, size_t len)
+{
+	char c = len ? s[len - 1] : 0;
+
+	if (len >= HUB_ANON_STEM_MIN + 2 && s[len - 2] == 'i' && c == 'a')
+		return len - 2;
+	if (len >= HUB_ANON_STEM_MIN + 1 &&
+	    (c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y'))
+		return len - 1; /* a final vowel */
+	return len;
+}
 /* The hash of the lexicon's and the vault's keys, and of the stems of a key (a prefix of
  * it: hub_anon__key_hash): eight bytes at a time, the last one to eight zero-padded, the
  * length mixed in. */

@@ -219,20 +219,6 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 	return n;
 }
 
-static bool is_vowel(char c)
-{
-	return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y';
-}
-
-size_t hub_anon__key_norm(const char *s, size_t len)
-{
-	if (len >= HUB_ANON_STEM_MIN + 2 && s[len - 2] == 'i' && s[len - 1] == 'a')
-		return len - 2;
-	if (len >= HUB_ANON_STEM_MIN + 1 && is_vowel(s[len - 1]))
-		return len - 1;
-	return len;
-}
-
 void hub_anon__htab_release(struct hub_anon_htab *t)
 {
 	free(t->slots);
