@@ -1724,8 +1724,9 @@ static void mark_names(struct scan *s)
 
 static void merge_spans(struct hub_anon_spans *o);
 
-/* Some Cyrillic word is left that no span covers. */
-static bool cyrillic_left(struct scan *s)
+/* Some Cyrillic word is left that no span covers, nor a name when names is W_INTR | W_NAME
+ * (0: before mark_names, whatever it finds). */
+static bool cyrillic_left(struct scan *s, uint64_t names)
 {
 	size_t j = 0;
 
@@ -1734,7 +1735,7 @@ static bool cyrillic_left(struct scan *s)
 
 		/* what becomes a marker is not left: a name by the text or of the vault (a
 		 * name the vault learns later in the text is the vault's second look) */
-		if (!(w->w & W_CYR) || (w->w & (W_INTR | W_NAME)) ||
+		if (!(w->w & W_CYR) || (w->w & names) ||
 		    (w->w & (W_INITIAL | W_CAP)) == (W_INITIAL | W_CAP))
 			continue; /* an initial is no text in a script: "Aigerim К." */
 		while (j < s->out->n && s->out->items[j].end <= w->start)
@@ -1761,9 +1762,12 @@ static void decide_names(struct scan *s)
 		if (j < s->out->n && s->out->items[j].start < ws[i].end)
 			ws[i].w |= W_SPANNED;
 	}
-	s->translit_ok = false;
+	/* Latin text whatever the names are (no Cyrillic word outside the spans): one look,
+	 * as Latin text (the look as Cyrillic text would find it so, and mark_names changes
+	 * nothing else that the second look reads: W_NAME is the same in both) */
+	s->translit_ok = s->latin_name && !cyrillic_left(s, 0);
 	mark_names(s);
-	if (s->latin_name && !cyrillic_left(s)) {
+	if (s->latin_name && !s->translit_ok && !cyrillic_left(s, W_INTR | W_NAME)) {
 		for (size_t i = 0; i < s->nwords; i++)
 			ws[i].w &= ~(uint64_t)W_INTR;
 		s->translit_ok = true;
