@@ -756,6 +756,36 @@ static inline bool next_letter(const unsigned char *p, size_t i, size_t n,
 	return true;
 }
 
+/* The character at p[i] of a word being cut, as next_letter, but ASCII and Cyrillic (lead
+ * byte 0xd0..0xd3) from the tables without its code point (the word goes on); the rest, and
+ * a character that is not ASCII and ends the word, decoded in full. */
+static inline bool peek_letter(const struct hub_anon *anon, const unsigned char *p, size_t i,
+			       size_t n, size_t *l, uint32_t *cp, uint32_t *info, uint32_t *all,
+			       uint32_t *any)
+{
+	if (i + 1 < n) {
+		unsigned b0 = p[i];
+
+		if (b0 < 0x80) {
+			*info = anon->cp_info[b0];
+			*l = 1;
+			*cp = b0;
+		} else {
+			/* 0 but for a Cyrillic letter */
+			*info = anon->cyr_info[hub_anon__cyr_at(p + i)];
+			*l = 2;
+		}
+		if (*info & HUB_ANON_CP_LETTER) {
+			*all &= *info;
+			*any |= *info;
+			return true;
+		}
+		if (b0 < 0x80)
+			return false; /* decoded in full already */
+	}
+	return next_letter(p, i, n, anon->cp_info, l, cp, info, all, any);
+}
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
  * each word from the previous one; keys each word as it reads it (one decoding of each
  * character) and classifies it. */
@@ -855,30 +885,7 @@ static void cut_words(struct scan *s)
 							      &all, true);
 					last = klen ? k.s[klen - 1] : 0;
 				}
-				/* the next letter: ASCII and Cyrillic (lead byte 0xd0..0xd3) from
-				 * the tables, without its code point; the rest, and a character
-				 * that is not ASCII and ends the word, decoded in full */
-				if (i + 1 < n) {
-					unsigned b0 = p[i];
-
-					if (b0 < 0x80) {
-						info = anon->cp_info[b0];
-						l = 1;
-						cp = b0;
-					} else {
-						/* 0 but for a Cyrillic letter */
-						info = anon->cyr_info[hub_anon__cyr_at(p + i)];
-						l = 2;
-					}
-					if (info & HUB_ANON_CP_LETTER) {
-						all &= info;
-						any |= info;
-						continue;
-					}
-					if (b0 < 0x80)
-						break; /* decoded in full already */
-				}
-				if (!next_letter(p, i, n, anon->cp_info, &l, &cp, &info, &all, &any))
+				if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
 					break;
 			}
 			if (0) {
@@ -891,11 +898,29 @@ kazakh:
 				ks.bad = k.bad;
 				strict = true;
 				for (;;) {
+					size_t i0, from;
+
 					hub_anon__key_add_info(&k, info);
 					hub_anon__key_add_info(&ks, info);
 					i += l;
-					if (!next_letter(p, i, n, anon->cp_info, &l, &cp, &info, &all,
-							 &any))
+					/* a run of plain Cyrillic letters: keyed once, the same bytes
+					 * in both keys (no rule changes them; a key gone bad, or
+					 * without room for them, is never read) */
+					i0 = i;
+					klen = from = k.len;
+					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, &k, &klen,
+							      &all, false);
+					k.len = klen;
+					if (i > i0) {
+						any |= HUB_ANON_CP_CYR;
+						if (ks.len + (klen - from) > HUB_ANON_KEY_MAX) {
+							ks.bad = true;
+						} else {
+							memcpy(ks.s + ks.len, k.s + from, klen - from);
+							ks.len += klen - from;
+						}
+					}
+					if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
 						break;
 				}
 				klen = k.len;
