@@ -1822,7 +1822,8 @@ struct group {
 	size_t start, end; /* bytes of the digits */
 	unsigned nd;       /* digits */
 	char sep;          /* the separator after it: ' ', '-', '.', '(' or ')' (last wins) */
-	bool unit;         /* a currency or unit follows it */
+	/* a currency or unit follows it: 1 or 0, -1 until a candidate asks (group_unit) */
+	signed char unit;
 };
 
 /* The word that ends at or before byte pos, skipping only spaces, '#', '№' and ':';
@@ -1855,12 +1856,11 @@ static const struct word *word_before(const struct scan *s, size_t pos, size_t *
 	return NULL;
 }
 
-/* *uwi: a word index at or before the first word that starts at or after pos (pos only
- * grows from one call to the next: it is moved along). */
-static bool followed_by_unit(const struct scan *s, size_t pos, size_t *uwi)
+/* A currency or unit follows the digits that end at pos. */
+static bool followed_by_unit(const struct scan *s, size_t pos)
 {
 	struct hub_str t = s->text;
-	size_t p = pos, wi;
+	size_t p = pos, wi = 0, hi = s->nwords;
 
 	/* a size: 1200x800, 1200х800 */
 	if (p + 1 < t.len && t.p[p] == 'x' && is_digit(t.p[p + 1]))
@@ -1874,10 +1874,24 @@ static bool followed_by_unit(const struct scan *s, size_t pos, size_t *uwi)
 		return true;
 	if (p + 2 < t.len && (unsigned char)t.p[p] == 0xe2 && (unsigned char)t.p[p + 1] == 0x82)
 		return true; /* ₸ ₽ € */
-	for (wi = *uwi; wi < s->nwords && s->words[wi].start < p; wi++)
-		;
-	*uwi = wi;
+	while (wi < hi) { /* the first word that starts at p or after it */
+		size_t mid = wi + (hi - wi) / 2;
+
+		if (s->words[mid].start < p)
+			wi = mid + 1;
+		else
+			hi = mid;
+	}
 	return wi < s->nwords && s->words[wi].start == p && (s->words[wi].lx & LX_UNIT);
+}
+
+/* followed_by_unit of a group, found the first time a candidate asks it (phone_ok): most
+ * groups are never asked. */
+static bool group_unit(const struct scan *s, struct group *g)
+{
+	if (g->unit < 0)
+		g->unit = followed_by_unit(s, g->end);
+	return g->unit;
 }
 
 static bool all_same(const char *d, size_t n)
@@ -1906,12 +1920,11 @@ static bool bin_ok(const char *d)
 struct cand {
 	const char *d; /* digits */
 	size_t n;
-	const struct group *g; /* the groups it spans */
+	struct group *g; /* the groups it spans (the last one followed by a unit: group_unit) */
 	size_t ng;
 	bool plus;  /* written with a leading '+' */
 	bool order; /* after an order, code or address word, or '#'/'№' */
 	bool id_cue; /* after an IIN/BIN cue in the text, and not after an order word */
-	bool unit;  /* followed by a currency or unit */
 	bool paren; /* a group in parentheses */
 };
 
@@ -1941,7 +1954,7 @@ static bool phone_ok(const struct scan *s, const struct cand *c)
 		return false;
 	if (c->plus)
 		return (n == 11 && d[0] == '7') || (n >= 8 && n <= 15 && d[0] != '0');
-	if (c->order || c->unit)
+	if (c->order || group_unit(s, &c->g[c->ng - 1]))
 		return false;
 	if (n == 11 && (d[0] == '8' || d[0] == '7') && d[1] >= '3')
 		return true;
@@ -2008,9 +2021,9 @@ struct run {
 /* Matches every window of groups that starts at g[0..upto) and is something. Every one,
  * not the longest from the left only: then what is found would depend on what was found
  * before, and a marker put in the middle of a run would bring out a new number. */
-static void match_groups(struct scan *s, const struct run *r, size_t upto, size_t *wi)
+static void match_groups(struct scan *s, struct run *r, size_t upto, size_t *wi)
 {
-	const struct group *g = r->g;
+	struct group *g = r->g;
 
 	for (size_t i = 0; i < upto; i++) {
 		bool hash = false;
@@ -2038,7 +2051,6 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 			c.ng = j - i + 1;
 			c.paren = c.paren ||
 				  (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
-			c.unit = g[j].unit;
 			/* fewer than 7 digits are nothing, 8 or 9 only after a '+' (phone_ok) */
 			if (c.n < 7 || (c.n < 10 && c.n != 7 && !c.plus))
 				continue;
@@ -2090,7 +2102,7 @@ static void find_numbers(struct scan *s)
 {
 	struct hub_str t = s->text;
 	struct run r;
-	size_t i = s->first_digit, wi = 0, uwi = 0;
+	size_t i = s->first_digit, wi = 0;
 
 	find_id_cue(s);
 	while (i < s->end_digit) { /* no run starts after the last digit */
@@ -2123,8 +2135,7 @@ static void find_numbers(struct scan *s)
 				run_shift(&r);
 			}
 			g = &r.g[r.ng];
-			*g = (struct group){ start, i, (unsigned)(i - start), 0,
-					     followed_by_unit(s, i, &uwi) };
+			*g = (struct group){ start, i, (unsigned)(i - start), 0, -1 };
 			memcpy(r.digits + r.doff[r.ng], t.p + start, i - start);
 			r.doff[r.ng + 1] = r.doff[r.ng] + (i - start);
 			r.ng++;
