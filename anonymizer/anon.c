@@ -2567,6 +2567,11 @@ static bool name_stem(const struct hub_anon *anon, const struct hub_anon_vault *
 	return (f & LX_NAME) && (f & LX_L);
 }
 
+bool hub_anon__name_norm_fixed(const struct hub_anon *anon, const struct hub_anon_key *k)
+{
+	return name_stem(anon, NULL, false, k, k->len, 0);
+}
+
 size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 			   const struct hub_anon_key *k)
 {

@@ -192,6 +192,9 @@ size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon
  * gazetteer knows, else the whole key, each without a final vowel. */
 size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 			   const struct hub_anon_key *k);
+/* Whether hub_anon__name_norm of k is the same whatever names the vault holds: the whole
+ * key is a name of the gazetteer with repeats collapsed (then its norm is the whole key's). */
+bool hub_anon__name_norm_fixed(const struct hub_anon *anon, const struct hub_anon_key *k);
 
 /* The first marker in p[from..n) as restore reads it (loose: as the detector vaults it, with
  * -1 for before); its start, or SIZE_MAX, and its length in *len. Linear: only '[' and '_'

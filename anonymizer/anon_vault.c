@@ -757,6 +757,15 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 	return left->unsure || name_left(v, text, left, first);
 }
 
+/* The norm of the name of span i (a name taken this look) is the same whatever names the
+ * vault learns: its key is still in keys (key_span) and the gazetteer has it whole
+ * (hub_anon__name_norm_fixed). Else a new name may change it: it is taken again. */
+static bool norm_fixed(const struct hub_anon_vault *v, size_t i)
+{
+	return v->key_span[i % KEYS] == i + 1 &&
+	       hub_anon__name_norm_fixed(v->anon, &v->keys[i % KEYS]);
+}
+
 /* Room for the entries of n spans (each set before it is read). */
 static uint32_t *got_room(struct hub_anon_vault *v, size_t n)
 {
@@ -817,7 +826,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 				stale = i;
 		}
 		for (size_t i = 0; i < stale; i++)
-			if (spans.items[i].type == HUB_ANON_NAME)
+			if (spans.items[i].type == HUB_ANON_NAME && !norm_fixed(vault, i))
 				got[i] = 0;
 		if (vault->n == was || !look_again(vault, text, &spans, &left, was))
 			break;
