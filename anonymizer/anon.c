@@ -593,6 +593,7 @@ struct scan {
 	/* a Latin word is capitalised or has a name's look (W_CAP, W_GAZ, W_SURNAME,
 	 * W_PATRO): the text may be Latin (decide_names); cut_words notes it */
 	bool latin_name;
+	uint64_t word_flags; /* the W_* of every word ORed (cut_words) */
 };
 
 static bool is_digit(int c)
@@ -952,6 +953,7 @@ kazakh:
 				classify(s, wd, &k, strict ? &ks : NULL);
 			if ((wd->w & W_LATIN) && (wd->w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO)))
 				s->latin_name = true;
+			s->word_flags |= wd->w;
 			ctx = W_ADJ | W_SOFT;
 			seps = 0;
 			if (i >= n)
@@ -1780,6 +1782,12 @@ static void decide_names(struct scan *s)
 	struct word *ws = s->words;
 	size_t j = 0;
 
+	/* no word mark_names could take for a name: each it finds is the vault's, has one of
+	 * these (intrinsic's), or is paired with such a name or an улы. Nothing to decide
+	 * then, nor Latin text to look for (latin_name needs W_CAP or W_GAZ...) */
+	if (!(s->word_flags & (W_KNOWN | W_LEARNED | W_PATRO_WORD | W_GAZ | W_SURNAME | W_PATRO |
+			       W_CAP | W_ALLCAPS)))
+		return;
 	merge_spans(s->out); /* sorted, for one walk */
 	for (size_t i = 0; i < s->nwords && s->out->n; i++) {
 		while (j < s->out->n && s->out->items[j].end <= ws[i].start)
@@ -2527,6 +2535,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.capwords = HUB_ARRAY_SIZE(s.first_words);
 	s.translit_ok = false;
 	s.latin_name = false;
+	s.word_flags = 0;
 	s.niban = 0;
 	s.first_digit = SIZE_MAX;
 	s.end_digit = 0;
