@@ -1732,16 +1732,19 @@ static void mark_names(struct scan *s)
 			next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
 			prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
 			next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
-			if ((!prev_name && !next_name) || (w->w & W_INITIAL) || place(s, i))
+			if ((!prev_name && !next_name) || (w->w & W_INITIAL))
 				continue;
 			upper = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
 			/* a capitalised word mid-sentence right before a first name is
-			 * its surname ("примет Шалкар Бекзат", "ип Смайыл Айдос") */
-			if (upper ? (w->w & (W_GAZ | W_SURNAME | W_PATRO | W_SURSHAPE)) ||
-					    (prev_name && (prev->w & W_FIRST) && same_script(w, prev)) ||
-					    (next_name && (next->w & W_FIRST) && !(w->w & W_SENT) &&
-					     same_script(w, next))
-				  : lower_pair(s, i, prev_name ? i - 1 : i + 1)) {
+			 * its surname ("примет Шалкар Бекзат", "ип Смайыл Айдос"); place
+			 * last, the dearest (neither reads what the other finds) */
+			if ((upper ? (w->w & (W_GAZ | W_SURNAME | W_PATRO | W_SURSHAPE)) ||
+					     (prev_name && (prev->w & W_FIRST) &&
+					      same_script(w, prev)) ||
+					     (next_name && (next->w & W_FIRST) &&
+					      !(w->w & W_SENT) && same_script(w, next))
+				   : lower_pair(s, i, prev_name ? i - 1 : i + 1)) &&
+			    !place(s, i)) {
 				w->w |= W_INTR;
 				changed = 1;
 			}
