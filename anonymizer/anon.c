@@ -1666,10 +1666,20 @@ static bool lower_pair(const struct scan *s, size_t i, size_t ni)
 	return shape & W_KAZSUR;
 }
 
+/* Notes word i as one a pair may start from (a name of the text, an улы): lo and hi are the
+ * first and the last (mark_names). */
+static void pair_from(size_t i, size_t *lo, size_t *hi)
+{
+	if (i < *lo)
+		*lo = i;
+	if (i > *hi)
+		*hi = i;
+}
+
 static void mark_names(struct scan *s)
 {
 	struct word *ws = s->words;
-	bool pairs = false; /* a name or an улы a pair may start from */
+	size_t lo = SIZE_MAX, hi = 0; /* where the words a pair may start from are */
 
 	for (size_t i = 0; i < s->nwords; i++) {
 		struct word *w = &ws[i];
@@ -1678,7 +1688,7 @@ static void mark_names(struct scan *s)
 		if (!(w->w & W_KEYED))
 			continue;
 		if (w->w & W_PATRO_WORD)
-			pairs = true;
+			pair_from(i, &lo, &hi);
 		if (w->w & W_KNOWN)
 			w->w |= W_NAME;
 		/* every yes of intrinsic has the gazetteer, morphology or a capital
@@ -1702,19 +1712,24 @@ static void mark_names(struct scan *s)
 			w->w |= W_NAME;
 		if (intr) {
 			w->w |= W_INTR;
-			pairs = true;
+			pair_from(i, &lo, &hi);
 		}
 	}
-	if (!pairs)
+	if (lo == SIZE_MAX)
 		return;
 	/* Names come in pairs: a capitalised neighbour of a name is a name when it could be
 	 * one, and a capitalised word after a first name is its surname. Forwards, backwards
 	 * and forwards again, to carry it along a row of names. */
 	for (int pass = 0, changed = 1; pass < 3 && changed; pass++) {
+		bool back = pass == 1;
+		/* only a word beside one a pair starts from may change (from lo - 1 to hi + 1),
+		 * or beside one this pass changes, which moves lo or hi on ahead of it */
+		size_t i = back ? (hi + 1 < s->nwords ? hi + 1 : hi) : lo ? lo - 1 : 0;
+
 		/* a pass that changes nothing leaves nothing for the next one */
 		changed = 0;
-		for (size_t n = 0; n < s->nwords; n++) {
-			size_t i = pass == 1 ? s->nwords - 1 - n : n;
+		for (; i < s->nwords && (back ? i + 1 >= lo : i <= hi + 1);
+		     i = back ? i - 1 : i + 1) {
 			struct word *w = &ws[i];
 			const struct word *prev, *next;
 			bool upper, prev_name, next_name;
@@ -1726,6 +1741,7 @@ static void mark_names(struct scan *s)
 			    (prev->w & W_CAP) && !(prev->lx & LX_NEVER)) {
 				ws[i - 1].w |= W_INTR; /* Абен улы */
 				w->w |= W_INTR;
+				pair_from(i - 1, &lo, &hi);
 				changed = 1;
 				continue;
 			}
@@ -1746,6 +1762,7 @@ static void mark_names(struct scan *s)
 				   : lower_pair(s, i, prev_name ? i - 1 : i + 1)) &&
 			    !place(s, i)) {
 				w->w |= W_INTR;
+				pair_from(i, &lo, &hi);
 				changed = 1;
 			}
 		}
