@@ -1820,19 +1820,19 @@ static void decide_names(struct scan *s)
 	struct word *ws = s->words;
 	size_t j = 0;
 
+	merge_spans(s->out); /* sorted, for one walk */
+	for (size_t i = 0; i < s->nwords && s->out->n; i++) {
+		while (j < s->out->n && s->out->items[j].end <= ws[i].start)
+			j++;
+		if (j < s->out->n && s->out->items[j].start < ws[i].end)
+			ws[i].w |= W_SPANNED; /* (what_is_left reads it too) */
+	}
 	/* no word mark_names could take for a name: each it finds is the vault's, has one of
 	 * these (intrinsic's), or is paired with such a name or an улы. Nothing to decide
 	 * then, nor Latin text to look for (latin_name needs W_CAP or W_GAZ...) */
 	if (!(s->word_flags & (W_KNOWN | W_LEARNED | W_PATRO_WORD | W_GAZ | W_SURNAME | W_PATRO |
 			       W_CAP | W_ALLCAPS)))
 		return;
-	merge_spans(s->out); /* sorted, for one walk */
-	for (size_t i = 0; i < s->nwords && s->out->n; i++) {
-		while (j < s->out->n && s->out->items[j].end <= ws[i].start)
-			j++;
-		if (j < s->out->n && s->out->items[j].start < ws[i].end)
-			ws[i].w |= W_SPANNED;
-	}
 	/* Latin text whatever the names are (no Cyrillic word outside the spans): one look,
 	 * as Latin text (the look as Cyrillic text would find it so, and mark_names changes
 	 * nothing else that the second look reads: W_NAME is the same in both) */
@@ -2526,13 +2526,17 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 		lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
 	}
 	/* one walk: the words outside every span, unless one is partly inside a span (then
-	 * look_again looks again whatever the words are) */
+	 * look_again looks again whatever the words are). A span is a name's (its words,
+	 * whole) or has what another detector found in it (W_SPANNED words, and the names
+	 * it was merged with): the others are outside, without a look at the spans */
 	for (size_t i = 0; i < s->nwords; i++) {
 		const struct word *w = &s->words[i];
 
-		while (j < o->n && o->items[j].end <= w->start)
+		if (w->w & (W_NAME | W_INTR))
+			continue; /* inside its name */
+		while ((w->w & W_SPANNED) && j < o->n && o->items[j].end <= w->start)
 			j++;
-		if (j < o->n && o->items[j].start < w->end) {
+		if ((w->w & W_SPANNED) && j < o->n && o->items[j].start < w->end) {
 			if (w->start < o->items[j].start || w->end > o->items[j].end) {
 				left->unsure = true;
 				return;
