@@ -1694,10 +1694,13 @@ static void pair_from(size_t i, size_t *lo, size_t *hi)
 		*hi = i;
 }
 
-static void mark_names(struct scan *s)
+/* Marks the names of the text: the vault's (W_NAME) and those by the text (W_INTR). Returns
+ * whether there is one. */
+static bool mark_names(struct scan *s)
 {
 	struct word *ws = s->words;
 	size_t lo = SIZE_MAX, hi = 0; /* where the words a pair may start from are */
+	bool found = false; /* a word is W_NAME or W_INTR */
 
 	for (size_t i = 0; i < s->nwords; i++) {
 		struct word *w = &ws[i];
@@ -1707,8 +1710,10 @@ static void mark_names(struct scan *s)
 			continue;
 		if (w->w & W_PATRO_WORD)
 			pair_from(i, &lo, &hi);
-		if (w->w & W_KNOWN)
+		if (w->w & W_KNOWN) {
 			w->w |= W_NAME;
+			found = true;
+		}
 		/* every yes of intrinsic has the gazetteer, morphology or a capital
 		 * (W_AMBIG comes with W_GAZ) */
 		intr = w->w & (W_GAZ | W_SURNAME | W_PATRO | W_CAP | W_ALLCAPS);
@@ -1722,19 +1727,24 @@ static void mark_names(struct scan *s)
 		if (place(s, i)) {
 			/* a street or a product by its context, unless the vault holds it: a
 			 * value of the vault is hidden wherever it stands, as a known one is */
-			if (learned)
+			if (learned) {
 				w->w |= W_NAME;
+				found = true;
+			}
 			continue;
 		}
-		if (learned)
+		if (learned) {
 			w->w |= W_NAME;
+			found = true;
+		}
 		if (intr) {
 			w->w |= W_INTR;
 			pair_from(i, &lo, &hi);
+			found = true;
 		}
 	}
 	if (lo == SIZE_MAX)
-		return;
+		return found;
 	/* Names come in pairs: a capitalised neighbour of a name is a name when it could be
 	 * one, and a capitalised word after a first name is its surname. Forwards, backwards
 	 * and forwards again, to carry it along a row of names. */
@@ -1761,6 +1771,7 @@ static void mark_names(struct scan *s)
 				w->w |= W_INTR;
 				pair_from(i - 1, &lo, &hi);
 				changed = 1;
+				found = true;
 				continue;
 			}
 			next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
@@ -1782,9 +1793,11 @@ static void mark_names(struct scan *s)
 				w->w |= W_INTR;
 				pair_from(i, &lo, &hi);
 				changed = 1;
+				found = true;
 			}
 		}
 	}
+	return found;
 }
 
 static void merge_spans(struct hub_anon_spans *o);
@@ -1819,6 +1832,7 @@ static void decide_names(struct scan *s)
 {
 	struct word *ws = s->words;
 	size_t j = 0;
+	bool found;
 
 	merge_spans(s->out); /* sorted, for one walk */
 	for (size_t i = 0; i < s->nwords && s->out->n; i++) {
@@ -1837,13 +1851,15 @@ static void decide_names(struct scan *s)
 	 * as Latin text (the look as Cyrillic text would find it so, and mark_names changes
 	 * nothing else that the second look reads: W_NAME is the same in both) */
 	s->translit_ok = s->latin_name && !cyrillic_left(s, 0);
-	mark_names(s);
+	found = mark_names(s);
 	if (s->latin_name && !s->translit_ok && !cyrillic_left(s, W_INTR | W_NAME)) {
 		for (size_t i = 0; i < s->nwords; i++)
 			ws[i].w &= ~(uint64_t)W_INTR;
 		s->translit_ok = true;
-		mark_names(s);
+		found = mark_names(s);
 	}
+	if (!found)
+		return; /* no name to add */
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
 	for (size_t i = 0; i < s->nwords; i++) {
