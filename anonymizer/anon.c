@@ -922,21 +922,23 @@ kazakh:
 						hub_anon__key_add_info(&ks, info);
 					}
 					i += l;
-					/* a run of plain Cyrillic letters: keyed once, the same bytes
-					 * in both keys (no rule changes them; a key gone bad, or
-					 * without room for them, is never read) */
+					/* a run of plain Cyrillic letters: keyed once, the same
+					 * bytes in both keys (no rule changes them; a key gone
+					 * bad, or without room for them, is never read) */
 					i0 = i;
 					klen = from = k.len;
-					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, &k, &klen,
-							      &all, false);
+					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, &k,
+							      &klen, &all, false);
 					k.len = klen;
 					if (i > i0) {
+						size_t m = klen - from; /* the run's bytes */
+
 						any |= HUB_ANON_CP_CYR;
-						if (ks.len + (klen - from) > HUB_ANON_KEY_MAX) {
+						if (ks.len + m > HUB_ANON_KEY_MAX) {
 							ks.bad = true;
 						} else {
-							memcpy(ks.s + ks.len, k.s + from, klen - from);
-							ks.len += klen - from;
+							memcpy(ks.s + ks.len, k.s + from, m);
+							ks.len += m;
 						}
 					}
 					if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))

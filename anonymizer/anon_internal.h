@@ -450,11 +450,11 @@ static inline bool hub_anon__key_end(struct hub_anon_key *k)
 
 /* Keys the run of letters at p[i..) (i <= n) whose keys are one plain byte each
  * (HUB_ANON_CP_PLAIN) in one script, as long as the key has room: Cyrillic letters when
- * cyr is given (hub_anon__cyr_table), else ASCII ones (table: hub_anon__cp_table). Their key bytes go to
- * k->s from *klen on (collapse: one equal to the byte before is left out, and k->unfolded
- * set), their flags are ANDed into *all. Returns where the run stops: the letter after it
- * is of another kind, or no letter. Most of a word is such a run: the keying loops of the
- * detector and of hub_anon__key_mode take it in a loop of its own. */
+ * cyr is given (hub_anon__cyr_table), else ASCII ones (table: hub_anon__cp_table). Their
+ * key bytes go to k->s from *klen on (collapse: one equal to the byte before is left out,
+ * and k->unfolded set), their flags are ANDed into *all. Returns where the run stops: the
+ * letter after it is of another kind, or no letter. Most of a word is such a run: the
+ * keying loops of the detector and of hub_anon__key_mode take it in a loop of its own. */
 __attribute__((always_inline)) static inline size_t
 hub_anon__key_run(const uint32_t *table, const uint32_t *cyr, const unsigned char *p,
 		  size_t i, size_t n, struct hub_anon_key *k, size_t *klen, uint32_t *all,
