@@ -757,19 +757,6 @@ static inline bool next_letter(const unsigned char *p, size_t i, size_t n,
 	return true;
 }
 
-/* hub_anon__key_add_info of a Kazakh letter but һ (whose "h" the rule of "kh" reads) to a
- * Kazakh word's folded or strict key (c: its byte in that key): one byte, no rule. */
-static inline void kazakh_letter(struct hub_anon_key *k, char c)
-{
-	if (k->bad)
-		return;
-	k->kazakh = true;
-	if (k->len == HUB_ANON_KEY_MAX)
-		k->bad = true;
-	else
-		k->s[k->len++] = c;
-}
-
 /* The character at p[i] of a word being cut, as next_letter, but ASCII and Cyrillic (lead
  * byte 0xd0..0xd3) from the tables without its code point (the word goes on); the rest, and
  * a character that is not ASCII and ends the word, decoded in full. */
@@ -914,13 +901,8 @@ kazakh:
 				for (;;) {
 					size_t i0, from;
 
-					if ((info & HUB_ANON_CP_KAZAKH) && (char)info != 'h') {
-						kazakh_letter(&k, (char)info);
-						kazakh_letter(&ks, (char)(info >> 24));
-					} else {
-						hub_anon__key_add_info(&k, info);
-						hub_anon__key_add_info(&ks, info);
-					}
+					hub_anon__key_add_info(&k, info);
+					hub_anon__key_add_info(&ks, info);
 					i += l;
 					/* a run of plain Cyrillic letters: keyed once, the same
 					 * bytes in both keys (no rule changes them; a key gone

@@ -507,7 +507,14 @@ __attribute__((always_inline)) static inline void hub_anon__key_add_info(struct 
 
 	if (k->bad)
 		return;
-	if (info & HUB_ANON_CP_PLAIN) { /* most letters */
+	/* most letters, and a Kazakh letter but һ (whose "h" the rule of "kh" reads): one
+	 * byte (a Kazakh letter's strict one in a strict key) that no other rule reads */
+	if ((info & HUB_ANON_CP_PLAIN) || ((info & HUB_ANON_CP_KAZAKH) && c[0] != 'h')) {
+		if (info & HUB_ANON_CP_KAZAKH) {
+			k->kazakh = true;
+			if (k->mode == HUB_ANON_KEY_STRICT)
+				c[0] = (char)(info >> 24);
+		}
 		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c[0]) {
 			k->unfolded = true;
 			return;
