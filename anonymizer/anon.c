@@ -49,9 +49,10 @@ struct hub_anon {
 	struct hub_anon_htab words;
 	uint64_t *filter; /* a bit of each key (filter_set): most words miss it without a probe */
 	uint32_t cp_info[HUB_ANON_CP_TABLE]; /* hub_anon__cp_info of each */
-	/* the same of the two bytes of a Cyrillic letter as they are, lead byte 0xd0..0xd3
-	 * and any byte after it (0: not a continuation byte): cut_words' inner loop */
-	uint32_t cyr_info[4 << 8];
+	/* the same of the two bytes of a Cyrillic letter as they are, by the two bytes as
+	 * one index (hub_anon__cyr_at): a lead byte 0xd0..0xd3 and a continuation byte
+	 * after it, else 0 (cut_words' inner loop: one load a letter, no range check) */
+	uint32_t *cyr_info;
 };
 
 #define FILTER_BITS 21
@@ -341,11 +342,17 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 
 	hub_assert(hub_anon__key_stems_ok());
 	a->filter = hub_xcalloc((1u << FILTER_BITS) / 64, sizeof(*a->filter));
+	a->cyr_info = hub_xcalloc(HUB_ANON_CYR_TABLE, sizeof(*a->cyr_info));
 	for (uint32_t cp = 0; cp < HUB_ANON_CP_TABLE; cp++)
 		a->cp_info[cp] = hub_anon__cp_info(cp);
-	for (uint32_t b = 0; b < HUB_ARRAY_SIZE(a->cyr_info); b++)
-		if ((b & 0xc0) == 0x80)
-			a->cyr_info[b] = a->cp_info[(0x10 + (b >> 8)) << 6 | (b & 0x3f)];
+	for (unsigned lead = 0xd0; lead <= 0xd3; lead++) {
+		for (unsigned next = 0x80; next < 0xc0; next++) {
+			const unsigned char b[2] = { (unsigned char)lead, (unsigned char)next };
+
+			a->cyr_info[hub_anon__cyr_at(b)] =
+				a->cp_info[(lead & 0x1f) << 6 | (next & 0x3f)];
+		}
+	}
 	add_list(a, first_names, LX_FIRST);
 	add_list(a, surnames, LX_SUR);
 	add_list(a, ambiguous, LX_FIRST | LX_AMBIG);
@@ -395,6 +402,7 @@ void hub_anon_free(struct hub_anon *anon)
 		return;
 	hub_anon__htab_release(&anon->words);
 	free(anon->filter);
+	free(anon->cyr_info);
 	free(anon);
 }
 
@@ -585,6 +593,7 @@ struct scan {
 	/* a Latin word is capitalised or has a name's look (W_CAP, W_GAZ, W_SURNAME,
 	 * W_PATRO): the text may be Latin (decide_names); cut_words notes it */
 	bool latin_name;
+	uint64_t word_flags; /* the W_* of every word ORed (cut_words) */
 };
 
 static bool is_digit(int c)
@@ -748,6 +757,36 @@ static inline bool next_letter(const unsigned char *p, size_t i, size_t n,
 	return true;
 }
 
+/* The character at p[i] of a word being cut, as next_letter, but ASCII and Cyrillic (lead
+ * byte 0xd0..0xd3) from the tables without its code point (the word goes on); the rest, and
+ * a character that is not ASCII and ends the word, decoded in full. */
+static inline bool peek_letter(const struct hub_anon *anon, const unsigned char *p, size_t i,
+			       size_t n, size_t *l, uint32_t *cp, uint32_t *info, uint32_t *all,
+			       uint32_t *any)
+{
+	if (i + 1 < n) {
+		unsigned b0 = p[i];
+
+		if (b0 < 0x80) {
+			*info = anon->cp_info[b0];
+			*l = 1;
+			*cp = b0;
+		} else {
+			/* 0 but for a Cyrillic letter */
+			*info = anon->cyr_info[hub_anon__cyr_at(p + i)];
+			*l = 2;
+		}
+		if (*info & HUB_ANON_CP_LETTER) {
+			*all &= *info;
+			*any |= *info;
+			return true;
+		}
+		if (b0 < 0x80)
+			return false; /* decoded in full already */
+	}
+	return next_letter(p, i, n, anon->cp_info, l, cp, info, all, any);
+}
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
  * each word from the previous one; keys each word as it reads it (one decoding of each
  * character) and classifies it. */
@@ -847,31 +886,7 @@ static void cut_words(struct scan *s)
 							      &all, true);
 					last = klen ? k.s[klen - 1] : 0;
 				}
-				/* the next letter: ASCII and Cyrillic (lead byte 0xd0..0xd3) from
-				 * the tables, without its code point; the rest, and a character
-				 * that is not ASCII and ends the word, decoded in full */
-				if (i + 1 < n) {
-					unsigned b0 = p[i];
-
-					if (b0 < 0x80) {
-						info = anon->cp_info[b0];
-						l = 1;
-						cp = b0;
-					} else if (b0 - 0xd0 < 4) {
-						info = anon->cyr_info[(b0 - 0xd0) << 8 | p[i + 1]];
-						l = 2;
-					} else {
-						info = 0;
-					}
-					if (info & HUB_ANON_CP_LETTER) {
-						all &= info;
-						any |= info;
-						continue;
-					}
-					if (b0 < 0x80)
-						break; /* decoded in full already */
-				}
-				if (!next_letter(p, i, n, anon->cp_info, &l, &cp, &info, &all, &any))
+				if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
 					break;
 			}
 			if (0) {
@@ -884,11 +899,31 @@ kazakh:
 				ks.bad = k.bad;
 				strict = true;
 				for (;;) {
+					size_t i0, from;
+
 					hub_anon__key_add_info(&k, info);
 					hub_anon__key_add_info(&ks, info);
 					i += l;
-					if (!next_letter(p, i, n, anon->cp_info, &l, &cp, &info, &all,
-							 &any))
+					/* a run of plain Cyrillic letters: keyed once, the same
+					 * bytes in both keys (no rule changes them; a key gone
+					 * bad, or without room for them, is never read) */
+					i0 = i;
+					klen = from = k.len;
+					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, &k,
+							      &klen, &all, false);
+					k.len = klen;
+					if (i > i0) {
+						size_t m = klen - from; /* the run's bytes */
+
+						any |= HUB_ANON_CP_CYR;
+						if (ks.len + m > HUB_ANON_KEY_MAX) {
+							ks.bad = true;
+						} else {
+							memcpy(ks.s + ks.len, k.s + from, m);
+							ks.len += m;
+						}
+					}
+					if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
 						break;
 				}
 				klen = k.len;
@@ -920,6 +955,7 @@ kazakh:
 				classify(s, wd, &k, strict ? &ks : NULL);
 			if ((wd->w & W_LATIN) && (wd->w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO)))
 				s->latin_name = true;
+			s->word_flags |= wd->w;
 			ctx = W_ADJ | W_SOFT;
 			seps = 0;
 			if (i >= n)
@@ -1040,6 +1076,14 @@ static uint32_t name_shape(const struct hub_anon_key *k)
 #undef ENDS
 }
 
+/* A word in lower case shorter than 14 bytes: its shape (morphology) is at most W_SURSHAPE
+ * and W_KAZSUR, which only lower_pair reads, for a word beside a name. It is found there
+ * (lower_shape), not for every word classify sees. */
+static bool shape_later(const struct word *wd)
+{
+	return !(wd->w & (W_CAP | W_ALLCAPS)) && wd->end - wd->start < 14;
+}
+
 /* The shape of a word: W_SURNAME and W_PATRO only where the rules take them alone
  * (capitalised words, long ones), W_SURSHAPE in any case. */
 static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
@@ -1048,9 +1092,22 @@ static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
 
 	if (!m)
 		return 0;
-	if (!(wd->w & (W_CAP | W_ALLCAPS)) && wd->end - wd->start < 14)
+	if (shape_later(wd))
 		return (m & W_KAZSUR) | W_SURSHAPE;
 	return m | W_SURSHAPE;
+}
+
+/* morphology of a word whose shape classify left for later (shape_later), from the key it
+ * kept (a key of 4 bytes or more; no ending fits a shorter one). */
+static uint32_t lower_shape(const struct word *wd)
+{
+	struct hub_anon_key k;
+
+	if (!wd->klen)
+		return 0;
+	k.len = wd->klen;
+	memcpy(k.s, wd->key, sizeof(k.s));
+	return morphology(wd, &k);
 }
 
 /* The word being classified (the last one cut) follows a strong cue. */
@@ -1180,6 +1237,13 @@ static bool kazakh_ending(const struct hub_anon_key *k, size_t len)
 	return false;
 }
 
+/* The number of stems of k (hub_anon__key_stems) in lens[16]: n when found already (not
+ * 0), else found now. */
+static size_t stems_of(const struct hub_anon_key *k, size_t lens[16], size_t n)
+{
+	return n ? n : hub_anon__key_stems(k, lens, 16);
+}
+
 /* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
  * vault's names, morphology. */
 static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k,
@@ -1221,17 +1285,18 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		return;
 	}
 	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
-	 * ending), or a name the vault knows: most words need one lookup */
+	 * ending), or a name the vault knows: most words need one lookup, and the lexicon's
+	 * loop below finds the stems only when the whole key has not decided */
 	vault = hub_anon__name_may(&s->name_starts, k);
 	lex_alone = (wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7;
 	lex = lex_alone || after_strong_cue(s);
-	if (lex || vault)
-		n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
-	else
-		n = 1, lens[0] = k->len;
+	lens[0] = k->len; /* the whole key; the other stems once stems_of finds them (n 0) */
+	n = 0;
 	if (vault) {
-		uint32_t f = vault_name_of(s->vault, k, lens, n);
+		uint32_t f;
 
+		n = stems_of(k, lens, n);
+		f = vault_name_of(s->vault, k, lens, n);
 		if (f & HUB_ANON_KNOWN)
 			wd->w |= W_KNOWN;
 		else if (f && vault_learned(s, wd, k, lens, n, f))
@@ -1253,14 +1318,15 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
 			wd->w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) |
 				 (f & LX_FIRST ? W_FIRST : 0);
-			wd->w |= morphology(wd, k);
+			if (!shape_later(wd))
+				wd->w |= morphology(wd, k);
 			return;
 		}
 		wd->w |= W_FOLDED;
 	}
 	/* the lexicon through inflections only where the rules use them, whatever the vault
 	 * holds: what is a name by the text alone must not depend on the vault */
-	for (size_t i = 0; i < (lex ? n : 1); i++) {
+	for (size_t i = 0; i == 0 || (lex && i < (n = stems_of(k, lens, n))); i++) {
 		uint32_t f = 0;
 
 		if (!i)
@@ -1307,7 +1373,8 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 		wd->lx |= cue;
 		wd->w |= W_CUE_INFL;
 	}
-	wd->w |= morphology(wd, k);
+	if (!shape_later(wd))
+		wd->w |= morphology(wd, k);
 }
 
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
@@ -1587,21 +1654,37 @@ static bool same_script(const struct word *a, const struct word *b)
 static bool lower_pair(const struct scan *s, size_t i, size_t ni)
 {
 	const struct word *w = &s->words[i], *name = &s->words[ni];
+	uint64_t shape;
 
 	if ((name->w & (W_CAP | W_ALLCAPS)) || !same_script(w, name))
 		return false;
 	if (ni + 1 == i && (w->w & W_GAZ) && !(w->w & W_SHORT) && ni &&
 	    (cue_before(s, ni) == 2 || (s->words[ni - 1].lx & LX_INTRO)))
 		return true;
+	/* a word classify left its shape to (not a stop word: those never come here) */
+	shape = shape_later(w) ? lower_shape(w) : w->w;
 	if (w->w & W_CYR)
-		return (w->w & W_SURSHAPE) || (w->w & (W_GAZ | W_AMBIG)) == W_GAZ;
-	return w->w & W_KAZSUR;
+		return (shape & W_SURSHAPE) || (w->w & (W_GAZ | W_AMBIG)) == W_GAZ;
+	return shape & W_KAZSUR;
 }
 
-static void mark_names(struct scan *s)
+/* Notes word i as one a pair may start from (a name of the text, an улы): lo and hi are the
+ * first and the last (mark_names). */
+static void pair_from(size_t i, size_t *lo, size_t *hi)
+{
+	if (i < *lo)
+		*lo = i;
+	if (i > *hi)
+		*hi = i;
+}
+
+/* Marks the names of the text: the vault's (W_NAME) and those by the text (W_INTR). Returns
+ * whether there is one. */
+static bool mark_names(struct scan *s)
 {
 	struct word *ws = s->words;
-	bool pairs = false; /* a name or an улы a pair may start from */
+	size_t lo = SIZE_MAX, hi = 0; /* where the words a pair may start from are */
+	bool found = false; /* a word is W_NAME or W_INTR */
 
 	for (size_t i = 0; i < s->nwords; i++) {
 		struct word *w = &ws[i];
@@ -1610,9 +1693,11 @@ static void mark_names(struct scan *s)
 		if (!(w->w & W_KEYED))
 			continue;
 		if (w->w & W_PATRO_WORD)
-			pairs = true;
-		if (w->w & W_KNOWN)
+			pair_from(i, &lo, &hi);
+		if (w->w & W_KNOWN) {
 			w->w |= W_NAME;
+			found = true;
+		}
 		/* every yes of intrinsic has the gazetteer, morphology or a capital
 		 * (W_AMBIG comes with W_GAZ) */
 		intr = w->w & (W_GAZ | W_SURNAME | W_PATRO | W_CAP | W_ALLCAPS);
@@ -1626,27 +1711,37 @@ static void mark_names(struct scan *s)
 		if (place(s, i)) {
 			/* a street or a product by its context, unless the vault holds it: a
 			 * value of the vault is hidden wherever it stands, as a known one is */
-			if (learned)
+			if (learned) {
 				w->w |= W_NAME;
+				found = true;
+			}
 			continue;
 		}
-		if (learned)
+		if (learned) {
 			w->w |= W_NAME;
+			found = true;
+		}
 		if (intr) {
 			w->w |= W_INTR;
-			pairs = true;
+			pair_from(i, &lo, &hi);
+			found = true;
 		}
 	}
-	if (!pairs)
-		return;
+	if (lo == SIZE_MAX)
+		return found;
 	/* Names come in pairs: a capitalised neighbour of a name is a name when it could be
 	 * one, and a capitalised word after a first name is its surname. Forwards, backwards
 	 * and forwards again, to carry it along a row of names. */
 	for (int pass = 0, changed = 1; pass < 3 && changed; pass++) {
+		bool back = pass == 1;
+		/* only a word beside one a pair starts from may change (from lo - 1 to hi + 1),
+		 * or beside one this pass changes, which moves lo or hi on ahead of it */
+		size_t i = back ? (hi + 1 < s->nwords ? hi + 1 : hi) : lo ? lo - 1 : 0;
+
 		/* a pass that changes nothing leaves nothing for the next one */
 		changed = 0;
-		for (size_t n = 0; n < s->nwords; n++) {
-			size_t i = pass == 1 ? s->nwords - 1 - n : n;
+		for (; i < s->nwords && (back ? i + 1 >= lo : i <= hi + 1);
+		     i = back ? i - 1 : i + 1) {
 			struct word *w = &ws[i];
 			const struct word *prev, *next;
 			bool upper, prev_name, next_name;
@@ -1658,33 +1753,42 @@ static void mark_names(struct scan *s)
 			    (prev->w & W_CAP) && !(prev->lx & LX_NEVER)) {
 				ws[i - 1].w |= W_INTR; /* Абен улы */
 				w->w |= W_INTR;
+				pair_from(i - 1, &lo, &hi);
 				changed = 1;
+				found = true;
 				continue;
 			}
 			next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
 			prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
 			next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
-			if ((!prev_name && !next_name) || (w->w & W_INITIAL) || place(s, i))
+			if ((!prev_name && !next_name) || (w->w & W_INITIAL))
 				continue;
 			upper = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
 			/* a capitalised word mid-sentence right before a first name is
-			 * its surname ("примет Шалкар Бекзат", "ип Смайыл Айдос") */
-			if (upper ? (w->w & (W_GAZ | W_SURNAME | W_PATRO | W_SURSHAPE)) ||
-					    (prev_name && (prev->w & W_FIRST) && same_script(w, prev)) ||
-					    (next_name && (next->w & W_FIRST) && !(w->w & W_SENT) &&
-					     same_script(w, next))
-				  : lower_pair(s, i, prev_name ? i - 1 : i + 1)) {
+			 * its surname ("примет Шалкар Бекзат", "ип Смайыл Айдос"); place
+			 * last, the dearest (neither reads what the other finds) */
+			if ((upper ? (w->w & (W_GAZ | W_SURNAME | W_PATRO | W_SURSHAPE)) ||
+					     (prev_name && (prev->w & W_FIRST) &&
+					      same_script(w, prev)) ||
+					     (next_name && (next->w & W_FIRST) &&
+					      !(w->w & W_SENT) && same_script(w, next))
+				   : lower_pair(s, i, prev_name ? i - 1 : i + 1)) &&
+			    !place(s, i)) {
 				w->w |= W_INTR;
+				pair_from(i, &lo, &hi);
 				changed = 1;
+				found = true;
 			}
 		}
 	}
+	return found;
 }
 
 static void merge_spans(struct hub_anon_spans *o);
 
-/* Some Cyrillic word is left that no span covers. */
-static bool cyrillic_left(struct scan *s)
+/* Some Cyrillic word is left that no span covers, nor a name when names is W_INTR | W_NAME
+ * (0: before mark_names, whatever it finds). */
+static bool cyrillic_left(struct scan *s, uint64_t names)
 {
 	size_t j = 0;
 
@@ -1693,7 +1797,7 @@ static bool cyrillic_left(struct scan *s)
 
 		/* what becomes a marker is not left: a name by the text or of the vault (a
 		 * name the vault learns later in the text is the vault's second look) */
-		if (!(w->w & W_CYR) || (w->w & (W_INTR | W_NAME)) ||
+		if (!(w->w & W_CYR) || (w->w & names) ||
 		    (w->w & (W_INITIAL | W_CAP)) == (W_INITIAL | W_CAP))
 			continue; /* an initial is no text in a script: "Aigerim К." */
 		while (j < s->out->n && s->out->items[j].end <= w->start)
@@ -1712,22 +1816,34 @@ static void decide_names(struct scan *s)
 {
 	struct word *ws = s->words;
 	size_t j = 0;
+	bool found;
 
 	merge_spans(s->out); /* sorted, for one walk */
 	for (size_t i = 0; i < s->nwords && s->out->n; i++) {
 		while (j < s->out->n && s->out->items[j].end <= ws[i].start)
 			j++;
 		if (j < s->out->n && s->out->items[j].start < ws[i].end)
-			ws[i].w |= W_SPANNED;
+			ws[i].w |= W_SPANNED; /* (what_is_left reads it too) */
 	}
-	s->translit_ok = false;
-	mark_names(s);
-	if (s->latin_name && !cyrillic_left(s)) {
+	/* no word mark_names could take for a name: each it finds is the vault's, has one of
+	 * these (intrinsic's), or is paired with such a name or an улы. Nothing to decide
+	 * then, nor Latin text to look for (latin_name needs W_CAP or W_GAZ...) */
+	if (!(s->word_flags & (W_KNOWN | W_LEARNED | W_PATRO_WORD | W_GAZ | W_SURNAME | W_PATRO |
+			       W_CAP | W_ALLCAPS)))
+		return;
+	/* Latin text whatever the names are (no Cyrillic word outside the spans): one look,
+	 * as Latin text (the look as Cyrillic text would find it so, and mark_names changes
+	 * nothing else that the second look reads: W_NAME is the same in both) */
+	s->translit_ok = s->latin_name && !cyrillic_left(s, 0);
+	found = mark_names(s);
+	if (s->latin_name && !s->translit_ok && !cyrillic_left(s, W_INTR | W_NAME)) {
 		for (size_t i = 0; i < s->nwords; i++)
 			ws[i].w &= ~(uint64_t)W_INTR;
 		s->translit_ok = true;
-		mark_names(s);
+		found = mark_names(s);
 	}
+	if (!found)
+		return; /* no name to add */
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
 	for (size_t i = 0; i < s->nwords; i++) {
@@ -1752,7 +1868,8 @@ struct group {
 	size_t start, end; /* bytes of the digits */
 	unsigned nd;       /* digits */
 	char sep;          /* the separator after it: ' ', '-', '.', '(' or ')' (last wins) */
-	bool unit;         /* a currency or unit follows it */
+	/* a currency or unit follows it: 1 or 0, -1 until a candidate asks (group_unit) */
+	signed char unit;
 };
 
 /* The word that ends at or before byte pos, skipping only spaces, '#', '№' and ':';
@@ -1785,12 +1902,11 @@ static const struct word *word_before(const struct scan *s, size_t pos, size_t *
 	return NULL;
 }
 
-/* *uwi: a word index at or before the first word that starts at or after pos (pos only
- * grows from one call to the next: it is moved along). */
-static bool followed_by_unit(const struct scan *s, size_t pos, size_t *uwi)
+/* A currency or unit follows the digits that end at pos. */
+static bool followed_by_unit(const struct scan *s, size_t pos)
 {
 	struct hub_str t = s->text;
-	size_t p = pos, wi;
+	size_t p = pos, wi = 0, hi = s->nwords;
 
 	/* a size: 1200x800, 1200х800 */
 	if (p + 1 < t.len && t.p[p] == 'x' && is_digit(t.p[p + 1]))
@@ -1804,10 +1920,24 @@ static bool followed_by_unit(const struct scan *s, size_t pos, size_t *uwi)
 		return true;
 	if (p + 2 < t.len && (unsigned char)t.p[p] == 0xe2 && (unsigned char)t.p[p + 1] == 0x82)
 		return true; /* ₸ ₽ € */
-	for (wi = *uwi; wi < s->nwords && s->words[wi].start < p; wi++)
-		;
-	*uwi = wi;
+	while (wi < hi) { /* the first word that starts at p or after it */
+		size_t mid = wi + (hi - wi) / 2;
+
+		if (s->words[mid].start < p)
+			wi = mid + 1;
+		else
+			hi = mid;
+	}
 	return wi < s->nwords && s->words[wi].start == p && (s->words[wi].lx & LX_UNIT);
+}
+
+/* followed_by_unit of a group, found the first time a candidate asks it (phone_ok): most
+ * groups are never asked. */
+static bool group_unit(const struct scan *s, struct group *g)
+{
+	if (g->unit < 0)
+		g->unit = followed_by_unit(s, g->end);
+	return g->unit;
 }
 
 static bool all_same(const char *d, size_t n)
@@ -1836,12 +1966,11 @@ static bool bin_ok(const char *d)
 struct cand {
 	const char *d; /* digits */
 	size_t n;
-	const struct group *g; /* the groups it spans */
+	struct group *g; /* the groups it spans (the last one followed by a unit: group_unit) */
 	size_t ng;
 	bool plus;  /* written with a leading '+' */
 	bool order; /* after an order, code or address word, or '#'/'№' */
 	bool id_cue; /* after an IIN/BIN cue in the text, and not after an order word */
-	bool unit;  /* followed by a currency or unit */
 	bool paren; /* a group in parentheses */
 };
 
@@ -1871,7 +2000,7 @@ static bool phone_ok(const struct scan *s, const struct cand *c)
 		return false;
 	if (c->plus)
 		return (n == 11 && d[0] == '7') || (n >= 8 && n <= 15 && d[0] != '0');
-	if (c->order || c->unit)
+	if (c->order || group_unit(s, &c->g[c->ng - 1]))
 		return false;
 	if (n == 11 && (d[0] == '8' || d[0] == '7') && d[1] >= '3')
 		return true;
@@ -1938,9 +2067,9 @@ struct run {
 /* Matches every window of groups that starts at g[0..upto) and is something. Every one,
  * not the longest from the left only: then what is found would depend on what was found
  * before, and a marker put in the middle of a run would bring out a new number. */
-static void match_groups(struct scan *s, const struct run *r, size_t upto, size_t *wi)
+static void match_groups(struct scan *s, struct run *r, size_t upto, size_t *wi)
 {
-	const struct group *g = r->g;
+	struct group *g = r->g;
 
 	for (size_t i = 0; i < upto; i++) {
 		bool hash = false;
@@ -1968,7 +2097,6 @@ static void match_groups(struct scan *s, const struct run *r, size_t upto, size_
 			c.ng = j - i + 1;
 			c.paren = c.paren ||
 				  (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
-			c.unit = g[j].unit;
 			/* fewer than 7 digits are nothing, 8 or 9 only after a '+' (phone_ok) */
 			if (c.n < 7 || (c.n < 10 && c.n != 7 && !c.plus))
 				continue;
@@ -2020,7 +2148,7 @@ static void find_numbers(struct scan *s)
 {
 	struct hub_str t = s->text;
 	struct run r;
-	size_t i = s->first_digit, wi = 0, uwi = 0;
+	size_t i = s->first_digit, wi = 0;
 
 	find_id_cue(s);
 	while (i < s->end_digit) { /* no run starts after the last digit */
@@ -2053,8 +2181,7 @@ static void find_numbers(struct scan *s)
 				run_shift(&r);
 			}
 			g = &r.g[r.ng];
-			*g = (struct group){ start, i, (unsigned)(i - start), 0,
-					     followed_by_unit(s, i, &uwi) };
+			*g = (struct group){ start, i, (unsigned)(i - start), 0, -1 };
 			memcpy(r.digits + r.doff[r.ng], t.p + start, i - start);
 			r.doff[r.ng + 1] = r.doff[r.ng] + (i - start);
 			r.ng++;
@@ -2399,13 +2526,17 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 		lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
 	}
 	/* one walk: the words outside every span, unless one is partly inside a span (then
-	 * look_again looks again whatever the words are) */
+	 * look_again looks again whatever the words are). A span is a name's (its words,
+	 * whole) or has what another detector found in it (W_SPANNED words, and the names
+	 * it was merged with): the others are outside, without a look at the spans */
 	for (size_t i = 0; i < s->nwords; i++) {
 		const struct word *w = &s->words[i];
 
-		while (j < o->n && o->items[j].end <= w->start)
+		if (w->w & (W_NAME | W_INTR))
+			continue; /* inside its name */
+		while ((w->w & W_SPANNED) && j < o->n && o->items[j].end <= w->start)
 			j++;
-		if (j < o->n && o->items[j].start < w->end) {
+		if ((w->w & W_SPANNED) && j < o->n && o->items[j].start < w->end) {
 			if (w->start < o->items[j].start || w->end > o->items[j].end) {
 				left->unsure = true;
 				return;
@@ -2446,6 +2577,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.capwords = HUB_ARRAY_SIZE(s.first_words);
 	s.translit_ok = false;
 	s.latin_name = false;
+	s.word_flags = 0;
 	s.niban = 0;
 	s.first_digit = SIZE_MAX;
 	s.end_digit = 0;
@@ -2473,26 +2605,41 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	return 0;
 }
 
+/* Whether the stem of len bytes of k is a name of the vault (may: one may be) or of the
+ * gazetteer with repeats collapsed (hub_anon__name_norm). */
+static bool name_stem(const struct hub_anon *anon, const struct hub_anon_vault *vault,
+		      bool may, const struct hub_anon_key *k, size_t len, size_t norm)
+{
+	uint32_t f;
+
+	if (may && hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
+		return true;
+	f = lexicon_get(anon, hub_anon__key_hash(k, len));
+	return (f & LX_NAME) && (f & LX_L);
+}
+
+bool hub_anon__name_norm_fixed(const struct hub_anon *anon, const struct hub_anon_key *k)
+{
+	return name_stem(anon, NULL, false, k, k->len, 0);
+}
+
 size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 			   const struct hub_anon_key *k)
 {
 	struct hub_anon__name_starts starts = hub_anon__vault_name_starts(vault);
-	size_t lens[16], n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
 	bool may = hub_anon__name_may(&starts, k); /* a stem of k may be a name of the vault */
+	size_t lens[16], n, norm = hub_anon__key_norm(k->s, k->len);
 
-	for (size_t i = 0; i < n; i++) {
-		size_t norm = hub_anon__key_norm(k->s, lens[i]);
-		uint32_t f;
-		uint64_t h;
-
-		if (i && lens[i] <= HUB_ANON_STEM_MIN)
+	/* the whole key (the first of its stems) before the others are found: most names are
+	 * in the gazetteer as they are written */
+	if (name_stem(anon, vault, may, k, k->len, norm))
+		return norm;
+	n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
+	for (size_t i = 1; i < n; i++) {
+		if (lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* as the detector: Тен is not in тенге */
-		if (may && hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
-			return norm;
-		h = hub_anon__key_hash(k, lens[i]);
-		f = lexicon_get(anon, h);
-		if ((f & LX_NAME) && (f & LX_L))
-			return norm;
+		if (name_stem(anon, vault, may, k, lens[i], hub_anon__key_norm(k->s, lens[i])))
+			return hub_anon__key_norm(k->s, lens[i]);
 	}
-	return hub_anon__key_norm(k->s, k->len);
+	return norm;
 }

@@ -47,9 +47,18 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k);
 /* anon's table of hub_anon__cp_info for the code points below HUB_ANON_CP_TABLE. */
 const uint32_t *hub_anon__cp_table(const struct hub_anon *anon);
-/* ... and by the two bytes of a Cyrillic letter as they are: [(lead - 0xd0) << 8 | next]
- * for a lead byte 0xd0..0xd3 (0 when next is no continuation byte). */
+/* ... and by the two bytes of a Cyrillic letter as they are (HUB_ANON_CYR_TABLE entries, at
+ * hub_anon__cyr_at of the two): a lead byte 0xd0..0xd3 and a continuation byte after it;
+ * 0 for any other two bytes. */
 const uint32_t *hub_anon__cyr_table(const struct hub_anon *anon);
+#define HUB_ANON_CYR_TABLE (1u << 16)
+
+/* The index in hub_anon__cyr_table of the two bytes at p (both readable): the first one
+ * low, so that a little-endian machine reads it in one load. */
+static inline unsigned hub_anon__cyr_at(const unsigned char *p)
+{
+	return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
 /* The same a character at a time (the detector keys words as it cuts them): start
  * (hub_anon__key_start), add each code point (hub_anon__key_add_info with its
  * hub_anon__cp_info), end (hub_anon__key_end: false as hub_anon__key_mode); inline below. */
@@ -62,8 +71,19 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
  * lexicon is built). */
 bool hub_anon__key_stems_ok(void);
 /* The stem a vault compares names by: the key of len bytes without a final vowel
- * ("marina", "marine" -> "marin"). Returns its length. */
-size_t hub_anon__key_norm(const char *s, size_t len);
+ * ("marina", "marine" -> "marin"). Returns its length. Inline: the detector and the
+ * vault ask it of each stem they look up. */
+static inline size_t hub_anon__key_norm(const char *s, size_t len)
+{
+	char c = len ? s[len - 1] : 0;
+
+	if (len >= HUB_ANON_STEM_MIN + 2 && s[len - 2] == 'i' && c == 'a')
+		return len - 2;
+	if (len >= HUB_ANON_STEM_MIN + 1 &&
+	    (c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y'))
+		return len - 1; /* a final vowel */
+	return len;
+}
 /* The hash of the lexicon's and the vault's keys, and of the stems of a key (a prefix of
  * it: hub_anon__key_hash): eight bytes at a time, the last one to eight zero-padded, the
  * length mixed in. */
@@ -172,6 +192,9 @@ size_t hub_anon__marker_parse(const char *p, size_t n, int before, enum hub_anon
  * gazetteer knows, else the whole key, each without a final vowel. */
 size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 			   const struct hub_anon_key *k);
+/* Whether hub_anon__name_norm of k is the same whatever names the vault holds: the whole
+ * key is a name of the gazetteer with repeats collapsed (then its norm is the whole key's). */
+bool hub_anon__name_norm_fixed(const struct hub_anon *anon, const struct hub_anon_key *k);
 
 /* The first marker in p[from..n) as restore reads it (loose: as the detector vaults it, with
  * -1 for before); its start, or SIZE_MAX, and its length in *len. Linear: only '[' and '_'
@@ -427,12 +450,11 @@ static inline bool hub_anon__key_end(struct hub_anon_key *k)
 
 /* Keys the run of letters at p[i..) (i <= n) whose keys are one plain byte each
  * (HUB_ANON_CP_PLAIN) in one script, as long as the key has room: Cyrillic letters when
- * cyr is given (the table by lead byte 0xd0..0xd3 and the byte after it, as the lexicon's
- * hub_anon__cyr_table), else ASCII ones (table: hub_anon__cp_table). Their key bytes go to
- * k->s from *klen on (collapse: one equal to the byte before is left out, and k->unfolded
- * set), their flags are ANDed into *all. Returns where the run stops: the letter after it
- * is of another kind, or no letter. Most of a word is such a run: the keying loops of the
- * detector and of hub_anon__key_mode take it in a loop of its own. */
+ * cyr is given (hub_anon__cyr_table), else ASCII ones (table: hub_anon__cp_table). Their
+ * key bytes go to k->s from *klen on (collapse: one equal to the byte before is left out,
+ * and k->unfolded set), their flags are ANDed into *all. Returns where the run stops: the
+ * letter after it is of another kind, or no letter. Most of a word is such a run: the
+ * keying loops of the detector and of hub_anon__key_mode take it in a loop of its own. */
 __attribute__((always_inline)) static inline size_t
 hub_anon__key_run(const uint32_t *table, const uint32_t *cyr, const unsigned char *p,
 		  size_t i, size_t n, struct hub_anon_key *k, size_t *klen, uint32_t *all,
@@ -445,11 +467,9 @@ hub_anon__key_run(const uint32_t *table, const uint32_t *cyr, const unsigned cha
 	if (cyr) {
 		lim = i + 2 * room < n - 1 ? i + 2 * room : n - 1; /* two bytes a letter */
 		while (i < lim) {
-			/* lead byte 0xd0..0xd3 and the byte after it */
-			unsigned at = ((unsigned)p[i] << 8 | p[i + 1]) - 0xd000;
-			uint32_t x;
+			uint32_t x = cyr[hub_anon__cyr_at(p + i)]; /* 0: no Cyrillic letter */
 
-			if (at >= (4u << 8) || !((x = cyr[at]) & HUB_ANON_CP_PLAIN))
+			if (!(x & HUB_ANON_CP_PLAIN))
 				break;
 			a &= x;
 			if (collapse && q > k->s && q[-1] == (char)x)
@@ -487,7 +507,14 @@ __attribute__((always_inline)) static inline void hub_anon__key_add_info(struct 
 
 	if (k->bad)
 		return;
-	if (info & HUB_ANON_CP_PLAIN) { /* most letters */
+	/* most letters, and a Kazakh letter but һ (whose "h" the rule of "kh" reads): one
+	 * byte (a Kazakh letter's strict one in a strict key) that no other rule reads */
+	if ((info & HUB_ANON_CP_PLAIN) || ((info & HUB_ANON_CP_KAZAKH) && c[0] != 'h')) {
+		if (info & HUB_ANON_CP_KAZAKH) {
+			k->kazakh = true;
+			if (k->mode == HUB_ANON_KEY_STRICT)
+				c[0] = (char)(info >> 24);
+		}
 		if (k->mode == HUB_ANON_KEY_COLLAPSE && len && k->s[len - 1] == c[0]) {
 			k->unfolded = true;
 			return;

@@ -47,8 +47,7 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 		if (u[i] < 0x80) {
 			info = cps[u[i]];
 			l = 1;
-		} else if (u[i] - 0xd0u < 4 && i + 1 < n &&
-			   (info = cyr[(u[i] - 0xd0) << 8 | u[i + 1]])) {
+		} else if (i + 1 < n && (info = cyr[hub_anon__cyr_at(u + i)])) {
 			l = 2;
 		} else {
 			l = hub_anon__decode(u + i, n - i, &cp);
@@ -218,20 +217,6 @@ size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t m
 		lens[n++] = len - e[i].len;
 	}
 	return n;
-}
-
-static bool is_vowel(char c)
-{
-	return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y';
-}
-
-size_t hub_anon__key_norm(const char *s, size_t len)
-{
-	if (len >= HUB_ANON_STEM_MIN + 2 && s[len - 2] == 'i' && s[len - 1] == 'a')
-		return len - 2;
-	if (len >= HUB_ANON_STEM_MIN + 1 && is_vowel(s[len - 1]))
-		return len - 1;
-	return len;
 }
 
 void hub_anon__htab_release(struct hub_anon_htab *t)

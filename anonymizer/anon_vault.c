@@ -382,9 +382,9 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 
 /* A name is looked for by its key both with repeats collapsed (how Latin words are
  * keyed) and as spelled (Cyrillic words): the norm, and the same stem of the other key.
- * c is its collapsed key (normalize's). */
+ * c is its collapsed key (normalize's), h the entry's hash (of the norm, and the type). */
 static void index_name(struct hub_anon_vault *v, struct hub_str value,
-		       const struct hub_anon_key *c, size_t norm_len, uint32_t how)
+		       const struct hub_anon_key *c, size_t norm_len, uint64_t h, uint32_t how)
 {
 	struct hub_anon_key own;
 
@@ -392,7 +392,7 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 		how |= HUB_ANON_KAZAKH;
 	/* the collapsed key (the entry's norm) whatever the folded one gives: a word too
 	 * long to fold ("Aqqq...qsy") is still an entry, and a name the text finds */
-	set_or(&v->names, v->names_first, hub_anon__key_hash(c, norm_len), how);
+	set_or(&v->names, v->names_first, h ^ (uint64_t)HUB_ANON_NAME, how);
 	name_start(v, c->s, norm_len);
 	/* the folded key is the collapsed one unless that collapsed something (then its
 	 * stem is the norm again, already in) */
@@ -472,7 +472,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	e = lookup(v, type, value, buf, &norm, &literal, &h, k, keyed);
 	if (e) {
 		if (known && type == HUB_ANON_NAME && !literal)
-			index_name(v, value, k, e->norm.len, how);
+			index_name(v, value, k, e->norm.len, e->hash, how);
 		return e;
 	}
 	/* a norm written in buf stays where it is */
@@ -508,7 +508,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 		v->literals[v->nliterals++] = (uint32_t)(e - v->e);
 	}
 	if (type == HUB_ANON_NAME && !literal)
-		index_name(v, value, k, norm.len, how);
+		index_name(v, value, k, norm.len, h, how);
 	if (type == HUB_ANON_PHONE)
 		index_phone(v, e->norm);
 	return e;
@@ -757,6 +757,15 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 	return left->unsure || name_left(v, text, left, first);
 }
 
+/* The norm of the name of span i (a name taken this look) is the same whatever names the
+ * vault learns: its key is still in keys (key_span) and the gazetteer has it whole
+ * (hub_anon__name_norm_fixed). Else a new name may change it: it is taken again. */
+static bool norm_fixed(const struct hub_anon_vault *v, size_t i)
+{
+	return v->key_span[i % KEYS] == i + 1 &&
+	       hub_anon__name_norm_fixed(v->anon, &v->keys[i % KEYS]);
+}
+
 /* Room for the entries of n spans (each set before it is read). */
 static uint32_t *got_room(struct hub_anon_vault *v, size_t n)
 {
@@ -817,7 +826,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 				stale = i;
 		}
 		for (size_t i = 0; i < stale; i++)
-			if (spans.items[i].type == HUB_ANON_NAME)
+			if (spans.items[i].type == HUB_ANON_NAME && !norm_fixed(vault, i))
 				got[i] = 0;
 		if (vault->n == was || !look_again(vault, text, &spans, &left, was))
 			break;
