@@ -483,6 +483,24 @@ int hub_json_bool(const struct hub_json_doc *doc, int i, bool *out)
 	return 0;
 }
 
+/* The end of the bytes from p[i] that go into a JSON string as they are: printable ASCII
+ * but '"' and '\\', and two-byte UTF-8 characters (a lead byte 0xc2..0xdf and a
+ * continuation byte: always valid, so Cyrillic text is one run). */
+static size_t plain_run(const unsigned char *p, size_t i, size_t n)
+{
+	while (i < n) {
+		unsigned char c = p[i];
+
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
+			i++;
+		else if (c - 0xc2u < 0x1e && i + 1 < n && (p[i + 1] & 0xc0) == 0x80)
+			i += 2;
+		else
+			break;
+	}
+	return i;
+}
+
 void hub_json_add_str(struct hub_buf *b, struct hub_str s)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -492,16 +510,14 @@ void hub_json_add_str(struct hub_buf *b, struct hub_str s)
 	hub_buf_addch(b, '"');
 	for (size_t i = 0; i < s.len;) {
 		unsigned char c = p[i];
-		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-			size_t j = i + 1;
-			while (j < s.len && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '"' &&
-			       p[j] != '\\')
-				j++;
+		size_t j = plain_run(p, i, s.len);
+
+		if (j > i) {
 			hub_buf_add(b, p + i, j - i);
 			i = j;
 			continue;
 		}
-		if (c >= 0x80) {
+		if (c >= 0x80) { /* three or four bytes, or not UTF-8 */
 			uint32_t cp;
 			size_t len = hub_utf8_decode(p + i, s.len - i, &cp);
 			if (len) {

@@ -146,6 +146,13 @@ static void test_writer_escapes(void **state)
 	hub_jw_obj_close(&jw);
 	assert_string_equal(b.p, "{\"t\":\"a\\\"b\\\\c\\n\\u0001\xef\xbf\xbd Ә\",\"n\":-42,"
 				 "\"l\":[true,null]}");
+	/* two-byte characters copied in runs; a lead byte without its continuation, an
+	 * overlong lead (0xc0, 0xc1), a lone continuation and a surrogate replaced; three-
+	 * and four-byte characters kept */
+	hub_buf_reset(&b);
+	hub_json_add_str(&b, hub_str_from("Сәлем\xd0\xc1\xbf\x80 €𝄞\xed\xa0\x80ы\xd1"));
+	assert_string_equal(b.p, "\"Сәлем\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd €𝄞"
+				 "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdы\xef\xbf\xbd\"");
 	hub_buf_release(&b);
 }
 
