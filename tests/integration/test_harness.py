@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import json
 import os
+import socket
 import socketserver
 import struct
 import subprocess
@@ -106,6 +107,17 @@ class FakeHubd(HubTestCase):
         self.assertIn("exited with 1 before READY=1", str(e.exception))
         h.kill()
         self.hubds.remove(h)    # its failure was the point
+
+    def test_a_port_taken_before_the_bind_is_exchanged_for_another(self):
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        h = self.start_hubd(self.config(port=port), binary=self.fake())
+        self.assertNotEqual(h.port, port)
+        h.assert_alive()
+        self.assertEqual(len(self.hubds), 1, "the one that found the port taken is not checked")
 
     def test_sanitizer_report_fails_stop(self):
         h = self.start_hubd(binary=self.fake(), overrides={"fake_ubsan": True})
