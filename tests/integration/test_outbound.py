@@ -9,7 +9,6 @@ replies in flight, and two instances draining one outbox.
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -461,14 +460,9 @@ class Wake(OutboundCase):
                  "RETURNING id, tenant_id, channel_id, conversation_id) INSERT INTO outbox "
                  "(tenant_id, message_id, channel_id, conversation_id) SELECT tenant_id, id, "
                  "channel_id, conversation_id FROM m" % conv)
-        r = subprocess.run([os.path.join(util.PG_BIN, "psql"), "-X", "-At", "-v",
-                            "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.pg.port),
-                            "-U", "postgres", "-d", self.db, "-c", "LISTEN hub_outbox",
-                            "-c", queue % "'from the CRM'", "-c", "SET hub.local_wake = on",
-                            "-c", queue % "'as hubd queues it'", "-c", "SELECT 'done'"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-        out = r.stdout.decode()
-        self.assertEqual(r.returncode, 0, r.stderr)
+        out = self.psql(["LISTEN hub_outbox", queue % "'from the CRM'",
+                         "SET hub.local_wake = on", queue % "'as hubd queues it'",
+                         "SELECT 'done'"])
         self.assertEqual(out.count('notification "hub_outbox"'), 1, out)
         self.assertLess(out.index('notification "hub_outbox"'), out.index("SET"), out)
         self.assertEqual(self.count("outbox", "status = 'pending'"), 2)

@@ -109,10 +109,13 @@ class PgServer:
         return self.url("hub")
 
     def psql(self, sql, db="postgres", timeout=30):
-        """Runs sql with `psql -At` and returns its output without the final newline."""
+        """Runs sql with `psql -At` and returns its output without the final newline; a list
+        of commands runs one after another in one session (psql prints the notifications a
+        LISTEN hears after each)."""
+        commands = [sql] if isinstance(sql, str) else sql
         r = subprocess.run([os.path.join(util.PG_BIN, "psql"), "-X", "-At", "-v",
                             "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                            "postgres", "-d", db, "-c", sql],
+                            "postgres", "-d", db] + [a for c in commands for a in ("-c", c)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
         if r.returncode != 0:
             raise PgError("psql -d %s -c %r: %s" % (db, sql,
