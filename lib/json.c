@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,24 @@
 #include "lib/utf8.h"
 
 #define JSON_MAX_DEPTH 64
+
+/* jsmn fills hub_json_tok's directly: its tokens (with JSMN_PARENT_LINKS) have the same
+ * fields in the same places, and its types the same values. */
+#define TOK_AS_JSMN(field) \
+	_Static_assert(offsetof(struct hub_json_tok, field) == offsetof(jsmntok_t, field) && \
+			       sizeof(((struct hub_json_tok *)0)->field) == \
+				       sizeof(((jsmntok_t *)0)->field), \
+		       "hub_json_tok." #field " is not jsmntok_t's")
+TOK_AS_JSMN(type);
+TOK_AS_JSMN(start);
+TOK_AS_JSMN(end);
+TOK_AS_JSMN(size);
+TOK_AS_JSMN(parent);
+_Static_assert(sizeof(struct hub_json_tok) == sizeof(jsmntok_t), "hub_json_tok is not jsmntok_t");
+_Static_assert((int)HUB_JSON_OBJECT == (int)JSMN_OBJECT && (int)HUB_JSON_ARRAY == (int)JSMN_ARRAY &&
+		       (int)HUB_JSON_STRING == (int)JSMN_STRING &&
+		       (int)HUB_JSON_PRIMITIVE == (int)JSMN_PRIMITIVE,
+	       "hub_json_type's values are not jsmn's");
 
 struct vstate {
 	const char *s;
@@ -39,10 +58,29 @@ static bool fail(struct vstate *v, const char *why)
 	return false;
 }
 
+/* The end of the bytes from p[i] that a JSON string holds as they are: printable ASCII
+ * but '"' and '\\', and two-byte UTF-8 characters (a lead byte 0xc2..0xdf and a
+ * continuation byte: always valid, so Cyrillic text is one run). The validator passes
+ * them without a look more, the writer copies them. */
+static size_t plain_run(const unsigned char *p, size_t i, size_t n)
+{
+	while (i < n) {
+		unsigned char c = p[i];
+
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
+			i++;
+		else if (c - 0xc2u < 0x1e && i + 1 < n && (p[i + 1] & 0xc0) == 0x80)
+			i += 2;
+		else
+			break;
+	}
+	return i;
+}
+
 static bool v_string(struct vstate *v)
 {
 	v->i++; /* opening quote */
-	while (v->i < v->n) {
+	while ((v->i = plain_run((const unsigned char *)v->s, v->i, v->n)) < v->n) {
 		unsigned char c = (unsigned char)v->s[v->i];
 		if (c == '"') {
 			v->i++;
@@ -66,10 +104,6 @@ static bool v_string(struct vstate *v)
 			} else {
 				return fail(v, "bad escape in string");
 			}
-			continue;
-		}
-		if (c < 0x80) {
-			v->i++;
 			continue;
 		}
 		uint32_t cp;
@@ -264,22 +298,7 @@ int hub_json_parse(struct hub_pool *pool, struct hub_str text, int max_tokens,
 	doc->src = text.p;
 	doc->len = text.len;
 	doc->n = n;
-	doc->tok = hub_pool_calloc(pool, (size_t)n, sizeof(*doc->tok));
-	for (int i = 0; i < n; i++) {
-		static const enum hub_json_type types[] = {
-			[JSMN_OBJECT] = HUB_JSON_OBJECT,
-			[JSMN_ARRAY] = HUB_JSON_ARRAY,
-			[JSMN_STRING] = HUB_JSON_STRING,
-			[JSMN_PRIMITIVE] = HUB_JSON_PRIMITIVE,
-		};
-		hub_assert(toks[i].type == JSMN_OBJECT || toks[i].type == JSMN_ARRAY ||
-			   toks[i].type == JSMN_STRING || toks[i].type == JSMN_PRIMITIVE);
-		doc->tok[i].type = types[toks[i].type];
-		doc->tok[i].start = toks[i].start;
-		doc->tok[i].end = toks[i].end;
-		doc->tok[i].size = toks[i].size;
-		doc->tok[i].parent = toks[i].parent;
-	}
+	doc->tok = (struct hub_json_tok *)toks; /* the same layout (TOK_AS_JSMN) */
 	return 0;
 }
 
@@ -481,24 +500,6 @@ int hub_json_bool(const struct hub_json_doc *doc, int i, bool *out)
 	else
 		return -EINVAL;
 	return 0;
-}
-
-/* The end of the bytes from p[i] that go into a JSON string as they are: printable ASCII
- * but '"' and '\\', and two-byte UTF-8 characters (a lead byte 0xc2..0xdf and a
- * continuation byte: always valid, so Cyrillic text is one run). */
-static size_t plain_run(const unsigned char *p, size_t i, size_t n)
-{
-	while (i < n) {
-		unsigned char c = p[i];
-
-		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
-			i++;
-		else if (c - 0xc2u < 0x1e && i + 1 < n && (p[i + 1] & 0xc0) == 0x80)
-			i += 2;
-		else
-			break;
-	}
-	return i;
 }
 
 void hub_json_add_str(struct hub_buf *b, struct hub_str s)
