@@ -35,7 +35,8 @@ void hub_pool_release(struct hub_pool *pool)
 	pool->total = 0;
 }
 
-void *hub_pool_alloc(struct hub_pool *pool, size_t n)
+/* n bytes aligned for any type, as they are. */
+static void *pool_take(struct hub_pool *pool, size_t n)
 {
 	const size_t align = alignof(max_align_t);
 	struct hub_pool_chunk *c = pool->chunks;
@@ -65,15 +66,25 @@ void *hub_pool_alloc(struct hub_pool *pool, size_t n)
 	void *p = c->data + c->used;
 	c->used += need;
 	pool->total += need;
-	memset(p, 0, n);
 	return p;
+}
+
+void *hub_pool_alloc(struct hub_pool *pool, size_t n)
+{
+	return memset(pool_take(pool, n), 0, n);
+}
+
+/* The bytes of nmemb items of size bytes; aborts on overflow. */
+static size_t array_bytes(size_t nmemb, size_t size)
+{
+	if (size && nmemb > SIZE_MAX / 2 / size)
+		hub_assert(!"pool allocation overflow");
+	return nmemb * size;
 }
 
 void *hub_pool_calloc(struct hub_pool *pool, size_t nmemb, size_t size)
 {
-	if (size && nmemb > SIZE_MAX / 2 / size)
-		hub_assert(!"pool allocation overflow");
-	return hub_pool_alloc(pool, nmemb * size);
+	return hub_pool_alloc(pool, array_bytes(nmemb, size));
 }
 
 void *hub_pool_grow(struct hub_pool *pool, void *items, size_t *cap, size_t first,
@@ -83,9 +94,11 @@ void *hub_pool_grow(struct hub_pool *pool, void *items, size_t *cap, size_t firs
 	void *grown;
 
 	*cap = n ? 2 * n : first;
-	grown = hub_pool_calloc(pool, *cap, size);
+	/* the old items copied, only the new ones zeroed */
+	grown = pool_take(pool, array_bytes(*cap, size));
 	if (n)
 		memcpy(grown, items, n * size);
+	memset((char *)grown + n * size, 0, (*cap - n) * size);
 	return grown;
 }
 

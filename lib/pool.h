@@ -26,7 +26,7 @@ void *hub_pool_alloc(struct hub_pool *pool, size_t n);
 void *hub_pool_calloc(struct hub_pool *pool, size_t nmemb, size_t size);
 /* An array of size-byte items that is full (*cap items, all used) moved into one of twice
  * the capacity (first when *cap is 0); returns it and updates *cap. The old array stays in
- * the pool. */
+ * the pool; the items past the old ones are zeroed. */
 void *hub_pool_grow(struct hub_pool *pool, void *items, size_t *cap, size_t first,
 		    size_t size);
 /* NUL-terminated copies. */
