@@ -14,7 +14,7 @@ void hub_hmac_sha256(struct hub_str key, struct hub_str data, unsigned char out[
 /* Constant time in n; true when equal. */
 bool hub_ct_equal(const void *a, const void *b, size_t n);
 /* given == expected, in time that depends on neither content nor length (both are
- * compared as HMAC digests): for tokens and secrets sent by clients. */
+ * compared as SHA-256 digests): for tokens and secrets sent by clients. */
 bool hub_secret_equal(struct hub_str given, const char *expected);
 /* Decodes exactly outlen bytes of upper- or lower-case hex. 0 or -EBADMSG. */
 int hub_hex_decode(struct hub_str hex, unsigned char *out, size_t outlen) HUB_MUSTCHECK;
