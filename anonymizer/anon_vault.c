@@ -863,7 +863,9 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		if (sp->start > at)
 			memcpy(o, text.p + at, sp->start - at);
 		o += sp->start - at;
-		memcpy(o, e->marker.p, e->marker.len);
+		/* a marker is shorter than MARKER_ROOM, and so much is readable at it (give_marker)
+		 * and writable at o (the room taken above): one copy of a fixed size */
+		memcpy(o, e->marker.p, MARKER_ROOM);
 		o += e->marker.len;
 		at = sp->end;
 		if (list)
