@@ -165,31 +165,42 @@ static inline uint32_t set_get(const struct set *t, uint64_t key)
 	return 0;
 }
 
-/* ORs flags into the entry of key; first: the set's slots in the vault. */
-static void set_or(struct set *t, struct set_slot *first, uint64_t key, uint32_t flags)
+/* Room in t for one key more (at most half full): its first slots zeroed when it takes its
+ * first key, or twice as many slots. */
+static void set_room(struct set *t, struct set_slot *first)
+{
+	struct set old = *t;
+	size_t i;
+
+	if (!t->n && t->slots == first)
+		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+	if ((t->n + 1) * 2 <= t->mask + 1)
+		return;
+	t->mask = 2 * (old.mask + 1) - 1;
+	t->slots = hub_xcalloc(t->mask + 1, sizeof(*t->slots));
+	for (size_t j = 0; j <= old.mask; j++) {
+		if (!old.slots[j].key)
+			continue;
+		for (i = set_first_slot(old.slots[j].key, t->mask); t->slots[i].key;
+		     i = (i + 1) & t->mask)
+			;
+		t->slots[i] = old.slots[j];
+	}
+	if (old.slots != first)
+		free(old.slots);
+}
+
+/* ORs flags into the entry of key; first: the set's slots in the vault. Inline: each new
+ * entry puts a key or two in a set. */
+__attribute__((always_inline)) static inline void
+set_or(struct set *t, struct set_slot *first, uint64_t key, uint32_t flags)
 {
 	size_t i;
 
 	if (!key)
 		key = 1;
-	if (!t->n && t->slots == first)
-		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
-	if ((t->n + 1) * 2 > t->mask + 1) {
-		struct set old = *t;
-
-		t->mask = 2 * (old.mask + 1) - 1;
-		t->slots = hub_xcalloc(t->mask + 1, sizeof(*t->slots));
-		for (size_t j = 0; j <= old.mask; j++) {
-			if (!old.slots[j].key)
-				continue;
-			for (i = set_first_slot(old.slots[j].key, t->mask); t->slots[i].key;
-			     i = (i + 1) & t->mask)
-				;
-			t->slots[i] = old.slots[j];
-		}
-		if (old.slots != first)
-			free(old.slots);
-	}
+	if (!t->n || (t->n + 1) * 2 > t->mask + 1)
+		set_room(t, first);
 	for (i = set_first_slot(key, t->mask); t->slots[i].key && t->slots[i].key != key;
 	     i = (i + 1) & t->mask)
 		;
