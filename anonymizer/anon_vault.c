@@ -809,6 +809,10 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 			       &vault->scratch_detect);
 	if (ret < 0)
 		return ret;
+	if (!spans.n) {
+		hub_buf_add(out, text.p, text.len); /* nothing found: the vault learns nothing */
+		return 0;
+	}
 	/* A value first seen here may also be written another way earlier in the text
 	 * ("701-123-4567 ... +7 701 123 45 67"): once the vault knows it, look again (and
 	 * again, a few times at most, for what that look finds). */
