@@ -60,6 +60,7 @@ struct block {
 
 struct hub_anon_vault {
 	const struct hub_anon *anon;
+	const uint32_t *cps, *cyr; /* anon's tables, for keying names (hub_anon__key_tables) */
 	struct entry *e;
 	size_t n, cap;
 	uint32_t *index;   /* entry + 1 by hash, 0 free */
@@ -102,6 +103,8 @@ int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 	/* the fields and the first slots of the tables, not the rest of the inline room */
 	memset(v, 0, offsetof(struct hub_anon_vault, scratch_detect));
 	v->anon = anon;
+	v->cps = hub_anon__cp_table(anon);
+	v->cyr = hub_anon__cyr_table(anon);
 	v->e = v->e_first;
 	v->cap = ENTRIES_FIRST;
 	v->index = v->index_first;
@@ -306,8 +309,8 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		break;
 	}
 	case HUB_ANON_NAME:
-		if (keyed ||
-		    hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
+		if (keyed || hub_anon__key_tables(v->cps, v->cyr, value.p, value.len,
+						  HUB_ANON_KEY_COLLAPSE, k)) {
 			n = hub_anon__name_norm(v->anon, v, k);
 			*h = hub_anon__key_hash(k, n) ^ (uint64_t)type; /* of its n first bytes */
 			return (struct hub_str){ k->s, n };
@@ -408,7 +411,7 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 	/* the folded key is the collapsed one unless that collapsed something (then its
 	 * stem is the norm again, already in) */
 	if (!c->unfolded ||
-	    !hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
+	    !hub_anon__key_tables(v->cps, v->cyr, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
 		return;
 	if (own.len >= c->len - norm_len) {
 		size_t len = own.len - (c->len - norm_len);
