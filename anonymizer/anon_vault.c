@@ -491,7 +491,11 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	}
 	/* a norm written in buf stays where it is */
 	p = (char *)norm.p;
-	if (norm.p == k->s || norm.p == value.p) {
+	if (norm.p == k->s) {
+		/* a name's key: its whole buffer in one copy of a fixed size (room has it) */
+		p = buf;
+		memcpy(p, k->s, sizeof(k->s));
+	} else if (norm.p == value.p) {
 		p = buf;
 		if (norm.len)
 			memcpy(p, norm.p, norm.len);
