@@ -645,11 +645,14 @@ static bool inside(const struct hub_anon_spans *spans, size_t at, size_t *i)
 static bool name_left(const struct hub_anon_vault *v, struct hub_str text,
 		      const struct hub_anon__left *left, uint64_t first)
 {
+	/* a word without a first key byte (0) is looked at too: bit 0, which no key byte
+	 * (a lower-case letter) has */
+	first |= 1;
 	for (size_t i = 0; i < left->nwords; i++) {
 		const struct hub_anon__left_word *w = &left->words[i];
 
 		/* the detector keys the word and looks it up so */
-		if ((!w->first || (first >> (w->first & 63) & 1)) &&
+		if ((first >> (w->first & 63) & 1) &&
 		    hub_anon__word_in_vault(v->anon, v, text.p + w->start, w->end - w->start))
 			return true;
 	}
