@@ -842,9 +842,8 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 
 			got[i] = (uint32_t)(e - vault->e) + 1;
 			/* a name keyed (not a literal): its key serves again */
-			vault->key_span[i % KEYS] =
-				spans.items[i].type == HUB_ANON_NAME && !e->literal ? i + 1 :
-				spans.items[i].type == HUB_ANON_NAME ? 0 : vault->key_span[i % KEYS];
+			if (spans.items[i].type == HUB_ANON_NAME)
+				vault->key_span[i % KEYS] = e->literal ? 0 : i + 1;
 			/* a name's norm depends on the names the vault has: a new name may
 			 * change the norm of the names before it */
 			if (vault->n > before && e->type == HUB_ANON_NAME)
