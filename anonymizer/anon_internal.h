@@ -45,6 +45,10 @@ bool hub_anon__key(const struct hub_anon *anon, const char *p, size_t n,
 		   struct hub_anon_key *k);
 bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 			enum hub_anon_key_mode mode, struct hub_anon_key *k);
+/* hub_anon__key_mode with anon's tables given (hub_anon__cp_table, hub_anon__cyr_table):
+ * for a caller that keeps them (the vault keys each name it takes). */
+bool hub_anon__key_tables(const uint32_t *cps, const uint32_t *cyr, const char *p, size_t n,
+			  enum hub_anon_key_mode mode, struct hub_anon_key *k);
 /* anon's table of hub_anon__cp_info for the code points below HUB_ANON_CP_TABLE. */
 const uint32_t *hub_anon__cp_table(const struct hub_anon *anon);
 /* ... and by the two bytes of a Cyrillic letter as they are (HUB_ANON_CYR_TABLE entries, at

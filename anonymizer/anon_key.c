@@ -24,11 +24,12 @@ char hub_anon__key_first(uint32_t cp)
 	return s ? s[0] : 0;
 }
 
-bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
-			enum hub_anon_key_mode mode, struct hub_anon_key *k)
+/* hub_anon__key_mode with anon's tables; inline in it and in hub_anon__key_tables. */
+__attribute__((always_inline)) static inline bool
+key_mode(const uint32_t *cps, const uint32_t *cyr, const char *p, size_t n,
+	 enum hub_anon_key_mode mode, struct hub_anon_key *k)
 {
 	const unsigned char *u = (const unsigned char *)p;
-	const uint32_t *cps = hub_anon__cp_table(anon), *cyr = hub_anon__cyr_table(anon);
 	size_t i = 0, len = 0;
 
 	hub_anon__key_start(k, mode, n && ((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'));
@@ -80,6 +81,18 @@ bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
 	}
 	k->len = len;
 	return hub_anon__key_end(k);
+}
+
+bool hub_anon__key_mode(const struct hub_anon *anon, const char *p, size_t n,
+			enum hub_anon_key_mode mode, struct hub_anon_key *k)
+{
+	return key_mode(hub_anon__cp_table(anon), hub_anon__cyr_table(anon), p, n, mode, k);
+}
+
+bool hub_anon__key_tables(const uint32_t *cps, const uint32_t *cyr, const char *p, size_t n,
+			  enum hub_anon_key_mode mode, struct hub_anon_key *k)
+{
+	return key_mode(cps, cyr, p, n, mode, k);
 }
 
 struct ending {

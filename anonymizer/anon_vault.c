@@ -60,6 +60,7 @@ struct block {
 
 struct hub_anon_vault {
 	const struct hub_anon *anon;
+	const uint32_t *cps, *cyr; /* anon's tables, for keying names (hub_anon__key_tables) */
 	struct entry *e;
 	size_t n, cap;
 	uint32_t *index;   /* entry + 1 by hash, 0 free */
@@ -102,6 +103,8 @@ int hub_anon_vault_new(const struct hub_anon *anon, struct hub_anon_vault **out)
 	/* the fields and the first slots of the tables, not the rest of the inline room */
 	memset(v, 0, offsetof(struct hub_anon_vault, scratch_detect));
 	v->anon = anon;
+	v->cps = hub_anon__cp_table(anon);
+	v->cyr = hub_anon__cyr_table(anon);
 	v->e = v->e_first;
 	v->cap = ENTRIES_FIRST;
 	v->index = v->index_first;
@@ -165,31 +168,42 @@ static inline uint32_t set_get(const struct set *t, uint64_t key)
 	return 0;
 }
 
-/* ORs flags into the entry of key; first: the set's slots in the vault. */
-static void set_or(struct set *t, struct set_slot *first, uint64_t key, uint32_t flags)
+/* Room in t for one key more (at most half full): its first slots zeroed when it takes its
+ * first key, or twice as many slots. */
+static void set_room(struct set *t, struct set_slot *first)
+{
+	struct set old = *t;
+	size_t i;
+
+	if (!t->n && t->slots == first)
+		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+	if ((t->n + 1) * 2 <= t->mask + 1)
+		return;
+	t->mask = 2 * (old.mask + 1) - 1;
+	t->slots = hub_xcalloc(t->mask + 1, sizeof(*t->slots));
+	for (size_t j = 0; j <= old.mask; j++) {
+		if (!old.slots[j].key)
+			continue;
+		for (i = set_first_slot(old.slots[j].key, t->mask); t->slots[i].key;
+		     i = (i + 1) & t->mask)
+			;
+		t->slots[i] = old.slots[j];
+	}
+	if (old.slots != first)
+		free(old.slots);
+}
+
+/* ORs flags into the entry of key; first: the set's slots in the vault. Inline: each new
+ * entry puts a key or two in a set. */
+__attribute__((always_inline)) static inline void
+set_or(struct set *t, struct set_slot *first, uint64_t key, uint32_t flags)
 {
 	size_t i;
 
 	if (!key)
 		key = 1;
-	if (!t->n && t->slots == first)
-		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
-	if ((t->n + 1) * 2 > t->mask + 1) {
-		struct set old = *t;
-
-		t->mask = 2 * (old.mask + 1) - 1;
-		t->slots = hub_xcalloc(t->mask + 1, sizeof(*t->slots));
-		for (size_t j = 0; j <= old.mask; j++) {
-			if (!old.slots[j].key)
-				continue;
-			for (i = set_first_slot(old.slots[j].key, t->mask); t->slots[i].key;
-			     i = (i + 1) & t->mask)
-				;
-			t->slots[i] = old.slots[j];
-		}
-		if (old.slots != first)
-			free(old.slots);
-	}
+	if (!t->n || (t->n + 1) * 2 > t->mask + 1)
+		set_room(t, first);
 	for (i = set_first_slot(key, t->mask); t->slots[i].key && t->slots[i].key != key;
 	     i = (i + 1) & t->mask)
 		;
@@ -295,8 +309,8 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		break;
 	}
 	case HUB_ANON_NAME:
-		if (keyed ||
-		    hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_COLLAPSE, k)) {
+		if (keyed || hub_anon__key_tables(v->cps, v->cyr, value.p, value.len,
+						  HUB_ANON_KEY_COLLAPSE, k)) {
 			n = hub_anon__name_norm(v->anon, v, k);
 			*h = hub_anon__key_hash(k, n) ^ (uint64_t)type; /* of its n first bytes */
 			return (struct hub_str){ k->s, n };
@@ -397,7 +411,7 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 	/* the folded key is the collapsed one unless that collapsed something (then its
 	 * stem is the norm again, already in) */
 	if (!c->unfolded ||
-	    !hub_anon__key_mode(v->anon, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
+	    !hub_anon__key_tables(v->cps, v->cyr, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
 		return;
 	if (own.len >= c->len - norm_len) {
 		size_t len = own.len - (c->len - norm_len);
@@ -477,7 +491,11 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	}
 	/* a norm written in buf stays where it is */
 	p = (char *)norm.p;
-	if (norm.p == k->s || norm.p == value.p) {
+	if (norm.p == k->s) {
+		/* a name's key: its whole buffer in one copy of a fixed size (room has it) */
+		p = buf;
+		memcpy(p, k->s, sizeof(k->s));
+	} else if (norm.p == value.p) {
 		p = buf;
 		if (norm.len)
 			memcpy(p, norm.p, norm.len);
@@ -627,11 +645,14 @@ static bool inside(const struct hub_anon_spans *spans, size_t at, size_t *i)
 static bool name_left(const struct hub_anon_vault *v, struct hub_str text,
 		      const struct hub_anon__left *left, uint64_t first)
 {
+	/* a word without a first key byte (0) is looked at too: bit 0, which no key byte
+	 * (a lower-case letter) has */
+	first |= 1;
 	for (size_t i = 0; i < left->nwords; i++) {
 		const struct hub_anon__left_word *w = &left->words[i];
 
 		/* the detector keys the word and looks it up so */
-		if ((!w->first || (first >> (w->first & 63) & 1)) &&
+		if ((first >> (w->first & 63) & 1) &&
 		    hub_anon__word_in_vault(v->anon, v, text.p + w->start, w->end - w->start))
 			return true;
 	}
@@ -798,6 +819,10 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 			       &vault->scratch_detect);
 	if (ret < 0)
 		return ret;
+	if (!spans.n) {
+		hub_buf_add(out, text.p, text.len); /* nothing found: the vault learns nothing */
+		return 0;
+	}
 	/* A value first seen here may also be written another way earlier in the text
 	 * ("701-123-4567 ... +7 701 123 45 67"): once the vault knows it, look again (and
 	 * again, a few times at most, for what that look finds). */
@@ -817,9 +842,8 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 
 			got[i] = (uint32_t)(e - vault->e) + 1;
 			/* a name keyed (not a literal): its key serves again */
-			vault->key_span[i % KEYS] =
-				spans.items[i].type == HUB_ANON_NAME && !e->literal ? i + 1 :
-				spans.items[i].type == HUB_ANON_NAME ? 0 : vault->key_span[i % KEYS];
+			if (spans.items[i].type == HUB_ANON_NAME)
+				vault->key_span[i % KEYS] = e->literal ? 0 : i + 1;
 			/* a name's norm depends on the names the vault has: a new name may
 			 * change the norm of the names before it */
 			if (vault->n > before && e->type == HUB_ANON_NAME)
@@ -863,7 +887,9 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		if (sp->start > at)
 			memcpy(o, text.p + at, sp->start - at);
 		o += sp->start - at;
-		memcpy(o, e->marker.p, e->marker.len);
+		/* a marker is shorter than MARKER_ROOM, and so much is readable at it (give_marker)
+		 * and writable at o (the room taken above): one copy of a fixed size */
+		memcpy(o, e->marker.p, MARKER_ROOM);
 		o += e->marker.len;
 		at = sp->end;
 		if (list)
