@@ -1,5 +1,5 @@
 """tests/support/util.py - paths, free ports (apart for each of tests/run's workers),
-deadlines and running things as `postgres`.
+deadlines, running things as `postgres`, and the CPU time the benchmarks read from /proc.
 
 Shared by every other support module; knows nothing about hubd.
 """
@@ -120,3 +120,20 @@ def tail(path, lines=60):
     except OSError:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def children(pid):
+    """The pids of pid's children (none once it is gone)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def machine_busy_s():
+    """CPU seconds all cores spent busy so far (/proc/stat: all but idle and iowait): for a
+    benchmark to show what else ran beside it."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / float(os.sysconf("SC_CLK_TCK"))
