@@ -1818,12 +1818,26 @@ static void decide_names(struct scan *s)
 	size_t j = 0;
 	bool found;
 
-	merge_spans(s->out); /* sorted, for one walk */
-	for (size_t i = 0; i < s->nwords && s->out->n; i++) {
-		while (j < s->out->n && s->out->items[j].end <= ws[i].start)
-			j++;
-		if (j < s->out->n && s->out->items[j].start < ws[i].end)
+	merge_spans(s->out); /* sorted, and no two overlap */
+	/* the words that overlap a span: from the first that ends after its start, found by
+	 * halving (the words are sorted, and so are their ends; a span covers few of them),
+	 * as long as they start before its end */
+	for (size_t i = 0; j < s->out->n; j++) {
+		const struct hub_anon_span *sp = &s->out->items[j];
+		size_t hi = s->nwords;
+
+		while (i < hi) {
+			size_t mid = i + (hi - i) / 2;
+
+			if (ws[mid].end <= sp->start)
+				i = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; i < s->nwords && ws[i].start < sp->end; i++)
 			ws[i].w |= W_SPANNED; /* (what_is_left reads it too) */
+		if (i)
+			i--; /* the last one may overlap the next span too */
 	}
 	/* no word mark_names could take for a name: each it finds is the vault's, has one of
 	 * these (intrinsic's), or is paired with such a name or an улы. Nothing to decide
