@@ -585,6 +585,13 @@ struct scan {
 	size_t niban;
 	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
 	size_t end_digit;   /* ... and after the last digit, where it stops */
+	/* the runs of digits, [start, end) each, as find_numbers reads them (every one):
+	 * what_is_left asks the spans of them alone; nruns counts all, the first that fit
+	 * are here (more: what_is_left reads the text) */
+	struct digit_run {
+		size_t start, end;
+	} runs[16];
+	size_t nruns;
 	size_t id_cue; /* where the first IIN/BIN cue word ends; SIZE_MAX without one */
 	size_t ndigits;
 	bool has_at;     /* an '@' is in the text (cut_words): e-mails need one */
@@ -2188,6 +2195,8 @@ static void find_numbers(struct scan *s)
 
 			while (i < t.len && is_digit(t.p[i]))
 				i++;
+			if (s->nruns++ < HUB_ARRAY_SIZE(s->runs))
+				s->runs[s->nruns - 1] = (struct digit_run){ start, i };
 			if (i - start > MAX_DIGITS)
 				break; /* too long to be anything: the run ends before it */
 			if (r.ng == MAX_GROUPS) {
@@ -2499,23 +2508,46 @@ static void merge_spans(struct hub_anon_spans *o)
 	o->n = n + 1;
 }
 
+/* Whether a digit is outside every span (the spans sorted and merged: none overlaps). */
+static bool digits_left(const struct scan *s)
+{
+	const struct hub_anon_spans *o = s->out;
+	size_t j = 0, inside = 0;
+
+	if (s->nruns > HUB_ARRAY_SIZE(s->runs)) {
+		/* the digits are in [first_digit, end_digit): those inside a span counted */
+		for (size_t i = 0; i < o->n && inside < s->ndigits; i++) {
+			size_t p = o->items[i].start > s->first_digit ? o->items[i].start
+								      : s->first_digit;
+			size_t e = o->items[i].end < s->end_digit ? o->items[i].end : s->end_digit;
+
+			for (; p < e; p++)
+				inside += is_digit(s->text.p[p]);
+		}
+		return inside < s->ndigits;
+	}
+	/* the same from the runs, in order: each covered from its start on, span after span
+	 * (a span may end inside a run and the next go on from there, or cover later runs) */
+	for (size_t r = 0; r < s->nruns; r++) {
+		for (size_t p = s->runs[r].start; p < s->runs[r].end; p = o->items[j].end) {
+			while (j < o->n && o->items[j].end <= p)
+				j++;
+			if (j == o->n || o->items[j].start > p)
+				return true; /* the digit at p */
+		}
+	}
+	return false;
+}
+
 /* Whether a word is partly inside a span, and whether a digit is outside every span. */
 static void what_is_left(struct scan *s, struct hub_anon__left *left)
 {
 	const struct hub_anon_spans *o = s->out;
 	struct hub_anon__left_word *lw;
-	size_t j = 0, inside = 0, n = 0;
+	size_t j = 0, n = 0;
 
 	*left = (struct hub_anon__left){ 0 };
-	/* the digits are in [first_digit, end_digit) */
-	for (size_t i = 0; i < o->n && inside < s->ndigits; i++) {
-		size_t p = o->items[i].start > s->first_digit ? o->items[i].start : s->first_digit;
-		size_t e = o->items[i].end < s->end_digit ? o->items[i].end : s->end_digit;
-
-		for (; p < e; p++)
-			inside += is_digit(s->text.p[p]);
-	}
-	left->digits = inside < s->ndigits;
+	left->digits = digits_left(s);
 	if (!s->nwords || !o->n)
 		return; /* without a span, the vault learns nothing and never looks again (and
 			 * nothing of the pool is taken: most messages without personal data
@@ -2597,6 +2629,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.end_digit = 0;
 	s.id_cue = SIZE_MAX;
 	s.ndigits = 0;
+	s.nruns = 0;
 	s.has_at = false;
 	s.has_marker = false;
 	s.price = false;
