@@ -1695,10 +1695,13 @@ static bool mark_names(struct scan *s)
 
 	for (size_t i = 0; i < s->nwords; i++) {
 		struct word *w = &ws[i];
-		bool learned = learned_name(w), intr;
+		bool learned, intr;
 
-		if (!(w->w & W_KEYED))
+		/* most words: nothing below takes a word without one of these */
+		if (!(w->w & W_KEYED) || !(w->w & (W_PATRO_WORD | W_KNOWN | W_LEARNED | W_GAZ |
+						   W_SURNAME | W_PATRO | W_CAP | W_ALLCAPS)))
 			continue;
+		learned = learned_name(w);
 		if (w->w & W_PATRO_WORD)
 			pair_from(i, &lo, &hi);
 		if (w->w & W_KNOWN) {
