@@ -2103,7 +2103,9 @@ static void match_groups(struct scan *s, struct run *r, size_t upto, size_t *wi)
 
 		if (r->doff[last] - r->doff[i] < 7)
 			continue; /* no window from here has the 7 digits of anything (below) */
-		before = word_before(s, g[i].start, wi, &hash);
+		/* before a group after the run's first there are only separators (no '#' or
+		 * '№') back to a digit, where no word ends: no word, no hash */
+		before = r->first + i == 0 ? word_before(s, g[i].start, wi, &hash) : NULL;
 		c = (struct cand){
 			.d = r->digits + r->doff[i], .g = g + i,
 			.plus = r->plus && r->first + i == 0,
