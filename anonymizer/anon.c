@@ -901,7 +901,7 @@ kazakh:
 				/* a Cyrillic word's strict key (classify's second look) is its
 				 * folded one up to its first Kazakh letter: from there on, both */
 				hub_anon__key_start(&ks, HUB_ANON_KEY_STRICT, false);
-				memcpy(ks.s, k.s, k.len);
+				memcpy(ks.s, k.s, sizeof(ks.s)); /* whole: a copy without a call */
 				ks.len = k.len;
 				ks.bad = k.bad;
 				strict = true;
