@@ -1821,8 +1821,9 @@ static bool cyrillic_left(struct scan *s, uint64_t names)
 /* Latin words that only a transliterated Cyrillic name explains are names in Latin text
  * only (in Cyrillic text they are brands: Lada), and so are Latin names without a cue or a
  * Latin name beside them (Octavia). Latin text: no Cyrillic word is left outside what was
- * found, which stays so when what was found is replaced by markers. */
-static void decide_names(struct scan *s)
+ * found, which stays so when what was found is replaced by markers. Merges the spans found
+ * before; returns whether it added names after them (else they are merged still). */
+static bool decide_names(struct scan *s)
 {
 	struct word *ws = s->words;
 	size_t j = 0;
@@ -1854,7 +1855,7 @@ static void decide_names(struct scan *s)
 	 * then, nor Latin text to look for (latin_name needs W_CAP or W_GAZ...) */
 	if (!(s->word_flags & (W_KNOWN | W_LEARNED | W_PATRO_WORD | W_GAZ | W_SURNAME | W_PATRO |
 			       W_CAP | W_ALLCAPS)))
-		return;
+		return false;
 	/* Latin text whatever the names are (no Cyrillic word outside the spans): one look,
 	 * as Latin text (the look as Cyrillic text would find it so, and mark_names changes
 	 * nothing else that the second look reads: W_NAME is the same in both) */
@@ -1867,7 +1868,7 @@ static void decide_names(struct scan *s)
 		found = mark_names(s);
 	}
 	if (!found)
-		return; /* no name to add */
+		return false; /* no name to add */
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
 	for (size_t i = 0; i < s->nwords; i++) {
@@ -1881,6 +1882,7 @@ static void decide_names(struct scan *s)
 			i++;
 		add_span(s, start, ws[i].end, HUB_ANON_NAME);
 	}
+	return true;
 }
 
 /* ---- numbers: phones, IIN/BIN, cards ---- */
@@ -2650,8 +2652,9 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	find_ibans(&s);
 	find_numbers(&s);
 	hub_anon__vault_each_literal(vault, on_literal, &lc);
-	decide_names(&s);
-	merge_spans(out);
+	/* decide_names merges the spans the others found: again only when it adds names */
+	if (decide_names(&s))
+		merge_spans(out);
 	if (left)
 		what_is_left(&s, left);
 	return 0;
