@@ -1410,6 +1410,8 @@ static bool contact_after(const struct scan *s, size_t pos)
 	struct hub_str t = s->text;
 	size_t digits = 0;
 
+	if (!s->has_at && s->end_digit <= pos)
+		return false; /* no '@' in the text, nor a digit from pos on */
 	while (pos < t.len && (t.p[pos] == ' ' || t.p[pos] == ','))
 		pos++;
 	for (size_t p = pos; s->has_at && p < t.len && p - pos < 64 && t.p[p] != ' ' &&
