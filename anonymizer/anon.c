@@ -2667,12 +2667,12 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 static bool name_stem(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		      bool may, const struct hub_anon_key *k, size_t len, size_t norm)
 {
-	uint32_t f;
+	/* the gazetteer first: inline, and most names are there */
+	uint32_t f = lexicon_get(anon, hub_anon__key_hash(k, len));
 
-	if (may && hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
+	if ((f & LX_NAME) && (f & LX_L))
 		return true;
-	f = lexicon_get(anon, hub_anon__key_hash(k, len));
-	return (f & LX_NAME) && (f & LX_L);
+	return may && hub_anon__vault_name(vault, hub_anon__key_hash(k, norm));
 }
 
 bool hub_anon__name_norm_fixed(const struct hub_anon *anon, const struct hub_anon_key *k)
