@@ -659,7 +659,7 @@ static struct hub_anon_span *grow_spans(struct scan *s, struct hub_anon_spans *o
 	return sc->spans; /* the items so far are in it already */
 }
 
-static void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_type type)
+static inline void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_type type)
 {
 	struct hub_anon_spans *o = s->out;
 
