@@ -1385,7 +1385,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 }
 
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
-static int cue_before(const struct scan *s, size_t i)
+static inline int cue_before(const struct scan *s, size_t i)
 {
 	const struct word *p;
 
