@@ -2338,7 +2338,7 @@ static void find_ibans(struct scan *s)
 
 /* ---- e-mail ---- */
 
-static bool email_byte(struct hub_str t, size_t i, bool local)
+static inline bool email_byte(struct hub_str t, size_t i, bool local)
 {
 	unsigned char c = (unsigned char)t.p[i];
 
