@@ -2664,8 +2664,8 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 
 /* Whether the stem of len bytes of k is a name of the vault (may: one may be) or of the
  * gazetteer with repeats collapsed (hub_anon__name_norm). */
-static bool name_stem(const struct hub_anon *anon, const struct hub_anon_vault *vault,
-		      bool may, const struct hub_anon_key *k, size_t len, size_t norm)
+static inline bool name_stem(const struct hub_anon *anon, const struct hub_anon_vault *vault,
+			     bool may, const struct hub_anon_key *k, size_t len, size_t norm)
 {
 	/* the gazetteer first: inline, and most names are there */
 	uint32_t f = lexicon_get(anon, hub_anon__key_hash(k, len));
