@@ -1455,8 +1455,9 @@ static int initials_after(const struct scan *s, size_t i)
 	return n;
 }
 
-/* A name by itself: the gazetteer, morphology, case, cues. */
-static bool intrinsic(const struct scan *s, size_t i)
+/* A name by itself: the gazetteer, morphology, case, cues. Inline in mark_names, which
+ * asks it of every candidate name. */
+__attribute__((always_inline)) static inline bool intrinsic(const struct scan *s, size_t i)
 {
 	const struct word *w = &s->words[i];
 	bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
