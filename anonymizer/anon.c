@@ -2016,15 +2016,12 @@ static bool blocks_ok(const struct cand *c, unsigned min_block)
 	return true;
 }
 
-static bool phone_ok(const struct scan *s, const struct cand *c)
+/* A phone by how it is written (phone_ok without the vault). */
+static bool phone_shape(const struct scan *s, const struct cand *c)
 {
 	const char *d = c->d;
 	size_t n = c->n;
 
-	if (n >= 10 && hub_anon__vault_has_phone(s->vault, d + n - 10, 10))
-		return true;
-	if (n == 7 && hub_anon__vault_has_phone(s->vault, d, 7))
-		return true;
 	if (c->ng > 7)
 		return false;
 	if (c->plus)
@@ -2044,6 +2041,20 @@ static bool phone_ok(const struct scan *s, const struct cand *c)
 	    c->g[0].sep == c->g[1].sep && (c->g[0].sep == '-' || c->g[0].sep == ' '))
 		return true;
 	return false;
+}
+
+/* A phone by how it is written or one the vault holds, however written (the shape first:
+ * no call, and most phones have it). */
+static bool phone_ok(const struct scan *s, const struct cand *c)
+{
+	const char *d = c->d;
+	size_t n = c->n;
+
+	if (phone_shape(s, c))
+		return true;
+	if (n >= 10 && hub_anon__vault_has_phone(s->vault, d + n - 10, 10))
+		return true;
+	return n == 7 && hub_anon__vault_has_phone(s->vault, d, 7);
 }
 
 /* The type of a candidate, or -1. */
