@@ -497,17 +497,17 @@ bool hub_anon_iban_ok(const char *s, size_t n)
  * letters and two digits first, as iban_at reads them). */
 static size_t iban_longest(const char *buf, size_t n)
 {
-	unsigned rest[35], r = 0; /* rest[l]: the remainder of buf[4..l) */
+	unsigned rest[35], r = 0, tail = 0; /* rest[l]: the remainder of buf[4..l) */
 
 	for (size_t l = 4; l < n; l++)
 		rest[l + 1] = r = iban_step(r, iban_val(buf[l]));
-	for (size_t l = n; l >= 15; l--) {
-		r = rest[l];
-		for (size_t j = 0; j < 4; j++) /* the country and check digits last */
-			r = iban_step(r, iban_val(buf[j]));
-		if (r == 1)
+	/* the country and check digits last: two letters and two digits are six digits, so
+	 * the steps over them take r to (r * 10^6 + tail) mod 97, and 10^6 mod 97 is 27 */
+	for (size_t j = 0; j < 4; j++)
+		tail = iban_step(tail, iban_val(buf[j]));
+	for (size_t l = n; l >= 15; l--)
+		if ((rest[l] * 27 + tail) % 97 == 1)
 			return l;
-	}
 	return 0;
 }
 
