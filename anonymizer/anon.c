@@ -1799,24 +1799,18 @@ static bool mark_names(struct scan *s)
 
 static void merge_spans(struct hub_anon_spans *o);
 
-/* Some Cyrillic word is left that no span covers, nor a name when names is W_INTR | W_NAME
- * (0: before mark_names, whatever it finds). */
-static bool cyrillic_left(struct scan *s, uint64_t names)
+/* Some Cyrillic word is left that no span covers (W_SPANNED: none overlaps it), nor a name
+ * when names is W_INTR | W_NAME (0: before mark_names, whatever it finds). */
+static bool cyrillic_left(const struct scan *s, uint64_t names)
 {
-	size_t j = 0;
-
-	for (size_t i = 0; i < s->nwords; i++) { /* the spans are sorted (decide_names) */
+	for (size_t i = 0; i < s->nwords; i++) {
 		const struct word *w = &s->words[i];
 
 		/* what becomes a marker is not left: a name by the text or of the vault (a
 		 * name the vault learns later in the text is the vault's second look) */
-		if (!(w->w & W_CYR) || (w->w & names) ||
-		    (w->w & (W_INITIAL | W_CAP)) == (W_INITIAL | W_CAP))
-			continue; /* an initial is no text in a script: "Aigerim К." */
-		while (j < s->out->n && s->out->items[j].end <= w->start)
-			j++;
-		if (j == s->out->n || s->out->items[j].start >= w->end)
-			return true;
+		if ((w->w & (W_CYR | W_SPANNED | names)) == W_CYR &&
+		    (w->w & (W_INITIAL | W_CAP)) != (W_INITIAL | W_CAP))
+			return true; /* an initial is no text in a script: "Aigerim К." */
 	}
 	return false;
 }
@@ -1849,7 +1843,7 @@ static bool decide_names(struct scan *s)
 				hi = mid;
 		}
 		for (; i < s->nwords && ws[i].start < sp->end; i++)
-			ws[i].w |= W_SPANNED; /* (what_is_left reads it too) */
+			ws[i].w |= W_SPANNED; /* (cyrillic_left and what_is_left read it) */
 		if (i)
 			i--; /* the last one may overlap the next span too */
 	}
