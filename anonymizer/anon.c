@@ -2493,8 +2493,8 @@ static void merge_spans(struct hub_anon_spans *o)
 {
 	size_t n = 0;
 
-	if (!o->n)
-		return;
+	if (o->n < 2)
+		return; /* merged already */
 	if (o->n > 16) {
 		qsort(o->items, o->n, sizeof(*o->items), cmp_span);
 	} else {
