@@ -1693,10 +1693,11 @@ static void pair_from(size_t i, size_t *lo, size_t *hi)
 static bool mark_names(struct scan *s)
 {
 	struct word *ws = s->words;
+	const size_t nw = s->nwords; /* (a local: the stores to the words do not reload it) */
 	size_t lo = SIZE_MAX, hi = 0; /* where the words a pair may start from are */
 	bool found = false; /* a word is W_NAME or W_INTR */
 
-	for (size_t i = 0; i < s->nwords; i++) {
+	for (size_t i = 0; i < nw; i++) {
 		struct word *w = &ws[i];
 		bool learned, intr;
 
@@ -1749,11 +1750,11 @@ static bool mark_names(struct scan *s)
 		bool back = pass == 1;
 		/* only a word beside one a pair starts from may change (from lo - 1 to hi + 1),
 		 * or beside one this pass changes, which moves lo or hi on ahead of it */
-		size_t i = back ? (hi + 1 < s->nwords ? hi + 1 : hi) : lo ? lo - 1 : 0;
+		size_t i = back ? (hi + 1 < nw ? hi + 1 : hi) : lo ? lo - 1 : 0;
 
 		/* a pass that changes nothing leaves nothing for the next one */
 		changed = 0;
-		for (; i < s->nwords && (back ? i + 1 >= lo : i <= hi + 1);
+		for (; i < nw && (back ? i + 1 >= lo : i <= hi + 1);
 		     i = back ? i - 1 : i + 1) {
 			struct word *w = &ws[i];
 			const struct word *prev, *next;
@@ -1771,7 +1772,7 @@ static bool mark_names(struct scan *s)
 				found = true;
 				continue;
 			}
-			next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
+			next = i + 1 < nw ? &ws[i + 1] : NULL;
 			prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
 			next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
 			if ((!prev_name && !next_name) || (w->w & W_INITIAL))
