@@ -1490,8 +1490,9 @@ __attribute__((always_inline)) static inline bool intrinsic(const struct scan *s
 	if (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER) &&
 	    (s->words[i + 1].w & W_ADJ) && (upper || (w->w & W_GAZ)))
 		return true;
-	/* "Тен Е. Т.", "Aigerim К.": a surname or a name before initials */
-	if (cap && initials_after(s, i) >= (gaz ? 1 : 2))
+	/* "Тен Е. Т.", "Aigerim К.": a surname or a name before initials (a text without an
+	 * initial has none to count) */
+	if (cap && (s->word_flags & W_INITIAL) && initials_after(s, i) >= (gaz ? 1 : 2))
 		return true;
 	/* a capitalised name-word right before a phone or an e-mail: "Arman +7 771..." */
 	if (cap && (w->w & W_GAZ) && contact_after(s, w->end))
