@@ -497,17 +497,17 @@ bool hub_anon_iban_ok(const char *s, size_t n)
  * letters and two digits first, as iban_at reads them). */
 static size_t iban_longest(const char *buf, size_t n)
 {
-	unsigned rest[35], r = 0; /* rest[l]: the remainder of buf[4..l) */
+	unsigned rest[35], r = 0, tail = 0; /* rest[l]: the remainder of buf[4..l) */
 
 	for (size_t l = 4; l < n; l++)
 		rest[l + 1] = r = iban_step(r, iban_val(buf[l]));
-	for (size_t l = n; l >= 15; l--) {
-		r = rest[l];
-		for (size_t j = 0; j < 4; j++) /* the country and check digits last */
-			r = iban_step(r, iban_val(buf[j]));
-		if (r == 1)
+	/* the country and check digits last: two letters and two digits are six digits, so
+	 * the steps over them take r to (r * 10^6 + tail) mod 97, and 10^6 mod 97 is 27 */
+	for (size_t j = 0; j < 4; j++)
+		tail = iban_step(tail, iban_val(buf[j]));
+	for (size_t l = n; l >= 15; l--)
+		if ((rest[l] * 27 + tail) % 97 == 1)
 			return l;
-	}
 	return 0;
 }
 
@@ -585,6 +585,13 @@ struct scan {
 	size_t niban;
 	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
 	size_t end_digit;   /* ... and after the last digit, where it stops */
+	/* the runs of digits, [start, end) each, as find_numbers reads them (every one):
+	 * what_is_left asks the spans of them alone; nruns counts all, the first that fit
+	 * are here (more: what_is_left reads the text) */
+	struct digit_run {
+		size_t start, end;
+	} runs[16];
+	size_t nruns;
 	size_t id_cue; /* where the first IIN/BIN cue word ends; SIZE_MAX without one */
 	size_t ndigits;
 	bool has_at;     /* an '@' is in the text (cut_words): e-mails need one */
@@ -652,7 +659,7 @@ static struct hub_anon_span *grow_spans(struct scan *s, struct hub_anon_spans *o
 	return sc->spans; /* the items so far are in it already */
 }
 
-static void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_type type)
+static inline void add_span(struct scan *s, size_t start, size_t end, enum hub_anon_type type)
 {
 	struct hub_anon_spans *o = s->out;
 
@@ -894,7 +901,7 @@ kazakh:
 				/* a Cyrillic word's strict key (classify's second look) is its
 				 * folded one up to its first Kazakh letter: from there on, both */
 				hub_anon__key_start(&ks, HUB_ANON_KEY_STRICT, false);
-				memcpy(ks.s, k.s, k.len);
+				memcpy(ks.s, k.s, sizeof(ks.s)); /* whole: a copy without a call */
 				ks.len = k.len;
 				ks.bad = k.bad;
 				strict = true;
@@ -1378,7 +1385,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 }
 
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
-static int cue_before(const struct scan *s, size_t i)
+static inline int cue_before(const struct scan *s, size_t i)
 {
 	const struct word *p;
 
@@ -1403,6 +1410,8 @@ static bool contact_after(const struct scan *s, size_t pos)
 	struct hub_str t = s->text;
 	size_t digits = 0;
 
+	if (!s->has_at && s->end_digit <= pos)
+		return false; /* no '@' in the text, nor a digit from pos on */
 	while (pos < t.len && (t.p[pos] == ' ' || t.p[pos] == ','))
 		pos++;
 	for (size_t p = pos; s->has_at && p < t.len && p - pos < 64 && t.p[p] != ' ' &&
@@ -1446,8 +1455,9 @@ static int initials_after(const struct scan *s, size_t i)
 	return n;
 }
 
-/* A name by itself: the gazetteer, morphology, case, cues. */
-static bool intrinsic(const struct scan *s, size_t i)
+/* A name by itself: the gazetteer, morphology, case, cues. Inline in mark_names, which
+ * asks it of every candidate name. */
+__attribute__((always_inline)) static inline bool intrinsic(const struct scan *s, size_t i)
 {
 	const struct word *w = &s->words[i];
 	bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
@@ -1480,8 +1490,9 @@ static bool intrinsic(const struct scan *s, size_t i)
 	if (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER) &&
 	    (s->words[i + 1].w & W_ADJ) && (upper || (w->w & W_GAZ)))
 		return true;
-	/* "Тен Е. Т.", "Aigerim К.": a surname or a name before initials */
-	if (cap && initials_after(s, i) >= (gaz ? 1 : 2))
+	/* "Тен Е. Т.", "Aigerim К.": a surname or a name before initials (a text without an
+	 * initial has none to count) */
+	if (cap && (s->word_flags & W_INITIAL) && initials_after(s, i) >= (gaz ? 1 : 2))
 		return true;
 	/* a capitalised name-word right before a phone or an e-mail: "Arman +7 771..." */
 	if (cap && (w->w & W_GAZ) && contact_after(s, w->end))
@@ -1683,15 +1694,19 @@ static void pair_from(size_t i, size_t *lo, size_t *hi)
 static bool mark_names(struct scan *s)
 {
 	struct word *ws = s->words;
+	const size_t nw = s->nwords; /* (a local: the stores to the words do not reload it) */
 	size_t lo = SIZE_MAX, hi = 0; /* where the words a pair may start from are */
 	bool found = false; /* a word is W_NAME or W_INTR */
 
-	for (size_t i = 0; i < s->nwords; i++) {
+	for (size_t i = 0; i < nw; i++) {
 		struct word *w = &ws[i];
-		bool learned = learned_name(w), intr;
+		bool learned, intr;
 
-		if (!(w->w & W_KEYED))
+		/* most words: nothing below takes a word without one of these */
+		if (!(w->w & W_KEYED) || !(w->w & (W_PATRO_WORD | W_KNOWN | W_LEARNED | W_GAZ |
+						   W_SURNAME | W_PATRO | W_CAP | W_ALLCAPS)))
 			continue;
+		learned = learned_name(w);
 		if (w->w & W_PATRO_WORD)
 			pair_from(i, &lo, &hi);
 		if (w->w & W_KNOWN) {
@@ -1736,11 +1751,11 @@ static bool mark_names(struct scan *s)
 		bool back = pass == 1;
 		/* only a word beside one a pair starts from may change (from lo - 1 to hi + 1),
 		 * or beside one this pass changes, which moves lo or hi on ahead of it */
-		size_t i = back ? (hi + 1 < s->nwords ? hi + 1 : hi) : lo ? lo - 1 : 0;
+		size_t i = back ? (hi + 1 < nw ? hi + 1 : hi) : lo ? lo - 1 : 0;
 
 		/* a pass that changes nothing leaves nothing for the next one */
 		changed = 0;
-		for (; i < s->nwords && (back ? i + 1 >= lo : i <= hi + 1);
+		for (; i < nw && (back ? i + 1 >= lo : i <= hi + 1);
 		     i = back ? i - 1 : i + 1) {
 			struct word *w = &ws[i];
 			const struct word *prev, *next;
@@ -1758,7 +1773,7 @@ static bool mark_names(struct scan *s)
 				found = true;
 				continue;
 			}
-			next = i + 1 < s->nwords ? &ws[i + 1] : NULL;
+			next = i + 1 < nw ? &ws[i + 1] : NULL;
 			prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
 			next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
 			if ((!prev_name && !next_name) || (w->w & W_INITIAL))
@@ -1786,24 +1801,18 @@ static bool mark_names(struct scan *s)
 
 static void merge_spans(struct hub_anon_spans *o);
 
-/* Some Cyrillic word is left that no span covers, nor a name when names is W_INTR | W_NAME
- * (0: before mark_names, whatever it finds). */
-static bool cyrillic_left(struct scan *s, uint64_t names)
+/* Some Cyrillic word is left that no span covers (W_SPANNED: none overlaps it), nor a name
+ * when names is W_INTR | W_NAME (0: before mark_names, whatever it finds). */
+static bool cyrillic_left(const struct scan *s, uint64_t names)
 {
-	size_t j = 0;
-
-	for (size_t i = 0; i < s->nwords; i++) { /* the spans are sorted (decide_names) */
+	for (size_t i = 0; i < s->nwords; i++) {
 		const struct word *w = &s->words[i];
 
 		/* what becomes a marker is not left: a name by the text or of the vault (a
 		 * name the vault learns later in the text is the vault's second look) */
-		if (!(w->w & W_CYR) || (w->w & names) ||
-		    (w->w & (W_INITIAL | W_CAP)) == (W_INITIAL | W_CAP))
-			continue; /* an initial is no text in a script: "Aigerim К." */
-		while (j < s->out->n && s->out->items[j].end <= w->start)
-			j++;
-		if (j == s->out->n || s->out->items[j].start >= w->end)
-			return true;
+		if ((w->w & (W_CYR | W_SPANNED | names)) == W_CYR &&
+		    (w->w & (W_INITIAL | W_CAP)) != (W_INITIAL | W_CAP))
+			return true; /* an initial is no text in a script: "Aigerim К." */
 	}
 	return false;
 }
@@ -1811,26 +1820,41 @@ static bool cyrillic_left(struct scan *s, uint64_t names)
 /* Latin words that only a transliterated Cyrillic name explains are names in Latin text
  * only (in Cyrillic text they are brands: Lada), and so are Latin names without a cue or a
  * Latin name beside them (Octavia). Latin text: no Cyrillic word is left outside what was
- * found, which stays so when what was found is replaced by markers. */
-static void decide_names(struct scan *s)
+ * found, which stays so when what was found is replaced by markers. Merges the spans found
+ * before; returns whether it added names after them (else they are merged still). */
+static bool decide_names(struct scan *s)
 {
 	struct word *ws = s->words;
 	size_t j = 0;
 	bool found;
 
-	merge_spans(s->out); /* sorted, for one walk */
-	for (size_t i = 0; i < s->nwords && s->out->n; i++) {
-		while (j < s->out->n && s->out->items[j].end <= ws[i].start)
-			j++;
-		if (j < s->out->n && s->out->items[j].start < ws[i].end)
-			ws[i].w |= W_SPANNED; /* (what_is_left reads it too) */
+	merge_spans(s->out); /* sorted, and no two overlap */
+	/* the words that overlap a span: from the first that ends after its start, found by
+	 * halving (the words are sorted, and so are their ends; a span covers few of them),
+	 * as long as they start before its end */
+	for (size_t i = 0; j < s->out->n; j++) {
+		const struct hub_anon_span *sp = &s->out->items[j];
+		size_t hi = s->nwords;
+
+		while (i < hi) {
+			size_t mid = i + (hi - i) / 2;
+
+			if (ws[mid].end <= sp->start)
+				i = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; i < s->nwords && ws[i].start < sp->end; i++)
+			ws[i].w |= W_SPANNED; /* (cyrillic_left and what_is_left read it) */
+		if (i)
+			i--; /* the last one may overlap the next span too */
 	}
 	/* no word mark_names could take for a name: each it finds is the vault's, has one of
 	 * these (intrinsic's), or is paired with such a name or an улы. Nothing to decide
 	 * then, nor Latin text to look for (latin_name needs W_CAP or W_GAZ...) */
 	if (!(s->word_flags & (W_KNOWN | W_LEARNED | W_PATRO_WORD | W_GAZ | W_SURNAME | W_PATRO |
 			       W_CAP | W_ALLCAPS)))
-		return;
+		return false;
 	/* Latin text whatever the names are (no Cyrillic word outside the spans): one look,
 	 * as Latin text (the look as Cyrillic text would find it so, and mark_names changes
 	 * nothing else that the second look reads: W_NAME is the same in both) */
@@ -1843,7 +1867,7 @@ static void decide_names(struct scan *s)
 		found = mark_names(s);
 	}
 	if (!found)
-		return; /* no name to add */
+		return false; /* no name to add */
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
 	for (size_t i = 0; i < s->nwords; i++) {
@@ -1857,6 +1881,7 @@ static void decide_names(struct scan *s)
 			i++;
 		add_span(s, start, ws[i].end, HUB_ANON_NAME);
 	}
+	return true;
 }
 
 /* ---- numbers: phones, IIN/BIN, cards ---- */
@@ -1987,15 +2012,12 @@ static bool blocks_ok(const struct cand *c, unsigned min_block)
 	return true;
 }
 
-static bool phone_ok(const struct scan *s, const struct cand *c)
+/* A phone by how it is written (phone_ok without the vault). */
+static bool phone_shape(const struct scan *s, const struct cand *c)
 {
 	const char *d = c->d;
 	size_t n = c->n;
 
-	if (n >= 10 && hub_anon__vault_has_phone(s->vault, d + n - 10, 10))
-		return true;
-	if (n == 7 && hub_anon__vault_has_phone(s->vault, d, 7))
-		return true;
 	if (c->ng > 7)
 		return false;
 	if (c->plus)
@@ -2015,6 +2037,20 @@ static bool phone_ok(const struct scan *s, const struct cand *c)
 	    c->g[0].sep == c->g[1].sep && (c->g[0].sep == '-' || c->g[0].sep == ' '))
 		return true;
 	return false;
+}
+
+/* A phone by how it is written or one the vault holds, however written (the shape first:
+ * no call, and most phones have it). */
+static bool phone_ok(const struct scan *s, const struct cand *c)
+{
+	const char *d = c->d;
+	size_t n = c->n;
+
+	if (phone_shape(s, c))
+		return true;
+	if (n >= 10 && hub_anon__vault_has_phone(s->vault, d + n - 10, 10))
+		return true;
+	return n == 7 && hub_anon__vault_has_phone(s->vault, d, 7);
 }
 
 /* The type of a candidate, or -1. */
@@ -2079,7 +2115,9 @@ static void match_groups(struct scan *s, struct run *r, size_t upto, size_t *wi)
 
 		if (r->doff[last] - r->doff[i] < 7)
 			continue; /* no window from here has the 7 digits of anything (below) */
-		before = word_before(s, g[i].start, wi, &hash);
+		/* before a group after the run's first there are only separators (no '#' or
+		 * '№') back to a digit, where no word ends: no word, no hash */
+		before = r->first + i == 0 ? word_before(s, g[i].start, wi, &hash) : NULL;
 		c = (struct cand){
 			.d = r->digits + r->doff[i], .g = g + i,
 			.plus = r->plus && r->first + i == 0,
@@ -2174,6 +2212,8 @@ static void find_numbers(struct scan *s)
 
 			while (i < t.len && is_digit(t.p[i]))
 				i++;
+			if (s->nruns++ < HUB_ARRAY_SIZE(s->runs))
+				s->runs[s->nruns - 1] = (struct digit_run){ start, i };
 			if (i - start > MAX_DIGITS)
 				break; /* too long to be anything: the run ends before it */
 			if (r.ng == MAX_GROUPS) {
@@ -2306,7 +2346,7 @@ static void find_ibans(struct scan *s)
 
 /* ---- e-mail ---- */
 
-static bool email_byte(struct hub_str t, size_t i, bool local)
+static inline bool email_byte(struct hub_str t, size_t i, bool local)
 {
 	unsigned char c = (unsigned char)t.p[i];
 
@@ -2455,8 +2495,8 @@ static void merge_spans(struct hub_anon_spans *o)
 {
 	size_t n = 0;
 
-	if (!o->n)
-		return;
+	if (o->n < 2)
+		return; /* merged already */
 	if (o->n > 16) {
 		qsort(o->items, o->n, sizeof(*o->items), cmp_span);
 	} else {
@@ -2485,23 +2525,46 @@ static void merge_spans(struct hub_anon_spans *o)
 	o->n = n + 1;
 }
 
+/* Whether a digit is outside every span (the spans sorted and merged: none overlaps). */
+static bool digits_left(const struct scan *s)
+{
+	const struct hub_anon_spans *o = s->out;
+	size_t j = 0, inside = 0;
+
+	if (s->nruns > HUB_ARRAY_SIZE(s->runs)) {
+		/* the digits are in [first_digit, end_digit): those inside a span counted */
+		for (size_t i = 0; i < o->n && inside < s->ndigits; i++) {
+			size_t p = o->items[i].start > s->first_digit ? o->items[i].start
+								      : s->first_digit;
+			size_t e = o->items[i].end < s->end_digit ? o->items[i].end : s->end_digit;
+
+			for (; p < e; p++)
+				inside += is_digit(s->text.p[p]);
+		}
+		return inside < s->ndigits;
+	}
+	/* the same from the runs, in order: each covered from its start on, span after span
+	 * (a span may end inside a run and the next go on from there, or cover later runs) */
+	for (size_t r = 0; r < s->nruns; r++) {
+		for (size_t p = s->runs[r].start; p < s->runs[r].end; p = o->items[j].end) {
+			while (j < o->n && o->items[j].end <= p)
+				j++;
+			if (j == o->n || o->items[j].start > p)
+				return true; /* the digit at p */
+		}
+	}
+	return false;
+}
+
 /* Whether a word is partly inside a span, and whether a digit is outside every span. */
 static void what_is_left(struct scan *s, struct hub_anon__left *left)
 {
 	const struct hub_anon_spans *o = s->out;
 	struct hub_anon__left_word *lw;
-	size_t j = 0, inside = 0, n = 0;
+	size_t j = 0, n = 0;
 
 	*left = (struct hub_anon__left){ 0 };
-	/* the digits are in [first_digit, end_digit) */
-	for (size_t i = 0; i < o->n && inside < s->ndigits; i++) {
-		size_t p = o->items[i].start > s->first_digit ? o->items[i].start : s->first_digit;
-		size_t e = o->items[i].end < s->end_digit ? o->items[i].end : s->end_digit;
-
-		for (; p < e; p++)
-			inside += is_digit(s->text.p[p]);
-	}
-	left->digits = inside < s->ndigits;
+	left->digits = digits_left(s);
 	if (!s->nwords || !o->n)
 		return; /* without a span, the vault learns nothing and never looks again (and
 			 * nothing of the pool is taken: most messages without personal data
@@ -2583,6 +2646,7 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.end_digit = 0;
 	s.id_cue = SIZE_MAX;
 	s.ndigits = 0;
+	s.nruns = 0;
 	s.has_at = false;
 	s.has_marker = false;
 	s.price = false;
@@ -2598,8 +2662,9 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	find_ibans(&s);
 	find_numbers(&s);
 	hub_anon__vault_each_literal(vault, on_literal, &lc);
-	decide_names(&s);
-	merge_spans(out);
+	/* decide_names merges the spans the others found: again only when it adds names */
+	if (decide_names(&s))
+		merge_spans(out);
 	if (left)
 		what_is_left(&s, left);
 	return 0;
@@ -2607,15 +2672,15 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 
 /* Whether the stem of len bytes of k is a name of the vault (may: one may be) or of the
  * gazetteer with repeats collapsed (hub_anon__name_norm). */
-static bool name_stem(const struct hub_anon *anon, const struct hub_anon_vault *vault,
-		      bool may, const struct hub_anon_key *k, size_t len, size_t norm)
+static inline bool name_stem(const struct hub_anon *anon, const struct hub_anon_vault *vault,
+			     bool may, const struct hub_anon_key *k, size_t len, size_t norm)
 {
-	uint32_t f;
+	/* the gazetteer first: inline, and most names are there */
+	uint32_t f = lexicon_get(anon, hub_anon__key_hash(k, len));
 
-	if (may && hub_anon__vault_name(vault, hub_anon__key_hash(k, norm)))
+	if ((f & LX_NAME) && (f & LX_L))
 		return true;
-	f = lexicon_get(anon, hub_anon__key_hash(k, len));
-	return (f & LX_NAME) && (f & LX_L);
+	return may && hub_anon__vault_name(vault, hub_anon__key_hash(k, norm));
 }
 
 bool hub_anon__name_norm_fixed(const struct hub_anon *anon, const struct hub_anon_key *k)
