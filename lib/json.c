@@ -5,8 +5,8 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +22,10 @@
 
 /* jsmn fills hub_json_tok's directly: its tokens (with JSMN_PARENT_LINKS) have the same
  * fields in the same places, and its types the same values. */
-#define TOK_AS_JSMN(field) \
-	_Static_assert(offsetof(struct hub_json_tok, field) == offsetof(jsmntok_t, field) && \
-			       sizeof(((struct hub_json_tok *)0)->field) == \
-				       sizeof(((jsmntok_t *)0)->field), \
+#define TOK_AS_JSMN(field)                                                                         \
+	_Static_assert(offsetof(struct hub_json_tok, field) == offsetof(jsmntok_t, field) &&       \
+			   sizeof(((struct hub_json_tok *)0)->field) ==                            \
+			       sizeof(((jsmntok_t *)0)->field),                                    \
 		       "hub_json_tok." #field " is not jsmntok_t's")
 TOK_AS_JSMN(type);
 TOK_AS_JSMN(start);
@@ -34,8 +34,8 @@ TOK_AS_JSMN(size);
 TOK_AS_JSMN(parent);
 _Static_assert(sizeof(struct hub_json_tok) == sizeof(jsmntok_t), "hub_json_tok is not jsmntok_t");
 _Static_assert((int)HUB_JSON_OBJECT == (int)JSMN_OBJECT && (int)HUB_JSON_ARRAY == (int)JSMN_ARRAY &&
-		       (int)HUB_JSON_STRING == (int)JSMN_STRING &&
-		       (int)HUB_JSON_PRIMITIVE == (int)JSMN_PRIMITIVE,
+		   (int)HUB_JSON_STRING == (int)JSMN_STRING &&
+		   (int)HUB_JSON_PRIMITIVE == (int)JSMN_PRIMITIVE,
 	       "hub_json_type's values are not jsmn's");
 
 struct vstate {
