@@ -20,7 +20,7 @@ static void test_valid_documents(void **state)
 	static const char *const good[] = {
 		"{}", "[]", "0", "-1.5e+3", "\"x\"", "true", "null",
 		"{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\\n\"}", " { \"k\" : \"v\" } ",
-		"\"Сәлем, Нұрлан\"",
+		"\"Сәлем, Нұрлан\"", "\"ы\xc2\x80\xdf\xbf € 𝄞 ы\"",
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -46,6 +46,11 @@ static void test_invalid_documents_name_position(void **state)
 		{ "\"\\x\"", "1:2: bad escape in string" },
 		{ "\"\xff\"", "1:2: invalid UTF-8 in string" },
 		{ "\"\xed\xa0\x80\"", "1:2: invalid UTF-8 in string" },
+		/* after a run of two-byte characters: an overlong lead, a lead without its
+		 * continuation, a lone continuation */
+		{ "\"ы\xc1\xbf\"", "1:4: invalid UTF-8 in string" },
+		{ "\"ыы\xd1\"", "1:6: invalid UTF-8 in string" },
+		{ "\"ы\x80ы\"", "1:4: invalid UTF-8 in string" },
 		{ "01", "1:2: trailing characters after the value" },
 		{ "tru", "1:1: unexpected character" },
 		{ "{\n  \"a\": nul\n}", "2:8: unexpected character" },
