@@ -34,8 +34,8 @@
 #define CONTEXT_TOKENS 65536 /* JSON tokens of one context, at most */
 
 static const char claim_sql[] =
-	"SELECT conversation_id, token, attempts, tenant_id "
-	"FROM hub_ai_claim($1::integer, $2::integer)";
+	"SELECT conversation_id, token, attempts, tenant_id, next_ms "
+	"FROM hub_ai_take($1::integer, $2::integer)";
 static const char next_sql[] =
 	"SELECT ceil(extract(epoch FROM hub_ai_next() - clock_timestamp()) * 1000)::bigint";
 static const char context_sql[] = "SELECT hub_ai_context($1, $2::bigint, $3::bigint)";
@@ -103,6 +103,7 @@ struct job {
 	struct hub_jw x;          /* the exchange's record (ai_exchanges), being written */
 	struct hub_buf xbuf;
 	bool with_msg;            /* finishing with a message to send */
+	bool settled;             /* its end recorded, its row gone or announced (no look) */
 	const char *outcome, *reason;
 };
 
@@ -255,6 +256,7 @@ static void breaker_note(struct job *job, struct slot *p, bool failed)
 static void job_end(struct job *job)
 {
 	struct hub_responder *r = job->r;
+	bool settled = job->settled;
 
 	slots_release(job);
 	hub_ai_exchange_free(job->ex);
@@ -271,7 +273,11 @@ static void job_end(struct job *job)
 	free(job);
 	if (!r->stopped) {
 		run_waiting(r);
-		look(r); /* its row may be due again, or there is room for one more */
+		/* its row may be due again (a retry, a failure), or there is room for one more
+		 * (a claim found the queue full); a job kept for a newer message is announced by
+		 * hub_ai_finish's NOTIFY */
+		if (!settled || r->again)
+			look(r);
 	}
 }
 
@@ -284,6 +290,7 @@ static void on_finished(int status, PGresult *res, void *data)
 	if (status == 0) {
 		int n = PQntuples(res);
 
+		job->settled = strcmp(job->outcome, "retry") != 0;
 		hub_publish_rows(r->publish, r->data, res);
 		if (n > 0 && strcmp(job->outcome, "answered") == 0)
 			count(r, "ai_answers", "Assistant answers stored for sending", NULL, 1);
@@ -859,20 +866,27 @@ static void on_notify(const char *payload, void *data)
 	look(data);
 }
 
+/* How long until the next job is due, from the milliseconds in row's column col (NULL:
+ * none is queued). */
+static uint64_t due_in(PGresult *res, int row, int col)
+{
+	long long due;
+
+	if (row < 0 || row >= PQntuples(res) || PQgetisnull(res, row, col))
+		return IDLE_POLL_MS;
+	due = strtoll(PQgetvalue(res, row, col), NULL, 10);
+	return due <= 0 ? 0 : due < IDLE_POLL_MS ? (uint64_t)due : IDLE_POLL_MS;
+}
+
 static void on_next(int status, PGresult *res, void *data)
 {
 	struct hub_responder *r = data;
-	uint64_t ms = status < 0 ? DB_RETRY_MS : IDLE_POLL_MS;
 
 	r->claiming = false;
-	if (status == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
-		long long due = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		ms = due <= 0 ? 0 : due < IDLE_POLL_MS ? (uint64_t)due : IDLE_POLL_MS;
-	}
 	if (r->again)
 		poll_jobs(r);
 	else
-		wake_in(r, ms);
+		wake_in(r, status < 0 ? DB_RETRY_MS : due_in(res, 0, 0));
 }
 
 static void job_start(struct hub_responder *r, PGresult *res, int row)
@@ -904,7 +918,7 @@ static void job_start(struct hub_responder *r, PGresult *res, int row)
 static void on_claimed(int status, PGresult *res, void *data)
 {
 	struct hub_responder *r = data;
-	int rows;
+	int last; /* the row without a conversation: when the next job is due (hub_ai_take) */
 
 	r->claiming = false;
 	if (status < 0) {
@@ -914,15 +928,15 @@ static void on_claimed(int status, PGresult *res, void *data)
 		}
 		return;
 	}
-	rows = PQntuples(res);
-	for (int i = 0; i < rows && !r->stopped; i++)
+	last = PQntuples(res) - 1;
+	for (int i = 0; i < last && !r->stopped; i++)
 		job_start(r, res, i);
 	if (r->stopped)
 		return;
-	if (rows == r->claim_limit || r->again)
+	if (last == r->claim_limit || r->again)
 		poll_jobs(r); /* there may be more due */
 	else
-		ask_next(r);
+		wake_in(r, due_in(res, last, 4));
 }
 
 static void poll_jobs(struct hub_responder *r)
