@@ -1,6 +1,6 @@
-/* daemon/ai/responder.c - see responder.h. A job is one claimed answer: its context is
- * read, it waits for a slot of its tenant and of its provider, asks, and one query records
- * how it ended (hub_ai_finish). It owns a pool for its strings and the exchange (the
+/* daemon/ai/responder.c - see responder.h. A job is one claimed answer: claimed with its
+ * context (hub_ai_take), it waits for a slot of its tenant and of its provider, asks, and
+ * one query records how it ended (hub_ai_finish). It owns a pool for its strings and the exchange (the
  * vault), which is freed as soon as the answer is restored: nothing of it is kept. */
 #include "daemon/ai/responder.h"
 
@@ -34,11 +34,10 @@
 #define CONTEXT_TOKENS 65536 /* JSON tokens of one context, at most */
 
 static const char claim_sql[] =
-	"SELECT conversation_id, token, attempts, tenant_id, next_ms "
+	"SELECT conversation_id, token, attempts, tenant_id, context, next_ms "
 	"FROM hub_ai_take($1::integer, $2::integer)";
 static const char next_sql[] =
 	"SELECT ceil(extract(epoch FROM hub_ai_next() - clock_timestamp()) * 1000)::bigint";
-static const char context_sql[] = "SELECT hub_ai_context($1, $2::bigint, $3::bigint)";
 static const char finish_sql[] =
 	"SELECT tenant, event_id, event, data FROM hub_ai_finish($1, $2::bigint, $3::bigint, "
 	"$4::bigint, $5, $6, $7, $8, $9::integer, $10::jsonb)";
@@ -779,16 +778,13 @@ static int job_read_context(struct job *job, struct hub_str json)
 	return job_open_key(job, job->settings.api_key) < 0 ? -2 : 0;
 }
 
-static void on_context(int status, PGresult *res, void *data)
+/* The job's context, claimed with it (hub_ai_take's column col of row). */
+static void job_context(struct job *job, PGresult *res, int row, int col)
 {
-	struct job *job = data;
 	struct hub_responder *r = job->r;
 
-	if (status < 0 || PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-		if (status < 0 && status != -ECANCELED)
-			hub_log_warn(TAG, "conversation=%s: context not read (%s): its lease brings "
-				     "it back", job->conv, strerror(-status));
-		job_end(job); /* NULL: no longer ours, or nothing to answer any more */
+	if (PQgetisnull(res, row, col)) {
+		job_end(job); /* nothing to answer any more */
 		return;
 	}
 	struct lap lap;
@@ -796,7 +792,7 @@ static void on_context(int status, PGresult *res, void *data)
 	lap_start(&lap);
 	/* the document's slices must outlive res */
 	int ret = job_read_context(job, hub_pool_strcopy(&job->pool, (struct hub_str){
-		PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0) }));
+		PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col) }));
 	lap_end(job, &lap, PART_CONTEXT);
 	if (ret == -2) {
 		record_error(job, hub_str_from("key"));
@@ -892,7 +888,6 @@ static void on_next(int status, PGresult *res, void *data)
 static void job_start(struct hub_responder *r, PGresult *res, int row)
 {
 	struct job *job = hub_xcalloc(1, sizeof(*job));
-	const char *params[3];
 
 	job->r = r;
 	hub_pool_init(&job->pool);
@@ -908,11 +903,7 @@ static void job_start(struct hub_responder *r, PGresult *res, int row)
 		r->jobs->prev = job;
 	r->jobs = job;
 	r->claimed++;
-	params[0] = job->tenant.p;
-	params[1] = job->conv;
-	params[2] = job->token;
-	if (hub_store_query(r->store, context_sql, 3, params, on_context, job) < 0)
-		job_end(job);
+	job_context(job, res, row, 4);
 }
 
 static void on_claimed(int status, PGresult *res, void *data)
@@ -936,7 +927,7 @@ static void on_claimed(int status, PGresult *res, void *data)
 	if (last == r->claim_limit || r->again)
 		poll_jobs(r); /* there may be more due */
 	else
-		wake_in(r, due_in(res, last, 4));
+		wake_in(r, due_in(res, last, 5));
 }
 
 static void poll_jobs(struct hub_responder *r)

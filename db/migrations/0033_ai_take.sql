@@ -1,12 +1,15 @@
--- 0033: the assistant asks the database when its next job is due once an answer, not three
--- times.
+-- 0033: an answer's start is one round trip, and it asks the database when the next job is
+-- due once, not three times.
 --
 -- hubd asked hub_ai_next() after each customer message's NOTIFY (the answer is due after
 -- the quiet period), after each claim (the jobs it left may be due later) and after each
--- answer (its job may be due again): three round trips an answer, each waking a backend and
--- hubd, on a path where a woken process often waits for a CPU. Now:
--- - hub_ai_take claims as hub_ai_claim does and adds one row without a conversation whose
---   next_ms says when the next job it left is due (hub_ai_next, read after the claim);
+-- answer (its job may be due again), and read each claimed job's context in a query of its
+-- own: five round trips an answer besides the webhook's and the answer's own, each waking a
+-- backend and then hubd, where a woken process often waits for a CPU (bench/ai). Now:
+-- - hub_ai_take claims as hub_ai_claim does, returns each claimed job with its context
+--   (hub_ai_context, read after the claim so that it sees the job's token) and adds one
+--   row without a conversation whose next_ms says when the next job it left is due
+--   (hub_ai_next, read after the claim);
 -- - hub_ai_finish NOTIFYs hub_ai when it keeps the job for a message that came while the
 --   provider answered (the job is due again), so an answer's end needs no question: a job
 --   is due again only then, after a retry (hubd knows) or when its lease runs out (which
@@ -15,15 +18,25 @@
 
 CREATE FUNCTION hub_ai_take(p_limit integer, p_lease_ms integer)
 RETURNS TABLE (conversation_id bigint, token bigint, attempts integer, tenant_id text,
-	       next_ms bigint)
+	       context jsonb, next_ms bigint)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
+DECLARE
+	v_conv bigint[];
+	v_token bigint[];
+	v_attempts integer[];
+	v_tenant text[];
 BEGIN
-	RETURN QUERY
-	SELECT c.conversation_id, c.token, c.attempts, c.tenant_id, NULL::bigint
+	SELECT array_agg(c.conversation_id), array_agg(c.token), array_agg(c.attempts),
+	       array_agg(c.tenant_id)
+	INTO v_conv, v_token, v_attempts, v_tenant
 	FROM hub_ai_claim(p_limit, p_lease_ms) c;
 	RETURN QUERY
-	SELECT NULL::bigint, NULL::bigint, NULL::integer, NULL::text,
+	SELECT u.conv, u.token, u.attempts, u.tenant, hub_ai_context(u.tenant, u.conv, u.token),
+	       NULL::bigint
+	FROM unnest(v_conv, v_token, v_attempts, v_tenant) AS u(conv, token, attempts, tenant);
+	RETURN QUERY
+	SELECT NULL::bigint, NULL::bigint, NULL::integer, NULL::text, NULL::jsonb,
 	       ceil(extract(epoch FROM hub_ai_next() - clock_timestamp()) * 1000)::bigint;
 END;
 $$;
