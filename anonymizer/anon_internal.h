@@ -483,6 +483,9 @@ hub_anon__key_run(const uint32_t *table, const uint32_t *cyr, const unsigned cha
 			i += 2;
 		}
 	} else {
+		/* the byte before q in a register (0: none; no key byte is 0) */
+		char prev = q > k->s ? q[-1] : 0;
+
 		lim = i + room < n ? i + room : n;
 		while (i < lim && p[i] < 0x80) {
 			uint32_t x = table[p[i]];
@@ -490,10 +493,10 @@ hub_anon__key_run(const uint32_t *table, const uint32_t *cyr, const unsigned cha
 			if (!(x & HUB_ANON_CP_PLAIN))
 				break;
 			a &= x;
-			if (collapse && q > k->s && q[-1] == (char)x)
+			if (collapse && prev == (char)x)
 				k->unfolded = true;
 			else
-				*q++ = (char)x;
+				*q++ = prev = (char)x;
 			i++;
 		}
 	}
