@@ -158,6 +158,7 @@ bench: deps
 	$(Q)bench/fanout --instances 1,$(shell nproc)
 	$(Q)bench/outbound
 	$(Q)bench/ai
+	$(Q)bench/ai --pin --sql-answers 0
 	$(Q)bench/webchat
 
 clean:
