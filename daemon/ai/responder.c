@@ -1,7 +1,8 @@
 /* daemon/ai/responder.c - see responder.h. A job is one claimed answer: claimed with its
  * context (hub_ai_take), it waits for a slot of its tenant and of its provider, asks, and
- * one query records how it ended (hub_ai_finish). It owns a pool for its strings and the exchange (the
- * vault), which is freed as soon as the answer is restored: nothing of it is kept. */
+ * one query records how it ended (hub_ai_finish). It owns a pool for its strings and the
+ * exchange (the vault), which is freed as soon as the answer is restored: nothing of it is
+ * kept. */
 #include "daemon/ai/responder.h"
 
 #include <errno.h>
@@ -36,6 +37,8 @@
 static const char claim_sql[] =
 	"SELECT conversation_id, token, attempts, tenant_id, context, next_ms "
 	"FROM hub_ai_take($1::integer, $2::integer)";
+/* claim_sql's columns: a claimed job's first five; the last row has only next_ms */
+enum { COL_CONV, COL_TOKEN, COL_ATTEMPTS, COL_TENANT, COL_CONTEXT, COL_NEXT_MS };
 static const char next_sql[] =
 	"SELECT ceil(extract(epoch FROM hub_ai_next() - clock_timestamp()) * 1000)::bigint";
 static const char finish_sql[] =
@@ -892,10 +895,10 @@ static void job_start(struct hub_responder *r, PGresult *res, int row)
 	job->r = r;
 	hub_pool_init(&job->pool);
 	job->cfg = hub_config_ref(r->cfg);
-	snprintf(job->conv, sizeof(job->conv), "%s", PQgetvalue(res, row, 0));
-	snprintf(job->token, sizeof(job->token), "%s", PQgetvalue(res, row, 1));
-	job->attempts = atoi(PQgetvalue(res, row, 2));
-	job->tenant = hub_str_from(hub_pool_strdup(&job->pool, PQgetvalue(res, row, 3)));
+	snprintf(job->conv, sizeof(job->conv), "%s", PQgetvalue(res, row, COL_CONV));
+	snprintf(job->token, sizeof(job->token), "%s", PQgetvalue(res, row, COL_TOKEN));
+	job->attempts = atoi(PQgetvalue(res, row, COL_ATTEMPTS));
+	job->tenant = hub_str_from(hub_pool_strdup(&job->pool, PQgetvalue(res, row, COL_TENANT)));
 	hub_jw_init(&job->x, &job->xbuf);
 	hub_jw_obj_open(&job->x);
 	job->next = r->jobs;
@@ -903,7 +906,7 @@ static void job_start(struct hub_responder *r, PGresult *res, int row)
 		r->jobs->prev = job;
 	r->jobs = job;
 	r->claimed++;
-	job_context(job, res, row, 4);
+	job_context(job, res, row, COL_CONTEXT);
 }
 
 static void on_claimed(int status, PGresult *res, void *data)
@@ -927,7 +930,7 @@ static void on_claimed(int status, PGresult *res, void *data)
 	if (last == r->claim_limit || r->again)
 		poll_jobs(r); /* there may be more due */
 	else
-		wake_in(r, due_in(res, last, 5));
+		wake_in(r, due_in(res, last, COL_NEXT_MS));
 }
 
 static void poll_jobs(struct hub_responder *r)
