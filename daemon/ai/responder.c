@@ -275,9 +275,9 @@ static void job_end(struct job *job)
 	free(job);
 	if (!r->stopped) {
 		run_waiting(r);
-		/* its row may be due again (a retry, a failure), or there is room for one more
-		 * (a claim found the queue full); a job kept for a newer message is announced by
-		 * hub_ai_finish's NOTIFY */
+		/* its row may be due again (its end not recorded), or there is room for one more
+		 * (a claim found the queue full); a job given back (kept for a newer message, or
+		 * retried) is announced by a NOTIFY (ai_jobs_released) */
 		if (!settled || r->again)
 			look(r);
 	}
@@ -292,7 +292,7 @@ static void on_finished(int status, PGresult *res, void *data)
 	if (status == 0) {
 		int n = PQntuples(res);
 
-		job->settled = strcmp(job->outcome, "retry") != 0;
+		job->settled = true;
 		hub_publish_rows(r->publish, r->data, res);
 		if (n > 0 && strcmp(job->outcome, "answered") == 0)
 			count(r, "ai_answers", "Assistant answers stored for sending", NULL, 1);

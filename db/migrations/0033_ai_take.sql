@@ -10,10 +10,10 @@
 --   (hub_ai_context, read after the claim so that it sees the job's token) and adds one
 --   row without a conversation whose next_ms says when the next job it left is due
 --   (hub_ai_next, read after the claim);
--- - hub_ai_finish NOTIFYs hub_ai when it keeps the job for a message that came while the
---   provider answered (the job is due again), so an answer's end needs no question: a job
---   is due again only then, after a retry (hubd knows) or when its lease runs out (which
---   the last hub_ai_next accounted for).
+-- - a job whose lease is given back (hub_ai_finish keeps it for a message that came while
+--   the provider answered, or retries it) NOTIFYs hub_ai (ai_jobs_released), so an
+--   answer's end needs no question: a job is due again only then or when its lease runs
+--   out (which the last hub_ai_next accounted for).
 -- hub_ai_claim stays as it was, for a hubd of before this migration during an upgrade.
 
 CREATE FUNCTION hub_ai_take(p_limit integer, p_lease_ms integer)
@@ -43,116 +43,19 @@ $$;
 
 ALTER FUNCTION hub_ai_take(integer, integer) SET plan_cache_mode = force_generic_plan;
 
--- 0031's, but for the NOTIFY when the job is kept
-CREATE OR REPLACE FUNCTION hub_ai_finish(p_tenant text, p_conv bigint, p_token bigint, p_upto bigint,
-			      p_outcome text, p_reason text, p_text text,
-			      p_disclosed_lang text, p_delay_ms integer, p_x jsonb)
-RETURNS TABLE (tenant text, event_id bigint, event text, data text)
+-- A job whose lease its holder gave back (hub_ai_finish: kept for a newer message, or a
+-- retry) is due again: the instances hear of it as of a new one
+CREATE FUNCTION hub_ai_job_released() RETURNS trigger
 LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-DECLARE
-	v_started timestamptz := clock_timestamp();
-	r record;
-	v conversations;
-	a channel_ai;
-	v_ch text;
-	v_msg_id bigint;
-	v_msg jsonb;
-	v_conv jsonb;
-	v_types text[];
-	v_datas jsonb[];
 BEGIN
-	-- the conversation, locked first as everywhere, with its channel and its settings
-	SELECT x AS v, s AS a, c.public_id AS ch INTO r
-	FROM conversations x JOIN channels c ON c.id = x.channel_id
-	     LEFT JOIN channel_ai s ON s.channel_id = x.channel_id
-	WHERE x.id = p_conv AND x.tenant_id = p_tenant FOR UPDATE OF x;
-	IF NOT FOUND THEN
-		RETURN;
-	END IF;
-	v := r.v;
-	a := r.a;
-	v_ch := r.ch;
-	-- the claim, if it is still the caller's: done, kept for a newer message, or retried
-	IF p_outcome = 'retry' THEN
-		UPDATE ai_jobs j SET lease_until = NULL, token = NULL, attempts = j.attempts + 1,
-			due_at = greatest(j.due_at, now() + make_interval(secs => p_delay_ms / 1000.0))
-		WHERE j.conversation_id = p_conv AND j.tenant_id = v.tenant_id AND j.token = p_token;
-	ELSE
-		DELETE FROM ai_jobs j
-		WHERE j.conversation_id = p_conv AND j.tenant_id = v.tenant_id AND j.token = p_token
-		      AND (j.upto_message_id <= p_upto OR p_outcome = 'handoff');
-		IF NOT FOUND THEN
-			UPDATE ai_jobs j SET lease_until = NULL, token = NULL, attempts = 0
-			WHERE j.conversation_id = p_conv AND j.tenant_id = v.tenant_id
-			      AND j.token = p_token;
-			IF FOUND THEN
-				PERFORM pg_notify('hub_ai', ''); -- kept: due again at its due_at
-			END IF;
-		END IF;
-	END IF;
-	IF NOT FOUND THEN
-		RETURN;
-	END IF;
-	IF p_outcome IN ('answered', 'handoff') AND NOT hub_ai_answers(v, a) THEN
-		p_outcome := 'dropped';
-	END IF;
-	IF p_outcome IN ('answered', 'handoff') AND p_text IS NOT NULL THEN
-		-- the message, its outbox row, the contact's disclosure (when it went with this
-		-- one) and the conversation, in one statement
-		WITH m AS (
-			INSERT INTO messages AS m (tenant_id, conversation_id, channel_id, direction,
-						   author, type, text, status)
-			VALUES (v.tenant_id, v.id, v.channel_id, 'out', 'ai', 'text', p_text, 'queued')
-			RETURNING m.id, hub_message_obj(m, v.contact_id, v_ch, '[]'::jsonb) AS obj),
-		o AS (
-			INSERT INTO outbox (tenant_id, message_id, channel_id, conversation_id)
-			SELECT v.tenant_id, m.id, v.channel_id, v.id FROM m),
-		d AS (
-			INSERT INTO ai_disclosures (contact_id, tenant_id, message_id, lang)
-			SELECT v.contact_id, v.tenant_id, m.id, p_disclosed_lang FROM m
-			WHERE p_disclosed_lang IS NOT NULL
-			ON CONFLICT (contact_id, tenant_id) DO NOTHING),
-		u AS (
-			UPDATE conversations x
-			SET last_message_at = now(),
-			    mode = CASE WHEN p_outcome = 'handoff' THEN 'human' ELSE x.mode END,
-			    handoff_reason = CASE WHEN p_outcome = 'handoff' THEN p_reason
-						  ELSE x.handoff_reason END,
-			    updated_at = now()
-			WHERE x.id = p_conv AND x.tenant_id = v.tenant_id
-			RETURNING hub_conversation_json(x, v_ch) AS obj)
-		SELECT m.id, m.obj, u.obj INTO v_msg_id, v_msg, v_conv FROM m, u;
-		v_types := ARRAY['message.created', 'conversation.updated'];
-		v_datas := ARRAY[v_msg, v_conv];
-	ELSIF p_outcome = 'handoff' THEN
-		UPDATE conversations x
-		SET mode = 'human', handoff_reason = p_reason, updated_at = now()
-		WHERE x.id = p_conv AND x.tenant_id = v.tenant_id
-		RETURNING hub_conversation_json(x, v_ch) INTO v_conv;
-		v_types := ARRAY['conversation.updated'];
-		v_datas := ARRAY[v_conv];
-	END IF;
-	INSERT INTO ai_exchanges (tenant_id, conversation_id, message_id, outcome, guard,
-				  error_code, provider_ms, hub_us, hub_cpu_us, hub_parts, store_us,
-				  prompt_tokens, completion_tokens, markers, dropped_markers, history)
-	SELECT v.tenant_id, p_conv, v_msg_id, p_outcome, coalesce(x.guard, 'none'), x.error_code,
-	       x.provider_ms, x.hub_us, x.hub_cpu_us, x.hub_parts,
-	       (extract(epoch FROM clock_timestamp() - v_started) * 1000000)::integer,
-	       x.prompt_tokens, x.completion_tokens, x.markers, x.dropped_markers, x.history
-	FROM jsonb_populate_record(NULL::ai_exchanges, p_x) x;
-	IF v_types IS NOT NULL THEN
-		-- numbered now when the tenant's stream row is free (0030), else queued (id 0)
-		RETURN QUERY
-		SELECT v.tenant_id, q.event_id, v_types[q.ord::int], v_datas[q.ord::int]::text
-		FROM hub_stream_take(v.tenant_id, v_types, v_datas) q ORDER BY q.ord;
-	END IF;
+	PERFORM pg_notify('hub_ai', '');
+	RETURN NULL;
 END;
 $$;
 
--- CREATE OR REPLACE resets the function's settings: 0028's again
-ALTER FUNCTION hub_ai_finish(text, bigint, bigint, bigint, text, text, text, text, integer, jsonb)
-	SET plan_cache_mode = force_generic_plan;
+CREATE TRIGGER ai_jobs_released AFTER UPDATE OF token ON ai_jobs FOR EACH ROW
+	WHEN (OLD.token IS NOT NULL AND NEW.token IS NULL)
+	EXECUTE FUNCTION hub_ai_job_released();
 
 -- 0025's, but for the claim hubd now runs
 CREATE OR REPLACE FUNCTION hub_warm() RETURNS void

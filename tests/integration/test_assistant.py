@@ -291,7 +291,9 @@ class Handoff(AssistantCase):
 
     def test_provider_errors_hand_over_and_the_agents_are_told(self):
         self.ai.default("500")
-        h = self.start({"assistant.max_attempts": 2})
+        # a lease far longer than the wait: the retry is claimed again on the NOTIFY of its
+        # job given back, not when its lease runs out
+        h = self.start({"assistant.max_attempts": 2, "assistant.lease_ms": 120000})
         agent = self.agent(h)
         self.say(h, 6200000010, "Здравствуйте, есть доставка?")
         data = self.handoff_event(agent, self.conv_of(6200000010))
