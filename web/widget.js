@@ -155,7 +155,7 @@
 	var badge = el("span", { "class": "badge", hidden: "" });
 	launcher.appendChild(badge);
 	var panel = el("div", { "class": "panel", id: "bayge-panel", role: "dialog",
-				"aria-modal": "false", hidden: "" });
+				"aria-modal": "false", "aria-busy": "true", hidden: "" });
 	var header = el("header");
 	var title = el("h2", { id: "bayge-title" }, T.title);
 	var closeBtn = el("button", { type: "button", "aria-label": T.close }, "×");
@@ -395,6 +395,7 @@
 					return session(extra, done);
 				}
 				refused = true;
+				panel.removeAttribute("aria-busy");
 				showStatus(T.refused);
 				return;
 			}
@@ -410,6 +411,7 @@
 	}
 
 	function applySettings() {
+		panel.removeAttribute("aria-busy");
 		setColor(settings.color);
 		title.textContent = pick(settings.title) || T.title;
 		var g = pick(settings.greeting);

@@ -44,7 +44,8 @@ const actions = {
         const b = visitor.locator('bayge-chat button.launcher');
         await b.focus();
         await visitor.keyboard.press('Enter');   // keyboard-usable
-        await visitor.locator('bayge-chat .panel').waitFor({ state: 'visible' });
+        // busy until the session's answer (settings applied, or refused)
+        await visitor.locator('bayge-chat .panel:not([aria-busy])').waitFor({ state: 'visible' });
         return { label: await b.getAttribute('aria-label'),
                  expanded: await b.getAttribute('aria-expanded'),
                  title: await visitor.locator('bayge-chat header h2').textContent() };
