@@ -554,17 +554,6 @@ static size_t iban_longest(const char *buf, size_t n)
 #define W_INITDOT (1ull << 35) /* after an initial and its full stop ("Е. Т."): no sentence
 				* ends there */
 
-struct word {
-	size_t start, end;
-	uint32_t lx; /* lexicon flags of the whole key */
-	uint64_t w;  /* W_* */
-	uint8_t klen; /* the length of key, or 0: */
-	char first; /* the first byte of the key of its first letter (0: none) */
-	/* what street_word_after needs: the key of a lower-case word of 4 key bytes or more
-	 * (its stems are its prefixes) */
-	char key[HUB_ANON_KEY_MAX];
-};
-
 struct scan {
 	const struct hub_anon *anon;
 	const struct hub_anon_vault *vault;
@@ -572,9 +561,10 @@ struct scan {
 	struct hub_pool *pool;
 	struct hub_anon__scratch *scratch; /* NULL: out->items from pool */
 	struct hub_str text;
-	struct word *words; /* first the 64 of first_words, then from pool */
+	/* first the 64 of the scratch's words or of first_words, then from pool */
+	struct hub_anon__word *words;
 	size_t nwords, capwords;
-	struct word first_words[64];
+	struct hub_anon__word first_words[HUB_ANON_SCRATCH_WORDS];
 	struct hub_anon_spans *out;
 	/* Latin text (decide_names): Latin words may be transliterated Cyrillic names, and a
 	 * Latin name needs no cue (in Cyrillic text, alone, it is a brand or a product) */
@@ -668,8 +658,7 @@ static inline void add_span(struct scan *s, size_t start, size_t end, enum hub_a
 	o->items[o->n++] = (struct hub_anon_span){ start, end, type };
 }
 
-static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k,
-		     struct hub_anon_key *ks);
+static void classify(struct scan *s, struct hub_anon__word *wd, struct hub_anon_key *ks);
 
 /* What a character that is no letter does between words (cut_words). */
 enum sep_class {
@@ -808,13 +797,14 @@ static void cut_words(struct scan *s)
 	bool hyphen = false;
 	size_t i = 0, seps = 0, first_digit = SIZE_MAX, end_digit = 0, ndigits = 0;
 	bool has_at = false, has_marker = false;
-	struct hub_anon_key k, ks;
+	struct hub_anon_key *k, ks;
 
 	while (i < n) {
 		uint32_t cp, info;
 		size_t l = cut_next(p, i, n, anon->cp_info, &cp, &info);
 
 		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
+			struct hub_anon__word *wd;
 			size_t start = i, klen = 0, l0 = l;
 			/* the flags of every letter ANDed (HUB_ANON_CP_UPPER: all capitals) and
 			 * ORed (HUB_ANON_CP_CYR: a Cyrillic letter) */
@@ -827,12 +817,17 @@ static void cut_words(struct scan *s)
 			/* the word's flags known at its first letter */
 			uint64_t wflags = ctx | (info & HUB_ANON_CP_UPPER ? W_CAP : 0) |
 					  (hyphen ? W_HYPHEN : 0) | (latin ? W_LATIN : 0);
-			struct word *wd;
 
-			k.mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
-			k.latin = latin;
-			k.kazakh = false;
-			k.unfolded = false;
+			/* keyed in its word, where it stays (classify, the vault) */
+			if (s->nwords == s->capwords)
+				s->words = hub_pool_grow(s->pool, s->words, &s->capwords, 32,
+							 sizeof(*s->words));
+			wd = &s->words[s->nwords];
+			k = &wd->k;
+			k->mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
+			k->latin = latin;
+			k->kazakh = false;
+			k->unfolded = false;
 			/* the key's length and state in registers: most letters have a plain key
 			 * of one byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a
 			 * key gone bad is never read: what is added after does not matter) */
@@ -841,9 +836,11 @@ static void cut_words(struct scan *s)
 					char c = (char)info;
 
 					if (c != last) {
-						if (!key_push(&k, &klen, c))
+						if (!key_push(k, &klen, c))
 							kbad = true;
 						last = c & lmask;
+					} else {
+						k->unfolded = true; /* a Latin word's repeat */
 					}
 				} else if ((info & (HUB_ANON_CP_KAZAKH | HUB_ANON_CP_HASKEY)) ==
 					   HUB_ANON_CP_HASKEY) {
@@ -853,30 +850,35 @@ static void cut_words(struct scan *s)
 
 					if ((info & HUB_ANON_CP_YERU) && !latin)
 						c0 = 'y', c1 = 0; /* as spelled, ы is not и */
+					else if (info & HUB_ANON_CP_YERU)
+						k->unfolded = true; /* collapsed, it is */
 					for (char ch = c0; ch; ch = ch == c0 ? c1 : 0) {
-						char lb = klen ? k.s[klen - 1] : 0;
+						char lb = klen ? k->s[klen - 1] : 0;
 
 						if (ch == 'h' && lb == 'k') {
-							k.s[klen - 1] = 'h'; /* kh as х */
+							k->s[klen - 1] = 'h'; /* kh as х */
 							continue;
 						}
+						/* dzh as j */
 						if (ch == 'z' && lb == 'd' && c1 == 'h')
-							lb = --klen ? k.s[klen - 1] : 0; /* dzh as j */
-						if (latin && lb == ch)
+							lb = --klen ? k->s[klen - 1] : 0;
+						if (latin && lb == ch) {
+							k->unfolded = true;
 							continue; /* Анна/Ana, Асель/Assel */
-						if (!key_push(&k, &klen, ch))
+						}
+						if (!key_push(k, &klen, ch))
 							kbad = true;
 					}
-					last = klen ? k.s[klen - 1] & lmask : 0;
+					last = klen ? k->s[klen - 1] & lmask : 0;
 				} else {
-					k.len = klen;
-					k.bad = kbad;
+					k->len = klen;
+					k->bad = kbad;
 					if ((info & HUB_ANON_CP_KAZAKH) && !latin)
 						goto kazakh;
-					hub_anon__key_add_info(&k, info);
-					klen = k.len;
-					kbad = k.bad;
-					last = klen ? k.s[klen - 1] & lmask : 0;
+					hub_anon__key_add_info(k, info);
+					klen = k->len;
+					kbad = k->bad;
+					last = klen ? k->s[klen - 1] & lmask : 0;
 				}
 				i += l;
 				/* a run of letters with a plain key in the word's script (most of
@@ -884,14 +886,14 @@ static void cut_words(struct scan *s)
 				if (!latin) {
 					size_t i0 = i;
 
-					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, &k, &klen,
-							      &all, false);
+					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, k,
+							      &klen, &all, false);
 					if (i > i0)
 						any |= HUB_ANON_CP_CYR;
 				} else {
-					i = hub_anon__key_run(anon->cp_info, NULL, p, i, n, &k, &klen,
-							      &all, true);
-					last = klen ? k.s[klen - 1] : 0;
+					i = hub_anon__key_run(anon->cp_info, NULL, p, i, n, k,
+							      &klen, &all, true);
+					last = klen ? k->s[klen - 1] : 0;
 				}
 				if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
 					break;
@@ -901,24 +903,24 @@ kazakh:
 				/* a Cyrillic word's strict key (classify's second look) is its
 				 * folded one up to its first Kazakh letter: from there on, both */
 				hub_anon__key_start(&ks, HUB_ANON_KEY_STRICT, false);
-				memcpy(ks.s, k.s, sizeof(ks.s)); /* whole: a copy without a call */
-				ks.len = k.len;
-				ks.bad = k.bad;
+				memcpy(ks.s, k->s, sizeof(ks.s)); /* whole: a copy without a call */
+				ks.len = k->len;
+				ks.bad = k->bad;
 				strict = true;
 				for (;;) {
 					size_t i0, from;
 
-					hub_anon__key_add_info(&k, info);
+					hub_anon__key_add_info(k, info);
 					hub_anon__key_add_info(&ks, info);
 					i += l;
 					/* a run of plain Cyrillic letters: keyed once, the same
 					 * bytes in both keys (no rule changes them; a key gone
 					 * bad, or without room for them, is never read) */
 					i0 = i;
-					klen = from = k.len;
-					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, &k,
+					klen = from = k->len;
+					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, k,
 							      &klen, &all, false);
-					k.len = klen;
+					k->len = klen;
 					if (i > i0) {
 						size_t m = klen - from; /* the run's bytes */
 
@@ -926,26 +928,22 @@ kazakh:
 						if (ks.len + m > HUB_ANON_KEY_MAX) {
 							ks.bad = true;
 						} else {
-							memcpy(ks.s + ks.len, k.s + from, m);
+							memcpy(ks.s + ks.len, k->s + from, m);
 							ks.len += m;
 						}
 					}
 					if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
 						break;
 				}
-				klen = k.len;
-				kbad = k.bad;
+				klen = k->len;
+				kbad = k->bad;
 			}
-			k.len = klen;
-			k.bad = kbad;
-			if (s->nwords == s->capwords)
-				s->words = hub_pool_grow(s->pool, s->words, &s->capwords, 32,
-							 sizeof(*s->words));
-			wd = &s->words[s->nwords++];
+			k->len = klen;
+			k->bad = kbad;
+			s->nwords++;
 			wd->start = start;
 			wd->end = i;
 			wd->lx = 0;
-			wd->klen = 0;
 			wd->first = (char)(info0 & 0xff);
 			if (i - start == l0)
 				wflags |= W_INITIAL; /* a single letter */
@@ -958,8 +956,8 @@ kazakh:
 			    is_ascii_letter(p[i - 1]) && is_ascii_letter(p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
 				s->iban_at[s->niban - 1] = i - 2;
-			if (hub_anon__key_end(&k))
-				classify(s, wd, &k, strict ? &ks : NULL);
+			if (hub_anon__key_end(k))
+				classify(s, wd, strict ? &ks : NULL);
 			if ((wd->w & W_LATIN) && (wd->w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO)))
 				s->latin_name = true;
 			s->word_flags |= wd->w;
@@ -1086,14 +1084,14 @@ static uint32_t name_shape(const struct hub_anon_key *k)
 /* A word in lower case shorter than 14 bytes: its shape (morphology) is at most W_SURSHAPE
  * and W_KAZSUR, which only lower_pair reads, for a word beside a name. It is found there
  * (lower_shape), not for every word classify sees. */
-static bool shape_later(const struct word *wd)
+static bool shape_later(const struct hub_anon__word *wd)
 {
 	return !(wd->w & (W_CAP | W_ALLCAPS)) && wd->end - wd->start < 14;
 }
 
 /* The shape of a word: W_SURNAME and W_PATRO only where the rules take them alone
  * (capitalised words, long ones), W_SURSHAPE in any case. */
-static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
+static uint32_t morphology(const struct hub_anon__word *wd, const struct hub_anon_key *k)
 {
 	uint32_t m = k->len >= 5 ? name_shape(k) : 0; /* no ending fits a shorter key */
 
@@ -1104,17 +1102,10 @@ static uint32_t morphology(const struct word *wd, const struct hub_anon_key *k)
 	return m | W_SURSHAPE;
 }
 
-/* morphology of a word whose shape classify left for later (shape_later), from the key it
- * kept (a key of 4 bytes or more; no ending fits a shorter one). */
-static uint32_t lower_shape(const struct word *wd)
+/* morphology of a word (keyed) whose shape classify left for later (shape_later). */
+static uint32_t lower_shape(const struct hub_anon__word *wd)
 {
-	struct hub_anon_key k;
-
-	if (!wd->klen)
-		return 0;
-	k.len = wd->klen;
-	memcpy(k.s, wd->key, sizeof(k.s));
-	return morphology(wd, &k);
+	return morphology(wd, &wd->k);
 }
 
 /* The word being classified (the last one cut) follows a strong cue. */
@@ -1153,26 +1144,25 @@ static uint32_t vault_name_of(const struct hub_anon_vault *v, const struct hub_a
 	return 0;
 }
 
-uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_anon_vault *v,
-				 const char *p, size_t n)
+uint32_t hub_anon__word_in_vault(const struct hub_anon_vault *v, const struct hub_anon__word *w)
 {
 	struct hub_anon__name_starts starts = hub_anon__vault_name_starts(v);
-	struct hub_anon_key k;
+	const struct hub_anon_key *k = &w->k;
 	size_t lens[16], nl;
 
-	/* keyed as cut_words keys it, looked up as classify looks it up: a word of one key
+	/* by the key cut_words gave it, looked up as classify looks it up: a word of one key
 	 * byte too ("T" after the vault learned "TT", whose key is "t") */
-	if (!hub_anon__key(anon, p, n, &k) || !k.len || !hub_anon__name_may(&starts, &k))
+	if (!(w->w & W_KEYED) || !hub_anon__name_may(&starts, k))
 		return 0;
-	if (k.len < HUB_ANON_STEM_MIN)
-		lens[0] = k.len, nl = 1;
+	if (k->len < HUB_ANON_STEM_MIN)
+		lens[0] = k->len, nl = 1;
 	else
-		nl = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
-	return vault_name_of(v, &k, lens, nl);
+		nl = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
+	return vault_name_of(v, k, lens, nl);
 }
 
 /* A Latin IIN/BIN cue: "IIN", "bin", "BSN", "zhsn" in any case. */
-static bool id_cue_word(const struct scan *s, const struct word *wd)
+static bool id_cue_word(const struct scan *s, const struct hub_anon__word *wd)
 {
 	const char *p = s->text.p + wd->start;
 	char c[4];
@@ -1199,7 +1189,7 @@ static bool id_cue_word(const struct scan *s, const struct word *wd)
  * from a word. A word with Kazakh letters in lower case meets only a name learned with
  * Kazakh letters, as the gazetteer reads it (ақша is money, not Акша): "дәрі" is medicine,
  * though Дария's stem is "dari". f is the vault's answer (vault_name_of). */
-static bool vault_learned(const struct scan *s, const struct word *wd,
+static bool vault_learned(const struct scan *s, const struct hub_anon__word *wd,
 			  const struct hub_anon_key *k, const size_t *lens, size_t n, uint32_t f)
 {
 	if (wd->w & (W_CAP | W_ALLCAPS))
@@ -1251,22 +1241,17 @@ static size_t stems_of(const struct hub_anon_key *k, size_t lens[16], size_t n)
 	return n ? n : hub_anon__key_stems(k, lens, 16);
 }
 
-/* Looks a word up: lexicon flags of its key, the gazetteer through its inflections, the
- * vault's names, morphology. */
-static void classify(struct scan *s, struct word *wd, const struct hub_anon_key *k,
-		     struct hub_anon_key *ks)
+/* Looks a word up by its key (wd->k): lexicon flags of its key, the gazetteer through its
+ * inflections, the vault's names, morphology. */
+static void classify(struct scan *s, struct hub_anon__word *wd, struct hub_anon_key *ks)
 {
+	const struct hub_anon_key *k = &wd->k;
 	size_t lens[16], n;
 	bool vault, lex, lex_alone;
 	uint32_t cue = 0;
 	uint64_t h;
 
 	wd->w |= W_KEYED;
-	if (!(wd->w & (W_CAP | W_ALLCAPS)) && k->len >= HUB_ANON_STEM_MIN + 1) {
-		/* the stems of a shorter key are the key alone */
-		wd->klen = (uint8_t)k->len;
-		memcpy(wd->key, k->s, sizeof(wd->key));
-	}
 	h = hub_anon__key_hash(k, k->len);
 	wd->lx = lexicon_get(s->anon, h);
 	if (wd->lx & LX_PRICE)
@@ -1387,7 +1372,7 @@ static void classify(struct scan *s, struct word *wd, const struct hub_anon_key 
 /* The cue before word i: 2 strong, 1 weak, 0 none. */
 static inline int cue_before(const struct scan *s, size_t i)
 {
-	const struct word *p;
+	const struct hub_anon__word *p;
 
 	if (!i || !(s->words[i].w & (W_SOFT | W_ADJ)) || (s->words[i].w & W_HYPHEN))
 		return 0;
@@ -1430,7 +1415,7 @@ static bool contact_after(const struct scan *s, size_t pos)
 /* Word i and a neighbour are capitalised Latin words of the gazetteer: "Aigerim Saparova". */
 static bool latin_pair(const struct scan *s, size_t i)
 {
-	const struct word *w = &s->words[i];
+	const struct hub_anon__word *w = &s->words[i];
 	const uint32_t want = W_LATIN | W_CAP | W_GAZ;
 
 	return (i && (w->w & W_ADJ) && (w[-1].w & want) == want) ||
@@ -1444,7 +1429,7 @@ static int initials_after(const struct scan *s, size_t i)
 	int n = 0;
 
 	for (size_t j = i + 1; j < s->nwords && n < 2; j++) {
-		const struct word *w = &s->words[j];
+		const struct hub_anon__word *w = &s->words[j];
 
 		if ((w->w & (W_INITIAL | W_CAP)) != (W_INITIAL | W_CAP) ||
 		    !(w->w & (W_ADJ | W_INITDOT)) || w->end >= s->text.len ||
@@ -1459,7 +1444,7 @@ static int initials_after(const struct scan *s, size_t i)
  * asks it of every candidate name. */
 __attribute__((always_inline)) static inline bool intrinsic(const struct scan *s, size_t i)
 {
-	const struct word *w = &s->words[i];
+	const struct hub_anon__word *w = &s->words[i];
 	bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
 	bool upper = w->w & (W_CAP | W_ALLCAPS);
 	/* a Latin word that only a Cyrillic name explains: in Cyrillic text, a brand (Lada) */
@@ -1517,7 +1502,7 @@ __attribute__((always_inline)) static inline bool intrinsic(const struct scan *s
 /* The word becomes a marker whatever its neighbours are: inside what another detector
  * found, or a name of the vault. Such a word is no context for its neighbours: it is gone
  * from the text the detectors see again (a second look, the guard). */
-static bool becomes_marker(const struct word *w)
+static bool becomes_marker(const struct hub_anon__word *w)
 {
 	return (w->w & (W_SPANNED | W_KNOWN)) || ((w->w & W_LEARNED) && !(w->lx & LX_NEVER));
 }
@@ -1559,7 +1544,7 @@ static bool house_number(const struct scan *s, size_t pos)
 }
 
 /* A name the vault learned, where it is one (vault_learned). */
-static bool learned_name(const struct word *w)
+static bool learned_name(const struct hub_anon__word *w)
 {
 	return w->w & W_LEARNED;
 }
@@ -1567,7 +1552,7 @@ static bool learned_name(const struct word *w)
 /* Word i is a name whatever its neighbours are: the vault's, or by itself. */
 static bool name_alone(const struct scan *s, size_t i)
 {
-	const struct word *w = &s->words[i];
+	const struct hub_anon__word *w = &s->words[i];
 
 	/* as mark_names decides it */
 	if (!(w->w & W_KEYED))
@@ -1583,8 +1568,7 @@ static bool name_alone(const struct scan *s, size_t i)
  * ("Абай көшесіне"). */
 static bool street_word_after(const struct scan *s, size_t wi)
 {
-	struct word *w = &s->words[wi]; /* the answer is kept in it */
-	struct hub_anon_key k;
+	struct hub_anon__word *w = &s->words[wi]; /* the answer is kept in it */
 	size_t lens[16], n;
 
 	if (w->lx & LX_PLACE_AFTER)
@@ -1594,14 +1578,10 @@ static bool street_word_after(const struct scan *s, size_t wi)
 	if (w->w & W_STREET_DONE)
 		return w->w & W_STREET;
 	w->w |= W_STREET_DONE;
-	if (!w->klen)
-		return false; /* a key of 3 bytes or fewer has no stem but itself */
-	/* the key as classify kept it */
-	k.len = w->klen;
-	memcpy(k.s, w->key, sizeof(k.s));
-	n = hub_anon__key_stems(&k, lens, HUB_ARRAY_SIZE(lens));
+	/* the stems but the whole key (a key of 3 bytes or fewer has none) */
+	n = hub_anon__key_stems(&w->k, lens, HUB_ARRAY_SIZE(lens));
 	for (size_t i = 1; i < n; i++) {
-		uint64_t h = hub_anon__key_hash(&k, lens[i]);
+		uint64_t h = hub_anon__key_hash(&w->k, lens[i]);
 
 		if (lexicon_get(s->anon, h) & LX_PLACE_AFTER) {
 			w->w |= W_STREET;
@@ -1615,11 +1595,12 @@ static bool street_word_after(const struct scan *s, size_t wi)
  * before "көшесі" or "street". */
 static bool place(const struct scan *s, size_t i)
 {
-	const struct word *w = &s->words[i];
+	const struct hub_anon__word *w = &s->words[i];
 	/* a neighbour that becomes a marker (another detector's, or a name of the vault:
 	 * becomes_marker) is no context: it is gone from the text the detectors see again */
-	const struct word *prev = i && !becomes_marker(&w[-1]) ? &w[-1] : NULL;
-	const struct word *next = i + 1 < s->nwords && !becomes_marker(&w[1]) ? &w[1] : NULL;
+	const struct hub_anon__word *prev = i && !becomes_marker(&w[-1]) ? &w[-1] : NULL;
+	const struct hub_anon__word *next =
+		i + 1 < s->nwords && !becomes_marker(&w[1]) ? &w[1] : NULL;
 
 	if (prev && (w->w & (W_ADJ | W_SOFT)) && (prev->lx & LX_PLACE_BEFORE))
 		return true;
@@ -1651,7 +1632,7 @@ static bool may_be_intrinsic(const struct scan *s, size_t i)
 	       (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER));
 }
 
-static bool same_script(const struct word *a, const struct word *b)
+static bool same_script(const struct hub_anon__word *a, const struct hub_anon__word *b)
 {
 	return (a->w & W_CYR) == (b->w & W_CYR) && (a->w & W_LATIN) == (b->w & W_LATIN);
 }
@@ -1664,7 +1645,7 @@ static bool same_script(const struct word *a, const struct word *b)
  * yerzhigit"), any word of the gazetteer: the customer is saying their full name. */
 static bool lower_pair(const struct scan *s, size_t i, size_t ni)
 {
-	const struct word *w = &s->words[i], *name = &s->words[ni];
+	const struct hub_anon__word *w = &s->words[i], *name = &s->words[ni];
 	uint64_t shape;
 
 	if ((name->w & (W_CAP | W_ALLCAPS)) || !same_script(w, name))
@@ -1693,13 +1674,13 @@ static void pair_from(size_t i, size_t *lo, size_t *hi)
  * whether there is one. */
 static bool mark_names(struct scan *s)
 {
-	struct word *ws = s->words;
+	struct hub_anon__word *ws = s->words;
 	const size_t nw = s->nwords; /* (a local: the stores to the words do not reload it) */
 	size_t lo = SIZE_MAX, hi = 0; /* where the words a pair may start from are */
 	bool found = false; /* a word is W_NAME or W_INTR */
 
 	for (size_t i = 0; i < nw; i++) {
-		struct word *w = &ws[i];
+		struct hub_anon__word *w = &ws[i];
 		bool learned, intr;
 
 		/* most words: nothing below takes a word without one of these */
@@ -1757,8 +1738,8 @@ static bool mark_names(struct scan *s)
 		changed = 0;
 		for (; i < nw && (back ? i + 1 >= lo : i <= hi + 1);
 		     i = back ? i - 1 : i + 1) {
-			struct word *w = &ws[i];
-			const struct word *prev, *next;
+			struct hub_anon__word *w = &ws[i];
+			const struct hub_anon__word *prev, *next;
 			bool upper, prev_name, next_name;
 
 			if ((w->w & (W_INTR | W_KEYED)) != W_KEYED || (w->lx & LX_NEVER))
@@ -1806,7 +1787,7 @@ static void merge_spans(struct hub_anon_spans *o);
 static bool cyrillic_left(const struct scan *s, uint64_t names)
 {
 	for (size_t i = 0; i < s->nwords; i++) {
-		const struct word *w = &s->words[i];
+		const struct hub_anon__word *w = &s->words[i];
 
 		/* what becomes a marker is not left: a name by the text or of the vault (a
 		 * name the vault learns later in the text is the vault's second look) */
@@ -1817,6 +1798,38 @@ static bool cyrillic_left(const struct scan *s, uint64_t names)
 	return false;
 }
 
+/* Hands the vault the key of a name of one word w (keyed: every name is): its key as the
+ * vault keys a name (with repeats collapsed) when it is that, else its key as spelled. A
+ * Latin word is keyed with repeats collapsed; a Cyrillic word's key as spelled is that one
+ * when nothing in it would collapse: no ы ("y" as spelled, "i" collapsed), no two equal
+ * bytes side by side, and nothing a repeat leaves when kh or dzh is folded after it ("ккх"
+ * as spelled is "kh", "ддж" "dzh"). */
+static void name_word(struct hub_anon__scratch *sc, const struct hub_anon__word *w)
+{
+	struct hub_anon__name_word *nw;
+	const char *p = w->k.s;
+	bool collapsed = true;
+
+	if (sc->nnames == HUB_ARRAY_SIZE(sc->names))
+		return; /* the vault keys it */
+	if (!(w->w & W_LATIN)) {
+		for (size_t i = 0; i < w->k.len && collapsed; i++) {
+			char b = i ? p[i - 1] : 0;
+
+			if (p[i] == 'y' || p[i] == b || (p[i] == 'h' && b == 'k') ||
+			    (p[i] == 'z' && b == 'd'))
+				collapsed = false;
+		}
+	}
+	nw = &sc->names[sc->nnames++];
+	nw->start = w->start;
+	nw->end = w->end;
+	nw->k = &w->k;
+	nw->collapsed = collapsed;
+	/* as hub_anon__name_norm_fixed asks the lexicon: of the same key */
+	nw->fixed = collapsed && (w->lx & LX_NAME) && (w->lx & LX_L);
+}
+
 /* Latin words that only a transliterated Cyrillic name explains are names in Latin text
  * only (in Cyrillic text they are brands: Lada), and so are Latin names without a cue or a
  * Latin name beside them (Octavia). Latin text: no Cyrillic word is left outside what was
@@ -1824,7 +1837,7 @@ static bool cyrillic_left(const struct scan *s, uint64_t names)
  * before; returns whether it added names after them (else they are merged still). */
 static bool decide_names(struct scan *s)
 {
-	struct word *ws = s->words;
+	struct hub_anon__word *ws = s->words;
 	size_t j = 0;
 	bool found;
 
@@ -1871,7 +1884,7 @@ static bool decide_names(struct scan *s)
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
 	for (size_t i = 0; i < s->nwords; i++) {
-		size_t start = ws[i].start;
+		size_t start = ws[i].start, first = i;
 
 		if (!(ws[i].w & (W_NAME | W_INTR)))
 			continue;
@@ -1880,6 +1893,8 @@ static bool decide_names(struct scan *s)
 		       (ws[i + 1].w & (W_NAME | W_INTR)))
 			i++;
 		add_span(s, start, ws[i].end, HUB_ANON_NAME);
+		if (i == first && s->scratch)
+			name_word(s->scratch, &ws[i]);
 	}
 	return true;
 }
@@ -1899,7 +1914,7 @@ struct group {
 
 /* The word that ends at or before byte pos, skipping only spaces, '#', '№' and ':';
  * NULL when something else is in between or it is farther than 24 bytes. */
-static const struct word *word_before(const struct scan *s, size_t pos, size_t *wi,
+static const struct hub_anon__word *word_before(const struct scan *s, size_t pos, size_t *wi,
 				      bool *hash)
 {
 	size_t i = *wi;
@@ -2109,7 +2124,7 @@ static void match_groups(struct scan *s, struct run *r, size_t upto, size_t *wi)
 
 	for (size_t i = 0; i < upto; i++) {
 		bool hash = false;
-		const struct word *before;
+		const struct hub_anon__word *before;
 		size_t last = i + MAX_WINDOW < r->ng ? i + MAX_WINDOW : r->ng;
 		struct cand c;
 
@@ -2171,7 +2186,7 @@ static void find_id_cue(struct scan *s)
 		return;
 	s->id_cue = SIZE_MAX;
 	for (size_t i = 0; i < s->nwords && s->id_cue == SIZE_MAX; i++) {
-		const struct word *w = &s->words[i];
+		const struct hub_anon__word *w = &s->words[i];
 		bool marker = false;
 
 		for (size_t j = 0; j < s->out->n && (w->w & W_IDCUE) && !marker; j++)
@@ -2560,7 +2575,8 @@ static bool digits_left(const struct scan *s)
 static void what_is_left(struct scan *s, struct hub_anon__left *left)
 {
 	const struct hub_anon_spans *o = s->out;
-	struct hub_anon__left_word *lw;
+	struct hub_anon__scratch *sc = s->scratch;
+	const struct hub_anon__word **lw;
 	size_t j = 0, n = 0;
 
 	*left = (struct hub_anon__left){ 0 };
@@ -2574,26 +2590,26 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 	if (j == o->n)
 		return; /* nor does it learn a name, which the words are for */
 	j = 0;
-	if (s->scratch) {
-		struct hub_anon__scratch *sc = s->scratch;
-
-		if (sc->cap_words < s->nwords) {
-			/* every entry is written before it is read */
-			sc->cap_words = 2 * s->nwords;
-			if (sc->words != sc->words_first)
-				free(sc->words);
-			sc->words = hub_xmalloc(sc->cap_words * sizeof(*sc->words));
-		}
-		lw = sc->words;
-	} else {
-		lw = hub_pool_alloc(s->pool, s->nwords * sizeof(*lw));
+	if (!sc) {
+		/* the words live in the scratch (or its pool): without one, no words, and
+		 * look_again looks again */
+		left->unsure = true;
+		return;
 	}
+	if (sc->cap_words < s->nwords) {
+		/* every entry is written before it is read */
+		sc->cap_words = 2 * s->nwords;
+		if (sc->words != sc->words_first)
+			free(sc->words);
+		sc->words = hub_xmalloc(sc->cap_words * sizeof(*sc->words));
+	}
+	lw = sc->words;
 	/* one walk: the words outside every span, unless one is partly inside a span (then
 	 * look_again looks again whatever the words are). A span is a name's (its words,
 	 * whole) or has what another detector found in it (W_SPANNED words, and the names
 	 * it was merged with): the others are outside, without a look at the spans */
 	for (size_t i = 0; i < s->nwords; i++) {
-		const struct word *w = &s->words[i];
+		const struct hub_anon__word *w = &s->words[i];
 
 		if (w->w & (W_NAME | W_INTR))
 			continue; /* inside its name */
@@ -2606,9 +2622,7 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 			}
 			continue; /* inside the span */
 		}
-		lw[n].start = w->start;
-		lw[n].end = w->end;
-		lw[n++].first = w->first;
+		lw[n++] = w;
 	}
 	left->words = lw;
 	left->nwords = n;
@@ -2635,9 +2649,9 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.scratch = scratch;
 	s.text = text;
 	s.out = out;
-	s.words = s.first_words;
+	s.words = scratch ? scratch->cut_first : s.first_words;
 	s.nwords = 0;
-	s.capwords = HUB_ARRAY_SIZE(s.first_words);
+	s.capwords = HUB_ARRAY_SIZE(s.first_words); /* as many as the scratch's */
 	s.translit_ok = false;
 	s.latin_name = false;
 	s.word_flags = 0;
@@ -2651,6 +2665,8 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.has_marker = false;
 	s.price = false;
 
+	if (scratch)
+		scratch->nnames = 0;
 	out->items = scratch ? scratch->spans : NULL;
 	out->cap = scratch ? scratch->cap_spans : 0;
 	out->n = 0;

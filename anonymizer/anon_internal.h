@@ -239,38 +239,63 @@ static inline bool hub_anon__name_may(const struct hub_anon__name_starts *st,
 	return k->len < 2 || (st->pairs >> hub_anon__pair_bit(k->s) & 1);
 }
 
-/* What a second look at a text with a vault that has learned more needs of the first
- * (hub_anon__detect): whether a word is partly inside a span, and whether a digit is outside
- * every span (the words outside the spans, the vault reads from the text). The words (and
- * unsure) only when a span is a name: the vault looks for the names it learned there. */
-struct hub_anon__left_word {
+/* A word of letters as the detector cuts it (anon.c reads and writes it; here for the
+ * scratch, which holds the words of a text for the vault). */
+struct hub_anon__word {
 	size_t start, end;
-	char first; /* the first byte of the key of its first letter (0: none) */
+	uint32_t lx; /* lexicon flags of the whole key (anon.c) */
+	uint64_t w;  /* W_* (anon.c); W_KEYED: k is its key */
+	char first;  /* the first byte of the key of its first letter (0: none) */
+	/* keyed as it is cut: a Latin word with repeats collapsed (HUB_ANON_KEY_COLLAPSE, and
+	 * unfolded set so), a Cyrillic word as spelled (HUB_ANON_KEY_FOLD) */
+	struct hub_anon_key k;
 };
 
+/* What a second look at a text with a vault that has learned more needs of the first
+ * (hub_anon__detect): whether a word is partly inside a span, and whether a digit is outside
+ * every span (the words outside the spans). The words (and unsure) only when a span is a
+ * name: the vault looks for the names it learned there. */
 struct hub_anon__left {
 	bool unsure; /* a word is partly inside a span: what it is depends on the rest */
 	bool digits;
-	/* the words of letters that start outside every span, as the detector cut them (from
-	 * its pool): what a second look reads names from, without cutting the text again */
-	const struct hub_anon__left_word *words;
+	/* the words of letters that start outside every span, as the detector cut and keyed
+	 * them: what a second look reads names from, without cutting the text again */
+	const struct hub_anon__word *const *words;
 	size_t nwords;
 };
 
+/* A name of one word the detector found (a NAME span of [start, end)): the vault takes its
+ * key from here instead of keying the word again. */
+struct hub_anon__name_word {
+	size_t start, end;
+	const struct hub_anon_key *k; /* the word's (in the scratch's words or the pool) */
+	/* k is the key the vault keys a name by (with repeats collapsed): a Latin word's, or a
+	 * Cyrillic one's with nothing to collapse; else k is its folded key as spelled */
+	bool collapsed;
+	bool fixed; /* collapsed and hub_anon__name_norm_fixed(k): the gazetteer has it whole */
+};
+
 /* Memory a vault lends the detector for what lives until its next look at a text (the
- * spans, the words left): kept from one call to the next, so that pseudonymizing a message
- * takes nothing from its pool; the first of each in the scratch itself, so that a
- * conversation of chat lines allocates none. */
+ * spans, the words left, the words cut and its names of one word): kept from one call to
+ * the next, so that pseudonymizing a message takes nothing from its pool but for a long
+ * text; the first of each in the scratch itself, so that a conversation of chat lines
+ * allocates none. */
 #define HUB_ANON_SCRATCH_SPANS 32
 #define HUB_ANON_SCRATCH_WORDS 64
+#define HUB_ANON_SCRATCH_NAMES 16 /* more names of a text: the vault keys them */
 
 struct hub_anon__scratch {
 	struct hub_anon_span *spans; /* spans_first, or from the heap */
 	size_t cap_spans;
-	struct hub_anon__left_word *words; /* words_first, or from the heap */
+	const struct hub_anon__word **words; /* words_first, or from the heap */
 	size_t cap_words;
+	/* the names of one word among the spans, in order (the first that fit) */
+	size_t nnames;
+	struct hub_anon__name_word names[HUB_ANON_SCRATCH_NAMES];
 	struct hub_anon_span spans_first[HUB_ANON_SCRATCH_SPANS];
-	struct hub_anon__left_word words_first[HUB_ANON_SCRATCH_WORDS];
+	const struct hub_anon__word *words_first[HUB_ANON_SCRATCH_WORDS];
+	/* the detector's first words (then from its pool): the names' keys are in them */
+	struct hub_anon__word cut_first[HUB_ANON_SCRATCH_WORDS];
 };
 
 /* An empty scratch, with its first arrays. */
@@ -285,10 +310,9 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 		     struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out,
 		     struct hub_anon__left *left, struct hub_anon__scratch *scratch);
 
-/* What the detector finds a word of letters p[0..n) to be in the vault: HUB_ANON_KNOWN
+/* What the detector finds a word it cut (hub_anon__left) to be in the vault: HUB_ANON_KNOWN
  * and/or HUB_ANON_LEARNED, or 0 (vault may be NULL). In anon.c. */
-uint32_t hub_anon__word_in_vault(const struct hub_anon *anon, const struct hub_anon_vault *v,
-				 const char *p, size_t n);
+uint32_t hub_anon__word_in_vault(const struct hub_anon_vault *v, const struct hub_anon__word *w);
 /* digits: the national significant number (10 digits) or a 7-digit local number. */
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n);
 /* Calls cb for each e-mail and literal (username) value the vault knows. */

@@ -398,6 +398,7 @@ void hub_anon__scratch_init(struct hub_anon__scratch *sc)
 	sc->cap_spans = HUB_ARRAY_SIZE(sc->spans_first);
 	sc->words = sc->words_first;
 	sc->cap_words = HUB_ARRAY_SIZE(sc->words_first);
+	sc->nnames = 0;
 }
 
 void hub_anon__scratch_release(struct hub_anon__scratch *sc)

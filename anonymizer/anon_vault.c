@@ -53,6 +53,23 @@ struct set {
 	uint64_t bits; /* bit (key >> 58) of each key: most keys asked are not in */
 };
 
+/* The key of a name: what intern keys it by (normalize), or takes as it is. */
+struct name_key {
+	/* its key with repeats collapsed (HUB_ANON_KEY_COLLAPSE): own, or the detector's (in
+	 * its words: hub_anon__name_word); NULL: to be keyed from the name into own */
+	const struct hub_anon_key *k;
+	const struct hub_anon_key *fold; /* its key as spelled (folded) when known, or NULL */
+	bool fixed; /* k is known to be a name of the gazetteer whole (hub_anon__name_norm_fixed) */
+	struct hub_anon_key own;
+};
+
+/* Nothing known of a name's key yet: normalize keys the name. */
+static inline void key_it(struct name_key *nk)
+{
+	nk->k = nk->fold = NULL;
+	nk->fixed = false;
+}
+
 /* A block of the arena beyond the vault's first: norms, values and markers. */
 struct block {
 	struct block *next;
@@ -84,8 +101,8 @@ struct hub_anon_vault {
 	size_t key_span[KEYS];
 	/* from here on not zeroed by hub_anon_vault_new */
 	struct hub_anon__scratch scratch_detect; /* the detector's spans and words, reused */
-	struct hub_anon_key keys[KEYS];
-	struct hub_anon_key key; /* normalize's key of a name (add_known) */
+	struct name_key keys[KEYS];
+	struct name_key key; /* normalize's key of a name (add_known) */
 	/* the first of each (a table zeroed when it takes its first key) */
 	uint32_t index_first[INDEX_FIRST];
 	struct set_slot names_first[NAMES_FIRST];
@@ -270,10 +287,10 @@ static bool is_letter_cp(uint32_t cp)
 
 /* The norm of a value of type: what two spellings of one value share, and its hash in *h.
  * Written in buf (room for value.len + NORM_EXTRA bytes), or for a name (not literal) the
- * first bytes of its collapsed key, left in *k (keyed: *k is that key already). */
+ * first bytes of its collapsed key nk->k (keyed into nk->own when it is NULL). */
 static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
 				struct hub_str value, char *buf, bool *literal,
-				struct hub_anon_key *k, bool keyed, uint64_t *h)
+				struct name_key *nk, uint64_t *h)
 {
 	struct hub_str norm;
 	size_t n = 0;
@@ -309,11 +326,16 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		break;
 	}
 	case HUB_ANON_NAME:
-		if (keyed || hub_anon__key_tables(v->cps, v->cyr, value.p, value.len,
-						  HUB_ANON_KEY_COLLAPSE, k)) {
-			n = hub_anon__name_norm(v->anon, v, k);
-			*h = hub_anon__key_hash(k, n) ^ (uint64_t)type; /* of its n first bytes */
-			return (struct hub_str){ k->s, n };
+		if (!nk->k && hub_anon__key_tables(v->cps, v->cyr, value.p, value.len,
+						   HUB_ANON_KEY_COLLAPSE, &nk->own))
+			nk->k = &nk->own;
+		if (nk->k) {
+			/* a name of the gazetteer is its own norm, whatever the vault holds */
+			n = nk->fixed ? hub_anon__key_norm(nk->k->s, nk->k->len)
+				      : hub_anon__name_norm(v->anon, v, nk->k);
+			/* of its n first bytes */
+			*h = hub_anon__key_hash(nk->k, n) ^ (uint64_t)type;
+			return (struct hub_str){ nk->k->s, n };
 		}
 		/* fall through */
 	case HUB_ANON_EMAIL:
@@ -396,10 +418,11 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 
 /* A name is looked for by its key both with repeats collapsed (how Latin words are
  * keyed) and as spelled (Cyrillic words): the norm, and the same stem of the other key.
- * c is its collapsed key (normalize's), h the entry's hash (of the norm, and the type). */
+ * nk: its keys (normalize's), h the entry's hash (of the norm, and the type). */
 static void index_name(struct hub_anon_vault *v, struct hub_str value,
-		       const struct hub_anon_key *c, size_t norm_len, uint64_t h, uint32_t how)
+		       const struct name_key *nk, size_t norm_len, uint64_t h, uint32_t how)
 {
+	const struct hub_anon_key *c = nk->k, *fold = nk->fold;
 	struct hub_anon_key own;
 
 	if (c->kazakh)
@@ -410,26 +433,31 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 	name_start(v, c->s, norm_len);
 	/* the folded key is the collapsed one unless that collapsed something (then its
 	 * stem is the norm again, already in) */
-	if (!c->unfolded ||
-	    !hub_anon__key_tables(v->cps, v->cyr, value.p, value.len, HUB_ANON_KEY_FOLD, &own))
+	if (!c->unfolded)
 		return;
-	if (own.len >= c->len - norm_len) {
-		size_t len = own.len - (c->len - norm_len);
+	if (!fold) {
+		if (!hub_anon__key_tables(v->cps, v->cyr, value.p, value.len, HUB_ANON_KEY_FOLD,
+					  &own))
+			return;
+		fold = &own;
+	}
+	if (fold->len >= c->len - norm_len) {
+		size_t len = fold->len - (c->len - norm_len);
 
-		set_or(&v->names, v->names_first, hub_anon__key_hash(&own, len), how);
-		name_start(v, own.s, len);
+		set_or(&v->names, v->names_first, hub_anon__key_hash(fold, len), how);
+		name_start(v, fold->s, len);
 	}
 }
 
 /* The entry of value, or NULL; its norm in *norm (written in buf, room for value.len +
- * NORM_EXTRA bytes, or a name's key in *k). */
+ * NORM_EXTRA bytes, or a name's key in nk). */
 static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type type,
 			    struct hub_str value, char *buf, struct hub_str *norm, bool *literal,
-			    uint64_t *h, struct hub_anon_key *k, bool keyed)
+			    uint64_t *h, struct name_key *nk)
 {
 	struct entry *e;
 
-	*norm = normalize(v, type, value, buf, literal, k, keyed, h);
+	*norm = normalize(v, type, value, buf, literal, nk, h);
 	e = find(v, type, *norm, *h);
 	if (!e && type == HUB_ANON_PHONE && is_local(*norm))
 		e = find_local(v, *norm);
@@ -469,10 +497,11 @@ static void entry_room(struct hub_anon_vault *v)
 	}
 }
 
-/* The entry of value, added if new; known: the caller gave it. A name is keyed in *k, or
- * keyed already (the key of a name found in a text is the same at each look). */
+/* The entry of value, added if new; known: the caller gave it. A name is keyed in nk, or
+ * keyed already (by the detector, or the key of a name found in a text, which is the same
+ * at each look). */
 static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
-			    struct hub_str value, bool known, struct hub_anon_key *k, bool keyed)
+			    struct hub_str value, bool known, struct name_key *nk)
 {
 	uint32_t how = known ? HUB_ANON_KNOWN : HUB_ANON_LEARNED;
 	/* the norm then the value, each NUL-terminated, where the norm is written */
@@ -483,18 +512,18 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	bool literal;
 	uint64_t h;
 
-	e = lookup(v, type, value, buf, &norm, &literal, &h, k, keyed);
+	e = lookup(v, type, value, buf, &norm, &literal, &h, nk);
 	if (e) {
 		if (known && type == HUB_ANON_NAME && !literal)
-			index_name(v, value, k, e->norm.len, e->hash, how);
+			index_name(v, value, nk, e->norm.len, e->hash, how);
 		return e;
 	}
 	/* a norm written in buf stays where it is */
 	p = (char *)norm.p;
-	if (norm.p == k->s) {
+	if (type == HUB_ANON_NAME && !literal) {
 		/* a name's key: its whole buffer in one copy of a fixed size (room has it) */
 		p = buf;
-		memcpy(p, k->s, sizeof(k->s));
+		memcpy(p, nk->k->s, sizeof(nk->k->s));
 	} else if (norm.p == value.p) {
 		p = buf;
 		if (norm.len)
@@ -526,7 +555,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 		v->literals[v->nliterals++] = (uint32_t)(e - v->e);
 	}
 	if (type == HUB_ANON_NAME && !literal)
-		index_name(v, value, k, norm.len, h, how);
+		index_name(v, value, nk, norm.len, h, how);
 	if (type == HUB_ANON_PHONE)
 		index_phone(v, e->norm);
 	return e;
@@ -575,6 +604,14 @@ static void give_marker(struct hub_anon_vault *v, struct entry *e)
 	e->marker = (struct hub_str){ m, n };
 }
 
+/* The entry of a value the caller gave (a name keyed from it). */
+static struct entry *known_value(struct hub_anon_vault *v, enum hub_anon_type type,
+				 struct hub_str value)
+{
+	key_it(&v->key);
+	return intern(v, type, value, true, &v->key);
+}
+
 int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type type,
 			     struct hub_str value)
 {
@@ -588,12 +625,12 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 			digits += value.p[j] >= '0' && value.p[j] <= '9';
 		if (digits < 7 || digits > 15)
 			return -EINVAL;
-		(void)intern(vault, type, value, true, &vault->key, false);
+		(void)known_value(vault, type, value);
 		return 0;
 	case HUB_ANON_EMAIL:
 		if (!memchr(value.p, '@', value.len) || value.len < 3)
 			return -EINVAL;
-		(void)intern(vault, type, value, true, &vault->key, false);
+		(void)known_value(vault, type, value);
 		return 0;
 	case HUB_ANON_NAME:
 		break;
@@ -610,7 +647,7 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 		if (!is_letter_cp(cp) && cp != ' ' && cp != '-' && cp != '\'' && cp != '.') {
 			if (value.len < 3)
 				return -EINVAL;
-			(void)intern(vault, type, value, true, &vault->key, false);
+			(void)known_value(vault, type, value);
 			return 0;
 		}
 		i += l;
@@ -623,8 +660,7 @@ int hub_anon_vault_add_known(struct hub_anon_vault *vault, enum hub_anon_type ty
 		       value.p[i] != '\'' && value.p[i] != '.')
 			i++;
 		if (i > s && hub_anon__key(vault->anon, value.p + s, i - s, &k) && k.len >= 2) {
-			(void)intern(vault, type, (struct hub_str){ value.p + s, i - s }, true,
-				     &vault->key, false);
+			(void)known_value(vault, type, (struct hub_str){ value.p + s, i - s });
 			added++;
 		}
 		i++;
@@ -642,18 +678,17 @@ static bool inside(const struct hub_anon_spans *spans, size_t at, size_t *i)
 
 /* A word of the vault's names among the words of letters of text outside every span, as the
  * detector left them (first: bit c & 63 of the first key byte of each name to look for). */
-static bool name_left(const struct hub_anon_vault *v, struct hub_str text,
-		      const struct hub_anon__left *left, uint64_t first)
+static bool name_left(const struct hub_anon_vault *v, const struct hub_anon__left *left,
+		      uint64_t first)
 {
 	/* a word without a first key byte (0) is looked at too: bit 0, which no key byte
 	 * (a lower-case letter) has */
 	first |= 1;
 	for (size_t i = 0; i < left->nwords; i++) {
-		const struct hub_anon__left_word *w = &left->words[i];
+		const struct hub_anon__word *w = left->words[i];
 
-		/* the detector keys the word and looks it up so */
-		if ((first >> (w->first & 63) & 1) &&
-		    hub_anon__word_in_vault(v->anon, v, text.p + w->start, w->end - w->start))
+		/* by the key the detector gave it, looked up as the detector looks it up */
+		if ((first >> (w->first & 63) & 1) && hub_anon__word_in_vault(v, w))
 			return true;
 	}
 	return false;
@@ -775,7 +810,7 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 		return true;
 	if (!first)
 		return false;
-	return left->unsure || name_left(v, text, left, first);
+	return left->unsure || name_left(v, left, first);
 }
 
 /* The norm of the name of span i (a name taken this look) is the same whatever names the
@@ -783,8 +818,36 @@ static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
  * (hub_anon__name_norm_fixed). Else a new name may change it: it is taken again. */
 static bool norm_fixed(const struct hub_anon_vault *v, size_t i)
 {
+	const struct name_key *nk = &v->keys[i % KEYS];
+
 	return v->key_span[i % KEYS] == i + 1 &&
-	       hub_anon__name_norm_fixed(v->anon, &v->keys[i % KEYS]);
+	       (nk->fixed || hub_anon__name_norm_fixed(v->anon, nk->k));
+}
+
+/* The keys of the name of span sp in *nk: the detector's (a name of one word: its key as
+ * the vault keys it, or as spelled), else to be keyed. *w: the next name of the scratch to
+ * look at, as sp moves on. */
+static void span_key(const struct hub_anon_vault *v, const struct hub_anon_span *sp, size_t *w,
+		     struct name_key *nk)
+{
+	const struct hub_anon__scratch *sc = &v->scratch_detect;
+	const struct hub_anon__name_word *nw;
+
+	key_it(nk);
+	while (*w < sc->nnames && sc->names[*w].start < sp->start)
+		(*w)++;
+	if (*w == sc->nnames)
+		return;
+	nw = &sc->names[*w];
+	if (nw->start != sp->start || nw->end != sp->end)
+		return; /* a name of several words, or merged with another span */
+	if (nw->collapsed) {
+		nk->k = nw->k;
+		nk->fixed = nw->fixed;
+		/* as spelled, a Cyrillic word's is the same (unfolded off: not asked) */
+	} else {
+		nk->fold = nw->k;
+	}
 }
 
 /* Room for the entries of n spans (each set before it is read). */
@@ -832,13 +895,17 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		was = vault->n;
 		got = spans.n ? got_room(vault, spans.n) : NULL;
 		memset(vault->key_span, 0, sizeof(vault->key_span));
-		for (size_t i = 0; i < spans.n; i++) {
+		for (size_t i = 0, w = 0; i < spans.n; i++) {
+			const struct hub_anon_span *sp = &spans.items[i];
+			struct name_key *nk = &vault->keys[i % KEYS];
 			size_t before = vault->n;
-			struct entry *e = intern(vault, spans.items[i].type,
-						 (struct hub_str){ text.p + spans.items[i].start,
-								   spans.items[i].end -
-									   spans.items[i].start },
-						 false, &vault->keys[i % KEYS], false);
+			struct entry *e;
+
+			if (sp->type == HUB_ANON_NAME)
+				span_key(vault, sp, &w, nk);
+			e = intern(vault, sp->type,
+				   (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false,
+				   nk);
 
 			got[i] = (uint32_t)(e - vault->e) + 1;
 			/* a name keyed (not a literal): its key serves again */
@@ -867,7 +934,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	 * place of each span */
 	hub_buf_grow(out, text.len + spans.n * MARKER_ROOM);
 	o = out->p + out->len;
-	for (size_t i = 0; i < spans.n; i++) {
+	for (size_t i = 0, w = 0; i < spans.n; i++) {
 		const struct hub_anon_span *sp = &spans.items[i];
 		struct entry *e;
 
@@ -875,12 +942,14 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 			e = &vault->e[got[i] - 1];
 		} else {
 			size_t j = i % KEYS;
-			bool keyed = vault->key_span[j] == i + 1;
 
+			/* keyed already, or by the detector */
+			if (vault->key_span[j] != i + 1 && sp->type == HUB_ANON_NAME)
+				span_key(vault, sp, &w, &vault->keys[j]);
 			vault->key_span[j] = 0;
 			e = intern(vault, sp->type,
 				   (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false,
-				   &vault->keys[j], keyed);
+				   &vault->keys[j]);
 		}
 
 		give_marker(vault, e);
@@ -935,7 +1004,7 @@ static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool va
 	struct hub_pool pool = HUB_POOL_INIT;
 	struct hub_buf b = HUB_BUF_INIT;
 	struct hub_anon_spans spans;
-	struct hub_anon_key k;
+	struct name_key nk;
 	struct hub_str norm;
 	int hit = 0;
 
@@ -952,8 +1021,9 @@ static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool va
 			continue;
 		hub_buf_reset(&b);
 		hub_buf_grow(&b, sp->end - sp->start + NORM_EXTRA);
+		key_it(&nk);
 		if (lookup(v, sp->type, (struct hub_str){ text.p + sp->start, sp->end - sp->start },
-			   b.p, &norm, &literal, &h, &k, false))
+			   b.p, &norm, &literal, &h, &nk))
 			hit = 1;
 		else if (!values_only)
 			hit = 2;
