@@ -444,18 +444,13 @@ bool hub_anon_kz_checksum_ok(const char d[12])
 
 bool hub_anon_luhn_ok(const char *d, size_t n)
 {
-	int s = 0;
+	/* a doubled digit's digits summed */
+	static const unsigned char twice[10] = { 0, 2, 4, 6, 8, 1, 3, 5, 7, 9 };
+	int s = n & 1 ? d[0] - '0' : 0;
 
-	for (size_t i = 0; i < n; i++) {
-		int v = d[n - 1 - i] - '0';
-
-		if (i & 1) {
-			v *= 2;
-			if (v > 9)
-				v -= 9;
-		}
-		s += v;
-	}
+	/* from the end by pairs: the last digit as it is, the one before it doubled */
+	for (size_t i = n; i >= 2; i -= 2)
+		s += d[i - 1] - '0' + twice[d[i - 2] - '0'];
 	return n && s % 10 == 0;
 }
 
@@ -573,17 +568,18 @@ struct scan {
 	 * finds them; more than fit: every byte is a candidate */
 	size_t iban_at[8];
 	size_t niban;
-	size_t first_digit; /* where find_numbers starts; SIZE_MAX without a digit */
-	size_t end_digit;   /* ... and after the last digit, where it stops */
-	/* the runs of digits, [start, end) each, as find_numbers reads them (every one):
-	 * what_is_left asks the spans of them alone; nruns counts all, the first that fit
-	 * are here (more: what_is_left reads the text) */
+	size_t end_digit; /* after the last digit (0 without one) */
+	/* the runs of digits, [start, end) each, every one in order as cut_words finds them
+	 * (first the 16 of first_runs, then from pool): find_numbers reads the text only
+	 * between them, what_is_left asks the spans of them alone */
 	struct digit_run {
 		size_t start, end;
-	} runs[16];
-	size_t nruns;
+		/* the words before it: s->words[word] is the first after it (no word has a
+		 * digit), which word_before and followed_by_unit need not look for */
+		size_t word;
+	} *runs, first_runs[16];
+	size_t nruns, capruns;
 	size_t id_cue; /* where the first IIN/BIN cue word ends; SIZE_MAX without one */
-	size_t ndigits;
 	bool has_at;     /* an '@' is in the text (cut_words): e-mails need one */
 	bool has_marker; /* a '[' or a '_' is in the text (cut_words): markers need one */
 	bool price;      /* a word asks a price (LX_PRICE) */
@@ -795,7 +791,7 @@ static void cut_words(struct scan *s)
 	 * W_SOFT, W_INITDOT (and hyphen, W_HYPHEN) */
 	uint64_t ctx = W_SENT;
 	bool hyphen = false;
-	size_t i = 0, seps = 0, first_digit = SIZE_MAX, end_digit = 0, ndigits = 0;
+	size_t i = 0, seps = 0, end_digit = 0;
 	bool has_at = false, has_marker = false;
 	struct hub_anon_key *k, ks;
 
@@ -989,12 +985,13 @@ kazakh:
 			ctx = (ctx | W_SENT) & ~(uint64_t)W_SOFT;
 			break;
 		case SEP_DIGIT: /* the whole run of digits */
-			if (first_digit > i)
-				first_digit = i;
 			for (l = 1; i + l < n && is_digit(p[i + l]); l++)
 				;
 			end_digit = i + l;
-			ndigits += l;
+			if (s->nruns == s->capruns)
+				s->runs = hub_pool_grow(s->pool, s->runs, &s->capruns, 32,
+							sizeof(*s->runs));
+			s->runs[s->nruns++] = (struct digit_run){ i, i + l, s->nwords };
 			ctx &= ~(uint64_t)(W_SENT | W_ADJ | W_SOFT);
 			break;
 		case SEP_AT:
@@ -1010,9 +1007,7 @@ kazakh:
 		}
 		i += l;
 	}
-	s->first_digit = first_digit;
 	s->end_digit = end_digit;
-	s->ndigits = ndigits;
 	s->has_at = has_at;
 	s->has_marker = has_marker;
 }
@@ -1906,6 +1901,7 @@ static bool decide_names(struct scan *s)
 
 struct group {
 	size_t start, end; /* bytes of the digits */
+	size_t word;       /* the words before it (digit_run.word) */
 	unsigned nd;       /* digits */
 	char sep;          /* the separator after it: ' ', '-', '.', '(' or ')' (last wins) */
 	/* a currency or unit follows it: 1 or 0, -1 until a candidate asks (group_unit) */
@@ -1913,15 +1909,11 @@ struct group {
 };
 
 /* The word that ends at or before byte pos, skipping only spaces, '#', '№' and ':';
- * NULL when something else is in between or it is farther than 24 bytes. */
-static const struct hub_anon__word *word_before(const struct scan *s, size_t pos, size_t *wi,
-				      bool *hash)
+ * NULL when something else is in between or it is farther than 24 bytes. The words
+ * before pos are i: the last of them is the only one that may end there. */
+static const struct hub_anon__word *word_before(const struct scan *s, size_t pos, size_t i,
+						 bool *hash)
 {
-	size_t i = *wi;
-
-	while (i < s->nwords && s->words[i].end <= pos)
-		i++;
-	*wi = i;
 	*hash = false;
 	for (size_t p = pos; p > 0 && pos - p < 24; p--) {
 		unsigned char c = (unsigned char)s->text.p[p - 1];
@@ -1942,11 +1934,12 @@ static const struct hub_anon__word *word_before(const struct scan *s, size_t pos
 	return NULL;
 }
 
-/* A currency or unit follows the digits that end at pos. */
-static bool followed_by_unit(const struct scan *s, size_t pos)
+/* A currency or unit follows the digits that end at pos, s->words[wi] the first word after
+ * them. */
+static bool followed_by_unit(const struct scan *s, size_t pos, size_t wi)
 {
 	struct hub_str t = s->text;
-	size_t p = pos, wi = 0, hi = s->nwords;
+	size_t p = pos;
 
 	/* a size: 1200x800, 1200х800 */
 	if (p + 1 < t.len && t.p[p] == 'x' && is_digit(t.p[p + 1]))
@@ -1960,14 +1953,8 @@ static bool followed_by_unit(const struct scan *s, size_t pos)
 		return true;
 	if (p + 2 < t.len && (unsigned char)t.p[p] == 0xe2 && (unsigned char)t.p[p + 1] == 0x82)
 		return true; /* ₸ ₽ € */
-	while (wi < hi) { /* the first word that starts at p or after it */
-		size_t mid = wi + (hi - wi) / 2;
-
-		if (s->words[mid].start < p)
-			wi = mid + 1;
-		else
-			hi = mid;
-	}
+	/* no word starts in the spaces skipped: the first word after the digits is the first
+	 * that starts at p or after it */
 	return wi < s->nwords && s->words[wi].start == p && (s->words[wi].lx & LX_UNIT);
 }
 
@@ -1976,7 +1963,7 @@ static bool followed_by_unit(const struct scan *s, size_t pos)
 static bool group_unit(const struct scan *s, struct group *g)
 {
 	if (g->unit < 0)
-		g->unit = followed_by_unit(s, g->end);
+		g->unit = followed_by_unit(s, g->end, g->word);
 	return g->unit;
 }
 
@@ -2011,7 +1998,6 @@ struct cand {
 	bool plus;  /* written with a leading '+' */
 	bool order; /* after an order, code or address word, or '#'/'№' */
 	bool id_cue; /* after an IIN/BIN cue in the text, and not after an order word */
-	bool paren; /* a group in parentheses */
 };
 
 /* Cards and IINs are written in blocks separated by spaces or dashes only; the last
@@ -2027,31 +2013,37 @@ static bool blocks_ok(const struct cand *c, unsigned min_block)
 	return true;
 }
 
+/* A group of the candidate but its last is followed by a parenthesis: "(777) 250 00 00". */
+static bool cand_paren(const struct cand *c)
+{
+	for (size_t i = 0; i + 1 < c->ng; i++)
+		if (c->g[i].sep == ')' || c->g[i].sep == '(')
+			return true;
+	return false;
+}
+
 /* A phone by how it is written (phone_ok without the vault). */
 static bool phone_shape(const struct scan *s, const struct cand *c)
 {
 	const char *d = c->d;
 	size_t n = c->n;
+	bool shape;
 
 	if (c->ng > 7)
 		return false;
 	if (c->plus)
 		return (n == 11 && d[0] == '7') || (n >= 8 && n <= 15 && d[0] != '0');
-	if (c->order || group_unit(s, &c->g[c->ng - 1]))
-		return false;
-	if (n == 11 && (d[0] == '8' || d[0] == '7') && d[1] >= '3')
-		return true;
-	if (n == 10 && (d[0] == '3' || d[0] == '4' || d[0] == '7' || d[0] == '8' || d[0] == '9'))
-		return c->ng == 1 || c->g[0].nd >= 3 || c->paren;
-	if (n >= 12 && n <= 17 && d[0] == '0' && d[1] == '0' && d[2] != '0')
-		return true;
-	if (n >= 13 && n <= 17 && d[0] == '8' && d[1] == '1' && d[2] == '0')
-		return true;
-	/* a local number: 250-00-00 or 250 00 00 */
-	if (n == 7 && c->ng == 3 && c->g[0].nd == 3 && c->g[1].nd == 2 && c->g[2].nd == 2 &&
-	    c->g[0].sep == c->g[1].sep && (c->g[0].sep == '-' || c->g[0].sep == ' '))
-		return true;
-	return false;
+	shape = (n == 11 && (d[0] == '8' || d[0] == '7') && d[1] >= '3') ||
+		(n == 10 &&
+		 (d[0] == '3' || d[0] == '4' || d[0] == '7' || d[0] == '8' || d[0] == '9') &&
+		 (c->ng == 1 || c->g[0].nd >= 3 || cand_paren(c))) ||
+		(n >= 12 && n <= 17 && d[0] == '0' && d[1] == '0' && d[2] != '0') ||
+		(n >= 13 && n <= 17 && d[0] == '8' && d[1] == '1' && d[2] == '0') ||
+		/* a local number: 250-00-00 or 250 00 00 */
+		(n == 7 && c->ng == 3 && c->g[0].nd == 3 && c->g[1].nd == 2 && c->g[2].nd == 2 &&
+		 c->g[0].sep == c->g[1].sep && (c->g[0].sep == '-' || c->g[0].sep == ' '));
+	/* the shape first: the unit after it is looked for only then */
+	return shape && !c->order && !group_unit(s, &c->g[c->ng - 1]);
 }
 
 /* A phone by how it is written or one the vault holds, however written (the shape first:
@@ -2075,10 +2067,9 @@ static int classify_number(const struct scan *s, const struct cand *c)
 	    !all_same(c->d, c->n) && hub_anon_luhn_ok(c->d, c->n))
 		return HUB_ANON_CARD;
 	if (!c->plus && c->n == 12 && blocks_ok(c, 2)) {
-		if (hub_anon_kz_checksum_ok(c->d) && iin_date_ok(c->d))
-			return HUB_ANON_IIN;
-		if (hub_anon_kz_checksum_ok(c->d) && bin_ok(c->d))
-			return HUB_ANON_BIN;
+		/* the date first: the checksum is the dearer */
+		if ((iin_date_ok(c->d) || bin_ok(c->d)) && hub_anon_kz_checksum_ok(c->d))
+			return iin_date_ok(c->d) ? HUB_ANON_IIN : HUB_ANON_BIN;
 		/* customers mistype their number: after its cue it is theirs all the same */
 		if (c->id_cue)
 			return HUB_ANON_ID;
@@ -2110,52 +2101,83 @@ struct run {
 	size_t doff[MAX_GROUPS + 1]; /* where each group's digits start in digits */
 	char digits[MAX_GROUPS * MAX_DIGITS];
 	size_t ng;
+	size_t copied;  /* the groups whose digits are in digits (match_groups copies them) */
 	size_t first;   /* index in the whole run of g[0] */
 	bool plus;      /* the run starts with '+' */
 	size_t plus_at;
 };
 
+/* Copies n bytes, n <= 24, without a call (a group has few digits): two loads of 8, 4, 2
+ * or 1 bytes that overlap, and one more of 8 above 16. */
+static inline void copy_short(char *o, const char *p, size_t n)
+{
+	if (n >= 8) {
+		memcpy(o, p, 8);
+		if (n > 16)
+			memcpy(o + 8, p + 8, 8);
+		memcpy(o + n - 8, p + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(o, p, 4);
+		memcpy(o + n - 4, p + n - 4, 4);
+	} else if (n >= 2) {
+		memcpy(o, p, 2);
+		memcpy(o + n - 2, p + n - 2, 2);
+	} else if (n) {
+		*o = *p;
+	}
+}
+
+/* Copies the digits of the groups not copied yet into r->digits. */
+static void run_digits(const struct scan *s, struct run *r)
+{
+	for (size_t i = r->copied; i < r->ng; i++)
+		copy_short(r->digits + r->doff[i], s->text.p + r->g[i].start, r->g[i].nd);
+	r->copied = r->ng;
+}
+
 /* Matches every window of groups that starts at g[0..upto) and is something. Every one,
  * not the longest from the left only: then what is found would depend on what was found
- * before, and a marker put in the middle of a run would bring out a new number. */
-static void match_groups(struct scan *s, struct run *r, size_t upto, size_t *wi)
+ * before, and a marker put in the middle of a run would bring out a new number. The run
+ * has 7 digits or more (fewer are nothing: below; most runs). */
+static void match_groups(struct scan *s, struct run *r, size_t upto)
 {
 	struct group *g = r->g;
+	const size_t *doff = r->doff;
 
+	run_digits(s, r);
 	for (size_t i = 0; i < upto; i++) {
 		bool hash = false;
 		const struct hub_anon__word *before;
-		size_t last = i + MAX_WINDOW < r->ng ? i + MAX_WINDOW : r->ng;
+		size_t last = i + MAX_WINDOW < r->ng ? i + MAX_WINDOW : r->ng, j = i;
 		struct cand c;
 
-		if (r->doff[last] - r->doff[i] < 7)
-			continue; /* no window from here has the 7 digits of anything (below) */
+		if (doff[last] - doff[i] < 7)
+			continue; /* no window from here has 7 digits */
+		while (doff[j + 1] - doff[i] < 7)
+			j++; /* the windows of fewer than 7 digits are nothing */
 		/* before a group after the run's first there are only separators (no '#' or
 		 * '№') back to a digit, where no word ends: no word, no hash */
-		before = r->first + i == 0 ? word_before(s, g[i].start, wi, &hash) : NULL;
+		before = r->first + i == 0 ? word_before(s, g[i].start, g[i].word, &hash) : NULL;
 		c = (struct cand){
-			.d = r->digits + r->doff[i], .g = g + i,
+			.d = r->digits + doff[i], .g = g + i,
 			.plus = r->plus && r->first + i == 0,
 			.order = hash || (before && (before->lx & LX_ORDER)),
 		};
 
 		c.id_cue = s->id_cue <= g[i].start && !c.order;
 
-		for (size_t j = i; j < r->ng && j - i < MAX_WINDOW &&
-				   r->doff[j + 1] - r->doff[i] <= MAX_DIGITS; j++) {
-			size_t start = c.plus ? r->plus_at : g[i].start;
+		for (; j < last && doff[j + 1] - doff[i] <= MAX_DIGITS; j++) {
+			size_t n = doff[j + 1] - doff[i], start;
 			int t;
 
-			c.n = r->doff[j + 1] - r->doff[i];
+			if (n < 10 && n != 7 && !c.plus)
+				continue; /* 8 or 9 digits only after a '+' (phone_ok) */
+			c.n = n;
 			c.ng = j - i + 1;
-			c.paren = c.paren ||
-				  (j > i && (g[j - 1].sep == ')' || g[j - 1].sep == '('));
-			/* fewer than 7 digits are nothing, 8 or 9 only after a '+' (phone_ok) */
-			if (c.n < 7 || (c.n < 10 && c.n != 7 && !c.plus))
-				continue;
 			t = classify_number(s, &c);
 			if (t < 0)
 				continue;
+			start = c.plus ? r->plus_at : g[i].start;
 			if (start > 0 && s->text.p[start - 1] == '(' && i < j && g[i].sep == ')')
 				start--;
 			add_span(s, start, g[j].end, (enum hub_anon_type)t);
@@ -2163,7 +2185,8 @@ static void match_groups(struct scan *s, struct run *r, size_t upto, size_t *wi)
 	}
 }
 
-/* Keeps the last MAX_WINDOW groups of a full buffer (their windows are not done). */
+/* Keeps the last MAX_WINDOW groups of a full buffer (their windows are not done; the
+ * digits of all were copied). */
 static void run_shift(struct run *r)
 {
 	size_t keep = MAX_WINDOW, drop = r->ng - keep, dd = r->doff[drop];
@@ -2173,11 +2196,10 @@ static void run_shift(struct run *r)
 	for (size_t i = 0; i <= keep; i++)
 		r->doff[i] = r->doff[drop + i] - dd;
 	r->ng = keep;
+	r->copied = keep;
 	r->first += drop;
 }
 
-/* Runs of digit groups joined by at most three separators; each run's windows matched as
- * it is read, however long it is. */
 /* Where the first IIN/BIN cue outside a marker ends: "[IIN_1]" in a text is no cue (the
  * same text with a marker in place of an IIN must find what the first look found). */
 static void find_id_cue(struct scan *s)
@@ -2197,21 +2219,22 @@ static void find_id_cue(struct scan *s)
 	}
 }
 
+/* Runs of digit groups joined by at most three separators, from the runs of digits
+ * cut_words found; each run's windows matched as it is read, however long it is. */
 static void find_numbers(struct scan *s)
 {
 	struct hub_str t = s->text;
 	struct run r;
-	size_t i = s->first_digit, wi = 0;
+	size_t k = 0;
 
+	if (!s->nruns)
+		return;
 	find_id_cue(s);
-	while (i < s->end_digit) { /* no run starts after the last digit */
-		size_t sl;
+	while (k < s->nruns) {
+		size_t i = s->runs[k].start;
 
-		if (!is_digit(t.p[i])) {
-			i++;
-			continue;
-		}
 		r.ng = 0;
+		r.copied = 0;
 		r.first = 0;
 		r.doff[0] = 0;
 		r.plus = false;
@@ -2222,37 +2245,36 @@ static void find_numbers(struct scan *s)
 			r.plus = true, r.plus_at = i - 2;
 		}
 		for (;;) {
-			size_t start = i, k, nsep = 0;
+			const struct digit_run *d = &s->runs[k++];
+			size_t e = d->end, next, nsep = 0, sl;
 			struct group *g;
 
-			while (i < t.len && is_digit(t.p[i]))
-				i++;
-			if (s->nruns++ < HUB_ARRAY_SIZE(s->runs))
-				s->runs[s->nruns - 1] = (struct digit_run){ start, i };
-			if (i - start > MAX_DIGITS)
+			if (d->end - d->start > MAX_DIGITS)
 				break; /* too long to be anything: the run ends before it */
-			if (r.ng == MAX_GROUPS) {
-				match_groups(s, &r, r.ng - MAX_WINDOW, &wi);
+			if (r.ng == MAX_GROUPS) { /* (24 digits or more) */
+				match_groups(s, &r, r.ng - MAX_WINDOW);
 				run_shift(&r);
 			}
 			g = &r.g[r.ng];
-			*g = (struct group){ start, i, (unsigned)(i - start), 0, -1 };
-			memcpy(r.digits + r.doff[r.ng], t.p + start, i - start);
-			r.doff[r.ng + 1] = r.doff[r.ng] + (i - start);
+			*g = (struct group){ d->start, d->end, d->word, (unsigned)(d->end - d->start),
+					     0, -1 };
+			r.doff[r.ng + 1] = r.doff[r.ng] + g->nd;
 			r.ng++;
-			k = i;
-			while (k < t.len && nsep < 3 && is_sep(t, k, &sl)) {
-				if (t.p[k] != ' ' || !g->sep)
-					g->sep = t.p[k];
-				k += sl;
+			/* the next run of digits after one to three separators (of 2 bytes at
+			 * most) goes on with this one */
+			if (k == s->nruns || (next = s->runs[k].start) - e > 6)
+				break;
+			while (e < next && nsep < 3 && is_sep(t, e, &sl)) {
+				if (t.p[e] != ' ' || !g->sep)
+					g->sep = t.p[e];
+				e += sl;
 				nsep++;
 			}
-			if (!nsep || k >= t.len || !is_digit(t.p[k]))
+			if (e != next)
 				break;
-			i = k;
 		}
-		if (r.ng)
-			match_groups(s, &r, r.ng, &wi);
+		if (r.doff[r.ng] >= 7)
+			match_groups(s, &r, r.ng);
 	}
 }
 
@@ -2544,22 +2566,10 @@ static void merge_spans(struct hub_anon_spans *o)
 static bool digits_left(const struct scan *s)
 {
 	const struct hub_anon_spans *o = s->out;
-	size_t j = 0, inside = 0;
+	size_t j = 0;
 
-	if (s->nruns > HUB_ARRAY_SIZE(s->runs)) {
-		/* the digits are in [first_digit, end_digit): those inside a span counted */
-		for (size_t i = 0; i < o->n && inside < s->ndigits; i++) {
-			size_t p = o->items[i].start > s->first_digit ? o->items[i].start
-								      : s->first_digit;
-			size_t e = o->items[i].end < s->end_digit ? o->items[i].end : s->end_digit;
-
-			for (; p < e; p++)
-				inside += is_digit(s->text.p[p]);
-		}
-		return inside < s->ndigits;
-	}
-	/* the same from the runs, in order: each covered from its start on, span after span
-	 * (a span may end inside a run and the next go on from there, or cover later runs) */
+	/* the runs in order: each covered from its start on, span after span (a span may end
+	 * inside a run and the next go on from there, or cover later runs) */
 	for (size_t r = 0; r < s->nruns; r++) {
 		for (size_t p = s->runs[r].start; p < s->runs[r].end; p = o->items[j].end) {
 			while (j < o->n && o->items[j].end <= p)
@@ -2656,11 +2666,11 @@ int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *v
 	s.latin_name = false;
 	s.word_flags = 0;
 	s.niban = 0;
-	s.first_digit = SIZE_MAX;
 	s.end_digit = 0;
 	s.id_cue = SIZE_MAX;
-	s.ndigits = 0;
+	s.runs = s.first_runs;
 	s.nruns = 0;
+	s.capruns = HUB_ARRAY_SIZE(s.first_runs);
 	s.has_at = false;
 	s.has_marker = false;
 	s.price = false;
