@@ -271,13 +271,20 @@ bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digit
 	return v && v->phones.n && set_get(&v->phones, hub_anon__hash(digits, n));
 }
 
+/* The calls of hub_anon__vault_each_literal, apart: most vaults have no literal, and the
+ * detector asks each text (then nothing to save and restore). */
+static __attribute__((noinline)) void each_literal(const struct hub_anon_vault *v,
+						   hub_anon__value_cb *cb, void *data)
+{
+	for (size_t i = 0; i < v->nliterals; i++)
+		cb(v->e[v->literals[i]].norm, v->e[v->literals[i]].type, data);
+}
+
 void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__value_cb *cb,
 				  void *data)
 {
-	if (!v)
-		return;
-	for (size_t i = 0; i < v->nliterals; i++)
-		cb(v->e[v->literals[i]].norm, v->e[v->literals[i]].type, data);
+	if (v && v->nliterals)
+		each_literal(v, cb, data);
 }
 
 static bool is_letter_cp(uint32_t cp)
