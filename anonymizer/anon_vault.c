@@ -292,6 +292,61 @@ static bool is_letter_cp(uint32_t cp)
 	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (cp >= 0x400 && cp <= 0x4ff);
 }
 
+/* Eight bytes whose each byte has its high bit set where x's is in [lo, hi] (ASCII). */
+static inline uint64_t bytes_in(uint64_t x, unsigned char lo, unsigned char hi)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t h = x & ~high; /* each byte's low 7 bits: no carry from one byte to the next */
+
+	return ~x & high & ((h + ones * (0x80 - lo)) ^ (h + ones * (0x7f - hi)));
+}
+
+/* n bytes of p in lower case (ASCII) at out, eight at a time (an e-mail, a username). */
+static void lower_ascii(char *out, const char *p, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x;
+
+		memcpy(&x, p + i, 8);
+		x ^= bytes_in(x, 'A', 'Z') >> 2; /* 0x20 in each upper-case letter */
+		memcpy(out + i, &x, 8);
+	}
+	for (; i < n; i++)
+		out[i] = p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i];
+}
+
+/* The digits and Latin letters (in upper case) of the n bytes at p, at out; their count.
+ * Four digits at a time while they come so (an IIN, a card's groups). */
+static size_t upper_alnum(char *out, const char *p, size_t n)
+{
+	size_t i = 0, o = 0;
+
+	while (i < n) {
+		uint32_t x;
+		char c;
+
+		if (i + 4 <= n) {
+			memcpy(&x, p + i, 4);
+			/* each byte in '0'..'9': neither below '0' nor above '9' (no borrow or
+			 * carry crosses a byte then; the first byte out of it shows) */
+			if (!(((x - 0x30303030u) | (x + 0x46464646u)) & 0x80808080u)) {
+				memcpy(out + o, &x, 4);
+				o += 4;
+				i += 4;
+				continue;
+			}
+		}
+		c = p[i++];
+		if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))
+			out[o++] = c;
+		else if (c >= 'a' && c <= 'z')
+			out[o++] = c - 32;
+	}
+	return o;
+}
+
 /* The norm of a value of type: what two spellings of one value share, and its hash in *h.
  * Written in buf (room for value.len + NORM_EXTRA bytes), or for a name (not literal) the
  * first bytes of its collapsed key nk->k (keyed into nk->own when it is NULL). */
@@ -309,9 +364,14 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		char *d = buf + 6;
 		size_t o = 0;
 
-		for (size_t i = 0; i < value.len && n < 64; i++)
-			if (value.p[i] >= '0' && value.p[i] <= '9')
-				d[n++] = value.p[i];
+		/* each byte written where the next digit goes, kept when a digit: no branch
+		 * (d[n], n <= i, is in the room); the first 64 digits stay as written */
+		for (size_t i = 0; i < value.len; i++) {
+			d[n] = value.p[i];
+			n += (unsigned char)(value.p[i] - '0') < 10;
+		}
+		if (n > 64)
+			n = 64;
 		if (n == 7) {
 			memcpy(buf, "local:", 6);
 			norm = (struct hub_str){ buf, 13 };
@@ -347,24 +407,12 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		/* fall through */
 	case HUB_ANON_EMAIL:
 		*literal = true;
-		for (size_t i = 0; i < value.len; i++) {
-			char c = value.p[i];
-
-			buf[i] = c >= 'A' && c <= 'Z' ? c + 32 : c;
-		}
+		lower_ascii(buf, value.p, value.len);
 		norm = (struct hub_str){ buf, value.len };
 		break;
 	case HUB_ANON_IIN: case HUB_ANON_BIN: case HUB_ANON_ID: case HUB_ANON_CARD:
 	case HUB_ANON_IBAN:
-		for (size_t i = 0; i < value.len; i++) {
-			char c = value.p[i];
-
-			if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))
-				buf[n++] = c;
-			else if (c >= 'a' && c <= 'z')
-				buf[n++] = c - 32;
-		}
-		norm = (struct hub_str){ buf, n };
+		norm = (struct hub_str){ buf, upper_alnum(buf, value.p, value.len) };
 		break;
 	default:
 		norm = value;
