@@ -86,9 +86,6 @@ struct hub_anon_vault {
 	size_t nliterals, cap_literals;
 	size_t marked;     /* entries with a marker */
 	unsigned count[HUB_ANON_NTYPES];
-	/* "[PHONE_", "[NAME_"...: each type's marker up to its number, set with its first */
-	char prefix[HUB_ANON_NTYPES][16];
-	unsigned char prefix_len[HUB_ANON_NTYPES];
 	struct set names;  /* name norms (hub_anon__name_norm) */
 	struct hub_anon__name_starts name_starts; /* of the name keys in names */
 	struct set phones; /* national numbers (10 digits) and local ones (7) */
@@ -619,34 +616,38 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 /* Longer than any marker: "[", a type, "_", an unsigned in decimal, "]". */
 #define MARKER_ROOM 32
 
+/* Each type's marker up to its number: "[", hub_anon_type_name, "_" (as restore reads them:
+ * type_at in anon_key.c). */
+static const struct {
+	char s[16];
+	unsigned char len;
+} marker_prefix[HUB_ANON_NTYPES] = {
+	[HUB_ANON_PHONE] = { "[PHONE_", 7 }, [HUB_ANON_EMAIL] = { "[EMAIL_", 7 },
+	[HUB_ANON_IIN] = { "[IIN_", 5 },     [HUB_ANON_BIN] = { "[BIN_", 5 },
+	[HUB_ANON_CARD] = { "[CARD_", 6 },   [HUB_ANON_IBAN] = { "[IBAN_", 6 },
+	[HUB_ANON_NAME] = { "[NAME_", 6 },   [HUB_ANON_ID] = { "[ID_", 4 },
+	[HUB_ANON_MARKER] = { "[MARKER_", 8 },
+};
+
 static void give_marker(struct hub_anon_vault *v, struct entry *e)
 {
-	const char *name;
 	char *m, d[12];
-	size_t n = 0, nd = 0;
+	size_t n, nd = 0;
 	unsigned idx;
 
 	if (e->index)
 		return;
-	if (!v->count[e->type]) {
-		char *pre = v->prefix[e->type];
-
-		name = hub_anon_type_name(e->type);
-		nd = strlen(name);
-		pre[0] = '[';
-		memcpy(pre + 1, name, nd);
-		pre[nd + 1] = '_';
-		v->prefix_len[e->type] = (unsigned char)(nd + 2);
-	}
 	idx = e->index = ++v->count[e->type];
 	v->marked++;
 	m = arena_room(v, MARKER_ROOM);
-	memcpy(m, v->prefix[e->type], sizeof(v->prefix[0]));
-	n = v->prefix_len[e->type];
+	memcpy(m, marker_prefix[e->type].s, sizeof(marker_prefix[0].s));
+	n = marker_prefix[e->type].len;
 	if (idx < 10) {
 		m[n++] = (char)('0' + idx);
+	} else if (idx < 100) {
+		m[n++] = (char)('0' + idx / 10);
+		m[n++] = (char)('0' + idx % 10);
 	} else {
-		nd = 0;
 		do
 			d[nd++] = (char)('0' + idx % 10);
 		while (idx /= 10);
