@@ -347,9 +347,9 @@ static size_t upper_alnum(char *out, const char *p, size_t n)
 /* The norm of a value of type: what two spellings of one value share, and its hash in *h.
  * Written in buf (room for value.len + NORM_EXTRA bytes), or for a name (not literal) the
  * first bytes of its collapsed key nk->k (keyed into nk->own when it is NULL). */
-static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
-				struct hub_str value, char *buf, bool *literal,
-				struct name_key *nk, uint64_t *h)
+__attribute__((always_inline)) static inline struct hub_str
+normalize(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str value,
+	  char *buf, bool *literal, struct name_key *nk, uint64_t *h)
 {
 	struct hub_str norm;
 	size_t n = 0;
@@ -418,8 +418,8 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 	return norm;
 }
 
-static struct entry *find(const struct hub_anon_vault *v, enum hub_anon_type type,
-			  struct hub_str norm, uint64_t h)
+__attribute__((always_inline)) static inline struct entry *
+find(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str norm, uint64_t h)
 {
 	if (!v->n)
 		return NULL; /* its index is not zeroed yet */
@@ -502,10 +502,11 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 }
 
 /* The entry of value, or NULL; its norm in *norm (written in buf, room for value.len +
- * NORM_EXTRA bytes, or a name's key in nk). */
-static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type type,
-			    struct hub_str value, char *buf, struct hub_str *norm, bool *literal,
-			    uint64_t *h, struct name_key *nk)
+ * NORM_EXTRA bytes, or a name's key in nk). Inline, with normalize and find: each entry of
+ * a text is looked up once, and the norm then stays in registers. */
+__attribute__((always_inline)) static inline struct entry *
+lookup(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str value, char *buf,
+       struct hub_str *norm, bool *literal, uint64_t *h, struct name_key *nk)
 {
 	struct entry *e;
 
