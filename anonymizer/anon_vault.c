@@ -797,27 +797,35 @@ static bool phone_again(const struct hub_anon_vault *v, struct hub_str text,
 			t = t << 4 | (uint32_t)(e->norm.p[j] - '0');
 		tails[nt++] = t;
 	}
-	for (size_t p = 0; p < text.len && nt; p++) {
-		const struct hub_anon_span *sp;
-		bool in;
+	if (!nt)
+		return false;
+	/* the digits of the text, eight bytes at a time: most bytes are none */
+	for (size_t at = 0; at < text.len; at += 8) {
+		/* the last bytes of the text padded with zeros (no digit) */
+		uint64_t digits = bytes_in(at + 8 <= text.len ? hub_anon__load(text.p + at, 8)
+							      : hub_anon__load(text.p + at, text.len - at),
+					   '0', '9');
 
-		if (text.p[p] < '0' || text.p[p] > '9')
-			continue;
-		in = inside(spans, p, &si);
-		last = (last << 4 | (uint32_t)(text.p[p] - '0')) & 0xfffffff;
-		if (++seen < 7)
-			continue;
-		for (size_t j = 0; j < nt; j++) {
-			if (tails[j] != last)
+		for (; digits; digits &= digits - 1) {
+			size_t p = at + (size_t)__builtin_ctzll(digits) / 8;
+			bool in = inside(spans, p, &si);
+			const struct hub_anon_span *sp;
+
+			last = (last << 4 | (uint32_t)(text.p[p] - '0')) & 0xfffffff;
+			if (++seen < 7)
 				continue;
-			if (!in)
-				return true;
-			sp = &spans->items[si];
-			if (sp->type != HUB_ANON_PHONE || run_before(text, sp->start))
-				return true;
-			for (size_t q = p + 1; q < sp->end; q++)
-				if (text.p[q] >= '0' && text.p[q] <= '9')
-					return true; /* not the span's last digits */
+			for (size_t j = 0; j < nt; j++) {
+				if (tails[j] != last)
+					continue;
+				if (!in)
+					return true;
+				sp = &spans->items[si];
+				if (sp->type != HUB_ANON_PHONE || run_before(text, sp->start))
+					return true;
+				for (size_t q = p + 1; q < sp->end; q++)
+					if (text.p[q] >= '0' && text.p[q] <= '9')
+						return true; /* not the span's last digits */
+			}
 		}
 	}
 	return false;
