@@ -56,7 +56,8 @@ struct set {
 /* The key of a name: what intern keys it by (normalize), or takes as it is. */
 struct name_key {
 	/* its key with repeats collapsed (HUB_ANON_KEY_COLLAPSE): own, or the detector's (in
-	 * its words: hub_anon__name_word); NULL: to be keyed from the name into own */
+	 * its words: hub_anon__name_word); NULL: to be keyed into own (from fold when it is
+	 * known: collapse_folded, else from the name) */
 	const struct hub_anon_key *k;
 	const struct hub_anon_key *fold; /* its key as spelled (folded) when known, or NULL */
 	bool fixed; /* k is known to be a name of the gazetteer whole (hub_anon__name_norm_fixed) */
@@ -344,9 +345,49 @@ static size_t upper_alnum(char *out, const char *p, size_t n)
 	return o;
 }
 
+/* The key of a name with repeats collapsed (HUB_ANON_KEY_COLLAPSE) from its key as spelled
+ * (HUB_ANON_KEY_FOLD, the detector's of a Cyrillic word), as keying the word again gives
+ * it: the bytes with each equal to the one before left out, and a "y" (ы as spelled) as
+ * "i" (unfolded set when either changed something). false where the rules that read the
+ * byte before may have made the two keys differ otherwise (then key the word): "kh" or "hh"
+ * ("ккх" as spelled is "kh", collapsed "h"; "хкх" "hh", collapsed still "hh"), "dz" ("ддж"
+ * "dzh", collapsed "zh"), and a start the leading "ie" of hub_anon__key_end may be taken
+ * from only when collapsed ("иие", "ые"). */
+static bool collapse_folded(const struct hub_anon_key *f, struct hub_anon_key *c)
+{
+	char b = 0; /* the byte before in f */
+	size_t n = 0;
+
+	if (f->len >= 2 &&
+	    (f->s[0] == 'y' || (f->s[0] == 'i' && (f->s[1] == 'i' || f->s[1] == 'y'))))
+		return false;
+	c->unfolded = false;
+	for (size_t i = 0; i < f->len; b = f->s[i++]) {
+		char x = f->s[i];
+
+		if ((x == 'h' && (b == 'k' || b == 'h')) || (x == 'z' && b == 'd'))
+			return false;
+		if (x == 'y') {
+			x = 'i';
+			c->unfolded = true;
+		}
+		if (n && c->s[n - 1] == x)
+			c->unfolded = true;
+		else
+			c->s[n++] = x;
+	}
+	c->len = n;
+	c->latin = f->latin;
+	c->kazakh = f->kazakh;
+	c->bad = false;
+	c->mode = HUB_ANON_KEY_COLLAPSE;
+	return true;
+}
+
 /* The norm of a value of type: what two spellings of one value share, and its hash in *h.
  * Written in buf (room for value.len + NORM_EXTRA bytes), or for a name (not literal) the
- * first bytes of its collapsed key nk->k (keyed into nk->own when it is NULL). */
+ * first bytes of its collapsed key nk->k (keyed into nk->own when it is NULL: from its key as
+ * spelled when that is known and says all). */
 __attribute__((always_inline)) static inline struct hub_str
 normalize(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str value,
 	  char *buf, bool *literal, struct name_key *nk, uint64_t *h)
@@ -390,8 +431,9 @@ normalize(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_st
 		break;
 	}
 	case HUB_ANON_NAME:
-		if (!nk->k && hub_anon__key_tables(v->cps, v->cyr, value.p, value.len,
-						   HUB_ANON_KEY_COLLAPSE, &nk->own))
+		if (!nk->k && ((nk->fold && collapse_folded(nk->fold, &nk->own)) ||
+			       hub_anon__key_tables(v->cps, v->cyr, value.p, value.len,
+						    HUB_ANON_KEY_COLLAPSE, &nk->own)))
 			nk->k = &nk->own;
 		if (nk->k) {
 			/* a name of the gazetteer is its own norm, whatever the vault holds */
