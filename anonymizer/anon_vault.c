@@ -933,9 +933,10 @@ static bool norm_fixed(const struct hub_anon_vault *v, size_t i)
 
 /* The keys of the name of span sp in *nk: the detector's (a name of one word: its key as
  * the vault keys it, or as spelled), else to be keyed. *w: the next name of the scratch to
- * look at, as sp moves on. */
-static void span_key(const struct hub_anon_vault *v, const struct hub_anon_span *sp, size_t *w,
-		     struct name_key *nk)
+ * look at, as sp moves on. Inline: each name of a text asks it. */
+__attribute__((always_inline)) static inline void
+span_key(const struct hub_anon_vault *v, const struct hub_anon_span *sp, size_t *w,
+	 struct name_key *nk)
 {
 	const struct hub_anon__scratch *sc = &v->scratch_detect;
 	const struct hub_anon__name_word *nw;
