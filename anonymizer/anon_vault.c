@@ -512,9 +512,11 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 
 /* A name is looked for by its key both with repeats collapsed (how Latin words are
  * keyed) and as spelled (Cyrillic words): the norm, and the same stem of the other key.
- * nk: its keys (normalize's), h the entry's hash (of the norm, and the type). */
-static void index_name(struct hub_anon_vault *v, struct hub_str value,
-		       const struct name_key *nk, size_t norm_len, uint64_t h, uint32_t how)
+ * nk: its keys (normalize's), h the entry's hash (of the norm, and the type). Inline in
+ * intern: each new name takes it. */
+__attribute__((always_inline)) static inline void
+index_name(struct hub_anon_vault *v, struct hub_str value, const struct name_key *nk,
+	   size_t norm_len, uint64_t h, uint32_t how)
 {
 	const struct hub_anon_key *c = nk->k, *fold = nk->fold;
 	struct hub_anon_key own;
