@@ -33,7 +33,7 @@ struct entry {
 	uint64_t hash;         /* of type and norm */
 	struct hub_str norm;   /* the value everyone spells the same way */
 	struct hub_str value;  /* its first spelling: what restore writes */
-	struct hub_str marker; /* "[PHONE_1]" once index is set */
+	struct hub_str marker; /* "[PHONE_1]" once asked for (kept_marker), else NULL */
 	unsigned index;        /* the marker's number; 0 for a known value not seen yet */
 	enum hub_anon_type type;
 	bool literal;          /* found as written: an e-mail or a username */
@@ -658,7 +658,8 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	return e;
 }
 
-/* Longer than any marker: "[", a type, "_", an unsigned in decimal, "]". */
+/* Longer than any marker ("[", a type, "_", an unsigned in decimal, "]") and than a type's
+ * prefix of marker_prefix. */
 #define MARKER_ROOM 32
 
 /* Each type's marker up to its number: "[", hub_anon_type_name, "_" (as restore reads them:
@@ -674,35 +675,51 @@ static const struct {
 	[HUB_ANON_MARKER] = { "[MARKER_", 8 },
 };
 
-static void give_marker(struct hub_anon_vault *v, struct entry *e)
+/* Writes the marker of e at o (room for MARKER_ROOM bytes), numbering e first when it has
+ * no number yet; returns its length. Written where it goes: the entry keeps it only for
+ * whoever asks the entities (kept_marker). */
+static size_t put_marker(struct hub_anon_vault *v, struct entry *e, char *o)
 {
-	char *m, d[12];
-	size_t n, nd = 0;
-	unsigned idx;
+	unsigned idx = e->index;
+	size_t n = marker_prefix[e->type].len;
+	char d[12];
 
-	if (e->index)
-		return;
-	idx = e->index = ++v->count[e->type];
-	v->marked++;
-	m = arena_room(v, MARKER_ROOM);
-	memcpy(m, marker_prefix[e->type].s, sizeof(marker_prefix[0].s));
-	n = marker_prefix[e->type].len;
+	if (!idx) {
+		idx = e->index = ++v->count[e->type];
+		v->marked++;
+	}
+	memcpy(o, marker_prefix[e->type].s, sizeof(marker_prefix[0].s));
 	if (idx < 10) {
-		m[n++] = (char)('0' + idx);
+		o[n++] = (char)('0' + idx);
 	} else if (idx < 100) {
-		m[n++] = (char)('0' + idx / 10);
-		m[n++] = (char)('0' + idx % 10);
+		o[n++] = (char)('0' + idx / 10);
+		o[n++] = (char)('0' + idx % 10);
 	} else {
+		size_t nd = 0;
+
 		do
 			d[nd++] = (char)('0' + idx % 10);
 		while (idx /= 10);
 		while (nd)
-			m[n++] = d[--nd];
+			o[n++] = d[--nd];
 	}
-	m[n++] = ']';
-	m[n] = '\0';
-	v->arena = m + n + 1;
-	e->marker = (struct hub_str){ m, n };
+	o[n++] = ']';
+	return n;
+}
+
+/* The marker of e (numbered), as put_marker wrote it at m: kept in the vault's arena. */
+static struct hub_str kept_marker(struct hub_anon_vault *v, struct entry *e, const char *m,
+				  size_t len)
+{
+	if (!e->marker.p) {
+		char *k = arena_room(v, len + 1);
+
+		memcpy(k, m, len);
+		k[len] = '\0';
+		v->arena = k + len + 1;
+		e->marker = (struct hub_str){ k, len };
+	}
+	return e->marker;
 }
 
 /* The entry of a value the caller gave (a name keyed from it). */
@@ -979,7 +996,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	struct hub_anon_spans spans;
 	struct hub_anon__left left;
 	struct hub_anon_entity *list = NULL;
-	size_t at = 0, was;
+	size_t at = 0, was, len;
 	uint32_t *got = NULL; /* got[i]: the entry of span i, + 1; 0 to intern */
 	char *o;
 	int ret;
@@ -1062,18 +1079,16 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 				   &vault->keys[j]);
 		}
 
-		give_marker(vault, e);
 		if (sp->start > at)
 			memcpy(o, text.p + at, sp->start - at);
 		o += sp->start - at;
-		/* a marker is shorter than MARKER_ROOM, and so much is readable at it (give_marker)
-		 * and writable at o (the room taken above): one copy of a fixed size */
-		memcpy(o, e->marker.p, MARKER_ROOM);
-		o += e->marker.len;
-		at = sp->end;
+		/* a marker is shorter than MARKER_ROOM, the room taken above for each */
+		len = put_marker(vault, e, o);
 		if (list)
 			list[i] = (struct hub_anon_entity){ sp->start, sp->end, sp->type,
-							    e->marker };
+							    kept_marker(vault, e, o, len) };
+		o += len;
+		at = sp->end;
 	}
 	if (text.len > at)
 		memcpy(o, text.p + at, text.len - at);
