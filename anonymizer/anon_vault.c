@@ -863,9 +863,9 @@ static bool phone_again(const struct hub_anon_vault *v, struct hub_str text,
 	/* the digits of the text, eight bytes at a time: most bytes are none */
 	for (size_t at = 0; at < text.len; at += 8) {
 		/* the last bytes of the text padded with zeros (no digit) */
-		uint64_t digits = bytes_in(at + 8 <= text.len ? hub_anon__load(text.p + at, 8)
-							      : hub_anon__load(text.p + at, text.len - at),
-					   '0', '9');
+		uint64_t x = at + 8 <= text.len ? hub_anon__load(text.p + at, 8)
+						: hub_anon__load(text.p + at, text.len - at);
+		uint64_t digits = bytes_in(x, '0', '9');
 
 		for (; digits; digits &= digits - 1) {
 			size_t p = at + (size_t)__builtin_ctzll(digits) / 8;
