@@ -33,7 +33,7 @@ struct entry {
 	uint64_t hash;         /* of type and norm */
 	struct hub_str norm;   /* the value everyone spells the same way */
 	struct hub_str value;  /* its first spelling: what restore writes */
-	struct hub_str marker; /* "[PHONE_1]" once index is set */
+	struct hub_str marker; /* "[PHONE_1]" once asked for (kept_marker), else NULL */
 	unsigned index;        /* the marker's number; 0 for a known value not seen yet */
 	enum hub_anon_type type;
 	bool literal;          /* found as written: an e-mail or a username */
@@ -56,7 +56,8 @@ struct set {
 /* The key of a name: what intern keys it by (normalize), or takes as it is. */
 struct name_key {
 	/* its key with repeats collapsed (HUB_ANON_KEY_COLLAPSE): own, or the detector's (in
-	 * its words: hub_anon__name_word); NULL: to be keyed from the name into own */
+	 * its words: hub_anon__name_word); NULL: to be keyed into own (from fold when it is
+	 * known: collapse_folded, else from the name) */
 	const struct hub_anon_key *k;
 	const struct hub_anon_key *fold; /* its key as spelled (folded) when known, or NULL */
 	bool fixed; /* k is known to be a name of the gazetteer whole (hub_anon__name_norm_fixed) */
@@ -86,9 +87,6 @@ struct hub_anon_vault {
 	size_t nliterals, cap_literals;
 	size_t marked;     /* entries with a marker */
 	unsigned count[HUB_ANON_NTYPES];
-	/* "[PHONE_", "[NAME_"...: each type's marker up to its number, set with its first */
-	char prefix[HUB_ANON_NTYPES][16];
-	unsigned char prefix_len[HUB_ANON_NTYPES];
 	struct set names;  /* name norms (hub_anon__name_norm) */
 	struct hub_anon__name_starts name_starts; /* of the name keys in names */
 	struct set phones; /* national numbers (10 digits) and local ones (7) */
@@ -271,13 +269,20 @@ bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digit
 	return v && v->phones.n && set_get(&v->phones, hub_anon__hash(digits, n));
 }
 
+/* The calls of hub_anon__vault_each_literal, apart: most vaults have no literal, and the
+ * detector asks each text (then nothing to save and restore). */
+static __attribute__((noinline)) void each_literal(const struct hub_anon_vault *v,
+						   hub_anon__value_cb *cb, void *data)
+{
+	for (size_t i = 0; i < v->nliterals; i++)
+		cb(v->e[v->literals[i]].norm, v->e[v->literals[i]].type, data);
+}
+
 void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__value_cb *cb,
 				  void *data)
 {
-	if (!v)
-		return;
-	for (size_t i = 0; i < v->nliterals; i++)
-		cb(v->e[v->literals[i]].norm, v->e[v->literals[i]].type, data);
+	if (v && v->nliterals)
+		each_literal(v, cb, data);
 }
 
 static bool is_letter_cp(uint32_t cp)
@@ -285,12 +290,107 @@ static bool is_letter_cp(uint32_t cp)
 	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (cp >= 0x400 && cp <= 0x4ff);
 }
 
+/* Eight bytes whose each byte has its high bit set where x's is in [lo, hi] (ASCII). */
+static inline uint64_t bytes_in(uint64_t x, unsigned char lo, unsigned char hi)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t h = x & ~high; /* each byte's low 7 bits: no carry from one byte to the next */
+
+	return ~x & high & ((h + ones * (0x80 - lo)) ^ (h + ones * (0x7f - hi)));
+}
+
+/* n bytes of p in lower case (ASCII) at out, eight at a time (an e-mail, a username). */
+static void lower_ascii(char *out, const char *p, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x;
+
+		memcpy(&x, p + i, 8);
+		x ^= bytes_in(x, 'A', 'Z') >> 2; /* 0x20 in each upper-case letter */
+		memcpy(out + i, &x, 8);
+	}
+	for (; i < n; i++)
+		out[i] = p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i];
+}
+
+/* The digits and Latin letters (in upper case) of the n bytes at p, at out; their count.
+ * Four digits at a time while they come so (an IIN, a card's groups). */
+static size_t upper_alnum(char *out, const char *p, size_t n)
+{
+	size_t i = 0, o = 0;
+
+	while (i < n) {
+		uint32_t x;
+		char c;
+
+		if (i + 4 <= n) {
+			memcpy(&x, p + i, 4);
+			/* each byte in '0'..'9': neither below '0' nor above '9' (no borrow or
+			 * carry crosses a byte then; the first byte out of it shows) */
+			if (!(((x - 0x30303030u) | (x + 0x46464646u)) & 0x80808080u)) {
+				memcpy(out + o, &x, 4);
+				o += 4;
+				i += 4;
+				continue;
+			}
+		}
+		c = p[i++];
+		if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))
+			out[o++] = c;
+		else if (c >= 'a' && c <= 'z')
+			out[o++] = c - 32;
+	}
+	return o;
+}
+
+/* The key of a name with repeats collapsed (HUB_ANON_KEY_COLLAPSE) from its key as spelled
+ * (HUB_ANON_KEY_FOLD, the detector's of a Cyrillic word), as keying the word again gives
+ * it: the bytes with each equal to the one before left out, and a "y" (ы as spelled) as
+ * "i" (unfolded set when either changed something). false where the rules that read the
+ * byte before may have made the two keys differ otherwise (then key the word): "kh" or "hh"
+ * ("ккх" as spelled is "kh", collapsed "h"; "хкх" "hh", collapsed still "hh"), "dz" ("ддж"
+ * "dzh", collapsed "zh"), and a start the leading "ie" of hub_anon__key_end may be taken
+ * from only when collapsed ("иие", "ые"). */
+static bool collapse_folded(const struct hub_anon_key *f, struct hub_anon_key *c)
+{
+	char b = 0; /* the byte before in f */
+	size_t n = 0;
+
+	if (f->len >= 2 &&
+	    (f->s[0] == 'y' || (f->s[0] == 'i' && (f->s[1] == 'i' || f->s[1] == 'y'))))
+		return false;
+	c->unfolded = false;
+	for (size_t i = 0; i < f->len; b = f->s[i++]) {
+		char x = f->s[i];
+
+		if ((x == 'h' && (b == 'k' || b == 'h')) || (x == 'z' && b == 'd'))
+			return false;
+		if (x == 'y') {
+			x = 'i';
+			c->unfolded = true;
+		}
+		if (n && c->s[n - 1] == x)
+			c->unfolded = true;
+		else
+			c->s[n++] = x;
+	}
+	c->len = n;
+	c->latin = f->latin;
+	c->kazakh = f->kazakh;
+	c->bad = false;
+	c->mode = HUB_ANON_KEY_COLLAPSE;
+	return true;
+}
+
 /* The norm of a value of type: what two spellings of one value share, and its hash in *h.
  * Written in buf (room for value.len + NORM_EXTRA bytes), or for a name (not literal) the
- * first bytes of its collapsed key nk->k (keyed into nk->own when it is NULL). */
-static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_type type,
-				struct hub_str value, char *buf, bool *literal,
-				struct name_key *nk, uint64_t *h)
+ * first bytes of its collapsed key nk->k (keyed into nk->own when it is NULL: from its key as
+ * spelled when that is known and says all). */
+__attribute__((always_inline)) static inline struct hub_str
+normalize(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str value,
+	  char *buf, bool *literal, struct name_key *nk, uint64_t *h)
 {
 	struct hub_str norm;
 	size_t n = 0;
@@ -302,9 +402,14 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		char *d = buf + 6;
 		size_t o = 0;
 
-		for (size_t i = 0; i < value.len && n < 64; i++)
-			if (value.p[i] >= '0' && value.p[i] <= '9')
-				d[n++] = value.p[i];
+		/* each byte written where the next digit goes, kept when a digit: no branch
+		 * (d[n], n <= i, is in the room); the first 64 digits stay as written */
+		for (size_t i = 0; i < value.len; i++) {
+			d[n] = value.p[i];
+			n += (unsigned char)(value.p[i] - '0') < 10;
+		}
+		if (n > 64)
+			n = 64;
 		if (n == 7) {
 			memcpy(buf, "local:", 6);
 			norm = (struct hub_str){ buf, 13 };
@@ -326,8 +431,9 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		break;
 	}
 	case HUB_ANON_NAME:
-		if (!nk->k && hub_anon__key_tables(v->cps, v->cyr, value.p, value.len,
-						   HUB_ANON_KEY_COLLAPSE, &nk->own))
+		if (!nk->k && ((nk->fold && collapse_folded(nk->fold, &nk->own)) ||
+			       hub_anon__key_tables(v->cps, v->cyr, value.p, value.len,
+						    HUB_ANON_KEY_COLLAPSE, &nk->own)))
 			nk->k = &nk->own;
 		if (nk->k) {
 			/* a name of the gazetteer is its own norm, whatever the vault holds */
@@ -340,24 +446,12 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 		/* fall through */
 	case HUB_ANON_EMAIL:
 		*literal = true;
-		for (size_t i = 0; i < value.len; i++) {
-			char c = value.p[i];
-
-			buf[i] = c >= 'A' && c <= 'Z' ? c + 32 : c;
-		}
+		lower_ascii(buf, value.p, value.len);
 		norm = (struct hub_str){ buf, value.len };
 		break;
 	case HUB_ANON_IIN: case HUB_ANON_BIN: case HUB_ANON_ID: case HUB_ANON_CARD:
 	case HUB_ANON_IBAN:
-		for (size_t i = 0; i < value.len; i++) {
-			char c = value.p[i];
-
-			if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))
-				buf[n++] = c;
-			else if (c >= 'a' && c <= 'z')
-				buf[n++] = c - 32;
-		}
-		norm = (struct hub_str){ buf, n };
+		norm = (struct hub_str){ buf, upper_alnum(buf, value.p, value.len) };
 		break;
 	default:
 		norm = value;
@@ -366,8 +460,8 @@ static struct hub_str normalize(const struct hub_anon_vault *v, enum hub_anon_ty
 	return norm;
 }
 
-static struct entry *find(const struct hub_anon_vault *v, enum hub_anon_type type,
-			  struct hub_str norm, uint64_t h)
+__attribute__((always_inline)) static inline struct entry *
+find(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str norm, uint64_t h)
 {
 	if (!v->n)
 		return NULL; /* its index is not zeroed yet */
@@ -418,9 +512,11 @@ static void index_phone(struct hub_anon_vault *v, struct hub_str norm)
 
 /* A name is looked for by its key both with repeats collapsed (how Latin words are
  * keyed) and as spelled (Cyrillic words): the norm, and the same stem of the other key.
- * nk: its keys (normalize's), h the entry's hash (of the norm, and the type). */
-static void index_name(struct hub_anon_vault *v, struct hub_str value,
-		       const struct name_key *nk, size_t norm_len, uint64_t h, uint32_t how)
+ * nk: its keys (normalize's), h the entry's hash (of the norm, and the type). Inline in
+ * intern: each new name takes it. */
+__attribute__((always_inline)) static inline void
+index_name(struct hub_anon_vault *v, struct hub_str value, const struct name_key *nk,
+	   size_t norm_len, uint64_t h, uint32_t how)
 {
 	const struct hub_anon_key *c = nk->k, *fold = nk->fold;
 	struct hub_anon_key own;
@@ -450,10 +546,11 @@ static void index_name(struct hub_anon_vault *v, struct hub_str value,
 }
 
 /* The entry of value, or NULL; its norm in *norm (written in buf, room for value.len +
- * NORM_EXTRA bytes, or a name's key in nk). */
-static struct entry *lookup(const struct hub_anon_vault *v, enum hub_anon_type type,
-			    struct hub_str value, char *buf, struct hub_str *norm, bool *literal,
-			    uint64_t *h, struct name_key *nk)
+ * NORM_EXTRA bytes, or a name's key in nk). Inline, with normalize and find: each entry of
+ * a text is looked up once, and the norm then stays in registers. */
+__attribute__((always_inline)) static inline struct entry *
+lookup(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str value, char *buf,
+       struct hub_str *norm, bool *literal, uint64_t *h, struct name_key *nk)
 {
 	struct entry *e;
 
@@ -561,47 +658,68 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	return e;
 }
 
-/* Longer than any marker: "[", a type, "_", an unsigned in decimal, "]". */
+/* Longer than any marker ("[", a type, "_", an unsigned in decimal, "]") and than a type's
+ * prefix of marker_prefix. */
 #define MARKER_ROOM 32
 
-static void give_marker(struct hub_anon_vault *v, struct entry *e)
+/* Each type's marker up to its number: "[", hub_anon_type_name, "_" (as restore reads them:
+ * type_at in anon_key.c). */
+static const struct {
+	char s[16];
+	unsigned char len;
+} marker_prefix[HUB_ANON_NTYPES] = {
+	[HUB_ANON_PHONE] = { "[PHONE_", 7 }, [HUB_ANON_EMAIL] = { "[EMAIL_", 7 },
+	[HUB_ANON_IIN] = { "[IIN_", 5 },     [HUB_ANON_BIN] = { "[BIN_", 5 },
+	[HUB_ANON_CARD] = { "[CARD_", 6 },   [HUB_ANON_IBAN] = { "[IBAN_", 6 },
+	[HUB_ANON_NAME] = { "[NAME_", 6 },   [HUB_ANON_ID] = { "[ID_", 4 },
+	[HUB_ANON_MARKER] = { "[MARKER_", 8 },
+};
+
+/* Writes the marker of e at o (room for MARKER_ROOM bytes), numbering e first when it has
+ * no number yet; returns its length. Written where it goes: the entry keeps it only for
+ * whoever asks the entities (kept_marker). */
+static size_t put_marker(struct hub_anon_vault *v, struct entry *e, char *o)
 {
-	const char *name;
-	char *m, d[12];
-	size_t n = 0, nd = 0;
-	unsigned idx;
+	unsigned idx = e->index;
+	size_t n = marker_prefix[e->type].len;
+	char d[12];
 
-	if (e->index)
-		return;
-	if (!v->count[e->type]) {
-		char *pre = v->prefix[e->type];
-
-		name = hub_anon_type_name(e->type);
-		nd = strlen(name);
-		pre[0] = '[';
-		memcpy(pre + 1, name, nd);
-		pre[nd + 1] = '_';
-		v->prefix_len[e->type] = (unsigned char)(nd + 2);
+	if (!idx) {
+		idx = e->index = ++v->count[e->type];
+		v->marked++;
 	}
-	idx = e->index = ++v->count[e->type];
-	v->marked++;
-	m = arena_room(v, MARKER_ROOM);
-	memcpy(m, v->prefix[e->type], sizeof(v->prefix[0]));
-	n = v->prefix_len[e->type];
+	memcpy(o, marker_prefix[e->type].s, sizeof(marker_prefix[0].s));
 	if (idx < 10) {
-		m[n++] = (char)('0' + idx);
+		o[n++] = (char)('0' + idx);
+	} else if (idx < 100) {
+		o[n++] = (char)('0' + idx / 10);
+		o[n++] = (char)('0' + idx % 10);
 	} else {
-		nd = 0;
+		size_t nd = 0;
+
 		do
 			d[nd++] = (char)('0' + idx % 10);
 		while (idx /= 10);
 		while (nd)
-			m[n++] = d[--nd];
+			o[n++] = d[--nd];
 	}
-	m[n++] = ']';
-	m[n] = '\0';
-	v->arena = m + n + 1;
-	e->marker = (struct hub_str){ m, n };
+	o[n++] = ']';
+	return n;
+}
+
+/* The marker of e (numbered), as put_marker wrote it at m: kept in the vault's arena. */
+static struct hub_str kept_marker(struct hub_anon_vault *v, struct entry *e, const char *m,
+				  size_t len)
+{
+	if (!e->marker.p) {
+		char *k = arena_room(v, len + 1);
+
+		memcpy(k, m, len);
+		k[len] = '\0';
+		v->arena = k + len + 1;
+		e->marker = (struct hub_str){ k, len };
+	}
+	return e->marker;
 }
 
 /* The entry of a value the caller gave (a name keyed from it). */
@@ -740,27 +858,35 @@ static bool phone_again(const struct hub_anon_vault *v, struct hub_str text,
 			t = t << 4 | (uint32_t)(e->norm.p[j] - '0');
 		tails[nt++] = t;
 	}
-	for (size_t p = 0; p < text.len && nt; p++) {
-		const struct hub_anon_span *sp;
-		bool in;
+	if (!nt)
+		return false;
+	/* the digits of the text, eight bytes at a time: most bytes are none */
+	for (size_t at = 0; at < text.len; at += 8) {
+		/* the last bytes of the text padded with zeros (no digit) */
+		uint64_t x = at + 8 <= text.len ? hub_anon__load(text.p + at, 8)
+						: hub_anon__load(text.p + at, text.len - at);
+		uint64_t digits = bytes_in(x, '0', '9');
 
-		if (text.p[p] < '0' || text.p[p] > '9')
-			continue;
-		in = inside(spans, p, &si);
-		last = (last << 4 | (uint32_t)(text.p[p] - '0')) & 0xfffffff;
-		if (++seen < 7)
-			continue;
-		for (size_t j = 0; j < nt; j++) {
-			if (tails[j] != last)
+		for (; digits; digits &= digits - 1) {
+			size_t p = at + (size_t)__builtin_ctzll(digits) / 8;
+			bool in = inside(spans, p, &si);
+			const struct hub_anon_span *sp;
+
+			last = (last << 4 | (uint32_t)(text.p[p] - '0')) & 0xfffffff;
+			if (++seen < 7)
 				continue;
-			if (!in)
-				return true;
-			sp = &spans->items[si];
-			if (sp->type != HUB_ANON_PHONE || run_before(text, sp->start))
-				return true;
-			for (size_t q = p + 1; q < sp->end; q++)
-				if (text.p[q] >= '0' && text.p[q] <= '9')
-					return true; /* not the span's last digits */
+			for (size_t j = 0; j < nt; j++) {
+				if (tails[j] != last)
+					continue;
+				if (!in)
+					return true;
+				sp = &spans->items[si];
+				if (sp->type != HUB_ANON_PHONE || run_before(text, sp->start))
+					return true;
+				for (size_t q = p + 1; q < sp->end; q++)
+					if (text.p[q] >= '0' && text.p[q] <= '9')
+						return true; /* not the span's last digits */
+			}
 		}
 	}
 	return false;
@@ -826,9 +952,10 @@ static bool norm_fixed(const struct hub_anon_vault *v, size_t i)
 
 /* The keys of the name of span sp in *nk: the detector's (a name of one word: its key as
  * the vault keys it, or as spelled), else to be keyed. *w: the next name of the scratch to
- * look at, as sp moves on. */
-static void span_key(const struct hub_anon_vault *v, const struct hub_anon_span *sp, size_t *w,
-		     struct name_key *nk)
+ * look at, as sp moves on. Inline: each name of a text asks it. */
+__attribute__((always_inline)) static inline void
+span_key(const struct hub_anon_vault *v, const struct hub_anon_span *sp, size_t *w,
+	 struct name_key *nk)
 {
 	const struct hub_anon__scratch *sc = &v->scratch_detect;
 	const struct hub_anon__name_word *nw;
@@ -869,7 +996,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	struct hub_anon_spans spans;
 	struct hub_anon__left left;
 	struct hub_anon_entity *list = NULL;
-	size_t at = 0, was;
+	size_t at = 0, was, len;
 	uint32_t *got = NULL; /* got[i]: the entry of span i, + 1; 0 to intern */
 	char *o;
 	int ret;
@@ -952,18 +1079,16 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 				   &vault->keys[j]);
 		}
 
-		give_marker(vault, e);
 		if (sp->start > at)
 			memcpy(o, text.p + at, sp->start - at);
 		o += sp->start - at;
-		/* a marker is shorter than MARKER_ROOM, and so much is readable at it (give_marker)
-		 * and writable at o (the room taken above): one copy of a fixed size */
-		memcpy(o, e->marker.p, MARKER_ROOM);
-		o += e->marker.len;
-		at = sp->end;
+		/* a marker is shorter than MARKER_ROOM, the room taken above for each */
+		len = put_marker(vault, e, o);
 		if (list)
 			list[i] = (struct hub_anon_entity){ sp->start, sp->end, sp->type,
-							    e->marker };
+							    kept_marker(vault, e, o, len) };
+		o += len;
+		at = sp->end;
 	}
 	if (text.len > at)
 		memcpy(o, text.p + at, text.len - at);
