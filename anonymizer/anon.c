@@ -41,6 +41,7 @@
 #define LX_TITLE 0x800000     /* "доктор", "Mr": a capitalised word after it is a name */
 #define LX_PRICE 0x1000000    /* "қанша", "сколько", "price": the message asks about a product */
 #define LX_PATRO 0x2000000    /* the key of улы or кызы: a patronymic's word ("Абен улы") */
+#define LX_ID_LAT 0x4000000   /* the key of a Latin IIN/BIN cue (id_cue_word reads the word) */
 #define LX_NAME (LX_FIRST | LX_SUR | LX_STEM)
 #define LX_NEVER (LX_FUNC | LX_CUE_STRONG | LX_CUE_WEAK | LX_ORDER | LX_UNIT | LX_STOP | \
 		  LX_PLACE_BEFORE | LX_PLACE_AFTER | LX_CUE_AFTER)
@@ -198,6 +199,9 @@ static const char *const id_cues[] = {
 	"иин", "бин", "жсн", "бсн",
 };
 
+/* The Latin cues id_cue_word takes: their keys tell the few words it need read. */
+static const char *const id_cues_lat[] = { "iin", "bin", "bsn", "zhsn" };
+
 static const char *const patro_keys[] = { "uli", "kizi" };
 
 static const char *const unit_words[] = {
@@ -235,7 +239,7 @@ static inline uint32_t lexicon_get(const struct hub_anon *a, uint64_t h)
 
 	if (!filter_has(a, h))
 		return 0;
-	return t->slots[hub_anon__htab_slot(t, h ? h : 1)].val;
+	return t->slots[hub_anon__htab_slot(t, h | 1)].val;
 }
 
 /* Adds one word list with flags (each word keyed; words with no key are skipped). translit:
@@ -369,6 +373,7 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 	add_words(a, at_words, HUB_ARRAY_SIZE(at_words), LX_AT);
 	add_words(a, cue_after, HUB_ARRAY_SIZE(cue_after), LX_CUE_AFTER);
 	add_words(a, id_cues, HUB_ARRAY_SIZE(id_cues), LX_ID_CUE);
+	add_words(a, id_cues_lat, HUB_ARRAY_SIZE(id_cues_lat), LX_ID_LAT);
 	add_words(a, intro_words, HUB_ARRAY_SIZE(intro_words), LX_INTRO | LX_CUE_WEAK);
 	add_words(a, greetings, HUB_ARRAY_SIZE(greetings), LX_GREET | LX_CUE_WEAK);
 	/* keys as they are (улы, ұлы, uly; кызы, қызы) */
@@ -1103,16 +1108,19 @@ static uint32_t lower_shape(const struct hub_anon__word *wd)
 	return morphology(wd, &wd->k);
 }
 
-/* The word being classified (the last one cut) follows a strong cue. */
-static bool after_strong_cue(const struct scan *s)
+/* The word being classified, wd (the last one cut), follows a strong cue (most words follow
+ * no cue at all: that is asked first). */
+static bool after_strong_cue(const struct scan *s, const struct hub_anon__word *wd)
 {
-	size_t i = s->nwords - 1;
+	const struct hub_anon__word *p;
 
-	if (!i || !(s->words[i].w & (W_SOFT | W_ADJ)))
+	if (wd == s->words)
 		return false;
-	return (s->words[i - 1].lx & LX_CUE_STRONG) ||
-	       (i >= 2 && (s->words[i - 1].lx & LX_CUE_WEAK) &&
-		(s->words[i - 1].w & (W_SOFT | W_ADJ)) && (s->words[i - 2].lx & LX_CUE_STRONG));
+	p = wd - 1;
+	if (!(p->lx & (LX_CUE_STRONG | LX_CUE_WEAK)) || !(wd->w & (W_SOFT | W_ADJ)))
+		return false;
+	return (p->lx & LX_CUE_STRONG) ||
+	       (p != s->words && (p->w & (W_SOFT | W_ADJ)) && (p[-1].lx & LX_CUE_STRONG));
 }
 
 /* HUB_ANON_KNOWN and/or HUB_ANON_LEARNED (and HUB_ANON_KAZAKH) when one of the stems (lens[0..n)) of key k is a
@@ -1156,7 +1164,8 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon_vault *v, const struct hu
 	return vault_name_of(v, k, lens, nl);
 }
 
-/* A Latin IIN/BIN cue: "IIN", "bin", "BSN", "zhsn" in any case. */
+/* A Latin IIN/BIN cue: "IIN", "bin", "BSN", "zhsn" in any case (id_cues_lat; asked only of a
+ * word whose key is one of theirs, LX_ID_LAT). */
 static bool id_cue_word(const struct scan *s, const struct hub_anon__word *wd)
 {
 	const char *p = s->text.p + wd->start;
@@ -1236,132 +1245,142 @@ static size_t stems_of(const struct hub_anon_key *k, size_t lens[16], size_t n)
 	return n ? n : hub_anon__key_stems(k, lens, 16);
 }
 
+/* Whether lexicon flags f of a key of k (or a stem of it) are a name's that k meets: a
+ * Latin word an entry with repeats collapsed, a Cyrillic one an entry as spelled or
+ * folded. */
+static inline bool name_of_script(const struct hub_anon_key *k, uint32_t f)
+{
+	return (f & LX_NAME) && (f & (k->latin ? LX_L : LX_C | LX_F));
+}
+
 /* Looks a word up by its key (wd->k): lexicon flags of its key, the gazetteer through its
- * inflections, the vault's names, morphology. */
+ * inflections, the vault's names, morphology. Its flags are kept in w and lx until the end
+ * (nothing it calls reads them but for the case and the words before it). */
 static void classify(struct scan *s, struct hub_anon__word *wd, struct hub_anon_key *ks)
 {
 	const struct hub_anon_key *k = &wd->k;
-	size_t lens[16], n;
-	bool vault, lex, lex_alone;
-	uint32_t cue = 0;
-	uint64_t h;
+	size_t lens[16], n = 0, i = 0;
+	uint32_t lx, f;
+	uint64_t w = wd->w | W_KEYED;
 
-	wd->w |= W_KEYED;
-	h = hub_anon__key_hash(k, k->len);
-	wd->lx = lexicon_get(s->anon, h);
-	if (wd->lx & LX_PRICE)
-		s->price = true;
-	if ((wd->lx & LX_ID_CUE) || (k->latin && id_cue_word(s, wd))) {
-		wd->w |= W_IDCUE;
-		s->id_cue = 0; /* find_id_cue says where */
+	lx = lexicon_get(s->anon, hub_anon__key_hash(k, k->len));
+	if (lx & (LX_PRICE | LX_PATRO | LX_ID_CUE | LX_ID_LAT)) {
+		if (lx & LX_PRICE)
+			s->price = true;
+		if (lx & LX_PATRO)
+			w |= W_PATRO_WORD; /* Абен улы */
+		if ((lx & LX_ID_CUE) || ((lx & LX_ID_LAT) && k->latin && id_cue_word(s, wd))) {
+			w |= W_IDCUE;
+			s->id_cue = 0; /* find_id_cue says where */
+		}
 	}
-	if (wd->lx & LX_PATRO)
-		wd->w |= W_PATRO_WORD; /* Абен улы */
+	lens[0] = k->len; /* the whole key; the other stems once stems_of finds them (n 0) */
 	if (k->len < HUB_ANON_STEM_MIN) {
 		/* too short for the lexicon's rules, but a name the vault holds (it keeps words
 		 * of two letters and more) is one wherever it stands */
 		if (hub_anon__name_may(&s->name_starts, k)) {
-			size_t whole = k->len;
-			uint32_t f = vault_name_of(s->vault, k, &whole, 1);
-
+			f = vault_name_of(s->vault, k, lens, 1);
 			if (f & HUB_ANON_KNOWN)
-				wd->w |= W_KNOWN;
-			else if (f && vault_learned(s, wd, k, &whole, 1, f))
-				wd->w |= W_LEARNED;
+				w |= W_KNOWN;
+			else if (f && vault_learned(s, wd, k, lens, 1, f))
+				w |= W_LEARNED;
 		}
-		return;
+		goto done;
 	}
-	/* Inflections only matter for a capitalised word, a long one (a stem of 6 and an
-	 * ending), or a name the vault knows: most words need one lookup, and the lexicon's
-	 * loop below finds the stems only when the whole key has not decided */
-	vault = hub_anon__name_may(&s->name_starts, k);
-	lex_alone = (wd->w & (W_CAP | W_ALLCAPS)) || k->len >= 7;
-	lex = lex_alone || after_strong_cue(s);
-	lens[0] = k->len; /* the whole key; the other stems once stems_of finds them (n 0) */
-	n = 0;
-	if (vault) {
-		uint32_t f;
-
+	if (hub_anon__name_may(&s->name_starts, k)) {
 		n = stems_of(k, lens, n);
 		f = vault_name_of(s->vault, k, lens, n);
 		if (f & HUB_ANON_KNOWN)
-			wd->w |= W_KNOWN;
+			w |= W_KNOWN;
 		else if (f && vault_learned(s, wd, k, lens, n, f))
-			wd->w |= W_LEARNED;
+			w |= W_LEARNED;
 	}
 	if (k->kazakh) {
 		/* written with Kazakh letters: as spelled first (Айгерім), else only as a
 		 * capitalised name (Ақша is an Акша, ақша is money) */
 		struct hub_anon_key own;
-		uint32_t f = 0;
 
+		f = 0;
 		/* cut_words keyed a Cyrillic word strictly as it went (ks) */
 		if (ks ? hub_anon__key_end(ks)
 		       : hub_anon__key_mode(s->anon, s->text.p + wd->start, wd->end - wd->start,
-					    HUB_ANON_KEY_STRICT, ks = &own)) {
-			h = hub_anon__key_hash(ks, ks->len);
-			f = lexicon_get(s->anon, h);
-		}
+					    HUB_ANON_KEY_STRICT, ks = &own))
+			f = lexicon_get(s->anon, hub_anon__key_hash(ks, ks->len));
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
-			wd->w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) |
-				 (f & LX_FIRST ? W_FIRST : 0);
+			w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) | (f & LX_FIRST ? W_FIRST : 0);
 			if (!shape_later(wd))
-				wd->w |= morphology(wd, k);
-			return;
+				w |= morphology(wd, k);
+			goto done;
 		}
-		wd->w |= W_FOLDED;
+		w |= W_FOLDED;
 	}
-	/* the lexicon through inflections only where the rules use them, whatever the vault
-	 * holds: what is a name by the text alone must not depend on the vault */
-	for (size_t i = 0; i == 0 || (lex && i < (n = stems_of(k, lens, n))); i++) {
-		uint32_t f = 0;
+	/* the whole key first; then, where the rules use them, its inflections, whatever the
+	 * vault holds: what is a name by the text alone must not depend on the vault */
+	f = lx;
+	if (f & LX_STOP)
+		goto done;
+	if (!name_of_script(k, f)) {
+		/* inflections only matter for a capitalised word, a long one (a stem of 6 and
+		 * an ending), or one after a cue: most words need the one lookup */
+		bool lex_alone = (w & (W_CAP | W_ALLCAPS)) || k->len >= 7;
+		uint32_t cue = 0;
 
-		if (!i)
-			f = wd->lx; /* looked up above (0 when the filter missed it) */
-		else
+		if (!lex_alone && !after_strong_cue(s, wd))
+			goto shape;
+		n = stems_of(k, lens, n);
+		for (i = 1;; i++) {
+			if (i >= n) {
+				/* no stem is a name: a cue's, if one is */
+				if (cue) {
+					lx |= cue;
+					w |= W_CUE_INFL;
+				}
+				goto shape;
+			}
 			f = lexicon_get(s->anon, hub_anon__key_hash(k, lens[i]));
-		if ((f & LX_STOP) && i && !lex_alone)
-			continue; /* a stop word by its cue alone: the cue may become a marker */
-		if (f & LX_STOP) {
-			wd->lx |= LX_STOP;
-			return;
+			if (f & LX_STOP) {
+				if (!lex_alone)
+					continue; /* a stop word by its cue alone: the cue may
+						   * become a marker */
+				lx |= LX_STOP;
+				goto done;
+			}
+			if (lens[i] >= 5 && (f & (LX_CUE_WEAK | LX_CUE_STRONG)) && !(f & LX_NAME))
+				cue = f & (LX_CUE_WEAK | LX_CUE_STRONG | LX_TITLE); /* Доктору */
+			if (name_of_script(k, f))
+				break;
 		}
-		if (i && lens[i] >= 5 && (f & (LX_CUE_WEAK | LX_CUE_STRONG)) && !(f & LX_NAME) &&
-		    !(wd->w & W_GAZ))
-			cue = f & (LX_CUE_WEAK | LX_CUE_STRONG | LX_TITLE); /* Доктору, мастеру */
-		if (!(f & LX_NAME) || !(f & (k->latin ? LX_L : LX_C | LX_F)))
-			continue;
-		if (!k->latin && !(f & LX_C))
-			wd->w |= W_FOLDED;
-		wd->w |= W_GAZ;
-		if (i || !(f & (LX_FIRST | LX_SUR)))
-			wd->w |= W_INFL;
-		/* a Cyrillic word is a common word by a Cyrillic entry only ("Тен" is no "ten");
-		 * a Latin one by either, transliterated Russian and Kazakh being words too */
-		if (f & (k->latin ? LX_AMBIG : LX_AMBIG_CYR))
-			wd->w |= W_AMBIG;
-		if (k->latin && (f & LX_AMBIG) && !(f & LX_AMBIG_LAT))
-			wd->w |= W_AMBIG_CYR;
-		if (f & LX_FIRST)
-			wd->w |= W_FIRST;
-		if (k->latin && !(f & LX_LAT))
-			wd->w |= W_TRANSLIT; /* a Latin word meeting a Cyrillic name */
-		if (k->len < 4)
-			wd->w |= W_SHORT;
-		if (lens[i] >= 6 && (f & (LX_FIRST | LX_SUR)))
-			wd->w |= W_LONGSTEM;
-		else if (lens[i] >= 5)
-			wd->w |= W_MIDSTEM;
-		if (i && lens[i] >= 4 && (f & (LX_FIRST | LX_SUR)) && kazakh_ending(k, lens[i]))
-			wd->w |= W_KAZCASE;
-		break;
 	}
-	if (cue && !(wd->w & W_GAZ)) {
-		wd->lx |= cue;
-		wd->w |= W_CUE_INFL;
-	}
-	if (!shape_later(wd))
-		wd->w |= morphology(wd, k);
+	/* a name of the gazetteer, the whole key (i 0) or its stem lens[i] */
+	if (!k->latin && !(f & LX_C))
+		w |= W_FOLDED;
+	w |= W_GAZ;
+	if (i || !(f & (LX_FIRST | LX_SUR)))
+		w |= W_INFL;
+	/* a Cyrillic word is a common word by a Cyrillic entry only ("Тен" is no "ten"); a
+	 * Latin one by either, transliterated Russian and Kazakh being words too */
+	if (f & (k->latin ? LX_AMBIG : LX_AMBIG_CYR))
+		w |= W_AMBIG;
+	if (k->latin && (f & LX_AMBIG) && !(f & LX_AMBIG_LAT))
+		w |= W_AMBIG_CYR;
+	if (f & LX_FIRST)
+		w |= W_FIRST;
+	if (k->latin && !(f & LX_LAT))
+		w |= W_TRANSLIT; /* a Latin word meeting a Cyrillic name */
+	if (k->len < 4)
+		w |= W_SHORT;
+	if (lens[i] >= 6 && (f & (LX_FIRST | LX_SUR)))
+		w |= W_LONGSTEM;
+	else if (lens[i] >= 5)
+		w |= W_MIDSTEM;
+	if (i && lens[i] >= 4 && (f & (LX_FIRST | LX_SUR)) && kazakh_ending(k, lens[i]))
+		w |= W_KAZCASE;
+shape:
+	if (k->len >= 5 && !shape_later(wd)) /* no ending fits a shorter key (morphology) */
+		w |= morphology(wd, k);
+done:
+	wd->w = w;
+	wd->lx = lx;
 }
 
 /* The cue before word i: 2 strong, 1 weak, 0 none. */

@@ -151,7 +151,8 @@ static inline uint64_t hub_anon__key_hash(const struct hub_anon_key *k, size_t n
 	return hub_anon__hash_end(h, hub_anon__load(s, 8) & mask[n]);
 }
 
-/* An open-addressing hash set of 64-bit keys with 32-bit flags (a key 0 is stored as 1). */
+/* An open-addressing hash set of 64-bit keys with 32-bit flags: a key is stored with its low
+ * bit set (no key is 0, the mark of a free slot; of two keys that differ only there, one). */
 struct hub_anon_htab_slot {
 	uint64_t key; /* 0: free */
 	uint32_t val;
@@ -167,10 +168,12 @@ void hub_anon__htab_release(struct hub_anon_htab *t);
 /* ORs flags into the entry of key. */
 void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags);
 
-/* The slot of key (not 0) in t (cap > 0): its entry's, or the free one it would take. */
+/* The slot of key (its low bit set) in t (cap > 0): its entry's, or the free one it would
+ * take. By the key's high bits: the lexicon's filter tests its low ones (filter_has), and a
+ * key that passes it needlessly should not start where the key it met there is. */
 static inline size_t hub_anon__htab_slot(const struct hub_anon_htab *t, uint64_t key)
 {
-	size_t mask = t->cap - 1, i = (size_t)(key ^ (key >> 29)) & mask;
+	size_t mask = t->cap - 1, i = (size_t)(key >> 32) & mask;
 
 	while (t->slots[i].key && t->slots[i].key != key)
 		i = (i + 1) & mask;
@@ -182,7 +185,7 @@ static inline uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_
 {
 	if (!t->cap)
 		return 0;
-	return t->slots[hub_anon__htab_slot(t, key ? key : 1)].val;
+	return t->slots[hub_anon__htab_slot(t, key | 1)].val;
 }
 
 /* Reads a marker at p[0..n) as restore accepts it; on success returns its length and

@@ -242,8 +242,7 @@ void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags)
 {
 	size_t i;
 
-	if (!key)
-		key = 1;
+	key |= 1;
 	if ((t->n + 1) * 2 > t->cap) {
 		struct hub_anon_htab old = *t;
 
