@@ -58,13 +58,17 @@ struct hub_anon {
 
 #define FILTER_BITS 21
 
-static const char *const type_names[HUB_ANON_NTYPES] = {
-	"PHONE", "EMAIL", "IIN", "BIN", "CARD", "IBAN", "NAME", "ID", "MARKER",
+const struct hub_anon__type_name hub_anon__types[HUB_ANON_NTYPES] = {
+	[HUB_ANON_PHONE] = { "PHONE", 5 }, [HUB_ANON_EMAIL] = { "EMAIL", 5 },
+	[HUB_ANON_IIN] = { "IIN", 3 },     [HUB_ANON_BIN] = { "BIN", 3 },
+	[HUB_ANON_CARD] = { "CARD", 4 },   [HUB_ANON_IBAN] = { "IBAN", 4 },
+	[HUB_ANON_NAME] = { "NAME", 4 },   [HUB_ANON_ID] = { "ID", 2 },
+	[HUB_ANON_MARKER] = { "MARKER", 6 },
 };
 
 const char *hub_anon_type_name(enum hub_anon_type type)
 {
-	return (unsigned)type < HUB_ANON_NTYPES ? type_names[type] : "?";
+	return (unsigned)type < HUB_ANON_NTYPES ? hub_anon__types[type].s : "?";
 }
 
 /* Words with a fixed role, in any script; written as people write them. */

@@ -12,6 +12,14 @@
 #include "anonymizer/anon.h"
 #include "lib/utf8.h"
 
+/* Each type's name as markers spell it ("PHONE"), zero-padded: hub_anon_type_name, the
+ * vault's markers and restore's parser read it (anon.c). */
+struct hub_anon__type_name {
+	char s[8];
+	unsigned char len;
+};
+extern const struct hub_anon__type_name hub_anon__types[HUB_ANON_NTYPES];
+
 /* Longest key of a word; longer words are never names. A multiple of 8
  * (hub_anon__key_hash reads the key in words). */
 #define HUB_ANON_KEY_MAX 48
@@ -178,14 +186,6 @@ static inline size_t hub_anon__htab_slot(const struct hub_anon_htab *t, uint64_t
 	while (t->slots[i].key && t->slots[i].key != key)
 		i = (i + 1) & mask;
 	return i;
-}
-
-/* The flags of key, 0 when absent (inline: the detector asks it of most words). */
-static inline uint32_t hub_anon__htab_get(const struct hub_anon_htab *t, uint64_t key)
-{
-	if (!t->cap)
-		return 0;
-	return t->slots[hub_anon__htab_slot(t, key | 1)].val;
 }
 
 /* Reads a marker at p[0..n) as restore accepts it; on success returns its length and

@@ -278,21 +278,16 @@ static int lower(int c)
 /* The marker type whose name is at p (any case), or -1; *len its length. */
 static int type_at(const char *p, size_t n, size_t *len)
 {
-	static const struct {
-		char name[7];
-		unsigned char len;
-	} names[] = {
-		{ "phone", 5 }, { "email", 5 }, { "iin", 3 }, { "bin", 3 }, { "card", 4 },
-		{ "iban", 4 }, { "name", 4 }, { "id", 2 }, { "marker", 6 },
-	};
+	const struct hub_anon__type_name *names = hub_anon__types;
 	int c = lower((unsigned char)*p);
 
+	/* the names are capital letters: lower case by their 0x20 bit */
 	for (int t = 0; t < HUB_ANON_NTYPES; t++) {
 		size_t j = 0;
 
-		if (names[t].name[0] != c || n <= names[t].len)
+		if ((names[t].s[0] | 0x20) != c || n <= names[t].len)
 			continue;
-		while (j < names[t].len && lower((unsigned char)p[j]) == names[t].name[j])
+		while (j < names[t].len && lower((unsigned char)p[j]) == (names[t].s[j] | 0x20))
 			j++;
 		if (j == names[t].len) {
 			*len = j;

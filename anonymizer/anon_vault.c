@@ -658,22 +658,9 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	return e;
 }
 
-/* Longer than any marker ("[", a type, "_", an unsigned in decimal, "]") and than a type's
- * prefix of marker_prefix. */
+/* Longer than any marker: "[", a type's name (hub_anon__types, copied whole), "_", an
+ * unsigned in decimal, "]". */
 #define MARKER_ROOM 32
-
-/* Each type's marker up to its number: "[", hub_anon_type_name, "_" (as restore reads them:
- * type_at in anon_key.c). */
-static const struct {
-	char s[16];
-	unsigned char len;
-} marker_prefix[HUB_ANON_NTYPES] = {
-	[HUB_ANON_PHONE] = { "[PHONE_", 7 }, [HUB_ANON_EMAIL] = { "[EMAIL_", 7 },
-	[HUB_ANON_IIN] = { "[IIN_", 5 },     [HUB_ANON_BIN] = { "[BIN_", 5 },
-	[HUB_ANON_CARD] = { "[CARD_", 6 },   [HUB_ANON_IBAN] = { "[IBAN_", 6 },
-	[HUB_ANON_NAME] = { "[NAME_", 6 },   [HUB_ANON_ID] = { "[ID_", 4 },
-	[HUB_ANON_MARKER] = { "[MARKER_", 8 },
-};
 
 /* Writes the marker of e at o (room for MARKER_ROOM bytes), numbering e first when it has
  * no number yet; returns its length. Written where it goes: the entry keeps it only for
@@ -681,14 +668,16 @@ static const struct {
 static size_t put_marker(struct hub_anon_vault *v, struct entry *e, char *o)
 {
 	unsigned idx = e->index;
-	size_t n = marker_prefix[e->type].len;
+	size_t n = 1 + hub_anon__types[e->type].len;
 	char d[12];
 
 	if (!idx) {
 		idx = e->index = ++v->count[e->type];
 		v->marked++;
 	}
-	memcpy(o, marker_prefix[e->type].s, sizeof(marker_prefix[0].s));
+	o[0] = '[';
+	memcpy(o + 1, hub_anon__types[e->type].s, sizeof(hub_anon__types[0].s)); /* whole */
+	o[n++] = '_';
 	if (idx < 10) {
 		o[n++] = (char)('0' + idx);
 	} else if (idx < 100) {
