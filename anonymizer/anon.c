@@ -663,6 +663,25 @@ static inline void add_span(struct scan *s, size_t start, size_t end, enum hub_a
 	o->items[o->n++] = (struct hub_anon_span){ start, end, type };
 }
 
+/* A window of a number (match_groups): one that overlaps the last span and is of its type
+ * (the windows of one number overlap, and most are the same thing) grows that span to
+ * their union instead, which merge_spans makes of the two anyway. Until the merge only
+ * markers are read (find_id_cue, in_marker), and a window is never one. */
+static void add_window(struct scan *s, size_t start, size_t end, enum hub_anon_type type)
+{
+	struct hub_anon_spans *o = s->out;
+	struct hub_anon_span *last = o->n ? &o->items[o->n - 1] : NULL;
+
+	if (last && last->type == type && start < last->end && last->start < end) {
+		if (start < last->start)
+			last->start = start;
+		if (end > last->end)
+			last->end = end;
+		return;
+	}
+	add_span(s, start, end, type);
+}
+
 static void classify(struct scan *s, struct hub_anon__word *wd, struct hub_anon_key *ks);
 
 /* What a character that is no letter does between words (cut_words). */
@@ -1392,7 +1411,9 @@ static inline int cue_before(const struct scan *s, size_t i)
 {
 	const struct hub_anon__word *p;
 
-	if (!i || !(s->words[i].w & (W_SOFT | W_ADJ)) || (s->words[i].w & W_HYPHEN))
+	/* most words follow no cue: that first */
+	if (!i || !(s->words[i - 1].lx & (LX_CUE_STRONG | LX_CUE_WEAK)) ||
+	    !(s->words[i].w & (W_SOFT | W_ADJ)) || (s->words[i].w & W_HYPHEN))
 		return 0;
 	p = &s->words[i - 1];
 	if (p->lx & LX_CUE_STRONG)
@@ -1406,15 +1427,13 @@ static inline int cue_before(const struct scan *s, size_t i)
 	return 0;
 }
 
-/* What looks like a phone number (ten digits or more) or an e-mail address follows pos.
- * From the text alone, not from what was detected: that depends on the vault. */
-static bool contact_after(const struct scan *s, size_t pos)
+/* contact_after where the text has an '@', or a digit after pos. Not inline: the test in
+ * contact_after answers the others without a call. */
+__attribute__((noinline)) static bool contact_at(const struct scan *s, size_t pos)
 {
 	struct hub_str t = s->text;
 	size_t digits = 0;
 
-	if (!s->has_at && s->end_digit <= pos)
-		return false; /* no '@' in the text, nor a digit from pos on */
 	while (pos < t.len && (t.p[pos] == ' ' || t.p[pos] == ','))
 		pos++;
 	for (size_t p = pos; s->has_at && p < t.len && p - pos < 64 && t.p[p] != ' ' &&
@@ -1428,6 +1447,15 @@ static bool contact_after(const struct scan *s, size_t pos)
 	     pos++)
 		digits += is_digit(t.p[pos]);
 	return digits >= 10;
+}
+
+/* What looks like a phone number (ten digits or more) or an e-mail address follows pos.
+ * From the text alone, not from what was detected: that depends on the vault. */
+static inline bool contact_after(const struct scan *s, size_t pos)
+{
+	if (!s->has_at && s->end_digit <= pos)
+		return false; /* no '@' in the text, nor a digit from pos on */
+	return contact_at(s, pos);
 }
 
 /* Word i and a neighbour are capitalised Latin words of the gazetteer: "Aigerim Saparova". */
@@ -1582,21 +1610,15 @@ static bool name_alone(const struct scan *s, size_t i)
 	return learned_name(w) || intrinsic(s, i);
 }
 
-/* The word names what a street's name comes before ("көшесі", "street"), in any case ending
- * ("Абай көшесіне"). */
-static bool street_word_after(const struct scan *s, size_t wi)
+/* street_word_after of a word keyed in lower case, looked at the first time: its stems but
+ * the whole key (a key of 3 bytes or fewer has none). Not inline: place, inline in
+ * mark_names, stays small. */
+__attribute__((noinline)) static bool street_stems(const struct scan *s,
+						  struct hub_anon__word *w)
 {
-	struct hub_anon__word *w = &s->words[wi]; /* the answer is kept in it */
 	size_t lens[16], n;
 
-	if (w->lx & LX_PLACE_AFTER)
-		return true;
-	if (!(w->w & W_KEYED) || (w->w & (W_CAP | W_ALLCAPS)))
-		return false;
-	if (w->w & W_STREET_DONE)
-		return w->w & W_STREET;
 	w->w |= W_STREET_DONE;
-	/* the stems but the whole key (a key of 3 bytes or fewer has none) */
 	n = hub_anon__key_stems(&w->k, lens, HUB_ARRAY_SIZE(lens));
 	for (size_t i = 1; i < n; i++) {
 		uint64_t h = hub_anon__key_hash(&w->k, lens[i]);
@@ -1609,9 +1631,43 @@ static bool street_word_after(const struct scan *s, size_t wi)
 	return false;
 }
 
+/* The word names what a street's name comes before ("көшесі", "street"), in any case ending
+ * ("Абай көшесіне"). */
+static inline bool street_word_after(const struct scan *s, size_t wi)
+{
+	struct hub_anon__word *w = &s->words[wi]; /* the answer is kept in it */
+
+	if (w->lx & LX_PLACE_AFTER)
+		return true;
+	if (!(w->w & W_KEYED) || (w->w & (W_CAP | W_ALLCAPS)))
+		return false;
+	if (w->w & W_STREET_DONE)
+		return w->w & W_STREET;
+	return street_stems(s, w);
+}
+
+/* Word i after "на" (prev) is a street named after someone: "на Абая 150", "на Бухар жырау
+ * 86/4"; "в ТЦ на Абая" (place). Not inline, as street_stems. */
+__attribute__((noinline)) static bool street_at(const struct scan *s, size_t i,
+					       const struct hub_anon__word *prev,
+					       const struct hub_anon__word *next)
+{
+	const struct hub_anon__word *w = &s->words[i];
+	size_t e = w->end;
+
+	if (i >= 2 && (prev->w & W_ADJ) && (w[-2].lx & LX_PLACE_BEFORE) &&
+	    !becomes_marker(&w[-2]))
+		return true;
+	/* not over a name of its own: that becomes a marker, and the street is gone */
+	if (next && (next->w & W_ADJ) && !(next->w & W_CAP) && !house_number(s, e) &&
+	    !name_alone(s, i + 1))
+		e = next->end;
+	return house_number(s, e);
+}
+
 /* The word is a place or a product, not a person: after "ул", "мкр", "ТОО" or a brand,
  * before "көшесі" or "street". */
-static bool place(const struct scan *s, size_t i)
+__attribute__((always_inline)) static inline bool place(const struct scan *s, size_t i)
 {
 	const struct hub_anon__word *w = &s->words[i];
 	/* a neighbour that becomes a marker (another detector's, or a name of the vault:
@@ -1624,21 +1680,8 @@ static bool place(const struct scan *s, size_t i)
 		return true;
 	if (prev && (w->w & W_ADJ) && (prev->lx & LX_STOP))
 		return true; /* Samsung Galaxy, Lada Granta */
-	/* "на Абая 150", "на Бухар жырау 86/4": a street named after someone; "в ТЦ на
-	 * Абая" */
-	if (prev && (w->w & W_ADJ) && (prev->lx & LX_AT)) {
-		size_t e = w->end;
-
-		if (i >= 2 && (prev->w & W_ADJ) && (w[-2].lx & LX_PLACE_BEFORE) &&
-		    !becomes_marker(&w[-2]))
-			return true;
-		/* not over a name of its own: that becomes a marker, and the street is gone */
-		if (next && (next->w & W_ADJ) && !(next->w & W_CAP) && !house_number(s, e) &&
-		    !name_alone(s, i + 1))
-			e = next->end;
-		if (house_number(s, e))
-			return true;
-	}
+	if (prev && (w->w & W_ADJ) && (prev->lx & LX_AT) && street_at(s, i, prev, next))
+		return true;
 	return next && (next->w & W_ADJ) && street_word_after(s, i + 1);
 }
 
@@ -1697,14 +1740,15 @@ static bool mark_names(struct scan *s)
 	size_t lo = SIZE_MAX, hi = 0; /* where the words a pair may start from are */
 	bool found = false; /* a word is W_NAME or W_INTR */
 
-	for (size_t i = 0; i < nw; i++) {
-		struct hub_anon__word *w = &ws[i];
+	for (struct hub_anon__word *w = ws; w < ws + nw; w++) {
+		size_t i;
 		bool learned, intr;
 
 		/* most words: nothing below takes a word without one of these */
-		if (!(w->w & W_KEYED) || !(w->w & (W_PATRO_WORD | W_KNOWN | W_LEARNED | W_GAZ |
-						   W_SURNAME | W_PATRO | W_CAP | W_ALLCAPS)))
+		if (!(w->w & (W_PATRO_WORD | W_KNOWN | W_LEARNED | W_GAZ | W_SURNAME | W_PATRO |
+			      W_CAP | W_ALLCAPS)) || !(w->w & W_KEYED))
 			continue;
+		i = (size_t)(w - ws);
 		learned = learned_name(w);
 		if (w->w & W_PATRO_WORD)
 			pair_from(i, &lo, &hi);
@@ -1798,15 +1842,22 @@ static bool mark_names(struct scan *s)
 	return found;
 }
 
-static void merge_spans(struct hub_anon_spans *o);
+static void merge_more(struct hub_anon_spans *o);
+
+/* Sorts and merges overlapping spans into their union, typed by the strongest. */
+static inline void merge_spans(struct hub_anon_spans *o)
+{
+	if (o->n >= 2)
+		merge_more(o); /* (fewer are merged already) */
+}
 
 /* Some Cyrillic word is left that no span covers (W_SPANNED: none overlaps it), nor a name
  * when names is W_INTR | W_NAME (0: before mark_names, whatever it finds). */
 static bool cyrillic_left(const struct scan *s, uint64_t names)
 {
-	for (size_t i = 0; i < s->nwords; i++) {
-		const struct hub_anon__word *w = &s->words[i];
-
+	if (!(s->word_flags & W_CYR))
+		return false; /* no Cyrillic word at all (Latin text) */
+	for (const struct hub_anon__word *w = s->words, *end = w + s->nwords; w < end; w++) {
 		/* what becomes a marker is not left: a name by the text or of the vault (a
 		 * name the vault learns later in the text is the vault's second look) */
 		if ((w->w & (W_CYR | W_SPANNED | names)) == W_CYR &&
@@ -1816,29 +1867,50 @@ static bool cyrillic_left(const struct scan *s, uint64_t names)
 	return false;
 }
 
+/* 0x80 in each byte of v that is 0, else 0 (exactly: no borrow runs from byte to byte). */
+static inline uint64_t zero_bytes(uint64_t v)
+{
+	const uint64_t low7 = 0x7f7f7f7f7f7f7f7full;
+
+	return ~(((v & low7) + low7) | v) & ~low7;
+}
+
+/* Whether a key as spelled differs from it with repeats collapsed: a ы ("y" as spelled, "i"
+ * collapsed), two equal bytes side by side, or what a repeat leaves when kh or dzh is folded
+ * after it ("ккх" as spelled is "kh", "ддж" "dzh"). Eight bytes at a time, each beside the
+ * one before it (the key's buffer is whole words). */
+static bool key_would_collapse(const struct hub_anon_key *k)
+{
+	const uint64_t ones = 0x0101010101010101ull;
+	uint64_t before = 0; /* the byte before the word (none before the first) */
+
+	for (size_t o = 0; o < k->len; o += 8) {
+		uint64_t x = hub_anon__load(k->s + o, 8), b = x << 8 | before;
+		uint64_t hit = zero_bytes(x ^ ('y' * ones)) | zero_bytes(x ^ b) |
+			       zero_bytes((x ^ ('h' * ones)) | (b ^ ('k' * ones))) |
+			       zero_bytes((x ^ ('z' * ones)) | (b ^ ('d' * ones)));
+
+		if (k->len - o < 8)
+			hit &= (1ull << 8 * (k->len - o)) - 1; /* the bytes of the key only */
+		if (hit)
+			return true;
+		before = x >> 56;
+	}
+	return false;
+}
+
 /* Hands the vault the key of a name of one word w (keyed: every name is): its key as the
  * vault keys a name (with repeats collapsed) when it is that, else its key as spelled. A
  * Latin word is keyed with repeats collapsed; a Cyrillic word's key as spelled is that one
- * when nothing in it would collapse: no ы ("y" as spelled, "i" collapsed), no two equal
- * bytes side by side, and nothing a repeat leaves when kh or dzh is folded after it ("ккх"
- * as spelled is "kh", "ддж" "dzh"). */
+ * when nothing in it would collapse (key_would_collapse). */
 static void name_word(struct hub_anon__scratch *sc, const struct hub_anon__word *w)
 {
 	struct hub_anon__name_word *nw;
-	const char *p = w->k.s;
-	bool collapsed = true;
+	bool collapsed;
 
 	if (sc->nnames == HUB_ARRAY_SIZE(sc->names))
 		return; /* the vault keys it */
-	if (!(w->w & W_LATIN)) {
-		for (size_t i = 0; i < w->k.len && collapsed; i++) {
-			char b = i ? p[i - 1] : 0;
-
-			if (p[i] == 'y' || p[i] == b || (p[i] == 'h' && b == 'k') ||
-			    (p[i] == 'z' && b == 'd'))
-				collapsed = false;
-		}
-	}
+	collapsed = (w->w & W_LATIN) || !key_would_collapse(&w->k);
 	nw = &sc->names[sc->nnames++];
 	nw->start = w->start;
 	nw->end = w->end;
@@ -1846,6 +1918,26 @@ static void name_word(struct hub_anon__scratch *sc, const struct hub_anon__word 
 	nw->collapsed = collapsed;
 	/* as hub_anon__name_norm_fixed asks the lexicon: of the same key */
 	nw->fixed = collapsed && (w->lx & LX_NAME) && (w->lx & LX_L);
+}
+
+/* Marks W_SPANNED the words that overlap a span (the spans sorted and merged: none
+ * overlaps another): for cyrillic_left and what_is_left. */
+static void mark_spanned(struct scan *s)
+{
+	struct hub_anon__word *w = s->words, *end = w + s->nwords;
+
+	/* from the first that ends after a span's start, as long as they start before its
+	 * end (the words are sorted, and so are their ends) */
+	for (size_t j = 0, n = s->out->n; j < n; j++) {
+		const struct hub_anon_span *sp = &s->out->items[j];
+
+		while (w < end && w->end <= sp->start)
+			w++;
+		for (; w < end && w->start < sp->end; w++)
+			w->w |= W_SPANNED;
+		if (w > s->words)
+			w--; /* the last one may overlap the next span too */
+	}
 }
 
 /* Latin words that only a transliterated Cyrillic name explains are names in Latin text
@@ -1856,30 +1948,11 @@ static void name_word(struct hub_anon__scratch *sc, const struct hub_anon__word 
 static bool decide_names(struct scan *s)
 {
 	struct hub_anon__word *ws = s->words;
-	size_t j = 0;
+	const struct hub_anon__word *first, *last;
 	bool found;
 
 	merge_spans(s->out); /* sorted, and no two overlap */
-	/* the words that overlap a span: from the first that ends after its start, found by
-	 * halving (the words are sorted, and so are their ends; a span covers few of them),
-	 * as long as they start before its end */
-	for (size_t i = 0; j < s->out->n; j++) {
-		const struct hub_anon_span *sp = &s->out->items[j];
-		size_t hi = s->nwords;
-
-		while (i < hi) {
-			size_t mid = i + (hi - i) / 2;
-
-			if (ws[mid].end <= sp->start)
-				i = mid + 1;
-			else
-				hi = mid;
-		}
-		for (; i < s->nwords && ws[i].start < sp->end; i++)
-			ws[i].w |= W_SPANNED; /* (cyrillic_left and what_is_left read it) */
-		if (i)
-			i--; /* the last one may overlap the next span too */
-	}
+	mark_spanned(s);
 	/* no word mark_names could take for a name: each it finds is the vault's, has one of
 	 * these (intrinsic's), or is paired with such a name or an улы. Nothing to decide
 	 * then, nor Latin text to look for (latin_name needs W_CAP or W_GAZ...) */
@@ -1899,20 +1972,24 @@ static bool decide_names(struct scan *s)
 	}
 	if (!found)
 		return false; /* no name to add */
+	/* the first and the last word marked (there is one): the names are between them */
+	for (first = ws; !(first->w & (W_NAME | W_INTR)); first++)
+		;
+	for (last = ws + s->nwords - 1; !(last->w & (W_NAME | W_INTR)); last--)
+		;
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
-	for (size_t i = 0; i < s->nwords; i++) {
-		size_t start = ws[i].start, first = i;
+	for (const struct hub_anon__word *w = first; w <= last; w++) {
+		const struct hub_anon__word *name = w;
 
-		if (!(ws[i].w & (W_NAME | W_INTR)))
+		if (!(w->w & (W_NAME | W_INTR)))
 			continue;
 		/* Анна-Мария, Петров-Водкин: one name */
-		while (i + 1 < s->nwords && (ws[i + 1].w & W_HYPHEN) &&
-		       (ws[i + 1].w & (W_NAME | W_INTR)))
-			i++;
-		add_span(s, start, ws[i].end, HUB_ANON_NAME);
-		if (i == first && s->scratch)
-			name_word(s->scratch, &ws[i]);
+		while (w < last && (w[1].w & W_HYPHEN) && (w[1].w & (W_NAME | W_INTR)))
+			w++;
+		add_span(s, name->start, w->end, HUB_ANON_NAME);
+		if (w == name && s->scratch)
+			name_word(s->scratch, w);
 	}
 	return true;
 }
@@ -2203,7 +2280,7 @@ static void match_groups(struct scan *s, struct run *r, size_t upto)
 			start = c.plus ? r->plus_at : g[i].start;
 			if (start > 0 && s->text.p[start - 1] == '(' && i < j && g[i].sep == ')')
 				start--;
-			add_span(s, start, g[j].end, (enum hub_anon_type)t);
+			add_window(s, start, g[j].end, (enum hub_anon_type)t);
 		}
 	}
 }
@@ -2550,13 +2627,19 @@ static int cmp_span(const void *a, const void *b)
 	return rank(y->type) - rank(x->type);
 }
 
-/* Sorts and merges overlapping spans into their union, typed by the strongest. */
-static void merge_spans(struct hub_anon_spans *o)
+/* merge_spans of two spans or more. */
+__attribute__((noinline)) static void merge_more(struct hub_anon_spans *o)
 {
-	size_t n = 0;
+	size_t n;
 
-	if (o->n < 2)
-		return; /* merged already */
+	/* in order, each after the one before (often: each detector finds what it finds in
+	 * order): merged already */
+	for (n = 1; n < o->n && o->items[n].start > o->items[n - 1].start &&
+		    o->items[n].start >= o->items[n - 1].end; n++)
+		;
+	if (n == o->n)
+		return;
+	n = 0;
 	if (o->n > 16) {
 		qsort(o->items, o->n, sizeof(*o->items), cmp_span);
 	} else {
@@ -2588,16 +2671,19 @@ static void merge_spans(struct hub_anon_spans *o)
 /* Whether a digit is outside every span (the spans sorted and merged: none overlaps). */
 static bool digits_left(const struct scan *s)
 {
-	const struct hub_anon_spans *o = s->out;
-	size_t j = 0;
+	const struct hub_anon_span *sp, *end;
 
+	if (!s->out->n)
+		return s->nruns > 0; /* (and items may be NULL) */
+	sp = s->out->items;
+	end = sp + s->out->n;
 	/* the runs in order: each covered from its start on, span after span (a span may end
 	 * inside a run and the next go on from there, or cover later runs) */
-	for (size_t r = 0; r < s->nruns; r++) {
-		for (size_t p = s->runs[r].start; p < s->runs[r].end; p = o->items[j].end) {
-			while (j < o->n && o->items[j].end <= p)
-				j++;
-			if (j == o->n || o->items[j].start > p)
+	for (const struct digit_run *r = s->runs, *rend = r + s->nruns; r < rend; r++) {
+		for (size_t p = r->start; p < r->end; p = sp->end) {
+			while (sp < end && sp->end <= p)
+				sp++;
+			if (sp == end || sp->start > p)
 				return true; /* the digit at p */
 		}
 	}
@@ -2641,9 +2727,7 @@ static void what_is_left(struct scan *s, struct hub_anon__left *left)
 	 * look_again looks again whatever the words are). A span is a name's (its words,
 	 * whole) or has what another detector found in it (W_SPANNED words, and the names
 	 * it was merged with): the others are outside, without a look at the spans */
-	for (size_t i = 0; i < s->nwords; i++) {
-		const struct hub_anon__word *w = &s->words[i];
-
+	for (const struct hub_anon__word *w = s->words, *end = w + s->nwords; w < end; w++) {
 		if (w->w & (W_NAME | W_INTR))
 			continue; /* inside its name */
 		while ((w->w & W_SPANNED) && j < o->n && o->items[j].end <= w->start)
