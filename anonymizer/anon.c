@@ -682,7 +682,11 @@ static void add_window(struct scan *s, size_t start, size_t end, enum hub_anon_t
 	add_span(s, start, end, type);
 }
 
-static void classify(struct scan *s, struct hub_anon__word *wd, struct hub_anon_key *ks);
+/* Inline in cut_words, its one caller, whatever cut_words' size: a call would cost about 25
+ * instructions a word (GCC leaves it out of line once cut_words grows past its limits). */
+static inline __attribute__((always_inline)) void classify(struct scan *s,
+							   struct hub_anon__word *wd,
+							   struct hub_anon_key *ks);
 
 /* What a character that is no letter does between words (cut_words). */
 enum sep_class {
@@ -722,6 +726,19 @@ static inline enum sep_class sep_of(uint32_t cp)
 	return SEP_OTHER;
 }
 
+/* Appends c, the byte of a Kazakh letter, to a key as hub_anon__key_add_info does (a key
+ * gone bad stays as it is). */
+static inline void kazakh_push(struct hub_anon_key *k, char c)
+{
+	if (k->bad)
+		return;
+	k->kazakh = true;
+	if (k->len == HUB_ANON_KEY_MAX)
+		k->bad = true;
+	else
+		k->s[k->len++] = c;
+}
+
 /* Appends c to the key being cut (its length *klen); false when the key is full. */
 static inline bool key_push(struct hub_anon_key *k, size_t *klen, char c)
 {
@@ -729,6 +746,75 @@ static inline bool key_push(struct hub_anon_key *k, size_t *klen, char c)
 		return false;
 	k->s[(*klen)++] = c;
 	return true;
+}
+
+/* Where the run of ASCII digits at p[i..n) ends: eight bytes at a time while eight are
+ * left (most runs are phone numbers, dates, amounts), then byte by byte. */
+static inline size_t digits_end(const unsigned char *p, size_t i, size_t n)
+{
+	for (; i + 8 <= n; i += 8) {
+		/* each byte less '0': a digit is below 10; bit 7 of each byte of m is set for a
+		 * byte that is no digit (either its low seven bits reach 10, or it is >= 0x80
+		 * after the xor; the sums stay within their bytes) */
+		uint64_t x = hub_anon__load(p + i, 8) ^ 0x3030303030303030ull;
+		uint64_t m = (((x & 0x7f7f7f7f7f7f7f7full) + 0x7676767676767676ull) | x) &
+			     0x8080808080808080ull;
+
+		if (m)
+			return i + (size_t)__builtin_ctzll(m) / 8;
+	}
+	while (i < n && is_digit(p[i]))
+		i++;
+	return i;
+}
+
+/* hub_anon__key_run of Cyrillic letters for a word keyed as it is spelled
+ * (HUB_ANON_KEY_FOLD: nothing collapses), that takes in the letters whose key is of two
+ * bytes or none as well (ж ш щ ч ц ю я х ы ъ ь, in many words), with key_add_info's rules
+ * for them: kh as х, dzh as j, ы as y. A Kazakh letter, or what is no Cyrillic letter,
+ * ends it (cut_words keys it letter by letter). */
+static __attribute__((always_inline)) inline size_t
+cyr_run(const uint32_t *cyr, const unsigned char *p, size_t i, size_t n,
+	struct hub_anon_key *k, size_t *klen, uint32_t *all)
+{
+	/* a letter (two bytes) keys to two bytes at most: room for the letters below lim */
+	size_t room = (HUB_ANON_KEY_MAX - *klen) & ~(size_t)1;
+	size_t lim = i + room < n - 1 ? i + room : n - 1;
+	char *q = k->s + *klen;
+	uint32_t a = *all;
+
+	while (i < lim) {
+		uint32_t x = cyr[hub_anon__cyr_at(p + i)]; /* 0: no Cyrillic letter */
+
+		if (x & HUB_ANON_CP_PLAIN) {
+			*q++ = (char)x;
+		} else if ((x & (HUB_ANON_CP_KAZAKH | HUB_ANON_CP_HASKEY)) ==
+			   HUB_ANON_CP_HASKEY) {
+			char c0 = (char)x, prev = q > k->s ? q[-1] : 0; /* no key byte is 0 */
+
+			if (x & HUB_ANON_CP_YERU) {
+				*q++ = 'y'; /* as spelled, ы is not и */
+			} else if (c0 == 'h') { /* х */
+				if (prev == 'k')
+					q[-1] = 'h'; /* kh as х */
+				else
+					*q++ = 'h';
+			} else if (c0) { /* two bytes; ъ and ь have none */
+				if (c0 == 'z' && prev == 'd')
+					q--; /* ж ("zh"): dzh as j */
+				q[0] = c0;
+				q[1] = (char)(x >> 8);
+				q += 2;
+			}
+		} else {
+			break;
+		}
+		a &= x;
+		i += 2;
+	}
+	*klen = (size_t)(q - k->s);
+	*all = a;
+	return i;
 }
 
 /* The character at p[i] (i < n) of a word or between words: its length, *cp and its
@@ -807,6 +893,154 @@ static inline bool peek_letter(const struct hub_anon *anon, const unsigned char 
 	return next_letter(p, i, n, anon->cp_info, l, cp, info, all, any);
 }
 
+/* Keys the word of letters at p[i..) into k (its first letter's *info and *l: latin, an
+ * ASCII one), as cut_words cuts it; *strict: ks is its strict key too (a Cyrillic word with
+ * Kazakh letters). Returns where the word ends, with the character there in *l, *cp and
+ * *info (*cp 0 at the end of the text); the flags of its letters ANDed into *all, ORed
+ * into *any. Inline with latin a constant: a copy for each script. */
+static __attribute__((always_inline)) inline size_t
+key_word(const struct hub_anon *anon, const unsigned char *p, size_t i, size_t n,
+	 struct hub_anon_key *k, struct hub_anon_key *ks, bool *strict, size_t *lp,
+	 uint32_t *cpp, uint32_t *infop, uint32_t *allp, uint32_t *anyp, bool latin)
+{
+	size_t l = *lp;
+	uint32_t cp = *cpp, info = *infop, all = *allp, any = *anyp;
+	size_t klen = 0;
+	bool kbad = false;
+	/* the last key byte of a Latin word (0: none), whose repeats collapse; a Cyrillic
+	 * word's stays 0 (no key byte is 0) */
+	char last = 0, lmask = latin ? (char)0xff : 0;
+
+	k->mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
+	k->latin = latin;
+	k->kazakh = false;
+	k->unfolded = false;
+	*strict = false;
+	/* the key's length and state in registers: most letters have a plain key of one
+	 * byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a key gone bad is
+	 * never read: what is added after does not matter) */
+	for (;;) {
+		if (info & HUB_ANON_CP_PLAIN) {
+			char c = (char)info;
+
+			if (c != last) {
+				if (!key_push(k, &klen, c))
+					kbad = true;
+				last = c & lmask;
+			} else {
+				k->unfolded = true; /* a Latin word's repeat */
+			}
+		} else if ((info & (HUB_ANON_CP_KAZAKH | HUB_ANON_CP_HASKEY)) ==
+			   HUB_ANON_CP_HASKEY) {
+			/* key_add_info's rules for a key of up to two bytes: ж ш ч ю я
+			 * х ы ъ ь (the first letter of a word), Latin h j x */
+			char c0 = (char)info, c1 = (char)(info >> 8);
+
+			if ((info & HUB_ANON_CP_YERU) && !latin)
+				c0 = 'y', c1 = 0; /* as spelled, ы is not и */
+			else if (info & HUB_ANON_CP_YERU)
+				k->unfolded = true; /* collapsed, it is */
+			for (char ch = c0; ch; ch = ch == c0 ? c1 : 0) {
+				char lb = klen ? k->s[klen - 1] : 0;
+
+				if (ch == 'h' && lb == 'k') {
+					k->s[klen - 1] = 'h'; /* kh as х */
+					continue;
+				}
+				/* dzh as j */
+				if (ch == 'z' && lb == 'd' && c1 == 'h')
+					lb = --klen ? k->s[klen - 1] : 0;
+				if (latin && lb == ch) {
+					k->unfolded = true;
+					continue; /* Анна/Ana, Асель/Assel */
+				}
+				if (!key_push(k, &klen, ch))
+					kbad = true;
+			}
+			last = klen ? k->s[klen - 1] & lmask : 0;
+		} else {
+			k->len = klen;
+			k->bad = kbad;
+			if ((info & HUB_ANON_CP_KAZAKH) && !latin)
+				goto kazakh;
+			hub_anon__key_add_info(k, info);
+			klen = k->len;
+			kbad = k->bad;
+			last = klen ? k->s[klen - 1] & lmask : 0;
+		}
+		i += l;
+		/* a run of letters with a plain key in the word's script (most of it) */
+		if (!latin) {
+			size_t i0 = i;
+
+			i = cyr_run(anon->cyr_info, p, i, n, k, &klen, &all);
+			if (i > i0)
+				any |= HUB_ANON_CP_CYR;
+		} else {
+			i = hub_anon__key_run(anon->cp_info, NULL, p, i, n, k,
+					      &klen, &all, true);
+			last = klen ? k->s[klen - 1] : 0;
+		}
+		if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
+			break;
+	}
+	if (0) {
+kazakh:
+		/* a Cyrillic word's strict key (classify's second look) is its folded one
+		 * up to its first Kazakh letter: from there on, both */
+		hub_anon__key_start(ks, HUB_ANON_KEY_STRICT, false);
+		memcpy(ks->s, k->s, sizeof(ks->s)); /* whole: a copy without a call */
+		ks->len = k->len;
+		ks->bad = k->bad;
+		*strict = true;
+		for (;;) {
+			size_t i0, from;
+
+			if ((info & HUB_ANON_CP_KAZAKH) && (char)info != 'h') {
+				/* a Kazakh letter but һ, as key_add_info keys it: its
+				 * Russian neighbour's byte in k, its own in ks */
+				kazakh_push(k, (char)info);
+				kazakh_push(ks, (char)(info >> 24));
+			} else {
+				hub_anon__key_add_info(k, info);
+				hub_anon__key_add_info(ks, info);
+			}
+			i += l;
+			/* a run of plain Cyrillic letters: keyed once, the same bytes in
+			 * both keys (no rule changes them; a key gone bad, or without room
+			 * for them, is never read) */
+			i0 = i;
+			klen = from = k->len;
+			i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, k,
+					      &klen, &all, false);
+			k->len = klen;
+			if (i > i0) {
+				size_t m = klen - from; /* the run's bytes */
+
+				any |= HUB_ANON_CP_CYR;
+				if (ks->len + m > HUB_ANON_KEY_MAX) {
+					ks->bad = true;
+				} else {
+					memcpy(ks->s + ks->len, k->s + from, m);
+					ks->len += m;
+				}
+			}
+			if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
+				break;
+		}
+		klen = k->len;
+		kbad = k->bad;
+	}
+	k->len = klen;
+	k->bad = kbad;
+	*lp = l;
+	*cpp = cp;
+	*infop = info;
+	*allp = all;
+	*anyp = any;
+	return i;
+}
+
 /* Cuts the text into words of letters, noting case, sentence starts and what separates
  * each word from the previous one; keys each word as it reads it (one decoding of each
  * character) and classifies it. */
@@ -816,31 +1050,27 @@ static void cut_words(struct scan *s)
 	const size_t n = s->text.len;
 	const struct hub_anon *anon = s->anon;
 	/* what the separators since the last word make of the next one: W_SENT, W_ADJ,
-	 * W_SOFT, W_INITDOT (and hyphen, W_HYPHEN) */
+	 * W_SOFT, W_INITDOT, W_HYPHEN */
 	uint64_t ctx = W_SENT;
-	bool hyphen = false;
-	size_t i = 0, seps = 0, end_digit = 0;
-	bool has_at = false, has_marker = false;
+	size_t i = 0, seps = 0;
 	struct hub_anon_key *k, ks;
 
+	/* s->end_digit, has_at and has_marker start false (hub_anon__detect) */
 	while (i < n) {
 		uint32_t cp, info;
 		size_t l = cut_next(p, i, n, anon->cp_info, &cp, &info);
 
 		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
 			struct hub_anon__word *wd;
-			size_t start = i, klen = 0, l0 = l;
+			size_t start = i, l0 = l;
 			/* the flags of every letter ANDed (HUB_ANON_CP_UPPER: all capitals) and
 			 * ORed (HUB_ANON_CP_CYR: a Cyrillic letter) */
 			uint32_t all = info, any = info, info0 = info;
-			bool latin = cp < 0x80, kbad = false;
-			bool strict = false; /* ks is the strict key (classify's second look) */
-			/* the last key byte of a Latin word (0: none), whose repeats collapse; a
-			 * Cyrillic word's stays 0 (no key byte is 0) */
-			char last = 0, lmask = latin ? (char)0xff : 0;
+			bool latin = cp < 0x80;
+			bool strict; /* ks is the strict key (classify's second look) */
 			/* the word's flags known at its first letter */
 			uint64_t wflags = ctx | (info & HUB_ANON_CP_UPPER ? W_CAP : 0) |
-					  (hyphen ? W_HYPHEN : 0) | (latin ? W_LATIN : 0);
+					  (latin ? W_LATIN : 0);
 
 			/* keyed in its word, where it stays (classify, the vault) */
 			if (s->nwords == s->capwords)
@@ -848,122 +1078,13 @@ static void cut_words(struct scan *s)
 							 sizeof(*s->words));
 			wd = &s->words[s->nwords];
 			k = &wd->k;
-			k->mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
-			k->latin = latin;
-			k->kazakh = false;
-			k->unfolded = false;
-			/* the key's length and state in registers: most letters have a plain key
-			 * of one byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a
-			 * key gone bad is never read: what is added after does not matter) */
-			for (;;) {
-				if (info & HUB_ANON_CP_PLAIN) {
-					char c = (char)info;
-
-					if (c != last) {
-						if (!key_push(k, &klen, c))
-							kbad = true;
-						last = c & lmask;
-					} else {
-						k->unfolded = true; /* a Latin word's repeat */
-					}
-				} else if ((info & (HUB_ANON_CP_KAZAKH | HUB_ANON_CP_HASKEY)) ==
-					   HUB_ANON_CP_HASKEY) {
-					/* key_add_info's rules for a key of up to two bytes: ж ш
-					 * ч ю я х ы ъ ь, Latin h j x */
-					char c0 = (char)info, c1 = (char)(info >> 8);
-
-					if ((info & HUB_ANON_CP_YERU) && !latin)
-						c0 = 'y', c1 = 0; /* as spelled, ы is not и */
-					else if (info & HUB_ANON_CP_YERU)
-						k->unfolded = true; /* collapsed, it is */
-					for (char ch = c0; ch; ch = ch == c0 ? c1 : 0) {
-						char lb = klen ? k->s[klen - 1] : 0;
-
-						if (ch == 'h' && lb == 'k') {
-							k->s[klen - 1] = 'h'; /* kh as х */
-							continue;
-						}
-						/* dzh as j */
-						if (ch == 'z' && lb == 'd' && c1 == 'h')
-							lb = --klen ? k->s[klen - 1] : 0;
-						if (latin && lb == ch) {
-							k->unfolded = true;
-							continue; /* Анна/Ana, Асель/Assel */
-						}
-						if (!key_push(k, &klen, ch))
-							kbad = true;
-					}
-					last = klen ? k->s[klen - 1] & lmask : 0;
-				} else {
-					k->len = klen;
-					k->bad = kbad;
-					if ((info & HUB_ANON_CP_KAZAKH) && !latin)
-						goto kazakh;
-					hub_anon__key_add_info(k, info);
-					klen = k->len;
-					kbad = k->bad;
-					last = klen ? k->s[klen - 1] & lmask : 0;
-				}
-				i += l;
-				/* a run of letters with a plain key in the word's script (most of
-				 * it) */
-				if (!latin) {
-					size_t i0 = i;
-
-					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, k,
-							      &klen, &all, false);
-					if (i > i0)
-						any |= HUB_ANON_CP_CYR;
-				} else {
-					i = hub_anon__key_run(anon->cp_info, NULL, p, i, n, k,
-							      &klen, &all, true);
-					last = klen ? k->s[klen - 1] : 0;
-				}
-				if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
-					break;
-			}
-			if (0) {
-kazakh:
-				/* a Cyrillic word's strict key (classify's second look) is its
-				 * folded one up to its first Kazakh letter: from there on, both */
-				hub_anon__key_start(&ks, HUB_ANON_KEY_STRICT, false);
-				memcpy(ks.s, k->s, sizeof(ks.s)); /* whole: a copy without a call */
-				ks.len = k->len;
-				ks.bad = k->bad;
-				strict = true;
-				for (;;) {
-					size_t i0, from;
-
-					hub_anon__key_add_info(k, info);
-					hub_anon__key_add_info(&ks, info);
-					i += l;
-					/* a run of plain Cyrillic letters: keyed once, the same
-					 * bytes in both keys (no rule changes them; a key gone
-					 * bad, or without room for them, is never read) */
-					i0 = i;
-					klen = from = k->len;
-					i = hub_anon__key_run(NULL, anon->cyr_info, p, i, n, k,
-							      &klen, &all, false);
-					k->len = klen;
-					if (i > i0) {
-						size_t m = klen - from; /* the run's bytes */
-
-						any |= HUB_ANON_CP_CYR;
-						if (ks.len + m > HUB_ANON_KEY_MAX) {
-							ks.bad = true;
-						} else {
-							memcpy(ks.s + ks.len, k->s + from, m);
-							ks.len += m;
-						}
-					}
-					if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
-						break;
-				}
-				klen = k->len;
-				kbad = k->bad;
-			}
-			k->len = klen;
-			k->bad = kbad;
+			/* a copy of the loop for each script: latin a constant in each */
+			if (latin)
+				i = key_word(anon, p, i, n, k, &ks, &strict, &l, &cp, &info, &all,
+					     &any, true);
+			else
+				i = key_word(anon, p, i, n, k, &ks, &strict, &l, &cp, &info, &all,
+					     &any, false);
 			s->nwords++;
 			wd->start = start;
 			wd->end = i;
@@ -990,12 +1111,13 @@ kazakh:
 			if (i >= n)
 				break;
 		}
+		ctx &= ~(uint64_t)W_HYPHEN; /* set again by a hyphen */
 		if (cp == ' ') { /* most separators: changes nothing, as SEP_SPACE */
-			hyphen = false;
 			i++;
 			continue;
 		}
-		hyphen = cp == '-' && !seps++ && i > 0;
+		if (cp == '-' && !seps++ && i > 0)
+			ctx |= W_HYPHEN;
 		switch (sep_of(cp)) {
 		case SEP_SPACE:
 			break;
@@ -1013,9 +1135,8 @@ kazakh:
 			ctx = (ctx | W_SENT) & ~(uint64_t)W_SOFT;
 			break;
 		case SEP_DIGIT: /* the whole run of digits */
-			for (l = 1; i + l < n && is_digit(p[i + l]); l++)
-				;
-			end_digit = i + l;
+			l = digits_end(p, i + 1, n) - i;
+			s->end_digit = i + l;
 			if (s->nruns == s->capruns)
 				s->runs = hub_pool_grow(s->pool, s->runs, &s->capruns, 32,
 							sizeof(*s->runs));
@@ -1023,11 +1144,11 @@ kazakh:
 			ctx &= ~(uint64_t)(W_SENT | W_ADJ | W_SOFT);
 			break;
 		case SEP_AT:
-			has_at = true;
+			s->has_at = true;
 			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 			break;
 		case SEP_MARK:
-			has_marker = true;
+			s->has_marker = true;
 			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 			break;
 		case SEP_OTHER:
@@ -1035,9 +1156,6 @@ kazakh:
 		}
 		i += l;
 	}
-	s->end_digit = end_digit;
-	s->has_at = has_at;
-	s->has_marker = has_marker;
 }
 
 static inline bool key_ends(const struct hub_anon_key *k, const char *suf, size_t n,
