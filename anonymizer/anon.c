@@ -800,10 +800,16 @@ cyr_run(const uint32_t *cyr, const unsigned char *p, size_t i, size_t n,
 				else
 					*q++ = 'h';
 			} else if (c0) { /* two bytes; ъ and ь have none */
+				/* its two key bytes stored from x: two byte stores GCC merges
+				 * into a load of the table entry again, in every letter's step */
+				uint16_t two = (uint16_t)x;
+
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+				two = __builtin_bswap16(two);
+#endif
 				if (c0 == 'z' && prev == 'd')
 					q--; /* ж ("zh"): dzh as j */
-				q[0] = c0;
-				q[1] = (char)(x >> 8);
+				memcpy(q, &two, 2);
 				q += 2;
 			}
 		} else {
@@ -916,6 +922,11 @@ key_word(const struct hub_anon *anon, const unsigned char *p, size_t i, size_t n
 	k->kazakh = false;
 	k->unfolded = false;
 	*strict = false;
+	/* a Cyrillic first letter is keyed in the run that starts with it (cyr_run keys
+	 * what a word's first letter may be; a Kazakh one stops it, and peek_letter gives it
+	 * to the loop's body then) */
+	if (!latin && (info & HUB_ANON_CP_CYR))
+		goto run;
 	/* the key's length and state in registers: most letters have a plain key of one
 	 * byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a key gone bad is
 	 * never read: what is added after does not matter) */
@@ -969,6 +980,7 @@ key_word(const struct hub_anon *anon, const unsigned char *p, size_t i, size_t n
 			last = klen ? k->s[klen - 1] & lmask : 0;
 		}
 		i += l;
+run:
 		/* a run of letters with a plain key in the word's script (most of it) */
 		if (!latin) {
 			size_t i0 = i;
@@ -1058,15 +1070,22 @@ static void cut_words(struct scan *s)
 	/* s->end_digit, has_at and has_marker start false (hub_anon__detect) */
 	while (i < n) {
 		uint32_t cp, info;
-		size_t l = cut_next(p, i, n, anon->cp_info, &cp, &info);
+		size_t l;
 
+		/* most words start with a Cyrillic letter: its two bytes as they are, without
+		 * its code point (a word's first letter needs none) */
+		if (p[i] >= 0x80 && i + 1 < n &&
+		    ((info = anon->cyr_info[hub_anon__cyr_at(p + i)]) & HUB_ANON_CP_LETTER))
+			l = 2;
+		else
+			l = cut_next(p, i, n, anon->cp_info, &cp, &info);
 		if (info & HUB_ANON_CP_LETTER) { /* a word: its letters in one go */
 			struct hub_anon__word *wd;
 			size_t start = i, l0 = l;
 			/* the flags of every letter ANDed (HUB_ANON_CP_UPPER: all capitals) and
 			 * ORed (HUB_ANON_CP_CYR: a Cyrillic letter) */
 			uint32_t all = info, any = info, info0 = info;
-			bool latin = cp < 0x80;
+			bool latin = l == 1; /* the one letter of one byte is ASCII */
 			bool strict; /* ks is the strict key (classify's second look) */
 			/* the word's flags known at its first letter */
 			uint64_t wflags = ctx | (info & HUB_ANON_CP_UPPER ? W_CAP : 0) |
@@ -1078,6 +1097,11 @@ static void cut_words(struct scan *s)
 							 sizeof(*s->words));
 			wd = &s->words[s->nwords];
 			k = &wd->k;
+			/* in the word now: fewer values live across keying it */
+			wd->start = start;
+			wd->lx = 0;
+			wd->first = (char)(info0 & 0xff);
+			wd->w = wflags;
 			/* a copy of the loop for each script: latin a constant in each */
 			if (latin)
 				i = key_word(anon, p, i, n, k, &ks, &strict, &l, &cp, &info, &all,
@@ -1086,17 +1110,13 @@ static void cut_words(struct scan *s)
 				i = key_word(anon, p, i, n, k, &ks, &strict, &l, &cp, &info, &all,
 					     &any, false);
 			s->nwords++;
-			wd->start = start;
 			wd->end = i;
-			wd->lx = 0;
-			wd->first = (char)(info0 & 0xff);
-			if (i - start == l0)
-				wflags |= W_INITIAL; /* a single letter */
+			if (i - wd->start == l0)
+				wd->w |= W_INITIAL; /* a single letter */
 			else if (all & HUB_ANON_CP_UPPER)
-				wflags |= W_ALLCAPS;
+				wd->w |= W_ALLCAPS;
 			if (any & HUB_ANON_CP_CYR)
-				wflags |= W_CYR;
-			wd->w = wflags;
+				wd->w |= W_CYR;
 			if (i < n && is_digit((int)cp) && i - start >= 2 &&
 			    is_ascii_letter(p[i - 1]) && is_ascii_letter(p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
