@@ -205,7 +205,7 @@ struct hub_anon_htab_slot {
 
 struct hub_anon_htab {
 	struct hub_anon_htab_slot *slots; /* a key and its flags in one cache line */
-	size_t cap;                       /* power of two */
+	size_t mask;                      /* the number of slots (a power of two) - 1 */
 	size_t n;
 };
 
@@ -213,12 +213,12 @@ void hub_anon__htab_release(struct hub_anon_htab *t);
 /* ORs flags into the entry of key. */
 void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags);
 
-/* The slot of key (its low bit set) in t (cap > 0): its entry's, or the free one it would
+/* The slot of key (its low bit set) in t (with slots): its entry's, or the free one it would
  * take. By the key's high bits: the lexicon's filter tests its low ones (filter_has), and a
  * key that passes it needlessly should not start where the key it met there is. */
 static inline size_t hub_anon__htab_slot(const struct hub_anon_htab *t, uint64_t key)
 {
-	size_t mask = t->cap - 1, i = (size_t)(key >> 32) & mask;
+	size_t mask = t->mask, i = (size_t)(key >> 32) & mask;
 
 	while (t->slots[i].key && t->slots[i].key != key)
 		i = (i + 1) & mask;

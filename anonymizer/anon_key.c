@@ -143,12 +143,13 @@ void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags)
 	size_t i;
 
 	key |= 1;
-	if ((t->n + 1) * 2 > t->cap) {
+	if (!t->slots || (t->n + 1) * 2 > t->mask + 1) {
 		struct hub_anon_htab old = *t;
+		size_t cap = old.slots ? 2 * (old.mask + 1) : 64;
 
-		t->cap = old.cap ? old.cap * 2 : 64;
-		t->slots = hub_xcalloc(t->cap, sizeof(*t->slots));
-		for (size_t j = 0; j < old.cap; j++) {
+		t->mask = cap - 1;
+		t->slots = hub_xcalloc(cap, sizeof(*t->slots));
+		for (size_t j = 0; old.slots && j <= old.mask; j++) {
 			if (old.slots[j].key) {
 				i = hub_anon__htab_slot(t, old.slots[j].key);
 				t->slots[i] = old.slots[j];
