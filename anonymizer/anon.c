@@ -348,7 +348,6 @@ int hub_anon_new_lists(struct hub_str first_names, struct hub_str surnames,
 {
 	struct hub_anon *a = hub_xcalloc(1, sizeof(*a));
 
-	hub_assert(hub_anon__key_stems_ok());
 	a->filter = hub_xcalloc((1u << FILTER_BITS) / 64, sizeof(*a->filter));
 	a->cyr_info = hub_xcalloc(HUB_ANON_CYR_TABLE, sizeof(*a->cyr_info));
 	for (uint32_t cp = 0; cp < HUB_ANON_CP_TABLE; cp++)
@@ -1312,7 +1311,7 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon_vault *v, const struct hu
 {
 	struct hub_anon__name_starts starts = hub_anon__vault_name_starts(v);
 	const struct hub_anon_key *k = &w->k;
-	size_t lens[16], nl;
+	size_t lens[HUB_ANON_STEMS_MAX], nl;
 
 	/* by the key cut_words gave it, looked up as classify looks it up: a word of one key
 	 * byte too ("T" after the vault learned "TT", whose key is "t") */
@@ -1321,7 +1320,7 @@ uint32_t hub_anon__word_in_vault(const struct hub_anon_vault *v, const struct hu
 	if (k->len < HUB_ANON_STEM_MIN)
 		lens[0] = k->len, nl = 1;
 	else
-		nl = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
+		nl = hub_anon__key_stems(k, lens);
 	return vault_name_of(v, k, lens, nl);
 }
 
@@ -1399,11 +1398,11 @@ static bool kazakh_ending(const struct hub_anon_key *k, size_t len)
 	return false;
 }
 
-/* The number of stems of k (hub_anon__key_stems) in lens[16]: n when found already (not
+/* The number of stems of k (hub_anon__key_stems) in lens: n when found already (not
  * 0), else found now. */
-static size_t stems_of(const struct hub_anon_key *k, size_t lens[16], size_t n)
+static size_t stems_of(const struct hub_anon_key *k, size_t lens[HUB_ANON_STEMS_MAX], size_t n)
 {
-	return n ? n : hub_anon__key_stems(k, lens, 16);
+	return n ? n : hub_anon__key_stems(k, lens);
 }
 
 /* Whether lexicon flags f of a key of k (or a stem of it) are a name's that k meets: a
@@ -1420,7 +1419,7 @@ static inline bool name_of_script(const struct hub_anon_key *k, uint32_t f)
 static void classify(struct scan *s, struct hub_anon__word *wd, struct hub_anon_key *ks)
 {
 	const struct hub_anon_key *k = &wd->k;
-	size_t lens[16], n = 0, i = 0;
+	size_t lens[HUB_ANON_STEMS_MAX], n = 0, i = 0;
 	uint32_t lx, f;
 	uint64_t w = wd->w | W_KEYED;
 
@@ -1754,10 +1753,10 @@ static bool name_alone(const struct scan *s, size_t i)
 __attribute__((noinline)) static bool street_stems(const struct scan *s,
 						  struct hub_anon__word *w)
 {
-	size_t lens[16], n;
+	size_t lens[HUB_ANON_STEMS_MAX], n;
 
 	w->w |= W_STREET_DONE;
-	n = hub_anon__key_stems(&w->k, lens, HUB_ARRAY_SIZE(lens));
+	n = hub_anon__key_stems(&w->k, lens);
 	for (size_t i = 1; i < n; i++) {
 		uint64_t h = hub_anon__key_hash(&w->k, lens[i]);
 
@@ -2964,13 +2963,13 @@ size_t hub_anon__name_norm(const struct hub_anon *anon, const struct hub_anon_va
 {
 	struct hub_anon__name_starts starts = hub_anon__vault_name_starts(vault);
 	bool may = hub_anon__name_may(&starts, k); /* a stem of k may be a name of the vault */
-	size_t lens[16], n, norm = hub_anon__key_norm(k->s, k->len);
+	size_t lens[HUB_ANON_STEMS_MAX], n, norm = hub_anon__key_norm(k->s, k->len);
 
 	/* the whole key (the first of its stems) before the others are found: most names are
 	 * in the gazetteer as they are written */
 	if (name_stem(anon, vault, may, k, k->len, norm))
 		return norm;
-	n = hub_anon__key_stems(k, lens, HUB_ARRAY_SIZE(lens));
+	n = hub_anon__key_stems(k, lens);
 	for (size_t i = 1; i < n; i++) {
 		if (lens[i] <= HUB_ANON_STEM_MIN)
 			continue; /* as the detector: Тен is not in тенге */

@@ -76,12 +76,49 @@ static inline unsigned hub_anon__cyr_at(const unsigned char *p)
  * hub_anon__cp_info), end (hub_anon__key_end: false as hub_anon__key_mode); inline below. */
 /* The first byte of the key of a letter, 0 when it has none. */
 char hub_anon__key_first(uint32_t cp);
-/* Fills lens with the key's candidate stem lengths, longest first (the whole key first):
- * the key without one Russian or Kazakh case ending at a time. Returns how many. */
-size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max);
-/* Whether the tables of hub_anon__key_stems agree with themselves (checked once, when a
- * lexicon is built). */
-bool hub_anon__key_stems_ok(void);
+/* The key's candidate stem lengths, longest first (the whole key first): the key without
+ * one Russian or Kazakh case ending at a time (anon_key.c has the endings), each leaving a
+ * stem of HUB_ANON_STEM_MIN bytes or more. At most four: the whole key, and without an
+ * ending of three bytes, of two, of one. By tables of the key bytes (ASCII):
+ * hub_anon__stem_last by the last, and hub_anon__stem_pairs by its row there (its low four
+ * bits, 0: no ending ends so) and the byte before the last. */
+#define HUB_ANON_STEMS_MAX 4
+#define HUB_ANON_STEM_1 0x80u                  /* stem_last: an ending of one byte */
+#define HUB_ANON_STEM_2 (1u << 31)             /* stem_pairs: the two are an ending */
+#define HUB_ANON_STEM_3(c) (1u << ((c) - 'a')) /* ... with byte c before them, one of three */
+extern const unsigned char hub_anon__stem_last[128];
+extern const uint32_t hub_anon__stem_pairs[9][128];
+
+/* Fills lens with the stems of k (inline: the detector asks it of a word in four). Returns
+ * how many. */
+static inline size_t hub_anon__key_stems(const struct hub_anon_key *k,
+					 size_t lens[HUB_ANON_STEMS_MAX])
+{
+	const unsigned char *end = (const unsigned char *)k->s + k->len;
+	size_t len = k->len, n = 1;
+	unsigned last;
+	uint32_t e;
+
+	lens[0] = len;
+	if (len < HUB_ANON_STEM_MIN + 1)
+		return n;
+	last = hub_anon__stem_last[end[-1] & 0x7f];
+	if (!last)
+		return n; /* most words */
+	e = hub_anon__stem_pairs[last & 0xf][end[-2] & 0x7f];
+	if ((e & ~HUB_ANON_STEM_2) && len >= 3 + HUB_ANON_STEM_MIN) {
+		unsigned third = end[-3] - 'a'; /* a strict key's capitals end nothing */
+
+		if (third < 26 && (e >> third & 1))
+			lens[n++] = len - 3;
+	}
+	if ((e & HUB_ANON_STEM_2) && len >= 2 + HUB_ANON_STEM_MIN)
+		lens[n++] = len - 2;
+	if (last & HUB_ANON_STEM_1)
+		lens[n++] = len - 1;
+	return n;
+}
+
 /* The stem a vault compares names by: the key of len bytes without a final vowel
  * ("marina", "marine" -> "marin"). Returns its length. Inline: the detector and the
  * vault ask it of each stem they look up. */
@@ -168,7 +205,7 @@ struct hub_anon_htab_slot {
 
 struct hub_anon_htab {
 	struct hub_anon_htab_slot *slots; /* a key and its flags in one cache line */
-	size_t cap;                       /* power of two */
+	size_t mask;                      /* the number of slots (a power of two) - 1 */
 	size_t n;
 };
 
@@ -176,12 +213,12 @@ void hub_anon__htab_release(struct hub_anon_htab *t);
 /* ORs flags into the entry of key. */
 void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags);
 
-/* The slot of key (its low bit set) in t (cap > 0): its entry's, or the free one it would
+/* The slot of key (its low bit set) in t (with slots): its entry's, or the free one it would
  * take. By the key's high bits: the lexicon's filter tests its low ones (filter_has), and a
  * key that passes it needlessly should not start where the key it met there is. */
 static inline size_t hub_anon__htab_slot(const struct hub_anon_htab *t, uint64_t key)
 {
-	size_t mask = t->cap - 1, i = (size_t)(key >> 32) & mask;
+	size_t mask = t->mask, i = (size_t)(key >> 32) & mask;
 
 	while (t->slots[i].key && t->slots[i].key != key)
 		i = (i + 1) & mask;

@@ -95,142 +95,42 @@ bool hub_anon__key_tables(const uint32_t *cps, const uint32_t *cyr, const char *
 	return key_mode(cps, cyr, p, n, mode, k);
 }
 
-struct ending {
-	uint32_t want, mask; /* the two key bytes before the last, as key_stems packs them */
-	unsigned char len;
+/* The Russian case endings and the Kazakh case and possessive endings that a name's stem is
+ * found without, as keys (in the order hub_anon__key_stems tries them: longest first):
+ *   -a: ga ka na da ta ia a;  -e: ge ke ne de te e;  -h: ah;  -i: ami di ti ni si oi ei yi i;
+ *   -m: om em am ym im;  -u: oiu eiu iu u;  -y: dy ty ny sy y;
+ *   -n: nin din tin dan den tan ten nan nen men ben pen dyn tyn nyn in yn.
+ * By the last byte: its row of hub_anon__stem_pairs, and HUB_ANON_STEM_1 when it is an
+ * ending of one byte. */
+enum { R_A = 1, R_E, R_H, R_I, R_M, R_N, R_U, R_Y }; /* 0: no ending ends so */
+const unsigned char hub_anon__stem_last[128] = {
+	['a'] = R_A | HUB_ANON_STEM_1, ['e'] = R_E | HUB_ANON_STEM_1, ['h'] = R_H,
+	['i'] = R_I | HUB_ANON_STEM_1, ['m'] = R_M, ['n'] = R_N, ['u'] = R_U | HUB_ANON_STEM_1,
+	['y'] = R_Y | HUB_ANON_STEM_1,
 };
 
-/* The key bytes before the last of an ending of n bytes (x a string literal), packed as
- * key_stems packs a key's, and the mask of those it has. */
-#define E_B(x, i) ((uint32_t)(unsigned char)(x)[i])
-#define E(x) { sizeof(x) - 1 == 3 ? E_B(x, 0) << 16 | E_B(x, 1) << 8 :		\
-	       sizeof(x) - 1 == 2 ? E_B(x, 0) << 8 : 0,				\
-	       sizeof(x) - 1 == 3 ? 0xffff00u : sizeof(x) - 1 == 2 ? 0xff00u : 0,	\
-	       sizeof(x) - 1 }
-
-/* Russian case endings and Kazakh case and possessive endings, as keys, by their last
- * letter (in the order the stems are tried). */
-static const struct ending end_a[] = { E("ga"), E("ka"), E("na"), E("da"), E("ta"), E("ia"),
-				       E("a") },
-	end_e[] = { E("ge"), E("ke"), E("ne"), E("de"), E("te"), E("e") },
-	end_h[] = { E("ah") },
-	end_i[] = { E("ami"), E("di"), E("ti"), E("ni"), E("si"), E("oi"), E("ei"), E("yi"),
-		    E("i") },
-	end_m[] = { E("om"), E("em"), E("am"), E("ym"), E("im") },
-	end_n[] = { E("nin"), E("din"), E("tin"), E("dan"), E("den"), E("tan"), E("ten"),
-		    E("nan"), E("nen"), E("men"), E("ben"), E("pen"), E("dyn"), E("tyn"),
-		    E("nyn"), E("in"), E("yn") },
-	end_u[] = { E("oiu"), E("eiu"), E("iu"), E("u") },
-	end_y[] = { E("dy"), E("ty"), E("ny"), E("sy"), E("y") };
-
-/* The endings of one last letter; by_y[y - 'a']: bit i for each ending e[i] that a key
- * whose byte before the last is y may have (the one-byte ending, and those of two bytes
- * or more with y there), checked against e by hub_anon__key_stems_ok. */
-struct endings {
-	const struct ending *e;
-	size_t n;
-	uint32_t by_y[26];
+/* By a row and the byte before the last: HUB_ANON_STEM_2 when the two bytes are an ending,
+ * HUB_ANON_STEM_3 of each third byte before them that makes an ending of three. */
+#define S2 HUB_ANON_STEM_2
+#define S3(c) HUB_ANON_STEM_3(c)
+const uint32_t hub_anon__stem_pairs[9][128] = {
+	[R_A] = { ['g'] = S2, ['k'] = S2, ['n'] = S2, ['d'] = S2, ['t'] = S2, ['i'] = S2 },
+	[R_E] = { ['g'] = S2, ['k'] = S2, ['n'] = S2, ['d'] = S2, ['t'] = S2 },
+	[R_H] = { ['a'] = S2 },
+	[R_I] = { ['m'] = S3('a'), ['d'] = S2, ['t'] = S2, ['n'] = S2, ['s'] = S2, ['o'] = S2,
+		  ['e'] = S2, ['y'] = S2 },
+	[R_M] = { ['o'] = S2, ['e'] = S2, ['a'] = S2, ['y'] = S2, ['i'] = S2 },
+	[R_N] = {
+		['i'] = S3('n') | S3('d') | S3('t') | S2,
+		['a'] = S3('d') | S3('t') | S3('n'),
+		['e'] = S3('d') | S3('t') | S3('n') | S3('m') | S3('b') | S3('p'),
+		['y'] = S3('d') | S3('t') | S3('n') | S2,
+	},
+	[R_U] = { ['i'] = S3('o') | S3('e') | S2 },
+	[R_Y] = { ['d'] = S2, ['t'] = S2, ['n'] = S2, ['s'] = S2 },
 };
-
-#define ENDINGS(t, ...) { t, HUB_ARRAY_SIZE(t), { __VA_ARGS__ } }
-static const struct endings endings_a = ENDINGS(end_a,
-	0x40, 0x40, 0x40, 0x48, 0x40, 0x40, 0x41, 0x40, 0x60, 0x40, 0x42, 0x40, 0x40, 0x44,
-	0x40, 0x40, 0x40, 0x40, 0x40, 0x50, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40),
-	endings_e = ENDINGS(end_e,
-	0x20, 0x20, 0x20, 0x28, 0x20, 0x20, 0x21, 0x20, 0x20, 0x20, 0x22, 0x20, 0x20, 0x24,
-	0x20, 0x20, 0x20, 0x20, 0x20, 0x30, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20),
-	endings_h = ENDINGS(end_h, 0x1),
-	endings_i = ENDINGS(end_i,
-	0x100, 0x100, 0x100, 0x102, 0x140, 0x100, 0x100, 0x100, 0x100, 0x100, 0x100, 0x100,
-	0x101, 0x108, 0x120, 0x100, 0x100, 0x100, 0x110, 0x104, 0x100, 0x100, 0x100, 0x100,
-	0x180, 0x100),
-	endings_m = ENDINGS(end_m, 0x4, 0, 0, 0, 0x2, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0x1, 0, 0,
-			    0, 0, 0, 0, 0, 0, 0, 0x8, 0),
-	endings_n = ENDINGS(end_n, 0xa8, 0, 0, 0, 0xf50, 0, 0, 0, 0x8007, 0, 0, 0, 0, 0, 0, 0,
-			    0, 0, 0, 0, 0, 0, 0, 0, 0x17000, 0),
-	endings_u = ENDINGS(end_u, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0xf, 0x8, 0x8, 0x8,
-			    0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8, 0x8),
-	endings_y = ENDINGS(end_y,
-	0x10, 0x10, 0x10, 0x11, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x14,
-	0x10, 0x10, 0x10, 0x10, 0x18, 0x12, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
-
-/* The endings of each last key byte 'a'..'z'. */
-static const struct endings *const by_last[26] = {
-	['a' - 'a'] = &endings_a, ['e' - 'a'] = &endings_e, ['h' - 'a'] = &endings_h,
-	['i' - 'a'] = &endings_i, ['m' - 'a'] = &endings_m, ['n' - 'a'] = &endings_n,
-	['u' - 'a'] = &endings_u, ['y' - 'a'] = &endings_y,
-};
-
-bool hub_anon__key_stems_ok(void)
-{
-	static const struct endings *const all[] = {
-		&endings_a, &endings_e, &endings_h, &endings_i, &endings_m, &endings_n,
-		&endings_u, &endings_y,
-	};
-
-	for (size_t t = 0; t < HUB_ARRAY_SIZE(all); t++) {
-		bool one = false;
-
-		if (all[t]->n > 32)
-			return false;
-		for (size_t i = 0; i < all[t]->n; i++) {
-			if (all[t]->e[i].len == 1)
-				one = true;
-			else if (one)
-				return false; /* a one-byte ending is not last */
-		}
-		for (unsigned y = 0; y < 26; y++) {
-			uint32_t want = 0;
-
-			for (size_t i = 0; i < all[t]->n; i++) {
-				const struct ending *e = &all[t]->e[i];
-
-				if (e->len == 1 || (e->want >> 8 & 0xff) == 'a' + y)
-					want |= 1u << i;
-			}
-			if (all[t]->by_y[y] != want)
-				return false;
-		}
-	}
-	return true;
-}
-
-size_t hub_anon__key_stems(const struct hub_anon_key *k, size_t lens[], size_t max)
-{
-	const struct endings *t;
-	const struct ending *e;
-	size_t n = 0, len = k->len;
-	unsigned char y;
-	uint32_t sig, m;
-
-	if (!max)
-		return 0;
-	lens[n++] = len;
-	if (len < HUB_ANON_STEM_MIN + 1)
-		return n;
-	y = (unsigned char)k->s[len - 1]; /* the last byte first */
-	if (y < 'a' || y > 'z' || !(t = by_last[y - 'a']))
-		return n;
-	e = t->e;
-	y = (unsigned char)k->s[len - 2];
-	if (y < 'a' || y > 'z') {
-		/* no ending of two bytes or more: the one-byte one, if any (last) */
-		if (e[t->n - 1].len == 1 && n < max)
-			lens[n++] = len - 1; /* len >= 4 */
-		return n;
-	}
-	/* the endings whose last two bytes match, in order; a third compared with it (len
-	 * >= 4 > 3) */
-	sig = (uint32_t)(unsigned char)k->s[len - 3] << 16 | (uint32_t)y << 8;
-	for (m = t->by_y[y - 'a']; m && n < max; m &= m - 1) {
-		unsigned i = (unsigned)__builtin_ctz(m);
-
-		if ((sig & e[i].mask) != e[i].want || len < (size_t)e[i].len + HUB_ANON_STEM_MIN)
-			continue;
-		lens[n++] = len - e[i].len;
-	}
-	return n;
-}
+#undef S2
+#undef S3
 
 void hub_anon__htab_release(struct hub_anon_htab *t)
 {
@@ -243,12 +143,13 @@ void hub_anon__htab_or(struct hub_anon_htab *t, uint64_t key, uint32_t flags)
 	size_t i;
 
 	key |= 1;
-	if ((t->n + 1) * 2 > t->cap) {
+	if (!t->slots || (t->n + 1) * 2 > t->mask + 1) {
 		struct hub_anon_htab old = *t;
+		size_t cap = old.slots ? 2 * (old.mask + 1) : 64;
 
-		t->cap = old.cap ? old.cap * 2 : 64;
-		t->slots = hub_xcalloc(t->cap, sizeof(*t->slots));
-		for (size_t j = 0; j < old.cap; j++) {
+		t->mask = cap - 1;
+		t->slots = hub_xcalloc(cap, sizeof(*t->slots));
+		for (size_t j = 0; old.slots && j <= old.mask; j++) {
 			if (old.slots[j].key) {
 				i = hub_anon__htab_slot(t, old.slots[j].key);
 				t->slots[i] = old.slots[j];
