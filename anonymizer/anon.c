@@ -579,7 +579,7 @@ struct scan {
 	size_t end_digit; /* after the last digit (0 without one) */
 	/* the runs of digits, [start, end) each, every one in order as cut_words finds them
 	 * (first the 16 of first_runs, then from pool): find_numbers reads the text only
-	 * between them, what_is_left asks the spans of them alone */
+	 * between them */
 	struct digit_run {
 		size_t start, end;
 		/* the words before it: s->words[word] is the first after it (no word has a
@@ -2058,7 +2058,7 @@ static void name_word(struct hub_anon__scratch *sc, const struct hub_anon__word 
 }
 
 /* Marks W_SPANNED the words that overlap a span (the spans sorted and merged: none
- * overlaps another): for cyrillic_left and what_is_left. */
+ * overlaps another): for cyrillic_left and hub_anon__name_left. */
 static void mark_spanned(struct scan *s)
 {
 	struct hub_anon__word *w = s->words, *end = w + s->nwords;
@@ -2805,81 +2805,50 @@ __attribute__((noinline)) static void merge_more(struct hub_anon_spans *o)
 	o->n = n + 1;
 }
 
-/* Whether a digit is outside every span (the spans sorted and merged: none overlaps). */
-static bool digits_left(const struct scan *s)
+/* What a second look needs (hub_anon__left), for the vault to work out only when it learned
+ * something there: the words, which hub_anon__name_left reads, and where the digits are. */
+static inline void what_is_left(const struct scan *s, struct hub_anon__left *left)
 {
-	const struct hub_anon_span *sp, *end;
-
-	if (!s->out->n)
-		return s->nruns > 0; /* (and items may be NULL) */
-	sp = s->out->items;
-	end = sp + s->out->n;
-	/* the runs in order: each covered from its start on, span after span (a span may end
-	 * inside a run and the next go on from there, or cover later runs) */
-	for (const struct digit_run *r = s->runs, *rend = r + s->nruns; r < rend; r++) {
-		for (size_t p = r->start; p < r->end; p = sp->end) {
-			while (sp < end && sp->end <= p)
-				sp++;
-			if (sp == end || sp->start > p)
-				return true; /* the digit at p */
-		}
-	}
-	return false;
+	/* the words live in the scratch (or the pool): without one, look again */
+	left->unsure = !s->scratch;
+	left->words = s->words;
+	left->nwords = s->nwords;
+	/* every ASCII digit is in a run (cut_words) */
+	left->digits_at = s->nruns ? s->runs[0].start : 0;
+	left->digits_end = s->end_digit;
 }
 
-/* Whether a word is partly inside a span, and whether a digit is outside every span. */
-static void what_is_left(struct scan *s, struct hub_anon__left *left)
+bool hub_anon__name_left(const struct hub_anon_vault *v, const struct hub_anon__left *left,
+			 const struct hub_anon_spans *spans, uint64_t first)
 {
-	const struct hub_anon_spans *o = s->out;
-	struct hub_anon__scratch *sc = s->scratch;
-	const struct hub_anon__word **lw;
-	size_t j = 0, n = 0;
+	const struct hub_anon_span *sp = spans->items, *end = sp + spans->n;
 
-	*left = (struct hub_anon__left){ 0 };
-	left->digits = digits_left(s);
-	if (!s->nwords || !o->n)
-		return; /* without a span, the vault learns nothing and never looks again (and
-			 * nothing of the pool is taken: most messages without personal data
-			 * allocate nothing) */
-	while (j < o->n && o->items[j].type != HUB_ANON_NAME)
-		j++;
-	if (j == o->n)
-		return; /* nor does it learn a name, which the words are for */
-	j = 0;
-	if (!sc) {
-		/* the words live in the scratch (or its pool): without one, no words, and
-		 * look_again looks again */
-		left->unsure = true;
-		return;
-	}
-	if (sc->cap_words < s->nwords) {
-		/* every entry is written before it is read */
-		sc->cap_words = 2 * s->nwords;
-		if (sc->words != sc->words_first)
-			free(sc->words);
-		sc->words = hub_xmalloc(sc->cap_words * sizeof(*sc->words));
-	}
-	lw = sc->words;
-	/* one walk: the words outside every span, unless one is partly inside a span (then
-	 * look_again looks again whatever the words are). A span is a name's (its words,
-	 * whole) or has what another detector found in it (W_SPANNED words, and the names
-	 * it was merged with): the others are outside, without a look at the spans */
-	for (const struct hub_anon__word *w = s->words, *end = w + s->nwords; w < end; w++) {
+	if (left->unsure)
+		return true;
+	/* a word without a first key byte (0) is looked at too: bit 0, which no key byte
+	 * (a lower-case letter) has */
+	first |= 1;
+	/* A span is a name's (its words, whole) or has what another detector found in it
+	 * (W_SPANNED words, and the names it was merged with): the others are outside,
+	 * without a look at the spans */
+	for (const struct hub_anon__word *w = left->words, *wend = w + left->nwords; w < wend;
+	     w++) {
 		if (w->w & (W_NAME | W_INTR))
 			continue; /* inside its name */
-		while ((w->w & W_SPANNED) && j < o->n && o->items[j].end <= w->start)
-			j++;
-		if ((w->w & W_SPANNED) && j < o->n && o->items[j].start < w->end) {
-			if (w->start < o->items[j].start || w->end > o->items[j].end) {
-				left->unsure = true;
-				return;
+		if (w->w & W_SPANNED) {
+			while (sp < end && sp->end <= w->start)
+				sp++;
+			if (sp < end && sp->start < w->end) {
+				if (w->start < sp->start || w->end > sp->end)
+					return true; /* what it is depends on the rest */
+				continue; /* inside the span */
 			}
-			continue; /* inside the span */
 		}
-		lw[n++] = w;
+		/* by the key the detector gave it, looked up as the detector looks it up */
+		if ((first >> (w->first & 63) & 1) && hub_anon__word_in_vault(v, w))
+			return true;
 	}
-	left->words = lw;
-	left->nwords = n;
+	return false;
 }
 
 int hub_anon_detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,

@@ -292,15 +292,16 @@ struct hub_anon__word {
 };
 
 /* What a second look at a text with a vault that has learned more needs of the first
- * (hub_anon__detect): whether a word is partly inside a span, and whether a digit is outside
- * every span (the words outside the spans). The words (and unsure) only when a span is a
- * name: the vault looks for the names it learned there. */
+ * (hub_anon__detect): the words it cut, which hub_anon__name_left reads only when the vault
+ * learned a name there, and where the digits are, for when it learned a phone (most texts
+ * need no second look: nothing is worked out before). */
 struct hub_anon__left {
-	bool unsure; /* a word is partly inside a span: what it is depends on the rest */
-	bool digits;
-	/* the words of letters that start outside every span, as the detector cut and keyed
-	 * them: what a second look reads names from, without cutting the text again */
-	const struct hub_anon__word *const *words;
+	bool unsure; /* the words are not kept (no scratch): look again */
+	/* the ASCII digits of the text are in [digits_at, digits_end) (both 0 without one) */
+	size_t digits_at, digits_end;
+	/* the words of letters as the detector cut, keyed and marked them (in the scratch or
+	 * the pool): what a second look reads names from, without cutting the text again */
+	const struct hub_anon__word *words;
 	size_t nwords;
 };
 
@@ -316,10 +317,9 @@ struct hub_anon__name_word {
 };
 
 /* Memory a vault lends the detector for what lives until its next look at a text (the
- * spans, the words left, the words cut and its names of one word): kept from one call to
- * the next, so that pseudonymizing a message takes nothing from its pool but for a long
- * text; the first of each in the scratch itself, so that a conversation of chat lines
- * allocates none. */
+ * spans, the words cut and its names of one word): kept from one call to the next, so that
+ * pseudonymizing a message takes nothing from its pool but for a long text; the first of
+ * each in the scratch itself, so that a conversation of chat lines allocates none. */
 #define HUB_ANON_SCRATCH_SPANS 32
 #define HUB_ANON_SCRATCH_WORDS 64
 #define HUB_ANON_SCRATCH_NAMES 16 /* more names of a text: the vault keys them */
@@ -327,13 +327,10 @@ struct hub_anon__name_word {
 struct hub_anon__scratch {
 	struct hub_anon_span *spans; /* spans_first, or from the heap */
 	size_t cap_spans;
-	const struct hub_anon__word **words; /* words_first, or from the heap */
-	size_t cap_words;
 	/* the names of one word among the spans, in order (the first that fit) */
 	size_t nnames;
 	struct hub_anon__name_word names[HUB_ANON_SCRATCH_NAMES];
 	struct hub_anon_span spans_first[HUB_ANON_SCRATCH_SPANS];
-	const struct hub_anon__word *words_first[HUB_ANON_SCRATCH_WORDS];
 	/* the detector's first words (then from its pool): the names' keys are in them */
 	struct hub_anon__word cut_first[HUB_ANON_SCRATCH_WORDS];
 };
@@ -343,13 +340,19 @@ void hub_anon__scratch_init(struct hub_anon__scratch *sc);
 /* NULL-safe; the scratch is empty and can be used again. */
 void hub_anon__scratch_release(struct hub_anon__scratch *sc);
 
-/* hub_anon_detect, and what it left outside the spans in *left. With scratch (not NULL),
- * out->items and left->words are the scratch's, valid until the next call with it, and
- * nothing is taken from pool. */
+/* hub_anon_detect, and what a second look needs in *left. With scratch (not NULL),
+ * out->items and left->words are the scratch's (or, for a long text, pool's), valid until
+ * the next call with it, and nothing is taken from pool but for a long text. */
 int hub_anon__detect(const struct hub_anon *anon, const struct hub_anon_vault *vault,
 		     struct hub_pool *pool, struct hub_str text, struct hub_anon_spans *out,
 		     struct hub_anon__left *left, struct hub_anon__scratch *scratch);
 
+/* Whether the text of left (and spans, of the same look) may show the detector a name of the
+ * vault outside the spans: a word that starts outside every span and that the vault finds
+ * a name (first: bit c & 63 of the first key byte of each name to look for), or a word
+ * partly inside a span (what it is depends on the rest). In anon.c. */
+bool hub_anon__name_left(const struct hub_anon_vault *v, const struct hub_anon__left *left,
+			 const struct hub_anon_spans *spans, uint64_t first);
 /* What the detector finds a word it cut (hub_anon__left) to be in the vault: HUB_ANON_KNOWN
  * and/or HUB_ANON_LEARNED, or 0 (vault may be NULL). In anon.c. */
 uint32_t hub_anon__word_in_vault(const struct hub_anon_vault *v, const struct hub_anon__word *w);

@@ -291,8 +291,6 @@ void hub_anon__scratch_init(struct hub_anon__scratch *sc)
 {
 	sc->spans = sc->spans_first;
 	sc->cap_spans = HUB_ARRAY_SIZE(sc->spans_first);
-	sc->words = sc->words_first;
-	sc->cap_words = HUB_ARRAY_SIZE(sc->words_first);
 	sc->nnames = 0;
 }
 
@@ -302,8 +300,6 @@ void hub_anon__scratch_release(struct hub_anon__scratch *sc)
 		return;
 	if (sc->spans != sc->spans_first)
 		free(sc->spans);
-	if (sc->words != sc->words_first)
-		free(sc->words);
 	hub_anon__scratch_init(sc);
 }
 

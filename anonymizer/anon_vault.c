@@ -35,9 +35,12 @@ struct entry {
 	struct hub_str value;  /* its first spelling: what restore writes */
 	struct hub_str marker; /* "[PHONE_1]" once asked for (kept_marker), else NULL */
 	unsigned index;        /* the marker's number; 0 for a known value not seen yet */
-	enum hub_anon_type type;
+	/* an enum hub_anon_type, in a byte: the entry in 64 bytes, a span's (e - v->e) a
+	 * shift */
+	uint8_t type;
 	bool literal;          /* found as written: an e-mail or a username */
 };
+_Static_assert(HUB_ANON_NTYPES <= 256, "an entry's type is a byte");
 
 /* An open-addressing set of 64-bit keys with flags (a key 0 is stored as 1), as
  * hub_anon_htab; its first slots are the vault's. */
@@ -288,6 +291,32 @@ void hub_anon__vault_each_literal(const struct hub_anon_vault *v, hub_anon__valu
 static bool is_letter_cp(uint32_t cp)
 {
 	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (cp >= 0x400 && cp <= 0x4ff);
+}
+
+/* memcpy of n bytes from s to d (apart), inline for the short values and the text between
+ * the spans of a message, which most are: words that overlap, the last ending where the
+ * bytes end, instead of a call that finds its way by the length. */
+static inline void copy_short(char *d, const char *s, size_t n)
+{
+	if (n >= 16) {
+		if (n > 64) {
+			memcpy(d, s, n);
+			return;
+		}
+		for (size_t i = 0; i + 16 < n; i += 16)
+			memcpy(d + i, s + i, 16);
+		memcpy(d + n - 16, s + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + n - 4, s + n - 4, 4);
+	} else if (n) {
+		d[0] = s[0];
+		d[n / 2] = s[n / 2];
+		d[n - 1] = s[n - 1];
+	}
 }
 
 /* Eight bytes whose each byte has its high bit set where x's is in [lo, hi] (ASCII). */
@@ -627,8 +656,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 			memcpy(p, norm.p, norm.len);
 	}
 	p[norm.len] = '\0';
-	if (value.len)
-		memcpy(p + norm.len + 1, value.p, value.len);
+	copy_short(p + norm.len + 1, value.p, value.len);
 	p[norm.len + 1 + value.len] = '\0';
 	v->arena = p + norm.len + value.len + 2;
 	entry_room(v);
@@ -783,22 +811,42 @@ static bool inside(const struct hub_anon_spans *spans, size_t at, size_t *i)
 	return *i < spans->n && spans->items[*i].start <= at;
 }
 
-/* A word of the vault's names among the words of letters of text outside every span, as the
- * detector left them (first: bit c & 63 of the first key byte of each name to look for). */
-static bool name_left(const struct hub_anon_vault *v, const struct hub_anon__left *left,
-		      uint64_t first)
+/* Whether an ASCII digit is in text.p[at, end): eight bytes at a time. */
+static bool has_digit(struct hub_str text, size_t at, size_t end)
 {
-	/* a word without a first key byte (0) is looked at too: bit 0, which no key byte
-	 * (a lower-case letter) has */
-	first |= 1;
-	for (size_t i = 0; i < left->nwords; i++) {
-		const struct hub_anon__word *w = left->words[i];
-
-		/* by the key the detector gave it, looked up as the detector looks it up */
-		if ((first >> (w->first & 63) & 1) && hub_anon__word_in_vault(v, w))
+	for (; at + 8 <= end; at += 8)
+		if (bytes_in(hub_anon__load(text.p + at, 8), '0', '9'))
 			return true;
-	}
+	if (at == end)
+		return false;
+	if (end >= 8) /* the 8 bytes that end with the rest, those before shifted out */
+		return bytes_in(hub_anon__load(text.p + end - 8, 8) >> (8 * (8 - (end - at))), '0',
+				'9') != 0;
+	for (; at < end; at++)
+		if (text.p[at] >= '0' && text.p[at] <= '9')
+			return true;
 	return false;
+}
+
+/* Whether a digit of text is outside every span (sorted, none overlapping): the gaps
+ * between them, from the first digit to the last (left). */
+static bool digit_outside(struct hub_str text, const struct hub_anon_spans *spans,
+			  const struct hub_anon__left *left)
+{
+	const struct hub_anon_span *sp = spans->items, *send = sp + spans->n;
+	size_t at = left->digits_at, to = left->digits_end;
+
+	for (;; sp++) {
+		/* the gap before sp, or the rest */
+		size_t end = sp < send && sp->start < to ? sp->start : to;
+
+		if (at < end && has_digit(text, at, end))
+			return true;
+		if (end == to)
+			return false;
+		if (sp->end > at)
+			at = sp->end;
+	}
 }
 
 /* Whether the digits from at on may be joined to digits before at in one run of the
@@ -881,51 +929,59 @@ static bool phone_again(const struct hub_anon_vault *v, struct hub_str text,
 	return false;
 }
 
-/* Whether the values the vault learned from text (entries from was on) may be written
- * again, another way, outside what was found (spans, and left outside them): a digit
- * outside the spans that a number ending as a phone of the vault may take (a number of
- * the vault may also take digits beside what was found: phone_again), the
- * value itself for an e-mail or username, a word the detector would find as a name of the
- * vault (in any case: a learned name is one in lower case too). Most texts need no second
- * look. */
+/* What the entries a look at a text added are, for look_again. */
+struct learned {
+	uint64_t first; /* bit c & 63 of the first key byte of each name to look for */
+	bool phone;
+	bool literal;
+};
+
+/* Notes the new entry e in *l. Inline: each new entry of a text takes it. */
+static inline void learn(struct learned *l, const struct entry *e)
+{
+	if (e->type == HUB_ANON_PHONE) {
+		l->phone = true;
+	} else if (e->literal) {
+		l->literal = true;
+	} else if (e->type == HUB_ANON_NAME && e->norm.len) {
+		char c = e->norm.p[0];
+
+		/* the key may start otherwise than its first letter: Yerlan "erlan", Khan
+		 * "han", Джамал "zhamal" */
+		l->first |= 1ull << (c & 63);
+		if (c == 'e')
+			l->first |= 1ull << ('i' & 63);
+		if (c == 'h')
+			l->first |= 1ull << ('k' & 63);
+		if (c == 'z')
+			l->first |= 1ull << ('d' & 63);
+	}
+}
+
+/* Whether the values the vault learned from text (entries from was on, l what they are)
+ * may be written again, another way, outside what was found (spans, and left outside
+ * them): a digit outside the spans that a number ending as a phone of the vault may take (a
+ * number of the vault may also take digits beside what was found: phone_again), the value
+ * itself for an e-mail or username, a word the detector would find as a name of the vault
+ * (in any case: a learned name is one in lower case too). Most texts need no second look. */
 static bool look_again(const struct hub_anon_vault *v, struct hub_str text,
 		       const struct hub_anon_spans *spans, const struct hub_anon__left *left,
-		       size_t was)
+		       size_t was, const struct learned *l)
 {
-	uint64_t first = 0;
-	bool phone = false;
-
-	for (size_t i = was; i < v->n; i++) {
+	for (size_t i = was; l->literal && i < v->n; i++) {
 		const struct entry *e = &v->e[i];
+		size_t si = 0;
 
-		if (e->type == HUB_ANON_PHONE) {
-			phone = true;
-		} else if (e->literal) {
-			size_t si = 0;
-
-			for (size_t at = 0; (at = hub_anon__find_ci(text, at, e->norm)) != SIZE_MAX;
-			     at++)
-				if (!inside(spans, at, &si))
-					return true;
-		} else if (e->type == HUB_ANON_NAME && e->norm.len) {
-			char c = e->norm.p[0];
-
-			/* the key may start otherwise than its first letter: Yerlan "erlan",
-			 * Khan "han", Джамал "zhamal" */
-			first |= 1ull << (c & 63);
-			if (c == 'e')
-				first |= 1ull << ('i' & 63);
-			if (c == 'h')
-				first |= 1ull << ('k' & 63);
-			if (c == 'z')
-				first |= 1ull << ('d' & 63);
-		}
+		if (e->type == HUB_ANON_PHONE || !e->literal)
+			continue;
+		for (size_t at = 0; (at = hub_anon__find_ci(text, at, e->norm)) != SIZE_MAX; at++)
+			if (!inside(spans, at, &si))
+				return true;
 	}
-	if (phone && left->digits && phone_again(v, text, spans, was))
+	/* with every digit in the spans, a second look finds what the first did */
+	if (l->phone && digit_outside(text, spans, left) && phone_again(v, text, spans, was))
 		return true;
-	if (!first)
-		return false;
-	return left->unsure || name_left(v, left, first);
+	return l->first && hub_anon__name_left(v, left, spans, l->first);
 }
 
 /* The norm of the name of span i (a name taken this look) is the same whatever names the
@@ -1007,6 +1063,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	 * again, a few times at most, for what that look finds). */
 	for (int look = 1; look < HUB_ANON_LOOKS; look++) {
 		size_t stale = 0; /* names before span stale are taken again */
+		struct learned learned = { 0, false, false };
 
 		was = vault->n;
 		got = spans.n ? got_room(vault, spans.n) : NULL;
@@ -1029,13 +1086,17 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 				vault->key_span[i % KEYS] = e->literal ? 0 : i + 1;
 			/* a name's norm depends on the names the vault has: a new name may
 			 * change the norm of the names before it */
-			if (vault->n > before && e->type == HUB_ANON_NAME)
-				stale = i;
+			if (vault->n > before) {
+				learn(&learned, e);
+				if (e->type == HUB_ANON_NAME)
+					stale = i;
+			}
 		}
 		for (size_t i = 0; i < stale; i++)
 			if (spans.items[i].type == HUB_ANON_NAME && !norm_fixed(vault, i))
 				got[i] = 0;
-		if (vault->n == was || !look_again(vault, text, &spans, &left, was))
+		if (!(learned.first || learned.phone || learned.literal) ||
+		    !look_again(vault, text, &spans, &left, was, &learned))
 			break;
 		got = NULL;
 		memset(vault->key_span, 0, sizeof(vault->key_span));
@@ -1068,8 +1129,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 				   &vault->keys[j]);
 		}
 
-		if (sp->start > at)
-			memcpy(o, text.p + at, sp->start - at);
+		copy_short(o, text.p + at, sp->start - at);
 		o += sp->start - at;
 		/* a marker is shorter than MARKER_ROOM, the room taken above for each */
 		len = put_marker(vault, e, o);
@@ -1079,8 +1139,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		o += len;
 		at = sp->end;
 	}
-	if (text.len > at)
-		memcpy(o, text.p + at, text.len - at);
+	copy_short(o, text.p + at, text.len - at);
 	o += text.len - at;
 	out->len = (size_t)(o - out->p);
 	out->p[out->len] = '\0';
