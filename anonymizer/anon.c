@@ -1467,7 +1467,8 @@ static void classify(struct scan *s, struct hub_anon__word *wd, struct hub_anon_
 					    HUB_ANON_KEY_STRICT, ks = &own))
 			f = lexicon_get(s->anon, hub_anon__key_hash(ks, ks->len));
 		if ((f & (LX_FIRST | LX_SUR)) && (f & LX_C)) {
-			w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) | (f & LX_FIRST ? W_FIRST : 0);
+			w |= W_GAZ | (f & LX_AMBIG_CYR ? W_AMBIG : 0) |
+			     (f & LX_FIRST ? W_FIRST : 0);
 			if (!shape_later(wd))
 				w |= morphology(wd, k);
 			goto done;
@@ -2344,31 +2345,11 @@ struct run {
 	size_t plus_at;
 };
 
-/* Copies n bytes, n <= 24, without a call (a group has few digits): two loads of 8, 4, 2
- * or 1 bytes that overlap, and one more of 8 above 16. */
-static inline void copy_short(char *o, const char *p, size_t n)
-{
-	if (n >= 8) {
-		memcpy(o, p, 8);
-		if (n > 16)
-			memcpy(o + 8, p + 8, 8);
-		memcpy(o + n - 8, p + n - 8, 8);
-	} else if (n >= 4) {
-		memcpy(o, p, 4);
-		memcpy(o + n - 4, p + n - 4, 4);
-	} else if (n >= 2) {
-		memcpy(o, p, 2);
-		memcpy(o + n - 2, p + n - 2, 2);
-	} else if (n) {
-		*o = *p;
-	}
-}
-
 /* Copies the digits of the groups not copied yet into r->digits. */
 static void run_digits(const struct scan *s, struct run *r)
 {
 	for (size_t i = r->copied; i < r->ng; i++)
-		copy_short(r->digits + r->doff[i], s->text.p + r->g[i].start, r->g[i].nd);
+		hub_anon__copy_short(r->digits + r->doff[i], s->text.p + r->g[i].start, r->g[i].nd);
 	r->copied = r->ng;
 }
 
@@ -2493,8 +2474,8 @@ static void find_numbers(struct scan *s)
 				run_shift(&r);
 			}
 			g = &r.g[r.ng];
-			*g = (struct group){ d->start, d->end, d->word, (unsigned)(d->end - d->start),
-					     0, -1 };
+			*g = (struct group){ d->start, d->end, d->word,
+					     (unsigned)(d->end - d->start), 0, -1 };
 			r.doff[r.ng + 1] = r.doff[r.ng] + g->nd;
 			r.ng++;
 			/* the next run of digits after one to three separators (of 2 bytes at

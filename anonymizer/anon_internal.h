@@ -20,6 +20,32 @@ struct hub_anon__type_name {
 };
 extern const struct hub_anon__type_name hub_anon__types[HUB_ANON_NTYPES];
 
+/* memcpy of n bytes from s to d (apart), inline for what is short (a value, the text
+ * between two spans, a group of digits): words that overlap, the last ending where the
+ * bytes end, instead of a call that finds its way by the length. */
+static inline void hub_anon__copy_short(char *d, const char *s, size_t n)
+{
+	if (n >= 16) {
+		if (n > 64) {
+			memcpy(d, s, n);
+			return;
+		}
+		for (size_t i = 0; i + 16 < n; i += 16)
+			memcpy(d + i, s + i, 16);
+		memcpy(d + n - 16, s + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + n - 4, s + n - 4, 4);
+	} else if (n) {
+		d[0] = s[0];
+		d[n / 2] = s[n / 2];
+		d[n - 1] = s[n - 1];
+	}
+}
+
 /* Longest key of a word; longer words are never names. A multiple of 8
  * (hub_anon__key_hash reads the key in words). */
 #define HUB_ANON_KEY_MAX 48

@@ -293,32 +293,6 @@ static bool is_letter_cp(uint32_t cp)
 	return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (cp >= 0x400 && cp <= 0x4ff);
 }
 
-/* memcpy of n bytes from s to d (apart), inline for the short values and the text between
- * the spans of a message, which most are: words that overlap, the last ending where the
- * bytes end, instead of a call that finds its way by the length. */
-static inline void copy_short(char *d, const char *s, size_t n)
-{
-	if (n >= 16) {
-		if (n > 64) {
-			memcpy(d, s, n);
-			return;
-		}
-		for (size_t i = 0; i + 16 < n; i += 16)
-			memcpy(d + i, s + i, 16);
-		memcpy(d + n - 16, s + n - 16, 16);
-	} else if (n >= 8) {
-		memcpy(d, s, 8);
-		memcpy(d + n - 8, s + n - 8, 8);
-	} else if (n >= 4) {
-		memcpy(d, s, 4);
-		memcpy(d + n - 4, s + n - 4, 4);
-	} else if (n) {
-		d[0] = s[0];
-		d[n / 2] = s[n / 2];
-		d[n - 1] = s[n - 1];
-	}
-}
-
 /* Eight bytes whose each byte has its high bit set where x's is in [lo, hi] (ASCII). */
 static inline uint64_t bytes_in(uint64_t x, unsigned char lo, unsigned char hi)
 {
@@ -656,7 +630,7 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 			memcpy(p, norm.p, norm.len);
 	}
 	p[norm.len] = '\0';
-	copy_short(p + norm.len + 1, value.p, value.len);
+	hub_anon__copy_short(p + norm.len + 1, value.p, value.len);
 	p[norm.len + 1 + value.len] = '\0';
 	v->arena = p + norm.len + value.len + 2;
 	entry_room(v);
@@ -1034,6 +1008,12 @@ static uint32_t *got_room(struct hub_anon_vault *v, size_t n)
 	return v->got;
 }
 
+/* The text of span sp of text. */
+static inline struct hub_str span_text(struct hub_str text, const struct hub_anon_span *sp)
+{
+	return (struct hub_str){ text.p + sp->start, sp->end - sp->start };
+}
+
 int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *pool,
 				struct hub_str text, struct hub_buf *out,
 				struct hub_anon_entity **ents, size_t *n)
@@ -1076,9 +1056,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 
 			if (sp->type == HUB_ANON_NAME)
 				span_key(vault, sp, &w, nk);
-			e = intern(vault, sp->type,
-				   (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false,
-				   nk);
+			e = intern(vault, sp->type, span_text(text, sp), false, nk);
 
 			got[i] = (uint32_t)(e - vault->e) + 1;
 			/* a name keyed (not a literal): its key serves again */
@@ -1124,12 +1102,10 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 			if (vault->key_span[j] != i + 1 && sp->type == HUB_ANON_NAME)
 				span_key(vault, sp, &w, &vault->keys[j]);
 			vault->key_span[j] = 0;
-			e = intern(vault, sp->type,
-				   (struct hub_str){ text.p + sp->start, sp->end - sp->start }, false,
-				   &vault->keys[j]);
+			e = intern(vault, sp->type, span_text(text, sp), false, &vault->keys[j]);
 		}
 
-		copy_short(o, text.p + at, sp->start - at);
+		hub_anon__copy_short(o, text.p + at, sp->start - at);
 		o += sp->start - at;
 		/* a marker is shorter than MARKER_ROOM, the room taken above for each */
 		len = put_marker(vault, e, o);
@@ -1139,7 +1115,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		o += len;
 		at = sp->end;
 	}
-	copy_short(o, text.p + at, text.len - at);
+	hub_anon__copy_short(o, text.p + at, text.len - at);
 	o += text.len - at;
 	out->len = (size_t)(o - out->p);
 	out->p[out->len] = '\0';
@@ -1195,8 +1171,7 @@ static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool va
 		hub_buf_reset(&b);
 		hub_buf_grow(&b, sp->end - sp->start + NORM_EXTRA);
 		key_it(&nk);
-		if (lookup(v, sp->type, (struct hub_str){ text.p + sp->start, sp->end - sp->start },
-			   b.p, &norm, &literal, &h, &nk))
+		if (lookup(v, sp->type, span_text(text, sp), b.p, &norm, &literal, &h, &nk))
 			hit = 1;
 		else if (!values_only)
 			hit = 2;
