@@ -909,33 +909,39 @@ key_word(const struct hub_anon *anon, const unsigned char *p, size_t i, size_t n
 	 uint32_t *cpp, uint32_t *infop, uint32_t *allp, uint32_t *anyp, bool latin)
 {
 	size_t l = *lp;
-	uint32_t cp = *cpp, info = *infop, all = *allp, any = *anyp;
+	/* cp: what ends the word (peek_letter sets it when it ends one) */
+	uint32_t cp, info = *infop, all = *allp, any = *anyp;
 	size_t klen = 0;
-	bool kbad = false;
 	/* the last key byte of a Latin word (0: none), whose repeats collapse; a Cyrillic
 	 * word's stays 0 (no key byte is 0) */
 	char last = 0, lmask = latin ? (char)0xff : 0;
 
-	k->mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
+	/* the key's state in it from the start (one store of constants): k->bad is set where
+	 * the key goes bad, and read only at the end */
 	k->latin = latin;
 	k->kazakh = false;
+	k->bad = false;
 	k->unfolded = false;
+	k->mode = latin ? HUB_ANON_KEY_COLLAPSE : HUB_ANON_KEY_FOLD;
 	*strict = false;
 	/* a Cyrillic first letter is keyed in the run that starts with it (cyr_run keys
 	 * what a word's first letter may be; a Kazakh one stops it, and peek_letter gives it
 	 * to the loop's body then) */
-	if (!latin && (info & HUB_ANON_CP_CYR))
-		goto run;
-	/* the key's length and state in registers: most letters have a plain key of one
-	 * byte (HUB_ANON_CP_PLAIN), the others go through key_add_info (a key gone bad is
-	 * never read: what is added after does not matter) */
+	if (!latin && (info & HUB_ANON_CP_CYR)) {
+		/* a copy of the run below without its any |= HUB_ANON_CP_CYR: any has it */
+		i = cyr_run(anon->cyr_info, p, i, n, k, &klen, &all);
+		goto peek;
+	}
+	/* the key's length in a register: most letters have a plain key of one byte
+	 * (HUB_ANON_CP_PLAIN), the others go through key_add_info (a key gone bad is never
+	 * read: what is added after does not matter) */
 	for (;;) {
 		if (info & HUB_ANON_CP_PLAIN) {
 			char c = (char)info;
 
 			if (c != last) {
 				if (!key_push(k, &klen, c))
-					kbad = true;
+					k->bad = true;
 				last = c & lmask;
 			} else {
 				k->unfolded = true; /* a Latin word's repeat */
@@ -965,21 +971,18 @@ key_word(const struct hub_anon *anon, const unsigned char *p, size_t i, size_t n
 					continue; /* Анна/Ana, Асель/Assel */
 				}
 				if (!key_push(k, &klen, ch))
-					kbad = true;
+					k->bad = true;
 			}
 			last = klen ? k->s[klen - 1] & lmask : 0;
 		} else {
 			k->len = klen;
-			k->bad = kbad;
 			if ((info & HUB_ANON_CP_KAZAKH) && !latin)
 				goto kazakh;
 			hub_anon__key_add_info(k, info);
 			klen = k->len;
-			kbad = k->bad;
 			last = klen ? k->s[klen - 1] & lmask : 0;
 		}
 		i += l;
-run:
 		/* a run of letters with a plain key in the word's script (most of it) */
 		if (!latin) {
 			size_t i0 = i;
@@ -992,6 +995,7 @@ run:
 					      &klen, &all, true);
 			last = klen ? k->s[klen - 1] : 0;
 		}
+peek:
 		if (!peek_letter(anon, p, i, n, &l, &cp, &info, &all, &any))
 			break;
 	}
@@ -1040,10 +1044,8 @@ kazakh:
 				break;
 		}
 		klen = k->len;
-		kbad = k->bad;
 	}
 	k->len = klen;
-	k->bad = kbad;
 	*lp = l;
 	*cpp = cp;
 	*infop = info;
@@ -1116,7 +1118,8 @@ static void cut_words(struct scan *s)
 				wd->w |= W_ALLCAPS;
 			if (any & HUB_ANON_CP_CYR)
 				wd->w |= W_CYR;
-			if (i < n && is_digit((int)cp) && i - start >= 2 &&
+			/* (cp is 0 at the end of the text) */
+			if (is_digit((int)cp) && i - start >= 2 &&
 			    is_ascii_letter(p[i - 1]) && is_ascii_letter(p[i - 2]) &&
 			    s->niban++ < HUB_ARRAY_SIZE(s->iban_at))
 				s->iban_at[s->niban - 1] = i - 2;
