@@ -1014,6 +1014,13 @@ static inline struct hub_str span_text(struct hub_str text, const struct hub_ano
 	return (struct hub_str){ text.p + sp->start, sp->end - sp->start };
 }
 
+/* Room in out for n bytes more and the NUL: an output buffer used again has it (no call). */
+static inline void buf_room(struct hub_buf *out, size_t n)
+{
+	if (n >= out->cap - out->len) /* cap 0 (no buffer yet): grows */
+		hub_buf_grow(out, n);
+}
+
 int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *pool,
 				struct hub_str text, struct hub_buf *out,
 				struct hub_anon_entity **ents, size_t *n)
@@ -1035,7 +1042,13 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	if (ret < 0)
 		return ret;
 	if (!spans.n) {
-		hub_buf_add(out, text.p, text.len); /* nothing found: the vault learns nothing */
+		/* nothing found: the vault learns nothing (hub_buf_add, without its calls) */
+		if (text.len) {
+			buf_room(out, text.len);
+			memcpy(out->p + out->len, text.p, text.len);
+			out->len += text.len;
+			out->p[out->len] = '\0';
+		}
 		return 0;
 	}
 	/* A value first seen here may also be written another way earlier in the text
@@ -1087,7 +1100,7 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		list = hub_pool_calloc(pool, spans.n, sizeof(*list));
 	/* room for it all at once: the text, and a marker (shorter than MARKER_ROOM) in
 	 * place of each span */
-	hub_buf_grow(out, text.len + spans.n * MARKER_ROOM);
+	buf_room(out, text.len + spans.n * MARKER_ROOM);
 	o = out->p + out->len;
 	for (size_t i = 0, w = 0; i < spans.n; i++) {
 		const struct hub_anon_span *sp = &spans.items[i];
