@@ -52,8 +52,8 @@ struct set_slot {
 struct set {
 	struct set_slot *slots;
 	size_t mask; /* slots - 1, a power of two less one */
-	size_t n;
-	uint64_t bits; /* bit (key >> 58) of each key: most keys asked are not in */
+	size_t left; /* keys it takes before it grows (at most half full); 0 when empty */
+	uint64_t bits; /* bit (key >> 58) of each key (none: empty): most keys asked are not in */
 };
 
 /* The key of a name: what intern keys it by (normalize), or takes as it is. */
@@ -84,11 +84,11 @@ struct hub_anon_vault {
 	const uint32_t *cps, *cyr; /* anon's tables, for keying names (hub_anon__key_tables) */
 	struct entry *e;
 	size_t n, cap;
+	size_t room;       /* entries it takes before e or index grow (0 when empty) */
 	uint32_t *index;   /* entry + 1 by hash, 0 free */
 	size_t index_mask;
 	uint32_t *literals; /* the entries with literal on, in order */
 	size_t nliterals, cap_literals;
-	size_t marked;     /* entries with a marker */
 	unsigned count[HUB_ANON_NTYPES];
 	struct set names;  /* name norms (hub_anon__name_norm) */
 	struct hub_anon__name_starts name_starts; /* of the name keys in names */
@@ -166,7 +166,11 @@ void hub_anon_vault_free(struct hub_anon_vault *vault)
 
 size_t hub_anon_vault_size(const struct hub_anon_vault *vault)
 {
-	return vault->marked;
+	size_t n = 0;
+
+	for (size_t t = 0; t < HUB_ANON_NTYPES; t++)
+		n += vault->count[t];
+	return n;
 }
 
 static inline size_t set_first_slot(uint64_t key, size_t mask)
@@ -186,17 +190,20 @@ static inline uint32_t set_get(const struct set *t, uint64_t key)
 	return 0;
 }
 
-/* Room in t for one key more (at most half full): its first slots zeroed when it takes its
- * first key, or twice as many slots. */
+/* Room in t for one key more (none left): its first slots zeroed when it takes its first
+ * key, or twice as many slots. */
 static void set_room(struct set *t, struct set_slot *first)
 {
 	struct set old = *t;
 	size_t i;
 
-	if (!t->n && t->slots == first)
+	if (!t->bits) {
 		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
-	if ((t->n + 1) * 2 <= t->mask + 1)
+		t->left = (t->mask + 1) / 2;
 		return;
+	}
+	/* full: as many keys again */
+	t->left = (old.mask + 1) / 2;
 	t->mask = 2 * (old.mask + 1) - 1;
 	t->slots = hub_xcalloc(t->mask + 1, sizeof(*t->slots));
 	for (size_t j = 0; j <= old.mask; j++) {
@@ -220,14 +227,14 @@ set_or(struct set *t, struct set_slot *first, uint64_t key, uint32_t flags)
 
 	if (!key)
 		key = 1;
-	if (!t->n || (t->n + 1) * 2 > t->mask + 1)
+	if (!t->left)
 		set_room(t, first);
 	for (i = set_first_slot(key, t->mask); t->slots[i].key && t->slots[i].key != key;
 	     i = (i + 1) & t->mask)
 		;
 	if (!t->slots[i].key) {
 		t->slots[i].key = key;
-		t->n++;
+		t->left--;
 		t->bits |= 1ull << (key >> 58);
 	}
 	t->slots[i].val |= flags;
@@ -269,7 +276,7 @@ uint32_t hub_anon__vault_name(const struct hub_anon_vault *v, uint64_t norm_hash
 bool hub_anon__vault_has_phone(const struct hub_anon_vault *v, const char *digits, size_t n)
 {
 	/* most vaults hold no phone: no hash then */
-	return v && v->phones.n && set_get(&v->phones, hub_anon__hash(digits, n));
+	return v && v->phones.bits && set_get(&v->phones, hub_anon__hash(digits, n));
 }
 
 /* The calls of hub_anon__vault_each_literal, apart: most vaults have no literal, and the
@@ -573,9 +580,12 @@ static void index_entry(struct hub_anon_vault *v, uint64_t h, size_t at)
 	v->index[i] = (uint32_t)at + 1;
 }
 
-/* Room for one entry more, in e and in index. */
+/* Room for entries, in e and in index (none left): the index zeroed for the first entry, or
+ * twice as many. */
 static void entry_room(struct hub_anon_vault *v)
 {
+	size_t most;
+
 	if (!v->n)
 		memset(v->index_first, 0, sizeof(v->index_first));
 	if (v->n == v->cap) {
@@ -595,6 +605,8 @@ static void entry_room(struct hub_anon_vault *v)
 		for (size_t i = 0; i < v->n; i++)
 			index_entry(v, v->e[i].hash, i);
 	}
+	most = (v->index_mask + 1) / 2; /* the index at most half full */
+	v->room = (v->cap < most ? v->cap : most) - v->n;
 }
 
 /* The entry of value, added if new; known: the caller gave it. A name is keyed in nk, or
@@ -633,7 +645,9 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	hub_anon__copy_short(p + norm.len + 1, value.p, value.len);
 	p[norm.len + 1 + value.len] = '\0';
 	v->arena = p + norm.len + value.len + 2;
-	entry_room(v);
+	if (!v->room)
+		entry_room(v);
+	v->room--;
 	index_entry(v, h, v->n);
 	e = &v->e[v->n++];
 	*e = (struct entry){ .hash = h,
@@ -664,19 +678,37 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
  * unsigned in decimal, "]". */
 #define MARKER_ROOM 32
 
-/* Writes the marker of e at o (room for MARKER_ROOM bytes), numbering e first when it has
- * no number yet; returns its length. Written where it goes: the entry keeps it only for
- * whoever asks the entities (kept_marker). */
-static size_t put_marker(struct hub_anon_vault *v, struct entry *e, char *o)
+/* In pseudonymize's got[i]: the entry of span i was numbered for this look. */
+#define FRESH 0x80000000u
+
+/* Gives e the next number of its type (it has none). */
+static inline void number(struct hub_anon_vault *v, struct entry *e)
+{
+	e->index = ++v->count[e->type];
+}
+
+/* Takes back the numbers given to the entries of the spans where got has FRESH (in the order
+ * they were given: the last of each type has its count), for the text to be numbered again. */
+static void unnumber(struct hub_anon_vault *v, uint32_t *got, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (got[i] & FRESH) {
+			got[i] &= ~FRESH;
+			v->count[v->e[got[i] - 1].type]--;
+			v->e[got[i] - 1].index = 0;
+		}
+	}
+}
+
+/* Writes the marker of e (numbered) at o (room for MARKER_ROOM bytes); returns its length.
+ * Written where it goes: the entry keeps it only for whoever asks the entities
+ * (kept_marker). Inline: each span of a text takes it. */
+__attribute__((always_inline)) static inline size_t put_marker(const struct entry *e, char *o)
 {
 	unsigned idx = e->index;
 	size_t n = 1 + hub_anon__types[e->type].len;
 	char d[12];
 
-	if (!idx) {
-		idx = e->index = ++v->count[e->type];
-		v->marked++;
-	}
 	o[0] = '[';
 	memcpy(o + 1, hub_anon__types[e->type].s, sizeof(hub_anon__types[0].s)); /* whole */
 	o[n++] = '_';
@@ -698,14 +730,13 @@ static size_t put_marker(struct hub_anon_vault *v, struct entry *e, char *o)
 	return n;
 }
 
-/* The marker of e (numbered), as put_marker wrote it at m: kept in the vault's arena. */
-static struct hub_str kept_marker(struct hub_anon_vault *v, struct entry *e, const char *m,
-				  size_t len)
+/* The marker of e (numbered), kept in the vault's arena. */
+static struct hub_str kept_marker(struct hub_anon_vault *v, struct entry *e)
 {
 	if (!e->marker.p) {
-		char *k = arena_room(v, len + 1);
+		char *k = arena_room(v, MARKER_ROOM);
+		size_t len = put_marker(e, k);
 
-		memcpy(k, m, len);
 		k[len] = '\0';
 		v->arena = k + len + 1;
 		e->marker = (struct hub_str){ k, len };
@@ -1014,15 +1045,61 @@ static inline struct hub_str span_text(struct hub_str text, const struct hub_ano
 	return (struct hub_str){ text.p + sp->start, sp->end - sp->start };
 }
 
+/* Room in out for n bytes more and the NUL: an output buffer used again has it (no call). */
+static inline void buf_room(struct hub_buf *out, size_t n)
+{
+	if (n >= out->cap - out->len) /* cap 0 (no buffer yet): grows */
+		hub_buf_grow(out, n);
+}
+
+/* pseudonymize's output, written after its looks when the last one's did not stand: the
+ * spans with got[i] 0 interned (names taken again, or each span of a last look); the
+ * text's part after the last span is left (from *at on). Apart: most texts never take it. */
+static __attribute__((noinline)) char *
+write_again(struct hub_anon_vault *vault, struct hub_str text, struct hub_buf *out,
+	    const struct hub_anon_spans *spans, uint32_t *got, size_t *at)
+{
+	char *o;
+
+	buf_room(out, text.len + spans->n * MARKER_ROOM);
+	o = out->p + out->len;
+	*at = 0;
+	for (size_t i = 0, w = 0; i < spans->n; i++) {
+		const struct hub_anon_span *sp = &spans->items[i];
+		struct entry *e;
+
+		if (got[i]) {
+			e = &vault->e[got[i] - 1];
+		} else {
+			size_t j = i % KEYS;
+
+			/* keyed already, or by the detector */
+			if (vault->key_span[j] != i + 1 && sp->type == HUB_ANON_NAME)
+				span_key(vault, sp, &w, &vault->keys[j]);
+			vault->key_span[j] = 0;
+			e = intern(vault, sp->type, span_text(text, sp), false, &vault->keys[j]);
+			got[i] = (uint32_t)(e - vault->e) + 1;
+		}
+		if (!e->index)
+			number(vault, e);
+		hub_anon__copy_short(o, text.p + *at, sp->start - *at);
+		o += sp->start - *at;
+		o += put_marker(e, o);
+		*at = sp->end;
+	}
+	return o;
+}
+
 int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *pool,
 				struct hub_str text, struct hub_buf *out,
 				struct hub_anon_entity **ents, size_t *n)
 {
 	struct hub_anon_spans spans;
 	struct hub_anon__left left;
-	struct hub_anon_entity *list = NULL;
-	size_t at = 0, was, len;
-	uint32_t *got = NULL; /* got[i]: the entry of span i, + 1; 0 to intern */
+	size_t at = 0, was;
+	/* got[i]: the entry of span i, + 1, and FRESH; 0 to intern */
+	uint32_t *got = NULL;
+	bool written = false; /* the output of the last look stands */
 	char *o;
 	int ret;
 
@@ -1035,19 +1112,33 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 	if (ret < 0)
 		return ret;
 	if (!spans.n) {
-		hub_buf_add(out, text.p, text.len); /* nothing found: the vault learns nothing */
+		/* nothing found: the vault learns nothing (hub_buf_add, without its calls) */
+		if (text.len) {
+			buf_room(out, text.len);
+			memcpy(out->p + out->len, text.p, text.len);
+			out->len += text.len;
+			out->p[out->len] = '\0';
+		}
 		return 0;
 	}
 	/* A value first seen here may also be written another way earlier in the text
 	 * ("701-123-4567 ... +7 701 123 45 67"): once the vault knows it, look again (and
-	 * again, a few times at most, for what that look finds). */
+	 * again, a few times at most, for what that look finds). Each look writes the output
+	 * as it goes (most texts need one): a look that does not stand takes back the numbers
+	 * it gave. */
 	for (int look = 1; look < HUB_ANON_LOOKS; look++) {
 		size_t stale = 0; /* names before span stale are taken again */
 		struct learned learned = { 0, false, false };
+		bool taken = false; /* a span is to be taken again: the numbers taken back */
 
 		was = vault->n;
-		got = spans.n ? got_room(vault, spans.n) : NULL;
+		got = got_room(vault, spans.n);
 		memset(vault->key_span, 0, sizeof(vault->key_span));
+		/* room for it all at once: the text, and a marker (shorter than MARKER_ROOM)
+		 * in place of each span */
+		buf_room(out, text.len + spans.n * MARKER_ROOM);
+		o = out->p + out->len;
+		at = 0;
 		for (size_t i = 0, w = 0; i < spans.n; i++) {
 			const struct hub_anon_span *sp = &spans.items[i];
 			struct name_key *nk = &vault->keys[i % KEYS];
@@ -1069,13 +1160,30 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 				if (e->type == HUB_ANON_NAME)
 					stale = i;
 			}
+			if (!e->index) {
+				number(vault, e);
+				got[i] |= FRESH;
+			}
+			hub_anon__copy_short(o, text.p + at, sp->start - at);
+			o += sp->start - at;
+			o += put_marker(e, o);
+			at = sp->end;
 		}
-		for (size_t i = 0; i < stale; i++)
-			if (spans.items[i].type == HUB_ANON_NAME && !norm_fixed(vault, i))
+		for (size_t i = 0; i < stale; i++) {
+			if (spans.items[i].type == HUB_ANON_NAME && !norm_fixed(vault, i)) {
+				if (!taken)
+					unnumber(vault, got, spans.n);
+				taken = true;
 				got[i] = 0;
+			}
+		}
 		if (!(learned.first || learned.phone || learned.literal) ||
-		    !look_again(vault, text, &spans, &left, was, &learned))
+		    !look_again(vault, text, &spans, &left, was, &learned)) {
+			written = !taken;
 			break;
+		}
+		if (!taken)
+			unnumber(vault, got, spans.n);
 		got = NULL;
 		memset(vault->key_span, 0, sizeof(vault->key_span));
 		ret = hub_anon__detect(vault->anon, vault, pool, text, &spans, &left,
@@ -1083,43 +1191,27 @@ int hub_anon_vault_pseudonymize(struct hub_anon_vault *vault, struct hub_pool *p
 		if (ret < 0)
 			return ret;
 	}
-	if (ents && spans.n)
-		list = hub_pool_calloc(pool, spans.n, sizeof(*list));
-	/* room for it all at once: the text, and a marker (shorter than MARKER_ROOM) in
-	 * place of each span */
-	hub_buf_grow(out, text.len + spans.n * MARKER_ROOM);
-	o = out->p + out->len;
-	for (size_t i = 0, w = 0; i < spans.n; i++) {
-		const struct hub_anon_span *sp = &spans.items[i];
-		struct entry *e;
-
-		if (got && got[i]) {
-			e = &vault->e[got[i] - 1];
-		} else {
-			size_t j = i % KEYS;
-
-			/* keyed already, or by the detector */
-			if (vault->key_span[j] != i + 1 && sp->type == HUB_ANON_NAME)
-				span_key(vault, sp, &w, &vault->keys[j]);
-			vault->key_span[j] = 0;
-			e = intern(vault, sp->type, span_text(text, sp), false, &vault->keys[j]);
+	if (!written) {
+		if (!got) {
+			got = got_room(vault, spans.n);
+			memset(got, 0, spans.n * sizeof(*got));
 		}
-
-		hub_anon__copy_short(o, text.p + at, sp->start - at);
-		o += sp->start - at;
-		/* a marker is shorter than MARKER_ROOM, the room taken above for each */
-		len = put_marker(vault, e, o);
-		if (list)
-			list[i] = (struct hub_anon_entity){ sp->start, sp->end, sp->type,
-							    kept_marker(vault, e, o, len) };
-		o += len;
-		at = sp->end;
+		o = write_again(vault, text, out, &spans, got, &at);
 	}
 	hub_anon__copy_short(o, text.p + at, text.len - at);
 	o += text.len - at;
 	out->len = (size_t)(o - out->p);
 	out->p[out->len] = '\0';
-	if (ents) {
+	if (ents && spans.n) {
+		struct hub_anon_entity *list = hub_pool_calloc(pool, spans.n, sizeof(*list));
+
+		for (size_t i = 0; i < spans.n; i++) {
+			const struct hub_anon_span *sp = &spans.items[i];
+			struct entry *e = &vault->e[(got[i] & ~FRESH) - 1];
+
+			list[i] = (struct hub_anon_entity){ sp->start, sp->end, sp->type,
+							    kept_marker(vault, e) };
+		}
 		*ents = list;
 		*n = spans.n;
 	}
