@@ -500,16 +500,20 @@ bool hub_anon_iban_ok(const char *s, size_t n)
  * letters and two digits first, as iban_at reads them). */
 static size_t iban_longest(const char *buf, size_t n)
 {
-	unsigned rest[35], r = 0, tail = 0; /* rest[l]: the remainder of buf[4..l) */
+	unsigned rest[35], r = 0, tail = 0, want; /* rest[l]: the remainder of buf[4..l) */
 
+	if (n < 15)
+		return 0; /* a code: "ABC12" */
 	for (size_t l = 4; l < n; l++)
 		rest[l + 1] = r = iban_step(r, iban_val(buf[l]));
 	/* the country and check digits last: two letters and two digits are six digits, so
-	 * the steps over them take r to (r * 10^6 + tail) mod 97, and 10^6 mod 97 is 27 */
+	 * the steps over them take r to (r * 10^6 + tail) mod 97, and 10^6 mod 97 is 27. That
+	 * is 1 for the r that is (1 - tail) / 27, and 1 / 27 is 18 (mod 97) */
 	for (size_t j = 0; j < 4; j++)
 		tail = iban_step(tail, iban_val(buf[j]));
+	want = (1 + 97 - tail) * 18 % 97;
 	for (size_t l = n; l >= 15; l--)
-		if ((rest[l] * 27 + tail) % 97 == 1)
+		if (rest[l] == want)
 			return l;
 	return 0;
 }
@@ -665,7 +669,7 @@ static inline void add_span(struct scan *s, size_t start, size_t end, enum hub_a
 /* A window of a number (match_groups): one that overlaps the last span and is of its type
  * (the windows of one number overlap, and most are the same thing) grows that span to
  * their union instead, which merge_spans makes of the two anyway. Until the merge only
- * markers are read (find_id_cue, in_marker), and a window is never one. */
+ * markers are read (id_cue_end, in_marker), and a window is never one. */
 static void add_window(struct scan *s, size_t start, size_t end, enum hub_anon_type type)
 {
 	struct hub_anon_spans *o = s->out;
@@ -1434,7 +1438,7 @@ static void classify(struct scan *s, struct hub_anon__word *wd, struct hub_anon_
 			w |= W_PATRO_WORD; /* Абен улы */
 		if ((lx & LX_ID_CUE) || ((lx & LX_ID_LAT) && k->latin && id_cue_word(s, wd))) {
 			w |= W_IDCUE;
-			s->id_cue = 0; /* find_id_cue says where */
+			s->id_cue = 0; /* id_cue_end says where */
 		}
 	}
 	lens[0] = k->len; /* the whole key; the other stems once stems_of finds them (n 0) */
@@ -2238,7 +2242,6 @@ struct cand {
 	size_t ng;
 	bool plus;  /* written with a leading '+' */
 	bool order; /* after an order, code or address word, or '#'/'№' */
-	bool id_cue; /* after an IIN/BIN cue in the text, and not after an order word */
 };
 
 /* Cards and IINs are written in blocks separated by spaces or dashes only; the last
@@ -2301,8 +2304,30 @@ static bool phone_ok(const struct scan *s, const struct cand *c)
 	return n == 7 && hub_anon__vault_has_phone(s->vault, d, 7);
 }
 
+/* Where the first IIN/BIN cue outside a marker ends, SIZE_MAX without one: "[IIN_1]" in a
+ * text is no cue (the same text with a marker in place of an IIN must find what the first
+ * look found). Found when a number asks (classify_number): few do. The spans so far are
+ * markers and what other detectors found, and the windows of numbers, none a marker. */
+static size_t id_cue_end(struct scan *s)
+{
+	if (s->id_cue != 0)
+		return s->id_cue; /* none, or found */
+	s->id_cue = SIZE_MAX;
+	for (size_t i = 0; i < s->nwords && s->id_cue == SIZE_MAX; i++) {
+		const struct hub_anon__word *w = &s->words[i];
+		bool marker = false;
+
+		for (size_t j = 0; j < s->out->n && (w->w & W_IDCUE) && !marker; j++)
+			marker = s->out->items[j].type == HUB_ANON_MARKER &&
+				 s->out->items[j].start < w->end && w->start < s->out->items[j].end;
+		if ((w->w & W_IDCUE) && !marker)
+			s->id_cue = w->end;
+	}
+	return s->id_cue;
+}
+
 /* The type of a candidate, or -1. */
-static int classify_number(const struct scan *s, const struct cand *c)
+static int classify_number(struct scan *s, const struct cand *c)
 {
 	if (!c->plus && c->n >= 13 && c->n <= MAX_DIGITS && c->d[0] != '0' && blocks_ok(c, 3) &&
 	    !all_same(c->d, c->n) && hub_anon_luhn_ok(c->d, c->n))
@@ -2312,7 +2337,7 @@ static int classify_number(const struct scan *s, const struct cand *c)
 		if ((iin_date_ok(c->d) || bin_ok(c->d)) && hub_anon_kz_checksum_ok(c->d))
 			return iin_date_ok(c->d) ? HUB_ANON_IIN : HUB_ANON_BIN;
 		/* customers mistype their number: after its cue it is theirs all the same */
-		if (c->id_cue)
+		if (!c->order && id_cue_end(s) <= c->g[0].start)
 			return HUB_ANON_ID;
 	}
 	if (phone_ok(s, c))
@@ -2340,20 +2365,32 @@ static bool is_sep(struct hub_str t, size_t i, size_t *len)
 struct run {
 	struct group g[MAX_GROUPS];
 	size_t doff[MAX_GROUPS + 1]; /* where each group's digits start in digits */
-	char digits[MAX_GROUPS * MAX_DIGITS];
+	/* the digits of the groups, from digits[16] on: run_digits writes 16 bytes before a
+	 * group's last digit */
+	char digits[16 + MAX_GROUPS * MAX_DIGITS];
 	size_t ng;
-	size_t copied;  /* the groups whose digits are in digits (match_groups copies them) */
 	size_t first;   /* index in the whole run of g[0] */
 	bool plus;      /* the run starts with '+' */
 	size_t plus_at;
 };
 
-/* Copies the digits of the groups not copied yet into r->digits. */
-static void run_digits(const struct scan *s, struct run *r)
+/* Copies the digits of the groups into r->digits + 16, and returns where they are. From the
+ * last group to the first, each as the 16 bytes of the text that end with its last digit:
+ * what they bring before its digits is written over by the groups before it (or lies in the
+ * 16 bytes before the first), and the text's end need not be 16 bytes farther. */
+static const char *run_digits(const struct scan *s, struct run *r)
 {
-	for (size_t i = r->copied; i < r->ng; i++)
-		hub_anon__copy_short(r->digits + r->doff[i], s->text.p + r->g[i].start, r->g[i].nd);
-	r->copied = r->ng;
+	char *digits = r->digits + 16;
+
+	for (size_t i = r->ng; i-- > 0;) {
+		size_t end = r->g[i].end, nd = r->g[i].nd;
+
+		if (end >= 16 && nd <= 16)
+			memcpy(digits + r->doff[i + 1] - 16, s->text.p + end - 16, 16);
+		else
+			hub_anon__copy_short(digits + r->doff[i], s->text.p + r->g[i].start, nd);
+	}
+	return digits;
 }
 
 /* Matches every window of groups that starts at g[0..upto) and is something. Every one,
@@ -2364,8 +2401,8 @@ static void match_groups(struct scan *s, struct run *r, size_t upto)
 {
 	struct group *g = r->g;
 	const size_t *doff = r->doff;
+	const char *digits = run_digits(s, r);
 
-	run_digits(s, r);
 	for (size_t i = 0; i < upto; i++) {
 		bool hash = false;
 		const struct hub_anon__word *before;
@@ -2380,12 +2417,10 @@ static void match_groups(struct scan *s, struct run *r, size_t upto)
 		 * '№') back to a digit, where no word ends: no word, no hash */
 		before = r->first + i == 0 ? word_before(s, g[i].start, g[i].word, &hash) : NULL;
 		c = (struct cand){
-			.d = r->digits + doff[i], .g = g + i,
+			.d = digits + doff[i], .g = g + i,
 			.plus = r->plus && r->first + i == 0,
 			.order = hash || (before && (before->lx & LX_ORDER)),
 		};
-
-		c.id_cue = s->id_cue <= g[i].start && !c.order;
 
 		for (; j < last && doff[j + 1] - doff[i] <= MAX_DIGITS; j++) {
 			size_t n = doff[j + 1] - doff[i], start;
@@ -2406,38 +2441,17 @@ static void match_groups(struct scan *s, struct run *r, size_t upto)
 	}
 }
 
-/* Keeps the last MAX_WINDOW groups of a full buffer (their windows are not done; the
- * digits of all were copied). */
+/* Keeps the last MAX_WINDOW groups of a full buffer (their windows are not done; their
+ * digits are copied again). */
 static void run_shift(struct run *r)
 {
 	size_t keep = MAX_WINDOW, drop = r->ng - keep, dd = r->doff[drop];
 
 	memmove(r->g, r->g + drop, keep * sizeof(r->g[0]));
-	memmove(r->digits, r->digits + dd, r->doff[r->ng] - dd);
 	for (size_t i = 0; i <= keep; i++)
 		r->doff[i] = r->doff[drop + i] - dd;
 	r->ng = keep;
-	r->copied = keep;
 	r->first += drop;
-}
-
-/* Where the first IIN/BIN cue outside a marker ends: "[IIN_1]" in a text is no cue (the
- * same text with a marker in place of an IIN must find what the first look found). */
-static void find_id_cue(struct scan *s)
-{
-	if (s->id_cue == SIZE_MAX)
-		return;
-	s->id_cue = SIZE_MAX;
-	for (size_t i = 0; i < s->nwords && s->id_cue == SIZE_MAX; i++) {
-		const struct hub_anon__word *w = &s->words[i];
-		bool marker = false;
-
-		for (size_t j = 0; j < s->out->n && (w->w & W_IDCUE) && !marker; j++)
-			marker = s->out->items[j].type == HUB_ANON_MARKER &&
-				 s->out->items[j].start < w->end && w->start < s->out->items[j].end;
-		if ((w->w & W_IDCUE) && !marker)
-			s->id_cue = w->end;
-	}
 }
 
 /* Runs of digit groups joined by at most three separators, from the runs of digits
@@ -2450,12 +2464,10 @@ static void find_numbers(struct scan *s)
 
 	if (!s->nruns)
 		return;
-	find_id_cue(s);
 	while (k < s->nruns) {
 		size_t i = s->runs[k].start;
 
 		r.ng = 0;
-		r.copied = 0;
 		r.first = 0;
 		r.doff[0] = 0;
 		r.plus = false;
