@@ -1866,8 +1866,8 @@ static bool lower_pair(const struct scan *s, size_t i, size_t ni)
 	return shape & W_KAZSUR;
 }
 
-/* Notes word i as one a pair may start from (a name of the text, an улы): lo and hi are the
- * first and the last (mark_names). */
+/* Notes word i as one a pair may start from (a name of the text, an улы), or as one a pass
+ * over the pairs changed: lo and hi are the first and the last (mark_names). */
 static void pair_from(size_t i, size_t *lo, size_t *hi)
 {
 	if (i < *lo)
@@ -1876,14 +1876,62 @@ static void pair_from(size_t i, size_t *lo, size_t *hi)
 		*hi = i;
 }
 
+/* Word i of a pass over the pairs (mark_names): a name when a name beside it makes it one.
+ * Returns the first word it made a name (i, or i - 1 before an улы), else SIZE_MAX. What
+ * it decides reads only the words' W_INTR that a pass changes (but for the word's own and
+ * its neighbours'): the same word with the same neighbours comes out the same. */
+static __attribute__((always_inline)) inline size_t pair_word(const struct scan *s, size_t i)
+{
+	struct hub_anon__word *ws = s->words, *w = &ws[i];
+	const size_t nw = s->nwords;
+	const struct hub_anon__word *prev, *next;
+	bool upper, prev_name, next_name;
+
+	if ((w->w & (W_INTR | W_KEYED)) != W_KEYED || (w->lx & LX_NEVER))
+		return SIZE_MAX;
+	prev = i ? &ws[i - 1] : NULL;
+	if ((w->w & W_PATRO_WORD) && prev && (w->w & W_ADJ) && (prev->w & W_CAP) &&
+	    !(prev->lx & LX_NEVER)) {
+		ws[i - 1].w |= W_INTR; /* Абен улы */
+		w->w |= W_INTR;
+		return i - 1;
+	}
+	next = i + 1 < nw ? &ws[i + 1] : NULL;
+	prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
+	next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
+	if ((!prev_name && !next_name) || (w->w & W_INITIAL))
+		return SIZE_MAX;
+	upper = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
+	/* a capitalised word mid-sentence right before a first name is its surname ("примет
+	 * Шалкар Бекзат", "ип Смайыл Айдос"); place last, the dearest (neither reads what
+	 * the other finds) */
+	if ((upper ? (w->w & (W_GAZ | W_SURNAME | W_PATRO | W_SURSHAPE)) ||
+			     (prev_name && (prev->w & W_FIRST) && same_script(w, prev)) ||
+			     (next_name && (next->w & W_FIRST) && !(w->w & W_SENT) &&
+			      same_script(w, next))
+		   : lower_pair(s, i, prev_name ? i - 1 : i + 1)) &&
+	    !place(s, i)) {
+		w->w |= W_INTR;
+		return i;
+	}
+	return SIZE_MAX;
+}
+
+/* Whether word w may become a name beside a name (pair_word): keyed, not one yet, no initial,
+ * not a word that is never one. */
+static inline bool may_pair(const struct hub_anon__word *w)
+{
+	return (w->w & (W_KEYED | W_INTR | W_INITIAL)) == W_KEYED && !(w->lx & LX_NEVER);
+}
+
 /* Marks the names of the text: the vault's (W_NAME) and those by the text (W_INTR). Returns
- * whether there is one. */
-static bool mark_names(struct scan *s)
+ * the words up to the last one marked (0: none). */
+static size_t mark_names(struct scan *s)
 {
 	struct hub_anon__word *ws = s->words;
 	const size_t nw = s->nwords; /* (a local: the stores to the words do not reload it) */
-	size_t lo = SIZE_MAX, hi = 0; /* where the words a pair may start from are */
-	bool found = false; /* a word is W_NAME or W_INTR */
+	size_t lo = SIZE_MAX, hi = 0; /* the first and the last word a pass may change */
+	size_t upto = 0; /* the words up to the last marked W_NAME or W_INTR */
 
 	for (struct hub_anon__word *w = ws; w < ws + nw; w++) {
 		size_t i;
@@ -1899,7 +1947,7 @@ static bool mark_names(struct scan *s)
 			pair_from(i, &lo, &hi);
 		if (w->w & W_KNOWN) {
 			w->w |= W_NAME;
-			found = true;
+			upto = i + 1;
 		}
 		/* every yes of intrinsic has the gazetteer, morphology or a capital
 		 * (W_AMBIG comes with W_GAZ) */
@@ -1916,75 +1964,57 @@ static bool mark_names(struct scan *s)
 			 * value of the vault is hidden wherever it stands, as a known one is */
 			if (learned) {
 				w->w |= W_NAME;
-				found = true;
+				upto = i + 1;
 			}
 			continue;
 		}
-		if (learned) {
+		if (learned)
 			w->w |= W_NAME;
-			found = true;
-		}
-		if (intr) {
+		if (intr)
 			w->w |= W_INTR;
-			pair_from(i, &lo, &hi);
-			found = true;
+		upto = i + 1;
+		if (intr) {
+			/* its neighbours may pair with it (pair_word) */
+			if (i && (w->w & W_ADJ) && may_pair(w - 1))
+				pair_from(i - 1, &lo, &hi);
+			if (i + 1 < nw && (w[1].w & W_ADJ) && may_pair(w + 1))
+				pair_from(i + 1, &lo, &hi);
 		}
 	}
-	if (lo == SIZE_MAX)
-		return found;
 	/* Names come in pairs: a capitalised neighbour of a name is a name when it could be
 	 * one, and a capitalised word after a first name is its surname. Forwards, backwards
-	 * and forwards again, to carry it along a row of names. */
-	for (int pass = 0, changed = 1; pass < 3 && changed; pass++) {
-		bool back = pass == 1;
-		/* only a word beside one a pair starts from may change (from lo - 1 to hi + 1),
-		 * or beside one this pass changes, which moves lo or hi on ahead of it */
-		size_t i = back ? (hi + 1 < nw ? hi + 1 : hi) : lo ? lo - 1 : 0;
+	 * and forwards again, to carry it along a row of names. Each pass only over the words
+	 * that may change, lo to hi: at first those beside a name and the улы; then those
+	 * beside one the pass before changed, or beside one this pass changes, ahead of it.
+	 * The others come out as they did (pair_word), and a pass that changes nothing leaves
+	 * nothing for the next one. */
+	for (int pass = 0; pass < 3 && lo != SIZE_MAX; pass++) {
+		size_t from = lo, to = hi, c;
 
-		/* a pass that changes nothing leaves nothing for the next one */
-		changed = 0;
-		for (; i < nw && (back ? i + 1 >= lo : i <= hi + 1);
-		     i = back ? i - 1 : i + 1) {
-			struct hub_anon__word *w = &ws[i];
-			const struct hub_anon__word *prev, *next;
-			bool upper, prev_name, next_name;
-
-			if ((w->w & (W_INTR | W_KEYED)) != W_KEYED || (w->lx & LX_NEVER))
-				continue;
-			prev = i ? &ws[i - 1] : NULL;
-			if ((w->w & W_PATRO_WORD) && prev && (w->w & W_ADJ) &&
-			    (prev->w & W_CAP) && !(prev->lx & LX_NEVER)) {
-				ws[i - 1].w |= W_INTR; /* Абен улы */
-				w->w |= W_INTR;
-				pair_from(i - 1, &lo, &hi);
-				changed = 1;
-				found = true;
-				continue;
-			}
-			next = i + 1 < nw ? &ws[i + 1] : NULL;
-			prev_name = prev && (w->w & W_ADJ) && (prev->w & W_INTR);
-			next_name = next && (next->w & W_ADJ) && (next->w & W_INTR);
-			if ((!prev_name && !next_name) || (w->w & W_INITIAL))
-				continue;
-			upper = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
-			/* a capitalised word mid-sentence right before a first name is
-			 * its surname ("примет Шалкар Бекзат", "ип Смайыл Айдос"); place
-			 * last, the dearest (neither reads what the other finds) */
-			if ((upper ? (w->w & (W_GAZ | W_SURNAME | W_PATRO | W_SURSHAPE)) ||
-					     (prev_name && (prev->w & W_FIRST) &&
-					      same_script(w, prev)) ||
-					     (next_name && (next->w & W_FIRST) &&
-					      !(w->w & W_SENT) && same_script(w, next))
-				   : lower_pair(s, i, prev_name ? i - 1 : i + 1)) &&
-			    !place(s, i)) {
-				w->w |= W_INTR;
-				pair_from(i, &lo, &hi);
-				changed = 1;
-				found = true;
-			}
+		lo = SIZE_MAX;
+		hi = 0;
+		if (pass != 1) {
+			for (size_t i = from; i <= to; i++)
+				if ((c = pair_word(s, i)) != SIZE_MAX) {
+					pair_from(c ? c - 1 : 0, &lo, &hi);
+					pair_from(i + 1 < nw ? i + 1 : i, &lo, &hi);
+					if (i + 1 < nw && i + 1 > to)
+						to = i + 1;
+					upto = i + 1 > upto ? i + 1 : upto;
+				}
+		} else {
+			/* word i - 1: i from one after the last */
+			for (size_t i = to + 1; i > from; i--)
+				if ((c = pair_word(s, i - 1)) != SIZE_MAX) {
+					pair_from(c ? c - 1 : 0, &lo, &hi);
+					pair_from(i < nw ? i : i - 1, &lo, &hi);
+					if (c && c - 1 < from)
+						from = c - 1;
+					upto = i > upto ? i : upto;
+				}
 		}
 	}
-	return found;
+	return upto;
 }
 
 static void merge_more(struct hub_anon_spans *o);
@@ -2094,7 +2124,7 @@ static bool decide_names(struct scan *s)
 {
 	struct hub_anon__word *ws = s->words;
 	const struct hub_anon__word *first, *last;
-	bool found;
+	size_t upto; /* the words up to the last name (mark_names) */
 
 	merge_spans(s->out); /* sorted, and no two overlap */
 	mark_spanned(s);
@@ -2108,20 +2138,19 @@ static bool decide_names(struct scan *s)
 	 * as Latin text (the look as Cyrillic text would find it so, and mark_names changes
 	 * nothing else that the second look reads: W_NAME is the same in both) */
 	s->translit_ok = s->latin_name && !cyrillic_left(s, 0);
-	found = mark_names(s);
+	upto = mark_names(s);
 	if (s->latin_name && !s->translit_ok && !cyrillic_left(s, W_INTR | W_NAME)) {
 		for (size_t i = 0; i < s->nwords; i++)
 			ws[i].w &= ~(uint64_t)W_INTR;
 		s->translit_ok = true;
-		found = mark_names(s);
+		upto = mark_names(s);
 	}
-	if (!found)
+	if (!upto)
 		return false; /* no name to add */
-	/* the first and the last word marked (there is one): the names are between them */
+	/* the first and the last word marked: the names are between them */
 	for (first = ws; !(first->w & (W_NAME | W_INTR)); first++)
 		;
-	for (last = ws + s->nwords - 1; !(last->w & (W_NAME | W_INTR)); last--)
-		;
+	last = ws + upto - 1;
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
 	for (const struct hub_anon__word *w = first; w <= last; w++) {
