@@ -826,6 +826,23 @@ cyr_run(const uint32_t *cyr, const unsigned char *p, size_t i, size_t n,
 	return i;
 }
 
+/* A character of three bytes or more, or an invalid byte (U+FFFD of length 1): rare, out of
+ * line and by value, so that cut_next's callers keep *cp in a register (its address never
+ * goes to hub_utf8_decode). */
+struct cp_len {
+	uint32_t cp, len;
+};
+
+static __attribute__((noinline)) struct cp_len decode_rest(const unsigned char *p, size_t n)
+{
+	uint32_t cp;
+	size_t l = hub_utf8_decode(p, n, &cp);
+
+	if (!l)
+		return (struct cp_len){ 0xfffd, 1 };
+	return (struct cp_len){ cp, (uint32_t)l };
+}
+
 /* The character at p[i] (i < n) of a word or between words: its length, *cp and its
  * hub_anon__cp_info (0 from U+0800 on: no letter is there). One- and two-byte sequences
  * (ASCII, Cyrillic) inline; an invalid byte is U+FFFD of length 1. */
@@ -833,7 +850,7 @@ static inline size_t cut_next(const unsigned char *p, size_t i, size_t n, const 
 			      uint32_t *cp, uint32_t *info)
 {
 	unsigned c0 = p[i];
-	size_t l;
+	struct cp_len r;
 
 	if (c0 < 0x80) {
 		*cp = c0;
@@ -845,13 +862,10 @@ static inline size_t cut_next(const unsigned char *p, size_t i, size_t n, const 
 		*info = table[*cp];
 		return 2;
 	}
-	l = hub_utf8_decode(p + i, n - i, cp);
-	if (!l) {
-		*cp = 0xfffd;
-		l = 1;
-	}
-	*info = *cp < HUB_ANON_CP_TABLE ? table[*cp] : 0;
-	return l;
+	r = decode_rest(p + i, n - i);
+	*cp = r.cp;
+	*info = r.cp < HUB_ANON_CP_TABLE ? table[r.cp] : 0;
+	return r.len;
 }
 
 /* The character at p[i] of a word being cut (cut_next; *cp 0 at the end of the text):
@@ -1066,6 +1080,7 @@ static void cut_words(struct scan *s)
 	const unsigned char *p = (const unsigned char *)s->text.p;
 	const size_t n = s->text.len;
 	const struct hub_anon *anon = s->anon;
+	const uint32_t *cyr = anon->cyr_info; /* one load less a word start */
 	/* what the separators since the last word make of the next one: W_SENT, W_ADJ,
 	 * W_SOFT, W_INITDOT, W_HYPHEN */
 	uint64_t ctx = W_SENT;
@@ -1080,7 +1095,7 @@ static void cut_words(struct scan *s)
 		/* most words start with a Cyrillic letter: its two bytes as they are, without
 		 * its code point (a word's first letter needs none) */
 		if (p[i] >= 0x80 && i + 1 < n &&
-		    ((info = anon->cyr_info[hub_anon__cyr_at(p + i)]) & HUB_ANON_CP_LETTER))
+		    ((info = cyr[hub_anon__cyr_at(p + i)]) & HUB_ANON_CP_LETTER))
 			l = 2;
 		else
 			l = cut_next(p, i, n, anon->cp_info, &cp, &info);
