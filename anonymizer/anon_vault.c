@@ -18,7 +18,7 @@
 #define ENTRIES_FIRST 32
 #define INDEX_FIRST 64 /* twice the entries: open addressing at most half full */
 #define NAMES_FIRST 64
-#define PHONES_FIRST 16
+#define PHONES_FIRST 32 /* two keys a phone (its last 10 and 7 digits): 8 phones */
 #define GOT_FIRST 32
 #define LITERALS_FIRST 8
 #define ARENA_FIRST 1024
