@@ -1646,63 +1646,93 @@ static int initials_after(const struct scan *s, size_t i)
 	return n;
 }
 
+/* Word flags w are a name of the gazetteer as intrinsic takes one: a Latin word that only a
+ * Cyrillic name explains only capitalised in Latin text (tok: s->translit_ok; in Cyrillic
+ * text, a brand: Lada), a word of Kazakh letters in Russian spelling only capitalised. */
+static inline bool name_gaz(uint64_t w, bool tok)
+{
+	return (w & W_GAZ) &&
+	       ((w & (W_CAP | W_ALLCAPS)) == W_CAP || !(w & (W_TRANSLIT | W_FOLDED))) &&
+	       (tok || !(w & W_TRANSLIT));
+}
+
+/* ... and as it is written: no inflection, no common word, not short but capitalised. */
+static inline bool name_exact(uint64_t w, bool tok)
+{
+	return name_gaz(w, tok) && !(w & (W_INFL | W_AMBIG)) &&
+	       ((w & (W_CAP | W_ALLCAPS)) || !(w & W_SHORT));
+}
+
+/* Word flags w make a name by the word alone, whatever its neighbours are (intrinsic, where
+ * no cue makes it one): an exact name of the gazetteer; an inflected one when capitalised
+ * mid-sentence, of a long stem, or capitalised with a Kazakh case ending ("Әселдің
+ * телефоны": no Russian word ends so); a patronymic (morphology finds one only capitalised
+ * or long); a surname or a name that is also a word, capitalised mid-sentence. */
+static inline bool named_alone(uint64_t w, bool tok)
+{
+	bool cap = (w & (W_CAP | W_ALLCAPS)) == W_CAP;
+
+	if (name_gaz(w, tok)) {
+		if (!(w & (W_INFL | W_AMBIG)) && ((w & (W_CAP | W_ALLCAPS)) || !(w & W_SHORT)))
+			return true;
+		if ((w & (W_AMBIG | W_INFL)) == W_INFL &&
+		    ((w & W_LONGSTEM) || (cap && (w & (W_SENT | W_MIDSTEM | W_KAZCASE)) != W_SENT)))
+			return true;
+	}
+	return (w & W_PATRO) ||
+	       ((w & (W_SURNAME | W_AMBIG)) && (w & (W_CAP | W_ALLCAPS | W_SENT)) == W_CAP);
+}
+
 /* A name by itself: the gazetteer, morphology, case, cues. Inline in mark_names, which
  * asks it of every candidate name. */
 __attribute__((always_inline)) static inline bool intrinsic(const struct scan *s, size_t i)
 {
 	const struct hub_anon__word *w = &s->words[i];
+	const bool tok = s->translit_ok;
 	bool cap = (w->w & W_CAP) && !(w->w & W_ALLCAPS);
 	bool upper = w->w & (W_CAP | W_ALLCAPS);
-	/* a Latin word that only a Cyrillic name explains: in Cyrillic text, a brand (Lada) */
-	bool gaz = (w->w & W_GAZ) && !((w->w & W_TRANSLIT) && (!cap || !s->translit_ok)) &&
-		   !((w->w & W_FOLDED) && !cap);
-	bool exact = gaz && !(w->w & (W_INFL | W_AMBIG)) && (upper || !(w->w & W_SHORT));
-	int cue = cue_before(s, i);
+	int cue;
 
 	if (w->w & W_INITIAL)
 		return false;
-	if (cue == 2 && (upper || gaz))
+	/* by the word alone (most names); without a cue, a Latin word in Cyrillic text is a
+	 * product or a brand (Octavia, Venus) unless a Latin name stands beside it */
+	if (named_alone(w->w, tok) && (!(w->w & W_LATIN) || tok || latin_pair(s, i)))
 		return true;
-	if (cue == 1 && (s->words[i - 1].lx & LX_INTRO) && !upper && gaz &&
-	    (!(w->w & W_AMBIG) || ((w->w & W_AMBIG_CYR) && (s->words[i - 1].w & W_LATIN))))
-		return true; /* "я айдана"; "im dana": дана is a Kazakh word, not an English one */
-	/* "Доктору Ли", "Mr Tan": a title wants a name, known or not (not "MS Office") */
-	if (cue == 1 && cap && (s->words[i - 1].lx & LX_TITLE) &&
-	    !(s->words[i - 1].w & W_ALLCAPS))
-		return true;
-	/* after a greeting, a Latin word in Cyrillic text is a product ("салам Octavia бар ма")
-	 * when the message asks a price, or when only a Cyrillic name explains it; else the
-	 * one greeted ("салем Aigerim ертен келем") */
-	if (cue == 1 && upper && (gaz || (w->w & (W_SURNAME | W_PATRO))) &&
-	    !((s->words[i - 1].lx & LX_GREET) && (w->w & W_LATIN) && !s->translit_ok &&
-	      (s->price || !exact || (w->w & W_TRANSLIT))))
-		return true;
+	/* else by its neighbours: a cue before it (most words follow none) */
+	cue = cue_before(s, i);
+	if (cue) {
+		const struct hub_anon__word *p = &s->words[i - 1];
+		bool gaz = name_gaz(w->w, tok);
+
+		if (cue == 2 && (upper || gaz))
+			return true;
+		/* "я айдана"; "im dana": дана is a Kazakh word, not an English one */
+		if (cue == 1 && (p->lx & LX_INTRO) && !upper && gaz &&
+		    (!(w->w & W_AMBIG) || ((w->w & W_AMBIG_CYR) && (p->w & W_LATIN))))
+			return true;
+		/* "Доктору Ли", "Mr Tan": a title wants a name, known or not (not "MS Office") */
+		if (cue == 1 && cap && (p->lx & LX_TITLE) && !(p->w & W_ALLCAPS))
+			return true;
+		/* after a greeting, a Latin word in Cyrillic text is a product ("салам Octavia бар
+		 * ма") when the message asks a price, or when only a Cyrillic name explains it;
+		 * else the one greeted ("салем Aigerim ертен келем") */
+		if (cue == 1 && upper && (gaz || (w->w & (W_SURNAME | W_PATRO))) &&
+		    !((p->lx & LX_GREET) && (w->w & W_LATIN) && !tok &&
+		      (s->price || !name_exact(w->w, tok) || (w->w & W_TRANSLIT))))
+			return true;
+	}
 	/* "Нұр деген", "Бақыт аға", "гүлнар апай" */
 	if (i + 1 < s->nwords && (s->words[i + 1].lx & LX_CUE_AFTER) &&
 	    (s->words[i + 1].w & W_ADJ) && (upper || (w->w & W_GAZ)))
 		return true;
 	/* "Тен Е. Т.", "Aigerim К.": a surname or a name before initials (a text without an
 	 * initial has none to count) */
-	if (cap && (s->word_flags & W_INITIAL) && initials_after(s, i) >= (gaz ? 1 : 2))
+	if (cap && (s->word_flags & W_INITIAL) &&
+	    initials_after(s, i) >= (name_gaz(w->w, tok) ? 1 : 2))
 		return true;
 	/* a capitalised name-word right before a phone or an e-mail: "Arman +7 771..." */
-	if (cap && (w->w & W_GAZ) && contact_after(s, w->end))
-		return true;
-	/* Without a cue, a Latin word in Cyrillic text is a product or a brand (Octavia,
-	 * Venus) unless a Latin name stands beside it */
-	if ((w->w & W_LATIN) && !s->translit_ok && !latin_pair(s, i))
-		return false;
-	if (exact)
-		return true;
-	/* inflected: a capitalised word mid-sentence, a long stem, or a Kazakh case ending
-	 * ("Әселдің телефоны": no Russian word ends so) */
-	if (gaz && !(w->w & W_AMBIG) && (w->w & W_INFL) &&
-	    ((cap && !(w->w & W_SENT)) || (w->w & W_LONGSTEM) ||
-	     (cap && (w->w & (W_MIDSTEM | W_KAZCASE)))))
-		return true;
-	if ((w->w & W_PATRO) && (upper || (w->end - w->start) >= 14))
-		return true;
-	return (w->w & (W_SURNAME | W_AMBIG)) && cap && !(w->w & W_SENT);
+	return cap && (w->w & W_GAZ) && contact_after(s, w->end);
 }
 
 /* The word becomes a marker whatever its neighbours are: inside what another detector
