@@ -1,5 +1,6 @@
 /* anonymizer/anon.c - the lexicon and the detectors (see anon.h). One pass cuts the text
- * into words; separate linear passes find numbers (phones, IIN/BIN, cards), IBANs, e-mails,
+ * into words, keying and classifying each, and notes its runs of digits; numbers (phones,
+ * IIN/BIN, cards) are read from those runs, and separate linear passes find IBANs, e-mails,
  * known literal values and marker-like text; names are decided over the words from the
  * gazetteer, morphology, context cues and capitalisation. Overlaps merge, the stronger
  * type winning, so nothing found is ever dropped. */
