@@ -1148,6 +1148,7 @@ static void cut_words(struct scan *s)
 			if ((wd->w & W_LATIN) && (wd->w & (W_CAP | W_GAZ | W_SURNAME | W_PATRO)))
 				s->latin_name = true;
 			s->word_flags |= wd->w;
+			i = wd->end; /* from memory: one value less live across classify */
 			ctx = W_ADJ | W_SOFT;
 			seps = 0;
 			if (i >= n)
