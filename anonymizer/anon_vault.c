@@ -470,19 +470,25 @@ normalize(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_st
 	return norm;
 }
 
+/* The entry of norm, or NULL with the free slot of the index where it would go in *slot
+ * (intern puts it there without a second probe). */
 __attribute__((always_inline)) static inline struct entry *
-find(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str norm, uint64_t h)
+find(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str norm, uint64_t h,
+     size_t *slot)
 {
+	size_t i = 0;
+
 	if (!v->n)
-		return NULL; /* its index is not zeroed yet */
-	for (size_t i = set_first_slot(h, v->index_mask); v->index[i];
-	     i = (i + 1) & v->index_mask) {
+		goto none; /* its index is not zeroed yet (intern zeroes it: entry_room) */
+	for (i = set_first_slot(h, v->index_mask); v->index[i]; i = (i + 1) & v->index_mask) {
 		struct entry *e = &v->e[v->index[i] - 1];
 
 		if (e->hash == h && e->type == type && e->norm.len == norm.len &&
 		    memcmp(e->norm.p, norm.p, norm.len) == 0)
 			return e;
 	}
+none:
+	*slot = i;
 	return NULL;
 }
 
@@ -556,16 +562,17 @@ index_name(struct hub_anon_vault *v, struct hub_str value, const struct name_key
 }
 
 /* The entry of value, or NULL; its norm in *norm (written in buf, room for value.len +
- * NORM_EXTRA bytes, or a name's key in nk). Inline, with normalize and find: each entry of
- * a text is looked up once, and the norm then stays in registers. */
+ * NORM_EXTRA bytes, or a name's key in nk), and where it goes in the index in *slot (find).
+ * Inline, with normalize and find: each entry of a text is looked up once, and the norm
+ * then stays in registers. */
 __attribute__((always_inline)) static inline struct entry *
 lookup(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str value, char *buf,
-       struct hub_str *norm, bool *literal, uint64_t *h, struct name_key *nk)
+       struct hub_str *norm, bool *literal, uint64_t *h, struct name_key *nk, size_t *slot)
 {
 	struct entry *e;
 
 	*norm = normalize(v, type, value, buf, literal, nk, h);
-	e = find(v, type, *norm, *h);
+	e = find(v, type, *norm, *h, slot);
 	if (!e && type == HUB_ANON_PHONE && is_local(*norm))
 		e = find_local(v, *norm);
 	return e;
@@ -623,8 +630,9 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	struct entry *e;
 	bool literal;
 	uint64_t h;
+	size_t slot;
 
-	e = lookup(v, type, value, buf, &norm, &literal, &h, nk);
+	e = lookup(v, type, value, buf, &norm, &literal, &h, nk, &slot);
 	if (e) {
 		if (known && type == HUB_ANON_NAME && !literal)
 			index_name(v, value, nk, e->norm.len, e->hash, how);
@@ -645,10 +653,13 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	hub_anon__copy_short(p + norm.len + 1, value.p, value.len);
 	p[norm.len + 1 + value.len] = '\0';
 	v->arena = p + norm.len + value.len + 2;
-	if (!v->room)
-		entry_room(v);
+	if (v->room) {
+		v->index[slot] = (uint32_t)v->n + 1;
+	} else {
+		entry_room(v); /* the index zeroed or grown: looked for again */
+		index_entry(v, h, v->n);
+	}
 	v->room--;
-	index_entry(v, h, v->n);
 	e = &v->e[v->n++];
 	*e = (struct entry){ .hash = h,
 			     .norm = { p, norm.len },
@@ -1257,13 +1268,14 @@ static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool va
 		const struct hub_anon_span *sp = &spans.items[i];
 		bool literal;
 		uint64_t h;
+		size_t slot;
 
 		if (sp->type == HUB_ANON_MARKER)
 			continue;
 		hub_buf_reset(&b);
 		hub_buf_grow(&b, sp->end - sp->start + NORM_EXTRA);
 		key_it(&nk);
-		if (lookup(v, sp->type, span_text(text, sp), b.p, &norm, &literal, &h, &nk))
+		if (lookup(v, sp->type, span_text(text, sp), b.p, &norm, &literal, &h, &nk, &slot))
 			hit = 1;
 		else if (!values_only)
 			hit = 2;
