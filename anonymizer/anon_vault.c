@@ -394,6 +394,41 @@ static bool collapse_folded(const struct hub_anon_key *f, struct hub_anon_key *c
 	return true;
 }
 
+/* A phone's norm (normalize): its digits, a national number with its country code, a local
+ * one (7 digits) after "local:". Written in buf (room for value.len + NORM_EXTRA bytes). */
+static inline struct hub_str phone_norm(struct hub_str value, char *buf)
+{
+	/* the digits after room for "local:" or a "7" before them */
+	char *d = buf + 6;
+	size_t n = 0, o = 0;
+
+	/* each byte written where the next digit goes, kept when a digit: no branch (d[n],
+	 * n <= i, is in the room); the first 64 digits stay as written */
+	for (size_t i = 0; i < value.len; i++) {
+		d[n] = value.p[i];
+		n += (unsigned char)(value.p[i] - '0') < 10;
+	}
+	if (n > 64)
+		n = 64;
+	if (n == 7) {
+		memcpy(buf, "local:", 6);
+		return (struct hub_str){ buf, 13 };
+	}
+	if (value.len && value.p[0] == '+') {
+		o = 0;
+	} else if (n == 11 && (d[0] == '8' || d[0] == '7')) {
+		d[0] = '7';
+	} else if (n == 10) {
+		*--d = '7';
+		n++;
+	} else if (n > 3 && d[0] == '0' && d[1] == '0') {
+		o = 2;
+	} else if (n > 3 && d[0] == '8' && d[1] == '1' && d[2] == '0') {
+		o = 3;
+	}
+	return (struct hub_str){ d + o, n - o };
+}
+
 /* The norm of a value of type: what two spellings of one value share, and its hash in *h.
  * Written in buf (room for value.len + NORM_EXTRA bytes), or for a name (not literal) the
  * first bytes of its collapsed key nk->k (keyed into nk->own when it is NULL: from its key as
@@ -403,68 +438,36 @@ normalize(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_st
 	  char *buf, bool *literal, struct name_key *nk, uint64_t *h)
 {
 	struct hub_str norm;
-	size_t n = 0;
 
 	*literal = false;
-	switch (type) {
-	case HUB_ANON_PHONE: {
-		/* the digits after room for "local:" or a "7" before them */
-		char *d = buf + 6;
-		size_t o = 0;
-
-		/* each byte written where the next digit goes, kept when a digit: no branch
-		 * (d[n], n <= i, is in the room); the first 64 digits stay as written */
-		for (size_t i = 0; i < value.len; i++) {
-			d[n] = value.p[i];
-			n += (unsigned char)(value.p[i] - '0') < 10;
-		}
-		if (n > 64)
-			n = 64;
-		if (n == 7) {
-			memcpy(buf, "local:", 6);
-			norm = (struct hub_str){ buf, 13 };
-			break;
-		}
-		if (value.len && value.p[0] == '+') {
-			o = 0;
-		} else if (n == 11 && (d[0] == '8' || d[0] == '7')) {
-			d[0] = '7';
-		} else if (n == 10) {
-			*--d = '7';
-			n++;
-		} else if (n > 3 && d[0] == '0' && d[1] == '0') {
-			o = 2;
-		} else if (n > 3 && d[0] == '8' && d[1] == '1' && d[2] == '0') {
-			o = 3;
-		}
-		norm = (struct hub_str){ d + o, n - o };
-		break;
-	}
-	case HUB_ANON_NAME:
+	if (type == HUB_ANON_NAME) {
 		if (!nk->k && ((nk->fold && collapse_folded(nk->fold, &nk->own)) ||
 			       hub_anon__key_tables(v->cps, v->cyr, value.p, value.len,
 						    HUB_ANON_KEY_COLLAPSE, &nk->own)))
 			nk->k = &nk->own;
 		if (nk->k) {
 			/* a name of the gazetteer is its own norm, whatever the vault holds */
-			n = nk->fixed ? hub_anon__key_norm(nk->k->s, nk->k->len)
-				      : hub_anon__name_norm(v->anon, v, nk->k);
+			size_t n = nk->fixed ? hub_anon__key_norm(nk->k->s, nk->k->len)
+					     : hub_anon__name_norm(v->anon, v, nk->k);
+
 			/* of its n first bytes */
 			*h = hub_anon__key_hash(nk->k, n) ^ (uint64_t)type;
 			return (struct hub_str){ nk->k->s, n };
 		}
-		/* fall through */
-	case HUB_ANON_EMAIL:
+	}
+	/* branches, the likeliest first, not a switch: its jump's target changes from one
+	 * value to the next, and is mispredicted as often as not */
+	if (type == HUB_ANON_PHONE) {
+		norm = phone_norm(value, buf);
+	} else if (type == HUB_ANON_NAME || type == HUB_ANON_EMAIL) {
+		/* an e-mail, or a name without a key (a username) */
 		*literal = true;
 		lower_ascii(buf, value.p, value.len);
 		norm = (struct hub_str){ buf, value.len };
-		break;
-	case HUB_ANON_IIN: case HUB_ANON_BIN: case HUB_ANON_ID: case HUB_ANON_CARD:
-	case HUB_ANON_IBAN:
-		norm = (struct hub_str){ buf, upper_alnum(buf, value.p, value.len) };
-		break;
-	default:
+	} else if (type == HUB_ANON_MARKER) {
 		norm = value;
+	} else { /* an IIN, BIN, ID, card or IBAN */
+		norm = (struct hub_str){ buf, upper_alnum(buf, value.p, value.len) };
 	}
 	*h = hub_anon__hash(norm.p, norm.len) ^ (uint64_t)type;
 	return norm;
