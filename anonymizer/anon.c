@@ -2170,7 +2170,7 @@ static void mark_spanned(struct scan *s)
 static bool decide_names(struct scan *s)
 {
 	struct hub_anon__word *ws = s->words;
-	const struct hub_anon__word *first, *last;
+	const struct hub_anon__word *last;
 	size_t upto; /* the words up to the last name (mark_names) */
 
 	merge_spans(s->out); /* sorted, and no two overlap */
@@ -2194,13 +2194,11 @@ static bool decide_names(struct scan *s)
 	}
 	if (!upto)
 		return false; /* no name to add */
-	/* the first and the last word marked: the names are between them */
-	for (first = ws; !(first->w & (W_NAME | W_INTR)); first++)
-		;
+	/* the last word marked: the names are before it */
 	last = ws + upto - 1;
 	/* A known value never makes its neighbours names: what the vault learns from one
 	 * text would change what the next look at it finds. */
-	for (const struct hub_anon__word *w = first; w <= last; w++) {
+	for (const struct hub_anon__word *w = ws; w <= last; w++) {
 		const struct hub_anon__word *name = w;
 
 		if (!(w->w & (W_NAME | W_INTR)))
@@ -2905,9 +2903,13 @@ bool hub_anon__name_left(const struct hub_anon_vault *v, const struct hub_anon__
 	 * without a look at the spans */
 	for (const struct hub_anon__word *w = left->words, *wend = w + left->nwords; w < wend;
 	     w++) {
-		if (w->w & (W_NAME | W_INTR))
-			continue; /* inside its name */
-		if (w->w & W_SPANNED) {
+		bool spanned = w->w & W_SPANNED, wanted = first >> (w->first & 63) & 1;
+
+		/* neither, or inside its name: most words, in one branch (bits, not one
+		 * branch each) */
+		if (!((spanned | wanted) & !(w->w & (W_NAME | W_INTR))))
+			continue;
+		if (spanned) {
 			while (sp < end && sp->end <= w->start)
 				sp++;
 			if (sp < end && sp->start < w->end) {
@@ -2917,7 +2919,7 @@ bool hub_anon__name_left(const struct hub_anon_vault *v, const struct hub_anon__
 			}
 		}
 		/* by the key the detector gave it, looked up as the detector looks it up */
-		if ((first >> (w->first & 63) & 1) && hub_anon__word_in_vault(v, w))
+		if (wanted && hub_anon__word_in_vault(v, w))
 			return true;
 	}
 	return false;

@@ -394,6 +394,41 @@ static bool collapse_folded(const struct hub_anon_key *f, struct hub_anon_key *c
 	return true;
 }
 
+/* A phone's norm (normalize): its digits, a national number with its country code, a local
+ * one (7 digits) after "local:". Written in buf (room for value.len + NORM_EXTRA bytes). */
+static inline struct hub_str phone_norm(struct hub_str value, char *buf)
+{
+	/* the digits after room for "local:" or a "7" before them */
+	char *d = buf + 6;
+	size_t n = 0, o = 0;
+
+	/* each byte written where the next digit goes, kept when a digit: no branch (d[n],
+	 * n <= i, is in the room); the first 64 digits stay as written */
+	for (size_t i = 0; i < value.len; i++) {
+		d[n] = value.p[i];
+		n += (unsigned char)(value.p[i] - '0') < 10;
+	}
+	if (n > 64)
+		n = 64;
+	if (n == 7) {
+		memcpy(buf, "local:", 6);
+		return (struct hub_str){ buf, 13 };
+	}
+	if (value.len && value.p[0] == '+') {
+		o = 0;
+	} else if (n == 11 && (d[0] == '8' || d[0] == '7')) {
+		d[0] = '7';
+	} else if (n == 10) {
+		*--d = '7';
+		n++;
+	} else if (n > 3 && d[0] == '0' && d[1] == '0') {
+		o = 2;
+	} else if (n > 3 && d[0] == '8' && d[1] == '1' && d[2] == '0') {
+		o = 3;
+	}
+	return (struct hub_str){ d + o, n - o };
+}
+
 /* The norm of a value of type: what two spellings of one value share, and its hash in *h.
  * Written in buf (room for value.len + NORM_EXTRA bytes), or for a name (not literal) the
  * first bytes of its collapsed key nk->k (keyed into nk->own when it is NULL: from its key as
@@ -403,86 +438,60 @@ normalize(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_st
 	  char *buf, bool *literal, struct name_key *nk, uint64_t *h)
 {
 	struct hub_str norm;
-	size_t n = 0;
 
 	*literal = false;
-	switch (type) {
-	case HUB_ANON_PHONE: {
-		/* the digits after room for "local:" or a "7" before them */
-		char *d = buf + 6;
-		size_t o = 0;
-
-		/* each byte written where the next digit goes, kept when a digit: no branch
-		 * (d[n], n <= i, is in the room); the first 64 digits stay as written */
-		for (size_t i = 0; i < value.len; i++) {
-			d[n] = value.p[i];
-			n += (unsigned char)(value.p[i] - '0') < 10;
-		}
-		if (n > 64)
-			n = 64;
-		if (n == 7) {
-			memcpy(buf, "local:", 6);
-			norm = (struct hub_str){ buf, 13 };
-			break;
-		}
-		if (value.len && value.p[0] == '+') {
-			o = 0;
-		} else if (n == 11 && (d[0] == '8' || d[0] == '7')) {
-			d[0] = '7';
-		} else if (n == 10) {
-			*--d = '7';
-			n++;
-		} else if (n > 3 && d[0] == '0' && d[1] == '0') {
-			o = 2;
-		} else if (n > 3 && d[0] == '8' && d[1] == '1' && d[2] == '0') {
-			o = 3;
-		}
-		norm = (struct hub_str){ d + o, n - o };
-		break;
-	}
-	case HUB_ANON_NAME:
+	if (type == HUB_ANON_NAME) {
 		if (!nk->k && ((nk->fold && collapse_folded(nk->fold, &nk->own)) ||
 			       hub_anon__key_tables(v->cps, v->cyr, value.p, value.len,
 						    HUB_ANON_KEY_COLLAPSE, &nk->own)))
 			nk->k = &nk->own;
 		if (nk->k) {
 			/* a name of the gazetteer is its own norm, whatever the vault holds */
-			n = nk->fixed ? hub_anon__key_norm(nk->k->s, nk->k->len)
-				      : hub_anon__name_norm(v->anon, v, nk->k);
+			size_t n = nk->fixed ? hub_anon__key_norm(nk->k->s, nk->k->len)
+					     : hub_anon__name_norm(v->anon, v, nk->k);
+
 			/* of its n first bytes */
 			*h = hub_anon__key_hash(nk->k, n) ^ (uint64_t)type;
 			return (struct hub_str){ nk->k->s, n };
 		}
-		/* fall through */
-	case HUB_ANON_EMAIL:
+	}
+	/* branches, the likeliest first, not a switch: its jump's target changes from one
+	 * value to the next, and is mispredicted as often as not */
+	if (type == HUB_ANON_PHONE) {
+		norm = phone_norm(value, buf);
+	} else if (type == HUB_ANON_NAME || type == HUB_ANON_EMAIL) {
+		/* an e-mail, or a name without a key (a username) */
 		*literal = true;
 		lower_ascii(buf, value.p, value.len);
 		norm = (struct hub_str){ buf, value.len };
-		break;
-	case HUB_ANON_IIN: case HUB_ANON_BIN: case HUB_ANON_ID: case HUB_ANON_CARD:
-	case HUB_ANON_IBAN:
-		norm = (struct hub_str){ buf, upper_alnum(buf, value.p, value.len) };
-		break;
-	default:
+	} else if (type == HUB_ANON_MARKER) {
 		norm = value;
+	} else { /* an IIN, BIN, ID, card or IBAN */
+		norm = (struct hub_str){ buf, upper_alnum(buf, value.p, value.len) };
 	}
 	*h = hub_anon__hash(norm.p, norm.len) ^ (uint64_t)type;
 	return norm;
 }
 
+/* The entry of norm, or NULL with the free slot of the index where it would go in *slot
+ * (intern puts it there without a second probe). */
 __attribute__((always_inline)) static inline struct entry *
-find(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str norm, uint64_t h)
+find(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str norm, uint64_t h,
+     size_t *slot)
 {
+	size_t i = 0;
+
 	if (!v->n)
-		return NULL; /* its index is not zeroed yet */
-	for (size_t i = set_first_slot(h, v->index_mask); v->index[i];
-	     i = (i + 1) & v->index_mask) {
+		goto none; /* its index is not zeroed yet (intern zeroes it: entry_room) */
+	for (i = set_first_slot(h, v->index_mask); v->index[i]; i = (i + 1) & v->index_mask) {
 		struct entry *e = &v->e[v->index[i] - 1];
 
 		if (e->hash == h && e->type == type && e->norm.len == norm.len &&
 		    memcmp(e->norm.p, norm.p, norm.len) == 0)
 			return e;
 	}
+none:
+	*slot = i;
 	return NULL;
 }
 
@@ -556,16 +565,17 @@ index_name(struct hub_anon_vault *v, struct hub_str value, const struct name_key
 }
 
 /* The entry of value, or NULL; its norm in *norm (written in buf, room for value.len +
- * NORM_EXTRA bytes, or a name's key in nk). Inline, with normalize and find: each entry of
- * a text is looked up once, and the norm then stays in registers. */
+ * NORM_EXTRA bytes, or a name's key in nk), and where it goes in the index in *slot (find).
+ * Inline, with normalize and find: each entry of a text is looked up once, and the norm
+ * then stays in registers. */
 __attribute__((always_inline)) static inline struct entry *
 lookup(const struct hub_anon_vault *v, enum hub_anon_type type, struct hub_str value, char *buf,
-       struct hub_str *norm, bool *literal, uint64_t *h, struct name_key *nk)
+       struct hub_str *norm, bool *literal, uint64_t *h, struct name_key *nk, size_t *slot)
 {
 	struct entry *e;
 
 	*norm = normalize(v, type, value, buf, literal, nk, h);
-	e = find(v, type, *norm, *h);
+	e = find(v, type, *norm, *h, slot);
 	if (!e && type == HUB_ANON_PHONE && is_local(*norm))
 		e = find_local(v, *norm);
 	return e;
@@ -623,8 +633,9 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	struct entry *e;
 	bool literal;
 	uint64_t h;
+	size_t slot;
 
-	e = lookup(v, type, value, buf, &norm, &literal, &h, nk);
+	e = lookup(v, type, value, buf, &norm, &literal, &h, nk, &slot);
 	if (e) {
 		if (known && type == HUB_ANON_NAME && !literal)
 			index_name(v, value, nk, e->norm.len, e->hash, how);
@@ -645,10 +656,13 @@ static struct entry *intern(struct hub_anon_vault *v, enum hub_anon_type type,
 	hub_anon__copy_short(p + norm.len + 1, value.p, value.len);
 	p[norm.len + 1 + value.len] = '\0';
 	v->arena = p + norm.len + value.len + 2;
-	if (!v->room)
-		entry_room(v);
+	if (v->room) {
+		v->index[slot] = (uint32_t)v->n + 1;
+	} else {
+		entry_room(v); /* the index zeroed or grown: looked for again */
+		index_entry(v, h, v->n);
+	}
 	v->room--;
-	index_entry(v, h, v->n);
 	e = &v->e[v->n++];
 	*e = (struct entry){ .hash = h,
 			     .norm = { p, norm.len },
@@ -1257,13 +1271,14 @@ static int scan_out(const struct hub_anon_vault *v, struct hub_str text, bool va
 		const struct hub_anon_span *sp = &spans.items[i];
 		bool literal;
 		uint64_t h;
+		size_t slot;
 
 		if (sp->type == HUB_ANON_MARKER)
 			continue;
 		hub_buf_reset(&b);
 		hub_buf_grow(&b, sp->end - sp->start + NORM_EXTRA);
 		key_it(&nk);
-		if (lookup(v, sp->type, span_text(text, sp), b.p, &norm, &literal, &h, &nk))
+		if (lookup(v, sp->type, span_text(text, sp), b.p, &norm, &literal, &h, &nk, &slot))
 			hit = 1;
 		else if (!values_only)
 			hit = 2;
