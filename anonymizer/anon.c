@@ -1151,8 +1151,11 @@ static void cut_words(struct scan *s)
 			i = wd->end; /* from memory: one value less live across classify */
 			ctx = W_ADJ | W_SOFT;
 			seps = 0;
-			if (i >= n)
-				break;
+			/* a space after the word (most separators, and it changes nothing) is
+			 * passed without a branch on it; what is not one is read again above:
+			 * one unforeseeable branch, on the next word starting there, not two */
+			i += cp == ' ';
+			continue;
 		}
 		ctx &= ~(uint64_t)W_HYPHEN; /* set again by a hyphen */
 		if (cp == ' ') { /* most separators: changes nothing, as SEP_SPACE */
