@@ -1162,10 +1162,10 @@ static void cut_words(struct scan *s)
 			i++;
 			continue;
 		}
-		if (cp == '-' && !seps++ && i > 0)
-			ctx |= W_HYPHEN;
 		switch (sep_of(cp)) {
 		case SEP_SPACE:
+			if (cp == '-' && !seps++ && i > 0)
+				ctx |= W_HYPHEN;
 			break;
 		case SEP_SOFT:
 			ctx &= ~(uint64_t)W_ADJ;
@@ -1201,6 +1201,14 @@ static void cut_words(struct scan *s)
 			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 		}
 		i += l;
+		/* and a space after it (", ", "12 "), as after a word: without a branch on it
+		 * (a space clears W_HYPHEN, and does nothing else) */
+		if (i < n) {
+			bool space = p[i] == ' ';
+
+			i += space;
+			ctx &= ~((uint64_t)space * W_HYPHEN);
+		}
 	}
 }
 
