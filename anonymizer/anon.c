@@ -1151,18 +1151,21 @@ static void cut_words(struct scan *s)
 			i = wd->end; /* from memory: one value less live across classify */
 			ctx = W_ADJ | W_SOFT;
 			seps = 0;
-			if (i >= n)
-				break;
+			/* a space after the word (most separators, and it changes nothing) is
+			 * passed without a branch on it; what is not one is read again above:
+			 * one unforeseeable branch, on the next word starting there, not two */
+			i += cp == ' ';
+			continue;
 		}
 		ctx &= ~(uint64_t)W_HYPHEN; /* set again by a hyphen */
 		if (cp == ' ') { /* most separators: changes nothing, as SEP_SPACE */
 			i++;
 			continue;
 		}
-		if (cp == '-' && !seps++ && i > 0)
-			ctx |= W_HYPHEN;
 		switch (sep_of(cp)) {
 		case SEP_SPACE:
+			if (cp == '-' && !seps++ && i > 0)
+				ctx |= W_HYPHEN;
 			break;
 		case SEP_SOFT:
 			ctx &= ~(uint64_t)W_ADJ;
@@ -1198,6 +1201,14 @@ static void cut_words(struct scan *s)
 			ctx &= ~(uint64_t)(W_ADJ | W_SOFT);
 		}
 		i += l;
+		/* and a space after it (", ", "12 "), as after a word: without a branch on it
+		 * (a space clears W_HYPHEN, and does nothing else) */
+		if (i < n) {
+			bool space = p[i] == ' ';
+
+			i += space;
+			ctx &= ~((uint64_t)space * W_HYPHEN);
+		}
 	}
 }
 
