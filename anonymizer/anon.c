@@ -1276,6 +1276,28 @@ static uint32_t name_shape(const struct hub_anon_key *k)
 #undef ENDS
 }
 
+/* Whether k (of two bytes or more) may end as an ending of name_shape: by its last two
+ * bytes, which few words end with (a table by the low five bits of each, the key's bytes
+ * being 'a'..'z'), before a call that finds most keys end otherwise. */
+static inline bool shape_may(const struct hub_anon_key *k)
+{
+#define B(c) (1u << ((c) & 31))
+	static const uint32_t before_last[32] = {
+		['h' & 31] = B('c'),
+		['a' & 31] = B('n') | B('v') | B('i'),
+		['v' & 31] = B('o') | B('e'),
+		['n' & 31] = B('i') | B('a'),
+		['i' & 31] = B('i') | B('l') | B('z') | B('a'),
+		['o' & 31] = B('k'),
+		['k' & 31] = B('u') | B('e'),
+		['e' & 31] = B('z'),
+	};
+#undef B
+	const char *end = k->s + k->len;
+
+	return before_last[end[-1] & 31] >> (end[-2] & 31) & 1;
+}
+
 /* A word in lower case shorter than 14 bytes: its shape (morphology) is at most W_SURSHAPE
  * and W_KAZSUR, which only lower_pair reads, for a word beside a name. It is found there
  * (lower_shape), not for every word classify sees. */
@@ -1288,7 +1310,8 @@ static bool shape_later(const struct hub_anon__word *wd)
  * (capitalised words, long ones), W_SURSHAPE in any case. */
 static uint32_t morphology(const struct hub_anon__word *wd, const struct hub_anon_key *k)
 {
-	uint32_t m = k->len >= 5 ? name_shape(k) : 0; /* no ending fits a shorter key */
+	/* no ending fits a shorter key, nor most keys' last two bytes */
+	uint32_t m = k->len >= 5 && shape_may(k) ? name_shape(k) : 0;
 
 	if (!m)
 		return 0;
@@ -1572,7 +1595,8 @@ static void classify(struct scan *s, struct hub_anon__word *wd, struct hub_anon_
 	if (i && lens[i] >= 4 && (f & (LX_FIRST | LX_SUR)) && kazakh_ending(k, lens[i]))
 		w |= W_KAZCASE;
 shape:
-	if (k->len >= 5 && !shape_later(wd)) /* no ending fits a shorter key (morphology) */
+	/* no ending fits a shorter key (morphology), nor most keys' last two bytes */
+	if (k->len >= 5 && !shape_later(wd) && shape_may(k))
 		w |= morphology(wd, k);
 done:
 	wd->w = w;

@@ -122,7 +122,7 @@ static inline size_t hub_anon__key_stems(const struct hub_anon_key *k,
 {
 	const unsigned char *end = (const unsigned char *)k->s + k->len;
 	size_t len = k->len, n = 1;
-	unsigned last;
+	unsigned last, third;
 	uint32_t e;
 
 	lens[0] = len;
@@ -131,17 +131,16 @@ static inline size_t hub_anon__key_stems(const struct hub_anon_key *k,
 	last = hub_anon__stem_last[end[-1] & 0x7f];
 	if (!last)
 		return n; /* most words */
+	/* without a branch on the endings, which vary from word to word: each stem is
+	 * written where the next one goes and counted if it is one */
 	e = hub_anon__stem_pairs[last & 0xf][end[-2] & 0x7f];
-	if ((e & ~HUB_ANON_STEM_2) && len >= 3 + HUB_ANON_STEM_MIN) {
-		unsigned third = end[-3] - 'a'; /* a strict key's capitals end nothing */
-
-		if (third < 26 && (e >> third & 1))
-			lens[n++] = len - 3;
-	}
-	if ((e & HUB_ANON_STEM_2) && len >= 2 + HUB_ANON_STEM_MIN)
-		lens[n++] = len - 2;
-	if (last & HUB_ANON_STEM_1)
-		lens[n++] = len - 1;
+	third = end[-3] - 'a'; /* a strict key's capitals end nothing */
+	lens[n] = len - 3;
+	n += (third < 26) & (e >> (third & 31)) & (len >= 3 + HUB_ANON_STEM_MIN);
+	lens[n] = len - 2;
+	n += (e >> 31) & (len >= 2 + HUB_ANON_STEM_MIN);
+	lens[n] = len - 1;
+	n += last >> 7;
 	return n;
 }
 
