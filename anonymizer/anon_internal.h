@@ -138,9 +138,9 @@ static inline size_t hub_anon__key_stems(const struct hub_anon_key *k,
 	lens[n] = len - 3;
 	n += (third < 26) & (e >> (third & 31)) & (len >= 3 + HUB_ANON_STEM_MIN);
 	lens[n] = len - 2;
-	n += (e >> 31) & (len >= 2 + HUB_ANON_STEM_MIN);
+	n += !!(e & HUB_ANON_STEM_2) & (len >= 2 + HUB_ANON_STEM_MIN);
 	lens[n] = len - 1;
-	n += last >> 7;
+	n += !!(last & HUB_ANON_STEM_1);
 	return n;
 }
 
