@@ -100,8 +100,6 @@ static inline unsigned hub_anon__cyr_at(const unsigned char *p)
 /* The same a character at a time (the detector keys words as it cuts them): start
  * (hub_anon__key_start), add each code point (hub_anon__key_add_info with its
  * hub_anon__cp_info), end (hub_anon__key_end: false as hub_anon__key_mode); inline below. */
-/* The first byte of the key of a letter, 0 when it has none. */
-char hub_anon__key_first(uint32_t cp);
 /* The key's candidate stem lengths, longest first (the whole key first): the key without
  * one Russian or Kazakh case ending at a time (anon_key.c has the endings), each leaving a
  * stem of HUB_ANON_STEM_MIN bytes or more. At most four: the whole key, and without an

@@ -17,13 +17,6 @@ bool hub_anon__key(const struct hub_anon *anon, const char *p, size_t n,
 				  k);
 }
 
-char hub_anon__key_first(uint32_t cp)
-{
-	const char *s = hub_anon__cp_key(cp);
-
-	return s ? s[0] : 0;
-}
-
 /* hub_anon__key_mode with anon's tables; inline in it and in hub_anon__key_tables. */
 __attribute__((always_inline)) static inline bool
 key_mode(const uint32_t *cps, const uint32_t *cyr, const char *p, size_t n,
